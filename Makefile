@@ -1,0 +1,34 @@
+# Hookwarden: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+.PHONY: help demo test tools cluster-up cluster-down crds fmt lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+demo: ## set up and run the main job end to end (NATS JetStream + endpoint)
+	@tests/tools/demo.sh
+
+test: ## set up everything and pass every check and test
+	@tests/tools/test.sh
+
+tools: ## build the pinned upstream tools into ~/.cache/hookwarden/bin
+	@tests/tools/deps.sh
+	@tests/tools/install.sh
+
+cluster-up: tools ## start the local control plane (etcd, apiserver, controllers, scheduler, kwok)
+	@tests/tools/cluster.sh up
+
+cluster-down: ## stop everything cluster-up started
+	@tests/tools/cluster.sh down
+
+crds: ## regenerate crds/webhookendpoint.yaml from the Rust types
+	cargo run --quiet -p hookwarden-crds --bin crdgen > crds/webhookendpoint.yaml
+
+fmt: ## format the code
+	cargo fmt --all
+
+lint: ## formatting and clippy, as CI checks them
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings

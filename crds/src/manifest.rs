@@ -1,0 +1,72 @@
+//! Reading a `WebhookEndpoint` manifest from YAML, as the receiver does when it
+//! runs standalone.
+
+use crate::WebhookEndpoint;
+
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The YAML does not describe a `WebhookEndpoint` (the message names the field).
+    #[error("invalid WebhookEndpoint manifest: {0}")]
+    Invalid(#[from] serde_yaml_ng::Error),
+    /// The document is valid YAML for another kind or API version.
+    #[error(
+        "expected apiVersion hookwarden.dev/v1alpha1 and kind WebhookEndpoint, got {api_version} {kind}"
+    )]
+    WrongKind {
+        /// The document's `apiVersion`.
+        api_version: String,
+        /// The document's `kind`.
+        kind: String,
+    },
+}
+
+/// Parses one `WebhookEndpoint` manifest.
+pub fn from_yaml(yaml: &str) -> Result<WebhookEndpoint, ManifestError> {
+    let types: kube::core::TypeMeta = serde_yaml_ng::from_str(yaml)?;
+    if types.api_version != "hookwarden.dev/v1alpha1" || types.kind != "WebhookEndpoint" {
+        return Err(ManifestError::WrongKind {
+            api_version: types.api_version,
+            kind: types.kind,
+        });
+    }
+    Ok(serde_yaml_ng::from_str(yaml)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Provider;
+
+    #[test]
+    fn reads_a_github_endpoint() {
+        let endpoint = from_yaml(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: gh, namespace: ci}\n\
+             spec:\n  provider: github\n  secretRefs: [{name: gh, key: secret}]\n  allowedSourceCidrs: [192.30.252.0/22]\n",
+        )
+        .expect("valid manifest");
+        assert_eq!(endpoint.spec.provider, Provider::Github);
+        assert_eq!(endpoint.spec.secret_refs[0].key, "secret");
+        assert_eq!(endpoint.spec.allowed_source_cidrs, ["192.30.252.0/22"]);
+    }
+
+    #[test]
+    fn names_the_bad_field() {
+        let err = from_yaml(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: x}\nspec: {provider: gitbub}\n",
+        )
+        .expect_err("unknown provider");
+        let message = err.to_string();
+        assert!(message.contains("spec.provider"), "{message}");
+        assert!(message.contains("gitbub"), "{message}");
+    }
+
+    #[test]
+    fn refuses_another_kind() {
+        let err = from_yaml(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec: {provider: github}\n",
+        )
+        .expect_err("wrong kind");
+        assert!(matches!(err, ManifestError::WrongKind { .. }), "{err}");
+    }
+}

@@ -1,0 +1,22 @@
+//! Test support: real services, started and stopped by the tests themselves.
+//!
+//! - [`NatsServer`]: a private `nats-server -js` on a port the server picks,
+//!   with its own store directory, stopped on drop.
+//! - [`TestNamespace`]: a fresh, randomly named namespace in the shared local
+//!   control plane (`make cluster-up`), deleted on drop, with a `kube::Client`.
+//!
+//! The binaries are the pinned builds from `tests/tools/install.sh`
+//! (see [`tools`]). Nothing here depends on a fixed port being free or on
+//! another test's state.
+#![forbid(unsafe_code)]
+
+mod cluster;
+mod error;
+mod nats;
+mod process;
+pub mod tools;
+
+pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
+pub use error::SupportError;
+pub use nats::{NatsServer, NatsServerBuilder};
+pub use process::ManagedProcess;

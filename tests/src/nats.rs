@@ -1,0 +1,240 @@
+//! A private `nats-server -js` per test.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::tools::require_tool;
+use crate::{ManagedProcess, SupportError};
+
+/// Options for [`NatsServer`]; see [`NatsServer::builder`].
+#[derive(Debug, Clone)]
+pub struct NatsServerBuilder {
+    binary: Option<PathBuf>,
+    port: Option<u16>,
+    store_dir: Option<PathBuf>,
+    ready_timeout: Duration,
+    max_payload: Option<u32>,
+}
+
+impl NatsServerBuilder {
+    /// Runs this binary instead of the pinned `nats-server` build.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Listens on this port instead of one the server picks itself.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Keeps JetStream's files here instead of a fresh temporary directory.
+    pub fn store_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.store_dir = Some(dir.into());
+        self
+    }
+
+    /// How long the server may take to accept JetStream requests (default 30 s).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
+        self
+    }
+
+    /// The server's `max_payload` in bytes (default: the server's 1 MiB).
+    pub fn max_payload(mut self, bytes: u32) -> Self {
+        self.max_payload = Some(bytes);
+        self
+    }
+
+    /// Starts the server and waits until JetStream answers.
+    pub async fn start(self) -> Result<NatsServer, SupportError> {
+        let binary = match &self.binary {
+            Some(path) => path.clone(),
+            None => require_tool("nats-server")?,
+        };
+        let work = TempDir::with_prefix("hookwarden-nats-")
+            .map_err(SupportError::io("cannot create a temp dir"))?;
+        let store = match &self.store_dir {
+            Some(dir) => dir.clone(),
+            None => work.path().join("jetstream"),
+        };
+        let mut server = NatsServer {
+            process: None,
+            url: String::new(),
+            port: self.port,
+            store,
+            binary,
+            options: self,
+            work,
+        };
+        server.launch().await?;
+        Ok(server)
+    }
+}
+
+/// A running `nats-server` with JetStream enabled, stopped on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    process: Option<ManagedProcess>,
+    url: String,
+    port: Option<u16>,
+    store: PathBuf,
+    binary: PathBuf,
+    options: NatsServerBuilder,
+    // Last: removed after the process is stopped.
+    work: TempDir,
+}
+
+impl NatsServer {
+    /// Options for a server; `NatsServer::builder().start()` is [`NatsServer::start`].
+    pub fn builder() -> NatsServerBuilder {
+        NatsServerBuilder {
+            binary: None,
+            port: None,
+            store_dir: None,
+            ready_timeout: Duration::from_secs(30),
+            max_payload: None,
+        }
+    }
+
+    /// Starts a server on a port of its choosing with a fresh store.
+    pub async fn start() -> Result<Self, SupportError> {
+        Self::builder().start().await
+    }
+
+    /// The client URL, e.g. `nats://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The JetStream store directory.
+    pub fn store_dir(&self) -> &Path {
+        &self.store
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(ManagedProcess::pid)
+    }
+
+    /// The server's log file.
+    pub fn log(&self) -> PathBuf {
+        self.work.path().join("nats-server.log")
+    }
+
+    /// A connected client.
+    pub async fn connect(&self) -> Result<async_nats::Client, async_nats::ConnectError> {
+        async_nats::connect(&self.url).await
+    }
+
+    /// Crashes the server (SIGKILL), as a resilience test needs.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Stops the server gracefully (SIGTERM).
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+    }
+
+    /// Stops the server if it runs, and starts it again on the same port
+    /// with the same store, so clients reconnect and stored data is kept.
+    pub async fn restart(&mut self) -> Result<(), SupportError> {
+        self.stop();
+        self.launch().await
+    }
+
+    async fn launch(&mut self) -> Result<(), SupportError> {
+        let ports_dir = self.work.path().join("ports");
+        // A stale ports file of an earlier run must not be mistaken for this one's.
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir)
+            .map_err(SupportError::io("cannot create the ports dir"))?;
+        let port = self.port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
+        let mut args = vec![
+            "--addr".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--port".to_owned(),
+            port,
+            "--jetstream".to_owned(),
+            "--store_dir".to_owned(),
+            self.store.display().to_string(),
+            "--ports_file_dir".to_owned(),
+            ports_dir.display().to_string(),
+            "--server_name".to_owned(),
+            "hookwarden-test".to_owned(),
+        ];
+        if let Some(bytes) = self.options.max_payload {
+            // Only settable in a config file.
+            let conf = self.work.path().join("nats-server.conf");
+            std::fs::write(&conf, format!("max_payload: {bytes}\n"))
+                .map_err(SupportError::io("cannot write nats-server.conf"))?;
+            args.extend(["--config".to_owned(), conf.display().to_string()]);
+        }
+        let mut process = ManagedProcess::spawn("nats-server", &self.binary, &args, &self.log())?;
+        let result = process
+            .wait_until(self.options.ready_timeout, || {
+                let found = read_ports_file(&ports_dir);
+                async move {
+                    let candidate = found?;
+                    jetstream_answers(&candidate).await.then_some(candidate)
+                }
+            })
+            .await;
+        let url = match result {
+            Ok(url) => url,
+            Err(err) => {
+                // Keep the work dir, and so the log the error points to.
+                self.work.disable_cleanup(true);
+                return Err(match err {
+                    SupportError::ExitedEarly { tail, log, .. }
+                        if tail.contains("address already in use") =>
+                    {
+                        SupportError::PortInUse {
+                            what: "nats-server".to_owned(),
+                            port: self.port.unwrap_or_default(),
+                            log,
+                        }
+                    }
+                    other => other,
+                });
+            }
+        };
+        self.port = url.rsplit(':').next().and_then(|p| p.parse().ok());
+        self.url = url;
+        self.process = Some(process);
+        Ok(())
+    }
+}
+
+/// The client URL from the ports file nats-server writes once it listens.
+fn read_ports_file(dir: &Path) -> Option<String> {
+    let entry = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "ports"))?;
+    let text = std::fs::read_to_string(entry.path()).ok()?;
+    let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
+    ports["nats"][0].as_str().map(str::to_owned)
+}
+
+async fn jetstream_answers(url: &str) -> bool {
+    let attempt = async {
+        let client = async_nats::connect(url).await.ok()?;
+        async_nats::jetstream::new(client)
+            .query_account()
+            .await
+            .ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), attempt).await,
+        Ok(Some(_))
+    )
+}

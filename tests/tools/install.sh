@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds every pinned upstream tool from its Go module into the cache, once.
+# Usage: tests/tools/install.sh [tool ...]   (default: all)
+# A binary already in the cache is reused, so a second run takes no time.
+set -euo pipefail
+# shellcheck source=tests/tools/lib.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+
+command -v go >/dev/null 2>&1 ||
+  die "Go is not installed (needed to build the test tools from their Go modules; want go >= $GO_MIN_VERSION)"
+go_version=$(go env GOVERSION | sed 's/^go//')
+printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_version" | sort -V -C ||
+  die "Go $go_version is too old: the pinned tools need go >= $GO_MIN_VERSION"
+
+# Never let go fetch another toolchain, and never edit the committed go.mod/go.sum.
+export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
+
+k8s_minor=${KUBERNETES_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
+k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
+ -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$k8s_minor \
+ -X k8s.io/component-base/version.gitTreeState=clean \
+ -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION \
+ -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$k8s_minor"
+
+# name wrapper-module module-path package pinned-version ldflags
+build() {
+  local name=$1 module=$2 modpath=$3 pkg=$4 version=$5 ldflags=$6
+  local out; out=$(tool_path "$name")
+  [ -x "$out" ] && return 0
+  local dir=$tools_dir/go/$module log=$log_dir/build-$name.log
+  awk -v m="$modpath" -v v="$version" '($1 == m && $2 == v) || ($1 == "require" && $2 == m && $3 == v) { found = 1 } END { exit !found }' "$dir/go.mod" ||
+    die "$dir/go.mod does not pin $version (versions.env changed?): run tests/tools/update-wrappers.sh"
+  say "building $name $version (log: $log)"
+  local start=$SECONDS
+  if ! (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg") >"$log" 2>&1; then
+    rm -f "$out.tmp"
+    tail -n 20 "$log" >&2
+    die "building $name $version failed; full log: $log"
+  fi
+  mv "$out.tmp" "$out"
+  say "built $name in $((SECONDS - start))s -> $out"
+}
+
+want=("$@")
+[ ${#want[@]} -gt 0 ] || want=(nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+for t in "${want[@]}"; do
+  case $t in
+    nats-server) build nats-server nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" "" ;;
+    nats) build nats natscli github.com/nats-io/natscli github.com/nats-io/natscli/nats "$NATSCLI_VERSION" "-X main.version=$NATSCLI_VERSION" ;;
+    etcd) build etcd etcd go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "" ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl)
+      build "$t" kubernetes k8s.io/kubernetes "k8s.io/kubernetes/cmd/$t" "$KUBERNETES_VERSION" "$k8s_ldflags" ;;
+    kwok) build kwok kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" ;;
+    helm) build helm helm "helm.sh/helm/${HELM_VERSION%%.*}" "helm.sh/helm/${HELM_VERSION%%.*}/cmd/helm" "$HELM_VERSION" \
+      "-X helm.sh/helm/${HELM_VERSION%%.*}/internal/version.version=$HELM_VERSION -X helm.sh/helm/${HELM_VERSION%%.*}/internal/version.metadata=" ;;
+    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)" ;;
+  esac
+done
