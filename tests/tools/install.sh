@@ -13,7 +13,7 @@ printf '%s\n%s\n' "$GO_MIN_VERSION" "$go_version" | sort -V -C ||
   die "Go $go_version is too old: the pinned tools need go >= $GO_MIN_VERSION"
 
 # Never let go fetch another toolchain, and never edit the committed go.mod/go.sum.
-export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
+export GOTOOLCHAIN=local GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
 
 k8s_minor=${KUBERNETES_VERSION#v1.}; k8s_minor=${k8s_minor%%.*}
 k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
