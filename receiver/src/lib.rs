@@ -1,9 +1,11 @@
 //! The Hookwarden receiver: the data-plane process behind every
 //! `WebhookEndpoint`.
 //!
-//! So far it loads and checks its configuration ([`config`]); the HTTPS
-//! pipeline (client IP, allowlist, rate limits, verification, audit log,
-//! JetStream publish) is built on top of it.
+//! It loads its configuration ([`config`]) and secrets ([`secrets`]), and
+//! verifies deliveries ([`verify`]). Each concern is its own module with
+//! pure functions at the core, so the HTTP and NATS edges stay thin.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod secrets;
+pub mod verify;
