@@ -3,11 +3,12 @@
 //!
 //! It loads its configuration ([`config`]) and secrets ([`secrets`]),
 //! verifies deliveries ([`verify`]) and stores them in JetStream
-//! ([`publish`]). Each concern is its own module with small pure functions
+//! ([`publish`]), behind a small HTTP server ([`server`]). Each concern is its own module with small pure functions
 //! at the core, so the HTTP and NATS edges stay thin.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod publish;
 pub mod secrets;
+pub mod server;
 pub mod verify;
