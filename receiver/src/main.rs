@@ -1,9 +1,15 @@
 //! `hookwarden-receiver`: the data-plane process of Hookwarden.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hookwarden_crds::WebhookEndpoint;
+use hookwarden_receiver::publish::{Publisher, Target};
+use hookwarden_receiver::server::{self, AppState};
+use hookwarden_receiver::{config, secrets, verify};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,34 +29,217 @@ enum Command {
         #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
         endpoint: PathBuf,
     },
+    /// Receive deliveries for one endpoint over plain HTTP (TLS comes later;
+    /// put a TLS-terminating proxy in front until then).
+    Serve {
+        /// The WebhookEndpoint manifest (YAML).
+        #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
+        endpoint: PathBuf,
+        /// Directory laid out like mounted Secrets: `<dir>/<secret name>/<key>`.
+        #[arg(long, env = "HOOKWARDEN_SECRETS_DIR")]
+        secrets_dir: PathBuf,
+        /// The NATS server to store deliveries in.
+        #[arg(
+            long,
+            env = "HOOKWARDEN_NATS_URL",
+            default_value = "nats://127.0.0.1:4222"
+        )]
+        nats_url: String,
+        /// Address to listen on.
+        #[arg(long, env = "HOOKWARDEN_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// Seconds to wait for JetStream to acknowledge a delivery before
+        /// answering 503.
+        #[arg(long, env = "HOOKWARDEN_PUBLISH_TIMEOUT_SECS", default_value_t = 3)]
+        publish_timeout_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { endpoint } => {
-            match hookwarden_receiver::config::load_endpoint(&endpoint) {
-                Ok(endpoint) => {
-                    let name = endpoint.metadata.name.as_deref().unwrap_or("<unnamed>");
-                    println!(
-                        "{name}: provider {:?}, {} secret(s), {}",
-                        endpoint.spec.provider,
-                        endpoint.spec.secret_refs.len(),
-                        if endpoint.spec.allowed_source_cidrs.is_empty() {
-                            "no IP restriction".to_owned()
-                        } else {
-                            format!(
-                                "{} allowed source network(s)",
-                                endpoint.spec.allowed_source_cidrs.len()
-                            )
-                        }
-                    );
-                    ExitCode::SUCCESS
-                }
+        Command::Check { endpoint } => check(&endpoint),
+        Command::Serve {
+            endpoint,
+            secrets_dir,
+            nats_url,
+            listen,
+            publish_timeout_secs,
+        } => {
+            init_logging();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
                 Err(err) => {
-                    eprintln!("hookwarden-receiver: {err}");
+                    eprintln!("hookwarden-receiver: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = ServeOptions {
+                endpoint,
+                secrets_dir,
+                nats_url,
+                listen,
+                publish_timeout: Duration::from_secs(publish_timeout_secs),
+            };
+            match runtime.block_on(serve(options)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = %err, "hookwarden-receiver stopped");
                     ExitCode::FAILURE
                 }
             }
         }
     }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match config::load_endpoint(path) {
+        Ok(endpoint) => {
+            println!("{}", describe(&endpoint));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("hookwarden-receiver: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn describe(endpoint: &WebhookEndpoint) -> String {
+    let name = endpoint.metadata.name.as_deref().unwrap_or("<unnamed>");
+    format!(
+        "{name}: provider {:?}, {} secret(s), {}",
+        endpoint.spec.provider,
+        endpoint.spec.secret_refs.len(),
+        if endpoint.spec.allowed_source_cidrs.is_empty() {
+            "no IP restriction".to_owned()
+        } else {
+            format!(
+                "{} allowed source network(s)",
+                endpoint.spec.allowed_source_cidrs.len()
+            )
+        }
+    )
+}
+
+/// One JSON object per line on stdout, for log collectors; `RUST_LOG`
+/// filters (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .flatten_event(true)
+        .with_current_span(false)
+        .init();
+}
+
+#[derive(Debug)]
+struct ServeOptions {
+    endpoint: PathBuf,
+    secrets_dir: PathBuf,
+    nats_url: String,
+    listen: SocketAddr,
+    publish_timeout: Duration,
+}
+
+/// Why `serve` could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Secrets(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Verifier(#[from] verify::VerifierError),
+    #[error("{}: {source}", path.display())]
+    Target {
+        path: PathBuf,
+        source: hookwarden_receiver::publish::TargetError,
+    },
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Nats {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error(transparent)]
+    Stream(#[from] hookwarden_receiver::publish::EnsureStreamError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Everything is checked before the port opens: a receiver that listens
+/// must be able to verify and store, or providers would get errors for
+/// deliveries that a correctly configured replica would accept.
+async fn serve(options: ServeOptions) -> Result<(), ServeError> {
+    let endpoint = config::load_endpoint(&options.endpoint)?;
+    let target = Target::for_endpoint(&endpoint).map_err(|source| ServeError::Target {
+        path: options.endpoint.clone(),
+        source,
+    })?;
+    let secrets = secrets::load(&options.secrets_dir, &endpoint.spec.secret_refs)?;
+    let verifier = verify::for_provider(endpoint.spec.provider, secrets)?;
+
+    let client = async_nats::connect(&options.nats_url)
+        .await
+        .map_err(|source| ServeError::Nats {
+            url: options.nats_url.clone(),
+            source,
+        })?;
+    let publisher = Publisher::new(client, target.clone(), options.publish_timeout);
+    publisher.ensure_stream().await?;
+
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    tracing::info!(
+        endpoint = target.endpoint.as_str(),
+        listen = %options.listen,
+        stream = target.stream.as_str(),
+        subject_prefix = target.subject_prefix.as_str(),
+        "hookwarden-receiver serving (plain HTTP)"
+    );
+    server::serve(
+        AppState::new(verifier, publisher),
+        listener,
+        shutdown_signal(),
+    )
+    .await
+    .map_err(ServeError::Serve)?;
+    tracing::info!("hookwarden-receiver stopped gracefully");
+    Ok(())
+}
+
+/// Completes on SIGTERM (how Kubernetes stops a pod) or Ctrl-C. If a handler
+/// cannot be installed, that signal is simply not waited for.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
 }
