@@ -197,6 +197,17 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let publisher = Publisher::new(client, target.clone(), options.publish_timeout);
     publisher.ensure_stream().await?;
 
+    if !endpoint.spec.allowed_source_cidrs.is_empty() {
+        // Saying so loudly is better than letting an operator believe the
+        // restriction is in force.
+        tracing::warn!(
+            endpoint = target.endpoint.as_str(),
+            networks = endpoint.spec.allowed_source_cidrs.len(),
+            "spec.allowedSourceCidrs is NOT enforced by this receiver build yet; \
+             every source address may deliver (signatures are still verified)"
+        );
+    }
+
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| ServeError::Listen {

@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -34,6 +34,11 @@ use crate::verify::{Rejection, Verified, Verifier};
 /// can take before it is verified.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
+/// How long a client may take to send its body. Providers send small bodies
+/// at once; a client trickling bytes (slowloris) must not hold a connection
+/// and a buffer indefinitely. GitHub itself gives up after 10 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Seconds a provider is asked to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
@@ -48,6 +53,7 @@ struct Inner {
     verifier: Box<dyn Verifier>,
     publisher: Publisher,
     body_limit: usize,
+    body_timeout: Duration,
 }
 
 impl AppState {
@@ -68,6 +74,7 @@ impl AppState {
                 verifier,
                 publisher,
                 body_limit,
+                body_timeout: DEFAULT_BODY_TIMEOUT,
             }),
         }
     }
@@ -111,6 +118,7 @@ enum Outcome {
     Stored(Stored),
     Rejected(Rejection),
     TooLarge,
+    TimedOut,
     Unreadable,
     StoreUnavailable(PublishError),
 }
@@ -126,6 +134,7 @@ impl Outcome {
             }) => "duplicate",
             Self::Rejected(_) => "rejected",
             Self::TooLarge => "too_large",
+            Self::TimedOut => "timed_out",
             Self::Unreadable => "bad_request",
             Self::StoreUnavailable(_) => "store_unavailable",
         }
@@ -137,6 +146,7 @@ impl Outcome {
             Self::Stored(_) => None,
             Self::Rejected(rejection) => Some(rejection.code()),
             Self::TooLarge => Some("body_too_large"),
+            Self::TimedOut => Some("body_timeout"),
             Self::Unreadable => Some("body_unreadable"),
             Self::StoreUnavailable(_) => Some("store_unavailable"),
         }
@@ -156,6 +166,7 @@ impl Outcome {
                 .into_response(),
             Self::Rejected(_) => error(StatusCode::UNAUTHORIZED, reason),
             Self::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, reason),
+            Self::TimedOut => error(StatusCode::REQUEST_TIMEOUT, reason),
             Self::Unreadable => error(StatusCode::BAD_REQUEST, reason),
             Self::StoreUnavailable(_) => {
                 let mut response = error(StatusCode::SERVICE_UNAVAILABLE, reason);
@@ -245,7 +256,7 @@ async fn handle(
     received_at: jiff::Timestamp,
     facts: &mut Facts,
 ) -> Outcome {
-    let body = match read_capped(headers, body, inner.body_limit).await {
+    let body = match read_capped(headers, body, inner.body_limit, inner.body_timeout).await {
         Ok(body) => body,
         Err(outcome) => return outcome,
     };
@@ -274,10 +285,16 @@ async fn handle(
     }
 }
 
-/// Reads the whole body, but never more than `limit` bytes: a declared
-/// `Content-Length` over the cap is refused before reading anything, and a
-/// body without one (chunked) is cut off as soon as it passes the cap.
-async fn read_capped(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Outcome> {
+/// Reads the whole body, but never more than `limit` bytes and for no longer
+/// than `timeout`: a declared `Content-Length` over the cap is refused before
+/// reading anything, and a body without one (chunked) is cut off as soon as
+/// it passes the cap.
+async fn read_capped(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Outcome> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -285,9 +302,78 @@ async fn read_capped(headers: &HeaderMap, body: Body, limit: usize) -> Result<By
     if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
         return Err(Outcome::TooLarge);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(Outcome::TooLarge),
-        Err(_) => Err(Outcome::Unreadable),
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Err(_elapsed) => Err(Outcome::TimedOut),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(Outcome::TooLarge),
+        Ok(Err(_)) => Err(Outcome::Unreadable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn declared(len: usize) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        headers
+    }
+
+    fn chunked(chunks: usize, size: usize) -> Body {
+        Body::from_stream(futures::stream::iter(
+            (0..chunks).map(move |_| Ok::<_, Infallible>(vec![b'x'; size])),
+        ))
+    }
+
+    #[tokio::test]
+    async fn reads_a_body_up_to_the_cap() {
+        let body = read_capped(&declared(8), Body::from("12345678"), 8, TIMEOUT)
+            .await
+            .expect("at the cap");
+        assert_eq!(body.as_ref(), b"12345678");
+        let body = read_capped(&HeaderMap::new(), chunked(4, 2), 8, TIMEOUT)
+            .await
+            .expect("chunked, at the cap");
+        assert_eq!(body.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn refuses_a_declared_length_over_the_cap_without_reading() {
+        // The body would be fine; the declaration alone is refused.
+        let outcome = read_capped(&declared(9), Body::empty(), 8, TIMEOUT).await;
+        assert!(matches!(outcome, Err(Outcome::TooLarge)), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn cuts_off_a_chunked_body_over_the_cap() {
+        let outcome = read_capped(&HeaderMap::new(), chunked(5, 2), 8, TIMEOUT).await;
+        assert!(matches!(outcome, Err(Outcome::TooLarge)), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn gives_up_on_a_body_that_never_ends() {
+        let stalled = Body::from_stream(futures::stream::pending::<Result<Vec<u8>, Infallible>>());
+        let outcome = read_capped(&HeaderMap::new(), stalled, 8, Duration::from_millis(50)).await;
+        assert!(matches!(outcome, Err(Outcome::TimedOut)), "{outcome:?}");
+        assert_eq!(
+            Outcome::TimedOut.into_response().status(),
+            StatusCode::REQUEST_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn store_failures_ask_the_provider_to_retry() {
+        let response = Outcome::StoreUnavailable(PublishError::Timeout(Duration::from_secs(2)))
+            .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("5"))
+        );
     }
 }
