@@ -221,15 +221,46 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         subject_prefix = target.subject_prefix.as_str(),
         "hookwarden-receiver serving (plain HTTP)"
     );
-    server::serve(
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let serving = server::serve(
         AppState::new(verifier, publisher),
         listener,
-        shutdown_signal(),
-    )
-    .await
-    .map_err(ServeError::Serve)?;
-    tracing::info!("hookwarden-receiver stopped gracefully");
+        stopped(stop_rx.clone()),
+    );
+    let drain_deadline = async {
+        stopped(stop_rx).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        result = serving => {
+            result.map_err(ServeError::Serve)?;
+            tracing::info!("hookwarden-receiver stopped gracefully");
+        }
+        () = drain_deadline => {
+            tracing::warn!(
+                drain_timeout_secs = DRAIN_TIMEOUT.as_secs(),
+                "connections still open after the drain timeout; stopping anyway"
+            );
+        }
+    }
     Ok(())
+}
+
+/// How long requests in flight may take to finish after SIGTERM: below
+/// Kubernetes' default 30 s grace period, so the process exits on its own
+/// instead of being killed mid-answer.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Completes once shutdown was requested; never if the signal task is gone
+/// without requesting it (that must not stop the server).
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Completes on SIGTERM (how Kubernetes stops a pod) or Ctrl-C. If a handler
