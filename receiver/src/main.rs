@@ -194,6 +194,15 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             url: options.nats_url.clone(),
             source,
         })?;
+    let max_payload = client.server_info().max_payload;
+    if max_payload < server::DEFAULT_BODY_LIMIT + HEADER_HEADROOM {
+        tracing::warn!(
+            max_payload,
+            body_limit = server::DEFAULT_BODY_LIMIT,
+            "the NATS server's max_payload is below the body cap plus headers; \
+             bodies near the cap will be refused with 413"
+        );
+    }
     let publisher = Publisher::new(client, target.clone(), options.publish_timeout);
     publisher.ensure_stream().await?;
 
@@ -249,6 +258,9 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     }
     Ok(())
 }
+
+/// Room for the headers stored with a body (see `publish::headers`).
+const HEADER_HEADROOM: usize = 4096;
 
 /// How long requests in flight may take to finish after SIGTERM: below
 /// Kubernetes' default 30 s grace period, so the process exits on its own

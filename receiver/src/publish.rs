@@ -251,6 +251,10 @@ pub enum PublishError {
     /// JetStream refused or could not take the message.
     #[error("JetStream unavailable: {0}")]
     Unavailable(String),
+    /// Body plus headers exceed the NATS server's `max_payload`. Retrying
+    /// cannot help, so this must not be answered like an outage.
+    #[error("too large for NATS: {0}")]
+    TooLarge(String),
 }
 
 /// Why the endpoint's stream could not be ensured.
@@ -330,6 +334,7 @@ impl Publisher {
     fn publish_error(&self, err: &jetstream::context::PublishError) -> PublishError {
         match err.kind() {
             PublishErrorKind::TimedOut => PublishError::Timeout(self.ack_timeout),
+            PublishErrorKind::MaxPayloadExceeded => PublishError::TooLarge(err.to_string()),
             _ => PublishError::Unavailable(err.to_string()),
         }
     }

@@ -118,6 +118,8 @@ enum Outcome {
     Stored(Stored),
     Rejected(Rejection),
     TooLarge,
+    /// Within the body cap, but over the NATS server's `max_payload`.
+    TooLargeForStore(PublishError),
     TimedOut,
     Unreadable,
     StoreUnavailable(PublishError),
@@ -133,7 +135,7 @@ impl Outcome {
                 duplicate: true, ..
             }) => "duplicate",
             Self::Rejected(_) => "rejected",
-            Self::TooLarge => "too_large",
+            Self::TooLarge | Self::TooLargeForStore(_) => "too_large",
             Self::TimedOut => "timed_out",
             Self::Unreadable => "bad_request",
             Self::StoreUnavailable(_) => "store_unavailable",
@@ -145,7 +147,7 @@ impl Outcome {
         match self {
             Self::Stored(_) => None,
             Self::Rejected(rejection) => Some(rejection.code()),
-            Self::TooLarge => Some("body_too_large"),
+            Self::TooLarge | Self::TooLargeForStore(_) => Some("body_too_large"),
             Self::TimedOut => Some("body_timeout"),
             Self::Unreadable => Some("body_unreadable"),
             Self::StoreUnavailable(_) => Some("store_unavailable"),
@@ -165,7 +167,9 @@ impl Outcome {
             )
                 .into_response(),
             Self::Rejected(_) => error(StatusCode::UNAUTHORIZED, reason),
-            Self::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, reason),
+            Self::TooLarge | Self::TooLargeForStore(_) => {
+                error(StatusCode::PAYLOAD_TOO_LARGE, reason)
+            }
             Self::TimedOut => error(StatusCode::REQUEST_TIMEOUT, reason),
             Self::Unreadable => error(StatusCode::BAD_REQUEST, reason),
             Self::StoreUnavailable(_) => {
@@ -217,7 +221,7 @@ async fn ingest(
         _ => None,
     };
     let error = match &outcome {
-        Outcome::StoreUnavailable(err) => Some(err.to_string()),
+        Outcome::StoreUnavailable(err) | Outcome::TooLargeForStore(err) => Some(err.to_string()),
         _ => None,
     };
     tracing::info!(
@@ -281,6 +285,7 @@ async fn handle(
     facts.verified = Some(verified);
     match inner.publisher.publish(&delivery).await {
         Ok(stored) => Outcome::Stored(stored),
+        Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
         Err(err) => Outcome::StoreUnavailable(err),
     }
 }

@@ -127,6 +127,26 @@ async fn an_oversized_body_is_refused_declared_or_streamed() {
 }
 
 #[tokio::test]
+async fn a_body_over_the_nats_max_payload_is_413_not_503() {
+    // Retrying such a delivery can never succeed, so it must not get a 503.
+    let nats = NatsServer::builder()
+        .max_payload(2048)
+        .start()
+        .await
+        .expect("nats-server");
+    let receiver = start_receiver(&nats, 1024 * 1024).await;
+    let answer = receiver.deliver(&[b'c'; 4096], "delivery-7", None).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        answer.json
+    );
+    assert_eq!(answer.json["error"], "body_too_large");
+    assert_eq!(stored_messages(&nats, &receiver.target).await, 0);
+}
+
+#[tokio::test]
 async fn nats_down_means_503_then_storing_resumes_after_restart() {
     let mut nats = NatsServer::start().await.expect("nats-server");
     let receiver = start_receiver(&nats, 1024 * 1024).await;
