@@ -52,6 +52,9 @@ enum Command {
         /// answering 503.
         #[arg(long, env = "HOOKWARDEN_PUBLISH_TIMEOUT_SECS", default_value_t = 3)]
         publish_timeout_secs: u64,
+        /// Largest accepted body in bytes; larger deliveries get 413.
+        #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = server::DEFAULT_BODY_LIMIT)]
+        max_body_bytes: usize,
     },
 }
 
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             nats_url,
             listen,
             publish_timeout_secs,
+            max_body_bytes,
         } => {
             init_logging();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
                 nats_url,
                 listen,
                 publish_timeout: Duration::from_secs(publish_timeout_secs),
+                max_body_bytes,
             };
             match runtime.block_on(serve(options)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -144,6 +149,7 @@ struct ServeOptions {
     nats_url: String,
     listen: SocketAddr,
     publish_timeout: Duration,
+    max_body_bytes: usize,
 }
 
 /// Why `serve` could not start or stopped.
@@ -195,10 +201,10 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             source,
         })?;
     let max_payload = client.server_info().max_payload;
-    if max_payload < server::DEFAULT_BODY_LIMIT + HEADER_HEADROOM {
+    if max_payload < options.max_body_bytes.saturating_add(HEADER_HEADROOM) {
         tracing::warn!(
             max_payload,
-            body_limit = server::DEFAULT_BODY_LIMIT,
+            body_limit = options.max_body_bytes,
             "the NATS server's max_payload is below the body cap plus headers; \
              bodies near the cap will be refused with 413"
         );
@@ -236,7 +242,7 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         let _ = stop_tx.send(true);
     });
     let serving = server::serve(
-        AppState::new(verifier, publisher),
+        AppState::with_body_limit(verifier, publisher, options.max_body_bytes),
         listener,
         stopped(stop_rx.clone()),
     );

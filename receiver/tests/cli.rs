@@ -43,6 +43,7 @@ async fn serve_stores_a_delivery_and_stops_on_sigterm() {
         .env("HOOKWARDEN_SECRETS_DIR", &secrets)
         .env("HOOKWARDEN_NATS_URL", nats.url())
         .env("HOOKWARDEN_LISTEN", &listen)
+        .env("HOOKWARDEN_MAX_BODY_BYTES", "1000")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -79,6 +80,19 @@ async fn serve_stores_a_delivery_and_stops_on_sigterm() {
     let response = client.request(request).await.expect("response");
     assert_eq!(response.status(), hyper::StatusCode::OK);
 
+    let oversized = hyper::Request::post(format!("http://{listen}/"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+            b'x';
+            1001
+        ])))
+        .expect("request");
+    let response = client.request(oversized).await.expect("response");
+    assert_eq!(
+        response.status(),
+        hyper::StatusCode::PAYLOAD_TOO_LARGE,
+        "HOOKWARDEN_MAX_BODY_BYTES applies"
+    );
+
     let js = async_nats::jetstream::new(nats.connect().await.expect("connect"));
     let stream = js
         .get_stream("HOOKWARDEN_CLI_GITHUB")
@@ -105,8 +119,9 @@ async fn serve_stores_a_delivery_and_stops_on_sigterm() {
         .filter_map(|line| serde_json::from_str(line).ok())
         .filter(|line: &serde_json::Value| line["target"] == "hookwarden::audit")
         .collect();
-    assert_eq!(audit.len(), 1, "{log}");
+    assert_eq!(audit.len(), 2, "{log}");
     assert_eq!(audit[0]["outcome"], "stored");
+    assert_eq!(audit[1]["outcome"], "too_large");
     assert_eq!(
         audit[0]["secret_index"], 1,
         "the second (new) secret matched"
