@@ -1,9 +1,14 @@
 //! The Hookwarden receiver: the data-plane process behind every
 //! `WebhookEndpoint`.
 //!
-//! So far it loads and checks its configuration ([`config`]); the HTTPS
-//! pipeline (client IP, allowlist, rate limits, verification, audit log,
-//! JetStream publish) is built on top of it.
+//! It loads its configuration ([`config`]) and secrets ([`secrets`]),
+//! verifies deliveries ([`verify`]) and stores them in JetStream
+//! ([`publish`]), behind a small HTTP server ([`server`]). Each concern is its own module with small pure functions
+//! at the core, so the HTTP and NATS edges stay thin.
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod publish;
+pub mod secrets;
+pub mod server;
+pub mod verify;

@@ -1,9 +1,15 @@
 //! `hookwarden-receiver`: the data-plane process of Hookwarden.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hookwarden_crds::WebhookEndpoint;
+use hookwarden_receiver::publish::{Publisher, Target};
+use hookwarden_receiver::server::{self, AppState};
+use hookwarden_receiver::{config, secrets, verify};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,34 +29,277 @@ enum Command {
         #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
         endpoint: PathBuf,
     },
+    /// Receive deliveries for one endpoint over plain HTTP (TLS comes later;
+    /// put a TLS-terminating proxy in front until then).
+    Serve {
+        /// The WebhookEndpoint manifest (YAML).
+        #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
+        endpoint: PathBuf,
+        /// Directory laid out like mounted Secrets: `<dir>/<secret name>/<key>`.
+        #[arg(long, env = "HOOKWARDEN_SECRETS_DIR")]
+        secrets_dir: PathBuf,
+        /// The NATS server to store deliveries in.
+        #[arg(
+            long,
+            env = "HOOKWARDEN_NATS_URL",
+            default_value = "nats://127.0.0.1:4222"
+        )]
+        nats_url: String,
+        /// Address to listen on.
+        #[arg(long, env = "HOOKWARDEN_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// Seconds to wait for JetStream to acknowledge a delivery before
+        /// answering 503.
+        #[arg(long, env = "HOOKWARDEN_PUBLISH_TIMEOUT_SECS", default_value_t = 3)]
+        publish_timeout_secs: u64,
+        /// Largest accepted body in bytes; larger deliveries get 413.
+        #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = server::DEFAULT_BODY_LIMIT)]
+        max_body_bytes: usize,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Check { endpoint } => {
-            match hookwarden_receiver::config::load_endpoint(&endpoint) {
-                Ok(endpoint) => {
-                    let name = endpoint.metadata.name.as_deref().unwrap_or("<unnamed>");
-                    println!(
-                        "{name}: provider {:?}, {} secret(s), {}",
-                        endpoint.spec.provider,
-                        endpoint.spec.secret_refs.len(),
-                        if endpoint.spec.allowed_source_cidrs.is_empty() {
-                            "no IP restriction".to_owned()
-                        } else {
-                            format!(
-                                "{} allowed source network(s)",
-                                endpoint.spec.allowed_source_cidrs.len()
-                            )
-                        }
-                    );
-                    ExitCode::SUCCESS
-                }
+        Command::Check { endpoint } => check(&endpoint),
+        Command::Serve {
+            endpoint,
+            secrets_dir,
+            nats_url,
+            listen,
+            publish_timeout_secs,
+            max_body_bytes,
+        } => {
+            init_logging();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
                 Err(err) => {
-                    eprintln!("hookwarden-receiver: {err}");
+                    eprintln!("hookwarden-receiver: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = ServeOptions {
+                endpoint,
+                secrets_dir,
+                nats_url,
+                listen,
+                publish_timeout: Duration::from_secs(publish_timeout_secs),
+                max_body_bytes,
+            };
+            match runtime.block_on(serve(options)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = %err, "hookwarden-receiver stopped");
                     ExitCode::FAILURE
                 }
             }
         }
     }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match config::load_endpoint(path) {
+        Ok(endpoint) => {
+            println!("{}", describe(&endpoint));
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("hookwarden-receiver: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn describe(endpoint: &WebhookEndpoint) -> String {
+    let name = endpoint.metadata.name.as_deref().unwrap_or("<unnamed>");
+    format!(
+        "{name}: provider {:?}, {} secret(s), {}",
+        endpoint.spec.provider,
+        endpoint.spec.secret_refs.len(),
+        if endpoint.spec.allowed_source_cidrs.is_empty() {
+            "no IP restriction".to_owned()
+        } else {
+            format!(
+                "{} allowed source network(s)",
+                endpoint.spec.allowed_source_cidrs.len()
+            )
+        }
+    )
+}
+
+/// One JSON object per line on stdout, for log collectors; `RUST_LOG`
+/// filters (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .flatten_event(true)
+        .with_current_span(false)
+        .init();
+}
+
+#[derive(Debug)]
+struct ServeOptions {
+    endpoint: PathBuf,
+    secrets_dir: PathBuf,
+    nats_url: String,
+    listen: SocketAddr,
+    publish_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+/// Why `serve` could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Secrets(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Verifier(#[from] verify::VerifierError),
+    #[error("{}: {source}", path.display())]
+    Target {
+        path: PathBuf,
+        source: hookwarden_receiver::publish::TargetError,
+    },
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Nats {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error(transparent)]
+    Stream(#[from] hookwarden_receiver::publish::EnsureStreamError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Everything is checked before the port opens: a receiver that listens
+/// must be able to verify and store, or providers would get errors for
+/// deliveries that a correctly configured replica would accept.
+async fn serve(options: ServeOptions) -> Result<(), ServeError> {
+    let endpoint = config::load_endpoint(&options.endpoint)?;
+    let target = Target::for_endpoint(&endpoint).map_err(|source| ServeError::Target {
+        path: options.endpoint.clone(),
+        source,
+    })?;
+    let secrets = secrets::load(&options.secrets_dir, &endpoint.spec.secret_refs)?;
+    let verifier = verify::for_provider(endpoint.spec.provider, secrets)?;
+
+    let client = async_nats::connect(&options.nats_url)
+        .await
+        .map_err(|source| ServeError::Nats {
+            url: options.nats_url.clone(),
+            source,
+        })?;
+    let max_payload = client.server_info().max_payload;
+    if max_payload < options.max_body_bytes.saturating_add(HEADER_HEADROOM) {
+        tracing::warn!(
+            max_payload,
+            body_limit = options.max_body_bytes,
+            "the NATS server's max_payload is below the body cap plus headers; \
+             bodies near the cap will be refused with 413"
+        );
+    }
+    let publisher = Publisher::new(client, target.clone(), options.publish_timeout);
+    publisher.ensure_stream().await?;
+
+    if !endpoint.spec.allowed_source_cidrs.is_empty() {
+        // Saying so loudly is better than letting an operator believe the
+        // restriction is in force.
+        tracing::warn!(
+            endpoint = target.endpoint.as_str(),
+            networks = endpoint.spec.allowed_source_cidrs.len(),
+            "spec.allowedSourceCidrs is NOT enforced by this receiver build yet; \
+             every source address may deliver (signatures are still verified)"
+        );
+    }
+
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+    tracing::info!(
+        endpoint = target.endpoint.as_str(),
+        listen = %options.listen,
+        stream = target.stream.as_str(),
+        subject_prefix = target.subject_prefix.as_str(),
+        "hookwarden-receiver serving (plain HTTP)"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let serving = server::serve(
+        AppState::with_body_limit(verifier, publisher, options.max_body_bytes),
+        listener,
+        stopped(stop_rx.clone()),
+    );
+    let drain_deadline = async {
+        stopped(stop_rx).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        result = serving => {
+            result.map_err(ServeError::Serve)?;
+            tracing::info!("hookwarden-receiver stopped gracefully");
+        }
+        () = drain_deadline => {
+            tracing::warn!(
+                drain_timeout_secs = DRAIN_TIMEOUT.as_secs(),
+                "connections still open after the drain timeout; stopping anyway"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Room for the headers stored with a body (see `publish::headers`).
+const HEADER_HEADROOM: usize = 4096;
+
+/// How long requests in flight may take to finish after SIGTERM: below
+/// Kubernetes' default 30 s grace period, so the process exits on its own
+/// instead of being killed mid-answer.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Completes once shutdown was requested; never if the signal task is gone
+/// without requesting it (that must not stop the server).
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Completes on SIGTERM (how Kubernetes stops a pod) or Ctrl-C. If a handler
+/// cannot be installed, that signal is simply not waited for.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
 }

@@ -1,0 +1,205 @@
+//! Webhook secrets, read from files laid out like a mounted Kubernetes
+//! Secret: `<secrets-dir>/<secret name>/<key>`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hookwarden_crds::SecretKeyRef;
+
+/// Secret bytes. `Debug` never shows them, so a secret cannot leak through a
+/// log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// The secret bytes, for computing a signature. Never log them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&[u8]> for Secret {
+    fn from(bytes: &[u8]) -> Self {
+        Self(bytes.to_vec())
+    }
+}
+
+impl From<Vec<u8>> for Secret {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Why the endpoint's secrets could not be loaded. Errors name the reference
+/// and the file, never the secret's content.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The reference's name or key cannot be a file name in the secrets
+    /// directory (it would escape it, or is not a valid Kubernetes name).
+    #[error("secretRef {name}/{key} is not a valid Secret name and key")]
+    InvalidRef {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+    },
+    /// The secret file could not be read.
+    #[error("cannot read secretRef {name}/{key} from {}: {source}", path.display())]
+    Read {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The secret file is empty; an empty HMAC key would make signatures
+    /// anyone can forge.
+    #[error("secretRef {name}/{key} ({}) is empty", path.display())]
+    Empty {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Reads every reference from `<dir>/<name>/<key>`, in order (the order is
+/// the secret index a verification reports).
+///
+/// The bytes are taken exactly as stored, like Kubernetes mounts them; a
+/// trailing newline is part of the secret.
+pub fn load(dir: &Path, refs: &[SecretKeyRef]) -> Result<Vec<Secret>, SecretError> {
+    refs.iter().map(|r| load_one(dir, r)).collect()
+}
+
+fn load_one(dir: &Path, secret_ref: &SecretKeyRef) -> Result<Secret, SecretError> {
+    let SecretKeyRef { name, key } = secret_ref;
+    if !valid_component(name) || !valid_component(key) {
+        return Err(SecretError::InvalidRef {
+            name: name.clone(),
+            key: key.clone(),
+        });
+    }
+    let path = dir.join(name).join(key);
+    let bytes = std::fs::read(&path).map_err(|source| SecretError::Read {
+        name: name.clone(),
+        key: key.clone(),
+        path: path.clone(),
+        source,
+    })?;
+    if bytes.is_empty() {
+        return Err(SecretError::Empty {
+            name: name.clone(),
+            key: key.clone(),
+            path,
+        });
+    }
+    Ok(Secret(bytes))
+}
+
+/// A Secret name or key as Kubernetes allows them (`[-._a-zA-Z0-9]+`), and
+/// never `.` or `..`, so a reference cannot point outside the directory.
+fn valid_component(text: &str) -> bool {
+    !text.is_empty()
+        && text != "."
+        && text != ".."
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret_ref(name: &str, key: &str) -> SecretKeyRef {
+        SecretKeyRef {
+            name: name.to_owned(),
+            key: key.to_owned(),
+        }
+    }
+
+    fn write(dir: &Path, name: &str, key: &str, content: &[u8]) {
+        std::fs::create_dir_all(dir.join(name)).expect("mkdir");
+        std::fs::write(dir.join(name).join(key), content).expect("write");
+    }
+
+    #[test]
+    fn loads_every_ref_in_order_byte_for_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "github-webhook", "secret", b"new\n");
+        write(dir.path(), "github-webhook", "previous", b"old");
+        let secrets = load(
+            dir.path(),
+            &[
+                secret_ref("github-webhook", "secret"),
+                secret_ref("github-webhook", "previous"),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(secrets.len(), 2);
+        assert_eq!(secrets[0].expose(), b"new\n");
+        assert_eq!(secrets[1].expose(), b"old");
+    }
+
+    #[test]
+    fn a_missing_file_names_the_ref_and_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = load(dir.path(), &[secret_ref("gh", "secret")]).expect_err("missing");
+        let message = err.to_string();
+        assert!(matches!(err, SecretError::Read { .. }), "{message}");
+        assert!(message.contains("gh/secret"), "{message}");
+        assert!(
+            message.contains(&dir.path().join("gh").join("secret").display().to_string()),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_empty_secret_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "gh", "secret", b"");
+        let err = load(dir.path(), &[secret_ref("gh", "secret")]).expect_err("empty");
+        assert!(matches!(err, SecretError::Empty { .. }), "{err}");
+        assert!(err.to_string().contains("gh/secret"), "{err}");
+    }
+
+    #[test]
+    fn refs_cannot_escape_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, key) in [
+            ("..", "passwd"),
+            ("gh", "../x"),
+            ("/etc", "passwd"),
+            ("", "k"),
+        ] {
+            let err = load(dir.path(), &[secret_ref(name, key)]).expect_err("invalid");
+            assert!(matches!(err, SecretError::InvalidRef { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn errors_and_debug_never_show_the_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "gh", "secret", b"hunter2");
+        let secrets = load(dir.path(), &[secret_ref("gh", "secret")]).expect("loads");
+        assert_eq!(format!("{secrets:?}"), "[[redacted]]");
+        let err = load(
+            dir.path(),
+            &[secret_ref("gh", "secret"), secret_ref("gh", "absent")],
+        )
+        .expect_err("second missing");
+        assert!(!format!("{err} {err:?}").contains("hunter2"));
+    }
+}

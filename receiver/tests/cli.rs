@@ -1,0 +1,160 @@
+//! The `hookwarden-receiver serve` binary: configured from flags and
+//! environment, stores a delivery, and stops cleanly on SIGTERM.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use hookwarden_tests::NatsServer;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use sha2::Sha256;
+
+const SECRET: &[u8] = b"rotate-me-2";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[tokio::test]
+async fn serve_stores_a_delivery_and_stops_on_sigterm() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = dir.path().join("endpoint.yaml");
+    std::fs::write(
+        &endpoint,
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {name: github, namespace: cli}\n\
+         spec:\n  provider: github\n  secretRefs: [{name: gh, key: old}, {name: gh, key: new}]\n",
+    )
+    .expect("manifest");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(secrets.join("gh")).expect("mkdir");
+    std::fs::write(secrets.join("gh").join("old"), b"rotated-out").expect("secret");
+    std::fs::write(secrets.join("gh").join("new"), SECRET).expect("secret");
+    let listen = format!("127.0.0.1:{}", free_port());
+
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        .arg("serve")
+        .env("HOOKWARDEN_ENDPOINT", &endpoint)
+        .env("HOOKWARDEN_SECRETS_DIR", &secrets)
+        .env("HOOKWARDEN_NATS_URL", nats.url())
+        .env("HOOKWARDEN_LISTEN", &listen)
+        .env("HOOKWARDEN_MAX_BODY_BYTES", "1000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("receiver starts");
+
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let health = client
+            .get(format!("http://{listen}/healthz").parse().expect("uri"))
+            .await;
+        if health.is_ok_and(|r| r.status() == hyper::StatusCode::OK) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "receiver not serving within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let body = b"{\"zen\":\"Keep it logically awesome.\"}";
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("any key length");
+    mac.update(body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let request = hyper::Request::post(format!("http://{listen}/"))
+        .header("x-github-event", "ping")
+        .header("x-github-delivery", "cli-1")
+        .header("x-hub-signature-256", signature)
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+        .expect("request");
+    let response = client.request(request).await.expect("response");
+    assert_eq!(response.status(), hyper::StatusCode::OK);
+
+    let oversized = hyper::Request::post(format!("http://{listen}/"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+            b'x';
+            1001
+        ])))
+        .expect("request");
+    let response = client.request(oversized).await.expect("response");
+    assert_eq!(
+        response.status(),
+        hyper::StatusCode::PAYLOAD_TOO_LARGE,
+        "HOOKWARDEN_MAX_BODY_BYTES applies"
+    );
+
+    let js = async_nats::jetstream::new(nats.connect().await.expect("connect"));
+    let stream = js
+        .get_stream("HOOKWARDEN_CLI_GITHUB")
+        .await
+        .expect("the receiver created its stream");
+    let message = stream.get_raw_message(1).await.expect("stored");
+    assert_eq!(message.subject.as_str(), "hookwarden.cli.github.ping");
+    assert_eq!(message.payload.as_ref(), body);
+
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .expect("pid");
+    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM");
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits within 10 s of SIGTERM")
+        .expect("exit status");
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{:?}\n{log}", output.status);
+
+    let audit: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &serde_json::Value| line["target"] == "hookwarden::audit")
+        .collect();
+    assert_eq!(audit.len(), 2, "{log}");
+    assert_eq!(audit[0]["outcome"], "stored");
+    assert_eq!(audit[1]["outcome"], "too_large");
+    assert_eq!(
+        audit[0]["secret_index"], 1,
+        "the second (new) secret matched"
+    );
+    assert_eq!(audit[0]["endpoint"], "cli/github");
+    assert!(log.contains("stopped gracefully"), "{log}");
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_without_its_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = dir.path().join("endpoint.yaml");
+    std::fs::write(
+        &endpoint,
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {name: github}\nspec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n",
+    )
+    .expect("manifest");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        .args(["serve", "--endpoint"])
+        .arg(&endpoint)
+        .arg("--secrets-dir")
+        .arg(dir.path())
+        .args([
+            "--nats-url",
+            "nats://127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(log.contains("gh/secret"), "{log}");
+}
