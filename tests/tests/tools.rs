@@ -8,7 +8,11 @@ use hookwarden_tests::tools::{pinned_version, require_tool};
 fn output_of(tool: &str, args: &[&str]) -> String {
     let path = require_tool(tool).unwrap_or_else(|e| panic!("{e}"));
     let output = Command::new(&path).args(args).output().expect("tool runs");
-    assert!(output.status.success(), "{tool} {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 
@@ -20,19 +24,61 @@ fn pinned(variable: &str) -> &'static str {
 fn every_tool_reports_its_pinned_version() {
     let kubernetes = pinned("KUBERNETES_VERSION");
     let cases = [
-        ("nats-server", vec!["--version"], format!("nats-server: {}", pinned("NATS_SERVER_VERSION"))),
-        ("nats", vec!["--version"], pinned("NATSCLI_VERSION").to_owned()),
-        ("etcd", vec!["--version"], format!("etcd Version: {}", pinned("ETCD_VERSION").trim_start_matches('v'))),
-        ("kube-apiserver", vec!["--version"], format!("Kubernetes {kubernetes}")),
-        ("kube-controller-manager", vec!["--version"], format!("Kubernetes {kubernetes}")),
-        ("kube-scheduler", vec!["--version"], format!("Kubernetes {kubernetes}")),
-        ("kubectl", vec!["version", "--client"], format!("Client Version: {kubernetes}")),
-        ("kwok", vec!["--version"], format!("kwok version {}", pinned("KWOK_VERSION"))),
-        ("helm", vec!["version"], format!("Version:\"{}\"", pinned("HELM_VERSION"))),
+        (
+            "nats-server",
+            vec!["--version"],
+            format!("nats-server: {}", pinned("NATS_SERVER_VERSION")),
+        ),
+        (
+            "nats",
+            vec!["--version"],
+            pinned("NATSCLI_VERSION").to_owned(),
+        ),
+        (
+            "etcd",
+            vec!["--version"],
+            format!(
+                "etcd Version: {}",
+                pinned("ETCD_VERSION").trim_start_matches('v')
+            ),
+        ),
+        (
+            "kube-apiserver",
+            vec!["--version"],
+            format!("Kubernetes {kubernetes}"),
+        ),
+        (
+            "kube-controller-manager",
+            vec!["--version"],
+            format!("Kubernetes {kubernetes}"),
+        ),
+        (
+            "kube-scheduler",
+            vec!["--version"],
+            format!("Kubernetes {kubernetes}"),
+        ),
+        (
+            "kubectl",
+            vec!["version", "--client"],
+            format!("Client Version: {kubernetes}"),
+        ),
+        (
+            "kwok",
+            vec!["--version"],
+            format!("kwok version {}", pinned("KWOK_VERSION")),
+        ),
+        (
+            "helm",
+            vec!["version"],
+            format!("Version:\"{}\"", pinned("HELM_VERSION")),
+        ),
     ];
     for (tool, args, expected) in cases {
         let output = output_of(tool, &args);
-        assert!(output.contains(&expected), "{tool}: expected {expected:?} in {output:?}");
+        assert!(
+            output.contains(&expected),
+            "{tool}: expected {expected:?} in {output:?}"
+        );
     }
 }
 
@@ -41,9 +87,20 @@ fn helm_assumes_the_kubernetes_minor_of_our_control_plane() {
     let dir = tempfile::tempdir().expect("tempdir");
     let chart = dir.path().join("probe");
     std::fs::create_dir_all(chart.join("templates")).expect("mkdir");
-    std::fs::write(chart.join("Chart.yaml"), "apiVersion: v2\nname: probe\nversion: 0.1.0\n").expect("write");
-    std::fs::write(chart.join("templates/kube.yaml"), "kube: {{ .Capabilities.KubeVersion.Minor }}\n").expect("write");
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: probe\nversion: 0.1.0\n",
+    )
+    .expect("write");
+    std::fs::write(
+        chart.join("templates/kube.yaml"),
+        "kube: {{ .Capabilities.KubeVersion.Minor }}\n",
+    )
+    .expect("write");
     let rendered = output_of("helm", &["template", &chart.display().to_string()]);
-    let minor = pinned("KUBERNETES_VERSION").split('.').nth(1).expect("v1.<minor>.<patch>");
+    let minor = pinned("KUBERNETES_VERSION")
+        .split('.')
+        .nth(1)
+        .expect("v1.<minor>.<patch>");
     assert!(rendered.contains(&format!("kube: {minor}")), "{rendered}");
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: sets up everything on a fresh machine and passes every test.
 #   1. Debian packages and the pinned upstream tools (cached after the first run)
-#   2. the local control plane (left running if it already was)
-#   3. cargo fmt --check, clippy -D warnings, every test of the workspace
+#   2. cargo fmt --check and clippy -D warnings (fail fast, before any service starts)
+#   3. the local control plane (left running if it already was), then every test
 # Each test starts its own nats-server; the control plane is shared, with a
 # namespace per test.
 set -euo pipefail
@@ -17,6 +17,11 @@ step "system packages"
 step "upstream tools (tests/tools/versions.env)"
 "$here/install.sh"
 
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 step "local Kubernetes control plane"
 if "$here/cluster.sh" status; then
   echo "hookwarden: using the control plane that is already up" >&2
@@ -26,10 +31,6 @@ else
 fi
 export HOOKWARDEN_KUBECONFIG=${HOOKWARDEN_KUBECONFIG:-$("$here/cluster.sh" env | sed 's/^export KUBECONFIG=//')}
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
-step "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
 step "done in $((SECONDS - start))s"
