@@ -36,6 +36,19 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_source_cidrs: Vec<String>,
 
+    /// Networks (CIDR) of the proxies in front of the receiver, such as the
+    /// ingress controller. Only a peer in these networks is believed about
+    /// the original client (`X-Forwarded-For`, `Forwarded`) and scheme
+    /// (`X-Forwarded-Proto`); the client IP is found right to left through
+    /// them. Empty means the socket peer is the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+
+    /// Request rate limits. Absent: the receiver's defaults apply (see
+    /// `docs/receiver.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+
     /// Where accepted deliveries are stored in NATS JetStream.
     #[serde(default)]
     pub nats: NatsSpec,
@@ -66,6 +79,34 @@ pub struct SecretKeyRef {
     pub name: String,
     /// Key within the Secret.
     pub key: String,
+}
+
+/// Request rate limits of an endpoint; a request over a limit is answered
+/// 429 with `Retry-After`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    /// The limit for all clients together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<Rate>,
+    /// The limit for each client IP on its own, so a flood from one source
+    /// cannot starve the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_source_ip: Option<Rate>,
+}
+
+/// A token-bucket rate: a sustained rate and a burst on top of it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rate {
+    /// Sustained requests per second.
+    #[schemars(range(min = 1))]
+    pub requests_per_second: u32,
+    /// Requests allowed at once above the sustained rate; defaults to the
+    /// sustained rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub burst: Option<u32>,
 }
 
 /// JetStream settings of an endpoint.

@@ -353,6 +353,8 @@ mod tests {
                 provider: Provider::Github,
                 secret_refs: Vec::new(),
                 allowed_source_cidrs: Vec::new(),
+                trusted_proxies: Vec::new(),
+                rate_limit: None,
                 nats,
             },
         );
