@@ -31,6 +31,18 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_refs: Vec<SecretKeyRef>,
 
+    /// The checks of the `generic` provider; all configured checks must pass.
+    /// Required for `generic`, refused with a preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationSpec>,
+
+    /// How far a signed timestamp may be from the receiver's clock, in
+    /// either direction, before a delivery is refused as a replay. Default
+    /// 300 (five minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub timestamp_tolerance_seconds: Option<u32>,
+
     /// Source networks (CIDR, IPv4 or IPv6) allowed to deliver. Empty means
     /// no IP restriction.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -66,8 +78,10 @@ pub enum Provider {
     Slack,
     /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
     StandardWebhooks,
-    /// A generic HMAC-SHA256 of the body in a configurable header.
-    GenericHmac,
+    /// Checks configured in `spec.verification`: a shared token, HTTP Basic
+    /// credentials and/or an HMAC signature, for any sender that is not a
+    /// preset.
+    Generic,
 }
 
 /// A key of a Secret in the endpoint's namespace (standalone: the file
@@ -79,6 +93,121 @@ pub struct SecretKeyRef {
     pub name: String,
     /// Key within the Secret.
     pub key: String,
+}
+
+/// The checks of the `generic` provider. All configured checks must pass;
+/// at least one must be configured (verification is never skipped).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationSpec {
+    /// A shared secret token sent verbatim in a header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenCheck>,
+    /// HTTP Basic credentials (`Authorization: Basic ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuthCheck>,
+    /// An HMAC signature of the raw body (optionally with a delivery id and
+    /// a timestamp) in a header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac: Option<HmacCheck>,
+    /// Header that carries the event type, used in the NATS subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_header: Option<String>,
+    /// Header that carries the sender's unique delivery id, used to
+    /// de-duplicate retries. Defaults to `hmac.idHeader` when that is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id_header: Option<String>,
+}
+
+/// A shared token in a header, compared in constant time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCheck {
+    /// The header that carries the token, e.g. `X-Secret`.
+    pub header: String,
+    /// The accepted tokens (several during a rotation). Default: `spec.secretRefs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_refs: Vec<SecretKeyRef>,
+}
+
+/// HTTP Basic credentials, compared in constant time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuthCheck {
+    /// The expected user name.
+    pub username: String,
+    /// The accepted passwords (several during a rotation). Default: `spec.secretRefs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_refs: Vec<SecretKeyRef>,
+}
+
+/// A generic HMAC signature. The signed content is the raw body, preceded
+/// by `<id>.` when `idHeader` is set and by `<timestamp>.` when
+/// `timestampHeader` is set (in that order: `<id>.<timestamp>.<body>`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HmacCheck {
+    /// The hash function. Default `sha256`; `sha1` only for legacy senders.
+    #[serde(default)]
+    pub algorithm: HmacAlgorithm,
+    /// How the secret's bytes are written in the Secret. Default `raw`.
+    #[serde(default)]
+    pub key_encoding: BinaryEncoding,
+    /// The header that carries the signature, e.g. `X-Signature`.
+    pub signature_header: String,
+    /// A prefix before the encoded signature, e.g. `sha256=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_prefix: Option<String>,
+    /// How the signature is encoded. Default `hex`.
+    #[serde(default)]
+    pub signature_encoding: SignatureEncoding,
+    /// A header with the signing time in Unix seconds; signed, and checked
+    /// against `timestampToleranceSeconds` to refuse replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_header: Option<String>,
+    /// A header with the delivery id; signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_header: Option<String>,
+    /// The accepted keys (several during a rotation). Default: `spec.secretRefs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_refs: Vec<SecretKeyRef>,
+}
+
+/// Hash functions for HMAC signatures.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    /// HMAC-SHA256.
+    #[default]
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+    /// HMAC-SHA1, for legacy senders only.
+    Sha1,
+}
+
+/// How a key is written in its Secret.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BinaryEncoding {
+    /// The bytes as they are.
+    #[default]
+    Raw,
+    /// Hexadecimal digits.
+    Hex,
+    /// Standard base64.
+    Base64,
+}
+
+/// How a signature is written in its header.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureEncoding {
+    /// Hexadecimal digits (either case).
+    #[default]
+    Hex,
+    /// Standard base64.
+    Base64,
 }
 
 /// Request rate limits of an endpoint; a request over a limit is answered

@@ -191,8 +191,9 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         path: options.endpoint.clone(),
         source,
     })?;
-    let secrets = secrets::load(&options.secrets_dir, &endpoint.spec.secret_refs)?;
-    let verifier = verify::for_provider(endpoint.spec.provider, secrets)?;
+    let verifier = verify::for_endpoint(&endpoint.spec, |refs| {
+        secrets::load(&options.secrets_dir, refs)
+    })?;
 
     let client = async_nats::connect(&options.nats_url)
         .await

@@ -355,6 +355,8 @@ mod tests {
                 allowed_source_cidrs: Vec::new(),
                 trusted_proxies: Vec::new(),
                 rate_limit: None,
+                verification: None,
+                timestamp_tolerance_seconds: None,
                 nats,
             },
         );

@@ -10,14 +10,16 @@
 //! ([`Rejection::code`]): it is what the HTTP response and the audit log
 //! report, so dashboards and alerts can rely on it across releases.
 
+mod generic;
 mod github;
 
+pub use generic::{Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, GenericChecks, GenericVerifier};
 pub use github::GithubVerifier;
 
 use axum::http::HeaderMap;
-use hookwarden_crds::Provider;
+use hookwarden_crds::{Provider, SecretKeyRef, WebhookEndpointSpec};
 
-use crate::secrets::Secret;
+use crate::secrets::{Secret, SecretError};
 
 /// What a successful verification learned about the delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,28 @@ pub enum Rejection {
     /// The signature is well-formed but no configured secret produces it.
     #[error("signature_mismatch")]
     SignatureMismatch,
+    /// The signed timestamp header is absent.
+    #[error("timestamp_missing")]
+    TimestampMissing,
+    /// The signed timestamp is not Unix seconds.
+    #[error("timestamp_malformed")]
+    TimestampMalformed,
+    /// The signed timestamp is too old or too far in the future (a replay,
+    /// or a badly wrong clock).
+    #[error("timestamp_out_of_tolerance")]
+    TimestampOutOfTolerance,
+    /// The shared-token header is absent.
+    #[error("token_missing")]
+    TokenMissing,
+    /// The shared token is not one of the accepted ones (or is repeated).
+    #[error("token_mismatch")]
+    TokenMismatch,
+    /// No HTTP Basic credentials were sent.
+    #[error("basic_auth_missing")]
+    BasicAuthMissing,
+    /// The HTTP Basic credentials are wrong or malformed.
+    #[error("basic_auth_mismatch")]
+    BasicAuthMismatch,
 }
 
 impl Rejection {
@@ -54,6 +78,13 @@ impl Rejection {
             Self::SignatureMissing => "signature_missing",
             Self::SignatureMalformed => "signature_malformed",
             Self::SignatureMismatch => "signature_mismatch",
+            Self::TimestampMissing => "timestamp_missing",
+            Self::TimestampMalformed => "timestamp_malformed",
+            Self::TimestampOutOfTolerance => "timestamp_out_of_tolerance",
+            Self::TokenMissing => "token_missing",
+            Self::TokenMismatch => "token_mismatch",
+            Self::BasicAuthMissing => "basic_auth_missing",
+            Self::BasicAuthMismatch => "basic_auth_mismatch",
         }
     }
 }
@@ -77,6 +108,76 @@ pub enum VerifierError {
     /// better than rejecting every delivery.
     #[error("the endpoint lists no secretRefs; at least one secret is required")]
     NoSecrets,
+    /// A check of the `generic` provider has no secret of its own and
+    /// `spec.secretRefs` is empty too.
+    #[error("{0} has no secretRefs and spec.secretRefs is empty; at least one secret is required")]
+    NoSecretsFor(&'static str),
+    /// The `generic` provider needs at least one check; verification is
+    /// never silently skipped.
+    #[error("provider generic needs spec.verification with at least one of token, basicAuth, hmac")]
+    NoChecks,
+    /// `spec.verification` only applies to the `generic` provider.
+    #[error(
+        "spec.verification is only used with provider generic; the {0:?} preset verifies on its own"
+    )]
+    VerificationWithPreset(Provider),
+    /// A key is not written in its declared encoding (the key is not shown).
+    #[error("{check}.secretRefs[{index}] is not valid in the declared keyEncoding")]
+    KeyEncoding {
+        /// The check, e.g. `verification.hmac`.
+        check: &'static str,
+        /// Which of its secrets.
+        index: usize,
+    },
+    /// A secret could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+/// The verifier an endpoint's spec asks for, with its secrets loaded by
+/// `load` (from files in the receiver, from the API in tests of the operator).
+pub fn for_endpoint(
+    spec: &WebhookEndpointSpec,
+    load: impl Fn(&[SecretKeyRef]) -> Result<Vec<Secret>, SecretError>,
+) -> Result<Box<dyn Verifier>, VerifierError> {
+    if spec.provider != Provider::Generic {
+        if spec.verification.is_some() {
+            return Err(VerifierError::VerificationWithPreset(spec.provider));
+        }
+        return for_provider(spec.provider, load(&spec.secret_refs)?);
+    }
+    let verification = spec.verification.clone().ok_or(VerifierError::NoChecks)?;
+    // A check without its own secretRefs uses the endpoint's.
+    let refs = |own: &[SecretKeyRef]| {
+        if own.is_empty() {
+            load(&spec.secret_refs)
+        } else {
+            load(own)
+        }
+    };
+    let token = match verification.token {
+        Some(check) => Some((refs(&check.secret_refs)?, check)),
+        None => None,
+    };
+    let basic = match verification.basic_auth {
+        Some(check) => Some((refs(&check.secret_refs)?, check)),
+        None => None,
+    };
+    let hmac = match verification.hmac {
+        Some(check) => Some((refs(&check.secret_refs)?, check)),
+        None => None,
+    };
+    let checks = GenericChecks {
+        token: token.map(|(secrets, check)| (check, secrets)),
+        basic: basic.map(|(secrets, check)| (check, secrets)),
+        hmac: hmac.map(|(secrets, check)| (check, secrets)),
+        event_header: verification.event_header,
+        delivery_id_header: verification.delivery_id_header,
+        timestamp_tolerance_secs: spec
+            .timestamp_tolerance_seconds
+            .unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS),
+    };
+    Ok(Box::new(GenericVerifier::new(checks)?))
 }
 
 /// The verifier for an endpoint's provider preset.
@@ -117,4 +218,88 @@ pub(crate) fn info_header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty() && v.len() <= 256)
         .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> WebhookEndpointSpec {
+        let manifest = format!(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {{name: e}}\nspec:\n{yaml}"
+        );
+        hookwarden_crds::from_yaml(&manifest)
+            .expect("manifest")
+            .spec
+    }
+
+    /// Loads every ref as a secret whose value is `<name>/<key>`.
+    fn load(refs: &[SecretKeyRef]) -> Result<Vec<Secret>, SecretError> {
+        Ok(refs
+            .iter()
+            .map(|r| Secret::from(format!("{}/{}", r.name, r.key).into_bytes()))
+            .collect())
+    }
+
+    fn token_headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-secret", value.parse().expect("header value"));
+        headers
+    }
+
+    #[test]
+    fn a_generic_check_without_own_refs_uses_the_endpoints() {
+        let verifier = for_endpoint(
+            &spec("  provider: generic\n  secretRefs: [{name: s, key: token}]\n  verification: {token: {header: X-Secret}}\n"),
+            load,
+        )
+        .expect("verifier");
+        assert!(verifier.verify(&token_headers("s/token"), b"").is_ok());
+        assert_eq!(
+            verifier.verify(&token_headers("other"), b"").map(|_| ()),
+            Err(Rejection::TokenMismatch)
+        );
+    }
+
+    #[test]
+    fn a_checks_own_refs_win() {
+        let verifier = for_endpoint(
+            &spec("  provider: generic\n  secretRefs: [{name: s, key: k}]\n  verification:\n    token: {header: X-Secret, secretRefs: [{name: t, key: k}]}\n"),
+            load,
+        )
+        .expect("verifier");
+        assert!(verifier.verify(&token_headers("t/k"), b"").is_ok());
+        assert!(verifier.verify(&token_headers("s/k"), b"").is_err());
+    }
+
+    #[test]
+    fn generic_without_checks_and_presets_with_checks_are_refused() {
+        let err = for_endpoint(
+            &spec("  provider: generic\n  secretRefs: [{name: s, key: k}]\n"),
+            load,
+        )
+        .expect_err("no checks");
+        assert!(matches!(err, VerifierError::NoChecks), "{err}");
+        let err = for_endpoint(
+            &spec("  provider: generic\n  secretRefs: [{name: s, key: k}]\n  verification: {}\n"),
+            load,
+        )
+        .expect_err("empty verification");
+        assert!(matches!(err, VerifierError::NoChecks), "{err}");
+        let err = for_endpoint(
+            &spec("  provider: github\n  secretRefs: [{name: s, key: k}]\n  verification: {token: {header: X-Secret}}\n"),
+            load,
+        )
+        .expect_err("preset with checks");
+        assert!(
+            err.to_string().contains("only used with provider generic"),
+            "{err}"
+        );
+        let err = for_endpoint(
+            &spec("  provider: generic\n  verification: {token: {header: X-Secret}}\n"),
+            load,
+        )
+        .expect_err("no secrets anywhere");
+        assert!(err.to_string().contains("verification.token"), "{err}");
+    }
 }
