@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod ops;
 pub mod publish;
 pub mod secrets;
 pub mod server;
