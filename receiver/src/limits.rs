@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock, DefaultClock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
@@ -47,6 +47,12 @@ pub const MAX_TRACKED_IPS: usize = 100_000;
 /// the table shrinks again after a burst of many sources. Amortised, that
 /// is a few entries visited per request.
 pub const RETAIN_EVERY: u64 = 10_000;
+
+/// How often a full table may be swept for idle buckets on behalf of a new
+/// IP. A sweep visits every entry, so sweeping for each new IP of a spray
+/// would turn the memory bound into a CPU amplification; in between, new IPs
+/// go straight to the overflow bucket.
+pub const FULL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A spec rate that cannot be a token bucket; names the field.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +148,13 @@ struct PerIp<C: Clock> {
     store: SharedStore,
     capacity: usize,
     checks: AtomicU64,
+    clock: C,
+    start: C::Instant,
+    /// When the full table was last swept, in nanoseconds since `start`
+    /// (`u64::MAX`: never).
+    last_full_sweep: AtomicU64,
+    /// How many times the full table was swept (for tests and debugging).
+    full_sweeps: AtomicU64,
 }
 
 impl<C: Clock> fmt::Debug for RateLimits<C> {
@@ -204,6 +217,10 @@ impl<C: Clock + Clone> RateLimits<C> {
                 store,
                 capacity,
                 checks: AtomicU64::new(0),
+                start: clock.now(),
+                clock: clock.clone(),
+                last_full_sweep: AtomicU64::new(u64::MAX),
+                full_sweeps: AtomicU64::new(0),
             }
         });
         let global =
@@ -238,6 +255,13 @@ impl<C: Clock + Clone> RateLimits<C> {
         self.per_ip.as_ref().map_or(0, |p| p.store.0.len())
     }
 
+    /// How many times a full per-IP table was swept for a new IP.
+    pub fn full_sweeps(&self) -> u64 {
+        self.per_ip
+            .as_ref()
+            .map_or(0, |p| p.full_sweeps.load(Ordering::Relaxed))
+    }
+
     /// Drops the per-IP buckets that are back to full (indistinguishable
     /// from a new bucket).
     pub fn retain_recent(&self) {
@@ -268,12 +292,27 @@ impl<C: Clock> PerIp<C> {
         if self.store.0.contains_key(&key) || self.store.0.len() < self.capacity {
             return key;
         }
-        self.limiter.retain_recent();
-        if self.store.0.len() < self.capacity {
-            key
-        } else {
-            Source::Overflow
+        if self.may_sweep_full_table() {
+            self.full_sweeps.fetch_add(1, Ordering::Relaxed);
+            self.limiter.retain_recent();
+            if self.store.0.len() < self.capacity {
+                return key;
+            }
         }
+        Source::Overflow
+    }
+
+    /// Claims the next full-table sweep if [`FULL_SWEEP_INTERVAL`] has passed
+    /// since the last one; only one of concurrent callers wins.
+    fn may_sweep_full_table(&self) -> bool {
+        let now = self.clock.now().duration_since(self.start).as_u64();
+        let interval = u64::try_from(FULL_SWEEP_INTERVAL.as_nanos()).unwrap_or(u64::MAX);
+        let last = self.last_full_sweep.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= interval;
+        due && self
+            .last_full_sweep
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -378,6 +417,8 @@ mod tests {
             let _ = limits.check(ip(n));
         }
         assert_eq!(limits.tracked_ips(), 11, "10 IPs and the overflow bucket");
+        // A spray of new IPs does not sweep the whole table for each of them.
+        assert_eq!(limits.full_sweeps(), 1);
         // Tracked IPs keep their own bucket.
         assert!(limits.check(ip(0)).is_err());
         // Once buckets are full again they are dropped and new IPs get their own.
@@ -385,6 +426,7 @@ mod tests {
         assert_eq!(limits.check(ip(2000)), Ok(()));
         assert_eq!(limits.check(ip(2001)), Ok(()));
         assert!(limits.tracked_ips() <= 10, "{}", limits.tracked_ips());
+        assert_eq!(limits.full_sweeps(), 2);
     }
 
     #[test]
