@@ -3,11 +3,14 @@
 //!
 //! It loads its configuration ([`config`]) and secrets ([`secrets`]),
 //! verifies deliveries ([`verify`]) and stores them in JetStream
-//! ([`publish`]), behind a small HTTP server ([`server`]). Each concern is its own module with small pure functions
+//! ([`publish`]), behind a small HTTP server ([`server`]) that first
+//! filters by client ([`clientip`], [`limits`]). Each concern is its own module with small pure functions
 //! at the core, so the HTTP and NATS edges stay thin.
 #![forbid(unsafe_code)]
 
+pub mod clientip;
 pub mod config;
+pub mod limits;
 pub mod ops;
 pub mod publish;
 pub mod secrets;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hookwarden_crds::WebhookEndpoint;
+use hookwarden_receiver::clientip::{self, Networks, TrustedProxies};
+use hookwarden_receiver::limits::{self, RateLimits};
 use hookwarden_receiver::publish::{Publisher, Target};
 use hookwarden_receiver::server::{self, AppState};
 use hookwarden_receiver::{config, secrets, verify};
@@ -162,6 +164,16 @@ enum ServeError {
     #[error(transparent)]
     Verifier(#[from] verify::VerifierError),
     #[error("{}: {source}", path.display())]
+    Cidr {
+        path: PathBuf,
+        source: clientip::CidrError,
+    },
+    #[error("{}: {source}", path.display())]
+    RateLimit {
+        path: PathBuf,
+        source: limits::RateError,
+    },
+    #[error("{}: {source}", path.display())]
     Target {
         path: PathBuf,
         source: hookwarden_receiver::publish::TargetError,
@@ -194,6 +206,27 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let verifier = verify::for_endpoint(&endpoint.spec, |refs| {
         secrets::load(&options.secrets_dir, refs)
     })?;
+    let cidr_error = |source| ServeError::Cidr {
+        path: options.endpoint.clone(),
+        source,
+    };
+    let allowed = Networks::parse(
+        clientip::ALLOWED_SOURCE_CIDRS_FIELD,
+        &endpoint.spec.allowed_source_cidrs,
+    )
+    .map_err(cidr_error)?;
+    let proxies = Networks::parse(
+        clientip::TRUSTED_PROXIES_FIELD,
+        &endpoint.spec.trusted_proxies,
+    )
+    .map_err(cidr_error)?;
+    let rate_limits =
+        RateLimits::from_spec(endpoint.spec.rate_limit.as_ref()).map_err(|source| {
+            ServeError::RateLimit {
+                path: options.endpoint.clone(),
+                source,
+            }
+        })?;
 
     let client = async_nats::connect(&options.nats_url)
         .await
@@ -213,14 +246,18 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let publisher = Publisher::new(client, target.clone(), options.publish_timeout);
     publisher.ensure_stream().await?;
 
-    if !endpoint.spec.allowed_source_cidrs.is_empty() {
-        // Saying so loudly is better than letting an operator believe the
-        // restriction is in force.
-        tracing::warn!(
+    if allowed.is_empty() {
+        // Said once, so an operator who expected a restriction notices.
+        tracing::info!(
             endpoint = target.endpoint.as_str(),
-            networks = endpoint.spec.allowed_source_cidrs.len(),
-            "spec.allowedSourceCidrs is NOT enforced by this receiver build yet; \
-             every source address may deliver (signatures are still verified)"
+            "spec.allowedSourceCidrs is empty: no IP restriction"
+        );
+    } else {
+        tracing::info!(
+            endpoint = target.endpoint.as_str(),
+            allowed = %allowed,
+            trusted_proxies = %proxies,
+            "accepting deliveries only from the allowed source networks"
         );
     }
 
@@ -242,11 +279,11 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let serving = server::serve(
-        AppState::with_body_limit(verifier, publisher, options.max_body_bytes),
-        listener,
-        stopped(stop_rx.clone()),
-    );
+    let state = AppState::with_body_limit(verifier, publisher, options.max_body_bytes)
+        .with_trusted_proxies(TrustedProxies::new(proxies))
+        .with_allowed_sources(allowed)
+        .with_rate_limits(rate_limits);
+    let serving = server::serve(state, listener, stopped(stop_rx.clone()));
     let drain_deadline = async {
         stopped(stop_rx).await;
         tokio::time::sleep(DRAIN_TIMEOUT).await;

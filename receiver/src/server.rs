@@ -1,4 +1,5 @@
-//! The HTTP edge: read the body (capped), verify, store, answer.
+//! The HTTP edge: find the client, filter it (HTTPS, allowlist, rate
+//! limits), read the body (capped), verify, store, answer.
 //!
 //! Plain HTTP only in this slice; TLS termination comes next. Until then the
 //! receiver belongs behind a TLS-terminating proxy or on a private network.
@@ -7,7 +8,9 @@
 //! retry on non-2xx: 200 only once JetStream acknowledged storing the
 //! delivery, 401 for a delivery that does not verify (retrying cannot help),
 //! 413 for an oversized body, 503 with `Retry-After` when the store is
-//! unavailable (retrying will help). Every request to the endpoint path
+//! unavailable (retrying will help), 429 with `Retry-After` over a rate
+//! limit, 403 for a source outside the allowlist. The source checks come
+//! before the body is read, so a refused client costs no body buffer. Every request to the endpoint path
 //! produces one structured audit line (tracing target `hookwarden::audit`),
 //! which never contains the secret or the signature.
 
@@ -26,6 +29,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
+use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
+use crate::limits::{self, RateLimits};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
 use crate::verify::{Rejection, Verified, Verifier};
 
@@ -46,6 +51,30 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    filter: SourceFilter,
+}
+
+/// Who may deliver: checked before the body is read. Each part sits behind
+/// its own `Arc` so the builder methods of [`AppState`] can replace one.
+#[derive(Debug, Clone)]
+struct SourceFilter {
+    proxies: Arc<TrustedProxies>,
+    allowed: Arc<Networks>,
+    limits: Arc<RateLimits>,
+    require_forwarded_https: bool,
+}
+
+impl Default for SourceFilter {
+    /// No trusted proxies, no IP restriction, the default rate limits, and
+    /// no HTTPS requirement.
+    fn default() -> Self {
+        Self {
+            proxies: Arc::default(),
+            allowed: Arc::default(),
+            limits: Arc::new(RateLimits::default()),
+            require_forwarded_https: false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -76,7 +105,43 @@ impl AppState {
                 body_limit,
                 body_timeout: DEFAULT_BODY_TIMEOUT,
             }),
+            filter: SourceFilter::default(),
         }
+    }
+
+    /// Believes the forwarding headers (`X-Forwarded-For`, `Forwarded`,
+    /// `X-Forwarded-Proto`) of peers in `proxies`; by default no peer is
+    /// trusted and the socket peer is the client.
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.filter.proxies = Arc::new(proxies);
+        self
+    }
+
+    /// Accepts deliveries only from clients in `allowed` (403
+    /// `ip_not_allowed` otherwise); empty, the default, accepts any client.
+    #[must_use]
+    pub fn with_allowed_sources(mut self, allowed: Networks) -> Self {
+        self.filter.allowed = Arc::new(allowed);
+        self
+    }
+
+    /// Replaces the default rate limits
+    /// ([`crate::limits::DEFAULT_PER_SOURCE_IP`], no global limit).
+    #[must_use]
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.filter.limits = Arc::new(limits);
+        self
+    }
+
+    /// Behind an ingress that terminates TLS: refuses (403 `https_required`)
+    /// every request that a trusted proxy does not report as HTTPS, so a
+    /// plain-HTTP route to the receiver cannot carry deliveries (and their
+    /// signatures) in clear text. Off by default.
+    #[must_use]
+    pub fn require_forwarded_https(mut self, required: bool) -> Self {
+        self.filter.require_forwarded_https = required;
+        self
     }
 }
 
@@ -123,6 +188,13 @@ enum Outcome {
     TimedOut,
     Unreadable,
     StoreUnavailable(PublishError),
+    /// A trusted proxy sent forwarding headers that cannot be understood.
+    ForwardedInvalid(ForwardedError),
+    /// Behind-ingress mode and the client did not use HTTPS.
+    HttpsRequired,
+    /// The client is outside `spec.allowedSourceCidrs`.
+    IpNotAllowed,
+    RateLimited(limits::Limited),
 }
 
 impl Outcome {
@@ -139,6 +211,9 @@ impl Outcome {
             Self::TimedOut => "timed_out",
             Self::Unreadable => "bad_request",
             Self::StoreUnavailable(_) => "store_unavailable",
+            Self::ForwardedInvalid(_) => "bad_request",
+            Self::HttpsRequired | Self::IpNotAllowed => "forbidden",
+            Self::RateLimited(_) => "rate_limited",
         }
     }
 
@@ -151,6 +226,10 @@ impl Outcome {
             Self::TimedOut => Some("body_timeout"),
             Self::Unreadable => Some("body_unreadable"),
             Self::StoreUnavailable(_) => Some("store_unavailable"),
+            Self::ForwardedInvalid(_) => Some(ForwardedError::CODE),
+            Self::HttpsRequired => Some("https_required"),
+            Self::IpNotAllowed => Some("ip_not_allowed"),
+            Self::RateLimited(_) => Some("rate_limited"),
         }
     }
 
@@ -179,6 +258,16 @@ impl Outcome {
                     .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
                 response
             }
+            Self::ForwardedInvalid(_) => error(StatusCode::BAD_REQUEST, reason),
+            Self::HttpsRequired | Self::IpNotAllowed => error(StatusCode::FORBIDDEN, reason),
+            Self::RateLimited(limited) => {
+                let mut response = error(StatusCode::TOO_MANY_REQUESTS, reason);
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(limited.retry_after_secs),
+                );
+                response
+            }
         }
     }
 }
@@ -190,6 +279,8 @@ fn error(status: StatusCode, reason: &str) -> Response {
 /// What the audit line reports beyond the outcome.
 #[derive(Debug, Default)]
 struct Facts {
+    /// The resolved client; `None` when the forwarding headers were invalid.
+    client_ip: Option<IpAddr>,
     body_size: Option<usize>,
     body_sha256: Option<String>,
     verified: Option<Verified>,
@@ -206,7 +297,7 @@ async fn ingest(
     let (parts, body) = request.into_parts();
     let mut facts = Facts::default();
     let outcome = handle(
-        &state.inner,
+        &state,
         &parts.headers,
         body,
         peer.ip(),
@@ -222,13 +313,17 @@ async fn ingest(
     };
     let error = match &outcome {
         Outcome::StoreUnavailable(err) | Outcome::TooLargeForStore(err) => Some(err.to_string()),
+        Outcome::ForwardedInvalid(err) => Some(err.to_string()),
+        Outcome::RateLimited(limited) => Some(format!("{} limit", limited.scope.as_str())),
         _ => None,
     };
+    let client_ip = facts.client_ip.map(|ip| ip.to_string());
     tracing::info!(
         target: "hookwarden::audit",
         request_id = request_id.as_str(),
         endpoint = state.inner.publisher.target().endpoint.as_str(),
-        client_ip = %peer.ip(),
+        client_ip = client_ip.as_deref(),
+        peer_ip = %peer.ip().to_canonical(),
         method = %parts.method,
         path = parts.uri.path(),
         body_size = facts.body_size,
@@ -252,14 +347,28 @@ async fn ingest(
     response
 }
 
+/// The request pipeline: client IP, HTTPS requirement, allowlist, rate
+/// limit, body, signature, store. Everything before the body is cheap and
+/// refuses without reading it.
 async fn handle(
-    inner: &Inner,
+    state: &AppState,
     headers: &HeaderMap,
     body: Body,
-    source_ip: IpAddr,
+    peer_ip: IpAddr,
     received_at: jiff::Timestamp,
     facts: &mut Facts,
 ) -> Outcome {
+    let (inner, filter) = (&state.inner, &state.filter);
+    let client = match filter.proxies.resolve(peer_ip, headers) {
+        Ok(client) => client,
+        Err(err) => return Outcome::ForwardedInvalid(err),
+    };
+    facts.client_ip = Some(client.client_ip);
+    if let Err(outcome) = admit(filter, &client) {
+        return outcome;
+    }
+    let source_ip = client.client_ip;
+
     let body = match read_capped(headers, body, inner.body_limit, inner.body_timeout).await {
         Ok(body) => body,
         Err(outcome) => return outcome,
@@ -288,6 +397,22 @@ async fn handle(
         Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
         Err(err) => Outcome::StoreUnavailable(err),
     }
+}
+
+/// The checks on the client before anything is read, in order: HTTPS
+/// (behind an ingress), allowlist, rate limit. The rate limit comes last so
+/// requests that are refused anyway do not use up a bucket.
+fn admit(filter: &SourceFilter, client: &ClientAddr) -> Result<(), Outcome> {
+    if filter.require_forwarded_https && !client.forwarded_https() {
+        return Err(Outcome::HttpsRequired);
+    }
+    if !filter.allowed.is_empty() && !filter.allowed.contains(client.client_ip) {
+        return Err(Outcome::IpNotAllowed);
+    }
+    filter
+        .limits
+        .check(client.client_ip)
+        .map_err(Outcome::RateLimited)
 }
 
 /// Reads the whole body, but never more than `limit` bytes and for no longer
@@ -369,6 +494,70 @@ mod tests {
             Outcome::TimedOut.into_response().status(),
             StatusCode::REQUEST_TIMEOUT
         );
+    }
+
+    #[test]
+    fn source_refusals_have_their_status_and_reason() {
+        let limited = Outcome::RateLimited(limits::Limited {
+            scope: crate::limits::Scope::PerSourceIp,
+            retry_after_secs: 3,
+        })
+        .into_response();
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            limited.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static("3"))
+        );
+        assert_eq!(
+            Outcome::IpNotAllowed.into_response().status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(Outcome::IpNotAllowed.reason(), Some("ip_not_allowed"));
+        assert_eq!(
+            Outcome::HttpsRequired.into_response().status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(Outcome::HttpsRequired.reason(), Some("https_required"));
+    }
+
+    #[test]
+    fn admission_checks_https_then_allowlist_then_rate() {
+        let values = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        // One request an hour: the second is refused whatever the timing.
+        let quota = governor::Quota::with_period(Duration::from_secs(3600)).expect("non-zero");
+        let filter = SourceFilter {
+            proxies: Arc::default(),
+            allowed: Arc::new(
+                Networks::parse("spec.allowedSourceCidrs", &values(&["10.0.0.0/8"])).expect("cidr"),
+            ),
+            limits: Arc::new(RateLimits::with_clock(
+                Some(quota),
+                None,
+                10,
+                governor::clock::DefaultClock::default(),
+            )),
+            require_forwarded_https: true,
+        };
+        let client = |ip: &str, proto: Option<&str>| ClientAddr {
+            client_ip: ip.parse().expect("ip"),
+            peer_ip: ip.parse().expect("ip"),
+            forwarded_proto: proto.map(str::to_owned),
+        };
+        let https = Some("https");
+        assert!(matches!(
+            admit(&filter, &client("10.0.0.1", None)),
+            Err(Outcome::HttpsRequired)
+        ));
+        assert!(matches!(
+            admit(&filter, &client("192.0.2.1", https)),
+            Err(Outcome::IpNotAllowed)
+        ));
+        // Refusals before the rate limit did not use up 10.0.0.1's bucket.
+        assert!(admit(&filter, &client("10.0.0.1", https)).is_ok());
+        assert!(matches!(
+            admit(&filter, &client("10.0.0.1", https)),
+            Err(Outcome::RateLimited(_))
+        ));
     }
 
     #[test]

@@ -71,6 +71,7 @@ async fn every_request_gets_one_audit_line_without_secrets() {
     assert_eq!(first["request_id"], request_id(&stored));
     assert_eq!(first["endpoint"], "ci/github");
     assert_eq!(first["client_ip"], "127.0.0.1");
+    assert_eq!(first["peer_ip"], "127.0.0.1");
     assert_eq!(first["method"], "POST");
     assert_eq!(first["path"], "/");
     assert_eq!(first["body_size"], payload.len());

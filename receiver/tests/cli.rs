@@ -158,3 +158,39 @@ async fn serve_refuses_to_start_without_its_secret() {
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(log.contains("gh/secret"), "{log}");
 }
+
+#[tokio::test]
+async fn serve_refuses_to_start_with_an_invalid_cidr_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("gh")).expect("secret dir");
+    std::fs::write(dir.path().join("gh").join("secret"), SECRET).expect("secret");
+    let endpoint = dir.path().join("endpoint.yaml");
+    std::fs::write(
+        &endpoint,
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {name: github}\nspec: {provider: github, secretRefs: [{name: gh, key: secret}],\n\
+         allowedSourceCidrs: [10.0.0.0/8], trustedProxies: [10.0.0.0/8, 192.168.1.0/33]}\n",
+    )
+    .expect("manifest");
+    // NATS is unreachable: the CIDR must be refused before connecting.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        .args(["serve", "--endpoint"])
+        .arg(&endpoint)
+        .arg("--secrets-dir")
+        .arg(dir.path())
+        .args([
+            "--nats-url",
+            "nats://127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        log.contains(r#"spec.trustedProxies[1]: invalid CIDR \"192.168.1.0/33\""#),
+        "{log}"
+    );
+}

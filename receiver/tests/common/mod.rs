@@ -48,6 +48,16 @@ impl Drop for Receiver {
 }
 
 pub async fn start_receiver(nats: &NatsServer, body_limit: usize) -> Receiver {
+    start_receiver_with(nats, body_limit, |state| state).await
+}
+
+/// As [`start_receiver`], with `configure` applied to the state (trusted
+/// proxies, allowlist, rate limits, ...).
+pub async fn start_receiver_with(
+    nats: &NatsServer,
+    body_limit: usize,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> Receiver {
     let endpoint = hookwarden_crds::from_yaml(ENDPOINT).expect("endpoint manifest");
     let target = Target::for_endpoint(&endpoint).expect("target");
     let verifier = verify::for_provider(
@@ -58,7 +68,7 @@ pub async fn start_receiver(nats: &NatsServer, body_limit: usize) -> Receiver {
     let client = nats.connect().await.expect("connect to NATS");
     let publisher = Publisher::new(client, target.clone(), PUBLISH_TIMEOUT);
     publisher.ensure_stream().await.expect("stream");
-    let state = AppState::with_body_limit(verifier, publisher, body_limit);
+    let state = configure(AppState::with_body_limit(verifier, publisher, body_limit));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -118,17 +128,27 @@ impl Receiver {
 
     /// A GitHub delivery signed with `signature` (or correctly when `None`).
     pub async fn deliver(&self, payload: &[u8], delivery: &str, signature: Option<&str>) -> Answer {
+        self.deliver_with(payload, delivery, signature, &[]).await
+    }
+
+    /// As [`Receiver::deliver`], with `extra` headers (e.g. `X-Forwarded-For`).
+    pub async fn deliver_with(
+        &self,
+        payload: &[u8],
+        delivery: &str,
+        signature: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
         let signature = signature.map_or_else(|| sign(payload), str::to_owned);
-        self.post(
-            Full::new(Bytes::copy_from_slice(payload)).boxed(),
-            &[
-                ("content-type", "application/json"),
-                ("x-github-event", "push"),
-                ("x-github-delivery", delivery),
-                ("x-hub-signature-256", &signature),
-            ],
-        )
-        .await
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("x-github-delivery", delivery),
+            ("x-hub-signature-256", signature.as_str()),
+        ];
+        headers.extend_from_slice(extra);
+        self.post(Full::new(Bytes::copy_from_slice(payload)).boxed(), &headers)
+            .await
     }
 }
 
