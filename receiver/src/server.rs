@@ -31,6 +31,7 @@ use serde_json::json;
 
 use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
 use crate::limits::{self, RateLimits};
+use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
 use crate::verify::{Rejection, Verified, Verifier};
 
@@ -52,6 +53,7 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 pub struct AppState {
     inner: Arc<Inner>,
     filter: SourceFilter,
+    metrics: Arc<Metrics>,
 }
 
 /// Who may deliver: checked before the body is read. Each part sits behind
@@ -106,7 +108,16 @@ impl AppState {
                 body_timeout: DEFAULT_BODY_TIMEOUT,
             }),
             filter: SourceFilter::default(),
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Counts requests, refusals and publish latency into `metrics` (shared
+    /// with the operations port).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Believes the forwarding headers (`X-Forwarded-For`, `Forwarded`,
@@ -293,6 +304,7 @@ async fn ingest(
 ) -> Response {
     let started = Instant::now();
     let received_at = jiff::Timestamp::now();
+    let _in_flight = InFlight::enter(&state.metrics);
     let request_id = format!("{:032x}", rand::random::<u128>());
     let (parts, body) = request.into_parts();
     let mut facts = Facts::default();
@@ -318,10 +330,15 @@ async fn ingest(
         _ => None,
     };
     let client_ip = facts.client_ip.map(|ip| ip.to_string());
+    let endpoint = state.inner.publisher.target().endpoint.as_str();
+    state
+        .metrics
+        .record(endpoint, outcome.label(), outcome.reason());
+    state.metrics.in_flight.dec();
     tracing::info!(
         target: "hookwarden::audit",
         request_id = request_id.as_str(),
-        endpoint = state.inner.publisher.target().endpoint.as_str(),
+        endpoint,
         client_ip = client_ip.as_deref(),
         peer_ip = %peer.ip().to_canonical(),
         method = %parts.method,
@@ -345,6 +362,23 @@ async fn ingest(
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// Counts a request as in flight until dropped, which also covers a handler
+/// dropped mid-way because its client went away.
+struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn enter(metrics: &Arc<Metrics>) -> Self {
+        metrics.in_flight.inc();
+        Self(Arc::clone(metrics))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
 }
 
 /// The request pipeline: client IP, HTTPS requirement, allowlist, rate
@@ -392,7 +426,16 @@ async fn handle(
             .map(str::to_owned),
     };
     facts.verified = Some(verified);
-    match inner.publisher.publish(&delivery).await {
+    let publishing = Instant::now();
+    let published = inner.publisher.publish(&delivery).await;
+    state
+        .metrics
+        .publish_seconds
+        .get_or_create(&EndpointLabels {
+            endpoint: inner.publisher.target().endpoint.clone(),
+        })
+        .observe(publishing.elapsed().as_secs_f64());
+    match published {
         Ok(stored) => Outcome::Stored(stored),
         Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
         Err(err) => Outcome::StoreUnavailable(err),
