@@ -334,7 +334,6 @@ async fn ingest(
     state
         .metrics
         .record(endpoint, outcome.label(), outcome.reason());
-    state.metrics.in_flight.dec();
     tracing::info!(
         target: "hookwarden::audit",
         request_id = request_id.as_str(),
@@ -487,7 +486,55 @@ async fn read_capped(
 mod tests {
     use std::convert::Infallible;
 
+    use tower::ServiceExt;
+
     use super::*;
+
+    /// A state whose NATS client never connects: enough for requests that
+    /// are refused before anything is published.
+    async fn offline_state() -> AppState {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect("nats://127.0.0.1:1")
+            .await
+            .expect("client without a connection");
+        let endpoint = hookwarden_crds::from_yaml(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: gh, namespace: ci}\nspec: {provider: github}\n",
+        )
+        .expect("manifest");
+        let target = crate::publish::Target::for_endpoint(&endpoint).expect("target");
+        let verifier = crate::verify::for_provider(
+            hookwarden_crds::Provider::Github,
+            vec![crate::secrets::Secret::from(&b"secret"[..])],
+        )
+        .expect("verifier");
+        AppState::new(
+            verifier,
+            Publisher::new(client, target, Duration::from_millis(100)),
+        )
+    }
+
+    #[tokio::test]
+    async fn every_request_is_counted_and_leaves_in_flight_at_zero() {
+        let metrics = Arc::new(Metrics::default());
+        let app = router(offline_state().await.with_metrics(Arc::clone(&metrics)));
+        for _ in 0..3 {
+            let mut request = Request::post("/").body(Body::from("{}")).expect("request");
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            let response = app.clone().oneshot(request).await.expect("response");
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"hookwarden_refusals_total{endpoint="ci/gh",reason="signature_missing"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("hookwarden_requests_in_flight 0\n"), "{text}");
+    }
 
     const TIMEOUT: Duration = Duration::from_secs(5);
 
