@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -49,11 +50,39 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// What the request handlers share.
+///
+/// The endpoint's configuration sits behind an [`ArcSwap`]: a reload
+/// ([`AppState::replace`]) swaps it atomically, requests in flight finish
+/// with the version they started with, and new requests see the new one;
+/// no connection is dropped.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    current: Arc<ArcSwap<Snapshot>>,
+    metrics: Arc<Metrics>,
+}
+
+/// One version of the endpoint's configuration.
+#[derive(Debug, Clone)]
+struct Snapshot {
     inner: Arc<Inner>,
     filter: SourceFilter,
-    metrics: Arc<Metrics>,
+}
+
+/// Everything built from one version of an endpoint's manifest and secrets,
+/// for [`AppState::replace`].
+#[derive(Debug)]
+pub struct EndpointPipeline {
+    /// Checks signatures (the secrets are inside).
+    pub verifier: Box<dyn Verifier>,
+    /// Stores deliveries (its target names stream and subjects).
+    pub publisher: Publisher,
+    /// `spec.trustedProxies`.
+    pub proxies: TrustedProxies,
+    /// `spec.allowedSourceCidrs`.
+    pub allowed: Networks,
+    /// `spec.rateLimit`; `None` keeps the current limiters and their buckets
+    /// (a reload that did not change the limits must not refill them).
+    pub limits: Option<RateLimits>,
 }
 
 /// Who may deliver: checked before the body is read. Each part sits behind
@@ -100,7 +129,7 @@ impl AppState {
         publisher: Publisher,
         body_limit: usize,
     ) -> Self {
-        Self {
+        let snapshot = Snapshot {
             inner: Arc::new(Inner {
                 verifier,
                 publisher,
@@ -108,8 +137,54 @@ impl AppState {
                 body_timeout: DEFAULT_BODY_TIMEOUT,
             }),
             filter: SourceFilter::default(),
+        };
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// A builder step: a changed copy of the current configuration.
+    fn modified(self, change: impl FnOnce(&mut Snapshot)) -> Self {
+        let mut snapshot = Snapshot::clone(&self.current.load());
+        change(&mut snapshot);
+        self.current.store(Arc::new(snapshot));
+        self
+    }
+
+    /// Swaps in a newly built configuration (a hot reload). The body cap,
+    /// body timeout and HTTPS requirement come from the command line and stay.
+    pub fn replace(&self, pipeline: EndpointPipeline) {
+        let current = self.current.load_full();
+        let filter = SourceFilter {
+            proxies: Arc::new(pipeline.proxies),
+            allowed: Arc::new(pipeline.allowed),
+            limits: pipeline
+                .limits
+                .map_or_else(|| Arc::clone(&current.filter.limits), Arc::new),
+            require_forwarded_https: current.filter.require_forwarded_https,
+        };
+        let inner = Inner {
+            verifier: pipeline.verifier,
+            publisher: pipeline.publisher,
+            body_limit: current.inner.body_limit,
+            body_timeout: current.inner.body_timeout,
+        };
+        self.current.store(Arc::new(Snapshot {
+            inner: Arc::new(inner),
+            filter,
+        }));
+    }
+
+    /// The endpoint (`<namespace>/<name>`) currently served.
+    pub fn endpoint(&self) -> String {
+        self.current
+            .load()
+            .inner
+            .publisher
+            .target()
+            .endpoint
+            .clone()
     }
 
     /// Counts requests, refusals and publish latency into `metrics` (shared
@@ -124,25 +199,22 @@ impl AppState {
     /// `X-Forwarded-Proto`) of peers in `proxies`; by default no peer is
     /// trusted and the socket peer is the client.
     #[must_use]
-    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
-        self.filter.proxies = Arc::new(proxies);
-        self
+    pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        self.modified(|s| s.filter.proxies = Arc::new(proxies))
     }
 
     /// Accepts deliveries only from clients in `allowed` (403
     /// `ip_not_allowed` otherwise); empty, the default, accepts any client.
     #[must_use]
-    pub fn with_allowed_sources(mut self, allowed: Networks) -> Self {
-        self.filter.allowed = Arc::new(allowed);
-        self
+    pub fn with_allowed_sources(self, allowed: Networks) -> Self {
+        self.modified(|s| s.filter.allowed = Arc::new(allowed))
     }
 
     /// Replaces the default rate limits
     /// ([`crate::limits::DEFAULT_PER_SOURCE_IP`], no global limit).
     #[must_use]
-    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
-        self.filter.limits = Arc::new(limits);
-        self
+    pub fn with_rate_limits(self, limits: RateLimits) -> Self {
+        self.modified(|s| s.filter.limits = Arc::new(limits))
     }
 
     /// Behind an ingress that terminates TLS: refuses (403 `https_required`)
@@ -150,9 +222,8 @@ impl AppState {
     /// plain-HTTP route to the receiver cannot carry deliveries (and their
     /// signatures) in clear text. Off by default.
     #[must_use]
-    pub fn require_forwarded_https(mut self, required: bool) -> Self {
-        self.filter.require_forwarded_https = required;
-        self
+    pub fn require_forwarded_https(self, required: bool) -> Self {
+        self.modified(|s| s.filter.require_forwarded_https = required)
     }
 }
 
@@ -308,8 +379,11 @@ async fn ingest(
     let request_id = format!("{:032x}", rand::random::<u128>());
     let (parts, body) = request.into_parts();
     let mut facts = Facts::default();
+    // One configuration for the whole request, even if a reload lands meanwhile.
+    let snapshot = state.current.load_full();
     let outcome = handle(
-        &state,
+        &snapshot,
+        &state.metrics,
         &parts.headers,
         body,
         peer.ip(),
@@ -330,7 +404,7 @@ async fn ingest(
         _ => None,
     };
     let client_ip = facts.client_ip.map(|ip| ip.to_string());
-    let endpoint = state.inner.publisher.target().endpoint.as_str();
+    let endpoint = snapshot.inner.publisher.target().endpoint.as_str();
     state
         .metrics
         .record(endpoint, outcome.label(), outcome.reason());
@@ -384,14 +458,15 @@ impl Drop for InFlight {
 /// limit, body, signature, store. Everything before the body is cheap and
 /// refuses without reading it.
 async fn handle(
-    state: &AppState,
+    snapshot: &Snapshot,
+    metrics: &Metrics,
     headers: &HeaderMap,
     body: Body,
     peer_ip: IpAddr,
     received_at: jiff::Timestamp,
     facts: &mut Facts,
 ) -> Outcome {
-    let (inner, filter) = (&state.inner, &state.filter);
+    let (inner, filter) = (&snapshot.inner, &snapshot.filter);
     let client = match filter.proxies.resolve(peer_ip, headers) {
         Ok(client) => client,
         Err(err) => return Outcome::ForwardedInvalid(err),
@@ -427,8 +502,7 @@ async fn handle(
     facts.verified = Some(verified);
     let publishing = Instant::now();
     let published = inner.publisher.publish(&delivery).await;
-    state
-        .metrics
+    metrics
         .publish_seconds
         .get_or_create(&EndpointLabels {
             endpoint: inner.publisher.target().endpoint.clone(),
@@ -512,6 +586,52 @@ mod tests {
             verifier,
             Publisher::new(client, target, Duration::from_millis(100)),
         )
+    }
+
+    fn signed_request(secret: &[u8], body: &'static str) -> Request {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+        mac.update(body.as_bytes());
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let mut request = Request::post("/")
+            .header("x-hub-signature-256", signature)
+            .body(Body::from(body))
+            .expect("request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        request
+    }
+
+    #[tokio::test]
+    async fn a_replaced_configuration_serves_the_next_request() {
+        let state = offline_state().await;
+        let app = router(state.clone());
+        let before = app
+            .clone()
+            .oneshot(signed_request(b"rotated", "{}"))
+            .await
+            .expect("response");
+        assert_eq!(before.status(), StatusCode::UNAUTHORIZED, "old secret only");
+
+        let publisher = state.current.load().inner.publisher.clone();
+        state.replace(EndpointPipeline {
+            verifier: crate::verify::for_provider(
+                hookwarden_crds::Provider::Github,
+                vec![crate::secrets::Secret::from(&b"rotated"[..])],
+            )
+            .expect("verifier"),
+            publisher,
+            proxies: TrustedProxies::default(),
+            allowed: Networks::default(),
+            limits: None,
+        });
+        // Verified now; the offline store then answers 503, never 2xx.
+        let after = app
+            .oneshot(signed_request(b"rotated", "{}"))
+            .await
+            .expect("response");
+        assert_eq!(after.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]
