@@ -13,6 +13,7 @@ pub mod config;
 pub mod limits;
 pub mod ops;
 pub mod publish;
+pub mod reload;
 pub mod secrets;
 pub mod server;
 pub mod verify;

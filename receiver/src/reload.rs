@@ -1,0 +1,264 @@
+//! Building the endpoint's pipeline from its files, and rebuilding it when
+//! they change.
+//!
+//! Kubernetes updates a mounted Secret in place by swapping a symlink, so
+//! the receiver cannot rely on file events; it polls instead: every few
+//! seconds it hashes the manifest and every secret file the manifest names,
+//! and when the hash changes it builds a new pipeline. A broken new
+//! configuration (bad YAML, a missing or empty secret, a bad CIDR) is logged
+//! and the running one keeps serving; nothing is dropped either way.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hookwarden_crds::{SecretKeyRef, WebhookEndpoint, WebhookEndpointSpec};
+use sha2::{Digest, Sha256};
+
+use crate::clientip::{self, CidrError, Networks, TrustedProxies};
+use crate::limits::{RateError, RateLimits};
+use crate::publish::{EnsureStreamError, Publisher, Target, TargetError};
+use crate::server::{AppState, EndpointPipeline};
+use crate::{config, secrets, verify};
+
+/// How often the files are checked for changes by default.
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Why the endpoint's pipeline could not be built from its files.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The manifest could not be read or parsed.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The verifier (or one of its secrets) could not be built.
+    #[error(transparent)]
+    Verifier(#[from] verify::VerifierError),
+    /// A CIDR list is invalid.
+    #[error("{}: {source}", path.display())]
+    Cidr {
+        /// The manifest.
+        path: PathBuf,
+        /// Which entry, and why.
+        source: CidrError,
+    },
+    /// A rate limit is invalid.
+    #[error("{}: {source}", path.display())]
+    RateLimit {
+        /// The manifest.
+        path: PathBuf,
+        /// Which limit, and why.
+        source: RateError,
+    },
+    /// The NATS subject prefix or stream name is invalid.
+    #[error("{}: {source}", path.display())]
+    Target {
+        /// The manifest.
+        path: PathBuf,
+        /// Which setting, and why.
+        source: TargetError,
+    },
+    /// The stream could not be created or looked up.
+    #[error(transparent)]
+    Stream(#[from] EnsureStreamError),
+}
+
+/// Where the endpoint's files are, and how to store its deliveries.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The `WebhookEndpoint` manifest.
+    pub endpoint: PathBuf,
+    /// `<dir>/<secret name>/<key>`.
+    pub secrets_dir: PathBuf,
+    /// A connected NATS client, shared by every version of the pipeline.
+    pub nats: async_nats::Client,
+    /// How long to wait for JetStream's acknowledgement.
+    pub publish_timeout: Duration,
+}
+
+/// Every secret the spec refers to, in any check.
+pub fn secret_refs(spec: &WebhookEndpointSpec) -> Vec<&SecretKeyRef> {
+    let mut refs: Vec<&SecretKeyRef> = spec.secret_refs.iter().collect();
+    if let Some(verification) = &spec.verification {
+        let checks = [
+            verification.token.as_ref().map(|c| &c.secret_refs),
+            verification.basic_auth.as_ref().map(|c| &c.secret_refs),
+            verification.hmac.as_ref().map(|c| &c.secret_refs),
+        ];
+        refs.extend(checks.into_iter().flatten().flatten());
+    }
+    refs
+}
+
+/// A hash of the manifest and of every secret file it names (a missing file
+/// hashes differently from an empty one), so any change, including a
+/// symlink swap, is noticed.
+pub fn fingerprint(endpoint: &Path, secrets_dir: &Path) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    let manifest = std::fs::read(endpoint);
+    feed(&mut hash, manifest.as_deref().ok());
+    let parsed = manifest
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| hookwarden_crds::from_yaml(&text).ok());
+    if let Some(endpoint) = parsed {
+        for secret in secret_refs(&endpoint.spec) {
+            let path = secrets_dir.join(&secret.name).join(&secret.key);
+            feed(&mut hash, std::fs::read(path).ok().as_deref());
+        }
+    }
+    hash.finalize().into()
+}
+
+fn feed(hash: &mut Sha256, content: Option<&[u8]>) {
+    match content {
+        Some(bytes) => {
+            hash.update([1]);
+            hash.update((bytes.len() as u64).to_be_bytes());
+            hash.update(bytes);
+        }
+        None => hash.update([0]),
+    }
+}
+
+/// Builds the pipeline from the files: everything is checked before it is
+/// used, and the stream is ensured, so a pipeline that is returned can take
+/// deliveries.
+pub async fn load(sources: &Sources) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
+    let path = &sources.endpoint;
+    let endpoint = config::load_endpoint(path)?;
+    let target = Target::for_endpoint(&endpoint).map_err(|source| LoadError::Target {
+        path: path.clone(),
+        source,
+    })?;
+    let verifier = verify::for_endpoint(&endpoint.spec, |refs| {
+        secrets::load(&sources.secrets_dir, refs)
+    })?;
+    let cidr = |source| LoadError::Cidr {
+        path: path.clone(),
+        source,
+    };
+    let allowed = Networks::parse(
+        clientip::ALLOWED_SOURCE_CIDRS_FIELD,
+        &endpoint.spec.allowed_source_cidrs,
+    )
+    .map_err(cidr)?;
+    let proxies = Networks::parse(
+        clientip::TRUSTED_PROXIES_FIELD,
+        &endpoint.spec.trusted_proxies,
+    )
+    .map_err(cidr)?;
+    let limits = RateLimits::from_spec(endpoint.spec.rate_limit.as_ref()).map_err(|source| {
+        LoadError::RateLimit {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    let publisher = Publisher::new(sources.nats.clone(), target, sources.publish_timeout);
+    publisher.ensure_stream().await?;
+    let pipeline = EndpointPipeline {
+        verifier,
+        publisher,
+        proxies: TrustedProxies::new(proxies),
+        allowed,
+        limits: Some(limits),
+    };
+    Ok((endpoint, pipeline))
+}
+
+/// Polls the files every `interval` until `shutdown`, and swaps a rebuilt
+/// pipeline into `state` whenever they changed and the new version loads.
+pub async fn watch(
+    sources: Sources,
+    state: AppState,
+    interval: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut applied = fingerprint(&sources.endpoint, &sources.secrets_dir);
+    let mut current_limits = config::load_endpoint(&sources.endpoint)
+        .ok()
+        .map(|e| e.spec.rate_limit);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        let seen = fingerprint(&sources.endpoint, &sources.secrets_dir);
+        if seen == applied {
+            continue;
+        }
+        // Whatever the outcome, this version has been tried: a broken file
+        // is reported once, not every interval.
+        applied = seen;
+        match load(&sources).await {
+            Ok((endpoint, mut pipeline)) => {
+                if current_limits.as_ref() == Some(&endpoint.spec.rate_limit) {
+                    // Unchanged limits keep their buckets.
+                    pipeline.limits = None;
+                }
+                current_limits = Some(endpoint.spec.rate_limit.clone());
+                state.replace(pipeline);
+                tracing::info!(
+                    endpoint = state.endpoint().as_str(),
+                    "configuration reloaded"
+                );
+            }
+            Err(err) => {
+                tracing::error!(
+                    error = %err,
+                    "configuration changed but cannot be loaded; still serving the previous one"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+        metadata: {name: gh}\nspec:\n  provider: generic\n  secretRefs: [{name: s, key: a}]\n  \
+        verification: {hmac: {signatureHeader: X-Sig, secretRefs: [{name: h, key: b}]}}\n";
+
+    #[test]
+    fn every_referenced_secret_is_listed() {
+        let endpoint = hookwarden_crds::from_yaml(MANIFEST).expect("manifest");
+        let refs: Vec<String> = secret_refs(&endpoint.spec)
+            .iter()
+            .map(|r| format!("{}/{}", r.name, r.key))
+            .collect();
+        assert_eq!(refs, ["s/a", "h/b"]);
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_manifest_and_every_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest = dir.path().join("endpoint.yaml");
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir_all(secrets.join("h")).expect("mkdir");
+        std::fs::write(&manifest, MANIFEST).expect("write");
+        let missing = fingerprint(&manifest, &secrets);
+        std::fs::write(secrets.join("h/b"), "").expect("write");
+        let empty = fingerprint(&manifest, &secrets);
+        assert_ne!(missing, empty, "a missing file differs from an empty one");
+        std::fs::write(secrets.join("h/b"), "key-1").expect("write");
+        let first = fingerprint(&manifest, &secrets);
+        assert_eq!(
+            first,
+            fingerprint(&manifest, &secrets),
+            "stable while nothing changes"
+        );
+        std::fs::write(secrets.join("h/b"), "key-2").expect("write");
+        assert_ne!(
+            first,
+            fingerprint(&manifest, &secrets),
+            "a rotated secret is noticed"
+        );
+        let rotated = fingerprint(&manifest, &secrets);
+        std::fs::write(&manifest, MANIFEST.replace("X-Sig", "X-Signature")).expect("write");
+        assert_ne!(
+            rotated,
+            fingerprint(&manifest, &secrets),
+            "a changed manifest is noticed"
+        );
+    }
+}
