@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_receiver::publish::{Publisher, Target};
 use hookwarden_receiver::server::{self, AppState};
+use hookwarden_receiver::transport::{self, Limits, Mode, Stopped, TlsMode, Transport};
 use hookwarden_receiver::{config, secrets, verify};
 
 #[derive(Debug, Parser)]
@@ -29,8 +30,8 @@ enum Command {
         #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
         endpoint: PathBuf,
     },
-    /// Receive deliveries for one endpoint over plain HTTP (TLS comes later;
-    /// put a TLS-terminating proxy in front until then).
+    /// Receive deliveries for one endpoint over HTTPS (or, explicitly, plain
+    /// HTTP behind an ingress or for local development).
     Serve {
         /// The WebhookEndpoint manifest (YAML).
         #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
@@ -55,6 +56,23 @@ enum Command {
         /// Largest accepted body in bytes; larger deliveries get 413.
         #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = server::DEFAULT_BODY_LIMIT)]
         max_body_bytes: usize,
+        /// `terminate`: serve HTTPS with --tls-cert/--tls-key (re-read when
+        /// the files change). `behind-ingress`: plain HTTP behind a proxy that
+        /// terminates TLS. `insecure-http`: plain HTTP for local development
+        /// only.
+        #[arg(
+            long,
+            env = "HOOKWARDEN_TLS_MODE",
+            value_enum,
+            default_value = "terminate"
+        )]
+        tls_mode: TlsMode,
+        /// PEM certificate chain (leaf first) for --tls-mode terminate.
+        #[arg(long, env = "HOOKWARDEN_TLS_CERT")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of the certificate for --tls-mode terminate.
+        #[arg(long, env = "HOOKWARDEN_TLS_KEY")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -68,6 +86,9 @@ fn main() -> ExitCode {
             listen,
             publish_timeout_secs,
             max_body_bytes,
+            tls_mode,
+            tls_cert,
+            tls_key,
         } => {
             init_logging();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -87,6 +108,9 @@ fn main() -> ExitCode {
                 listen,
                 publish_timeout: Duration::from_secs(publish_timeout_secs),
                 max_body_bytes,
+                tls_mode,
+                tls_cert,
+                tls_key,
             };
             match runtime.block_on(serve(options)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -150,11 +174,16 @@ struct ServeOptions {
     listen: SocketAddr,
     publish_timeout: Duration,
     max_body_bytes: usize,
+    tls_mode: TlsMode,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Why `serve` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 enum ServeError {
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
@@ -178,14 +207,19 @@ enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// Everything is checked before the port opens: a receiver that listens
 /// must be able to verify and store, or providers would get errors for
 /// deliveries that a correctly configured replica would accept.
 async fn serve(options: ServeOptions) -> Result<(), ServeError> {
+    // First: a mistake in the flags is the cheapest thing to report.
+    let mode = Mode::from_flags(options.tls_mode, options.tls_cert, options.tls_key)?;
+    let transport = Transport::new(&mode, Limits::default())?;
+    // Behind an ingress the request pipeline must only accept requests the
+    // trusted proxy marks as HTTPS; AppState does not take this yet (the
+    // pipeline's trusted-proxy work), so for now it is reported at startup.
+    let require_forwarded_https = mode.require_forwarded_https();
     let endpoint = config::load_endpoint(&options.endpoint)?;
     let target = Target::for_endpoint(&endpoint).map_err(|source| ServeError::Target {
         path: options.endpoint.clone(),
@@ -234,44 +268,32 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
         listen = %options.listen,
         stream = target.stream.as_str(),
         subject_prefix = target.subject_prefix.as_str(),
-        "hookwarden-receiver serving (plain HTTP)"
+        tls_mode = mode.label(),
+        require_forwarded_https,
+        "hookwarden-receiver serving"
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let serving = server::serve(
+    let stopped_how = server::serve(
         AppState::with_body_limit(verifier, publisher, options.max_body_bytes),
         listener,
-        stopped(stop_rx.clone()),
-    );
-    let drain_deadline = async {
-        stopped(stop_rx).await;
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-    };
-    tokio::select! {
-        result = serving => {
-            result.map_err(ServeError::Serve)?;
-            tracing::info!("hookwarden-receiver stopped gracefully");
-        }
-        () = drain_deadline => {
-            tracing::warn!(
-                drain_timeout_secs = DRAIN_TIMEOUT.as_secs(),
-                "connections still open after the drain timeout; stopping anyway"
-            );
-        }
+        transport,
+        stopped(stop_rx),
+    )
+    .await;
+    match stopped_how {
+        Stopped::Drained => tracing::info!("hookwarden-receiver stopped gracefully"),
+        // The transport logged which connections were cut off.
+        Stopped::DrainTimedOut => tracing::warn!("hookwarden-receiver stopped"),
     }
     Ok(())
 }
 
 /// Room for the headers stored with a body (see `publish::headers`).
 const HEADER_HEADROOM: usize = 4096;
-
-/// How long requests in flight may take to finish after SIGTERM: below
-/// Kubernetes' default 30 s grace period, so the process exits on its own
-/// instead of being killed mid-answer.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Completes once shutdown was requested; never if the signal task is gone
 /// without requesting it (that must not stop the server).

@@ -44,6 +44,7 @@ async fn serve_stores_a_delivery_and_stops_on_sigterm() {
         .env("HOOKWARDEN_NATS_URL", nats.url())
         .env("HOOKWARDEN_LISTEN", &listen)
         .env("HOOKWARDEN_MAX_BODY_BYTES", "1000")
+        .env("HOOKWARDEN_TLS_MODE", "insecure-http")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -150,6 +151,8 @@ async fn serve_refuses_to_start_without_its_secret() {
             "nats://127.0.0.1:1",
             "--listen",
             "127.0.0.1:0",
+            "--tls-mode",
+            "insecure-http",
         ])
         .output()
         .await
@@ -157,4 +160,24 @@ async fn serve_refuses_to_start_without_its_secret() {
     assert!(!output.status.success());
     let log = String::from_utf8_lossy(&output.stdout);
     assert!(log.contains("gh/secret"), "{log}");
+}
+
+#[tokio::test]
+async fn serve_terminates_tls_by_default_and_needs_a_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        .args(["serve", "--endpoint"])
+        .arg(dir.path().join("endpoint.yaml"))
+        .arg("--secrets-dir")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("HOOKWARDEN_TLS_MODE")
+        .env_remove("HOOKWARDEN_TLS_CERT")
+        .env_remove("HOOKWARDEN_TLS_KEY")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(log.contains("--tls-cert"), "{log}");
 }
