@@ -220,6 +220,15 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     // trusted proxy marks as HTTPS; AppState does not take this yet (the
     // pipeline's trusted-proxy work), so for now it is reported at startup.
     let require_forwarded_https = mode.require_forwarded_https();
+    if require_forwarded_https {
+        // Saying so loudly is better than letting an operator believe the
+        // check is in force.
+        tracing::warn!(
+            "--tls-mode behind-ingress: the receiver does NOT yet check that the \
+             trusted proxy received the request over HTTPS; make sure only the \
+             ingress can reach this port"
+        );
+    }
     let endpoint = config::load_endpoint(&options.endpoint)?;
     let target = Target::for_endpoint(&endpoint).map_err(|source| ServeError::Target {
         path: options.endpoint.clone(),

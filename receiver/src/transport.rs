@@ -98,7 +98,7 @@ pub enum TlsMode {
     /// requests the trusted proxy marks as HTTPS are to be accepted.
     BehindIngress,
     /// Plain HTTP, for local development only: signatures still verify, but
-    /// secrets-bearing traffic crosses the network in the clear.
+    /// deliveries cross the network in the clear.
     InsecureHttp,
 }
 

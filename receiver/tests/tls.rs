@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{sign, stored_messages};
+use futures::SinkExt;
 use hookwarden_receiver::publish::Target;
 use hookwarden_receiver::server;
-use hookwarden_receiver::transport::{Limits, Mode, Transport, TransportStats};
+use hookwarden_receiver::transport::{Limits, Mode, Stopped, Transport, TransportStats};
 use hookwarden_tests::NatsServer;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode, Version};
@@ -97,6 +98,21 @@ struct TlsReceiver {
     target: Target,
     stats: Arc<TransportStats>,
     stop: Option<oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<Stopped>>,
+}
+
+impl TlsReceiver {
+    /// Requests shutdown; how serving ended, at most [`WAIT`] later.
+    async fn shut_down(&mut self) -> Stopped {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let serving = self.serving.take().expect("serving");
+        tokio::time::timeout(WAIT, serving)
+            .await
+            .expect("serving ends in time")
+            .expect("serving task")
+    }
 }
 
 impl Drop for TlsReceiver {
@@ -117,7 +133,7 @@ async fn start(nats: &NatsServer, mount: &SecretMount, limits: Limits) -> TlsRec
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::serve(state, listener, transport, async {
+    let serving = tokio::spawn(server::serve(state, listener, transport, async {
         let _ = stopped.await;
     }));
     TlsReceiver {
@@ -125,6 +141,7 @@ async fn start(nats: &NatsServer, mount: &SecretMount, limits: Limits) -> TlsRec
         target,
         stats,
         stop: Some(stop),
+        serving: Some(serving),
     }
 }
 
@@ -431,6 +448,167 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     assert_eq!(peer_certificate(&established), old.der);
     let (status, _, json) = http1(established, delivery("/", b"{}", "before-1")).await;
     assert_eq!(status, StatusCode::OK, "{json}");
+}
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let cert = self_signed();
+    let mount = SecretMount::new(&cert.cert_pem, &cert.key_pem);
+    let limits = Limits {
+        max_header_bytes: 16 * 1024,
+        ..Limits::default()
+    };
+    let receiver = start(&nats, &mount, limits).await;
+    let config = client_config(&[&cert.der], &[TLS13], &[b"http/1.1"]);
+    let request = |header_bytes: usize| {
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nx-big: {}\r\n\r\n",
+            "a".repeat(header_bytes)
+        )
+    };
+
+    let mut fine = connect(receiver.addr, Arc::clone(&config)).await;
+    fine.write_all(request(8 * 1024).as_bytes())
+        .await
+        .expect("send");
+    let answer = read_until_closed(&mut fine).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // Refused with 431, or cut off while still sending: never served.
+    let mut big = connect(receiver.addr, config).await;
+    let _ = big.write_all(request(64 * 1024).as_bytes()).await;
+    let answer = read_until_closed(&mut big).await;
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_new_connections_wait() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let cert = self_signed();
+    let mount = SecretMount::new(&cert.cert_pem, &cert.key_pem);
+    let limits = Limits {
+        max_connections: 1,
+        ..Limits::default()
+    };
+    let receiver = start(&nats, &mount, limits).await;
+    let config = client_config(&[&cert.der], &[TLS13], &[b"http/1.1"]);
+
+    let first = connect(receiver.addr, Arc::clone(&config)).await;
+    let tcp = TcpStream::connect(receiver.addr)
+        .await
+        .expect("the kernel queues the second connection");
+    let name = ServerName::try_from("localhost").expect("server name");
+    let second = tokio::spawn(TlsConnector::from(config).connect(name, tcp));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "a second connection was served while the only slot was taken"
+    );
+
+    drop(first);
+    let second = tokio::time::timeout(WAIT, second)
+        .await
+        .expect("served once the first connection closed")
+        .expect("task")
+        .expect("TLS handshake");
+    let healthz = Request::get("/healthz")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let (status, _, json) = http1(second, healthz).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_request_in_flight_finish() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let cert = self_signed();
+    let mount = SecretMount::new(&cert.cert_pem, &cert.key_pem);
+    let mut receiver = start(&nats, &mount, Limits::default()).await;
+    let tls = connect(
+        receiver.addr,
+        client_config(&[&cert.der], &[TLS13], &[b"http/1.1"]),
+    )
+    .await;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(connection);
+
+    // The body arrives in two parts, with the shutdown in between.
+    let payload: &[u8] = b"{\"in\":\"flight\"}";
+    let (mut body, frames) = futures::channel::mpsc::channel::<
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >(2);
+    let request = Request::post("/")
+        .header("content-length", payload.len())
+        .header("x-github-event", "push")
+        .header("x-github-delivery", "in-flight-1")
+        .header("x-hub-signature-256", sign(payload))
+        .body(http_body_util::StreamBody::new(frames))
+        .expect("request");
+    let response = tokio::spawn(sender.send_request(request));
+    body.send(Ok(hyper::body::Frame::data(Bytes::copy_from_slice(
+        &payload[..4],
+    ))))
+    .await
+    .expect("first part");
+    // Give the server time to start on the request (setup only: arriving
+    // late would make it refuse the request, failing the test).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stop = receiver.stop.take().expect("stop");
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    body.send(Ok(hyper::body::Frame::data(Bytes::copy_from_slice(
+        &payload[4..],
+    ))))
+    .await
+    .expect("second part");
+    drop(body);
+
+    let response = tokio::time::timeout(WAIT, response)
+        .await
+        .expect("answer in time")
+        .expect("task")
+        .expect("the request in flight is answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(receiver.shut_down().await, Stopped::Drained);
+    assert_eq!(stored_messages(&nats, &receiver.target).await, 1);
+}
+
+#[tokio::test]
+async fn the_drain_is_bounded() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let cert = self_signed();
+    let mount = SecretMount::new(&cert.cert_pem, &cert.key_pem);
+    let limits = Limits {
+        drain_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let mut receiver = start(&nats, &mount, limits).await;
+    let mut stuck = connect(
+        receiver.addr,
+        client_config(&[&cert.der], &[TLS13], &[b"http/1.1"]),
+    )
+    .await;
+    // A request whose body never comes (the pipeline would give up on it
+    // after its own 10 s body timeout).
+    stuck
+        .write_all(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .expect("send");
+    stuck.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.shut_down().await, Stopped::DrainTimedOut);
 }
 
 #[test]
