@@ -41,7 +41,9 @@ use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to send its request line and headers. Providers
 /// send them at once; a client trickling header bytes (slowloris) would
-/// otherwise hold a connection, and its buffer, for as long as it likes.
+/// otherwise hold a connection, and its buffer, for as long as it likes. On
+/// HTTP/1.1 this is also how long an idle keep-alive connection stays open
+/// waiting for its next request.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a client may take to complete the TLS handshake. A connection
@@ -339,7 +341,9 @@ impl Transport {
         });
         let acceptor = tls.map(|tls| TlsAcceptor::from(tls.config));
         let http = Arc::new(http_builder(&limits));
-        let slots = Arc::new(Semaphore::new(limits.max_connections));
+        let slots = Arc::new(Semaphore::new(
+            limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        ));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
 
@@ -567,26 +571,37 @@ impl ResolvesServerCert for ReloadingCert {
 impl ReloadingCert {
     /// Reads the files and, if they changed, swaps in the new pair when it
     /// is valid, keeping the old one (and logging why) when it is not.
-    async fn reload(&self, stats: &TransportStats) {
-        let read = |path: PathBuf| async move {
-            let contents = tokio::fs::read(&path).await;
-            contents.map_err(|err| (path, err))
+    /// `read_error` remembers a failure to read the files, so one that lasts
+    /// is reported once, not every interval.
+    async fn reload(&self, stats: &TransportStats, read_error: &mut Option<String>) {
+        // One after the other, so a lasting failure is always the same one.
+        let read = async {
+            let cert = tokio::fs::read(&self.cert_path)
+                .await
+                .map_err(|err| (&self.cert_path, err))?;
+            let key = tokio::fs::read(&self.key_path)
+                .await
+                .map_err(|err| (&self.key_path, err))?;
+            Ok::<_, (&PathBuf, std::io::Error)>(CertFiles { cert, key })
         };
-        let files =
-            match tokio::try_join!(read(self.cert_path.clone()), read(self.key_path.clone())) {
-                Ok((cert, key)) => CertFiles { cert, key },
-                Err((path, err)) => {
-                    // A Secret being swapped is atomic, so this is not a race
-                    // with the kubelet: the file is really gone or unreadable.
+        let files = match read.await {
+            Ok(files) => files,
+            Err((path, err)) => {
+                // A Secret being swapped is atomic, so this is not a race
+                // with the kubelet: the file is really gone or unreadable.
+                let error = format!("{}: {err}", path.display());
+                if read_error.as_ref() != Some(&error) {
                     stats.cert_reload_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
-                        path = %path.display(),
-                        error = %err,
+                        error = error.as_str(),
                         "cannot read the TLS certificate files; keeping the certificate in service"
                     );
-                    return;
+                    *read_error = Some(error);
                 }
-            };
+                return;
+            }
+        };
+        *read_error = None;
         {
             let loaded = self
                 .loaded
@@ -636,9 +651,10 @@ async fn watch_cert_files(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate; the files were just loaded.
     ticks.tick().await;
+    let mut read_error = None;
     loop {
         ticks.tick().await;
-        resolver.reload(&stats).await;
+        resolver.reload(&stats, &mut read_error).await;
     }
 }
 

@@ -396,6 +396,19 @@ async fn a_client_sending_headers_too_slowly_is_disconnected() {
         String::from_utf8_lossy(&received)
     );
 
+    // An idle keep-alive connection is closed by the same timeout, after
+    // its answer: it cannot hold a connection slot forever either.
+    let mut idle = connect(receiver.addr, Arc::clone(&config)).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("send");
+    let received = read_until_closed(&mut idle).await;
+    assert!(
+        received.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&received)
+    );
+
     // A client sending its headers at once is served under the same limit.
     let fast = connect(receiver.addr, config).await;
     let (status, _, json) = http1(fast, delivery("/", b"{}", "fast-1")).await;
@@ -432,6 +445,22 @@ async fn a_renewed_certificate_is_served_without_a_restart() {
     .await;
     assert_eq!(served().await, old.der, "still the old certificate");
     assert_eq!(receiver.stats.cert_reloads(), 0);
+
+    // The Secret unmounted: reported once, still serving.
+    let data = mount.path("..data");
+    std::fs::rename(&data, mount.path("..gone")).expect("unmount");
+    eventually("the unreadable files are reported", || {
+        receiver.stats.cert_reload_failures() == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.stats.cert_reload_failures(),
+        3,
+        "a lasting read error is reported once"
+    );
+    assert_eq!(served().await, old.der, "still the old certificate");
+    std::fs::rename(mount.path("..gone"), &data).expect("remount");
 
     // A renewed pair is picked up by the next connection.
     let established = connect(receiver.addr, Arc::clone(&config)).await;
