@@ -3,8 +3,9 @@
 //!
 //! It loads its configuration ([`config`]) and secrets ([`secrets`]),
 //! verifies deliveries ([`verify`]) and stores them in JetStream
-//! ([`publish`]), behind a small HTTP server ([`server`]) that first
-//! filters by client ([`clientip`], [`limits`]). Each concern is its own module with small pure functions
+//! ([`publish`]), behind a small HTTP server ([`server`]) on a hardened
+//! listener ([`transport`]) that first filters by client ([`clientip`],
+//! [`limits`]). Each concern is its own module with small pure functions
 //! at the core, so the HTTP and NATS edges stay thin.
 #![forbid(unsafe_code)]
 
@@ -16,4 +17,5 @@ pub mod publish;
 pub mod reload;
 pub mod secrets;
 pub mod server;
+pub mod transport;
 pub mod verify;

@@ -3,15 +3,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_receiver::clientip::{self, Networks, TrustedProxies};
-use hookwarden_receiver::limits::{self, RateLimits};
-use hookwarden_receiver::publish::{Publisher, Target};
+use hookwarden_receiver::ops::{self, Metrics, Readiness};
 use hookwarden_receiver::server::{self, AppState};
-use hookwarden_receiver::{config, secrets, verify};
+use hookwarden_receiver::transport::{self, Limits, Mode, Stopped, TlsMode, Transport};
+use hookwarden_receiver::{config, reload};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,8 +31,8 @@ enum Command {
         #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
         endpoint: PathBuf,
     },
-    /// Receive deliveries for one endpoint over plain HTTP (TLS comes later;
-    /// put a TLS-terminating proxy in front until then).
+    /// Receive deliveries for one endpoint over HTTPS (or, explicitly, plain
+    /// HTTP behind an ingress or for local development).
     Serve {
         /// The WebhookEndpoint manifest (YAML).
         #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
@@ -57,6 +57,35 @@ enum Command {
         /// Largest accepted body in bytes; larger deliveries get 413.
         #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = server::DEFAULT_BODY_LIMIT)]
         max_body_bytes: usize,
+        /// `terminate`: serve HTTPS with --tls-cert/--tls-key (re-read when
+        /// the files change). `behind-ingress`: plain HTTP behind a proxy that
+        /// terminates TLS. `insecure-http`: plain HTTP for local development
+        /// only.
+        #[arg(
+            long,
+            env = "HOOKWARDEN_TLS_MODE",
+            value_enum,
+            default_value = "terminate"
+        )]
+        tls_mode: TlsMode,
+        /// PEM certificate chain (leaf first) for --tls-mode terminate.
+        #[arg(long, env = "HOOKWARDEN_TLS_CERT")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of the certificate for --tls-mode terminate.
+        #[arg(long, env = "HOOKWARDEN_TLS_KEY")]
+        tls_key: Option<PathBuf>,
+        /// Address of the operations port: /healthz, /readyz, /metrics. Kept
+        /// apart from the public listener (in a pod: 0.0.0.0:9090).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_METRICS_LISTEN",
+            default_value = "127.0.0.1:9090"
+        )]
+        metrics_listen: SocketAddr,
+        /// Seconds between checks of the manifest and secret files for
+        /// changes (applied without dropping connections).
+        #[arg(long, env = "HOOKWARDEN_RELOAD_INTERVAL_SECS", default_value_t = 2)]
+        reload_interval_secs: u64,
     },
 }
 
@@ -70,6 +99,11 @@ fn main() -> ExitCode {
             listen,
             publish_timeout_secs,
             max_body_bytes,
+            tls_mode,
+            tls_cert,
+            tls_key,
+            metrics_listen,
+            reload_interval_secs,
         } => {
             init_logging();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -89,6 +123,11 @@ fn main() -> ExitCode {
                 listen,
                 publish_timeout: Duration::from_secs(publish_timeout_secs),
                 max_body_bytes,
+                tls_mode,
+                tls_cert,
+                tls_key,
+                metrics_listen,
+                reload_interval: Duration::from_secs(reload_interval_secs.max(1)),
             };
             match runtime.block_on(serve(options)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -152,81 +191,41 @@ struct ServeOptions {
     listen: SocketAddr,
     publish_timeout: Duration,
     max_body_bytes: usize,
+    tls_mode: TlsMode,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    metrics_listen: SocketAddr,
+    reload_interval: Duration,
 }
 
 /// Why `serve` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 enum ServeError {
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    Transport(#[from] transport::TransportError),
     #[error(transparent)]
-    Secrets(#[from] secrets::SecretError),
-    #[error(transparent)]
-    Verifier(#[from] verify::VerifierError),
-    #[error("{}: {source}", path.display())]
-    Cidr {
-        path: PathBuf,
-        source: clientip::CidrError,
-    },
-    #[error("{}: {source}", path.display())]
-    RateLimit {
-        path: PathBuf,
-        source: limits::RateError,
-    },
-    #[error("{}: {source}", path.display())]
-    Target {
-        path: PathBuf,
-        source: hookwarden_receiver::publish::TargetError,
-    },
+    Load(#[from] reload::LoadError),
     #[error("cannot connect to NATS at {url}: {source}")]
     Nats {
         url: String,
         source: async_nats::ConnectError,
     },
-    #[error(transparent)]
-    Stream(#[from] hookwarden_receiver::publish::EnsureStreamError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// Everything is checked before the port opens: a receiver that listens
 /// must be able to verify and store, or providers would get errors for
 /// deliveries that a correctly configured replica would accept.
 async fn serve(options: ServeOptions) -> Result<(), ServeError> {
-    let endpoint = config::load_endpoint(&options.endpoint)?;
-    let target = Target::for_endpoint(&endpoint).map_err(|source| ServeError::Target {
-        path: options.endpoint.clone(),
-        source,
-    })?;
-    let verifier = verify::for_endpoint(&endpoint.spec, |refs| {
-        secrets::load(&options.secrets_dir, refs)
-    })?;
-    let cidr_error = |source| ServeError::Cidr {
-        path: options.endpoint.clone(),
-        source,
-    };
-    let allowed = Networks::parse(
-        clientip::ALLOWED_SOURCE_CIDRS_FIELD,
-        &endpoint.spec.allowed_source_cidrs,
-    )
-    .map_err(cidr_error)?;
-    let proxies = Networks::parse(
-        clientip::TRUSTED_PROXIES_FIELD,
-        &endpoint.spec.trusted_proxies,
-    )
-    .map_err(cidr_error)?;
-    let rate_limits =
-        RateLimits::from_spec(endpoint.spec.rate_limit.as_ref()).map_err(|source| {
-            ServeError::RateLimit {
-                path: options.endpoint.clone(),
-                source,
-            }
-        })?;
+    // First the flags and the manifest: mistakes there are the cheapest to
+    // report, and are reported before NATS is contacted.
+    let mode = Mode::from_flags(options.tls_mode, options.tls_cert, options.tls_key)?;
+    let transport = Transport::new(&mode, Limits::default())?;
+    let checked = reload::check(&options.endpoint, &options.secrets_dir)?;
 
     let client = async_nats::connect(&options.nats_url)
         .await
@@ -243,10 +242,11 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
              bodies near the cap will be refused with 413"
         );
     }
-    let publisher = Publisher::new(client, target.clone(), options.publish_timeout);
-    publisher.ensure_stream().await?;
-
-    if allowed.is_empty() {
+    let (endpoint, pipeline) = checked
+        .connect(client.clone(), options.publish_timeout)
+        .await?;
+    let target = pipeline.publisher.target().clone();
+    if endpoint.spec.allowed_source_cidrs.is_empty() {
         // Said once, so an operator who expected a restriction notices.
         tracing::info!(
             endpoint = target.endpoint.as_str(),
@@ -255,11 +255,30 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     } else {
         tracing::info!(
             endpoint = target.endpoint.as_str(),
-            allowed = %allowed,
-            trusted_proxies = %proxies,
+            allowed = %pipeline.allowed,
+            trusted_proxies = ?endpoint.spec.trusted_proxies,
             "accepting deliveries only from the allowed source networks"
         );
     }
+
+    let metrics = Arc::new(Metrics::new(Some(transport.stats())));
+    let readiness = Readiness::new(Some(client.clone()));
+    // Behind an ingress, only requests a trusted proxy received over HTTPS.
+    let require_forwarded_https = mode.require_forwarded_https();
+    let state = AppState::with_body_limit(
+        pipeline.verifier,
+        pipeline.publisher,
+        options.max_body_bytes,
+    )
+    .with_trusted_proxies(pipeline.proxies)
+    .with_allowed_sources(pipeline.allowed)
+    .with_metrics(Arc::clone(&metrics))
+    .require_forwarded_https(require_forwarded_https);
+    let state = match pipeline.limits {
+        Some(limits) => state.with_rate_limits(limits),
+        None => state,
+    };
+    readiness.set_config_loaded(true);
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -267,49 +286,57 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             addr: options.listen,
             source,
         })?;
+    let ops_listener = tokio::net::TcpListener::bind(options.metrics_listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: options.metrics_listen,
+            source,
+        })?;
     tracing::info!(
         endpoint = target.endpoint.as_str(),
         listen = %options.listen,
+        metrics_listen = %options.metrics_listen,
         stream = target.stream.as_str(),
         subject_prefix = target.subject_prefix.as_str(),
-        "hookwarden-receiver serving (plain HTTP)"
+        tls_mode = mode.label(),
+        require_forwarded_https,
+        "hookwarden-receiver serving"
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let state = AppState::with_body_limit(verifier, publisher, options.max_body_bytes)
-        .with_trusted_proxies(TrustedProxies::new(proxies))
-        .with_allowed_sources(allowed)
-        .with_rate_limits(rate_limits);
-    let serving = server::serve(state, listener, stopped(stop_rx.clone()));
-    let drain_deadline = async {
-        stopped(stop_rx).await;
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-    };
-    tokio::select! {
-        result = serving => {
-            result.map_err(ServeError::Serve)?;
-            tracing::info!("hookwarden-receiver stopped gracefully");
+    tokio::spawn(reload::watch(
+        reload::Sources {
+            endpoint: options.endpoint.clone(),
+            secrets_dir: options.secrets_dir.clone(),
+            nats: client,
+            publish_timeout: options.publish_timeout,
+        },
+        state.clone(),
+        options.reload_interval,
+        stop_rx.clone(),
+    ));
+    let ops_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let served = axum::serve(ops_listener, ops::router(metrics, readiness))
+            .with_graceful_shutdown(stopped(ops_stop))
+            .await;
+        if let Err(err) = served {
+            tracing::error!(error = %err, "operations port failed");
         }
-        () = drain_deadline => {
-            tracing::warn!(
-                drain_timeout_secs = DRAIN_TIMEOUT.as_secs(),
-                "connections still open after the drain timeout; stopping anyway"
-            );
-        }
+    });
+    match server::serve(state, listener, transport, stopped(stop_rx)).await {
+        Stopped::Drained => tracing::info!("hookwarden-receiver stopped gracefully"),
+        // The transport logged which connections were cut off.
+        Stopped::DrainTimedOut => tracing::warn!("hookwarden-receiver stopped"),
     }
     Ok(())
 }
 
 /// Room for the headers stored with a body (see `publish::headers`).
 const HEADER_HEADROOM: usize = 4096;
-
-/// How long requests in flight may take to finish after SIGTERM: below
-/// Kubernetes' default 30 s grace period, so the process exits on its own
-/// instead of being killed mid-answer.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Completes once shutdown was requested; never if the signal task is gone
 /// without requesting it (that must not stop the server).

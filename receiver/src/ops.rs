@@ -10,12 +10,16 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::transport::TransportStats;
 
 /// Labels of a request outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,9 +60,39 @@ pub struct Metrics {
     pub publish_seconds: Family<EndpointLabels, Histogram>,
     /// Requests being handled right now.
     pub in_flight: Gauge,
-    /// TLS handshakes that failed (plain HTTP to the TLS port, old
-    /// protocol versions, scanners).
-    pub tls_handshake_failures: Counter,
+}
+
+/// Exposes the transport's own counters (kept as atomics in the transport,
+/// read at scrape time).
+#[derive(Debug)]
+struct TransportCollector(Arc<TransportStats>);
+
+impl Collector for TransportCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let counters = [
+            (
+                "tls_handshake_failures",
+                "Failed TLS handshakes on the webhook listener (plain HTTP, old protocols, scanners)",
+                self.0.handshake_failures(),
+            ),
+            (
+                "tls_certificate_reloads",
+                "TLS certificates reloaded from disk",
+                self.0.cert_reloads(),
+            ),
+            (
+                "tls_certificate_reload_failures",
+                "TLS certificate reloads refused (unreadable, unparsable or mismatched files)",
+                self.0.cert_reload_failures(),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
 }
 
 fn publish_histogram() -> Histogram {
@@ -71,6 +105,13 @@ fn publish_histogram() -> Histogram {
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(None)
+    }
+}
+
+impl Metrics {
+    /// The metrics, including the transport's counters when given.
+    pub fn new(transport: Option<Arc<TransportStats>>) -> Self {
         let mut registry = Registry::with_prefix("hookwarden");
         let requests = Family::<OutcomeLabels, Counter>::default();
         let refusals = Family::<ReasonLabels, Counter>::default();
@@ -78,7 +119,6 @@ impl Default for Metrics {
             publish_histogram as fn() -> Histogram,
         );
         let in_flight = Gauge::default();
-        let tls_handshake_failures = Counter::default();
         registry.register(
             "requests",
             "Webhook requests by endpoint and outcome",
@@ -99,23 +139,18 @@ impl Default for Metrics {
             "Webhook requests being handled",
             in_flight.clone(),
         );
-        registry.register(
-            "tls_handshake_failures",
-            "Failed TLS handshakes on the webhook listener",
-            tls_handshake_failures.clone(),
-        );
+        if let Some(stats) = transport {
+            registry.register_collector(Box::new(TransportCollector(stats)));
+        }
         Self {
             registry,
             requests,
             refusals,
             publish_seconds,
             in_flight,
-            tls_handshake_failures,
         }
     }
-}
 
-impl Metrics {
     /// Counts one finished request; `reason` is set for refusals.
     pub fn record(&self, endpoint: &str, outcome: &str, reason: Option<&str>) {
         self.requests

@@ -119,21 +119,32 @@ fn feed(hash: &mut Sha256, content: Option<&[u8]>) {
     }
 }
 
-/// Builds the pipeline from the files: everything is checked before it is
-/// used, and the stream is ensured, so a pipeline that is returned can take
-/// deliveries.
-pub async fn load(sources: &Sources) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
-    let path = &sources.endpoint;
+/// The parts of a pipeline that need no NATS connection, so a bad manifest
+/// is reported before anything is contacted.
+#[derive(Debug)]
+pub struct Checked {
+    /// The manifest as read.
+    pub endpoint: WebhookEndpoint,
+    /// Stream and subjects.
+    pub target: Target,
+    /// Everything else of the pipeline, still without a publisher.
+    verifier: Box<dyn verify::Verifier>,
+    proxies: Networks,
+    allowed: Networks,
+    limits: RateLimits,
+}
+
+/// Reads and checks the manifest and its secrets.
+pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadError> {
+    let path = endpoint_path;
     let endpoint = config::load_endpoint(path)?;
     let target = Target::for_endpoint(&endpoint).map_err(|source| LoadError::Target {
-        path: path.clone(),
+        path: path.to_owned(),
         source,
     })?;
-    let verifier = verify::for_endpoint(&endpoint.spec, |refs| {
-        secrets::load(&sources.secrets_dir, refs)
-    })?;
+    let verifier = verify::for_endpoint(&endpoint.spec, |refs| secrets::load(secrets_dir, refs))?;
     let cidr = |source| LoadError::Cidr {
-        path: path.clone(),
+        path: path.to_owned(),
         source,
     };
     let allowed = Networks::parse(
@@ -148,20 +159,46 @@ pub async fn load(sources: &Sources) -> Result<(WebhookEndpoint, EndpointPipelin
     .map_err(cidr)?;
     let limits = RateLimits::from_spec(endpoint.spec.rate_limit.as_ref()).map_err(|source| {
         LoadError::RateLimit {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         }
     })?;
-    let publisher = Publisher::new(sources.nats.clone(), target, sources.publish_timeout);
-    publisher.ensure_stream().await?;
-    let pipeline = EndpointPipeline {
+    Ok(Checked {
+        endpoint,
+        target,
         verifier,
-        publisher,
-        proxies: TrustedProxies::new(proxies),
+        proxies,
         allowed,
-        limits: Some(limits),
-    };
-    Ok((endpoint, pipeline))
+        limits,
+    })
+}
+
+impl Checked {
+    /// The pipeline, once the endpoint's stream exists: a pipeline that is
+    /// returned can take deliveries.
+    pub async fn connect(
+        self,
+        nats: async_nats::Client,
+        publish_timeout: Duration,
+    ) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
+        let publisher = Publisher::new(nats, self.target, publish_timeout);
+        publisher.ensure_stream().await?;
+        let pipeline = EndpointPipeline {
+            verifier: self.verifier,
+            publisher,
+            proxies: TrustedProxies::new(self.proxies),
+            allowed: self.allowed,
+            limits: Some(self.limits),
+        };
+        Ok((self.endpoint, pipeline))
+    }
+}
+
+/// Builds the whole pipeline from the files.
+pub async fn load(sources: &Sources) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
+    check(&sources.endpoint, &sources.secrets_dir)?
+        .connect(sources.nats.clone(), sources.publish_timeout)
+        .await
 }
 
 /// Polls the files every `interval` until `shutdown`, and swaps a rebuilt

@@ -1,8 +1,8 @@
 //! The HTTP edge: find the client, filter it (HTTPS, allowlist, rate
 //! limits), read the body (capped), verify, store, answer.
 //!
-//! Plain HTTP only in this slice; TLS termination comes next. Until then the
-//! receiver belongs behind a TLS-terminating proxy or on a private network.
+//! The listener itself (TLS, HTTP versions, connection limits) is
+//! [`crate::transport`].
 //!
 //! The answer tells the provider exactly what happened, because providers
 //! retry on non-2xx: 200 only once JetStream acknowledged storing the
@@ -34,6 +34,7 @@ use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
 use crate::limits::{self, RateLimits};
 use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
+use crate::transport::{Stopped, Transport};
 use crate::verify::{Rejection, Verified, Verifier};
 
 /// The default cap on a delivery's body. GitHub caps payloads at 25 MB but
@@ -236,23 +237,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves on `listener` until `shutdown` completes, then finishes the
-/// requests in flight (so an accepted delivery still gets its answer).
-/// Taking a bound listener lets tests bind port 0 and run the real server.
+/// Serves on `listener` through `transport` (TLS or plain, with its
+/// connection limits) until `shutdown` completes, then finishes the requests
+/// in flight (so an accepted delivery still gets its answer), for at most the
+/// transport's drain timeout. Taking a bound listener lets tests bind port 0
+/// and run the real server.
 pub async fn serve<F>(
     state: AppState,
     listener: tokio::net::TcpListener,
+    transport: Transport,
     shutdown: F,
-) -> std::io::Result<()>
+) -> Stopped
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    transport.serve(router(state), listener, shutdown).await
 }
 
 async fn healthz() -> impl IntoResponse {

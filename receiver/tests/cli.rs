@@ -38,12 +38,15 @@ async fn serve_stores_a_delivery_and_stops_on_sigterm() {
     let listen = format!("127.0.0.1:{}", free_port());
 
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        // Tests run in parallel: never the fixed default operations port.
+        .env("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:0")
         .arg("serve")
         .env("HOOKWARDEN_ENDPOINT", &endpoint)
         .env("HOOKWARDEN_SECRETS_DIR", &secrets)
         .env("HOOKWARDEN_NATS_URL", nats.url())
         .env("HOOKWARDEN_LISTEN", &listen)
         .env("HOOKWARDEN_MAX_BODY_BYTES", "1000")
+        .env("HOOKWARDEN_TLS_MODE", "insecure-http")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -128,6 +131,11 @@ async fn serve_stores_a_delivery_and_stops_on_sigterm() {
     );
     assert_eq!(audit[0]["endpoint"], "cli/github");
     assert!(log.contains("stopped gracefully"), "{log}");
+    assert!(
+        log.lines()
+            .any(|line| line.contains(r#""level":"WARN""#) && line.contains("PLAIN HTTP")),
+        "insecure-http warns at startup: {log}"
+    );
 }
 
 #[tokio::test]
@@ -141,6 +149,7 @@ async fn serve_refuses_to_start_without_its_secret() {
     )
     .expect("manifest");
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        .env("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:0")
         .args(["serve", "--endpoint"])
         .arg(&endpoint)
         .arg("--secrets-dir")
@@ -150,6 +159,8 @@ async fn serve_refuses_to_start_without_its_secret() {
             "nats://127.0.0.1:1",
             "--listen",
             "127.0.0.1:0",
+            "--tls-mode",
+            "insecure-http",
         ])
         .output()
         .await
@@ -174,6 +185,7 @@ async fn serve_refuses_to_start_with_an_invalid_cidr_naming_the_field() {
     .expect("manifest");
     // NATS is unreachable: the CIDR must be refused before connecting.
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        .env("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:0")
         .args(["serve", "--endpoint"])
         .arg(&endpoint)
         .arg("--secrets-dir")
@@ -183,6 +195,8 @@ async fn serve_refuses_to_start_with_an_invalid_cidr_naming_the_field() {
             "nats://127.0.0.1:1",
             "--listen",
             "127.0.0.1:0",
+            "--tls-mode",
+            "insecure-http",
         ])
         .output()
         .await
@@ -193,4 +207,120 @@ async fn serve_refuses_to_start_with_an_invalid_cidr_naming_the_field() {
         log.contains(r#"spec.trustedProxies[1]: invalid CIDR \"192.168.1.0/33\""#),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn serve_terminates_tls_by_default_and_needs_a_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        .env("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:0")
+        .args(["serve", "--endpoint"])
+        .arg(dir.path().join("endpoint.yaml"))
+        .arg("--secrets-dir")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("HOOKWARDEN_TLS_MODE")
+        .env_remove("HOOKWARDEN_TLS_CERT")
+        .env_remove("HOOKWARDEN_TLS_KEY")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(log.contains("--tls-cert"), "{log}");
+}
+
+#[tokio::test]
+async fn serve_terminates_tls_with_the_certificate_from_the_environment() {
+    use std::sync::Arc;
+
+    use hyper_util::rt::TokioIo;
+
+    let nats = NatsServer::start().await.expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = dir.path().join("endpoint.yaml");
+    std::fs::write(
+        &endpoint,
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {name: github, namespace: tls}\n\
+         spec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n",
+    )
+    .expect("manifest");
+    std::fs::create_dir_all(dir.path().join("gh")).expect("mkdir");
+    std::fs::write(dir.path().join("gh").join("secret"), SECRET).expect("secret");
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    std::fs::write(dir.path().join("tls.crt"), cert.pem()).expect("cert");
+    std::fs::write(dir.path().join("tls.key"), signing_key.serialize_pem()).expect("key");
+    let listen = format!("127.0.0.1:{}", free_port());
+
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        // Tests run in parallel: never the fixed default operations port.
+        .env("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:0")
+        .arg("serve")
+        .env("HOOKWARDEN_ENDPOINT", &endpoint)
+        .env("HOOKWARDEN_SECRETS_DIR", dir.path())
+        .env("HOOKWARDEN_NATS_URL", nats.url())
+        .env("HOOKWARDEN_LISTEN", &listen)
+        .env("HOOKWARDEN_TLS_MODE", "terminate")
+        .env("HOOKWARDEN_TLS_CERT", dir.path().join("tls.crt"))
+        .env("HOOKWARDEN_TLS_KEY", dir.path().join("tls.key"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("receiver starts");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).expect("trust anchor");
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let tls = loop {
+        if let Ok(tcp) = tokio::net::TcpStream::connect(&listen).await {
+            let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+            if let Ok(tls) = tokio_rustls::TlsConnector::from(Arc::clone(&config))
+                .connect(name, tcp)
+                .await
+            {
+                break tls;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "receiver not serving HTTPS within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(connection);
+    let healthz = hyper::Request::get("/healthz")
+        .header("host", "localhost")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("request");
+    let response = sender.send_request(healthz).await.expect("response");
+    assert_eq!(response.status(), hyper::StatusCode::OK);
+
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .expect("pid");
+    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM");
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("exits within 10 s of SIGTERM")
+        .expect("exit status");
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{:?}\n{log}", output.status);
+    assert!(log.contains(r#""tls_mode":"terminate""#), "{log}");
+    assert!(log.contains(r#""require_forwarded_https":false"#), "{log}");
 }

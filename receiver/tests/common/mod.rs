@@ -12,6 +12,7 @@ use hmac::{Hmac, Mac};
 use hookwarden_receiver::publish::{Publisher, Target};
 use hookwarden_receiver::secrets::Secret;
 use hookwarden_receiver::server::{self, AppState};
+use hookwarden_receiver::transport::{Limits, Mode, Transport};
 use hookwarden_receiver::verify;
 use hookwarden_tests::NatsServer;
 use http_body_util::combinators::BoxBody;
@@ -47,6 +48,26 @@ impl Drop for Receiver {
     }
 }
 
+/// The request pipeline of the GitHub endpoint [`ENDPOINT`], storing in
+/// `nats`.
+pub async fn app_state(nats: &NatsServer, body_limit: usize) -> (AppState, Target) {
+    let endpoint = hookwarden_crds::from_yaml(ENDPOINT).expect("endpoint manifest");
+    let target = Target::for_endpoint(&endpoint).expect("target");
+    let verifier = verify::for_provider(
+        endpoint.spec.provider,
+        vec![Secret::from(SECRET.as_bytes())],
+    )
+    .expect("verifier");
+    let client = nats.connect().await.expect("connect to NATS");
+    let publisher = Publisher::new(client, target.clone(), PUBLISH_TIMEOUT);
+    publisher.ensure_stream().await.expect("stream");
+    (
+        AppState::with_body_limit(verifier, publisher, body_limit),
+        target,
+    )
+}
+
+/// The receiver over plain HTTP (`--tls-mode insecure-http`).
 pub async fn start_receiver(nats: &NatsServer, body_limit: usize) -> Receiver {
     start_receiver_with(nats, body_limit, |state| state).await
 }
@@ -58,24 +79,16 @@ pub async fn start_receiver_with(
     body_limit: usize,
     configure: impl FnOnce(AppState) -> AppState,
 ) -> Receiver {
-    let endpoint = hookwarden_crds::from_yaml(ENDPOINT).expect("endpoint manifest");
-    let target = Target::for_endpoint(&endpoint).expect("target");
-    let verifier = verify::for_provider(
-        endpoint.spec.provider,
-        vec![Secret::from(SECRET.as_bytes())],
-    )
-    .expect("verifier");
-    let client = nats.connect().await.expect("connect to NATS");
-    let publisher = Publisher::new(client, target.clone(), PUBLISH_TIMEOUT);
-    publisher.ensure_stream().await.expect("stream");
-    let state = configure(AppState::with_body_limit(verifier, publisher, body_limit));
-
+    let (state, target) = app_state(nats, body_limit).await;
+    let state = configure(state);
+    let transport =
+        Transport::new(&Mode::InsecureHttp, Limits::default()).expect("plain HTTP transport");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let url = format!("http://{}/", listener.local_addr().expect("addr"));
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::serve(state, listener, async {
+    tokio::spawn(server::serve(state, listener, transport, async {
         let _ = stopped.await;
     }));
     Receiver {
