@@ -194,6 +194,31 @@ pub struct Delivery {
     pub source_ip: IpAddr,
     /// The request's `Content-Type`, if any.
     pub content_type: Option<String>,
+    /// The W3C trace context of the delivery (see [`traceparent`]).
+    pub traceparent: String,
+}
+
+/// The W3C `traceparent` to store with a delivery: the sender's, when it
+/// sent a valid one (so a trace continues from the provider through to the
+/// consumer), else a new sampled trace rooted at the receiver.
+pub fn traceparent(sent: Option<&str>) -> String {
+    if let Some(value) = sent.map(str::trim).filter(|v| valid_traceparent(v)) {
+        return value.to_ascii_lowercase();
+    }
+    format!(
+        "00-{:032x}-{:016x}-01",
+        rand::random::<u128>().max(1),
+        rand::random::<u64>().max(1)
+    )
+}
+
+/// `00-<32 hex trace id, not all zero>-<16 hex parent id, not all zero>-<2 hex flags>`.
+fn valid_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    matches!(parts.as_slice(), [version, trace, parent, flags]
+        if *version == "00" && hex(trace, 32) && nonzero(trace) && hex(parent, 16) && nonzero(parent) && hex(flags, 2))
 }
 
 /// The NATS headers stored with a delivery: everything a consumer needs to
@@ -222,6 +247,7 @@ pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
         "Hookwarden-Source-Ip",
         delivery.source_ip.to_string().as_str(),
     );
+    headers.insert("traceparent", delivery.traceparent.as_str());
     headers.insert(
         "Content-Type",
         delivery
@@ -461,6 +487,7 @@ mod tests {
             received_at: "2026-01-02T03:04:05Z".parse().expect("timestamp"),
             source_ip: "192.0.2.7".parse().expect("ip"),
             content_type: Some("application/json".to_owned()),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
         };
         let headers = headers(&target, &delivery);
         let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
@@ -475,6 +502,10 @@ mod tests {
         );
         assert_eq!(get("Hookwarden-Source-Ip").as_deref(), Some("192.0.2.7"));
         assert_eq!(get("Content-Type").as_deref(), Some("application/json"));
+        assert_eq!(
+            get("traceparent").as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
 
         let anonymous = Delivery {
             delivery_id: None,
@@ -491,6 +522,30 @@ mod tests {
         assert_eq!(
             headers.get("Hookwarden-Event").map(|v| v.as_str()),
             Some("unknown")
+        );
+    }
+
+    #[test]
+    fn a_valid_traceparent_is_continued_and_anything_else_replaced() {
+        let sent = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01";
+        assert_eq!(traceparent(Some(sent)), sent.to_ascii_lowercase());
+        for bad in [
+            None,
+            Some(""),
+            Some("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"),
+        ] {
+            let made = traceparent(bad);
+            assert!(valid_traceparent(&made), "{made}");
+            assert_ne!(Some(made.as_str()), bad);
+        }
+        assert_ne!(
+            traceparent(None),
+            traceparent(None),
+            "a new trace each time"
         );
     }
 }

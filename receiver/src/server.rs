@@ -497,6 +497,9 @@ async fn handle(
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        traceparent: crate::publish::traceparent(
+            headers.get("traceparent").and_then(|v| v.to_str().ok()),
+        ),
     };
     facts.verified = Some(verified);
     let publishing = Instant::now();

@@ -50,6 +50,11 @@ async fn a_signed_delivery_is_stored_with_its_headers() {
     assert_eq!(header("Hookwarden-Delivery-Id"), "delivery-1");
     assert_eq!(header("Hookwarden-Source-Ip"), "127.0.0.1");
     assert_eq!(header("Content-Type"), "application/json");
+    let trace = header("traceparent");
+    assert!(
+        trace.starts_with("00-") && trace.len() == 55,
+        "a new W3C trace context: {trace}"
+    );
     let received: jiff::Timestamp = header("Hookwarden-Received-At")
         .parse()
         .expect("RFC 3339 timestamp");
