@@ -82,6 +82,10 @@ enum Command {
             default_value = "127.0.0.1:9090"
         )]
         metrics_listen: SocketAddr,
+        /// Deliveries read, verified or stored at once; more get 503
+        /// `overloaded` (bounds memory: each body is up to --max-body-bytes).
+        #[arg(long, env = "HOOKWARDEN_MAX_IN_FLIGHT", default_value_t = server::DEFAULT_MAX_IN_FLIGHT)]
+        max_in_flight: usize,
         /// Seconds between checks of the manifest and secret files for
         /// changes (applied without dropping connections).
         #[arg(long, env = "HOOKWARDEN_RELOAD_INTERVAL_SECS", default_value_t = 2)]
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
             tls_cert,
             tls_key,
             metrics_listen,
+            max_in_flight,
             reload_interval_secs,
         } => {
             init_logging();
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
                 tls_cert,
                 tls_key,
                 metrics_listen,
+                max_in_flight,
                 reload_interval: Duration::from_secs(reload_interval_secs.max(1)),
             };
             match runtime.block_on(serve(options)) {
@@ -195,6 +201,7 @@ struct ServeOptions {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     metrics_listen: SocketAddr,
+    max_in_flight: usize,
     reload_interval: Duration,
 }
 
@@ -273,6 +280,7 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
     .with_trusted_proxies(pipeline.proxies)
     .with_allowed_sources(pipeline.allowed)
     .with_metrics(Arc::clone(&metrics))
+    .with_max_in_flight(options.max_in_flight)
     .require_forwarded_https(require_forwarded_https);
     let state = match pipeline.limits {
         Some(limits) => state.with_rate_limits(limits),

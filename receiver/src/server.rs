@@ -29,6 +29,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
 use crate::limits::{self, RateLimits};
@@ -47,6 +48,11 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 /// and a buffer indefinitely. GitHub itself gives up after 10 s.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Deliveries past the filters at once by default: with the default 1 MiB
+/// body cap, at most 256 MiB of bodies in memory, and far more concurrent
+/// publishes than one JetStream stream acknowledges per millisecond.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
 /// Seconds a provider is asked to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
@@ -60,6 +66,10 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 pub struct AppState {
     current: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
+    /// Deliveries being read, verified or stored at once; bounds the memory
+    /// held by bodies (each up to the body cap) and the publishes waiting for
+    /// JetStream. Shared by every configuration version.
+    in_flight: Arc<Semaphore>,
 }
 
 /// One version of the endpoint's configuration.
@@ -142,6 +152,7 @@ impl AppState {
         Self {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics: Arc::new(Metrics::default()),
+            in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
         }
     }
 
@@ -186,6 +197,14 @@ impl AppState {
             .target()
             .endpoint
             .clone()
+    }
+
+    /// Allows at most `max` deliveries past the filters at once; more get
+    /// 503 `overloaded` with `Retry-After` instead of queueing without bound.
+    #[must_use]
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
+        self.in_flight = Arc::new(Semaphore::new(max.max(1)));
+        self
     }
 
     /// Counts requests, refusals and publish latency into `metrics` (shared
@@ -276,6 +295,8 @@ enum Outcome {
     /// The client is outside `spec.allowedSourceCidrs`.
     IpNotAllowed,
     RateLimited(limits::Limited),
+    /// Already `max_in_flight` deliveries are being read or stored.
+    Overloaded,
 }
 
 impl Outcome {
@@ -295,6 +316,7 @@ impl Outcome {
             Self::ForwardedInvalid(_) => "bad_request",
             Self::HttpsRequired | Self::IpNotAllowed => "forbidden",
             Self::RateLimited(_) => "rate_limited",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -311,6 +333,7 @@ impl Outcome {
             Self::HttpsRequired => Some("https_required"),
             Self::IpNotAllowed => Some("ip_not_allowed"),
             Self::RateLimited(_) => Some("rate_limited"),
+            Self::Overloaded => Some("overloaded"),
         }
     }
 
@@ -332,7 +355,7 @@ impl Outcome {
             }
             Self::TimedOut => error(StatusCode::REQUEST_TIMEOUT, reason),
             Self::Unreadable => error(StatusCode::BAD_REQUEST, reason),
-            Self::StoreUnavailable(_) => {
+            Self::StoreUnavailable(_) | Self::Overloaded => {
                 let mut response = error(StatusCode::SERVICE_UNAVAILABLE, reason);
                 response
                     .headers_mut()
@@ -381,8 +404,8 @@ async fn ingest(
     // One configuration for the whole request, even if a reload lands meanwhile.
     let snapshot = state.current.load_full();
     let outcome = handle(
+        &state,
         &snapshot,
-        &state.metrics,
         &parts.headers,
         body,
         peer.ip(),
@@ -457,8 +480,8 @@ impl Drop for InFlight {
 /// limit, body, signature, store. Everything before the body is cheap and
 /// refuses without reading it.
 async fn handle(
+    state: &AppState,
     snapshot: &Snapshot,
-    metrics: &Metrics,
     headers: &HeaderMap,
     body: Body,
     peer_ip: IpAddr,
@@ -475,6 +498,11 @@ async fn handle(
         return outcome;
     }
     let source_ip = client.client_ip;
+    // Held until the delivery is stored (or refused): the body is in memory
+    // and a publish may be waiting all that time.
+    let Ok(_permit) = state.in_flight.try_acquire() else {
+        return Outcome::Overloaded;
+    };
 
     let body = match read_capped(headers, body, inner.body_limit, inner.body_timeout).await {
         Ok(body) => body,
@@ -504,7 +532,8 @@ async fn handle(
     facts.verified = Some(verified);
     let publishing = Instant::now();
     let published = inner.publisher.publish(&delivery).await;
-    metrics
+    state
+        .metrics
         .publish_seconds
         .get_or_create(&EndpointLabels {
             endpoint: inner.publisher.target().endpoint.clone(),
@@ -562,6 +591,7 @@ async fn read_capped(
 mod tests {
     use std::convert::Infallible;
 
+    use http_body_util::BodyExt as _;
     use tower::ServiceExt;
 
     use super::*;
@@ -569,6 +599,11 @@ mod tests {
     /// A state whose NATS client never connects: enough for requests that
     /// are refused before anything is published.
     async fn offline_state() -> AppState {
+        offline_state_waiting(Duration::from_millis(100)).await
+    }
+
+    /// As [`offline_state`], each publish waiting `ack_timeout` for nothing.
+    async fn offline_state_waiting(ack_timeout: Duration) -> AppState {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
             .connect("nats://127.0.0.1:1")
@@ -584,10 +619,7 @@ mod tests {
             vec![crate::secrets::Secret::from(&b"secret"[..])],
         )
         .expect("verifier");
-        AppState::new(
-            verifier,
-            Publisher::new(client, target, Duration::from_millis(100)),
-        )
+        AppState::new(verifier, Publisher::new(client, target, ack_timeout))
     }
 
     fn signed_request(secret: &[u8], body: &'static str) -> Request {
@@ -634,6 +666,47 @@ mod tests {
             .await
             .expect("response");
         assert_eq!(after.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn deliveries_beyond_max_in_flight_get_503_overloaded() {
+        // One delivery waits on a store that never acknowledges; the next
+        // one finds no room and is refused at once instead of queueing.
+        let state = offline_state_waiting(Duration::from_secs(2))
+            .await
+            .with_max_in_flight(1);
+        let app = router(state.clone());
+        let first = tokio::spawn(app.clone().oneshot(signed_request(b"secret", "{}")));
+        for _ in 0..500 {
+            if state.in_flight.available_permits() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            state.in_flight.available_permits(),
+            0,
+            "the first delivery is in flight"
+        );
+        let second = app
+            .oneshot(signed_request(b"secret", "{}"))
+            .await
+            .expect("response");
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(second.headers().contains_key(header::RETRY_AFTER));
+        let body = second.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(body.as_ref(), br#"{"error":"overloaded"}"#);
+        let first = first.await.expect("task").expect("response");
+        assert_eq!(
+            first.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "never stored, never 2xx"
+        );
+        assert_eq!(
+            state.in_flight.available_permits(),
+            1,
+            "the permit is returned"
+        );
     }
 
     #[tokio::test]
