@@ -10,7 +10,8 @@ pub mod secrets;
 pub mod status;
 pub mod validate;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -41,8 +42,20 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// Creating the Secret triggers a pass at once (Secrets are watched), so this
 /// only bounds how stale the condition can get: no hot loop.
 const MISSING_SECRET_RETRY: Duration = Duration::from_secs(120);
-/// The delay before a failed pass is retried.
-const ERROR_RETRY: Duration = Duration::from_secs(15);
+/// The delay before the first retry of a failed pass; it doubles with each
+/// further failure of the same endpoint, up to [`MAX_ERROR_RETRY`].
+const ERROR_RETRY: Duration = Duration::from_secs(5);
+/// The longest delay between retries: an API server outage is not hammered,
+/// and recovery is noticed within minutes.
+const MAX_ERROR_RETRY: Duration = Duration::from_secs(300);
+
+/// The retry delay after `failures` consecutive failed passes (1 or more).
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    ERROR_RETRY
+        .saturating_mul(1 << doublings)
+        .min(MAX_ERROR_RETRY)
+}
 
 /// What the controller needs besides the API.
 #[derive(Clone, Debug)]
@@ -57,6 +70,9 @@ pub struct Config {
 struct Context {
     client: Client,
     settings: Settings,
+    /// Consecutive failed passes per endpoint, for [`backoff`]; a successful
+    /// pass removes the entry.
+    failures: Mutex<HashMap<ObjectRef<WebhookEndpoint>, u32>>,
     recorder: Recorder,
 }
 
@@ -87,7 +103,7 @@ pub struct StatusError {
     source: kube::Error,
 }
 
-/// Why a reconcile pass failed; retried after [`ERROR_RETRY`].
+/// Why a reconcile pass failed; retried with [`backoff`].
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// Reading the referenced Secrets failed.
@@ -132,6 +148,7 @@ pub async fn run(
         ),
         client: client.clone(),
         settings: config.settings,
+        failures: Mutex::default(),
     });
     controller
         .owns(
@@ -148,21 +165,7 @@ pub async fn run(
         .watches(
             api::<Secret>(&client, config.namespace.as_deref()),
             watcher::Config::default(),
-            move |secret: Secret| {
-                let namespace = secret.namespace();
-                let name = secret.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|endpoint| {
-                        endpoint.namespace() == namespace
-                            && resources::referenced_secrets(&endpoint.spec)
-                                .iter()
-                                .any(|(secret, _)| *secret == name)
-                    })
-                    .map(|endpoint| ObjectRef::from_obj(&*endpoint))
-                    .collect::<Vec<_>>()
-            },
+            move |secret: Secret| referencing(&secret, &store.state()),
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
@@ -173,6 +176,26 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The endpoints among `endpoints` that reference `secret`: those in its
+/// namespace with a reference to its name, whichever key.
+fn referencing(
+    secret: &Secret,
+    endpoints: &[Arc<WebhookEndpoint>],
+) -> Vec<ObjectRef<WebhookEndpoint>> {
+    let namespace = secret.namespace();
+    let name = secret.name_any();
+    endpoints
+        .iter()
+        .filter(|endpoint| {
+            endpoint.namespace() == namespace
+                && resources::referenced_secrets(&endpoint.spec)
+                    .iter()
+                    .any(|(secret, _)| *secret == name)
+        })
+        .map(|endpoint| ObjectRef::from_obj(&**endpoint))
+        .collect()
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -186,27 +209,55 @@ where
     }
 }
 
-fn error_policy(endpoint: Arc<WebhookEndpoint>, error: &ReconcileError, _: Arc<Context>) -> Action {
+fn error_policy(
+    endpoint: Arc<WebhookEndpoint>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    let failures = {
+        let mut failures = ctx
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = failures.entry(ObjectRef::from_obj(&*endpoint)).or_default();
+        *count = count.saturating_add(1);
+        *count
+    };
+    let retry = backoff(failures);
     tracing::warn!(
         namespace = endpoint.namespace().unwrap_or_default(),
+        failures,
+        retry_secs = retry.as_secs(),
         name = endpoint.name_any(),
         %error,
         "reconcile failed; retrying"
     );
-    Action::requeue(ERROR_RETRY)
+    Action::requeue(retry)
 }
 
 async fn reconcile(
     endpoint: Arc<WebhookEndpoint>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    if let Err(invalid) = validate::validate(&endpoint) {
-        return invalid_spec(&endpoint, &ctx, &invalid).await;
+    let action = reconcile_once(&endpoint, &ctx).await?;
+    ctx.failures
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&ObjectRef::from_obj(&*endpoint));
+    Ok(action)
+}
+
+async fn reconcile_once(
+    endpoint: &WebhookEndpoint,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    if let Err(invalid) = validate::validate(endpoint) {
+        return invalid_spec(endpoint, ctx, &invalid).await;
     }
     let namespace = endpoint.namespace().unwrap_or_default();
     let name = endpoint.name_any();
     let span = tracing::info_span!("reconcile", %namespace, %name);
-    reconcile_valid(&endpoint, &ctx, &namespace, &name)
+    reconcile_valid(endpoint, ctx, &namespace, &name)
         .instrument(span)
         .await
 }
@@ -397,5 +448,55 @@ async fn record(ctx: &Context, endpoint: &WebhookEndpoint, condition: &Condition
         .await
     {
         tracing::warn!(%error, reason = %condition.reason, "could not record an Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::fixtures::endpoint;
+
+    fn secret(namespace: &str, name: &str) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace},
+        }))
+        .expect("valid Secret")
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_cap() {
+        let delays: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(u32::MAX), MAX_ERROR_RETRY);
+        assert_eq!(backoff(0), ERROR_RETRY);
+    }
+
+    #[test]
+    fn a_secret_maps_to_the_endpoints_of_its_namespace_that_reference_it() {
+        let github = Arc::new(endpoint("github"));
+        let shop = Arc::new(endpoint("generic-hmac"));
+        let mut elsewhere = endpoint("github");
+        elsewhere.metadata.namespace = Some("other".to_owned());
+        let endpoints = [github, shop, Arc::new(elsewhere)];
+
+        let names = |secret: &Secret| -> Vec<(String, String)> {
+            referencing(secret, &endpoints)
+                .into_iter()
+                .map(|r| (r.namespace.unwrap_or_default(), r.name))
+                .collect()
+        };
+        // Referenced by the second entry of spec.secretRefs.
+        assert_eq!(
+            names(&secret("ci", "github-webhook-next")),
+            [("ci".to_owned(), "github".to_owned())]
+        );
+        // Referenced only from verification.hmac.secretRefs.
+        assert_eq!(
+            names(&secret("payments", "shop-hmac")),
+            [("payments".to_owned(), "shop".to_owned())]
+        );
+        // Same name, another namespace; and an unrelated Secret.
+        assert!(names(&secret("payments", "github-webhook")).is_empty());
+        assert!(names(&secret("ci", "unrelated")).is_empty());
     }
 }
