@@ -290,7 +290,7 @@ async fn reconcile_valid(
     let keys = resources::referenced_secrets(&endpoint.spec).len();
     let children = match resources::build(endpoint, &resolved, &ctx.settings) {
         Ok(children) => children,
-        Err(error) => return build_failed(endpoint, ctx, &error).await,
+        Err(error) => return build_failed(endpoint, ctx, namespace, name, &error).await,
     };
     // The Secret first: pods rolled by a new config hash must find it.
     apply(ctx, namespace, &children.secret).await?;
@@ -315,16 +315,21 @@ async fn invalid_spec(
 }
 
 /// A spec that validates but cannot be rendered (e.g. a too long reference)
-/// is reported like an invalid one.
+/// is reported like an invalid one. Receivers of an earlier, valid spec keep
+/// running untouched, and `ReceiverAvailable` still reports them.
 async fn build_failed(
     endpoint: &WebhookEndpoint,
     ctx: &Context,
+    namespace: &str,
+    name: &str,
     error: &BuildError,
 ) -> Result<Action, ReconcileError> {
+    tracing::info!(%error, "cannot render the receiver configuration");
+    let receiver = observe_receiver(ctx, endpoint, namespace, name).await?;
     let spec = SpecState::Invalid {
         message: error.to_string(),
     };
-    write_status(ctx, endpoint, &spec, None).await?;
+    write_status(ctx, endpoint, &spec, receiver).await?;
     Ok(Action::await_change())
 }
 
