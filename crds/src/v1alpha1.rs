@@ -61,9 +61,20 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
 
+    /// How many receiver pods run. Default 2, so one pod can be drained or
+    /// rescheduled while the other keeps accepting deliveries.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: i32,
+
     /// Where accepted deliveries are stored in NATS JetStream.
     #[serde(default)]
     pub nats: NatsSpec,
+}
+
+/// Two receivers: a delivery is not lost to a single pod's restart.
+fn default_replicas() -> i32 {
+    2
 }
 
 /// Signature schemes of the providers Hookwarden verifies.
@@ -242,6 +253,11 @@ pub struct Rate {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NatsSpec {
+    /// The NATS server the receivers connect to, e.g.
+    /// `nats://nats.nats.svc:4222`. Defaults to the operator's `--nats-url`,
+    /// so the endpoints of a cluster share one NATS without repeating it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// Subject prefix; deliveries go to `<prefix>.<event type>`. Defaults to
     /// `hookwarden.<namespace>.<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,7 +278,13 @@ pub struct WebhookEndpointStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` and the conditions it is made of.
+    /// Receiver pods that pass their readiness probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// `Ready` and the conditions it is made of: `SecretsResolved` (every
+    /// referenced Secret key exists) and `ReceiverAvailable` (the requested
+    /// receiver pods are available). Each has a reason and a message that
+    /// say what to fix.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

@@ -1,12 +1,14 @@
 //! The Hookwarden operator: the control plane that turns `WebhookEndpoint`
 //! resources into running receivers.
 //!
-//! So far it installs and upgrades its CRD ([`crd`]); reconciliation of
-//! endpoints into Deployments, Services, Ingress, certificates, Secrets and
-//! streams follows in `reconcile/` and `resources/`.
+//! It installs and upgrades its CRD ([`crd`]) and reconciles each endpoint
+//! ([`reconcile`]) into a rendered configuration Secret, a hardened receiver
+//! Deployment and a Service, built by the pure functions of [`resources`].
 #![forbid(unsafe_code)]
 
 pub mod crd;
+pub mod reconcile;
+pub mod resources;
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "hookwarden-operator";

@@ -383,6 +383,7 @@ mod tests {
                 rate_limit: None,
                 verification: None,
                 timestamp_tolerance_seconds: None,
+                replicas: 2,
                 nats,
             },
         );
@@ -419,6 +420,7 @@ mod tests {
     #[test]
     fn spec_overrides_prefix_and_stream() {
         let nats = NatsSpec {
+            url: None,
             subject_prefix: Some("webhooks.gh".to_owned()),
             stream: Some("GITHUB".to_owned()),
         };
@@ -435,6 +437,7 @@ mod tests {
     fn refuses_invalid_overrides() {
         for prefix in ["a.*", "a.>", "a..b", ".a", "a b", ""] {
             let nats = NatsSpec {
+                url: None,
                 subject_prefix: Some(prefix.to_owned()),
                 stream: None,
             };
@@ -445,6 +448,7 @@ mod tests {
             );
         }
         let nats = NatsSpec {
+            url: None,
             subject_prefix: None,
             stream: Some("A.B".to_owned()),
         };

@@ -1,0 +1,507 @@
+//! The controller: each `WebhookEndpoint` is validated, its referenced
+//! Secrets are resolved, its children are built ([`crate::resources`]) and
+//! server-side applied, and its status is written.
+//!
+//! Every step has its own error type, so a failure says which step failed;
+//! a problem the user must fix becomes a condition (and waits), a transient
+//! one is retried with a delay.
+
+pub mod secrets;
+pub mod status;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use hookwarden_crds::WebhookEndpoint;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::FIELD_MANAGER;
+use crate::resources::{self, BuildError, MANAGED_BY_SELECTOR, Settings, child_name};
+use secrets::ResolveError;
+use status::{ReceiverState, SpecState};
+use validate::ValidateError;
+
+/// How often a healthy endpoint is reconciled even without a change, to
+/// repair drift no watch event announced.
+const RESYNC: Duration = Duration::from_secs(300);
+/// How long an endpoint with a missing Secret waits before it looks again.
+/// Creating the Secret triggers a pass at once (Secrets are watched), so this
+/// only bounds how stale the condition can get: no hot loop.
+const MISSING_SECRET_RETRY: Duration = Duration::from_secs(120);
+/// The delay before the first retry of a failed pass; it doubles with each
+/// further failure of the same endpoint, up to [`MAX_ERROR_RETRY`].
+const ERROR_RETRY: Duration = Duration::from_secs(5);
+/// The longest delay between retries: an API server outage is not hammered,
+/// and recovery is noticed within minutes.
+const MAX_ERROR_RETRY: Duration = Duration::from_secs(300);
+
+/// The retry delay after `failures` consecutive failed passes (1 or more).
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    ERROR_RETRY
+        .saturating_mul(1 << doublings)
+        .min(MAX_ERROR_RETRY)
+}
+
+/// What the controller needs besides the API.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Image, NATS URL and other operator-wide settings of the children.
+    pub settings: Settings,
+    /// Watch only this namespace; `None`: all namespaces.
+    pub namespace: Option<String>,
+}
+
+/// Shared state of every reconcile pass.
+struct Context {
+    client: Client,
+    settings: Settings,
+    /// Consecutive failed passes per endpoint, for [`backoff`]; a successful
+    /// pass removes the entry.
+    failures: Mutex<HashMap<ObjectRef<WebhookEndpoint>, u32>>,
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why applying a child failed.
+#[derive(Debug, thiserror::Error)]
+#[error("applying {kind} {namespace}/{name}: {source}")]
+pub struct ApplyError {
+    kind: String,
+    namespace: String,
+    name: String,
+    source: kube::Error,
+}
+
+/// Why the status could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the status of WebhookEndpoint {namespace}/{name}: {source}")]
+pub struct StatusError {
+    namespace: String,
+    name: String,
+    source: kube::Error,
+}
+
+/// Why a reconcile pass failed; retried with [`backoff`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Reading the referenced Secrets failed.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// Applying a child failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Reading the receiver Deployment failed.
+    #[error("reading Deployment {namespace}/{name}: {source}")]
+    Observe {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Writing the status failed.
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+/// Runs the controller until `shutdown` completes; in-flight passes finish
+/// first.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let endpoints: Api<WebhookEndpoint> = api(&client, config.namespace.as_deref());
+    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    let controller = Controller::new(endpoints, watcher::Config::default());
+    let store = controller.store();
+    let context = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.to_owned(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        client: client.clone(),
+        settings: config.settings,
+        failures: Mutex::default(),
+    });
+    controller
+        .owns(
+            api::<Deployment>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .owns(
+            api::<Service>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .owns(api::<Secret>(&client, config.namespace.as_deref()), owned)
+        // A changed user Secret re-renders every endpoint in its namespace
+        // that references it.
+        .watches(
+            api::<Secret>(&client, config.namespace.as_deref()),
+            watcher::Config::default(),
+            move |secret: Secret| referencing(&secret, &store.state()),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((endpoint, _)) => tracing::debug!(%endpoint, "reconciled"),
+                Err(error) => tracing::warn!(%error, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+/// The endpoints among `endpoints` that reference `secret`: those in its
+/// namespace with a reference to its name, whichever key.
+fn referencing(
+    secret: &Secret,
+    endpoints: &[Arc<WebhookEndpoint>],
+) -> Vec<ObjectRef<WebhookEndpoint>> {
+    let namespace = secret.namespace();
+    let name = secret.name_any();
+    endpoints
+        .iter()
+        .filter(|endpoint| {
+            endpoint.namespace() == namespace
+                && resources::referenced_secrets(&endpoint.spec)
+                    .iter()
+                    .any(|(secret, _)| *secret == name)
+        })
+        .map(|endpoint| ObjectRef::from_obj(&**endpoint))
+        .collect()
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn error_policy(
+    endpoint: Arc<WebhookEndpoint>,
+    error: &ReconcileError,
+    ctx: Arc<Context>,
+) -> Action {
+    let failures = {
+        let mut failures = ctx
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = failures.entry(ObjectRef::from_obj(&*endpoint)).or_default();
+        *count = count.saturating_add(1);
+        *count
+    };
+    let retry = backoff(failures);
+    tracing::warn!(
+        namespace = endpoint.namespace().unwrap_or_default(),
+        failures,
+        retry_secs = retry.as_secs(),
+        name = endpoint.name_any(),
+        %error,
+        "reconcile failed; retrying"
+    );
+    Action::requeue(retry)
+}
+
+async fn reconcile(
+    endpoint: Arc<WebhookEndpoint>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let action = reconcile_once(&endpoint, &ctx).await?;
+    ctx.failures
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&ObjectRef::from_obj(&*endpoint));
+    Ok(action)
+}
+
+async fn reconcile_once(
+    endpoint: &WebhookEndpoint,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    if let Err(invalid) = validate::validate(endpoint) {
+        return invalid_spec(endpoint, ctx, &invalid).await;
+    }
+    let namespace = endpoint.namespace().unwrap_or_default();
+    let name = endpoint.name_any();
+    let span = tracing::info_span!("reconcile", %namespace, %name);
+    reconcile_valid(endpoint, ctx, &namespace, &name)
+        .instrument(span)
+        .await
+}
+
+async fn reconcile_valid(
+    endpoint: &WebhookEndpoint,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Action, ReconcileError> {
+    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let resolved = match secrets::resolve(&secret_api, namespace, &endpoint.spec).await {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            let Some(reason) = error.reason() else {
+                return Err(error.into());
+            };
+            // The running receivers keep their last good configuration: the
+            // Deployment is left alone, only the status says what is missing.
+            tracing::info!(%error, "referenced Secrets unresolved");
+            let receiver = observe_receiver(ctx, endpoint, namespace, name).await?;
+            let spec = SpecState::SecretsUnresolved {
+                reason,
+                message: error.to_string(),
+            };
+            write_status(ctx, endpoint, &spec, receiver).await?;
+            return Ok(Action::requeue(MISSING_SECRET_RETRY));
+        }
+    };
+    let keys = resources::referenced_secrets(&endpoint.spec).len();
+    let children = match resources::build(endpoint, &resolved, &ctx.settings) {
+        Ok(children) => children,
+        Err(error) => return build_failed(endpoint, ctx, namespace, name, &error).await,
+    };
+    // The Secret first: pods rolled by a new config hash must find it.
+    apply(ctx, namespace, &children.secret).await?;
+    apply(ctx, namespace, &children.service).await?;
+    let deployment = apply(ctx, namespace, &children.deployment).await?;
+    let receiver = receiver_state(endpoint, &deployment);
+    write_status(ctx, endpoint, &SpecState::Resolved { keys }, Some(receiver)).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// A spec the operator cannot act on waits for the next change of it.
+async fn invalid_spec(
+    endpoint: &WebhookEndpoint,
+    ctx: &Context,
+    invalid: &ValidateError,
+) -> Result<Action, ReconcileError> {
+    let spec = SpecState::Invalid {
+        message: invalid.to_string(),
+    };
+    write_status(ctx, endpoint, &spec, None).await?;
+    Ok(Action::await_change())
+}
+
+/// A spec that validates but cannot be rendered (e.g. a too long reference)
+/// is reported like an invalid one. Receivers of an earlier, valid spec keep
+/// running untouched, and `ReceiverAvailable` still reports them.
+async fn build_failed(
+    endpoint: &WebhookEndpoint,
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    error: &BuildError,
+) -> Result<Action, ReconcileError> {
+    tracing::info!(%error, "cannot render the receiver configuration");
+    let receiver = observe_receiver(ctx, endpoint, namespace, name).await?;
+    let spec = SpecState::Invalid {
+        message: error.to_string(),
+    };
+    write_status(ctx, endpoint, &spec, receiver).await?;
+    Ok(Action::await_change())
+}
+
+/// Server-side applies `object` as [`FIELD_MANAGER`], forcing ownership of
+/// the fields it sets: the operator is the one writer of its children.
+async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K, ApplyError>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
+    let name = object.name_any();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|source| ApplyError {
+        kind: K::kind(&()).into_owned(),
+        namespace: namespace.to_owned(),
+        name,
+        source,
+    })
+}
+
+/// The receiver Deployment's state, if it exists.
+async fn observe_receiver(
+    ctx: &Context,
+    endpoint: &WebhookEndpoint,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<ReceiverState>, ReconcileError> {
+    let child = child_name(name);
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let deployment =
+        deployments
+            .get_opt(&child)
+            .await
+            .map_err(|source| ReconcileError::Observe {
+                namespace: namespace.to_owned(),
+                name: child,
+                source,
+            })?;
+    Ok(deployment.map(|d| receiver_state(endpoint, &d)))
+}
+
+fn receiver_state(endpoint: &WebhookEndpoint, deployment: &Deployment) -> ReceiverState {
+    let status = deployment.status.as_ref();
+    ReceiverState {
+        desired: endpoint.spec.replicas,
+        available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+        ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+    }
+}
+
+/// Writes the status by server-side apply on the status subresource, and
+/// records an Event for every condition whose status changed.
+async fn write_status(
+    ctx: &Context,
+    endpoint: &WebhookEndpoint,
+    spec: &SpecState,
+    receiver: Option<ReceiverState>,
+) -> Result<(), StatusError> {
+    let namespace = endpoint.namespace().unwrap_or_default();
+    let name = endpoint.name_any();
+    let previous = endpoint.status.as_ref();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let status = status::status(previous, spec, receiver, endpoint.metadata.generation, &now);
+    if previous != Some(&status) {
+        let patch = serde_json::json!({
+            "apiVersion": WebhookEndpoint::api_version(&()),
+            "kind": WebhookEndpoint::kind(&()),
+            "status": status,
+        });
+        let api: Api<WebhookEndpoint> = Api::namespaced(ctx.client.clone(), &namespace);
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|source| StatusError {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source,
+        })?;
+    }
+    let before = previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    for changed in status::transitions(before, &status.conditions) {
+        record(ctx, endpoint, changed).await;
+    }
+    Ok(())
+}
+
+/// Records a condition transition as an Event. Events are best effort: a
+/// failure is logged, never fails the pass.
+async fn record(ctx: &Context, endpoint: &WebhookEndpoint, condition: &Condition) {
+    let event = Event {
+        type_: if condition.status == "False" {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: condition.reason.clone(),
+        note: Some(format!(
+            "{} is {}: {}",
+            condition.type_, condition.status, condition.message
+        )),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx
+        .recorder
+        .publish(&event, &endpoint.object_ref(&()))
+        .await
+    {
+        tracing::warn!(%error, reason = %condition.reason, "could not record an Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::fixtures::endpoint;
+
+    fn secret(namespace: &str, name: &str) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace},
+        }))
+        .expect("valid Secret")
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_cap() {
+        let delays: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(u32::MAX), MAX_ERROR_RETRY);
+        assert_eq!(backoff(0), ERROR_RETRY);
+    }
+
+    #[test]
+    fn a_secret_maps_to_the_endpoints_of_its_namespace_that_reference_it() {
+        let github = Arc::new(endpoint("github"));
+        let shop = Arc::new(endpoint("generic-hmac"));
+        let mut elsewhere = endpoint("github");
+        elsewhere.metadata.namespace = Some("other".to_owned());
+        let endpoints = [github, shop, Arc::new(elsewhere)];
+
+        let names = |secret: &Secret| -> Vec<(String, String)> {
+            referencing(secret, &endpoints)
+                .into_iter()
+                .map(|r| (r.namespace.unwrap_or_default(), r.name))
+                .collect()
+        };
+        // Referenced by the second entry of spec.secretRefs.
+        assert_eq!(
+            names(&secret("ci", "github-webhook-next")),
+            [("ci".to_owned(), "github".to_owned())]
+        );
+        // Referenced only from verification.hmac.secretRefs.
+        assert_eq!(
+            names(&secret("payments", "shop-hmac")),
+            [("payments".to_owned(), "shop".to_owned())]
+        );
+        // Same name, another namespace; and an unrelated Secret.
+        assert!(names(&secret("payments", "github-webhook")).is_empty());
+        assert!(names(&secret("ci", "unrelated")).is_empty());
+    }
+}

@@ -1,0 +1,101 @@
+//! Reading the values of the Secret keys an endpoint references.
+
+use std::collections::BTreeMap;
+
+use hookwarden_crds::WebhookEndpointSpec;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+
+use crate::resources::{ResolvedSecrets, referenced_secrets};
+
+/// Why the referenced Secrets could not be read. The messages name Secrets
+/// and keys, never values: they end up in conditions, Events and logs.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// A referenced Secret does not exist (yet).
+    #[error(
+        "Secret {name:?} (referenced for key {key:?}) does not exist in namespace {namespace:?}; create it or fix the reference"
+    )]
+    SecretNotFound {
+        /// The endpoint's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// The first referenced key of it.
+        key: String,
+    },
+    /// The Secret exists but lacks the referenced key.
+    #[error(
+        "Secret {name:?} in namespace {namespace:?} has no key {key:?}; add the key or fix the reference"
+    )]
+    SecretKeyNotFound {
+        /// The endpoint's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// The missing key.
+        key: String,
+    },
+    /// The API server did not answer as expected: transient, retried.
+    #[error("reading Secret {name:?} in namespace {namespace:?}: {source}")]
+    Api {
+        /// The endpoint's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+}
+
+impl ResolveError {
+    /// The condition reason when the user has something to fix; `None` for
+    /// transient errors, which are retried with back-off instead.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::SecretNotFound { .. } => Some("SecretNotFound"),
+            Self::SecretKeyNotFound { .. } => Some("SecretKeyNotFound"),
+            Self::Api { .. } => None,
+        }
+    }
+}
+
+/// Reads every key `spec` references from the Secrets in `api`'s namespace.
+/// Each Secret is read once, however many of its keys are referenced.
+pub async fn resolve(
+    api: &Api<Secret>,
+    namespace: &str,
+    spec: &WebhookEndpointSpec,
+) -> Result<ResolvedSecrets, ResolveError> {
+    let mut secrets: BTreeMap<String, Option<Secret>> = BTreeMap::new();
+    let mut resolved = ResolvedSecrets::default();
+    for (name, key) in referenced_secrets(spec) {
+        if !secrets.contains_key(&name) {
+            let secret = api
+                .get_opt(&name)
+                .await
+                .map_err(|source| ResolveError::Api {
+                    namespace: namespace.to_owned(),
+                    name: name.clone(),
+                    source,
+                })?;
+            secrets.insert(name.clone(), secret);
+        }
+        let Some(Some(secret)) = secrets.get(&name) else {
+            return Err(ResolveError::SecretNotFound {
+                namespace: namespace.to_owned(),
+                name,
+                key,
+            });
+        };
+        let Some(value) = secret.data.as_ref().and_then(|d| d.get(&key)) else {
+            return Err(ResolveError::SecretKeyNotFound {
+                namespace: namespace.to_owned(),
+                name,
+                key,
+            });
+        };
+        resolved.insert(&name, &key, value.0.clone());
+    }
+    Ok(resolved)
+}

@@ -1,0 +1,328 @@
+//! The endpoint's status, computed from what one reconcile pass observed.
+//!
+//! Pure: the pass hands in its observations and the previous conditions, and
+//! gets the conditions to write. A condition keeps its `lastTransitionTime`
+//! while its status stays the same, so an unchanged world writes an unchanged
+//! status, and the status write does not itself trigger another pass.
+
+use hookwarden_crds::WebhookEndpointStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// The summary condition: deliveries to the endpoint are accepted.
+pub const READY: &str = "Ready";
+/// Every referenced Secret key exists.
+pub const SECRETS_RESOLVED: &str = "SecretsResolved";
+/// The requested receiver pods are available.
+pub const RECEIVER_AVAILABLE: &str = "ReceiverAvailable";
+
+/// What the pass learned about the spec and the referenced Secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SpecState {
+    /// The spec cannot be reconciled as written; it waits for a change.
+    Invalid {
+        /// Why, for a person to act on.
+        message: String,
+    },
+    /// A referenced Secret or key is missing.
+    SecretsUnresolved {
+        /// `SecretNotFound` or `SecretKeyNotFound`.
+        reason: &'static str,
+        /// Names the Secret and key, never a value.
+        message: String,
+    },
+    /// Every referenced key was read.
+    Resolved {
+        /// How many distinct keys are referenced.
+        keys: usize,
+    },
+}
+
+/// The receiver Deployment as observed in this pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceiverState {
+    /// `spec.replicas` of the endpoint.
+    pub desired: i32,
+    /// `status.availableReplicas` of the Deployment.
+    pub available: i32,
+    /// `status.readyReplicas` of the Deployment.
+    pub ready: i32,
+}
+
+/// One condition as this pass sees it, before transition times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    /// The condition type.
+    pub type_: &'static str,
+    /// `True`, `False` or `Unknown`.
+    pub status: &'static str,
+    /// A CamelCase reason.
+    pub reason: &'static str,
+    /// What a person should know or do.
+    pub message: String,
+}
+
+fn flag(ok: bool) -> &'static str {
+    if ok { "True" } else { "False" }
+}
+
+/// The three conditions for `spec` and `receiver` (`None`: no receiver
+/// Deployment exists).
+pub fn observe(spec: &SpecState, receiver: Option<ReceiverState>) -> [Observed; 3] {
+    let secrets = match spec {
+        SpecState::Invalid { .. } => Observed {
+            type_: SECRETS_RESOLVED,
+            status: "Unknown",
+            reason: "InvalidSpec",
+            message: "Secrets are not resolved until the spec is valid".to_owned(),
+        },
+        SpecState::SecretsUnresolved { reason, message } => Observed {
+            type_: SECRETS_RESOLVED,
+            status: "False",
+            reason,
+            message: message.clone(),
+        },
+        SpecState::Resolved { keys } => Observed {
+            type_: SECRETS_RESOLVED,
+            status: "True",
+            reason: "Resolved",
+            message: format!("all {keys} referenced Secret keys exist"),
+        },
+    };
+    let available = match receiver {
+        None => Observed {
+            type_: RECEIVER_AVAILABLE,
+            status: "False",
+            reason: "NotDeployed",
+            message: "the receiver Deployment does not exist yet".to_owned(),
+        },
+        Some(r) => Observed {
+            type_: RECEIVER_AVAILABLE,
+            status: flag(r.available >= r.desired),
+            reason: if r.available >= r.desired {
+                "ReplicasAvailable"
+            } else {
+                "ReplicasUnavailable"
+            },
+            message: format!("{} of {} receiver pods available", r.available, r.desired),
+        },
+    };
+    let ready = match spec {
+        SpecState::Invalid { message } => Observed {
+            type_: READY,
+            status: "False",
+            reason: "InvalidSpec",
+            message: message.clone(),
+        },
+        SpecState::SecretsUnresolved { reason, message } => Observed {
+            type_: READY,
+            status: "False",
+            reason,
+            message: message.clone(),
+        },
+        SpecState::Resolved { .. } => Observed {
+            type_: READY,
+            status: available.status,
+            reason: if available.status == "True" {
+                "ReceiverAvailable"
+            } else {
+                "ReceiverUnavailable"
+            },
+            message: available.message.clone(),
+        },
+    };
+    [ready, secrets, available]
+}
+
+/// The conditions to write: `observed`, with the previous transition time
+/// kept wherever the status did not change, and `now` where it did.
+pub fn merge(
+    previous: &[Condition],
+    observed: &[Observed],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    observed
+        .iter()
+        .map(|o| {
+            let before = previous.iter().find(|c| c.type_ == o.type_);
+            let last_transition_time = match before {
+                Some(before) if before.status == o.status => before.last_transition_time.clone(),
+                _ => now.clone(),
+            };
+            Condition {
+                type_: o.type_.to_owned(),
+                status: o.status.to_owned(),
+                reason: o.reason.to_owned(),
+                message: o.message.clone(),
+                observed_generation: generation,
+                last_transition_time,
+            }
+        })
+        .collect()
+}
+
+/// The conditions whose status changed from `previous` (or that are new):
+/// the transitions worth an Event.
+pub fn transitions<'a>(previous: &[Condition], current: &'a [Condition]) -> Vec<&'a Condition> {
+    current
+        .iter()
+        .filter(|c| {
+            previous
+                .iter()
+                .find(|p| p.type_ == c.type_)
+                .is_none_or(|p| p.status != c.status)
+        })
+        .collect()
+}
+
+/// The whole status of one pass.
+pub fn status(
+    previous: Option<&WebhookEndpointStatus>,
+    spec: &SpecState,
+    receiver: Option<ReceiverState>,
+    generation: Option<i64>,
+    now: &Time,
+) -> WebhookEndpointStatus {
+    let before = previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    WebhookEndpointStatus {
+        url: previous.and_then(|s| s.url.clone()),
+        observed_generation: generation,
+        ready_replicas: receiver.map(|r| r.ready),
+        conditions: merge(before, &observe(spec, receiver), generation, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).expect("valid time"))
+    }
+
+    fn find<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+        conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition present")
+    }
+
+    const RESOLVED: SpecState = SpecState::Resolved { keys: 1 };
+
+    fn receiver(available: i32) -> Option<ReceiverState> {
+        Some(ReceiverState {
+            desired: 2,
+            available,
+            ready: available,
+        })
+    }
+
+    #[test]
+    fn ready_when_all_replicas_are_available() {
+        let s = status(None, &RESOLVED, receiver(2), Some(4), &at(100));
+        assert_eq!(s.observed_generation, Some(4));
+        assert_eq!(s.ready_replicas, Some(2));
+        let types: Vec<&str> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, [READY, SECRETS_RESOLVED, RECEIVER_AVAILABLE]);
+        for c in &s.conditions {
+            assert_eq!(c.status, "True", "{c:?}");
+            assert_eq!(c.observed_generation, Some(4));
+        }
+    }
+
+    #[test]
+    fn not_ready_while_pods_are_missing() {
+        let s = status(None, &RESOLVED, receiver(1), Some(1), &at(100));
+        let ready = find(&s.conditions, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "ReceiverUnavailable")
+        );
+        assert_eq!(ready.message, "1 of 2 receiver pods available");
+        assert_eq!(find(&s.conditions, RECEIVER_AVAILABLE).status, "False");
+        assert_eq!(find(&s.conditions, SECRETS_RESOLVED).status, "True");
+
+        let s = status(None, &RESOLVED, None, Some(1), &at(100));
+        assert_eq!(
+            find(&s.conditions, RECEIVER_AVAILABLE).reason,
+            "NotDeployed"
+        );
+        assert_eq!(s.ready_replicas, None);
+    }
+
+    #[test]
+    fn a_missing_secret_is_the_reason_ready_is_false() {
+        let spec = SpecState::SecretsUnresolved {
+            reason: "SecretNotFound",
+            message: "Secret \"gh\" not found".to_owned(),
+        };
+        let s = status(None, &spec, None, Some(1), &at(100));
+        for type_ in [READY, SECRETS_RESOLVED] {
+            let c = find(&s.conditions, type_);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("False", "SecretNotFound")
+            );
+            assert_eq!(c.message, "Secret \"gh\" not found");
+        }
+    }
+
+    #[test]
+    fn an_invalid_spec_leaves_secrets_unknown() {
+        let spec = SpecState::Invalid {
+            message: "name too long".to_owned(),
+        };
+        let s = status(None, &spec, None, Some(1), &at(100));
+        assert_eq!(find(&s.conditions, READY).reason, "InvalidSpec");
+        assert_eq!(find(&s.conditions, SECRETS_RESOLVED).status, "Unknown");
+    }
+
+    #[test]
+    fn transition_time_is_kept_while_the_status_stays() {
+        let first = status(None, &RESOLVED, receiver(1), Some(1), &at(100));
+        // Same statuses, new message and generation: times stay.
+        let second = status(Some(&first), &RESOLVED, receiver(0), Some(2), &at(200));
+        for c in &second.conditions {
+            assert_eq!(c.last_transition_time, at(100), "{c:?}");
+        }
+        assert_eq!(
+            find(&second.conditions, READY).message,
+            "0 of 2 receiver pods available"
+        );
+        // Ready and ReceiverAvailable flip; SecretsResolved does not.
+        let third = status(Some(&second), &RESOLVED, receiver(2), Some(2), &at(300));
+        assert_eq!(find(&third.conditions, READY).last_transition_time, at(300));
+        assert_eq!(
+            find(&third.conditions, RECEIVER_AVAILABLE).last_transition_time,
+            at(300)
+        );
+        assert_eq!(
+            find(&third.conditions, SECRETS_RESOLVED).last_transition_time,
+            at(100)
+        );
+        let changed: Vec<&str> = transitions(&second.conditions, &third.conditions)
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(changed, [READY, RECEIVER_AVAILABLE]);
+        // An unchanged world writes an unchanged status.
+        let fourth = status(Some(&third), &RESOLVED, receiver(2), Some(2), &at(400));
+        assert_eq!(fourth, third);
+        assert!(transitions(&third.conditions, &fourth.conditions).is_empty());
+    }
+
+    #[test]
+    fn zero_replicas_are_trivially_available() {
+        let r = Some(ReceiverState {
+            desired: 0,
+            available: 0,
+            ready: 0,
+        });
+        let s = status(None, &RESOLVED, r, Some(1), &at(1));
+        assert_eq!(find(&s.conditions, READY).status, "True");
+    }
+}

@@ -1,0 +1,92 @@
+//! Checks the CRD schema cannot express: the names of the children derive
+//! from the endpoint's name and must be valid names themselves.
+
+use hookwarden_crds::WebhookEndpoint;
+use kube::ResourceExt;
+
+use crate::resources::child_name;
+
+/// The longest Service name (an RFC 1035 label).
+const MAX_SERVICE_NAME: usize = 63;
+
+/// Why an endpoint cannot be reconciled as written. It waits for a change of
+/// its spec: retrying would not help.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValidateError {
+    /// The endpoint is not namespaced (never true of one from the API server).
+    #[error("the WebhookEndpoint has no namespace")]
+    MissingNamespace,
+    /// `<name>-receiver` does not fit a Service name.
+    #[error(
+        "the name {name:?} is too long: the receiver Service {child:?} would exceed {MAX_SERVICE_NAME} characters; use a name of at most {} characters",
+        MAX_SERVICE_NAME - "-receiver".len()
+    )]
+    NameTooLong {
+        /// The endpoint's name.
+        name: String,
+        /// The child name it would give.
+        child: String,
+    },
+    /// Service names are RFC 1035 labels: a letter first, no dots.
+    #[error(
+        "the name {name:?} cannot name a Service: it must start with a letter and contain only lowercase letters, digits and '-'"
+    )]
+    NameNotALabel {
+        /// The endpoint's name.
+        name: String,
+    },
+}
+
+/// Validates `endpoint` before anything is read or applied.
+pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
+    if endpoint.namespace().is_none() {
+        return Err(ValidateError::MissingNamespace);
+    }
+    let name = endpoint.name_any();
+    let child = child_name(&name);
+    if child.len() > MAX_SERVICE_NAME {
+        return Err(ValidateError::NameTooLong { name, child });
+    }
+    let label = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !label {
+        return Err(ValidateError::NameNotALabel { name });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::fixtures::endpoint;
+
+    #[test]
+    fn fixtures_are_valid() {
+        assert_eq!(validate(&endpoint("github")), Ok(()));
+        assert_eq!(validate(&endpoint("generic-hmac")), Ok(()));
+    }
+
+    #[test]
+    fn refuses_names_that_cannot_name_a_service() {
+        let mut e = endpoint("github");
+        e.metadata.name = Some("a".repeat(54));
+        assert_eq!(validate(&e), Ok(()));
+        e.metadata.name = Some("a".repeat(55));
+        let err = validate(&e).expect_err("too long");
+        assert!(err.to_string().contains("at most 54 characters"), "{err}");
+        for bad in ["9lives", "git.hub"] {
+            e.metadata.name = Some(bad.to_owned());
+            assert_eq!(
+                validate(&e),
+                Err(ValidateError::NameNotALabel {
+                    name: bad.to_owned()
+                })
+            );
+        }
+        e.metadata.name = Some("github".to_owned());
+        e.metadata.namespace = None;
+        assert_eq!(validate(&e), Err(ValidateError::MissingNamespace));
+    }
+}

@@ -1,0 +1,332 @@
+//! The Deployment `<name>-receiver`: hardened receiver pods that read the
+//! rendered configuration Secret.
+
+use hookwarden_crds::WebhookEndpoint;
+use k8s_openapi::api::apps::v1::Deployment;
+
+use super::{
+    BuildError, ENDPOINT_FILE, HTTP_PORT, METRICS_PORT, Owner, Settings, child_name, labels,
+    object, referenced_secrets, secret_data_key, selector_labels,
+};
+
+/// The pod-template annotation that carries the configuration's hash, so a
+/// changed configuration (spec or a rotated Secret value) rolls the pods.
+pub const CONFIG_HASH_ANNOTATION: &str = "hookwarden.dev/config-hash";
+/// Where the configuration Secret is mounted.
+pub const CONFIG_DIR: &str = "/etc/hookwarden";
+/// The unprivileged user (and group) the receiver runs as: the distroless
+/// `nonroot` user, which owns nothing in the image.
+pub const RECEIVER_USER: i64 = 65532;
+
+/// The receiver Deployment of `endpoint`, annotated with `config_hash`.
+pub fn deployment(
+    endpoint: &WebhookEndpoint,
+    owner: &Owner,
+    settings: &Settings,
+    config_hash: &str,
+) -> Result<Deployment, BuildError> {
+    let name = &owner.name;
+    let nats_url = endpoint
+        .spec
+        .nats
+        .url
+        .as_deref()
+        .unwrap_or(&settings.nats_url);
+    // Each referenced key lands where the receiver looks for it:
+    // `<secrets-dir>/<secret name>/<key>`, the layout of a mounted Secret.
+    let mut items = vec![serde_json::json!({"key": ENDPOINT_FILE, "path": ENDPOINT_FILE})];
+    items.extend(
+        referenced_secrets(&endpoint.spec)
+            .iter()
+            .map(|(secret, key)| {
+                serde_json::json!({
+                    "key": secret_data_key(secret, key),
+                    "path": format!("secrets/{secret}/{key}"),
+                })
+            }),
+    );
+    let args = [
+        "serve".to_owned(),
+        "--endpoint".to_owned(),
+        format!("{CONFIG_DIR}/{ENDPOINT_FILE}"),
+        "--secrets-dir".to_owned(),
+        format!("{CONFIG_DIR}/secrets"),
+        "--nats-url".to_owned(),
+        nats_url.to_owned(),
+        "--listen".to_owned(),
+        format!("0.0.0.0:{HTTP_PORT}"),
+        // TLS ends at the ingress controller in front of the Service.
+        "--tls-mode".to_owned(),
+        "behind-ingress".to_owned(),
+        "--metrics-listen".to_owned(),
+        format!("0.0.0.0:{METRICS_PORT}"),
+    ];
+    object(
+        "Deployment",
+        serde_json::json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": owner.child_metadata(),
+            "spec": {
+                "replicas": endpoint.spec.replicas,
+                "selector": {"matchLabels": selector_labels(name)},
+                "template": {
+                    "metadata": {
+                        "labels": labels(name),
+                        "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+                    },
+                    "spec": {
+                        // The receiver never talks to the API server.
+                        "automountServiceAccountToken": false,
+                        "enableServiceLinks": false,
+                        "securityContext": {
+                            "runAsNonRoot": true,
+                            "runAsUser": RECEIVER_USER,
+                            "runAsGroup": RECEIVER_USER,
+                            // Group-readable Secret files for the non-root user.
+                            "fsGroup": RECEIVER_USER,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [{
+                            "name": "receiver",
+                            "image": settings.receiver_image,
+                            "args": args,
+                            "ports": [
+                                {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+                                {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+                            ],
+                            // Ready only with its configuration loaded and NATS connected,
+                            // so the Service never sends deliveries it cannot store.
+                            "readinessProbe": {
+                                "httpGet": {"path": "/readyz", "port": METRICS_PORT},
+                                "periodSeconds": 5,
+                                "failureThreshold": 3,
+                            },
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": METRICS_PORT},
+                                "periodSeconds": 10,
+                                "failureThreshold": 3,
+                            },
+                            // Verification is HMAC over bodies of at most a few MiB:
+                            // small requests, a memory limit that bounds a flood.
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "64Mi"},
+                                "limits": {"cpu": "1", "memory": "256Mi"},
+                            },
+                            "securityContext": {
+                                "runAsNonRoot": true,
+                                "runAsUser": RECEIVER_USER,
+                                "readOnlyRootFilesystem": true,
+                                "allowPrivilegeEscalation": false,
+                                "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"},
+                            },
+                            "volumeMounts": [{
+                                "name": "config",
+                                "mountPath": CONFIG_DIR,
+                                "readOnly": true,
+                            }],
+                        }],
+                        "volumes": [{
+                            "name": "config",
+                            "secret": {
+                                "secretName": child_name(name),
+                                // 0440: owner root, group fsGroup, nobody else.
+                                "defaultMode": 0o440,
+                                "items": items,
+                            },
+                        }],
+                    },
+                },
+            },
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+    use super::super::fixtures::*;
+    use super::super::{build, config_hash};
+    use super::*;
+
+    fn pod_spec(deployment: &Deployment) -> &PodSpec {
+        deployment.spec.template.spec.as_ref().expect("pod spec")
+    }
+
+    fn container(deployment: &Deployment) -> &Container {
+        let containers = &pod_spec(deployment).containers;
+        assert_eq!(containers.len(), 1);
+        &containers[0]
+    }
+
+    #[test]
+    fn runs_the_receiver_with_the_mounted_configuration() {
+        let endpoint = endpoint("github");
+        let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        let deployment = &children.deployment;
+        let spec = &deployment.spec;
+        assert_eq!(spec.replicas, Some(2));
+        assert_eq!(
+            spec.selector.match_labels.as_ref(),
+            Some(&selector_labels("github"))
+        );
+        let template_labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.as_ref());
+        assert_eq!(template_labels, Some(&labels("github")));
+
+        let container = container(deployment);
+        assert_eq!(
+            container.image.as_deref(),
+            Some("ghcr.io/hookwarden/receiver:test")
+        );
+        assert_eq!(
+            container.args.as_deref().unwrap_or_default(),
+            [
+                "serve",
+                "--endpoint",
+                "/etc/hookwarden/endpoint.yaml",
+                "--secrets-dir",
+                "/etc/hookwarden/secrets",
+                "--nats-url",
+                "nats://nats.nats.svc:4222",
+                "--listen",
+                "0.0.0.0:8080",
+                "--tls-mode",
+                "behind-ingress",
+                "--metrics-listen",
+                "0.0.0.0:9090",
+            ]
+        );
+        let mounts = container.volume_mounts.as_deref().unwrap_or_default();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].mount_path, "/etc/hookwarden");
+        assert_eq!(mounts[0].read_only, Some(true));
+
+        let volumes = pod_spec(deployment).volumes.as_deref().unwrap_or_default();
+        assert_eq!(volumes.len(), 1);
+        assert_eq!(volumes[0].name, mounts[0].name);
+        let source = volumes[0].secret.as_ref().expect("secret volume");
+        assert_eq!(source.secret_name.as_deref(), Some("github-receiver"));
+        let items: BTreeMap<&str, &str> = source
+            .items
+            .iter()
+            .flatten()
+            .map(|i| (i.key.as_str(), i.path.as_str()))
+            .collect();
+        assert_eq!(
+            items,
+            BTreeMap::from([
+                ("endpoint.yaml", "endpoint.yaml"),
+                (
+                    "secret.github-webhook-next_secret",
+                    "secrets/github-webhook-next/secret"
+                ),
+                (
+                    "secret.github-webhook_secret",
+                    "secrets/github-webhook/secret"
+                ),
+            ])
+        );
+        // Every item names a key the rendered Secret really has.
+        let data = children.secret.data.as_ref().expect("data");
+        assert_eq!(data.len(), items.len());
+        assert!(items.keys().all(|k| data.contains_key(*k)));
+    }
+
+    #[test]
+    fn spec_replicas_and_nats_url_override_the_defaults() {
+        let endpoint = endpoint("generic-hmac");
+        let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        let deployment = &children.deployment;
+        assert_eq!(deployment.spec.replicas, Some(3));
+        let args = container(deployment).args.clone().unwrap_or_default();
+        let url = args
+            .iter()
+            .position(|a| a == "--nats-url")
+            .and_then(|i| args.get(i + 1));
+        assert_eq!(url.map(String::as_str), Some("nats://nats.shop.svc:4222"));
+    }
+
+    #[test]
+    fn pods_are_hardened() {
+        let endpoint = endpoint("github");
+        let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        let pod = pod_spec(&children.deployment);
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let pod_security = pod.security_context.as_ref().expect("pod securityContext");
+        assert_eq!(pod_security.run_as_non_root, Some(true));
+        assert_eq!(pod_security.run_as_user, Some(65532));
+        assert_eq!(
+            pod_security
+                .seccomp_profile
+                .as_ref()
+                .map(|p| p.type_.as_str()),
+            Some("RuntimeDefault")
+        );
+
+        let container = container(&children.deployment);
+        let security = container
+            .security_context
+            .as_ref()
+            .expect("securityContext");
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert_eq!(security.run_as_user, Some(65532));
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        assert_eq!(security.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            security.capabilities.as_ref().and_then(|c| c.drop.clone()),
+            Some(vec!["ALL".to_owned()])
+        );
+        assert_eq!(
+            security.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+            Some("RuntimeDefault")
+        );
+
+        let probe_of = |probe: Option<&k8s_openapi::api::core::v1::Probe>| {
+            let get = probe
+                .and_then(|p| p.http_get.as_ref())
+                .expect("httpGet probe");
+            (get.path.clone().unwrap_or_default(), get.port.clone())
+        };
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        assert_eq!(
+            probe_of(container.readiness_probe.as_ref()),
+            ("/readyz".to_owned(), IntOrString::Int(9090))
+        );
+        assert_eq!(
+            probe_of(container.liveness_probe.as_ref()),
+            ("/healthz".to_owned(), IntOrString::Int(9090))
+        );
+
+        let resources = container.resources.as_ref().expect("resources");
+        for quantities in [&resources.requests, &resources.limits] {
+            let quantities = quantities.as_ref().expect("requests and limits");
+            assert!(quantities.contains_key("cpu") && quantities.contains_key("memory"));
+        }
+    }
+
+    #[test]
+    fn the_template_carries_the_config_hash() {
+        let endpoint = endpoint("github");
+        let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        let annotations = children
+            .deployment
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            annotations.get(CONFIG_HASH_ANNOTATION),
+            Some(&config_hash(&children.secret))
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! Pure builders: a `WebhookEndpoint` plus the values of the Secrets it
+//! references become the objects that run its receiver.
+//!
+//! Nothing here does I/O, so every object the operator applies is checked by
+//! unit tests from YAML fixtures, and the reconciler only has to fetch, apply
+//! and report.
+
+mod deployment;
+mod secret;
+mod service;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hookwarden_crds::{WebhookEndpoint, WebhookEndpointSpec};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+
+pub use deployment::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, RECEIVER_USER, deployment};
+pub use secret::{ENDPOINT_FILE, config_hash, config_secret, secret_data_key};
+pub use service::service;
+
+/// The port the receiver serves webhooks on inside the pod.
+pub const HTTP_PORT: i32 = 8080;
+/// The port of the receiver's `/healthz`, `/readyz` and `/metrics`.
+pub const METRICS_PORT: i32 = 9090;
+/// `app.kubernetes.io/managed-by` of every child, so the operator can watch
+/// only its own objects.
+pub const MANAGED_BY: &str = "hookwarden-operator";
+/// The label selector that matches every child the operator manages.
+pub const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=hookwarden-operator";
+
+/// Operator-wide settings that are not part of an endpoint's spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The receiver image every Deployment runs; one operator version ships
+    /// with the receiver version it was tested with.
+    pub receiver_image: String,
+    /// The NATS URL for endpoints that do not set `spec.nats.url`.
+    pub nats_url: String,
+}
+
+/// A referenced Secret key: `(secret name, key)`.
+pub type SecretKey = (String, String);
+
+/// The values of the referenced Secret keys, read from the API.
+///
+/// `Debug` prints the keys only: this value travels through code that logs,
+/// and secret values must never reach a log.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ResolvedSecrets(BTreeMap<SecretKey, Vec<u8>>);
+
+impl ResolvedSecrets {
+    /// Records the value of `key` in Secret `name`.
+    pub fn insert(&mut self, name: &str, key: &str, value: Vec<u8>) {
+        self.0.insert((name.to_owned(), key.to_owned()), value);
+    }
+
+    /// The value of `key` in Secret `name`, if it was resolved.
+    pub fn get(&self, name: &str, key: &str) -> Option<&[u8]> {
+        self.0
+            .get(&(name.to_owned(), key.to_owned()))
+            .map(Vec::as_slice)
+    }
+}
+
+impl std::fmt::Debug for ResolvedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries(self.0.keys().map(|(name, key)| format!("{name}/{key}")))
+            .finish()
+    }
+}
+
+/// Every Secret key the spec references, each once: the top-level
+/// `secretRefs` and those of the generic checks (which default to the
+/// top-level ones, so both sets are always rendered).
+pub fn referenced_secrets(spec: &WebhookEndpointSpec) -> BTreeSet<SecretKey> {
+    let mut refs: Vec<&hookwarden_crds::SecretKeyRef> = spec.secret_refs.iter().collect();
+    if let Some(verification) = &spec.verification {
+        if let Some(token) = &verification.token {
+            refs.extend(&token.secret_refs);
+        }
+        if let Some(basic) = &verification.basic_auth {
+            refs.extend(&basic.secret_refs);
+        }
+        if let Some(hmac) = &verification.hmac {
+            refs.extend(&hmac.secret_refs);
+        }
+    }
+    refs.into_iter()
+        .map(|r| (r.name.clone(), r.key.clone()))
+        .collect()
+}
+
+/// Why the children of an endpoint could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Only namespaced objects read from the API server can own children.
+    #[error("the WebhookEndpoint has no namespace")]
+    MissingNamespace,
+    /// An owner reference needs the endpoint's uid.
+    #[error("the WebhookEndpoint has no uid (was it read from the API server?)")]
+    MissingUid,
+    /// A referenced key was not resolved (the resolver and the builder disagree).
+    #[error("the value of key {key:?} of Secret {name:?} was not resolved")]
+    Unresolved {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+    },
+    /// Secret keys are at most 253 characters; the rendered key combines the
+    /// Secret's name and key.
+    #[error(
+        "Secret {name:?} key {key:?}: the names together are too long to render (at most {max} characters)"
+    )]
+    KeyTooLong {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// The longest rendered key the API server accepts.
+        max: usize,
+    },
+    /// The endpoint manifest could not be written as YAML.
+    #[error("rendering endpoint.yaml: {0}")]
+    Manifest(#[from] serde_yaml_ng::Error),
+    /// A child object did not fit its Kubernetes type.
+    #[error("building the {kind}: {source}")]
+    Object {
+        /// The child's kind.
+        kind: &'static str,
+        /// What did not fit.
+        source: serde_json::Error,
+    },
+}
+
+/// Everything the operator applies for one endpoint.
+pub struct Children {
+    /// The rendered receiver configuration, mounted into the pods.
+    pub secret: Secret,
+    /// The receiver pods.
+    pub deployment: Deployment,
+    /// The in-cluster address of the receivers.
+    pub service: Service,
+}
+
+impl std::fmt::Debug for Children {
+    // The Secret's data holds secret values: name the objects only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Children")
+            .field("secret", &self.secret.metadata.name)
+            .field("deployment", &self.deployment.metadata.name)
+            .field("service", &self.service.metadata.name)
+            .finish()
+    }
+}
+
+/// Builds the Secret, Deployment and Service of `endpoint`.
+pub fn build(
+    endpoint: &WebhookEndpoint,
+    secrets: &ResolvedSecrets,
+    settings: &Settings,
+) -> Result<Children, BuildError> {
+    let owner = Owner::of(endpoint)?;
+    let secret = config_secret(endpoint, &owner, secrets)?;
+    let hash = config_hash(&secret);
+    let deployment = deployment(endpoint, &owner, settings, &hash)?;
+    let service = service(&owner)?;
+    Ok(Children {
+        secret,
+        deployment,
+        service,
+    })
+}
+
+/// The name of every child of endpoint `endpoint_name`.
+pub fn child_name(endpoint_name: &str) -> String {
+    format!("{endpoint_name}-receiver")
+}
+
+/// What every child needs to know about the endpoint that owns it.
+#[derive(Clone, Debug)]
+pub struct Owner {
+    name: String,
+    namespace: String,
+    reference: OwnerReference,
+}
+
+impl Owner {
+    /// The owner data of `endpoint`; it must have been read from the API
+    /// server (namespace and uid set).
+    pub fn of(endpoint: &WebhookEndpoint) -> Result<Self, BuildError> {
+        let namespace = endpoint.namespace().ok_or(BuildError::MissingNamespace)?;
+        // controller=true and blockOwnerDeletion=true: the garbage collector
+        // removes the children with the endpoint, and the Controller maps
+        // child events back to it.
+        let mut reference = endpoint
+            .controller_owner_ref(&())
+            .ok_or(BuildError::MissingUid)?;
+        // kube sets `controller` only; blocking keeps a foreground deletion
+        // of the endpoint waiting until its children are gone.
+        reference.block_owner_deletion = Some(true);
+        Ok(Self {
+            name: endpoint.name_any(),
+            namespace,
+            reference,
+        })
+    }
+
+    fn child_metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": child_name(&self.name),
+            "namespace": self.namespace,
+            "labels": labels(&self.name),
+            "ownerReferences": [self.reference],
+        })
+    }
+}
+
+/// The labels that select an endpoint's receiver pods.
+pub fn selector_labels(endpoint_name: &str) -> BTreeMap<String, String> {
+    [
+        ("app.kubernetes.io/name", "hookwarden-receiver"),
+        ("app.kubernetes.io/instance", endpoint_name),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// The labels of every child: the selector labels plus `managed-by`.
+pub fn labels(endpoint_name: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(endpoint_name);
+    labels.insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        MANAGED_BY.to_owned(),
+    );
+    labels
+}
+
+fn object<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    value: serde_json::Value,
+) -> Result<T, BuildError> {
+    serde_json::from_value(value).map_err(|source| BuildError::Object { kind, source })
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// The fixture `testdata/<name>.yaml`.
+    pub fn endpoint(name: &str) -> WebhookEndpoint {
+        let yaml = match name {
+            "github" => include_str!("testdata/github.yaml"),
+            "generic-hmac" => include_str!("testdata/generic-hmac.yaml"),
+            other => panic!("no fixture {other}"),
+        };
+        hookwarden_crds::from_yaml(yaml).expect("fixture parses")
+    }
+
+    /// Every referenced key of `endpoint`, with the value `<name>/<key>-value`.
+    pub fn secrets_for(endpoint: &WebhookEndpoint) -> ResolvedSecrets {
+        let mut secrets = ResolvedSecrets::default();
+        for (name, key) in referenced_secrets(&endpoint.spec) {
+            secrets.insert(&name, &key, format!("{name}/{key}-value").into_bytes());
+        }
+        secrets
+    }
+
+    pub fn settings() -> Settings {
+        Settings {
+            receiver_image: "ghcr.io/hookwarden/receiver:test".to_owned(),
+            nats_url: "nats://nats.nats.svc:4222".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn referenced_secrets_include_check_refs_once() {
+        let refs = referenced_secrets(&endpoint("generic-hmac").spec);
+        let refs: Vec<(&str, &str)> = refs.iter().map(|(n, k)| (n.as_str(), k.as_str())).collect();
+        assert_eq!(refs, [("shop-hmac", "key.v1"), ("shop-token", "token")]);
+    }
+
+    #[test]
+    fn debug_of_resolved_secrets_hides_values() {
+        let mut secrets = ResolvedSecrets::default();
+        secrets.insert("gh", "secret", b"hunter2-very-secret".to_vec());
+        let debug = format!("{secrets:?}");
+        assert!(debug.contains("gh/secret"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn every_child_is_owned_by_the_endpoint_as_controller() {
+        let endpoint = endpoint("github");
+        let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        let debug = format!("{children:?}");
+        assert!(!debug.contains("-value"), "{debug}");
+        for meta in [
+            &children.secret.metadata,
+            &children.deployment.metadata,
+            &children.service.metadata,
+        ] {
+            assert_eq!(meta.name.as_deref(), Some("github-receiver"));
+            assert_eq!(meta.namespace.as_deref(), Some("ci"));
+            assert_eq!(meta.labels.as_ref(), Some(&labels("github")));
+            let owners = meta.owner_references.as_deref().unwrap_or_default();
+            assert_eq!(owners.len(), 1);
+            let owner = &owners[0];
+            assert_eq!(owner.api_version, "hookwarden.dev/v1alpha1");
+            assert_eq!(owner.kind, "WebhookEndpoint");
+            assert_eq!(owner.name, "github");
+            assert_eq!(owner.uid, "0b7e0c1e-5f3a-4d7e-9a51-3c1f2f0e9a11");
+            assert_eq!(owner.controller, Some(true));
+            assert_eq!(owner.block_owner_deletion, Some(true));
+        }
+    }
+
+    #[test]
+    fn an_endpoint_without_uid_or_namespace_cannot_own_children() {
+        let mut endpoint = endpoint("github");
+        endpoint.metadata.uid = None;
+        let err = build(&endpoint, &secrets_for(&endpoint), &settings()).expect_err("no uid");
+        assert!(matches!(err, BuildError::MissingUid), "{err}");
+        endpoint.metadata.namespace = None;
+        let err = build(&endpoint, &secrets_for(&endpoint), &settings()).expect_err("no ns");
+        assert!(matches!(err, BuildError::MissingNamespace), "{err}");
+    }
+}

@@ -1,0 +1,209 @@
+//! The Secret `<name>-receiver`: the receiver's whole configuration, the
+//! endpoint manifest plus the values of the Secrets it references.
+//!
+//! One rendered Secret (rather than mounting the user's Secrets directly)
+//! means the pods see exactly the keys they need, the Deployment only ever
+//! mounts an object the operator owns, and one hash of its data says when the
+//! pods must be rolled.
+
+use std::collections::BTreeMap;
+
+use hookwarden_crds::WebhookEndpoint;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use super::{BuildError, Owner, ResolvedSecrets, object, referenced_secrets};
+
+/// The key (and file name) of the endpoint manifest the receiver reads.
+pub const ENDPOINT_FILE: &str = "endpoint.yaml";
+
+/// The longest key a Secret may have.
+const MAX_KEY_LEN: usize = 253;
+
+/// The data key holding the value of `key` in Secret `name`.
+///
+/// `_` cannot occur in a Secret name (a DNS subdomain) but may in a key, so
+/// splitting at the first `_` after the prefix recovers both: two different
+/// references never share a data key.
+pub fn secret_data_key(name: &str, key: &str) -> String {
+    format!("secret.{name}_{key}")
+}
+
+/// The rendered configuration Secret of `endpoint`.
+pub fn config_secret(
+    endpoint: &WebhookEndpoint,
+    owner: &Owner,
+    secrets: &ResolvedSecrets,
+) -> Result<Secret, BuildError> {
+    let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
+    data.insert(
+        ENDPOINT_FILE.to_owned(),
+        ByteString(endpoint_manifest(endpoint)?.into_bytes()),
+    );
+    for (name, key) in referenced_secrets(&endpoint.spec) {
+        let data_key = secret_data_key(&name, &key);
+        if data_key.len() > MAX_KEY_LEN {
+            return Err(BuildError::KeyTooLong {
+                name,
+                key,
+                max: MAX_KEY_LEN - "secret._".len(),
+            });
+        }
+        let value = secrets
+            .get(&name, &key)
+            .ok_or_else(|| BuildError::Unresolved {
+                name: name.clone(),
+                key: key.clone(),
+            })?;
+        data.insert(data_key, ByteString(value.to_vec()));
+    }
+    object(
+        "Secret",
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": owner.child_metadata(),
+            "type": "Opaque",
+            "data": data,
+        }),
+    )
+}
+
+/// The manifest as the receiver reads it: the spec under the endpoint's name
+/// and namespace (which default the NATS subject and stream), without the
+/// server-side metadata that changes on every write and would roll the pods.
+fn endpoint_manifest(endpoint: &WebhookEndpoint) -> Result<String, BuildError> {
+    let manifest = serde_json::json!({
+        "apiVersion": WebhookEndpoint::api_version(&()),
+        "kind": WebhookEndpoint::kind(&()),
+        "metadata": {
+            "name": endpoint.name_any(),
+            "namespace": endpoint.namespace(),
+        },
+        "spec": endpoint.spec,
+    });
+    Ok(serde_yaml_ng::to_string(&manifest)?)
+}
+
+/// SHA-256 (hex) of the Secret's data, in key order, each key and value
+/// length-prefixed so that no two different data maps hash alike. Put on the
+/// pod template so that a changed configuration rolls the pods.
+pub fn config_hash(secret: &Secret) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in secret.data.iter().flatten() {
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(key.as_bytes());
+        hasher.update((value.0.len() as u64).to_be_bytes());
+        hasher.update(&value.0);
+    }
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::{build, child_name};
+    use super::*;
+
+    fn data(secret: &Secret) -> BTreeMap<String, String> {
+        secret
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn holds_the_manifest_and_one_key_per_reference() {
+        let endpoint = endpoint("generic-hmac");
+        let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        let secret = &children.secret;
+        assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+        let data = data(secret);
+        let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "endpoint.yaml",
+                "secret.shop-hmac_key.v1",
+                "secret.shop-token_token"
+            ]
+        );
+        assert_eq!(data["secret.shop-hmac_key.v1"], "shop-hmac/key.v1-value");
+        assert_eq!(data["secret.shop-token_token"], "shop-token/token-value");
+
+        // The receiver reads the manifest back into the very same spec.
+        let read = hookwarden_crds::from_yaml(&data["endpoint.yaml"]).expect("receiver parses");
+        assert_eq!(read.spec, endpoint.spec);
+        assert_eq!(read.metadata.name.as_deref(), Some("shop"));
+        assert_eq!(read.metadata.namespace.as_deref(), Some("payments"));
+        // Server-side metadata stays out: it would change the hash on every write.
+        assert_eq!(read.metadata.uid, None);
+        assert!(!data["endpoint.yaml"].contains("-value"));
+        assert_eq!(
+            child_name("shop"),
+            secret.metadata.name.clone().unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn data_keys_of_different_references_differ() {
+        // "a.b"/"c" and "a"/"b.c" would collide with a `.` separator.
+        assert_ne!(secret_data_key("a.b", "c"), secret_data_key("a", "b.c"));
+        assert_ne!(secret_data_key("a-b", "c"), secret_data_key("a", "b-c"));
+    }
+
+    #[test]
+    fn an_unresolved_reference_is_an_error_not_an_empty_value() {
+        let endpoint = endpoint("github");
+        let mut secrets = ResolvedSecrets::default();
+        secrets.insert("github-webhook", "secret", b"s3cr3t".to_vec());
+        let err = build(&endpoint, &secrets, &settings()).expect_err("next key missing");
+        assert!(
+            matches!(&err, BuildError::Unresolved { name, key } if name == "github-webhook-next" && key == "secret"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn too_long_references_are_refused() {
+        let mut endpoint = endpoint("github");
+        endpoint.spec.secret_refs[0].name = "n".repeat(200);
+        endpoint.spec.secret_refs[0].key = "k".repeat(60);
+        let err = build(&endpoint, &secrets_for(&endpoint), &settings()).expect_err("too long");
+        assert!(matches!(err, BuildError::KeyTooLong { .. }), "{err}");
+    }
+
+    #[test]
+    fn hash_follows_the_data_and_nothing_else() {
+        let endpoint = endpoint("github");
+        let secrets = secrets_for(&endpoint);
+        let first = build(&endpoint, &secrets, &settings()).expect("builds");
+        let again = build(&endpoint, &secrets, &settings()).expect("builds");
+        assert_eq!(config_hash(&first.secret), config_hash(&again.secret));
+        assert_eq!(config_hash(&first.secret).len(), 64);
+
+        let mut rotated = secrets.clone();
+        rotated.insert("github-webhook", "secret", b"rotated".to_vec());
+        let changed = build(&endpoint, &rotated, &settings()).expect("builds");
+        assert_ne!(config_hash(&first.secret), config_hash(&changed.secret));
+
+        let mut spec_changed = endpoint.clone();
+        spec_changed
+            .spec
+            .allowed_source_cidrs
+            .push("10.0.0.0/8".to_owned());
+        let changed = build(&spec_changed, &secrets, &settings()).expect("builds");
+        assert_ne!(config_hash(&first.secret), config_hash(&changed.secret));
+
+        // A new resourceVersion or generation alone does not roll the pods.
+        let mut touched = endpoint.clone();
+        touched.metadata.resource_version = Some("999".to_owned());
+        touched.metadata.generation = Some(9);
+        let same = build(&touched, &secrets, &settings()).expect("builds");
+        assert_eq!(config_hash(&first.secret), config_hash(&same.secret));
+    }
+}

@@ -1,0 +1,142 @@
+//! `hookwarden-operator run` as a process: it installs the CRD, reconciles
+//! with the image and NATS URL of its flags, never logs a secret value, and
+//! exits cleanly on SIGTERM.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hookwarden_crds::WebhookEndpoint;
+use hookwarden_tests::{TestNamespace, kubeconfig_path};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Patch, PatchParams};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Kills the operator if the test fails before it stops it.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn run_reconciles_with_its_flags_and_exits_cleanly_on_sigterm() {
+    let ns = TestNamespace::create("run").await.expect("namespace");
+    const VALUE: &str = "run-s3cr3t-5e0c93";
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "hook"},
+        "stringData": {"secret": VALUE},
+    });
+    ns.api::<Secret>()
+        .patch(
+            "hook",
+            &PatchParams::apply("hookwarden-test"),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("Secret applied");
+
+    let log = std::env::temp_dir().join(format!("hookwarden-operator-{}.log", ns.name()));
+    let out = std::fs::File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_hookwarden-operator"))
+        .args([
+            "run",
+            "--namespace",
+            ns.name(),
+            "--receiver-image",
+            "registry.invalid/receiver:flag",
+            "--nats-url",
+            "nats://flag.example:4222",
+        ])
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("RUST_LOG", "hookwarden_operator=trace,info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("operator starts");
+    let mut guard = Guard(child);
+
+    // The CRD may not be served yet when the operator starts: retry.
+    let endpoint = serde_json::json!({
+        "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+        "metadata": {"name": "hook"},
+        "spec": {"provider": "github", "secretRefs": [{"name": "hook", "key": "secret"}]},
+    });
+    let endpoints = ns.api::<WebhookEndpoint>();
+    let deployments = ns.api::<Deployment>();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let deployment = loop {
+        let _ = endpoints
+            .patch(
+                "hook",
+                &PatchParams::apply("hookwarden-test"),
+                &Patch::Apply(&endpoint),
+            )
+            .await;
+        if let Ok(Some(deployment)) = deployments.get_opt("hook-receiver").await {
+            break deployment;
+        }
+        if let Ok(Some(status)) = guard.0.try_wait() {
+            panic!(
+                "operator exited early ({status}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no Deployment after {WAIT:?}; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let container = &deployment
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .expect("pod spec")
+        .containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.invalid/receiver:flag")
+    );
+    let args = container.args.clone().unwrap_or_default();
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--nats-url", "nats://flag.example:4222"]),
+        "{args:?}"
+    );
+
+    let pid = guard.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "operator still running 30 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "exit {status}; log:\n{text}");
+    assert!(text.contains("SIGTERM"), "{text}");
+    assert!(
+        !text.contains(VALUE),
+        "the log holds a secret value:\n{text}"
+    );
+    let _ = std::fs::remove_file(&log);
+}
