@@ -77,18 +77,53 @@ fn default_replicas() -> i32 {
     2
 }
 
-/// Signature schemes of the providers Hookwarden verifies.
+/// Signature schemes of the providers Hookwarden verifies. Each preset
+/// verifies exactly as its provider signs; see `docs/providers.md`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Provider {
     /// GitHub: `X-Hub-Signature-256`, HMAC-SHA256 of the body.
     Github,
+    /// GitLab: `X-Gitlab-Token` (and the newer signing token).
+    Gitlab,
+    /// Bitbucket Cloud: `X-Hub-Signature`, HMAC-SHA256 of the body.
+    Bitbucket,
     /// Stripe: `Stripe-Signature` with timestamp and `v1` signatures.
     Stripe,
     /// Slack: `v0` signing with `X-Slack-Request-Timestamp`.
     Slack,
     /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
     StandardWebhooks,
+    /// Svix: Standard Webhooks with `svix-*` headers.
+    Svix,
+    /// Shopify: `X-Shopify-Hmac-Sha256`, base64 HMAC-SHA256 of the body.
+    Shopify,
+    /// Twilio: `X-Twilio-Signature` over the full URL and parameters.
+    Twilio,
+    /// Paddle Billing: `Paddle-Signature` with `ts` and `h1`.
+    Paddle,
+    /// Square: `x-square-hmacsha256-signature` over notification URL and body.
+    Square,
+    /// Zoom: `x-zm-signature` `v0` with `x-zm-request-timestamp`.
+    Zoom,
+    /// Twitch EventSub: `Twitch-Eventsub-Message-Signature`.
+    Twitch,
+    /// Discord interactions: Ed25519 `X-Signature-Ed25519`.
+    Discord,
+    /// SendGrid Event Webhook: ECDSA P-256 signature.
+    Sendgrid,
+    /// Mailgun: signature fields in the body.
+    Mailgun,
+    /// Linear: `Linear-Signature`, HMAC-SHA256 of the body.
+    Linear,
+    /// Intercom: `X-Hub-Signature`, HMAC-SHA1 of the body.
+    Intercom,
+    /// PagerDuty v3: `X-PagerDuty-Signature` with several `v1=`.
+    Pagerduty,
+    /// Meta (WhatsApp, Messenger, Instagram): `X-Hub-Signature-256`.
+    Meta,
+    /// Adyen: HMAC over the notification fields (hex key).
+    Adyen,
     /// Checks configured in `spec.verification`: a shared token, HTTP Basic
     /// credentials and/or an HMAC signature, for any sender that is not a
     /// preset.
