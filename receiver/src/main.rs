@@ -33,83 +33,74 @@ enum Command {
     },
     /// Receive deliveries for one endpoint over HTTPS (or, explicitly, plain
     /// HTTP behind an ingress or for local development).
-    Serve {
-        /// The WebhookEndpoint manifest (YAML).
-        #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
-        endpoint: PathBuf,
-        /// Directory laid out like mounted Secrets: `<dir>/<secret name>/<key>`.
-        #[arg(long, env = "HOOKWARDEN_SECRETS_DIR")]
-        secrets_dir: PathBuf,
-        /// The NATS server to store deliveries in.
-        #[arg(
-            long,
-            env = "HOOKWARDEN_NATS_URL",
-            default_value = "nats://127.0.0.1:4222"
-        )]
-        nats_url: String,
-        /// Address to listen on.
-        #[arg(long, env = "HOOKWARDEN_LISTEN", default_value = "0.0.0.0:8080")]
-        listen: SocketAddr,
-        /// Seconds to wait for JetStream to acknowledge a delivery before
-        /// answering 503.
-        #[arg(long, env = "HOOKWARDEN_PUBLISH_TIMEOUT_SECS", default_value_t = 3)]
-        publish_timeout_secs: u64,
-        /// Largest accepted body in bytes; larger deliveries get 413.
-        #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = server::DEFAULT_BODY_LIMIT)]
-        max_body_bytes: usize,
-        /// `terminate`: serve HTTPS with --tls-cert/--tls-key (re-read when
-        /// the files change). `behind-ingress`: plain HTTP behind a proxy that
-        /// terminates TLS. `insecure-http`: plain HTTP for local development
-        /// only.
-        #[arg(
-            long,
-            env = "HOOKWARDEN_TLS_MODE",
-            value_enum,
-            default_value = "terminate"
-        )]
-        tls_mode: TlsMode,
-        /// PEM certificate chain (leaf first) for --tls-mode terminate.
-        #[arg(long, env = "HOOKWARDEN_TLS_CERT")]
-        tls_cert: Option<PathBuf>,
-        /// PEM private key of the certificate for --tls-mode terminate.
-        #[arg(long, env = "HOOKWARDEN_TLS_KEY")]
-        tls_key: Option<PathBuf>,
-        /// Address of the operations port: /healthz, /readyz, /metrics. Kept
-        /// apart from the public listener (in a pod: 0.0.0.0:9090).
-        #[arg(
-            long,
-            env = "HOOKWARDEN_METRICS_LISTEN",
-            default_value = "127.0.0.1:9090"
-        )]
-        metrics_listen: SocketAddr,
-        /// Deliveries read, verified or stored at once; more get 503
-        /// `overloaded` (bounds memory: each body is up to --max-body-bytes).
-        #[arg(long, env = "HOOKWARDEN_MAX_IN_FLIGHT", default_value_t = server::DEFAULT_MAX_IN_FLIGHT)]
-        max_in_flight: usize,
-        /// Seconds between checks of the manifest and secret files for
-        /// changes (applied without dropping connections).
-        #[arg(long, env = "HOOKWARDEN_RELOAD_INTERVAL_SECS", default_value_t = 2)]
-        reload_interval_secs: u64,
-    },
+    Serve(ServeArgs),
+}
+
+/// The options of `serve` (flags, or the environment).
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The WebhookEndpoint manifest (YAML).
+    #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
+    endpoint: PathBuf,
+    /// Directory laid out like mounted Secrets: `<dir>/<secret name>/<key>`.
+    #[arg(long, env = "HOOKWARDEN_SECRETS_DIR")]
+    secrets_dir: PathBuf,
+    /// The NATS server to store deliveries in.
+    #[arg(
+        long,
+        env = "HOOKWARDEN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats_url: String,
+    /// Address to listen on.
+    #[arg(long, env = "HOOKWARDEN_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+    /// Seconds to wait for JetStream to acknowledge a delivery before
+    /// answering 503.
+    #[arg(long, env = "HOOKWARDEN_PUBLISH_TIMEOUT_SECS", default_value_t = 3)]
+    publish_timeout_secs: u64,
+    /// Largest accepted body in bytes; larger deliveries get 413.
+    #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = server::DEFAULT_BODY_LIMIT)]
+    max_body_bytes: usize,
+    /// `terminate`: serve HTTPS with --tls-cert/--tls-key (re-read when
+    /// the files change). `behind-ingress`: plain HTTP behind a proxy that
+    /// terminates TLS. `insecure-http`: plain HTTP for local development
+    /// only.
+    #[arg(
+        long,
+        env = "HOOKWARDEN_TLS_MODE",
+        value_enum,
+        default_value = "terminate"
+    )]
+    tls_mode: TlsMode,
+    /// PEM certificate chain (leaf first) for --tls-mode terminate.
+    #[arg(long, env = "HOOKWARDEN_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate for --tls-mode terminate.
+    #[arg(long, env = "HOOKWARDEN_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Address of the operations port: /healthz, /readyz, /metrics. Kept
+    /// apart from the public listener (in a pod: 0.0.0.0:9090).
+    #[arg(
+        long,
+        env = "HOOKWARDEN_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    metrics_listen: SocketAddr,
+    /// Deliveries read, verified or stored at once; more get 503
+    /// `overloaded` (bounds memory: each body is up to --max-body-bytes).
+    #[arg(long, env = "HOOKWARDEN_MAX_IN_FLIGHT", default_value_t = server::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
+    /// Seconds between checks of the manifest and secret files for
+    /// changes (applied without dropping connections).
+    #[arg(long, env = "HOOKWARDEN_RELOAD_INTERVAL_SECS", default_value_t = 2)]
+    reload_interval_secs: u64,
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { endpoint } => check(&endpoint),
-        Command::Serve {
-            endpoint,
-            secrets_dir,
-            nats_url,
-            listen,
-            publish_timeout_secs,
-            max_body_bytes,
-            tls_mode,
-            tls_cert,
-            tls_key,
-            metrics_listen,
-            max_in_flight,
-            reload_interval_secs,
-        } => {
+        Command::Serve(args) => {
             init_logging();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -121,21 +112,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let options = ServeOptions {
-                endpoint,
-                secrets_dir,
-                nats_url,
-                listen,
-                publish_timeout: Duration::from_secs(publish_timeout_secs),
-                max_body_bytes,
-                tls_mode,
-                tls_cert,
-                tls_key,
-                metrics_listen,
-                max_in_flight,
-                reload_interval: Duration::from_secs(reload_interval_secs.max(1)),
-            };
-            match runtime.block_on(serve(options)) {
+            match runtime.block_on(serve(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!(error = %err, "hookwarden-receiver stopped");
@@ -189,22 +166,6 @@ fn init_logging() {
         .init();
 }
 
-#[derive(Debug)]
-struct ServeOptions {
-    endpoint: PathBuf,
-    secrets_dir: PathBuf,
-    nats_url: String,
-    listen: SocketAddr,
-    publish_timeout: Duration,
-    max_body_bytes: usize,
-    tls_mode: TlsMode,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    metrics_listen: SocketAddr,
-    max_in_flight: usize,
-    reload_interval: Duration,
-}
-
 /// Why `serve` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 enum ServeError {
@@ -227,7 +188,8 @@ enum ServeError {
 /// Everything is checked before the port opens: a receiver that listens
 /// must be able to verify and store, or providers would get errors for
 /// deliveries that a correctly configured replica would accept.
-async fn serve(options: ServeOptions) -> Result<(), ServeError> {
+async fn serve(options: ServeArgs) -> Result<(), ServeError> {
+    let publish_timeout = Duration::from_secs(options.publish_timeout_secs);
     // First the flags and the manifest: mistakes there are the cheapest to
     // report, and are reported before NATS is contacted.
     let mode = Mode::from_flags(options.tls_mode, options.tls_cert, options.tls_key)?;
@@ -249,9 +211,7 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
              bodies near the cap will be refused with 413"
         );
     }
-    let (endpoint, pipeline) = checked
-        .connect(client.clone(), options.publish_timeout)
-        .await?;
+    let (endpoint, pipeline) = checked.connect(client.clone(), publish_timeout).await?;
     let target = pipeline.publisher.target().clone();
     if endpoint.spec.allowed_source_cidrs.is_empty() {
         // Said once, so an operator who expected a restriction notices.
@@ -320,10 +280,10 @@ async fn serve(options: ServeOptions) -> Result<(), ServeError> {
             endpoint: options.endpoint.clone(),
             secrets_dir: options.secrets_dir.clone(),
             nats: client,
-            publish_timeout: options.publish_timeout,
+            publish_timeout,
         },
         state.clone(),
-        options.reload_interval,
+        Duration::from_secs(options.reload_interval_secs.max(1)),
         stop_rx.clone(),
     ));
     let ops_stop = stop_rx.clone();
