@@ -15,8 +15,10 @@ mod error;
 mod nats;
 mod process;
 pub mod tools;
+mod wait;
 
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
 pub use error::SupportError;
 pub use nats::{NatsServer, NatsServerBuilder};
 pub use process::ManagedProcess;
+pub use wait::eventually;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hookwarden_tests::{TestNamespace, kubeconfig_path};
+use hookwarden_tests::{TestNamespace, eventually, kubeconfig_path};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
@@ -22,25 +22,6 @@ fn meta(name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         ..ObjectMeta::default()
-    }
-}
-
-/// Polls `check` every 200 ms until it returns `Some`, or panics after `WAIT`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -65,7 +46,7 @@ async fn deployment_pods_run_on_the_fake_node_and_are_garbage_collected() {
         .expect("deployment created");
 
     let pods = ns.api::<Pod>();
-    let running = eventually("2 Running pods", || async {
+    let running = eventually("2 Running pods", WAIT, || async {
         let list = pods
             .list(&ListParams::default().labels("app=web"))
             .await
@@ -101,7 +82,7 @@ async fn deployment_pods_run_on_the_fake_node_and_are_garbage_collected() {
         .delete("web", &DeleteParams::background())
         .await
         .expect("deployment deleted");
-    eventually("ReplicaSet and Pods garbage-collected", || async {
+    eventually("ReplicaSet and Pods garbage-collected", WAIT, || async {
         let rs = replica_sets.list(&ListParams::default()).await.ok()?;
         let left = pods.list(&ListParams::default()).await.ok()?;
         (rs.items.is_empty() && left.items.is_empty()).then_some(())
@@ -174,7 +155,7 @@ async fn rbac_denies_a_service_account_what_its_role_does_not_grant() {
 
     // Granted: list configmaps here (the binding reaches the authorizer's cache quickly).
     let configmaps: Api<ConfigMap> = Api::namespaced(reader.clone(), ns.name());
-    eventually("the role binding to take effect", || async {
+    eventually("the role binding to take effect", WAIT, || async {
         configmaps.list(&ListParams::default()).await.ok()
     })
     .await;
