@@ -141,3 +141,137 @@ async fn nats_killed_mid_load_never_acknowledges_an_unstored_delivery() {
         stored.len()
     );
 }
+
+/// Starts the real receiver binary (plain HTTP) and waits until it is ready.
+async fn spawn_receiver(
+    dir: &std::path::Path,
+    nats_url: &str,
+    listen: &str,
+) -> tokio::process::Child {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        .arg("serve")
+        .env("HOOKWARDEN_ENDPOINT", dir.join("endpoint.yaml"))
+        .env("HOOKWARDEN_SECRETS_DIR", dir.join("secrets"))
+        .env("HOOKWARDEN_NATS_URL", nats_url)
+        .env("HOOKWARDEN_LISTEN", listen)
+        .env("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:0")
+        .env("HOOKWARDEN_TLS_MODE", "insecure-http")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("receiver starts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(listen).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "receiver not listening within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+/// One GitHub delivery over a fresh connection; `None` when no HTTP answer
+/// came (the receiver died mid-request).
+async fn post_once(listen: &str, id: &str) -> Option<StatusCode> {
+    use http_body_util::Full;
+    let body = format!("{{\"delivery\":\"{id}\"}}");
+    let request = hyper::Request::post(format!("http://{listen}/"))
+        .header("x-github-event", "push")
+        .header("x-github-delivery", id)
+        .header("x-hub-signature-256", common::sign(body.as_bytes()))
+        .body(Full::new(bytes::Bytes::from(body)))
+        .ok()?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    tokio::time::timeout(Duration::from_secs(5), client.request(request))
+        .await
+        .ok()?
+        .ok()
+        .map(|r| r.status())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_killed_mid_load_loses_nothing_it_acknowledged() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("endpoint.yaml"), common::ENDPOINT).expect("manifest");
+    std::fs::create_dir_all(dir.path().join("secrets/gh")).expect("mkdir");
+    std::fs::write(dir.path().join("secrets/gh/secret"), common::SECRET).expect("secret");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+
+    let mut receiver = spawn_receiver(dir.path(), nats.url(), &listen).await;
+    let killer = {
+        let pid = receiver
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .expect("pid");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        })
+    };
+    // A provider delivering one event after another until the receiver dies.
+    let mut acknowledged = Vec::new();
+    let mut unacknowledged = Vec::new();
+    for i in 0..2000 {
+        let id = format!("kill-{i}");
+        match post_once(&listen, &id).await {
+            Some(status) if status.is_success() => acknowledged.push(id),
+            _ => {
+                unacknowledged.push(id);
+                break;
+            }
+        }
+    }
+    killer.await.expect("killer");
+    let _ = receiver.wait().await;
+    assert!(
+        !acknowledged.is_empty() && !unacknowledged.is_empty(),
+        "killed mid-load"
+    );
+
+    // The provider retries what was not acknowledged, and also (as providers
+    // do after timeouts) a few that were: each is stored once.
+    let receiver = spawn_receiver(dir.path(), nats.url(), &listen).await;
+    let retries: Vec<String> = unacknowledged
+        .iter()
+        .chain(acknowledged.iter().rev().take(3))
+        .cloned()
+        .collect();
+    for id in &retries {
+        assert_eq!(
+            post_once(&listen, id).await,
+            Some(StatusCode::OK),
+            "retry of {id}"
+        );
+    }
+    drop(receiver);
+
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let mut stream = js.get_stream("HOOKWARDEN_CI_GITHUB").await.expect("stream");
+    let last = stream.info().await.expect("info").state.last_sequence;
+    let mut stored: HashMap<String, usize> = HashMap::new();
+    for sequence in 1..=last {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            let id = message
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            *stored.entry(id).or_default() += 1;
+        }
+    }
+    for id in acknowledged.iter().chain(retries.iter()) {
+        assert_eq!(stored.get(id), Some(&1), "{id} stored exactly once");
+    }
+    assert_eq!(stored.len(), acknowledged.len() + unacknowledged.len());
+}
