@@ -1,0 +1,188 @@
+//! Hostile and broken clients, over raw TCP against the real receiver and a
+//! real nats-server: each gets a 4xx (or the connection closed), nothing is
+//! stored, and the receiver keeps serving legitimate deliveries. Distinct
+//! loopback source addresses (127.0.0.2, 127.0.0.3) play distinct clients.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{Receiver, sign, start_receiver, start_receiver_with, stored_messages};
+use hookwarden_crds::{Rate, RateLimitSpec};
+use hookwarden_receiver::limits::RateLimits;
+use hookwarden_tests::NatsServer;
+use hyper::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+fn addr(receiver: &Receiver) -> SocketAddr {
+    receiver
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("socket address")
+}
+
+/// Connects from `source` (a loopback address) to the receiver.
+async fn connect_from(source: [u8; 4], to: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .expect("bind a loopback source address");
+    socket.connect(to).await.expect("connect")
+}
+
+/// Writes `request` and reads until the server closes or 5 s pass; returns
+/// the status code of the first response line, if any.
+async fn exchange(mut stream: TcpStream, request: &[u8]) -> Option<u16> {
+    let _ = stream.write_all(request).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+}
+
+/// A correctly signed GitHub delivery as raw HTTP/1.1.
+fn signed_request(id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST / HTTP/1.1\r\nhost: hookwarden\r\ncontent-type: application/json\r\n\
+         x-github-event: push\r\nx-github-delivery: {id}\r\nx-hub-signature-256: {}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        sign(body.as_bytes()),
+        body.len()
+    )
+    .into_bytes()
+}
+
+async fn still_serves(receiver: &Receiver, id: &str) {
+    let answer = receiver.deliver(b"{\"still\":\"serving\"}", id, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_4xx_and_leave_the_receiver_healthy() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let receiver = start_receiver(&nats, 1024).await;
+    let to = addr(&receiver);
+    let connect = || TcpStream::connect(to);
+
+    // Bad chunked encoding.
+    let bad_chunks =
+        b"POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n";
+    let status = exchange(connect().await.expect("connect"), bad_chunks).await;
+    assert!(
+        matches!(status, None | Some(400..=499)),
+        "bad chunks: {status:?}"
+    );
+
+    // Truncated body: declares 100 bytes, sends 10, closes its side.
+    let mut stream = connect().await.expect("connect");
+    let _ = stream
+        .write_all(b"POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await;
+    let _ = stream.shutdown().await;
+    let status = exchange(stream, b"").await;
+    assert!(
+        matches!(status, None | Some(400..=499)),
+        "truncated: {status:?}"
+    );
+
+    // Absurd header count (2 000 headers).
+    let mut many = b"POST / HTTP/1.1\r\nhost: h\r\n".to_vec();
+    for i in 0..2000 {
+        many.extend_from_slice(format!("x-h-{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"content-length: 0\r\n\r\n");
+    let status = exchange(connect().await.expect("connect"), &many).await;
+    assert!(
+        matches!(status, None | Some(400..=499)),
+        "2000 headers: {status:?}"
+    );
+
+    // Invalid UTF-8 in the signature header: malformed, not a crash.
+    let raw = b"POST / HTTP/1.1\r\nhost: h\r\nx-hub-signature-256: sha256=\xff\xfe\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_vec();
+    let status = exchange(connect().await.expect("connect"), raw).await;
+    assert!(
+        matches!(status, None | Some(400..=499)),
+        "invalid UTF-8: {status:?}"
+    );
+
+    // A declared body over the cap (1 KiB here).
+    let big = "x".repeat(2048);
+    let status = exchange(
+        connect().await.expect("connect"),
+        &signed_request("big", &big),
+    )
+    .await;
+    assert_eq!(status, Some(413));
+
+    assert_eq!(
+        stored_messages(&nats, &receiver.target).await,
+        0,
+        "nothing refused is stored"
+    );
+    still_serves(&receiver, "after-abuse").await;
+    assert_eq!(stored_messages(&nats, &receiver.target).await, 1);
+}
+
+#[tokio::test]
+async fn idle_and_slow_connections_do_not_block_deliveries() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let receiver = start_receiver(&nats, 1024 * 1024).await;
+    let to = addr(&receiver);
+    // 200 connections that say nothing, and 20 that send half a request.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(TcpStream::connect(to).await.expect("connect"));
+    }
+    for _ in 0..20 {
+        let mut slow = TcpStream::connect(to).await.expect("connect");
+        slow.write_all(b"POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 1000\r\n\r\n{")
+            .await
+            .expect("write");
+        idle.push(slow);
+    }
+    still_serves(&receiver, "despite-idle").await;
+    drop(idle);
+    still_serves(&receiver, "after-idle").await;
+}
+
+#[tokio::test]
+async fn a_flooding_source_address_is_limited_while_another_is_served() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let limits = RateLimits::from_spec(Some(&RateLimitSpec {
+        global: None,
+        per_source_ip: Some(Rate {
+            requests_per_second: 1,
+            burst: Some(3),
+        }),
+    }))
+    .expect("limits");
+    let receiver =
+        start_receiver_with(&nats, 1024 * 1024, |state| state.with_rate_limits(limits)).await;
+    let to = addr(&receiver);
+
+    let mut flood = Vec::new();
+    for i in 0..20 {
+        let stream = connect_from([127, 0, 0, 2], to).await;
+        flood.push(exchange(stream, &signed_request(&format!("flood-{i}"), "{}")).await);
+    }
+    let accepted = flood.iter().filter(|s| **s == Some(200)).count();
+    let limited = flood.iter().filter(|s| **s == Some(429)).count();
+    assert!(
+        accepted <= 4,
+        "the burst (3) plus at most one refill: {flood:?}"
+    );
+    assert!(limited >= 16, "the rest is limited: {flood:?}");
+
+    let other = exchange(
+        connect_from([127, 0, 0, 3], to).await,
+        &signed_request("other", "{}"),
+    )
+    .await;
+    assert_eq!(other, Some(200), "another source is still served");
+}
