@@ -104,7 +104,7 @@ async fn malformed_requests_get_4xx_and_leave_the_receiver_healthy() {
     );
 
     // Invalid UTF-8 in the signature header: malformed, not a crash.
-    let raw = b"POST / HTTP/1.1\r\nhost: h\r\nx-hub-signature-256: sha256=\xff\xfe\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}".to_vec();
+    let raw = b"POST / HTTP/1.1\r\nhost: h\r\nx-hub-signature-256: sha256=\xff\xfe\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
     let status = exchange(connect().await.expect("connect"), raw).await;
     assert!(
         matches!(status, None | Some(400..=499)),
