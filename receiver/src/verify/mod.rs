@@ -328,6 +328,40 @@ mod tests {
     }
 
     #[test]
+    fn asymmetric_and_body_signed_presets_are_wired() {
+        for (provider, name) in [
+            ("bitbucket", "bitbucket"),
+            ("twitch", "twitch"),
+            ("mailgun", "mailgun"),
+        ] {
+            let verifier = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
+                )),
+                load,
+            )
+            .expect(provider);
+            assert_eq!(verifier.provider(), name);
+        }
+        // Key-based presets refuse the `<name>/<key>` text of `load` as key
+        // material, naming the preset but not the key.
+        for provider in ["discord", "sendgrid", "adyen"] {
+            let err = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
+                )),
+                load,
+            )
+            .expect_err(provider);
+            assert!(
+                matches!(err, VerifierError::InvalidKey { provider: p, index: 0, .. } if p == provider),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("s/k"), "{err}");
+        }
+    }
+
+    #[test]
     fn generic_without_checks_and_presets_with_checks_are_refused() {
         let err = for_endpoint(
             &spec("  provider: generic\n  secretRefs: [{name: s, key: k}]\n"),

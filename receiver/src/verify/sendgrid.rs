@@ -202,6 +202,24 @@ mod tests {
         );
     }
 
+    /// SendGrid's signers (Go, Java) do not normalise `s`, so a "high-S"
+    /// signature is as valid as its low-S twin and must be accepted: this is
+    /// the SDK signature with `s` replaced by `n - s` (checked with Python's
+    /// `cryptography` package).
+    const SDK_SIGNATURE_HIGH_S: &str = "MEYCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIhANrDCfMQ5Qzm2JuXRflrTF6xy6WXAGg0ny9o9GIqbJVU";
+
+    #[test]
+    fn accepts_a_high_s_signature() {
+        assert!(
+            sdk_verifier(sdk_now)
+                .verify(
+                    &headers(Some(SDK_SIGNATURE_HIGH_S), Some(SDK_TIMESTAMP)),
+                    SDK_PAYLOAD.as_bytes()
+                )
+                .is_ok()
+        );
+    }
+
     #[test]
     fn rejects_the_sdk_vector_tampered() {
         let v = sdk_verifier(sdk_now);
