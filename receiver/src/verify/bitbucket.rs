@@ -2,8 +2,9 @@
 //!
 //! Note the header name: GitHub uses `X-Hub-Signature` for SHA-1, Bitbucket
 //! for SHA-256. The event is `X-Event-Key` (e.g. `repo:push`); the delivery
-//! id is `X-Request-UUID`, which a retried request keeps (its
-//! `X-Attempt-Number` grows), so it de-duplicates retries.
+//! id is `X-Request-UUID` ("the UUID of the request"). Bitbucket does not
+//! document whether its two retries (`X-Attempt-Number`) keep that UUID; if
+//! they do not, a retry is stored as a separate delivery.
 //!
 //! See <https://support.atlassian.com/bitbucket-cloud/docs/manage-webhooks/>
 //! (webhook secrets) and
