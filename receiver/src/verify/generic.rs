@@ -30,7 +30,7 @@ pub const DEFAULT_TIMESTAMP_TOLERANCE_SECS: u32 = 300;
 /// Seconds since the Unix epoch; injectable so tests control time.
 pub type Clock = fn() -> i64;
 
-fn system_clock() -> i64 {
+pub(crate) fn system_clock() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -10,11 +10,23 @@
 //! ([`Rejection::code`]): it is what the HTTP response and the audit log
 //! report, so dashboards and alerts can rely on it across releases.
 
+pub mod adyen;
+pub mod bitbucket;
+pub mod discord;
 mod generic;
 mod github;
+pub mod mailgun;
+pub mod sendgrid;
+pub mod twitch;
 
+pub use adyen::AdyenVerifier;
+pub use bitbucket::BitbucketVerifier;
+pub use discord::DiscordVerifier;
 pub use generic::{Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, GenericChecks, GenericVerifier};
 pub use github::GithubVerifier;
+pub use mailgun::MailgunVerifier;
+pub use sendgrid::SendgridVerifier;
+pub use twitch::TwitchVerifier;
 
 use axum::http::HeaderMap;
 use hookwarden_crds::{Provider, SecretKeyRef, WebhookEndpointSpec};
@@ -132,6 +144,17 @@ pub enum VerifierError {
     /// A secret could not be loaded.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A preset's secret file does not hold a valid key of the kind the
+    /// provider uses (the key itself is never shown).
+    #[error("secretRefs[{index}] is not a valid {provider} key: expected {expected}")]
+    InvalidKey {
+        /// The preset, e.g. `discord`.
+        provider: &'static str,
+        /// Which of its secrets.
+        index: usize,
+        /// What the file should contain, e.g. `64 hex digits`.
+        expected: &'static str,
+    },
 }
 
 /// The verifier an endpoint's spec asks for, with its secrets loaded by
@@ -187,6 +210,12 @@ pub fn for_provider(
 ) -> Result<Box<dyn Verifier>, VerifierError> {
     match provider {
         Provider::Github => Ok(Box::new(GithubVerifier::new(secrets)?)),
+        Provider::Bitbucket => Ok(Box::new(BitbucketVerifier::new(secrets)?)),
+        Provider::Twitch => Ok(Box::new(TwitchVerifier::new(secrets)?)),
+        Provider::Discord => Ok(Box::new(DiscordVerifier::new(secrets)?)),
+        Provider::Sendgrid => Ok(Box::new(SendgridVerifier::new(secrets)?)),
+        Provider::Mailgun => Ok(Box::new(MailgunVerifier::new(secrets)?)),
+        Provider::Adyen => Ok(Box::new(AdyenVerifier::new(secrets)?)),
         other => Err(VerifierError::UnsupportedProvider(other)),
     }
 }
@@ -218,6 +247,32 @@ pub(crate) fn info_header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::trim)
         .filter(|v| !v.is_empty() && v.len() <= 256)
         .map(str::to_owned)
+}
+
+/// An informational value taken from a signed body (event type, delivery
+/// id), under the same rules as [`info_header`]: visible ASCII, non-empty
+/// after trimming, at most 256 bytes; anything else is dropped.
+pub(crate) fn info_value(value: &str) -> Option<String> {
+    let value = value.trim();
+    (!value.is_empty()
+        && value.len() <= 256
+        && value.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+    .then(|| value.to_owned())
+}
+
+/// Checks a signed Unix-seconds timestamp against the clock: more than
+/// `tolerance` seconds either way is a replay (or a badly wrong clock).
+pub(crate) fn check_unix_timestamp(text: &str, now: i64, tolerance: u32) -> Result<(), Rejection> {
+    // At most 20 characters: an absurdly long value is malformed without
+    // being parsed.
+    if text.is_empty() || text.len() > 20 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Rejection::TimestampMalformed);
+    }
+    let seconds: i64 = text.parse().map_err(|_| Rejection::TimestampMalformed)?;
+    if now.abs_diff(seconds) > u64::from(tolerance) {
+        return Err(Rejection::TimestampOutOfTolerance);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -270,6 +325,40 @@ mod tests {
         .expect("verifier");
         assert!(verifier.verify(&token_headers("t/k"), b"").is_ok());
         assert!(verifier.verify(&token_headers("s/k"), b"").is_err());
+    }
+
+    #[test]
+    fn asymmetric_and_body_signed_presets_are_wired() {
+        for (provider, name) in [
+            ("bitbucket", "bitbucket"),
+            ("twitch", "twitch"),
+            ("mailgun", "mailgun"),
+        ] {
+            let verifier = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
+                )),
+                load,
+            )
+            .expect(provider);
+            assert_eq!(verifier.provider(), name);
+        }
+        // Key-based presets refuse the `<name>/<key>` text of `load` as key
+        // material, naming the preset but not the key.
+        for provider in ["discord", "sendgrid", "adyen"] {
+            let err = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
+                )),
+                load,
+            )
+            .expect_err(provider);
+            assert!(
+                matches!(err, VerifierError::InvalidKey { provider: p, index: 0, .. } if p == provider),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("s/k"), "{err}");
+        }
     }
 
     #[test]
