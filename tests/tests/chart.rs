@@ -608,3 +608,201 @@ fn the_dockerfile_builds_both_binaries_from_workspace_packages() {
         );
     }
 }
+
+#[test]
+fn the_notes_tell_the_next_step() {
+    let chart = chart_dir();
+    let values = full_values();
+    let args = [
+        "install",
+        "hw",
+        chart.to_str().expect("UTF-8 path"),
+        "--namespace",
+        "hookwarden",
+        "--dry-run=client",
+        "-f",
+        values.to_str().expect("UTF-8 path"),
+    ];
+    let output = run("helm", &args, None);
+    let out = text(&output);
+    assert!(output.status.success(), "helm {args:?} failed:\n{out}");
+    let notes = out.split_once("NOTES:").map(|(_, n)| n).unwrap_or_default();
+    for expected in [
+        "watching namespace webhooks only",
+        "kubectl -n $NS apply -f examples/github.yaml",
+        "kubectl -n $NS get webhookendpoints",
+        "get secret github-webhook -o jsonpath='{.data.secret}'",
+        "nats.credentialsSecret (nats-creds) is not used",
+        "not removed by \"helm uninstall\"",
+    ] {
+        assert!(
+            notes.contains(expected),
+            "NOTES miss {expected:?}:\n{notes}"
+        );
+    }
+}
+
+fn kubectl_as(user: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut all = vec!["--as", user];
+    all.extend_from_slice(args);
+    run("kubectl", &all, stdin)
+}
+
+/// The Role of a one-namespace install, bound for real in a test namespace,
+/// lets the operator's ServiceAccount server-side apply its children there
+/// (a first apply is authorized as create), and nothing outside it.
+#[tokio::test]
+async fn the_bound_role_lets_the_operator_apply_its_children_and_no_more() {
+    let namespace = TestNamespace::create("chart-rbac")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ns = namespace.name();
+    let values = full_values();
+    let watch = format!("watchNamespace={ns}");
+    // Only the namespaced RBAC objects are created for real: they vanish
+    // with the test namespace and grant nothing elsewhere.
+    let rbac: Vec<Value> = documents(&render(&[
+        "--namespace",
+        ns,
+        "-f",
+        values.to_str().expect("UTF-8 path"),
+        "--set",
+        &watch,
+    ]))
+    .into_iter()
+    .filter(|d| {
+        ["ServiceAccount", "Role", "RoleBinding"].contains(&d["kind"].as_str().unwrap_or(""))
+    })
+    .collect();
+    assert_eq!(rbac.len(), 3);
+    let stream: Vec<String> = rbac.iter().map(|d| d.to_string()).collect();
+    let output = run(
+        "kubectl",
+        &["apply", "--namespace", ns, "-f", "-"],
+        Some(&stream.join("\n---\n")),
+    );
+    assert!(
+        output.status.success(),
+        "RBAC not applied:\n{}",
+        text(&output)
+    );
+
+    let operator = format!("system:serviceaccount:{ns}:hookwarden-operator");
+    let children = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "Secret",
+             "metadata": {"name": "probe-receiver"}, "stringData": {"endpoint.yaml": "x"}},
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": "probe-receiver"},
+             "spec": {"selector": {"app": "probe"}, "ports": [{"port": 80}]}},
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "probe-receiver"},
+             "spec": {"selector": {"matchLabels": {"app": "probe"}},
+                      "template": {"metadata": {"labels": {"app": "probe"}},
+                                   "spec": {"containers": [{"name": "r", "image": "probe"}]}}}},
+        ],
+    })
+    .to_string();
+    let apply = |target: &str| {
+        kubectl_as(
+            &operator,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=hookwarden-operator",
+                "--dry-run=server",
+                "--namespace",
+                target,
+                "-f",
+                "-",
+            ],
+            Some(&children),
+        )
+    };
+    // The RBAC authorizer learns of new bindings through its informers:
+    // allow it a moment.
+    let mut attempt = 0;
+    let applied = loop {
+        let output = apply(ns);
+        attempt += 1;
+        if output.status.success() || attempt == 20 {
+            break output;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert!(
+        applied.status.success(),
+        "the operator's ServiceAccount cannot apply its children:\n{}",
+        text(&applied)
+    );
+    let elsewhere = apply("default");
+    assert!(
+        !elsewhere.status.success() && text(&elsewhere).contains("forbidden"),
+        "the Role must not reach other namespaces:\n{}",
+        text(&elsewhere)
+    );
+    for (verb, group, resource, subresource, expected) in [
+        ("list", "hookwarden.dev", "webhookendpoints", "", true),
+        (
+            "patch",
+            "hookwarden.dev",
+            "webhookendpoints",
+            "status",
+            true,
+        ),
+        ("create", "events.k8s.io", "events", "", true),
+        ("delete", "apps", "deployments", "", false),
+        ("update", "hookwarden.dev", "webhookendpoints", "", false),
+        ("list", "", "pods", "", false),
+        ("create", "rbac.authorization.k8s.io", "roles", "", false),
+    ] {
+        let allowed = subject_access(&operator, ns, verb, group, resource, subresource);
+        assert_eq!(
+            allowed, expected,
+            "may the operator {verb} {resource}/{subresource} in group {group:?}?"
+        );
+    }
+}
+
+/// Asks the API server's authorizer (a SubjectAccessReview, as admin) whether
+/// `user` may `verb` the resource in `namespace`. Unlike `kubectl auth can-i`
+/// this needs no discovery, so it works while the CRD is not installed.
+fn subject_access(
+    user: &str,
+    namespace: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    subresource: &str,
+) -> bool {
+    let review = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {
+                "namespace": namespace,
+                "verb": verb,
+                "group": group,
+                "resource": resource,
+                "subresource": subresource,
+            },
+        },
+    })
+    .to_string();
+    let output = run(
+        "kubectl",
+        &["create", "-o", "json", "-f", "-"],
+        Some(&review),
+    );
+    assert!(
+        output.status.success(),
+        "SubjectAccessReview failed:\n{}",
+        text(&output)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON review");
+    answer["status"]["allowed"] == true
+}
