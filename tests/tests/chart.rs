@@ -443,6 +443,20 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
         serde_json::json!(["webhooks"])
     );
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    // The ServiceMonitor selects what the operator really labels its
+    // receiver Services with (the operator's own label function).
+    let child_labels = hookwarden_operator::resources::labels("github");
+    let selector = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels");
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            child_labels.get(key).map(String::as_str),
+            value.as_str(),
+            "receiver Services do not carry {key}={value}"
+        );
+    }
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
 }
 
