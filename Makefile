@@ -23,8 +23,9 @@ cluster-up: tools ## start the local control plane (etcd, apiserver, controllers
 cluster-down: ## stop everything cluster-up started
 	@tests/tools/cluster.sh down
 
-crds: ## regenerate crds/webhookendpoint.yaml from the Rust types
+crds: ## regenerate crds/webhookendpoint.yaml from the Rust types, and the chart's copy
 	cargo run --quiet -p hookwarden-crds --bin crdgen > crds/webhookendpoint.yaml
+	cp crds/webhookendpoint.yaml charts/hookwarden/crds/webhookendpoint.yaml
 
 fmt: ## format the code
 	cargo fmt --all

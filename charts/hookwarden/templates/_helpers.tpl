@@ -1,0 +1,94 @@
+{{/* The release's full name, a DNS label of at most 63 characters. */}}
+{{- define "hookwarden.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels that select the operator's pods; they never change across upgrades. */}}
+{{- define "hookwarden.selectorLabels" -}}
+app.kubernetes.io/name: hookwarden-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The standard labels of every object of the chart. */}}
+{{- define "hookwarden.labels" -}}
+{{ include "hookwarden.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: hookwarden
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "hookwarden.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "hookwarden.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookwarden.operatorImage" -}}
+{{- printf "%s:%s" .Values.image.operator.repository (default .Chart.AppVersion .Values.image.operator.tag) -}}
+{{- end -}}
+
+{{- define "hookwarden.receiverImage" -}}
+{{- printf "%s:%s" .Values.image.receiver.repository (default .Chart.AppVersion .Values.image.receiver.tag) -}}
+{{- end -}}
+
+{{/*
+The namespaced rights of the operator, derived from operator/src: the same
+rules go into a ClusterRole (all namespaces) or a Role (one namespace).
+Deliberately no "*" and no delete: children are removed by the garbage
+collector through their ownerReferences, not by the operator.
+*/}}
+{{- define "hookwarden.namespacedRules" -}}
+# The Controller lists and watches endpoints (reconcile/mod.rs, Controller::new).
+- apiGroups: ["hookwarden.dev"]
+  resources: ["webhookendpoints"]
+  verbs: ["list", "watch"]
+# write_status: server-side apply on the status subresource.
+- apiGroups: ["hookwarden.dev"]
+  resources: ["webhookendpoints/status"]
+  verbs: ["patch"]
+# Children carry ownerReferences with blockOwnerDeletion: true; clusters with
+# the OwnerReferencesPermissionEnforcement admission plugin require update on
+# the owner's finalizers for that.
+- apiGroups: ["hookwarden.dev"]
+  resources: ["webhookendpoints/finalizers"]
+  verbs: ["update"]
+# Children are server-side applied (patch; a first apply creates, which the
+# API server authorizes as create); owns() list+watch them; deployments are
+# read by get in observe_receiver, user Secrets by get in secrets::resolve.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["list", "watch", "create", "patch"]
+# kube-runtime's Recorder: creates an Event, patches it when it repeats.
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# NEXT SLICE (issue 5), granted ahead so an upgrade of the operator alone does
+# not need new RBAC: Ingress, NetworkPolicy, PodDisruptionBudget,
+# HorizontalPodAutoscaler and cert-manager Certificate children, applied and
+# watched like the ones above.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses", "networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+{{- end -}}

@@ -1,0 +1,822 @@
+//! The Helm chart (`charts/hookwarden`) and the `Dockerfile`, checked with the
+//! pinned `helm` and `kubectl` and the shared control plane: the chart lints
+//! clean, its schema refuses bad values, the API server accepts what it
+//! renders, its RBAC is exactly what the operator's API calls need, and its
+//! CRD is the generated one.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use hookwarden_tests::tools::{repo_root, require_tool};
+use hookwarden_tests::{TestNamespace, kubeconfig_path};
+use serde_json::Value;
+
+fn chart_dir() -> PathBuf {
+    repo_root().join("charts/hookwarden")
+}
+
+fn full_values() -> PathBuf {
+    chart_dir().join("ci/full-values.yaml")
+}
+
+fn run(tool: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let path = require_tool(tool).unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(&path)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig_path())
+        // helm must not read or write the user's repositories and caches.
+        .env(
+            "HELM_CONFIG_HOME",
+            std::env::temp_dir().join("hookwarden-helm"),
+        )
+        .env(
+            "HELM_CACHE_HOME",
+            std::env::temp_dir().join("hookwarden-helm"),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            std::env::temp_dir().join("hookwarden-helm"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} does not start: {e}", path.display()));
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("tool finishes")
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+/// `helm template hw <chart> <args>`; panics with helm's output on failure.
+fn render(args: &[&str]) -> String {
+    let chart = chart_dir();
+    let mut all = vec!["template", "hw", chart.to_str().expect("UTF-8 path")];
+    all.extend_from_slice(args);
+    let output = run("helm", &all, None);
+    assert!(
+        output.status.success(),
+        "helm {all:?} failed:\n{}",
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `helm template` that must fail; returns helm's output.
+fn refused(args: &[&str]) -> String {
+    let chart = chart_dir();
+    let mut all = vec!["template", "hw", chart.to_str().expect("UTF-8 path")];
+    all.extend_from_slice(args);
+    let output = run("helm", &all, None);
+    assert!(
+        !output.status.success(),
+        "helm {all:?} accepted a bad value:\n{}",
+        text(&output)
+    );
+    text(&output)
+}
+
+/// The non-empty YAML documents of a rendered stream.
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml_ng::Deserializer::from_str(yaml)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("helm renders valid YAML"))
+        .filter(|doc: &Value| !doc.is_null())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+}
+
+fn kinds(docs: &[Value]) -> BTreeSet<String> {
+    docs.iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap_or("?"),
+                d["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+/// Every (apiGroup, resource, verb, resourceName) a rule list grants.
+fn grants(rules: &Value) -> BTreeSet<(String, String, String, String)> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| s.as_str().unwrap_or("?").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = BTreeSet::new();
+    for rule in rules.as_array().expect("rules is a list") {
+        let names = strings(&rule["resourceNames"]);
+        let names = if names.is_empty() {
+            vec![String::new()]
+        } else {
+            names
+        };
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    for name in &names {
+                        out.insert((group.clone(), resource.clone(), verb.clone(), name.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn expect(entries: &[(&str, &[&str], &[&str])]) -> BTreeSet<(String, String, String, String)> {
+    let mut out = BTreeSet::new();
+    for (group, resources, verbs) in entries {
+        for resource in *resources {
+            for verb in *verbs {
+                out.insert((
+                    (*group).to_owned(),
+                    (*resource).to_owned(),
+                    (*verb).to_owned(),
+                    String::new(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What operator/src calls, resource by resource (see the comments in
+/// templates/_helpers.tpl), plus the next slice's children.
+fn namespaced_needs() -> BTreeSet<(String, String, String, String)> {
+    const APPLIED: &[&str] = &["get", "list", "watch", "create", "patch"];
+    expect(&[
+        ("hookwarden.dev", &["webhookendpoints"], &["list", "watch"]),
+        ("hookwarden.dev", &["webhookendpoints/status"], &["patch"]),
+        (
+            "hookwarden.dev",
+            &["webhookendpoints/finalizers"],
+            &["update"],
+        ),
+        ("apps", &["deployments"], APPLIED),
+        ("", &["secrets"], APPLIED),
+        ("", &["services"], &["list", "watch", "create", "patch"]),
+        ("events.k8s.io", &["events"], &["create", "patch"]),
+        (
+            "networking.k8s.io",
+            &["ingresses", "networkpolicies"],
+            APPLIED,
+        ),
+        ("policy", &["poddisruptionbudgets"], APPLIED),
+        ("autoscaling", &["horizontalpodautoscalers"], APPLIED),
+        ("cert-manager.io", &["certificates"], APPLIED),
+    ])
+}
+
+fn crd_needs() -> BTreeSet<(String, String, String, String)> {
+    let mut needs = expect(&[(
+        "apiextensions.k8s.io",
+        &["customresourcedefinitions"],
+        &["create", "list", "watch"],
+    )]);
+    needs.insert((
+        "apiextensions.k8s.io".to_owned(),
+        "customresourcedefinitions".to_owned(),
+        "patch".to_owned(),
+        "webhookendpoints.hookwarden.dev".to_owned(),
+    ));
+    needs
+}
+
+fn no_wildcards(docs: &[Value]) {
+    for doc in docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole" || d["kind"] == "Role")
+    {
+        for grant in grants(&doc["rules"]) {
+            assert!(
+                !(grant.0 == "*" || grant.1 == "*" || grant.2 == "*" || grant.1.contains("*")),
+                "{} {} grants a wildcard: {grant:?}",
+                doc["kind"],
+                doc["metadata"]["name"]
+            );
+            assert_ne!(
+                grant.2, "delete",
+                "children are deleted by the garbage collector"
+            );
+            assert_ne!(grant.2, "escalate");
+            assert_ne!(grant.2, "bind");
+        }
+    }
+}
+
+#[test]
+fn the_charts_crd_is_the_generated_crd() {
+    let generated = repo_root().join("crds/webhookendpoint.yaml");
+    let shipped = chart_dir().join("crds/webhookendpoint.yaml");
+    let generated = std::fs::read(&generated).expect("crds/webhookendpoint.yaml");
+    let shipped = std::fs::read(&shipped).unwrap_or_default();
+    assert!(
+        generated == shipped,
+        "charts/hookwarden/crds/webhookendpoint.yaml differs from crds/webhookendpoint.yaml; \
+         run `make crds` (it regenerates both)"
+    );
+}
+
+#[test]
+fn chart_versions_follow_the_workspace() {
+    let chart = std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("Chart.yaml");
+    let chart: Value = serde_yaml_ng::from_str(&chart).expect("Chart.yaml is YAML");
+    let workspace = env!("CARGO_PKG_VERSION");
+    assert_eq!(chart["apiVersion"], "v2");
+    assert_eq!(chart["appVersion"], workspace);
+    assert_eq!(chart["version"], workspace);
+}
+
+#[test]
+fn lint_strict_is_clean_with_default_and_full_values() {
+    let chart = chart_dir();
+    let chart = chart.to_str().expect("UTF-8 path");
+    let values = full_values();
+    for args in [
+        vec!["lint", "--strict", chart],
+        vec![
+            "lint",
+            "--strict",
+            chart,
+            "-f",
+            values.to_str().expect("UTF-8 path"),
+        ],
+    ] {
+        let output = run("helm", &args, None);
+        let out = text(&output);
+        assert!(output.status.success(), "helm {args:?} failed:\n{out}");
+        assert!(
+            !out.contains("[WARNING]") && !out.contains("[ERROR]"),
+            "helm {args:?} is not clean:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn the_schema_refuses_bad_values_with_a_message() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--set", "replicas=two"],
+            "at '/replicas': got string, want integer",
+        ),
+        (
+            &["--set", "replicas=2"],
+            "at '/replicas': maximum: got 2, want 1",
+        ),
+        (
+            &["--set", "image.operator.pullPolicy=Sometimes"],
+            "at '/image/operator/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'",
+        ),
+        (
+            &["--set", "replica=1"],
+            "additional properties 'replica' not allowed",
+        ),
+        (
+            &["--set", "watchNamespace=Web_Hooks"],
+            "at '/watchNamespace'",
+        ),
+        (&["--set", "nats.url=localhost:4222"], "at '/nats/url'"),
+        (
+            &["--set", "image.operator.repository="],
+            "at '/image/operator/repository'",
+        ),
+        (
+            &["--set", "podSecurityContext.runAsNonRoot=false"],
+            "at '/podSecurityContext/runAsNonRoot'",
+        ),
+        (
+            &["--set", "securityContext.allowPrivilegeEscalation=true"],
+            "at '/securityContext/allowPrivilegeEscalation'",
+        ),
+        (
+            &["--set", "serviceMonitor.interval=often"],
+            "at '/serviceMonitor/interval'",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = refused(args);
+        assert!(
+            out.contains(message),
+            "helm template {args:?}: expected {message:?} in\n{out}"
+        );
+    }
+}
+
+#[test]
+fn defaults_render_a_hardened_operator_for_all_namespaces() {
+    let docs = documents(&render(&["--namespace", "hookwarden"]));
+    assert_eq!(
+        kinds(&docs),
+        [
+            "ClusterRole/hw-hookwarden",
+            "ClusterRole/hw-hookwarden-crd",
+            "ClusterRoleBinding/hw-hookwarden",
+            "ClusterRoleBinding/hw-hookwarden-crd",
+            "Deployment/hw-hookwarden",
+            "ServiceAccount/hw-hookwarden",
+        ]
+        .map(str::to_owned)
+        .into(),
+        "no PDB, ServiceMonitor or metrics Service by default"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    let deployment = find(&docs, "Deployment", "hw-hookwarden").expect("Deployment");
+    assert_eq!(deployment["metadata"]["namespace"], "hookwarden");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "hw-hookwarden");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"],
+        format!("ghcr.io/hookwarden/operator:{version}")
+    );
+    assert_eq!(
+        container["args"],
+        serde_json::json!([
+            "run",
+            format!("--receiver-image=ghcr.io/hookwarden/receiver:{version}"),
+            "--nats-url=nats://nats.nats.svc:4222",
+        ]),
+        "no --namespace: all namespaces"
+    );
+    assert_eq!(
+        container["env"][0],
+        serde_json::json!({"name": "RUST_LOG", "value": "info"})
+    );
+    assert_eq!(container["env"][1]["name"], "POD_NAME");
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(container["resources"]["limits"]["memory"].is_string());
+
+    let role = find(&docs, "ClusterRole", "hw-hookwarden").expect("ClusterRole");
+    assert_eq!(grants(&role["rules"]), namespaced_needs());
+    let crd_role = find(&docs, "ClusterRole", "hw-hookwarden-crd").expect("CRD ClusterRole");
+    assert_eq!(grants(&crd_role["rules"]), crd_needs());
+    no_wildcards(&docs);
+    for name in ["hw-hookwarden", "hw-hookwarden-crd"] {
+        let binding = find(&docs, "ClusterRoleBinding", name).expect("binding");
+        assert_eq!(binding["roleRef"]["name"], name);
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": "hw-hookwarden", "namespace": "hookwarden"}])
+        );
+    }
+}
+
+#[test]
+fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
+    let values = full_values();
+    let docs = documents(&render(&[
+        "--namespace",
+        "hookwarden",
+        "-f",
+        values.to_str().expect("UTF-8 path"),
+    ]));
+    assert!(
+        find(&docs, "ClusterRole", "hw-hookwarden").is_none(),
+        "no cluster-wide rights"
+    );
+    assert!(find(&docs, "ClusterRoleBinding", "hw-hookwarden").is_none());
+    let role = find(&docs, "Role", "hw-hookwarden").expect("Role");
+    assert_eq!(role["metadata"]["namespace"], "webhooks");
+    assert_eq!(grants(&role["rules"]), namespaced_needs());
+    let binding = find(&docs, "RoleBinding", "hw-hookwarden").expect("RoleBinding");
+    assert_eq!(binding["metadata"]["namespace"], "webhooks");
+    assert_eq!(
+        binding["roleRef"],
+        serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hw-hookwarden"})
+    );
+    assert_eq!(binding["subjects"][0]["name"], "hookwarden-operator");
+    assert_eq!(binding["subjects"][0]["namespace"], "hookwarden");
+    // The CRD is cluster-scoped: its rights stay a ClusterRole.
+    let crd_role = find(&docs, "ClusterRole", "hw-hookwarden-crd").expect("CRD ClusterRole");
+    assert_eq!(grants(&crd_role["rules"]), crd_needs());
+    no_wildcards(&docs);
+
+    let deployment = find(&docs, "Deployment", "hw-hookwarden").expect("Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["image"],
+        "registry.example.com/hookwarden/operator:0.1.0-rc.1"
+    );
+    assert_eq!(container["imagePullPolicy"], "Always");
+    assert_eq!(
+        container["args"],
+        serde_json::json!([
+            "run",
+            "--receiver-image=registry.example.com/hookwarden/receiver:0.1.0-rc.1",
+            "--nats-url=nats://nats.messaging.svc:4222",
+            "--namespace=webhooks",
+        ])
+    );
+    assert_eq!(container["env"][0]["value"], "info,kube=warn");
+    let pdb = find(&docs, "PodDisruptionBudget", "hw-hookwarden").expect("PDB");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    let monitor = find(&docs, "ServiceMonitor", "hw-hookwarden-receivers").expect("ServiceMonitor");
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"],
+        serde_json::json!(["webhooks"])
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    // The ServiceMonitor selects what the operator really labels its
+    // receiver Services with (the operator's own label function).
+    let child_labels = hookwarden_operator::resources::labels("github");
+    let selector = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels");
+    assert!(!selector.is_empty());
+    for (key, value) in selector {
+        assert_eq!(
+            child_labels.get(key).map(String::as_str),
+            value.as_str(),
+            "receiver Services do not carry {key}={value}"
+        );
+    }
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+}
+
+/// Server-side dry run: the API server validates every object (schemas,
+/// defaulting, admission) without storing anything.
+fn accepted_by_the_api_server(namespace: &str, docs: &[Value]) {
+    let stream: Vec<String> = docs
+        .iter()
+        .map(|d| serde_json::to_string(d).expect("JSON"))
+        .collect();
+    let stream = stream.join("\n---\n");
+    let output = run(
+        "kubectl",
+        &[
+            "apply",
+            "--dry-run=server",
+            "--namespace",
+            namespace,
+            "-f",
+            "-",
+        ],
+        Some(&stream),
+    );
+    let out = text(&output);
+    assert!(
+        output.status.success(),
+        "the API server refused the chart:\n{out}"
+    );
+    for doc in docs {
+        let name = doc["metadata"]["name"].as_str().unwrap_or("?");
+        assert!(
+            out.contains(&format!("/{name} ")),
+            "{name} not applied:\n{out}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_api_server_accepts_the_rendered_manifests() {
+    let namespace = TestNamespace::create("chart")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ns = namespace.name();
+
+    let defaults = documents(&render(&["--namespace", ns, "--include-crds"]));
+    assert!(
+        defaults
+            .iter()
+            .any(|d| d["kind"] == "CustomResourceDefinition"),
+        "--include-crds renders the chart's CRD"
+    );
+    accepted_by_the_api_server(ns, &defaults);
+
+    // The full values, watching the test namespace itself so the Role lands
+    // in a namespace that exists. ServiceMonitor's CRD (Prometheus Operator)
+    // is not installed in the shared control plane; it was checked by shape
+    // in `one_watched_namespace_gets_a_role_and_the_full_values_render`.
+    let values = full_values();
+    let watch = format!("watchNamespace={ns}");
+    let full: Vec<Value> = documents(&render(&[
+        "--namespace",
+        ns,
+        "-f",
+        values.to_str().expect("UTF-8 path"),
+        "--set",
+        &watch,
+    ]))
+    .into_iter()
+    .filter(|d| d["kind"] != "ServiceMonitor")
+    .collect();
+    assert!(full.iter().any(|d| d["kind"] == "Role"));
+    accepted_by_the_api_server(ns, &full);
+}
+
+/// The packages the Dockerfile's `cargo build` names with `-p` (up to the
+/// end of that command: other commands have their own `-p` flags).
+fn dockerfile_packages(dockerfile: &str) -> BTreeSet<String> {
+    let words: Vec<&str> = dockerfile.split_whitespace().collect();
+    let start = words
+        .windows(2)
+        .position(|w| w == ["cargo", "build"])
+        .expect("a cargo build in the Dockerfile");
+    let build: Vec<&str> = words[start..]
+        .iter()
+        .take_while(|w| **w != "&&")
+        .copied()
+        .collect();
+    build
+        .windows(2)
+        .filter(|w| w[0] == "-p")
+        .map(|w| w[1].to_owned())
+        .collect()
+}
+
+fn workspace_packages(root: &Path) -> BTreeSet<String> {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    let members = manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("members = "))
+        .expect("workspace members");
+    members
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+        .map(|member| {
+            let manifest = std::fs::read_to_string(root.join(member).join("Cargo.toml"))
+                .expect("member Cargo.toml");
+            manifest
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("name = "))
+                .expect("package name")
+                .trim_matches('"')
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A cheap sanity check, not a substitute for building the images (no
+/// container engine runs where the tests run).
+#[test]
+fn the_dockerfile_builds_both_binaries_from_workspace_packages() {
+    let root = repo_root();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    let lower = dockerfile.to_lowercase();
+    for target in ["operator", "receiver"] {
+        assert!(
+            lower.lines().any(
+                |l| l.starts_with("from gcr.io/distroless/cc-debian12:nonroot ")
+                    && l.trim_end().ends_with(&format!(" as {target}"))
+            ),
+            "no distroless stage named {target}"
+        );
+        assert!(
+            dockerfile.contains(&format!(
+                "ENTRYPOINT [\"/usr/local/bin/hookwarden-{target}\"]"
+            )),
+            "the {target} image's entrypoint is its binary"
+        );
+    }
+    assert!(
+        dockerfile.contains("--release --locked"),
+        "built from Cargo.lock"
+    );
+    assert_eq!(dockerfile.matches("USER 65532").count(), 2);
+    let packages = dockerfile_packages(&dockerfile);
+    assert_eq!(
+        packages,
+        ["hookwarden-operator", "hookwarden-receiver"]
+            .map(str::to_owned)
+            .into()
+    );
+    let workspace = workspace_packages(&root);
+    assert!(
+        packages.is_subset(&workspace),
+        "{packages:?} are not all workspace members {workspace:?}"
+    );
+    let ignore = std::fs::read_to_string(root.join(".dockerignore")).expect(".dockerignore");
+    for excluded in ["target/", ".git"] {
+        assert!(
+            ignore.lines().any(|l| l.trim() == excluded),
+            ".dockerignore misses {excluded}"
+        );
+    }
+}
+
+#[test]
+fn the_notes_tell_the_next_step() {
+    let chart = chart_dir();
+    let values = full_values();
+    let args = [
+        "install",
+        "hw",
+        chart.to_str().expect("UTF-8 path"),
+        "--namespace",
+        "hookwarden",
+        "--dry-run=client",
+        "-f",
+        values.to_str().expect("UTF-8 path"),
+    ];
+    let output = run("helm", &args, None);
+    let out = text(&output);
+    assert!(output.status.success(), "helm {args:?} failed:\n{out}");
+    let notes = out.split_once("NOTES:").map(|(_, n)| n).unwrap_or_default();
+    for expected in [
+        "watching namespace webhooks only",
+        "kubectl -n $NS apply -f examples/github.yaml",
+        "kubectl -n $NS get webhookendpoints",
+        "get secret github-webhook -o jsonpath='{.data.secret}'",
+        "nats.credentialsSecret (nats-creds) is not used",
+        "not removed by \"helm uninstall\"",
+    ] {
+        assert!(
+            notes.contains(expected),
+            "NOTES miss {expected:?}:\n{notes}"
+        );
+    }
+}
+
+fn kubectl_as(user: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut all = vec!["--as", user];
+    all.extend_from_slice(args);
+    run("kubectl", &all, stdin)
+}
+
+/// The Role of a one-namespace install, bound for real in a test namespace,
+/// lets the operator's ServiceAccount server-side apply its children there
+/// (a first apply is authorized as create), and nothing outside it.
+#[tokio::test]
+async fn the_bound_role_lets_the_operator_apply_its_children_and_no_more() {
+    let namespace = TestNamespace::create("chart-rbac")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ns = namespace.name();
+    let values = full_values();
+    let watch = format!("watchNamespace={ns}");
+    // Only the namespaced RBAC objects are created for real: they vanish
+    // with the test namespace and grant nothing elsewhere.
+    let rbac: Vec<Value> = documents(&render(&[
+        "--namespace",
+        ns,
+        "-f",
+        values.to_str().expect("UTF-8 path"),
+        "--set",
+        &watch,
+    ]))
+    .into_iter()
+    .filter(|d| {
+        ["ServiceAccount", "Role", "RoleBinding"].contains(&d["kind"].as_str().unwrap_or(""))
+    })
+    .collect();
+    assert_eq!(rbac.len(), 3);
+    let stream: Vec<String> = rbac.iter().map(|d| d.to_string()).collect();
+    let output = run(
+        "kubectl",
+        &["apply", "--namespace", ns, "-f", "-"],
+        Some(&stream.join("\n---\n")),
+    );
+    assert!(
+        output.status.success(),
+        "RBAC not applied:\n{}",
+        text(&output)
+    );
+
+    let operator = format!("system:serviceaccount:{ns}:hookwarden-operator");
+    let children = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "Secret",
+             "metadata": {"name": "probe-receiver"}, "stringData": {"endpoint.yaml": "x"}},
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": "probe-receiver"},
+             "spec": {"selector": {"app": "probe"}, "ports": [{"port": 80}]}},
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "probe-receiver"},
+             "spec": {"selector": {"matchLabels": {"app": "probe"}},
+                      "template": {"metadata": {"labels": {"app": "probe"}},
+                                   "spec": {"containers": [{"name": "r", "image": "probe"}]}}}},
+        ],
+    })
+    .to_string();
+    let apply = |target: &str| {
+        kubectl_as(
+            &operator,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=hookwarden-operator",
+                "--dry-run=server",
+                "--namespace",
+                target,
+                "-f",
+                "-",
+            ],
+            Some(&children),
+        )
+    };
+    // The RBAC authorizer learns of new bindings through its informers:
+    // allow it a moment.
+    let mut attempt = 0;
+    let applied = loop {
+        let output = apply(ns);
+        attempt += 1;
+        if output.status.success() || attempt == 20 {
+            break output;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert!(
+        applied.status.success(),
+        "the operator's ServiceAccount cannot apply its children:\n{}",
+        text(&applied)
+    );
+    let elsewhere = apply("default");
+    assert!(
+        !elsewhere.status.success() && text(&elsewhere).contains("forbidden"),
+        "the Role must not reach other namespaces:\n{}",
+        text(&elsewhere)
+    );
+    for (verb, group, resource, subresource, expected) in [
+        ("list", "hookwarden.dev", "webhookendpoints", "", true),
+        (
+            "patch",
+            "hookwarden.dev",
+            "webhookendpoints",
+            "status",
+            true,
+        ),
+        ("create", "events.k8s.io", "events", "", true),
+        ("delete", "apps", "deployments", "", false),
+        ("update", "hookwarden.dev", "webhookendpoints", "", false),
+        ("list", "", "pods", "", false),
+        ("create", "rbac.authorization.k8s.io", "roles", "", false),
+    ] {
+        let allowed = subject_access(&operator, ns, verb, group, resource, subresource);
+        assert_eq!(
+            allowed, expected,
+            "may the operator {verb} {resource}/{subresource} in group {group:?}?"
+        );
+    }
+}
+
+/// Asks the API server's authorizer (a SubjectAccessReview, as admin) whether
+/// `user` may `verb` the resource in `namespace`. Unlike `kubectl auth can-i`
+/// this needs no discovery, so it works while the CRD is not installed.
+fn subject_access(
+    user: &str,
+    namespace: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    subresource: &str,
+) -> bool {
+    let review = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": user,
+            "groups": ["system:serviceaccounts", "system:authenticated"],
+            "resourceAttributes": {
+                "namespace": namespace,
+                "verb": verb,
+                "group": group,
+                "resource": resource,
+                "subresource": subresource,
+            },
+        },
+    })
+    .to_string();
+    let output = run(
+        "kubectl",
+        &["create", "-o", "json", "-f", "-"],
+        Some(&review),
+    );
+    assert!(
+        output.status.success(),
+        "SubjectAccessReview failed:\n{}",
+        text(&output)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("JSON review");
+    answer["status"]["allowed"] == true
+}
