@@ -41,6 +41,7 @@ pub struct WebhookEndpointSpec {
     /// 300 (five minutes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
+    #[schemars(extend("format" = "int32"))]
     pub timestamp_tolerance_seconds: Option<u32>,
 
     /// Source networks (CIDR, IPv4 or IPv6) allowed to deliver. Empty means
@@ -276,11 +277,13 @@ pub struct RateLimitSpec {
 pub struct Rate {
     /// Sustained requests per second.
     #[schemars(range(min = 1))]
+    #[schemars(extend("format" = "int32"))]
     pub requests_per_second: u32,
     /// Requests allowed at once above the sustained rate; defaults to the
     /// sustained rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("format" = "int32"))]
     pub burst: Option<u32>,
 }
 

@@ -29,3 +29,17 @@ fn crd_names_and_columns() {
         .collect();
     assert_eq!(columns, ["URL", "Provider", "Ready", "Age"]);
 }
+
+#[test]
+fn only_formats_kubernetes_knows() {
+    // The API server warns about (and clients ignore) formats such as
+    // schemars' `uint32`; integers must say int32 or int64.
+    let yaml = hookwarden_crds::crd_yaml().expect("CRD renders");
+    for line in yaml.lines().filter(|l| l.trim_start().starts_with("format:")) {
+        let format = line.trim_start().trim_start_matches("format:").trim();
+        assert!(
+            ["int32", "int64", "date-time", "byte", "double", "float"].contains(&format),
+            "unrecognised format {format:?} in the CRD"
+        );
+    }
+}
