@@ -12,9 +12,17 @@
 
 mod generic;
 mod github;
+mod hmac_common;
+pub mod slack;
+pub mod standard_webhooks;
+pub mod stripe;
+pub mod svix;
 
 pub use generic::{Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, GenericChecks, GenericVerifier};
 pub use github::GithubVerifier;
+pub use slack::SlackVerifier;
+pub use standard_webhooks::StandardWebhooksVerifier;
+pub use stripe::StripeVerifier;
 
 use axum::http::HeaderMap;
 use hookwarden_crds::{Provider, SecretKeyRef, WebhookEndpointSpec};
@@ -144,7 +152,11 @@ pub fn for_endpoint(
         if spec.verification.is_some() {
             return Err(VerifierError::VerificationWithPreset(spec.provider));
         }
-        return for_provider(spec.provider, load(&spec.secret_refs)?);
+        return for_provider(
+            spec.provider,
+            load(&spec.secret_refs)?,
+            spec.timestamp_tolerance_seconds,
+        );
     }
     let verification = spec.verification.clone().ok_or(VerifierError::NoChecks)?;
     // A check without its own secretRefs uses the endpoint's.
@@ -180,13 +192,33 @@ pub fn for_endpoint(
     Ok(Box::new(GenericVerifier::new(checks)?))
 }
 
-/// The verifier for an endpoint's provider preset.
+/// The verifier for an endpoint's provider preset. `tolerance_secs`
+/// (`spec.timestampToleranceSeconds`) overrides the preset's replay window
+/// for presets that sign a timestamp; `None` keeps the provider's default.
 pub fn for_provider(
     provider: Provider,
     secrets: Vec<Secret>,
+    tolerance_secs: Option<u32>,
 ) -> Result<Box<dyn Verifier>, VerifierError> {
+    let tolerance = |default: u32| tolerance_secs.unwrap_or(default);
     match provider {
         Provider::Github => Ok(Box::new(GithubVerifier::new(secrets)?)),
+        Provider::Stripe => Ok(Box::new(StripeVerifier::new(
+            secrets,
+            tolerance(stripe::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Slack => Ok(Box::new(SlackVerifier::new(
+            secrets,
+            tolerance(slack::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::StandardWebhooks => Ok(Box::new(StandardWebhooksVerifier::new(
+            secrets,
+            tolerance(standard_webhooks::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Svix => Ok(Box::new(svix::verifier(
+            secrets,
+            tolerance(svix::DEFAULT_TOLERANCE_SECS),
+        )?)),
         other => Err(VerifierError::UnsupportedProvider(other)),
     }
 }
