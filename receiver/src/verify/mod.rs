@@ -12,17 +12,33 @@
 
 mod generic;
 mod github;
+pub mod gitlab;
 mod hmac_common;
+pub mod intercom;
+pub mod linear;
+pub mod meta;
+pub mod paddle;
+pub mod pagerduty;
+pub mod shopify;
 pub mod slack;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod svix;
+pub mod zoom;
 
 pub use generic::{Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, GenericChecks, GenericVerifier};
 pub use github::GithubVerifier;
+pub use gitlab::GitlabVerifier;
+pub use intercom::IntercomVerifier;
+pub use linear::LinearVerifier;
+pub use meta::MetaVerifier;
+pub use paddle::PaddleVerifier;
+pub use pagerduty::PagerdutyVerifier;
+pub use shopify::ShopifyVerifier;
 pub use slack::SlackVerifier;
 pub use standard_webhooks::StandardWebhooksVerifier;
 pub use stripe::StripeVerifier;
+pub use zoom::ZoomVerifier;
 
 use axum::http::HeaderMap;
 use hookwarden_crds::{Provider, SecretKeyRef, WebhookEndpointSpec};
@@ -203,6 +219,7 @@ pub fn for_provider(
     let tolerance = |default: u32| tolerance_secs.unwrap_or(default);
     match provider {
         Provider::Github => Ok(Box::new(GithubVerifier::new(secrets)?)),
+        Provider::Gitlab => Ok(Box::new(GitlabVerifier::new(secrets)?)),
         Provider::Stripe => Ok(Box::new(StripeVerifier::new(
             secrets,
             tolerance(stripe::DEFAULT_TOLERANCE_SECS),
@@ -219,6 +236,22 @@ pub fn for_provider(
             secrets,
             tolerance(svix::DEFAULT_TOLERANCE_SECS),
         )?)),
+        Provider::Shopify => Ok(Box::new(ShopifyVerifier::new(secrets)?)),
+        Provider::Paddle => Ok(Box::new(PaddleVerifier::new(
+            secrets,
+            tolerance(paddle::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Zoom => Ok(Box::new(ZoomVerifier::new(
+            secrets,
+            tolerance(zoom::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Linear => Ok(Box::new(LinearVerifier::new(
+            secrets,
+            tolerance(linear::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Intercom => Ok(Box::new(IntercomVerifier::new(secrets)?)),
+        Provider::Pagerduty => Ok(Box::new(PagerdutyVerifier::new(secrets)?)),
+        Provider::Meta => Ok(Box::new(MetaVerifier::new(secrets)?)),
         other => Err(VerifierError::UnsupportedProvider(other)),
     }
 }
