@@ -338,6 +338,64 @@ mod tests {
     }
 
     #[test]
+    fn every_hmac_preset_is_built_under_its_manifest_name() {
+        for (provider, name) in [
+            (Provider::Gitlab, "gitlab"),
+            (Provider::Stripe, "stripe"),
+            (Provider::Slack, "slack"),
+            (Provider::StandardWebhooks, "standard-webhooks"),
+            (Provider::Svix, "svix"),
+            (Provider::Shopify, "shopify"),
+            (Provider::Paddle, "paddle"),
+            (Provider::Zoom, "zoom"),
+            (Provider::Linear, "linear"),
+            (Provider::Intercom, "intercom"),
+            (Provider::Pagerduty, "pagerduty"),
+            (Provider::Meta, "meta"),
+        ] {
+            let verifier = for_provider(provider, vec![Secret::from(&b"c2VjcmV0"[..])], None)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(verifier.provider(), name);
+            assert!(matches!(
+                for_provider(provider, Vec::new(), None),
+                Err(VerifierError::NoSecrets)
+            ));
+        }
+    }
+
+    #[test]
+    fn spec_timestamp_tolerance_reaches_the_preset() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let ts = i64::try_from(now).expect("fits") - 100;
+        let body = br#"{"id":"evt_1","type":"charge.succeeded"}"#;
+        let mut headers = HeaderMap::new();
+        for (name, value) in stripe::sign(b"s/k", ts, body) {
+            headers.insert(name, value.parse().expect("header value"));
+        }
+        let default = for_endpoint(
+            &spec("  provider: stripe\n  secretRefs: [{name: s, key: k}]\n"),
+            load,
+        )
+        .expect("verifier");
+        assert_eq!(
+            default.verify(&headers, body).map(|v| v.event),
+            Ok(Some("charge.succeeded".to_owned()))
+        );
+        let narrow = for_endpoint(
+            &spec("  provider: stripe\n  secretRefs: [{name: s, key: k}]\n  timestampToleranceSeconds: 60\n"),
+            load,
+        )
+        .expect("verifier");
+        assert_eq!(
+            narrow.verify(&headers, body),
+            Err(Rejection::TimestampOutOfTolerance)
+        );
+    }
+
+    #[test]
     fn generic_without_checks_and_presets_with_checks_are_refused() {
         let err = for_endpoint(
             &spec("  provider: generic\n  secretRefs: [{name: s, key: k}]\n"),
