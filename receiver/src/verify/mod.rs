@@ -219,7 +219,10 @@ pub fn for_provider(
     let tolerance = |default: u32| tolerance_secs.unwrap_or(default);
     match provider {
         Provider::Github => Ok(Box::new(GithubVerifier::new(secrets)?)),
-        Provider::Gitlab => Ok(Box::new(GitlabVerifier::new(secrets)?)),
+        Provider::Gitlab => Ok(Box::new(GitlabVerifier::new(
+            secrets,
+            tolerance(gitlab::DEFAULT_TOLERANCE_SECS),
+        )?)),
         Provider::Stripe => Ok(Box::new(StripeVerifier::new(
             secrets,
             tolerance(stripe::DEFAULT_TOLERANCE_SECS),
