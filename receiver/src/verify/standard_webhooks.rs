@@ -3,8 +3,10 @@
 //! list of `<version>,<signature>`; each `v1` is the base64 HMAC-SHA256 of
 //! `<id>.<timestamp>.<body>` under the secret, which is written
 //! `whsec_<base64>` (the prefix is optional; the rest is always base64).
-//! At least one `v1` must match; other versions (e.g. the asymmetric `v1a`)
-//! are ignored. The timestamp must be within five minutes. Svix uses the
+//! The asymmetric `v1a` (base64 Ed25519 signature of the same content) is
+//! verified with public keys written `whpk_<base64>`. At least one `v1`
+//! (or `v1a`) must match; other versions are ignored. The timestamp must be
+//! within five minutes. Svix uses the
 //! same scheme with `svix-*` header names (see [`super::svix`]).
 //!
 //! See <https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md>.
@@ -12,12 +14,13 @@
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hmac::Hmac;
 use sha2::Sha256;
 
 use super::hmac_common::{
-    MAX_CANDIDATES, check_fresh, find_secret, json_body, json_info, mac, require_secrets,
-    signature_header, system_clock, timestamp_header,
+    MAX_CANDIDATES, check_fresh, json_body, json_info, mac, require_secrets, signature_header,
+    system_clock, timestamp_header,
 };
 use super::{Clock, Rejection, Verified, Verifier, VerifierError, info_header, single_header};
 use crate::secrets::Secret;
@@ -50,10 +53,28 @@ pub const SCHEME: Scheme = Scheme {
 #[derive(Debug)]
 pub struct StandardWebhooksVerifier {
     scheme: Scheme,
-    /// The decoded HMAC keys.
-    keys: Vec<Secret>,
+    /// The decoded keys, in `secretRefs` order.
+    keys: Vec<Key>,
     tolerance: u32,
     clock: Clock,
+}
+
+/// One configured key: a symmetric secret (`v1`) or a public key (`v1a`).
+#[derive(Debug)]
+enum Key {
+    Hmac(Secret),
+    Ed25519(VerifyingKey),
+}
+
+impl Key {
+    fn decode(secret: &[u8]) -> Option<Self> {
+        if let Some(public) = secret.strip_prefix(b"whpk_") {
+            let text = std::str::from_utf8(public).ok()?.trim();
+            let bytes: [u8; 32] = BASE64.decode(text).ok()?.try_into().ok()?;
+            return VerifyingKey::from_bytes(&bytes).ok().map(Self::Ed25519);
+        }
+        decode_secret(secret).map(|key| Self::Hmac(Secret::from(key)))
+    }
 }
 
 /// The HMAC key of a `whsec_<base64>` (or bare base64) secret.
@@ -82,12 +103,10 @@ impl StandardWebhooksVerifier {
             .iter()
             .enumerate()
             .map(|(index, secret)| {
-                decode_secret(secret.expose())
-                    .map(Secret::from)
-                    .ok_or(VerifierError::KeyEncoding {
-                        check: "secretRefs",
-                        index,
-                    })
+                Key::decode(secret.expose()).ok_or(VerifierError::KeyEncoding {
+                    check: "secretRefs",
+                    index,
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Self {
@@ -99,28 +118,77 @@ impl StandardWebhooksVerifier {
     }
 }
 
-/// The `v1` signatures of a signature list; other versions are skipped.
-fn parse_signatures(value: &str) -> Result<Vec<Vec<u8>>, Rejection> {
-    let mut v1 = Vec::new();
+/// The `v1` and `v1a` signatures of a signature list.
+#[derive(Debug, Default)]
+struct Signatures {
+    v1: Vec<Vec<u8>>,
+    v1a: Vec<Signature>,
+}
+
+/// The `v1` and `v1a` signatures of a signature list; other versions are
+/// skipped.
+fn parse_signatures(value: &str) -> Result<Signatures, Rejection> {
+    let mut signatures = Signatures::default();
     for entry in value.split(' ').filter(|e| !e.is_empty()) {
         let (version, signature) = entry.split_once(',').ok_or(Rejection::SignatureMalformed)?;
-        if version != "v1" {
+        if version != "v1" && version != "v1a" {
             continue;
         }
-        if v1.len() == MAX_CANDIDATES {
+        if signatures.v1.len() + signatures.v1a.len() == MAX_CANDIDATES {
             return Err(Rejection::SignatureMalformed);
         }
         let bytes = BASE64
             .decode(signature)
-            .ok()
-            .filter(|b| b.len() == 32)
-            .ok_or(Rejection::SignatureMalformed)?;
-        v1.push(bytes);
+            .map_err(|_| Rejection::SignatureMalformed)?;
+        if version == "v1" {
+            if bytes.len() != 32 {
+                return Err(Rejection::SignatureMalformed);
+            }
+            signatures.v1.push(bytes);
+        } else {
+            let bytes: [u8; 64] = bytes
+                .try_into()
+                .map_err(|_| Rejection::SignatureMalformed)?;
+            signatures.v1a.push(Signature::from_bytes(&bytes));
+        }
     }
-    if v1.is_empty() {
+    if signatures.v1.is_empty() && signatures.v1a.is_empty() {
         return Err(Rejection::SignatureMalformed);
     }
-    Ok(v1)
+    Ok(signatures)
+}
+
+/// The index of the first key that produced one of `signatures`. Every key
+/// is tried against every signature; HMACs are compared in constant time.
+fn find_key(keys: &[Key], parts: &[&[u8]], signatures: &Signatures) -> Option<usize> {
+    let mut matched = None;
+    let mut content = None;
+    for (index, key) in keys.iter().enumerate() {
+        let ok = match key {
+            Key::Hmac(secret) => {
+                let Ok(mut mac) = <Hmac<Sha256> as hmac::Mac>::new_from_slice(secret.expose())
+                else {
+                    continue;
+                };
+                for part in parts {
+                    hmac::Mac::update(&mut mac, part);
+                }
+                signatures.v1.iter().fold(false, |ok, candidate| {
+                    hmac::Mac::verify_slice(mac.clone(), candidate).is_ok() | ok
+                })
+            }
+            Key::Ed25519(public) => {
+                let content: &Vec<u8> = content.get_or_insert_with(|| parts.concat());
+                signatures.v1a.iter().fold(false, |ok, signature| {
+                    public.verify_strict(content, signature).is_ok() | ok
+                })
+            }
+        };
+        if ok && matched.is_none() {
+            matched = Some(index);
+        }
+    }
+    matched
 }
 
 impl Verifier for StandardWebhooksVerifier {
@@ -139,8 +207,8 @@ impl Verifier for StandardWebhooksVerifier {
         let (timestamp, seconds) = timestamp_header(headers, self.scheme.timestamp_header)?;
         check_fresh((self.clock)(), seconds, self.tolerance)?;
         let parts: [&[u8]; 5] = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
-        let secret_index = find_secret::<Hmac<Sha256>>(&self.keys, &parts, &signatures)
-            .ok_or(Rejection::SignatureMismatch)?;
+        let secret_index =
+            find_key(&self.keys, &parts, &signatures).ok_or(Rejection::SignatureMismatch)?;
         Ok(Verified {
             event: json_info(json_body(body).as_ref(), "/type"),
             delivery_id: info_header(headers, self.scheme.id_header),
@@ -169,6 +237,27 @@ pub fn sign_scheme(
             format!("v1,{}", BASE64.encode(signature)),
         ),
     ])
+}
+
+/// The headers of an asymmetric (`v1a`) sender of `scheme` for `body`.
+pub fn sign_v1a(
+    scheme: Scheme,
+    key: &SigningKey,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let ts = timestamp.to_string();
+    let content = [id.as_bytes(), b".", ts.as_bytes(), b".", body].concat();
+    let signature = key.sign(&content);
+    vec![
+        (scheme.id_header, id.to_owned()),
+        (scheme.timestamp_header, ts),
+        (
+            scheme.signature_header,
+            format!("v1a,{}", BASE64.encode(signature.to_bytes())),
+        ),
+    ]
 }
 
 /// The Standard Webhooks headers for `body`, signed with `secret`
@@ -281,13 +370,13 @@ pub(crate) mod shared_tests {
             .expect("ascii")
             .to_owned();
         let other = format!("v1,{}", BASE64.encode([9u8; 32]));
-        let listed = format!("v1a,AAAA {other} v2,xyz {sig}");
+        let listed = format!("v0,AAAA {other} v2,xyz {sig}");
         assert!(
             v.verify(&with_header(&good, scheme.signature_header, &listed), BODY)
                 .is_ok(),
             "any v1 may match; other versions are ignored"
         );
-        let only_other = format!("v1a,{}", &sig[3..]);
+        let only_other = format!("v2,{}", &sig[3..]);
         assert_eq!(
             v.verify(
                 &with_header(&good, scheme.signature_header, &only_other),
@@ -401,6 +490,88 @@ pub(crate) mod shared_tests {
             message.contains("secretRefs[1]") && !message.contains("s3cr3t"),
             "{message}"
         );
+    }
+
+    /// The Ed25519 key with seed `[7; 32]` and its signature of the published
+    /// vector's content, computed independently with Python's `cryptography`
+    /// (`Ed25519PrivateKey.from_private_bytes(bytes([7]*32)).sign(...)`); the
+    /// `v1a` construction is that of the spec's "Asymmetric signatures".
+    const V1A_PUBLIC: &str = "whpk_6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw=";
+    const V1A_SIGNATURE: &str = "v1a,2iFnCkcL0nCB7d0lgaT5vmGnQgJl4zcl9qd7UbPYvulcwR3MRYzjXT2JCSEV4dFH3XNALA4OW0zY5fFdGv9GBA==";
+
+    #[test]
+    fn asymmetric_v1a() {
+        let v = StandardWebhooksVerifier::with_clock(
+            SCHEME,
+            secrets(&[VECTOR_SECRET, V1A_PUBLIC]),
+            DEFAULT_TOLERANCE_SECS,
+            vector_clock,
+        )
+        .expect("verifier");
+        let vector = |signature: &str| {
+            headers(&[
+                (SCHEME.id_header, VECTOR_ID),
+                (SCHEME.timestamp_header, &VECTOR_TIMESTAMP.to_string()),
+                (SCHEME.signature_header, signature),
+            ])
+        };
+        let verified = v
+            .verify(&vector(V1A_SIGNATURE), VECTOR_BODY.as_bytes())
+            .expect("v1a verifies");
+        assert_eq!(verified.secret_index, 1);
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let signed = sign_v1a(
+            SCHEME,
+            &key,
+            VECTOR_ID,
+            VECTOR_TIMESTAMP,
+            VECTOR_BODY.as_bytes(),
+        );
+        assert_eq!(signed[2].1, V1A_SIGNATURE);
+        assert_eq!(
+            v.verify(&vector(V1A_SIGNATURE), b"{\"test\": 2432232315}"),
+            Err(Rejection::SignatureMismatch)
+        );
+        assert_eq!(
+            v.verify(
+                &vector(&flip_char(V1A_SIGNATURE, 10)),
+                VECTOR_BODY.as_bytes()
+            ),
+            Err(Rejection::SignatureMismatch)
+        );
+        assert_eq!(
+            v.verify(&vector("v1a,AAAA"), VECTOR_BODY.as_bytes()),
+            Err(Rejection::SignatureMalformed)
+        );
+        // Both kinds in one header, as a sender rotating to v1a would send.
+        let both = format!("{VECTOR_SIGNATURE} {V1A_SIGNATURE}");
+        assert_eq!(
+            v.verify(&vector(&both), VECTOR_BODY.as_bytes())
+                .map(|v| v.secret_index),
+            Ok(0)
+        );
+        // A public key alone cannot check an HMAC signature.
+        let public_only = StandardWebhooksVerifier::with_clock(
+            SCHEME,
+            secrets(&[V1A_PUBLIC]),
+            DEFAULT_TOLERANCE_SECS,
+            vector_clock,
+        )
+        .expect("verifier");
+        assert_eq!(
+            public_only.verify(&vector(VECTOR_SIGNATURE), VECTOR_BODY.as_bytes()),
+            Err(Rejection::SignatureMismatch)
+        );
+        for bad in [
+            "whpk_AAAA",
+            "whpk_!!",
+            "whsk_6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw=",
+        ] {
+            assert!(
+                StandardWebhooksVerifier::new(secrets(&[bad]), 300).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
