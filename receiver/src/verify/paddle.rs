@@ -4,8 +4,9 @@
 //! bytes); any `h1` may match (several are sent while a key is rotated).
 //! The event type and id are the body's `event_type` and `event_id`.
 //!
-//! Paddle's official SDKs refuse a `ts` more than five seconds from the
-//! receiver's clock, which is the default here; endpoints behind slow
+//! Paddle's official Node SDK refuses a `ts` more than five seconds old
+//! (`WebhooksValidator.MAX_VALID_TIME_DIFFERENCE = 5` in
+//! `@paddle/paddle-node-sdk`), which is the default here, in both directions; endpoints behind slow
 //! networks or whose clocks drift can widen it with
 //! `spec.timestampToleranceSeconds`.
 //!

@@ -39,6 +39,9 @@ pub struct Scheme {
     pub timestamp_header: &'static str,
     /// The signature list header.
     pub signature_header: &'static str,
+    /// Whether a delivery without `signature_header` may carry the three
+    /// Standard Webhooks headers instead (as Svix's libraries accept).
+    pub also_standard_headers: bool,
 }
 
 /// The headers of the Standard Webhooks specification.
@@ -47,6 +50,7 @@ pub const SCHEME: Scheme = Scheme {
     id_header: "webhook-id",
     timestamp_header: "webhook-timestamp",
     signature_header: "webhook-signature",
+    also_standard_headers: false,
 };
 
 /// Verifies Standard Webhooks (or Svix) deliveries.
@@ -197,21 +201,29 @@ impl Verifier for StandardWebhooksVerifier {
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
-        let signatures =
-            parse_signatures(signature_header(headers, self.scheme.signature_header)?)?;
+        // The three headers are taken from the same family, never mixed.
+        let names = if self.scheme.also_standard_headers
+            && !headers.contains_key(self.scheme.signature_header)
+            && headers.contains_key(SCHEME.signature_header)
+        {
+            SCHEME
+        } else {
+            self.scheme
+        };
+        let signatures = parse_signatures(signature_header(headers, names.signature_header)?)?;
         // The id is signed: without it nothing can be checked.
-        let id = single_header(headers, self.scheme.id_header)
+        let id = single_header(headers, names.id_header)
             .map_err(|()| Rejection::SignatureMalformed)?
             .filter(|id| !id.is_empty() && id.len() <= 256)
             .ok_or(Rejection::SignatureMalformed)?;
-        let (timestamp, seconds) = timestamp_header(headers, self.scheme.timestamp_header)?;
+        let (timestamp, seconds) = timestamp_header(headers, names.timestamp_header)?;
         check_fresh((self.clock)(), seconds, self.tolerance)?;
         let parts: [&[u8]; 5] = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
         let secret_index =
             find_key(&self.keys, &parts, &signatures).ok_or(Rejection::SignatureMismatch)?;
         Ok(Verified {
             event: json_info(json_body(body).as_ref(), "/type"),
-            delivery_id: info_header(headers, self.scheme.id_header),
+            delivery_id: info_header(headers, names.id_header),
             secret_index,
         })
     }

@@ -1,5 +1,7 @@
 //! Svix: the Standard Webhooks scheme with `svix-id`, `svix-timestamp` and
-//! `svix-signature` headers and `whsec_<base64>` secrets.
+//! `svix-signature` headers and `whsec_<base64>` secrets. Like Svix's own
+//! libraries, a delivery without `svix-signature` may carry the
+//! `webhook-*` headers instead (all three from the same family).
 //!
 //! See <https://docs.svix.com/receiving/verifying-payloads/how-manual>.
 
@@ -15,6 +17,7 @@ pub const SCHEME: Scheme = Scheme {
     id_header: "svix-id",
     timestamp_header: "svix-timestamp",
     signature_header: "svix-signature",
+    also_standard_headers: true,
 };
 
 /// A Svix verifier accepting any of `secrets` within `tolerance` seconds.
@@ -63,7 +66,7 @@ mod tests {
     }
 
     #[test]
-    fn webhook_headers_are_not_svix_headers() {
+    fn webhook_headers_are_accepted_too_but_never_mixed() {
         let v = verifier_with_clock(secrets(&[VECTOR_SECRET]), DEFAULT_TOLERANCE_SECS, || {
             VECTOR_TIMESTAMP
         })
@@ -79,8 +82,17 @@ mod tests {
             .expect("secret"),
         );
         assert_eq!(
-            v.verify(&standard, VECTOR_BODY.as_bytes()),
-            Err(super::super::Rejection::SignatureMissing)
+            v.verify(&standard, VECTOR_BODY.as_bytes())
+                .map(|v| v.delivery_id),
+            Ok(Some(VECTOR_ID.to_owned()))
+        );
+        // A svix-id next to a webhook-signature is not used.
+        let mut mixed = standard.clone();
+        mixed.remove("webhook-id");
+        mixed.insert("svix-id", VECTOR_ID.parse().expect("header value"));
+        assert_eq!(
+            v.verify(&mixed, VECTOR_BODY.as_bytes()),
+            Err(super::super::Rejection::SignatureMalformed)
         );
         let svix = signed_headers(
             &sign(
