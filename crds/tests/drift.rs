@@ -35,7 +35,10 @@ fn only_formats_kubernetes_knows() {
     // The API server warns about (and clients ignore) formats such as
     // schemars' `uint32`; integers must say int32 or int64.
     let yaml = hookwarden_crds::crd_yaml().expect("CRD renders");
-    for line in yaml.lines().filter(|l| l.trim_start().starts_with("format:")) {
+    for line in yaml
+        .lines()
+        .filter(|l| l.trim_start().starts_with("format:"))
+    {
         let format = line.trim_start().trim_start_matches("format:").trim();
         assert!(
             ["int32", "int64", "date-time", "byte", "double", "float"].contains(&format),

@@ -617,6 +617,7 @@ mod tests {
         let verifier = crate::verify::for_provider(
             hookwarden_crds::Provider::Github,
             vec![crate::secrets::Secret::from(&b"secret"[..])],
+            None,
         )
         .expect("verifier");
         AppState::new(verifier, Publisher::new(client, target, ack_timeout))
@@ -653,6 +654,7 @@ mod tests {
             verifier: crate::verify::for_provider(
                 hookwarden_crds::Provider::Github,
                 vec![crate::secrets::Secret::from(&b"rotated"[..])],
+                None,
             )
             .expect("verifier"),
             publisher,

@@ -15,18 +15,42 @@ pub mod bitbucket;
 pub mod discord;
 mod generic;
 mod github;
+pub mod gitlab;
+mod hmac_common;
+pub mod intercom;
+pub mod linear;
 pub mod mailgun;
+pub mod meta;
+pub mod paddle;
+pub mod pagerduty;
 pub mod sendgrid;
+pub mod shopify;
+pub mod slack;
+pub mod standard_webhooks;
+pub mod stripe;
+pub mod svix;
 pub mod twitch;
+pub mod zoom;
 
 pub use adyen::AdyenVerifier;
 pub use bitbucket::BitbucketVerifier;
 pub use discord::DiscordVerifier;
 pub use generic::{Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, GenericChecks, GenericVerifier};
 pub use github::GithubVerifier;
+pub use gitlab::GitlabVerifier;
+pub use intercom::IntercomVerifier;
+pub use linear::LinearVerifier;
 pub use mailgun::MailgunVerifier;
+pub use meta::MetaVerifier;
+pub use paddle::PaddleVerifier;
+pub use pagerduty::PagerdutyVerifier;
 pub use sendgrid::SendgridVerifier;
+pub use shopify::ShopifyVerifier;
+pub use slack::SlackVerifier;
+pub use standard_webhooks::StandardWebhooksVerifier;
+pub use stripe::StripeVerifier;
 pub use twitch::TwitchVerifier;
+pub use zoom::ZoomVerifier;
 
 use axum::http::HeaderMap;
 use hookwarden_crds::{Provider, SecretKeyRef, WebhookEndpointSpec};
@@ -167,7 +191,11 @@ pub fn for_endpoint(
         if spec.verification.is_some() {
             return Err(VerifierError::VerificationWithPreset(spec.provider));
         }
-        return for_provider(spec.provider, load(&spec.secret_refs)?);
+        return for_provider(
+            spec.provider,
+            load(&spec.secret_refs)?,
+            spec.timestamp_tolerance_seconds,
+        );
     }
     let verification = spec.verification.clone().ok_or(VerifierError::NoChecks)?;
     // A check without its own secretRefs uses the endpoint's.
@@ -203,11 +231,15 @@ pub fn for_endpoint(
     Ok(Box::new(GenericVerifier::new(checks)?))
 }
 
-/// The verifier for an endpoint's provider preset.
+/// The verifier for an endpoint's provider preset. `tolerance_secs`
+/// (`spec.timestampToleranceSeconds`) overrides the preset's replay window
+/// for presets that sign a timestamp; `None` keeps the provider's default.
 pub fn for_provider(
     provider: Provider,
     secrets: Vec<Secret>,
+    tolerance_secs: Option<u32>,
 ) -> Result<Box<dyn Verifier>, VerifierError> {
+    let tolerance = |default: u32| tolerance_secs.unwrap_or(default);
     match provider {
         Provider::Github => Ok(Box::new(GithubVerifier::new(secrets)?)),
         Provider::Bitbucket => Ok(Box::new(BitbucketVerifier::new(secrets)?)),
@@ -216,6 +248,42 @@ pub fn for_provider(
         Provider::Sendgrid => Ok(Box::new(SendgridVerifier::new(secrets)?)),
         Provider::Mailgun => Ok(Box::new(MailgunVerifier::new(secrets)?)),
         Provider::Adyen => Ok(Box::new(AdyenVerifier::new(secrets)?)),
+        Provider::Gitlab => Ok(Box::new(GitlabVerifier::new(
+            secrets,
+            tolerance(gitlab::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Stripe => Ok(Box::new(StripeVerifier::new(
+            secrets,
+            tolerance(stripe::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Slack => Ok(Box::new(SlackVerifier::new(
+            secrets,
+            tolerance(slack::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::StandardWebhooks => Ok(Box::new(StandardWebhooksVerifier::new(
+            secrets,
+            tolerance(standard_webhooks::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Svix => Ok(Box::new(svix::verifier(
+            secrets,
+            tolerance(svix::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Shopify => Ok(Box::new(ShopifyVerifier::new(secrets)?)),
+        Provider::Paddle => Ok(Box::new(PaddleVerifier::new(
+            secrets,
+            tolerance(paddle::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Zoom => Ok(Box::new(ZoomVerifier::new(
+            secrets,
+            tolerance(zoom::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Linear => Ok(Box::new(LinearVerifier::new(
+            secrets,
+            tolerance(linear::DEFAULT_TOLERANCE_SECS),
+        )?)),
+        Provider::Intercom => Ok(Box::new(IntercomVerifier::new(secrets)?)),
+        Provider::Pagerduty => Ok(Box::new(PagerdutyVerifier::new(secrets)?)),
+        Provider::Meta => Ok(Box::new(MetaVerifier::new(secrets)?)),
         other => Err(VerifierError::UnsupportedProvider(other)),
     }
 }
@@ -359,6 +427,64 @@ mod tests {
             );
             assert!(!err.to_string().contains("s/k"), "{err}");
         }
+    }
+
+    #[test]
+    fn every_hmac_preset_is_built_under_its_manifest_name() {
+        for (provider, name) in [
+            (Provider::Gitlab, "gitlab"),
+            (Provider::Stripe, "stripe"),
+            (Provider::Slack, "slack"),
+            (Provider::StandardWebhooks, "standard-webhooks"),
+            (Provider::Svix, "svix"),
+            (Provider::Shopify, "shopify"),
+            (Provider::Paddle, "paddle"),
+            (Provider::Zoom, "zoom"),
+            (Provider::Linear, "linear"),
+            (Provider::Intercom, "intercom"),
+            (Provider::Pagerduty, "pagerduty"),
+            (Provider::Meta, "meta"),
+        ] {
+            let verifier = for_provider(provider, vec![Secret::from(&b"c2VjcmV0"[..])], None)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(verifier.provider(), name);
+            assert!(matches!(
+                for_provider(provider, Vec::new(), None),
+                Err(VerifierError::NoSecrets)
+            ));
+        }
+    }
+
+    #[test]
+    fn spec_timestamp_tolerance_reaches_the_preset() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        let ts = i64::try_from(now).expect("fits") - 100;
+        let body = br#"{"id":"evt_1","type":"charge.succeeded"}"#;
+        let mut headers = HeaderMap::new();
+        for (name, value) in stripe::sign(b"s/k", ts, body) {
+            headers.insert(name, value.parse().expect("header value"));
+        }
+        let default = for_endpoint(
+            &spec("  provider: stripe\n  secretRefs: [{name: s, key: k}]\n"),
+            load,
+        )
+        .expect("verifier");
+        assert_eq!(
+            default.verify(&headers, body).map(|v| v.event),
+            Ok(Some("charge.succeeded".to_owned()))
+        );
+        let narrow = for_endpoint(
+            &spec("  provider: stripe\n  secretRefs: [{name: s, key: k}]\n  timestampToleranceSeconds: 60\n"),
+            load,
+        )
+        .expect("verifier");
+        assert_eq!(
+            narrow.verify(&headers, body),
+            Err(Rejection::TimestampOutOfTolerance)
+        );
     }
 
     #[test]

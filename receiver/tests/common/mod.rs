@@ -56,6 +56,7 @@ pub async fn app_state(nats: &NatsServer, body_limit: usize) -> (AppState, Targe
     let verifier = verify::for_provider(
         endpoint.spec.provider,
         vec![Secret::from(SECRET.as_bytes())],
+        None,
     )
     .expect("verifier");
     let client = nats.connect().await.expect("connect to NATS");
