@@ -68,20 +68,20 @@ pub async fn app_state(nats: &NatsServer, body_limit: usize) -> (AppState, Targe
     )
 }
 
-/// The receiver over plain HTTP (`--tls-mode insecure-http`).
-pub async fn start_receiver(nats: &NatsServer, body_limit: usize) -> Receiver {
-    start_receiver_with(nats, body_limit, |state| state).await
+/// The receiver over plain HTTP for the endpoint `manifest`, verifying with
+/// its provider preset and `secret`.
+pub async fn start_endpoint(nats: &NatsServer, manifest: &str, secret: &[u8]) -> Receiver {
+    let endpoint = hookwarden_crds::from_yaml(manifest).expect("endpoint manifest");
+    let target = Target::for_endpoint(&endpoint).expect("target");
+    let verifier = verify::for_provider(endpoint.spec.provider, vec![Secret::from(secret)], None)
+        .expect("verifier");
+    let client = nats.connect().await.expect("connect to NATS");
+    let publisher = Publisher::new(client, target.clone(), PUBLISH_TIMEOUT);
+    publisher.ensure_stream().await.expect("stream");
+    serve_plain(AppState::new(verifier, publisher), target).await
 }
 
-/// As [`start_receiver`], with `configure` applied to the state (trusted
-/// proxies, allowlist, rate limits, ...).
-pub async fn start_receiver_with(
-    nats: &NatsServer,
-    body_limit: usize,
-    configure: impl FnOnce(AppState) -> AppState,
-) -> Receiver {
-    let (state, target) = app_state(nats, body_limit).await;
-    let state = configure(state);
+async fn serve_plain(state: AppState, target: Target) -> Receiver {
     let transport =
         Transport::new(&Mode::InsecureHttp, Limits::default()).expect("plain HTTP transport");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -98,6 +98,22 @@ pub async fn start_receiver_with(
         stop: Some(stop),
         http: Client::builder(TokioExecutor::new()).build_http(),
     }
+}
+
+/// The receiver over plain HTTP (`--tls-mode insecure-http`).
+pub async fn start_receiver(nats: &NatsServer, body_limit: usize) -> Receiver {
+    start_receiver_with(nats, body_limit, |state| state).await
+}
+
+/// As [`start_receiver`], with `configure` applied to the state (trusted
+/// proxies, allowlist, rate limits, ...).
+pub async fn start_receiver_with(
+    nats: &NatsServer,
+    body_limit: usize,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> Receiver {
+    let (state, target) = app_state(nats, body_limit).await;
+    serve_plain(configure(state), target).await
 }
 
 pub fn sign(body: &[u8]) -> String {
