@@ -443,6 +443,34 @@ async fn issuer_ref_without_cert_manager_is_reported_then_a_certificate_is_reque
     .await;
     assert_eq!(cert.reason, "Issuing");
 
+    // An own TLS Secret instead: the Certificate goes, and so does the condition.
+    apply_endpoint(
+        &ns,
+        "tls",
+        serde_json::json!({
+            "provider": "github",
+            "replicas": 1,
+            "secretRefs": [{"name": "gh", "key": "secret"}],
+            "ingress": {"host": "certs.example.test"},
+            "tls": {"secretName": "my-cert"},
+        }),
+    )
+    .await;
+    eventually("the Certificate to be deleted", || async {
+        certificates
+            .get_opt("tls-receiver")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("CertificateReady to be gone", || async {
+        let e = endpoints.get("tls").await.ok()?;
+        condition(&e, "CertificateReady").is_none().then_some(())
+    })
+    .await;
+
     if absent {
         crds.delete(CERT_CRD, &DeleteParams::default())
             .await

@@ -515,6 +515,17 @@ async fn reconcile_certificate(
     owned: &Owned<'_>,
     wanted: Option<&DynamicObject>,
 ) -> Result<Option<CertificateState>, ReconcileError> {
+    // An endpoint that neither wants a Certificate nor reported one last
+    // pass has none to delete: no API request for it (most endpoints).
+    let reported = owned
+        .endpoint
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .any(|c| c.type_ == status::CERTIFICATE_READY);
+    if wanted.is_none() && !reported {
+        return Ok(None);
+    }
     let installed = cert_manager_installed(owned.ctx).await?;
     let resource = resources::certificate_resource();
     let api: Api<DynamicObject> =
