@@ -246,9 +246,11 @@ fn referencing(
         .iter()
         .filter(|endpoint| {
             endpoint.namespace() == namespace
-                && resources::referenced_secrets(&resources::effective_endpoint(endpoint).spec)
-                    .iter()
-                    .any(|(secret, _)| *secret == name)
+                && ((endpoint.spec.generate_secret
+                    && resources::generated_secret_name(&endpoint.name_any()) == name)
+                    || resources::referenced_secrets(&endpoint.spec)
+                        .iter()
+                        .any(|(secret, _)| *secret == name))
         })
         .map(|endpoint| ObjectRef::from_obj(&**endpoint))
         .collect()
@@ -803,5 +805,18 @@ mod tests {
         // Same name, another namespace; and an unrelated Secret.
         assert!(names(&secret("payments", "github-webhook")).is_empty());
         assert!(names(&secret("ci", "unrelated")).is_empty());
+    }
+
+    #[test]
+    fn the_generated_secret_maps_to_its_endpoint() {
+        let endpoints = [Arc::new(endpoint("exposed"))];
+        let refs = referencing(&secret("payments", "shop-webhook-secret"), &endpoints);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].name, "shop");
+        assert!(referencing(&secret("ci", "shop-webhook-secret"), &endpoints).is_empty());
+        let mut without = endpoint("exposed");
+        without.spec.generate_secret = false;
+        let endpoints = [Arc::new(without)];
+        assert!(referencing(&secret("payments", "shop-webhook-secret"), &endpoints).is_empty());
     }
 }
