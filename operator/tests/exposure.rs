@@ -546,46 +546,80 @@ async fn a_generated_secret_is_created_once_named_in_status_and_never_exposed() 
     }
 }
 
-#[tokio::test]
-async fn the_api_server_refuses_both_tls_sources() {
-    let ns = TestNamespace::create("celtls").await.expect("namespace");
+/// The API server's refusal of endpoint `name` with `spec`. An older CRD
+/// installed meanwhile would prune the new fields and accept it: ours is
+/// installed again and the apply retried then.
+async fn refusal(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> String {
     let api = ns.api::<WebhookEndpoint>();
     let bad = serde_json::json!({
         "apiVersion": "hookwarden.dev/v1alpha1",
         "kind": "WebhookEndpoint",
-        "metadata": {"name": "both"},
-        "spec": {
-            "provider": "github",
-            "ingress": {"host": "both.example.test"},
-            "tls": {"issuerRef": {"name": "le"}, "secretName": "mine"},
-        },
+        "metadata": {"name": name},
+        "spec": spec,
     });
-    // An older CRD installed meanwhile would prune `tls` and accept it:
-    // install ours and retry then.
     for _ in 0..5 {
-        install_crd(&ns).await;
+        install_crd(ns).await;
         match api
             .patch(
-                "both",
+                name,
                 &PatchParams::apply("hookwarden-test"),
                 &Patch::Apply(&bad),
             )
             .await
         {
-            Err(err) => {
-                let message = err.to_string();
-                assert!(
-                    message.contains("set exactly one of tls.issuerRef and tls.secretName"),
-                    "{message}"
-                );
-                return;
-            }
+            Err(err) => return err.to_string(),
             Ok(_) => {
-                api.delete("both", &DeleteParams::default())
+                api.delete(name, &DeleteParams::default())
                     .await
                     .expect("accepted by an older CRD; deleted");
             }
         }
     }
-    panic!("the API server never applied the CEL rule of spec.tls");
+    panic!("the API server never applied the CEL rules to {spec}");
+}
+
+#[tokio::test]
+async fn the_api_server_refuses_conflicting_tls_and_inverted_autoscaling_bounds() {
+    let ns = TestNamespace::create("cel").await.expect("namespace");
+    let both = refusal(
+        &ns,
+        "both",
+        serde_json::json!({
+            "provider": "github",
+            "ingress": {"host": "both.example.test"},
+            "tls": {"issuerRef": {"name": "le"}, "secretName": "mine"},
+        }),
+    )
+    .await;
+    assert!(
+        both.contains("set exactly one of tls.issuerRef and tls.secretName"),
+        "{both}"
+    );
+    let neither = refusal(
+        &ns,
+        "neither",
+        serde_json::json!({
+            "provider": "github",
+            "ingress": {"host": "neither.example.test"},
+            "tls": {},
+        }),
+    )
+    .await;
+    assert!(
+        neither.contains("set exactly one of tls.issuerRef and tls.secretName"),
+        "{neither}"
+    );
+    let inverted = refusal(
+        &ns,
+        "inverted",
+        serde_json::json!({
+            "provider": "github",
+            "autoscaling": {"minReplicas": 5, "maxReplicas": 2},
+        }),
+    )
+    .await;
+    assert!(
+        inverted.contains("autoscaling.minReplicas must not exceed autoscaling.maxReplicas"),
+        "{inverted}"
+    );
 }
