@@ -1,7 +1,9 @@
 //! `hookwarden.dev/v1alpha1`: the first, still-evolving version of the API.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +73,148 @@ pub struct WebhookEndpointSpec {
     /// Where accepted deliveries are stored in NATS JetStream.
     #[serde(default)]
     pub nats: NatsSpec,
+
+    /// Let the operator create the verification secret: a Secret
+    /// `<name>-webhook-secret` (key `secret`, 32 random bytes written as 64
+    /// hex digits) that the endpoint owns and uses in addition to
+    /// `secretRefs`. Its name is reported in `status.secretName` so the value
+    /// can be read once and pasted into the provider. It is created once and
+    /// never regenerated; delete the Secret to rotate it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generate_secret: bool,
+
+    /// The public host and path of the endpoint. Absent: no Ingress, the
+    /// receiver is reachable in the cluster only (Service `<name>-receiver`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// TLS of the Ingress: a cert-manager issuer that issues the certificate,
+    /// or an existing TLS Secret. Requires `ingress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+
+    /// Scale the receivers with CPU load between two bounds (a
+    /// HorizontalPodAutoscaler); `replicas` is then ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+
+    /// The receivers' NetworkPolicy. Absent: the defaults (deliveries from
+    /// the `ingress-nginx` namespace only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+}
+
+/// How the endpoint is exposed by an Ingress (`networking.k8s.io/v1`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// The public host name, e.g. `hooks.example.com`.
+    #[schemars(length(min = 1, max = 253))]
+    pub host: String,
+    /// The path prefix that reaches the receiver. Default `/`.
+    #[serde(default = "default_path")]
+    #[schemars(regex(pattern = r"^/"))]
+    pub path: String,
+    /// The IngressClass to use. Absent: the cluster's default class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Annotations copied onto the Ingress, e.g. for the ingress
+    /// controller's body size or timeouts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Everything below the host reaches the receiver unless a path is given.
+fn default_path() -> String {
+    "/".to_owned()
+}
+
+/// Where the Ingress's certificate comes from: exactly one of `issuerRef`
+/// (cert-manager issues `<name>-tls`) or `secretName` (an existing
+/// `kubernetes.io/tls` Secret).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.issuerRef) != has(self.secretName)").message("set exactly one of tls.issuerRef and tls.secretName"))]
+pub struct TlsSpec {
+    /// A cert-manager Issuer or ClusterIssuer that issues the certificate
+    /// into the Secret `<name>-tls`. Requires cert-manager's CRDs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_ref: Option<IssuerRef>,
+    /// An existing TLS Secret in the endpoint's namespace, managed by you.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}
+
+/// A cert-manager issuer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuerRef {
+    /// The issuer's name.
+    pub name: String,
+    /// `Issuer` (in the endpoint's namespace) or `ClusterIssuer`. Default
+    /// `Issuer`.
+    #[serde(default)]
+    pub kind: IssuerKind,
+}
+
+/// The kinds of cert-manager issuers.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum IssuerKind {
+    /// A namespaced issuer, in the endpoint's namespace.
+    #[default]
+    Issuer,
+    /// A cluster-wide issuer.
+    ClusterIssuer,
+}
+
+/// Bounds of a HorizontalPodAutoscaler (`autoscaling/v2`) on CPU.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed autoscaling.maxReplicas"))]
+pub struct AutoscalingSpec {
+    /// The fewest receiver pods. Default 2.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 100))]
+    pub min_replicas: i32,
+    /// The most receiver pods.
+    #[schemars(range(min = 1, max = 100))]
+    pub max_replicas: i32,
+    /// The average CPU use, in percent of the request, the autoscaler aims
+    /// for. Default 80.
+    #[serde(
+        default = "default_target_cpu",
+        rename = "targetCPUUtilizationPercentage"
+    )]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: i32,
+}
+
+/// Scale out before pods saturate; verification is CPU-bound.
+fn default_target_cpu() -> i32 {
+    80
+}
+
+/// The receivers' NetworkPolicy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// The namespace of the ingress controller, the only one allowed to
+    /// send deliveries to the receivers. Default `ingress-nginx`.
+    #[serde(default = "default_ingress_namespace")]
+    pub ingress_namespace: String,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        Self {
+            ingress_namespace: default_ingress_namespace(),
+        }
+    }
+}
+
+/// The namespace the ingress-nginx chart installs into.
+fn default_ingress_namespace() -> String {
+    "ingress-nginx".to_owned()
 }
 
 /// Two receivers: a delivery is not lost to a single pod's restart.
@@ -313,6 +457,10 @@ pub struct WebhookEndpointStatus {
     /// The public URL to give the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The Secret holding the generated verification secret (key
+    /// `secret`), when `spec.generateSecret` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -321,8 +469,9 @@ pub struct WebhookEndpointStatus {
     pub ready_replicas: Option<i32>,
     /// `Ready` and the conditions it is made of: `SecretsResolved` (every
     /// referenced Secret key exists) and `ReceiverAvailable` (the requested
-    /// receiver pods are available). Each has a reason and a message that
-    /// say what to fix.
+    /// receiver pods are available), plus `CertificateReady` when
+    /// `tls.issuerRef` is set. Each has a reason and a message that say what
+    /// to fix.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

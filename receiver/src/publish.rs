@@ -385,6 +385,11 @@ mod tests {
                 timestamp_tolerance_seconds: None,
                 replicas: 2,
                 nats,
+                generate_secret: false,
+                ingress: None,
+                tls: None,
+                autoscaling: None,
+                network_policy: None,
             },
         );
         endpoint.metadata.namespace = namespace.map(str::to_owned);

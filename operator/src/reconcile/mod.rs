@@ -17,9 +17,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
@@ -32,7 +36,7 @@ use tracing::Instrument;
 use crate::FIELD_MANAGER;
 use crate::resources::{self, BuildError, MANAGED_BY_SELECTOR, Settings, child_name};
 use secrets::ResolveError;
-use status::{ReceiverState, SpecState};
+use status::{CertificateState, Exposure, ReceiverState, SpecState};
 use validate::ValidateError;
 
 /// How often a healthy endpoint is reconciled even without a change, to
@@ -112,6 +116,39 @@ pub enum ReconcileError {
     /// Applying a child failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// Creating the generated verification Secret failed.
+    #[error("creating the generated Secret {namespace}/{name}: {source}")]
+    GenerateSecret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// The generated Secret could not be built (an endpoint without uid).
+    #[error("building the generated Secret: {0}")]
+    BuildGenerated(BuildError),
+    /// Looking for cert-manager's CRD failed (not: it is absent).
+    #[error("looking for CRD {crd}: {source}")]
+    Discover {
+        /// The CRD's name.
+        crd: &'static str,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Listing or deleting children the spec no longer wants failed.
+    #[error("removing unwanted {kind} children of {namespace}/{name}: {source}")]
+    Prune {
+        /// The children's kind.
+        kind: String,
+        /// The endpoint's namespace.
+        namespace: String,
+        /// The endpoint's name.
+        name: String,
+        /// The API error.
+        source: kube::Error,
+    },
     /// Reading the receiver Deployment failed.
     #[error("reading Deployment {namespace}/{name}: {source}")]
     Observe {
@@ -159,6 +196,25 @@ pub async fn run(
             api::<Service>(&client, config.namespace.as_deref()),
             owned.clone(),
         )
+        // The optional children too: a deleted or edited one is repaired
+        // at once rather than at the next resync. (Not cert-manager's
+        // Certificate: its CRD may be missing, and a watch on it would fail.)
+        .owns(
+            api::<NetworkPolicy>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .owns(
+            api::<Ingress>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .owns(
+            api::<PodDisruptionBudget>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
+        .owns(
+            api::<HorizontalPodAutoscaler>(&client, config.namespace.as_deref()),
+            owned.clone(),
+        )
         .owns(api::<Secret>(&client, config.namespace.as_deref()), owned)
         // A changed user Secret re-renders every endpoint in its namespace
         // that references it.
@@ -190,9 +246,11 @@ fn referencing(
         .iter()
         .filter(|endpoint| {
             endpoint.namespace() == namespace
-                && resources::referenced_secrets(&endpoint.spec)
-                    .iter()
-                    .any(|(secret, _)| *secret == name)
+                && ((endpoint.spec.generate_secret
+                    && resources::generated_secret_name(&endpoint.name_any()) == name)
+                    || resources::referenced_secrets(&endpoint.spec)
+                        .iter()
+                        .any(|(secret, _)| *secret == name))
         })
         .map(|endpoint| ObjectRef::from_obj(&**endpoint))
         .collect()
@@ -269,7 +327,14 @@ async fn reconcile_valid(
     name: &str,
 ) -> Result<Action, ReconcileError> {
     let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let resolved = match secrets::resolve(&secret_api, namespace, &endpoint.spec).await {
+    let secret_name = if endpoint.spec.generate_secret {
+        Some(ensure_generated_secret(endpoint, &secret_api, namespace, name).await?)
+    } else {
+        None
+    };
+    // The generated Secret is referenced like any other from here on.
+    let effective = resources::effective_endpoint(endpoint);
+    let resolved = match secrets::resolve(&secret_api, namespace, &effective.spec).await {
         Ok(resolved) => resolved,
         Err(error) => {
             let Some(reason) = error.reason() else {
@@ -283,22 +348,251 @@ async fn reconcile_valid(
                 reason,
                 message: error.to_string(),
             };
-            write_status(ctx, endpoint, &spec, receiver).await?;
+            write_status(ctx, endpoint, &spec, receiver, None).await?;
             return Ok(Action::requeue(MISSING_SECRET_RETRY));
         }
     };
-    let keys = resources::referenced_secrets(&endpoint.spec).len();
-    let children = match resources::build(endpoint, &resolved, &ctx.settings) {
+    let keys = resources::referenced_secrets(&effective.spec).len();
+    let children = match resources::build(&effective, &resolved, &ctx.settings) {
         Ok(children) => children,
         Err(error) => return build_failed(endpoint, ctx, namespace, name, &error).await,
     };
     // The Secret first: pods rolled by a new config hash must find it.
     apply(ctx, namespace, &children.secret).await?;
     apply(ctx, namespace, &children.service).await?;
+    // The policy before the pods it protects.
+    apply(ctx, namespace, &children.network_policy).await?;
     let deployment = apply(ctx, namespace, &children.deployment).await?;
+    let owned = Owned {
+        ctx,
+        endpoint,
+        namespace,
+        name,
+    };
+    owned
+        .apply_or_prune(children.pod_disruption_budget.as_ref())
+        .await?;
+    owned.apply_or_prune(children.autoscaler.as_ref()).await?;
+    owned.apply_or_prune(children.ingress.as_ref()).await?;
+    let certificate = reconcile_certificate(&owned, children.certificate.as_ref()).await?;
+    let exposure = Exposure {
+        url: endpoint
+            .spec
+            .ingress
+            .as_ref()
+            .map(|ingress| resources::public_url(ingress, endpoint.spec.tls.as_ref())),
+        secret_name,
+        certificate,
+    };
     let receiver = receiver_state(endpoint, &deployment);
-    write_status(ctx, endpoint, &SpecState::Resolved { keys }, Some(receiver)).await?;
+    write_status(
+        ctx,
+        endpoint,
+        &SpecState::Resolved { keys },
+        Some(receiver),
+        Some(&exposure),
+    )
+    .await?;
     Ok(Action::requeue(RESYNC))
+}
+
+/// Creates the generated verification Secret unless it exists, and returns
+/// its name. Created, never applied: an existing value is never replaced,
+/// since the provider has been given it.
+async fn ensure_generated_secret(
+    endpoint: &WebhookEndpoint,
+    secrets: &Api<Secret>,
+    namespace: &str,
+    name: &str,
+) -> Result<String, ReconcileError> {
+    let secret_name = resources::generated_secret_name(name);
+    let failed = |source| ReconcileError::GenerateSecret {
+        namespace: namespace.to_owned(),
+        name: resources::generated_secret_name(name),
+        source,
+    };
+    if secrets
+        .get_metadata_opt(&secret_name)
+        .await
+        .map_err(failed)?
+        .is_some()
+    {
+        return Ok(secret_name);
+    }
+    let owner = resources::Owner::of(endpoint).map_err(ReconcileError::BuildGenerated)?;
+    let secret = resources::generated_secret(&owner, &resources::random_secret())
+        .map_err(ReconcileError::BuildGenerated)?;
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => {
+            tracing::info!(secret = %secret_name, "generated the verification secret");
+            Ok(secret_name)
+        }
+        // Another pass (or operator replica) created it first: keep theirs.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(secret_name),
+        Err(source) => Err(failed(source)),
+    }
+}
+
+/// Applies or deletes the children of one endpoint that come and go with
+/// its spec.
+struct Owned<'a> {
+    ctx: &'a Context,
+    endpoint: &'a WebhookEndpoint,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+impl Owned<'_> {
+    /// The label selector of this endpoint's managed children.
+    fn selector(&self) -> String {
+        format!(
+            "{MANAGED_BY_SELECTOR},app.kubernetes.io/instance={}",
+            self.name
+        )
+    }
+
+    /// Applies `wanted`, or deletes every child of kind `K` of this
+    /// endpoint when it is `None`.
+    async fn apply_or_prune<K>(&self, wanted: Option<&K>) -> Result<(), ReconcileError>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Serialize
+            + DeserializeOwned
+            + Clone
+            + std::fmt::Debug,
+    {
+        match wanted {
+            Some(object) => {
+                apply(self.ctx, self.namespace, object).await?;
+                Ok(())
+            }
+            None => {
+                let api: Api<K> = Api::namespaced(self.ctx.client.clone(), self.namespace);
+                self.prune(&api, &()).await
+            }
+        }
+    }
+
+    /// Deletes the children in `api` that carry this endpoint's labels and
+    /// are controlled by it (a label alone could be copied by anyone).
+    async fn prune<K>(&self, api: &Api<K>, dt: &K::DynamicType) -> Result<(), ReconcileError>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let failed = |source| ReconcileError::Prune {
+            kind: K::kind(dt).into_owned(),
+            namespace: self.namespace.to_owned(),
+            name: self.name.to_owned(),
+            source,
+        };
+        let uid = self.endpoint.uid();
+        let children = api
+            .list_metadata(&ListParams::default().labels(&self.selector()))
+            .await
+            .map_err(failed)?;
+        for child in children {
+            let controlled = child
+                .owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref());
+            if !controlled {
+                continue;
+            }
+            let child_name = child.name_any();
+            match api.delete(&child_name, &DeleteParams::background()).await {
+                Ok(_) => {
+                    tracing::info!(kind = %K::kind(dt), child = %child_name, "deleted a child the spec no longer wants");
+                }
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(source) => return Err(failed(source)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies the cert-manager Certificate when wanted and cert-manager is
+/// installed, and reports it; deletes a Certificate no longer wanted.
+async fn reconcile_certificate(
+    owned: &Owned<'_>,
+    wanted: Option<&DynamicObject>,
+) -> Result<Option<CertificateState>, ReconcileError> {
+    // An endpoint that neither wants a Certificate nor reported one last
+    // pass has none to delete: no API request for it (most endpoints).
+    let reported = owned
+        .endpoint
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .any(|c| c.type_ == status::CERTIFICATE_READY);
+    if wanted.is_none() && !reported {
+        return Ok(None);
+    }
+    let installed = cert_manager_installed(owned.ctx).await?;
+    let resource = resources::certificate_resource();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(owned.ctx.client.clone(), owned.namespace, &resource);
+    let secret = resources::issued_secret_name(owned.name);
+    let Some(certificate) = wanted else {
+        if installed {
+            owned.prune(&api, &resource).await?;
+        }
+        return Ok(None);
+    };
+    if !installed {
+        tracing::info!("tls.issuerRef is set but cert-manager is not installed");
+        return Ok(Some(CertificateState::CertManagerNotInstalled { secret }));
+    }
+    let applied = api
+        .patch(
+            &certificate.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(certificate),
+        )
+        .await
+        .map_err(|source| ApplyError {
+            kind: "Certificate".to_owned(),
+            namespace: owned.namespace.to_owned(),
+            name: certificate.name_any(),
+            source,
+        })?;
+    let ready = applied
+        .data
+        .pointer("/status/conditions")
+        .and_then(serde_json::Value::as_array)
+        .and_then(|conditions| {
+            conditions
+                .iter()
+                .find(|c| c.get("type").and_then(serde_json::Value::as_str) == Some("Ready"))
+        });
+    Ok(Some(CertificateState::Requested {
+        secret,
+        ready: ready
+            .and_then(|c| c.get("status").and_then(serde_json::Value::as_str))
+            .map(|s| s == "True"),
+        message: ready
+            .and_then(|c| c.get("message").and_then(serde_json::Value::as_str))
+            .map(str::to_owned),
+    }))
+}
+
+/// Whether cert-manager's Certificate CRD is installed and established.
+async fn cert_manager_installed(ctx: &Context) -> Result<bool, ReconcileError> {
+    let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+    let crd = crds
+        .get_opt(resources::CERTIFICATE_CRD)
+        .await
+        .map_err(|source| ReconcileError::Discover {
+            crd: resources::CERTIFICATE_CRD,
+            source,
+        })?;
+    Ok(crd.is_some_and(|crd| {
+        crd.status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    }))
 }
 
 /// A spec the operator cannot act on waits for the next change of it.
@@ -310,7 +604,7 @@ async fn invalid_spec(
     let spec = SpecState::Invalid {
         message: invalid.to_string(),
     };
-    write_status(ctx, endpoint, &spec, None).await?;
+    write_status(ctx, endpoint, &spec, None, None).await?;
     Ok(Action::await_change())
 }
 
@@ -329,7 +623,7 @@ async fn build_failed(
     let spec = SpecState::Invalid {
         message: error.to_string(),
     };
-    write_status(ctx, endpoint, &spec, receiver).await?;
+    write_status(ctx, endpoint, &spec, receiver, None).await?;
     Ok(Action::await_change())
 }
 
@@ -383,7 +677,7 @@ async fn observe_receiver(
 fn receiver_state(endpoint: &WebhookEndpoint, deployment: &Deployment) -> ReceiverState {
     let status = deployment.status.as_ref();
     ReceiverState {
-        desired: endpoint.spec.replicas,
+        desired: resources::desired_replicas(endpoint),
         available: status.and_then(|s| s.available_replicas).unwrap_or(0),
         ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
     }
@@ -396,12 +690,20 @@ async fn write_status(
     endpoint: &WebhookEndpoint,
     spec: &SpecState,
     receiver: Option<ReceiverState>,
+    exposure: Option<&Exposure>,
 ) -> Result<(), StatusError> {
     let namespace = endpoint.namespace().unwrap_or_default();
     let name = endpoint.name_any();
     let previous = endpoint.status.as_ref();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let status = status::status(previous, spec, receiver, endpoint.metadata.generation, &now);
+    let status = status::status_with(
+        previous,
+        spec,
+        receiver,
+        exposure,
+        endpoint.metadata.generation,
+        &now,
+    );
     if previous != Some(&status) {
         let patch = serde_json::json!({
             "apiVersion": WebhookEndpoint::api_version(&()),
@@ -503,5 +805,18 @@ mod tests {
         // Same name, another namespace; and an unrelated Secret.
         assert!(names(&secret("payments", "github-webhook")).is_empty());
         assert!(names(&secret("ci", "unrelated")).is_empty());
+    }
+
+    #[test]
+    fn the_generated_secret_maps_to_its_endpoint() {
+        let endpoints = [Arc::new(endpoint("exposed"))];
+        let refs = referencing(&secret("payments", "shop-webhook-secret"), &endpoints);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].name, "shop");
+        assert!(referencing(&secret("ci", "shop-webhook-secret"), &endpoints).is_empty());
+        let mut without = endpoint("exposed");
+        without.spec.generate_secret = false;
+        let endpoints = [Arc::new(without)];
+        assert!(referencing(&secret("payments", "shop-webhook-secret"), &endpoints).is_empty());
     }
 }

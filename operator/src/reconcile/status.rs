@@ -14,6 +14,78 @@ pub const READY: &str = "Ready";
 pub const SECRETS_RESOLVED: &str = "SecretsResolved";
 /// The requested receiver pods are available.
 pub const RECEIVER_AVAILABLE: &str = "ReceiverAvailable";
+/// cert-manager issued the Ingress's certificate (only with `tls.issuerRef`).
+pub const CERTIFICATE_READY: &str = "CertificateReady";
+
+/// The cert-manager Certificate as observed in this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertificateState {
+    /// `certificates.cert-manager.io` is not served: nothing was requested.
+    CertManagerNotInstalled {
+        /// The Secret the Ingress would serve.
+        secret: String,
+    },
+    /// The Certificate is applied; cert-manager's own `Ready` condition.
+    Requested {
+        /// The Secret cert-manager writes.
+        secret: String,
+        /// `Ready` of the Certificate: `None` while cert-manager has not
+        /// reported yet.
+        ready: Option<bool>,
+        /// cert-manager's message, if any (never secret material).
+        message: Option<String>,
+    },
+}
+
+/// What a pass that built the children knows about how the endpoint is
+/// exposed. Passes that stop early (invalid spec, missing Secret) have none
+/// and keep what the previous status said.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exposure {
+    /// `status.url`: the public URL, `None` without an Ingress.
+    pub url: Option<String>,
+    /// `status.secretName`: the generated Secret, with `generateSecret`.
+    pub secret_name: Option<String>,
+    /// The Certificate, when `tls.issuerRef` asks for one.
+    pub certificate: Option<CertificateState>,
+}
+
+/// The `CertificateReady` condition for `certificate`.
+pub fn observe_certificate(certificate: &CertificateState) -> Observed {
+    match certificate {
+        CertificateState::CertManagerNotInstalled { secret } => Observed {
+            type_: CERTIFICATE_READY,
+            status: "False",
+            reason: "CertManagerNotInstalled",
+            message: format!(
+                "spec.tls.issuerRef is set but cert-manager is not installed (CRD certificates.cert-manager.io is not served), so no Certificate was requested and the Ingress has no certificate in Secret {secret:?}; install cert-manager, or use spec.tls.secretName with an existing TLS Secret"
+            ),
+        },
+        CertificateState::Requested {
+            secret,
+            ready: Some(true),
+            ..
+        } => Observed {
+            type_: CERTIFICATE_READY,
+            status: "True",
+            reason: "Issued",
+            message: format!("cert-manager issued the certificate into Secret {secret:?}"),
+        },
+        CertificateState::Requested {
+            secret,
+            ready,
+            message,
+        } => Observed {
+            type_: CERTIFICATE_READY,
+            status: if ready.is_some() { "False" } else { "Unknown" },
+            reason: "Issuing",
+            message: format!(
+                "waiting for cert-manager to issue Secret {secret:?}: {}; see `kubectl describe certificate` of the same name as the Ingress",
+                message.as_deref().unwrap_or("no status reported yet")
+            ),
+        },
+    }
+}
 
 /// What the pass learned about the spec and the referenced Secrets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,7 +247,8 @@ pub fn transitions<'a>(previous: &[Condition], current: &'a [Condition]) -> Vec<
         .collect()
 }
 
-/// The whole status of one pass.
+/// The whole status of a pass that stopped before building the children:
+/// URL, Secret name and `CertificateReady` stay as they were.
 pub fn status(
     previous: Option<&WebhookEndpointStatus>,
     spec: &SpecState,
@@ -183,14 +256,64 @@ pub fn status(
     generation: Option<i64>,
     now: &Time,
 ) -> WebhookEndpointStatus {
+    status_with(previous, spec, receiver, None, generation, now)
+}
+
+/// The whole status of one pass; `exposure` is `None` when the pass did not
+/// get as far as building the children.
+pub fn status_with(
+    previous: Option<&WebhookEndpointStatus>,
+    spec: &SpecState,
+    receiver: Option<ReceiverState>,
+    exposure: Option<&Exposure>,
+    generation: Option<i64>,
+    now: &Time,
+) -> WebhookEndpointStatus {
     let before = previous
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
+    let mut observed = observe(spec, receiver).to_vec();
+    let mut kept = None;
+    match exposure {
+        Some(Exposure {
+            certificate: Some(certificate),
+            ..
+        }) => {
+            let cert = observe_certificate(certificate);
+            // Without its certificate the public URL does not work: Ready
+            // says so rather than pointing at a healthy Deployment.
+            if cert.status != "True" && observed[0].status == "True" {
+                observed[0] = Observed {
+                    type_: READY,
+                    status: "False",
+                    reason: "CertificateNotReady",
+                    message: cert.message.clone(),
+                };
+            }
+            observed.push(cert);
+        }
+        Some(_) => {}
+        None => {
+            kept = before
+                .iter()
+                .find(|c| c.type_ == CERTIFICATE_READY)
+                .cloned()
+        }
+    }
+    let mut conditions = merge(before, &observed, generation, now);
+    conditions.extend(kept);
     WebhookEndpointStatus {
-        url: previous.and_then(|s| s.url.clone()),
+        url: match exposure {
+            Some(e) => e.url.clone(),
+            None => previous.and_then(|s| s.url.clone()),
+        },
+        secret_name: match exposure {
+            Some(e) => e.secret_name.clone(),
+            None => previous.and_then(|s| s.secret_name.clone()),
+        },
         observed_generation: generation,
         ready_replicas: receiver.map(|r| r.ready),
-        conditions: merge(before, &observe(spec, receiver), generation, now),
+        conditions,
     }
 }
 
@@ -324,5 +447,90 @@ mod tests {
         });
         let s = status(None, &RESOLVED, r, Some(1), &at(1));
         assert_eq!(find(&s.conditions, READY).status, "True");
+    }
+
+    fn exposed(certificate: Option<CertificateState>) -> Exposure {
+        Exposure {
+            url: Some("https://hooks.example.com/".to_owned()),
+            secret_name: Some("shop-webhook-secret".to_owned()),
+            certificate,
+        }
+    }
+
+    #[test]
+    fn missing_cert_manager_is_reported_and_keeps_the_endpoint_unready() {
+        let cert = CertificateState::CertManagerNotInstalled {
+            secret: "shop-tls".to_owned(),
+        };
+        let e = exposed(Some(cert));
+        let s = status_with(None, &RESOLVED, receiver(2), Some(&e), Some(1), &at(1));
+        assert_eq!(s.url.as_deref(), Some("https://hooks.example.com/"));
+        assert_eq!(s.secret_name.as_deref(), Some("shop-webhook-secret"));
+        let c = find(&s.conditions, CERTIFICATE_READY);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "CertManagerNotInstalled")
+        );
+        assert!(c.message.contains("install cert-manager"), "{}", c.message);
+        let ready = find(&s.conditions, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "CertificateNotReady")
+        );
+    }
+
+    #[test]
+    fn an_issued_certificate_is_ready_and_a_pending_one_unknown() {
+        let issued = CertificateState::Requested {
+            secret: "shop-tls".to_owned(),
+            ready: Some(true),
+            message: None,
+        };
+        let s = status_with(
+            None,
+            &RESOLVED,
+            receiver(2),
+            Some(&exposed(Some(issued))),
+            Some(1),
+            &at(1),
+        );
+        assert_eq!(find(&s.conditions, CERTIFICATE_READY).status, "True");
+        assert_eq!(find(&s.conditions, READY).status, "True");
+        let pending = CertificateState::Requested {
+            secret: "shop-tls".to_owned(),
+            ready: None,
+            message: None,
+        };
+        let s2 = status_with(
+            Some(&s),
+            &RESOLVED,
+            receiver(2),
+            Some(&exposed(Some(pending))),
+            Some(1),
+            &at(2),
+        );
+        assert_eq!(find(&s2.conditions, CERTIFICATE_READY).status, "Unknown");
+        // A pass that stops early keeps the URL, the Secret name and the condition.
+        let spec = SpecState::SecretsUnresolved {
+            reason: "SecretNotFound",
+            message: "m".to_owned(),
+        };
+        let s3 = status(Some(&s2), &spec, None, Some(2), &at(3));
+        assert_eq!(s3.url, s2.url);
+        assert_eq!(s3.secret_name, s2.secret_name);
+        assert_eq!(
+            find(&s3.conditions, CERTIFICATE_READY),
+            find(&s2.conditions, CERTIFICATE_READY)
+        );
+        // Without issuerRef the condition goes away.
+        let s4 = status_with(
+            Some(&s3),
+            &RESOLVED,
+            receiver(2),
+            Some(&exposed(None)),
+            Some(3),
+            &at(4),
+        );
+        assert!(s4.conditions.iter().all(|c| c.type_ != CERTIFICATE_READY));
     }
 }

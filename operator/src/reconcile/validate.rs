@@ -27,6 +27,15 @@ pub enum ValidateError {
         /// The child name it would give.
         child: String,
     },
+    /// TLS is the Ingress's: without `ingress` it has nothing to protect.
+    #[error(
+        "spec.tls is set without spec.ingress; add spec.ingress (host and path) or remove spec.tls"
+    )]
+    TlsWithoutIngress,
+    /// The CRD's CEL rule refuses this; an endpoint stored under an older
+    /// CRD may still have it.
+    #[error("spec.tls must set exactly one of issuerRef and secretName")]
+    TlsSourceNotExactlyOne,
     /// Service names are RFC 1035 labels: a letter first, no dots.
     #[error(
         "the name {name:?} cannot name a Service: it must start with a letter and contain only lowercase letters, digits and '-'"
@@ -54,6 +63,14 @@ pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
     if !label {
         return Err(ValidateError::NameNotALabel { name });
     }
+    if let Some(tls) = &endpoint.spec.tls {
+        if tls.issuer_ref.is_some() == tls.secret_name.is_some() {
+            return Err(ValidateError::TlsSourceNotExactlyOne);
+        }
+        if endpoint.spec.ingress.is_none() {
+            return Err(ValidateError::TlsWithoutIngress);
+        }
+    }
     Ok(())
 }
 
@@ -66,6 +83,24 @@ mod tests {
     fn fixtures_are_valid() {
         assert_eq!(validate(&endpoint("github")), Ok(()));
         assert_eq!(validate(&endpoint("generic-hmac")), Ok(()));
+        assert_eq!(validate(&endpoint("exposed")), Ok(()));
+    }
+
+    #[test]
+    fn refuses_tls_without_ingress_or_without_exactly_one_source() {
+        let mut e = endpoint("exposed");
+        e.spec.ingress = None;
+        assert_eq!(validate(&e), Err(ValidateError::TlsWithoutIngress));
+        let mut e = endpoint("exposed");
+        if let Some(tls) = e.spec.tls.as_mut() {
+            tls.secret_name = Some("mine".to_owned());
+        }
+        assert_eq!(validate(&e), Err(ValidateError::TlsSourceNotExactlyOne));
+        if let Some(tls) = e.spec.tls.as_mut() {
+            tls.secret_name = None;
+            tls.issuer_ref = None;
+        }
+        assert_eq!(validate(&e), Err(ValidateError::TlsSourceNotExactlyOne));
     }
 
     #[test]

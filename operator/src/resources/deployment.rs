@@ -61,84 +61,91 @@ pub fn deployment(
         "--metrics-listen".to_owned(),
         format!("0.0.0.0:{METRICS_PORT}"),
     ];
+    let template = serde_json::json!({
+        "metadata": {
+            "labels": labels(name),
+            "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+        },
+        "spec": {
+            // The receiver never talks to the API server.
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "securityContext": {
+                "runAsNonRoot": true,
+                "runAsUser": RECEIVER_USER,
+                "runAsGroup": RECEIVER_USER,
+                // Group-readable Secret files for the non-root user.
+                "fsGroup": RECEIVER_USER,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [{
+                "name": "receiver",
+                "image": settings.receiver_image,
+                "args": args,
+                "ports": [
+                    {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+                    {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+                ],
+                // Ready only with its configuration loaded and NATS connected,
+                // so the Service never sends deliveries it cannot store.
+                "readinessProbe": {
+                    "httpGet": {"path": "/readyz", "port": METRICS_PORT},
+                    "periodSeconds": 5,
+                    "failureThreshold": 3,
+                },
+                "livenessProbe": {
+                    "httpGet": {"path": "/healthz", "port": METRICS_PORT},
+                    "periodSeconds": 10,
+                    "failureThreshold": 3,
+                },
+                // Verification is HMAC over bodies of at most a few MiB:
+                // small requests, a memory limit that bounds a flood.
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"cpu": "1", "memory": "256Mi"},
+                },
+                "securityContext": {
+                    "runAsNonRoot": true,
+                    "runAsUser": RECEIVER_USER,
+                    "readOnlyRootFilesystem": true,
+                    "allowPrivilegeEscalation": false,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "volumeMounts": [{
+                    "name": "config",
+                    "mountPath": CONFIG_DIR,
+                    "readOnly": true,
+                }],
+            }],
+            "volumes": [{
+                "name": "config",
+                "secret": {
+                    "secretName": child_name(name),
+                    // 0440: owner root, group fsGroup, nobody else.
+                    "defaultMode": 0o440,
+                    "items": items,
+                },
+            }],
+        },
+    });
+    let mut spec = serde_json::json!({
+        "selector": {"matchLabels": selector_labels(name)},
+        "template": template,
+    });
+    // With autoscaling the HorizontalPodAutoscaler owns `replicas`: the
+    // operator leaves the field out of its apply, or each pass would undo
+    // the autoscaler's decision.
+    if endpoint.spec.autoscaling.is_none() {
+        spec["replicas"] = endpoint.spec.replicas.into();
+    }
     object(
         "Deployment",
         serde_json::json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": owner.child_metadata(),
-            "spec": {
-                "replicas": endpoint.spec.replicas,
-                "selector": {"matchLabels": selector_labels(name)},
-                "template": {
-                    "metadata": {
-                        "labels": labels(name),
-                        "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
-                    },
-                    "spec": {
-                        // The receiver never talks to the API server.
-                        "automountServiceAccountToken": false,
-                        "enableServiceLinks": false,
-                        "securityContext": {
-                            "runAsNonRoot": true,
-                            "runAsUser": RECEIVER_USER,
-                            "runAsGroup": RECEIVER_USER,
-                            // Group-readable Secret files for the non-root user.
-                            "fsGroup": RECEIVER_USER,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "containers": [{
-                            "name": "receiver",
-                            "image": settings.receiver_image,
-                            "args": args,
-                            "ports": [
-                                {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-                                {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-                            ],
-                            // Ready only with its configuration loaded and NATS connected,
-                            // so the Service never sends deliveries it cannot store.
-                            "readinessProbe": {
-                                "httpGet": {"path": "/readyz", "port": METRICS_PORT},
-                                "periodSeconds": 5,
-                                "failureThreshold": 3,
-                            },
-                            "livenessProbe": {
-                                "httpGet": {"path": "/healthz", "port": METRICS_PORT},
-                                "periodSeconds": 10,
-                                "failureThreshold": 3,
-                            },
-                            // Verification is HMAC over bodies of at most a few MiB:
-                            // small requests, a memory limit that bounds a flood.
-                            "resources": {
-                                "requests": {"cpu": "50m", "memory": "64Mi"},
-                                "limits": {"cpu": "1", "memory": "256Mi"},
-                            },
-                            "securityContext": {
-                                "runAsNonRoot": true,
-                                "runAsUser": RECEIVER_USER,
-                                "readOnlyRootFilesystem": true,
-                                "allowPrivilegeEscalation": false,
-                                "capabilities": {"drop": ["ALL"]},
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
-                            "volumeMounts": [{
-                                "name": "config",
-                                "mountPath": CONFIG_DIR,
-                                "readOnly": true,
-                            }],
-                        }],
-                        "volumes": [{
-                            "name": "config",
-                            "secret": {
-                                "secretName": child_name(name),
-                                // 0440: owner root, group fsGroup, nobody else.
-                                "defaultMode": 0o440,
-                                "items": items,
-                            },
-                        }],
-                    },
-                },
-            },
+            "spec": spec,
         }),
     )
 }
@@ -161,6 +168,15 @@ mod tests {
         let containers = &pod_spec(deployment).containers;
         assert_eq!(containers.len(), 1);
         &containers[0]
+    }
+
+    #[test]
+    fn autoscaling_leaves_replicas_to_the_autoscaler() {
+        let endpoint = endpoint("exposed");
+        let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        assert_eq!(children.deployment.spec.replicas, None);
+        let json = serde_json::to_value(&children.deployment).expect("serializes");
+        assert!(json["spec"].get("replicas").is_none(), "{json}");
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! and report.
 
 mod deployment;
+mod ingress;
+mod policy;
 mod secret;
 mod service;
 
@@ -13,12 +15,24 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hookwarden_crds::{WebhookEndpoint, WebhookEndpointSpec};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
 
 pub use deployment::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, RECEIVER_USER, deployment};
-pub use secret::{ENDPOINT_FILE, config_hash, config_secret, secret_data_key};
+pub use ingress::{
+    CERT_MANAGER_GROUP, CERTIFICATE_CRD, certificate, certificate_resource, ingress,
+    issued_secret_name, public_url, tls_secret_name,
+};
+pub use policy::{autoscaler, desired_replicas, nats_port, network_policy, pod_disruption_budget};
+pub use secret::{
+    ENDPOINT_FILE, GENERATED_SECRET_KEY, config_hash, config_secret, effective_endpoint,
+    generated_secret, generated_secret_name, random_secret, secret_data_key,
+};
 pub use service::service;
 
 /// The port the receiver serves webhooks on inside the pod.
@@ -145,6 +159,16 @@ pub struct Children {
     pub deployment: Deployment,
     /// The in-cluster address of the receivers.
     pub service: Service,
+    /// Who may reach the receivers and whom they may reach.
+    pub network_policy: NetworkPolicy,
+    /// The public route, when `spec.ingress` is set.
+    pub ingress: Option<Ingress>,
+    /// The cert-manager Certificate, when `spec.tls.issuerRef` is set.
+    pub certificate: Option<DynamicObject>,
+    /// At most one receiver down in a drain, when more than one runs.
+    pub pod_disruption_budget: Option<PodDisruptionBudget>,
+    /// CPU-based scaling, when `spec.autoscaling` is set.
+    pub autoscaler: Option<HorizontalPodAutoscaler>,
 }
 
 impl std::fmt::Debug for Children {
@@ -154,11 +178,20 @@ impl std::fmt::Debug for Children {
             .field("secret", &self.secret.metadata.name)
             .field("deployment", &self.deployment.metadata.name)
             .field("service", &self.service.metadata.name)
+            .field("network_policy", &self.network_policy.metadata.name)
+            .field("ingress", &self.ingress.is_some())
+            .field("certificate", &self.certificate.is_some())
+            .field(
+                "pod_disruption_budget",
+                &self.pod_disruption_budget.is_some(),
+            )
+            .field("autoscaler", &self.autoscaler.is_some())
             .finish()
     }
 }
 
-/// Builds the Secret, Deployment and Service of `endpoint`.
+/// Builds every child of `endpoint`; the optional ones are `None` when the
+/// spec does not ask for them (and the reconciler deletes them).
 pub fn build(
     endpoint: &WebhookEndpoint,
     secrets: &ResolvedSecrets,
@@ -170,6 +203,11 @@ pub fn build(
     let deployment = deployment(endpoint, &owner, settings, &hash)?;
     let service = service(&owner)?;
     Ok(Children {
+        network_policy: network_policy(endpoint, &owner, settings)?,
+        ingress: ingress(endpoint, &owner)?,
+        certificate: certificate(endpoint, &owner)?,
+        pod_disruption_budget: pod_disruption_budget(endpoint, &owner)?,
+        autoscaler: autoscaler(endpoint, &owner)?,
         secret,
         deployment,
         service,
@@ -257,6 +295,7 @@ pub(crate) mod fixtures {
         let yaml = match name {
             "github" => include_str!("testdata/github.yaml"),
             "generic-hmac" => include_str!("testdata/generic-hmac.yaml"),
+            "exposed" => include_str!("testdata/exposed.yaml"),
             other => panic!("no fixture {other}"),
         };
         hookwarden_crds::from_yaml(yaml).expect("fixture parses")
@@ -306,11 +345,40 @@ mod tests {
         let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
         let debug = format!("{children:?}");
         assert!(!debug.contains("-value"), "{debug}");
-        for meta in [
-            &children.secret.metadata,
-            &children.deployment.metadata,
-            &children.service.metadata,
+        let endpoint_exposed = endpoint_exposed();
+        let exposed = build(
+            &endpoint_exposed,
+            &secrets_for(&endpoint_exposed),
+            &settings(),
+        )
+        .expect("builds");
+        let certificate = exposed.certificate.as_ref().expect("certificate");
+        for (meta, endpoint) in [
+            (&children.secret.metadata, "github"),
+            (&children.deployment.metadata, "github"),
+            (&children.service.metadata, "github"),
+            (&children.network_policy.metadata, "github"),
+            (
+                &children
+                    .pod_disruption_budget
+                    .as_ref()
+                    .expect("pdb")
+                    .metadata,
+                "github",
+            ),
+            (&exposed.ingress.as_ref().expect("ingress").metadata, "shop"),
+            (&certificate.metadata, "shop"),
+            (&exposed.autoscaler.as_ref().expect("hpa").metadata, "shop"),
         ] {
+            if endpoint == "shop" {
+                assert_eq!(meta.name.as_deref(), Some("shop-receiver"));
+                assert_eq!(meta.labels.as_ref(), Some(&labels("shop")));
+                let owners = meta.owner_references.as_deref().unwrap_or_default();
+                assert_eq!(owners.len(), 1);
+                assert_eq!(owners[0].name, "shop");
+                assert_eq!(owners[0].controller, Some(true));
+                continue;
+            }
             assert_eq!(meta.name.as_deref(), Some("github-receiver"));
             assert_eq!(meta.namespace.as_deref(), Some("ci"));
             assert_eq!(meta.labels.as_ref(), Some(&labels("github")));
@@ -324,6 +392,10 @@ mod tests {
             assert_eq!(owner.controller, Some(true));
             assert_eq!(owner.block_owner_deletion, Some(true));
         }
+    }
+
+    fn endpoint_exposed() -> WebhookEndpoint {
+        endpoint("exposed")
     }
 
     #[test]

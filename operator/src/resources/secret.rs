@@ -71,6 +71,62 @@ pub fn config_secret(
     )
 }
 
+/// The key of the generated verification secret in its Secret.
+pub const GENERATED_SECRET_KEY: &str = "secret";
+
+/// The Secret that holds the generated verification secret of endpoint
+/// `endpoint_name` (`spec.generateSecret`).
+pub fn generated_secret_name(endpoint_name: &str) -> String {
+    format!("{endpoint_name}-webhook-secret")
+}
+
+/// `endpoint` as the receiver must see it: with `generateSecret`, the
+/// generated Secret is one more entry of `secretRefs`, so it is resolved,
+/// rendered and verified like any referenced one.
+pub fn effective_endpoint(endpoint: &WebhookEndpoint) -> WebhookEndpoint {
+    let mut effective = endpoint.clone();
+    if endpoint.spec.generate_secret {
+        let generated = hookwarden_crds::SecretKeyRef {
+            name: generated_secret_name(&endpoint.name_any()),
+            key: GENERATED_SECRET_KEY.to_owned(),
+        };
+        if !effective.spec.secret_refs.contains(&generated) {
+            effective.spec.secret_refs.push(generated);
+        }
+    }
+    effective
+}
+
+/// The generated Secret holding `value` (hex digits), owned by the endpoint.
+///
+/// Its name is not `<name>-receiver` and it carries no `managed-by` label:
+/// it holds user-facing data that must survive everything but the deletion
+/// of the endpoint, and the operator never re-applies or prunes it.
+pub fn generated_secret(owner: &Owner, value: &str) -> Result<Secret, BuildError> {
+    let mut metadata = owner.child_metadata();
+    metadata["name"] = generated_secret_name(&owner.name).into();
+    if let Some(labels) = metadata["labels"].as_object_mut() {
+        labels.remove("app.kubernetes.io/managed-by");
+    }
+    object(
+        "Secret",
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": metadata,
+            "type": "Opaque",
+            "stringData": {GENERATED_SECRET_KEY: value},
+        }),
+    )
+}
+
+/// A new verification secret: 32 bytes from the thread-local CSPRNG
+/// (ChaCha, seeded by the OS), written as 64 hex digits so it can be pasted
+/// into any provider's form.
+pub fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
 /// The manifest as the receiver reads it: the spec under the endpoint's name
 /// and namespace (which default the NATS subject and stream), without the
 /// server-side metadata that changes on every write and would roll the pods.
@@ -205,5 +261,41 @@ mod tests {
         touched.metadata.generation = Some(9);
         let same = build(&touched, &secrets, &settings()).expect("builds");
         assert_eq!(config_hash(&first.secret), config_hash(&same.secret));
+    }
+
+    #[test]
+    fn generate_secret_adds_a_reference_to_the_generated_secret() {
+        let endpoint = super::super::fixtures::endpoint("exposed");
+        let effective = effective_endpoint(&endpoint);
+        assert_eq!(
+            effective.spec.secret_refs,
+            [hookwarden_crds::SecretKeyRef {
+                name: "shop-webhook-secret".to_owned(),
+                key: "secret".to_owned(),
+            }]
+        );
+        // Idempotent, and nothing changes without generateSecret.
+        assert_eq!(effective_endpoint(&effective).spec, effective.spec);
+        let github = super::super::fixtures::endpoint("github");
+        assert_eq!(effective_endpoint(&github).spec, github.spec);
+    }
+
+    #[test]
+    fn the_generated_secret_is_owned_random_and_hex() {
+        let endpoint = super::super::fixtures::endpoint("exposed");
+        let owner = Owner::of(&endpoint).expect("owner");
+        let first = random_secret();
+        assert_eq!(first.len(), 64);
+        assert!(first.bytes().all(|b| b.is_ascii_hexdigit()), "{first}");
+        assert_ne!(first, random_secret());
+        let secret = generated_secret(&owner, &first).expect("builds");
+        assert_eq!(secret.metadata.name.as_deref(), Some("shop-webhook-secret"));
+        let owners = secret.metadata.owner_references.unwrap_or_default();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].name, "shop");
+        let labels = secret.metadata.labels.unwrap_or_default();
+        assert!(!labels.contains_key("app.kubernetes.io/managed-by"));
+        let data = secret.string_data.unwrap_or_default();
+        assert_eq!(data.get("secret"), Some(&first));
     }
 }

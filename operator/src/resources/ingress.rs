@@ -1,0 +1,219 @@
+//! The Ingress `<name>-receiver` that publishes the endpoint's host and path,
+//! and the cert-manager `Certificate` that gives it TLS when an issuer is
+//! referenced.
+//!
+//! TLS ends at the ingress controller: the receiver runs with
+//! `--tls-mode behind-ingress` and learns the client's address and scheme
+//! from the forwarded headers of the proxies in `spec.trustedProxies`
+//! (the ingress controller's pod CIDR, which only the cluster's operator
+//! knows; the operator does not guess it).
+
+use hookwarden_crds::{IngressSpec, IssuerKind, TlsSpec, WebhookEndpoint};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+
+use super::{BuildError, Owner, child_name, object};
+
+/// The API group of cert-manager's resources.
+pub const CERT_MANAGER_GROUP: &str = "cert-manager.io";
+/// The CRD whose presence says cert-manager is installed.
+pub const CERTIFICATE_CRD: &str = "certificates.cert-manager.io";
+
+/// cert-manager's `Certificate` (`cert-manager.io/v1`), which has no Rust
+/// type here: the operator must not depend on cert-manager being installed.
+pub fn certificate_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        CERT_MANAGER_GROUP,
+        "v1",
+        "Certificate",
+    ))
+}
+
+/// The TLS Secret cert-manager issues for endpoint `endpoint_name`.
+pub fn issued_secret_name(endpoint_name: &str) -> String {
+    format!("{endpoint_name}-tls")
+}
+
+/// The Secret the Ingress serves: the issued one or the user's own.
+pub fn tls_secret_name(endpoint_name: &str, tls: &TlsSpec) -> Option<String> {
+    match (&tls.issuer_ref, &tls.secret_name) {
+        (Some(_), _) => Some(issued_secret_name(endpoint_name)),
+        (None, Some(name)) => Some(name.clone()),
+        (None, None) => None,
+    }
+}
+
+/// The public URL of the endpoint, when it has an Ingress: `https` with TLS.
+pub fn public_url(spec: &IngressSpec, tls: Option<&TlsSpec>) -> String {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    format!("{scheme}://{}{}", spec.host, spec.path)
+}
+
+/// The Ingress of `endpoint`, or `None` without `spec.ingress`.
+pub fn ingress(endpoint: &WebhookEndpoint, owner: &Owner) -> Result<Option<Ingress>, BuildError> {
+    let Some(spec) = &endpoint.spec.ingress else {
+        return Ok(None);
+    };
+    let mut metadata = owner.child_metadata();
+    if !spec.annotations.is_empty() {
+        metadata["annotations"] = serde_json::json!(spec.annotations);
+    }
+    let mut ingress_spec = serde_json::json!({
+        "rules": [{
+            "host": spec.host,
+            "http": {"paths": [{
+                "path": spec.path,
+                "pathType": "Prefix",
+                "backend": {"service": {
+                    "name": child_name(&owner.name),
+                    "port": {"number": 80},
+                }},
+            }]},
+        }],
+    });
+    if let Some(class) = &spec.class_name {
+        ingress_spec["ingressClassName"] = class.as_str().into();
+    }
+    if let Some(secret) = endpoint
+        .spec
+        .tls
+        .as_ref()
+        .and_then(|tls| tls_secret_name(&owner.name, tls))
+    {
+        ingress_spec["tls"] = serde_json::json!([{"hosts": [spec.host], "secretName": secret}]);
+    }
+    object(
+        "Ingress",
+        serde_json::json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": metadata,
+            "spec": ingress_spec,
+        }),
+    )
+    .map(Some)
+}
+
+/// The cert-manager Certificate of `endpoint`, or `None` unless both
+/// `spec.ingress` and `spec.tls.issuerRef` are set.
+pub fn certificate(
+    endpoint: &WebhookEndpoint,
+    owner: &Owner,
+) -> Result<Option<DynamicObject>, BuildError> {
+    let (Some(ingress), Some(issuer)) = (
+        &endpoint.spec.ingress,
+        endpoint
+            .spec
+            .tls
+            .as_ref()
+            .and_then(|t| t.issuer_ref.as_ref()),
+    ) else {
+        return Ok(None);
+    };
+    let kind = match issuer.kind {
+        IssuerKind::Issuer => "Issuer",
+        IssuerKind::ClusterIssuer => "ClusterIssuer",
+    };
+    object(
+        "Certificate",
+        serde_json::json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": owner.child_metadata(),
+            "spec": {
+                "secretName": issued_secret_name(&owner.name),
+                "dnsNames": [ingress.host],
+                "issuerRef": {"name": issuer.name, "kind": kind, "group": CERT_MANAGER_GROUP},
+            },
+        }),
+    )
+    .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn routes_the_host_and_path_to_the_service_with_the_issued_certificate() {
+        let endpoint = endpoint("exposed");
+        let owner = Owner::of(&endpoint).expect("owner");
+        let ingress = ingress(&endpoint, &owner).expect("builds").expect("wanted");
+        let json = serde_json::to_value(&ingress).expect("serializes");
+        assert_eq!(json["metadata"]["name"], "shop-receiver");
+        assert_eq!(
+            json["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"],
+            "2m"
+        );
+        assert_eq!(json["spec"]["ingressClassName"], "nginx");
+        let rule = &json["spec"]["rules"][0];
+        assert_eq!(rule["host"], "hooks.example.com");
+        let path = &rule["http"]["paths"][0];
+        assert_eq!(path["path"], "/shop");
+        assert_eq!(path["pathType"], "Prefix");
+        assert_eq!(path["backend"]["service"]["name"], "shop-receiver");
+        assert_eq!(path["backend"]["service"]["port"]["number"], 80);
+        assert_eq!(
+            json["spec"]["tls"],
+            serde_json::json!([{"hosts": ["hooks.example.com"], "secretName": "shop-tls"}])
+        );
+        assert_eq!(
+            public_url(
+                endpoint.spec.ingress.as_ref().expect("ingress"),
+                endpoint.spec.tls.as_ref()
+            ),
+            "https://hooks.example.com/shop"
+        );
+    }
+
+    #[test]
+    fn a_certificate_is_requested_from_the_referenced_issuer() {
+        let endpoint = endpoint("exposed");
+        let owner = Owner::of(&endpoint).expect("owner");
+        let cert = certificate(&endpoint, &owner)
+            .expect("builds")
+            .expect("wanted");
+        let json = serde_json::to_value(&cert).expect("serializes");
+        assert_eq!(json["apiVersion"], "cert-manager.io/v1");
+        assert_eq!(json["kind"], "Certificate");
+        assert_eq!(json["metadata"]["ownerReferences"][0]["name"], "shop");
+        assert_eq!(
+            json["spec"],
+            serde_json::json!({
+                "secretName": "shop-tls",
+                "dnsNames": ["hooks.example.com"],
+                "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+            })
+        );
+    }
+
+    #[test]
+    fn an_existing_tls_secret_needs_no_certificate() {
+        let mut endpoint = endpoint("exposed");
+        endpoint.spec.tls = Some(TlsSpec {
+            issuer_ref: None,
+            secret_name: Some("my-cert".to_owned()),
+        });
+        let owner = Owner::of(&endpoint).expect("owner");
+        assert!(certificate(&endpoint, &owner).expect("builds").is_none());
+        let ingress = ingress(&endpoint, &owner).expect("builds").expect("wanted");
+        let tls = ingress.spec.and_then(|s| s.tls).unwrap_or_default();
+        assert_eq!(tls[0].secret_name.as_deref(), Some("my-cert"));
+    }
+
+    #[test]
+    fn no_ingress_without_spec_ingress_and_plain_http_without_tls() {
+        let endpoint = endpoint("github");
+        let owner = Owner::of(&endpoint).expect("owner");
+        assert!(ingress(&endpoint, &owner).expect("builds").is_none());
+        assert!(certificate(&endpoint, &owner).expect("builds").is_none());
+
+        let mut exposed = super::super::fixtures::endpoint("exposed");
+        exposed.spec.tls = None;
+        let owner = Owner::of(&exposed).expect("owner");
+        let ingress = ingress(&exposed, &owner).expect("builds").expect("wanted");
+        assert!(ingress.spec.and_then(|s| s.tls).is_none());
+        assert!(certificate(&exposed, &owner).expect("builds").is_none());
+    }
+}

@@ -1,0 +1,284 @@
+//! How the receivers may talk and scale: the NetworkPolicy, the
+//! PodDisruptionBudget and the HorizontalPodAutoscaler of an endpoint.
+
+use hookwarden_crds::WebhookEndpoint;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+
+use super::{
+    BuildError, HTTP_PORT, METRICS_PORT, Owner, Settings, child_name, object, selector_labels,
+};
+
+/// The NATS client port when the URL names none.
+const NATS_DEFAULT_PORT: u16 = 4222;
+
+/// How many receiver pods the endpoint asks for at least: the autoscaler's
+/// minimum when autoscaling, else `replicas`.
+pub fn desired_replicas(endpoint: &WebhookEndpoint) -> i32 {
+    endpoint
+        .spec
+        .autoscaling
+        .as_ref()
+        .map_or(endpoint.spec.replicas, |a| a.min_replicas)
+}
+
+/// The port of a `nats://host:port` URL (several URLs separated by commas:
+/// the first), or 4222. Only the port is used: NATS may live anywhere, so
+/// egress is restricted by port, not by destination.
+pub fn nats_port(url: &str) -> u16 {
+    let first = url.split(',').next().unwrap_or_default();
+    let authority = first.split_once("://").map_or(first, |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    // An IPv6 literal is bracketed: the port follows the `]`.
+    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, p)| p);
+    after_host
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or(NATS_DEFAULT_PORT)
+}
+
+/// The NetworkPolicy of the receiver pods.
+///
+/// Ingress: deliveries (port 8080) only from the ingress controller's
+/// namespace; probes and metrics (port 9090) only from pods in the
+/// endpoint's own namespace (a Prometheus elsewhere needs an extra policy;
+/// kubelet probes are not subject to NetworkPolicy). Egress: DNS (53 UDP and
+/// TCP) and the NATS port, to any destination, since where DNS and NATS run
+/// is not known to the operator.
+pub fn network_policy(
+    endpoint: &WebhookEndpoint,
+    owner: &Owner,
+    settings: &Settings,
+) -> Result<NetworkPolicy, BuildError> {
+    let ingress_namespace = endpoint
+        .spec
+        .network_policy
+        .clone()
+        .unwrap_or_default()
+        .ingress_namespace;
+    let nats_url = endpoint
+        .spec
+        .nats
+        .url
+        .as_deref()
+        .unwrap_or(&settings.nats_url);
+    object(
+        "NetworkPolicy",
+        serde_json::json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": owner.child_metadata(),
+            "spec": {
+                "podSelector": {"matchLabels": selector_labels(&owner.name)},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [
+                    {
+                        "from": [{"namespaceSelector": {"matchLabels": {
+                            "kubernetes.io/metadata.name": ingress_namespace,
+                        }}}],
+                        "ports": [{"protocol": "TCP", "port": HTTP_PORT}],
+                    },
+                    {
+                        "from": [{"podSelector": {}}],
+                        "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
+                    },
+                ],
+                "egress": [
+                    {"ports": [
+                        {"protocol": "UDP", "port": 53},
+                        {"protocol": "TCP", "port": 53},
+                    ]},
+                    {"ports": [{"protocol": "TCP", "port": nats_port(nats_url)}]},
+                ],
+            },
+        }),
+    )
+}
+
+/// A PodDisruptionBudget (at most one receiver down at a time in a drain),
+/// or `None` when fewer than two receivers run: a budget for one pod would
+/// block node drains forever.
+pub fn pod_disruption_budget(
+    endpoint: &WebhookEndpoint,
+    owner: &Owner,
+) -> Result<Option<PodDisruptionBudget>, BuildError> {
+    if desired_replicas(endpoint) <= 1 {
+        return Ok(None);
+    }
+    object(
+        "PodDisruptionBudget",
+        serde_json::json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": owner.child_metadata(),
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": selector_labels(&owner.name)},
+            },
+        }),
+    )
+    .map(Some)
+}
+
+/// The HorizontalPodAutoscaler of the receiver Deployment, or `None`
+/// without `spec.autoscaling` (the Deployment's `replicas` then rules).
+pub fn autoscaler(
+    endpoint: &WebhookEndpoint,
+    owner: &Owner,
+) -> Result<Option<HorizontalPodAutoscaler>, BuildError> {
+    let Some(scaling) = &endpoint.spec.autoscaling else {
+        return Ok(None);
+    };
+    object(
+        "HorizontalPodAutoscaler",
+        serde_json::json!({
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": owner.child_metadata(),
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "name": child_name(&owner.name),
+                },
+                "minReplicas": scaling.min_replicas,
+                "maxReplicas": scaling.max_replicas,
+                "metrics": [{
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }],
+            },
+        }),
+    )
+    .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use hookwarden_crds::NetworkPolicySpec;
+
+    use super::super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn the_nats_port_comes_from_the_url() {
+        assert_eq!(nats_port("nats://nats.nats.svc:4222"), 4222);
+        assert_eq!(nats_port("nats://nats.messaging.svc:4333"), 4333);
+        assert_eq!(nats_port("nats://user:pw@nats:5000/"), 5000);
+        assert_eq!(nats_port("tls://[fd00::1]:7422,nats://b:1"), 7422);
+        assert_eq!(nats_port("nats://[fd00::1]"), 4222);
+        assert_eq!(nats_port("nats.svc"), 4222);
+        assert_eq!(nats_port("nats://host:notaport"), 4222);
+    }
+
+    #[test]
+    fn network_policy_admits_the_ingress_namespace_and_lets_out_dns_and_nats() {
+        let endpoint = endpoint("exposed");
+        let owner = Owner::of(&endpoint).expect("owner");
+        let policy = network_policy(&endpoint, &owner, &settings()).expect("builds");
+        let json = serde_json::to_value(&policy).expect("serializes");
+        let expected: serde_json::Value = serde_yaml_ng::from_str(
+            r#"
+podSelector:
+  matchLabels:
+    app.kubernetes.io/name: hookwarden-receiver
+    app.kubernetes.io/instance: shop
+policyTypes: [Ingress, Egress]
+ingress:
+  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: traefik}}}]
+    ports: [{protocol: TCP, port: 8080}]
+  - from: [{podSelector: {}}]
+    ports: [{protocol: TCP, port: 9090}]
+egress:
+  - ports: [{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]
+  - ports: [{protocol: TCP, port: 4333}]
+"#,
+        )
+        .expect("expected YAML");
+        assert_eq!(json["spec"], expected);
+    }
+
+    #[test]
+    fn network_policy_defaults_to_ingress_nginx_and_the_operator_nats_url() {
+        let endpoint = endpoint("github");
+        let owner = Owner::of(&endpoint).expect("owner");
+        let policy = network_policy(&endpoint, &owner, &settings()).expect("builds");
+        let json = serde_json::to_value(&policy).expect("serializes");
+        assert_eq!(
+            json["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+            "ingress-nginx"
+        );
+        assert_eq!(json["spec"]["egress"][1]["ports"][0]["port"], 4222);
+    }
+
+    #[test]
+    fn a_budget_only_for_more_than_one_replica() {
+        let mut endpoint = endpoint("github");
+        let owner = Owner::of(&endpoint).expect("owner");
+        let pdb = pod_disruption_budget(&endpoint, &owner)
+            .expect("builds")
+            .expect("two replicas");
+        let json = serde_json::to_value(&pdb).expect("serializes");
+        assert_eq!(json["spec"]["maxUnavailable"], 1);
+        assert_eq!(
+            json["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+            "github"
+        );
+        endpoint.spec.replicas = 1;
+        assert!(
+            pod_disruption_budget(&endpoint, &owner)
+                .expect("builds")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn autoscaling_builds_an_hpa_on_cpu() {
+        let endpoint = endpoint("exposed");
+        let owner = Owner::of(&endpoint).expect("owner");
+        let hpa = autoscaler(&endpoint, &owner)
+            .expect("builds")
+            .expect("wanted");
+        let json = serde_json::to_value(&hpa).expect("serializes");
+        let expected: serde_json::Value = serde_yaml_ng::from_str(
+            r#"
+scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: shop-receiver}
+minReplicas: 3
+maxReplicas: 10
+metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target: {type: Utilization, averageUtilization: 70}
+"#,
+        )
+        .expect("expected YAML");
+        assert_eq!(json["spec"], expected);
+        assert_eq!(desired_replicas(&endpoint), 3);
+        assert!(
+            autoscaler(&fixtures_github(), &owner)
+                .expect("builds")
+                .is_none()
+        );
+    }
+
+    fn fixtures_github() -> WebhookEndpoint {
+        endpoint("github")
+    }
+
+    #[test]
+    fn ingress_namespace_default_is_ingress_nginx() {
+        assert_eq!(
+            NetworkPolicySpec::default().ingress_namespace,
+            "ingress-nginx"
+        );
+    }
+}
