@@ -75,20 +75,24 @@ collector through their ownerReferences, not by the operator.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# NEXT SLICE (issue 5), granted ahead so an upgrade of the operator alone does
-# not need new RBAC: Ingress, NetworkPolicy, PodDisruptionBudget,
-# HorizontalPodAutoscaler and cert-manager Certificate children, applied and
-# watched like the ones above.
+# The NetworkPolicy is always applied and owned (watched).
 - apiGroups: ["networking.k8s.io"]
-  resources: ["ingresses", "networkpolicies"]
+  resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# Optional children (reconcile/mod.rs apply_or_prune): applied when the spec
+# asks for them, and deleted (after a list by label, only when the endpoint
+# controls them) when it no longer does; the garbage collector cannot know
+# that a spec stopped wanting a child.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["cert-manager.io"]
   resources: ["certificates"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end -}}
