@@ -19,6 +19,11 @@ pub enum ManifestError {
         /// The document's `kind`.
         kind: String,
     },
+    /// The manifest has fields the API does not know. The API server would
+    /// prune them silently; standalone, a misspelt `allowedSourceCidrs` would
+    /// silently lift a restriction, so it is an error.
+    #[error("unknown field(s) in WebhookEndpoint manifest: {}", .0.join(", "))]
+    UnknownFields(Vec<String>),
 }
 
 /// Parses one `WebhookEndpoint` manifest.
@@ -30,7 +35,20 @@ pub fn from_yaml(yaml: &str) -> Result<WebhookEndpoint, ManifestError> {
             kind: types.kind,
         });
     }
-    Ok(serde_yaml_ng::from_str(yaml)?)
+    let mut unknown = Vec::new();
+    let endpoint =
+        serde_ignored::deserialize(serde_yaml_ng::Deserializer::from_str(yaml), |path| {
+            let path = path.to_string();
+            // Checked above; the derived type reads them without keeping them.
+            if path != "apiVersion" && path != "kind" {
+                unknown.push(path);
+            }
+        })?;
+    if unknown.is_empty() {
+        Ok(endpoint)
+    } else {
+        Err(ManifestError::UnknownFields(unknown))
+    }
 }
 
 #[cfg(test)]
@@ -59,6 +77,19 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("spec.provider"), "{message}");
         assert!(message.contains("gitbub"), "{message}");
+    }
+
+    #[test]
+    fn names_unknown_fields() {
+        let err = from_yaml(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: x}\n\
+             spec: {provider: github, allowedSourceCidr: [10.0.0.0/8]}\n",
+        )
+        .expect_err("misspelt field");
+        assert_eq!(
+            err.to_string(),
+            "unknown field(s) in WebhookEndpoint manifest: spec.allowedSourceCidr"
+        );
     }
 
     #[test]
