@@ -183,7 +183,16 @@ impl Checked {
     ) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
         let publisher = Publisher::new(nats, self.target, publish_timeout);
         publisher.ensure_stream().await?;
+        // The Ingress forwards the path the provider called; standalone the
+        // same setting names the public path.
+        let path = self
+            .endpoint
+            .spec
+            .ingress
+            .as_ref()
+            .map_or_else(|| "/".to_owned(), |ingress| ingress.path.clone());
         let pipeline = EndpointPipeline {
+            path,
             verifier: self.verifier,
             publisher,
             proxies: TrustedProxies::new(self.proxies),

@@ -25,7 +25,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
@@ -87,6 +87,8 @@ pub struct EndpointPipeline {
     pub verifier: Box<dyn Verifier>,
     /// Stores deliveries (its target names stream and subjects).
     pub publisher: Publisher,
+    /// The path deliveries are accepted on.
+    pub path: String,
     /// `spec.trustedProxies`.
     pub proxies: TrustedProxies,
     /// `spec.allowedSourceCidrs`.
@@ -100,6 +102,9 @@ pub struct EndpointPipeline {
 /// its own `Arc` so the builder methods of [`AppState`] can replace one.
 #[derive(Debug, Clone)]
 struct SourceFilter {
+    /// The one path deliveries are accepted on (`spec.ingress.path`, `/` by
+    /// default): anything else is a scanner or a misconfigured provider.
+    path: Arc<str>,
     proxies: Arc<TrustedProxies>,
     allowed: Arc<Networks>,
     limits: Arc<RateLimits>,
@@ -111,6 +116,7 @@ impl Default for SourceFilter {
     /// no HTTPS requirement.
     fn default() -> Self {
         Self {
+            path: Arc::from("/"),
             proxies: Arc::default(),
             allowed: Arc::default(),
             limits: Arc::new(RateLimits::default()),
@@ -169,6 +175,7 @@ impl AppState {
     pub fn replace(&self, pipeline: EndpointPipeline) {
         let current = self.current.load_full();
         let filter = SourceFilter {
+            path: Arc::from(pipeline.path),
             proxies: Arc::new(pipeline.proxies),
             allowed: Arc::new(pipeline.allowed),
             limits: pipeline
@@ -215,6 +222,12 @@ impl AppState {
         self
     }
 
+    /// Accepts deliveries on `path` instead of `/`.
+    #[must_use]
+    pub fn with_path(self, path: &str) -> Self {
+        self.modified(|s| s.filter.path = Arc::from(path))
+    }
+
     /// Believes the forwarding headers (`X-Forwarded-For`, `Forwarded`,
     /// `X-Forwarded-Proto`) of peers in `proxies`; by default no peer is
     /// trusted and the socket peer is the client.
@@ -250,9 +263,12 @@ impl AppState {
 /// The receiver's routes: `POST /` takes deliveries, `GET /healthz` says the
 /// process serves HTTP.
 pub fn router(state: AppState) -> Router {
+    // Every other request reaches `ingest`, which checks the configured path
+    // and method against the current configuration (it may be reloaded), and
+    // audits what it refuses.
     Router::new()
-        .route("/", post(ingest))
         .route("/healthz", get(healthz))
+        .fallback(ingest)
         .with_state(state)
 }
 
@@ -297,6 +313,10 @@ enum Outcome {
     RateLimited(limits::Limited),
     /// Already `max_in_flight` deliveries are being read or stored.
     Overloaded,
+    /// Not the endpoint's path.
+    NotFound,
+    /// Not `POST`.
+    MethodNotAllowed,
 }
 
 impl Outcome {
@@ -317,6 +337,7 @@ impl Outcome {
             Self::HttpsRequired | Self::IpNotAllowed => "forbidden",
             Self::RateLimited(_) => "rate_limited",
             Self::Overloaded => "overloaded",
+            Self::NotFound | Self::MethodNotAllowed => "bad_request",
         }
     }
 
@@ -334,6 +355,8 @@ impl Outcome {
             Self::IpNotAllowed => Some("ip_not_allowed"),
             Self::RateLimited(_) => Some("rate_limited"),
             Self::Overloaded => Some("overloaded"),
+            Self::NotFound => Some("not_found"),
+            Self::MethodNotAllowed => Some("method_not_allowed"),
         }
     }
 
@@ -363,6 +386,14 @@ impl Outcome {
                 response
             }
             Self::ForwardedInvalid(_) => error(StatusCode::BAD_REQUEST, reason),
+            Self::NotFound => error(StatusCode::NOT_FOUND, reason),
+            Self::MethodNotAllowed => {
+                let mut response = error(StatusCode::METHOD_NOT_ALLOWED, reason);
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                response
+            }
             Self::HttpsRequired | Self::IpNotAllowed => error(StatusCode::FORBIDDEN, reason),
             Self::RateLimited(limited) => {
                 let mut response = error(StatusCode::TOO_MANY_REQUESTS, reason);
@@ -403,16 +434,22 @@ async fn ingest(
     let mut facts = Facts::default();
     // One configuration for the whole request, even if a reload lands meanwhile.
     let snapshot = state.current.load_full();
-    let outcome = handle(
-        &state,
-        &snapshot,
-        &parts.headers,
-        body,
-        peer.ip(),
-        received_at,
-        &mut facts,
-    )
-    .await;
+    let outcome = if parts.uri.path() != &*snapshot.filter.path {
+        Outcome::NotFound
+    } else if parts.method != axum::http::Method::POST {
+        Outcome::MethodNotAllowed
+    } else {
+        handle(
+            &state,
+            &snapshot,
+            &parts.headers,
+            body,
+            peer.ip(),
+            received_at,
+            &mut facts,
+        )
+        .await
+    };
 
     let verified = facts.verified.as_ref();
     let stored = match &outcome {
@@ -651,6 +688,7 @@ mod tests {
 
         let publisher = state.current.load().inner.publisher.clone();
         state.replace(EndpointPipeline {
+            path: "/".to_owned(),
             verifier: crate::verify::for_provider(
                 hookwarden_crds::Provider::Github,
                 vec![crate::secrets::Secret::from(&b"rotated"[..])],
@@ -709,6 +747,45 @@ mod tests {
             1,
             "the permit is returned"
         );
+    }
+
+    #[tokio::test]
+    async fn only_post_on_the_endpoint_path_reaches_the_pipeline() {
+        let metrics = Arc::new(Metrics::default());
+        let app = router(
+            offline_state()
+                .await
+                .with_path("/hooks/github")
+                .with_metrics(Arc::clone(&metrics)),
+        );
+        let send = |method: &str, path: &str| {
+            let mut request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::from("{}"))
+                .expect("request");
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            app.clone().oneshot(request)
+        };
+        let wrong_path = send("POST", "/").await.expect("response");
+        assert_eq!(wrong_path.status(), StatusCode::NOT_FOUND);
+        let wrong_method = send("GET", "/hooks/github").await.expect("response");
+        assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            wrong_method.headers().get(header::ALLOW),
+            Some(&HeaderValue::from_static("POST"))
+        );
+        let right = send("POST", "/hooks/github").await.expect("response");
+        assert_eq!(right.status(), StatusCode::UNAUTHORIZED, "verified next");
+        let text = metrics.render();
+        for reason in ["not_found", "method_not_allowed", "signature_missing"] {
+            assert!(
+                text.contains(&format!("reason=\"{reason}\"")),
+                "{reason} audited: {text}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -813,6 +890,7 @@ mod tests {
         // One request an hour: the second is refused whatever the timing.
         let quota = governor::Quota::with_period(Duration::from_secs(3600)).expect("non-zero");
         let filter = SourceFilter {
+            path: Arc::from("/"),
             proxies: Arc::default(),
             allowed: Arc::new(
                 Networks::parse("spec.allowedSourceCidrs", &values(&["10.0.0.0/8"])).expect("cidr"),
