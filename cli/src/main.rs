@@ -1,8 +1,6 @@
 //! `hookwarden`: send signed test deliveries, verify saved requests and
 //! generate secrets. See `docs/cli.md`.
 
-mod presets;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use hookwarden_cli as presets;
 use hookwarden_receiver::secrets::Secret;
 use hookwarden_receiver::verify;
 use http_body_util::{BodyExt, Full};
