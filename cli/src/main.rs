@@ -64,6 +64,9 @@ struct SendArgs {
     /// PEM file of CA certificates to trust in addition to the system's.
     #[arg(long)]
     cacert: Option<PathBuf>,
+    /// Accept any server certificate (testing only; the signature is still sent).
+    #[arg(long)]
+    insecure: bool,
     /// Print an equivalent curl command instead of sending.
     #[arg(long)]
     print_curl: bool,
@@ -198,7 +201,12 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-    let (status, answer) = runtime.block_on(post(&args.url, args.cacert.as_deref(), delivery))?;
+    let (status, answer) = runtime.block_on(post(
+        &args.url,
+        args.cacert.as_deref(),
+        args.insecure,
+        delivery,
+    ))?;
     println!("{status}");
     match serde_json::from_slice::<serde_json::Value>(&answer) {
         Ok(json) => println!(
@@ -216,6 +224,9 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
 
 fn curl_command(args: &SendArgs, delivery: &presets::Delivery) -> String {
     let mut parts = vec!["curl".to_owned(), "-sS".to_owned(), "-X POST".to_owned()];
+    if args.insecure {
+        parts.push("--insecure".to_owned());
+    }
     if let Some(cacert) = &args.cacert {
         parts.push(format!(
             "--cacert {}",
@@ -239,7 +250,57 @@ fn curl_command(args: &SendArgs, delivery: &presets::Delivery) -> String {
     parts.join(" \\\n  ")
 }
 
-fn tls_config(cacert: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+/// `--insecure`: any certificate is accepted, but the handshake signature
+/// is still checked with the certificate's key.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config(cacert: Option<&Path>, insecure: bool) -> Result<rustls::ClientConfig, String> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -258,17 +319,24 @@ fn tls_config(cacert: Option<&Path>) -> Result<rustls::ClientConfig, String> {
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| format!("TLS: {e}"))?;
+    let config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
     Ok(config)
 }
 
 async fn post(
     url: &str,
     cacert: Option<&Path>,
+    insecure: bool,
     delivery: presets::Delivery,
 ) -> Result<(hyper::StatusCode, Bytes), String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
@@ -311,7 +379,7 @@ async fn post(
         .await
         .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
     if https {
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(cacert)?));
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(cacert, insecure)?));
         let name = rustls::pki_types::ServerName::try_from(tcp_host)
             .map_err(|e| format!("--url host: {e}"))?;
         let tls = connector

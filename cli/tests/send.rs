@@ -17,7 +17,9 @@ const ENDPOINT: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoi
     metadata: {name: github, namespace: ci}\n\
     spec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n";
 
-async fn start_receiver(nats: &NatsServer) -> (String, oneshot::Sender<()>) {
+/// The receiver for [`ENDPOINT`], over plain HTTP or terminating TLS as
+/// `mode` says; its URL (`scheme://host:port/`) and its stop switch.
+async fn start_receiver(nats: &NatsServer, mode: Mode) -> (String, oneshot::Sender<()>) {
     let endpoint = hookwarden_crds::from_yaml(ENDPOINT).expect("endpoint manifest");
     let target = Target::for_endpoint(&endpoint).expect("target");
     let verifier = verify::for_provider(
@@ -29,12 +31,15 @@ async fn start_receiver(nats: &NatsServer) -> (String, oneshot::Sender<()>) {
     let client = nats.connect().await.expect("connect to NATS");
     let publisher = Publisher::new(client, target, Duration::from_secs(2));
     publisher.ensure_stream().await.expect("stream");
-    let transport =
-        Transport::new(&Mode::InsecureHttp, Limits::default()).expect("plain HTTP transport");
+    let transport = Transport::new(&mode, Limits::default()).expect("transport");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let port = listener.local_addr().expect("addr").port();
+    let url = match mode {
+        Mode::Terminate { .. } => format!("https://localhost:{port}/"),
+        _ => format!("http://127.0.0.1:{port}/"),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(server::serve(
         AppState::new(verifier, publisher),
@@ -48,6 +53,11 @@ async fn start_receiver(nats: &NatsServer) -> (String, oneshot::Sender<()>) {
 }
 
 async fn send(url: &str, secret: &str) -> Output {
+    send_with(url, secret, &[]).await
+}
+
+async fn send_with(url: &str, secret: &str, extra: &[&str]) -> Output {
+    let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("secret");
     std::fs::write(&path, secret).expect("secret");
@@ -65,6 +75,7 @@ async fn send(url: &str, secret: &str) -> Output {
             ])
             .arg("--secret-file")
             .arg(&path)
+            .args(&extra)
             .output()
             .expect("run hookwarden")
     })
@@ -75,7 +86,7 @@ async fn send(url: &str, secret: &str) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_is_accepted_with_the_right_secret_and_refused_with_a_wrong_one() {
     let nats = NatsServer::start().await.expect("nats-server");
-    let (url, _stop) = start_receiver(&nats).await;
+    let (url, _stop) = start_receiver(&nats, Mode::InsecureHttp).await;
 
     let accepted = send(&url, SECRET).await;
     let text = String::from_utf8_lossy(&accepted.stdout).into_owned();
@@ -88,4 +99,35 @@ async fn send_is_accepted_with_the_right_secret_and_refused_with_a_wrong_one() {
     assert!(text.starts_with("401"), "{text}");
     assert!(text.contains("signature_mismatch"), "{text}");
     assert!(!text.contains("not the secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_over_https_trusts_the_cacert_and_refuses_an_unknown_certificate() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.pem()).expect("cert");
+    std::fs::write(&key_path, signing_key.serialize_pem()).expect("key");
+    let mode = Mode::Terminate {
+        cert: cert_path.clone(),
+        key: key_path,
+    };
+    let (url, _stop) = start_receiver(&nats, mode).await;
+
+    let cacert = cert_path.display().to_string();
+    let trusted = send_with(&url, SECRET, &["--cacert", &cacert]).await;
+    assert_eq!(trusted.status.code(), Some(0), "{trusted:?}");
+    assert!(String::from_utf8_lossy(&trusted.stdout).starts_with("200 OK\n"));
+
+    let unknown = send(&url, SECRET).await;
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("TLS handshake"),
+        "{unknown:?}"
+    );
+
+    let insecure = send_with(&url, SECRET, &["--insecure"]).await;
+    assert_eq!(insecure.status.code(), Some(0), "{insecure:?}");
 }
