@@ -193,7 +193,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     }
 
     if args.print_curl {
-        println!("{}", curl_command(&args, &delivery));
+        println!("{}", curl_command(&args, &delivery, &secret));
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -222,7 +222,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn curl_command(args: &SendArgs, delivery: &presets::Delivery) -> String {
+fn curl_command(args: &SendArgs, delivery: &presets::Delivery, secret: &[u8]) -> String {
     let mut parts = vec!["curl".to_owned(), "-sS".to_owned(), "-X POST".to_owned()];
     if args.insecure {
         parts.push("--insecure".to_owned());
@@ -234,7 +234,14 @@ fn curl_command(args: &SendArgs, delivery: &presets::Delivery) -> String {
         ));
     }
     for (name, value) in &delivery.headers {
-        parts.push(format!("-H {}", shell_quote(&format!("{name}: {value}"))));
+        if !secret.is_empty() && value.as_bytes() == secret {
+            // A header that is the secret itself (GitLab's token) is read
+            // from the file by the shell: the secret is never printed.
+            let path = shell_quote(&args.secret_file.display().to_string());
+            parts.push(format!("-H \"{name}: $(cat {path})\""));
+        } else {
+            parts.push(format!("-H {}", shell_quote(&format!("{name}: {value}"))));
+        }
     }
     // A body file is sent byte for byte; an exact literal otherwise.
     match args.body.as_deref() {

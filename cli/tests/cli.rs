@@ -184,3 +184,26 @@ fn verify_reports_the_event_and_delivery_of_github() {
         "OK (secret index 0, event push, delivery d-7)\n"
     );
 }
+
+#[test]
+fn print_curl_never_prints_a_token_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = secret_file(dir.path(), "gitlab-token-value");
+    let output = hookwarden(&[
+        "send",
+        "--provider",
+        "gitlab",
+        "--secret-file",
+        &secret,
+        "--url",
+        "http://127.0.0.1:9/",
+        "--print-curl",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let curl = stdout(&output);
+    assert!(!curl.contains("gitlab-token-value"), "{curl}");
+    assert!(
+        curl.contains(&format!("-H \"x-gitlab-token: $(cat '{secret}')\"")),
+        "{curl}"
+    );
+}
