@@ -36,6 +36,17 @@ enum Command {
     Secret(SecretCommand),
     /// Verify a saved raw HTTP/1.1 request with a provider preset.
     Verify(VerifyArgs),
+    /// Print the deliveries published on a NATS subject, live.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TailArgs {
+    /// The NATS server.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// The subject (wildcards allowed), e.g. `webhooks.github.>`.
+    subject: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +125,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send(args),
         Command::Secret(SecretCommand::Generate { format }) => generate(format),
         Command::Verify(args) => verify_request(args),
+        Command::Tail(args) => tail(args),
     };
     match result {
         Ok(code) => code,
@@ -493,4 +505,92 @@ fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn tail(args: TailArgs) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(tail_messages(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tail_messages(args: TailArgs) -> Result<(), String> {
+    use futures::StreamExt;
+    let client = async_nats::connect(&args.nats_url)
+        .await
+        .map_err(|e| format!("cannot connect to NATS at {}: {e}", args.nats_url))?;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    match jetstream.stream_by_subject(args.subject.clone()).await {
+        Ok(stream_name) => {
+            // An ordered consumer from now on: what the stream stores, in order,
+            // without acks or state left on the server.
+            let stream = jetstream
+                .get_stream(&stream_name)
+                .await
+                .map_err(|e| format!("stream {stream_name}: {e}"))?;
+            let consumer = stream
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                    filter_subject: args.subject.clone(),
+                    deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("consumer on {stream_name}: {e}"))?;
+            let mut messages = consumer
+                .messages()
+                .await
+                .map_err(|e| format!("consumer on {stream_name}: {e}"))?;
+            eprintln!("tailing {} (JetStream stream {stream_name})", args.subject);
+            while let Some(message) = messages.next().await {
+                let message = message.map_err(|e| format!("stream {stream_name}: {e}"))?;
+                print_message(&message);
+            }
+        }
+        Err(_) => {
+            let mut subscriber = client
+                .subscribe(args.subject.clone())
+                .await
+                .map_err(|e| format!("subscribe to {}: {e}", args.subject))?;
+            eprintln!("tailing {} (core NATS, no stream stores it)", args.subject);
+            while let Some(message) = subscriber.next().await {
+                print_message(&message);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_message(message: &async_nats::Message) {
+    use std::io::Write;
+    let mut text = format!("--- {}\n", message.subject);
+    if let Some(headers) = &message.headers {
+        let mut lines: Vec<String> = headers
+            .iter()
+            .filter(|(name, _)| {
+                name.to_string()
+                    .to_ascii_lowercase()
+                    .starts_with("hookwarden-")
+            })
+            .flat_map(|(name, values)| {
+                values
+                    .iter()
+                    .map(move |value| format!("{name}: {}", value.as_str()))
+            })
+            .collect();
+        lines.sort();
+        for line in lines {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(&message.payload) {
+        Ok(json) => text.push_str(&serde_json::to_string_pretty(&json).unwrap_or_default()),
+        Err(_) => text.push_str(&String::from_utf8_lossy(&message.payload)),
+    }
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) ends the output, not with a panic.
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }

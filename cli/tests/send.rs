@@ -131,3 +131,105 @@ async fn send_over_https_trusts_the_cacert_and_refuses_an_unknown_certificate() 
     let insecure = send_with(&url, SECRET, &["--insecure"]).await;
     assert_eq!(insecure.status.code(), Some(0), "{insecure:?}");
 }
+
+/// A `hookwarden tail` process, killed on drop (also when a test fails).
+struct Tail(std::process::Child);
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `hookwarden tail` on `subject`, its stdout lines on a channel once it
+/// reports (on stderr) that it is subscribed.
+fn start_tail(nats_url: &str, subject: &str) -> (Tail, std::sync::mpsc::Receiver<String>, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+        .args(["tail", "--nats-url", nats_url, subject])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hookwarden tail");
+    let mut ready = String::new();
+    let stderr = child.stderr.take().expect("stderr");
+    let stdout = child.stdout.take().expect("stdout");
+    let child = Tail(child);
+    std::io::BufReader::new(stderr)
+        .read_line(&mut ready)
+        .expect("tail reports it is subscribed");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, received, ready)
+}
+
+/// Lines from `tail` until one equals `last`, within 10 s.
+fn lines_until(received: &std::sync::mpsc::Receiver<String>, last: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(10)) {
+        let done = line == last;
+        seen.push(line);
+        if done {
+            return seen;
+        }
+    }
+    panic!("tail printed {seen:?}, never {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_stored_deliveries_and_core_messages_live() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let (url, _stop) = start_receiver(&nats, Mode::InsecureHttp).await;
+    let endpoint = hookwarden_crds::from_yaml(ENDPOINT).expect("endpoint manifest");
+    let prefix = Target::for_endpoint(&endpoint)
+        .expect("target")
+        .subject_prefix;
+
+    let (tail, received, ready) = start_tail(nats.url(), &format!("{prefix}.>"));
+    assert!(ready.contains("JetStream stream"), "{ready}");
+    let sent = send(&url, SECRET).await;
+    assert_eq!(sent.status.code(), Some(0), "{sent:?}");
+    let lines = lines_until(&received, "{}");
+    assert_eq!(lines[0], format!("--- {prefix}.push"), "{lines:?}");
+    assert!(
+        lines.contains(&"Hookwarden-Event: push".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"Hookwarden-Provider: github".to_owned()),
+        "{lines:?}"
+    );
+    drop(tail);
+
+    let (tail, received, ready) = start_tail(nats.url(), "elsewhere.>");
+    assert!(ready.contains("core NATS"), "{ready}");
+    let client = nats.connect().await.expect("connect");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Hookwarden-Event", "ping");
+    headers.insert("Other", "not shown");
+    client
+        .publish_with_headers("elsewhere.a", headers, r#"{"a":1}"#.into())
+        .await
+        .expect("publish");
+    client.flush().await.expect("flush");
+    let lines = lines_until(&received, "}");
+    assert_eq!(
+        lines,
+        [
+            "--- elsewhere.a",
+            "Hookwarden-Event: ping",
+            "{",
+            "  \"a\": 1",
+            "}"
+        ]
+    );
+    drop(tail);
+}
