@@ -75,7 +75,7 @@ struct SendArgs {
     /// PEM file of CA certificates to trust in addition to the system's.
     #[arg(long)]
     cacert: Option<PathBuf>,
-    /// Accept any server certificate (testing only; the signature is still sent).
+    /// Accept any server certificate (testing only).
     #[arg(long)]
     insecure: bool,
     /// Print an equivalent curl command instead of sending.
@@ -135,6 +135,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// How long `send` waits for connecting, TLS and the answer together.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     // The error names the file, never its content.
@@ -213,12 +216,15 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-    let (status, answer) = runtime.block_on(post(
-        &args.url,
-        args.cacert.as_deref(),
-        args.insecure,
-        delivery,
-    ))?;
+    let (status, answer) = runtime
+        .block_on(async {
+            tokio::time::timeout(
+                SEND_TIMEOUT,
+                post(&args.url, args.cacert.as_deref(), args.insecure, delivery),
+            )
+            .await
+        })
+        .map_err(|_| format!("no answer from {} within {SEND_TIMEOUT:?}", args.url))??;
     println!("{status}");
     match serde_json::from_slice::<serde_json::Value>(&answer) {
         Ok(json) => println!(
