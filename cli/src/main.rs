@@ -1,0 +1,602 @@
+//! `hookwarden`: send signed test deliveries, verify saved requests and
+//! generate secrets. See `docs/cli.md`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use hookwarden_cli as presets;
+use hookwarden_receiver::secrets::Secret;
+use hookwarden_receiver::verify;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::http::{HeaderMap, HeaderName, HeaderValue};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Hookwarden's command-line tool.
+#[derive(Debug, Parser)]
+#[command(name = "hookwarden", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send a delivery signed exactly as the provider would sign it.
+    Send(SendArgs),
+    /// Secrets for webhook endpoints.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Verify a saved raw HTTP/1.1 request with a provider preset.
+    Verify(VerifyArgs),
+    /// Print the deliveries published on a NATS subject, live.
+    Tail(TailArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TailArgs {
+    /// The NATS server.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// The subject (wildcards allowed), e.g. `webhooks.github.>`.
+    subject: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct SendArgs {
+    /// The provider preset (github, stripe, standard-webhooks, ...).
+    #[arg(long)]
+    provider: String,
+    /// The file holding the signing secret, used byte for byte.
+    #[arg(long)]
+    secret_file: PathBuf,
+    /// Where to POST the delivery (http:// or https://).
+    #[arg(long)]
+    url: String,
+    /// The event type (a header, or a field of the default body).
+    #[arg(long, default_value = "ping")]
+    event: String,
+    /// The delivery id (a header, or a field of the default body); random by default.
+    #[arg(long)]
+    delivery_id: Option<String>,
+    /// The body: a file, or `-` for standard input. Default: the preset's JSON body.
+    #[arg(long)]
+    body: Option<String>,
+    /// An extra header `Name: value` (repeatable).
+    #[arg(long = "header")]
+    headers: Vec<String>,
+    /// PEM file of CA certificates to trust in addition to the system's.
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// Accept any server certificate (testing only).
+    #[arg(long)]
+    insecure: bool,
+    /// Print an equivalent curl command instead of sending.
+    #[arg(long)]
+    print_curl: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Print 32 random bytes from the OS RNG.
+    Generate {
+        /// The encoding.
+        #[arg(long, value_enum, default_value_t = Format::Hex)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// 64 lowercase hex digits.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+    /// `whsec_<base64>` (Standard Webhooks, Svix, GitLab signing tokens).
+    Whsec,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The provider preset.
+    #[arg(long)]
+    provider: String,
+    /// A file holding one secret, byte for byte (repeatable; the index reported is its position).
+    #[arg(long = "secret-file", required = true)]
+    secret_files: Vec<PathBuf>,
+    /// The saved raw HTTP/1.1 request (request line, headers, blank line, body).
+    #[arg(long)]
+    request: PathBuf,
+    /// Override the preset's timestamp tolerance, in seconds.
+    #[arg(long)]
+    tolerance: Option<u32>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Send(args) => send(args),
+        Command::Secret(SecretCommand::Generate { format }) => generate(format),
+        Command::Verify(args) => verify_request(args),
+        Command::Tail(args) => tail(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("hookwarden: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// How long `send` waits for connecting, TLS and the answer together.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    // The error names the file, never its content.
+    std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+}
+
+fn generate(format: Format) -> Result<ExitCode, String> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| format!("OS random number generator: {e}"))?;
+    let text = match format {
+        Format::Hex => hex::encode(key),
+        Format::Base64 => BASE64.encode(key),
+        Format::Whsec => format!("whsec_{}", BASE64.encode(key)),
+    };
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn random_id() -> Result<String, String> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| format!("OS random number generator: {e}"))?;
+    Ok(format!("hw_{}", hex::encode(id)))
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("--header {text:?} is not `Name: value`"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
+}
+
+/// Quotes `text` for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+fn send(args: SendArgs) -> Result<ExitCode, String> {
+    presets::parse_provider(&args.provider)?;
+    let secret = read_file(&args.secret_file, "secret file")?;
+    let body = match args.body.as_deref() {
+        None => None,
+        Some("-") => {
+            let mut body = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .map_err(|e| format!("cannot read the body from standard input: {e}"))?;
+            Some(body)
+        }
+        Some(path) => Some(read_file(Path::new(path), "body file")?),
+    };
+    let id = match args.delivery_id.clone() {
+        Some(id) => id,
+        None => random_id()?,
+    };
+    let input = presets::Input {
+        event: &args.event,
+        id: &id,
+        body,
+        now: now(),
+    };
+    let mut delivery = presets::sign(&args.provider, &secret, &input)?;
+    for header in &args.headers {
+        delivery.headers.push(parse_header(header)?);
+    }
+
+    if args.print_curl {
+        println!("{}", curl_command(&args, &delivery, &secret));
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let (status, answer) = runtime
+        .block_on(async {
+            tokio::time::timeout(
+                SEND_TIMEOUT,
+                post(&args.url, args.cacert.as_deref(), args.insecure, delivery),
+            )
+            .await
+        })
+        .map_err(|_| format!("no answer from {} within {SEND_TIMEOUT:?}", args.url))??;
+    println!("{status}");
+    match serde_json::from_slice::<serde_json::Value>(&answer) {
+        Ok(json) => println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        ),
+        Err(_) => println!("{}", String::from_utf8_lossy(&answer)),
+    }
+    Ok(if status.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn curl_command(args: &SendArgs, delivery: &presets::Delivery, secret: &[u8]) -> String {
+    let mut parts = vec!["curl".to_owned(), "-sS".to_owned(), "-X POST".to_owned()];
+    if args.insecure {
+        parts.push("--insecure".to_owned());
+    }
+    if let Some(cacert) = &args.cacert {
+        parts.push(format!(
+            "--cacert {}",
+            shell_quote(&cacert.display().to_string())
+        ));
+    }
+    for (name, value) in &delivery.headers {
+        if !secret.is_empty() && value.as_bytes() == secret {
+            // A header that is the secret itself (GitLab's token) is read
+            // from the file by the shell: the secret is never printed.
+            let path = shell_quote(&args.secret_file.display().to_string());
+            parts.push(format!("-H \"{name}: $(cat {path})\""));
+        } else {
+            parts.push(format!("-H {}", shell_quote(&format!("{name}: {value}"))));
+        }
+    }
+    // A body file is sent byte for byte; an exact literal otherwise.
+    match args.body.as_deref() {
+        Some(path) if path != "-" => {
+            parts.push(format!("--data-binary @{}", shell_quote(path)));
+        }
+        _ => parts.push(format!(
+            "--data-binary {}",
+            shell_quote(&String::from_utf8_lossy(&delivery.body))
+        )),
+    }
+    parts.push(shell_quote(&args.url));
+    parts.join(" \\\n  ")
+}
+
+/// `--insecure`: any certificate is accepted, but the handshake signature
+/// is still checked with the certificate's key.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn tls_config(cacert: Option<&Path>, insecure: bool) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot use is skipped, as curl does.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = cacert {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read --cacert {}: {e}", path.display()))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("--cacert {}: {e}", path.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("--cacert {}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let config = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(config)
+}
+
+async fn post(
+    url: &str,
+    cacert: Option<&Path>,
+    insecure: bool,
+    delivery: presets::Delivery,
+) -> Result<(hyper::StatusCode, Bytes), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            return Err(format!(
+                "--url {url:?}: only http:// and https:// are supported"
+            ));
+        }
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("--url {url:?} has no host"))?
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_else(|| host.clone());
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+
+    let mut request = Request::post(path).header(hyper::header::HOST, authority);
+    for (name, value) in &delivery.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request
+        .body(Full::new(Bytes::from(delivery.body)))
+        .map_err(|e| format!("invalid request: {e}"))?;
+
+    let tcp_host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let tcp = TcpStream::connect((tcp_host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    if https {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(cacert, insecure)?));
+        let name = rustls::pki_types::ServerName::try_from(tcp_host)
+            .map_err(|e| format!("--url host: {e}"))?;
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {host}:{port}: {e}"))?;
+        exchange(TokioIo::new(tls), request).await
+    } else {
+        exchange(TokioIo::new(tcp), request).await
+    }
+}
+
+async fn exchange<T>(
+    io: T,
+    request: Request<Full<Bytes>>,
+) -> Result<(hyper::StatusCode, Bytes), String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let driver = tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("HTTP: {e}"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?
+        .to_bytes();
+    driver.abort();
+    Ok((status, body))
+}
+
+/// A saved request's headers and body.
+fn parse_request(raw: &[u8]) -> Result<(HeaderMap, Vec<u8>), String> {
+    let mut slots = [httparse::EMPTY_HEADER; 128];
+    let mut request = httparse::Request::new(&mut slots);
+    let head_len = match request.parse(raw) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return Err("the request ends before the blank line after the headers".to_owned());
+        }
+        Err(e) => return Err(format!("not an HTTP/1.1 request: {e}")),
+    };
+    let mut headers = HeaderMap::new();
+    for header in request.headers.iter() {
+        let name = HeaderName::from_bytes(header.name.as_bytes())
+            .map_err(|e| format!("header {:?}: {e}", header.name))?;
+        let value = HeaderValue::from_bytes(header.value)
+            .map_err(|e| format!("header {:?}: {e}", header.name))?;
+        headers.append(name, value);
+    }
+    let rest = raw.get(head_len..).unwrap_or_default();
+    let body = match headers.get(hyper::header::CONTENT_LENGTH) {
+        Some(length) => {
+            let length: usize = length
+                .to_str()
+                .ok()
+                .and_then(|l| l.trim().parse().ok())
+                .ok_or("Content-Length is not a number")?;
+            rest.get(..length)
+                .ok_or_else(|| {
+                    format!(
+                        "the body is {} bytes, Content-Length says {length}",
+                        rest.len()
+                    )
+                })?
+                .to_vec()
+        }
+        None => rest.to_vec(),
+    };
+    Ok((headers, body))
+}
+
+fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
+    let provider = presets::parse_provider(&args.provider)?;
+    let secrets = args
+        .secret_files
+        .iter()
+        .map(|path| read_file(path, "secret file").map(Secret::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    let verifier =
+        verify::for_provider(provider, secrets, args.tolerance).map_err(|e| e.to_string())?;
+    let raw = read_file(&args.request, "request")?;
+    let (headers, body) = parse_request(&raw)?;
+    match verifier.verify(&headers, &body) {
+        Ok(verified) => {
+            println!(
+                "OK (secret index {}, event {}, delivery {})",
+                verified.secret_index,
+                verified.event.as_deref().unwrap_or("-"),
+                verified.delivery_id.as_deref().unwrap_or("-"),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(rejection) => {
+            println!("REFUSED: {}", rejection.code());
+            println!("{}", presets::explain(rejection.code()));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn tail(args: TailArgs) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(tail_messages(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn tail_messages(args: TailArgs) -> Result<(), String> {
+    use futures::StreamExt;
+    let client = async_nats::connect(&args.nats_url)
+        .await
+        .map_err(|e| format!("cannot connect to NATS at {}: {e}", args.nats_url))?;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    match jetstream.stream_by_subject(args.subject.clone()).await {
+        Ok(stream_name) => {
+            // An ordered consumer from now on: what the stream stores, in order,
+            // without acks or state left on the server.
+            let stream = jetstream
+                .get_stream(&stream_name)
+                .await
+                .map_err(|e| format!("stream {stream_name}: {e}"))?;
+            let consumer = stream
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                    filter_subject: args.subject.clone(),
+                    deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::New,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("consumer on {stream_name}: {e}"))?;
+            let mut messages = consumer
+                .messages()
+                .await
+                .map_err(|e| format!("consumer on {stream_name}: {e}"))?;
+            eprintln!("tailing {} (JetStream stream {stream_name})", args.subject);
+            while let Some(message) = messages.next().await {
+                let message = message.map_err(|e| format!("stream {stream_name}: {e}"))?;
+                print_message(&message);
+            }
+        }
+        Err(_) => {
+            let mut subscriber = client
+                .subscribe(args.subject.clone())
+                .await
+                .map_err(|e| format!("subscribe to {}: {e}", args.subject))?;
+            eprintln!("tailing {} (core NATS, no stream stores it)", args.subject);
+            while let Some(message) = subscriber.next().await {
+                print_message(&message);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_message(message: &async_nats::Message) {
+    use std::io::Write;
+    let mut text = format!("--- {}\n", message.subject);
+    if let Some(headers) = &message.headers {
+        let mut lines: Vec<String> = headers
+            .iter()
+            .filter(|(name, _)| {
+                name.to_string()
+                    .to_ascii_lowercase()
+                    .starts_with("hookwarden-")
+            })
+            .flat_map(|(name, values)| {
+                values
+                    .iter()
+                    .map(move |value| format!("{name}: {}", value.as_str()))
+            })
+            .collect();
+        lines.sort();
+        for line in lines {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(&message.payload) {
+        Ok(json) => text.push_str(&serde_json::to_string_pretty(&json).unwrap_or_default()),
+        Err(_) => text.push_str(&String::from_utf8_lossy(&message.payload)),
+    }
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) ends the output, not with a panic.
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
