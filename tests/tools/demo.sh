@@ -15,9 +15,10 @@ cd "$here/../.."
 
 "$here/deps.sh"
 "$here/install.sh" nats-server nats
-say "building hookwarden-receiver"
-cargo build --quiet --locked -p hookwarden-receiver
+say "building hookwarden-receiver and the hookwarden CLI"
+cargo build --quiet --locked -p hookwarden-receiver -p hookwarden-cli
 receiver=target/debug/hookwarden-receiver
+hookwarden=target/debug/hookwarden
 
 work=$(mktemp -d -t hookwarden-demo-XXXXXX)
 pids=()
@@ -46,7 +47,7 @@ nats_url=$(sed -n 's/.*"nats":\["\([^"]*\)".*/\1/p' "$work"/*.ports 2>/dev/null 
 nats() { "$(tool_path nats)" --server "$nats_url" "$@"; }
 
 # --- the endpoint: manifest, secret, certificate ----------------------------
-secret=$(openssl rand -hex 32)
+secret=$("$hookwarden" secret generate --format hex | tr -d '\n')
 mkdir -p "$work/secrets/github-webhook"
 printf '%s' "$secret" >"$work/secrets/github-webhook/secret"
 cat >"$work/endpoint.yaml" <<YAML
@@ -63,6 +64,7 @@ spec:
 YAML
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth \
   -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 
 port=$(free_port) ops=$(free_port)
@@ -101,20 +103,39 @@ deliver() { # deliver BODY SIGNATURE DELIVERY-ID EVENT CLIENT-IP -> "status reas
     ${2:+-H "X-Hub-Signature-256: sha256=$2"} --data-binary "@$work/body" || true
   printf ' %s' "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("error") or d.get("status"))' "$work/answer.json" 2>/dev/null)"
 }
+# Signed exactly as GitHub signs, by the hookwarden CLI.
+send() { # send BODY DELIVERY-ID EVENT CLIENT-IP -> "status reason"
+  printf '%s' "$1" >"$work/body"
+  "$hookwarden" send --provider github --secret-file "$work/secrets/github-webhook/secret" \
+    --url "https://localhost:$port/" --cacert "$work/tls.crt" --body "$work/body" \
+    --event "$3" --delivery-id "$2" --header "X-Forwarded-For: $4" \
+    --header 'Content-Type: application/json' >"$work/send.out" 2>&1 || true
+  python3 - "$work/send.out" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read()
+status = re.search(r"\b([1-5]\d\d)\b", text.splitlines()[0] if text else "")
+body = text[text.find("{"):] if "{" in text else "{}"
+try:
+    answer = json.loads(body)
+except ValueError:
+    answer = {}
+print((status.group(1) if status else "000"), answer.get("error") or answer.get("status") or "")
+PY
+}
 github=140.82.112.5
 push='{"ref":"refs/heads/main","commits":[{"id":"1a2b3c"}]}'
 issue='{"action":"opened","issue":{"number":42}}'
 
 bold "signed deliveries from GitHub's network"
-expect "push, signed"                                  "200 stored" "$(deliver "$push" "$(sign "$push" "$secret")" d-1 push $github)"
-expect "the same push redelivered (same delivery id)"   "200 stored" "$(deliver "$push" "$(sign "$push" "$secret")" d-1 push $github)"
-expect "issues, signed"                                "200 stored" "$(deliver "$issue" "$(sign "$issue" "$secret")" d-2 issues $github)"
+expect "push, signed (hookwarden send)"                 "200 stored" "$(send "$push" d-1 push $github)"
+expect "the same push redelivered (same delivery id)"   "200 stored" "$(send "$push" d-1 push $github)"
+expect "issues, signed"                                "200 stored" "$(send "$issue" d-2 issues $github)"
 
 bold "forged and unwanted requests"
 expect "forged signature"                    "401 signature_mismatch" "$(deliver "$push" "$(sign "$push" not-the-secret)" d-3 push $github)"
 expect "no signature"                        "401 signature_missing" "$(deliver "$push" "" d-4 push $github)"
 expect "body changed after signing"          "401 signature_mismatch" "$(deliver "${push/main/evil}" "$(sign "$push" "$secret")" d-5 push $github)"
-expect "signed, but from outside GitHub"     "403 ip_not_allowed" "$(deliver "$push" "$(sign "$push" "$secret")" d-6 push 198.51.100.7)"
+expect "signed, but from outside GitHub"     "403 ip_not_allowed" "$(send "$push" d-6 push 198.51.100.7)"
 big=$(head -c 1100000 /dev/zero | tr '\0' x)
 expect "1.1 MB body (cap 1 MiB)"             "413 body_too_large" "$(deliver "$big" "$(sign "$big" "$secret")" d-7 push $github)"
 unset big
