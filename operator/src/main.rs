@@ -1,9 +1,11 @@
 //! `hookwarden-operator`: the control plane of Hookwarden.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hookwarden_operator::ops::Ops;
 use hookwarden_operator::reconcile::Config;
 use hookwarden_operator::resources::Settings;
 
@@ -38,6 +40,14 @@ enum Command {
         /// How long to wait for the CRD to be Established, in seconds.
         #[arg(long, default_value_t = 30)]
         crd_timeout_secs: u64,
+        /// Where `/healthz`, `/readyz` and `/metrics` are served (the
+        /// kubelet's probes and Prometheus, not the internet).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_OPERATOR_METRICS_LISTEN",
+            default_value = "0.0.0.0:8080"
+        )]
+        metrics_listen: SocketAddr,
     },
     /// Apply the WebhookEndpoint CRD to the cluster of the current kubeconfig
     /// (or in-cluster config) and wait until it is served.
@@ -67,6 +77,7 @@ async fn main() -> ExitCode {
             nats_url,
             namespace,
             crd_timeout_secs,
+            metrics_listen,
         } => {
             let config = Config {
                 settings: Settings {
@@ -75,7 +86,12 @@ async fn main() -> ExitCode {
                 },
                 namespace,
             };
-            run(config, Duration::from_secs(crd_timeout_secs)).await
+            run(
+                config,
+                Duration::from_secs(crd_timeout_secs),
+                metrics_listen,
+            )
+            .await
         }
         Command::InstallCrd { timeout_secs } => {
             let client = match kube::Client::try_default().await {
@@ -100,7 +116,17 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config, crd_timeout: Duration) -> ExitCode {
+async fn run(config: Config, crd_timeout: Duration, metrics_listen: SocketAddr) -> ExitCode {
+    // Served from the start: liveness holds during a slow CRD install, and
+    // readiness says what is still missing.
+    let ops = Ops::default();
+    match hookwarden_operator::ops::serve(metrics_listen, ops.clone()).await {
+        Ok(addr) => tracing::info!(%addr, "serving /healthz, /readyz and /metrics"),
+        Err(error) => {
+            tracing::error!(%error, "cannot serve the operations port");
+            return ExitCode::FAILURE;
+        }
+    }
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(error) => {
@@ -114,6 +140,7 @@ async fn run(config: Config, crd_timeout: Duration) -> ExitCode {
         tracing::error!(%error, "cannot install the CRD");
         return ExitCode::FAILURE;
     }
+    ops.readiness.set_crd_installed();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         match termination().await {
@@ -128,7 +155,7 @@ async fn run(config: Config, crd_timeout: Duration) -> ExitCode {
         namespace = config.namespace.as_deref().unwrap_or("<all>"),
         "reconciling WebhookEndpoints"
     );
-    hookwarden_operator::reconcile::run(client, config, async move {
+    hookwarden_operator::reconcile::run_with_ops(client, config, ops, async move {
         let _ = stopped.await;
     })
     .await;
