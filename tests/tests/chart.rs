@@ -319,6 +319,10 @@ fn the_schema_refuses_bad_values_with_a_message() {
             &["--set", "serviceMonitor.interval=often"],
             "at '/serviceMonitor/interval'",
         ),
+        (
+            &["--set", "metricsService.enabled=yes"],
+            "at '/metricsService/enabled'",
+        ),
     ];
     for (args, message) in cases {
         let out = refused(args);
@@ -383,6 +387,22 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
     assert_eq!(security["allowPrivilegeEscalation"], false);
     assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
     assert!(container["resources"]["limits"]["memory"].is_string());
+    // The operations port the operator serves by default (--metrics-listen
+    // 0.0.0.0:8080), probed by name: readiness on /readyz (CRD installed,
+    // endpoints listed), liveness only on /healthz.
+    assert_eq!(
+        container["ports"],
+        serde_json::json!([{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        serde_json::json!({"path": "/readyz", "port": "metrics"})
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        serde_json::json!({"path": "/healthz", "port": "metrics"})
+    );
+    assert!(container["readinessProbe"]["periodSeconds"].is_u64());
 
     let role = find(&docs, "ClusterRole", "hw-hookwarden").expect("ClusterRole");
     assert_eq!(grants(&role["rules"]), namespaced_needs());
@@ -469,6 +489,22 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
         );
     }
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+
+    let service = find(&docs, "Service", "hw-hookwarden-metrics").expect("metrics Service");
+    assert_eq!(service["metadata"]["namespace"], "hookwarden");
+    assert_eq!(
+        service["spec"]["ports"],
+        serde_json::json!([{"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}])
+    );
+    // It selects exactly the operator's pods, not the receivers.
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(
+        service["spec"]["selector"]["app.kubernetes.io/name"],
+        "hookwarden-operator"
+    );
 }
 
 /// Server-side dry run: the API server validates every object (schemas,
