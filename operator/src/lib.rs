@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crd;
+pub mod leader;
 pub mod ops;
 pub mod reconcile;
 pub mod resources;
