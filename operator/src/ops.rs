@@ -115,6 +115,7 @@ impl Metrics {
 pub struct Readiness {
     crd_installed: Arc<AtomicBool>,
     watching: Arc<AtomicBool>,
+    standing_by: Arc<AtomicBool>,
 }
 
 impl Readiness {
@@ -128,11 +129,20 @@ impl Readiness {
         self.watching.store(watching, Ordering::Release);
     }
 
+    /// Marks the operator as a leader-election candidate waiting for the
+    /// lease: ready without watches, since it must not hold up a rollout
+    /// and takes over when the leader goes.
+    pub fn set_standing_by(&self, standing_by: bool) {
+        self.standing_by.store(standing_by, Ordering::Release);
+    }
+
     /// Why the operator is not ready, or `None` when it is.
     pub fn not_ready_reason(&self) -> Option<&'static str> {
         if !self.crd_installed.load(Ordering::Acquire) {
             Some("crd_not_installed")
-        } else if !self.watching.load(Ordering::Acquire) {
+        } else if !self.watching.load(Ordering::Acquire)
+            && !self.standing_by.load(Ordering::Acquire)
+        {
             Some("watches_not_started")
         } else {
             None
@@ -284,6 +294,13 @@ mod tests {
             (StatusCode::OK, "ready\n".to_owned())
         );
         ops.readiness.set_watching(false);
+        assert_eq!(
+            get_text(app.clone(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        ops.readiness.set_standing_by(true);
+        assert_eq!(get_text(app.clone(), "/readyz").await.0, StatusCode::OK);
+        ops.readiness.set_standing_by(false);
         assert_eq!(
             get_text(app, "/readyz").await.0,
             StatusCode::SERVICE_UNAVAILABLE
