@@ -239,3 +239,114 @@ async fn run_serves_health_readiness_and_reconcile_metrics() {
     drop(guard);
     let _ = std::fs::remove_file(&log);
 }
+
+/// Starts `run --leader-election` in `ns` as pod `name`, its operations port
+/// on `port`, its log in a temporary file.
+fn start_candidate(ns: &str, name: &str, port: u16) -> (Guard, std::path::PathBuf) {
+    let log = std::env::temp_dir().join(format!("hookwarden-operator-{ns}-{name}.log"));
+    let out = std::fs::File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_hookwarden-operator"))
+        .args([
+            "run",
+            "--namespace",
+            ns,
+            "--metrics-listen",
+            &format!("127.0.0.1:{port}"),
+            "--leader-election",
+            "--leader-election-namespace",
+            ns,
+        ])
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("POD_NAME", name)
+        .env("RUST_LOG", "hookwarden_operator=debug,info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("operator starts");
+    (Guard(child), log)
+}
+
+#[tokio::test]
+async fn with_leader_election_a_standby_replica_takes_over_from_a_killed_leader() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let ns = TestNamespace::create("run-leader")
+        .await
+        .expect("namespace");
+    let leases = ns.api::<Lease>();
+    let holder = || async {
+        leases
+            .get_opt("hookwarden-operator")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|lease| lease.spec?.holder_identity)
+    };
+    let (mut a, log_a) = start_candidate(ns.name(), "op-a", free_port());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while holder().await.as_deref() != Some("op-a") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "op-a never took the lease; log:\n{}",
+            std::fs::read_to_string(&log_a).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let port_b = free_port();
+    let (b, log_b) = start_candidate(ns.name(), "op-b", port_b);
+    // The standby is ready (it must not hold up a rollout) but not leading.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while http_get(port_b, "/readyz").map(|(status, _)| status) != Some(200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "op-b never ready; log:\n{}",
+            std::fs::read_to_string(&log_b).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(holder().await.as_deref(), Some("op-a"));
+
+    // The leader dies without a word; the standby takes over after the
+    // 15 s lease and reconciles.
+    a.0.kill().expect("kill op-a");
+    let _ = a.0.wait();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    while holder().await.as_deref() != Some("op-b") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "op-b never took over; log:\n{}",
+            std::fs::read_to_string(&log_b).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let endpoint = serde_json::json!({
+        "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+        "metadata": {"name": "hook"},
+        "spec": {"provider": "github", "generateSecret": true},
+    });
+    ns.api::<WebhookEndpoint>()
+        .patch(
+            "hook",
+            &PatchParams::apply("hookwarden-test"),
+            &Patch::Apply(&endpoint),
+        )
+        .await
+        .expect("endpoint applied");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !matches!(
+        ns.api::<Deployment>().get_opt("hook-receiver").await,
+        Ok(Some(_))
+    ) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new leader does not reconcile; log:\n{}",
+            std::fs::read_to_string(&log_b).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(b);
+    let _ = std::fs::remove_file(&log_a);
+    let _ = std::fs::remove_file(&log_b);
+}
