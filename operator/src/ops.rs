@@ -5,8 +5,8 @@
 //! endpoints (readiness), and Prometheus can see how reconciles fare.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,9 +14,16 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use hookwarden_crds::WebhookEndpoint;
+use kube::runtime::reflector::Store;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -53,6 +60,55 @@ pub struct ResultLabels {
     pub result: ReconcileResult,
 }
 
+/// The controller's cache of WebhookEndpoints, set once the controller runs.
+type EndpointCache = Arc<OnceLock<Store<WebhookEndpoint>>>;
+
+/// `endpoints{ready}`: counted at scrape time from the controller's cache, so
+/// it costs nothing between scrapes and is never stale or double-counted.
+#[derive(Debug)]
+struct EndpointsCollector(EndpointCache);
+
+/// The status of an endpoint's Ready condition, as a fixed label value.
+fn ready_label(endpoint: &WebhookEndpoint) -> &'static str {
+    let status = endpoint.status.as_ref().and_then(|status| {
+        status
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == "Ready")
+    });
+    match status.map(|condition| condition.status.as_str()) {
+        Some("True") => "true",
+        Some("False") => "false",
+        _ => "unknown",
+    }
+}
+
+impl Collector for EndpointsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(store) = self.0.get() else {
+            return Ok(());
+        };
+        let mut counts = [("true", 0_i64), ("false", 0), ("unknown", 0)];
+        for endpoint in store.state() {
+            let label = ready_label(&endpoint);
+            if let Some(count) = counts.iter_mut().find(|(value, _)| *value == label) {
+                count.1 = count.1.saturating_add(1);
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "endpoints",
+            "WebhookEndpoints watched, by the status of their Ready condition",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (ready, count) in counts {
+            let gauge = ConstGauge::new(count);
+            gauge.encode(family.encode_family(&[("ready", ready)])?)?;
+        }
+        Ok(())
+    }
+}
+
 /// The operator's Prometheus metrics, all prefixed `hookwarden_operator`.
 ///
 /// No label carries an endpoint name: the operator may watch thousands of
@@ -62,6 +118,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
     reconcile_seconds: Histogram,
+    endpoints: EndpointCache,
 }
 
 impl Default for Metrics {
@@ -81,10 +138,13 @@ impl Default for Metrics {
             "Duration of reconcile passes of WebhookEndpoints",
             reconcile_seconds.clone(),
         );
+        let endpoints = EndpointCache::default();
+        registry.register_collector(Box::new(EndpointsCollector(endpoints.clone())));
         Self {
             registry,
             reconciles,
             reconcile_seconds,
+            endpoints,
         }
     }
 }
@@ -96,6 +156,12 @@ impl Metrics {
             .get_or_create(&ResultLabels { result })
             .inc();
         self.reconcile_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts endpoints by readiness from `store` from now on (the first
+    /// store given wins: one controller per process).
+    pub fn watch_endpoints(&self, store: Store<WebhookEndpoint>) {
+        let _ = self.endpoints.set(store);
     }
 
     /// The OpenMetrics text exposition of every metric.
@@ -266,6 +332,56 @@ mod tests {
             text.contains(r#"hookwarden_operator_reconcile_duration_seconds_bucket{le="0.01"} 2"#),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn endpoints_are_counted_by_their_ready_condition() {
+        use kube::runtime::watcher::Event;
+
+        let endpoint = |name: &str, ready: Option<&str>| {
+            let mut endpoint: WebhookEndpoint = serde_json::from_value(serde_json::json!({
+                "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+                "metadata": {"name": name, "namespace": "ci"},
+                "spec": {"provider": "github", "generateSecret": true},
+            }))
+            .expect("endpoint");
+            if let Some(status) = ready {
+                endpoint.status = Some(
+                    serde_json::from_value(serde_json::json!({"conditions": [{
+                        "type": "Ready", "status": status, "reason": "Test",
+                        "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    }]}))
+                    .expect("status"),
+                );
+            }
+            endpoint
+        };
+        let ops = Ops::default();
+        let (text_before, mut writer) = (
+            ops.metrics.render(),
+            kube::runtime::reflector::store::Writer::<WebhookEndpoint>::default(),
+        );
+        assert!(
+            !text_before.contains("hookwarden_operator_endpoints{"),
+            "{text_before}"
+        );
+        ops.metrics.watch_endpoints(writer.as_reader());
+        for (name, ready) in [
+            ("a", Some("True")),
+            ("b", Some("True")),
+            ("c", Some("False")),
+            ("d", None),
+        ] {
+            writer.apply_watcher_event(&Event::Apply(endpoint(name, ready)));
+        }
+        let (_, text) = get_text(router(ops), "/metrics").await;
+        for line in [
+            r#"hookwarden_operator_endpoints{ready="true"} 2"#,
+            r#"hookwarden_operator_endpoints{ready="false"} 1"#,
+            r#"hookwarden_operator_endpoints{ready="unknown"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
     }
 
     #[tokio::test]

@@ -235,6 +235,10 @@ async fn run_serves_health_readiness_and_reconcile_metrics() {
         text.contains("# TYPE hookwarden_operator_reconcile_duration_seconds histogram"),
         "{text}"
     );
+    assert!(
+        text.contains("hookwarden_operator_endpoints{ready=\""),
+        "{text}"
+    );
     assert!(!text.contains("name=\"hook\""), "{text}");
     drop(guard);
     let _ = std::fs::remove_file(&log);

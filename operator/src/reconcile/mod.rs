@@ -194,6 +194,7 @@ pub async fn run_with_ops(
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let controller = Controller::new(endpoints, watcher::Config::default());
     let store = controller.store();
+    ops.metrics.watch_endpoints(store.clone());
     let readiness = ops.readiness.clone();
     let listed = store.clone();
     let watching = tokio::spawn(async move {
