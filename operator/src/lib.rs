@@ -4,9 +4,12 @@
 //! It installs and upgrades its CRD ([`crd`]) and reconciles each endpoint
 //! ([`reconcile`]) into a rendered configuration Secret, a hardened receiver
 //! Deployment and a Service, built by the pure functions of [`resources`].
+//! Its health, readiness and reconcile metrics are served by [`ops`].
 #![forbid(unsafe_code)]
 
 pub mod crd;
+pub mod leader;
+pub mod ops;
 pub mod reconcile;
 pub mod resources;
 

@@ -1,9 +1,14 @@
 //! `hookwarden-operator`: the control plane of Hookwarden.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hookwarden_operator::leader::{Elector, LEASE_NAME, Timing};
+use hookwarden_operator::ops::Ops;
 use hookwarden_operator::reconcile::Config;
 use hookwarden_operator::resources::Settings;
 
@@ -38,6 +43,21 @@ enum Command {
         /// How long to wait for the CRD to be Established, in seconds.
         #[arg(long, default_value_t = 30)]
         crd_timeout_secs: u64,
+        /// Where `/healthz`, `/readyz` and `/metrics` are served (the
+        /// kubelet's probes and Prometheus, not the internet).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_OPERATOR_METRICS_LISTEN",
+            default_value = "0.0.0.0:8080"
+        )]
+        metrics_listen: SocketAddr,
+        /// Reconcile only while holding the Lease `hookwarden-operator`, so
+        /// several replicas can run and only one reconciles.
+        #[arg(long, env = "HOOKWARDEN_LEADER_ELECTION")]
+        leader_election: bool,
+        /// The namespace of the Lease (the operator's own namespace).
+        #[arg(long, env = "POD_NAMESPACE")]
+        leader_election_namespace: Option<String>,
     },
     /// Apply the WebhookEndpoint CRD to the cluster of the current kubeconfig
     /// (or in-cluster config) and wait until it is served.
@@ -67,7 +87,20 @@ async fn main() -> ExitCode {
             nats_url,
             namespace,
             crd_timeout_secs,
+            metrics_listen,
+            leader_election,
+            leader_election_namespace,
         } => {
+            let election = match (leader_election, leader_election_namespace) {
+                (false, _) => None,
+                (true, Some(namespace)) => Some(namespace),
+                (true, None) => {
+                    eprintln!(
+                        "hookwarden-operator: --leader-election needs --leader-election-namespace (or POD_NAMESPACE)"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
             let config = Config {
                 settings: Settings {
                     receiver_image,
@@ -75,7 +108,13 @@ async fn main() -> ExitCode {
                 },
                 namespace,
             };
-            run(config, Duration::from_secs(crd_timeout_secs)).await
+            run(
+                config,
+                Duration::from_secs(crd_timeout_secs),
+                metrics_listen,
+                election,
+            )
+            .await
         }
         Command::InstallCrd { timeout_secs } => {
             let client = match kube::Client::try_default().await {
@@ -100,7 +139,23 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config, crd_timeout: Duration) -> ExitCode {
+/// `election`: the namespace of the Lease when leader election is on.
+async fn run(
+    config: Config,
+    crd_timeout: Duration,
+    metrics_listen: SocketAddr,
+    election: Option<String>,
+) -> ExitCode {
+    // Served from the start: liveness holds during a slow CRD install, and
+    // readiness says what is still missing.
+    let ops = Ops::default();
+    match hookwarden_operator::ops::serve(metrics_listen, ops.clone()).await {
+        Ok(addr) => tracing::info!(%addr, "serving /healthz, /readyz and /metrics"),
+        Err(error) => {
+            tracing::error!(%error, "cannot serve the operations port");
+            return ExitCode::FAILURE;
+        }
+    }
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(error) => {
@@ -114,7 +169,8 @@ async fn run(config: Config, crd_timeout: Duration) -> ExitCode {
         tracing::error!(%error, "cannot install the CRD");
         return ExitCode::FAILURE;
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    ops.readiness.set_crd_installed();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         match termination().await {
             Ok(signal) => tracing::info!(signal, "shutting down"),
@@ -122,16 +178,65 @@ async fn run(config: Config, crd_timeout: Duration) -> ExitCode {
         }
         let _ = stop.send(());
     });
+    let elector = election.map(|namespace| {
+        // Unique per replica: the pod name in a cluster.
+        let identity = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("pid-{}", std::process::id()));
+        Elector::new(
+            client.clone(),
+            &namespace,
+            LEASE_NAME,
+            &identity,
+            Timing::default(),
+        )
+    });
+    if let Some(elector) = &elector {
+        // A replica standing by is healthy and ready: it takes over when
+        // the leader goes, and must not hold up a rollout.
+        ops.readiness.set_standing_by(true);
+        tokio::select! {
+            () = elector.acquire() => {}
+            _ = &mut stopped => return ExitCode::SUCCESS,
+        }
+        ops.readiness.set_standing_by(false);
+    }
+    let lost = Arc::new(AtomicBool::new(false));
+    // The controller wants a `Sync` shutdown future, which renewing the
+    // lease is not: a task renews, and tells the controller through a
+    // channel to stop on a signal or a lost lease.
+    let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn({
+        let lost = lost.clone();
+        async move {
+            match elector {
+                Some(elector) => tokio::select! {
+                    _ = stopped => {}
+                    () = elector.hold() => lost.store(true, Ordering::Release),
+                },
+                None => {
+                    let _ = stopped.await;
+                }
+            }
+            let _ = finish.send(());
+        }
+    });
+    let shutdown = async move {
+        let _ = finished.await;
+    };
     tracing::info!(
         receiver_image = %config.settings.receiver_image,
         nats_url = %config.settings.nats_url,
         namespace = config.namespace.as_deref().unwrap_or("<all>"),
         "reconciling WebhookEndpoints"
     );
-    hookwarden_operator::reconcile::run(client, config, async move {
-        let _ = stopped.await;
-    })
-    .await;
+    hookwarden_operator::reconcile::run_with_ops(client, config, ops, shutdown).await;
+    if lost.load(Ordering::Acquire) {
+        // Restarted by the kubelet, it stands by as a candidate again; no
+        // reconcile runs without the lease meanwhile.
+        tracing::error!("lost the lease; exiting");
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }
 

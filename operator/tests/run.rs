@@ -140,3 +140,217 @@ async fn run_reconciles_with_its_flags_and_exits_cleanly_on_sigterm() {
     );
     let _ = std::fs::remove_file(&log);
 }
+
+/// A port nobody listens on now (the kernel's pick, released at once).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `GET path` over plain HTTP/1.0: the status code and the body, or `None`
+/// while nothing answers.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+#[tokio::test]
+async fn run_serves_health_readiness_and_reconcile_metrics() {
+    let ns = TestNamespace::create("run-ops").await.expect("namespace");
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("hookwarden-operator-{}.log", ns.name()));
+    let out = std::fs::File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_hookwarden-operator"))
+        .args([
+            "run",
+            "--namespace",
+            ns.name(),
+            "--metrics-listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("KUBECONFIG", kubeconfig_path())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("operator starts");
+    let mut guard = Guard(child);
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut wait_for = |path: &'static str, want: &dyn Fn(u16, &str) -> bool| loop {
+        if let Some((status, body)) = http_get(port, path)
+            && want(status, &body)
+        {
+            return body;
+        }
+        if let Ok(Some(status)) = guard.0.try_wait() {
+            panic!("operator exited early ({status}): {}", log_text());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} not as expected after {WAIT:?}; last answer {:?}; log:\n{}",
+            http_get(port, path),
+            log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    wait_for("/healthz", &|status, body| status == 200 && body == "ok\n");
+    wait_for("/readyz", &|status, body| {
+        status == 200 && body == "ready\n"
+    });
+    assert_eq!(http_get(port, "/nope").map(|(status, _)| status), Some(404));
+
+    // A reconcile pass shows up in the metrics, labelled by result only.
+    let endpoint = serde_json::json!({
+        "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+        "metadata": {"name": "hook"},
+        "spec": {"provider": "github", "generateSecret": true},
+    });
+    ns.api::<WebhookEndpoint>()
+        .patch(
+            "hook",
+            &PatchParams::apply("hookwarden-test"),
+            &Patch::Apply(&endpoint),
+        )
+        .await
+        .expect("endpoint applied");
+    let text = wait_for("/metrics", &|status, body| {
+        status == 200 && body.contains("hookwarden_operator_reconciles_total{result=\"")
+    });
+    assert!(
+        text.contains("# TYPE hookwarden_operator_reconcile_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hookwarden_operator_endpoints{ready=\""),
+        "{text}"
+    );
+    assert!(!text.contains("name=\"hook\""), "{text}");
+    drop(guard);
+    let _ = std::fs::remove_file(&log);
+}
+
+/// Starts `run --leader-election` in `ns` as pod `name`, its operations port
+/// on `port`, its log in a temporary file.
+fn start_candidate(ns: &str, name: &str, port: u16) -> (Guard, std::path::PathBuf) {
+    let log = std::env::temp_dir().join(format!("hookwarden-operator-{ns}-{name}.log"));
+    let out = std::fs::File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_hookwarden-operator"))
+        .args([
+            "run",
+            "--namespace",
+            ns,
+            "--metrics-listen",
+            &format!("127.0.0.1:{port}"),
+            "--leader-election",
+            "--leader-election-namespace",
+            ns,
+        ])
+        .env("KUBECONFIG", kubeconfig_path())
+        .env("POD_NAME", name)
+        .env("RUST_LOG", "hookwarden_operator=debug,info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("operator starts");
+    (Guard(child), log)
+}
+
+#[tokio::test]
+async fn with_leader_election_a_standby_replica_takes_over_from_a_killed_leader() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let ns = TestNamespace::create("run-leader")
+        .await
+        .expect("namespace");
+    let leases = ns.api::<Lease>();
+    let holder = || async {
+        leases
+            .get_opt("hookwarden-operator")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|lease| lease.spec?.holder_identity)
+    };
+    let (mut a, log_a) = start_candidate(ns.name(), "op-a", free_port());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while holder().await.as_deref() != Some("op-a") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "op-a never took the lease; log:\n{}",
+            std::fs::read_to_string(&log_a).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let port_b = free_port();
+    let (b, log_b) = start_candidate(ns.name(), "op-b", port_b);
+    // The standby is ready (it must not hold up a rollout) but not leading.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while http_get(port_b, "/readyz").map(|(status, _)| status) != Some(200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "op-b never ready; log:\n{}",
+            std::fs::read_to_string(&log_b).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(holder().await.as_deref(), Some("op-a"));
+
+    // The leader dies without a word; the standby takes over after the
+    // 15 s lease and reconciles.
+    a.0.kill().expect("kill op-a");
+    let _ = a.0.wait();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    while holder().await.as_deref() != Some("op-b") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "op-b never took over; log:\n{}",
+            std::fs::read_to_string(&log_b).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let endpoint = serde_json::json!({
+        "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+        "metadata": {"name": "hook"},
+        "spec": {"provider": "github", "generateSecret": true},
+    });
+    ns.api::<WebhookEndpoint>()
+        .patch(
+            "hook",
+            &PatchParams::apply("hookwarden-test"),
+            &Patch::Apply(&endpoint),
+        )
+        .await
+        .expect("endpoint applied");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !matches!(
+        ns.api::<Deployment>().get_opt("hook-receiver").await,
+        Ok(Some(_))
+    ) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new leader does not reconcile; log:\n{}",
+            std::fs::read_to_string(&log_b).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(b);
+    let _ = std::fs::remove_file(&log_a);
+    let _ = std::fs::remove_file(&log_b);
+}

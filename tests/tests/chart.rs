@@ -319,6 +319,19 @@ fn the_schema_refuses_bad_values_with_a_message() {
             &["--set", "serviceMonitor.interval=often"],
             "at '/serviceMonitor/interval'",
         ),
+        (
+            &[
+                "--set",
+                "leaderElection.enabled=true",
+                "--set",
+                "replicas=3",
+            ],
+            "at '/replicas': maximum: got 3, want 2",
+        ),
+        (
+            &["--set", "metricsService.enabled=yes"],
+            "at '/metricsService/enabled'",
+        ),
     ];
     for (args, message) in cases {
         let out = refused(args);
@@ -383,6 +396,22 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
     assert_eq!(security["allowPrivilegeEscalation"], false);
     assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
     assert!(container["resources"]["limits"]["memory"].is_string());
+    // The operations port the operator serves by default (--metrics-listen
+    // 0.0.0.0:8080), probed by name: readiness on /readyz (CRD installed,
+    // endpoints listed), liveness only on /healthz.
+    assert_eq!(
+        container["ports"],
+        serde_json::json!([{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        container["readinessProbe"]["httpGet"],
+        serde_json::json!({"path": "/readyz", "port": "metrics"})
+    );
+    assert_eq!(
+        container["livenessProbe"]["httpGet"],
+        serde_json::json!({"path": "/healthz", "port": "metrics"})
+    );
+    assert!(container["readinessProbe"]["periodSeconds"].is_u64());
 
     let role = find(&docs, "ClusterRole", "hw-hookwarden").expect("ClusterRole");
     assert_eq!(grants(&role["rules"]), namespaced_needs());
@@ -443,6 +472,7 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
             "--receiver-image=registry.example.com/hookwarden/receiver:0.1.0-rc.1",
             "--nats-url=nats://nats.messaging.svc:4222",
             "--namespace=webhooks",
+            "--leader-election",
         ])
     );
     assert_eq!(container["env"][0]["value"], "info,kube=warn");
@@ -469,6 +499,72 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
         );
     }
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+
+    // Leader election: the flag, the Lease's namespace, and rights on that
+    // one Lease only (create cannot be limited by name).
+    assert!(
+        container["args"]
+            .as_array()
+            .is_some_and(|args| args.iter().any(|a| a == "--leader-election")),
+        "{}",
+        container["args"]
+    );
+    assert_eq!(
+        container["env"][2],
+        serde_json::json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}})
+    );
+    let election =
+        find(&docs, "Role", "hw-hookwarden-leader-election").expect("leader-election Role");
+    assert_eq!(election["metadata"]["namespace"], "hookwarden");
+    let lease = |verb: &str, name: &str| {
+        (
+            "coordination.k8s.io".to_owned(),
+            "leases".to_owned(),
+            verb.to_owned(),
+            name.to_owned(),
+        )
+    };
+    assert_eq!(
+        grants(&election["rules"]),
+        [
+            lease("create", ""),
+            lease("get", "hookwarden-operator"),
+            lease("update", "hookwarden-operator"),
+        ]
+        .into()
+    );
+    assert_eq!(
+        hookwarden_operator::leader::LEASE_NAME,
+        "hookwarden-operator",
+        "the Role names the Lease the operator uses"
+    );
+    let election_binding = find(&docs, "RoleBinding", "hw-hookwarden-leader-election")
+        .expect("leader-election RoleBinding");
+    assert_eq!(election_binding["metadata"]["namespace"], "hookwarden");
+    assert_eq!(
+        election_binding["roleRef"],
+        serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hw-hookwarden-leader-election"})
+    );
+    assert_eq!(
+        election_binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "hookwarden-operator", "namespace": "hookwarden"}])
+    );
+
+    let service = find(&docs, "Service", "hw-hookwarden-metrics").expect("metrics Service");
+    assert_eq!(service["metadata"]["namespace"], "hookwarden");
+    assert_eq!(
+        service["spec"]["ports"],
+        serde_json::json!([{"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}])
+    );
+    // It selects exactly the operator's pods, not the receivers.
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(
+        service["spec"]["selector"]["app.kubernetes.io/name"],
+        "hookwarden-operator"
+    );
 }
 
 /// Server-side dry run: the API server validates every object (schemas,
@@ -699,7 +795,9 @@ async fn the_bound_role_lets_the_operator_apply_its_children_and_no_more() {
         ["ServiceAccount", "Role", "RoleBinding"].contains(&d["kind"].as_str().unwrap_or(""))
     })
     .collect();
-    assert_eq!(rbac.len(), 3);
+    // ServiceAccount, the Role and its binding, and the leader-election
+    // Role and its binding (the full values enable leader election).
+    assert_eq!(rbac.len(), 5);
     let stream: Vec<String> = rbac.iter().map(|d| d.to_string()).collect();
     let output = run(
         "kubectl",
@@ -782,6 +880,9 @@ async fn the_bound_role_lets_the_operator_apply_its_children_and_no_more() {
         ("update", "hookwarden.dev", "webhookendpoints", "", false),
         ("list", "", "pods", "", false),
         ("create", "rbac.authorization.k8s.io", "roles", "", false),
+        ("create", "coordination.k8s.io", "leases", "", true),
+        ("list", "coordination.k8s.io", "leases", "", false),
+        ("delete", "coordination.k8s.io", "leases", "", false),
     ] {
         let allowed = subject_access(&operator, ns, verb, group, resource, subresource);
         assert_eq!(

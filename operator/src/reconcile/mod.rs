@@ -53,6 +53,10 @@ const ERROR_RETRY: Duration = Duration::from_secs(5);
 /// and recovery is noticed within minutes.
 const MAX_ERROR_RETRY: Duration = Duration::from_secs(300);
 
+/// How often readiness checks whether the first list of WebhookEndpoints
+/// has arrived.
+const READY_POLL: Duration = Duration::from_millis(500);
+
 /// The retry delay after `failures` consecutive failed passes (1 or more).
 fn backoff(failures: u32) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
@@ -78,6 +82,8 @@ struct Context {
     /// pass removes the entry.
     failures: Mutex<HashMap<ObjectRef<WebhookEndpoint>, u32>>,
     recorder: Recorder,
+    /// Where every finished pass is counted and timed.
+    metrics: Arc<crate::ops::Metrics>,
 }
 
 impl std::fmt::Debug for Context {
@@ -165,16 +171,49 @@ pub enum ReconcileError {
 }
 
 /// Runs the controller until `shutdown` completes; in-flight passes finish
-/// first.
+/// first. Its metrics and readiness go nowhere: see [`run_with_ops`].
 pub async fn run(
     client: Client,
     config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    run_with_ops(client, config, crate::ops::Ops::default(), shutdown).await;
+}
+
+/// Runs the controller until `shutdown` completes, counting passes into
+/// `ops.metrics` and marking `ops.readiness` as watching once the first list
+/// of WebhookEndpoints has arrived (a watch that cannot list, e.g. for lack
+/// of RBAC, leaves the operator unready rather than silently idle).
+pub async fn run_with_ops(
+    client: Client,
+    config: Config,
+    ops: crate::ops::Ops,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let endpoints: Api<WebhookEndpoint> = api(&client, config.namespace.as_deref());
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let controller = Controller::new(endpoints, watcher::Config::default());
     let store = controller.store();
+    ops.metrics.watch_endpoints(store.clone());
+    let readiness = ops.readiness.clone();
+    let listed = store.clone();
+    let watching = tokio::spawn(async move {
+        // Asked afresh every half second: next to the controller's own
+        // waiter on the same store, a single long wait was observed never to
+        // wake with kube-runtime 5.0 (the controller logged "store is ready"
+        // while this task still waited), leaving the operator unready.
+        loop {
+            match tokio::time::timeout(READY_POLL, listed.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    readiness.set_watching(true);
+                    break;
+                }
+                // The controller (the writer) is gone: never ready.
+                Ok(Err(_)) => break,
+                Err(_) => {}
+            }
+        }
+    });
     let context = Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),
@@ -186,6 +225,7 @@ pub async fn run(
         client: client.clone(),
         settings: config.settings,
         failures: Mutex::default(),
+        metrics: ops.metrics.clone(),
     });
     controller
         .owns(
@@ -232,6 +272,8 @@ pub async fn run(
             }
         })
         .await;
+    watching.abort();
+    ops.readiness.set_watching(false);
 }
 
 /// The endpoints among `endpoints` that reference `secret`: those in its
@@ -297,7 +339,16 @@ async fn reconcile(
     endpoint: Arc<WebhookEndpoint>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let action = reconcile_once(&endpoint, &ctx).await?;
+    let started = std::time::Instant::now();
+    let result = reconcile_once(&endpoint, &ctx).await;
+    ctx.metrics.record_reconcile(
+        match result {
+            Ok(_) => crate::ops::ReconcileResult::Ok,
+            Err(_) => crate::ops::ReconcileResult::Error,
+        },
+        started.elapsed(),
+    );
+    let action = result?;
     ctx.failures
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,0 +1,425 @@
+//! The operator's operations port: `/healthz`, `/readyz` and `/metrics`.
+//!
+//! Kept apart from the API server traffic so the kubelet can tell a hung
+//! process (liveness) from one still installing its CRD or listing its
+//! endpoints (readiness), and Prometheus can see how reconciles fare.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use hookwarden_crds::WebhookEndpoint;
+use kube::runtime::reflector::Store;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// How a reconcile pass ended: a fixed set, so the label never grows.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ReconcileResult {
+    /// The pass applied everything and wrote the status.
+    Ok,
+    /// The pass failed and will be retried with a backoff.
+    Error,
+}
+
+impl ReconcileResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl EncodeLabelValue for ReconcileResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// Labels of a finished reconcile pass.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: ReconcileResult,
+}
+
+/// The controller's cache of WebhookEndpoints, set once the controller runs.
+type EndpointCache = Arc<OnceLock<Store<WebhookEndpoint>>>;
+
+/// `endpoints{ready}`: counted at scrape time from the controller's cache, so
+/// it costs nothing between scrapes and is never stale or double-counted.
+#[derive(Debug)]
+struct EndpointsCollector(EndpointCache);
+
+/// The status of an endpoint's Ready condition, as a fixed label value.
+fn ready_label(endpoint: &WebhookEndpoint) -> &'static str {
+    let status = endpoint.status.as_ref().and_then(|status| {
+        status
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == "Ready")
+    });
+    match status.map(|condition| condition.status.as_str()) {
+        Some("True") => "true",
+        Some("False") => "false",
+        _ => "unknown",
+    }
+}
+
+impl Collector for EndpointsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(store) = self.0.get() else {
+            return Ok(());
+        };
+        let mut counts = [("true", 0_i64), ("false", 0), ("unknown", 0)];
+        for endpoint in store.state() {
+            let label = ready_label(&endpoint);
+            if let Some(count) = counts.iter_mut().find(|(value, _)| *value == label) {
+                count.1 = count.1.saturating_add(1);
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "endpoints",
+            "WebhookEndpoints watched, by the status of their Ready condition",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (ready, count) in counts {
+            let gauge = ConstGauge::new(count);
+            gauge.encode(family.encode_family(&[("ready", ready)])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The operator's Prometheus metrics, all prefixed `hookwarden_operator`.
+///
+/// No label carries an endpoint name: the operator may watch thousands of
+/// endpoints, and per-endpoint series belong to the receivers.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_seconds: Histogram,
+    endpoints: EndpointCache,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("hookwarden_operator");
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        // 10 ms to ~40 s: a pass is a handful of server-side applies, each a
+        // few milliseconds on a healthy API server, seconds on a slow one.
+        let reconcile_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 13));
+        registry.register(
+            "reconciles",
+            "Finished reconcile passes of WebhookEndpoints by result",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of reconcile passes of WebhookEndpoints",
+            reconcile_seconds.clone(),
+        );
+        let endpoints = EndpointCache::default();
+        registry.register_collector(Box::new(EndpointsCollector(endpoints.clone())));
+        Self {
+            registry,
+            reconciles,
+            reconcile_seconds,
+            endpoints,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one finished pass and observes how long it took.
+    pub fn record_reconcile(&self, result: ReconcileResult, took: Duration) {
+        self.reconciles
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        self.reconcile_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts endpoints by readiness from `store` from now on (the first
+    /// store given wins: one controller per process).
+    pub fn watch_endpoints(&self, store: Store<WebhookEndpoint>) {
+        let _ = self.endpoints.set(store);
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// What `/readyz` reports: ready once the CRD is installed and the
+/// controller's watch of WebhookEndpoints has listed them, so a rollout does
+/// not count a replica that cannot reconcile yet (or never will: a missing
+/// RBAC rule keeps it unready instead of silently idle).
+#[derive(Clone, Debug, Default)]
+pub struct Readiness {
+    crd_installed: Arc<AtomicBool>,
+    watching: Arc<AtomicBool>,
+    standing_by: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    /// Marks the CRD as installed and Established.
+    pub fn set_crd_installed(&self) {
+        self.crd_installed.store(true, Ordering::Release);
+    }
+
+    /// Marks the controller's watches as started (or stopped).
+    pub fn set_watching(&self, watching: bool) {
+        self.watching.store(watching, Ordering::Release);
+    }
+
+    /// Marks the operator as a leader-election candidate waiting for the
+    /// lease: ready without watches, since it must not hold up a rollout
+    /// and takes over when the leader goes.
+    pub fn set_standing_by(&self, standing_by: bool) {
+        self.standing_by.store(standing_by, Ordering::Release);
+    }
+
+    /// Why the operator is not ready, or `None` when it is.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if !self.crd_installed.load(Ordering::Acquire) {
+            Some("crd_not_installed")
+        } else if !self.watching.load(Ordering::Acquire)
+            && !self.standing_by.load(Ordering::Acquire)
+        {
+            Some("watches_not_started")
+        } else {
+            None
+        }
+    }
+}
+
+/// The metrics and readiness a controller reports into.
+#[derive(Clone, Debug, Default)]
+pub struct Ops {
+    /// Reconcile counters and durations.
+    pub metrics: Arc<Metrics>,
+    /// What `/readyz` answers.
+    pub readiness: Readiness,
+}
+
+/// `/healthz` (the process serves HTTP), `/readyz` (it reconciles) and
+/// `/metrics` (Prometheus text format).
+pub fn router(ops: Ops) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(ops)
+}
+
+async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
+    match ops.readiness.not_ready_reason() {
+        None => (StatusCode::OK, "ready\n".to_owned()),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        ),
+    }
+}
+
+async fn metrics_text(State(ops): State<Ops>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ops.metrics.render(),
+    )
+}
+
+/// Why the operations port could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("binding the operations port {addr}: {source}")]
+pub struct BindError {
+    addr: SocketAddr,
+    source: std::io::Error,
+}
+
+/// Binds `addr` and serves [`router`] on it in a background task. Binding
+/// happens here, before the CRD install, so a taken port fails the start
+/// instead of leaving a pod that is never probed successfully.
+pub async fn serve(addr: SocketAddr, ops: Ops) -> Result<SocketAddr, BindError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| BindError { addr, source })?;
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router(ops)).await {
+            tracing::error!(%error, "the operations port stopped");
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn get_text(router: Router, path: &str) -> (StatusCode, String) {
+        let response = router
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn metrics_count_reconciles_by_result() {
+        let ops = Ops::default();
+        ops.metrics
+            .record_reconcile(ReconcileResult::Ok, Duration::from_millis(20));
+        ops.metrics
+            .record_reconcile(ReconcileResult::Error, Duration::from_millis(5));
+        ops.metrics
+            .record_reconcile(ReconcileResult::Error, Duration::from_millis(5));
+        let (status, text) = get_text(router(ops), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            text.contains(r#"hookwarden_operator_reconciles_total{result="ok"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hookwarden_operator_reconciles_total{result="error"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("hookwarden_operator_reconcile_duration_seconds_count 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hookwarden_operator_reconcile_duration_seconds_bucket{le="0.01"} 2"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn endpoints_are_counted_by_their_ready_condition() {
+        use kube::runtime::watcher::Event;
+
+        let endpoint = |name: &str, ready: Option<&str>| {
+            let mut endpoint: WebhookEndpoint = serde_json::from_value(serde_json::json!({
+                "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+                "metadata": {"name": name, "namespace": "ci"},
+                "spec": {"provider": "github", "generateSecret": true},
+            }))
+            .expect("endpoint");
+            if let Some(status) = ready {
+                endpoint.status = Some(
+                    serde_json::from_value(serde_json::json!({"conditions": [{
+                        "type": "Ready", "status": status, "reason": "Test",
+                        "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    }]}))
+                    .expect("status"),
+                );
+            }
+            endpoint
+        };
+        let ops = Ops::default();
+        let (text_before, mut writer) = (
+            ops.metrics.render(),
+            kube::runtime::reflector::store::Writer::<WebhookEndpoint>::default(),
+        );
+        assert!(
+            !text_before.contains("hookwarden_operator_endpoints{"),
+            "{text_before}"
+        );
+        ops.metrics.watch_endpoints(writer.as_reader());
+        for (name, ready) in [
+            ("a", Some("True")),
+            ("b", Some("True")),
+            ("c", Some("False")),
+            ("d", None),
+        ] {
+            writer.apply_watcher_event(&Event::Apply(endpoint(name, ready)));
+        }
+        let (_, text) = get_text(router(ops), "/metrics").await;
+        for line in [
+            r#"hookwarden_operator_endpoints{ready="true"} 2"#,
+            r#"hookwarden_operator_endpoints{ready="false"} 1"#,
+            r#"hookwarden_operator_endpoints{ready="unknown"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_only_with_the_crd_and_the_watches() {
+        let ops = Ops::default();
+        let app = router(ops.clone());
+        assert_eq!(
+            get_text(app.clone(), "/readyz").await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: crd_not_installed\n".to_owned()
+            )
+        );
+        assert_eq!(get_text(app.clone(), "/healthz").await.0, StatusCode::OK);
+        ops.readiness.set_crd_installed();
+        assert_eq!(
+            get_text(app.clone(), "/readyz").await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: watches_not_started\n".to_owned()
+            )
+        );
+        ops.readiness.set_watching(true);
+        assert_eq!(
+            get_text(app.clone(), "/readyz").await,
+            (StatusCode::OK, "ready\n".to_owned())
+        );
+        ops.readiness.set_watching(false);
+        assert_eq!(
+            get_text(app.clone(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        ops.readiness.set_standing_by(true);
+        assert_eq!(get_text(app.clone(), "/readyz").await.0, StatusCode::OK);
+        ops.readiness.set_standing_by(false);
+        assert_eq!(
+            get_text(app, "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}
