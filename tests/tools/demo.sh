@@ -84,8 +84,10 @@ echo "ready: $(curl -fsS "http://127.0.0.1:$ops/readyz")"
 # A JetStream consumer on the endpoint's stream: it gets every stored event
 # exactly once. (A plain core-NATS subscription would also see a provider's
 # redelivery, which JetStream drops as a duplicate but still routes.)
-nats sub 'hookwarden.demo.github.>' --stream HOOKWARDEN_DEMO_GITHUB --all --count 2 \
-  >"$work/consumer.out" 2>&1 &
+# (The binary itself in the background, not the shell function: $! must be
+# its PID so the cleanup stops it.)
+"$(tool_path nats)" --server "$nats_url" sub 'hookwarden.demo.github.>' \
+  --stream HOOKWARDEN_DEMO_GITHUB --all --count 2 >"$work/consumer.out" 2>&1 &
 consumer=$!
 pids+=("$consumer")
 sleep 0.5
