@@ -11,10 +11,11 @@
 //! <https://support.atlassian.com/bitbucket-cloud/docs/event-payloads/> (headers).
 
 use axum::http::HeaderMap;
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use sha2::Sha256;
 
-use super::{Rejection, Verified, Verifier, VerifierError, info_header, single_header};
+use super::hmac_common::{find_secret, mac, prefixed_hex, signature_header};
+use super::{Rejection, Verified, Verifier, VerifierError, info_header};
 use crate::secrets::Secret;
 
 const SIGNATURE_HEADER: &str = "x-hub-signature";
@@ -40,14 +41,10 @@ impl BitbucketVerifier {
 
 /// The `X-Hub-Signature` value Bitbucket sends for `body` signed with `secret`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so the digest is never empty.
-    let digest = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .map(|mut mac| {
-            mac.update(body);
-            hex::encode(mac.finalize().into_bytes())
-        })
-        .unwrap_or_default();
-    format!("{SCHEME_PREFIX}{digest}")
+    format!(
+        "{SCHEME_PREFIX}{}",
+        hex::encode(mac::<Hmac<Sha256>>(secret, &[body]))
+    )
 }
 
 impl Verifier for BitbucketVerifier {
@@ -56,30 +53,16 @@ impl Verifier for BitbucketVerifier {
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
-        let value = single_header(headers, SIGNATURE_HEADER)
-            .map_err(|()| Rejection::SignatureMalformed)?
-            .ok_or(Rejection::SignatureMissing)?;
-        let hex_digits = value
-            .strip_prefix(SCHEME_PREFIX)
-            .ok_or(Rejection::SignatureMalformed)?;
-        let mut signature = [0u8; 32];
-        // Fails on a non-hex digit and on any length other than 64 digits.
-        hex::decode_to_slice(hex_digits, &mut signature)
-            .map_err(|_| Rejection::SignatureMalformed)?;
-
+        let signature = prefixed_hex(
+            signature_header(headers, SIGNATURE_HEADER)?,
+            SCHEME_PREFIX,
+            32,
+        )?;
         // Every secret is tried, constant-time each, so timing does not tell
         // which one matched.
-        let mut matched = None;
-        for (index, secret) in self.secrets.iter().enumerate() {
-            let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret.expose()) else {
-                continue;
-            };
-            mac.update(body);
-            if mac.verify_slice(&signature).is_ok() && matched.is_none() {
-                matched = Some(index);
-            }
-        }
-        let secret_index = matched.ok_or(Rejection::SignatureMismatch)?;
+        let secret_index = find_secret::<Hmac<Sha256>>(&self.secrets, &[body], &[signature])
+            .ok_or(Rejection::SignatureMismatch)?;
+
         Ok(Verified {
             event: info_header(headers, EVENT_HEADER),
             delivery_id: info_header(headers, DELIVERY_HEADER),

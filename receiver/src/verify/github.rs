@@ -3,10 +3,11 @@
 //! See <https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries>.
 
 use axum::http::HeaderMap;
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use sha2::Sha256;
 
-use super::{Rejection, Verified, Verifier, VerifierError, info_header, single_header};
+use super::hmac_common::{find_secret, prefixed_hex, signature_header};
+use super::{Rejection, Verified, Verifier, VerifierError, info_header};
 use crate::secrets::Secret;
 
 const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -31,44 +32,21 @@ impl GithubVerifier {
     }
 }
 
-/// Parses `sha256=<64 hex digits>` into the 32 signature bytes.
-fn parse_signature(value: &str) -> Result<[u8; 32], Rejection> {
-    let hex_digits = value
-        .strip_prefix(SCHEME_PREFIX)
-        .ok_or(Rejection::SignatureMalformed)?;
-    let mut signature = [0u8; 32];
-    // Fails on a non-hex digit and on any length other than 64 digits.
-    hex::decode_to_slice(hex_digits, &mut signature).map_err(|_| Rejection::SignatureMalformed)?;
-    Ok(signature)
-}
-
 impl Verifier for GithubVerifier {
     fn provider(&self) -> &'static str {
         "github"
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
-        let value = single_header(headers, SIGNATURE_HEADER)
-            .map_err(|()| Rejection::SignatureMalformed)?
-            .ok_or(Rejection::SignatureMissing)?;
-        let signature = parse_signature(value)?;
-
-        // Every secret is tried, even after a match, so the response time does
-        // not reveal which secret (old or new) matched. Each comparison is
-        // constant-time (`verify_slice`).
-        let mut matched = None;
-        for (index, secret) in self.secrets.iter().enumerate() {
-            // HMAC takes keys of any length, so this cannot fail; a failure
-            // would simply count as "this secret does not match".
-            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose()) else {
-                continue;
-            };
-            mac.update(body);
-            if mac.verify_slice(&signature).is_ok() && matched.is_none() {
-                matched = Some(index);
-            }
-        }
-        let secret_index = matched.ok_or(Rejection::SignatureMismatch)?;
+        let signature = prefixed_hex(
+            signature_header(headers, SIGNATURE_HEADER)?,
+            SCHEME_PREFIX,
+            32,
+        )?;
+        // Every secret is tried, constant-time each (`verify_slice`), even
+        // after a match, so timing does not tell which secret matched.
+        let secret_index = find_secret::<Hmac<Sha256>>(&self.secrets, &[body], &[signature])
+            .ok_or(Rejection::SignatureMismatch)?;
 
         Ok(Verified {
             event: info_header(headers, EVENT_HEADER),
