@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use hmac::Hmac;
 use sha2::Sha256;
 
-use super::hmac_common::{find_secret, mac, prefixed_hex, signature_header};
+use super::hmac_common::{mac, verify_sha256_body};
 use super::{Rejection, Verified, Verifier, VerifierError, info_header};
 use crate::secrets::Secret;
 
@@ -53,15 +53,7 @@ impl Verifier for BitbucketVerifier {
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
-        let signature = prefixed_hex(
-            signature_header(headers, SIGNATURE_HEADER)?,
-            SCHEME_PREFIX,
-            32,
-        )?;
-        // Every secret is tried, constant-time each, so timing does not tell
-        // which one matched.
-        let secret_index = find_secret::<Hmac<Sha256>>(&self.secrets, &[body], &[signature])
-            .ok_or(Rejection::SignatureMismatch)?;
+        let secret_index = verify_sha256_body(&self.secrets, headers, SIGNATURE_HEADER, body)?;
 
         Ok(Verified {
             event: info_header(headers, EVENT_HEADER),

@@ -132,6 +132,21 @@ pub(crate) fn prefixed_hex(value: &str, prefix: &str, len: usize) -> Result<Vec<
 }
 
 /// The body as JSON, read only after the signature is verified; a body that
+/// The scheme GitHub, Bitbucket Cloud and Meta share:
+/// `<header>: sha256=<hex HMAC-SHA256(secret, body)>`. Returns the index of
+/// the matching secret; every secret is tried, constant-time each, so timing
+/// does not tell which one matched.
+pub(crate) fn verify_sha256_body(
+    secrets: &[Secret],
+    headers: &HeaderMap,
+    header: &str,
+    body: &[u8],
+) -> Result<usize, Rejection> {
+    let signature = prefixed_hex(signature_header(headers, header)?, "sha256=", 32)?;
+    find_secret::<hmac::Hmac<sha2::Sha256>>(secrets, &[body], &[signature])
+        .ok_or(Rejection::SignatureMismatch)
+}
+
 /// is not JSON simply has no event type or id.
 pub(crate) fn json_body(body: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_slice(body).ok()

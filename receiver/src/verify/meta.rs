@@ -9,9 +9,7 @@ use axum::http::HeaderMap;
 use hmac::Hmac;
 use sha2::Sha256;
 
-use super::hmac_common::{
-    find_secret, json_body, json_info, mac, prefixed_hex, require_secrets, signature_header,
-};
+use super::hmac_common::{json_body, json_info, mac, require_secrets, verify_sha256_body};
 use super::{Rejection, Verified, Verifier, VerifierError};
 use crate::secrets::Secret;
 
@@ -37,9 +35,7 @@ impl Verifier for MetaVerifier {
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
-        let signature = prefixed_hex(signature_header(headers, SIGNATURE_HEADER)?, "sha256=", 32)?;
-        let secret_index = find_secret::<Hmac<Sha256>>(&self.secrets, &[body], &[signature])
-            .ok_or(Rejection::SignatureMismatch)?;
+        let secret_index = verify_sha256_body(&self.secrets, headers, SIGNATURE_HEADER, body)?;
         Ok(Verified {
             event: json_info(json_body(body).as_ref(), "/object"),
             delivery_id: None,
