@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -102,6 +103,113 @@ pub struct WebhookEndpointSpec {
     /// the `ingress-nginx` namespace only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<NetworkPolicySpec>,
+
+    /// What requests the endpoint takes: HTTP methods, content types and the
+    /// body size cap. Absent: `POST` only, any content type, 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestSpec>,
+
+    /// The exact public URL the provider calls (scheme, host, port if not
+    /// the default, path and query), for presets that sign the URL (Twilio,
+    /// Square). Absent: `https://<ingress.host><ingress.path>`; such a
+    /// preset without `ingress` needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub public_url: Option<String>,
+
+    /// Providers' endpoint-verification handshakes (Slack `url_verification`,
+    /// Zoom `endpoint.url_validation`, Twitch `webhook_callback_verification`,
+    /// Meta `hub.mode=subscribe`, Discord PING). They are answered, verified
+    /// where the provider signs them, and not published unless `publish`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake: Option<HandshakeSpec>,
+
+    /// What the audit log records beyond each request's metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<LoggingSpec>,
+
+    /// Compute resources of each receiver container. Absent: the operator's
+    /// defaults (see `docs/operator.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// What requests an endpoint takes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestSpec {
+    /// The accepted HTTP methods; any other is answered 405
+    /// `method_not_allowed`. Default `[POST]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub methods: Vec<HttpMethod>,
+    /// The accepted media types (without parameters, e.g.
+    /// `application/json`); any other is answered 415
+    /// `unsupported_media_type`. Empty: any content type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub content_types: Vec<String>,
+    /// The largest body accepted, in bytes; a larger one is answered 413
+    /// `body_too_large` before more is read. Default 1048576 (1 MiB). It must
+    /// not exceed the NATS server's `max_payload`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 67108864))]
+    #[schemars(extend("format" = "int32"))]
+    pub max_body_bytes: Option<u32>,
+}
+
+/// HTTP methods a webhook may be delivered with.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// `POST`, what nearly every provider sends.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `GET`, for senders that put the event in the query string.
+    Get,
+    /// `DELETE`.
+    Delete,
+}
+
+/// How providers' endpoint-verification handshakes are handled.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HandshakeSpec {
+    /// Also publish verified handshake requests to NATS (subject event
+    /// `handshake`). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish: bool,
+    /// The verify tokens a Meta `hub.mode=subscribe` GET must carry in
+    /// `hub.verify_token` (several during a rotation). Required for Meta's
+    /// subscription handshake; without it that GET is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_token_refs: Vec<SecretKeyRef>,
+}
+
+/// What the audit log records of each request.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggingSpec {
+    /// How much of the request the audit line carries. Default `none`.
+    #[serde(default)]
+    pub payload: PayloadLogging,
+}
+
+/// How much of a request the audit line carries beyond its metadata.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadLogging {
+    /// Metadata only (sizes, SHA-256 of the body, outcome, ids).
+    #[default]
+    None,
+    /// Also the request headers, with every header that carries a secret or
+    /// a signature redacted.
+    Headers,
+    /// Also the headers (redacted) and the body, up to 4 KiB.
+    Full,
 }
 
 /// How the endpoint is exposed by an Ingress (`networking.k8s.io/v1`).
@@ -448,6 +556,51 @@ pub struct NatsSpec {
     /// endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
+    /// Where the stream keeps messages. Default `file`, so stored deliveries
+    /// survive a NATS restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StreamStorage>,
+    /// How long the stream keeps a delivery, in seconds. Absent: forever
+    /// (until `maxBytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_age_seconds: Option<u64>,
+    /// The most bytes the stream keeps; the oldest deliveries go first.
+    /// Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_bytes: Option<i64>,
+    /// How long JetStream remembers delivery ids to drop a provider's
+    /// retries, in seconds. Default 120.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 604800))]
+    #[schemars(extend("format" = "int32"))]
+    pub duplicate_window_seconds: Option<u32>,
+    /// Copies of the stream in a NATS cluster (1 to 5). Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 5))]
+    #[schemars(extend("format" = "int32"))]
+    pub replicas: Option<u32>,
+    /// Create the stream when it does not exist (and, by the operator, keep
+    /// its settings as specified). Default true; false when the stream is
+    /// managed elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_stream: Option<bool>,
+    /// A Secret key holding NATS credentials (a `.creds` file with the
+    /// user JWT and NKey seed). Absent: no authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretKeyRef>,
+}
+
+/// Where a JetStream stream keeps messages.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamStorage {
+    /// On disk: stored deliveries survive a NATS restart.
+    #[default]
+    File,
+    /// In memory: faster, lost when NATS restarts.
+    Memory,
 }
 
 /// What the operator observed of an endpoint.

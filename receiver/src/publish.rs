@@ -390,6 +390,11 @@ mod tests {
                 tls: None,
                 autoscaling: None,
                 network_policy: None,
+                request: None,
+                public_url: None,
+                handshake: None,
+                logging: None,
+                resources: None,
             },
         );
         endpoint.metadata.namespace = namespace.map(str::to_owned);
@@ -428,6 +433,7 @@ mod tests {
             url: None,
             subject_prefix: Some("webhooks.gh".to_owned()),
             stream: Some("GITHUB".to_owned()),
+            ..NatsSpec::default()
         };
         let target = Target::for_endpoint(&endpoint(Some("ci"), "github", nats)).expect("ok");
         assert_eq!(
@@ -445,6 +451,7 @@ mod tests {
                 url: None,
                 subject_prefix: Some(prefix.to_owned()),
                 stream: None,
+                ..NatsSpec::default()
             };
             assert_eq!(
                 Target::for_endpoint(&endpoint(None, "x", nats)),
@@ -456,6 +463,7 @@ mod tests {
             url: None,
             subject_prefix: None,
             stream: Some("A.B".to_owned()),
+            ..NatsSpec::default()
         };
         assert_eq!(
             Target::for_endpoint(&endpoint(None, "x", nats)),
