@@ -223,6 +223,9 @@ pub fn explain(code: &str) -> &'static str {
         "token_mismatch" => "the shared token is not one of the given secrets",
         "basic_auth_missing" => "no HTTP Basic credentials were sent",
         "basic_auth_mismatch" => "the HTTP Basic credentials are wrong or malformed",
+        "body_hash_mismatch" => {
+            "the signed URL's bodySHA256 is not the SHA-256 of the body: the body changed"
+        }
         _ => "see docs/receiver.md",
     }
 }

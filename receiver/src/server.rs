@@ -36,7 +36,7 @@ use crate::limits::{self, RateLimits};
 use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
 use crate::transport::{Stopped, Transport};
-use crate::verify::{Rejection, Verified, Verifier};
+use crate::verify::{Incoming, Rejection, Verdict, Verified, Verifier};
 
 /// The default cap on a delivery's body. GitHub caps payloads at 25 MB but
 /// almost all are far smaller; the cap bounds the memory a single request
@@ -442,7 +442,7 @@ async fn ingest(
         handle(
             &state,
             &snapshot,
-            &parts.headers,
+            &parts,
             body,
             peer.ip(),
             received_at,
@@ -519,13 +519,14 @@ impl Drop for InFlight {
 async fn handle(
     state: &AppState,
     snapshot: &Snapshot,
-    headers: &HeaderMap,
+    parts: &axum::http::request::Parts,
     body: Body,
     peer_ip: IpAddr,
     received_at: jiff::Timestamp,
     facts: &mut Facts,
 ) -> Outcome {
     let (inner, filter) = (&snapshot.inner, &snapshot.filter);
+    let headers = &parts.headers;
     let client = match filter.proxies.resolve(peer_ip, headers) {
         Ok(client) => client,
         Err(err) => return Outcome::ForwardedInvalid(err),
@@ -548,8 +549,14 @@ async fn handle(
     facts.body_size = Some(body.len());
     facts.body_sha256 = Some(body_sha256(&body));
 
-    let verified = match inner.verifier.verify(headers, &body) {
-        Ok(verified) => verified,
+    let incoming = Incoming {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers,
+        body: &body,
+    };
+    let verified = match inner.verifier.check(&incoming) {
+        Ok(Verdict::Deliver(verified)) => verified,
         Err(rejection) => return Outcome::Rejected(rejection),
     };
     let delivery = Delivery {

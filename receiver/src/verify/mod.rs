@@ -23,12 +23,15 @@ pub mod mailgun;
 pub mod meta;
 pub mod paddle;
 pub mod pagerduty;
+pub mod public_url;
 pub mod sendgrid;
 pub mod shopify;
 pub mod slack;
+pub mod square;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod svix;
+pub mod twilio;
 pub mod twitch;
 pub mod zoom;
 
@@ -47,15 +50,40 @@ pub use pagerduty::PagerdutyVerifier;
 pub use sendgrid::SendgridVerifier;
 pub use shopify::ShopifyVerifier;
 pub use slack::SlackVerifier;
+pub use square::SquareVerifier;
 pub use standard_webhooks::StandardWebhooksVerifier;
 pub use stripe::StripeVerifier;
+pub use twilio::TwilioVerifier;
 pub use twitch::TwitchVerifier;
 pub use zoom::ZoomVerifier;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, Uri};
 use hookwarden_crds::{Provider, SecretKeyRef, WebhookEndpointSpec};
 
 use crate::secrets::{Secret, SecretError};
+use public_url::{PublicUrl, PublicUrlError};
+
+/// A request as a verifier sees it: the request line besides the headers
+/// and the raw body bytes, for the presets that sign the URL (Twilio,
+/// Square) or answer a handshake by GET (Meta).
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The HTTP method.
+    pub method: &'a Method,
+    /// The request target as received (path and raw query).
+    pub uri: &'a Uri,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The raw body bytes.
+    pub body: &'a [u8],
+}
+
+/// What to do with a verified request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A delivery: store it.
+    Deliver(Verified),
+}
 
 /// What a successful verification learned about the delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +133,10 @@ pub enum Rejection {
     /// The HTTP Basic credentials are wrong or malformed.
     #[error("basic_auth_mismatch")]
     BasicAuthMismatch,
+    /// The signature verified, but the body does not match the hash the
+    /// signed URL carries (Twilio's `bodySHA256`).
+    #[error("body_hash_mismatch")]
+    BodyHashMismatch,
 }
 
 impl Rejection {
@@ -121,6 +153,7 @@ impl Rejection {
             Self::TokenMismatch => "token_mismatch",
             Self::BasicAuthMissing => "basic_auth_missing",
             Self::BasicAuthMismatch => "basic_auth_mismatch",
+            Self::BodyHashMismatch => "body_hash_mismatch",
         }
     }
 }
@@ -132,6 +165,13 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
 
     /// Verifies a delivery from its headers and raw body bytes.
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection>;
+
+    /// Verifies a whole request; what the receiver calls. Presets that sign
+    /// only headers and body keep this default, which is [`Verifier::verify`].
+    fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
+        self.verify(request.headers, request.body)
+            .map(Verdict::Deliver)
+    }
 }
 
 /// Why no verifier could be built for an endpoint.
@@ -168,6 +208,14 @@ pub enum VerifierError {
     /// A secret could not be loaded.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A preset that signs the public URL has no way to know it.
+    #[error(
+        "provider {0:?} signs the URL it calls: set spec.publicUrl, or spec.ingress (host and path)"
+    )]
+    PublicUrlRequired(Provider),
+    /// `spec.publicUrl` cannot be used.
+    #[error(transparent)]
+    PublicUrl(#[from] PublicUrlError),
     /// A preset's secret file does not hold a valid key of the kind the
     /// provider uses (the key itself is never shown).
     #[error("secretRefs[{index}] is not a valid {provider} key: expected {expected}")]
@@ -191,10 +239,14 @@ pub fn for_endpoint(
         if spec.verification.is_some() {
             return Err(VerifierError::VerificationWithPreset(spec.provider));
         }
-        return for_provider(
+        let options = PresetOptions {
+            public_url: PublicUrl::from_spec(spec)?,
+        };
+        return for_preset(
             spec.provider,
             load(&spec.secret_refs)?,
             spec.timestamp_tolerance_seconds,
+            options,
         );
     }
     let verification = spec.verification.clone().ok_or(VerifierError::NoChecks)?;
@@ -234,13 +286,39 @@ pub fn for_endpoint(
 /// The verifier for an endpoint's provider preset. `tolerance_secs`
 /// (`spec.timestampToleranceSeconds`) overrides the preset's replay window
 /// for presets that sign a timestamp; `None` keeps the provider's default.
+/// Presets that sign the URL (`twilio`, `square`) need [`for_preset`].
 pub fn for_provider(
     provider: Provider,
     secrets: Vec<Secret>,
     tolerance_secs: Option<u32>,
 ) -> Result<Box<dyn Verifier>, VerifierError> {
+    for_preset(provider, secrets, tolerance_secs, PresetOptions::default())
+}
+
+/// What some presets need beyond their secrets.
+#[derive(Debug, Clone, Default)]
+pub struct PresetOptions {
+    /// The URL the provider calls (`twilio`, `square`).
+    pub public_url: Option<PublicUrl>,
+}
+
+/// As [`for_provider`], with the spec-derived `options`.
+pub fn for_preset(
+    provider: Provider,
+    secrets: Vec<Secret>,
+    tolerance_secs: Option<u32>,
+    options: PresetOptions,
+) -> Result<Box<dyn Verifier>, VerifierError> {
     let tolerance = |default: u32| tolerance_secs.unwrap_or(default);
+    let public_url = || {
+        options
+            .public_url
+            .clone()
+            .ok_or(VerifierError::PublicUrlRequired(provider))
+    };
     match provider {
+        Provider::Twilio => Ok(Box::new(TwilioVerifier::new(secrets, public_url()?)?)),
+        Provider::Square => Ok(Box::new(SquareVerifier::new(secrets, public_url()?)?)),
         Provider::Github => Ok(Box::new(GithubVerifier::new(secrets)?)),
         Provider::Bitbucket => Ok(Box::new(BitbucketVerifier::new(secrets)?)),
         Provider::Twitch => Ok(Box::new(TwitchVerifier::new(secrets)?)),
@@ -485,6 +563,45 @@ mod tests {
             narrow.verify(&headers, body),
             Err(Rejection::TimestampOutOfTolerance)
         );
+    }
+
+    #[test]
+    fn url_signing_presets_need_a_public_url() {
+        for provider in ["twilio", "square"] {
+            let err = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
+                )),
+                load,
+            )
+            .expect_err(provider);
+            assert!(
+                err.to_string()
+                    .contains("set spec.publicUrl, or spec.ingress (host and path)"),
+                "{err}"
+            );
+            for extra in [
+                "  ingress: {host: hooks.example.com, path: /in}\n",
+                "  publicUrl: https://hooks.example.com/in\n",
+            ] {
+                let verifier = for_endpoint(
+                    &spec(&format!(
+                        "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n{extra}"
+                    )),
+                    load,
+                )
+                .unwrap_or_else(|e| panic!("{provider}: {e}"));
+                assert_eq!(verifier.provider(), provider);
+            }
+            let err = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n  publicUrl: hooks.example.com/in\n"
+                )),
+                load,
+            )
+            .expect_err("no scheme");
+            assert!(err.to_string().contains("spec.publicUrl"), "{err}");
+        }
     }
 
     #[test]
