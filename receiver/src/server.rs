@@ -36,7 +36,7 @@ use crate::limits::{self, RateLimits};
 use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
 use crate::transport::{Stopped, Transport};
-use crate::verify::{Incoming, Rejection, Verdict, Verified, Verifier};
+use crate::verify::{Handshake, Incoming, Rejection, Verdict, Verified, Verifier};
 
 /// The default cap on a delivery's body. GitHub caps payloads at 25 MB but
 /// almost all are far smaller; the cap bounds the memory a single request
@@ -297,6 +297,8 @@ async fn healthz() -> impl IntoResponse {
 #[derive(Debug)]
 enum Outcome {
     Stored(Stored),
+    /// A verified provider handshake, answered; stored too when published.
+    Handshake(Handshake, Option<Stored>),
     Rejected(Rejection),
     TooLarge,
     /// Within the body cap, but over the NATS server's `max_payload`.
@@ -328,6 +330,7 @@ impl Outcome {
             Self::Stored(Stored {
                 duplicate: true, ..
             }) => "duplicate",
+            Self::Handshake(..) => "handshake",
             Self::Rejected(_) => "rejected",
             Self::TooLarge | Self::TooLargeForStore(_) => "too_large",
             Self::TimedOut => "timed_out",
@@ -344,7 +347,7 @@ impl Outcome {
     /// The stable reason code reported to the client and the audit log.
     fn reason(&self) -> Option<&'static str> {
         match self {
-            Self::Stored(_) => None,
+            Self::Stored(_) | Self::Handshake(..) => None,
             Self::Rejected(rejection) => Some(rejection.code()),
             Self::TooLarge | Self::TooLargeForStore(_) => Some("body_too_large"),
             Self::TimedOut => Some("body_timeout"),
@@ -372,6 +375,20 @@ impl Outcome {
                 })),
             )
                 .into_response(),
+            Self::Handshake(handshake, _) => {
+                let mut response = (StatusCode::OK, handshake.body).into_response();
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(handshake.content_type),
+                );
+                // The challenge is echoed: never let a browser sniff it as HTML.
+                headers.insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+                response
+            }
             Self::Rejected(_) => error(StatusCode::UNAUTHORIZED, reason),
             Self::TooLarge | Self::TooLargeForStore(_) => {
                 error(StatusCode::PAYLOAD_TOO_LARGE, reason)
@@ -436,7 +453,10 @@ async fn ingest(
     let snapshot = state.current.load_full();
     let outcome = if parts.uri.path() != &*snapshot.filter.path {
         Outcome::NotFound
-    } else if parts.method != axum::http::Method::POST {
+    } else if parts.method != axum::http::Method::POST
+        // Meta's subscription handshake is a GET.
+        && !(parts.method == axum::http::Method::GET && snapshot.inner.verifier.answers_get())
+    {
         Outcome::MethodNotAllowed
     } else {
         handle(
@@ -453,7 +473,7 @@ async fn ingest(
 
     let verified = facts.verified.as_ref();
     let stored = match &outcome {
-        Outcome::Stored(stored) => Some(stored),
+        Outcome::Stored(stored) | Outcome::Handshake(_, Some(stored)) => Some(stored),
         _ => None,
     };
     let error = match &outcome {
@@ -555,10 +575,16 @@ async fn handle(
         headers,
         body: &body,
     };
-    let verified = match inner.verifier.check(&incoming) {
-        Ok(Verdict::Deliver(verified)) => verified,
+    let (verified, handshake) = match inner.verifier.check(&incoming) {
+        Ok(Verdict::Deliver(verified)) => (verified, None),
+        Ok(Verdict::Handshake(handshake)) => (handshake.verified.clone(), Some(handshake)),
         Err(rejection) => return Outcome::Rejected(rejection),
     };
+    // A handshake is answered, and stored only when the spec asks for it.
+    if let Some(handshake) = handshake.as_ref().filter(|h| !h.publish) {
+        facts.verified = Some(verified);
+        return Outcome::Handshake(handshake.clone(), None);
+    }
     let delivery = Delivery {
         body,
         event: verified.event.clone(),
@@ -584,7 +610,10 @@ async fn handle(
         })
         .observe(publishing.elapsed().as_secs_f64());
     match published {
-        Ok(stored) => Outcome::Stored(stored),
+        Ok(stored) => match handshake {
+            Some(handshake) => Outcome::Handshake(handshake, Some(stored)),
+            None => Outcome::Stored(stored),
+        },
         Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
         Err(err) => Outcome::StoreUnavailable(err),
     }

@@ -83,6 +83,50 @@ pub struct Incoming<'a> {
 pub enum Verdict {
     /// A delivery: store it.
     Deliver(Verified),
+    /// A provider's endpoint-verification handshake, verified where the
+    /// provider signs it: answer it; store it only if `publish`.
+    Handshake(Handshake),
+}
+
+/// A verified handshake and the answer the provider expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// What verification learned; the event is always `handshake`.
+    pub verified: Verified,
+    /// The answer's `Content-Type`.
+    pub content_type: &'static str,
+    /// The answer's body.
+    pub body: Vec<u8>,
+    /// Also store the request (`spec.handshake.publish`).
+    pub publish: bool,
+}
+
+/// The event type handshakes are reported (and published) under.
+pub const HANDSHAKE_EVENT: &str = "handshake";
+
+impl Handshake {
+    /// The verdict answering a handshake with `body`, not published.
+    pub(crate) fn answer(verified: Verified, content_type: &'static str, body: Vec<u8>) -> Verdict {
+        Verdict::Handshake(Self {
+            verified: Verified {
+                event: Some(HANDSHAKE_EVENT.to_owned()),
+                ..verified
+            },
+            content_type,
+            body,
+            publish: false,
+        })
+    }
+}
+
+/// A challenge a handshake echoes back: at most 1024 bytes of visible ASCII
+/// (what providers send), anything else is refused rather than reflected.
+pub(crate) fn challenge(value: Option<&str>) -> Result<String, Rejection> {
+    let value = value.ok_or(Rejection::HandshakeMalformed)?;
+    if value.is_empty() || value.len() > 1024 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Rejection::HandshakeMalformed);
+    }
+    Ok(value.to_owned())
 }
 
 /// What a successful verification learned about the delivery.
@@ -137,6 +181,10 @@ pub enum Rejection {
     /// signed URL carries (Twilio's `bodySHA256`).
     #[error("body_hash_mismatch")]
     BodyHashMismatch,
+    /// A handshake (verified where signed) lacks what must be answered, or
+    /// is not the provider's documented shape.
+    #[error("handshake_malformed")]
+    HandshakeMalformed,
 }
 
 impl Rejection {
@@ -154,6 +202,7 @@ impl Rejection {
             Self::BasicAuthMissing => "basic_auth_missing",
             Self::BasicAuthMismatch => "basic_auth_mismatch",
             Self::BodyHashMismatch => "body_hash_mismatch",
+            Self::HandshakeMalformed => "handshake_malformed",
         }
     }
 }
@@ -171,6 +220,40 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
     fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
         self.verify(request.headers, request.body)
             .map(Verdict::Deliver)
+    }
+
+    /// Whether `GET` requests reach [`Verifier::check`] (Meta's
+    /// subscription handshake) besides `POST`.
+    fn answers_get(&self) -> bool {
+        false
+    }
+}
+
+/// A verifier whose handshakes are also stored (`spec.handshake.publish`).
+#[derive(Debug)]
+struct PublishHandshakes(Box<dyn Verifier>);
+
+impl Verifier for PublishHandshakes {
+    fn provider(&self) -> &'static str {
+        self.0.provider()
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
+        self.0.verify(headers, body)
+    }
+
+    fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
+        match self.0.check(request)? {
+            Verdict::Handshake(handshake) => Ok(Verdict::Handshake(Handshake {
+                publish: true,
+                ..handshake
+            })),
+            deliver => Ok(deliver),
+        }
+    }
+
+    fn answers_get(&self) -> bool {
+        self.0.answers_get()
     }
 }
 
@@ -239,8 +322,16 @@ pub fn for_endpoint(
         if spec.verification.is_some() {
             return Err(VerifierError::VerificationWithPreset(spec.provider));
         }
+        let handshake = spec.handshake.clone().unwrap_or_default();
+        let verify_tokens = if handshake.verify_token_refs.is_empty() {
+            Vec::new()
+        } else {
+            load(&handshake.verify_token_refs)?
+        };
         let options = PresetOptions {
             public_url: PublicUrl::from_spec(spec)?,
+            verify_tokens,
+            publish_handshakes: handshake.publish,
         };
         return for_preset(
             spec.provider,
@@ -300,6 +391,11 @@ pub fn for_provider(
 pub struct PresetOptions {
     /// The URL the provider calls (`twilio`, `square`).
     pub public_url: Option<PublicUrl>,
+    /// `spec.handshake.verifyTokenRefs`: the tokens Meta's subscription
+    /// handshake must carry.
+    pub verify_tokens: Vec<Secret>,
+    /// `spec.handshake.publish`.
+    pub publish_handshakes: bool,
 }
 
 /// As [`for_provider`], with the spec-derived `options`.
@@ -316,54 +412,62 @@ pub fn for_preset(
             .clone()
             .ok_or(VerifierError::PublicUrlRequired(provider))
     };
-    match provider {
-        Provider::Twilio => Ok(Box::new(TwilioVerifier::new(secrets, public_url()?)?)),
-        Provider::Square => Ok(Box::new(SquareVerifier::new(secrets, public_url()?)?)),
-        Provider::Github => Ok(Box::new(GithubVerifier::new(secrets)?)),
-        Provider::Bitbucket => Ok(Box::new(BitbucketVerifier::new(secrets)?)),
-        Provider::Twitch => Ok(Box::new(TwitchVerifier::new(secrets)?)),
-        Provider::Discord => Ok(Box::new(DiscordVerifier::new(secrets)?)),
-        Provider::Sendgrid => Ok(Box::new(SendgridVerifier::new(secrets)?)),
-        Provider::Mailgun => Ok(Box::new(MailgunVerifier::new(secrets)?)),
-        Provider::Adyen => Ok(Box::new(AdyenVerifier::new(secrets)?)),
-        Provider::Gitlab => Ok(Box::new(GitlabVerifier::new(
+    let verifier: Box<dyn Verifier> = match provider {
+        Provider::Twilio => Box::new(TwilioVerifier::new(secrets, public_url()?)?),
+        Provider::Square => Box::new(SquareVerifier::new(secrets, public_url()?)?),
+        Provider::Github => Box::new(GithubVerifier::new(secrets)?),
+        Provider::Bitbucket => Box::new(BitbucketVerifier::new(secrets)?),
+        Provider::Twitch => Box::new(TwitchVerifier::new(secrets)?),
+        Provider::Discord => Box::new(DiscordVerifier::new(secrets)?),
+        Provider::Sendgrid => Box::new(SendgridVerifier::new(secrets)?),
+        Provider::Mailgun => Box::new(MailgunVerifier::new(secrets)?),
+        Provider::Adyen => Box::new(AdyenVerifier::new(secrets)?),
+        Provider::Gitlab => Box::new(GitlabVerifier::new(
             secrets,
             tolerance(gitlab::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Stripe => Ok(Box::new(StripeVerifier::new(
+        )?),
+        Provider::Stripe => Box::new(StripeVerifier::new(
             secrets,
             tolerance(stripe::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Slack => Ok(Box::new(SlackVerifier::new(
+        )?),
+        Provider::Slack => Box::new(SlackVerifier::new(
             secrets,
             tolerance(slack::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::StandardWebhooks => Ok(Box::new(StandardWebhooksVerifier::new(
+        )?),
+        Provider::StandardWebhooks => Box::new(StandardWebhooksVerifier::new(
             secrets,
             tolerance(standard_webhooks::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Svix => Ok(Box::new(svix::verifier(
+        )?),
+        Provider::Svix => Box::new(svix::verifier(
             secrets,
             tolerance(svix::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Shopify => Ok(Box::new(ShopifyVerifier::new(secrets)?)),
-        Provider::Paddle => Ok(Box::new(PaddleVerifier::new(
+        )?),
+        Provider::Shopify => Box::new(ShopifyVerifier::new(secrets)?),
+        Provider::Paddle => Box::new(PaddleVerifier::new(
             secrets,
             tolerance(paddle::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Zoom => Ok(Box::new(ZoomVerifier::new(
+        )?),
+        Provider::Zoom => Box::new(ZoomVerifier::new(
             secrets,
             tolerance(zoom::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Linear => Ok(Box::new(LinearVerifier::new(
+        )?),
+        Provider::Linear => Box::new(LinearVerifier::new(
             secrets,
             tolerance(linear::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Intercom => Ok(Box::new(IntercomVerifier::new(secrets)?)),
-        Provider::Pagerduty => Ok(Box::new(PagerdutyVerifier::new(secrets)?)),
-        Provider::Meta => Ok(Box::new(MetaVerifier::new(secrets)?)),
-        other => Err(VerifierError::UnsupportedProvider(other)),
-    }
+        )?),
+        Provider::Intercom => Box::new(IntercomVerifier::new(secrets)?),
+        Provider::Pagerduty => Box::new(PagerdutyVerifier::new(secrets)?),
+        Provider::Meta => Box::new(MetaVerifier::with_verify_tokens(
+            secrets,
+            options.verify_tokens,
+        )?),
+        other => return Err(VerifierError::UnsupportedProvider(other)),
+    };
+    Ok(if options.publish_handshakes {
+        Box::new(PublishHandshakes(verifier))
+    } else {
+        verifier
+    })
 }
 
 /// The value of a header that must occur at most once.
@@ -419,6 +523,35 @@ pub(crate) fn check_unix_timestamp(text: &str, now: i64, tolerance: u32) -> Resu
         return Err(Rejection::TimestampOutOfTolerance);
     }
     Ok(())
+}
+
+/// A `POST /` with `headers` and `body` through [`Verifier::check`].
+#[cfg(test)]
+pub(crate) fn check_post(
+    verifier: &dyn Verifier,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Verdict, Rejection> {
+    let uri = Uri::from_static("/");
+    verifier.check(&Incoming {
+        method: &Method::POST,
+        uri: &uri,
+        headers,
+        body,
+    })
+}
+
+/// The handshake of a verdict, or a panic naming what it was instead.
+#[cfg(test)]
+pub(crate) fn expect_handshake(verdict: Result<Verdict, Rejection>) -> Handshake {
+    match verdict {
+        Ok(Verdict::Handshake(handshake)) => {
+            assert_eq!(handshake.verified.event.as_deref(), Some(HANDSHAKE_EVENT));
+            assert!(!handshake.publish, "published only on request");
+            handshake
+        }
+        other => panic!("expected a handshake, got {other:?}"),
+    }
 }
 
 #[cfg(test)]
@@ -563,6 +696,49 @@ mod tests {
             narrow.verify(&headers, body),
             Err(Rejection::TimestampOutOfTolerance)
         );
+    }
+
+    #[test]
+    fn handshake_publish_marks_handshakes_only() {
+        let body = slack::url_verification_body("c1");
+        let now = hmac_common::system_clock();
+        let mut headers = HeaderMap::new();
+        for (name, value) in slack::sign(b"s/k", now, &body) {
+            headers.insert(name, value.parse().expect("header value"));
+        }
+        let published = for_endpoint(
+            &spec("  provider: slack\n  secretRefs: [{name: s, key: k}]\n  handshake: {publish: true}\n"),
+            load,
+        )
+        .expect("verifier");
+        assert_eq!(published.provider(), "slack");
+        assert!(matches!(
+            check_post(published.as_ref(), &headers, &body),
+            Ok(Verdict::Handshake(Handshake { publish: true, .. }))
+        ));
+        let quiet = for_endpoint(
+            &spec("  provider: slack\n  secretRefs: [{name: s, key: k}]\n"),
+            load,
+        )
+        .expect("verifier");
+        expect_handshake(check_post(quiet.as_ref(), &headers, &body));
+        // Meta's verify tokens come from spec.handshake.verifyTokenRefs.
+        let meta = for_endpoint(
+            &spec("  provider: meta\n  secretRefs: [{name: s, key: k}]\n  handshake: {verifyTokenRefs: [{name: v, key: t}]}\n"),
+            load,
+        )
+        .expect("verifier");
+        assert!(meta.answers_get());
+        let uri: Uri = format!("/?{}", meta::subscription_query("v/t", "42"))
+            .parse()
+            .expect("uri");
+        let answered = meta.check(&Incoming {
+            method: &Method::GET,
+            uri: &uri,
+            headers: &HeaderMap::new(),
+            body: b"",
+        });
+        assert_eq!(expect_handshake(answered).body, b"42");
     }
 
     #[test]

@@ -118,13 +118,15 @@ mod tests {
     ) -> Result<Verified, Rejection> {
         let uri: Uri = path.parse().expect("uri");
         let headers = headers(&[(SIGNATURE_HEADER, signature)]);
-        let Verdict::Deliver(verified) = v.check(&Incoming {
+        match v.check(&Incoming {
             method: &Method::POST,
             uri: &uri,
             headers: &headers,
             body: body.as_bytes(),
-        })?;
-        Ok(verified)
+        })? {
+            Verdict::Deliver(verified) => Ok(verified),
+            Verdict::Handshake(handshake) => panic!("Square has no handshake: {handshake:?}"),
+        }
     }
 
     #[test]
