@@ -92,6 +92,30 @@ pub fn is_ping(body: &[u8]) -> bool {
     interaction(body).and_then(|v| v.get("type").and_then(serde_json::Value::as_u64)) == Some(1)
 }
 
+/// The headers Discord sends for `body` at `timestamp`, signed with the
+/// Ed25519 private key whose 32-byte seed is `seed` (what a test sender
+/// holds; Discord keeps the real one).
+pub fn sign(seed: &[u8; 32], timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(seed);
+    let ts = timestamp.to_string();
+    let mut message = ts.as_bytes().to_vec();
+    message.extend_from_slice(body);
+    vec![
+        (SIGNATURE_HEADER, hex::encode(key.sign(&message).to_bytes())),
+        (TIMESTAMP_HEADER, ts),
+    ]
+}
+
+/// The public key (64 hex digits, the receiver's secret file) of `seed`.
+pub fn public_key_hex(seed: &[u8; 32]) -> String {
+    hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(seed)
+            .verifying_key()
+            .to_bytes(),
+    )
+}
+
 impl Verifier for DiscordVerifier {
     fn provider(&self) -> &'static str {
         "discord"

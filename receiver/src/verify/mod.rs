@@ -38,7 +38,9 @@ pub mod zoom;
 pub use adyen::AdyenVerifier;
 pub use bitbucket::BitbucketVerifier;
 pub use discord::DiscordVerifier;
-pub use generic::{Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, GenericChecks, GenericVerifier};
+pub use generic::{
+    Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, GenericChecks, GenericVerifier, sign as sign_generic,
+};
 pub use github::GithubVerifier;
 pub use gitlab::GitlabVerifier;
 pub use intercom::IntercomVerifier;
@@ -340,6 +342,16 @@ pub fn for_endpoint(
             options,
         );
     }
+    Ok(Box::new(GenericVerifier::new(generic_checks(spec, load)?)?))
+}
+
+/// The `generic` provider's checks of `spec.verification` with their
+/// secrets loaded by `load` (a check without its own `secretRefs` uses the
+/// endpoint's).
+pub fn generic_checks(
+    spec: &WebhookEndpointSpec,
+    load: impl Fn(&[SecretKeyRef]) -> Result<Vec<Secret>, SecretError>,
+) -> Result<GenericChecks, VerifierError> {
     let verification = spec.verification.clone().ok_or(VerifierError::NoChecks)?;
     // A check without its own secretRefs uses the endpoint's.
     let refs = |own: &[SecretKeyRef]| {
@@ -361,7 +373,7 @@ pub fn for_endpoint(
         Some(check) => Some((refs(&check.secret_refs)?, check)),
         None => None,
     };
-    let checks = GenericChecks {
+    Ok(GenericChecks {
         token: token.map(|(secrets, check)| (check, secrets)),
         basic: basic.map(|(secrets, check)| (check, secrets)),
         hmac: hmac.map(|(secrets, check)| (check, secrets)),
@@ -370,8 +382,7 @@ pub fn for_endpoint(
         timestamp_tolerance_secs: spec
             .timestamp_tolerance_seconds
             .unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS),
-    };
-    Ok(Box::new(GenericVerifier::new(checks)?))
+    })
 }
 
 /// The verifier for an endpoint's provider preset. `tolerance_secs`
