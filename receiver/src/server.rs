@@ -825,6 +825,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_handshake_is_answered_without_the_store_and_counted() {
+        // The store is offline: a handshake that is not published is still
+        // answered, and counted as outcome `handshake`.
+        let metrics = Arc::new(Metrics::default());
+        let state = offline_state().await.with_metrics(Arc::clone(&metrics));
+        let publisher = state.current.load().inner.publisher.clone();
+        state.replace(EndpointPipeline {
+            path: "/".to_owned(),
+            verifier: crate::verify::for_provider(
+                hookwarden_crds::Provider::Slack,
+                vec![crate::secrets::Secret::from(&b"secret"[..])],
+                None,
+            )
+            .expect("verifier"),
+            publisher,
+            proxies: TrustedProxies::default(),
+            allowed: Networks::default(),
+            limits: None,
+        });
+        let body = crate::verify::slack::url_verification_body("c-1");
+        let mut request = Request::post("/");
+        for (name, value) in
+            crate::verify::slack::sign(b"secret", jiff::Timestamp::now().as_second(), &body)
+        {
+            request = request.header(name, value);
+        }
+        let mut request = request.body(Body::from(body)).expect("request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let response = router(state).oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(header::X_CONTENT_TYPE_OPTIONS),
+            Some(&HeaderValue::from_static("nosniff"))
+        );
+        let answer = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(answer.as_ref(), br#"{"challenge":"c-1"}"#);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"hookwarden_requests_total{endpoint="ci/gh",outcome="handshake"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn every_request_is_counted_and_leaves_in_flight_at_zero() {
         let metrics = Arc::new(Metrics::default());
         let app = router(offline_state().await.with_metrics(Arc::clone(&metrics)));
