@@ -101,8 +101,6 @@ pub struct Input<'a> {
     /// The URL the provider calls, query included: what Twilio and Square
     /// sign.
     pub url: &'a str,
-    /// Send the provider's endpoint handshake instead of an event.
-    pub handshake: bool,
 }
 
 fn hmac_sha256_hex(secret: &[u8], body: &[u8]) -> String {
@@ -703,14 +701,13 @@ mod tests {
         })
     }
 
-    fn input(body: Option<Vec<u8>>, handshake: bool) -> Input<'static> {
+    fn input(body: Option<Vec<u8>>) -> Input<'static> {
         Input {
             event: "thing.happened",
             id: "id-42",
             body,
             now: jiff::Timestamp::now().as_second(),
             url: URL,
-            handshake,
         }
     }
 
@@ -731,7 +728,7 @@ mod tests {
                 provider
             };
             let (signing, verifying) = keys_for(provider);
-            let delivery = sign(name, &signing, &input(None, false)).expect("signs");
+            let delivery = sign(name, &signing, &input(None)).expect("signs");
             let verifier = verifier(name, &verifying);
             let Ok(Verdict::Deliver(verified)) =
                 check(verifier.as_ref(), &delivery, &delivery.body)
@@ -781,12 +778,8 @@ mod tests {
     #[test]
     fn a_twilio_json_body_is_signed_through_body_sha256() {
         let (secret, _) = keys_for("twilio");
-        let delivery = sign(
-            "twilio",
-            &secret,
-            &input(Some(br#"{"type":"x"}"#.to_vec()), false),
-        )
-        .expect("signs");
+        let delivery =
+            sign("twilio", &secret, &input(Some(br#"{"type":"x"}"#.to_vec()))).expect("signs");
         let query = delivery.extra_query.clone().expect("bodySHA256");
         assert!(query.starts_with("bodySHA256="), "{query}");
         let verifier = verifier("twilio", &secret);
@@ -804,7 +797,7 @@ mod tests {
     fn every_handshake_is_answered_as_send_expects() {
         for provider in HANDSHAKES {
             let (signing, verifying) = keys_for(provider);
-            let delivery = sign_handshake(provider, &signing, &input(None, true)).expect("signs");
+            let delivery = sign_handshake(provider, &signing, &input(None)).expect("signs");
             let expect = delivery.expect.clone().expect("an expected answer");
             let verifier = match *provider {
                 // Meta's secret for the handshake is the verify token.
@@ -827,7 +820,7 @@ mod tests {
                 other => panic!("{provider}: {other:?}"),
             }
         }
-        assert!(sign_handshake("github", b"s", &input(None, true)).is_err());
+        assert!(sign_handshake("github", b"s", &input(None)).is_err());
     }
 
     #[test]
@@ -839,26 +832,22 @@ mod tests {
             Some("448226f8af202a50e485028f0653f72987ff1196e9174903db85016471df1a46")
         );
         assert!(ed25519_seed(b"not a key").is_none());
-        assert!(sign("sendgrid", b"not a key", &input(None, false)).is_err());
+        assert!(sign("sendgrid", b"not a key", &input(None)).is_err());
     }
 
     #[test]
     fn a_given_body_is_sent_byte_for_byte() {
-        let delivery = sign(
-            "stripe",
-            b"s",
-            &input(Some(b"not json \x00".to_vec()), false),
-        )
-        .expect("signs");
+        let delivery =
+            sign("stripe", b"s", &input(Some(b"not json \x00".to_vec()))).expect("signs");
         assert_eq!(delivery.body, b"not json \x00");
     }
 
     #[test]
     fn unsupported_presets_and_bad_keys_are_errors() {
-        assert!(sign("generic", b"s", &input(None, false)).is_err());
-        assert!(sign("svix", b"whsec_***", &input(None, false)).is_err());
-        assert!(sign("adyen", b"not hex", &input(None, false)).is_err());
-        assert!(sign("mailgun", b"k", &input(Some(b"[]".to_vec()), false)).is_err());
+        assert!(sign("generic", b"s", &input(None)).is_err());
+        assert!(sign("svix", b"whsec_***", &input(None)).is_err());
+        assert!(sign("adyen", b"not hex", &input(None)).is_err());
+        assert!(sign("mailgun", b"k", &input(Some(b"[]".to_vec()))).is_err());
         assert!(parse_provider("githob").is_err());
     }
 }

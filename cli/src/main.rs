@@ -335,7 +335,6 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         body,
         now: now(),
         url: &signed_url,
-        handshake: args.handshake,
     };
     let mut delivery = if args.handshake {
         presets::sign_handshake(&provider, &secret, &input)?
