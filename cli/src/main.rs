@@ -51,15 +51,34 @@ struct TailArgs {
 
 #[derive(Debug, clap::Args)]
 struct SendArgs {
-    /// The provider preset (github, stripe, standard-webhooks, ...).
+    /// The provider preset (github, stripe, standard-webhooks, ...); with
+    /// --endpoint, the manifest's.
+    #[arg(long, required_unless_present = "endpoint")]
+    provider: Option<String>,
+    /// The file holding the signing secret, used byte for byte (discord,
+    /// sendgrid: the private key; a Meta --handshake: the verify token).
+    /// With --endpoint, default: the first secretRefs entry in --secrets-dir.
+    #[arg(long, required_unless_present = "endpoint")]
+    secret_file: Option<PathBuf>,
+    /// A WebhookEndpoint manifest: provider, generic checks, public URL and
+    /// secret refs come from it.
+    #[arg(long, requires = "secrets_dir")]
+    endpoint: Option<PathBuf>,
+    /// Where --endpoint's secrets are, as `<dir>/<name>/<key>` (as the receiver reads them).
     #[arg(long)]
-    provider: String,
-    /// The file holding the signing secret, used byte for byte.
-    #[arg(long)]
-    secret_file: PathBuf,
-    /// Where to POST the delivery (http:// or https://).
+    secrets_dir: Option<PathBuf>,
+    /// Where to send the delivery (http:// or https://).
     #[arg(long)]
     url: String,
+    /// Twilio, Square: the public URL the provider would call, without
+    /// query (the query of --url is added). Default: --url itself, or the
+    /// manifest's publicUrl / ingress.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Send the provider's endpoint handshake (slack, zoom, twitch, discord,
+    /// meta) and check the answer.
+    #[arg(long)]
+    handshake: bool,
     /// The event type (a header, or a field of the default body).
     #[arg(long, default_value = "ping")]
     event: String,
@@ -105,12 +124,23 @@ enum Format {
 
 #[derive(Debug, clap::Args)]
 struct VerifyArgs {
-    /// The provider preset.
-    #[arg(long)]
-    provider: String,
+    /// The provider preset; with --endpoint, the manifest's.
+    #[arg(long, required_unless_present = "endpoint")]
+    provider: Option<String>,
     /// A file holding one secret, byte for byte (repeatable; the index reported is its position).
-    #[arg(long = "secret-file", required = true)]
+    #[arg(long = "secret-file", required_unless_present = "endpoint")]
     secret_files: Vec<PathBuf>,
+    /// A WebhookEndpoint manifest, verified exactly as the receiver would
+    /// (generic checks, public URL, handshakes), secrets from --secrets-dir.
+    #[arg(long, requires = "secrets_dir", conflicts_with_all = ["provider", "secret_files"])]
+    endpoint: Option<PathBuf>,
+    /// Where --endpoint's secrets are, as `<dir>/<name>/<key>`.
+    #[arg(long)]
+    secrets_dir: Option<PathBuf>,
+    /// Twilio, Square: the public URL the provider called, without query
+    /// (the saved request's query is added).
+    #[arg(long)]
+    public_url: Option<String>,
     /// The saved raw HTTP/1.1 request (request line, headers, blank line, body).
     #[arg(long)]
     request: PathBuf,
@@ -178,9 +208,94 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// A manifest and the secrets it names, read as the receiver reads them.
+struct Manifest {
+    spec: hookwarden_crds::WebhookEndpointSpec,
+    secrets_dir: PathBuf,
+}
+
+impl Manifest {
+    fn read(path: &Path, secrets_dir: Option<&Path>) -> Result<Self, String> {
+        let text = read_file(path, "manifest")?;
+        let text = String::from_utf8(text)
+            .map_err(|_| format!("manifest {} is not UTF-8", path.display()))?;
+        let endpoint = hookwarden_crds::from_yaml(&text)
+            .map_err(|e| format!("manifest {}: {e}", path.display()))?;
+        Ok(Self {
+            spec: endpoint.spec,
+            secrets_dir: secrets_dir.map(Path::to_owned).unwrap_or_default(),
+        })
+    }
+
+    fn load(
+        &self,
+        refs: &[hookwarden_crds::SecretKeyRef],
+    ) -> Result<Vec<Secret>, hookwarden_receiver::secrets::SecretError> {
+        hookwarden_receiver::secrets::load(&self.secrets_dir, refs)
+    }
+
+    /// The first secret of `refs`, for signing.
+    fn first(
+        &self,
+        refs: &[hookwarden_crds::SecretKeyRef],
+        field: &str,
+    ) -> Result<Vec<u8>, String> {
+        let first = refs
+            .first()
+            .ok_or_else(|| format!("the manifest has no {field}"))?;
+        let secrets = self
+            .load(std::slice::from_ref(first))
+            .map_err(|e| e.to_string())?;
+        secrets
+            .first()
+            .map(|s| s.expose().to_vec())
+            .ok_or_else(|| format!("the manifest has no {field}"))
+    }
+}
+
+/// The provider's name as written in a manifest.
+fn provider_name(provider: hookwarden_crds::Provider) -> Result<String, String> {
+    match serde_json::to_value(provider) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        _ => Err(format!("provider {provider:?} has no manifest name")),
+    }
+}
+
+/// `url` without its query, and the query.
+fn split_query(url: &str) -> (&str, Option<&str>) {
+    match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    }
+}
+
 fn send(args: SendArgs) -> Result<ExitCode, String> {
-    presets::parse_provider(&args.provider)?;
-    let secret = read_file(&args.secret_file, "secret file")?;
+    let manifest = args
+        .endpoint
+        .as_deref()
+        .map(|path| Manifest::read(path, args.secrets_dir.as_deref()))
+        .transpose()?;
+    let provider = match (&manifest, &args.provider) {
+        (Some(manifest), _) => provider_name(manifest.spec.provider)?,
+        (None, Some(provider)) => provider.clone(),
+        (None, None) => return Err("--provider or --endpoint is required".to_owned()),
+    };
+    presets::parse_provider(&provider)?;
+    let secret = match (&args.secret_file, &manifest) {
+        (Some(path), _) => read_file(path, "secret file")?,
+        (None, Some(manifest)) if args.handshake && provider == "meta" => {
+            let refs = manifest
+                .spec
+                .handshake
+                .as_ref()
+                .map(|h| h.verify_token_refs.clone())
+                .unwrap_or_default();
+            manifest.first(&refs, "spec.handshake.verifyTokenRefs")?
+        }
+        (None, Some(manifest)) if provider == "generic" => Vec::new(),
+        (None, Some(manifest)) => manifest.first(&manifest.spec.secret_refs, "spec.secretRefs")?,
+        (None, None) => return Err("--secret-file or --endpoint is required".to_owned()),
+    };
     let body = match args.body.as_deref() {
         None => None,
         Some("-") => {
@@ -196,22 +311,66 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         Some(id) => id,
         None => random_id()?,
     };
+    // What Twilio and Square sign: the public URL with the query sent.
+    let (base, query) = split_query(&args.url);
+    let public = match (&args.public_url, &manifest) {
+        (Some(public), _) => public.clone(),
+        (None, Some(manifest)) => {
+            match verify::public_url::PublicUrl::from_spec(&manifest.spec)
+                .map_err(|e| e.to_string())?
+            {
+                Some(url) => url.with_query(None),
+                None => base.to_owned(),
+            }
+        }
+        (None, None) => base.to_owned(),
+    };
+    let signed_url = match query {
+        Some(query) => format!("{public}?{query}"),
+        None => public,
+    };
     let input = presets::Input {
         event: &args.event,
         id: &id,
         body,
         now: now(),
+        url: &signed_url,
     };
-    let mut delivery = presets::sign(&args.provider, &secret, &input)?;
+    let mut delivery = if args.handshake {
+        presets::sign_handshake(&provider, &secret, &input)?
+    } else if provider == "generic" {
+        let manifest = manifest.as_ref().ok_or(
+            "generic signs what its manifest configures: use --endpoint FILE --secrets-dir DIR",
+        )?;
+        let checks = verify::generic_checks(&manifest.spec, |refs| manifest.load(refs))
+            .map_err(|e| e.to_string())?;
+        let event_header = manifest
+            .spec
+            .verification
+            .as_ref()
+            .and_then(|v| v.event_header.as_deref());
+        presets::sign_generic(&checks, event_header, &input)?
+    } else {
+        presets::sign(&provider, &secret, &input)?
+    };
     for header in &args.headers {
         delivery.headers.push(parse_header(header)?);
     }
+    let url = match &delivery.extra_query {
+        Some(extra) => format!(
+            "{}{}{extra}",
+            args.url,
+            if query.is_some() { '&' } else { '?' }
+        ),
+        None => args.url.clone(),
+    };
 
     if args.print_curl {
-        println!("{}", curl_command(&args, &delivery, &secret));
+        println!("{}", curl_command(&args, &url, &delivery, &secret));
         return Ok(ExitCode::SUCCESS);
     }
 
+    let expect = delivery.expect.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -220,7 +379,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         .block_on(async {
             tokio::time::timeout(
                 SEND_TIMEOUT,
-                post(&args.url, args.cacert.as_deref(), args.insecure, delivery),
+                post(&url, args.cacert.as_deref(), args.insecure, delivery),
             )
             .await
         })
@@ -233,6 +392,13 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         ),
         Err(_) => println!("{}", String::from_utf8_lossy(&answer)),
     }
+    if let Some(expect) = expect
+        && status.is_success()
+        && !expect.matches(&answer)
+    {
+        println!("the answer is not the handshake answer {provider} expects");
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if status.is_success() {
         ExitCode::SUCCESS
     } else {
@@ -240,8 +406,12 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn curl_command(args: &SendArgs, delivery: &presets::Delivery, secret: &[u8]) -> String {
-    let mut parts = vec!["curl".to_owned(), "-sS".to_owned(), "-X POST".to_owned()];
+fn curl_command(args: &SendArgs, url: &str, delivery: &presets::Delivery, secret: &[u8]) -> String {
+    let mut parts = vec![
+        "curl".to_owned(),
+        "-sS".to_owned(),
+        format!("-X {}", delivery.method),
+    ];
     if args.insecure {
         parts.push("--insecure".to_owned());
     }
@@ -255,7 +425,12 @@ fn curl_command(args: &SendArgs, delivery: &presets::Delivery, secret: &[u8]) ->
         if !secret.is_empty() && value.as_bytes() == secret {
             // A header that is the secret itself (GitLab's token) is read
             // from the file by the shell: the secret is never printed.
-            let path = shell_quote(&args.secret_file.display().to_string());
+            let file = args
+                .secret_file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "SECRET_FILE".to_owned());
+            let path = shell_quote(&file);
             parts.push(format!("-H \"{name}: $(cat {path})\""));
         } else {
             parts.push(format!("-H {}", shell_quote(&format!("{name}: {value}"))));
@@ -263,7 +438,9 @@ fn curl_command(args: &SendArgs, delivery: &presets::Delivery, secret: &[u8]) ->
     }
     // A body file is sent byte for byte; an exact literal otherwise.
     match args.body.as_deref() {
-        Some(path) if path != "-" => {
+        _ if delivery.method == "GET" => {}
+        // Mailgun and Adyen sign inside the body: the file is not sent as is.
+        Some(path) if path != "-" && std::fs::read(path).ok().as_ref() == Some(&delivery.body) => {
             parts.push(format!("--data-binary @{}", shell_quote(path)));
         }
         _ => parts.push(format!(
@@ -271,7 +448,7 @@ fn curl_command(args: &SendArgs, delivery: &presets::Delivery, secret: &[u8]) ->
             shell_quote(&String::from_utf8_lossy(&delivery.body))
         )),
     }
-    parts.push(shell_quote(&args.url));
+    parts.push(shell_quote(url));
     parts.join(" \\\n  ")
 }
 
@@ -388,7 +565,10 @@ async fn post(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".to_owned());
 
-    let mut request = Request::post(path).header(hyper::header::HOST, authority);
+    let mut request = Request::builder()
+        .method(delivery.method)
+        .uri(path)
+        .header(hyper::header::HOST, authority);
     for (name, value) in &delivery.headers {
         request = request.header(name.as_str(), value.as_str());
     }
@@ -443,8 +623,15 @@ where
     Ok((status, body))
 }
 
-/// A saved request's headers and body.
-fn parse_request(raw: &[u8]) -> Result<(HeaderMap, Vec<u8>), String> {
+/// A saved request: method, request target, headers and body.
+struct Saved {
+    method: hyper::Method,
+    uri: hyper::Uri,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+fn parse_request(raw: &[u8]) -> Result<Saved, String> {
     let mut slots = [httparse::EMPTY_HEADER; 128];
     let mut request = httparse::Request::new(&mut slots);
     let head_len = match request.parse(raw) {
@@ -454,6 +641,16 @@ fn parse_request(raw: &[u8]) -> Result<(HeaderMap, Vec<u8>), String> {
         }
         Err(e) => return Err(format!("not an HTTP/1.1 request: {e}")),
     };
+    let method = request
+        .method
+        .unwrap_or("POST")
+        .parse::<hyper::Method>()
+        .map_err(|e| format!("request method: {e}"))?;
+    let uri = request
+        .path
+        .unwrap_or("/")
+        .parse::<hyper::Uri>()
+        .map_err(|e| format!("request target: {e}"))?;
     let mut headers = HeaderMap::new();
     for header in request.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes())
@@ -481,27 +678,85 @@ fn parse_request(raw: &[u8]) -> Result<(HeaderMap, Vec<u8>), String> {
         }
         None => rest.to_vec(),
     };
-    Ok((headers, body))
+    Ok(Saved {
+        method,
+        uri,
+        headers,
+        body,
+    })
 }
 
 fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
-    let provider = presets::parse_provider(&args.provider)?;
-    let secrets = args
-        .secret_files
-        .iter()
-        .map(|path| read_file(path, "secret file").map(Secret::from))
-        .collect::<Result<Vec<_>, _>>()?;
-    let verifier =
-        verify::for_provider(provider, secrets, args.tolerance).map_err(|e| e.to_string())?;
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(verify::public_url::PublicUrl::parse)
+        .transpose()
+        .map_err(|e| {
+            format!(
+                "--public-url: {}",
+                e.to_string().replace("spec.publicUrl ", "")
+            )
+        })?;
+    let verifier = match &args.endpoint {
+        Some(path) => {
+            let manifest = Manifest::read(path, args.secrets_dir.as_deref())?;
+            let mut spec = manifest.spec.clone();
+            if let Some(tolerance) = args.tolerance {
+                spec.timestamp_tolerance_seconds = Some(tolerance);
+            }
+            if let Some(url) = &args.public_url {
+                spec.public_url = Some(url.clone());
+            }
+            verify::for_endpoint(&spec, |refs| manifest.load(refs)).map_err(|e| e.to_string())?
+        }
+        None => {
+            let name = args
+                .provider
+                .as_deref()
+                .ok_or("--provider or --endpoint is required")?;
+            let provider = presets::parse_provider(name)?;
+            let secrets = args
+                .secret_files
+                .iter()
+                .map(|path| read_file(path, "secret file").map(Secret::from))
+                .collect::<Result<Vec<_>, _>>()?;
+            let options = verify::PresetOptions {
+                public_url,
+                ..verify::PresetOptions::default()
+            };
+            verify::for_preset(provider, secrets, args.tolerance, options).map_err(|e| match e {
+                verify::VerifierError::PublicUrlRequired(_) => format!(
+                    "provider {name} signs the URL it calls: give --public-url (or --endpoint)"
+                ),
+                other => other.to_string(),
+            })?
+        }
+    };
     let raw = read_file(&args.request, "request")?;
-    let (headers, body) = parse_request(&raw)?;
-    match verifier.verify(&headers, &body) {
-        Ok(verified) => {
+    let saved = parse_request(&raw)?;
+    let incoming = verify::Incoming {
+        method: &saved.method,
+        uri: &saved.uri,
+        headers: &saved.headers,
+        body: &saved.body,
+    };
+    match verifier.check(&incoming) {
+        Ok(verify::Verdict::Deliver(verified)) => {
             println!(
                 "OK (secret index {}, event {}, delivery {})",
                 verified.secret_index,
                 verified.event.as_deref().unwrap_or("-"),
                 verified.delivery_id.as_deref().unwrap_or("-"),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(verify::Verdict::Handshake(handshake)) => {
+            println!(
+                "OK handshake (secret index {}); the receiver answers {}: {}",
+                handshake.verified.secret_index,
+                handshake.content_type,
+                String::from_utf8_lossy(&handshake.body),
             );
             Ok(ExitCode::SUCCESS)
         }

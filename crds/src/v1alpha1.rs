@@ -109,10 +109,11 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestSpec>,
 
-    /// The exact public URL the provider calls (scheme, host, port if not
-    /// the default, path and query), for presets that sign the URL (Twilio,
-    /// Square). Absent: `https://<ingress.host><ingress.path>`; such a
-    /// preset without `ingress` needs it.
+    /// The public URL the provider calls (scheme, host, port if not the
+    /// default, and path; no query: each request's query is used as
+    /// received), for presets that sign the URL (Twilio, Square). Absent:
+    /// `https://<ingress.host><ingress.path>`; such a preset without
+    /// `ingress` needs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
     pub public_url: Option<String>,

@@ -85,6 +85,9 @@ pub fn secret_refs(spec: &WebhookEndpointSpec) -> Vec<&SecretKeyRef> {
         ];
         refs.extend(checks.into_iter().flatten().flatten());
     }
+    if let Some(handshake) = &spec.handshake {
+        refs.extend(&handshake.verify_token_refs);
+    }
     refs
 }
 

@@ -36,7 +36,7 @@ use crate::limits::{self, RateLimits};
 use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
 use crate::transport::{Stopped, Transport};
-use crate::verify::{Rejection, Verified, Verifier};
+use crate::verify::{Handshake, Incoming, Rejection, Verdict, Verified, Verifier};
 
 /// The default cap on a delivery's body. GitHub caps payloads at 25 MB but
 /// almost all are far smaller; the cap bounds the memory a single request
@@ -297,6 +297,8 @@ async fn healthz() -> impl IntoResponse {
 #[derive(Debug)]
 enum Outcome {
     Stored(Stored),
+    /// A verified provider handshake, answered; stored too when published.
+    Handshake(Handshake, Option<Stored>),
     Rejected(Rejection),
     TooLarge,
     /// Within the body cap, but over the NATS server's `max_payload`.
@@ -328,6 +330,7 @@ impl Outcome {
             Self::Stored(Stored {
                 duplicate: true, ..
             }) => "duplicate",
+            Self::Handshake(..) => "handshake",
             Self::Rejected(_) => "rejected",
             Self::TooLarge | Self::TooLargeForStore(_) => "too_large",
             Self::TimedOut => "timed_out",
@@ -344,7 +347,7 @@ impl Outcome {
     /// The stable reason code reported to the client and the audit log.
     fn reason(&self) -> Option<&'static str> {
         match self {
-            Self::Stored(_) => None,
+            Self::Stored(_) | Self::Handshake(..) => None,
             Self::Rejected(rejection) => Some(rejection.code()),
             Self::TooLarge | Self::TooLargeForStore(_) => Some("body_too_large"),
             Self::TimedOut => Some("body_timeout"),
@@ -372,6 +375,20 @@ impl Outcome {
                 })),
             )
                 .into_response(),
+            Self::Handshake(handshake, _) => {
+                let mut response = (StatusCode::OK, handshake.body).into_response();
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(handshake.content_type),
+                );
+                // The challenge is echoed: never let a browser sniff it as HTML.
+                headers.insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+                response
+            }
             Self::Rejected(_) => error(StatusCode::UNAUTHORIZED, reason),
             Self::TooLarge | Self::TooLargeForStore(_) => {
                 error(StatusCode::PAYLOAD_TOO_LARGE, reason)
@@ -436,13 +453,16 @@ async fn ingest(
     let snapshot = state.current.load_full();
     let outcome = if parts.uri.path() != &*snapshot.filter.path {
         Outcome::NotFound
-    } else if parts.method != axum::http::Method::POST {
+    } else if parts.method != axum::http::Method::POST
+        // Meta's subscription handshake is a GET.
+        && !(parts.method == axum::http::Method::GET && snapshot.inner.verifier.answers_get())
+    {
         Outcome::MethodNotAllowed
     } else {
         handle(
             &state,
             &snapshot,
-            &parts.headers,
+            &parts,
             body,
             peer.ip(),
             received_at,
@@ -453,7 +473,7 @@ async fn ingest(
 
     let verified = facts.verified.as_ref();
     let stored = match &outcome {
-        Outcome::Stored(stored) => Some(stored),
+        Outcome::Stored(stored) | Outcome::Handshake(_, Some(stored)) => Some(stored),
         _ => None,
     };
     let error = match &outcome {
@@ -519,13 +539,14 @@ impl Drop for InFlight {
 async fn handle(
     state: &AppState,
     snapshot: &Snapshot,
-    headers: &HeaderMap,
+    parts: &axum::http::request::Parts,
     body: Body,
     peer_ip: IpAddr,
     received_at: jiff::Timestamp,
     facts: &mut Facts,
 ) -> Outcome {
     let (inner, filter) = (&snapshot.inner, &snapshot.filter);
+    let headers = &parts.headers;
     let client = match filter.proxies.resolve(peer_ip, headers) {
         Ok(client) => client,
         Err(err) => return Outcome::ForwardedInvalid(err),
@@ -548,10 +569,22 @@ async fn handle(
     facts.body_size = Some(body.len());
     facts.body_sha256 = Some(body_sha256(&body));
 
-    let verified = match inner.verifier.verify(headers, &body) {
-        Ok(verified) => verified,
+    let incoming = Incoming {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers,
+        body: &body,
+    };
+    let (verified, handshake) = match inner.verifier.check(&incoming) {
+        Ok(Verdict::Deliver(verified)) => (verified, None),
+        Ok(Verdict::Handshake(handshake)) => (handshake.verified.clone(), Some(handshake)),
         Err(rejection) => return Outcome::Rejected(rejection),
     };
+    // A handshake is answered, and stored only when the spec asks for it.
+    if let Some(handshake) = handshake.as_ref().filter(|h| !h.publish) {
+        facts.verified = Some(verified);
+        return Outcome::Handshake(handshake.clone(), None);
+    }
     let delivery = Delivery {
         body,
         event: verified.event.clone(),
@@ -577,7 +610,10 @@ async fn handle(
         })
         .observe(publishing.elapsed().as_secs_f64());
     match published {
-        Ok(stored) => Outcome::Stored(stored),
+        Ok(stored) => match handshake {
+            Some(handshake) => Outcome::Handshake(handshake, Some(stored)),
+            None => Outcome::Stored(stored),
+        },
         Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
         Err(err) => Outcome::StoreUnavailable(err),
     }
@@ -786,6 +822,57 @@ mod tests {
                 "{reason} audited: {text}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_handshake_is_answered_without_the_store_and_counted() {
+        // The store is offline: a handshake that is not published is still
+        // answered, and counted as outcome `handshake`.
+        let metrics = Arc::new(Metrics::default());
+        let state = offline_state().await.with_metrics(Arc::clone(&metrics));
+        let publisher = state.current.load().inner.publisher.clone();
+        state.replace(EndpointPipeline {
+            path: "/".to_owned(),
+            verifier: crate::verify::for_provider(
+                hookwarden_crds::Provider::Slack,
+                vec![crate::secrets::Secret::from(&b"secret"[..])],
+                None,
+            )
+            .expect("verifier"),
+            publisher,
+            proxies: TrustedProxies::default(),
+            allowed: Networks::default(),
+            limits: None,
+        });
+        let body = crate::verify::slack::url_verification_body("c-1");
+        let mut request = Request::post("/");
+        for (name, value) in
+            crate::verify::slack::sign(b"secret", jiff::Timestamp::now().as_second(), &body)
+        {
+            request = request.header(name, value);
+        }
+        let mut request = request.body(Body::from(body)).expect("request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let response = router(state).oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get(header::X_CONTENT_TYPE_OPTIONS),
+            Some(&HeaderValue::from_static("nosniff"))
+        );
+        let answer = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(answer.as_ref(), br#"{"challenge":"c-1"}"#);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"hookwarden_requests_total{endpoint="ci/gh",outcome="handshake"} 1"#),
+            "{text}"
+        );
     }
 
     #[tokio::test]

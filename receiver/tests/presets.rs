@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream;
 use bytes::Bytes;
-use common::start_endpoint;
+use common::{start_endpoint, start_manifest};
 use hookwarden_receiver::verify;
 use hookwarden_tests::NatsServer;
 use http_body_util::{BodyExt, Full};
@@ -256,4 +256,88 @@ async fn every_symmetric_preset_stores_a_real_delivery_once_and_refuses_a_tamper
         );
         assert_eq!(refused["error"], "signature_mismatch", "{}", case.provider);
     }
+}
+
+/// Twilio and Square sign the public URL: the receiver rebuilds it from
+/// `spec.ingress` and the query it received, so a request signed for the
+/// public URL verifies through a receiver that sees a different host,
+/// scheme and port.
+#[tokio::test]
+async fn url_signing_presets_verify_against_the_public_url_and_store() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    for provider in ["twilio", "square"] {
+        let manifest = format!(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+             metadata: {{name: {provider}, namespace: e2e}}\n\
+             spec: {{provider: {provider}, secretRefs: [{{name: s, key: k}}], \
+             ingress: {{host: hooks.example.com, path: /in}}}}\n"
+        );
+        let receiver = start_manifest(&nats, &manifest, &[("s/k", SECRET)]).await;
+        let public = "https://hooks.example.com/in?account=a%201";
+        let (body, headers, content_type): (&[u8], Vec<(&'static str, String)>, &str) =
+            match provider {
+                "twilio" => {
+                    let body = b"MessageSid=SM1&Body=hello+there&From=%2B15005550006";
+                    (
+                        body,
+                        vec![
+                            (
+                                "x-twilio-signature",
+                                verify::twilio::sign(SECRET, public, body),
+                            ),
+                            ("i-twilio-idempotency-token", "idem-1".to_owned()),
+                        ],
+                        "application/x-www-form-urlencoded",
+                    )
+                }
+                _ => {
+                    let body = br#"{"type":"payment.updated","event_id":"ev-1"}"#;
+                    (
+                        body,
+                        verify::square::sign(SECRET, public, body),
+                        "application/json",
+                    )
+                }
+            };
+        let url = format!("{}?account=a%201", receiver.url);
+        let mut with_type = headers.clone();
+        with_type.push(("content-type", content_type.to_owned()));
+        let (status, answer) = post(&url, body, &with_type).await;
+        assert_eq!(status, StatusCode::OK, "{provider}: {answer}");
+        let sequence = answer["sequence"].as_u64().expect("sequence");
+        let stream = js
+            .get_stream(&receiver.target.stream)
+            .await
+            .expect("stream");
+        let message = stream.get_raw_message(sequence).await.expect("stored");
+        assert_eq!(message.payload.as_ref(), body, "{provider}");
+
+        // Another query than the one signed is refused.
+        let (status, refused) =
+            post(&format!("{}?account=b", receiver.url), body, &with_type).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{provider}: {refused}");
+        assert_eq!(refused["error"], "signature_mismatch", "{provider}");
+    }
+
+    // A Twilio JSON body is signed through bodySHA256 in the URL.
+    let manifest = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+        metadata: {name: twiliojson, namespace: e2e}\n\
+        spec: {provider: twilio, secretRefs: [{name: s, key: k}], \
+        publicUrl: 'https://hooks.example.com:8443/json'}\n";
+    let receiver = start_manifest(&nats, manifest, &[("s/k", SECRET)]).await;
+    let body = br#"{"specversion":"1.0","type":"com.twilio.messaging.message.delivered"}"#;
+    let signed_url =
+        verify::twilio::url_with_body_hash("https://hooks.example.com:8443/json", body);
+    let query = signed_url.split_once('?').map(|(_, q)| q).expect("query");
+    let headers = vec![(
+        "x-twilio-signature",
+        verify::twilio::sign(SECRET, &signed_url, body),
+    )];
+    let url = format!("{}?{query}", receiver.url);
+    let (status, answer) = post(&url, body, &headers).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, refused) = post(&url, br#"{"changed":true}"#, &headers).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(refused["error"], "body_hash_mismatch");
 }

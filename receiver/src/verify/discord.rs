@@ -16,8 +16,8 @@ use ed25519_dalek::{Signature, VerifyingKey};
 
 use super::generic::system_clock;
 use super::{
-    Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, Rejection, Verified, Verifier, VerifierError,
-    check_unix_timestamp, info_value, single_header,
+    Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, Handshake, Incoming, Rejection, Verdict, Verified,
+    Verifier, VerifierError, check_unix_timestamp, info_value, single_header,
 };
 use crate::secrets::Secret;
 
@@ -86,10 +86,34 @@ fn interaction(body: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_slice::<serde_json::Value>(body).ok()
 }
 
-/// Whether an (already verified) interaction is Discord's PING, which must
-/// be answered with `{"type":1}` (the endpoint handshake, not done here).
+/// Whether an (already verified) interaction is Discord's PING, which is
+/// answered with `{"type":1}` (the endpoint handshake).
 pub fn is_ping(body: &[u8]) -> bool {
     interaction(body).and_then(|v| v.get("type").and_then(serde_json::Value::as_u64)) == Some(1)
+}
+
+/// The headers Discord sends for `body` at `timestamp`, signed with the
+/// Ed25519 private key whose 32-byte seed is `seed` (what a test sender
+/// holds; Discord keeps the real one).
+pub fn sign(seed: &[u8; 32], timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+    use ed25519_dalek::Signer;
+    let key = ed25519_dalek::SigningKey::from_bytes(seed);
+    let ts = timestamp.to_string();
+    let mut message = ts.as_bytes().to_vec();
+    message.extend_from_slice(body);
+    vec![
+        (SIGNATURE_HEADER, hex::encode(key.sign(&message).to_bytes())),
+        (TIMESTAMP_HEADER, ts),
+    ]
+}
+
+/// The public key (64 hex digits, the receiver's secret file) of `seed`.
+pub fn public_key_hex(seed: &[u8; 32]) -> String {
+    hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(seed)
+            .verifying_key()
+            .to_bytes(),
+    )
 }
 
 impl Verifier for DiscordVerifier {
@@ -136,6 +160,22 @@ impl Verifier for DiscordVerifier {
             delivery_id,
             secret_index,
         })
+    }
+
+    /// A PING (type 1, verified like any interaction) is answered with
+    /// `{"type":1}` (PONG).
+    ///
+    /// See <https://discord.com/developers/docs/interactions/receiving-and-responding#receiving-an-interaction>.
+    fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
+        let verified = self.verify(request.headers, request.body)?;
+        if !is_ping(request.body) {
+            return Ok(Verdict::Deliver(verified));
+        }
+        Ok(Handshake::answer(
+            verified,
+            "application/json",
+            br#"{"type":1}"#.to_vec(),
+        ))
     }
 }
 
@@ -413,6 +453,57 @@ mod tests {
         assert!(matches!(
             DiscordVerifier::new(Vec::new()),
             Err(VerifierError::NoSecrets)
+        ));
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use ed25519_dalek::{Signer, SigningKey};
+
+    use super::super::{check_post, expect_handshake};
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn now() -> i64 {
+        NOW
+    }
+
+    fn headers(key: &SigningKey, body: &[u8]) -> HeaderMap {
+        let ts = NOW.to_string();
+        let mut message = ts.as_bytes().to_vec();
+        message.extend_from_slice(body);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            SIGNATURE_HEADER,
+            hex::encode(key.sign(&message).to_bytes())
+                .parse()
+                .expect("hex"),
+        );
+        headers.insert(TIMESTAMP_HEADER, ts.parse().expect("digits"));
+        headers
+    }
+
+    #[test]
+    fn a_verified_ping_is_answered_with_pong() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let public = hex::encode(key.verifying_key().to_bytes());
+        let v = DiscordVerifier::with_clock(vec![Secret::from(public.into_bytes())], now)
+            .expect("verifier");
+        let ping = br#"{"id":"1","type":1,"application_id":"2","token":"t","version":1}"#;
+        let handshake = expect_handshake(check_post(&v, &headers(&key, ping), ping));
+        assert_eq!(handshake.body, br#"{"type":1}"#);
+        assert_eq!(handshake.content_type, "application/json");
+        let other = SigningKey::from_bytes(&[8; 32]);
+        assert_eq!(
+            check_post(&v, &headers(&other, ping), ping),
+            Err(Rejection::SignatureMismatch)
+        );
+        let command = br#"{"id":"1","type":2}"#;
+        assert!(matches!(
+            check_post(&v, &headers(&key, command), command),
+            Ok(Verdict::Deliver(_))
         ));
     }
 }

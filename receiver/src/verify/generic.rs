@@ -333,6 +333,84 @@ fn mac_matches<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]], signature: &[u8]) 
     mac.verify_slice(signature).is_ok()
 }
 
+/// The headers a sender configured as `checks` sends for `body`, each check
+/// signed with its first secret: the token header, `Authorization: Basic`,
+/// the HMAC signature (with `id` and `timestamp` in their headers when the
+/// check signs them), and `id` in the delivery id header. The event header
+/// is left to the caller.
+pub fn sign(
+    checks: &GenericChecks,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, VerifierError> {
+    let mut headers = Vec::new();
+    if let Some((check, tokens)) = &checks.token {
+        let token = tokens
+            .first()
+            .ok_or(VerifierError::NoSecretsFor("verification.token"))?;
+        headers.push((
+            check.header.clone(),
+            String::from_utf8_lossy(token.expose()).into_owned(),
+        ));
+    }
+    if let Some((check, passwords)) = &checks.basic {
+        let password = passwords
+            .first()
+            .ok_or(VerifierError::NoSecretsFor("verification.basicAuth"))?;
+        let mut credentials = format!("{}:", check.username).into_bytes();
+        credentials.extend_from_slice(password.expose());
+        headers.push((
+            "Authorization".to_owned(),
+            format!("Basic {}", BASE64.encode(credentials)),
+        ));
+    }
+    if let Some((check, keys)) = &checks.hmac {
+        let key = decode_key(
+            check.key_encoding,
+            keys.first()
+                .ok_or(VerifierError::NoSecretsFor("verification.hmac"))?,
+            0,
+        )?;
+        let ts = timestamp.to_string();
+        let mut parts: Vec<&[u8]> = Vec::new();
+        if let Some(name) = &check.id_header {
+            headers.push((name.clone(), id.to_owned()));
+            parts.extend([id.as_bytes(), b"."]);
+        }
+        if let Some(name) = &check.timestamp_header {
+            headers.push((name.clone(), ts.clone()));
+            parts.extend([ts.as_bytes(), b"."]);
+        }
+        parts.push(body);
+        let mac = match check.algorithm {
+            HmacAlgorithm::Sha256 => super::hmac_common::mac::<Hmac<Sha256>>(key.expose(), &parts),
+            HmacAlgorithm::Sha512 => super::hmac_common::mac::<Hmac<Sha512>>(key.expose(), &parts),
+            HmacAlgorithm::Sha1 => {
+                super::hmac_common::mac::<Hmac<sha1::Sha1>>(key.expose(), &parts)
+            }
+        };
+        let encoded = match check.signature_encoding {
+            SignatureEncoding::Hex => hex::encode(mac),
+            SignatureEncoding::Base64 => BASE64.encode(mac),
+        };
+        headers.push((
+            check.signature_header.clone(),
+            format!(
+                "{}{encoded}",
+                check.signature_prefix.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    if let Some(name) = &checks.delivery_id_header {
+        let already = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if !already {
+            headers.push((name.clone(), id.to_owned()));
+        }
+    }
+    Ok(headers)
+}
+
 impl Verifier for GenericVerifier {
     fn provider(&self) -> &'static str {
         "generic"

@@ -23,19 +23,24 @@ pub mod mailgun;
 pub mod meta;
 pub mod paddle;
 pub mod pagerduty;
+pub mod public_url;
 pub mod sendgrid;
 pub mod shopify;
 pub mod slack;
+pub mod square;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod svix;
+pub mod twilio;
 pub mod twitch;
 pub mod zoom;
 
 pub use adyen::AdyenVerifier;
 pub use bitbucket::BitbucketVerifier;
 pub use discord::DiscordVerifier;
-pub use generic::{Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, GenericChecks, GenericVerifier};
+pub use generic::{
+    Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, GenericChecks, GenericVerifier, sign as sign_generic,
+};
 pub use github::GithubVerifier;
 pub use gitlab::GitlabVerifier;
 pub use intercom::IntercomVerifier;
@@ -47,15 +52,84 @@ pub use pagerduty::PagerdutyVerifier;
 pub use sendgrid::SendgridVerifier;
 pub use shopify::ShopifyVerifier;
 pub use slack::SlackVerifier;
+pub use square::SquareVerifier;
 pub use standard_webhooks::StandardWebhooksVerifier;
 pub use stripe::StripeVerifier;
+pub use twilio::TwilioVerifier;
 pub use twitch::TwitchVerifier;
 pub use zoom::ZoomVerifier;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, Uri};
 use hookwarden_crds::{Provider, SecretKeyRef, WebhookEndpointSpec};
 
 use crate::secrets::{Secret, SecretError};
+use public_url::{PublicUrl, PublicUrlError};
+
+/// A request as a verifier sees it: the request line besides the headers
+/// and the raw body bytes, for the presets that sign the URL (Twilio,
+/// Square) or answer a handshake by GET (Meta).
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The HTTP method.
+    pub method: &'a Method,
+    /// The request target as received (path and raw query).
+    pub uri: &'a Uri,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The raw body bytes.
+    pub body: &'a [u8],
+}
+
+/// What to do with a verified request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A delivery: store it.
+    Deliver(Verified),
+    /// A provider's endpoint-verification handshake, verified where the
+    /// provider signs it: answer it; store it only if `publish`.
+    Handshake(Handshake),
+}
+
+/// A verified handshake and the answer the provider expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// What verification learned; the event is always `handshake`.
+    pub verified: Verified,
+    /// The answer's `Content-Type`.
+    pub content_type: &'static str,
+    /// The answer's body.
+    pub body: Vec<u8>,
+    /// Also store the request (`spec.handshake.publish`).
+    pub publish: bool,
+}
+
+/// The event type handshakes are reported (and published) under.
+pub const HANDSHAKE_EVENT: &str = "handshake";
+
+impl Handshake {
+    /// The verdict answering a handshake with `body`, not published.
+    pub(crate) fn answer(verified: Verified, content_type: &'static str, body: Vec<u8>) -> Verdict {
+        Verdict::Handshake(Self {
+            verified: Verified {
+                event: Some(HANDSHAKE_EVENT.to_owned()),
+                ..verified
+            },
+            content_type,
+            body,
+            publish: false,
+        })
+    }
+}
+
+/// A challenge a handshake echoes back: at most 1024 bytes of visible ASCII
+/// (what providers send), anything else is refused rather than reflected.
+pub(crate) fn challenge(value: Option<&str>) -> Result<String, Rejection> {
+    let value = value.ok_or(Rejection::HandshakeMalformed)?;
+    if value.is_empty() || value.len() > 1024 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Rejection::HandshakeMalformed);
+    }
+    Ok(value.to_owned())
+}
 
 /// What a successful verification learned about the delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +179,14 @@ pub enum Rejection {
     /// The HTTP Basic credentials are wrong or malformed.
     #[error("basic_auth_mismatch")]
     BasicAuthMismatch,
+    /// The signature verified, but the body does not match the hash the
+    /// signed URL carries (Twilio's `bodySHA256`).
+    #[error("body_hash_mismatch")]
+    BodyHashMismatch,
+    /// A handshake (verified where signed) lacks what must be answered, or
+    /// is not the provider's documented shape.
+    #[error("handshake_malformed")]
+    HandshakeMalformed,
 }
 
 impl Rejection {
@@ -121,6 +203,8 @@ impl Rejection {
             Self::TokenMismatch => "token_mismatch",
             Self::BasicAuthMissing => "basic_auth_missing",
             Self::BasicAuthMismatch => "basic_auth_mismatch",
+            Self::BodyHashMismatch => "body_hash_mismatch",
+            Self::HandshakeMalformed => "handshake_malformed",
         }
     }
 }
@@ -132,6 +216,47 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
 
     /// Verifies a delivery from its headers and raw body bytes.
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection>;
+
+    /// Verifies a whole request; what the receiver calls. Presets that sign
+    /// only headers and body keep this default, which is [`Verifier::verify`].
+    fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
+        self.verify(request.headers, request.body)
+            .map(Verdict::Deliver)
+    }
+
+    /// Whether `GET` requests reach [`Verifier::check`] (Meta's
+    /// subscription handshake) besides `POST`.
+    fn answers_get(&self) -> bool {
+        false
+    }
+}
+
+/// A verifier whose handshakes are also stored (`spec.handshake.publish`).
+#[derive(Debug)]
+struct PublishHandshakes(Box<dyn Verifier>);
+
+impl Verifier for PublishHandshakes {
+    fn provider(&self) -> &'static str {
+        self.0.provider()
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
+        self.0.verify(headers, body)
+    }
+
+    fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
+        match self.0.check(request)? {
+            Verdict::Handshake(handshake) => Ok(Verdict::Handshake(Handshake {
+                publish: true,
+                ..handshake
+            })),
+            deliver => Ok(deliver),
+        }
+    }
+
+    fn answers_get(&self) -> bool {
+        self.0.answers_get()
+    }
 }
 
 /// Why no verifier could be built for an endpoint.
@@ -168,6 +293,14 @@ pub enum VerifierError {
     /// A secret could not be loaded.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A preset that signs the public URL has no way to know it.
+    #[error(
+        "provider {0:?} signs the URL it calls: set spec.publicUrl, or spec.ingress (host and path)"
+    )]
+    PublicUrlRequired(Provider),
+    /// `spec.publicUrl` cannot be used.
+    #[error(transparent)]
+    PublicUrl(#[from] PublicUrlError),
     /// A preset's secret file does not hold a valid key of the kind the
     /// provider uses (the key itself is never shown).
     #[error("secretRefs[{index}] is not a valid {provider} key: expected {expected}")]
@@ -191,12 +324,34 @@ pub fn for_endpoint(
         if spec.verification.is_some() {
             return Err(VerifierError::VerificationWithPreset(spec.provider));
         }
-        return for_provider(
+        let handshake = spec.handshake.clone().unwrap_or_default();
+        let verify_tokens = if handshake.verify_token_refs.is_empty() {
+            Vec::new()
+        } else {
+            load(&handshake.verify_token_refs)?
+        };
+        let options = PresetOptions {
+            public_url: PublicUrl::from_spec(spec)?,
+            verify_tokens,
+            publish_handshakes: handshake.publish,
+        };
+        return for_preset(
             spec.provider,
             load(&spec.secret_refs)?,
             spec.timestamp_tolerance_seconds,
+            options,
         );
     }
+    Ok(Box::new(GenericVerifier::new(generic_checks(spec, load)?)?))
+}
+
+/// The `generic` provider's checks of `spec.verification` with their
+/// secrets loaded by `load` (a check without its own `secretRefs` uses the
+/// endpoint's).
+pub fn generic_checks(
+    spec: &WebhookEndpointSpec,
+    load: impl Fn(&[SecretKeyRef]) -> Result<Vec<Secret>, SecretError>,
+) -> Result<GenericChecks, VerifierError> {
     let verification = spec.verification.clone().ok_or(VerifierError::NoChecks)?;
     // A check without its own secretRefs uses the endpoint's.
     let refs = |own: &[SecretKeyRef]| {
@@ -218,7 +373,7 @@ pub fn for_endpoint(
         Some(check) => Some((refs(&check.secret_refs)?, check)),
         None => None,
     };
-    let checks = GenericChecks {
+    Ok(GenericChecks {
         token: token.map(|(secrets, check)| (check, secrets)),
         basic: basic.map(|(secrets, check)| (check, secrets)),
         hmac: hmac.map(|(secrets, check)| (check, secrets)),
@@ -227,65 +382,103 @@ pub fn for_endpoint(
         timestamp_tolerance_secs: spec
             .timestamp_tolerance_seconds
             .unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS),
-    };
-    Ok(Box::new(GenericVerifier::new(checks)?))
+    })
 }
 
 /// The verifier for an endpoint's provider preset. `tolerance_secs`
 /// (`spec.timestampToleranceSeconds`) overrides the preset's replay window
 /// for presets that sign a timestamp; `None` keeps the provider's default.
+/// Presets that sign the URL (`twilio`, `square`) need [`for_preset`].
 pub fn for_provider(
     provider: Provider,
     secrets: Vec<Secret>,
     tolerance_secs: Option<u32>,
 ) -> Result<Box<dyn Verifier>, VerifierError> {
+    for_preset(provider, secrets, tolerance_secs, PresetOptions::default())
+}
+
+/// What some presets need beyond their secrets.
+#[derive(Debug, Clone, Default)]
+pub struct PresetOptions {
+    /// The URL the provider calls (`twilio`, `square`).
+    pub public_url: Option<PublicUrl>,
+    /// `spec.handshake.verifyTokenRefs`: the tokens Meta's subscription
+    /// handshake must carry.
+    pub verify_tokens: Vec<Secret>,
+    /// `spec.handshake.publish`.
+    pub publish_handshakes: bool,
+}
+
+/// As [`for_provider`], with the spec-derived `options`.
+pub fn for_preset(
+    provider: Provider,
+    secrets: Vec<Secret>,
+    tolerance_secs: Option<u32>,
+    options: PresetOptions,
+) -> Result<Box<dyn Verifier>, VerifierError> {
     let tolerance = |default: u32| tolerance_secs.unwrap_or(default);
-    match provider {
-        Provider::Github => Ok(Box::new(GithubVerifier::new(secrets)?)),
-        Provider::Bitbucket => Ok(Box::new(BitbucketVerifier::new(secrets)?)),
-        Provider::Twitch => Ok(Box::new(TwitchVerifier::new(secrets)?)),
-        Provider::Discord => Ok(Box::new(DiscordVerifier::new(secrets)?)),
-        Provider::Sendgrid => Ok(Box::new(SendgridVerifier::new(secrets)?)),
-        Provider::Mailgun => Ok(Box::new(MailgunVerifier::new(secrets)?)),
-        Provider::Adyen => Ok(Box::new(AdyenVerifier::new(secrets)?)),
-        Provider::Gitlab => Ok(Box::new(GitlabVerifier::new(
+    let public_url = || {
+        options
+            .public_url
+            .clone()
+            .ok_or(VerifierError::PublicUrlRequired(provider))
+    };
+    let verifier: Box<dyn Verifier> = match provider {
+        Provider::Twilio => Box::new(TwilioVerifier::new(secrets, public_url()?)?),
+        Provider::Square => Box::new(SquareVerifier::new(secrets, public_url()?)?),
+        Provider::Github => Box::new(GithubVerifier::new(secrets)?),
+        Provider::Bitbucket => Box::new(BitbucketVerifier::new(secrets)?),
+        Provider::Twitch => Box::new(TwitchVerifier::new(secrets)?),
+        Provider::Discord => Box::new(DiscordVerifier::new(secrets)?),
+        Provider::Sendgrid => Box::new(SendgridVerifier::new(secrets)?),
+        Provider::Mailgun => Box::new(MailgunVerifier::new(secrets)?),
+        Provider::Adyen => Box::new(AdyenVerifier::new(secrets)?),
+        Provider::Gitlab => Box::new(GitlabVerifier::new(
             secrets,
             tolerance(gitlab::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Stripe => Ok(Box::new(StripeVerifier::new(
+        )?),
+        Provider::Stripe => Box::new(StripeVerifier::new(
             secrets,
             tolerance(stripe::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Slack => Ok(Box::new(SlackVerifier::new(
+        )?),
+        Provider::Slack => Box::new(SlackVerifier::new(
             secrets,
             tolerance(slack::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::StandardWebhooks => Ok(Box::new(StandardWebhooksVerifier::new(
+        )?),
+        Provider::StandardWebhooks => Box::new(StandardWebhooksVerifier::new(
             secrets,
             tolerance(standard_webhooks::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Svix => Ok(Box::new(svix::verifier(
+        )?),
+        Provider::Svix => Box::new(svix::verifier(
             secrets,
             tolerance(svix::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Shopify => Ok(Box::new(ShopifyVerifier::new(secrets)?)),
-        Provider::Paddle => Ok(Box::new(PaddleVerifier::new(
+        )?),
+        Provider::Shopify => Box::new(ShopifyVerifier::new(secrets)?),
+        Provider::Paddle => Box::new(PaddleVerifier::new(
             secrets,
             tolerance(paddle::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Zoom => Ok(Box::new(ZoomVerifier::new(
+        )?),
+        Provider::Zoom => Box::new(ZoomVerifier::new(
             secrets,
             tolerance(zoom::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Linear => Ok(Box::new(LinearVerifier::new(
+        )?),
+        Provider::Linear => Box::new(LinearVerifier::new(
             secrets,
             tolerance(linear::DEFAULT_TOLERANCE_SECS),
-        )?)),
-        Provider::Intercom => Ok(Box::new(IntercomVerifier::new(secrets)?)),
-        Provider::Pagerduty => Ok(Box::new(PagerdutyVerifier::new(secrets)?)),
-        Provider::Meta => Ok(Box::new(MetaVerifier::new(secrets)?)),
-        other => Err(VerifierError::UnsupportedProvider(other)),
-    }
+        )?),
+        Provider::Intercom => Box::new(IntercomVerifier::new(secrets)?),
+        Provider::Pagerduty => Box::new(PagerdutyVerifier::new(secrets)?),
+        Provider::Meta => Box::new(MetaVerifier::with_verify_tokens(
+            secrets,
+            options.verify_tokens,
+        )?),
+        other => return Err(VerifierError::UnsupportedProvider(other)),
+    };
+    Ok(if options.publish_handshakes {
+        Box::new(PublishHandshakes(verifier))
+    } else {
+        verifier
+    })
 }
 
 /// The value of a header that must occur at most once.
@@ -341,6 +534,35 @@ pub(crate) fn check_unix_timestamp(text: &str, now: i64, tolerance: u32) -> Resu
         return Err(Rejection::TimestampOutOfTolerance);
     }
     Ok(())
+}
+
+/// A `POST /` with `headers` and `body` through [`Verifier::check`].
+#[cfg(test)]
+pub(crate) fn check_post(
+    verifier: &dyn Verifier,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Verdict, Rejection> {
+    let uri = Uri::from_static("/");
+    verifier.check(&Incoming {
+        method: &Method::POST,
+        uri: &uri,
+        headers,
+        body,
+    })
+}
+
+/// The handshake of a verdict, or a panic naming what it was instead.
+#[cfg(test)]
+pub(crate) fn expect_handshake(verdict: Result<Verdict, Rejection>) -> Handshake {
+    match verdict {
+        Ok(Verdict::Handshake(handshake)) => {
+            assert_eq!(handshake.verified.event.as_deref(), Some(HANDSHAKE_EVENT));
+            assert!(!handshake.publish, "published only on request");
+            handshake
+        }
+        other => panic!("expected a handshake, got {other:?}"),
+    }
 }
 
 #[cfg(test)]
@@ -485,6 +707,88 @@ mod tests {
             narrow.verify(&headers, body),
             Err(Rejection::TimestampOutOfTolerance)
         );
+    }
+
+    #[test]
+    fn handshake_publish_marks_handshakes_only() {
+        let body = slack::url_verification_body("c1");
+        let now = hmac_common::system_clock();
+        let mut headers = HeaderMap::new();
+        for (name, value) in slack::sign(b"s/k", now, &body) {
+            headers.insert(name, value.parse().expect("header value"));
+        }
+        let published = for_endpoint(
+            &spec("  provider: slack\n  secretRefs: [{name: s, key: k}]\n  handshake: {publish: true}\n"),
+            load,
+        )
+        .expect("verifier");
+        assert_eq!(published.provider(), "slack");
+        assert!(matches!(
+            check_post(published.as_ref(), &headers, &body),
+            Ok(Verdict::Handshake(Handshake { publish: true, .. }))
+        ));
+        let quiet = for_endpoint(
+            &spec("  provider: slack\n  secretRefs: [{name: s, key: k}]\n"),
+            load,
+        )
+        .expect("verifier");
+        expect_handshake(check_post(quiet.as_ref(), &headers, &body));
+        // Meta's verify tokens come from spec.handshake.verifyTokenRefs.
+        let meta = for_endpoint(
+            &spec("  provider: meta\n  secretRefs: [{name: s, key: k}]\n  handshake: {verifyTokenRefs: [{name: v, key: t}]}\n"),
+            load,
+        )
+        .expect("verifier");
+        assert!(meta.answers_get());
+        let uri: Uri = format!("/?{}", meta::subscription_query("v/t", "42"))
+            .parse()
+            .expect("uri");
+        let answered = meta.check(&Incoming {
+            method: &Method::GET,
+            uri: &uri,
+            headers: &HeaderMap::new(),
+            body: b"",
+        });
+        assert_eq!(expect_handshake(answered).body, b"42");
+    }
+
+    #[test]
+    fn url_signing_presets_need_a_public_url() {
+        for provider in ["twilio", "square"] {
+            let err = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
+                )),
+                load,
+            )
+            .expect_err(provider);
+            assert!(
+                err.to_string()
+                    .contains("set spec.publicUrl, or spec.ingress (host and path)"),
+                "{err}"
+            );
+            for extra in [
+                "  ingress: {host: hooks.example.com, path: /in}\n",
+                "  publicUrl: https://hooks.example.com/in\n",
+            ] {
+                let verifier = for_endpoint(
+                    &spec(&format!(
+                        "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n{extra}"
+                    )),
+                    load,
+                )
+                .unwrap_or_else(|e| panic!("{provider}: {e}"));
+                assert_eq!(verifier.provider(), provider);
+            }
+            let err = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n  publicUrl: hooks.example.com/in\n"
+                )),
+                load,
+            )
+            .expect_err("no scheme");
+            assert!(err.to_string().contains("spec.publicUrl"), "{err}");
+        }
     }
 
     #[test]

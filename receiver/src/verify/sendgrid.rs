@@ -70,6 +70,47 @@ fn parse_key(secret: &Secret) -> Option<VerifyingKey> {
     VerifyingKey::from_public_key_der(&der).ok()
 }
 
+/// A P-256 private key from DER: PKCS#8 (`openssl genpkey`) or SEC1
+/// (`openssl ecparam -genkey`).
+fn private_key(der: &[u8]) -> Option<p256::ecdsa::SigningKey> {
+    use p256::pkcs8::DecodePrivateKey;
+    p256::SecretKey::from_pkcs8_der(der)
+        .or_else(|_| p256::SecretKey::from_sec1_der(der))
+        .ok()
+        .map(p256::ecdsa::SigningKey::from)
+}
+
+/// The headers SendGrid sends for `body` at `timestamp`, signed with the
+/// P-256 private key `der` (PKCS#8 or SEC1 DER); `None` when `der` is not
+/// such a key.
+pub fn sign(der: &[u8], timestamp: i64, body: &[u8]) -> Option<Vec<(&'static str, String)>> {
+    use p256::ecdsa::signature::Signer;
+    let key = private_key(der)?;
+    let ts = timestamp.to_string();
+    let mut message = ts.as_bytes().to_vec();
+    message.extend_from_slice(body);
+    let signature: Signature = key.sign(&message);
+    Some(vec![
+        (
+            SIGNATURE_HEADER,
+            BASE64.encode(signature.to_der().as_bytes()),
+        ),
+        (TIMESTAMP_HEADER, ts),
+    ])
+}
+
+/// The verification key (base64 DER SubjectPublicKeyInfo, the receiver's
+/// secret file) of the private key `der`.
+pub fn public_key_base64(der: &[u8]) -> Option<String> {
+    // SubjectPublicKeyInfo { id-ecPublicKey, prime256v1 } + the
+    // uncompressed point: a fixed 26-byte prefix (RFC 5480).
+    const SPKI_PREFIX: &str = "3059301306072a8648ce3d020106082a8648ce3d030107034200";
+    let key = private_key(der)?;
+    let mut spki = hex::decode(SPKI_PREFIX).ok()?;
+    spki.extend_from_slice(key.verifying_key().to_encoded_point(false).as_bytes());
+    Some(BASE64.encode(spki))
+}
+
 impl Verifier for SendgridVerifier {
     fn provider(&self) -> &'static str {
         "sendgrid"
@@ -373,5 +414,43 @@ mod tests {
             let shown = format!("{err} {err:?}");
             assert!(!shown.contains(&SDK_PUBLIC_KEY[..20]), "{shown}");
         }
+    }
+}
+
+#[cfg(test)]
+mod signing_tests {
+    use super::*;
+
+    /// A key made with `openssl genpkey -algorithm EC -pkeyopt
+    /// ec_paramgen_curve:P-256`, as PKCS#8 and SEC1 DER, and the
+    /// SubjectPublicKeyInfo `openssl pkey -pubout` printed for it.
+    const PKCS8: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgoiwTVKttlFY6DOPfeyL09KaIYAGtGjg19jV0nZOILnGhRANCAARZf2t164c2o4Mee1n4U9J5i19RKru93lGb99Actxr3psAc4NZirCjNp1TZUkw3FD+v8qutCf8+gD0prlWVxQBT";
+    const SEC1: &str = "MHcCAQEEIKIsE1SrbZRWOgzj33si9PSmiGABrRo4NfY1dJ2TiC5xoAoGCCqGSM49AwEHoUQDQgAEWX9rdeuHNqODHntZ+FPSeYtfUSq7vd5Rm/fQHLca96bAHODWYqwozadU2VJMNxQ/r/KrrQn/PoA9Ka5VlcUAUw==";
+    const OPENSSL_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEWX9rdeuHNqODHntZ+FPSeYtfUSq7vd5Rm/fQHLca96bAHODWYqwozadU2VJMNxQ/r/KrrQn/PoA9Ka5VlcUAUw==";
+
+    fn now() -> i64 {
+        1_700_000_000
+    }
+
+    #[test]
+    fn what_sign_produces_verifies_with_the_matching_public_key() {
+        let body = br#"[{"event":"delivered","sg_event_id":"e1"}]"#;
+        for der in [PKCS8, SEC1] {
+            let der = BASE64.decode(der).expect("base64");
+            assert_eq!(public_key_base64(&der).as_deref(), Some(OPENSSL_PUBLIC));
+            let verifier =
+                SendgridVerifier::with_clock(vec![Secret::from(OPENSSL_PUBLIC.as_bytes())], now)
+                    .expect("verifier");
+            let mut headers = HeaderMap::new();
+            for (name, value) in sign(&der, now(), body).expect("a P-256 key") {
+                headers.insert(name, value.parse().expect("header value"));
+            }
+            assert!(verifier.verify(&headers, body).is_ok());
+            assert_eq!(
+                verifier.verify(&headers, b"[]").map(|_| ()),
+                Err(Rejection::SignatureMismatch)
+            );
+        }
+        assert!(sign(b"not a key", now(), body).is_none());
     }
 }

@@ -14,7 +14,9 @@ use super::hmac_common::{
     check_fresh, find_secret, json_body, json_info, mac, require_secrets, signature_header,
     system_clock, timestamp_header,
 };
-use super::{Clock, Rejection, Verified, Verifier, VerifierError};
+use super::{
+    Clock, Handshake, Incoming, Rejection, Verdict, Verified, Verifier, VerifierError, challenge,
+};
 use crate::secrets::Secret;
 
 const SIGNATURE_HEADER: &str = "x-slack-signature";
@@ -78,6 +80,40 @@ impl Verifier for SlackVerifier {
             secret_index,
         })
     }
+
+    /// Slack's `url_verification` (signed like any request) is answered
+    /// with `{"challenge": <challenge>}`.
+    fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
+        let verified = self.verify(request.headers, request.body)?;
+        let json = json_body(request.body);
+        let field = |pointer| {
+            json.as_ref()
+                .and_then(|j| j.pointer(pointer))
+                .and_then(serde_json::Value::as_str)
+        };
+        if field("/type") != Some("url_verification") {
+            return Ok(Verdict::Deliver(verified));
+        }
+        let answer = challenge(field("/challenge"))?;
+        Ok(Handshake::answer(
+            verified,
+            "application/json",
+            serde_json::json!({ "challenge": answer })
+                .to_string()
+                .into_bytes(),
+        ))
+    }
+}
+
+/// A `url_verification` body as Slack sends it.
+pub fn url_verification_body(challenge: &str) -> Vec<u8> {
+    serde_json::json!({
+        "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+        "challenge": challenge,
+        "type": "url_verification",
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// The headers Slack sends for `body` signed with `secret` at `timestamp`.
@@ -251,5 +287,58 @@ mod tests {
             verifier(&["old"]).verify(&signed_at(NOW), BODY),
             Err(Rejection::SignatureMismatch)
         );
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use super::super::hmac_common::test_support::*;
+    use super::super::{check_post, expect_handshake};
+    use super::*;
+
+    fn verifier() -> SlackVerifier {
+        SlackVerifier::with_clock(secrets(&["s"]), DEFAULT_TOLERANCE_SECS, now).expect("verifier")
+    }
+
+    #[test]
+    fn url_verification_is_answered_with_its_challenge() {
+        // The challenge of the example at
+        // <https://api.slack.com/events/url_verification>.
+        let challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P";
+        let body = url_verification_body(challenge);
+        let handshake = expect_handshake(check_post(
+            &verifier(),
+            &signed_headers(&sign(b"s", NOW, &body)),
+            &body,
+        ));
+        assert_eq!(handshake.content_type, "application/json");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&handshake.body).expect("json"),
+            serde_json::json!({ "challenge": challenge })
+        );
+        // Unsigned or forged: refused like any request.
+        assert_eq!(
+            check_post(
+                &verifier(),
+                &signed_headers(&sign(b"other", NOW, &body)),
+                &body
+            ),
+            Err(Rejection::SignatureMismatch)
+        );
+        let no_challenge = br#"{"type":"url_verification"}"#;
+        assert_eq!(
+            check_post(
+                &verifier(),
+                &signed_headers(&sign(b"s", NOW, no_challenge)),
+                no_challenge
+            ),
+            Err(Rejection::HandshakeMalformed)
+        );
+        // An ordinary event is a delivery.
+        let event = br#"{"type":"event_callback","event":{"type":"app_mention"}}"#;
+        assert!(matches!(
+            check_post(&verifier(), &signed_headers(&sign(b"s", NOW, event)), event),
+            Ok(Verdict::Deliver(_))
+        ));
     }
 }

@@ -17,7 +17,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::generic::system_clock;
-use super::{Clock, Rejection, Verified, Verifier, VerifierError, info_header, single_header};
+use super::{
+    Clock, Handshake, Incoming, Rejection, Verdict, Verified, Verifier, VerifierError, challenge,
+    info_header, single_header,
+};
 use crate::secrets::Secret;
 
 const SIGNATURE_HEADER: &str = "twitch-eventsub-message-signature";
@@ -36,7 +39,7 @@ pub enum MessageType {
     /// An event the subscription asked for.
     Notification,
     /// The challenge sent when a subscription is created (answered by
-    /// echoing the challenge: the handshake, not done here).
+    /// echoing the challenge as `text/plain`).
     WebhookCallbackVerification,
     /// Twitch revoked the subscription.
     Revocation,
@@ -140,6 +143,28 @@ impl Verifier for TwitchVerifier {
             delivery_id: info_header(headers, ID_HEADER),
             secret_index,
         })
+    }
+
+    /// A `webhook_callback_verification` message (signed like any other)
+    /// is answered with its `challenge`, as `text/plain`.
+    ///
+    /// See <https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#responding-to-a-challenge-request>.
+    fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
+        let verified = self.verify(request.headers, request.body)?;
+        if message_type(request.headers) != Some(MessageType::WebhookCallbackVerification) {
+            return Ok(Verdict::Deliver(verified));
+        }
+        let json = serde_json::from_slice::<serde_json::Value>(request.body).ok();
+        let answer = challenge(
+            json.as_ref()
+                .and_then(|j| j.get("challenge"))
+                .and_then(serde_json::Value::as_str),
+        )?;
+        Ok(Handshake::answer(
+            verified,
+            "text/plain; charset=utf-8",
+            answer.into_bytes(),
+        ))
     }
 }
 
@@ -357,5 +382,59 @@ mod tests {
         h.insert(TYPE_HEADER, HeaderValue::from_static("other"));
         assert_eq!(message_type(&h), None);
         assert_eq!(message_type(&HeaderMap::new()), None);
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use super::super::{check_post, expect_handshake};
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn now() -> i64 {
+        NOW
+    }
+
+    fn headers(secret: &[u8], kind: &str, body: &[u8]) -> HeaderMap {
+        let timestamp = jiff::Timestamp::from_second(NOW).expect("time").to_string();
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            (SIGNATURE_HEADER, sign(secret, "m-1", &timestamp, body)),
+            (ID_HEADER, "m-1".to_owned()),
+            (TIMESTAMP_HEADER, timestamp.clone()),
+            (TYPE_HEADER, kind.to_owned()),
+        ] {
+            headers.insert(name, value.parse().expect("header value"));
+        }
+        headers
+    }
+
+    #[test]
+    fn callback_verification_is_answered_with_the_challenge() {
+        let v = TwitchVerifier::with_clock(vec![Secret::from(&b"s"[..])], now).expect("verifier");
+        // The body of the example at
+        // <https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#responding-to-a-challenge-request>.
+        let body = br#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"type":"channel.follow"}}"#;
+        let handshake = expect_handshake(check_post(
+            &v,
+            &headers(b"s", "webhook_callback_verification", body),
+            body,
+        ));
+        assert_eq!(handshake.content_type, "text/plain; charset=utf-8");
+        assert_eq!(handshake.body, b"pogchamp-kappa-360noscope-vohiyo");
+        assert_eq!(handshake.verified.delivery_id.as_deref(), Some("m-1"));
+        assert_eq!(
+            check_post(
+                &v,
+                &headers(b"x", "webhook_callback_verification", body),
+                body
+            ),
+            Err(Rejection::SignatureMismatch)
+        );
+        assert!(matches!(
+            check_post(&v, &headers(b"s", "notification", body), body),
+            Ok(Verdict::Deliver(_))
+        ));
     }
 }

@@ -13,7 +13,9 @@ use super::hmac_common::{
     check_fresh, find_secret, json_body, json_info, mac, prefixed_hex, require_secrets,
     signature_header, system_clock, timestamp_header,
 };
-use super::{Clock, Rejection, Verified, Verifier, VerifierError};
+use super::{
+    Clock, Handshake, Incoming, Rejection, Verdict, Verified, Verifier, VerifierError, challenge,
+};
 use crate::secrets::Secret;
 
 const SIGNATURE_HEADER: &str = "x-zm-signature";
@@ -69,6 +71,49 @@ impl Verifier for ZoomVerifier {
             secret_index,
         })
     }
+
+    /// Zoom's `endpoint.url_validation` (signed like any event) is answered
+    /// with `{"plainToken": .., "encryptedToken": hex HMAC-SHA256(secret
+    /// token, plainToken)}`, keyed with the secret that verified it.
+    ///
+    /// See <https://developers.zoom.us/docs/api/webhooks/#validate-your-webhook-endpoint>.
+    fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
+        let verified = self.verify(request.headers, request.body)?;
+        if verified.event.as_deref() != Some(URL_VALIDATION) {
+            return Ok(Verdict::Deliver(verified));
+        }
+        let json = json_body(request.body);
+        let plain = challenge(
+            json.as_ref()
+                .and_then(|j| j.pointer("/payload/plainToken"))
+                .and_then(serde_json::Value::as_str),
+        )?;
+        let secret = self
+            .secrets
+            .get(verified.secret_index)
+            .ok_or(Rejection::SignatureMismatch)?;
+        let encrypted = hex::encode(mac::<Hmac<Sha256>>(secret.expose(), &[plain.as_bytes()]));
+        Ok(Handshake::answer(
+            verified,
+            "application/json",
+            serde_json::json!({ "plainToken": plain, "encryptedToken": encrypted })
+                .to_string()
+                .into_bytes(),
+        ))
+    }
+}
+
+const URL_VALIDATION: &str = "endpoint.url_validation";
+
+/// An `endpoint.url_validation` body as Zoom sends it.
+pub fn url_validation_body(plain_token: &str, now_ms: i64) -> Vec<u8> {
+    serde_json::json!({
+        "payload": { "plainToken": plain_token },
+        "event_ts": now_ms,
+        "event": URL_VALIDATION,
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// The headers Zoom sends for `body` signed with `secret` at `timestamp`.
@@ -157,5 +202,52 @@ mod tests {
             signature_header: SIGNATURE_HEADER,
             body: BODY,
         });
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use super::super::hmac_common::test_support::*;
+    use super::super::{check_post, expect_handshake};
+    use super::*;
+
+    /// Zoom publishes no key/token pair; independently computed with
+    /// `printf '%s' qgg8vlvZRS6UYooatFL8Aw | openssl dgst -sha256 -hmac zoom_secret_token`
+    /// (the plain token of the example at
+    /// <https://developers.zoom.us/docs/api/webhooks/#validate-your-webhook-endpoint>).
+    const ENCRYPTED: &str = "bd48235863f4a6323ccc4963c594908b7c97f88b4a6a95278f4f093690b12726";
+
+    #[test]
+    fn url_validation_is_answered_with_the_encrypted_token() {
+        let v = ZoomVerifier::with_clock(
+            secrets(&["rotated-out", "zoom_secret_token"]),
+            DEFAULT_TOLERANCE_SECS,
+            now,
+        )
+        .expect("verifier");
+        let body = url_validation_body("qgg8vlvZRS6UYooatFL8Aw", NOW * 1000);
+        let handshake = expect_handshake(check_post(
+            &v,
+            &signed_headers(&sign(b"zoom_secret_token", NOW, &body)),
+            &body,
+        ));
+        assert_eq!(handshake.verified.secret_index, 1);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&handshake.body).expect("json"),
+            serde_json::json!({ "plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": ENCRYPTED })
+        );
+        assert_eq!(
+            check_post(&v, &signed_headers(&sign(b"forged", NOW, &body)), &body),
+            Err(Rejection::SignatureMismatch)
+        );
+        let empty = br#"{"event":"endpoint.url_validation","payload":{}}"#;
+        assert_eq!(
+            check_post(
+                &v,
+                &signed_headers(&sign(b"zoom_secret_token", NOW, empty)),
+                empty
+            ),
+            Err(Rejection::HandshakeMalformed)
+        );
     }
 }

@@ -81,6 +81,45 @@ pub async fn start_endpoint(nats: &NatsServer, manifest: &str, secret: &[u8]) ->
     serve_plain(AppState::new(verifier, publisher), target).await
 }
 
+/// The receiver over plain HTTP for the endpoint `manifest`, built as the
+/// real receiver builds it (`verify::for_endpoint`: public URL, handshake
+/// settings), each secret ref `name/key` read from `secrets`, serving on
+/// `spec.ingress.path` (or `/`).
+pub async fn start_manifest(
+    nats: &NatsServer,
+    manifest: &str,
+    secrets: &[(&str, &[u8])],
+) -> Receiver {
+    let endpoint = hookwarden_crds::from_yaml(manifest).expect("endpoint manifest");
+    let target = Target::for_endpoint(&endpoint).expect("target");
+    let verifier = verify::for_endpoint(&endpoint.spec, |refs| {
+        Ok(refs
+            .iter()
+            .map(|r| {
+                let name = format!("{}/{}", r.name, r.key);
+                let value = secrets
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .unwrap_or_else(|| panic!("no test secret {name}"));
+                Secret::from(value.1)
+            })
+            .collect())
+    })
+    .expect("verifier");
+    let client = nats.connect().await.expect("connect to NATS");
+    let publisher = Publisher::new(client, target.clone(), PUBLISH_TIMEOUT);
+    publisher.ensure_stream().await.expect("stream");
+    let path = endpoint
+        .spec
+        .ingress
+        .as_ref()
+        .map_or("/", |ingress| ingress.path.as_str());
+    let mut receiver =
+        serve_plain(AppState::new(verifier, publisher).with_path(path), target).await;
+    receiver.url = format!("{}{}", receiver.url.trim_end_matches('/'), path);
+    receiver
+}
+
 async fn serve_plain(state: AppState, target: Target) -> Receiver {
     let transport =
         Transport::new(&Mode::InsecureHttp, Limits::default()).expect("plain HTTP transport");

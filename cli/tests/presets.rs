@@ -1,0 +1,476 @@
+//! `hookwarden send` and `verify` for the presets that need more than a
+//! shared secret — `generic` from a manifest, URL-signing Twilio and Square,
+//! key-pair Discord and SendGrid, body-signed Mailgun and Adyen — and the
+//! handshakes, against a real receiver built from the same manifest (as the
+//! receiver binary builds it) storing in a private nats-server.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use hookwarden_receiver::publish::{Publisher, Target};
+use hookwarden_receiver::server::{self, AppState};
+use hookwarden_receiver::transport::{Limits, Mode, Transport};
+use hookwarden_receiver::{secrets, verify};
+use hookwarden_tests::NatsServer;
+use tokio::sync::oneshot;
+
+/// `openssl genpkey -algorithm ed25519`, and its public key as hex.
+const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIESCJvivICpQ5IUCjwZT9ymH/xGW6RdJA9uFAWRx3xpG\n-----END PRIVATE KEY-----\n";
+/// `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`, and
+/// the SubjectPublicKeyInfo `openssl pkey -pubout` printed, base64.
+const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgoiwTVKttlFY6DOPf\neyL09KaIYAGtGjg19jV0nZOILnGhRANCAARZf2t164c2o4Mee1n4U9J5i19RKru9\n3lGb99Actxr3psAc4NZirCjNp1TZUkw3FD+v8qutCf8+gD0prlWVxQBT\n-----END PRIVATE KEY-----\n";
+const P256_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEWX9rdeuHNqODHntZ+FPSeYtfUSq7vd5Rm/fQHLca96bAHODWYqwozadU2VJMNxQ/r/KrrQn/PoA9Ka5VlcUAUw==";
+
+/// A receiver for one manifest, its files and its stop switch.
+struct Endpoint {
+    /// `http://127.0.0.1:<port>` (no path).
+    base: String,
+    dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Endpoint {
+    fn manifest(&self) -> PathBuf {
+        self.dir.path().join("endpoint.yaml")
+    }
+
+    fn secrets(&self) -> PathBuf {
+        self.dir.path().join("secrets")
+    }
+
+    fn file(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, content).expect("write file");
+        path
+    }
+}
+
+/// Writes `manifest` and `secrets` (`name/key`, content) like a mounted
+/// Secret, and serves the receiver the receiver binary would build.
+async fn serve(nats: &NatsServer, manifest: &str, secret_files: &[(&str, &[u8])]) -> Endpoint {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("endpoint.yaml"), manifest).expect("manifest");
+    for (name, content) in secret_files {
+        let path = dir.path().join("secrets").join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("secret dir");
+        std::fs::write(path, content).expect("secret");
+    }
+    let endpoint = hookwarden_crds::from_yaml(manifest).expect("endpoint manifest");
+    let target = Target::for_endpoint(&endpoint).expect("target");
+    let secrets_dir = dir.path().join("secrets");
+    let verifier = verify::for_endpoint(&endpoint.spec, |refs| secrets::load(&secrets_dir, refs))
+        .expect("verifier");
+    let client = nats.connect().await.expect("connect to NATS");
+    let publisher = Publisher::new(client, target, Duration::from_secs(2));
+    publisher.ensure_stream().await.expect("stream");
+    let path = endpoint
+        .spec
+        .ingress
+        .as_ref()
+        .map_or("/", |ingress| ingress.path.as_str());
+    let state = AppState::new(verifier, publisher).with_path(path);
+    let transport = Transport::new(&Mode::InsecureHttp, Limits::default()).expect("transport");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server::serve(state, listener, transport, async {
+        let _ = stopped.await;
+    }));
+    Endpoint {
+        base,
+        dir,
+        _stop: stop,
+    }
+}
+
+async fn hookwarden(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+            .args(&args)
+            .output()
+            .expect("run hookwarden")
+    })
+    .await
+    .expect("join")
+}
+
+fn args(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|p| (*p).to_owned()).collect()
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn assert_ok(output: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{what}: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn manifest(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {{name: {name}, namespace: cli}}\nspec:\n{spec}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_signs_what_the_receiver_accepts_for_every_kind_of_preset() {
+    let nats = NatsServer::start().await.expect("nats-server");
+
+    // generic: token, Basic and an HMAC over id.timestamp.body, from the manifest.
+    let generic = serve(
+        &nats,
+        &manifest(
+            "generic",
+            "  provider: generic\n  secretRefs: [{name: s, key: k}]\n  verification:\n    \
+             token: {header: X-Token, secretRefs: [{name: t, key: k}]}\n    \
+             basicAuth: {username: hooks}\n    \
+             hmac: {signatureHeader: X-Signature, signaturePrefix: 'v1=', signatureEncoding: base64, \
+             algorithm: sha512, keyEncoding: hex, idHeader: X-Id, timestampHeader: X-Ts}\n    \
+             eventHeader: X-Event\n",
+        ),
+        &[("s/k", b"00112233445566778899aabbccddeeff"), ("t/k", b"a-token")],
+    )
+    .await;
+    let sent = hookwarden(args(&[
+        "send",
+        "--endpoint",
+        &path(&generic.manifest()),
+        "--secrets-dir",
+        &path(&generic.secrets()),
+        "--url",
+        &format!("{}/", generic.base),
+        "--event",
+        "order.paid",
+    ]))
+    .await;
+    let text = assert_ok(&sent, "generic");
+    assert!(text.starts_with("200 OK"), "{text}");
+
+    // twilio: the public URL comes from the manifest's ingress; the query
+    // of --url is signed.
+    let twilio = serve(
+        &nats,
+        &manifest(
+            "twilio",
+            "  provider: twilio\n  secretRefs: [{name: s, key: k}]\n  \
+             ingress: {host: hooks.example.com, path: /sms}\n",
+        ),
+        &[("s/k", b"auth-token")],
+    )
+    .await;
+    for body in [None, Some(r#"{"type":"com.twilio.event"}"#)] {
+        let mut command = args(&[
+            "send",
+            "--endpoint",
+            &path(&twilio.manifest()),
+            "--secrets-dir",
+            &path(&twilio.secrets()),
+            "--url",
+            &format!("{}/sms?tenant=a%20b", twilio.base),
+        ]);
+        if let Some(body) = body {
+            command.extend(args(&[
+                "--body",
+                &path(&twilio.file("body.json", body.as_bytes())),
+            ]));
+        }
+        let text = assert_ok(&hookwarden(command).await, "twilio");
+        assert!(text.starts_with("200 OK"), "{text}");
+    }
+
+    // square: without a manifest, --public-url names the URL Square calls.
+    let square = serve(
+        &nats,
+        &manifest(
+            "square",
+            "  provider: square\n  secretRefs: [{name: s, key: k}]\n  \
+             publicUrl: https://hooks.example.com/square\n",
+        ),
+        &[("s/k", b"square-key")],
+    )
+    .await;
+    let key = square.file("square-key", b"square-key");
+    let send_square = |public: &str| {
+        hookwarden(args(&[
+            "send",
+            "--provider",
+            "square",
+            "--secret-file",
+            &path(&key),
+            "--url",
+            &format!("{}/", square.base),
+            "--public-url",
+            public,
+        ]))
+    };
+    let text = assert_ok(
+        &send_square("https://hooks.example.com/square").await,
+        "square",
+    );
+    assert!(text.starts_with("200 OK"), "{text}");
+    let wrong = send_square("https://other.example.com/square").await;
+    assert_eq!(wrong.status.code(), Some(1), "another URL is refused");
+
+    // discord and sendgrid: the sender's private key (PEM); the receiver
+    // holds the public key.
+    let seed = hookwarden_cli::ed25519_seed(ED25519_PEM.as_bytes()).expect("seed");
+    let discord = serve(
+        &nats,
+        &manifest(
+            "discord",
+            "  provider: discord\n  secretRefs: [{name: s, key: k}]\n",
+        ),
+        &[("s/k", verify::discord::public_key_hex(&seed).as_bytes())],
+    )
+    .await;
+    let sendgrid = serve(
+        &nats,
+        &manifest(
+            "sendgrid",
+            "  provider: sendgrid\n  secretRefs: [{name: s, key: k}]\n",
+        ),
+        &[("s/k", P256_PUBLIC.as_bytes())],
+    )
+    .await;
+    for (endpoint, provider, key) in [
+        (&discord, "discord", ED25519_PEM),
+        (&sendgrid, "sendgrid", P256_PEM),
+    ] {
+        let key = endpoint.file("private.pem", key.as_bytes());
+        let text = assert_ok(
+            &hookwarden(args(&[
+                "send",
+                "--provider",
+                provider,
+                "--secret-file",
+                &path(&key),
+                "--url",
+                &format!("{}/", endpoint.base),
+            ]))
+            .await,
+            provider,
+        );
+        assert!(text.starts_with("200 OK"), "{provider}: {text}");
+    }
+
+    // mailgun and adyen sign inside the body.
+    let mailgun = serve(
+        &nats,
+        &manifest(
+            "mailgun",
+            "  provider: mailgun\n  secretRefs: [{name: s, key: k}]\n",
+        ),
+        &[("s/k", b"mailgun-signing-key")],
+    )
+    .await;
+    let adyen = serve(
+        &nats,
+        &manifest(
+            "adyen",
+            "  provider: adyen\n  secretRefs: [{name: s, key: k}]\n",
+        ),
+        &[(
+            "s/k",
+            b"44fd7b4b6e6d0d4ba2a3f0a2bd3b1ec4d25cb2f5a35b5b49ddd3d4ba6e5f4b1a",
+        )],
+    )
+    .await;
+    for (endpoint, name) in [(&mailgun, "mailgun"), (&adyen, "adyen")] {
+        let text = assert_ok(
+            &hookwarden(args(&[
+                "send",
+                "--endpoint",
+                &path(&endpoint.manifest()),
+                "--secrets-dir",
+                &path(&endpoint.secrets()),
+                "--url",
+                &format!("{}/", endpoint.base),
+            ]))
+            .await,
+            name,
+        );
+        assert!(text.starts_with("200 OK"), "{name}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_handshake_gets_the_answer_the_provider_expects() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let meta = serve(
+        &nats,
+        &manifest(
+            "meta",
+            "  provider: meta\n  secretRefs: [{name: s, key: k}]\n  \
+             handshake: {verifyTokenRefs: [{name: v, key: t}]}\n",
+        ),
+        &[("s/k", b"app-secret"), ("v/t", b"verify-me")],
+    )
+    .await;
+    let text = assert_ok(
+        &hookwarden(args(&[
+            "send",
+            "--handshake",
+            "--endpoint",
+            &path(&meta.manifest()),
+            "--secrets-dir",
+            &path(&meta.secrets()),
+            "--url",
+            &format!("{}/", meta.base),
+            "--delivery-id",
+            "challenge-7",
+        ]))
+        .await,
+        "meta",
+    );
+    assert!(text.starts_with("200 OK\nchallenge-7"), "{text}");
+    let token = meta.file("wrong-token", b"guessed");
+    let refused = hookwarden(args(&[
+        "send",
+        "--handshake",
+        "--provider",
+        "meta",
+        "--secret-file",
+        &path(&token),
+        "--url",
+        &format!("{}/", meta.base),
+    ]))
+    .await;
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("token_mismatch"));
+
+    for provider in ["slack", "zoom", "twitch"] {
+        let endpoint = serve(
+            &nats,
+            &manifest(
+                provider,
+                &format!("  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"),
+            ),
+            &[("s/k", b"shared-secret")],
+        )
+        .await;
+        let text = assert_ok(
+            &hookwarden(args(&[
+                "send",
+                "--handshake",
+                "--endpoint",
+                &path(&endpoint.manifest()),
+                "--secrets-dir",
+                &path(&endpoint.secrets()),
+                "--url",
+                &format!("{}/", endpoint.base),
+            ]))
+            .await,
+            provider,
+        );
+        assert!(text.starts_with("200 OK"), "{provider}: {text}");
+    }
+
+    let seed = hookwarden_cli::ed25519_seed(ED25519_PEM.as_bytes()).expect("seed");
+    let discord = serve(
+        &nats,
+        &manifest(
+            "discord",
+            "  provider: discord\n  secretRefs: [{name: s, key: k}]\n",
+        ),
+        &[("s/k", verify::discord::public_key_hex(&seed).as_bytes())],
+    )
+    .await;
+    let key = discord.file("private.pem", ED25519_PEM.as_bytes());
+    let text = assert_ok(
+        &hookwarden(args(&[
+            "send",
+            "--handshake",
+            "--provider",
+            "discord",
+            "--secret-file",
+            &path(&key),
+            "--url",
+            &format!("{}/", discord.base),
+        ]))
+        .await,
+        "discord",
+    );
+    assert!(text.starts_with("200 OK"), "{text}");
+}
+
+#[test]
+fn verify_checks_url_signed_requests_and_handshakes_from_saved_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "12345").expect("token");
+    // Twilio's own library test request (twilio-python
+    // tests/unit/test_request_validator.py), saved as it arrived.
+    let body = "CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309&To=%2B18005551212";
+    let request = format!(
+        "POST /myapp.php?foo=1&bar=2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         X-Twilio-Signature: RSOYDt4T1cUTdK1PDd93/VVr8B8=\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let saved = dir.path().join("request.http");
+    std::fs::write(&saved, request).expect("request");
+    let run = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"));
+        command
+            .args(["verify", "--provider", "twilio", "--secret-file"])
+            .arg(&token)
+            .arg("--request")
+            .arg(&saved)
+            .args(extra);
+        command.output().expect("run hookwarden")
+    };
+    let ok = run(&["--public-url", "https://mycompany.com/myapp.php"]);
+    let text = assert_ok(&ok, "twilio verify");
+    assert!(text.starts_with("OK"), "{text}");
+    let wrong = run(&["--public-url", "https://mycompany.com/other.php"]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stdout).contains("signature_mismatch"));
+    let missing = run(&[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--public-url"));
+
+    // A Meta subscription GET, checked with the manifest's verify tokens.
+    std::fs::write(
+        dir.path().join("endpoint.yaml"),
+        manifest(
+            "meta",
+            "  provider: meta\n  secretRefs: [{name: s, key: k}]\n  \
+             handshake: {verifyTokenRefs: [{name: v, key: t}]}\n",
+        ),
+    )
+    .expect("manifest");
+    for (name, content) in [("s/k", "app-secret"), ("v/t", "verify-me")] {
+        let path = dir.path().join("secrets").join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        std::fs::write(path, content).expect("secret");
+    }
+    std::fs::write(
+        &saved,
+        "GET /?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=99 HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .expect("request");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+        .arg("verify")
+        .arg("--endpoint")
+        .arg(dir.path().join("endpoint.yaml"))
+        .arg("--secrets-dir")
+        .arg(dir.path().join("secrets"))
+        .arg("--request")
+        .arg(&saved)
+        .output()
+        .expect("run hookwarden");
+    let text = assert_ok(&output, "meta verify");
+    assert!(text.starts_with("OK handshake"), "{text}");
+    assert!(text.contains(": 99"), "{text}");
+}
