@@ -15,6 +15,7 @@ pub mod limits;
 pub mod ops;
 pub mod publish;
 pub mod reload;
+pub mod request;
 pub mod secrets;
 pub mod server;
 pub mod transport;

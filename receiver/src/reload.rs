@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::clientip::{self, CidrError, Networks, TrustedProxies};
 use crate::limits::{RateError, RateLimits};
 use crate::publish::{EnsureStreamError, Publisher, Target, TargetError};
+use crate::request::{BodyLimitSource, RequestRules};
 use crate::server::{AppState, EndpointPipeline};
 use crate::{config, secrets, verify};
 
@@ -59,6 +60,23 @@ pub enum LoadError {
     /// The stream could not be created or looked up.
     #[error(transparent)]
     Stream(#[from] EnsureStreamError),
+    /// The body cap is larger than the NATS server accepts in one message,
+    /// so deliveries between the two would be accepted, then never stored.
+    #[error(
+        "{}: the body cap {limit} bytes ({}) is above the NATS server's max_payload of {max_payload} bytes; lower it or raise max_payload",
+        path.display(),
+        set_by.setting()
+    )]
+    BodyLimitOverMaxPayload {
+        /// The manifest.
+        path: PathBuf,
+        /// The cap in bytes.
+        limit: usize,
+        /// Where the cap was set.
+        set_by: BodyLimitSource,
+        /// The NATS server's `max_payload` in bytes.
+        max_payload: usize,
+    },
 }
 
 /// Where the endpoint's files are, and how to store its deliveries.
@@ -72,6 +90,8 @@ pub struct Sources {
     pub nats: async_nats::Client,
     /// How long to wait for JetStream's acknowledgement.
     pub publish_timeout: Duration,
+    /// `--max-body-bytes`: the body cap when the manifest sets none.
+    pub default_body_limit: usize,
 }
 
 /// Every secret the spec refers to, in any check.
@@ -125,6 +145,8 @@ fn feed(hash: &mut Sha256, content: Option<&[u8]>) {
 pub struct Checked {
     /// The manifest as read.
     pub endpoint: WebhookEndpoint,
+    /// Where it was read from, for messages.
+    path: PathBuf,
     /// Stream and subjects.
     pub target: Target,
     /// Everything else of the pipeline, still without a publisher.
@@ -165,6 +187,7 @@ pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadEr
     })?;
     Ok(Checked {
         endpoint,
+        path: path.to_owned(),
         target,
         verifier,
         proxies,
@@ -174,13 +197,35 @@ pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadEr
 }
 
 impl Checked {
-    /// The pipeline, once the endpoint's stream exists: a pipeline that is
-    /// returned can take deliveries.
+    /// The pipeline, once the endpoint's stream exists and its body cap
+    /// (`spec.request.maxBodyBytes`, else `default_body_limit`) fits in the
+    /// NATS server's `max_payload`: a pipeline that is returned can take
+    /// deliveries.
     pub async fn connect(
         self,
         nats: async_nats::Client,
         publish_timeout: Duration,
+        default_body_limit: usize,
     ) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
+        let request =
+            RequestRules::from_spec(self.endpoint.spec.request.as_ref(), default_body_limit);
+        let source = if self
+            .endpoint
+            .spec
+            .request
+            .as_ref()
+            .is_some_and(|r| r.max_body_bytes.is_some())
+        {
+            BodyLimitSource::Spec
+        } else {
+            BodyLimitSource::Flag
+        };
+        check_body_limit(
+            &self.path,
+            request.body_limit(),
+            source,
+            nats.server_info().max_payload,
+        )?;
         let publisher = Publisher::new(nats, self.target, publish_timeout);
         publisher.ensure_stream().await?;
         // The Ingress forwards the path the provider called; standalone the
@@ -198,6 +243,14 @@ impl Checked {
             proxies: TrustedProxies::new(self.proxies),
             allowed: self.allowed,
             limits: Some(self.limits),
+            request,
+            payload: self
+                .endpoint
+                .spec
+                .logging
+                .as_ref()
+                .map(|l| l.payload)
+                .unwrap_or_default(),
         };
         Ok((self.endpoint, pipeline))
     }
@@ -206,8 +259,63 @@ impl Checked {
 /// Builds the whole pipeline from the files.
 pub async fn load(sources: &Sources) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
     check(&sources.endpoint, &sources.secrets_dir)?
-        .connect(sources.nats.clone(), sources.publish_timeout)
+        .connect(
+            sources.nats.clone(),
+            sources.publish_timeout,
+            sources.default_body_limit,
+        )
         .await
+}
+
+/// Room for the headers stored with a body (see `publish::headers`).
+pub const HEADER_HEADROOM: usize = 4096;
+
+/// Refuses a body cap above the NATS server's `max_payload`; warns when the
+/// cap fits but leaves no room for the headers stored with the body (bodies
+/// near the cap are then refused with 413 at publish).
+fn check_body_limit(
+    path: &Path,
+    limit: usize,
+    source: BodyLimitSource,
+    max_payload: usize,
+) -> Result<(), LoadError> {
+    if limit > max_payload {
+        return Err(LoadError::BodyLimitOverMaxPayload {
+            path: path.to_owned(),
+            limit,
+            set_by: source,
+            max_payload,
+        });
+    }
+    if max_payload < limit.saturating_add(HEADER_HEADROOM) {
+        tracing::warn!(
+            max_payload,
+            body_limit = limit,
+            setting = source.setting(),
+            "the NATS server's max_payload is below the body cap plus headers; \
+             bodies near the cap will be refused with 413"
+        );
+    }
+    Ok(())
+}
+
+/// Says once per loaded version whether the endpoint restricts source IPs,
+/// so an operator who expected a restriction notices its absence.
+pub fn log_source_restriction(endpoint: &WebhookEndpoint, pipeline: &EndpointPipeline) {
+    let name = pipeline.publisher.target().endpoint.as_str();
+    if endpoint.spec.allowed_source_cidrs.is_empty() {
+        tracing::warn!(
+            endpoint = name,
+            "spec.allowedSourceCidrs is empty: no IP restriction"
+        );
+    } else {
+        tracing::info!(
+            endpoint = name,
+            allowed = %pipeline.allowed,
+            trusted_proxies = ?endpoint.spec.trusted_proxies,
+            "accepting deliveries only from the allowed source networks"
+        );
+    }
 }
 
 /// Polls the files every `interval` until `shutdown`, and swaps a rebuilt
@@ -241,6 +349,7 @@ pub async fn watch(
                     pipeline.limits = None;
                 }
                 current_limits = Some(endpoint.spec.rate_limit.clone());
+                log_source_restriction(&endpoint, &pipeline);
                 state.replace(pipeline);
                 tracing::info!(
                     endpoint = state.endpoint().as_str(),
