@@ -14,6 +14,7 @@ pub mod config;
 pub mod limits;
 pub mod ops;
 pub mod publish;
+pub mod redact;
 pub mod reload;
 pub mod request;
 pub mod secrets;

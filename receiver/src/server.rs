@@ -451,6 +451,8 @@ struct Facts {
     body_size: Option<usize>,
     body_sha256: Option<String>,
     verified: Option<Verified>,
+    /// The body as read, kept only for `full` payload logging.
+    body: Option<Bytes>,
 }
 
 async fn ingest(
@@ -496,6 +498,12 @@ async fn ingest(
     };
     let client_ip = facts.client_ip.map(|ip| ip.to_string());
     let endpoint = snapshot.inner.publisher.target().endpoint.as_str();
+    // Redacted headers (`headers`, `full`) and the body's start (`full`).
+    let logged_headers = (snapshot.payload != PayloadLogging::None).then(|| {
+        crate::redact::headers_json(&parts.headers, &snapshot.inner.verifier.secret_headers())
+            .to_string()
+    });
+    let logged_body = facts.body.as_deref().map(crate::redact::body_excerpt);
     state
         .metrics
         .record(endpoint, outcome.label(), outcome.reason());
@@ -518,6 +526,10 @@ async fn ingest(
         duplicate = stored.map(|s| s.duplicate),
         error = error.as_deref(),
         latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        headers = logged_headers.as_deref(),
+        body = logged_body.as_ref().map(|b| b.text.as_str()),
+        body_encoding = logged_body.as_ref().map(|b| b.encoding),
+        payload_truncated = logged_body.as_ref().map(|b| b.truncated),
         "webhook delivery"
     );
 
@@ -583,6 +595,9 @@ async fn handle(
     };
     facts.body_size = Some(body.len());
     facts.body_sha256 = Some(body_sha256(&body));
+    if snapshot.payload == PayloadLogging::Full {
+        facts.body = Some(body.clone());
+    }
 
     let verified = match inner.verifier.verify(headers, &body) {
         Ok(verified) => verified,
