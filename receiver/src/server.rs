@@ -507,6 +507,11 @@ async fn ingest(
     state
         .metrics
         .record(endpoint, outcome.label(), outcome.reason());
+    if let Outcome::RateLimited(limited) = &outcome {
+        state
+            .metrics
+            .record_rate_limited(endpoint, limited.scope.as_str());
+    }
     tracing::info!(
         target: "hookwarden::audit",
         request_id = request_id.as_str(),
