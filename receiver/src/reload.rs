@@ -279,6 +279,11 @@ fn check_body_limit(
     source: BodyLimitSource,
     max_payload: usize,
 ) -> Result<(), LoadError> {
+    if max_payload == 0 {
+        // Not connected yet: the server's limit is unknown (publishing
+        // still refuses an oversized message with 413).
+        return Ok(());
+    }
     if limit > max_payload {
         return Err(LoadError::BodyLimitOverMaxPayload {
             path: path.to_owned(),
@@ -373,6 +378,27 @@ mod tests {
     const MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
         metadata: {name: gh}\nspec:\n  provider: generic\n  secretRefs: [{name: s, key: a}]\n  \
         verification: {hmac: {signatureHeader: X-Sig, secretRefs: [{name: h, key: b}]}}\n";
+
+    #[test]
+    fn a_body_cap_above_max_payload_is_refused_naming_both() {
+        let path = Path::new("endpoint.yaml");
+        let err = check_body_limit(path, 2_000_000, BodyLimitSource::Spec, 1_048_576)
+            .expect_err("over max_payload");
+        let text = err.to_string();
+        for part in [
+            "2000000",
+            "1048576",
+            "spec.request.maxBodyBytes",
+            "endpoint.yaml",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+        assert!(check_body_limit(path, 1_048_576, BodyLimitSource::Flag, 1_048_576).is_ok());
+        assert!(
+            check_body_limit(path, 2_000_000, BodyLimitSource::Flag, 0).is_ok(),
+            "unknown max_payload"
+        );
+    }
 
     #[test]
     fn every_referenced_secret_is_listed() {
