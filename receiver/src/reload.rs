@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::clientip::{self, CidrError, Networks, TrustedProxies};
 use crate::limits::{RateError, RateLimits};
 use crate::publish::{EnsureStreamError, Publisher, Target, TargetError};
-use crate::request::{BodyLimitSource, RequestRules};
+use crate::request::{BodyLimitSource, RequestError, RequestRules};
 use crate::server::{AppState, EndpointPipeline};
 use crate::{config, secrets, verify};
 
@@ -56,6 +56,14 @@ pub enum LoadError {
         path: PathBuf,
         /// Which setting, and why.
         source: TargetError,
+    },
+    /// `spec.request` is invalid.
+    #[error("{}: {source}", path.display())]
+    Request {
+        /// The manifest.
+        path: PathBuf,
+        /// Which setting, and why.
+        source: RequestError,
     },
     /// The stream could not be created or looked up.
     #[error(transparent)]
@@ -154,6 +162,8 @@ pub struct Checked {
     proxies: Networks,
     allowed: Networks,
     limits: RateLimits,
+    /// Its body cap still the default's until [`Checked::connect`].
+    request: RequestRules,
 }
 
 /// Reads and checks the manifest and its secrets.
@@ -185,8 +195,17 @@ pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadEr
             source,
         }
     })?;
+    let request = RequestRules::from_spec(
+        endpoint.spec.request.as_ref(),
+        crate::server::DEFAULT_BODY_LIMIT,
+    )
+    .map_err(|source| LoadError::Request {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(Checked {
         endpoint,
+        request,
         path: path.to_owned(),
         target,
         verifier,
@@ -207,23 +226,11 @@ impl Checked {
         publish_timeout: Duration,
         default_body_limit: usize,
     ) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
-        let request =
-            RequestRules::from_spec(self.endpoint.spec.request.as_ref(), default_body_limit);
-        let source = if self
-            .endpoint
-            .spec
-            .request
-            .as_ref()
-            .is_some_and(|r| r.max_body_bytes.is_some())
-        {
-            BodyLimitSource::Spec
-        } else {
-            BodyLimitSource::Flag
-        };
+        let request = self.request.with_default_body_limit(default_body_limit);
         check_body_limit(
             &self.path,
             request.body_limit(),
-            source,
+            request.body_limit_source(),
             nats.server_info().max_payload,
         )?;
         let publisher = Publisher::new(nats, self.target, publish_timeout);

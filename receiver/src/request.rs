@@ -15,13 +15,31 @@ pub struct RequestRules {
     content_types: Vec<String>,
     /// The largest body accepted, in bytes.
     body_limit: usize,
+    /// Whether `body_limit` is `spec.request.maxBodyBytes` (else the flag).
+    body_limit_from_spec: bool,
 }
 
 impl Default for RequestRules {
     /// `POST` only, any content type, [`crate::server::DEFAULT_BODY_LIMIT`].
     fn default() -> Self {
-        Self::from_spec(None, crate::server::DEFAULT_BODY_LIMIT)
+        Self::posts(crate::server::DEFAULT_BODY_LIMIT)
     }
+}
+
+/// Why `spec.request` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// A listed content type is not a media type; ignoring it could turn the
+    /// list into an empty one, which accepts any type.
+    #[error(
+        "spec.request.contentTypes[{index}]: {value:?} is not a media type (type/subtype, e.g. application/json)"
+    )]
+    ContentType {
+        /// Which entry.
+        index: usize,
+        /// The entry as written.
+        value: String,
+    },
 }
 
 /// Where an endpoint's body cap came from, for messages.
@@ -44,10 +62,24 @@ impl BodyLimitSource {
 }
 
 impl RequestRules {
+    /// `POST` only, any content type, bodies up to `body_limit` bytes.
+    pub fn posts(body_limit: usize) -> Self {
+        Self {
+            methods: vec![Method::POST],
+            allow: HeaderValue::from_static("POST"),
+            content_types: Vec::new(),
+            body_limit,
+            body_limit_from_spec: false,
+        }
+    }
+
     /// The rules of `spec.request`; the manifest's `maxBodyBytes` wins over
     /// `default_body_limit` (the `--max-body-bytes` flag): the manifest is
     /// the per-endpoint source of truth, the flag the process default.
-    pub fn from_spec(spec: Option<&RequestSpec>, default_body_limit: usize) -> Self {
+    pub fn from_spec(
+        spec: Option<&RequestSpec>,
+        default_body_limit: usize,
+    ) -> Result<Self, RequestError> {
         let mut methods: Vec<Method> = Vec::new();
         for listed in spec.map(|s| s.methods.as_slice()).unwrap_or_default() {
             let listed = method(*listed);
@@ -63,24 +95,48 @@ impl RequestRules {
             .map(Method::as_str)
             .collect::<Vec<_>>()
             .join(", ");
-        let content_types = spec
-            .map(|s| {
-                s.content_types
-                    .iter()
-                    .filter_map(|t| media_type(t))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let body_limit = spec
+        let mut content_types = Vec::new();
+        for (index, value) in spec
+            .map(|s| s.content_types.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let media = media_type(value).ok_or_else(|| RequestError::ContentType {
+                index,
+                value: value.clone(),
+            })?;
+            content_types.push(media);
+        }
+        let from_spec = spec
             .and_then(|s| s.max_body_bytes)
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(default_body_limit);
-        Self {
+            .and_then(|n| usize::try_from(n).ok());
+        Ok(Self {
             methods,
             // Method names are tokens, always a valid header value.
             allow: HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("POST")),
             content_types,
-            body_limit,
+            body_limit: from_spec.unwrap_or(default_body_limit),
+            body_limit_from_spec: from_spec.is_some(),
+        })
+    }
+
+    /// The same rules with `default_body_limit` as the process default: it
+    /// applies unless the manifest set `maxBodyBytes`.
+    #[must_use]
+    pub fn with_default_body_limit(mut self, default_body_limit: usize) -> Self {
+        if !self.body_limit_from_spec {
+            self.body_limit = default_body_limit;
+        }
+        self
+    }
+
+    /// Where the body cap came from.
+    pub fn body_limit_source(&self) -> BodyLimitSource {
+        if self.body_limit_from_spec {
+            BodyLimitSource::Spec
+        } else {
+            BodyLimitSource::Flag
         }
     }
 
@@ -187,7 +243,7 @@ mod tests {
 
     #[test]
     fn post_only_by_default() {
-        let rules = RequestRules::from_spec(None, 1000);
+        let rules = RequestRules::from_spec(None, 1000).expect("rules");
         assert!(rules.allows_method(&Method::POST));
         assert!(!rules.allows_method(&Method::GET));
         assert_eq!(rules.allow(), "POST");
@@ -200,7 +256,8 @@ mod tests {
         let rules = RequestRules::from_spec(
             Some(&spec(&[HttpMethod::Put, HttpMethod::Get], &[], None)),
             1000,
-        );
+        )
+        .expect("rules");
         assert!(rules.allows_method(&Method::PUT));
         assert!(rules.allows_method(&Method::GET));
         assert!(!rules.allows_method(&Method::POST), "not listed");
@@ -209,10 +266,16 @@ mod tests {
 
     #[test]
     fn the_spec_body_cap_wins_over_the_flag() {
-        let rules = RequestRules::from_spec(Some(&spec(&[], &[], Some(4096))), 1000);
+        let rules = RequestRules::from_spec(Some(&spec(&[], &[], Some(4096))), 1000)
+            .expect("rules")
+            .with_default_body_limit(2000);
         assert_eq!(rules.body_limit(), 4096);
-        let rules = RequestRules::from_spec(Some(&spec(&[], &[], None)), 1000);
-        assert_eq!(rules.body_limit(), 1000);
+        assert_eq!(rules.body_limit_source(), BodyLimitSource::Spec);
+        let rules = RequestRules::from_spec(Some(&spec(&[], &[], None)), 1000)
+            .expect("rules")
+            .with_default_body_limit(2000);
+        assert_eq!(rules.body_limit(), 2000);
+        assert_eq!(rules.body_limit_source(), BodyLimitSource::Flag);
     }
 
     #[test]
@@ -224,7 +287,8 @@ mod tests {
                 None,
             )),
             1000,
-        );
+        )
+        .expect("rules");
         assert!(rules.allows_content_type(&content_type(&["application/json"])));
         assert!(rules.allows_content_type(&content_type(&["APPLICATION/json; charset=UTF-8"])));
         assert!(rules.allows_content_type(&content_type(&["application/x-www-form-urlencoded"])));
@@ -238,6 +302,17 @@ mod tests {
         assert!(
             !rules.allows_content_type(&content_type(&["json"])),
             "malformed"
+        );
+    }
+
+    #[test]
+    fn a_listed_type_that_is_not_a_media_type_is_an_error() {
+        let err =
+            RequestRules::from_spec(Some(&spec(&[], &["application/json", "json"], None)), 1000)
+                .expect_err("not a media type");
+        assert_eq!(
+            err.to_string(),
+            "spec.request.contentTypes[1]: \"json\" is not a media type (type/subtype, e.g. application/json)"
         );
     }
 }

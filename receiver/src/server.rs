@@ -165,7 +165,7 @@ impl AppState {
                 body_timeout: DEFAULT_BODY_TIMEOUT,
             }),
             filter: SourceFilter::default(),
-            request: Arc::new(RequestRules::from_spec(None, body_limit)),
+            request: Arc::new(RequestRules::posts(body_limit)),
             payload: PayloadLogging::None,
         };
         Self {
@@ -867,11 +867,9 @@ mod tests {
             content_types: vec!["application/json".to_owned()],
             max_body_bytes: None,
         };
-        let app = router(
-            offline_state()
-                .await
-                .with_request_rules(RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT)),
-        );
+        let app = router(offline_state().await.with_request_rules(
+            RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules"),
+        ));
         let send = |method: &str, content_type: Option<&str>| {
             let mut request = Request::builder().method(method).uri("/");
             if let Some(content_type) = content_type {
