@@ -116,6 +116,13 @@ async fn request_rules_apply_and_an_oversized_cap_is_refused_at_reload() {
 
     let (status, log) = receiver.stop().await;
     assert!(status.success(), "{status:?}\n{log}");
+    // Said at startup and at the applied reload (not the refused one).
+    assert_eq!(
+        log.matches("spec.allowedSourceCidrs is empty: no IP restriction")
+            .count(),
+        2,
+        "{log}"
+    );
     let refusal = log
         .lines()
         .find(|line| line.contains("cannot be loaded"))
