@@ -59,7 +59,8 @@ struct ServeArgs {
     /// answering 503.
     #[arg(long, env = "HOOKWARDEN_PUBLISH_TIMEOUT_SECS", default_value_t = 3)]
     publish_timeout_secs: u64,
-    /// Largest accepted body in bytes; larger deliveries get 413.
+    /// Largest accepted body in bytes; larger deliveries get 413. The
+    /// process default: a manifest's `spec.request.maxBodyBytes` wins.
     #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = server::DEFAULT_BODY_LIMIT)]
     max_body_bytes: usize,
     /// `terminate`: serve HTTPS with --tls-cert/--tls-key (re-read when
@@ -202,46 +203,25 @@ async fn serve(options: ServeArgs) -> Result<(), ServeError> {
             url: options.nats_url.clone(),
             source,
         })?;
-    let max_payload = client.server_info().max_payload;
-    if max_payload < options.max_body_bytes.saturating_add(HEADER_HEADROOM) {
-        tracing::warn!(
-            max_payload,
-            body_limit = options.max_body_bytes,
-            "the NATS server's max_payload is below the body cap plus headers; \
-             bodies near the cap will be refused with 413"
-        );
-    }
-    let (endpoint, pipeline) = checked.connect(client.clone(), publish_timeout).await?;
+    // Refuses a body cap over the server's max_payload before listening.
+    let (endpoint, pipeline) = checked
+        .connect(client.clone(), publish_timeout, options.max_body_bytes)
+        .await?;
     let target = pipeline.publisher.target().clone();
-    if endpoint.spec.allowed_source_cidrs.is_empty() {
-        // Said once, so an operator who expected a restriction notices.
-        tracing::info!(
-            endpoint = target.endpoint.as_str(),
-            "spec.allowedSourceCidrs is empty: no IP restriction"
-        );
-    } else {
-        tracing::info!(
-            endpoint = target.endpoint.as_str(),
-            allowed = %pipeline.allowed,
-            trusted_proxies = ?endpoint.spec.trusted_proxies,
-            "accepting deliveries only from the allowed source networks"
-        );
-    }
+    reload::log_source_restriction(&endpoint, &pipeline);
 
     let metrics = Arc::new(Metrics::new(Some(transport.stats())));
     let readiness = Readiness::new(Some(client.clone()));
     // Behind an ingress, only requests a trusted proxy received over HTTPS.
     let require_forwarded_https = mode.require_forwarded_https();
-    let state = AppState::with_body_limit(
-        pipeline.verifier,
-        pipeline.publisher,
-        options.max_body_bytes,
-    )
-    .with_trusted_proxies(pipeline.proxies)
-    .with_allowed_sources(pipeline.allowed)
-    .with_metrics(Arc::clone(&metrics))
-    .with_max_in_flight(options.max_in_flight)
-    .require_forwarded_https(require_forwarded_https);
+    let state = AppState::new(pipeline.verifier, pipeline.publisher)
+        .with_request_rules(pipeline.request)
+        .with_payload_logging(pipeline.payload)
+        .with_trusted_proxies(pipeline.proxies)
+        .with_allowed_sources(pipeline.allowed)
+        .with_metrics(Arc::clone(&metrics))
+        .with_max_in_flight(options.max_in_flight)
+        .require_forwarded_https(require_forwarded_https);
     let state = match pipeline.limits {
         Some(limits) => state.with_rate_limits(limits),
         None => state,
@@ -281,6 +261,7 @@ async fn serve(options: ServeArgs) -> Result<(), ServeError> {
             secrets_dir: options.secrets_dir.clone(),
             nats: client,
             publish_timeout,
+            default_body_limit: options.max_body_bytes,
         },
         state.clone(),
         Duration::from_secs(options.reload_interval_secs.max(1)),
@@ -302,9 +283,6 @@ async fn serve(options: ServeArgs) -> Result<(), ServeError> {
     }
     Ok(())
 }
-
-/// Room for the headers stored with a body (see `publish::headers`).
-const HEADER_HEADROOM: usize = 4096;
 
 /// Completes once shutdown was requested; never if the signal task is gone
 /// without requesting it (that must not stop the server).

@@ -39,6 +39,15 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels of a rate-limited request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    /// `<namespace>/<name>` of the endpoint.
+    pub endpoint: String,
+    /// Which limit refused it: `per_source_ip` or `global`.
+    pub scope: String,
+}
+
 /// Labels naming only the endpoint.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
@@ -56,6 +65,8 @@ pub struct Metrics {
     pub requests: Family<OutcomeLabels, Counter>,
     /// Refusals by endpoint and reason code.
     pub refusals: Family<ReasonLabels, Counter>,
+    /// Rate-limited requests by endpoint and the limit that refused them.
+    pub rate_limited: Family<ScopeLabels, Counter>,
     /// Time from publish to JetStream's acknowledgement.
     pub publish_seconds: Family<EndpointLabels, Histogram>,
     /// Requests being handled right now.
@@ -115,6 +126,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("hookwarden");
         let requests = Family::<OutcomeLabels, Counter>::default();
         let refusals = Family::<ReasonLabels, Counter>::default();
+        let rate_limited = Family::<ScopeLabels, Counter>::default();
         let publish_seconds = Family::<EndpointLabels, Histogram>::new_with_constructor(
             publish_histogram as fn() -> Histogram,
         );
@@ -128,6 +140,11 @@ impl Metrics {
             "refusals",
             "Refused webhook requests by endpoint and reason code",
             refusals.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Rate-limited webhook requests by endpoint and limit (per_source_ip, global)",
+            rate_limited.clone(),
         );
         registry.register(
             "publish_seconds",
@@ -146,6 +163,7 @@ impl Metrics {
             registry,
             requests,
             refusals,
+            rate_limited,
             publish_seconds,
             in_flight,
         }
@@ -167,6 +185,17 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts one request refused by the `scope` rate limit
+    /// ([`crate::limits::Scope::as_str`]).
+    pub fn record_rate_limited(&self, endpoint: &str, scope: &str) {
+        self.rate_limited
+            .get_or_create(&ScopeLabels {
+                endpoint: endpoint.to_owned(),
+                scope: scope.to_owned(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -283,6 +312,9 @@ mod tests {
         metrics.record("ci/github", "stored", None);
         metrics.record("ci/github", "rejected", Some("signature_mismatch"));
         metrics.record("ci/github", "rejected", Some("signature_mismatch"));
+        metrics.record_rate_limited("ci/github", "per_source_ip");
+        metrics.record_rate_limited("ci/github", "per_source_ip");
+        metrics.record_rate_limited("ci/github", "global");
         let (status, text) = get_text(router(metrics, Readiness::new(None)), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(
@@ -296,6 +328,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hookwarden_requests_in_flight 0"), "{text}");
+        for (scope, count) in [("per_source_ip", 2), ("global", 1)] {
+            let line = format!(
+                "hookwarden_rate_limited_total{{endpoint=\"ci/github\",scope=\"{scope}\"}} {count}"
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::clientip::{self, CidrError, Networks, TrustedProxies};
 use crate::limits::{RateError, RateLimits};
 use crate::publish::{EnsureStreamError, Publisher, Target, TargetError};
+use crate::request::{BodyLimitSource, RequestError, RequestRules};
 use crate::server::{AppState, EndpointPipeline};
 use crate::{config, secrets, verify};
 
@@ -56,9 +57,34 @@ pub enum LoadError {
         /// Which setting, and why.
         source: TargetError,
     },
+    /// `spec.request` is invalid.
+    #[error("{}: {source}", path.display())]
+    Request {
+        /// The manifest.
+        path: PathBuf,
+        /// Which setting, and why.
+        source: RequestError,
+    },
     /// The stream could not be created or looked up.
     #[error(transparent)]
     Stream(#[from] EnsureStreamError),
+    /// The body cap is larger than the NATS server accepts in one message,
+    /// so deliveries between the two would be accepted, then never stored.
+    #[error(
+        "{}: the body cap {limit} bytes ({}) is above the NATS server's max_payload of {max_payload} bytes; lower it or raise max_payload",
+        path.display(),
+        set_by.setting()
+    )]
+    BodyLimitOverMaxPayload {
+        /// The manifest.
+        path: PathBuf,
+        /// The cap in bytes.
+        limit: usize,
+        /// Where the cap was set.
+        set_by: BodyLimitSource,
+        /// The NATS server's `max_payload` in bytes.
+        max_payload: usize,
+    },
 }
 
 /// Where the endpoint's files are, and how to store its deliveries.
@@ -72,6 +98,8 @@ pub struct Sources {
     pub nats: async_nats::Client,
     /// How long to wait for JetStream's acknowledgement.
     pub publish_timeout: Duration,
+    /// `--max-body-bytes`: the body cap when the manifest sets none.
+    pub default_body_limit: usize,
 }
 
 /// Every secret the spec refers to, in any check.
@@ -128,6 +156,8 @@ fn feed(hash: &mut Sha256, content: Option<&[u8]>) {
 pub struct Checked {
     /// The manifest as read.
     pub endpoint: WebhookEndpoint,
+    /// Where it was read from, for messages.
+    path: PathBuf,
     /// Stream and subjects.
     pub target: Target,
     /// Everything else of the pipeline, still without a publisher.
@@ -135,6 +165,8 @@ pub struct Checked {
     proxies: Networks,
     allowed: Networks,
     limits: RateLimits,
+    /// Its body cap still the default's until [`Checked::connect`].
+    request: RequestRules,
 }
 
 /// Reads and checks the manifest and its secrets.
@@ -166,8 +198,18 @@ pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadEr
             source,
         }
     })?;
+    let request = RequestRules::from_spec(
+        endpoint.spec.request.as_ref(),
+        crate::server::DEFAULT_BODY_LIMIT,
+    )
+    .map_err(|source| LoadError::Request {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(Checked {
         endpoint,
+        request,
+        path: path.to_owned(),
         target,
         verifier,
         proxies,
@@ -177,13 +219,23 @@ pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadEr
 }
 
 impl Checked {
-    /// The pipeline, once the endpoint's stream exists: a pipeline that is
-    /// returned can take deliveries.
+    /// The pipeline, once the endpoint's stream exists and its body cap
+    /// (`spec.request.maxBodyBytes`, else `default_body_limit`) fits in the
+    /// NATS server's `max_payload`: a pipeline that is returned can take
+    /// deliveries.
     pub async fn connect(
         self,
         nats: async_nats::Client,
         publish_timeout: Duration,
+        default_body_limit: usize,
     ) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
+        let request = self.request.with_default_body_limit(default_body_limit);
+        check_body_limit(
+            &self.path,
+            request.body_limit(),
+            request.body_limit_source(),
+            nats.server_info().max_payload,
+        )?;
         let publisher = Publisher::new(nats, self.target, publish_timeout);
         publisher.ensure_stream().await?;
         // The Ingress forwards the path the provider called; standalone the
@@ -201,6 +253,14 @@ impl Checked {
             proxies: TrustedProxies::new(self.proxies),
             allowed: self.allowed,
             limits: Some(self.limits),
+            request,
+            payload: self
+                .endpoint
+                .spec
+                .logging
+                .as_ref()
+                .map(|l| l.payload)
+                .unwrap_or_default(),
         };
         Ok((self.endpoint, pipeline))
     }
@@ -209,8 +269,68 @@ impl Checked {
 /// Builds the whole pipeline from the files.
 pub async fn load(sources: &Sources) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
     check(&sources.endpoint, &sources.secrets_dir)?
-        .connect(sources.nats.clone(), sources.publish_timeout)
+        .connect(
+            sources.nats.clone(),
+            sources.publish_timeout,
+            sources.default_body_limit,
+        )
         .await
+}
+
+/// Room for the headers stored with a body (see `publish::headers`).
+pub const HEADER_HEADROOM: usize = 4096;
+
+/// Refuses a body cap above the NATS server's `max_payload`; warns when the
+/// cap fits but leaves no room for the headers stored with the body (bodies
+/// near the cap are then refused with 413 at publish).
+fn check_body_limit(
+    path: &Path,
+    limit: usize,
+    source: BodyLimitSource,
+    max_payload: usize,
+) -> Result<(), LoadError> {
+    if max_payload == 0 {
+        // Not connected yet: the server's limit is unknown (publishing
+        // still refuses an oversized message with 413).
+        return Ok(());
+    }
+    if limit > max_payload {
+        return Err(LoadError::BodyLimitOverMaxPayload {
+            path: path.to_owned(),
+            limit,
+            set_by: source,
+            max_payload,
+        });
+    }
+    if max_payload < limit.saturating_add(HEADER_HEADROOM) {
+        tracing::warn!(
+            max_payload,
+            body_limit = limit,
+            setting = source.setting(),
+            "the NATS server's max_payload is below the body cap plus headers; \
+             bodies near the cap will be refused with 413"
+        );
+    }
+    Ok(())
+}
+
+/// Says once per loaded version whether the endpoint restricts source IPs,
+/// so an operator who expected a restriction notices its absence.
+pub fn log_source_restriction(endpoint: &WebhookEndpoint, pipeline: &EndpointPipeline) {
+    let name = pipeline.publisher.target().endpoint.as_str();
+    if endpoint.spec.allowed_source_cidrs.is_empty() {
+        tracing::warn!(
+            endpoint = name,
+            "spec.allowedSourceCidrs is empty: no IP restriction"
+        );
+    } else {
+        tracing::info!(
+            endpoint = name,
+            allowed = %pipeline.allowed,
+            trusted_proxies = ?endpoint.spec.trusted_proxies,
+            "accepting deliveries only from the allowed source networks"
+        );
+    }
 }
 
 /// Polls the files every `interval` until `shutdown`, and swaps a rebuilt
@@ -244,6 +364,7 @@ pub async fn watch(
                     pipeline.limits = None;
                 }
                 current_limits = Some(endpoint.spec.rate_limit.clone());
+                log_source_restriction(&endpoint, &pipeline);
                 state.replace(pipeline);
                 tracing::info!(
                     endpoint = state.endpoint().as_str(),
@@ -267,6 +388,27 @@ mod tests {
     const MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
         metadata: {name: gh}\nspec:\n  provider: generic\n  secretRefs: [{name: s, key: a}]\n  \
         verification: {hmac: {signatureHeader: X-Sig, secretRefs: [{name: h, key: b}]}}\n";
+
+    #[test]
+    fn a_body_cap_above_max_payload_is_refused_naming_both() {
+        let path = Path::new("endpoint.yaml");
+        let err = check_body_limit(path, 2_000_000, BodyLimitSource::Spec, 1_048_576)
+            .expect_err("over max_payload");
+        let text = err.to_string();
+        for part in [
+            "2000000",
+            "1048576",
+            "spec.request.maxBodyBytes",
+            "endpoint.yaml",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+        assert!(check_body_limit(path, 1_048_576, BodyLimitSource::Flag, 1_048_576).is_ok());
+        assert!(
+            check_body_limit(path, 2_000_000, BodyLimitSource::Flag, 0).is_ok(),
+            "unknown max_payload"
+        );
+    }
 
     #[test]
     fn every_referenced_secret_is_listed() {

@@ -9,8 +9,10 @@
 //! delivery, 401 for a delivery that does not verify (retrying cannot help),
 //! 413 for an oversized body, 503 with `Retry-After` when the store is
 //! unavailable (retrying will help), 429 with `Retry-After` over a rate
-//! limit, 403 for a source outside the allowlist. The source checks come
-//! before the body is read, so a refused client costs no body buffer. Every request to the endpoint path
+//! limit, 403 for a source outside the allowlist, 405 and 415 for a method
+//! or media type the endpoint does not take ([`crate::request`]). The source
+//! and request-shape checks come before the body is read, so a refused
+//! client costs no body buffer. Every request to the endpoint path
 //! produces one structured audit line (tracing target `hookwarden::audit`),
 //! which never contains the secret or the signature.
 
@@ -23,10 +25,11 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
+use hookwarden_crds::PayloadLogging;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -35,6 +38,7 @@ use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
 use crate::limits::{self, RateLimits};
 use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
+use crate::request::RequestRules;
 use crate::transport::{Stopped, Transport};
 use crate::verify::{Handshake, Incoming, Rejection, Verdict, Verified, Verifier};
 
@@ -77,6 +81,10 @@ pub struct AppState {
 struct Snapshot {
     inner: Arc<Inner>,
     filter: SourceFilter,
+    /// Methods, media types and body cap (`spec.request`).
+    request: Arc<RequestRules>,
+    /// How much of each request the audit line carries (`spec.logging`).
+    payload: PayloadLogging,
 }
 
 /// Everything built from one version of an endpoint's manifest and secrets,
@@ -96,6 +104,11 @@ pub struct EndpointPipeline {
     /// `spec.rateLimit`; `None` keeps the current limiters and their buckets
     /// (a reload that did not change the limits must not refill them).
     pub limits: Option<RateLimits>,
+    /// `spec.request`, its body cap already resolved against
+    /// `--max-body-bytes`.
+    pub request: RequestRules,
+    /// `spec.logging.payload`.
+    pub payload: PayloadLogging,
 }
 
 /// Who may deliver: checked before the body is read. Each part sits behind
@@ -129,7 +142,6 @@ impl Default for SourceFilter {
 struct Inner {
     verifier: Box<dyn Verifier>,
     publisher: Publisher,
-    body_limit: usize,
     body_timeout: Duration,
 }
 
@@ -150,10 +162,11 @@ impl AppState {
             inner: Arc::new(Inner {
                 verifier,
                 publisher,
-                body_limit,
                 body_timeout: DEFAULT_BODY_TIMEOUT,
             }),
             filter: SourceFilter::default(),
+            request: Arc::new(RequestRules::posts(body_limit)),
+            payload: PayloadLogging::None,
         };
         Self {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
@@ -170,8 +183,8 @@ impl AppState {
         self
     }
 
-    /// Swaps in a newly built configuration (a hot reload). The body cap,
-    /// body timeout and HTTPS requirement come from the command line and stay.
+    /// Swaps in a newly built configuration (a hot reload). The body
+    /// timeout and HTTPS requirement come from the command line and stay.
     pub fn replace(&self, pipeline: EndpointPipeline) {
         let current = self.current.load_full();
         let filter = SourceFilter {
@@ -186,12 +199,13 @@ impl AppState {
         let inner = Inner {
             verifier: pipeline.verifier,
             publisher: pipeline.publisher,
-            body_limit: current.inner.body_limit,
             body_timeout: current.inner.body_timeout,
         };
         self.current.store(Arc::new(Snapshot {
             inner: Arc::new(inner),
             filter,
+            request: Arc::new(pipeline.request),
+            payload: pipeline.payload,
         }));
     }
 
@@ -248,6 +262,20 @@ impl AppState {
     #[must_use]
     pub fn with_rate_limits(self, limits: RateLimits) -> Self {
         self.modified(|s| s.filter.limits = Arc::new(limits))
+    }
+
+    /// Takes the methods, media types and body cap of `rules` (by default
+    /// `POST`, any media type, the body cap given at construction).
+    #[must_use]
+    pub fn with_request_rules(self, rules: RequestRules) -> Self {
+        self.modified(|s| s.request = Arc::new(rules))
+    }
+
+    /// Logs this much of each request in its audit line (by default
+    /// [`PayloadLogging::None`]: metadata only).
+    #[must_use]
+    pub fn with_payload_logging(self, payload: PayloadLogging) -> Self {
+        self.modified(|s| s.payload = payload)
     }
 
     /// Behind an ingress that terminates TLS: refuses (403 `https_required`)
@@ -317,8 +345,10 @@ enum Outcome {
     Overloaded,
     /// Not the endpoint's path.
     NotFound,
-    /// Not `POST`.
-    MethodNotAllowed,
+    /// Not one of the endpoint's methods; carries the `Allow` header.
+    MethodNotAllowed(HeaderValue),
+    /// `spec.request.contentTypes` does not list the request's media type.
+    UnsupportedMediaType,
 }
 
 impl Outcome {
@@ -340,7 +370,9 @@ impl Outcome {
             Self::HttpsRequired | Self::IpNotAllowed => "forbidden",
             Self::RateLimited(_) => "rate_limited",
             Self::Overloaded => "overloaded",
-            Self::NotFound | Self::MethodNotAllowed => "bad_request",
+            Self::NotFound | Self::MethodNotAllowed(_) | Self::UnsupportedMediaType => {
+                "bad_request"
+            }
         }
     }
 
@@ -359,7 +391,8 @@ impl Outcome {
             Self::RateLimited(_) => Some("rate_limited"),
             Self::Overloaded => Some("overloaded"),
             Self::NotFound => Some("not_found"),
-            Self::MethodNotAllowed => Some("method_not_allowed"),
+            Self::MethodNotAllowed(_) => Some("method_not_allowed"),
+            Self::UnsupportedMediaType => Some("unsupported_media_type"),
         }
     }
 
@@ -404,13 +437,12 @@ impl Outcome {
             }
             Self::ForwardedInvalid(_) => error(StatusCode::BAD_REQUEST, reason),
             Self::NotFound => error(StatusCode::NOT_FOUND, reason),
-            Self::MethodNotAllowed => {
+            Self::MethodNotAllowed(allow) => {
                 let mut response = error(StatusCode::METHOD_NOT_ALLOWED, reason);
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                response.headers_mut().insert(header::ALLOW, allow);
                 response
             }
+            Self::UnsupportedMediaType => error(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason),
             Self::HttpsRequired | Self::IpNotAllowed => error(StatusCode::FORBIDDEN, reason),
             Self::RateLimited(limited) => {
                 let mut response = error(StatusCode::TOO_MANY_REQUESTS, reason);
@@ -436,6 +468,8 @@ struct Facts {
     body_size: Option<usize>,
     body_sha256: Option<String>,
     verified: Option<Verified>,
+    /// The body as read, kept only for `full` payload logging.
+    body: Option<Bytes>,
 }
 
 async fn ingest(
@@ -453,11 +487,12 @@ async fn ingest(
     let snapshot = state.current.load_full();
     let outcome = if parts.uri.path() != &*snapshot.filter.path {
         Outcome::NotFound
-    } else if parts.method != axum::http::Method::POST
-        // Meta's subscription handshake is a GET.
-        && !(parts.method == axum::http::Method::GET && snapshot.inner.verifier.answers_get())
-    {
-        Outcome::MethodNotAllowed
+    } else if let Err(outcome) = check_method(
+        &snapshot.request,
+        &parts.method,
+        snapshot.inner.verifier.answers_get(),
+    ) {
+        outcome
     } else {
         handle(
             &state,
@@ -484,9 +519,20 @@ async fn ingest(
     };
     let client_ip = facts.client_ip.map(|ip| ip.to_string());
     let endpoint = snapshot.inner.publisher.target().endpoint.as_str();
+    // Redacted headers (`headers`, `full`) and the body's start (`full`).
+    let logged_headers = (snapshot.payload != PayloadLogging::None).then(|| {
+        crate::redact::headers_json(&parts.headers, &snapshot.inner.verifier.secret_headers())
+            .to_string()
+    });
+    let logged_body = facts.body.as_deref().map(crate::redact::body_excerpt);
     state
         .metrics
         .record(endpoint, outcome.label(), outcome.reason());
+    if let Outcome::RateLimited(limited) = &outcome {
+        state
+            .metrics
+            .record_rate_limited(endpoint, limited.scope.as_str());
+    }
     tracing::info!(
         target: "hookwarden::audit",
         request_id = request_id.as_str(),
@@ -506,6 +552,10 @@ async fn ingest(
         duplicate = stored.map(|s| s.duplicate),
         error = error.as_deref(),
         latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        headers = logged_headers.as_deref(),
+        body = logged_body.as_ref().map(|b| b.text.as_str()),
+        body_encoding = logged_body.as_ref().map(|b| b.encoding),
+        payload_truncated = logged_body.as_ref().map(|b| b.truncated),
         "webhook delivery"
     );
 
@@ -555,6 +605,11 @@ async fn handle(
     if let Err(outcome) = admit(filter, &client) {
         return outcome;
     }
+    // A GET has no body, so its media type means nothing (and Meta's GET
+    // handshake sends none).
+    if parts.method != Method::GET && !snapshot.request.allows_content_type(headers) {
+        return Outcome::UnsupportedMediaType;
+    }
     let source_ip = client.client_ip;
     // Held until the delivery is stored (or refused): the body is in memory
     // and a publish may be waiting all that time.
@@ -562,12 +617,16 @@ async fn handle(
         return Outcome::Overloaded;
     };
 
-    let body = match read_capped(headers, body, inner.body_limit, inner.body_timeout).await {
+    let limit = snapshot.request.body_limit();
+    let body = match read_capped(headers, body, limit, inner.body_timeout).await {
         Ok(body) => body,
         Err(outcome) => return outcome,
     };
     facts.body_size = Some(body.len());
     facts.body_sha256 = Some(body_sha256(&body));
+    if snapshot.payload == PayloadLogging::Full {
+        facts.body = Some(body.clone());
+    }
 
     let incoming = Incoming {
         method: &parts.method,
@@ -616,6 +675,19 @@ async fn handle(
         },
         Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
         Err(err) => Outcome::StoreUnavailable(err),
+    }
+}
+
+/// The endpoint's methods (`spec.request.methods`, `POST` by default); any
+/// other is answered 405 with `Allow` listing them. A `GET` delivery goes
+/// through the whole pipeline like any other (empty body, verified). A
+/// preset whose provider sends a `GET` handshake (Meta's `hub.mode=subscribe`)
+/// also takes `GET`, whatever the list says: its verifier answers or refuses it.
+fn check_method(rules: &RequestRules, method: &Method, answers_get: bool) -> Result<(), Outcome> {
+    if rules.allows_method(method) || (answers_get && method == Method::GET) {
+        Ok(())
+    } else {
+        Err(Outcome::MethodNotAllowed(rules.allow().clone()))
     }
 }
 
@@ -735,6 +807,8 @@ mod tests {
             proxies: TrustedProxies::default(),
             allowed: Networks::default(),
             limits: None,
+            request: RequestRules::default(),
+            payload: PayloadLogging::None,
         });
         // Verified now; the offline store then answers 503, never 2xx.
         let after = app
@@ -843,6 +917,8 @@ mod tests {
             proxies: TrustedProxies::default(),
             allowed: Networks::default(),
             limits: None,
+            request: RequestRules::default(),
+            payload: PayloadLogging::None,
         });
         let body = crate::verify::slack::url_verification_body("c-1");
         let mut request = Request::post("/");
@@ -873,6 +949,64 @@ mod tests {
             text.contains(r#"hookwarden_requests_total{endpoint="ci/gh",outcome="handshake"} 1"#),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn configured_methods_and_media_types_are_enforced_before_the_body() {
+        let spec = hookwarden_crds::RequestSpec {
+            methods: vec![
+                hookwarden_crds::HttpMethod::Get,
+                hookwarden_crds::HttpMethod::Post,
+            ],
+            content_types: vec!["application/json".to_owned()],
+            max_body_bytes: None,
+        };
+        let app = router(offline_state().await.with_request_rules(
+            RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules"),
+        ));
+        let send = |method: &str, content_type: Option<&str>| {
+            let mut request = Request::builder().method(method).uri("/");
+            if let Some(content_type) = content_type {
+                request = request.header(header::CONTENT_TYPE, content_type);
+            }
+            let mut request = request.body(Body::from("{}")).expect("request");
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            app.clone().oneshot(request)
+        };
+        let put = send("PUT", Some("application/json"))
+            .await
+            .expect("response");
+        assert_eq!(put.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            put.headers().get(header::ALLOW),
+            Some(&HeaderValue::from_static("GET, POST"))
+        );
+        // A GET is a delivery like any other: without a signature, refused.
+        let get = send("GET", Some("application/json"))
+            .await
+            .expect("response");
+        assert_eq!(get.status(), StatusCode::UNAUTHORIZED);
+        for content_type in [Some("text/plain"), None] {
+            let refused = send("POST", content_type).await.expect("response");
+            assert_eq!(
+                refused.status(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{content_type:?}"
+            );
+            let body = refused
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(body.as_ref(), br#"{"error":"unsupported_media_type"}"#);
+        }
+        let json = send("POST", Some("Application/JSON; charset=utf-8"))
+            .await
+            .expect("response");
+        assert_eq!(json.status(), StatusCode::UNAUTHORIZED, "verified next");
     }
 
     #[tokio::test]

@@ -6,11 +6,13 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Receiver, sign, start_receiver, start_receiver_with, stored_messages};
 use hookwarden_crds::{Rate, RateLimitSpec};
 use hookwarden_receiver::limits::RateLimits;
+use hookwarden_receiver::ops::Metrics;
 use hookwarden_tests::NatsServer;
 use hyper::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -162,8 +164,13 @@ async fn a_flooding_source_address_is_limited_while_another_is_served() {
         }),
     }))
     .expect("limits");
-    let receiver =
-        start_receiver_with(&nats, 1024 * 1024, |state| state.with_rate_limits(limits)).await;
+    let metrics = Arc::new(Metrics::default());
+    let receiver = start_receiver_with(&nats, 1024 * 1024, |state| {
+        state
+            .with_rate_limits(limits)
+            .with_metrics(Arc::clone(&metrics))
+    })
+    .await;
     let to = addr(&receiver);
 
     let mut flood = Vec::new();
@@ -185,4 +192,9 @@ async fn a_flooding_source_address_is_limited_while_another_is_served() {
     )
     .await;
     assert_eq!(other, Some(200), "another source is still served");
+    let counted = format!(
+        "hookwarden_rate_limited_total{{endpoint=\"ci/github\",scope=\"per_source_ip\"}} {limited}\n"
+    );
+    let text = metrics.render();
+    assert!(text.contains(&counted), "{counted} in {text}");
 }

@@ -680,3 +680,137 @@ fn an_unusable_certificate_stops_startup() {
     let err = Transport::new(&missing, Limits::default()).expect_err("missing file");
     assert!(err.to_string().contains("missing.crt"), "{err}");
 }
+
+#[tokio::test]
+async fn a_client_that_never_says_hello_is_disconnected_while_deliveries_succeed() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let cert = self_signed();
+    let mount = SecretMount::new(&cert.cert_pem, &cert.key_pem);
+    let limits = Limits {
+        tls_handshake_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let receiver = start(&nats, &mount, limits).await;
+    let config = client_config(&[&cert.der], &[TLS13], &[b"http/1.1"]);
+
+    // Opens TCP to the TLS port and sends nothing.
+    let mut silent = TcpStream::connect(receiver.addr).await.expect("connect");
+    for i in 0..3 {
+        let tls = connect(receiver.addr, Arc::clone(&config)).await;
+        let payload: &'static [u8] = b"{\"while\":\"silent\"}";
+        let (status, _, json) = http1(tls, delivery("/", payload, &format!("silent-{i}"))).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+    }
+    let received = read_until_closed(&mut silent).await;
+    assert!(received.is_empty(), "nothing is sent to a silent client");
+    eventually("the timed-out handshake is counted", || {
+        receiver.stats.handshake_failures() == 1
+    })
+    .await;
+    // The three deliveries were stored once each (same payload, own ids).
+    assert_eq!(stored_messages(&nats, &receiver.target).await, 3);
+}
+
+/// One HTTP/2 frame: 24-bit length, type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("small frame");
+    let mut frame = len.to_be_bytes()[1..].to_vec();
+    frame.extend_from_slice(&[kind, flags]);
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+const H2_HEADERS: u8 = 0x1;
+const H2_RST_STREAM: u8 = 0x3;
+const H2_SETTINGS: u8 = 0x4;
+const H2_END_HEADERS: u8 = 0x4;
+const H2_ACK: u8 = 0x1;
+const H2_REFUSED_STREAM: u32 = 0x7;
+
+#[tokio::test]
+async fn http2_streams_beyond_the_cap_are_refused_and_the_receiver_stays_healthy() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let cert = self_signed();
+    let mount = SecretMount::new(&cert.cert_pem, &cert.key_pem);
+    let limits = Limits {
+        max_concurrent_streams: 2,
+        ..Limits::default()
+    };
+    let receiver = start(&nats, &mount, limits).await;
+    let config = client_config(&[&cert.der], &[TLS13], &[b"h2"]);
+
+    // A client ignoring the advertised cap: three POSTs whose bodies never
+    // come, so the first two streams stay open.
+    let mut tls = connect(receiver.addr, Arc::clone(&config)).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(H2_SETTINGS, 0, 0, &[]));
+    // HPACK: :method POST, :scheme https, :path / (static table), then
+    // :authority localhost as a literal with the static name.
+    let mut block = vec![0x83, 0x87, 0x84, 0x01, 9];
+    block.extend_from_slice(b"localhost");
+    for stream in [1, 3, 5] {
+        out.extend(h2_frame(H2_HEADERS, H2_END_HEADERS, stream, &block));
+    }
+    tls.write_all(&out).await.expect("frames");
+    tls.flush().await.expect("flush");
+
+    let mut resets = Vec::new();
+    let read_resets = async {
+        loop {
+            let mut header = [0u8; 9];
+            tls.read_exact(&mut header).await.expect("a frame");
+            let len =
+                usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+            let mut payload = vec![0u8; len];
+            tls.read_exact(&mut payload).await.expect("frame payload");
+            let stream =
+                u32::from_be_bytes(header[5..9].try_into().expect("4 bytes")) & 0x7fff_ffff;
+            match header[3] {
+                H2_SETTINGS if header[4] & H2_ACK == 0 => {
+                    tls.write_all(&h2_frame(H2_SETTINGS, H2_ACK, 0, &[]))
+                        .await
+                        .expect("settings ack");
+                }
+                H2_RST_STREAM => {
+                    let code = u32::from_be_bytes(payload[..4].try_into().expect("4 bytes"));
+                    resets.push((stream, code));
+                    if stream == 5 {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read_resets)
+        .await
+        .expect("the third stream is reset in time");
+    assert_eq!(
+        resets,
+        [(5, H2_REFUSED_STREAM)],
+        "only the stream over the cap is refused"
+    );
+
+    // Meanwhile the receiver serves others, over HTTP/2 too.
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        TokioIo::new(connect(receiver.addr, config).await),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let (status, version, json) = answer(sender.send_request(delivery(
+        "https://localhost/",
+        b"{\"after\":\"refused\"}",
+        "h2-after-refused",
+    )))
+    .await;
+    assert_eq!(
+        (status, version),
+        (StatusCode::OK, Version::HTTP_2),
+        "{json}"
+    );
+    drop(tls);
+}

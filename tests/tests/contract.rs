@@ -85,7 +85,7 @@ async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliverie
     let checked = reload::check(&endpoint_file, &secrets_dir).expect("rendered config loads");
     let client = nats.connect().await.expect("connect");
     let (_, pipeline) = checked
-        .connect(client, Duration::from_secs(2))
+        .connect(client, Duration::from_secs(2), server::DEFAULT_BODY_LIMIT)
         .await
         .expect("stream ensured");
     assert_eq!(

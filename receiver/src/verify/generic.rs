@@ -416,6 +416,20 @@ impl Verifier for GenericVerifier {
         "generic"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        if let Some(token) = &self.token {
+            names.push(token.header.as_str());
+        }
+        if self.basic.is_some() {
+            names.push("authorization");
+        }
+        if let Some(hmac) = &self.hmac {
+            names.push(hmac.signature_header.as_str());
+        }
+        names
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         // Cheap header checks first; every configured check must pass.
         let token = self.token.as_ref().map(|t| t.verify(headers)).transpose()?;

@@ -34,6 +34,10 @@ impl Verifier for GithubVerifier {
         "github"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let secret_index = verify_sha256_body(&self.secrets, headers, SIGNATURE_HEADER, body)?;
 

@@ -123,6 +123,10 @@ impl Verifier for GitlabVerifier {
         "gitlab"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![TOKEN_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         // Every configured kind of secret must be satisfied.
         let signed = match &self.signing {

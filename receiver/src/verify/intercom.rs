@@ -34,6 +34,10 @@ impl Verifier for IntercomVerifier {
         "intercom"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let signature = prefixed_hex(signature_header(headers, SIGNATURE_HEADER)?, "sha1=", 20)?;
         let secret_index = find_secret::<Hmac<Sha1>>(&self.secrets, &[body], &[signature])

@@ -58,6 +58,10 @@ impl Verifier for LinearVerifier {
         "linear"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let signature = prefixed_hex(signature_header(headers, SIGNATURE_HEADER)?, "", 32)?;
         let secret_index = find_secret::<Hmac<Sha256>>(&self.secrets, &[body], &[signature])

@@ -104,6 +104,10 @@ impl Verifier for MetaVerifier {
         "meta"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let secret_index = verify_sha256_body(&self.secrets, headers, SIGNATURE_HEADER, body)?;
         Ok(Verified {

@@ -214,6 +214,12 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
     /// The provider preset's name as written in the manifest (e.g. `github`).
     fn provider(&self) -> &'static str;
 
+    /// The request headers (lower case) this verifier reads a secret, a
+    /// signature or a token from; the audit log never shows their values.
+    /// Timestamps, ids and event types are not secret. A provider that signs
+    /// inside the body lists none.
+    fn secret_headers(&self) -> Vec<&str>;
+
     /// Verifies a delivery from its headers and raw body bytes.
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection>;
 
@@ -238,6 +244,10 @@ struct PublishHandshakes(Box<dyn Verifier>);
 impl Verifier for PublishHandshakes {
     fn provider(&self) -> &'static str {
         self.0.provider()
+    }
+
+    fn secret_headers(&self) -> Vec<&str> {
+        self.0.secret_headers()
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {

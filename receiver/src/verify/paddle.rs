@@ -84,6 +84,10 @@ impl Verifier for PaddleVerifier {
         "paddle"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let (timestamp, signatures) = parse_header(signature_header(headers, SIGNATURE_HEADER)?)?;
         let timestamp = timestamp.ok_or(Rejection::TimestampMissing)?;

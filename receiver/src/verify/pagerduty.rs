@@ -58,6 +58,10 @@ impl Verifier for PagerdutyVerifier {
         "pagerduty"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let signatures = parse_signatures(signature_header(headers, SIGNATURE_HEADER)?)?;
         let secret_index = find_secret::<Hmac<Sha256>>(&self.secrets, &[body], &signatures)

@@ -116,6 +116,10 @@ impl Verifier for SendgridVerifier {
         "sendgrid"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let value = single_header(headers, SIGNATURE_HEADER)
             .map_err(|()| Rejection::SignatureMalformed)?

@@ -38,6 +38,10 @@ impl Verifier for ShopifyVerifier {
         "shopify"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let value = signature_header(headers, SIGNATURE_HEADER)?;
         let signature = BASE64

@@ -60,6 +60,10 @@ impl Verifier for SlackVerifier {
         "slack"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let value = signature_header(headers, SIGNATURE_HEADER)?;
         let mut signature = vec![0u8; 32];

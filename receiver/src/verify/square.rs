@@ -68,6 +68,10 @@ impl Verifier for SquareVerifier {
         "square"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     /// Without the request line, the URL is taken to be the public URL
     /// without a query.
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {

@@ -200,6 +200,14 @@ impl Verifier for StandardWebhooksVerifier {
         self.scheme.provider
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        let mut names = vec![self.scheme.signature_header];
+        if self.scheme.also_standard_headers {
+            names.push(SCHEME.signature_header);
+        }
+        names
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         // The three headers are taken from the same family, never mixed.
         let names = if self.scheme.also_standard_headers

@@ -91,6 +91,10 @@ impl Verifier for StripeVerifier {
         "stripe"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let header = parse_header(signature_header(headers, SIGNATURE_HEADER)?)?;
         let timestamp = header.timestamp.ok_or(Rejection::TimestampMissing)?;

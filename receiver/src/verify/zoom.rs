@@ -58,6 +58,10 @@ impl Verifier for ZoomVerifier {
         "zoom"
     }
 
+    fn secret_headers(&self) -> Vec<&str> {
+        vec![SIGNATURE_HEADER]
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let signature = prefixed_hex(signature_header(headers, SIGNATURE_HEADER)?, "v0=", 32)?;
         let (timestamp, seconds) = timestamp_header(headers, TIMESTAMP_HEADER)?;

@@ -1,0 +1,237 @@
+//! What payload logging (`spec.logging.payload`) shows of a request: its
+//! headers with every value that may carry a secret or a signature redacted,
+//! and the first [`BODY_LOG_LIMIT`] bytes of its body.
+//!
+//! Redaction errs on the safe side: the headers the active verifier reads a
+//! signature or token from, the standard credential headers, and any header
+//! whose name merely looks like it could hold one.
+
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+/// What a redacted header value is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// The most body bytes an audit line carries.
+pub const BODY_LOG_LIMIT: usize = 4096;
+
+/// Headers that carry credentials whatever the provider.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Parts of header names that suggest a secret, a signature or a token:
+/// `X-Hub-Signature`, `X-Gitlab-Token`, `X-Api-Key`, `X-Shopify-Hmac-Sha256`,
+/// `X-Auth-User`, ...
+const SECRET_NAME_PARTS: &[&str] = &[
+    "signature",
+    "token",
+    "secret",
+    "auth",
+    "hmac",
+    "key",
+    "password",
+    "credential",
+    "session",
+    "cookie",
+    "sig",
+];
+
+/// Whether the value of header `name` must not be logged: it is one the
+/// verifier reads a secret from (`verifier_headers`, lower case), a
+/// credential header, or its name contains a suspicious part.
+pub fn is_secret_header(name: &str, verifier_headers: &[&str]) -> bool {
+    let name = name.to_ascii_lowercase();
+    verifier_headers
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(&name))
+        || CREDENTIAL_HEADERS.contains(&name.as_str())
+        || SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
+}
+
+/// The headers as a JSON object (names in lower case, repeated headers as
+/// an array of their values), with every secret-bearing value replaced by
+/// [`REDACTED`]. Values that are not text are shown lossily as UTF-8.
+pub fn headers_json(headers: &HeaderMap, verifier_headers: &[&str]) -> Value {
+    let mut object = Map::new();
+    for name in headers.keys() {
+        let values: Vec<Value> = if is_secret_header(name.as_str(), verifier_headers) {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|_| Value::from(REDACTED))
+                .collect()
+        } else {
+            headers
+                .get_all(name)
+                .iter()
+                .map(|v| Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect()
+        };
+        let value = match <[Value; 1]>::try_from(values) {
+            Ok([single]) => single,
+            Err(values) => Value::Array(values),
+        };
+        object.insert(name.as_str().to_owned(), value);
+    }
+    Value::Object(object)
+}
+
+/// At most [`BODY_LOG_LIMIT`] bytes of a body, for the audit line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyExcerpt {
+    /// The bytes as text, or base64.
+    pub text: String,
+    /// `utf8` or `base64`.
+    pub encoding: &'static str,
+    /// Whether the body was longer than what is shown.
+    pub truncated: bool,
+}
+
+/// The first [`BODY_LOG_LIMIT`] bytes of `body`: as text when they are
+/// UTF-8 (a character cut in two by the limit is left out), else base64.
+pub fn body_excerpt(body: &[u8]) -> BodyExcerpt {
+    let truncated = body.len() > BODY_LOG_LIMIT;
+    let head = body.get(..BODY_LOG_LIMIT).unwrap_or(body);
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => Some(text),
+        // Only the last character is incomplete, because the limit cut it.
+        Err(err) if truncated && err.error_len().is_none() => {
+            std::str::from_utf8(head.get(..err.valid_up_to()).unwrap_or_default()).ok()
+        }
+        Err(_) => None,
+    };
+    match text {
+        Some(text) => BodyExcerpt {
+            text: text.to_owned(),
+            encoding: "utf8",
+            truncated,
+        },
+        None => BodyExcerpt {
+            text: base64::engine::general_purpose::STANDARD.encode(head),
+            encoding: "base64",
+            truncated,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn verifier_credential_and_suspicious_headers_are_redacted() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("x-hub-signature-256", "sha256=abc"),
+            ("authorization", "Bearer t0ken"),
+            ("cookie", "session=s3cret"),
+            ("x-api-key", "k3y"),
+            ("x-custom-check", "from-the-verifier"),
+            ("x-shopify-hmac-sha256", "mac"),
+            ("x-gitlab-token", "glpat"),
+            ("user-agent", "GitHub-Hookshot/1"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        headers.append("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let json = headers_json(&headers, &["x-custom-check"]);
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "content-type": "application/json",
+                "x-github-event": "push",
+                "x-hub-signature-256": REDACTED,
+                "authorization": REDACTED,
+                "cookie": REDACTED,
+                "x-api-key": REDACTED,
+                "x-custom-check": REDACTED,
+                "x-shopify-hmac-sha256": REDACTED,
+                "x-gitlab-token": REDACTED,
+                "user-agent": "GitHub-Hookshot/1",
+                "x-forwarded-for": ["192.0.2.1", "10.0.0.1"],
+            })
+        );
+        let text = json.to_string();
+        for secret in [
+            "abc",
+            "t0ken",
+            "s3cret",
+            "k3y",
+            "from-the-verifier",
+            "glpat",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+
+    #[test]
+    fn every_preset_lists_its_signature_header_or_the_fallback_catches_it() {
+        // The fallback alone covers each preset's signature or token header.
+        for name in [
+            "x-hub-signature-256",
+            "x-hub-signature",
+            "x-gitlab-token",
+            "stripe-signature",
+            "x-slack-signature",
+            "webhook-signature",
+            "svix-signature",
+            "x-shopify-hmac-sha256",
+            "paddle-signature",
+            "x-zm-signature",
+            "twitch-eventsub-message-signature",
+            "x-signature-ed25519",
+            "x-twilio-email-event-webhook-signature",
+            "linear-signature",
+            "x-pagerduty-signature",
+        ] {
+            assert!(is_secret_header(name, &[]), "{name}");
+        }
+        for name in [
+            "content-type",
+            "x-github-delivery",
+            "user-agent",
+            "webhook-id",
+        ] {
+            assert!(!is_secret_header(name, &[]), "{name}");
+        }
+    }
+
+    #[test]
+    fn bodies_are_text_or_base64_and_capped() {
+        let short = body_excerpt(b"{\"a\":1}");
+        assert_eq!(
+            short,
+            BodyExcerpt {
+                text: "{\"a\":1}".to_owned(),
+                encoding: "utf8",
+                truncated: false
+            }
+        );
+        let binary = body_excerpt(&[0xff, 0x00, 0x10]);
+        assert_eq!(binary.encoding, "base64");
+        assert_eq!(binary.text, "/wAQ");
+        assert!(!binary.truncated);
+
+        let long = body_excerpt(&vec![b'x'; BODY_LOG_LIMIT + 1]);
+        assert_eq!(long.text.len(), BODY_LOG_LIMIT);
+        assert!(long.truncated);
+
+        // "é" is two bytes; the limit falls between them.
+        let mut cut = vec![b'x'; BODY_LOG_LIMIT - 1];
+        cut.extend_from_slice("é and more".as_bytes());
+        let cut = body_excerpt(&cut);
+        assert_eq!(cut.encoding, "utf8");
+        assert_eq!(cut.text.len(), BODY_LOG_LIMIT - 1);
+        assert!(cut.truncated);
+    }
+}

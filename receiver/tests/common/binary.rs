@@ -1,0 +1,220 @@
+//! The real `hookwarden-receiver serve` process, with its log captured as
+//! it is written (so a test can wait for a reload) and a small HTTP client.
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+/// How long the process may take to start, reload or stop.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A running receiver over plain HTTP, killed on drop.
+pub struct ReceiverProcess {
+    child: tokio::process::Child,
+    pub listen: String,
+    pub ops: String,
+    log: Arc<Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    endpoint: PathBuf,
+    _dir: tempfile::TempDir,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// An answer of the receiver.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+fn capture(
+    stream: impl AsyncRead + Unpin + Send + 'static,
+    log: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut log = log.lock().expect("log");
+            log.push_str(&line);
+            log.push('\n');
+        }
+    })
+}
+
+impl ReceiverProcess {
+    /// Starts `serve` for `manifest`, with `secrets` as
+    /// `(secret name, key, content)` files and `env` added to the process
+    /// environment (e.g. `RUST_LOG`).
+    pub fn spawn(
+        nats_url: &str,
+        manifest: &str,
+        secrets: &[(&str, &str, &[u8])],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let endpoint = dir.path().join("endpoint.yaml");
+        std::fs::write(&endpoint, manifest).expect("manifest");
+        for (name, key, content) in secrets {
+            let path = dir.path().join("secrets").join(name).join(key);
+            std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+            std::fs::write(path, content).expect("secret");
+        }
+        let listen = format!("127.0.0.1:{}", free_port());
+        let ops = format!("127.0.0.1:{}", free_port());
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+            .arg("serve")
+            .env("HOOKWARDEN_ENDPOINT", &endpoint)
+            .env("HOOKWARDEN_SECRETS_DIR", dir.path().join("secrets"))
+            .env("HOOKWARDEN_NATS_URL", nats_url)
+            .env("HOOKWARDEN_LISTEN", &listen)
+            .env("HOOKWARDEN_METRICS_LISTEN", &ops)
+            .env("HOOKWARDEN_TLS_MODE", "insecure-http")
+            .env("HOOKWARDEN_RELOAD_INTERVAL_SECS", "1")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("receiver starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            capture(child.stdout.take().expect("stdout"), Arc::clone(&log)),
+            capture(child.stderr.take().expect("stderr"), Arc::clone(&log)),
+        ];
+        Self {
+            child,
+            listen,
+            ops,
+            log,
+            readers,
+            endpoint,
+            _dir: dir,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Everything the process wrote so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn ready(&self) {
+        let url = format!("http://{}/readyz", self.ops);
+        hookwarden_tests::eventually("/readyz to answer 200", WAIT, || async {
+            let response = self.http.get(url.parse().expect("uri")).await.ok()?;
+            (response.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    }
+
+    /// Replaces the manifest at once (rename), like a Secret update.
+    pub fn replace_manifest(&self, manifest: &str) {
+        let tmp = self.endpoint.with_extension("tmp");
+        std::fs::write(&tmp, manifest).expect("write");
+        std::fs::rename(&tmp, &self.endpoint).expect("rename");
+    }
+
+    /// Waits until the log contains `needle` at least `count` times.
+    pub async fn logged(&self, needle: &str, count: usize) {
+        let what = format!("{count} log line(s) with {needle:?}");
+        hookwarden_tests::eventually(&what, WAIT, || async {
+            (self.log().matches(needle).count() >= count).then_some(())
+        })
+        .await;
+    }
+
+    /// Sends `method /` with `headers` and `body`.
+    pub async fn send(&self, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{}/", self.listen));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .expect("request");
+        let response = tokio::time::timeout(WAIT, self.http.request(request))
+            .await
+            .expect("the receiver answers in time")
+            .expect("HTTP response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The operations port's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.ops);
+        let response = self
+            .http
+            .get(url.parse().expect("uri"))
+            .await
+            .expect("metrics");
+        let body = response.into_body().collect().await.expect("body");
+        String::from_utf8_lossy(&body.to_bytes()).into_owned()
+    }
+
+    /// Stops the process with SIGTERM; its exit status and whole log.
+    pub async fn stop(self) -> (ExitStatus, String) {
+        let pid = self
+            .child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .expect("pid");
+        kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM");
+        self.exited().await
+    }
+
+    /// Waits for the process to exit on its own; its exit status and log.
+    pub async fn exited(mut self) -> (ExitStatus, String) {
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the receiver exits in time")
+            .expect("exit status");
+        // The readers finish once the pipes close.
+        for reader in std::mem::take(&mut self.readers) {
+            tokio::time::timeout(WAIT, reader)
+                .await
+                .expect("the log pipes close")
+                .expect("log reader");
+        }
+        (status, self.log())
+    }
+
+    /// The manifest's path.
+    pub fn manifest_path(&self) -> &Path {
+        &self.endpoint
+    }
+}
