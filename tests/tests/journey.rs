@@ -293,6 +293,53 @@ fn local_args(
     out
 }
 
+/// The operator as the chart's pod would run it: the Deployment's arguments
+/// and `RUST_LOG`, the ServiceAccount's kubeconfig; only the operations port
+/// moves to a free local one. Returns once it is ready (CRD found, the
+/// watched endpoints listed).
+async fn start_operator(
+    bins: &Binaries,
+    deployment: &Deployment,
+    kubeconfig: &Path,
+    log: &Path,
+) -> ManagedProcess {
+    let container = &deployment
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .expect("pod spec")
+        .containers[0];
+    let rust_log = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "RUST_LOG")
+        .and_then(|e| e.value.clone())
+        .expect("RUST_LOG");
+    let operations = free_port();
+    let mut args = container.args.clone().unwrap_or_default();
+    args.push(format!("--metrics-listen=127.0.0.1:{operations}"));
+    let mut operator = ManagedProcess::spawn_with_env(
+        "operator",
+        &bins.operator,
+        &args,
+        &[
+            ("KUBECONFIG", kubeconfig.as_os_str()),
+            ("RUST_LOG", OsStr::new(&rust_log)),
+        ],
+        log,
+    )
+    .expect("operator starts");
+    operator
+        .wait_until(WAIT, || async move {
+            (http_status(operations, "/readyz") == Some(200)).then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    operator
+}
+
 /// One receiver process run from what the operator rendered for `endpoint`.
 struct Receiver {
     /// Stopped on drop.
@@ -531,28 +578,30 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
     );
     let operator_kubeconfig = work.join("operator.kubeconfig");
     token_kubeconfig(token.trim(), &operator_kubeconfig);
-    let operations = free_port();
-    let mut args = operator_args.clone();
-    args.push(format!("--metrics-listen=127.0.0.1:{operations}"));
-    let mut operator = ManagedProcess::spawn_with_env(
-        "operator",
-        &bins.operator,
-        &args,
+    // Really the ServiceAccount, not the admin.
+    let whoami = ok(
+        &helm_home,
+        "kubectl",
         &[
-            ("KUBECONFIG", operator_kubeconfig.as_os_str()),
-            ("RUST_LOG", OsStr::new(&env["RUST_LOG"])),
+            "--kubeconfig",
+            operator_kubeconfig.to_str().expect("UTF-8 path"),
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
         ],
+    );
+    assert_eq!(
+        whoami.trim(),
+        format!("system:serviceaccount:{namespace}:{fullname}")
+    );
+    let mut operator = start_operator(
+        &bins,
+        &operator_deployment,
+        &operator_kubeconfig,
         &work.join("operator.log"),
     )
-    .expect("operator starts");
-    // Ready: CRD found and the watched endpoints listed, with the chart's
-    // rights only.
-    operator
-        .wait_until(WAIT, || async move {
-            (http_status(operations, "/readyz") == Some(200)).then_some(())
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    .await;
 
     step("2. apply");
     // ---- 2. secrets and kubectl apply -------------------------------------
@@ -974,10 +1023,24 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
     // sequence has printed everything it will print.
     let client = nats.connect().await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
-    for (endpoint, id, event_type, client, stored) in [
-        ("github", github_id, "push", GITHUB_HOOKS_IP, 1),
-        ("stripe", stripe_id, "charge_succeeded", ELSEWHERE, 1),
-        ("slack", slack_id, "app_mention", ELSEWHERE, 1),
+    for (endpoint, id, event_type, token, client, stored) in [
+        ("github", github_id, "push", "push", GITHUB_HOOKS_IP, 1),
+        (
+            "stripe",
+            stripe_id,
+            "charge.succeeded",
+            "charge_succeeded",
+            ELSEWHERE,
+            1,
+        ),
+        (
+            "slack",
+            slack_id,
+            "app_mention",
+            "app_mention",
+            ELSEWHERE,
+            1,
+        ),
     ] {
         let stream_name = hookwarden_receiver::publish::default_stream_name(&namespace, endpoint);
         let mut stream = jetstream.get_stream(&stream_name).await.expect("stream");
@@ -1009,7 +1072,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
         let event = &events[0];
         assert_eq!(
             event["subject"],
-            format!("hookwarden.{namespace}.{endpoint}.{event_type}")
+            format!("hookwarden.{namespace}.{endpoint}.{token}")
         );
         let headers = &event["headers"];
         assert_eq!(headers["Nats-Msg-Id"], id, "{event}");
@@ -1020,6 +1083,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             "{event}"
         );
         assert_eq!(headers["Hookwarden-Provider"], endpoint, "{event}");
+        assert_eq!(headers["Hookwarden-Event"], event_type, "{event}");
         assert_eq!(headers["Hookwarden-Source-Ip"], client, "{event}");
         assert!(headers["Hookwarden-Received-At"].is_string(), "{event}");
         let body: Value =
@@ -1081,6 +1145,29 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
         .find(|e| e.name == "RUST_LOG")
         .and_then(|e| e.value.clone());
     assert_eq!(log_level.as_deref(), Some("debug"));
+    // The new operator pod (Recreate: the old one first stops) renders every
+    // receiver with the new receiver image.
+    operator.stop();
+    let mut operator = start_operator(
+        &bins,
+        &upgraded,
+        &operator_kubeconfig,
+        &work.join("operator-upgraded.log"),
+    )
+    .await;
+    for name in &names {
+        let child = format!("{name}-receiver");
+        eventually(
+            &format!("{child} with the upgraded image"),
+            WAIT,
+            || async {
+                let deployment = ns.api::<Deployment>().get(&child).await.ok()?;
+                let image = deployment.spec.template.spec?.containers[0].image.clone()?;
+                (image == "ghcr.io/hookwarden/receiver:journey").then_some(())
+            },
+        )
+        .await;
+    }
 
     ok(
         &helm_home,
@@ -1180,5 +1267,43 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
     .await;
     assert_eq!(code, 0, "{out}");
     assert_eq!(stream.info().await.expect("info").state.messages, 2);
+
+    // No secret value in any log of the journey (the operator's at debug).
+    let generated_value = ns
+        .api::<Secret>()
+        .get("github-generated-webhook-secret")
+        .await
+        .expect("generated secret")
+        .data
+        .and_then(|d| d.get("secret").cloned())
+        .expect("generated value");
+    let mut values = vec![String::from_utf8_lossy(&generated_value.0).into_owned()];
+    for file in [
+        &github_secret,
+        &stripe_secret,
+        &slack_current,
+        &slack_previous,
+        &orders_secret,
+        &acme_token,
+        &acme_hmac,
+    ] {
+        values.push(std::fs::read_to_string(file).expect("secret file"));
+    }
+    let mut logs = 0;
+    for entry in std::fs::read_dir(work).expect("work dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            for value in &values {
+                assert!(
+                    value.len() >= 32 && !log.contains(value.as_str()),
+                    "{} holds a secret value",
+                    path.display()
+                );
+            }
+            logs += 1;
+        }
+    }
+    assert_eq!(logs, 8, "two operators, three receivers, three consumers");
     step("done");
 }
