@@ -413,6 +413,56 @@ async fn send(
     (output.status.code().unwrap_or(-1), text(&output))
 }
 
+/// The example consumer on `hookwarden.<namespace>.<endpoint>.>`, durable
+/// name `journey`, printing to `log` (appended to across restarts).
+fn start_consumer(
+    bins: &Binaries,
+    nats_url: &str,
+    namespace: &str,
+    endpoint: &str,
+    log: &Path,
+) -> ManagedProcess {
+    ManagedProcess::spawn(
+        &format!("consumer {endpoint}"),
+        &bins.consumer,
+        &[
+            "--nats-url".to_owned(),
+            nats_url.to_owned(),
+            "--subject".to_owned(),
+            format!("hookwarden.{namespace}.{endpoint}.>"),
+            "--durable".to_owned(),
+            "journey".to_owned(),
+        ],
+        log,
+    )
+    .expect("consumer starts")
+}
+
+/// Waits until the durable consumer `journey` has acknowledged everything
+/// `stream` holds: the consumer prints before it acknowledges, so its log
+/// is then complete.
+async fn drained(consumer: &mut ManagedProcess, stream: &async_nats::jetstream::stream::Stream) {
+    let mut stream = stream.clone();
+    let last = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
+    consumer
+        .wait_until(WAIT, || {
+            let stream = stream.clone();
+            async move {
+                let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                    stream.get_consumer("journey").await.ok()?;
+                let info = consumer.info().await.ok()?;
+                (info.ack_floor.stream_sequence == last && info.num_ack_pending == 0).then_some(())
+            }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// The JSON events the consumer printed so far.
 fn consumed(log: &Path) -> Vec<Value> {
     std::fs::read_to_string(log)
@@ -862,20 +912,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
     let mut consumers = Vec::new();
     for endpoint in ["github", "stripe", "slack"] {
         let log = work.join(format!("{endpoint}-consumer.log"));
-        let process = ManagedProcess::spawn(
-            &format!("consumer {endpoint}"),
-            &bins.consumer,
-            &[
-                "--nats-url".to_owned(),
-                nats.url().to_owned(),
-                "--subject".to_owned(),
-                format!("hookwarden.{namespace}.{endpoint}.>"),
-                "--durable".to_owned(),
-                "journey".to_owned(),
-            ],
-            &log,
-        )
-        .expect("consumer starts");
+        let process = start_consumer(&bins, nats.url(), &namespace, endpoint, &log);
         consumers.push((endpoint, process, log));
     }
 
@@ -1049,24 +1086,11 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             info.state.messages, stored,
             "{endpoint}: only verified deliveries are stored, redeliveries once"
         );
-        let last = info.state.last_sequence;
         let (_, process, log) = consumers
             .iter_mut()
             .find(|(e, _, _)| *e == endpoint)
             .expect("consumer");
-        process
-            .wait_until(WAIT, || {
-                let stream = stream.clone();
-                async move {
-                    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
-                        stream.get_consumer("journey").await.ok()?;
-                    let info = consumer.info().await.ok()?;
-                    (info.ack_floor.stream_sequence == last && info.num_ack_pending == 0)
-                        .then_some(())
-                }
-            })
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        drained(process, &stream).await;
         let events = consumed(log);
         assert_eq!(events.len(), 1, "{endpoint}: exactly once: {events:?}");
         let event = &events[0];
@@ -1090,6 +1114,46 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             serde_json::from_str(event["body"].as_str().expect("text body")).expect("JSON body");
         assert!(body.is_object(), "{event}");
     }
+
+    // Durable: stopped, and back under the same name, the consumer gets
+    // what arrived meanwhile and nothing it had acknowledged.
+    let (_, process, log) = consumers
+        .iter_mut()
+        .find(|(e, _, _)| *e == "github")
+        .expect("consumer");
+    process.stop();
+    let second_id = "journey-github-2";
+    let (code, out) = send(
+        &bins,
+        "github",
+        &github_secret,
+        port("github"),
+        &[
+            "--event",
+            "issues",
+            "--delivery-id",
+            second_id,
+            "--header",
+            HTTPS,
+            "--header",
+            &from(GITHUB_HOOKS_IP),
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    *process = start_consumer(&bins, nats.url(), &namespace, "github", log);
+    let github_stream = jetstream
+        .get_stream(hookwarden_receiver::publish::default_stream_name(
+            &namespace, "github",
+        ))
+        .await
+        .expect("stream");
+    drained(process, &github_stream).await;
+    let ids: Vec<Value> = consumed(log)
+        .iter()
+        .map(|e| e["headers"]["Nats-Msg-Id"].clone())
+        .collect();
+    assert_eq!(ids, [github_id, second_id], "across a restart, each once");
 
     step("5. upgrade");
     // ---- 5. helm upgrade, helm uninstall -----------------------------------
