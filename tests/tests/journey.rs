@@ -49,6 +49,11 @@ const CRD: &str = "webhookendpoints.hookwarden.dev";
 /// The workspace binaries the journey runs, built (or found up to date) by
 /// the same cargo that runs this test: `hookwarden-tests` cannot name other
 /// packages' binaries with `CARGO_BIN_EXE_*`.
+///
+/// `cargo test --workspace --no-run` builds exactly what `make test`'s
+/// `cargo test --workspace` has already built (the binaries of every package
+/// with integration tests, with the same features), so there it does
+/// nothing; run alone, this test first builds the workspace's tests.
 struct Binaries {
     operator: PathBuf,
     receiver: PathBuf,
@@ -83,24 +88,12 @@ impl Binaries {
         }
         let output = command
             .current_dir(repo_root())
-            .args([
-                "build",
-                "--locked",
-                "--bins",
-                "-p",
-                "hookwarden-operator",
-                "-p",
-                "hookwarden-receiver",
-                "-p",
-                "hookwarden-cli",
-                "-p",
-                "hookwarden-example-consumer",
-            ])
+            .args(["test", "--workspace", "--locked", "--no-run"])
             .output()
             .expect("cargo runs");
         assert!(
             output.status.success(),
-            "cargo build of the binaries failed:\n{}",
+            "cargo test --workspace --no-run failed:\n{}",
             text(&output)
         );
         // target/<profile>/deps/journey-<hash> → target/<profile>/
