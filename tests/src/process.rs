@@ -2,6 +2,7 @@
 //! stopped (SIGTERM, then SIGKILL) when the owner is dropped, so a failing or
 //! panicking test leaves no stray process behind.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,18 @@ impl ManagedProcess {
         args: &[String],
         log: &Path,
     ) -> Result<Self, SupportError> {
+        Self::spawn_with_env(what, binary, args, &[], log)
+    }
+
+    /// Like [`ManagedProcess::spawn`], with `env` set on top of the test's
+    /// own environment.
+    pub fn spawn_with_env(
+        what: &str,
+        binary: &Path,
+        args: &[String],
+        env: &[(&str, &OsStr)],
+        log: &Path,
+    ) -> Result<Self, SupportError> {
         let out = File::options()
             .create(true)
             .append(true)
@@ -43,6 +56,7 @@ impl ManagedProcess {
         )))?;
         let child = Command::new(binary)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -754,6 +754,7 @@ fn the_notes_tell_the_next_step() {
         "kubectl -n $NS get webhookendpoints",
         "get secret github-webhook -o jsonpath='{.data.secret}'",
         "nats.credentialsSecret (nats-creds) is not used",
+        "spec.trustedProxies (your ingress controller's pod",
         "not removed by \"helm uninstall\"",
     ] {
         assert!(
