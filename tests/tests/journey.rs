@@ -668,6 +668,9 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
     let orders_secret = generate("orders", "whsec");
     let acme_token = generate("acme-token", "hex");
     let acme_hmac = generate("acme-hmac", "hex");
+    let twilio_token = generate("twilio-auth-token", "hex");
+    let meta_secret = generate("meta-app-secret", "hex");
+    let meta_verify = generate("meta-verify-token", "hex");
     let from_file = |key: &str, path: &Path| format!("--from-file={key}={}", path.display());
     for (secret, files) in [
         ("github-webhook", vec![from_file("secret", &github_secret)]),
@@ -685,6 +688,14 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             vec![
                 from_file("token", &acme_token),
                 from_file("hmac", &acme_hmac),
+            ],
+        ),
+        ("twilio", vec![from_file("auth-token", &twilio_token)]),
+        (
+            "meta-app",
+            vec![
+                from_file("app-secret", &meta_secret),
+                from_file("verify-token", &meta_verify),
             ],
         ),
     ] {
@@ -732,6 +743,8 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
         "orders",
         "slack",
         "stripe",
+        "twilio-sms",
+        "whatsapp",
     ]
     .map(str::to_owned)
     .into();

@@ -89,7 +89,8 @@ impl std::fmt::Debug for ResolvedSecrets {
 
 /// Every Secret key the spec references, each once: the top-level
 /// `secretRefs` and those of the generic checks (which default to the
-/// top-level ones, so both sets are always rendered).
+/// top-level ones, so both sets are always rendered) and the verify tokens
+/// of handshakes.
 pub fn referenced_secrets(spec: &WebhookEndpointSpec) -> BTreeSet<SecretKey> {
     let mut refs: Vec<&hookwarden_crds::SecretKeyRef> = spec.secret_refs.iter().collect();
     if let Some(verification) = &spec.verification {
@@ -102,6 +103,9 @@ pub fn referenced_secrets(spec: &WebhookEndpointSpec) -> BTreeSet<SecretKey> {
         if let Some(hmac) = &verification.hmac {
             refs.extend(&hmac.secret_refs);
         }
+    }
+    if let Some(handshake) = &spec.handshake {
+        refs.extend(&handshake.verify_token_refs);
     }
     refs.into_iter()
         .map(|r| (r.name.clone(), r.key.clone()))
@@ -328,6 +332,23 @@ mod tests {
         let refs = referenced_secrets(&endpoint("generic-hmac").spec);
         let refs: Vec<(&str, &str)> = refs.iter().map(|(n, k)| (n.as_str(), k.as_str())).collect();
         assert_eq!(refs, [("shop-hmac", "key.v1"), ("shop-token", "token")]);
+    }
+
+    #[test]
+    fn referenced_secrets_include_handshake_verify_tokens() {
+        let mut spec = endpoint("github").spec;
+        spec.handshake = Some(hookwarden_crds::HandshakeSpec {
+            publish: false,
+            verify_token_refs: vec![hookwarden_crds::SecretKeyRef {
+                name: "meta-app".to_owned(),
+                key: "verify-token".to_owned(),
+            }],
+        });
+        let refs = referenced_secrets(&spec);
+        assert!(
+            refs.contains(&("meta-app".to_owned(), "verify-token".to_owned())),
+            "{refs:?}"
+        );
     }
 
     #[test]
