@@ -284,12 +284,13 @@ http_row() { # http_row ROW
     wrk_run 64 "$work/wrk-profile.tsv" "$work/profile-wrk.out" &
     local wpid=$!
     sleep 1
-    if perf record -F 499 -g -p "$server_pid" -o "$work/perf.data" -- sleep "$((duration - 2 > 1 ? duration - 2 : 1))" \
+    # Flat profile (self time): release builds have no frame pointers, so
+    # call graphs would be guesses.
+    if perf record -F 1999 -p "$server_pid" -o "$work/perf.data" -- sleep "$((duration - 2 > 1 ? duration - 2 : 1))" \
       >"$work/perf-record.log" 2>&1; then
-      perf report -i "$work/perf.data" --no-children --sort dso,symbol --stdio --percent-limit 0.7 \
-        2>/dev/null | grep -v '^$' | grep -E '^ +[0-9]' >"$out_dir/perf-receiver.txt" || true
-      perf report -i "$work/perf.data" --children --sort symbol --stdio --percent-limit 3 -g none \
-        2>/dev/null | grep -E '^ +[0-9]' >"$out_dir/perf-receiver-children.txt" || true
+      perf report -i "$work/perf.data" --no-children --sort dso,symbol --stdio --percent-limit 0.5 \
+        2>/dev/null | grep -E '^ +[0-9]' | sed -E 's/ +- +- *$//; s/ {2,}/  /g' >"$out_dir/perf-receiver.txt" || true
+      grep -m1 'samples' "$work/perf-record.log" >>"$out_dir/perf-receiver.txt" || true
     else
       say "perf record failed: $(tail -n 3 "$work/perf-record.log")"
     fi
@@ -362,7 +363,7 @@ case " $rows " in *" receiver-file "*) ready_row ;; esac
 python3 "$bench_dir/report.py" markdown "$results" \
   started="$started" duration="$duration" connections="$connections" \
   cpus_server="${cpus_server:-not pinned}" cpus_load="${cpus_load:-not pinned}" \
-  perf="$out_dir/perf-receiver.txt" perf_children="$out_dir/perf-receiver-children.txt" \
-  port="$port" open_workers="$open_workers" vegeta="$VEGETA_VERSION" >"$out"
+  perf="$out_dir/perf-receiver.txt" \
+  open_workers="$open_workers" vegeta="$VEGETA_VERSION" >"$out"
 say "report: $out"
 cat "$out"
