@@ -77,9 +77,10 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  # The request files are large; logs stay for a look after the run.
   if [ "${peer_started:-0}" = 1 ]; then "$bench_dir/peer.sh" cleanup; fi
+  # Request files and JetStream stores are large; logs stay for a look after the run.
   rm -f "$work"/*.tsv "$work"/*.targets "$work"/*.bin "$work"/*.csv "$work"/perf.data*
+  rm -rf "$work"/*/js
 }
 trap cleanup EXIT
 
