@@ -20,10 +20,11 @@
 # Knobs: BENCH_DURATION (seconds per measurement, default 10),
 # BENCH_CONNECTIONS (default "1 16 64 256"), BENCH_ROWS, BENCH_READY_RUNS
 # (default 7), BENCH_PROFILE (1: perf profile of the receiver, default 1),
-# BENCH_QUICK=1 (3 s, 16 and 64 connections, no profile: about 2 minutes),
+# BENCH_QUICK=1 (3 s, 16 and 64 connections, no profile: about 3 minutes),
 # BENCH_CPUS_SERVER / BENCH_CPUS_LOAD (taskset CPU lists for the servers and
-# for the load generator; default: not pinned), BENCH_OUT (the report,
-# default target/bench/report.md).
+# for the load generators; default: not pinned), BENCH_WRK_REQUESTS,
+# BENCH_OPEN_WORKERS, BENCH_OPEN_MAX_TARGETS, BENCH_OUT (the report, default
+# target/bench/report.md). docs/benchmarks.md describes them all.
 set -euo pipefail
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$bench_dir/.." && pwd)
@@ -47,6 +48,8 @@ cpus_server=${BENCH_CPUS_SERVER:-} cpus_load=${BENCH_CPUS_LOAD:-}
 out_dir=$root/target/bench
 out=${BENCH_OUT:-$out_dir/report.md}
 mkdir -p "$out_dir" "$(dirname "$out")"
+# A profile of an earlier run must not end up in this run's report.
+rm -f "$out_dir/perf-receiver.txt"
 
 # --- tools ------------------------------------------------------------------
 "$root/tests/tools/deps.sh"
@@ -318,12 +321,12 @@ nats_bench_row() {
   for c in $connections; do
     # Calibrate on a short run, then publish about BENCH_DURATION seconds' worth.
     local probe msgs
-    probe=$(nats bench js pub sync bench.js --create --storage file --size 1KB --clients "$c" \
+    probe=$("${on_load[@]}" "$nats_cli" --server "$nats_url" bench js pub sync bench.js --create --storage file --size 1KB --clients "$c" \
       --msgs $((c * 200)) --dedup --purge --no-progress 2>&1 | python3 "$bench_dir/report.py" nats-bench)
     msgs=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1])["rps"]; c=int(sys.argv[3]); print(max(c * 200, int(r * float(sys.argv[2])) // c * c))' "$probe" "$duration" "$c")
     local n0 n1 stats
     n0=$(cpu_ticks "$nats_pid")
-    stats=$(nats bench js pub sync bench.js --storage file --size 1KB --clients "$c" --msgs "$msgs" \
+    stats=$("${on_load[@]}" "$nats_cli" --server "$nats_url" bench js pub sync bench.js --storage file --size 1KB --clients "$c" --msgs "$msgs" \
       --dedup --purge --no-progress 2>&1 | python3 "$bench_dir/report.py" nats-bench)
     n1=$(cpu_ticks "$nats_pid")
     record row=nats-bench kind=nats-bench connections="$c" msgs="$msgs" stats="$stats" \
