@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
-.PHONY: help demo test tools cluster-up cluster-down crds fmt lint
+.PHONY: help demo test bench tools cluster-up cluster-down crds fmt lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -12,6 +12,9 @@ demo: ## set up and run the main job end to end (NATS JetStream + endpoint)
 
 test: ## set up everything and pass every check and test
 	@tests/tools/test.sh
+
+bench: ## load benchmark: receiver vs bare server, nats bench and the peer (~10 min; BENCH_QUICK=1 ~2 min); report in target/bench/report.md
+	@bench/run.sh
 
 tools: ## build the pinned upstream tools into ~/.cache/hookwarden/bin
 	@tests/tools/deps.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds every pinned upstream tool from its Go module into the cache, once.
-# Usage: tests/tools/install.sh [tool ...]   (default: all)
+# Usage: tests/tools/install.sh [tool ...]   (default: all but the bench-only vegeta and argo-events)
 # A binary already in the cache is reused, so a second run takes no time.
 set -euo pipefail
 # shellcheck source=tests/tools/lib.sh
@@ -53,6 +53,10 @@ for t in "${want[@]}"; do
     kwok) build kwok kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" ;;
     helm) build helm helm "helm.sh/helm/${HELM_VERSION%%.*}" "helm.sh/helm/${HELM_VERSION%%.*}/cmd/helm" "$HELM_VERSION" \
       "-X helm.sh/helm/${HELM_VERSION%%.*}/internal/version.version=$HELM_VERSION -X helm.sh/helm/${HELM_VERSION%%.*}/internal/version.metadata=" ;;
-    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)" ;;
+    # Bench-only (bench/run.sh asks for it by name).
+    vegeta) build vegeta vegeta github.com/tsenart/vegeta/v12 github.com/tsenart/vegeta/v12 "$VEGETA_VERSION" "-X main.Version=$VEGETA_VERSION" ;;
+    argo-events) build argo-events argo-events github.com/argoproj/argo-events github.com/argoproj/argo-events/cmd "$ARGO_EVENTS_VERSION" \
+      "-X github.com/argoproj/argo-events.version=${ARGO_EVENTS_VERSION#v}" ;;
+    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm vegeta argo-events)" ;;
   esac
 done

@@ -39,6 +39,14 @@ write_module helm "tool helm.sh/helm/${HELM_VERSION%%.*}/cmd/helm
 
 require helm.sh/helm/${HELM_VERSION%%.*} $HELM_VERSION"
 
+write_module vegeta "tool github.com/tsenart/vegeta/v12
+
+require github.com/tsenart/vegeta/v12 $VEGETA_VERSION"
+
+write_module argo-events "tool github.com/argoproj/argo-events/cmd
+
+require github.com/argoproj/argo-events $ARGO_EVENTS_VERSION"
+
 # Kubernetes: pin every k8s.io staging module to v0.<minor>.<patch>.
 staging_version=v0.${KUBERNETES_VERSION#v1.}
 replaces=$(curl -fsS "$(go env GOPROXY | cut -d, -f1)/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.mod" |
