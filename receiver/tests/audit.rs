@@ -1,6 +1,8 @@
 //! The audit log, in a test binary of its own: the test installs a log
 //! subscriber for its thread, and tests running in parallel threads of the
 //! same process could race with it on tracing's per-callsite interest cache.
+//! Also a secret scan of the real binary: after a mixed workload, no form
+//! of any secret is in its stdout/stderr, its `/metrics` or any answer.
 
 mod common;
 
@@ -94,4 +96,343 @@ async fn every_request_gets_one_audit_line_without_secrets() {
     for secret_material in [SECRET, &signature[7..], &forged[7..]] {
         assert!(!text.contains(secret_material), "{secret_material} logged");
     }
+}
+
+/// A receiver binary serving `manifest` over plain HTTP, its stdout and
+/// stderr captured to files.
+struct Binary {
+    child: tokio::process::Child,
+    listen: String,
+    metrics: String,
+    stdout: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Binary {
+    /// Starts the binary with `secrets` (`name/key`, value) and waits until
+    /// it listens.
+    async fn start(
+        dir: &std::path::Path,
+        nats: &NatsServer,
+        manifest: &str,
+        secrets: &[(&str, &[u8])],
+    ) -> Self {
+        std::fs::write(dir.join("endpoint.yaml"), manifest).expect("manifest");
+        for (path, value) in secrets {
+            let file = dir.join("secrets").join(path);
+            std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+            std::fs::write(file, value).expect("secret");
+        }
+        let listen = format!("127.0.0.1:{}", free_port());
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let stdout = dir.join("stdout.log");
+        let stderr = dir.join("stderr.log");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+            .arg("serve")
+            .env("HOOKWARDEN_ENDPOINT", dir.join("endpoint.yaml"))
+            .env("HOOKWARDEN_SECRETS_DIR", dir.join("secrets"))
+            .env("HOOKWARDEN_NATS_URL", nats.url())
+            .env("HOOKWARDEN_LISTEN", &listen)
+            .env("HOOKWARDEN_METRICS_LISTEN", &metrics)
+            .env("HOOKWARDEN_TLS_MODE", "insecure-http")
+            // Everything the receiver and its libraries log, not only info.
+            .env("RUST_LOG", "trace")
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("receiver starts");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(&listen).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "receiver not listening within 20 s: {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            listen,
+            metrics,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends one request; returns its status and everything the client
+    /// sees of the answer (header values and body).
+    async fn send(&self, headers: &[(&str, String)], body: &[u8]) -> (StatusCode, String) {
+        use http_body_util::{BodyExt, Full};
+        let mut request = hyper::Request::post(format!("http://{}/", self.listen));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let request = request
+            .body(Full::new(bytes::Bytes::copy_from_slice(body)))
+            .expect("request");
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<bytes::Bytes>>();
+        let response = client.request(request).await.expect("response");
+        let status = response.status();
+        let mut seen = String::new();
+        for (name, value) in response.headers() {
+            seen.push_str(&format!(
+                "{name}: {}\n",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        seen.push_str(&String::from_utf8_lossy(&body));
+        (status, seen)
+    }
+
+    async fn metrics_text(&self) -> String {
+        use http_body_util::{BodyExt, Empty};
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Empty<bytes::Bytes>>();
+        let response = client
+            .get(
+                format!("http://{}/metrics", self.metrics)
+                    .parse()
+                    .expect("uri"),
+            )
+            .await
+            .expect("metrics");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// Stops the binary (SIGTERM, then waits) and returns stdout and stderr.
+    async fn stop(mut self) -> String {
+        if let Some(pid) = self.child.id().and_then(|id| i32::try_from(id).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.child.wait()).await;
+        let _ = self.child.kill().await;
+        let stdout = std::fs::read_to_string(&self.stdout).expect("stdout");
+        let stderr = std::fs::read_to_string(&self.stderr).expect("stderr");
+        format!("{stdout}\n{stderr}")
+    }
+}
+
+/// Every form a secret could leak in: raw, hex (both cases), base64
+/// (standard and URL-safe, with and without padding).
+fn leak_forms(secret: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    vec![
+        String::from_utf8_lossy(secret).into_owned(),
+        hex::encode(secret),
+        hex::encode_upper(secret),
+        STANDARD.encode(secret),
+        STANDARD_NO_PAD.encode(secret),
+        URL_SAFE.encode(secret),
+        URL_SAFE_NO_PAD.encode(secret),
+    ]
+}
+
+fn assert_no_secret(place: &str, text: &str, secrets: &[&[u8]]) {
+    for secret in secrets {
+        for form in leak_forms(secret) {
+            assert!(
+                !text.contains(&form),
+                "{place} contains a secret (as {form:?})"
+            );
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// What a request is, its headers, and the status it must get.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, StatusCode);
+
+fn audit_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["target"] == "hookwarden::audit")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_logs_metrics_or_answers_under_a_mixed_workload() {
+    use hookwarden_receiver::verify::stripe;
+
+    let nats = NatsServer::start().await.expect("nats-server");
+
+    // Stripe: two signing secrets (a rotation), a signed timestamp.
+    const CURRENT: &[u8] = b"whsec_current_7Qm2xK9pLs4v";
+    const OLD: &[u8] = b"whsec_old_Zr8nB3tYw6cJ";
+    const WRONG: &[u8] = b"whsec_attacker_guess_1";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = Binary::start(
+        dir.path(),
+        &nats,
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {name: pay, namespace: scan}\n\
+         spec: {provider: stripe, secretRefs: [{name: stripe, key: current}, {name: stripe, key: old}]}\n",
+        &[("stripe/current", CURRENT), ("stripe/old", OLD)],
+    )
+    .await;
+    let now = unix_now();
+    let body = br#"{"id":"evt_scan_1","type":"charge.succeeded"}"#;
+    let signed = |secret: &[u8], ts: i64| -> Vec<(&str, String)> {
+        let mut headers: Vec<(&str, String)> = stripe::sign(secret, ts, body);
+        headers.push(("content-type", "application/json".to_owned()));
+        headers
+    };
+    let cases: Vec<Case> = vec![
+        ("good", signed(CURRENT, now), StatusCode::OK),
+        ("good, rotated-out secret", signed(OLD, now), StatusCode::OK),
+        (
+            "stale",
+            signed(CURRENT, now - 3600),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("wrong secret", signed(WRONG, now), StatusCode::UNAUTHORIZED),
+        (
+            "forged",
+            vec![(
+                "stripe-signature",
+                format!("t={now},v1={}", "ab".repeat(32)),
+            )],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "malformed",
+            vec![("stripe-signature", "t=x,v1=zz".to_owned())],
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("unsigned", Vec::new(), StatusCode::UNAUTHORIZED),
+    ];
+    let mut answers = String::new();
+    for (what, headers, expected) in &cases {
+        let (status, seen) = binary.send(headers, body).await;
+        assert_eq!(status, *expected, "{what}: {seen}");
+        answers.push_str(&seen);
+    }
+    let metrics = binary.metrics_text().await;
+    let log = binary.stop().await;
+    assert_eq!(
+        audit_lines(&log).len(),
+        cases.len(),
+        "one audit line per request:\n{log}"
+    );
+    let secrets: [&[u8]; 2] = [CURRENT, OLD];
+    assert_no_secret("the stripe receiver's log", &log, &secrets);
+    assert_no_secret("the stripe receiver's /metrics", &metrics, &secrets);
+    assert_no_secret("the stripe receiver's answers", &answers, &secrets);
+
+    // Generic: a shared token and HTTP Basic, both sent by the client
+    // itself, so a receiver that logged request headers would leak them.
+    const TOKEN: &[u8] = b"tok_Hq4Lw9Xe2Rb7";
+    const PASSWORD: &[u8] = b"pw_Jd3Ks8Vn1Tc6";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = Binary::start(
+        dir.path(),
+        &nats,
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {name: generic, namespace: scan}\n\
+         spec:\n  provider: generic\n  secretRefs: [{name: basic, key: password}]\n  \
+         verification:\n    token: {header: X-Token, secretRefs: [{name: token, key: value}]}\n    \
+         basicAuth: {username: hook}\n",
+        &[("basic/password", PASSWORD), ("token/value", TOKEN)],
+    )
+    .await;
+    let basic = |user: &str, password: &[u8]| {
+        use base64::Engine as _;
+        let mut credentials = format!("{user}:").into_bytes();
+        credentials.extend_from_slice(password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    };
+    let token = String::from_utf8_lossy(TOKEN).into_owned();
+    let cases: Vec<Case> = vec![
+        (
+            "good",
+            vec![
+                ("x-token", token.clone()),
+                ("authorization", basic("hook", PASSWORD)),
+            ],
+            StatusCode::OK,
+        ),
+        (
+            "wrong password",
+            vec![
+                ("x-token", token.clone()),
+                ("authorization", basic("hook", b"guess")),
+            ],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "wrong user",
+            vec![
+                ("x-token", token.clone()),
+                ("authorization", basic("root", PASSWORD)),
+            ],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "wrong token",
+            vec![
+                ("x-token", "tok_guess".to_owned()),
+                ("authorization", basic("hook", PASSWORD)),
+            ],
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "no credentials",
+            vec![("x-token", token.clone())],
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    let mut answers = String::new();
+    for (what, headers, expected) in &cases {
+        let (status, seen) = binary.send(headers, b"{}").await;
+        assert_eq!(status, *expected, "{what}: {seen}");
+        answers.push_str(&seen);
+    }
+    let metrics = binary.metrics_text().await;
+    let log = binary.stop().await;
+    assert_eq!(
+        audit_lines(&log).len(),
+        cases.len(),
+        "one audit line per request:\n{log}"
+    );
+    let mut credentials = b"hook:".to_vec();
+    credentials.extend_from_slice(PASSWORD);
+    let secrets: [&[u8]; 3] = [TOKEN, PASSWORD, &credentials];
+    assert_no_secret("the generic receiver's log", &log, &secrets);
+    assert_no_secret("the generic receiver's /metrics", &metrics, &secrets);
+    assert_no_secret("the generic receiver's answers", &answers, &secrets);
 }

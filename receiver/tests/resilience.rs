@@ -2,6 +2,9 @@
 //! killed (SIGKILL) and restarted with the same store. Every delivery
 //! answered 2xx must be in the stream exactly once, the outage must be
 //! answered 503 (never 2xx), and the receiver must recover by itself.
+//! Also: a full stream (limits with `discard: new`) and a frozen
+//! nats-server (SIGSTOP: publishes time out, the in-flight cap answers
+//! `overloaded`) are answered 503 with `Retry-After`, never 2xx.
 
 mod common;
 
@@ -11,7 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common::{Receiver, start_receiver};
+use async_nats::jetstream::stream::DiscardPolicy;
+use common::{Answer, Receiver, start_receiver, start_receiver_with};
 use hookwarden_tests::NatsServer;
 use hyper::StatusCode;
 
@@ -274,4 +278,272 @@ async fn receiver_killed_mid_load_loses_nothing_it_acknowledged() {
         assert_eq!(stored.get(id), Some(&1), "{id} stored exactly once");
     }
     assert_eq!(stored.len(), acknowledged.len() + unacknowledged.len());
+}
+
+/// Every message of `stream`, counted by its `Nats-Msg-Id`.
+async fn stored_ids(nats: &NatsServer, stream: &str) -> HashMap<String, usize> {
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let mut stream = js.get_stream(stream).await.expect("stream");
+    let last = stream.info().await.expect("info").state.last_sequence;
+    let mut stored: HashMap<String, usize> = HashMap::new();
+    for sequence in 1..=last {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            let id = message
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            *stored.entry(id).or_default() += 1;
+        }
+    }
+    stored
+}
+
+/// A refusal the provider must retry: 503, a `Retry-After`, and the reason.
+fn assert_retry_later(id: &str, answer: &Answer, reasons: &[&str]) {
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{id}: {}",
+        answer.json
+    );
+    assert!(
+        answer
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|secs| secs > 0),
+        "{id}: 503 without a Retry-After in seconds"
+    );
+    let reason = answer.json["error"].as_str().unwrap_or_default();
+    assert!(
+        reasons.contains(&reason),
+        "{id}: reason {reason:?}, expected one of {reasons:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stream_is_answered_503_and_stores_only_what_was_acknowledged() {
+    // Stream limits an administrator set, with `discard: new`: JetStream
+    // refuses what does not fit. By count, then by size.
+    for (max_messages, max_bytes) in [(5_i64, -1_i64), (-1, 6 * 1024)] {
+        let nats = NatsServer::start().await.expect("nats-server");
+        let endpoint = hookwarden_crds::from_yaml(common::ENDPOINT).expect("manifest");
+        let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
+        let js = jetstream::new(nats.connect().await.expect("connect"));
+        let mut config = target.stream_config();
+        config.max_messages = max_messages;
+        config.max_bytes = max_bytes;
+        config.discard = DiscardPolicy::New;
+        js.create_stream(config).await.expect("limited stream");
+        // The receiver only creates the stream if absent: the limits stay.
+        let receiver = Arc::new(start_receiver(&nats, 1024 * 1024).await);
+
+        // Four senders at once, 10 deliveries each, of about 1 KiB.
+        let senders: Vec<_> = (0..4)
+            .map(|sender| {
+                let receiver = Arc::clone(&receiver);
+                tokio::spawn(async move {
+                    let mut answers = Vec::new();
+                    for i in 0..10 {
+                        let id = format!("full-{sender}-{i}");
+                        let payload =
+                            format!("{{\"id\":\"{id}\",\"pad\":\"{}\"}}", "x".repeat(1000));
+                        let answer = receiver.deliver(payload.as_bytes(), &id, None).await;
+                        answers.push((id, answer));
+                    }
+                    answers
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for sender in senders {
+            answers.extend(sender.await.expect("sender"));
+        }
+
+        let accepted: Vec<&str> = answers
+            .iter()
+            .filter(|(_, a)| a.status.is_success())
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let refused: Vec<&str> = answers
+            .iter()
+            .filter(|(_, a)| !a.status.is_success())
+            .map(|(id, _)| id.as_str())
+            .collect();
+        for (id, answer) in answers.iter().filter(|(_, a)| !a.status.is_success()) {
+            assert_retry_later(id, answer, &["store_unavailable"]);
+        }
+        assert!(
+            !accepted.is_empty() && !refused.is_empty(),
+            "limits {max_messages}/{max_bytes}: {} accepted, {} refused",
+            accepted.len(),
+            refused.len()
+        );
+        if max_messages > 0 {
+            assert_eq!(
+                accepted.len() as i64,
+                max_messages,
+                "the stream took exactly its limit"
+            );
+        }
+
+        let stored = stored_ids(&nats, &target.stream).await;
+        for id in &accepted {
+            assert_eq!(
+                stored.get(*id),
+                Some(&1),
+                "acknowledged {id} stored exactly once"
+            );
+        }
+        for id in &refused {
+            assert_eq!(stored.get(*id), None, "refused {id} is not stored");
+        }
+        assert_eq!(
+            stored.len(),
+            accepted.len(),
+            "nothing else stored: {stored:?}"
+        );
+        eprintln!(
+            "limits {max_messages} messages / {max_bytes} bytes: {} answers, {} accepted and stored, {} answered 503",
+            answers.len(),
+            accepted.len(),
+            refused.len()
+        );
+    }
+}
+
+/// Resumes a SIGSTOPped process when dropped, so a failing assertion
+/// cannot leave nats-server frozen.
+struct Frozen(nix::unistd::Pid);
+
+impl Frozen {
+    fn freeze(nats: &NatsServer) -> Self {
+        let pid = nats
+            .pid()
+            .and_then(|p| i32::try_from(p).ok())
+            .map(nix::unistd::Pid::from_raw)
+            .expect("nats-server pid");
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+        Self(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// Deliveries in flight at most; what comes beyond is answered `overloaded`.
+const MAX_IN_FLIGHT: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_nats_server_is_answered_503_within_the_in_flight_cap_and_recovers() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let receiver = Arc::new(
+        start_receiver_with(&nats, 1024 * 1024, |state| {
+            state.with_max_in_flight(MAX_IN_FLIGHT)
+        })
+        .await,
+    );
+    let before = receiver.deliver(b"{\"before\":true}", "before", None).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.json);
+
+    // The process is alive and its socket open, but nothing is answered:
+    // every publish waits for its timeout (2 s).
+    let frozen = Frozen::freeze(&nats);
+    // More senders than in-flight slots: while MAX_IN_FLIGHT deliveries
+    // wait for JetStream, the others must be turned away at once. Each
+    // sender stops once both kinds of refusal were seen (or after 40).
+    let seen_timeout = Arc::new(AtomicBool::new(false));
+    let seen_overload = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..MAX_IN_FLIGHT + 3)
+        .map(|sender| {
+            let receiver = Arc::clone(&receiver);
+            let (seen_timeout, seen_overload) =
+                (Arc::clone(&seen_timeout), Arc::clone(&seen_overload));
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for i in 0..40 {
+                    if seen_timeout.load(Ordering::Relaxed) && seen_overload.load(Ordering::Relaxed)
+                    {
+                        break;
+                    }
+                    let id = format!("frozen-{sender}-{i}");
+                    let answer = receiver.deliver(b"{\"frozen\":true}", &id, None).await;
+                    match answer.json["error"].as_str() {
+                        Some("store_unavailable") => seen_timeout.store(true, Ordering::Relaxed),
+                        Some("overloaded") => seen_overload.store(true, Ordering::Relaxed),
+                        _ => {}
+                    }
+                    answers.push((id, answer));
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for sender in senders {
+        answers.extend(sender.await.expect("sender"));
+    }
+    for (id, answer) in &answers {
+        assert_retry_later(id, answer, &["store_unavailable", "overloaded"]);
+    }
+    let count = |reason: &str| {
+        answers
+            .iter()
+            .filter(|(_, a)| a.json["error"] == reason)
+            .count()
+    };
+    let (timed_out, overloaded) = (count("store_unavailable"), count("overloaded"));
+    assert!(timed_out > 0, "publishes to a frozen server time out");
+    assert!(
+        overloaded > 0,
+        "beyond {MAX_IN_FLIGHT} deliveries in flight the receiver refuses at once"
+    );
+
+    // Resumed: the same receiver stores again, without a restart.
+    drop(frozen);
+    let mut recovered = None;
+    for attempt in 0..150 {
+        let probe = receiver
+            .deliver(b"{\"probe\":true}", &format!("thawed-{attempt}"), None)
+            .await;
+        if probe.status == StatusCode::OK {
+            recovered = Some(format!("thawed-{attempt}"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = recovered.expect("the receiver stores again once NATS answers");
+    // Publishes that timed out may still have reached the stream (their
+    // bytes were in the socket); a 503 means "retry", and the retry is
+    // de-duplicated. What was acknowledged is stored exactly once.
+    let stored = stored_ids(&nats, &receiver.target.stream).await;
+    for id in ["before", recovered.as_str()] {
+        assert_eq!(stored.get(id), Some(&1), "{id} stored exactly once");
+    }
+    let retried = answers
+        .iter()
+        .find(|(_, a)| a.json["error"] == "store_unavailable")
+        .map(|(id, _)| id.clone())
+        .expect("a timed-out delivery");
+    let retry = receiver.deliver(b"{\"frozen\":true}", &retried, None).await;
+    assert_eq!(
+        retry.status,
+        StatusCode::OK,
+        "the provider's retry of {retried}"
+    );
+    let stored = stored_ids(&nats, &receiver.target.stream).await;
+    assert_eq!(
+        stored.get(&retried),
+        Some(&1),
+        "{retried} stored once after its retry"
+    );
+    eprintln!(
+        "frozen: {} answers, {timed_out} timed out, {overloaded} overloaded; recovered with {recovered}",
+        answers.len()
+    );
 }
