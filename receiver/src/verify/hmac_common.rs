@@ -131,7 +131,6 @@ pub(crate) fn prefixed_hex(value: &str, prefix: &str, len: usize) -> Result<Vec<
     Ok(bytes)
 }
 
-/// The body as JSON, read only after the signature is verified; a body that
 /// The scheme GitHub, Bitbucket Cloud and Meta share:
 /// `<header>: sha256=<hex HMAC-SHA256(secret, body)>`. Returns the index of
 /// the matching secret; every secret is tried, constant-time each, so timing
@@ -147,6 +146,7 @@ pub(crate) fn verify_sha256_body(
         .ok_or(Rejection::SignatureMismatch)
 }
 
+/// The body as JSON, read only after the signature is verified; a body that
 /// is not JSON simply has no event type or id.
 pub(crate) fn json_body(body: &[u8]) -> Option<serde_json::Value> {
     serde_json::from_slice(body).ok()
