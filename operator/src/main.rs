@@ -37,6 +37,17 @@ enum Command {
             default_value = "nats://nats.nats.svc:4222"
         )]
         nats_url: String,
+        /// Trusted proxies (comma-separated CIDRs) of endpoints that set no
+        /// `spec.trustedProxies`: the network of the ingress controller's
+        /// pods. Receivers refuse every request no trusted proxy reports as
+        /// HTTPS, so leave it empty only if every endpoint sets its own.
+        #[arg(
+            long,
+            env = "HOOKWARDEN_DEFAULT_TRUSTED_PROXIES",
+            value_delimiter = ',',
+            value_parser = parse_cidr
+        )]
+        default_trusted_proxies: Vec<String>,
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "HOOKWARDEN_WATCH_NAMESPACE")]
         namespace: Option<String>,
@@ -68,6 +79,15 @@ enum Command {
     },
 }
 
+/// A CIDR, checked here so a typo stops the operator at start instead of
+/// every receiver.
+fn parse_cidr(text: &str) -> Result<String, String> {
+    text.trim()
+        .parse::<ipnet::IpNet>()
+        .map(|net| net.to_string())
+        .map_err(|e| format!("{text:?} is not a CIDR such as 10.244.0.0/16: {e}"))
+}
+
 /// The receiver this operator version was released with.
 const DEFAULT_RECEIVER_IMAGE: &str =
     concat!("ghcr.io/hookwarden/receiver:", env!("CARGO_PKG_VERSION"));
@@ -85,6 +105,7 @@ async fn main() -> ExitCode {
         Command::Run {
             receiver_image,
             nats_url,
+            default_trusted_proxies,
             namespace,
             crd_timeout_secs,
             metrics_listen,
@@ -105,6 +126,7 @@ async fn main() -> ExitCode {
                 settings: Settings {
                     receiver_image,
                     nats_url,
+                    default_trusted_proxies,
                 },
                 namespace,
             };
@@ -248,5 +270,41 @@ async fn termination() -> std::io::Result<&'static str> {
     tokio::select! {
         _ = term.recv() => Ok("SIGTERM"),
         _ = int.recv() => Ok("SIGINT"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_trusted_proxies_are_checked_cidrs() {
+        let cli = Cli::try_parse_from([
+            "hookwarden-operator",
+            "run",
+            "--default-trusted-proxies",
+            "10.244.0.0/16, fd00:10:244::/56",
+        ])
+        .expect("valid CIDRs");
+        let Command::Run {
+            default_trusted_proxies,
+            ..
+        } = cli.command
+        else {
+            panic!("run");
+        };
+        assert_eq!(
+            default_trusted_proxies,
+            ["10.244.0.0/16", "fd00:10:244::/56"]
+        );
+
+        let refused = Cli::try_parse_from([
+            "hookwarden-operator",
+            "run",
+            "--default-trusted-proxies",
+            "10.244.0.0",
+        ])
+        .expect_err("not a CIDR");
+        assert!(refused.to_string().contains("is not a CIDR"), "{refused}");
     }
 }

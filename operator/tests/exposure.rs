@@ -57,6 +57,7 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
         settings: Settings {
             receiver_image: IMAGE.to_owned(),
             nats_url: "nats://nats.test.svc:4222".to_owned(),
+            default_trusted_proxies: Vec::new(),
         },
         namespace: Some(ns.name().to_owned()),
     };

@@ -332,6 +332,10 @@ fn the_schema_refuses_bad_values_with_a_message() {
             &["--set", "metricsService.enabled=yes"],
             "at '/metricsService/enabled'",
         ),
+        (
+            &["--set", "receivers.trustedProxies={10.0.0.0}"],
+            "at '/receivers/trustedProxies/0'",
+        ),
     ];
     for (args, message) in cases {
         let out = refused(args);
@@ -383,6 +387,7 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
             "run",
             format!("--receiver-image=ghcr.io/hookwarden/receiver:{version}"),
             "--nats-url=nats://nats.nats.svc:4222",
+            "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
         ]),
         "no --namespace: all namespaces"
     );
@@ -471,6 +476,7 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
             "run",
             "--receiver-image=registry.example.com/hookwarden/receiver:0.1.0-rc.1",
             "--nats-url=nats://nats.messaging.svc:4222",
+            "--default-trusted-proxies=10.244.0.0/16,fd00:10:244::/56",
             "--namespace=webhooks",
             "--leader-election",
         ])
@@ -754,7 +760,7 @@ fn the_notes_tell_the_next_step() {
         "kubectl -n $NS get webhookendpoints",
         "get secret github-webhook -o jsonpath='{.data.secret}'",
         "nats.credentialsSecret (nats-creds) is not used",
-        "spec.trustedProxies (your ingress controller's pod",
+        "receivers.trustedProxies of this release\n(10.244.0.0/16, fd00:10:244::/56)",
         "not removed by \"helm uninstall\"",
     ] {
         assert!(

@@ -553,6 +553,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             "run".to_owned(),
             format!("--receiver-image=ghcr.io/hookwarden/receiver:{version}"),
             format!("--nats-url={}", nats.url()),
+            "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7".to_owned(),
             format!("--namespace={namespace}"),
         ]
     );
@@ -826,6 +827,21 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
                 .as_ref()
                 .is_some_and(|d| d.contains_key("endpoint.yaml")),
             "{child} holds the endpoint"
+        );
+        // An example without trustedProxies gets the chart's default
+        // (receivers.trustedProxies), or no delivery could ever pass;
+        // stripe.yaml lists its own, which wins.
+        let rendered: Value =
+            serde_yaml_ng::from_slice(&secret.data.as_ref().expect("data")["endpoint.yaml"].0)
+                .expect("the rendered endpoint is YAML");
+        let expected = if name == "stripe" {
+            serde_json::json!(["10.42.0.0/16"])
+        } else {
+            serde_json::json!(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"])
+        };
+        assert_eq!(
+            rendered["spec"]["trustedProxies"], expected,
+            "{child} trusts the chart's default proxies"
         );
     }
     ns.api::<Ingress>()
@@ -1204,6 +1220,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             "run".to_owned(),
             "--receiver-image=ghcr.io/hookwarden/receiver:journey".to_owned(),
             format!("--nats-url={}", nats.url()),
+            "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7".to_owned(),
             format!("--namespace={namespace}"),
         ],
         "--reuse-values kept nats.url and watchNamespace"

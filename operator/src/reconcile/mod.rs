@@ -384,7 +384,7 @@ async fn reconcile_valid(
         None
     };
     // The generated Secret is referenced like any other from here on.
-    let effective = resources::effective_endpoint(endpoint);
+    let effective = resources::effective_endpoint(endpoint, &ctx.settings);
     let resolved = match secrets::resolve(&secret_api, namespace, &effective.spec).await {
         Ok(resolved) => resolved,
         Err(error) => {

@@ -53,6 +53,12 @@ pub struct Settings {
     pub receiver_image: String,
     /// The NATS URL for endpoints that do not set `spec.nats.url`.
     pub nats_url: String,
+    /// The trusted proxies (CIDRs) of endpoints that list none: the ingress
+    /// controller's pod network, set once per cluster. Receivers run behind
+    /// an ingress and refuse (403 `https_required`) every request that no
+    /// trusted proxy reports as HTTPS, so without this every endpoint would
+    /// have to repeat its cluster's pod CIDR.
+    pub default_trusted_proxies: Vec<String>,
 }
 
 /// A referenced Secret key: `(secret name, key)`.
@@ -318,6 +324,7 @@ pub(crate) mod fixtures {
         Settings {
             receiver_image: "ghcr.io/hookwarden/receiver:test".to_owned(),
             nats_url: "nats://nats.nats.svc:4222".to_owned(),
+            default_trusted_proxies: Vec::new(),
         }
     }
 }

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::{BuildError, Owner, ResolvedSecrets, object, referenced_secrets};
+use super::{BuildError, Owner, ResolvedSecrets, Settings, object, referenced_secrets};
 
 /// The key (and file name) of the endpoint manifest the receiver reads.
 pub const ENDPOINT_FILE: &str = "endpoint.yaml";
@@ -82,9 +82,17 @@ pub fn generated_secret_name(endpoint_name: &str) -> String {
 
 /// `endpoint` as the receiver must see it: with `generateSecret`, the
 /// generated Secret is one more entry of `secretRefs`, so it is resolved,
-/// rendered and verified like any referenced one.
-pub fn effective_endpoint(endpoint: &WebhookEndpoint) -> WebhookEndpoint {
+/// rendered and verified like any referenced one; without
+/// `trustedProxies`, the operator's default ones (the ingress controller's
+/// network) apply.
+pub fn effective_endpoint(endpoint: &WebhookEndpoint, settings: &Settings) -> WebhookEndpoint {
     let mut effective = endpoint.clone();
+    if effective.spec.trusted_proxies.is_empty() {
+        effective
+            .spec
+            .trusted_proxies
+            .clone_from(&settings.default_trusted_proxies);
+    }
     if endpoint.spec.generate_secret {
         let generated = hookwarden_crds::SecretKeyRef {
             name: generated_secret_name(&endpoint.name_any()),
@@ -266,7 +274,7 @@ mod tests {
     #[test]
     fn generate_secret_adds_a_reference_to_the_generated_secret() {
         let endpoint = super::super::fixtures::endpoint("exposed");
-        let effective = effective_endpoint(&endpoint);
+        let effective = effective_endpoint(&endpoint, &settings());
         assert_eq!(
             effective.spec.secret_refs,
             [hookwarden_crds::SecretKeyRef {
@@ -275,9 +283,12 @@ mod tests {
             }]
         );
         // Idempotent, and nothing changes without generateSecret.
-        assert_eq!(effective_endpoint(&effective).spec, effective.spec);
+        assert_eq!(
+            effective_endpoint(&effective, &settings()).spec,
+            effective.spec
+        );
         let github = super::super::fixtures::endpoint("github");
-        assert_eq!(effective_endpoint(&github).spec, github.spec);
+        assert_eq!(effective_endpoint(&github, &settings()).spec, github.spec);
     }
 
     #[test]
@@ -297,5 +308,26 @@ mod tests {
         assert!(!labels.contains_key("app.kubernetes.io/managed-by"));
         let data = secret.string_data.unwrap_or_default();
         assert_eq!(data.get("secret"), Some(&first));
+    }
+
+    #[test]
+    fn default_trusted_proxies_apply_only_to_endpoints_without_their_own() {
+        let settings = Settings {
+            default_trusted_proxies: vec!["10.244.0.0/16".to_owned()],
+            ..settings()
+        };
+        let github = endpoint("github");
+        assert!(github.spec.trusted_proxies.is_empty(), "fixture lists none");
+        assert_eq!(
+            effective_endpoint(&github, &settings).spec.trusted_proxies,
+            ["10.244.0.0/16"]
+        );
+        let mut own = github.clone();
+        own.spec.trusted_proxies = vec!["192.0.2.0/24".to_owned()];
+        assert_eq!(
+            effective_endpoint(&own, &settings).spec.trusted_proxies,
+            ["192.0.2.0/24"],
+            "an endpoint's own list wins, it is not merged"
+        );
     }
 }
