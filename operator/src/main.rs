@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use hookwarden_operator::leader::{Elector, LEASE_NAME, Timing};
 use hookwarden_operator::ops::Ops;
 use hookwarden_operator::reconcile::Config;
+use hookwarden_operator::reconcile::stream::Credentials;
 use hookwarden_operator::resources::Settings;
 
 #[derive(Debug, Parser)]
@@ -37,6 +38,11 @@ enum Command {
             default_value = "nats://nats.nats.svc:4222"
         )]
         nats_url: String,
+        /// A NATS `.creds` file the operator uses to manage the streams of
+        /// endpoints on the default NATS (`--nats-url`) that have no
+        /// `spec.nats.credentialsSecretRef`. Never passed to receivers.
+        #[arg(long, env = "HOOKWARDEN_NATS_CREDENTIALS_FILE")]
+        nats_credentials_file: Option<std::path::PathBuf>,
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "HOOKWARDEN_WATCH_NAMESPACE")]
         namespace: Option<String>,
@@ -85,6 +91,7 @@ async fn main() -> ExitCode {
         Command::Run {
             receiver_image,
             nats_url,
+            nats_credentials_file,
             namespace,
             crd_timeout_secs,
             metrics_listen,
@@ -101,12 +108,26 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let nats_credentials = match nats_credentials_file {
+                None => None,
+                Some(path) => match std::fs::read(&path) {
+                    Ok(creds) => Some(Credentials::new(creds)),
+                    Err(err) => {
+                        eprintln!(
+                            "hookwarden-operator: cannot read --nats-credentials-file {}: {err}",
+                            path.display()
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
             let config = Config {
                 settings: Settings {
                     receiver_image,
                     nats_url,
                 },
                 namespace,
+                nats_credentials,
             };
             run(
                 config,

@@ -8,6 +8,7 @@
 
 pub mod secrets;
 pub mod status;
+pub mod stream;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -53,6 +54,11 @@ const ERROR_RETRY: Duration = Duration::from_secs(5);
 /// and recovery is noticed within minutes.
 const MAX_ERROR_RETRY: Duration = Duration::from_secs(300);
 
+/// How soon an endpoint whose stream is not ready looks again (NATS may be
+/// restarting); a fixed delay, not an error backoff: nothing failed in the
+/// API.
+const STREAM_RETRY: Duration = Duration::from_secs(30);
+
 /// How often readiness checks whether the first list of WebhookEndpoints
 /// has arrived.
 const READY_POLL: Duration = Duration::from_millis(500);
@@ -72,6 +78,10 @@ pub struct Config {
     pub settings: Settings,
     /// Watch only this namespace; `None`: all namespaces.
     pub namespace: Option<String>,
+    /// The operator's own NATS credentials (a `.creds` file's text), for
+    /// endpoints on the default NATS (`settings.nats_url`) without
+    /// `spec.nats.credentialsSecretRef`.
+    pub nats_credentials: Option<stream::Credentials>,
 }
 
 /// Shared state of every reconcile pass.
@@ -84,6 +94,9 @@ struct Context {
     recorder: Recorder,
     /// Where every finished pass is counted and timed.
     metrics: Arc<crate::ops::Metrics>,
+    /// NATS connections for stream management, one per server and
+    /// credentials.
+    nats: stream::Connections,
 }
 
 impl std::fmt::Debug for Context {
@@ -226,6 +239,7 @@ pub async fn run_with_ops(
         settings: config.settings,
         failures: Mutex::default(),
         metrics: ops.metrics.clone(),
+        nats: stream::Connections::new(config.nats_credentials),
     });
     controller
         .owns(
@@ -426,6 +440,8 @@ async fn reconcile_valid(
     owned.apply_or_prune(children.autoscaler.as_ref()).await?;
     owned.apply_or_prune(children.ingress.as_ref()).await?;
     let certificate = reconcile_certificate(&owned, children.certificate.as_ref()).await?;
+    let stream = stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings).await;
+    let retry = if stream.ready { RESYNC } else { STREAM_RETRY };
     let exposure = Exposure {
         url: endpoint
             .spec
@@ -434,6 +450,7 @@ async fn reconcile_valid(
             .map(|ingress| resources::public_url(ingress, endpoint.spec.tls.as_ref())),
         secret_name,
         certificate,
+        stream: Some(stream),
     };
     let receiver = receiver_state(endpoint, &deployment);
     write_status(
@@ -444,7 +461,7 @@ async fn reconcile_valid(
         Some(&exposure),
     )
     .await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(retry))
 }
 
 /// Creates the generated verification Secret unless it exists, and returns
