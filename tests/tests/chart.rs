@@ -386,6 +386,10 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
         ]),
         "no --namespace: all namespaces"
     );
+    assert!(
+        container.get("volumeMounts").is_none(),
+        "no NATS credentials mounted without nats.credentialsSecret"
+    );
     assert_eq!(
         container["env"][0],
         serde_json::json!({"name": "RUST_LOG", "value": "info"})
@@ -471,9 +475,23 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
             "run",
             "--receiver-image=registry.example.com/hookwarden/receiver:0.1.0-rc.1",
             "--nats-url=nats://nats.messaging.svc:4222",
+            "--nats-credentials-file=/etc/hookwarden/nats/creds",
             "--namespace=webhooks",
             "--leader-election",
         ])
+    );
+    // Only the .creds key of the operator's NATS Secret, read-only.
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"],
+        serde_json::json!([{"name": "nats-credentials", "secret": {
+            "secretName": "nats-creds", "defaultMode": 0o440,
+            "items": [{"key": "operator.creds", "path": "creds"}],
+        }}])
+    );
+    assert_eq!(
+        container["volumeMounts"],
+        serde_json::json!([{"name": "nats-credentials", "mountPath": "/etc/hookwarden/nats", "readOnly": true}])
     );
     assert_eq!(container["env"][0]["value"], "info,kube=warn");
     let pdb = find(&docs, "PodDisruptionBudget", "hw-hookwarden").expect("PDB");
@@ -753,7 +771,7 @@ fn the_notes_tell_the_next_step() {
         "kubectl -n $NS apply -f examples/github.yaml",
         "kubectl -n $NS get webhookendpoints",
         "get secret github-webhook -o jsonpath='{.data.secret}'",
-        "nats.credentialsSecret (nats-creds) is not used",
+        "with the credentials in Secret\nnats-creds (key operator.creds)",
         "not removed by \"helm uninstall\"",
     ] {
         assert!(
