@@ -74,6 +74,9 @@ enum Command {
     },
 }
 
+/// How long releasing the Lease at exit may take.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The receiver this operator version was released with.
 const DEFAULT_RECEIVER_IMAGE: &str =
     concat!("ghcr.io/hookwarden/receiver:", env!("CARGO_PKG_VERSION"));
@@ -222,6 +225,8 @@ async fn run(
         }
         ops.readiness.set_standing_by(false);
     }
+    // Kept to give the lease up once the controller has stopped.
+    let releaser = elector.clone();
     let lost = Arc::new(AtomicBool::new(false));
     // The controller wants a `Sync` shutdown future, which renewing the
     // lease is not: a task renews, and tells the controller through a
@@ -257,6 +262,17 @@ async fn run(
         // reconcile runs without the lease meanwhile.
         tracing::error!("lost the lease; exiting");
         return ExitCode::FAILURE;
+    }
+    // Stopped on a signal with the controller finished: a standby takes
+    // over at once rather than after the lease expires. Bounded, so an
+    // unreachable API server cannot hold up the exit.
+    if let Some(elector) = releaser {
+        match tokio::time::timeout(RELEASE_TIMEOUT, elector.release()).await {
+            Ok(Ok(true)) => tracing::info!("released the lease"),
+            Ok(Ok(false)) => tracing::info!("the lease was no longer ours"),
+            Ok(Err(error)) => tracing::warn!(%error, "cannot release the lease; it expires"),
+            Err(_) => tracing::warn!("releasing the lease timed out; it expires"),
+        }
     }
     ExitCode::SUCCESS
 }
