@@ -566,6 +566,7 @@ pub struct NatsSpec {
     /// (until `maxBytes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
+    #[schemars(extend("format" = "int64"))]
     pub max_age_seconds: Option<u64>,
     /// The most bytes the stream keeps; the oldest deliveries go first.
     /// Absent: no limit.
