@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The operator at scale: applies ENDPOINTS WebhookEndpoints (default 1000) to
+# The operator at scale: applies ENDPOINTS WebhookEndpoints (default 1000;
+# see the Service IP check below: the local control plane fits about 250) to
 # the local control plane (`make cluster-up`), runs `hookwarden-operator run`
 # against it and a private nats-server, and reports
 #   - the time from the apply until every endpoint is Ready,
@@ -40,6 +41,15 @@ nats_server=$(tool_path nats-server)
 [ -x "$kubectl" ] && [ -x "$nats_server" ] || die "pinned tools missing: make tools"
 "$kubectl" get --raw /readyz >/dev/null 2>&1 || die "the control plane at $KUBECONFIG is not reachable: make cluster-up"
 
+# Every endpoint gets a Service, and Services take ClusterIPs: the local
+# control plane's --service-cluster-ip-range is 10.0.0.0/24 (tests/tools/
+# cluster.sh), about 250 addresses shared by everything on it. Past that the
+# operator's Service applies fail ("range is full") and the endpoints never
+# get Ready; refuse rather than starve other users of the control plane.
+services=$("$kubectl" get services -A --no-headers 2>/dev/null | wc -l)
+free_ips=$((250 - services))
+[ "$ENDPOINTS" -le "$free_ips" ] || die "$ENDPOINTS endpoints need $ENDPOINTS Service IPs; the control plane has about $free_ips free (10.0.0.0/24 with $services Services)"
+
 work=$(mktemp -d -t hookwarden-bench-XXXXXX)
 ns=hookwarden-bench-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 nats_pid=
@@ -52,6 +62,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
