@@ -164,6 +164,42 @@ impl Elector {
         }
     }
 
+    /// Gives the lease up, as client-go's `ReleaseOnCancel` does: when this
+    /// candidate still holds it, the holder is cleared and the duration set
+    /// to 1 s, so a standby takes it at its next try instead of waiting for
+    /// it to expire. `Ok(false)`: it was not ours (any more), nothing done.
+    /// Call it only once the controller has stopped.
+    pub async fn release(&self) -> Result<bool, LeaseError> {
+        let Some(mut lease) = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|source| self.error("reading", source))?
+        else {
+            return Ok(false);
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(false);
+        }
+        let now = MicroTime(Timestamp::now());
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(now.clone());
+        spec.acquire_time = Some(now);
+        // With the resourceVersion read: a replica that took the lease in
+        // the meantime keeps it (409).
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(error) if conflict(&error) => Ok(false),
+            Err(error) => Err(self.error("releasing", error)),
+        }
+    }
+
     /// Waits until this candidate holds the lease, retrying every renewal
     /// period; API errors are logged and retried.
     pub async fn acquire(&self) {

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use hookwarden_operator::leader::{Elector, LEASE_NAME, Timing};
 use hookwarden_operator::ops::Ops;
 use hookwarden_operator::reconcile::Config;
+use hookwarden_operator::reconcile::stream::Credentials;
 use hookwarden_operator::resources::Settings;
 
 #[derive(Debug, Parser)]
@@ -48,6 +49,11 @@ enum Command {
             value_parser = parse_cidr
         )]
         default_trusted_proxies: Vec<String>,
+        /// A NATS `.creds` file the operator uses to manage the streams of
+        /// endpoints on the default NATS (`--nats-url`) that have no
+        /// `spec.nats.credentialsSecretRef`. Never passed to receivers.
+        #[arg(long, env = "HOOKWARDEN_NATS_CREDENTIALS_FILE")]
+        nats_credentials_file: Option<std::path::PathBuf>,
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "HOOKWARDEN_WATCH_NAMESPACE")]
         namespace: Option<String>,
@@ -87,6 +93,8 @@ fn parse_cidr(text: &str) -> Result<String, String> {
         .map(|net| net.to_string())
         .map_err(|e| format!("{text:?} is not a CIDR such as 10.244.0.0/16: {e}"))
 }
+/// How long releasing the Lease at exit may take.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The receiver this operator version was released with.
 const DEFAULT_RECEIVER_IMAGE: &str =
@@ -106,6 +114,7 @@ async fn main() -> ExitCode {
             receiver_image,
             nats_url,
             default_trusted_proxies,
+            nats_credentials_file,
             namespace,
             crd_timeout_secs,
             metrics_listen,
@@ -122,6 +131,19 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let nats_credentials = match nats_credentials_file {
+                None => None,
+                Some(path) => match std::fs::read(&path) {
+                    Ok(creds) => Some(Credentials::new(creds)),
+                    Err(err) => {
+                        eprintln!(
+                            "hookwarden-operator: cannot read --nats-credentials-file {}: {err}",
+                            path.display()
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
             let config = Config {
                 settings: Settings {
                     receiver_image,
@@ -129,6 +151,7 @@ async fn main() -> ExitCode {
                     default_trusted_proxies,
                 },
                 namespace,
+                nats_credentials,
             };
             run(
                 config,
@@ -223,6 +246,8 @@ async fn run(
         }
         ops.readiness.set_standing_by(false);
     }
+    // Kept to give the lease up once the controller has stopped.
+    let releaser = elector.clone();
     let lost = Arc::new(AtomicBool::new(false));
     // The controller wants a `Sync` shutdown future, which renewing the
     // lease is not: a task renews, and tells the controller through a
@@ -258,6 +283,17 @@ async fn run(
         // reconcile runs without the lease meanwhile.
         tracing::error!("lost the lease; exiting");
         return ExitCode::FAILURE;
+    }
+    // Stopped on a signal with the controller finished: a standby takes
+    // over at once rather than after the lease expires. Bounded, so an
+    // unreachable API server cannot hold up the exit.
+    if let Some(elector) = releaser {
+        match tokio::time::timeout(RELEASE_TIMEOUT, elector.release()).await {
+            Ok(Ok(true)) => tracing::info!("released the lease"),
+            Ok(Ok(false)) => tracing::info!("the lease was no longer ours"),
+            Ok(Err(error)) => tracing::warn!(%error, "cannot release the lease; it expires"),
+            Err(_) => tracing::warn!("releasing the lease timed out; it expires"),
+        }
     }
     ExitCode::SUCCESS
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_operator::reconcile::{self, Config};
 use hookwarden_operator::resources::Settings;
-use hookwarden_tests::TestNamespace;
+use hookwarden_tests::{NatsServer, TestNamespace};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
@@ -34,6 +34,8 @@ const TEST_CRD_LABEL: &str = "hookwarden.dev/test-stand-in";
 
 struct Operator {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The NATS whose streams the operator manages (`--nats-url`).
+    _nats: NatsServer,
 }
 
 impl Drop for Operator {
@@ -52,19 +54,24 @@ async fn install_crd(ns: &TestNamespace) {
 
 async fn start_operator(ns: &TestNamespace) -> Operator {
     install_crd(ns).await;
+    let nats = NatsServer::start().await.expect("nats-server");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = Config {
         settings: Settings {
             receiver_image: IMAGE.to_owned(),
-            nats_url: "nats://nats.test.svc:4222".to_owned(),
+            nats_url: nats.url().to_owned(),
             default_trusted_proxies: Vec::new(),
         },
         namespace: Some(ns.name().to_owned()),
+        nats_credentials: None,
     };
     tokio::spawn(reconcile::run(ns.client(), config, async move {
         let _ = stopped.await;
     }));
-    Operator { stop: Some(stop) }
+    Operator {
+        stop: Some(stop),
+        _nats: nats,
+    }
 }
 
 async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T

@@ -71,3 +71,52 @@ async fn only_one_leads_and_the_other_takes_over_when_it_stops_renewing() {
         .await
         .expect("a notices at its next renewal that b holds the lease");
 }
+
+#[tokio::test]
+async fn a_released_lease_is_taken_at_once_and_only_by_its_holder() {
+    let ns = TestNamespace::create("leader-release")
+        .await
+        .expect("namespace");
+    // A lease far longer than the test: only a release lets b in.
+    let long = Timing {
+        lease: Duration::from_secs(300),
+        renew: Duration::from_millis(500),
+    };
+    let a = Elector::new(ns.client(), ns.name(), LEASE_NAME, "replica-a", long);
+    let b = Elector::new(ns.client(), ns.name(), LEASE_NAME, "replica-b", long);
+    assert!(a.try_acquire_or_renew().await.expect("a tries"));
+    assert!(!b.try_acquire_or_renew().await.expect("b tries"));
+
+    // Only the holder may release it.
+    assert!(
+        !b.release().await.expect("b releases"),
+        "b does not hold it"
+    );
+    assert!(!b.try_acquire_or_renew().await.expect("b tries again"));
+
+    assert!(a.release().await.expect("a releases"));
+    let spec = ns
+        .api::<Lease>()
+        .get(LEASE_NAME)
+        .await
+        .expect("Lease")
+        .spec
+        .expect("spec");
+    assert_eq!(spec.holder_identity, None);
+    assert_eq!(spec.lease_duration_seconds, Some(1));
+    assert!(
+        b.try_acquire_or_renew().await.expect("b takes over"),
+        "a released lease is free at once"
+    );
+    // Released twice: the second finds it is b's and leaves it.
+    assert!(!a.release().await.expect("a releases again"));
+    let spec = ns
+        .api::<Lease>()
+        .get(LEASE_NAME)
+        .await
+        .expect("Lease")
+        .spec
+        .expect("spec");
+    assert_eq!(spec.holder_identity.as_deref(), Some("replica-b"));
+    assert_eq!(spec.lease_transitions, Some(1));
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_operator::reconcile::{self, Config};
 use hookwarden_operator::resources::{CONFIG_HASH_ANNOTATION, Settings};
-use hookwarden_tests::TestNamespace;
+use hookwarden_tests::{NatsServer, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
@@ -20,6 +20,8 @@ const IMAGE: &str = "registry.invalid/hookwarden/receiver:test";
 /// The controller of one test, stopped when dropped.
 struct Operator {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The NATS whose streams the operator manages (`--nats-url`).
+    nats: NatsServer,
 }
 
 impl Drop for Operator {
@@ -34,19 +36,24 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
     hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
         .await
         .expect("CRD installs");
+    let nats = NatsServer::start().await.expect("nats-server");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let config = Config {
         settings: Settings {
             receiver_image: IMAGE.to_owned(),
-            nats_url: "nats://nats.test.svc:4222".to_owned(),
+            nats_url: nats.url().to_owned(),
             default_trusted_proxies: Vec::new(),
         },
         namespace: Some(ns.name().to_owned()),
+        nats_credentials: None,
     };
     tokio::spawn(reconcile::run(ns.client(), config, async move {
         let _ = stopped.await;
     }));
-    Operator { stop: Some(stop) }
+    Operator {
+        stop: Some(stop),
+        nats,
+    }
 }
 
 /// Polls `check` every 250 ms until it returns `Some`, or panics after `WAIT`.
@@ -172,7 +179,7 @@ async fn assert_no_secret_values_exposed(ns: &TestNamespace, values: &[&str]) ->
 #[tokio::test]
 async fn endpoint_gets_hardened_receiver_becomes_ready_rolls_on_rotation_and_is_collected() {
     let ns = TestNamespace::create("reconcile").await.expect("namespace");
-    let _operator = start_operator(&ns).await;
+    let operator = start_operator(&ns).await;
     const FIRST: &str = "first-s3cr3t-9f2b7c";
     const SECOND: &str = "second-s3cr3t-4a8d1e";
     apply_secret(&ns, "github-webhook", serde_json::json!({"secret": FIRST})).await;
@@ -234,7 +241,7 @@ async fn endpoint_gets_hardened_receiver_becomes_ready_rolls_on_rotation_and_is_
     let args = container.args.clone().unwrap_or_default();
     assert!(
         args.windows(2)
-            .any(|w| w == ["--nats-url", "nats://nats.test.svc:4222"]),
+            .any(|w| w == ["--nats-url", operator.nats.url()]),
         "{args:?}"
     );
 

@@ -354,3 +354,69 @@ async fn with_leader_election_a_standby_replica_takes_over_from_a_killed_leader(
     let _ = std::fs::remove_file(&log_a);
     let _ = std::fs::remove_file(&log_b);
 }
+
+#[tokio::test]
+async fn on_sigterm_the_leader_releases_its_lease() {
+    use hookwarden_operator::leader::{Elector, LEASE_NAME, Timing};
+    use k8s_openapi::api::coordination::v1::Lease;
+    let ns = TestNamespace::create("run-release")
+        .await
+        .expect("namespace");
+    let leases = ns.api::<Lease>();
+    let (mut a, log_a) = start_candidate(ns.name(), "op-a", free_port());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let holder = leases
+            .get_opt(LEASE_NAME)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|lease| lease.spec?.holder_identity);
+        if holder.as_deref() == Some("op-a") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "op-a never took the lease; log:\n{}",
+            std::fs::read_to_string(&log_a).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sent = Command::new("kill")
+        .args(["-TERM", &a.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = a.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "operator still running 30 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let text = std::fs::read_to_string(&log_a).unwrap_or_default();
+    assert!(status.success(), "exit {status}; log:\n{text}");
+    assert!(text.contains("released the lease"), "{text}");
+    let spec = leases
+        .get(LEASE_NAME)
+        .await
+        .expect("Lease")
+        .spec
+        .expect("spec");
+    assert_eq!(spec.holder_identity, None, "{spec:?}");
+    // The 15 s lease was renewed moments ago: without the release a new
+    // candidate would be refused now.
+    let next = Elector::new(
+        ns.client(),
+        ns.name(),
+        LEASE_NAME,
+        "op-b",
+        Timing::default(),
+    );
+    assert!(next.try_acquire_or_renew().await.expect("op-b tries"));
+    let _ = std::fs::remove_file(&log_a);
+}

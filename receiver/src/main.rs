@@ -197,7 +197,9 @@ async fn serve(options: ServeArgs) -> Result<(), ServeError> {
     let transport = Transport::new(&mode, Limits::default())?;
     let checked = reload::check(&options.endpoint, &options.secrets_dir)?;
 
-    let client = async_nats::connect(&options.nats_url)
+    let client = checked
+        .connect_options()?
+        .connect(&options.nats_url)
         .await
         .map_err(|source| ServeError::Nats {
             url: options.nats_url.clone(),

@@ -14,14 +14,17 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use bytes::Bytes;
-use hookwarden_crds::WebhookEndpoint;
+use hookwarden_crds::{StreamStorage, WebhookEndpoint};
 use sha2::{Digest, Sha256};
 
-/// How long JetStream keeps message ids to drop duplicates: providers
-/// redeliver within seconds to minutes, and a short window keeps the
-/// server's id index small.
+use crate::secrets::Secret;
+
+/// How long JetStream keeps message ids to drop duplicates by default
+/// (`spec.nats.duplicateWindowSeconds`): providers redeliver within seconds
+/// to minutes, and a short window keeps the server's id index small.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// The namespace of an endpoint read from a file without one, as `kubectl`
@@ -39,6 +42,81 @@ pub struct Target {
     pub subject_prefix: String,
     /// The JetStream stream that stores them.
     pub stream: String,
+    /// The stream's settings from `spec.nats`.
+    pub settings: StreamSettings,
+}
+
+/// The stream settings of `spec.nats`, with their defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// `storage`; default file.
+    pub storage: stream::StorageType,
+    /// `maxAgeSeconds`; `None`: kept forever.
+    pub max_age: Option<Duration>,
+    /// `maxBytes`; `None`: no limit.
+    pub max_bytes: Option<i64>,
+    /// `duplicateWindowSeconds`; default [`DUPLICATE_WINDOW`], or `max_age`
+    /// when that is shorter (JetStream refuses a longer window).
+    pub duplicate_window: Duration,
+    /// `replicas`; default 1.
+    pub replicas: usize,
+    /// `createStream`; default true.
+    pub create: bool,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            storage: stream::StorageType::File,
+            max_age: None,
+            max_bytes: None,
+            duplicate_window: DUPLICATE_WINDOW,
+            replicas: 1,
+            create: true,
+        }
+    }
+}
+
+impl StreamSettings {
+    /// The settings of `spec.nats`, checked.
+    pub fn from_spec(nats: &hookwarden_crds::NatsSpec) -> Result<Self, TargetError> {
+        let max_age = nats.max_age_seconds.map(Duration::from_secs);
+        let duplicate_window = match (nats.duplicate_window_seconds, max_age) {
+            (Some(window), Some(age)) if Duration::from_secs(window.into()) > age => {
+                return Err(TargetError::DuplicateWindow {
+                    window,
+                    max_age: age.as_secs(),
+                });
+            }
+            (Some(window), _) => Duration::from_secs(window.into()),
+            (None, Some(age)) => DUPLICATE_WINDOW.min(age),
+            (None, None) => DUPLICATE_WINDOW,
+        };
+        if let Some(bytes) = nats.max_bytes.filter(|b| *b < 1) {
+            return Err(TargetError::Limit {
+                field: "maxBytes",
+                value: bytes.to_string(),
+            });
+        }
+        let replicas = nats.replicas.unwrap_or(1);
+        if !(1..=5).contains(&replicas) {
+            return Err(TargetError::Limit {
+                field: "replicas",
+                value: replicas.to_string(),
+            });
+        }
+        Ok(Self {
+            storage: match nats.storage.unwrap_or_default() {
+                StreamStorage::File => stream::StorageType::File,
+                StreamStorage::Memory => stream::StorageType::Memory,
+            },
+            max_age,
+            max_bytes: nats.max_bytes,
+            duplicate_window,
+            replicas: usize::try_from(replicas).unwrap_or(1),
+            create: nats.create_stream.unwrap_or(true),
+        })
+    }
 }
 
 /// Why an endpoint's NATS settings cannot be used.
@@ -55,6 +133,25 @@ pub enum TargetError {
     /// `spec.nats.stream` is not a valid JetStream stream name.
     #[error("spec.nats.stream {0:?} is not a valid stream name (letters, digits, '_' and '-')")]
     Stream(String),
+    /// JetStream refuses a duplicate window longer than the stream's max age.
+    #[error(
+        "spec.nats.duplicateWindowSeconds ({window}) is longer than spec.nats.maxAgeSeconds ({max_age}); JetStream refuses that: shorten the window or lengthen the max age"
+    )]
+    DuplicateWindow {
+        /// The window, in seconds.
+        window: u32,
+        /// The max age, in seconds.
+        max_age: u64,
+    },
+    /// A stream limit is out of range (the CRD's schema refuses these; a
+    /// standalone manifest is not checked by an API server).
+    #[error("spec.nats.{field} {value} is out of range")]
+    Limit {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
 }
 
 impl Target {
@@ -92,6 +189,7 @@ impl Target {
             provider,
             subject_prefix,
             stream,
+            settings: StreamSettings::from_spec(nats)?,
         })
     }
 
@@ -100,15 +198,110 @@ impl Target {
         format!("{}.{}", self.subject_prefix, event_token(event))
     }
 
-    /// The stream's configuration: every subject under the prefix, on disk
-    /// (deliveries must survive a NATS restart), with the duplicate window.
+    /// The subject filter of every delivery: `<prefix>.>`.
+    pub fn subjects(&self) -> String {
+        format!("{}.>", self.subject_prefix)
+    }
+
+    /// The stream's configuration: every subject under the prefix, with the
+    /// settings of `spec.nats` (by default on disk, so deliveries survive a
+    /// NATS restart, one replica, no age or size limit, a 120 s duplicate
+    /// window). The one definition of the stream, used by the receiver and
+    /// the operator alike.
     pub fn stream_config(&self) -> stream::Config {
+        let settings = &self.settings;
         stream::Config {
             name: self.stream.clone(),
-            subjects: vec![format!("{}.>", self.subject_prefix)],
-            storage: stream::StorageType::File,
-            duplicate_window: DUPLICATE_WINDOW,
+            subjects: vec![self.subjects()],
+            storage: settings.storage,
+            // Zero and -1 are JetStream's "unlimited".
+            max_age: settings.max_age.unwrap_or(Duration::ZERO),
+            max_bytes: settings.max_bytes.unwrap_or(-1),
+            duplicate_window: settings.duplicate_window,
+            num_replicas: settings.replicas,
             ..stream::Config::default()
+        }
+    }
+
+    /// Whether an existing stream's subject filters take every delivery of
+    /// this target.
+    pub fn covered_by(&self, existing: &stream::Config) -> bool {
+        let wanted = self.subjects();
+        existing.subjects.iter().any(|f| subject_covers(f, &wanted))
+    }
+
+    /// What to do with the existing stream of this name so that it has the
+    /// spec's settings. Subjects beyond ours are kept (an administrator may
+    /// have added them); a stream that does not take our subjects, or whose
+    /// storage differs (JetStream cannot change it), is a conflict.
+    pub fn plan_update(&self, existing: &stream::Config) -> StreamPlan {
+        if !self.covered_by(existing) {
+            return StreamPlan::Conflict(format!(
+                "JetStream stream {} exists with subjects {:?}, which do not include {}: another application may own it; set spec.nats.stream to another name, or add the subjects to it",
+                self.stream,
+                existing.subjects,
+                self.subjects()
+            ));
+        }
+        let wanted = self.stream_config();
+        if existing.storage != wanted.storage {
+            return StreamPlan::Conflict(format!(
+                "JetStream stream {} keeps messages in {} storage but spec.nats.storage asks for {}; JetStream cannot change the storage of a stream: set spec.nats.storage back, or delete the stream (and the deliveries it holds) so it is created anew",
+                self.stream,
+                storage_name(existing.storage),
+                storage_name(wanted.storage)
+            ));
+        }
+        // JetStream reports "unlimited" as -1 (bytes) and 0 (age).
+        let max_bytes = |b: i64| if b <= 0 { -1 } else { b };
+        if existing.max_age == wanted.max_age
+            && max_bytes(existing.max_bytes) == wanted.max_bytes
+            && existing.duplicate_window == wanted.duplicate_window
+            && existing.num_replicas.max(1) == wanted.num_replicas
+        {
+            return StreamPlan::InSync;
+        }
+        StreamPlan::Update(Box::new(stream::Config {
+            max_age: wanted.max_age,
+            max_bytes: wanted.max_bytes,
+            duplicate_window: wanted.duplicate_window,
+            num_replicas: wanted.num_replicas,
+            ..existing.clone()
+        }))
+    }
+}
+
+/// What [`Target::plan_update`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamPlan {
+    /// The stream has the spec's settings.
+    InSync,
+    /// The stream's new configuration.
+    Update(Box<stream::Config>),
+    /// The stream cannot be made to match; the message says why and what to do.
+    Conflict(String),
+}
+
+fn storage_name(storage: stream::StorageType) -> &'static str {
+    match storage {
+        stream::StorageType::File => "file",
+        stream::StorageType::Memory => "memory",
+    }
+}
+
+/// Whether subject filter `filter` matches every subject `subject` (itself
+/// a filter, e.g. `a.b.>`) matches: `>` takes one or more remaining tokens,
+/// `*` exactly one literal token.
+pub fn subject_covers(filter: &str, subject: &str) -> bool {
+    let mut filter = filter.split('.');
+    let mut subject = subject.split('.');
+    loop {
+        match (filter.next(), subject.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(s)) if s != ">" => {}
+            (Some(f), Some(s)) if f == s => {}
+            (None, None) => return true,
+            _ => return false,
         }
     }
 }
@@ -283,14 +476,173 @@ pub enum PublishError {
     TooLarge(String),
 }
 
-/// Why the endpoint's stream could not be ensured.
+/// Why the endpoint's stream is not usable. Each message names the stream
+/// and says what to do.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create or look up JetStream stream {stream}: {source}")]
-pub struct EnsureStreamError {
-    /// The stream's name.
-    pub stream: String,
-    /// What JetStream said.
-    pub source: jetstream::context::CreateStreamError,
+pub enum EnsureStreamError {
+    /// NATS or JetStream did not answer.
+    #[error("NATS did not answer about JetStream stream {stream}: {detail}")]
+    Unreachable {
+        /// The stream's name.
+        stream: String,
+        /// What the client said.
+        detail: String,
+    },
+    /// The stream does not exist and may not be created here.
+    #[error(
+        "JetStream stream {stream} does not exist and spec.nats.createStream is false: create it with subjects {subjects}, or set createStream to true"
+    )]
+    NotFound {
+        /// The stream's name.
+        stream: String,
+        /// The subjects it must take.
+        subjects: String,
+    },
+    /// The stream exists but cannot take the endpoint's deliveries, or
+    /// cannot be given the spec's settings.
+    #[error("{0}")]
+    Conflict(String),
+    /// JetStream refused to create, read or update the stream.
+    #[error("JetStream refused stream {stream}: {detail}")]
+    Rejected {
+        /// The stream's name.
+        stream: String,
+        /// JetStream's own description.
+        detail: String,
+    },
+}
+
+/// What [`manage_stream`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamOutcome {
+    /// The stream did not exist and was created.
+    Created,
+    /// The stream existed with other settings and was updated.
+    Updated,
+    /// The stream already had the spec's settings.
+    InSync,
+    /// `createStream: false`: the stream exists and takes the subjects; its
+    /// settings are left to whoever manages it.
+    Unmanaged,
+}
+
+/// Reads the stream; `None` when it does not exist.
+async fn lookup(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<Option<stream::Config>, EnsureStreamError> {
+    match jetstream.get_stream(&target.stream).await {
+        Ok(stream) => Ok(Some(stream.cached_info().config.clone())),
+        Err(err) => match err.kind() {
+            GetStreamErrorKind::JetStream(js)
+                if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
+            {
+                Ok(None)
+            }
+            GetStreamErrorKind::JetStream(js) => Err(EnsureStreamError::Rejected {
+                stream: target.stream.clone(),
+                detail: js.to_string(),
+            }),
+            _ => Err(EnsureStreamError::Unreachable {
+                stream: target.stream.clone(),
+                detail: err.to_string(),
+            }),
+        },
+    }
+}
+
+fn create_error(target: &Target, err: &jetstream::context::CreateStreamError) -> EnsureStreamError {
+    match err.kind() {
+        CreateStreamErrorKind::JetStream(js) => EnsureStreamError::Rejected {
+            stream: target.stream.clone(),
+            detail: js.to_string(),
+        },
+        _ => EnsureStreamError::Unreachable {
+            stream: target.stream.clone(),
+            detail: err.to_string(),
+        },
+    }
+}
+
+fn not_found(target: &Target) -> EnsureStreamError {
+    EnsureStreamError::NotFound {
+        stream: target.stream.clone(),
+        subjects: target.subjects(),
+    }
+}
+
+fn uncovered(target: &Target, existing: &stream::Config) -> EnsureStreamError {
+    EnsureStreamError::Conflict(format!(
+        "JetStream stream {} takes subjects {:?}, which do not include {}: deliveries could not be stored; add the subjects to the stream or set spec.nats.stream to another name",
+        target.stream,
+        existing.subjects,
+        target.subjects()
+    ))
+}
+
+/// Makes the stream match the spec, as the operator does on every pass:
+/// created when absent, updated when its limits differ, left alone (but
+/// checked) with `createStream: false`. A stream is never deleted here.
+pub async fn manage_stream(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<StreamOutcome, EnsureStreamError> {
+    let Some(existing) = lookup(jetstream, target).await? else {
+        if !target.settings.create {
+            return Err(not_found(target));
+        }
+        return match jetstream.create_stream(target.stream_config()).await {
+            Ok(_) => Ok(StreamOutcome::Created),
+            Err(err) => Err(create_error(target, &err)),
+        };
+    };
+    if !target.settings.create {
+        return if target.covered_by(&existing) {
+            Ok(StreamOutcome::Unmanaged)
+        } else {
+            Err(uncovered(target, &existing))
+        };
+    }
+    match target.plan_update(&existing) {
+        StreamPlan::InSync => Ok(StreamOutcome::InSync),
+        StreamPlan::Conflict(message) => Err(EnsureStreamError::Conflict(message)),
+        StreamPlan::Update(config) => match jetstream.update_stream(*config).await {
+            Ok(_) => Ok(StreamOutcome::Updated),
+            Err(err) => Err(create_error(target, &err)),
+        },
+    }
+}
+
+/// Why the NATS credentials could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "spec.nats.credentialsSecretRef {name}/{key} is not a NATS .creds file (a user JWT and NKey seed): {reason}"
+)]
+pub struct CredentialsError {
+    /// The Secret's name.
+    pub name: String,
+    /// The key.
+    pub key: String,
+    /// What is wrong, never the content.
+    pub reason: String,
+}
+
+/// Client options for NATS, with the `.creds` file's JWT and seed when the
+/// endpoint references one (`name`/`key` only name it in errors).
+pub fn connect_options(
+    credentials: Option<(&hookwarden_crds::SecretKeyRef, &Secret)>,
+) -> Result<async_nats::ConnectOptions, CredentialsError> {
+    let Some((reference, secret)) = credentials else {
+        return Ok(async_nats::ConnectOptions::new());
+    };
+    let failed = |reason: &str| CredentialsError {
+        name: reference.name.clone(),
+        key: reference.key.clone(),
+        reason: reason.to_owned(),
+    };
+    let text = std::str::from_utf8(secret.expose()).map_err(|_| failed("not UTF-8 text"))?;
+    // The parser's errors say which part is missing, never the content.
+    async_nats::ConnectOptions::with_credentials(text).map_err(|e| failed(&e.to_string()))
 }
 
 /// Publishes an endpoint's deliveries to its stream.
@@ -320,17 +672,31 @@ impl Publisher {
         &self.target
     }
 
-    /// Creates the endpoint's stream unless it exists. An existing stream is
-    /// left as it is: it may be managed by the operator or an administrator.
+    /// Makes sure deliveries can be stored: creates the endpoint's stream
+    /// unless it exists (or, with `createStream: false`, only looks it up),
+    /// and checks that it takes the endpoint's subjects. An existing stream's
+    /// settings are left as they are: the operator (or an administrator)
+    /// manages them.
     pub async fn ensure_stream(&self) -> Result<(), EnsureStreamError> {
-        self.jetstream
-            .get_or_create_stream(self.target.stream_config())
-            .await
-            .map(drop)
-            .map_err(|source| EnsureStreamError {
-                stream: self.target.stream.clone(),
-                source,
-            })
+        let target = &self.target;
+        let existing = match lookup(&self.jetstream, target).await? {
+            Some(existing) => existing,
+            None if !target.settings.create => return Err(not_found(target)),
+            None => match self
+                .jetstream
+                .get_or_create_stream(target.stream_config())
+                .await
+            {
+                // Created here, or by another replica in the meantime.
+                Ok(stream) => stream.cached_info().config.clone(),
+                Err(err) => return Err(create_error(target, &err)),
+            },
+        };
+        if target.covered_by(&existing) {
+            Ok(())
+        } else {
+            Err(uncovered(target, &existing))
+        }
     }
 
     /// Stores one delivery and waits for JetStream's acknowledgement.
@@ -413,6 +779,162 @@ mod tests {
         assert_eq!(config.subjects, ["hookwarden.ci.github.>"]);
         assert_eq!(config.storage, stream::StorageType::File);
         assert_eq!(config.duplicate_window, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn default_stream_settings() {
+        let target =
+            Target::for_endpoint(&endpoint(Some("ci"), "github", NatsSpec::default())).expect("ok");
+        let config = target.stream_config();
+        assert_eq!(config.storage, stream::StorageType::File);
+        assert_eq!(config.duplicate_window, Duration::from_secs(120));
+        assert_eq!(config.num_replicas, 1);
+        assert_eq!(config.max_age, Duration::ZERO, "kept forever");
+        assert_eq!(config.max_bytes, -1, "no size limit");
+        assert!(target.settings.create);
+    }
+
+    #[test]
+    fn spec_stream_settings_are_applied() {
+        let nats = NatsSpec {
+            storage: Some(hookwarden_crds::StreamStorage::Memory),
+            max_age_seconds: Some(86_400),
+            max_bytes: Some(1 << 30),
+            duplicate_window_seconds: Some(600),
+            replicas: Some(3),
+            create_stream: Some(false),
+            ..NatsSpec::default()
+        };
+        let target = Target::for_endpoint(&endpoint(Some("ci"), "github", nats)).expect("ok");
+        let config = target.stream_config();
+        assert_eq!(config.storage, stream::StorageType::Memory);
+        assert_eq!(config.max_age, Duration::from_secs(86_400));
+        assert_eq!(config.max_bytes, 1 << 30);
+        assert_eq!(config.duplicate_window, Duration::from_secs(600));
+        assert_eq!(config.num_replicas, 3);
+        assert!(!target.settings.create);
+    }
+
+    #[test]
+    fn the_duplicate_window_fits_in_the_max_age() {
+        let nats = NatsSpec {
+            max_age_seconds: Some(60),
+            ..NatsSpec::default()
+        };
+        let target = Target::for_endpoint(&endpoint(None, "x", nats)).expect("ok");
+        assert_eq!(target.settings.duplicate_window, Duration::from_secs(60));
+        let nats = NatsSpec {
+            max_age_seconds: Some(60),
+            duplicate_window_seconds: Some(61),
+            ..NatsSpec::default()
+        };
+        let err = Target::for_endpoint(&endpoint(None, "x", nats)).expect_err("refused");
+        assert_eq!(
+            err,
+            TargetError::DuplicateWindow {
+                window: 61,
+                max_age: 60
+            }
+        );
+        assert!(err.to_string().contains("duplicateWindowSeconds"), "{err}");
+        for (nats, field) in [
+            (
+                NatsSpec {
+                    max_bytes: Some(0),
+                    ..NatsSpec::default()
+                },
+                "maxBytes",
+            ),
+            (
+                NatsSpec {
+                    replicas: Some(6),
+                    ..NatsSpec::default()
+                },
+                "replicas",
+            ),
+        ] {
+            let err = Target::for_endpoint(&endpoint(None, "x", nats)).expect_err("refused");
+            assert!(
+                matches!(err, TargetError::Limit { field: f, .. } if f == field),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn subject_filters_cover_the_endpoint_subjects() {
+        for filter in ["a.b.>", "a.>", ">", "a.*.>", "*.b.>"] {
+            assert!(subject_covers(filter, "a.b.>"), "{filter}");
+        }
+        for filter in ["a.b", "a.b.*", "a.c.>", "a.b.c.>", "b.>", "a.b.*.>", ""] {
+            assert!(!subject_covers(filter, "a.b.>"), "{filter}");
+        }
+    }
+
+    #[test]
+    fn an_existing_stream_is_planned_to_the_spec() {
+        let nats = NatsSpec {
+            max_age_seconds: Some(3600),
+            ..NatsSpec::default()
+        };
+        let target = Target::for_endpoint(&endpoint(Some("ci"), "github", nats)).expect("ok");
+        let wanted = target.stream_config();
+        assert_eq!(target.plan_update(&wanted), StreamPlan::InSync);
+
+        // As JetStream reports an unlimited size: 0 and -1 are the same.
+        let reported = stream::Config {
+            max_bytes: 0,
+            ..wanted.clone()
+        };
+        assert_eq!(target.plan_update(&reported), StreamPlan::InSync);
+
+        // Other limits, and an extra subject someone added: the limits are
+        // changed, the subjects kept.
+        let older = stream::Config {
+            max_age: Duration::from_secs(60),
+            subjects: vec!["hookwarden.ci.github.>".to_owned(), "extra.>".to_owned()],
+            ..wanted.clone()
+        };
+        let StreamPlan::Update(updated) = target.plan_update(&older) else {
+            panic!("an update");
+        };
+        assert_eq!(updated.max_age, Duration::from_secs(3600));
+        assert_eq!(updated.subjects, older.subjects);
+
+        let foreign = stream::Config {
+            subjects: vec!["orders.>".to_owned()],
+            ..wanted.clone()
+        };
+        let StreamPlan::Conflict(message) = target.plan_update(&foreign) else {
+            panic!("a conflict");
+        };
+        assert!(
+            message.contains("orders.>") && message.contains("hookwarden.ci.github.>"),
+            "{message}"
+        );
+
+        let memory = stream::Config {
+            storage: stream::StorageType::Memory,
+            ..wanted
+        };
+        let StreamPlan::Conflict(message) = target.plan_update(&memory) else {
+            panic!("a conflict");
+        };
+        assert!(message.contains("cannot change the storage"), "{message}");
+    }
+
+    #[test]
+    fn credentials_must_be_a_creds_file_and_errors_never_show_it() {
+        let reference = hookwarden_crds::SecretKeyRef {
+            name: "nats".to_owned(),
+            key: "user.creds".to_owned(),
+        };
+        assert!(connect_options(None).is_ok());
+        let secret = Secret::from(b"not-a-creds-file-s3cr3t".as_slice());
+        let err = connect_options(Some((&reference, &secret))).expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("nats/user.creds"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clientip::{self, CidrError, Networks, TrustedProxies};
 use crate::limits::{RateError, RateLimits};
-use crate::publish::{EnsureStreamError, Publisher, Target, TargetError};
+use crate::publish::{CredentialsError, EnsureStreamError, Publisher, Target, TargetError};
 use crate::request::{BodyLimitSource, RequestError, RequestRules};
 use crate::server::{AppState, EndpointPipeline};
 use crate::{config, secrets, verify};
@@ -65,9 +65,16 @@ pub enum LoadError {
         /// Which setting, and why.
         source: RequestError,
     },
-    /// The stream could not be created or looked up.
+    /// The stream could not be created or looked up, or cannot take the
+    /// endpoint's deliveries.
     #[error(transparent)]
     Stream(#[from] EnsureStreamError),
+    /// The NATS credentials file could not be read.
+    #[error("spec.nats.credentialsSecretRef: {0}")]
+    CredentialsFile(secrets::SecretError),
+    /// The NATS credentials file is not a `.creds` file.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
     /// The body cap is larger than the NATS server accepts in one message,
     /// so deliveries between the two would be accepted, then never stored.
     #[error(
@@ -167,6 +174,8 @@ pub struct Checked {
     limits: RateLimits,
     /// Its body cap still the default's until [`Checked::connect`].
     request: RequestRules,
+    /// The `.creds` file of `spec.nats.credentialsSecretRef`.
+    credentials: Option<secrets::Secret>,
 }
 
 /// Reads and checks the manifest and its secrets.
@@ -206,6 +215,13 @@ pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadEr
         path: path.to_owned(),
         source,
     })?;
+    let credentials = match &endpoint.spec.nats.credentials_secret_ref {
+        Some(reference) => secrets::load(secrets_dir, std::slice::from_ref(reference))
+            .map_err(LoadError::CredentialsFile)?
+            .into_iter()
+            .next(),
+        None => None,
+    };
     Ok(Checked {
         endpoint,
         request,
@@ -215,10 +231,20 @@ pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadEr
         proxies,
         allowed,
         limits,
+        credentials,
     })
 }
 
 impl Checked {
+    /// How to connect to NATS: with the endpoint's `.creds` file when it
+    /// references one. Read once at start: the operator rolls the pods when
+    /// the credentials change, a standalone receiver must be restarted.
+    pub fn connect_options(&self) -> Result<async_nats::ConnectOptions, LoadError> {
+        let reference = self.endpoint.spec.nats.credentials_secret_ref.as_ref();
+        let credentials = reference.zip(self.credentials.as_ref());
+        Ok(crate::publish::connect_options(credentials)?)
+    }
+
     /// The pipeline, once the endpoint's stream exists and its body cap
     /// (`spec.request.maxBodyBytes`, else `default_body_limit`) fits in the
     /// NATS server's `max_payload`: a pipeline that is returned can take

@@ -50,6 +50,10 @@ pub enum SupportError {
     #[error("Kubernetes API call failed: {0}")]
     Kube(#[from] kube::Error),
 
+    /// Test fixtures (keys, credentials) could not be made.
+    #[error("{what}: {detail}")]
+    Setup { what: String, detail: String },
+
     /// A file or directory operation failed.
     #[error("{what}: {source}")]
     Io {

@@ -13,6 +13,7 @@
 mod cluster;
 mod error;
 mod nats;
+pub mod nats_jwt;
 mod process;
 pub mod tools;
 mod wait;

@@ -16,9 +16,19 @@ pub struct NatsServerBuilder {
     store_dir: Option<PathBuf>,
     ready_timeout: Duration,
     max_payload: Option<u32>,
+    creds: bool,
 }
 
 impl NatsServerBuilder {
+    /// Runs the server in operator (JWT) mode: clients must present the
+    /// user credentials of [`NatsServer::creds`] (a `.creds` file's text);
+    /// [`NatsServer::connect`] does. The operator, account and user keys are
+    /// minted afresh for each server (see [`crate::nats_jwt`]).
+    pub fn require_creds(mut self) -> Self {
+        self.creds = true;
+        self
+    }
+
     /// Runs this binary instead of the pinned `nats-server` build.
     pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
         self.binary = Some(path.into());
@@ -61,7 +71,18 @@ impl NatsServerBuilder {
             Some(dir) => dir.clone(),
             None => work.path().join("jetstream"),
         };
+        let auth = if self.creds {
+            Some(
+                crate::nats_jwt::Setup::mint().map_err(|e| SupportError::Setup {
+                    what: "minting NATS JWT credentials".to_owned(),
+                    detail: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
         let mut server = NatsServer {
+            auth,
             process: None,
             url: String::new(),
             port: self.port,
@@ -78,6 +99,7 @@ impl NatsServerBuilder {
 /// A running `nats-server` with JetStream enabled, stopped on drop.
 #[derive(Debug)]
 pub struct NatsServer {
+    auth: Option<crate::nats_jwt::Setup>,
     process: Option<ManagedProcess>,
     url: String,
     port: Option<u16>,
@@ -97,6 +119,7 @@ impl NatsServer {
             store_dir: None,
             ready_timeout: Duration::from_secs(30),
             max_payload: None,
+            creds: false,
         }
     }
 
@@ -125,9 +148,15 @@ impl NatsServer {
         self.work.path().join("nats-server.log")
     }
 
-    /// A connected client.
+    /// The user credentials (`.creds` file text) of a server started with
+    /// [`NatsServerBuilder::require_creds`].
+    pub fn creds(&self) -> Option<&str> {
+        self.auth.as_ref().map(|auth| auth.user_creds.as_str())
+    }
+
+    /// A connected client (with the credentials, if the server needs them).
     pub async fn connect(&self) -> Result<async_nats::Client, async_nats::ConnectError> {
-        async_nats::connect(&self.url).await
+        connect(&self.url, self.creds()).await
     }
 
     /// Crashes the server (SIGKILL), as a resilience test needs.
@@ -171,20 +200,34 @@ impl NatsServer {
             "--server_name".to_owned(),
             "hookwarden-test".to_owned(),
         ];
+        // Only settable in a config file.
+        let mut conf = String::new();
         if let Some(bytes) = self.options.max_payload {
-            // Only settable in a config file.
-            let conf = self.work.path().join("nats-server.conf");
-            std::fs::write(&conf, format!("max_payload: {bytes}\n"))
+            conf.push_str(&format!("max_payload: {bytes}\n"));
+        }
+        if let Some(auth) = &self.auth {
+            let operator = self.work.path().join("operator.jwt");
+            std::fs::write(&operator, &auth.operator_jwt)
+                .map_err(SupportError::io("cannot write operator.jwt"))?;
+            conf.push_str(&auth.server_config(&operator));
+        }
+        if !conf.is_empty() {
+            let path = self.work.path().join("nats-server.conf");
+            std::fs::write(&path, conf)
                 .map_err(SupportError::io("cannot write nats-server.conf"))?;
-            args.extend(["--config".to_owned(), conf.display().to_string()]);
+            args.extend(["--config".to_owned(), path.display().to_string()]);
         }
         let mut process = ManagedProcess::spawn("nats-server", &self.binary, &args, &self.log())?;
+        let creds = self.creds().map(str::to_owned);
         let result = process
             .wait_until(self.options.ready_timeout, || {
                 let found = read_ports_file(&ports_dir);
+                let creds = creds.clone();
                 async move {
                     let candidate = found?;
-                    jetstream_answers(&candidate).await.then_some(candidate)
+                    jetstream_answers(&candidate, creds.as_deref())
+                        .await
+                        .then_some(candidate)
                 }
             })
             .await;
@@ -225,9 +268,22 @@ fn read_ports_file(dir: &Path) -> Option<String> {
     ports["nats"][0].as_str().map(str::to_owned)
 }
 
-async fn jetstream_answers(url: &str) -> bool {
+async fn connect(
+    url: &str,
+    creds: Option<&str>,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let options = match creds {
+        Some(creds) => async_nats::ConnectOptions::with_credentials(creds).map_err(|e| {
+            async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::Authentication, e)
+        })?,
+        None => async_nats::ConnectOptions::new(),
+    };
+    options.connect(url).await
+}
+
+async fn jetstream_answers(url: &str, creds: Option<&str>) -> bool {
     let attempt = async {
-        let client = async_nats::connect(url).await.ok()?;
+        let client = connect(url, creds).await.ok()?;
         async_nats::jetstream::new(client)
             .query_account()
             .await

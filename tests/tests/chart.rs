@@ -391,6 +391,10 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
         ]),
         "no --namespace: all namespaces"
     );
+    assert!(
+        container.get("volumeMounts").is_none(),
+        "no NATS credentials mounted without nats.credentialsSecret"
+    );
     assert_eq!(
         container["env"][0],
         serde_json::json!({"name": "RUST_LOG", "value": "info"})
@@ -477,9 +481,23 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
             "--receiver-image=registry.example.com/hookwarden/receiver:0.1.0-rc.1",
             "--nats-url=nats://nats.messaging.svc:4222",
             "--default-trusted-proxies=10.244.0.0/16,fd00:10:244::/56",
+            "--nats-credentials-file=/etc/hookwarden/nats/creds",
             "--namespace=webhooks",
             "--leader-election",
         ])
+    );
+    // Only the .creds key of the operator's NATS Secret, read-only.
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"],
+        serde_json::json!([{"name": "nats-credentials", "secret": {
+            "secretName": "nats-creds", "defaultMode": 0o440,
+            "items": [{"key": "operator.creds", "path": "creds"}],
+        }}])
+    );
+    assert_eq!(
+        container["volumeMounts"],
+        serde_json::json!([{"name": "nats-credentials", "mountPath": "/etc/hookwarden/nats", "readOnly": true}])
     );
     assert_eq!(container["env"][0]["value"], "info,kube=warn");
     let pdb = find(&docs, "PodDisruptionBudget", "hw-hookwarden").expect("PDB");
@@ -759,8 +777,8 @@ fn the_notes_tell_the_next_step() {
         "kubectl -n $NS apply -f examples/github.yaml",
         "kubectl -n $NS get webhookendpoints",
         "get secret github-webhook -o jsonpath='{.data.secret}'",
-        "nats.credentialsSecret (nats-creds) is not used",
         "receivers.trustedProxies of this release\n(10.244.0.0/16, fd00:10:244::/56)",
+        "with the credentials in Secret\nnats-creds (key operator.creds)",
         "not removed by \"helm uninstall\"",
     ] {
         assert!(

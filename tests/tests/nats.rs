@@ -64,3 +64,31 @@ async fn jetstream_dedupes_by_msg_id_and_keeps_messages_across_restart() {
     assert_eq!(stored.payload.as_ref(), b"payload-1");
     assert_eq!(stored.subject.as_str(), "events.push");
 }
+
+#[tokio::test]
+async fn a_creds_server_refuses_anonymous_clients_and_serves_jetstream_to_the_user() {
+    let server = NatsServer::builder()
+        .require_creds()
+        .start()
+        .await
+        .expect("nats-server in operator mode starts");
+    let creds = server.creds().expect("creds");
+    assert!(creds.contains("BEGIN NATS USER JWT") && creds.contains("BEGIN USER NKEY SEED"));
+
+    let refused = async_nats::connect(server.url()).await;
+    assert!(refused.is_err(), "an anonymous client was let in");
+
+    let js = jetstream::new(server.connect().await.expect("the user connects"));
+    js.create_stream(stream::Config {
+        name: "CREDS".to_owned(),
+        subjects: vec!["creds.>".to_owned()],
+        ..stream::Config::default()
+    })
+    .await
+    .expect("the user's account has JetStream");
+    js.publish("creds.x", "1".into())
+        .await
+        .expect("published")
+        .await
+        .expect("stored");
+}

@@ -8,6 +8,7 @@
 
 pub mod secrets;
 pub mod status;
+pub mod stream;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -24,10 +25,11 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,6 +55,11 @@ const ERROR_RETRY: Duration = Duration::from_secs(5);
 /// and recovery is noticed within minutes.
 const MAX_ERROR_RETRY: Duration = Duration::from_secs(300);
 
+/// How soon an endpoint whose stream is not ready looks again (NATS may be
+/// restarting); a fixed delay, not an error backoff: nothing failed in the
+/// API.
+const STREAM_RETRY: Duration = Duration::from_secs(30);
+
 /// How often readiness checks whether the first list of WebhookEndpoints
 /// has arrived.
 const READY_POLL: Duration = Duration::from_millis(500);
@@ -72,6 +79,10 @@ pub struct Config {
     pub settings: Settings,
     /// Watch only this namespace; `None`: all namespaces.
     pub namespace: Option<String>,
+    /// The operator's own NATS credentials (a `.creds` file's text), for
+    /// endpoints on the default NATS (`settings.nats_url`) without
+    /// `spec.nats.credentialsSecretRef`.
+    pub nats_credentials: Option<stream::Credentials>,
 }
 
 /// Shared state of every reconcile pass.
@@ -84,6 +95,44 @@ struct Context {
     recorder: Recorder,
     /// Where every finished pass is counted and timed.
     metrics: Arc<crate::ops::Metrics>,
+    /// NATS connections for stream management, one per server and
+    /// credentials.
+    nats: stream::Connections,
+    /// The operator's optional children as its watches see them, so pruning
+    /// an unwanted one needs no LIST.
+    caches: Caches,
+}
+
+/// Watch caches (metadata only) of the children that come and go with the
+/// spec; the same watches trigger the owners' reconciles.
+struct Caches {
+    ingresses: Store<PartialObjectMeta<Ingress>>,
+    budgets: Store<PartialObjectMeta<PodDisruptionBudget>>,
+    autoscalers: Store<PartialObjectMeta<HorizontalPodAutoscaler>>,
+}
+
+/// A metadata watch of the operator's children of kind `K`, cached in the
+/// returned store; the stream is the controller's trigger.
+fn cached_watch<K>(
+    api: Api<PartialObjectMeta<K>>,
+    config: watcher::Config,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream =
+        reflector::reflector(writer, watcher(api, config).default_backoff()).touched_objects();
+    (store, stream)
 }
 
 impl std::fmt::Debug for Context {
@@ -214,6 +263,18 @@ pub async fn run_with_ops(
             }
         }
     });
+    let (ingresses, ingress_events) = cached_watch(
+        api::<PartialObjectMeta<Ingress>>(&client, config.namespace.as_deref()),
+        owned.clone(),
+    );
+    let (budgets, budget_events) = cached_watch(
+        api::<PartialObjectMeta<PodDisruptionBudget>>(&client, config.namespace.as_deref()),
+        owned.clone(),
+    );
+    let (autoscalers, autoscaler_events) = cached_watch(
+        api::<PartialObjectMeta<HorizontalPodAutoscaler>>(&client, config.namespace.as_deref()),
+        owned.clone(),
+    );
     let context = Arc::new(Context {
         recorder: Recorder::new(
             client.clone(),
@@ -226,6 +287,12 @@ pub async fn run_with_ops(
         settings: config.settings,
         failures: Mutex::default(),
         metrics: ops.metrics.clone(),
+        nats: stream::Connections::new(config.nats_credentials),
+        caches: Caches {
+            ingresses,
+            budgets,
+            autoscalers,
+        },
     });
     controller
         .owns(
@@ -243,18 +310,10 @@ pub async fn run_with_ops(
             api::<NetworkPolicy>(&client, config.namespace.as_deref()),
             owned.clone(),
         )
-        .owns(
-            api::<Ingress>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
-        .owns(
-            api::<PodDisruptionBudget>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
-        .owns(
-            api::<HorizontalPodAutoscaler>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
+        // These three through watch caches the reconciler prunes from.
+        .owns_stream(ingress_events)
+        .owns_stream(budget_events)
+        .owns_stream(autoscaler_events)
         .owns(api::<Secret>(&client, config.namespace.as_deref()), owned)
         // A changed user Secret re-renders every endpoint in its namespace
         // that references it.
@@ -420,12 +479,19 @@ async fn reconcile_valid(
         namespace,
         name,
     };
+    let caches = &ctx.caches;
     owned
-        .apply_or_prune(children.pod_disruption_budget.as_ref())
+        .apply_or_prune(children.pod_disruption_budget.as_ref(), &caches.budgets)
         .await?;
-    owned.apply_or_prune(children.autoscaler.as_ref()).await?;
-    owned.apply_or_prune(children.ingress.as_ref()).await?;
+    owned
+        .apply_or_prune(children.autoscaler.as_ref(), &caches.autoscalers)
+        .await?;
+    owned
+        .apply_or_prune(children.ingress.as_ref(), &caches.ingresses)
+        .await?;
     let certificate = reconcile_certificate(&owned, children.certificate.as_ref()).await?;
+    let stream = stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings).await;
+    let retry = if stream.ready { RESYNC } else { STREAM_RETRY };
     let exposure = Exposure {
         url: endpoint
             .spec
@@ -434,6 +500,7 @@ async fn reconcile_valid(
             .map(|ingress| resources::public_url(ingress, endpoint.spec.tls.as_ref())),
         secret_name,
         certificate,
+        stream: Some(stream),
     };
     let receiver = receiver_state(endpoint, &deployment);
     write_status(
@@ -444,7 +511,7 @@ async fn reconcile_valid(
         Some(&exposure),
     )
     .await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(retry))
 }
 
 /// Creates the generated verification Secret unless it exists, and returns
@@ -503,8 +570,14 @@ impl Owned<'_> {
     }
 
     /// Applies `wanted`, or deletes every child of kind `K` of this
-    /// endpoint when it is `None`.
-    async fn apply_or_prune<K>(&self, wanted: Option<&K>) -> Result<(), ReconcileError>
+    /// endpoint when it is `None`, as found in the watch cache `cache` (a
+    /// child created since is announced by the same watch, and its event
+    /// brings the next pass).
+    async fn apply_or_prune<K>(
+        &self,
+        wanted: Option<&K>,
+        cache: &Store<PartialObjectMeta<K>>,
+    ) -> Result<(), ReconcileError>
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
             + Serialize
@@ -518,29 +591,63 @@ impl Owned<'_> {
                 Ok(())
             }
             None => {
+                // The watch selects the managed-by label; the instance label
+                // and namespace narrow it to this endpoint.
+                let children = cache.state().into_iter().filter(|child| {
+                    child.namespace().as_deref() == Some(self.namespace)
+                        && child
+                            .labels()
+                            .get("app.kubernetes.io/instance")
+                            .map(String::as_str)
+                            == Some(self.name)
+                });
                 let api: Api<K> = Api::namespaced(self.ctx.client.clone(), self.namespace);
-                self.prune(&api, &()).await
+                self.delete_controlled(&api, &(), children).await
             }
         }
     }
 
     /// Deletes the children in `api` that carry this endpoint's labels and
-    /// are controlled by it (a label alone could be copied by anyone).
+    /// are controlled by it, listing them first (for kinds not watched).
     async fn prune<K>(&self, api: &Api<K>, dt: &K::DynamicType) -> Result<(), ReconcileError>
     where
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
-        let failed = |source| ReconcileError::Prune {
+        let children = api
+            .list_metadata(&ListParams::default().labels(&self.selector()))
+            .await
+            .map_err(|source| self.prune_failed::<K>(dt, source))?;
+        self.delete_controlled(api, dt, children.into_iter().map(Arc::new))
+            .await
+    }
+
+    fn prune_failed<K: Resource>(
+        &self,
+        dt: &K::DynamicType,
+        source: kube::Error,
+    ) -> ReconcileError {
+        ReconcileError::Prune {
             kind: K::kind(dt).into_owned(),
             namespace: self.namespace.to_owned(),
             name: self.name.to_owned(),
             source,
-        };
+        }
+    }
+
+    /// Deletes those of `children` controlled by this endpoint (a label
+    /// alone could be copied by anyone); already gone is fine.
+    async fn delete_controlled<K, C>(
+        &self,
+        api: &Api<K>,
+        dt: &K::DynamicType,
+        children: impl IntoIterator<Item = C>,
+    ) -> Result<(), ReconcileError>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+        C: std::ops::Deref,
+        C::Target: ResourceExt,
+    {
         let uid = self.endpoint.uid();
-        let children = api
-            .list_metadata(&ListParams::default().labels(&self.selector()))
-            .await
-            .map_err(failed)?;
         for child in children {
             let controlled = child
                 .owner_references()
@@ -555,7 +662,7 @@ impl Owned<'_> {
                     tracing::info!(kind = %K::kind(dt), child = %child_name, "deleted a child the spec no longer wants");
                 }
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(source) => return Err(failed(source)),
+                Err(source) => return Err(self.prune_failed::<K>(dt, source)),
             }
         }
         Ok(())

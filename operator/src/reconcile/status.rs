@@ -16,6 +16,31 @@ pub const SECRETS_RESOLVED: &str = "SecretsResolved";
 pub const RECEIVER_AVAILABLE: &str = "ReceiverAvailable";
 /// cert-manager issued the Ingress's certificate (only with `tls.issuerRef`).
 pub const CERTIFICATE_READY: &str = "CertificateReady";
+/// The JetStream stream exists with the spec's settings.
+pub const STREAM_READY: &str = "StreamReady";
+
+/// The endpoint's JetStream stream as observed in this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamState {
+    /// Whether deliveries can be stored.
+    pub ready: bool,
+    /// `StreamCreated`, `StreamUpdated`, `StreamInSync`, `Unmanaged`,
+    /// `NatsUnreachable`, `StreamNotFound`, `StreamConflict`,
+    /// `StreamRejected` or `CredentialsInvalid`.
+    pub reason: &'static str,
+    /// For a person: names the stream and NATS, never a credential.
+    pub message: String,
+}
+
+/// The `StreamReady` condition for `stream`.
+pub fn observe_stream(stream: &StreamState) -> Observed {
+    Observed {
+        type_: STREAM_READY,
+        status: flag(stream.ready),
+        reason: stream.reason,
+        message: stream.message.clone(),
+    }
+}
 
 /// The cert-manager Certificate as observed in this pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +73,8 @@ pub struct Exposure {
     pub secret_name: Option<String>,
     /// The Certificate, when `tls.issuerRef` asks for one.
     pub certificate: Option<CertificateState>,
+    /// The JetStream stream.
+    pub stream: Option<StreamState>,
 }
 
 /// The `CertificateReady` condition for `certificate`.
@@ -273,7 +300,27 @@ pub fn status_with(
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let mut observed = observe(spec, receiver).to_vec();
-    let mut kept = None;
+    let mut kept = Vec::new();
+    match exposure.and_then(|e| e.stream.as_ref()) {
+        Some(stream) => {
+            let condition = observe_stream(stream);
+            // Receivers without their stream answer 503 to every delivery
+            // (and turn unready when NATS is down): the stream comes first.
+            if !stream.ready {
+                observed[0] = Observed {
+                    type_: READY,
+                    status: "False",
+                    reason: "StreamNotReady",
+                    message: condition.message.clone(),
+                };
+            }
+            observed.push(condition);
+        }
+        None if exposure.is_none() => {
+            kept.extend(before.iter().find(|c| c.type_ == STREAM_READY).cloned())
+        }
+        None => {}
+    }
     match exposure {
         Some(Exposure {
             certificate: Some(certificate),
@@ -293,12 +340,12 @@ pub fn status_with(
             observed.push(cert);
         }
         Some(_) => {}
-        None => {
-            kept = before
+        None => kept.extend(
+            before
                 .iter()
                 .find(|c| c.type_ == CERTIFICATE_READY)
-                .cloned()
-        }
+                .cloned(),
+        ),
     }
     let mut conditions = merge(before, &observed, generation, now);
     conditions.extend(kept);
@@ -454,7 +501,67 @@ mod tests {
             url: Some("https://hooks.example.com/".to_owned()),
             secret_name: Some("shop-webhook-secret".to_owned()),
             certificate,
+            stream: None,
         }
+    }
+
+    #[test]
+    fn a_stream_that_is_not_ready_makes_the_endpoint_unready_first() {
+        let stream = StreamState {
+            ready: false,
+            reason: "NatsUnreachable",
+            message: "cannot reach NATS at nats://x:4222".to_owned(),
+        };
+        let e = Exposure {
+            stream: Some(stream),
+            ..exposed(None)
+        };
+        // Even with receivers unavailable (they turn unready without NATS),
+        // Ready names the stream.
+        for r in [receiver(2), receiver(0)] {
+            let s = status_with(None, &RESOLVED, r, Some(&e), Some(1), &at(1));
+            let c = find(&s.conditions, STREAM_READY);
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("False", "NatsUnreachable")
+            );
+            let ready = find(&s.conditions, READY);
+            assert_eq!(
+                (ready.status.as_str(), ready.reason.as_str()),
+                ("False", "StreamNotReady")
+            );
+            assert_eq!(ready.message, c.message);
+        }
+
+        let created = Exposure {
+            stream: Some(StreamState {
+                ready: true,
+                reason: "StreamCreated",
+                message: "created".to_owned(),
+            }),
+            ..exposed(None)
+        };
+        let s = status_with(
+            None,
+            &RESOLVED,
+            receiver(2),
+            Some(&created),
+            Some(1),
+            &at(1),
+        );
+        assert_eq!(find(&s.conditions, STREAM_READY).status, "True");
+        assert_eq!(find(&s.conditions, READY).status, "True");
+
+        // A pass that stops early keeps what the last one said.
+        let spec = SpecState::SecretsUnresolved {
+            reason: "SecretNotFound",
+            message: "gone".to_owned(),
+        };
+        let later = status(Some(&s), &spec, receiver(2), Some(2), &at(2));
+        assert_eq!(
+            find(&later.conditions, STREAM_READY).reason,
+            "StreamCreated"
+        );
     }
 
     #[test]

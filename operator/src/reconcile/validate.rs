@@ -44,6 +44,10 @@ pub enum ValidateError {
         /// The endpoint's name.
         name: String,
     },
+    /// `spec.nats` names an invalid subject prefix or stream, or stream
+    /// limits JetStream refuses.
+    #[error(transparent)]
+    Nats(#[from] hookwarden_receiver::publish::TargetError),
 }
 
 /// Validates `endpoint` before anything is read or applied.
@@ -51,6 +55,7 @@ pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
     if endpoint.namespace().is_none() {
         return Err(ValidateError::MissingNamespace);
     }
+
     let name = endpoint.name_any();
     let child = child_name(&name);
     if child.len() > MAX_SERVICE_NAME {
@@ -71,6 +76,9 @@ pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
             return Err(ValidateError::TlsWithoutIngress);
         }
     }
+    // The receiver would refuse to start with it, and the stream could not
+    // be managed.
+    hookwarden_receiver::publish::Target::for_endpoint(endpoint)?;
     Ok(())
 }
 
@@ -78,6 +86,15 @@ pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
 mod tests {
     use super::*;
     use crate::resources::fixtures::endpoint;
+
+    #[test]
+    fn stream_settings_jetstream_refuses_are_invalid() {
+        let mut e = endpoint("github");
+        e.spec.nats.max_age_seconds = Some(60);
+        e.spec.nats.duplicate_window_seconds = Some(120);
+        let err = validate(&e).expect_err("window longer than max age");
+        assert!(err.to_string().contains("duplicateWindowSeconds"), "{err}");
+    }
 
     #[test]
     fn fixtures_are_valid() {

@@ -61,6 +61,17 @@ pub fn deployment(
         "--metrics-listen".to_owned(),
         format!("0.0.0.0:{METRICS_PORT}"),
     ];
+    // `spec.resources` replaces the defaults as a whole (like a Pod's own
+    // field): half a default would be a surprise.
+    let resources = match &endpoint.spec.resources {
+        Some(resources) => {
+            serde_json::to_value(resources).map_err(|source| BuildError::Object {
+                kind: "Deployment",
+                source,
+            })?
+        }
+        None => default_resources(),
+    };
     let template = serde_json::json!({
         "metadata": {
             "labels": labels(name),
@@ -98,12 +109,7 @@ pub fn deployment(
                     "periodSeconds": 10,
                     "failureThreshold": 3,
                 },
-                // Verification is HMAC over bodies of at most a few MiB:
-                // small requests, a memory limit that bounds a flood.
-                "resources": {
-                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                    "limits": {"cpu": "1", "memory": "256Mi"},
-                },
+                "resources": resources,
                 "securityContext": {
                     "runAsNonRoot": true,
                     "runAsUser": RECEIVER_USER,
@@ -148,6 +154,15 @@ pub fn deployment(
             "spec": spec,
         }),
     )
+}
+
+/// Verification is HMAC over bodies of at most a few MiB: small requests,
+/// a memory limit that bounds a flood.
+fn default_resources() -> serde_json::Value {
+    serde_json::json!({
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "1", "memory": "256Mi"},
+    })
 }
 
 #[cfg(test)]
@@ -326,6 +341,86 @@ mod tests {
             let quantities = quantities.as_ref().expect("requests and limits");
             assert!(quantities.contains_key("cpu") && quantities.contains_key("memory"));
         }
+    }
+
+    #[test]
+    fn spec_resources_replace_the_defaults() {
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let mut endpoint = endpoint("github");
+        let defaults = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        let resources = container(&defaults.deployment)
+            .resources
+            .clone()
+            .expect("resources");
+        let requests = resources.requests.expect("requests");
+        assert_eq!(requests.get("cpu"), Some(&Quantity("50m".to_owned())));
+        assert_eq!(requests.get("memory"), Some(&Quantity("64Mi".to_owned())));
+
+        endpoint.spec.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            requests: Some(BTreeMap::from([(
+                "cpu".to_owned(),
+                Quantity("250m".to_owned()),
+            )])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_owned(),
+                Quantity("1Gi".to_owned()),
+            )])),
+            ..Default::default()
+        });
+        let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        let resources = container(&children.deployment)
+            .resources
+            .clone()
+            .expect("resources");
+        assert_eq!(
+            resources.requests,
+            Some(BTreeMap::from([(
+                "cpu".to_owned(),
+                Quantity("250m".to_owned())
+            )])),
+            "replaced as a whole: no default memory request"
+        );
+        assert_eq!(
+            resources.limits,
+            Some(BTreeMap::from([(
+                "memory".to_owned(),
+                Quantity("1Gi".to_owned())
+            )]))
+        );
+    }
+
+    #[test]
+    fn nats_credentials_are_mounted_where_the_receiver_reads_them() {
+        let mut endpoint = endpoint("github");
+        endpoint.spec.nats.credentials_secret_ref = Some(hookwarden_crds::SecretKeyRef {
+            name: "nats-user".to_owned(),
+            key: "user.creds".to_owned(),
+        });
+        let children = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        let volumes = pod_spec(&children.deployment)
+            .volumes
+            .clone()
+            .unwrap_or_default();
+        let items: BTreeMap<String, String> = volumes[0]
+            .secret
+            .as_ref()
+            .and_then(|s| s.items.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| (i.key, i.path))
+            .collect();
+        assert_eq!(
+            items.get("secret.nats-user_user.creds").map(String::as_str),
+            Some("secrets/nats-user/user.creds"),
+            "{items:?}"
+        );
+        // Only the referenced key of that Secret, rendered from its value.
+        assert_eq!(items.keys().filter(|k| k.contains("nats-user")).count(), 1);
+        let data = children.secret.data.as_ref().expect("data");
+        assert_eq!(
+            data.get("secret.nats-user_user.creds").map(|v| v.0.clone()),
+            Some(b"nats-user/user.creds-value".to_vec())
+        );
     }
 
     #[test]

@@ -94,11 +94,14 @@ impl std::fmt::Debug for ResolvedSecrets {
 }
 
 /// Every Secret key the spec references, each once: the top-level
-/// `secretRefs` and those of the generic checks (which default to the
-/// top-level ones, so both sets are always rendered) and the verify tokens
-/// of handshakes.
+/// `secretRefs`, those of the generic checks (which default to the
+/// top-level ones, so both sets are always rendered), the verify tokens of
+/// handshakes and the NATS credentials. Each is resolved, rendered into the
+/// configuration Secret and mounted at `secrets/<name>/<key>`, where the
+/// receiver reads it.
 pub fn referenced_secrets(spec: &WebhookEndpointSpec) -> BTreeSet<SecretKey> {
     let mut refs: Vec<&hookwarden_crds::SecretKeyRef> = spec.secret_refs.iter().collect();
+    refs.extend(&spec.nats.credentials_secret_ref);
     if let Some(verification) = &spec.verification {
         if let Some(token) = &verification.token {
             refs.extend(&token.secret_refs);

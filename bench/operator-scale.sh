@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The operator at scale: applies ENDPOINTS WebhookEndpoints (default 1000;
+# see the Service IP check below: the local control plane fits about 250) to
+# the local control plane (`make cluster-up`), runs `hookwarden-operator run`
+# against it and a private nats-server, and reports
+#   - the time from the apply until every endpoint is Ready,
+#   - the operator's peak RSS and CPU time,
+#   - API requests per endpoint (apiserver_request_total before/after),
+#   - reconcile passes per endpoint (the operator's own metric).
+# Not part of `make test`. Results go to stdout as Markdown rows.
+#
+# Environment:
+#   ENDPOINTS     how many endpoints (default 1000)
+#   REPLICAS      receiver pods per endpoint (default 0). The kwok node holds
+#                 110 pods and is shared with the tests; with 1000 endpoints
+#                 only 0 fits: each endpoint is then complete (Secret,
+#                 Deployment at 0 replicas, Service, NetworkPolicy, stream)
+#                 and Ready once its (zero) pods are all available. Use
+#                 REPLICAS=1 with ENDPOINTS <= ~80 to include pods.
+#   OPERATOR_BIN  the operator binary (default target/release/hookwarden-operator,
+#                 built with `cargo build --release -p hookwarden-operator`)
+#   TIMEOUT       seconds to wait for all Ready (default 1200)
+#
+# The API request count is the whole apiserver's: it includes what the
+# controller-manager, scheduler and kwok do in reaction to the operator's
+# objects, and whatever else uses the control plane meanwhile (other test
+# runs on a shared control plane inflate it; run it on an idle one).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=/dev/null
+. "$root/tests/tools/lib.sh"
+
+ENDPOINTS=${ENDPOINTS:-1000}
+REPLICAS=${REPLICAS:-0}
+TIMEOUT=${TIMEOUT:-1200}
+OPERATOR_BIN=${OPERATOR_BIN:-$root/target/release/hookwarden-operator}
+export KUBECONFIG=${HOOKWARDEN_KUBECONFIG:-$HOOKWARDEN_CACHE/cluster/kubeconfig}
+kubectl=$(tool_path kubectl)
+nats_server=$(tool_path nats-server)
+[ -x "$OPERATOR_BIN" ] || die "no operator binary at $OPERATOR_BIN: cargo build --release -p hookwarden-operator"
+[ -x "$kubectl" ] && [ -x "$nats_server" ] || die "pinned tools missing: make tools"
+"$kubectl" get --raw /readyz >/dev/null 2>&1 || die "the control plane at $KUBECONFIG is not reachable: make cluster-up"
+
+# Every endpoint gets a Service, and Services take ClusterIPs: the local
+# control plane's --service-cluster-ip-range is 10.0.0.0/24 (tests/tools/
+# cluster.sh), about 250 addresses shared by everything on it. Past that the
+# operator's Service applies fail ("range is full") and the endpoints never
+# get Ready; refuse rather than starve other users of the control plane.
+services=$("$kubectl" get services -A --no-headers 2>/dev/null | wc -l)
+free_ips=$((250 - services))
+[ "$ENDPOINTS" -le "$free_ips" ] || die "$ENDPOINTS endpoints need $ENDPOINTS Service IPs; the control plane has about $free_ips free (10.0.0.0/24 with $services Services)"
+
+work=$(mktemp -d -t hookwarden-bench-XXXXXX)
+ns=hookwarden-bench-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+nats_pid=
+operator_pid=
+cleanup() {
+  [ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null || true
+  [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null || true
+  "$kubectl" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# NATS for the streams, on a port of its own choosing.
+mkdir -p "$work/ports"
+"$nats_server" --addr 127.0.0.1 --port -1 --jetstream --store_dir "$work/js" \
+  --ports_file_dir "$work/ports" >"$work/nats.log" 2>&1 &
+nats_pid=$!
+for _ in $(seq 100); do ls "$work"/ports/*.ports >/dev/null 2>&1 && break; sleep 0.1; done
+nats_url=$(jq -r '.nats[0]' "$work"/ports/*.ports) || die "nats-server did not start; log: $work/nats.log"
+
+"$kubectl" create namespace "$ns" >/dev/null
+"$kubectl" -n "$ns" create secret generic bench-webhook --from-literal=secret="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >/dev/null
+
+metrics_port=$(free_port)
+"$OPERATOR_BIN" run --namespace "$ns" --nats-url "$nats_url" \
+  --receiver-image registry.invalid/hookwarden/receiver:bench \
+  --metrics-listen "127.0.0.1:$metrics_port" >"$work/operator.log" 2>&1 &
+operator_pid=$!
+for _ in $(seq 300); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$metrics_port/readyz")" = 200 ] && break
+  kill -0 "$operator_pid" 2>/dev/null || die "the operator exited; log: $work/operator.log"
+  sleep 0.2
+done
+
+requests() { "$kubectl" get --raw /metrics | awk '/^apiserver_request_total\{/ {s += $NF} END {printf "%d\n", s}'; }
+# "<verb>/<resource>[/<subresource>] <count>" lines, summed over the other labels.
+by_resource() {
+  "$kubectl" get --raw /metrics | awk '/^apiserver_request_total\{/ {
+    r = ""; s = ""; v = ""
+    if (match($0, /[{,]resource="[^"]*"/)) r = substr($0, RSTART + 11, RLENGTH - 12)
+    if (match($0, /subresource="[^"]*"/)) s = substr($0, RSTART + 13, RLENGTH - 14)
+    if (match($0, /verb="[^"]*"/)) v = substr($0, RSTART + 6, RLENGTH - 7)
+    k = v "/" (r == "" ? "-" : r) (s == "" ? "" : "/" s)
+    c[k] += $NF } END { for (k in c) print k, c[k] }' | sort
+}
+# calc EXPR: floating-point arithmetic without bc.
+calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
+now() { date +%s.%N; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$operator_pid/stat"; }
+
+by_resource >"$work/before"
+before=$(requests)
+ticks_before=$(cpu_ticks)
+
+manifest="$work/endpoints.yaml"
+for i in $(seq -w 1 "$ENDPOINTS"); do
+  cat <<EOF
+---
+apiVersion: hookwarden.dev/v1alpha1
+kind: WebhookEndpoint
+metadata: {name: e$i}
+spec:
+  provider: github
+  replicas: $REPLICAS
+  secretRefs: [{name: bench-webhook, key: secret}]
+EOF
+done >"$manifest"
+
+say "applying $ENDPOINTS endpoints (replicas $REPLICAS) in namespace $ns"
+start=$(now)
+"$kubectl" -n "$ns" apply --server-side --field-manager hookwarden-bench -f "$manifest" >/dev/null
+applied=$(now)
+ready=0
+while :; do
+  ready=$("$kubectl" -n "$ns" get webhookendpoints -o \
+    jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$' || true)
+  [ "$ready" -ge "$ENDPOINTS" ] && break
+  kill -0 "$operator_pid" 2>/dev/null || die "the operator exited; log: $work/operator.log"
+  if awk "BEGIN { exit !($(now) - $start > $TIMEOUT) }"; then
+    die "only $ready of $ENDPOINTS Ready after ${TIMEOUT}s; log: $work/operator.log"
+  fi
+  sleep 2
+done
+done_at=$(now)
+after=$(requests)
+ticks_after=$(cpu_ticks)
+by_resource >"$work/after"
+hz=$(getconf CLK_TCK)
+peak_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$operator_pid/status")
+rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$operator_pid/status")
+passes=$(curl -s "http://127.0.0.1:$metrics_port/metrics" |
+  awk '/^hookwarden_operator_reconciles_total\{/ {s += $NF} END {printf "%d\n", s}')
+streams=$("$(tool_path nats)" -s "$nats_url" stream ls --names 2>/dev/null | grep -c . || true)
+
+total=$(calc "$done_at - $start")
+apply_s=$(calc "$applied - $start")
+cpu_s=$(calc "($ticks_after - $ticks_before) / $hz")
+per_endpoint=$(calc "($after - $before) / $ENDPOINTS")
+passes_per=$(awk "BEGIN { printf \"%.2f\", $passes / $ENDPOINTS }")
+
+echo "| endpoints | replicas each | apply | all Ready | operator CPU | operator RSS peak / end | API requests per endpoint | passes per endpoint |"
+echo "|---|---|---|---|---|---|---|---|"
+printf '| %s | %s | %s s | %s s | %s s | %d / %d MiB | %s | %s |\n' \
+  "$ENDPOINTS" "$REPLICAS" "$apply_s" "$total" "$cpu_s" $((peak_kib / 1024)) $((rss_kib / 1024)) "$per_endpoint" "$passes_per"
+echo "JetStream streams on the bench NATS: $streams"
+echo
+echo "API requests per endpoint by verb and resource (top 15, all clients):"
+join -a 2 -e 0 -o 0,1.2,2.2 "$work/before" "$work/after" |
+  awk -v n="$ENDPOINTS" '{d = $3 - $2; if (d > 0) printf "%.2f %s\n", d / n, $1}' | sort -rn | head -15

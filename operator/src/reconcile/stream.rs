@@ -1,0 +1,250 @@
+//! The endpoint's JetStream stream: created with the spec's settings,
+//! updated when they change, checked when `createStream` is false, and
+//! reported as `StreamReady`. The stream's definition and the JetStream
+//! calls are the receiver's ([`hookwarden_receiver::publish`]), so the
+//! operator and the receivers agree on names, subjects and settings.
+//!
+//! A stream is never deleted, not even with its endpoint: it holds
+//! deliveries nobody may have consumed yet.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use hookwarden_crds::WebhookEndpoint;
+use hookwarden_receiver::publish::{
+    self, EnsureStreamError, StreamOutcome, Target, connect_options,
+};
+use hookwarden_receiver::secrets::Secret;
+use sha2::{Digest, Sha256};
+
+use super::status::StreamState;
+use crate::resources::{ResolvedSecrets, Settings};
+
+/// How long connecting to NATS, and each JetStream request, may take.
+const NATS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The operator's own NATS credentials: a `.creds` file's text. `Debug`
+/// never shows it.
+#[derive(Clone)]
+pub struct Credentials(Secret);
+
+impl Credentials {
+    /// Wraps the content of a `.creds` file.
+    pub fn new(creds: Vec<u8>) -> Self {
+        Self(Secret::from(creds))
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials([redacted])")
+    }
+}
+
+/// Open NATS connections, one per server URL and credentials, kept across
+/// passes (a client reconnects by itself after an outage).
+pub struct Connections {
+    operator_credentials: Option<Credentials>,
+    clients: Mutex<HashMap<String, async_nats::Client>>,
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("operator_credentials", &self.operator_credentials.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connections {
+    /// No connections yet; `operator_credentials` for the default NATS.
+    pub fn new(operator_credentials: Option<Credentials>) -> Self {
+        Self {
+            operator_credentials,
+            clients: Mutex::default(),
+        }
+    }
+
+    fn cached(&self, key: &str) -> Option<async_nats::Client> {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn remember(&self, key: String, client: async_nats::Client) {
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, client);
+    }
+}
+
+/// `url` with any `user:password@` replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+fn state(ready: bool, reason: &'static str, message: String) -> StreamState {
+    StreamState {
+        ready,
+        reason,
+        message,
+    }
+}
+
+/// Brings the endpoint's stream in line with its spec and says how it went.
+/// Never an error: an unreachable NATS is a condition, not a failed pass.
+pub async fn reconcile(
+    connections: &Connections,
+    endpoint: &WebhookEndpoint,
+    resolved: &ResolvedSecrets,
+    settings: &Settings,
+) -> StreamState {
+    let target = match Target::for_endpoint(endpoint) {
+        Ok(target) => target,
+        // Validation refuses these before any pass gets here.
+        Err(error) => return state(false, "InvalidSpec", error.to_string()),
+    };
+    let nats = &endpoint.spec.nats;
+    let url = nats.url.as_deref().unwrap_or(&settings.nats_url);
+    let shown = redact_url(url);
+    // The endpoint's credentials; else the operator's own, but only for the
+    // NATS they were given for.
+    let credentials = match &nats.credentials_secret_ref {
+        Some(reference) => resolved
+            .get(&reference.name, &reference.key)
+            .map(|bytes| (Some(reference), Secret::from(bytes))),
+        None if nats.url.is_none() => connections
+            .operator_credentials
+            .as_ref()
+            .map(|c| (None, c.0.clone())),
+        None => None,
+    };
+    let operator_ref = hookwarden_crds::SecretKeyRef {
+        name: "<operator>".to_owned(),
+        key: "--nats-credentials-file".to_owned(),
+    };
+    let options = match &credentials {
+        Some((reference, secret)) => {
+            connect_options(Some((reference.unwrap_or(&operator_ref), secret)))
+        }
+        None => connect_options(None),
+    };
+    let options = match options {
+        Ok(options) => options,
+        Err(error) => return state(false, "CredentialsInvalid", error.to_string()),
+    };
+    let key = format!(
+        "{url}\n{}",
+        credentials
+            .as_ref()
+            .map(|(_, s)| hex::encode(Sha256::digest(s.expose())))
+            .unwrap_or_default()
+    );
+    let client = match connections.cached(&key) {
+        Some(client) => client,
+        None => {
+            let connected = options
+                .name("hookwarden-operator")
+                .connection_timeout(NATS_TIMEOUT)
+                .connect(url)
+                .await;
+            match connected {
+                Ok(client) => {
+                    connections.remember(key, client.clone());
+                    client
+                }
+                Err(error) => {
+                    use async_nats::ConnectErrorKind::{Authentication, AuthorizationViolation};
+                    let (reason, hint) = match error.kind() {
+                        AuthorizationViolation | Authentication => (
+                            "NatsUnauthorized",
+                            "check spec.nats.credentialsSecretRef (or the operator's NATS credentials for the default NATS)",
+                        ),
+                        _ => (
+                            "NatsUnreachable",
+                            "check spec.nats.url (or the operator's --nats-url) and that NATS runs",
+                        ),
+                    };
+                    return state(
+                        false,
+                        reason,
+                        format!(
+                            "cannot connect to NATS at {shown}: {error}; receivers answer 503 until they can store deliveries; {hint}"
+                        ),
+                    );
+                }
+            }
+        }
+    };
+    let mut jetstream = jetstream::new(client);
+    jetstream.set_timeout(NATS_TIMEOUT);
+    let stream = &target.stream;
+    match publish::manage_stream(&jetstream, &target).await {
+        Ok(outcome) => {
+            let (reason, what) = match outcome {
+                StreamOutcome::Created => ("StreamCreated", "created"),
+                StreamOutcome::Updated => ("StreamUpdated", "updated to the spec's settings"),
+                StreamOutcome::InSync => ("StreamInSync", "has the spec's settings"),
+                StreamOutcome::Unmanaged => (
+                    "Unmanaged",
+                    "exists and takes the endpoint's subjects; createStream is false, so its settings are left to whoever manages it",
+                ),
+            };
+            tracing::debug!(%stream, reason, "stream reconciled");
+            state(
+                true,
+                reason,
+                format!(
+                    "JetStream stream {stream} on {shown} {what} (subjects {})",
+                    target.subjects()
+                ),
+            )
+        }
+        Err(error) => {
+            let reason = match &error {
+                EnsureStreamError::Unreachable { .. } => "NatsUnreachable",
+                EnsureStreamError::NotFound { .. } => "StreamNotFound",
+                EnsureStreamError::Conflict(_) => "StreamConflict",
+                EnsureStreamError::Rejected { .. } => "StreamRejected",
+            };
+            tracing::info!(%error, reason, "stream not ready");
+            state(false, reason, format!("{error} (NATS {shown})"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_user_info_in_messages() {
+        assert_eq!(
+            redact_url("nats://user:pa55@nats.x.svc:4222"),
+            "nats://***@nats.x.svc:4222"
+        );
+        assert_eq!(redact_url("nats://tok@n:4222/p@x"), "nats://***@n:4222/p@x");
+        assert_eq!(redact_url("nats://n:4222"), "nats://n:4222");
+        assert_eq!(redact_url("n:4222"), "n:4222");
+    }
+
+    #[test]
+    fn credentials_debug_is_redacted() {
+        let creds = Credentials::new(b"SUAB-seed".to_vec());
+        assert!(!format!("{creds:?}").contains("SUAB"));
+        let connections = Connections::new(Some(creds));
+        assert!(!format!("{connections:?}").contains("SUAB"));
+    }
+}

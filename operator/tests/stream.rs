@@ -1,0 +1,346 @@
+//! Stream management against a real nats-server and the real control
+//! plane: the operator creates the endpoint's stream with the spec's
+//! settings over the endpoint's NATS credentials, updates it when the spec
+//! changes, reports an unreachable NATS, a missing unmanaged stream and a
+//! foreign one as `StreamReady=False` with `Ready` following, never shows
+//! the credentials, and never deletes a stream.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use hookwarden_crds::WebhookEndpoint;
+use hookwarden_operator::reconcile::{self, Config};
+use hookwarden_operator::resources::Settings;
+use hookwarden_tests::{NatsServer, TestNamespace, eventually};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Api;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Stops the in-process controller when dropped.
+struct Operator(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The operator's own `--nats-url` points nowhere: every endpoint here names
+/// its NATS in `spec.nats.url`.
+async fn start_operator(ns: &TestNamespace) -> Operator {
+    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
+        .await
+        .expect("CRD installs");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = Config {
+        settings: Settings {
+            receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
+            nats_url: "nats://127.0.0.1:1".to_owned(),
+            default_trusted_proxies: Vec::new(),
+        },
+        namespace: Some(ns.name().to_owned()),
+        nats_credentials: None,
+    };
+    tokio::spawn(reconcile::run(ns.client(), config, async move {
+        let _ = stopped.await;
+    }));
+    Operator(Some(stop))
+}
+
+/// Whether `stored` has every field of `wanted` (objects compared key by key).
+fn has_fields(stored: &serde_json::Value, wanted: &serde_json::Value) -> bool {
+    match (stored, wanted) {
+        (serde_json::Value::Object(s), serde_json::Value::Object(w)) => w
+            .iter()
+            .all(|(k, v)| s.get(k).is_some_and(|s| has_fields(s, v))),
+        _ => true,
+    }
+}
+
+/// Applies the endpoint right after installing this branch's CRD, until the
+/// API server kept every field (another worktree may install an older CRD
+/// that prunes new fields).
+async fn apply_endpoint(ns: &TestNamespace, name: &str, spec: serde_json::Value) {
+    let endpoint = serde_json::json!({
+        "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+        "metadata": {"name": name}, "spec": spec,
+    });
+    let raw: Api<DynamicObject> = Api::namespaced_with(
+        ns.client(),
+        ns.name(),
+        &ApiResource::erase::<WebhookEndpoint>(&()),
+    );
+    for _ in 0..5 {
+        hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
+            .await
+            .expect("CRD installs");
+        ns.api::<WebhookEndpoint>()
+            .patch(
+                name,
+                &PatchParams::apply("hookwarden-test").force(),
+                &Patch::Apply(&endpoint),
+            )
+            .await
+            .expect("endpoint applied");
+        let stored = raw.get(name).await.expect("read back");
+        if has_fields(&stored.data["spec"], &spec) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the API server kept pruning fields of {spec}");
+}
+
+async fn apply_secret(ns: &TestNamespace, name: &str, key: &str, value: &str) {
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name}, "stringData": {key: value},
+    });
+    ns.api::<Secret>()
+        .patch(
+            name,
+            &PatchParams::apply("hookwarden-test").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("Secret applied");
+}
+
+fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<Condition> {
+    endpoint
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+/// Waits until `StreamReady` has `status` and `reason`; returns the endpoint.
+async fn stream_ready(
+    ns: &TestNamespace,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> WebhookEndpoint {
+    let api = ns.api::<WebhookEndpoint>();
+    let what = format!("StreamReady {status}/{reason} for {name}");
+    eventually(&what, WAIT, || async {
+        let endpoint = api.get(name).await.ok()?;
+        let c = condition(&endpoint, "StreamReady")?;
+        (c.status == status && c.reason == reason).then_some(endpoint)
+    })
+    .await
+}
+
+async fn stream_config(js: &jetstream::Context, name: &str) -> Option<stream::Config> {
+    let mut stream = js.get_stream(name).await.ok()?;
+    Some(stream.info().await.ok()?.config.clone())
+}
+
+#[tokio::test]
+async fn the_stream_follows_the_spec_over_the_endpoint_credentials_and_outlives_the_endpoint() {
+    let ns = TestNamespace::create("stream").await.expect("namespace");
+    let nats = NatsServer::builder()
+        .require_creds()
+        .start()
+        .await
+        .expect("nats-server in operator mode");
+    let creds = nats.creds().expect("creds").to_owned();
+    let _operator = start_operator(&ns).await;
+    apply_secret(&ns, "gh", "secret", "stream-s3cr3t-1").await;
+    apply_secret(&ns, "nats-user", "user.creds", &creds).await;
+    let spec = |max_age: u64| {
+        serde_json::json!({
+            "provider": "github",
+            "replicas": 1,
+            "secretRefs": [{"name": "gh", "key": "secret"}],
+            "nats": {
+                "url": nats.url(),
+                "maxAgeSeconds": max_age,
+                "credentialsSecretRef": {"name": "nats-user", "key": "user.creds"},
+            },
+        })
+    };
+    apply_endpoint(&ns, "shop", spec(3600)).await;
+
+    let created = stream_ready(&ns, "shop", "True", "StreamCreated").await;
+    let message = condition(&created, "StreamReady").expect("c").message;
+    let stream_name = format!("HOOKWARDEN_{}_SHOP", ns.name().to_uppercase());
+    assert!(message.contains(&stream_name), "{message}");
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let config = stream_config(&js, &stream_name).await.expect("the stream");
+    assert_eq!(
+        config.subjects,
+        [format!("hookwarden.{}.shop.>", ns.name())]
+    );
+    assert_eq!(config.max_age, Duration::from_secs(3600));
+    assert_eq!(config.storage, stream::StorageType::File);
+    assert_eq!(config.duplicate_window, Duration::from_secs(120));
+    assert_eq!(config.num_replicas, 1);
+
+    // The receiver pod runs on the fake node; with the stream there the
+    // endpoint is Ready.
+    let api = ns.api::<WebhookEndpoint>();
+    eventually("Ready=True", WAIT, || async {
+        let endpoint = api.get("shop").await.ok()?;
+        (condition(&endpoint, "Ready")?.status == "True").then_some(())
+    })
+    .await;
+
+    // A changed limit updates the stream in place.
+    apply_endpoint(&ns, "shop", spec(7200)).await;
+    stream_ready(&ns, "shop", "True", "StreamUpdated").await;
+    let config = stream_config(&js, &stream_name).await.expect("the stream");
+    assert_eq!(config.max_age, Duration::from_secs(7200));
+
+    // Neither the seed nor the JWT shows in the status or an Event.
+    let seed = creds
+        .lines()
+        .find(|l| l.starts_with("SU"))
+        .expect("seed line")
+        .to_owned();
+    let jwt = creds
+        .lines()
+        .find(|l| l.starts_with("eyJ"))
+        .expect("jwt line")
+        .to_owned();
+    let endpoint = api.get("shop").await.expect("endpoint");
+    let status = serde_json::to_string(&endpoint.status).expect("status json");
+    assert!(!status.contains(&seed) && !status.contains(&jwt));
+    let events = ns
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    assert!(!events.items.is_empty());
+    for event in &events.items {
+        let text = serde_json::to_string(event).expect("event json");
+        assert!(!text.contains(&seed) && !text.contains(&jwt), "{text}");
+    }
+
+    // Deleting the endpoint keeps the stream and what it stored.
+    js.publish(format!("hookwarden.{}.shop.push", ns.name()), "kept".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    api.delete("shop", &DeleteParams::foreground())
+        .await
+        .expect("endpoint deleted");
+    eventually("the endpoint to be gone", WAIT, || async {
+        api.get_opt("shop").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let mut stream = js.get_stream(&stream_name).await.expect("the stream stays");
+    assert_eq!(stream.info().await.expect("info").state.messages, 1);
+}
+
+#[tokio::test]
+async fn unreachable_nats_missing_and_foreign_streams_are_reported() {
+    let ns = TestNamespace::create("stream-err")
+        .await
+        .expect("namespace");
+    let nats = NatsServer::start().await.expect("nats-server");
+    let _operator = start_operator(&ns).await;
+    apply_secret(&ns, "gh", "secret", "stream-s3cr3t-2").await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let endpoint = |url: String, nats: serde_json::Value| {
+        let mut spec = serde_json::json!({
+            "provider": "github",
+            "replicas": 1,
+            "secretRefs": [{"name": "gh", "key": "secret"}],
+            "nats": nats,
+        });
+        spec["nats"]["url"] = url.into();
+        spec
+    };
+
+    // Nothing listens there.
+    let down = format!("nats://127.0.0.1:{closed}");
+    apply_endpoint(&ns, "down", endpoint(down.clone(), serde_json::json!({}))).await;
+    let e = stream_ready(&ns, "down", "False", "NatsUnreachable").await;
+    let c = condition(&e, "StreamReady").expect("c");
+    assert!(c.message.contains(&down), "{}", c.message);
+    let ready = condition(&e, "Ready").expect("Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "StreamNotReady")
+    );
+
+    // createStream: false and no stream: reported, not created.
+    let url = nats.url().to_owned();
+    apply_endpoint(
+        &ns,
+        "unmanaged",
+        endpoint(
+            url.clone(),
+            serde_json::json!({"createStream": false, "stream": "ORDERS"}),
+        ),
+    )
+    .await;
+    let e = stream_ready(&ns, "unmanaged", "False", "StreamNotFound").await;
+    let message = condition(&e, "StreamReady").expect("c").message;
+    assert!(
+        message.contains("ORDERS") && message.contains("createStream"),
+        "{message}"
+    );
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    assert!(stream_config(&js, "ORDERS").await.is_none());
+
+    // Once someone creates it with the endpoint's subjects: Unmanaged, True.
+    js.create_stream(stream::Config {
+        name: "ORDERS".to_owned(),
+        subjects: vec![format!("hookwarden.{}.unmanaged.>", ns.name())],
+        max_age: Duration::from_secs(9),
+        ..stream::Config::default()
+    })
+    .await
+    .expect("created by its owner");
+    // A spec change triggers the next pass at once.
+    apply_endpoint(
+        &ns,
+        "unmanaged",
+        endpoint(
+            url.clone(),
+            serde_json::json!({"createStream": false, "stream": "ORDERS", "maxAgeSeconds": 60}),
+        ),
+    )
+    .await;
+    stream_ready(&ns, "unmanaged", "True", "Unmanaged").await;
+    let config = stream_config(&js, "ORDERS").await.expect("stream");
+    assert_eq!(config.max_age, Duration::from_secs(9), "left alone");
+
+    // A managed endpoint whose stream name is taken by another application.
+    js.create_stream(stream::Config {
+        name: "BILLING".to_owned(),
+        subjects: vec!["billing.>".to_owned()],
+        ..stream::Config::default()
+    })
+    .await
+    .expect("foreign stream");
+    apply_endpoint(
+        &ns,
+        "clash",
+        endpoint(url, serde_json::json!({"stream": "BILLING"})),
+    )
+    .await;
+    let e = stream_ready(&ns, "clash", "False", "StreamConflict").await;
+    let message = condition(&e, "StreamReady").expect("c").message;
+    assert!(message.contains("billing.>"), "{message}");
+    let config = stream_config(&js, "BILLING").await.expect("stream");
+    assert_eq!(
+        config.subjects,
+        ["billing.>"],
+        "a foreign stream is not touched"
+    );
+}
