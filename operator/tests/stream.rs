@@ -196,7 +196,18 @@ async fn the_stream_follows_the_spec_over_the_endpoint_credentials_and_outlives_
 
     // A changed limit updates the stream in place.
     apply_endpoint(&ns, "shop", spec(7200)).await;
-    stream_ready(&ns, "shop", "True", "StreamUpdated").await;
+    // `StreamUpdated`, or `StreamInSync` when a pass that started from a
+    // cached object older than the update's status wrote it: both are true,
+    // and the stream's own settings below are the proof.
+    eventually("StreamReady True for generation 2", WAIT, || async {
+        let endpoint = api.get("shop").await.ok()?;
+        let c = condition(&endpoint, "StreamReady")?;
+        (c.status == "True"
+            && c.observed_generation == Some(2)
+            && ["StreamUpdated", "StreamInSync"].contains(&c.reason.as_str()))
+        .then_some(())
+    })
+    .await;
     let config = stream_config(&js, &stream_name).await.expect("the stream");
     assert_eq!(config.max_age, Duration::from_secs(7200));
 

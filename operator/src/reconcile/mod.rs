@@ -419,6 +419,12 @@ async fn reconcile_once(
     endpoint: &WebhookEndpoint,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
+    // Being deleted: the garbage collector removes the children (first, with
+    // foreground deletion). Applying them again would recreate what it just
+    // deleted, and a foreground deletion would never finish.
+    if endpoint.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
     if let Err(invalid) = validate::validate(endpoint) {
         return invalid_spec(endpoint, ctx, &invalid).await;
     }
@@ -490,7 +496,16 @@ async fn reconcile_valid(
         .apply_or_prune(children.ingress.as_ref(), &caches.ingresses)
         .await?;
     let certificate = reconcile_certificate(&owned, children.certificate.as_ref()).await?;
-    let stream = stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings).await;
+    let stream = stream::keep_earlier_reason(
+        stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings).await,
+        endpoint.status.as_ref().and_then(|status| {
+            status
+                .conditions
+                .iter()
+                .find(|condition| condition.type_ == "StreamReady")
+        }),
+        endpoint.metadata.generation,
+    );
     let retry = if stream.ready { RESYNC } else { STREAM_RETRY };
     let exposure = Exposure {
         url: endpoint

@@ -103,6 +103,36 @@ fn state(ready: bool, reason: &'static str, message: String) -> StreamState {
     }
 }
 
+/// A stream found in sync on a later pass for the same generation keeps the
+/// condition of the pass that created or updated it: the condition keeps
+/// saying how the stream got there, and the status is not rewritten (nor the
+/// endpoint requeued by its own status change) on every pass.
+pub fn keep_earlier_reason(
+    state: StreamState,
+    previous: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    generation: Option<i64>,
+) -> StreamState {
+    if state.reason != "StreamInSync" {
+        return state;
+    }
+    let Some(previous) = previous else {
+        return state;
+    };
+    if previous.status != "True" || previous.observed_generation != generation {
+        return state;
+    }
+    let reason = match previous.reason.as_str() {
+        "StreamCreated" => "StreamCreated",
+        "StreamUpdated" => "StreamUpdated",
+        _ => return state,
+    };
+    StreamState {
+        reason,
+        message: previous.message.clone(),
+        ..state
+    }
+}
+
 /// Brings the endpoint's stream in line with its spec and says how it went.
 /// Never an error: an unreachable NATS is a condition, not a failed pass.
 pub async fn reconcile(
@@ -246,5 +276,51 @@ mod tests {
         assert!(!format!("{creds:?}").contains("SUAB"));
         let connections = Connections::new(Some(creds));
         assert!(!format!("{connections:?}").contains("SUAB"));
+    }
+
+    fn condition(
+        reason: &str,
+        generation: i64,
+    ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: "StreamReady".to_owned(),
+            status: "True".to_owned(),
+            reason: reason.to_owned(),
+            message: format!("{reason} message"),
+            observed_generation: Some(generation),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+        }
+    }
+
+    #[test]
+    fn in_sync_keeps_how_the_stream_got_there_for_the_same_generation() {
+        let in_sync = || state(true, "StreamInSync", "in sync".to_owned());
+        let created = condition("StreamCreated", 1);
+        let kept = keep_earlier_reason(in_sync(), Some(&created), Some(1));
+        assert_eq!(kept.reason, "StreamCreated");
+        assert_eq!(kept.message, "StreamCreated message");
+        assert_eq!(
+            keep_earlier_reason(in_sync(), Some(&created), Some(2)).reason,
+            "StreamInSync",
+            "a new generation that needed no change is simply in sync"
+        );
+        assert_eq!(
+            keep_earlier_reason(in_sync(), None, Some(1)).reason,
+            "StreamInSync"
+        );
+        let updated = keep_earlier_reason(
+            state(true, "StreamUpdated", "u".to_owned()),
+            Some(&created),
+            Some(1),
+        );
+        assert_eq!(updated.reason, "StreamUpdated", "only InSync is replaced");
+        let mut failed = condition("StreamCreated", 1);
+        failed.status = "False".to_owned();
+        assert_eq!(
+            keep_earlier_reason(in_sync(), Some(&failed), Some(1)).reason,
+            "StreamInSync"
+        );
     }
 }
