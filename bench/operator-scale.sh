@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The operator at scale: applies ENDPOINTS WebhookEndpoints (default 1000;
-# see the Service IP check below: the local control plane fits about 250) to
-# the local control plane (`make cluster-up`), runs `hookwarden-operator run`
-# against it and a private nats-server, and reports
+# The operator at scale: applies ENDPOINTS WebhookEndpoints (default 1000)
+# across NAMESPACES namespaces (default 10) to the local control plane
+# (`make cluster-up`), runs `hookwarden-operator run` (all namespaces) against
+# it and a private nats-server, and reports
 #   - the time from the apply until every endpoint is Ready,
 #   - the operator's peak RSS and CPU time,
 #   - API requests per endpoint (apiserver_request_total before/after),
-#   - reconcile passes per endpoint (the operator's own metric).
+#   - reconcile passes per endpoint (the operator's own metric),
+#   - reconcile passes per minute at rest, REST_SECONDS after all are Ready
+#     (near zero: no hot loop).
 # Not part of `make test`. Results go to stdout as Markdown rows.
 #
 # Environment:
 #   ENDPOINTS     how many endpoints (default 1000)
+#   NAMESPACES    how many namespaces they are spread over (default 10)
+#   REST_SECONDS  how long to count passes at rest (default 60)
 #   REPLICAS      receiver pods per endpoint (default 0). The kwok node holds
 #                 110 pods and is shared with the tests; with 1000 endpoints
 #                 only 0 fits: each endpoint is then complete (Secret,
@@ -31,6 +35,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/tools/lib.sh"
 
 ENDPOINTS=${ENDPOINTS:-1000}
+NAMESPACES=${NAMESPACES:-10}
+REST_SECONDS=${REST_SECONDS:-60}
 REPLICAS=${REPLICAS:-0}
 TIMEOUT=${TIMEOUT:-1200}
 OPERATOR_BIN=${OPERATOR_BIN:-$root/target/release/hookwarden-operator}
@@ -41,23 +47,25 @@ nats_server=$(tool_path nats-server)
 [ -x "$kubectl" ] && [ -x "$nats_server" ] || die "pinned tools missing: make tools"
 "$kubectl" get --raw /readyz >/dev/null 2>&1 || die "the control plane at $KUBECONFIG is not reachable: make cluster-up"
 
-# Every endpoint gets a Service, and Services take ClusterIPs: the local
-# control plane's --service-cluster-ip-range is 10.0.0.0/24 (tests/tools/
-# cluster.sh), about 250 addresses shared by everything on it. Past that the
-# operator's Service applies fail ("range is full") and the endpoints never
-# get Ready; refuse rather than starve other users of the control plane.
+# Every endpoint gets a Service, and Services take ClusterIPs from the
+# control plane's service range (tests/tools/cluster.sh: 10.0.0.0/16). Past
+# it the operator's Service applies fail ("range is full") and the endpoints
+# never get Ready; refuse rather than starve other users of the control plane.
+cidr=$("$kubectl" get servicecidr kubernetes -o jsonpath='{.spec.cidrs[0]}' 2>/dev/null || echo 10.0.0.0/24)
 services=$("$kubectl" get services -A --no-headers 2>/dev/null | wc -l)
-free_ips=$((250 - services))
-[ "$ENDPOINTS" -le "$free_ips" ] || die "$ENDPOINTS endpoints need $ENDPOINTS Service IPs; the control plane has about $free_ips free (10.0.0.0/24 with $services Services)"
+free_ips=$(( (1 << (32 - ${cidr#*/})) - 2 - services ))
+[ "$ENDPOINTS" -le "$free_ips" ] || die "$ENDPOINTS endpoints need $ENDPOINTS Service IPs; the control plane has about $free_ips free ($cidr with $services Services)"
 
 work=$(mktemp -d -t hookwarden-bench-XXXXXX)
-ns=hookwarden-bench-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+run=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+namespaces=()
+for n in $(seq 1 "$NAMESPACES"); do namespaces+=("hookwarden-bench-$run-$n"); done
 nats_pid=
 operator_pid=
 cleanup() {
   [ -n "$operator_pid" ] && kill "$operator_pid" 2>/dev/null || true
   [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null || true
-  "$kubectl" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+  "$kubectl" delete namespace "${namespaces[@]}" --wait=false >/dev/null 2>&1 || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -74,11 +82,14 @@ nats_pid=$!
 for _ in $(seq 100); do ls "$work"/ports/*.ports >/dev/null 2>&1 && break; sleep 0.1; done
 nats_url=$(jq -r '.nats[0]' "$work"/ports/*.ports) || die "nats-server did not start; log: $work/nats.log"
 
-"$kubectl" create namespace "$ns" >/dev/null
-"$kubectl" -n "$ns" create secret generic bench-webhook --from-literal=secret="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" >/dev/null
+secret=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+for ns in "${namespaces[@]}"; do
+  "$kubectl" create namespace "$ns" >/dev/null
+  "$kubectl" -n "$ns" create secret generic bench-webhook --from-literal=secret="$secret" >/dev/null
+done
 
 metrics_port=$(free_port)
-"$OPERATOR_BIN" run --namespace "$ns" --nats-url "$nats_url" \
+"$OPERATOR_BIN" run --nats-url "$nats_url" \
   --receiver-image registry.invalid/hookwarden/receiver:bench \
   --metrics-listen "127.0.0.1:$metrics_port" >"$work/operator.log" 2>&1 &
 operator_pid=$!
@@ -114,7 +125,7 @@ for i in $(seq -w 1 "$ENDPOINTS"); do
 ---
 apiVersion: hookwarden.dev/v1alpha1
 kind: WebhookEndpoint
-metadata: {name: e$i}
+metadata: {name: e$i, namespace: ${namespaces[$((10#$i % NAMESPACES))]}, labels: {hookwarden.dev/bench: "$run"}}
 spec:
   provider: github
   replicas: $REPLICAS
@@ -122,13 +133,13 @@ spec:
 EOF
 done >"$manifest"
 
-say "applying $ENDPOINTS endpoints (replicas $REPLICAS) in namespace $ns"
+say "applying $ENDPOINTS endpoints (replicas $REPLICAS) in $NAMESPACES namespaces hookwarden-bench-$run-*"
 start=$(now)
-"$kubectl" -n "$ns" apply --server-side --field-manager hookwarden-bench -f "$manifest" >/dev/null
+"$kubectl" apply --server-side --field-manager hookwarden-bench -f "$manifest" >/dev/null
 applied=$(now)
 ready=0
 while :; do
-  ready=$("$kubectl" -n "$ns" get webhookendpoints -o \
+  ready=$("$kubectl" get webhookendpoints -A -l "hookwarden.dev/bench=$run" -o \
     jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$' || true)
   [ "$ready" -ge "$ENDPOINTS" ] && break
   kill -0 "$operator_pid" 2>/dev/null || die "the operator exited; log: $work/operator.log"
@@ -144,8 +155,15 @@ by_resource >"$work/after"
 hz=$(getconf CLK_TCK)
 peak_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$operator_pid/status")
 rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$operator_pid/status")
-passes=$(curl -s "http://127.0.0.1:$metrics_port/metrics" |
-  awk '/^hookwarden_operator_reconciles_total\{/ {s += $NF} END {printf "%d\n", s}')
+passes_total() {
+  curl -s "http://127.0.0.1:$metrics_port/metrics" |
+    awk '/^hookwarden_operator_reconciles_total\{/ {s += $NF} END {printf "%d\n", s}'
+}
+passes=$(passes_total)
+say "all Ready; counting passes at rest for ${REST_SECONDS}s"
+sleep "$REST_SECONDS"
+rest_passes=$(( $(passes_total) - passes ))
+per_minute=$(calc "$rest_passes * 60 / $REST_SECONDS")
 streams=$("$(tool_path nats)" -s "$nats_url" stream ls --names 2>/dev/null | grep -c . || true)
 
 total=$(calc "$done_at - $start")
@@ -154,10 +172,10 @@ cpu_s=$(calc "($ticks_after - $ticks_before) / $hz")
 per_endpoint=$(calc "($after - $before) / $ENDPOINTS")
 passes_per=$(awk "BEGIN { printf \"%.2f\", $passes / $ENDPOINTS }")
 
-echo "| endpoints | replicas each | apply | all Ready | operator CPU | operator RSS peak / end | API requests per endpoint | passes per endpoint |"
-echo "|---|---|---|---|---|---|---|---|"
-printf '| %s | %s | %s s | %s s | %s s | %d / %d MiB | %s | %s |\n' \
-  "$ENDPOINTS" "$REPLICAS" "$apply_s" "$total" "$cpu_s" $((peak_kib / 1024)) $((rss_kib / 1024)) "$per_endpoint" "$passes_per"
+echo "| endpoints | namespaces | replicas each | apply | all Ready | operator CPU | operator RSS peak / end | API requests per endpoint | passes per endpoint | passes per minute at rest |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+printf '| %s | %s | %s | %s s | %s s | %s s | %d / %d MiB | %s | %s | %s |\n' \
+  "$ENDPOINTS" "$NAMESPACES" "$REPLICAS" "$apply_s" "$total" "$cpu_s" $((peak_kib / 1024)) $((rss_kib / 1024)) "$per_endpoint" "$passes_per" "$per_minute"
 echo "JetStream streams on the bench NATS: $streams"
 echo
 echo "API requests per endpoint by verb and resource (top 15, all clients):"

@@ -189,7 +189,7 @@ up() {
     --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true --profiling=false \
+    --service-cluster-ip-range 10.0.0.0/16 --allow-privileged=true --profiling=false \
     --endpoint-reconciler-type none
   wait_for kube-apiserver apiserver_ready
 
