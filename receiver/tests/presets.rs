@@ -54,6 +54,8 @@ fn cases() -> Vec<Case> {
     let linear = r#"{"action":"create","type":"Issue"}"#;
     let intercom = r#"{"topic":"conversation.user.created","id":"notif_1"}"#;
     let meta = r#"{"object":"whatsapp_business_account","entry":[]}"#;
+    let gitlab = r#"{"object_kind":"push","ref":"refs/heads/main","total_commits_count":1}"#;
+    let bitbucket = r#"{"push":{"changes":[]},"repository":{"uuid":"{1}"}}"#;
     let with = |mut headers: Vec<(&'static str, String)>, extra: &[(&'static str, &str)]| {
         headers.extend(extra.iter().map(|(n, v)| (*n, (*v).to_owned())));
         headers
@@ -148,6 +150,33 @@ fn cases() -> Vec<Case> {
             verify::intercom::sign(SECRET, intercom.as_bytes()),
             "conversation_user_created",
             Some("notif_1"),
+        ),
+        case(
+            "gitlab",
+            WHSEC,
+            gitlab,
+            with(
+                verify::gitlab::sign_with_signing_token(WHSEC, "gl-e2e-1", ts, gitlab.as_bytes())
+                    .expect("whsec secret"),
+                &[("x-gitlab-event", "Push Hook")],
+            ),
+            "Push_Hook",
+            Some("gl-e2e-1"),
+        ),
+        case(
+            "bitbucket",
+            SECRET,
+            bitbucket,
+            vec![
+                (
+                    "x-hub-signature",
+                    verify::bitbucket::sign(SECRET, bitbucket.as_bytes()),
+                ),
+                ("x-event-key", "repo:push".to_owned()),
+                ("x-request-uuid", "bb-e2e-1".to_owned()),
+            ],
+            "repo_push",
+            Some("bb-e2e-1"),
         ),
         case(
             "meta",
