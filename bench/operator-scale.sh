@@ -14,6 +14,9 @@
 # Environment:
 #   ENDPOINTS     how many endpoints (default 1000)
 #   NAMESPACES    how many namespaces they are spread over (default 10)
+#   SETTLE_SECONDS how long to let the control plane settle after all are
+#                 Ready before counting (default 120: the controller-manager
+#                 is still creating ReplicaSets when the operator is done)
 #   REST_SECONDS  how long to count passes at rest (default 60)
 #   REPLICAS      receiver pods per endpoint (default 0). The kwok node holds
 #                 110 pods and is shared with the tests; with 1000 endpoints
@@ -37,6 +40,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 ENDPOINTS=${ENDPOINTS:-1000}
 NAMESPACES=${NAMESPACES:-10}
 REST_SECONDS=${REST_SECONDS:-60}
+SETTLE_SECONDS=${SETTLE_SECONDS:-120}
 REPLICAS=${REPLICAS:-0}
 TIMEOUT=${TIMEOUT:-1200}
 OPERATOR_BIN=${OPERATOR_BIN:-$root/target/release/hookwarden-operator}
@@ -67,7 +71,7 @@ cleanup() {
   [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null || true
   "$kubectl" delete namespace "${namespaces[@]}" --wait=false >/dev/null 2>&1 || true
   wait 2>/dev/null || true
-  rm -rf "$work"
+  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -160,9 +164,11 @@ passes_total() {
     awk '/^hookwarden_operator_reconciles_total\{/ {s += $NF} END {printf "%d\n", s}'
 }
 passes=$(passes_total)
-say "all Ready; counting passes at rest for ${REST_SECONDS}s"
+say "all Ready; settling for ${SETTLE_SECONDS}s, then counting passes at rest for ${REST_SECONDS}s"
+sleep "$SETTLE_SECONDS"
+settled=$(passes_total)
 sleep "$REST_SECONDS"
-rest_passes=$(( $(passes_total) - passes ))
+rest_passes=$(( $(passes_total) - settled ))
 per_minute=$(calc "$rest_passes * 60 / $REST_SECONDS")
 streams=$("$(tool_path nats)" -s "$nats_url" stream ls --names 2>/dev/null | grep -c . || true)
 
