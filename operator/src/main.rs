@@ -19,8 +19,27 @@ use hookwarden_operator::resources::Settings;
     about = "Hookwarden operator: reconciles WebhookEndpoint resources"
 )]
 struct Cli {
+    /// How log lines are written: `text` for a terminal, `json`
+    /// (one object a line, like the receiver's) for a log collector.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKWARDEN_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The formats of `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, the event's fields at the top level.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +112,25 @@ fn parse_cidr(text: &str) -> Result<String, String> {
         .map(|net| net.to_string())
         .map_err(|e| format!("{text:?} is not a CIDR such as 10.244.0.0/16: {e}"))
 }
+
+/// Logs to stdout at the level of `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        // As the receiver does, with the current span (the reconcile span
+        // names the endpoint's namespace and name) but not the whole list.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
 /// How long releasing the Lease at exit may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -102,13 +140,8 @@ const DEFAULT_RECEIVER_IMAGE: &str =
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match cli.command {
         Command::Run {
             receiver_image,
@@ -342,5 +375,28 @@ mod tests {
         ])
         .expect_err("not a CIDR");
         assert!(refused.to_string().contains("is not a CIDR"), "{refused}");
+    }
+
+    #[test]
+    fn log_format_is_text_or_json_before_or_after_the_subcommand() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("hookwarden-operator").chain(args.iter().copied()))
+        };
+        let default = parse(&["run"]).expect("no flag");
+        assert_eq!(default.log_format, LogFormat::Text);
+        let after = parse(&["run", "--log-format=json"]).expect("after run");
+        assert_eq!(after.log_format, LogFormat::Json);
+        let before = parse(&["--log-format", "json", "install-crd"]).expect("before");
+        assert_eq!(before.log_format, LogFormat::Json);
+        let text = parse(&["run", "--log-format=text"]).expect("text");
+        assert_eq!(text.log_format, LogFormat::Text);
+
+        let refused = parse(&["run", "--log-format=logfmt"]).expect_err("unknown format");
+        let refused = refused.to_string();
+        assert!(refused.contains("logfmt"), "{refused}");
+        assert!(
+            refused.contains("text") && refused.contains("json"),
+            "{refused}"
+        );
     }
 }

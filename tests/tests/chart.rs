@@ -336,6 +336,10 @@ fn the_schema_refuses_bad_values_with_a_message() {
             &["--set", "receivers.trustedProxies={10.0.0.0}"],
             "at '/receivers/trustedProxies/0'",
         ),
+        (
+            &["--set", "logFormat=logfmt"],
+            "at '/logFormat': value must be one of 'json', 'text'",
+        ),
     ];
     for (args, message) in cases {
         let out = refused(args);
@@ -388,8 +392,9 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
             format!("--receiver-image=ghcr.io/hookwarden/receiver:{version}"),
             "--nats-url=nats://nats.nats.svc:4222",
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+            "--log-format=json",
         ]),
-        "no --namespace: all namespaces"
+        "no --namespace: all namespaces; JSON logs like the receivers'"
     );
     assert!(
         container.get("volumeMounts").is_none(),
@@ -484,6 +489,7 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
             "--nats-credentials-file=/etc/hookwarden/nats/creds",
             "--namespace=webhooks",
             "--leader-election",
+            "--log-format=text",
         ])
     );
     // Only the .creds key of the operator's NATS Secret, read-only.
