@@ -42,6 +42,9 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once at start and taken apart at once: boxing `Run`'s flags would
+// buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Install the CRD, then reconcile WebhookEndpoints until SIGTERM or
@@ -68,6 +71,10 @@ enum Command {
             value_parser = parse_cidr
         )]
         default_trusted_proxies: Vec<String>,
+        /// The IngressClass of endpoints whose `spec.ingress` sets no
+        /// `className` (default: the cluster's default IngressClass).
+        #[arg(long, env = "HOOKWARDEN_DEFAULT_INGRESS_CLASS", value_parser = parse_object_name)]
+        default_ingress_class: Option<String>,
         /// A NATS `.creds` file the operator uses to manage the streams of
         /// endpoints on the default NATS (`--nats-url`) that have no
         /// `spec.nats.credentialsSecretRef`. Never passed to receivers.
@@ -131,6 +138,31 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The name of a Kubernetes object (a DNS subdomain: lowercase letters,
+/// digits, `-` and `.`), checked here so a typo stops the operator at start
+/// instead of leaving every Ingress unserved.
+fn parse_object_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 253
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && text
+            .bytes()
+            .next()
+            .zip(text.bytes().last())
+            .is_some_and(|(first, last)| {
+                first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric()
+            });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253)"
+        ))
+    }
+}
+
 /// How long releasing the Lease at exit may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -147,6 +179,7 @@ async fn main() -> ExitCode {
             receiver_image,
             nats_url,
             default_trusted_proxies,
+            default_ingress_class,
             nats_credentials_file,
             namespace,
             crd_timeout_secs,
@@ -182,6 +215,7 @@ async fn main() -> ExitCode {
                     receiver_image,
                     nats_url,
                     default_trusted_proxies,
+                    default_ingress_class,
                 },
                 namespace,
                 nats_credentials,
@@ -375,6 +409,37 @@ mod tests {
         ])
         .expect_err("not a CIDR");
         assert!(refused.to_string().contains("is not a CIDR"), "{refused}");
+    }
+
+    #[test]
+    fn default_ingress_class_is_an_object_name() {
+        let cli = Cli::try_parse_from([
+            "hookwarden-operator",
+            "run",
+            "--default-ingress-class=nginx-public",
+        ])
+        .expect("valid name");
+        let Command::Run {
+            default_ingress_class,
+            ..
+        } = cli.command
+        else {
+            panic!("run");
+        };
+        assert_eq!(default_ingress_class.as_deref(), Some("nginx-public"));
+
+        assert!(parse_object_name("").is_err(), "empty");
+        for bad in ["Nginx", "-nginx", "nginx-", "nginx_public"] {
+            let flag = format!("--default-ingress-class={bad}");
+            let refused =
+                Cli::try_parse_from(["hookwarden-operator", "run", flag.as_str()]).expect_err(bad);
+            assert!(
+                refused
+                    .to_string()
+                    .contains("is not a Kubernetes object name"),
+                "{bad:?}: {refused}"
+            );
+        }
     }
 
     #[test]

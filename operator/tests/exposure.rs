@@ -61,6 +61,7 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
             receiver_image: IMAGE.to_owned(),
             nats_url: nats.url().to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_ingress_class: None,
         },
         namespace: Some(ns.name().to_owned()),
         nats_credentials: None,

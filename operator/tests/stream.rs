@@ -43,6 +43,7 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
             receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
             nats_url: "nats://127.0.0.1:1".to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_ingress_class: None,
         },
         namespace: Some(ns.name().to_owned()),
         nats_credentials: None,

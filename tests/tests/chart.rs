@@ -337,6 +337,10 @@ fn the_schema_refuses_bad_values_with_a_message() {
             "at '/receivers/trustedProxies/0'",
         ),
         (
+            &["--set", "ingress.className=Nginx_Public"],
+            "at '/ingress/className'",
+        ),
+        (
             &["--set", "logFormat=logfmt"],
             "at '/logFormat': value must be one of 'json', 'text'",
         ),
@@ -486,6 +490,7 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
             "--receiver-image=registry.example.com/hookwarden/receiver:0.1.0-rc.1",
             "--nats-url=nats://nats.messaging.svc:4222",
             "--default-trusted-proxies=10.244.0.0/16,fd00:10:244::/56",
+            "--default-ingress-class=nginx",
             "--nats-credentials-file=/etc/hookwarden/nats/creds",
             "--namespace=webhooks",
             "--leader-election",

@@ -59,6 +59,9 @@ pub struct Settings {
     /// trusted proxy reports as HTTPS, so without this every endpoint would
     /// have to repeat its cluster's pod CIDR.
     pub default_trusted_proxies: Vec<String>,
+    /// The IngressClass of endpoints whose `spec.ingress` names none;
+    /// `None`: the cluster's default IngressClass.
+    pub default_ingress_class: Option<String>,
 }
 
 /// A referenced Secret key: `(secret name, key)`.
@@ -217,7 +220,7 @@ pub fn build(
     let service = service(&owner)?;
     Ok(Children {
         network_policy: network_policy(endpoint, &owner, settings)?,
-        ingress: ingress(endpoint, &owner)?,
+        ingress: ingress(endpoint, &owner, settings)?,
         certificate: certificate(endpoint, &owner)?,
         pod_disruption_budget: pod_disruption_budget(endpoint, &owner)?,
         autoscaler: autoscaler(endpoint, &owner)?,
@@ -328,6 +331,7 @@ pub(crate) mod fixtures {
             receiver_image: "ghcr.io/hookwarden/receiver:test".to_owned(),
             nats_url: "nats://nats.nats.svc:4222".to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_ingress_class: None,
         }
     }
 }
