@@ -42,6 +42,26 @@ enum LogFormat {
     Json,
 }
 
+/// The kinds of `--default-issuer-kind`, spelled as cert-manager does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum IssuerKindArg {
+    /// A namespaced issuer, in the endpoint's namespace.
+    #[value(name = "Issuer")]
+    Issuer,
+    /// A cluster-wide issuer.
+    #[value(name = "ClusterIssuer")]
+    ClusterIssuer,
+}
+
+impl From<IssuerKindArg> for hookwarden_crds::IssuerKind {
+    fn from(kind: IssuerKindArg) -> Self {
+        match kind {
+            IssuerKindArg::Issuer => Self::Issuer,
+            IssuerKindArg::ClusterIssuer => Self::ClusterIssuer,
+        }
+    }
+}
+
 // Parsed once at start and taken apart at once: boxing `Run`'s flags would
 // buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -75,6 +95,21 @@ enum Command {
         /// `className` (default: the cluster's default IngressClass).
         #[arg(long, env = "HOOKWARDEN_DEFAULT_INGRESS_CLASS", value_parser = parse_object_name)]
         default_ingress_class: Option<String>,
+        /// The cert-manager issuer of endpoints with `spec.ingress` and no
+        /// `spec.tls`: they get a Certificate from it (into `<name>-tls`) as
+        /// if they named it in `spec.tls.issuerRef`. Default: none, such
+        /// Ingresses serve plain HTTP.
+        #[arg(long, env = "HOOKWARDEN_DEFAULT_ISSUER_NAME", value_parser = parse_object_name)]
+        default_issuer_name: Option<String>,
+        /// The kind of `--default-issuer-name`: `ClusterIssuer`, or `Issuer`
+        /// (which must then exist in each endpoint's namespace).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_DEFAULT_ISSUER_KIND",
+            value_enum,
+            default_value_t = IssuerKindArg::ClusterIssuer
+        )]
+        default_issuer_kind: IssuerKindArg,
         /// A NATS `.creds` file the operator uses to manage the streams of
         /// endpoints on the default NATS (`--nats-url`) that have no
         /// `spec.nats.credentialsSecretRef`. Never passed to receivers.
@@ -180,6 +215,8 @@ async fn main() -> ExitCode {
             nats_url,
             default_trusted_proxies,
             default_ingress_class,
+            default_issuer_name,
+            default_issuer_kind,
             nats_credentials_file,
             namespace,
             crd_timeout_secs,
@@ -216,6 +253,10 @@ async fn main() -> ExitCode {
                     nats_url,
                     default_trusted_proxies,
                     default_ingress_class,
+                    default_issuer: default_issuer_name.map(|name| hookwarden_crds::IssuerRef {
+                        name,
+                        kind: default_issuer_kind.into(),
+                    }),
                 },
                 namespace,
                 nats_credentials,
@@ -440,6 +481,59 @@ mod tests {
                 "{bad:?}: {refused}"
             );
         }
+    }
+
+    #[test]
+    fn the_default_issuer_is_a_name_and_a_cert_manager_kind() {
+        let run = |args: &[&str]| -> Result<(Option<String>, IssuerKindArg), clap::Error> {
+            let cli = Cli::try_parse_from(
+                ["hookwarden-operator", "run"]
+                    .into_iter()
+                    .chain(args.iter().copied()),
+            )?;
+            let Command::Run {
+                default_issuer_name,
+                default_issuer_kind,
+                ..
+            } = cli.command
+            else {
+                panic!("run");
+            };
+            Ok((default_issuer_name, default_issuer_kind))
+        };
+        assert_eq!(
+            run(&[]).expect("no issuer"),
+            (None, IssuerKindArg::ClusterIssuer)
+        );
+        assert_eq!(
+            run(&["--default-issuer-name=letsencrypt"]).expect("name only"),
+            (Some("letsencrypt".to_owned()), IssuerKindArg::ClusterIssuer)
+        );
+        assert_eq!(
+            run(&[
+                "--default-issuer-name=team-ca",
+                "--default-issuer-kind=Issuer"
+            ])
+            .expect("namespaced"),
+            (Some("team-ca".to_owned()), IssuerKindArg::Issuer)
+        );
+        assert_eq!(
+            hookwarden_crds::IssuerKind::from(IssuerKindArg::Issuer),
+            hookwarden_crds::IssuerKind::Issuer
+        );
+
+        let refused = run(&["--default-issuer-kind=clusterissuer"]).expect_err("case");
+        assert!(
+            refused.to_string().contains("ClusterIssuer"),
+            "the message names the kinds: {refused}"
+        );
+        let refused = run(&["--default-issuer-name=Lets_Encrypt"]).expect_err("bad name");
+        assert!(
+            refused
+                .to_string()
+                .contains("is not a Kubernetes object name"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
             nats_url: nats.url().to_owned(),
             default_trusted_proxies: Vec::new(),
             default_ingress_class: None,
+            default_issuer: None,
         },
         namespace: Some(ns.name().to_owned()),
         nats_credentials: None,

@@ -341,6 +341,14 @@ fn the_schema_refuses_bad_values_with_a_message() {
             "at '/ingress/className'",
         ),
         (
+            &["--set", "certManager.issuer.name=Lets_Encrypt"],
+            "at '/certManager/issuer/name'",
+        ),
+        (
+            &["--set", "certManager.issuer.kind=clusterissuer"],
+            "at '/certManager/issuer/kind': value must be one of 'ClusterIssuer', 'Issuer'",
+        ),
+        (
             &["--set", "logFormat=logfmt"],
             "at '/logFormat': value must be one of 'json', 'text'",
         ),
@@ -491,6 +499,8 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
             "--nats-url=nats://nats.messaging.svc:4222",
             "--default-trusted-proxies=10.244.0.0/16,fd00:10:244::/56",
             "--default-ingress-class=nginx",
+            "--default-issuer-name=webhooks-ca",
+            "--default-issuer-kind=Issuer",
             "--nats-credentials-file=/etc/hookwarden/nats/creds",
             "--namespace=webhooks",
             "--leader-election",

@@ -508,11 +508,12 @@ async fn reconcile_valid(
     );
     let retry = if stream.ready { RESYNC } else { STREAM_RETRY };
     let exposure = Exposure {
-        url: endpoint
+        // Of the effective spec: the default issuer makes it https.
+        url: effective
             .spec
             .ingress
             .as_ref()
-            .map(|ingress| resources::public_url(ingress, endpoint.spec.tls.as_ref())),
+            .map(|ingress| resources::public_url(ingress, effective.spec.tls.as_ref())),
         secret_name,
         certificate,
         stream: Some(stream),
@@ -713,7 +714,7 @@ async fn reconcile_certificate(
         return Ok(None);
     };
     if !installed {
-        tracing::info!("tls.issuerRef is set but cert-manager is not installed");
+        tracing::info!("a certificate issuer is set but cert-manager is not installed");
         return Ok(Some(CertificateState::CertManagerNotInstalled { secret }));
     }
     let applied = api

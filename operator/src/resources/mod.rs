@@ -62,6 +62,11 @@ pub struct Settings {
     /// The IngressClass of endpoints whose `spec.ingress` names none;
     /// `None`: the cluster's default IngressClass.
     pub default_ingress_class: Option<String>,
+    /// The cert-manager issuer of endpoints with `spec.ingress` and no
+    /// `spec.tls` at all: they get a Certificate from it as if they named it
+    /// in `spec.tls.issuerRef`. `None`: such endpoints are served over
+    /// plain HTTP by the Ingress.
+    pub default_issuer: Option<hookwarden_crds::IssuerRef>,
 }
 
 /// A referenced Secret key: `(secret name, key)`.
@@ -179,7 +184,8 @@ pub struct Children {
     pub network_policy: NetworkPolicy,
     /// The public route, when `spec.ingress` is set.
     pub ingress: Option<Ingress>,
-    /// The cert-manager Certificate, when `spec.tls.issuerRef` is set.
+    /// The cert-manager Certificate, when `spec.tls.issuerRef` is set (or
+    /// the default issuer fills it in).
     pub certificate: Option<DynamicObject>,
     /// At most one receiver down in a drain, when more than one runs.
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
@@ -332,6 +338,7 @@ pub(crate) mod fixtures {
             nats_url: "nats://nats.nats.svc:4222".to_owned(),
             default_trusted_proxies: Vec::new(),
             default_ingress_class: None,
+            default_issuer: None,
         }
     }
 }
