@@ -115,9 +115,15 @@ enum Command {
         /// `spec.nats.credentialsSecretRef`. Never passed to receivers.
         #[arg(long, env = "HOOKWARDEN_NATS_CREDENTIALS_FILE")]
         nats_credentials_file: Option<std::path::PathBuf>,
-        /// Watch only this namespace (default: all namespaces).
-        #[arg(long, env = "HOOKWARDEN_WATCH_NAMESPACE")]
-        namespace: Option<String>,
+        /// Watch only these namespaces, one watch each: repeat the flag or
+        /// separate them by commas (default: all namespaces).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_WATCH_NAMESPACE",
+            value_delimiter = ',',
+            value_parser = parse_namespace
+        )]
+        namespace: Vec<String>,
         /// How long to wait for the CRD to be Established, in seconds.
         #[arg(long, default_value_t = 30)]
         crd_timeout_secs: u64,
@@ -198,6 +204,19 @@ fn parse_object_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// A namespace name (a DNS label), checked here so a typo stops the
+/// operator at start instead of watching a namespace that never exists.
+fn parse_namespace(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.len() <= 63 && !text.contains('.') && parse_object_name(text).is_ok() {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+        ))
+    }
+}
+
 /// How long releasing the Lease at exit may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -258,7 +277,7 @@ async fn main() -> ExitCode {
                         kind: default_issuer_kind.into(),
                     }),
                 },
-                namespace,
+                namespaces: namespace,
                 nats_credentials,
             };
             run(
@@ -379,10 +398,15 @@ async fn run(
     let shutdown = async move {
         let _ = finished.await;
     };
+    let watched = if config.namespaces.is_empty() {
+        "<all>".to_owned()
+    } else {
+        config.namespaces.join(",")
+    };
     tracing::info!(
         receiver_image = %config.settings.receiver_image,
         nats_url = %config.settings.nats_url,
-        namespace = config.namespace.as_deref().unwrap_or("<all>"),
+        namespaces = %watched,
         "reconciling WebhookEndpoints"
     );
     hookwarden_operator::reconcile::run_with_ops(client, config, ops, shutdown).await;
@@ -534,6 +558,38 @@ mod tests {
                 .contains("is not a Kubernetes object name"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn namespaces_are_repeated_or_comma_separated_names() {
+        let namespaces = |args: &[&str]| -> Result<Vec<String>, clap::Error> {
+            let cli = Cli::try_parse_from(
+                ["hookwarden-operator", "run"]
+                    .into_iter()
+                    .chain(args.iter().copied()),
+            )?;
+            let Command::Run { namespace, .. } = cli.command else {
+                panic!("run");
+            };
+            Ok(namespace)
+        };
+        assert!(namespaces(&[]).expect("none").is_empty(), "all namespaces");
+        assert_eq!(
+            namespaces(&["--namespace=webhooks"]).expect("one"),
+            ["webhooks"]
+        );
+        assert_eq!(
+            namespaces(&["--namespace=team-a, team-b", "--namespace", "team-c"]).expect("three"),
+            ["team-a", "team-b", "team-c"]
+        );
+        for bad in ["Team-A", "team.a", "team_a"] {
+            let flag = format!("--namespace={bad}");
+            let refused = namespaces(&[flag.as_str()]).expect_err(bad);
+            assert!(
+                refused.to_string().contains("is not a namespace name"),
+                "{bad:?}: {refused}"
+            );
+        }
     }
 
     #[test]

@@ -69,7 +69,7 @@ async fn start_operator_with(ns: &TestNamespace, adjust: impl FnOnce(&mut Settin
             default_ingress_class: None,
             default_issuer: None,
         },
-        namespace: Some(ns.name().to_owned()),
+        namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
     };
     adjust(&mut config.settings);

@@ -46,7 +46,7 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
             default_ingress_class: None,
             default_issuer: None,
         },
-        namespace: Some(ns.name().to_owned()),
+        namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
     };
     tokio::spawn(reconcile::run(ns.client(), config, async move {
