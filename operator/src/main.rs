@@ -19,10 +19,52 @@ use hookwarden_operator::resources::Settings;
     about = "Hookwarden operator: reconciles WebhookEndpoint resources"
 )]
 struct Cli {
+    /// How log lines are written: `text` for a terminal, `json`
+    /// (one object a line, like the receiver's) for a log collector.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKWARDEN_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+/// The formats of `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, the event's fields at the top level.
+    Json,
+}
+
+/// The kinds of `--default-issuer-kind`, spelled as cert-manager does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum IssuerKindArg {
+    /// A namespaced issuer, in the endpoint's namespace.
+    #[value(name = "Issuer")]
+    Issuer,
+    /// A cluster-wide issuer.
+    #[value(name = "ClusterIssuer")]
+    ClusterIssuer,
+}
+
+impl From<IssuerKindArg> for hookwarden_crds::IssuerKind {
+    fn from(kind: IssuerKindArg) -> Self {
+        match kind {
+            IssuerKindArg::Issuer => Self::Issuer,
+            IssuerKindArg::ClusterIssuer => Self::ClusterIssuer,
+        }
+    }
+}
+
+// Parsed once at start and taken apart at once: boxing `Run`'s flags would
+// buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Install the CRD, then reconcile WebhookEndpoints until SIGTERM or
@@ -49,14 +91,39 @@ enum Command {
             value_parser = parse_cidr
         )]
         default_trusted_proxies: Vec<String>,
+        /// The IngressClass of endpoints whose `spec.ingress` sets no
+        /// `className` (default: the cluster's default IngressClass).
+        #[arg(long, env = "HOOKWARDEN_DEFAULT_INGRESS_CLASS", value_parser = parse_object_name)]
+        default_ingress_class: Option<String>,
+        /// The cert-manager issuer of endpoints with `spec.ingress` and no
+        /// `spec.tls`: they get a Certificate from it (into `<name>-tls`) as
+        /// if they named it in `spec.tls.issuerRef`. Default: none, such
+        /// Ingresses serve plain HTTP.
+        #[arg(long, env = "HOOKWARDEN_DEFAULT_ISSUER_NAME", value_parser = parse_object_name)]
+        default_issuer_name: Option<String>,
+        /// The kind of `--default-issuer-name`: `ClusterIssuer`, or `Issuer`
+        /// (which must then exist in each endpoint's namespace).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_DEFAULT_ISSUER_KIND",
+            value_enum,
+            default_value_t = IssuerKindArg::ClusterIssuer
+        )]
+        default_issuer_kind: IssuerKindArg,
         /// A NATS `.creds` file the operator uses to manage the streams of
         /// endpoints on the default NATS (`--nats-url`) that have no
         /// `spec.nats.credentialsSecretRef`. Never passed to receivers.
         #[arg(long, env = "HOOKWARDEN_NATS_CREDENTIALS_FILE")]
         nats_credentials_file: Option<std::path::PathBuf>,
-        /// Watch only this namespace (default: all namespaces).
-        #[arg(long, env = "HOOKWARDEN_WATCH_NAMESPACE")]
-        namespace: Option<String>,
+        /// Watch only these namespaces, one watch each: repeat the flag or
+        /// separate them by commas (default: all namespaces).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_WATCH_NAMESPACE",
+            value_delimiter = ',',
+            value_parser = parse_namespace
+        )]
+        namespace: Vec<String>,
         /// How long to wait for the CRD to be Established, in seconds.
         #[arg(long, default_value_t = 30)]
         crd_timeout_secs: u64,
@@ -93,6 +160,63 @@ fn parse_cidr(text: &str) -> Result<String, String> {
         .map(|net| net.to_string())
         .map_err(|e| format!("{text:?} is not a CIDR such as 10.244.0.0/16: {e}"))
 }
+
+/// Logs to stdout at the level of `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        // As the receiver does, with the current span (the reconcile span
+        // names the endpoint's namespace and name) but not the whole list.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+/// The name of a Kubernetes object (a DNS subdomain: lowercase letters,
+/// digits, `-` and `.`), checked here so a typo stops the operator at start
+/// instead of leaving every Ingress unserved.
+fn parse_object_name(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 253
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && text
+            .bytes()
+            .next()
+            .zip(text.bytes().last())
+            .is_some_and(|(first, last)| {
+                first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric()
+            });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a Kubernetes object name (lowercase letters, digits, '-' and '.', at most 253)"
+        ))
+    }
+}
+
+/// A namespace name (a DNS label), checked here so a typo stops the
+/// operator at start instead of watching a namespace that never exists.
+fn parse_namespace(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.len() <= 63 && !text.contains('.') && parse_object_name(text).is_ok() {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+        ))
+    }
+}
+
 /// How long releasing the Lease at exit may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -102,18 +226,16 @@ const DEFAULT_RECEIVER_IMAGE: &str =
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match cli.command {
         Command::Run {
             receiver_image,
             nats_url,
             default_trusted_proxies,
+            default_ingress_class,
+            default_issuer_name,
+            default_issuer_kind,
             nats_credentials_file,
             namespace,
             crd_timeout_secs,
@@ -149,8 +271,13 @@ async fn main() -> ExitCode {
                     receiver_image,
                     nats_url,
                     default_trusted_proxies,
+                    default_ingress_class,
+                    default_issuer: default_issuer_name.map(|name| hookwarden_crds::IssuerRef {
+                        name,
+                        kind: default_issuer_kind.into(),
+                    }),
                 },
-                namespace,
+                namespaces: namespace,
                 nats_credentials,
             };
             run(
@@ -271,10 +398,15 @@ async fn run(
     let shutdown = async move {
         let _ = finished.await;
     };
+    let watched = if config.namespaces.is_empty() {
+        "<all>".to_owned()
+    } else {
+        config.namespaces.join(",")
+    };
     tracing::info!(
         receiver_image = %config.settings.receiver_image,
         nats_url = %config.settings.nats_url,
-        namespace = config.namespace.as_deref().unwrap_or("<all>"),
+        namespaces = %watched,
         "reconciling WebhookEndpoints"
     );
     hookwarden_operator::reconcile::run_with_ops(client, config, ops, shutdown).await;
@@ -342,5 +474,144 @@ mod tests {
         ])
         .expect_err("not a CIDR");
         assert!(refused.to_string().contains("is not a CIDR"), "{refused}");
+    }
+
+    #[test]
+    fn default_ingress_class_is_an_object_name() {
+        let cli = Cli::try_parse_from([
+            "hookwarden-operator",
+            "run",
+            "--default-ingress-class=nginx-public",
+        ])
+        .expect("valid name");
+        let Command::Run {
+            default_ingress_class,
+            ..
+        } = cli.command
+        else {
+            panic!("run");
+        };
+        assert_eq!(default_ingress_class.as_deref(), Some("nginx-public"));
+
+        assert!(parse_object_name("").is_err(), "empty");
+        for bad in ["Nginx", "-nginx", "nginx-", "nginx_public"] {
+            let flag = format!("--default-ingress-class={bad}");
+            let refused =
+                Cli::try_parse_from(["hookwarden-operator", "run", flag.as_str()]).expect_err(bad);
+            assert!(
+                refused
+                    .to_string()
+                    .contains("is not a Kubernetes object name"),
+                "{bad:?}: {refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_issuer_is_a_name_and_a_cert_manager_kind() {
+        let run = |args: &[&str]| -> Result<(Option<String>, IssuerKindArg), clap::Error> {
+            let cli = Cli::try_parse_from(
+                ["hookwarden-operator", "run"]
+                    .into_iter()
+                    .chain(args.iter().copied()),
+            )?;
+            let Command::Run {
+                default_issuer_name,
+                default_issuer_kind,
+                ..
+            } = cli.command
+            else {
+                panic!("run");
+            };
+            Ok((default_issuer_name, default_issuer_kind))
+        };
+        assert_eq!(
+            run(&[]).expect("no issuer"),
+            (None, IssuerKindArg::ClusterIssuer)
+        );
+        assert_eq!(
+            run(&["--default-issuer-name=letsencrypt"]).expect("name only"),
+            (Some("letsencrypt".to_owned()), IssuerKindArg::ClusterIssuer)
+        );
+        assert_eq!(
+            run(&[
+                "--default-issuer-name=team-ca",
+                "--default-issuer-kind=Issuer"
+            ])
+            .expect("namespaced"),
+            (Some("team-ca".to_owned()), IssuerKindArg::Issuer)
+        );
+        assert_eq!(
+            hookwarden_crds::IssuerKind::from(IssuerKindArg::Issuer),
+            hookwarden_crds::IssuerKind::Issuer
+        );
+
+        let refused = run(&["--default-issuer-kind=clusterissuer"]).expect_err("case");
+        assert!(
+            refused.to_string().contains("ClusterIssuer"),
+            "the message names the kinds: {refused}"
+        );
+        let refused = run(&["--default-issuer-name=Lets_Encrypt"]).expect_err("bad name");
+        assert!(
+            refused
+                .to_string()
+                .contains("is not a Kubernetes object name"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn namespaces_are_repeated_or_comma_separated_names() {
+        let namespaces = |args: &[&str]| -> Result<Vec<String>, clap::Error> {
+            let cli = Cli::try_parse_from(
+                ["hookwarden-operator", "run"]
+                    .into_iter()
+                    .chain(args.iter().copied()),
+            )?;
+            let Command::Run { namespace, .. } = cli.command else {
+                panic!("run");
+            };
+            Ok(namespace)
+        };
+        assert!(namespaces(&[]).expect("none").is_empty(), "all namespaces");
+        assert_eq!(
+            namespaces(&["--namespace=webhooks"]).expect("one"),
+            ["webhooks"]
+        );
+        assert_eq!(
+            namespaces(&["--namespace=team-a, team-b", "--namespace", "team-c"]).expect("three"),
+            ["team-a", "team-b", "team-c"]
+        );
+        for bad in ["Team-A", "team.a", "team_a"] {
+            let flag = format!("--namespace={bad}");
+            let refused = namespaces(&[flag.as_str()]).expect_err(bad);
+            assert!(
+                refused.to_string().contains("is not a namespace name"),
+                "{bad:?}: {refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_format_is_text_or_json_before_or_after_the_subcommand() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("hookwarden-operator").chain(args.iter().copied()))
+        };
+        let default = parse(&["run"]).expect("no flag");
+        assert_eq!(default.log_format, LogFormat::Text);
+        let after = parse(&["run", "--log-format=json"]).expect("after run");
+        assert_eq!(after.log_format, LogFormat::Json);
+        let before = parse(&["--log-format", "json", "install-crd"]).expect("before");
+        assert_eq!(before.log_format, LogFormat::Json);
+        let text = parse(&["run", "--log-format=text"]).expect("text");
+        assert_eq!(text.log_format, LogFormat::Text);
+
+        let refused = parse(&["run", "--log-format=logfmt"]).expect_err("unknown format");
+        let refused = refused.to_string();
+        assert!(refused.contains("logfmt"), "{refused}");
+        assert!(
+            refused.contains("text") && refused.contains("json"),
+            "{refused}"
+        );
     }
 }

@@ -60,8 +60,9 @@ pub struct ResultLabels {
     pub result: ReconcileResult,
 }
 
-/// The controller's cache of WebhookEndpoints, set once the controller runs.
-type EndpointCache = Arc<OnceLock<Store<WebhookEndpoint>>>;
+/// The controllers' caches of WebhookEndpoints (one per watched namespace,
+/// or one for all), set once the controllers run.
+type EndpointCache = Arc<OnceLock<Vec<Store<WebhookEndpoint>>>>;
 
 /// `endpoints{ready}`: counted at scrape time from the controller's cache, so
 /// it costs nothing between scrapes and is never stale or double-counted.
@@ -85,11 +86,11 @@ fn ready_label(endpoint: &WebhookEndpoint) -> &'static str {
 
 impl Collector for EndpointsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Some(store) = self.0.get() else {
+        let Some(stores) = self.0.get() else {
             return Ok(());
         };
         let mut counts = [("true", 0_i64), ("false", 0), ("unknown", 0)];
-        for endpoint in store.state() {
+        for endpoint in stores.iter().flat_map(Store::state) {
             let label = ready_label(&endpoint);
             if let Some(count) = counts.iter_mut().find(|(value, _)| *value == label) {
                 count.1 = count.1.saturating_add(1);
@@ -158,10 +159,11 @@ impl Metrics {
         self.reconcile_seconds.observe(took.as_secs_f64());
     }
 
-    /// Counts endpoints by readiness from `store` from now on (the first
-    /// store given wins: one controller per process).
-    pub fn watch_endpoints(&self, store: Store<WebhookEndpoint>) {
-        let _ = self.endpoints.set(store);
+    /// Counts endpoints by readiness from `stores` from now on (the first
+    /// stores given win: one set of controllers per process). The stores
+    /// watch disjoint namespaces, so no endpoint is counted twice.
+    pub fn watch_endpoints(&self, stores: Vec<Store<WebhookEndpoint>>) {
+        let _ = self.endpoints.set(stores);
     }
 
     /// The OpenMetrics text exposition of every metric.
@@ -365,7 +367,7 @@ mod tests {
             !text_before.contains("hookwarden_operator_endpoints{"),
             "{text_before}"
         );
-        ops.metrics.watch_endpoints(writer.as_reader());
+        ops.metrics.watch_endpoints(vec![writer.as_reader()]);
         for (name, ready) in [
             ("a", Some("True")),
             ("b", Some("True")),

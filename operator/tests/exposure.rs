@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use hookwarden_crds::WebhookEndpoint;
+use hookwarden_crds::{IssuerKind, IssuerRef, WebhookEndpoint};
 use hookwarden_operator::reconcile::{self, Config};
 use hookwarden_operator::resources::Settings;
 use hookwarden_tests::{NatsServer, TestNamespace};
@@ -53,18 +53,26 @@ async fn install_crd(ns: &TestNamespace) {
 }
 
 async fn start_operator(ns: &TestNamespace) -> Operator {
+    start_operator_with(ns, |_| {}).await
+}
+
+/// An operator whose settings `adjust` changed, e.g. its defaults.
+async fn start_operator_with(ns: &TestNamespace, adjust: impl FnOnce(&mut Settings)) -> Operator {
     install_crd(ns).await;
     let nats = NatsServer::start().await.expect("nats-server");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
+    let mut config = Config {
         settings: Settings {
             receiver_image: IMAGE.to_owned(),
             nats_url: nats.url().to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_ingress_class: None,
+            default_issuer: None,
         },
-        namespace: Some(ns.name().to_owned()),
+        namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
     };
+    adjust(&mut config.settings);
     tokio::spawn(reconcile::run(ns.client(), config, async move {
         let _ = stopped.await;
     }));
@@ -484,6 +492,76 @@ async fn issuer_ref_without_cert_manager_is_reported_then_a_certificate_is_reque
             .await
             .expect("stand-in CRD removed");
     }
+}
+
+#[tokio::test]
+async fn the_default_class_and_issuer_apply_to_ingresses_that_name_none() {
+    let ns = TestNamespace::create("defaults").await.expect("namespace");
+    let _operator = start_operator_with(&ns, |settings| {
+        settings.default_ingress_class = Some("default-class".to_owned());
+        settings.default_issuer = Some(IssuerRef {
+            name: "default-ca".to_owned(),
+            kind: IssuerKind::ClusterIssuer,
+        });
+    })
+    .await;
+    secret(&ns, "gh", "defaults-s3cr3t").await;
+    let bare = serde_json::json!({
+        "provider": "github",
+        "replicas": 1,
+        "secretRefs": [{"name": "gh", "key": "secret"}],
+        "ingress": {"host": "bare.example.test"},
+    });
+    apply_endpoint(&ns, "bare", bare).await;
+    let own = serde_json::json!({
+        "provider": "github",
+        "replicas": 1,
+        "secretRefs": [{"name": "gh", "key": "secret"}],
+        "ingress": {"host": "own.example.test", "className": "nginx"},
+        "tls": {"secretName": "my-cert"},
+    });
+    apply_endpoint(&ns, "own", own).await;
+
+    let ingresses = ns.api::<Ingress>();
+    let endpoints = ns.api::<WebhookEndpoint>();
+    // The defaults fill what the endpoint leaves out: the class, and TLS
+    // from the default issuer into <name>-tls, so the URL is https.
+    let bare_ingress = eventually("the Ingress of bare", || async {
+        ingresses.get_opt("bare-receiver").await.ok().flatten()
+    })
+    .await;
+    let spec = bare_ingress.spec.unwrap_or_default();
+    assert_eq!(spec.ingress_class_name.as_deref(), Some("default-class"));
+    let tls = spec.tls.unwrap_or_default();
+    assert_eq!(tls.len(), 1, "{tls:?}");
+    assert_eq!(tls[0].secret_name.as_deref(), Some("bare-tls"));
+    let url = eventually("status.url of bare", || async {
+        endpoints.get("bare").await.ok()?.status?.url
+    })
+    .await;
+    assert_eq!(url, "https://bare.example.test/");
+    // Whether or not a cert-manager CRD is served, the Certificate is
+    // accounted for as for an explicit issuerRef.
+    eventually("CertificateReady of bare", || async {
+        condition(&endpoints.get("bare").await.ok()?, "CertificateReady")
+    })
+    .await;
+
+    // An endpoint's own class and tls win.
+    let own_ingress = eventually("the Ingress of own", || async {
+        ingresses.get_opt("own-receiver").await.ok().flatten()
+    })
+    .await;
+    let spec = own_ingress.spec.unwrap_or_default();
+    assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
+    let tls = spec.tls.unwrap_or_default();
+    assert_eq!(tls.len(), 1, "{tls:?}");
+    assert_eq!(tls[0].secret_name.as_deref(), Some("my-cert"));
+    let url = eventually("status.url of own", || async {
+        endpoints.get("own").await.ok()?.status?.url
+    })
+    .await;
+    assert_eq!(url, "https://own.example.test/");
 }
 
 #[tokio::test]

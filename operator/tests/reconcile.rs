@@ -33,6 +33,11 @@ impl Drop for Operator {
 }
 
 async fn start_operator(ns: &TestNamespace) -> Operator {
+    start_operator_for(ns, vec![ns.name().to_owned()]).await
+}
+
+/// A controller watching `namespaces`, with the client of `ns`.
+async fn start_operator_for(ns: &TestNamespace, namespaces: Vec<String>) -> Operator {
     hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
         .await
         .expect("CRD installs");
@@ -43,8 +48,10 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
             receiver_image: IMAGE.to_owned(),
             nats_url: nats.url().to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_ingress_class: None,
+            default_issuer: None,
         },
-        namespace: Some(ns.name().to_owned()),
+        namespaces,
         nats_credentials: None,
     };
     tokio::spawn(reconcile::run(ns.client(), config, async move {
@@ -174,6 +181,51 @@ async fn assert_no_secret_values_exposed(ns: &TestNamespace, values: &[&str]) ->
         }
     }
     events.items.len()
+}
+
+#[tokio::test]
+async fn one_operator_reconciles_each_listed_namespace_and_no_other() {
+    let first = TestNamespace::create("watch-a").await.expect("namespace");
+    let second = TestNamespace::create("watch-b").await.expect("namespace");
+    let unlisted = TestNamespace::create("watch-c").await.expect("namespace");
+    let _operator = start_operator_for(
+        &first,
+        vec![first.name().to_owned(), second.name().to_owned()],
+    )
+    .await;
+    for ns in [&first, &second, &unlisted] {
+        apply_secret(ns, "gh", serde_json::json!({"secret": "watch-s3cr3t"})).await;
+        apply_endpoint(ns, "github", "gh").await;
+    }
+    for ns in [&first, &second] {
+        let endpoints = ns.api::<WebhookEndpoint>();
+        eventually(&format!("a status in {}", ns.name()), || async {
+            let endpoint = endpoints.get("github").await.ok()?;
+            condition(&endpoint, "SecretsResolved")
+        })
+        .await;
+        let deployments = ns.api::<Deployment>();
+        eventually(&format!("the Deployment in {}", ns.name()), || async {
+            deployments.get_opt("github-receiver").await.ok().flatten()
+        })
+        .await;
+    }
+    // Both listed namespaces are reconciled by now; the unlisted one is not
+    // watched at all, so nothing there was ever touched.
+    let untouched = unlisted
+        .api::<WebhookEndpoint>()
+        .get("github")
+        .await
+        .expect("endpoint");
+    assert!(untouched.status.is_none(), "{:?}", untouched.status);
+    assert!(
+        unlisted
+            .api::<Deployment>()
+            .get_opt("github-receiver")
+            .await
+            .expect("get")
+            .is_none()
+    );
 }
 
 #[tokio::test]

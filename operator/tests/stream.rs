@@ -43,8 +43,10 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
             receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
             nats_url: "nats://127.0.0.1:1".to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_ingress_class: None,
+            default_issuer: None,
         },
-        namespace: Some(ns.name().to_owned()),
+        namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
     };
     tokio::spawn(reconcile::run(ns.client(), config, async move {

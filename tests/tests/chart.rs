@@ -302,6 +302,14 @@ fn the_schema_refuses_bad_values_with_a_message() {
             &["--set", "watchNamespace=Web_Hooks"],
             "at '/watchNamespace'",
         ),
+        (
+            &["--set", "watchNamespaces={webhooks,Web_Hooks}"],
+            "at '/watchNamespaces/1'",
+        ),
+        (
+            &["--set", "watchNamespaces={webhooks,webhooks}"],
+            "at '/watchNamespaces': items at 0 and 1 are equal",
+        ),
         (&["--set", "nats.url=localhost:4222"], "at '/nats/url'"),
         (
             &["--set", "image.operator.repository="],
@@ -335,6 +343,22 @@ fn the_schema_refuses_bad_values_with_a_message() {
         (
             &["--set", "receivers.trustedProxies={10.0.0.0}"],
             "at '/receivers/trustedProxies/0'",
+        ),
+        (
+            &["--set", "ingress.className=Nginx_Public"],
+            "at '/ingress/className'",
+        ),
+        (
+            &["--set", "certManager.issuer.name=Lets_Encrypt"],
+            "at '/certManager/issuer/name'",
+        ),
+        (
+            &["--set", "certManager.issuer.kind=clusterissuer"],
+            "at '/certManager/issuer/kind': value must be one of 'ClusterIssuer', 'Issuer'",
+        ),
+        (
+            &["--set", "logFormat=logfmt"],
+            "at '/logFormat': value must be one of 'json', 'text'",
         ),
     ];
     for (args, message) in cases {
@@ -388,8 +412,9 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
             format!("--receiver-image=ghcr.io/hookwarden/receiver:{version}"),
             "--nats-url=nats://nats.nats.svc:4222",
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+            "--log-format=json",
         ]),
-        "no --namespace: all namespaces"
+        "no --namespace: all namespaces; JSON logs like the receivers'"
     );
     assert!(
         container.get("volumeMounts").is_none(),
@@ -438,7 +463,7 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
 }
 
 #[test]
-fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
+fn each_watched_namespace_gets_a_role_and_the_full_values_render() {
     let values = full_values();
     let docs = documents(&render(&[
         "--namespace",
@@ -451,17 +476,37 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
         "no cluster-wide rights"
     );
     assert!(find(&docs, "ClusterRoleBinding", "hw-hookwarden").is_none());
-    let role = find(&docs, "Role", "hw-hookwarden").expect("Role");
-    assert_eq!(role["metadata"]["namespace"], "webhooks");
-    assert_eq!(grants(&role["rules"]), namespaced_needs());
-    let binding = find(&docs, "RoleBinding", "hw-hookwarden").expect("RoleBinding");
-    assert_eq!(binding["metadata"]["namespace"], "webhooks");
-    assert_eq!(
-        binding["roleRef"],
-        serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hw-hookwarden"})
-    );
-    assert_eq!(binding["subjects"][0]["name"], "hookwarden-operator");
-    assert_eq!(binding["subjects"][0]["namespace"], "hookwarden");
+    // One Role + RoleBinding in each listed namespace, and nowhere else.
+    let in_namespaces = |kind: &str| -> BTreeSet<String> {
+        docs.iter()
+            .filter(|d| d["kind"] == kind && d["metadata"]["name"] == "hw-hookwarden")
+            .map(|d| {
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let watched: BTreeSet<String> = ["payments", "webhooks"].map(str::to_owned).into();
+    assert_eq!(in_namespaces("Role"), watched);
+    assert_eq!(in_namespaces("RoleBinding"), watched);
+    for doc in &docs {
+        if doc["metadata"]["name"] != "hw-hookwarden" {
+            continue;
+        }
+        if doc["kind"] == "Role" {
+            assert_eq!(grants(&doc["rules"]), namespaced_needs());
+        }
+        if doc["kind"] == "RoleBinding" {
+            assert_eq!(
+                doc["roleRef"],
+                serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hw-hookwarden"})
+            );
+            assert_eq!(doc["subjects"][0]["name"], "hookwarden-operator");
+            assert_eq!(doc["subjects"][0]["namespace"], "hookwarden");
+        }
+    }
     // The CRD is cluster-scoped: its rights stay a ClusterRole.
     let crd_role = find(&docs, "ClusterRole", "hw-hookwarden-crd").expect("CRD ClusterRole");
     assert_eq!(grants(&crd_role["rules"]), crd_needs());
@@ -481,9 +526,13 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
             "--receiver-image=registry.example.com/hookwarden/receiver:0.1.0-rc.1",
             "--nats-url=nats://nats.messaging.svc:4222",
             "--default-trusted-proxies=10.244.0.0/16,fd00:10:244::/56",
+            "--default-ingress-class=nginx",
+            "--default-issuer-name=webhooks-ca",
+            "--default-issuer-kind=Issuer",
             "--nats-credentials-file=/etc/hookwarden/nats/creds",
-            "--namespace=webhooks",
+            "--namespace=payments,webhooks",
             "--leader-election",
+            "--log-format=text",
         ])
     );
     // Only the .creds key of the operator's NATS Secret, read-only.
@@ -505,7 +554,7 @@ fn one_watched_namespace_gets_a_role_and_the_full_values_render() {
     let monitor = find(&docs, "ServiceMonitor", "hw-hookwarden-receivers").expect("ServiceMonitor");
     assert_eq!(
         monitor["spec"]["namespaceSelector"]["matchNames"],
-        serde_json::json!(["webhooks"])
+        serde_json::json!(["payments", "webhooks"])
     );
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
     // The ServiceMonitor selects what the operator really labels its
@@ -644,9 +693,9 @@ async fn the_api_server_accepts_the_rendered_manifests() {
     // The full values, watching the test namespace itself so the Role lands
     // in a namespace that exists. ServiceMonitor's CRD (Prometheus Operator)
     // is not installed in the shared control plane; it was checked by shape
-    // in `one_watched_namespace_gets_a_role_and_the_full_values_render`.
+    // in `each_watched_namespace_gets_a_role_and_the_full_values_render`.
     let values = full_values();
-    let watch = format!("watchNamespace={ns}");
+    let watch = format!("watchNamespaces={{{ns}}}");
     let full: Vec<Value> = documents(&render(&[
         "--namespace",
         ns,
@@ -773,7 +822,8 @@ fn the_notes_tell_the_next_step() {
     assert!(output.status.success(), "helm {args:?} failed:\n{out}");
     let notes = out.split_once("NOTES:").map(|(_, n)| n).unwrap_or_default();
     for expected in [
-        "watching namespace webhooks only",
+        "watching namespaces payments, webhooks only",
+        "NS=payments",
         "kubectl -n $NS apply -f examples/github.yaml",
         "kubectl -n $NS get webhookendpoints",
         "get secret github-webhook -o jsonpath='{.data.secret}'",
@@ -804,7 +854,7 @@ async fn the_bound_role_lets_the_operator_apply_its_children_and_no_more() {
         .unwrap_or_else(|e| panic!("{e}"));
     let ns = namespace.name();
     let values = full_values();
-    let watch = format!("watchNamespace={ns}");
+    let watch = format!("watchNamespaces={{{ns}}}");
     // Only the namespaced RBAC objects are created for real: they vanish
     // with the test namespace and grant nothing elsewhere.
     let rbac: Vec<Value> = documents(&render(&[

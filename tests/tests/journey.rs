@@ -555,6 +555,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             format!("--nats-url={}", nats.url()),
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7".to_owned(),
             format!("--namespace={namespace}"),
+            "--log-format=json".to_owned(),
         ]
     );
     let env: BTreeMap<String, String> = container
@@ -1222,6 +1223,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             format!("--nats-url={}", nats.url()),
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7".to_owned(),
             format!("--namespace={namespace}"),
+            "--log-format=json".to_owned(),
         ],
         "--reuse-values kept nats.url and watchNamespace"
     );

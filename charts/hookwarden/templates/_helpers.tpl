@@ -30,6 +30,16 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+The watched namespaces, comma-separated, sorted, each once: watchNamespaces
+plus the older single watchNamespace. Empty: all namespaces.
+*/}}
+{{- define "hookwarden.watchNamespaces" -}}
+{{- $namespaces := .Values.watchNamespaces | default list -}}
+{{- with .Values.watchNamespace }}{{ $namespaces = append $namespaces . }}{{ end -}}
+{{- $namespaces | uniq | sortAlpha | join "," -}}
+{{- end -}}
+
 {{- define "hookwarden.operatorImage" -}}
 {{- printf "%s:%s" .Values.image.operator.repository (default .Chart.AppVersion .Values.image.operator.tag) -}}
 {{- end -}}

@@ -77,8 +77,8 @@ fn backoff(failures: u32) -> Duration {
 pub struct Config {
     /// Image, NATS URL and other operator-wide settings of the children.
     pub settings: Settings,
-    /// Watch only this namespace; `None`: all namespaces.
-    pub namespace: Option<String>,
+    /// Watch only these namespaces, one watch each; empty: all namespaces.
+    pub namespaces: Vec<String>,
     /// The operator's own NATS credentials (a `.creds` file's text), for
     /// endpoints on the default NATS (`settings.nats_url`) without
     /// `spec.nats.credentialsSecretRef`.
@@ -96,8 +96,8 @@ struct Context {
     /// Where every finished pass is counted and timed.
     metrics: Arc<crate::ops::Metrics>,
     /// NATS connections for stream management, one per server and
-    /// credentials.
-    nats: stream::Connections,
+    /// credentials; shared by the controllers of every watched namespace.
+    nats: Arc<stream::Connections>,
     /// The operator's optional children as its watches see them, so pruning
     /// an unwanted one needs no LIST.
     caches: Caches,
@@ -239,88 +239,141 @@ pub async fn run_with_ops(
     ops: crate::ops::Ops,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let endpoints: Api<WebhookEndpoint> = api(&client, config.namespace.as_deref());
+    use futures::FutureExt;
+    // One stop for every controller; `Shared` of a `Send` future is `Sync`.
+    let shutdown = shutdown.boxed().shared();
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let nats = Arc::new(stream::Connections::new(config.nats_credentials));
+    let mut stores = Vec::new();
+    let mut controllers = Vec::new();
+    for scope in scopes(&config.namespaces) {
+        let context = Scope {
+            client: client.clone(),
+            namespace: scope,
+            settings: config.settings.clone(),
+            recorder: recorder.clone(),
+            metrics: ops.metrics.clone(),
+            nats: nats.clone(),
+        };
+        let (store, running) = controller(context, shutdown.clone());
+        stores.push(store);
+        controllers.push(running);
+    }
+    ops.metrics.watch_endpoints(stores.clone());
+    let readiness = ops.readiness.clone();
+    let watching = tokio::spawn(async move {
+        // Ready once every watch has listed. Asked afresh every half
+        // second: next to the controller's own waiter on the same store, a
+        // single long wait was observed never to wake with kube-runtime 5.0
+        // (the controller logged "store is ready" while this task still
+        // waited), leaving the operator unready.
+        for listed in stores {
+            loop {
+                match tokio::time::timeout(READY_POLL, listed.wait_until_ready()).await {
+                    Ok(Ok(())) => break,
+                    // The controller (the writer) is gone: never ready.
+                    Ok(Err(_)) => return,
+                    Err(_) => {}
+                }
+            }
+        }
+        readiness.set_watching(true);
+    });
+    futures::future::join_all(controllers).await;
+    watching.abort();
+    ops.readiness.set_watching(false);
+}
+
+/// The namespaces to run a controller for: each of `namespaces`, or `None`
+/// (all namespaces) when there are none.
+fn scopes(namespaces: &[String]) -> Vec<Option<String>> {
+    if namespaces.is_empty() {
+        return vec![None];
+    }
+    let unique: std::collections::BTreeSet<&String> = namespaces.iter().collect();
+    unique.into_iter().cloned().map(Some).collect()
+}
+
+/// What the controller of one watched namespace shares with the others.
+struct Scope {
+    client: Client,
+    /// `None`: all namespaces.
+    namespace: Option<String>,
+    settings: Settings,
+    recorder: Recorder,
+    metrics: Arc<crate::ops::Metrics>,
+    nats: Arc<stream::Connections>,
+}
+
+/// The controller of the endpoints in `scope.namespace` (all when `None`)
+/// and its cache of them; it runs until `shutdown` completes.
+fn controller(
+    scope: Scope,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> (Store<WebhookEndpoint>, impl Future<Output = ()>) {
+    let Scope {
+        client,
+        namespace,
+        settings,
+        recorder,
+        metrics,
+        nats,
+    } = scope;
+    let namespace = namespace.as_deref();
+    let endpoints: Api<WebhookEndpoint> = api(&client, namespace);
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let controller = Controller::new(endpoints, watcher::Config::default());
     let store = controller.store();
-    ops.metrics.watch_endpoints(store.clone());
-    let readiness = ops.readiness.clone();
-    let listed = store.clone();
-    let watching = tokio::spawn(async move {
-        // Asked afresh every half second: next to the controller's own
-        // waiter on the same store, a single long wait was observed never to
-        // wake with kube-runtime 5.0 (the controller logged "store is ready"
-        // while this task still waited), leaving the operator unready.
-        loop {
-            match tokio::time::timeout(READY_POLL, listed.wait_until_ready()).await {
-                Ok(Ok(())) => {
-                    readiness.set_watching(true);
-                    break;
-                }
-                // The controller (the writer) is gone: never ready.
-                Ok(Err(_)) => break,
-                Err(_) => {}
-            }
-        }
-    });
     let (ingresses, ingress_events) = cached_watch(
-        api::<PartialObjectMeta<Ingress>>(&client, config.namespace.as_deref()),
+        api::<PartialObjectMeta<Ingress>>(&client, namespace),
         owned.clone(),
     );
     let (budgets, budget_events) = cached_watch(
-        api::<PartialObjectMeta<PodDisruptionBudget>>(&client, config.namespace.as_deref()),
+        api::<PartialObjectMeta<PodDisruptionBudget>>(&client, namespace),
         owned.clone(),
     );
     let (autoscalers, autoscaler_events) = cached_watch(
-        api::<PartialObjectMeta<HorizontalPodAutoscaler>>(&client, config.namespace.as_deref()),
+        api::<PartialObjectMeta<HorizontalPodAutoscaler>>(&client, namespace),
         owned.clone(),
     );
     let context = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: FIELD_MANAGER.to_owned(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        ),
+        recorder,
         client: client.clone(),
-        settings: config.settings,
+        settings,
         failures: Mutex::default(),
-        metrics: ops.metrics.clone(),
-        nats: stream::Connections::new(config.nats_credentials),
+        metrics,
+        nats,
         caches: Caches {
             ingresses,
             budgets,
             autoscalers,
         },
     });
-    controller
-        .owns(
-            api::<Deployment>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
-        .owns(
-            api::<Service>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
+    let referenced = store.clone();
+    let running = controller
+        .owns(api::<Deployment>(&client, namespace), owned.clone())
+        .owns(api::<Service>(&client, namespace), owned.clone())
         // The optional children too: a deleted or edited one is repaired
         // at once rather than at the next resync. (Not cert-manager's
         // Certificate: its CRD may be missing, and a watch on it would fail.)
-        .owns(
-            api::<NetworkPolicy>(&client, config.namespace.as_deref()),
-            owned.clone(),
-        )
+        .owns(api::<NetworkPolicy>(&client, namespace), owned.clone())
         // These three through watch caches the reconciler prunes from.
         .owns_stream(ingress_events)
         .owns_stream(budget_events)
         .owns_stream(autoscaler_events)
-        .owns(api::<Secret>(&client, config.namespace.as_deref()), owned)
+        .owns(api::<Secret>(&client, namespace), owned)
         // A changed user Secret re-renders every endpoint in its namespace
         // that references it.
         .watches(
-            api::<Secret>(&client, config.namespace.as_deref()),
+            api::<Secret>(&client, namespace),
             watcher::Config::default(),
-            move |secret: Secret| referencing(&secret, &store.state()),
+            move |secret: Secret| referencing(&secret, &referenced.state()),
         )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
@@ -329,10 +382,8 @@ pub async fn run_with_ops(
                 Ok((endpoint, _)) => tracing::debug!(%endpoint, "reconciled"),
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
-        })
-        .await;
-    watching.abort();
-    ops.readiness.set_watching(false);
+        });
+    (store, running)
 }
 
 /// The endpoints among `endpoints` that reference `secret`: those in its
@@ -508,11 +559,12 @@ async fn reconcile_valid(
     );
     let retry = if stream.ready { RESYNC } else { STREAM_RETRY };
     let exposure = Exposure {
-        url: endpoint
+        // Of the effective spec: the default issuer makes it https.
+        url: effective
             .spec
             .ingress
             .as_ref()
-            .map(|ingress| resources::public_url(ingress, endpoint.spec.tls.as_ref())),
+            .map(|ingress| resources::public_url(ingress, effective.spec.tls.as_ref())),
         secret_name,
         certificate,
         stream: Some(stream),
@@ -713,7 +765,7 @@ async fn reconcile_certificate(
         return Ok(None);
     };
     if !installed {
-        tracing::info!("tls.issuerRef is set but cert-manager is not installed");
+        tracing::info!("a certificate issuer is set but cert-manager is not installed");
         return Ok(Some(CertificateState::CertManagerNotInstalled { secret }));
     }
     let applied = api

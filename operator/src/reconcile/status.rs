@@ -85,7 +85,7 @@ pub fn observe_certificate(certificate: &CertificateState) -> Observed {
             status: "False",
             reason: "CertManagerNotInstalled",
             message: format!(
-                "spec.tls.issuerRef is set but cert-manager is not installed (CRD certificates.cert-manager.io is not served), so no Certificate was requested and the Ingress has no certificate in Secret {secret:?}; install cert-manager, or use spec.tls.secretName with an existing TLS Secret"
+                "spec.tls.issuerRef (or, without spec.tls, the operator's --default-issuer-name) asks for a certificate but cert-manager is not installed (CRD certificates.cert-manager.io is not served), so no Certificate was requested and the Ingress has no certificate in Secret {secret:?}; install cert-manager, or use spec.tls.secretName with an existing TLS Secret"
             ),
         },
         CertificateState::Requested {

@@ -12,7 +12,7 @@ use hookwarden_crds::{IngressSpec, IssuerKind, TlsSpec, WebhookEndpoint};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
-use super::{BuildError, Owner, child_name, object};
+use super::{BuildError, Owner, Settings, child_name, object};
 
 /// The API group of cert-manager's resources.
 pub const CERT_MANAGER_GROUP: &str = "cert-manager.io";
@@ -49,8 +49,14 @@ pub fn public_url(spec: &IngressSpec, tls: Option<&TlsSpec>) -> String {
     format!("{scheme}://{}{}", spec.host, spec.path)
 }
 
-/// The Ingress of `endpoint`, or `None` without `spec.ingress`.
-pub fn ingress(endpoint: &WebhookEndpoint, owner: &Owner) -> Result<Option<Ingress>, BuildError> {
+/// The Ingress of `endpoint`, or `None` without `spec.ingress`. Its class is
+/// `spec.ingress.className`, else the operator's default class, else none
+/// (the cluster's default IngressClass).
+pub fn ingress(
+    endpoint: &WebhookEndpoint,
+    owner: &Owner,
+    settings: &Settings,
+) -> Result<Option<Ingress>, BuildError> {
     let Some(spec) = &endpoint.spec.ingress else {
         return Ok(None);
     };
@@ -71,7 +77,11 @@ pub fn ingress(endpoint: &WebhookEndpoint, owner: &Owner) -> Result<Option<Ingre
             }]},
         }],
     });
-    if let Some(class) = &spec.class_name {
+    if let Some(class) = spec
+        .class_name
+        .as_ref()
+        .or(settings.default_ingress_class.as_ref())
+    {
         ingress_spec["ingressClassName"] = class.as_str().into();
     }
     if let Some(secret) = endpoint
@@ -139,7 +149,9 @@ mod tests {
     fn routes_the_host_and_path_to_the_service_with_the_issued_certificate() {
         let endpoint = endpoint("exposed");
         let owner = Owner::of(&endpoint).expect("owner");
-        let ingress = ingress(&endpoint, &owner).expect("builds").expect("wanted");
+        let ingress = ingress(&endpoint, &owner, &settings())
+            .expect("builds")
+            .expect("wanted");
         let json = serde_json::to_value(&ingress).expect("serializes");
         assert_eq!(json["metadata"]["name"], "shop-receiver");
         assert_eq!(
@@ -164,6 +176,45 @@ mod tests {
                 endpoint.spec.tls.as_ref()
             ),
             "https://hooks.example.com/shop"
+        );
+    }
+
+    #[test]
+    fn the_default_ingress_class_applies_only_without_a_class_name() {
+        let settings = Settings {
+            default_ingress_class: Some("traefik".to_owned()),
+            ..settings()
+        };
+        let class = |endpoint: &WebhookEndpoint, settings: &Settings| {
+            let owner = Owner::of(endpoint).expect("owner");
+            let ingress = ingress(endpoint, &owner, settings)
+                .expect("builds")
+                .expect("wanted");
+            ingress.spec.and_then(|spec| spec.ingress_class_name)
+        };
+        let own = endpoint("exposed");
+        assert_eq!(
+            class(&own, &settings).as_deref(),
+            Some("nginx"),
+            "the endpoint's className wins"
+        );
+        let mut unnamed = endpoint("exposed");
+        if let Some(spec) = unnamed.spec.ingress.as_mut() {
+            spec.class_name = None;
+        }
+        assert_eq!(class(&unnamed, &settings).as_deref(), Some("traefik"));
+        assert_eq!(
+            class(&unnamed, &super::super::fixtures::settings()),
+            None,
+            "no default: the cluster's default IngressClass"
+        );
+        let github = endpoint("github");
+        let owner = Owner::of(&github).expect("owner");
+        assert!(
+            ingress(&github, &owner, &settings)
+                .expect("builds")
+                .is_none(),
+            "a default class asks for no Ingress"
         );
     }
 
@@ -197,7 +248,9 @@ mod tests {
         });
         let owner = Owner::of(&endpoint).expect("owner");
         assert!(certificate(&endpoint, &owner).expect("builds").is_none());
-        let ingress = ingress(&endpoint, &owner).expect("builds").expect("wanted");
+        let ingress = ingress(&endpoint, &owner, &settings())
+            .expect("builds")
+            .expect("wanted");
         let tls = ingress.spec.and_then(|s| s.tls).unwrap_or_default();
         assert_eq!(tls[0].secret_name.as_deref(), Some("my-cert"));
     }
@@ -206,13 +259,19 @@ mod tests {
     fn no_ingress_without_spec_ingress_and_plain_http_without_tls() {
         let endpoint = endpoint("github");
         let owner = Owner::of(&endpoint).expect("owner");
-        assert!(ingress(&endpoint, &owner).expect("builds").is_none());
+        assert!(
+            ingress(&endpoint, &owner, &settings())
+                .expect("builds")
+                .is_none()
+        );
         assert!(certificate(&endpoint, &owner).expect("builds").is_none());
 
         let mut exposed = super::super::fixtures::endpoint("exposed");
         exposed.spec.tls = None;
         let owner = Owner::of(&exposed).expect("owner");
-        let ingress = ingress(&exposed, &owner).expect("builds").expect("wanted");
+        let ingress = ingress(&exposed, &owner, &settings())
+            .expect("builds")
+            .expect("wanted");
         assert!(ingress.spec.and_then(|s| s.tls).is_none());
         assert!(certificate(&exposed, &owner).expect("builds").is_none());
     }

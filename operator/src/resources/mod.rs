@@ -59,6 +59,14 @@ pub struct Settings {
     /// trusted proxy reports as HTTPS, so without this every endpoint would
     /// have to repeat its cluster's pod CIDR.
     pub default_trusted_proxies: Vec<String>,
+    /// The IngressClass of endpoints whose `spec.ingress` names none;
+    /// `None`: the cluster's default IngressClass.
+    pub default_ingress_class: Option<String>,
+    /// The cert-manager issuer of endpoints with `spec.ingress` and no
+    /// `spec.tls` at all: they get a Certificate from it as if they named it
+    /// in `spec.tls.issuerRef`. `None`: such endpoints are served over
+    /// plain HTTP by the Ingress.
+    pub default_issuer: Option<hookwarden_crds::IssuerRef>,
 }
 
 /// A referenced Secret key: `(secret name, key)`.
@@ -176,7 +184,8 @@ pub struct Children {
     pub network_policy: NetworkPolicy,
     /// The public route, when `spec.ingress` is set.
     pub ingress: Option<Ingress>,
-    /// The cert-manager Certificate, when `spec.tls.issuerRef` is set.
+    /// The cert-manager Certificate, when `spec.tls.issuerRef` is set (or
+    /// the default issuer fills it in).
     pub certificate: Option<DynamicObject>,
     /// At most one receiver down in a drain, when more than one runs.
     pub pod_disruption_budget: Option<PodDisruptionBudget>,
@@ -217,7 +226,7 @@ pub fn build(
     let service = service(&owner)?;
     Ok(Children {
         network_policy: network_policy(endpoint, &owner, settings)?,
-        ingress: ingress(endpoint, &owner)?,
+        ingress: ingress(endpoint, &owner, settings)?,
         certificate: certificate(endpoint, &owner)?,
         pod_disruption_budget: pod_disruption_budget(endpoint, &owner)?,
         autoscaler: autoscaler(endpoint, &owner)?,
@@ -328,6 +337,8 @@ pub(crate) mod fixtures {
             receiver_image: "ghcr.io/hookwarden/receiver:test".to_owned(),
             nats_url: "nats://nats.nats.svc:4222".to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_ingress_class: None,
+            default_issuer: None,
         }
     }
 }

@@ -84,9 +84,22 @@ pub fn generated_secret_name(endpoint_name: &str) -> String {
 /// generated Secret is one more entry of `secretRefs`, so it is resolved,
 /// rendered and verified like any referenced one; without
 /// `trustedProxies`, the operator's default ones (the ingress controller's
-/// network) apply.
+/// network) apply; with `ingress` and no `tls` at all, the operator's
+/// default issuer (if any) becomes `tls.issuerRef`, so the Certificate,
+/// the Ingress's TLS Secret `<name>-tls` and the `https` URL follow as for
+/// an issuer the endpoint names.
 pub fn effective_endpoint(endpoint: &WebhookEndpoint, settings: &Settings) -> WebhookEndpoint {
     let mut effective = endpoint.clone();
+    if let (Some(_), None, Some(issuer)) = (
+        &effective.spec.ingress,
+        &effective.spec.tls,
+        &settings.default_issuer,
+    ) {
+        effective.spec.tls = Some(hookwarden_crds::TlsSpec {
+            issuer_ref: Some(issuer.clone()),
+            secret_name: None,
+        });
+    }
     if effective.spec.trusted_proxies.is_empty() {
         effective
             .spec
@@ -308,6 +321,81 @@ mod tests {
         assert!(!labels.contains_key("app.kubernetes.io/managed-by"));
         let data = secret.string_data.unwrap_or_default();
         assert_eq!(data.get("secret"), Some(&first));
+    }
+
+    #[test]
+    fn the_default_issuer_applies_only_to_ingresses_without_tls() {
+        use hookwarden_crds::{IssuerKind, IssuerRef, TlsSpec};
+        let default = IssuerRef {
+            name: "letsencrypt-prod".to_owned(),
+            kind: IssuerKind::ClusterIssuer,
+        };
+        let settings = Settings {
+            default_issuer: Some(default.clone()),
+            ..settings()
+        };
+        let mut bare = endpoint("exposed");
+        bare.spec.tls = None;
+        let effective = effective_endpoint(&bare, &settings);
+        assert_eq!(
+            effective.spec.tls,
+            Some(TlsSpec {
+                issuer_ref: Some(default),
+                secret_name: None,
+            })
+        );
+        // As for an explicit issuerRef: a Certificate into <name>-tls, which
+        // the Ingress serves.
+        let children = build(&effective, &secrets_for(&effective), &settings).expect("builds");
+        let certificate =
+            serde_json::to_value(children.certificate.expect("certificate")).expect("serializes");
+        assert_eq!(
+            certificate["spec"],
+            serde_json::json!({
+                "secretName": "shop-tls",
+                "dnsNames": ["hooks.example.com"],
+                "issuerRef": {"name": "letsencrypt-prod", "kind": "ClusterIssuer", "group": "cert-manager.io"},
+            })
+        );
+        let tls = children
+            .ingress
+            .and_then(|ingress| ingress.spec)
+            .and_then(|spec| spec.tls)
+            .unwrap_or_default();
+        assert_eq!(tls.len(), 1);
+        assert_eq!(tls[0].secret_name.as_deref(), Some("shop-tls"));
+        // Without the default nothing changes: plain HTTP, no Certificate.
+        let plain = effective_endpoint(&bare, &super::super::fixtures::settings());
+        assert_eq!(plain.spec.tls, None);
+        assert!(
+            build(
+                &plain,
+                &secrets_for(&plain),
+                &super::super::fixtures::settings()
+            )
+            .expect("builds")
+            .certificate
+            .is_none()
+        );
+
+        // The endpoint's own tls wins, whichever kind.
+        let own_issuer = endpoint("exposed");
+        assert_eq!(
+            effective_endpoint(&own_issuer, &settings).spec.tls,
+            own_issuer.spec.tls
+        );
+        let mut own_secret = endpoint("exposed");
+        own_secret.spec.tls = Some(TlsSpec {
+            issuer_ref: None,
+            secret_name: Some("my-cert".to_owned()),
+        });
+        assert_eq!(
+            effective_endpoint(&own_secret, &settings).spec.tls,
+            own_secret.spec.tls
+        );
+        // No Ingress: nothing to issue a certificate for.
+        let github = endpoint("github");
+        assert_eq!(effective_endpoint(&github, &settings).spec.tls, None);
     }
 
     #[test]
