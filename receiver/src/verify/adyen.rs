@@ -23,7 +23,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::{Rejection, Verified, Verifier, VerifierError, info_value};
+use super::{Rejection, Verified, Verifier, VerifierError, info_value, parse_keys};
 use crate::secrets::Secret;
 
 /// A base64 HMAC-SHA256 is 44 characters; anything much longer is not one.
@@ -40,20 +40,7 @@ impl AdyenVerifier {
     /// file holds one key as hex text; surrounding whitespace is ignored).
     /// A key that is not hex fails here, at startup.
     pub fn new(secrets: Vec<Secret>) -> Result<Self, VerifierError> {
-        if secrets.is_empty() {
-            return Err(VerifierError::NoSecrets);
-        }
-        let keys = secrets
-            .iter()
-            .enumerate()
-            .map(|(index, secret)| {
-                decode_key(secret).ok_or(VerifierError::InvalidKey {
-                    provider: "adyen",
-                    index,
-                    expected: "an HMAC key as hex digits",
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let keys = parse_keys(&secrets, "adyen", "an HMAC key as hex digits", decode_key)?;
         Ok(Self { keys })
     }
 }

@@ -17,7 +17,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use super::generic::system_clock;
 use super::{
     Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, Handshake, Incoming, Rejection, Verdict, Verified,
-    Verifier, VerifierError, check_unix_timestamp, info_value, single_header,
+    Verifier, VerifierError, check_unix_timestamp, info_value, parse_keys, single_header,
 };
 use crate::secrets::Secret;
 
@@ -41,23 +41,13 @@ impl DiscordVerifier {
 
     /// As [`DiscordVerifier::new`], reading the time from `clock`.
     pub fn with_clock(secrets: Vec<Secret>, clock: Clock) -> Result<Self, VerifierError> {
-        if secrets.is_empty() {
-            return Err(VerifierError::NoSecrets);
-        }
-        let keys = secrets
-            .iter()
-            .enumerate()
-            .map(|(index, secret)| parse_key(secret).ok_or(invalid_key(index)))
-            .collect::<Result<_, _>>()?;
+        let keys = parse_keys(
+            &secrets,
+            "discord",
+            "an Ed25519 public key as 64 hex digits",
+            parse_key,
+        )?;
         Ok(Self { keys, clock })
-    }
-}
-
-fn invalid_key(index: usize) -> VerifierError {
-    VerifierError::InvalidKey {
-        provider: "discord",
-        index,
-        expected: "an Ed25519 public key as 64 hex digits",
     }
 }
 

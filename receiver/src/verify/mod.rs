@@ -324,6 +324,31 @@ pub enum VerifierError {
     },
 }
 
+/// Reads every secret as a key with `parse`, at startup: no secret at all, or
+/// one that is not a key (`expected` says what it should be), is an error
+/// naming the secret's index, never its value.
+pub(crate) fn parse_keys<K>(
+    secrets: &[Secret],
+    provider: &'static str,
+    expected: &'static str,
+    parse: impl Fn(&Secret) -> Option<K>,
+) -> Result<Vec<K>, VerifierError> {
+    if secrets.is_empty() {
+        return Err(VerifierError::NoSecrets);
+    }
+    secrets
+        .iter()
+        .enumerate()
+        .map(|(index, secret)| {
+            parse(secret).ok_or(VerifierError::InvalidKey {
+                provider,
+                index,
+                expected,
+            })
+        })
+        .collect()
+}
+
 /// The verifier an endpoint's spec asks for, with its secrets loaded by
 /// `load` (from files in the receiver, from the API in tests of the operator).
 pub fn for_endpoint(

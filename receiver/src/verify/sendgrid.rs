@@ -21,7 +21,7 @@ use p256::pkcs8::DecodePublicKey;
 use super::generic::system_clock;
 use super::{
     Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, Rejection, Verified, Verifier, VerifierError,
-    check_unix_timestamp, single_header,
+    check_unix_timestamp, parse_keys, single_header,
 };
 use crate::secrets::Secret;
 
@@ -46,20 +46,12 @@ impl SendgridVerifier {
 
     /// As [`SendgridVerifier::new`], reading the time from `clock`.
     pub fn with_clock(secrets: Vec<Secret>, clock: Clock) -> Result<Self, VerifierError> {
-        if secrets.is_empty() {
-            return Err(VerifierError::NoSecrets);
-        }
-        let keys = secrets
-            .iter()
-            .enumerate()
-            .map(|(index, secret)| {
-                parse_key(secret).ok_or(VerifierError::InvalidKey {
-                    provider: "sendgrid",
-                    index,
-                    expected: "a P-256 public key as base64 DER (SubjectPublicKeyInfo)",
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let keys = parse_keys(
+            &secrets,
+            "sendgrid",
+            "a P-256 public key as base64 DER (SubjectPublicKeyInfo)",
+            parse_key,
+        )?;
         Ok(Self { keys, clock })
     }
 }
