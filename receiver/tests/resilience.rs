@@ -426,8 +426,36 @@ impl Frozen {
             .map(nix::unistd::Pid::from_raw)
             .expect("nats-server pid");
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+        // kill(2) returns once the signal is queued; threads running on
+        // other CPUs stop a moment later and could still store a publish.
+        // Wait until every thread of the server reports state T (stopped).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid.as_raw()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not stop within 5 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Self(pid)
     }
+}
+
+/// Whether every thread of `pid` is stopped, read from `/proc/<pid>/task/*/stat`.
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            // The state follows the parenthesised command name, which may hold spaces.
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next())
+            })
+            .is_some_and(|state| state == 'T' || state == 't')
+    })
 }
 
 impl Drop for Frozen {
