@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
-.PHONY: help demo test bench tools cluster-up cluster-down crds fmt lint
+.PHONY: help demo test bench soak tools cluster-up cluster-down crds fmt lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -15,6 +15,9 @@ test: ## set up everything and pass every check and test
 
 bench: ## load benchmark: receiver vs bare server, nats bench and the peer (~10 min; BENCH_QUICK=1 ~2 min); report in target/bench/report.md
 	@bench/run.sh
+
+soak: ## long versions of the resilience tests (NATS and receiver killed again and again, a spray from 120k addresses; SOAK_SCALE=60, ~5 min)
+	@bench/soak.sh
 
 tools: ## build the pinned upstream tools into ~/.cache/hookwarden/bin
 	@tests/tools/deps.sh

@@ -543,12 +543,17 @@ pub struct Rate {
 }
 
 /// JetStream settings of an endpoint.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+// On the object, not on the string: the API server quotes a refused string
+// in its answer ("Invalid value: ..."), an object only as "object".
+#[x_kube(validation = Rule::new("!has(self.url) || !self.url.contains('@')").message("spec.nats.url must not carry credentials (user:password@ or token@): anyone who can read the endpoint would see them; give a NATS .creds file in a Secret named by spec.nats.credentialsSecretRef"))]
 pub struct NatsSpec {
     /// The NATS server the receivers connect to, e.g.
     /// `nats://nats.nats.svc:4222`. Defaults to the operator's `--nats-url`,
     /// so the endpoints of a cluster share one NATS without repeating it.
+    /// No credentials here (`user:password@`, `token@`): anyone who may read
+    /// the endpoint would see them; use `credentialsSecretRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Subject prefix; deliveries go to `<prefix>.<event type>`. Defaults to

@@ -405,7 +405,7 @@ async fn run(
     };
     tracing::info!(
         receiver_image = %config.settings.receiver_image,
-        nats_url = %config.settings.nats_url,
+        nats_url = %hookwarden_receiver::redact::redact_url(&config.settings.nats_url),
         namespaces = %watched,
         "reconciling WebhookEndpoints"
     );

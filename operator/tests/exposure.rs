@@ -665,7 +665,8 @@ async fn refusal(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Str
 }
 
 #[tokio::test]
-async fn the_api_server_refuses_conflicting_tls_and_inverted_autoscaling_bounds() {
+async fn the_api_server_refuses_conflicting_tls_inverted_autoscaling_bounds_and_credentials_in_urls()
+ {
     let ns = TestNamespace::create("cel").await.expect("namespace");
     let both = refusal(
         &ns,
@@ -707,5 +708,22 @@ async fn the_api_server_refuses_conflicting_tls_and_inverted_autoscaling_bounds(
     assert!(
         inverted.contains("autoscaling.minReplicas must not exceed autoscaling.maxReplicas"),
         "{inverted}"
+    );
+    let credentials = refusal(
+        &ns,
+        "credentials",
+        serde_json::json!({
+            "provider": "github",
+            "nats": {"url": "nats://app:hunter2@nats.nats.svc:4222"},
+        }),
+    )
+    .await;
+    assert!(
+        credentials.contains("spec.nats.url must not carry credentials"),
+        "{credentials}"
+    );
+    assert!(
+        !credentials.contains("hunter2"),
+        "the refusal repeats the password: {credentials}"
     );
 }

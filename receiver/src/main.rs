@@ -202,7 +202,7 @@ async fn serve(options: ServeArgs) -> Result<(), ServeError> {
         .connect(&options.nats_url)
         .await
         .map_err(|source| ServeError::Nats {
-            url: options.nats_url.clone(),
+            url: hookwarden_receiver::redact::redact_url(&options.nats_url),
             source,
         })?;
     // Refuses a body cap over the server's max_payload before listening.

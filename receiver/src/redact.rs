@@ -119,6 +119,30 @@ pub fn body_excerpt(body: &[u8]) -> BodyExcerpt {
     }
 }
 
+/// `url` with the credentials of each server (`user:password@`,
+/// `token@`) replaced by `***`, for logs and error messages. Handles the
+/// comma-separated server lists NATS accepts.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|server| {
+            let (scheme, rest) = match server.split_once("://") {
+                Some((scheme, rest)) => (Some(scheme), rest),
+                None => (None, server),
+            };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let redacted = match rest[..authority_end].rfind('@') {
+                Some(at) => format!("***@{}", &rest[at + 1..]),
+                None => rest.to_owned(),
+            };
+            match scheme {
+                Some(scheme) => format!("{scheme}://{redacted}"),
+                None => redacted,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
@@ -233,5 +257,20 @@ mod tests {
         assert_eq!(cut.encoding, "utf8");
         assert_eq!(cut.text.len(), BODY_LOG_LIMIT - 1);
         assert!(cut.truncated);
+    }
+
+    #[test]
+    fn urls_lose_the_credentials_of_every_server() {
+        assert_eq!(
+            redact_url("nats://user:pa55@nats.x.svc:4222"),
+            "nats://***@nats.x.svc:4222"
+        );
+        assert_eq!(redact_url("nats://tok@n:4222/p@x"), "nats://***@n:4222/p@x");
+        assert_eq!(
+            redact_url("nats://a:s3cret@n1:4222,tls://b:s3cret@n2:4222,n3:4222"),
+            "nats://***@n1:4222,tls://***@n2:4222,n3:4222"
+        );
+        assert_eq!(redact_url("u:s3cret@n:4222"), "***@n:4222");
+        assert_eq!(redact_url("nats://n:4222"), "nats://n:4222");
     }
 }

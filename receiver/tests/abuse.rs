@@ -198,3 +198,111 @@ async fn a_flooding_source_address_is_limited_while_another_is_served() {
     let text = metrics.render();
     assert!(text.contains(&counted), "{counted} in {text}");
 }
+
+/// A forged GitHub delivery (a signature of other bytes) as raw HTTP/1.1.
+fn forged_request(id: &str) -> Vec<u8> {
+    let body = format!("{{\"delivery\":\"{id}\"}}");
+    format!(
+        "POST / HTTP/1.1\r\nhost: hookwarden\r\ncontent-type: application/json\r\n\
+         x-github-event: push\r\nx-github-delivery: {id}\r\nx-hub-signature-256: {}\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        sign(b"other bytes"),
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The `n`th spraying address: 127.1.0.0 onwards (never 127.0.0.1, where
+/// the legitimate client connects from).
+fn spray_address(n: usize) -> [u8; 4] {
+    let [_, a, b, c] = u32::try_from(n)
+        .expect("fewer than 2^24 addresses")
+        .to_be_bytes();
+    [127, 1 + a, b, c]
+}
+
+/// Source addresses the spray test uses (`bench/soak.sh` multiplies it past
+/// the receiver's 100,000 tracked rate-limit buckets).
+const SPRAY_ADDRESSES: usize = 2_000;
+/// Connections of the spray at once.
+const SPRAY_CONNECTIONS: usize = 32;
+/// How much the real receiver's resident memory may grow over the spray.
+/// A leak of a few KiB per client would exceed it at 2,000 clients; the
+/// rate-limit table itself is a few dozen bytes per address.
+const SPRAY_RSS_GROWTH_KIB: u64 = 16 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spray_from_many_addresses_keeps_memory_bounded_and_deliveries_flowing() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let receiver = common::binary::ReceiverProcess::spawn(
+        nats.url(),
+        common::ENDPOINT,
+        &[("gh", "secret", common::SECRET.as_bytes())],
+        &[("RUST_LOG", "warn")],
+    );
+    receiver.ready().await;
+    let to: SocketAddr = receiver.listen.parse().expect("listen address");
+    let before = receiver.rss_kib().expect("VmRSS");
+
+    let addresses = SPRAY_ADDRESSES * common::soak_scale();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..SPRAY_CONNECTIONS)
+        .map(|_| {
+            let next = Arc::clone(&next);
+            tokio::spawn(async move {
+                let mut refused = 0_usize;
+                let mut other = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= addresses {
+                        break;
+                    }
+                    let stream = connect_from(spray_address(n), to).await;
+                    match exchange(stream, &forged_request(&format!("spray-{n}"))).await {
+                        Some(401) => refused += 1,
+                        status => other.push((n, status)),
+                    }
+                }
+                (refused, other)
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    let mut other = Vec::new();
+    for worker in workers {
+        let (r, o) = worker.await.expect("spray worker");
+        refused += r;
+        other.extend(o);
+    }
+    let after = receiver.rss_kib().expect("VmRSS");
+    assert!(
+        other.is_empty(),
+        "every forged delivery is refused 401: {:?}",
+        &other[..other.len().min(10)]
+    );
+    assert_eq!(refused, addresses);
+
+    let body = b"{\"after\":\"spray\"}";
+    let signature = sign(body);
+    let legit = receiver
+        .send(
+            "POST",
+            &[
+                ("content-type", "application/json"),
+                ("x-github-event", "push"),
+                ("x-github-delivery", "after-spray"),
+                ("x-hub-signature-256", &signature),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(legit.status, StatusCode::OK, "a delivery after the spray");
+    let growth = after.saturating_sub(before);
+    eprintln!(
+        "spray from {addresses} addresses: all refused 401; RSS {before} KiB before, {after} KiB after (+{growth} KiB)"
+    );
+    assert!(
+        growth <= SPRAY_RSS_GROWTH_KIB,
+        "RSS grew by {growth} KiB over {addresses} sources ({before} -> {after} KiB)"
+    );
+}

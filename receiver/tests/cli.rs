@@ -171,6 +171,45 @@ async fn serve_refuses_to_start_without_its_secret() {
 }
 
 #[tokio::test]
+async fn an_unreachable_nats_is_reported_without_the_password_in_its_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("gh")).expect("secret dir");
+    std::fs::write(dir.path().join("gh").join("secret"), SECRET).expect("secret");
+    let endpoint = dir.path().join("endpoint.yaml");
+    std::fs::write(
+        &endpoint,
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {name: github}\nspec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n",
+    )
+    .expect("manifest");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        .env("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:0")
+        .env(
+            "HOOKWARDEN_NATS_URL",
+            "nats://hookwarden:n4ts-pa55word@127.0.0.1:1",
+        )
+        .args(["serve", "--endpoint"])
+        .arg(&endpoint)
+        .arg("--secrets-dir")
+        .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--tls-mode", "insecure-http"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        log.contains("cannot connect to NATS at nats://***@127.0.0.1:1"),
+        "{log}"
+    );
+    assert!(!log.contains("n4ts-pa55word"), "the password leaked: {log}");
+}
+
+#[tokio::test]
 async fn serve_refuses_to_start_with_an_invalid_cidr_naming_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("gh")).expect("secret dir");

@@ -31,7 +31,7 @@ async fn send_until(
     stop: Arc<AtomicBool>,
 ) -> Vec<(String, StatusCode)> {
     let mut answers = Vec::new();
-    for i in 0..MAX_PER_SENDER {
+    for i in 0..MAX_PER_SENDER * common::soak_scale() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -53,36 +53,40 @@ async fn nats_killed_mid_load_never_acknowledges_an_unstored_delivery() {
         .map(|sender| tokio::spawn(send_until(Arc::clone(&receiver), sender, Arc::clone(&stop))))
         .collect();
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    nats.kill();
-    // Long enough for publishes in flight to time out (2 s) and be answered 503.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    nats.restart()
-        .await
-        .expect("nats-server restarts with the same store");
-    // Keep sending until deliveries are stored again (the receiver reconnects
-    // on its own), then stop.
-    let recovered = {
-        let mut recovered = false;
+    // One outage in `make test`; `bench/soak.sh` repeats it under the same
+    // unbroken load.
+    let outages = common::soak_scale();
+    let mut recoveries = 0;
+    for outage in 0..outages {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        nats.kill();
+        // Long enough for publishes in flight to time out (2 s) and be answered 503.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        nats.restart()
+            .await
+            .expect("nats-server restarts with the same store");
+        // Keep sending until deliveries are stored again (the receiver
+        // reconnects on its own).
         for _ in 0..150 {
-            let probe = receiver.deliver(b"{\"probe\":true}", "probe", None).await;
+            let probe = receiver
+                .deliver(b"{\"probe\":true}", &format!("probe-{outage}"), None)
+                .await;
             if probe.status == StatusCode::OK {
-                recovered = true;
+                recoveries += 1;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        recovered
-    };
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     let mut answers = Vec::new();
     for sender in senders {
         answers.extend(sender.await.expect("sender"));
     }
-    assert!(
-        recovered,
-        "the receiver stores again after NATS is back, without a restart"
+    assert_eq!(
+        recoveries, outages,
+        "the receiver stores again after each NATS outage, without a restart"
     );
 
     let accepted: Vec<&str> = answers
@@ -139,7 +143,7 @@ async fn nats_killed_mid_load_never_acknowledges_an_unstored_delivery() {
     }
     assert!(stored.values().all(|&n| n == 1), "no delivery stored twice");
     eprintln!(
-        "{} answers: {} accepted, {unavailable} answered 503; {} stored",
+        "nats killed {outages} time(s): {} answers: {} accepted, {unavailable} answered 503; {} stored",
         answers.len(),
         accepted.len(),
         stored.len()
@@ -209,54 +213,65 @@ async fn receiver_killed_mid_load_loses_nothing_it_acknowledged() {
         .port();
     let listen = format!("127.0.0.1:{port}");
 
-    let mut receiver = spawn_receiver(dir.path(), nats.url(), &listen).await;
-    let killer = {
-        let pid = receiver
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .expect("pid");
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        })
-    };
-    // A provider delivering one event after another until the receiver dies.
+    // One kill in `make test`; `bench/soak.sh` kills and restarts it again
+    // and again, each time while a provider is delivering.
+    let kills = common::soak_scale();
     let mut acknowledged = Vec::new();
     let mut unacknowledged = Vec::new();
-    for i in 0..2000 {
-        let id = format!("kill-{i}");
-        match post_once(&listen, &id).await {
-            Some(status) if status.is_success() => acknowledged.push(id),
-            _ => {
-                unacknowledged.push(id);
-                break;
+    let mut retries = Vec::new();
+    let mut receiver = spawn_receiver(dir.path(), nats.url(), &listen).await;
+    for kill in 0..kills {
+        let killer = {
+            let pid = receiver
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .expect("pid");
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            })
+        };
+        // A provider delivering one event after another until the receiver dies.
+        let mut acknowledged_now = Vec::new();
+        let mut unacknowledged_now = Vec::new();
+        for i in 0..2000 {
+            let id = format!("kill-{kill}-{i}");
+            match post_once(&listen, &id).await {
+                Some(status) if status.is_success() => acknowledged_now.push(id),
+                _ => {
+                    unacknowledged_now.push(id);
+                    break;
+                }
             }
         }
-    }
-    killer.await.expect("killer");
-    let _ = receiver.wait().await;
-    assert!(
-        !acknowledged.is_empty() && !unacknowledged.is_empty(),
-        "killed mid-load"
-    );
-
-    // The provider retries what was not acknowledged, and also (as providers
-    // do after timeouts) a few that were: each is stored once.
-    let receiver = spawn_receiver(dir.path(), nats.url(), &listen).await;
-    let retries: Vec<String> = unacknowledged
-        .iter()
-        .chain(acknowledged.iter().rev().take(3))
-        .cloned()
-        .collect();
-    for id in &retries {
-        assert_eq!(
-            post_once(&listen, id).await,
-            Some(StatusCode::OK),
-            "retry of {id}"
+        killer.await.expect("killer");
+        let _ = receiver.wait().await;
+        assert!(
+            !acknowledged_now.is_empty() && !unacknowledged_now.is_empty(),
+            "kill {kill}: killed mid-load"
         );
+
+        // Restarted. The provider retries what was not acknowledged, and also
+        // (as providers do after timeouts) a few that were: each is stored once.
+        receiver = spawn_receiver(dir.path(), nats.url(), &listen).await;
+        let retries_now: Vec<String> = unacknowledged_now
+            .iter()
+            .chain(acknowledged_now.iter().rev().take(3))
+            .cloned()
+            .collect();
+        for id in &retries_now {
+            assert_eq!(
+                post_once(&listen, id).await,
+                Some(StatusCode::OK),
+                "retry of {id}"
+            );
+        }
+        acknowledged.extend(acknowledged_now);
+        unacknowledged.extend(unacknowledged_now);
+        retries.extend(retries_now);
     }
     drop(receiver);
 
@@ -278,6 +293,12 @@ async fn receiver_killed_mid_load_loses_nothing_it_acknowledged() {
         assert_eq!(stored.get(id), Some(&1), "{id} stored exactly once");
     }
     assert_eq!(stored.len(), acknowledged.len() + unacknowledged.len());
+    eprintln!(
+        "receiver killed {kills} time(s): {} acknowledged, {} retried, {} stored",
+        acknowledged.len(),
+        retries.len(),
+        stored.len()
+    );
 }
 
 /// Every message of `stream`, counted by its `Nats-Msg-Id`.

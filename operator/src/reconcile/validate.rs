@@ -44,6 +44,13 @@ pub enum ValidateError {
         /// The endpoint's name.
         name: String,
     },
+    /// The CRD's CEL rule refuses this too; the URL would reach every
+    /// receiver Deployment's arguments, readable to anyone who can list
+    /// Deployments. The message never repeats the URL.
+    #[error(
+        "spec.nats.url must not carry credentials (user:password@ or token@); give a NATS .creds file in a Secret named by spec.nats.credentialsSecretRef"
+    )]
+    NatsUrlCredentials,
     /// `spec.nats` names an invalid subject prefix or stream, or stream
     /// limits JetStream refuses.
     #[error(transparent)]
@@ -76,6 +83,15 @@ pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
             return Err(ValidateError::TlsWithoutIngress);
         }
     }
+    if endpoint
+        .spec
+        .nats
+        .url
+        .as_deref()
+        .is_some_and(|url| url.contains('@'))
+    {
+        return Err(ValidateError::NatsUrlCredentials);
+    }
     // The receiver would refuse to start with it, and the stream could not
     // be managed.
     hookwarden_receiver::publish::Target::for_endpoint(endpoint)?;
@@ -94,6 +110,17 @@ mod tests {
         e.spec.nats.duplicate_window_seconds = Some(120);
         let err = validate(&e).expect_err("window longer than max age");
         assert!(err.to_string().contains("duplicateWindowSeconds"), "{err}");
+    }
+
+    #[test]
+    fn refuses_credentials_in_the_nats_url_without_repeating_them() {
+        let mut e = endpoint("github");
+        e.spec.nats.url = Some("nats://app:hunter2@nats.nats.svc:4222".to_owned());
+        let err = validate(&e).expect_err("credentials in the URL");
+        assert_eq!(err, ValidateError::NatsUrlCredentials);
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        e.spec.nats.url = Some("nats://nats.nats.svc:4222".to_owned());
+        assert_eq!(validate(&e), Ok(()));
     }
 
     #[test]

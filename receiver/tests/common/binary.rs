@@ -113,6 +113,16 @@ impl ReceiverProcess {
         }
     }
 
+    /// The process's resident memory in KiB (`VmRSS`), while it runs.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Everything the process wrote so far (stdout and stderr).
     pub fn log(&self) -> String {
         self.log.lock().expect("log").clone()

@@ -32,6 +32,18 @@ pub const ENDPOINT: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEn
     spec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n";
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How much longer the fault tests run: `HOOKWARDEN_SOAK_SCALE` (default 1,
+/// what `make test` runs). `bench/soak.sh` raises it: the kill tests repeat
+/// their fault that many times, the spray test uses that many times more
+/// source addresses.
+pub fn soak_scale() -> usize {
+    std::env::var("HOOKWARDEN_SOAK_SCALE")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
 pub type Body = BoxBody<Bytes, Infallible>;
 
 /// A receiver serving on a port of its own, stopped on drop.
