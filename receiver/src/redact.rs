@@ -41,16 +41,31 @@ const SECRET_NAME_PARTS: &[&str] = &[
     "sig",
 ];
 
+/// Providers' headers whose names contain a suspicious part but which carry
+/// an event type or a delivery id, never a secret: the first thing a person
+/// reads a logged delivery for. A verifier that does read a secret from one
+/// of them still has it redacted.
+const PLAIN_HEADERS: &[&str] = &[
+    // Bitbucket's event type (`repo:push`).
+    "x-event-key",
+    // GitLab's and Stripe-style delivery ids.
+    "idempotency-key",
+    // Twilio's delivery id.
+    "i-twilio-idempotency-token",
+];
+
 /// Whether the value of header `name` must not be logged: it is one the
 /// verifier reads a secret from (`verifier_headers`, lower case), a
-/// credential header, or its name contains a suspicious part.
+/// credential header, or its name contains a suspicious part (unless it is
+/// one of the known plain headers).
 pub fn is_secret_header(name: &str, verifier_headers: &[&str]) -> bool {
     let name = name.to_ascii_lowercase();
     verifier_headers
         .iter()
         .any(|h| h.eq_ignore_ascii_case(&name))
         || CREDENTIAL_HEADERS.contains(&name.as_str())
-        || SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
+        || (!PLAIN_HEADERS.contains(&name.as_str())
+            && SECRET_NAME_PARTS.iter().any(|part| name.contains(part)))
 }
 
 /// The headers as a JSON object (names in lower case, repeated headers as
@@ -257,6 +272,19 @@ mod tests {
         assert_eq!(cut.encoding, "utf8");
         assert_eq!(cut.text.len(), BODY_LOG_LIMIT - 1);
         assert!(cut.truncated);
+    }
+
+    #[test]
+    fn event_types_and_delivery_ids_stay_readable_unless_a_verifier_reads_them() {
+        for name in ["X-Event-Key", "Idempotency-Key", "I-Twilio-Idempotency-Token"] {
+            assert!(!is_secret_header(name, &[]), "{name}");
+            assert!(
+                is_secret_header(name, &[&name.to_ascii_lowercase()]),
+                "{name} read by the verifier"
+            );
+        }
+        assert!(is_secret_header("X-Api-Key", &[]));
+        assert!(is_secret_header("X-Gitlab-Token", &[]));
     }
 
     #[test]
