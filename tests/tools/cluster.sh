@@ -121,7 +121,8 @@ KC
 # start NAME ARGS...: runs the pinned binary in the background, logging to $logs/NAME.log.
 start() {
   local name=$1; shift
-  setsid "$(tool_path "$name")" "$@" >"$logs/$name.log" 2>&1 </dev/null &
+  # 9>&-: the daemons must not inherit (and hold forever) the lock of `locked`.
+  setsid "$(tool_path "$name")" "$@" >"$logs/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$run/$name.pid"
 }
 
@@ -226,9 +227,19 @@ up() {
   echo "$kubeconfig"
 }
 
+# `up` and `down` of the same control plane never interleave: two test runs
+# starting at once would otherwise both see "not up" and start two sets of
+# processes over one data directory. The second waits, then finds it up.
+locked() {
+  mkdir -p "$dir"
+  exec 9>"$dir/.lock"
+  flock 9
+  "$@"
+}
+
 case ${1:-} in
-  up) up ;;
-  down) stop_all; say "control plane down" ;;
+  up) locked up ;;
+  down) locked stop_all; say "control plane down" ;;
   status) is_up ;;
   env) echo "export KUBECONFIG=$kubeconfig" ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
