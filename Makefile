@@ -39,3 +39,5 @@ fmt: ## format the code
 lint: ## formatting and clippy, as CI checks them
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	CARGO_TARGET_DIR=$${HOOKWARDEN_CACHE:-$$HOME/.cache/hookwarden}/fuzz/check-target \
+	  cargo clippy --manifest-path receiver/fuzz/Cargo.toml --all-targets --locked -- -D warnings

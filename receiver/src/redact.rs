@@ -276,7 +276,11 @@ mod tests {
 
     #[test]
     fn event_types_and_delivery_ids_stay_readable_unless_a_verifier_reads_them() {
-        for name in ["X-Event-Key", "Idempotency-Key", "I-Twilio-Idempotency-Token"] {
+        for name in [
+            "X-Event-Key",
+            "Idempotency-Key",
+            "I-Twilio-Idempotency-Token",
+        ] {
             assert!(!is_secret_header(name, &[]), "{name}");
             assert!(
                 is_secret_header(name, &[&name.to_ascii_lowercase()]),

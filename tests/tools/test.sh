@@ -21,6 +21,11 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fuzz targets are their own workspace (nightly only to run): checked
+# here on stable so an API change cannot break `bench/fuzz` unnoticed.
+step "cargo clippy (fuzz targets)"
+CARGO_TARGET_DIR=${HOOKWARDEN_CACHE:-$HOME/.cache/hookwarden}/fuzz/check-target \
+  cargo clippy --manifest-path receiver/fuzz/Cargo.toml --all-targets --locked -- -D warnings
 
 step "local Kubernetes control plane"
 if "$here/cluster.sh" status; then

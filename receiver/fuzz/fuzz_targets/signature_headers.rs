@@ -39,6 +39,8 @@ fuzz_target!(|case: Case| {
         id: "fuzz-1",
         body: Some(b"{\"type\":\"fuzz.event\"}".to_vec()),
         now: now(),
+        // What Twilio and Square sign besides the body.
+        url: "https://hookwarden.example/hooks",
     };
     let Ok(delivery) = sign(name, secret, &input) else {
         return;
