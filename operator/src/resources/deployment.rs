@@ -5,8 +5,8 @@ use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::api::apps::v1::Deployment;
 
 use super::{
-    BuildError, ENDPOINT_FILE, HTTP_PORT, METRICS_PORT, Owner, Settings, child_name, labels,
-    object, referenced_secrets, secret_data_key, selector_labels,
+    BuildError, ENDPOINT_FILE, HTTP_PORT, METRICS_PORT, NATS_URL_KEY, Owner, Settings, child_name,
+    labels, object, referenced_secrets, secret_data_key, selector_labels, url_has_credentials,
 };
 
 /// The pod-template annotation that carries the configuration's hash, so a
@@ -26,12 +26,7 @@ pub fn deployment(
     config_hash: &str,
 ) -> Result<Deployment, BuildError> {
     let name = &owner.name;
-    let nats_url = endpoint
-        .spec
-        .nats
-        .url
-        .as_deref()
-        .unwrap_or(&settings.nats_url);
+    let nats_url = settings.nats_url(endpoint);
     // Each referenced key lands where the receiver looks for it:
     // `<secrets-dir>/<secret name>/<key>`, the layout of a mounted Secret.
     let mut items = vec![serde_json::json!({"key": ENDPOINT_FILE, "path": ENDPOINT_FILE})];
@@ -45,14 +40,27 @@ pub fn deployment(
                 })
             }),
     );
-    let args = [
+    let mut args = vec![
         "serve".to_owned(),
         "--endpoint".to_owned(),
         format!("{CONFIG_DIR}/{ENDPOINT_FILE}"),
         "--secrets-dir".to_owned(),
         format!("{CONFIG_DIR}/secrets"),
-        "--nats-url".to_owned(),
-        nats_url.to_owned(),
+    ];
+    // A URL with credentials goes through the rendered Secret into the
+    // environment; a plain one stays in the arguments, where `kubectl
+    // describe` shows which NATS a receiver uses.
+    let env = if url_has_credentials(nats_url) {
+        serde_json::json!([{
+            "name": "HOOKWARDEN_NATS_URL",
+            "valueFrom": {"secretKeyRef": {"name": child_name(name), "key": NATS_URL_KEY}},
+        }])
+    } else {
+        args.extend(["--nats-url".to_owned(), nats_url.to_owned()]);
+        // null: no `env` at all in the object (it is an Option).
+        serde_json::Value::Null
+    };
+    args.extend([
         "--listen".to_owned(),
         format!("0.0.0.0:{HTTP_PORT}"),
         // TLS ends at the ingress controller in front of the Service.
@@ -60,7 +68,7 @@ pub fn deployment(
         "behind-ingress".to_owned(),
         "--metrics-listen".to_owned(),
         format!("0.0.0.0:{METRICS_PORT}"),
-    ];
+    ]);
     // `spec.resources` replaces the defaults as a whole (like a Pod's own
     // field): half a default would be a surprise.
     let resources = match &endpoint.spec.resources {
@@ -93,6 +101,7 @@ pub fn deployment(
                 "name": "receiver",
                 "image": settings.receiver_image,
                 "args": args,
+                "env": env,
                 "ports": [
                     {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
                     {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
@@ -283,6 +292,55 @@ mod tests {
             .position(|a| a == "--nats-url")
             .and_then(|i| args.get(i + 1));
         assert_eq!(url.map(String::as_str), Some("nats://nats.shop.svc:4222"));
+    }
+
+    #[test]
+    fn a_nats_url_with_credentials_reaches_the_pods_only_through_the_rendered_secret() {
+        let endpoint = endpoint("github");
+        let plain = build(&endpoint, &secrets_for(&endpoint), &settings()).expect("builds");
+        assert!(container(&plain.deployment).env.is_none());
+        let with_password = Settings {
+            nats_url: "nats://app:hunter2@nats.nats.svc:4222".to_owned(),
+            ..settings()
+        };
+        let children = build(&endpoint, &secrets_for(&endpoint), &with_password).expect("builds");
+        let deployment = serde_json::to_string(&children.deployment).expect("serializes");
+        assert!(!deployment.contains("hunter2"), "{deployment}");
+        let container = container(&children.deployment);
+        let args = container.args.as_deref().unwrap_or_default();
+        assert!(!args.iter().any(|a| a.contains("nats")), "{args:?}");
+        let env = container.env.as_deref().unwrap_or_default();
+        assert_eq!(env.len(), 1);
+        assert_eq!(env[0].name, "HOOKWARDEN_NATS_URL");
+        let from = env[0]
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("from a Secret");
+        assert_eq!(from.name, "github-receiver");
+        assert_eq!(from.key, NATS_URL_KEY);
+        let data = children.secret.data.as_ref().expect("data");
+        assert_eq!(
+            data.get(NATS_URL_KEY).map(|v| v.0.as_slice()),
+            Some(b"nats://app:hunter2@nats.nats.svc:4222".as_slice())
+        );
+        // Mounted as a file it would be one more copy: only the env reads it.
+        let volumes = pod_spec(&children.deployment)
+            .volumes
+            .as_deref()
+            .unwrap_or_default();
+        let items = volumes[0]
+            .secret
+            .as_ref()
+            .and_then(|s| s.items.as_deref())
+            .unwrap_or_default();
+        assert!(items.iter().all(|i| i.key != NATS_URL_KEY));
+        // Changing the password rolls the pods.
+        assert_ne!(
+            config_hash(&children.secret),
+            config_hash(&plain.secret),
+            "the URL is part of the configuration hash"
+        );
     }
 
     #[test]

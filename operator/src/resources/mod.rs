@@ -69,6 +69,25 @@ pub struct Settings {
     pub default_issuer: Option<hookwarden_crds::IssuerRef>,
 }
 
+impl Settings {
+    /// The NATS URL the receivers of `endpoint` connect to: its own
+    /// `spec.nats.url`, else the operator's.
+    pub fn nats_url<'a>(&'a self, endpoint: &'a WebhookEndpoint) -> &'a str {
+        endpoint.spec.nats.url.as_deref().unwrap_or(&self.nats_url)
+    }
+}
+
+/// The key of the rendered Secret that holds the NATS URL when it carries
+/// credentials: then the receiver reads it from the environment, filled
+/// from this key, instead of from its arguments, which anyone who may read
+/// Deployments (or Pods) sees.
+pub const NATS_URL_KEY: &str = "nats-url";
+
+/// Whether `url` names a user, password or token for any of its servers.
+pub fn url_has_credentials(url: &str) -> bool {
+    hookwarden_receiver::redact::redact_url(url) != url
+}
+
 /// A referenced Secret key: `(secret name, key)`.
 pub type SecretKey = (String, String);
 
@@ -220,7 +239,7 @@ pub fn build(
     settings: &Settings,
 ) -> Result<Children, BuildError> {
     let owner = Owner::of(endpoint)?;
-    let secret = config_secret(endpoint, &owner, secrets)?;
+    let secret = config_secret(endpoint, &owner, secrets, settings)?;
     let hash = config_hash(&secret);
     let deployment = deployment(endpoint, &owner, settings, &hash)?;
     let service = service(&owner)?;

@@ -58,12 +58,7 @@ pub fn network_policy(
         .clone()
         .unwrap_or_default()
         .ingress_namespace;
-    let nats_url = endpoint
-        .spec
-        .nats
-        .url
-        .as_deref()
-        .unwrap_or(&settings.nats_url);
+    let nats_url = settings.nats_url(endpoint);
     object(
         "NetworkPolicy",
         serde_json::json!({

@@ -14,7 +14,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::{BuildError, Owner, ResolvedSecrets, Settings, object, referenced_secrets};
+use super::{
+    BuildError, NATS_URL_KEY, Owner, ResolvedSecrets, Settings, object, referenced_secrets,
+    url_has_credentials,
+};
 
 /// The key (and file name) of the endpoint manifest the receiver reads.
 pub const ENDPOINT_FILE: &str = "endpoint.yaml";
@@ -36,12 +39,20 @@ pub fn config_secret(
     endpoint: &WebhookEndpoint,
     owner: &Owner,
     secrets: &ResolvedSecrets,
+    settings: &Settings,
 ) -> Result<Secret, BuildError> {
     let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
     data.insert(
         ENDPOINT_FILE.to_owned(),
         ByteString(endpoint_manifest(endpoint)?.into_bytes()),
     );
+    let nats_url = settings.nats_url(endpoint);
+    if url_has_credentials(nats_url) {
+        data.insert(
+            NATS_URL_KEY.to_owned(),
+            ByteString(nats_url.as_bytes().to_vec()),
+        );
+    }
     for (name, key) in referenced_secrets(&endpoint.spec) {
         let data_key = secret_data_key(&name, &key);
         if data_key.len() > MAX_KEY_LEN {
