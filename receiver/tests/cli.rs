@@ -170,24 +170,26 @@ async fn serve_refuses_to_start_without_its_secret() {
     assert!(log.contains("gh/secret"), "{log}");
 }
 
-#[tokio::test]
-async fn an_unreachable_nats_is_reported_without_the_password_in_its_url() {
+/// Runs `serve` (plain HTTP) for a GitHub endpoint whose spec has `more`
+/// besides its secret reference (the secret file exists), against
+/// `nats_url`, until it exits; returns whether it succeeded and what it
+/// wrote to stdout and stderr.
+async fn serve_github_until_exit(more: &str, nats_url: &str) -> (bool, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("gh")).expect("secret dir");
     std::fs::write(dir.path().join("gh").join("secret"), SECRET).expect("secret");
     let endpoint = dir.path().join("endpoint.yaml");
     std::fs::write(
         &endpoint,
-        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
-         metadata: {name: github}\nspec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n",
+        format!(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+             metadata: {{name: github}}\nspec: {{provider: github, secretRefs: [{{name: gh, key: secret}}]{more}}}\n"
+        ),
     )
     .expect("manifest");
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
         .env("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:0")
-        .env(
-            "HOOKWARDEN_NATS_URL",
-            "nats://hookwarden:n4ts-pa55word@127.0.0.1:1",
-        )
+        .env("HOOKWARDEN_NATS_URL", nats_url)
         .args(["serve", "--endpoint"])
         .arg(&endpoint)
         .arg("--secrets-dir")
@@ -196,12 +198,19 @@ async fn an_unreachable_nats_is_reported_without_the_password_in_its_url() {
         .output()
         .await
         .expect("runs");
-    assert!(!output.status.success());
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    (output.status.success(), log)
+}
+
+#[tokio::test]
+async fn an_unreachable_nats_is_reported_without_the_password_in_its_url() {
+    let (ok, log) =
+        serve_github_until_exit("", "nats://hookwarden:n4ts-pa55word@127.0.0.1:1").await;
+    assert!(!ok);
     assert!(
         log.contains("cannot connect to NATS at nats://***@127.0.0.1:1"),
         "{log}"
@@ -211,37 +220,13 @@ async fn an_unreachable_nats_is_reported_without_the_password_in_its_url() {
 
 #[tokio::test]
 async fn serve_refuses_to_start_with_an_invalid_cidr_naming_the_field() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(dir.path().join("gh")).expect("secret dir");
-    std::fs::write(dir.path().join("gh").join("secret"), SECRET).expect("secret");
-    let endpoint = dir.path().join("endpoint.yaml");
-    std::fs::write(
-        &endpoint,
-        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
-         metadata: {name: github}\nspec: {provider: github, secretRefs: [{name: gh, key: secret}],\n\
-         allowedSourceCidrs: [10.0.0.0/8], trustedProxies: [10.0.0.0/8, 192.168.1.0/33]}\n",
-    )
-    .expect("manifest");
     // NATS is unreachable: the CIDR must be refused before connecting.
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
-        .env("HOOKWARDEN_METRICS_LISTEN", "127.0.0.1:0")
-        .args(["serve", "--endpoint"])
-        .arg(&endpoint)
-        .arg("--secrets-dir")
-        .arg(dir.path())
-        .args([
-            "--nats-url",
-            "nats://127.0.0.1:1",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-mode",
-            "insecure-http",
-        ])
-        .output()
-        .await
-        .expect("runs");
-    assert!(!output.status.success());
-    let log = String::from_utf8_lossy(&output.stdout);
+    let (ok, log) = serve_github_until_exit(
+        ",\n allowedSourceCidrs: [10.0.0.0/8], trustedProxies: [10.0.0.0/8, 192.168.1.0/33]",
+        "nats://127.0.0.1:1",
+    )
+    .await;
+    assert!(!ok);
     assert!(
         log.contains(r#"spec.trustedProxies[1]: invalid CIDR \"192.168.1.0/33\""#),
         "{log}"
