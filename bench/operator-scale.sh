@@ -7,8 +7,9 @@
 #   - the operator's peak RSS and CPU time,
 #   - API requests per endpoint (apiserver_request_total before/after),
 #   - reconcile passes per endpoint (the operator's own metric),
-#   - reconcile passes per minute at rest, REST_SECONDS after all are Ready
-#     (near zero: no hot loop).
+#   - reconcile passes, stream checks and API requests (all clients) per
+#     minute at rest, counted over REST_SECONDS after SETTLE_SECONDS
+#     (passes near zero: no hot loop, no periodic resync).
 # Not part of `make test`. Results go to stdout as Markdown rows.
 #
 # Environment:
@@ -18,6 +19,8 @@
 #                 Ready before counting (default 120: the controller-manager
 #                 is still creating ReplicaSets when the operator is done)
 #   REST_SECONDS  how long to count passes at rest (default 60)
+#   STREAM_CHECK_INTERVAL the operator's --stream-check-interval in seconds
+#                 (default 300, the operator's default)
 #   REPLICAS      receiver pods per endpoint (default 0). The kwok node holds
 #                 110 pods and is shared with the tests; with 1000 endpoints
 #                 only 0 fits: each endpoint is then complete (Secret,
@@ -41,6 +44,7 @@ ENDPOINTS=${ENDPOINTS:-1000}
 NAMESPACES=${NAMESPACES:-10}
 REST_SECONDS=${REST_SECONDS:-60}
 SETTLE_SECONDS=${SETTLE_SECONDS:-120}
+STREAM_CHECK_INTERVAL=${STREAM_CHECK_INTERVAL:-300}
 REPLICAS=${REPLICAS:-0}
 TIMEOUT=${TIMEOUT:-1200}
 OPERATOR_BIN=${OPERATOR_BIN:-$root/target/release/hookwarden-operator}
@@ -97,6 +101,7 @@ metrics_port=$(free_port)
 # the bench's endpoints, not other users' of the control plane.
 "$OPERATOR_BIN" run --nats-url "$nats_url" --namespace "$(IFS=,; echo "${namespaces[*]}")" \
   --receiver-image registry.invalid/hookwarden/receiver:bench \
+  --stream-check-interval "$STREAM_CHECK_INTERVAL" \
   --metrics-listen "127.0.0.1:$metrics_port" >"$work/operator.log" 2>&1 &
 operator_pid=$!
 for _ in $(seq 300); do
@@ -161,17 +166,25 @@ by_resource >"$work/after"
 hz=$(getconf CLK_TCK)
 peak_kib=$(awk '/^VmHWM/ {print $2}' "/proc/$operator_pid/status")
 rss_kib=$(awk '/^VmRSS/ {print $2}' "/proc/$operator_pid/status")
-passes_total() {
+# operator_total METRIC: the operator's counter, summed over its labels.
+operator_total() {
   curl -s "http://127.0.0.1:$metrics_port/metrics" |
-    awk '/^hookwarden_operator_reconciles_total\{/ {s += $NF} END {printf "%d\n", s}'
+    awk -v m="$1_total{" 'index($0, m) == 1 {s += $NF} END {printf "%d\n", s}'
 }
+passes_total() { operator_total hookwarden_operator_reconciles; }
 passes=$(passes_total)
 say "all Ready; settling for ${SETTLE_SECONDS}s, then counting passes at rest for ${REST_SECONDS}s"
 sleep "$SETTLE_SECONDS"
 settled=$(passes_total)
+checks_settled=$(operator_total hookwarden_operator_stream_checks)
+requests_settled=$(requests)
 sleep "$REST_SECONDS"
 rest_passes=$(( $(passes_total) - settled ))
+rest_checks=$(( $(operator_total hookwarden_operator_stream_checks) - checks_settled ))
+rest_requests=$(( $(requests) - requests_settled ))
 per_minute=$(calc "$rest_passes * 60 / $REST_SECONDS")
+checks_per_minute=$(calc "$rest_checks * 60 / $REST_SECONDS")
+requests_per_minute=$(calc "$rest_requests * 60 / $REST_SECONDS")
 streams=$("$(tool_path nats)" -s "$nats_url" stream ls --names 2>/dev/null | grep -c . || true)
 
 total=$(calc "$done_at - $start")
@@ -180,10 +193,10 @@ cpu_s=$(calc "($ticks_after - $ticks_before) / $hz")
 per_endpoint=$(calc "($after - $before) / $ENDPOINTS")
 passes_per=$(awk "BEGIN { printf \"%.2f\", $passes / $ENDPOINTS }")
 
-echo "| endpoints | namespaces | replicas each | apply | all Ready | operator CPU | operator RSS peak / end | API requests per endpoint | passes per endpoint | passes per minute at rest |"
+echo "| endpoints | namespaces | replicas each | apply | all Ready | operator CPU | operator RSS peak / end | API requests per endpoint | passes per endpoint | at rest, per minute: passes / stream checks / API requests (all clients) |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
-printf '| %s | %s | %s | %s s | %s s | %s s | %d / %d MiB | %s | %s | %s |\n' \
-  "$ENDPOINTS" "$NAMESPACES" "$REPLICAS" "$apply_s" "$total" "$cpu_s" $((peak_kib / 1024)) $((rss_kib / 1024)) "$per_endpoint" "$passes_per" "$per_minute"
+printf '| %s | %s | %s | %s s | %s s | %s s | %d / %d MiB | %s | %s | %s / %s / %s |\n' \
+  "$ENDPOINTS" "$NAMESPACES" "$REPLICAS" "$apply_s" "$total" "$cpu_s" $((peak_kib / 1024)) $((rss_kib / 1024)) "$per_endpoint" "$passes_per" "$per_minute" "$checks_per_minute" "$requests_per_minute"
 echo "JetStream streams on the bench NATS: $streams"
 echo
 echo "API requests per endpoint by verb and resource (top 15, all clients):"

@@ -124,6 +124,18 @@ enum Command {
             value_parser = parse_namespace
         )]
         namespace: Vec<String>,
+        /// How often the JetStream stream of each ready endpoint is checked
+        /// for drift on NATS (deleted or edited there), in seconds; the
+        /// checks are spread over the interval, one JetStream request each
+        /// and none to the API server. A ready endpoint is otherwise not
+        /// reconciled until something changes.
+        #[arg(
+            long,
+            env = "HOOKWARDEN_STREAM_CHECK_INTERVAL",
+            default_value_t = hookwarden_operator::reconcile::DEFAULT_STREAM_CHECK_INTERVAL.as_secs(),
+            value_parser = clap::value_parser!(u64).range(1..)
+        )]
+        stream_check_interval: u64,
         /// How long to wait for the CRD to be Established, in seconds.
         #[arg(long, default_value_t = 30)]
         crd_timeout_secs: u64,
@@ -238,6 +250,7 @@ async fn main() -> ExitCode {
             default_issuer_kind,
             nats_credentials_file,
             namespace,
+            stream_check_interval,
             crd_timeout_secs,
             metrics_listen,
             leader_election,
@@ -279,6 +292,7 @@ async fn main() -> ExitCode {
                 },
                 namespaces: namespace,
                 nats_credentials,
+                stream_check_interval: Duration::from_secs(stream_check_interval),
             };
             run(
                 config,

@@ -53,6 +53,42 @@ impl EncodeLabelValue for ReconcileResult {
     }
 }
 
+/// What a periodic check of a ready endpoint's stream found: a fixed set.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum StreamCheck {
+    /// The stream has the spec's settings: nothing to do.
+    InSync,
+    /// The stream is missing or has other settings: a pass repairs it.
+    Drifted,
+    /// NATS did not answer: a pass reports it in `StreamReady`.
+    Unreachable,
+}
+
+impl StreamCheck {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InSync => "in_sync",
+            Self::Drifted => "drifted",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl EncodeLabelValue for StreamCheck {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// Labels of a periodic stream check.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamCheckLabels {
+    /// `in_sync`, `drifted` or `unreachable`.
+    pub result: StreamCheck,
+}
+
 /// Labels of a finished reconcile pass.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -119,6 +155,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
     reconcile_seconds: Histogram,
+    stream_checks: Family<StreamCheckLabels, Counter>,
     endpoints: EndpointCache,
 }
 
@@ -139,12 +176,19 @@ impl Default for Metrics {
             "Duration of reconcile passes of WebhookEndpoints",
             reconcile_seconds.clone(),
         );
+        let stream_checks = Family::<StreamCheckLabels, Counter>::default();
+        registry.register(
+            "stream_checks",
+            "Periodic checks of ready endpoints' JetStream streams by result (no API request; a pass only when not in sync)",
+            stream_checks.clone(),
+        );
         let endpoints = EndpointCache::default();
         registry.register_collector(Box::new(EndpointsCollector(endpoints.clone())));
         Self {
             registry,
             reconciles,
             reconcile_seconds,
+            stream_checks,
             endpoints,
         }
     }
@@ -157,6 +201,13 @@ impl Metrics {
             .get_or_create(&ResultLabels { result })
             .inc();
         self.reconcile_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts one periodic stream check.
+    pub fn record_stream_check(&self, result: StreamCheck) {
+        self.stream_checks
+            .get_or_create(&StreamCheckLabels { result })
+            .inc();
     }
 
     /// Counts endpoints by readiness from `stores` from now on (the first

@@ -71,6 +71,7 @@ async fn start_operator_with(ns: &TestNamespace, adjust: impl FnOnce(&mut Settin
         },
         namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
+        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
     };
     adjust(&mut config.settings);
     tokio::spawn(reconcile::run(ns.client(), config, async move {

@@ -48,6 +48,7 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
         },
         namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
+        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
     };
     tokio::spawn(reconcile::run(ns.client(), config, async move {
         let _ = stopped.await;
@@ -356,4 +357,130 @@ async fn unreachable_nats_missing_and_foreign_streams_are_reported() {
         ["billing.>"],
         "a foreign stream is not touched"
     );
+}
+
+/// The value of the counter `name` with `labels` in the operator's metrics
+/// text, 0 when it has not been counted yet.
+fn counter(ops: &hookwarden_operator::ops::Ops, name: &str, labels: &str) -> u64 {
+    let series = format!("{name}_total{{{labels}}} ");
+    ops.metrics
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn passes(ops: &hookwarden_operator::ops::Ops) -> u64 {
+    counter(ops, "hookwarden_operator_reconciles", "result=\"ok\"")
+}
+
+fn checks(ops: &hookwarden_operator::ops::Ops, result: &str) -> u64 {
+    counter(
+        ops,
+        "hookwarden_operator_stream_checks",
+        &format!("result=\"{result}\""),
+    )
+}
+
+#[tokio::test]
+async fn a_ready_endpoint_rests_while_its_stream_is_checked_and_repaired_from_nats_drift() {
+    let ns = TestNamespace::create("stream-rest")
+        .await
+        .expect("namespace");
+    let nats = NatsServer::start().await.expect("nats-server");
+    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
+        .await
+        .expect("CRD installs");
+    let ops = hookwarden_operator::ops::Ops::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = Config {
+        settings: Settings {
+            receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
+            nats_url: "nats://127.0.0.1:1".to_owned(),
+            default_trusted_proxies: Vec::new(),
+            default_ingress_class: None,
+            default_issuer: None,
+        },
+        namespaces: vec![ns.name().to_owned()],
+        nats_credentials: None,
+        // Every second, so the test sees several checks.
+        stream_check_interval: Duration::from_secs(1),
+    };
+    tokio::spawn(reconcile::run_with_ops(
+        ns.client(),
+        config,
+        ops.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let _operator = Operator(Some(stop));
+    apply_secret(&ns, "gh", "secret", "stream-s3cr3t-3").await;
+    apply_endpoint(
+        &ns,
+        "quiet",
+        serde_json::json!({
+            "provider": "github",
+            "replicas": 1,
+            "secretRefs": [{"name": "gh", "key": "secret"}],
+            "nats": {"url": nats.url(), "maxAgeSeconds": 3600},
+        }),
+    )
+    .await;
+    let api = ns.api::<WebhookEndpoint>();
+    eventually("Ready=True", WAIT, || async {
+        let endpoint = api.get("quiet").await.ok()?;
+        (condition(&endpoint, "Ready")?.status == "True").then_some(())
+    })
+    .await;
+
+    // At rest: once the receiver pod's status has settled, no pass at all,
+    // neither from the pass's own status write nor from a timer, while the
+    // stream is checked every second.
+    eventually("no pass for 3 s", WAIT, || async {
+        let before = passes(&ops);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        (before > 0 && passes(&ops) == before).then_some(())
+    })
+    .await;
+    let (passes_before, checks_before) = (passes(&ops), checks(&ops, "in_sync"));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(passes(&ops), passes_before, "no pass at rest");
+    assert!(
+        checks(&ops, "in_sync") >= checks_before + 3,
+        "the stream is checked every second: {} -> {}",
+        checks_before,
+        checks(&ops, "in_sync")
+    );
+
+    // Deleted on NATS, which no watch announces: the check finds it missing
+    // and a pass creates it again.
+    let stream_name = format!("HOOKWARDEN_{}_QUIET", ns.name().to_uppercase());
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    assert!(
+        stream_config(&js, &stream_name).await.is_some(),
+        "{stream_name}"
+    );
+    js.delete_stream(&stream_name)
+        .await
+        .expect("deleted on NATS");
+    let config = eventually("the stream created again", WAIT, || async {
+        stream_config(&js, &stream_name).await
+    })
+    .await;
+    assert_eq!(config.max_age, Duration::from_secs(3600));
+    assert!(checks(&ops, "drifted") >= 1);
+
+    // Edited on NATS: set back to the spec's settings.
+    let mut edited = config.clone();
+    edited.max_age = Duration::from_secs(60);
+    js.update_stream(edited).await.expect("edited on NATS");
+    eventually("the spec's max age back", WAIT, || async {
+        let config = stream_config(&js, &stream_name).await?;
+        (config.max_age == Duration::from_secs(3600)).then_some(())
+    })
+    .await;
+    assert!(checks(&ops, "drifted") >= 2);
+    assert!(passes(&ops) > passes_before, "the repairs were passes");
 }

@@ -613,6 +613,24 @@ pub async fn manage_stream(
     }
 }
 
+/// Whether the stream is what [`manage_stream`] would leave it, found without
+/// changing anything: the operator's periodic drift check of a ready
+/// endpoint. `false` when the stream is missing, has other limits, or (with
+/// `createStream: false`) does not take the endpoint's subjects.
+pub async fn stream_in_sync(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<bool, EnsureStreamError> {
+    let Some(existing) = lookup(jetstream, target).await? else {
+        return Ok(false);
+    };
+    Ok(if target.settings.create {
+        matches!(target.plan_update(&existing), StreamPlan::InSync)
+    } else {
+        target.covered_by(&existing)
+    })
+}
+
 /// Why the NATS credentials could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error(

@@ -312,6 +312,10 @@ fn the_schema_refuses_bad_values_with_a_message() {
         ),
         (&["--set", "nats.url=localhost:4222"], "at '/nats/url'"),
         (
+            &["--set", "nats.streamCheckIntervalSeconds=0"],
+            "at '/nats/streamCheckIntervalSeconds': minimum: got 0, want 1",
+        ),
+        (
             &["--set", "image.operator.repository="],
             "at '/image/operator/repository'",
         ),
@@ -411,6 +415,7 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
             "run",
             format!("--receiver-image=ghcr.io/hookwarden/receiver:{version}"),
             "--nats-url=nats://nats.nats.svc:4222",
+            "--stream-check-interval=300",
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
             "--log-format=json",
         ]),
@@ -525,6 +530,7 @@ fn each_watched_namespace_gets_a_role_and_the_full_values_render() {
             "run",
             "--receiver-image=registry.example.com/hookwarden/receiver:0.1.0-rc.1",
             "--nats-url=nats://nats.messaging.svc:4222",
+            "--stream-check-interval=120",
             "--default-trusted-proxies=10.244.0.0/16,fd00:10:244::/56",
             "--default-ingress-class=nginx",
             "--default-issuer-name=webhooks-ca",

@@ -6,6 +6,7 @@
 //! a problem the user must fix becomes a condition (and waits), a transient
 //! one is retried with a delay.
 
+pub mod audit;
 pub mod secrets;
 pub mod status;
 pub mod stream;
@@ -29,7 +30,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,9 +42,15 @@ use secrets::ResolveError;
 use status::{CertificateState, Exposure, ReceiverState, SpecState};
 use validate::ValidateError;
 
-/// How often a healthy endpoint is reconciled even without a change, to
-/// repair drift no watch event announced.
-const RESYNC: Duration = Duration::from_secs(300);
+/// How often an endpoint with a cert-manager Certificate (not watched: its
+/// CRD may be absent) looks again, to repair it, to follow the issuance and
+/// to notice cert-manager installed later. Any other ready endpoint waits
+/// for a change: its children are watched, and the stream audit
+/// ([`audit`]) checks its stream.
+const UNSETTLED_RETRY: Duration = Duration::from_secs(300);
+
+/// How often each ready endpoint's stream is checked by default.
+pub const DEFAULT_STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 /// How long an endpoint with a missing Secret waits before it looks again.
 /// Creating the Secret triggers a pass at once (Secrets are watched), so this
 /// only bounds how stale the condition can get: no hot loop.
@@ -83,6 +90,9 @@ pub struct Config {
     /// endpoints on the default NATS (`settings.nats_url`) without
     /// `spec.nats.credentialsSecretRef`.
     pub nats_credentials: Option<stream::Credentials>,
+    /// How often the stream of each ready endpoint is checked for drift on
+    /// NATS ([`DEFAULT_STREAM_CHECK_INTERVAL`]); the checks are spread over it.
+    pub stream_check_interval: Duration,
 }
 
 /// Shared state of every reconcile pass.
@@ -101,6 +111,8 @@ struct Context {
     /// The operator's optional children as its watches see them, so pruning
     /// an unwanted one needs no LIST.
     caches: Caches,
+    /// The streams of the settled endpoints, checked without a pass.
+    audit: Arc<audit::StreamAudit>,
 }
 
 /// Watch caches (metadata only) of the children that come and go with the
@@ -260,6 +272,7 @@ pub async fn run_with_ops(
             recorder: recorder.clone(),
             metrics: ops.metrics.clone(),
             nats: nats.clone(),
+            stream_check_interval: config.stream_check_interval,
         };
         let (store, running) = controller(context, shutdown.clone());
         stores.push(store);
@@ -309,6 +322,24 @@ struct Scope {
     recorder: Recorder,
     metrics: Arc<crate::ops::Metrics>,
     nats: Arc<stream::Connections>,
+    stream_check_interval: Duration,
+}
+
+/// What starts a pass for an endpoint: a new generation (spec), labels,
+/// annotations or a deletion timestamp; not its status, so the pass's own
+/// status write does not start another pass.
+fn endpoint_changes(endpoint: &WebhookEndpoint) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = &endpoint.metadata;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        meta.generation,
+        &meta.labels,
+        &meta.annotations,
+        meta.deletion_timestamp.is_some(),
+    )
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// The controller of the endpoints in `scope.namespace` (all when `None`)
@@ -324,12 +355,26 @@ fn controller(
         recorder,
         metrics,
         nats,
+        stream_check_interval,
     } = scope;
     let namespace = namespace.as_deref();
     let endpoints: Api<WebhookEndpoint> = api(&client, namespace);
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-    let controller = Controller::new(endpoints, watcher::Config::default());
-    let store = controller.store();
+    let (store, writer) = reflector::store();
+    let endpoint_events = watcher::watcher(endpoints, watcher::Config::default())
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(endpoint_changes, PredicateConfig::default());
+    let controller = Controller::for_stream(endpoint_events, store.clone());
+    let audit = Arc::new(audit::StreamAudit::default());
+    let (audit_passes, audited) = futures::channel::mpsc::unbounded();
+    let auditing = audit::run(
+        audit.clone(),
+        store.clone(),
+        stream_check_interval,
+        metrics.clone(),
+        audit_passes,
+    );
     let (ingresses, ingress_events) = cached_watch(
         api::<PartialObjectMeta<Ingress>>(&client, namespace),
         owned.clone(),
@@ -354,6 +399,7 @@ fn controller(
             budgets,
             autoscalers,
         },
+        audit,
     });
     let referenced = store.clone();
     let running = controller
@@ -375,6 +421,7 @@ fn controller(
             watcher::Config::default(),
             move |secret: Secret| referencing(&secret, &referenced.state()),
         )
+        .reconcile_on(audited)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -383,6 +430,13 @@ fn controller(
                 Err(error) => tracing::warn!(%error, "reconcile failed"),
             }
         });
+    // The audit runs as long as the controller it feeds.
+    let running = async move {
+        tokio::select! {
+            () = running => {}
+            () = auditing => {}
+        }
+    };
     (store, running)
 }
 
@@ -450,6 +504,9 @@ async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = std::time::Instant::now();
+    // A pass looks at the stream itself; a settled one has the audit watch
+    // it again.
+    ctx.audit.forget(&ObjectRef::from_obj(&*endpoint));
     let result = reconcile_once(&endpoint, &ctx).await;
     ctx.metrics.record_reconcile(
         match result {
@@ -547,8 +604,9 @@ async fn reconcile_valid(
         .apply_or_prune(children.ingress.as_ref(), &caches.ingresses)
         .await?;
     let certificate = reconcile_certificate(&owned, children.certificate.as_ref()).await?;
+    let (stream, managed) = stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings).await;
     let stream = stream::keep_earlier_reason(
-        stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings).await,
+        stream,
         endpoint.status.as_ref().and_then(|status| {
             status
                 .conditions
@@ -557,7 +615,18 @@ async fn reconcile_valid(
         }),
         endpoint.metadata.generation,
     );
-    let retry = if stream.ready { RESYNC } else { STREAM_RETRY };
+    // Settled: every child is watched, so the pass waits for a change and
+    // the audit checks the stream. Certificates are not watched (their CRD
+    // may be absent): an endpoint with one looks again every
+    // UNSETTLED_RETRY, to repair it and to see cert-manager's progress.
+    let next = match managed {
+        None => Action::requeue(STREAM_RETRY),
+        Some(managed) if certificate.is_none() => {
+            ctx.audit.watch(ObjectRef::from_obj(endpoint), managed);
+            Action::await_change()
+        }
+        Some(_) => Action::requeue(UNSETTLED_RETRY),
+    };
     let exposure = Exposure {
         // Of the effective spec: the default issuer makes it https.
         url: effective
@@ -578,7 +647,7 @@ async fn reconcile_valid(
         Some(&exposure),
     )
     .await?;
-    Ok(Action::requeue(retry))
+    Ok(next)
 }
 
 /// Creates the generated verification Secret unless it exists, and returns

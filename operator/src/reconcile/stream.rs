@@ -133,13 +133,37 @@ pub fn keep_earlier_reason(
     }
 }
 
-/// Brings the endpoint's stream in line with its spec and says how it went.
-/// Never an error: an unreachable NATS is a condition, not a failed pass.
+/// A ready stream and the JetStream connection it was managed over: what the
+/// stream audit needs to check it later without the API server.
+#[derive(Clone, Debug)]
+pub struct Managed {
+    /// JetStream on the endpoint's NATS, with the endpoint's credentials.
+    pub jetstream: jetstream::Context,
+    /// The endpoint's stream and subjects as this pass managed them.
+    pub target: Target,
+}
+
+/// Brings the endpoint's stream in line with its spec and says how it went;
+/// with a ready stream, how to check it later. Never an error: an
+/// unreachable NATS is a condition, not a failed pass.
 pub async fn reconcile(
     connections: &Connections,
     endpoint: &WebhookEndpoint,
     resolved: &ResolvedSecrets,
     settings: &Settings,
+) -> (StreamState, Option<Managed>) {
+    let mut managed = None;
+    let state = manage(connections, endpoint, resolved, settings, &mut managed).await;
+    let ready = state.ready;
+    (state, managed.filter(|_| ready))
+}
+
+async fn manage(
+    connections: &Connections,
+    endpoint: &WebhookEndpoint,
+    resolved: &ResolvedSecrets,
+    settings: &Settings,
+    managed: &mut Option<Managed>,
 ) -> StreamState {
     let target = match Target::for_endpoint(endpoint) {
         Ok(target) => target,
@@ -233,6 +257,10 @@ pub async fn reconcile(
                 ),
             };
             tracing::debug!(%stream, reason, "stream reconciled");
+            *managed = Some(Managed {
+                jetstream: jetstream.clone(),
+                target: target.clone(),
+            });
             state(
                 true,
                 reason,

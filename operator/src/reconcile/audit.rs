@@ -1,0 +1,161 @@
+//! The stream audit: what replaces a periodic resync of ready endpoints.
+//!
+//! Every child in the cluster is watched, so a ready endpoint needs no pass
+//! until something changes; only its JetStream stream can drift (deleted or
+//! edited on NATS) without any watch event. The audit checks each ready
+//! endpoint's stream once per interval, spread evenly over it, with one
+//! JetStream request over the connection its last pass used and no request
+//! to the API server, and starts a pass only for a stream that is missing,
+//! drifted or unreachable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use hookwarden_crds::WebhookEndpoint;
+use hookwarden_receiver::publish::{self, EnsureStreamError};
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::stream::Managed;
+use crate::ops::{Metrics, StreamCheck};
+
+/// The ready endpoints whose streams are checked, as their last pass left
+/// them.
+#[derive(Debug, Default)]
+pub struct StreamAudit {
+    streams: Mutex<HashMap<ObjectRef<WebhookEndpoint>, Managed>>,
+}
+
+impl StreamAudit {
+    /// Checks `endpoint`'s stream from now on, as `managed` describes it.
+    pub fn watch(&self, endpoint: ObjectRef<WebhookEndpoint>, managed: Managed) {
+        self.lock().insert(endpoint, managed);
+    }
+
+    /// Stops checking `endpoint`'s stream: it is not ready, or a pass is
+    /// about to look at it anyway.
+    pub fn forget(&self, endpoint: &ObjectRef<WebhookEndpoint>) {
+        self.lock().remove(endpoint);
+    }
+
+    /// How many streams are checked.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no stream is checked.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn snapshot(&self) -> Vec<(ObjectRef<WebhookEndpoint>, Managed)> {
+        self.lock()
+            .iter()
+            .map(|(endpoint, managed)| (endpoint.clone(), managed.clone()))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<WebhookEndpoint>, Managed>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How one check went, from what JetStream answered.
+fn verdict(found: &Result<bool, EnsureStreamError>) -> StreamCheck {
+    match found {
+        Ok(true) => StreamCheck::InSync,
+        Ok(false) | Err(EnsureStreamError::NotFound { .. } | EnsureStreamError::Conflict(_)) => {
+            StreamCheck::Drifted
+        }
+        Err(EnsureStreamError::Unreachable { .. } | EnsureStreamError::Rejected { .. }) => {
+            StreamCheck::Unreachable
+        }
+    }
+}
+
+/// The pause between two checks so that `count` of them fill `interval`
+/// (at least a millisecond, so an empty round cannot spin).
+fn spacing(interval: Duration, count: usize) -> Duration {
+    let count = u32::try_from(count.max(1)).unwrap_or(u32::MAX);
+    (interval / count).max(Duration::from_millis(1))
+}
+
+/// Checks the streams of `audit` forever, one per `interval / n`, and sends
+/// each endpoint whose stream is not in sync to `passes` (the controller's
+/// trigger). Endpoints gone from `endpoints` (deleted) are dropped.
+pub async fn run(
+    audit: Arc<StreamAudit>,
+    endpoints: Store<WebhookEndpoint>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    passes: mpsc::UnboundedSender<ObjectRef<WebhookEndpoint>>,
+) {
+    loop {
+        let round = audit.snapshot();
+        if round.is_empty() {
+            tokio::time::sleep(interval).await;
+            continue;
+        }
+        let pause = spacing(interval, round.len());
+        for (endpoint, managed) in round {
+            tokio::time::sleep(pause).await;
+            if endpoints.get(&endpoint).is_none() {
+                audit.forget(&endpoint);
+                continue;
+            }
+            let found = publish::stream_in_sync(&managed.jetstream, &managed.target).await;
+            let verdict = verdict(&found);
+            metrics.record_stream_check(verdict);
+            if verdict == StreamCheck::InSync {
+                continue;
+            }
+            tracing::info!(
+                namespace = endpoint.namespace.as_deref().unwrap_or_default(),
+                name = %endpoint.name,
+                stream = %managed.target.stream,
+                result = verdict.as_str(),
+                "stream check found the stream out of sync; reconciling"
+            );
+            // The pass watches it again once the stream is ready.
+            audit.forget(&endpoint);
+            if passes.unbounded_send(endpoint).is_err() {
+                // The controller has stopped.
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_are_spread_over_the_interval() {
+        let interval = Duration::from_secs(300);
+        assert_eq!(spacing(interval, 1000), Duration::from_millis(300));
+        assert_eq!(spacing(interval, 1), interval);
+        assert_eq!(spacing(interval, 0), interval, "no division by zero");
+        assert_eq!(
+            spacing(Duration::from_millis(5), 1_000_000),
+            Duration::from_millis(1),
+            "never a busy loop"
+        );
+    }
+
+    #[test]
+    fn only_a_stream_in_sync_needs_no_pass() {
+        assert_eq!(verdict(&Ok(true)), StreamCheck::InSync);
+        assert_eq!(verdict(&Ok(false)), StreamCheck::Drifted);
+        let conflict = Err(EnsureStreamError::Conflict("other subjects".to_owned()));
+        assert_eq!(verdict(&conflict), StreamCheck::Drifted);
+        let unreachable = Err(EnsureStreamError::Unreachable {
+            stream: "s".to_owned(),
+            detail: "timed out".to_owned(),
+        });
+        assert_eq!(verdict(&unreachable), StreamCheck::Unreachable);
+    }
+}
