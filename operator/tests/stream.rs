@@ -474,7 +474,7 @@ async fn a_ready_endpoint_rests_while_its_stream_is_checked_and_repaired_from_na
 
     // Edited on NATS: set back to the spec's settings.
     let mut edited = config.clone();
-    edited.max_age = Duration::from_secs(60);
+    edited.max_age = Duration::from_secs(7200);
     js.update_stream(edited).await.expect("edited on NATS");
     eventually("the spec's max age back", WAIT, || async {
         let config = stream_config(&js, &stream_name).await?;
