@@ -23,7 +23,7 @@
 # BENCH_QUICK=1 (3 s, 16 and 64 connections, no profile: about 3 minutes),
 # BENCH_CPUS_SERVER / BENCH_CPUS_LOAD (taskset CPU lists for the servers and
 # for the load generators; default: not pinned), BENCH_WRK_REQUESTS,
-# BENCH_OPEN_WORKERS, BENCH_OPEN_MAX_TARGETS, BENCH_OUT (the report, default
+# BENCH_OPEN_WORKERS, BENCH_OPEN_MAX_TARGETS, BENCH_BIN_DIR (prebuilt binaries, no build), BENCH_OUT (the report, default
 # target/bench/report.md). docs/benchmarks.md describes them all.
 set -euo pipefail
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -66,11 +66,20 @@ case " $rows " in
     # Built once (several minutes); a failed build leaves the peer out, with the reason.
     "$root/tests/tools/install.sh" argo-events || say "the peer could not be built; its row is left out" ;;
 esac
-say "building hookwarden-receiver and the bench tools (release)"
-cargo build --quiet --release --locked -p hookwarden-receiver -p hookwarden-bench
-receiver=$root/target/release/hookwarden-receiver
-bare=$root/target/release/bench-bare-server
-presign=$root/target/release/bench-presign
+# BENCH_BIN_DIR: take hookwarden-receiver, bench-bare-server and bench-presign
+# from there instead of building them (A/B runs of two builds).
+bin_dir=${BENCH_BIN_DIR:-}
+if [ -z "$bin_dir" ]; then
+  say "building hookwarden-receiver and the bench tools (release)"
+  cargo build --quiet --release --locked -p hookwarden-receiver -p hookwarden-bench
+  bin_dir=$root/target/release
+fi
+receiver=$bin_dir/hookwarden-receiver
+bare=$bin_dir/bench-bare-server
+presign=$bin_dir/bench-presign
+for bin in "$receiver" "$bare" "$presign"; do
+  [ -x "$bin" ] || die "no $bin (BENCH_BIN_DIR=$bin_dir)"
+done
 nats_server=$(tool_path nats-server) nats_cli=$(tool_path nats) vegeta=$(tool_path vegeta)
 
 # --- scratch space and cleanup ----------------------------------------------
