@@ -20,6 +20,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use super::stream::Managed;
 use crate::ops::{Metrics, StreamCheck};
 
+/// How long an empty audit waits before it looks for ready endpoints again.
+const EMPTY_ROUND_PAUSE: Duration = Duration::from_secs(5);
+
 /// The ready endpoints whose streams are checked, as their last pass left
 /// them.
 #[derive(Debug, Default)]
@@ -96,7 +99,9 @@ pub async fn run(
     loop {
         let round = audit.snapshot();
         if round.is_empty() {
-            tokio::time::sleep(interval).await;
+            // Endpoints become ready any time: look again soon, not a
+            // whole interval later.
+            tokio::time::sleep(interval.min(EMPTY_ROUND_PAUSE)).await;
             continue;
         }
         let pause = spacing(interval, round.len());

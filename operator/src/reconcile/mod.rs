@@ -10,6 +10,7 @@ pub mod audit;
 pub mod secrets;
 pub mod status;
 pub mod stream;
+pub mod triggers;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -403,7 +404,11 @@ fn controller(
     });
     let referenced = store.clone();
     let running = controller
-        .owns(api::<Deployment>(&client, namespace), owned.clone())
+        // Only what a pass reads of a Deployment's status starts one.
+        .owns_stream(triggers::changed(
+            watcher::watcher(api::<Deployment>(&client, namespace), owned.clone()),
+            triggers::deployment_changes,
+        ))
         .owns(api::<Service>(&client, namespace), owned.clone())
         // The optional children too: a deleted or edited one is repaired
         // at once rather than at the next resync. (Not cert-manager's

@@ -1,0 +1,172 @@
+//! Which watch events of a child start a pass of its owner.
+//!
+//! A receiver Deployment's status is rewritten by the controller-manager
+//! many times while its ReplicaSet is created and its pods come and go
+//! (observed generation, conditions and their timestamps), and each write
+//! is a watch event. A pass only reads the ready and available replica
+//! counts, so only a change of what [`deployment_changes`] hashes starts one.
+//! Unlike a predicate over decoded objects, a deletion always passes: the
+//! deleted child must be recreated, whatever its last state.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Resource;
+use kube::runtime::watcher;
+
+/// What a pass of the owner depends on in a receiver Deployment: its spec
+/// (through `metadata.generation`), the metadata the operator sets, being
+/// deleted, and the replica counts in `ReceiverAvailable`.
+pub fn deployment_changes(deployment: &Deployment) -> u64 {
+    let meta = &deployment.metadata;
+    let status = deployment.status.as_ref();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        meta.generation,
+        &meta.labels,
+        &meta.annotations,
+        meta.owner_references.as_ref().map(|owners| {
+            owners
+                .iter()
+                .map(|owner| (&owner.uid, owner.controller))
+                .collect::<Vec<_>>()
+        }),
+        meta.deletion_timestamp.is_some(),
+        status.and_then(|s| s.ready_replicas),
+        status.and_then(|s| s.available_replicas),
+    )
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The objects of `events` whose `changes` differ from the last seen for the
+/// same object (by UID), every listed object after a (re)start of the watch,
+/// and every deleted one.
+pub fn changed<K, S>(
+    events: S,
+    changes: fn(&K) -> u64,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    let seen: HashMap<String, u64> = HashMap::new();
+    events
+        .scan(seen, move |seen, event| {
+            let passed: Vec<Result<K, watcher::Error>> = match event {
+                Err(error) => vec![Err(error)],
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => Vec::new(),
+                Ok(watcher::Event::InitApply(object)) => {
+                    seen.insert(uid(&object), changes(&object));
+                    vec![Ok(object)]
+                }
+                Ok(watcher::Event::Apply(object)) => {
+                    let hash = changes(&object);
+                    match seen.insert(uid(&object), hash) {
+                        Some(before) if before == hash => Vec::new(),
+                        _ => vec![Ok(object)],
+                    }
+                }
+                Ok(watcher::Event::Delete(object)) => {
+                    seen.remove(&uid(&object));
+                    vec![Ok(object)]
+                }
+            };
+            futures::future::ready(Some(futures::stream::iter(passed)))
+        })
+        .flatten()
+}
+
+/// The object's UID, or its namespace and name when it has none (never from
+/// the API server).
+fn uid<K: Resource>(object: &K) -> String {
+    let meta = object.meta();
+    meta.uid.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::DeploymentStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn deployment(generation: i64, ready: i32, observed: i64) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                name: Some("shop-receiver".to_owned()),
+                namespace: Some("web".to_owned()),
+                uid: Some("u-1".to_owned()),
+                generation: Some(generation),
+                ..ObjectMeta::default()
+            },
+            status: Some(DeploymentStatus {
+                ready_replicas: Some(ready),
+                available_replicas: Some(ready),
+                observed_generation: Some(observed),
+                ..DeploymentStatus::default()
+            }),
+            ..Deployment::default()
+        }
+    }
+
+    fn passed(events: Vec<watcher::Event<Deployment>>) -> Vec<(i64, i32)> {
+        let stream = changed(
+            futures::stream::iter(events.into_iter().map(Ok)),
+            deployment_changes,
+        );
+        futures::executor::block_on(stream.collect::<Vec<_>>())
+            .into_iter()
+            .map(|d| {
+                let d = d.expect("no error");
+                let ready = d.status.and_then(|s| s.ready_replicas).unwrap_or(-1);
+                (d.metadata.generation.unwrap_or(-1), ready)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn status_bookkeeping_starts_no_pass_but_replica_counts_and_specs_do() {
+        use watcher::Event::{Apply, Init, InitApply, InitDone};
+        assert_eq!(
+            passed(vec![
+                Init,
+                InitApply(deployment(1, 0, 0)),
+                InitDone,
+                // The controller-manager observes generation 1: no pass.
+                Apply(deployment(1, 0, 1)),
+                // A pod became ready: a pass.
+                Apply(deployment(1, 1, 1)),
+                Apply(deployment(1, 1, 1)),
+                // Someone edited the spec: a pass, to put it back.
+                Apply(deployment(2, 1, 1)),
+            ]),
+            [(1, 0), (1, 1), (2, 1)]
+        );
+    }
+
+    #[test]
+    fn a_deletion_always_passes_and_a_relist_passes_everything() {
+        use watcher::Event::{Apply, Delete, Init, InitApply, InitDone};
+        assert_eq!(
+            passed(vec![
+                Apply(deployment(1, 1, 1)),
+                // Deleted in the state last seen: still a pass, to recreate it.
+                Delete(deployment(1, 1, 1)),
+                // Recreated with the same hashable state but after a delete.
+                Apply(deployment(1, 1, 1)),
+                Init,
+                InitApply(deployment(1, 1, 1)),
+                InitDone,
+            ]),
+            [(1, 1), (1, 1), (1, 1), (1, 1)]
+        );
+    }
+}
