@@ -104,9 +104,12 @@ pub async fn run(
             tokio::time::sleep(interval.min(EMPTY_ROUND_PAUSE)).await;
             continue;
         }
-        let pause = spacing(interval, round.len());
+        let count = round.len();
         for (endpoint, managed) in round {
-            tokio::time::sleep(pause).await;
+            // Spread over the endpoints watched now: a first round taken
+            // while endpoints are still becoming ready ends early, and the
+            // next one includes them.
+            tokio::time::sleep(spacing(interval, count.max(audit.len()))).await;
             if endpoints.get(&endpoint).is_none() {
                 audit.forget(&endpoint);
                 continue;
