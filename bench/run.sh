@@ -68,17 +68,17 @@ case " $rows " in
 esac
 # BENCH_BIN_DIR: take hookwarden-receiver, bench-bare-server and bench-presign
 # from there instead of building them (A/B runs of two builds).
-bin_dir=${BENCH_BIN_DIR:-}
-if [ -z "$bin_dir" ]; then
+prebuilt=${BENCH_BIN_DIR:-}
+if [ -z "$prebuilt" ]; then
   say "building hookwarden-receiver and the bench tools (release)"
   cargo build --quiet --release --locked -p hookwarden-receiver -p hookwarden-bench
-  bin_dir=$root/target/release
+  prebuilt=$root/target/release
 fi
-receiver=$bin_dir/hookwarden-receiver
-bare=$bin_dir/bench-bare-server
-presign=$bin_dir/bench-presign
+receiver=$prebuilt/hookwarden-receiver
+bare=$prebuilt/bench-bare-server
+presign=$prebuilt/bench-presign
 for bin in "$receiver" "$bare" "$presign"; do
-  [ -x "$bin" ] || die "no $bin (BENCH_BIN_DIR=$bin_dir)"
+  [ -x "$bin" ] || die "no $bin (BENCH_BIN_DIR=$prebuilt)"
 done
 nats_server=$(tool_path nats-server) nats_cli=$(tool_path nats) vegeta=$(tool_path vegeta)
 
