@@ -98,12 +98,6 @@ struct ServeArgs {
     reload_interval_secs: u64,
 }
 
-/// mimalloc instead of glibc's malloc: under load the receiver allocates and
-/// frees per request (body, headers, audit line) across threads, where
-/// glibc's arenas cost ~9% of the CPU in the profile (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { endpoint } => check(&endpoint),

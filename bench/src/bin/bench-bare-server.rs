@@ -67,11 +67,6 @@ async fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// The receiver's allocator, so the baseline differs from the receiver only
-/// by the pipeline.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     match run(Args::parse()).await {
