@@ -814,6 +814,12 @@ async fn tail_messages(args: TailArgs) -> Result<(), String> {
                 .subscribe(args.subject.clone())
                 .await
                 .map_err(|e| format!("subscribe to {}: {e}", args.subject))?;
+            // `subscribe` only queues the SUB; until the server has it, a
+            // message published after "tailing" would not reach us.
+            client
+                .flush()
+                .await
+                .map_err(|e| format!("subscribe to {}: {e}", args.subject))?;
             eprintln!("tailing {} (core NATS, no stream stores it)", args.subject);
             while let Some(message) = subscriber.next().await {
                 print_message(&message);
