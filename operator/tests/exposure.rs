@@ -58,6 +58,15 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
 
 /// An operator whose settings `adjust` changed, e.g. its defaults.
 async fn start_operator_with(ns: &TestNamespace, adjust: impl FnOnce(&mut Settings)) -> Operator {
+    start_operator_counting(ns, adjust, hookwarden_operator::ops::Ops::default()).await
+}
+
+/// An operator that counts its passes into `ops`.
+async fn start_operator_counting(
+    ns: &TestNamespace,
+    adjust: impl FnOnce(&mut Settings),
+    ops: hookwarden_operator::ops::Ops,
+) -> Operator {
     install_crd(ns).await;
     let nats = NatsServer::start().await.expect("nats-server");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -74,9 +83,14 @@ async fn start_operator_with(ns: &TestNamespace, adjust: impl FnOnce(&mut Settin
         stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
     };
     adjust(&mut config.settings);
-    tokio::spawn(reconcile::run(ns.client(), config, async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(reconcile::run_with_ops(
+        ns.client(),
+        config,
+        ops,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Operator {
         stop: Some(stop),
         _nats: nats,
@@ -341,7 +355,7 @@ async fn issuer_ref_without_cert_manager_is_reported_then_a_certificate_is_reque
     let ns = TestNamespace::create("certs").await.expect("namespace");
     let crds: Api<CustomResourceDefinition> = Api::all(ns.client());
     let absent = remove_stand_in_cert_crd(&crds).await;
-    let _operator = start_operator(&ns).await;
+    let operator = start_operator(&ns).await;
     secret(&ns, "gh", "certs-s3cr3t").await;
     let spec = serde_json::json!({
         "provider": "github",
@@ -459,6 +473,52 @@ async fn issuer_ref_without_cert_manager_is_reported_then_a_certificate_is_reque
     })
     .await;
     assert_eq!(cert.reason, "Issuing");
+
+    // An operator started while cert-manager is installed watches
+    // Certificates: once its first pass is done, cert-manager issuing the
+    // certificate starts the next one at once (not a timer, 5 minutes).
+    drop(operator);
+    let ops = hookwarden_operator::ops::Ops::default();
+    let _operator = start_operator_counting(&ns, |_| {}, ops.clone()).await;
+    // Its first passes (the list, then every child watch's list) done:
+    // no pass for 2 s.
+    let passes = || {
+        ops.metrics
+            .render()
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("hookwarden_operator_reconciles_total{result=\"ok\"} ")
+            })
+            .and_then(|count| count.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    eventually("the new operator's first passes", || async {
+        let before = passes();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        (before > 0 && passes() == before).then_some(())
+    })
+    .await;
+    certificates
+        .patch_status(
+            "tls-receiver",
+            &PatchParams::apply("cert-manager-stand-in"),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                "status": {"conditions": [{
+                    "type": "Ready", "status": "True", "reason": "Ready",
+                    "message": "Certificate is up to date and has not expired",
+                }]},
+            })),
+        )
+        .await
+        .expect("issued by the stand-in");
+    let issued = eventually("CertificateReady=True", || async {
+        let e = endpoints.get("tls").await.ok()?;
+        let c = condition(&e, "CertificateReady")?;
+        (c.status == "True").then_some(c)
+    })
+    .await;
+    assert_eq!(issued.reason, "Issued");
 
     // An own TLS Secret instead: the Certificate goes, and so does the condition.
     apply_endpoint(

@@ -43,11 +43,12 @@ use secrets::ResolveError;
 use status::{CertificateState, Exposure, ReceiverState, SpecState};
 use validate::ValidateError;
 
-/// How often an endpoint with a cert-manager Certificate (not watched: its
-/// CRD may be absent) looks again, to repair it, to follow the issuance and
-/// to notice cert-manager installed later. Any other ready endpoint waits
-/// for a change: its children are watched, and the stream audit
-/// ([`audit`]) checks its stream.
+/// How often an endpoint with a cert-manager Certificate looks again when
+/// Certificates are not watched (cert-manager's CRD was not served when the
+/// operator started), to repair it, to follow the issuance and to notice
+/// cert-manager installed later. Any other ready endpoint waits for a
+/// change: its children are watched, and the stream audit ([`audit`])
+/// checks its stream.
 const UNSETTLED_RETRY: Duration = Duration::from_secs(300);
 
 /// How often each ready endpoint's stream is checked by default.
@@ -114,6 +115,9 @@ struct Context {
     caches: Caches,
     /// The streams of the settled endpoints, checked without a pass.
     audit: Arc<audit::StreamAudit>,
+    /// Whether Certificates are watched (cert-manager was installed when
+    /// the operator started), so an endpoint with one needs no timer.
+    certificates_watched: bool,
 }
 
 /// Watch caches (metadata only) of the children that come and go with the
@@ -263,6 +267,23 @@ pub async fn run_with_ops(
         },
     );
     let nats = Arc::new(stream::Connections::new(config.nats_credentials));
+    // Looked up once: a watch on a CRD that is not served would only fail.
+    let watch_certificates = match certificates_served(&client).await {
+        Ok(served) => served,
+        Err(error) => {
+            tracing::warn!(%error, "cannot tell whether cert-manager is installed; Certificates are not watched");
+            false
+        }
+    };
+    tracing::info!(
+        watch_certificates,
+        "cert-manager Certificates {}",
+        if watch_certificates {
+            "are watched"
+        } else {
+            "are not watched (CRD not served at start): endpoints with one look again every 5 minutes"
+        }
+    );
     let mut stores = Vec::new();
     let mut controllers = Vec::new();
     for scope in scopes(&config.namespaces) {
@@ -274,6 +295,7 @@ pub async fn run_with_ops(
             metrics: ops.metrics.clone(),
             nats: nats.clone(),
             stream_check_interval: config.stream_check_interval,
+            watch_certificates,
         };
         let (store, running) = controller(context, shutdown.clone());
         stores.push(store);
@@ -324,6 +346,8 @@ struct Scope {
     metrics: Arc<crate::ops::Metrics>,
     nats: Arc<stream::Connections>,
     stream_check_interval: Duration,
+    /// Watch cert-manager Certificates (their CRD is served).
+    watch_certificates: bool,
 }
 
 /// What starts a pass for an endpoint: a new generation (spec), labels,
@@ -357,6 +381,7 @@ fn controller(
         metrics,
         nats,
         stream_check_interval,
+        watch_certificates,
     } = scope;
     let namespace = namespace.as_deref();
     let endpoints: Api<WebhookEndpoint> = api(&client, namespace);
@@ -401,7 +426,24 @@ fn controller(
             autoscalers,
         },
         audit,
+        certificates_watched: watch_certificates,
     });
+    // cert-manager's Certificates, when their CRD was served at start: an
+    // issued or repaired one starts its endpoint's pass, so endpoints with
+    // one need no timer either.
+    let controller = if watch_certificates {
+        let resource = resources::certificate_resource();
+        let certificates: Api<DynamicObject> = match namespace {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        controller.owns_stream_with(
+            watcher::watcher(certificates, owned.clone()).touched_objects(),
+            resource,
+        )
+    } else {
+        controller
+    };
     let referenced = store.clone();
     let running = controller
         // Only what a pass reads of a Deployment's status starts one.
@@ -621,12 +663,16 @@ async fn reconcile_valid(
         endpoint.metadata.generation,
     );
     // Settled: every child is watched, so the pass waits for a change and
-    // the audit checks the stream. Certificates are not watched (their CRD
-    // may be absent): an endpoint with one looks again every
+    // the audit checks the stream. Without a Certificate watch (cert-manager
+    // was not installed at start) an endpoint with one looks again every
     // UNSETTLED_RETRY, to repair it and to see cert-manager's progress.
     let next = match managed {
         None => Action::requeue(STREAM_RETRY),
-        Some(managed) if certificate.is_none() => {
+        Some(managed)
+            if certificate.is_none()
+                || (ctx.certificates_watched
+                    && matches!(certificate, Some(CertificateState::Requested { .. }))) =>
+        {
             ctx.audit.watch(ObjectRef::from_obj(endpoint), managed);
             Action::await_change()
         }
@@ -877,7 +923,12 @@ async fn reconcile_certificate(
 
 /// Whether cert-manager's Certificate CRD is installed and established.
 async fn cert_manager_installed(ctx: &Context) -> Result<bool, ReconcileError> {
-    let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
+    certificates_served(&ctx.client).await
+}
+
+/// Whether cert-manager's Certificate CRD is established.
+async fn certificates_served(client: &Client) -> Result<bool, ReconcileError> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = crds
         .get_opt(resources::CERTIFICATE_CRD)
         .await
