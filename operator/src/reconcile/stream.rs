@@ -16,6 +16,7 @@ use hookwarden_crds::WebhookEndpoint;
 use hookwarden_receiver::publish::{
     self, EnsureStreamError, StreamOutcome, Target, connect_options,
 };
+use hookwarden_receiver::redact::redact_url;
 use hookwarden_receiver::secrets::Secret;
 use sha2::{Digest, Sha256};
 
@@ -80,18 +81,6 @@ impl Connections {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(key, client);
-    }
-}
-
-/// `url` with any `user:password@` replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
     }
 }
 
