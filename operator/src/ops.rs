@@ -203,6 +203,20 @@ impl Metrics {
         self.reconcile_seconds.observe(took.as_secs_f64());
     }
 
+    /// Finished passes with `result` so far.
+    pub fn reconcile_count(&self, result: ReconcileResult) -> u64 {
+        self.reconciles
+            .get_or_create(&ResultLabels { result })
+            .get()
+    }
+
+    /// Periodic stream checks with `result` so far.
+    pub fn stream_check_count(&self, result: StreamCheck) -> u64 {
+        self.stream_checks
+            .get_or_create(&StreamCheckLabels { result })
+            .get()
+    }
+
     /// Counts one periodic stream check.
     pub fn record_stream_check(&self, result: StreamCheck) {
         self.stream_checks
@@ -367,7 +381,17 @@ mod tests {
             .record_reconcile(ReconcileResult::Error, Duration::from_millis(5));
         ops.metrics
             .record_reconcile(ReconcileResult::Error, Duration::from_millis(5));
+        ops.metrics.record_stream_check(StreamCheck::InSync);
+        ops.metrics.record_stream_check(StreamCheck::Drifted);
+        ops.metrics.record_stream_check(StreamCheck::InSync);
+        assert_eq!(ops.metrics.reconcile_count(ReconcileResult::Error), 2);
+        assert_eq!(ops.metrics.stream_check_count(StreamCheck::InSync), 2);
         let (status, text) = get_text(router(ops), "/metrics").await;
+        assert!(
+            text.contains(r#"hookwarden_operator_stream_checks_total{result="in_sync"} 2"#)
+                && text.contains(r#"hookwarden_operator_stream_checks_total{result="drifted"} 1"#),
+            "{text}"
+        );
         assert_eq!(status, StatusCode::OK);
         assert!(
             text.contains(r#"hookwarden_operator_reconciles_total{result="ok"} 1"#),

@@ -484,13 +484,7 @@ async fn issuer_ref_without_cert_manager_is_reported_then_a_certificate_is_reque
     // no pass for 2 s.
     let passes = || {
         ops.metrics
-            .render()
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix("hookwarden_operator_reconciles_total{result=\"ok\"} ")
-            })
-            .and_then(|count| count.trim().parse::<u64>().ok())
-            .unwrap_or(0)
+            .reconcile_count(hookwarden_operator::ops::ReconcileResult::Ok)
     };
     eventually("the new operator's first passes", || async {
         let before = passes();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use hookwarden_crds::WebhookEndpoint;
+use hookwarden_operator::ops::StreamCheck;
 use hookwarden_operator::reconcile::{self, Config};
 use hookwarden_operator::resources::Settings;
 use hookwarden_tests::{NatsServer, TestNamespace, eventually};
@@ -34,6 +35,21 @@ impl Drop for Operator {
 /// The operator's own `--nats-url` points nowhere: every endpoint here names
 /// its NATS in `spec.nats.url`.
 async fn start_operator(ns: &TestNamespace) -> Operator {
+    start_operator_with(
+        ns,
+        reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
+        hookwarden_operator::ops::Ops::default(),
+    )
+    .await
+}
+
+/// An operator checking streams every `stream_check_interval`, counting into
+/// `ops`.
+async fn start_operator_with(
+    ns: &TestNamespace,
+    stream_check_interval: Duration,
+    ops: hookwarden_operator::ops::Ops,
+) -> Operator {
     hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
         .await
         .expect("CRD installs");
@@ -48,11 +64,16 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
         },
         namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
-        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
+        stream_check_interval,
     };
-    tokio::spawn(reconcile::run(ns.client(), config, async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(reconcile::run_with_ops(
+        ns.client(),
+        config,
+        ops,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Operator(Some(stop))
 }
 
@@ -359,28 +380,13 @@ async fn unreachable_nats_missing_and_foreign_streams_are_reported() {
     );
 }
 
-/// The value of the counter `name` with `labels` in the operator's metrics
-/// text, 0 when it has not been counted yet.
-fn counter(ops: &hookwarden_operator::ops::Ops, name: &str, labels: &str) -> u64 {
-    let series = format!("{name}_total{{{labels}}} ");
-    ops.metrics
-        .render()
-        .lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn passes(ops: &hookwarden_operator::ops::Ops) -> u64 {
-    counter(ops, "hookwarden_operator_reconciles", "result=\"ok\"")
+    ops.metrics
+        .reconcile_count(hookwarden_operator::ops::ReconcileResult::Ok)
 }
 
-fn checks(ops: &hookwarden_operator::ops::Ops, result: &str) -> u64 {
-    counter(
-        ops,
-        "hookwarden_operator_stream_checks",
-        &format!("result=\"{result}\""),
-    )
+fn checks(ops: &hookwarden_operator::ops::Ops, result: StreamCheck) -> u64 {
+    ops.metrics.stream_check_count(result)
 }
 
 #[tokio::test]
@@ -389,33 +395,9 @@ async fn a_ready_endpoint_rests_while_its_stream_is_checked_and_repaired_from_na
         .await
         .expect("namespace");
     let nats = NatsServer::start().await.expect("nats-server");
-    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
-        .await
-        .expect("CRD installs");
     let ops = hookwarden_operator::ops::Ops::default();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        settings: Settings {
-            receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
-            nats_url: "nats://127.0.0.1:1".to_owned(),
-            default_trusted_proxies: Vec::new(),
-            default_ingress_class: None,
-            default_issuer: None,
-        },
-        namespaces: vec![ns.name().to_owned()],
-        nats_credentials: None,
-        // Every second, so the test sees several checks.
-        stream_check_interval: Duration::from_secs(1),
-    };
-    tokio::spawn(reconcile::run_with_ops(
-        ns.client(),
-        config,
-        ops.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let _operator = Operator(Some(stop));
+    // Every second, so the test sees several checks.
+    let _operator = start_operator_with(&ns, Duration::from_secs(1), ops.clone()).await;
     apply_secret(&ns, "gh", "secret", "stream-s3cr3t-3").await;
     apply_endpoint(
         &ns,
@@ -444,14 +426,14 @@ async fn a_ready_endpoint_rests_while_its_stream_is_checked_and_repaired_from_na
         (before > 0 && passes(&ops) == before).then_some(())
     })
     .await;
-    let (passes_before, checks_before) = (passes(&ops), checks(&ops, "in_sync"));
+    let (passes_before, checks_before) = (passes(&ops), checks(&ops, StreamCheck::InSync));
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(passes(&ops), passes_before, "no pass at rest");
     assert!(
-        checks(&ops, "in_sync") >= checks_before + 3,
+        checks(&ops, StreamCheck::InSync) >= checks_before + 3,
         "the stream is checked every second: {} -> {}",
         checks_before,
-        checks(&ops, "in_sync")
+        checks(&ops, StreamCheck::InSync)
     );
 
     // Deleted on NATS, which no watch announces: the check finds it missing
@@ -470,7 +452,7 @@ async fn a_ready_endpoint_rests_while_its_stream_is_checked_and_repaired_from_na
     })
     .await;
     assert_eq!(config.max_age, Duration::from_secs(3600));
-    assert!(checks(&ops, "drifted") >= 1);
+    assert!(checks(&ops, StreamCheck::Drifted) >= 1);
 
     // Edited on NATS: set back to the spec's settings.
     let mut edited = config.clone();
@@ -481,6 +463,6 @@ async fn a_ready_endpoint_rests_while_its_stream_is_checked_and_repaired_from_na
         (config.max_age == Duration::from_secs(3600)).then_some(())
     })
     .await;
-    assert!(checks(&ops, "drifted") >= 2);
+    assert!(checks(&ops, StreamCheck::Drifted) >= 2);
     assert!(passes(&ops) > passes_before, "the repairs were passes");
 }
