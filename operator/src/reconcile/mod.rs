@@ -350,23 +350,6 @@ struct Scope {
     watch_certificates: bool,
 }
 
-/// What starts a pass for an endpoint: a new generation (spec), labels,
-/// annotations or a deletion timestamp; not its status, so the pass's own
-/// status write does not start another pass.
-fn endpoint_changes(endpoint: &WebhookEndpoint) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let meta = &endpoint.metadata;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (
-        meta.generation,
-        &meta.labels,
-        &meta.annotations,
-        meta.deletion_timestamp.is_some(),
-    )
-        .hash(&mut hasher);
-    Some(hasher.finish())
-}
-
 /// The controller of the endpoints in `scope.namespace` (all when `None`)
 /// and its cache of them; it runs until `shutdown` completes.
 fn controller(
@@ -390,7 +373,7 @@ fn controller(
     let endpoint_events = watcher::watcher(endpoints, watcher::Config::default())
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(endpoint_changes, PredicateConfig::default());
+        .predicate_filter(triggers::endpoint_changes, PredicateConfig::default());
     let controller = Controller::for_stream(endpoint_events, store.clone());
     let audit = Arc::new(audit::StreamAudit::default());
     let (audit_passes, audited) = futures::channel::mpsc::unbounded();
@@ -453,8 +436,8 @@ fn controller(
         ))
         .owns(api::<Service>(&client, namespace), owned.clone())
         // The optional children too: a deleted or edited one is repaired
-        // at once rather than at the next resync. (Not cert-manager's
-        // Certificate: its CRD may be missing, and a watch on it would fail.)
+        // at once. (Certificates only when cert-manager was installed at
+        // start, above: a watch on a CRD that is not served would fail.)
         .owns(api::<NetworkPolicy>(&client, namespace), owned.clone())
         // These three through watch caches the reconciler prunes from.
         .owns_stream(ingress_events)
@@ -873,7 +856,7 @@ async fn reconcile_certificate(
     if wanted.is_none() && !reported {
         return Ok(None);
     }
-    let installed = cert_manager_installed(owned.ctx).await?;
+    let installed = certificates_served(&owned.ctx.client).await?;
     let resource = resources::certificate_resource();
     let api: Api<DynamicObject> =
         Api::namespaced_with(owned.ctx.client.clone(), owned.namespace, &resource);
@@ -922,11 +905,6 @@ async fn reconcile_certificate(
 }
 
 /// Whether cert-manager's Certificate CRD is installed and established.
-async fn cert_manager_installed(ctx: &Context) -> Result<bool, ReconcileError> {
-    certificates_served(&ctx.client).await
-}
-
-/// Whether cert-manager's Certificate CRD is established.
 async fn certificates_served(client: &Client) -> Result<bool, ReconcileError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = crds

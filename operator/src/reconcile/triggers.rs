@@ -12,9 +12,23 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use futures::{Stream, StreamExt};
+use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Resource;
 use kube::runtime::watcher;
+
+/// What starts a pass for an endpoint (a predicate for the endpoint watch):
+/// a new generation (spec), labels, annotations or a deletion timestamp; not
+/// its status, so the pass's own status write does not start another pass.
+pub fn endpoint_changes(endpoint: &WebhookEndpoint) -> Option<u64> {
+    let meta = &endpoint.metadata;
+    Some(hash_of((
+        meta.generation,
+        &meta.labels,
+        &meta.annotations,
+        meta.deletion_timestamp.is_some(),
+    )))
+}
 
 /// What a pass of the owner depends on in a receiver Deployment: its spec
 /// (through `metadata.generation`), the metadata the operator sets, being
@@ -22,8 +36,7 @@ use kube::runtime::watcher;
 pub fn deployment_changes(deployment: &Deployment) -> u64 {
     let meta = &deployment.metadata;
     let status = deployment.status.as_ref();
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (
+    hash_of((
         meta.generation,
         &meta.labels,
         &meta.annotations,
@@ -36,8 +49,12 @@ pub fn deployment_changes(deployment: &Deployment) -> u64 {
         meta.deletion_timestamp.is_some(),
         status.and_then(|s| s.ready_replicas),
         status.and_then(|s| s.available_replicas),
-    )
-        .hash(&mut hasher);
+    ))
+}
+
+fn hash_of(value: impl Hash) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut hasher);
     hasher.finish()
 }
 
@@ -150,6 +167,22 @@ mod tests {
             ]),
             [(1, 0), (1, 1), (2, 1)]
         );
+    }
+
+    #[test]
+    fn an_endpoints_status_is_not_a_change_but_its_spec_and_metadata_are() {
+        let mut endpoint: WebhookEndpoint = hookwarden_crds::from_yaml(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: shop, generation: 1}\nspec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n",
+        )
+        .expect("endpoint");
+        let before = endpoint_changes(&endpoint);
+        endpoint.status = Some(Default::default());
+        assert_eq!(endpoint_changes(&endpoint), before, "status only");
+        endpoint.metadata.annotations = Some([("touch".to_owned(), "1".to_owned())].into());
+        let touched = endpoint_changes(&endpoint);
+        assert_ne!(touched, before);
+        endpoint.metadata.generation = Some(2);
+        assert_ne!(endpoint_changes(&endpoint), touched);
     }
 
     #[test]
