@@ -46,6 +46,7 @@ async fn load(endpoint: &Path, secrets: &Path, url: &str) -> Result<(), LoadErro
             client,
             TIMEOUT,
             hookwarden_receiver::server::DEFAULT_BODY_LIMIT,
+            None,
         )
         .await
         .map(drop)

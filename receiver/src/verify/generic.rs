@@ -430,6 +430,22 @@ impl Verifier for GenericVerifier {
         names
     }
 
+    /// The token and Basic checks need no body: made whole, in the order
+    /// [`Verifier::verify`] makes them; the HMAC's header must be present.
+    fn precheck(&self, request: &super::Head<'_>) -> Result<(), Rejection> {
+        let headers = request.headers;
+        if let Some(token) = &self.token {
+            token.verify(headers)?;
+        }
+        if let Some(basic) = &self.basic {
+            basic.verify(headers)?;
+        }
+        if let Some(hmac) = &self.hmac {
+            super::hmac_common::signature_header(headers, &hmac.signature_header)?;
+        }
+        Ok(())
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         // Cheap header checks first; every configured check must pass.
         let token = self.token.as_ref().map(|t| t.verify(headers)).transpose()?;
