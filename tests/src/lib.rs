@@ -20,6 +20,6 @@ mod wait;
 
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
 pub use error::SupportError;
-pub use nats::{NatsServer, NatsServerBuilder};
+pub use nats::{NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
 pub use process::ManagedProcess;
 pub use wait::eventually;
