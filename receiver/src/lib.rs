@@ -12,6 +12,7 @@
 pub mod clientip;
 pub mod config;
 pub mod limits;
+pub mod logging;
 pub mod ops;
 pub mod publish;
 pub mod redact;

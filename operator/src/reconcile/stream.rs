@@ -32,8 +32,10 @@ const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Credentials(Secret);
 
 impl Credentials {
-    /// Wraps the content of a `.creds` file.
+    /// Wraps the content of a `.creds` file, and keeps its JWT and seed out
+    /// of every log line from now on.
     pub fn new(creds: Vec<u8>) -> Self {
+        hookwarden_receiver::logging::register_creds(&String::from_utf8_lossy(&creds));
         Self(Secret::from(creds))
     }
 }
