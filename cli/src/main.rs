@@ -42,9 +42,13 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct TailArgs {
-    /// The NATS server.
+    /// The NATS server (or a comma-separated list); `user:password@` or
+    /// `token@` in it (percent-encoded) log in, as with the `nats` CLI.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
+    /// A NATS `.creds` file (user JWT and NKey seed) to log in with.
+    #[arg(long)]
+    nats_credentials_file: Option<PathBuf>,
     /// The subject (wildcards allowed), e.g. `webhooks.github.>`.
     subject: String,
 }
@@ -779,9 +783,25 @@ fn tail(args: TailArgs) -> Result<ExitCode, String> {
 
 async fn tail_messages(args: TailArgs) -> Result<(), String> {
     use futures::StreamExt;
-    let client = async_nats::connect(&args.nats_url)
+    let options = match &args.nats_credentials_file {
+        Some(path) => {
+            let creds = String::from_utf8(read_file(path, "NATS credentials file")?)
+                .map_err(|_| format!("NATS credentials file {} is not UTF-8", path.display()))?;
+            // The parser's errors say which part is missing, never the content.
+            async_nats::ConnectOptions::with_credentials(&creds).map_err(|e| {
+                format!(
+                    "NATS credentials file {} is not a .creds file: {e}",
+                    path.display()
+                )
+            })?
+        }
+        None => async_nats::ConnectOptions::new(),
+    };
+    // The URL's credentials are passed explicitly (the client would not
+    // send them), and errors show the URL without them.
+    let client = hookwarden_receiver::nats_url::connect(&args.nats_url, options)
         .await
-        .map_err(|e| format!("cannot connect to NATS at {}: {e}", args.nats_url))?;
+        .map_err(|e| e.to_string())?;
     let jetstream = async_nats::jetstream::new(client.clone());
     match jetstream.stream_by_subject(args.subject.clone()).await {
         Ok(stream_name) => {

@@ -271,6 +271,14 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            // Checked at start (a typo stops the operator, not every
+            // endpoint), which also keeps its password or token out of every
+            // log line from now on. Not a clap value parser: clap's error
+            // would repeat the whole URL.
+            if let Err(err) = hookwarden_receiver::nats_url::NatsUrl::parse(&nats_url) {
+                eprintln!("hookwarden-operator: --nats-url: {err}");
+                return ExitCode::FAILURE;
+            }
             let nats_credentials = match nats_credentials_file {
                 None => None,
                 Some(path) => match std::fs::read(&path) {

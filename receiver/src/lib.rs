@@ -13,6 +13,7 @@ pub mod clientip;
 pub mod config;
 pub mod limits;
 pub mod logging;
+pub mod nats_url;
 pub mod ops;
 pub mod publish;
 pub mod redact;

@@ -161,11 +161,8 @@ enum ServeError {
     Transport(#[from] transport::TransportError),
     #[error(transparent)]
     Load(#[from] reload::LoadError),
-    #[error("cannot connect to NATS at {url}: {source}")]
-    Nats {
-        url: String,
-        source: async_nats::ConnectError,
-    },
+    #[error(transparent)]
+    Nats(#[from] hookwarden_receiver::nats_url::NatsConnectError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -184,14 +181,10 @@ async fn serve(options: ServeArgs) -> Result<(), ServeError> {
     let transport = Transport::new(&mode, Limits::default())?;
     let checked = reload::check(&options.endpoint, &options.secrets_dir)?;
 
-    let client = checked
-        .connect_options()?
-        .connect(&options.nats_url)
-        .await
-        .map_err(|source| ServeError::Nats {
-            url: hookwarden_receiver::redact::redact_url(&options.nats_url),
-            source,
-        })?;
+    // The URL's user and password (or token) are passed explicitly.
+    let client =
+        hookwarden_receiver::nats_url::connect(&options.nats_url, checked.connect_options()?)
+            .await?;
     // Refuses a body cap over the server's max_payload before listening.
     let (endpoint, pipeline) = checked
         .connect(client.clone(), publish_timeout, options.max_body_bytes)

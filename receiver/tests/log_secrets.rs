@@ -2,7 +2,7 @@
 //! any crate: the real binary at `RUST_LOG=trace` (every crate: hyper,
 //! rustls, async-nats with its `CONNECT` message), with an HMAC key, a
 //! shared token and a Basic password of a `generic` endpoint with full
-//! payload logging; signed and forged
+//! payload logging, and a NATS password in its URL; signed and forged
 //! deliveries, some carrying the token and password in headers the
 //! verifier does not read and in the body; then a rotated key, loaded by a
 //! hot reload. Its stdout and stderr must hold none of the secrets in any
@@ -23,6 +23,8 @@ const HMAC_KEY: &str = "hm\"ac\\key-Xq81z";
 const ROTATED_KEY: &str = "rot\"ated\\key-Pw27";
 const TOKEN: &str = "tok\"en\\Hq4Lw9Xe2";
 const PASSWORD: &str = "pw\"Jd3\\Ks8Vn1Tc";
+/// As a URL needs it percent-encoded.
+const NATS_PASSWORD: &str = "n@ts:pa ss/w%rd-Zy6";
 
 const MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
     metadata: {name: scan, namespace: logs}\n\
@@ -124,9 +126,13 @@ async fn deliver(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_any_output_at_trace_through_deliveries_and_a_reload() {
-    let nats = NatsServer::start().await.expect("nats-server");
+    let nats = NatsServer::builder()
+        .require_user_password("hookwarden", NATS_PASSWORD)
+        .start()
+        .await
+        .expect("nats-server with a password");
     let receiver = ReceiverProcess::spawn(
-        nats.url(),
+        &nats.url_with_auth(),
         MANIFEST,
         &[
             ("hmac", "key", HMAC_KEY.as_bytes()),
@@ -145,7 +151,8 @@ async fn no_secret_reaches_any_output_at_trace_through_deliveries_and_a_reload()
     // Forgeries carrying the real token and password: a wrong signature, a
     // signature with a guessed key, the secrets in headers nobody reads and
     // in the body (which full payload logging shows).
-    let leaky_body = format!(r#"{{"token":"{TOKEN}","key":"{HMAC_KEY}"}}"#);
+    let leaky_body =
+        format!(r#"{{"token":"{TOKEN}","key":"{HMAC_KEY}","nats":"{NATS_PASSWORD}"}}"#);
     let forged: [Forgery; 4] = [
         (&[("x-signature", "00ff")], body),
         (&[("x-token", "guess")], body),
@@ -201,7 +208,17 @@ async fn no_secret_reaches_any_output_at_trace_through_deliveries_and_a_reload()
         audit[0]
     );
     let basic_pair = format!("hook:{PASSWORD}");
-    assert_no_secret(&log, &[HMAC_KEY, ROTATED_KEY, TOKEN, PASSWORD, &basic_pair]);
+    assert_no_secret(
+        &log,
+        &[
+            HMAC_KEY,
+            ROTATED_KEY,
+            TOKEN,
+            PASSWORD,
+            &basic_pair,
+            NATS_PASSWORD,
+        ],
+    );
 }
 
 #[test]

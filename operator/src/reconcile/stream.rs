@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use hookwarden_crds::WebhookEndpoint;
+use hookwarden_receiver::nats_url::NatsUrl;
 use hookwarden_receiver::publish::{
     self, EnsureStreamError, StreamOutcome, Target, connect_options,
 };
@@ -200,10 +201,18 @@ async fn manage(
     let client = match connections.cached(&key) {
         Some(client) => client,
         None => {
-            let connected = options
-                .name("hookwarden-operator")
-                .connection_timeout(NATS_TIMEOUT)
-                .connect(url)
+            // The URL's user and password (or token) are passed explicitly:
+            // the client would not send them.
+            let nats_url = match NatsUrl::parse(url) {
+                Ok(nats_url) => nats_url,
+                Err(error) => return state(false, "NatsUnreachable", error.to_string()),
+            };
+            let connected = nats_url
+                .connect(
+                    options
+                        .name("hookwarden-operator")
+                        .connection_timeout(NATS_TIMEOUT),
+                )
                 .await;
             match connected {
                 Ok(client) => {
@@ -213,9 +222,9 @@ async fn manage(
                 Err(error) => {
                     use async_nats::ConnectErrorKind::{Authentication, AuthorizationViolation};
                     let (reason, hint) = match error.kind() {
-                        AuthorizationViolation | Authentication => (
+                        Some(AuthorizationViolation | Authentication) => (
                             "NatsUnauthorized",
-                            "check spec.nats.credentialsSecretRef (or the operator's NATS credentials for the default NATS)",
+                            "check spec.nats.credentialsSecretRef (or the operator's NATS credentials for the default NATS: --nats-credentials-file, or the user and password in --nats-url)",
                         ),
                         _ => (
                             "NatsUnreachable",
@@ -226,7 +235,7 @@ async fn manage(
                         false,
                         reason,
                         format!(
-                            "cannot connect to NATS at {shown}: {error}; receivers answer 503 until they can store deliveries; {hint}"
+                            "{error}; receivers answer 503 until they can store deliveries; {hint}"
                         ),
                     );
                 }
