@@ -19,9 +19,9 @@ use std::time::Duration;
 use crate::body;
 use crate::ops::{self, Metrics, Readiness};
 use crate::publish::{EnsureStreamError, StreamCheck};
+use crate::reload;
 use crate::server::{self, AppState, ServeOptions};
 use crate::transport::{self, Limits, Mode, Stopped, TlsMode, Transport};
-use crate::{redact, reload};
 
 /// How often the endpoint's stream is looked up (one `STREAM.INFO`) so
 /// `/readyz` notices a stream deleted under a running receiver, which
@@ -183,14 +183,10 @@ pub enum StartError {
     /// The manifest, a secret, the stream or the body cap.
     #[error(transparent)]
     Load(#[from] reload::LoadError),
-    /// NATS did not accept the connection.
-    #[error("cannot connect to NATS at {url}: {source}")]
-    Nats {
-        /// The URL, credentials replaced by `***`.
-        url: String,
-        /// What the client said.
-        source: async_nats::ConnectError,
-    },
+    /// The NATS URL is unusable, or NATS did not accept the connection
+    /// (never showing the URL's credentials).
+    #[error(transparent)]
+    Nats(#[from] crate::nats_url::NatsConnectError),
     /// A port could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -223,13 +219,9 @@ pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
     let checked = reload::check(&settings.endpoint, &settings.secrets_dir)?;
     let metrics = Arc::new(Metrics::new(Some(transport.stats())));
 
-    let client = with_nats_events(checked.connect_options()?, Arc::clone(&metrics))
-        .connect(&settings.nats_url)
-        .await
-        .map_err(|source| StartError::Nats {
-            url: redact::redact_url(&settings.nats_url),
-            source,
-        })?;
+    // The URL's user and password (or token) are passed explicitly.
+    let options = with_nats_events(checked.connect_options()?, Arc::clone(&metrics));
+    let client = crate::nats_url::connect(&settings.nats_url, options).await?;
     // Refuses a body cap over the server's max_payload before listening.
     let (endpoint, pipeline) = checked
         .connect(

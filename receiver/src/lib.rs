@@ -15,6 +15,8 @@ pub mod body;
 pub mod clientip;
 pub mod config;
 pub mod limits;
+pub mod logging;
+pub mod nats_url;
 pub mod ops;
 pub mod publish;
 pub mod redact;

@@ -714,7 +714,13 @@ mod tests {
 
     #[test]
     fn the_global_default_counts_only_what_check_global_takes() {
-        let limits = RateLimits::from_spec(None).expect("defaults");
+        // The default quotas, on a clock that does not move.
+        let limits = RateLimits::with_clock(
+            Some(quota(DEFAULT_PER_SOURCE_IP)),
+            DEFAULT_GLOBAL.map(quota),
+            MAX_TRACKED_IPS,
+            FakeRelativeClock::default(),
+        );
         // The source check never touches the global bucket.
         for n in 0..5_000 {
             assert_eq!(limits.check_source(ip(n)), Ok(()));

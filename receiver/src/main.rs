@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { endpoint } => check(&endpoint),
         Command::Serve(args) => {
-            init_logging();
+            hookwarden_receiver::logging::init();
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -85,19 +85,6 @@ fn describe(endpoint: &WebhookEndpoint) -> String {
             )
         }
     )
-}
-
-/// One JSON object per line on stdout, for log collectors; `RUST_LOG`
-/// filters (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .flatten_event(true)
-        .with_current_span(false)
-        .init();
 }
 
 /// Why `serve` could not start.

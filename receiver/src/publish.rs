@@ -735,6 +735,9 @@ pub fn connect_options(
         reason: reason.to_owned(),
     };
     let text = std::str::from_utf8(secret.expose()).map_err(|_| failed("not UTF-8 text"))?;
+    // The JWT and the seed on their own: the client's CONNECT trace shows
+    // the JWT.
+    crate::logging::register_creds(text);
     // The parser's errors say which part is missing, never the content.
     async_nats::ConnectOptions::with_credentials(text).map_err(|e| failed(&e.to_string()))
 }

@@ -218,13 +218,14 @@ fn forged_request(id: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The `n`th spraying address: 127.1.0.0 onwards (never 127.0.0.1, where
-/// the legitimate client connects from).
+/// The `n`th spraying address: 127.100.0.0 onwards (never 127.0.0.1, where
+/// the legitimate client connects from, nor the test cluster's pod network
+/// in 127.244.0.0/16).
 fn spray_address(n: usize) -> [u8; 4] {
     let [_, a, b, c] = u32::try_from(n)
         .expect("fewer than 2^24 addresses")
         .to_be_bytes();
-    [127, 1 + a, b, c]
+    [127, 100 + a, b, c]
 }
 
 /// Source addresses the spray test uses (`bench/soak.sh` multiplies it past
