@@ -26,7 +26,7 @@ mod wait;
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
 pub use error::SupportError;
 pub use files::EndpointFiles;
-pub use nats::{NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
+pub use nats::{Frozen, NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
 pub use process::ManagedProcess;
 pub use receiver::InProcessReceiver;
 pub use wait::eventually;

@@ -156,9 +156,20 @@ impl ReceiverProcess {
 
     /// Sends `method /` with `headers` and `body`.
     pub async fn send(&self, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        self.send_to(method, "/", headers, body).await
+    }
+
+    /// Sends `method path` with `headers` and `body`.
+    pub async fn send_to(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         let mut request = hyper::Request::builder()
             .method(method)
-            .uri(format!("http://{}/", self.listen));
+            .uri(format!("http://{}{path}", self.listen));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -226,5 +237,40 @@ impl ReceiverProcess {
     /// The manifest's path.
     pub fn manifest_path(&self) -> &Path {
         &self.endpoint
+    }
+
+    /// The directory holding the manifest and `secrets/`.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Replaces the secret `name`/`key` at once (write, then rename), as the
+    /// kubelet swaps a mounted Secret.
+    pub fn write_secret(&self, name: &str, key: &str, content: &[u8]) {
+        let dir = self._dir.path().join("secrets").join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let tmp = dir.join(format!(".{key}.tmp"));
+        std::fs::write(&tmp, content).expect("write");
+        std::fs::rename(&tmp, dir.join(key)).expect("rename");
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// `GET` on the operations port: the status and body text.
+    pub async fn ops_get(&self, path: &str) -> (StatusCode, String) {
+        let url = format!("http://{}{path}", self.ops);
+        let response = tokio::time::timeout(WAIT, self.http.get(url.parse().expect("uri")))
+            .await
+            .expect("the operations port answers in time")
+            .expect("operations port");
+        let status = response.status();
+        let body = response.into_body().collect().await.expect("body");
+        (
+            status,
+            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        )
     }
 }
