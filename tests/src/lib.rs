@@ -2,6 +2,8 @@
 //!
 //! - [`NatsServer`]: a private `nats-server -js` on a port the server picks,
 //!   with its own store directory, stopped on drop.
+//! - [`Nginx`]: a private nginx reverse proxy configured like ingress-nginx's
+//!   defaults (TLS termination, `X-Forwarded-For`), stopped on drop.
 //! - [`TestNamespace`]: a fresh, randomly named namespace in the shared local
 //!   control plane (`make cluster-up`), deleted on drop, with a `kube::Client`.
 //!
@@ -14,6 +16,7 @@ mod cluster;
 mod error;
 mod nats;
 pub mod nats_jwt;
+mod nginx;
 mod process;
 pub mod tools;
 mod wait;
@@ -21,5 +24,6 @@ mod wait;
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
 pub use error::SupportError;
 pub use nats::{NatsServer, NatsServerBuilder};
+pub use nginx::{Forwarded, Nginx, NginxBuilder, XForwarded};
 pub use process::ManagedProcess;
 pub use wait::eventually;
