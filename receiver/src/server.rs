@@ -242,9 +242,9 @@ impl AppState {
         self.modified(|s| s.filter.path = Arc::from(path))
     }
 
-    /// Believes the forwarding headers (`X-Forwarded-For`, `Forwarded`,
-    /// `X-Forwarded-Proto`) of peers in `proxies`; by default no peer is
-    /// trusted and the socket peer is the client.
+    /// Believes the forwarding headers `proxies` names (`X-Forwarded-For`
+    /// with `X-Forwarded-Proto`, or `Forwarded`) of peers in `proxies`; by
+    /// default no peer is trusted and the socket peer is the client.
     #[must_use]
     pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
         self.modified(|s| s.filter.proxies = Arc::new(proxies))

@@ -8,7 +8,7 @@ use async_nats::jetstream;
 use common::{Answer, Receiver, start_receiver_with, stored_messages};
 use hookwarden_crds::{Rate, RateLimitSpec};
 use hookwarden_receiver::clientip::{
-    ALLOWED_SOURCE_CIDRS_FIELD, Networks, TRUSTED_PROXIES_FIELD, TrustedProxies,
+    ALLOWED_SOURCE_CIDRS_FIELD, ForwardedHeaders, Networks, TRUSTED_PROXIES_FIELD, TrustedProxies,
 };
 use hookwarden_receiver::limits::RateLimits;
 use hookwarden_receiver::server::AppState;
@@ -22,9 +22,17 @@ fn allowed(cidrs: &[&str]) -> Networks {
     Networks::parse(ALLOWED_SOURCE_CIDRS_FIELD, &cidrs).expect("allowlist")
 }
 
+/// Proxies in `cidrs` that write `X-Forwarded-For` (ingress-nginx).
 fn trusted(cidrs: &[&str]) -> TrustedProxies {
+    trusted_as(cidrs, ForwardedHeaders::XForwardedFor)
+}
+
+fn trusted_as(cidrs: &[&str], headers: ForwardedHeaders) -> TrustedProxies {
     let cidrs: Vec<String> = cidrs.iter().map(|c| (*c).to_owned()).collect();
-    TrustedProxies::new(Networks::parse(TRUSTED_PROXIES_FIELD, &cidrs).expect("proxies"))
+    TrustedProxies::new(
+        Networks::parse(TRUSTED_PROXIES_FIELD, &cidrs).expect("proxies"),
+        headers,
+    )
 }
 
 async fn stored_source_ip(nats: &NatsServer, receiver: &Receiver, answer: &Answer) -> String {
@@ -90,23 +98,44 @@ async fn a_trusted_proxy_forwards_the_client_ip() {
         "203.0.113.7"
     );
 
-    // Forwarded (RFC 7239) works the same way.
+    // This proxy writes X-Forwarded-For, so a Forwarded header is the
+    // client's own, passed through: the proxy itself is the client.
+    let rfc7239 = [("forwarded", "for=\"203.0.113.9:5000\";proto=https")];
     let answer = receiver
-        .deliver_with(
-            b"{}",
-            "proxied-2",
-            None,
-            &[("forwarded", "for=\"203.0.113.9:5000\";proto=https")],
-        )
+        .deliver_with(b"{}", "proxied-2", None, &rfc7239)
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
+    assert_eq!(answer.json["error"], "ip_not_allowed");
+
+    // Without the header the proxy itself is the client: not allowed.
+    let answer = receiver.deliver(b"{}", "proxied-3", None).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
+    assert_eq!(answer.json["error"], "ip_not_allowed");
+
+    // A proxy configured as writing Forwarded (RFC 7239) is believed about
+    // it, and then not about X-Forwarded-For.
+    let receiver = start_receiver_with(&nats, BODY_LIMIT, |state| {
+        state
+            .with_trusted_proxies(trusted_as(&["127.0.0.1/32"], ForwardedHeaders::Forwarded))
+            .with_allowed_sources(allowed(&["203.0.113.0/24"]))
+    })
+    .await;
+    let answer = receiver
+        .deliver_with(b"{}", "proxied-4", None, &rfc7239)
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(
         stored_source_ip(&nats, &receiver, &answer).await,
         "203.0.113.9"
     );
-
-    // Without the header the proxy itself is the client: not allowed.
-    let answer = receiver.deliver(b"{}", "proxied-3", None).await;
+    let answer = receiver
+        .deliver_with(
+            b"{}",
+            "proxied-5",
+            None,
+            &[("x-forwarded-for", "203.0.113.7")],
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
     assert_eq!(answer.json["error"], "ip_not_allowed");
 }
