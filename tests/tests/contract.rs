@@ -76,6 +76,7 @@ async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliverie
         receiver_image: "receiver:test".to_owned(),
         nats_url: "nats://nats:4222".to_owned(),
         default_trusted_proxies: Vec::new(),
+        default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
         default_ingress_class: None,
         default_issuer: None,
     };
