@@ -167,6 +167,11 @@ impl TrustedProxies {
         Self { networks, headers }
     }
 
+    /// Whether `peer` is one of the trusted proxies.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.networks.contains(peer)
+    }
+
     /// The forwarding headers believed from a trusted proxy.
     pub fn headers(&self) -> ForwardedHeaders {
         self.headers
@@ -185,7 +190,7 @@ impl TrustedProxies {
     ///   connection).
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> Result<ClientAddr, ForwardedError> {
         let peer_ip = peer.to_canonical();
-        if !self.networks.contains(peer_ip) {
+        if !self.trusts(peer_ip) {
             // Headers from an untrusted peer are the client's own claims.
             return Ok(ClientAddr {
                 client_ip: peer_ip,
