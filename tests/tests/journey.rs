@@ -555,6 +555,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             format!("--nats-url={}", nats.url()),
             "--stream-check-interval=300".to_owned(),
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7".to_owned(),
+            "--default-forwarded-headers=XForwardedFor".to_owned(),
             format!("--namespace={namespace}"),
             "--log-format=json".to_owned(),
         ]
@@ -844,6 +845,12 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
         assert_eq!(
             rendered["spec"]["trustedProxies"], expected,
             "{child} trusts the chart's default proxies"
+        );
+        // And believes them only in the headers the chart says the ingress
+        // controller writes (receivers.forwardedHeaders), written out.
+        assert_eq!(
+            rendered["spec"]["forwardedHeaders"], "XForwardedFor",
+            "{child} believes only X-Forwarded-For"
         );
     }
     ns.api::<Ingress>()
@@ -1224,6 +1231,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             format!("--nats-url={}", nats.url()),
             "--stream-check-interval=300".to_owned(),
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7".to_owned(),
+            "--default-forwarded-headers=XForwardedFor".to_owned(),
             format!("--namespace={namespace}"),
             "--log-format=json".to_owned(),
         ],

@@ -6,6 +6,7 @@
 //!
 //! | module | promise attacked |
 //! |---|---|
+//! | `forwarding` | a client cannot forge its address or scheme through the ingress (a real nginx) |
 //! | `slow_clients` | unauthenticated or slow bodies cannot starve signed deliveries |
 //! | `connections` | every connection phase has a deadline; one source cannot fill the listener |
 //! | `aborts` | every request is audited and counted whatever the client does |
@@ -22,6 +23,7 @@ mod aborts;
 mod connections;
 mod deployed;
 mod floods;
+mod forwarding;
 mod reloads;
 mod replays;
 mod slow_clients;

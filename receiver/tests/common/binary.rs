@@ -28,6 +28,25 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How the process serves its public port (`--tls-mode`): both plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainMode {
+    /// `insecure-http`: every request is taken as it comes.
+    InsecureHttp,
+    /// `behind-ingress`: as the operator starts it behind the Ingress, only
+    /// requests a trusted proxy reports as HTTPS are accepted.
+    BehindIngress,
+}
+
+impl PlainMode {
+    fn flag(self) -> &'static str {
+        match self {
+            Self::InsecureHttp => "insecure-http",
+            Self::BehindIngress => "behind-ingress",
+        }
+    }
+}
+
 /// A running receiver over plain HTTP, killed on drop.
 pub struct ReceiverProcess {
     child: tokio::process::Child,
@@ -71,6 +90,17 @@ impl ReceiverProcess {
         secrets: &[(&str, &str, &[u8])],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::spawn_in(PlainMode::InsecureHttp, nats_url, manifest, secrets, env)
+    }
+
+    /// As [`ReceiverProcess::spawn`], in `mode`.
+    pub fn spawn_in(
+        mode: PlainMode,
+        nats_url: &str,
+        manifest: &str,
+        secrets: &[(&str, &str, &[u8])],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let endpoint = dir.path().join("endpoint.yaml");
         std::fs::write(&endpoint, manifest).expect("manifest");
@@ -88,7 +118,7 @@ impl ReceiverProcess {
             .env("HOOKWARDEN_NATS_URL", nats_url)
             .env("HOOKWARDEN_LISTEN", &listen)
             .env("HOOKWARDEN_METRICS_LISTEN", &ops)
-            .env("HOOKWARDEN_TLS_MODE", "insecure-http")
+            .env("HOOKWARDEN_TLS_MODE", mode.flag())
             .env("HOOKWARDEN_RELOAD_INTERVAL_SECS", "1")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -126,6 +156,32 @@ impl ReceiverProcess {
     /// Everything the process wrote so far (stdout and stderr).
     pub fn log(&self) -> String {
         self.log.lock().expect("log").clone()
+    }
+
+    /// The public listener's address.
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        self.listen.parse().expect("listen address")
+    }
+
+    /// The audit lines (target `hookwarden::audit`) logged so far.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line["target"] == "hookwarden::audit")
+            .collect()
+    }
+
+    /// Waits for the audit line of the request answered with
+    /// `x-request-id: request_id`, and returns it.
+    pub async fn audit_line(&self, request_id: &str) -> serde_json::Value {
+        let what = format!("the audit line of request {request_id}");
+        hookwarden_tests::eventually(&what, WAIT, || async {
+            self.audit_lines()
+                .into_iter()
+                .find(|line| line["request_id"] == request_id)
+        })
+        .await
     }
 
     /// Waits until `/readyz` answers 200.
