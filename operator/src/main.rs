@@ -271,12 +271,33 @@ fn parse_namespace(text: &str) -> Result<String, String> {
 /// How long releasing the Lease at exit may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the controller may take to stop after SIGTERM: with the lease
+/// release, well inside Kubernetes' default 30 s grace period.
+const CONTROLLER_STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The receiver this operator version was released with.
 const DEFAULT_RECEIVER_IMAGE: &str =
     concat!("ghcr.io/hookwarden/receiver:", env!("CARGO_PKG_VERSION"));
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hookwarden-operator: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(operator_main());
+    // A blocking task (a DNS lookup of an unreachable NATS, say) must not
+    // hold the exit: dropping the runtime would wait for it without bound.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn operator_main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
@@ -406,11 +427,13 @@ async fn run(
     }
     ops.readiness.set_crd_installed();
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let (signalled, mut signal_seen) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         match termination().await {
             Ok(signal) => tracing::info!(signal, "shutting down"),
             Err(error) => tracing::error!(%error, "cannot listen for signals; shutting down"),
         }
+        let _ = signalled.send(true);
         let _ = stop.send(());
     });
     let elector = election.map(|namespace| {
@@ -472,7 +495,23 @@ async fn run(
         namespaces = %watched,
         "reconciling WebhookEndpoints"
     );
-    hookwarden_operator::reconcile::run_with_ops(client, config, ops, shutdown).await;
+    let running = hookwarden_operator::reconcile::run_with_ops(client, config, ops, shutdown);
+    // The controller finishes the passes in flight, then stops; bounded, so
+    // the process exits (and gives the lease up) within the pod's grace
+    // period even if a pass or a watch does not end.
+    let overdue = async {
+        if signal_seen.wait_for(|seen| *seen).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(CONTROLLER_STOP_TIMEOUT).await;
+    };
+    tokio::select! {
+        () = running => {}
+        () = overdue => tracing::warn!(
+            timeout_secs = CONTROLLER_STOP_TIMEOUT.as_secs(),
+            "the controller did not stop in time after the signal; exiting anyway"
+        ),
+    }
     if lost.load(Ordering::Acquire) {
         // Restarted by the kubelet, it stands by as a candidate again; no
         // reconcile runs without the lease meanwhile.
