@@ -42,9 +42,13 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct TailArgs {
-    /// The NATS server.
+    /// The NATS server (or a comma-separated list); `user:password@` or
+    /// `token@` in it (percent-encoded) log in, as with the `nats` CLI.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
+    /// A NATS `.creds` file (user JWT and NKey seed) to log in with.
+    #[arg(long)]
+    nats_credentials_file: Option<PathBuf>,
     /// The subject (wildcards allowed), e.g. `webhooks.github.>`.
     subject: String,
 }
@@ -165,7 +169,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(message) => {
-            eprintln!("hookwarden: {message}");
+            eprintln!("hookwarden: {}", redact(&message));
             ExitCode::from(2)
         }
     }
@@ -286,6 +290,8 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         (None, None) => return Err("--provider or --endpoint is required".to_owned()),
     };
     presets::parse_provider(&provider)?;
+    // Before anything is read or printed: from here on no output shows them.
+    let known = known_secrets(&args, manifest.as_ref());
     let secret = match (&args.secret_file, &manifest) {
         (Some(path), _) => read_file(path, "secret file")?,
         (None, Some(manifest)) if args.handshake && provider == "meta" => {
@@ -371,7 +377,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     };
 
     if args.print_curl {
-        println!("{}", curl_command(&args, &url, &delivery, &secret));
+        println!("{}", curl_command(&args, &url, &delivery, &known)?);
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -396,12 +402,14 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         })
         .map_err(|_| format!("no answer from {} within {SEND_TIMEOUT:?}", args.url))??;
     println!("{status}");
+    // Through the filter: a server that echoes the request (a debugging
+    // endpoint) would otherwise make `send` print the token it sent.
     match serde_json::from_slice::<serde_json::Value>(&answer) {
         Ok(json) => println!(
             "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
+            redact(&serde_json::to_string_pretty(&json).unwrap_or_default())
         ),
-        Err(_) => println!("{}", String::from_utf8_lossy(&answer)),
+        Err(_) => println!("{}", redact(&String::from_utf8_lossy(&answer))),
     }
     if let Some(expect) = expect
         && status.is_success()
@@ -417,7 +425,76 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn curl_command(args: &SendArgs, url: &str, delivery: &presets::Delivery, secret: &[u8]) -> String {
+/// A secret the delivery may carry, and the file it was read from: what
+/// `--print-curl` has the shell read instead of printing it.
+struct KnownSecret {
+    value: Vec<u8>,
+    file: PathBuf,
+}
+
+/// Every secret `send` may have signed with: `--secret-file`, and each file
+/// the manifest names. Each is also added to the filter [`redact`] applies,
+/// with the `user:password` of a Basic check.
+fn known_secrets(args: &SendArgs, manifest: Option<&Manifest>) -> Vec<KnownSecret> {
+    let mut files: Vec<PathBuf> = args.secret_file.iter().cloned().collect();
+    let mut basic_user = None;
+    if let Some(manifest) = manifest {
+        files.extend(
+            hookwarden_receiver::reload::secret_refs(&manifest.spec)
+                .into_iter()
+                .map(|r| manifest.secrets_dir.join(&r.name).join(&r.key)),
+        );
+        basic_user = manifest
+            .spec
+            .verification
+            .as_ref()
+            .and_then(|v| v.basic_auth.as_ref())
+            .map(|b| b.username.clone());
+    }
+    let known: Vec<KnownSecret> = files
+        .into_iter()
+        // A file that cannot be read was not signed with.
+        .filter_map(|file| {
+            std::fs::read(&file)
+                .ok()
+                .map(|value| KnownSecret { value, file })
+        })
+        .filter(|k| !k.value.trim_ascii().is_empty())
+        .collect();
+    for secret in &known {
+        register_secret(&secret.value);
+        if let Some(user) = &basic_user {
+            let mut pair = format!("{user}:").into_bytes();
+            pair.extend_from_slice(&secret.value);
+            register_secret(&pair);
+        }
+    }
+    known
+}
+
+/// `text` with every secret this command has read replaced by
+/// `[redacted]`: what it prints of answers and errors.
+fn redact(text: &str) -> String {
+    let redacted = hookwarden_receiver::logging::registry().redact(text.as_bytes());
+    String::from_utf8_lossy(&redacted).into_owned()
+}
+
+fn register_secret(secret: &[u8]) {
+    hookwarden_receiver::logging::register_secret(secret);
+}
+
+/// The curl command that sends `delivery`, in which the shell reads every
+/// secret from its file: a header that holds a secret (GitLab's token, a
+/// `generic` token) becomes `"$(cat FILE)"`, HTTP Basic is encoded from the
+/// file by `base64`, a query parameter that is one (Meta's verify token)
+/// is `--data-urlencode 'name@FILE'`. Should a secret still show in the
+/// command, it is refused rather than printed.
+fn curl_command(
+    args: &SendArgs,
+    url: &str,
+    delivery: &presets::Delivery,
+    known: &[KnownSecret],
+) -> Result<String, String> {
     let mut parts = vec![
         "curl".to_owned(),
         "-sS".to_owned(),
@@ -440,18 +517,12 @@ fn curl_command(args: &SendArgs, url: &str, delivery: &presets::Delivery, secret
         ));
     }
     for (name, value) in &delivery.headers {
-        if !secret.is_empty() && value.as_bytes() == secret {
-            // A header that is the secret itself (GitLab's token) is read
-            // from the file by the shell: the secret is never printed.
-            let file = args
-                .secret_file
-                .as_ref()
-                .map(|f| f.display().to_string())
-                .unwrap_or_else(|| "SECRET_FILE".to_owned());
-            let path = shell_quote(&file);
-            parts.push(format!("-H \"{name}: $(cat {path})\""));
-        } else {
-            parts.push(format!("-H {}", shell_quote(&format!("{name}: {value}"))));
+        match basic_from_file(name, value, known) {
+            Some(word) => parts.push(format!("-H {word}")),
+            None => parts.push(format!(
+                "-H {}",
+                shell_word(&format!("{name}: {value}"), known)
+            )),
         }
     }
     // A body file is sent byte for byte; an exact literal otherwise.
@@ -466,8 +537,110 @@ fn curl_command(args: &SendArgs, url: &str, delivery: &presets::Delivery, secret
             shell_quote(&String::from_utf8_lossy(&delivery.body))
         )),
     }
-    parts.push(shell_quote(url));
-    parts.join(" \\\n  ")
+    // A GET's parameters with a secret among them (Meta's subscription
+    // handshake): curl reads and encodes it from the file.
+    let secret_query = delivery.extra_query.as_deref().filter(|query| {
+        delivery.method == "GET"
+            && form_urlencoded::parse(query.as_bytes())
+                .any(|(_, v)| known.iter().any(|k| k.value == v.as_bytes()))
+    });
+    match secret_query {
+        Some(query) => {
+            parts.push("-G".to_owned());
+            for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+                let from_file = known.iter().find(|k| k.value == value.as_bytes());
+                parts.push(format!(
+                    "--data-urlencode {}",
+                    match from_file {
+                        Some(k) => shell_quote(&format!("{name}@{}", k.file.display())),
+                        None => shell_quote(&format!("{name}={value}")),
+                    }
+                ));
+            }
+            parts.push(shell_quote(&args.url));
+        }
+        None => parts.push(shell_quote(url)),
+    }
+    let command = parts.join(" \\\n  ");
+    if redact(&command) != command {
+        return Err(
+            "--print-curl cannot write this delivery without showing a secret; send it without --print-curl"
+                .to_owned(),
+        );
+    }
+    Ok(command)
+}
+
+/// `text` as one shell word: single-quoted, or, when it holds known
+/// secrets, double-quoted with each read from its file by `$(cat FILE)`.
+/// (`$(...)` drops trailing newlines, which no header value can hold.)
+fn shell_word(text: &str, known: &[KnownSecret]) -> String {
+    let mut rest = text.as_bytes();
+    let mut word = String::new();
+    let mut spliced = false;
+    loop {
+        // The earliest secret; of two at the same place, the longer.
+        let found = known
+            .iter()
+            .filter_map(|k| find(rest, &k.value).map(|at| (at, k)))
+            .min_by_key(|(at, k)| (*at, std::cmp::Reverse(k.value.len())));
+        let Some((at, secret)) = found else {
+            break;
+        };
+        word.push_str(&double_quote_escape(&String::from_utf8_lossy(&rest[..at])));
+        word.push_str(&format!(
+            "$(cat {})",
+            shell_quote(&secret.file.display().to_string())
+        ));
+        rest = &rest[at + secret.value.len()..];
+        spliced = true;
+    }
+    if !spliced {
+        return shell_quote(text);
+    }
+    word.push_str(&double_quote_escape(&String::from_utf8_lossy(rest)));
+    format!("\"{word}\"")
+}
+
+/// An `Authorization: Basic` header whose password is a known secret, as a
+/// shell word that encodes `user:` and the file's bytes (a trailing newline
+/// included) with `base64`.
+fn basic_from_file(name: &str, value: &str, known: &[KnownSecret]) -> Option<String> {
+    if !name.eq_ignore_ascii_case("authorization") {
+        return None;
+    }
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = BASE64.decode(encoded).ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+    let secret = known.iter().find(|k| k.value == password)?;
+    let user = String::from_utf8(user.to_vec()).ok()?;
+    Some(format!(
+        "\"{}: Basic $({{ printf '%s' {}; cat {}; }} | base64 | tr -d '\\n')\"",
+        double_quote_escape(name),
+        shell_quote(&format!("{user}:")),
+        shell_quote(&secret.file.display().to_string()),
+    ))
+}
+
+/// Where `needle` starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `text` for inside a POSIX shell's double quotes.
+fn double_quote_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `--insecure`: any certificate is accepted, but the handshake signature
@@ -745,6 +918,10 @@ fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
                 .iter()
                 .map(|path| read_file(path, "secret file").map(Secret::from))
                 .collect::<Result<Vec<_>, _>>()?;
+            // What is printed below goes through the filter with them.
+            for secret in &secrets {
+                register_secret(secret.expose());
+            }
             let options = verify::PresetOptions {
                 public_url,
                 ..verify::PresetOptions::default()
@@ -766,21 +943,29 @@ fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
         body: &saved.body,
     };
     match verifier.check(&incoming) {
+        // The event and delivery id come from the request: through the
+        // filter, as anything else printed.
         Ok(verify::Verdict::Deliver(verified)) => {
             println!(
-                "OK (secret index {}, event {}, delivery {})",
-                verified.secret_index,
-                verified.event.as_deref().unwrap_or("-"),
-                verified.delivery_id.as_deref().unwrap_or("-"),
+                "{}",
+                redact(&format!(
+                    "OK (secret index {}, event {}, delivery {})",
+                    verified.secret_index,
+                    verified.event.as_deref().unwrap_or("-"),
+                    verified.delivery_id.as_deref().unwrap_or("-"),
+                ))
             );
             Ok(ExitCode::SUCCESS)
         }
         Ok(verify::Verdict::Handshake(handshake)) => {
             println!(
-                "OK handshake (secret index {}); the receiver answers {}: {}",
-                handshake.verified.secret_index,
-                handshake.content_type,
-                String::from_utf8_lossy(&handshake.body),
+                "{}",
+                redact(&format!(
+                    "OK handshake (secret index {}); the receiver answers {}: {}",
+                    handshake.verified.secret_index,
+                    handshake.content_type,
+                    String::from_utf8_lossy(&handshake.body),
+                ))
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -803,9 +988,25 @@ fn tail(args: TailArgs) -> Result<ExitCode, String> {
 
 async fn tail_messages(args: TailArgs) -> Result<(), String> {
     use futures::StreamExt;
-    let client = async_nats::connect(&args.nats_url)
+    let options = match &args.nats_credentials_file {
+        Some(path) => {
+            let creds = String::from_utf8(read_file(path, "NATS credentials file")?)
+                .map_err(|_| format!("NATS credentials file {} is not UTF-8", path.display()))?;
+            // The parser's errors say which part is missing, never the content.
+            async_nats::ConnectOptions::with_credentials(&creds).map_err(|e| {
+                format!(
+                    "NATS credentials file {} is not a .creds file: {e}",
+                    path.display()
+                )
+            })?
+        }
+        None => async_nats::ConnectOptions::new(),
+    };
+    // The URL's credentials are passed explicitly (the client would not
+    // send them), and errors show the URL without them.
+    let client = hookwarden_receiver::nats_url::connect(&args.nats_url, options)
         .await
-        .map_err(|e| format!("cannot connect to NATS at {}: {e}", args.nats_url))?;
+        .map_err(|e| e.to_string())?;
     let jetstream = async_nats::jetstream::new(client.clone());
     match jetstream.stream_by_subject(args.subject.clone()).await {
         Ok(stream_name) => {

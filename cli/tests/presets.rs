@@ -6,14 +6,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
-use hookwarden_receiver::publish::{Publisher, Target};
-use hookwarden_receiver::server::{self, AppState};
-use hookwarden_receiver::transport::{Limits, Mode, Transport};
-use hookwarden_receiver::{secrets, verify};
-use hookwarden_tests::NatsServer;
-use tokio::sync::oneshot;
+use hookwarden_receiver::transport::Mode;
+use hookwarden_receiver::verify;
+use hookwarden_tests::{InProcessReceiver, NatsServer};
 
 /// `openssl genpkey -algorithm ed25519`, and its public key as hex.
 const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIESCJvivICpQ5IUCjwZT9ymH/xGW6RdJA9uFAWRx3xpG\n-----END PRIVATE KEY-----\n";
@@ -22,67 +18,37 @@ const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIESC
 const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgoiwTVKttlFY6DOPf\neyL09KaIYAGtGjg19jV0nZOILnGhRANCAARZf2t164c2o4Mee1n4U9J5i19RKru9\n3lGb99Actxr3psAc4NZirCjNp1TZUkw3FD+v8qutCf8+gD0prlWVxQBT\n-----END PRIVATE KEY-----\n";
 const P256_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEWX9rdeuHNqODHntZ+FPSeYtfUSq7vd5Rm/fQHLca96bAHODWYqwozadU2VJMNxQ/r/KrrQn/PoA9Ka5VlcUAUw==";
 
-/// A receiver for one manifest, its files and its stop switch.
+/// A receiver for one manifest, with its files.
 struct Endpoint {
     /// `http://127.0.0.1:<port>` (no path).
     base: String,
-    dir: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
+    receiver: InProcessReceiver,
 }
 
 impl Endpoint {
     fn manifest(&self) -> PathBuf {
-        self.dir.path().join("endpoint.yaml")
+        self.receiver.files.endpoint().to_owned()
     }
 
     fn secrets(&self) -> PathBuf {
-        self.dir.path().join("secrets")
+        self.receiver.files.secrets_dir().to_owned()
     }
 
     fn file(&self, name: &str, content: &[u8]) -> PathBuf {
-        let path = self.dir.path().join(name);
+        let path = self.receiver.files.dir().join(name);
         std::fs::write(&path, content).expect("write file");
         path
     }
 }
 
 /// Writes `manifest` and `secrets` (`name/key`, content) like a mounted
-/// Secret, and serves the receiver the receiver binary would build.
+/// Secret, and serves the receiver on them as its binary starts.
 async fn serve(nats: &NatsServer, manifest: &str, secret_files: &[(&str, &[u8])]) -> Endpoint {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("endpoint.yaml"), manifest).expect("manifest");
-    for (name, content) in secret_files {
-        let path = dir.path().join("secrets").join(name);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("secret dir");
-        std::fs::write(path, content).expect("secret");
-    }
-    let endpoint = hookwarden_crds::from_yaml(manifest).expect("endpoint manifest");
-    let target = Target::for_endpoint(&endpoint).expect("target");
-    let secrets_dir = dir.path().join("secrets");
-    let verifier = verify::for_endpoint(&endpoint.spec, |refs| secrets::load(&secrets_dir, refs))
-        .expect("verifier");
-    let client = nats.connect().await.expect("connect to NATS");
-    let publisher = Publisher::new(client, target, Duration::from_secs(2));
-    publisher.ensure_stream().await.expect("stream");
-    let path = endpoint
-        .spec
-        .ingress
-        .as_ref()
-        .map_or("/", |ingress| ingress.path.as_str());
-    let state = AppState::new(verifier, publisher).with_path(path);
-    let transport = Transport::new(&Mode::InsecureHttp, Limits::default()).expect("transport");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::serve(state, listener, transport, async {
-        let _ = stopped.await;
-    }));
+    let receiver =
+        InProcessReceiver::start(nats, manifest, secret_files, Mode::InsecureHttp, |_| {}).await;
     Endpoint {
-        base,
-        dir,
-        _stop: stop,
+        base: receiver.base.clone(),
+        receiver,
     }
 }
 

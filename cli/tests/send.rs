@@ -4,52 +4,28 @@
 use std::process::Output;
 use std::time::Duration;
 
-use hookwarden_receiver::publish::{Publisher, Target};
-use hookwarden_receiver::secrets::Secret;
-use hookwarden_receiver::server::{self, AppState};
-use hookwarden_receiver::transport::{Limits, Mode, Transport};
-use hookwarden_receiver::verify;
-use hookwarden_tests::NatsServer;
-use tokio::sync::oneshot;
+use hookwarden_receiver::publish::Target;
+use hookwarden_receiver::transport::Mode;
+use hookwarden_tests::{InProcessReceiver, NatsServer};
 
 const SECRET: &str = "It's a Secret to Everybody";
 const ENDPOINT: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
     metadata: {name: github, namespace: ci}\n\
     spec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n";
 
-/// The receiver for [`ENDPOINT`], over plain HTTP or terminating TLS as
-/// `mode` says; its URL (`scheme://host:port/`) and its stop switch.
-async fn start_receiver(nats: &NatsServer, mode: Mode) -> (String, oneshot::Sender<()>) {
-    let endpoint = hookwarden_crds::from_yaml(ENDPOINT).expect("endpoint manifest");
-    let target = Target::for_endpoint(&endpoint).expect("target");
-    let verifier = verify::for_provider(
-        endpoint.spec.provider,
-        vec![Secret::from(SECRET.as_bytes())],
-        None,
+/// The receiver for [`ENDPOINT`], started as its binary starts, over plain
+/// HTTP or terminating TLS as `mode` says; its URL (`scheme://host:port/`)
+/// and the running receiver (stopped on drop).
+async fn start_receiver(nats: &NatsServer, mode: Mode) -> (String, InProcessReceiver) {
+    let receiver = InProcessReceiver::start(
+        nats,
+        ENDPOINT,
+        &[("gh/secret", SECRET.as_bytes())],
+        mode,
+        |_| {},
     )
-    .expect("verifier");
-    let client = nats.connect().await.expect("connect to NATS");
-    let publisher = Publisher::new(client, target, Duration::from_secs(2));
-    publisher.ensure_stream().await.expect("stream");
-    let transport = Transport::new(&mode, Limits::default()).expect("transport");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let url = match mode {
-        Mode::Terminate { .. } => format!("https://localhost:{port}/"),
-        _ => format!("http://127.0.0.1:{port}/"),
-    };
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::serve(
-        AppState::new(verifier, publisher),
-        listener,
-        transport,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    (url, stop)
+    .await;
+    (receiver.url.clone(), receiver)
 }
 
 async fn send(url: &str, secret: &str) -> Output {

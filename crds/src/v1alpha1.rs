@@ -517,13 +517,24 @@ pub enum SignatureEncoding {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimitSpec {
-    /// The limit for all clients together.
+    /// The limit for all verified deliveries together, per receiver pod.
+    /// Checked once a delivery is verified, so forged requests cannot use it
+    /// up. Default 2000 requests/s with a burst of 4000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global: Option<Rate>,
-    /// The limit for each client IP on its own, so a flood from one source
-    /// cannot starve the others.
+    /// The limit for each client source on its own (an IPv4 address, or an
+    /// IPv6 network of `ipv6PrefixLength` bits), checked before the body is
+    /// read, so a flood from one source cannot starve the others. Default
+    /// 100 requests/s with a burst of 200.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_source_ip: Option<Rate>,
+    /// The IPv6 prefix length that counts as one source for `perSourceIp`
+    /// and the per-source connection and body-read caps: one IPv6 host
+    /// usually owns a whole /64. Default 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 16, max = 128))]
+    #[schemars(extend("format" = "int32"))]
+    pub ipv6_prefix_length: Option<u8>,
 }
 
 /// A token-bucket rate: a sustained rate and a burst on top of it.

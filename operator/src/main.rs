@@ -173,11 +173,16 @@ fn parse_cidr(text: &str) -> Result<String, String> {
         .map_err(|e| format!("{text:?} is not a CIDR such as 10.244.0.0/16: {e}"))
 }
 
-/// Logs to stdout at the level of `RUST_LOG` (default `info`).
+/// Logs to stdout at the level of `RUST_LOG` (default `info`), every line
+/// (and a panic's message) without the secrets the operator has read (see
+/// `hookwarden_receiver::logging`).
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    hookwarden_receiver::logging::redact_panics();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(hookwarden_receiver::logging::redacting_stdout());
     match format {
         LogFormat::Text => logs.init(),
         // As the receiver does, with the current span (the reconcile span
@@ -266,6 +271,14 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            // Checked at start (a typo stops the operator, not every
+            // endpoint), which also keeps its password or token out of every
+            // log line from now on. Not a clap value parser: clap's error
+            // would repeat the whole URL.
+            if let Err(err) = hookwarden_receiver::nats_url::NatsUrl::parse(&nats_url) {
+                eprintln!("hookwarden-operator: --nats-url: {err}");
+                return ExitCode::FAILURE;
+            }
             let nats_credentials = match nats_credentials_file {
                 None => None,
                 Some(path) => match std::fs::read(&path) {

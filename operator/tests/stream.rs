@@ -206,7 +206,9 @@ async fn the_stream_follows_the_spec_over_the_endpoint_credentials_and_outlives_
     );
     assert_eq!(config.max_age, Duration::from_secs(3600));
     assert_eq!(config.storage, stream::StorageType::File);
-    assert_eq!(config.duplicate_window, Duration::from_secs(120));
+    // The replay window: twice the default 300 s timestamp tolerance.
+    assert_eq!(config.duplicate_window, Duration::from_secs(600));
+    assert_eq!(config.discard, stream::DiscardPolicy::New);
     assert_eq!(config.num_replicas, 1);
 
     // The receiver pod runs on the fake node; with the stream there the

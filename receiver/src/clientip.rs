@@ -150,6 +150,11 @@ impl TrustedProxies {
         Self(networks)
     }
 
+    /// Whether `peer` is one of the trusted proxies.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.0.contains(peer)
+    }
+
     /// Resolves the client of a request from socket peer `peer`.
     ///
     /// `Forwarded` is used when present, else `X-Forwarded-For`: a proxy that

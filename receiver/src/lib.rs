@@ -1,17 +1,22 @@
 //! The Hookwarden receiver: the data-plane process behind every
 //! `WebhookEndpoint`.
 //!
-//! It loads its configuration ([`config`]) and secrets ([`secrets`]),
-//! verifies deliveries ([`verify`]) and stores them in JetStream
-//! ([`publish`]), behind a small HTTP server ([`server`]) on a hardened
-//! listener ([`transport`]) that first filters by client ([`clientip`],
-//! [`limits`]). Each concern is its own module with small pure functions
+//! It is assembled from its manifest in one place ([`app`]): it loads its
+//! configuration ([`config`]) and secrets ([`secrets`]), verifies
+//! deliveries ([`verify`]) and stores them in JetStream ([`publish`]),
+//! behind a small HTTP server ([`server`]) on a hardened listener
+//! ([`transport`]) that first filters by client ([`clientip`], [`limits`])
+//! and reads bodies within bounds ([`body`]). Each concern is its own module with small pure functions
 //! at the core, so the HTTP and NATS edges stay thin.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod body;
 pub mod clientip;
 pub mod config;
 pub mod limits;
+pub mod logging;
+pub mod nats_url;
 pub mod ops;
 pub mod publish;
 pub mod redact;

@@ -1,10 +1,19 @@
-//! Request rate limits (`spec.rateLimit`): one bucket per client IP and one
-//! for all clients together, both GCRA token buckets from `governor`.
+//! Request rate limits (`spec.rateLimit`): one bucket per client source and
+//! one for all clients together, both GCRA token buckets from `governor`;
+//! and [`PerSourceSlots`], the bound on what one source may hold at once
+//! (connections, body reads).
 //!
-//! The per-IP bucket is checked first, so a flood from one source is stopped
-//! by its own bucket and does not use up the global budget that the other
-//! sources share. The per-IP table is bounded ([`MAX_TRACKED_IPS`]): a spray
-//! of (possibly spoofed) source addresses must not grow memory without limit.
+//! A source is a client IPv4 address, or the IPv6 prefix (a /64 by default)
+//! around a client IPv6 address: one IPv6 host usually owns a whole /64, so
+//! keying by /128 would give it 2^64 buckets.
+//!
+//! The per-source bucket is checked before the body is read, so a flood from
+//! one source is stopped by its own bucket. The global bucket is checked
+//! only for verified deliveries ([`RateLimits::check_global`]): forged
+//! requests, however many sources send them, cannot use up the budget that
+//! real deliveries share. The per-source table is bounded
+//! ([`MAX_TRACKED_IPS`]): a spray of source addresses must not grow memory
+//! without limit.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -31,11 +40,35 @@ pub const DEFAULT_PER_SOURCE_IP: Rate = Rate {
     burst: Some(200),
 };
 
-/// The global rate when `spec.rateLimit` is absent: none. A global cap that
-/// is too low turns a legitimate burst (a provider replaying a backlog)
-/// into lost deliveries, and there is no value right for every endpoint;
-/// the per-IP default already bounds any single source.
-pub const DEFAULT_GLOBAL: Option<Rate> = None;
+/// The global rate of verified deliveries when `spec.rateLimit.global` is
+/// absent, per replica: 2,000/s with a burst of 4,000. It bounds what a
+/// compromised or runaway sender (one with a valid secret) can push into
+/// the stream and onto its consumers, far above what a provider sends one
+/// endpoint (a backlog replay included) and about a tenth of what one
+/// receiver can store. Only verified deliveries count, so forgeries cannot
+/// use it up; raise it for high-volume endpoints.
+pub const DEFAULT_GLOBAL: Option<Rate> = Some(Rate {
+    requests_per_second: 2_000,
+    burst: Some(4_000),
+});
+
+/// The IPv6 prefix length a source is keyed by when
+/// `spec.rateLimit.ipv6PrefixLength` is absent: a /64, what one site or host
+/// is usually given.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// The source a client address is counted as: an IPv4 address (IPv4-mapped
+/// IPv6 included) as it is, an IPv6 address truncated to `ipv6_prefix` bits.
+pub fn source_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u32::from(ipv6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    }
+}
 
 /// The most client IPs whose buckets are kept. A bucket is a few dozen
 /// bytes, so this bounds the table to a few MiB. Beyond it (after dropping
@@ -56,10 +89,12 @@ pub const FULL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A spec rate that cannot be a token bucket; names the field.
 #[derive(Debug, thiserror::Error)]
-#[error("{field}: must be at least 1")]
+#[error("{field}: {expected}")]
 pub struct RateError {
     /// The spec field, e.g. `spec.rateLimit.global.burst`.
     pub field: String,
+    /// What the field must be.
+    pub expected: &'static str,
 }
 
 /// Which limit refused a request.
@@ -67,8 +102,10 @@ pub struct RateError {
 pub enum Scope {
     /// The client IP's own bucket (or the shared overflow bucket).
     PerSourceIp,
-    /// The bucket of all clients together.
+    /// The bucket of all verified deliveries together.
     Global,
+    /// The source already has as many requests in progress as it may.
+    ConcurrentPerSource,
 }
 
 impl Scope {
@@ -77,6 +114,7 @@ impl Scope {
         match self {
             Self::PerSourceIp => "per_source_ip",
             Self::Global => "global",
+            Self::ConcurrentPerSource => "concurrent_per_source",
         }
     }
 }
@@ -141,6 +179,7 @@ pub struct RateLimits<C: Clock = DefaultClock> {
     per_ip: Option<PerIp<C>>,
     global: Option<Direct<C>>,
     clock: C,
+    ipv6_prefix: u8,
 }
 
 struct PerIp<C: Clock> {
@@ -186,6 +225,15 @@ impl RateLimits {
             .and_then(|s| s.per_source_ip)
             .unwrap_or(DEFAULT_PER_SOURCE_IP);
         let global = spec.and_then(|s| s.global).or(DEFAULT_GLOBAL);
+        let ipv6_prefix = spec
+            .and_then(|s| s.ipv6_prefix_length)
+            .unwrap_or(DEFAULT_IPV6_PREFIX);
+        if !(16..=128).contains(&ipv6_prefix) {
+            return Err(RateError {
+                field: "spec.rateLimit.ipv6PrefixLength".to_owned(),
+                expected: "must be between 16 and 128",
+            });
+        }
         Ok(Self::with_clock(
             Some(checked_quota(per_ip, "spec.rateLimit.perSourceIp")?),
             global
@@ -193,7 +241,8 @@ impl RateLimits {
                 .transpose()?,
             MAX_TRACKED_IPS,
             DefaultClock::default(),
-        ))
+        )
+        .with_ipv6_prefix(ipv6_prefix))
     }
 
     /// No limits at all (for tests and benchmarks of the rest of the pipeline).
@@ -229,19 +278,46 @@ impl<C: Clock + Clone> RateLimits<C> {
             per_ip,
             global,
             clock,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
         }
     }
 
-    /// Takes one request of `client` from its own bucket, then from the
-    /// global one.
+    /// Keys IPv6 clients by their `prefix`-bit network (default /64).
+    #[must_use]
+    pub fn with_ipv6_prefix(mut self, prefix: u8) -> Self {
+        self.ipv6_prefix = prefix.min(128);
+        self
+    }
+
+    /// The IPv6 prefix length sources are keyed by.
+    pub fn ipv6_prefix(&self) -> u8 {
+        self.ipv6_prefix
+    }
+
+    /// Takes one request of `client` from its source's bucket, then from the
+    /// global one: [`RateLimits::check_source`] and
+    /// [`RateLimits::check_global`] at once.
     pub fn check(&self, client: IpAddr) -> Result<(), Limited> {
+        self.check_source(client)?;
+        self.check_global()
+    }
+
+    /// Takes one request of `client` from its source's own bucket; checked
+    /// before the body is read.
+    pub fn check_source(&self, client: IpAddr) -> Result<(), Limited> {
         if let Some(per_ip) = &self.per_ip {
-            let key = per_ip.key(client);
+            let key = per_ip.key(source_key(client, self.ipv6_prefix));
             per_ip
                 .limiter
                 .check_key(&key)
                 .map_err(|not_until| self.limited(Scope::PerSourceIp, &not_until))?;
         }
+        Ok(())
+    }
+
+    /// Takes one delivery from the bucket all sources share; checked once a
+    /// delivery is verified, so forgeries never use it up.
+    pub fn check_global(&self) -> Result<(), Limited> {
         if let Some(global) = &self.global {
             global
                 .check()
@@ -316,6 +392,89 @@ impl<C: Clock> PerIp<C> {
     }
 }
 
+/// A bound on how many of something (connections, body reads) one source
+/// may hold at once, so a single address cannot take a shared pool. The
+/// table only holds sources with at least one slot taken, so it is bounded
+/// by whatever bounds the slots themselves (the connection cap).
+#[derive(Debug)]
+pub struct PerSourceSlots {
+    cap: usize,
+    ipv6_prefix: u8,
+    taken: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+/// A slot of [`PerSourceSlots`]; given back when dropped.
+#[derive(Debug)]
+pub struct SourceSlot {
+    slots: Arc<PerSourceSlots>,
+    key: IpAddr,
+}
+
+impl PerSourceSlots {
+    /// At most `cap` slots per source (at least 1), IPv6 sources keyed by
+    /// their `ipv6_prefix`-bit network.
+    pub fn new(cap: usize, ipv6_prefix: u8) -> Arc<Self> {
+        Arc::new(Self {
+            cap: cap.max(1),
+            ipv6_prefix,
+            taken: std::sync::Mutex::default(),
+        })
+    }
+
+    /// A slot for `client`, unless its source already holds `cap`.
+    pub fn try_take(self: &Arc<Self>, client: IpAddr) -> Option<SourceSlot> {
+        let key = source_key(client, self.ipv6_prefix);
+        let mut taken = self
+            .taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = taken.entry(key).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            slots: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// How many slots `client`'s source holds now.
+    pub fn held(&self, client: IpAddr) -> usize {
+        let key = source_key(client, self.ipv6_prefix);
+        self.taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many sources hold a slot now.
+    pub fn sources(&self) -> usize {
+        self.taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut taken = self
+            .slots
+            .taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = taken.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                taken.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// `Retry-After` for a wait: whole seconds rounded up, at least 1.
 pub fn retry_after_secs(wait: Duration) -> u64 {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -325,11 +484,13 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 fn checked_quota(rate: Rate, field: &str) -> Result<Quota, RateError> {
     let per_second = NonZeroU32::new(rate.requests_per_second).ok_or_else(|| RateError {
         field: format!("{field}.requestsPerSecond"),
+        expected: "must be at least 1",
     })?;
     let burst = match rate.burst {
         None => per_second,
         Some(burst) => NonZeroU32::new(burst).ok_or_else(|| RateError {
             field: format!("{field}.burst"),
+            expected: "must be at least 1",
         })?,
     };
     Ok(Quota::per_second(per_second).allow_burst(burst))
@@ -455,7 +616,7 @@ mod tests {
                 requests_per_second: 0,
                 burst: None,
             }),
-            per_source_ip: None,
+            ..RateLimitSpec::default()
         };
         let err = RateLimits::from_spec(Some(&zero)).expect_err("0 req/s");
         assert_eq!(
@@ -468,6 +629,7 @@ mod tests {
                 requests_per_second: 5,
                 burst: Some(0),
             }),
+            ..RateLimitSpec::default()
         };
         let err = RateLimits::from_spec(Some(&zero_burst)).expect_err("burst 0");
         assert_eq!(
@@ -479,6 +641,119 @@ mod tests {
         for _ in 0..1000 {
             assert_eq!(unlimited.check(ip(1)), Ok(()));
         }
+    }
+
+    #[test]
+    fn ipv6_sources_are_keyed_by_their_prefix() {
+        let v6 = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            source_key(v6("2001:db8:1:2:aaaa::1"), 64),
+            v6("2001:db8:1:2::")
+        );
+        assert_eq!(
+            source_key(v6("2001:db8:1:2:aaaa::1"), 128),
+            v6("2001:db8:1:2:aaaa::1")
+        );
+        assert_eq!(
+            source_key(v6("2001:db8:1:2:aaaa::1"), 48),
+            v6("2001:db8:1::")
+        );
+        assert_eq!(
+            source_key(v6("::ffff:10.1.2.3"), 64),
+            v6("10.1.2.3"),
+            "IPv4-mapped"
+        );
+        assert_eq!(source_key(v6("10.1.2.3"), 64), v6("10.1.2.3"));
+
+        // A host spraying addresses inside its /64 shares one bucket.
+        let clock = FakeRelativeClock::default();
+        let limits = RateLimits::with_clock(Some(rate(1, 2)), None, 100, clock);
+        assert_eq!(limits.check_source(v6("2001:db8::1")), Ok(()));
+        assert_eq!(limits.check_source(v6("2001:db8::ffff:2")), Ok(()));
+        assert!(
+            limits.check_source(v6("2001:db8::3:3")).is_err(),
+            "same /64"
+        );
+        assert_eq!(
+            limits.check_source(v6("2001:db8:0:1::1")),
+            Ok(()),
+            "next /64"
+        );
+        assert_eq!(limits.tracked_ips(), 2);
+    }
+
+    #[test]
+    fn an_ipv6_prefix_outside_16_to_128_is_refused() {
+        for bad in [0, 15, 129] {
+            let spec = RateLimitSpec {
+                ipv6_prefix_length: Some(bad),
+                ..RateLimitSpec::default()
+            };
+            let err = RateLimits::from_spec(Some(&spec)).expect_err("out of range");
+            assert!(
+                err.to_string()
+                    .starts_with("spec.rateLimit.ipv6PrefixLength"),
+                "{err}"
+            );
+        }
+        let spec = RateLimitSpec {
+            ipv6_prefix_length: Some(56),
+            ..RateLimitSpec::default()
+        };
+        assert_eq!(
+            RateLimits::from_spec(Some(&spec))
+                .expect("56")
+                .ipv6_prefix(),
+            56
+        );
+        assert_eq!(
+            RateLimits::from_spec(None).expect("default").ipv6_prefix(),
+            64
+        );
+    }
+
+    #[test]
+    fn the_global_default_counts_only_what_check_global_takes() {
+        // The default quotas, on a clock that does not move.
+        let limits = RateLimits::with_clock(
+            Some(quota(DEFAULT_PER_SOURCE_IP)),
+            DEFAULT_GLOBAL.map(quota),
+            MAX_TRACKED_IPS,
+            FakeRelativeClock::default(),
+        );
+        // The source check never touches the global bucket.
+        for n in 0..5_000 {
+            assert_eq!(limits.check_source(ip(n)), Ok(()));
+        }
+        let burst = DEFAULT_GLOBAL
+            .and_then(|r| r.burst)
+            .expect("a default burst");
+        for _ in 0..burst {
+            assert_eq!(limits.check_global(), Ok(()));
+        }
+        let limited = limits.check_global().expect_err("global burst used up");
+        assert_eq!(limited.scope, Scope::Global);
+    }
+
+    #[test]
+    fn per_source_slots_are_bounded_and_given_back() {
+        let slots = PerSourceSlots::new(2, 64);
+        let a = ip(1);
+        let first = slots.try_take(a).expect("1st");
+        let second = slots.try_take(a).expect("2nd");
+        assert!(slots.try_take(a).is_none(), "cap reached");
+        let other = slots.try_take(ip(2)).expect("another source");
+        assert_eq!(slots.held(a), 2);
+        drop(first);
+        assert_eq!(slots.held(a), 1);
+        let third = slots.try_take(a).expect("room again");
+        drop((second, third, other));
+        assert_eq!(slots.sources(), 0, "empty entries are removed");
+        // IPv6 addresses of one /64 share the cap.
+        let v6 = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let _x = slots.try_take(v6("2001:db8::1")).expect("1st");
+        let _y = slots.try_take(v6("2001:db8::2")).expect("2nd");
+        assert!(slots.try_take(v6("2001:db8::3")).is_none());
     }
 
     #[test]

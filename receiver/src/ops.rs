@@ -71,6 +71,20 @@ pub struct Metrics {
     pub publish_seconds: Family<EndpointLabels, Histogram>,
     /// Requests being handled right now.
     pub in_flight: Gauge,
+    /// 1 while the configuration on disk differs from the one served
+    /// because it could not be loaded.
+    pub config_stale: Gauge,
+    /// Configuration reloads by result (`applied`, `failed`).
+    pub config_reloads: Family<ResultLabels, Counter>,
+    /// 1 while NATS is disconnected.
+    pub nats_disconnected: Gauge,
+}
+
+/// Labels of an attempt's result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// What happened, e.g. `applied` or `failed`.
+    pub result: String,
 }
 
 /// Exposes the transport's own counters (kept as atomics in the transport,
@@ -96,12 +110,32 @@ impl Collector for TransportCollector {
                 "TLS certificate reloads refused (unreadable, unparsable or mismatched files)",
                 self.0.cert_reload_failures(),
             ),
+            (
+                "connections_idle_closed",
+                "Connections closed for sending no request within the first-request or idle timeout",
+                self.0.idle_closed(),
+            ),
+            (
+                "connections_refused_per_source",
+                "Connections refused because their source already held the most it may",
+                self.0.refused_per_source(),
+            ),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);
             let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
             counter.encode(metric)?;
         }
+        let open = prometheus_client::metrics::gauge::ConstGauge::new(
+            i64::try_from(self.0.open()).unwrap_or(i64::MAX),
+        );
+        let metric = encoder.encode_descriptor(
+            "connections_open",
+            "Connections open on the webhook listener",
+            None,
+            open.metric_type(),
+        )?;
+        open.encode(metric)?;
         Ok(())
     }
 }
@@ -131,6 +165,9 @@ impl Metrics {
             publish_histogram as fn() -> Histogram,
         );
         let in_flight = Gauge::default();
+        let config_stale = Gauge::default();
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        let nats_disconnected = Gauge::default();
         registry.register(
             "requests",
             "Webhook requests by endpoint and outcome",
@@ -156,6 +193,21 @@ impl Metrics {
             "Webhook requests being handled",
             in_flight.clone(),
         );
+        registry.register(
+            "config_stale",
+            "1 while the configuration on disk could not be loaded and an older one is served",
+            config_stale.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result (applied, failed)",
+            config_reloads.clone(),
+        );
+        registry.register(
+            "nats_disconnected",
+            "1 while the NATS connection is down",
+            nats_disconnected.clone(),
+        );
         if let Some(stats) = transport {
             registry.register_collector(Box::new(TransportCollector(stats)));
         }
@@ -166,6 +218,9 @@ impl Metrics {
             rate_limited,
             publish_seconds,
             in_flight,
+            config_stale,
+            config_reloads,
+            nats_disconnected,
         }
     }
 
@@ -198,6 +253,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one configuration reload attempt (`applied` or `failed`).
+    pub fn record_reload(&self, result: &str) {
+        self.config_reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -208,12 +272,23 @@ impl Metrics {
 }
 
 /// What `/readyz` reports: ready only when the configuration is loaded (with
-/// its secrets) and NATS is connected, so a load balancer sends deliveries
-/// only to a replica that can store them.
+/// its secrets), NATS is connected and the endpoint's stream exists, so a
+/// load balancer sends deliveries only to a replica that can store them.
+///
+/// A configuration on disk that could not be loaded (a broken rotation, or
+/// NATS away while it was tried) is *reported* but does not make the
+/// replica unready: it still serves the previous configuration, and failing
+/// readiness on every replica at once for one bad Secret would turn a
+/// rotation mistake into an outage. The metric `hookwarden_config_stale`
+/// and `/readyz`'s text say it.
 #[derive(Debug, Clone)]
 pub struct Readiness {
     config_loaded: Arc<AtomicBool>,
     nats: Option<async_nats::Client>,
+    /// Why the served configuration is not the one on disk.
+    stale: Arc<std::sync::Mutex<Option<String>>>,
+    /// Why the endpoint's stream cannot take deliveries.
+    stream: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Readiness {
@@ -222,12 +297,29 @@ impl Readiness {
         Self {
             config_loaded: Arc::new(AtomicBool::new(false)),
             nats,
+            stale: Arc::default(),
+            stream: Arc::default(),
         }
     }
 
     /// Marks the configuration (manifest and secrets) as loaded or not.
     pub fn set_config_loaded(&self, loaded: bool) {
         self.config_loaded.store(loaded, Ordering::Release);
+    }
+
+    /// Records why the configuration on disk is not served (`None`: it is).
+    pub fn set_config_stale(&self, reason: Option<String>) {
+        *lock(&self.stale) = reason;
+    }
+
+    /// Records why the stream cannot take deliveries (`None`: it can).
+    pub fn set_stream_problem(&self, problem: Option<String>) {
+        *lock(&self.stream) = problem;
+    }
+
+    /// Why the served configuration is not the one on disk, if it is not.
+    pub fn config_stale(&self) -> Option<String> {
+        lock(&self.stale).clone()
     }
 
     /// Why the receiver is not ready, or `None` when it is.
@@ -237,13 +329,44 @@ impl Readiness {
         }
         match &self.nats {
             Some(client)
-                if client.connection_state() == async_nats::connection::State::Connected =>
-            {
-                None
-            }
-            _ => Some("nats_disconnected"),
+                if client.connection_state() == async_nats::connection::State::Connected => {}
+            _ => return Some("nats_disconnected"),
+        }
+        if lock(&self.stream).is_some() {
+            return Some("stream_missing");
+        }
+        None
+    }
+
+    /// The `/readyz` answer: status and text.
+    fn answer(&self) -> (StatusCode, String) {
+        match self.not_ready_reason() {
+            None => match self.config_stale() {
+                None => (StatusCode::OK, "ready\n".to_owned()),
+                Some(stale) => (
+                    StatusCode::OK,
+                    format!("ready; config_stale: serving the previous configuration: {stale}\n"),
+                ),
+            },
+            Some("stream_missing") => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: stream_missing: {}\n",
+                    lock(&self.stream).clone().unwrap_or_default()
+                ),
+            ),
+            Some(reason) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {reason}\n"),
+            ),
         }
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[derive(Debug, Clone)]
@@ -263,13 +386,7 @@ pub fn router(metrics: Arc<Metrics>, readiness: Readiness) -> Router {
 }
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
-    match state.readiness.not_ready_reason() {
-        None => (StatusCode::OK, "ready\n".to_owned()),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        ),
-    }
+    state.readiness.answer()
 }
 
 async fn metrics_text(State(state): State<OpsState>) -> impl IntoResponse {

@@ -22,9 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::secrets::Secret;
 
-/// How long JetStream keeps message ids to drop duplicates by default
+/// The shortest duplicate window JetStream is given by default
 /// (`spec.nats.duplicateWindowSeconds`): providers redeliver within seconds
-/// to minutes, and a short window keeps the server's id index small.
+/// to minutes. The default is longer when the endpoint's replay window is
+/// (see [`StreamSettings::from_spec`]).
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 /// The namespace of an endpoint read from a file without one, as `kubectl`
@@ -55,8 +56,8 @@ pub struct StreamSettings {
     pub max_age: Option<Duration>,
     /// `maxBytes`; `None`: no limit.
     pub max_bytes: Option<i64>,
-    /// `duplicateWindowSeconds`; default [`DUPLICATE_WINDOW`], or `max_age`
-    /// when that is shorter (JetStream refuses a longer window).
+    /// `duplicateWindowSeconds`; default the endpoint's replay window (at
+    /// least [`DUPLICATE_WINDOW`]), never shorter than it.
     pub duplicate_window: Duration,
     /// `replicas`; default 1.
     pub replicas: usize,
@@ -78,9 +79,20 @@ impl Default for StreamSettings {
 }
 
 impl StreamSettings {
-    /// The settings of `spec.nats`, checked.
-    pub fn from_spec(nats: &hookwarden_crds::NatsSpec) -> Result<Self, TargetError> {
+    /// The settings of `spec.nats`, checked against the endpoint's replay
+    /// window ([`crate::verify::replay_window_secs`]): a captured delivery
+    /// replayed while its signed timestamp is still accepted must find its
+    /// message id remembered, or it would be stored again. So the duplicate
+    /// window defaults to the replay window (at least [`DUPLICATE_WINDOW`]),
+    /// and a managed stream whose window or max age is shorter is refused.
+    /// A stream managed elsewhere (`createStream: false`) is not held to it.
+    pub fn from_spec(
+        nats: &hookwarden_crds::NatsSpec,
+        replay_window_secs: u32,
+    ) -> Result<Self, TargetError> {
         let max_age = nats.max_age_seconds.map(Duration::from_secs);
+        let create = nats.create_stream.unwrap_or(true);
+        let replay = Duration::from_secs(replay_window_secs.into());
         let duplicate_window = match (nats.duplicate_window_seconds, max_age) {
             (Some(window), Some(age)) if Duration::from_secs(window.into()) > age => {
                 return Err(TargetError::DuplicateWindow {
@@ -89,9 +101,23 @@ impl StreamSettings {
                 });
             }
             (Some(window), _) => Duration::from_secs(window.into()),
-            (None, Some(age)) => DUPLICATE_WINDOW.min(age),
-            (None, None) => DUPLICATE_WINDOW,
+            (None, Some(age)) if !create => DUPLICATE_WINDOW.max(replay).min(age),
+            (None, _) => DUPLICATE_WINDOW.max(replay),
         };
+        if create {
+            if duplicate_window < replay {
+                return Err(TargetError::DuplicateWindowBelowReplay {
+                    window: duplicate_window.as_secs(),
+                    replay: replay_window_secs,
+                });
+            }
+            if let Some(age) = max_age.filter(|age| *age < duplicate_window) {
+                return Err(TargetError::MaxAgeBelowReplay {
+                    max_age: age.as_secs(),
+                    replay: replay_window_secs,
+                });
+            }
+        }
         if let Some(bytes) = nats.max_bytes.filter(|b| *b < 1) {
             return Err(TargetError::Limit {
                 field: "maxBytes",
@@ -114,7 +140,7 @@ impl StreamSettings {
             max_bytes: nats.max_bytes,
             duplicate_window,
             replicas: usize::try_from(replicas).unwrap_or(1),
-            create: nats.create_stream.unwrap_or(true),
+            create,
         })
     }
 }
@@ -142,6 +168,27 @@ pub enum TargetError {
         window: u32,
         /// The max age, in seconds.
         max_age: u64,
+    },
+    /// The duplicate window is shorter than the replay window, so a captured
+    /// delivery replayed late inside its tolerance would be stored again.
+    #[error(
+        "spec.nats.duplicateWindowSeconds ({window}) is shorter than the endpoint's replay window ({replay} s: twice the timestamp tolerance, since a signed timestamp is accepted that far either side of the receiver's clock); a replayed delivery would be stored again: lengthen the window or lower spec.timestampToleranceSeconds"
+    )]
+    DuplicateWindowBelowReplay {
+        /// The window, in seconds.
+        window: u64,
+        /// The replay window, in seconds.
+        replay: u32,
+    },
+    /// The stream forgets deliveries before their replay window ends.
+    #[error(
+        "spec.nats.maxAgeSeconds ({max_age}) is shorter than the endpoint's replay window ({replay} s: twice the timestamp tolerance); a replayed delivery would be stored again once the original expired: lengthen the max age or lower spec.timestampToleranceSeconds"
+    )]
+    MaxAgeBelowReplay {
+        /// The max age, in seconds.
+        max_age: u64,
+        /// The replay window, in seconds.
+        replay: u32,
     },
     /// A stream limit is out of range (the CRD's schema refuses these; a
     /// standalone manifest is not checked by an API server).
@@ -189,7 +236,10 @@ impl Target {
             provider,
             subject_prefix,
             stream,
-            settings: StreamSettings::from_spec(nats)?,
+            settings: StreamSettings::from_spec(
+                nats,
+                crate::verify::replay_window_secs(&endpoint.spec),
+            )?,
         })
     }
 
@@ -217,6 +267,10 @@ impl Target {
             // Zero and -1 are JetStream's "unlimited".
             max_age: settings.max_age.unwrap_or(Duration::ZERO),
             max_bytes: settings.max_bytes.unwrap_or(-1),
+            // A full stream refuses new deliveries (503 `stream_full`, the
+            // provider retries) instead of deleting acknowledged ones that
+            // no consumer may have read yet.
+            discard: stream::DiscardPolicy::New,
             duplicate_window: settings.duplicate_window,
             num_replicas: settings.replicas,
             ..stream::Config::default()
@@ -258,6 +312,7 @@ impl Target {
             && max_bytes(existing.max_bytes) == wanted.max_bytes
             && existing.duplicate_window == wanted.duplicate_window
             && existing.num_replicas.max(1) == wanted.num_replicas
+            && existing.discard == wanted.discard
         {
             return StreamPlan::InSync;
         }
@@ -266,6 +321,7 @@ impl Target {
             max_bytes: wanted.max_bytes,
             duplicate_window: wanted.duplicate_window,
             num_replicas: wanted.num_replicas,
+            discard: wanted.discard,
             ..existing.clone()
         }))
     }
@@ -375,6 +431,8 @@ pub fn body_sha256(body: &[u8]) -> String {
 /// A verified delivery, ready to store.
 #[derive(Debug, Clone)]
 pub struct Delivery {
+    /// The de-duplication id ([`message_id`]).
+    pub message_id: String,
     /// The raw body, byte for byte as received.
     pub body: Bytes,
     /// The provider's event type.
@@ -387,6 +445,9 @@ pub struct Delivery {
     pub source_ip: IpAddr,
     /// The request's `Content-Type`, if any.
     pub content_type: Option<String>,
+    /// The request's `Content-Encoding`, if any (the body is stored as sent,
+    /// still encoded, since that is what the provider signed).
+    pub content_encoding: Option<String>,
     /// The W3C trace context of the delivery (see [`traceparent`]).
     pub traceparent: String,
 }
@@ -419,11 +480,14 @@ fn valid_traceparent(value: &str) -> bool {
 /// them; signatures and secrets never are.
 pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "Nats-Msg-Id",
-        message_id(delivery.delivery_id.as_deref(), &delivery.body).as_str(),
-    );
+    headers.insert("Nats-Msg-Id", delivery.message_id.as_str());
     headers.insert("Hookwarden-Endpoint", target.endpoint.as_str());
+    // Lets a consumer recognise the same signed body under another delivery
+    // id: what a replay of a preset with an unsigned id looks like.
+    headers.insert(
+        "Hookwarden-Body-Sha256",
+        body_sha256(&delivery.body).as_str(),
+    );
     headers.insert("Hookwarden-Provider", target.provider.as_str());
     headers.insert(
         "Hookwarden-Event",
@@ -448,6 +512,9 @@ pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
             .as_deref()
             .unwrap_or("application/octet-stream"),
     );
+    if let Some(encoding) = &delivery.content_encoding {
+        headers.insert("Content-Encoding", encoding.as_str());
+    }
     headers
 }
 
@@ -474,6 +541,15 @@ pub enum PublishError {
     /// cannot help, so this must not be answered like an outage.
     #[error("too large for NATS: {0}")]
     TooLarge(String),
+    /// The stream is at its `maxBytes`, or the account or server has no
+    /// storage left: nothing is stored until consumers catch up or the
+    /// limits are raised.
+    #[error("JetStream stream full: {0}")]
+    Full(String),
+    /// The stream is gone and could not be created again (or may not be:
+    /// `createStream: false`).
+    #[error("JetStream stream missing: {0}")]
+    StreamMissing(String),
 }
 
 /// Why the endpoint's stream is not usable. Each message names the stream
@@ -659,6 +735,9 @@ pub fn connect_options(
         reason: reason.to_owned(),
     };
     let text = std::str::from_utf8(secret.expose()).map_err(|_| failed("not UTF-8 text"))?;
+    // The JWT and the seed on their own: the client's CONNECT trace shows
+    // the JWT.
+    crate::logging::register_creds(text);
     // The parser's errors say which part is missing, never the content.
     async_nats::ConnectOptions::with_credentials(text).map_err(|e| failed(&e.to_string()))
 }
@@ -717,37 +796,131 @@ impl Publisher {
         }
     }
 
-    /// Stores one delivery and waits for JetStream's acknowledgement.
+    /// Stores one delivery and waits for JetStream's acknowledgement. A
+    /// stream that has gone missing (deleted, or lost with a NATS server's
+    /// storage) is created again when the endpoint manages it
+    /// (`createStream`, the default) and the delivery stored in it.
     pub async fn publish(&self, delivery: &Delivery) -> Result<Stored, PublishError> {
-        let subject = self.target.subject(delivery.event.as_deref());
-        let headers = headers(&self.target, delivery);
         let attempt = async {
-            let ack = self
-                .jetstream
-                .publish_with_headers(subject, headers, delivery.body.clone())
-                .await
-                .map_err(|e| self.publish_error(&e))?
-                .await
-                .map_err(|e| self.publish_error(&e))?;
-            Ok(Stored {
-                sequence: ack.sequence,
-                duplicate: ack.duplicate,
-            })
+            match self.publish_once(delivery).await {
+                Err(Attempt::StreamNotFound) if self.target.settings.create => {
+                    match self.ensure_stream().await {
+                        Ok(()) => tracing::warn!(
+                            stream = self.target.stream.as_str(),
+                            "the JetStream stream was missing and has been created again"
+                        ),
+                        Err(err) => return Err(PublishError::StreamMissing(err.to_string())),
+                    }
+                    self.publish_once(delivery)
+                        .await
+                        .map_err(|attempt| attempt.into_error(&self.target))
+                }
+                other => other.map_err(|attempt| attempt.into_error(&self.target)),
+            }
         };
         // The context timeout bounds the ack; this also bounds waiting for a
-        // free in-flight slot while the client is disconnected.
+        // free in-flight slot while the client is disconnected, and the
+        // stream's re-creation.
         tokio::time::timeout(self.ack_timeout, attempt)
             .await
             .unwrap_or(Err(PublishError::Timeout(self.ack_timeout)))
     }
 
-    fn publish_error(&self, err: &jetstream::context::PublishError) -> PublishError {
+    async fn publish_once(&self, delivery: &Delivery) -> Result<Stored, Attempt> {
+        let subject = self.target.subject(delivery.event.as_deref());
+        let headers = headers(&self.target, delivery);
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject, headers, delivery.body.clone())
+            .await
+            .map_err(|e| self.publish_error(&e))?
+            .await
+            .map_err(|e| self.publish_error(&e))?;
+        Ok(Stored {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    fn publish_error(&self, err: &jetstream::context::PublishError) -> Attempt {
         match err.kind() {
-            PublishErrorKind::TimedOut => PublishError::Timeout(self.ack_timeout),
-            PublishErrorKind::MaxPayloadExceeded => PublishError::TooLarge(err.to_string()),
-            _ => PublishError::Unavailable(err.to_string()),
+            PublishErrorKind::StreamNotFound => Attempt::StreamNotFound,
+            PublishErrorKind::TimedOut => Attempt::Failed(PublishError::Timeout(self.ack_timeout)),
+            PublishErrorKind::MaxPayloadExceeded => {
+                Attempt::Failed(PublishError::TooLarge(err.to_string()))
+            }
+            _ if is_full(err) => Attempt::Failed(PublishError::Full(err.to_string())),
+            _ => Attempt::Failed(PublishError::Unavailable(err.to_string())),
         }
     }
+
+    /// Looks the stream up, and creates it again when it is missing and the
+    /// endpoint manages it: the periodic check behind `/readyz`.
+    pub async fn check_stream(&self) -> Result<StreamCheck, EnsureStreamError> {
+        if lookup(&self.jetstream, &self.target).await?.is_some() {
+            return Ok(StreamCheck::Present);
+        }
+        if !self.target.settings.create {
+            return Err(not_found(&self.target));
+        }
+        self.ensure_stream().await?;
+        Ok(StreamCheck::Recreated)
+    }
+}
+
+/// What [`Publisher::check_stream`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamCheck {
+    /// The stream is there.
+    Present,
+    /// It was missing, and has been created again.
+    Recreated,
+}
+
+/// How one publish attempt failed.
+#[derive(Debug)]
+enum Attempt {
+    /// No stream takes the subject (JetStream's "no responders").
+    StreamNotFound,
+    Failed(PublishError),
+}
+
+impl Attempt {
+    fn into_error(self, target: &Target) -> PublishError {
+        match self {
+            Self::StreamNotFound => PublishError::StreamMissing(format!(
+                "no JetStream stream takes {}; stream {} is gone{}",
+                target.subjects(),
+                target.stream,
+                if target.settings.create {
+                    ""
+                } else {
+                    " and spec.nats.createStream is false"
+                }
+            )),
+            Self::Failed(err) => err,
+        }
+    }
+}
+
+/// Whether JetStream refused a message for lack of room: the stream's
+/// `maxBytes` or `maxMsgs` reached (with `discard: new`, as
+/// [`Target::stream_config`] sets), or the account's or server's storage
+/// used up.
+fn is_full(err: &jetstream::context::PublishError) -> bool {
+    let Some(js) =
+        std::error::Error::source(err).and_then(|source| source.downcast_ref::<jetstream::Error>())
+    else {
+        return false;
+    };
+    let code = js.error_code();
+    [
+        jetstream::ErrorCode::STORAGE_RESOURCES_EXCEEDED,
+        jetstream::ErrorCode::MEMORY_RESOURCES_EXCEEDED,
+        jetstream::ErrorCode::INSUFFICIENT_RESOURCES,
+    ]
+    .contains(&code)
+        || (code == jetstream::ErrorCode::STREAM_STORE_FAILED && js.to_string().contains("maximum"))
 }
 
 #[cfg(test)]
@@ -796,7 +969,8 @@ mod tests {
         let config = target.stream_config();
         assert_eq!(config.subjects, ["hookwarden.ci.github.>"]);
         assert_eq!(config.storage, stream::StorageType::File);
-        assert_eq!(config.duplicate_window, Duration::from_secs(120));
+        // Twice the default 300 s tolerance (see replay_window_secs).
+        assert_eq!(config.duplicate_window, Duration::from_secs(600));
     }
 
     #[test]
@@ -805,7 +979,12 @@ mod tests {
             Target::for_endpoint(&endpoint(Some("ci"), "github", NatsSpec::default())).expect("ok");
         let config = target.stream_config();
         assert_eq!(config.storage, stream::StorageType::File);
-        assert_eq!(config.duplicate_window, Duration::from_secs(120));
+        assert_eq!(config.duplicate_window, Duration::from_secs(600));
+        assert_eq!(
+            config.discard,
+            stream::DiscardPolicy::New,
+            "never drops stored deliveries"
+        );
         assert_eq!(config.num_replicas, 1);
         assert_eq!(config.max_age, Duration::ZERO, "kept forever");
         assert_eq!(config.max_bytes, -1, "no size limit");
@@ -834,13 +1013,67 @@ mod tests {
     }
 
     #[test]
-    fn the_duplicate_window_fits_in_the_max_age() {
-        let nats = NatsSpec {
+    fn the_duplicate_window_covers_the_replay_window_and_fits_in_the_max_age() {
+        let with_tolerance = |tolerance: u32, nats: NatsSpec| {
+            let mut endpoint = endpoint(None, "x", nats);
+            endpoint.spec.timestamp_tolerance_seconds = Some(tolerance);
+            Target::for_endpoint(&endpoint)
+        };
+        // The default window follows the tolerance, never below 120 s.
+        let target = with_tolerance(30, NatsSpec::default()).expect("ok");
+        assert_eq!(target.settings.duplicate_window, Duration::from_secs(120));
+        let target = with_tolerance(900, NatsSpec::default()).expect("ok");
+        assert_eq!(target.settings.duplicate_window, Duration::from_secs(1800));
+        // A shorter window, or a max age the replay window outlives, would
+        // store a late replay again: refused, naming the settings.
+        let short = NatsSpec {
+            duplicate_window_seconds: Some(599),
+            ..NatsSpec::default()
+        };
+        let err = with_tolerance(300, short.clone()).expect_err("window < 2 x tolerance");
+        assert_eq!(
+            err,
+            TargetError::DuplicateWindowBelowReplay {
+                window: 599,
+                replay: 600
+            }
+        );
+        assert!(
+            err.to_string().contains("timestampToleranceSeconds"),
+            "{err}"
+        );
+        assert!(
+            with_tolerance(299, short).is_ok(),
+            "598 s of replay fit in 599"
+        );
+        let young = NatsSpec {
             max_age_seconds: Some(60),
             ..NatsSpec::default()
         };
-        let target = Target::for_endpoint(&endpoint(None, "x", nats)).expect("ok");
+        let err = with_tolerance(300, young.clone()).expect_err("max age < replay window");
+        assert_eq!(
+            err,
+            TargetError::MaxAgeBelowReplay {
+                max_age: 60,
+                replay: 600
+            }
+        );
+        assert!(err.to_string().contains("maxAgeSeconds"), "{err}");
+        // A stream managed elsewhere is not held to it: its window fits in
+        // its max age, as JetStream requires.
+        let unmanaged = NatsSpec {
+            create_stream: Some(false),
+            ..young
+        };
+        let target = with_tolerance(300, unmanaged).expect("unmanaged");
         assert_eq!(target.settings.duplicate_window, Duration::from_secs(60));
+        // Twitch's window is fixed (10 minutes), whatever the spec says.
+        let mut twitch = endpoint(None, "x", NatsSpec::default());
+        twitch.spec.provider = Provider::Twitch;
+        twitch.spec.timestamp_tolerance_seconds = Some(10);
+        let target = Target::for_endpoint(&twitch).expect("twitch");
+        assert_eq!(target.settings.duplicate_window, Duration::from_secs(1200));
+
         let nats = NatsSpec {
             max_age_seconds: Some(60),
             duplicate_window_seconds: Some(61),
@@ -1038,18 +1271,24 @@ mod tests {
         let target =
             Target::for_endpoint(&endpoint(Some("ci"), "github", NatsSpec::default())).expect("ok");
         let delivery = Delivery {
+            message_id: "d-1".to_owned(),
             body: Bytes::from_static(b"{}"),
             event: Some("push".to_owned()),
             delivery_id: Some("d-1".to_owned()),
             received_at: "2026-01-02T03:04:05Z".parse().expect("timestamp"),
             source_ip: "192.0.2.7".parse().expect("ip"),
             content_type: Some("application/json".to_owned()),
+            content_encoding: Some("gzip".to_owned()),
             traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
         };
         let headers = headers(&target, &delivery);
         let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
         assert_eq!(get("Nats-Msg-Id").as_deref(), Some("d-1"));
         assert_eq!(get("Hookwarden-Endpoint").as_deref(), Some("ci/github"));
+        assert_eq!(
+            get("Hookwarden-Body-Sha256").as_deref(),
+            Some(body_sha256(b"{}").as_str())
+        );
         assert_eq!(get("Hookwarden-Provider").as_deref(), Some("github"));
         assert_eq!(get("Hookwarden-Event").as_deref(), Some("push"));
         assert_eq!(get("Hookwarden-Delivery-Id").as_deref(), Some("d-1"));
@@ -1059,15 +1298,18 @@ mod tests {
         );
         assert_eq!(get("Hookwarden-Source-Ip").as_deref(), Some("192.0.2.7"));
         assert_eq!(get("Content-Type").as_deref(), Some("application/json"));
+        assert_eq!(get("Content-Encoding").as_deref(), Some("gzip"));
         assert_eq!(
             get("traceparent").as_deref(),
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
         );
 
         let anonymous = Delivery {
+            message_id: message_id(None, b"{}"),
             delivery_id: None,
             event: None,
             content_type: None,
+            content_encoding: None,
             ..delivery
         };
         let headers = super::headers(&target, &anonymous);
@@ -1076,6 +1318,7 @@ mod tests {
             Some(body_sha256(b"{}"))
         );
         assert!(headers.get("Hookwarden-Delivery-Id").is_none());
+        assert!(headers.get("Content-Encoding").is_none());
         assert_eq!(
             headers.get("Hookwarden-Event").map(|v| v.as_str()),
             Some("unknown")

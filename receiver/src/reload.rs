@@ -94,6 +94,16 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// Whether trying again without a change to the files can succeed: the
+    /// stream could not be reached or set up (NATS away, JetStream without a
+    /// leader, a stream being created elsewhere). A broken file fails the
+    /// same way until it changes, which starts a new attempt anyway.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Stream(_))
+    }
+}
+
 /// Where the endpoint's files are, and how to store its deliveries.
 #[derive(Debug, Clone)]
 pub struct Sources {
@@ -248,12 +258,15 @@ impl Checked {
     /// The pipeline, once the endpoint's stream exists and its body cap
     /// (`spec.request.maxBodyBytes`, else `default_body_limit`) fits in the
     /// NATS server's `max_payload`: a pipeline that is returned can take
-    /// deliveries.
+    /// deliveries. A stream already known to exist (`served` is the target
+    /// being served, unchanged) is not looked up again, so a reload that
+    /// only rotates a secret applies while NATS is away.
     pub async fn connect(
         self,
         nats: async_nats::Client,
         publish_timeout: Duration,
         default_body_limit: usize,
+        served: Option<&Target>,
     ) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
         let request = self.request.with_default_body_limit(default_body_limit);
         check_body_limit(
@@ -262,8 +275,11 @@ impl Checked {
             request.body_limit_source(),
             nats.server_info().max_payload,
         )?;
+        let known = served == Some(&self.target);
         let publisher = Publisher::new(nats, self.target, publish_timeout);
-        publisher.ensure_stream().await?;
+        if !known {
+            publisher.ensure_stream().await?;
+        }
         // The Ingress forwards the path the provider called; standalone the
         // same setting names the public path.
         let path = self
@@ -292,15 +308,39 @@ impl Checked {
     }
 }
 
-/// Builds the whole pipeline from the files.
-pub async fn load(sources: &Sources) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
+/// Builds the whole pipeline from the files; `served` is the target being
+/// served (its stream is not looked up again when unchanged).
+pub async fn load(
+    sources: &Sources,
+    served: Option<&Target>,
+) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
     check(&sources.endpoint, &sources.secrets_dir)?
         .connect(
             sources.nats.clone(),
             sources.publish_timeout,
             sources.default_body_limit,
+            served,
         )
         .await
+}
+
+/// The longest wait between two attempts to load a configuration that
+/// failed: a broken file is retried (and reported) at most once a minute.
+pub const MAX_RETRY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A version of the files that could not be loaded, and when to try again.
+#[derive(Debug)]
+struct Failed {
+    fingerprint: [u8; 32],
+    attempts: u32,
+    retry_at: Option<tokio::time::Instant>,
+}
+
+/// The wait after the `attempts`-th failure of one version: the poll
+/// interval doubled each time, at most [`MAX_RETRY_INTERVAL`].
+pub fn retry_delay(interval: Duration, attempts: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(16));
+    interval.saturating_mul(factor).min(MAX_RETRY_INTERVAL)
 }
 
 /// Room for the headers stored with a body (see `publish::headers`).
@@ -361,16 +401,29 @@ pub fn log_source_restriction(endpoint: &WebhookEndpoint, pipeline: &EndpointPip
 
 /// Polls the files every `interval` until `shutdown`, and swaps a rebuilt
 /// pipeline into `state` whenever they changed and the new version loads.
+///
+/// A version is marked applied only once it loaded. One that fails is
+/// tried again when the files change; when the failure can pass on its own
+/// (NATS unreachable while a changed stream is set up:
+/// [`LoadError::is_retryable`]) it is also retried with backoff
+/// ([`retry_delay`]). Meanwhile the previous version keeps serving, and
+/// `readiness` (`/readyz`'s text) and the `hookwarden_config_stale` metric
+/// say why.
 pub async fn watch(
     sources: Sources,
     state: AppState,
     interval: Duration,
+    readiness: crate::ops::Readiness,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut applied = fingerprint(&sources.endpoint, &sources.secrets_dir);
+    // The version that failed, and when to try it again (`None`: only once
+    // the files change).
     let mut current_limits = config::load_endpoint(&sources.endpoint)
         .ok()
         .map(|e| e.spec.rate_limit);
+    let mut failed: Option<Failed> = None;
+    let metrics = std::sync::Arc::clone(state.metrics());
     loop {
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
@@ -378,12 +431,23 @@ pub async fn watch(
         }
         let seen = fingerprint(&sources.endpoint, &sources.secrets_dir);
         if seen == applied {
+            if failed.take().is_some() {
+                // The files went back to the version being served.
+                readiness.set_config_stale(None);
+                metrics.config_stale.set(0);
+                tracing::info!("configuration files are back to the served version");
+            }
             continue;
         }
-        // Whatever the outcome, this version has been tried: a broken file
-        // is reported once, not every interval.
-        applied = seen;
-        match load(&sources).await {
+        let attempts = match &failed {
+            Some(f) if f.fingerprint == seen => match f.retry_at {
+                Some(at) if tokio::time::Instant::now() >= at => f.attempts + 1,
+                _ => continue,
+            },
+            _ => 1,
+        };
+        let served = state.target();
+        match load(&sources, Some(&served)).await {
             Ok((endpoint, mut pipeline)) => {
                 if current_limits.as_ref() == Some(&endpoint.spec.rate_limit) {
                     // Unchanged limits keep their buckets.
@@ -392,16 +456,33 @@ pub async fn watch(
                 current_limits = Some(endpoint.spec.rate_limit.clone());
                 log_source_restriction(&endpoint, &pipeline);
                 state.replace(pipeline);
+                applied = seen;
+                failed = None;
+                readiness.set_config_stale(None);
+                metrics.config_stale.set(0);
+                metrics.record_reload("applied");
                 tracing::info!(
                     endpoint = state.endpoint().as_str(),
+                    attempts,
                     "configuration reloaded"
                 );
             }
             Err(err) => {
+                let delay = err.is_retryable().then(|| retry_delay(interval, attempts));
+                readiness.set_config_stale(Some(err.to_string()));
+                metrics.config_stale.set(1);
+                metrics.record_reload("failed");
                 tracing::error!(
                     error = %err,
+                    attempts,
+                    retry_in_secs = delay.map(|d| d.as_secs_f64()),
                     "configuration changed but cannot be loaded; still serving the previous one"
                 );
+                failed = Some(Failed {
+                    fingerprint: seen,
+                    attempts,
+                    retry_at: delay.map(|delay| tokio::time::Instant::now() + delay),
+                });
             }
         }
     }
@@ -410,6 +491,16 @@ pub async fn watch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_to_a_minute() {
+        let interval = Duration::from_secs(2);
+        let delays: Vec<u64> = (1..=8)
+            .map(|n| retry_delay(interval, n).as_secs())
+            .collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(retry_delay(interval, u32::MAX), MAX_RETRY_INTERVAL);
+    }
 
     const MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
         metadata: {name: gh}\nspec:\n  provider: generic\n  secretRefs: [{name: s, key: a}]\n  \

@@ -72,6 +72,18 @@ pub enum SecretError {
         /// The file.
         path: PathBuf,
     },
+    /// The secret file holds only whitespace (what `echo > file` or an
+    /// editor's lone newline writes). As a key it is as guessable as an
+    /// empty one, and it is almost always a mistake, never a chosen secret.
+    #[error("secretRef {name}/{key} ({}) holds only whitespace", path.display())]
+    Blank {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 /// Reads every reference from `<dir>/<name>/<key>`, in order (the order is
@@ -105,6 +117,15 @@ fn load_one(dir: &Path, secret_ref: &SecretKeyRef) -> Result<Secret, SecretError
             path,
         });
     }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(SecretError::Blank {
+            name: name.clone(),
+            key: key.clone(),
+            path,
+        });
+    }
+    // From now on no log line shows it, whoever writes it.
+    crate::logging::register_secret(&bytes);
     Ok(Secret(bytes))
 }
 
@@ -173,6 +194,22 @@ mod tests {
         let err = load(dir.path(), &[secret_ref("gh", "secret")]).expect_err("empty");
         assert!(matches!(err, SecretError::Empty { .. }), "{err}");
         assert!(err.to_string().contains("gh/secret"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_of_only_whitespace_is_an_error_that_does_not_show_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for blank in [&b"\n"[..], b" ", b"\r\n", b" \t \n\n"] {
+            write(dir.path(), "gh", "secret", blank);
+            let err = load(dir.path(), &[secret_ref("gh", "secret")]).expect_err("blank");
+            assert!(matches!(err, SecretError::Blank { .. }), "{err}");
+            assert!(err.to_string().contains("gh/secret"), "{err}");
+            assert!(err.to_string().contains("only whitespace"), "{err}");
+        }
+        // Whitespace around real content is part of the secret, byte for byte.
+        write(dir.path(), "gh", "secret", b" s3cret\n");
+        let secrets = load(dir.path(), &[secret_ref("gh", "secret")]).expect("loads");
+        assert_eq!(secrets[0].expose(), b" s3cret\n");
     }
 
     #[test]

@@ -1,22 +1,32 @@
 //! The HTTP edge: find the client, filter it (HTTPS, allowlist, rate
-//! limits), read the body (capped), verify, store, answer.
+//! limits), read the body (capped, paced, budgeted), verify, store, answer.
 //!
 //! The listener itself (TLS, HTTP versions, connection limits) is
-//! [`crate::transport`].
+//! [`crate::transport`]; reading the body is [`crate::body`].
 //!
 //! The answer tells the provider exactly what happened, because providers
 //! retry on non-2xx: 200 only once JetStream acknowledged storing the
 //! delivery, 401 for a delivery that does not verify (retrying cannot help),
 //! 413 for an oversized body, 503 with `Retry-After` when the store is
-//! unavailable (retrying will help), 429 with `Retry-After` over a rate
-//! limit, 403 for a source outside the allowlist, 405 and 415 for a method
-//! or media type the endpoint does not take ([`crate::request`]). The source
-//! and request-shape checks come before the body is read, so a refused
-//! client costs no body buffer. Every request to the endpoint path
-//! produces one structured audit line (tracing target `hookwarden::audit`),
-//! which never contains the secret or the signature.
+//! unavailable or full (retrying will help), 429 with `Retry-After` over a
+//! rate limit, 403 for a source outside the allowlist, 405 and 415 for a
+//! method or media type the endpoint does not take ([`crate::request`]).
+//!
+//! Cheap checks come first and refuse without reading the body: the path and
+//! method, the client (HTTPS, allowlist, its own rate limit), the media type,
+//! a declared length over the cap, and the verifier's header precheck (a signature header is there and well
+//! formed). Only then is the body read, under a per-source bound on
+//! concurrent body reads. Only a *verified* delivery takes one of the
+//! `--max-in-flight` publish slots and a token of the global rate limit, so
+//! neither can be used up by forgeries.
+//!
+//! Each request runs as its own task ([`AppState::tasks`]): when the client
+//! goes away mid-request (a reset, a closed connection), the handler is not
+//! dropped with its connection; the delivery is still read, verified, stored
+//! (or refused) and audited. Every request to the endpoint path produces one
+//! structured audit line (tracing target `hookwarden::audit`), which never
+//! contains the secret or the signature.
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,40 +35,72 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use hookwarden_crds::PayloadLogging;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
+use crate::body::{self, BodyBudget, BodyError, BodyPace};
 use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
-use crate::limits::{self, RateLimits};
+use crate::limits::{self, PerSourceSlots, RateLimits};
 use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
 use crate::request::RequestRules;
-use crate::transport::{Stopped, Transport};
-use crate::verify::{Handshake, Incoming, Rejection, Verdict, Verified, Verifier};
+use crate::verify::{Handshake, Head, Incoming, Rejection, Verdict, Verified, Verifier};
 
 /// The default cap on a delivery's body. GitHub caps payloads at 25 MB but
 /// almost all are far smaller; the cap bounds the memory a single request
 /// can take before it is verified.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
-/// How long a client may take to send its body. Providers send small bodies
-/// at once; a client trickling bytes (slowloris) must not hold a connection
-/// and a buffer indefinitely. GitHub itself gives up after 10 s.
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Deliveries past the filters at once by default: with the default 1 MiB
-/// body cap, at most 256 MiB of bodies in memory, and far more concurrent
-/// publishes than one JetStream stream acknowledges per millisecond.
+/// Verified deliveries being stored at once by default: far more concurrent
+/// publishes than one JetStream stream acknowledges per millisecond, few
+/// enough that a stalled NATS is answered 503 quickly instead of queueing.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// Bodies one source (an IPv4 address, an IPv6 /64) may be sending at once
+/// by default. Providers deliver one event per request and rarely open more
+/// than a few connections; behind an ingress this counts the original
+/// clients, not the proxy.
+pub const DEFAULT_MAX_BODY_READS_PER_SOURCE: usize = 32;
 
 /// Seconds a provider is asked to wait before retrying after a 503.
 pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// What the process decides for every version of the endpoint's
+/// configuration: flags, not manifest fields.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Behind an ingress that terminates TLS: refuse (403 `https_required`)
+    /// every request a trusted proxy does not report as HTTPS, so a
+    /// plain-HTTP route to the receiver cannot carry deliveries (and their
+    /// signatures) in clear text.
+    pub require_forwarded_https: bool,
+    /// Verified deliveries being stored at once; more get 503 `overloaded`.
+    pub max_in_flight: usize,
+    /// Bytes of bodies held at once, over all requests.
+    pub max_buffered_body_bytes: usize,
+    /// Bodies one source may be sending at once; more get 429.
+    pub max_body_reads_per_source: usize,
+    /// How fast a body must arrive.
+    pub body_pace: BodyPace,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            require_forwarded_https: false,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_buffered_body_bytes: body::DEFAULT_MAX_BUFFERED_BYTES,
+            max_body_reads_per_source: DEFAULT_MAX_BODY_READS_PER_SOURCE,
+            body_pace: BodyPace::default(),
+        }
+    }
+}
 
 /// What the request handlers share.
 ///
@@ -70,32 +112,41 @@ pub const RETRY_AFTER_SECS: u32 = 5;
 pub struct AppState {
     current: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
-    /// Deliveries being read, verified or stored at once; bounds the memory
-    /// held by bodies (each up to the body cap) and the publishes waiting for
-    /// JetStream. Shared by every configuration version.
+    options: Arc<ServeOptions>,
+    /// Verified deliveries being stored at once; bounds the publishes
+    /// waiting for JetStream. Shared by every configuration version.
     in_flight: Arc<Semaphore>,
+    /// The bytes of bodies held at once.
+    budget: BodyBudget,
+    /// Every request's task, so a shutdown can wait for deliveries whose
+    /// client already went away.
+    tasks: TaskTracker,
 }
 
 /// One version of the endpoint's configuration.
 #[derive(Debug, Clone)]
 struct Snapshot {
-    inner: Arc<Inner>,
+    verifier: Arc<dyn Verifier>,
+    publisher: Publisher,
     filter: SourceFilter,
     /// Methods, media types and body cap (`spec.request`).
     request: Arc<RequestRules>,
     /// How much of each request the audit line carries (`spec.logging`).
     payload: PayloadLogging,
+    /// Bodies being read per source (keyed like the rate limits).
+    body_reads: Arc<PerSourceSlots>,
 }
 
-/// Everything built from one version of an endpoint's manifest and secrets,
-/// for [`AppState::replace`].
+/// Everything built from one version of an endpoint's manifest and secrets:
+/// what [`crate::reload::Checked::connect`] returns, and the only way a
+/// configuration reaches the server ([`AppState::new`], [`AppState::replace`]).
 #[derive(Debug)]
 pub struct EndpointPipeline {
     /// Checks signatures (the secrets are inside).
     pub verifier: Box<dyn Verifier>,
     /// Stores deliveries (its target names stream and subjects).
     pub publisher: Publisher,
-    /// The path deliveries are accepted on.
+    /// The path deliveries are accepted on (`spec.ingress.path`, `/` by default).
     pub path: String,
     /// `spec.trustedProxies`.
     pub proxies: TrustedProxies,
@@ -111,8 +162,7 @@ pub struct EndpointPipeline {
     pub payload: PayloadLogging,
 }
 
-/// Who may deliver: checked before the body is read. Each part sits behind
-/// its own `Arc` so the builder methods of [`AppState`] can replace one.
+/// Who may deliver: checked before the body is read.
 #[derive(Debug, Clone)]
 struct SourceFilter {
     /// The one path deliveries are accepted on (`spec.ingress.path`, `/` by
@@ -124,197 +174,133 @@ struct SourceFilter {
     require_forwarded_https: bool,
 }
 
-impl Default for SourceFilter {
-    /// No trusted proxies, no IP restriction, the default rate limits, and
-    /// no HTTPS requirement.
-    fn default() -> Self {
+impl Snapshot {
+    /// The one place a pipeline becomes a served configuration. Limits of
+    /// `None` keep `previous`'s limiters (and per-source body-read counts).
+    fn build(
+        pipeline: EndpointPipeline,
+        options: &ServeOptions,
+        previous: Option<&Snapshot>,
+    ) -> Self {
+        let (limits, body_reads) = match (pipeline.limits, previous) {
+            (None, Some(previous)) => (
+                Arc::clone(&previous.filter.limits),
+                Arc::clone(&previous.body_reads),
+            ),
+            (limits, _) => {
+                let limits = limits.unwrap_or_default();
+                let body_reads =
+                    PerSourceSlots::new(options.max_body_reads_per_source, limits.ipv6_prefix());
+                (Arc::new(limits), body_reads)
+            }
+        };
         Self {
-            path: Arc::from("/"),
-            proxies: Arc::default(),
-            allowed: Arc::default(),
-            limits: Arc::new(RateLimits::default()),
-            require_forwarded_https: false,
+            verifier: Arc::from(pipeline.verifier),
+            publisher: pipeline.publisher,
+            filter: SourceFilter {
+                path: Arc::from(pipeline.path),
+                proxies: Arc::new(pipeline.proxies),
+                allowed: Arc::new(pipeline.allowed),
+                limits,
+                require_forwarded_https: options.require_forwarded_https,
+            },
+            request: Arc::new(pipeline.request),
+            payload: pipeline.payload,
+            body_reads,
         }
     }
-}
-
-#[derive(Debug)]
-struct Inner {
-    verifier: Box<dyn Verifier>,
-    publisher: Publisher,
-    body_timeout: Duration,
 }
 
 impl AppState {
-    /// Handlers verifying with `verifier` and storing through `publisher`,
-    /// with the [`DEFAULT_BODY_LIMIT`].
-    pub fn new(verifier: Box<dyn Verifier>, publisher: Publisher) -> Self {
-        Self::with_body_limit(verifier, publisher, DEFAULT_BODY_LIMIT)
-    }
-
-    /// As [`AppState::new`], with a body cap of `body_limit` bytes.
-    pub fn with_body_limit(
-        verifier: Box<dyn Verifier>,
-        publisher: Publisher,
-        body_limit: usize,
-    ) -> Self {
-        let snapshot = Snapshot {
-            inner: Arc::new(Inner {
-                verifier,
-                publisher,
-                body_timeout: DEFAULT_BODY_TIMEOUT,
-            }),
-            filter: SourceFilter::default(),
-            request: Arc::new(RequestRules::posts(body_limit)),
-            payload: PayloadLogging::None,
-        };
+    /// Serves `pipeline` (the endpoint as loaded from its manifest) with the
+    /// process's `options`, counting into `metrics`.
+    pub fn new(pipeline: EndpointPipeline, options: ServeOptions, metrics: Arc<Metrics>) -> Self {
+        let snapshot = Snapshot::build(pipeline, &options, None);
         Self {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
-            metrics: Arc::new(Metrics::default()),
-            in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+            metrics,
+            in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+            budget: BodyBudget::new(options.max_buffered_body_bytes),
+            options: Arc::new(options),
+            tasks: TaskTracker::new(),
         }
     }
 
-    /// A builder step: a changed copy of the current configuration.
-    fn modified(self, change: impl FnOnce(&mut Snapshot)) -> Self {
-        let mut snapshot = Snapshot::clone(&self.current.load());
-        change(&mut snapshot);
-        self.current.store(Arc::new(snapshot));
-        self
-    }
-
-    /// Swaps in a newly built configuration (a hot reload). The body
-    /// timeout and HTTPS requirement come from the command line and stay.
+    /// Swaps in a newly built configuration (a hot reload).
     pub fn replace(&self, pipeline: EndpointPipeline) {
         let current = self.current.load_full();
-        let filter = SourceFilter {
-            path: Arc::from(pipeline.path),
-            proxies: Arc::new(pipeline.proxies),
-            allowed: Arc::new(pipeline.allowed),
-            limits: pipeline
-                .limits
-                .map_or_else(|| Arc::clone(&current.filter.limits), Arc::new),
-            require_forwarded_https: current.filter.require_forwarded_https,
-        };
-        let inner = Inner {
-            verifier: pipeline.verifier,
-            publisher: pipeline.publisher,
-            body_timeout: current.inner.body_timeout,
-        };
-        self.current.store(Arc::new(Snapshot {
-            inner: Arc::new(inner),
-            filter,
-            request: Arc::new(pipeline.request),
-            payload: pipeline.payload,
-        }));
+        let snapshot = Snapshot::build(pipeline, &self.options, Some(&current));
+        self.current.store(Arc::new(snapshot));
     }
 
     /// The endpoint (`<namespace>/<name>`) currently served.
     pub fn endpoint(&self) -> String {
-        self.current
-            .load()
-            .inner
-            .publisher
-            .target()
-            .endpoint
-            .clone()
+        self.current.load().publisher.target().endpoint.clone()
     }
 
-    /// Allows at most `max` deliveries past the filters at once; more get
-    /// 503 `overloaded` with `Retry-After` instead of queueing without bound.
-    #[must_use]
-    pub fn with_max_in_flight(mut self, max: usize) -> Self {
-        self.in_flight = Arc::new(Semaphore::new(max.max(1)));
-        self
+    /// Where deliveries are stored now.
+    pub fn target(&self) -> crate::publish::Target {
+        self.current.load().publisher.target().clone()
     }
 
-    /// Counts requests, refusals and publish latency into `metrics` (shared
-    /// with the operations port).
-    #[must_use]
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
+    /// The publisher of the configuration served now.
+    pub fn publisher(&self) -> Publisher {
+        self.current.load().publisher.clone()
     }
 
-    /// Accepts deliveries on `path` instead of `/`.
-    #[must_use]
-    pub fn with_path(self, path: &str) -> Self {
-        self.modified(|s| s.filter.path = Arc::from(path))
+    /// The path deliveries are accepted on now.
+    pub fn path(&self) -> String {
+        self.current.load().filter.path.to_string()
     }
 
-    /// Believes the forwarding headers (`X-Forwarded-For`, `Forwarded`,
-    /// `X-Forwarded-Proto`) of peers in `proxies`; by default no peer is
-    /// trusted and the socket peer is the client.
-    #[must_use]
-    pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
-        self.modified(|s| s.filter.proxies = Arc::new(proxies))
+    /// Whether `peer` is one of the trusted proxies now: the transport does
+    /// not hold a proxy, which carries many clients, to one client's limits.
+    pub fn trusts_proxy(&self, peer: IpAddr) -> bool {
+        self.current.load().filter.proxies.trusts(peer)
     }
 
-    /// Accepts deliveries only from clients in `allowed` (403
-    /// `ip_not_allowed` otherwise); empty, the default, accepts any client.
-    #[must_use]
-    pub fn with_allowed_sources(self, allowed: Networks) -> Self {
-        self.modified(|s| s.filter.allowed = Arc::new(allowed))
+    /// The metrics requests are counted into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
-    /// Replaces the default rate limits
-    /// ([`crate::limits::DEFAULT_PER_SOURCE_IP`], no global limit).
-    #[must_use]
-    pub fn with_rate_limits(self, limits: RateLimits) -> Self {
-        self.modified(|s| s.filter.limits = Arc::new(limits))
+    /// The tasks of requests being handled (a client that went away does not
+    /// end its request's task).
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
     }
 
-    /// Takes the methods, media types and body cap of `rules` (by default
-    /// `POST`, any media type, the body cap given at construction).
-    #[must_use]
-    pub fn with_request_rules(self, rules: RequestRules) -> Self {
-        self.modified(|s| s.request = Arc::new(rules))
+    /// Bytes of request bodies held right now.
+    pub fn buffered_body_bytes(&self) -> usize {
+        self.budget.held()
     }
 
-    /// Logs this much of each request in its audit line (by default
-    /// [`PayloadLogging::None`]: metadata only).
-    #[must_use]
-    pub fn with_payload_logging(self, payload: PayloadLogging) -> Self {
-        self.modified(|s| s.payload = payload)
-    }
-
-    /// Behind an ingress that terminates TLS: refuses (403 `https_required`)
-    /// every request that a trusted proxy does not report as HTTPS, so a
-    /// plain-HTTP route to the receiver cannot carry deliveries (and their
-    /// signatures) in clear text. Off by default.
-    #[must_use]
-    pub fn require_forwarded_https(self, required: bool) -> Self {
-        self.modified(|s| s.filter.require_forwarded_https = required)
+    /// Counts and audits a request that hyper refused before any handler
+    /// saw it (malformed framing, oversized or too slow headers): its client
+    /// and path are unknown, its peer is not.
+    pub fn refused_by_transport(&self, peer: SocketAddr, reason: &'static str) {
+        let endpoint = self.endpoint();
+        self.metrics.record(&endpoint, "bad_request", Some(reason));
+        tracing::info!(
+            target: "hookwarden::audit",
+            endpoint = endpoint.as_str(),
+            peer_ip = %peer.ip().to_canonical(),
+            outcome = "bad_request",
+            reason,
+            "webhook delivery"
+        );
     }
 }
 
-/// The receiver's routes: `POST /` takes deliveries, `GET /healthz` says the
-/// process serves HTTP.
+/// The receiver's routes: every request reaches `ingest`, which checks the
+/// configured path and method against the current configuration (it may be
+/// reloaded) and audits what it refuses; `GET /healthz` says the process
+/// serves HTTP.
 pub fn router(state: AppState) -> Router {
-    // Every other request reaches `ingest`, which checks the configured path
-    // and method against the current configuration (it may be reloaded), and
-    // audits what it refuses.
     Router::new()
         .route("/healthz", get(healthz))
         .fallback(ingest)
         .with_state(state)
-}
-
-/// Serves on `listener` through `transport` (TLS or plain, with its
-/// connection limits) until `shutdown` completes, then finishes the requests
-/// in flight (so an accepted delivery still gets its answer), for at most the
-/// transport's drain timeout. Taking a bound listener lets tests bind port 0
-/// and run the real server.
-pub async fn serve<F>(
-    state: AppState,
-    listener: tokio::net::TcpListener,
-    transport: Transport,
-    shutdown: F,
-) -> Stopped
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    transport.serve(router(state), listener, shutdown).await
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -334,6 +320,8 @@ enum Outcome {
     TimedOut,
     Unreadable,
     StoreUnavailable(PublishError),
+    /// The stream (or the account) has no room; retrying later helps.
+    StoreFull(PublishError),
     /// A trusted proxy sent forwarding headers that cannot be understood.
     ForwardedInvalid(ForwardedError),
     /// Behind-ingress mode and the client did not use HTTPS.
@@ -341,7 +329,7 @@ enum Outcome {
     /// The client is outside `spec.allowedSourceCidrs`.
     IpNotAllowed,
     RateLimited(limits::Limited),
-    /// Already `max_in_flight` deliveries are being read or stored.
+    /// The publish slots or the body budget are all taken.
     Overloaded,
     /// Not the endpoint's path.
     NotFound,
@@ -349,6 +337,17 @@ enum Outcome {
     MethodNotAllowed(HeaderValue),
     /// `spec.request.contentTypes` does not list the request's media type.
     UnsupportedMediaType,
+}
+
+impl From<BodyError> for Outcome {
+    fn from(err: BodyError) -> Self {
+        match err {
+            BodyError::TooLarge => Self::TooLarge,
+            BodyError::TimedOut => Self::TimedOut,
+            BodyError::Unreadable => Self::Unreadable,
+            BodyError::OverBudget => Self::Overloaded,
+        }
+    }
 }
 
 impl Outcome {
@@ -365,7 +364,7 @@ impl Outcome {
             Self::TooLarge | Self::TooLargeForStore(_) => "too_large",
             Self::TimedOut => "timed_out",
             Self::Unreadable => "bad_request",
-            Self::StoreUnavailable(_) => "store_unavailable",
+            Self::StoreUnavailable(_) | Self::StoreFull(_) => "store_unavailable",
             Self::ForwardedInvalid(_) => "bad_request",
             Self::HttpsRequired | Self::IpNotAllowed => "forbidden",
             Self::RateLimited(_) => "rate_limited",
@@ -385,6 +384,7 @@ impl Outcome {
             Self::TimedOut => Some("body_timeout"),
             Self::Unreadable => Some("body_unreadable"),
             Self::StoreUnavailable(_) => Some("store_unavailable"),
+            Self::StoreFull(_) => Some("stream_full"),
             Self::ForwardedInvalid(_) => Some(ForwardedError::CODE),
             Self::HttpsRequired => Some("https_required"),
             Self::IpNotAllowed => Some("ip_not_allowed"),
@@ -428,7 +428,7 @@ impl Outcome {
             }
             Self::TimedOut => error(StatusCode::REQUEST_TIMEOUT, reason),
             Self::Unreadable => error(StatusCode::BAD_REQUEST, reason),
-            Self::StoreUnavailable(_) | Self::Overloaded => {
+            Self::StoreUnavailable(_) | Self::StoreFull(_) | Self::Overloaded => {
                 let mut response = error(StatusCode::SERVICE_UNAVAILABLE, reason);
                 response
                     .headers_mut()
@@ -472,11 +472,30 @@ struct Facts {
     body: Option<Bytes>,
 }
 
+/// Hands the request to a task of its own and answers with what it decides.
+/// If the client goes away, this future is dropped but the task is not: the
+/// delivery is still stored (or refused) and audited.
 async fn ingest(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let task = state
+        .tasks
+        .clone()
+        .spawn(process(state.clone(), peer, request));
+    match task.await {
+        Ok(response) => response,
+        // Only a panic ends the task early; the audit line was not written.
+        Err(err) => {
+            tracing::error!(error = %err, "a request's task failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+        }
+    }
+}
+
+/// One request, from its path to its audit line.
+async fn process(state: AppState, peer: SocketAddr, request: Request) -> Response {
     let started = Instant::now();
     let received_at = jiff::Timestamp::now();
     let _in_flight = InFlight::enter(&state.metrics);
@@ -490,7 +509,7 @@ async fn ingest(
     } else if let Err(outcome) = check_method(
         &snapshot.request,
         &parts.method,
-        snapshot.inner.verifier.answers_get(),
+        snapshot.verifier.answers_get(),
     ) {
         outcome
     } else {
@@ -505,37 +524,67 @@ async fn ingest(
         )
         .await
     };
+    audit(
+        &state,
+        &snapshot,
+        &parts,
+        peer,
+        &outcome,
+        &facts,
+        &request_id,
+        started,
+    );
 
+    let mut response = outcome.into_response();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Counts the request and writes its audit line.
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    state: &AppState,
+    snapshot: &Snapshot,
+    parts: &axum::http::request::Parts,
+    peer: SocketAddr,
+    outcome: &Outcome,
+    facts: &Facts,
+    request_id: &str,
+    started: Instant,
+) {
     let verified = facts.verified.as_ref();
-    let stored = match &outcome {
+    let stored = match outcome {
         Outcome::Stored(stored) | Outcome::Handshake(_, Some(stored)) => Some(stored),
         _ => None,
     };
-    let error = match &outcome {
-        Outcome::StoreUnavailable(err) | Outcome::TooLargeForStore(err) => Some(err.to_string()),
+    let error = match outcome {
+        Outcome::StoreUnavailable(err)
+        | Outcome::TooLargeForStore(err)
+        | Outcome::StoreFull(err) => Some(err.to_string()),
         Outcome::ForwardedInvalid(err) => Some(err.to_string()),
         Outcome::RateLimited(limited) => Some(format!("{} limit", limited.scope.as_str())),
         _ => None,
     };
     let client_ip = facts.client_ip.map(|ip| ip.to_string());
-    let endpoint = snapshot.inner.publisher.target().endpoint.as_str();
+    let endpoint = snapshot.publisher.target().endpoint.as_str();
     // Redacted headers (`headers`, `full`) and the body's start (`full`).
     let logged_headers = (snapshot.payload != PayloadLogging::None).then(|| {
-        crate::redact::headers_json(&parts.headers, &snapshot.inner.verifier.secret_headers())
-            .to_string()
+        crate::redact::headers_json(&parts.headers, &snapshot.verifier.secret_headers()).to_string()
     });
     let logged_body = facts.body.as_deref().map(crate::redact::body_excerpt);
     state
         .metrics
         .record(endpoint, outcome.label(), outcome.reason());
-    if let Outcome::RateLimited(limited) = &outcome {
+    if let Outcome::RateLimited(limited) = outcome {
         state
             .metrics
             .record_rate_limited(endpoint, limited.scope.as_str());
     }
     tracing::info!(
         target: "hookwarden::audit",
-        request_id = request_id.as_str(),
+        request_id,
         endpoint,
         client_ip = client_ip.as_deref(),
         peer_ip = %peer.ip().to_canonical(),
@@ -558,16 +607,9 @@ async fn ingest(
         payload_truncated = logged_body.as_ref().map(|b| b.truncated),
         "webhook delivery"
     );
-
-    let mut response = outcome.into_response();
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    response
 }
 
-/// Counts a request as in flight until dropped, which also covers a handler
-/// dropped mid-way because its client went away.
+/// Counts a request as in flight until dropped.
 struct InFlight(Arc<Metrics>);
 
 impl InFlight {
@@ -583,9 +625,10 @@ impl Drop for InFlight {
     }
 }
 
-/// The request pipeline: client IP, HTTPS requirement, allowlist, rate
-/// limit, body, signature, store. Everything before the body is cheap and
-/// refuses without reading it.
+/// The request pipeline: client IP, HTTPS requirement, allowlist, source
+/// rate limit, media type, header precheck (all without the body), then the
+/// body under a per-source bound, the signature, the global rate limit and
+/// a publish slot, and the store.
 async fn handle(
     state: &AppState,
     snapshot: &Snapshot,
@@ -595,7 +638,7 @@ async fn handle(
     received_at: jiff::Timestamp,
     facts: &mut Facts,
 ) -> Outcome {
-    let (inner, filter) = (&snapshot.inner, &snapshot.filter);
+    let filter = &snapshot.filter;
     let headers = &parts.headers;
     let client = match filter.proxies.resolve(peer_ip, headers) {
         Ok(client) => client,
@@ -610,18 +653,38 @@ async fn handle(
     if parts.method != Method::GET && !snapshot.request.allows_content_type(headers) {
         return Outcome::UnsupportedMediaType;
     }
+    if body::declared_over(headers, snapshot.request.body_limit()) {
+        return Outcome::TooLarge;
+    }
+    let head = Head {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers,
+    };
+    if let Err(rejection) = snapshot.verifier.precheck(&head) {
+        return Outcome::Rejected(rejection);
+    }
     let source_ip = client.client_ip;
-    // Held until the delivery is stored (or refused): the body is in memory
-    // and a publish may be waiting all that time.
-    let Ok(_permit) = state.in_flight.try_acquire() else {
-        return Outcome::Overloaded;
+    let Some(reading) = snapshot.body_reads.try_take(source_ip) else {
+        return Outcome::RateLimited(limits::Limited {
+            scope: limits::Scope::ConcurrentPerSource,
+            retry_after_secs: 1,
+        });
     };
-
-    let limit = snapshot.request.body_limit();
-    let body = match read_capped(headers, body, limit, inner.body_timeout).await {
-        Ok(body) => body,
-        Err(outcome) => return outcome,
+    let read = match body::read(
+        headers,
+        body,
+        snapshot.request.body_limit(),
+        &state.options.body_pace,
+        &state.budget,
+    )
+    .await
+    {
+        Ok(read) => read,
+        Err(err) => return err.into(),
     };
+    drop(reading);
+    let body = read.bytes.clone();
     facts.body_size = Some(body.len());
     facts.body_sha256 = Some(body_sha256(&body));
     if snapshot.payload == PayloadLogging::Full {
@@ -634,38 +697,46 @@ async fn handle(
         headers,
         body: &body,
     };
-    let (verified, handshake) = match inner.verifier.check(&incoming) {
+    let (verified, handshake) = match snapshot.verifier.check(&incoming) {
         Ok(Verdict::Deliver(verified)) => (verified, None),
         Ok(Verdict::Handshake(handshake)) => (handshake.verified.clone(), Some(handshake)),
         Err(rejection) => return Outcome::Rejected(rejection),
     };
+    facts.verified = Some(verified.clone());
+    if let Err(limited) = filter.limits.check_global() {
+        return Outcome::RateLimited(limited);
+    }
     // A handshake is answered, and stored only when the spec asks for it.
     if let Some(handshake) = handshake.as_ref().filter(|h| !h.publish) {
-        facts.verified = Some(verified);
         return Outcome::Handshake(handshake.clone(), None);
     }
+    // Held until the delivery is stored (or refused): the publish may wait
+    // for JetStream all that time.
+    let Ok(_permit) = state.in_flight.try_acquire() else {
+        return Outcome::Overloaded;
+    };
     let delivery = Delivery {
+        message_id: crate::publish::message_id(verified.delivery_id.as_deref(), &body),
         body,
-        event: verified.event.clone(),
-        delivery_id: verified.delivery_id.clone(),
+        event: verified.event,
+        delivery_id: verified.delivery_id,
         received_at,
         source_ip,
-        content_type: headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        content_type: header_text(headers, &header::CONTENT_TYPE),
+        content_encoding: header_text(headers, &header::CONTENT_ENCODING),
         traceparent: crate::publish::traceparent(
             headers.get("traceparent").and_then(|v| v.to_str().ok()),
         ),
     };
-    facts.verified = Some(verified);
+    drop(read);
+    let publisher = &snapshot.publisher;
     let publishing = Instant::now();
-    let published = inner.publisher.publish(&delivery).await;
+    let published = publisher.publish(&delivery).await;
     state
         .metrics
         .publish_seconds
         .get_or_create(&EndpointLabels {
-            endpoint: inner.publisher.target().endpoint.clone(),
+            endpoint: publisher.target().endpoint.clone(),
         })
         .observe(publishing.elapsed().as_secs_f64());
     match published {
@@ -674,8 +745,17 @@ async fn handle(
             None => Outcome::Stored(stored),
         },
         Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
+        Err(err @ PublishError::Full(_)) => Outcome::StoreFull(err),
         Err(err) => Outcome::StoreUnavailable(err),
     }
+}
+
+/// A header's value as text, if it is.
+fn header_text(headers: &axum::http::HeaderMap, name: &header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// The endpoint's methods (`spec.request.methods`, `POST` by default); any
@@ -692,8 +772,8 @@ fn check_method(rules: &RequestRules, method: &Method, answers_get: bool) -> Res
 }
 
 /// The checks on the client before anything is read, in order: HTTPS
-/// (behind an ingress), allowlist, rate limit. The rate limit comes last so
-/// requests that are refused anyway do not use up a bucket.
+/// (behind an ingress), allowlist, the source's rate limit. The rate limit
+/// comes last so requests that are refused anyway do not use up a bucket.
 fn admit(filter: &SourceFilter, client: &ClientAddr) -> Result<(), Outcome> {
     if filter.require_forwarded_https && !client.forwarded_https() {
         return Err(Outcome::HttpsRequired);
@@ -703,39 +783,63 @@ fn admit(filter: &SourceFilter, client: &ClientAddr) -> Result<(), Outcome> {
     }
     filter
         .limits
-        .check(client.client_ip)
+        .check_source(client.client_ip)
         .map_err(Outcome::RateLimited)
 }
 
-/// Reads the whole body, but never more than `limit` bytes and for no longer
-/// than `timeout`: a declared `Content-Length` over the cap is refused before
-/// reading anything, and a body without one (chunked) is cut off as soon as
-/// it passes the cap.
-async fn read_capped(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, Outcome> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        return Err(Outcome::TooLarge);
+/// How long request tasks that outlived their connection may still take at
+/// shutdown, once every connection drained (a publish waits at most
+/// `--publish-timeout-secs`, 3 s by default). With the transport's 20 s it
+/// stays within Kubernetes' default 30 s grace period.
+pub const TASK_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves on `listener` through `transport` (TLS or plain, with its
+/// connection limits) until `shutdown` completes, then finishes the requests
+/// in flight (so an accepted delivery still gets its answer, and one whose
+/// client went away is still stored and audited), for at most the
+/// transport's drain timeout plus [`TASK_DRAIN_TIMEOUT`]. Taking a bound
+/// listener lets tests bind port 0 and run the real server.
+pub async fn serve<F>(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    transport: crate::transport::Transport,
+    shutdown: F,
+) -> crate::transport::Stopped
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let tasks = state.tasks().clone();
+    let proxies = {
+        let trusting = state.clone();
+        let refusing = state.clone();
+        crate::transport::PeerPolicy::new(
+            move |peer| trusting.trusts_proxy(peer),
+            move |peer, reason| refusing.refused_by_transport(peer, reason),
+        )
+    };
+    let stopped = transport
+        .serve(router(state), listener, proxies, shutdown)
+        .await;
+    tasks.close();
+    if stopped == crate::transport::Stopped::DrainTimedOut {
+        // The drain's bound is spent; what still runs is abandoned.
+        return stopped;
     }
-    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
-        Err(_elapsed) => Err(Outcome::TimedOut),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(Outcome::TooLarge),
-        Ok(Err(_)) => Err(Outcome::Unreadable),
+    if tokio::time::timeout(TASK_DRAIN_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = tasks.len(),
+            "requests still running after the drain; stopping anyway"
+        );
+        return crate::transport::Stopped::DrainTimedOut;
     }
+    stopped
 }
 
 #[cfg(test)]
 mod tests {
-    use std::convert::Infallible;
-
     use http_body_util::BodyExt as _;
     use tower::ServiceExt;
 
@@ -765,7 +869,43 @@ mod tests {
             None,
         )
         .expect("verifier");
-        AppState::new(verifier, Publisher::new(client, target, ack_timeout))
+        AppState::new(
+            pipeline(verifier, Publisher::new(client, target, ack_timeout)),
+            ServeOptions::default(),
+            Arc::new(Metrics::default()),
+        )
+    }
+
+    fn pipeline(verifier: Box<dyn Verifier>, publisher: Publisher) -> EndpointPipeline {
+        EndpointPipeline {
+            path: "/".to_owned(),
+            verifier,
+            publisher,
+            proxies: TrustedProxies::default(),
+            allowed: Networks::default(),
+            limits: None,
+            request: RequestRules::default(),
+            payload: PayloadLogging::None,
+        }
+    }
+
+    /// The offline state with `change` applied to its pipeline.
+    async fn offline_with(
+        options: ServeOptions,
+        metrics: Arc<Metrics>,
+        change: impl FnOnce(&mut EndpointPipeline),
+    ) -> AppState {
+        let state = offline_state_waiting(Duration::from_millis(100)).await;
+        let snapshot = state.current.load_full();
+        let verifier = crate::verify::for_provider(
+            hookwarden_crds::Provider::Github,
+            vec![crate::secrets::Secret::from(&b"secret"[..])],
+            None,
+        )
+        .expect("verifier");
+        let mut pipeline = pipeline(verifier, snapshot.publisher.clone());
+        change(&mut pipeline);
+        AppState::new(pipeline, options, metrics)
     }
 
     fn signed_request(secret: &[u8], body: &'static str) -> Request {
@@ -794,7 +934,7 @@ mod tests {
             .expect("response");
         assert_eq!(before.status(), StatusCode::UNAUTHORIZED, "old secret only");
 
-        let publisher = state.current.load().inner.publisher.clone();
+        let publisher = state.current.load().publisher.clone();
         state.replace(EndpointPipeline {
             path: "/".to_owned(),
             verifier: crate::verify::for_provider(
@@ -822,9 +962,22 @@ mod tests {
     async fn deliveries_beyond_max_in_flight_get_503_overloaded() {
         // One delivery waits on a store that never acknowledges; the next
         // one finds no room and is refused at once instead of queueing.
-        let state = offline_state_waiting(Duration::from_secs(2))
-            .await
-            .with_max_in_flight(1);
+        let waiting = offline_state_waiting(Duration::from_secs(2)).await;
+        let publisher = waiting.current.load().publisher.clone();
+        let verifier = crate::verify::for_provider(
+            hookwarden_crds::Provider::Github,
+            vec![crate::secrets::Secret::from(&b"secret"[..])],
+            None,
+        )
+        .expect("verifier");
+        let state = AppState::new(
+            pipeline(verifier, publisher),
+            ServeOptions {
+                max_in_flight: 1,
+                ..ServeOptions::default()
+            },
+            Arc::new(Metrics::default()),
+        );
         let app = router(state.clone());
         let first = tokio::spawn(app.clone().oneshot(signed_request(b"secret", "{}")));
         for _ in 0..500 {
@@ -863,10 +1016,10 @@ mod tests {
     async fn only_post_on_the_endpoint_path_reaches_the_pipeline() {
         let metrics = Arc::new(Metrics::default());
         let app = router(
-            offline_state()
-                .await
-                .with_path("/hooks/github")
-                .with_metrics(Arc::clone(&metrics)),
+            offline_with(ServeOptions::default(), Arc::clone(&metrics), |p| {
+                p.path = "/hooks/github".to_owned();
+            })
+            .await,
         );
         let send = |method: &str, path: &str| {
             let mut request = Request::builder()
@@ -903,8 +1056,8 @@ mod tests {
         // The store is offline: a handshake that is not published is still
         // answered, and counted as outcome `handshake`.
         let metrics = Arc::new(Metrics::default());
-        let state = offline_state().await.with_metrics(Arc::clone(&metrics));
-        let publisher = state.current.load().inner.publisher.clone();
+        let state = offline_with(ServeOptions::default(), Arc::clone(&metrics), |_| {}).await;
+        let publisher = state.current.load().publisher.clone();
         state.replace(EndpointPipeline {
             path: "/".to_owned(),
             verifier: crate::verify::for_provider(
@@ -961,9 +1114,13 @@ mod tests {
             content_types: vec!["application/json".to_owned()],
             max_body_bytes: None,
         };
-        let app = router(offline_state().await.with_request_rules(
-            RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules"),
-        ));
+        let rules = RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules");
+        let app = router(
+            offline_with(ServeOptions::default(), Arc::new(Metrics::default()), |p| {
+                p.request = rules;
+            })
+            .await,
+        );
         let send = |method: &str, content_type: Option<&str>| {
             let mut request = Request::builder().method(method).uri("/");
             if let Some(content_type) = content_type {
@@ -1012,7 +1169,7 @@ mod tests {
     #[tokio::test]
     async fn every_request_is_counted_and_leaves_in_flight_at_zero() {
         let metrics = Arc::new(Metrics::default());
-        let app = router(offline_state().await.with_metrics(Arc::clone(&metrics)));
+        let app = router(offline_with(ServeOptions::default(), Arc::clone(&metrics), |_| {}).await);
         for _ in 0..3 {
             let mut request = Request::post("/").body(Body::from("{}")).expect("request");
             request
@@ -1031,54 +1188,34 @@ mod tests {
         assert!(text.contains("hookwarden_requests_in_flight 0\n"), "{text}");
     }
 
-    const TIMEOUT: Duration = Duration::from_secs(5);
-
-    fn declared(len: usize) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        headers
-    }
-
-    fn chunked(chunks: usize, size: usize) -> Body {
-        Body::from_stream(futures::stream::iter(
-            (0..chunks).map(move |_| Ok::<_, Infallible>(vec![b'x'; size])),
-        ))
-    }
-
-    #[tokio::test]
-    async fn reads_a_body_up_to_the_cap() {
-        let body = read_capped(&declared(8), Body::from("12345678"), 8, TIMEOUT)
-            .await
-            .expect("at the cap");
-        assert_eq!(body.as_ref(), b"12345678");
-        let body = read_capped(&HeaderMap::new(), chunked(4, 2), 8, TIMEOUT)
-            .await
-            .expect("chunked, at the cap");
-        assert_eq!(body.len(), 8);
-    }
-
-    #[tokio::test]
-    async fn refuses_a_declared_length_over_the_cap_without_reading() {
-        // The body would be fine; the declaration alone is refused.
-        let outcome = read_capped(&declared(9), Body::empty(), 8, TIMEOUT).await;
-        assert!(matches!(outcome, Err(Outcome::TooLarge)), "{outcome:?}");
-    }
-
-    #[tokio::test]
-    async fn cuts_off_a_chunked_body_over_the_cap() {
-        let outcome = read_capped(&HeaderMap::new(), chunked(5, 2), 8, TIMEOUT).await;
-        assert!(matches!(outcome, Err(Outcome::TooLarge)), "{outcome:?}");
-    }
-
-    #[tokio::test]
-    async fn gives_up_on_a_body_that_never_ends() {
-        let stalled = Body::from_stream(futures::stream::pending::<Result<Vec<u8>, Infallible>>());
-        let outcome = read_capped(&HeaderMap::new(), stalled, 8, Duration::from_millis(50)).await;
-        assert!(matches!(outcome, Err(Outcome::TimedOut)), "{outcome:?}");
-        assert_eq!(
-            Outcome::TimedOut.into_response().status(),
-            StatusCode::REQUEST_TIMEOUT
-        );
+    #[test]
+    fn body_errors_have_their_status_and_reason() {
+        for (err, status, reason) in [
+            (
+                BodyError::TooLarge,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+            ),
+            (
+                BodyError::TimedOut,
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+            ),
+            (
+                BodyError::Unreadable,
+                StatusCode::BAD_REQUEST,
+                "body_unreadable",
+            ),
+            (
+                BodyError::OverBudget,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+            ),
+        ] {
+            let outcome = Outcome::from(err);
+            assert_eq!(outcome.reason(), Some(reason));
+            assert_eq!(outcome.into_response().status(), status);
+        }
     }
 
     #[test]
@@ -1155,5 +1292,11 @@ mod tests {
             response.headers().get(header::RETRY_AFTER),
             Some(&HeaderValue::from_static("5"))
         );
+        // A full stream has its own reason, and is retried like an outage.
+        let full = Outcome::StoreFull(PublishError::Full("maximum bytes exceeded".to_owned()));
+        assert_eq!(full.reason(), Some("stream_full"));
+        let response = full.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
     }
 }

@@ -17,7 +17,7 @@
 //! renewed certificate.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -28,7 +28,6 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -37,7 +36,11 @@ use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+
+use crate::limits::PerSourceSlots;
 
 /// How long a client may take to send its request line and headers. Providers
 /// send them at once; a client trickling header bytes (slowloris) would
@@ -78,6 +81,30 @@ pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// kubelet syncs mounted Secrets about once a minute, so a few seconds more
 /// hardly matters, and reading two small files is cheap.
 pub const CERT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a new connection may take to send its first request after it
+/// opened (and, over TLS, after the handshake): a client that connects and
+/// says nothing, or sends half an HTTP/2 preface, is closed after this.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection with no request in progress stays open when its
+/// peer is a client (not a trusted proxy): HTTP/1.1 keep-alive and HTTP/2
+/// alike, whatever pings it answers.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The idle timeout for connections from trusted proxies: longer than the
+/// upstream keep-alive of common ingress controllers (ingress-nginx 60 s,
+/// Traefik 90 s), so the receiver never closes a connection the proxy is
+/// about to reuse (which would fail that delivery with a 502).
+pub const PROXY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The most connections one source (an IPv4 address, an IPv6 /64) may hold
+/// at once, so one address cannot fill [`MAX_CONNECTIONS`]. Trusted proxies
+/// carry many clients and are not held to it.
+pub const MAX_CONNECTIONS_PER_SOURCE: usize = 128;
+
+/// How long a connection closed for idleness may take to finish closing.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// How long connections in flight may take to finish after shutdown was
 /// requested: below Kubernetes' default 30 s grace period, so the process
@@ -174,6 +201,10 @@ impl Mode {
 /// Tests shorten them.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    pub first_request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub proxy_idle_timeout: Duration,
+    pub max_connections_per_source: usize,
     pub header_read_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     pub max_header_bytes: usize,
@@ -188,6 +219,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
+            first_request_timeout: FIRST_REQUEST_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            proxy_idle_timeout: PROXY_IDLE_TIMEOUT,
+            max_connections_per_source: MAX_CONNECTIONS_PER_SOURCE,
             header_read_timeout: HEADER_READ_TIMEOUT,
             tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
             max_header_bytes: MAX_HEADER_BYTES,
@@ -246,9 +281,29 @@ pub struct TransportStats {
     handshake_failures: AtomicU64,
     cert_reloads: AtomicU64,
     cert_reload_failures: AtomicU64,
+    idle_closed: AtomicU64,
+    refused_per_source: AtomicU64,
+    open: AtomicU64,
 }
 
 impl TransportStats {
+    /// Connections closed because they sent no request for their idle or
+    /// first-request timeout.
+    pub fn idle_closed(&self) -> u64 {
+        self.idle_closed.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed at once because their source already held
+    /// [`MAX_CONNECTIONS_PER_SOURCE`].
+    pub fn refused_per_source(&self) -> u64 {
+        self.refused_per_source.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
     /// TLS handshakes that failed or timed out (plain HTTP to the TLS port,
     /// old protocol versions, clients distrusting the certificate, scanners).
     pub fn handshake_failures(&self) -> u64 {
@@ -326,8 +381,16 @@ impl Transport {
     /// Serves `router` on `listener` until `shutdown` completes; then stops
     /// accepting, asks open connections to finish (HTTP/1.1 closes after the
     /// request in flight, HTTP/2 sends GOAWAY) and waits for them, at most
-    /// the drain timeout. Accept errors never end serving.
-    pub async fn serve<F>(self, router: Router, listener: TcpListener, shutdown: F) -> Stopped
+    /// the drain timeout. Accept errors never end serving. `peers` says
+    /// which peers are trusted proxies (longer idle timeout, no per-source
+    /// connection cap) and hears of requests hyper refused itself.
+    pub async fn serve<F>(
+        self,
+        router: Router,
+        listener: TcpListener,
+        peers: PeerPolicy,
+        shutdown: F,
+    ) -> Stopped
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -344,7 +407,13 @@ impl Transport {
         let slots = Arc::new(Semaphore::new(
             limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
         ));
-        let graceful = GracefulShutdown::new();
+        let per_source = PerSourceSlots::new(
+            limits.max_connections_per_source,
+            crate::limits::DEFAULT_IPV6_PREFIX,
+        );
+        let limits = Arc::new(limits);
+        let connections = TaskTracker::new();
+        let (stop, stopping) = tokio::sync::watch::channel(false);
         tokio::pin!(shutdown);
 
         loop {
@@ -369,19 +438,39 @@ impl Transport {
                     }
                 },
             };
+            let proxy = peers.trusts(peer.ip());
+            // A trusted proxy carries many clients: only other peers are held
+            // to the per-source cap.
+            let source_slot = if proxy {
+                None
+            } else {
+                match per_source.try_take(peer.ip()) {
+                    Some(source_slot) => Some(source_slot),
+                    None => {
+                        stats.refused_per_source.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(peer = %peer, "connection refused: its source holds the most connections it may");
+                        drop(tcp);
+                        continue;
+                    }
+                }
+            };
             let _ = tcp.set_nodelay(true);
             let connection = Connection {
                 http: Arc::clone(&http),
                 router: router.clone(),
                 peer,
-                watcher: graceful.watcher(),
+                proxy,
+                limits: Arc::clone(&limits),
+                stats: Arc::clone(&stats),
+                peers: peers.clone(),
+                stopping: stopping.clone(),
             };
             let acceptor = acceptor.clone();
             let stats = Arc::clone(&stats);
             let handshake_timeout = limits.tls_handshake_timeout;
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 // Released when the connection ends.
-                let _slot = slot;
+                let _slots = (slot, source_slot, OpenConnection::count(&stats));
                 let Some(acceptor) = acceptor else {
                     return connection.serve(tcp).await;
                 };
@@ -400,15 +489,137 @@ impl Transport {
         }
 
         drop(listener);
-        match tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await {
+        let _ = stop.send(true);
+        connections.close();
+        match tokio::time::timeout(limits.drain_timeout, connections.wait()).await {
             Ok(()) => Stopped::Drained,
             Err(_elapsed) => {
                 tracing::warn!(
                     drain_timeout_secs = limits.drain_timeout.as_secs_f64(),
+                    connections = connections.len(),
                     "connections still open after the drain timeout; stopping anyway"
                 );
                 Stopped::DrainTimedOut
             }
+        }
+    }
+}
+
+/// What the transport asks of the application about a peer, and tells it.
+#[derive(Clone)]
+pub struct PeerPolicy {
+    trusts: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
+    refused: Arc<dyn Fn(SocketAddr, &'static str) + Send + Sync>,
+}
+
+impl std::fmt::Debug for PeerPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerPolicy").finish_non_exhaustive()
+    }
+}
+
+impl PeerPolicy {
+    /// Peers for which `trusts` is true are trusted proxies; requests hyper
+    /// refused before any handler saw them are reported to `refused` with
+    /// their reason code.
+    pub fn new(
+        trusts: impl Fn(IpAddr) -> bool + Send + Sync + 'static,
+        refused: impl Fn(SocketAddr, &'static str) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            trusts: Arc::new(trusts),
+            refused: Arc::new(refused),
+        }
+    }
+
+    /// No trusted proxy; refusals only counted by the transport's log.
+    pub fn none() -> Self {
+        Self::new(|_| false, |_, _| {})
+    }
+
+    fn trusts(&self, peer: IpAddr) -> bool {
+        (self.trusts)(peer)
+    }
+}
+
+/// Counts a connection as open while it lives.
+struct OpenConnection(Arc<TransportStats>);
+
+impl OpenConnection {
+    fn count(stats: &Arc<TransportStats>) -> Self {
+        stats.open.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(stats))
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Requests in progress on one connection, and since when none has been.
+#[derive(Debug)]
+struct Activity {
+    state: std::sync::Mutex<ActivityState>,
+}
+
+#[derive(Debug)]
+struct ActivityState {
+    active: usize,
+    served: u64,
+    idle_since: Instant,
+}
+
+/// A request in progress; ends when dropped.
+struct Busy(Arc<Activity>);
+
+impl Activity {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: std::sync::Mutex::new(ActivityState {
+                active: 0,
+                served: 0,
+                idle_since: Instant::now(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn begin(self: &Arc<Self>) -> Busy {
+        let mut state = self.lock();
+        state.active += 1;
+        state.served += 1;
+        Busy(Arc::clone(self))
+    }
+
+    /// When the connection is to be closed if nothing happens: `None` while
+    /// a request is in progress.
+    fn deadline(&self, first_request: Duration, idle: Duration) -> Option<Instant> {
+        let state = self.lock();
+        if state.active > 0 {
+            return None;
+        }
+        let limit = if state.served == 0 {
+            first_request
+        } else {
+            idle
+        };
+        Some(state.idle_since + limit)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.active = state.active.saturating_sub(1);
+        if state.active == 0 {
+            state.idle_since = Instant::now();
         }
     }
 }
@@ -418,12 +629,19 @@ struct Connection {
     http: Arc<auto::Builder<TokioExecutor>>,
     router: Router,
     peer: SocketAddr,
-    watcher: Watcher,
+    /// The peer is a trusted proxy.
+    proxy: bool,
+    limits: Arc<Limits>,
+    stats: Arc<TransportStats>,
+    peers: PeerPolicy,
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Connection {
     /// Serves HTTP/1.1 or HTTP/2 (whichever the client speaks; over TLS, the
-    /// one ALPN chose) until the connection closes or is drained.
+    /// one ALPN chose) until the connection closes, sits idle too long, or
+    /// the server drains. Idle means no request in progress, whatever else
+    /// the peer sends (HTTP/2 pings, a partial preface, nothing at all).
     async fn serve<I>(self, io: I)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -432,20 +650,99 @@ impl Connection {
             http,
             router,
             peer,
-            watcher,
+            proxy,
+            limits,
+            stats,
+            peers,
+            mut stopping,
         } = self;
+        let activity = Activity::new();
+        let busy = Arc::clone(&activity);
         // The request pipeline reads the peer address like `axum::serve`
         // provides it. Router is always ready, so calling without
         // `poll_ready` is fine.
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             let mut router = router.clone();
-            async move { tower_service::Service::call(&mut router, request).await }
+            let request_busy = busy.begin();
+            async move {
+                let response = tower_service::Service::call(&mut router, request).await;
+                drop(request_busy);
+                response
+            }
         });
         let connection = http.serve_connection(TokioIo::new(io), service);
-        if let Err(err) = watcher.watch(connection).await {
-            tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
+        tokio::pin!(connection);
+        let idle = if proxy {
+            limits.proxy_idle_timeout
+        } else {
+            limits.idle_timeout
+        };
+        let closing = loop {
+            let deadline = activity
+                .deadline(limits.first_request_timeout, idle)
+                // Busy: look again after the idle time at the latest.
+                .unwrap_or_else(|| Instant::now() + idle);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    report(result, peer, &peers);
+                    return;
+                }
+                _ = stopping.wait_for(|stop| *stop) => break None,
+                () = tokio::time::sleep_until(deadline) => {
+                    let still_idle = activity
+                        .deadline(limits.first_request_timeout, idle)
+                        .is_some_and(|deadline| deadline <= Instant::now());
+                    if still_idle {
+                        stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(peer = %peer, "closing an idle connection");
+                        break Some(CLOSE_GRACE);
+                    }
+                }
+            }
+        };
+        connection.as_mut().graceful_shutdown();
+        let finished = match closing {
+            // Idle: nothing to finish; drop it if it does not close at once.
+            Some(grace) => tokio::time::timeout(grace, connection.as_mut()).await.ok(),
+            // Draining: the server bounds the wait as a whole.
+            None => Some(connection.as_mut().await),
+        };
+        if let Some(result) = finished {
+            report(result, peer, &peers);
         }
+    }
+}
+
+/// Logs how a connection ended, and reports requests hyper refused itself
+/// (malformed framing 400, oversized headers 431, headers too slow 408), so
+/// they are counted and audited like every other refusal.
+fn report(
+    result: Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    peer: SocketAddr,
+    peers: &PeerPolicy,
+) {
+    let Err(err) = result else {
+        return;
+    };
+    if let Some(reason) = refusal_reason(err.as_ref()) {
+        (peers.refused)(peer, reason);
+    }
+    tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
+}
+
+/// The reason code of an error with which hyper refused a request before
+/// any handler saw it; `None` for a connection that just broke.
+fn refusal_reason(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let hyper = err.downcast_ref::<hyper::Error>()?;
+    if hyper.is_parse_too_large() {
+        Some("headers_too_large")
+    } else if hyper.is_parse() || hyper.is_parse_status() {
+        Some("http_malformed")
+    } else if hyper.is_timeout() {
+        Some("header_timeout")
+    } else {
+        None
     }
 }
 

@@ -5,27 +5,12 @@
 mod common;
 
 use async_nats::jetstream;
-use common::{Answer, Receiver, start_receiver_with, stored_messages};
-use hookwarden_crds::{Rate, RateLimitSpec};
-use hookwarden_receiver::clientip::{
-    ALLOWED_SOURCE_CIDRS_FIELD, Networks, TRUSTED_PROXIES_FIELD, TrustedProxies,
-};
-use hookwarden_receiver::limits::RateLimits;
-use hookwarden_receiver::server::AppState;
+use common::{Answer, Receiver, start_github, stored_messages};
+use hookwarden_receiver::transport::Mode;
 use hookwarden_tests::NatsServer;
 use hyper::StatusCode;
 
 const BODY_LIMIT: usize = 1024 * 1024;
-
-fn allowed(cidrs: &[&str]) -> Networks {
-    let cidrs: Vec<String> = cidrs.iter().map(|c| (*c).to_owned()).collect();
-    Networks::parse(ALLOWED_SOURCE_CIDRS_FIELD, &cidrs).expect("allowlist")
-}
-
-fn trusted(cidrs: &[&str]) -> TrustedProxies {
-    let cidrs: Vec<String> = cidrs.iter().map(|c| (*c).to_owned()).collect();
-    TrustedProxies::new(Networks::parse(TRUSTED_PROXIES_FIELD, &cidrs).expect("proxies"))
-}
 
 async fn stored_source_ip(nats: &NatsServer, receiver: &Receiver, answer: &Answer) -> String {
     let sequence = answer.json["sequence"].as_u64().expect("sequence");
@@ -45,11 +30,16 @@ async fn stored_source_ip(nats: &NatsServer, receiver: &Receiver, answer: &Answe
 #[tokio::test]
 async fn a_peer_outside_the_allowlist_is_refused_and_nothing_is_stored() {
     let nats = NatsServer::start().await.expect("nats-server");
-    let receiver = start_receiver_with(&nats, BODY_LIMIT, |state| {
-        state.with_allowed_sources(allowed(&["10.0.0.0/8"]))
-    })
+    let receiver = start_github(
+        &nats,
+        BODY_LIMIT,
+        "  allowedSourceCidrs: [10.0.0.0/8]\n",
+        |_| {},
+    )
     .await;
-    let answer = receiver.deliver(b"{}", "denied-1", None).await;
+    let answer = receiver
+        .deliver(br#"{"id":"denied-1"}"#, "denied-1", None)
+        .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
     assert_eq!(answer.json, serde_json::json!({"error": "ip_not_allowed"}));
     assert_eq!(stored_messages(&nats, &receiver.target).await, 0);
@@ -58,11 +48,16 @@ async fn a_peer_outside_the_allowlist_is_refused_and_nothing_is_stored() {
 #[tokio::test]
 async fn a_peer_inside_the_allowlist_is_stored() {
     let nats = NatsServer::start().await.expect("nats-server");
-    let receiver = start_receiver_with(&nats, BODY_LIMIT, |state| {
-        state.with_allowed_sources(allowed(&["2001:db8::/32", "127.0.0.0/8"]))
-    })
+    let receiver = start_github(
+        &nats,
+        BODY_LIMIT,
+        "  allowedSourceCidrs: [\"2001:db8::/32\", 127.0.0.0/8]\n",
+        |_| {},
+    )
     .await;
-    let answer = receiver.deliver(b"{}", "allowed-1", None).await;
+    let answer = receiver
+        .deliver(br#"{"id":"allowed-1"}"#, "allowed-1", None)
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(stored_messages(&nats, &receiver.target).await, 1);
 }
@@ -70,15 +65,16 @@ async fn a_peer_inside_the_allowlist_is_stored() {
 #[tokio::test]
 async fn a_trusted_proxy_forwards_the_client_ip() {
     let nats = NatsServer::start().await.expect("nats-server");
-    let receiver = start_receiver_with(&nats, BODY_LIMIT, |state| {
-        state
-            .with_trusted_proxies(trusted(&["127.0.0.1/32"]))
-            .with_allowed_sources(allowed(&["203.0.113.0/24"]))
-    })
+    let receiver = start_github(
+        &nats,
+        BODY_LIMIT,
+        "  trustedProxies: [127.0.0.1/32]\n  allowedSourceCidrs: [203.0.113.0/24]\n",
+        |_| {},
+    )
     .await;
     let answer = receiver
         .deliver_with(
-            b"{}",
+            br#"{"id":"proxied-1"}"#,
             "proxied-1",
             None,
             &[("x-forwarded-for", "203.0.113.7")],
@@ -93,7 +89,7 @@ async fn a_trusted_proxy_forwards_the_client_ip() {
     // Forwarded (RFC 7239) works the same way.
     let answer = receiver
         .deliver_with(
-            b"{}",
+            br#"{"id":"proxied-2"}"#,
             "proxied-2",
             None,
             &[("forwarded", "for=\"203.0.113.9:5000\";proto=https")],
@@ -106,7 +102,9 @@ async fn a_trusted_proxy_forwards_the_client_ip() {
     );
 
     // Without the header the proxy itself is the client: not allowed.
-    let answer = receiver.deliver(b"{}", "proxied-3", None).await;
+    let answer = receiver
+        .deliver(br#"{"id":"proxied-3"}"#, "proxied-3", None)
+        .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
     assert_eq!(answer.json["error"], "ip_not_allowed");
 }
@@ -114,15 +112,16 @@ async fn a_trusted_proxy_forwards_the_client_ip() {
 #[tokio::test]
 async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
     let nats = NatsServer::start().await.expect("nats-server");
-    let receiver = start_receiver_with(&nats, BODY_LIMIT, |state| {
-        state
-            .with_trusted_proxies(trusted(&["10.0.0.0/8"]))
-            .with_allowed_sources(allowed(&["203.0.113.0/24"]))
-    })
+    let receiver = start_github(
+        &nats,
+        BODY_LIMIT,
+        "  trustedProxies: [10.0.0.0/8]\n  allowedSourceCidrs: [203.0.113.0/24]\n",
+        |_| {},
+    )
     .await;
     let spoofed = receiver
         .deliver_with(
-            b"{}",
+            br#"{"id":"spoofed-1"}"#,
             "spoofed-1",
             None,
             &[
@@ -139,13 +138,16 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
 #[tokio::test]
 async fn a_malformed_forwarding_header_from_a_trusted_proxy_is_400() {
     let nats = NatsServer::start().await.expect("nats-server");
-    let receiver = start_receiver_with(&nats, BODY_LIMIT, |state| {
-        state.with_trusted_proxies(trusted(&["127.0.0.1/32"]))
-    })
+    let receiver = start_github(
+        &nats,
+        BODY_LIMIT,
+        "  trustedProxies: [127.0.0.1/32]\n",
+        |_| {},
+    )
     .await;
     let answer = receiver
         .deliver_with(
-            b"{}",
+            br#"{"id":"malformed-1"}"#,
             "malformed-1",
             None,
             &[("x-forwarded-for", "203.0.113.7, not-an-address")],
@@ -159,21 +161,34 @@ async fn a_malformed_forwarding_header_from_a_trusted_proxy_is_400() {
 #[tokio::test]
 async fn behind_an_ingress_only_forwarded_https_is_accepted() {
     let nats = NatsServer::start().await.expect("nats-server");
-    let receiver = start_receiver_with(&nats, BODY_LIMIT, |state| {
-        state
-            .with_trusted_proxies(trusted(&["127.0.0.1/32"]))
-            .require_forwarded_https(true)
-    })
+    let receiver = start_github(
+        &nats,
+        BODY_LIMIT,
+        "  trustedProxies: [127.0.0.1/32]\n",
+        |settings| settings.mode = Mode::BehindIngress,
+    )
     .await;
     let plain = receiver
-        .deliver_with(b"{}", "https-1", None, &[("x-forwarded-proto", "http")])
+        .deliver_with(
+            br#"{"id":"https-1"}"#,
+            "https-1",
+            None,
+            &[("x-forwarded-proto", "http")],
+        )
         .await;
     assert_eq!(plain.status, StatusCode::FORBIDDEN, "{}", plain.json);
     assert_eq!(plain.json["error"], "https_required");
-    let unreported = receiver.deliver(b"{}", "https-2", None).await;
+    let unreported = receiver
+        .deliver(br#"{"id":"https-2"}"#, "https-2", None)
+        .await;
     assert_eq!(unreported.json["error"], "https_required");
     let https = receiver
-        .deliver_with(b"{}", "https-3", None, &[("x-forwarded-proto", "https")])
+        .deliver_with(
+            br#"{"id":"https-3"}"#,
+            "https-3",
+            None,
+            &[("x-forwarded-proto", "https")],
+        )
         .await;
     assert_eq!(https.status, StatusCode::OK, "{}", https.json);
     assert_eq!(stored_messages(&nats, &receiver.target).await, 1);
@@ -182,26 +197,24 @@ async fn behind_an_ingress_only_forwarded_https_is_accepted() {
 #[tokio::test]
 async fn a_flooding_client_is_rate_limited_while_another_still_delivers() {
     let nats = NatsServer::start().await.expect("nats-server");
-    let spec = RateLimitSpec {
-        global: None,
-        per_source_ip: Some(Rate {
-            requests_per_second: 1,
-            burst: Some(2),
-        }),
-    };
-    let limits = RateLimits::from_spec(Some(&spec)).expect("rate limits");
-    let receiver = start_receiver_with(&nats, BODY_LIMIT, |state: AppState| {
-        state
-            .with_trusted_proxies(trusted(&["127.0.0.1/32"]))
-            .with_rate_limits(limits)
-    })
+    let receiver = start_github(
+        &nats,
+        BODY_LIMIT,
+        "  trustedProxies: [127.0.0.1/32]\n  rateLimit:\n    perSourceIp: {requestsPerSecond: 1, burst: 2}\n",
+        |_| {},
+    )
     .await;
     let client_a = [("x-forwarded-for", "203.0.113.7")];
     let mut ok = 0;
     let mut limited = 0;
     for n in 0..5 {
         let answer = receiver
-            .deliver_with(b"{}", &format!("flood-{n}"), None, &client_a)
+            .deliver_with(
+                format!("{{\"n\":{n}}}").as_bytes(),
+                &format!("flood-{n}"),
+                None,
+                &client_a,
+            )
             .await;
         match answer.status {
             StatusCode::OK => ok += 1,
@@ -225,7 +238,7 @@ async fn a_flooding_client_is_rate_limited_while_another_still_delivers() {
 
     let client_b = receiver
         .deliver_with(
-            b"{}",
+            br#"{"id":"other-client"}"#,
             "other-client",
             None,
             &[("x-forwarded-for", "203.0.113.8")],

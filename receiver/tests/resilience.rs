@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use async_nats::jetstream::stream::DiscardPolicy;
-use common::{Answer, Receiver, start_receiver, start_receiver_with};
+use common::{Answer, Receiver, start_github, start_receiver};
 use hookwarden_tests::NatsServer;
 use hyper::StatusCode;
 
@@ -393,9 +393,18 @@ async fn a_full_stream_is_answered_503_and_stores_only_what_was_acknowledged() {
             .filter(|(_, a)| !a.status.is_success())
             .map(|(id, _)| id.as_str())
             .collect();
+        // A full stream has a reason of its own, still retried like an outage.
         for (id, answer) in answers.iter().filter(|(_, a)| !a.status.is_success()) {
-            assert_retry_later(id, answer, &["store_unavailable"]);
+            assert_retry_later(id, answer, &["stream_full"]);
         }
+        let metrics = receiver.metrics();
+        assert!(
+            metrics.contains(&format!(
+                "hookwarden_refusals_total{{endpoint=\"ci/github\",reason=\"stream_full\"}} {}",
+                refused.len()
+            )),
+            "{metrics}"
+        );
         assert!(
             !accepted.is_empty() && !refused.is_empty(),
             "limits {max_messages}/{max_bytes}: {} accepted, {} refused",
@@ -492,8 +501,8 @@ const MAX_IN_FLIGHT: usize = 3;
 async fn a_frozen_nats_server_is_answered_503_within_the_in_flight_cap_and_recovers() {
     let nats = NatsServer::start().await.expect("nats-server");
     let receiver = Arc::new(
-        start_receiver_with(&nats, 1024 * 1024, |state| {
-            state.with_max_in_flight(MAX_IN_FLIGHT)
+        start_github(&nats, 1024 * 1024, "", |settings| {
+            settings.serve.max_in_flight = MAX_IN_FLIGHT;
         })
         .await,
     );

@@ -46,6 +46,7 @@ async fn load(endpoint: &Path, secrets: &Path, url: &str) -> Result<(), LoadErro
             client,
             TIMEOUT,
             hookwarden_receiver::server::DEFAULT_BODY_LIMIT,
+            None,
         )
         .await
         .map(drop)
@@ -61,7 +62,7 @@ async fn the_stream_gets_the_spec_settings_over_a_creds_connection() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (endpoint, secrets) = files(
         dir.path(),
-        "{storage: memory, maxAgeSeconds: 3600, maxBytes: 1048576, duplicateWindowSeconds: 30, \
+        "{storage: memory, maxAgeSeconds: 3600, maxBytes: 1048576, duplicateWindowSeconds: 900, \
          credentialsSecretRef: {name: nats, key: user.creds}}",
         nats.creds().expect("creds"),
     );
@@ -79,7 +80,7 @@ async fn the_stream_gets_the_spec_settings_over_a_creds_connection() {
     assert_eq!(config.storage, stream::StorageType::Memory);
     assert_eq!(config.max_age, Duration::from_secs(3600));
     assert_eq!(config.max_bytes, 1_048_576);
-    assert_eq!(config.duplicate_window, Duration::from_secs(30));
+    assert_eq!(config.duplicate_window, Duration::from_secs(900));
     assert_eq!(config.num_replicas, 1);
 
     // Without the credentials file the receiver does not start.

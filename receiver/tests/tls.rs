@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{sign, stored_messages};
 use futures::SinkExt;
+use hookwarden_receiver::app;
 use hookwarden_receiver::publish::Target;
-use hookwarden_receiver::server;
 use hookwarden_receiver::transport::{Limits, Mode, Stopped, Transport, TransportStats};
 use hookwarden_tests::NatsServer;
 use http_body_util::{BodyExt, Full};
@@ -96,6 +96,7 @@ impl SecretMount {
 struct TlsReceiver {
     addr: SocketAddr,
     target: Target,
+    _files: hookwarden_tests::EndpointFiles,
     stats: Arc<TransportStats>,
     stop: Option<oneshot::Sender<()>>,
     serving: Option<tokio::task::JoinHandle<Stopped>>,
@@ -123,22 +124,36 @@ impl Drop for TlsReceiver {
     }
 }
 
+/// The receiver assembled as the binary assembles it, terminating TLS with
+/// `mount`'s certificate, with connection `limits`.
 async fn start(nats: &NatsServer, mount: &SecretMount, limits: Limits) -> TlsReceiver {
-    let (state, target) = common::app_state(nats, 1024 * 1024).await;
-    let transport = Transport::new(&mount.mode(), limits).expect("TLS transport");
-    assert!(transport.is_tls());
-    let stats = transport.stats();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
+    let files = hookwarden_tests::EndpointFiles::new(
+        common::ENDPOINT,
+        &[("gh", "secret", common::SECRET.as_bytes())],
+    );
+    let mut settings = app::Settings::new(
+        files.endpoint().to_owned(),
+        files.secrets_dir().to_owned(),
+        mount.mode(),
+    );
+    settings.nats_url = nats.url().to_owned();
+    settings.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.metrics_listen = "127.0.0.1:0".parse().expect("addr");
+    settings.publish_timeout = common::PUBLISH_TIMEOUT;
+    settings.limits = limits;
+    let receiver = app::start(settings).await.expect("the receiver starts");
+    assert!(receiver.is_tls());
+    let stats = receiver.transport_stats();
+    let addr = receiver.local_addr();
+    let target = receiver.state().target();
     let (stop, stopped) = oneshot::channel::<()>();
-    let serving = tokio::spawn(server::serve(state, listener, transport, async {
+    let serving = tokio::spawn(receiver.serve(async {
         let _ = stopped.await;
     }));
     TlsReceiver {
         addr,
         target,
+        _files: files,
         stats,
         stop: Some(stop),
         serving: Some(serving),
@@ -629,10 +644,18 @@ async fn the_drain_is_bounded() {
         client_config(&[&cert.der], &[TLS13], &[b"http/1.1"]),
     )
     .await;
-    // A request whose body never comes (the pipeline would give up on it
-    // after its own 10 s body timeout).
+    // A request (signed-looking, so it gets past the header checks) whose
+    // body never comes: the pipeline would give up on it after its own body
+    // timeout, later than the drain.
+    let signature = sign(b"{}");
     stuck
-        .write_all(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
+        .write_all(
+            format!(
+                "POST / HTTP/1.1\r\nHost: localhost\r\nX-Hub-Signature-256: {signature}\r\n\
+                 Content-Length: 100\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
         .await
         .expect("send");
     stuck.flush().await.expect("flush");

@@ -2,6 +2,9 @@
 //!
 //! - [`NatsServer`]: a private `nats-server -js` on a port the server picks,
 //!   with its own store directory, stopped on drop.
+//! - [`EndpointFiles`]: a manifest and its secrets on disk, as a receiver
+//!   reads them; [`InProcessReceiver`]: the receiver started on them in this
+//!   process, the way its binary starts.
 //! - [`TestNamespace`]: a fresh, randomly named namespace in the shared local
 //!   control plane (`make cluster-up`), deleted on drop, with a `kube::Client`;
 //!   [`TestNamespace::create_on_process_node`] for one whose pods run as real
@@ -15,14 +18,18 @@
 mod cluster;
 pub mod deployed;
 mod error;
+mod files;
 mod nats;
 pub mod nats_jwt;
 mod process;
+pub mod receiver;
 pub mod tools;
 mod wait;
 
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
 pub use error::SupportError;
-pub use nats::{NatsServer, NatsServerBuilder};
+pub use files::EndpointFiles;
+pub use nats::{NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
 pub use process::ManagedProcess;
+pub use receiver::InProcessReceiver;
 pub use wait::eventually;

@@ -17,6 +17,65 @@ pub struct NatsServerBuilder {
     ready_timeout: Duration,
     max_payload: Option<u32>,
     creds: bool,
+    auth: Option<UrlAuth>,
+}
+
+/// Credentials a NATS client can put in its server URL, and that a server
+/// started with [`NatsServerBuilder::require_user_password`] or
+/// [`NatsServerBuilder::require_token`] demands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlAuth {
+    /// `nats://user:password@host`.
+    UserPassword {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// `nats://token@host`.
+    Token(String),
+}
+
+impl UrlAuth {
+    /// The `authorization` block of the server's configuration. The values
+    /// are written as JSON strings, which the NATS configuration format
+    /// reads as quoted strings.
+    fn server_config(&self) -> String {
+        let quote = |text: &str| serde_json::Value::from(text).to_string();
+        match self {
+            Self::UserPassword { user, password } => format!(
+                "authorization {{\n  user: {}\n  password: {}\n}}\n",
+                quote(user),
+                quote(password)
+            ),
+            Self::Token(token) => format!("authorization {{\n  token: {}\n}}\n", quote(token)),
+        }
+    }
+
+    /// The userinfo part of a URL (`user:password@`, `token@`), every byte
+    /// outside RFC 3986's unreserved set percent-encoded, as `url::Url`,
+    /// Go's `net/url` and the `nats` CLI decode it.
+    pub fn userinfo(&self) -> String {
+        match self {
+            Self::UserPassword { user, password } => {
+                format!("{}:{}@", percent_encode(user), percent_encode(password))
+            }
+            Self::Token(token) => format!("{}@", percent_encode(token)),
+        }
+    }
+}
+
+/// Percent-encodes every byte but `A-Z a-z 0-9 - . _ ~`.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 impl NatsServerBuilder {
@@ -26,6 +85,24 @@ impl NatsServerBuilder {
     /// minted afresh for each server (see [`crate::nats_jwt`]).
     pub fn require_creds(mut self) -> Self {
         self.creds = true;
+        self
+    }
+
+    /// Requires every client to log in as `user` with `password` (the
+    /// server's `authorization` block); [`NatsServer::connect`] does, and
+    /// [`NatsServer::url_with_auth`] carries them in the URL.
+    pub fn require_user_password(mut self, user: &str, password: &str) -> Self {
+        self.auth = Some(UrlAuth::UserPassword {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        });
+        self
+    }
+
+    /// Requires every client to present `token`; see
+    /// [`NatsServerBuilder::require_user_password`].
+    pub fn require_token(mut self, token: &str) -> Self {
+        self.auth = Some(UrlAuth::Token(token.to_owned()));
         self
     }
 
@@ -120,6 +197,7 @@ impl NatsServer {
             ready_timeout: Duration::from_secs(30),
             max_payload: None,
             creds: false,
+            auth: None,
         }
     }
 
@@ -154,9 +232,25 @@ impl NatsServer {
         self.auth.as_ref().map(|auth| auth.user_creds.as_str())
     }
 
+    /// What a server started with [`NatsServerBuilder::require_user_password`]
+    /// or [`NatsServerBuilder::require_token`] demands.
+    pub fn url_auth(&self) -> Option<&UrlAuth> {
+        self.options.auth.as_ref()
+    }
+
+    /// The client URL with the credentials the server demands in its
+    /// userinfo (percent-encoded), e.g. `nats://user:p%40ss@127.0.0.1:41234`;
+    /// without any, [`NatsServer::url`].
+    pub fn url_with_auth(&self) -> String {
+        match (&self.options.auth, self.url.split_once("://")) {
+            (Some(auth), Some((scheme, rest))) => format!("{scheme}://{}{rest}", auth.userinfo()),
+            _ => self.url.clone(),
+        }
+    }
+
     /// A connected client (with the credentials, if the server needs them).
     pub async fn connect(&self) -> Result<async_nats::Client, async_nats::ConnectError> {
-        connect(&self.url, self.creds()).await
+        connect(&self.url, self.creds(), self.options.auth.as_ref()).await
     }
 
     /// Crashes the server (SIGKILL), as a resilience test needs.
@@ -211,6 +305,9 @@ impl NatsServer {
                 .map_err(SupportError::io("cannot write operator.jwt"))?;
             conf.push_str(&auth.server_config(&operator));
         }
+        if let Some(auth) = &self.options.auth {
+            conf.push_str(&auth.server_config());
+        }
         if !conf.is_empty() {
             let path = self.work.path().join("nats-server.conf");
             std::fs::write(&path, conf)
@@ -219,13 +316,15 @@ impl NatsServer {
         }
         let mut process = ManagedProcess::spawn("nats-server", &self.binary, &args, &self.log())?;
         let creds = self.creds().map(str::to_owned);
+        let url_auth = self.options.auth.clone();
         let result = process
             .wait_until(self.options.ready_timeout, || {
                 let found = read_ports_file(&ports_dir);
                 let creds = creds.clone();
+                let url_auth = url_auth.clone();
                 async move {
                     let candidate = found?;
-                    jetstream_answers(&candidate, creds.as_deref())
+                    jetstream_answers(&candidate, creds.as_deref(), url_auth.as_ref())
                         .await
                         .then_some(candidate)
                 }
@@ -268,9 +367,12 @@ fn read_ports_file(dir: &Path) -> Option<String> {
     ports["nats"][0].as_str().map(str::to_owned)
 }
 
+/// Connects with the credentials given explicitly: async-nats 0.51 does not
+/// use a URL's userinfo, so tests never rely on it.
 async fn connect(
     url: &str,
     creds: Option<&str>,
+    url_auth: Option<&UrlAuth>,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
     let options = match creds {
         Some(creds) => async_nats::ConnectOptions::with_credentials(creds).map_err(|e| {
@@ -278,12 +380,19 @@ async fn connect(
         })?,
         None => async_nats::ConnectOptions::new(),
     };
+    let options = match url_auth {
+        Some(UrlAuth::UserPassword { user, password }) => {
+            options.user_and_password(user.clone(), password.clone())
+        }
+        Some(UrlAuth::Token(token)) => options.token(token.clone()),
+        None => options,
+    };
     options.connect(url).await
 }
 
-async fn jetstream_answers(url: &str, creds: Option<&str>) -> bool {
+async fn jetstream_answers(url: &str, creds: Option<&str>, url_auth: Option<&UrlAuth>) -> bool {
     let attempt = async {
-        let client = connect(url, creds).await.ok()?;
+        let client = connect(url, creds, url_auth).await.ok()?;
         async_nats::jetstream::new(client)
             .query_account()
             .await

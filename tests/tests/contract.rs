@@ -1,18 +1,17 @@
 //! The operator/receiver contract: the configuration the operator renders
 //! (its Secret, mounted as its Deployment says, read as its container
-//! arguments say) is exactly what the receiver loads, and the receiver built
-//! from it verifies a correctly signed delivery and stores it in a real
-//! JetStream, on the path the Ingress forwards.
+//! arguments say, parsed by the receiver's own flag parser) starts the
+//! receiver exactly as `hookwarden-receiver serve` starts, and that receiver
+//! verifies a correctly signed delivery forwarded by a trusted proxy and
+//! stores it in a real JetStream, on the path the Ingress forwards.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
+use clap::Parser;
 use hmac::{Hmac, Mac};
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_operator::resources::{self, ResolvedSecrets, Settings};
-use hookwarden_receiver::reload;
-use hookwarden_receiver::server::{self, AppState};
-use hookwarden_receiver::transport::{Limits, Mode, Transport};
+use hookwarden_receiver::app;
 use hookwarden_tests::NatsServer;
 use sha2::Sha256;
 
@@ -24,8 +23,11 @@ const SECRET: &[u8] = b"the-contract-secret";
 
 /// Lays the rendered Secret out as the kubelet would mount it for the
 /// Deployment (volume `items`: key -> path under the mount path), under
-/// `root` instead of the container's mount path.
-fn materialize(children: &resources::Children, root: &Path) -> (PathBuf, PathBuf) {
+/// `root` instead of the container's mount path; returns the container's
+/// arguments with the mount path moved to `root`, the listeners moved to
+/// free loopback ports and NATS to `nats_url` (what differs between a pod
+/// and this test; nothing else is touched).
+fn materialize(children: &resources::Children, root: &Path, nats_url: &str) -> Vec<String> {
     let deployment = serde_json::to_value(&children.deployment).expect("deployment JSON");
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
@@ -51,20 +53,36 @@ fn materialize(children: &resources::Children, root: &Path) -> (PathBuf, PathBuf
         .iter()
         .filter_map(|a| a.as_str())
         .collect();
-    let arg = |flag: &str| {
-        let value = args
-            .iter()
-            .position(|a| *a == flag)
-            .and_then(|i| args.get(i + 1))
-            .unwrap_or_else(|| panic!("{flag} in {args:?}"));
-        root.join(
-            value
-                .strip_prefix(mount)
-                .expect("under the mount")
-                .trim_start_matches('/'),
-        )
-    };
-    (arg("--endpoint"), arg("--secrets-dir"))
+    let mut rewritten = Vec::new();
+    let mut previous = "";
+    for arg in args {
+        let value = match previous {
+            "--listen" | "--metrics-listen" => "127.0.0.1:0".to_owned(),
+            "--nats-url" => nats_url.to_owned(),
+            _ => match arg.strip_prefix(mount) {
+                Some(rest) => root
+                    .join(rest.trim_start_matches('/'))
+                    .display()
+                    .to_string(),
+                None => arg.to_owned(),
+            },
+        };
+        rewritten.push(value);
+        previous = arg;
+    }
+    rewritten
+}
+
+/// `hookwarden-receiver`'s own flags, parsed as the binary parses them.
+#[derive(Debug, clap::Parser)]
+struct ReceiverCommand {
+    #[command(subcommand)]
+    command: ReceiverSubcommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ReceiverSubcommand {
+    Serve(app::ServeArgs),
 }
 
 #[tokio::test]
@@ -75,35 +93,36 @@ async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliverie
     let settings = Settings {
         receiver_image: "receiver:test".to_owned(),
         nats_url: "nats://nats:4222".to_owned(),
-        default_trusted_proxies: Vec::new(),
+        // The ingress controller, as the chart's default tells users to set.
+        default_trusted_proxies: vec!["127.0.0.1/32".to_owned()],
         default_ingress_class: None,
         default_issuer: None,
     };
-    let children = resources::build(&endpoint, &resolved, &settings).expect("children");
+    // As a reconcile pass builds them: the operator's defaults applied first.
+    let effective = resources::effective_endpoint(&endpoint, &settings);
+    let children = resources::build(&effective, &resolved, &settings).expect("children");
     let root = tempfile::tempdir().expect("tempdir");
-    let (endpoint_file, secrets_dir) = materialize(&children, root.path());
-
-    // The receiver's own loader, as `serve` uses it.
     let nats = NatsServer::start().await.expect("nats-server");
-    let checked = reload::check(&endpoint_file, &secrets_dir).expect("rendered config loads");
-    let client = nats.connect().await.expect("connect");
-    let (_, pipeline) = checked
-        .connect(client, Duration::from_secs(2), server::DEFAULT_BODY_LIMIT)
+    let args = materialize(&children, root.path(), nats.url());
+
+    // The receiver as its binary starts from these arguments.
+    let command = ReceiverCommand::try_parse_from(
+        std::iter::once("hookwarden-receiver".to_owned()).chain(args),
+    )
+    .expect("the Deployment's arguments parse");
+    let ReceiverSubcommand::Serve(serve) = command.command;
+    let receiver = app::start(serve.settings().expect("settings"))
         .await
-        .expect("stream ensured");
+        .expect("the rendered configuration starts a receiver");
     assert_eq!(
-        pipeline.path, "/hooks/github",
+        receiver.state().path(),
+        "/hooks/github",
         "the path the Ingress forwards"
     );
-    let stream = pipeline.publisher.target().stream.clone();
-    let state = AppState::new(pipeline.verifier, pipeline.publisher).with_path(&pipeline.path);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let transport = Transport::new(&Mode::InsecureHttp, Limits::default()).expect("transport");
+    let stream = receiver.state().target().stream;
+    let addr = receiver.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serve(state, listener, transport, async {
+    tokio::spawn(receiver.serve(async {
         let _ = stopped.await;
     }));
 
@@ -113,14 +132,30 @@ async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliverie
     let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let request = hyper::Request::post(format!("http://{addr}/hooks/github"))
-        .header("x-github-event", "push")
-        .header("x-github-delivery", "contract-1")
-        .header("x-hub-signature-256", signature)
-        .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
-        .expect("request");
-    let response = client.request(request).await.expect("response");
-    assert_eq!(response.status(), hyper::StatusCode::OK);
+    // As the ingress controller forwards it: the path, the scheme and the
+    // client it saw.
+    let request = |path: &str| {
+        hyper::Request::post(format!("http://{addr}{path}"))
+            .header("x-github-event", "push")
+            .header("x-github-delivery", "contract-1")
+            .header("x-hub-signature-256", signature.as_str())
+            .header("x-forwarded-for", "203.0.113.5")
+            .header("x-forwarded-proto", "https")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(body)))
+            .expect("request")
+    };
+    let elsewhere = client.request(request("/")).await.expect("response");
+    assert_eq!(elsewhere.status(), hyper::StatusCode::NOT_FOUND);
+    let response = client
+        .request(request("/hooks/github"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let answer = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("answer")
+        .to_bytes();
+    assert_eq!(status, hyper::StatusCode::OK, "{answer:?}");
 
     let js = async_nats::jetstream::new(nats.connect().await.expect("connect"));
     let stored = js
@@ -132,5 +167,13 @@ async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliverie
         .expect("stored");
     assert_eq!(stored.subject.as_str(), "hookwarden.contract.github.push");
     assert_eq!(stored.payload.as_ref(), body);
+    assert_eq!(
+        stored
+            .headers
+            .get("Hookwarden-Source-Ip")
+            .map(|v| v.as_str()),
+        Some("203.0.113.5"),
+        "the client the trusted proxy reported"
+    );
     let _ = stop.send(());
 }

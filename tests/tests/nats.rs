@@ -92,3 +92,56 @@ async fn a_creds_server_refuses_anonymous_clients_and_serves_jetstream_to_the_us
         .await
         .expect("stored");
 }
+
+#[tokio::test]
+async fn a_password_server_lets_in_only_the_user_with_its_password() {
+    let password = "p@ss:w/rd% 1";
+    let server = NatsServer::builder()
+        .require_user_password("hook", password)
+        .start()
+        .await
+        .expect("nats-server with a password starts");
+    assert!(
+        async_nats::connect(server.url()).await.is_err(),
+        "anonymous"
+    );
+    let wrong = async_nats::ConnectOptions::with_user_and_password("hook".into(), "guess".into())
+        .connect(server.url())
+        .await;
+    assert!(wrong.is_err(), "a wrong password was let in");
+    let right = async_nats::ConnectOptions::with_user_and_password("hook".into(), password.into())
+        .connect(server.url())
+        .await;
+    assert!(right.is_ok(), "{right:?}");
+    assert!(server.connect().await.is_ok());
+    let url = server.url_with_auth();
+    assert_eq!(
+        url,
+        server
+            .url()
+            .replace("nats://", "nats://hook:p%40ss%3Aw%2Frd%25%201@")
+    );
+}
+
+#[tokio::test]
+async fn a_token_server_lets_in_only_clients_with_the_token() {
+    let server = NatsServer::builder()
+        .require_token("t0k/en")
+        .start()
+        .await
+        .expect("nats-server with a token starts");
+    assert!(
+        async_nats::connect(server.url()).await.is_err(),
+        "anonymous"
+    );
+    let wrong = async_nats::ConnectOptions::with_token("guess".into())
+        .connect(server.url())
+        .await;
+    assert!(wrong.is_err(), "a wrong token was let in");
+    let js = jetstream::new(server.connect().await.expect("the token gets in"));
+    js.query_account().await.expect("JetStream answers");
+    assert_eq!(
+        server.url_with_auth(),
+        server.url().replace("nats://", "nats://t0k%2Fen@")
+    );
+}

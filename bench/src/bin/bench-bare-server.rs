@@ -12,7 +12,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use clap::Parser;
-use hookwarden_receiver::transport::{Limits, Mode, TlsMode, Transport, TransportError};
+use hookwarden_receiver::transport::{
+    Limits, Mode, PeerPolicy, TlsMode, Transport, TransportError,
+};
 
 #[derive(Debug, Parser)]
 #[command(about = "A bare axum+rustls server: read the body, answer 200")]
@@ -63,7 +65,15 @@ async fn run(args: Args) -> Result<(), Error> {
             std::future::pending::<()>().await;
         }
     };
-    transport.serve(router, listener, shutdown).await;
+    transport
+        // Every peer counts as a proxy: the baseline has no per-source caps.
+        .serve(
+            router,
+            listener,
+            PeerPolicy::new(|_| true, |_, _| {}),
+            shutdown,
+        )
+        .await;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use hookwarden_crds::WebhookEndpoint;
+use hookwarden_receiver::nats_url::NatsUrl;
 use hookwarden_receiver::publish::{
     self, EnsureStreamError, StreamOutcome, Target, connect_options,
 };
@@ -32,8 +33,10 @@ const NATS_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Credentials(Secret);
 
 impl Credentials {
-    /// Wraps the content of a `.creds` file.
+    /// Wraps the content of a `.creds` file, and keeps its JWT and seed out
+    /// of every log line from now on.
     pub fn new(creds: Vec<u8>) -> Self {
+        hookwarden_receiver::logging::register_creds(&String::from_utf8_lossy(&creds));
         Self(Secret::from(creds))
     }
 }
@@ -198,10 +201,18 @@ async fn manage(
     let client = match connections.cached(&key) {
         Some(client) => client,
         None => {
-            let connected = options
-                .name("hookwarden-operator")
-                .connection_timeout(NATS_TIMEOUT)
-                .connect(url)
+            // The URL's user and password (or token) are passed explicitly:
+            // the client would not send them.
+            let nats_url = match NatsUrl::parse(url) {
+                Ok(nats_url) => nats_url,
+                Err(error) => return state(false, "NatsUnreachable", error.to_string()),
+            };
+            let connected = nats_url
+                .connect(
+                    options
+                        .name("hookwarden-operator")
+                        .connection_timeout(NATS_TIMEOUT),
+                )
                 .await;
             match connected {
                 Ok(client) => {
@@ -211,9 +222,9 @@ async fn manage(
                 Err(error) => {
                     use async_nats::ConnectErrorKind::{Authentication, AuthorizationViolation};
                     let (reason, hint) = match error.kind() {
-                        AuthorizationViolation | Authentication => (
+                        Some(AuthorizationViolation | Authentication) => (
                             "NatsUnauthorized",
-                            "check spec.nats.credentialsSecretRef (or the operator's NATS credentials for the default NATS)",
+                            "check spec.nats.credentialsSecretRef (or the operator's NATS credentials for the default NATS: --nats-credentials-file, or the user and password in --nats-url)",
                         ),
                         _ => (
                             "NatsUnreachable",
@@ -224,7 +235,7 @@ async fn manage(
                         false,
                         reason,
                         format!(
-                            "cannot connect to NATS at {shown}: {error}; receivers answer 503 until they can store deliveries; {hint}"
+                            "{error}; receivers answer 503 until they can store deliveries; {hint}"
                         ),
                     );
                 }

@@ -99,8 +99,10 @@ pub type SecretKey = (String, String);
 pub struct ResolvedSecrets(BTreeMap<SecretKey, Vec<u8>>);
 
 impl ResolvedSecrets {
-    /// Records the value of `key` in Secret `name`.
+    /// Records the value of `key` in Secret `name`, and keeps it out of
+    /// every log line from now on, whoever writes it.
     pub fn insert(&mut self, name: &str, key: &str, value: Vec<u8>) {
+        hookwarden_receiver::logging::register_secret(&value);
         self.0.insert((name.to_owned(), key.to_owned()), value);
     }
 

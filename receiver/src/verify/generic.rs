@@ -91,6 +91,13 @@ impl GenericVerifier {
             .basic
             .map(|(check, passwords)| {
                 non_empty("verification.basicAuth", &passwords)?;
+                // `user:password` is what the Authorization header encodes:
+                // its base64 must not reach a log line either.
+                for password in &passwords {
+                    let mut pair = format!("{}:", check.username).into_bytes();
+                    pair.extend_from_slice(password.expose());
+                    crate::logging::register_secret(&pair);
+                }
                 Ok::<_, VerifierError>(BasicVerifier {
                     username: digest(check.username.as_bytes()),
                     passwords: passwords.iter().map(|p| digest(p.expose())).collect(),
@@ -105,7 +112,11 @@ impl GenericVerifier {
                     .iter()
                     .enumerate()
                     .map(|(index, key)| decode_key(check.key_encoding, key, index))
-                    .collect::<Result<_, _>>()?;
+                    .collect::<Result<Vec<_>, _>>()?;
+                // A hex or base64 key is a secret once decoded too.
+                for key in &keys {
+                    crate::logging::register_secret(key.expose());
+                }
                 Ok::<_, VerifierError>(HmacVerifier {
                     algorithm: check.algorithm,
                     signature_header: check.signature_header.to_ascii_lowercase(),
@@ -428,6 +439,22 @@ impl Verifier for GenericVerifier {
             names.push(hmac.signature_header.as_str());
         }
         names
+    }
+
+    /// The token and Basic checks need no body: made whole, in the order
+    /// [`Verifier::verify`] makes them; the HMAC's header must be present.
+    fn precheck(&self, request: &super::Head<'_>) -> Result<(), Rejection> {
+        let headers = request.headers;
+        if let Some(token) = &self.token {
+            token.verify(headers)?;
+        }
+        if let Some(basic) = &self.basic {
+            basic.verify(headers)?;
+        }
+        if let Some(hmac) = &self.hmac {
+            super::hmac_common::signature_header(headers, &hmac.signature_header)?;
+        }
+        Ok(())
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {

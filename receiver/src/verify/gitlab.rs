@@ -127,6 +127,18 @@ impl Verifier for GitlabVerifier {
         vec![TOKEN_HEADER]
     }
 
+    /// The secret token is checked whole (it needs no body); with signing
+    /// tokens, their signature header must be there.
+    fn precheck(&self, request: &super::Head<'_>) -> Result<(), Rejection> {
+        if let Some((verifier, _)) = &self.signing {
+            verifier.precheck(request)?;
+        }
+        if !self.tokens.is_empty() {
+            self.verify_token(request.headers)?;
+        }
+        Ok(())
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         // Every configured kind of secret must be satisfied.
         let signed = match &self.signing {

@@ -128,6 +128,15 @@ impl Verifier for MetaVerifier {
     fn answers_get(&self) -> bool {
         true
     }
+
+    /// The subscription GET carries no signature (it is checked by its verify
+    /// token, in the query); a POST must carry its signature header.
+    fn precheck(&self, request: &super::Head<'_>) -> Result<(), Rejection> {
+        if request.method == Method::GET {
+            return Ok(());
+        }
+        super::credential_header_present(request.headers, &self.secret_headers())
+    }
 }
 
 /// The query of Meta's subscription handshake GET.

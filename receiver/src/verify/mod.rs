@@ -80,6 +80,45 @@ pub struct Incoming<'a> {
     pub body: &'a [u8],
 }
 
+/// A request before its body is read: what [`Verifier::precheck`] sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    /// The HTTP method.
+    pub method: &'a Method,
+    /// The request target as received.
+    pub uri: &'a Uri,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+}
+
+/// The default [`Verifier::precheck`]: at least one of `names` (the headers
+/// a signature or token is read from) is present; each present one occurs
+/// once and is of sane length. No names: nothing to check before the body.
+pub(crate) fn credential_header_present(
+    headers: &HeaderMap,
+    names: &[&str],
+) -> Result<(), Rejection> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut present = false;
+    for name in names {
+        match single_header(headers, name) {
+            Err(()) => return Err(Rejection::SignatureMalformed),
+            Ok(Some(value)) if value.len() > hmac_common::MAX_SIGNATURE_HEADER_LEN => {
+                return Err(Rejection::SignatureMalformed);
+            }
+            Ok(Some(_)) => present = true,
+            Ok(None) => {}
+        }
+    }
+    if present {
+        Ok(())
+    } else {
+        Err(Rejection::SignatureMissing)
+    }
+}
+
 /// What to do with a verified request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -223,6 +262,16 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
     /// Verifies a delivery from its headers and raw body bytes.
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection>;
 
+    /// The checks that need no body, made before the body is read, so a
+    /// request that can never verify costs no body buffer and no body-read
+    /// slot. By default: one of [`Verifier::secret_headers`] is present,
+    /// occurs once and is not absurdly long. A preset whose signature is in
+    /// the body (no secret headers) passes. Whatever passes here is still
+    /// fully checked by [`Verifier::check`].
+    fn precheck(&self, request: &Head<'_>) -> Result<(), Rejection> {
+        credential_header_present(request.headers, &self.secret_headers())
+    }
+
     /// Verifies a whole request; what the receiver calls. Presets that sign
     /// only headers and body keep this default, which is [`Verifier::verify`].
     fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
@@ -252,6 +301,10 @@ impl Verifier for PublishHandshakes {
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         self.0.verify(headers, body)
+    }
+
+    fn precheck(&self, request: &Head<'_>) -> Result<(), Rejection> {
+        self.0.precheck(request)
     }
 
     fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
@@ -347,6 +400,28 @@ pub(crate) fn parse_keys<K>(
             })
         })
         .collect()
+}
+
+/// How long after a delivery is first stored a capture of it still
+/// verifies, in seconds: a signed timestamp is accepted up to the tolerance
+/// either side of the receiver's clock, and the provider's clock may be that
+/// far ahead, so a delivery stored at `t` can be replayed until
+/// `t + 2 × tolerance`. The stream's duplicate window must cover it
+/// ([`crate::publish::StreamSettings::from_spec`]). Presets with a fixed
+/// window use theirs; presets without a signed timestamp use the default
+/// tolerance (their replays are bounded only by de-duplication).
+pub fn replay_window_secs(spec: &WebhookEndpointSpec) -> u32 {
+    let tolerance = match spec.provider {
+        Provider::Twitch => twitch::TOLERANCE_SECS,
+        Provider::Discord | Provider::Sendgrid | Provider::Mailgun => {
+            DEFAULT_TIMESTAMP_TOLERANCE_SECS
+        }
+        _ => spec
+            .timestamp_tolerance_seconds
+            .unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS)
+            .max(1),
+    };
+    tolerance.saturating_mul(2)
 }
 
 /// The verifier an endpoint's spec asks for, with its secrets loaded by

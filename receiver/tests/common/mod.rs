@@ -1,5 +1,7 @@
-//! What the receiver's integration tests share: the real receiver bound to
-//! port 0 in front of a private nats-server, and a small HTTP client.
+//! What the receiver's integration tests share: the real receiver,
+//! assembled from its manifest by `app::start` exactly as the binary is,
+//! bound to port 0 in front of a private nats-server, and a small HTTP
+//! client. (`binary` runs the binary itself.)
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
@@ -11,12 +13,11 @@ use std::time::Duration;
 use async_nats::jetstream;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use hookwarden_receiver::publish::{Publisher, Target};
-use hookwarden_receiver::secrets::Secret;
-use hookwarden_receiver::server::{self, AppState};
-use hookwarden_receiver::transport::{Limits, Mode, Transport};
-use hookwarden_receiver::verify;
-use hookwarden_tests::NatsServer;
+use hookwarden_receiver::app;
+use hookwarden_receiver::publish::Target;
+use hookwarden_receiver::server::AppState;
+use hookwarden_receiver::transport::Mode;
+use hookwarden_tests::{InProcessReceiver, NatsServer};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
@@ -24,13 +25,18 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sha2::Sha256;
-use tokio::sync::oneshot;
 
 pub const SECRET: &str = "It's a Secret to Everybody";
 pub const ENDPOINT: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
     metadata: {name: github, namespace: ci}\n\
-    spec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n";
-pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+    spec:\n  provider: github\n  secretRefs: [{name: gh, key: secret}]\n";
+pub const PUBLISH_TIMEOUT: Duration = hookwarden_tests::receiver::PUBLISH_TIMEOUT;
+
+/// [`ENDPOINT`] with `extra` lines appended to its spec (each indented by
+/// two spaces, e.g. `"  allowedSourceCidrs: [10.0.0.0/8]\n"`).
+pub fn github_manifest(extra: &str) -> String {
+    format!("{ENDPOINT}{extra}")
+}
 
 /// How much longer the fault tests run: `HOOKWARDEN_SOAK_SCALE` (default 1,
 /// what `make test` runs). `bench/soak.sh` raises it: the kill tests repeat
@@ -46,127 +52,83 @@ pub fn soak_scale() -> usize {
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
-/// A receiver serving on a port of its own, stopped on drop.
+/// A receiver assembled from its manifest the way `hookwarden-receiver
+/// serve` assembles it ([`app::start`]), serving plain HTTP on a port of its
+/// own in this process, with an HTTP client; stopped on drop.
 pub struct Receiver {
     pub url: String,
     pub target: Target,
-    stop: Option<oneshot::Sender<()>>,
+    pub state: AppState,
+    pub ops: String,
+    pub inner: InProcessReceiver,
     pub http: Client<HttpConnector, Body>,
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+/// The GitHub endpoint [`ENDPOINT`] (with `extra` spec lines), storing in
+/// `nats`, its settings changed by `configure`.
+pub async fn start_github(
+    nats: &NatsServer,
+    body_limit: usize,
+    extra: &str,
+    configure: impl FnOnce(&mut app::Settings),
+) -> Receiver {
+    start_manifest_with(
+        nats,
+        &github_manifest(extra),
+        &[("gh/secret", SECRET.as_bytes())],
+        |settings| {
+            settings.max_body_bytes = body_limit;
+            configure(settings);
+        },
+    )
+    .await
 }
 
-/// The request pipeline of the GitHub endpoint [`ENDPOINT`], storing in
-/// `nats`.
-pub async fn app_state(nats: &NatsServer, body_limit: usize) -> (AppState, Target) {
-    let endpoint = hookwarden_crds::from_yaml(ENDPOINT).expect("endpoint manifest");
-    let target = Target::for_endpoint(&endpoint).expect("target");
-    let verifier = verify::for_provider(
-        endpoint.spec.provider,
-        vec![Secret::from(SECRET.as_bytes())],
-        None,
-    )
-    .expect("verifier");
-    let client = nats.connect().await.expect("connect to NATS");
-    let publisher = Publisher::new(client, target.clone(), PUBLISH_TIMEOUT);
-    publisher.ensure_stream().await.expect("stream");
-    (
-        AppState::with_body_limit(verifier, publisher, body_limit),
-        target,
-    )
-}
-
-/// The receiver over plain HTTP for the endpoint `manifest`, verifying with
-/// its provider preset and `secret`.
+/// The receiver over plain HTTP for the endpoint `manifest`, every secret
+/// it refers to holding `secret`.
 pub async fn start_endpoint(nats: &NatsServer, manifest: &str, secret: &[u8]) -> Receiver {
     let endpoint = hookwarden_crds::from_yaml(manifest).expect("endpoint manifest");
-    let target = Target::for_endpoint(&endpoint).expect("target");
-    let verifier = verify::for_provider(endpoint.spec.provider, vec![Secret::from(secret)], None)
-        .expect("verifier");
-    let client = nats.connect().await.expect("connect to NATS");
-    let publisher = Publisher::new(client, target.clone(), PUBLISH_TIMEOUT);
-    publisher.ensure_stream().await.expect("stream");
-    serve_plain(AppState::new(verifier, publisher), target).await
+    let names: Vec<String> = hookwarden_receiver::reload::secret_refs(&endpoint.spec)
+        .iter()
+        .map(|r| format!("{}/{}", r.name, r.key))
+        .collect();
+    let secrets: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), secret)).collect();
+    start_manifest(nats, manifest, &secrets).await
 }
 
-/// The receiver over plain HTTP for the endpoint `manifest`, built as the
-/// real receiver builds it (`verify::for_endpoint`: public URL, handshake
-/// settings), each secret ref `name/key` read from `secrets`, serving on
-/// `spec.ingress.path` (or `/`).
+/// The receiver over plain HTTP for the endpoint `manifest`, each secret
+/// `name/key` of `secrets` written where the manifest refers to it,
+/// serving on `spec.ingress.path` (or `/`).
 pub async fn start_manifest(
     nats: &NatsServer,
     manifest: &str,
     secrets: &[(&str, &[u8])],
 ) -> Receiver {
-    let endpoint = hookwarden_crds::from_yaml(manifest).expect("endpoint manifest");
-    let target = Target::for_endpoint(&endpoint).expect("target");
-    let verifier = verify::for_endpoint(&endpoint.spec, |refs| {
-        Ok(refs
-            .iter()
-            .map(|r| {
-                let name = format!("{}/{}", r.name, r.key);
-                let value = secrets
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .unwrap_or_else(|| panic!("no test secret {name}"));
-                Secret::from(value.1)
-            })
-            .collect())
-    })
-    .expect("verifier");
-    let client = nats.connect().await.expect("connect to NATS");
-    let publisher = Publisher::new(client, target.clone(), PUBLISH_TIMEOUT);
-    publisher.ensure_stream().await.expect("stream");
-    let path = endpoint
-        .spec
-        .ingress
-        .as_ref()
-        .map_or("/", |ingress| ingress.path.as_str());
-    let mut receiver =
-        serve_plain(AppState::new(verifier, publisher).with_path(path), target).await;
-    receiver.url = format!("{}{}", receiver.url.trim_end_matches('/'), path);
-    receiver
+    start_manifest_with(nats, manifest, secrets, |_| {}).await
 }
 
-async fn serve_plain(state: AppState, target: Target) -> Receiver {
-    let transport =
-        Transport::new(&Mode::InsecureHttp, Limits::default()).expect("plain HTTP transport");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}/", listener.local_addr().expect("addr"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::serve(state, listener, transport, async {
-        let _ = stopped.await;
-    }));
+/// As [`start_manifest`], with the process settings changed by `configure`.
+pub async fn start_manifest_with(
+    nats: &NatsServer,
+    manifest: &str,
+    secrets: &[(&str, &[u8])],
+    configure: impl FnOnce(&mut app::Settings),
+) -> Receiver {
+    let inner =
+        InProcessReceiver::start(nats, manifest, secrets, Mode::InsecureHttp, configure).await;
     Receiver {
-        url,
-        target,
-        stop: Some(stop),
+        url: inner.url.clone(),
+        target: inner.target.clone(),
+        state: inner.state.clone(),
+        ops: inner.ops.clone(),
+        inner,
         http: Client::builder(TokioExecutor::new()).build_http(),
     }
 }
 
 /// The receiver over plain HTTP (`--tls-mode insecure-http`).
 pub async fn start_receiver(nats: &NatsServer, body_limit: usize) -> Receiver {
-    start_receiver_with(nats, body_limit, |state| state).await
-}
-
-/// As [`start_receiver`], with `configure` applied to the state (trusted
-/// proxies, allowlist, rate limits, ...).
-pub async fn start_receiver_with(
-    nats: &NatsServer,
-    body_limit: usize,
-    configure: impl FnOnce(AppState) -> AppState,
-) -> Receiver {
-    let (state, target) = app_state(nats, body_limit).await;
-    serve_plain(configure(state), target).await
+    start_github(nats, body_limit, "", |_| {}).await
 }
 
 pub fn sign(body: &[u8]) -> String {
@@ -182,6 +144,11 @@ pub struct Answer {
 }
 
 impl Receiver {
+    /// The Prometheus text of the receiver's metrics.
+    pub fn metrics(&self) -> String {
+        self.state.metrics().render()
+    }
+
     pub async fn post(&self, body: Body, headers: &[(&str, &str)]) -> Answer {
         let mut request = Request::post(&self.url);
         for (name, value) in headers {

@@ -1,0 +1,439 @@
+//! Assembling a receiver from its manifest: the one way it is put together,
+//! used by `hookwarden-receiver serve` and by every test that runs the
+//! receiver in process.
+//!
+//! [`start`] checks everything before the port opens — flags, manifest,
+//! secrets, the NATS connection, the stream, the body cap against NATS's
+//! `max_payload` — so a receiver that listens can verify and store, and
+//! providers never get errors a correctly configured replica would not give.
+//! [`Receiver::serve`] then runs the public listener, the operations port,
+//! the reload of the manifest and secrets, and the stream check, until
+//! shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::body;
+use crate::ops::{self, Metrics, Readiness};
+use crate::publish::{EnsureStreamError, StreamCheck};
+use crate::reload;
+use crate::server::{self, AppState, ServeOptions};
+use crate::transport::{self, Limits, Mode, Stopped, TlsMode, Transport};
+
+/// How often the endpoint's stream is looked up (one `STREAM.INFO`) so
+/// `/readyz` notices a stream deleted under a running receiver, which
+/// creates it again when it manages it.
+pub const STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The options of `serve` (flags, or the environment).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// The WebhookEndpoint manifest (YAML).
+    #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
+    pub endpoint: PathBuf,
+    /// Directory laid out like mounted Secrets: `<dir>/<secret name>/<key>`.
+    #[arg(long, env = "HOOKWARDEN_SECRETS_DIR")]
+    pub secrets_dir: PathBuf,
+    /// The NATS server to store deliveries in.
+    #[arg(
+        long,
+        env = "HOOKWARDEN_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// Address to listen on.
+    #[arg(long, env = "HOOKWARDEN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Seconds to wait for JetStream to acknowledge a delivery before
+    /// answering 503.
+    #[arg(long, env = "HOOKWARDEN_PUBLISH_TIMEOUT_SECS", default_value_t = 3)]
+    pub publish_timeout_secs: u64,
+    /// Largest accepted body in bytes; larger deliveries get 413. The
+    /// process default: a manifest's `spec.request.maxBodyBytes` wins.
+    #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = server::DEFAULT_BODY_LIMIT)]
+    pub max_body_bytes: usize,
+    /// `terminate`: serve HTTPS with --tls-cert/--tls-key (re-read when
+    /// the files change). `behind-ingress`: plain HTTP behind a proxy that
+    /// terminates TLS. `insecure-http`: plain HTTP for local development
+    /// only.
+    #[arg(
+        long,
+        env = "HOOKWARDEN_TLS_MODE",
+        value_enum,
+        default_value = "terminate"
+    )]
+    pub tls_mode: TlsMode,
+    /// PEM certificate chain (leaf first) for --tls-mode terminate.
+    #[arg(long, env = "HOOKWARDEN_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate for --tls-mode terminate.
+    #[arg(long, env = "HOOKWARDEN_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Address of the operations port: /healthz, /readyz, /metrics. Kept
+    /// apart from the public listener (in a pod: 0.0.0.0:9090).
+    #[arg(
+        long,
+        env = "HOOKWARDEN_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub metrics_listen: SocketAddr,
+    /// Verified deliveries being stored at once; more get 503 `overloaded`
+    /// (a stalled NATS is answered quickly instead of queueing).
+    #[arg(long, env = "HOOKWARDEN_MAX_IN_FLIGHT", default_value_t = server::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+    /// Bytes of request bodies held at once, over all requests; a body that
+    /// would pass it gets 503 `overloaded`. Bounds the memory of bodies
+    /// whatever the number of connections.
+    #[arg(long, env = "HOOKWARDEN_MAX_BUFFERED_BODY_BYTES", default_value_t = body::DEFAULT_MAX_BUFFERED_BYTES)]
+    pub max_buffered_body_bytes: usize,
+    /// Bodies one source (an IPv4 address, an IPv6 network of
+    /// `spec.rateLimit.ipv6PrefixLength` bits) may be sending at once; more
+    /// get 429.
+    #[arg(long, env = "HOOKWARDEN_MAX_BODY_READS_PER_SOURCE", default_value_t = server::DEFAULT_MAX_BODY_READS_PER_SOURCE)]
+    pub max_body_reads_per_source: usize,
+    /// Connections one source (an IPv4 address, an IPv6 /64) may hold at
+    /// once; trusted proxies are not held to it.
+    #[arg(long, env = "HOOKWARDEN_MAX_CONNECTIONS_PER_SOURCE", default_value_t = transport::MAX_CONNECTIONS_PER_SOURCE)]
+    pub max_connections_per_source: usize,
+    /// Seconds between checks of the manifest and secret files for
+    /// changes (applied without dropping connections).
+    #[arg(long, env = "HOOKWARDEN_RELOAD_INTERVAL_SECS", default_value_t = 2)]
+    pub reload_interval_secs: u64,
+}
+
+impl ServeArgs {
+    /// The settings these flags describe.
+    pub fn settings(self) -> Result<Settings, transport::TransportError> {
+        let mode = Mode::from_flags(self.tls_mode, self.tls_cert, self.tls_key)?;
+        let mut settings = Settings::new(self.endpoint, self.secrets_dir, mode);
+        settings.nats_url = self.nats_url;
+        settings.listen = self.listen;
+        settings.metrics_listen = self.metrics_listen;
+        settings.publish_timeout = Duration::from_secs(self.publish_timeout_secs);
+        settings.max_body_bytes = self.max_body_bytes;
+        settings.serve.max_in_flight = self.max_in_flight;
+        settings.serve.max_buffered_body_bytes = self.max_buffered_body_bytes;
+        settings.serve.max_body_reads_per_source = self.max_body_reads_per_source;
+        settings.limits.max_connections_per_source = self.max_connections_per_source;
+        settings.reload_interval = Duration::from_secs(self.reload_interval_secs.max(1));
+        Ok(settings)
+    }
+}
+
+/// How the process runs: what [`ServeArgs`] says, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `WebhookEndpoint` manifest.
+    pub endpoint: PathBuf,
+    /// `<dir>/<secret name>/<key>`.
+    pub secrets_dir: PathBuf,
+    /// The NATS server(s); credentials in it are never logged.
+    pub nats_url: String,
+    /// The public listener.
+    pub listen: SocketAddr,
+    /// The operations port (`/healthz`, `/readyz`, `/metrics`).
+    pub metrics_listen: SocketAddr,
+    /// How long JetStream may take to acknowledge a delivery.
+    pub publish_timeout: Duration,
+    /// The body cap when the manifest sets none.
+    pub max_body_bytes: usize,
+    /// TLS, behind an ingress, or plain HTTP.
+    pub mode: Mode,
+    /// Connection limits and timeouts.
+    pub limits: Limits,
+    /// Request limits that are the process's, not the manifest's (whether
+    /// HTTPS must be reported by a proxy follows `mode`).
+    pub serve: ServeOptions,
+    /// How often the manifest and secrets are checked for changes.
+    pub reload_interval: Duration,
+    /// How often the stream is checked ([`STREAM_CHECK_INTERVAL`]).
+    pub stream_check_interval: Duration,
+}
+
+impl Settings {
+    /// The defaults of `serve` for the manifest at `endpoint` and the
+    /// secrets under `secrets_dir`, in `mode`.
+    pub fn new(endpoint: PathBuf, secrets_dir: PathBuf, mode: Mode) -> Self {
+        Self {
+            endpoint,
+            secrets_dir,
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            publish_timeout: Duration::from_secs(3),
+            max_body_bytes: server::DEFAULT_BODY_LIMIT,
+            mode,
+            limits: Limits::default(),
+            serve: ServeOptions::default(),
+            reload_interval: reload::DEFAULT_RELOAD_INTERVAL,
+            stream_check_interval: STREAM_CHECK_INTERVAL,
+        }
+    }
+}
+
+/// Why the receiver could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The TLS flags or certificate.
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    /// The manifest, a secret, the stream or the body cap.
+    #[error(transparent)]
+    Load(#[from] reload::LoadError),
+    /// The NATS URL is unusable, or NATS did not accept the connection
+    /// (never showing the URL's credentials).
+    #[error(transparent)]
+    Nats(#[from] crate::nats_url::NatsConnectError),
+    /// A port could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A receiver that passed every start-up check and holds its ports.
+#[derive(Debug)]
+pub struct Receiver {
+    state: AppState,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    transport: Transport,
+    listener: tokio::net::TcpListener,
+    ops_listener: tokio::net::TcpListener,
+    sources: reload::Sources,
+    settings: Settings,
+}
+
+/// Checks the settings, the manifest and its secrets, connects to NATS,
+/// makes sure the stream takes deliveries, and opens both ports.
+pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
+    // First the flags and the manifest: mistakes there are the cheapest to
+    // report, and are reported before NATS is contacted.
+    let transport = Transport::new(&settings.mode, settings.limits.clone())?;
+    let checked = reload::check(&settings.endpoint, &settings.secrets_dir)?;
+    let metrics = Arc::new(Metrics::new(Some(transport.stats())));
+
+    // The URL's user and password (or token) are passed explicitly.
+    let options = with_nats_events(checked.connect_options()?, Arc::clone(&metrics));
+    let client = crate::nats_url::connect(&settings.nats_url, options).await?;
+    // Refuses a body cap over the server's max_payload before listening.
+    let (endpoint, pipeline) = checked
+        .connect(
+            client.clone(),
+            settings.publish_timeout,
+            settings.max_body_bytes,
+            None,
+        )
+        .await?;
+    reload::log_source_restriction(&endpoint, &pipeline);
+    // Behind an ingress, only requests a trusted proxy received over HTTPS.
+    let options = ServeOptions {
+        require_forwarded_https: settings.mode.require_forwarded_https(),
+        ..settings.serve.clone()
+    };
+    let state = AppState::new(pipeline, options, Arc::clone(&metrics));
+    let readiness = Readiness::new(Some(client.clone()));
+    readiness.set_config_loaded(true);
+
+    let listener = bind(settings.listen).await?;
+    let ops_listener = bind(settings.metrics_listen).await?;
+    let sources = reload::Sources {
+        endpoint: settings.endpoint.clone(),
+        secrets_dir: settings.secrets_dir.clone(),
+        nats: client,
+        publish_timeout: settings.publish_timeout,
+        default_body_limit: settings.max_body_bytes,
+    };
+    Ok(Receiver {
+        state,
+        metrics,
+        readiness,
+        transport,
+        listener,
+        ops_listener,
+        sources,
+        settings,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+impl Receiver {
+    /// The public listener's address (the port, when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.settings.listen)
+    }
+
+    /// The operations port's address.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_listener
+            .local_addr()
+            .unwrap_or(self.settings.metrics_listen)
+    }
+
+    /// Whether the public listener terminates TLS.
+    pub fn is_tls(&self) -> bool {
+        self.transport.is_tls()
+    }
+
+    /// The transport's counters (handshakes, certificate reloads, idle
+    /// connections closed).
+    pub fn transport_stats(&self) -> Arc<transport::TransportStats> {
+        self.transport.stats()
+    }
+
+    /// The request handlers' state (what is served now).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains.
+    pub async fn serve<F>(self, shutdown: F) -> Stopped
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Self {
+            state,
+            metrics,
+            readiness,
+            transport,
+            listener,
+            ops_listener,
+            sources,
+            settings,
+        } = self;
+        let target = state.target();
+        tracing::info!(
+            endpoint = target.endpoint.as_str(),
+            listen = %listener.local_addr().unwrap_or(settings.listen),
+            metrics_listen = %ops_listener.local_addr().unwrap_or(settings.metrics_listen),
+            path = state.path().as_str(),
+            stream = target.stream.as_str(),
+            subject_prefix = target.subject_prefix.as_str(),
+            tls_mode = settings.mode.label(),
+            require_forwarded_https = settings.mode.require_forwarded_https(),
+            "hookwarden-receiver serving"
+        );
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let reloading = tokio::spawn(reload::watch(
+            sources,
+            state.clone(),
+            settings.reload_interval.max(Duration::from_millis(100)),
+            readiness.clone(),
+            stop_rx.clone(),
+        ));
+        let checking = tokio::spawn(check_stream(
+            state.clone(),
+            readiness.clone(),
+            settings.stream_check_interval,
+        ));
+        let ops_stop = stop_rx.clone();
+        let ops = tokio::spawn(async move {
+            let served = axum::serve(ops_listener, ops::router(metrics, readiness))
+                .with_graceful_shutdown(stopped(ops_stop))
+                .await;
+            if let Err(err) = served {
+                tracing::error!(error = %err, "operations port failed");
+            }
+        });
+        let stopped = server::serve(state, listener, transport, stopped(stop_rx)).await;
+        checking.abort();
+        reloading.abort();
+        ops.abort();
+        stopped
+    }
+}
+
+/// Completes once shutdown was requested; never if the signal task is gone
+/// without requesting it (that must not stop the server).
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// NATS trouble in the receiver's own words (the client library only logs
+/// at INFO): a lost connection is a WARN (deliveries get 503 meanwhile), a
+/// server error an ERROR; `hookwarden_nats_disconnected` follows.
+fn with_nats_events(
+    options: async_nats::ConnectOptions,
+    metrics: Arc<Metrics>,
+) -> async_nats::ConnectOptions {
+    options.event_callback(move |event| {
+        let metrics = Arc::clone(&metrics);
+        async move {
+            match event {
+                async_nats::Event::Connected => {
+                    metrics.nats_disconnected.set(0);
+                    tracing::info!("connected to NATS");
+                }
+                async_nats::Event::Disconnected => {
+                    metrics.nats_disconnected.set(1);
+                    tracing::warn!(
+                        "lost the NATS connection; deliveries are answered 503 until it is back"
+                    );
+                }
+                async_nats::Event::ServerError(err) => {
+                    tracing::error!(error = %err, "the NATS server reported an error");
+                }
+                async_nats::Event::LameDuckMode => {
+                    tracing::warn!("the NATS server is shutting down (lame duck mode)");
+                }
+                async_nats::Event::SlowConsumer(_) => {
+                    tracing::warn!("NATS reports this client as a slow consumer");
+                }
+                async_nats::Event::ClientError(err) => {
+                    tracing::error!(error = %err, "NATS client error");
+                }
+                other => tracing::debug!(event = %other, "NATS event"),
+            }
+        }
+    })
+}
+
+/// Looks the stream up every `interval`: a stream deleted under a running
+/// receiver is created again when the endpoint manages it, and otherwise
+/// makes `/readyz` fail with the reason, instead of every delivery getting
+/// 503 while the replica says it is ready.
+async fn check_stream(state: AppState, readiness: Readiness, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(100)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let publisher = state.publisher();
+        match publisher.check_stream().await {
+            Ok(StreamCheck::Present) => readiness.set_stream_problem(None),
+            Ok(StreamCheck::Recreated) => {
+                tracing::warn!(
+                    stream = publisher.target().stream.as_str(),
+                    "the JetStream stream was missing and has been created again"
+                );
+                readiness.set_stream_problem(None);
+            }
+            Err(
+                err @ (EnsureStreamError::NotFound { .. }
+                | EnsureStreamError::Conflict(_)
+                | EnsureStreamError::Rejected { .. }),
+            ) => {
+                tracing::error!(error = %err, "the JetStream stream cannot take deliveries");
+                readiness.set_stream_problem(Some(err.to_string()));
+            }
+            // NATS itself is away: `/readyz` already says so.
+            Err(err) => tracing::debug!(error = %err, "the stream check got no answer"),
+        }
+    }
+}
