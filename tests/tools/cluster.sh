@@ -121,7 +121,7 @@ make_pki() {
         -out "$1.crt" -days 3650 -extfile "$1.ext"
     }
     sign apiserver "/CN=kube-apiserver" \
-      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+      "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:127.2.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
     # Member of system:masters: the admin of this throwaway cluster.
     sign admin "/O=system:masters/CN=hookwarden-admin" "extendedKeyUsage=clientAuth"
     openssl genrsa -out sa.key 2048
@@ -261,7 +261,7 @@ up() {
     --client-ca-file "$pki/ca.crt" --authorization-mode RBAC \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/16 --allow-privileged=true --profiling=false \
+    --service-cluster-ip-range 127.2.0.0/16 --allow-privileged=true --profiling=false \
     --endpoint-reconciler-type none \
     --enable-admission-plugins PodNodeSelector,PodTolerationRestriction
   wait_for kube-apiserver apiserver_ready
@@ -344,7 +344,9 @@ start_cert_manager() {
 
 # Traefik v3 with its Kubernetes Ingress provider, as its ServiceAccount
 # (a token from the TokenRequest API, the cluster's CA), serving the
-# IngressClass "traefik" on one HTTPS entry point.
+# IngressClass "traefik" on one HTTPS entry point. It sends to each Service's
+# ClusterIP (nativeLB): EndpointSlices cannot list loopback pod IPs, and the
+# pod runner serves ClusterIPs (loopback, 127.2.0.0/16) as kube-proxy would.
 start_traefik() {
   local kubectl; kubectl=$(tool_path kubectl)
   "$kubectl" --kubeconfig "$kubeconfig" -n hookwarden-system create token traefik --duration 48h \
@@ -361,6 +363,7 @@ start_traefik() {
     --providers.kubernetesingress.token="$run/traefik.token" \
     --providers.kubernetesingress.certauthfilepath="$pki/ca.crt" \
     --providers.kubernetesingress.ingressclass=traefik \
+    --providers.kubernetesingress.nativeLBByDefault=true \
     --providers.kubernetesingress.ingressendpoint.ip=127.0.0.1 \
     --log.level=INFO --accesslog=true
   wait_for traefik curl -fsS --max-time 2 "http://127.0.0.1:$TRAEFIK_ADMIN_PORT/ping"

@@ -129,6 +129,51 @@ struct Context {
     client: Client,
     settings: Settings,
     addresses: Mutex<Addresses>,
+    /// The ready pods, by uid: what the service proxy forwards to.
+    endpoints: Mutex<HashMap<String, Endpoint>>,
+}
+
+/// A ready pod as the service proxy sees it.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    ip: Ipv4Addr,
+    /// Container port names → numbers (for named targetPorts).
+    ports: BTreeMap<String, u16>,
+}
+
+impl Context {
+    fn set_endpoint(&self, pod: &Pod, container: &Container, ip: Option<Ipv4Addr>) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let Ok(mut endpoints) = self.endpoints.lock() else {
+            return;
+        };
+        match ip {
+            Some(ip) => {
+                let ports = container
+                    .ports
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| Some((p.name.clone()?, u16::try_from(p.container_port).ok()?)))
+                    .collect();
+                endpoints.insert(
+                    uid,
+                    Endpoint {
+                        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                        labels: pod.metadata.labels.clone().unwrap_or_default(),
+                        ip,
+                        ports,
+                    },
+                );
+            }
+            None => {
+                endpoints.remove(&uid);
+            }
+        }
+    }
 }
 
 #[tokio::main]
@@ -208,7 +253,9 @@ async fn run() -> Result<()> {
             next: 2,
             used: Default::default(),
         }),
+        endpoints: Mutex::new(HashMap::new()),
     });
+    let proxy = tokio::spawn(service_proxy::run(context.clone()));
     log(format!(
         "running pods of node {node_name} (pod CIDR {cidr}) with binaries from {}",
         context.settings.bin_dir.display()
@@ -250,6 +297,7 @@ async fn run() -> Result<()> {
             }
         }
     }
+    proxy.abort();
     log("stopping every pod process");
     for sender in workers.values() {
         let _ = sender.send(None);
@@ -1173,6 +1221,7 @@ async fn supervise(
     let (mut passes, mut failures, mut live_failures) = (0, 0, 0);
     if readiness.is_none() {
         ready = true;
+        context.set_endpoint(&pod, &container, Some(running.ip));
         patch_status(
             context,
             &pod,
@@ -1207,6 +1256,7 @@ async fn supervise(
                 if changed {
                     ready = now_ready;
                     log(format!("{name}: ready={ready}"));
+                    context.set_endpoint(&pod, &container, ready.then_some(running.ip));
                     if let Err(error) = patch_status(context, &pod, &running_status(&container, running.ip, settings.node_ip, ready, &started, &rfc3339_now())).await {
                         log(format!("{name}: status: {error}"));
                         ready = !ready; // try again at the next probe
@@ -1230,6 +1280,9 @@ async fn supervise(
                 match current {
                     Some(latest) if latest.metadata.deletion_timestamp.is_none() => pod = latest,
                     Some(latest) => {
+                        // Terminating: no new connections, as kube-proxy
+                        // stops sending to a pod the moment it terminates.
+                        context.set_endpoint(&pod, &container, None);
                         let grace = latest.metadata.deletion_grace_period_seconds.unwrap_or(30);
                         log(format!("{name}: deleted: stopping (grace {grace}s)"));
                         stop(&mut running.child, Duration::from_secs(u64::try_from(grace.max(0)).unwrap_or(30))).await;
@@ -1238,6 +1291,7 @@ async fn supervise(
                     }
                     None => {
                         // Gone from the API (or the runner is stopping).
+                        context.set_endpoint(&pod, &container, None);
                         stop(&mut running.child, Duration::from_secs(10)).await;
                         teardown(context, &running.netns, running.ip, &running.pod_dir).await;
                         return Ok(());
@@ -1246,6 +1300,7 @@ async fn supervise(
             }
         }
     };
+    context.set_endpoint(&pod, &container, None);
     let code = exit.and_then(|s| s.code()).unwrap_or(-1);
     log(format!("{name}: process exited ({exit:?}): pod Failed"));
     teardown(context, &running.netns, running.ip, &running.pod_dir).await;
@@ -1280,6 +1335,149 @@ async fn stop(child: &mut tokio::process::Child, grace: Duration) {
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         signal_group(child, Signal::SIGKILL);
         let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    }
+}
+
+/// The Services of the cluster, as kube-proxy would serve them: their
+/// ClusterIPs are loopback addresses here (`--service-cluster-ip-range
+/// 127.2.0.0/16`), so a listener on each ClusterIP and port forwards every
+/// connection (TCP, bytes untouched) to one ready pod of the Service's
+/// selector, round robin; the EndpointSlices that kube-proxy would read
+/// cannot hold loopback pod IPs (the API refuses them), so the ready pods
+/// come from the runner itself, which knows each pod's readiness first hand.
+mod service_proxy {
+    use super::*;
+    use k8s_openapi::api::core::v1::Service;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub(super) async fn run(context: Arc<Context>) {
+        let services: Api<Service> = Api::all(context.client.clone());
+        let mut events = watcher(services, watcher::Config::default()).boxed();
+        // uid → (resourceVersion-independent key of what is served, listeners)
+        let mut served: HashMap<String, (String, Vec<tokio::task::JoinHandle<()>>)> =
+            HashMap::new();
+        while let Some(event) = events.next().await {
+            let (service, present) = match event {
+                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => (s, true),
+                Ok(watcher::Event::Delete(s)) => (s, false),
+                Ok(_) => continue,
+                Err(error) => {
+                    log(format!("service watch: {error}"));
+                    continue;
+                }
+            };
+            let Some(uid) = service.metadata.uid.clone() else {
+                continue;
+            };
+            let key = if present { serving_key(&service) } else { None };
+            if served.get(&uid).map(|(k, _)| Some(k)) == Some(key.as_ref()) {
+                continue;
+            }
+            if let Some((_, listeners)) = served.remove(&uid) {
+                listeners.iter().for_each(tokio::task::JoinHandle::abort);
+            }
+            if let Some(key) = key {
+                let listeners = listen(&context, &service).await;
+                served.insert(uid, (key, listeners));
+            }
+        }
+    }
+
+    /// What a Service asks to be served: ClusterIP, ports, selector.
+    fn serving_key(service: &Service) -> Option<String> {
+        let spec = service.spec.as_ref()?;
+        let ip: Ipv4Addr = spec.cluster_ip.as_ref()?.parse().ok()?;
+        if !ip.is_loopback() || spec.selector.as_ref().is_none_or(BTreeMap::is_empty) {
+            return None;
+        }
+        serde_json::to_string(&(ip, &spec.ports, &spec.selector)).ok()
+    }
+
+    async fn listen(context: &Arc<Context>, service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles = Vec::new();
+        let Some(spec) = service.spec.clone() else {
+            return handles;
+        };
+        let Some(ip) = spec
+            .cluster_ip
+            .as_ref()
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        else {
+            return handles;
+        };
+        let namespace = service.metadata.namespace.clone().unwrap_or_default();
+        let selector = spec.selector.clone().unwrap_or_default();
+        for port in spec.ports.iter().flatten() {
+            if port.protocol.as_deref().is_some_and(|p| p != "TCP") {
+                continue;
+            }
+            let Ok(number) = u16::try_from(port.port) else {
+                continue;
+            };
+            let listener = match tokio::net::TcpListener::bind((ip, number)).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    log(format!(
+                        "service {namespace}/{:?}: cannot listen on {ip}:{number}: {error}",
+                        service.metadata.name
+                    ));
+                    continue;
+                }
+            };
+            let target = port
+                .target_port
+                .clone()
+                .unwrap_or(IntOrString::Int(port.port));
+            let (context, namespace, selector) =
+                (context.clone(), namespace.clone(), selector.clone());
+            let next = Arc::new(AtomicUsize::new(0));
+            handles.push(tokio::spawn(async move {
+                loop {
+                    let Ok((inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let backend = pick(&context, &namespace, &selector, &target, &next);
+                    tokio::spawn(async move {
+                        let Some(backend) = backend else { return };
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await else {
+                            return;
+                        };
+                        let mut inbound = inbound;
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    });
+                }
+            }));
+        }
+        handles
+    }
+
+    /// One ready pod of the selector (round robin) and its target port.
+    fn pick(
+        context: &Context,
+        namespace: &str,
+        selector: &BTreeMap<String, String>,
+        target: &IntOrString,
+        next: &AtomicUsize,
+    ) -> Option<(Ipv4Addr, u16)> {
+        let endpoints = context.endpoints.lock().ok()?;
+        let mut ready: Vec<(Ipv4Addr, u16)> = endpoints
+            .values()
+            .filter(|e| {
+                e.namespace == namespace && selector.iter().all(|(k, v)| e.labels.get(k) == Some(v))
+            })
+            .filter_map(|e| {
+                let port = match target {
+                    IntOrString::Int(n) => u16::try_from(*n).ok()?,
+                    IntOrString::String(name) => *e.ports.get(name)?,
+                };
+                Some((e.ip, port))
+            })
+            .collect();
+        if ready.is_empty() {
+            return None;
+        }
+        ready.sort();
+        Some(ready[next.fetch_add(1, Ordering::Relaxed) % ready.len()])
     }
 }
 
