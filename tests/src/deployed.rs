@@ -152,3 +152,167 @@ pub fn recorded_port(variable: &str) -> Result<u16, SupportError> {
                 .to_owned(),
         })
 }
+
+/// cert-manager's controller for one test namespace (`--namespace`: it
+/// sees nothing else, so it never meets another test's Certificates, such as
+/// the operator tests' stand-in ones), stopped on drop. In the namespace: a
+/// self-signed Issuer makes a CA (`Certificate` `hookwarden-test-ca`), and
+/// the Issuer [`CertManager::ISSUER`] signs with it.
+#[derive(Debug)]
+pub struct CertManager {
+    process: crate::ManagedProcess,
+    ca: Vec<u8>,
+    // Last: removed after the process is stopped.
+    _work: tempfile::TempDir,
+}
+
+impl CertManager {
+    /// The CA Issuer the chart's `certManager.issuer` names (kind `Issuer`).
+    pub const ISSUER: &'static str = "hookwarden-ca";
+
+    /// Starts the controller for `namespace` and waits until the CA Issuer
+    /// is Ready.
+    pub async fn start(namespace: &str) -> Result<Self, SupportError> {
+        let binary = crate::tools::require_tool("cert-manager-controller")?;
+        let work = tempfile::TempDir::with_prefix("hookwarden-cert-manager-")
+            .map_err(SupportError::io("cannot create a temp dir"))?;
+        let free_port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(SupportError::io("no free port"))
+        };
+        let health = free_port()?;
+        let args = [
+            "--kubeconfig".to_owned(),
+            kubeconfig_path().display().to_string(),
+            format!("--namespace={namespace}"),
+            "--leader-elect=false".to_owned(),
+            "--enable-certificate-owner-ref".to_owned(),
+            format!("--metrics-listen-address=127.0.0.1:{}", free_port()?),
+            format!("--internal-healthz-listen-address=127.0.0.1:{health}"),
+        ];
+        let log = work.path().join("cert-manager-controller.log");
+        let mut process =
+            crate::ManagedProcess::spawn("cert-manager's controller", &binary, &args, &log)?;
+        process
+            .wait_until(std::time::Duration::from_secs(60), || async move {
+                let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", health))
+                    .await
+                    .ok()?;
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                stream
+                    .write_all(b"GET /livez HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                    .await
+                    .ok()?;
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer).await.ok()?;
+                answer.starts_with("HTTP/1.0 200").then_some(())
+            })
+            .await?;
+        let issuers = format!(
+            r#"apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {{name: hookwarden-selfsigned, namespace: {namespace}}}
+spec: {{selfSigned: {{}}}}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {{name: hookwarden-test-ca, namespace: {namespace}}}
+spec:
+  isCA: true
+  commonName: hookwarden-test-ca
+  secretName: hookwarden-test-ca
+  privateKey: {{algorithm: ECDSA, size: 256}}
+  issuerRef: {{name: hookwarden-selfsigned, kind: Issuer, group: cert-manager.io}}
+---
+apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {{name: {issuer}, namespace: {namespace}}}
+spec: {{ca: {{secretName: hookwarden-test-ca}}}}
+"#,
+            issuer = Self::ISSUER
+        );
+        kubectl_stdin(&["apply", "-f", "-"], &issuers)?;
+        let client = crate::shared_client().await?;
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client, namespace);
+        let ca = process
+            .wait_until(std::time::Duration::from_secs(60), || {
+                let secrets = secrets.clone();
+                async move {
+                    let secret = secrets.get_opt("hookwarden-test-ca").await.ok()??;
+                    Some(secret.data?.get("ca.crt")?.0.clone())
+                }
+            })
+            .await?;
+        process
+            .wait_until(std::time::Duration::from_secs(60), || async {
+                let output = kubectl_stdin(
+                    &[
+                        "get",
+                        "issuer",
+                        Self::ISSUER,
+                        "--namespace",
+                        namespace,
+                        "-o",
+                        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                    ],
+                    "",
+                )
+                .ok()?;
+                (output.trim() == "True").then_some(())
+            })
+            .await?;
+        Ok(Self {
+            process,
+            ca,
+            _work: work,
+        })
+    }
+
+    /// The CA certificate (PEM) the Issuer signs with: what senders trust.
+    pub fn ca_pem(&self) -> &[u8] {
+        &self.ca
+    }
+
+    /// The controller's log, for a failing test's message.
+    pub fn log(&self) -> &Path {
+        self.process.log()
+    }
+}
+
+/// The pinned kubectl as the admin, `input` on its standard input; its
+/// standard output when it succeeds.
+pub fn kubectl_stdin(args: &[&str], input: &str) -> Result<String, SupportError> {
+    use std::io::Write;
+    let kubectl = crate::tools::require_tool("kubectl")?;
+    let mut child = Command::new(&kubectl)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig_path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|source| SupportError::Spawn {
+            what: "kubectl".to_owned(),
+            binary: kubectl.clone(),
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(SupportError::io("writing to kubectl"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(SupportError::io("waiting for kubectl"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(SupportError::Setup {
+            what: format!("kubectl {args:?}"),
+            detail: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}

@@ -5,9 +5,10 @@
 //! Deployment specs (processes on the process node, see
 //! `tests/src/bin/pod-runner.rs`) → JetStream → the example consumer.
 //!
-//! 1. `helm install` with the ingress class `traefik`, the issuer
-//!    `hookwarden-ca` and Traefik's address as the receivers' trusted proxy;
-//!    the operator runs as the chart's pod.
+//! 1. cert-manager's controller for the test's namespace with a self-signed
+//!    CA Issuer; `helm install` with the ingress class `traefik`, that issuer
+//!    and Traefik's address as the receivers' trusted proxy; the operator
+//!    runs as the chart's pod.
 //! 2. Secrets, then every manifest of `examples/`, each on its own host and
 //!    path (as a user sets `spec.ingress` before applying).
 //! 3. Each becomes Ready with its certificate; Traefik routes its host and
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_tests::deployed::{
-    build_workspace_binaries, is_pod_ip, pod_runner_bin_dir, recorded_port,
+    CertManager, build_workspace_binaries, is_pod_ip, pod_runner_bin_dir, recorded_port,
 };
 use hookwarden_tests::tools::{repo_root, require_tool};
 use hookwarden_tests::{ManagedProcess, NatsServer, TestNamespace, eventually, kubeconfig_path};
@@ -199,23 +200,13 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     let work = work.path();
     let helm_home = work.join("helm");
 
-    // The test CA that cert-manager's ClusterIssuer signs with: the only
+    // cert-manager for this namespace, its CA Issuer, and the CA: the only
     // certificate the senders trust besides the system's.
-    let ca_secret = Api::<Secret>::namespaced(ns.client(), "hookwarden-system")
-        .get("hookwarden-test-ca")
+    let cert_manager = CertManager::start(&namespace)
         .await
-        .expect("the test CA (tests/tools/cluster/issuers.yaml)");
+        .unwrap_or_else(|e| panic!("{e}"));
     let ca = work.join("ca.crt");
-    std::fs::write(
-        &ca,
-        &ca_secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("ca.crt"))
-            .expect("ca.crt")
-            .0,
-    )
-    .expect("write CA");
+    std::fs::write(&ca, cert_manager.ca_pem()).expect("write CA");
 
     step("1. helm install");
     hookwarden_operator::crd::install(ns.client(), WAIT)
@@ -238,7 +229,9 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
             "--set",
             "ingress.className=traefik",
             "--set",
-            "certManager.issuer.name=hookwarden-ca",
+            &format!("certManager.issuer.name={}", CertManager::ISSUER),
+            "--set",
+            "certManager.issuer.kind=Issuer",
             "--set",
             &format!("receivers.trustedProxies={{{PROXY}}}"),
         ],
@@ -572,4 +565,404 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         );
     }
     step("done");
+}
+
+/// What the continuous sender saw: delivery id → exit code of `hookwarden
+/// send` (0: a 2xx, 1: another status, 2: no answer), and the phase it was
+/// sent in.
+#[derive(Debug, Default)]
+struct Answers {
+    sent: Vec<(String, i32, String)>,
+}
+
+/// Waits until the receiver Deployment of `endpoint` runs `replicas` pods of
+/// its current template, all ready, and nothing else (old pods gone).
+async fn rolled_out(ns: &TestNamespace, endpoint: &str, replicas: i32) {
+    let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    let pods = ns.api::<Pod>();
+    let child = format!("{endpoint}-receiver");
+    eventually(
+        &format!("{child} rolled out with {replicas} ready pods"),
+        WAIT,
+        || async {
+            let deployment = deployments.get(&child).await.ok()?;
+            let status = deployment.status?;
+            let generation = deployment.metadata.generation?;
+            let done = status.observed_generation? >= generation
+                && status.replicas? == replicas
+                && status.updated_replicas? == replicas
+                && status.ready_replicas? == replicas;
+            // Old pods still terminating would still be running.
+            let selector = format!(
+                "app.kubernetes.io/name=hookwarden-receiver,app.kubernetes.io/instance={endpoint}"
+            );
+            let live = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Failed"))
+                .count();
+            (done && live == usize::try_from(replicas).ok()?).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Day 2 under continuous bounded load (issue #12): scale 2 → 4 → 2, delete a
+/// pod, rotate the secret (both listed, then the old one removed: each a
+/// rolling update of the spec), restart the operator. For every change: no
+/// delivery answered 2xx and not stored, none stored twice; the non-2xx
+/// answers during each change are reported (the goal is zero).
+#[tokio::test(flavor = "multi_thread")]
+async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
+    let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
+    let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        runner_bins.canonicalize().ok(),
+        bin_dir.canonicalize().ok(),
+        "the pod runner runs the binaries of another checkout"
+    );
+    let cli = bin_dir.join("hookwarden");
+    let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
+    let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
+    let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let ns = TestNamespace::create_on_process_node("day2")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let namespace = ns.name().to_owned();
+    let work = tempfile::tempdir().expect("work dir");
+    let work = work.path().to_owned();
+    let helm_home = work.join("helm");
+    let cert_manager = CertManager::start(&namespace)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ca = work.join("ca.crt");
+    std::fs::write(&ca, cert_manager.ca_pem()).expect("write CA");
+    hookwarden_operator::crd::install(ns.client(), WAIT)
+        .await
+        .expect("CRD installed");
+    let chart = repo_root().join("charts/hookwarden");
+    ok(
+        &helm_home,
+        "helm",
+        &[
+            "install",
+            &namespace,
+            chart.to_str().expect("UTF-8"),
+            "--namespace",
+            &namespace,
+            "--set",
+            &format!("nats.url={}", nats.url()),
+            "--set",
+            &format!("watchNamespace={namespace}"),
+            "--set",
+            "ingress.className=traefik",
+            "--set",
+            &format!("certManager.issuer.name={}", CertManager::ISSUER),
+            "--set",
+            "certManager.issuer.kind=Issuer",
+            "--set",
+            &format!("receivers.trustedProxies={{{PROXY}}}"),
+        ],
+    );
+    // Stripe, on its own host and path, with the old and the next secret.
+    let secrets = work.join("secrets");
+    let secret_of = |name: &str| {
+        let output = Command::new(&cli)
+            .args(["secret", "generate", "--format", "hex"])
+            .output()
+            .expect("secret generate");
+        let value = String::from_utf8(output.stdout)
+            .expect("UTF-8")
+            .trim()
+            .to_owned();
+        let file = work.join(name);
+        std::fs::write(&file, &value).expect("write");
+        (value, file)
+    };
+    let (old_value, old_file) = secret_of("old");
+    let (new_value, new_file) = secret_of("new");
+    std::fs::create_dir_all(secrets.join("stripe-webhook")).expect("mkdir");
+    std::fs::write(secrets.join("stripe-webhook/secret"), &old_value).expect("write");
+    for (name, file) in [("stripe-webhook", &old_file), ("stripe-next", &new_file)] {
+        ok(
+            &helm_home,
+            "kubectl",
+            &[
+                "create",
+                "secret",
+                "generic",
+                name,
+                "--namespace",
+                &namespace,
+                &format!("--from-file=secret={}", file.display()),
+            ],
+        );
+    }
+    let host = "stripe.day2.hookwarden.test";
+    let mut manifest: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo_root().join("examples/stripe.yaml")).expect("read"),
+    )
+    .expect("YAML");
+    manifest["metadata"]["namespace"] = namespace.clone().into();
+    let spec = manifest["spec"].as_object_mut().expect("spec");
+    spec.insert(
+        "ingress".to_owned(),
+        serde_json::json!({"host": host, "path": "/in/stripe"}),
+    );
+    spec.remove("tls");
+    spec.remove("trustedProxies");
+    // The load is one sender; the per-source rate limit is not under test.
+    spec.remove("rateLimit");
+    let manifest_file = work.join("stripe.yaml");
+    std::fs::write(
+        &manifest_file,
+        serde_yaml_ng::to_string(&manifest).expect("YAML"),
+    )
+    .expect("write");
+    ok(
+        &helm_home,
+        "kubectl",
+        &["apply", "-f", manifest_file.to_str().expect("UTF-8")],
+    );
+    let endpoint =
+        hookwarden_crds::from_yaml(&std::fs::read_to_string(&manifest_file).expect("read"))
+            .expect("endpoint");
+    let example = Example {
+        name: "stripe".to_owned(),
+        manifest: manifest_file.clone(),
+        endpoint: endpoint.clone(),
+        host: host.to_owned(),
+        path: "/in/stripe".to_owned(),
+    };
+    rolled_out(&ns, "stripe", 2).await;
+    let endpoints = ns.api::<WebhookEndpoint>();
+    eventually("stripe Ready with its certificate", WAIT, || async {
+        let endpoint = endpoints.get("stripe").await.ok()?;
+        (condition(&endpoint, "Ready").as_deref() == Some("True")
+            && condition(&endpoint, "CertificateReady").as_deref() == Some("True"))
+        .then_some(())
+    })
+    .await;
+    eventually("Traefik to route stripe", WAIT, || async {
+        traefik_servers(admin, host).filter(|s| !s.is_empty())
+    })
+    .await;
+
+    // The continuous sender: one delivery at a time, each with a new id,
+    // until told to stop (bounded by a count, too).
+    let answers = std::sync::Arc::new(std::sync::Mutex::new(Answers::default()));
+    let phase = std::sync::Arc::new(std::sync::Mutex::new("steady".to_owned()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (answers, phase, stop) = (answers.clone(), phase.clone(), stop.clone());
+        let (cli, secrets, ca) = (cli.clone(), secrets.clone(), ca.clone());
+        tokio::spawn(async move {
+            for n in 0..5000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let id = format!("evt_load_{n}");
+                let current = phase.lock().map(|p| p.clone()).unwrap_or_default();
+                let (code, _) = send(
+                    &cli,
+                    &example,
+                    &secrets,
+                    traefik,
+                    &ca,
+                    &["--event", "charge.succeeded", "--delivery-id", &id],
+                )
+                .await;
+                if let Ok(mut answers) = answers.lock() {
+                    answers.sent.push((id, code, current));
+                }
+            }
+        })
+    };
+    let set_phase = |name: &str| {
+        if let Ok(mut p) = phase.lock() {
+            *p = name.to_owned();
+        }
+    };
+    let sent_count = || answers.lock().map(|a| a.sent.len()).unwrap_or_default();
+    // Some deliveries between changes, so each phase has traffic.
+    let settle = |from: usize| {
+        let sent_count = &sent_count;
+        async move {
+            eventually("ten more deliveries", WAIT, || async {
+                (sent_count() >= from + 10).then_some(())
+            })
+            .await;
+        }
+    };
+    settle(0).await;
+
+    let patch = |body: String| {
+        ok(
+            &helm_home,
+            "kubectl",
+            &[
+                "patch",
+                "whe",
+                "stripe",
+                "--namespace",
+                &namespace,
+                "--type=merge",
+                "-p",
+                &body,
+            ],
+        );
+    };
+    set_phase("scale 2->4");
+    patch(r#"{"spec": {"replicas": 4}}"#.to_owned());
+    rolled_out(&ns, "stripe", 4).await;
+    settle(sent_count()).await;
+    set_phase("scale 4->2");
+    patch(r#"{"spec": {"replicas": 2}}"#.to_owned());
+    rolled_out(&ns, "stripe", 2).await;
+    settle(sent_count()).await;
+
+    set_phase("delete a pod");
+    let pods = ns.api::<Pod>();
+    let victim = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=stripe"))
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .find(|p| p.metadata.deletion_timestamp.is_none())
+        .expect("a stripe pod");
+    pods.delete(
+        victim.metadata.name.as_deref().expect("name"),
+        &kube::api::DeleteParams::default(),
+    )
+    .await
+    .expect("delete");
+    rolled_out(&ns, "stripe", 2).await;
+    settle(sent_count()).await;
+
+    set_phase("rotate: both listed");
+    patch(
+        r#"{"spec": {"secretRefs": [{"name": "stripe-webhook", "key": "secret"}, {"name": "stripe-next", "key": "secret"}]}}"#
+            .to_owned(),
+    );
+    let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    let hash = || async {
+        deployments
+            .get("stripe-receiver")
+            .await
+            .ok()?
+            .spec
+            .template
+            .metadata?
+            .annotations?
+            .get("hookwarden.dev/config-hash")
+            .cloned()
+    };
+    let first_hash = hash().await;
+    eventually("the rotation rolled out", WAIT, || async {
+        (hash().await != first_hash).then_some(())
+    })
+    .await;
+    rolled_out(&ns, "stripe", 2).await;
+    // The provider switches to the new secret, atomically.
+    let switch = secrets.join("stripe-webhook/secret.new");
+    std::fs::write(&switch, &new_value).expect("write");
+    std::fs::rename(&switch, secrets.join("stripe-webhook/secret")).expect("rename");
+    settle(sent_count()).await;
+    set_phase("rotate: old removed");
+    let second_hash = hash().await;
+    patch(r#"{"spec": {"secretRefs": [{"name": "stripe-next", "key": "secret"}]}}"#.to_owned());
+    eventually("the old secret's removal rolled out", WAIT, || async {
+        (hash().await != second_hash).then_some(())
+    })
+    .await;
+    rolled_out(&ns, "stripe", 2).await;
+    settle(sent_count()).await;
+
+    set_phase("restart the operator");
+    let operator = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=hookwarden-operator"))
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .next()
+        .expect("the operator pod");
+    pods.delete(
+        operator.metadata.name.as_deref().expect("name"),
+        &kube::api::DeleteParams::default(),
+    )
+    .await
+    .expect("delete");
+    eventually("a new operator pod Ready", WAIT, || async {
+        let pods = pods
+            .list(&ListParams::default().labels("app.kubernetes.io/name=hookwarden-operator"))
+            .await
+            .ok()?
+            .items;
+        pods.iter()
+            .any(|p| {
+                p.metadata.uid != operator.metadata.uid
+                    && p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .then_some(())
+    })
+    .await;
+    settle(sent_count()).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sender.await.expect("sender");
+
+    // What JetStream holds, by delivery id.
+    let client = nats.connect().await.expect("NATS");
+    let jetstream = async_nats::jetstream::new(client);
+    let mut endpoint = endpoint;
+    endpoint.metadata.namespace = Some(namespace.clone());
+    let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
+    let mut stream = jetstream.get_stream(&target.stream).await.expect("stream");
+    let last = stream.info().await.expect("info").state.last_sequence;
+    let mut stored: BTreeMap<String, u32> = BTreeMap::new();
+    for sequence in 1..=last {
+        let message = stream.get_raw_message(sequence).await.expect("message");
+        let id = message
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_owned())
+            .expect("Nats-Msg-Id");
+        *stored.entry(id).or_default() += 1;
+    }
+    let answers = answers.lock().expect("answers");
+    let mut report: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    let mut lost = Vec::new();
+    for (id, code, phase) in &answers.sent {
+        let entry = report.entry(phase.clone()).or_default();
+        if *code == 0 {
+            entry.0 += 1;
+            if !stored.contains_key(id) {
+                lost.push(id.clone());
+            }
+        } else {
+            entry.1 += 1;
+        }
+    }
+    eprintln!("day 2: per phase (2xx, non-2xx): {report:?}");
+    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(lost.is_empty(), "answered 2xx but not stored: {lost:?}");
+    assert!(twice.is_empty(), "stored twice: {twice:?}");
+    assert!(
+        stored
+            .keys()
+            .all(|id| answers.sent.iter().any(|(sent, _, _)| sent == id)),
+        "only what was sent is stored"
+    );
+    assert!(
+        answers.sent.len() >= 70,
+        "deliveries throughout every change: {}",
+        answers.sent.len()
+    );
 }

@@ -63,8 +63,10 @@ stop_pods() {
 }
 
 stop_all() {
-  local c pid i
-  for c in traefik cert-manager-controller pod-runner kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  local c pid i had_pods=
+  # Only a control plane that ran the pod runner cleans pod networks up.
+  [ ! -f "$run/pod-runner.pid" ] || had_pods=1
+  for c in traefik pod-runner kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     if alive "$c"; then
       pid=$(pid_of "$c")
       # Each component leads its own process group (setsid): stop the group.
@@ -75,7 +77,7 @@ stop_all() {
     fi
     rm -f "$run/$c.pid" "$run/$c.bin"
   done
-  [ "$(id -u)" -ne 0 ] || stop_pods
+  [ -z "$had_pods" ] || stop_pods
 }
 
 apiserver_ready() {
@@ -90,7 +92,7 @@ is_up() {
   local c
   for c in "${components[@]}"; do alive "$c" || return 1; done
   if [ "$(id -u)" -eq 0 ]; then
-    for c in pod-runner traefik cert-manager-controller; do alive "$c" || return 1; done
+    for c in pod-runner traefik; do alive "$c" || return 1; done
   fi
   apiserver_ready
 }
@@ -230,20 +232,19 @@ up() {
   fi
   stop_all # whatever is left of an earlier, broken run
   "$tools_dir/install.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
-  [ "$(id -u)" -ne 0 ] || "$tools_dir/install.sh" traefik cert-manager-controller
   rm -rf "$dir/etcd" "$run" "$logs"; mkdir -p "$run" "$logs"
   make_pki
 
   read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT \
-    TRAEFIK_HTTPS_PORT TRAEFIK_ADMIN_PORT CERT_MANAGER_METRICS_PORT CERT_MANAGER_HEALTH_PORT < <(free_ports 10)
+    TRAEFIK_HTTPS_PORT TRAEFIK_ADMIN_PORT < <(free_ports 8)
   APISERVER_PORT=${HOOKWARDEN_APISERVER_PORT:-$APISERVER_PORT}
   if port_in_use "$APISERVER_PORT"; then
     die "port $APISERVER_PORT for kube-apiserver is already in use (by: $(ss -Htlnp "sport = :$APISERVER_PORT" | sed 's/.*users:((\(.*\)))/\1/' | head -n1))"
   fi
   printf 'ETCD_PORT=%s\nAPISERVER_PORT=%s\nKCM_PORT=%s\nSCHEDULER_PORT=%s\nKWOK_PORT=%s\n' \
     "$ETCD_PORT" "$APISERVER_PORT" "$KCM_PORT" "$SCHEDULER_PORT" "$KWOK_PORT" >"$run/ports.env"
-  printf 'TRAEFIK_HTTPS_PORT=%s\nTRAEFIK_ADMIN_PORT=%s\nCERT_MANAGER_METRICS_PORT=%s\nCERT_MANAGER_HEALTH_PORT=%s\n' \
-    "$TRAEFIK_HTTPS_PORT" "$TRAEFIK_ADMIN_PORT" "$CERT_MANAGER_METRICS_PORT" "$CERT_MANAGER_HEALTH_PORT" >>"$run/ports.env"
+  printf 'TRAEFIK_HTTPS_PORT=%s\nTRAEFIK_ADMIN_PORT=%s\n' \
+    "$TRAEFIK_HTTPS_PORT" "$TRAEFIK_ADMIN_PORT" >>"$run/ports.env"
   write_kubeconfig
   trap 'stop_all' INT TERM
 
@@ -295,8 +296,10 @@ up() {
   # Pods cannot be created before it exists.
   wait_for kube-controller-manager "$kubectl" --kubeconfig "$kubeconfig" -n default get serviceaccount default
   if [ "$(id -u)" -eq 0 ]; then
+    "$tools_dir/install.sh" traefik cert-manager-controller ||
+      { stop_all; die "building Traefik or cert-manager's controller failed"; }
     start_pod_runner
-    start_cert_manager
+    install_cert_manager_crds
     start_traefik
   else
     say "not root: no pod runner (pods on $proc_node stay Pending; the as-deployed tests need root)"
@@ -308,8 +311,8 @@ up() {
 }
 
 # The objects the as-deployed components need, from tests/tools/cluster/:
-# their namespace, Traefik's ServiceAccount, RBAC and IngressClass,
-# cert-manager's CRDs (from its pinned module) and the test CA's issuers.
+# their namespace, Traefik's ServiceAccount, RBAC and IngressClass, and
+# cert-manager's CRDs (from its pinned module).
 kubectl_apply() { # log-name files...
   local log=$logs/$1.log; shift
   local args=() f
@@ -318,28 +321,15 @@ kubectl_apply() { # log-name files...
     { tail -n 15 "$log" >&2; stop_all; die "kubectl apply failed; log: $log"; }
 }
 
-# cert-manager's controller (no webhook: nothing validates its objects but
-# the CRDs' schemas), as the admin, with a self-signed CA: the ClusterIssuer
-# hookwarden-ca signs every Certificate asked of it; its certificate is in
-# Secret hookwarden-system/hookwarden-test-ca (ca.crt), which senders trust.
-start_cert_manager() {
+# cert-manager's CRDs (from its pinned module): its controller runs per test,
+# scoped to the test's namespace (tests/src/deployed.rs, CertManager), so that
+# it never touches the operator tests' stand-in Certificates.
+install_cert_manager_crds() {
   local mod
   mod=$(cd "$tools_dir/go/cert-manager" && GOTOOLCHAIN=local GOFLAGS=-mod=readonly go mod download -json github.com/cert-manager/cert-manager |
     sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
   [ -d "$mod/deploy/crds" ] || { stop_all; die "cert-manager $CERT_MANAGER_VERSION CRDs not found in the Go module cache"; }
   kubectl_apply cert-manager "$tools_dir/cluster/system.yaml" "$mod"/deploy/crds/*.yaml
-  say "starting cert-manager's controller (health on 127.0.0.1:$CERT_MANAGER_HEALTH_PORT)"
-  start cert-manager-controller --kubeconfig "$kubeconfig" --leader-elect=false \
-    --cluster-resource-namespace hookwarden-system --enable-certificate-owner-ref \
-    --metrics-listen-address "127.0.0.1:$CERT_MANAGER_METRICS_PORT" \
-    --internal-healthz-listen-address "127.0.0.1:$CERT_MANAGER_HEALTH_PORT"
-  wait_for cert-manager-controller curl -fsS --max-time 2 "http://127.0.0.1:$CERT_MANAGER_HEALTH_PORT/livez"
-  kubectl_apply cert-manager "$tools_dir/cluster/issuers.yaml"
-  ca_ready() {
-    [ "$("$(tool_path kubectl)" --kubeconfig "$kubeconfig" get clusterissuer hookwarden-ca \
-      -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" = True ]
-  }
-  wait_for cert-manager-controller ca_ready
 }
 
 # Traefik v3 with its Kubernetes Ingress provider, as its ServiceAccount
