@@ -157,7 +157,9 @@ spec:
 YAML
 receiver_cmd=("$receiver" serve --endpoint "$work/endpoint.yaml" --secrets-dir "$work/secrets"
   --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$ops" --tls-mode terminate
-  --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" --max-in-flight 4096)
+  --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" --max-in-flight 4096
+  # The load comes from one address: the per-source caps far above it too.
+  --max-connections-per-source 100000 --max-body-reads-per-source 100000)
 
 # --- pre-signed requests: one file per closed-loop run, so ids never repeat ---
 say "pre-signing $wrk_requests deliveries per closed-loop run"

@@ -93,6 +93,32 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_headers_are_spelt_one_way_in_manifests_and_flags() {
+        use crate::ForwardedHeaders;
+        let manifest = |value: &str| {
+            format!(
+                "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {{name: x}}\n\
+                 spec: {{provider: github, forwardedHeaders: {value}}}\n"
+            )
+        };
+        for value in ForwardedHeaders::ALL {
+            // The operator's flag parses what a manifest holds, and back.
+            let endpoint = from_yaml(&manifest(value.as_str())).expect("valid manifest");
+            assert_eq!(endpoint.spec.forwarded_headers, Some(value));
+            assert_eq!(value.as_str().parse(), Ok(value));
+            assert_eq!(value.to_string(), value.as_str());
+        }
+        let absent = from_yaml(&manifest("null")).expect("absent");
+        assert_eq!(absent.spec.forwarded_headers, None);
+        assert_eq!(ForwardedHeaders::default(), ForwardedHeaders::XForwardedFor);
+        // Header names are not the values: a near miss is refused, not guessed.
+        for wrong in ["X-Forwarded-For", "x-forwarded-for", "forwarded", "XRealIp"] {
+            assert!(from_yaml(&manifest(wrong)).is_err(), "{wrong}");
+            assert!(wrong.parse::<ForwardedHeaders>().is_err(), "{wrong}");
+        }
+    }
+
+    #[test]
     fn refuses_another_kind() {
         let err = from_yaml(
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\nspec: {provider: github}\n",

@@ -54,11 +54,18 @@ pub struct WebhookEndpointSpec {
 
     /// Networks (CIDR) of the proxies in front of the receiver, such as the
     /// ingress controller. Only a peer in these networks is believed about
-    /// the original client (`X-Forwarded-For`, `Forwarded`) and scheme
-    /// (`X-Forwarded-Proto`); the client IP is found right to left through
+    /// the original client and scheme, and only in the headers of
+    /// `forwardedHeaders`; the client IP is found right to left through
     /// them. Empty means the socket peer is the client.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+
+    /// Which forwarding headers the trusted proxies write, the only ones
+    /// believed (see [`ForwardedHeaders`]; the CRD shows the enum's text).
+    /// Absent: the operator's default (`--default-forwarded-headers`),
+    /// standalone `XForwardedFor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarded_headers: Option<ForwardedHeaders>,
 
     /// Request rate limits. Absent: the receiver's defaults apply (see
     /// `docs/receiver.md`).
@@ -331,6 +338,65 @@ fn default_ingress_namespace() -> String {
 /// Two receivers: a delivery is not lost to a single pod's restart.
 fn default_replicas() -> i32 {
     2
+}
+
+/// Which forwarding headers the trusted proxies (`trustedProxies`) write:
+/// the only ones believed about the client's address and scheme.
+/// `XForwardedFor`: `X-Forwarded-For` (walked right to left) and
+/// `X-Forwarded-Proto` (its last value), as ingress-nginx, Envoy, Traefik,
+/// HAProxy and cloud load balancers write them. `Forwarded`: RFC 7239
+/// `Forwarded` (`for=` walked right to left, `proto=` of the client's
+/// element). Every other forwarding header, and `X-Real-IP` always, is the
+/// client's own and ignored: proxies pass the kinds they do not write
+/// through untouched. Absent: the operator's default
+/// (`--default-forwarded-headers`); standalone `XForwardedFor`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ForwardedHeaders {
+    /// `X-Forwarded-For` (the client, walked right to left) and
+    /// `X-Forwarded-Proto` (the scheme, its last value), replaced or
+    /// appended to by the proxy: ingress-nginx, Envoy, Traefik, HAProxy and
+    /// cloud load balancers.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`: the client from `for=`, walked right to left,
+    /// the scheme from the client's element's `proto=`.
+    Forwarded,
+}
+
+impl ForwardedHeaders {
+    /// Every value, as written in a manifest.
+    pub const ALL: [Self; 2] = [Self::XForwardedFor, Self::Forwarded];
+
+    /// The value as written in a manifest, e.g. `XForwardedFor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "XForwardedFor",
+            Self::Forwarded => "Forwarded",
+        }
+    }
+}
+
+impl std::fmt::Display for ForwardedHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A value that is not one of [`ForwardedHeaders::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not XForwardedFor or Forwarded")]
+pub struct UnknownForwardedHeaders(pub String);
+
+impl std::str::FromStr for ForwardedHeaders {
+    type Err = UnknownForwardedHeaders;
+
+    /// The manifest's spelling, exactly (as the API server checks it).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|value| value.as_str() == text)
+            .ok_or_else(|| UnknownForwardedHeaders(text.to_owned()))
+    }
 }
 
 /// Signature schemes of the providers Hookwarden verifies. Each preset

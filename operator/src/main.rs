@@ -53,6 +53,28 @@ enum IssuerKindArg {
     ClusterIssuer,
 }
 
+/// The values of `--default-forwarded-headers`, spelled as in
+/// `spec.forwardedHeaders`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ForwardedHeadersArg {
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` (ingress-nginx, Envoy,
+    /// Traefik, HAProxy, cloud load balancers).
+    #[value(name = "XForwardedFor")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`.
+    #[value(name = "Forwarded")]
+    Forwarded,
+}
+
+impl From<ForwardedHeadersArg> for hookwarden_crds::ForwardedHeaders {
+    fn from(headers: ForwardedHeadersArg) -> Self {
+        match headers {
+            ForwardedHeadersArg::XForwardedFor => Self::XForwardedFor,
+            ForwardedHeadersArg::Forwarded => Self::Forwarded,
+        }
+    }
+}
+
 impl From<IssuerKindArg> for hookwarden_crds::IssuerKind {
     fn from(kind: IssuerKindArg) -> Self {
         match kind {
@@ -91,6 +113,18 @@ enum Command {
             value_parser = parse_cidr
         )]
         default_trusted_proxies: Vec<String>,
+        /// The forwarding headers the ingress controller writes, for
+        /// endpoints that set no `spec.forwardedHeaders`: the only ones
+        /// receivers believe about the client's address and scheme (every
+        /// other kind is passed through by the proxy as the client wrote
+        /// it). ingress-nginx, Envoy and Traefik write `XForwardedFor`.
+        #[arg(
+            long,
+            env = "HOOKWARDEN_DEFAULT_FORWARDED_HEADERS",
+            value_enum,
+            default_value_t = ForwardedHeadersArg::XForwardedFor
+        )]
+        default_forwarded_headers: ForwardedHeadersArg,
         /// The IngressClass of endpoints whose `spec.ingress` sets no
         /// `className` (default: the cluster's default IngressClass).
         #[arg(long, env = "HOOKWARDEN_DEFAULT_INGRESS_CLASS", value_parser = parse_object_name)]
@@ -250,6 +284,7 @@ async fn main() -> ExitCode {
             receiver_image,
             nats_url,
             default_trusted_proxies,
+            default_forwarded_headers,
             default_ingress_class,
             default_issuer_name,
             default_issuer_kind,
@@ -297,6 +332,7 @@ async fn main() -> ExitCode {
                     receiver_image,
                     nats_url,
                     default_trusted_proxies,
+                    default_forwarded_headers: default_forwarded_headers.into(),
                     default_ingress_class,
                     default_issuer: default_issuer_name.map(|name| hookwarden_crds::IssuerRef {
                         name,
@@ -501,6 +537,36 @@ mod tests {
         ])
         .expect_err("not a CIDR");
         assert!(refused.to_string().contains("is not a CIDR"), "{refused}");
+    }
+
+    #[test]
+    fn default_forwarded_headers_are_spelt_as_in_the_spec() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["hookwarden-operator", "run"];
+            all.extend_from_slice(args);
+            match Cli::try_parse_from(all).map(|cli| cli.command) {
+                Ok(Command::Run {
+                    default_forwarded_headers,
+                    ..
+                }) => Ok(hookwarden_crds::ForwardedHeaders::from(
+                    default_forwarded_headers,
+                )),
+                Ok(other) => panic!("run parsed as {other:?}"),
+                Err(err) => Err(err.to_string()),
+            }
+        };
+        // ingress-nginx's, unless told otherwise.
+        assert_eq!(
+            parse(&[]),
+            Ok(hookwarden_crds::ForwardedHeaders::XForwardedFor)
+        );
+        for value in hookwarden_crds::ForwardedHeaders::ALL {
+            let flag = format!("--default-forwarded-headers={value}");
+            assert_eq!(parse(&[&flag]), Ok(value));
+        }
+        let refused = parse(&["--default-forwarded-headers=X-Forwarded-For"])
+            .expect_err("a header name is not a value");
+        assert!(refused.contains("XForwardedFor, Forwarded"), "{refused}");
     }
 
     #[test]

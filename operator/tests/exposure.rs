@@ -75,6 +75,7 @@ async fn start_operator_counting(
             receiver_image: IMAGE.to_owned(),
             nats_url: nats.url().to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
             default_ingress_class: None,
             default_issuer: None,
         },

@@ -48,6 +48,7 @@ async fn start_operator_for(ns: &TestNamespace, namespaces: Vec<String>) -> Oper
             receiver_image: IMAGE.to_owned(),
             nats_url: nats.url().to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
             default_ingress_class: None,
             default_issuer: None,
         },
@@ -275,7 +276,11 @@ async fn endpoint_gets_hardened_receiver_becomes_ready_rolls_on_rotation_and_is_
     );
     let manifest = rendered_value(&rendered, "endpoint.yaml").expect("endpoint.yaml");
     let read = hookwarden_crds::from_yaml(&manifest).expect("the receiver can read it");
-    assert_eq!(read.spec, endpoint.spec);
+    // The spec as applied, with the operator's default forwarding headers
+    // written out (the receiver never falls back on a default of its own).
+    let mut expected = endpoint.spec.clone();
+    expected.forwarded_headers = Some(hookwarden_crds::ForwardedHeaders::XForwardedFor);
+    assert_eq!(read.spec, expected);
     assert_eq!(read.metadata.namespace.as_deref(), Some(ns.name()));
 
     // The hardening survived the API server's defaulting and validation.

@@ -59,6 +59,7 @@ async fn start_operator_with(
             receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
             nats_url: "nats://127.0.0.1:1".to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
             default_ingress_class: None,
             default_issuer: None,
         },

@@ -102,6 +102,22 @@ pub struct ServeArgs {
     /// changes (applied without dropping connections).
     #[arg(long, env = "HOOKWARDEN_RELOAD_INTERVAL_SECS", default_value_t = 2)]
     pub reload_interval_secs: u64,
+    /// Seconds a new connection may take to send its first request (after
+    /// the TLS handshake) before it is closed.
+    #[arg(long, env = "HOOKWARDEN_FIRST_REQUEST_TIMEOUT_SECS", default_value_t = transport::FIRST_REQUEST_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub first_request_timeout_secs: u64,
+    /// Seconds a client's connection with no request in progress stays open
+    /// (HTTP/1.1 keep-alive and HTTP/2 alike).
+    #[arg(long, env = "HOOKWARDEN_IDLE_TIMEOUT_SECS", default_value_t = transport::IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+    /// The idle timeout for connections from trusted proxies: keep it above
+    /// the proxy's upstream keep-alive (ingress-nginx 60 s, Traefik 90 s).
+    #[arg(long, env = "HOOKWARDEN_PROXY_IDLE_TIMEOUT_SECS", default_value_t = transport::PROXY_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub proxy_idle_timeout_secs: u64,
+    /// Seconds between lookups of the endpoint's stream (re-created when it
+    /// is gone and managed; `/readyz` fails when it may not be).
+    #[arg(long, env = "HOOKWARDEN_STREAM_CHECK_INTERVAL_SECS", default_value_t = STREAM_CHECK_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub stream_check_interval_secs: u64,
 }
 
 impl ServeArgs {
@@ -119,6 +135,11 @@ impl ServeArgs {
         settings.serve.max_body_reads_per_source = self.max_body_reads_per_source;
         settings.limits.max_connections_per_source = self.max_connections_per_source;
         settings.reload_interval = Duration::from_secs(self.reload_interval_secs.max(1));
+        settings.limits.first_request_timeout =
+            Duration::from_secs(self.first_request_timeout_secs);
+        settings.limits.idle_timeout = Duration::from_secs(self.idle_timeout_secs);
+        settings.limits.proxy_idle_timeout = Duration::from_secs(self.proxy_idle_timeout_secs);
+        settings.stream_check_interval = Duration::from_secs(self.stream_check_interval_secs);
         Ok(settings)
     }
 }
@@ -396,8 +417,10 @@ fn with_nats_events(
                 async_nats::Event::SlowConsumer(_) => {
                     tracing::warn!("NATS reports this client as a slow consumer");
                 }
+                // Each failed reconnect attempt: the disconnect was already
+                // a WARN, and `/readyz` says it meanwhile.
                 async_nats::Event::ClientError(err) => {
-                    tracing::error!(error = %err, "NATS client error");
+                    tracing::debug!(error = %err, "NATS client error");
                 }
                 other => tracing::debug!(event = %other, "NATS event"),
             }

@@ -3,12 +3,23 @@
 //!
 //! Behind an ingress controller every request arrives from the proxy, so the
 //! socket peer alone says nothing about the provider. The proxy reports the
-//! original client in `X-Forwarded-For` or RFC 7239 `Forwarded`, but anyone
-//! can send those headers, so they are believed only from a peer inside
-//! `spec.trustedProxies`, and even then only the hops appended by trusted
-//! proxies are: the list is walked right to left (nearest hop first) and the
-//! first address outside the trusted networks is the client. Everything
-//! left of it was written by the client itself and may be forged.
+//! original client in a forwarding header, but anyone can send those
+//! headers, so they are believed only from a peer inside
+//! `spec.trustedProxies`, and even then only:
+//!
+//! - the one kind the proxies are configured to write
+//!   (`spec.forwardedHeaders`): `X-Forwarded-For` with `X-Forwarded-Proto`,
+//!   or RFC 7239 `Forwarded`. Proxies write one kind and pass the others
+//!   through as the client sent them (ingress-nginx, Envoy and Traefik
+//!   forward a client's `Forwarded` untouched), so the presence of a header
+//!   says nothing about who wrote it. `X-Real-IP` is never read: it holds
+//!   one address, so it cannot say which proxies a request went through.
+//! - the hops appended by trusted proxies: the list is walked right to left
+//!   (nearest hop first) and the first address outside the trusted networks
+//!   is the client. Everything left of it was written by the client itself,
+//!   so it is not even parsed: it can neither be believed nor get the
+//!   request refused as malformed (which would also lose the client's
+//!   address from the audit line).
 //!
 //! All of this is pure (no I/O) so every rule is unit-tested here.
 
@@ -16,8 +27,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use axum::http::HeaderMap;
 use axum::http::header::FORWARDED;
+use axum::http::{HeaderMap, HeaderValue};
+pub use hookwarden_crds::ForwardedHeaders;
 use ipnet::IpNet;
 
 /// The field path of the allowlist in the `WebhookEndpoint` spec.
@@ -140,80 +152,115 @@ impl ClientAddr {
     }
 }
 
-/// The proxies whose forwarding headers are believed (`spec.trustedProxies`).
+/// The proxies whose forwarding headers are believed (`spec.trustedProxies`),
+/// and which headers those are (`spec.forwardedHeaders`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Networks);
+pub struct TrustedProxies {
+    networks: Networks,
+    headers: ForwardedHeaders,
+}
 
 impl TrustedProxies {
-    /// Trusts the proxies in `networks`; empty trusts none.
-    pub fn new(networks: Networks) -> Self {
-        Self(networks)
+    /// Trusts the proxies in `networks` (empty trusts none) about what they
+    /// write in `headers`, and about nothing else.
+    pub fn new(networks: Networks, headers: ForwardedHeaders) -> Self {
+        Self { networks, headers }
     }
 
     /// Whether `peer` is one of the trusted proxies.
     pub fn trusts(&self, peer: IpAddr) -> bool {
-        self.0.contains(peer)
+        self.networks.contains(peer)
+    }
+
+    /// The forwarding headers believed from a trusted proxy.
+    pub fn headers(&self) -> ForwardedHeaders {
+        self.headers
     }
 
     /// Resolves the client of a request from socket peer `peer`.
     ///
-    /// `Forwarded` is used when present, else `X-Forwarded-For`: a proxy that
-    /// speaks RFC 7239 says so explicitly, and the two are not mixed because
-    /// their hops need not line up. The scheme comes from the `Forwarded`
-    /// element of the client's hop (it was written by the outermost trusted
-    /// proxy, the one that saw the client's connection), else from the last
-    /// `X-Forwarded-Proto` value (written by the nearest proxy).
+    /// Only the configured headers are read, whatever else is present:
+    /// - `XForwardedFor`: the client from `X-Forwarded-For` (every
+    ///   occurrence, in order, comma lists), the scheme from the last value
+    ///   of `X-Forwarded-Proto` (written by the nearest proxy, which replaces
+    ///   the client's);
+    /// - `Forwarded`: the client from the `for=` of `Forwarded` elements,
+    ///   the scheme from the `proto=` of the client's own element (written by
+    ///   the outermost trusted proxy, the one that saw the client's
+    ///   connection).
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> Result<ClientAddr, ForwardedError> {
         let peer_ip = peer.to_canonical();
-        let direct = ClientAddr {
-            client_ip: peer_ip,
-            peer_ip,
-            forwarded_proto: None,
-        };
-        if !self.0.contains(peer_ip) {
+        if !self.trusts(peer_ip) {
             // Headers from an untrusted peer are the client's own claims.
-            return Ok(direct);
-        }
-        if headers.contains_key(FORWARDED) {
-            let elements = forwarded_elements(headers)?;
-            let (client_ip, proto) =
-                self.walk(peer_ip, elements.into_iter().map(|e| (e.node, e.proto)));
             return Ok(ClientAddr {
-                client_ip,
+                client_ip: peer_ip,
                 peer_ip,
-                forwarded_proto: proto,
+                forwarded_proto: None,
             });
         }
-        let hops = x_forwarded_for(headers)?;
-        let (client_ip, ()) = self.walk(peer_ip, hops.into_iter().map(|node| (node, ())));
+        let (client_ip, forwarded_proto) = match self.headers {
+            ForwardedHeaders::XForwardedFor => (
+                self.walk_x_forwarded_for(peer_ip, headers)?,
+                x_forwarded_proto(headers)?,
+            ),
+            ForwardedHeaders::Forwarded => self.walk_forwarded(peer_ip, headers)?,
+        };
         Ok(ClientAddr {
             client_ip,
             peer_ip,
-            forwarded_proto: x_forwarded_proto(headers)?,
+            forwarded_proto,
         })
     }
 
-    /// Walks `hops` (left to right as sent) from the right, starting at the
-    /// trusted `peer`. Returns the client and the extra data of its hop
-    /// (that of the leftmost hop when every hop is trusted). An unknown or
-    /// obfuscated hop stops the walk at the last trusted address: nothing
-    /// left of it can be attributed.
-    fn walk<T: Default>(
+    /// Walks the `X-Forwarded-For` hops from the right (the last header
+    /// line first), starting at the trusted `peer`, and returns the first
+    /// untrusted one (the leftmost when every hop is trusted). A hop is
+    /// parsed only when reached, so whatever the client wrote left of the
+    /// hop its proxy appended never matters. An `unknown` hop stops the walk
+    /// at the last trusted address: nothing left of it can be attributed.
+    fn walk_x_forwarded_for(
         &self,
         peer: IpAddr,
-        hops: impl DoubleEndedIterator<Item = (Node, T)>,
-    ) -> (IpAddr, T) {
+        headers: &HeaderMap,
+    ) -> Result<IpAddr, ForwardedError> {
         let mut last_trusted = peer;
-        let mut data = T::default();
-        for (node, hop_data) in hops.rev() {
-            data = hop_data;
-            match node {
-                Node::Ip(ip) if self.0.contains(ip) => last_trusted = ip,
-                Node::Ip(ip) => return (ip, data),
-                Node::Unknown => return (last_trusted, data),
+        for line in headers.get_all(X_FORWARDED_FOR).iter().rev() {
+            for hop in line.as_bytes().rsplit(|b| *b == b',') {
+                match x_forwarded_for_hop(hop)? {
+                    Node::Ip(ip) if self.networks.contains(ip) => last_trusted = ip,
+                    Node::Ip(ip) => return Ok(ip),
+                    Node::Unknown => return Ok(last_trusted),
+                }
             }
         }
-        (last_trusted, data)
+        Ok(last_trusted)
+    }
+
+    /// Walks the `Forwarded` elements like [`Self::walk_x_forwarded_for`];
+    /// returns the client and the `proto=` of its element (of the leftmost
+    /// element when every hop is trusted, of the unknown one when the walk
+    /// stops there). A header line is split into elements as a whole
+    /// (quoted strings may hold `,`), so only lines the walk reaches are
+    /// read.
+    fn walk_forwarded(
+        &self,
+        peer: IpAddr,
+        headers: &HeaderMap,
+    ) -> Result<(IpAddr, Option<String>), ForwardedError> {
+        let mut last_trusted = peer;
+        let mut proto = None;
+        for line in headers.get_all(FORWARDED).iter().rev() {
+            for pairs in forwarded_line(line)?.iter().rev() {
+                let hop = element(pairs)?;
+                proto = hop.proto;
+                match hop.node {
+                    Node::Ip(ip) if self.networks.contains(ip) => last_trusted = ip,
+                    Node::Ip(ip) => return Ok((ip, proto)),
+                    Node::Unknown => return Ok((last_trusted, proto)),
+                }
+            }
+        }
+        Ok((last_trusted, proto))
     }
 }
 
@@ -225,27 +272,20 @@ enum Node {
     Unknown,
 }
 
-/// All `X-Forwarded-For` hops, over every occurrence of the header, in order.
-fn x_forwarded_for(headers: &HeaderMap) -> Result<Vec<Node>, ForwardedError> {
-    let mut hops = Vec::new();
-    for value in headers.get_all(X_FORWARDED_FOR) {
-        let value = value
-            .to_str()
-            .map_err(|_| ForwardedError::new("X-Forwarded-For", "not ASCII"))?;
-        for hop in value.split(',') {
-            let hop = hop.trim();
-            let node = if hop.eq_ignore_ascii_case("unknown") {
-                Node::Unknown
-            } else {
-                parse_address(hop).map(Node::Ip).ok_or(ForwardedError::new(
-                    "X-Forwarded-For",
-                    "a hop is not an IP address",
-                ))?
-            };
-            hops.push(node);
-        }
+/// One `X-Forwarded-For` hop, as the bytes between commas.
+fn x_forwarded_for_hop(hop: &[u8]) -> Result<Node, ForwardedError> {
+    let hop = std::str::from_utf8(hop)
+        .ok()
+        .filter(|hop| hop.is_ascii())
+        .ok_or(ForwardedError::new("X-Forwarded-For", "not ASCII"))?
+        .trim();
+    if hop.eq_ignore_ascii_case("unknown") {
+        return Ok(Node::Unknown);
     }
-    Ok(hops)
+    parse_address(hop).map(Node::Ip).ok_or(ForwardedError::new(
+        "X-Forwarded-For",
+        "a hop is not an IP address",
+    ))
 }
 
 /// An address as proxies write it: `1.2.3.4`, `2001:db8::1`, `[2001:db8::1]`,
@@ -263,21 +303,20 @@ fn parse_address(text: &str) -> Option<IpAddr> {
         .map(|ip| IpAddr::V6(ip).to_canonical())
 }
 
-/// The last `X-Forwarded-Proto` value, over every occurrence of the header.
+/// The last `X-Forwarded-Proto` value (of the last header line): the one
+/// the nearest proxy wrote. Values before it are not read.
 fn x_forwarded_proto(headers: &HeaderMap) -> Result<Option<String>, ForwardedError> {
-    let mut last = None;
-    for value in headers.get_all(X_FORWARDED_PROTO) {
-        let value = value
-            .to_str()
-            .map_err(|_| ForwardedError::new("X-Forwarded-Proto", "not ASCII"))?;
-        for proto in value.split(',') {
-            last = Some(
-                parse_scheme(proto.trim())
-                    .ok_or(ForwardedError::new("X-Forwarded-Proto", "not a URI scheme"))?,
-            );
-        }
-    }
-    Ok(last)
+    let Some(line) = headers.get_all(X_FORWARDED_PROTO).iter().next_back() else {
+        return Ok(None);
+    };
+    let invalid = || ForwardedError::new("X-Forwarded-Proto", "not a URI scheme");
+    let last = line
+        .as_bytes()
+        .rsplit(|b| *b == b',')
+        .next()
+        .unwrap_or_default();
+    let last = std::str::from_utf8(last).map_err(|_| invalid())?;
+    parse_scheme(last.trim()).map(Some).ok_or_else(invalid)
 }
 
 /// A URI scheme (RFC 3986: `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`), lower-cased.
@@ -297,18 +336,12 @@ struct Element {
 
 const FORWARDED_NAME: &str = "Forwarded";
 
-/// All `Forwarded` elements, over every occurrence of the header, in order.
-fn forwarded_elements(headers: &HeaderMap) -> Result<Vec<Element>, ForwardedError> {
-    let mut elements = Vec::new();
-    for value in headers.get_all(FORWARDED) {
-        let value = value
-            .to_str()
-            .map_err(|_| ForwardedError::new(FORWARDED_NAME, "not ASCII"))?;
-        for pairs in split_elements(value)? {
-            elements.push(element(&pairs)?);
-        }
-    }
-    Ok(elements)
+/// The elements of one `Forwarded` header line, as `name=value` pairs.
+fn forwarded_line(line: &HeaderValue) -> Result<Vec<Vec<(String, String)>>, ForwardedError> {
+    let value = line
+        .to_str()
+        .map_err(|_| ForwardedError::new(FORWARDED_NAME, "not ASCII"))?;
+    split_elements(value)
 }
 
 /// Splits a `Forwarded` value into elements (`,`) of `name=value` pairs
@@ -468,8 +501,20 @@ mod tests {
         headers
     }
 
+    /// Trusted proxies that write `X-Forwarded-For` (the default).
     fn proxies(values: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(nets(TRUSTED_PROXIES_FIELD, values))
+        TrustedProxies::new(
+            nets(TRUSTED_PROXIES_FIELD, values),
+            ForwardedHeaders::XForwardedFor,
+        )
+    }
+
+    /// Trusted proxies that write RFC 7239 `Forwarded`.
+    fn rfc7239(values: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(
+            nets(TRUSTED_PROXIES_FIELD, values),
+            ForwardedHeaders::Forwarded,
+        )
     }
 
     fn client(proxies: &TrustedProxies, peer: &str, pairs: &[(&'static str, &str)]) -> IpAddr {
@@ -518,30 +563,41 @@ mod tests {
 
     #[test]
     fn without_trusted_proxies_the_peer_is_the_client() {
-        let none = TrustedProxies::default();
         let forged = [
             ("x-forwarded-for", "203.0.113.7"),
             ("forwarded", "for=203.0.113.8"),
+            ("x-real-ip", "203.0.113.9"),
         ];
-        assert_eq!(client(&none, "127.0.0.1", &forged), ip("127.0.0.1"));
+        for headers in [ForwardedHeaders::XForwardedFor, ForwardedHeaders::Forwarded] {
+            let none = TrustedProxies::new(Networks::default(), headers);
+            assert_eq!(client(&none, "127.0.0.1", &forged), ip("127.0.0.1"));
+        }
+        assert_eq!(
+            TrustedProxies::default().headers(),
+            ForwardedHeaders::XForwardedFor,
+            "ingress-nginx's header by default"
+        );
     }
 
     #[test]
     fn headers_from_an_untrusted_peer_are_ignored_even_malformed() {
-        let trusted = proxies(&["10.0.0.0/8"]);
-        let resolved = trusted
-            .resolve(
-                ip("198.51.100.1"),
-                &headers(&[
-                    ("x-forwarded-for", "203.0.113.7"),
-                    ("x-forwarded-proto", "https"),
-                    ("forwarded", "garbage"),
-                ]),
-            )
-            .expect("not even parsed");
-        assert_eq!(resolved.client_ip, ip("198.51.100.1"));
-        assert_eq!(resolved.forwarded_proto, None);
-        assert!(!resolved.forwarded_https());
+        for trusted in [proxies(&["10.0.0.0/8"]), rfc7239(&["10.0.0.0/8"])] {
+            let resolved = trusted
+                .resolve(
+                    ip("198.51.100.1"),
+                    &headers(&[
+                        ("x-forwarded-for", "203.0.113.7"),
+                        ("x-forwarded-proto", "https"),
+                        ("forwarded", "for=203.0.113.8;proto=https"),
+                        ("forwarded", "garbage"),
+                        ("x-forwarded-for", "garbage"),
+                    ]),
+                )
+                .expect("not even parsed");
+            assert_eq!(resolved.client_ip, ip("198.51.100.1"));
+            assert_eq!(resolved.forwarded_proto, None);
+            assert!(!resolved.forwarded_https());
+        }
     }
 
     #[test]
@@ -591,7 +647,7 @@ mod tests {
 
     #[test]
     fn forwarded_rfc7239_with_quoted_ipv6_and_ports() {
-        let trusted = proxies(&["10.0.0.0/8"]);
+        let trusted = rfc7239(&["10.0.0.0/8"]);
         let forwarded = [(
             "forwarded",
             r#"for=192.0.2.43, for="[2001:db8:cafe::17]:4711";proto=https, for=10.0.0.5;proto=http"#,
@@ -615,19 +671,134 @@ mod tests {
         assert_eq!(resolved.forwarded_proto.as_deref(), Some("https"));
     }
 
+    /// Proxies write one kind of header and pass the others through as the
+    /// client sent them: a client outside the allowlist, over plain HTTP,
+    /// claiming an allowed address and HTTPS in the kind its proxy does not
+    /// write must change nothing, however the claim is spelt.
     #[test]
-    fn forwarded_takes_precedence_over_x_forwarded_for() {
+    fn only_the_configured_headers_are_read() {
+        // ingress-nginx wrote X-Forwarded-For and X-Forwarded-Proto; the
+        // client wrote the rest.
+        let ingress_nginx = headers(&[
+            ("forwarded", "for=192.0.2.1;proto=https"),
+            ("forwarded", "for=10.0.0.7;proto=https"),
+            ("x-real-ip", "192.0.2.1"),
+            ("x-forwarded-scheme", "https"),
+            ("x-scheme", "https"),
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "http"),
+        ]);
+        let resolved = proxies(&["10.0.0.0/8"])
+            .resolve(ip("10.0.0.1"), &ingress_nginx)
+            .expect("resolves");
+        assert_eq!(resolved.client_ip, ip("203.0.113.7"));
+        assert_eq!(resolved.forwarded_proto.as_deref(), Some("http"));
+        // The same client's claims in a Forwarded it cannot even spell.
+        let malformed = headers(&[
+            ("forwarded", "for=\"unterminated"),
+            ("x-forwarded-for", "203.0.113.7"),
+        ]);
+        let resolved = proxies(&["10.0.0.0/8"])
+            .resolve(ip("10.0.0.1"), &malformed)
+            .expect("the malformed Forwarded is not read");
+        assert_eq!(resolved.client_ip, ip("203.0.113.7"));
+        // No X-Forwarded-For at all: the proxy itself, whatever Forwarded
+        // says, and no scheme (so behind-ingress refuses it).
+        let only_forwarded = headers(&[("forwarded", "for=192.0.2.1;proto=https")]);
+        let resolved = proxies(&["10.0.0.0/8"])
+            .resolve(ip("10.0.0.1"), &only_forwarded)
+            .expect("resolves");
+        assert_eq!(resolved.client_ip, ip("10.0.0.1"));
+        assert_eq!(resolved.forwarded_proto, None);
+
+        // An RFC 7239 proxy wrote Forwarded; the client wrote the rest.
+        let rfc7239_proxy = headers(&[
+            ("x-forwarded-for", "192.0.2.1"),
+            ("x-forwarded-for", "not-an-ip"),
+            ("x-forwarded-proto", "https"),
+            ("x-real-ip", "192.0.2.1"),
+            ("forwarded", "for=203.0.113.7;proto=http"),
+        ]);
+        let resolved = rfc7239(&["10.0.0.0/8"])
+            .resolve(ip("10.0.0.1"), &rfc7239_proxy)
+            .expect("the malformed X-Forwarded-For is not read");
+        assert_eq!(resolved.client_ip, ip("203.0.113.7"));
+        assert_eq!(resolved.forwarded_proto.as_deref(), Some("http"));
+        let err = rfc7239(&["10.0.0.0/8"])
+            .resolve(ip("10.0.0.1"), &malformed)
+            .expect_err("the configured header is malformed");
+        assert_eq!(err.header, "Forwarded");
+
+        // X-Real-IP alone is read by neither.
+        let real_ip = [("x-real-ip", "203.0.113.7")];
+        assert_eq!(
+            client(&proxies(&["10.0.0.0/8"]), "10.0.0.1", &real_ip),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            client(&rfc7239(&["10.0.0.0/8"]), "10.0.0.1", &real_ip),
+            ip("10.0.0.1")
+        );
+    }
+
+    /// Left of the hop its proxy appended, the client may write anything:
+    /// it is not parsed, so it can neither be believed nor get the request
+    /// refused (which would lose the client's address from the audit line).
+    #[test]
+    fn what_the_client_wrote_left_of_its_hop_is_not_parsed() {
         let trusted = proxies(&["10.0.0.0/8"]);
-        let both = [
-            ("x-forwarded-for", "198.51.100.1"),
-            ("forwarded", "for=203.0.113.7"),
+        for junk in ["not-an-ip", "", "1.2.3.4,,", "for=1.2.3.4", "\u{fc}nknown"] {
+            // nginx's $proxy_add_x_forwarded_for: "<client's>, <client>".
+            let appended = format!("{junk}, 203.0.113.7");
+            let mut map = HeaderMap::new();
+            map.append(
+                X_FORWARDED_FOR,
+                HeaderValue::from_bytes(appended.as_bytes()).expect("header value"),
+            );
+            assert_eq!(
+                trusted.resolve(ip("10.0.0.1"), &map).map(|c| c.client_ip),
+                Ok(ip("203.0.113.7")),
+                "{junk:?}"
+            );
+            // A proxy that adds a line of its own instead (HAProxy).
+            let mut map = HeaderMap::new();
+            map.append(
+                X_FORWARDED_FOR,
+                HeaderValue::from_bytes(junk.as_bytes()).expect("header value"),
+            );
+            map.append(X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7"));
+            assert_eq!(
+                trusted.resolve(ip("10.0.0.1"), &map).map(|c| c.client_ip),
+                Ok(ip("203.0.113.7")),
+                "{junk:?} on a line of its own"
+            );
+        }
+        // Only the last X-Forwarded-Proto value is the nearest proxy's.
+        let proto = [("x-forwarded-proto", "ht tp, https")];
+        let resolved = trusted
+            .resolve(ip("10.0.0.1"), &headers(&proto))
+            .expect("resolves");
+        assert!(resolved.forwarded_https());
+
+        // Forwarded: a client's broken line before the proxy's own line.
+        let trusted = rfc7239(&["10.0.0.0/8"]);
+        let lines = [
+            ("forwarded", "for=\"unterminated"),
+            ("forwarded", "for=203.0.113.7;proto=https"),
         ];
-        assert_eq!(client(&trusted, "10.0.0.1", &both), ip("203.0.113.7"));
+        assert_eq!(client(&trusted, "10.0.0.1", &lines), ip("203.0.113.7"));
+        // A broken element left of the client's, on the same line, is
+        // split but not read.
+        let same_line = [(
+            "forwarded",
+            "for=300.1.1.1;proto=\"h ttp\", for=203.0.113.7",
+        )];
+        assert_eq!(client(&trusted, "10.0.0.1", &same_line), ip("203.0.113.7"));
     }
 
     #[test]
     fn unknown_or_obfuscated_hops_stop_at_the_last_trusted_hop() {
-        let trusted = proxies(&["10.0.0.0/8"]);
+        let trusted = rfc7239(&["10.0.0.0/8"]);
         for node in ["unknown", "_hidden", "\"_abc:_port\"", "\"unknown:80\""] {
             let value = format!("for=203.0.113.7, for={node}, for=10.0.0.5");
             let forwarded = [("forwarded", value.as_str())];
@@ -641,30 +812,89 @@ mod tests {
         let no_for = [("forwarded", "for=203.0.113.7, proto=https")];
         assert_eq!(client(&trusted, "10.0.0.1", &no_for), ip("10.0.0.1"));
         let xff = [("x-forwarded-for", "203.0.113.7, unknown")];
-        assert_eq!(client(&trusted, "10.0.0.1", &xff), ip("10.0.0.1"));
+        assert_eq!(
+            client(&proxies(&["10.0.0.0/8"]), "10.0.0.1", &xff),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]
     fn malformed_headers_from_a_trusted_proxy_are_refused() {
-        let trusted = proxies(&["10.0.0.0/8"]);
-        let bad: &[(&'static str, &str)] = &[
-            ("x-forwarded-for", "203.0.113.7, not-an-ip"),
-            ("x-forwarded-for", "203.0.113.7,,10.0.0.5"),
-            ("x-forwarded-for", ""),
-            ("x-forwarded-proto", "ht tp"),
-            ("forwarded", "for"),
-            ("forwarded", "for=203.0.113.7;for=198.51.100.1"),
-            ("forwarded", "for=\"[2001:db8::1]:99999\""),
-            ("forwarded", "for=\"[2001:db8::1\""),
-            ("forwarded", "for=\"unterminated"),
-            ("forwarded", "for=300.1.1.1"),
-            ("forwarded", "for=203.0.113.7;proto=\"h ttp\""),
-            ("forwarded", "for=203.0.113.7 junk"),
+        let bad: &[(ForwardedHeaders, &'static str, &str)] = &[
+            (
+                ForwardedHeaders::XForwardedFor,
+                "x-forwarded-for",
+                "203.0.113.7, not-an-ip",
+            ),
+            (
+                ForwardedHeaders::XForwardedFor,
+                "x-forwarded-for",
+                "10.0.0.5,,10.0.0.6",
+            ),
+            (ForwardedHeaders::XForwardedFor, "x-forwarded-for", ""),
+            (
+                ForwardedHeaders::XForwardedFor,
+                "x-forwarded-for",
+                "10.0.0.5, \u{fc}",
+            ),
+            (
+                ForwardedHeaders::XForwardedFor,
+                "x-forwarded-proto",
+                "ht tp",
+            ),
+            (
+                ForwardedHeaders::XForwardedFor,
+                "x-forwarded-proto",
+                "https, ",
+            ),
+            (ForwardedHeaders::Forwarded, "forwarded", "for"),
+            (
+                ForwardedHeaders::Forwarded,
+                "forwarded",
+                "for=203.0.113.7;for=198.51.100.1",
+            ),
+            (
+                ForwardedHeaders::Forwarded,
+                "forwarded",
+                "for=\"[2001:db8::1]:99999\"",
+            ),
+            (
+                ForwardedHeaders::Forwarded,
+                "forwarded",
+                "for=\"[2001:db8::1\"",
+            ),
+            (
+                ForwardedHeaders::Forwarded,
+                "forwarded",
+                "for=\"unterminated",
+            ),
+            (ForwardedHeaders::Forwarded, "forwarded", "for=300.1.1.1"),
+            (
+                ForwardedHeaders::Forwarded,
+                "forwarded",
+                "for=203.0.113.7;proto=\"h ttp\"",
+            ),
+            (
+                ForwardedHeaders::Forwarded,
+                "forwarded",
+                "for=203.0.113.7 junk",
+            ),
+            // The client's junk on the proxy's own line cannot be split
+            // from it.
+            (
+                ForwardedHeaders::Forwarded,
+                "forwarded",
+                "for=\"x, for=203.0.113.7",
+            ),
         ];
-        for (name, value) in bad {
-            let err = trusted
-                .resolve(ip("10.0.0.1"), &headers(&[(name, value)]))
-                .expect_err(value);
+        for (kind, name, value) in bad {
+            let trusted = TrustedProxies::new(nets(TRUSTED_PROXIES_FIELD, &["10.0.0.0/8"]), *kind);
+            let mut map = HeaderMap::new();
+            map.append(
+                *name,
+                HeaderValue::from_bytes(value.as_bytes()).expect("header value"),
+            );
+            let err = trusted.resolve(ip("10.0.0.1"), &map).expect_err(value);
             assert_eq!(ForwardedError::CODE, "forwarded_header_invalid");
             assert!(!err.reason.is_empty(), "{name}: {value}");
         }

@@ -937,6 +937,7 @@ mod tests {
                 secret_refs: Vec::new(),
                 allowed_source_cidrs: Vec::new(),
                 trusted_proxies: Vec::new(),
+                forwarded_headers: None,
                 rate_limit: None,
                 verification: None,
                 timestamp_tolerance_seconds: None,

@@ -1,10 +1,14 @@
 //! What payload logging (`spec.logging.payload`) shows of a request: its
-//! headers with every value that may carry a secret or a signature redacted,
+//! headers, every value redacted unless the header is known to be harmless,
 //! and the first [`BODY_LOG_LIMIT`] bytes of its body.
 //!
-//! Redaction errs on the safe side: the headers the active verifier reads a
-//! signature or token from, the standard credential headers, and any header
-//! whose name merely looks like it could hold one.
+//! Redaction is an allowlist: a header is shown only when it is a standard
+//! HTTP header or one of the event-type, delivery-id and timestamp headers
+//! providers send ([`PLAIN_HEADERS`]), or one the endpoint names for such
+//! information (`spec.verification.eventHeader`, ...). Any other header, a
+//! custom `X-Secret` as much as `Authorization`, is `[redacted]`: a list of
+//! suspicious names always misses the next one. A header the verifier reads
+//! a secret or signature from is redacted even if it is on the list.
 
 use axum::http::HeaderMap;
 use base64::Engine as _;
@@ -16,65 +20,104 @@ pub const REDACTED: &str = "[redacted]";
 /// The most body bytes an audit line carries.
 pub const BODY_LOG_LIMIT: usize = 4096;
 
-/// Headers that carry credentials whatever the provider.
-const CREDENTIAL_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-];
-
-/// Parts of header names that suggest a secret, a signature or a token:
-/// `X-Hub-Signature`, `X-Gitlab-Token`, `X-Api-Key`, `X-Shopify-Hmac-Sha256`,
-/// `X-Auth-User`, ...
-const SECRET_NAME_PARTS: &[&str] = &[
-    "signature",
-    "token",
-    "secret",
-    "auth",
-    "hmac",
-    "key",
-    "password",
-    "credential",
-    "session",
-    "cookie",
-    "sig",
-];
-
-/// Providers' headers whose names contain a suspicious part but which carry
-/// an event type or a delivery id, never a secret: the first thing a person
-/// reads a logged delivery for. A verifier that does read a secret from one
-/// of them still has it redacted.
-const PLAIN_HEADERS: &[&str] = &[
-    // Bitbucket's event type (`repo:push`).
-    "x-event-key",
-    // GitLab's and Stripe-style delivery ids.
+/// Headers whose values are shown: standard HTTP and proxy headers, and the
+/// providers' event types, delivery ids, timestamps and retry counters.
+/// None of them carries a secret or a signature.
+pub const PLAIN_HEADERS: &[&str] = &[
+    // HTTP and proxies.
+    "accept",
+    "accept-encoding",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "date",
+    "expect",
+    "forwarded",
+    "host",
+    "traceparent",
+    "tracestate",
+    "transfer-encoding",
+    "user-agent",
+    "via",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-request-id",
+    // GitHub.
+    "x-github-delivery",
+    "x-github-event",
+    "x-github-hook-id",
+    "x-github-hook-installation-target-id",
+    "x-github-hook-installation-target-type",
+    // GitLab.
+    "x-gitlab-event",
+    "x-gitlab-event-uuid",
+    "x-gitlab-instance",
+    "x-gitlab-webhook-uuid",
     "idempotency-key",
-    // Twilio's delivery id.
+    // Bitbucket.
+    "x-event-key",
+    "x-request-uuid",
+    "x-hook-uuid",
+    "x-attempt-number",
+    // Slack.
+    "x-slack-request-timestamp",
+    "x-slack-retry-num",
+    "x-slack-retry-reason",
+    // Standard Webhooks, Svix.
+    "webhook-id",
+    "webhook-timestamp",
+    "svix-id",
+    "svix-timestamp",
+    // Shopify.
+    "x-shopify-api-version",
+    "x-shopify-event-id",
+    "x-shopify-shop-domain",
+    "x-shopify-topic",
+    "x-shopify-triggered-at",
+    "x-shopify-webhook-id",
+    // Zoom.
+    "x-zm-request-timestamp",
+    // Twitch.
+    "twitch-eventsub-message-id",
+    "twitch-eventsub-message-retry",
+    "twitch-eventsub-message-timestamp",
+    "twitch-eventsub-message-type",
+    "twitch-eventsub-subscription-type",
+    "twitch-eventsub-subscription-version",
+    // Discord, SendGrid.
+    "x-signature-timestamp",
+    "x-twilio-email-event-webhook-timestamp",
+    // Twilio.
     "i-twilio-idempotency-token",
+    // Linear.
+    "linear-delivery",
+    "linear-event",
 ];
 
-/// Whether the value of header `name` must not be logged: it is one the
-/// verifier reads a secret from (`verifier_headers`, lower case), a
-/// credential header, or its name contains a suspicious part (unless it is
-/// one of the known plain headers).
-pub fn is_secret_header(name: &str, verifier_headers: &[&str]) -> bool {
+/// Whether the value of header `name` must not be logged: it is not on
+/// [`PLAIN_HEADERS`] nor in `plain` (the endpoint's own information
+/// headers), or the verifier reads a secret from it (`verifier_headers`).
+pub fn is_secret_header(name: &str, verifier_headers: &[&str], plain: &[&str]) -> bool {
     let name = name.to_ascii_lowercase();
-    verifier_headers
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(&name))
-        || CREDENTIAL_HEADERS.contains(&name.as_str())
-        || (!PLAIN_HEADERS.contains(&name.as_str())
-            && SECRET_NAME_PARTS.iter().any(|part| name.contains(part)))
+    let listed = PLAIN_HEADERS.contains(&name.as_str())
+        || plain.iter().any(|p| p.eq_ignore_ascii_case(&name));
+    !listed
+        || verifier_headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&name))
 }
 
 /// The headers as a JSON object (names in lower case, repeated headers as
 /// an array of their values), with every secret-bearing value replaced by
 /// [`REDACTED`]. Values that are not text are shown lossily as UTF-8.
-pub fn headers_json(headers: &HeaderMap, verifier_headers: &[&str]) -> Value {
+pub fn headers_json(headers: &HeaderMap, verifier_headers: &[&str], plain: &[&str]) -> Value {
     let mut object = Map::new();
     for name in headers.keys() {
-        let values: Vec<Value> = if is_secret_header(name.as_str(), verifier_headers) {
+        let values: Vec<Value> = if is_secret_header(name.as_str(), verifier_headers, plain) {
             headers
                 .get_all(name)
                 .iter()
@@ -178,12 +221,14 @@ mod tests {
             ("x-shopify-hmac-sha256", "mac"),
             ("x-gitlab-token", "glpat"),
             ("user-agent", "GitHub-Hookshot/1"),
+            ("x-acme-pass", "unlisted-s3cret"),
+            ("x-acme-event", "order.paid"),
         ] {
             headers.append(name, HeaderValue::from_static(value));
         }
         headers.append("x-forwarded-for", HeaderValue::from_static("192.0.2.1"));
         headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        let json = headers_json(&headers, &["x-custom-check"]);
+        let json = headers_json(&headers, &["x-custom-check"], &["X-Acme-Event"]);
         assert_eq!(
             json,
             serde_json::json!({
@@ -197,6 +242,10 @@ mod tests {
                 "x-shopify-hmac-sha256": REDACTED,
                 "x-gitlab-token": REDACTED,
                 "user-agent": "GitHub-Hookshot/1",
+                // Not known to be harmless: redacted, whatever its name.
+                "x-acme-pass": REDACTED,
+                // The endpoint names it as its event header.
+                "x-acme-event": "order.paid",
                 "x-forwarded-for": ["192.0.2.1", "10.0.0.1"],
             })
         );
@@ -208,6 +257,7 @@ mod tests {
             "k3y",
             "from-the-verifier",
             "glpat",
+            "unlisted-s3cret",
         ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
@@ -233,7 +283,7 @@ mod tests {
             "linear-signature",
             "x-pagerduty-signature",
         ] {
-            assert!(is_secret_header(name, &[]), "{name}");
+            assert!(is_secret_header(name, &[], &[]), "{name}");
         }
         for name in [
             "content-type",
@@ -241,7 +291,16 @@ mod tests {
             "user-agent",
             "webhook-id",
         ] {
-            assert!(!is_secret_header(name, &[]), "{name}");
+            assert!(!is_secret_header(name, &[], &[]), "{name}");
+        }
+        // Nothing the list does not know is shown.
+        for name in [
+            "x-secret",
+            "x-custom",
+            "x-api-credentials-v2",
+            "x-internal-pass",
+        ] {
+            assert!(is_secret_header(name, &[], &[]), "{name}");
         }
     }
 
@@ -281,14 +340,14 @@ mod tests {
             "Idempotency-Key",
             "I-Twilio-Idempotency-Token",
         ] {
-            assert!(!is_secret_header(name, &[]), "{name}");
+            assert!(!is_secret_header(name, &[], &[]), "{name}");
             assert!(
-                is_secret_header(name, &[&name.to_ascii_lowercase()]),
+                is_secret_header(name, &[&name.to_ascii_lowercase()], &[]),
                 "{name} read by the verifier"
             );
         }
-        assert!(is_secret_header("X-Api-Key", &[]));
-        assert!(is_secret_header("X-Gitlab-Token", &[]));
+        assert!(is_secret_header("X-Api-Key", &[], &[]));
+        assert!(is_secret_header("X-Gitlab-Token", &[], &[]));
     }
 
     #[test]

@@ -292,7 +292,10 @@ impl Checked {
             path,
             verifier: self.verifier,
             publisher,
-            proxies: TrustedProxies::new(self.proxies),
+            proxies: TrustedProxies::new(
+                self.proxies,
+                self.endpoint.spec.forwarded_headers.unwrap_or_default(),
+            ),
             allowed: self.allowed,
             limits: Some(self.limits),
             request,

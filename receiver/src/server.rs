@@ -571,7 +571,12 @@ fn audit(
     let endpoint = snapshot.publisher.target().endpoint.as_str();
     // Redacted headers (`headers`, `full`) and the body's start (`full`).
     let logged_headers = (snapshot.payload != PayloadLogging::None).then(|| {
-        crate::redact::headers_json(&parts.headers, &snapshot.verifier.secret_headers()).to_string()
+        crate::redact::headers_json(
+            &parts.headers,
+            &snapshot.verifier.secret_headers(),
+            &snapshot.verifier.plain_headers(),
+        )
+        .to_string()
     });
     let logged_body = facts.body.as_deref().map(crate::redact::body_excerpt);
     state

@@ -86,24 +86,46 @@ async fn a_trusted_proxy_forwards_the_client_ip() {
         "203.0.113.7"
     );
 
-    // Forwarded (RFC 7239) works the same way.
+    // This proxy writes X-Forwarded-For, so a Forwarded header is the
+    // client's own, passed through: the proxy itself is the client.
+    let rfc7239 = [("forwarded", "for=\"203.0.113.9:5000\";proto=https")];
     let answer = receiver
-        .deliver_with(
-            br#"{"id":"proxied-2"}"#,
-            "proxied-2",
-            None,
-            &[("forwarded", "for=\"203.0.113.9:5000\";proto=https")],
-        )
+        .deliver_with(br#"{"id":"proxied-2"}"#, "proxied-2", None, &rfc7239)
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
+    assert_eq!(answer.json["error"], "ip_not_allowed");
+
+    // Without the header the proxy itself is the client: not allowed.
+    let answer = receiver
+        .deliver(br#"{"id":"proxied-3"}"#, "proxied-3", None)
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
+    assert_eq!(answer.json["error"], "ip_not_allowed");
+
+    // A proxy configured as writing Forwarded (RFC 7239) is believed about
+    // it, and then not about X-Forwarded-For.
+    let receiver = start_github(
+        &nats,
+        BODY_LIMIT,
+        "  trustedProxies: [127.0.0.1/32]\n  allowedSourceCidrs: [203.0.113.0/24]\n  forwardedHeaders: Forwarded\n",
+        |_| {},
+    )
+    .await;
+    let answer = receiver
+        .deliver_with(br#"{"id":"proxied-4"}"#, "proxied-4", None, &rfc7239)
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     assert_eq!(
         stored_source_ip(&nats, &receiver, &answer).await,
         "203.0.113.9"
     );
-
-    // Without the header the proxy itself is the client: not allowed.
     let answer = receiver
-        .deliver(br#"{"id":"proxied-3"}"#, "proxied-3", None)
+        .deliver_with(
+            br#"{"id":"proxied-5"}"#,
+            "proxied-5",
+            None,
+            &[("x-forwarded-for", "203.0.113.7")],
+        )
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.json);
     assert_eq!(answer.json["error"], "ip_not_allowed");

@@ -67,6 +67,34 @@ async fn a_signed_delivery_is_stored_with_its_headers() {
 }
 
 #[tokio::test]
+async fn an_encoded_body_is_stored_as_signed_with_its_content_encoding() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let receiver = start_receiver(&nats, 1024 * 1024).await;
+    // The provider signs the bytes it sends: the encoded body, stored as is.
+    let gzipped: &[u8] = &[
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xab, 0xae, 0x05, 0x00,
+    ];
+    let answer = receiver
+        .deliver_with(gzipped, "encoded-1", None, &[("content-encoding", "gzip")])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let sequence = answer.json["sequence"].as_u64().expect("sequence");
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let stream = js
+        .get_stream(&receiver.target.stream)
+        .await
+        .expect("stream");
+    let message = stream.get_raw_message(sequence).await.expect("stored");
+    assert_eq!(message.payload.as_ref(), gzipped);
+    let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+    assert_eq!(header("Content-Encoding").as_deref(), Some("gzip"));
+    assert_eq!(
+        header("Hookwarden-Body-Sha256").as_deref(),
+        Some(hookwarden_receiver::publish::body_sha256(gzipped).as_str())
+    );
+}
+
+#[tokio::test]
 async fn a_redelivery_is_acknowledged_but_stored_once() {
     let nats = NatsServer::start().await.expect("nats-server");
     let receiver = start_receiver(&nats, 1024 * 1024).await;

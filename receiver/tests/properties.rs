@@ -21,7 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
 use hookwarden_crds::{BinaryEncoding, HmacAlgorithm, HmacCheck, Provider, SignatureEncoding};
-use hookwarden_receiver::clientip::{self, Networks, TrustedProxies};
+use hookwarden_receiver::clientip::{self, ForwardedHeaders, Networks, TrustedProxies};
 use hookwarden_receiver::secrets::Secret;
 use hookwarden_receiver::verify::{
     self, Clock, GenericChecks, GenericVerifier, GitlabVerifier, LinearVerifier, PaddleVerifier,
@@ -668,9 +668,9 @@ fn no_header_value_panics_a_verifier() {
 #[test]
 fn no_forwarding_header_panics_the_client_ip_parsers() {
     let networks = ["10.0.0.0/8".to_owned(), "fd00::/8".to_owned()];
-    let proxies = TrustedProxies::new(
-        Networks::parse(clientip::TRUSTED_PROXIES_FIELD, &networks).expect("networks"),
-    );
+    let networks = Networks::parse(clientip::TRUSTED_PROXIES_FIELD, &networks).expect("networks");
+    let x_forwarded_for = TrustedProxies::new(networks.clone(), ForwardedHeaders::XForwardedFor);
+    let rfc7239 = TrustedProxies::new(networks, ForwardedHeaders::Forwarded);
     let peer: IpAddr = "10.1.2.3".parse().expect("ip");
     // Values built from the characters the parsers care about, and any
     // visible ASCII.
@@ -678,13 +678,13 @@ fn no_forwarding_header_panics_the_client_ip_parsers() {
         "[ -~]{0,80}",
         r#"([0-9a-fA-F:.\[\]_,;="\\ ]|for|proto|by|unknown|https?){0,24}"#,
     ];
-    let strategy = prop::collection::vec(
-        (
-            prop::sample::select(&["x-forwarded-for", "forwarded", "x-forwarded-proto"][..]),
-            value,
-        ),
-        0..4,
-    );
+    const NAMES: [&str; 4] = [
+        "x-forwarded-for",
+        "forwarded",
+        "x-forwarded-proto",
+        "x-real-ip",
+    ];
+    let strategy = prop::collection::vec((prop::sample::select(&NAMES[..]), value), 0..4);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 512,
         ..config()
@@ -695,13 +695,27 @@ fn no_forwarding_header_panics_the_client_ip_parsers() {
             for (name, value) in &pairs {
                 headers.append(*name, HeaderValue::from_str(value).expect("visible ASCII"));
             }
-            if let Ok(client) = proxies.resolve(peer, &headers) {
-                prop_assert_eq!(client.peer_ip, peer);
+            for (proxies, read) in [
+                (&x_forwarded_for, ["x-forwarded-for", "x-forwarded-proto"]),
+                (&rfc7239, ["forwarded", "forwarded"]),
+            ] {
+                let resolved = proxies.resolve(peer, &headers);
+                if let Ok(client) = &resolved {
+                    prop_assert_eq!(client.peer_ip, peer);
+                }
+                // Only the configured headers matter: without the others
+                // the answer is the same.
+                let mut only = HeaderMap::new();
+                for (name, value) in headers.iter().filter(|(n, _)| read.contains(&n.as_str())) {
+                    only.append(name, value.clone());
+                }
+                prop_assert_eq!(&proxies.resolve(peer, &only), &resolved);
+                // From an untrusted peer the headers change nothing.
+                let outside: IpAddr = "203.0.113.9".parse().expect("ip");
+                let client = proxies.resolve(outside, &headers).expect("untrusted peer");
+                prop_assert_eq!(client.client_ip, outside);
+                prop_assert_eq!(client.forwarded_proto, None);
             }
-            // From an untrusted peer the headers change nothing.
-            let outside: IpAddr = "203.0.113.9".parse().expect("ip");
-            let client = proxies.resolve(outside, &headers).expect("untrusted peer");
-            prop_assert_eq!(client.client_ip, outside);
             Ok(())
         })
         .unwrap_or_else(|err| panic!("{err}"));

@@ -444,56 +444,6 @@ async fn a_full_stream_is_answered_503_and_stores_only_what_was_acknowledged() {
     }
 }
 
-/// Resumes a SIGSTOPped process when dropped, so a failing assertion
-/// cannot leave nats-server frozen.
-struct Frozen(nix::unistd::Pid);
-
-impl Frozen {
-    fn freeze(nats: &NatsServer) -> Self {
-        let pid = nats
-            .pid()
-            .and_then(|p| i32::try_from(p).ok())
-            .map(nix::unistd::Pid::from_raw)
-            .expect("nats-server pid");
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
-        // kill(2) returns once the signal is queued; threads running on
-        // other CPUs stop a moment later and could still store a publish.
-        // Wait until every thread of the server reports state T (stopped).
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !all_threads_stopped(pid.as_raw()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nats-server did not stop within 5 s of SIGSTOP"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Self(pid)
-    }
-}
-
-/// Whether every thread of `pid` is stopped, read from `/proc/<pid>/task/*/stat`.
-fn all_threads_stopped(pid: i32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().all(|task| {
-        std::fs::read_to_string(task.path().join("stat"))
-            .ok()
-            // The state follows the parenthesised command name, which may hold spaces.
-            .and_then(|stat| {
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.trim_start().chars().next())
-            })
-            .is_some_and(|state| state == 'T' || state == 't')
-    })
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
-    }
-}
-
 /// Deliveries in flight at most; what comes beyond is answered `overloaded`.
 const MAX_IN_FLIGHT: usize = 3;
 
@@ -511,7 +461,7 @@ async fn a_frozen_nats_server_is_answered_503_within_the_in_flight_cap_and_recov
 
     // The process is alive and its socket open, but nothing is answered:
     // every publish waits for its timeout (2 s).
-    let frozen = Frozen::freeze(&nats);
+    let frozen = nats.freeze();
     // More senders than in-flight slots: while MAX_IN_FLIGHT deliveries
     // wait for JetStream, the others must be turned away at once. Each
     // sender stops once both kinds of refusal were seen (or after 40).

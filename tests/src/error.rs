@@ -8,6 +8,12 @@ pub enum SupportError {
     #[error("{tool} not found at {}: build it with `make tools` (tests/tools/install.sh {tool})", path.display())]
     ToolMissing { tool: String, path: PathBuf },
 
+    /// A system program (a Debian package) is not installed.
+    #[error(
+        "{tool} is not installed: install the Debian package {package} (`tests/tools/deps.sh` does)"
+    )]
+    SystemToolMissing { tool: String, package: String },
+
     /// A process could not be spawned at all.
     #[error("cannot start {what} ({}): {source}", binary.display())]
     Spawn {

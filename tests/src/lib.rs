@@ -5,6 +5,8 @@
 //! - [`EndpointFiles`]: a manifest and its secrets on disk, as a receiver
 //!   reads them; [`InProcessReceiver`]: the receiver started on them in this
 //!   process, the way its binary starts.
+//! - [`Nginx`]: a private nginx reverse proxy configured like ingress-nginx's
+//!   defaults (TLS termination, `X-Forwarded-For`), stopped on drop.
 //! - [`TestNamespace`]: a fresh, randomly named namespace in the shared local
 //!   control plane (`make cluster-up`), deleted on drop, with a `kube::Client`;
 //!   [`TestNamespace::create_on_process_node`] for one whose pods run as real
@@ -21,6 +23,7 @@ mod error;
 mod files;
 mod nats;
 pub mod nats_jwt;
+mod nginx;
 mod process;
 pub mod receiver;
 pub mod tools;
@@ -29,7 +32,8 @@ mod wait;
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
 pub use error::SupportError;
 pub use files::EndpointFiles;
-pub use nats::{NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
+pub use nats::{Frozen, NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
+pub use nginx::{Forwarded, Nginx, NginxBuilder, XForwarded};
 pub use process::ManagedProcess;
 pub use receiver::InProcessReceiver;
 pub use wait::eventually;

@@ -403,3 +403,65 @@ async fn jetstream_answers(url: &str, creds: Option<&str>, url_auth: Option<&Url
         Ok(Some(_))
     )
 }
+
+/// Resumes a SIGSTOPped process when dropped, so a failing assertion
+/// cannot leave nats-server frozen.
+#[derive(Debug)]
+pub struct Frozen(nix::unistd::Pid);
+
+impl Frozen {
+    fn freeze(nats: &NatsServer) -> Self {
+        let pid = nats
+            .pid()
+            .and_then(|p| i32::try_from(p).ok())
+            .map(nix::unistd::Pid::from_raw)
+            .expect("nats-server pid");
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+        // kill(2) returns once the signal is queued; threads running on
+        // other CPUs stop a moment later and could still store a publish.
+        // Wait until every thread of the server reports state T (stopped).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid.as_raw()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not stop within 5 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Self(pid)
+    }
+}
+
+/// Whether every thread of `pid` is stopped, read from `/proc/<pid>/task/*/stat`.
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            // The state follows the parenthesised command name, which may hold spaces.
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next())
+            })
+            .is_some_and(|state| state == 'T' || state == 't')
+    })
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+impl NatsServer {
+    /// Stops the server with SIGSTOP (alive, its socket open, answering
+    /// nothing) until the returned guard is dropped.
+    ///
+    /// # Panics
+    /// When the server is not running or does not stop within 5 s.
+    pub fn freeze(&self) -> Frozen {
+        Frozen::freeze(self)
+    }
+}

@@ -349,6 +349,11 @@ fn the_schema_refuses_bad_values_with_a_message() {
             "at '/receivers/trustedProxies/0'",
         ),
         (
+            // A header's name is not the setting's value.
+            &["--set", "receivers.forwardedHeaders=X-Forwarded-For"],
+            "at '/receivers/forwardedHeaders': value must be one of 'XForwardedFor', 'Forwarded'",
+        ),
+        (
             &["--set", "ingress.className=Nginx_Public"],
             "at '/ingress/className'",
         ),
@@ -372,6 +377,33 @@ fn the_schema_refuses_bad_values_with_a_message() {
             "helm template {args:?}: expected {message:?} in\n{out}"
         );
     }
+}
+
+/// `helm upgrade --reuse-values` from a chart without
+/// `receivers.forwardedHeaders` leaves it unset: no empty flag (which the
+/// operator would refuse to start with), the operator's own default.
+#[test]
+fn an_unset_forwarded_headers_value_passes_no_flag() {
+    let docs = documents(&render(&["--set", "receivers.forwardedHeaders=null"]));
+    let deployment = find(&docs, "Deployment", "hw-hookwarden").expect("Deployment");
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    let args: Vec<&str> = args
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        args.iter()
+            .any(|a| a.starts_with("--default-trusted-proxies=")),
+        "{args:?}"
+    );
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--default-forwarded-headers")),
+        "{args:?}"
+    );
 }
 
 #[test]
@@ -417,6 +449,7 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
             "--nats-url=nats://nats.nats.svc:4222",
             "--stream-check-interval=300",
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+            "--default-forwarded-headers=XForwardedFor",
             "--log-format=json",
         ]),
         "no --namespace: all namespaces; JSON logs like the receivers'"
@@ -532,6 +565,7 @@ fn each_watched_namespace_gets_a_role_and_the_full_values_render() {
             "--nats-url=nats://nats.messaging.svc:4222",
             "--stream-check-interval=120",
             "--default-trusted-proxies=10.244.0.0/16,fd00:10:244::/56",
+            "--default-forwarded-headers=Forwarded",
             "--default-ingress-class=nginx",
             "--default-issuer-name=webhooks-ca",
             "--default-issuer-kind=Issuer",
@@ -834,6 +868,7 @@ fn the_notes_tell_the_next_step() {
         "kubectl -n $NS get webhookendpoints",
         "get secret github-webhook -o jsonpath='{.data.secret}'",
         "receivers.trustedProxies of this release\n(10.244.0.0/16, fd00:10:244::/56)",
+        "spec.forwardedHeaders, else Forwarded\n(receivers.forwardedHeaders)",
         "with the credentials in Secret\nnats-creds (key operator.creds)",
         "not removed by \"helm uninstall\"",
     ] {

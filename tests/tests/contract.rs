@@ -95,6 +95,7 @@ async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliverie
         nats_url: "nats://nats:4222".to_owned(),
         // The ingress controller, as the chart's default tells users to set.
         default_trusted_proxies: vec!["127.0.0.1/32".to_owned()],
+        default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
         default_ingress_class: None,
         default_issuer: None,
     };

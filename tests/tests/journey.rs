@@ -338,6 +338,16 @@ struct Receiver {
     /// Stopped on drop.
     _process: ManagedProcess,
     port: u16,
+    /// The path its rendered manifest serves (`spec.ingress.path`, else `/`):
+    /// what the Ingress forwards.
+    path: String,
+}
+
+impl Receiver {
+    /// Where a delivery for it goes, as the ingress controller forwards it.
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, self.path)
+    }
 }
 
 async fn start_receiver(
@@ -356,6 +366,16 @@ async fn start_receiver(
     let secret = ns.api::<Secret>().get(&child).await.expect("config Secret");
     let config_dir = work.join(format!("{endpoint}-config"));
     lay_out(&deployment, &secret, &config_dir);
+    let rendered = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get("endpoint.yaml"))
+        .expect("the rendered manifest");
+    let path = hookwarden_crds::from_yaml(&String::from_utf8_lossy(&rendered.0))
+        .expect("the rendered manifest parses")
+        .spec
+        .ingress
+        .map_or_else(|| "/".to_owned(), |ingress| ingress.path);
     let (port, metrics) = (free_port(), free_port());
     let args = local_args(&deployment, &config_dir, port, metrics);
     assert!(
@@ -383,6 +403,7 @@ async fn start_receiver(
     Receiver {
         _process: process,
         port,
+        path,
     }
 }
 
@@ -391,10 +412,9 @@ async fn send(
     bins: &Binaries,
     provider: &str,
     secret_file: &Path,
-    port: u16,
+    url: String,
     extra: &[&str],
 ) -> (i32, String) {
-    let url = format!("http://127.0.0.1:{port}/");
     let output = tokio::process::Command::new(&bins.cli)
         .args(["send", "--provider", provider, "--secret-file"])
         .arg(secret_file)
@@ -555,6 +575,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             format!("--nats-url={}", nats.url()),
             "--stream-check-interval=300".to_owned(),
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7".to_owned(),
+            "--default-forwarded-headers=XForwardedFor".to_owned(),
             format!("--namespace={namespace}"),
             "--log-format=json".to_owned(),
         ]
@@ -845,6 +866,12 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             rendered["spec"]["trustedProxies"], expected,
             "{child} trusts the chart's default proxies"
         );
+        // And believes them only in the headers the chart says the ingress
+        // controller writes (receivers.forwardedHeaders), written out.
+        assert_eq!(
+            rendered["spec"]["forwardedHeaders"], "XForwardedFor",
+            "{child} believes only X-Forwarded-For"
+        );
     }
     ns.api::<Ingress>()
         .get("stripe-receiver")
@@ -931,7 +958,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             start_receiver(&ns, &bins, work, endpoint, nats.url()).await,
         );
     }
-    let port = |endpoint: &str| receivers[endpoint].port;
+    let port = |endpoint: &str| receivers[endpoint].url();
 
     let mut consumers = Vec::new();
     for endpoint in ["github", "stripe", "slack"] {
@@ -1224,6 +1251,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             format!("--nats-url={}", nats.url()),
             "--stream-check-interval=300".to_owned(),
             "--default-trusted-proxies=10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7".to_owned(),
+            "--default-forwarded-headers=XForwardedFor".to_owned(),
             format!("--namespace={namespace}"),
             "--log-format=json".to_owned(),
         ],

@@ -59,6 +59,9 @@ pub struct Settings {
     /// trusted proxy reports as HTTPS, so without this every endpoint would
     /// have to repeat its cluster's pod CIDR.
     pub default_trusted_proxies: Vec<String>,
+    /// The forwarding headers of endpoints that set no
+    /// `spec.forwardedHeaders`: what the cluster's ingress controller writes.
+    pub default_forwarded_headers: hookwarden_crds::ForwardedHeaders,
     /// The IngressClass of endpoints whose `spec.ingress` names none;
     /// `None`: the cluster's default IngressClass.
     pub default_ingress_class: Option<String>,
@@ -358,6 +361,7 @@ pub(crate) mod fixtures {
             receiver_image: "ghcr.io/hookwarden/receiver:test".to_owned(),
             nats_url: "nats://nats.nats.svc:4222".to_owned(),
             default_trusted_proxies: Vec::new(),
+            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
             default_ingress_class: None,
             default_issuer: None,
         }

@@ -95,7 +95,9 @@ pub fn generated_secret_name(endpoint_name: &str) -> String {
 /// generated Secret is one more entry of `secretRefs`, so it is resolved,
 /// rendered and verified like any referenced one; without
 /// `trustedProxies`, the operator's default ones (the ingress controller's
-/// network) apply; with `ingress` and no `tls` at all, the operator's
+/// network) apply, and without `forwardedHeaders` the operator's default
+/// (what the ingress controller writes), written out so the receiver never
+/// falls back on a default of its own; with `ingress` and no `tls` at all, the operator's
 /// default issuer (if any) becomes `tls.issuerRef`, so the Certificate,
 /// the Ingress's TLS Secret `<name>-tls` and the `https` URL follow as for
 /// an issuer the endpoint names.
@@ -117,6 +119,10 @@ pub fn effective_endpoint(endpoint: &WebhookEndpoint, settings: &Settings) -> We
             .trusted_proxies
             .clone_from(&settings.default_trusted_proxies);
     }
+    effective
+        .spec
+        .forwarded_headers
+        .get_or_insert(settings.default_forwarded_headers);
     if endpoint.spec.generate_secret {
         let generated = hookwarden_crds::SecretKeyRef {
             name: generated_secret_name(&endpoint.name_any()),
@@ -312,7 +318,10 @@ mod tests {
             effective.spec
         );
         let github = super::super::fixtures::endpoint("github");
-        assert_eq!(effective_endpoint(&github, &settings()).spec, github.spec);
+        let mut expected = github.spec.clone();
+        // Only the default forwarding headers are written out.
+        expected.forwarded_headers = Some(settings().default_forwarded_headers);
+        assert_eq!(effective_endpoint(&github, &settings()).spec, expected);
     }
 
     #[test]
@@ -427,6 +436,31 @@ mod tests {
             effective_endpoint(&own, &settings).spec.trusted_proxies,
             ["192.0.2.0/24"],
             "an endpoint's own list wins, it is not merged"
+        );
+    }
+
+    #[test]
+    fn default_forwarded_headers_apply_only_to_endpoints_without_their_own() {
+        use hookwarden_crds::ForwardedHeaders;
+        let settings = Settings {
+            default_forwarded_headers: ForwardedHeaders::Forwarded,
+            ..settings()
+        };
+        let github = endpoint("github");
+        assert_eq!(github.spec.forwarded_headers, None, "fixture sets none");
+        assert_eq!(
+            effective_endpoint(&github, &settings)
+                .spec
+                .forwarded_headers,
+            Some(ForwardedHeaders::Forwarded),
+            "the receiver gets the operator's default written out"
+        );
+        let mut own = github.clone();
+        own.spec.forwarded_headers = Some(ForwardedHeaders::XForwardedFor);
+        assert_eq!(
+            effective_endpoint(&own, &settings).spec.forwarded_headers,
+            Some(ForwardedHeaders::XForwardedFor),
+            "an endpoint's own setting wins"
         );
     }
 }

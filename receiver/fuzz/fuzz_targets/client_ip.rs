@@ -1,12 +1,16 @@
 //! The client-IP header parsers (`X-Forwarded-For`, RFC 7239 `Forwarded`,
-//! `X-Forwarded-Proto`) through `TrustedProxies::resolve`: must never
-//! panic, and an untrusted peer's headers must change nothing.
+//! `X-Forwarded-Proto`, and `X-Real-IP`, which is never read) through
+//! `TrustedProxies::resolve`, for proxies of either `forwardedHeaders`: must
+//! never panic, an untrusted peer's headers must change nothing, and the
+//! headers of the kind not configured must change nothing either.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::LazyLock;
 
-use hookwarden_receiver::clientip::{Networks, TRUSTED_PROXIES_FIELD, TrustedProxies};
+use hookwarden_receiver::clientip::{
+    ForwardedHeaders, Networks, TRUSTED_PROXIES_FIELD, TrustedProxies,
+};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -21,11 +25,15 @@ static NETWORKS: LazyLock<Networks> = LazyLock::new(|| {
     .map(str::to_owned);
     Networks::parse(TRUSTED_PROXIES_FIELD, &networks).expect("networks")
 });
-static PROXIES: LazyLock<TrustedProxies> = LazyLock::new(|| TrustedProxies::new(NETWORKS.clone()));
+static X_FORWARDED_FOR: LazyLock<TrustedProxies> =
+    LazyLock::new(|| TrustedProxies::new(NETWORKS.clone(), ForwardedHeaders::XForwardedFor));
+static RFC7239: LazyLock<TrustedProxies> =
+    LazyLock::new(|| TrustedProxies::new(NETWORKS.clone(), ForwardedHeaders::Forwarded));
 
 #[derive(Debug, Arbitrary)]
 struct Request {
     peer: Peer,
+    rfc7239: bool,
     headers: Vec<(Which, Vec<u8>)>,
 }
 
@@ -37,11 +45,12 @@ enum Peer {
     OtherV6([u8; 16]),
 }
 
-#[derive(Debug, Arbitrary)]
+#[derive(Debug, Arbitrary, PartialEq)]
 enum Which {
     XForwardedFor,
     Forwarded,
     XForwardedProto,
+    XRealIp,
 }
 
 fuzz_target!(|request: Request| {
@@ -51,18 +60,34 @@ fuzz_target!(|request: Request| {
         Peer::Other(b) => IpAddr::V4(Ipv4Addr::from(b)),
         Peer::OtherV6(b) => IpAddr::V6(Ipv6Addr::from(b)),
     };
+    let (proxies, read): (&TrustedProxies, &[Which]) = if request.rfc7239 {
+        (&RFC7239, &[Which::Forwarded])
+    } else {
+        (&X_FORWARDED_FOR, &[Which::XForwardedFor, Which::XForwardedProto])
+    };
     let mut headers = HeaderMap::new();
+    let mut configured = HeaderMap::new();
     for (which, raw) in &request.headers {
         let name = match which {
             Which::XForwardedFor => "x-forwarded-for",
             Which::Forwarded => "forwarded",
             Which::XForwardedProto => "x-forwarded-proto",
+            Which::XRealIp => "x-real-ip",
         };
         if let Ok(value) = HeaderValue::from_bytes(raw) {
+            if read.contains(which) {
+                configured.append(HeaderName::from_static(name), value.clone());
+            }
             headers.append(HeaderName::from_static(name), value);
         }
     }
-    let Ok(client) = PROXIES.resolve(peer, &headers) else {
+    let resolved = proxies.resolve(peer, &headers);
+    assert_eq!(
+        proxies.resolve(peer, &configured),
+        resolved,
+        "a header of the kind not configured changed the answer"
+    );
+    let Ok(client) = resolved else {
         return;
     };
     assert_eq!(client.peer_ip, peer.to_canonical());

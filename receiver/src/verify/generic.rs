@@ -441,6 +441,22 @@ impl Verifier for GenericVerifier {
         names
     }
 
+    /// The configured event, delivery-id, id and timestamp headers.
+    fn plain_headers(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = [
+            self.event_header.as_deref(),
+            self.delivery_id_header.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let Some(hmac) = &self.hmac {
+            names.extend(hmac.timestamp_header.as_deref());
+            names.extend(hmac.id_header.as_deref());
+        }
+        names
+    }
+
     /// The token and Basic checks need no body: made whole, in the order
     /// [`Verifier::verify`] makes them; the HMAC's header must be present.
     fn precheck(&self, request: &super::Head<'_>) -> Result<(), Rejection> {

@@ -259,6 +259,13 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
     /// inside the body lists none.
     fn secret_headers(&self) -> Vec<&str>;
 
+    /// Headers beyond the providers' well-known ones that carry only an
+    /// event type, a delivery id or a timestamp, shown by payload logging
+    /// (the `generic` provider's configured ones).
+    fn plain_headers(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
     /// Verifies a delivery from its headers and raw body bytes.
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection>;
 
@@ -305,6 +312,10 @@ impl Verifier for PublishHandshakes {
 
     fn precheck(&self, request: &Head<'_>) -> Result<(), Rejection> {
         self.0.precheck(request)
+    }
+
+    fn plain_headers(&self) -> Vec<&str> {
+        self.0.plain_headers()
     }
 
     fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {

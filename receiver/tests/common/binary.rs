@@ -28,6 +28,25 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How the process serves its public port (`--tls-mode`): both plain HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainMode {
+    /// `insecure-http`: every request is taken as it comes.
+    InsecureHttp,
+    /// `behind-ingress`: as the operator starts it behind the Ingress, only
+    /// requests a trusted proxy reports as HTTPS are accepted.
+    BehindIngress,
+}
+
+impl PlainMode {
+    fn flag(self) -> &'static str {
+        match self {
+            Self::InsecureHttp => "insecure-http",
+            Self::BehindIngress => "behind-ingress",
+        }
+    }
+}
+
 /// A running receiver over plain HTTP, killed on drop.
 pub struct ReceiverProcess {
     child: tokio::process::Child,
@@ -71,6 +90,17 @@ impl ReceiverProcess {
         secrets: &[(&str, &str, &[u8])],
         env: &[(&str, &str)],
     ) -> Self {
+        Self::spawn_in(PlainMode::InsecureHttp, nats_url, manifest, secrets, env)
+    }
+
+    /// As [`ReceiverProcess::spawn`], in `mode`.
+    pub fn spawn_in(
+        mode: PlainMode,
+        nats_url: &str,
+        manifest: &str,
+        secrets: &[(&str, &str, &[u8])],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let endpoint = dir.path().join("endpoint.yaml");
         std::fs::write(&endpoint, manifest).expect("manifest");
@@ -88,7 +118,7 @@ impl ReceiverProcess {
             .env("HOOKWARDEN_NATS_URL", nats_url)
             .env("HOOKWARDEN_LISTEN", &listen)
             .env("HOOKWARDEN_METRICS_LISTEN", &ops)
-            .env("HOOKWARDEN_TLS_MODE", "insecure-http")
+            .env("HOOKWARDEN_TLS_MODE", mode.flag())
             .env("HOOKWARDEN_RELOAD_INTERVAL_SECS", "1")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -128,6 +158,32 @@ impl ReceiverProcess {
         self.log.lock().expect("log").clone()
     }
 
+    /// The public listener's address.
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        self.listen.parse().expect("listen address")
+    }
+
+    /// The audit lines (target `hookwarden::audit`) logged so far.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line["target"] == "hookwarden::audit")
+            .collect()
+    }
+
+    /// Waits for the audit line of the request answered with
+    /// `x-request-id: request_id`, and returns it.
+    pub async fn audit_line(&self, request_id: &str) -> serde_json::Value {
+        let what = format!("the audit line of request {request_id}");
+        hookwarden_tests::eventually(&what, WAIT, || async {
+            self.audit_lines()
+                .into_iter()
+                .find(|line| line["request_id"] == request_id)
+        })
+        .await
+    }
+
     /// Waits until `/readyz` answers 200.
     pub async fn ready(&self) {
         let url = format!("http://{}/readyz", self.ops);
@@ -156,9 +212,20 @@ impl ReceiverProcess {
 
     /// Sends `method /` with `headers` and `body`.
     pub async fn send(&self, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        self.send_to(method, "/", headers, body).await
+    }
+
+    /// Sends `method path` with `headers` and `body`.
+    pub async fn send_to(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         let mut request = hyper::Request::builder()
             .method(method)
-            .uri(format!("http://{}/", self.listen));
+            .uri(format!("http://{}{path}", self.listen));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -226,5 +293,40 @@ impl ReceiverProcess {
     /// The manifest's path.
     pub fn manifest_path(&self) -> &Path {
         &self.endpoint
+    }
+
+    /// The directory holding the manifest and `secrets/`.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Replaces the secret `name`/`key` at once (write, then rename), as the
+    /// kubelet swaps a mounted Secret.
+    pub fn write_secret(&self, name: &str, key: &str, content: &[u8]) {
+        let dir = self._dir.path().join("secrets").join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let tmp = dir.join(format!(".{key}.tmp"));
+        std::fs::write(&tmp, content).expect("write");
+        std::fs::rename(&tmp, dir.join(key)).expect("rename");
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// `GET` on the operations port: the status and body text.
+    pub async fn ops_get(&self, path: &str) -> (StatusCode, String) {
+        let url = format!("http://{}{path}", self.ops);
+        let response = tokio::time::timeout(WAIT, self.http.get(url.parse().expect("uri")))
+            .await
+            .expect("the operations port answers in time")
+            .expect("operations port");
+        let status = response.status();
+        let body = response.into_body().collect().await.expect("body");
+        (
+            status,
+            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        )
     }
 }

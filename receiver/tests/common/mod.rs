@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod ingress;
 
 use std::convert::Infallible;
 use std::time::Duration;
