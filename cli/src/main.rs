@@ -101,6 +101,11 @@ struct SendArgs {
     /// Accept any server certificate (testing only).
     #[arg(long)]
     insecure: bool,
+    /// Connect to ADDRESS:PORT instead of the URL's host and port (e.g. an
+    /// ingress controller before DNS points at it); TLS server name,
+    /// certificate check and Host stay the URL's, as with curl's --connect-to.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    connect_to: Option<String>,
     /// Print an equivalent curl command instead of sending.
     #[arg(long)]
     print_curl: bool,
@@ -385,7 +390,13 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         .block_on(async {
             tokio::time::timeout(
                 SEND_TIMEOUT,
-                post(&url, args.cacert.as_deref(), args.insecure, delivery),
+                post(
+                    &url,
+                    args.cacert.as_deref(),
+                    args.insecure,
+                    args.connect_to.as_deref(),
+                    delivery,
+                ),
             )
             .await
         })
@@ -496,6 +507,13 @@ fn curl_command(
         parts.push(format!(
             "--cacert {}",
             shell_quote(&cacert.display().to_string())
+        ));
+    }
+    if let Some(connect_to) = &args.connect_to {
+        // curl's form: HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT, empty = any.
+        parts.push(format!(
+            "--connect-to {}",
+            shell_quote(&format!("::{connect_to}"))
         ));
     }
     for (name, value) in &delivery.headers {
@@ -712,6 +730,7 @@ async fn post(
     url: &str,
     cacert: Option<&Path>,
     insecure: bool,
+    connect_to: Option<&str>,
     delivery: presets::Delivery,
 ) -> Result<(hyper::StatusCode, Bytes), String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("--url {url:?}: {e}"))?;
@@ -753,9 +772,14 @@ async fn post(
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
-    let tcp = TcpStream::connect((tcp_host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let tcp = match connect_to {
+        Some(address) => TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("cannot connect to {address} (--connect-to): {e}"))?,
+        None => TcpStream::connect((tcp_host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?,
+    };
     if https {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(cacert, insecure)?));
         let name = rustls::pki_types::ServerName::try_from(tcp_host)

@@ -108,6 +108,61 @@ async fn send_over_https_trusts_the_cacert_and_refuses_an_unknown_certificate() 
     assert_eq!(insecure.status.code(), Some(0), "{insecure:?}");
 }
 
+/// `--connect-to`: the TCP connection goes to the given address, while the
+/// TLS server name, the certificate check and Host are the URL's host, which
+/// resolves nowhere (as an ingress controller is tried before DNS points at
+/// it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_connects_to_another_address_with_the_urls_host_as_server_name() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = "hooks.hookwarden.invalid";
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec![host.to_owned()]).expect("certificate");
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.pem()).expect("cert");
+    std::fs::write(&key_path, signing_key.serialize_pem()).expect("key");
+    let mode = Mode::Terminate {
+        cert: cert_path.clone(),
+        key: key_path,
+    };
+    let (url, _stop) = start_receiver(&nats, mode).await;
+    let port = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    let cacert = cert_path.display().to_string();
+    let address = format!("127.0.0.1:{port}");
+    let public = format!("https://{host}:{port}/");
+
+    let sent = send_with(
+        &public,
+        SECRET,
+        &["--cacert", &cacert, "--connect-to", &address],
+    )
+    .await;
+    assert_eq!(sent.status.code(), Some(0), "{sent:?}");
+    assert!(String::from_utf8_lossy(&sent.stdout).starts_with("200 OK\n"));
+
+    // Without it the host is looked up, and is nowhere.
+    let unresolved = send_with(&public, SECRET, &["--cacert", &cacert]).await;
+    assert_eq!(unresolved.status.code(), Some(2), "{unresolved:?}");
+    // The certificate is still checked against the URL's host.
+    let wrong_name = send_with(
+        &format!("https://localhost:{port}/"),
+        SECRET,
+        &["--cacert", &cacert, "--connect-to", &address],
+    )
+    .await;
+    assert_eq!(wrong_name.status.code(), Some(2), "{wrong_name:?}");
+    assert!(
+        String::from_utf8_lossy(&wrong_name.stderr).contains("TLS handshake"),
+        "{wrong_name:?}"
+    );
+}
+
 /// A `hookwarden tail` process, killed on drop (also when a test fails).
 struct Tail(std::process::Child);
 

@@ -54,12 +54,39 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates `hw-<prefix>-<random>` in the shared control plane.
     pub async fn create(prefix: &str) -> Result<Self, SupportError> {
+        Self::create_with(prefix, None).await
+    }
+
+    /// Like [`TestNamespace::create`], for pods that run as processes: every
+    /// pod of the namespace is scheduled onto the process node
+    /// ([`crate::deployed::PROCESS_NODE`]), where the pod runner runs it.
+    /// Fails when the pod runner is not running.
+    pub async fn create_on_process_node(prefix: &str) -> Result<Self, SupportError> {
+        crate::deployed::pod_runner_bin_dir()?;
+        let annotations = [
+            (
+                "scheduler.alpha.kubernetes.io/node-selector".to_owned(),
+                crate::deployed::PROCESS_NODE_SELECTOR.to_owned(),
+            ),
+            (
+                "scheduler.alpha.kubernetes.io/defaultTolerations".to_owned(),
+                crate::deployed::PROCESS_NODE_TOLERATION.to_owned(),
+            ),
+        ];
+        Self::create_with(prefix, Some(annotations.into())).await
+    }
+
+    async fn create_with(
+        prefix: &str,
+        annotations: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<Self, SupportError> {
         let client = shared_client().await?;
         let name = format!("hw-{prefix}-{:08x}", rand::random::<u32>());
         let namespace = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
                 labels: Some([(TEST_NAMESPACE_LABEL.to_owned(), "true".to_owned())].into()),
+                annotations,
                 ..ObjectMeta::default()
             },
             ..Namespace::default()

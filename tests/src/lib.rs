@@ -8,7 +8,9 @@
 //! - [`Nginx`]: a private nginx reverse proxy configured like ingress-nginx's
 //!   defaults (TLS termination, `X-Forwarded-For`), stopped on drop.
 //! - [`TestNamespace`]: a fresh, randomly named namespace in the shared local
-//!   control plane (`make cluster-up`), deleted on drop, with a `kube::Client`.
+//!   control plane (`make cluster-up`), deleted on drop, with a `kube::Client`;
+//!   [`TestNamespace::create_on_process_node`] for one whose pods run as real
+//!   processes ([`deployed`]).
 //!
 //! The binaries are the pinned builds from `tests/tools/install.sh`
 //! (see [`tools`]). Nothing here depends on a fixed port being free or on
@@ -16,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod cluster;
+pub mod deployed;
 mod error;
 mod files;
 mod nats;

@@ -37,6 +37,8 @@ pub fn tool_path(tool: &str) -> PathBuf {
         "etcd" => "ETCD_VERSION",
         "kwok" => "KWOK_VERSION",
         "helm" => "HELM_VERSION",
+        "traefik" => "TRAEFIK_VERSION",
+        "cert-manager-controller" => "CERT_MANAGER_VERSION",
         _ => "KUBERNETES_VERSION",
     };
     let version = pinned_version(variable).unwrap_or("unpinned");
@@ -76,6 +78,8 @@ mod tests {
             "KUBERNETES_VERSION",
             "KWOK_VERSION",
             "HELM_VERSION",
+            "TRAEFIK_VERSION",
+            "CERT_MANAGER_VERSION",
         ] {
             let version = pinned_version(variable).unwrap_or_default();
             assert!(

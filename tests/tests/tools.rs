@@ -72,6 +72,11 @@ fn every_tool_reports_its_pinned_version() {
             vec!["version"],
             format!("Version:\"{}\"", pinned("HELM_VERSION")),
         ),
+        (
+            "traefik",
+            vec!["version"],
+            pinned("TRAEFIK_VERSION").to_owned(),
+        ),
     ];
     for (tool, args, expected) in cases {
         let output = output_of(tool, &args);
@@ -103,4 +108,29 @@ fn helm_assumes_the_kubernetes_minor_of_our_control_plane() {
         .nth(1)
         .expect("v1.<minor>.<patch>");
     assert!(rendered.contains(&format!("kube: {minor}")), "{rendered}");
+}
+
+/// cert-manager's controller has no version flag: it logs its version first
+/// thing, before it reads the kubeconfig (which here does not exist).
+#[test]
+fn cert_manager_controller_reports_its_pinned_version() {
+    let path = require_tool("cert-manager-controller").unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(&path)
+        .args([
+            "--kubeconfig",
+            &dir.path().join("none").display().to_string(),
+            "--leader-elect=false",
+            "--metrics-listen-address=127.0.0.1:0",
+        ])
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "no cluster, no start: {text}");
+    let version = format!("version=\"{}\"", pinned("CERT_MANAGER_VERSION"));
+    assert!(
+        text.contains("starting cert-manager controller") && text.contains(&version),
+        "expected {version} in {text}"
+    );
 }

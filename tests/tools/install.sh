@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds every pinned upstream tool from its Go module into the cache, once.
 # Usage: tests/tools/install.sh [tool ...]   (default: all but the bench-only vegeta and argo-events)
+# Tools: nats-server nats etcd kube-apiserver kube-controller-manager
+#   kube-scheduler kubectl kwok helm traefik cert-manager-controller
+#   (and the bench-only vegeta argo-events)
 # A binary already in the cache is reused, so a second run takes no time.
 set -euo pipefail
 # shellcheck source=tests/tools/lib.sh
@@ -42,7 +45,7 @@ build() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+[ ${#want[@]} -gt 0 ] || want=(nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller)
 for t in "${want[@]}"; do
   case $t in
     nats-server) build nats-server nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" "" ;;
@@ -53,10 +56,16 @@ for t in "${want[@]}"; do
     kwok) build kwok kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" ;;
     helm) build helm helm "helm.sh/helm/${HELM_VERSION%%.*}" "helm.sh/helm/${HELM_VERSION%%.*}/cmd/helm" "$HELM_VERSION" \
       "-X helm.sh/helm/${HELM_VERSION%%.*}/internal/version.version=$HELM_VERSION -X helm.sh/helm/${HELM_VERSION%%.*}/internal/version.metadata=" ;;
+    traefik) build traefik traefik github.com/traefik/traefik/v3 github.com/traefik/traefik/v3/cmd/traefik "$TRAEFIK_VERSION" \
+      "-X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION -X github.com/traefik/traefik/v3/pkg/version.Codename=hookwarden" ;;
+    # The wrapper is cert-manager's controller-binary module itself (see
+    # tests/tools/go/cert-manager/UPSTREAM): its main package is ".".
+    cert-manager-controller) build cert-manager-controller cert-manager github.com/cert-manager/cert-manager . "$CERT_MANAGER_VERSION" \
+      "-X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION -X github.com/cert-manager/cert-manager/pkg/util.AppGitState=clean" ;;
     # Bench-only (bench/run.sh asks for it by name).
     vegeta) build vegeta vegeta github.com/tsenart/vegeta/v12 github.com/tsenart/vegeta/v12 "$VEGETA_VERSION" "-X main.Version=$VEGETA_VERSION" ;;
     argo-events) build argo-events argo-events github.com/argoproj/argo-events github.com/argoproj/argo-events/cmd "$ARGO_EVENTS_VERSION" \
       "-X github.com/argoproj/argo-events.version=${ARGO_EVENTS_VERSION#v}" ;;
-    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm vegeta argo-events)" ;;
+    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller vegeta argo-events)" ;;
   esac
 done

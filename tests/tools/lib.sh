@@ -21,6 +21,8 @@ tool_path() {
       echo "$bin_dir/$1-$KUBERNETES_VERSION" ;;
     kwok) echo "$bin_dir/kwok-$KWOK_VERSION" ;;
     helm) echo "$bin_dir/helm-$HELM_VERSION" ;;
+    traefik) echo "$bin_dir/traefik-$TRAEFIK_VERSION" ;;
+    cert-manager-controller) echo "$bin_dir/cert-manager-controller-$CERT_MANAGER_VERSION" ;;
     vegeta) echo "$bin_dir/vegeta-$VEGETA_VERSION" ;;
     argo-events) echo "$bin_dir/argo-events-$ARGO_EVENTS_VERSION" ;;
     *) die "unknown tool '$1'" ;;

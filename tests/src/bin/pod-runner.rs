@@ -1,0 +1,1540 @@
+//! `hookwarden-pod-runner`: the kubelet of the local control plane's process
+//! node (`tests/tools/cluster.sh` starts it as root, `cluster.sh down` stops
+//! it). kwok runs no containers; for the pods bound to this node whose image
+//! is one of ours it runs the matching workspace binary instead:
+//!
+//! - exactly the container's `command`/`args` (`$(VAR)` expanded as the
+//!   kubelet does) and environment (`value`, `secretKeyRef`,
+//!   `configMapKeyRef`, `fieldRef`, `envFrom`), plus what a kubelet adds
+//!   (`HOSTNAME`, `KUBERNETES_SERVICE_HOST`/`PORT`: here the API server's
+//!   loopback address, which the pod reaches);
+//! - in a network namespace of its own whose only address is the pod IP, a
+//!   loopback address from the node's `spec.podCIDR` (`podnet.sh`), so two
+//!   pods can both listen on `0.0.0.0:8080`;
+//! - in a private mount namespace (`unshare --mount`) where its Secret,
+//!   ConfigMap, projected (ServiceAccount token, `kube-root-ca.crt`,
+//!   namespace) and emptyDir volumes are bind-mounted at the container's
+//!   mount paths, files owned by `root:<fsGroup>` with the volume's modes;
+//! - as the container's (else the pod's) `runAsUser`/`runAsGroup`, with the
+//!   pod's `fsGroup` as supplementary group (`setpriv`).
+//!
+//! The pod's `Ready` condition follows the readiness probe the pod declares
+//! (httpGet or tcpSocket against the pod IP), so EndpointSlices list only
+//! ready pods; a failing liveness probe kills the process. A process that
+//! exits makes the pod `Failed` (its ReplicaSet replaces it). A pod being
+//! deleted gets SIGTERM, up to its grace period, SIGKILL, and is then
+//! removed. Pods of other images are marked `Failed` (nothing to run).
+//!
+//! Usage: `hookwarden-pod-runner --kubeconfig PATH --node NAME --state-dir DIR
+//! --podnet PATH [--bin-dir DIR]` (default bin dir: this binary's own).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EnvVar, KeyToPath, Node, Pod, Probe, Secret, ServiceAccount,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::watcher;
+use kube::{Api, Client, Config};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Our images and the workspace binary each runs (the image's entrypoint).
+const IMAGES: [(&str, &str); 2] = [
+    ("ghcr.io/hookwarden/receiver", "hookwarden-receiver"),
+    ("ghcr.io/hookwarden/operator", "hookwarden-operator"),
+];
+/// The PATH of our distroless images.
+const IMAGE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn log(message: impl AsRef<str>) {
+    eprintln!(
+        "{} pod-runner: {}",
+        jiff::Timestamp::now(),
+        message.as_ref()
+    );
+}
+
+/// RFC 3339 time, to the second, for Pod status fields.
+fn rfc3339_now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    node: String,
+    bin_dir: PathBuf,
+    state_dir: PathBuf,
+    podnet: PathBuf,
+    node_ip: Ipv4Addr,
+    /// The API server as pods reach it (KUBERNETES_SERVICE_HOST/PORT).
+    api_host: String,
+    api_port: String,
+}
+
+/// Pod IPs of the node's CIDR, handed out round robin (a freed address is
+/// reused last, so no late packet of an old pod reaches a new one).
+#[derive(Debug)]
+struct Addresses {
+    base: u32,
+    size: u32,
+    next: u32,
+    used: std::collections::BTreeSet<u32>,
+}
+
+impl Addresses {
+    fn allocate(&mut self) -> Option<Ipv4Addr> {
+        // .0 is the network, .1 the node; the last is broadcast.
+        for _ in 0..self.size {
+            let offset = self.next;
+            self.next = if self.next + 1 >= self.size - 1 {
+                2
+            } else {
+                self.next + 1
+            };
+            if offset >= 2 && !self.used.contains(&offset) {
+                self.used.insert(offset);
+                return Some(Ipv4Addr::from(self.base + offset));
+            }
+        }
+        None
+    }
+
+    fn release(&mut self, ip: Ipv4Addr) {
+        self.used.remove(&(u32::from(ip) - self.base));
+    }
+}
+
+struct Context {
+    client: Client,
+    settings: Settings,
+    addresses: Mutex<Addresses>,
+    /// The ready pods, by uid: what the service proxy forwards to.
+    endpoints: Mutex<HashMap<String, Endpoint>>,
+}
+
+/// A ready pod as the service proxy sees it.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    ip: Ipv4Addr,
+    /// Container port names → numbers (for named targetPorts).
+    ports: BTreeMap<String, u16>,
+}
+
+impl Context {
+    fn set_endpoint(&self, pod: &Pod, container: &Container, ip: Option<Ipv4Addr>) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        let Ok(mut endpoints) = self.endpoints.lock() else {
+            return;
+        };
+        match ip {
+            Some(ip) => {
+                let ports = container
+                    .ports
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| Some((p.name.clone()?, u16::try_from(p.container_port).ok()?)))
+                    .collect();
+                endpoints.insert(
+                    uid,
+                    Endpoint {
+                        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                        labels: pod.metadata.labels.clone().unwrap_or_default(),
+                        ip,
+                        ports,
+                    },
+                );
+            }
+            None => {
+                endpoints.remove(&uid);
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(error) = run().await {
+        log(format!("error: {error}"));
+        std::process::exit(1);
+    }
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+async fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let need = |name: &str| flag(&args, name).ok_or_else(|| format!("{name} is required"));
+    let kubeconfig_path = PathBuf::from(need("--kubeconfig")?);
+    let node_name = need("--node")?;
+    let state_dir = PathBuf::from(need("--state-dir")?);
+    let podnet = PathBuf::from(need("--podnet")?);
+    let bin_dir = match flag(&args, "--bin-dir") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::current_exe()?
+            .parent()
+            .ok_or("no directory of the runner")?
+            .to_owned(),
+    };
+    let kubeconfig = Kubeconfig::read_from(&kubeconfig_path)?;
+    let server = kubeconfig
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .ok_or("the kubeconfig names no server")?;
+    let (api_host, api_port) = server
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_owned(), p.to_owned()))
+        .ok_or("the server URL has no port")?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    let client = Client::try_from(config)?;
+
+    let node = Api::<Node>::all(client.clone()).get(&node_name).await?;
+    let cidr = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.clone())
+        .ok_or("the node has no spec.podCIDR")?;
+    let (network, prefix) = cidr.split_once('/').ok_or("podCIDR is not a CIDR")?;
+    let network: Ipv4Addr = network.parse()?;
+    let prefix: u32 = prefix.parse()?;
+    if !network.is_loopback() || !(8..=30).contains(&prefix) {
+        return Err(format!("podCIDR {cidr} is not inside 127.0.0.0/8").into());
+    }
+    let size = 1u32 << (32 - prefix);
+    let settings = Settings {
+        node: node_name.clone(),
+        bin_dir,
+        state_dir,
+        podnet,
+        node_ip: Ipv4Addr::from(u32::from(network) + 1),
+        api_host,
+        api_port,
+    };
+    std::fs::create_dir_all(settings.state_dir.join("pods"))?;
+    std::fs::create_dir_all(settings.state_dir.join("logs"))?;
+    let context = Arc::new(Context {
+        client: client.clone(),
+        settings,
+        addresses: Mutex::new(Addresses {
+            base: u32::from(network),
+            size,
+            next: 2,
+            used: Default::default(),
+        }),
+        endpoints: Mutex::new(HashMap::new()),
+    });
+    let proxy = tokio::spawn(service_proxy::run(context.clone()));
+    log(format!(
+        "running pods of node {node_name} (pod CIDR {cidr}) with binaries from {}",
+        context.settings.bin_dir.display()
+    ));
+
+    let pods: Api<Pod> = Api::all(client);
+    let watch_config = watcher::Config::default().fields(&format!("spec.nodeName={node_name}"));
+    let mut events = watcher(pods, watch_config).boxed();
+    let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            event = events.next() => {
+                let Some(event) = event else { break };
+                let pods = match event {
+                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => vec![(pod, true)],
+                    Ok(watcher::Event::Delete(pod)) => vec![(pod, false)],
+                    Ok(_) => vec![],
+                    Err(error) => {
+                        log(format!("watch: {error}"));
+                        vec![]
+                    }
+                };
+                for (pod, present) in pods {
+                    let Some(uid) = pod.metadata.uid.clone() else { continue };
+                    if let Some(sender) = workers.get(&uid) {
+                        let _ = sender.send(present.then_some(pod));
+                    } else if present {
+                        let (sender, receiver) = watch::channel(Some(pod));
+                        workers.insert(uid, sender);
+                        tasks.spawn(run_pod(context.clone(), receiver));
+                    }
+                }
+                workers.retain(|_, sender| !sender.is_closed());
+            }
+        }
+    }
+    proxy.abort();
+    log("stopping every pod process");
+    for sender in workers.values() {
+        let _ = sender.send(None);
+    }
+    // Each worker stops its process (SIGTERM, then SIGKILL) and its network.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while tokio::time::timeout_at(deadline, tasks.join_next())
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {}
+    log("stopped");
+    Ok(())
+}
+
+fn pod_name(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn pod_api(context: &Context, pod: &Pod) -> Api<Pod> {
+    Api::namespaced(
+        context.client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+    )
+}
+
+/// The lifecycle of one pod: from the first sight of it until it is gone.
+async fn run_pod(context: Arc<Context>, mut updates: watch::Receiver<Option<Pod>>) {
+    let Some(pod) = updates.borrow().clone() else {
+        return;
+    };
+    let name = pod_name(&pod);
+    let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+    let result = match phase.as_deref() {
+        None | Some("Pending") if pod.metadata.deletion_timestamp.is_none() => {
+            run_new_pod(&context, pod, &mut updates).await
+        }
+        Some("Running") if pod.metadata.deletion_timestamp.is_none() => {
+            // Running without a process of ours: an earlier runner's.
+            let result = set_failed(&context, &pod, "RunnerRestarted", None).await;
+            match result {
+                Ok(()) => wait_and_remove(&context, &mut updates).await,
+                Err(e) => Err(e),
+            }
+        }
+        _ => wait_and_remove(&context, &mut updates).await,
+    };
+    if let Err(error) = result {
+        log(format!("{name}: {error}"));
+    }
+}
+
+/// For a pod without a process: once it is being deleted, remove it.
+async fn wait_and_remove(
+    context: &Context,
+    updates: &mut watch::Receiver<Option<Pod>>,
+) -> Result<()> {
+    loop {
+        let current = updates.borrow_and_update().clone();
+        let Some(pod) = current else { return Ok(()) };
+        if pod.metadata.deletion_timestamp.is_some() {
+            return remove(context, &pod).await;
+        }
+        if updates.changed().await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// The kubelet's last word: the pod's containers are gone, delete it now.
+async fn remove(context: &Context, pod: &Pod) -> Result<()> {
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match pod_api(context, pod)
+        .delete(pod.metadata.name.as_deref().unwrap_or_default(), &params)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn set_failed(
+    context: &Context,
+    pod: &Pod,
+    reason: &str,
+    message: Option<&str>,
+) -> Result<()> {
+    let now = rfc3339_now();
+    let containers: Vec<_> = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            json!({"name": c.name, "image": c.image, "imageID": "", "ready": false, "restartCount": 0,
+                   "state": {"terminated": {"exitCode": 1, "reason": reason, "message": message, "finishedAt": now}}})
+        })
+        .collect();
+    let status = json!({"status": {
+        "phase": "Failed",
+        "reason": reason,
+        "message": message,
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": reason, "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "False", "reason": reason, "lastTransitionTime": now},
+        ],
+        "containerStatuses": containers,
+    }});
+    patch_status(context, pod, &status).await
+}
+
+async fn patch_status(context: &Context, pod: &Pod, status: &serde_json::Value) -> Result<()> {
+    pod_api(context, pod)
+        .patch_status(
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(status),
+        )
+        .await?;
+    Ok(())
+}
+
+/// What a pod runs: the workspace binary for its image.
+fn binary_for(settings: &Settings, image: &str) -> Option<PathBuf> {
+    let repository = image.split('@').next().unwrap_or(image);
+    let repository = match repository.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => repository,
+    };
+    IMAGES
+        .iter()
+        .find(|(image, _)| *image == repository)
+        .map(|(_, binary)| settings.bin_dir.join(binary))
+}
+
+/// A started pod's process and network.
+struct Running {
+    child: tokio::process::Child,
+    ip: Ipv4Addr,
+    netns: String,
+    pod_dir: PathBuf,
+}
+
+async fn run_new_pod(
+    context: &Arc<Context>,
+    pod: Pod,
+    updates: &mut watch::Receiver<Option<Pod>>,
+) -> Result<()> {
+    let name = pod_name(&pod);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let [container] = spec.containers.as_slice() else {
+        set_failed(
+            context,
+            &pod,
+            "Unsupported",
+            Some("the pod runner runs pods of exactly one container"),
+        )
+        .await?;
+        return wait_and_remove(context, updates).await;
+    };
+    let Some(binary) = binary_for(
+        &context.settings,
+        container.image.as_deref().unwrap_or_default(),
+    ) else {
+        let message = format!("image {:?} is not one of ours", container.image);
+        set_failed(context, &pod, "UnsupportedImage", Some(&message)).await?;
+        return wait_and_remove(context, updates).await;
+    };
+    let running = match start(context, &pod, container, &binary).await {
+        Ok(running) => running,
+        Err(error) => {
+            log(format!("{name}: cannot start: {error}"));
+            set_failed(context, &pod, "StartError", Some(&error.to_string())).await?;
+            return wait_and_remove(context, updates).await;
+        }
+    };
+    log(format!(
+        "{name}: running {} as {} (pid {:?})",
+        binary.display(),
+        running.ip,
+        running.child.id()
+    ));
+    supervise(context, pod, container.clone(), running, updates).await
+}
+
+async fn start(
+    context: &Context,
+    pod: &Pod,
+    container: &Container,
+    binary: &Path,
+) -> Result<Running> {
+    let settings = &context.settings;
+    let uid = pod.metadata.uid.clone().ok_or("pod without uid")?;
+    let pod_dir = settings.state_dir.join("pods").join(&uid);
+    std::fs::create_dir_all(&pod_dir)?;
+    let spec = pod.spec.clone().unwrap_or_default();
+    let pod_security = spec.security_context.clone().unwrap_or_default();
+    let container_security = container.security_context.clone().unwrap_or_default();
+    let run_as_user = container_security.run_as_user.or(pod_security.run_as_user);
+    let run_as_group = container_security
+        .run_as_group
+        .or(pod_security.run_as_group)
+        .or(run_as_user);
+    let fs_group = pod_security.fs_group;
+
+    let env = environment(context, pod, container).await?;
+    let volumes = materialise_volumes(context, pod, &pod_dir, fs_group).await?;
+
+    let ip = context
+        .addresses
+        .lock()
+        .map_err(|_| "address lock poisoned")?
+        .allocate()
+        .ok_or("the node's pod CIDR is full")?;
+    let netns = format!("hw-{}", &uid[..uid.len().min(23)]);
+    let status = tokio::process::Command::new(&settings.podnet)
+        .args(["add", &netns, &ip.to_string()])
+        .env("NODE_IP", settings.node_ip.to_string())
+        .status()
+        .await?;
+    if !status.success() {
+        release(context, ip);
+        return Err(format!(
+            "{} add {netns} {ip} failed: {status}",
+            settings.podnet.display()
+        )
+        .into());
+    }
+
+    // The container's command line: `command` replaces the image's
+    // entrypoint (our binary), `args` its arguments; $(VAR) from the env.
+    let expand = |s: &String| expand_vars(s, &env);
+    let mut argv: Vec<String> = match &container.command {
+        Some(command) if !command.is_empty() => {
+            let mut command: Vec<String> = command.iter().map(expand).collect();
+            let entrypoint = format!(
+                "/usr/local/bin/{}",
+                binary
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+            );
+            if command[0] == entrypoint {
+                command[0] = binary.display().to_string();
+            }
+            command
+        }
+        _ => vec![binary.display().to_string()],
+    };
+    argv.extend(container.args.iter().flatten().map(expand));
+
+    // In the pod's network namespace, a private mount namespace: bind the
+    // volumes at their mount paths, then become the pod's user and exec.
+    let mut script = String::from("set -e\n");
+    for (source, target, read_only) in &volumes {
+        let (source, target) = (
+            shell_quote(&source.display().to_string()),
+            shell_quote(target),
+        );
+        writeln!(script, "mkdir -p {target} 2>/dev/null || true")?;
+        writeln!(script, "mount --bind {source} {target}")?;
+        if *read_only {
+            writeln!(script, "mount -o remount,bind,ro {target}")?;
+        }
+    }
+    let mut exec = vec!["exec".to_owned()];
+    if let Some(user) = run_as_user {
+        exec.extend([
+            "setpriv".to_owned(),
+            format!("--reuid={user}"),
+            format!("--regid={}", run_as_group.unwrap_or(user)),
+        ]);
+        match fs_group {
+            Some(group) => exec.push(format!("--groups={group}")),
+            None => exec.push("--clear-groups".to_owned()),
+        }
+        exec.push("--".to_owned());
+    }
+    exec.push("\"$@\"".to_owned());
+    script.push_str(&exec.join(" "));
+    script.push('\n');
+    let script_path = pod_dir.join("start.sh");
+    std::fs::write(&script_path, script)?;
+
+    let log_path = settings.state_dir.join("logs").join(format!(
+        "{}_{}_{}.log",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default(),
+        container.name
+    ));
+    let out = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    let err = out.try_clone()?;
+    let mut command = tokio::process::Command::new("nsenter");
+    command
+        .arg(format!("--net=/run/netns/{netns}"))
+        .args([
+            "--",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+        ])
+        .arg(&script_path)
+        .args(&argv)
+        .env_clear()
+        .env("PATH", IMAGE_PATH)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(container.working_dir.as_deref().unwrap_or("/"))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true);
+    command.as_std_mut().process_group(0);
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            teardown(context, &netns, ip, &pod_dir).await;
+            return Err(error.into());
+        }
+    };
+    Ok(Running {
+        child,
+        ip,
+        netns,
+        pod_dir,
+    })
+}
+
+fn release(context: &Context, ip: Ipv4Addr) {
+    if let Ok(mut addresses) = context.addresses.lock() {
+        addresses.release(ip);
+    }
+}
+
+async fn teardown(context: &Context, netns: &str, ip: Ipv4Addr, pod_dir: &Path) {
+    let _ = tokio::process::Command::new(&context.settings.podnet)
+        .args(["del", netns, &ip.to_string()])
+        .status()
+        .await;
+    release(context, ip);
+    let _ = std::fs::remove_dir_all(pod_dir);
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// `$(NAME)` becomes NAME's value when defined; `$$(NAME)` stays literal.
+fn expand_vars(input: &str, env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = input;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(body) = after.strip_prefix('(') {
+            match body.find(')') {
+                Some(end) => {
+                    let name = &body[..end];
+                    match env.iter().rev().find(|(k, _)| k == name) {
+                        Some((_, value)) => out.push_str(value),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &body[end + 1..];
+                }
+                None => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+async fn secret_data(
+    context: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
+    let secret = Api::<Secret>::namespaced(context.client.clone(), namespace)
+        .get_opt(name)
+        .await?;
+    Ok(secret.map(|s| {
+        let mut data: BTreeMap<String, Vec<u8>> = s
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        for (k, v) in s.string_data.unwrap_or_default() {
+            data.insert(k, v.into_bytes());
+        }
+        data
+    }))
+}
+
+async fn config_map_data(
+    context: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
+    let map = Api::<ConfigMap>::namespaced(context.client.clone(), namespace)
+        .get_opt(name)
+        .await?;
+    Ok(map.map(|m| {
+        let mut data: BTreeMap<String, Vec<u8>> = m
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes()))
+            .collect();
+        for (k, v) in m.binary_data.unwrap_or_default() {
+            data.insert(k, v.0);
+        }
+        data
+    }))
+}
+
+fn field_value(pod: &Pod, ip: Option<&str>, path: &str, node: &str) -> Result<String> {
+    let meta = &pod.metadata;
+    let label = |map: &Option<BTreeMap<String, String>>, prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix("']"))
+            .and_then(|key| map.as_ref()?.get(key).cloned())
+            .unwrap_or_default()
+    };
+    Ok(match path {
+        "metadata.name" => meta.name.clone().unwrap_or_default(),
+        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => meta.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => node.to_owned(),
+        "spec.serviceAccountName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
+        "status.podIP" | "status.hostIP" => ip.unwrap_or_default().to_owned(),
+        p if p.starts_with("metadata.labels['") => label(&meta.labels, "metadata.labels['"),
+        p if p.starts_with("metadata.annotations['") => {
+            label(&meta.annotations, "metadata.annotations['")
+        }
+        other => return Err(format!("fieldRef {other} is not supported").into()),
+    })
+}
+
+/// The container's environment as a kubelet builds it.
+async fn environment(
+    context: &Context,
+    pod: &Pod,
+    container: &Container,
+) -> Result<Vec<(String, String)>> {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let settings = &context.settings;
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "HOSTNAME".to_owned(),
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
+        // The kubelet always sets these for the `kubernetes` Service; its
+        // ClusterIP has no proxy here, the API server's loopback address does.
+        (
+            "KUBERNETES_SERVICE_HOST".to_owned(),
+            settings.api_host.clone(),
+        ),
+        (
+            "KUBERNETES_SERVICE_PORT".to_owned(),
+            settings.api_port.clone(),
+        ),
+        (
+            "KUBERNETES_SERVICE_PORT_HTTPS".to_owned(),
+            settings.api_port.clone(),
+        ),
+    ];
+    let set = |env: &mut Vec<(String, String)>, name: String, value: String| {
+        env.retain(|(k, _)| *k != name);
+        env.push((name, value));
+    };
+    for source in container.env_from.iter().flatten() {
+        let prefix = source.prefix.clone().unwrap_or_default();
+        let (data, optional, what) = if let Some(secret) = &source.secret_ref {
+            (
+                secret_data(context, &namespace, &secret.name).await?,
+                secret.optional,
+                format!("Secret {}", secret.name),
+            )
+        } else if let Some(map) = &source.config_map_ref {
+            (
+                config_map_data(context, &namespace, &map.name).await?,
+                map.optional,
+                format!("ConfigMap {}", map.name),
+            )
+        } else {
+            continue;
+        };
+        match data {
+            Some(data) => {
+                for (k, v) in data {
+                    set(
+                        &mut env,
+                        format!("{prefix}{k}"),
+                        String::from_utf8_lossy(&v).into_owned(),
+                    );
+                }
+            }
+            None if optional == Some(true) => {}
+            None => return Err(format!("envFrom: {what} not found").into()),
+        }
+    }
+    for EnvVar {
+        name,
+        value,
+        value_from,
+    } in container.env.iter().flatten()
+    {
+        let value = if let Some(value) = value {
+            expand_vars(value, &env)
+        } else if let Some(from) = value_from {
+            if let Some(key) = &from.secret_key_ref {
+                let data = secret_data(context, &namespace, &key.name).await?;
+                match data.and_then(|d| d.get(&key.key).cloned()) {
+                    Some(v) => String::from_utf8_lossy(&v).into_owned(),
+                    None if key.optional == Some(true) => continue,
+                    None => {
+                        return Err(format!(
+                            "env {name}: key {} of Secret {} not found",
+                            key.key, key.name
+                        )
+                        .into());
+                    }
+                }
+            } else if let Some(key) = &from.config_map_key_ref {
+                let data = config_map_data(context, &namespace, &key.name).await?;
+                match data.and_then(|d| d.get(&key.key).cloned()) {
+                    Some(v) => String::from_utf8_lossy(&v).into_owned(),
+                    None if key.optional == Some(true) => continue,
+                    None => {
+                        return Err(format!(
+                            "env {name}: key {} of ConfigMap {} not found",
+                            key.key, key.name
+                        )
+                        .into());
+                    }
+                }
+            } else if let Some(field) = &from.field_ref {
+                // status.podIP is not known yet: the pod runner allocates it
+                // later; nothing of ours asks for it.
+                field_value(pod, None, &field.field_path, &settings.node)?
+            } else {
+                return Err(format!("env {name}: resourceFieldRef is not supported").into());
+            }
+        } else {
+            String::new()
+        };
+        set(&mut env, name.clone(), value);
+    }
+    Ok(env)
+}
+
+/// Writes `files` (path under the volume → content) into `dir` as the
+/// kubelet lays a volume out: mode per file, group fsGroup.
+fn write_files(dir: &Path, files: &[(String, Vec<u8>, i32)], fs_group: Option<i64>) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (path, content, mode) in files {
+        if path.split('/').any(|part| part == ".." || part.is_empty()) {
+            return Err(format!("volume path {path:?} is not allowed").into());
+        }
+        let file = dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+            // Directories readable by the pod's user, like the kubelet's.
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))?;
+        }
+        let temporary = file.with_extension("hookwarden-new");
+        std::fs::write(&temporary, content)?;
+        std::fs::set_permissions(
+            &temporary,
+            std::fs::Permissions::from_mode(u32::try_from(*mode)? & 0o777),
+        )?;
+        if let Some(group) = fs_group {
+            chown(&temporary, Some(0), Some(u32::try_from(group)?))?;
+        }
+        std::fs::rename(&temporary, &file)?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn select_items(
+    data: &BTreeMap<String, Vec<u8>>,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: i32,
+    what: &str,
+) -> Result<Vec<(String, Vec<u8>, i32)>> {
+    match items {
+        Some(items) => items
+            .iter()
+            .map(|item| {
+                let value = data
+                    .get(&item.key)
+                    .ok_or_else(|| format!("{what} has no key {}", item.key))?;
+                Ok((
+                    item.path.clone(),
+                    value.clone(),
+                    item.mode.unwrap_or(default_mode),
+                ))
+            })
+            .collect(),
+        None => Ok(data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), default_mode))
+            .collect()),
+    }
+}
+
+/// Every volume the container mounts, laid out under the pod's directory:
+/// (source, mount path, read-only).
+async fn materialise_volumes(
+    context: &Context,
+    pod: &Pod,
+    pod_dir: &Path,
+    fs_group: Option<i64>,
+) -> Result<Vec<(PathBuf, String, bool)>> {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let spec = pod.spec.clone().unwrap_or_default();
+    let container = spec.containers.first().ok_or("no container")?;
+    let mut mounts = Vec::new();
+    for mount in container.volume_mounts.iter().flatten() {
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .ok_or_else(|| format!("volumeMount {} names no volume", mount.name))?;
+        let dir = pod_dir.join("volumes").join(&volume.name);
+        if let Some(source) = &volume.secret {
+            let name = source.secret_name.clone().unwrap_or_default();
+            let data = match secret_data(context, &namespace, &name).await? {
+                Some(data) => data,
+                None if source.optional == Some(true) => BTreeMap::new(),
+                None => {
+                    return Err(format!("Secret {name} of volume {} not found", volume.name).into());
+                }
+            };
+            let files = select_items(
+                &data,
+                source.items.as_ref(),
+                source.default_mode.unwrap_or(0o644),
+                &format!("Secret {name}"),
+            )?;
+            write_files(&dir, &files, fs_group)?;
+        } else if let Some(source) = &volume.config_map {
+            let name = source.name.clone();
+            let data = match config_map_data(context, &namespace, &name).await? {
+                Some(data) => data,
+                None if source.optional == Some(true) => BTreeMap::new(),
+                None => {
+                    return Err(
+                        format!("ConfigMap {name} of volume {} not found", volume.name).into(),
+                    );
+                }
+            };
+            let files = select_items(
+                &data,
+                source.items.as_ref(),
+                source.default_mode.unwrap_or(0o644),
+                &format!("ConfigMap {name}"),
+            )?;
+            write_files(&dir, &files, fs_group)?;
+        } else if let Some(projected) = &volume.projected {
+            let default_mode = projected.default_mode.unwrap_or(0o644);
+            let mut files = Vec::new();
+            for source in projected.sources.iter().flatten() {
+                if let Some(token) = &source.service_account_token {
+                    let account = spec
+                        .service_account_name
+                        .clone()
+                        .unwrap_or_else(|| "default".to_owned());
+                    let request = TokenRequest {
+                        spec: Some(TokenRequestSpec {
+                            audiences: token.audience.clone().map(|a| vec![a]),
+                            expiration_seconds: token.expiration_seconds,
+                            bound_object_ref: Some(
+                                k8s_openapi::api::authentication::v1::BoundObjectReference {
+                                    api_version: Some("v1".to_owned()),
+                                    kind: Some("Pod".to_owned()),
+                                    name: pod.metadata.name.clone(),
+                                    uid: pod.metadata.uid.clone(),
+                                },
+                            ),
+                            ..TokenRequestSpec::default()
+                        }),
+                        ..TokenRequest::default()
+                    };
+                    let issued: TokenRequest =
+                        Api::<ServiceAccount>::namespaced(context.client.clone(), &namespace)
+                            .create_subresource("token", &account, &PostParams::default(), &request)
+                            .await?;
+                    let value = issued
+                        .status
+                        .and_then(|s| s.token)
+                        .ok_or("TokenRequest returned no token")?;
+                    files.push((token.path.clone(), value.into_bytes(), default_mode));
+                }
+                if let Some(source) = &source.config_map {
+                    let data = config_map_data(context, &namespace, &source.name)
+                        .await?
+                        .unwrap_or_default();
+                    files.extend(select_items(
+                        &data,
+                        source.items.as_ref(),
+                        default_mode,
+                        &format!("ConfigMap {}", source.name),
+                    )?);
+                }
+                if let Some(source) = &source.secret {
+                    let data = secret_data(context, &namespace, &source.name)
+                        .await?
+                        .unwrap_or_default();
+                    files.extend(select_items(
+                        &data,
+                        source.items.as_ref(),
+                        default_mode,
+                        &format!("Secret {}", source.name),
+                    )?);
+                }
+                if let Some(downward) = &source.downward_api {
+                    for item in downward.items.iter().flatten() {
+                        let field = item
+                            .field_ref
+                            .as_ref()
+                            .ok_or("downwardAPI item without fieldRef")?;
+                        let value =
+                            field_value(pod, None, &field.field_path, &context.settings.node)?;
+                        files.push((
+                            item.path.clone(),
+                            value.into_bytes(),
+                            item.mode.unwrap_or(default_mode),
+                        ));
+                    }
+                }
+            }
+            write_files(&dir, &files, fs_group)?;
+        } else if volume.empty_dir.is_some() {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+        } else {
+            return Err(format!(
+                "volume {} is of a kind the pod runner does not support",
+                volume.name
+            )
+            .into());
+        }
+        let source = match &mount.sub_path {
+            Some(sub) if !sub.is_empty() => dir.join(sub),
+            _ => dir,
+        };
+        mounts.push((
+            source,
+            mount.mount_path.clone(),
+            mount.read_only.unwrap_or(false),
+        ));
+    }
+    Ok(mounts)
+}
+
+/// One probe against the pod IP: Ok(true) passed.
+async fn probe(probe: &Probe, container: &Container, ip: Ipv4Addr) -> bool {
+    let timeout =
+        Duration::from_secs(u64::try_from(probe.timeout_seconds.unwrap_or(1).max(1)).unwrap_or(1));
+    let port_of = |port: &IntOrString| -> Option<u16> {
+        match port {
+            IntOrString::Int(n) => u16::try_from(*n).ok(),
+            IntOrString::String(name) => container
+                .ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .and_then(|p| u16::try_from(p.container_port).ok()),
+        }
+    };
+    let attempt = async {
+        if let Some(get) = &probe.http_get {
+            let port = port_of(&get.port)?;
+            let host = get.host.clone().unwrap_or_else(|| ip.to_string());
+            let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+                .await
+                .ok()?;
+            let path = get.path.clone().unwrap_or_else(|| "/".to_owned());
+            let request = format!(
+                "GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/hookwarden\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut response = Vec::new();
+            let _ = stream.take(4096).read_to_end(&mut response).await;
+            let text = String::from_utf8_lossy(&response);
+            let code: u16 = text.split(' ').nth(1)?.parse().ok()?;
+            Some((200..400).contains(&code))
+        } else if let Some(tcp) = &probe.tcp_socket {
+            let port = port_of(&tcp.port)?;
+            Some(tokio::net::TcpStream::connect((ip, port)).await.is_ok())
+        } else {
+            // exec and grpc probes are not supported: never passes.
+            Some(false)
+        }
+    };
+    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+}
+
+fn running_status(
+    container: &Container,
+    ip: Ipv4Addr,
+    node_ip: Ipv4Addr,
+    ready: bool,
+    started: &str,
+    now: &str,
+) -> serde_json::Value {
+    let status = if ready { "True" } else { "False" };
+    json!({"status": {
+        "phase": "Running",
+        "hostIP": node_ip.to_string(),
+        "hostIPs": [{"ip": node_ip.to_string()}],
+        "podIP": ip.to_string(),
+        "podIPs": [{"ip": ip.to_string()}],
+        "startTime": started,
+        "conditions": [
+            {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": started},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": started},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
+            {"type": "ContainersReady", "status": status, "lastTransitionTime": now},
+            {"type": "Ready", "status": status, "lastTransitionTime": now},
+        ],
+        "containerStatuses": [{
+            "name": container.name, "image": container.image, "imageID": "", "ready": ready,
+            "restartCount": 0, "started": true, "state": {"running": {"startedAt": started}},
+        }],
+    }})
+}
+
+async fn supervise(
+    context: &Arc<Context>,
+    mut pod: Pod,
+    container: Container,
+    mut running: Running,
+    updates: &mut watch::Receiver<Option<Pod>>,
+) -> Result<()> {
+    let name = pod_name(&pod);
+    let settings = &context.settings;
+    let started = rfc3339_now();
+    patch_status(
+        context,
+        &pod,
+        &running_status(
+            &container,
+            running.ip,
+            settings.node_ip,
+            false,
+            &started,
+            &started,
+        ),
+    )
+    .await?;
+    let readiness = container.readiness_probe.clone();
+    let liveness = container.liveness_probe.clone();
+    let period = |p: &Option<Probe>| {
+        Duration::from_secs(
+            u64::try_from(
+                p.as_ref()
+                    .and_then(|p| p.period_seconds)
+                    .unwrap_or(10)
+                    .max(1),
+            )
+            .unwrap_or(10),
+        )
+    };
+    let mut readiness_tick = tokio::time::interval(period(&readiness));
+    let mut liveness_tick = tokio::time::interval(period(&liveness));
+    let delay = |p: &Option<Probe>| {
+        Duration::from_secs(
+            u64::try_from(
+                p.as_ref()
+                    .and_then(|p| p.initial_delay_seconds)
+                    .unwrap_or(0),
+            )
+            .unwrap_or(0),
+        )
+    };
+    let readiness_from = tokio::time::Instant::now() + delay(&readiness);
+    let liveness_from = tokio::time::Instant::now() + delay(&liveness);
+    // No readiness probe: ready once running, as the kubelet says.
+    let mut ready = false;
+    let (mut passes, mut failures, mut live_failures) = (0, 0, 0);
+    if readiness.is_none() {
+        ready = true;
+        context.set_endpoint(&pod, &container, Some(running.ip));
+        patch_status(
+            context,
+            &pod,
+            &running_status(
+                &container,
+                running.ip,
+                settings.node_ip,
+                true,
+                &started,
+                &rfc3339_now(),
+            ),
+        )
+        .await?;
+    }
+    let exit = loop {
+        tokio::select! {
+            status = running.child.wait() => break status.ok(),
+            _ = readiness_tick.tick(), if readiness.is_some() && tokio::time::Instant::now() >= readiness_from => {
+                let Some(probe_spec) = &readiness else { continue };
+                let ok = probe(probe_spec, &container, running.ip).await;
+                let (now_ready, changed) = if ok {
+                    passes += 1;
+                    failures = 0;
+                    let wanted = probe_spec.success_threshold.unwrap_or(1).max(1);
+                    (ready || passes >= wanted, !ready && passes >= wanted)
+                } else {
+                    failures += 1;
+                    passes = 0;
+                    let allowed = probe_spec.failure_threshold.unwrap_or(3).max(1);
+                    (ready && failures < allowed, ready && failures >= allowed)
+                };
+                if changed {
+                    ready = now_ready;
+                    log(format!("{name}: ready={ready}"));
+                    context.set_endpoint(&pod, &container, ready.then_some(running.ip));
+                    if let Err(error) = patch_status(context, &pod, &running_status(&container, running.ip, settings.node_ip, ready, &started, &rfc3339_now())).await {
+                        log(format!("{name}: status: {error}"));
+                        ready = !ready; // try again at the next probe
+                    }
+                }
+            }
+            _ = liveness_tick.tick(), if liveness.is_some() && tokio::time::Instant::now() >= liveness_from => {
+                let Some(probe_spec) = &liveness else { continue };
+                if probe(probe_spec, &container, running.ip).await {
+                    live_failures = 0;
+                } else {
+                    live_failures += 1;
+                    if live_failures >= probe_spec.failure_threshold.unwrap_or(3).max(1) {
+                        log(format!("{name}: liveness probe failed {live_failures} times: killing"));
+                        signal_group(&running.child, Signal::SIGKILL);
+                    }
+                }
+            }
+            changed = updates.changed() => {
+                let current = if changed.is_ok() { updates.borrow_and_update().clone() } else { None };
+                match current {
+                    Some(latest) if latest.metadata.deletion_timestamp.is_none() => pod = latest,
+                    Some(latest) => {
+                        // Terminating: no new connections, as kube-proxy
+                        // stops sending to a pod the moment it terminates.
+                        context.set_endpoint(&pod, &container, None);
+                        let grace = latest.metadata.deletion_grace_period_seconds.unwrap_or(30);
+                        log(format!("{name}: deleted: stopping (grace {grace}s)"));
+                        stop(&mut running.child, Duration::from_secs(u64::try_from(grace.max(0)).unwrap_or(30))).await;
+                        teardown(context, &running.netns, running.ip, &running.pod_dir).await;
+                        return remove(context, &latest).await;
+                    }
+                    None => {
+                        // Gone from the API (or the runner is stopping).
+                        context.set_endpoint(&pod, &container, None);
+                        stop(&mut running.child, Duration::from_secs(10)).await;
+                        teardown(context, &running.netns, running.ip, &running.pod_dir).await;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    };
+    context.set_endpoint(&pod, &container, None);
+    let code = exit.and_then(|s| s.code()).unwrap_or(-1);
+    log(format!("{name}: process exited ({exit:?}): pod Failed"));
+    teardown(context, &running.netns, running.ip, &running.pod_dir).await;
+    let message = format!("the process exited with {exit:?}");
+    let now = rfc3339_now();
+    let status = json!({"status": {
+        "phase": "Failed",
+        "reason": "Error",
+        "message": message,
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "PodFailed", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "False", "reason": "PodFailed", "lastTransitionTime": now},
+        ],
+        "containerStatuses": [{
+            "name": container.name, "image": container.image, "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": code, "reason": "Error", "startedAt": started, "finishedAt": now}},
+        }],
+    }});
+    patch_status(context, &pod, &status).await?;
+    wait_and_remove(context, updates).await
+}
+
+fn signal_group(child: &tokio::process::Child, signal: Signal) {
+    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+        let _ = kill(Pid::from_raw(-pid), signal);
+    }
+}
+
+/// SIGTERM, up to `grace` to exit, then SIGKILL.
+async fn stop(child: &mut tokio::process::Child, grace: Duration) {
+    signal_group(child, Signal::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        signal_group(child, Signal::SIGKILL);
+        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    }
+}
+
+/// The Services of the cluster, as kube-proxy would serve them: their
+/// ClusterIPs are loopback addresses here (`--service-cluster-ip-range
+/// 127.2.0.0/16`), so a listener on each ClusterIP and port forwards every
+/// connection (TCP, bytes untouched) to one ready pod of the Service's
+/// selector, round robin; the EndpointSlices that kube-proxy would read
+/// cannot hold loopback pod IPs (the API refuses them), so the ready pods
+/// come from the runner itself, which knows each pod's readiness first hand.
+mod service_proxy {
+    use super::*;
+    use k8s_openapi::api::core::v1::Service;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub(super) async fn run(context: Arc<Context>) {
+        let services: Api<Service> = Api::all(context.client.clone());
+        let mut events = watcher(services, watcher::Config::default()).boxed();
+        // uid → (resourceVersion-independent key of what is served, listeners)
+        let mut served: HashMap<String, (String, Vec<tokio::task::JoinHandle<()>>)> =
+            HashMap::new();
+        while let Some(event) = events.next().await {
+            let (service, present) = match event {
+                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => (s, true),
+                Ok(watcher::Event::Delete(s)) => (s, false),
+                Ok(_) => continue,
+                Err(error) => {
+                    log(format!("service watch: {error}"));
+                    continue;
+                }
+            };
+            let Some(uid) = service.metadata.uid.clone() else {
+                continue;
+            };
+            let key = if present { serving_key(&service) } else { None };
+            if served.get(&uid).map(|(k, _)| Some(k)) == Some(key.as_ref()) {
+                continue;
+            }
+            if let Some((_, listeners)) = served.remove(&uid) {
+                listeners.iter().for_each(tokio::task::JoinHandle::abort);
+            }
+            if let Some(key) = key {
+                let listeners = listen(&context, &service).await;
+                served.insert(uid, (key, listeners));
+            }
+        }
+    }
+
+    /// What a Service asks to be served: ClusterIP, ports, selector.
+    fn serving_key(service: &Service) -> Option<String> {
+        let spec = service.spec.as_ref()?;
+        let ip: Ipv4Addr = spec.cluster_ip.as_ref()?.parse().ok()?;
+        if !ip.is_loopback() || spec.selector.as_ref().is_none_or(BTreeMap::is_empty) {
+            return None;
+        }
+        serde_json::to_string(&(ip, &spec.ports, &spec.selector)).ok()
+    }
+
+    async fn listen(context: &Arc<Context>, service: &Service) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles = Vec::new();
+        let Some(spec) = service.spec.clone() else {
+            return handles;
+        };
+        let Some(ip) = spec
+            .cluster_ip
+            .as_ref()
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        else {
+            return handles;
+        };
+        let namespace = service.metadata.namespace.clone().unwrap_or_default();
+        let selector = spec.selector.clone().unwrap_or_default();
+        for port in spec.ports.iter().flatten() {
+            if port.protocol.as_deref().is_some_and(|p| p != "TCP") {
+                continue;
+            }
+            let Ok(number) = u16::try_from(port.port) else {
+                continue;
+            };
+            let listener = match tokio::net::TcpListener::bind((ip, number)).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    log(format!(
+                        "service {namespace}/{:?}: cannot listen on {ip}:{number}: {error}",
+                        service.metadata.name
+                    ));
+                    continue;
+                }
+            };
+            let target = port
+                .target_port
+                .clone()
+                .unwrap_or(IntOrString::Int(port.port));
+            let (context, namespace, selector) =
+                (context.clone(), namespace.clone(), selector.clone());
+            let next = Arc::new(AtomicUsize::new(0));
+            handles.push(tokio::spawn(async move {
+                loop {
+                    let Ok((inbound, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let backend = pick(&context, &namespace, &selector, &target, &next);
+                    tokio::spawn(async move {
+                        let Some(backend) = backend else { return };
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await else {
+                            return;
+                        };
+                        let mut inbound = inbound;
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    });
+                }
+            }));
+        }
+        handles
+    }
+
+    /// One ready pod of the selector (round robin) and its target port.
+    fn pick(
+        context: &Context,
+        namespace: &str,
+        selector: &BTreeMap<String, String>,
+        target: &IntOrString,
+        next: &AtomicUsize,
+    ) -> Option<(Ipv4Addr, u16)> {
+        let endpoints = context.endpoints.lock().ok()?;
+        let mut ready: Vec<(Ipv4Addr, u16)> = endpoints
+            .values()
+            .filter(|e| {
+                e.namespace == namespace && selector.iter().all(|(k, v)| e.labels.get(k) == Some(v))
+            })
+            .filter_map(|e| {
+                let port = match target {
+                    IntOrString::Int(n) => u16::try_from(*n).ok()?,
+                    IntOrString::String(name) => *e.ports.get(name)?,
+                };
+                Some((e.ip, port))
+            })
+            .collect();
+        if ready.is_empty() {
+            return None;
+        }
+        ready.sort();
+        Some(ready[next.fetch_add(1, Ordering::Relaxed) % ready.len()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_variables_as_the_kubelet_does() {
+        let env = vec![
+            ("A".to_owned(), "1".to_owned()),
+            ("B".to_owned(), "two".to_owned()),
+        ];
+        assert_eq!(
+            expand_vars("--a=$(A) $(B)$(C) $$(A) $", &env),
+            "--a=1 two$(C) $(A) $"
+        );
+    }
+
+    #[test]
+    fn images_map_to_our_binaries() {
+        let settings = Settings {
+            node: "n".to_owned(),
+            bin_dir: PathBuf::from("/bin-dir"),
+            state_dir: PathBuf::new(),
+            podnet: PathBuf::new(),
+            node_ip: Ipv4Addr::LOCALHOST,
+            api_host: String::new(),
+            api_port: String::new(),
+        };
+        assert_eq!(
+            binary_for(&settings, "ghcr.io/hookwarden/receiver:0.1.0"),
+            Some(PathBuf::from("/bin-dir/hookwarden-receiver"))
+        );
+        assert_eq!(
+            binary_for(&settings, "ghcr.io/hookwarden/operator@sha256:00"),
+            Some(PathBuf::from("/bin-dir/hookwarden-operator"))
+        );
+        assert_eq!(binary_for(&settings, "docker.io/library/nginx:1"), None);
+    }
+
+    #[test]
+    fn addresses_skip_network_node_and_broadcast_and_reuse_last() {
+        let mut addresses = Addresses {
+            base: u32::from(Ipv4Addr::new(127, 1, 0, 0)),
+            size: 8,
+            next: 2,
+            used: Default::default(),
+        };
+        let all: Vec<Ipv4Addr> = std::iter::from_fn(|| addresses.allocate()).collect();
+        assert_eq!(
+            all,
+            (2..7)
+                .map(|n| Ipv4Addr::new(127, 1, 0, n))
+                .collect::<Vec<_>>()
+        );
+        addresses.release(Ipv4Addr::new(127, 1, 0, 3));
+        assert_eq!(addresses.allocate(), Some(Ipv4Addr::new(127, 1, 0, 3)));
+    }
+}
