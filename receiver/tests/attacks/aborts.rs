@@ -102,6 +102,47 @@ async fn a_client_gone_during_the_publish_still_gets_its_event_stored_and_audite
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_during_its_body_is_audited_and_nothing_is_stored() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let receiver = ReceiverProcess::spawn(
+        nats.url(),
+        ENDPOINT,
+        &[("gh", "secret", SECRET.as_bytes())],
+        &[("RUST_LOG", "info")],
+    );
+    receiver.ready().await;
+    let to: SocketAddr = receiver.listen.parse().expect("listen address");
+    let body = "{\"abort\":\"mid-body\"}";
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: h\r\ncontent-type: application/json\r\n\
+         x-github-event: push\r\nx-github-delivery: abort-body\r\n\
+         x-hub-signature-256: {}\r\ncontent-length: {}\r\n\r\n",
+        sign(body.as_bytes()),
+        body.len()
+    );
+    let mut stream = connect_from([127, 0, 4, 4], to).await;
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+        .write_all(&body.as_bytes()[..body.len() / 2])
+        .await
+        .expect("half the body");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    let line = hookwarden_tests::eventually(
+        "an audit line for the aborted body",
+        Duration::from_secs(15),
+        || async {
+            audit_lines(&receiver.log())
+                .into_iter()
+                .find(|line| line["peer_ip"] == "127.0.4.4")
+        },
+    )
+    .await;
+    assert_eq!(line["reason"], "body_unreadable", "{line}");
+    assert_eq!(stored(&nats, STREAM).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_hyper_refuses_are_counted_and_audited() {
     let nats = NatsServer::start().await.expect("nats-server");
     let receiver = ReceiverProcess::spawn(

@@ -54,6 +54,12 @@ async fn silent_half_preface_and_idle_connections_are_closed() {
         .write_all(b"PRI * HTTP/2.0\r\n")
         .await
         .expect("write");
+    // An HTTP/1.1 keep-alive connection that made one request, then idles.
+    let mut idle_h1 = connect_from([127, 0, 3, 6], to).await;
+    idle_h1
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: h\r\n\r\n")
+        .await
+        .expect("write");
     // An HTTP/2 connection that made one request, then idles; the client
     // answers the server's pings (hyper's client does).
     let idle_h2 = {
@@ -82,6 +88,10 @@ async fn silent_half_preface_and_idle_connections_are_closed() {
         closed_within(&mut half_preface, Duration::from_secs(6)).await,
         "a partial HTTP/2 preface is closed after the first-request timeout"
     );
+    assert!(
+        closed_within(&mut idle_h1, Duration::from_secs(8)).await,
+        "an idle HTTP/1.1 keep-alive connection is closed after the idle timeout"
+    );
     let (_sender, connection) = idle_h2;
     let ended = tokio::time::timeout(Duration::from_secs(8), connection)
         .await
@@ -89,7 +99,7 @@ async fn silent_half_preface_and_idle_connections_are_closed() {
     assert!(ended.is_ok(), "the h2 connection task ended: {ended:?}");
     let metrics = receiver.metrics().await;
     assert!(
-        metric(&metrics, "hookwarden_connections_idle_closed_total") >= 3,
+        metric(&metrics, "hookwarden_connections_idle_closed_total") >= 4,
         "{metrics}"
     );
 }

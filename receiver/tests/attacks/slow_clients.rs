@@ -176,3 +176,54 @@ async fn forged_slow_bodies_are_bounded_per_source_and_cut_off_by_pace() {
     .await;
     assert_eq!(status, Some(200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_on_an_http2_stream_is_cut_off_by_the_pace() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let receiver = ReceiverProcess::spawn(
+        nats.url(),
+        ENDPOINT,
+        &[("gh", "secret", SECRET.as_bytes())],
+        &[("RUST_LOG", "warn")],
+    );
+    receiver.ready().await;
+    let to: SocketAddr = receiver.listen.parse().expect("listen address");
+    let tcp = connect_from([127, 0, 2, 2], to).await;
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    let connection = tokio::spawn(connection);
+    // A well-formed signature, and a body of one byte a second.
+    let trickle = Box::pin(futures::stream::unfold(0, |n| async move {
+        if n >= 30 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Some((
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(bytes::Bytes::from_static(
+                b"x",
+            ))),
+            n + 1,
+        ))
+    }));
+    let request = hyper::Request::post(format!("http://{to}/"))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+        .body(http_body_util::StreamBody::new(trickle))
+        .expect("request");
+    let started = tokio::time::Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(15), sender.send_request(request))
+        .await
+        .expect("answered before the body would end")
+        .expect("an HTTP/2 response");
+    assert_eq!(response.status(), hyper::StatusCode::REQUEST_TIMEOUT);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    connection.abort();
+}
