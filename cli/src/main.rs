@@ -89,6 +89,10 @@ struct SendArgs {
     /// The delivery id (a header, or a field of the default body); random by default.
     #[arg(long)]
     delivery_id: Option<String>,
+    /// The signing time, in Unix seconds, for presets that sign one (e.g. an
+    /// hour ago, to check that a stale replay is refused); default: now.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    timestamp: Option<i64>,
     /// The body: a file, or `-` for standard input. Default: the preset's JSON body.
     #[arg(long)]
     body: Option<String>,
@@ -344,7 +348,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         event: &args.event,
         id: &id,
         body,
-        now: now(),
+        now: args.timestamp.unwrap_or_else(now),
         url: &signed_url,
     };
     let mut delivery = if args.handshake {

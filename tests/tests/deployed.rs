@@ -492,6 +492,30 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         out.contains("\"duplicate\": true"),
         "a redelivery is answered as stored: {out}"
     );
+    // A captured delivery replayed after its tolerance (signed an hour ago,
+    // correctly, under a new id): refused through the proxy.
+    let an_hour_ago = (jiff::Timestamp::now().as_second() - 3600).to_string();
+    let (code, out) = send(
+        &cli,
+        stripe,
+        &secrets,
+        traefik,
+        &ca,
+        &[
+            "--event",
+            "created",
+            "--delivery-id",
+            "deployed-stripe-stale",
+            "--timestamp",
+            &an_hour_ago,
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("401") && out.contains("timestamp_out_of_tolerance"),
+        "{out}"
+    );
 
     step("4. consumers");
     for (name, (process, log, stream_name)) in &mut consumers {
@@ -502,7 +526,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         let info = stream.info().await.expect("info").clone();
         assert_eq!(
             info.state.messages, 1,
-            "{name}: stored once, forged and redelivered not again"
+            "{name}: stored once, forged, redelivered and replayed not again"
         );
         let last = info.state.last_sequence;
         let stream = stream.clone();
