@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -121,15 +120,12 @@ async fn serve(
         std::fs::write(file, content).expect("secret");
     }
     // Started as its binary starts, on these files.
-    let mut settings = app::Settings::new(
-        dir.join("endpoint.yaml"),
-        dir.join("secrets"),
+    let settings = hookwarden_tests::receiver::settings(
+        nats,
+        &dir.join("endpoint.yaml"),
+        &dir.join("secrets"),
         Mode::InsecureHttp,
     );
-    settings.nats_url = nats.url().to_owned();
-    settings.listen = ([127, 0, 0, 1], 0).into();
-    settings.metrics_listen = ([127, 0, 0, 1], 0).into();
-    settings.publish_timeout = Duration::from_secs(2);
     let receiver = app::start(settings).await.expect("the receiver starts");
     let base = format!("http://{}/", receiver.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();

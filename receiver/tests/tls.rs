@@ -131,15 +131,12 @@ async fn start(nats: &NatsServer, mount: &SecretMount, limits: Limits) -> TlsRec
         common::ENDPOINT,
         &[("gh", "secret", common::SECRET.as_bytes())],
     );
-    let mut settings = app::Settings::new(
-        files.endpoint().to_owned(),
-        files.secrets_dir().to_owned(),
+    let mut settings = hookwarden_tests::receiver::settings(
+        nats,
+        files.endpoint(),
+        files.secrets_dir(),
         mount.mode(),
     );
-    settings.nats_url = nats.url().to_owned();
-    settings.listen = "127.0.0.1:0".parse().expect("addr");
-    settings.metrics_listen = "127.0.0.1:0".parse().expect("addr");
-    settings.publish_timeout = common::PUBLISH_TIMEOUT;
     settings.limits = limits;
     let receiver = app::start(settings).await.expect("the receiver starts");
     assert!(receiver.is_tls());

@@ -16,6 +16,24 @@ use crate::{EndpointFiles, NatsServer};
 /// How long JetStream may take to acknowledge, in tests.
 pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The settings `hookwarden-receiver serve` would have for the manifest
+/// and secrets at `endpoint` and `secrets_dir`, in `mode`, storing in `nats`,
+/// both ports on free loopback ports and a short reload interval.
+pub fn settings(
+    nats: &NatsServer,
+    endpoint: &std::path::Path,
+    secrets_dir: &std::path::Path,
+    mode: Mode,
+) -> app::Settings {
+    let mut settings = app::Settings::new(endpoint.to_owned(), secrets_dir.to_owned(), mode);
+    settings.nats_url = nats.url().to_owned();
+    settings.listen = ([127, 0, 0, 1], 0).into();
+    settings.metrics_listen = ([127, 0, 0, 1], 0).into();
+    settings.publish_timeout = PUBLISH_TIMEOUT;
+    settings.reload_interval = Duration::from_millis(200);
+    settings
+}
+
 /// A receiver serving on ports of its own; stopped on drop.
 #[derive(Debug)]
 pub struct InProcessReceiver {
@@ -65,16 +83,7 @@ impl InProcessReceiver {
             .collect();
         let files = EndpointFiles::new(manifest, &files);
         let tls = matches!(mode, Mode::Terminate { .. });
-        let mut settings = app::Settings::new(
-            files.endpoint().to_owned(),
-            files.secrets_dir().to_owned(),
-            mode,
-        );
-        settings.nats_url = nats.url().to_owned();
-        settings.listen = ([127, 0, 0, 1], 0).into();
-        settings.metrics_listen = ([127, 0, 0, 1], 0).into();
-        settings.publish_timeout = PUBLISH_TIMEOUT;
-        settings.reload_interval = Duration::from_millis(200);
+        let mut settings = settings(nats, files.endpoint(), files.secrets_dir(), mode);
         configure(&mut settings);
         let receiver = app::start(settings)
             .await

@@ -57,14 +57,7 @@ async fn a_client_gone_during_the_publish_still_gets_its_event_stored_and_audite
     drop(stream);
 
     // HTTP/2: the client resets the stream (drops its response future).
-    let tcp = connect_from([127, 0, 4, 2], to).await;
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .expect("h2 handshake");
-    let connection = tokio::spawn(connection);
+    let (mut sender, connection) = super::h2_connect([127, 0, 4, 2], to).await;
     let body = b"{\"abort\":\"h2\"}";
     let request = hyper::Request::post(format!("http://{to}/"))
         .header("content-type", "application/json")

@@ -63,14 +63,7 @@ async fn silent_half_preface_and_idle_connections_are_closed() {
     // An HTTP/2 connection that made one request, then idles; the client
     // answers the server's pings (hyper's client does).
     let idle_h2 = {
-        let tcp = connect_from([127, 0, 3, 3], to).await;
-        let (mut sender, connection) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(tcp),
-        )
-        .await
-        .expect("h2 handshake");
-        let connection = tokio::spawn(connection);
+        let (mut sender, connection) = super::h2_connect([127, 0, 3, 3], to).await;
         let request = hyper::Request::get(format!("http://{to}/healthz"))
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .expect("request");

@@ -7,27 +7,18 @@ use hookwarden_tests::NatsServer;
 use hyper::StatusCode;
 
 use super::common::binary::ReceiverProcess;
-use super::common::{SECRET, github_manifest, sign};
+use super::common::{SECRET, github_manifest};
 
+/// A delivery the trusted proxy (the test itself, on 127.0.0.1) reports as
+/// coming from `client`.
 async fn deliver_as(receiver: &ReceiverProcess, client: &str, id: &str) -> StatusCode {
-    let body = format!("{{\"id\":\"{id}\"}}");
-    let signature = sign(body.as_bytes());
-    receiver
-        .send(
-            "POST",
-            &[
-                ("content-type", "application/json"),
-                ("x-github-event", "push"),
-                ("x-github-delivery", id),
-                ("x-hub-signature-256", &signature),
-                // The trusted proxy (the test itself, on 127.0.0.1) reports
-                // the client.
-                ("x-forwarded-for", client),
-            ],
-            body.as_bytes(),
-        )
-        .await
-        .status
+    super::deliver_github(
+        receiver,
+        SECRET.as_bytes(),
+        id,
+        &[("x-forwarded-for", client)],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

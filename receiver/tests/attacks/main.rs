@@ -105,6 +105,61 @@ pub fn audit_lines(log: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// An HTTP/2 connection to `to` from `source`: its request sender, and the
+/// task driving it.
+pub async fn h2_connect<B>(
+    source: [u8; 4],
+    to: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<B>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+)
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = connect_from(source, to).await;
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    (sender, tokio::spawn(connection))
+}
+
+/// `X-Hub-Signature-256` of `body` under `secret`.
+pub fn github_signature(secret: &[u8], body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A GitHub delivery `{"id":"<id>"}` signed with `secret`, with `extra`
+/// headers, sent to the receiver binary: the answer's status.
+pub(crate) async fn deliver_github(
+    receiver: &common::binary::ReceiverProcess,
+    secret: &[u8],
+    id: &str,
+    extra: &[(&str, &str)],
+) -> hyper::StatusCode {
+    let body = format!("{{\"id\":\"{id}\"}}");
+    let signature = github_signature(secret, body.as_bytes());
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("x-github-event", "push"),
+        ("x-github-delivery", id),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    receiver
+        .send("POST", &headers, body.as_bytes())
+        .await
+        .status
+}
+
 /// The JetStream messages of `stream`, counted.
 pub async fn stored(nats: &hookwarden_tests::NatsServer, stream: &str) -> u64 {
     let js = async_nats::jetstream::new(nats.connect().await.expect("connect"));

@@ -17,29 +17,8 @@ use super::stored;
 const OLD: &[u8] = b"old-secret-before-the-outage";
 const NEW: &[u8] = b"new-secret-during-the-outage";
 
-fn signed(secret: &[u8], body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 async fn deliver(receiver: &ReceiverProcess, secret: &[u8], id: &str) -> StatusCode {
-    let body = format!("{{\"id\":\"{id}\"}}");
-    let signature = signed(secret, body.as_bytes());
-    receiver
-        .send(
-            "POST",
-            &[
-                ("content-type", "application/json"),
-                ("x-github-event", "push"),
-                ("x-github-delivery", id),
-                ("x-hub-signature-256", &signature),
-            ],
-            body.as_bytes(),
-        )
-        .await
-        .status
+    super::deliver_github(receiver, secret, id, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,14 +188,7 @@ async fn a_slow_body_on_an_http2_stream_is_cut_off_by_the_pace() {
     );
     receiver.ready().await;
     let to: SocketAddr = receiver.listen.parse().expect("listen address");
-    let tcp = connect_from([127, 0, 2, 2], to).await;
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .expect("h2 handshake");
-    let connection = tokio::spawn(connection);
+    let (mut sender, connection) = super::h2_connect([127, 0, 2, 2], to).await;
     // A well-formed signature, and a body of one byte a second.
     let trickle = Box::pin(futures::stream::unfold(0, |n| async move {
         if n >= 30 {

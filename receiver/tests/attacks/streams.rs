@@ -11,25 +11,11 @@ use hookwarden_tests::NatsServer;
 use hyper::StatusCode;
 
 use super::common::binary::ReceiverProcess;
-use super::common::{ENDPOINT, SECRET, github_manifest, sign};
+use super::common::{ENDPOINT, SECRET, github_manifest};
 use super::stored;
 
 async fn deliver(receiver: &ReceiverProcess, id: &str) -> StatusCode {
-    let body = format!("{{\"id\":\"{id}\"}}");
-    let signature = sign(body.as_bytes());
-    receiver
-        .send(
-            "POST",
-            &[
-                ("content-type", "application/json"),
-                ("x-github-event", "push"),
-                ("x-github-delivery", id),
-                ("x-hub-signature-256", &signature),
-            ],
-            body.as_bytes(),
-        )
-        .await
-        .status
+    super::deliver_github(receiver, SECRET.as_bytes(), id, &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
