@@ -18,14 +18,14 @@ use std::time::Duration;
 
 use crate::body;
 use crate::ops::{self, Metrics, Readiness};
-use crate::publish::{EnsureStreamError, StreamCheck};
+use crate::publish::EnsureStreamError;
 use crate::reload;
 use crate::server::{self, AppState, ServeOptions};
 use crate::transport::{self, Limits, Mode, Stopped, TlsMode, Transport};
 
-/// How often the endpoint's stream is looked up (one `STREAM.INFO`) so
-/// `/readyz` notices a stream deleted under a running receiver, which
-/// creates it again when it manages it.
+/// How often a stream managed elsewhere (`createStream: false`) is looked up
+/// (one `STREAM.INFO`), so `/readyz` notices it deleted under a running
+/// receiver.
 pub const STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The options of `serve` (flags, or the environment).
@@ -114,8 +114,9 @@ pub struct ServeArgs {
     /// the proxy's upstream keep-alive (ingress-nginx 60 s, Traefik 90 s).
     #[arg(long, env = "HOOKWARDEN_PROXY_IDLE_TIMEOUT_SECS", default_value_t = transport::PROXY_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub proxy_idle_timeout_secs: u64,
-    /// Seconds between lookups of the endpoint's stream (re-created when it
-    /// is gone and managed; `/readyz` fails when it may not be).
+    /// Seconds between lookups of a stream managed elsewhere
+    /// (`createStream: false`): `/readyz` fails while it is gone. A managed
+    /// stream is created again by the next publish that finds it gone.
     #[arg(long, env = "HOOKWARDEN_STREAM_CHECK_INTERVAL_SECS", default_value_t = STREAM_CHECK_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub stream_check_interval_secs: u64,
 }
@@ -428,25 +429,24 @@ fn with_nats_events(
     })
 }
 
-/// Looks the stream up every `interval`: a stream deleted under a running
-/// receiver is created again when the endpoint manages it, and otherwise
-/// makes `/readyz` fail with the reason, instead of every delivery getting
-/// 503 while the replica says it is ready.
+/// Looks an unmanaged stream (`createStream: false`) up every `interval`:
+/// one deleted under a running receiver makes `/readyz` fail with the
+/// reason, instead of every delivery getting 503 while the replica says it
+/// is ready. A managed stream is not polled (thousands of replicas would
+/// keep JetStream's API busy): the next publish that finds it gone creates
+/// it again ([`crate::publish::Publisher::publish`]).
 async fn check_stream(state: AppState, readiness: Readiness, interval: Duration) {
     let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(100)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let publisher = state.publisher();
+        if publisher.target().settings.create {
+            readiness.set_stream_problem(None);
+            continue;
+        }
         match publisher.check_stream().await {
-            Ok(StreamCheck::Present) => readiness.set_stream_problem(None),
-            Ok(StreamCheck::Recreated) => {
-                tracing::warn!(
-                    stream = publisher.target().stream.as_str(),
-                    "the JetStream stream was missing and has been created again"
-                );
-                readiness.set_stream_problem(None);
-            }
+            Ok(()) => readiness.set_stream_problem(None),
             Err(
                 err @ (EnsureStreamError::NotFound { .. }
                 | EnsureStreamError::Conflict(_)

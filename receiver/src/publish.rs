@@ -854,27 +854,14 @@ impl Publisher {
         }
     }
 
-    /// Looks the stream up, and creates it again when it is missing and the
-    /// endpoint manages it: the periodic check behind `/readyz`.
-    pub async fn check_stream(&self) -> Result<StreamCheck, EnsureStreamError> {
-        if lookup(&self.jetstream, &self.target).await?.is_some() {
-            return Ok(StreamCheck::Present);
+    /// Looks the stream up: the periodic check behind `/readyz` for a stream
+    /// managed elsewhere. Missing is [`EnsureStreamError::NotFound`].
+    pub async fn check_stream(&self) -> Result<(), EnsureStreamError> {
+        match lookup(&self.jetstream, &self.target).await? {
+            Some(_) => Ok(()),
+            None => Err(not_found(&self.target)),
         }
-        if !self.target.settings.create {
-            return Err(not_found(&self.target));
-        }
-        self.ensure_stream().await?;
-        Ok(StreamCheck::Recreated)
     }
-}
-
-/// What [`Publisher::check_stream`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamCheck {
-    /// The stream is there.
-    Present,
-    /// It was missing, and has been created again.
-    Recreated,
 }
 
 /// How one publish attempt failed.
