@@ -452,6 +452,51 @@ pub enum Provider {
     Generic,
 }
 
+impl Provider {
+    /// Every provider, in the order of the enum (and of docs/providers.md).
+    /// A test checks it against the CRD schema's list, so a new variant
+    /// cannot be left out; the receiver's preset registry maps each one
+    /// with an exhaustive match.
+    pub const ALL: &'static [Provider] = &[
+        Self::Github,
+        Self::Gitlab,
+        Self::Bitbucket,
+        Self::Stripe,
+        Self::Slack,
+        Self::StandardWebhooks,
+        Self::Svix,
+        Self::Shopify,
+        Self::Twilio,
+        Self::Paddle,
+        Self::Square,
+        Self::Zoom,
+        Self::Twitch,
+        Self::Discord,
+        Self::Sendgrid,
+        Self::Mailgun,
+        Self::Linear,
+        Self::Intercom,
+        Self::Pagerduty,
+        Self::Meta,
+        Self::Adyen,
+        Self::Generic,
+    ];
+
+    /// The name written in a manifest (`standard-webhooks`, ...).
+    pub fn manifest_name(self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(name)) => name,
+            // A unit variant always serialises as a string.
+            _ => format!("{self:?}"),
+        }
+    }
+
+    /// The provider a manifest name stands for.
+    pub fn from_manifest_name(name: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+    }
+}
+
 /// A key of a Secret in the endpoint's namespace (standalone: the file
 /// `<secrets-dir>/<name>/<key>`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]

@@ -46,3 +46,45 @@ fn only_formats_kubernetes_knows() {
         );
     }
 }
+
+#[test]
+fn provider_all_lists_every_variant_of_the_schema() {
+    // The CRD's enum of spec.provider is generated from the type itself, so
+    // it names every variant; `Provider::ALL` is written out and must match.
+    let schema = serde_json::to_value(schemars::schema_for!(hookwarden_crds::Provider))
+        .expect("schema renders");
+    let mut from_schema: Vec<String> = Vec::new();
+    let mut stack = vec![&schema];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Array(names)) = map.get("enum") {
+                    from_schema.extend(names.iter().filter_map(|n| n.as_str().map(str::to_owned)));
+                }
+                if let Some(serde_json::Value::String(name)) = map.get("const") {
+                    from_schema.push(name.clone());
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    let mut listed: Vec<String> = hookwarden_crds::Provider::ALL
+        .iter()
+        .map(|p| p.manifest_name())
+        .collect();
+    let count = listed.len();
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed.len(), count, "Provider::ALL lists a provider twice");
+    from_schema.sort();
+    from_schema.dedup();
+    assert_eq!(listed, from_schema);
+    for provider in hookwarden_crds::Provider::ALL {
+        assert_eq!(
+            hookwarden_crds::Provider::from_manifest_name(&provider.manifest_name()),
+            Some(*provider)
+        );
+    }
+}

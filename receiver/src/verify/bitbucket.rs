@@ -15,6 +15,7 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::hmac_common::{mac, verify_sha256_body};
+use super::require_secrets;
 use super::{Rejection, Verified, Verifier, VerifierError, info_header};
 use crate::secrets::Secret;
 
@@ -32,9 +33,7 @@ pub struct BitbucketVerifier {
 impl BitbucketVerifier {
     /// A verifier accepting a signature made with any of `secrets` (rotation).
     pub fn new(secrets: Vec<Secret>) -> Result<Self, VerifierError> {
-        if secrets.is_empty() {
-            return Err(VerifierError::NoSecrets);
-        }
+        require_secrets(&secrets)?;
         Ok(Self { secrets })
     }
 }

@@ -14,10 +14,11 @@
 use axum::http::HeaderMap;
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::generic::system_clock;
+use super::timestamp::system_clock;
+use super::timestamp::{check_fresh, parse_unix_seconds};
 use super::{
     Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, Handshake, Incoming, Rejection, Verdict, Verified,
-    Verifier, VerifierError, check_unix_timestamp, info_value, parse_keys, single_header,
+    Verifier, VerifierError, info_value, parse_keys, single_header,
 };
 use crate::secrets::Secret;
 
@@ -127,7 +128,11 @@ impl Verifier for DiscordVerifier {
         let timestamp = single_header(headers, TIMESTAMP_HEADER)
             .map_err(|()| Rejection::TimestampMalformed)?
             .ok_or(Rejection::TimestampMissing)?;
-        check_unix_timestamp(timestamp, (self.clock)(), DEFAULT_TIMESTAMP_TOLERANCE_SECS)?;
+        check_fresh(
+            (self.clock)(),
+            parse_unix_seconds(timestamp)?,
+            DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+        )?;
 
         let mut message = Vec::with_capacity(timestamp.len() + body.len());
         message.extend_from_slice(timestamp.as_bytes());

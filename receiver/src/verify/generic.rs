@@ -7,8 +7,6 @@
 //! through their SHA-256 digests, so not even their length is revealed by
 //! the time a comparison takes.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -20,21 +18,9 @@ use hookwarden_crds::{
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
+use super::timestamp::{Clock, check_fresh, parse_unix_seconds, system_clock};
 use super::{Rejection, Verified, Verifier, VerifierError, info_header, single_header};
 use crate::secrets::Secret;
-
-/// The default replay window: five minutes either way, as Standard Webhooks
-/// and most providers use.
-pub const DEFAULT_TIMESTAMP_TOLERANCE_SECS: u32 = 300;
-
-/// Seconds since the Unix epoch; injectable so tests control time.
-pub type Clock = fn() -> i64;
-
-pub(crate) fn system_clock() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
 
 /// The configured checks of one endpoint.
 #[derive(Debug)]
@@ -125,7 +111,7 @@ impl GenericVerifier {
                     timestamp_header: check.timestamp_header.map(|h| h.to_ascii_lowercase()),
                     id_header: check.id_header.map(|h| h.to_ascii_lowercase()),
                     keys,
-                    tolerance: i64::from(checks.timestamp_tolerance_secs),
+                    tolerance: checks.timestamp_tolerance_secs,
                     clock,
                 })
             })
@@ -144,12 +130,9 @@ impl GenericVerifier {
     }
 }
 
+/// [`super::require_secrets`], naming the check that has none.
 fn non_empty(check: &'static str, secrets: &[Secret]) -> Result<(), VerifierError> {
-    if secrets.is_empty() {
-        Err(VerifierError::NoSecretsFor(check))
-    } else {
-        Ok(())
-    }
+    super::require_secrets(secrets).map_err(|_| VerifierError::NoSecretsFor(check))
 }
 
 fn decode_key(
@@ -250,7 +233,7 @@ struct HmacVerifier {
     timestamp_header: Option<String>,
     id_header: Option<String>,
     keys: Vec<Secret>,
-    tolerance: i64,
+    tolerance: u32,
     clock: Clock,
 }
 
@@ -286,13 +269,7 @@ impl HmacVerifier {
                 let text = single_header(headers, name)
                     .map_err(|()| Rejection::TimestampMalformed)?
                     .ok_or(Rejection::TimestampMissing)?;
-                let seconds: i64 = text
-                    .trim()
-                    .parse()
-                    .map_err(|_| Rejection::TimestampMalformed)?;
-                if (self.clock)().abs_diff(seconds) > self.tolerance.unsigned_abs() {
-                    return Err(Rejection::TimestampOutOfTolerance);
-                }
+                check_fresh((self.clock)(), parse_unix_seconds(text)?, self.tolerance)?;
                 Some(text)
             }
             None => None,
@@ -500,6 +477,7 @@ impl Verifier for GenericVerifier {
 mod tests {
     use axum::http::HeaderValue;
 
+    use super::super::DEFAULT_TIMESTAMP_TOLERANCE_SECS;
     use super::*;
 
     const NOW: i64 = 1_700_000_000;

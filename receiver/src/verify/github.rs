@@ -5,6 +5,7 @@
 use axum::http::HeaderMap;
 
 use super::hmac_common::verify_sha256_body;
+use super::require_secrets;
 use super::{Rejection, Verified, Verifier, VerifierError, info_header};
 use crate::secrets::Secret;
 
@@ -22,9 +23,7 @@ impl GithubVerifier {
     /// A verifier accepting a signature made with any of `secrets`; several
     /// are allowed so a secret can be rotated without dropping deliveries.
     pub fn new(secrets: Vec<Secret>) -> Result<Self, VerifierError> {
-        if secrets.is_empty() {
-            return Err(VerifierError::NoSecrets);
-        }
+        require_secrets(&secrets)?;
         Ok(Self { secrets })
     }
 }

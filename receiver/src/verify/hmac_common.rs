@@ -3,13 +3,15 @@
 //! several candidate signatures against several secrets, and reading the
 //! event type and delivery id from a JSON body once it is verified.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::HeaderMap;
 use hmac::Mac;
 use hmac::digest::KeyInit;
 
-use super::{Rejection, VerifierError, single_header};
+pub(crate) use super::require_secrets;
+pub(crate) use super::timestamp::{
+    check_fresh, parse_unix_seconds, system_clock, timestamp_header,
+};
+use super::{Rejection, single_header};
 use crate::secrets::Secret;
 
 /// No provider's signature header comes near this; anything longer is
@@ -19,22 +21,6 @@ pub(crate) const MAX_SIGNATURE_HEADER_LEN: usize = 4096;
 /// At most this many candidate signatures are looked at in one header, so a
 /// crafted header cannot make a delivery cost thousands of HMACs.
 pub(crate) const MAX_CANDIDATES: usize = 16;
-
-/// Seconds since the Unix epoch from the system clock.
-pub(crate) fn system_clock() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// Refuses an empty secret list: nothing could ever be verified.
-pub(crate) fn require_secrets(secrets: &[Secret]) -> Result<(), VerifierError> {
-    if secrets.is_empty() {
-        Err(VerifierError::NoSecrets)
-    } else {
-        Ok(())
-    }
-}
 
 /// The signature header's value: missing, repeated, not visible ASCII or
 /// absurdly long are told apart from a mismatch.
@@ -49,35 +35,6 @@ pub(crate) fn signature_header<'a>(
         return Err(Rejection::SignatureMalformed);
     }
     Ok(value)
-}
-
-/// Unix seconds written as plain decimal digits (no sign, no spaces), as
-/// every provider sends them.
-pub(crate) fn parse_unix_seconds(text: &str) -> Result<i64, Rejection> {
-    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Rejection::TimestampMalformed);
-    }
-    text.parse().map_err(|_| Rejection::TimestampMalformed)
-}
-
-/// The timestamp header's value, parsed.
-pub(crate) fn timestamp_header<'a>(
-    headers: &'a HeaderMap,
-    name: &str,
-) -> Result<(&'a str, i64), Rejection> {
-    let text = single_header(headers, name)
-        .map_err(|()| Rejection::TimestampMalformed)?
-        .ok_or(Rejection::TimestampMissing)?;
-    Ok((text, parse_unix_seconds(text)?))
-}
-
-/// Refuses a timestamp more than `tolerance` seconds from `now`, either way.
-pub(crate) fn check_fresh(now: i64, timestamp: i64, tolerance: u32) -> Result<(), Rejection> {
-    if now.abs_diff(timestamp) > u64::from(tolerance) {
-        Err(Rejection::TimestampOutOfTolerance)
-    } else {
-        Ok(())
-    }
 }
 
 /// The MAC of the concatenated `parts` under `key`.
@@ -170,6 +127,7 @@ pub(crate) fn json_info(value: Option<&serde_json::Value>, pointer: &str) -> Opt
 pub(crate) mod test_support {
     use axum::http::{HeaderName, HeaderValue};
 
+    use super::super::VerifierError;
     use super::*;
 
     /// A fixed "now" for tests.
@@ -315,20 +273,6 @@ pub(crate) mod test_support {
     fn helpers_behave() {
         assert_eq!(flip_char("a0Z", 0), "b0Z");
         assert_eq!(flip_char("a0Z", 1), "a1Z");
-        assert_eq!(
-            parse_unix_seconds("+12"),
-            Err(Rejection::TimestampMalformed)
-        );
-        assert_eq!(
-            parse_unix_seconds(" 12"),
-            Err(Rejection::TimestampMalformed)
-        );
-        assert_eq!(parse_unix_seconds("12"), Ok(12));
-        assert_eq!(check_fresh(100, 400, 300), Ok(()));
-        assert_eq!(
-            check_fresh(100, 401, 300),
-            Err(Rejection::TimestampOutOfTolerance)
-        );
         let body = serde_json::json!({"a": {"b": "x y"}, "c": "\u{1}", "d": 5});
         assert_eq!(json_info(Some(&body), "/a/b").as_deref(), Some("x y"));
         assert_eq!(json_info(Some(&body), "/c"), None);

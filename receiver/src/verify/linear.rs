@@ -13,6 +13,7 @@ use sha2::Sha256;
 use super::hmac_common::{
     find_secret, json_body, mac, prefixed_hex, require_secrets, signature_header, system_clock,
 };
+use super::timestamp::check_fresh_millis;
 use super::{Clock, Rejection, Verified, Verifier, VerifierError, info_header};
 use crate::secrets::Secret;
 
@@ -72,11 +73,7 @@ impl Verifier for LinearVerifier {
             .and_then(|j| j.get(TIMESTAMP_FIELD))
         {
             let millis = stamp.as_i64().ok_or(Rejection::TimestampMalformed)?;
-            let now_millis = i128::from((self.clock)()) * 1000;
-            if (now_millis - i128::from(millis)).unsigned_abs() > u128::from(self.tolerance) * 1000
-            {
-                return Err(Rejection::TimestampOutOfTolerance);
-            }
+            check_fresh_millis((self.clock)(), millis, self.tolerance)?;
         }
         Ok(Verified {
             event: info_header(headers, EVENT_HEADER),

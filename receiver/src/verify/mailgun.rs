@@ -21,10 +21,12 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use super::generic::system_clock;
+use super::require_secrets;
+use super::timestamp::system_clock;
+use super::timestamp::{check_fresh, parse_unix_seconds};
 use super::{
     Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, Rejection, Verified, Verifier, VerifierError,
-    check_unix_timestamp, info_value,
+    info_value,
 };
 use crate::secrets::Secret;
 
@@ -63,9 +65,7 @@ impl MailgunVerifier {
 
     /// As [`MailgunVerifier::new`], reading the time from `clock`.
     pub fn with_clock(keys: Vec<Secret>, clock: Clock) -> Result<Self, VerifierError> {
-        if keys.is_empty() {
-            return Err(VerifierError::NoSecrets);
-        }
+        require_secrets(&keys)?;
         Ok(Self { keys, clock })
     }
 }
@@ -111,7 +111,11 @@ impl Verifier for MailgunVerifier {
         // The token is signed: without it there is nothing to verify.
         let token = fields.token.ok_or(Rejection::SignatureMalformed)?;
         let timestamp = fields.timestamp.ok_or(Rejection::TimestampMissing)?;
-        check_unix_timestamp(&timestamp, (self.clock)(), DEFAULT_TIMESTAMP_TOLERANCE_SECS)?;
+        check_fresh(
+            (self.clock)(),
+            parse_unix_seconds(&timestamp)?,
+            DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+        )?;
 
         let mut matched = None;
         for (index, key) in self.keys.iter().enumerate() {

@@ -18,10 +18,11 @@ use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 
-use super::generic::system_clock;
+use super::timestamp::system_clock;
+use super::timestamp::{check_fresh, parse_unix_seconds};
 use super::{
     Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, Rejection, Verified, Verifier, VerifierError,
-    check_unix_timestamp, parse_keys, single_header,
+    parse_keys, single_header,
 };
 use crate::secrets::Secret;
 
@@ -127,7 +128,11 @@ impl Verifier for SendgridVerifier {
         let timestamp = single_header(headers, TIMESTAMP_HEADER)
             .map_err(|()| Rejection::TimestampMalformed)?
             .ok_or(Rejection::TimestampMissing)?;
-        check_unix_timestamp(timestamp, (self.clock)(), DEFAULT_TIMESTAMP_TOLERANCE_SECS)?;
+        check_fresh(
+            (self.clock)(),
+            parse_unix_seconds(timestamp)?,
+            DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+        )?;
 
         let mut message = Vec::with_capacity(timestamp.len() + body.len());
         message.extend_from_slice(timestamp.as_bytes());

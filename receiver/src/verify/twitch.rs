@@ -10,13 +10,13 @@
 //!
 //! See <https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#verifying-the-event-message>.
 
-use std::str::FromStr;
-
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::generic::system_clock;
+use super::require_secrets;
+use super::timestamp::system_clock;
+use super::timestamp::{check_fresh, parse_rfc3339};
 use super::{
     Clock, Handshake, Incoming, Rejection, Verdict, Verified, Verifier, VerifierError, challenge,
     info_header, single_header,
@@ -70,9 +70,7 @@ impl TwitchVerifier {
 
     /// As [`TwitchVerifier::new`], reading the time from `clock`.
     pub fn with_clock(secrets: Vec<Secret>, clock: Clock) -> Result<Self, VerifierError> {
-        if secrets.is_empty() {
-            return Err(VerifierError::NoSecrets);
-        }
+        require_secrets(&secrets)?;
         Ok(Self { secrets, clock })
     }
 }
@@ -121,16 +119,7 @@ impl Verifier for TwitchVerifier {
         let timestamp = single_header(headers, TIMESTAMP_HEADER)
             .map_err(|()| Rejection::TimestampMalformed)?
             .ok_or(Rejection::TimestampMissing)?;
-        // RFC 3339 is never this long; an absurd value is not parsed.
-        if timestamp.len() > 64 {
-            return Err(Rejection::TimestampMalformed);
-        }
-        let sent = jiff::Timestamp::from_str(timestamp)
-            .map_err(|_| Rejection::TimestampMalformed)?
-            .as_second();
-        if (self.clock)().abs_diff(sent) > u64::from(TOLERANCE_SECS) {
-            return Err(Rejection::TimestampOutOfTolerance);
-        }
+        check_fresh((self.clock)(), parse_rfc3339(timestamp)?, TOLERANCE_SECS)?;
 
         let mut matched = None;
         for (index, secret) in self.secrets.iter().enumerate() {
