@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 
-.PHONY: help demo test bench soak tools cluster-up cluster-down crds fmt lint
+.PHONY: help demo test bench soak tools cluster-up cluster-down crds docs fmt lint
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,11 @@ cluster-up: tools ## start the local control plane (etcd, apiserver, controllers
 
 cluster-down: ## stop everything cluster-up started
 	@tests/tools/cluster.sh down
+
+docs: ## regenerate docs/providers.md's preset table from the preset registry
+	table="$$(cargo run --quiet -p hookwarden-cli -- presets --markdown)" && \
+	  awk -v table="$$table" '/<!-- presets:end -->/ { skip = 0 } !skip { print } /<!-- presets:begin -->/ { print table; skip = 1 }' \
+	    docs/providers.md > docs/providers.md.new && mv docs/providers.md.new docs/providers.md
 
 crds: ## regenerate crds/webhookendpoint.yaml from the Rust types, and the chart's copy
 	cargo run --quiet -p hookwarden-crds --bin crdgen > crds/webhookendpoint.yaml

@@ -1,391 +1,43 @@
 //! The `hookwarden` CLI's presets: building a delivery exactly as a
-//! provider signs it, with the receiver's own signers
-//! (`hookwarden_receiver::verify::<preset>::sign`).
+//! provider signs it, with the signers of the receiver's preset registry
+//! (`hookwarden_receiver::verify::registry`), the one list of presets.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use hookwarden_crds::Provider;
-use hookwarden_receiver::verify::{
-    self, GenericChecks, adyen, bitbucket, discord, gitlab, intercom, linear, mailgun, meta,
-    paddle, pagerduty, sendgrid, shopify, slack, square, standard_webhooks, stripe, svix, twilio,
-    twitch, zoom,
-};
+use hookwarden_receiver::verify::registry::{self, Preset};
+use hookwarden_receiver::verify::{self, GenericChecks};
 use serde_json::json;
 
-/// The presets `send` can sign for, as written in a manifest.
-pub const SENDABLE: &[&str] = &[
-    "github",
-    "gitlab",
-    "bitbucket",
-    "stripe",
-    "slack",
-    "standard-webhooks",
-    "svix",
-    "shopify",
-    "paddle",
-    "zoom",
-    "twitch",
-    "linear",
-    "intercom",
-    "pagerduty",
-    "meta",
-    "discord",
-    "sendgrid",
-    "mailgun",
-    "adyen",
-    "twilio",
-    "square",
-    "generic",
-];
+pub use hookwarden_receiver::verify::sending::{
+    Delivery, Expected, SignInput as Input, der, ed25519_seed,
+};
+
+/// The presets `send` can sign for, as written in a manifest: every one.
+pub fn sendable() -> Vec<String> {
+    registry::presets().map(Preset::name).collect()
+}
 
 /// The presets `send --handshake` can send the endpoint handshake of.
-pub const HANDSHAKES: &[&str] = &["slack", "zoom", "twitch", "discord", "meta"];
-
-/// A provider preset from its manifest name (`standard-webhooks`, ...).
-pub fn parse_provider(name: &str) -> Result<Provider, String> {
-    serde_json::from_value(serde_json::Value::String(name.to_owned()))
-        .map_err(|_| format!("unknown provider {name:?}"))
-}
-
-/// A signed delivery: the headers to send and the exact body bytes.
-#[derive(Debug)]
-pub struct Delivery {
-    /// `POST`, or `GET` for Meta's subscription handshake.
-    pub method: &'static str,
-    /// Header names and values, signature included.
-    pub headers: Vec<(String, String)>,
-    /// The body, byte for byte as signed.
-    pub body: Vec<u8>,
-    /// Appended to the target URL's query (Twilio's `bodySHA256`, Meta's
-    /// `hub.*` parameters).
-    pub extra_query: Option<String>,
-    /// For a handshake: the answer the provider expects.
-    pub expect: Option<Expected>,
-}
-
-/// The answer a handshake must get.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expected {
-    /// A JSON value (compared as JSON, not as bytes).
-    Json(serde_json::Value),
-    /// These exact bytes.
-    Text(Vec<u8>),
-}
-
-impl Expected {
-    /// Whether `answer` is the expected one.
-    pub fn matches(&self, answer: &[u8]) -> bool {
-        match self {
-            Self::Json(value) => {
-                serde_json::from_slice::<serde_json::Value>(answer)
-                    .ok()
-                    .as_ref()
-                    == Some(value)
-            }
-            Self::Text(text) => answer == text.as_slice(),
-        }
-    }
-}
-
-/// What the delivery should carry.
-#[derive(Debug)]
-pub struct Input<'a> {
-    /// The event type.
-    pub event: &'a str,
-    /// The delivery id.
-    pub id: &'a str,
-    /// The body given by the user; `None` builds the preset's default body.
-    pub body: Option<Vec<u8>>,
-    /// Unix seconds of the signature.
-    pub now: i64,
-    /// The URL the provider calls, query included: what Twilio and Square
-    /// sign.
-    pub url: &'a str,
-}
-
-fn hmac_sha256_hex(secret: &[u8], body: &[u8]) -> String {
-    // GitHub and Bitbucket sign identically (`sha256=<hex>` of the body).
-    bitbucket::sign(secret, body)
-}
-
-fn owned(headers: Vec<(&'static str, String)>) -> Vec<(String, String)> {
-    headers
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
+pub fn handshakes() -> Vec<String> {
+    registry::presets()
+        .filter(|p| p.handshake.is_some())
+        .map(Preset::name)
         .collect()
 }
 
-fn body_or(input: &Input<'_>, default: serde_json::Value) -> Vec<u8> {
-    input
-        .body
-        .clone()
-        .unwrap_or_else(|| default.to_string().into_bytes())
+/// A provider preset from its manifest name (`standard-webhooks`, ...).
+pub fn parse_provider(name: &str) -> Result<Provider, String> {
+    Provider::from_manifest_name(name).ok_or_else(|| {
+        format!(
+            "unknown provider {name:?}; the presets are {}",
+            sendable().join(", ")
+        )
+    })
 }
 
 /// Signs a delivery for `provider` with `secret`.
 pub fn sign(provider: &str, secret: &[u8], input: &Input<'_>) -> Result<Delivery, String> {
-    let (event, id, now) = (input.event, input.id, input.now);
-    let h = |name: &str, value: &str| (name.to_owned(), value.to_owned());
-    let whsec = |headers: Option<Vec<(&'static str, String)>>| {
-        headers.map(owned).ok_or_else(|| {
-            "the secret file does not hold a whsec_<base64> (or base64) key".to_owned()
-        })
-    };
-    let (headers, body) = match provider {
-        "github" => {
-            let body = body_or(input, json!({}));
-            let headers = vec![
-                h("X-Hub-Signature-256", &hmac_sha256_hex(secret, &body)),
-                h("X-GitHub-Event", event),
-                h("X-GitHub-Delivery", id),
-            ];
-            (headers, body)
-        }
-        "bitbucket" => {
-            let body = body_or(input, json!({}));
-            let headers = vec![
-                h("X-Hub-Signature", &bitbucket::sign(secret, &body)),
-                h("X-Event-Key", event),
-                h("X-Request-UUID", id),
-            ];
-            (headers, body)
-        }
-        "gitlab" => {
-            let body = body_or(input, json!({}));
-            let mut headers = if secret.starts_with(b"whsec_") {
-                whsec(gitlab::sign_with_signing_token(secret, id, now, &body))?
-            } else {
-                let mut headers = owned(gitlab::sign(secret));
-                headers.push(h("Idempotency-Key", id));
-                headers
-            };
-            headers.push(h("X-Gitlab-Event", event));
-            (headers, body)
-        }
-        "stripe" => {
-            let body = body_or(input, json!({"id": id, "type": event}));
-            (owned(stripe::sign(secret, now, &body)), body)
-        }
-        "slack" => {
-            let body = body_or(
-                input,
-                json!({"type": "event_callback", "event_id": id, "event": {"type": event}}),
-            );
-            (owned(slack::sign(secret, now, &body)), body)
-        }
-        "standard-webhooks" => {
-            let body = body_or(input, json!({"type": event}));
-            let headers = whsec(standard_webhooks::sign(secret, id, now, &body))?;
-            (headers, body)
-        }
-        "svix" => {
-            let body = body_or(input, json!({"type": event}));
-            (whsec(svix::sign(secret, id, now, &body))?, body)
-        }
-        "shopify" => {
-            let body = body_or(input, json!({}));
-            let mut headers = owned(shopify::sign(secret, &body));
-            headers.push(h("X-Shopify-Topic", event));
-            headers.push(h("X-Shopify-Webhook-Id", id));
-            (headers, body)
-        }
-        "paddle" => {
-            let body = body_or(input, json!({"event_id": id, "event_type": event}));
-            (owned(paddle::sign(secret, now, &body)), body)
-        }
-        "zoom" => {
-            let body = body_or(input, json!({"event": event}));
-            (owned(zoom::sign(secret, now, &body)), body)
-        }
-        "twitch" => {
-            let body = body_or(input, json!({"subscription": {"type": event}, "event": {}}));
-            let timestamp = jiff::Timestamp::from_second(now)
-                .map_err(|e| format!("clock: {e}"))?
-                .to_string();
-            let headers = vec![
-                h(
-                    "Twitch-Eventsub-Message-Signature",
-                    &twitch::sign(secret, id, &timestamp, &body),
-                ),
-                h("Twitch-Eventsub-Message-Id", id),
-                h("Twitch-Eventsub-Message-Timestamp", &timestamp),
-                h("Twitch-Eventsub-Message-Type", "notification"),
-                h("Twitch-Eventsub-Subscription-Type", event),
-            ];
-            (headers, body)
-        }
-        "linear" => {
-            let body = body_or(
-                input,
-                json!({"type": event, "webhookTimestamp": now.saturating_mul(1000)}),
-            );
-            let mut headers = owned(linear::sign(secret, &body));
-            headers.push(h("Linear-Event", event));
-            headers.push(h("Linear-Delivery", id));
-            (headers, body)
-        }
-        "intercom" => {
-            let body = body_or(
-                input,
-                json!({"type": "notification_event", "topic": event, "id": id}),
-            );
-            (owned(intercom::sign(secret, &body)), body)
-        }
-        "pagerduty" => {
-            let body = body_or(input, json!({"event": {"id": id, "event_type": event}}));
-            (owned(pagerduty::sign(secret, &body)), body)
-        }
-        "meta" => {
-            let body = body_or(input, json!({"object": event, "entry": []}));
-            (owned(meta::sign(secret, &body)), body)
-        }
-        "discord" => {
-            let seed = ed25519_seed(secret).ok_or(
-                "the secret file does not hold an Ed25519 private key (PKCS#8 PEM or DER, or a 64-hex-digit seed)",
-            )?;
-            let body = body_or(
-                input,
-                json!({"id": id, "type": 2, "application_id": "0", "token": "hookwarden",
-                       "version": 1, "data": {"name": event}}),
-            );
-            (owned(discord::sign(&seed, now, &body)), body)
-        }
-        "sendgrid" => {
-            let body = body_or(
-                input,
-                json!([{"event": event, "sg_event_id": id, "timestamp": now,
-                        "email": "test@example.com"}]),
-            );
-            let headers = sendgrid::sign(&der(secret), now, &body).ok_or(
-                "the secret file does not hold a P-256 private key (PKCS#8 or SEC1, PEM or DER)",
-            )?;
-            (owned(headers), body)
-        }
-        "mailgun" => {
-            let mut envelope =
-                json_object(input, json!({"event-data": {"event": event, "id": id}}))?;
-            let ts = now.to_string();
-            let token = format!("{}{}", hex_id(id), hex_id(&ts));
-            envelope.insert(
-                "signature".to_owned(),
-                json!({"timestamp": ts, "token": token, "signature": mailgun::sign(secret, &ts, &token)}),
-            );
-            (
-                Vec::new(),
-                serde_json::Value::Object(envelope).to_string().into_bytes(),
-            )
-        }
-        "adyen" => {
-            let key = std::str::from_utf8(secret)
-                .ok()
-                .and_then(|text| hex::decode(text.trim()).ok())
-                .ok_or("the secret file does not hold the HMAC key as hex digits")?;
-            let mut notification = json_object(
-                input,
-                json!({"live": "false", "notificationItems": [{"NotificationRequestItem": {
-                    "pspReference": id, "eventCode": event, "merchantAccountCode": "HookwardenTest",
-                    "merchantReference": "hookwarden", "amount": {"value": 1000, "currency": "EUR"},
-                    "success": "true", "additionalData": {}}}]}),
-            )?;
-            let items = notification
-                .get_mut("notificationItems")
-                .and_then(serde_json::Value::as_array_mut)
-                .ok_or("the body has no notificationItems array")?;
-            for wrapper in items {
-                let item = wrapper
-                    .get_mut("NotificationRequestItem")
-                    .ok_or("a notification item has no NotificationRequestItem")?;
-                let signature = adyen::sign(&key, item);
-                let additional = item
-                    .as_object_mut()
-                    .ok_or("a NotificationRequestItem is not an object")?
-                    .entry("additionalData")
-                    .or_insert_with(|| json!({}));
-                additional
-                    .as_object_mut()
-                    .ok_or("additionalData is not an object")?
-                    .insert("hmacSignature".to_owned(), json!(signature));
-            }
-            (
-                Vec::new(),
-                serde_json::Value::Object(notification)
-                    .to_string()
-                    .into_bytes(),
-            )
-        }
-        "twilio" => {
-            // A JSON body is signed through bodySHA256 in the URL; anything
-            // else is form parameters.
-            let body = input.body.clone().unwrap_or_else(|| {
-                form(&[
-                    ("AccountSid", "AChookwarden"),
-                    ("MessageSid", id),
-                    ("MessageStatus", event),
-                ])
-            });
-            let is_json = serde_json::from_slice::<serde_json::Value>(&body).is_ok();
-            let mut headers = Vec::new();
-            let mut extra_query = None;
-            if is_json {
-                let signed = twilio::url_with_body_hash(input.url, &body);
-                extra_query = Some(format!(
-                    "bodySHA256={}",
-                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body))
-                ));
-                headers.push(h(
-                    "X-Twilio-Signature",
-                    &twilio::sign(secret, &signed, &body),
-                ));
-                headers.push(h("Content-Type", "application/json"));
-            } else {
-                headers.push(h(
-                    "X-Twilio-Signature",
-                    &twilio::sign(secret, input.url, &body),
-                ));
-                headers.push(h("Content-Type", "application/x-www-form-urlencoded"));
-            }
-            headers.push(h("I-Twilio-Idempotency-Token", id));
-            return Ok(Delivery {
-                method: "POST",
-                headers,
-                body,
-                extra_query,
-                expect: None,
-            });
-        }
-        "square" => {
-            let created = jiff::Timestamp::from_second(now)
-                .map_err(|e| format!("clock: {e}"))?
-                .to_string();
-            let body = body_or(
-                input,
-                json!({"merchant_id": "HOOKWARDEN", "type": event, "event_id": id,
-                       "created_at": created, "data": {}}),
-            );
-            (owned(square::sign(secret, input.url, &body)), body)
-        }
-        "generic" => {
-            return Err(
-                "generic signs what its manifest configures: use --endpoint FILE --secrets-dir DIR"
-                    .to_owned(),
-            );
-        }
-        other => {
-            return Err(format!(
-                "send cannot sign for provider {other:?}; it supports {}",
-                SENDABLE.join(", ")
-            ));
-        }
-    };
-    let mut headers = headers;
-    headers.push(h("Content-Type", "application/json"));
-    Ok(Delivery {
-        method: "POST",
-        headers,
-        body,
-        extra_query: None,
-        expect: None,
-    })
+    let preset = registry::preset(parse_provider(provider)?);
+    preset.sign(secret, input).map_err(|e| e.to_string())
 }
 
 /// Signs a delivery for the `generic` checks of a manifest, each with its
@@ -395,7 +47,11 @@ pub fn sign_generic(
     event_header: Option<&str>,
     input: &Input<'_>,
 ) -> Result<Delivery, String> {
-    let body = body_or(input, json!({"type": input.event, "id": input.id}));
+    let body = input.body.clone().unwrap_or_else(|| {
+        json!({"type": input.event, "id": input.id})
+            .to_string()
+            .into_bytes()
+    });
     let mut headers =
         verify::sign_generic(checks, input.id, input.now, &body).map_err(|e| e.to_string())?;
     if let Some(name) = event_header {
@@ -419,172 +75,36 @@ pub fn sign_handshake(
     secret: &[u8],
     input: &Input<'_>,
 ) -> Result<Delivery, String> {
-    let (id, now) = (input.id, input.now);
-    let h = |name: &str, value: &str| (name.to_owned(), value.to_owned());
-    let json_type = || h("Content-Type", "application/json");
-    let delivery = |headers, body, expect| Delivery {
-        method: "POST",
-        headers,
-        body,
-        extra_query: None,
-        expect: Some(expect),
-    };
-    match provider {
-        "slack" => {
-            let body = slack::url_verification_body(id);
-            let mut headers = owned(slack::sign(secret, now, &body));
-            headers.push(json_type());
-            Ok(delivery(
-                headers,
-                body,
-                Expected::Json(json!({"challenge": id})),
-            ))
-        }
-        "zoom" => {
-            let body = zoom::url_validation_body(id, now.saturating_mul(1000));
-            let mut headers = owned(zoom::sign(secret, now, &body));
-            headers.push(json_type());
-            let encrypted = hex_hmac_sha256(secret, id.as_bytes());
-            Ok(delivery(
-                headers,
-                body,
-                Expected::Json(json!({"plainToken": id, "encryptedToken": encrypted})),
-            ))
-        }
-        "twitch" => {
-            let body = json!({"challenge": id, "subscription": {"type": input.event}})
-                .to_string()
-                .into_bytes();
-            let timestamp = jiff::Timestamp::from_second(now)
-                .map_err(|e| format!("clock: {e}"))?
-                .to_string();
-            let headers = vec![
-                h(
-                    "Twitch-Eventsub-Message-Signature",
-                    &twitch::sign(secret, id, &timestamp, &body),
-                ),
-                h("Twitch-Eventsub-Message-Id", id),
-                h("Twitch-Eventsub-Message-Timestamp", &timestamp),
-                h(
-                    "Twitch-Eventsub-Message-Type",
-                    "webhook_callback_verification",
-                ),
-                h("Twitch-Eventsub-Subscription-Type", input.event),
-                json_type(),
-            ];
-            Ok(delivery(
-                headers,
-                body,
-                Expected::Text(id.as_bytes().to_vec()),
-            ))
-        }
-        "discord" => {
-            let seed = ed25519_seed(secret).ok_or(
-                "the secret file does not hold an Ed25519 private key (PKCS#8 PEM or DER, or a 64-hex-digit seed)",
-            )?;
-            let body = json!({"id": id, "type": 1, "application_id": "0", "token": "hookwarden", "version": 1})
-                .to_string()
-                .into_bytes();
-            let mut headers = owned(discord::sign(&seed, now, &body));
-            headers.push(json_type());
-            Ok(delivery(headers, body, Expected::Json(json!({"type": 1}))))
-        }
-        "meta" => {
-            let token = std::str::from_utf8(secret)
-                .map_err(|_| "the verify token file is not UTF-8 text".to_owned())?;
-            Ok(Delivery {
-                method: "GET",
-                headers: Vec::new(),
-                body: Vec::new(),
-                extra_query: Some(meta::subscription_query(token, id)),
-                expect: Some(Expected::Text(id.as_bytes().to_vec())),
-            })
-        }
-        other => Err(format!(
-            "provider {other:?} has no handshake send can make; it supports {}",
-            HANDSHAKES.join(", ")
-        )),
-    }
+    let preset = registry::preset(parse_provider(provider)?);
+    let handshake = preset.handshake.ok_or_else(|| {
+        format!(
+            "provider {provider:?} has no handshake send can make; it supports {}",
+            handshakes().join(", ")
+        )
+    })?;
+    (handshake.sign)(secret, input).map_err(|e| e.to_string())
 }
 
-fn hex_hmac_sha256(key: &[u8], message: &[u8]) -> String {
-    use hmac::Mac;
-    match <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key) {
-        Ok(mut mac) => {
-            mac.update(message);
-            hex::encode(mac.finalize().into_bytes())
-        }
-        Err(_) => String::new(),
+/// The presets as a table: Markdown (docs/providers.md's) or one line each.
+pub fn presets_table(markdown: bool) -> String {
+    if markdown {
+        return registry::docs_table();
     }
-}
-
-/// A body that is a JSON object: the user's, or `default`.
-fn json_object(
-    input: &Input<'_>,
-    default: serde_json::Value,
-) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    match &input.body {
-        Some(body) => match serde_json::from_slice(body) {
-            Ok(serde_json::Value::Object(map)) => Ok(map),
-            _ => Err("this preset signs inside the body: --body must be a JSON object".to_owned()),
-        },
-        None => match default {
-            serde_json::Value::Object(map) => Ok(map),
-            _ => Ok(serde_json::Map::new()),
-        },
+    let mut text = String::new();
+    for preset in registry::presets() {
+        let handshake = preset
+            .handshake
+            .map(|h| format!("; handshake: {}", h.describe.replace('`', "")))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "{:<20} {}; secret file: {}; replay: {}{handshake}\n",
+            preset.name(),
+            preset.scheme.replace('`', ""),
+            preset.key.describe().replace('`', ""),
+            preset.replay.describe(),
+        ));
     }
-}
-
-/// `text` as hex digits (Mailgun tokens are 50 hex characters).
-fn hex_id(text: &str) -> String {
-    hex::encode(text.as_bytes())
-}
-
-fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut serializer = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in pairs {
-        serializer.append_pair(name, value);
-    }
-    serializer.finish().into_bytes()
-}
-
-/// The DER inside a PEM armour, or the bytes themselves.
-fn der(bytes: &[u8]) -> Vec<u8> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return bytes.to_vec();
-    };
-    if !text.contains("-----BEGIN") {
-        return bytes.to_vec();
-    }
-    let base64: String = text
-        .lines()
-        .map(str::trim)
-        .skip_while(|line| !line.starts_with("-----BEGIN"))
-        .skip(1)
-        .take_while(|line| !line.starts_with("-----END"))
-        .collect();
-    BASE64.decode(base64).unwrap_or_default()
-}
-
-/// An Ed25519 private key's 32-byte seed: PKCS#8 (PEM or DER, as `openssl
-/// genpkey -algorithm ed25519` writes it) or 64 hex digits.
-pub fn ed25519_seed(bytes: &[u8]) -> Option<[u8; 32]> {
-    // RFC 8410: SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 },
-    // OCTET STRING { OCTET STRING (32 bytes) } }.
-    const PKCS8_PREFIX: [u8; 16] = [
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    let mut seed = [0u8; 32];
-    if let Some(text) = std::str::from_utf8(bytes).ok().map(str::trim)
-        && hex::decode_to_slice(text, &mut seed).is_ok()
-    {
-        return Some(seed);
-    }
-    let der = der(bytes);
-    let rest = der.strip_prefix(&PKCS8_PREFIX[..])?;
-    seed.copy_from_slice(rest.get(..32).filter(|_| rest.len() == 32)?);
-    Some(seed)
+    text
 }
 
 /// A one-line explanation of a rejection's reason code.
@@ -621,14 +141,11 @@ mod tests {
     use super::*;
     use hookwarden_receiver::secrets::Secret;
     use hookwarden_receiver::verify::public_url::PublicUrl;
-    use hookwarden_receiver::verify::{self, Incoming, PresetOptions, Rejection, Verdict};
+    use hookwarden_receiver::verify::registry::{Covers, KeyKind};
+    use hookwarden_receiver::verify::{Incoming, Rejection, Verdict, Verifier};
     use hyper::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
     const URL: &str = "https://hooks.example.com/in";
-    /// 32 bytes of hex: an Ed25519 seed (Discord) and an Adyen HMAC key.
-    const HEX_KEY: &[u8] = b"44fd7b4b6e6d0d4ba2a3f0a2bd3b1ec4d25cb2f5a35b5b49ddd3d4ba6e5f4b1a";
-    /// `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`, PEM.
-    const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgoiwTVKttlFY6DOPf\neyL09KaIYAGtGjg19jV0nZOILnGhRANCAARZf2t164c2o4Mee1n4U9J5i19RKru9\n3lGb99Actxr3psAc4NZirCjNp1TZUkw3FD+v8qutCf8+gD0prlWVxQBT\n-----END PRIVATE KEY-----\n";
 
     fn headers(delivery: &Delivery) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -641,49 +158,20 @@ mod tests {
         map
     }
 
-    /// What `send` signs with, and what the receiver's secret file holds.
-    fn keys_for(provider: &str) -> (Vec<u8>, Vec<u8>) {
-        match provider {
-            "standard-webhooks" | "svix" | "gitlab-signing-token" => (
-                b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_vec(),
-                b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_vec(),
-            ),
-            "discord" => {
-                let seed = ed25519_seed(HEX_KEY).expect("seed");
-                (
-                    HEX_KEY.to_vec(),
-                    discord::public_key_hex(&seed).into_bytes(),
-                )
-            }
-            "sendgrid" => (
-                P256_PEM.as_bytes().to_vec(),
-                sendgrid::public_key_base64(&der(P256_PEM.as_bytes()))
-                    .expect("public key")
-                    .into_bytes(),
-            ),
-            "adyen" => (HEX_KEY.to_vec(), HEX_KEY.to_vec()),
-            _ => (
-                b"It's a Secret to Everybody".to_vec(),
-                b"It's a Secret to Everybody".to_vec(),
-            ),
-        }
-    }
-
-    fn verifier(name: &str, secret: &[u8]) -> Box<dyn verify::Verifier> {
-        verify::for_preset(
-            parse_provider(name).expect("provider"),
-            vec![Secret::from(secret)],
-            None,
-            PresetOptions {
-                public_url: Some(PublicUrl::parse(URL).expect("url")),
-                ..PresetOptions::default()
-            },
-        )
-        .expect("verifier")
+    fn verifier(preset: &Preset, secret: &[u8], verify_tokens: Vec<Secret>) -> Box<dyn Verifier> {
+        preset
+            .verifier(
+                vec![Secret::from(secret)],
+                None,
+                Some(PublicUrl::parse(URL).expect("url")),
+                verify_tokens,
+                verify::system_clock,
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", preset.name()))
     }
 
     fn check(
-        verifier: &dyn verify::Verifier,
+        verifier: &dyn Verifier,
         delivery: &Delivery,
         body: &[u8],
     ) -> Result<Verdict, Rejection> {
@@ -713,76 +201,89 @@ mod tests {
 
     /// Every preset `send` signs for is accepted by the receiver's own
     /// verifier, which reads back the event and id where the preset carries
-    /// them; one changed body byte is refused.
+    /// them; one changed byte of what is signed is refused.
     #[test]
     fn every_sendable_preset_verifies_with_the_receivers_verifier() {
-        for provider in SENDABLE
-            .iter()
-            .copied()
-            .filter(|p| *p != "generic")
-            .chain(["gitlab-signing-token"])
-        {
-            let name = if provider == "gitlab-signing-token" {
-                "gitlab"
-            } else {
-                provider
-            };
-            let (signing, verifying) = keys_for(provider);
-            let delivery = sign(name, &signing, &input(None)).expect("signs");
-            let verifier = verifier(name, &verifying);
-            let Ok(Verdict::Deliver(verified)) =
-                check(verifier.as_ref(), &delivery, &delivery.body)
-            else {
-                panic!(
-                    "{provider}: {:?}",
+        let mut checked = 0;
+        for preset in registry::presets() {
+            if preset.key == KeyKind::Configured {
+                assert!(sign(&preset.name(), b"s", &input(None)).is_err());
+                continue;
+            }
+            let mut keys = vec![preset.key.test_key("It's a Secret to Everybody")];
+            if preset.key == KeyKind::TokenOrSigningToken {
+                // GitLab's plain secret token as well as its signing token.
+                keys.push(KeyKind::SharedSecret.test_key("It's a Secret to Everybody"));
+            }
+            for key in keys {
+                let name = preset.name();
+                let delivery = sign(&name, &key.signing, &input(None)).expect("signs");
+                let verifier = verifier(preset, &key.verifying, Vec::new());
+                let Ok(Verdict::Deliver(verified)) =
                     check(verifier.as_ref(), &delivery, &delivery.body)
-                );
-            };
-            assert_eq!(verified.secret_index, 0);
-            let expected_event = match name {
-                "discord" => Some("APPLICATION_COMMAND"),
-                "sendgrid" => Some("batch"),
-                "twilio" => None,
-                _ => Some("thing.happened"),
-            };
-            assert_eq!(verified.event.as_deref(), expected_event, "{provider}");
-            if !matches!(name, "zoom" | "meta" | "sendgrid") {
-                assert_eq!(verified.delivery_id.as_deref(), Some("id-42"), "{provider}");
-            }
+                else {
+                    panic!(
+                        "{name}: {:?}",
+                        check(verifier.as_ref(), &delivery, &delivery.body)
+                    );
+                };
+                assert_eq!(verified.secret_index, 0);
+                let expected_event = match name.as_str() {
+                    "discord" => Some("APPLICATION_COMMAND"),
+                    "sendgrid" => Some("batch"),
+                    "twilio" => None,
+                    _ => Some("thing.happened"),
+                };
+                assert_eq!(verified.event.as_deref(), expected_event, "{name}");
+                if !matches!(name.as_str(), "zoom" | "meta" | "sendgrid") {
+                    assert_eq!(verified.delivery_id.as_deref(), Some("id-42"), "{name}");
+                }
 
-            // One changed byte of what is signed. Mailgun signs only the
-            // signature block, GitLab's plain token nothing of the body.
-            let mut changed = delivery.body.clone();
-            if name == "mailgun" {
-                let text = String::from_utf8(changed).expect("json");
-                changed = text
-                    .replacen("\"token\":\"", "\"token\":\"0", 1)
-                    .into_bytes();
-            } else if name == "adyen" {
-                let text = String::from_utf8(changed).expect("json");
-                changed = text.replacen("id-42", "id-43", 1).into_bytes();
-            } else {
-                changed.push(b' ');
-            }
-            let refused = check(verifier.as_ref(), &delivery, &changed);
-            if name != "gitlab" || provider == "gitlab-signing-token" {
-                assert_eq!(
-                    refused.map(|_| ()),
-                    Err(Rejection::SignatureMismatch),
-                    "{provider}"
-                );
+                // One changed byte of what is signed. Mailgun signs only the
+                // signature block, Adyen the item's fields, GitLab's plain
+                // token nothing of the body.
+                let mut changed = delivery.body.clone();
+                if name == "mailgun" {
+                    let text = String::from_utf8(changed).expect("json");
+                    changed = text
+                        .replacen("\"token\":\"", "\"token\":\"0", 1)
+                        .into_bytes();
+                } else if preset.covers == Covers::BodyFields {
+                    let text = String::from_utf8(changed).expect("json");
+                    changed = text.replacen("id-42", "id-43", 1).into_bytes();
+                } else {
+                    changed.push(b' ');
+                }
+                let refused = check(verifier.as_ref(), &delivery, &changed);
+                if !key.signing.starts_with(b"It's") || name != "gitlab" {
+                    assert_eq!(
+                        refused.map(|_| ()),
+                        Err(Rejection::SignatureMismatch),
+                        "{name}"
+                    );
+                }
+                checked += 1;
             }
         }
+        let expected = registry::presets()
+            .map(|p| match p.key {
+                KeyKind::Configured => 0,
+                KeyKind::TokenOrSigningToken => 2,
+                _ => 1,
+            })
+            .sum::<usize>();
+        assert_eq!(checked, expected);
     }
 
     #[test]
     fn a_twilio_json_body_is_signed_through_body_sha256() {
-        let (secret, _) = keys_for("twilio");
+        let preset = registry::preset(Provider::Twilio);
+        let secret = b"It's a Secret to Everybody";
         let delivery =
-            sign("twilio", &secret, &input(Some(br#"{"type":"x"}"#.to_vec()))).expect("signs");
+            sign("twilio", secret, &input(Some(br#"{"type":"x"}"#.to_vec()))).expect("signs");
         let query = delivery.extra_query.clone().expect("bodySHA256");
         assert!(query.starts_with("bodySHA256="), "{query}");
-        let verifier = verifier("twilio", &secret);
+        let verifier = verifier(preset, secret, Vec::new());
         assert!(matches!(
             check(verifier.as_ref(), &delivery, &delivery.body),
             Ok(Verdict::Deliver(_))
@@ -795,44 +296,39 @@ mod tests {
 
     #[test]
     fn every_handshake_is_answered_as_send_expects() {
-        for provider in HANDSHAKES {
-            let (signing, verifying) = keys_for(provider);
-            let delivery = sign_handshake(provider, &signing, &input(None)).expect("signs");
+        let mut checked = Vec::new();
+        for preset in registry::presets().filter(|p| p.handshake.is_some()) {
+            let name = preset.name();
+            let key = preset.key.test_key("It's a Secret to Everybody");
+            let delivery = sign_handshake(&name, &key.signing, &input(None)).expect("signs");
             let expect = delivery.expect.clone().expect("an expected answer");
-            let verifier = match *provider {
+            let verifier = if preset.provider == Provider::Meta {
                 // Meta's secret for the handshake is the verify token.
-                "meta" => verify::for_preset(
-                    Provider::Meta,
-                    vec![Secret::from(&b"app secret"[..])],
-                    None,
-                    PresetOptions {
-                        verify_tokens: vec![Secret::from(signing.clone())],
-                        ..PresetOptions::default()
-                    },
+                verifier(
+                    preset,
+                    b"app secret",
+                    vec![Secret::from(key.signing.clone())],
                 )
-                .expect("verifier"),
-                name => verifier(name, &verifying),
+            } else {
+                verifier(preset, &key.verifying, Vec::new())
             };
             match check(verifier.as_ref(), &delivery, &delivery.body) {
                 Ok(Verdict::Handshake(handshake)) => {
-                    assert!(expect.matches(&handshake.body), "{provider}: {expect:?}");
+                    assert!(expect.matches(&handshake.body), "{name}: {expect:?}");
                 }
-                other => panic!("{provider}: {other:?}"),
+                other => panic!("{name}: {other:?}"),
             }
+            checked.push(name);
         }
+        assert_eq!(checked, handshakes());
+        assert!(checked.len() >= 5, "{checked:?}");
         assert!(sign_handshake("github", b"s", &input(None)).is_err());
     }
 
     #[test]
     fn key_files_in_their_usual_forms() {
-        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIESCJvivICpQ5IUCjwZT9ymH/xGW6RdJA9uFAWRx3xpG\n-----END PRIVATE KEY-----\n";
-        // `openssl genpkey -algorithm ed25519`; the seed `openssl pkey -text` prints.
-        assert_eq!(
-            ed25519_seed(pem.as_bytes()).map(hex::encode).as_deref(),
-            Some("448226f8af202a50e485028f0653f72987ff1196e9174903db85016471df1a46")
-        );
-        assert!(ed25519_seed(b"not a key").is_none());
         assert!(sign("sendgrid", b"not a key", &input(None)).is_err());
+        assert!(sign("discord", b"not a key", &input(None)).is_err());
     }
 
     #[test]
@@ -842,12 +338,31 @@ mod tests {
         assert_eq!(delivery.body, b"not json \x00");
     }
 
+    /// docs/providers.md's table is generated from the registry.
+    #[test]
+    fn the_docs_table_is_the_registrys() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/providers.md");
+        let docs = std::fs::read_to_string(path).expect("docs/providers.md");
+        let (_, rest) = docs
+            .split_once("<!-- presets:begin -->\n")
+            .expect("begin marker");
+        let (table, _) = rest.split_once("<!-- presets:end -->").expect("end marker");
+        assert!(
+            table == registry::docs_table(),
+            "docs/providers.md's preset table is out of date; regenerate it with `make docs`"
+        );
+        for preset in registry::presets() {
+            assert!(table.contains(&format!("[`{}`]", preset.name())));
+        }
+    }
+
     #[test]
     fn unsupported_presets_and_bad_keys_are_errors() {
         assert!(sign("generic", b"s", &input(None)).is_err());
         assert!(sign("svix", b"whsec_***", &input(None)).is_err());
         assert!(sign("adyen", b"not hex", &input(None)).is_err());
         assert!(sign("mailgun", b"k", &input(Some(b"[]".to_vec()))).is_err());
-        assert!(parse_provider("githob").is_err());
+        let unknown = parse_provider("githob").expect_err("unknown");
+        assert!(unknown.contains("github"), "{unknown}");
     }
 }

@@ -38,6 +38,16 @@ enum Command {
     Verify(VerifyArgs),
     /// Print the deliveries published on a NATS subject, live.
     Tail(TailArgs),
+    /// List the provider presets: what each verifies, what its secret file
+    /// holds, its replay defence and handshake.
+    Presets(PresetsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PresetsArgs {
+    /// Print the Markdown table of docs/providers.md.
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -169,6 +179,10 @@ fn main() -> ExitCode {
         Command::Secret(SecretCommand::Generate { format }) => generate(format),
         Command::Verify(args) => verify_request(args),
         Command::Tail(args) => tail(args),
+        Command::Presets(args) => {
+            print!("{}", presets::presets_table(args.markdown));
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -266,14 +280,6 @@ impl Manifest {
     }
 }
 
-/// The provider's name as written in a manifest.
-fn provider_name(provider: hookwarden_crds::Provider) -> Result<String, String> {
-    match serde_json::to_value(provider) {
-        Ok(serde_json::Value::String(name)) => Ok(name),
-        _ => Err(format!("provider {provider:?} has no manifest name")),
-    }
-}
-
 /// `url` without its query, and the query.
 fn split_query(url: &str) -> (&str, Option<&str>) {
     match url.split_once('?') {
@@ -289,7 +295,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         .map(|path| Manifest::read(path, args.secrets_dir.as_deref()))
         .transpose()?;
     let provider = match (&manifest, &args.provider) {
-        (Some(manifest), _) => provider_name(manifest.spec.provider)?,
+        (Some(manifest), _) => manifest.spec.provider.manifest_name(),
         (None, Some(provider)) => provider.clone(),
         (None, None) => return Err("--provider or --endpoint is required".to_owned()),
     };

@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use hookwarden_fuzz::{headers, verifiers};
-use hookwarden_receiver::verify::Verifier;
+use hookwarden_receiver::verify::{Incoming, Verifier};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,7 +22,13 @@ struct Delivery {
 fuzz_target!(|input: Delivery| {
     let verifier = &VERIFIERS[usize::from(input.verifier) % VERIFIERS.len()];
     let headers = headers(&input.headers);
-    let result = verifier.verify(&headers, &input.body);
+    let (method, uri) = (http::Method::POST, http::Uri::from_static("/in"));
+    let result = verifier.check(&Incoming {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &input.body,
+    });
     assert!(
         result.is_err(),
         "{} accepted a delivery the fuzzer could not sign: {result:?}",

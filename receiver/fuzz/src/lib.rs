@@ -3,45 +3,25 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hookwarden_crds::Provider;
 use hookwarden_receiver::secrets::Secret;
+use hookwarden_receiver::verify::public_url::PublicUrl;
+use hookwarden_receiver::verify::registry::{self, KeyKind, Preset};
 use hookwarden_receiver::verify::{self, Verifier};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-/// The HMAC key of every symmetric preset. The fuzzer never sees it, so no
-/// input may ever verify.
+/// The seed of every preset's key ([`KeyKind::test_key`]) and the key of
+/// the generic checks. The fuzzer never sees them, so no input may ever
+/// verify.
 pub const HMAC_SECRET: &[u8] = b"fuzz-secret-9c1f0e6b2d7a4853";
-/// A `whsec_` key for Standard Webhooks, Svix and GitLab signing tokens.
-pub const WHSEC_SECRET: &[u8] = b"whsec_ZnV6ei1zZWNyZXQtOWMxZjBlNmIyZDdhNDg1Mw==";
-/// An Ed25519 public key (Discord): RFC 8032 test 2's.
-pub const DISCORD_KEY: &[u8] = b"3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c";
-/// A P-256 public key (SendGrid), as the SendGrid SDK tests publish it.
-pub const SENDGRID_KEY: &[u8] = b"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
-/// An Adyen HMAC key (hex).
-pub const ADYEN_KEY: &[u8] = b"7E5A0C6F2B9D4E1A8C3F6B0D9E2A5C8F1B4D7E0A3C6F9B2E5D8A1C4F7B0E3D6A";
 
-/// Every preset `verify::for_provider` builds.
-pub const PRESETS: &[Provider] = &[
-    Provider::Github,
-    Provider::Gitlab,
-    Provider::Bitbucket,
-    Provider::Stripe,
-    Provider::Slack,
-    Provider::StandardWebhooks,
-    Provider::Svix,
-    Provider::Shopify,
-    Provider::Paddle,
-    Provider::Zoom,
-    Provider::Twitch,
-    Provider::Discord,
-    Provider::Sendgrid,
-    Provider::Mailgun,
-    Provider::Linear,
-    Provider::Intercom,
-    Provider::Pagerduty,
-    Provider::Meta,
-    Provider::Adyen,
-];
+/// The URL the URL-signing presets (Twilio, Square) are configured with.
+pub const PUBLIC_URL: &str = "https://hooks.example.com/in";
+
+/// Every preset the registry builds from its secrets alone: all but
+/// `generic`, which is built from [`GENERIC_SPECS`].
+pub fn presets() -> impl Iterator<Item = &'static Preset> {
+    registry::presets().filter(|p| p.key != KeyKind::Configured)
+}
 
 /// `generic` provider configurations (the `spec:` body of a manifest),
 /// secrets named `s/k`.
@@ -54,23 +34,24 @@ pub const GENERIC_SPECS: &[&str] = &[
 ];
 
 /// The secret a preset is configured with.
-pub fn secret_for(provider: Provider) -> &'static [u8] {
-    match provider {
-        Provider::StandardWebhooks | Provider::Svix => WHSEC_SECRET,
-        Provider::Discord => DISCORD_KEY,
-        Provider::Sendgrid => SENDGRID_KEY,
-        Provider::Adyen => ADYEN_KEY,
-        _ => HMAC_SECRET,
-    }
+pub fn secret_for(preset: &Preset) -> Vec<u8> {
+    let seed = String::from_utf8_lossy(HMAC_SECRET);
+    preset.key.test_key(&seed).verifying
 }
 
 /// Every verifier: the presets, then the generic configurations.
 pub fn verifiers() -> Vec<Box<dyn Verifier>> {
-    let mut all: Vec<Box<dyn Verifier>> = PRESETS
-        .iter()
-        .map(|&p| {
-            verify::for_provider(p, vec![Secret::from(secret_for(p))], None)
-                .unwrap_or_else(|e| panic!("{p:?}: {e}"))
+    let public_url = PublicUrl::parse(PUBLIC_URL).ok();
+    let mut all: Vec<Box<dyn Verifier>> = presets()
+        .map(|p| {
+            p.verifier(
+                vec![Secret::from(secret_for(p))],
+                None,
+                public_url.clone(),
+                Vec::new(),
+                verify::system_clock,
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", p.name()))
         })
         .collect();
     for spec in GENERIC_SPECS {
@@ -141,10 +122,32 @@ pub const HEADER_NAMES: &[&str] = &[
     "content-type",
 ];
 
-/// A header name: one of [`HEADER_NAMES`], or made from arbitrary bytes.
+/// [`HEADER_NAMES`] and every header a verifier reads a secret or
+/// signature from, so a new preset's headers are reached without a list.
+pub fn header_names() -> &'static [HeaderName] {
+    static NAMES: std::sync::OnceLock<Vec<HeaderName>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names: Vec<HeaderName> = HEADER_NAMES
+            .iter()
+            .map(|name| HeaderName::from_static(name))
+            .collect();
+        for verifier in verifiers() {
+            for name in verifier.secret_headers() {
+                if let Ok(name) = HeaderName::from_bytes(name.as_bytes())
+                    && !names.contains(&name)
+                {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    })
+}
+
+/// A header name: one of [`header_names`], or made from arbitrary bytes.
 pub fn header_name(index: u8, raw: &[u8]) -> Option<HeaderName> {
-    match HEADER_NAMES.get(usize::from(index)) {
-        Some(name) => Some(HeaderName::from_static(name)),
+    match header_names().get(usize::from(index)) {
+        Some(name) => Some(name.clone()),
         None => HeaderName::from_bytes(raw).ok(),
     }
 }

@@ -24,7 +24,9 @@ pub mod meta;
 pub mod paddle;
 pub mod pagerduty;
 pub mod public_url;
+pub mod registry;
 pub mod sendgrid;
+pub mod sending;
 pub mod shopify;
 pub mod slack;
 pub mod square;
@@ -336,9 +338,6 @@ impl Verifier for PublishHandshakes {
 /// Why no verifier could be built for an endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifierError {
-    /// The manifest names a provider this receiver cannot verify yet.
-    #[error("provider {0:?} is not supported by this receiver yet")]
-    UnsupportedProvider(Provider),
     /// Without a secret nothing could ever be verified; refusing to start is
     /// better than rejecting every delivery.
     #[error("the endpoint lists no secretRefs; at least one secret is required")]
@@ -431,17 +430,16 @@ pub(crate) fn parse_keys<K>(
 /// window use theirs; presets without a signed timestamp use the default
 /// tolerance (their replays are bounded only by de-duplication).
 pub fn replay_window_secs(spec: &WebhookEndpointSpec) -> u32 {
-    let tolerance = match spec.provider {
-        Provider::Twitch => twitch::TOLERANCE_SECS,
-        Provider::Discord | Provider::Sendgrid | Provider::Mailgun => {
-            DEFAULT_TIMESTAMP_TOLERANCE_SECS
-        }
-        _ => spec
+    let tolerance = match registry::preset(spec.provider).replay {
+        registry::Replay::FixedWindow { secs } => secs,
+        registry::Replay::Window { default_secs } => spec
             .timestamp_tolerance_seconds
-            .unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS)
-            .max(1),
+            .unwrap_or(default_secs.max(DEFAULT_TIMESTAMP_TOLERANCE_SECS)),
+        registry::Replay::Deduplication => spec
+            .timestamp_tolerance_seconds
+            .unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS),
     };
-    tolerance.saturating_mul(2)
+    tolerance.max(1).saturating_mul(2)
 }
 
 /// The verifier an endpoint's spec asks for, with its secrets loaded by
@@ -546,64 +544,13 @@ pub fn for_preset(
     tolerance_secs: Option<u32>,
     options: PresetOptions,
 ) -> Result<Box<dyn Verifier>, VerifierError> {
-    let tolerance = |default: u32| tolerance_secs.unwrap_or(default);
-    let public_url = || {
-        options
-            .public_url
-            .clone()
-            .ok_or(VerifierError::PublicUrlRequired(provider))
-    };
-    let verifier: Box<dyn Verifier> = match provider {
-        Provider::Twilio => Box::new(TwilioVerifier::new(secrets, public_url()?)?),
-        Provider::Square => Box::new(SquareVerifier::new(secrets, public_url()?)?),
-        Provider::Github => Box::new(GithubVerifier::new(secrets)?),
-        Provider::Bitbucket => Box::new(BitbucketVerifier::new(secrets)?),
-        Provider::Twitch => Box::new(TwitchVerifier::new(secrets)?),
-        Provider::Discord => Box::new(DiscordVerifier::new(secrets)?),
-        Provider::Sendgrid => Box::new(SendgridVerifier::new(secrets)?),
-        Provider::Mailgun => Box::new(MailgunVerifier::new(secrets)?),
-        Provider::Adyen => Box::new(AdyenVerifier::new(secrets)?),
-        Provider::Gitlab => Box::new(GitlabVerifier::new(
-            secrets,
-            tolerance(gitlab::DEFAULT_TOLERANCE_SECS),
-        )?),
-        Provider::Stripe => Box::new(StripeVerifier::new(
-            secrets,
-            tolerance(stripe::DEFAULT_TOLERANCE_SECS),
-        )?),
-        Provider::Slack => Box::new(SlackVerifier::new(
-            secrets,
-            tolerance(slack::DEFAULT_TOLERANCE_SECS),
-        )?),
-        Provider::StandardWebhooks => Box::new(StandardWebhooksVerifier::new(
-            secrets,
-            tolerance(standard_webhooks::DEFAULT_TOLERANCE_SECS),
-        )?),
-        Provider::Svix => Box::new(svix::verifier(
-            secrets,
-            tolerance(svix::DEFAULT_TOLERANCE_SECS),
-        )?),
-        Provider::Shopify => Box::new(ShopifyVerifier::new(secrets)?),
-        Provider::Paddle => Box::new(PaddleVerifier::new(
-            secrets,
-            tolerance(paddle::DEFAULT_TOLERANCE_SECS),
-        )?),
-        Provider::Zoom => Box::new(ZoomVerifier::new(
-            secrets,
-            tolerance(zoom::DEFAULT_TOLERANCE_SECS),
-        )?),
-        Provider::Linear => Box::new(LinearVerifier::new(
-            secrets,
-            tolerance(linear::DEFAULT_TOLERANCE_SECS),
-        )?),
-        Provider::Intercom => Box::new(IntercomVerifier::new(secrets)?),
-        Provider::Pagerduty => Box::new(PagerdutyVerifier::new(secrets)?),
-        Provider::Meta => Box::new(MetaVerifier::with_verify_tokens(
-            secrets,
-            options.verify_tokens,
-        )?),
-        other => return Err(VerifierError::UnsupportedProvider(other)),
-    };
+    let verifier = registry::preset(provider).verifier(
+        secrets,
+        tolerance_secs,
+        options.public_url,
+        options.verify_tokens,
+        system_clock,
+    )?;
     Ok(if options.publish_handshakes {
         Box::new(PublishHandshakes(verifier))
     } else {
@@ -767,28 +714,42 @@ mod tests {
     }
 
     #[test]
-    fn every_hmac_preset_is_built_under_its_manifest_name() {
-        for (provider, name) in [
-            (Provider::Gitlab, "gitlab"),
-            (Provider::Stripe, "stripe"),
-            (Provider::Slack, "slack"),
-            (Provider::StandardWebhooks, "standard-webhooks"),
-            (Provider::Svix, "svix"),
-            (Provider::Shopify, "shopify"),
-            (Provider::Paddle, "paddle"),
-            (Provider::Zoom, "zoom"),
-            (Provider::Linear, "linear"),
-            (Provider::Intercom, "intercom"),
-            (Provider::Pagerduty, "pagerduty"),
-            (Provider::Meta, "meta"),
-        ] {
-            let verifier = for_provider(provider, vec![Secret::from(&b"c2VjcmV0"[..])], None)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+    fn every_preset_is_built_under_its_manifest_name_and_needs_a_secret() {
+        let url = PublicUrl::parse("https://hooks.example.com/in").expect("url");
+        for preset in registry::presets() {
+            let name = preset.name();
+            let key = preset.key.test_key("s/k");
+            let options = || PresetOptions {
+                public_url: Some(url.clone()),
+                ..PresetOptions::default()
+            };
+            if preset.key == registry::KeyKind::Configured {
+                assert!(matches!(
+                    for_preset(
+                        preset.provider,
+                        vec![Secret::from(key.verifying)],
+                        None,
+                        options()
+                    ),
+                    Err(VerifierError::NoChecks)
+                ));
+                continue;
+            }
+            let verifier = for_preset(
+                preset.provider,
+                vec![Secret::from(key.verifying)],
+                None,
+                options(),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(verifier.provider(), name);
-            assert!(matches!(
-                for_provider(provider, Vec::new(), None),
-                Err(VerifierError::NoSecrets)
-            ));
+            assert!(
+                matches!(
+                    for_preset(preset.provider, Vec::new(), None, options()),
+                    Err(VerifierError::NoSecrets)
+                ),
+                "{name}"
+            );
         }
     }
 

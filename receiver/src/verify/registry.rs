@@ -1,0 +1,695 @@
+//! The preset registry: everything Hookwarden knows about a provider, in one
+//! descriptor per provider, found by an exhaustive match on [`Provider`].
+//!
+//! A new provider does not compile until it has all of it: how its verifier
+//! is built from the spec, what its secret file holds, how it defends
+//! against replays, how `hookwarden send` signs for it, its handshake, and
+//! its row of docs/providers.md. The receiver, the CLI, the property and
+//! fuzz tests, the benches and the docs iterate [`presets`]; nothing else
+//! lists the providers.
+
+use hookwarden_crds::Provider;
+
+use super::public_url::PublicUrl;
+use super::sending::{self, Delivery, SignError, SignInput, Signer};
+use super::{
+    AdyenVerifier, BitbucketVerifier, Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, DiscordVerifier,
+    GithubVerifier, GitlabVerifier, IntercomVerifier, LinearVerifier, MailgunVerifier,
+    MetaVerifier, PaddleVerifier, PagerdutyVerifier, SendgridVerifier, ShopifyVerifier,
+    SlackVerifier, SquareVerifier, StandardWebhooksVerifier, StripeVerifier, TwilioVerifier,
+    TwitchVerifier, Verifier, VerifierError, ZoomVerifier, gitlab, linear, paddle, slack,
+    standard_webhooks, stripe, svix, twitch, zoom,
+};
+use crate::secrets::Secret;
+
+/// What a preset's secret file (`secretRefs`) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The shared secret as the provider shows it, used as raw bytes.
+    SharedSecret,
+    /// A `whsec_<base64>` key (the prefix optional): the HMAC key is the
+    /// decoded base64.
+    WhsecKey,
+    /// GitLab: a secret token, or a `whsec_…` signing token.
+    TokenOrSigningToken,
+    /// An HMAC key written as hex digits (Adyen).
+    HexKey,
+    /// An Ed25519 public key, 64 hex digits (Discord); `send` signs with the
+    /// private key.
+    Ed25519PublicKey,
+    /// A P-256 public key, base64 DER (SendGrid); `send` signs with the
+    /// private key.
+    P256PublicKey,
+    /// Whatever `spec.verification` configures (`generic`).
+    Configured,
+}
+
+/// A key pair for tests: what signs and what the receiver's secret file
+/// holds (the same bytes for a shared secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestKey {
+    /// What `send` signs with.
+    pub signing: Vec<u8>,
+    /// What the receiver verifies with.
+    pub verifying: Vec<u8>,
+}
+
+impl KeyKind {
+    /// The docs' words for it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::SharedSecret => "shared secret",
+            Self::WhsecKey => "`whsec_<base64>` key",
+            Self::TokenOrSigningToken => "secret token, or `whsec_` signing token",
+            Self::HexKey => "HMAC key, hex",
+            Self::Ed25519PublicKey => "Ed25519 public key, hex",
+            Self::P256PublicKey => "P-256 public key, base64 DER",
+            Self::Configured => "per `spec.verification`",
+        }
+    }
+
+    /// A key of this kind derived from `seed`, for tests: different seeds
+    /// give different keys, the same seed the same key.
+    pub fn test_key(self, seed: &str) -> TestKey {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(seed.as_bytes()).into();
+        let same = |bytes: Vec<u8>| TestKey {
+            signing: bytes.clone(),
+            verifying: bytes,
+        };
+        match self {
+            Self::SharedSecret | Self::Configured => same(seed.as_bytes().to_vec()),
+            Self::WhsecKey | Self::TokenOrSigningToken => same(
+                format!(
+                    "whsec_{}",
+                    base64::engine::general_purpose::STANDARD.encode(seed)
+                )
+                .into_bytes(),
+            ),
+            Self::HexKey => same(hex::encode_upper(digest).into_bytes()),
+            Self::Ed25519PublicKey => TestKey {
+                signing: hex::encode(digest).into_bytes(),
+                verifying: super::discord::public_key_hex(&digest).into_bytes(),
+            },
+            Self::P256PublicKey => {
+                use p256::pkcs8::EncodePrivateKey as _;
+                // A digest is a valid scalar but with probability ~2^-128;
+                // hash again until it is.
+                let mut scalar = digest;
+                let key = loop {
+                    if let Ok(key) = p256::SecretKey::from_slice(&scalar) {
+                        break key;
+                    }
+                    scalar = sha2::Sha256::digest(scalar).into();
+                };
+                let der = key
+                    .to_pkcs8_der()
+                    .map(|d| d.as_bytes().to_vec())
+                    .unwrap_or_default();
+                let public = super::sendgrid::public_key_base64(&der).unwrap_or_default();
+                TestKey {
+                    signing: der,
+                    verifying: public.into_bytes(),
+                }
+            }
+        }
+    }
+}
+
+/// How a preset defends against replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// A signed timestamp within a window; `spec.timestampToleranceSeconds`
+    /// changes it.
+    Window {
+        /// The provider's window, in seconds.
+        default_secs: u32,
+    },
+    /// A signed timestamp within a window the provider fixes.
+    FixedWindow {
+        /// The window, in seconds.
+        secs: u32,
+    },
+    /// Nothing signed says when it was sent: replays are bounded only by
+    /// the stream's de-duplication of delivery ids.
+    Deduplication,
+}
+
+impl Replay {
+    /// The window verification uses, given `spec.timestampToleranceSeconds`.
+    pub fn tolerance(self, configured: Option<u32>) -> u32 {
+        match self {
+            Self::Window { default_secs } => configured.unwrap_or(default_secs),
+            Self::FixedWindow { secs } => secs,
+            Self::Deduplication => configured.unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS),
+        }
+    }
+
+    /// The docs' words for it.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Window { default_secs } => format!("signed timestamp, {default_secs} s"),
+            Self::FixedWindow { secs } => format!("signed timestamp, {secs} s (fixed)"),
+            Self::Deduplication => "de-duplication only".to_owned(),
+        }
+    }
+}
+
+/// What the signature covers: which changes to a delivery it detects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Covers {
+    /// Every byte of the body.
+    Body,
+    /// Chosen fields inside the body (Mailgun, Adyen): other bytes may
+    /// change by the provider's design.
+    BodyFields,
+    /// Whatever `spec.verification` configures.
+    Configured,
+}
+
+/// A provider's endpoint-verification handshake.
+#[derive(Debug, Clone, Copy)]
+pub struct HandshakeSupport {
+    /// The docs' words for it.
+    pub describe: &'static str,
+    /// Sends it as the provider does (its secret: the preset's key, or
+    /// Meta's verify token).
+    pub sign: Signer,
+}
+
+/// What building a verifier needs beyond the secrets.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The replay window ([`Replay::tolerance`] of the spec's value).
+    pub tolerance: u32,
+    /// The URL the provider calls (`twilio`, `square`).
+    pub public_url: Option<PublicUrl>,
+    /// `spec.handshake.verifyTokenRefs`.
+    pub verify_tokens: Vec<Secret>,
+    /// The clock the verifier reads.
+    pub clock: Clock,
+}
+
+impl BuildOptions {
+    fn public_url(&self, provider: Provider) -> Result<PublicUrl, VerifierError> {
+        self.public_url
+            .clone()
+            .ok_or(VerifierError::PublicUrlRequired(provider))
+    }
+}
+
+/// Builds a preset's verifier.
+pub type Build = fn(Vec<Secret>, &BuildOptions) -> Result<Box<dyn Verifier>, VerifierError>;
+
+/// Everything about one provider preset.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    /// The provider.
+    pub provider: Provider,
+    /// What its secret file holds.
+    pub key: KeyKind,
+    /// Its replay defence.
+    pub replay: Replay,
+    /// What its signature covers.
+    pub covers: Covers,
+    /// Whether it signs the URL it calls (needs `spec.publicUrl` or
+    /// `spec.ingress`).
+    pub signs_url: bool,
+    /// Builds the verifier.
+    pub build: Build,
+    /// Signs a delivery as the provider does.
+    pub sign: Signer,
+    /// Its handshake, if it has one.
+    pub handshake: Option<HandshakeSupport>,
+    /// The docs row: the signature scheme in a few words.
+    pub scheme: &'static str,
+    /// The provider's documentation of it.
+    pub reference: &'static str,
+}
+
+impl Preset {
+    /// The name written in a manifest.
+    pub fn name(&self) -> String {
+        self.provider.manifest_name()
+    }
+
+    /// Its verifier for `secrets`, with `spec.timestampToleranceSeconds`
+    /// (`tolerance`), the spec's public URL and verify tokens, and `clock`.
+    pub fn verifier(
+        &self,
+        secrets: Vec<Secret>,
+        tolerance: Option<u32>,
+        public_url: Option<PublicUrl>,
+        verify_tokens: Vec<Secret>,
+        clock: Clock,
+    ) -> Result<Box<dyn Verifier>, VerifierError> {
+        (self.build)(
+            secrets,
+            &BuildOptions {
+                tolerance: self.replay.tolerance(tolerance),
+                public_url,
+                verify_tokens,
+                clock,
+            },
+        )
+    }
+
+    /// Signs a delivery with `secret` as the provider would.
+    pub fn sign(&self, secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+        (self.sign)(secret, input)
+    }
+}
+
+/// Every preset, in the order of [`Provider::ALL`].
+pub fn presets() -> impl Iterator<Item = &'static Preset> {
+    Provider::ALL.iter().map(|&provider| preset(provider))
+}
+
+/// The descriptor of `provider`.
+pub fn preset(provider: Provider) -> &'static Preset {
+    match provider {
+        Provider::Github => &GITHUB,
+        Provider::Gitlab => &GITLAB,
+        Provider::Bitbucket => &BITBUCKET,
+        Provider::Stripe => &STRIPE,
+        Provider::Slack => &SLACK,
+        Provider::StandardWebhooks => &STANDARD_WEBHOOKS,
+        Provider::Svix => &SVIX,
+        Provider::Shopify => &SHOPIFY,
+        Provider::Twilio => &TWILIO,
+        Provider::Paddle => &PADDLE,
+        Provider::Square => &SQUARE,
+        Provider::Zoom => &ZOOM,
+        Provider::Twitch => &TWITCH,
+        Provider::Discord => &DISCORD,
+        Provider::Sendgrid => &SENDGRID,
+        Provider::Mailgun => &MAILGUN,
+        Provider::Linear => &LINEAR,
+        Provider::Intercom => &INTERCOM,
+        Provider::Pagerduty => &PAGERDUTY,
+        Provider::Meta => &META,
+        Provider::Adyen => &ADYEN,
+        Provider::Generic => &GENERIC,
+    }
+}
+
+/// A preset that signs the body with a shared secret and no timestamp.
+const fn body_hmac(
+    provider: Provider,
+    build: Build,
+    sign: Signer,
+    scheme: &'static str,
+    reference: &'static str,
+) -> Preset {
+    Preset {
+        provider,
+        key: KeyKind::SharedSecret,
+        replay: Replay::Deduplication,
+        covers: Covers::Body,
+        signs_url: false,
+        build,
+        sign,
+        handshake: None,
+        scheme,
+        reference,
+    }
+}
+
+/// A preset that signs a timestamp and the body with a shared secret.
+const fn stamped_hmac(
+    provider: Provider,
+    default_secs: u32,
+    build: Build,
+    sign: Signer,
+    scheme: &'static str,
+    reference: &'static str,
+) -> Preset {
+    Preset {
+        replay: Replay::Window { default_secs },
+        ..body_hmac(provider, build, sign, scheme, reference)
+    }
+}
+
+static GITHUB: Preset = body_hmac(
+    Provider::Github,
+    |s, _| Ok(Box::new(GithubVerifier::new(s)?)),
+    sending::github,
+    "`X-Hub-Signature-256`: HMAC-SHA256 of the body, hex",
+    "https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries",
+);
+
+static GITLAB: Preset = Preset {
+    key: KeyKind::TokenOrSigningToken,
+    replay: Replay::Window {
+        default_secs: gitlab::DEFAULT_TOLERANCE_SECS,
+    },
+    ..body_hmac(
+        Provider::Gitlab,
+        |s, o| {
+            Ok(Box::new(GitlabVerifier::with_clock(
+                s,
+                o.tolerance,
+                o.clock,
+            )?))
+        },
+        sending::gitlab,
+        "`X-Gitlab-Token`; a signing token adds Standard Webhooks headers",
+        "https://docs.gitlab.com/user/project/integrations/webhooks/",
+    )
+};
+
+static BITBUCKET: Preset = body_hmac(
+    Provider::Bitbucket,
+    |s, _| Ok(Box::new(BitbucketVerifier::new(s)?)),
+    sending::bitbucket,
+    "`X-Hub-Signature`: HMAC-SHA256 of the body, hex",
+    "https://support.atlassian.com/bitbucket-cloud/docs/manage-webhooks/",
+);
+
+static STRIPE: Preset = stamped_hmac(
+    Provider::Stripe,
+    stripe::DEFAULT_TOLERANCE_SECS,
+    |s, o| {
+        Ok(Box::new(StripeVerifier::with_clock(
+            s,
+            o.tolerance,
+            o.clock,
+        )?))
+    },
+    sending::stripe,
+    "`Stripe-Signature: t=…,v1=…`: HMAC-SHA256 of `<t>.<body>`, hex",
+    "https://docs.stripe.com/webhooks#verify-manually",
+);
+
+static SLACK: Preset = Preset {
+    handshake: Some(HandshakeSupport {
+        describe: "`url_verification` challenge",
+        sign: sending::slack_handshake,
+    }),
+    ..stamped_hmac(
+        Provider::Slack,
+        slack::DEFAULT_TOLERANCE_SECS,
+        |s, o| {
+            Ok(Box::new(SlackVerifier::with_clock(
+                s,
+                o.tolerance,
+                o.clock,
+            )?))
+        },
+        sending::slack,
+        "`X-Slack-Signature: v0=…`: HMAC-SHA256 of `v0:<ts>:<body>`, hex",
+        "https://api.slack.com/authentication/verifying-requests-from-slack",
+    )
+};
+
+static STANDARD_WEBHOOKS: Preset = Preset {
+    key: KeyKind::WhsecKey,
+    ..stamped_hmac(
+        Provider::StandardWebhooks,
+        standard_webhooks::DEFAULT_TOLERANCE_SECS,
+        |s, o| {
+            Ok(Box::new(StandardWebhooksVerifier::with_clock(
+                standard_webhooks::SCHEME,
+                s,
+                o.tolerance,
+                o.clock,
+            )?))
+        },
+        sending::standard_webhooks,
+        "`webhook-signature: v1,…`: HMAC-SHA256 of `<id>.<ts>.<body>`, base64 (or `v1a` Ed25519)",
+        "https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md",
+    )
+};
+
+static SVIX: Preset = Preset {
+    key: KeyKind::WhsecKey,
+    ..stamped_hmac(
+        Provider::Svix,
+        svix::DEFAULT_TOLERANCE_SECS,
+        |s, o| {
+            Ok(Box::new(svix::verifier_with_clock(
+                s,
+                o.tolerance,
+                o.clock,
+            )?))
+        },
+        sending::svix,
+        "`svix-signature`: Standard Webhooks under `svix-*` names",
+        "https://docs.svix.com/receiving/verifying-payloads/how-manual",
+    )
+};
+
+static SHOPIFY: Preset = body_hmac(
+    Provider::Shopify,
+    |s, _| Ok(Box::new(ShopifyVerifier::new(s)?)),
+    sending::shopify,
+    "`X-Shopify-Hmac-Sha256`: HMAC-SHA256 of the body, base64",
+    "https://shopify.dev/docs/apps/build/webhooks/subscribe/https#step-5-verify-the-webhook",
+);
+
+static TWILIO: Preset = Preset {
+    signs_url: true,
+    ..body_hmac(
+        Provider::Twilio,
+        |s, o| {
+            Ok(Box::new(TwilioVerifier::new(
+                s,
+                o.public_url(Provider::Twilio)?,
+            )?))
+        },
+        sending::twilio,
+        "`X-Twilio-Signature`: HMAC-SHA1 of the URL and form parameters (or `bodySHA256`), base64",
+        "https://www.twilio.com/docs/usage/webhooks/webhooks-security",
+    )
+};
+
+static PADDLE: Preset = stamped_hmac(
+    Provider::Paddle,
+    paddle::DEFAULT_TOLERANCE_SECS,
+    |s, o| {
+        Ok(Box::new(PaddleVerifier::with_clock(
+            s,
+            o.tolerance,
+            o.clock,
+        )?))
+    },
+    sending::paddle,
+    "`Paddle-Signature: ts=…;h1=…`: HMAC-SHA256 of `<ts>:<body>`, hex",
+    "https://developer.paddle.com/webhooks/signature-verification",
+);
+
+static SQUARE: Preset = Preset {
+    signs_url: true,
+    ..body_hmac(
+        Provider::Square,
+        |s, o| {
+            Ok(Box::new(SquareVerifier::new(
+                s,
+                o.public_url(Provider::Square)?,
+            )?))
+        },
+        sending::square,
+        "`x-square-hmacsha256-signature`: HMAC-SHA256 of the URL and body, base64",
+        "https://developer.squareup.com/docs/webhooks/step3validate",
+    )
+};
+
+static ZOOM: Preset = Preset {
+    handshake: Some(HandshakeSupport {
+        describe: "`endpoint.url_validation` (encrypted token)",
+        sign: sending::zoom_handshake,
+    }),
+    ..stamped_hmac(
+        Provider::Zoom,
+        zoom::DEFAULT_TOLERANCE_SECS,
+        |s, o| Ok(Box::new(ZoomVerifier::with_clock(s, o.tolerance, o.clock)?)),
+        sending::zoom,
+        "`x-zm-signature: v0=…`: HMAC-SHA256 of `v0:<ts>:<body>`, hex",
+        "https://developers.zoom.us/docs/api/webhooks/#verify-with-zooms-header",
+    )
+};
+
+static TWITCH: Preset = Preset {
+    replay: Replay::FixedWindow {
+        secs: twitch::TOLERANCE_SECS,
+    },
+    handshake: Some(HandshakeSupport {
+        describe: "`webhook_callback_verification` challenge",
+        sign: sending::twitch_handshake,
+    }),
+    ..body_hmac(
+        Provider::Twitch,
+        |s, o| Ok(Box::new(TwitchVerifier::with_clock(s, o.clock)?)),
+        sending::twitch,
+        "`Twitch-Eventsub-Message-Signature`: HMAC-SHA256 of id, timestamp and body, hex",
+        "https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#verifying-the-event-message",
+    )
+};
+
+static DISCORD: Preset = Preset {
+    key: KeyKind::Ed25519PublicKey,
+    replay: Replay::FixedWindow {
+        secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+    },
+    handshake: Some(HandshakeSupport {
+        describe: "PING answered with PONG",
+        sign: sending::discord_handshake,
+    }),
+    ..body_hmac(
+        Provider::Discord,
+        |s, o| Ok(Box::new(DiscordVerifier::with_clock(s, o.clock)?)),
+        sending::discord,
+        "`X-Signature-Ed25519`: Ed25519 of timestamp and body",
+        "https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint-validating-security-request-headers",
+    )
+};
+
+static SENDGRID: Preset = Preset {
+    key: KeyKind::P256PublicKey,
+    replay: Replay::FixedWindow {
+        secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+    },
+    ..body_hmac(
+        Provider::Sendgrid,
+        |s, o| Ok(Box::new(SendgridVerifier::with_clock(s, o.clock)?)),
+        sending::sendgrid,
+        "`X-Twilio-Email-Event-Webhook-Signature`: ECDSA P-256 of timestamp and body",
+        "https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features",
+    )
+};
+
+static MAILGUN: Preset = Preset {
+    replay: Replay::FixedWindow {
+        secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+    },
+    covers: Covers::BodyFields,
+    ..body_hmac(
+        Provider::Mailgun,
+        |s, o| Ok(Box::new(MailgunVerifier::with_clock(s, o.clock)?)),
+        sending::mailgun,
+        "body `signature`: HMAC-SHA256 of timestamp and token, hex",
+        "https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks",
+    )
+};
+
+static LINEAR: Preset = stamped_hmac(
+    Provider::Linear,
+    linear::DEFAULT_TOLERANCE_SECS,
+    |s, o| {
+        Ok(Box::new(LinearVerifier::with_clock(
+            s,
+            o.tolerance,
+            o.clock,
+        )?))
+    },
+    sending::linear,
+    "`Linear-Signature`: HMAC-SHA256 of the body, hex; body `webhookTimestamp`",
+    "https://linear.app/developers/webhooks#securing-webhooks",
+);
+
+static INTERCOM: Preset = body_hmac(
+    Provider::Intercom,
+    |s, _| Ok(Box::new(IntercomVerifier::new(s)?)),
+    sending::intercom,
+    "`X-Hub-Signature: sha1=…`: HMAC-SHA1 of the body, hex",
+    "https://developers.intercom.com/docs/references/webhooks/webhook-models#signed-notifications",
+);
+
+static PAGERDUTY: Preset = body_hmac(
+    Provider::Pagerduty,
+    |s, _| Ok(Box::new(PagerdutyVerifier::new(s)?)),
+    sending::pagerduty,
+    "`X-PagerDuty-Signature: v1=…`: HMAC-SHA256 of the body, hex",
+    "https://developer.pagerduty.com/docs/webhooks/webhook-signatures/",
+);
+
+static META: Preset = Preset {
+    handshake: Some(HandshakeSupport {
+        describe: "GET `hub.challenge` with a verify token",
+        sign: sending::meta_handshake,
+    }),
+    ..body_hmac(
+        Provider::Meta,
+        |s, o| {
+            Ok(Box::new(MetaVerifier::with_verify_tokens(
+                s,
+                o.verify_tokens.clone(),
+            )?))
+        },
+        sending::meta,
+        "`X-Hub-Signature-256`: HMAC-SHA256 of the body with the app secret, hex",
+        "https://developers.facebook.com/docs/graph-api/webhooks/getting-started",
+    )
+};
+
+static ADYEN: Preset = Preset {
+    key: KeyKind::HexKey,
+    covers: Covers::BodyFields,
+    ..body_hmac(
+        Provider::Adyen,
+        |s, _| Ok(Box::new(AdyenVerifier::new(s)?)),
+        sending::adyen,
+        "`additionalData.hmacSignature`: HMAC-SHA256 of the item's fields, base64",
+        "https://docs.adyen.com/development-resources/webhooks/secure-webhooks/verify-hmac-signatures/",
+    )
+};
+
+static GENERIC: Preset = Preset {
+    key: KeyKind::Configured,
+    covers: Covers::Configured,
+    ..body_hmac(
+        Provider::Generic,
+        // Built from spec.verification by `for_endpoint`.
+        |_, _| Err(VerifierError::NoChecks),
+        sending::configured,
+        "token, HTTP Basic and/or HMAC as `spec.verification` configures",
+        "receiver.md#verification",
+    )
+};
+
+/// The table of docs/providers.md between its `presets` markers.
+pub fn docs_table() -> String {
+    let mut table = String::from(
+        "| Preset | Signature | Secret file holds | Replay defence | Handshake |\n|---|---|---|---|---|\n",
+    );
+    for preset in presets() {
+        let handshake = preset.handshake.map_or("—", |h| h.describe);
+        let url = if preset.signs_url {
+            " (signs the public URL)"
+        } else {
+            ""
+        };
+        table.push_str(&format!(
+            "| [`{}`]({}) | {}{url} | {} | {} | {handshake} |\n",
+            preset.name(),
+            preset.reference,
+            preset.scheme,
+            preset.key.describe(),
+            preset.replay.describe(),
+        ));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_descriptor_is_its_providers() {
+        for (index, preset) in presets().enumerate() {
+            assert_eq!(preset.provider, Provider::ALL[index]);
+        }
+    }
+
+    #[test]
+    fn test_keys_differ_by_seed_and_repeat_by_seed() {
+        for preset in presets() {
+            let a = preset.key.test_key("a");
+            assert_eq!(a, preset.key.test_key("a"), "{}", preset.name());
+            assert_ne!(a, preset.key.test_key("b"), "{}", preset.name());
+            assert!(!a.verifying.is_empty() && !a.signing.is_empty());
+        }
+    }
+}
