@@ -446,6 +446,9 @@ pub enum Provider {
     Meta,
     /// Adyen: HMAC over the notification fields (hex key).
     Adyen,
+    /// HubSpot: `X-HubSpot-Signature-v3`, HMAC-SHA256 of method, URL, body
+    /// and timestamp (needs `publicUrl` or `ingress`).
+    Hubspot,
     /// Checks configured in `spec.verification`: a shared token, HTTP Basic
     /// credentials and/or an HMAC signature, for any sender that is not a
     /// preset.

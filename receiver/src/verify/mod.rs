@@ -17,6 +17,7 @@ mod generic;
 mod github;
 pub mod gitlab;
 mod hmac_common;
+pub mod hubspot;
 pub mod intercom;
 pub mod linear;
 pub mod mailgun;
@@ -592,6 +593,11 @@ pub fn for_preset(
         Provider::Meta => Box::new(MetaVerifier::with_verify_tokens(
             secrets,
             options.verify_tokens,
+        )?),
+        Provider::Hubspot => Box::new(hubspot::HubspotVerifier::new(
+            secrets,
+            public_url()?,
+            tolerance(hubspot::DEFAULT_TOLERANCE_SECS),
         )?),
         other => return Err(VerifierError::UnsupportedProvider(other)),
     };
