@@ -13,6 +13,7 @@
 pub mod adyen;
 pub mod bitbucket;
 pub mod discord;
+pub mod docusign;
 mod generic;
 mod github;
 pub mod gitlab;
@@ -34,6 +35,8 @@ pub mod stripe;
 pub mod svix;
 pub mod twilio;
 pub mod twitch;
+pub mod xero;
+pub mod zendesk;
 pub mod zoom;
 
 pub use adyen::AdyenVerifier;
@@ -599,6 +602,12 @@ pub fn for_preset(
             public_url()?,
             tolerance(hubspot::DEFAULT_TOLERANCE_SECS),
         )?),
+        Provider::Zendesk => Box::new(zendesk::ZendeskVerifier::new(
+            secrets,
+            tolerance(zendesk::DEFAULT_TOLERANCE_SECS),
+        )?),
+        Provider::Xero => Box::new(xero::XeroVerifier::new(secrets)?),
+        Provider::Docusign => Box::new(docusign::DocusignVerifier::new(secrets)?),
         other => return Err(VerifierError::UnsupportedProvider(other)),
     };
     Ok(if options.publish_handshakes {
