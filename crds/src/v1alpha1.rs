@@ -446,6 +446,18 @@ pub enum Provider {
     Meta,
     /// Adyen: HMAC over the notification fields (hex key).
     Adyen,
+    /// HubSpot: `X-HubSpot-Signature-v3`, HMAC-SHA256 of method, URL, body
+    /// and timestamp (needs `publicUrl` or `ingress`).
+    Hubspot,
+    /// Zendesk: `X-Zendesk-Webhook-Signature`, HMAC-SHA256 of timestamp and
+    /// body.
+    Zendesk,
+    /// Xero: `x-xero-signature`, HMAC-SHA256 of the body; answers Intent to
+    /// Receive.
+    Xero,
+    /// DocuSign Connect: `X-DocuSign-Signature-<n>`, HMAC-SHA256 of the body,
+    /// one per account key.
+    Docusign,
     /// Checks configured in `spec.verification`: a shared token, HTTP Basic
     /// credentials and/or an HMAC signature, for any sender that is not a
     /// preset.
@@ -479,6 +491,10 @@ impl Provider {
         Self::Pagerduty,
         Self::Meta,
         Self::Adyen,
+        Self::Hubspot,
+        Self::Zendesk,
+        Self::Xero,
+        Self::Docusign,
         Self::Generic,
     ];
 

@@ -14,6 +14,15 @@
 //! a batch is stored as one delivery (a known limitation). Nothing outside
 //! the listed fields is signed; that is Adyen's design.
 //!
+//! Adyen's other webhooks (Balance Platform: configuration, transfer,
+//! report, ...; Management API) sign the whole raw body instead:
+//! `HmacSignature: <base64 HMAC-SHA256(HMAC key, body)>`, the key again
+//! written as hex. A delivery carrying that header is verified by it alone
+//! (it covers every byte, so it is never weaker than the item signatures);
+//! one without it must be a standard notification. Its event is the body's
+//! `type` (e.g. `balancePlatform.accountHolder.updated`); these webhooks
+//! carry no delivery id. Neither kind signs a timestamp.
+//!
 //! See <https://docs.adyen.com/development-resources/webhooks/verify-hmac-signatures/>.
 
 use axum::http::HeaderMap;
@@ -23,11 +32,18 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::{Rejection, Verified, Verifier, VerifierError, info_value, parse_keys};
+use super::hmac_common::{MAX_SIGNATURE_HEADER_LEN, find_secret, json_body, json_info};
+use super::{
+    Head, Rejection, Verified, Verifier, VerifierError, info_value, parse_keys, single_header,
+};
 use crate::secrets::Secret;
 
 /// A base64 HMAC-SHA256 is 44 characters; anything much longer is not one.
 const MAX_SIGNATURE_CHARS: usize = 64;
+
+/// The header of the Balance Platform and Management webhooks (HTTP header
+/// names are case-insensitive; Adyen writes `HmacSignature`).
+const HMAC_SIGNATURE_HEADER: &str = "hmacsignature";
 
 /// Verifies Adyen notifications against one or more HMAC keys.
 #[derive(Debug)]
@@ -92,6 +108,18 @@ pub fn sign(key: &[u8], item: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// The `HmacSignature` header Adyen sends with a Balance Platform or
+/// Management webhook `body`, with the (hex-decoded) key.
+pub fn sign_hmac_signature_header(key: &[u8], body: &[u8]) -> Vec<(&'static str, String)> {
+    let signature = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .map(|mut m| {
+            m.update(body);
+            BASE64.encode(m.finalize().into_bytes())
+        })
+        .unwrap_or_default();
+    vec![(HMAC_SIGNATURE_HEADER, signature)]
+}
+
 /// The items of a notification and their decoded signatures.
 fn items(body: &[u8]) -> Result<Vec<(Value, [u8; 32])>, Rejection> {
     let mut parsed: Value =
@@ -135,12 +163,56 @@ impl Verifier for AdyenVerifier {
     }
 
     fn secret_headers(&self) -> Vec<&str> {
-        // The signature is inside the body, which only `full` payload
-        // logging shows.
-        Vec::new()
+        // A standard notification's signature is inside the body, which only
+        // `full` payload logging shows.
+        vec![HMAC_SIGNATURE_HEADER]
     }
 
-    fn verify(&self, _headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
+    /// A standard notification has no signature header, so its absence is
+    /// no reason to refuse before the body; a present `HmacSignature` must
+    /// occur once and be of sane length.
+    fn precheck(&self, request: &Head<'_>) -> Result<(), Rejection> {
+        match single_header(request.headers, HMAC_SIGNATURE_HEADER) {
+            Err(()) => Err(Rejection::SignatureMalformed),
+            Ok(Some(value)) if value.len() > MAX_SIGNATURE_HEADER_LEN => {
+                Err(Rejection::SignatureMalformed)
+            }
+            Ok(_) => Ok(()),
+        }
+    }
+
+    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
+        match single_header(headers, HMAC_SIGNATURE_HEADER) {
+            Err(()) => Err(Rejection::SignatureMalformed),
+            Ok(Some(value)) => self.verify_header(value, body),
+            Ok(None) => self.verify_items(body),
+        }
+    }
+}
+
+impl AdyenVerifier {
+    /// A Balance Platform or Management webhook: `HmacSignature` over the
+    /// raw body.
+    fn verify_header(&self, value: &str, body: &[u8]) -> Result<Verified, Rejection> {
+        if value.len() > MAX_SIGNATURE_CHARS {
+            return Err(Rejection::SignatureMalformed);
+        }
+        let signature = BASE64
+            .decode(value.trim())
+            .ok()
+            .filter(|s| s.len() == 32)
+            .ok_or(Rejection::SignatureMalformed)?;
+        let secret_index = find_secret::<Hmac<Sha256>>(&self.keys, &[body], &[signature])
+            .ok_or(Rejection::SignatureMismatch)?;
+        Ok(Verified {
+            event: json_info(json_body(body).as_ref(), "/type"),
+            delivery_id: None,
+            secret_index,
+        })
+    }
+
+    /// A standard notification: every item's `additionalData.hmacSignature`.
+    fn verify_items(&self, body: &[u8]) -> Result<Verified, Rejection> {
         let items = items(body)?;
         // A key matches when it verifies every item; every key and item is
         // checked (constant-time each) so timing does not tell which matched.
@@ -366,6 +438,114 @@ mod tests {
             verifier(&[OTHER_KEY]).verify(&HeaderMap::new(), &body),
             Err(Rejection::SignatureMismatch)
         );
+    }
+
+    /// The Balance Platform vector of Adyen's official .NET library,
+    /// Adyen/adyen-dotnet-api-library `Adyen.Test` (`HmacValidatorUtilityTest`,
+    /// `TestBalancePlatformHmac`): body, key and `HmacSignature`. Also
+    /// checked with `printf '%s' "$BODY" | openssl dgst -sha256 -mac HMAC
+    /// -macopt hexkey:$KEY -binary | base64`.
+    const PLATFORM_BODY: &str = r#"{"data":{"balancePlatform":"Integration_tools_test","accountId":"BA32272223222H5HVKTBK4MLB","sweep":{"id":"SWPC42272223222H5HVKV6H8C64DP5","schedule":{"type":"balance"},"status":"active","targetAmount":{"currency":"EUR","value":0},"triggerAmount":{"currency":"EUR","value":0},"type":"pull","counterparty":{"balanceAccountId":"BA3227C223222H5HVKT3H9WLC"},"currency":"EUR"}},"environment":"test","type":"balancePlatform.balanceAccountSweep.updated"}"#;
+    const PLATFORM_KEY: &str = "D7DD5BA6146493707BF0BE7496F6404EC7A63616B7158EC927B9F54BB436765F";
+    const PLATFORM_SIGNATURE: &str = "9Qz9S/0xpar1klkniKdshxpAhRKbiSAewPpWoxKefQA=";
+
+    fn header(value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(HMAC_SIGNATURE_HEADER, value.parse().expect("header value"));
+        map
+    }
+
+    #[test]
+    fn a_platform_webhook_verifies_by_its_header() {
+        let body = PLATFORM_BODY.as_bytes();
+        let verified = verifier(&[OTHER_KEY, PLATFORM_KEY])
+            .verify(&header(PLATFORM_SIGNATURE), body)
+            .expect("verifies");
+        assert_eq!(
+            verified,
+            Verified {
+                event: Some("balancePlatform.balanceAccountSweep.updated".to_owned()),
+                delivery_id: None,
+                secret_index: 1,
+            }
+        );
+        assert_eq!(
+            sign_hmac_signature_header(&key_bytes(PLATFORM_KEY), body),
+            vec![(HMAC_SIGNATURE_HEADER, PLATFORM_SIGNATURE.to_owned())]
+        );
+        let v = verifier(&[PLATFORM_KEY]);
+        let changed = PLATFORM_BODY.replace("\"value\":0", "\"value\":1");
+        assert_eq!(
+            v.verify(&header(PLATFORM_SIGNATURE), changed.as_bytes()),
+            Err(Rejection::SignatureMismatch)
+        );
+        assert_eq!(
+            verifier(&[OTHER_KEY]).verify(&header(PLATFORM_SIGNATURE), body),
+            Err(Rejection::SignatureMismatch)
+        );
+        let mut flipped = BASE64.decode(PLATFORM_SIGNATURE).expect("base64");
+        flipped[31] ^= 0x01;
+        assert_eq!(
+            v.verify(&header(&BASE64.encode(flipped)), body),
+            Err(Rejection::SignatureMismatch)
+        );
+        // Without the header, a platform body is not a notification.
+        assert_eq!(
+            v.verify(&HeaderMap::new(), body),
+            Err(Rejection::SignatureMissing)
+        );
+    }
+
+    #[test]
+    fn the_header_alone_decides_when_present() {
+        // A correctly signed standard notification with a bad header is
+        // refused: the header, when sent, is what is checked.
+        let body = notification(&[with_signature(sdk_item(), SDK_SIGNATURE)]);
+        let v = verifier(&[SDK_KEY]);
+        assert!(v.verify(&HeaderMap::new(), &body).is_ok());
+        assert_eq!(
+            v.verify(&header(PLATFORM_SIGNATURE), &body),
+            Err(Rejection::SignatureMismatch)
+        );
+        // The same body signed as a whole verifies by the header.
+        let signed = sign_hmac_signature_header(&key_bytes(SDK_KEY), &body);
+        assert!(v.verify(&header(&signed[0].1), &body).is_ok());
+    }
+
+    #[test]
+    fn malformed_and_repeated_headers() {
+        let v = verifier(&[PLATFORM_KEY]);
+        let body = PLATFORM_BODY.as_bytes();
+        let huge = "A".repeat(100 * 1024);
+        for bad in ["not base64!", "", &PLATFORM_SIGNATURE[..40], huge.as_str()] {
+            assert_eq!(
+                v.verify(&header(bad), body),
+                Err(Rejection::SignatureMalformed),
+                "{}",
+                &bad[..bad.len().min(20)]
+            );
+        }
+        let mut twice = header(PLATFORM_SIGNATURE);
+        twice.append(
+            HMAC_SIGNATURE_HEADER,
+            PLATFORM_SIGNATURE.parse().expect("value"),
+        );
+        assert_eq!(v.verify(&twice, body), Err(Rejection::SignatureMalformed));
+        let uri = axum::http::Uri::from_static("/");
+        let head = |headers: &HeaderMap| {
+            v.precheck(&Head {
+                method: &axum::http::Method::POST,
+                uri: &uri,
+                headers,
+            })
+        };
+        // A standard notification has no header and is read; a repeated or
+        // huge header is refused before the body.
+        assert_eq!(head(&HeaderMap::new()), Ok(()));
+        assert_eq!(head(&header(PLATFORM_SIGNATURE)), Ok(()));
+        assert_eq!(head(&twice), Err(Rejection::SignatureMalformed));
+        let longer = "A".repeat(MAX_SIGNATURE_HEADER_LEN + 1);
+        assert_eq!(head(&header(&longer)), Err(Rejection::SignatureMalformed));
     }
 
     #[test]

@@ -13,10 +13,12 @@
 pub mod adyen;
 pub mod bitbucket;
 pub mod discord;
+pub mod docusign;
 mod generic;
 mod github;
 pub mod gitlab;
 mod hmac_common;
+pub mod hubspot;
 pub mod intercom;
 pub mod linear;
 pub mod mailgun;
@@ -36,6 +38,8 @@ pub mod svix;
 mod timestamp;
 pub mod twilio;
 pub mod twitch;
+pub mod xero;
+pub mod zendesk;
 pub mod zoom;
 
 pub use adyen::AdyenVerifier;

@@ -17,8 +17,8 @@ use super::{
     GithubVerifier, GitlabVerifier, IntercomVerifier, LinearVerifier, MailgunVerifier,
     MetaVerifier, PaddleVerifier, PagerdutyVerifier, SendgridVerifier, ShopifyVerifier,
     SlackVerifier, SquareVerifier, StandardWebhooksVerifier, StripeVerifier, TwilioVerifier,
-    TwitchVerifier, Verifier, VerifierError, ZoomVerifier, gitlab, linear, paddle, slack,
-    standard_webhooks, stripe, svix, twitch, zoom,
+    TwitchVerifier, Verifier, VerifierError, ZoomVerifier, docusign, gitlab, hubspot, linear,
+    paddle, slack, standard_webhooks, stripe, svix, twitch, xero, zendesk, zoom,
 };
 use crate::secrets::Secret;
 
@@ -290,6 +290,10 @@ pub fn preset(provider: Provider) -> &'static Preset {
         Provider::Pagerduty => &PAGERDUTY,
         Provider::Meta => &META,
         Provider::Adyen => &ADYEN,
+        Provider::Hubspot => &HUBSPOT,
+        Provider::Zendesk => &ZENDESK,
+        Provider::Xero => &XERO,
+        Provider::Docusign => &DOCUSIGN,
         Provider::Generic => &GENERIC,
     }
 }
@@ -630,10 +634,66 @@ static ADYEN: Preset = Preset {
         Provider::Adyen,
         |s, _| Ok(Box::new(AdyenVerifier::new(s)?)),
         sending::adyen,
-        "`additionalData.hmacSignature`: HMAC-SHA256 of the item's fields, base64",
+        "`additionalData.hmacSignature`: HMAC-SHA256 of the item's fields, base64; or `HmacSignature` header: of the body",
         "https://docs.adyen.com/development-resources/webhooks/secure-webhooks/verify-hmac-signatures/",
     )
 };
+
+static HUBSPOT: Preset = Preset {
+    signs_url: true,
+    ..stamped_hmac(
+        Provider::Hubspot,
+        hubspot::DEFAULT_TOLERANCE_SECS,
+        |s, o| {
+            Ok(Box::new(hubspot::HubspotVerifier::with_clock(
+                s,
+                o.public_url(Provider::Hubspot)?,
+                o.tolerance,
+                o.clock,
+            )?))
+        },
+        sending::hubspot,
+        "`X-HubSpot-Signature-v3`: HMAC-SHA256 of method, URL, body and timestamp, base64",
+        "https://developers.hubspot.com/docs/guides/apps/authentication/validating-requests",
+    )
+};
+
+static ZENDESK: Preset = stamped_hmac(
+    Provider::Zendesk,
+    zendesk::DEFAULT_TOLERANCE_SECS,
+    |s, o| {
+        Ok(Box::new(zendesk::ZendeskVerifier::with_clock(
+            s,
+            o.tolerance,
+            o.clock,
+        )?))
+    },
+    sending::zendesk,
+    "`X-Zendesk-Webhook-Signature`: HMAC-SHA256 of RFC 3339 timestamp and body, base64",
+    "https://developer.zendesk.com/documentation/webhooks/verifying/",
+);
+
+static XERO: Preset = Preset {
+    handshake: Some(HandshakeSupport {
+        describe: "Intent to Receive (401 for every bad signature)",
+        sign: sending::xero_handshake,
+    }),
+    ..body_hmac(
+        Provider::Xero,
+        |s, _| Ok(Box::new(xero::XeroVerifier::new(s)?)),
+        sending::xero,
+        "`x-xero-signature`: HMAC-SHA256 of the body, base64",
+        "https://developer.xero.com/documentation/guides/webhooks/configuring-your-server/",
+    )
+};
+
+static DOCUSIGN: Preset = body_hmac(
+    Provider::Docusign,
+    |s, _| Ok(Box::new(docusign::DocusignVerifier::new(s)?)),
+    sending::docusign,
+    "`X-DocuSign-Signature-<n>`: HMAC-SHA256 of the body, base64, one per key",
+    "https://developers.docusign.com/platform/webhooks/connect/hmac/",
+);
 
 static GENERIC: Preset = Preset {
     key: KeyKind::Configured,

@@ -10,8 +10,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
 use super::{
-    adyen, bitbucket, discord, gitlab, intercom, linear, mailgun, meta, paddle, pagerduty,
-    sendgrid, shopify, slack, square, standard_webhooks, stripe, svix, twilio, twitch, zoom,
+    adyen, bitbucket, discord, docusign, gitlab, hubspot, intercom, linear, mailgun, meta, paddle,
+    pagerduty, sendgrid, shopify, slack, square, standard_webhooks, stripe, svix, twilio, twitch,
+    xero, zendesk, zoom,
 };
 
 /// A signed delivery: the method, the headers to send and the exact body.
@@ -431,6 +432,74 @@ pub(crate) fn square(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, S
         owned(square::sign(secret, input.url, &body)),
         body,
     ))
+}
+
+pub(crate) fn hubspot(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let body = body_or(
+        input,
+        json!([{"eventId": 1, "subscriptionId": 1, "portalId": 1, "appId": 1,
+                "occurredAt": input.now.saturating_mul(1000), "subscriptionType": input.event,
+                "attemptNumber": 0, "objectId": input.id, "changeSource": "CRM"}]),
+    );
+    let headers = hubspot::sign(
+        secret,
+        "POST",
+        input.url,
+        &body,
+        input.now.saturating_mul(1000),
+    );
+    Ok(json_post(owned(headers), body))
+}
+
+pub(crate) fn zendesk(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let body = body_or(
+        input,
+        json!({"type": input.event, "id": input.id, "time": rfc3339(input.now)?,
+               "zendesk_event_version": "2022-11-06", "detail": {}, "event": {}}),
+    );
+    Ok(json_post(
+        owned(zendesk::sign(secret, input.now, &body)),
+        body,
+    ))
+}
+
+pub(crate) fn xero(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    // Xero reports `<eventCategory>.<eventType>`: the event is split there.
+    let (category, kind) = input
+        .event
+        .split_once('.')
+        .unwrap_or(("INVOICE", input.event));
+    let body = body_or(
+        input,
+        json!({"events": [{"resourceUrl": "https://api.xero.com/api.xro/2.0/Invoices/1",
+                           "resourceId": input.id, "eventDateUtc": rfc3339(input.now)?,
+                           "eventType": kind, "eventCategory": category,
+                           "tenantId": "00000000-0000-0000-0000-000000000000",
+                           "tenantType": "ORGANISATION"}],
+               "firstEventSequence": 1, "lastEventSequence": 1, "entropy": "HOOKWARDEN"}),
+    );
+    Ok(json_post(owned(xero::sign(secret, &body)), body))
+}
+
+/// Xero's Intent to Receive: a signed delivery without events, answered
+/// with an empty 200.
+pub(crate) fn xero_handshake(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let body = xero::intent_to_receive_body(input.id);
+    Ok(handshake_post(
+        owned(xero::sign(secret, &body)),
+        body,
+        Expected::Text(Vec::new()),
+    ))
+}
+
+pub(crate) fn docusign(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let body = body_or(
+        input,
+        json!({"event": input.event, "apiVersion": "v2.1", "uri": "/restapi/v2.1/accounts",
+               "retryCount": 0, "configurationId": 1, "generatedDateTime": rfc3339(input.now)?,
+               "data": {"envelopeId": input.id}}),
+    );
+    Ok(json_post(owned(docusign::sign(secret, &body)), body))
 }
 
 /// `generic` signs what its manifest configures ([`super::sign_generic`]).
