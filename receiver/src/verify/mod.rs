@@ -13,9 +13,11 @@
 pub mod adyen;
 pub mod bitbucket;
 pub mod discord;
+pub mod dropbox;
 mod generic;
 mod github;
 pub mod gitlab;
+mod handshake_common;
 mod hmac_common;
 pub mod intercom;
 pub mod linear;
@@ -593,6 +595,7 @@ pub fn for_preset(
             secrets,
             options.verify_tokens,
         )?),
+        Provider::Dropbox => Box::new(dropbox::DropboxVerifier::new(secrets)?),
         other => return Err(VerifierError::UnsupportedProvider(other)),
     };
     Ok(if options.publish_handshakes {
