@@ -35,6 +35,7 @@ pub mod stripe;
 pub mod svix;
 pub mod twilio;
 pub mod twitch;
+pub mod twitter;
 pub mod zoom;
 
 pub use adyen::AdyenVerifier;
@@ -596,6 +597,7 @@ pub fn for_preset(
             options.verify_tokens,
         )?),
         Provider::Dropbox => Box::new(dropbox::DropboxVerifier::new(secrets)?),
+        Provider::Twitter => Box::new(twitter::TwitterVerifier::new(secrets)?),
         other => return Err(VerifierError::UnsupportedProvider(other)),
     };
     Ok(if options.publish_handshakes {
