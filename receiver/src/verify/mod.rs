@@ -23,6 +23,7 @@ pub mod intercom;
 pub mod linear;
 pub mod mailgun;
 pub mod meta;
+pub mod okta;
 pub mod paddle;
 pub mod pagerduty;
 pub mod public_url;
@@ -598,6 +599,7 @@ pub fn for_preset(
         )?),
         Provider::Dropbox => Box::new(dropbox::DropboxVerifier::new(secrets)?),
         Provider::Twitter => Box::new(twitter::TwitterVerifier::new(secrets)?),
+        Provider::Okta => Box::new(okta::OktaVerifier::new(secrets)?),
         other => return Err(VerifierError::UnsupportedProvider(other)),
     };
     Ok(if options.publish_handshakes {
