@@ -166,11 +166,8 @@ mod tests {
         // Upper-case hex is what `hex` decodes too; a prefix is not Dropbox's.
         let v = verifier(&["app_secret"]);
         assert!(
-            v.verify(
-                &headers(&[(SIGNATURE_HEADER, &KNOWN.to_uppercase())]),
-                BODY
-            )
-            .is_ok()
+            v.verify(&headers(&[(SIGNATURE_HEADER, &KNOWN.to_uppercase())]), BODY)
+                .is_ok()
         );
         assert_eq!(
             v.verify(
@@ -183,12 +180,9 @@ mod tests {
 
     #[test]
     fn built_under_its_manifest_name() {
-        let built = super::super::for_provider(
-            hookwarden_crds::Provider::Dropbox,
-            secrets(&["s"]),
-            None,
-        )
-        .expect("verifier");
+        let built =
+            super::super::for_provider(hookwarden_crds::Provider::Dropbox, secrets(&["s"]), None)
+                .expect("verifier");
         assert_eq!(built.provider(), "dropbox");
         assert!(built.answers_get());
         assert!(matches!(

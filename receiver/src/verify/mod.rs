@@ -11,6 +11,7 @@
 //! report, so dashboards and alerts can rely on it across releases.
 
 pub mod adyen;
+pub mod azure_event_grid;
 pub mod bitbucket;
 pub mod discord;
 pub mod dropbox;
@@ -144,6 +145,9 @@ pub struct Handshake {
     pub body: Vec<u8>,
     /// Also store the request (`spec.handshake.publish`).
     pub publish: bool,
+    /// Response headers the answer needs besides `Content-Type` (the
+    /// CloudEvents `OPTIONS` handshake answers in `WebHook-Allowed-Origin`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// The event type handshakes are reported (and published) under.
@@ -160,6 +164,7 @@ impl Handshake {
             content_type,
             body,
             publish: false,
+            headers: Vec::new(),
         })
     }
 }
@@ -295,6 +300,12 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
     fn answers_get(&self) -> bool {
         false
     }
+
+    /// Whether `OPTIONS` requests reach [`Verifier::check`] (the CloudEvents
+    /// abuse-protection handshake of Azure Event Grid).
+    fn answers_options(&self) -> bool {
+        false
+    }
 }
 
 /// A verifier whose handshakes are also stored (`spec.handshake.publish`).
@@ -334,6 +345,10 @@ impl Verifier for PublishHandshakes {
 
     fn answers_get(&self) -> bool {
         self.0.answers_get()
+    }
+
+    fn answers_options(&self) -> bool {
+        self.0.answers_options()
     }
 }
 
@@ -600,6 +615,9 @@ pub fn for_preset(
         Provider::Dropbox => Box::new(dropbox::DropboxVerifier::new(secrets)?),
         Provider::Twitter => Box::new(twitter::TwitterVerifier::new(secrets)?),
         Provider::Okta => Box::new(okta::OktaVerifier::new(secrets)?),
+        Provider::AzureEventGrid => {
+            Box::new(azure_event_grid::AzureEventGridVerifier::new(secrets)?)
+        }
         other => return Err(VerifierError::UnsupportedProvider(other)),
     };
     Ok(if options.publish_handshakes {

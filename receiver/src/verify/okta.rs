@@ -286,11 +286,9 @@ mod tests {
 
     #[test]
     fn a_custom_header_name() {
-        let v = OktaVerifier::with_header(
-            secrets(&[SECRET]),
-            HeaderName::from_static("x-okta-secret"),
-        )
-        .expect("verifier");
+        let v =
+            OktaVerifier::with_header(secrets(&[SECRET]), HeaderName::from_static("x-okta-secret"))
+                .expect("verifier");
         assert_eq!(v.secret_headers(), vec!["x-okta-secret"]);
         let good = headers(&[("x-okta-secret", SECRET)]);
         assert!(v.verify(&good, b"{}").is_ok());

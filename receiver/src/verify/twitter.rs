@@ -147,8 +147,7 @@ pub fn crc_query(crc_token: &str) -> String {
 
 /// The JSON answer to a CRC with `crc_token` under `secret`.
 pub fn crc_response(secret: &[u8], crc_token: &str) -> String {
-    serde_json::json!({ "response_token": sha256_base64(secret, crc_token.as_bytes()) })
-        .to_string()
+    serde_json::json!({ "response_token": sha256_base64(secret, crc_token.as_bytes()) }).to_string()
 }
 
 /// The signature header X sends for `body` signed with `secret`.
@@ -197,7 +196,10 @@ mod tests {
             }
         );
         assert_eq!(sign(b"consumer_secret", BODY)[0].1, KNOWN);
-        let hex = format!("sha256={}", hex::encode(STANDARD.decode(&KNOWN[7..]).expect("b64")));
+        let hex = format!(
+            "sha256={}",
+            hex::encode(STANDARD.decode(&KNOWN[7..]).expect("b64"))
+        );
         for bad in [&KNOWN[7..], &hex, "sha256=", "sha256=YWJj"] {
             assert_eq!(
                 v.verify(&headers(&[(SIGNATURE_HEADER, bad)]), BODY),
@@ -209,12 +211,9 @@ mod tests {
 
     #[test]
     fn built_under_its_manifest_name() {
-        let built = super::super::for_provider(
-            hookwarden_crds::Provider::Twitter,
-            secrets(&["s"]),
-            None,
-        )
-        .expect("verifier");
+        let built =
+            super::super::for_provider(hookwarden_crds::Provider::Twitter, secrets(&["s"]), None)
+                .expect("verifier");
         assert_eq!(built.provider(), "twitter");
         assert!(built.answers_get());
         assert!(matches!(
