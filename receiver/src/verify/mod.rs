@@ -24,6 +24,7 @@ pub mod intercom;
 pub mod linear;
 pub mod mailgun;
 pub mod meta;
+pub mod microsoft_graph;
 pub mod okta;
 pub mod paddle;
 pub mod pagerduty;
@@ -617,6 +618,9 @@ pub fn for_preset(
         Provider::Okta => Box::new(okta::OktaVerifier::new(secrets)?),
         Provider::AzureEventGrid => {
             Box::new(azure_event_grid::AzureEventGridVerifier::new(secrets)?)
+        }
+        Provider::MicrosoftGraph => {
+            Box::new(microsoft_graph::MicrosoftGraphVerifier::new(secrets)?)
         }
         other => return Err(VerifierError::UnsupportedProvider(other)),
     };
