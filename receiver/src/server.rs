@@ -312,7 +312,7 @@ async fn healthz() -> impl IntoResponse {
 enum Outcome {
     Stored(Stored),
     /// A verified provider handshake, answered; stored too when published.
-    Handshake(Handshake, Option<Stored>),
+    Handshake(Box<Handshake>, Option<Stored>),
     Rejected(Rejection),
     TooLarge,
     /// Within the body cap, but over the NATS server's `max_payload`.
@@ -727,7 +727,7 @@ async fn handle(
     }
     // A handshake is answered, and stored only when the spec asks for it.
     if let Some(handshake) = handshake.as_ref().filter(|h| !h.publish) {
-        return Outcome::Handshake(handshake.clone(), None);
+        return Outcome::Handshake(Box::new(handshake.clone()), None);
     }
     // Held until the delivery is stored (or refused): the publish may wait
     // for JetStream all that time.
@@ -760,7 +760,7 @@ async fn handle(
         .observe(publishing.elapsed().as_secs_f64());
     match published {
         Ok(stored) => match handshake {
-            Some(handshake) => Outcome::Handshake(handshake, Some(stored)),
+            Some(handshake) => Outcome::Handshake(Box::new(handshake), Some(stored)),
             None => Outcome::Stored(stored),
         },
         Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
