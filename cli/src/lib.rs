@@ -230,6 +230,8 @@ mod tests {
                 assert_eq!(verified.secret_index, 0);
                 let expected_event = match name.as_str() {
                     "discord" => Some("APPLICATION_COMMAND"),
+                    "dropbox" => Some("list_folder"),
+                    "twitter" => Some("tweet_create_events"),
                     "sendgrid" => Some("batch"),
                     "twilio" => None,
                     _ => Some("thing.happened"),
@@ -239,7 +241,14 @@ mod tests {
                 // eventId is not unique by its docs).
                 if !matches!(
                     name.as_str(),
-                    "zoom" | "meta" | "sendgrid" | "hubspot" | "xero" | "docusign"
+                    "zoom"
+                        | "meta"
+                        | "sendgrid"
+                        | "hubspot"
+                        | "xero"
+                        | "docusign"
+                        | "dropbox"
+                        | "twitter"
                 ) {
                     assert_eq!(verified.delivery_id.as_deref(), Some("id-42"), "{name}");
                 }
@@ -253,6 +262,10 @@ mod tests {
                     changed = text
                         .replacen("\"token\":\"", "\"token\":\"0", 1)
                         .into_bytes();
+                } else if preset.covers == Covers::Token {
+                    // A token authenticates; nothing of the body is signed.
+                    checked += 1;
+                    continue;
                 } else if preset.covers == Covers::BodyFields {
                     let text = String::from_utf8(changed).expect("json");
                     changed = text.replacen("id-42", "id-43", 1).into_bytes();

@@ -458,6 +458,22 @@ pub enum Provider {
     /// DocuSign Connect: `X-DocuSign-Signature-<n>`, HMAC-SHA256 of the body,
     /// one per account key.
     Docusign,
+    /// Dropbox: `X-Dropbox-Signature`, hex HMAC-SHA256 of the body; answers
+    /// the `?challenge=` GET.
+    Dropbox,
+    /// X (Twitter) Account Activity: `x-twitter-webhooks-signature`, base64
+    /// HMAC-SHA256 of the body; answers the `?crc_token=` GET (CRC).
+    Twitter,
+    /// Okta event hooks: a shared secret in the `Authorization` header;
+    /// answers the `X-Okta-Verification-Challenge` GET.
+    Okta,
+    /// Azure Event Grid webhooks: a shared secret in the `code` query
+    /// parameter; answers the subscription validation event and the
+    /// CloudEvents `OPTIONS` handshake.
+    AzureEventGrid,
+    /// Microsoft Graph change notifications: every notification's
+    /// `clientState`; answers the `?validationToken=` POST.
+    MicrosoftGraph,
     /// Checks configured in `spec.verification`: a shared token, HTTP Basic
     /// credentials and/or an HMAC signature, for any sender that is not a
     /// preset.
@@ -495,6 +511,11 @@ impl Provider {
         Self::Zendesk,
         Self::Xero,
         Self::Docusign,
+        Self::Dropbox,
+        Self::Twitter,
+        Self::Okta,
+        Self::AzureEventGrid,
+        Self::MicrosoftGraph,
         Self::Generic,
     ];
 

@@ -312,7 +312,7 @@ async fn healthz() -> impl IntoResponse {
 enum Outcome {
     Stored(Stored),
     /// A verified provider handshake, answered; stored too when published.
-    Handshake(Handshake, Option<Stored>),
+    Handshake(Box<Handshake>, Option<Stored>),
     Rejected(Rejection),
     TooLarge,
     /// Within the body cap, but over the NATS server's `max_payload`.
@@ -420,6 +420,16 @@ impl Outcome {
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
                 );
+                // Built by the verifier from constants and checked values; one
+                // that is not a valid header is left out rather than failing.
+                for (name, value) in handshake.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        header::HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(&value),
+                    ) {
+                        headers.insert(name, value);
+                    }
+                }
                 response
             }
             Self::Rejected(_) => error(StatusCode::UNAUTHORIZED, reason),
@@ -510,6 +520,7 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
         &snapshot.request,
         &parts.method,
         snapshot.verifier.answers_get(),
+        snapshot.verifier.answers_options(),
     ) {
         outcome
     } else {
@@ -653,9 +664,12 @@ async fn handle(
     if let Err(outcome) = admit(filter, &client) {
         return outcome;
     }
-    // A GET has no body, so its media type means nothing (and Meta's GET
-    // handshake sends none).
-    if parts.method != Method::GET && !snapshot.request.allows_content_type(headers) {
+    // A GET or OPTIONS has no body, so its media type means nothing (and
+    // Meta's GET and Event Grid's OPTIONS handshakes send none).
+    if parts.method != Method::GET
+        && parts.method != Method::OPTIONS
+        && !snapshot.request.allows_content_type(headers)
+    {
         return Outcome::UnsupportedMediaType;
     }
     if body::declared_over(headers, snapshot.request.body_limit()) {
@@ -713,7 +727,7 @@ async fn handle(
     }
     // A handshake is answered, and stored only when the spec asks for it.
     if let Some(handshake) = handshake.as_ref().filter(|h| !h.publish) {
-        return Outcome::Handshake(handshake.clone(), None);
+        return Outcome::Handshake(Box::new(handshake.clone()), None);
     }
     // Held until the delivery is stored (or refused): the publish may wait
     // for JetStream all that time.
@@ -746,7 +760,7 @@ async fn handle(
         .observe(publishing.elapsed().as_secs_f64());
     match published {
         Ok(stored) => match handshake {
-            Some(handshake) => Outcome::Handshake(handshake, Some(stored)),
+            Some(handshake) => Outcome::Handshake(Box::new(handshake), Some(stored)),
             None => Outcome::Stored(stored),
         },
         Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
@@ -768,8 +782,18 @@ fn header_text(headers: &axum::http::HeaderMap, name: &header::HeaderName) -> Op
 /// through the whole pipeline like any other (empty body, verified). A
 /// preset whose provider sends a `GET` handshake (Meta's `hub.mode=subscribe`)
 /// also takes `GET`, whatever the list says: its verifier answers or refuses it.
-fn check_method(rules: &RequestRules, method: &Method, answers_get: bool) -> Result<(), Outcome> {
-    if rules.allows_method(method) || (answers_get && method == Method::GET) {
+/// Likewise `OPTIONS` for a preset whose provider sends the CloudEvents
+/// abuse-protection handshake (Azure Event Grid).
+fn check_method(
+    rules: &RequestRules,
+    method: &Method,
+    answers_get: bool,
+    answers_options: bool,
+) -> Result<(), Outcome> {
+    if rules.allows_method(method)
+        || (answers_get && method == Method::GET)
+        || (answers_options && method == Method::OPTIONS)
+    {
         Ok(())
     } else {
         Err(Outcome::MethodNotAllowed(rules.allow().clone()))
@@ -1102,6 +1126,69 @@ mod tests {
             .expect("body")
             .to_bytes();
         assert_eq!(answer.as_ref(), br#"{"challenge":"c-1"}"#);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"hookwarden_requests_total{endpoint="ci/gh",outcome="handshake"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_options_handshake_reaches_a_preset_that_answers_it() {
+        // Event Grid's CloudEvents handshake is an OPTIONS without a body or
+        // media type; the endpoint takes POST of JSON only.
+        let metrics = Arc::new(Metrics::default());
+        let state = offline_with(ServeOptions::default(), Arc::clone(&metrics), |_| {}).await;
+        let publisher = state.current.load().publisher.clone();
+        let spec = hookwarden_crds::RequestSpec {
+            methods: Vec::new(),
+            content_types: vec!["application/json".to_owned()],
+            max_body_bytes: None,
+        };
+        state.replace(EndpointPipeline {
+            path: "/".to_owned(),
+            verifier: crate::verify::for_provider(
+                hookwarden_crds::Provider::AzureEventGrid,
+                vec![crate::secrets::Secret::from(&b"secret"[..])],
+                None,
+            )
+            .expect("verifier"),
+            publisher,
+            proxies: TrustedProxies::default(),
+            allowed: Networks::default(),
+            limits: None,
+            request: RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules"),
+            payload: PayloadLogging::None,
+        });
+        let app = router(state);
+        let send = |method: &str, query: &str| {
+            let mut request = Request::builder().method(method).uri(format!("/?{query}"));
+            for (name, value) in crate::verify::azure_event_grid::options_headers() {
+                request = request.header(name, value);
+            }
+            let mut request = request.body(Body::empty()).expect("request");
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            app.clone().oneshot(request)
+        };
+        let query = crate::verify::azure_event_grid::secret_query("secret");
+        let response = send("OPTIONS", &query).await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers().get("webhook-allowed-origin"),
+            Some(&HeaderValue::from_static("eventgrid.azure.net"))
+        );
+        assert_eq!(
+            response.headers().get("webhook-allowed-rate"),
+            Some(&HeaderValue::from_static("*"))
+        );
+        let refused = send("OPTIONS", "code=wrong").await.expect("response");
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert!(refused.headers().get("webhook-allowed-origin").is_none());
+        // Other methods are still refused; GET is not Event Grid's.
+        let get = send("GET", &query).await.expect("response");
+        assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
         let text = metrics.render();
         assert!(
             text.contains(r#"hookwarden_requests_total{endpoint="ci/gh",outcome="handshake"} 1"#),

@@ -11,18 +11,23 @@
 //! report, so dashboards and alerts can rely on it across releases.
 
 pub mod adyen;
+pub mod azure_event_grid;
 pub mod bitbucket;
 pub mod discord;
 pub mod docusign;
+pub mod dropbox;
 mod generic;
 mod github;
 pub mod gitlab;
+mod handshake_common;
 mod hmac_common;
 pub mod hubspot;
 pub mod intercom;
 pub mod linear;
 pub mod mailgun;
 pub mod meta;
+pub mod microsoft_graph;
+pub mod okta;
 pub mod paddle;
 pub mod pagerduty;
 pub mod public_url;
@@ -38,6 +43,7 @@ pub mod svix;
 mod timestamp;
 pub mod twilio;
 pub mod twitch;
+pub mod twitter;
 pub mod xero;
 pub mod zendesk;
 pub mod zoom;
@@ -146,6 +152,9 @@ pub struct Handshake {
     pub body: Vec<u8>,
     /// Also store the request (`spec.handshake.publish`).
     pub publish: bool,
+    /// Response headers the answer needs besides `Content-Type` (the
+    /// CloudEvents `OPTIONS` handshake answers in `WebHook-Allowed-Origin`).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// The event type handshakes are reported (and published) under.
@@ -162,6 +171,7 @@ impl Handshake {
             content_type,
             body,
             publish: false,
+            headers: Vec::new(),
         })
     }
 }
@@ -297,6 +307,12 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
     fn answers_get(&self) -> bool {
         false
     }
+
+    /// Whether `OPTIONS` requests reach [`Verifier::check`] (the CloudEvents
+    /// abuse-protection handshake of Azure Event Grid).
+    fn answers_options(&self) -> bool {
+        false
+    }
 }
 
 /// A verifier whose handshakes are also stored (`spec.handshake.publish`).
@@ -337,6 +353,10 @@ impl Verifier for PublishHandshakes {
     fn answers_get(&self) -> bool {
         self.0.answers_get()
     }
+
+    fn answers_options(&self) -> bool {
+        self.0.answers_options()
+    }
 }
 
 /// Why no verifier could be built for an endpoint.
@@ -370,6 +390,12 @@ pub enum VerifierError {
     /// A secret could not be loaded.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// `spec.handshake.publish` with a preset whose handshake anyone can
+    /// send: storing it would let anyone write into the stream.
+    #[error(
+        "spec.handshake.publish: the {0:?} handshake is not authenticated, so it is answered but never stored"
+    )]
+    UnauthenticatedHandshake(Provider),
     /// A preset that signs the public URL has no way to know it.
     #[error(
         "provider {0:?} signs the URL it calls: set spec.publicUrl, or spec.ingress (host and path)"
@@ -548,7 +574,11 @@ pub fn for_preset(
     tolerance_secs: Option<u32>,
     options: PresetOptions,
 ) -> Result<Box<dyn Verifier>, VerifierError> {
-    let verifier = registry::preset(provider).verifier(
+    let preset = registry::preset(provider);
+    if options.publish_handshakes && preset.handshake.is_some_and(|h| !h.authenticated) {
+        return Err(VerifierError::UnauthenticatedHandshake(provider));
+    }
+    let verifier = preset.verifier(
         secrets,
         tolerance_secs,
         options.public_url,
@@ -830,6 +860,41 @@ mod tests {
             body: b"",
         });
         assert_eq!(expect_handshake(answered).body, b"42");
+    }
+
+    #[test]
+    fn unauthenticated_handshakes_are_never_published() {
+        for provider in ["dropbox", "twitter", "microsoft-graph"] {
+            let err = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n  handshake: {{publish: true}}\n"
+                )),
+                load,
+            )
+            .expect_err(provider);
+            assert!(
+                matches!(err, VerifierError::UnauthenticatedHandshake(_)),
+                "{provider}: {err}"
+            );
+            assert!(
+                for_endpoint(
+                    &spec(&format!(
+                        "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
+                    )),
+                    load,
+                )
+                .is_ok(),
+                "{provider}"
+            );
+        }
+        // An authenticated handshake may be.
+        assert!(
+            for_endpoint(
+                &spec("  provider: okta\n  secretRefs: [{name: s, key: k}]\n  handshake: {publish: true}\n"),
+                load,
+            )
+            .is_ok()
+        );
     }
 
     #[test]

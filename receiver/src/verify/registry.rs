@@ -17,8 +17,9 @@ use super::{
     GithubVerifier, GitlabVerifier, IntercomVerifier, LinearVerifier, MailgunVerifier,
     MetaVerifier, PaddleVerifier, PagerdutyVerifier, SendgridVerifier, ShopifyVerifier,
     SlackVerifier, SquareVerifier, StandardWebhooksVerifier, StripeVerifier, TwilioVerifier,
-    TwitchVerifier, Verifier, VerifierError, ZoomVerifier, docusign, gitlab, hubspot, linear,
-    paddle, slack, standard_webhooks, stripe, svix, twitch, xero, zendesk, zoom,
+    TwitchVerifier, Verifier, VerifierError, ZoomVerifier, azure_event_grid, docusign, dropbox,
+    gitlab, hubspot, linear, microsoft_graph, okta, paddle, slack, standard_webhooks, stripe, svix,
+    twitch, twitter, xero, zendesk, zoom,
 };
 use crate::secrets::Secret;
 
@@ -164,6 +165,9 @@ pub enum Covers {
     /// Chosen fields inside the body (Mailgun, Adyen): other bytes may
     /// change by the provider's design.
     BodyFields,
+    /// Nothing: a shared token authenticates the sender (in a header, the
+    /// query or the body); the body itself is not signed.
+    Token,
     /// Whatever `spec.verification` configures.
     Configured,
 }
@@ -173,6 +177,11 @@ pub enum Covers {
 pub struct HandshakeSupport {
     /// The docs' words for it.
     pub describe: &'static str,
+    /// Whether the handshake request itself is authenticated (signed, or
+    /// carrying the secret). An unauthenticated one is answered but can
+    /// never be stored (`spec.handshake.publish`), or anyone could write
+    /// "handshakes" into the stream.
+    pub authenticated: bool,
     /// Sends it as the provider does (its secret: the preset's key, or
     /// Meta's verify token).
     pub sign: Signer,
@@ -294,6 +303,11 @@ pub fn preset(provider: Provider) -> &'static Preset {
         Provider::Zendesk => &ZENDESK,
         Provider::Xero => &XERO,
         Provider::Docusign => &DOCUSIGN,
+        Provider::Dropbox => &DROPBOX,
+        Provider::Twitter => &TWITTER,
+        Provider::Okta => &OKTA,
+        Provider::AzureEventGrid => &AZURE_EVENT_GRID,
+        Provider::MicrosoftGraph => &MICROSOFT_GRAPH,
         Provider::Generic => &GENERIC,
     }
 }
@@ -389,6 +403,7 @@ static STRIPE: Preset = stamped_hmac(
 static SLACK: Preset = Preset {
     handshake: Some(HandshakeSupport {
         describe: "`url_verification` challenge",
+        authenticated: true,
         sign: sending::slack_handshake,
     }),
     ..stamped_hmac(
@@ -502,6 +517,7 @@ static SQUARE: Preset = Preset {
 static ZOOM: Preset = Preset {
     handshake: Some(HandshakeSupport {
         describe: "`endpoint.url_validation` (encrypted token)",
+        authenticated: true,
         sign: sending::zoom_handshake,
     }),
     ..stamped_hmac(
@@ -520,6 +536,7 @@ static TWITCH: Preset = Preset {
     },
     handshake: Some(HandshakeSupport {
         describe: "`webhook_callback_verification` challenge",
+        authenticated: true,
         sign: sending::twitch_handshake,
     }),
     ..body_hmac(
@@ -538,6 +555,7 @@ static DISCORD: Preset = Preset {
     },
     handshake: Some(HandshakeSupport {
         describe: "PING answered with PONG",
+        authenticated: true,
         sign: sending::discord_handshake,
     }),
     ..body_hmac(
@@ -611,6 +629,7 @@ static PAGERDUTY: Preset = body_hmac(
 static META: Preset = Preset {
     handshake: Some(HandshakeSupport {
         describe: "GET `hub.challenge` with a verify token",
+        authenticated: true,
         sign: sending::meta_handshake,
     }),
     ..body_hmac(
@@ -676,6 +695,7 @@ static ZENDESK: Preset = stamped_hmac(
 static XERO: Preset = Preset {
     handshake: Some(HandshakeSupport {
         describe: "Intent to Receive (401 for every bad signature)",
+        authenticated: true,
         sign: sending::xero_handshake,
     }),
     ..body_hmac(
@@ -693,6 +713,91 @@ static DOCUSIGN: Preset = body_hmac(
     sending::docusign,
     "`X-DocuSign-Signature-<n>`: HMAC-SHA256 of the body, base64, one per key",
     "https://developers.docusign.com/platform/webhooks/connect/hmac/",
+);
+
+static DROPBOX: Preset = Preset {
+    handshake: Some(HandshakeSupport {
+        describe: "GET `challenge` echoed (unsigned)",
+        authenticated: false,
+        sign: sending::dropbox_handshake,
+    }),
+    ..body_hmac(
+        Provider::Dropbox,
+        |s, _| Ok(Box::new(dropbox::DropboxVerifier::new(s)?)),
+        sending::dropbox,
+        "`X-Dropbox-Signature`: HMAC-SHA256 of the body with the app secret, hex",
+        "https://www.dropbox.com/developers/reference/webhooks",
+    )
+};
+
+static TWITTER: Preset = Preset {
+    handshake: Some(HandshakeSupport {
+        describe: "GET `crc_token` answered with its HMAC (unsigned)",
+        authenticated: false,
+        sign: sending::twitter_handshake,
+    }),
+    ..body_hmac(
+        Provider::Twitter,
+        |s, _| Ok(Box::new(twitter::TwitterVerifier::new(s)?)),
+        sending::twitter,
+        "`x-twitter-webhooks-signature: sha256=…`: HMAC-SHA256 of the body, base64",
+        "https://docs.x.com/x-api/enterprise-gnip-2.0/fundamentals/account-activity#securing-webhooks",
+    )
+};
+
+/// A preset authenticated by a shared token, not a signature.
+const fn token(
+    provider: Provider,
+    build: Build,
+    sign: Signer,
+    handshake: HandshakeSupport,
+    scheme: &'static str,
+    reference: &'static str,
+) -> Preset {
+    Preset {
+        covers: Covers::Token,
+        handshake: Some(handshake),
+        ..body_hmac(provider, build, sign, scheme, reference)
+    }
+}
+
+static OKTA: Preset = token(
+    Provider::Okta,
+    |s, _| Ok(Box::new(okta::OktaVerifier::new(s)?)),
+    sending::okta,
+    HandshakeSupport {
+        describe: "GET `X-Okta-Verification-Challenge` (authenticated)",
+        authenticated: true,
+        sign: sending::okta_handshake,
+    },
+    "`Authorization`: the shared secret itself",
+    "https://developer.okta.com/docs/concepts/event-hooks/",
+);
+
+static AZURE_EVENT_GRID: Preset = token(
+    Provider::AzureEventGrid,
+    |s, _| Ok(Box::new(azure_event_grid::AzureEventGridVerifier::new(s)?)),
+    sending::azure_event_grid,
+    HandshakeSupport {
+        describe: "`SubscriptionValidationEvent` and CloudEvents `OPTIONS` (authenticated)",
+        authenticated: true,
+        sign: sending::azure_event_grid_handshake,
+    },
+    "`?code=`: the shared secret itself, in the query",
+    "https://learn.microsoft.com/en-us/azure/event-grid/security-authentication",
+);
+
+static MICROSOFT_GRAPH: Preset = token(
+    Provider::MicrosoftGraph,
+    |s, _| Ok(Box::new(microsoft_graph::MicrosoftGraphVerifier::new(s)?)),
+    sending::microsoft_graph,
+    HandshakeSupport {
+        describe: "POST `validationToken` echoed (unsigned)",
+        authenticated: false,
+        sign: sending::microsoft_graph_handshake,
+    },
+    "body `clientState` of every notification: the shared secret itself",
+    "https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks",
 );
 
 static GENERIC: Preset = Preset {

@@ -10,9 +10,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
 use super::{
-    adyen, bitbucket, discord, docusign, gitlab, hubspot, intercom, linear, mailgun, meta, paddle,
-    pagerduty, sendgrid, shopify, slack, square, standard_webhooks, stripe, svix, twilio, twitch,
-    xero, zendesk, zoom,
+    adyen, azure_event_grid, bitbucket, discord, docusign, dropbox, gitlab, hubspot, intercom,
+    linear, mailgun, meta, microsoft_graph, okta, paddle, pagerduty, sendgrid, shopify, slack,
+    square, standard_webhooks, stripe, svix, twilio, twitch, twitter, xero, zendesk, zoom,
 };
 
 /// A signed delivery: the method, the headers to send and the exact body.
@@ -500,6 +500,140 @@ pub(crate) fn docusign(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery,
                "data": {"envelopeId": input.id}}),
     );
     Ok(json_post(owned(docusign::sign(secret, &body)), body))
+}
+
+pub(crate) fn dropbox(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let body = body_or(
+        input,
+        json!({"list_folder": {"accounts": [format!("dbid:{}", input.id)]},
+               "delta": {"users": [12345]}}),
+    );
+    Ok(json_post(owned(dropbox::sign(secret, &body)), body))
+}
+
+/// A handshake GET with `query` (and `headers`), expecting `expect`.
+fn handshake_get(query: String, headers: Vec<(String, String)>, expect: Expected) -> Delivery {
+    Delivery {
+        method: "GET",
+        headers,
+        body: Vec::new(),
+        extra_query: Some(query),
+        expect: Some(expect),
+    }
+}
+
+/// Dropbox's unsigned `?challenge=` GET, echoed.
+pub(crate) fn dropbox_handshake(_: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    Ok(handshake_get(
+        dropbox::challenge_query(input.id),
+        Vec::new(),
+        Expected::Text(input.id.as_bytes().to_vec()),
+    ))
+}
+
+pub(crate) fn twitter(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let body = body_or(
+        input,
+        json!({"for_user_id": "2244994945",
+               "tweet_create_events": [{"id_str": input.id, "text": input.event}]}),
+    );
+    Ok(json_post(owned(twitter::sign(secret, &body)), body))
+}
+
+/// X's CRC GET, answered with the HMAC of its token.
+pub(crate) fn twitter_handshake(
+    secret: &[u8],
+    input: &SignInput<'_>,
+) -> Result<Delivery, SignError> {
+    let answer = serde_json::from_str(&twitter::crc_response(secret, input.id))
+        .map_err(|_| SignError::Body("the CRC answer is not JSON"))?;
+    Ok(handshake_get(
+        twitter::crc_query(input.id),
+        Vec::new(),
+        Expected::Json(answer),
+    ))
+}
+
+pub(crate) fn okta(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let body = input
+        .body
+        .clone()
+        .unwrap_or_else(|| okta::delivery_body(input.id, input.event));
+    Ok(json_post(owned(okta::sign(secret)), body))
+}
+
+/// Okta's one-time verification GET, authenticated like a delivery.
+pub(crate) fn okta_handshake(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    Ok(Delivery {
+        method: "GET",
+        headers: owned(okta::verification_headers(secret, input.id)),
+        body: Vec::new(),
+        extra_query: None,
+        expect: Some(Expected::Json(json!({"verification": input.id}))),
+    })
+}
+
+pub(crate) fn azure_event_grid(
+    secret: &[u8],
+    input: &SignInput<'_>,
+) -> Result<Delivery, SignError> {
+    let body = body_or(
+        input,
+        json!([{"id": input.id, "eventType": input.event, "subject": "/hookwarden",
+                "topic": "/subscriptions/00000000-0000-0000-0000-000000000000",
+                "eventTime": rfc3339(input.now)?, "data": {}, "dataVersion": "1",
+                "metadataVersion": "1"}]),
+    );
+    let (query, headers) = azure_event_grid::sign(secret);
+    let mut delivery = json_post(owned(headers), body);
+    delivery.extra_query = Some(query);
+    Ok(delivery)
+}
+
+/// Event Grid's subscription validation event, carrying the secret like a
+/// delivery, answered with its code.
+pub(crate) fn azure_event_grid_handshake(
+    secret: &[u8],
+    input: &SignInput<'_>,
+) -> Result<Delivery, SignError> {
+    let (query, headers) = azure_event_grid::sign(secret);
+    let mut delivery = handshake_post(
+        owned(headers),
+        azure_event_grid::validation_body(input.id),
+        Expected::Json(json!({"validationResponse": input.id})),
+    );
+    delivery.extra_query = Some(query);
+    Ok(delivery)
+}
+
+/// A Graph change notification carrying the secret as its `clientState`.
+pub(crate) fn microsoft_graph(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let client_state = std::str::from_utf8(secret).map_err(|_| SignError::Key("UTF-8 text"))?;
+    let body = match &input.body {
+        Some(body) => body.clone(),
+        None => json!({"value": [{"id": input.id, "changeType": input.event,
+                                  "clientState": client_state,
+                                  "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
+                                  "resource": "users/hookwarden/messages/1",
+                                  "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95"}]})
+        .to_string()
+        .into_bytes(),
+    };
+    Ok(json_post(Vec::new(), body))
+}
+
+/// Graph's unsigned validation POST, answered with its token as text.
+pub(crate) fn microsoft_graph_handshake(
+    _: &[u8],
+    input: &SignInput<'_>,
+) -> Result<Delivery, SignError> {
+    Ok(Delivery {
+        method: "POST",
+        headers: vec![header("Content-Type", "text/plain")],
+        body: Vec::new(),
+        extra_query: Some(microsoft_graph::validation_query(input.id)),
+        expect: Some(Expected::Text(input.id.as_bytes().to_vec())),
+    })
 }
 
 /// `generic` signs what its manifest configures ([`super::sign_generic`]).
