@@ -609,6 +609,15 @@ pub fn explain(code: &str) -> &'static str {
         "handshake_malformed" => {
             "the handshake lacks its challenge, or it is not 1-1024 visible ASCII characters"
         }
+        "key_unavailable" => {
+            "the provider's signing key could not be fetched (network, timeout, or fetch limits); retry later"
+        }
+        "key_url_not_allowed" => {
+            "the delivery names a certificate URL outside the provider's hosts; nothing was fetched"
+        }
+        "sender_not_allowed" => {
+            "the signature is valid, but the topic or service account is not one the endpoint accepts"
+        }
         "body_hash_mismatch" => {
             "the signed URL's bodySHA256 is not the SHA-256 of the body: the body changed"
         }

@@ -18,6 +18,7 @@ mod github;
 pub mod gitlab;
 mod hmac_common;
 pub mod intercom;
+pub mod keys;
 pub mod linear;
 pub mod mailgun;
 pub mod meta;
@@ -226,6 +227,20 @@ pub enum Rejection {
     /// is not the provider's documented shape.
     #[error("handshake_malformed")]
     HandshakeMalformed,
+    /// The key the delivery names could not be fetched (network failure,
+    /// timeout, no usable key, or the fetch bounds): answered 503 so the
+    /// provider retries.
+    #[error("key_unavailable")]
+    KeyUnavailable,
+    /// The delivery names a key URL outside the provider's hosts; nothing
+    /// was fetched.
+    #[error("key_url_not_allowed")]
+    KeyUrlNotAllowed,
+    /// The signature verified, but the sender is not one the endpoint
+    /// accepts (an SNS topic outside `spec.aws.topicArns`, another Google
+    /// service account).
+    #[error("sender_not_allowed")]
+    SenderNotAllowed,
 }
 
 impl Rejection {
@@ -244,6 +259,9 @@ impl Rejection {
             Self::BasicAuthMismatch => "basic_auth_mismatch",
             Self::BodyHashMismatch => "body_hash_mismatch",
             Self::HandshakeMalformed => "handshake_malformed",
+            Self::KeyUnavailable => "key_unavailable",
+            Self::KeyUrlNotAllowed => "key_url_not_allowed",
+            Self::SenderNotAllowed => "sender_not_allowed",
         }
     }
 }
@@ -291,7 +309,21 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
     fn answers_get(&self) -> bool {
         false
     }
+
+    /// For presets whose keys are fetched (AWS SNS, PayPal, Google): the
+    /// fetch of the key `request` needs, awaited by the server (with a
+    /// bound) after the body is read and before [`Verifier::check`], which
+    /// then finds the key cached. The future owns what it needs. `None`
+    /// (the default): nothing to fetch.
+    fn prefetch(&self, request: &Incoming<'_>) -> Option<Prefetch> {
+        let _ = request;
+        None
+    }
 }
+
+/// A key fetch a verifier needs before [`Verifier::check`].
+pub type Prefetch =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Rejection>> + Send + 'static>>;
 
 /// A verifier whose handshakes are also stored (`spec.handshake.publish`).
 #[derive(Debug)]
@@ -330,6 +362,10 @@ impl Verifier for PublishHandshakes {
 
     fn answers_get(&self) -> bool {
         self.0.answers_get()
+    }
+
+    fn prefetch(&self, request: &Incoming<'_>) -> Option<Prefetch> {
+        self.0.prefetch(request)
     }
 }
 
