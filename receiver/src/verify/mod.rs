@@ -11,6 +11,7 @@
 //! report, so dashboards and alerts can rely on it across releases.
 
 pub mod adyen;
+pub mod aws_sns;
 pub mod bitbucket;
 pub mod discord;
 mod generic;
@@ -411,6 +412,15 @@ pub enum VerifierError {
     /// `spec.publicUrl` cannot be used.
     #[error(transparent)]
     PublicUrl(#[from] PublicUrlError),
+    /// A preset that verifies with fetched keys lacks a spec setting it
+    /// cannot work safely without.
+    #[error("provider {provider} needs {setting}")]
+    SettingRequired {
+        /// The preset, e.g. `aws-sns`.
+        provider: &'static str,
+        /// The missing setting, e.g. `spec.aws.topicArns`.
+        setting: &'static str,
+    },
     /// A preset's secret file does not hold a valid key of the kind the
     /// provider uses (the key itself is never shown).
     #[error("secretRefs[{index}] is not a valid {provider} key: expected {expected}")]
