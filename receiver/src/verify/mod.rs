@@ -25,6 +25,7 @@ pub mod mailgun;
 pub mod meta;
 pub mod paddle;
 pub mod pagerduty;
+pub mod paypal;
 pub mod public_url;
 pub mod sendgrid;
 pub mod shopify;
