@@ -17,6 +17,7 @@ pub mod discord;
 mod generic;
 mod github;
 pub mod gitlab;
+pub mod google_pubsub;
 mod hmac_common;
 pub mod intercom;
 pub mod keys;
