@@ -872,6 +872,19 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn an_unavailable_key_is_a_503_to_retry_and_a_foreign_key_url_a_401() {
+        let response = Outcome::Rejected(Rejection::KeyUnavailable).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+        for rejection in [Rejection::KeyUrlNotAllowed, Rejection::SenderNotAllowed] {
+            assert_eq!(
+                Outcome::Rejected(rejection).into_response().status(),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+    }
+
     /// A state whose NATS client never connects: enough for requests that
     /// are refused before anything is published.
     async fn offline_state() -> AppState {

@@ -134,7 +134,14 @@ impl AwsSnsVerifier {
         let cert_url = url::sns_cert_url(cert_url).ok_or(Rejection::KeyUrlNotAllowed)?;
         let kind = field("Type").ok_or(Rejection::SignatureMalformed)?;
         let keys: &[&str] = match kind {
-            NOTIFICATION => &["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"],
+            NOTIFICATION => &[
+                "Message",
+                "MessageId",
+                "Subject",
+                "Timestamp",
+                "TopicArn",
+                "Type",
+            ],
             SUBSCRIPTION_CONFIRMATION | UNSUBSCRIBE_CONFIRMATION => &[
                 "Message",
                 "MessageId",
@@ -209,10 +216,14 @@ impl Verifier for AwsSnsVerifier {
         let Keys::Rsa(key) = keys.as_ref() else {
             return Err(Rejection::KeyUnavailable);
         };
-        if !key.verifies(parsed.digest, parsed.canonical.as_bytes(), &parsed.signature) {
+        if !key.verifies(
+            parsed.digest,
+            parsed.canonical.as_bytes(),
+            &parsed.signature,
+        ) {
             return Err(Rejection::SignatureMismatch);
         }
-        if !self.topic_arns.iter().any(|arn| *arn == parsed.topic_arn) {
+        if !self.topic_arns.contains(&parsed.topic_arn) {
             return Err(Rejection::SenderNotAllowed);
         }
         Ok(Verified {
@@ -310,7 +321,14 @@ pub fn sign(key: &RsaKeyPair, message: &Message<'_>) -> Vec<u8> {
     put("SubscribeURL", message.subscribe_url);
     put("Token", message.token);
     let keys: &[&str] = if message.kind == NOTIFICATION {
-        &["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+        &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ]
     } else {
         &[
             "Message",
@@ -327,10 +345,7 @@ pub fn sign(key: &RsaKeyPair, message: &Message<'_>) -> Vec<u8> {
     let signature = STANDARD.encode(material::rsa_sha256_sign(key, canonical.as_bytes()));
     fields.insert("SignatureVersion".to_owned(), "2".into());
     fields.insert("Signature".to_owned(), signature.into());
-    fields.insert(
-        "SigningCertURL".to_owned(),
-        message.signing_cert_url.into(),
-    );
+    fields.insert("SigningCertURL".to_owned(), message.signing_cert_url.into());
     serde_json::Value::Object(fields).to_string().into_bytes()
 }
 
@@ -346,9 +361,8 @@ pub fn subscription_confirmation_body(
     let host = url::sns_cert_url(signing_cert_url)
         .map(|u| u.host().to_owned())
         .unwrap_or_default();
-    let subscribe_url = format!(
-        "https://{host}/?Action=ConfirmSubscription&TopicArn={topic_arn}&Token={token}"
-    );
+    let subscribe_url =
+        format!("https://{host}/?Action=ConfirmSubscription&TopicArn={topic_arn}&Token={token}");
     let message = format!(
         "You have chosen to subscribe to the topic {topic_arn}.\nTo confirm the subscription, visit the SubscribeURL included in this message."
     );
@@ -411,10 +425,8 @@ mod tests {
     }
 
     async fn setup(extra: &[(&str, (u16, Vec<u8>))]) -> (KeyServer, Arc<KeyFetcher>) {
-        let mut files = HashMap::from([(
-            CERT_PATH.to_owned(),
-            (200, SIGNER_CERT.as_bytes().to_vec()),
-        )]);
+        let mut files =
+            HashMap::from([(CERT_PATH.to_owned(), (200, SIGNER_CERT.as_bytes().to_vec()))]);
         for (path, answer) in extra {
             files.insert((*path).to_owned(), answer.clone());
         }
@@ -575,7 +587,10 @@ mod tests {
                 "{field}"
             );
         }
-        assert_eq!(receive(&v, b"not json").await, Err(Rejection::SignatureMissing));
+        assert_eq!(
+            receive(&v, b"not json").await,
+            Err(Rejection::SignatureMissing)
+        );
         assert_eq!(receive(&v, b"{}").await, Err(Rejection::SignatureMissing));
         // None of these needed the certificate.
         assert_eq!(server.hits(), 0);
@@ -631,8 +646,7 @@ mod tests {
         let token = "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736";
         let confirm_path = format!("/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={token}");
         let (server, fetcher) = setup(&[(&confirm_path, (200, b"<ok/>".to_vec()))]).await;
-        let body =
-            subscription_confirmation_body(&signer(), &cert_url(), TOPIC, token, TIMESTAMP);
+        let body = subscription_confirmation_body(&signer(), &cert_url(), TOPIC, token, TIMESTAMP);
         // By default: delivered for a person to confirm, nothing visited.
         let verified = delivered(receive(&verifier(&fetcher, false), &body).await);
         assert_eq!(verified.event.as_deref(), Some(SUBSCRIPTION_CONFIRMATION));

@@ -284,11 +284,13 @@ pub fn push_body(message_id: &str, data: &[u8], subscription: &str) -> Vec<u8> {
 mod tests {
     use std::collections::HashMap;
 
-    use super::super::hmac_common::test_support::{NOW, signed_headers, with_header, without_header};
+    use super::super::Verdict;
+    use super::super::hmac_common::test_support::{
+        NOW, signed_headers, with_header, without_header,
+    };
     use super::super::keys::FetcherConfig;
     use super::super::keys::material::{jwk_json, test_keys::*};
     use super::super::keys::test_server::KeyServer;
-    use super::super::Verdict;
     use super::*;
 
     const AUDIENCE: &str = "https://hooks.example.com/pubsub";
@@ -399,7 +401,10 @@ mod tests {
         forged["email"] = "attacker@evil.iam.gserviceaccount.com".into();
         parts[1] = URL_SAFE_NO_PAD.encode(forged.to_string());
         let headers = signed_headers(&[(AUTHORIZATION, format!("Bearer {}", parts.join(".")))]);
-        assert_eq!(receive(&v, &headers).await, Err(Rejection::SignatureMismatch));
+        assert_eq!(
+            receive(&v, &headers).await,
+            Err(Rejection::SignatureMismatch)
+        );
     }
 
     #[tokio::test]
@@ -407,9 +412,21 @@ mod tests {
         let (_server, fetcher) = setup().await;
         let v = verifier(&fetcher);
         let cases: [(&str, serde_json::Value, Rejection); 7] = [
-            ("aud", "https://other.example/".into(), Rejection::TokenMismatch),
-            ("iss", "https://evil.example".into(), Rejection::TokenMismatch),
-            ("email", "other@p.iam.gserviceaccount.com".into(), Rejection::SenderNotAllowed),
+            (
+                "aud",
+                "https://other.example/".into(),
+                Rejection::TokenMismatch,
+            ),
+            (
+                "iss",
+                "https://evil.example".into(),
+                Rejection::TokenMismatch,
+            ),
+            (
+                "email",
+                "other@p.iam.gserviceaccount.com".into(),
+                Rejection::SenderNotAllowed,
+            ),
             ("email_verified", false.into(), Rejection::SenderNotAllowed),
             ("exp", (NOW - 61).into(), Rejection::TimestampOutOfTolerance),
             ("iat", (NOW + 61).into(), Rejection::TimestampOutOfTolerance),
@@ -469,7 +486,10 @@ mod tests {
         );
         let mut twice = good.clone();
         twice.append(AUTHORIZATION, good[AUTHORIZATION].clone());
-        assert_eq!(receive(&v, &twice).await, Err(Rejection::SignatureMalformed));
+        assert_eq!(
+            receive(&v, &twice).await,
+            Err(Rejection::SignatureMalformed)
+        );
         assert_eq!(server.hits(), 0);
     }
 
@@ -477,8 +497,8 @@ mod tests {
     fn settings_are_required() {
         assert!(GooglePubsubVerifier::new(String::new(), EMAIL.to_owned(), 60).is_err());
         assert!(GooglePubsubVerifier::new(AUDIENCE.to_owned(), String::new(), 60).is_err());
-        let v = GooglePubsubVerifier::new(AUDIENCE.to_owned(), EMAIL.to_owned(), 60)
-            .expect("verifier");
+        let v =
+            GooglePubsubVerifier::new(AUDIENCE.to_owned(), EMAIL.to_owned(), 60).expect("verifier");
         assert_eq!(v.provider(), "google-pubsub");
         assert_eq!(v.secret_headers(), vec![AUTHORIZATION]);
     }

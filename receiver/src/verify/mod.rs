@@ -40,6 +40,7 @@ pub mod twitch;
 pub mod zoom;
 
 pub use adyen::AdyenVerifier;
+pub use aws_sns::AwsSnsVerifier;
 pub use bitbucket::BitbucketVerifier;
 pub use discord::DiscordVerifier;
 pub use generic::{
@@ -47,12 +48,14 @@ pub use generic::{
 };
 pub use github::GithubVerifier;
 pub use gitlab::GitlabVerifier;
+pub use google_pubsub::GooglePubsubVerifier;
 pub use intercom::IntercomVerifier;
 pub use linear::LinearVerifier;
 pub use mailgun::MailgunVerifier;
 pub use meta::MetaVerifier;
 pub use paddle::PaddleVerifier;
 pub use pagerduty::PagerdutyVerifier;
+pub use paypal::PaypalVerifier;
 pub use sendgrid::SendgridVerifier;
 pub use shopify::ShopifyVerifier;
 pub use slack::SlackVerifier;
@@ -472,6 +475,15 @@ pub(crate) fn parse_keys<K>(
 pub fn replay_window_secs(spec: &WebhookEndpointSpec) -> u32 {
     let tolerance = match spec.provider {
         Provider::Twitch => twitch::TOLERANCE_SECS,
+        // A push token is reused for its whole lifetime.
+        Provider::GooglePubsub => google_pubsub::TOKEN_LIFETIME_SECS.saturating_add(
+            spec.timestamp_tolerance_seconds
+                .unwrap_or(google_pubsub::DEFAULT_LEEWAY_SECS),
+        ),
+        Provider::AwsSns => spec
+            .timestamp_tolerance_seconds
+            .unwrap_or(aws_sns::DEFAULT_TOLERANCE_SECS)
+            .max(1),
         Provider::Discord | Provider::Sendgrid | Provider::Mailgun => {
             DEFAULT_TIMESTAMP_TOLERANCE_SECS
         }
@@ -503,6 +515,9 @@ pub fn for_endpoint(
             public_url: PublicUrl::from_spec(spec)?,
             verify_tokens,
             publish_handshakes: handshake.publish,
+            aws: spec.aws.clone(),
+            paypal: spec.paypal.clone(),
+            google: spec.google.clone(),
         };
         return for_preset(
             spec.provider,
@@ -576,6 +591,12 @@ pub struct PresetOptions {
     pub verify_tokens: Vec<Secret>,
     /// `spec.handshake.publish`.
     pub publish_handshakes: bool,
+    /// `spec.aws` (`aws-sns`).
+    pub aws: Option<hookwarden_crds::AwsSnsSpec>,
+    /// `spec.paypal` (`paypal`).
+    pub paypal: Option<hookwarden_crds::PaypalSpec>,
+    /// `spec.google` (`google-pubsub`).
+    pub google: Option<hookwarden_crds::GooglePubsubSpec>,
 }
 
 /// As [`for_provider`], with the spec-derived `options`.
@@ -641,6 +662,32 @@ pub fn for_preset(
             secrets,
             options.verify_tokens,
         )?),
+        // Keys fetched from the provider: no secrets; the spec names the
+        // accepted senders instead.
+        Provider::AwsSns => {
+            let aws = options.aws.clone().unwrap_or_default();
+            Box::new(AwsSnsVerifier::new(
+                aws.topic_arns,
+                aws.auto_confirm_subscriptions,
+                tolerance(aws_sns::DEFAULT_TOLERANCE_SECS),
+            )?)
+        }
+        Provider::Paypal => Box::new(PaypalVerifier::new(
+            options.paypal.clone().unwrap_or_default().webhook_id,
+            tolerance(paypal::DEFAULT_TOLERANCE_SECS),
+        )?),
+        Provider::GooglePubsub => {
+            let google = options.google.clone().unwrap_or_default();
+            let audience = google
+                .audience
+                .or_else(|| options.public_url.as_ref().map(|url| url.with_query(None)))
+                .unwrap_or_default();
+            Box::new(GooglePubsubVerifier::new(
+                audience,
+                google.service_account_email,
+                tolerance(google_pubsub::DEFAULT_LEEWAY_SECS),
+            )?)
+        }
         other => return Err(VerifierError::UnsupportedProvider(other)),
     };
     Ok(if options.publish_handshakes {
@@ -919,6 +966,48 @@ mod tests {
             body: b"",
         });
         assert_eq!(expect_handshake(answered).body, b"42");
+    }
+
+    #[test]
+    fn fetched_key_presets_need_no_secrets_but_their_settings() {
+        for (yaml, name) in [
+            (
+                "  provider: aws-sns\n  aws: {topicArns: [arn:aws:sns:us-east-1:1:t]}\n",
+                "aws-sns",
+            ),
+            (
+                "  provider: paypal\n  paypal: {webhookId: 4JH86294D6297924G}\n",
+                "paypal",
+            ),
+            (
+                "  provider: google-pubsub\n  google: {serviceAccountEmail: a@p.iam.gserviceaccount.com}\n  publicUrl: https://hooks.example.com/in\n",
+                "google-pubsub",
+            ),
+            (
+                "  provider: google-pubsub\n  google: {audience: x, serviceAccountEmail: a@p.iam.gserviceaccount.com}\n",
+                "google-pubsub",
+            ),
+        ] {
+            let verifier =
+                for_endpoint(&spec(yaml), load).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(verifier.provider(), name);
+        }
+        for yaml in [
+            "  provider: aws-sns\n",
+            "  provider: paypal\n",
+            "  provider: google-pubsub\n  google: {serviceAccountEmail: a@p.iam.gserviceaccount.com}\n",
+        ] {
+            let err = for_endpoint(&spec(yaml), load).expect_err(yaml);
+            assert!(
+                matches!(err, VerifierError::SettingRequired { .. }),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            replay_window_secs(&spec("  provider: google-pubsub\n")),
+            2 * (3600 + 60)
+        );
+        assert_eq!(replay_window_secs(&spec("  provider: aws-sns\n")), 2 * 3600);
     }
 
     #[test]

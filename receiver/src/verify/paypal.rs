@@ -99,8 +99,8 @@ impl PaypalVerifier {
             return Err(Rejection::SignatureMalformed);
         }
         let transmission_id = header(ID_HEADER)?;
-        let cert_url = url::paypal_cert_url(header(CERT_URL_HEADER)?)
-            .ok_or(Rejection::KeyUrlNotAllowed)?;
+        let cert_url =
+            url::paypal_cert_url(header(CERT_URL_HEADER)?).ok_or(Rejection::KeyUrlNotAllowed)?;
         let transmission_time = single_header(headers, TIME_HEADER)
             .map_err(|()| Rejection::TimestampMalformed)?
             .ok_or(Rejection::TimestampMissing)?;
@@ -150,7 +150,8 @@ impl Verifier for PaypalVerifier {
         let json = json_body(body);
         Ok(Verified {
             event: json_info(json.as_ref(), "/event_type"),
-            delivery_id: json_info(json.as_ref(), "/id").or_else(|| info_header(headers, ID_HEADER)),
+            delivery_id: json_info(json.as_ref(), "/id")
+                .or_else(|| info_header(headers, ID_HEADER)),
             secret_index: 0,
         })
     }
@@ -236,7 +237,9 @@ pub fn sign(
 mod tests {
     use std::collections::HashMap;
 
-    use super::super::hmac_common::test_support::{NOW, signed_headers, with_header, without_header};
+    use super::super::hmac_common::test_support::{
+        NOW, signed_headers, with_header, without_header,
+    };
     use super::super::keys::FetcherConfig;
     use super::super::keys::material::test_keys::*;
     use super::super::keys::test_server::KeyServer;
@@ -278,10 +281,21 @@ mod tests {
     }
 
     fn good(key: &RsaKeyPair, timestamp: i64) -> HeaderMap {
-        signed_headers(&sign(key, &cert_url(), WEBHOOK_ID, TRANSMISSION_ID, timestamp, BODY))
+        signed_headers(&sign(
+            key,
+            &cert_url(),
+            WEBHOOK_ID,
+            TRANSMISSION_ID,
+            timestamp,
+            BODY,
+        ))
     }
 
-    async fn receive(v: &PaypalVerifier, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
+    async fn receive(
+        v: &PaypalVerifier,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Verified, Rejection> {
         let uri = axum::http::Uri::from_static("/");
         let request = Incoming {
             method: &axum::http::Method::POST,
@@ -317,7 +331,11 @@ mod tests {
     async fn known_answer_and_round_trip() {
         let (server, fetcher) = setup().await;
         let v = verifier(&fetcher);
-        let headers = with_header(&good(&signer(), NOW), SIGNATURE_HEADER, KNOWN_SIGNATURE.trim());
+        let headers = with_header(
+            &good(&signer(), NOW),
+            SIGNATURE_HEADER,
+            KNOWN_SIGNATURE.trim(),
+        );
         let verified = receive(&v, &headers, BODY).await.expect("known answer");
         assert_eq!(verified.event.as_deref(), Some("PAYMENT.SALE.COMPLETED"));
         assert_eq!(
@@ -325,7 +343,9 @@ mod tests {
             Some("WH-2WR32451HC0233532-67976317FL4543714")
         );
         assert_eq!(good(&signer(), NOW)[TIME_HEADER], "2023-11-14T22:13:20Z");
-        receive(&v, &good(&signer(), NOW - 100), BODY).await.expect("round trip");
+        receive(&v, &good(&signer(), NOW - 100), BODY)
+            .await
+            .expect("round trip");
         assert_eq!(server.hits(), 1);
         // Check alone finds the cached key.
         assert!(check_post(&v, &good(&signer(), NOW), BODY).is_ok());
@@ -342,13 +362,21 @@ mod tests {
         let headers = good(&signer(), NOW);
         let mut tampered = BODY.to_vec();
         tampered[10] ^= 1;
-        assert_eq!(receive(&v, &headers, &tampered).await, Err(Rejection::SignatureMismatch));
+        assert_eq!(
+            receive(&v, &headers, &tampered).await,
+            Err(Rejection::SignatureMismatch)
+        );
         assert_eq!(
             receive(&v, &with_header(&headers, ID_HEADER, "other"), BODY).await,
             Err(Rejection::SignatureMismatch)
         );
         assert_eq!(
-            receive(&v, &with_header(&headers, TIME_HEADER, "2023-11-14T22:13:21Z"), BODY).await,
+            receive(
+                &v,
+                &with_header(&headers, TIME_HEADER, "2023-11-14T22:13:21Z"),
+                BODY
+            )
+            .await,
             Err(Rejection::SignatureMismatch)
         );
         let other_webhook =
@@ -383,9 +411,21 @@ mod tests {
             (SIGNATURE_HEADER, "!!", Rejection::SignatureMalformed),
             (ALGO_HEADER, "SHA1withRSA", Rejection::SignatureMalformed),
             (TIME_HEADER, "yesterday", Rejection::TimestampMalformed),
-            (CERT_URL_HEADER, "https://evil.example/v1/notifications/certs/CERT-1", Rejection::KeyUrlNotAllowed),
-            (CERT_URL_HEADER, "https://api.paypal.com.evil.example/v1/notifications/certs/CERT-1", Rejection::KeyUrlNotAllowed),
-            (CERT_URL_HEADER, "http://api.paypal.com/v1/notifications/certs/CERT-1", Rejection::KeyUrlNotAllowed),
+            (
+                CERT_URL_HEADER,
+                "https://evil.example/v1/notifications/certs/CERT-1",
+                Rejection::KeyUrlNotAllowed,
+            ),
+            (
+                CERT_URL_HEADER,
+                "https://api.paypal.com.evil.example/v1/notifications/certs/CERT-1",
+                Rejection::KeyUrlNotAllowed,
+            ),
+            (
+                CERT_URL_HEADER,
+                "http://api.paypal.com/v1/notifications/certs/CERT-1",
+                Rejection::KeyUrlNotAllowed,
+            ),
         ] {
             assert_eq!(
                 receive(&v, &with_header(&headers, name, value), BODY).await,
@@ -395,7 +435,10 @@ mod tests {
         }
         let mut twice = headers.clone();
         twice.append(SIGNATURE_HEADER, headers[SIGNATURE_HEADER].clone());
-        assert_eq!(receive(&v, &twice, BODY).await, Err(Rejection::SignatureMalformed));
+        assert_eq!(
+            receive(&v, &twice, BODY).await,
+            Err(Rejection::SignatureMalformed)
+        );
         assert_eq!(server.hits(), 0);
     }
 
@@ -408,7 +451,10 @@ mod tests {
             CERT_URL_HEADER,
             "https://api.paypal.com/v1/notifications/certs/CERT-gone",
         );
-        assert_eq!(receive(&v, &headers, BODY).await, Err(Rejection::KeyUnavailable));
+        assert_eq!(
+            receive(&v, &headers, BODY).await,
+            Err(Rejection::KeyUnavailable)
+        );
     }
 
     #[test]

@@ -275,8 +275,7 @@ impl KeyFetcher {
                 }
                 state.failed.remove(url);
             }
-            if !state.pending.contains_key(url) && state.pending.len() >= self.config.max_pending
-            {
+            if !state.pending.contains_key(url) && state.pending.len() >= self.config.max_pending {
                 return Err(KeyError::Unavailable("too many key fetches pending"));
             }
             Arc::clone(state.pending.entry(url.clone()).or_default())
@@ -303,7 +302,9 @@ impl KeyFetcher {
             // Done by the task this one waited for?
             if let Some(entry) = state.cache.get(url) {
                 let age = entry.fetched.elapsed();
-                if age <= not_within.unwrap_or(Duration::ZERO) || (not_within.is_none() && age <= self.config.ttl) {
+                if age <= not_within.unwrap_or(Duration::ZERO)
+                    || (not_within.is_none() && age <= self.config.ttl)
+                {
                     return Ok(());
                 }
             }
@@ -316,10 +317,9 @@ impl KeyFetcher {
             }
         }
         self.take_budget()?;
-        let fetched = self
-            .download(url)
-            .await
-            .and_then(|body| Keys::parse(kind, &body).ok_or(KeyError::Unavailable("no usable key")));
+        let fetched = self.download(url).await.and_then(|body| {
+            Keys::parse(kind, &body).ok_or(KeyError::Unavailable("no usable key"))
+        });
         let mut state = self.state();
         match fetched {
             Ok(keys) => {
@@ -545,24 +545,26 @@ pub(crate) mod test_server {
                             let Ok(tls) = acceptor.accept(tcp).await else {
                                 return;
                             };
-                            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                                hits.fetch_add(1, Ordering::SeqCst);
-                                let target = request
-                                    .uri()
-                                    .path_and_query()
-                                    .map(|p| p.as_str().to_owned())
-                                    .unwrap_or_default();
-                                paths.lock().expect("paths").push(target.clone());
-                                let (status, body) = files
-                                    .get(&target)
-                                    .cloned()
-                                    .unwrap_or((404, b"not found".to_vec()));
-                                async move {
-                                    hyper::Response::builder()
-                                        .status(status)
-                                        .body(http_body_util::Full::new(Bytes::from(body)))
-                                }
-                            });
+                            let service = hyper::service::service_fn(
+                                move |request: Request<hyper::body::Incoming>| {
+                                    hits.fetch_add(1, Ordering::SeqCst);
+                                    let target = request
+                                        .uri()
+                                        .path_and_query()
+                                        .map(|p| p.as_str().to_owned())
+                                        .unwrap_or_default();
+                                    paths.lock().expect("paths").push(target.clone());
+                                    let (status, body) = files
+                                        .get(&target)
+                                        .cloned()
+                                        .unwrap_or((404, b"not found".to_vec()));
+                                    async move {
+                                        hyper::Response::builder()
+                                            .status(status)
+                                            .body(http_body_util::Full::new(Bytes::from(body)))
+                                    }
+                                },
+                            );
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(TokioIo::new(tls), service)
                                 .await;
@@ -647,10 +649,9 @@ mod tests {
         let server = server(200, SIGNER_CERT.as_bytes()).await;
         let fetcher = server.fetcher(FetcherConfig::default());
         let url = cert_url();
-        let all = futures::future::join_all(
-            (0..10).map(|_| fetcher.ensure(&url, KeyKind::Certificate)),
-        )
-        .await;
+        let all =
+            futures::future::join_all((0..10).map(|_| fetcher.ensure(&url, KeyKind::Certificate)))
+                .await;
         assert!(all.iter().all(Result::is_ok), "{all:?}");
         assert_eq!(server.hits(), 1);
     }
@@ -672,10 +673,9 @@ mod tests {
             ..FetcherConfig::default()
         });
         for i in 0..20 {
-            let url = url::sns_cert_url(&format!(
-                "https://{HOST}/SimpleNotificationService-{i}.pem"
-            ))
-            .expect("url");
+            let url =
+                url::sns_cert_url(&format!("https://{HOST}/SimpleNotificationService-{i}.pem"))
+                    .expect("url");
             assert!(fetcher.ensure(&url, KeyKind::Certificate).await.is_err());
         }
         assert_eq!(server.hits(), 1 + 3);
@@ -711,7 +711,12 @@ mod tests {
             routes: HashMap::from([(HOST.to_owned(), server.address)]),
             ..FetcherConfig::default()
         });
-        assert!(fetcher.ensure(&cert_url(), KeyKind::Certificate).await.is_err());
+        assert!(
+            fetcher
+                .ensure(&cert_url(), KeyKind::Certificate)
+                .await
+                .is_err()
+        );
         // A certificate for another name is refused too.
         let other = KeyServer::start(
             &["sns.eu-west-1.amazonaws.com"],
@@ -722,7 +727,12 @@ mod tests {
             routes: HashMap::from([(HOST.to_owned(), other.address)]),
             ..FetcherConfig::default()
         });
-        assert!(fetcher.ensure(&cert_url(), KeyKind::Certificate).await.is_err());
+        assert!(
+            fetcher
+                .ensure(&cert_url(), KeyKind::Certificate)
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

@@ -95,7 +95,10 @@ fn is_sns_host(host: &str) -> bool {
     else {
         return false;
     };
-    region.len() >= 3 && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    region.len() >= 3
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// An SNS `SigningCertURL`: an SNS host and
