@@ -95,6 +95,7 @@ pub fn signed(
         now,
         // GitHub does not sign the URL.
         url: "",
+        spec: None,
     };
     let delivery =
         hookwarden_cli::sign("github", secret, &input).map_err(|message| PresignError::Sign {

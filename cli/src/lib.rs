@@ -129,6 +129,15 @@ pub fn explain(code: &str) -> &'static str {
         "handshake_malformed" => {
             "the handshake lacks its challenge, or it is not 1-1024 visible ASCII characters"
         }
+        "key_unavailable" => {
+            "the provider's signing key could not be fetched (network, timeout, or fetch limits); retry later"
+        }
+        "key_url_not_allowed" => {
+            "the delivery names a certificate URL outside the provider's hosts; nothing was fetched"
+        }
+        "sender_not_allowed" => {
+            "the signature is valid, but the topic or service account is not one the endpoint accepts"
+        }
         "body_hash_mismatch" => {
             "the signed URL's bodySHA256 is not the SHA-256 of the body: the body changed"
         }
@@ -163,8 +172,11 @@ mod tests {
             .verifier(
                 vec![Secret::from(secret)],
                 None,
-                Some(PublicUrl::parse(URL).expect("url")),
-                verify_tokens,
+                verify::PresetOptions {
+                    public_url: Some(PublicUrl::parse(URL).expect("url")),
+                    verify_tokens,
+                    ..verify::PresetOptions::default()
+                },
                 verify::system_clock,
             )
             .unwrap_or_else(|e| panic!("{}: {e}", preset.name()))
@@ -196,6 +208,7 @@ mod tests {
             body,
             now: jiff::Timestamp::now().as_second(),
             url: URL,
+            spec: None,
         }
     }
 
@@ -208,6 +221,11 @@ mod tests {
         for preset in registry::presets() {
             if preset.key == KeyKind::Configured {
                 assert!(sign(&preset.name(), b"s", &input(None)).is_err());
+                continue;
+            }
+            if preset.key == KeyKind::Fetched {
+                // Verified against a key server: tests/presets.rs.
+                assert!(sign(&preset.name(), b"not a key", &input(None)).is_err());
                 continue;
             }
             let mut keys = vec![preset.key.test_key("It's a Secret to Everybody")];
@@ -285,7 +303,7 @@ mod tests {
         }
         let expected = registry::presets()
             .map(|p| match p.key {
-                KeyKind::Configured => 0,
+                KeyKind::Configured | KeyKind::Fetched => 0,
                 KeyKind::TokenOrSigningToken => 2,
                 _ => 1,
             })

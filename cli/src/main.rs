@@ -356,6 +356,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         body,
         now: args.timestamp.unwrap_or_else(now),
         url: &signed_url,
+        spec: manifest.as_ref().map(|m| &m.spec),
     };
     let mut delivery = if args.handshake {
         presets::sign_handshake(&provider, &secret, &input)?

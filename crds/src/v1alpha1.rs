@@ -132,6 +132,18 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handshake: Option<HandshakeSpec>,
 
+    /// Settings of the `aws-sns` preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSnsSpec>,
+
+    /// Settings of the `paypal` preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paypal: Option<PaypalSpec>,
+
+    /// Settings of the `google-pubsub` preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<GooglePubsubSpec>,
+
     /// What the audit log records beyond each request's metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<LoggingSpec>,
@@ -140,6 +152,50 @@ pub struct WebhookEndpointSpec {
     /// defaults (see `docs/operator.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+}
+
+/// The `aws-sns` preset: which SNS topics may deliver.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsSnsSpec {
+    /// The ARNs of the topics whose messages are accepted (at least one:
+    /// anyone can subscribe any URL to their own topic). A correctly signed
+    /// message of another topic is refused `sender_not_allowed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub topic_arns: Vec<String>,
+    /// Confirm a verified `SubscriptionConfirmation` of an accepted topic by
+    /// visiting its `SubscribeURL` (SNS hosts only). Default false: the
+    /// confirmation is stored (event `SubscriptionConfirmation`) for a
+    /// person to confirm.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_confirm_subscriptions: bool,
+}
+
+/// The `paypal` preset.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaypalSpec {
+    /// The ID PayPal gave this webhook (Developer Dashboard, or the
+    /// Webhooks API), part of what PayPal signs.
+    #[schemars(length(min = 1, max = 50))]
+    pub webhook_id: String,
+}
+
+/// The `google-pubsub` preset: whose push tokens are accepted.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GooglePubsubSpec {
+    /// The token's expected `aud`, as set on the push subscription. Absent:
+    /// the endpoint's public URL (`publicUrl`, else from `ingress`), Pub/Sub's
+    /// default audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub audience: Option<String>,
+    /// The service account the subscription pushes as (`email` claim, which
+    /// must also be `email_verified`).
+    #[schemars(length(min = 3, max = 320))]
+    pub service_account_email: String,
 }
 
 /// What requests an endpoint takes.
@@ -474,6 +530,17 @@ pub enum Provider {
     /// Microsoft Graph change notifications: every notification's
     /// `clientState`; answers the `?validationToken=` POST.
     MicrosoftGraph,
+    /// Amazon SNS: signed messages verified with AWS's certificate
+    /// (fetched from SNS hosts only); needs `aws.topicArns`, no secrets.
+    AwsSns,
+    /// PayPal: `PAYPAL-TRANSMISSION-SIG` verified with PayPal's certificate
+    /// (fetched from PayPal's API hosts only); needs `paypal.webhookId`, no
+    /// secrets.
+    Paypal,
+    /// Google Cloud Pub/Sub push: an OIDC token (`Authorization: Bearer`)
+    /// verified with Google's published keys; needs
+    /// `google.serviceAccountEmail`, no secrets.
+    GooglePubsub,
     /// Checks configured in `spec.verification`: a shared token, HTTP Basic
     /// credentials and/or an HMAC signature, for any sender that is not a
     /// preset.
@@ -516,6 +583,9 @@ impl Provider {
         Self::Okta,
         Self::AzureEventGrid,
         Self::MicrosoftGraph,
+        Self::AwsSns,
+        Self::Paypal,
+        Self::GooglePubsub,
         Self::Generic,
     ];
 

@@ -432,6 +432,15 @@ impl Outcome {
                 }
                 response
             }
+            // The key could not be fetched: not the sender's fault, and
+            // a retry (which the providers make on a 5xx) may succeed.
+            Self::Rejected(Rejection::KeyUnavailable) => {
+                let mut response = error(StatusCode::SERVICE_UNAVAILABLE, reason);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                response
+            }
             Self::Rejected(_) => error(StatusCode::UNAUTHORIZED, reason),
             Self::TooLarge | Self::TooLargeForStore(_) => {
                 error(StatusCode::PAYLOAD_TOO_LARGE, reason)
@@ -716,6 +725,15 @@ async fn handle(
         headers,
         body: &body,
     };
+    // A preset whose key is fetched (SNS, PayPal, Google) gets it into its
+    // cache first; `check` stays synchronous.
+    if let Some(fetching) = snapshot.verifier.prefetch(&incoming) {
+        match tokio::time::timeout(KEY_FETCH_TIMEOUT, fetching).await {
+            Ok(Ok(())) => {}
+            Ok(Err(rejection)) => return Outcome::Rejected(rejection),
+            Err(_) => return Outcome::Rejected(Rejection::KeyUnavailable),
+        }
+    }
     let (verified, handshake) = match snapshot.verifier.check(&incoming) {
         Ok(Verdict::Deliver(verified)) => (verified, None),
         Ok(Verdict::Handshake(handshake)) => (handshake.verified.clone(), Some(handshake)),
@@ -816,6 +834,10 @@ fn admit(filter: &SourceFilter, client: &ClientAddr) -> Result<(), Outcome> {
         .map_err(Outcome::RateLimited)
 }
 
+/// The longest a request waits for its verifier's key fetch (a fetch
+/// itself is bounded at 5 s; waiting for another request's fetch counts).
+const KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(6);
+
 /// How long request tasks that outlived their connection may still take at
 /// shutdown, once every connection drained (a publish waits at most
 /// `--publish-timeout-secs`, 3 s by default). With the transport's 20 s it
@@ -873,6 +895,19 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    #[test]
+    fn an_unavailable_key_is_a_503_to_retry_and_a_foreign_key_url_a_401() {
+        let response = Outcome::Rejected(Rejection::KeyUnavailable).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+        for rejection in [Rejection::KeyUrlNotAllowed, Rejection::SenderNotAllowed] {
+            assert_eq!(
+                Outcome::Rejected(rejection).into_response().status(),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+    }
 
     /// A state whose NATS client never connects: enough for requests that
     /// are refused before anything is published.

@@ -1,7 +1,7 @@
 //! How the receivers may talk and scale: the NetworkPolicy, the
 //! PodDisruptionBudget and the HorizontalPodAutoscaler of an endpoint.
 
-use hookwarden_crds::WebhookEndpoint;
+use hookwarden_crds::{Provider, WebhookEndpoint};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -39,6 +39,31 @@ pub fn nats_port(url: &str) -> u16 {
         .unwrap_or(NATS_DEFAULT_PORT)
 }
 
+/// Whether the preset fetches its keys from the provider over HTTPS (AWS
+/// SNS and PayPal certificates, Google's JWKS).
+fn fetches_keys(provider: Provider) -> bool {
+    matches!(
+        provider,
+        Provider::AwsSns | Provider::Paypal | Provider::GooglePubsub
+    )
+}
+
+/// HTTPS (TCP 443) to public addresses only: the providers' key hosts are
+/// on the internet, and nothing in the cluster, the node's networks or the
+/// link-local metadata service should be reachable through this rule.
+static KEY_FETCH_EGRESS: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+    serde_json::json!({
+        "to": [
+            {"ipBlock": {"cidr": "0.0.0.0/0", "except": [
+                "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+                "172.16.0.0/12", "192.168.0.0/16",
+            ]}},
+            {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10", "::1/128"]}},
+        ],
+        "ports": [{"protocol": "TCP", "port": 443}],
+    })
+});
+
 /// The NetworkPolicy of the receiver pods.
 ///
 /// Ingress: deliveries (port 8080) only from the ingress controller's
@@ -46,7 +71,8 @@ pub fn nats_port(url: &str) -> u16 {
 /// endpoint's own namespace (a Prometheus elsewhere needs an extra policy;
 /// kubelet probes are not subject to NetworkPolicy). Egress: DNS (53 UDP and
 /// TCP) and the NATS port, to any destination, since where DNS and NATS run
-/// is not known to the operator.
+/// is not known to the operator; for presets that fetch keys, HTTPS to
+/// public addresses too.
 pub fn network_policy(
     endpoint: &WebhookEndpoint,
     owner: &Owner,
@@ -59,6 +85,16 @@ pub fn network_policy(
         .unwrap_or_default()
         .ingress_namespace;
     let nats_url = settings.nats_url(endpoint);
+    let mut egress = vec![
+        serde_json::json!({"ports": [
+            {"protocol": "UDP", "port": 53},
+            {"protocol": "TCP", "port": 53},
+        ]}),
+        serde_json::json!({"ports": [{"protocol": "TCP", "port": nats_port(nats_url)}]}),
+    ];
+    if fetches_keys(endpoint.spec.provider) {
+        egress.push(KEY_FETCH_EGRESS.clone());
+    }
     object(
         "NetworkPolicy",
         serde_json::json!({
@@ -80,13 +116,7 @@ pub fn network_policy(
                         "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
                     },
                 ],
-                "egress": [
-                    {"ports": [
-                        {"protocol": "UDP", "port": 53},
-                        {"protocol": "TCP", "port": 53},
-                    ]},
-                    {"ports": [{"protocol": "TCP", "port": nats_port(nats_url)}]},
-                ],
+                "egress": egress,
             },
         }),
     )
@@ -212,6 +242,30 @@ egress:
             "ingress-nginx"
         );
         assert_eq!(json["spec"]["egress"][1]["ports"][0]["port"], 4222);
+    }
+
+    #[test]
+    fn only_presets_that_fetch_keys_may_reach_https() {
+        let github = endpoint("github");
+        let owner = Owner::of(&github).expect("owner");
+        let policy = network_policy(&github, &owner, &settings()).expect("builds");
+        let json = serde_json::to_value(&policy).expect("serializes");
+        assert_eq!(json["spec"]["egress"].as_array().map(Vec::len), Some(2));
+        for provider in [Provider::AwsSns, Provider::Paypal, Provider::GooglePubsub] {
+            let mut endpoint = endpoint("github");
+            endpoint.spec.provider = provider;
+            let policy = network_policy(&endpoint, &owner, &settings()).expect("builds");
+            let json = serde_json::to_value(&policy).expect("serializes");
+            let egress = &json["spec"]["egress"];
+            assert_eq!(egress.as_array().map(Vec::len), Some(3), "{provider:?}");
+            assert_eq!(
+                egress[2]["ports"],
+                serde_json::json!([{"protocol": "TCP", "port": 443}])
+            );
+            assert_eq!(egress[2]["to"][0]["ipBlock"]["cidr"], "0.0.0.0/0");
+            let except = egress[2]["to"][0]["ipBlock"]["except"].to_string();
+            assert!(except.contains("10.0.0.0/8") && except.contains("169.254.0.0/16"));
+        }
     }
 
     #[test]

@@ -12,10 +12,9 @@ use std::sync::LazyLock;
 
 use hookwarden_fuzz::{HMAC_SECRET, PUBLIC_URL, now, presets};
 use hookwarden_receiver::secrets::Secret;
-use hookwarden_receiver::verify::public_url::PublicUrl;
 use hookwarden_receiver::verify::registry::{Covers, Preset};
 use hookwarden_receiver::verify::sending::SignInput;
-use hookwarden_receiver::verify::{self, Incoming};
+use hookwarden_receiver::verify::{self, Incoming, PresetOptions};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -35,8 +34,7 @@ fuzz_target!(|case: Case| {
     let Ok(verifier) = preset.verifier(
         vec![Secret::from(key.verifying)],
         None,
-        PublicUrl::parse(PUBLIC_URL).ok(),
-        Vec::new(),
+                PresetOptions::for_tests(PUBLIC_URL),
         verify::system_clock,
     ) else {
         return;
@@ -48,6 +46,7 @@ fuzz_target!(|case: Case| {
         body: (preset.covers != Covers::BodyFields).then(|| b"{\"type\":\"fuzz.event\"}".to_vec()),
         now: now(),
         url: PUBLIC_URL,
+        spec: None,
     };
     let Ok(delivery) = preset.sign(&key.signing, &input) else {
         return;

@@ -4,9 +4,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hookwarden_receiver::secrets::Secret;
-use hookwarden_receiver::verify::public_url::PublicUrl;
 use hookwarden_receiver::verify::registry::{self, KeyKind, Preset};
-use hookwarden_receiver::verify::{self, Verifier};
+use hookwarden_receiver::verify::{self, PresetOptions, Verifier};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The seed of every preset's key ([`KeyKind::test_key`]) and the key of
@@ -41,14 +40,12 @@ pub fn secret_for(preset: &Preset) -> Vec<u8> {
 
 /// Every verifier: the presets, then the generic configurations.
 pub fn verifiers() -> Vec<Box<dyn Verifier>> {
-    let public_url = PublicUrl::parse(PUBLIC_URL).ok();
     let mut all: Vec<Box<dyn Verifier>> = presets()
         .map(|p| {
             p.verifier(
                 vec![Secret::from(secret_for(p))],
                 None,
-                public_url.clone(),
-                Vec::new(),
+                PresetOptions::for_tests(PUBLIC_URL),
                 verify::system_clock,
             )
             .unwrap_or_else(|e| panic!("{}: {e}", p.name()))

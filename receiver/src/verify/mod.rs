@@ -11,6 +11,7 @@
 //! report, so dashboards and alerts can rely on it across releases.
 
 pub mod adyen;
+pub mod aws_sns;
 pub mod azure_event_grid;
 pub mod bitbucket;
 pub mod discord;
@@ -19,10 +20,12 @@ pub mod dropbox;
 mod generic;
 mod github;
 pub mod gitlab;
+pub mod google_pubsub;
 mod handshake_common;
 mod hmac_common;
 pub mod hubspot;
 pub mod intercom;
+pub mod keys;
 pub mod linear;
 pub mod mailgun;
 pub mod meta;
@@ -30,6 +33,7 @@ pub mod microsoft_graph;
 pub mod okta;
 pub mod paddle;
 pub mod pagerduty;
+pub mod paypal;
 pub mod public_url;
 pub mod registry;
 pub mod sendgrid;
@@ -49,17 +53,20 @@ pub mod zendesk;
 pub mod zoom;
 
 pub use adyen::AdyenVerifier;
+pub use aws_sns::AwsSnsVerifier;
 pub use bitbucket::BitbucketVerifier;
 pub use discord::DiscordVerifier;
 pub use generic::{GenericChecks, GenericVerifier, sign as sign_generic};
 pub use github::GithubVerifier;
 pub use gitlab::GitlabVerifier;
+pub use google_pubsub::GooglePubsubVerifier;
 pub use intercom::IntercomVerifier;
 pub use linear::LinearVerifier;
 pub use mailgun::MailgunVerifier;
 pub use meta::MetaVerifier;
 pub use paddle::PaddleVerifier;
 pub use pagerduty::PagerdutyVerifier;
+pub use paypal::PaypalVerifier;
 pub use sendgrid::SendgridVerifier;
 pub use shopify::ShopifyVerifier;
 pub use slack::SlackVerifier;
@@ -242,6 +249,20 @@ pub enum Rejection {
     /// is not the provider's documented shape.
     #[error("handshake_malformed")]
     HandshakeMalformed,
+    /// The key the delivery names could not be fetched (network failure,
+    /// timeout, no usable key, or the fetch bounds): answered 503 so the
+    /// provider retries.
+    #[error("key_unavailable")]
+    KeyUnavailable,
+    /// The delivery names a key URL outside the provider's hosts; nothing
+    /// was fetched.
+    #[error("key_url_not_allowed")]
+    KeyUrlNotAllowed,
+    /// The signature verified, but the sender is not one the endpoint
+    /// accepts (an SNS topic outside `spec.aws.topicArns`, another Google
+    /// service account).
+    #[error("sender_not_allowed")]
+    SenderNotAllowed,
 }
 
 impl Rejection {
@@ -260,6 +281,9 @@ impl Rejection {
             Self::BasicAuthMismatch => "basic_auth_mismatch",
             Self::BodyHashMismatch => "body_hash_mismatch",
             Self::HandshakeMalformed => "handshake_malformed",
+            Self::KeyUnavailable => "key_unavailable",
+            Self::KeyUrlNotAllowed => "key_url_not_allowed",
+            Self::SenderNotAllowed => "sender_not_allowed",
         }
     }
 }
@@ -313,7 +337,21 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
     fn answers_options(&self) -> bool {
         false
     }
+
+    /// For presets whose keys are fetched (AWS SNS, PayPal, Google): the
+    /// fetch of the key `request` needs, awaited by the server (with a
+    /// bound) after the body is read and before [`Verifier::check`], which
+    /// then finds the key cached. The future owns what it needs. `None`
+    /// (the default): nothing to fetch.
+    fn prefetch(&self, request: &Incoming<'_>) -> Option<Prefetch> {
+        let _ = request;
+        None
+    }
 }
+
+/// A key fetch a verifier needs before [`Verifier::check`].
+pub type Prefetch =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Rejection>> + Send + 'static>>;
 
 /// A verifier whose handshakes are also stored (`spec.handshake.publish`).
 #[derive(Debug)]
@@ -356,6 +394,10 @@ impl Verifier for PublishHandshakes {
 
     fn answers_options(&self) -> bool {
         self.0.answers_options()
+    }
+
+    fn prefetch(&self, request: &Incoming<'_>) -> Option<Prefetch> {
+        self.0.prefetch(request)
     }
 }
 
@@ -404,6 +446,15 @@ pub enum VerifierError {
     /// `spec.publicUrl` cannot be used.
     #[error(transparent)]
     PublicUrl(#[from] PublicUrlError),
+    /// A preset that verifies with fetched keys lacks a spec setting it
+    /// cannot work safely without.
+    #[error("provider {provider} needs {setting}")]
+    SettingRequired {
+        /// The preset, e.g. `aws-sns`.
+        provider: &'static str,
+        /// The missing setting, e.g. `spec.aws.topicArns`.
+        setting: &'static str,
+    },
     /// A preset's secret file does not hold a valid key of the kind the
     /// provider uses (the key itself is never shown).
     #[error("secretRefs[{index}] is not a valid {provider} key: expected {expected}")]
@@ -460,16 +511,9 @@ pub(crate) fn parse_keys<K>(
 /// window use theirs; presets without a signed timestamp use the default
 /// tolerance (their replays are bounded only by de-duplication).
 pub fn replay_window_secs(spec: &WebhookEndpointSpec) -> u32 {
-    let tolerance = match registry::preset(spec.provider).replay {
-        registry::Replay::FixedWindow { secs } => secs,
-        registry::Replay::Window { default_secs } => spec
-            .timestamp_tolerance_seconds
-            .unwrap_or(default_secs.max(DEFAULT_TIMESTAMP_TOLERANCE_SECS)),
-        registry::Replay::Deduplication => spec
-            .timestamp_tolerance_seconds
-            .unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS),
-    };
-    tolerance.max(1).saturating_mul(2)
+    registry::preset(spec.provider)
+        .replay
+        .capture_lifetime(spec.timestamp_tolerance_seconds)
 }
 
 /// The verifier an endpoint's spec asks for, with its secrets loaded by
@@ -492,6 +536,10 @@ pub fn for_endpoint(
             public_url: PublicUrl::from_spec(spec)?,
             verify_tokens,
             publish_handshakes: handshake.publish,
+            aws: spec.aws.clone(),
+            paypal: spec.paypal.clone(),
+            google: spec.google.clone(),
+            fetcher: None,
         };
         return for_preset(
             spec.provider,
@@ -565,6 +613,46 @@ pub struct PresetOptions {
     pub verify_tokens: Vec<Secret>,
     /// `spec.handshake.publish`.
     pub publish_handshakes: bool,
+    /// `spec.aws` (`aws-sns`).
+    pub aws: Option<hookwarden_crds::AwsSnsSpec>,
+    /// `spec.paypal` (`paypal`).
+    pub paypal: Option<hookwarden_crds::PaypalSpec>,
+    /// `spec.google` (`google-pubsub`).
+    pub google: Option<hookwarden_crds::GooglePubsubSpec>,
+    /// The key fetcher of the fetched-key presets; `None`: the process's
+    /// ([`keys::KeyFetcher::shared`]). Tests give one routed to a loopback
+    /// key server.
+    pub fetcher: Option<std::sync::Arc<keys::KeyFetcher>>,
+}
+
+impl PresetOptions {
+    /// What tests and benches configure every preset with: `public_url`,
+    /// and the senders `send` signs for by default
+    /// ([`sending::DEFAULT_TOPIC_ARN`], ...).
+    pub fn for_tests(public_url: &str) -> Self {
+        Self {
+            public_url: PublicUrl::parse(public_url).ok(),
+            aws: Some(hookwarden_crds::AwsSnsSpec {
+                topic_arns: vec![sending::DEFAULT_TOPIC_ARN.to_owned()],
+                ..Default::default()
+            }),
+            paypal: Some(hookwarden_crds::PaypalSpec {
+                webhook_id: sending::DEFAULT_PAYPAL_WEBHOOK_ID.to_owned(),
+            }),
+            google: Some(hookwarden_crds::GooglePubsubSpec {
+                audience: None,
+                service_account_email: sending::DEFAULT_SERVICE_ACCOUNT.to_owned(),
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// The key fetcher to use.
+    pub fn fetcher(&self) -> std::sync::Arc<keys::KeyFetcher> {
+        self.fetcher
+            .clone()
+            .unwrap_or_else(keys::KeyFetcher::shared)
+    }
 }
 
 /// As [`for_provider`], with the spec-derived `options`.
@@ -578,14 +666,9 @@ pub fn for_preset(
     if options.publish_handshakes && preset.handshake.is_some_and(|h| !h.authenticated) {
         return Err(VerifierError::UnauthenticatedHandshake(provider));
     }
-    let verifier = preset.verifier(
-        secrets,
-        tolerance_secs,
-        options.public_url,
-        options.verify_tokens,
-        system_clock,
-    )?;
-    Ok(if options.publish_handshakes {
+    let publish_handshakes = options.publish_handshakes;
+    let verifier = preset.verifier(secrets, tolerance_secs, options, system_clock)?;
+    Ok(if publish_handshakes {
         Box::new(PublishHandshakes(verifier))
     } else {
         verifier
@@ -757,6 +840,10 @@ mod tests {
                 public_url: Some(url.clone()),
                 ..PresetOptions::default()
             };
+            if preset.key == registry::KeyKind::Fetched {
+                // No secrets; built from their settings (tested below).
+                continue;
+            }
             if preset.key == registry::KeyKind::Configured {
                 assert!(matches!(
                     for_preset(
@@ -895,6 +982,48 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn fetched_key_presets_need_no_secrets_but_their_settings() {
+        for (yaml, name) in [
+            (
+                "  provider: aws-sns\n  aws: {topicArns: [arn:aws:sns:us-east-1:1:t]}\n",
+                "aws-sns",
+            ),
+            (
+                "  provider: paypal\n  paypal: {webhookId: 4JH86294D6297924G}\n",
+                "paypal",
+            ),
+            (
+                "  provider: google-pubsub\n  google: {serviceAccountEmail: a@p.iam.gserviceaccount.com}\n  publicUrl: https://hooks.example.com/in\n",
+                "google-pubsub",
+            ),
+            (
+                "  provider: google-pubsub\n  google: {audience: x, serviceAccountEmail: a@p.iam.gserviceaccount.com}\n",
+                "google-pubsub",
+            ),
+        ] {
+            let verifier =
+                for_endpoint(&spec(yaml), load).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(verifier.provider(), name);
+        }
+        for yaml in [
+            "  provider: aws-sns\n",
+            "  provider: paypal\n",
+            "  provider: google-pubsub\n  google: {serviceAccountEmail: a@p.iam.gserviceaccount.com}\n",
+        ] {
+            let err = for_endpoint(&spec(yaml), load).expect_err(yaml);
+            assert!(
+                matches!(err, VerifierError::SettingRequired { .. }),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            replay_window_secs(&spec("  provider: google-pubsub\n")),
+            2 * (3600 + 60)
+        );
+        assert_eq!(replay_window_secs(&spec("  provider: aws-sns\n")), 2 * 3600);
     }
 
     #[test]

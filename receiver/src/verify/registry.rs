@@ -15,11 +15,12 @@ use super::sending::{self, Delivery, SignError, SignInput, Signer};
 use super::{
     AdyenVerifier, BitbucketVerifier, Clock, DEFAULT_TIMESTAMP_TOLERANCE_SECS, DiscordVerifier,
     GithubVerifier, GitlabVerifier, IntercomVerifier, LinearVerifier, MailgunVerifier,
-    MetaVerifier, PaddleVerifier, PagerdutyVerifier, SendgridVerifier, ShopifyVerifier,
-    SlackVerifier, SquareVerifier, StandardWebhooksVerifier, StripeVerifier, TwilioVerifier,
-    TwitchVerifier, Verifier, VerifierError, ZoomVerifier, azure_event_grid, docusign, dropbox,
-    gitlab, hubspot, linear, microsoft_graph, okta, paddle, slack, standard_webhooks, stripe, svix,
-    twitch, twitter, xero, zendesk, zoom,
+    MetaVerifier, PaddleVerifier, PagerdutyVerifier, PresetOptions, SendgridVerifier,
+    ShopifyVerifier, SlackVerifier, SquareVerifier, StandardWebhooksVerifier, StripeVerifier,
+    TwilioVerifier, TwitchVerifier, Verifier, VerifierError, ZoomVerifier, aws_sns,
+    azure_event_grid, docusign, dropbox, gitlab, google_pubsub, hubspot, linear, microsoft_graph,
+    okta, paddle, paypal, slack, standard_webhooks, stripe, svix, twitch, twitter, xero, zendesk,
+    zoom,
 };
 use crate::secrets::Secret;
 
@@ -41,6 +42,10 @@ pub enum KeyKind {
     /// A P-256 public key, base64 DER (SendGrid); `send` signs with the
     /// private key.
     P256PublicKey,
+    /// Nothing: the provider's certificate or JWKS is fetched (AWS SNS,
+    /// PayPal, Google); the spec names the accepted senders. `send` signs
+    /// with an RSA private key (PKCS#8 PEM).
+    Fetched,
     /// Whatever `spec.verification` configures (`generic`).
     Configured,
 }
@@ -65,12 +70,14 @@ impl KeyKind {
             Self::HexKey => "HMAC key, hex",
             Self::Ed25519PublicKey => "Ed25519 public key, hex",
             Self::P256PublicKey => "P-256 public key, base64 DER",
+            Self::Fetched => "nothing: the provider's key is fetched",
             Self::Configured => "per `spec.verification`",
         }
     }
 
     /// A key of this kind derived from `seed`, for tests: different seeds
-    /// give different keys, the same seed the same key.
+    /// give different keys, the same seed the same key. `Fetched` keys are
+    /// RSA, which cannot be derived from a seed: none is given (empty).
     pub fn test_key(self, seed: &str) -> TestKey {
         use base64::Engine as _;
         use sha2::Digest as _;
@@ -81,6 +88,7 @@ impl KeyKind {
         };
         match self {
             Self::SharedSecret | Self::Configured => same(seed.as_bytes().to_vec()),
+            Self::Fetched => same(Vec::new()),
             Self::WhsecKey | Self::TokenOrSigningToken => same(
                 format!(
                     "whsec_{}",
@@ -132,6 +140,15 @@ pub enum Replay {
         /// The window, in seconds.
         secs: u32,
     },
+    /// A signed token valid for its lifetime (Google's OIDC tokens, reused
+    /// for an hour); `spec.timestampToleranceSeconds` changes the clock
+    /// leeway on its `iat` and `exp`.
+    TokenLifetime {
+        /// How long the provider's token is valid.
+        lifetime_secs: u32,
+        /// The default clock leeway.
+        leeway_secs: u32,
+    },
     /// Nothing signed says when it was sent: replays are bounded only by
     /// the stream's de-duplication of delivery ids.
     Deduplication,
@@ -143,8 +160,30 @@ impl Replay {
         match self {
             Self::Window { default_secs } => configured.unwrap_or(default_secs),
             Self::FixedWindow { secs } => secs,
+            Self::TokenLifetime { leeway_secs, .. } => configured.unwrap_or(leeway_secs),
             Self::Deduplication => configured.unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS),
         }
+    }
+
+    /// How long after a delivery is first stored a capture of it still
+    /// verifies, given `spec.timestampToleranceSeconds`: a signed time is
+    /// accepted the window either side of the clock, and the provider's
+    /// clock may be that far ahead, so twice the window (a token: its
+    /// lifetime and leeway, twice). The stream's duplicate window must
+    /// cover it. Without a signed time: twice the default window.
+    pub fn capture_lifetime(self, configured: Option<u32>) -> u32 {
+        let window = match self {
+            Self::Window { default_secs } => {
+                configured.unwrap_or(default_secs.max(DEFAULT_TIMESTAMP_TOLERANCE_SECS))
+            }
+            Self::FixedWindow { secs } => secs,
+            Self::TokenLifetime {
+                lifetime_secs,
+                leeway_secs,
+            } => lifetime_secs.saturating_add(configured.unwrap_or(leeway_secs)),
+            Self::Deduplication => configured.unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS),
+        };
+        window.max(1).saturating_mul(2)
     }
 
     /// The docs' words for it.
@@ -152,6 +191,10 @@ impl Replay {
         match self {
             Self::Window { default_secs } => format!("signed timestamp, {default_secs} s"),
             Self::FixedWindow { secs } => format!("signed timestamp, {secs} s (fixed)"),
+            Self::TokenLifetime {
+                lifetime_secs,
+                leeway_secs,
+            } => format!("token expiry ({lifetime_secs} s), {leeway_secs} s leeway"),
             Self::Deduplication => "de-duplication only".to_owned(),
         }
     }
@@ -192,17 +235,17 @@ pub struct HandshakeSupport {
 pub struct BuildOptions {
     /// The replay window ([`Replay::tolerance`] of the spec's value).
     pub tolerance: u32,
-    /// The URL the provider calls (`twilio`, `square`).
-    pub public_url: Option<PublicUrl>,
-    /// `spec.handshake.verifyTokenRefs`.
-    pub verify_tokens: Vec<Secret>,
     /// The clock the verifier reads.
     pub clock: Clock,
+    /// The spec-derived settings (public URL, verify tokens, the fetched-key
+    /// presets' accepted senders).
+    pub preset: PresetOptions,
 }
 
 impl BuildOptions {
     fn public_url(&self, provider: Provider) -> Result<PublicUrl, VerifierError> {
-        self.public_url
+        self.preset
+            .public_url
             .clone()
             .ok_or(VerifierError::PublicUrlRequired(provider))
     }
@@ -244,22 +287,20 @@ impl Preset {
     }
 
     /// Its verifier for `secrets`, with `spec.timestampToleranceSeconds`
-    /// (`tolerance`), the spec's public URL and verify tokens, and `clock`.
+    /// (`tolerance`), the spec-derived `options` and `clock`.
     pub fn verifier(
         &self,
         secrets: Vec<Secret>,
         tolerance: Option<u32>,
-        public_url: Option<PublicUrl>,
-        verify_tokens: Vec<Secret>,
+        options: PresetOptions,
         clock: Clock,
     ) -> Result<Box<dyn Verifier>, VerifierError> {
         (self.build)(
             secrets,
             &BuildOptions {
                 tolerance: self.replay.tolerance(tolerance),
-                public_url,
-                verify_tokens,
                 clock,
+                preset: options,
             },
         )
     }
@@ -308,6 +349,9 @@ pub fn preset(provider: Provider) -> &'static Preset {
         Provider::Okta => &OKTA,
         Provider::AzureEventGrid => &AZURE_EVENT_GRID,
         Provider::MicrosoftGraph => &MICROSOFT_GRAPH,
+        Provider::AwsSns => &AWS_SNS,
+        Provider::Paypal => &PAYPAL,
+        Provider::GooglePubsub => &GOOGLE_PUBSUB,
         Provider::Generic => &GENERIC,
     }
 }
@@ -637,7 +681,7 @@ static META: Preset = Preset {
         |s, o| {
             Ok(Box::new(MetaVerifier::with_verify_tokens(
                 s,
-                o.verify_tokens.clone(),
+                o.preset.verify_tokens.clone(),
             )?))
         },
         sending::meta,
@@ -800,6 +844,92 @@ static MICROSOFT_GRAPH: Preset = token(
     "https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks",
 );
 
+/// A preset verified with a key fetched from the provider.
+const fn fetched(
+    provider: Provider,
+    replay: Replay,
+    build: Build,
+    sign: Signer,
+    scheme: &'static str,
+    reference: &'static str,
+) -> Preset {
+    Preset {
+        key: KeyKind::Fetched,
+        replay,
+        ..body_hmac(provider, build, sign, scheme, reference)
+    }
+}
+
+static AWS_SNS: Preset = Preset {
+    covers: Covers::BodyFields,
+    ..fetched(
+        Provider::AwsSns,
+        Replay::Window {
+            default_secs: aws_sns::DEFAULT_TOLERANCE_SECS,
+        },
+        |_, o| {
+            let aws = o.preset.aws.clone().unwrap_or_default();
+            Ok(Box::new(aws_sns::AwsSnsVerifier::with_clock(
+                aws.topic_arns,
+                aws.auto_confirm_subscriptions,
+                o.tolerance,
+                o.clock,
+                o.preset.fetcher(),
+            )?))
+        },
+        sending::aws_sns,
+        "SHA1withRSA / SHA256withRSA of the message's fields, certificate from `SigningCertURL` on SNS hosts; topic allowlist",
+        "https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html",
+    )
+};
+
+static PAYPAL: Preset = fetched(
+    Provider::Paypal,
+    Replay::Window {
+        default_secs: paypal::DEFAULT_TOLERANCE_SECS,
+    },
+    |_, o| {
+        Ok(Box::new(paypal::PaypalVerifier::with_clock(
+            o.preset.paypal.clone().unwrap_or_default().webhook_id,
+            o.tolerance,
+            o.clock,
+            o.preset.fetcher(),
+        )?))
+    },
+    sending::paypal,
+    "`PAYPAL-TRANSMISSION-SIG`: SHA256withRSA of id, time, webhook id and CRC32 of the body, certificate from PayPal hosts",
+    "https://developer.paypal.com/api/rest/webhooks/rest/#link-selfverificationmethod",
+);
+
+static GOOGLE_PUBSUB: Preset = Preset {
+    // The token authenticates the sender, not the body.
+    covers: Covers::Token,
+    ..fetched(
+        Provider::GooglePubsub,
+        Replay::TokenLifetime {
+            lifetime_secs: google_pubsub::TOKEN_LIFETIME_SECS,
+            leeway_secs: google_pubsub::DEFAULT_LEEWAY_SECS,
+        },
+        |_, o| {
+            let google = o.preset.google.clone().unwrap_or_default();
+            let audience = google
+                .audience
+                .or_else(|| o.preset.public_url.as_ref().map(|url| url.with_query(None)))
+                .unwrap_or_default();
+            Ok(Box::new(google_pubsub::GooglePubsubVerifier::with_clock(
+                audience,
+                google.service_account_email,
+                o.tolerance,
+                o.clock,
+                o.preset.fetcher(),
+            )?))
+        },
+        sending::google_pubsub,
+        "`Authorization: Bearer`: RS256 OIDC token of Google's JWKS; `aud`, `iss`, service account `email`",
+        "https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions",
+    )
+};
+
 static GENERIC: Preset = Preset {
     key: KeyKind::Configured,
     covers: Covers::Configured,
@@ -850,7 +980,7 @@ mod tests {
 
     #[test]
     fn test_keys_differ_by_seed_and_repeat_by_seed() {
-        for preset in presets() {
+        for preset in presets().filter(|p| p.key != KeyKind::Fetched) {
             let a = preset.key.test_key("a");
             assert_eq!(a, preset.key.test_key("a"), "{}", preset.name());
             assert_ne!(a, preset.key.test_key("b"), "{}", preset.name());

@@ -7,12 +7,15 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use hookwarden_crds::WebhookEndpointSpec;
 use serde_json::json;
 
+use super::keys::material;
 use super::{
-    adyen, azure_event_grid, bitbucket, discord, docusign, dropbox, gitlab, hubspot, intercom,
-    linear, mailgun, meta, microsoft_graph, okta, paddle, pagerduty, sendgrid, shopify, slack,
-    square, standard_webhooks, stripe, svix, twilio, twitch, twitter, xero, zendesk, zoom,
+    adyen, aws_sns, azure_event_grid, bitbucket, discord, docusign, dropbox, gitlab, google_pubsub,
+    hubspot, intercom, linear, mailgun, meta, microsoft_graph, okta, paddle, pagerduty, paypal,
+    sendgrid, shopify, slack, square, standard_webhooks, stripe, svix, twilio, twitch, twitter,
+    xero, zendesk, zoom,
 };
 
 /// A signed delivery: the method, the headers to send and the exact body.
@@ -69,6 +72,10 @@ pub struct SignInput<'a> {
     /// The URL the provider calls, query included: what Twilio and Square
     /// sign.
     pub url: &'a str,
+    /// The endpoint's spec, when known (`send --endpoint`): the fetched-key
+    /// presets sign for its accepted senders (topic ARN, PayPal webhook id,
+    /// audience and service account).
+    pub spec: Option<&'a WebhookEndpointSpec>,
 }
 
 /// Why a delivery cannot be signed.
@@ -96,6 +103,31 @@ const ED25519_PRIVATE_KEY: &str =
     "an Ed25519 private key (PKCS#8 PEM or DER, or a 64-hex-digit seed)";
 const P256_PRIVATE_KEY: &str = "a P-256 private key (PKCS#8 or SEC1, PEM or DER)";
 const HEX_KEY: &str = "the HMAC key as hex digits";
+const RSA_PRIVATE_KEY: &str = "an RSA private key (PKCS#8 PEM)";
+
+/// Where `send` says the fetched-key presets' certificates are: the
+/// receiver fetches them from there (through a test route in tests), so the
+/// key server must serve the signing key's certificate at that URL.
+pub const SNS_CERT_URL: &str =
+    "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-hookwarden.pem";
+/// PayPal's, likewise.
+pub const PAYPAL_CERT_URL: &str =
+    "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-hookwarden";
+/// The `kid` Google's JWKS must list the signing key's public half under.
+pub const GOOGLE_KID: &str = "hookwarden";
+/// The topic `send` signs for when no spec names one.
+pub const DEFAULT_TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:hookwarden";
+/// The PayPal webhook id `send` signs for when no spec names one.
+pub const DEFAULT_PAYPAL_WEBHOOK_ID: &str = "HOOKWARDEN0000000";
+/// The service account `send` signs for when no spec names one.
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "hookwarden@hookwarden.iam.gserviceaccount.com";
+
+fn rsa_key(secret: &[u8]) -> Result<ring::signature::RsaKeyPair, SignError> {
+    std::str::from_utf8(secret)
+        .ok()
+        .and_then(material::rsa_signing_key)
+        .ok_or(SignError::Key(RSA_PRIVATE_KEY))
+}
 
 fn header(name: &str, value: &str) -> (String, String) {
     (name.to_owned(), value.to_owned())
@@ -634,6 +666,91 @@ pub(crate) fn microsoft_graph_handshake(
         extra_query: Some(microsoft_graph::validation_query(input.id)),
         expect: Some(Expected::Text(input.id.as_bytes().to_vec())),
     })
+}
+
+pub(crate) fn aws_sns(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let key = rsa_key(secret)?;
+    let topic = input
+        .spec
+        .and_then(|spec| spec.aws.as_ref())
+        .and_then(|aws| aws.topic_arns.first())
+        .map_or(DEFAULT_TOPIC_ARN, String::as_str);
+    let message = match &input.body {
+        Some(body) => String::from_utf8_lossy(body).into_owned(),
+        None => json!({"event": input.event}).to_string(),
+    };
+    let timestamp = rfc3339(input.now)?;
+    let body = aws_sns::sign(
+        &key,
+        &aws_sns::Message {
+            kind: "Notification",
+            message_id: input.id,
+            topic_arn: topic,
+            subject: Some(input.event),
+            message: &message,
+            timestamp: &timestamp,
+            signing_cert_url: SNS_CERT_URL,
+            subscribe_url: None,
+            token: None,
+        },
+    );
+    let headers = vec![
+        header("x-amz-sns-message-type", "Notification"),
+        header("x-amz-sns-message-id", input.id),
+        header("x-amz-sns-topic-arn", topic),
+        header("Content-Type", "text/plain; charset=UTF-8"),
+    ];
+    Ok(Delivery {
+        method: "POST",
+        headers,
+        body,
+        extra_query: None,
+        expect: None,
+    })
+}
+
+pub(crate) fn paypal(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let key = rsa_key(secret)?;
+    let webhook_id = input
+        .spec
+        .and_then(|spec| spec.paypal.as_ref())
+        .map_or(DEFAULT_PAYPAL_WEBHOOK_ID, |p| p.webhook_id.as_str());
+    let body = body_or(
+        input,
+        json!({"id": input.id, "event_version": "1.0", "create_time": rfc3339(input.now)?,
+               "resource_type": "sale", "event_type": input.event,
+               "summary": "hookwarden", "resource": {}}),
+    );
+    let headers = paypal::sign(
+        &key,
+        PAYPAL_CERT_URL,
+        webhook_id,
+        &format!("{}-transmission", input.id),
+        input.now,
+        &body,
+    );
+    Ok(json_post(owned(headers), body))
+}
+
+pub(crate) fn google_pubsub(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let key = rsa_key(secret)?;
+    let google = input.spec.and_then(|spec| spec.google.as_ref());
+    let audience = google
+        .and_then(|g| g.audience.as_deref())
+        .unwrap_or(input.url.split('?').next().unwrap_or(input.url));
+    let email = google.map_or(DEFAULT_SERVICE_ACCOUNT, |g| {
+        g.service_account_email.as_str()
+    });
+    let body = match &input.body {
+        Some(body) => body.clone(),
+        None => google_pubsub::push_body(
+            input.id,
+            input.event.as_bytes(),
+            "projects/hookwarden/subscriptions/hookwarden",
+        ),
+    };
+    let headers = google_pubsub::sign(&key, GOOGLE_KID, audience, email, input.now);
+    Ok(json_post(owned(headers), body))
 }
 
 /// `generic` signs what its manifest configures ([`super::sign_generic`]).

@@ -1,0 +1,795 @@
+//! Keys fetched from the network (AWS SNS and PayPal certificates, Google's
+//! JWK Set), for the presets whose providers sign with them.
+//!
+//! A [`super::Verifier`] stays synchronous: before [`super::Verifier::check`]
+//! the server awaits the verifier's [`super::Verifier::prefetch`], which
+//! makes sure the key is in a [`KeyFetcher`]'s cache; `check` then reads it
+//! from there. What is fetched is bounded on every side, because the URL
+//! comes from a request that is not verified yet:
+//!
+//! - only URLs that pass the preset's host rule ([`url`]), over HTTPS with
+//!   the system's roots, no redirects, a connect and a total timeout, a
+//!   response size cap;
+//! - one fetch per URL at a time (single flight), at most
+//!   [`FetcherConfig::max_fetches`] per [`FetcherConfig::fetch_interval`]
+//!   over all URLs, at most [`FetcherConfig::max_pending`] distinct URLs
+//!   waiting;
+//! - keys are kept for [`FetcherConfig::ttl`], then served stale while one
+//!   refresh runs in the background, for up to [`FetcherConfig::max_stale`];
+//! - a URL that failed is not tried again for
+//!   [`FetcherConfig::negative_ttl`] (at most [`FetcherConfig::max_negative`]
+//!   remembered).
+//!
+//! Anything refused by these bounds is [`KeyError::Unavailable`]: the
+//! provider gets a 503 and retries, while keys already cached keep working.
+
+pub mod material;
+pub mod url;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+
+pub use material::{Jwk, RsaDigest, RsaKey};
+pub use url::KeyUrl;
+
+/// Why a key could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The URL is not one the preset fetches from; nothing was fetched.
+    #[error("the key URL is not on the provider's hosts")]
+    NotAllowed,
+    /// The fetch failed, timed out, returned no usable key, or was refused
+    /// by the fetch bounds; retrying later may succeed.
+    #[error("key unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+/// What a URL serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A PEM X.509 certificate (chain): its first certificate's RSA key.
+    Certificate,
+    /// A JWK Set: its RSA keys.
+    Jwks,
+}
+
+/// Keys fetched from one URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keys {
+    /// From a certificate.
+    Rsa(RsaKey),
+    /// From a JWK Set.
+    Jwks(Vec<Jwk>),
+}
+
+impl Keys {
+    fn parse(kind: KeyKind, body: &[u8]) -> Option<Self> {
+        match kind {
+            KeyKind::Certificate => material::rsa_key_of_pem(body).map(Self::Rsa),
+            KeyKind::Jwks => material::parse_jwks(body).map(Self::Jwks),
+        }
+    }
+}
+
+/// The fetcher's bounds and where it connects.
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Bound on a whole fetch: connect, TLS, request, response.
+    pub total_timeout: Duration,
+    /// The largest response body read; certificates and Google's JWKS are a
+    /// few KiB.
+    pub max_body_bytes: usize,
+    /// How long fetched keys are used without a refresh.
+    pub ttl: Duration,
+    /// How long after `ttl` keys are still served while a refresh runs.
+    pub max_stale: Duration,
+    /// How long a failed URL is not tried again.
+    pub negative_ttl: Duration,
+    /// How many failed URLs are remembered.
+    pub max_negative: usize,
+    /// How many URLs' keys are kept.
+    pub max_cached: usize,
+    /// At most this many fetches …
+    pub max_fetches: u32,
+    /// … per this interval, over all URLs.
+    pub fetch_interval: Duration,
+    /// At most this many distinct URLs waiting for a fetch at once.
+    pub max_pending: usize,
+    /// A JWK Set is fetched again for an unknown `kid` at most this often.
+    pub min_refresh: Duration,
+    /// Trust these roots instead of the system's (tests).
+    pub roots: Option<Arc<rustls::RootCertStore>>,
+    /// Connect to these addresses instead of resolving the host (tests);
+    /// the host rule and the TLS name check still apply.
+    pub routes: HashMap<String, SocketAddr>,
+}
+
+impl Default for FetcherConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(3),
+            total_timeout: Duration::from_secs(5),
+            max_body_bytes: 64 * 1024,
+            ttl: Duration::from_secs(3600),
+            max_stale: Duration::from_secs(24 * 3600),
+            negative_ttl: Duration::from_secs(60),
+            max_negative: 1024,
+            max_cached: 256,
+            max_fetches: 20,
+            fetch_interval: Duration::from_secs(60),
+            max_pending: 16,
+            min_refresh: Duration::from_secs(60),
+            roots: None,
+            routes: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    keys: Arc<Keys>,
+    fetched: Instant,
+    refreshing: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    cache: HashMap<KeyUrl, Entry>,
+    /// URL → when it failed.
+    failed: HashMap<KeyUrl, Instant>,
+    /// URL → its single-flight lock.
+    pending: HashMap<KeyUrl, Arc<tokio::sync::Mutex<()>>>,
+    /// Fetches started in the current interval, and when it began.
+    window: Option<(Instant, u32)>,
+}
+
+/// Fetches and caches keys; one per process ([`KeyFetcher::shared`]), so
+/// its bounds hold over every verifier and survive configuration reloads.
+#[derive(Debug)]
+pub struct KeyFetcher {
+    config: FetcherConfig,
+    tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
+    state: Mutex<State>,
+}
+
+impl KeyFetcher {
+    /// A fetcher with `config`.
+    pub fn new(config: FetcherConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            tls: OnceLock::new(),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The process's fetcher, with the default bounds and the system's roots.
+    pub fn shared() -> Arc<Self> {
+        static SHARED: OnceLock<Arc<KeyFetcher>> = OnceLock::new();
+        Arc::clone(SHARED.get_or_init(|| Self::new(FetcherConfig::default())))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves only caches behind.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The keys cached for `url`, fresh or stale within `max_stale`; what
+    /// a synchronous `check` reads.
+    pub fn cached(&self, url: &KeyUrl) -> Option<Arc<Keys>> {
+        let state = self.state();
+        let entry = state.cache.get(url)?;
+        (entry.fetched.elapsed() <= self.config.ttl + self.config.max_stale)
+            .then(|| Arc::clone(&entry.keys))
+    }
+
+    /// Makes sure `url`'s keys are cached: fresh ones as they are, stale
+    /// ones while a background refresh runs, none by fetching now.
+    pub async fn ensure(self: &Arc<Self>, url: &KeyUrl, kind: KeyKind) -> Result<(), KeyError> {
+        let stale = {
+            let state = self.state();
+            match state.cache.get(url) {
+                Some(entry) if entry.fetched.elapsed() <= self.config.ttl => return Ok(()),
+                Some(entry)
+                    if entry.fetched.elapsed() <= self.config.ttl + self.config.max_stale =>
+                {
+                    Some(entry.refreshing)
+                }
+                _ => None,
+            }
+        };
+        match stale {
+            Some(true) => Ok(()),
+            Some(false) => {
+                if let Some(entry) = self.state().cache.get_mut(url) {
+                    entry.refreshing = true;
+                }
+                let fetcher = Arc::clone(self);
+                let url = url.clone();
+                tokio::spawn(async move {
+                    let refreshed = fetcher.fetch_once(&url, kind, None).await;
+                    if refreshed.is_err()
+                        && let Some(entry) = fetcher.state().cache.get_mut(&url)
+                    {
+                        entry.refreshing = false;
+                    }
+                });
+                Ok(())
+            }
+            None => self.fetch_once(&url.clone(), kind, None).await,
+        }
+    }
+
+    /// As [`KeyFetcher::ensure`], and for a JWK Set that lacks `kid`, one
+    /// fetch again unless the set was fetched less than
+    /// [`FetcherConfig::min_refresh`] ago (a flood of made-up `kid`s causes
+    /// at most one fetch per that interval).
+    pub async fn ensure_kid(self: &Arc<Self>, url: &KeyUrl, kid: &str) -> Result<(), KeyError> {
+        self.ensure(url, KeyKind::Jwks).await?;
+        let known = self.cached(url).is_some_and(|keys| match keys.as_ref() {
+            Keys::Jwks(set) => set.iter().any(|k| k.kid == kid),
+            Keys::Rsa(_) => false,
+        });
+        if known {
+            return Ok(());
+        }
+        let min = self.config.min_refresh;
+        // The unknown kid is then refused by `check` as a mismatch.
+        self.fetch_once(url, KeyKind::Jwks, Some(min))
+            .await
+            .or(Ok(()))
+    }
+
+    /// GETs `url` once, discarding the answer (SNS `SubscribeURL`), under
+    /// the same bounds as key fetches.
+    pub async fn visit(self: &Arc<Self>, url: &KeyUrl) -> Result<(), KeyError> {
+        self.take_budget()?;
+        self.download(url).await.map(drop)
+    }
+
+    /// Fetches `url` unless another task is fetching it (then waits for
+    /// that one), it failed recently, or (with `not_within`) it was fetched
+    /// within that long.
+    async fn fetch_once(
+        self: &Arc<Self>,
+        url: &KeyUrl,
+        kind: KeyKind,
+        not_within: Option<Duration>,
+    ) -> Result<(), KeyError> {
+        let lock = {
+            let mut state = self.state();
+            if let Some(failed) = state.failed.get(url) {
+                if failed.elapsed() < self.config.negative_ttl {
+                    return Err(KeyError::Unavailable("failed recently"));
+                }
+                state.failed.remove(url);
+            }
+            if !state.pending.contains_key(url) && state.pending.len() >= self.config.max_pending {
+                return Err(KeyError::Unavailable("too many key fetches pending"));
+            }
+            Arc::clone(state.pending.entry(url.clone()).or_default())
+        };
+        let _guard = lock.lock().await;
+        let result = self.fetch_locked(url, kind, not_within).await;
+        let mut state = self.state();
+        // The last waiter out removes the lock (the map holds one, each
+        // waiter one, and `lock` here one).
+        if Arc::strong_count(&lock) <= 2 {
+            state.pending.remove(url);
+        }
+        result
+    }
+
+    async fn fetch_locked(
+        &self,
+        url: &KeyUrl,
+        kind: KeyKind,
+        not_within: Option<Duration>,
+    ) -> Result<(), KeyError> {
+        {
+            let state = self.state();
+            // Done by the task this one waited for?
+            if let Some(entry) = state.cache.get(url) {
+                let age = entry.fetched.elapsed();
+                if age <= not_within.unwrap_or(Duration::ZERO)
+                    || (not_within.is_none() && age <= self.config.ttl)
+                {
+                    return Ok(());
+                }
+            }
+            if state
+                .failed
+                .get(url)
+                .is_some_and(|t| t.elapsed() < self.config.negative_ttl)
+            {
+                return Err(KeyError::Unavailable("failed recently"));
+            }
+        }
+        self.take_budget()?;
+        let fetched = self.download(url).await.and_then(|body| {
+            Keys::parse(kind, &body).ok_or(KeyError::Unavailable("no usable key"))
+        });
+        let mut state = self.state();
+        match fetched {
+            Ok(keys) => {
+                if state.cache.len() >= self.config.max_cached && !state.cache.contains_key(url) {
+                    evict_oldest(&mut state.cache, |e| e.fetched);
+                }
+                state.cache.insert(
+                    url.clone(),
+                    Entry {
+                        keys: Arc::new(keys),
+                        fetched: Instant::now(),
+                        refreshing: false,
+                    },
+                );
+                Ok(())
+            }
+            Err(err) => {
+                let negative_ttl = self.config.negative_ttl;
+                state.failed.retain(|_, t| t.elapsed() < negative_ttl);
+                if state.failed.len() >= self.config.max_negative {
+                    evict_oldest(&mut state.failed, |t| *t);
+                }
+                state.failed.insert(url.clone(), Instant::now());
+                Err(err)
+            }
+        }
+    }
+
+    /// One fetch from the global budget, or `Unavailable`.
+    fn take_budget(&self) -> Result<(), KeyError> {
+        let mut state = self.state();
+        let now = Instant::now();
+        let (start, count) = match state.window {
+            Some((start, count)) if now.duration_since(start) < self.config.fetch_interval => {
+                (start, count)
+            }
+            _ => (now, 0),
+        };
+        if count >= self.config.max_fetches {
+            return Err(KeyError::Unavailable("key fetch budget used up"));
+        }
+        state.window = Some((start, count + 1));
+        Ok(())
+    }
+
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, KeyError> {
+        self.tls
+            .get_or_init(|| client_tls(self.config.roots.clone()))
+            .clone()
+            .ok_or(KeyError::Unavailable("no TLS roots"))
+    }
+
+    /// One HTTPS GET of `url`: the body of a `200`, at most
+    /// `max_body_bytes`, within the timeouts. No redirect is followed.
+    async fn download(&self, url: &KeyUrl) -> Result<Bytes, KeyError> {
+        tokio::time::timeout(self.config.total_timeout, self.get(url))
+            .await
+            .map_err(|_| KeyError::Unavailable("key fetch timed out"))?
+    }
+
+    async fn get(&self, url: &KeyUrl) -> Result<Bytes, KeyError> {
+        let tls = self.tls()?;
+        let address = match self.config.routes.get(url.host()) {
+            Some(address) => *address,
+            None => tokio::net::lookup_host((url.host(), 443))
+                .await
+                .ok()
+                .and_then(|mut addresses| addresses.next())
+                .ok_or(KeyError::Unavailable("key host not resolved"))?,
+        };
+        let tcp = tokio::time::timeout(
+            self.config.connect_timeout,
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        .map_err(|_| KeyError::Unavailable("key host connect timed out"))?
+        .map_err(|_| KeyError::Unavailable("key host refused the connection"))?;
+        let name = ServerName::try_from(url.host().to_owned())
+            .map_err(|_| KeyError::Unavailable("key host is no TLS name"))?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|_| KeyError::Unavailable("key host TLS failed"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| KeyError::Unavailable("key host HTTP failed"))?;
+        let driver = tokio::spawn(connection);
+        let answer = async {
+            let request = Request::get(url.path_and_query())
+                .header(hyper::header::HOST, url.host())
+                .header(hyper::header::USER_AGENT, "hookwarden-receiver")
+                .body(Empty::<Bytes>::new())
+                .map_err(|_| KeyError::Unavailable("key request invalid"))?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|_| KeyError::Unavailable("key host HTTP failed"))?;
+            if response.status() != hyper::StatusCode::OK {
+                return Err(KeyError::Unavailable("key host answered no 200"));
+            }
+            Limited::new(response.into_body(), self.config.max_body_bytes)
+                .collect()
+                .await
+                .map(|body| body.to_bytes())
+                .map_err(|_| KeyError::Unavailable("key response too large or cut off"))
+        }
+        .await;
+        driver.abort();
+        answer
+    }
+}
+
+/// Removes the entry `at` says is oldest.
+fn evict_oldest<V>(map: &mut HashMap<KeyUrl, V>, at: impl Fn(&V) -> Instant) {
+    if let Some(oldest) = map
+        .iter()
+        .min_by_key(|(_, value)| at(value))
+        .map(|(url, _)| url.clone())
+    {
+        map.remove(&oldest);
+    }
+}
+
+/// The client TLS configuration: ring, `roots` or else the system's.
+fn client_tls(roots: Option<Arc<rustls::RootCertStore>>) -> Option<Arc<rustls::ClientConfig>> {
+    let roots = match roots {
+        Some(roots) => roots,
+        None => {
+            let mut store = rustls::RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _) = store.add_parsable_certificates(native.certs);
+            if added == 0 {
+                tracing::warn!("no system TLS roots found: keys cannot be fetched");
+                return None;
+            }
+            Arc::new(store)
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Some(Arc::new(config))
+}
+
+#[cfg(test)]
+pub(crate) mod test_server {
+    //! A key server on 127.0.0.1 port 0 with a test CA, and a fetcher that
+    //! routes provider host names to it.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A running test key server.
+    #[derive(Debug)]
+    pub(crate) struct KeyServer {
+        pub(crate) address: SocketAddr,
+        /// Requests answered so far.
+        pub(crate) hits: Arc<AtomicUsize>,
+        /// Paths requested, in order.
+        pub(crate) paths: Arc<Mutex<Vec<String>>>,
+        roots: Arc<rustls::RootCertStore>,
+        hosts: Vec<String>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for KeyServer {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    impl KeyServer {
+        /// Serves `files` (path → (status, body)) for the TLS names `hosts`.
+        pub(crate) async fn start(hosts: &[&str], files: HashMap<String, (u16, Vec<u8>)>) -> Self {
+            let ca_key = rcgen::KeyPair::generate().expect("key");
+            let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let ca = ca_params.self_signed(&ca_key).expect("ca");
+            let key = rcgen::KeyPair::generate().expect("key");
+            let params = rcgen::CertificateParams::new(
+                hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
+            )
+            .expect("params");
+            let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+            let cert = params.signed_by(&key, &issuer).expect("cert");
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der().clone()).expect("root");
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let server = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(
+                    vec![cert.der().clone()],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                )
+                .expect("server config");
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let address = listener.local_addr().expect("address");
+            let hits = Arc::new(AtomicUsize::new(0));
+            let paths = Arc::new(Mutex::new(Vec::new()));
+            let files = Arc::new(files);
+            let task = {
+                let hits = Arc::clone(&hits);
+                let paths = Arc::clone(&paths);
+                tokio::spawn(async move {
+                    loop {
+                        let Ok((tcp, _)) = listener.accept().await else {
+                            return;
+                        };
+                        let acceptor = acceptor.clone();
+                        let hits = Arc::clone(&hits);
+                        let paths = Arc::clone(&paths);
+                        let files = Arc::clone(&files);
+                        tokio::spawn(async move {
+                            let Ok(tls) = acceptor.accept(tcp).await else {
+                                return;
+                            };
+                            let service = hyper::service::service_fn(
+                                move |request: Request<hyper::body::Incoming>| {
+                                    hits.fetch_add(1, Ordering::SeqCst);
+                                    let target = request
+                                        .uri()
+                                        .path_and_query()
+                                        .map(|p| p.as_str().to_owned())
+                                        .unwrap_or_default();
+                                    paths.lock().expect("paths").push(target.clone());
+                                    let (status, body) = files
+                                        .get(&target)
+                                        .cloned()
+                                        .unwrap_or((404, b"not found".to_vec()));
+                                    async move {
+                                        hyper::Response::builder()
+                                            .status(status)
+                                            .body(http_body_util::Full::new(Bytes::from(body)))
+                                    }
+                                },
+                            );
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(tls), service)
+                                .await;
+                        });
+                    }
+                })
+            };
+            Self {
+                address,
+                hits,
+                paths,
+                roots: Arc::new(roots),
+                hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+                task,
+            }
+        }
+
+        /// A fetcher trusting the test CA and routing the server's hosts to it.
+        pub(crate) fn fetcher(&self, config: FetcherConfig) -> Arc<KeyFetcher> {
+            KeyFetcher::new(FetcherConfig {
+                roots: Some(Arc::clone(&self.roots)),
+                routes: self
+                    .hosts
+                    .iter()
+                    .map(|h| (h.clone(), self.address))
+                    .collect(),
+                ..config
+            })
+        }
+
+        pub(crate) fn hits(&self) -> usize {
+            self.hits.load(Ordering::SeqCst)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::material::test_keys::*;
+    use super::test_server::KeyServer;
+    use super::*;
+
+    const HOST: &str = "sns.us-east-1.amazonaws.com";
+    const PATH: &str = "/SimpleNotificationService-abc.pem";
+
+    fn cert_url() -> KeyUrl {
+        url::sns_cert_url(&format!("https://{HOST}{PATH}")).expect("url")
+    }
+
+    async fn server(status: u16, body: &[u8]) -> KeyServer {
+        KeyServer::start(
+            &[HOST],
+            HashMap::from([(PATH.to_owned(), (status, body.to_vec()))]),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn fetches_once_and_serves_from_cache() {
+        let server = server(200, SIGNER_CERT.as_bytes()).await;
+        let fetcher = server.fetcher(FetcherConfig::default());
+        assert!(fetcher.cached(&cert_url()).is_none());
+        fetcher
+            .ensure(&cert_url(), KeyKind::Certificate)
+            .await
+            .expect("fetched");
+        for _ in 0..5 {
+            fetcher
+                .ensure(&cert_url(), KeyKind::Certificate)
+                .await
+                .expect("cached");
+        }
+        assert_eq!(server.hits(), 1);
+        assert!(matches!(
+            fetcher.cached(&cert_url()).as_deref(),
+            Some(Keys::Rsa(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_fetch() {
+        let server = server(200, SIGNER_CERT.as_bytes()).await;
+        let fetcher = server.fetcher(FetcherConfig::default());
+        let url = cert_url();
+        let all =
+            futures::future::join_all((0..10).map(|_| fetcher.ensure(&url, KeyKind::Certificate)))
+                .await;
+        assert!(all.iter().all(Result::is_ok), "{all:?}");
+        assert_eq!(server.hits(), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_are_remembered_and_fetches_bounded() {
+        let server = server(500, b"").await;
+        let fetcher = server.fetcher(FetcherConfig::default());
+        for _ in 0..5 {
+            assert!(matches!(
+                fetcher.ensure(&cert_url(), KeyKind::Certificate).await,
+                Err(KeyError::Unavailable(_))
+            ));
+        }
+        assert_eq!(server.hits(), 1, "negative cache");
+        // A flood of distinct URLs stops at the budget.
+        let fetcher = server.fetcher(FetcherConfig {
+            max_fetches: 3,
+            ..FetcherConfig::default()
+        });
+        for i in 0..20 {
+            let url =
+                url::sns_cert_url(&format!("https://{HOST}/SimpleNotificationService-{i}.pem"))
+                    .expect("url");
+            assert!(fetcher.ensure(&url, KeyKind::Certificate).await.is_err());
+        }
+        assert_eq!(server.hits(), 1 + 3);
+    }
+
+    #[tokio::test]
+    async fn bad_answers_are_no_keys() {
+        for (status, body) in [
+            (200, &b"not a certificate"[..]),
+            (404, SIGNER_CERT.as_bytes()),
+            (302, b""),
+            (200, &vec![b'a'; 100 * 1024]),
+        ] {
+            let server = server(status, body).await;
+            let fetcher = server.fetcher(FetcherConfig::default());
+            assert!(
+                matches!(
+                    fetcher.ensure(&cert_url(), KeyKind::Certificate).await,
+                    Err(KeyError::Unavailable(_))
+                ),
+                "{status}"
+            );
+            assert!(fetcher.cached(&cert_url()).is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_server_is_not_believed() {
+        let server = server(200, SIGNER_CERT.as_bytes()).await;
+        // The system's roots (or none) do not include the test CA.
+        let fetcher = KeyFetcher::new(FetcherConfig {
+            roots: Some(Arc::new(rustls::RootCertStore::empty())),
+            routes: HashMap::from([(HOST.to_owned(), server.address)]),
+            ..FetcherConfig::default()
+        });
+        assert!(
+            fetcher
+                .ensure(&cert_url(), KeyKind::Certificate)
+                .await
+                .is_err()
+        );
+        // A certificate for another name is refused too.
+        let other = KeyServer::start(
+            &["sns.eu-west-1.amazonaws.com"],
+            HashMap::from([(PATH.to_owned(), (200, SIGNER_CERT.as_bytes().to_vec()))]),
+        )
+        .await;
+        let fetcher = other.fetcher(FetcherConfig {
+            routes: HashMap::from([(HOST.to_owned(), other.address)]),
+            ..FetcherConfig::default()
+        });
+        assert!(
+            fetcher
+                .ensure(&cert_url(), KeyKind::Certificate)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn stale_keys_are_served_while_refreshed() {
+        let server = server(200, SIGNER_CERT.as_bytes()).await;
+        let fetcher = server.fetcher(FetcherConfig {
+            ttl: Duration::ZERO,
+            ..FetcherConfig::default()
+        });
+        fetcher
+            .ensure(&cert_url(), KeyKind::Certificate)
+            .await
+            .expect("fetched");
+        // Stale: answered at once, one background refresh.
+        fetcher
+            .ensure(&cert_url(), KeyKind::Certificate)
+            .await
+            .expect("stale");
+        assert!(fetcher.cached(&cert_url()).is_some());
+        for _ in 0..50 {
+            if server.hits() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(server.hits(), 2);
+    }
+
+    #[tokio::test]
+    async fn unknown_kids_refresh_at_most_once_per_interval() {
+        let key = signer();
+        let set = serde_json::json!({"keys": [material::jwk_json(&key, "k1")]});
+        let jwks = url::google_jwks_url();
+        let server = KeyServer::start(
+            &[jwks.host()],
+            HashMap::from([(
+                jwks.path_and_query().to_owned(),
+                (200, set.to_string().into_bytes()),
+            )]),
+        )
+        .await;
+        let fetcher = server.fetcher(FetcherConfig::default());
+        fetcher.ensure_kid(&jwks, "k1").await.expect("known");
+        assert_eq!(server.hits(), 1);
+        for i in 0..10 {
+            fetcher
+                .ensure_kid(&jwks, &format!("made-up-{i}"))
+                .await
+                .expect("answered from cache");
+        }
+        assert_eq!(server.hits(), 1, "fetched within min_refresh");
+        let eager = server.fetcher(FetcherConfig {
+            min_refresh: Duration::ZERO,
+            ..FetcherConfig::default()
+        });
+        eager.ensure_kid(&jwks, "k1").await.expect("known");
+        eager.ensure_kid(&jwks, "k2").await.expect("refetched");
+        assert_eq!(server.hits(), 3);
+    }
+}
