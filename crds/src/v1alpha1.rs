@@ -541,6 +541,21 @@ pub enum Provider {
     /// verified with Google's published keys; needs
     /// `google.serviceAccountEmail`, no secrets.
     GooglePubsub,
+    /// Clerk: Standard Webhooks through Svix (`svix-*` headers, `whsec_`
+    /// signing secret).
+    Clerk,
+    /// Resend: Standard Webhooks through Svix (`svix-*` headers, `whsec_`
+    /// signing secret).
+    Resend,
+    /// OpenAI: Standard Webhooks (`webhook-*` headers, `whsec_` secret).
+    Openai,
+    /// Replicate: Standard Webhooks (`webhook-*` headers, `whsec_` secret).
+    Replicate,
+    /// Brex: Standard Webhooks (`webhook-*` headers, base64 secret).
+    Brex,
+    /// Polar: Standard Webhooks (`webhook-*` headers) keyed with the
+    /// secret's own bytes, as Polar's SDKs do.
+    Polar,
     /// Checks configured in `spec.verification`: a shared token, HTTP Basic
     /// credentials and/or an HMAC signature, for any sender that is not a
     /// preset.
@@ -586,6 +601,12 @@ impl Provider {
         Self::AwsSns,
         Self::Paypal,
         Self::GooglePubsub,
+        Self::Clerk,
+        Self::Resend,
+        Self::Openai,
+        Self::Replicate,
+        Self::Brex,
+        Self::Polar,
         Self::Generic,
     ];
 

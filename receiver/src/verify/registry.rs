@@ -352,6 +352,12 @@ pub fn preset(provider: Provider) -> &'static Preset {
         Provider::AwsSns => &AWS_SNS,
         Provider::Paypal => &PAYPAL,
         Provider::GooglePubsub => &GOOGLE_PUBSUB,
+        Provider::Clerk => &CLERK,
+        Provider::Resend => &RESEND,
+        Provider::Openai => &OPENAI,
+        Provider::Replicate => &REPLICATE,
+        Provider::Brex => &BREX,
+        Provider::Polar => &POLAR,
         Provider::Generic => &GENERIC,
     }
 }
@@ -844,6 +850,128 @@ static MICROSOFT_GRAPH: Preset = token(
     "https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks",
 );
 
+/// The Standard Webhooks scheme under `provider`'s name, with Svix's
+/// header names (`svix: true`) or the specification's.
+const fn sender_scheme(provider: &'static str, svix: bool) -> standard_webhooks::Scheme {
+    let base = if svix {
+        svix::SCHEME
+    } else {
+        standard_webhooks::SCHEME
+    };
+    standard_webhooks::Scheme { provider, ..base }
+}
+
+/// Polar keys Standard Webhooks with the secret's own bytes (its SDKs
+/// base64-encode the secret before handing it to the Standard Webhooks
+/// library): the same key written as a `whsec_` secret.
+fn polar_key(secret: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(secret)
+    )
+    .into_bytes()
+}
+
+/// Senders that sign with Standard Webhooks: a descriptor each, so users
+/// find them by name, verified and signed exactly as `standard-webhooks`
+/// (or `svix`) under their own name.
+macro_rules! standard_webhooks_sender {
+    ($static:ident, $provider:expr, $name:literal, svix: $svix:literal, key: $key:expr, to_key: $to_key:expr, $scheme:literal, $reference:literal) => {
+        static $static: Preset = Preset {
+            key: $key,
+            ..stamped_hmac(
+                $provider,
+                standard_webhooks::DEFAULT_TOLERANCE_SECS,
+                |s, o| {
+                    let to_key: fn(&[u8]) -> Vec<u8> = $to_key;
+                    let keys = s
+                        .iter()
+                        .map(|secret| Secret::from(to_key(secret.expose())))
+                        .collect();
+                    Ok(Box::new(StandardWebhooksVerifier::with_clock(
+                        sender_scheme($name, $svix),
+                        keys,
+                        o.tolerance,
+                        o.clock,
+                    )?))
+                },
+                |secret, input| {
+                    let to_key: fn(&[u8]) -> Vec<u8> = $to_key;
+                    sending::standard_webhooks_sender(
+                        sender_scheme($name, $svix),
+                        &to_key(secret),
+                        input,
+                    )
+                },
+                $scheme,
+                $reference,
+            )
+        };
+    };
+}
+
+standard_webhooks_sender!(
+    CLERK,
+    Provider::Clerk,
+    "clerk",
+    svix: true,
+    key: KeyKind::WhsecKey,
+    to_key: <[u8]>::to_vec,
+    "Standard Webhooks through Svix (`svix-signature`)",
+    "https://clerk.com/docs/webhooks/sync-data#verify-webhook-requests"
+);
+standard_webhooks_sender!(
+    RESEND,
+    Provider::Resend,
+    "resend",
+    svix: true,
+    key: KeyKind::WhsecKey,
+    to_key: <[u8]>::to_vec,
+    "Standard Webhooks through Svix (`svix-signature`)",
+    "https://resend.com/docs/dashboard/webhooks/verify-webhooks-requests"
+);
+standard_webhooks_sender!(
+    OPENAI,
+    Provider::Openai,
+    "openai",
+    svix: false,
+    key: KeyKind::WhsecKey,
+    to_key: <[u8]>::to_vec,
+    "Standard Webhooks (`webhook-signature`)",
+    "https://platform.openai.com/docs/guides/webhooks"
+);
+standard_webhooks_sender!(
+    REPLICATE,
+    Provider::Replicate,
+    "replicate",
+    svix: false,
+    key: KeyKind::WhsecKey,
+    to_key: <[u8]>::to_vec,
+    "Standard Webhooks (`webhook-signature`)",
+    "https://replicate.com/docs/topics/webhooks/verify-webhook"
+);
+standard_webhooks_sender!(
+    BREX,
+    Provider::Brex,
+    "brex",
+    svix: false,
+    key: KeyKind::WhsecKey,
+    to_key: <[u8]>::to_vec,
+    "Standard Webhooks (`webhook-signature`)",
+    "https://developer.brex.com/docs/webhooks/"
+);
+standard_webhooks_sender!(
+    POLAR,
+    Provider::Polar,
+    "polar",
+    svix: false,
+    key: KeyKind::SharedSecret,
+    to_key: polar_key,
+    "Standard Webhooks (`webhook-signature`) keyed with the secret's bytes",
+    "https://polar.sh/docs/integrate/webhooks/delivery"
+);
+
 /// A preset verified with a key fetched from the provider.
 const fn fetched(
     provider: Provider,
@@ -975,6 +1103,65 @@ mod tests {
     fn each_descriptor_is_its_providers() {
         for (index, preset) in presets().enumerate() {
             assert_eq!(preset.provider, Provider::ALL[index]);
+        }
+    }
+
+    /// The Standard Webhooks reference vector verifies through every named
+    /// sender's descriptor, under its header names; Polar's key is the
+    /// secret's own bytes, so its secret file holds the decoded key.
+    #[test]
+    fn standard_webhooks_senders_verify_the_published_vector() {
+        use super::super::standard_webhooks::shared_tests::{
+            VECTOR_BODY, VECTOR_ID, VECTOR_SECRET, VECTOR_SIGNATURE, VECTOR_TIMESTAMP,
+        };
+        use axum::http::{HeaderMap, HeaderValue};
+        fn clock() -> i64 {
+            VECTOR_TIMESTAMP + 5
+        }
+        let cases = [
+            (Provider::Clerk, "svix"),
+            (Provider::Resend, "svix"),
+            (Provider::Openai, "webhook"),
+            (Provider::Replicate, "webhook"),
+            (Provider::Brex, "webhook"),
+            (Provider::Polar, "webhook"),
+        ];
+        for (provider, prefix) in cases {
+            let preset = preset(provider);
+            let secret = if provider == Provider::Polar {
+                super::super::standard_webhooks::decode_secret(VECTOR_SECRET.as_bytes())
+                    .expect("base64")
+            } else {
+                VECTOR_SECRET.as_bytes().to_vec()
+            };
+            let verifier = preset
+                .verifier(
+                    vec![Secret::from(secret)],
+                    None,
+                    PresetOptions::default(),
+                    clock,
+                )
+                .expect("verifier");
+            assert_eq!(verifier.provider(), preset.name());
+            let mut headers = HeaderMap::new();
+            for (name, value) in [
+                ("id", VECTOR_ID.to_owned()),
+                ("timestamp", VECTOR_TIMESTAMP.to_string()),
+                ("signature", VECTOR_SIGNATURE.to_owned()),
+            ] {
+                headers.insert(
+                    axum::http::HeaderName::from_bytes(format!("{prefix}-{name}").as_bytes())
+                        .expect("name"),
+                    HeaderValue::from_str(&value).expect("value"),
+                );
+            }
+            let verified = verifier
+                .verify(&headers, VECTOR_BODY.as_bytes())
+                .unwrap_or_else(|e| panic!("{}: {e}", preset.name()));
+            assert_eq!(verified.delivery_id.as_deref(), Some(VECTOR_ID));
+            let mut tampered = VECTOR_BODY.as_bytes().to_vec();
+            tampered.push(b' ');
+            assert!(verifier.verify(&headers, &tampered).is_err());
         }
     }
 

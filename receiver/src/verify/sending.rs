@@ -237,6 +237,19 @@ pub(crate) fn svix(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, Sig
     Ok(json_post(owned(headers), body))
 }
 
+/// A Standard Webhooks sender of `scheme` (Clerk, OpenAI, ...), keyed with
+/// a `whsec_` secret.
+pub(crate) fn standard_webhooks_sender(
+    scheme: standard_webhooks::Scheme,
+    secret: &[u8],
+    input: &SignInput<'_>,
+) -> Result<Delivery, SignError> {
+    let body = body_or(input, json!({"type": input.event}));
+    let headers = standard_webhooks::sign_scheme(scheme, secret, input.id, input.now, &body)
+        .ok_or(SignError::Key(WHSEC_KEY))?;
+    Ok(json_post(owned(headers), body))
+}
+
 pub(crate) fn shopify(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
     let body = body_or(input, json!({}));
     let mut headers = owned(shopify::sign(secret, &body));
