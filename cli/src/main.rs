@@ -953,6 +953,27 @@ fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
         headers: &saved.headers,
         body: &saved.body,
     };
+    // AWS SNS, PayPal, Google: the provider's key, fetched under the
+    // preset's host rule, as the receiver does before checking.
+    if let Some(fetching) = verifier.prefetch(&incoming) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        let fetched = runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(10), fetching).await
+        });
+        let refused = match fetched {
+            Ok(Ok(())) => None,
+            Ok(Err(rejection)) => Some(rejection),
+            Err(_) => Some(verify::Rejection::KeyUnavailable),
+        };
+        if let Some(rejection) = refused {
+            println!("REFUSED: {}", rejection.code());
+            println!("{}", presets::explain(rejection.code()));
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     match verifier.check(&incoming) {
         // The event and delivery id come from the request: through the
         // filter, as anything else printed.
