@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(sign(b"pd_secret", BODY)[0].1, format!("v1={KNOWN}"));
         for bad in [
             format!("v2={KNOWN}"),
-            format!("garbage,v1=zz"),
+            "garbage,v1=zz".to_owned(),
             format!(
                 "v1={KNOWN}{}",
                 format!(",v1={other}").repeat(MAX_CANDIDATES)
