@@ -89,8 +89,8 @@ struct SendArgs {
     /// manifest's publicUrl / ingress.
     #[arg(long)]
     public_url: Option<String>,
-    /// Send the provider's endpoint handshake (slack, zoom, twitch, discord,
-    /// meta) and check the answer.
+    /// Send the provider's endpoint handshake (every preset `hookwarden
+    /// presets` lists with one) and check the answer.
     #[arg(long)]
     handshake: bool,
     /// The event type (a header, or a field of the default body).
@@ -509,7 +509,12 @@ fn curl_command(
     let mut parts = vec![
         "curl".to_owned(),
         "-sS".to_owned(),
-        format!("-X {}", delivery.method),
+        // `-X HEAD` would make curl wait for a body that never comes.
+        if delivery.method == "HEAD" {
+            "--head".to_owned()
+        } else {
+            format!("-X {}", delivery.method)
+        },
     ];
     if args.insecure {
         parts.push("--insecure".to_owned());
@@ -538,7 +543,7 @@ fn curl_command(
     }
     // A body file is sent byte for byte; an exact literal otherwise.
     match args.body.as_deref() {
-        _ if delivery.method == "GET" => {}
+        _ if delivery.method == "GET" || delivery.method == "HEAD" => {}
         // Mailgun and Adyen sign inside the body: the file is not sent as is.
         Some(path) if path != "-" && std::fs::read(path).ok().as_ref() == Some(&delivery.body) => {
             parts.push(format!("--data-binary @{}", shell_quote(path)));

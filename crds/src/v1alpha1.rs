@@ -520,6 +520,10 @@ pub enum Provider {
     /// X (Twitter) Account Activity: `x-twitter-webhooks-signature`, base64
     /// HMAC-SHA256 of the body; answers the `?crc_token=` GET (CRC).
     Twitter,
+    /// Trello: `X-Trello-Webhook`, base64 HMAC-SHA1 of the body and the
+    /// callback URL (needs `publicUrl` or `ingress`); answers the `HEAD`
+    /// Trello sends when a webhook is created.
+    Trello,
     /// Okta event hooks: a shared secret in the `Authorization` header;
     /// answers the `X-Okta-Verification-Challenge` GET.
     Okta,
@@ -595,6 +599,7 @@ impl Provider {
         Self::Docusign,
         Self::Dropbox,
         Self::Twitter,
+        Self::Trello,
         Self::Okta,
         Self::AzureEventGrid,
         Self::MicrosoftGraph,

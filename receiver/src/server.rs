@@ -530,6 +530,7 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
         &parts.method,
         snapshot.verifier.answers_get(),
         snapshot.verifier.answers_options(),
+        snapshot.verifier.answers_head(),
     ) {
         outcome
     } else {
@@ -673,10 +674,12 @@ async fn handle(
     if let Err(outcome) = admit(filter, &client) {
         return outcome;
     }
-    // A GET or OPTIONS has no body, so its media type means nothing (and
-    // Meta's GET and Event Grid's OPTIONS handshakes send none).
+    // A GET, OPTIONS or HEAD has no body, so its media type means nothing
+    // (and Meta's GET, Event Grid's OPTIONS and Trello's HEAD handshakes
+    // send none).
     if parts.method != Method::GET
         && parts.method != Method::OPTIONS
+        && parts.method != Method::HEAD
         && !snapshot.request.allows_content_type(headers)
     {
         return Outcome::UnsupportedMediaType;
@@ -801,16 +804,19 @@ fn header_text(headers: &axum::http::HeaderMap, name: &header::HeaderName) -> Op
 /// preset whose provider sends a `GET` handshake (Meta's `hub.mode=subscribe`)
 /// also takes `GET`, whatever the list says: its verifier answers or refuses it.
 /// Likewise `OPTIONS` for a preset whose provider sends the CloudEvents
-/// abuse-protection handshake (Azure Event Grid).
+/// abuse-protection handshake (Azure Event Grid), and `HEAD` for one whose
+/// provider checks the URL with it before creating a webhook (Trello).
 fn check_method(
     rules: &RequestRules,
     method: &Method,
     answers_get: bool,
     answers_options: bool,
+    answers_head: bool,
 ) -> Result<(), Outcome> {
     if rules.allows_method(method)
         || (answers_get && method == Method::GET)
         || (answers_options && method == Method::OPTIONS)
+        || (answers_head && method == Method::HEAD)
     {
         Ok(())
     } else {
@@ -1224,6 +1230,71 @@ mod tests {
         // Other methods are still refused; GET is not Event Grid's.
         let get = send("GET", &query).await.expect("response");
         assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"hookwarden_requests_total{endpoint="ci/gh",outcome="handshake"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_head_handshake_reaches_a_preset_that_answers_it() {
+        // Trello checks the callback URL with a HEAD, unsigned, before it
+        // creates a webhook; the endpoint takes POST of JSON only.
+        let metrics = Arc::new(Metrics::default());
+        let state = offline_with(ServeOptions::default(), Arc::clone(&metrics), |_| {}).await;
+        let publisher = state.current.load().publisher.clone();
+        let spec = hookwarden_crds::RequestSpec {
+            methods: Vec::new(),
+            content_types: vec!["application/json".to_owned()],
+            max_body_bytes: None,
+        };
+        let pipeline = |provider| EndpointPipeline {
+            path: "/".to_owned(),
+            verifier: crate::verify::for_preset(
+                provider,
+                vec![crate::secrets::Secret::from(&b"secret"[..])],
+                None,
+                crate::verify::PresetOptions::for_tests("https://hooks.example.com/"),
+            )
+            .expect("verifier"),
+            publisher: publisher.clone(),
+            proxies: TrustedProxies::default(),
+            allowed: Networks::default(),
+            limits: None,
+            request: RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules"),
+            payload: PayloadLogging::None,
+        };
+        state.replace(pipeline(hookwarden_crds::Provider::Trello));
+        let send = |app: Router, method: &str| {
+            let mut request = Request::builder()
+                .method(method)
+                .uri("/")
+                .body(Body::empty())
+                .expect("request");
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+            app.oneshot(request)
+        };
+        let response = send(router(state.clone()), "HEAD").await.expect("response");
+        assert_eq!(response.status(), StatusCode::OK);
+        let answer = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert!(answer.is_empty(), "a HEAD answer has no body: {answer:?}");
+        // A POST still needs its signature; other methods are still refused.
+        let post = send(router(state.clone()), "POST").await.expect("response");
+        assert_eq!(post.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let get = send(router(state.clone()), "GET").await.expect("response");
+        assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED);
+        // A preset that does not answer HEAD refuses it before anything else.
+        state.replace(pipeline(hookwarden_crds::Provider::Square));
+        let square = send(router(state.clone()), "HEAD").await.expect("response");
+        assert_eq!(square.status(), StatusCode::METHOD_NOT_ALLOWED);
         let text = metrics.render();
         assert!(
             text.contains(r#"hookwarden_requests_total{endpoint="ci/gh",outcome="handshake"} 1"#),

@@ -237,6 +237,24 @@ mod tests {
                 "{}",
                 &bad[..bad.len().min(20)]
             );
+            // The other order: the good candidate first, the bad one after.
+            let mut map = owned(&[(header_name(1), good.clone())]);
+            map.insert(
+                HeaderName::from_static("x-docusign-signature-2"),
+                HeaderValue::from_str(bad).expect("value"),
+            );
+            assert!(
+                v.verify(&map, BODY).is_ok(),
+                "{} last",
+                &bad[..bad.len().min(20)]
+            );
+            // Next to a well-formed wrong one, it is a mismatch.
+            let wrong = sign(b"theirs", BODY)[0].1.clone();
+            map.insert(
+                HeaderName::from_static("x-docusign-signature-1"),
+                HeaderValue::from_str(&wrong).expect("value"),
+            );
+            assert_eq!(v.verify(&map, BODY), Err(Rejection::SignatureMismatch));
             // Alone, it is malformed.
             let alone = owned(&[(header_name(1), bad.to_owned())]);
             assert_eq!(v.verify(&alone, BODY), Err(Rejection::SignatureMalformed));

@@ -188,6 +188,9 @@ pub fn sign_with_signing_token(
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+
     use super::super::hmac_common::test_support::*;
     use super::*;
 
@@ -245,6 +248,33 @@ mod tests {
         );
         let err = GitlabVerifier::new(secrets(&["plain", "whsec_!!"]), 300).expect_err("bad key");
         assert!(err.to_string().contains("secretRefs[1]"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_signature_entry_does_not_refuse_a_good_one() {
+        let v = verifier(&[SIGNING]);
+        let good = signed(SIGNING, NOW);
+        let name = SIGNING_SCHEME.signature_header;
+        let sig = good[name].to_str().expect("ascii").to_owned();
+        let other = format!("v1,{}", BASE64.encode([9u8; 32]));
+        for listed in [
+            format!("v1,!!! {sig}"),
+            format!("{sig} v1a,AAAA"),
+            format!("v1,AAAA {other} {sig} v1"),
+        ] {
+            assert!(
+                v.verify(&with_header(&good, name, &listed), BODY).is_ok(),
+                "{listed}"
+            );
+        }
+        assert_eq!(
+            v.verify(&with_header(&good, name, "v1,!!! v1a,AAAA v1"), BODY),
+            Err(Rejection::SignatureMalformed)
+        );
+        assert_eq!(
+            v.verify(&with_header(&good, name, &format!("v1,!!! {other}")), BODY),
+            Err(Rejection::SignatureMismatch)
+        );
     }
 
     #[test]

@@ -19,8 +19,56 @@ use crate::secrets::Secret;
 pub(crate) const MAX_SIGNATURE_HEADER_LEN: usize = 4096;
 
 /// At most this many candidate signatures are looked at in one header, so a
-/// crafted header cannot make a delivery cost thousands of HMACs.
+/// crafted header cannot make a delivery cost thousands of HMACs. Every
+/// entry of a signature scheme the preset verifies counts, well-formed or
+/// not; a header with more is refused as `signature_malformed` without any
+/// HMAC being computed (no provider sends that many: Stripe, Paddle and
+/// PagerDuty send two while a secret is rotated), see [`Candidates`].
 pub(crate) const MAX_CANDIDATES: usize = 16;
+
+/// The candidate signatures of one header, collected so that a candidate
+/// that does not parse (wrong length, not hex or base64, empty) is skipped
+/// instead of refusing the delivery: a provider may list a signature made
+/// with a key or scheme variant this endpoint cannot read next to one it
+/// can, and the one it can read must still verify. Only a header with no
+/// well-formed candidate at all is malformed.
+#[derive(Debug)]
+pub(crate) struct Candidates<T> {
+    well_formed: Vec<T>,
+    /// Entries seen, well-formed or not: the cap counts them all.
+    seen: usize,
+}
+
+impl<T> Candidates<T> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            well_formed: Vec::new(),
+            seen: 0,
+        }
+    }
+
+    /// Records one entry of a verified scheme, kept when it decoded
+    /// (`Some`). Past [`MAX_CANDIDATES`] entries the header is refused.
+    pub(crate) fn push(&mut self, decoded: Option<T>) -> Result<(), Rejection> {
+        if self.seen == MAX_CANDIDATES {
+            return Err(Rejection::SignatureMalformed);
+        }
+        self.seen += 1;
+        self.well_formed.extend(decoded);
+        Ok(())
+    }
+
+    /// The well-formed candidates; `signature_malformed` when there is none
+    /// (no entry, or none that decoded), so such a header is told apart from
+    /// one whose well-formed candidates simply do not match.
+    pub(crate) fn into_well_formed(self) -> Result<Vec<T>, Rejection> {
+        if self.well_formed.is_empty() {
+            Err(Rejection::SignatureMalformed)
+        } else {
+            Ok(self.well_formed)
+        }
+    }
+}
 
 /// The signature header's value: missing, repeated, not visible ASCII or
 /// absurdly long are told apart from a mismatch.
@@ -267,6 +315,88 @@ pub(crate) mod test_support {
             (suite.build)(Vec::new()),
             Err(VerifierError::NoSecrets)
         ));
+    }
+
+    /// A preset whose signature header lists candidates, described for
+    /// [`candidate_list_suite`].
+    pub(crate) struct CandidateList<'a> {
+        /// Verifies a delivery (signed at [`NOW`]) whose signature header
+        /// lists `entries`, with the preset's separator and whatever else
+        /// (a timestamp) the header needs.
+        pub(crate) verify: &'a dyn Fn(&[&str]) -> Result<super::super::Verified, Rejection>,
+        /// An entry that verifies.
+        pub(crate) good: &'a str,
+        /// A well-formed entry that does not match.
+        pub(crate) other: &'a str,
+        /// Entries of a verified scheme that do not parse.
+        pub(crate) malformed: &'a [&'a str],
+    }
+
+    /// What every candidate list must do: a malformed candidate next to a
+    /// good one (either order) does not refuse it; malformed alone is
+    /// `signature_malformed`; malformed next to a well-formed wrong one is
+    /// `signature_mismatch`; the [`MAX_CANDIDATES`]-th entry is still looked
+    /// at, and a header with more entries is refused as malformed, whatever
+    /// they are.
+    pub(crate) fn candidate_list_suite(list: &CandidateList<'_>) {
+        let verify = |entries: &[&str]| (list.verify)(entries);
+        let (good, other) = (list.good, list.other);
+        assert!(verify(&[good]).is_ok(), "the good entry alone");
+        assert_eq!(verify(&[other]), Err(Rejection::SignatureMismatch));
+        for &bad in list.malformed {
+            assert!(verify(&[bad, good]).is_ok(), "{bad} first");
+            assert!(verify(&[good, bad]).is_ok(), "{bad} last");
+            assert!(verify(&[bad, other, good, bad]).is_ok(), "{bad} around");
+            assert_eq!(verify(&[bad]), Err(Rejection::SignatureMalformed), "{bad}");
+            assert_eq!(
+                verify(&[bad, other]),
+                Err(Rejection::SignatureMismatch),
+                "{bad} then a wrong one"
+            );
+            assert_eq!(
+                verify(&[other, bad]),
+                Err(Rejection::SignatureMismatch),
+                "a wrong one then {bad}"
+            );
+        }
+        assert_eq!(verify(list.malformed), Err(Rejection::SignatureMalformed));
+        let filler = list.malformed[0];
+        let mut at_the_cap = vec![filler; MAX_CANDIDATES - 1];
+        at_the_cap.push(good);
+        assert!(verify(&at_the_cap).is_ok(), "the last entry under the cap");
+        // One entry more is refused before any HMAC, even with the good one
+        // first: which entries a sender meant cannot be told.
+        for extra in [filler, other, good] {
+            let mut over = vec![good; 1];
+            over.extend(vec![extra; MAX_CANDIDATES]);
+            assert_eq!(
+                verify(&over),
+                Err(Rejection::SignatureMalformed),
+                "over the cap with {extra}"
+            );
+        }
+    }
+
+    #[test]
+    fn candidates_skip_malformed_and_are_capped() {
+        let mut c = Candidates::new();
+        c.push(None).expect("malformed, skipped");
+        c.push(Some(1)).expect("kept");
+        assert_eq!(c.into_well_formed(), Ok(vec![1]));
+        let mut c = Candidates::<u8>::new();
+        c.push(None).expect("malformed, skipped");
+        assert_eq!(c.into_well_formed(), Err(Rejection::SignatureMalformed));
+        assert_eq!(
+            Candidates::<u8>::new().into_well_formed(),
+            Err(Rejection::SignatureMalformed)
+        );
+        // Malformed entries count towards the cap too.
+        let mut c = Candidates::new();
+        for _ in 0..MAX_CANDIDATES - 1 {
+            c.push(None).expect("under the cap");
+        }
+        c.push(Some(7)).expect("the cap-th entry is looked at");
+        assert_eq!(c.push(Some(8)), Err(Rejection::SignatureMalformed));
     }
 
     #[test]

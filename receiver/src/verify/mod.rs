@@ -45,6 +45,7 @@ pub mod standard_webhooks;
 pub mod stripe;
 pub mod svix;
 mod timestamp;
+pub mod trello;
 pub mod twilio;
 pub mod twitch;
 pub mod twitter;
@@ -338,6 +339,13 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Whether `HEAD` requests reach [`Verifier::check`] (Trello's check of
+    /// the callback URL when a webhook is created). The answer's body is
+    /// never sent: HTTP gives a `HEAD` answer none.
+    fn answers_head(&self) -> bool {
+        false
+    }
+
     /// For presets whose keys are fetched (AWS SNS, PayPal, Google): the
     /// fetch of the key `request` needs, awaited by the server (with a
     /// bound) after the body is read and before [`Verifier::check`], which
@@ -394,6 +402,10 @@ impl Verifier for PublishHandshakes {
 
     fn answers_options(&self) -> bool {
         self.0.answers_options()
+    }
+
+    fn answers_head(&self) -> bool {
+        self.0.answers_head()
     }
 
     fn prefetch(&self, request: &Incoming<'_>) -> Option<Prefetch> {

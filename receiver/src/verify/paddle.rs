@@ -17,7 +17,7 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::hmac_common::{
-    MAX_CANDIDATES, check_fresh, find_secret, json_body, json_info, mac, parse_unix_seconds,
+    Candidates, check_fresh, find_secret, json_body, json_info, mac, parse_unix_seconds,
     prefixed_hex, require_secrets, signature_header, system_clock,
 };
 use super::{Clock, Rejection, Verified, Verifier, VerifierError};
@@ -57,22 +57,25 @@ impl PaddleVerifier {
     }
 }
 
-/// The timestamp and every `h1` of the header.
-fn parse_header(value: &str) -> Result<(Option<&str>, Vec<Vec<u8>>), Rejection> {
+/// The timestamp and the `h1` entries of the header; an `h1` that is not
+/// 64 hex digits is skipped, so it cannot get a delivery refused that
+/// another `h1` verifies.
+fn parse_header(value: &str) -> Result<(Option<&str>, Candidates<Vec<u8>>), Rejection> {
     let mut timestamp = None;
-    let mut h1 = Vec::new();
+    let mut h1 = Candidates::new();
     for item in value.split(';') {
-        let (key, val) = item.split_once('=').ok_or(Rejection::SignatureMalformed)?;
-        match key {
-            // Two timestamps: which one was signed is ambiguous.
-            "ts" if timestamp.is_some() => return Err(Rejection::TimestampMalformed),
-            "ts" => timestamp = Some(val),
-            "h1" => {
-                if h1.len() == MAX_CANDIDATES {
-                    return Err(Rejection::SignatureMalformed);
-                }
-                h1.push(prefixed_hex(val, "", 32)?);
-            }
+        let (key, val) = match item.split_once('=') {
+            Some((key, val)) => (key, Some(val)),
+            None => (item, None),
+        };
+        match (key, val) {
+            // The timestamp stays strict: two of them make which one was
+            // signed ambiguous, and a bare `ts` is no timestamp.
+            ("ts", _) if timestamp.is_some() => return Err(Rejection::TimestampMalformed),
+            ("ts", None) => return Err(Rejection::TimestampMalformed),
+            ("ts", Some(val)) => timestamp = Some(val),
+            ("h1", val) => h1.push(val.and_then(|val| prefixed_hex(val, "", 32).ok()))?,
+            // Future schemes and stray items are not verified.
             _ => {}
         }
     }
@@ -90,11 +93,13 @@ impl Verifier for PaddleVerifier {
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let (timestamp, signatures) = parse_header(signature_header(headers, SIGNATURE_HEADER)?)?;
-        let timestamp = timestamp.ok_or(Rejection::TimestampMissing)?;
-        let seconds = parse_unix_seconds(timestamp)?;
-        if signatures.is_empty() {
-            return Err(Rejection::SignatureMalformed);
-        }
+        // A malformed timestamp is reported before the candidates, a missing
+        // one after them: a header with neither is malformed as a whole.
+        let seconds = timestamp.map(parse_unix_seconds).transpose()?;
+        let signatures = signatures.into_well_formed()?;
+        let (Some(timestamp), Some(seconds)) = (timestamp, seconds) else {
+            return Err(Rejection::TimestampMissing);
+        };
         check_fresh((self.clock)(), seconds, self.tolerance)?;
         let parts: [&[u8]; 3] = [timestamp.as_bytes(), b":", body];
         let secret_index = find_secret::<Hmac<Sha256>>(&self.secrets, &parts, &signatures)
@@ -196,6 +201,39 @@ mod tests {
                 Err(expected),
                 "{}",
                 &value[..value.len().min(60)]
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_h1_does_not_refuse_a_good_one() {
+        let v = verifier(&["pdl_ntfset_secret"]);
+        let good = format!("h1={KNOWN_H1}");
+        let other = format!("h1={}", hex::encode([5u8; 32]));
+        let short = format!("h1={}", &KNOWN_H1[..60]);
+        let long = format!("h1={KNOWN_H1}ab");
+        let not_hex = format!("h1={}xy", &KNOWN_H1[..62]);
+        candidate_list_suite(&CandidateList {
+            verify: &|entries| {
+                let value = format!("ts={NOW};{}", entries.join(";"));
+                v.verify(&headers(&[(SIGNATURE_HEADER, &value)]), BODY)
+            },
+            good: &good,
+            other: &other,
+            malformed: &[&short, &long, &not_hex, "h1=", "h1"],
+        });
+        // The timestamp stays strict next to a good h1.
+        for value in [
+            format!("ts={NOW};ts={NOW};{good}"),
+            format!("ts=now;{good}"),
+            format!("ts;{good}"),
+            format!("ts=;{good}"),
+            format!("{good};ts={NOW};ts={}", NOW + 1),
+        ] {
+            assert_eq!(
+                v.verify(&headers(&[(SIGNATURE_HEADER, &value)]), BODY),
+                Err(Rejection::TimestampMalformed),
+                "{value}"
             );
         }
     }

@@ -10,7 +10,7 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::hmac_common::{
-    MAX_CANDIDATES, find_secret, json_body, json_info, mac, prefixed_hex, require_secrets,
+    Candidates, find_secret, json_body, json_info, mac, prefixed_hex, require_secrets,
     signature_header,
 };
 use super::{Rejection, Verified, Verifier, VerifierError};
@@ -32,25 +32,21 @@ impl PagerdutyVerifier {
     }
 }
 
-/// Every `v1=<hex>` of the comma-separated list; other versions are skipped.
+/// The `v1=<hex>` entries of the comma-separated list. Other versions and
+/// stray items are skipped, and so is a `v1` that is not 64 hex digits: it
+/// cannot get a delivery refused that another `v1` verifies.
 fn parse_signatures(value: &str) -> Result<Vec<Vec<u8>>, Rejection> {
-    let mut v1 = Vec::new();
+    let mut v1 = Candidates::new();
     for item in value.split(',').map(str::trim) {
-        if !item.starts_with("v1=") {
-            if item.contains('=') {
-                continue;
-            }
-            return Err(Rejection::SignatureMalformed);
+        let (key, val) = match item.split_once('=') {
+            Some((key, val)) => (key, Some(val)),
+            None => (item, None),
+        };
+        if key == "v1" {
+            v1.push(val.and_then(|val| prefixed_hex(val, "", 32).ok()))?;
         }
-        if v1.len() == MAX_CANDIDATES {
-            return Err(Rejection::SignatureMalformed);
-        }
-        v1.push(prefixed_hex(item, "v1=", 32)?);
     }
-    if v1.is_empty() {
-        return Err(Rejection::SignatureMalformed);
-    }
-    Ok(v1)
+    v1.into_well_formed()
 }
 
 impl Verifier for PagerdutyVerifier {
@@ -85,6 +81,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::hmac_common::MAX_CANDIDATES;
     use super::super::hmac_common::test_support::*;
     use super::*;
 
@@ -104,6 +101,11 @@ mod tests {
             format!("v1={other},v1={KNOWN}"),
             format!("v1={KNOWN}, v1={other}"),
             format!("v2={other},v1={KNOWN}"),
+            // These two were refused as signature_malformed before issue #13
+            // §2: a stray item or an undecodable v1 next to a good v1 is now
+            // skipped, not a reason to refuse the delivery.
+            format!("v1={KNOWN},garbage"),
+            format!("v1={KNOWN},v1=zz"),
         ] {
             let verified = v
                 .verify(&headers(&[(SIGNATURE_HEADER, &value)]), BODY)
@@ -120,8 +122,7 @@ mod tests {
         assert_eq!(sign(b"pd_secret", BODY)[0].1, format!("v1={KNOWN}"));
         for bad in [
             format!("v2={KNOWN}"),
-            format!("v1={KNOWN},garbage"),
-            format!("v1={KNOWN},v1=zz"),
+            "garbage,v1=zz".to_owned(),
             format!(
                 "v1={KNOWN}{}",
                 format!(",v1={other}").repeat(MAX_CANDIDATES)
@@ -133,6 +134,22 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_malformed_v1_does_not_refuse_a_good_one() {
+        let v = PagerdutyVerifier::new(secrets(&["pd_secret"])).expect("verifier");
+        let good = format!("v1={KNOWN}");
+        let other = format!("v1={}", hex::encode([3u8; 32]));
+        let short = format!("v1={}", &KNOWN[..60]);
+        let long = format!("v1={KNOWN}ab");
+        let not_hex = format!("v1={}xy", &KNOWN[..62]);
+        candidate_list_suite(&CandidateList {
+            verify: &|entries| v.verify(&headers(&[(SIGNATURE_HEADER, &entries.join(","))]), BODY),
+            good: &good,
+            other: &other,
+            malformed: &[&short, &long, &not_hex, "v1=", "v1"],
+        });
     }
 
     #[test]

@@ -19,8 +19,8 @@ use super::{
     ShopifyVerifier, SlackVerifier, SquareVerifier, StandardWebhooksVerifier, StripeVerifier,
     TwilioVerifier, TwitchVerifier, Verifier, VerifierError, ZoomVerifier, aws_sns,
     azure_event_grid, docusign, dropbox, gitlab, google_pubsub, hubspot, linear, microsoft_graph,
-    okta, paddle, paypal, slack, standard_webhooks, stripe, svix, twitch, twitter, xero, zendesk,
-    zoom,
+    okta, paddle, paypal, slack, standard_webhooks, stripe, svix, trello, twitch, twitter, xero,
+    zendesk, zoom,
 };
 use crate::secrets::Secret;
 
@@ -346,6 +346,7 @@ pub fn preset(provider: Provider) -> &'static Preset {
         Provider::Docusign => &DOCUSIGN,
         Provider::Dropbox => &DROPBOX,
         Provider::Twitter => &TWITTER,
+        Provider::Trello => &TRELLO,
         Provider::Okta => &OKTA,
         Provider::AzureEventGrid => &AZURE_EVENT_GRID,
         Provider::MicrosoftGraph => &MICROSOFT_GRAPH,
@@ -792,6 +793,27 @@ static TWITTER: Preset = Preset {
         sending::twitter,
         "`x-twitter-webhooks-signature: sha256=…`: HMAC-SHA256 of the body, base64",
         "https://docs.x.com/x-api/enterprise-gnip-2.0/fundamentals/account-activity#securing-webhooks",
+    )
+};
+
+static TRELLO: Preset = Preset {
+    signs_url: true,
+    handshake: Some(HandshakeSupport {
+        describe: "`HEAD` on webhook creation, answered 200 (unsigned)",
+        authenticated: false,
+        sign: sending::trello_handshake,
+    }),
+    ..body_hmac(
+        Provider::Trello,
+        |s, o| {
+            Ok(Box::new(trello::TrelloVerifier::new(
+                s,
+                o.public_url(Provider::Trello)?,
+            )?))
+        },
+        sending::trello,
+        "`X-Trello-Webhook`: HMAC-SHA1 of the body and the callback URL with the app secret, base64",
+        "https://developer.atlassian.com/cloud/trello/guides/rest-api/webhooks/#webhook-signatures",
     )
 };
 

@@ -14,14 +14,15 @@ use super::keys::material;
 use super::{
     adyen, aws_sns, azure_event_grid, bitbucket, discord, docusign, dropbox, gitlab, google_pubsub,
     hubspot, intercom, linear, mailgun, meta, microsoft_graph, okta, paddle, pagerduty, paypal,
-    sendgrid, shopify, slack, square, standard_webhooks, stripe, svix, twilio, twitch, twitter,
-    xero, zendesk, zoom,
+    sendgrid, shopify, slack, square, standard_webhooks, stripe, svix, trello, twilio, twitch,
+    twitter, xero, zendesk, zoom,
 };
 
 /// A signed delivery: the method, the headers to send and the exact body.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// `POST`, or `GET` for a handshake made by GET (Meta).
+    /// `POST`, or the method of a handshake made otherwise: `GET` (Meta),
+    /// `HEAD` (Trello).
     pub method: &'static str,
     /// Header names and values, signature included.
     pub headers: Vec<(String, String)>,
@@ -597,6 +598,30 @@ pub(crate) fn twitter_handshake(
         Vec::new(),
         Expected::Json(answer),
     ))
+}
+
+pub(crate) fn trello(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
+    let body = body_or(
+        input,
+        json!({"action": {"id": input.id, "type": input.event, "data": {}},
+               "model": {"id": "4d5ea62fd76aa1136000000c", "name": "Hookwarden"}}),
+    );
+    Ok(json_post(
+        owned(trello::sign(secret, input.url, &body)),
+        body,
+    ))
+}
+
+/// Trello's unsigned `HEAD` on webhook creation: any 200 will do, and a
+/// `HEAD` answer has no body.
+pub(crate) fn trello_handshake(_: &[u8], _: &SignInput<'_>) -> Result<Delivery, SignError> {
+    Ok(Delivery {
+        method: "HEAD",
+        headers: Vec::new(),
+        body: Vec::new(),
+        extra_query: None,
+        expect: Some(Expected::Text(Vec::new())),
+    })
 }
 
 pub(crate) fn okta(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {

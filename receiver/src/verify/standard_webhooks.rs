@@ -19,7 +19,7 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::hmac_common::{
-    MAX_CANDIDATES, check_fresh, json_body, json_info, mac, require_secrets, signature_header,
+    Candidates, check_fresh, json_body, json_info, mac, require_secrets, signature_header,
     system_clock, timestamp_header,
 };
 use super::{Clock, Rejection, Verified, Verifier, VerifierError, info_header, single_header};
@@ -129,35 +129,42 @@ struct Signatures {
     v1a: Vec<Signature>,
 }
 
-/// The `v1` and `v1a` signatures of a signature list; other versions are
-/// skipped.
+/// One decoded entry of a signature list.
+enum Candidate {
+    V1(Vec<u8>),
+    V1a(Signature),
+}
+
+/// The `v1` and `v1a` signatures of a signature list. Other versions and
+/// entries without a version are skipped, and so is a `v1` or `v1a` whose
+/// signature is not base64 of the right length: it cannot get a delivery
+/// refused that another entry verifies (a sender moving to `v1a` may list
+/// one that an older verifier cannot read).
 fn parse_signatures(value: &str) -> Result<Signatures, Rejection> {
-    let mut signatures = Signatures::default();
+    let mut candidates = Candidates::new();
     for entry in value.split(' ').filter(|e| !e.is_empty()) {
-        let (version, signature) = entry.split_once(',').ok_or(Rejection::SignatureMalformed)?;
-        if version != "v1" && version != "v1a" {
-            continue;
-        }
-        if signatures.v1.len() + signatures.v1a.len() == MAX_CANDIDATES {
-            return Err(Rejection::SignatureMalformed);
-        }
-        let bytes = BASE64
-            .decode(signature)
-            .map_err(|_| Rejection::SignatureMalformed)?;
-        if version == "v1" {
-            if bytes.len() != 32 {
-                return Err(Rejection::SignatureMalformed);
-            }
-            signatures.v1.push(bytes);
-        } else {
-            let bytes: [u8; 64] = bytes
-                .try_into()
-                .map_err(|_| Rejection::SignatureMalformed)?;
-            signatures.v1a.push(Signature::from_bytes(&bytes));
+        let (version, signature) = entry.split_once(',').unwrap_or((entry, ""));
+        let decoded = || BASE64.decode(signature).ok();
+        match version {
+            "v1" => candidates.push(
+                decoded()
+                    .filter(|bytes| bytes.len() == 32)
+                    .map(Candidate::V1),
+            )?,
+            "v1a" => candidates.push(
+                decoded()
+                    .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
+                    .map(|bytes| Candidate::V1a(Signature::from_bytes(&bytes))),
+            )?,
+            _ => {}
         }
     }
-    if signatures.v1.is_empty() && signatures.v1a.is_empty() {
-        return Err(Rejection::SignatureMalformed);
+    let mut signatures = Signatures::default();
+    for candidate in candidates.into_well_formed()? {
+        match candidate {
+            Candidate::V1(bytes) => signatures.v1.push(bytes),
+            Candidate::V1a(signature) => signatures.v1a.push(signature),
+        }
     }
     Ok(signatures)
 }
@@ -294,6 +301,7 @@ pub fn sign(
 /// Tests shared with [`super::svix`]: the same behaviour under other names.
 #[cfg(test)]
 pub(crate) mod shared_tests {
+    use super::super::hmac_common::MAX_CANDIDATES;
     use super::super::hmac_common::test_support::*;
     use super::*;
 
@@ -403,6 +411,77 @@ pub(crate) mod shared_tests {
                 BODY
             ),
             Err(Rejection::SignatureMalformed)
+        );
+    }
+
+    /// A `v1` or `v1a` entry that does not decode is skipped, not a reason
+    /// to refuse the entry next to it; checked with the published vector
+    /// and the independently computed `v1a` signature of it.
+    pub(crate) fn candidate_lists(scheme: Scheme) {
+        let v = StandardWebhooksVerifier::with_clock(
+            scheme,
+            secrets(&[VECTOR_SECRET, V1A_PUBLIC]),
+            DEFAULT_TOLERANCE_SECS,
+            vector_clock,
+        )
+        .expect("verifier");
+        let verify = |entries: &[&str]| {
+            v.verify(
+                &headers(&[
+                    (scheme.id_header, VECTOR_ID),
+                    (scheme.timestamp_header, &VECTOR_TIMESTAMP.to_string()),
+                    (scheme.signature_header, &entries.join(" ")),
+                ]),
+                VECTOR_BODY.as_bytes(),
+            )
+        };
+        let other_v1 = format!("v1,{}", BASE64.encode([9u8; 32]));
+        let other_v1a = format!("v1a,{}", BASE64.encode([9u8; 64]));
+        let v1_short = format!("v1,{}", BASE64.encode([1u8; 31]));
+        let v1_long = format!("v1,{}", BASE64.encode([1u8; 33]));
+        let v1a_short = format!("v1a,{}", BASE64.encode([1u8; 63]));
+        let malformed = [
+            "v1,!!!",
+            v1_short.as_str(),
+            v1_long.as_str(),
+            "v1,",
+            "v1",
+            "v1a,AAAA",
+            v1a_short.as_str(),
+            "v1a,",
+        ];
+        for (good, other) in [
+            (VECTOR_SIGNATURE, other_v1.as_str()),
+            (VECTOR_SIGNATURE, other_v1a.as_str()),
+            (V1A_SIGNATURE, other_v1.as_str()),
+            (V1A_SIGNATURE, other_v1a.as_str()),
+        ] {
+            candidate_list_suite(&CandidateList {
+                verify: &verify,
+                good,
+                other,
+                malformed: &malformed,
+            });
+        }
+        // v1 and v1a share the cap.
+        let mut mixed = vec![V1A_SIGNATURE; 1];
+        mixed.extend(vec![VECTOR_SIGNATURE; MAX_CANDIDATES]);
+        assert_eq!(verify(&mixed), Err(Rejection::SignatureMalformed));
+        // A repeated timestamp header stays malformed next to a good entry.
+        let mut twice = headers(&[
+            (scheme.id_header, VECTOR_ID),
+            (scheme.timestamp_header, &VECTOR_TIMESTAMP.to_string()),
+            (scheme.timestamp_header, &VECTOR_TIMESTAMP.to_string()),
+        ]);
+        twice.insert(
+            scheme.signature_header,
+            format!("v1,!!! {VECTOR_SIGNATURE}")
+                .parse()
+                .expect("header value"),
+        );
+        assert_eq!(
+            v.verify(&twice, VECTOR_BODY.as_bytes()),
+            Err(Rejection::TimestampMalformed)
         );
     }
 
@@ -516,8 +595,8 @@ pub(crate) mod shared_tests {
     /// vector's content, computed independently with Python's `cryptography`
     /// (`Ed25519PrivateKey.from_private_bytes(bytes([7]*32)).sign(...)`); the
     /// `v1a` construction is that of the spec's "Asymmetric signatures".
-    const V1A_PUBLIC: &str = "whpk_6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw=";
-    const V1A_SIGNATURE: &str = "v1a,2iFnCkcL0nCB7d0lgaT5vmGnQgJl4zcl9qd7UbPYvulcwR3MRYzjXT2JCSEV4dFH3XNALA4OW0zY5fFdGv9GBA==";
+    pub(crate) const V1A_PUBLIC: &str = "whpk_6kpsY+KcUgq+9VB7Ey7F+ZVHdq6+vnuSQh7qaRRG0iw=";
+    pub(crate) const V1A_SIGNATURE: &str = "v1a,2iFnCkcL0nCB7d0lgaT5vmGnQgJl4zcl9qd7UbPYvulcwR3MRYzjXT2JCSEV4dFH3XNALA4OW0zY5fFdGv9GBA==";
 
     #[test]
     fn asymmetric_v1a() {
@@ -598,6 +677,7 @@ pub(crate) mod shared_tests {
     fn standard_webhooks() {
         published_vector(SCHEME);
         round_trip_and_lists(SCHEME);
+        candidate_lists(SCHEME);
         tampering(SCHEME);
         missing_and_malformed(SCHEME);
         timestamps(SCHEME);

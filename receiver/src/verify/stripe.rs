@@ -12,7 +12,7 @@ use hmac::Hmac;
 use sha2::Sha256;
 
 use super::hmac_common::{
-    MAX_CANDIDATES, check_fresh, find_secret, json_body, json_info, mac, parse_unix_seconds,
+    Candidates, check_fresh, find_secret, json_body, json_info, mac, parse_unix_seconds,
     require_secrets, signature_header, system_clock,
 };
 use super::{Clock, Rejection, Verified, Verifier, VerifierError};
@@ -56,30 +56,35 @@ impl StripeVerifier {
 #[derive(Debug)]
 struct Header<'a> {
     timestamp: Option<&'a str>,
-    v1: Vec<Vec<u8>>,
+    /// The `v1` entries; one that is not 64 hex digits is skipped, so it
+    /// cannot get a delivery refused that another `v1` verifies.
+    v1: Candidates<Vec<u8>>,
 }
 
 fn parse_header(value: &str) -> Result<Header<'_>, Rejection> {
     let mut header = Header {
         timestamp: None,
-        v1: Vec::new(),
+        v1: Candidates::new(),
     };
     for item in value.split(',') {
-        let (key, val) = item.split_once('=').ok_or(Rejection::SignatureMalformed)?;
-        match key {
-            // Two timestamps: which one was signed is ambiguous.
-            "t" if header.timestamp.is_some() => return Err(Rejection::TimestampMalformed),
-            "t" => header.timestamp = Some(val),
-            "v1" => {
-                if header.v1.len() == MAX_CANDIDATES {
-                    return Err(Rejection::SignatureMalformed);
-                }
+        let (key, val) = match item.split_once('=') {
+            Some((key, val)) => (key, Some(val)),
+            None => (item, None),
+        };
+        match (key, val) {
+            // The timestamp stays strict: two of them make which one was
+            // signed ambiguous, and a bare `t` is no timestamp.
+            ("t", _) if header.timestamp.is_some() => return Err(Rejection::TimestampMalformed),
+            ("t", None) => return Err(Rejection::TimestampMalformed),
+            ("t", Some(val)) => header.timestamp = Some(val),
+            ("v1", val) => header.v1.push(val.and_then(|val| {
                 let mut signature = vec![0u8; 32];
-                hex::decode_to_slice(val, &mut signature)
-                    .map_err(|_| Rejection::SignatureMalformed)?;
-                header.v1.push(signature);
-            }
-            // v0 (test-mode legacy) and future schemes are not verified.
+                // Fails on a non-hex digit and on any other length.
+                hex::decode_to_slice(val, &mut signature).ok()?;
+                Some(signature)
+            }))?,
+            // v0 (test-mode legacy), future schemes and stray items are not
+            // verified.
             _ => {}
         }
     }
@@ -97,14 +102,16 @@ impl Verifier for StripeVerifier {
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let header = parse_header(signature_header(headers, SIGNATURE_HEADER)?)?;
-        let timestamp = header.timestamp.ok_or(Rejection::TimestampMissing)?;
-        let seconds = parse_unix_seconds(timestamp)?;
-        if header.v1.is_empty() {
-            return Err(Rejection::SignatureMalformed);
-        }
+        // A malformed timestamp is reported before the candidates, a missing
+        // one after them: a header with neither is malformed as a whole.
+        let seconds = header.timestamp.map(parse_unix_seconds).transpose()?;
+        let v1 = header.v1.into_well_formed()?;
+        let (Some(timestamp), Some(seconds)) = (header.timestamp, seconds) else {
+            return Err(Rejection::TimestampMissing);
+        };
         check_fresh((self.clock)(), seconds, self.tolerance)?;
         let parts: [&[u8]; 3] = [timestamp.as_bytes(), b".", body];
-        let secret_index = find_secret::<Hmac<Sha256>>(&self.secrets, &parts, &header.v1)
+        let secret_index = find_secret::<Hmac<Sha256>>(&self.secrets, &parts, &v1)
             .ok_or(Rejection::SignatureMismatch)?;
         let json = json_body(body);
         Ok(Verified {
@@ -127,6 +134,7 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> Vec<(&'static str, St
 
 #[cfg(test)]
 mod tests {
+    use super::super::hmac_common::MAX_CANDIDATES;
     use super::super::hmac_common::test_support::*;
     use super::*;
 
@@ -251,6 +259,39 @@ mod tests {
         let mut twice = header_at(NOW);
         twice.append(SIGNATURE_HEADER, twice[SIGNATURE_HEADER].clone());
         assert_eq!(v.verify(&twice, BODY), Err(Rejection::SignatureMalformed));
+    }
+
+    #[test]
+    fn a_malformed_v1_does_not_refuse_a_good_one() {
+        let v = verifier(&[SECRET]);
+        let good = format!("v1={KNOWN_V1}");
+        let other = format!("v1={}", hex::encode([7u8; 32]));
+        let short = format!("v1={}", &KNOWN_V1[..62]);
+        let long = format!("v1={KNOWN_V1}00");
+        let not_hex = format!("v1={}zz", &KNOWN_V1[..62]);
+        candidate_list_suite(&CandidateList {
+            verify: &|entries| {
+                let value = format!("t={NOW},{}", entries.join(","));
+                v.verify(&headers(&[(SIGNATURE_HEADER, &value)]), BODY)
+            },
+            good: &good,
+            other: &other,
+            malformed: &[&short, &long, &not_hex, "v1=", "v1"],
+        });
+        // The timestamp stays strict next to a good v1.
+        for value in [
+            format!("t={NOW},t={NOW},{good}"),
+            format!("t=abc,{good}"),
+            format!("t,{good}"),
+            format!("t=,{good}"),
+            format!("{good},t={NOW},t={}", NOW + 1),
+        ] {
+            assert_eq!(
+                v.verify(&headers(&[(SIGNATURE_HEADER, &value)]), BODY),
+                Err(Rejection::TimestampMalformed),
+                "{value}"
+            );
+        }
     }
 
     #[test]

@@ -59,6 +59,7 @@ mod tests {
     fn svix_is_standard_webhooks_under_svix_names() {
         published_vector(SCHEME);
         round_trip_and_lists(SCHEME);
+        candidate_lists(SCHEME);
         tampering(SCHEME);
         missing_and_malformed(SCHEME);
         timestamps(SCHEME);
