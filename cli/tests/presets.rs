@@ -440,3 +440,79 @@ fn verify_checks_url_signed_requests_and_handshakes_from_saved_files() {
     assert!(text.starts_with("OK handshake"), "{text}");
     assert!(text.contains(": 99"), "{text}");
 }
+
+/// Every preset of the registry, as shipped: the receiver started from a
+/// manifest naming it, `hookwarden send` (the binary) signing with the
+/// sender's key, answered 2xx (so stored in JetStream); a delivery signed
+/// with another key refused; and every preset's handshake answered as the
+/// provider expects. `generic` is covered above (it signs what its manifest
+/// configures); the fetched-key presets need a key server
+/// (`receiver/tests/fetched_keys.rs` when landed, their unit tests now).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_delivers_every_preset_of_the_registry_to_the_receiver() {
+    use hookwarden_receiver::verify::registry::{self, KeyKind};
+    let nats = NatsServer::start().await.expect("nats-server");
+    let mut delivered = Vec::new();
+    let mut handshakes = Vec::new();
+    for preset in registry::presets() {
+        if matches!(preset.key, KeyKind::Configured | KeyKind::Fetched) {
+            continue;
+        }
+        let name = preset.name();
+        let key = preset.key.test_key("the sender's key");
+        let other = preset.key.test_key("another key");
+        // Meta's handshake carries a verify token of its own.
+        let spec = format!(
+            "  provider: {name}\n  secretRefs: [{{name: s, key: k}}]\n  \
+             publicUrl: https://hooks.example.com/in\n  \
+             handshake: {{verifyTokenRefs: [{{name: v, key: t}}]}}\n"
+        );
+        let endpoint = serve(
+            &nats,
+            &manifest(&name, &spec),
+            &[("s/k", &key.verifying), ("v/t", b"the verify token")],
+        )
+        .await;
+        let url = format!("{}/", endpoint.base);
+        let send = |secret: PathBuf, handshake: bool| {
+            let mut command = args(&[
+                "send",
+                "--provider",
+                &name,
+                "--secret-file",
+                &path(&secret),
+                "--url",
+                &url,
+                "--public-url",
+                "https://hooks.example.com/in",
+                "--event",
+                "thing.happened",
+            ]);
+            if handshake {
+                command.push("--handshake".to_owned());
+            }
+            hookwarden(command)
+        };
+        let signing = endpoint.file("signing-key", &key.signing);
+        let text = assert_ok(&send(signing.clone(), false).await, &name);
+        assert!(text.starts_with("200 OK"), "{name}: {text}");
+        let forged = send(endpoint.file("other-key", &other.signing), false).await;
+        assert_eq!(forged.status.code(), Some(1), "{name}: another key");
+        let refused = String::from_utf8_lossy(&forged.stdout).into_owned();
+        assert!(refused.starts_with("401"), "{name}: {refused}");
+        delivered.push(name.clone());
+
+        if preset.handshake.is_some() {
+            let secret = if name == "meta" {
+                endpoint.file("verify-token", b"the verify token")
+            } else {
+                signing
+            };
+            let text = assert_ok(&send(secret, true).await, &format!("{name} handshake"));
+            assert!(text.starts_with("200 OK"), "{name} handshake: {text}");
+            handshakes.push(name);
+        }
+    }
+    assert!(delivered.len() >= 36, "{delivered:?}");
+    assert!(handshakes.len() >= 12, "{handshakes:?}");
+}
