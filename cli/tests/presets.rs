@@ -516,3 +516,69 @@ async fn send_delivers_every_preset_of_the_registry_to_the_receiver() {
     assert!(delivered.len() >= 36, "{delivered:?}");
     assert!(handshakes.len() >= 12, "{handshakes:?}");
 }
+
+/// `hookwarden verify` checks a saved request of every preset (signed by the
+/// registry's signer, written as it arrives on the wire): OK with the
+/// receiver's key, REFUSED with another.
+#[test]
+fn verify_checks_a_saved_request_of_every_preset() {
+    use hookwarden_receiver::verify::registry::{self, KeyKind};
+    use hookwarden_receiver::verify::sending::SignInput;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut checked = 0;
+    for preset in registry::presets() {
+        if matches!(preset.key, KeyKind::Configured | KeyKind::Fetched) {
+            continue;
+        }
+        let name = preset.name();
+        let key = preset.key.test_key("the sender's key");
+        let input = SignInput {
+            event: "thing.happened",
+            id: "id-42",
+            body: None,
+            now: jiff::Timestamp::now().as_second(),
+            url: "https://hooks.example.com/in",
+            spec: None,
+        };
+        let delivery = preset.sign(&key.signing, &input).expect("signs");
+        let target = match &delivery.extra_query {
+            Some(query) => format!("/in?{query}"),
+            None => "/in".to_owned(),
+        };
+        let mut request = format!(
+            "{} {target} HTTP/1.1\r\nHost: hooks.example.com\r\n",
+            delivery.method
+        )
+        .into_bytes();
+        for (header, value) in &delivery.headers {
+            request.extend_from_slice(format!("{header}: {value}\r\n").as_bytes());
+        }
+        request.extend_from_slice(
+            format!("Content-Length: {}\r\n\r\n", delivery.body.len()).as_bytes(),
+        );
+        request.extend_from_slice(&delivery.body);
+        let saved = dir.path().join(format!("{name}.http"));
+        std::fs::write(&saved, request).expect("request");
+        let run = |verifying: &[u8]| {
+            let secret = dir.path().join(format!("{name}.key"));
+            std::fs::write(&secret, verifying).expect("key");
+            std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+                .args(["verify", "--provider", &name, "--secret-file"])
+                .arg(&secret)
+                .args(["--public-url", "https://hooks.example.com/in", "--request"])
+                .arg(&saved)
+                .output()
+                .expect("run hookwarden")
+        };
+        let text = assert_ok(&run(&key.verifying), &name);
+        assert!(text.starts_with("OK"), "{name}: {text}");
+        let other = run(&preset.key.test_key("another key").verifying);
+        assert_eq!(other.status.code(), Some(1), "{name}");
+        assert!(
+            String::from_utf8_lossy(&other.stdout).starts_with("REFUSED"),
+            "{name}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 36, "{checked}");
+}
