@@ -22,6 +22,7 @@ use crate::publish::EnsureStreamError;
 use crate::reload;
 use crate::server::{self, AppState, ServeOptions};
 use crate::transport::{self, Limits, Mode, Stopped, TlsMode, Transport};
+use crate::verify::keys::KeyFetcher;
 
 /// How often a stream managed elsewhere (`createStream: false`) is looked up
 /// (one `STREAM.INFO`), so `/readyz` notices it deleted under a running
@@ -173,6 +174,12 @@ pub struct Settings {
     pub reload_interval: Duration,
     /// How often the stream is checked ([`STREAM_CHECK_INTERVAL`]).
     pub stream_check_interval: Duration,
+    /// FOR TESTS ONLY: the key fetcher of the fetched-key presets (AWS SNS,
+    /// PayPal, Google Pub/Sub), e.g. one routed to a loopback key server
+    /// ([`KeyFetcher::with_test_routes`]). `None`, always in the binary
+    /// ([`ServeArgs`] has no flag or variable for it): the process's
+    /// ([`KeyFetcher::shared`]), system roots and DNS.
+    pub key_fetcher: Option<Arc<KeyFetcher>>,
 }
 
 impl Settings {
@@ -192,6 +199,7 @@ impl Settings {
             serve: ServeOptions::default(),
             reload_interval: reload::DEFAULT_RELOAD_INTERVAL,
             stream_check_interval: STREAM_CHECK_INTERVAL,
+            key_fetcher: None,
         }
     }
 }
@@ -238,7 +246,11 @@ pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
     // First the flags and the manifest: mistakes there are the cheapest to
     // report, and are reported before NATS is contacted.
     let transport = Transport::new(&settings.mode, settings.limits.clone())?;
-    let checked = reload::check(&settings.endpoint, &settings.secrets_dir)?;
+    let checked = reload::check_with_fetcher(
+        &settings.endpoint,
+        &settings.secrets_dir,
+        settings.key_fetcher.clone(),
+    )?;
     let metrics = Arc::new(Metrics::new(Some(transport.stats())));
 
     // The URL's user and password (or token) are passed explicitly.
@@ -271,6 +283,7 @@ pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
         nats: client,
         publish_timeout: settings.publish_timeout,
         default_body_limit: settings.max_body_bytes,
+        key_fetcher: settings.key_fetcher.clone(),
     };
     Ok(Receiver {
         state,

@@ -9,6 +9,7 @@
 //! and the running one keeps serving; nothing is dropped either way.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hookwarden_crds::{SecretKeyRef, WebhookEndpoint, WebhookEndpointSpec};
@@ -19,6 +20,7 @@ use crate::limits::{RateError, RateLimits};
 use crate::publish::{CredentialsError, EnsureStreamError, Publisher, Target, TargetError};
 use crate::request::{BodyLimitSource, RequestError, RequestRules};
 use crate::server::{AppState, EndpointPipeline};
+use crate::verify::keys::KeyFetcher;
 use crate::{config, secrets, verify};
 
 /// How often the files are checked for changes by default.
@@ -117,6 +119,9 @@ pub struct Sources {
     pub publish_timeout: Duration,
     /// `--max-body-bytes`: the body cap when the manifest sets none.
     pub default_body_limit: usize,
+    /// The fetched-key presets' key fetcher (`app::Settings::key_fetcher`;
+    /// `None`: the process's), kept across reloads so its cache is too.
+    pub key_fetcher: Option<Arc<KeyFetcher>>,
 }
 
 /// Every secret the spec refers to, in any check.
@@ -190,13 +195,27 @@ pub struct Checked {
 
 /// Reads and checks the manifest and its secrets.
 pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadError> {
+    check_with_fetcher(endpoint_path, secrets_dir, None)
+}
+
+/// As [`check`], the fetched-key presets fetching through `key_fetcher`
+/// (`None`: the process's).
+pub fn check_with_fetcher(
+    endpoint_path: &Path,
+    secrets_dir: &Path,
+    key_fetcher: Option<Arc<KeyFetcher>>,
+) -> Result<Checked, LoadError> {
     let path = endpoint_path;
     let endpoint = config::load_endpoint(path)?;
     let target = Target::for_endpoint(&endpoint).map_err(|source| LoadError::Target {
         path: path.to_owned(),
         source,
     })?;
-    let verifier = verify::for_endpoint(&endpoint.spec, |refs| secrets::load(secrets_dir, refs))?;
+    let verifier = verify::for_endpoint_with_fetcher(
+        &endpoint.spec,
+        |refs| secrets::load(secrets_dir, refs),
+        key_fetcher,
+    )?;
     let cidr = |source| LoadError::Cidr {
         path: path.to_owned(),
         source,
@@ -317,14 +336,18 @@ pub async fn load(
     sources: &Sources,
     served: Option<&Target>,
 ) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
-    check(&sources.endpoint, &sources.secrets_dir)?
-        .connect(
-            sources.nats.clone(),
-            sources.publish_timeout,
-            sources.default_body_limit,
-            served,
-        )
-        .await
+    check_with_fetcher(
+        &sources.endpoint,
+        &sources.secrets_dir,
+        sources.key_fetcher.clone(),
+    )?
+    .connect(
+        sources.nats.clone(),
+        sources.publish_timeout,
+        sources.default_body_limit,
+        served,
+    )
+    .await
 }
 
 /// The longest wait between two attempts to load a configuration that

@@ -534,6 +534,16 @@ pub fn for_endpoint(
     spec: &WebhookEndpointSpec,
     load: impl Fn(&[SecretKeyRef]) -> Result<Vec<Secret>, SecretError>,
 ) -> Result<Box<dyn Verifier>, VerifierError> {
+    for_endpoint_with_fetcher(spec, load, None)
+}
+
+/// As [`for_endpoint`], the fetched-key presets fetching through `fetcher`
+/// ([`PresetOptions::fetcher`]; `None`: the process's).
+pub fn for_endpoint_with_fetcher(
+    spec: &WebhookEndpointSpec,
+    load: impl Fn(&[SecretKeyRef]) -> Result<Vec<Secret>, SecretError>,
+    fetcher: Option<std::sync::Arc<keys::KeyFetcher>>,
+) -> Result<Box<dyn Verifier>, VerifierError> {
     if spec.provider != Provider::Generic {
         if spec.verification.is_some() {
             return Err(VerifierError::VerificationWithPreset(spec.provider));
@@ -551,7 +561,7 @@ pub fn for_endpoint(
             aws: spec.aws.clone(),
             paypal: spec.paypal.clone(),
             google: spec.google.clone(),
-            fetcher: None,
+            fetcher,
         };
         return for_preset(
             spec.provider,

@@ -107,11 +107,6 @@ pub struct FetcherConfig {
     pub max_pending: usize,
     /// A JWK Set is fetched again for an unknown `kid` at most this often.
     pub min_refresh: Duration,
-    /// Trust these roots instead of the system's (tests).
-    pub roots: Option<Arc<rustls::RootCertStore>>,
-    /// Connect to these addresses instead of resolving the host (tests);
-    /// the host rule and the TLS name check still apply.
-    pub routes: HashMap<String, SocketAddr>,
 }
 
 impl Default for FetcherConfig {
@@ -129,8 +124,6 @@ impl Default for FetcherConfig {
             fetch_interval: Duration::from_secs(60),
             max_pending: 16,
             min_refresh: Duration::from_secs(60),
-            roots: None,
-            routes: HashMap::new(),
         }
     }
 }
@@ -158,15 +151,50 @@ struct State {
 #[derive(Debug)]
 pub struct KeyFetcher {
     config: FetcherConfig,
+    /// `None`: the system's roots. Set only by
+    /// [`KeyFetcher::with_test_routes`].
+    roots: Option<Arc<rustls::RootCertStore>>,
+    /// Host → address, instead of resolving the host. Empty but for
+    /// [`KeyFetcher::with_test_routes`].
+    routes: HashMap<String, SocketAddr>,
     tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
     state: Mutex<State>,
 }
 
 impl KeyFetcher {
-    /// A fetcher with `config`.
+    /// A fetcher with `config`: the system's roots, hosts resolved by DNS.
     pub fn new(config: FetcherConfig) -> Arc<Self> {
+        Self::build(config, None, HashMap::new())
+    }
+
+    /// FOR TESTS ONLY: a fetcher that trusts `roots` instead of the
+    /// system's and connects to `routes[host]` instead of resolving `host`,
+    /// so a loopback key server can stand in for a provider's hosts.
+    ///
+    /// It cannot widen what is fetched: the fetcher only ever GETs a
+    /// [`KeyUrl`], which only the preset's host rule ([`url`]) makes, so a
+    /// route is looked up only for a URL that already passed that rule (a
+    /// route for any other name is never used); the TLS name checked is
+    /// still the URL's host. The receiver binary never calls this: no flag
+    /// or environment variable reaches it, only
+    /// `app::Settings::key_fetcher`, which tests set.
+    pub fn with_test_routes(
+        config: FetcherConfig,
+        roots: rustls::RootCertStore,
+        routes: HashMap<String, SocketAddr>,
+    ) -> Arc<Self> {
+        Self::build(config, Some(Arc::new(roots)), routes)
+    }
+
+    fn build(
+        config: FetcherConfig,
+        roots: Option<Arc<rustls::RootCertStore>>,
+        routes: HashMap<String, SocketAddr>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config,
+            roots,
+            routes,
             tls: OnceLock::new(),
             state: Mutex::new(State::default()),
         })
@@ -367,7 +395,7 @@ impl KeyFetcher {
 
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>, KeyError> {
         self.tls
-            .get_or_init(|| client_tls(self.config.roots.clone()))
+            .get_or_init(|| client_tls(self.roots.clone()))
             .clone()
             .ok_or(KeyError::Unavailable("no TLS roots"))
     }
@@ -382,7 +410,9 @@ impl KeyFetcher {
 
     async fn get(&self, url: &KeyUrl) -> Result<Bytes, KeyError> {
         let tls = self.tls()?;
-        let address = match self.config.routes.get(url.host()) {
+        // `url` passed the host rule (only `url` makes a `KeyUrl`): a test
+        // route changes where an allowed host is reached, never which.
+        let address = match self.routes.get(url.host()) {
             Some(address) => *address,
             None => tokio::net::lookup_host((url.host(), 443))
                 .await
@@ -484,7 +514,7 @@ pub(crate) mod test_server {
         pub(crate) hits: Arc<AtomicUsize>,
         /// Paths requested, in order.
         pub(crate) paths: Arc<Mutex<Vec<String>>>,
-        roots: Arc<rustls::RootCertStore>,
+        pub(crate) roots: Arc<rustls::RootCertStore>,
         hosts: Vec<String>,
         task: tokio::task::JoinHandle<()>,
     }
@@ -584,15 +614,14 @@ pub(crate) mod test_server {
 
         /// A fetcher trusting the test CA and routing the server's hosts to it.
         pub(crate) fn fetcher(&self, config: FetcherConfig) -> Arc<KeyFetcher> {
-            KeyFetcher::new(FetcherConfig {
-                roots: Some(Arc::clone(&self.roots)),
-                routes: self
-                    .hosts
+            KeyFetcher::with_test_routes(
+                config,
+                self.roots.as_ref().clone(),
+                self.hosts
                     .iter()
                     .map(|h| (h.clone(), self.address))
                     .collect(),
-                ..config
-            })
+            )
         }
 
         pub(crate) fn hits(&self) -> usize {
@@ -706,11 +735,11 @@ mod tests {
     async fn an_untrusted_server_is_not_believed() {
         let server = server(200, SIGNER_CERT.as_bytes()).await;
         // The system's roots (or none) do not include the test CA.
-        let fetcher = KeyFetcher::new(FetcherConfig {
-            roots: Some(Arc::new(rustls::RootCertStore::empty())),
-            routes: HashMap::from([(HOST.to_owned(), server.address)]),
-            ..FetcherConfig::default()
-        });
+        let fetcher = KeyFetcher::with_test_routes(
+            FetcherConfig::default(),
+            rustls::RootCertStore::empty(),
+            HashMap::from([(HOST.to_owned(), server.address)]),
+        );
         assert!(
             fetcher
                 .ensure(&cert_url(), KeyKind::Certificate)
@@ -723,10 +752,11 @@ mod tests {
             HashMap::from([(PATH.to_owned(), (200, SIGNER_CERT.as_bytes().to_vec()))]),
         )
         .await;
-        let fetcher = other.fetcher(FetcherConfig {
-            routes: HashMap::from([(HOST.to_owned(), other.address)]),
-            ..FetcherConfig::default()
-        });
+        let fetcher = KeyFetcher::with_test_routes(
+            FetcherConfig::default(),
+            other.roots.as_ref().clone(),
+            HashMap::from([(HOST.to_owned(), other.address)]),
+        );
         assert!(
             fetcher
                 .ensure(&cert_url(), KeyKind::Certificate)
