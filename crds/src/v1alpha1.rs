@@ -682,9 +682,10 @@ pub struct BasicAuthCheck {
     pub secret_refs: Vec<SecretKeyRef>,
 }
 
-/// A generic HMAC signature. The signed content is the raw body, preceded
-/// by `<id>.` when `idHeader` is set and by `<timestamp>.` when
-/// `timestampHeader` is set (in that order: `<id>.<timestamp>.<body>`).
+/// A generic HMAC signature. The signed content is `signedContent` when set;
+/// else the raw body, preceded by `<id>.` when `idHeader` is set and by
+/// `<timestamp>.` when `timestampHeader` is set (in that order:
+/// `<id>.<timestamp>.<body>`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HmacCheck {
@@ -709,6 +710,18 @@ pub struct HmacCheck {
     /// A header with the delivery id; signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_header: Option<String>,
+    /// What is signed, as a template: literal text kept byte for byte, and
+    /// the placeholders `{method}`, `{url}` (the public URL with the
+    /// request's query; needs `spec.publicUrl` or `spec.ingress`),
+    /// `{pathAndQuery}` (the request target as received), `{timestamp}`
+    /// (needs `timestampHeader`), `{id}` (needs `idHeader`),
+    /// `{header:<Name>}` and `{body}` (required). `{{` and `}}` are a
+    /// literal brace; there are no other escapes (write a newline as YAML's
+    /// `"\n"`). Example: `"{timestamp}.{body}"`. Absent:
+    /// `[<id>.][<timestamp>.]<body>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub signed_content: Option<String>,
     /// The accepted keys (several during a rotation). Default: `spec.secretRefs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_refs: Vec<SecretKeyRef>,

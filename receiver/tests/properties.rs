@@ -94,6 +94,7 @@ fn generic_check(
         signature_encoding: encoding,
         timestamp_header: stamped.then(|| "X-Timestamp".to_owned()),
         id_header: stamped.then(|| "X-Id".to_owned()),
+        signed_content: None,
         secret_refs: Vec::new(),
     }
 }

@@ -3,6 +3,11 @@
 //! an HMAC signature — for senders that are not a preset. All configured
 //! checks must pass.
 //!
+//! What the HMAC signs is a `signedContent` template, parsed once at startup
+//! into [`Part`]s; without one it is the historical
+//! `[<id>.][<timestamp>.]<body>`, expressed as the same parts so there is
+//! one code path.
+//!
 //! Secrets are compared in constant time. Tokens and passwords are compared
 //! through their SHA-256 digests, so not even their length is revealed by
 //! the time a comparison takes.
@@ -18,8 +23,11 @@ use hookwarden_crds::{
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
+use super::public_url::PublicUrl;
 use super::timestamp::{Clock, check_fresh, parse_unix_seconds, system_clock};
-use super::{Rejection, Verified, Verifier, VerifierError, info_header, single_header};
+use super::{
+    Incoming, Rejection, Verdict, Verified, Verifier, VerifierError, info_header, single_header,
+};
 use crate::secrets::Secret;
 
 /// The configured checks of one endpoint.
@@ -48,6 +56,8 @@ pub struct GenericChecks {
     pub delivery_id_header: Option<String>,
     /// Replay window for the HMAC timestamp, in seconds.
     pub timestamp_tolerance_secs: u32,
+    /// The URL the sender calls, for a `signedContent` with `{url}`.
+    pub public_url: Option<PublicUrl>,
 }
 
 impl GenericVerifier {
@@ -103,6 +113,11 @@ impl GenericVerifier {
                 for key in &keys {
                     crate::logging::register_secret(key.expose());
                 }
+                let content = match &check.signed_content {
+                    Some(text) => parse_template(text)?,
+                    None => default_template(&check),
+                };
+                validate_template(&content, &check, checks.public_url.is_some())?;
                 Ok::<_, VerifierError>(HmacVerifier {
                     algorithm: check.algorithm,
                     signature_header: check.signature_header.to_ascii_lowercase(),
@@ -110,6 +125,8 @@ impl GenericVerifier {
                     signature_encoding: check.signature_encoding,
                     timestamp_header: check.timestamp_header.map(|h| h.to_ascii_lowercase()),
                     id_header: check.id_header.map(|h| h.to_ascii_lowercase()),
+                    content,
+                    public_url: checks.public_url.clone(),
                     keys,
                     tolerance: checks.timestamp_tolerance_secs,
                     clock,
@@ -224,6 +241,198 @@ impl BasicVerifier {
     }
 }
 
+/// One piece of what an HMAC check signs, parsed once from `signedContent`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    /// Text kept byte for byte.
+    Literal(Vec<u8>),
+    /// `{method}`: the request's method.
+    Method,
+    /// `{url}`: the public URL with the request's raw query.
+    Url,
+    /// `{pathAndQuery}`: the request target as received.
+    PathAndQuery,
+    /// `{timestamp}`: the timestamp's text exactly as sent.
+    Timestamp,
+    /// `{id}`: the id header's value.
+    Id,
+    /// `{header:<name>}` (the name lower-cased): that header's value.
+    Header(String),
+    /// `{body}`: the raw body.
+    Body,
+}
+
+/// Why a `signedContent` template cannot be used; a startup error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    /// `{name}` is not a placeholder.
+    #[error(
+        "unknown placeholder {{{0}}}; the placeholders are {{method}}, {{url}}, {{pathAndQuery}}, {{timestamp}}, {{id}}, {{header:<Name>}} and {{body}} (write {{{{ and }}}} for literal braces)"
+    )]
+    UnknownPlaceholder(String),
+    /// A `{` without its `}`.
+    #[error("the `{{` at byte {0} is not closed (write {{{{ for a literal brace)")]
+    Unclosed(usize),
+    /// A `}` that closes nothing.
+    #[error("the `}}` at byte {0} closes nothing (write }}}} for a literal brace)")]
+    LoneBrace(usize),
+    /// `{header:...}` with something that is not a header name.
+    #[error("{{header:{0}}} does not name a valid header")]
+    BadHeaderName(String),
+    /// A placeholder whose value the check has no way to know.
+    #[error("{{{placeholder}}} needs {needs}")]
+    Needs {
+        /// The placeholder, e.g. `timestamp`.
+        placeholder: &'static str,
+        /// What must be configured, e.g. `verification.hmac.timestampHeader`.
+        needs: &'static str,
+    },
+    /// Without `{body}` the body could be changed in flight.
+    #[error(
+        "it must contain {{body}}: a signature that does not cover the body authenticates nothing of it"
+    )]
+    NoBody,
+    /// A header configured for signing that the template leaves unsigned:
+    /// a timestamp nobody signed cannot refuse a replay.
+    #[error("{field} is set, so it must be signed: add {{{placeholder}}}")]
+    Unsigned {
+        /// The field, e.g. `verification.hmac.timestampHeader`.
+        field: &'static str,
+        /// Its placeholder, e.g. `timestamp`.
+        placeholder: &'static str,
+    },
+}
+
+/// Parses a `signedContent` template: `{{`/`}}` are literal braces, any
+/// other `{...}` is a placeholder, everything else is kept byte for byte.
+fn parse_template(text: &str) -> Result<Vec<Part>, TemplateError> {
+    let bytes = text.as_bytes();
+    let mut parts = Vec::new();
+    let mut literal = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'{' if bytes.get(at + 1) == Some(&b'{') => {
+                literal.push(b'{');
+                at += 2;
+            }
+            b'}' if bytes.get(at + 1) == Some(&b'}') => {
+                literal.push(b'}');
+                at += 2;
+            }
+            b'}' => return Err(TemplateError::LoneBrace(at)),
+            b'{' => {
+                // `{` and `}` are ASCII, so these are char boundaries.
+                let name_start = at + 1;
+                let end = text[name_start..]
+                    .find(['{', '}'])
+                    .map(|offset| name_start + offset)
+                    .filter(|&end| bytes[end] == b'}')
+                    .ok_or(TemplateError::Unclosed(at))?;
+                if !literal.is_empty() {
+                    parts.push(Part::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(placeholder(&text[name_start..end])?);
+                at = end + 1;
+            }
+            byte => {
+                literal.push(byte);
+                at += 1;
+            }
+        }
+    }
+    if !literal.is_empty() {
+        parts.push(Part::Literal(literal));
+    }
+    Ok(parts)
+}
+
+fn placeholder(name: &str) -> Result<Part, TemplateError> {
+    Ok(match name {
+        "method" => Part::Method,
+        "url" => Part::Url,
+        "pathAndQuery" => Part::PathAndQuery,
+        "timestamp" => Part::Timestamp,
+        "id" => Part::Id,
+        "body" => Part::Body,
+        other => match other.strip_prefix("header:") {
+            Some(header) => {
+                let parsed = axum::http::HeaderName::from_bytes(header.as_bytes())
+                    .map_err(|_| TemplateError::BadHeaderName(header.to_owned()))?;
+                Part::Header(parsed.as_str().to_owned())
+            }
+            None => return Err(TemplateError::UnknownPlaceholder(other.to_owned())),
+        },
+    })
+}
+
+/// What a check without `signedContent` signs: `[<id>.][<timestamp>.]<body>`.
+fn default_template(check: &HmacCheck) -> Vec<Part> {
+    let mut parts = Vec::with_capacity(5);
+    if check.id_header.is_some() {
+        parts.extend([Part::Id, Part::Literal(b".".to_vec())]);
+    }
+    if check.timestamp_header.is_some() {
+        parts.extend([Part::Timestamp, Part::Literal(b".".to_vec())]);
+    }
+    parts.push(Part::Body);
+    parts
+}
+
+/// Every placeholder can be filled, and everything configured to be signed
+/// is signed.
+fn validate_template(
+    parts: &[Part],
+    check: &HmacCheck,
+    has_public_url: bool,
+) -> Result<(), TemplateError> {
+    let uses = |wanted: &Part| parts.contains(wanted);
+    if !uses(&Part::Body) {
+        return Err(TemplateError::NoBody);
+    }
+    let requirements = [
+        (
+            Part::Timestamp,
+            "timestamp",
+            check.timestamp_header.is_some(),
+            "verification.hmac.timestampHeader",
+        ),
+        (
+            Part::Id,
+            "id",
+            check.id_header.is_some(),
+            "verification.hmac.idHeader",
+        ),
+    ];
+    for (part, placeholder, configured, field) in requirements {
+        match (uses(&part), configured) {
+            (true, false) => {
+                return Err(TemplateError::Needs {
+                    placeholder,
+                    needs: field,
+                });
+            }
+            (false, true) => return Err(TemplateError::Unsigned { field, placeholder }),
+            _ => {}
+        }
+    }
+    if uses(&Part::Url) && !has_public_url {
+        return Err(TemplateError::Needs {
+            placeholder: "url",
+            needs: "spec.publicUrl, or spec.ingress (host and path)",
+        });
+    }
+    Ok(())
+}
+
+/// The request line, for templates that sign it.
+#[derive(Debug, Clone, Copy)]
+struct RequestLine<'a> {
+    method: &'a str,
+    path_and_query: &'a str,
+    query: Option<&'a str>,
+}
+
 #[derive(Debug)]
 struct HmacVerifier {
     algorithm: HmacAlgorithm,
@@ -232,13 +441,20 @@ struct HmacVerifier {
     signature_encoding: SignatureEncoding,
     timestamp_header: Option<String>,
     id_header: Option<String>,
+    content: Vec<Part>,
+    public_url: Option<PublicUrl>,
     keys: Vec<Secret>,
     tolerance: u32,
     clock: Clock,
 }
 
 impl HmacVerifier {
-    fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<usize, Rejection> {
+    fn verify(
+        &self,
+        line: &RequestLine<'_>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<usize, Rejection> {
         let value = single_header(headers, &self.signature_header)
             .map_err(|()| Rejection::SignatureMalformed)?
             .ok_or(Rejection::SignatureMissing)?;
@@ -274,12 +490,30 @@ impl HmacVerifier {
             }
             None => None,
         };
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(5);
-        for field in [id, timestamp].into_iter().flatten() {
-            parts.push(field.as_bytes());
-            parts.push(b".");
+        // Built only when signed; the template was checked at startup to
+        // have a public URL when it signs one.
+        let url = match (&self.public_url, self.content.contains(&Part::Url)) {
+            (Some(url), true) => url.with_query(line.query),
+            _ => String::new(),
+        };
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(self.content.len());
+        for part in &self.content {
+            parts.push(match part {
+                Part::Literal(text) => text,
+                Part::Method => line.method.as_bytes(),
+                Part::Url => url.as_bytes(),
+                Part::PathAndQuery => line.path_and_query.as_bytes(),
+                Part::Timestamp => timestamp.unwrap_or_default().as_bytes(),
+                Part::Id => id.unwrap_or_default().as_bytes(),
+                // A signed header that is missing or repeated cannot be
+                // what was signed.
+                Part::Header(name) => single_header(headers, name)
+                    .map_err(|()| Rejection::SignatureMalformed)?
+                    .ok_or(Rejection::SignatureMalformed)?
+                    .as_bytes(),
+                Part::Body => body,
+            });
         }
-        parts.push(body);
 
         let mut matched = None;
         for (index, key) in self.keys.iter().enumerate() {
@@ -321,18 +555,51 @@ fn mac_matches<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]], signature: &[u8]) 
     mac.verify_slice(signature).is_ok()
 }
 
-/// The headers a sender configured as `checks` sends for `body`, each check
-/// signed with its first secret: the token header, `Authorization: Basic`,
-/// the HMAC signature (with `id` and `timestamp` in their headers when the
-/// check signs them), and `id` in the delivery id header. The event header
-/// is left to the caller.
+/// What a `generic` sender signs: the delivery and the request it makes.
+#[derive(Debug, Clone, Copy)]
+pub struct SignRequest<'a> {
+    /// The delivery id (id header, delivery id header).
+    pub id: &'a str,
+    /// The event type (event header).
+    pub event: &'a str,
+    /// Unix seconds of the signature.
+    pub timestamp: i64,
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The public URL called, query included (`{url}`; `{pathAndQuery}` is
+    /// its path and query).
+    pub url: &'a str,
+    /// The raw body.
+    pub body: &'a [u8],
+}
+
+/// The path and query of an absolute `url` (`/` when it has no path).
+fn path_and_query(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match rest.find(['/', '?']) {
+        Some(at) if rest.as_bytes()[at] == b'/' => rest[at..].to_owned(),
+        Some(at) => format!("/{}", &rest[at..]),
+        None => "/".to_owned(),
+    }
+}
+
+/// The headers a sender configured as `checks` sends for `request`, each
+/// check signed with its first secret: the token header, `Authorization:
+/// Basic`, the HMAC signature (with the id, timestamp and any other signed
+/// header it needs; a signed header the sender has no value for carries
+/// the delivery id), the event in the event header and the id in the
+/// delivery id header.
 pub fn sign(
     checks: &GenericChecks,
-    id: &str,
-    timestamp: i64,
-    body: &[u8],
+    request: &SignRequest<'_>,
 ) -> Result<Vec<(String, String)>, VerifierError> {
-    let mut headers = Vec::new();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let has = |headers: &[(String, String)], name: &str| {
+        headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    if let Some(name) = &checks.event_header {
+        headers.push((name.clone(), request.event.to_owned()));
+    }
     if let Some((check, tokens)) = &checks.token {
         let token = tokens
             .first()
@@ -360,17 +627,45 @@ pub fn sign(
                 .ok_or(VerifierError::NoSecretsFor("verification.hmac"))?,
             0,
         )?;
-        let ts = timestamp.to_string();
-        let mut parts: Vec<&[u8]> = Vec::new();
+        let content = match &check.signed_content {
+            Some(text) => parse_template(text)?,
+            None => default_template(check),
+        };
+        let ts = request.timestamp.to_string();
         if let Some(name) = &check.id_header {
-            headers.push((name.clone(), id.to_owned()));
-            parts.extend([id.as_bytes(), b"."]);
+            headers.push((name.clone(), request.id.to_owned()));
         }
         if let Some(name) = &check.timestamp_header {
             headers.push((name.clone(), ts.clone()));
-            parts.extend([ts.as_bytes(), b"."]);
         }
-        parts.push(body);
+        for part in &content {
+            if let Part::Header(name) = part
+                && !has(&headers, name)
+            {
+                headers.push((name.clone(), request.id.to_owned()));
+            }
+        }
+        let target = path_and_query(request.url);
+        let mut signed: Vec<u8> = Vec::new();
+        for part in &content {
+            match part {
+                Part::Literal(text) => signed.extend_from_slice(text),
+                Part::Method => signed.extend_from_slice(request.method.as_bytes()),
+                Part::Url => signed.extend_from_slice(request.url.as_bytes()),
+                Part::PathAndQuery => signed.extend_from_slice(target.as_bytes()),
+                Part::Timestamp => signed.extend_from_slice(ts.as_bytes()),
+                Part::Id => signed.extend_from_slice(request.id.as_bytes()),
+                Part::Header(name) => {
+                    if let Some((_, value)) =
+                        headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    {
+                        signed.extend_from_slice(value.as_bytes());
+                    }
+                }
+                Part::Body => signed.extend_from_slice(request.body),
+            }
+        }
+        let parts: [&[u8]; 1] = [&signed];
         let mac = match check.algorithm {
             HmacAlgorithm::Sha256 => super::hmac_common::mac::<Hmac<Sha256>>(key.expose(), &parts),
             HmacAlgorithm::Sha512 => super::hmac_common::mac::<Hmac<Sha512>>(key.expose(), &parts),
@@ -390,13 +685,41 @@ pub fn sign(
             ),
         ));
     }
-    if let Some(name) = &checks.delivery_id_header {
-        let already = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        if !already {
-            headers.push((name.clone(), id.to_owned()));
-        }
+    if let Some(name) = &checks.delivery_id_header
+        && !has(&headers, name)
+    {
+        headers.push((name.clone(), request.id.to_owned()));
     }
     Ok(headers)
+}
+
+impl GenericVerifier {
+    fn verify_request(
+        &self,
+        line: &RequestLine<'_>,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Verified, Rejection> {
+        // Cheap header checks first; every configured check must pass.
+        let token = self.token.as_ref().map(|t| t.verify(headers)).transpose()?;
+        let basic = self.basic.as_ref().map(|b| b.verify(headers)).transpose()?;
+        let hmac = self
+            .hmac
+            .as_ref()
+            .map(|h| h.verify(line, headers, body))
+            .transpose()?;
+        Ok(Verified {
+            event: self
+                .event_header
+                .as_deref()
+                .and_then(|h| info_header(headers, h)),
+            delivery_id: self
+                .delivery_id_header
+                .as_deref()
+                .and_then(|h| info_header(headers, h)),
+            secret_index: hmac.or(token).or(basic).unwrap_or_default(),
+        })
+    }
 }
 
 impl Verifier for GenericVerifier {
@@ -450,26 +773,33 @@ impl Verifier for GenericVerifier {
         Ok(())
     }
 
+    /// Without the request line, the request is taken to be a `POST` to the
+    /// public URL (its path, `/` without one) without a query.
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
-        // Cheap header checks first; every configured check must pass.
-        let token = self.token.as_ref().map(|t| t.verify(headers)).transpose()?;
-        let basic = self.basic.as_ref().map(|b| b.verify(headers)).transpose()?;
-        let hmac = self
+        let path = self
             .hmac
             .as_ref()
-            .map(|h| h.verify(headers, body))
-            .transpose()?;
-        Ok(Verified {
-            event: self
-                .event_header
-                .as_deref()
-                .and_then(|h| info_header(headers, h)),
-            delivery_id: self
-                .delivery_id_header
-                .as_deref()
-                .and_then(|h| info_header(headers, h)),
-            secret_index: hmac.or(token).or(basic).unwrap_or_default(),
-        })
+            .and_then(|h| h.public_url.as_ref())
+            .map_or("/", PublicUrl::path);
+        let line = RequestLine {
+            method: "POST",
+            path_and_query: if path.is_empty() { "/" } else { path },
+            query: None,
+        };
+        self.verify_request(&line, headers, body)
+    }
+
+    fn check(&self, request: &Incoming<'_>) -> Result<Verdict, Rejection> {
+        let line = RequestLine {
+            method: request.method.as_str(),
+            path_and_query: request
+                .uri
+                .path_and_query()
+                .map_or("/", |target| target.as_str()),
+            query: request.uri.query(),
+        };
+        self.verify_request(&line, request.headers, request.body)
+            .map(Verdict::Deliver)
     }
 }
 
@@ -507,6 +837,7 @@ mod tests {
             signature_encoding: SignatureEncoding::Hex,
             timestamp_header: None,
             id_header: None,
+            signed_content: None,
             secret_refs: Vec::new(),
         };
         edit(&mut check);
@@ -846,5 +1177,273 @@ mod tests {
             Err(Rejection::SignatureMissing),
             "a valid token does not excuse a missing signature"
         );
+    }
+
+    // --- signedContent templates ---
+
+    const TEMPLATE_KEY: &str = "template-key";
+    const PUBLIC: &str = "https://hooks.example.com/hooks/in";
+    const TARGET: &str = "/hooks/in?a=1&b=%20";
+    const TEMPLATE_BODY: &[u8] = br#"{"a":1}"#;
+
+    fn template_verifier(
+        edit: impl FnOnce(&mut HmacCheck),
+        public_url: Option<&str>,
+    ) -> Result<GenericVerifier, VerifierError> {
+        GenericVerifier::with_clock(
+            GenericChecks {
+                hmac: Some((hmac_check(edit), secrets(&[TEMPLATE_KEY]))),
+                timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+                public_url: public_url.map(|u| PublicUrl::parse(u).expect("url")),
+                ..GenericChecks::default()
+            },
+            now,
+        )
+    }
+
+    fn check_request(
+        verifier: &GenericVerifier,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Verified, Rejection> {
+        let method: axum::http::Method = method.parse().expect("method");
+        let uri: axum::http::Uri = target.parse().expect("uri");
+        match verifier.check(&Incoming {
+            method: &method,
+            uri: &uri,
+            headers,
+            body,
+        })? {
+            Verdict::Deliver(verified) => Ok(verified),
+            Verdict::Handshake(h) => panic!("no handshake: {h:?}"),
+        }
+    }
+
+    #[test]
+    fn templates_parse_into_parts_with_literal_braces() {
+        assert_eq!(
+            parse_template("{{x}}:{method}\n{header:X-Request-Id}{body}").expect("valid"),
+            vec![
+                Part::Literal(b"{x}:".to_vec()),
+                Part::Method,
+                Part::Literal(b"\n".to_vec()),
+                Part::Header("x-request-id".to_owned()),
+                Part::Body,
+            ]
+        );
+        assert_eq!(
+            parse_template("{url}{pathAndQuery}{timestamp}{id}").expect("valid"),
+            vec![Part::Url, Part::PathAndQuery, Part::Timestamp, Part::Id]
+        );
+        for (text, error) in [
+            (
+                "{body}.{bdoy}",
+                TemplateError::UnknownPlaceholder("bdoy".into()),
+            ),
+            ("{body", TemplateError::Unclosed(0)),
+            ("{bo{dy}", TemplateError::Unclosed(0)),
+            ("{body}}", TemplateError::LoneBrace(6)),
+            ("{header:X Y}", TemplateError::BadHeaderName("X Y".into())),
+            ("{header:}", TemplateError::BadHeaderName(String::new())),
+        ] {
+            assert_eq!(parse_template(text), Err(error), "{text}");
+        }
+        let message = TemplateError::UnknownPlaceholder("bdoy".into()).to_string();
+        assert!(
+            message.contains("{bdoy}") && message.contains("{pathAndQuery}"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unusable_templates_are_startup_errors() {
+        let error = |edit: fn(&mut HmacCheck), url: Option<&str>| {
+            template_verifier(edit, url)
+                .expect_err("refused")
+                .to_string()
+        };
+        let message = error(|c| c.signed_content = Some("{method}.{nope}".into()), None);
+        assert!(
+            message.starts_with("verification.hmac.signedContent: unknown placeholder {nope}"),
+            "{message}"
+        );
+        assert!(error(|c| c.signed_content = Some("{method}".into()), None).contains("{body}"));
+        let message = error(
+            |c| c.signed_content = Some("{timestamp}.{body}".into()),
+            None,
+        );
+        assert!(message.contains("timestampHeader"), "{message}");
+        let message = error(|c| c.signed_content = Some("{id}.{body}".into()), None);
+        assert!(message.contains("idHeader"), "{message}");
+        let message = error(|c| c.signed_content = Some("{url}.{body}".into()), None);
+        assert!(message.contains("spec.publicUrl"), "{message}");
+        let message = error(
+            |c| {
+                c.signed_content = Some("{body}".into());
+                c.timestamp_header = Some("X-Timestamp".into());
+            },
+            None,
+        );
+        assert!(
+            message.contains("timestampHeader is set, so it must be signed"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_template_signs_the_request_line_timestamp_and_a_header() {
+        // printf 'POST\nhttps://hooks.example.com/hooks/in?a=1&b=%%20\n1700000000\nreq-1\n{"a":1}' \
+        //   | openssl dgst -sha256 -hmac 'template-key' -hex
+        const KNOWN: &str = "412065c95c363582aed30ca36ab64376cca27d0fc373668d2e5f71331ad06cd3";
+        let verifier = template_verifier(
+            |c| {
+                c.signed_content =
+                    Some("{method}\n{url}\n{timestamp}\n{header:X-Request-Id}\n{body}".into());
+                c.timestamp_header = Some("X-Timestamp".into());
+            },
+            Some(PUBLIC),
+        )
+        .expect("verifier");
+        let good = headers(&[
+            ("x-signature", KNOWN),
+            ("x-timestamp", "1700000000"),
+            ("x-request-id", "req-1"),
+        ]);
+        let at = |method: &str, target: &str, headers: &HeaderMap, body: &[u8]| {
+            check_request(&verifier, method, target, headers, body)
+        };
+        assert!(at("POST", TARGET, &good, TEMPLATE_BODY).is_ok());
+        let mismatch = Err(Rejection::SignatureMismatch);
+        assert_eq!(at("PUT", TARGET, &good, TEMPLATE_BODY), mismatch);
+        assert_eq!(
+            at("POST", "/hooks/in?a=1&b=%21", &good, TEMPLATE_BODY),
+            mismatch
+        );
+        assert_eq!(at("POST", TARGET, &good, br#"{"a":2}"#), mismatch);
+        let other_id = headers(&[
+            ("x-signature", KNOWN),
+            ("x-timestamp", "1700000000"),
+            ("x-request-id", "req-2"),
+        ]);
+        assert_eq!(at("POST", TARGET, &other_id, TEMPLATE_BODY), mismatch);
+        let no_id = headers(&[("x-signature", KNOWN), ("x-timestamp", "1700000000")]);
+        assert_eq!(
+            at("POST", TARGET, &no_id, TEMPLATE_BODY),
+            Err(Rejection::SignatureMalformed)
+        );
+        let mut twice = good.clone();
+        twice.append("x-request-id", HeaderValue::from_static("req-1"));
+        assert_eq!(
+            at("POST", TARGET, &twice, TEMPLATE_BODY),
+            Err(Rejection::SignatureMalformed)
+        );
+        // The window still holds for a templated timestamp.
+        let stale = headers(&[
+            ("x-signature", KNOWN),
+            ("x-timestamp", &(NOW - 301).to_string()),
+            ("x-request-id", "req-1"),
+        ]);
+        assert_eq!(
+            at("POST", TARGET, &stale, TEMPLATE_BODY),
+            Err(Rejection::TimestampOutOfTolerance)
+        );
+        let wrong_key = GenericVerifier::with_clock(
+            GenericChecks {
+                hmac: Some((
+                    hmac_check(|c| {
+                        c.signed_content = Some(
+                            "{method}\n{url}\n{timestamp}\n{header:X-Request-Id}\n{body}".into(),
+                        );
+                        c.timestamp_header = Some("X-Timestamp".into());
+                    }),
+                    secrets(&["other-key"]),
+                )),
+                timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+                public_url: Some(PublicUrl::parse(PUBLIC).expect("url")),
+                ..GenericChecks::default()
+            },
+            now,
+        )
+        .expect("verifier");
+        assert_eq!(
+            check_request(&wrong_key, "POST", TARGET, &good, TEMPLATE_BODY),
+            mismatch
+        );
+    }
+
+    #[test]
+    fn literal_text_and_the_request_target_are_signed_byte_for_byte() {
+        // printf '{x}:POST /hooks/in?a=1&b=%%20:{"a":1}' | openssl dgst -sha256 -hmac 'template-key' -hex
+        const KNOWN: &str = "496d9fc6155e57c13278007d41c5dd3d574c755af28a9c3652c5ada21bc57d1f";
+        let verifier = template_verifier(
+            |c| c.signed_content = Some("{{x}}:{method} {pathAndQuery}:{body}".into()),
+            None,
+        )
+        .expect("no public URL needed");
+        let good = headers(&[("x-signature", KNOWN)]);
+        assert!(check_request(&verifier, "POST", TARGET, &good, TEMPLATE_BODY).is_ok());
+        assert_eq!(
+            check_request(
+                &verifier,
+                "POST",
+                "/hooks/in?a=1&b=%20&c",
+                &good,
+                TEMPLATE_BODY
+            ),
+            Err(Rejection::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn the_signer_signs_what_a_template_asks_for() {
+        let check = hmac_check(|c| {
+            c.signed_content =
+                Some("{id}|{method}|{url}|{pathAndQuery}|{timestamp}|{header:X-Event}|{header:X-Trace}|{body}".into());
+            c.timestamp_header = Some("X-Timestamp".into());
+            c.id_header = Some("X-Id".into());
+        });
+        let checks = GenericChecks {
+            hmac: Some((check, secrets(&[TEMPLATE_KEY]))),
+            event_header: Some("X-Event".into()),
+            timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+            public_url: Some(PublicUrl::parse(PUBLIC).expect("url")),
+            ..GenericChecks::default()
+        };
+        let signed = sign(
+            &checks,
+            &SignRequest {
+                id: "d-1",
+                event: "order.paid",
+                timestamp: NOW,
+                method: "POST",
+                url: &format!("https://hooks.example.com{TARGET}"),
+                body: TEMPLATE_BODY,
+            },
+        )
+        .expect("signed");
+        let mut map = HeaderMap::new();
+        for (name, value) in &signed {
+            map.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        assert_eq!(
+            map["x-trace"], "d-1",
+            "an unknown signed header carries the id"
+        );
+        let verifier = GenericVerifier::with_clock(checks, now).expect("verifier");
+        let ok = check_request(&verifier, "POST", TARGET, &map, TEMPLATE_BODY).expect("verifies");
+        assert_eq!(ok.event.as_deref(), Some("order.paid"));
+        assert_eq!(ok.delivery_id.as_deref(), Some("d-1"));
+        assert_eq!(
+            check_request(&verifier, "POST", "/hooks/in", &map, TEMPLATE_BODY),
+            Err(Rejection::SignatureMismatch)
+        );
+        assert_eq!(path_and_query("https://h.example.com"), "/");
+        assert_eq!(path_and_query("https://h.example.com?x=1"), "/?x=1");
+        assert_eq!(path_and_query("http://h:1/a/b?x"), "/a/b?x");
     }
 }
