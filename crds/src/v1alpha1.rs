@@ -684,8 +684,8 @@ pub struct BasicAuthCheck {
 
 /// A generic HMAC signature. The signed content is `signedContent` when set;
 /// else the raw body, preceded by `<id>.` when `idHeader` is set and by
-/// `<timestamp>.` when `timestampHeader` is set (in that order:
-/// `<id>.<timestamp>.<body>`).
+/// `<timestamp>.` when there is a timestamp (`timestampHeader` or
+/// `keyValue.timestampKey`), in that order: `<id>.<timestamp>.<body>`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HmacCheck {
@@ -722,9 +722,43 @@ pub struct HmacCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub signed_content: Option<String>,
+    /// The signature header is a list of key-value pairs, e.g. Stripe's
+    /// `t=<timestamp>,v1=<sig>,v1=<sig>`: any signature may match (senders
+    /// send several while rotating), unknown keys are ignored. Absent: the
+    /// header holds one signature (after `signaturePrefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_value: Option<KeyValueSignature>,
     /// The accepted keys (several during a rotation). Default: `spec.secretRefs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_refs: Vec<SecretKeyRef>,
+}
+
+/// A signature header of key-value pairs, e.g. Stripe's
+/// `t=1700000000,v1=5257a8...,v1=...`, or Standard Webhooks'
+/// `v1,<base64> v1,<base64>` (pairs separated by a space, key and value by
+/// a comma).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyValueSignature {
+    /// The key of each signature. Default `v1`. At most 16 are looked at; a
+    /// badly encoded one is skipped as long as another is well formed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub signature_key: Option<String>,
+    /// The key of the signed timestamp (Unix seconds), e.g. `t`: then it is
+    /// what `{timestamp}` signs and the replay window checks, and
+    /// `timestampHeader` must not be set. Absent: no timestamp in this header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub timestamp_key: Option<String>,
+    /// What separates two pairs. Default `,`; spaces around a pair are ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 8))]
+    pub pair_separator: Option<String>,
+    /// What separates a key from its value. Default `=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 8))]
+    pub key_separator: Option<String>,
 }
 
 /// Hash functions for HMAC signatures.

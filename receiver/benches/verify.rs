@@ -93,6 +93,7 @@ fn generic(algorithm: HmacAlgorithm, body: &[u8]) -> (Box<dyn Verifier>, HeaderM
         timestamp_header: None,
         id_header: None,
         signed_content: None,
+        key_value: None,
         secret_refs: Vec::new(),
     };
     let checks = GenericChecks {

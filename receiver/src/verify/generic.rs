@@ -15,14 +15,15 @@
 use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use hookwarden_crds::{
-    BasicAuthCheck, BinaryEncoding, HmacAlgorithm, HmacCheck, SignatureEncoding, TokenCheck,
+    BasicAuthCheck, BinaryEncoding, HmacAlgorithm, HmacCheck, KeyValueSignature, SignatureEncoding,
+    TokenCheck,
 };
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
+use super::hmac_common::{MAX_CANDIDATES, find_secret, signature_header};
 use super::public_url::PublicUrl;
 use super::timestamp::{Clock, check_fresh, parse_unix_seconds, system_clock};
 use super::{
@@ -118,7 +119,17 @@ impl GenericVerifier {
                     None => default_template(&check),
                 };
                 validate_template(&content, &check, checks.public_url.is_some())?;
+                let key_value = check.key_value.as_ref().map(KeyValue::new).transpose()?;
+                if check.timestamp_header.is_some()
+                    && key_value.as_ref().is_some_and(|kv| kv.timestamp_key.is_some())
+                {
+                    return Err(VerifierError::Invalid {
+                        field: "verification.hmac.keyValue.timestampKey",
+                        reason: "the timestamp is either in timestampHeader or in the signature header, not both",
+                    });
+                }
                 Ok::<_, VerifierError>(HmacVerifier {
+                    key_value,
                     algorithm: check.algorithm,
                     signature_header: check.signature_header.to_ascii_lowercase(),
                     signature_prefix: check.signature_prefix.unwrap_or_default(),
@@ -372,11 +383,21 @@ fn default_template(check: &HmacCheck) -> Vec<Part> {
     if check.id_header.is_some() {
         parts.extend([Part::Id, Part::Literal(b".".to_vec())]);
     }
-    if check.timestamp_header.is_some() {
+    if has_timestamp(check) {
         parts.extend([Part::Timestamp, Part::Literal(b".".to_vec())]);
     }
     parts.push(Part::Body);
     parts
+}
+
+/// Whether the check has a timestamp: its own header, or a key of the
+/// signature header.
+fn has_timestamp(check: &HmacCheck) -> bool {
+    check.timestamp_header.is_some()
+        || check
+            .key_value
+            .as_ref()
+            .is_some_and(|kv| kv.timestamp_key.is_some())
 }
 
 /// Every placeholder can be filled, and everything configured to be signed
@@ -394,8 +415,8 @@ fn validate_template(
         (
             Part::Timestamp,
             "timestamp",
-            check.timestamp_header.is_some(),
-            "verification.hmac.timestampHeader",
+            has_timestamp(check),
+            "verification.hmac.timestampHeader (or keyValue.timestampKey)",
         ),
         (
             Part::Id,
@@ -425,6 +446,81 @@ fn validate_template(
     Ok(())
 }
 
+/// A key-value signature header's settings, defaults resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeyValue {
+    signature_key: String,
+    timestamp_key: Option<String>,
+    pair_separator: String,
+    key_separator: String,
+}
+
+impl KeyValue {
+    fn new(spec: &KeyValueSignature) -> Result<Self, VerifierError> {
+        let invalid = |field, reason| VerifierError::Invalid { field, reason };
+        let kv = Self {
+            signature_key: spec
+                .signature_key
+                .clone()
+                .unwrap_or_else(|| "v1".to_owned()),
+            timestamp_key: spec.timestamp_key.clone(),
+            pair_separator: spec
+                .pair_separator
+                .clone()
+                .unwrap_or_else(|| ",".to_owned()),
+            key_separator: spec.key_separator.clone().unwrap_or_else(|| "=".to_owned()),
+        };
+        if kv.signature_key.is_empty() || kv.timestamp_key.as_deref() == Some("") {
+            return Err(invalid(
+                "verification.hmac.keyValue",
+                "signatureKey and timestampKey must not be empty",
+            ));
+        }
+        if kv.pair_separator.is_empty()
+            || kv.key_separator.is_empty()
+            || kv.pair_separator == kv.key_separator
+        {
+            return Err(invalid(
+                "verification.hmac.keyValue",
+                "pairSeparator and keySeparator must be non-empty and different",
+            ));
+        }
+        if kv.timestamp_key.as_deref() == Some(kv.signature_key.as_str()) {
+            return Err(invalid(
+                "verification.hmac.keyValue",
+                "timestampKey and signatureKey must be different",
+            ));
+        }
+        Ok(kv)
+    }
+
+    /// The timestamp text and the signature values of `value`, the header
+    /// (already bounded in length). Pairs without the key separator and
+    /// unknown keys are skipped; a second timestamp is malformed (which one
+    /// was signed would be ambiguous); more than [`MAX_CANDIDATES`]
+    /// signatures is malformed (no sender sends that many).
+    fn parse<'a>(&self, value: &'a str) -> Result<(Option<&'a str>, Vec<&'a str>), Rejection> {
+        let mut timestamp = None;
+        let mut signatures = Vec::new();
+        for pair in value.split(self.pair_separator.as_str()) {
+            let Some((key, text)) = pair.trim().split_once(self.key_separator.as_str()) else {
+                continue;
+            };
+            if Some(key) == self.timestamp_key.as_deref() {
+                if timestamp.replace(text).is_some() {
+                    return Err(Rejection::TimestampMalformed);
+                }
+            } else if key == self.signature_key {
+                if signatures.len() == MAX_CANDIDATES {
+                    return Err(Rejection::SignatureMalformed);
+                }
+                signatures.push(text);
+            }
+        }
+        Ok((timestamp, signatures))
+    }
+}
+
 /// The request line, for templates that sign it.
 #[derive(Debug, Clone, Copy)]
 struct RequestLine<'a> {
@@ -441,6 +537,7 @@ struct HmacVerifier {
     signature_encoding: SignatureEncoding,
     timestamp_header: Option<String>,
     id_header: Option<String>,
+    key_value: Option<KeyValue>,
     content: Vec<Part>,
     public_url: Option<PublicUrl>,
     keys: Vec<Secret>,
@@ -455,18 +552,24 @@ impl HmacVerifier {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<usize, Rejection> {
-        let value = single_header(headers, &self.signature_header)
-            .map_err(|()| Rejection::SignatureMalformed)?
-            .ok_or(Rejection::SignatureMissing)?;
-        let encoded = value
-            .strip_prefix(self.signature_prefix.as_str())
-            .ok_or(Rejection::SignatureMalformed)?;
-        let signature = match self.signature_encoding {
-            SignatureEncoding::Hex => hex::decode(encoded.trim()).ok(),
-            SignatureEncoding::Base64 => BASE64.decode(encoded.trim()).ok(),
-        }
-        .ok_or(Rejection::SignatureMalformed)?;
-        if signature.len() != self.output_len() {
+        let value = signature_header(headers, &self.signature_header)?;
+        let (keyed_timestamp, candidates) = match &self.key_value {
+            Some(kv) => {
+                let (timestamp, texts) = kv.parse(value)?;
+                // A badly encoded candidate next to a good one is skipped:
+                // it may be a scheme version this check does not know.
+                let candidates: Vec<Vec<u8>> = texts
+                    .into_iter()
+                    .filter_map(|text| self.decode_signature(text))
+                    .collect();
+                (timestamp, candidates)
+            }
+            None => (
+                None,
+                self.decode_signature(value).into_iter().collect::<Vec<_>>(),
+            ),
+        };
+        if candidates.is_empty() {
             return Err(Rejection::SignatureMalformed);
         }
 
@@ -480,16 +583,20 @@ impl HmacVerifier {
             ),
             None => None,
         };
-        let timestamp = match &self.timestamp_header {
-            Some(name) => {
-                let text = single_header(headers, name)
+        let timestamp = match (&self.timestamp_header, &self.key_value) {
+            (Some(name), _) => Some(
+                single_header(headers, name)
                     .map_err(|()| Rejection::TimestampMalformed)?
-                    .ok_or(Rejection::TimestampMissing)?;
-                check_fresh((self.clock)(), parse_unix_seconds(text)?, self.tolerance)?;
-                Some(text)
+                    .ok_or(Rejection::TimestampMissing)?,
+            ),
+            (None, Some(kv)) if kv.timestamp_key.is_some() => {
+                Some(keyed_timestamp.ok_or(Rejection::TimestampMissing)?)
             }
-            None => None,
+            _ => None,
         };
+        if let Some(text) = timestamp {
+            check_fresh((self.clock)(), parse_unix_seconds(text)?, self.tolerance)?;
+        }
         // Built only when signed; the template was checked at startup to
         // have a public URL when it signs one.
         let url = match (&self.public_url, self.content.contains(&Part::Url)) {
@@ -515,24 +622,24 @@ impl HmacVerifier {
             });
         }
 
-        let mut matched = None;
-        for (index, key) in self.keys.iter().enumerate() {
-            let ok = match self.algorithm {
-                HmacAlgorithm::Sha256 => {
-                    mac_matches::<Hmac<Sha256>>(key.expose(), &parts, &signature)
-                }
-                HmacAlgorithm::Sha512 => {
-                    mac_matches::<Hmac<Sha512>>(key.expose(), &parts, &signature)
-                }
-                HmacAlgorithm::Sha1 => {
-                    mac_matches::<Hmac<sha1::Sha1>>(key.expose(), &parts, &signature)
-                }
-            };
-            if ok && matched.is_none() {
-                matched = Some(index);
-            }
+        // Every key against every candidate, each in constant time.
+        match self.algorithm {
+            HmacAlgorithm::Sha256 => find_secret::<Hmac<Sha256>>(&self.keys, &parts, &candidates),
+            HmacAlgorithm::Sha512 => find_secret::<Hmac<Sha512>>(&self.keys, &parts, &candidates),
+            HmacAlgorithm::Sha1 => find_secret::<Hmac<sha1::Sha1>>(&self.keys, &parts, &candidates),
         }
-        matched.ok_or(Rejection::SignatureMismatch)
+        .ok_or(Rejection::SignatureMismatch)
+    }
+
+    /// One signature: after the prefix, in its encoding, of the algorithm's
+    /// length; `None` if not.
+    fn decode_signature(&self, text: &str) -> Option<Vec<u8>> {
+        let encoded = text.strip_prefix(self.signature_prefix.as_str())?;
+        let signature = match self.signature_encoding {
+            SignatureEncoding::Hex => hex::decode(encoded.trim()).ok(),
+            SignatureEncoding::Base64 => BASE64.decode(encoded.trim()).ok(),
+        }?;
+        (signature.len() == self.output_len()).then_some(signature)
     }
 
     fn output_len(&self) -> usize {
@@ -542,17 +649,6 @@ impl HmacVerifier {
             HmacAlgorithm::Sha1 => 20,
         }
     }
-}
-
-/// Constant-time check of an HMAC over `parts` (`verify_slice`).
-fn mac_matches<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]], signature: &[u8]) -> bool {
-    let Ok(mut mac) = <M as KeyInit>::new_from_slice(key) else {
-        return false;
-    };
-    for part in parts {
-        mac.update(part);
-    }
-    mac.verify_slice(signature).is_ok()
 }
 
 /// What a `generic` sender signs: the delivery and the request it makes.
@@ -677,13 +773,23 @@ pub fn sign(
             SignatureEncoding::Hex => hex::encode(mac),
             SignatureEncoding::Base64 => BASE64.encode(mac),
         };
-        headers.push((
-            check.signature_header.clone(),
-            format!(
-                "{}{encoded}",
-                check.signature_prefix.as_deref().unwrap_or_default()
-            ),
-        ));
+        let signature = format!(
+            "{}{encoded}",
+            check.signature_prefix.as_deref().unwrap_or_default()
+        );
+        let value = match check.key_value.as_ref().map(KeyValue::new).transpose()? {
+            Some(kv) => {
+                let pair = |key: &str, value: &str| format!("{key}{}{value}", kv.key_separator);
+                let mut pairs = Vec::with_capacity(2);
+                if let Some(key) = &kv.timestamp_key {
+                    pairs.push(pair(key, &ts));
+                }
+                pairs.push(pair(&kv.signature_key, &signature));
+                pairs.join(&kv.pair_separator)
+            }
+            None => signature,
+        };
+        headers.push((check.signature_header.clone(), value));
     }
     if let Some(name) = &checks.delivery_id_header
         && !has(&headers, name)
@@ -806,6 +912,8 @@ impl Verifier for GenericVerifier {
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
+    use hmac::Mac;
+    use hmac::digest::KeyInit;
 
     use super::super::DEFAULT_TIMESTAMP_TOLERANCE_SECS;
     use super::*;
@@ -838,6 +946,7 @@ mod tests {
             timestamp_header: None,
             id_header: None,
             signed_content: None,
+            key_value: None,
             secret_refs: Vec::new(),
         };
         edit(&mut check);
@@ -1287,7 +1396,9 @@ mod tests {
             None,
         );
         assert!(
-            message.contains("timestampHeader is set, so it must be signed"),
+            message.contains(
+                "timestampHeader (or keyValue.timestampKey) is set, so it must be signed"
+            ),
             "{message}"
         );
     }
@@ -1445,5 +1556,232 @@ mod tests {
         assert_eq!(path_and_query("https://h.example.com"), "/");
         assert_eq!(path_and_query("https://h.example.com?x=1"), "/?x=1");
         assert_eq!(path_and_query("http://h:1/a/b?x"), "/a/b?x");
+    }
+
+    // --- key-value signature headers ---
+
+    /// The Stripe preset's independently computed known answer
+    /// (`receiver/src/verify/stripe.rs`):
+    /// `printf '1700000000.%s' "$BODY" | openssl dgst -sha256 -hmac whsec_test_secret`.
+    const STRIPE_SECRET: &str = "whsec_test_secret";
+    const STRIPE_BODY: &[u8] =
+        br#"{"id":"evt_1","object":"event","type":"payment_intent.succeeded"}"#;
+    const STRIPE_V1: &str = "67da5088c63e080c71bd2bb0cb5c03d85a8fc6a21ce3aaf484df809654745b92";
+
+    fn stripe_like(keys: &[&str]) -> GenericVerifier {
+        hmac_verifier(
+            hmac_check(|c| {
+                c.signature_header = "Stripe-Signature".into();
+                c.key_value = Some(KeyValueSignature {
+                    timestamp_key: Some("t".into()),
+                    ..KeyValueSignature::default()
+                });
+            }),
+            keys,
+        )
+    }
+
+    #[test]
+    fn a_stripe_style_header_verifies_any_of_its_signatures() {
+        let v = stripe_like(&[STRIPE_SECRET]);
+        let at =
+            |value: &str, body: &[u8]| v.verify(&headers(&[("stripe-signature", value)]), body);
+        assert!(at(&format!("t={NOW},v1={STRIPE_V1}"), STRIPE_BODY).is_ok());
+        assert!(
+            at(&format!("t={NOW}, v1={STRIPE_V1}"), STRIPE_BODY).is_ok(),
+            "spaces around a pair are ignored"
+        );
+        let other = hex::encode([7u8; 32]);
+        let several = format!("t={NOW},v1=zz,v1={other},v0={other},junk,v1={STRIPE_V1}");
+        assert_eq!(
+            at(&several, STRIPE_BODY).map(|v| v.secret_index),
+            Ok(0),
+            "a malformed candidate next to a valid one does not refuse the header"
+        );
+        assert_eq!(
+            stripe_like(&["old", STRIPE_SECRET])
+                .verify(&headers(&[("stripe-signature", &several)]), STRIPE_BODY)
+                .map(|v| v.secret_index),
+            Ok(1)
+        );
+        let mismatch = Err(Rejection::SignatureMismatch);
+        assert_eq!(
+            stripe_like(&["wrong"]).verify(
+                &headers(&[("stripe-signature", &format!("t={NOW},v1={STRIPE_V1}"))]),
+                STRIPE_BODY
+            ),
+            mismatch
+        );
+        let mut tampered = STRIPE_BODY.to_vec();
+        tampered[5] ^= 1;
+        assert_eq!(at(&format!("t={NOW},v1={STRIPE_V1}"), &tampered), mismatch);
+        assert_eq!(
+            at(&format!("t={},v1={STRIPE_V1}", NOW + 1), STRIPE_BODY),
+            mismatch,
+            "the timestamp is signed"
+        );
+        // Replay: the signed timestamp is outside the window.
+        assert_eq!(
+            at(&format!("t={},v1={STRIPE_V1}", NOW - 301), STRIPE_BODY),
+            Err(Rejection::TimestampOutOfTolerance)
+        );
+        let malformed = Err(Rejection::SignatureMalformed);
+        assert_eq!(
+            at(&format!("t={NOW},v1=zz,v1=abcd"), STRIPE_BODY),
+            malformed
+        );
+        assert_eq!(
+            at(&format!("t={NOW},v0={STRIPE_V1}"), STRIPE_BODY),
+            malformed
+        );
+        assert_eq!(at("", STRIPE_BODY), malformed);
+        let seventeen = format!("t={NOW}{}", format!(",v1={other}").repeat(17));
+        assert_eq!(at(&seventeen, STRIPE_BODY), malformed);
+        assert_eq!(
+            at(&format!("t={NOW},t={NOW},v1={STRIPE_V1}"), STRIPE_BODY),
+            Err(Rejection::TimestampMalformed)
+        );
+        assert_eq!(
+            at(&format!("v1={STRIPE_V1}"), STRIPE_BODY),
+            Err(Rejection::TimestampMissing)
+        );
+        assert_eq!(
+            at(&format!("t=soon,v1={STRIPE_V1}"), STRIPE_BODY),
+            Err(Rejection::TimestampMalformed)
+        );
+        assert_eq!(
+            v.verify(&headers(&[]), STRIPE_BODY),
+            Err(Rejection::SignatureMissing)
+        );
+    }
+
+    fn vector_now() -> i64 {
+        super::super::standard_webhooks::shared_tests::VECTOR_TIMESTAMP
+    }
+
+    #[test]
+    fn the_standard_webhooks_vector_as_a_key_value_header() {
+        use super::super::standard_webhooks::shared_tests::{
+            VECTOR_BODY, VECTOR_ID, VECTOR_SECRET, VECTOR_SIGNATURE, VECTOR_TIMESTAMP,
+        };
+        let key = VECTOR_SECRET.trim_start_matches("whsec_");
+        let verifier = GenericVerifier::with_clock(
+            GenericChecks {
+                hmac: Some((
+                    hmac_check(|c| {
+                        c.key_encoding = BinaryEncoding::Base64;
+                        c.signature_header = "webhook-signature".into();
+                        c.signature_encoding = SignatureEncoding::Base64;
+                        c.id_header = Some("webhook-id".into());
+                        c.timestamp_header = Some("webhook-timestamp".into());
+                        c.key_value = Some(KeyValueSignature {
+                            pair_separator: Some(" ".into()),
+                            key_separator: Some(",".into()),
+                            ..KeyValueSignature::default()
+                        });
+                    }),
+                    secrets(&[key]),
+                )),
+                timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+                ..GenericChecks::default()
+            },
+            vector_now,
+        )
+        .expect("verifier");
+        let ts = VECTOR_TIMESTAMP.to_string();
+        let with = |signature: &str| {
+            headers(&[
+                ("webhook-id", VECTOR_ID),
+                ("webhook-timestamp", &ts),
+                ("webhook-signature", signature),
+            ])
+        };
+        assert!(
+            verifier
+                .verify(&with(VECTOR_SIGNATURE), VECTOR_BODY.as_bytes())
+                .is_ok()
+        );
+        let rotated = format!("v1,bm90LWEtc2lnbmF0dXJl v2,xyz {VECTOR_SIGNATURE}");
+        assert!(
+            verifier
+                .verify(&with(&rotated), VECTOR_BODY.as_bytes())
+                .is_ok()
+        );
+        assert_eq!(
+            verifier.verify(&with(VECTOR_SIGNATURE), b"{\"test\": 2432232315}"),
+            Err(Rejection::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn key_value_settings_that_cannot_work_are_startup_errors() {
+        let refused = |edit: fn(&mut HmacCheck)| {
+            GenericVerifier::new(GenericChecks {
+                hmac: Some((hmac_check(edit), secrets(&["k"]))),
+                ..GenericChecks::default()
+            })
+            .expect_err("refused")
+            .to_string()
+        };
+        let message = refused(|c| {
+            c.timestamp_header = Some("X-Timestamp".into());
+            c.key_value = Some(KeyValueSignature {
+                timestamp_key: Some("t".into()),
+                ..KeyValueSignature::default()
+            });
+        });
+        assert!(message.contains("not both"), "{message}");
+        let message = refused(|c| {
+            c.key_value = Some(KeyValueSignature {
+                pair_separator: Some("=".into()),
+                ..KeyValueSignature::default()
+            });
+        });
+        assert!(message.contains("different"), "{message}");
+        let message = refused(|c| {
+            c.key_value = Some(KeyValueSignature {
+                timestamp_key: Some("v1".into()),
+                ..KeyValueSignature::default()
+            });
+        });
+        assert!(
+            message.contains("timestampKey and signatureKey"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_signer_writes_a_key_value_header() {
+        let check = hmac_check(|c| {
+            c.signature_header = "Stripe-Signature".into();
+            c.key_value = Some(KeyValueSignature {
+                timestamp_key: Some("t".into()),
+                ..KeyValueSignature::default()
+            });
+        });
+        let checks = GenericChecks {
+            hmac: Some((check, secrets(&[STRIPE_SECRET]))),
+            timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+            ..GenericChecks::default()
+        };
+        let signed = sign(
+            &checks,
+            &SignRequest {
+                id: "evt_1",
+                event: "x",
+                timestamp: NOW,
+                method: "POST",
+                url: PUBLIC,
+                body: STRIPE_BODY,
+            },
+        )
+        .expect("signed");
+        assert_eq!(
+            signed,
+            vec![(
+                "Stripe-Signature".to_owned(),
+                format!("t={NOW},v1={STRIPE_V1}")
+            )]
+        );
     }
 }

@@ -449,6 +449,14 @@ pub enum VerifierError {
     /// `spec.publicUrl` cannot be used.
     #[error(transparent)]
     PublicUrl(#[from] PublicUrlError),
+    /// A setting of the `generic` provider's checks cannot be used.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The setting, e.g. `verification.hmac.keyValue`.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// `verification.hmac.signedContent` cannot be used.
     #[error("verification.hmac.signedContent: {0}")]
     SignedContent(#[from] TemplateError),
