@@ -651,6 +651,10 @@ pub struct VerificationSpec {
     /// a timestamp) in a header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hmac: Option<HmacCheck>,
+    /// A JSON Web Token in a header (by default `Authorization: Bearer`).
+    /// It authenticates the sender, not the body: the body is not signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtCheck>,
     /// Header that carries the event type, used in the NATS subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_header: Option<String>,
@@ -759,6 +763,55 @@ pub struct KeyValueSignature {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 8))]
     pub key_separator: Option<String>,
+}
+
+/// A JSON Web Token (RFC 7519) in compact form, checked with a fixed key:
+/// its `alg` must be `algorithm` (no other, never `none`), its signature
+/// must verify, `exp` must be present and not past, `nbf` (if present) not
+/// ahead, each by at most `leewaySeconds`, and the claims below must match.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtCheck {
+    /// The header with the token. Default `Authorization`, where it follows
+    /// `Bearer `; any other header holds the bare token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The one accepted signature algorithm.
+    pub algorithm: JwtAlgorithm,
+    /// How an `HS256` key is written in its Secret. Default `raw`.
+    #[serde(default)]
+    pub key_encoding: BinaryEncoding,
+    /// The required `iss` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The required audience: the `aud` claim, or one of its entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Further claims that must be present with exactly these string values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub required_claims: BTreeMap<String, String>,
+    /// Clock leeway for `exp` and `nbf`, in seconds. Default 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    #[schemars(extend("format" = "int32"))]
+    pub leeway_seconds: Option<u32>,
+    /// The keys (several during a rotation): for `HS256` the shared secret,
+    /// for `RS256` and `ES256` a PEM public key (`-----BEGIN PUBLIC
+    /// KEY-----`; RSA of at least 2048 bits, or P-256). Default:
+    /// `spec.secretRefs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_refs: Vec<SecretKeyRef>,
+}
+
+/// JWT signature algorithms, as a token's `alg` names them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a shared secret.
+    HS256,
+    /// RSA PKCS#1 v1.5 with SHA-256, verified with a public key.
+    RS256,
+    /// ECDSA P-256 with SHA-256, verified with a public key.
+    ES256,
 }
 
 /// Hash functions for HMAC signatures.

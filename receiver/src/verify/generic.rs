@@ -12,13 +12,15 @@
 //! through their SHA-256 digests, so not even their length is revealed by
 //! the time a comparison takes.
 
+use std::collections::BTreeMap;
+
 use axum::http::HeaderMap;
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use hmac::Hmac;
 use hookwarden_crds::{
-    BasicAuthCheck, BinaryEncoding, HmacAlgorithm, HmacCheck, KeyValueSignature, SignatureEncoding,
-    TokenCheck,
+    BasicAuthCheck, BinaryEncoding, HmacAlgorithm, HmacCheck, JwtAlgorithm, JwtCheck,
+    KeyValueSignature, SignatureEncoding, TokenCheck,
 };
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
@@ -37,6 +39,7 @@ pub struct GenericVerifier {
     token: Option<TokenVerifier>,
     basic: Option<BasicVerifier>,
     hmac: Option<HmacVerifier>,
+    jwt: Option<JwtVerifier>,
     event_header: Option<String>,
     delivery_id_header: Option<String>,
 }
@@ -51,6 +54,8 @@ pub struct GenericChecks {
     pub basic: Option<(BasicAuthCheck, Vec<Secret>)>,
     /// The HMAC check and its accepted keys (as written in the Secret).
     pub hmac: Option<(HmacCheck, Vec<Secret>)>,
+    /// The JWT check and its keys (as written in the Secret).
+    pub jwt: Option<(JwtCheck, Vec<Secret>)>,
     /// Header with the event type.
     pub event_header: Option<String>,
     /// Header with the delivery id.
@@ -71,8 +76,22 @@ impl GenericVerifier {
 
     /// As [`GenericVerifier::new`], reading the time from `clock`.
     pub fn with_clock(checks: GenericChecks, clock: Clock) -> Result<Self, VerifierError> {
-        if checks.token.is_none() && checks.basic.is_none() && checks.hmac.is_none() {
+        if checks.token.is_none()
+            && checks.basic.is_none()
+            && checks.hmac.is_none()
+            && checks.jwt.is_none()
+        {
             return Err(VerifierError::NoChecks);
+        }
+        let jwt = checks
+            .jwt
+            .map(|(check, keys)| JwtVerifier::new(check, &keys, clock))
+            .transpose()?;
+        if checks.basic.is_some() && jwt.as_ref().is_some_and(|j| j.header == "authorization") {
+            return Err(VerifierError::Invalid {
+                field: "verification.jwt.header",
+                reason: "basicAuth already reads the Authorization header: give the token another header",
+            });
         }
         let token = checks
             .token
@@ -152,6 +171,7 @@ impl GenericVerifier {
             token,
             basic,
             hmac,
+            jwt,
             event_header: checks.event_header.map(|h| h.to_ascii_lowercase()),
             delivery_id_header,
         })
@@ -168,10 +188,16 @@ fn decode_key(
     key: &Secret,
     index: usize,
 ) -> Result<Secret, VerifierError> {
-    let bad = || VerifierError::KeyEncoding {
-        check: "verification.hmac",
-        index,
-    };
+    decode_key_of("verification.hmac", encoding, key, index)
+}
+
+fn decode_key_of(
+    check: &'static str,
+    encoding: BinaryEncoding,
+    key: &Secret,
+    index: usize,
+) -> Result<Secret, VerifierError> {
+    let bad = || VerifierError::KeyEncoding { check, index };
     let text = || {
         std::str::from_utf8(key.expose())
             .map(str::trim)
@@ -651,6 +677,261 @@ impl HmacVerifier {
     }
 }
 
+/// The keys of a JWT check, by algorithm.
+#[derive(Debug)]
+enum JwtKeys {
+    /// HS256 shared secrets (decoded).
+    Hmac(Vec<Secret>),
+    /// RS256 public keys.
+    Rsa(Vec<super::keys::RsaKey>),
+    /// ES256 public keys.
+    P256(Vec<p256::ecdsa::VerifyingKey>),
+}
+
+/// The default clock leeway for `exp` and `nbf`.
+const DEFAULT_JWT_LEEWAY_SECS: u32 = 60;
+
+#[derive(Debug)]
+struct JwtVerifier {
+    header: String,
+    bearer: bool,
+    algorithm: JwtAlgorithm,
+    keys: JwtKeys,
+    issuer: Option<String>,
+    audience: Option<String>,
+    required_claims: BTreeMap<String, String>,
+    leeway: u32,
+    clock: Clock,
+}
+
+/// The `alg` of a token signed with `algorithm`.
+fn alg_name(algorithm: JwtAlgorithm) -> &'static str {
+    match algorithm {
+        JwtAlgorithm::HS256 => "HS256",
+        JwtAlgorithm::RS256 => "RS256",
+        JwtAlgorithm::ES256 => "ES256",
+    }
+}
+
+fn p256_key_of_pem(text: &[u8]) -> Option<p256::ecdsa::VerifyingKey> {
+    use p256::pkcs8::DecodePublicKey;
+    let text = std::str::from_utf8(text).ok()?;
+    let der = super::keys::material::pem_blocks(text, "PUBLIC KEY")
+        .into_iter()
+        .next()?;
+    p256::ecdsa::VerifyingKey::from_public_key_der(&der).ok()
+}
+
+impl JwtVerifier {
+    fn new(check: JwtCheck, keys: &[Secret], clock: Clock) -> Result<Self, VerifierError> {
+        non_empty("verification.jwt", keys)?;
+        let invalid = |index| VerifierError::InvalidKey {
+            provider: "generic",
+            index,
+            expected: match check.algorithm {
+                JwtAlgorithm::RS256 => {
+                    "an RSA public key in PEM (-----BEGIN PUBLIC KEY-----) for verification.jwt"
+                }
+                _ => "a P-256 public key in PEM (-----BEGIN PUBLIC KEY-----) for verification.jwt",
+            },
+        };
+        let keys = match check.algorithm {
+            JwtAlgorithm::HS256 => {
+                let keys = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(index, key)| {
+                        decode_key_of("verification.jwt", check.key_encoding, key, index)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                for key in &keys {
+                    crate::logging::register_secret(key.expose());
+                }
+                JwtKeys::Hmac(keys)
+            }
+            JwtAlgorithm::RS256 => JwtKeys::Rsa(
+                keys.iter()
+                    .enumerate()
+                    .map(|(index, key)| {
+                        super::keys::material::rsa_key_of_public_key_pem(key.expose())
+                            .ok_or_else(|| invalid(index))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            JwtAlgorithm::ES256 => JwtKeys::P256(
+                keys.iter()
+                    .enumerate()
+                    .map(|(index, key)| p256_key_of_pem(key.expose()).ok_or_else(|| invalid(index)))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        let header = check
+            .header
+            .unwrap_or_else(|| "Authorization".to_owned())
+            .to_ascii_lowercase();
+        Ok(Self {
+            bearer: header == "authorization",
+            header,
+            algorithm: check.algorithm,
+            keys,
+            issuer: check.issuer,
+            audience: check.audience,
+            required_claims: check.required_claims,
+            leeway: check.leeway_seconds.unwrap_or(DEFAULT_JWT_LEEWAY_SECS),
+            clock,
+        })
+    }
+
+    /// Form and `alg` first (`signature_malformed`), then the signature
+    /// (`signature_mismatch`), and only for an authentic token its times
+    /// (`timestamp_*`) and claims (`token_mismatch`).
+    fn verify(&self, headers: &HeaderMap) -> Result<usize, Rejection> {
+        // Bounded: a longer header is malformed before it is parsed.
+        let value = signature_header(headers, &self.header)?;
+        let token = if self.bearer {
+            let (scheme, token) = value.split_once(' ').ok_or(Rejection::SignatureMalformed)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(Rejection::SignatureMalformed);
+            }
+            token.trim()
+        } else {
+            value.trim()
+        };
+        let mut pieces = token.split('.');
+        let (Some(header), Some(claims), Some(signature), None) =
+            (pieces.next(), pieces.next(), pieces.next(), pieces.next())
+        else {
+            return Err(Rejection::SignatureMalformed);
+        };
+        let json = |piece: &str| {
+            URL_SAFE_NO_PAD
+                .decode(piece)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .filter(serde_json::Value::is_object)
+                .ok_or(Rejection::SignatureMalformed)
+        };
+        let header_json = json(header)?;
+        // Only the configured algorithm: a token cannot choose `none`, or
+        // HS256 keyed with a public key.
+        if header_json.get("alg").and_then(|a| a.as_str()) != Some(alg_name(self.algorithm)) {
+            return Err(Rejection::SignatureMalformed);
+        }
+        // RFC 7515 §4.1.11: extensions this check does not understand must
+        // not be ignored.
+        if header_json.get("crit").is_some() {
+            return Err(Rejection::SignatureMalformed);
+        }
+        let claims_json = json(claims)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| Rejection::SignatureMalformed)?;
+        let signed = &token.as_bytes()[..header.len() + 1 + claims.len()];
+        let index = self.key_index(signed, &signature)?;
+
+        let now = (self.clock)();
+        let leeway = i64::from(self.leeway);
+        let time = |name: &str| match claims_json.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_i64()
+                .or_else(|| {
+                    value
+                        .as_f64()
+                        .filter(|f| f.is_finite() && f.abs() < 1e15)
+                        // Whole seconds of a fractional NumericDate.
+                        .map(|f| f.floor() as i64)
+                })
+                .map(Some)
+                .ok_or(Rejection::TimestampMalformed),
+        };
+        // Without `exp` a captured token would be accepted forever.
+        let exp = time("exp")?.ok_or(Rejection::TimestampMissing)?;
+        if now > exp.saturating_add(leeway) {
+            return Err(Rejection::TimestampOutOfTolerance);
+        }
+        if let Some(nbf) = time("nbf")?
+            && now < nbf.saturating_sub(leeway)
+        {
+            return Err(Rejection::TimestampOutOfTolerance);
+        }
+        let claim = |name: &str| claims_json.get(name).and_then(|v| v.as_str());
+        let issuer_ok = self
+            .issuer
+            .as_deref()
+            .is_none_or(|issuer| claim("iss") == Some(issuer));
+        let audience_ok =
+            self.audience
+                .as_deref()
+                .is_none_or(|audience| match claims_json.get("aud") {
+                    Some(serde_json::Value::String(aud)) => aud == audience,
+                    Some(serde_json::Value::Array(auds)) => {
+                        auds.iter().any(|a| a.as_str() == Some(audience))
+                    }
+                    _ => false,
+                });
+        let claims_ok = self
+            .required_claims
+            .iter()
+            .all(|(name, value)| claim(name) == Some(value.as_str()));
+        if issuer_ok && audience_ok && claims_ok {
+            Ok(index)
+        } else {
+            Err(Rejection::TokenMismatch)
+        }
+    }
+
+    /// The index of the key that signed `signed`; every key is tried (the
+    /// shared ones in constant time).
+    fn key_index(&self, signed: &[u8], signature: &[u8]) -> Result<usize, Rejection> {
+        match &self.keys {
+            JwtKeys::Hmac(keys) => {
+                if signature.len() != 32 {
+                    return Err(Rejection::SignatureMalformed);
+                }
+                find_secret::<Hmac<Sha256>>(keys, &[signed], &[signature.to_vec()])
+            }
+            JwtKeys::Rsa(keys) => keys
+                .iter()
+                .position(|key| key.verifies(super::keys::RsaDigest::Sha256, signed, signature)),
+            JwtKeys::P256(keys) => {
+                use p256::ecdsa::signature::Verifier as _;
+                // JWS carries R || S, 32 bytes each (RFC 7518 §3.4).
+                let signature = p256::ecdsa::Signature::from_slice(signature)
+                    .map_err(|_| Rejection::SignatureMalformed)?;
+                keys.iter()
+                    .position(|key| key.verify(signed, &signature).is_ok())
+            }
+        }
+        .ok_or(Rejection::SignatureMismatch)
+    }
+}
+
+/// The HS256 JWT a sender configured as `check` sends, signed with `key`
+/// (decoded) at `now`: the configured issuer, audience and required claims,
+/// `iat` and `nbf` now, `exp` five minutes on, and `jti` the delivery id.
+fn sign_jwt(check: &JwtCheck, key: &[u8], now: i64, id: &str) -> String {
+    let mut claims = serde_json::Map::new();
+    for (name, value) in &check.required_claims {
+        claims.insert(name.clone(), value.clone().into());
+    }
+    if let Some(issuer) = &check.issuer {
+        claims.insert("iss".into(), issuer.clone().into());
+    }
+    if let Some(audience) = &check.audience {
+        claims.insert("aud".into(), audience.clone().into());
+    }
+    claims.insert("iat".into(), now.into());
+    claims.insert("nbf".into(), now.into());
+    claims.insert("exp".into(), now.saturating_add(300).into());
+    claims.insert("jti".into(), id.into());
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(claims).to_string());
+    let signed = format!("{header}.{claims}");
+    let mac = super::hmac_common::mac::<Hmac<Sha256>>(key, &[signed.as_bytes()]);
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac))
+}
+
 /// What a `generic` sender signs: the delivery and the request it makes.
 #[derive(Debug, Clone, Copy)]
 pub struct SignRequest<'a> {
@@ -791,6 +1072,32 @@ pub fn sign(
         };
         headers.push((check.signature_header.clone(), value));
     }
+    if let Some((check, keys)) = &checks.jwt {
+        if check.algorithm != JwtAlgorithm::HS256 {
+            return Err(VerifierError::Invalid {
+                field: "verification.jwt.algorithm",
+                reason: "only HS256 tokens can be signed from a manifest: for RS256 and ES256 it holds the public key",
+            });
+        }
+        let key = decode_key_of(
+            "verification.jwt",
+            check.key_encoding,
+            keys.first()
+                .ok_or(VerifierError::NoSecretsFor("verification.jwt"))?,
+            0,
+        )?;
+        let token = sign_jwt(check, key.expose(), request.timestamp, request.id);
+        let header = check
+            .header
+            .clone()
+            .unwrap_or_else(|| "Authorization".to_owned());
+        let value = if header.eq_ignore_ascii_case("authorization") {
+            format!("Bearer {token}")
+        } else {
+            token
+        };
+        headers.push((header, value));
+    }
     if let Some(name) = &checks.delivery_id_header
         && !has(&headers, name)
     {
@@ -809,6 +1116,7 @@ impl GenericVerifier {
         // Cheap header checks first; every configured check must pass.
         let token = self.token.as_ref().map(|t| t.verify(headers)).transpose()?;
         let basic = self.basic.as_ref().map(|b| b.verify(headers)).transpose()?;
+        let jwt = self.jwt.as_ref().map(|j| j.verify(headers)).transpose()?;
         let hmac = self
             .hmac
             .as_ref()
@@ -823,7 +1131,7 @@ impl GenericVerifier {
                 .delivery_id_header
                 .as_deref()
                 .and_then(|h| info_header(headers, h)),
-            secret_index: hmac.or(token).or(basic).unwrap_or_default(),
+            secret_index: hmac.or(jwt).or(token).or(basic).unwrap_or_default(),
         })
     }
 }
@@ -844,6 +1152,9 @@ impl Verifier for GenericVerifier {
         if let Some(hmac) = &self.hmac {
             names.push(hmac.signature_header.as_str());
         }
+        if let Some(jwt) = &self.jwt {
+            names.push(jwt.header.as_str());
+        }
         names
     }
 
@@ -863,7 +1174,7 @@ impl Verifier for GenericVerifier {
         names
     }
 
-    /// The token and Basic checks need no body: made whole, in the order
+    /// The token, Basic and JWT checks need no body: made whole, in the order
     /// [`Verifier::verify`] makes them; the HMAC's header must be present.
     fn precheck(&self, request: &super::Head<'_>) -> Result<(), Rejection> {
         let headers = request.headers;
@@ -873,8 +1184,11 @@ impl Verifier for GenericVerifier {
         if let Some(basic) = &self.basic {
             basic.verify(headers)?;
         }
+        if let Some(jwt) = &self.jwt {
+            jwt.verify(headers)?;
+        }
         if let Some(hmac) = &self.hmac {
-            super::hmac_common::signature_header(headers, &hmac.signature_header)?;
+            signature_header(headers, &hmac.signature_header)?;
         }
         Ok(())
     }
@@ -924,10 +1238,13 @@ mod tests {
         NOW
     }
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).expect("header value"));
+            map.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
         }
         map
     }
@@ -1783,5 +2100,317 @@ mod tests {
                 format!("t={NOW},v1={STRIPE_V1}")
             )]
         );
+    }
+
+    // --- JWT ---
+
+    /// RFC 7515 Appendix A.1: the HS256 JWS, its key (the JWK's `k`,
+    /// re-encoded as standard base64) and its `exp` of 1300819380.
+    const RFC7515_KEY: &str =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ+EstJQLr/T+1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow==";
+    const RFC7515_JWS: &str = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+    /// Signed with `keys/testdata/signer_key.pem`, independently of this code:
+    /// `H=$(printf '%s' '{"alg":"RS256","typ":"JWT"}' | base64 -w0 | tr '+/' '-_' | tr -d =)`,
+    /// `C=$(printf '%s' '{"iss":"https://issuer.example.com","aud":"hookwarden","exp":1700000600,"nbf":1699999990,"sub":"sender-1"}' | base64 -w0 | tr '+/' '-_' | tr -d =)`,
+    /// `printf '%s.%s' "$H" "$C" | openssl dgst -sha256 -sign signer_key.pem -binary | base64 -w0 | tr '+/' '-_' | tr -d =`.
+    const RS256_JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlLmNvbSIsImF1ZCI6Imhvb2t3YXJkZW4iLCJleHAiOjE3MDAwMDA2MDAsIm5iZiI6MTY5OTk5OTk5MCwic3ViIjoic2VuZGVyLTEifQ.MkgQuHOyNB5WawbGOF9o8EH0thPFeIlh7LNhW3WGpx3QlbVDAk6YEQm5sRktDRl0E17KxxRM60LOZ9gSCFNuOHHSedMVlafoFW7GZIa8s7zkhIBi_7Bqsl26DaMy5dfJsk-1Al53V04UTSWjzUOImUSYg0Zy80oS9D_Q1WDVWdz_o2-ezQuKO5MAzZ3lY_mEEnSLkwppVaqOgdpQgmOrDGna_Vu6bGuFxoAAHqZ7ncnVeBw0JyB_Ct2rxxVBJamjTJJ8uQXJ9ng8bAh46GPBeGp9ydzfvp1CuMxUX4CgSrJMtIOrzujfU15G6pQ_N5ODFstHfSLEBK4TAAZBfPPs-g";
+
+    fn jwt_check(algorithm: JwtAlgorithm, edit: impl FnOnce(&mut JwtCheck)) -> JwtCheck {
+        let mut check = JwtCheck {
+            header: None,
+            algorithm,
+            key_encoding: BinaryEncoding::Raw,
+            issuer: None,
+            audience: None,
+            required_claims: BTreeMap::new(),
+            leeway_seconds: None,
+            secret_refs: Vec::new(),
+        };
+        edit(&mut check);
+        check
+    }
+
+    fn jwt_verifier(
+        check: JwtCheck,
+        keys: &[&str],
+        clock: Clock,
+    ) -> Result<GenericVerifier, VerifierError> {
+        GenericVerifier::with_clock(
+            GenericChecks {
+                jwt: Some((check, secrets(keys))),
+                ..GenericChecks::default()
+            },
+            clock,
+        )
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        headers(&[("authorization", &format!("Bearer {token}"))])
+    }
+
+    fn before_rfc_exp() -> i64 {
+        1_300_819_000
+    }
+
+    fn after_rfc_exp() -> i64 {
+        1_300_819_380 + 61
+    }
+
+    #[test]
+    fn the_rfc7515_hs256_token_verifies_and_its_claims_are_checked() {
+        let build = |edit: fn(&mut JwtCheck), keys: &[&str], clock: Clock| {
+            jwt_verifier(
+                jwt_check(JwtAlgorithm::HS256, |c| {
+                    c.key_encoding = BinaryEncoding::Base64;
+                    edit(c);
+                }),
+                keys,
+                clock,
+            )
+            .expect("verifier")
+        };
+        let v = build(|_| {}, &[RFC7515_KEY], before_rfc_exp);
+        assert_eq!(
+            v.verify(&bearer(RFC7515_JWS), b"").map(|v| v.secret_index),
+            Ok(0)
+        );
+        assert_eq!(
+            build(|_| {}, &["b3RoZXI=", RFC7515_KEY], before_rfc_exp)
+                .verify(&bearer(RFC7515_JWS), b"")
+                .map(|v| v.secret_index),
+            Ok(1),
+            "rotation"
+        );
+        assert_eq!(
+            build(|_| {}, &["b3RoZXI="], before_rfc_exp).verify(&bearer(RFC7515_JWS), b""),
+            Err(Rejection::SignatureMismatch)
+        );
+        let tampered = format!("{}A", &RFC7515_JWS[..RFC7515_JWS.len() - 1]);
+        assert_eq!(
+            v.verify(&bearer(&tampered), b""),
+            Err(Rejection::SignatureMismatch)
+        );
+        // Replay of an expired token, past the leeway.
+        assert_eq!(
+            build(|_| {}, &[RFC7515_KEY], after_rfc_exp).verify(&bearer(RFC7515_JWS), b""),
+            Err(Rejection::TimestampOutOfTolerance)
+        );
+        let with_claims = build(
+            |c| {
+                c.issuer = Some("joe".into());
+                c.required_claims.insert("iss".into(), "joe".into());
+            },
+            &[RFC7515_KEY],
+            before_rfc_exp,
+        );
+        assert!(with_claims.verify(&bearer(RFC7515_JWS), b"").is_ok());
+        for edit in [
+            (|c: &mut JwtCheck| c.issuer = Some("bob".into())) as fn(&mut JwtCheck),
+            |c| c.audience = Some("hookwarden".into()),
+            |c| {
+                c.required_claims.insert("sub".into(), "x".into());
+            },
+        ] {
+            assert_eq!(
+                build(edit, &[RFC7515_KEY], before_rfc_exp).verify(&bearer(RFC7515_JWS), b""),
+                Err(Rejection::TokenMismatch)
+            );
+        }
+        // Malformed: missing, other scheme, not three parts, another alg.
+        assert_eq!(
+            v.verify(&headers(&[]), b""),
+            Err(Rejection::SignatureMissing)
+        );
+        let malformed = Err(Rejection::SignatureMalformed);
+        assert_eq!(
+            v.verify(&headers(&[("authorization", "Basic abc")]), b""),
+            malformed
+        );
+        assert_eq!(v.verify(&bearer("a.b"), b""), malformed);
+        assert_eq!(
+            v.verify(&bearer(&format!("{RFC7515_JWS}.x")), b""),
+            malformed
+        );
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            RFC7515_JWS.split('.').nth(1).expect("claims")
+        );
+        assert_eq!(v.verify(&bearer(&none), b""), malformed);
+        let mut twice = bearer(RFC7515_JWS);
+        twice.append(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {RFC7515_JWS}")).expect("value"),
+        );
+        assert_eq!(v.verify(&twice, b""), malformed);
+    }
+
+    #[test]
+    fn an_rs256_token_verifies_with_a_fixed_public_key() {
+        use super::super::keys::material::test_keys::SIGNER_PUB;
+        let build = |edit: fn(&mut JwtCheck), clock: Clock| {
+            jwt_verifier(
+                jwt_check(JwtAlgorithm::RS256, |c| {
+                    c.issuer = Some("https://issuer.example.com".into());
+                    c.audience = Some("hookwarden".into());
+                    edit(c);
+                }),
+                &[SIGNER_PUB],
+                clock,
+            )
+            .expect("verifier")
+        };
+        let v = build(|_| {}, now);
+        assert!(v.verify(&bearer(RS256_JWT), b"").is_ok());
+        let mut pieces: Vec<String> = RS256_JWT.split('.').map(str::to_owned).collect();
+        pieces[1] = URL_SAFE_NO_PAD.encode(
+            r#"{"iss":"https://issuer.example.com","aud":"hookwarden","exp":1800000600,"sub":"sender-1"}"#,
+        );
+        assert_eq!(
+            v.verify(&bearer(&pieces.join(".")), b""),
+            Err(Rejection::SignatureMismatch),
+            "claims changed under the signature"
+        );
+        fn early() -> i64 {
+            NOW - 100
+        }
+        assert_eq!(
+            build(|_| {}, early).verify(&bearer(RS256_JWT), b""),
+            Err(Rejection::TimestampOutOfTolerance),
+            "nbf ahead by more than the leeway"
+        );
+        assert_eq!(
+            build(|c| c.audience = Some("other".into()), now).verify(&bearer(RS256_JWT), b""),
+            Err(Rejection::TokenMismatch)
+        );
+        // The RS256 token offered to an HS256 check keyed with the public
+        // key's text: refused for its alg, never HMAC-checked.
+        let confused = jwt_verifier(jwt_check(JwtAlgorithm::HS256, |_| {}), &[SIGNER_PUB], now)
+            .expect("verifier");
+        assert_eq!(
+            confused.verify(&bearer(RS256_JWT), b""),
+            Err(Rejection::SignatureMalformed)
+        );
+    }
+
+    #[test]
+    fn an_es256_token_in_its_own_header() {
+        use p256::ecdsa::signature::Signer as _;
+        use p256::pkcs8::DecodePrivateKey as _;
+
+        use super::super::keys::material::test_keys::{EC_KEY, EC_PUB};
+        let der = super::super::keys::material::pem_blocks(EC_KEY, "PRIVATE KEY")
+            .into_iter()
+            .next()
+            .expect("pem");
+        let key = p256::ecdsa::SigningKey::from_pkcs8_der(&der).expect("key");
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256"}"#),
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{}}}"#, NOW + 60))
+        );
+        let signature: p256::ecdsa::Signature = key.sign(signed.as_bytes());
+        let token = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()));
+        let v = jwt_verifier(
+            jwt_check(JwtAlgorithm::ES256, |c| c.header = Some("X-Token".into())),
+            &[EC_PUB],
+            now,
+        )
+        .expect("verifier");
+        assert!(v.verify(&headers(&[("x-token", &token)]), b"").is_ok());
+        let mut bad = signature.to_bytes().to_vec();
+        bad[10] ^= 1;
+        let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bad));
+        assert_eq!(
+            v.verify(&headers(&[("x-token", &forged)]), b""),
+            Err(Rejection::SignatureMismatch)
+        );
+        assert_eq!(
+            v.verify(&headers(&[("x-token", &format!("{signed}.AAAA"))]), b""),
+            Err(Rejection::SignatureMalformed)
+        );
+        // No exp: a captured token would never expire.
+        let no_exp = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256"}"#),
+            URL_SAFE_NO_PAD.encode("{}")
+        );
+        let signature: p256::ecdsa::Signature = key.sign(no_exp.as_bytes());
+        let no_exp = format!("{no_exp}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()));
+        assert_eq!(
+            v.verify(&headers(&[("x-token", &no_exp)]), b""),
+            Err(Rejection::TimestampMissing)
+        );
+    }
+
+    #[test]
+    fn jwt_startup_errors() {
+        use super::super::keys::material::test_keys::SIGNER_PUB;
+        let message = jwt_verifier(jwt_check(JwtAlgorithm::ES256, |_| {}), &[SIGNER_PUB], now)
+            .expect_err("an RSA key is no P-256 key")
+            .to_string();
+        assert!(
+            message.contains("P-256") && message.contains("secretRefs[0]"),
+            "{message}"
+        );
+        let message = jwt_verifier(jwt_check(JwtAlgorithm::RS256, |_| {}), &["not a key"], now)
+            .expect_err("not PEM")
+            .to_string();
+        assert!(message.contains("RSA public key"), "{message}");
+        let err = GenericVerifier::new(GenericChecks {
+            basic: Some((
+                BasicAuthCheck {
+                    username: "u".into(),
+                    secret_refs: vec![],
+                },
+                secrets(&["pw"]),
+            )),
+            jwt: Some((jwt_check(JwtAlgorithm::HS256, |_| {}), secrets(&["k"]))),
+            ..GenericChecks::default()
+        })
+        .expect_err("both read Authorization");
+        assert!(err.to_string().contains("verification.jwt.header"), "{err}");
+    }
+
+    #[test]
+    fn the_signer_signs_an_hs256_token() {
+        let check = jwt_check(JwtAlgorithm::HS256, |c| {
+            c.issuer = Some("sender".into());
+            c.audience = Some("hookwarden".into());
+            c.required_claims.insert("tenant".into(), "t-1".into());
+        });
+        let checks = GenericChecks {
+            jwt: Some((check.clone(), secrets(&["jwt-key"]))),
+            ..GenericChecks::default()
+        };
+        let request = SignRequest {
+            id: "d-1",
+            event: "x",
+            timestamp: NOW,
+            method: "POST",
+            url: PUBLIC,
+            body: b"{}",
+        };
+        let signed = sign(&checks, &request).expect("signed");
+        let map = headers(
+            &signed
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        let v = jwt_verifier(check.clone(), &["jwt-key"], now).expect("verifier");
+        assert!(v.verify(&map, b"{}").is_ok());
+        assert_eq!(
+            jwt_verifier(check, &["other"], now)
+                .expect("verifier")
+                .verify(&map, b"{}"),
+            Err(Rejection::SignatureMismatch)
+        );
+        let rs = GenericChecks {
+            jwt: Some((jwt_check(JwtAlgorithm::RS256, |_| {}), secrets(&["pem"]))),
+            ..GenericChecks::default()
+        };
+        assert!(sign(&rs, &request).is_err(), "no private key to sign with");
     }
 }

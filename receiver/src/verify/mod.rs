@@ -417,7 +417,9 @@ pub enum VerifierError {
     NoSecretsFor(&'static str),
     /// The `generic` provider needs at least one check; verification is
     /// never silently skipped.
-    #[error("provider generic needs spec.verification with at least one of token, basicAuth, hmac")]
+    #[error(
+        "provider generic needs spec.verification with at least one of token, basicAuth, hmac, jwt"
+    )]
     NoChecks,
     /// `spec.verification` only applies to the `generic` provider.
     #[error(
@@ -593,6 +595,10 @@ pub fn generic_checks(
         Some(check) => Some((refs(&check.secret_refs)?, check)),
         None => None,
     };
+    let jwt = match verification.jwt {
+        Some(check) => Some((refs(&check.secret_refs)?, check)),
+        None => None,
+    };
     // Only a check with a template can sign the URL: an unusable
     // spec.publicUrl on any other generic endpoint stays as ignored as before.
     let public_url = if hmac
@@ -608,6 +614,7 @@ pub fn generic_checks(
         token: token.map(|(secrets, check)| (check, secrets)),
         basic: basic.map(|(secrets, check)| (check, secrets)),
         hmac: hmac.map(|(secrets, check)| (check, secrets)),
+        jwt: jwt.map(|(secrets, check)| (check, secrets)),
         event_header: verification.event_header,
         delivery_id_header: verification.delivery_id_header,
         timestamp_tolerance_secs: spec
