@@ -41,25 +41,29 @@ pub fn sign(provider: &str, secret: &[u8], input: &Input<'_>) -> Result<Delivery
 }
 
 /// Signs a delivery for the `generic` checks of a manifest, each with its
-/// first secret; `event_header` carries the event.
-pub fn sign_generic(
-    checks: &GenericChecks,
-    event_header: Option<&str>,
-    input: &Input<'_>,
-) -> Result<Delivery, String> {
+/// first secret (the event in the manifest's event header, if any).
+pub fn sign_generic(checks: &GenericChecks, input: &Input<'_>) -> Result<Delivery, String> {
     let body = input.body.clone().unwrap_or_else(|| {
         json!({"type": input.event, "id": input.id})
             .to_string()
             .into_bytes()
     });
-    let mut headers =
-        verify::sign_generic(checks, input.id, input.now, &body).map_err(|e| e.to_string())?;
-    if let Some(name) = event_header {
-        headers.push((name.to_owned(), input.event.to_owned()));
-    }
+    let method = "POST";
+    let mut headers = verify::sign_generic(
+        checks,
+        &verify::GenericSignRequest {
+            id: input.id,
+            event: input.event,
+            timestamp: input.now,
+            method,
+            url: input.url,
+            body: &body,
+        },
+    )
+    .map_err(|e| e.to_string())?;
     headers.push(("Content-Type".to_owned(), "application/json".to_owned()));
     Ok(Delivery {
-        method: "POST",
+        method,
         headers,
         body,
         extra_query: None,
@@ -309,6 +313,46 @@ mod tests {
             })
             .sum::<usize>();
         assert_eq!(checked, expected);
+    }
+
+    /// A generic manifest, read as the CLI reads it, with its one secret.
+    fn generic_manifest(
+        verification: &str,
+    ) -> (hookwarden_crds::WebhookEndpointSpec, GenericChecks) {
+        let manifest = format!(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {{name: e}}\nspec:\n  provider: generic\n  publicUrl: {URL}\n  secretRefs: [{{name: s, key: k}}]\n  verification:\n{verification}"
+        );
+        let spec = hookwarden_crds::from_yaml(&manifest)
+            .expect("manifest")
+            .spec;
+        let load =
+            |_: &[hookwarden_crds::SecretKeyRef]| Ok(vec![Secret::from(&b"generic-key"[..])]);
+        let checks = verify::generic_checks(&spec, load).expect("checks");
+        (spec, checks)
+    }
+
+    /// `send --endpoint` signs what a generic manifest's template asks for,
+    /// and the receiver's verifier, built from the same manifest, accepts it.
+    #[test]
+    fn a_generic_template_is_signed_as_the_receiver_verifies_it() {
+        let (spec, checks) = generic_manifest(
+            "    eventHeader: X-Event\n    hmac:\n      signatureHeader: X-Signature\n      timestampHeader: X-Timestamp\n      signedContent: \"{method} {url}\\n{timestamp}\\n{header:X-Event}\\n{body}\"\n",
+        );
+        let delivery = sign_generic(&checks, &input(None)).expect("signs");
+        let load =
+            |_: &[hookwarden_crds::SecretKeyRef]| Ok(vec![Secret::from(&b"generic-key"[..])]);
+        let verifier = verify::for_endpoint(&spec, load).expect("verifier");
+        let Ok(Verdict::Deliver(verified)) = check(verifier.as_ref(), &delivery, &delivery.body)
+        else {
+            panic!("{:?}", check(verifier.as_ref(), &delivery, &delivery.body));
+        };
+        assert_eq!(verified.event.as_deref(), Some("thing.happened"));
+        let mut changed = delivery.body.clone();
+        changed.push(b' ');
+        assert_eq!(
+            check(verifier.as_ref(), &delivery, &changed).map(|_| ()),
+            Err(Rejection::SignatureMismatch)
+        );
     }
 
     #[test]

@@ -366,12 +366,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
         )?;
         let checks = verify::generic_checks(&manifest.spec, |refs| manifest.load(refs))
             .map_err(|e| e.to_string())?;
-        let event_header = manifest
-            .spec
-            .verification
-            .as_ref()
-            .and_then(|v| v.event_header.as_deref());
-        presets::sign_generic(&checks, event_header, &input)?
+        presets::sign_generic(&checks, &input)?
     } else {
         presets::sign(&provider, &secret, &input)?
     };

@@ -92,6 +92,8 @@ fn generic(algorithm: HmacAlgorithm, body: &[u8]) -> (Box<dyn Verifier>, HeaderM
         signature_encoding: SignatureEncoding::Hex,
         timestamp_header: None,
         id_header: None,
+        signed_content: None,
+        key_value: None,
         secret_refs: Vec::new(),
     };
     let checks = GenericChecks {

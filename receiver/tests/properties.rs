@@ -94,6 +94,8 @@ fn generic_check(
         signature_encoding: encoding,
         timestamp_header: stamped.then(|| "X-Timestamp".to_owned()),
         id_header: stamped.then(|| "X-Id".to_owned()),
+        signed_content: None,
+        key_value: None,
         secret_refs: Vec::new(),
     }
 }

@@ -57,7 +57,10 @@ pub use adyen::AdyenVerifier;
 pub use aws_sns::AwsSnsVerifier;
 pub use bitbucket::BitbucketVerifier;
 pub use discord::DiscordVerifier;
-pub use generic::{GenericChecks, GenericVerifier, sign as sign_generic};
+pub use generic::{
+    GenericChecks, GenericVerifier, SignRequest as GenericSignRequest, TemplateError,
+    sign as sign_generic,
+};
 pub use github::GithubVerifier;
 pub use gitlab::GitlabVerifier;
 pub use google_pubsub::GooglePubsubVerifier;
@@ -426,7 +429,9 @@ pub enum VerifierError {
     NoSecretsFor(&'static str),
     /// The `generic` provider needs at least one check; verification is
     /// never silently skipped.
-    #[error("provider generic needs spec.verification with at least one of token, basicAuth, hmac")]
+    #[error(
+        "provider generic needs spec.verification with at least one of token, basicAuth, hmac, jwt"
+    )]
     NoChecks,
     /// `spec.verification` only applies to the `generic` provider.
     #[error(
@@ -458,6 +463,17 @@ pub enum VerifierError {
     /// `spec.publicUrl` cannot be used.
     #[error(transparent)]
     PublicUrl(#[from] PublicUrlError),
+    /// A setting of the `generic` provider's checks cannot be used.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The setting, e.g. `verification.hmac.keyValue`.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// `verification.hmac.signedContent` cannot be used.
+    #[error("verification.hmac.signedContent: {0}")]
+    SignedContent(#[from] TemplateError),
     /// A preset that verifies with fetched keys lacks a spec setting it
     /// cannot work safely without.
     #[error("provider {provider} needs {setting}")]
@@ -601,10 +617,26 @@ pub fn generic_checks(
         Some(check) => Some((refs(&check.secret_refs)?, check)),
         None => None,
     };
+    let jwt = match verification.jwt {
+        Some(check) => Some((refs(&check.secret_refs)?, check)),
+        None => None,
+    };
+    // Only a check with a template can sign the URL: an unusable
+    // spec.publicUrl on any other generic endpoint stays as ignored as before.
+    let public_url = if hmac
+        .as_ref()
+        .is_some_and(|(_, check)| check.signed_content.is_some())
+    {
+        PublicUrl::from_spec(spec)?
+    } else {
+        None
+    };
     Ok(GenericChecks {
+        public_url,
         token: token.map(|(secrets, check)| (check, secrets)),
         basic: basic.map(|(secrets, check)| (check, secrets)),
         hmac: hmac.map(|(secrets, check)| (check, secrets)),
+        jwt: jwt.map(|(secrets, check)| (check, secrets)),
         event_header: verification.event_header,
         delivery_id_header: verification.delivery_id_header,
         timestamp_tolerance_secs: spec

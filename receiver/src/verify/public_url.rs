@@ -113,6 +113,11 @@ impl PublicUrl {
         })
     }
 
+    /// The path as configured (possibly empty: the root).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The URL the provider called, with the request's raw `query`.
     pub fn with_query(&self, query: Option<&str>) -> String {
         self.render(self.port, query)

@@ -1088,7 +1088,7 @@ static GENERIC: Preset = Preset {
         // Built from spec.verification by `for_endpoint`.
         |_, _| Err(VerifierError::NoChecks),
         sending::configured,
-        "token, HTTP Basic and/or HMAC as `spec.verification` configures",
+        "token, HTTP Basic, HMAC and/or JWT as `spec.verification` configures",
         "receiver.md#verification",
     )
 };

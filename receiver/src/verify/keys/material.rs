@@ -134,6 +134,12 @@ pub fn rsa_key_of_certificate(der: &[u8]) -> Option<RsaKey> {
     let (SEQUENCE, spki, _) = element(fields)? else {
         return None;
     };
+    rsa_key_of_spki(spki)
+}
+
+/// The RSA key of a `SubjectPublicKeyInfo`'s contents, whose algorithm must
+/// be `rsaEncryption`.
+fn rsa_key_of_spki(spki: &[u8]) -> Option<RsaKey> {
     let (SEQUENCE, algorithm, rest) = element(spki)? else {
         return None;
     };
@@ -156,6 +162,17 @@ pub fn rsa_key_of_pem(text: &[u8]) -> Option<RsaKey> {
     pem_blocks(text, "CERTIFICATE")
         .first()
         .and_then(|der| rsa_key_of_certificate(der))
+}
+
+/// The RSA key of a PEM public key (`-----BEGIN PUBLIC KEY-----`, what
+/// `openssl pkey -pubout` writes).
+pub fn rsa_key_of_public_key_pem(text: &[u8]) -> Option<RsaKey> {
+    let text = std::str::from_utf8(text).ok()?;
+    let der = pem_blocks(text, "PUBLIC KEY").into_iter().next()?;
+    let (SEQUENCE, spki, _) = element(&der)? else {
+        return None;
+    };
+    rsa_key_of_spki(spki)
 }
 
 /// The most keys a JWK Set may hold; Google's has two or three.
@@ -227,13 +244,19 @@ pub(crate) mod test_keys {
     //! Fixed test RSA keys and self-signed certificates, made with
     //! `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out signer_key.pem`
     //! and `openssl req -x509 -new -key signer_key.pem -subj "/CN=hookwarden test signer"
-    //! -days 36500 -sha256 -out signer_cert.pem` (likewise `other_*`). Test
-    //! material only: never trusted by anything.
+    //! -days 36500 -sha256 -out signer_cert.pem` (likewise `other_*`),
+    //! `openssl pkey -in signer_key.pem -pubout -out signer_pub.pem`, and a
+    //! P-256 pair: `openssl genpkey -algorithm EC -pkeyopt
+    //! ec_paramgen_curve:P-256 -out ec_key.pem`, `openssl pkey -in ec_key.pem
+    //! -pubout -out ec_pub.pem`. Test material only: never trusted by anything.
 
     pub(crate) const SIGNER_KEY: &str = include_str!("testdata/signer_key.pem");
     pub(crate) const SIGNER_CERT: &str = include_str!("testdata/signer_cert.pem");
     pub(crate) const OTHER_KEY: &str = include_str!("testdata/other_key.pem");
     pub(crate) const OTHER_CERT: &str = include_str!("testdata/other_cert.pem");
+    pub(crate) const SIGNER_PUB: &str = include_str!("testdata/signer_pub.pem");
+    pub(crate) const EC_KEY: &str = include_str!("testdata/ec_key.pem");
+    pub(crate) const EC_PUB: &str = include_str!("testdata/ec_pub.pem");
 
     pub(crate) fn signer() -> ring::signature::RsaKeyPair {
         super::rsa_signing_key(SIGNER_KEY).expect("test key")
