@@ -162,15 +162,26 @@ async fn requests_hyper_refuses_are_counted_and_audited() {
     assert_eq!(answers[1], Some(400), "{answers:?}");
     assert_eq!(answers[2], Some(431), "{answers:?}");
 
-    let metrics = receiver.metrics().await;
-    let refusals = |reason: &str| {
+    // hyper's refusal is counted when its connection ends, which may be just
+    // after the client read the answer: wait for it, boundedly.
+    let refusals = |metrics: &str, reason: &str| {
         metric(
-            &metrics,
+            metrics,
             &format!(r#"hookwarden_refusals_total{{endpoint="ci/github",reason="{reason}"}}"#),
         )
     };
-    assert!(refusals("http_malformed") >= 1, "{metrics}");
-    assert_eq!(refusals("headers_too_large"), 1, "{metrics}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let metrics = receiver.metrics().await;
+        let counted = refusals(&metrics, "http_malformed") >= 1
+            && refusals(&metrics, "headers_too_large") >= 1;
+        if counted || tokio::time::Instant::now() >= deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(refusals(&metrics, "http_malformed") >= 1, "{metrics}");
+    assert_eq!(refusals(&metrics, "headers_too_large"), 1, "{metrics}");
     let log = receiver.log();
     let audited: Vec<_> = audit_lines(&log)
         .into_iter()
