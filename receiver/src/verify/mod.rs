@@ -578,6 +578,8 @@ pub fn for_endpoint_with_fetcher(
             aws: spec.aws.clone(),
             paypal: spec.paypal.clone(),
             google: spec.google.clone(),
+            azure: spec.azure.clone(),
+            graph: spec.graph.clone(),
             fetcher,
         };
         return for_preset(
@@ -680,6 +682,10 @@ pub struct PresetOptions {
     pub paypal: Option<hookwarden_crds::PaypalSpec>,
     /// `spec.google` (`google-pubsub`).
     pub google: Option<hookwarden_crds::GooglePubsubSpec>,
+    /// `spec.azure` (`azure-event-grid`).
+    pub azure: Option<hookwarden_crds::AzureEventGridSpec>,
+    /// `spec.graph` (`microsoft-graph`).
+    pub graph: Option<hookwarden_crds::MicrosoftGraphSpec>,
     /// The key fetcher of the fetched-key presets; `None`: the process's
     /// ([`keys::KeyFetcher::shared`]). Tests give one routed to a loopback
     /// key server.
