@@ -887,14 +887,39 @@ static AZURE_EVENT_GRID: Preset = token(
 
 static MICROSOFT_GRAPH: Preset = token(
     Provider::MicrosoftGraph,
-    |s, _| Ok(Box::new(microsoft_graph::MicrosoftGraphVerifier::new(s)?)),
+    |s, o| {
+        let Some(graph) = o
+            .preset
+            .graph
+            .as_ref()
+            .and_then(|g| g.validation_tokens.as_ref())
+        else {
+            return Ok(Box::new(microsoft_graph::MicrosoftGraphVerifier::new(s)?));
+        };
+        let check = entra::EntraCheck::new(
+            &entra::EntraSettings {
+                provider: "microsoft-graph",
+                tenant_field: "spec.graph.validationTokens.tenantId",
+                audience_field: "spec.graph.validationTokens.appId",
+                tenant: &graph.tenant_id,
+                audience: &graph.app_id,
+                client: entra::GRAPH_CHANGE_TRACKING_APP_ID,
+            },
+            entra::DEFAULT_LEEWAY_SECS,
+            o.clock,
+            o.preset.fetcher(),
+        )?;
+        Ok(Box::new(
+            microsoft_graph::MicrosoftGraphVerifier::with_validation_tokens(s, Some(check))?,
+        ))
+    },
     sending::microsoft_graph,
     HandshakeSupport {
         describe: "POST `validationToken` echoed (unsigned)",
         authenticated: false,
         sign: sending::microsoft_graph_handshake,
     },
-    "body `clientState` of every notification: the shared secret itself",
+    "body `clientState` of every notification: the shared secret itself; optionally (`spec.graph.validationTokens`) every rich notification `validationTokens` JWT of the tenant's Entra JWKS",
     "https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks",
 );
 
