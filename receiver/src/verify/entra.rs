@@ -465,7 +465,8 @@ mod tests {
             verify(&c, &parts.join(".")).await,
             Err(Rejection::SignatureMismatch)
         );
-        let cases: [(fn(&mut Value), Rejection); 9] = [
+        type Edit = fn(&mut Value);
+        let cases: [(Edit, Rejection); 9] = [
             (
                 |c| c["aud"] = "api://other".into(),
                 Rejection::TokenMismatch,
