@@ -144,6 +144,14 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub google: Option<GooglePubsubSpec>,
 
+    /// Settings of the `azure-event-grid` preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureEventGridSpec>,
+
+    /// Settings of the `microsoft-graph` preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<MicrosoftGraphSpec>,
+
     /// What the audit log records beyond each request's metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<LoggingSpec>,
@@ -196,6 +204,64 @@ pub struct GooglePubsubSpec {
     /// must also be `email_verified`).
     #[schemars(length(min = 3, max = 320))]
     pub service_account_email: String,
+}
+
+/// The `azure-event-grid` preset.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AzureEventGridSpec {
+    /// Require a Microsoft Entra ID bearer token (`Authorization: Bearer`)
+    /// on every request, handshakes included: the event subscription's
+    /// "Use Microsoft Entra authentication" with this tenant and app. The
+    /// token is verified with the tenant's published keys and must have
+    /// been issued to Azure Event Grid. With `secretRefs` as well, the
+    /// `?code=` secret is required too; without any, the token alone
+    /// authenticates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entra: Option<EntraTokenSpec>,
+}
+
+/// Which Microsoft Entra ID tokens are accepted.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntraTokenSpec {
+    /// The tenant (directory) id of the app, a GUID
+    /// (`azureActiveDirectoryTenantId` of the subscription): the token's
+    /// issuer and where its keys are fetched from.
+    #[schemars(length(min = 36, max = 36))]
+    pub tenant_id: String,
+    /// The token's expected `aud`: the app id or app id URI exactly as the
+    /// subscription names it (`azureActiveDirectoryApplicationIdOrUri`;
+    /// v1.0 tokens carry what was asked for, v2.0 tokens the app id).
+    #[schemars(length(min = 1, max = 2048))]
+    pub audience: String,
+}
+
+/// The `microsoft-graph` preset.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MicrosoftGraphSpec {
+    /// Also verify rich notifications' `validationTokens`: every token of
+    /// a delivery must be signed by the tenant's Microsoft Entra keys, be
+    /// issued by the tenant to Microsoft Graph Change Tracking, for this
+    /// app, and not be expired; a delivery without them is refused. Only
+    /// for subscriptions with `includeResourceData` (basic notifications
+    /// carry no tokens). Absent: `clientState` alone authenticates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_tokens: Option<GraphValidationTokensSpec>,
+}
+
+/// Whose Graph validation tokens are accepted.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphValidationTokensSpec {
+    /// The tenant (directory) id the subscription was made in, a GUID.
+    #[schemars(length(min = 36, max = 36))]
+    pub tenant_id: String,
+    /// The application (client) id of the app that made the
+    /// subscription: the tokens' `aud`.
+    #[schemars(length(min = 1, max = 256))]
+    pub app_id: String,
 }
 
 /// What requests an endpoint takes.
@@ -803,9 +869,21 @@ pub struct JwtCheck {
     /// The keys (several during a rotation): for `HS256` the shared secret,
     /// for `RS256` and `ES256` a PEM public key (`-----BEGIN PUBLIC
     /// KEY-----`; RSA of at least 2048 bits, or P-256). Default:
-    /// `spec.secretRefs`.
+    /// `spec.secretRefs`. Not with `jwksUrl`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_refs: Vec<SecretKeyRef>,
+    /// For `RS256` and `ES256`: fetch the keys from this JWK Set instead
+    /// of `secretRefs`, and pick the one the token's `kid` names (a token
+    /// without `kid` is refused). `https` on port 443 to a DNS name, no
+    /// userinfo; fetched when first needed, cached for an hour (and served
+    /// stale for up to a day while it cannot be refreshed), fetched again
+    /// for an unknown `kid` at most once a minute. Only this URL is ever
+    /// fetched: the token's `iss`, `jku` or `x5u` are not followed, and
+    /// there is no OpenID discovery. The receivers' NetworkPolicy then
+    /// lets HTTPS out to public addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 9, max = 2048))]
+    pub jwks_url: Option<String>,
 }
 
 /// JWT signature algorithms, as a token's `alg` names them.

@@ -941,6 +941,8 @@ mod tests {
                 aws: None,
                 paypal: None,
                 google: None,
+                azure: None,
+                graph: None,
                 logging: None,
                 resources: None,
             },

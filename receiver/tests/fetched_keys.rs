@@ -1,4 +1,6 @@
-//! The fetched-key presets (`aws-sns`, `paypal`, `google-pubsub`) through
+//! The fetched-key presets (`aws-sns`, `paypal`, `google-pubsub`,
+//! `azure-event-grid` with Entra tokens, and a `generic` JWT check with
+//! `jwksUrl`) through
 //! the assembled receiver (`app::start`, as the binary starts it) in front
 //! of a real nats-server, fetching their keys over HTTPS from a loopback
 //! key server that stands in for the provider's hosts.
@@ -26,7 +28,10 @@
 //! and per preset: SNS refuses a topic outside `spec.aws.topicArns` and
 //! stores a `SubscriptionConfirmation` for a person (its `SubscribeURL` is
 //! visited only with `autoConfirmSubscriptions`); Google refuses a token for
-//! another audience and an expired one (without fetching).
+//! another audience and an expired one (without fetching); Event Grid
+//! answers its validation handshake only with a token and refuses tokens of
+//! another tenant, audience or client; the `generic` JWKS check fetches its
+//! configured URL only, whatever host the token's `jku` names.
 //!
 //! Everything is on 127.0.0.1, port 0; every wait is bounded.
 
@@ -46,9 +51,9 @@ use hookwarden_receiver::server::RETRY_AFTER_SECS;
 use hookwarden_receiver::verify::keys::material::{jwk_json, rsa_signing_key};
 use hookwarden_receiver::verify::keys::{FetcherConfig, KeyFetcher};
 use hookwarden_receiver::verify::sending::{
-    Delivery, GOOGLE_KID, PAYPAL_CERT_URL, SNS_CERT_URL, SignInput,
+    Delivery, ENTRA_KID, GOOGLE_KID, PAYPAL_CERT_URL, SNS_CERT_URL, SignInput,
 };
-use hookwarden_receiver::verify::{aws_sns, registry};
+use hookwarden_receiver::verify::{aws_sns, azure_event_grid, entra, google_pubsub, registry};
 use hookwarden_tests::NatsServer;
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
@@ -628,4 +633,276 @@ async fn google_pubsub_fetches_its_jwks_and_checks_the_token() {
     assert_refused(&answer, StatusCode::UNAUTHORIZED, "sender_not_allowed");
     assert_eq!(stored_messages(&nats, &receiver.target).await, 2);
     assert_eq!(server.requests().len(), 1, "{:?}", server.requests());
+}
+
+const TENANT: &str = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
+const ENTRA_HOST: &str = "login.microsoftonline.com";
+const GRID_MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+    metadata: {name: grid, namespace: keys}\n\
+    spec:\n  provider: azure-event-grid\n  azure:\n    entra:\n      \
+    tenantId: 84bd8158-6d4d-4958-8b9f-9d6445542f95\n      \
+    audience: api://hookwarden-events\n";
+
+/// A delivery or handshake with an Entra token of `claims`, signed with the
+/// test key.
+fn with_token(body: Vec<u8>, claims: &entra::Claims<'_>) -> Delivery {
+    let key = rsa_signing_key(SIGNER_KEY).expect("test key");
+    let token = entra::token(&key, ENTRA_KID, claims);
+    Delivery {
+        method: "POST",
+        headers: vec![
+            ("authorization".to_owned(), format!("Bearer {token}")),
+            ("content-type".to_owned(), "application/json".to_owned()),
+        ],
+        body,
+        extra_query: None,
+        expect: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_event_grid_checks_entra_tokens_with_the_tenants_keys() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let keys_path = format!("/{TENANT}/discovery/v2.0/keys");
+    let key = rsa_signing_key(SIGNER_KEY).expect("test key");
+    let set = serde_json::json!({"keys": [jwk_json(&key, ENTRA_KID)]});
+    let mut server = KeyServer::start(
+        &[ENTRA_HOST],
+        HashMap::from([(keys_path.clone(), set.to_string().into_bytes())]),
+    )
+    .await;
+    let fetcher = server.fetcher();
+    let receiver = start(&nats, GRID_MANIFEST, &fetcher).await;
+    let spec = spec_of(GRID_MANIFEST);
+    let claims = |audience, tenant, client, iat| entra::Claims {
+        tenant,
+        audience,
+        client,
+        iat,
+        v2: false,
+    };
+    let audience = "api://hookwarden-events";
+
+    // No token, a token for another app, of another tenant, expired: refused
+    // on their claims before any key is fetched.
+    let body = registry::preset(Provider::AzureEventGrid)
+        .sign(
+            SIGNER_KEY.as_bytes(),
+            &SignInput {
+                event: "order.created",
+                id: "x",
+                body: None,
+                now: now(),
+                url: "https://hooks.example.com/in",
+                spec: Some(&spec),
+            },
+        )
+        .expect("signed")
+        .body;
+    let mut bare = with_token(
+        body.clone(),
+        &claims(audience, TENANT, entra::EVENT_GRID_APP_ID, now()),
+    );
+    bare.headers.remove(0);
+    let answer = post(&receiver, &bare).await;
+    assert_refused(&answer, StatusCode::UNAUTHORIZED, "signature_missing");
+    let other_tenant = "00000000-1111-2222-3333-444444444444";
+    for (delivery, code) in [
+        (
+            with_token(
+                body.clone(),
+                &claims("api://other", TENANT, entra::EVENT_GRID_APP_ID, now()),
+            ),
+            "token_mismatch",
+        ),
+        (
+            with_token(
+                body.clone(),
+                &claims(audience, other_tenant, entra::EVENT_GRID_APP_ID, now()),
+            ),
+            "token_mismatch",
+        ),
+        (
+            with_token(
+                body.clone(),
+                &claims(audience, TENANT, entra::EVENT_GRID_APP_ID, now() - 7200),
+            ),
+            "timestamp_out_of_tolerance",
+        ),
+    ] {
+        assert_refused(
+            &post(&receiver, &delivery).await,
+            StatusCode::UNAUTHORIZED,
+            code,
+        );
+    }
+    assert_eq!(server.requests(), Vec::<String>::new(), "nothing fetched");
+
+    down_back_and_cached(
+        &nats,
+        &receiver,
+        &mut server,
+        |id| signed(Provider::AzureEventGrid, &spec, id, now()),
+        Some("order.created"),
+    )
+    .await;
+    assert_eq!(server.requests(), [format!("{ENTRA_HOST} {keys_path}")]);
+
+    // The validation handshake carries the token too.
+    let validation = azure_event_grid::validation_body("512d38b6-c7b8-40c8-89fe-f46f9e9622b6");
+    let answer = post(
+        &receiver,
+        &with_token(
+            validation.clone(),
+            &claims(audience, TENANT, entra::EVENT_GRID_APP_ID, now()),
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    assert_eq!(
+        answer.json["validationResponse"],
+        "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"
+    );
+    let mut unsigned = with_token(
+        validation,
+        &claims(audience, TENANT, entra::EVENT_GRID_APP_ID, now()),
+    );
+    unsigned.headers.remove(0);
+    assert_refused(
+        &post(&receiver, &unsigned).await,
+        StatusCode::UNAUTHORIZED,
+        "signature_missing",
+    );
+    // A valid token of the tenant for the app, asked for by another client.
+    let stranger = with_token(
+        body,
+        &claims(
+            audience,
+            TENANT,
+            "11111111-2222-3333-4444-555555555555",
+            now(),
+        ),
+    );
+    assert_refused(
+        &post(&receiver, &stranger).await,
+        StatusCode::UNAUTHORIZED,
+        "sender_not_allowed",
+    );
+    assert_eq!(stored_messages(&nats, &receiver.target).await, 2);
+    assert_eq!(server.requests().len(), 1, "{:?}", server.requests());
+}
+
+const ISSUER_HOST: &str = "issuer.example.com";
+const EVIL_HOST: &str = "keys.attacker.example";
+const GENERIC_MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+    metadata: {name: tokens, namespace: keys}\n\
+    spec:\n  provider: generic\n  verification:\n    deliveryIdHeader: X-Id\n    jwt:\n      \
+    algorithm: RS256\n      jwksUrl: https://issuer.example.com/.well-known/jwks.json\n      \
+    issuer: https://issuer.example.com/\n      audience: hookwarden\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_jwks_url_is_the_only_url_fetched() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let key = rsa_signing_key(SIGNER_KEY).expect("test key");
+    let set = serde_json::json!({"keys": [jwk_json(&key, "issuer-1")]}).to_string();
+    // The key server answers for the attacker's host too, with the same
+    // set: only the host rule keeps the receiver from asking it.
+    let mut server = KeyServer::start(
+        &[ISSUER_HOST, EVIL_HOST],
+        HashMap::from([
+            (
+                "/.well-known/jwks.json".to_owned(),
+                set.clone().into_bytes(),
+            ),
+            ("/evil.json".to_owned(), set.into_bytes()),
+        ]),
+    )
+    .await;
+    let fetcher = server.fetcher();
+    let receiver = start(&nats, GENERIC_MANIFEST, &fetcher).await;
+    let token = |kid: &str, header_extra: Option<(&str, &str)>, aud: &str, id: &str| {
+        let claims = serde_json::json!({
+            "iss": "https://issuer.example.com/", "aud": aud,
+            "exp": now() + 300, "iat": now(), "sub": "sender-1",
+        });
+        let token = match header_extra {
+            None => google_pubsub::jwt(&key, kid, &claims),
+            Some((name, value)) => {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                let header = serde_json::json!({"alg": "RS256", "kid": kid, name: value});
+                let signed = format!(
+                    "{}.{}",
+                    b64.encode(header.to_string()),
+                    b64.encode(claims.to_string())
+                );
+                let signature = hookwarden_receiver::verify::keys::material::rsa_sha256_sign(
+                    &key,
+                    signed.as_bytes(),
+                );
+                format!("{signed}.{}", b64.encode(signature))
+            }
+        };
+        Delivery {
+            method: "POST",
+            headers: vec![
+                ("authorization".to_owned(), format!("Bearer {token}")),
+                ("x-id".to_owned(), id.to_owned()),
+            ],
+            body: br#"{"order":1}"#.to_vec(),
+            extra_query: None,
+            expect: None,
+        }
+    };
+
+    // A token naming its keys on another host (`jku`), and a token for
+    // another audience: nothing is fetched from where a token says.
+    let answer = post(
+        &receiver,
+        &token(
+            "evil-1",
+            Some(("jku", "https://keys.attacker.example/evil.json")),
+            "hookwarden",
+            "jku-1",
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.json);
+    let answer = post(&receiver, &token("issuer-1", None, "someone-else", "aud-1")).await;
+    assert_refused(&answer, StatusCode::UNAUTHORIZED, "token_mismatch");
+    assert!(
+        server
+            .requests()
+            .iter()
+            .all(|r| r == &format!("{ISSUER_HOST} /.well-known/jwks.json")),
+        "{:?}",
+        server.requests()
+    );
+    let fetched_before = server.requests().len();
+    assert!(fetched_before <= 2, "{:?}", server.requests());
+
+    // The fresh-start shared steps need an empty cache: a second receiver
+    // with its own fetcher.
+    let fresh = server.fetcher();
+    let receiver = start(
+        &nats,
+        &GENERIC_MANIFEST.replace("name: tokens", "name: tokens-2"),
+        &fresh,
+    )
+    .await;
+    let before = server.requests().len();
+    down_back_and_cached(
+        &nats,
+        &receiver,
+        &mut server,
+        |id| token("issuer-1", None, "hookwarden", id),
+        None,
+    )
+    .await;
+    assert_eq!(server.requests().len(), before + 1);
+    assert!(
+        !server.requests().iter().any(|r| r.starts_with(EVIL_HOST)),
+        "{:?}",
+        server.requests()
+    );
 }

@@ -1,7 +1,7 @@
 //! How the receivers may talk and scale: the NetworkPolicy, the
 //! PodDisruptionBudget and the HorizontalPodAutoscaler of an endpoint.
 
-use hookwarden_crds::{Provider, WebhookEndpoint};
+use hookwarden_crds::{Provider, WebhookEndpoint, WebhookEndpointSpec};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -39,13 +39,25 @@ pub fn nats_port(url: &str) -> u16 {
         .unwrap_or(NATS_DEFAULT_PORT)
 }
 
-/// Whether the preset fetches its keys from the provider over HTTPS (AWS
-/// SNS and PayPal certificates, Google's JWKS).
-fn fetches_keys(provider: Provider) -> bool {
-    matches!(
-        provider,
-        Provider::AwsSns | Provider::Paypal | Provider::GooglePubsub
-    )
+/// Whether the endpoint fetches keys over HTTPS: the presets that always
+/// do (AWS SNS and PayPal certificates, Google's JWKS), Azure Event Grid
+/// with Entra tokens and Microsoft Graph with `validationTokens` (Entra's
+/// JWKS), and a `generic` JWT check with `jwksUrl`.
+fn fetches_keys(spec: &WebhookEndpointSpec) -> bool {
+    match spec.provider {
+        Provider::AwsSns | Provider::Paypal | Provider::GooglePubsub => true,
+        Provider::AzureEventGrid => spec.azure.as_ref().is_some_and(|a| a.entra.is_some()),
+        Provider::MicrosoftGraph => spec
+            .graph
+            .as_ref()
+            .is_some_and(|g| g.validation_tokens.is_some()),
+        Provider::Generic => spec
+            .verification
+            .as_ref()
+            .and_then(|v| v.jwt.as_ref())
+            .is_some_and(|jwt| jwt.jwks_url.is_some()),
+        _ => false,
+    }
 }
 
 /// HTTPS (TCP 443) to public addresses only: the providers' key hosts are
@@ -92,7 +104,7 @@ pub fn network_policy(
         ]}),
         serde_json::json!({"ports": [{"protocol": "TCP", "port": nats_port(nats_url)}]}),
     ];
-    if fetches_keys(endpoint.spec.provider) {
+    if fetches_keys(&endpoint.spec) {
         egress.push(KEY_FETCH_EGRESS.clone());
     }
     object(
@@ -266,6 +278,78 @@ egress:
             let except = egress[2]["to"][0]["ipBlock"]["except"].to_string();
             assert!(except.contains("10.0.0.0/8") && except.contains("169.254.0.0/16"));
         }
+    }
+
+    #[test]
+    fn settings_that_fetch_keys_reach_https_and_others_do_not() {
+        use hookwarden_crds::{
+            AzureEventGridSpec, EntraTokenSpec, GraphValidationTokensSpec, JwtAlgorithm, JwtCheck,
+            MicrosoftGraphSpec, VerificationSpec,
+        };
+        let egress_len = |endpoint: &WebhookEndpoint| {
+            let owner = Owner::of(endpoint).expect("owner");
+            let policy = network_policy(endpoint, &owner, &settings()).expect("builds");
+            let json = serde_json::to_value(&policy).expect("serializes");
+            json["spec"]["egress"].as_array().map(Vec::len)
+        };
+        let entra = EntraTokenSpec {
+            tenant_id: "84bd8158-6d4d-4958-8b9f-9d6445542f95".into(),
+            audience: "api://hooks".into(),
+        };
+        // Event Grid: only with Entra tokens.
+        let mut grid = endpoint("github");
+        grid.spec.provider = Provider::AzureEventGrid;
+        assert_eq!(
+            egress_len(&grid),
+            Some(2),
+            "the ?code= secret fetches nothing"
+        );
+        grid.spec.azure = Some(AzureEventGridSpec { entra: None });
+        assert_eq!(egress_len(&grid), Some(2));
+        grid.spec.azure = Some(AzureEventGridSpec {
+            entra: Some(entra.clone()),
+        });
+        assert_eq!(egress_len(&grid), Some(3));
+        // Graph: only with validationTokens.
+        let mut graph = endpoint("github");
+        graph.spec.provider = Provider::MicrosoftGraph;
+        assert_eq!(egress_len(&graph), Some(2));
+        graph.spec.graph = Some(MicrosoftGraphSpec {
+            validation_tokens: Some(GraphValidationTokensSpec {
+                tenant_id: entra.tenant_id.clone(),
+                app_id: "8e460676-ae3f-4b1e-8790-ee0fb5d6148f".into(),
+            }),
+        });
+        assert_eq!(egress_len(&graph), Some(3));
+        // Generic: only a JWT check with jwksUrl.
+        let jwt = |jwks_url: Option<&str>| JwtCheck {
+            header: None,
+            algorithm: JwtAlgorithm::RS256,
+            key_encoding: Default::default(),
+            issuer: None,
+            audience: None,
+            required_claims: Default::default(),
+            leeway_seconds: None,
+            secret_refs: Vec::new(),
+            jwks_url: jwks_url.map(str::to_owned),
+        };
+        let mut generic = endpoint("github");
+        generic.spec.provider = Provider::Generic;
+        generic.spec.verification = Some(VerificationSpec {
+            jwt: Some(jwt(None)),
+            ..Default::default()
+        });
+        assert_eq!(egress_len(&generic), Some(2), "a fixed PEM key");
+        generic.spec.verification = Some(VerificationSpec {
+            jwt: Some(jwt(Some("https://issuer.example.com/jwks"))),
+            ..Default::default()
+        });
+        assert_eq!(egress_len(&generic), Some(3));
+        // Settings of another preset do not open anything.
+        let mut github = endpoint("github");
+        github.spec.azure = grid.spec.azure.clone();
+        github.spec.graph = graph.spec.graph.clone();
+        assert_eq!(egress_len(&github), Some(2));
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! Azure Event Grid webhook deliveries: Event Grid signs nothing. Besides
-//! Microsoft Entra bearer tokens (not verified here), it authenticates a
-//! delivery with a secret the subscriber chose, sent verbatim either as a
+//! Azure Event Grid webhook deliveries: Event Grid signs nothing. It
+//! authenticates a delivery with a Microsoft Entra ID bearer token
+//! (`spec.azure.entra`: [`super::entra`], the token must be issued by the
+//! tenant to Azure Event Grid for the configured app), or with a secret the
+//! subscriber chose, or with both (the secret is checked whenever
+//! `secretRefs` lists one). The secret is sent verbatim either as a
 //! query parameter of the endpoint URL ("client secret as a query
 //! parameter", Microsoft's documented webhook method, and the default here:
 //! `?code=<secret>`) or as a custom delivery property, a static header
@@ -34,11 +37,12 @@
 use axum::http::{HeaderMap, HeaderName, Method, Uri};
 use serde_json::Value;
 
+use super::entra::{self, EntraCheck};
 use super::handshake_common::{Tokens, query_param};
 use super::hmac_common::{json_body, require_secrets};
 use super::{
-    Handshake, Head, Incoming, Rejection, Verdict, Verified, Verifier, VerifierError, challenge,
-    info_header, info_value, single_header,
+    Handshake, Head, Incoming, Prefetch, Rejection, Verdict, Verified, Verifier, VerifierError,
+    challenge, info_header, info_value, single_header,
 };
 use crate::secrets::Secret;
 
@@ -58,11 +62,14 @@ pub enum Credential {
     Header(HeaderName),
 }
 
-/// Verifies Event Grid deliveries against one or more shared secrets.
+/// Verifies Event Grid deliveries against one or more shared secrets, an
+/// Entra token, or both.
 #[derive(Debug)]
 pub struct AzureEventGridVerifier {
     credential: Credential,
-    tokens: Tokens,
+    /// `None`: no shared secret, the Entra token alone authenticates.
+    tokens: Option<Tokens>,
+    entra: Option<EntraCheck>,
 }
 
 impl AzureEventGridVerifier {
@@ -80,14 +87,42 @@ impl AzureEventGridVerifier {
         secrets: Vec<Secret>,
         credential: Credential,
     ) -> Result<Self, VerifierError> {
-        require_secrets(&secrets)?;
+        Self::with_entra(secrets, credential, None)
+    }
+
+    /// As [`AzureEventGridVerifier::with_credential`], also requiring an
+    /// Entra token that `entra` accepts. With `entra`, `secrets` may be
+    /// empty: then the token alone authenticates.
+    pub fn with_entra(
+        secrets: Vec<Secret>,
+        credential: Credential,
+        entra: Option<EntraCheck>,
+    ) -> Result<Self, VerifierError> {
+        if entra.is_none() || !secrets.is_empty() {
+            require_secrets(&secrets)?;
+        }
         Ok(Self {
             credential,
-            tokens: Tokens::new(&secrets),
+            tokens: (!secrets.is_empty()).then(|| Tokens::new(&secrets)),
+            entra,
         })
     }
 
+    /// The shared secret (if configured), then the Entra token (if
+    /// configured), signature included: the keys must be cached.
     fn authenticate(&self, uri: Option<&Uri>, headers: &HeaderMap) -> Result<usize, Rejection> {
+        let index = self.secret(uri, headers)?;
+        if let Some(entra) = &self.entra {
+            entra.verify(entra::bearer(headers)?)?;
+        }
+        Ok(index)
+    }
+
+    /// The index of the shared secret sent, or 0 without one configured.
+    fn secret(&self, uri: Option<&Uri>, headers: &HeaderMap) -> Result<usize, Rejection> {
+        let Some(tokens) = &self.tokens else {
+            return Ok(0);
+        };
         let given = match &self.credential {
             Credential::Query(name) => {
                 // A repeated parameter is ambiguous: refused, not chosen from.
@@ -98,7 +133,7 @@ impl AzureEventGridVerifier {
                 .map(str::to_owned),
         };
         let given = given.ok_or(Rejection::TokenMissing)?;
-        self.tokens
+        tokens
             .find(given.as_bytes())
             .ok_or(Rejection::TokenMismatch)
     }
@@ -164,10 +199,14 @@ impl Verifier for AzureEventGridVerifier {
     }
 
     fn secret_headers(&self) -> Vec<&str> {
-        match &self.credential {
-            Credential::Header(name) => vec![name.as_str()],
-            Credential::Query(_) => Vec::new(),
+        let mut names = match (&self.credential, &self.tokens) {
+            (Credential::Header(name), Some(_)) => vec![name.as_str()],
+            _ => Vec::new(),
+        };
+        if self.entra.is_some() {
+            names.push("authorization");
         }
+        names
     }
 
     /// Without the request's URL, a secret expected in the query is missing.
@@ -220,10 +259,24 @@ impl Verifier for AzureEventGridVerifier {
         true
     }
 
-    /// The secret needs no body: it is checked whole before the body is read.
+    /// The secret needs no body: it is checked whole before the body is
+    /// read; of an Entra token, what needs no key (its keys may not be
+    /// cached yet).
     fn precheck(&self, request: &Head<'_>) -> Result<(), Rejection> {
-        self.authenticate(Some(request.uri), request.headers)
-            .map(|_| ())
+        self.secret(Some(request.uri), request.headers)?;
+        if let Some(entra) = &self.entra {
+            entra.parse(entra::bearer(request.headers)?)?;
+        }
+        Ok(())
+    }
+
+    /// With Entra: the key of the token's `kid`. A request that fails the
+    /// cheap checks is refused by `check` without any fetch.
+    fn prefetch(&self, request: &Incoming<'_>) -> Option<Prefetch> {
+        let entra = self.entra.as_ref()?;
+        self.secret(Some(request.uri), request.headers).ok()?;
+        let token = entra.parse(entra::bearer(request.headers).ok()?).ok()?;
+        Some(entra.prefetch(vec![token.kid]))
     }
 }
 
@@ -233,6 +286,30 @@ pub fn secret_query(secret: &str) -> String {
     form_urlencoded::Serializer::new(String::new())
         .append_pair(DEFAULT_QUERY_PARAMETER, secret)
         .finish()
+}
+
+/// The `Authorization` header of a delivery with Entra authentication: an
+/// app-only v1.0 token of `tenant` for `audience`, issued to Azure Event
+/// Grid at `iat`, signed with `key` under `kid`.
+pub fn entra_header(
+    key: &ring::signature::RsaKeyPair,
+    kid: &str,
+    tenant: &str,
+    audience: &str,
+    iat: i64,
+) -> (&'static str, String) {
+    let token = entra::token(
+        key,
+        kid,
+        &entra::Claims {
+            tenant,
+            audience,
+            client: entra::EVENT_GRID_APP_ID,
+            iat,
+            v2: false,
+        },
+    );
+    ("authorization", format!("Bearer {token}"))
 }
 
 /// A subscription validation event (Event Grid schema) as Event Grid posts it.
@@ -496,5 +573,214 @@ mod tests {
             super::super::for_provider(hookwarden_crds::Provider::AzureEventGrid, Vec::new(), None),
             Err(VerifierError::NoSecrets)
         ));
+    }
+
+    mod entra_tokens {
+        use std::sync::Arc;
+
+        use super::super::super::entra::test_support::{KID, TENANT, key_server};
+        use super::super::super::entra::{DEFAULT_LEEWAY_SECS, EVENT_GRID_APP_ID, EntraSettings};
+        use super::super::super::keys::KeyFetcher;
+        use super::super::super::keys::material::test_keys::{other, signer};
+        use super::*;
+
+        const AUDIENCE: &str = "api://hookwarden-events";
+
+        fn now() -> i64 {
+            NOW
+        }
+
+        fn verifier(secrets_: &[&str], fetcher: &Arc<KeyFetcher>) -> AzureEventGridVerifier {
+            let entra = EntraCheck::new(
+                &EntraSettings {
+                    provider: "azure-event-grid",
+                    tenant_field: "spec.azure.entra.tenantId",
+                    audience_field: "spec.azure.entra.audience",
+                    tenant: TENANT,
+                    audience: AUDIENCE,
+                    client: EVENT_GRID_APP_ID,
+                },
+                DEFAULT_LEEWAY_SECS,
+                now,
+                Arc::clone(fetcher),
+            )
+            .expect("entra");
+            AzureEventGridVerifier::with_entra(
+                secrets(secrets_),
+                Credential::Query(DEFAULT_QUERY_PARAMETER.to_owned()),
+                Some(entra),
+            )
+            .expect("verifier")
+        }
+
+        /// As the server does: precheck, prefetch, check.
+        async fn receive(
+            v: &AzureEventGridVerifier,
+            method: Method,
+            query: &str,
+            headers: &HeaderMap,
+            body: &[u8],
+        ) -> Result<Verdict, Rejection> {
+            let uri: Uri = format!("/api/events?{query}").parse().expect("uri");
+            v.precheck(&Head {
+                method: &method,
+                uri: &uri,
+                headers,
+            })?;
+            let request = Incoming {
+                method: &method,
+                uri: &uri,
+                headers,
+                body,
+            };
+            if let Some(fetching) = v.prefetch(&request) {
+                fetching.await?;
+            }
+            v.check(&request)
+        }
+
+        fn bearer(key: &ring::signature::RsaKeyPair, audience: &str, iat: i64) -> HeaderMap {
+            signed_headers(&[entra_header(key, KID, TENANT, audience, iat)])
+        }
+
+        #[tokio::test]
+        async fn the_token_alone_authenticates_deliveries_and_handshakes() {
+            let (server, fetcher) = key_server().await;
+            let v = verifier(&[], &fetcher);
+            assert_eq!(v.secret_headers(), vec!["authorization"]);
+            let good = bearer(&signer(), AUDIENCE, NOW - 60);
+            let verified = delivered(receive(&v, Method::POST, "", &good, DELIVERY).await);
+            assert_eq!(verified.secret_index, 0);
+            assert_eq!(
+                verified.event.as_deref(),
+                Some("Microsoft.Storage.BlobCreated")
+            );
+            let handshake = expect_handshake(
+                receive(&v, Method::POST, "", &good, &validation_body(CODE)).await,
+            );
+            assert_eq!(handshake.body, validation_response(CODE).as_bytes());
+            let mut options = good.clone();
+            options.extend(signed_headers(&options_headers()));
+            expect_handshake(receive(&v, Method::OPTIONS, "", &options, b"").await);
+            assert_eq!(server.hits(), 1);
+
+            // Without a token, or with a forged, expired, misaddressed one.
+            for (headers, rejection) in [
+                (HeaderMap::new(), Rejection::SignatureMissing),
+                (
+                    bearer(&other(), AUDIENCE, NOW - 60),
+                    Rejection::SignatureMismatch,
+                ),
+                (
+                    bearer(&signer(), AUDIENCE, NOW - 3600 - 301),
+                    Rejection::TimestampOutOfTolerance,
+                ),
+                (
+                    bearer(&signer(), "api://other-app", NOW - 60),
+                    Rejection::TokenMismatch,
+                ),
+                (
+                    headers(&[("authorization", "Basic dXNlcjpwYXNz")]),
+                    Rejection::SignatureMalformed,
+                ),
+            ] {
+                assert_eq!(
+                    receive(&v, Method::POST, "", &headers, DELIVERY)
+                        .await
+                        .map(|_| ()),
+                    Err(rejection)
+                );
+                assert_eq!(
+                    receive(&v, Method::POST, "", &headers, &validation_body(CODE))
+                        .await
+                        .map(|_| ()),
+                    Err(rejection),
+                    "the handshake too"
+                );
+            }
+            // A token of the tenant, for the app, but not asked for by
+            // Event Grid.
+            let stranger = super::super::super::entra::token(
+                &signer(),
+                KID,
+                &super::super::super::entra::Claims {
+                    tenant: TENANT,
+                    audience: AUDIENCE,
+                    client: "11111111-2222-3333-4444-555555555555",
+                    iat: NOW - 60,
+                    v2: true,
+                },
+            );
+            let stranger = headers(&[("authorization", &format!("Bearer {stranger}"))]);
+            assert_eq!(
+                receive(&v, Method::POST, "", &stranger, DELIVERY)
+                    .await
+                    .map(|_| ()),
+                Err(Rejection::SenderNotAllowed)
+            );
+            // A query secret is not asked for, and does not replace the token.
+            assert_eq!(
+                receive(
+                    &v,
+                    Method::POST,
+                    &secret_query(SECRET),
+                    &HeaderMap::new(),
+                    DELIVERY
+                )
+                .await
+                .map(|_| ()),
+                Err(Rejection::SignatureMissing)
+            );
+        }
+
+        #[tokio::test]
+        async fn with_secrets_both_are_required() {
+            let (server, fetcher) = key_server().await;
+            let v = verifier(&[SECRET], &fetcher);
+            let good = bearer(&signer(), AUDIENCE, NOW - 60);
+            let query = secret_query(SECRET);
+            assert!(
+                receive(&v, Method::POST, &query, &good, DELIVERY)
+                    .await
+                    .is_ok()
+            );
+            assert_eq!(
+                receive(&v, Method::POST, "", &good, DELIVERY)
+                    .await
+                    .map(|_| ()),
+                Err(Rejection::TokenMissing)
+            );
+            assert_eq!(
+                receive(&v, Method::POST, "code=wrong", &good, DELIVERY)
+                    .await
+                    .map(|_| ()),
+                Err(Rejection::TokenMismatch)
+            );
+            assert_eq!(
+                receive(&v, Method::POST, &query, &HeaderMap::new(), DELIVERY)
+                    .await
+                    .map(|_| ()),
+                Err(Rejection::SignatureMissing)
+            );
+            assert_eq!(server.hits(), 1);
+        }
+
+        #[tokio::test]
+        async fn no_fetch_for_a_request_without_the_secret_or_a_token() {
+            let (server, fetcher) = key_server().await;
+            let v = verifier(&[SECRET], &fetcher);
+            let good = bearer(&signer(), AUDIENCE, NOW - 60);
+            for (query, headers) in [
+                ("", good.clone()),
+                (secret_query(SECRET).as_str(), HeaderMap::new()),
+            ] {
+                assert!(
+                    receive(&v, Method::POST, query, &headers, DELIVERY)
+                        .await
+                        .is_err()
+                );
+            }
+            assert_eq!(server.hits(), 0);
+        }
     }
 }

@@ -62,6 +62,9 @@ pub struct GenericChecks {
     pub delivery_id_header: Option<String>,
     /// Replay window for the HMAC timestamp, in seconds.
     pub timestamp_tolerance_secs: u32,
+    /// Where a JWT check with `jwksUrl` fetches its keys; `None`: the
+    /// process's fetcher.
+    pub fetcher: Option<std::sync::Arc<super::keys::KeyFetcher>>,
     /// The URL the sender calls, for a `signedContent` with `{url}`.
     pub public_url: Option<PublicUrl>,
 }
@@ -85,7 +88,7 @@ impl GenericVerifier {
         }
         let jwt = checks
             .jwt
-            .map(|(check, keys)| JwtVerifier::new(check, &keys, clock))
+            .map(|(check, keys)| JwtVerifier::new(check, &keys, clock, checks.fetcher.clone()))
             .transpose()?;
         if checks.basic.is_some() && jwt.as_ref().is_some_and(|j| j.header == "authorization") {
             return Err(VerifierError::Invalid {
@@ -686,6 +689,23 @@ enum JwtKeys {
     Rsa(Vec<super::keys::RsaKey>),
     /// ES256 public keys.
     P256(Vec<p256::ecdsa::VerifyingKey>),
+    /// The keys of the JWK Set at `url` (`jwksUrl`), by the token's `kid`,
+    /// read from `fetcher`'s cache (filled by [`Verifier::prefetch`]).
+    Fetched {
+        url: super::keys::KeyUrl,
+        fetcher: std::sync::Arc<super::keys::KeyFetcher>,
+    },
+}
+
+/// A JWT split and decoded, its signature not yet checked.
+#[derive(Debug)]
+struct ParsedJwt {
+    /// `<header>.<claims>` as sent: what is signed.
+    signed: String,
+    signature: Vec<u8>,
+    /// The header's `kid`, read for fetched keys only.
+    kid: Option<String>,
+    claims: serde_json::Value,
 }
 
 /// The default clock leeway for `exp` and `nbf`.
@@ -723,7 +743,15 @@ fn p256_key_of_pem(text: &[u8]) -> Option<p256::ecdsa::VerifyingKey> {
 }
 
 impl JwtVerifier {
-    fn new(check: JwtCheck, keys: &[Secret], clock: Clock) -> Result<Self, VerifierError> {
+    fn new(
+        check: JwtCheck,
+        keys: &[Secret],
+        clock: Clock,
+        fetcher: Option<std::sync::Arc<super::keys::KeyFetcher>>,
+    ) -> Result<Self, VerifierError> {
+        if let Some(text) = &check.jwks_url {
+            return Self::with_jwks_url(check.clone(), text, keys, clock, fetcher);
+        }
         non_empty("verification.jwt", keys)?;
         let invalid = |index| VerifierError::InvalidKey {
             provider: "generic",
@@ -765,11 +793,49 @@ impl JwtVerifier {
                     .collect::<Result<_, _>>()?,
             ),
         };
+        Ok(Self::assemble(check, keys, clock))
+    }
+
+    /// A check whose keys are the JWK Set at `text` (`jwksUrl`): RS256 or
+    /// ES256 only, and no keys of its own (`keys`: what `secretRefs`
+    /// loaded, which must be nothing).
+    fn with_jwks_url(
+        check: JwtCheck,
+        text: &str,
+        keys: &[Secret],
+        clock: Clock,
+        fetcher: Option<std::sync::Arc<super::keys::KeyFetcher>>,
+    ) -> Result<Self, VerifierError> {
+        let invalid = |reason| VerifierError::Invalid {
+            field: "verification.jwt.jwksUrl",
+            reason,
+        };
+        if check.algorithm == JwtAlgorithm::HS256 {
+            return Err(invalid(
+                "a JWK Set holds public keys: use algorithm RS256 or ES256",
+            ));
+        }
+        if !keys.is_empty() || !check.secret_refs.is_empty() {
+            return Err(invalid(
+                "the keys come from jwksUrl: give verification.jwt no secretRefs",
+            ));
+        }
+        let url = super::keys::url::configured_jwks_url(text).ok_or(invalid(
+            "an https URL on port 443 of a DNS name, without userinfo, fragment or dot segments",
+        ))?;
+        let keys = JwtKeys::Fetched {
+            url,
+            fetcher: fetcher.unwrap_or_else(super::keys::KeyFetcher::shared),
+        };
+        Ok(Self::assemble(check, keys, clock))
+    }
+
+    fn assemble(check: JwtCheck, keys: JwtKeys, clock: Clock) -> Self {
         let header = check
             .header
             .unwrap_or_else(|| "Authorization".to_owned())
             .to_ascii_lowercase();
-        Ok(Self {
+        Self {
             bearer: header == "authorization",
             header,
             algorithm: check.algorithm,
@@ -779,13 +845,21 @@ impl JwtVerifier {
             required_claims: check.required_claims,
             leeway: check.leeway_seconds.unwrap_or(DEFAULT_JWT_LEEWAY_SECS),
             clock,
-        })
+        }
     }
 
     /// Form and `alg` first (`signature_malformed`), then the signature
     /// (`signature_mismatch`), and only for an authentic token its times
     /// (`timestamp_*`) and claims (`token_mismatch`).
     fn verify(&self, headers: &HeaderMap) -> Result<usize, Rejection> {
+        let token = self.parse(headers)?;
+        let index = self.key_index(&token)?;
+        self.check_claims(&token.claims)?;
+        Ok(index)
+    }
+
+    /// The token's form and `alg`: what can be checked without a key.
+    fn parse(&self, headers: &HeaderMap) -> Result<ParsedJwt, Rejection> {
         // Bounded: a longer header is malformed before it is parsed.
         let value = signature_header(headers, &self.header)?;
         let token = if self.bearer {
@@ -822,13 +896,34 @@ impl JwtVerifier {
         if header_json.get("crit").is_some() {
             return Err(Rejection::SignatureMalformed);
         }
-        let claims_json = json(claims)?;
+        // A fetched key is picked by `kid`: a token without one names none.
+        let kid = match &self.keys {
+            JwtKeys::Fetched { .. } => Some(
+                header_json
+                    .get("kid")
+                    .and_then(|k| k.as_str())
+                    .filter(|k| !k.is_empty() && k.len() <= 256)
+                    .ok_or(Rejection::SignatureMalformed)?
+                    .to_owned(),
+            ),
+            _ => None,
+        };
+        let signed = token[..header.len() + 1 + claims.len()].to_owned();
+        let claims = json(claims)?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| Rejection::SignatureMalformed)?;
-        let signed = &token.as_bytes()[..header.len() + 1 + claims.len()];
-        let index = self.key_index(signed, &signature)?;
+        Ok(ParsedJwt {
+            signed,
+            signature,
+            kid,
+            claims,
+        })
+    }
 
+    /// The times (`timestamp_*`) and claims (`token_mismatch`) of an
+    /// authentic token.
+    fn check_claims(&self, claims_json: &serde_json::Value) -> Result<(), Rejection> {
         let now = (self.clock)();
         let leeway = i64::from(self.leeway);
         let time = |name: &str| match claims_json.get(name) {
@@ -875,16 +970,41 @@ impl JwtVerifier {
             .iter()
             .all(|(name, value)| claim(name) == Some(value.as_str()));
         if issuer_ok && audience_ok && claims_ok {
-            Ok(index)
+            Ok(())
         } else {
             Err(Rejection::TokenMismatch)
         }
     }
 
-    /// The index of the key that signed `signed`; every key is tried (the
-    /// shared ones in constant time).
-    fn key_index(&self, signed: &[u8], signature: &[u8]) -> Result<usize, Rejection> {
+    /// The index of the key that signed the token; every key is tried (the
+    /// shared ones in constant time). A fetched key is the one of the
+    /// token's `kid` (index 0).
+    fn key_index(&self, token: &ParsedJwt) -> Result<usize, Rejection> {
+        let (signed, signature) = (token.signed.as_bytes(), token.signature.as_slice());
         match &self.keys {
+            JwtKeys::Fetched { url, fetcher } => {
+                let keys = fetcher.cached(url).ok_or(Rejection::KeyUnavailable)?;
+                let super::keys::Keys::Jwks(set) = keys.as_ref() else {
+                    return Err(Rejection::KeyUnavailable);
+                };
+                // An unknown kid after the bounded refresh: no key signs it.
+                let key = set
+                    .iter()
+                    .find(|key| Some(key.kid.as_str()) == token.kid.as_deref())
+                    .ok_or(Rejection::SignatureMismatch)?;
+                let ok = match self.algorithm {
+                    JwtAlgorithm::RS256 => key.verifies_rs256(signed, signature),
+                    JwtAlgorithm::ES256 => {
+                        if signature.len() != 64 {
+                            return Err(Rejection::SignatureMalformed);
+                        }
+                        key.verifies_es256(signed, signature)
+                    }
+                    // Refused when the check was built.
+                    JwtAlgorithm::HS256 => false,
+                };
+                ok.then_some(0)
+            }
             JwtKeys::Hmac(keys) => {
                 if signature.len() != 32 {
                     return Err(Rejection::SignatureMalformed);
@@ -1185,12 +1305,36 @@ impl Verifier for GenericVerifier {
             basic.verify(headers)?;
         }
         if let Some(jwt) = &self.jwt {
-            jwt.verify(headers)?;
+            // Fetched keys may not be cached yet: the form only, the
+            // signature after the prefetch.
+            if matches!(jwt.keys, JwtKeys::Fetched { .. }) {
+                jwt.parse(headers)?;
+            } else {
+                jwt.verify(headers)?;
+            }
         }
         if let Some(hmac) = &self.hmac {
             signature_header(headers, &hmac.signature_header)?;
         }
         Ok(())
+    }
+
+    /// With `jwksUrl`: makes sure the key of the token's `kid` is cached
+    /// (one refetch for an unknown `kid` at most per the fetcher's
+    /// interval). A malformed token is refused by `check` without a fetch.
+    fn prefetch(&self, request: &Incoming<'_>) -> Option<super::Prefetch> {
+        let jwt = self.jwt.as_ref()?;
+        let JwtKeys::Fetched { url, fetcher } = &jwt.keys else {
+            return None;
+        };
+        let kid = jwt.parse(request.headers).ok()?.kid?;
+        let (url, fetcher) = (url.clone(), std::sync::Arc::clone(fetcher));
+        Some(Box::pin(async move {
+            fetcher
+                .ensure_kid(&url, &kid)
+                .await
+                .map_err(|_| Rejection::KeyUnavailable)
+        }))
     }
 
     /// Without the request line, the request is taken to be a `POST` to the
@@ -2126,6 +2270,7 @@ mod tests {
             required_claims: BTreeMap::new(),
             leeway_seconds: None,
             secret_refs: Vec::new(),
+            jwks_url: None,
         };
         edit(&mut check);
         check
@@ -2412,5 +2557,303 @@ mod tests {
             ..GenericChecks::default()
         };
         assert!(sign(&rs, &request).is_err(), "no private key to sign with");
+    }
+
+    mod jwks {
+        use std::collections::HashMap;
+        use std::sync::Arc;
+
+        use p256::ecdsa::signature::Signer as _;
+
+        use super::super::super::keys::material::test_keys::{ec_signer, other, signer};
+        use super::super::super::keys::material::{ec_jwk_json, jwk_json};
+        use super::super::super::keys::test_server::KeyServer;
+        use super::super::super::keys::{FetcherConfig, KeyFetcher};
+        use super::super::super::{Head, Incoming};
+        use super::*;
+
+        const HOST: &str = "issuer.example.com";
+        const PATH: &str = "/.well-known/jwks.json";
+        const URL: &str = "https://issuer.example.com/.well-known/jwks.json";
+
+        async fn server() -> (KeyServer, Arc<KeyFetcher>) {
+            let set = serde_json::json!({"keys": [
+                jwk_json(&signer(), "rsa-1"),
+                ec_jwk_json(ec_signer().verifying_key(), "ec-1"),
+            ]});
+            let server = KeyServer::start(
+                &[HOST, "evil.example.net"],
+                HashMap::from([(PATH.to_owned(), (200, set.to_string().into_bytes()))]),
+            )
+            .await;
+            let fetcher = server.fetcher(FetcherConfig::default());
+            (server, fetcher)
+        }
+
+        fn verifier(
+            algorithm: JwtAlgorithm,
+            url: &str,
+            fetcher: &Arc<KeyFetcher>,
+        ) -> Result<GenericVerifier, VerifierError> {
+            GenericVerifier::with_clock(
+                GenericChecks {
+                    jwt: Some((
+                        jwt_check(algorithm, |c| {
+                            c.jwks_url = Some(url.to_owned());
+                            c.issuer = Some("https://issuer.example.com/".into());
+                            c.audience = Some("hookwarden".into());
+                        }),
+                        Vec::new(),
+                    )),
+                    fetcher: Some(Arc::clone(fetcher)),
+                    ..GenericChecks::default()
+                },
+                now,
+            )
+        }
+
+        fn claims() -> serde_json::Value {
+            serde_json::json!({
+                "iss": "https://issuer.example.com/",
+                "aud": "hookwarden",
+                "exp": NOW + 300,
+                "nbf": NOW - 10,
+                "sub": "sender-1",
+            })
+        }
+
+        fn rs256(
+            key: &ring::signature::RsaKeyPair,
+            kid: &str,
+            claims: &serde_json::Value,
+        ) -> String {
+            super::super::super::google_pubsub::jwt(key, kid, claims)
+        }
+
+        fn es256(kid: Option<&str>, claims: &serde_json::Value) -> String {
+            let header = match kid {
+                Some(kid) => serde_json::json!({"alg": "ES256", "kid": kid}),
+                None => serde_json::json!({"alg": "ES256"}),
+            };
+            let signed = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let signature: p256::ecdsa::Signature = ec_signer().sign(signed.as_bytes());
+            format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+        }
+
+        /// As the server does: precheck, prefetch, check.
+        async fn receive(v: &GenericVerifier, token: &str) -> Result<(), Rejection> {
+            let headers = bearer(token);
+            let uri = axum::http::Uri::from_static("/in");
+            let method = axum::http::Method::POST;
+            v.precheck(&Head {
+                method: &method,
+                uri: &uri,
+                headers: &headers,
+            })?;
+            let request = Incoming {
+                method: &method,
+                uri: &uri,
+                headers: &headers,
+                body: b"{}",
+            };
+            if let Some(fetching) = v.prefetch(&request) {
+                fetching.await?;
+            }
+            v.check(&request).map(|_| ())
+        }
+
+        #[tokio::test]
+        async fn rs256_tokens_verify_with_the_fetched_set() {
+            let (server, fetcher) = server().await;
+            let v = verifier(JwtAlgorithm::RS256, URL, &fetcher).expect("verifier");
+            assert_eq!(server.hits(), 0, "nothing fetched at startup");
+            receive(&v, &rs256(&signer(), "rsa-1", &claims()))
+                .await
+                .expect("verified");
+            receive(&v, &rs256(&signer(), "rsa-1", &claims()))
+                .await
+                .expect("from the cache");
+            assert_eq!(server.hits(), 1);
+            assert_eq!(server.paths.lock().expect("paths").as_slice(), [PATH]);
+
+            // Another key under the known kid; the EC key's kid for an RS256
+            // token.
+            assert_eq!(
+                receive(&v, &rs256(&other(), "rsa-1", &claims())).await,
+                Err(Rejection::SignatureMismatch)
+            );
+            assert_eq!(
+                receive(&v, &rs256(&signer(), "ec-1", &claims())).await,
+                Err(Rejection::SignatureMismatch)
+            );
+            // Tampered claims under the signature.
+            let good = rs256(&signer(), "rsa-1", &claims());
+            let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+            let mut forged = claims();
+            forged["sub"] = "admin".into();
+            parts[1] = URL_SAFE_NO_PAD.encode(forged.to_string());
+            assert_eq!(
+                receive(&v, &parts.join(".")).await,
+                Err(Rejection::SignatureMismatch)
+            );
+            // Authentic, but expired, for another audience, of another issuer.
+            for (name, value, rejection) in [
+                (
+                    "exp",
+                    serde_json::json!(NOW - 61),
+                    Rejection::TimestampOutOfTolerance,
+                ),
+                ("aud", serde_json::json!("other"), Rejection::TokenMismatch),
+                (
+                    "iss",
+                    serde_json::json!("https://evil.example.net/"),
+                    Rejection::TokenMismatch,
+                ),
+            ] {
+                let mut c = claims();
+                c[name] = value;
+                assert_eq!(
+                    receive(&v, &rs256(&signer(), "rsa-1", &c)).await,
+                    Err(rejection),
+                    "{name}"
+                );
+            }
+            assert_eq!(server.hits(), 1);
+            // Unknown kids: one refetch, then refused without more fetches.
+            for kid in ["new-1", "new-2", "new-3"] {
+                assert_eq!(
+                    receive(&v, &rs256(&other(), kid, &claims())).await,
+                    Err(Rejection::SignatureMismatch),
+                    "{kid}"
+                );
+            }
+            assert_eq!(server.hits(), 1, "within the fetcher's min_refresh");
+            let eager = server.fetcher(FetcherConfig {
+                min_refresh: std::time::Duration::ZERO,
+                ..FetcherConfig::default()
+            });
+            let v = verifier(JwtAlgorithm::RS256, URL, &eager).expect("verifier");
+            receive(&v, &rs256(&signer(), "rsa-1", &claims()))
+                .await
+                .expect("verified");
+            assert_eq!(
+                receive(&v, &rs256(&other(), "new-4", &claims())).await,
+                Err(Rejection::SignatureMismatch)
+            );
+            assert_eq!(server.hits(), 3, "one fetch, one refetch for the kid");
+        }
+
+        #[tokio::test]
+        async fn es256_tokens_and_malformed_ones() {
+            let (server, fetcher) = server().await;
+            let v = verifier(JwtAlgorithm::ES256, URL, &fetcher).expect("verifier");
+            // Malformed: refused by the precheck, nothing fetched.
+            for bad in [
+                es256(None, &claims()),
+                rs256(&signer(), "rsa-1", &claims()),
+                "a.b".to_owned(),
+            ] {
+                assert_eq!(
+                    receive(&v, &bad).await,
+                    Err(Rejection::SignatureMalformed),
+                    "{bad}"
+                );
+            }
+            assert_eq!(server.hits(), 0);
+            receive(&v, &es256(Some("ec-1"), &claims()))
+                .await
+                .expect("verified");
+            assert_eq!(
+                receive(&v, &es256(Some("rsa-1"), &claims())).await,
+                Err(Rejection::SignatureMismatch),
+                "an RSA key never verifies ES256"
+            );
+            let mut expired = claims();
+            expired["exp"] = (NOW - 100).into();
+            assert_eq!(
+                receive(&v, &es256(Some("ec-1"), &expired)).await,
+                Err(Rejection::TimestampOutOfTolerance)
+            );
+            let token = es256(Some("ec-1"), &claims());
+            let short = format!("{}.AAAA", &token[..token.rfind('.').expect("dot")]);
+            assert_eq!(
+                receive(&v, &short).await,
+                Err(Rejection::SignatureMalformed)
+            );
+            assert_eq!(server.hits(), 1);
+        }
+
+        #[tokio::test]
+        async fn the_key_server_down_is_key_unavailable() {
+            let (server, _) = server().await;
+            let fetcher = KeyFetcher::with_test_routes(
+                FetcherConfig::default(),
+                rustls::RootCertStore::empty(),
+                HashMap::from([(HOST.to_owned(), server.address)]),
+            );
+            let v = verifier(JwtAlgorithm::RS256, URL, &fetcher).expect("verifier");
+            assert_eq!(
+                receive(&v, &rs256(&signer(), "rsa-1", &claims())).await,
+                Err(Rejection::KeyUnavailable),
+                "an untrusted server is no key server"
+            );
+        }
+
+        #[tokio::test]
+        async fn jwks_urls_and_settings_are_checked_at_startup() {
+            let (server, fetcher) = server().await;
+            for bad in [
+                "http://issuer.example.com/.well-known/jwks.json",
+                "https://issuer.example.com:8443/.well-known/jwks.json",
+                "https://user@issuer.example.com/.well-known/jwks.json",
+                "https://127.0.0.1/.well-known/jwks.json",
+                "https://localhost/.well-known/jwks.json",
+            ] {
+                let err = verifier(JwtAlgorithm::RS256, bad, &fetcher).expect_err(bad);
+                assert!(err.to_string().contains("jwksUrl"), "{err}");
+            }
+            let err = verifier(JwtAlgorithm::HS256, URL, &fetcher).expect_err("HS256");
+            assert!(err.to_string().contains("RS256 or ES256"), "{err}");
+            let err = GenericVerifier::with_clock(
+                GenericChecks {
+                    jwt: Some((
+                        jwt_check(JwtAlgorithm::RS256, |c| c.jwks_url = Some(URL.into())),
+                        secrets(&["-----BEGIN PUBLIC KEY-----"]),
+                    )),
+                    fetcher: Some(Arc::clone(&fetcher)),
+                    ..GenericChecks::default()
+                },
+                now,
+            )
+            .expect_err("keys of its own");
+            assert!(err.to_string().contains("secretRefs"), "{err}");
+            // The token cannot point elsewhere: a `jku` is not followed.
+            let v = verifier(JwtAlgorithm::RS256, URL, &fetcher).expect("verifier");
+            let header = serde_json::json!({"alg": "RS256", "kid": "evil",
+                "jku": "https://evil.example.net/.well-known/jwks.json"});
+            let signed = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims().to_string())
+            );
+            let signature =
+                super::super::super::keys::material::rsa_sha256_sign(&other(), signed.as_bytes());
+            let token = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature));
+            assert_eq!(receive(&v, &token).await, Err(Rejection::SignatureMismatch));
+            assert!(
+                server
+                    .paths
+                    .lock()
+                    .expect("paths")
+                    .iter()
+                    .all(|p| p == PATH),
+                "only the configured URL"
+            );
+            assert_eq!(v.secret_headers(), vec!["authorization"]);
+        }
     }
 }

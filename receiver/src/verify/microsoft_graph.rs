@@ -11,8 +11,12 @@
 //! `reauthorizationRequired`) or `changeType` (e.g. `created`); the
 //! delivery id is its `id` when the batch holds one notification.
 //!
-//! Rich notifications' `validationTokens` (JWTs signed by Microsoft) are not
-//! validated here; `clientState` is what authenticates.
+//! Rich notifications' `validationTokens` (JWTs signed by Microsoft) are
+//! also verified when `spec.graph.validationTokens` names the tenant and the
+//! app ([`super::entra`]: the tenant's keys, `aud` the app id, `appid` /
+//! `azp` Microsoft Graph Change Tracking): every token must verify, and a
+//! delivery without tokens (or with more than [`MAX_VALIDATION_TOKENS`]) is
+//! refused. Off by default: basic notifications carry no tokens.
 //!
 //! Subscription validation is a `POST ?validationToken=<token>` (URL-encoded,
 //! with an empty body, unsigned), answered within 10 s with the decoded token
@@ -28,11 +32,17 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
+use super::entra::EntraCheck;
 use super::handshake_common::{Tokens, query_param};
 use super::hmac_common::{json_body, require_secrets};
 use super::{
-    Handshake, Incoming, Rejection, Verdict, Verified, Verifier, VerifierError, info_value,
+    Handshake, Incoming, Prefetch, Rejection, Verdict, Verified, Verifier, VerifierError,
+    info_value,
 };
+
+/// The most validation tokens a delivery may carry: Graph sends one per
+/// app and tenant among its notifications, and an endpoint serves one app.
+pub const MAX_VALIDATION_TOKENS: usize = 16;
 use crate::secrets::Secret;
 
 /// Verifies Graph change notifications against one or more `clientState`
@@ -40,16 +50,47 @@ use crate::secrets::Secret;
 #[derive(Debug)]
 pub struct MicrosoftGraphVerifier {
     tokens: Tokens,
+    validation: Option<EntraCheck>,
 }
 
 impl MicrosoftGraphVerifier {
     /// A verifier accepting notifications whose `clientState` is any of
     /// `secrets`.
     pub fn new(secrets: Vec<Secret>) -> Result<Self, VerifierError> {
+        Self::with_validation_tokens(secrets, None)
+    }
+
+    /// As [`MicrosoftGraphVerifier::new`], also requiring every
+    /// `validationTokens` JWT to pass `validation`.
+    pub fn with_validation_tokens(
+        secrets: Vec<Secret>,
+        validation: Option<EntraCheck>,
+    ) -> Result<Self, VerifierError> {
         require_secrets(&secrets)?;
         Ok(Self {
             tokens: Tokens::new(&secrets),
+            validation,
         })
+    }
+
+    /// The delivery's validation tokens, parsed (form and claims, not yet
+    /// signatures): 1 to [`MAX_VALIDATION_TOKENS`] strings.
+    fn validation_tokens(
+        check: &EntraCheck,
+        json: Option<&Value>,
+    ) -> Result<Vec<super::entra::Token>, Rejection> {
+        let tokens = json
+            .and_then(|j| j.get("validationTokens"))
+            .and_then(Value::as_array)
+            .filter(|t| !t.is_empty())
+            .ok_or(Rejection::SignatureMissing)?;
+        if tokens.len() > MAX_VALIDATION_TOKENS {
+            return Err(Rejection::SignatureMalformed);
+        }
+        tokens
+            .iter()
+            .map(|token| check.parse(token.as_str().ok_or(Rejection::SignatureMalformed)?))
+            .collect()
     }
 }
 
@@ -99,6 +140,11 @@ impl Verifier for MicrosoftGraphVerifier {
             first_index.get_or_insert(index);
         }
         let secret_index = first_index.ok_or(Rejection::TokenMissing)?;
+        if let Some(check) = &self.validation {
+            for token in Self::validation_tokens(check, json.as_ref())? {
+                check.check(&token)?;
+            }
+        }
         let first = notifications.first();
         let field = |name: &str| {
             first
@@ -134,6 +180,30 @@ impl Verifier for MicrosoftGraphVerifier {
         self.verify(request.headers, request.body)
             .map(Verdict::Deliver)
     }
+
+    /// With `validationTokens`: the keys their `kid`s name. A delivery whose
+    /// tokens fail the cheap checks is refused by `check` without a fetch.
+    fn prefetch(&self, request: &Incoming<'_>) -> Option<Prefetch> {
+        let check = self.validation.as_ref()?;
+        let json = json_body(request.body);
+        let mut kids: Vec<String> = Self::validation_tokens(check, json.as_ref())
+            .ok()?
+            .into_iter()
+            .map(|token| token.kid)
+            .collect();
+        kids.sort();
+        kids.dedup();
+        Some(check.prefetch(kids))
+    }
+}
+
+/// A rich notification delivery: [`notification_body`] with
+/// `validationTokens`.
+pub fn rich_notification_body(client_state: &str, validation_tokens: &[String]) -> Vec<u8> {
+    let mut json: Value =
+        serde_json::from_slice(&notification_body(client_state)).unwrap_or_default();
+    json["validationTokens"] = validation_tokens.into();
+    json.to_string().into_bytes()
 }
 
 /// The query of Graph's validation POST.
@@ -294,5 +364,189 @@ mod tests {
             super::super::for_provider(hookwarden_crds::Provider::MicrosoftGraph, Vec::new(), None),
             Err(VerifierError::NoSecrets)
         ));
+    }
+
+    mod validation_tokens {
+        use std::sync::Arc;
+
+        use super::super::super::entra::test_support::{KID, TENANT, key_server};
+        use super::super::super::entra::{
+            Claims, DEFAULT_LEEWAY_SECS, EntraSettings, GRAPH_CHANGE_TRACKING_APP_ID, token,
+        };
+        use super::super::super::keys::KeyFetcher;
+        use super::super::super::keys::material::test_keys::{other, signer};
+        use super::*;
+
+        /// The app id of Microsoft's example token
+        /// (<https://learn.microsoft.com/en-us/graph/change-notifications-with-resource-data>).
+        const APP_ID: &str = "8e460676-ae3f-4b1e-8790-ee0fb5d6148f";
+
+        fn now() -> i64 {
+            NOW
+        }
+
+        fn verifier(fetcher: &Arc<KeyFetcher>) -> MicrosoftGraphVerifier {
+            let check = EntraCheck::new(
+                &EntraSettings {
+                    provider: "microsoft-graph",
+                    tenant_field: "spec.graph.validationTokens.tenantId",
+                    audience_field: "spec.graph.validationTokens.appId",
+                    tenant: TENANT,
+                    audience: APP_ID,
+                    client: GRAPH_CHANGE_TRACKING_APP_ID,
+                },
+                DEFAULT_LEEWAY_SECS,
+                now,
+                Arc::clone(fetcher),
+            )
+            .expect("check");
+            MicrosoftGraphVerifier::with_validation_tokens(secrets(&[SECRET]), Some(check))
+                .expect("verifier")
+        }
+
+        fn graph_token(
+            key: &ring::signature::RsaKeyPair,
+            audience: &str,
+            client: &str,
+            iat: i64,
+        ) -> String {
+            token(
+                key,
+                KID,
+                &Claims {
+                    tenant: TENANT,
+                    audience,
+                    client,
+                    iat,
+                    v2: false,
+                },
+            )
+        }
+
+        fn good() -> String {
+            graph_token(&signer(), APP_ID, GRAPH_CHANGE_TRACKING_APP_ID, NOW - 60)
+        }
+
+        async fn receive(v: &MicrosoftGraphVerifier, body: &[u8]) -> Result<Verdict, Rejection> {
+            let uri = Uri::from_static("/graph");
+            let headers = HeaderMap::new();
+            let request = Incoming {
+                method: &Method::POST,
+                uri: &uri,
+                headers: &headers,
+                body,
+            };
+            if let Some(fetching) = v.prefetch(&request) {
+                fetching.await?;
+            }
+            v.check(&request)
+        }
+
+        #[tokio::test]
+        async fn every_validation_token_must_verify() {
+            let (server, fetcher) = key_server().await;
+            let v = verifier(&fetcher);
+            let body = rich_notification_body(SECRET, &[good()]);
+            assert!(matches!(receive(&v, &body).await, Ok(Verdict::Deliver(_))));
+            let two = rich_notification_body(SECRET, &[good(), good()]);
+            assert!(receive(&v, &two).await.is_ok());
+            assert_eq!(server.hits(), 1);
+            let cases = [
+                (
+                    vec![
+                        good(),
+                        graph_token(&other(), APP_ID, GRAPH_CHANGE_TRACKING_APP_ID, NOW),
+                    ],
+                    Rejection::SignatureMismatch,
+                ),
+                (
+                    vec![graph_token(
+                        &signer(),
+                        "another-app",
+                        GRAPH_CHANGE_TRACKING_APP_ID,
+                        NOW,
+                    )],
+                    Rejection::TokenMismatch,
+                ),
+                (
+                    vec![graph_token(
+                        &signer(),
+                        APP_ID,
+                        GRAPH_CHANGE_TRACKING_APP_ID,
+                        NOW - 3600 - 301,
+                    )],
+                    Rejection::TimestampOutOfTolerance,
+                ),
+                (
+                    vec![graph_token(
+                        &signer(),
+                        APP_ID,
+                        "4962773b-9cdb-44cf-a8bf-237846a00ab7",
+                        NOW,
+                    )],
+                    Rejection::SenderNotAllowed,
+                ),
+                (vec![], Rejection::SignatureMissing),
+                (vec!["not.a.jwt".to_owned()], Rejection::SignatureMalformed),
+                (
+                    vec![good(); MAX_VALIDATION_TOKENS + 1],
+                    Rejection::SignatureMalformed,
+                ),
+            ];
+            for (index, (tokens, rejection)) in cases.into_iter().enumerate() {
+                let body = rich_notification_body(SECRET, &tokens);
+                assert_eq!(
+                    receive(&v, &body).await.map(|_| ()),
+                    Err(rejection),
+                    "{index}"
+                );
+            }
+            // A basic notification carries no tokens: refused when they are
+            // required; the clientState is still checked first.
+            assert_eq!(
+                receive(&v, &notification_body(SECRET)).await.map(|_| ()),
+                Err(Rejection::SignatureMissing)
+            );
+            assert_eq!(
+                receive(&v, &rich_notification_body("wrong", &[good()]))
+                    .await
+                    .map(|_| ()),
+                Err(Rejection::TokenMismatch)
+            );
+            assert_eq!(server.hits(), 1, "unknown kids aside, the set is cached");
+            // Without the check, the same basic notification is accepted.
+            assert!(
+                verifier_without()
+                    .verify(&HeaderMap::new(), &notification_body(SECRET))
+                    .is_ok()
+            );
+        }
+
+        fn verifier_without() -> MicrosoftGraphVerifier {
+            MicrosoftGraphVerifier::new(secrets(&[SECRET])).expect("verifier")
+        }
+
+        #[tokio::test]
+        async fn a_tenant_of_another_issuer_is_refused_unfetched() {
+            let (server, fetcher) = key_server().await;
+            let v = verifier(&fetcher);
+            let foreign = token(
+                &signer(),
+                KID,
+                &Claims {
+                    tenant: "00000000-1111-2222-3333-444444444444",
+                    audience: APP_ID,
+                    client: GRAPH_CHANGE_TRACKING_APP_ID,
+                    iat: NOW,
+                    v2: true,
+                },
+            );
+            let body = rich_notification_body(SECRET, &[foreign]);
+            assert_eq!(
+                receive(&v, &body).await.map(|_| ()),
+                Err(Rejection::TokenMismatch)
+            );
+            assert_eq!(server.hits(), 0);
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod bitbucket;
 pub mod discord;
 pub mod docusign;
 pub mod dropbox;
+pub mod entra;
 mod generic;
 mod github;
 pub mod gitlab;
@@ -577,6 +578,8 @@ pub fn for_endpoint_with_fetcher(
             aws: spec.aws.clone(),
             paypal: spec.paypal.clone(),
             google: spec.google.clone(),
+            azure: spec.azure.clone(),
+            graph: spec.graph.clone(),
             fetcher,
         };
         return for_preset(
@@ -586,7 +589,9 @@ pub fn for_endpoint_with_fetcher(
             options,
         );
     }
-    Ok(Box::new(GenericVerifier::new(generic_checks(spec, load)?)?))
+    let mut checks = generic_checks(spec, load)?;
+    checks.fetcher = fetcher;
+    Ok(Box::new(GenericVerifier::new(checks)?))
 }
 
 /// The `generic` provider's checks of `spec.verification` with their
@@ -618,6 +623,9 @@ pub fn generic_checks(
         None => None,
     };
     let jwt = match verification.jwt {
+        // Its keys are fetched from jwksUrl: none are loaded (and its own
+        // secretRefs are refused when the check is built).
+        Some(check) if check.jwks_url.is_some() => Some((Vec::new(), check)),
         Some(check) => Some((refs(&check.secret_refs)?, check)),
         None => None,
     };
@@ -642,6 +650,7 @@ pub fn generic_checks(
         timestamp_tolerance_secs: spec
             .timestamp_tolerance_seconds
             .unwrap_or(DEFAULT_TIMESTAMP_TOLERANCE_SECS),
+        fetcher: None,
     })
 }
 
@@ -673,6 +682,10 @@ pub struct PresetOptions {
     pub paypal: Option<hookwarden_crds::PaypalSpec>,
     /// `spec.google` (`google-pubsub`).
     pub google: Option<hookwarden_crds::GooglePubsubSpec>,
+    /// `spec.azure` (`azure-event-grid`).
+    pub azure: Option<hookwarden_crds::AzureEventGridSpec>,
+    /// `spec.graph` (`microsoft-graph`).
+    pub graph: Option<hookwarden_crds::MicrosoftGraphSpec>,
     /// The key fetcher of the fetched-key presets; `None`: the process's
     /// ([`keys::KeyFetcher::shared`]). Tests give one routed to a loopback
     /// key server.

@@ -18,9 +18,9 @@ use super::{
     MetaVerifier, PaddleVerifier, PagerdutyVerifier, PresetOptions, SendgridVerifier,
     ShopifyVerifier, SlackVerifier, SquareVerifier, StandardWebhooksVerifier, StripeVerifier,
     TwilioVerifier, TwitchVerifier, Verifier, VerifierError, ZoomVerifier, aws_sns,
-    azure_event_grid, docusign, dropbox, gitlab, google_pubsub, hubspot, linear, microsoft_graph,
-    okta, paddle, paypal, slack, standard_webhooks, stripe, svix, trello, twitch, twitter, xero,
-    zendesk, zoom,
+    azure_event_grid, docusign, dropbox, entra, gitlab, google_pubsub, hubspot, linear,
+    microsoft_graph, okta, paddle, paypal, slack, standard_webhooks, stripe, svix, trello, twitch,
+    twitter, xero, zendesk, zoom,
 };
 use crate::secrets::Secret;
 
@@ -848,27 +848,78 @@ static OKTA: Preset = token(
 
 static AZURE_EVENT_GRID: Preset = token(
     Provider::AzureEventGrid,
-    |s, _| Ok(Box::new(azure_event_grid::AzureEventGridVerifier::new(s)?)),
+    |s, o| {
+        let Some(entra) = o.preset.azure.as_ref().and_then(|a| a.entra.as_ref()) else {
+            return Ok(Box::new(azure_event_grid::AzureEventGridVerifier::new(s)?));
+        };
+        let check = entra::EntraCheck::new(
+            &entra::EntraSettings {
+                provider: "azure-event-grid",
+                tenant_field: "spec.azure.entra.tenantId",
+                audience_field: "spec.azure.entra.audience",
+                tenant: &entra.tenant_id,
+                audience: &entra.audience,
+                client: entra::EVENT_GRID_APP_ID,
+            },
+            entra::DEFAULT_LEEWAY_SECS,
+            o.clock,
+            o.preset.fetcher(),
+        )?;
+        Ok(Box::new(
+            azure_event_grid::AzureEventGridVerifier::with_entra(
+                s,
+                azure_event_grid::Credential::Query(
+                    azure_event_grid::DEFAULT_QUERY_PARAMETER.to_owned(),
+                ),
+                Some(check),
+            )?,
+        ))
+    },
     sending::azure_event_grid,
     HandshakeSupport {
         describe: "`SubscriptionValidationEvent` and CloudEvents `OPTIONS` (authenticated)",
         authenticated: true,
         sign: sending::azure_event_grid_handshake,
     },
-    "`?code=`: the shared secret itself, in the query",
+    "`?code=`: the shared secret itself, in the query; and/or (`spec.azure.entra`) an RS256 Microsoft Entra ID bearer token of the tenant's JWKS issued to Event Grid: `aud`, `iss`, `appid`",
     "https://learn.microsoft.com/en-us/azure/event-grid/security-authentication",
 );
 
 static MICROSOFT_GRAPH: Preset = token(
     Provider::MicrosoftGraph,
-    |s, _| Ok(Box::new(microsoft_graph::MicrosoftGraphVerifier::new(s)?)),
+    |s, o| {
+        let Some(graph) = o
+            .preset
+            .graph
+            .as_ref()
+            .and_then(|g| g.validation_tokens.as_ref())
+        else {
+            return Ok(Box::new(microsoft_graph::MicrosoftGraphVerifier::new(s)?));
+        };
+        let check = entra::EntraCheck::new(
+            &entra::EntraSettings {
+                provider: "microsoft-graph",
+                tenant_field: "spec.graph.validationTokens.tenantId",
+                audience_field: "spec.graph.validationTokens.appId",
+                tenant: &graph.tenant_id,
+                audience: &graph.app_id,
+                client: entra::GRAPH_CHANGE_TRACKING_APP_ID,
+            },
+            entra::DEFAULT_LEEWAY_SECS,
+            o.clock,
+            o.preset.fetcher(),
+        )?;
+        Ok(Box::new(
+            microsoft_graph::MicrosoftGraphVerifier::with_validation_tokens(s, Some(check))?,
+        ))
+    },
     sending::microsoft_graph,
     HandshakeSupport {
         describe: "POST `validationToken` echoed (unsigned)",
         authenticated: false,
         sign: sending::microsoft_graph_handshake,
     },
-    "body `clientState` of every notification: the shared secret itself",
+    "body `clientState` of every notification: the shared secret itself; optionally (`spec.graph.validationTokens`) every rich notification `validationTokens` JWT of the tenant's Entra JWKS",
     "https://learn.microsoft.com/en-us/graph/change-notifications-delivery-webhooks",
 );
 

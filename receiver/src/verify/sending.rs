@@ -116,6 +116,9 @@ pub const PAYPAL_CERT_URL: &str =
     "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-hookwarden";
 /// The `kid` Google's JWKS must list the signing key's public half under.
 pub const GOOGLE_KID: &str = "hookwarden";
+/// The `kid` the Entra tenant's JWKS must list the signing key's public
+/// half under (`azure-event-grid` with `spec.azure.entra`).
+pub const ENTRA_KID: &str = "hookwarden-entra";
 /// The topic `send` signs for when no spec names one.
 pub const DEFAULT_TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:hookwarden";
 /// The PayPal webhook id `send` signs for when no spec names one.
@@ -655,9 +658,39 @@ pub(crate) fn azure_event_grid(
                 "metadataVersion": "1"}]),
     );
     let (query, headers) = azure_event_grid::sign(secret);
+    if let Some(entra) = entra_header(secret, input)? {
+        return Ok(json_post(owned(vec![headers[0].clone(), entra]), body));
+    }
     let mut delivery = json_post(owned(headers), body);
     delivery.extra_query = Some(query);
     Ok(delivery)
+}
+
+/// With `spec.azure.entra`, Event Grid's bearer token instead of the
+/// secret: the secret file then holds the RSA private key (PKCS#8 PEM)
+/// whose JWK the tenant's key set lists under [`ENTRA_KID`]. (A spec that
+/// also lists `secretRefs` needs both, which one secret file cannot hold:
+/// such a delivery is built by `azure_event_grid::entra_header` and
+/// `secret_query` together.)
+fn entra_header(
+    secret: &[u8],
+    input: &SignInput<'_>,
+) -> Result<Option<(&'static str, String)>, SignError> {
+    let Some(entra) = input
+        .spec
+        .and_then(|spec| spec.azure.as_ref())
+        .and_then(|azure| azure.entra.as_ref())
+    else {
+        return Ok(None);
+    };
+    let key = rsa_key(secret)?;
+    Ok(Some(azure_event_grid::entra_header(
+        &key,
+        ENTRA_KID,
+        &entra.tenant_id,
+        &entra.audience,
+        input.now,
+    )))
 }
 
 /// Event Grid's subscription validation event, carrying the secret like a
@@ -667,12 +700,18 @@ pub(crate) fn azure_event_grid_handshake(
     input: &SignInput<'_>,
 ) -> Result<Delivery, SignError> {
     let (query, headers) = azure_event_grid::sign(secret);
+    let entra = entra_header(secret, input)?;
     let mut delivery = handshake_post(
-        owned(headers),
+        owned(match &entra {
+            Some(entra) => vec![entra.clone()],
+            None => headers,
+        }),
         azure_event_grid::validation_body(input.id),
         Expected::Json(json!({"validationResponse": input.id})),
     );
-    delivery.extra_query = Some(query);
+    if entra.is_none() {
+        delivery.extra_query = Some(query);
+    }
     Ok(delivery)
 }
 

@@ -1,7 +1,8 @@
 //! Key material as providers publish it, parsed by small pure functions: an
 //! X.509 certificate in PEM (AWS SNS, PayPal) reduced to its RSA public key,
-//! and a JWK Set (Google) reduced to its RSA keys by `kid`. Only RSA is
-//! accepted: it is what all three providers sign with.
+//! and a JWK Set (Google, Microsoft Entra, a `generic` endpoint's
+//! `jwksUrl`) reduced to its RSA and P-256 keys by `kid`. Certificates are
+//! RSA only: it is what AWS and PayPal sign with.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -34,24 +35,53 @@ impl RsaKey {
     }
 }
 
-/// One RSA key of a JWK Set.
+/// One signing key of a JWK Set: RSA (`RS256`) or P-256 (`ES256`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Jwk {
     /// Its key id, matched against a JWT's `kid`.
     pub kid: String,
-    n: Vec<u8>,
-    e: Vec<u8>,
+    key: JwkKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum JwkKey {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// The SEC1 uncompressed point `04 || x || y`, checked to be on the
+    /// curve when the set was parsed.
+    P256(Vec<u8>),
 }
 
 impl Jwk {
-    /// Whether `signature` is this key's RS256 signature of `message`.
+    /// Whether `signature` is this key's RS256 signature of `message`
+    /// (never, for a P-256 key: a token cannot pick the algorithm by
+    /// picking a key).
     pub fn verifies_rs256(&self, message: &[u8], signature: &[u8]) -> bool {
-        RsaPublicKeyComponents {
-            n: &self.n,
-            e: &self.e,
-        }
-        .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, signature)
-        .is_ok()
+        let JwkKey::Rsa { n, e } = &self.key else {
+            return false;
+        };
+        RsaPublicKeyComponents { n, e }
+            .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, signature)
+            .is_ok()
+    }
+
+    /// Whether `signature` (JWS form: `R || S`, 32 bytes each, RFC 7518
+    /// §3.4) is this key's ES256 signature of `message` (never, for an RSA
+    /// key).
+    pub fn verifies_es256(&self, message: &[u8], signature: &[u8]) -> bool {
+        use p256::ecdsa::signature::Verifier as _;
+        let JwkKey::P256(point) = &self.key else {
+            return false;
+        };
+        let (Ok(key), Ok(signature)) = (
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(point),
+            p256::ecdsa::Signature::from_slice(signature),
+        ) else {
+            return false;
+        };
+        key.verify(message, &signature).is_ok()
     }
 }
 
@@ -175,12 +205,15 @@ pub fn rsa_key_of_public_key_pem(text: &[u8]) -> Option<RsaKey> {
     rsa_key_of_spki(spki)
 }
 
-/// The most keys a JWK Set may hold; Google's has two or three.
+/// The most keys a JWK Set may hold; Google's has two or three,
+/// Microsoft's about ten.
 const MAX_JWKS_KEYS: usize = 32;
 
-/// The RSA signing keys of a JWK Set (`{"keys": [{"kty": "RSA", "kid",
-/// "n", "e"}, ...]}`); keys of other types or uses are left out. `None` if
-/// it is not a JWK Set or has no usable key.
+/// The signing keys of a JWK Set (`{"keys": [{"kty": "RSA", "kid", "n",
+/// "e"}, {"kty": "EC", "crv": "P-256", "kid", "x", "y"}, ...]}`); keys
+/// without a `kid`, of other types, curves or uses, or whose `alg` is not
+/// `RS256` / `ES256` are left out. `None` if it is not a JWK Set or has no
+/// usable key.
 pub fn parse_jwks(body: &[u8]) -> Option<Vec<Jwk>> {
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
     let keys: Vec<Jwk> = json
@@ -190,16 +223,34 @@ pub fn parse_jwks(body: &[u8]) -> Option<Vec<Jwk>> {
         .take(MAX_JWKS_KEYS)
         .filter_map(|key| {
             let text = |name: &str| key.get(name).and_then(serde_json::Value::as_str);
-            if text("kty")? != "RSA"
-                || text("use").is_some_and(|u| u != "sig")
-                || text("alg").is_some_and(|a| a != "RS256")
-            {
+            let bytes = |name: &str| URL_SAFE_NO_PAD.decode(text(name)?).ok();
+            if text("use").is_some_and(|u| u != "sig") {
                 return None;
             }
+            let key = match text("kty")? {
+                "RSA" if text("alg").is_none_or(|a| a == "RS256") => JwkKey::Rsa {
+                    n: bytes("n")?,
+                    e: bytes("e")?,
+                },
+                "EC" if text("crv")? == "P-256" && text("alg").is_none_or(|a| a == "ES256") => {
+                    let (x, y) = (bytes("x")?, bytes("y")?);
+                    if x.len() != 32 || y.len() != 32 {
+                        return None;
+                    }
+                    let mut point = Vec::with_capacity(65);
+                    point.push(0x04);
+                    point.extend_from_slice(&x);
+                    point.extend_from_slice(&y);
+                    // Not on the curve: no key, rather than a key that
+                    // verifies nothing.
+                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).ok()?;
+                    JwkKey::P256(point)
+                }
+                _ => return None,
+            };
             Some(Jwk {
                 kid: text("kid")?.to_owned(),
-                n: URL_SAFE_NO_PAD.decode(text("n")?).ok()?,
-                e: URL_SAFE_NO_PAD.decode(text("e")?).ok()?,
+                key,
             })
         })
         .collect();
@@ -239,6 +290,21 @@ pub fn jwk_json(key: &ring::signature::RsaKeyPair, kid: &str) -> serde_json::Val
     })
 }
 
+/// A P-256 public key as a JWK with `kid`, as Microsoft and most OIDC
+/// providers publish EC keys.
+pub fn ec_jwk_json(key: &p256::ecdsa::VerifyingKey, kid: &str) -> serde_json::Value {
+    let point = key.to_encoded_point(false);
+    serde_json::json!({
+        "kty": "EC",
+        "crv": "P-256",
+        "alg": "ES256",
+        "use": "sig",
+        "kid": kid,
+        "x": point.x().map(|x| URL_SAFE_NO_PAD.encode(x)).unwrap_or_default(),
+        "y": point.y().map(|y| URL_SAFE_NO_PAD.encode(y)).unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod test_keys {
     //! Fixed test RSA keys and self-signed certificates, made with
@@ -264,6 +330,15 @@ pub(crate) mod test_keys {
 
     pub(crate) fn other() -> ring::signature::RsaKeyPair {
         super::rsa_signing_key(OTHER_KEY).expect("test key")
+    }
+
+    pub(crate) fn ec_signer() -> p256::ecdsa::SigningKey {
+        use p256::pkcs8::DecodePrivateKey as _;
+        let der = super::pem_blocks(EC_KEY, "PRIVATE KEY")
+            .into_iter()
+            .next()
+            .expect("pem");
+        p256::ecdsa::SigningKey::from_pkcs8_der(&der).expect("test key")
     }
 }
 
@@ -323,5 +398,35 @@ mod tests {
         for bad in [&b"{}"[..], b"[]", b"{\"keys\":[]}", b"not json"] {
             assert_eq!(parse_jwks(bad), None);
         }
+    }
+
+    #[test]
+    fn p256_jwks_verify_es256_only() {
+        use p256::ecdsa::signature::Signer as _;
+        let ec = ec_signer();
+        let set = serde_json::json!({"keys": [
+            ec_jwk_json(ec.verifying_key(), "ec1"),
+            jwk_json(&signer(), "rsa1"),
+            // Off the curve, another curve, an RSA key claiming ES256.
+            {"kty": "EC", "kid": "bad", "crv": "P-256",
+             "x": URL_SAFE_NO_PAD.encode([1u8; 32]), "y": URL_SAFE_NO_PAD.encode([2u8; 32])},
+            {"kty": "EC", "kid": "p384", "crv": "P-384", "x": "AA", "y": "AA"},
+            {"kty": "RSA", "kid": "mixed", "alg": "ES256", "n": "AQAB", "e": "AQAB"},
+        ]});
+        let keys = parse_jwks(set.to_string().as_bytes()).expect("keys");
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, ["ec1", "rsa1"]);
+        let signature: p256::ecdsa::Signature = ec.sign(b"a.b");
+        let signature = signature.to_bytes();
+        assert!(keys[0].verifies_es256(b"a.b", &signature));
+        assert!(!keys[0].verifies_es256(b"a.c", &signature));
+        assert!(
+            !keys[0].verifies_rs256(b"a.b", &signature),
+            "not an RSA key"
+        );
+        let rsa = rsa_sha256_sign(&signer(), b"a.b");
+        assert!(keys[1].verifies_rs256(b"a.b", &rsa));
+        assert!(!keys[1].verifies_es256(b"a.b", &rsa), "not a P-256 key");
+        assert!(!keys[0].verifies_es256(b"a.b", &signature[..63]));
     }
 }

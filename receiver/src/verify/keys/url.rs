@@ -5,8 +5,9 @@
 //! the URL is attacker-controlled text. Only `https` on the provider's own
 //! hosts, on the default port, without userinfo and with the path shape the
 //! provider uses is ever fetched; anything else is refused without a
-//! connection. Google's keys are at one fixed URL, never taken from a
-//! request.
+//! connection. Google's keys are at one fixed URL, Microsoft Entra's at a
+//! URL made from the spec's tenant id, and a `generic` endpoint's at the
+//! one URL its spec names: none of these is ever taken from a request.
 
 /// The longest URL considered at all.
 const MAX_URL_LEN: usize = 2048;
@@ -163,6 +164,50 @@ pub fn google_jwks_url() -> KeyUrl {
     }
 }
 
+/// A `generic` endpoint's `verification.jwt.jwksUrl`, read from the spec
+/// once at startup: the only URL that endpoint fetches (a token's `iss`,
+/// `jku` or `x5u` is never followed, and there is no OpenID discovery).
+/// `https` on port 443, no userinfo or fragment, a DNS name (not an IP
+/// literal or a single label such as `localhost`: the keys of a public
+/// issuer are on a public name, and the NetworkPolicy only lets HTTPS out
+/// to public addresses anyway).
+pub fn configured_jwks_url(text: &str) -> Option<KeyUrl> {
+    let url = parse_https(text)?;
+    let tld = url.host.rsplit('.').next().unwrap_or_default();
+    let dns_name = url.host.contains('.') && tld.bytes().all(|b| b.is_ascii_alphabetic());
+    dns_name.then_some(url)
+}
+
+/// Microsoft Entra ID's sign-in host, the only one the Entra presets
+/// fetch keys from.
+pub const ENTRA_HOST: &str = "login.microsoftonline.com";
+
+/// Whether `tenant` is a tenant id as Entra writes it in tokens (`tid`,
+/// `iss`): a GUID, 8-4-4-4-12 hex digits. A domain name such as
+/// `contoso.onmicrosoft.com` would fetch the same keys but never match
+/// the issuer, so it is refused when the spec is read.
+pub fn is_tenant_id(tenant: &str) -> bool {
+    let groups: Vec<&str> = tenant.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The signing keys of Entra tenant `tenant` (a GUID:
+/// [`is_tenant_id`]): `https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys`,
+/// the `jwks_uri` of the tenant's v2.0 OpenID configuration, which also
+/// holds the keys of its v1.0 tokens.
+///
+/// See <https://learn.microsoft.com/en-us/entra/identity-platform/access-tokens#validate-the-signature>.
+pub fn entra_jwks_url(tenant: &str) -> Option<KeyUrl> {
+    is_tenant_id(tenant).then(|| KeyUrl {
+        host: ENTRA_HOST.to_owned(),
+        path_and_query: format!("/{}/discovery/v2.0/keys", tenant.to_ascii_lowercase()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +293,54 @@ mod tests {
     #[test]
     fn google_url_is_fixed() {
         assert_eq!(google_jwks_url().text(), GOOGLE_JWKS_URL);
+    }
+
+    #[test]
+    fn configured_jwks_urls() {
+        for good in [
+            "https://issuer.example.com/.well-known/jwks.json",
+            "https://login.example.org:443/keys?p=b2c_1_signin",
+            "https://KEYS.Example.COM/jwks",
+        ] {
+            assert!(configured_jwks_url(good).is_some(), "{good}");
+        }
+        for bad in [
+            "http://issuer.example.com/jwks",
+            "https://issuer.example.com:8443/jwks",
+            "https://user:pw@issuer.example.com/jwks",
+            "https://issuer.example.com/jwks#x",
+            "https://issuer.example.com/a/../jwks",
+            "https://10.0.0.1/jwks",
+            "https://169.254.169.254/jwks",
+            "https://localhost/jwks",
+            "https://[::1]/jwks",
+            "https://issuer.example.com",
+            "issuer.example.com/jwks",
+        ] {
+            assert_eq!(configured_jwks_url(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn entra_urls_are_made_from_a_tenant_id_only() {
+        let tenant = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
+        assert_eq!(
+            entra_jwks_url(tenant).map(|u| u.text()).as_deref(),
+            Some(
+                "https://login.microsoftonline.com/84bd8158-6d4d-4958-8b9f-9d6445542f95/discovery/v2.0/keys"
+            )
+        );
+        for bad in [
+            "",
+            "common",
+            "organizations",
+            "contoso.onmicrosoft.com",
+            "84bd8158-6d4d-4958-8b9f-9d6445542f9",
+            "84bd8158-6d4d-4958-8b9f-9d6445542f95/../x",
+            "84bd8158-6d4d-4958-8b9f-9d6445542f9g",
+            "84bd81586d4d49588b9f9d6445542f95",
+        ] {
+            assert_eq!(entra_jwks_url(bad), None, "{bad}");
+        }
     }
 }
