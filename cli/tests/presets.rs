@@ -582,3 +582,61 @@ fn verify_checks_a_saved_request_of_every_preset() {
     }
     assert!(checked >= 36, "{checked}");
 }
+
+/// The spec chooses where Okta and Event Grid send their secret: a custom
+/// Okta authentication header, an Event Grid delivery-property header; the
+/// default place is then refused, and `send --endpoint` signs where the
+/// spec says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_and_event_grid_read_the_secret_where_the_spec_says() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    for (name, settings) in [
+        ("okta", "  okta: {authHeader: X-Okta-Secret}\n"),
+        (
+            "azure-event-grid",
+            "  azure: {secretHeader: X-Event-Grid-Secret}\n",
+        ),
+    ] {
+        let endpoint = serve(
+            &nats,
+            &manifest(
+                name,
+                &format!("  provider: {name}\n  secretRefs: [{{name: s, key: k}}]\n{settings}"),
+            ),
+            &[("s/k", b"hook-secret")],
+        )
+        .await;
+        for handshake in [false, true] {
+            let mut command = args(&[
+                "send",
+                "--endpoint",
+                &path(&endpoint.manifest()),
+                "--secrets-dir",
+                &path(&endpoint.secrets()),
+                "--url",
+                &format!("{}/", endpoint.base),
+            ]);
+            if handshake {
+                command.push("--handshake".to_owned());
+            }
+            let text = assert_ok(&hookwarden(command).await, name);
+            assert!(text.starts_with("200 OK"), "{name}: {text}");
+        }
+        // Without the spec, send puts the secret in the default place
+        // (Okta's Authorization; Event Grid's ?code=): not where this
+        // endpoint looks.
+        let command = args(&[
+            "send",
+            "--provider",
+            name,
+            "--secret-file",
+            &path(&endpoint.file("secret", b"hook-secret")),
+            "--url",
+            &format!("{}/", endpoint.base),
+        ]);
+        let refused = hookwarden(command).await;
+        assert_eq!(refused.status.code(), Some(1), "{name}");
+        let text = String::from_utf8_lossy(&refused.stdout).into_owned();
+        assert!(text.starts_with("401"), "{name}: {text}");
+    }
+}

@@ -152,6 +152,10 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph: Option<MicrosoftGraphSpec>,
 
+    /// Settings of the `okta` preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub okta: Option<OktaSpec>,
+
     /// What the audit log records beyond each request's metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<LoggingSpec>,
@@ -206,10 +210,28 @@ pub struct GooglePubsubSpec {
     pub service_account_email: String,
 }
 
+/// The `okta` preset.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OktaSpec {
+    /// The header the event hook sends its secret in (the hook's
+    /// "Authentication field"). Absent: `Authorization`, Okta's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub auth_header: Option<String>,
+}
+
 /// The `azure-event-grid` preset.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AzureEventGridSpec {
+    /// A static header of the subscription's delivery properties (marked
+    /// secret in Event Grid) that carries the shared secret instead of the
+    /// `?code=` query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub secret_header: Option<String>,
+
     /// Require a Microsoft Entra ID bearer token (`Authorization: Bearer`)
     /// on every request, handshakes included: the event subscription's
     /// "Use Microsoft Entra authentication" with this tenant and app. The

@@ -943,6 +943,7 @@ mod tests {
                 google: None,
                 azure: None,
                 graph: None,
+                okta: None,
                 logging: None,
                 resources: None,
             },

@@ -304,10 +304,14 @@ egress:
             Some(2),
             "the ?code= secret fetches nothing"
         );
-        grid.spec.azure = Some(AzureEventGridSpec { entra: None });
+        grid.spec.azure = Some(AzureEventGridSpec {
+            entra: None,
+            ..AzureEventGridSpec::default()
+        });
         assert_eq!(egress_len(&grid), Some(2));
         grid.spec.azure = Some(AzureEventGridSpec {
             entra: Some(entra.clone()),
+            ..AzureEventGridSpec::default()
         });
         assert_eq!(egress_len(&grid), Some(3));
         // Graph: only with validationTokens.

@@ -580,6 +580,7 @@ pub fn for_endpoint_with_fetcher(
             google: spec.google.clone(),
             azure: spec.azure.clone(),
             graph: spec.graph.clone(),
+            okta: spec.okta.clone(),
             fetcher,
         };
         return for_preset(
@@ -686,6 +687,8 @@ pub struct PresetOptions {
     pub azure: Option<hookwarden_crds::AzureEventGridSpec>,
     /// `spec.graph` (`microsoft-graph`).
     pub graph: Option<hookwarden_crds::MicrosoftGraphSpec>,
+    /// `spec.okta` (`okta`).
+    pub okta: Option<hookwarden_crds::OktaSpec>,
     /// The key fetcher of the fetched-key presets; `None`: the process's
     /// ([`keys::KeyFetcher::shared`]). Tests give one routed to a loopback
     /// key server.
@@ -1091,6 +1094,30 @@ mod tests {
             2 * (3600 + 60)
         );
         assert_eq!(replay_window_secs(&spec("  provider: aws-sns\n")), 2 * 3600);
+    }
+
+    #[test]
+    fn a_secret_header_that_is_no_header_name_is_a_startup_error() {
+        for (provider, settings, field) in [
+            ("okta", "okta: {authHeader: 'X Secret'}", "spec.okta.authHeader"),
+            (
+                "azure-event-grid",
+                "azure: {secretHeader: 'a:b'}",
+                "spec.azure.secretHeader",
+            ),
+        ] {
+            let err = for_endpoint(
+                &spec(&format!(
+                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n  {settings}\n"
+                )),
+                load,
+            )
+            .expect_err(provider);
+            assert!(
+                matches!(err, VerifierError::Invalid { field: f, .. } if f == field),
+                "{provider}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -817,6 +817,23 @@ static TRELLO: Preset = Preset {
     )
 };
 
+/// A header name from the spec (`field`), lower-cased; `None` when unset.
+fn header_setting(
+    value: Option<&str>,
+    field: &'static str,
+) -> Result<Option<axum::http::HeaderName>, VerifierError> {
+    value
+        .map(|name| {
+            axum::http::HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()).map_err(
+                |_| VerifierError::Invalid {
+                    field,
+                    reason: "not a valid header name",
+                },
+            )
+        })
+        .transpose()
+}
+
 /// A preset authenticated by a shared token, not a signature.
 const fn token(
     provider: Provider,
@@ -835,7 +852,19 @@ const fn token(
 
 static OKTA: Preset = token(
     Provider::Okta,
-    |s, _| Ok(Box::new(okta::OktaVerifier::new(s)?)),
+    |s, o| {
+        let header = header_setting(
+            o.preset
+                .okta
+                .as_ref()
+                .and_then(|k| k.auth_header.as_deref()),
+            "spec.okta.authHeader",
+        )?
+        .unwrap_or(axum::http::HeaderName::from_static(
+            okta::DEFAULT_AUTH_HEADER,
+        ));
+        Ok(Box::new(okta::OktaVerifier::with_header(s, header)?))
+    },
     sending::okta,
     HandshakeSupport {
         describe: "GET `X-Okta-Verification-Challenge` (authenticated)",
@@ -849,8 +878,22 @@ static OKTA: Preset = token(
 static AZURE_EVENT_GRID: Preset = token(
     Provider::AzureEventGrid,
     |s, o| {
+        let credential = match header_setting(
+            o.preset
+                .azure
+                .as_ref()
+                .and_then(|a| a.secret_header.as_deref()),
+            "spec.azure.secretHeader",
+        )? {
+            Some(header) => azure_event_grid::Credential::Header(header),
+            None => azure_event_grid::Credential::Query(
+                azure_event_grid::DEFAULT_QUERY_PARAMETER.to_owned(),
+            ),
+        };
         let Some(entra) = o.preset.azure.as_ref().and_then(|a| a.entra.as_ref()) else {
-            return Ok(Box::new(azure_event_grid::AzureEventGridVerifier::new(s)?));
+            return Ok(Box::new(
+                azure_event_grid::AzureEventGridVerifier::with_credential(s, credential)?,
+            ));
         };
         let check = entra::EntraCheck::new(
             &entra::EntraSettings {
@@ -866,13 +909,7 @@ static AZURE_EVENT_GRID: Preset = token(
             o.preset.fetcher(),
         )?;
         Ok(Box::new(
-            azure_event_grid::AzureEventGridVerifier::with_entra(
-                s,
-                azure_event_grid::Credential::Query(
-                    azure_event_grid::DEFAULT_QUERY_PARAMETER.to_owned(),
-                ),
-                Some(check),
-            )?,
+            azure_event_grid::AzureEventGridVerifier::with_entra(s, credential, Some(check))?,
         ))
     },
     sending::azure_event_grid,

@@ -632,14 +632,36 @@ pub(crate) fn okta(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, Sig
         .body
         .clone()
         .unwrap_or_else(|| okta::delivery_body(input.id, input.event));
-    Ok(json_post(owned(okta::sign(secret)), body))
+    Ok(json_post(okta_headers(secret, input), body))
+}
+
+/// Okta's secret header: `spec.okta.authHeader`, else `Authorization`.
+fn okta_headers(secret: &[u8], input: &SignInput<'_>) -> Vec<(String, String)> {
+    let mut headers = owned(okta::sign(secret));
+    if let Some(name) = input
+        .spec
+        .and_then(|spec| spec.okta.as_ref())
+        .and_then(|okta| okta.auth_header.as_deref())
+    {
+        for (header, _) in &mut headers {
+            *header = name.to_owned();
+        }
+    }
+    headers
 }
 
 /// Okta's one-time verification GET, authenticated like a delivery.
 pub(crate) fn okta_handshake(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
     Ok(Delivery {
         method: "GET",
-        headers: owned(okta::verification_headers(secret, input.id)),
+        headers: {
+            let mut headers = okta_headers(secret, input);
+            headers.push((
+                "X-Okta-Verification-Challenge".to_owned(),
+                input.id.to_owned(),
+            ));
+            headers
+        },
         body: Vec::new(),
         extra_query: None,
         expect: Some(Expected::Json(json!({"verification": input.id}))),
@@ -662,8 +684,23 @@ pub(crate) fn azure_event_grid(
         return Ok(json_post(owned(vec![headers[0].clone(), entra]), body));
     }
     let mut delivery = json_post(owned(headers), body);
-    delivery.extra_query = Some(query);
+    match event_grid_secret_header(input) {
+        // A delivery property header instead of `?code=`.
+        Some(name) => delivery.headers.push((
+            name.to_owned(),
+            String::from_utf8_lossy(secret).into_owned(),
+        )),
+        None => delivery.extra_query = Some(query),
+    }
     Ok(delivery)
+}
+
+/// `spec.azure.secretHeader`, when the spec names one.
+fn event_grid_secret_header<'a>(input: &SignInput<'a>) -> Option<&'a str> {
+    input
+        .spec
+        .and_then(|spec| spec.azure.as_ref())
+        .and_then(|azure| azure.secret_header.as_deref())
 }
 
 /// With `spec.azure.entra`, Event Grid's bearer token instead of the
@@ -710,7 +747,13 @@ pub(crate) fn azure_event_grid_handshake(
         Expected::Json(json!({"validationResponse": input.id})),
     );
     if entra.is_none() {
-        delivery.extra_query = Some(query);
+        match event_grid_secret_header(input) {
+            Some(name) => delivery.headers.push((
+                name.to_owned(),
+                String::from_utf8_lossy(secret).into_owned(),
+            )),
+            None => delivery.extra_query = Some(query),
+        }
     }
     Ok(delivery)
 }
