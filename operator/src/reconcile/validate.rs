@@ -55,6 +55,12 @@ pub enum ValidateError {
     /// limits JetStream refuses.
     #[error(transparent)]
     Nats(#[from] hookwarden_receiver::publish::TargetError),
+    /// The receiver could not build its verifier from this spec whatever
+    /// its Secrets hold (a preset's required setting is missing, a header
+    /// name is invalid, a handshake may not be stored, ...). The message is
+    /// the receiver's own, which never shows a secret.
+    #[error("{0}")]
+    Verification(String),
 }
 
 /// Validates `endpoint` before anything is read or applied.
@@ -95,7 +101,44 @@ pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
     // The receiver would refuse to start with it, and the stream could not
     // be managed.
     hookwarden_receiver::publish::Target::for_endpoint(endpoint)?;
-    Ok(())
+    verification(endpoint)
+}
+
+/// Builds the receiver's verifier from the spec, with a well-formed key of
+/// the preset's kind standing in for every Secret (their values are not
+/// read here): what fails is the spec itself, which would keep every
+/// receiver from starting. Errors that depend on what a Secret holds are
+/// the receiver's to report.
+fn verification(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
+    use hookwarden_receiver::secrets::Secret;
+    use hookwarden_receiver::verify::{self, VerifierError, registry};
+    let stand_in = registry::preset(endpoint.spec.provider)
+        .key
+        .test_key("operator validation")
+        .verifying;
+    // The generated Secret is added by the operator itself.
+    let mut spec = endpoint.spec.clone();
+    if spec.generate_secret {
+        spec.secret_refs.push(hookwarden_crds::SecretKeyRef {
+            name: "generated".to_owned(),
+            key: "secret".to_owned(),
+        });
+    }
+    let built = verify::for_endpoint(&spec, |refs| {
+        Ok(refs
+            .iter()
+            .map(|_| Secret::from(stand_in.clone()))
+            .collect())
+    });
+    match built {
+        Ok(_)
+        | Err(
+            VerifierError::KeyEncoding { .. }
+            | VerifierError::InvalidKey { .. }
+            | VerifierError::Secret(_),
+        ) => Ok(()),
+        Err(other) => Err(ValidateError::Verification(other.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +164,34 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"), "{err}");
         e.spec.nats.url = Some("nats://nats.nats.svc:4222".to_owned());
         assert_eq!(validate(&e), Ok(()));
+    }
+
+    #[test]
+    fn specs_the_receiver_could_never_start_with_are_invalid() {
+        let mut e = endpoint("github");
+        e.spec.provider = hookwarden_crds::Provider::AwsSns;
+        e.spec.secret_refs.clear();
+        let err = validate(&e).expect_err("no topic allowlist");
+        assert!(err.to_string().contains("spec.aws.topicArns"), "{err}");
+        e.spec.aws = Some(hookwarden_crds::AwsSnsSpec {
+            topic_arns: vec!["arn:aws:sns:eu-west-1:123456789012:orders".to_owned()],
+            ..Default::default()
+        });
+        assert_eq!(validate(&e), Ok(()));
+
+        let mut e = endpoint("github");
+        e.spec.provider = hookwarden_crds::Provider::Dropbox;
+        e.spec.handshake = Some(hookwarden_crds::HandshakeSpec {
+            publish: true,
+            ..Default::default()
+        });
+        let err = validate(&e).expect_err("an unauthenticated handshake stored");
+        assert!(err.to_string().contains("not authenticated"), "{err}");
+
+        let mut e = endpoint("github");
+        e.spec.provider = hookwarden_crds::Provider::Twilio;
+        let err = validate(&e).expect_err("twilio signs the URL");
+        assert!(err.to_string().contains("spec.publicUrl"), "{err}");
     }
 
     #[test]

@@ -1099,7 +1099,11 @@ mod tests {
     #[test]
     fn a_secret_header_that_is_no_header_name_is_a_startup_error() {
         for (provider, settings, field) in [
-            ("okta", "okta: {authHeader: 'X Secret'}", "spec.okta.authHeader"),
+            (
+                "okta",
+                "okta: {authHeader: 'X Secret'}",
+                "spec.okta.authHeader",
+            ),
             (
                 "azure-event-grid",
                 "azure: {secretHeader: 'a:b'}",
