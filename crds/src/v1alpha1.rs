@@ -1054,6 +1054,16 @@ pub struct NatsSpec {
     /// user JWT and NKey seed). Absent: no authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretKeyRef>,
+    /// Also write CloudEvents v1.0 binary-mode headers on every stored
+    /// message, as the CloudEvents NATS protocol binding maps them:
+    /// `ce-specversion`, `ce-id` (the `Nats-Msg-Id`), `ce-source`
+    /// (`/namespaces/<namespace>/webhookendpoints/<name>`), `ce-type`
+    /// (`dev.hookwarden.<provider>.<event type>`), `ce-time` (time of
+    /// receipt) and `ce-datacontenttype`. A CloudEvents SDK then reads each
+    /// stored delivery as an event whose data is the body, unchanged; the
+    /// Hookwarden headers stay. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cloud_events: bool,
 }
 
 /// Where a JetStream stream keeps messages.

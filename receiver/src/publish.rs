@@ -18,6 +18,7 @@ use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use bytes::Bytes;
 use hookwarden_crds::{StreamStorage, WebhookEndpoint};
+use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
 use crate::secrets::Secret;
@@ -45,6 +46,40 @@ pub struct Target {
     pub stream: String,
     /// The stream's settings from `spec.nats`.
     pub settings: StreamSettings,
+    /// The CloudEvents attributes fixed by the endpoint, when
+    /// `spec.nats.cloudEvents` asks for binary-mode headers; `None` when off.
+    pub cloud_events: Option<CloudEventsContext>,
+}
+
+/// What every CloudEvent of one endpoint shares (see
+/// [`cloud_event_headers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudEventsContext {
+    /// `ce-source`: `/namespaces/<namespace>/webhookendpoints/<name>`, a
+    /// URI reference shaped like the endpoint's Kubernetes resource path
+    /// (without the API version, so it survives a CRD version change),
+    /// unique within a cluster.
+    pub source: String,
+    /// `ce-type` before the event: `dev.hookwarden.<provider>`.
+    pub type_prefix: String,
+}
+
+impl CloudEventsContext {
+    /// The context of the endpoint `name` in `namespace` with preset
+    /// `provider`.
+    pub fn new(namespace: &str, name: &str, provider: &str) -> Self {
+        // Kubernetes names are already URI-safe; a standalone manifest's
+        // need not be, and a name must stay one path segment.
+        let segment = |text: &str| utf8_percent_encode(text, PATH_SEGMENT).to_string();
+        Self {
+            source: format!(
+                "/namespaces/{}/webhookendpoints/{}",
+                segment(namespace),
+                segment(name)
+            ),
+            type_prefix: format!("{CLOUD_EVENTS_TYPE_PREFIX}.{provider}"),
+        }
+    }
 }
 
 /// The stream settings of `spec.nats`, with their defaults applied.
@@ -231,8 +266,12 @@ impl Target {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_else(|| format!("{:?}", endpoint.spec.provider));
+        let cloud_events = nats
+            .cloud_events
+            .then(|| CloudEventsContext::new(namespace, name, &provider));
         Ok(Self {
             endpoint: format!("{namespace}/{name}"),
+            cloud_events,
             provider,
             subject_prefix,
             stream,
@@ -514,6 +553,92 @@ pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
     );
     if let Some(encoding) = &delivery.content_encoding {
         headers.insert("Content-Encoding", encoding.as_str());
+    }
+    if let Some(context) = &target.cloud_events {
+        for (name, value) in cloud_event_headers(context, delivery) {
+            headers.insert(name, value.as_str());
+        }
+    }
+    headers
+}
+
+/// The reverse-DNS prefix of every `ce-type` (the CRD group
+/// `hookwarden.dev`, reversed, as the CloudEvents spec recommends): the
+/// provider defines what its event types mean, but Hookwarden names them,
+/// and scoping by preset keeps two providers' `push` apart.
+pub const CLOUD_EVENTS_TYPE_PREFIX: &str = "dev.hookwarden";
+
+/// The longest sender-chosen text (event type, delivery id, content type)
+/// put in a CloudEvents attribute, in bytes before encoding: the receiver
+/// already drops longer event types and delivery ids (`info_value`), and the
+/// headers must fit in [`crate::reload::HEADER_HEADROOM`] whatever a
+/// [`Delivery`] holds.
+pub const MAX_CLOUD_EVENTS_TEXT: usize = 256;
+
+/// What the CloudEvents NATS binding (3.1.3.2 "NATS Header Values", the same
+/// rule as the HTTP binding) requires percent-encoded in a header value:
+/// space, `"`, `%`, and everything outside printable ASCII (controls here;
+/// non-ASCII is always encoded by [`utf8_percent_encode`]). So a CR or LF a
+/// sender slipped into an event type can never end a header line.
+const CE_HEADER_VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// A URI path segment: everything but RFC 3986's unreserved characters.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// An attribute's string as a NATS header value (see [`CE_HEADER_VALUE`]).
+fn ce_header_value(text: &str) -> String {
+    utf8_percent_encode(text, CE_HEADER_VALUE).to_string()
+}
+
+/// Sender-chosen text fit for an attribute: trimmed, non-empty, at most
+/// [`MAX_CLOUD_EVENTS_TEXT`] bytes; else `None` and the caller's fallback.
+fn ce_text(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= MAX_CLOUD_EVENTS_TEXT)
+}
+
+/// The CloudEvents v1.0 binary-mode headers of a delivery, per the NATS
+/// protocol binding (every attribute as a `ce-` header, `datacontenttype`
+/// included; values percent-encoded): the body is the event's `data`.
+///
+/// - `ce-id`: the JetStream message id, i.e. the provider's delivery id, or
+///   the body's SHA-256 when it sent none (or one over
+///   [`MAX_CLOUD_EVENTS_TEXT`]). CloudEvents consumers may treat the same
+///   `source` and `id` as a duplicate, which is what JetStream does too.
+/// - `ce-type`: `dev.hookwarden.<provider>.<event type>`; without a usable
+///   event type just `dev.hookwarden.<provider>` (never `unknown`, which a
+///   provider could send as a real type).
+/// - `ce-time`: when the receiver got it (RFC 3339, as
+///   `Hookwarden-Received-At`).
+/// - `ce-datacontenttype`: the request's `Content-Type`, when it sent one.
+///
+/// No `ce-subject`: what an event is about is the provider's to say, inside
+/// the body. Nothing here comes from a secret or a signature.
+pub fn cloud_event_headers(
+    context: &CloudEventsContext,
+    delivery: &Delivery,
+) -> Vec<(&'static str, String)> {
+    let id = match ce_text(Some(&delivery.message_id)) {
+        Some(id) => id.to_owned(),
+        None => body_sha256(&delivery.body),
+    };
+    let kind = match ce_text(delivery.event.as_deref()) {
+        Some(event) => format!("{}.{event}", context.type_prefix),
+        None => context.type_prefix.clone(),
+    };
+    let mut headers = vec![
+        ("ce-specversion", "1.0".to_owned()),
+        ("ce-id", ce_header_value(&id)),
+        ("ce-source", ce_header_value(&context.source)),
+        ("ce-type", ce_header_value(&kind)),
+        ("ce-time", ce_header_value(&delivery.received_at.to_string())),
+    ];
+    if let Some(content_type) = ce_text(delivery.content_type.as_deref()) {
+        headers.push(("ce-datacontenttype", ce_header_value(content_type)));
     }
     headers
 }
@@ -1317,6 +1442,219 @@ mod tests {
             headers.get("Hookwarden-Event").map(|v| v.as_str()),
             Some("unknown")
         );
+    }
+
+    fn push_delivery() -> Delivery {
+        Delivery {
+            message_id: "d-1".to_owned(),
+            body: Bytes::from_static(b"{}"),
+            event: Some("push".to_owned()),
+            delivery_id: Some("d-1".to_owned()),
+            received_at: "2026-01-02T03:04:05Z".parse().expect("timestamp"),
+            source_ip: "192.0.2.7".parse().expect("ip"),
+            content_type: Some("application/json".to_owned()),
+            content_encoding: None,
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+        }
+    }
+
+    fn owned(headers: &[(&'static str, String)]) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn cloud_event_headers_map_every_attribute() {
+        let context = CloudEventsContext::new("ci", "github", "github");
+        let headers = owned(&cloud_event_headers(&context, &push_delivery()));
+        let expected: Vec<(String, String)> = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "d-1"),
+            ("ce-source", "/namespaces/ci/webhookendpoints/github"),
+            ("ce-type", "dev.hookwarden.github.push"),
+            ("ce-time", "2026-01-02T03:04:05Z"),
+            ("ce-datacontenttype", "application/json"),
+        ]
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+        assert_eq!(headers, expected);
+        // Sub-second receipt times keep their precision, still RFC 3339.
+        let precise = Delivery {
+            received_at: "2026-01-02T03:04:05.25Z".parse().expect("timestamp"),
+            ..push_delivery()
+        };
+        let time = cloud_event_headers(&context, &precise)
+            .into_iter()
+            .find(|(name, _)| *name == "ce-time")
+            .map(|(_, value)| value);
+        assert_eq!(time.as_deref(), Some("2026-01-02T03:04:05.25Z"));
+    }
+
+    #[test]
+    fn cloud_event_headers_fall_back_without_sender_metadata() {
+        let context = CloudEventsContext::new("ci", "stripe", "stripe");
+        let anonymous = Delivery {
+            message_id: message_id(None, b"{}"),
+            delivery_id: None,
+            event: None,
+            content_type: None,
+            ..push_delivery()
+        };
+        let headers = cloud_event_headers(&context, &anonymous);
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        // The body hash, as Nats-Msg-Id: the same id JetStream de-duplicates.
+        assert_eq!(get("ce-id"), Some(body_sha256(b"{}").as_str()));
+        assert_eq!(get("ce-type"), Some("dev.hookwarden.stripe"));
+        assert_eq!(get("ce-datacontenttype"), None, "no content type sent");
+        // An empty or over-long event type is no type; an over-long id is
+        // replaced by the body hash.
+        for event in ["", "   ", &"x".repeat(MAX_CLOUD_EVENTS_TEXT + 1)] {
+            let odd = Delivery {
+                event: Some(event.to_owned()),
+                message_id: "y".repeat(MAX_CLOUD_EVENTS_TEXT + 1),
+                content_type: Some("a/".repeat(MAX_CLOUD_EVENTS_TEXT)),
+                ..push_delivery()
+            };
+            let headers = cloud_event_headers(&context, &odd);
+            let get = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(get("ce-type").as_deref(), Some("dev.hookwarden.stripe"));
+            assert_eq!(get("ce-id"), Some(body_sha256(b"{}")));
+            assert_eq!(get("ce-datacontenttype"), None);
+        }
+        let longest = Delivery {
+            event: Some("e".repeat(MAX_CLOUD_EVENTS_TEXT)),
+            ..push_delivery()
+        };
+        let headers = cloud_event_headers(&context, &longest);
+        assert!(
+            headers
+                .iter()
+                .any(|(n, v)| *n == "ce-type" && v.ends_with(&"e".repeat(MAX_CLOUD_EVENTS_TEXT))),
+            "{headers:?}"
+        );
+    }
+
+    #[test]
+    fn cloud_event_values_are_percent_encoded_as_the_binding_requires() {
+        // The binding's own example (NATS binding 3.1.3.2): "Euro € 😀".
+        assert_eq!(
+            ce_header_value("Euro \u{20AC} \u{1F600}"),
+            "Euro%20%E2%82%AC%20%F0%9F%98%80"
+        );
+        assert_eq!(ce_header_value("a\"b%c"), "a%22b%25c");
+        assert_eq!(ce_header_value("tab\there\x7f"), "tab%09here%7F");
+        // Printable ASCII other than space, '"' and '%' is left alone.
+        let printable: String = (0x21u8..=0x7e)
+            .filter(|b| !matches!(b, b'"' | b'%'))
+            .map(char::from)
+            .collect();
+        assert_eq!(ce_header_value(&printable), printable);
+
+        // A sender's CR LF cannot start a header of its own (the verifiers
+        // already drop such event types; this holds without them).
+        let target = Target {
+            cloud_events: Some(CloudEventsContext::new("ci", "gitlab", "gitlab")),
+            ..Target::for_endpoint(&endpoint(Some("ci"), "gitlab", NatsSpec::default()))
+                .expect("ok")
+        };
+        let hostile = Delivery {
+            event: Some("Push Hook\r\nce-type: evil".to_owned()),
+            content_type: Some("application/json; charset=\"utf-8\"".to_owned()),
+            ..push_delivery()
+        };
+        let headers = cloud_event_headers(target.cloud_events.as_ref().expect("on"), &hostile);
+        for (name, value) in &headers {
+            assert!(
+                value.bytes().all(|b| (0x21..=0x7e).contains(&b)),
+                "{name}: {value}"
+            );
+        }
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            get("ce-type"),
+            Some("dev.hookwarden.gitlab.Push%20Hook%0D%0Ace-type:%20evil")
+        );
+        assert_eq!(
+            get("ce-datacontenttype"),
+            Some("application/json;%20charset=%22utf-8%22")
+        );
+        // What the verifiers let through (visible ASCII and spaces) is
+        // stored encoded, beside the Hookwarden header that keeps it as sent.
+        let gitlab = Delivery {
+            event: Some("Push Hook".to_owned()),
+            ..push_delivery()
+        };
+        let map = super::headers(&target, &gitlab);
+        assert_eq!(
+            map.get("ce-type").map(|v| v.as_str()),
+            Some("dev.hookwarden.gitlab.Push%20Hook")
+        );
+        assert_eq!(
+            map.get("Hookwarden-Event").map(|v| v.as_str()),
+            Some("Push Hook")
+        );
+    }
+
+    #[test]
+    fn cloud_events_are_opt_in_and_the_source_names_the_endpoint() {
+        let off = Target::for_endpoint(&endpoint(Some("ci"), "github", NatsSpec::default()))
+            .expect("ok");
+        assert_eq!(off.cloud_events, None);
+        let headers = super::headers(&off, &push_delivery());
+        for name in ["ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time"] {
+            assert!(headers.get(name).is_none(), "{name} without the option");
+        }
+
+        let nats = NatsSpec {
+            cloud_events: true,
+            ..NatsSpec::default()
+        };
+        let on = Target::for_endpoint(&endpoint(None, "hooks.example-1", nats.clone()))
+            .expect("ok");
+        let context = on.cloud_events.clone().expect("on");
+        assert_eq!(
+            context.source,
+            "/namespaces/default/webhookendpoints/hooks.example-1"
+        );
+        assert_eq!(context.type_prefix, "dev.hookwarden.github");
+        let headers = super::headers(&on, &push_delivery());
+        assert_eq!(
+            headers.get("ce-specversion").map(|v| v.as_str()),
+            Some("1.0")
+        );
+        // The Hookwarden headers stay.
+        assert_eq!(
+            headers.get("Hookwarden-Event").map(|v| v.as_str()),
+            Some("push")
+        );
+        // A name that is no Kubernetes name stays one path segment.
+        let odd = CloudEventsContext::new("a b", "x/y", "generic");
+        assert_eq!(odd.source, "/namespaces/a%20b/webhookendpoints/x%2Fy");
+        let mut dotted = endpoint(Some("ci"), "x", nats);
+        dotted.spec.provider = Provider::AzureEventGrid;
+        let context = Target::for_endpoint(&dotted)
+            .expect("ok")
+            .cloud_events
+            .expect("on");
+        assert_eq!(context.type_prefix, "dev.hookwarden.azure-event-grid");
     }
 
     #[test]
