@@ -233,7 +233,11 @@ async fn a_published_handshake_is_answered_and_stored_once() {
     let nats = NatsServer::start().await.expect("nats-server");
     let slack = start_manifest(
         &nats,
-        &manifest("slackpub", "slack", "  handshake: {publish: true}\n"),
+        &manifest(
+            "slackpub",
+            "slack",
+            "  handshake: {publish: true}\n  nats: {cloudEvents: true}\n",
+        ),
         &[("s/k", SECRET)],
     )
     .await;
@@ -252,6 +256,21 @@ async fn a_published_handshake_is_answered_and_stored_once() {
     let message = stream.get_raw_message(1).await.expect("stored");
     assert_eq!(message.subject.as_str(), "hookwarden.hs.slackpub.handshake");
     assert_eq!(message.payload.as_ref(), body.as_slice());
+    // A stored handshake is a CloudEvent too when the endpoint asks; Slack
+    // sends no delivery id, so the id is the body's SHA-256 (Nats-Msg-Id).
+    let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+    assert_eq!(header("ce-specversion").as_deref(), Some("1.0"));
+    assert_eq!(
+        header("ce-type").as_deref(),
+        Some("dev.hookwarden.slack.handshake")
+    );
+    assert_eq!(
+        header("ce-source").as_deref(),
+        Some("/namespaces/hs/webhookendpoints/slackpub")
+    );
+    let sha256 = hookwarden_receiver::publish::body_sha256(&body);
+    assert_eq!(header("ce-id").as_deref(), Some(sha256.as_str()));
+    assert_eq!(header("Nats-Msg-Id"), header("ce-id"));
 
     // Twitch handshakes carry a message id: a repeat is stored once.
     let twitch = start_manifest(
@@ -268,4 +287,10 @@ async fn a_published_handshake_is_answered_and_stored_once() {
         assert_eq!(answer.body, b"c-2");
     }
     assert_eq!(stored_messages(&nats, &twitch.target).await, 1);
+    // Without spec.nats.cloudEvents, no CloudEvents headers.
+    let stream = js.get_stream(&twitch.target.stream).await.expect("stream");
+    let message = stream.get_raw_message(1).await.expect("stored");
+    assert!(message.headers.get("Nats-Msg-Id").is_some());
+    assert!(message.headers.get("ce-id").is_none());
+    assert!(message.headers.get("ce-specversion").is_none());
 }

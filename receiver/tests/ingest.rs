@@ -64,6 +64,68 @@ async fn a_signed_delivery_is_stored_with_its_headers() {
         message.headers.get("X-Hub-Signature-256").is_none(),
         "the signature is not stored"
     );
+    // spec.nats.cloudEvents is off by default: no CloudEvents headers.
+    let names: Vec<String> = message
+        .headers
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.to_ascii_lowercase().starts_with("ce-")),
+        "{names:?}"
+    );
+}
+
+#[tokio::test]
+async fn cloud_events_headers_are_stored_when_the_endpoint_asks() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let receiver = common::start_github(
+        &nats,
+        1024 * 1024,
+        "  nats: {cloudEvents: true}\n",
+        |_| {},
+    )
+    .await;
+    let payload = br#"{"ref":"refs/heads/main"}"#;
+    let answer = receiver.deliver(payload, "delivery-ce-1", None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let sequence = answer.json["sequence"].as_u64().expect("sequence");
+
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let stream = js.get_stream(&receiver.target.stream).await.expect("stream");
+    let message = stream.get_raw_message(sequence).await.expect("stored");
+    assert_eq!(message.payload.as_ref(), payload, "the body is the data");
+    let header = |name: &str| {
+        message
+            .headers
+            .get(name)
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_else(|| panic!("header {name}"))
+    };
+    assert_eq!(header("ce-specversion"), "1.0");
+    assert_eq!(header("ce-id"), "delivery-ce-1");
+    assert_eq!(header("ce-id"), header("Nats-Msg-Id"));
+    assert_eq!(
+        header("ce-source"),
+        "/namespaces/ci/webhookendpoints/github"
+    );
+    assert_eq!(header("ce-type"), "dev.hookwarden.github.push");
+    assert_eq!(header("ce-datacontenttype"), "application/json");
+    assert_eq!(header("ce-time"), header("Hookwarden-Received-At"));
+    let time: jiff::Timestamp = header("ce-time").parse().expect("RFC 3339");
+    let age = jiff::Timestamp::now().duration_since(time);
+    assert!(age.unsigned_abs() < Duration::from_secs(60), "{age:?}");
+    // The Hookwarden headers are all still there.
+    assert_eq!(header("Hookwarden-Event"), "push");
+    assert_eq!(header("Hookwarden-Endpoint"), "ci/github");
+    // Nothing of the signature or the secret in any header.
+    for (name, values) in message.headers.iter() {
+        for value in values {
+            let value = value.as_str();
+            assert!(!value.contains(common::SECRET), "{name}");
+            assert!(!value.contains(&common::sign(payload)[7..]), "{name}");
+        }
+    }
 }
 
 #[tokio::test]
