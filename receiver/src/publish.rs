@@ -635,7 +635,10 @@ pub fn cloud_event_headers(
         ("ce-id", ce_header_value(&id)),
         ("ce-source", ce_header_value(&context.source)),
         ("ce-type", ce_header_value(&kind)),
-        ("ce-time", ce_header_value(&delivery.received_at.to_string())),
+        (
+            "ce-time",
+            ce_header_value(&delivery.received_at.to_string()),
+        ),
     ];
     if let Some(content_type) = ce_text(delivery.content_type.as_deref()) {
         headers.push(("ce-datacontenttype", ce_header_value(content_type)));
@@ -1615,8 +1618,8 @@ mod tests {
 
     #[test]
     fn cloud_events_are_opt_in_and_the_source_names_the_endpoint() {
-        let off = Target::for_endpoint(&endpoint(Some("ci"), "github", NatsSpec::default()))
-            .expect("ok");
+        let off =
+            Target::for_endpoint(&endpoint(Some("ci"), "github", NatsSpec::default())).expect("ok");
         assert_eq!(off.cloud_events, None);
         let headers = super::headers(&off, &push_delivery());
         for name in ["ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time"] {
@@ -1627,8 +1630,8 @@ mod tests {
             cloud_events: true,
             ..NatsSpec::default()
         };
-        let on = Target::for_endpoint(&endpoint(None, "hooks.example-1", nats.clone()))
-            .expect("ok");
+        let on =
+            Target::for_endpoint(&endpoint(None, "hooks.example-1", nats.clone())).expect("ok");
         let context = on.cloud_events.clone().expect("on");
         assert_eq!(
             context.source,

@@ -71,7 +71,9 @@ async fn a_signed_delivery_is_stored_with_its_headers() {
         .map(|(name, _)| name.to_string())
         .collect();
     assert!(
-        !names.iter().any(|n| n.to_ascii_lowercase().starts_with("ce-")),
+        !names
+            .iter()
+            .any(|n| n.to_ascii_lowercase().starts_with("ce-")),
         "{names:?}"
     );
 }
@@ -79,20 +81,18 @@ async fn a_signed_delivery_is_stored_with_its_headers() {
 #[tokio::test]
 async fn cloud_events_headers_are_stored_when_the_endpoint_asks() {
     let nats = NatsServer::start().await.expect("nats-server");
-    let receiver = common::start_github(
-        &nats,
-        1024 * 1024,
-        "  nats: {cloudEvents: true}\n",
-        |_| {},
-    )
-    .await;
+    let receiver =
+        common::start_github(&nats, 1024 * 1024, "  nats: {cloudEvents: true}\n", |_| {}).await;
     let payload = br#"{"ref":"refs/heads/main"}"#;
     let answer = receiver.deliver(payload, "delivery-ce-1", None).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     let sequence = answer.json["sequence"].as_u64().expect("sequence");
 
     let js = jetstream::new(nats.connect().await.expect("connect"));
-    let stream = js.get_stream(&receiver.target.stream).await.expect("stream");
+    let stream = js
+        .get_stream(&receiver.target.stream)
+        .await
+        .expect("stream");
     let message = stream.get_raw_message(sequence).await.expect("stored");
     assert_eq!(message.payload.as_ref(), payload, "the body is the data");
     let header = |name: &str| {
