@@ -518,7 +518,8 @@ fn valid_traceparent(value: &str) -> bool {
 /// trust and route it without re-verifying. Only the body is stored besides
 /// them; signatures and secrets never are.
 pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
-    let mut headers = HeaderMap::new();
+    let mut map = HeaderMap::new();
+    let mut headers = SafeHeaders(&mut map);
     headers.insert("Nats-Msg-Id", delivery.message_id.as_str());
     headers.insert("Hookwarden-Endpoint", target.endpoint.as_str());
     // Lets a consumer recognise the same signed body under another delivery
@@ -559,7 +560,28 @@ pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
             headers.insert(name, value.as_str());
         }
     }
-    headers
+    map
+}
+
+/// A header map that never panics on a value: async-nats panics on CR or
+/// LF in a header value. Everything stored is filtered before it gets here
+/// (hyper refuses such request headers; event types and ids pass
+/// `verify::info_value`), so this is defence in depth: a control character
+/// that still arrives becomes `_` rather than a panic or a forged header.
+struct SafeHeaders<'a>(&'a mut HeaderMap);
+
+impl SafeHeaders<'_> {
+    fn insert(&mut self, name: &'static str, value: &str) {
+        if value.bytes().any(|b| b.is_ascii_control()) {
+            let cleaned: String = value
+                .chars()
+                .map(|c| if c.is_ascii_control() { '_' } else { c })
+                .collect();
+            self.0.insert(name, cleaned.as_str());
+        } else {
+            self.0.insert(name, value);
+        }
+    }
 }
 
 /// The reverse-DNS prefix of every `ce-type` (the CRD group
@@ -1444,6 +1466,32 @@ mod tests {
         assert_eq!(
             headers.get("Hookwarden-Event").map(|v| v.as_str()),
             Some("unknown")
+        );
+    }
+
+    #[test]
+    fn a_control_character_in_a_value_never_panics_nor_forges_a_header() {
+        let target =
+            Target::for_endpoint(&endpoint(Some("ci"), "github", NatsSpec::default())).expect("ok");
+        let delivery = Delivery {
+            event: Some("push\r\nX-Forged: 1".to_owned()),
+            delivery_id: Some("d-1\n".to_owned()),
+            content_type: Some("text/plain\u{7}".to_owned()),
+            ..push_delivery()
+        };
+        let headers = headers(&target, &delivery);
+        assert_eq!(
+            headers
+                .get("Hookwarden-Event")
+                .map(|v| v.as_str().to_owned()),
+            Some("push__X-Forged: 1".to_owned())
+        );
+        assert!(headers.get("X-Forged").is_none());
+        assert_eq!(
+            headers
+                .get("Hookwarden-Delivery-Id")
+                .map(|v| v.as_str().to_owned()),
+            Some("d-1_".to_owned())
         );
     }
 
