@@ -191,10 +191,7 @@ mod tests {
         delivery: &Delivery,
         body: &[u8],
     ) -> Result<Verdict, Rejection> {
-        let target = match &delivery.extra_query {
-            Some(query) => format!("/in?{query}"),
-            None => "/in".to_owned(),
-        };
+        let target = delivery.target("/in");
         let uri: Uri = target.parse().expect("uri");
         let method: Method = delivery.method.parse().expect("method");
         verifier.check(&Incoming {

@@ -541,10 +541,7 @@ fn verify_checks_a_saved_request_of_every_preset() {
             spec: None,
         };
         let delivery = preset.sign(&key.signing, &input).expect("signs");
-        let target = match &delivery.extra_query {
-            Some(query) => format!("/in?{query}"),
-            None => "/in".to_owned(),
-        };
+        let target = delivery.target("/in");
         let mut request = format!(
             "{} {target} HTTP/1.1\r\nHost: hooks.example.com\r\n",
             delivery.method

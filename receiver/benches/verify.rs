@@ -171,10 +171,7 @@ fn cases(size: usize) -> Vec<Case> {
         let delivery = preset
             .sign(&key.signing, &input)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let target = match &delivery.extra_query {
-            Some(query) => format!("/in?{query}"),
-            None => "/in".to_owned(),
-        };
+        let target = delivery.target("/in");
         cases.push(Case {
             name,
             verifier,

@@ -240,10 +240,7 @@ fn check(
     delivery: &Delivery,
     body: &[u8],
 ) -> Result<usize, Rejection> {
-    let target = match &delivery.extra_query {
-        Some(query) => format!("/in?{query}"),
-        None => "/in".to_owned(),
-    };
+    let target = delivery.target("/in");
     let uri: Uri = target.parse().expect("uri");
     let method: Method = delivery.method.parse().expect("method");
     match (preset.build)(vec![Secret::from(verifying)]).check(&Incoming {

@@ -68,10 +68,7 @@ fuzz_target!(|case: Case| {
         };
         headers.append(n, if index == replaced { value.clone() } else { v });
     }
-    let target = match &delivery.extra_query {
-        Some(query) => format!("/in?{query}"),
-        None => "/in".to_owned(),
-    };
+    let target = delivery.target("/in");
     let (Ok(method), Ok(uri)) = (delivery.method.parse::<Method>(), target.parse::<Uri>()) else {
         return;
     };

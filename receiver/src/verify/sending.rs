@@ -35,6 +35,18 @@ pub struct Delivery {
     pub expect: Option<Expected>,
 }
 
+impl Delivery {
+    /// The request target for a delivery to `path`: the path and the
+    /// query the signer added (Twilio's `bodySHA256`, a handshake's
+    /// challenge), as the provider would request it.
+    pub fn target(&self, path: &str) -> String {
+        match &self.extra_query {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
+        }
+    }
+}
+
 /// The answer a handshake must get.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expected {
