@@ -418,7 +418,19 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         if name == "github-generated" {
             extra.extend(["--secret-file", generated_file]);
         }
-        let (code, out) = send(&cli, example, &secrets, traefik, &ca, &extra).await;
+        // Traefik loads an issued certificate's Secret a moment after
+        // cert-manager reports it Ready; until then it serves its default
+        // certificate, the handshake fails and nothing is sent. Wait for
+        // the issued one (bounded).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let (code, out) = loop {
+            let (code, out) = send(&cli, example, &secrets, traefik, &ca, &extra).await;
+            if !out.contains("invalid peer certificate") || tokio::time::Instant::now() >= deadline
+            {
+                break (code, out);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
         let stream_name = target.stream.clone();
         let mut stream = jetstream.get_stream(&stream_name).await.expect("stream");
         let stored = stream.info().await.expect("info").state.messages;
