@@ -34,9 +34,10 @@ docs: ## regenerate docs/providers.md's preset table from the preset registry
 	  awk -v table="$$table" '/<!-- presets:end -->/ { skip = 0 } !skip { print } /<!-- presets:begin -->/ { print table; skip = 1 }' \
 	    docs/providers.md > docs/providers.md.new && mv docs/providers.md.new docs/providers.md
 
-crds: ## regenerate crds/webhookendpoint.yaml from the Rust types, and the chart's copy
-	cargo run --quiet -p hookwarden-crds --bin crdgen > crds/webhookendpoint.yaml
-	cp crds/webhookendpoint.yaml charts/hookwarden/crds/webhookendpoint.yaml
+crds: ## regenerate crds/*.yaml from the Rust types, and the chart's copies
+	cargo run --quiet -p hookwarden-crds --bin crdgen endpoint > crds/webhookendpoint.yaml
+	cargo run --quiet -p hookwarden-crds --bin crdgen subscription > crds/webhooksubscription.yaml
+	cp crds/webhookendpoint.yaml crds/webhooksubscription.yaml charts/hookwarden/crds/
 
 fmt: ## format the code
 	cargo fmt --all

@@ -1,19 +1,30 @@
-//! Reading a `WebhookEndpoint` manifest from YAML, as the receiver does when it
-//! runs standalone.
+//! Reading Hookwarden manifests from YAML, as the receiver (a
+//! `WebhookEndpoint`) and the forwarder (a `WebhookSubscription`) do when
+//! they run standalone.
 
-use crate::WebhookEndpoint;
+use kube::Resource;
+use serde::de::DeserializeOwned;
+
+use crate::{WebhookEndpoint, WebhookSubscription};
 
 /// Why a manifest could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// The YAML does not describe a `WebhookEndpoint` (the message names the field).
-    #[error("invalid WebhookEndpoint manifest: {0}")]
-    Invalid(#[from] serde_yaml_ng::Error),
+    /// The YAML does not describe the expected kind (the message names the field).
+    #[error("invalid {kind} manifest: {source}")]
+    Invalid {
+        /// The kind that was expected.
+        kind: &'static str,
+        /// What did not parse.
+        source: serde_yaml_ng::Error,
+    },
     /// The document is valid YAML for another kind or API version.
     #[error(
-        "expected apiVersion hookwarden.dev/v1alpha1 and kind WebhookEndpoint, got {api_version} {kind}"
+        "expected apiVersion hookwarden.dev/v1alpha1 and kind {expected}, got {api_version} {kind}"
     )]
     WrongKind {
+        /// The kind that was expected.
+        expected: &'static str,
         /// The document's `apiVersion`.
         api_version: String,
         /// The document's `kind`.
@@ -22,32 +33,56 @@ pub enum ManifestError {
     /// The manifest has fields the API does not know. The API server would
     /// prune them silently; standalone, a misspelt `allowedSourceCidrs` would
     /// silently lift a restriction, so it is an error.
-    #[error("unknown field(s) in WebhookEndpoint manifest: {}", .0.join(", "))]
-    UnknownFields(Vec<String>),
+    #[error("unknown field(s) in {kind} manifest: {}", .fields.join(", "))]
+    UnknownFields {
+        /// The kind that was read.
+        kind: &'static str,
+        /// The paths of the unknown fields.
+        fields: Vec<String>,
+    },
 }
 
 /// Parses one `WebhookEndpoint` manifest.
 pub fn from_yaml(yaml: &str) -> Result<WebhookEndpoint, ManifestError> {
-    let types: kube::core::TypeMeta = serde_yaml_ng::from_str(yaml)?;
-    if types.api_version != "hookwarden.dev/v1alpha1" || types.kind != "WebhookEndpoint" {
+    read(yaml, "WebhookEndpoint")
+}
+
+/// Parses one `WebhookSubscription` manifest.
+pub fn subscription_from_yaml(yaml: &str) -> Result<WebhookSubscription, ManifestError> {
+    read(yaml, "WebhookSubscription")
+}
+
+/// Parses one manifest of `kind`, refusing other kinds and unknown fields.
+fn read<K>(yaml: &str, kind: &'static str) -> Result<K, ManifestError>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned,
+{
+    debug_assert_eq!(K::kind(&()), kind);
+    let invalid = |source| ManifestError::Invalid { kind, source };
+    let types: kube::core::TypeMeta = serde_yaml_ng::from_str(yaml).map_err(invalid)?;
+    if types.api_version != K::api_version(&()) || types.kind != kind {
         return Err(ManifestError::WrongKind {
+            expected: kind,
             api_version: types.api_version,
             kind: types.kind,
         });
     }
     let mut unknown = Vec::new();
-    let endpoint =
-        serde_ignored::deserialize(serde_yaml_ng::Deserializer::from_str(yaml), |path| {
-            let path = path.to_string();
-            // Checked above; the derived type reads them without keeping them.
-            if path != "apiVersion" && path != "kind" {
-                unknown.push(path);
-            }
-        })?;
+    let object = serde_ignored::deserialize(serde_yaml_ng::Deserializer::from_str(yaml), |path| {
+        let path = path.to_string();
+        // Checked above; the derived type reads them without keeping them.
+        if path != "apiVersion" && path != "kind" {
+            unknown.push(path);
+        }
+    })
+    .map_err(invalid)?;
     if unknown.is_empty() {
-        Ok(endpoint)
+        Ok(object)
     } else {
-        Err(ManifestError::UnknownFields(unknown))
+        Err(ManifestError::UnknownFields {
+            kind,
+            fields: unknown,
+        })
     }
 }
 

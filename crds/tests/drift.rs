@@ -1,15 +1,18 @@
 //! The committed CRD YAML must be exactly what the Rust types generate.
 
 #[test]
-fn committed_crd_matches_the_types() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/webhookendpoint.yaml");
-    let committed = std::fs::read_to_string(path).unwrap_or_default();
-    let generated = hookwarden_crds::crd_yaml().expect("CRD renders");
-    assert!(
-        committed == generated,
-        "{path} is out of date with the Rust types; regenerate it with\n  \
-         cargo run -p hookwarden-crds --bin crdgen > crds/webhookendpoint.yaml"
-    );
+fn committed_crds_match_the_types() {
+    for (which, file) in hookwarden_crds::CRDS {
+        let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        let generated = hookwarden_crds::crd_yaml_of(which)
+            .expect("a listed CRD")
+            .expect("CRD renders");
+        assert!(
+            committed == generated,
+            "{path} is out of date with the Rust types; regenerate it with\n  make crds"
+        );
+    }
 }
 
 #[test]
@@ -28,13 +31,29 @@ fn crd_names_and_columns() {
         .map(|c| c.name.as_str())
         .collect();
     assert_eq!(columns, ["URL", "Provider", "Ready", "Age"]);
+
+    let crd = hookwarden_crds::WebhookSubscription::crd();
+    assert_eq!(crd.spec.group, "hookwarden.dev");
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.short_names, Some(vec!["whs".to_owned()]));
+    let columns: Vec<_> = crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Destination", "Lag", "Ready", "Age"]);
 }
 
 #[test]
 fn only_formats_kubernetes_knows() {
     // The API server warns about (and clients ignore) formats such as
     // schemars' `uint32`; integers must say int32 or int64.
-    let yaml = hookwarden_crds::crd_yaml().expect("CRD renders");
+    let yaml = [
+        hookwarden_crds::crd_yaml().expect("CRD renders"),
+        hookwarden_crds::subscription_crd_yaml().expect("CRD renders"),
+    ]
+    .concat();
     for line in yaml
         .lines()
         .filter(|l| l.trim_start().starts_with("format:"))

@@ -14,6 +14,7 @@ pub mod app;
 pub mod body;
 pub mod clientip;
 pub mod config;
+pub mod forward;
 pub mod limits;
 pub mod logging;
 pub mod nats_url;

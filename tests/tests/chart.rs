@@ -232,16 +232,17 @@ fn no_wildcards(docs: &[Value]) {
 }
 
 #[test]
-fn the_charts_crd_is_the_generated_crd() {
-    let generated = repo_root().join("crds/webhookendpoint.yaml");
-    let shipped = chart_dir().join("crds/webhookendpoint.yaml");
-    let generated = std::fs::read(&generated).expect("crds/webhookendpoint.yaml");
-    let shipped = std::fs::read(&shipped).unwrap_or_default();
-    assert!(
-        generated == shipped,
-        "charts/hookwarden/crds/webhookendpoint.yaml differs from crds/webhookendpoint.yaml; \
-         run `make crds` (it regenerates both)"
-    );
+fn the_charts_crds_are_the_generated_crds() {
+    for (_, file) in hookwarden_crds::CRDS {
+        let generated = std::fs::read(repo_root().join("crds").join(file))
+            .unwrap_or_else(|e| panic!("crds/{file}: {e}"));
+        let shipped = std::fs::read(chart_dir().join("crds").join(file)).unwrap_or_default();
+        assert!(
+            generated == shipped,
+            "charts/hookwarden/crds/{file} differs from crds/{file}; \
+             run `make crds` (it regenerates both)"
+        );
+    }
 }
 
 #[test]
