@@ -7,6 +7,8 @@ use hookwarden_receiver::verify::registry::{self, Preset};
 use hookwarden_receiver::verify::{self, GenericChecks};
 use serde_json::json;
 
+pub mod quarantine;
+
 pub use hookwarden_receiver::verify::sending::{
     Delivery, Expected, SignInput as Input, der, ed25519_seed,
 };

@@ -41,6 +41,49 @@ enum Command {
     /// List the provider presets: what each verifies, what its secret file
     /// holds, its replay defence and handshake.
     Presets(PresetsArgs),
+    /// The records of refused requests of an endpoint with
+    /// `spec.quarantine`: why each was refused, from where.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum QuarantineCommand {
+    /// Print the newest records, oldest first, and exit.
+    List {
+        #[command(flatten)]
+        source: QuarantineSource,
+        /// How many records at most.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        last: u64,
+    },
+    /// Print records as they arrive, until interrupted.
+    Tail {
+        #[command(flatten)]
+        source: QuarantineSource,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct QuarantineSource {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Print each record as its JSON instead of one readable line.
+    #[arg(long)]
+    json: bool,
+    /// The endpoint, `<namespace>/<name>`.
+    endpoint: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct NatsArgs {
+    /// The NATS server (or a comma-separated list); `user:password@` or
+    /// `token@` in it (percent-encoded) log in, as with the `nats` CLI.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// A NATS `.creds` file (user JWT and NKey seed) to log in with.
+    #[arg(long)]
+    nats_credentials_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,13 +95,8 @@ struct PresetsArgs {
 
 #[derive(Debug, clap::Args)]
 struct TailArgs {
-    /// The NATS server (or a comma-separated list); `user:password@` or
-    /// `token@` in it (percent-encoded) log in, as with the `nats` CLI.
-    #[arg(long, default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
-    /// A NATS `.creds` file (user JWT and NKey seed) to log in with.
-    #[arg(long)]
-    nats_credentials_file: Option<PathBuf>,
+    #[command(flatten)]
+    nats: NatsArgs,
     /// The subject (wildcards allowed), e.g. `webhooks.github.>`.
     subject: String,
 }
@@ -179,6 +217,7 @@ fn main() -> ExitCode {
         Command::Secret(SecretCommand::Generate { format }) => generate(format),
         Command::Verify(args) => verify_request(args),
         Command::Tail(args) => tail(args),
+        Command::Quarantine(command) => quarantine(command),
         Command::Presets(args) => {
             print!("{}", presets::presets_table(args.markdown));
             Ok(ExitCode::SUCCESS)
@@ -1018,8 +1057,8 @@ fn tail(args: TailArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn tail_messages(args: TailArgs) -> Result<(), String> {
-    use futures::StreamExt;
+/// Connects as `--nats-url` and `--nats-credentials-file` say.
+async fn connect_nats(args: &NatsArgs) -> Result<async_nats::Client, String> {
     let options = match &args.nats_credentials_file {
         Some(path) => {
             let creds = String::from_utf8(read_file(path, "NATS credentials file")?)
@@ -1036,9 +1075,14 @@ async fn tail_messages(args: TailArgs) -> Result<(), String> {
     };
     // The URL's credentials are passed explicitly (the client would not
     // send them), and errors show the URL without them.
-    let client = hookwarden_receiver::nats_url::connect(&args.nats_url, options)
+    hookwarden_receiver::nats_url::connect(&args.nats_url, options)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+async fn tail_messages(args: TailArgs) -> Result<(), String> {
+    use futures::StreamExt;
+    let client = connect_nats(&args.nats).await?;
     let jetstream = async_nats::jetstream::new(client.clone());
     match jetstream.stream_by_subject(args.subject.clone()).await {
         Ok(stream_name) => {
@@ -1084,6 +1128,96 @@ async fn tail_messages(args: TailArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn quarantine(command: QuarantineCommand) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(quarantine_records(command))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads an endpoint's quarantine stream with an ordered consumer (no
+/// state left on the server): the newest `--last` records, or from now on.
+async fn quarantine_records(command: QuarantineCommand) -> Result<(), String> {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+    use futures::StreamExt;
+    let (source, last) = match &command {
+        QuarantineCommand::List { source, last } => (source, Some(*last)),
+        QuarantineCommand::Tail { source } => (source, None),
+    };
+    let (stream_name, subject) = presets::quarantine::names(&source.endpoint)?;
+    let client = connect_nats(&source.nats).await?;
+    let jetstream = async_nats::jetstream::new(client);
+    let mut stream = jetstream.get_stream(&stream_name).await.map_err(|e| {
+        format!(
+            "quarantine stream {stream_name}: {e} (is spec.quarantine set on {}?)",
+            source.endpoint
+        )
+    })?;
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| format!("quarantine stream {stream_name}: {e}"))?
+        .state
+        .clone();
+    let deliver_policy = match last {
+        Some(_) if state.messages == 0 => return Ok(()),
+        Some(last) => DeliverPolicy::ByStartSequence {
+            start_sequence: state
+                .last_sequence
+                .saturating_sub(last - 1)
+                .max(state.first_sequence),
+        },
+        None => DeliverPolicy::New,
+    };
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: subject,
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("consumer on {stream_name}: {e}"))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| format!("consumer on {stream_name}: {e}"))?;
+    if last.is_none() {
+        eprintln!(
+            "tailing the quarantine of {} (stream {stream_name})",
+            source.endpoint
+        );
+    }
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| format!("stream {stream_name}: {e}"))?;
+        print_record(&message.payload, source.json);
+        // Listing ends at the record that was newest when it began, or
+        // when nothing is left (records may expire meanwhile).
+        let (sequence, pending) = message
+            .info()
+            .map(|info| (info.stream_sequence, info.pending))
+            .unwrap_or((u64::MAX, 0));
+        if last.is_some() && (sequence >= state.last_sequence || pending == 0) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn print_record(payload: &[u8], json: bool) {
+    use std::io::Write;
+    let text = if json {
+        String::from_utf8_lossy(payload).into_owned()
+    } else {
+        presets::quarantine::line(payload)
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) ends the output, not with a panic.
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 fn print_message(message: &async_nats::Message) {

@@ -160,6 +160,13 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<LoggingSpec>,
 
+    /// Keep a record of every refused request in a stream of its own, so a
+    /// person can see why a provider is refused and a security team can
+    /// review attacks (`hookwarden quarantine list`). Absent: refusals are
+    /// only logged and counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<QuarantineSpec>,
+
     /// Compute resources of each receiver container. Absent: the operator's
     /// defaults (see `docs/operator.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -364,6 +371,39 @@ pub enum PayloadLogging {
     Headers,
     /// Also the headers (redacted) and the body, up to 4 KiB.
     Full,
+}
+
+/// Records of refused requests: metadata only (reason, client, method,
+/// path, redacted headers, body size and SHA-256), and the body's first bytes
+/// only when `bodyPrefixBytes` asks for them. Stored in the stream
+/// `HOOKWARDEN-QUARANTINE_<NAMESPACE>_<NAME>` under
+/// `hookwarden-quarantine.<namespace>.<name>`, apart from the deliveries.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuarantineSpec {
+    /// Records kept per second and receiver pod; refusals beyond it are
+    /// counted, not recorded, so a flood cannot fill NATS or slow deliveries.
+    /// Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    #[schemars(extend("format" = "int32"))]
+    pub max_per_second: Option<u32>,
+    /// How many bytes of a refused body to keep (base64), after the secrets
+    /// the receiver knows are redacted. Default 0: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1024))]
+    #[schemars(extend("format" = "int32"))]
+    pub body_prefix_bytes: Option<u32>,
+    /// How long records are kept, in seconds. Default 86400 (one day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 2592000))]
+    #[schemars(extend("format" = "int64"))]
+    pub max_age_seconds: Option<u64>,
+    /// The most bytes of records kept; the oldest go first. Default
+    /// 67108864 (64 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1048576))]
+    pub max_bytes: Option<i64>,
 }
 
 /// How the endpoint is exposed by an Ingress (`networking.k8s.io/v1`).

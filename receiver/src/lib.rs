@@ -20,6 +20,7 @@ pub mod logging;
 pub mod nats_url;
 pub mod ops;
 pub mod publish;
+pub mod quarantine;
 pub mod redact;
 pub mod reload;
 pub mod request;

@@ -48,6 +48,15 @@ pub struct ScopeLabels {
     pub scope: String,
 }
 
+/// Labels of a quarantine record's fate.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuarantineLabels {
+    /// `<namespace>/<name>` of the endpoint.
+    pub endpoint: String,
+    /// `recorded`, `dropped_rate`, `dropped_queue` or `failed`.
+    pub result: String,
+}
+
 /// Labels naming only the endpoint.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
@@ -78,6 +87,8 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabels, Counter>,
     /// 1 while NATS is disconnected.
     pub nats_disconnected: Gauge,
+    /// Records of refused requests by endpoint and fate (`spec.quarantine`).
+    pub quarantine: Family<QuarantineLabels, Counter>,
 }
 
 /// Labels of an attempt's result.
@@ -168,6 +179,7 @@ impl Metrics {
         let config_stale = Gauge::default();
         let config_reloads = Family::<ResultLabels, Counter>::default();
         let nats_disconnected = Gauge::default();
+        let quarantine = Family::<QuarantineLabels, Counter>::default();
         registry.register(
             "requests",
             "Webhook requests by endpoint and outcome",
@@ -208,10 +220,16 @@ impl Metrics {
             "1 while the NATS connection is down",
             nats_disconnected.clone(),
         );
+        registry.register(
+            "quarantine_records",
+            "Records of refused requests by endpoint and result (recorded, dropped_rate, dropped_queue, failed)",
+            quarantine.clone(),
+        );
         if let Some(stats) = transport {
             registry.register_collector(Box::new(TransportCollector(stats)));
         }
         Self {
+            quarantine,
             registry,
             requests,
             refusals,

@@ -49,6 +49,8 @@ pub struct Target {
     /// The CloudEvents attributes fixed by the endpoint, when
     /// `spec.nats.cloudEvents` asks for binary-mode headers; `None` when off.
     pub cloud_events: Option<CloudEventsContext>,
+    /// Where refused requests are recorded, when `spec.quarantine` asks.
+    pub quarantine: Option<crate::quarantine::QuarantineTarget>,
 }
 
 /// What every CloudEvent of one endpoint shares (see
@@ -271,6 +273,9 @@ impl Target {
             .then(|| CloudEventsContext::new(namespace, name, &provider));
         Ok(Self {
             endpoint: format!("{namespace}/{name}"),
+            quarantine: crate::quarantine::QuarantineTarget::for_endpoint(
+                endpoint, namespace, name,
+            ),
             cloud_events,
             provider,
             subject_prefix,
@@ -809,7 +814,61 @@ fn uncovered(target: &Target, existing: &stream::Config) -> EnsureStreamError {
 /// Makes the stream match the spec, as the operator does on every pass:
 /// created when absent, updated when its limits differ, left alone (but
 /// checked) with `createStream: false`. A stream is never deleted here.
+/// The quarantine stream (`spec.quarantine`) is created or updated after
+/// it: the operator's credentials may create streams where a receiver's may
+/// not.
 pub async fn manage_stream(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<StreamOutcome, EnsureStreamError> {
+    let outcome = manage_delivery_stream(jetstream, target).await?;
+    if let Some(quarantine) = &target.quarantine {
+        manage_quarantine_stream(jetstream, quarantine).await?;
+    }
+    Ok(outcome)
+}
+
+/// Creates the quarantine stream, or updates its limits to the spec's.
+async fn manage_quarantine_stream(
+    jetstream: &jetstream::Context,
+    quarantine: &crate::quarantine::QuarantineTarget,
+) -> Result<(), EnsureStreamError> {
+    let wanted = quarantine.stream_config();
+    let failed = |detail: String| EnsureStreamError::Rejected {
+        stream: quarantine.stream.clone(),
+        detail,
+    };
+    match jetstream.get_stream(&quarantine.stream).await {
+        Ok(stream) => {
+            if !quarantine_in_sync(&stream.cached_info().config, &wanted) {
+                jetstream
+                    .update_stream(wanted)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+            }
+            Ok(())
+        }
+        Err(err) if matches!(err.kind(), GetStreamErrorKind::JetStream(js) if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+            jetstream
+                .create_stream(wanted)
+                .await
+                .map(|_| ())
+                .map_err(|e| failed(e.to_string()))
+        }
+        Err(err) => Err(EnsureStreamError::Unreachable {
+            stream: quarantine.stream.clone(),
+            detail: err.to_string(),
+        }),
+    }
+}
+
+fn quarantine_in_sync(existing: &stream::Config, wanted: &stream::Config) -> bool {
+    existing.subjects == wanted.subjects
+        && existing.max_age == wanted.max_age
+        && existing.max_bytes == wanted.max_bytes
+}
+
+async fn manage_delivery_stream(
     jetstream: &jetstream::Context,
     target: &Target,
 ) -> Result<StreamOutcome, EnsureStreamError> {
@@ -850,11 +909,21 @@ pub async fn stream_in_sync(
     let Some(existing) = lookup(jetstream, target).await? else {
         return Ok(false);
     };
-    Ok(if target.settings.create {
+    let delivery_in_sync = if target.settings.create {
         matches!(target.plan_update(&existing), StreamPlan::InSync)
     } else {
         target.covered_by(&existing)
-    })
+    };
+    let quarantine_in_sync = match &target.quarantine {
+        None => true,
+        Some(quarantine) => match jetstream.get_stream(&quarantine.stream).await {
+            Ok(stream) => {
+                quarantine_in_sync(&stream.cached_info().config, &quarantine.stream_config())
+            }
+            Err(_) => false,
+        },
+    };
+    Ok(delivery_in_sync && quarantine_in_sync)
 }
 
 /// Why the NATS credentials could not be used.
@@ -939,11 +1008,30 @@ impl Publisher {
                 Err(err) => return Err(create_error(target, &err)),
             },
         };
-        if target.covered_by(&existing) {
-            Ok(())
-        } else {
-            Err(uncovered(target, &existing))
+        if !target.covered_by(&existing) {
+            return Err(uncovered(target, &existing));
         }
+        // Refusals are evidence, not deliveries: a quarantine stream that
+        // cannot be created here (the operator creates it with its own
+        // credentials) is a warning, never a reason not to serve.
+        if let Some(quarantine) = &target.quarantine
+            && let Err(error) = self
+                .jetstream
+                .get_or_create_stream(quarantine.stream_config())
+                .await
+        {
+            tracing::warn!(
+                stream = quarantine.stream.as_str(),
+                %error,
+                "cannot create the quarantine stream; refused requests are not recorded until it exists"
+            );
+        }
+        Ok(())
+    }
+
+    /// The JetStream context deliveries are published with.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
     }
 
     /// Stores one delivery and waits for JetStream's acknowledgement. A
@@ -1095,6 +1183,7 @@ mod tests {
                 graph: None,
                 okta: None,
                 logging: None,
+                quarantine: None,
                 resources: None,
             },
         );

@@ -49,6 +49,7 @@ use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
 use crate::limits::{self, PerSourceSlots, RateLimits};
 use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
+use crate::quarantine::{Quarantine, Refusal};
 use crate::request::RequestRules;
 use crate::verify::{Handshake, Head, Incoming, Rejection, Verdict, Verified, Verifier};
 
@@ -135,6 +136,8 @@ struct Snapshot {
     payload: PayloadLogging,
     /// Bodies being read per source (keyed like the rate limits).
     body_reads: Arc<PerSourceSlots>,
+    /// Where refused requests are recorded (`spec.quarantine`).
+    quarantine: Option<Arc<Quarantine>>,
 }
 
 /// Everything built from one version of an endpoint's manifest and secrets:
@@ -181,7 +184,26 @@ impl Snapshot {
         pipeline: EndpointPipeline,
         options: &ServeOptions,
         previous: Option<&Snapshot>,
+        metrics: &Arc<Metrics>,
     ) -> Self {
+        // The same quarantine keeps its rate limiter and queue across a
+        // reload that did not change it.
+        let quarantine =
+            pipeline
+                .publisher
+                .target()
+                .quarantine
+                .clone()
+                .map(
+                    |target| match previous.and_then(|p| p.quarantine.as_ref()) {
+                        Some(kept) if *kept.target() == target => Arc::clone(kept),
+                        _ => Arc::new(Quarantine::start(
+                            target,
+                            pipeline.publisher.jetstream().clone(),
+                            Arc::clone(metrics),
+                        )),
+                    },
+                );
         let (limits, body_reads) = match (pipeline.limits, previous) {
             (None, Some(previous)) => (
                 Arc::clone(&previous.filter.limits),
@@ -207,6 +229,7 @@ impl Snapshot {
             request: Arc::new(pipeline.request),
             payload: pipeline.payload,
             body_reads,
+            quarantine,
         }
     }
 }
@@ -215,7 +238,7 @@ impl AppState {
     /// Serves `pipeline` (the endpoint as loaded from its manifest) with the
     /// process's `options`, counting into `metrics`.
     pub fn new(pipeline: EndpointPipeline, options: ServeOptions, metrics: Arc<Metrics>) -> Self {
-        let snapshot = Snapshot::build(pipeline, &options, None);
+        let snapshot = Snapshot::build(pipeline, &options, None, &metrics);
         Self {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics,
@@ -229,7 +252,7 @@ impl AppState {
     /// Swaps in a newly built configuration (a hot reload).
     pub fn replace(&self, pipeline: EndpointPipeline) {
         let current = self.current.load_full();
-        let snapshot = Snapshot::build(pipeline, &self.options, Some(&current));
+        let snapshot = Snapshot::build(pipeline, &self.options, Some(&current), &self.metrics);
         self.current.store(Arc::new(snapshot));
     }
 
@@ -281,6 +304,23 @@ impl AppState {
     pub fn refused_by_transport(&self, peer: SocketAddr, reason: &'static str) {
         let endpoint = self.endpoint();
         self.metrics.record(&endpoint, "bad_request", Some(reason));
+        if let Some(quarantine) = &self.current.load().quarantine {
+            quarantine.offer(&Refusal {
+                request_id: "",
+                received_at: jiff::Timestamp::now(),
+                status: StatusCode::BAD_REQUEST.as_u16(),
+                reason,
+                client_ip: None,
+                peer_ip: peer.ip(),
+                head: None,
+                secret_headers: &[],
+                plain_headers: &[],
+                body_size: None,
+                body_sha256: None,
+                body: None,
+                error: None,
+            });
+        }
         tracing::info!(
             target: "hookwarden::audit",
             endpoint = endpoint.as_str(),
@@ -372,6 +412,18 @@ impl Outcome {
             Self::NotFound | Self::MethodNotAllowed(_) | Self::UnsupportedMediaType => {
                 "bad_request"
             }
+        }
+    }
+
+    /// More detail than the reason, for the audit line (never a secret).
+    fn error(&self) -> Option<String> {
+        match self {
+            Self::StoreUnavailable(err) | Self::TooLargeForStore(err) | Self::StoreFull(err) => {
+                Some(err.to_string())
+            }
+            Self::ForwardedInvalid(err) => Some(err.to_string()),
+            Self::RateLimited(limited) => Some(format!("{} limit", limited.scope.as_str())),
+            _ => None,
         }
     }
 
@@ -556,7 +608,29 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
         started,
     );
 
+    let reason = outcome.reason();
+    let error = outcome.error();
     let mut response = outcome.into_response();
+    // 4xx only: a 503 is the store's trouble, not the sender's.
+    if let (Some(quarantine), Some(reason)) = (&snapshot.quarantine, reason)
+        && response.status().is_client_error()
+    {
+        quarantine.offer(&Refusal {
+            request_id: &request_id,
+            received_at,
+            status: response.status().as_u16(),
+            reason,
+            client_ip: facts.client_ip,
+            peer_ip: peer.ip(),
+            head: Some(&parts),
+            secret_headers: &snapshot.verifier.secret_headers(),
+            plain_headers: &snapshot.verifier.plain_headers(),
+            body_size: facts.body_size,
+            body_sha256: facts.body_sha256.as_deref(),
+            body: facts.body.as_deref(),
+            error: error.as_deref(),
+        });
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -580,14 +654,7 @@ fn audit(
         Outcome::Stored(stored) | Outcome::Handshake(_, Some(stored)) => Some(stored),
         _ => None,
     };
-    let error = match outcome {
-        Outcome::StoreUnavailable(err)
-        | Outcome::TooLargeForStore(err)
-        | Outcome::StoreFull(err) => Some(err.to_string()),
-        Outcome::ForwardedInvalid(err) => Some(err.to_string()),
-        Outcome::RateLimited(limited) => Some(format!("{} limit", limited.scope.as_str())),
-        _ => None,
-    };
+    let error = outcome.error();
     let client_ip = facts.client_ip.map(|ip| ip.to_string());
     let endpoint = snapshot.publisher.target().endpoint.as_str();
     // Redacted headers (`headers`, `full`) and the body's start (`full`).
@@ -599,7 +666,13 @@ fn audit(
         )
         .to_string()
     });
-    let logged_body = facts.body.as_deref().map(crate::redact::body_excerpt);
+    // The body may be kept for the quarantine's prefix too: logged only
+    // when the spec asks for it.
+    let logged_body = facts
+        .body
+        .as_deref()
+        .filter(|_| snapshot.payload == PayloadLogging::Full)
+        .map(crate::redact::body_excerpt);
     state
         .metrics
         .record(endpoint, outcome.label(), outcome.reason());
@@ -718,7 +791,11 @@ async fn handle(
     let body = read.bytes.clone();
     facts.body_size = Some(body.len());
     facts.body_sha256 = Some(body_sha256(&body));
-    if snapshot.payload == PayloadLogging::Full {
+    let keep_for_quarantine = snapshot
+        .quarantine
+        .as_ref()
+        .is_some_and(|q| q.target().body_prefix > 0);
+    if snapshot.payload == PayloadLogging::Full || keep_for_quarantine {
         facts.body = Some(body.clone());
     }
 
