@@ -39,6 +39,7 @@ pub fn tool_path(tool: &str) -> PathBuf {
         "helm" => "HELM_VERSION",
         "traefik" => "TRAEFIK_VERSION",
         "cert-manager-controller" => "CERT_MANAGER_VERSION",
+        "actionlint" => "ACTIONLINT_VERSION",
         _ => "KUBERNETES_VERSION",
     };
     let version = pinned_version(variable).unwrap_or("unpinned");

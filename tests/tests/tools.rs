@@ -77,6 +77,11 @@ fn every_tool_reports_its_pinned_version() {
             vec!["version"],
             pinned("TRAEFIK_VERSION").to_owned(),
         ),
+        (
+            "actionlint",
+            vec!["--version"],
+            pinned("ACTIONLINT_VERSION").to_owned(),
+        ),
     ];
     for (tool, args, expected) in cases {
         let output = output_of(tool, &args);

@@ -2,7 +2,7 @@
 # Builds every pinned upstream tool from its Go module into the cache, once.
 # Usage: tests/tools/install.sh [tool ...]   (default: all but the bench-only vegeta and argo-events)
 # Tools: nats-server nats etcd kube-apiserver kube-controller-manager
-#   kube-scheduler kubectl kwok helm traefik cert-manager-controller
+#   kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint
 #   (and the bench-only vegeta argo-events)
 # A binary already in the cache is reused, so a second run takes no time.
 set -euo pipefail
@@ -45,7 +45,7 @@ build() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller)
+[ ${#want[@]} -gt 0 ] || want=(nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint)
 for t in "${want[@]}"; do
   case $t in
     nats-server) build nats-server nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" "" ;;
@@ -62,10 +62,12 @@ for t in "${want[@]}"; do
     # tests/tools/go/cert-manager/UPSTREAM): its main package is ".".
     cert-manager-controller) build cert-manager-controller cert-manager github.com/cert-manager/cert-manager . "$CERT_MANAGER_VERSION" \
       "-X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION -X github.com/cert-manager/cert-manager/pkg/util.AppGitState=clean" ;;
+    actionlint) build actionlint actionlint github.com/rhysd/actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION" \
+      "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" ;;
     # Bench-only (bench/run.sh asks for it by name).
     vegeta) build vegeta vegeta github.com/tsenart/vegeta/v12 github.com/tsenart/vegeta/v12 "$VEGETA_VERSION" "-X main.Version=$VEGETA_VERSION" ;;
     argo-events) build argo-events argo-events github.com/argoproj/argo-events github.com/argoproj/argo-events/cmd "$ARGO_EVENTS_VERSION" \
       "-X github.com/argoproj/argo-events.version=${ARGO_EVENTS_VERSION#v}" ;;
-    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller vegeta argo-events)" ;;
+    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint vegeta argo-events)" ;;
   esac
 done

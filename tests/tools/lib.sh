@@ -23,6 +23,7 @@ tool_path() {
     helm) echo "$bin_dir/helm-$HELM_VERSION" ;;
     traefik) echo "$bin_dir/traefik-$TRAEFIK_VERSION" ;;
     cert-manager-controller) echo "$bin_dir/cert-manager-controller-$CERT_MANAGER_VERSION" ;;
+    actionlint) echo "$bin_dir/actionlint-$ACTIONLINT_VERSION" ;;
     vegeta) echo "$bin_dir/vegeta-$VEGETA_VERSION" ;;
     argo-events) echo "$bin_dir/argo-events-$ARGO_EVENTS_VERSION" ;;
     *) die "unknown tool '$1'" ;;

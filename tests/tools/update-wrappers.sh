@@ -56,6 +56,10 @@ write_module helm "tool helm.sh/helm/${HELM_VERSION%%.*}/cmd/helm
 
 require helm.sh/helm/${HELM_VERSION%%.*} $HELM_VERSION"
 
+write_module actionlint "tool github.com/rhysd/actionlint/cmd/actionlint
+
+require github.com/rhysd/actionlint $ACTIONLINT_VERSION"
+
 write_module vegeta "tool github.com/tsenart/vegeta/v12
 
 require github.com/tsenart/vegeta/v12 $VEGETA_VERSION"
