@@ -999,9 +999,8 @@ fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
             .enable_all()
             .build()
             .map_err(|e| format!("runtime: {e}"))?;
-        let fetched = runtime.block_on(async {
-            tokio::time::timeout(std::time::Duration::from_secs(10), fetching).await
-        });
+        let fetched = runtime
+            .block_on(async { tokio::time::timeout(verify::PREFETCH_TIMEOUT, fetching).await });
         let refused = match fetched {
             Ok(Ok(())) => None,
             Ok(Err(rejection)) => Some(rejection),

@@ -808,7 +808,7 @@ async fn handle(
     // A preset whose key is fetched (SNS, PayPal, Google) gets it into its
     // cache first; `check` stays synchronous.
     if let Some(fetching) = snapshot.verifier.prefetch(&incoming) {
-        match tokio::time::timeout(KEY_FETCH_TIMEOUT, fetching).await {
+        match tokio::time::timeout(crate::verify::PREFETCH_TIMEOUT, fetching).await {
             Ok(Ok(())) => {}
             Ok(Err(rejection)) => return Outcome::Rejected(rejection),
             Err(_) => return Outcome::Rejected(Rejection::KeyUnavailable),
@@ -916,10 +916,6 @@ fn admit(filter: &SourceFilter, client: &ClientAddr) -> Result<(), Outcome> {
         .check_source(client.client_ip)
         .map_err(Outcome::RateLimited)
 }
-
-/// The longest a request waits for its verifier's key fetch (a fetch
-/// itself is bounded at 5 s; waiting for another request's fetch counts).
-const KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(6);
 
 /// How long request tasks that outlived their connection may still take at
 /// shutdown, once every connection drained (a publish waits at most

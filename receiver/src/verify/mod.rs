@@ -361,6 +361,12 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The longest anyone waits for a [`Prefetch`]: the server before it
+/// answers 503 `key_unavailable`, `hookwarden verify` before it reports the
+/// same. A fetch itself is bounded at 5 s; waiting for another request's
+/// fetch of the same key counts, hence a little more.
+pub const PREFETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6);
+
 /// A key fetch a verifier needs before [`Verifier::check`].
 pub type Prefetch =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Rejection>> + Send + 'static>>;
