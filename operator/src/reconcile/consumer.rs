@@ -63,6 +63,34 @@ fn failed(reason: &'static str, message: String) -> ConsumerState {
     }
 }
 
+/// A consumer found in sync on a later pass of the same generation keeps
+/// the condition of the pass that created or updated it, so the condition
+/// keeps saying how the consumer got there and the status is not rewritten
+/// on every refresh.
+pub fn keep_earlier_reason(
+    state: ConsumerState,
+    previous: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    generation: Option<i64>,
+) -> ConsumerState {
+    let Some(previous) = previous.filter(|p| {
+        state.reason == "ConsumerInSync"
+            && p.status == "True"
+            && p.observed_generation == generation
+    }) else {
+        return state;
+    };
+    let reason = match previous.reason.as_str() {
+        "ConsumerCreated" => "ConsumerCreated",
+        "ConsumerUpdated" => "ConsumerUpdated",
+        _ => return state,
+    };
+    ConsumerState {
+        reason,
+        message: previous.message.clone(),
+        ..state
+    }
+}
+
 /// What to do with an existing consumer.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConsumerPlan {
@@ -363,29 +391,24 @@ async fn ensure_consumer(
             }
         },
         Err(error) => {
-            let missing = matches!(
-                error.kind(),
-                jetstream::context::ConsumerInfoErrorKind::JetStream(js)
-                    if js.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND
-            );
-            let stream_missing = matches!(
-                error.kind(),
-                jetstream::context::ConsumerInfoErrorKind::JetStream(js)
-                    if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
-            );
-            if stream_missing {
-                return Err(failed(
-                    "SourceStreamNotFound",
-                    format!(
-                        "JetStream stream {stream} does not exist: the source endpoint's operator pass creates it (see its StreamReady condition), or create it for spec.source.stream"
-                    ),
-                ));
-            }
-            if !missing {
-                return Err(failed(
-                    "NatsUnreachable",
-                    format!("reading durable consumer {durable} on stream {stream}: {error}"),
-                ));
+            use jetstream::context::ConsumerInfoErrorKind as Kind;
+            match error.kind() {
+                Kind::NotFound => {}
+                Kind::StreamNotFound => {
+                    return Err(failed(
+                        "SourceStreamNotFound",
+                        format!(
+                            "JetStream stream {stream} does not exist: the source endpoint's pass creates it (see its StreamReady condition), or create it for spec.source.stream"
+                        ),
+                    ));
+                }
+                Kind::TimedOut | Kind::NoResponders | Kind::Request | Kind::Offline => {
+                    return Err(failed(
+                        "NatsUnreachable",
+                        format!("reading durable consumer {durable} on stream {stream}: {error}"),
+                    ));
+                }
+                Kind::InvalidName | Kind::JetStream(_) => return Err(rejected(error.to_string())),
             }
             let mut consumer: consumer::PullConsumer = source
                 .create_consumer(wanted)
@@ -627,6 +650,42 @@ mod tests {
         );
         assert_eq!(updated.max_age, Duration::from_secs(60));
         assert_eq!(dead_letter_update(&updated, &plan), None);
+    }
+
+    #[test]
+    fn in_sync_keeps_how_the_consumer_got_there_for_the_same_generation() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        let created = Condition {
+            type_: "ConsumerReady".to_owned(),
+            status: "True".to_owned(),
+            reason: "ConsumerCreated".to_owned(),
+            message: "created".to_owned(),
+            observed_generation: Some(2),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        };
+        let in_sync = || ConsumerState {
+            ready: true,
+            reason: "ConsumerInSync",
+            message: "in sync".to_owned(),
+            pending: Some(4),
+            ..ConsumerState::default()
+        };
+        let kept = keep_earlier_reason(in_sync(), Some(&created), Some(2));
+        assert_eq!(
+            (kept.reason, kept.message.as_str()),
+            ("ConsumerCreated", "created")
+        );
+        assert_eq!(kept.pending, Some(4), "the figures are this pass's");
+        assert_eq!(
+            keep_earlier_reason(in_sync(), Some(&created), Some(3)).reason,
+            "ConsumerInSync"
+        );
+        let mut down = created.clone();
+        down.status = "False".to_owned();
+        assert_eq!(
+            keep_earlier_reason(in_sync(), Some(&down), Some(2)).reason,
+            "ConsumerInSync"
+        );
     }
 
     #[test]

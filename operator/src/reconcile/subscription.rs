@@ -492,7 +492,16 @@ async fn apply_pass(
     }
 
     // NATS.
-    let consumer = consumer::reconcile(&ctx.nats, &effective, &resolved, previous.as_ref()).await;
+    let consumer = consumer::keep_earlier_reason(
+        consumer::reconcile(&ctx.nats, &effective, &resolved, previous.as_ref()).await,
+        subscription.status.as_ref().and_then(|status| {
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == sub_status::CONSUMER_READY)
+        }),
+        subscription.metadata.generation,
+    );
     let source = SourceState::Resolved {
         stream: effective.plan.stream.clone(),
         keys: effective.referenced_secrets().len(),
