@@ -275,7 +275,10 @@ async fn a_subscription_becomes_a_consumer_a_forwarder_and_a_status() {
         .await
         .expect("the dead-letter stream exists");
     let dlq = dead_letters.info().await.expect("info").config.clone();
-    assert_eq!(dlq.subjects, [plan.dead_letter.subject.clone()]);
+    assert_eq!(
+        dlq.subjects,
+        std::slice::from_ref(&plan.dead_letter.subject)
+    );
     assert_eq!(dlq.max_age, plan.dead_letter.max_age);
 
     // The children, owned by the subscription.

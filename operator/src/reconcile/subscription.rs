@@ -486,9 +486,7 @@ async fn apply_pass(
         Some(budget) => {
             apply(&ctx.client, &namespace, budget).await?;
         }
-        None => {
-            delete_controlled::<PodDisruptionBudget>(ctx, subscription, &namespace, &child).await?
-        }
+        None => delete_budget(ctx, subscription, &namespace, &child).await?,
     }
 
     // NATS.
@@ -607,20 +605,15 @@ async fn deployed(
         .and_then(|s| Deployed::of(&s)))
 }
 
-/// Deletes child `name` of kind `K` if this subscription controls it.
-async fn delete_controlled<K>(
+/// Deletes the forwarders' PodDisruptionBudget `name` if this subscription
+/// controls it (scaled back to one replica).
+async fn delete_budget(
     ctx: &Context,
     subscription: &WebhookSubscription,
     namespace: &str,
     name: &str,
-) -> Result<(), SubscriptionError>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+) -> Result<(), SubscriptionError> {
+    let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), namespace);
     let kind = "PodDisruptionBudget";
     let Some(existing) = api
         .get_metadata_opt(name)
