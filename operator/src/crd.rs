@@ -1,8 +1,9 @@
-//! Installing the `WebhookEndpoint` CRD, the same one the chart ships.
+//! Installing the `WebhookEndpoint` and `WebhookSubscription` CRDs, the same
+//! ones the chart ships.
 
 use std::time::Duration;
 
-use hookwarden_crds::WebhookEndpoint;
+use hookwarden_crds::{WebhookEndpoint, WebhookSubscription};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -31,13 +32,25 @@ pub enum CrdError {
     },
 }
 
-/// Applies the CRD (server-side, as [`FIELD_MANAGER`]) and waits until the API
-/// server serves it. Safe to call again: an unchanged CRD is a no-op.
+/// Applies every CRD of the operator (server-side, as [`FIELD_MANAGER`]) and
+/// waits until the API server serves each. Safe to call again: an unchanged
+/// CRD is a no-op.
 pub async fn install(
     client: Client,
     timeout: Duration,
+) -> Result<Vec<CustomResourceDefinition>, CrdError> {
+    let mut installed = Vec::new();
+    for crd in [WebhookEndpoint::crd(), WebhookSubscription::crd()] {
+        installed.push(install_one(client.clone(), crd, timeout).await?);
+    }
+    Ok(installed)
+}
+
+async fn install_one(
+    client: Client,
+    crd: CustomResourceDefinition,
+    timeout: Duration,
 ) -> Result<CustomResourceDefinition, CrdError> {
-    let crd = WebhookEndpoint::crd();
     let name = crd.name_any();
     let api: Api<CustomResourceDefinition> = Api::all(client);
     let applied = api

@@ -16,7 +16,7 @@ use hookwarden_operator::resources::Settings;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "Hookwarden operator: reconciles WebhookEndpoint resources"
+    about = "Hookwarden operator: reconciles WebhookEndpoint and WebhookSubscription resources"
 )]
 struct Cli {
     /// How log lines are written: `text` for a terminal, `json`
@@ -89,7 +89,7 @@ impl From<IssuerKindArg> for hookwarden_crds::IssuerKind {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Install the CRD, then reconcile WebhookEndpoints until SIGTERM or
+    /// Install the CRDs, then reconcile WebhookEndpoints and WebhookSubscriptions until SIGTERM or
     /// Ctrl-C; passes in flight finish before the process exits.
     Run {
         /// The receiver image every receiver Deployment runs.
@@ -170,6 +170,16 @@ enum Command {
             value_parser = clap::value_parser!(u64).range(1..)
         )]
         stream_check_interval: u64,
+        /// How often each WebhookSubscription is reconciled again to refresh
+        /// its lag, dead-letter count and last error in the status, in
+        /// seconds (a few API and JetStream requests per subscription).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_SUBSCRIPTION_STATUS_INTERVAL",
+            default_value_t = hookwarden_operator::reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL.as_secs(),
+            value_parser = clap::value_parser!(u64).range(1..)
+        )]
+        subscription_status_interval: u64,
         /// How long to wait for the CRD to be Established, in seconds.
         #[arg(long, default_value_t = 30)]
         crd_timeout_secs: u64,
@@ -189,7 +199,7 @@ enum Command {
         #[arg(long, env = "POD_NAMESPACE")]
         leader_election_namespace: Option<String>,
     },
-    /// Apply the WebhookEndpoint CRD to the cluster of the current kubeconfig
+    /// Apply the WebhookEndpoint and WebhookSubscription CRDs to the cluster of the current kubeconfig
     /// (or in-cluster config) and wait until it is served.
     InstallCrd {
         /// How long to wait for the CRD to be Established, in seconds.
@@ -312,6 +322,7 @@ async fn operator_main() -> ExitCode {
             nats_credentials_file,
             namespace,
             stream_check_interval,
+            subscription_status_interval,
             crd_timeout_secs,
             metrics_listen,
             leader_election,
@@ -363,6 +374,7 @@ async fn operator_main() -> ExitCode {
                 namespaces: namespace,
                 nats_credentials,
                 stream_check_interval: Duration::from_secs(stream_check_interval),
+                subscription_status_interval: Duration::from_secs(subscription_status_interval),
             };
             run(
                 config,
@@ -382,8 +394,10 @@ async fn operator_main() -> ExitCode {
             };
             match hookwarden_operator::crd::install(client, Duration::from_secs(timeout_secs)).await
             {
-                Ok(crd) => {
-                    println!("installed CRD {}", crd.metadata.name.unwrap_or_default());
+                Ok(crds) => {
+                    for crd in crds {
+                        println!("installed CRD {}", crd.metadata.name.unwrap_or_default());
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(err) => {

@@ -89,9 +89,37 @@ pub struct StreamCheckLabels {
     pub result: StreamCheck,
 }
 
+/// The kind of resource a pass reconciled: a fixed set.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ReconcileKind {
+    /// A `WebhookEndpoint`.
+    Endpoint,
+    /// A `WebhookSubscription`.
+    Subscription,
+}
+
+impl ReconcileKind {
+    /// The label value: the resource's kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Endpoint => "WebhookEndpoint",
+            Self::Subscription => "WebhookSubscription",
+        }
+    }
+}
+
+impl EncodeLabelValue for ReconcileKind {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(self.as_str())
+    }
+}
+
 /// Labels of a finished reconcile pass.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
+    /// `WebhookEndpoint` or `WebhookSubscription`.
+    pub kind: ReconcileKind,
     /// `ok` or `error`.
     pub result: ReconcileResult,
 }
@@ -168,12 +196,12 @@ impl Default for Metrics {
         let reconcile_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 13));
         registry.register(
             "reconciles",
-            "Finished reconcile passes of WebhookEndpoints by result",
+            "Finished reconcile passes by kind (WebhookEndpoint, WebhookSubscription) and result",
             reconciles.clone(),
         );
         registry.register(
             "reconcile_duration_seconds",
-            "Duration of reconcile passes of WebhookEndpoints",
+            "Duration of reconcile passes of WebhookEndpoints and WebhookSubscriptions",
             reconcile_seconds.clone(),
         );
         let stream_checks = Family::<StreamCheckLabels, Counter>::default();
@@ -195,18 +223,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one finished pass and observes how long it took.
-    pub fn record_reconcile(&self, result: ReconcileResult, took: Duration) {
+    /// Counts one finished pass of a `kind` and observes how long it took.
+    pub fn record_reconcile(&self, kind: ReconcileKind, result: ReconcileResult, took: Duration) {
         self.reconciles
-            .get_or_create(&ResultLabels { result })
+            .get_or_create(&ResultLabels { kind, result })
             .inc();
         self.reconcile_seconds.observe(took.as_secs_f64());
     }
 
-    /// Finished passes with `result` so far.
-    pub fn reconcile_count(&self, result: ReconcileResult) -> u64 {
+    /// Finished passes of a `kind` with `result` so far.
+    pub fn reconcile_count(&self, kind: ReconcileKind, result: ReconcileResult) -> u64 {
         self.reconciles
-            .get_or_create(&ResultLabels { result })
+            .get_or_create(&ResultLabels { kind, result })
             .get()
     }
 
@@ -373,18 +401,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn metrics_count_reconciles_by_result() {
+    async fn metrics_count_reconciles_by_kind_and_result() {
+        use ReconcileKind::{Endpoint, Subscription};
         let ops = Ops::default();
         ops.metrics
-            .record_reconcile(ReconcileResult::Ok, Duration::from_millis(20));
+            .record_reconcile(Endpoint, ReconcileResult::Ok, Duration::from_millis(20));
         ops.metrics
-            .record_reconcile(ReconcileResult::Error, Duration::from_millis(5));
+            .record_reconcile(Endpoint, ReconcileResult::Error, Duration::from_millis(5));
         ops.metrics
-            .record_reconcile(ReconcileResult::Error, Duration::from_millis(5));
+            .record_reconcile(Endpoint, ReconcileResult::Error, Duration::from_millis(5));
+        ops.metrics.record_reconcile(
+            Subscription,
+            ReconcileResult::Error,
+            Duration::from_millis(5),
+        );
         ops.metrics.record_stream_check(StreamCheck::InSync);
         ops.metrics.record_stream_check(StreamCheck::Drifted);
         ops.metrics.record_stream_check(StreamCheck::InSync);
-        assert_eq!(ops.metrics.reconcile_count(ReconcileResult::Error), 2);
+        assert_eq!(
+            ops.metrics
+                .reconcile_count(Endpoint, ReconcileResult::Error),
+            2
+        );
+        assert_eq!(
+            ops.metrics
+                .reconcile_count(Subscription, ReconcileResult::Error),
+            1
+        );
+        assert_eq!(
+            ops.metrics
+                .reconcile_count(Subscription, ReconcileResult::Ok),
+            0
+        );
         assert_eq!(ops.metrics.stream_check_count(StreamCheck::InSync), 2);
         let (status, text) = get_text(router(ops), "/metrics").await;
         assert!(
@@ -394,19 +442,23 @@ mod tests {
         );
         assert_eq!(status, StatusCode::OK);
         assert!(
-            text.contains(r#"hookwarden_operator_reconciles_total{result="ok"} 1"#),
+            text.contains(
+                r#"hookwarden_operator_reconciles_total{kind="WebhookEndpoint",result="ok"} 1"#
+            ),
             "{text}"
         );
         assert!(
-            text.contains(r#"hookwarden_operator_reconciles_total{result="error"} 2"#),
+            text.contains(
+                r#"hookwarden_operator_reconciles_total{kind="WebhookEndpoint",result="error"} 2"#
+            ),
             "{text}"
         );
         assert!(
-            text.contains("hookwarden_operator_reconcile_duration_seconds_count 3"),
+            text.contains("hookwarden_operator_reconcile_duration_seconds_count 4"),
             "{text}"
         );
         assert!(
-            text.contains(r#"hookwarden_operator_reconcile_duration_seconds_bucket{le="0.01"} 2"#),
+            text.contains(r#"hookwarden_operator_reconcile_duration_seconds_bucket{le="0.01"} 3"#),
             "{text}"
         );
     }

@@ -40,3 +40,83 @@ async fn crd_installs_idempotently_and_enforces_its_schema() {
     let message = err.to_string();
     assert!(message.contains("spec.provider"), "{message}");
 }
+
+#[tokio::test]
+async fn the_subscription_crd_refuses_bad_specs_through_its_cel_rules() {
+    use hookwarden_crds::WebhookSubscription;
+    let ns = TestNamespace::create("crd-sub")
+        .await
+        .expect("test namespace");
+    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
+        .await
+        .expect("CRDs install");
+    let api = ns.api::<WebhookSubscription>();
+    let apply = |name: &'static str, spec: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let manifest = serde_json::json!({
+                "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookSubscription",
+                "metadata": {"name": name}, "spec": spec,
+            });
+            api.patch(
+                name,
+                &PatchParams::apply("hookwarden-test"),
+                &Patch::Apply(&manifest),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        }
+    };
+    let ok = serde_json::json!({"url": "http://billing.shop.svc:8080/hooks"});
+    apply(
+        "good",
+        serde_json::json!({"source": {"endpoint": "github"}, "destination": ok,
+            "retry": {"initialBackoffSeconds": 1, "maxBackoffSeconds": 60}}),
+    )
+    .await
+    .expect("a valid subscription is accepted");
+
+    for (name, spec, says) in [
+        (
+            "both-sources",
+            serde_json::json!({"source": {"endpoint": "github", "stream": "X", "subjectPrefix": "x"}, "destination": ok}),
+            "exactly one of source.endpoint and source.stream",
+        ),
+        (
+            "no-source",
+            serde_json::json!({"source": {}, "destination": ok}),
+            "exactly one of source.endpoint and source.stream",
+        ),
+        (
+            "stream-alone",
+            serde_json::json!({"source": {"stream": "X"}, "destination": ok}),
+            "source.stream and source.subjectPrefix go together",
+        ),
+        (
+            "plain-http-outside",
+            serde_json::json!({"source": {"endpoint": "github"}, "destination": {"url": "http://example.com/hooks"}}),
+            "destination.url must be https://",
+        ),
+        (
+            "metadata-service",
+            serde_json::json!({"source": {"endpoint": "github"}, "destination": {"url": "http://169.254.169.254/latest"}}),
+            "destination.url must be https://",
+        ),
+        (
+            "backoff-order",
+            serde_json::json!({"source": {"endpoint": "github"}, "destination": ok,
+                "retry": {"initialBackoffSeconds": 60, "maxBackoffSeconds": 5}}),
+            "retry.initialBackoffSeconds must not exceed retry.maxBackoffSeconds",
+        ),
+        (
+            "nats-url-password",
+            serde_json::json!({"source": {"endpoint": "github"}, "destination": ok,
+                "nats": {"url": "nats://u:p@nats:4222"}}),
+            "spec.nats.url must not carry credentials",
+        ),
+    ] {
+        let refused = apply(name, spec).await.expect_err(name);
+        assert!(refused.contains(says), "{name}: {refused}");
+    }
+}

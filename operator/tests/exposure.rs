@@ -82,6 +82,7 @@ async fn start_operator_counting(
         namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
         stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
+        subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
     };
     adjust(&mut config.settings);
     tokio::spawn(reconcile::run_with_ops(
@@ -484,8 +485,10 @@ async fn issuer_ref_without_cert_manager_is_reported_then_a_certificate_is_reque
     // Its first passes (the list, then every child watch's list) done:
     // no pass for 2 s.
     let passes = || {
-        ops.metrics
-            .reconcile_count(hookwarden_operator::ops::ReconcileResult::Ok)
+        ops.metrics.reconcile_count(
+            hookwarden_operator::ops::ReconcileKind::Endpoint,
+            hookwarden_operator::ops::ReconcileResult::Ok,
+        )
     };
     eventually("the new operator's first passes", || async {
         let before = passes();

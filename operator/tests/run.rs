@@ -229,7 +229,9 @@ async fn run_serves_health_readiness_and_reconcile_metrics() {
         .await
         .expect("endpoint applied");
     let text = wait_for("/metrics", &|status, body| {
-        status == 200 && body.contains("hookwarden_operator_reconciles_total{result=\"")
+        status == 200
+            && body
+                .contains("hookwarden_operator_reconciles_total{kind=\"WebhookEndpoint\",result=\"")
     });
     assert!(
         text.contains("# TYPE hookwarden_operator_reconcile_duration_seconds histogram"),

@@ -66,6 +66,7 @@ async fn start_operator_with(
         namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
         stream_check_interval,
+        subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
     };
     tokio::spawn(reconcile::run_with_ops(
         ns.client(),
@@ -384,8 +385,10 @@ async fn unreachable_nats_missing_and_foreign_streams_are_reported() {
 }
 
 fn passes(ops: &hookwarden_operator::ops::Ops) -> u64 {
-    ops.metrics
-        .reconcile_count(hookwarden_operator::ops::ReconcileResult::Ok)
+    ops.metrics.reconcile_count(
+        hookwarden_operator::ops::ReconcileKind::Endpoint,
+        hookwarden_operator::ops::ReconcileResult::Ok,
+    )
 }
 
 fn checks(ops: &hookwarden_operator::ops::Ops, result: StreamCheck) -> u64 {

@@ -162,11 +162,27 @@ fn namespaced_needs() -> BTreeSet<(String, String, String, String)> {
     const APPLIED: &[&str] = &["get", "list", "watch", "create", "patch"];
     const PRUNED: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
     expect(&[
-        ("hookwarden.dev", &["webhookendpoints"], &["list", "watch"]),
-        ("hookwarden.dev", &["webhookendpoints/status"], &["patch"]),
         (
             "hookwarden.dev",
-            &["webhookendpoints/finalizers"],
+            &["webhookendpoints"],
+            &["get", "list", "watch"],
+        ),
+        (
+            "hookwarden.dev",
+            &["webhooksubscriptions"],
+            &["list", "watch", "patch"],
+        ),
+        (
+            "hookwarden.dev",
+            &["webhookendpoints/status", "webhooksubscriptions/status"],
+            &["patch"],
+        ),
+        (
+            "hookwarden.dev",
+            &[
+                "webhookendpoints/finalizers",
+                "webhooksubscriptions/finalizers",
+            ],
             &["update"],
         ),
         ("apps", &["deployments"], APPLIED),
@@ -187,12 +203,17 @@ fn crd_needs() -> BTreeSet<(String, String, String, String)> {
         &["customresourcedefinitions"],
         &["create", "list", "watch"],
     )]);
-    needs.insert((
-        "apiextensions.k8s.io".to_owned(),
-        "customresourcedefinitions".to_owned(),
-        "patch".to_owned(),
-        "webhookendpoints.hookwarden.dev".to_owned(),
-    ));
+    for crd in [
+        "webhookendpoints.hookwarden.dev",
+        "webhooksubscriptions.hookwarden.dev",
+    ] {
+        needs.insert((
+            "apiextensions.k8s.io".to_owned(),
+            "customresourcedefinitions".to_owned(),
+            "patch".to_owned(),
+            crd.to_owned(),
+        ));
+    }
     needs.insert((
         "apiextensions.k8s.io".to_owned(),
         "customresourcedefinitions".to_owned(),
@@ -991,6 +1012,23 @@ async fn the_bound_role_lets_the_operator_apply_its_children_and_no_more() {
             "webhookendpoints",
             "status",
             true,
+        ),
+        ("watch", "hookwarden.dev", "webhooksubscriptions", "", true),
+        // The finalizer that removes a deleted subscription's consumer.
+        ("patch", "hookwarden.dev", "webhooksubscriptions", "", true),
+        (
+            "patch",
+            "hookwarden.dev",
+            "webhooksubscriptions",
+            "status",
+            true,
+        ),
+        (
+            "delete",
+            "hookwarden.dev",
+            "webhooksubscriptions",
+            "",
+            false,
         ),
         ("create", "events.k8s.io", "events", "", true),
         ("delete", "apps", "deployments", "", false),

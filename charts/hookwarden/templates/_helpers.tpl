@@ -55,23 +55,32 @@ Deliberately no "*" and no delete: children are removed by the garbage
 collector through their ownerReferences, not by the operator.
 */}}
 {{- define "hookwarden.namespacedRules" -}}
-# The Controller lists and watches endpoints (reconcile/mod.rs, Controller::new).
+# The Controller lists and watches endpoints (reconcile/mod.rs, Controller::new);
+# a subscription's pass reads its source endpoint (reconcile/subscription.rs).
 - apiGroups: ["hookwarden.dev"]
   resources: ["webhookendpoints"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch"]
+# The subscriptions' controller lists and watches them, and patches
+# metadata.finalizers (the finalizer that removes a deleted subscription's
+# JetStream consumer).
+- apiGroups: ["hookwarden.dev"]
+  resources: ["webhooksubscriptions"]
+  verbs: ["list", "watch", "patch"]
 # write_status: server-side apply on the status subresource.
 - apiGroups: ["hookwarden.dev"]
-  resources: ["webhookendpoints/status"]
+  resources: ["webhookendpoints/status", "webhooksubscriptions/status"]
   verbs: ["patch"]
 # Children carry ownerReferences with blockOwnerDeletion: true; clusters with
 # the OwnerReferencesPermissionEnforcement admission plugin require update on
 # the owner's finalizers for that.
 - apiGroups: ["hookwarden.dev"]
-  resources: ["webhookendpoints/finalizers"]
+  resources: ["webhookendpoints/finalizers", "webhooksubscriptions/finalizers"]
   verbs: ["update"]
 # Children are server-side applied (patch; a first apply creates, which the
 # API server authorizes as create); owns() list+watch them; deployments are
-# read by get in observe_receiver, user Secrets by get in secrets::resolve.
+# read by get in observe_receiver, user Secrets by get in secrets::resolve,
+# a subscription's rendered Secret by get (where its consumer lives), and
+# its generated signing Secret created once.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]
@@ -89,8 +98,8 @@ collector through their ownerReferences, not by the operator.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Optional children (reconcile/mod.rs apply_or_prune): applied when the spec
-# asks for them, and deleted (after a list by label, only when the endpoint
+# Optional children (reconcile/mod.rs apply_or_prune; a forwarder's budget
+# in reconcile/subscription.rs): applied when the spec asks for them, and deleted (after a list by label, only when the endpoint
 # controls them) when it no longer does; the garbage collector cannot know
 # that a spec stopped wanting a child.
 - apiGroups: ["networking.k8s.io"]

@@ -7,11 +7,16 @@
 //! one is retried with a delay.
 
 pub mod audit;
+pub mod consumer;
 pub mod secrets;
 pub mod status;
 pub mod stream;
+pub mod subscription;
+pub mod subscription_status;
 pub mod triggers;
 pub mod validate;
+
+pub use subscription::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -95,6 +100,9 @@ pub struct Config {
     /// How often the stream of each ready endpoint is checked for drift on
     /// NATS ([`DEFAULT_STREAM_CHECK_INTERVAL`]); the checks are spread over it.
     pub stream_check_interval: Duration,
+    /// How often each subscription is passed again to refresh its lag and
+    /// dead letters ([`DEFAULT_SUBSCRIPTION_STATUS_INTERVAL`]).
+    pub subscription_status_interval: Duration,
 }
 
 /// Shared state of every reconcile pass.
@@ -285,11 +293,12 @@ pub async fn run_with_ops(
         }
     );
     let mut stores = Vec::new();
-    let mut controllers = Vec::new();
+    let mut subscription_stores = Vec::new();
+    let mut controllers: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
     for scope in scopes(&config.namespaces) {
         let context = Scope {
             client: client.clone(),
-            namespace: scope,
+            namespace: scope.clone(),
             settings: config.settings.clone(),
             recorder: recorder.clone(),
             metrics: ops.metrics.clone(),
@@ -299,7 +308,23 @@ pub async fn run_with_ops(
         };
         let (store, running) = controller(context, shutdown.clone());
         stores.push(store);
-        controllers.push(running);
+        controllers.push(running.boxed());
+        // The subscriptions of the same namespaces, in the same process and
+        // under the same lease.
+        let (store, running) = subscription::controller(
+            subscription::Scope {
+                client: client.clone(),
+                namespace: scope,
+                settings: config.settings.clone(),
+                recorder: recorder.clone(),
+                metrics: ops.metrics.clone(),
+                nats: nats.clone(),
+                refresh: config.subscription_status_interval,
+            },
+            shutdown.clone(),
+        );
+        subscription_stores.push(store);
+        controllers.push(running.boxed());
     }
     ops.metrics.watch_endpoints(stores.clone());
     let readiness = ops.readiness.clone();
@@ -310,13 +335,13 @@ pub async fn run_with_ops(
         // (the controller logged "store is ready" while this task still
         // waited), leaving the operator unready.
         for listed in stores {
-            loop {
-                match tokio::time::timeout(READY_POLL, listed.wait_until_ready()).await {
-                    Ok(Ok(())) => break,
-                    // The controller (the writer) is gone: never ready.
-                    Ok(Err(_)) => return,
-                    Err(_) => {}
-                }
+            if !listed_within(&listed).await {
+                return;
+            }
+        }
+        for listed in subscription_stores {
+            if !listed_within(&listed).await {
+                return;
             }
         }
         readiness.set_watching(true);
@@ -324,6 +349,22 @@ pub async fn run_with_ops(
     futures::future::join_all(controllers).await;
     watching.abort();
     ops.readiness.set_watching(false);
+}
+
+/// Waits until `store` has had its first list; `false` when its writer
+/// (the controller) is gone.
+async fn listed_within<K>(store: &Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(READY_POLL, store.wait_until_ready()).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => {}
+        }
+    }
 }
 
 /// The namespaces to run a controller for: each of `namespaces`, or `None`
@@ -539,6 +580,7 @@ async fn reconcile(
     ctx.audit.forget(&ObjectRef::from_obj(&*endpoint));
     let result = reconcile_once(&endpoint, &ctx).await;
     ctx.metrics.record_reconcile(
+        crate::ops::ReconcileKind::Endpoint,
         match result {
             Ok(_) => crate::ops::ReconcileResult::Ok,
             Err(_) => crate::ops::ReconcileResult::Error,
@@ -612,11 +654,11 @@ async fn reconcile_valid(
         Err(error) => return build_failed(endpoint, ctx, namespace, name, &error).await,
     };
     // The Secret first: pods rolled by a new config hash must find it.
-    apply(ctx, namespace, &children.secret).await?;
-    apply(ctx, namespace, &children.service).await?;
+    apply(&ctx.client, namespace, &children.secret).await?;
+    apply(&ctx.client, namespace, &children.service).await?;
     // The policy before the pods it protects.
-    apply(ctx, namespace, &children.network_policy).await?;
-    let deployment = apply(ctx, namespace, &children.deployment).await?;
+    apply(&ctx.client, namespace, &children.network_policy).await?;
+    let deployment = apply(&ctx.client, namespace, &children.deployment).await?;
     let owned = Owned {
         ctx,
         endpoint,
@@ -757,7 +799,7 @@ impl Owned<'_> {
     {
         match wanted {
             Some(object) => {
-                apply(self.ctx, self.namespace, object).await?;
+                apply(&self.ctx.client, self.namespace, object).await?;
                 Ok(())
             }
             None => {
@@ -957,7 +999,7 @@ async fn build_failed(
 
 /// Server-side applies `object` as [`FIELD_MANAGER`], forcing ownership of
 /// the fields it sets: the operator is the one writer of its children.
-async fn apply<K>(ctx: &Context, namespace: &str, object: &K) -> Result<K, ApplyError>
+async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K, ApplyError>
 where
     K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
         + Serialize
@@ -966,7 +1008,7 @@ where
         + std::fmt::Debug,
 {
     let name = object.name_any();
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
     api.patch(
         &name,
         &PatchParams::apply(FIELD_MANAGER).force(),

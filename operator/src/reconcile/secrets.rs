@@ -1,4 +1,5 @@
-//! Reading the values of the Secret keys an endpoint references.
+//! Reading the values of the Secret keys an endpoint (or a subscription)
+//! references.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +7,7 @@ use hookwarden_crds::WebhookEndpointSpec;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use crate::resources::{ResolvedSecrets, referenced_secrets};
+use crate::resources::{ResolvedSecrets, SecretKey, referenced_secrets};
 
 /// Why the referenced Secrets could not be read. The messages name Secrets
 /// and keys, never values: they end up in conditions, Events and logs.
@@ -67,9 +68,19 @@ pub async fn resolve(
     namespace: &str,
     spec: &WebhookEndpointSpec,
 ) -> Result<ResolvedSecrets, ResolveError> {
+    resolve_keys(api, namespace, referenced_secrets(spec)).await
+}
+
+/// Reads each of `keys` from the Secrets in `api`'s namespace, each Secret
+/// once.
+pub async fn resolve_keys(
+    api: &Api<Secret>,
+    namespace: &str,
+    keys: impl IntoIterator<Item = SecretKey>,
+) -> Result<ResolvedSecrets, ResolveError> {
     let mut secrets: BTreeMap<String, Option<Secret>> = BTreeMap::new();
     let mut resolved = ResolvedSecrets::default();
-    for (name, key) in referenced_secrets(spec) {
+    for (name, key) in keys {
         if !secrets.contains_key(&name) {
             let secret = api
                 .get_opt(&name)

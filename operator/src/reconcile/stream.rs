@@ -85,6 +85,96 @@ impl Connections {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(key, client);
     }
+
+    /// A client of `url` with `credentials` (a `.creds` file and the
+    /// reference it was read from), kept for later passes. Without
+    /// credentials, the operator's own are used, but only when `url` is
+    /// the operator's default NATS (`default_nats`), the one they were
+    /// given for. `consequence` says in a failure's message what the
+    /// failure means for the user's workload.
+    pub async fn client(
+        &self,
+        url: &str,
+        credentials: Option<(hookwarden_crds::SecretKeyRef, Secret)>,
+        default_nats: bool,
+        consequence: &str,
+    ) -> Result<async_nats::Client, NatsFailure> {
+        let operator_ref = hookwarden_crds::SecretKeyRef {
+            name: "<operator>".to_owned(),
+            key: "--nats-credentials-file".to_owned(),
+        };
+        let credentials = match credentials {
+            Some(credentials) => Some(credentials),
+            None if default_nats => self
+                .operator_credentials
+                .as_ref()
+                .map(|c| (operator_ref, c.0.clone())),
+            None => None,
+        };
+        let options =
+            connect_options(credentials.as_ref().map(|(r, s)| (r, s))).map_err(|error| {
+                NatsFailure {
+                    reason: "CredentialsInvalid",
+                    message: error.to_string(),
+                }
+            })?;
+        let key = format!(
+            "{url}\n{}",
+            credentials
+                .as_ref()
+                .map(|(_, s)| hex::encode(Sha256::digest(s.expose())))
+                .unwrap_or_default()
+        );
+        if let Some(client) = self.cached(&key) {
+            return Ok(client);
+        }
+        // The URL's user and password (or token) are passed explicitly:
+        // the client would not send them.
+        let nats_url = NatsUrl::parse(url).map_err(|error| NatsFailure {
+            reason: "NatsUnreachable",
+            message: error.to_string(),
+        })?;
+        let connected = nats_url
+            .connect(
+                options
+                    .name("hookwarden-operator")
+                    .connection_timeout(NATS_TIMEOUT),
+            )
+            .await;
+        match connected {
+            Ok(client) => {
+                self.remember(key, client.clone());
+                Ok(client)
+            }
+            Err(error) => {
+                use async_nats::ConnectErrorKind::{Authentication, AuthorizationViolation};
+                let (reason, hint) = match error.kind() {
+                    Some(AuthorizationViolation | Authentication) => (
+                        "NatsUnauthorized",
+                        "check spec.nats.credentialsSecretRef (or the operator's NATS credentials for the default NATS: --nats-credentials-file, or the user and password in --nats-url)",
+                    ),
+                    _ => (
+                        "NatsUnreachable",
+                        "check spec.nats.url (or the operator's --nats-url) and that NATS runs",
+                    ),
+                };
+                Err(NatsFailure {
+                    reason,
+                    message: format!("{error}; {consequence}; {hint}"),
+                })
+            }
+        }
+    }
+}
+
+/// Why no NATS client could be had: a condition's reason and message
+/// (which name the server, never a credential).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsFailure {
+    /// `CredentialsInvalid`, `NatsUnauthorized` or `NatsUnreachable`.
+    pub reason: &'static str,
+    /// For a person.
+    pub message: String,
 }
 
 fn state(ready: bool, reason: &'static str, message: String) -> StreamState {
@@ -165,82 +255,22 @@ async fn manage(
     let nats = &endpoint.spec.nats;
     let url = nats.url.as_deref().unwrap_or(&settings.nats_url);
     let shown = redact_url(url);
-    // The endpoint's credentials; else the operator's own, but only for the
-    // NATS they were given for.
-    let credentials = match &nats.credentials_secret_ref {
-        Some(reference) => resolved
+    let credentials = nats.credentials_secret_ref.as_ref().and_then(|reference| {
+        resolved
             .get(&reference.name, &reference.key)
-            .map(|bytes| (Some(reference), Secret::from(bytes))),
-        None if nats.url.is_none() => connections
-            .operator_credentials
-            .as_ref()
-            .map(|c| (None, c.0.clone())),
-        None => None,
-    };
-    let operator_ref = hookwarden_crds::SecretKeyRef {
-        name: "<operator>".to_owned(),
-        key: "--nats-credentials-file".to_owned(),
-    };
-    let options = match &credentials {
-        Some((reference, secret)) => {
-            connect_options(Some((reference.unwrap_or(&operator_ref), secret)))
-        }
-        None => connect_options(None),
-    };
-    let options = match options {
-        Ok(options) => options,
-        Err(error) => return state(false, "CredentialsInvalid", error.to_string()),
-    };
-    let key = format!(
-        "{url}\n{}",
-        credentials
-            .as_ref()
-            .map(|(_, s)| hex::encode(Sha256::digest(s.expose())))
-            .unwrap_or_default()
-    );
-    let client = match connections.cached(&key) {
-        Some(client) => client,
-        None => {
-            // The URL's user and password (or token) are passed explicitly:
-            // the client would not send them.
-            let nats_url = match NatsUrl::parse(url) {
-                Ok(nats_url) => nats_url,
-                Err(error) => return state(false, "NatsUnreachable", error.to_string()),
-            };
-            let connected = nats_url
-                .connect(
-                    options
-                        .name("hookwarden-operator")
-                        .connection_timeout(NATS_TIMEOUT),
-                )
-                .await;
-            match connected {
-                Ok(client) => {
-                    connections.remember(key, client.clone());
-                    client
-                }
-                Err(error) => {
-                    use async_nats::ConnectErrorKind::{Authentication, AuthorizationViolation};
-                    let (reason, hint) = match error.kind() {
-                        Some(AuthorizationViolation | Authentication) => (
-                            "NatsUnauthorized",
-                            "check spec.nats.credentialsSecretRef (or the operator's NATS credentials for the default NATS: --nats-credentials-file, or the user and password in --nats-url)",
-                        ),
-                        _ => (
-                            "NatsUnreachable",
-                            "check spec.nats.url (or the operator's --nats-url) and that NATS runs",
-                        ),
-                    };
-                    return state(
-                        false,
-                        reason,
-                        format!(
-                            "{error}; receivers answer 503 until they can store deliveries; {hint}"
-                        ),
-                    );
-                }
-            }
-        }
+            .map(|bytes| (reference.clone(), Secret::from(bytes)))
+    });
+    let client = match connections
+        .client(
+            url,
+            credentials,
+            nats.url.is_none(),
+            "receivers answer 503 until they can store deliveries",
+        )
+        .await
+    {
+        Ok(client) => client,
+        Err(failure) => return state(false, failure.reason, failure.message),
     };
     let mut jetstream = jetstream::new(client);
     jetstream.set_timeout(NATS_TIMEOUT);

@@ -4,19 +4,11 @@
 use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::api::apps::v1::Deployment;
 
+use super::pod::{self, CONFIG_DIR, Workload, item};
 use super::{
-    BuildError, ENDPOINT_FILE, HTTP_PORT, METRICS_PORT, NATS_URL_KEY, Owner, Settings, child_name,
-    labels, object, referenced_secrets, secret_data_key, selector_labels, url_has_credentials,
+    BuildError, ENDPOINT_FILE, HTTP_PORT, METRICS_PORT, Owner, Settings, referenced_secrets,
+    secret_data_key,
 };
-
-/// The pod-template annotation that carries the configuration's hash, so a
-/// changed configuration (spec or a rotated Secret value) rolls the pods.
-pub const CONFIG_HASH_ANNOTATION: &str = "hookwarden.dev/config-hash";
-/// Where the configuration Secret is mounted.
-pub const CONFIG_DIR: &str = "/etc/hookwarden";
-/// The unprivileged user (and group) the receiver runs as: the distroless
-/// `nonroot` user, which owns nothing in the image.
-pub const RECEIVER_USER: i64 = 65532;
 
 /// The receiver Deployment of `endpoint`, annotated with `config_hash`.
 pub fn deployment(
@@ -25,19 +17,17 @@ pub fn deployment(
     settings: &Settings,
     config_hash: &str,
 ) -> Result<Deployment, BuildError> {
-    let name = &owner.name;
-    let nats_url = settings.nats_url(endpoint);
     // Each referenced key lands where the receiver looks for it:
     // `<secrets-dir>/<secret name>/<key>`, the layout of a mounted Secret.
-    let mut items = vec![serde_json::json!({"key": ENDPOINT_FILE, "path": ENDPOINT_FILE})];
+    let mut items = vec![item(ENDPOINT_FILE, ENDPOINT_FILE)];
     items.extend(
         referenced_secrets(&endpoint.spec)
             .iter()
             .map(|(secret, key)| {
-                serde_json::json!({
-                    "key": secret_data_key(secret, key),
-                    "path": format!("secrets/{secret}/{key}"),
-                })
+                item(
+                    &secret_data_key(secret, key),
+                    &format!("secrets/{secret}/{key}"),
+                )
             }),
     );
     let mut args = vec![
@@ -47,19 +37,7 @@ pub fn deployment(
         "--secrets-dir".to_owned(),
         format!("{CONFIG_DIR}/secrets"),
     ];
-    // A URL with credentials goes through the rendered Secret into the
-    // environment; a plain one stays in the arguments, where `kubectl
-    // describe` shows which NATS a receiver uses.
-    let env = if url_has_credentials(nats_url) {
-        serde_json::json!([{
-            "name": "HOOKWARDEN_NATS_URL",
-            "valueFrom": {"secretKeyRef": {"name": child_name(name), "key": NATS_URL_KEY}},
-        }])
-    } else {
-        args.extend(["--nats-url".to_owned(), nats_url.to_owned()]);
-        // null: no `env` at all in the object (it is an Option).
-        serde_json::Value::Null
-    };
+    let env = pod::nats_url(owner, settings.nats_url(endpoint), &mut args);
     args.extend([
         "--listen".to_owned(),
         format!("0.0.0.0:{HTTP_PORT}"),
@@ -69,109 +47,30 @@ pub fn deployment(
         "--metrics-listen".to_owned(),
         format!("0.0.0.0:{METRICS_PORT}"),
     ]);
-    // `spec.resources` replaces the defaults as a whole (like a Pod's own
-    // field): half a default would be a surprise.
-    let resources = match &endpoint.spec.resources {
-        Some(resources) => {
-            serde_json::to_value(resources).map_err(|source| BuildError::Object {
-                kind: "Deployment",
-                source,
-            })?
-        }
-        None => default_resources(),
-    };
-    let template = serde_json::json!({
-        "metadata": {
-            "labels": labels(name),
-            "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
+    pod::deployment(
+        owner,
+        Workload {
+            container: "receiver",
+            image: &settings.receiver_image,
+            args,
+            env,
+            ports: serde_json::json!([
+                {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+                {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+            ]),
+            resources: endpoint.spec.resources.as_ref(),
+            items,
+            // With autoscaling the HorizontalPodAutoscaler owns `replicas`:
+            // the operator leaves the field out of its apply, or each pass
+            // would undo the autoscaler's decision.
+            replicas: endpoint
+                .spec
+                .autoscaling
+                .is_none()
+                .then_some(endpoint.spec.replicas),
         },
-        "spec": {
-            // The receiver never talks to the API server.
-            "automountServiceAccountToken": false,
-            "enableServiceLinks": false,
-            "securityContext": {
-                "runAsNonRoot": true,
-                "runAsUser": RECEIVER_USER,
-                "runAsGroup": RECEIVER_USER,
-                // Group-readable Secret files for the non-root user.
-                "fsGroup": RECEIVER_USER,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [{
-                "name": "receiver",
-                "image": settings.receiver_image,
-                "args": args,
-                "env": env,
-                "ports": [
-                    {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
-                    {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-                ],
-                // Ready only with its configuration loaded and NATS connected,
-                // so the Service never sends deliveries it cannot store.
-                "readinessProbe": {
-                    "httpGet": {"path": "/readyz", "port": METRICS_PORT},
-                    "periodSeconds": 5,
-                    "failureThreshold": 3,
-                },
-                "livenessProbe": {
-                    "httpGet": {"path": "/healthz", "port": METRICS_PORT},
-                    "periodSeconds": 10,
-                    "failureThreshold": 3,
-                },
-                "resources": resources,
-                "securityContext": {
-                    "runAsNonRoot": true,
-                    "runAsUser": RECEIVER_USER,
-                    "readOnlyRootFilesystem": true,
-                    "allowPrivilegeEscalation": false,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "volumeMounts": [{
-                    "name": "config",
-                    "mountPath": CONFIG_DIR,
-                    "readOnly": true,
-                }],
-            }],
-            "volumes": [{
-                "name": "config",
-                "secret": {
-                    "secretName": child_name(name),
-                    // 0440: owner root, group fsGroup, nobody else.
-                    "defaultMode": 0o440,
-                    "items": items,
-                },
-            }],
-        },
-    });
-    let mut spec = serde_json::json!({
-        "selector": {"matchLabels": selector_labels(name)},
-        "template": template,
-    });
-    // With autoscaling the HorizontalPodAutoscaler owns `replicas`: the
-    // operator leaves the field out of its apply, or each pass would undo
-    // the autoscaler's decision.
-    if endpoint.spec.autoscaling.is_none() {
-        spec["replicas"] = endpoint.spec.replicas.into();
-    }
-    object(
-        "Deployment",
-        serde_json::json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": owner.child_metadata(),
-            "spec": spec,
-        }),
+        config_hash,
     )
-}
-
-/// Verification is HMAC over bodies of at most a few MiB: small requests,
-/// a memory limit that bounds a flood.
-fn default_resources() -> serde_json::Value {
-    serde_json::json!({
-        "requests": {"cpu": "50m", "memory": "64Mi"},
-        "limits": {"cpu": "1", "memory": "256Mi"},
-    })
 }
 
 #[cfg(test)]
@@ -181,7 +80,9 @@ mod tests {
     use k8s_openapi::api::core::v1::{Container, PodSpec};
 
     use super::super::fixtures::*;
-    use super::super::{build, config_hash};
+    use super::super::{
+        CONFIG_HASH_ANNOTATION, NATS_URL_KEY, build, config_hash, labels, selector_labels,
+    };
     use super::*;
 
     fn pod_spec(deployment: &Deployment) -> &PodSpec {

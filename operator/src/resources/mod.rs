@@ -6,7 +6,9 @@
 //! and report.
 
 mod deployment;
+pub mod forwarder;
 mod ingress;
+mod pod;
 mod policy;
 mod secret;
 mod service;
@@ -23,11 +25,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
 
-pub use deployment::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, RECEIVER_USER, deployment};
+pub use deployment::deployment;
 pub use ingress::{
     CERT_MANAGER_GROUP, CERTIFICATE_CRD, certificate, certificate_resource, ingress,
     issued_secret_name, public_url, tls_secret_name,
 };
+pub use pod::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, RECEIVER_USER};
 pub use policy::{autoscaler, desired_replicas, nats_port, network_policy, pod_disruption_budget};
 pub use secret::{
     ENDPOINT_FILE, GENERATED_SECRET_KEY, config_hash, config_secret, effective_endpoint,
@@ -157,10 +160,10 @@ pub fn referenced_secrets(spec: &WebhookEndpointSpec) -> BTreeSet<SecretKey> {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// Only namespaced objects read from the API server can own children.
-    #[error("the WebhookEndpoint has no namespace")]
+    #[error("the object has no namespace")]
     MissingNamespace,
     /// An owner reference needs the endpoint's uid.
-    #[error("the WebhookEndpoint has no uid (was it read from the API server?)")]
+    #[error("the object has no uid (was it read from the API server?)")]
     MissingUid,
     /// A referenced key was not resolved (the resolver and the builder disagree).
     #[error("the value of key {key:?} of Secret {name:?} was not resolved")]
@@ -262,43 +265,131 @@ pub fn build(
 
 /// The name of every child of endpoint `endpoint_name`.
 pub fn child_name(endpoint_name: &str) -> String {
-    format!("{endpoint_name}-receiver")
+    Component::Receiver.child_name(endpoint_name)
 }
 
-/// What every child needs to know about the endpoint that owns it.
+/// Which of the operator's workloads a child belongs to: it names the
+/// children (`<name>-receiver`, `<name>-forwarder`) and their pods'
+/// `app.kubernetes.io/name`, so an endpoint and a subscription of the same
+/// name never select each other's pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// The receivers of a `WebhookEndpoint`.
+    Receiver,
+    /// The forwarders of a `WebhookSubscription`.
+    Forwarder,
+}
+
+impl Component {
+    /// `receiver` or `forwarder`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Receiver => "receiver",
+            Self::Forwarder => "forwarder",
+        }
+    }
+
+    /// The name of every child of owner `owner_name`.
+    pub fn child_name(self, owner_name: &str) -> String {
+        format!("{owner_name}-{}", self.as_str())
+    }
+
+    /// The labels that select the pods of owner `owner_name`.
+    pub fn selector_labels(self, owner_name: &str) -> BTreeMap<String, String> {
+        [
+            (
+                "app.kubernetes.io/name",
+                format!("hookwarden-{}", self.as_str()),
+            ),
+            ("app.kubernetes.io/instance", owner_name.to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// The labels of every child: the selector labels plus `managed-by`.
+    pub fn labels(self, owner_name: &str) -> BTreeMap<String, String> {
+        let mut labels = self.selector_labels(owner_name);
+        labels.insert(
+            "app.kubernetes.io/managed-by".to_owned(),
+            MANAGED_BY.to_owned(),
+        );
+        labels
+    }
+}
+
+/// What every child needs to know about the endpoint (or subscription) that
+/// owns it.
 #[derive(Clone, Debug)]
 pub struct Owner {
     name: String,
     namespace: String,
     reference: OwnerReference,
+    component: Component,
 }
 
 impl Owner {
     /// The owner data of `endpoint`; it must have been read from the API
     /// server (namespace and uid set).
     pub fn of(endpoint: &WebhookEndpoint) -> Result<Self, BuildError> {
-        let namespace = endpoint.namespace().ok_or(BuildError::MissingNamespace)?;
+        Self::of_object(endpoint, Component::Receiver)
+    }
+
+    /// The owner data of the forwarders' children of `subscription`.
+    pub fn of_subscription(
+        subscription: &hookwarden_crds::WebhookSubscription,
+    ) -> Result<Self, BuildError> {
+        Self::of_object(subscription, Component::Forwarder)
+    }
+
+    fn of_object<K: Resource<DynamicType = ()>>(
+        object: &K,
+        component: Component,
+    ) -> Result<Self, BuildError> {
+        let namespace = object.namespace().ok_or(BuildError::MissingNamespace)?;
         // controller=true and blockOwnerDeletion=true: the garbage collector
-        // removes the children with the endpoint, and the Controller maps
+        // removes the children with their owner, and the Controller maps
         // child events back to it.
-        let mut reference = endpoint
+        let mut reference = object
             .controller_owner_ref(&())
             .ok_or(BuildError::MissingUid)?;
         // kube sets `controller` only; blocking keeps a foreground deletion
-        // of the endpoint waiting until its children are gone.
+        // of the owner waiting until its children are gone.
         reference.block_owner_deletion = Some(true);
         Ok(Self {
-            name: endpoint.name_any(),
+            name: object.name_any(),
             namespace,
             reference,
+            component,
         })
+    }
+
+    /// The owner's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name of the owner's children.
+    pub fn child_name(&self) -> String {
+        self.component.child_name(&self.name)
+    }
+
+    /// The labels that select the owner's pods.
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        self.component.selector_labels(&self.name)
+    }
+
+    /// The labels of the owner's children.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.component.labels(&self.name)
     }
 
     fn child_metadata(&self) -> serde_json::Value {
         serde_json::json!({
-            "name": child_name(&self.name),
+            "name": self.child_name(),
             "namespace": self.namespace,
-            "labels": labels(&self.name),
+            "labels": self.labels(),
             "ownerReferences": [self.reference],
         })
     }
@@ -306,23 +397,12 @@ impl Owner {
 
 /// The labels that select an endpoint's receiver pods.
 pub fn selector_labels(endpoint_name: &str) -> BTreeMap<String, String> {
-    [
-        ("app.kubernetes.io/name", "hookwarden-receiver"),
-        ("app.kubernetes.io/instance", endpoint_name),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
+    Component::Receiver.selector_labels(endpoint_name)
 }
 
 /// The labels of every child: the selector labels plus `managed-by`.
 pub fn labels(endpoint_name: &str) -> BTreeMap<String, String> {
-    let mut labels = selector_labels(endpoint_name);
-    labels.insert(
-        "app.kubernetes.io/managed-by".to_owned(),
-        MANAGED_BY.to_owned(),
-    );
-    labels
+    Component::Receiver.labels(endpoint_name)
 }
 
 fn object<T: serde::de::DeserializeOwned>(

@@ -53,7 +53,27 @@ pub fn config_secret(
             ByteString(nats_url.as_bytes().to_vec()),
         );
     }
-    for (name, key) in referenced_secrets(&endpoint.spec) {
+    render_secrets(&mut data, referenced_secrets(&endpoint.spec), secrets)?;
+    object(
+        "Secret",
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": owner.child_metadata(),
+            "type": "Opaque",
+            "data": data,
+        }),
+    )
+}
+
+/// Adds the value of each of `keys` to `data` under [`secret_data_key`],
+/// where the pods' volume items find them.
+pub(super) fn render_secrets(
+    data: &mut BTreeMap<String, ByteString>,
+    keys: impl IntoIterator<Item = super::SecretKey>,
+    secrets: &ResolvedSecrets,
+) -> Result<(), BuildError> {
+    for (name, key) in keys {
         let data_key = secret_data_key(&name, &key);
         if data_key.len() > MAX_KEY_LEN {
             return Err(BuildError::KeyTooLong {
@@ -70,16 +90,7 @@ pub fn config_secret(
             })?;
         data.insert(data_key, ByteString(value.to_vec()));
     }
-    object(
-        "Secret",
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": owner.child_metadata(),
-            "type": "Opaque",
-            "data": data,
-        }),
-    )
+    Ok(())
 }
 
 /// The key of the generated verification secret in its Secret.
