@@ -4,8 +4,13 @@
 //!
 //! [`plan`] resolves a subscription into everything the forwarder and the
 //! operator must agree on (stream, filters, durable consumer, dead-letter
-//! stream, retry policy, destination).
+//! stream, retry policy, destination). [`outcome`] decides, purely, what an
+//! attempt's result means for the event; [`signing`] signs requests;
+//! [`delivery`] sends one event to the destination.
 
+pub mod delivery;
+pub mod outcome;
 pub mod plan;
+pub mod signing;
 
 pub use plan::{DestinationError, Plan, PlanError, RetryPolicy, check_destination_url};
