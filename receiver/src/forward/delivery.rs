@@ -191,10 +191,7 @@ impl Destination {
             Ok(result) => result,
             Err(_) => (
                 Attempted::TimedOut,
-                Some(format!(
-                    "no answer within {} s",
-                    self.timeout.as_secs_f32()
-                )),
+                Some(format!("no answer within {} s", self.timeout.as_secs_f32())),
             ),
         };
         Report {
@@ -213,9 +210,7 @@ impl Destination {
         let retry_after = response
             .headers()
             .get(http::header::RETRY_AFTER)
-            .and_then(|value| {
-                outcome::parse_retry_after(value.as_bytes(), jiff::Timestamp::now())
-            });
+            .and_then(|value| outcome::parse_retry_after(value.as_bytes(), jiff::Timestamp::now()));
         let body = read_prefix(response.into_body(), MAX_RESPONSE_BYTES).await;
         let attempted = Attempted::Answered {
             status,
@@ -387,8 +382,7 @@ fn client_tls(
         Some(ca) => {
             let mut any = false;
             for cert in CertificateDer::pem_slice_iter(ca.expose()) {
-                let cert =
-                    cert.map_err(|e| DestinationSetupError::Certificate(e.to_string()))?;
+                let cert = cert.map_err(|e| DestinationSetupError::Certificate(e.to_string()))?;
                 roots
                     .add(cert)
                     .map_err(|e| DestinationSetupError::Certificate(e.to_string()))?;
@@ -487,7 +481,10 @@ mod tests {
             &signed(),
         );
         assert_eq!(
-            replayed.headers().get("hookwarden-replay").map(|v| v.as_bytes()),
+            replayed
+                .headers()
+                .get("hookwarden-replay")
+                .map(|v| v.as_bytes()),
             Some(&b"true"[..])
         );
         assert_eq!(
@@ -509,7 +506,12 @@ mod tests {
         ] {
             assert!(is_reserved(name), "{name}");
         }
-        for name in ["Hookwarden-Provider", "traceparent", "X-GitHub-Event", "ce-type"] {
+        for name in [
+            "Hookwarden-Provider",
+            "traceparent",
+            "X-GitHub-Event",
+            "ce-type",
+        ] {
             assert!(!is_reserved(name), "{name}");
         }
     }

@@ -310,10 +310,7 @@ mod tests {
             age: Duration::from_secs(7200),
         };
         assert_eq!(before_attempt(&policy(), old(1)), None, "tried once");
-        assert_eq!(
-            before_attempt(&policy(), old(2)),
-            Some(DeadReason::TooOld)
-        );
+        assert_eq!(before_attempt(&policy(), old(2)), Some(DeadReason::TooOld));
     }
 
     #[test]

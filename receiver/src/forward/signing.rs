@@ -131,16 +131,15 @@ mod tests {
     }
 
     fn verifies(secret: &str, signed: &Signed, body: &[u8]) -> bool {
-        let verifier =
-            StandardWebhooksVerifier::new(vec![Secret::from(secret.as_bytes())], 300)
-                .expect("verifier");
+        let verifier = StandardWebhooksVerifier::new(vec![Secret::from(secret.as_bytes())], 300)
+            .expect("verifier");
         verifier.verify(&headers(signed), body).is_ok()
     }
 
     #[test]
     fn signs_so_the_standard_webhooks_verifier_accepts_it() {
-        let keys = SigningKeys::parse(&Secret::from(format!("{NEW}\n").into_bytes()))
-            .expect("one secret");
+        let keys =
+            SigningKeys::parse(&Secret::from(format!("{NEW}\n").into_bytes())).expect("one secret");
         assert_eq!(keys.len(), 1);
         let now = jiff::Timestamp::now().as_second();
         let signed = keys.sign("msg-1", now, b"{\"a\":1}");
@@ -158,7 +157,12 @@ mod tests {
         assert_eq!(keys.len(), 2);
         let now = jiff::Timestamp::now().as_second();
         let signed = keys.sign("msg-2", now, b"body");
-        assert_eq!(signed.signature.split(' ').count(), 2, "{}", signed.signature);
+        assert_eq!(
+            signed.signature.split(' ').count(),
+            2,
+            "{}",
+            signed.signature
+        );
         assert!(verifies(NEW, &signed, b"body"));
         assert!(verifies(OLD, &signed, b"body"));
     }
