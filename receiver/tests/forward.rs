@@ -866,3 +866,76 @@ async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed() {
     // The issues event, stored first, is not among eventTypes: the first
     // request is the push.
 }
+
+#[tokio::test]
+async fn the_filter_delivers_matching_events_and_acknowledges_the_rest() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    let destination = Destination::always(200).await;
+    let forwarder = Forwarder::start(
+        &nats,
+        &subscription(
+            &destination.url(),
+            "  filter: 'headers[\"hookwarden-event\"] == \"invoice.paid\" && body.amount >= 100'\n",
+        ),
+    )
+    .await;
+    store(&js, "small", "invoice.paid", br#"{"amount":5}"#).await;
+    store(&js, "other", "invoice.created", br#"{"amount":500}"#).await;
+    store(&js, "no-amount", "invoice.paid", br#"{"total":500}"#).await;
+    let last = store(&js, "big", "invoice.paid", br#"{"amount":500}"#).await;
+
+    let received = destination.wait_for(1).await;
+    assert_eq!(received[0].header("webhook-id").as_deref(), Some("big"));
+    all_acknowledged(&js, last).await;
+    assert_eq!(destination.received().len(), 1);
+    let metrics = forwarder.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"hookwarden_forward_deliveries_total{subscription="shop/to-billing",outcome="filtered"} 3"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"hookwarden_forward_filter_errors_total{subscription="shop/to-billing"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_filter_that_does_not_compile_refuses_to_start() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = subscription("http://127.0.0.1:9/hooks", "  filter: 'body.amount >'\n");
+    std::fs::write(dir.path().join("subscription.yaml"), manifest).expect("manifest");
+    let path = dir.path().join("secrets/billing-signing/secret");
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&path, SIGNING_SECRET).expect("secret");
+    let output = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+            .arg("forward")
+            .env(
+                "HOOKWARDEN_SUBSCRIPTION",
+                dir.path().join("subscription.yaml"),
+            )
+            .env("HOOKWARDEN_SECRETS_DIR", dir.path().join("secrets"))
+            .env("HOOKWARDEN_NATS_URL", nats.url())
+            .env(
+                "HOOKWARDEN_METRICS_LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .output(),
+    )
+    .await
+    .expect("exits")
+    .expect("runs");
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("spec.filter is not a valid CEL expression"),
+        "{text}"
+    );
+}
