@@ -939,3 +939,37 @@ async fn a_filter_that_does_not_compile_refuses_to_start() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn ordered_per_subject_holds_later_events_behind_a_retried_one() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    // The first request fails: its event is retried, and the events of the
+    // same subject stored after it must wait for it.
+    let destination =
+        Destination::start(|n| Reply::Status(if n == 0 { 503 } else { 200 }, Vec::new())).await;
+    let _forwarder = Forwarder::start(
+        &nats,
+        &subscription(
+            &destination.url(),
+            &format!("{FAST_RETRIES}  delivery: {{maxInFlight: 4, orderedPerSubject: true}}\n"),
+        ),
+    )
+    .await;
+    let mut last = 0;
+    for id in ["o-1", "o-2", "o-3"] {
+        last = store(&js, id, "invoice.paid", b"{}").await;
+    }
+    let received = destination.wait_for(4).await;
+    let ids: Vec<String> = received
+        .iter()
+        .map(|r| r.header("webhook-id").expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        ["o-1", "o-1", "o-2", "o-3"],
+        "stream order, the retry first"
+    );
+    all_acknowledged(&js, last).await;
+    assert_eq!(destination.received().len(), 4);
+}

@@ -543,20 +543,34 @@ async fn consume(
     let mut tick = tokio::time::interval((plan.ack_wait() / 3).max(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Unordered, a slot is taken before a message is pulled, so no more
+        // are held than can be delivered. Ordered, messages may wait in the
+        // gate without a slot (the consumer's max_ack_pending bounds them)
+        // and each delivery takes its own: a pull holding the last slot
+        // would otherwise starve the next message of a lane.
+        let ordered = plan.ordered_per_subject;
+        let slots = Arc::clone(&shared.slots);
         let next = async {
-            let slot = Arc::clone(&shared.slots).acquire_owned().await;
+            let slot = if ordered {
+                None
+            } else {
+                slots.acquire_owned().await.ok()
+            };
             (slot, messages.next().await)
         };
         tokio::select! {
             biased;
             () = stopped(stop.clone()) => return Ended::Stop,
             Some(joined) = tasks.join_next() => {
-                if let Ok(finished) = joined {
-                    if plan.ordered_per_subject {
-                        if let Some((_, message)) = gate.finish(&finished.subject, finished.sequence, finished.retrying_until) {
-                            tasks.spawn(process(Arc::clone(shared), message, None));
-                        }
-                    }
+                if let Ok(finished) = joined
+                    && ordered
+                    && let Some((_, message)) = gate.finish(
+                        &finished.subject,
+                        finished.sequence,
+                        finished.retrying_until,
+                    )
+                {
+                    tasks.spawn(process(Arc::clone(shared), message, None));
                 }
             }
             _ = tick.tick() => {
@@ -571,9 +585,6 @@ async fn consume(
                 }
             }
             (slot, next) = next => {
-                let Ok(slot) = slot else {
-                    return Ended::Stop;
-                };
                 match next {
                     None => return Ended::Rebind("the consumer's message stream ended".to_owned()),
                     Some(Err(err)) => {
@@ -590,10 +601,10 @@ async fn consume(
                             let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
                             let subject = message.subject.to_string();
                             if let Some(message) = gate.offer(&subject, sequence, message) {
-                                tasks.spawn(process(Arc::clone(shared), message, Some(slot)));
+                                tasks.spawn(process(Arc::clone(shared), message, None));
                             }
                         } else {
-                            tasks.spawn(process(Arc::clone(shared), message, Some(slot)));
+                            tasks.spawn(process(Arc::clone(shared), message, slot));
                         }
                     }
                 }
