@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_receiver::transport::{self, Stopped};
-use hookwarden_receiver::{app, config};
+use hookwarden_receiver::{app, config, forward};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,32 +29,52 @@ enum Command {
     /// Receive deliveries for one endpoint over HTTPS (or, explicitly, plain
     /// HTTP behind an ingress or for local development).
     Serve(Box<app::ServeArgs>),
+    /// Deliver the events a WebhookSubscription selects from JetStream to
+    /// its HTTP destination, signed (Standard Webhooks), retried, and
+    /// dead-lettered when they cannot be delivered.
+    Forward(Box<forward::app::ForwardArgs>),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { endpoint } => check(&endpoint),
-        Command::Serve(args) => {
-            hookwarden_receiver::logging::init();
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("hookwarden-receiver: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(serve(*args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    tracing::error!(error = %err, "hookwarden-receiver stopped");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Serve(args) => run_async(serve(*args)),
+        Command::Forward(args) => run_async(forward_events(*args)),
+    }
+}
+
+/// Runs `task` on a multi-threaded runtime with the receiver's logging.
+fn run_async<E: std::fmt::Display>(
+    task: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    hookwarden_receiver::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("hookwarden-receiver: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "hookwarden-receiver stopped");
+            ExitCode::FAILURE
         }
     }
+}
+
+/// Starts the forwarder ([`forward::app::start`]) and forwards until
+/// SIGTERM or Ctrl-C.
+async fn forward_events(args: forward::app::ForwardArgs) -> Result<(), forward::app::StartError> {
+    forward::app::start(args)
+        .await?
+        .run(shutdown_signal())
+        .await;
+    Ok(())
 }
 
 fn check(path: &Path) -> ExitCode {

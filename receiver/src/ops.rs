@@ -289,6 +289,19 @@ impl Metrics {
     }
 }
 
+/// Something `/metrics` can show: the receiver's [`Metrics`], or the
+/// forwarder's ([`crate::forward::metrics::ForwardMetrics`]).
+pub trait Exposition: std::fmt::Debug + Send + Sync {
+    /// The Prometheus text exposition of every metric.
+    fn render(&self) -> String;
+}
+
+impl Exposition for Metrics {
+    fn render(&self) -> String {
+        Metrics::render(self)
+    }
+}
+
 /// What `/readyz` reports: ready only when the configuration is loaded (with
 /// its secrets), NATS is connected and the endpoint's stream exists, so a
 /// load balancer sends deliveries only to a replica that can store them.
@@ -307,6 +320,8 @@ pub struct Readiness {
     stale: Arc<std::sync::Mutex<Option<String>>>,
     /// Why the endpoint's stream cannot take deliveries.
     stream: Arc<std::sync::Mutex<Option<String>>>,
+    /// Why the forwarder's consumer cannot be read.
+    consumer: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Readiness {
@@ -317,6 +332,7 @@ impl Readiness {
             nats,
             stale: Arc::default(),
             stream: Arc::default(),
+            consumer: Arc::default(),
         }
     }
 
@@ -333,6 +349,12 @@ impl Readiness {
     /// Records why the stream cannot take deliveries (`None`: it can).
     pub fn set_stream_problem(&self, problem: Option<String>) {
         *lock(&self.stream) = problem;
+    }
+
+    /// Records why the forwarder's consumer cannot be read (`None`: it
+    /// can).
+    pub fn set_consumer_problem(&self, problem: Option<String>) {
+        *lock(&self.consumer) = problem;
     }
 
     /// Why the served configuration is not the one on disk, if it is not.
@@ -352,6 +374,9 @@ impl Readiness {
         }
         if lock(&self.stream).is_some() {
             return Some("stream_missing");
+        }
+        if lock(&self.consumer).is_some() {
+            return Some("consumer_unavailable");
         }
         None
     }
@@ -373,6 +398,13 @@ impl Readiness {
                     lock(&self.stream).clone().unwrap_or_default()
                 ),
             ),
+            Some("consumer_unavailable") => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: consumer_unavailable: {}\n",
+                    lock(&self.consumer).clone().unwrap_or_default()
+                ),
+            ),
             Some(reason) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("not ready: {reason}\n"),
@@ -389,13 +421,13 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 #[derive(Debug, Clone)]
 struct OpsState {
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn Exposition>,
     readiness: Readiness,
 }
 
 /// `/healthz` (the process serves HTTP), `/readyz` (it can take deliveries)
 /// and `/metrics` (Prometheus text format).
-pub fn router(metrics: Arc<Metrics>, readiness: Readiness) -> Router {
+pub fn router(metrics: Arc<dyn Exposition>, readiness: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .route("/readyz", get(readyz))

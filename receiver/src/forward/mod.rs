@@ -4,8 +4,22 @@
 //!
 //! [`plan`] resolves a subscription into everything the forwarder and the
 //! operator must agree on (stream, filters, durable consumer, dead-letter
-//! stream, retry policy, destination).
+//! stream, retry policy, destination). [`outcome`] decides, purely, what an
+//! attempt's result means for the event; [`signing`] signs requests;
+//! [`delivery`] sends one event to the destination; [`stored`] reads a
+//! stored message and writes its dead letter; [`ordering`] keeps one
+//! delivery per subject in flight when asked; [`filter`] is the CEL
+//! condition; [`metrics`] what the operations port shows; [`app`] puts
+//! them together into the `forward` command's run loop.
 
+pub mod app;
+pub mod delivery;
+pub mod filter;
+pub mod metrics;
+pub mod ordering;
+pub mod outcome;
 pub mod plan;
+pub mod signing;
+pub mod stored;
 
 pub use plan::{DestinationError, Plan, PlanError, RetryPolicy, check_destination_url};
