@@ -60,10 +60,14 @@ pub struct WebhookSubscriptionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing: Option<SigningSpec>,
 
-    /// Headers of the original delivery passed on to the destination (for
-    /// example `X-GitHub-Event`), matched case-insensitively. Nothing else of
-    /// the provider's request is passed on: its signature headers in
-    /// particular do not leave the receiver's trust boundary.
+    /// Headers of the stored message passed on to the destination, matched
+    /// case-insensitively: what the receiver stored beside the body
+    /// (`Hookwarden-Provider`, `Hookwarden-Delivery-Id`,
+    /// `Hookwarden-Source-Ip`, `Hookwarden-Received-At`, `traceparent`, the
+    /// `ce-*` headers; see docs/receiver.md). The provider's own request
+    /// headers are not stored, so its signature never leaves the receiver's
+    /// trust boundary; the event type and delivery id always travel as
+    /// `Hookwarden-Event-Type` and `webhook-id`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub pass_headers: Vec<String>,
