@@ -257,29 +257,30 @@ pub fn write_file(path: &Path, source: &str, networks: &[IpNet]) -> std::io::Res
 /// The largest list file read.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// A list file, if it exists, is not too large, parses and is plausible;
-/// its time is its modification time.
+/// The ranges of a list file: at most 4 MiB, strict, plausible.
+pub fn read_list_file(path: &Path) -> Result<Vec<IpNet>, String> {
+    let metadata = std::fs::metadata(path).map_err(|err| err.to_string())?;
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err("larger than 4 MiB".to_owned());
+    }
+    let body = std::fs::read(path).map_err(|err| err.to_string())?;
+    let nets = formats::text_lines(&body)
+        .map(super::canonical)
+        .map_err(|err| err.to_string())?;
+    plausibility::check(&nets, None).map_err(|err| err.to_string())?;
+    Ok(nets)
+}
+
+/// A list file, if it exists and [`read_list_file`] takes it; its time is
+/// its modification time.
 fn read_file(path: &Path) -> Option<Kept> {
     let metadata = std::fs::metadata(path).ok()?;
-    if metadata.len() > MAX_FILE_BYTES {
-        tracing::warn!(path = %path.display(), "a saved source range list is too large; ignored");
-        return None;
-    }
     let modified = metadata
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let body = std::fs::read(path).ok()?;
-    let checked = formats::text_lines(&body)
-        .map(super::canonical)
-        .map_err(|err| err.to_string())
-        .and_then(|nets| {
-            plausibility::check(&nets, None)
-                .map(|()| nets)
-                .map_err(|err| err.to_string())
-        });
-    match checked {
+    match read_list_file(path) {
         Ok(networks) => Some(Kept {
             saved: SavedList {
                 source: path.display().to_string(),
