@@ -82,6 +82,7 @@ async fn start_operator_counting(
         namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
         stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
+        ranges: Default::default(),
     };
     adjust(&mut config.settings);
     tokio::spawn(reconcile::run_with_ops(

@@ -55,6 +55,7 @@ async fn start_operator_for(ns: &TestNamespace, namespaces: Vec<String>) -> Oper
         namespaces,
         nats_credentials: None,
         stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
+        ranges: Default::default(),
     };
     tokio::spawn(reconcile::run(ns.client(), config, async move {
         let _ = stopped.await;

@@ -66,6 +66,7 @@ async fn start_operator_with(
         namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,
         stream_check_interval,
+        ranges: Default::default(),
     };
     tokio::spawn(reconcile::run_with_ops(
         ns.client(),

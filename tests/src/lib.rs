@@ -35,7 +35,7 @@ mod wait;
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
 pub use error::SupportError;
 pub use files::EndpointFiles;
-pub use list_server::{ListAnswer, ListServer};
+pub use list_server::{ListAnswer, ListServer, save_list_for_operator};
 pub use nats::{Frozen, NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
 pub use nginx::{Forwarded, Nginx, NginxBuilder, XForwarded};
 pub use process::ManagedProcess;

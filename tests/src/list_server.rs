@@ -184,3 +184,45 @@ impl ListServer {
         )
     }
 }
+
+/// Writes the list `source` parsed from the saved document `sample` into
+/// the operator's ConfigMap of last good lists (`hookwarden-source-ranges`
+/// in `namespace`), fetched now: what the operator finds after a restart
+/// during a provider's outage. For tests whose operator runs as a process
+/// without internet (the journey, pods as processes) and an example that
+/// names a published list.
+///
+/// # Panics
+/// When the sample does not parse or the ConfigMap cannot be written.
+pub async fn save_list_for_operator(
+    client: kube::Client,
+    namespace: &str,
+    source: &hookwarden_receiver::ranges::ListSource,
+    sample: &std::path::Path,
+) {
+    use hookwarden_receiver::ranges::{SavedList, fetch::unix_now, texts};
+    let document = std::fs::read(sample).expect("the saved sample");
+    let networks = source.parse(&document).expect("the sample's ranges");
+    let saved = SavedList {
+        source: source.describe(),
+        cidrs: texts(&networks),
+        fetched_at: unix_now(),
+        changed_at: unix_now(),
+        etag: None,
+        last_modified: None,
+    };
+    let map = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "hookwarden-source-ranges", "namespace": namespace},
+        "data": {source.key(): serde_json::to_string(&saved).expect("JSON")},
+    });
+    kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, namespace)
+        .patch(
+            "hookwarden-source-ranges",
+            &kube::api::PatchParams::apply("hookwarden-tests"),
+            &kube::api::Patch::Apply(&map),
+        )
+        .await
+        .expect("the saved list");
+}
