@@ -69,12 +69,12 @@ async fn start_operator(ns: &TestNamespace, nats: &NatsServer, server: &ListServ
     Operator { stop: Some(stop) }
 }
 
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    hookwarden_tests::eventually(what, WAIT, || check()).await
+    hookwarden_tests::eventually(what, WAIT, check).await
 }
 
 fn meta(hooks: &[&str]) -> Vec<u8> {
