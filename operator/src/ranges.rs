@@ -310,7 +310,30 @@ impl SourceRanges {
         if self.known(&key).is_some() {
             return;
         }
+        // Saved since the operator started (by the replica that led before,
+        // or by a person restoring it)? Then it is not fetched now.
+        if let Some(saved) = self.read_saved(&key).await {
+            self.metrics.set_source_list_fetched(&key, saved.fetched_at);
+            if let Some(list) = lock(&self.lists).get_mut(&key) {
+                list.networks = saved.networks().unwrap_or_default();
+                list.next_fetch = saved
+                    .fetched_at
+                    .saturating_add(secs(self.config.refresh))
+                    .saturating_add(jitter(self.config.refresh));
+                list.saved = Some(saved);
+            }
+            return;
+        }
         self.fetch(source).await;
+    }
+
+    /// The usable saved answer of `key` in the ConfigMap, if any.
+    async fn read_saved(&self, key: &str) -> Option<SavedList> {
+        let namespace = self.config.namespace.as_ref()?;
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let map = api.get_opt(CONFIGMAP_NAME).await.ok()??;
+        let saved: SavedList = serde_json::from_str(map.data?.get(key)?).ok()?;
+        saved.networks().is_ok().then_some(saved)
     }
 
     /// Fetches `source`'s list (conditionally on its last good answer),
