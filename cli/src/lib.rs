@@ -2,6 +2,8 @@
 //! provider signs it, with the signers of the receiver's preset registry
 //! (`hookwarden_receiver::verify::registry`), the one list of presets.
 
+pub mod ranges;
+
 use hookwarden_crds::Provider;
 use hookwarden_receiver::verify::registry::{self, Preset};
 use hookwarden_receiver::verify::{self, GenericChecks};

@@ -45,6 +45,9 @@ enum Command {
     /// `spec.quarantine`: why each was refused, from where.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Providers' published source ranges.
+    #[command(subcommand)]
+    Ranges(RangesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +87,36 @@ struct NatsArgs {
     /// A NATS `.creds` file (user JWT and NKey seed) to log in with.
     #[arg(long)]
     nats_credentials_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RangesCommand {
+    /// Fetch one published list (as `spec.allowedSources` names it) and
+    /// write its ranges, one CIDR per line: the file a standalone receiver
+    /// reads from `--source-ranges-dir`. The same strict parsing and
+    /// plausibility rules as the operator's apply; an existing output file
+    /// is the previous list (a list that lost more than half is refused).
+    Fetch(RangesFetchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RangesFetchArgs {
+    /// A provider (github, bitbucket, stripe, pagerduty, zoom, paddle,
+    /// aws-sns) or an https:// URL of a JSON document (with --json-path).
+    source: String,
+    /// Which of the provider's lists (github: a key of its meta API,
+    /// default hooks; paddle: live or sandbox).
+    #[arg(long)]
+    service: Option<String>,
+    /// Which region's list (aws-sns: an AWS region; pagerduty: us or eu).
+    #[arg(long)]
+    region: Option<String>,
+    /// Where the ranges are in the JSON at a URL, e.g. `$.prefixes[*].ip_prefix`.
+    #[arg(long)]
+    json_path: Option<String>,
+    /// The file to write (replaced atomically); default: standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -222,6 +255,7 @@ fn main() -> ExitCode {
             print!("{}", presets::presets_table(args.markdown));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ranges(RangesCommand::Fetch(args)) => fetch_ranges(args),
     };
     match result {
         Ok(code) => code,
@@ -1045,6 +1079,24 @@ fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn fetch_ranges(args: RangesFetchArgs) -> Result<ExitCode, String> {
+    let source =
+        presets::ranges::source_of(&args.source, args.service, args.region, args.json_path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let fetcher = hookwarden_receiver::ranges::fetch::RangeFetcher::new();
+    let (text, summary) = runtime.block_on(presets::ranges::fetch(
+        &fetcher,
+        &source,
+        args.output.as_deref(),
+    ))?;
+    print!("{text}");
+    eprintln!("{summary}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn tail(args: TailArgs) -> Result<ExitCode, String> {

@@ -107,3 +107,70 @@ fn provider_all_lists_every_variant_of_the_schema() {
         );
     }
 }
+
+/// Every `enum` and `const` string of `schema`, sorted and deduplicated.
+fn schema_names(schema: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut stack = vec![schema];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Array(list)) = map.get("enum") {
+                    names.extend(list.iter().filter_map(|n| n.as_str().map(str::to_owned)));
+                }
+                if let Some(serde_json::Value::String(name)) = map.get("const") {
+                    names.push(name.clone());
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn range_provider_all_lists_every_variant_of_the_schema() {
+    // Like `Provider::ALL`: written out, so it must match the generated enum.
+    let schema = serde_json::to_value(schemars::schema_for!(hookwarden_crds::RangeProvider))
+        .expect("schema renders");
+    let mut listed: Vec<String> = hookwarden_crds::RangeProvider::ALL
+        .iter()
+        .map(|p| p.manifest_name().to_owned())
+        .collect();
+    let count = listed.len();
+    listed.sort();
+    listed.dedup();
+    assert_eq!(
+        listed.len(),
+        count,
+        "RangeProvider::ALL lists a provider twice"
+    );
+    assert_eq!(listed, schema_names(&schema));
+    for provider in hookwarden_crds::RangeProvider::ALL {
+        // The serde spelling is the manifest name.
+        assert_eq!(
+            serde_json::to_value(provider).expect("serialises"),
+            serde_json::Value::String(provider.manifest_name().to_owned())
+        );
+        assert_eq!(
+            hookwarden_crds::RangeProvider::from_manifest_name(provider.manifest_name()),
+            Some(*provider)
+        );
+    }
+}
+
+#[test]
+fn allowed_sources_carry_their_cel_rules() {
+    let yaml = hookwarden_crds::crd_yaml().expect("CRD renders");
+    for rule in [
+        "has(self.provider) != has(self.url)",
+        "has(self.url) == has(self.jsonPath)",
+        "self.url.startsWith(",
+    ] {
+        assert!(yaml.contains(rule), "{rule} in the CRD");
+    }
+}

@@ -10,6 +10,7 @@
 pub mod crd;
 pub mod leader;
 pub mod ops;
+pub mod ranges;
 pub mod reconcile;
 pub mod resources;
 

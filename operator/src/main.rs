@@ -198,6 +198,29 @@ enum Command {
         /// The namespace of the Lease (the operator's own namespace).
         #[arg(long, env = "POD_NAMESPACE")]
         leader_election_namespace: Option<String>,
+        /// Where the ConfigMap `hookwarden-source-ranges` keeps the last
+        /// good answer of every `spec.allowedSources` list (the operator's
+        /// own namespace). Without it the lists are kept in memory only.
+        #[arg(long, env = "POD_NAMESPACE", value_parser = parse_namespace)]
+        source_ranges_namespace: Option<String>,
+        /// Seconds between fetches of each `spec.allowedSources` list (a
+        /// tenth of it added at random).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_SOURCE_RANGES_REFRESH",
+            default_value_t = hookwarden_operator::ranges::DEFAULT_REFRESH.as_secs(),
+            value_parser = clap::value_parser!(u64).range(60..)
+        )]
+        source_ranges_refresh: u64,
+        /// Seconds after its last good fetch a list makes the condition
+        /// `SourceRangesCurrent` False (its ranges stay in use).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_SOURCE_RANGES_MAX_AGE",
+            default_value_t = hookwarden_operator::ranges::DEFAULT_MAX_AGE.as_secs(),
+            value_parser = clap::value_parser!(u64).range(60..)
+        )]
+        source_ranges_max_age: u64,
     },
     /// Apply the WebhookEndpoint and WebhookSubscription CRDs to the cluster of the current kubeconfig
     /// (or in-cluster config) and wait until it is served.
@@ -327,6 +350,9 @@ async fn operator_main() -> ExitCode {
             metrics_listen,
             leader_election,
             leader_election_namespace,
+            source_ranges_namespace,
+            source_ranges_refresh,
+            source_ranges_max_age,
         } => {
             let election = match (leader_election, leader_election_namespace) {
                 (false, _) => None,
@@ -375,6 +401,12 @@ async fn operator_main() -> ExitCode {
                 nats_credentials,
                 stream_check_interval: Duration::from_secs(stream_check_interval),
                 subscription_status_interval: Duration::from_secs(subscription_status_interval),
+                ranges: hookwarden_operator::ranges::RangesConfig {
+                    namespace: source_ranges_namespace,
+                    refresh: Duration::from_secs(source_ranges_refresh),
+                    max_age: Duration::from_secs(source_ranges_max_age),
+                    fetcher: None,
+                },
             };
             run(
                 config,

@@ -185,6 +185,40 @@ pub struct Metrics {
     reconcile_seconds: Histogram,
     stream_checks: Family<StreamCheckLabels, Counter>,
     endpoints: EndpointCache,
+    source_lists: SourceLists,
+}
+
+/// Each source range list's key and when it was last fetched (Unix seconds).
+type SourceLists = Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>;
+
+/// `source_range_list_age_seconds{list}`: computed at scrape time, so the
+/// age grows between fetches (and shows a list that stopped refreshing).
+#[derive(Debug)]
+struct SourceListsCollector(SourceLists);
+
+impl Collector for SourceListsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let lists = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if lists.is_empty() {
+            return Ok(());
+        }
+        let now = hookwarden_receiver::ranges::fetch::unix_now();
+        let mut family = encoder.encode_descriptor(
+            "source_range_list_age_seconds",
+            "Seconds since each published source range list (spec.allowedSources) was last fetched successfully",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (list, fetched_at) in lists {
+            let gauge = ConstGauge::new(now.saturating_sub(fetched_at).max(0));
+            gauge.encode(family.encode_family(&[("list", list.as_str())])?)?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for Metrics {
@@ -212,12 +246,15 @@ impl Default for Metrics {
         );
         let endpoints = EndpointCache::default();
         registry.register_collector(Box::new(EndpointsCollector(endpoints.clone())));
+        let source_lists = SourceLists::default();
+        registry.register_collector(Box::new(SourceListsCollector(source_lists.clone())));
         Self {
             registry,
             reconciles,
             reconcile_seconds,
             stream_checks,
             endpoints,
+            source_lists,
         }
     }
 }
@@ -257,6 +294,15 @@ impl Metrics {
     /// watch disjoint namespaces, so no endpoint is counted twice.
     pub fn watch_endpoints(&self, stores: Vec<Store<WebhookEndpoint>>) {
         let _ = self.endpoints.set(stores);
+    }
+
+    /// Notes that the source range list `key` was fetched at `fetched_at`
+    /// (Unix seconds).
+    pub fn set_source_list_fetched(&self, key: &str, fetched_at: i64) {
+        self.source_lists
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.to_owned(), fetched_at);
     }
 
     /// The OpenMetrics text exposition of every metric.

@@ -83,6 +83,7 @@ async fn start_operator_counting(
         nats_credentials: None,
         stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
         subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
+        ranges: Default::default(),
     };
     adjust(&mut config.settings);
     tokio::spawn(reconcile::run_with_ops(

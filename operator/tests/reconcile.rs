@@ -56,6 +56,7 @@ async fn start_operator_for(ns: &TestNamespace, namespaces: Vec<String>) -> Oper
         nats_credentials: None,
         stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
         subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
+        ranges: Default::default(),
     };
     tokio::spawn(reconcile::run(ns.client(), config, async move {
         let _ = stopped.await;

@@ -67,6 +67,7 @@ async fn start_operator_with(
         nats_credentials: None,
         stream_check_interval,
         subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
+        ranges: Default::default(),
     };
     tokio::spawn(reconcile::run_with_ops(
         ns.client(),

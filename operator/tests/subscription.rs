@@ -73,6 +73,7 @@ async fn start_operator(ns: &TestNamespace) -> Operator {
         nats_credentials: None,
         stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
         subscription_status_interval: Duration::from_secs(1),
+        ranges: Default::default(),
     };
     tokio::spawn(reconcile::run(ns.client(), config, async move {
         let _ = stopped.await;

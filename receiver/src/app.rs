@@ -19,6 +19,8 @@ use std::time::Duration;
 use crate::body;
 use crate::ops::{self, Metrics, Readiness};
 use crate::publish::EnsureStreamError;
+use crate::ranges::fetch::RangeFetcher;
+use crate::ranges::local::LocalRanges;
 use crate::reload;
 use crate::server::{self, AppState, ServeOptions};
 use crate::transport::{self, Limits, Mode, Stopped, TlsMode, Transport};
@@ -120,7 +122,22 @@ pub struct ServeArgs {
     /// stream is created again by the next publish that finds it gone.
     #[arg(long, env = "HOOKWARDEN_STREAM_CHECK_INTERVAL_SECS", default_value_t = STREAM_CHECK_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub stream_check_interval_secs: u64,
+    /// Where the lists of the manifest's `spec.allowedSources` are kept,
+    /// one `<list>.txt` each (one CIDR per line, as `hookwarden ranges
+    /// fetch` writes them): read at start when the provider cannot be
+    /// reached, written after every good fetch, and re-read when another
+    /// process replaces them. Without it the lists live in memory only,
+    /// and a receiver that cannot fetch one at start does not start.
+    #[arg(long, env = "HOOKWARDEN_SOURCE_RANGES_DIR")]
+    pub source_ranges_dir: Option<PathBuf>,
+    /// Seconds between fetches of the `spec.allowedSources` lists (a
+    /// tenth of it added at random, so receivers do not fetch together).
+    #[arg(long, env = "HOOKWARDEN_SOURCE_RANGES_REFRESH_SECS", default_value_t = DEFAULT_SOURCE_RANGES_REFRESH.as_secs(), value_parser = clap::value_parser!(u64).range(60..))]
+    pub source_ranges_refresh_secs: u64,
 }
+
+/// How often a standalone receiver fetches its published source ranges.
+pub const DEFAULT_SOURCE_RANGES_REFRESH: Duration = Duration::from_secs(6 * 3600);
 
 impl ServeArgs {
     /// The settings these flags describe.
@@ -142,6 +159,8 @@ impl ServeArgs {
         settings.limits.idle_timeout = Duration::from_secs(self.idle_timeout_secs);
         settings.limits.proxy_idle_timeout = Duration::from_secs(self.proxy_idle_timeout_secs);
         settings.stream_check_interval = Duration::from_secs(self.stream_check_interval_secs);
+        settings.source_ranges_dir = self.source_ranges_dir;
+        settings.source_ranges_refresh = Duration::from_secs(self.source_ranges_refresh_secs);
         Ok(settings)
     }
 }
@@ -180,6 +199,15 @@ pub struct Settings {
     /// ([`ServeArgs`] has no flag or variable for it): the process's
     /// ([`KeyFetcher::shared`]), system roots and DNS.
     pub key_fetcher: Option<Arc<KeyFetcher>>,
+    /// Where the `allowedSources` lists are kept (`--source-ranges-dir`).
+    pub source_ranges_dir: Option<PathBuf>,
+    /// How often they are fetched again.
+    pub source_ranges_refresh: Duration,
+    /// FOR TESTS ONLY: the fetcher of the `allowedSources` lists, e.g. one
+    /// routed to a loopback list server
+    /// ([`RangeFetcher::with_test_routes`]). `None`, always in the binary:
+    /// the system's roots and DNS, public addresses only.
+    pub range_fetcher: Option<Arc<RangeFetcher>>,
 }
 
 impl Settings {
@@ -200,6 +228,9 @@ impl Settings {
             reload_interval: reload::DEFAULT_RELOAD_INTERVAL,
             stream_check_interval: STREAM_CHECK_INTERVAL,
             key_fetcher: None,
+            source_ranges_dir: None,
+            source_ranges_refresh: DEFAULT_SOURCE_RANGES_REFRESH,
+            range_fetcher: None,
         }
     }
 }
@@ -246,11 +277,23 @@ pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
     // First the flags and the manifest: mistakes there are the cheapest to
     // report, and are reported before NATS is contacted.
     let transport = Transport::new(&settings.mode, settings.limits.clone())?;
-    let checked = reload::check_with_fetcher(
+    let ranges = Arc::new(LocalRanges::new(
+        settings
+            .range_fetcher
+            .clone()
+            .unwrap_or_else(|| Arc::new(RangeFetcher::new())),
+        settings.source_ranges_dir.clone(),
+        settings.source_ranges_refresh,
+    ));
+    // Fetches the published lists the manifest names (or reads their saved
+    // copies): a list that cannot be had stops the start here.
+    let checked = reload::check_fetching(
         &settings.endpoint,
         &settings.secrets_dir,
         settings.key_fetcher.clone(),
-    )?;
+        Some(&ranges),
+    )
+    .await?;
     let metrics = Arc::new(Metrics::new(Some(transport.stats())));
 
     // The URL's user and password (or token) are passed explicitly.
@@ -284,6 +327,7 @@ pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
         publish_timeout: settings.publish_timeout,
         default_body_limit: settings.max_body_bytes,
         key_fetcher: settings.key_fetcher.clone(),
+        ranges: Some(ranges),
     };
     Ok(Receiver {
         state,
@@ -364,6 +408,15 @@ impl Receiver {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        // The published lists, fetched again now and then; a change is
+        // picked up by the reload below like a changed file.
+        let refreshing = sources.ranges.clone().map(|ranges| {
+            tokio::spawn(refresh_ranges(
+                ranges,
+                sources.endpoint.clone(),
+                stop_rx.clone(),
+            ))
+        });
         let reloading = tokio::spawn(reload::watch(
             sources,
             state.clone(),
@@ -388,8 +441,37 @@ impl Receiver {
         let stopped = server::serve(state, listener, transport, stopped(stop_rx)).await;
         checking.abort();
         reloading.abort();
+        if let Some(refreshing) = refreshing {
+            refreshing.abort();
+        }
         ops.abort();
         stopped
+    }
+}
+
+/// Fetches the lists of the manifest's `allowedSources` every refresh
+/// interval, plus up to a tenth of it at random (receivers started together
+/// do not fetch together), until `stop`.
+async fn refresh_ranges(
+    ranges: Arc<LocalRanges>,
+    endpoint: PathBuf,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let interval = ranges.refresh_interval();
+    loop {
+        let jitter_ms = u64::try_from(interval.as_millis() / 10).unwrap_or(u64::MAX);
+        let jitter = Duration::from_millis(rand::random_range(0..=jitter_ms));
+        tokio::select! {
+            () = tokio::time::sleep(interval.saturating_add(jitter)) => {}
+            _ = stop.changed() => return,
+        }
+        // The manifest as it is now: a reload may have changed the lists.
+        let Ok(endpoint) = crate::config::load_endpoint(&endpoint) else {
+            continue;
+        };
+        if let Ok(sources) = crate::ranges::sources_of(&endpoint.spec) {
+            ranges.refresh(&sources).await;
+        }
     }
 }
 

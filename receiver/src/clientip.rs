@@ -80,6 +80,13 @@ impl Networks {
             .map(Self)
     }
 
+    /// These networks and `more` (the fetched ranges of
+    /// `spec.allowedSources`, already checked).
+    pub fn with(mut self, more: impl IntoIterator<Item = IpNet>) -> Self {
+        self.0.extend(more);
+        self
+    }
+
     /// No networks at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

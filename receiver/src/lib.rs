@@ -6,7 +6,8 @@
 //! deliveries ([`verify`]) and stores them in JetStream ([`publish`]),
 //! behind a small HTTP server ([`server`]) on a hardened listener
 //! ([`transport`]) that first filters by client ([`clientip`], [`limits`])
-//! and reads bodies within bounds ([`body`]). Each concern is its own module with small pure functions
+//! and reads bodies within bounds ([`body`]); providers' published source
+//! ranges are fetched and checked in [`ranges`]. Each concern is its own module with small pure functions
 //! at the core, so the HTTP and NATS edges stay thin.
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ pub mod nats_url;
 pub mod ops;
 pub mod publish;
 pub mod quarantine;
+pub mod ranges;
 pub mod redact;
 pub mod reload;
 pub mod request;

@@ -1161,6 +1161,7 @@ mod tests {
                 provider: Provider::Github,
                 secret_refs: Vec::new(),
                 allowed_source_cidrs: Vec::new(),
+                allowed_sources: Vec::new(),
                 trusted_proxies: Vec::new(),
                 forwarded_headers: None,
                 rate_limit: None,

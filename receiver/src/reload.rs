@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use crate::clientip::{self, CidrError, Networks, TrustedProxies};
 use crate::limits::{RateError, RateLimits};
 use crate::publish::{CredentialsError, EnsureStreamError, Publisher, Target, TargetError};
+use crate::ranges::local::{LocalRanges, RangesError};
+use crate::ranges::{self, SourceError};
 use crate::request::{BodyLimitSource, RequestError, RequestRules};
 use crate::server::{AppState, EndpointPipeline};
 use crate::verify::keys::KeyFetcher;
@@ -43,6 +45,19 @@ pub enum LoadError {
         /// Which entry, and why.
         source: CidrError,
     },
+    /// An `allowedSources` entry is invalid.
+    #[error("{}: {}[{index}]: {source}", path.display(), ranges::ALLOWED_SOURCES_FIELD)]
+    Source {
+        /// The manifest.
+        path: PathBuf,
+        /// Which entry.
+        index: usize,
+        /// Why.
+        source: SourceError,
+    },
+    /// A published list of `allowedSources` is not available.
+    #[error(transparent)]
+    Ranges(#[from] RangesError),
     /// A rate limit is invalid.
     #[error("{}: {source}", path.display())]
     RateLimit {
@@ -102,7 +117,7 @@ impl LoadError {
     /// leader, a stream being created elsewhere). A broken file fails the
     /// same way until it changes, which starts a new attempt anyway.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Stream(_))
+        matches!(self, Self::Stream(_) | Self::Ranges(_))
     }
 }
 
@@ -122,6 +137,8 @@ pub struct Sources {
     /// The fetched-key presets' key fetcher (`app::Settings::key_fetcher`;
     /// `None`: the process's), kept across reloads so its cache is too.
     pub key_fetcher: Option<Arc<KeyFetcher>>,
+    /// The published lists of `spec.allowedSources`, kept across reloads.
+    pub ranges: Option<Arc<LocalRanges>>,
 }
 
 /// Every secret the spec refers to, in any check.
@@ -145,6 +162,17 @@ pub fn secret_refs(spec: &WebhookEndpointSpec) -> Vec<&SecretKeyRef> {
 /// hashes differently from an empty one), so any change, including a
 /// symlink swap, is noticed.
 pub fn fingerprint(endpoint: &Path, secrets_dir: &Path) -> [u8; 32] {
+    fingerprint_with(endpoint, secrets_dir, None)
+}
+
+/// As [`fingerprint`], and the saved files of the manifest's
+/// `allowedSources` lists and the version of the lists in memory, so a
+/// changed list is a changed configuration.
+pub fn fingerprint_with(
+    endpoint: &Path,
+    secrets_dir: &Path,
+    ranges: Option<&LocalRanges>,
+) -> [u8; 32] {
     let mut hash = Sha256::new();
     let manifest = std::fs::read(endpoint);
     feed(&mut hash, manifest.as_deref().ok());
@@ -157,6 +185,18 @@ pub fn fingerprint(endpoint: &Path, secrets_dir: &Path) -> [u8; 32] {
             let path = secrets_dir.join(&secret.name).join(&secret.key);
             feed(&mut hash, std::fs::read(path).ok().as_deref());
         }
+        if let (Some(ranges), Ok(sources)) = (ranges, ranges::sources_of(&endpoint.spec)) {
+            for source in &sources {
+                let file = ranges.file_of(source);
+                feed(
+                    &mut hash,
+                    file.and_then(|f| std::fs::read(f).ok()).as_deref(),
+                );
+            }
+        }
+    }
+    if let Some(ranges) = ranges {
+        hash.update(ranges.version().to_be_bytes());
     }
     hash.finalize().into()
 }
@@ -195,15 +235,40 @@ pub struct Checked {
 
 /// Reads and checks the manifest and its secrets.
 pub fn check(endpoint_path: &Path, secrets_dir: &Path) -> Result<Checked, LoadError> {
-    check_with_fetcher(endpoint_path, secrets_dir, None)
+    check_with_fetcher(endpoint_path, secrets_dir, None, None)
+}
+
+/// As [`check`], after fetching (or reading the saved copies of) the lists
+/// of the manifest's `allowedSources` into `ranges`: what a receiver does
+/// at start and on every reload.
+pub async fn check_fetching(
+    endpoint_path: &Path,
+    secrets_dir: &Path,
+    key_fetcher: Option<Arc<KeyFetcher>>,
+    ranges: Option<&LocalRanges>,
+) -> Result<Checked, LoadError> {
+    if let Some(ranges) = ranges {
+        let endpoint = config::load_endpoint(endpoint_path)?;
+        let sources =
+            ranges::sources_of(&endpoint.spec).map_err(|(index, source)| LoadError::Source {
+                path: endpoint_path.to_owned(),
+                index,
+                source,
+            })?;
+        ranges.prepare(&sources).await?;
+    }
+    check_with_fetcher(endpoint_path, secrets_dir, key_fetcher, ranges)
 }
 
 /// As [`check`], the fetched-key presets fetching through `key_fetcher`
-/// (`None`: the process's).
+/// (`None`: the process's), the ranges of `allowedSources` read from
+/// `ranges` (prepared; `None`: a manifest with `allowedSources` does not
+/// load).
 pub fn check_with_fetcher(
     endpoint_path: &Path,
     secrets_dir: &Path,
     key_fetcher: Option<Arc<KeyFetcher>>,
+    ranges: Option<&LocalRanges>,
 ) -> Result<Checked, LoadError> {
     let path = endpoint_path;
     let endpoint = config::load_endpoint(path)?;
@@ -220,11 +285,21 @@ pub fn check_with_fetcher(
         path: path.to_owned(),
         source,
     };
-    let allowed = Networks::parse(
+    let mut allowed = Networks::parse(
         clientip::ALLOWED_SOURCE_CIDRS_FIELD,
         &endpoint.spec.allowed_source_cidrs,
     )
     .map_err(cidr)?;
+    let sources =
+        ranges::sources_of(&endpoint.spec).map_err(|(index, source)| LoadError::Source {
+            path: path.to_owned(),
+            index,
+            source,
+        })?;
+    if let Some(first) = sources.first() {
+        let local = ranges.ok_or_else(|| RangesError::NotPrepared(first.describe()))?;
+        allowed = allowed.with(local.networks(&sources)?);
+    }
     let proxies = Networks::parse(
         clientip::TRUSTED_PROXIES_FIELD,
         &endpoint.spec.trusted_proxies,
@@ -336,11 +411,13 @@ pub async fn load(
     sources: &Sources,
     served: Option<&Target>,
 ) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
-    check_with_fetcher(
+    check_fetching(
         &sources.endpoint,
         &sources.secrets_dir,
         sources.key_fetcher.clone(),
-    )?
+        sources.ranges.as_deref(),
+    )
+    .await?
     .connect(
         sources.nats.clone(),
         sources.publish_timeout,
@@ -410,7 +487,7 @@ fn check_body_limit(
 /// so an operator who expected a restriction notices its absence.
 pub fn log_source_restriction(endpoint: &WebhookEndpoint, pipeline: &EndpointPipeline) {
     let name = pipeline.publisher.target().endpoint.as_str();
-    if endpoint.spec.allowed_source_cidrs.is_empty() {
+    if pipeline.allowed.is_empty() {
         tracing::warn!(
             endpoint = name,
             "spec.allowedSourceCidrs is empty: no IP restriction"
@@ -419,6 +496,7 @@ pub fn log_source_restriction(endpoint: &WebhookEndpoint, pipeline: &EndpointPip
         tracing::info!(
             endpoint = name,
             allowed = %pipeline.allowed,
+            published_lists = endpoint.spec.allowed_sources.len(),
             trusted_proxies = ?endpoint.spec.trusted_proxies,
             "accepting deliveries only from the allowed source networks"
         );
@@ -442,7 +520,14 @@ pub async fn watch(
     readiness: crate::ops::Readiness,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut applied = fingerprint(&sources.endpoint, &sources.secrets_dir);
+    let fingerprint = |sources: &Sources| {
+        fingerprint_with(
+            &sources.endpoint,
+            &sources.secrets_dir,
+            sources.ranges.as_deref(),
+        )
+    };
+    let mut applied = fingerprint(&sources);
     // The version that failed, and when to try it again (`None`: only once
     // the files change).
     let mut current_limits = config::load_endpoint(&sources.endpoint)
@@ -455,7 +540,7 @@ pub async fn watch(
             () = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        let seen = fingerprint(&sources.endpoint, &sources.secrets_dir);
+        let seen = fingerprint(&sources);
         if seen == applied {
             if failed.take().is_some() {
                 // The files went back to the version being served.

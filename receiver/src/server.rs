@@ -153,7 +153,7 @@ pub struct EndpointPipeline {
     pub path: String,
     /// `spec.trustedProxies`.
     pub proxies: TrustedProxies,
-    /// `spec.allowedSourceCidrs`.
+    /// `spec.allowedSourceCidrs` and the ranges of `spec.allowedSources`.
     pub allowed: Networks,
     /// `spec.rateLimit`; `None` keeps the current limiters and their buckets
     /// (a reload that did not change the limits must not refill them).
@@ -276,6 +276,13 @@ impl AppState {
         self.current.load().filter.path.to_string()
     }
 
+    /// Whether the allowlist admits a client at `ip` now (no allowlist
+    /// admits everyone).
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let current = self.current.load();
+        current.filter.allowed.is_empty() || current.filter.allowed.contains(ip)
+    }
+
     /// Whether `peer` is one of the trusted proxies now: the transport does
     /// not hold a proxy, which carries many clients, to one client's limits.
     pub fn trusts_proxy(&self, peer: IpAddr) -> bool {
@@ -366,7 +373,8 @@ enum Outcome {
     ForwardedInvalid(ForwardedError),
     /// Behind-ingress mode and the client did not use HTTPS.
     HttpsRequired,
-    /// The client is outside `spec.allowedSourceCidrs`.
+    /// The client is outside `spec.allowedSourceCidrs` and the ranges of
+    /// `spec.allowedSources`.
     IpNotAllowed,
     RateLimited(limits::Limited),
     /// The publish slots or the body budget are all taken.

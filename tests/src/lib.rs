@@ -5,6 +5,8 @@
 //! - [`EndpointFiles`]: a manifest and its secrets on disk, as a receiver
 //!   reads them; [`InProcessReceiver`]: the receiver started on them in this
 //!   process, the way its binary starts.
+//! - [`ListServer`]: an HTTPS server on loopback standing in for the hosts
+//!   where providers publish their source ranges.
 //! - [`Nginx`]: a private nginx reverse proxy configured like ingress-nginx's
 //!   defaults (TLS termination, `X-Forwarded-For`), stopped on drop.
 //! - [`TestNamespace`]: a fresh, randomly named namespace in the shared local
@@ -21,6 +23,7 @@ mod cluster;
 pub mod deployed;
 mod error;
 mod files;
+mod list_server;
 mod nats;
 pub mod nats_jwt;
 mod nginx;
@@ -32,6 +35,7 @@ mod wait;
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
 pub use error::SupportError;
 pub use files::EndpointFiles;
+pub use list_server::{ListAnswer, ListServer, save_list_for_operator};
 pub use nats::{Frozen, NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
 pub use nginx::{Forwarded, Nginx, NginxBuilder, XForwarded};
 pub use process::ManagedProcess;

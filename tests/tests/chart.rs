@@ -439,6 +439,8 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
             "ClusterRoleBinding/hw-hookwarden",
             "ClusterRoleBinding/hw-hookwarden-crd",
             "Deployment/hw-hookwarden",
+            "Role/hw-hookwarden-source-ranges",
+            "RoleBinding/hw-hookwarden-source-ranges",
             "ServiceAccount/hw-hookwarden",
         ]
         .map(str::to_owned)
@@ -933,9 +935,10 @@ async fn the_bound_role_lets_the_operator_apply_its_children_and_no_more() {
         ["ServiceAccount", "Role", "RoleBinding"].contains(&d["kind"].as_str().unwrap_or(""))
     })
     .collect();
-    // ServiceAccount, the Role and its binding, and the leader-election
-    // Role and its binding (the full values enable leader election).
-    assert_eq!(rbac.len(), 5);
+    // ServiceAccount, the Role and its binding, the leader-election Role
+    // and its binding (the full values enable leader election), and the
+    // Role and binding of the ConfigMap of source range lists.
+    assert_eq!(rbac.len(), 7);
     let stream: Vec<String> = rbac.iter().map(|d| d.to_string()).collect();
     let output = run(
         "kubectl",

@@ -320,6 +320,12 @@ async fn start_operator(
         &[
             ("KUBECONFIG", kubeconfig.as_os_str()),
             ("RUST_LOG", OsStr::new(&rust_log)),
+            // The chart's fieldRef: the operator's namespace, where it keeps
+            // the ConfigMap of source range lists.
+            (
+                "POD_NAMESPACE",
+                OsStr::new(deployment.metadata.namespace.as_deref().expect("namespace")),
+            ),
         ],
         log,
     )
@@ -662,6 +668,19 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
         whoami.trim(),
         format!("system:serviceaccount:{namespace}:{fullname}")
     );
+    // examples/github.yaml names GitHub's published hook ranges; there is
+    // no internet here, so the operator finds GitHub's list where it keeps
+    // the last good one (its ConfigMap), as after a restart during an
+    // outage of api.github.com: the saved sample of GitHub's meta document.
+    hookwarden_tests::save_list_for_operator(
+        ns.client(),
+        &namespace,
+        &hookwarden_receiver::ranges::ListSource::Github {
+            service: "hooks".to_owned(),
+        },
+        &repo_root().join("receiver/src/ranges/testdata/github-meta.json"),
+    )
+    .await;
     let mut operator = start_operator(
         &bins,
         &operator_deployment,
@@ -908,6 +927,23 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
     // client's address from it. Here this test is that ingress controller,
     // at 127.0.0.1: the user lists it in trustedProxies (in a cluster, the
     // ingress controller's pod network, as stripe.yaml does).
+    // The pods' config hash before: github's (which names GitHub's
+    // published ranges) leaves the fetched ranges out, so that a changed
+    // list is hot-reloaded instead of rolling the pods; it is not the hash
+    // of the rendered Secret, only a new one.
+    let github_hash_before = ns
+        .api::<Deployment>()
+        .get("github-receiver")
+        .await
+        .ok()
+        .and_then(|d| {
+            d.spec
+                .template
+                .metadata?
+                .annotations?
+                .get("hookwarden.dev/config-hash")
+                .cloned()
+        });
     for (endpoint, proxies) in [
         ("github", r#"["127.0.0.1/32"]"#),
         ("slack", r#"["127.0.0.1/32"]"#),
@@ -953,7 +989,12 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
                     .as_ref()?
                     .get("hookwarden.dev/config-hash")?
                     .clone();
-                (hash == hookwarden_operator::resources::config_hash(&secret)).then_some(())
+                let rolled = if endpoint == "github" {
+                    Some(&hash) != github_hash_before.as_ref()
+                } else {
+                    hash == hookwarden_operator::resources::config_hash(&secret)
+                };
+                rolled.then_some(())
             },
         )
         .await;

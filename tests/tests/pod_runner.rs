@@ -233,6 +233,17 @@ async fn deployments_run_as_processes_on_their_pod_ips() {
             &format!("--from-file=secret={}", secret_file.display()),
         ],
     );
+    // The example names GitHub's published hook ranges; without internet
+    // the operator takes its saved copy (see tests/src/list_server.rs).
+    hookwarden_tests::save_list_for_operator(
+        ns.client(),
+        &namespace,
+        &hookwarden_receiver::ranges::ListSource::Github {
+            service: "hooks".to_owned(),
+        },
+        &repo_root().join("receiver/src/ranges/testdata/github-meta.json"),
+    )
+    .await;
     let example = repo_root().join("examples/github.yaml");
     ok(
         &helm_home,

@@ -74,6 +74,10 @@ const MAX_ERROR_RETRY: Duration = Duration::from_secs(300);
 /// API.
 const STREAM_RETRY: Duration = Duration::from_secs(30);
 
+/// How soon an endpoint whose published source ranges were never fetched
+/// looks again (the refresher also retries the list and reconciles it).
+const SOURCE_RANGES_RETRY: Duration = Duration::from_secs(60);
+
 /// How often readiness checks whether the first list of WebhookEndpoints
 /// has arrived.
 const READY_POLL: Duration = Duration::from_millis(500);
@@ -103,6 +107,8 @@ pub struct Config {
     /// How often each subscription is passed again to refresh its lag and
     /// dead letters ([`DEFAULT_SUBSCRIPTION_STATUS_INTERVAL`]).
     pub subscription_status_interval: Duration,
+    /// How the published source ranges of `allowedSources` are kept.
+    pub ranges: crate::ranges::RangesConfig,
 }
 
 /// Shared state of every reconcile pass.
@@ -126,6 +132,8 @@ struct Context {
     /// Whether Certificates are watched (cert-manager was installed when
     /// the operator started), so an endpoint with one needs no timer.
     certificates_watched: bool,
+    /// The published source ranges, shared by every controller.
+    ranges: Arc<crate::ranges::SourceRanges>,
 }
 
 /// Watch caches (metadata only) of the children that come and go with the
@@ -292,11 +300,22 @@ pub async fn run_with_ops(
             "are not watched (CRD not served at start): endpoints with one look again every 5 minutes"
         }
     );
+    let ranges = crate::ranges::SourceRanges::load(
+        client.clone(),
+        config.ranges.clone(),
+        ops.metrics.clone(),
+    )
+    .await;
     let mut stores = Vec::new();
     let mut subscription_stores = Vec::new();
     let mut controllers: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+    let mut fetched_senders = Vec::new();
     for scope in scopes(&config.namespaces) {
+        let (fetched, ranges_fetched) = futures::channel::mpsc::unbounded();
+        fetched_senders.push(fetched);
         let context = Scope {
+            ranges: ranges.clone(),
+            ranges_fetched,
             client: client.clone(),
             namespace: scope.clone(),
             settings: config.settings.clone(),
@@ -326,6 +345,17 @@ pub async fn run_with_ops(
         subscription_stores.push(store);
         controllers.push(running.boxed());
     }
+    // One refresher for every list in use; each controller reconciles the
+    // endpoints of its namespace that use a list it fetched.
+    let (fetched, mut fetched_rx) = futures::channel::mpsc::unbounded();
+    let refreshing = tokio::spawn(ranges.clone().run(recorder.clone(), fetched));
+    let fanning = tokio::spawn(async move {
+        while let Some(endpoint) = fetched_rx.next().await {
+            for sender in &fetched_senders {
+                let _ = sender.unbounded_send(endpoint.clone());
+            }
+        }
+    });
     ops.metrics.watch_endpoints(stores.clone());
     let readiness = ops.readiness.clone();
     let watching = tokio::spawn(async move {
@@ -347,6 +377,8 @@ pub async fn run_with_ops(
         readiness.set_watching(true);
     });
     futures::future::join_all(controllers).await;
+    refreshing.abort();
+    fanning.abort();
     watching.abort();
     ops.readiness.set_watching(false);
 }
@@ -389,6 +421,9 @@ struct Scope {
     stream_check_interval: Duration,
     /// Watch cert-manager Certificates (their CRD is served).
     watch_certificates: bool,
+    ranges: Arc<crate::ranges::SourceRanges>,
+    /// Endpoints whose source range list was fetched, to reconcile.
+    ranges_fetched: futures::channel::mpsc::UnboundedReceiver<ObjectRef<WebhookEndpoint>>,
 }
 
 /// The controller of the endpoints in `scope.namespace` (all when `None`)
@@ -406,6 +441,8 @@ fn controller(
         nats,
         stream_check_interval,
         watch_certificates,
+        ranges,
+        ranges_fetched,
     } = scope;
     let namespace = namespace.as_deref();
     let endpoints: Api<WebhookEndpoint> = api(&client, namespace);
@@ -451,6 +488,7 @@ fn controller(
         },
         audit,
         certificates_watched: watch_certificates,
+        ranges,
     });
     // cert-manager's Certificates, when their CRD was served at start: an
     // issued or repaired one starts its endpoint's pass, so endpoints with
@@ -493,6 +531,7 @@ fn controller(
             move |secret: Secret| referencing(&secret, &referenced.state()),
         )
         .reconcile_on(audited)
+        .reconcile_on(ranges_fetched)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -630,6 +669,34 @@ async fn reconcile_valid(
     };
     // The generated Secret is referenced like any other from here on.
     let effective = resources::effective_endpoint(endpoint, &ctx.settings);
+    // The published lists of allowedSources, fetched once for every
+    // endpoint that names them (validate checked the entries).
+    let source_ranges = match ctx.ranges.for_endpoint(endpoint).await {
+        Ok(ranges) => ranges,
+        Err(error) => {
+            let spec = SpecState::Invalid {
+                message: format!("spec.allowedSources: {error}"),
+            };
+            write_status(ctx, endpoint, &spec, None, None).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let ranges_condition = source_ranges.as_ref().map(status::observe_source_ranges);
+    let ranges: Vec<String> = match &source_ranges {
+        None => Vec::new(),
+        Some(crate::ranges::EndpointRanges::Known { ranges, .. }) => ranges.clone(),
+        Some(crate::ranges::EndpointRanges::Unavailable { message }) => {
+            // Nothing is rendered without the ranges (that would let any
+            // source in); running receivers keep their configuration.
+            tracing::info!(%message, "source ranges unavailable");
+            let receiver = observe_receiver(ctx, endpoint, namespace, name).await?;
+            let spec = SpecState::SourceRangesUnavailable {
+                message: message.clone(),
+            };
+            write_status_with(ctx, endpoint, &spec, receiver, None, ranges_condition).await?;
+            return Ok(Action::requeue(SOURCE_RANGES_RETRY));
+        }
+    };
     let resolved = match secrets::resolve(&secret_api, namespace, &effective.spec).await {
         Ok(resolved) => resolved,
         Err(error) => {
@@ -649,7 +716,8 @@ async fn reconcile_valid(
         }
     };
     let keys = resources::referenced_secrets(&effective.spec).len();
-    let children = match resources::build(&effective, &resolved, &ctx.settings) {
+    let children = match resources::build_with_ranges(&effective, &resolved, &ctx.settings, &ranges)
+    {
         Ok(children) => children,
         Err(error) => return build_failed(endpoint, ctx, namespace, name, &error).await,
     };
@@ -715,12 +783,13 @@ async fn reconcile_valid(
         stream: Some(stream),
     };
     let receiver = receiver_state(endpoint, &deployment);
-    write_status(
+    write_status_with(
         ctx,
         endpoint,
         &SpecState::Resolved { keys },
         Some(receiver),
         Some(&exposure),
+        ranges_condition,
     )
     .await?;
     Ok(next)
@@ -1062,11 +1131,24 @@ async fn write_status(
     receiver: Option<ReceiverState>,
     exposure: Option<&Exposure>,
 ) -> Result<(), StatusError> {
+    write_status_with(ctx, endpoint, spec, receiver, exposure, None).await
+}
+
+/// As [`write_status`], with `SourceRangesCurrent` when the endpoint has
+/// `allowedSources`.
+async fn write_status_with(
+    ctx: &Context,
+    endpoint: &WebhookEndpoint,
+    spec: &SpecState,
+    receiver: Option<ReceiverState>,
+    exposure: Option<&Exposure>,
+    source_ranges: Option<status::Observed>,
+) -> Result<(), StatusError> {
     let namespace = endpoint.namespace().unwrap_or_default();
     let name = endpoint.name_any();
     let previous = endpoint.status.as_ref();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let status = status::status_with(
+    let mut status = status::status_with(
         previous,
         spec,
         receiver,
@@ -1074,6 +1156,17 @@ async fn write_status(
         endpoint.metadata.generation,
         &now,
     );
+    if let Some(observed) = source_ranges {
+        let before = previous
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        status.conditions.extend(status::merge(
+            before,
+            &[observed],
+            endpoint.metadata.generation,
+            &now,
+        ));
+    }
     if previous != Some(&status) {
         let patch = serde_json::json!({
             "apiVersion": WebhookEndpoint::api_version(&()),

@@ -18,6 +18,39 @@ pub const RECEIVER_AVAILABLE: &str = "ReceiverAvailable";
 pub const CERTIFICATE_READY: &str = "CertificateReady";
 /// The JetStream stream exists with the spec's settings.
 pub const STREAM_READY: &str = "StreamReady";
+/// Every published list of `spec.allowedSources` was fetched, recently
+/// enough (only with `allowedSources`).
+pub const SOURCE_RANGES_CURRENT: &str = "SourceRangesCurrent";
+
+/// The `SourceRangesCurrent` condition for `ranges`.
+pub fn observe_source_ranges(ranges: &crate::ranges::EndpointRanges) -> Observed {
+    match ranges {
+        crate::ranges::EndpointRanges::Known {
+            current: true,
+            message,
+            ..
+        } => Observed {
+            type_: SOURCE_RANGES_CURRENT,
+            status: "True",
+            reason: "Fetched",
+            message: message.clone(),
+        },
+        crate::ranges::EndpointRanges::Known { message, .. } => Observed {
+            type_: SOURCE_RANGES_CURRENT,
+            status: "False",
+            reason: "Stale",
+            message: format!(
+                "a list is older than --source-ranges-max-age; the receivers keep its last good ranges: {message}"
+            ),
+        },
+        crate::ranges::EndpointRanges::Unavailable { message } => Observed {
+            type_: SOURCE_RANGES_CURRENT,
+            status: "False",
+            reason: "NotFetched",
+            message: message.clone(),
+        },
+    }
+}
 
 /// The endpoint's JetStream stream as observed in this pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,6 +162,12 @@ pub enum SpecState {
         /// Names the Secret and key, never a value.
         message: String,
     },
+    /// A published list of `allowedSources` was never fetched: nothing is
+    /// rendered (without it the receivers would take any source).
+    SourceRangesUnavailable {
+        /// Which list, and why.
+        message: String,
+    },
     /// Every referenced key was read.
     Resolved {
         /// How many distinct keys are referenced.
@@ -180,6 +219,12 @@ pub fn observe(spec: &SpecState, receiver: Option<ReceiverState>) -> [Observed; 
             reason,
             message: message.clone(),
         },
+        SpecState::SourceRangesUnavailable { .. } => Observed {
+            type_: SECRETS_RESOLVED,
+            status: "Unknown",
+            reason: "SourceRangesUnavailable",
+            message: "Secrets are resolved once the source ranges are fetched".to_owned(),
+        },
         SpecState::Resolved { keys } => Observed {
             type_: SECRETS_RESOLVED,
             status: "True",
@@ -216,6 +261,12 @@ pub fn observe(spec: &SpecState, receiver: Option<ReceiverState>) -> [Observed; 
             type_: READY,
             status: "False",
             reason,
+            message: message.clone(),
+        },
+        SpecState::SourceRangesUnavailable { message } => Observed {
+            type_: READY,
+            status: "False",
+            reason: "SourceRangesUnavailable",
             message: message.clone(),
         },
         SpecState::Resolved { .. } => Observed {
@@ -639,5 +690,43 @@ mod tests {
             &at(4),
         );
         assert!(s4.conditions.iter().all(|c| c.type_ != CERTIFICATE_READY));
+    }
+}
+
+#[cfg(test)]
+mod source_range_tests {
+    use super::*;
+    use crate::ranges::EndpointRanges;
+
+    #[test]
+    fn source_ranges_current_stale_and_never_fetched() {
+        let known = |current| EndpointRanges::Known {
+            ranges: vec!["127.0.0.0/8".to_owned()],
+            current,
+            message: "github hooks (https://api.github.com/meta): 1 ranges".to_owned(),
+        };
+        let ok = observe_source_ranges(&known(true));
+        assert_eq!(
+            (ok.type_, ok.status, ok.reason),
+            (SOURCE_RANGES_CURRENT, "True", "Fetched")
+        );
+        assert!(ok.message.contains("api.github.com"));
+        let stale = observe_source_ranges(&known(false));
+        assert_eq!((stale.status, stale.reason), ("False", "Stale"));
+        let never = observe_source_ranges(&EndpointRanges::Unavailable {
+            message: "never".to_owned(),
+        });
+        assert_eq!((never.status, never.reason), ("False", "NotFetched"));
+        let [ready, secrets, _] = observe(
+            &SpecState::SourceRangesUnavailable {
+                message: "github hooks has never been fetched".to_owned(),
+            },
+            None,
+        );
+        assert_eq!(
+            (ready.status, ready.reason),
+            ("False", "SourceRangesUnavailable")
+        );
+        assert_eq!(secrets.status, "Unknown");
     }
 }

@@ -61,6 +61,14 @@ pub enum ValidateError {
     /// the receiver's own, which never shows a secret.
     #[error("{0}")]
     Verification(String),
+    /// An `allowedSources` entry cannot be used.
+    #[error("spec.allowedSources[{index}]: {source}")]
+    Source {
+        /// Which entry.
+        index: usize,
+        /// Why.
+        source: hookwarden_receiver::ranges::SourceError,
+    },
 }
 
 /// Validates `endpoint` before anything is read or applied.
@@ -101,6 +109,9 @@ pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
     // The receiver would refuse to start with it, and the stream could not
     // be managed.
     hookwarden_receiver::publish::Target::for_endpoint(endpoint)?;
+    // The CRD's CEL rules check the shape; these what a list can be.
+    hookwarden_receiver::ranges::sources_of(&endpoint.spec)
+        .map_err(|(index, source)| ValidateError::Source { index, source })?;
     verification(endpoint)
 }
 

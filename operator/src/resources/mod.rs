@@ -159,6 +159,9 @@ pub fn referenced_secrets(spec: &WebhookEndpointSpec) -> BTreeSet<SecretKey> {
 /// Why the children of an endpoint could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The endpoint has `allowedSources` but no fetched ranges were given.
+    #[error("spec.allowedSources has no fetched ranges to render")]
+    SourceRangesMissing,
     /// Only namespaced objects read from the API server can own children.
     #[error("the object has no namespace")]
     MissingNamespace,
@@ -246,9 +249,32 @@ pub fn build(
     secrets: &ResolvedSecrets,
     settings: &Settings,
 ) -> Result<Children, BuildError> {
+    build_with_ranges(endpoint, secrets, settings, &[])
+}
+
+/// As [`build`], with `ranges`, the fetched ranges of the endpoint's
+/// `allowedSources` (required when it has any), written into the rendered
+/// manifest's `allowedSourceCidrs` ([`with_source_ranges`]).
+///
+/// The config hash that rolls the pods is of the configuration *without*
+/// the fetched ranges: a provider's changed list reaches the running
+/// receivers through their hot reload of the mounted Secret, without
+/// restarting every receiver of every endpoint that uses the list.
+pub fn build_with_ranges(
+    endpoint: &WebhookEndpoint,
+    secrets: &ResolvedSecrets,
+    settings: &Settings,
+    ranges: &[String],
+) -> Result<Children, BuildError> {
+    if !endpoint.spec.allowed_sources.is_empty() && ranges.is_empty() {
+        // Rendering without them would lift the restriction.
+        return Err(BuildError::SourceRangesMissing);
+    }
     let owner = Owner::of(endpoint)?;
-    let secret = config_secret(endpoint, &owner, secrets, settings)?;
-    let hash = config_hash(&secret);
+    let hash = config_hash(&config_secret(endpoint, &owner, secrets, settings)?);
+    let rendered = with_source_ranges(endpoint, ranges);
+    let secret = config_secret(&rendered, &owner, secrets, settings)?;
+    let endpoint = &rendered;
     let deployment = deployment(endpoint, &owner, settings, &hash)?;
     let service = service(&owner)?;
     Ok(Children {
@@ -261,6 +287,25 @@ pub fn build(
         deployment,
         service,
     })
+}
+
+/// `endpoint` as its receivers must see it with the fetched `ranges` of
+/// its `allowedSources`: those added to `allowedSourceCidrs` (after the
+/// spec's own, without duplicates) and `allowedSources` removed, so the
+/// receivers never fetch (their NetworkPolicy would not let them) and the
+/// allowlist is concrete CIDRs. Without `allowedSources`, unchanged.
+pub fn with_source_ranges(endpoint: &WebhookEndpoint, ranges: &[String]) -> WebhookEndpoint {
+    let mut rendered = endpoint.clone();
+    if rendered.spec.allowed_sources.is_empty() {
+        return rendered;
+    }
+    rendered.spec.allowed_sources.clear();
+    for range in ranges {
+        if !rendered.spec.allowed_source_cidrs.contains(range) {
+            rendered.spec.allowed_source_cidrs.push(range.clone());
+        }
+    }
+    rendered
 }
 
 /// The name of every child of endpoint `endpoint_name`.

@@ -475,3 +475,71 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod source_range_tests {
+    use super::super::fixtures::*;
+    use super::super::{BuildError, build, build_with_ranges};
+    use super::*;
+
+    fn rendered(children: &super::super::Children) -> WebhookEndpoint {
+        let data = children.secret.data.as_ref().expect("data");
+        let yaml = String::from_utf8(data[ENDPOINT_FILE].0.clone()).expect("utf-8");
+        hookwarden_crds::from_yaml(&yaml).expect("the receiver reads it")
+    }
+
+    #[test]
+    fn fetched_ranges_are_rendered_as_cidrs_without_rolling_the_pods() {
+        let mut endpoint = endpoint("github");
+        endpoint.spec.allowed_source_cidrs = vec!["203.0.113.0/24".to_owned()];
+        endpoint.spec.allowed_sources = vec![hookwarden_crds::AllowedSource {
+            provider: Some(hookwarden_crds::RangeProvider::Github),
+            ..Default::default()
+        }];
+        let secrets = secrets_for(&endpoint);
+        let ranges = |list: &[&str]| list.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>();
+        let first = build_with_ranges(&endpoint, &secrets, &settings(), &ranges(&["127.0.0.0/8"]))
+            .expect("builds");
+        let manifest = rendered(&first);
+        assert!(
+            manifest.spec.allowed_sources.is_empty(),
+            "receivers never fetch"
+        );
+        assert_eq!(
+            manifest.spec.allowed_source_cidrs,
+            ["203.0.113.0/24", "127.0.0.0/8"]
+        );
+
+        let changed = build_with_ranges(
+            &endpoint,
+            &secrets,
+            &settings(),
+            &ranges(&["10.0.0.0/8", "203.0.113.0/24"]),
+        )
+        .expect("builds");
+        assert_eq!(
+            rendered(&changed).spec.allowed_source_cidrs,
+            ["203.0.113.0/24", "10.0.0.0/8"],
+            "union without duplicates"
+        );
+        assert_ne!(
+            first.secret.data, changed.secret.data,
+            "the receivers reload"
+        );
+        let hash = |c: &super::super::Children| {
+            c.deployment
+                .spec
+                .template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.annotations.clone())
+        };
+        assert_eq!(hash(&first), hash(&changed), "the pods are not rolled");
+
+        // Without the ranges nothing is rendered: that would let anyone in.
+        assert!(matches!(
+            build(&endpoint, &secrets, &settings()),
+            Err(BuildError::SourceRangesMissing)
+        ));
+    }
+}

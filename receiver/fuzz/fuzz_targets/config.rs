@@ -39,4 +39,5 @@ fuzz_target!(|data: &[u8]| {
         &endpoint.spec.trusted_proxies,
     );
     let _ = RateLimits::from_spec(endpoint.spec.rate_limit.as_ref());
+    let _ = hookwarden_receiver::ranges::sources_of(&endpoint.spec);
 });

@@ -23,6 +23,7 @@
 //! Anything refused by these bounds is [`KeyError::Unavailable`]: the
 //! provider gets a 503 and retries, while keys already cached keep working.
 
+pub mod https;
 pub mod material;
 pub mod url;
 
@@ -32,10 +33,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 
 pub use material::{Jwk, RsaDigest, RsaKey};
 pub use url::KeyUrl;
@@ -151,20 +148,15 @@ struct State {
 #[derive(Debug)]
 pub struct KeyFetcher {
     config: FetcherConfig,
-    /// `None`: the system's roots. Set only by
-    /// [`KeyFetcher::with_test_routes`].
-    roots: Option<Arc<rustls::RootCertStore>>,
-    /// Host → address, instead of resolving the host. Empty but for
-    /// [`KeyFetcher::with_test_routes`].
-    routes: HashMap<String, SocketAddr>,
-    tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
+    /// The system's roots and DNS, but for [`KeyFetcher::with_test_routes`].
+    client: https::HttpsClient,
     state: Mutex<State>,
 }
 
 impl KeyFetcher {
     /// A fetcher with `config`: the system's roots, hosts resolved by DNS.
     pub fn new(config: FetcherConfig) -> Arc<Self> {
-        Self::build(config, None, HashMap::new())
+        Self::build(config, https::HttpsClient::new())
     }
 
     /// FOR TESTS ONLY: a fetcher that trusts `roots` instead of the
@@ -183,19 +175,13 @@ impl KeyFetcher {
         roots: rustls::RootCertStore,
         routes: HashMap<String, SocketAddr>,
     ) -> Arc<Self> {
-        Self::build(config, Some(Arc::new(roots)), routes)
+        Self::build(config, https::HttpsClient::with_test_routes(roots, routes))
     }
 
-    fn build(
-        config: FetcherConfig,
-        roots: Option<Arc<rustls::RootCertStore>>,
-        routes: HashMap<String, SocketAddr>,
-    ) -> Arc<Self> {
+    fn build(config: FetcherConfig, client: https::HttpsClient) -> Arc<Self> {
         Arc::new(Self {
             config,
-            roots,
-            routes,
-            tls: OnceLock::new(),
+            client,
             state: Mutex::new(State::default()),
         })
     }
@@ -393,72 +379,27 @@ impl KeyFetcher {
         Ok(())
     }
 
-    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, KeyError> {
-        self.tls
-            .get_or_init(|| client_tls(self.roots.clone()))
-            .clone()
-            .ok_or(KeyError::Unavailable("no TLS roots"))
-    }
-
-    /// One HTTPS GET of `url`: the body of a `200`, at most
-    /// `max_body_bytes`, within the timeouts. No redirect is followed.
+    /// One HTTPS GET of `url` ([`https::HttpsClient`]): the body of a
+    /// `200`, at most `max_body_bytes`, within the timeouts. No redirect is
+    /// followed.
     async fn download(&self, url: &KeyUrl) -> Result<Bytes, KeyError> {
-        tokio::time::timeout(self.config.total_timeout, self.get(url))
-            .await
-            .map_err(|_| KeyError::Unavailable("key fetch timed out"))?
-    }
-
-    async fn get(&self, url: &KeyUrl) -> Result<Bytes, KeyError> {
-        let tls = self.tls()?;
-        // `url` passed the host rule (only `url` makes a `KeyUrl`): a test
-        // route changes where an allowed host is reached, never which.
-        let address = match self.routes.get(url.host()) {
-            Some(address) => *address,
-            None => tokio::net::lookup_host((url.host(), 443))
-                .await
-                .ok()
-                .and_then(|mut addresses| addresses.next())
-                .ok_or(KeyError::Unavailable("key host not resolved"))?,
+        let limits = https::GetLimits {
+            connect_timeout: self.config.connect_timeout,
+            total_timeout: self.config.total_timeout,
+            max_body_bytes: self.config.max_body_bytes,
+            // Every key URL passed its preset's host rule; the receivers'
+            // NetworkPolicy lets HTTPS out to public addresses only.
+            public_only: false,
         };
-        let tcp = tokio::time::timeout(
-            self.config.connect_timeout,
-            tokio::net::TcpStream::connect(address),
-        )
-        .await
-        .map_err(|_| KeyError::Unavailable("key host connect timed out"))?
-        .map_err(|_| KeyError::Unavailable("key host refused the connection"))?;
-        let name = ServerName::try_from(url.host().to_owned())
-            .map_err(|_| KeyError::Unavailable("key host is no TLS name"))?;
-        let stream = tokio_rustls::TlsConnector::from(tls)
-            .connect(name, tcp)
+        let answer = self
+            .client
+            .get(url, &[], limits)
             .await
-            .map_err(|_| KeyError::Unavailable("key host TLS failed"))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| KeyError::Unavailable("key host HTTP failed"))?;
-        let driver = tokio::spawn(connection);
-        let answer = async {
-            let request = Request::get(url.path_and_query())
-                .header(hyper::header::HOST, url.host())
-                .header(hyper::header::USER_AGENT, "hookwarden-receiver")
-                .body(Empty::<Bytes>::new())
-                .map_err(|_| KeyError::Unavailable("key request invalid"))?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|_| KeyError::Unavailable("key host HTTP failed"))?;
-            if response.status() != hyper::StatusCode::OK {
-                return Err(KeyError::Unavailable("key host answered no 200"));
-            }
-            Limited::new(response.into_body(), self.config.max_body_bytes)
-                .collect()
-                .await
-                .map(|body| body.to_bytes())
-                .map_err(|_| KeyError::Unavailable("key response too large or cut off"))
+            .map_err(KeyError::Unavailable)?;
+        if answer.status != hyper::StatusCode::OK {
+            return Err(KeyError::Unavailable("key host answered no 200"));
         }
-        .await;
-        driver.abort();
-        answer
+        Ok(answer.body)
     }
 }
 
@@ -473,36 +414,15 @@ fn evict_oldest<V>(map: &mut HashMap<KeyUrl, V>, at: impl Fn(&V) -> Instant) {
     }
 }
 
-/// The client TLS configuration: ring, `roots` or else the system's.
-fn client_tls(roots: Option<Arc<rustls::RootCertStore>>) -> Option<Arc<rustls::ClientConfig>> {
-    let roots = match roots {
-        Some(roots) => roots,
-        None => {
-            let mut store = rustls::RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs();
-            let (added, _) = store.add_parsable_certificates(native.certs);
-            if added == 0 {
-                tracing::warn!("no system TLS roots found: keys cannot be fetched");
-                return None;
-            }
-            Arc::new(store)
-        }
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Some(Arc::new(config))
-}
-
 #[cfg(test)]
 pub(crate) mod test_server {
     //! A key server on 127.0.0.1 port 0 with a test CA, and a fetcher that
     //! routes provider host names to it.
 
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hyper::Request;
+    use hyper_util::rt::TokioIo;
 
     use super::*;
 

@@ -178,6 +178,15 @@ pub fn configured_jwks_url(text: &str) -> Option<KeyUrl> {
     dns_name.then_some(url)
 }
 
+/// A published list of source ranges ([`crate::ranges`]): a provider's
+/// fixed URL or a spec's `allowedSources[].url`, under the same rule as
+/// [`configured_jwks_url`] (`https` on port 443 to a DNS name, no userinfo
+/// or fragment); the fetch also refuses a name that resolves to a
+/// non-public address.
+pub fn range_list_url(text: &str) -> Option<KeyUrl> {
+    configured_jwks_url(text)
+}
+
 /// Microsoft Entra ID's sign-in host, the only one the Entra presets
 /// fetch keys from.
 pub const ENTRA_HOST: &str = "login.microsoftonline.com";

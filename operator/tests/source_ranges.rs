@@ -1,0 +1,282 @@
+//! `spec.allowedSources` through the operator, against the real control
+//! plane and a loopback list server serving GitHub's `meta` document (the
+//! saved sample with its `hooks` replaced): the controller runs in-process
+//! with a range fetcher routed to the list server (`RangesConfig::fetcher`,
+//! which the binary never sets).
+//!
+//! Two endpoints naming the same list share one fetch and one ConfigMap
+//! entry; the fetched ranges are rendered as concrete CIDRs into each
+//! receiver's `endpoint.yaml` (without `allowedSources`, so receivers never
+//! fetch) without rolling the pods; a changed list is rendered again and
+//! recorded as an Event naming the added and removed ranges; failing and
+//! implausible answers keep the last good list; a restarted operator whose
+//! provider is down keeps serving the saved list, also to a new endpoint.
+//! (That a receiver applies a changed `allowedSourceCidrs` without a
+//! restart, refusing the removed range, is `receiver/tests/reload.rs` and
+//! `receiver/tests/source_ranges.rs`.)
+
+use std::time::Duration;
+
+use hookwarden_crds::WebhookEndpoint;
+use hookwarden_operator::ranges::{CONFIGMAP_NAME, RangesConfig};
+use hookwarden_operator::reconcile::{self, Config};
+use hookwarden_operator::resources::{CONFIG_HASH_ANNOTATION, Settings};
+use hookwarden_tests::{ListAnswer, ListServer, NatsServer, TestNamespace};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{ListParams, Patch, PatchParams};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Operator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn start_operator(ns: &TestNamespace, nats: &NatsServer, server: &ListServer) -> Operator {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = Config {
+        settings: Settings {
+            receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
+            nats_url: nats.url().to_owned(),
+            default_trusted_proxies: Vec::new(),
+            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
+            default_ingress_class: None,
+            default_issuer: None,
+        },
+        namespaces: vec![ns.name().to_owned()],
+        nats_credentials: None,
+        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
+        subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
+        ranges: RangesConfig {
+            // The test's namespace stands in for the operator's own.
+            namespace: Some(ns.name().to_owned()),
+            refresh: Duration::from_secs(1),
+            max_age: Duration::from_secs(3600),
+            fetcher: Some(std::sync::Arc::new(server.fetcher(Duration::from_secs(2)))),
+        },
+    };
+    tokio::spawn(reconcile::run(ns.client(), config, async move {
+        let _ = stopped.await;
+    }));
+    Operator { stop: Some(stop) }
+}
+
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    hookwarden_tests::eventually(what, WAIT, check).await
+}
+
+fn meta(hooks: &[&str]) -> Vec<u8> {
+    let sample = include_bytes!("../../receiver/src/ranges/testdata/github-meta.json");
+    let mut document: serde_json::Value = serde_json::from_slice(sample).expect("sample");
+    document["hooks"] = serde_json::json!(hooks);
+    document.to_string().into_bytes()
+}
+
+async fn apply_endpoint(ns: &TestNamespace, name: &str) {
+    let endpoint = serde_json::json!({
+        "apiVersion": "hookwarden.dev/v1alpha1",
+        "kind": "WebhookEndpoint",
+        "metadata": {"name": name},
+        "spec": {
+            "provider": "github",
+            "replicas": 1,
+            "secretRefs": [{"name": "gh", "key": "secret"}],
+            "allowedSources": [{"provider": "github", "service": "hooks"}],
+        },
+    });
+    ns.api::<WebhookEndpoint>()
+        .patch(
+            name,
+            &PatchParams::apply("hookwarden-test"),
+            &Patch::Apply(&endpoint),
+        )
+        .await
+        .expect("endpoint applied");
+}
+
+/// The `allowedSourceCidrs` of the rendered `endpoint.yaml` of `name`, once
+/// it has no `allowedSources` left.
+async fn rendered_cidrs(ns: &TestNamespace, name: &str) -> Option<Vec<String>> {
+    let secret = ns
+        .api::<Secret>()
+        .get_opt(&format!("{name}-receiver"))
+        .await
+        .ok()??;
+    let yaml = secret.data.as_ref()?.get("endpoint.yaml")?;
+    let endpoint = hookwarden_crds::from_yaml(&String::from_utf8_lossy(&yaml.0)).ok()?;
+    endpoint
+        .spec
+        .allowed_sources
+        .is_empty()
+        .then_some(endpoint.spec.allowed_source_cidrs)
+}
+
+async fn config_hash(ns: &TestNamespace, name: &str) -> Option<String> {
+    let deployment = ns
+        .api::<Deployment>()
+        .get_opt(&format!("{name}-receiver"))
+        .await
+        .ok()??;
+    deployment
+        .spec
+        .template
+        .metadata?
+        .annotations?
+        .get(CONFIG_HASH_ANNOTATION)
+        .cloned()
+}
+
+async fn ranges_condition(ns: &TestNamespace, name: &str) -> Option<(String, String)> {
+    let endpoint = ns.api::<WebhookEndpoint>().get(name).await.ok()?;
+    endpoint
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "SourceRangesCurrent")
+        .map(|c| (c.status, c.message))
+}
+
+#[tokio::test]
+async fn lists_are_fetched_once_rendered_refreshed_and_kept() {
+    let ns = TestNamespace::create("ranges").await.expect("namespace");
+    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
+        .await
+        .expect("CRD installs");
+    let nats = NatsServer::start().await.expect("nats-server");
+    let server = ListServer::start(&["api.github.com"]).await;
+    server.serve(
+        "/meta",
+        ListAnswer::ok(meta(&["127.0.0.0/8", "192.30.252.0/22"])),
+    );
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gh"},
+        "stringData": {"secret": "ranges-s3cr3t"},
+    });
+    ns.api::<Secret>()
+        .patch(
+            "gh",
+            &PatchParams::apply("hookwarden-test"),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .expect("secret");
+    let operator = start_operator(&ns, &nats, &server).await;
+    for name in ["gh-a", "gh-b"] {
+        apply_endpoint(&ns, name).await;
+    }
+    for name in ["gh-a", "gh-b"] {
+        let cidrs = eventually(&format!("{name}'s rendered ranges"), || {
+            rendered_cidrs(&ns, name)
+        })
+        .await;
+        assert_eq!(cidrs, ["127.0.0.0/8", "192.30.252.0/22"]);
+        let (status, message) =
+            eventually("SourceRangesCurrent", || ranges_condition(&ns, name)).await;
+        assert_eq!(status, "True", "{message}");
+        assert!(
+            message.contains("github hooks (https://api.github.com/meta): 2 ranges"),
+            "{message}"
+        );
+    }
+    // One list for both endpoints, kept in the ConfigMap.
+    let map = eventually("the saved list", || async {
+        ns.api::<ConfigMap>().get_opt(CONFIGMAP_NAME).await.ok()?
+    })
+    .await;
+    let data = map.data.unwrap_or_default();
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["github-hooks"]);
+    assert!(data["github-hooks"].contains("127.0.0.0/8"));
+    let hash = config_hash(&ns, "gh-a").await.expect("hash");
+
+    // The provider changes the list: rendered again, the pods not rolled,
+    // an Event names what changed.
+    server.serve(
+        "/meta",
+        ListAnswer::ok(meta(&["10.0.0.0/8", "192.30.252.0/22"])),
+    );
+    for name in ["gh-a", "gh-b"] {
+        eventually(&format!("{name}'s new ranges"), || async {
+            (rendered_cidrs(&ns, name).await? == ["10.0.0.0/8", "192.30.252.0/22"]).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(
+        config_hash(&ns, "gh-a").await,
+        Some(hash.clone()),
+        "hot reload, no roll"
+    );
+    let note = eventually("the SourceRangesChanged Event", || async {
+        let events = ns.api::<Event>().list(&ListParams::default()).await.ok()?;
+        events
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("SourceRangesChanged"))
+            .find_map(|e| e.note)
+    })
+    .await;
+    assert!(
+        note.contains("added 10.0.0.0/8") && note.contains("removed 127.0.0.0/8"),
+        "{note}"
+    );
+
+    // Failing, malformed and implausible answers keep the last good list.
+    for (answer, what) in [
+        (ListAnswer::status(503), "a failing server"),
+        (ListAnswer::ok(meta(&["0.0.0.0/0"])), "the whole internet"),
+        (
+            ListAnswer::ok(b"{\"hooks\": [\"nonsense\"]}".to_vec()),
+            "a malformed list",
+        ),
+    ] {
+        let hits = server.hits();
+        server.serve("/meta", answer);
+        eventually(&format!("fetches against {what}"), || async {
+            (server.hits() >= hits + 2).then_some(())
+        })
+        .await;
+        assert_eq!(
+            rendered_cidrs(&ns, "gh-a").await.expect("rendered"),
+            ["10.0.0.0/8", "192.30.252.0/22"],
+            "after {what}"
+        );
+    }
+    let (status, message) = eventually("the failure in the condition", || async {
+        let (status, message) = ranges_condition(&ns, "gh-a").await?;
+        message
+            .contains("the last fetch failed")
+            .then_some((status, message))
+    })
+    .await;
+    assert_eq!(status, "True", "still current: {message}");
+
+    // A restart while the provider is down: the saved list is used, also
+    // by an endpoint created now.
+    drop(operator);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let down = ListServer::start(&["api.github.com"]).await;
+    down.serve("/meta", ListAnswer::status(503));
+    let _operator = start_operator(&ns, &nats, &down).await;
+    apply_endpoint(&ns, "gh-c").await;
+    let cidrs = eventually("gh-c's ranges from the saved list", || {
+        rendered_cidrs(&ns, "gh-c")
+    })
+    .await;
+    assert_eq!(cidrs, ["10.0.0.0/8", "192.30.252.0/22"]);
+    assert_eq!(
+        rendered_cidrs(&ns, "gh-a").await.expect("rendered"),
+        ["10.0.0.0/8", "192.30.252.0/22"]
+    );
+}

@@ -1,0 +1,228 @@
+//! [`ListServer`]: an HTTPS server on 127.0.0.1 (port 0) with a test CA
+//! that stands in for the hosts where providers publish their source
+//! ranges. Its answers can be replaced while it runs (a changed list, a
+//! failure, a slow or malformed answer), and it counts the requests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hookwarden_receiver::ranges::fetch::RangeFetcher;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+/// One answer of the server.
+#[derive(Debug, Clone)]
+pub struct ListAnswer {
+    /// The status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Wait this long before answering (a slow server).
+    pub delay: Duration,
+}
+
+impl ListAnswer {
+    /// `200` with `body`.
+    pub fn ok(body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status: 200,
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// `status` with an empty body.
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            body: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A running list server, stopped on drop.
+#[derive(Debug)]
+pub struct ListServer {
+    address: SocketAddr,
+    ca_pem: String,
+    roots: rustls::RootCertStore,
+    hosts: Vec<String>,
+    answers: Arc<Mutex<HashMap<String, ListAnswer>>>,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ListServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ListServer {
+    /// Serves for the TLS names `hosts`; every path answers 404 until
+    /// [`ListServer::serve`] sets it.
+    ///
+    /// # Panics
+    /// When the server cannot be set up (a test failure).
+    pub async fn start(hosts: &[&str]) -> Self {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(
+            hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
+        )
+        .expect("params");
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let cert = params.signed_by(&key, &issuer).expect("cert");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).expect("root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let answers: Arc<Mutex<HashMap<String, ListAnswer>>> = Arc::default();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let task = {
+            let answers = Arc::clone(&answers);
+            let hits = Arc::clone(&hits);
+            tokio::spawn(async move {
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let acceptor = acceptor.clone();
+                    let answers = Arc::clone(&answers);
+                    let hits = Arc::clone(&hits);
+                    tokio::spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let service = hyper::service::service_fn(
+                            move |request: Request<hyper::body::Incoming>| {
+                                hits.fetch_add(1, Ordering::SeqCst);
+                                let answer = answers
+                                    .lock()
+                                    .expect("answers")
+                                    .get(request.uri().path())
+                                    .cloned()
+                                    .unwrap_or_else(|| ListAnswer::status(404));
+                                async move {
+                                    tokio::time::sleep(answer.delay).await;
+                                    hyper::Response::builder()
+                                        .status(answer.status)
+                                        .body(http_body_util::Full::new(Bytes::from(answer.body)))
+                                }
+                            },
+                        );
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), service)
+                            .await;
+                    });
+                }
+            })
+        };
+        Self {
+            address,
+            ca_pem: ca.pem(),
+            roots,
+            hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            answers,
+            hits,
+            task,
+        }
+    }
+
+    /// Answers `path` with `answer` from now on.
+    pub fn serve(&self, path: &str, answer: ListAnswer) {
+        self.answers
+            .lock()
+            .expect("answers")
+            .insert(path.to_owned(), answer);
+    }
+
+    /// Requests answered so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The test CA, PEM.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A range fetcher that trusts the test CA and connects here for the
+    /// server's host names ([`RangeFetcher::with_test_routes`]), each fetch
+    /// bounded by `total_timeout`.
+    pub fn fetcher(&self, total_timeout: Duration) -> RangeFetcher {
+        RangeFetcher::with_test_routes(
+            self.roots.clone(),
+            self.hosts
+                .iter()
+                .map(|h| (h.clone(), self.address))
+                .collect(),
+            total_timeout,
+        )
+    }
+}
+
+/// Writes the list `source` parsed from the saved document `sample` into
+/// the operator's ConfigMap of last good lists (`hookwarden-source-ranges`
+/// in `namespace`), fetched now: what the operator finds after a restart
+/// during a provider's outage. For tests whose operator runs as a process
+/// without internet (the journey, pods as processes) and an example that
+/// names a published list.
+///
+/// # Panics
+/// When the sample does not parse or the ConfigMap cannot be written.
+pub async fn save_list_for_operator(
+    client: kube::Client,
+    namespace: &str,
+    source: &hookwarden_receiver::ranges::ListSource,
+    sample: &std::path::Path,
+) {
+    use hookwarden_receiver::ranges::{SavedList, fetch::unix_now, texts};
+    let document = std::fs::read(sample).expect("the saved sample");
+    let networks = source.parse(&document).expect("the sample's ranges");
+    let saved = SavedList {
+        source: source.describe(),
+        cidrs: texts(&networks),
+        fetched_at: unix_now(),
+        changed_at: unix_now(),
+        etag: None,
+        last_modified: None,
+    };
+    let map = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "hookwarden-source-ranges", "namespace": namespace},
+        "data": {source.key(): serde_json::to_string(&saved).expect("JSON")},
+    });
+    kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client, namespace)
+        .patch(
+            "hookwarden-source-ranges",
+            &kube::api::PatchParams::apply("hookwarden-tests"),
+            &kube::api::Patch::Apply(&map),
+        )
+        .await
+        .expect("the saved list");
+}
