@@ -757,6 +757,67 @@ pub enum StreamOutcome {
     Unmanaged,
 }
 
+/// Where a stream's copies are and whether they keep up, from the
+/// `cluster` section of its info: what the operator reports in
+/// `StreamReady`, and what its stream audit compares between two checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The server leading the stream (the one that stores and
+    /// acknowledges), when it has one.
+    pub leader: Option<String>,
+    /// The copies that are current: the leader, and the followers that are
+    /// caught up and online.
+    pub current: usize,
+    /// The copies the stream has (`num_replicas`).
+    pub replicas: usize,
+}
+
+impl Placement {
+    /// The placement `info` describes. A server outside a cluster reports
+    /// itself as the leader of its streams.
+    pub fn of(info: &stream::Info) -> Self {
+        let replicas = info.config.num_replicas.max(1);
+        let Some(cluster) = &info.cluster else {
+            return Self {
+                leader: None,
+                current: 0,
+                replicas,
+            };
+        };
+        let leader = cluster.leader.clone().filter(|name| !name.is_empty());
+        let followers = cluster
+            .replicas
+            .iter()
+            .filter(|peer| peer.current && !peer.offline)
+            .count();
+        Self {
+            current: (usize::from(leader.is_some()) + followers).min(replicas),
+            leader,
+            replicas,
+        }
+    }
+}
+
+impl std::fmt::Display for Placement {
+    /// E.g. `3 of 3 replicas current, leader n2`; `1 replica, on n1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.leader, self.replicas) {
+            (Some(leader), 1) => write!(f, "1 replica, on {leader}"),
+            (Some(leader), replicas) => write!(
+                f,
+                "{} of {replicas} replicas current, leader {leader}",
+                self.current
+            ),
+            (None, 1) => f.write_str("1 replica, no leader"),
+            (None, replicas) => write!(
+                f,
+                "{} of {replicas} replicas current, no leader",
+                self.current
+            ),
+        }
+    }
+}
+
 /// Reads the stream; `None` when it does not exist.
 async fn lookup(
     jetstream: &jetstream::Context,
@@ -1153,6 +1214,74 @@ mod tests {
     use hookwarden_crds::{NatsSpec, Provider, WebhookEndpointSpec};
 
     use super::*;
+
+    /// A stream's info as nats-server answers `$JS.API.STREAM.INFO`, with
+    /// `cluster` as given.
+    fn info(replicas: usize, cluster: serde_json::Value) -> stream::Info {
+        let config = stream::Config {
+            name: "S".to_owned(),
+            subjects: vec!["s.>".to_owned()],
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        serde_json::from_value(serde_json::json!({
+            "config": serde_json::to_value(config).expect("config"),
+            "created": "2026-01-01T00:00:00Z",
+            "state": {
+                "messages": 0, "bytes": 0, "first_seq": 0,
+                "first_ts": "0001-01-01T00:00:00Z", "last_seq": 0,
+                "last_ts": "0001-01-01T00:00:00Z", "consumer_count": 0
+            },
+            "cluster": cluster,
+        }))
+        .expect("stream info")
+    }
+
+    #[test]
+    fn placement_counts_the_leader_and_the_current_online_followers() {
+        let peer = |name: &str, current: bool, offline: bool| serde_json::json!({"name": name, "current": current, "active": 1_000_000, "offline": offline});
+        let healthy = Placement::of(&info(
+            3,
+            serde_json::json!({"name": "c", "leader": "n2",
+                "replicas": [peer("n1", true, false), peer("n3", true, false)]}),
+        ));
+        assert_eq!(
+            healthy,
+            Placement {
+                leader: Some("n2".to_owned()),
+                current: 3,
+                replicas: 3
+            }
+        );
+        assert_eq!(healthy.to_string(), "3 of 3 replicas current, leader n2");
+
+        let one_down = Placement::of(&info(
+            3,
+            serde_json::json!({"name": "c", "leader": "n1",
+                "replicas": [peer("n2", false, true), peer("n3", true, false)]}),
+        ));
+        assert_eq!(one_down.to_string(), "2 of 3 replicas current, leader n1");
+        let lagging = Placement::of(&info(
+            3,
+            serde_json::json!({"name": "c", "leader": "n1",
+                "replicas": [peer("n2", false, false), peer("n3", true, true)]}),
+        ));
+        assert_eq!(lagging.current, 1, "behind or offline is not current");
+
+        let leaderless = Placement::of(&info(
+            3,
+            serde_json::json!({"name": "c", "leader": "",
+                "replicas": [peer("n1", true, false)]}),
+        ));
+        assert_eq!(leaderless.leader, None);
+        assert_eq!(leaderless.to_string(), "1 of 3 replicas current, no leader");
+
+        // A server outside a cluster leads its own streams.
+        let single = Placement::of(&info(1, serde_json::json!({"leader": "nats-0"})));
+        assert_eq!(single.to_string(), "1 replica, on nats-0");
+        let unknown = Placement::of(&info(1, serde_json::Value::Null));
+        assert_eq!(unknown.to_string(), "1 replica, no leader");
+    }
 
     fn endpoint(namespace: Option<&str>, name: &str, nats: NatsSpec) -> WebhookEndpoint {
         let mut endpoint = WebhookEndpoint::new(
