@@ -28,7 +28,7 @@ pub use ingress::{
     CERT_MANAGER_GROUP, CERTIFICATE_CRD, certificate, certificate_resource, ingress,
     issued_secret_name, public_url, tls_secret_name,
 };
-pub use policy::{autoscaler, desired_replicas, nats_port, network_policy, pod_disruption_budget};
+pub use policy::{autoscaler, desired_replicas, nats_ports, network_policy, pod_disruption_budget};
 pub use secret::{
     ENDPOINT_FILE, GENERATED_SECRET_KEY, config_hash, config_secret, effective_endpoint,
     generated_secret, generated_secret_name, random_secret, secret_data_key,
