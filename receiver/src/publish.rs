@@ -823,8 +823,18 @@ async fn lookup(
     jetstream: &jetstream::Context,
     target: &Target,
 ) -> Result<Option<stream::Config>, EnsureStreamError> {
+    Ok(lookup_info(jetstream, target)
+        .await?
+        .map(|info| info.config))
+}
+
+/// Reads the stream's info; `None` when it does not exist.
+async fn lookup_info(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<Option<stream::Info>, EnsureStreamError> {
     match jetstream.get_stream(&target.stream).await {
-        Ok(stream) => Ok(Some(stream.cached_info().config.clone())),
+        Ok(stream) => Ok(Some(stream.cached_info().clone())),
         Err(err) => match err.kind() {
             GetStreamErrorKind::JetStream(js)
                 if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
@@ -881,12 +891,42 @@ fn uncovered(target: &Target, existing: &stream::Config) -> EnsureStreamError {
 pub async fn manage_stream(
     jetstream: &jetstream::Context,
     target: &Target,
-) -> Result<StreamOutcome, EnsureStreamError> {
-    let outcome = manage_delivery_stream(jetstream, target).await?;
+) -> Result<ManagedStream, EnsureStreamError> {
+    let managed = manage_delivery_stream(jetstream, target).await?;
     if let Some(quarantine) = &target.quarantine {
         manage_quarantine_stream(jetstream, quarantine).await?;
     }
-    Ok(outcome)
+    Ok(managed)
+}
+
+/// What [`manage_stream`] did, and where the delivery stream is then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedStream {
+    /// Created, updated, in sync, or left to whoever manages it.
+    pub outcome: StreamOutcome,
+    /// The stream's placement as JetStream's answer described it (a stream
+    /// just created may have no leader yet).
+    pub placement: Placement,
+}
+
+/// The placement after a create or update: the answer's, unless it names
+/// no leader (a server outside a cluster leaves its answer's `cluster`
+/// section out; a new replicated stream may still be electing), then the
+/// stream's info read once more. Otherwise the first audit would find the
+/// stream "moved" and start a pass for nothing.
+async fn placement_after_change(
+    jetstream: &jetstream::Context,
+    target: &Target,
+    answer: &stream::Info,
+) -> Placement {
+    let placement = Placement::of(answer);
+    if placement.leader.is_some() {
+        return placement;
+    }
+    match lookup_info(jetstream, target).await {
+        Ok(Some(info)) => Placement::of(&info),
+        _ => placement,
+    }
 }
 
 /// Creates the quarantine stream, or updates its limits to the spec's.
@@ -932,28 +972,38 @@ fn quarantine_in_sync(existing: &stream::Config, wanted: &stream::Config) -> boo
 async fn manage_delivery_stream(
     jetstream: &jetstream::Context,
     target: &Target,
-) -> Result<StreamOutcome, EnsureStreamError> {
-    let Some(existing) = lookup(jetstream, target).await? else {
+) -> Result<ManagedStream, EnsureStreamError> {
+    let managed = |outcome, info: &stream::Info| ManagedStream {
+        outcome,
+        placement: Placement::of(info),
+    };
+    let Some(existing) = lookup_info(jetstream, target).await? else {
         if !target.settings.create {
             return Err(not_found(target));
         }
         return match jetstream.create_stream(target.stream_config()).await {
-            Ok(_) => Ok(StreamOutcome::Created),
+            Ok(stream) => Ok(ManagedStream {
+                outcome: StreamOutcome::Created,
+                placement: placement_after_change(jetstream, target, stream.cached_info()).await,
+            }),
             Err(err) => Err(create_error(target, &err)),
         };
     };
     if !target.settings.create {
-        return if target.covered_by(&existing) {
-            Ok(StreamOutcome::Unmanaged)
+        return if target.covered_by(&existing.config) {
+            Ok(managed(StreamOutcome::Unmanaged, &existing))
         } else {
-            Err(uncovered(target, &existing))
+            Err(uncovered(target, &existing.config))
         };
     }
-    match target.plan_update(&existing) {
-        StreamPlan::InSync => Ok(StreamOutcome::InSync),
+    match target.plan_update(&existing.config) {
+        StreamPlan::InSync => Ok(managed(StreamOutcome::InSync, &existing)),
         StreamPlan::Conflict(message) => Err(EnsureStreamError::Conflict(message)),
         StreamPlan::Update(config) => match jetstream.update_stream(*config).await {
-            Ok(_) => Ok(StreamOutcome::Updated),
+            Ok(info) => Ok(ManagedStream {
+                outcome: StreamOutcome::Updated,
+                placement: placement_after_change(jetstream, target, &info).await,
+            }),
             Err(err) => Err(create_error(target, &err)),
         },
     }
@@ -967,13 +1017,23 @@ pub async fn stream_in_sync(
     jetstream: &jetstream::Context,
     target: &Target,
 ) -> Result<bool, EnsureStreamError> {
-    let Some(existing) = lookup(jetstream, target).await? else {
-        return Ok(false);
+    Ok(check_stream_sync(jetstream, target).await?.is_some())
+}
+
+/// As [`stream_in_sync`], with the stream's placement when it is in sync
+/// (`None`: not in sync): from the same one request for the delivery
+/// stream.
+pub async fn check_stream_sync(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<Option<Placement>, EnsureStreamError> {
+    let Some(existing) = lookup_info(jetstream, target).await? else {
+        return Ok(None);
     };
     let delivery_in_sync = if target.settings.create {
-        matches!(target.plan_update(&existing), StreamPlan::InSync)
+        matches!(target.plan_update(&existing.config), StreamPlan::InSync)
     } else {
-        target.covered_by(&existing)
+        target.covered_by(&existing.config)
     };
     let quarantine_in_sync = match &target.quarantine {
         None => true,
@@ -984,7 +1044,7 @@ pub async fn stream_in_sync(
             Err(_) => false,
         },
     };
-    Ok(delivery_in_sync && quarantine_in_sync)
+    Ok((delivery_in_sync && quarantine_in_sync).then(|| Placement::of(&existing)))
 }
 
 /// Why the NATS credentials could not be used.

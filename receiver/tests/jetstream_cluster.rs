@@ -518,3 +518,117 @@ async fn a_paused_node_under_the_receiver_loses_nothing() {
 
 /// The name the receiver gives its NATS connection (`publish::client_name`).
 const RECEIVER_CLIENT_NAME: &str = "hookwarden-receiver ci/github";
+
+/// What the operator reports in `StreamReady` and its stream audit
+/// compares, read from the real cluster: the leader, and how many replicas
+/// are current, following a follower lost and back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_placement_the_operator_reports_follows_the_cluster() {
+    use hookwarden_receiver::publish::{StreamOutcome, Target, check_stream_sync, manage_stream};
+    let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let mut cluster = NatsCluster::start().await.expect("nats-server cluster");
+    let endpoint = hookwarden_crds::from_yaml(MANIFEST).expect("manifest");
+    let target = Target::for_endpoint(&endpoint).expect("target");
+    let js = jetstream::new(cluster.connect().await.expect("connect"));
+
+    let managed = manage_stream(&js, &target).await.expect("stream created");
+    assert_eq!(managed.outcome, StreamOutcome::Created);
+    assert_eq!(managed.placement.replicas, 3);
+    eprintln!("OBSERVED placement: created as \"{}\"", managed.placement);
+    let settled = cluster
+        .wait_for_stream(&target.stream, 3, SETTLE)
+        .await
+        .expect("three current replicas");
+    let leader = settled.leader.clone().expect("a leader");
+    assert!(cluster.index_of(&leader).is_some(), "{leader} is a node");
+    let found = check_stream_sync(&js, &target)
+        .await
+        .expect("answered")
+        .expect("in sync");
+    assert_eq!(
+        found.to_string(),
+        format!("3 of 3 replicas current, leader {leader}")
+    );
+
+    let follower = (0..3)
+        .find(|&i| cluster.name(i) != leader)
+        .expect("a follower");
+    cluster.kill(follower);
+    let lost = Instant::now();
+    let degraded = hookwarden_tests::eventually(
+        "the stream to report 2 of 3 replicas current",
+        SETTLE,
+        || async {
+            check_stream_sync(&js, &target)
+                .await
+                .ok()
+                .flatten()
+                .filter(|p| p.current == 2 && p.leader.is_some())
+        },
+    )
+    .await;
+    eprintln!(
+        "OBSERVED placement: {} killed, reported \"{degraded}\" after {} ms",
+        cluster.name(follower),
+        lost.elapsed().as_millis()
+    );
+    assert!(
+        degraded
+            .to_string()
+            .starts_with("2 of 3 replicas current, leader "),
+        "{degraded}"
+    );
+    assert_ne!(degraded.leader.as_deref(), Some(cluster.name(follower)));
+
+    cluster
+        .restart(follower)
+        .await
+        .expect("the follower restarts");
+    let back = Instant::now();
+    let healed = hookwarden_tests::eventually(
+        "the stream to report 3 of 3 replicas current",
+        SETTLE,
+        || async {
+            check_stream_sync(&js, &target)
+                .await
+                .ok()
+                .flatten()
+                .filter(|p| p.current == 3)
+        },
+    )
+    .await;
+    eprintln!(
+        "OBSERVED placement: {} back, reported \"{healed}\" after {} ms",
+        cluster.name(follower),
+        back.elapsed().as_millis()
+    );
+}
+
+/// Outside a cluster the server leads its streams; the placement reported
+/// when the stream is created is the one every later check finds, so the
+/// operator's audit does not take a new stream for a moved one.
+#[tokio::test]
+async fn a_single_servers_stream_is_placed_on_it_from_the_start() {
+    use hookwarden_receiver::publish::{StreamOutcome, Target, check_stream_sync, manage_stream};
+    let nats = hookwarden_tests::NatsServer::start()
+        .await
+        .expect("nats-server");
+    let endpoint = hookwarden_crds::from_yaml(
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {name: github, namespace: ci}\nspec: {provider: github}\n",
+    )
+    .expect("manifest");
+    let target = Target::for_endpoint(&endpoint).expect("target");
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let managed = manage_stream(&js, &target).await.expect("stream created");
+    assert_eq!(managed.outcome, StreamOutcome::Created);
+    assert_eq!(
+        managed.placement.to_string(),
+        "1 replica, on hookwarden-test"
+    );
+    let found = check_stream_sync(&js, &target)
+        .await
+        .expect("answered")
+        .expect("in sync");
+    assert_eq!(found, managed.placement);
+}
