@@ -61,8 +61,9 @@ impl Node {
         self.dir.join("nats-server.log")
     }
 
-    /// The node's configuration file: its ports (`-1`: the server picks
-    /// one, the first time), its store, and routes to `routes`.
+    /// The node's configuration file: its client port (`-1` the first
+    /// time: the server picks one), its route port, a monitoring port the
+    /// server picks, its store, and routes to `routes`.
     fn config(&self, routes: &[u16]) -> String {
         let route_port = self.route_port.unwrap_or_default();
         let quote = |text: &str| serde_json::Value::from(text).to_string();
@@ -180,8 +181,11 @@ impl NatsCluster {
             work,
         };
         let started = cluster.first_start().await;
-        if started.is_err() {
-            // Keep the logs the error points to.
+        if let Err(err) = &started
+            && !matches!(err, SupportError::PortInUse { .. })
+        {
+            // Keep the logs the error points to (a lost port is said
+            // plainly, and the start is tried again in a new directory).
             cluster.work.disable_cleanup(true);
         }
         started.map(|()| cluster)
@@ -314,7 +318,7 @@ impl NatsCluster {
             context.set_timeout(REQUEST_TIMEOUT);
             let mut found = context.get_stream(stream).await.ok()?;
             let info = found.info().await.ok()?;
-            Some(Placement::of(&info))
+            Some(Placement::of(info))
         };
         tokio::time::timeout(REQUEST_TIMEOUT * 2, attempt)
             .await
