@@ -1164,8 +1164,11 @@ pub struct Rate {
 #[x_kube(validation = Rule::new("!has(self.url) || !self.url.contains('@')").message("spec.nats.url must not carry credentials (user:password@ or token@): anyone who can read the endpoint would see them; give a NATS .creds file in a Secret named by spec.nats.credentialsSecretRef"))]
 pub struct NatsSpec {
     /// The NATS server the receivers connect to, e.g.
-    /// `nats://nats.nats.svc:4222`. Defaults to the operator's `--nats-url`,
-    /// so the endpoints of a cluster share one NATS without repeating it.
+    /// `nats://nats.nats.svc:4222`, or the servers of a NATS cluster
+    /// separated by commas (`nats://n1:4222,nats://n2:4222,nats://n3:4222`):
+    /// receivers connect to one and move to another when it fails. Defaults
+    /// to the operator's `--nats-url`, so the endpoints of a cluster share
+    /// one NATS without repeating it.
     /// No credentials here (`user:password@`, `token@`): anyone who may read
     /// the endpoint would see them; use `credentialsSecretRef`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1199,7 +1202,9 @@ pub struct NatsSpec {
     #[schemars(range(min = 1, max = 604800))]
     #[schemars(extend("format" = "int32"))]
     pub duplicate_window_seconds: Option<u32>,
-    /// Copies of the stream in a NATS cluster (1 to 5). Default 1.
+    /// Copies of the stream in a NATS cluster (1 to 5). Default 1. With 3,
+    /// the stream keeps taking deliveries when one NATS node is lost
+    /// (a delivery is acknowledged only once a majority stored it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 5))]
     #[schemars(extend("format" = "int32"))]

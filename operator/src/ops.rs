@@ -62,6 +62,9 @@ pub enum StreamCheck {
     Drifted,
     /// NATS did not answer: a pass reports it in `StreamReady`.
     Unreachable,
+    /// The stream's leader or number of current replicas changed since
+    /// the last pass: a pass reports the new placement in `StreamReady`.
+    Moved,
 }
 
 impl StreamCheck {
@@ -71,6 +74,7 @@ impl StreamCheck {
             Self::InSync => "in_sync",
             Self::Drifted => "drifted",
             Self::Unreachable => "unreachable",
+            Self::Moved => "moved",
         }
     }
 }
@@ -85,7 +89,7 @@ impl EncodeLabelValue for StreamCheck {
 /// Labels of a periodic stream check.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StreamCheckLabels {
-    /// `in_sync`, `drifted` or `unreachable`.
+    /// `in_sync`, `drifted`, `unreachable` or `moved`.
     pub result: StreamCheck,
 }
 

@@ -3,7 +3,9 @@
 //! settings over the endpoint's NATS credentials, updates it when the spec
 //! changes, reports an unreachable NATS, a missing unmanaged stream and a
 //! foreign one as `StreamReady=False` with `Ready` following, never shows
-//! the credentials, and never deletes a stream.
+//! the credentials, and never deletes a stream. On a three-node NATS
+//! cluster, `StreamReady` says where an R3 stream is and follows a lost
+//! node.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use hookwarden_crds::WebhookEndpoint;
 use hookwarden_operator::ops::StreamCheck;
 use hookwarden_operator::reconcile::{self, Config};
 use hookwarden_operator::resources::Settings;
-use hookwarden_tests::{NatsServer, TestNamespace, eventually};
+use hookwarden_tests::{NatsCluster, NatsServer, TestNamespace, eventually};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -472,4 +474,83 @@ async fn a_ready_endpoint_rests_while_its_stream_is_checked_and_repaired_from_na
     .await;
     assert!(checks(&ops, StreamCheck::Drifted) >= 2);
     assert!(passes(&ops) > passes_before, "the repairs were passes");
+}
+
+/// `StreamReady`'s message once it ends with `placement`, the endpoint
+/// `Ready` as well.
+async fn reported(
+    ns: &TestNamespace,
+    name: &str,
+    cluster: &NatsCluster,
+    stream: &str,
+    current: usize,
+) -> String {
+    let api = ns.api::<WebhookEndpoint>();
+    let what = format!("StreamReady to say {current} of 3 replicas current, with the leader");
+    eventually(&what, WAIT, || async {
+        let endpoint = api.get(name).await.ok()?;
+        let ready = condition(&endpoint, "StreamReady")?;
+        let leader = cluster.placement(stream).await?.leader?;
+        let wanted = format!("; {current} of 3 replicas current, leader {leader}");
+        (ready.status == "True"
+            && ready.message.ends_with(&wanted)
+            && condition(&endpoint, "Ready")?.status == "True")
+            .then_some(ready.message)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_replicated_streams_placement_is_reported_and_follows_a_lost_node() {
+    let ns = TestNamespace::create("stream-r3").await.expect("namespace");
+    let mut cluster = NatsCluster::start().await.expect("three-node NATS cluster");
+    let ops = hookwarden_operator::ops::Ops::default();
+    // Every second, so a lost node shows in the status within seconds.
+    let _operator = start_operator_with(&ns, Duration::from_secs(1), ops.clone()).await;
+    apply_secret(&ns, "gh", "secret", "stream-s3cr3t-r3").await;
+    apply_endpoint(
+        &ns,
+        "replicated",
+        serde_json::json!({
+            "provider": "github",
+            "replicas": 1,
+            "secretRefs": [{"name": "gh", "key": "secret"}],
+            // Every server of the cluster, as spec.nats.url takes them.
+            "nats": {"url": cluster.urls(), "replicas": 3},
+        }),
+    )
+    .await;
+    let stream_name = format!("HOOKWARDEN_{}_REPLICATED", ns.name().to_uppercase());
+
+    let healthy = reported(&ns, "replicated", &cluster, &stream_name, 3).await;
+    assert!(healthy.contains(&stream_name), "{healthy}");
+    let placement = cluster
+        .wait_for_stream(&stream_name, 3, WAIT)
+        .await
+        .expect("three current replicas");
+    assert_eq!(placement.replicas, 3, "spec.nats.replicas: 3");
+
+    // A follower lost: no Kubernetes event says so; the stream audit finds
+    // the stream moved and a pass reports it. Deliveries are still stored
+    // by the majority: the endpoint stays Ready.
+    let leader = placement.leader.expect("a leader");
+    let follower = (0..3)
+        .find(|&i| cluster.name(i) != leader)
+        .expect("a follower");
+    cluster.kill(follower);
+    let degraded = reported(&ns, "replicated", &cluster, &stream_name, 2).await;
+    assert!(
+        !degraded.contains(&format!("leader {}", cluster.name(follower))),
+        "{degraded}"
+    );
+    assert!(
+        checks(&ops, StreamCheck::Moved) >= 1,
+        "the audit found the stream moved"
+    );
+
+    cluster
+        .restart(follower)
+        .await
+        .expect("the follower restarts");
+    reported(&ns, "replicated", &cluster, &stream_name, 3).await;
 }

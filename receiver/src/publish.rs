@@ -757,13 +757,84 @@ pub enum StreamOutcome {
     Unmanaged,
 }
 
+/// Where a stream's copies are and whether they keep up, from the
+/// `cluster` section of its info: what the operator reports in
+/// `StreamReady`, and what its stream audit compares between two checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The server leading the stream (the one that stores and
+    /// acknowledges), when it has one.
+    pub leader: Option<String>,
+    /// The copies that are current: the leader, and the followers that are
+    /// caught up and online.
+    pub current: usize,
+    /// The copies the stream has (`num_replicas`).
+    pub replicas: usize,
+}
+
+impl Placement {
+    /// The placement `info` describes. A server outside a cluster reports
+    /// itself as the leader of its streams.
+    pub fn of(info: &stream::Info) -> Self {
+        let replicas = info.config.num_replicas.max(1);
+        let Some(cluster) = &info.cluster else {
+            return Self {
+                leader: None,
+                current: 0,
+                replicas,
+            };
+        };
+        let leader = cluster.leader.clone().filter(|name| !name.is_empty());
+        let followers = cluster
+            .replicas
+            .iter()
+            .filter(|peer| peer.current && !peer.offline)
+            .count();
+        Self {
+            current: (usize::from(leader.is_some()) + followers).min(replicas),
+            leader,
+            replicas,
+        }
+    }
+}
+
+impl std::fmt::Display for Placement {
+    /// E.g. `3 of 3 replicas current, leader n2`; `1 replica, on n1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.leader, self.replicas) {
+            (Some(leader), 1) => write!(f, "1 replica, on {leader}"),
+            (Some(leader), replicas) => write!(
+                f,
+                "{} of {replicas} replicas current, leader {leader}",
+                self.current
+            ),
+            (None, 1) => f.write_str("1 replica, no leader"),
+            (None, replicas) => write!(
+                f,
+                "{} of {replicas} replicas current, no leader",
+                self.current
+            ),
+        }
+    }
+}
+
 /// Reads the stream; `None` when it does not exist.
 async fn lookup(
     jetstream: &jetstream::Context,
     target: &Target,
 ) -> Result<Option<stream::Config>, EnsureStreamError> {
+    Ok(lookup_info(jetstream, target)
+        .await?
+        .map(|info| info.config))
+}
+
+/// Reads the stream's info; `None` when it does not exist.
+async fn lookup_info(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<Option<stream::Info>, EnsureStreamError> {
     match jetstream.get_stream(&target.stream).await {
-        Ok(stream) => Ok(Some(stream.cached_info().config.clone())),
+        Ok(stream) => Ok(Some(stream.cached_info().clone())),
         Err(err) => match err.kind() {
             GetStreamErrorKind::JetStream(js)
                 if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
@@ -820,12 +891,42 @@ fn uncovered(target: &Target, existing: &stream::Config) -> EnsureStreamError {
 pub async fn manage_stream(
     jetstream: &jetstream::Context,
     target: &Target,
-) -> Result<StreamOutcome, EnsureStreamError> {
-    let outcome = manage_delivery_stream(jetstream, target).await?;
+) -> Result<ManagedStream, EnsureStreamError> {
+    let managed = manage_delivery_stream(jetstream, target).await?;
     if let Some(quarantine) = &target.quarantine {
         manage_quarantine_stream(jetstream, quarantine).await?;
     }
-    Ok(outcome)
+    Ok(managed)
+}
+
+/// What [`manage_stream`] did, and where the delivery stream is then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedStream {
+    /// Created, updated, in sync, or left to whoever manages it.
+    pub outcome: StreamOutcome,
+    /// The stream's placement as JetStream's answer described it (a stream
+    /// just created may have no leader yet).
+    pub placement: Placement,
+}
+
+/// The placement after a create or update: the answer's, unless it names
+/// no leader (a server outside a cluster leaves its answer's `cluster`
+/// section out; a new replicated stream may still be electing), then the
+/// stream's info read once more. Otherwise the first audit would find the
+/// stream "moved" and start a pass for nothing.
+async fn placement_after_change(
+    jetstream: &jetstream::Context,
+    target: &Target,
+    answer: &stream::Info,
+) -> Placement {
+    let placement = Placement::of(answer);
+    if placement.leader.is_some() {
+        return placement;
+    }
+    match lookup_info(jetstream, target).await {
+        Ok(Some(info)) => Placement::of(&info),
+        _ => placement,
+    }
 }
 
 /// Creates the quarantine stream, or updates its limits to the spec's.
@@ -871,28 +972,38 @@ fn quarantine_in_sync(existing: &stream::Config, wanted: &stream::Config) -> boo
 async fn manage_delivery_stream(
     jetstream: &jetstream::Context,
     target: &Target,
-) -> Result<StreamOutcome, EnsureStreamError> {
-    let Some(existing) = lookup(jetstream, target).await? else {
+) -> Result<ManagedStream, EnsureStreamError> {
+    let managed = |outcome, info: &stream::Info| ManagedStream {
+        outcome,
+        placement: Placement::of(info),
+    };
+    let Some(existing) = lookup_info(jetstream, target).await? else {
         if !target.settings.create {
             return Err(not_found(target));
         }
         return match jetstream.create_stream(target.stream_config()).await {
-            Ok(_) => Ok(StreamOutcome::Created),
+            Ok(stream) => Ok(ManagedStream {
+                outcome: StreamOutcome::Created,
+                placement: placement_after_change(jetstream, target, stream.cached_info()).await,
+            }),
             Err(err) => Err(create_error(target, &err)),
         };
     };
     if !target.settings.create {
-        return if target.covered_by(&existing) {
-            Ok(StreamOutcome::Unmanaged)
+        return if target.covered_by(&existing.config) {
+            Ok(managed(StreamOutcome::Unmanaged, &existing))
         } else {
-            Err(uncovered(target, &existing))
+            Err(uncovered(target, &existing.config))
         };
     }
-    match target.plan_update(&existing) {
-        StreamPlan::InSync => Ok(StreamOutcome::InSync),
+    match target.plan_update(&existing.config) {
+        StreamPlan::InSync => Ok(managed(StreamOutcome::InSync, &existing)),
         StreamPlan::Conflict(message) => Err(EnsureStreamError::Conflict(message)),
         StreamPlan::Update(config) => match jetstream.update_stream(*config).await {
-            Ok(_) => Ok(StreamOutcome::Updated),
+            Ok(info) => Ok(ManagedStream {
+                outcome: StreamOutcome::Updated,
+                placement: placement_after_change(jetstream, target, &info).await,
+            }),
             Err(err) => Err(create_error(target, &err)),
         },
     }
@@ -906,13 +1017,23 @@ pub async fn stream_in_sync(
     jetstream: &jetstream::Context,
     target: &Target,
 ) -> Result<bool, EnsureStreamError> {
-    let Some(existing) = lookup(jetstream, target).await? else {
-        return Ok(false);
+    Ok(check_stream_sync(jetstream, target).await?.is_some())
+}
+
+/// As [`stream_in_sync`], with the stream's placement when it is in sync
+/// (`None`: not in sync): from the same one request for the delivery
+/// stream.
+pub async fn check_stream_sync(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<Option<Placement>, EnsureStreamError> {
+    let Some(existing) = lookup_info(jetstream, target).await? else {
+        return Ok(None);
     };
     let delivery_in_sync = if target.settings.create {
-        matches!(target.plan_update(&existing), StreamPlan::InSync)
+        matches!(target.plan_update(&existing.config), StreamPlan::InSync)
     } else {
-        target.covered_by(&existing)
+        target.covered_by(&existing.config)
     };
     let quarantine_in_sync = match &target.quarantine {
         None => true,
@@ -923,7 +1044,7 @@ pub async fn stream_in_sync(
             Err(_) => false,
         },
     };
-    Ok(delivery_in_sync && quarantine_in_sync)
+    Ok((delivery_in_sync && quarantine_in_sync).then(|| Placement::of(&existing)))
 }
 
 /// Why the NATS credentials could not be used.
@@ -940,13 +1061,36 @@ pub struct CredentialsError {
     pub reason: String,
 }
 
+/// How often the client PINGs a server it has heard nothing from; it gives
+/// up on the connection (and reconnects to another server of the list, or
+/// one the cluster advertised) after three unanswered intervals. With the
+/// client's default, 60 s, a receiver whose server is frozen or cut off
+/// (alive, its socket open, answering nothing) stays on it for up to three
+/// minutes, answering every delivery 503 while the other nodes of the
+/// cluster are fine; 3 s gives up within 9 s (`receiver/tests/
+/// jetstream_cluster.rs` pauses the receiver's node). Idle cost: one PING
+/// and PONG per connection every 3 s; under load none (any traffic from
+/// the server restarts the interval).
+pub const PING_INTERVAL: Duration = Duration::from_secs(3);
+
+/// The NATS connection name of `endpoint`'s receivers:
+/// `hookwarden-receiver <namespace>/<name>`.
+pub fn client_name(endpoint: &WebhookEndpoint) -> String {
+    format!(
+        "hookwarden-receiver {}/{}",
+        endpoint.metadata.namespace.as_deref().unwrap_or_default(),
+        endpoint.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
 /// Client options for NATS, with the `.creds` file's JWT and seed when the
 /// endpoint references one (`name`/`key` only name it in errors).
 pub fn connect_options(
     credentials: Option<(&hookwarden_crds::SecretKeyRef, &Secret)>,
 ) -> Result<async_nats::ConnectOptions, CredentialsError> {
+    let options = async_nats::ConnectOptions::new().ping_interval(PING_INTERVAL);
     let Some((reference, secret)) = credentials else {
-        return Ok(async_nats::ConnectOptions::new());
+        return Ok(options);
     };
     let failed = |reason: &str| CredentialsError {
         name: reference.name.clone(),
@@ -958,7 +1102,9 @@ pub fn connect_options(
     // the JWT.
     crate::logging::register_creds(text);
     // The parser's errors say which part is missing, never the content.
-    async_nats::ConnectOptions::with_credentials(text).map_err(|e| failed(&e.to_string()))
+    let options =
+        async_nats::ConnectOptions::with_credentials(text).map_err(|e| failed(&e.to_string()))?;
+    Ok(options.ping_interval(PING_INTERVAL))
 }
 
 /// Publishes an endpoint's deliveries to its stream.
@@ -1153,6 +1299,74 @@ mod tests {
     use hookwarden_crds::{NatsSpec, Provider, WebhookEndpointSpec};
 
     use super::*;
+
+    /// A stream's info as nats-server answers `$JS.API.STREAM.INFO`, with
+    /// `cluster` as given.
+    fn info(replicas: usize, cluster: serde_json::Value) -> stream::Info {
+        let config = stream::Config {
+            name: "S".to_owned(),
+            subjects: vec!["s.>".to_owned()],
+            num_replicas: replicas,
+            ..Default::default()
+        };
+        serde_json::from_value(serde_json::json!({
+            "config": serde_json::to_value(config).expect("config"),
+            "created": "2026-01-01T00:00:00Z",
+            "state": {
+                "messages": 0, "bytes": 0, "first_seq": 0,
+                "first_ts": "0001-01-01T00:00:00Z", "last_seq": 0,
+                "last_ts": "0001-01-01T00:00:00Z", "consumer_count": 0
+            },
+            "cluster": cluster,
+        }))
+        .expect("stream info")
+    }
+
+    #[test]
+    fn placement_counts_the_leader_and_the_current_online_followers() {
+        let peer = |name: &str, current: bool, offline: bool| serde_json::json!({"name": name, "current": current, "active": 1_000_000, "offline": offline});
+        let healthy = Placement::of(&info(
+            3,
+            serde_json::json!({"name": "c", "leader": "n2",
+                "replicas": [peer("n1", true, false), peer("n3", true, false)]}),
+        ));
+        assert_eq!(
+            healthy,
+            Placement {
+                leader: Some("n2".to_owned()),
+                current: 3,
+                replicas: 3
+            }
+        );
+        assert_eq!(healthy.to_string(), "3 of 3 replicas current, leader n2");
+
+        let one_down = Placement::of(&info(
+            3,
+            serde_json::json!({"name": "c", "leader": "n1",
+                "replicas": [peer("n2", false, true), peer("n3", true, false)]}),
+        ));
+        assert_eq!(one_down.to_string(), "2 of 3 replicas current, leader n1");
+        let lagging = Placement::of(&info(
+            3,
+            serde_json::json!({"name": "c", "leader": "n1",
+                "replicas": [peer("n2", false, false), peer("n3", true, true)]}),
+        ));
+        assert_eq!(lagging.current, 1, "behind or offline is not current");
+
+        let leaderless = Placement::of(&info(
+            3,
+            serde_json::json!({"name": "c", "leader": "",
+                "replicas": [peer("n1", true, false)]}),
+        ));
+        assert_eq!(leaderless.leader, None);
+        assert_eq!(leaderless.to_string(), "1 of 3 replicas current, no leader");
+
+        // A server outside a cluster leads its own streams.
+        let single = Placement::of(&info(1, serde_json::json!({"leader": "nats-0"})));
+        assert_eq!(single.to_string(), "1 replica, on nats-0");
+        let unknown = Placement::of(&info(1, serde_json::Value::Null));
+        assert_eq!(unknown.to_string(), "1 replica, no leader");
+    }
 
     fn endpoint(namespace: Option<&str>, name: &str, nats: NatsSpec) -> WebhookEndpoint {
         let mut endpoint = WebhookEndpoint::new(

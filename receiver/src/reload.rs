@@ -343,10 +343,15 @@ impl Checked {
     /// How to connect to NATS: with the endpoint's `.creds` file when it
     /// references one. Read once at start: the operator rolls the pods when
     /// the credentials change, a standalone receiver must be restarted.
+    /// The connection is named after the endpoint
+    /// ([`crate::publish::client_name`]), so NATS's own views of its
+    /// clients (`/connz`, `nats server report connections`) say which
+    /// endpoint's receiver a connection is.
     pub fn connect_options(&self) -> Result<async_nats::ConnectOptions, LoadError> {
         let reference = self.endpoint.spec.nats.credentials_secret_ref.as_ref();
         let credentials = reference.zip(self.credentials.as_ref());
-        Ok(crate::publish::connect_options(credentials)?)
+        Ok(crate::publish::connect_options(credentials)?
+            .name(crate::publish::client_name(&self.endpoint)))
     }
 
     /// The pipeline, once the endpoint's stream exists and its body cap

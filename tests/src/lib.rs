@@ -1,7 +1,9 @@
 //! Test support: real services, started and stopped by the tests themselves.
 //!
 //! - [`NatsServer`]: a private `nats-server -js` on a port the server picks,
-//!   with its own store directory, stopped on drop.
+//!   with its own store directory, stopped on drop; [`NatsCluster`]: three
+//!   of them routed into a JetStream cluster, for replicated streams and
+//!   the faults they must survive (kill, restart, pause one node).
 //! - [`EndpointFiles`]: a manifest and its secrets on disk, as a receiver
 //!   reads them; [`InProcessReceiver`]: the receiver started on them in this
 //!   process, the way its binary starts.
@@ -25,6 +27,7 @@ mod error;
 mod files;
 mod list_server;
 mod nats;
+mod nats_cluster;
 pub mod nats_jwt;
 mod nginx;
 mod process;
@@ -37,6 +40,7 @@ pub use error::SupportError;
 pub use files::EndpointFiles;
 pub use list_server::{ListAnswer, ListServer, save_list_for_operator};
 pub use nats::{Frozen, NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
+pub use nats_cluster::{NatsCluster, Placement};
 pub use nginx::{Forwarded, Nginx, NginxBuilder, XForwarded};
 pub use process::ManagedProcess;
 pub use receiver::InProcessReceiver;

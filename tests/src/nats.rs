@@ -349,7 +349,7 @@ impl NatsServer {
                 });
             }
         };
-        self.port = url.rsplit(':').next().and_then(|p| p.parse().ok());
+        self.port = port_of(&url);
         self.url = url;
         self.process = Some(process);
         Ok(())
@@ -358,19 +358,47 @@ impl NatsServer {
 
 /// The client URL from the ports file nats-server writes once it listens.
 fn read_ports_file(dir: &Path) -> Option<String> {
-    let entry = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .find(|e| e.path().extension().is_some_and(|x| x == "ports"))?;
-    let text = std::fs::read_to_string(entry.path()).ok()?;
-    let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
-    ports["nats"][0].as_str().map(str::to_owned)
+    Ports::read(dir).map(|ports| ports.client)
+}
+
+/// What nats-server's ports file (`--ports_file_dir`) says it listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ports {
+    /// The client URL, e.g. `nats://127.0.0.1:41234`.
+    pub client: String,
+    /// The route (cluster) URL, when the server has a `cluster` block.
+    pub cluster: Option<String>,
+    /// The monitoring URL, when monitoring is on.
+    pub monitoring: Option<String>,
+}
+
+impl Ports {
+    /// Reads the ports file in `dir`; `None` until the server has written it.
+    pub(crate) fn read(dir: &Path) -> Option<Self> {
+        let entry = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "ports"))?;
+        let text = std::fs::read_to_string(entry.path()).ok()?;
+        let ports: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let first = |key: &str| ports[key][0].as_str().map(str::to_owned);
+        Some(Self {
+            client: first("nats")?,
+            cluster: first("cluster"),
+            monitoring: first("monitoring"),
+        })
+    }
+}
+
+/// The port of a URL such as `nats://127.0.0.1:41234`.
+pub(crate) fn port_of(url: &str) -> Option<u16> {
+    url.rsplit(':').next().and_then(|p| p.parse().ok())
 }
 
 /// Connects with the credentials given explicitly: async-nats 0.51 does not
 /// use a URL's userinfo, so tests never rely on it.
-async fn connect(
-    url: &str,
+pub(crate) async fn connect(
+    url: impl async_nats::ToServerAddrs,
     creds: Option<&str>,
     url_auth: Option<&UrlAuth>,
 ) -> Result<async_nats::Client, async_nats::ConnectError> {
@@ -390,7 +418,13 @@ async fn connect(
     options.connect(url).await
 }
 
-async fn jetstream_answers(url: &str, creds: Option<&str>, url_auth: Option<&UrlAuth>) -> bool {
+/// Whether JetStream answers an account-info request at `url` within 2 s:
+/// the server is up and (in a cluster) has a meta leader.
+pub(crate) async fn jetstream_answers(
+    url: &str,
+    creds: Option<&str>,
+    url_auth: Option<&UrlAuth>,
+) -> bool {
     let attempt = async {
         let client = connect(url, creds, url_auth).await.ok()?;
         async_nats::jetstream::new(client)
@@ -410,9 +444,10 @@ async fn jetstream_answers(url: &str, creds: Option<&str>, url_auth: Option<&Url
 pub struct Frozen(nix::unistd::Pid);
 
 impl Frozen {
-    fn freeze(nats: &NatsServer) -> Self {
-        let pid = nats
-            .pid()
+    /// SIGSTOPs the process `pid` (a nats-server) and waits until all its
+    /// threads are stopped.
+    pub(crate) fn freeze(pid: Option<u32>) -> Self {
+        let pid = pid
             .and_then(|p| i32::try_from(p).ok())
             .map(nix::unistd::Pid::from_raw)
             .expect("nats-server pid");
@@ -449,6 +484,11 @@ fn all_threads_stopped(pid: i32) -> bool {
     })
 }
 
+impl Frozen {
+    /// Resumes the process now (SIGCONT); dropping the guard does the same.
+    pub fn resume(self) {}
+}
+
 impl Drop for Frozen {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
@@ -462,6 +502,6 @@ impl NatsServer {
     /// # Panics
     /// When the server is not running or does not stop within 5 s.
     pub fn freeze(&self) -> Frozen {
-        Frozen::freeze(self)
+        Frozen::freeze(self.pid())
     }
 }

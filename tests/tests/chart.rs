@@ -334,6 +334,14 @@ fn the_schema_refuses_bad_values_with_a_message() {
         ),
         (&["--set", "nats.url=localhost:4222"], "at '/nats/url'"),
         (
+            &["--set", "nats.url=nats://n1:4222\\, nats://n2:4222"],
+            "at '/nats/url'",
+        ),
+        (
+            &["--set", "nats.url=nats://n1:4222\\,n2:4222"],
+            "at '/nats/url'",
+        ),
+        (
             &["--set", "nats.streamCheckIntervalSeconds=0"],
             "at '/nats/streamCheckIntervalSeconds': minimum: got 0, want 1",
         ),
@@ -404,6 +412,21 @@ fn the_schema_refuses_bad_values_with_a_message() {
 /// `helm upgrade --reuse-values` from a chart without
 /// `receivers.forwardedHeaders` leaves it unset: no empty flag (which the
 /// operator would refuse to start with), the operator's own default.
+#[test]
+fn a_nats_clusters_servers_reach_the_operator_as_one_url() {
+    let docs = documents(&render(&[
+        "--set",
+        "nats.url=nats://n1.nats.svc:4222\\,nats://n2.nats.svc:4222\\,nats://n3.nats.svc:4222",
+    ]));
+    let deployment = find(&docs, "Deployment", "hw-hookwarden").expect("Deployment");
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert!(
+        args.as_array().expect("args").iter().any(|a| a
+            == "--nats-url=nats://n1.nats.svc:4222,nats://n2.nats.svc:4222,nats://n3.nats.svc:4222"),
+        "{args}"
+    );
+}
+
 #[test]
 fn an_unset_forwarded_headers_value_passes_no_flag() {
     let docs = documents(&render(&["--set", "receivers.forwardedHeaders=null"]));

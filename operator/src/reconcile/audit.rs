@@ -6,7 +6,9 @@
 //! endpoint's stream once per interval, spread evenly over it, with one
 //! JetStream request over the connection its last pass used and no request
 //! to the API server, and starts a pass only for a stream that is missing,
-//! drifted or unreachable.
+//! drifted or unreachable, or that has moved: its leader or the number of
+//! current replicas changed since the pass reported them in `StreamReady`
+//! (a NATS node lost or back), so the status says where the stream is.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_receiver::publish::{self, EnsureStreamError};
+use hookwarden_receiver::publish::{self, EnsureStreamError, Placement};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::stream::Managed;
@@ -66,11 +68,16 @@ impl StreamAudit {
     }
 }
 
-/// How one check went, from what JetStream answered.
-fn verdict(found: &Result<bool, EnsureStreamError>) -> StreamCheck {
+/// How one check went, from what JetStream answered (`Ok(None)`: not in
+/// sync) and where the last pass reported the stream.
+fn verdict(
+    found: &Result<Option<Placement>, EnsureStreamError>,
+    reported: &Placement,
+) -> StreamCheck {
     match found {
-        Ok(true) => StreamCheck::InSync,
-        Ok(false) | Err(EnsureStreamError::NotFound { .. } | EnsureStreamError::Conflict(_)) => {
+        Ok(Some(placement)) if placement == reported => StreamCheck::InSync,
+        Ok(Some(_)) => StreamCheck::Moved,
+        Ok(None) | Err(EnsureStreamError::NotFound { .. } | EnsureStreamError::Conflict(_)) => {
             StreamCheck::Drifted
         }
         Err(EnsureStreamError::Unreachable { .. } | EnsureStreamError::Rejected { .. }) => {
@@ -114,8 +121,8 @@ pub async fn run(
                 audit.forget(&endpoint);
                 continue;
             }
-            let found = publish::stream_in_sync(&managed.jetstream, &managed.target).await;
-            let verdict = verdict(&found);
+            let found = publish::check_stream_sync(&managed.jetstream, &managed.target).await;
+            let verdict = verdict(&found, &managed.placement);
             metrics.record_stream_check(verdict);
             if verdict == StreamCheck::InSync {
                 continue;
@@ -155,15 +162,32 @@ mod tests {
     }
 
     #[test]
-    fn only_a_stream_in_sync_needs_no_pass() {
-        assert_eq!(verdict(&Ok(true)), StreamCheck::InSync);
-        assert_eq!(verdict(&Ok(false)), StreamCheck::Drifted);
+    fn only_a_stream_in_sync_where_it_was_reported_needs_no_pass() {
+        let placed = |leader: &str, current| Placement {
+            leader: Some(leader.to_owned()),
+            current,
+            replicas: 3,
+        };
+        let reported = placed("n1", 3);
+        assert_eq!(
+            verdict(&Ok(Some(placed("n1", 3))), &reported),
+            StreamCheck::InSync
+        );
+        assert_eq!(
+            verdict(&Ok(Some(placed("n2", 3))), &reported),
+            StreamCheck::Moved
+        );
+        assert_eq!(
+            verdict(&Ok(Some(placed("n1", 2))), &reported),
+            StreamCheck::Moved
+        );
+        assert_eq!(verdict(&Ok(None), &reported), StreamCheck::Drifted);
         let conflict = Err(EnsureStreamError::Conflict("other subjects".to_owned()));
-        assert_eq!(verdict(&conflict), StreamCheck::Drifted);
+        assert_eq!(verdict(&conflict, &reported), StreamCheck::Drifted);
         let unreachable = Err(EnsureStreamError::Unreachable {
             stream: "s".to_owned(),
             detail: "timed out".to_owned(),
         });
-        assert_eq!(verdict(&unreachable), StreamCheck::Unreachable);
+        assert_eq!(verdict(&unreachable, &reported), StreamCheck::Unreachable);
     }
 }

@@ -744,17 +744,14 @@ async fn reconcile_valid(
         .apply_or_prune(children.ingress.as_ref(), &caches.ingresses)
         .await?;
     let certificate = reconcile_certificate(&owned, children.certificate.as_ref()).await?;
-    let (stream, managed) = stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings).await;
-    let stream = stream::keep_earlier_reason(
-        stream,
-        endpoint.status.as_ref().and_then(|status| {
-            status
-                .conditions
-                .iter()
-                .find(|condition| condition.type_ == "StreamReady")
-        }),
-        endpoint.metadata.generation,
-    );
+    let previous = endpoint.status.as_ref().and_then(|status| {
+        status
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == status::STREAM_READY)
+    });
+    let (stream, managed) =
+        stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings, previous).await;
     // Settled: every child is watched, so the pass waits for a change and
     // the audit checks the stream. Without a Certificate watch (cert-manager
     // was not installed at start) an endpoint with one looks again every

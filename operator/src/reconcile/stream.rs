@@ -15,10 +15,11 @@ use async_nats::jetstream;
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_receiver::nats_url::NatsUrl;
 use hookwarden_receiver::publish::{
-    self, EnsureStreamError, StreamOutcome, Target, connect_options,
+    self, EnsureStreamError, Placement, StreamOutcome, Target, connect_options,
 };
 use hookwarden_receiver::redact::redact_url;
 use hookwarden_receiver::secrets::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use sha2::{Digest, Sha256};
 
 use super::status::StreamState;
@@ -186,33 +187,58 @@ fn state(ready: bool, reason: &'static str, message: String) -> StreamState {
 }
 
 /// A stream found in sync on a later pass for the same generation keeps the
-/// condition of the pass that created or updated it: the condition keeps
+/// outcome of the pass that created or updated it: the condition keeps
 /// saying how the stream got there, and the status is not rewritten (nor the
-/// endpoint requeued by its own status change) on every pass.
-pub fn keep_earlier_reason(
-    state: StreamState,
-    previous: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+/// endpoint requeued by its own status change) on every pass; only a change
+/// of the stream's placement changes the message.
+pub fn keep_earlier_outcome(
+    outcome: StreamOutcome,
+    previous: Option<&Condition>,
     generation: Option<i64>,
-) -> StreamState {
-    if state.reason != "StreamInSync" {
-        return state;
+) -> StreamOutcome {
+    if outcome != StreamOutcome::InSync {
+        return outcome;
     }
     let Some(previous) = previous else {
-        return state;
+        return outcome;
     };
     if previous.status != "True" || previous.observed_generation != generation {
-        return state;
+        return outcome;
     }
-    let reason = match previous.reason.as_str() {
-        "StreamCreated" => "StreamCreated",
-        "StreamUpdated" => "StreamUpdated",
-        _ => return state,
+    match previous.reason.as_str() {
+        "StreamCreated" => StreamOutcome::Created,
+        "StreamUpdated" => StreamOutcome::Updated,
+        _ => outcome,
+    }
+}
+
+/// The `StreamReady` reason and message of a ready stream, e.g.
+/// `JetStream stream S on nats://n1:4222,nats://n2:4222 created (subjects
+/// s.>); 3 of 3 replicas current, leader n2`.
+pub fn ready_state(
+    outcome: StreamOutcome,
+    target: &Target,
+    shown: &str,
+    placement: &Placement,
+) -> StreamState {
+    let (reason, what) = match outcome {
+        StreamOutcome::Created => ("StreamCreated", "created"),
+        StreamOutcome::Updated => ("StreamUpdated", "updated to the spec's settings"),
+        StreamOutcome::InSync => ("StreamInSync", "has the spec's settings"),
+        StreamOutcome::Unmanaged => (
+            "Unmanaged",
+            "exists and takes the endpoint's subjects; createStream is false, so its settings are left to whoever manages it",
+        ),
     };
-    StreamState {
+    state(
+        true,
         reason,
-        message: previous.message.clone(),
-        ..state
-    }
+        format!(
+            "JetStream stream {} on {shown} {what} (subjects {}); {placement}",
+            target.stream,
+            target.subjects()
+        ),
+    )
 }
 
 /// A ready stream and the JetStream connection it was managed over: what the
@@ -223,19 +249,32 @@ pub struct Managed {
     pub jetstream: jetstream::Context,
     /// The endpoint's stream and subjects as this pass managed them.
     pub target: Target,
+    /// Where the stream was, as this pass reported it in `StreamReady`:
+    /// the audit starts a pass when it finds it elsewhere.
+    pub placement: Placement,
 }
 
-/// Brings the endpoint's stream in line with its spec and says how it went;
-/// with a ready stream, how to check it later. Never an error: an
-/// unreachable NATS is a condition, not a failed pass.
+/// Brings the endpoint's stream in line with its spec and says how it went
+/// (`previous`: the `StreamReady` condition the status has now); with a
+/// ready stream, how to check it later. Never an error: an unreachable NATS
+/// is a condition, not a failed pass.
 pub async fn reconcile(
     connections: &Connections,
     endpoint: &WebhookEndpoint,
     resolved: &ResolvedSecrets,
     settings: &Settings,
+    previous: Option<&Condition>,
 ) -> (StreamState, Option<Managed>) {
     let mut managed = None;
-    let state = manage(connections, endpoint, resolved, settings, &mut managed).await;
+    let state = manage(
+        connections,
+        endpoint,
+        resolved,
+        settings,
+        previous,
+        &mut managed,
+    )
+    .await;
     let ready = state.ready;
     (state, managed.filter(|_| ready))
 }
@@ -245,6 +284,7 @@ async fn manage(
     endpoint: &WebhookEndpoint,
     resolved: &ResolvedSecrets,
     settings: &Settings,
+    previous: Option<&Condition>,
     managed: &mut Option<Managed>,
 ) -> StreamState {
     let target = match Target::for_endpoint(endpoint) {
@@ -276,29 +316,17 @@ async fn manage(
     jetstream.set_timeout(NATS_TIMEOUT);
     let stream = &target.stream;
     match publish::manage_stream(&jetstream, &target).await {
-        Ok(outcome) => {
-            let (reason, what) = match outcome {
-                StreamOutcome::Created => ("StreamCreated", "created"),
-                StreamOutcome::Updated => ("StreamUpdated", "updated to the spec's settings"),
-                StreamOutcome::InSync => ("StreamInSync", "has the spec's settings"),
-                StreamOutcome::Unmanaged => (
-                    "Unmanaged",
-                    "exists and takes the endpoint's subjects; createStream is false, so its settings are left to whoever manages it",
-                ),
-            };
-            tracing::debug!(%stream, reason, "stream reconciled");
+        Ok(done) => {
+            let outcome =
+                keep_earlier_outcome(done.outcome, previous, endpoint.metadata.generation);
+            let ready = ready_state(outcome, &target, &shown, &done.placement);
+            tracing::debug!(%stream, reason = ready.reason, placement = %done.placement, "stream reconciled");
             *managed = Some(Managed {
                 jetstream: jetstream.clone(),
                 target: target.clone(),
+                placement: done.placement,
             });
-            state(
-                true,
-                reason,
-                format!(
-                    "JetStream stream {stream} on {shown} {what} (subjects {})",
-                    target.subjects()
-                ),
-            )
+            ready
         }
         Err(error) => {
             let reason = match &error {
@@ -336,11 +364,8 @@ mod tests {
         assert!(!format!("{connections:?}").contains("SUAB"));
     }
 
-    fn condition(
-        reason: &str,
-        generation: i64,
-    ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    fn condition(reason: &str, generation: i64) -> Condition {
+        Condition {
             type_: "StreamReady".to_owned(),
             status: "True".to_owned(),
             reason: reason.to_owned(),
@@ -354,31 +379,70 @@ mod tests {
 
     #[test]
     fn in_sync_keeps_how_the_stream_got_there_for_the_same_generation() {
-        let in_sync = || state(true, "StreamInSync", "in sync".to_owned());
+        use StreamOutcome::{Created, InSync, Updated};
         let created = condition("StreamCreated", 1);
-        let kept = keep_earlier_reason(in_sync(), Some(&created), Some(1));
-        assert_eq!(kept.reason, "StreamCreated");
-        assert_eq!(kept.message, "StreamCreated message");
         assert_eq!(
-            keep_earlier_reason(in_sync(), Some(&created), Some(2)).reason,
-            "StreamInSync",
+            keep_earlier_outcome(InSync, Some(&created), Some(1)),
+            Created
+        );
+        assert_eq!(
+            keep_earlier_outcome(InSync, Some(&condition("StreamUpdated", 1)), Some(1)),
+            Updated
+        );
+        assert_eq!(
+            keep_earlier_outcome(InSync, Some(&created), Some(2)),
+            InSync,
             "a new generation that needed no change is simply in sync"
         );
+        assert_eq!(keep_earlier_outcome(InSync, None, Some(1)), InSync);
         assert_eq!(
-            keep_earlier_reason(in_sync(), None, Some(1)).reason,
-            "StreamInSync"
+            keep_earlier_outcome(Updated, Some(&created), Some(1)),
+            Updated,
+            "only InSync is replaced"
         );
-        let updated = keep_earlier_reason(
-            state(true, "StreamUpdated", "u".to_owned()),
-            Some(&created),
-            Some(1),
-        );
-        assert_eq!(updated.reason, "StreamUpdated", "only InSync is replaced");
         let mut failed = condition("StreamCreated", 1);
         failed.status = "False".to_owned();
+        assert_eq!(keep_earlier_outcome(InSync, Some(&failed), Some(1)), InSync);
+    }
+
+    #[test]
+    fn the_ready_message_says_where_the_stream_is_and_how_its_replicas_keep_up() {
+        let endpoint = hookwarden_crds::from_yaml(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: gh, namespace: ci}\nspec: {provider: github, nats: {replicas: 3}}\n",
+        )
+        .expect("endpoint");
+        let target = Target::for_endpoint(&endpoint).expect("target");
+        let placement = Placement {
+            leader: Some("n2".to_owned()),
+            current: 2,
+            replicas: 3,
+        };
+        let ready = ready_state(
+            StreamOutcome::Created,
+            &target,
+            "nats://n1:4222,nats://n2:4222",
+            &placement,
+        );
+        assert!(ready.ready);
+        assert_eq!(ready.reason, "StreamCreated");
         assert_eq!(
-            keep_earlier_reason(in_sync(), Some(&failed), Some(1)).reason,
-            "StreamInSync"
+            ready.message,
+            format!(
+                "JetStream stream {} on nats://n1:4222,nats://n2:4222 created (subjects {}); 2 of 3 replicas current, leader n2",
+                target.stream,
+                target.subjects()
+            )
+        );
+        // The same outcome elsewhere is another message: the status follows
+        // the stream's placement.
+        let moved = Placement {
+            leader: Some("n3".to_owned()),
+            current: 3,
+            replicas: 3,
+        };
+        assert_ne!(
+            ready_state(StreamOutcome::Created, &target, "n", &moved).message,
+            ready_state(StreamOutcome::Created, &target, "n", &placement).message
         );
     }
 }

@@ -25,8 +25,8 @@ use kube::{Resource, ResourceExt};
 use super::pod::{self, CONFIG_DIR, Workload, item};
 use super::secret::render_secrets;
 use super::{
-    BuildError, METRICS_PORT, NATS_URL_KEY, Owner, ResolvedSecrets, SecretKey, Settings, nats_port,
-    object, secret_data_key,
+    BuildError, METRICS_PORT, NATS_URL_KEY, Owner, ResolvedSecrets, SecretKey, Settings,
+    nats_ports, object, secret_data_key,
 };
 
 /// The key (and file name) of the resolved subscription manifest the
@@ -314,7 +314,7 @@ pub fn destination_reach(url: &str) -> DestinationReach {
 ///
 /// Ingress: the metrics port only, from pods of the subscription's
 /// namespace (probes come from the kubelet, which policies do not filter).
-/// Egress: DNS, the NATS port, and the destination: for a Service URL, any
+/// Egress: DNS, the NATS ports (every server of a cluster), and the destination: for a Service URL, any
 /// port of pods in the Service's namespace (a policy sees the pod's port
 /// after the Service's translation, which the URL's port does not tell);
 /// for an HTTPS URL elsewhere, its port on any address but the link-local
@@ -325,9 +325,11 @@ pub fn network_policy(owner: &Owner, effective: &Effective) -> Result<NetworkPol
             {"protocol": "UDP", "port": 53},
             {"protocol": "TCP", "port": 53},
         ]}),
-        serde_json::json!({"ports": [
-            {"protocol": "TCP", "port": nats_port(&effective.nats_url)},
-        ]}),
+        // Every server of a NATS cluster (`nats://a:4222,nats://b:4222`).
+        serde_json::json!({"ports": nats_ports(&effective.nats_url)
+            .into_iter()
+            .map(|port| serde_json::json!({"protocol": "TCP", "port": port}))
+            .collect::<Vec<_>>()}),
     ];
     match destination_reach(&effective.plan.destination.url) {
         DestinationReach::Service { namespace } => egress.push(serde_json::json!({

@@ -31,7 +31,7 @@ pub use ingress::{
     issued_secret_name, public_url, tls_secret_name,
 };
 pub use pod::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, RECEIVER_USER};
-pub use policy::{autoscaler, desired_replicas, nats_port, network_policy, pod_disruption_budget};
+pub use policy::{autoscaler, desired_replicas, nats_ports, network_policy, pod_disruption_budget};
 pub use secret::{
     ENDPOINT_FILE, GENERATED_SECRET_KEY, config_hash, config_secret, effective_endpoint,
     generated_secret, generated_secret_name, random_secret, secret_data_key,

@@ -23,12 +23,28 @@ pub fn desired_replicas(endpoint: &WebhookEndpoint) -> i32 {
         .map_or(endpoint.spec.replicas, |a| a.min_replicas)
 }
 
-/// The port of a `nats://host:port` URL (several URLs separated by commas:
-/// the first), or 4222. Only the port is used: NATS may live anywhere, so
-/// egress is restricted by port, not by destination.
-pub fn nats_port(url: &str) -> u16 {
-    let first = url.split(',').next().unwrap_or_default();
-    let authority = first.split_once("://").map_or(first, |(_, rest)| rest);
+/// The ports of a NATS URL's servers (`nats://host:port`, several
+/// separated by commas, as for a cluster), each once, in order; 4222 for a
+/// server without one. Only ports are used: NATS may live anywhere, so
+/// egress is restricted by port, not by destination. A receiver given a
+/// cluster's servers must reach every one of them, not only the first.
+pub fn nats_ports(url: &str) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for server in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let port = server_port(server);
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    if ports.is_empty() {
+        ports.push(NATS_DEFAULT_PORT);
+    }
+    ports
+}
+
+/// The port of one `nats://host:port` server, or 4222.
+fn server_port(server: &str) -> u16 {
+    let authority = server.split_once("://").map_or(server, |(_, rest)| rest);
     let authority = authority.split('/').next().unwrap_or_default();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     // An IPv6 literal is bracketed: the port follows the `]`.
@@ -102,7 +118,10 @@ pub fn network_policy(
             {"protocol": "UDP", "port": 53},
             {"protocol": "TCP", "port": 53},
         ]}),
-        serde_json::json!({"ports": [{"protocol": "TCP", "port": nats_port(nats_url)}]}),
+        serde_json::json!({"ports": nats_ports(nats_url)
+            .into_iter()
+            .map(|port| serde_json::json!({"protocol": "TCP", "port": port}))
+            .collect::<Vec<_>>()}),
     ];
     if fetches_keys(&endpoint.spec) {
         egress.push(KEY_FETCH_EGRESS.clone());
@@ -206,14 +225,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_nats_port_comes_from_the_url() {
-        assert_eq!(nats_port("nats://nats.nats.svc:4222"), 4222);
-        assert_eq!(nats_port("nats://nats.messaging.svc:4333"), 4333);
-        assert_eq!(nats_port("nats://user:pw@nats:5000/"), 5000);
-        assert_eq!(nats_port("tls://[fd00::1]:7422,nats://b:1"), 7422);
-        assert_eq!(nats_port("nats://[fd00::1]"), 4222);
-        assert_eq!(nats_port("nats.svc"), 4222);
-        assert_eq!(nats_port("nats://host:notaport"), 4222);
+    fn the_nats_ports_come_from_the_url() {
+        assert_eq!(nats_ports("nats://nats.nats.svc:4222"), [4222]);
+        assert_eq!(nats_ports("nats://nats.messaging.svc:4333"), [4333]);
+        assert_eq!(nats_ports("nats://user:pw@nats:5000/"), [5000]);
+        assert_eq!(nats_ports("tls://[fd00::1]:7422,nats://b:1"), [7422, 1]);
+        assert_eq!(nats_ports("nats://[fd00::1]"), [4222]);
+        assert_eq!(nats_ports("nats.svc"), [4222]);
+        assert_eq!(nats_ports("nats://host:notaport"), [4222]);
+        assert_eq!(nats_ports(" , "), [4222]);
+    }
+
+    #[test]
+    fn a_cluster_url_lets_out_every_servers_port_once() {
+        let mut endpoint = endpoint("github");
+        endpoint.spec.nats.url = Some(
+            "nats://n1.nats.svc:4222, nats://n2.nats.svc:4222,nats://n3.nats.svc:4333".to_owned(),
+        );
+        let owner = Owner::of(&endpoint).expect("owner");
+        let policy = network_policy(&endpoint, &owner, &settings()).expect("builds");
+        let json = serde_json::to_value(&policy).expect("serializes");
+        assert_eq!(
+            json["spec"]["egress"][1],
+            serde_json::json!({"ports": [
+                {"protocol": "TCP", "port": 4222},
+                {"protocol": "TCP", "port": 4333},
+            ]})
+        );
     }
 
     #[test]
