@@ -1354,21 +1354,13 @@ async fn open_subscription(
 }
 
 /// The forwarder's destination for the subscription (its signing secret and
-/// CA from `secrets_dir`), or for `to`.
+/// CA from `secrets_dir`), or for `to` (checked by the caller).
 fn replay_destination(
     subscription: &hookwarden_crds::WebhookSubscription,
     plan: &hookwarden_receiver::forward::Plan,
     secrets_dir: &Path,
     to: Option<&str>,
 ) -> Result<hookwarden_receiver::forward::delivery::Destination, String> {
-    if let Some(url) = to {
-        hookwarden_receiver::forward::check_destination_url(url).map_err(|e| {
-            format!(
-                "--to: {}",
-                e.to_string().replace("spec.destination.url ", "")
-            )
-        })?;
-    }
     hookwarden_receiver::forward::app::destination(subscription, plan, secrets_dir, to)
         .map_err(|e| e.to_string())
 }
@@ -1402,6 +1394,15 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode, String> {
         delivery_ids: args.delivery_ids.clone(),
         limit: args.limit,
     };
+    if let Some(url) = &args.to {
+        // Checked in a dry run too: it says what a real run would do.
+        hookwarden_receiver::forward::check_destination_url(url).map_err(|e| {
+            format!(
+                "--to: {}",
+                e.to_string().replace("spec.destination.url ", "")
+            )
+        })?;
+    }
     let destination = match (&args.secrets_dir, args.dry_run) {
         (Some(dir), false) => Some(replay_destination(
             &subscription,
@@ -1428,7 +1429,7 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode, String> {
     };
     let summary =
         presets::replay::replay(&mut stream, &sending, &selection, &mut print_line).await?;
-    for line in summary.lines("replay", args.limit) {
+    for line in summary.lines("replay", args.limit, destination.is_none()) {
         print_line(line);
     }
     Ok(if summary.failed.is_empty() {
@@ -1490,7 +1491,7 @@ async fn dlq(command: DlqCommand) -> Result<ExitCode, String> {
                 &mut print_line,
             )
             .await;
-            for line in summary.lines("redrive", args.limit) {
+            for line in summary.lines("redrive", args.limit, destination.is_none()) {
                 print_line(line);
             }
             Ok(if summary.failed.is_empty() {

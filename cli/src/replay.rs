@@ -319,9 +319,9 @@ impl Summary {
     }
 
     /// The closing lines: counts, then each failure with its reason.
-    pub fn lines(&self, verb: &str, limit: u64) -> Vec<String> {
+    pub fn lines(&self, verb: &str, limit: u64, dry_run: bool) -> Vec<String> {
         let mut lines = Vec::new();
-        let mut head = if self.listed > 0 || (self.sent == 0 && self.failed.is_empty()) {
+        let mut head = if dry_run {
             format!("{verb}: {} selected, dry run: nothing sent", self.selected)
         } else {
             format!(
@@ -790,10 +790,23 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(
-            summary.lines("replay", 1000),
+            summary.lines("replay", 1000, false),
             [
                 "replay: 3 selected, 2 sent, 1 failed",
                 "  failed seq=9 id=d-9: refused after 1 attempt(s)"
+            ]
+        );
+        let listed = Summary {
+            selected: 2,
+            listed: 1,
+            filtered: 1,
+            limited: true,
+            ..Summary::default()
+        };
+        assert_eq!(
+            listed.lines("replay", 2, true),
+            [
+                "replay: 2 selected, dry run: nothing sent, 1 not matching spec.filter (stopped at --limit 2: more events match; continue with --from-seq)"
             ]
         );
     }

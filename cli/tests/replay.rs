@@ -370,6 +370,42 @@ async fn replay_selects_signs_marks_retries_and_reports() {
     }
     assert!(destination.received().is_empty(), "a dry run sends nothing");
 
+    // The subscription's CEL filter applies too.
+    std::fs::write(
+        setup.dir.path().join("filtered.yaml"),
+        format!(
+            "{}  filter: 'headers[\"hookwarden-event\"] == \"issues\"'\n",
+            subscription(&destination.url)
+        ),
+    )
+    .expect("manifest");
+    let filtered = hookwarden(vec![
+        "replay".into(),
+        "--dry-run".into(),
+        "--subscription".into(),
+        setup.path("filtered.yaml"),
+        "--endpoint".into(),
+        setup.path("endpoint.yaml"),
+        "--nats-url".into(),
+        setup.nats.url().to_owned(),
+    ])
+    .await;
+    assert!(filtered.status.success(), "{filtered:?}");
+    let text = stdout(&filtered);
+    assert!(
+        text.contains("skipped 1 hookwarden.shop.github.push id=d-1: not matching spec.filter"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" hookwarden.shop.github.issues id=d-2 size="),
+        "{text}"
+    );
+    assert!(
+        text.contains("replay: 3 selected, dry run: nothing sent, 2 not matching spec.filter"),
+        "{text}"
+    );
+    assert!(destination.received().is_empty(), "a dry run sends nothing");
+
     // Sent: retried in the foreground, signed, marked.
     let sent = setup.replay(&["--delivery-id", "d-1"]).await;
     assert!(sent.status.success(), "{sent:?}");
