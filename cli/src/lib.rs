@@ -10,6 +10,7 @@ use hookwarden_receiver::verify::{self, GenericChecks};
 use serde_json::json;
 
 pub mod quarantine;
+pub mod replay;
 
 pub use hookwarden_receiver::verify::sending::{
     Delivery, Expected, SignInput as Input, der, ed25519_seed,

@@ -48,6 +48,111 @@ enum Command {
     /// Providers' published source ranges.
     #[command(subcommand)]
     Ranges(RangesCommand),
+    /// Deliver stored events of a WebhookSubscription again, signed as the
+    /// forwarder signs them and marked `Hookwarden-Replay: true`, to its
+    /// destination or to --to; --dry-run lists them.
+    Replay(Box<ReplayArgs>),
+    /// The dead letters of a WebhookSubscription: list them, or deliver
+    /// them again and delete each one delivered.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct SubscriptionArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// The WebhookSubscription manifest (as the forwarder reads it).
+    #[arg(long)]
+    subscription: PathBuf,
+    /// The WebhookEndpoint manifest its `spec.source.endpoint` names.
+    #[arg(long)]
+    endpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    source: SubscriptionArgs,
+    /// Where the subscription's secrets are, as `<dir>/<name>/<key>` (the
+    /// signing secret; the CA of its destination). Not needed with --dry-run.
+    #[arg(long, required_unless_present = "dry_run")]
+    secrets_dir: Option<PathBuf>,
+    /// Send to this URL instead of the subscription's destination (the same
+    /// rule: https://, or http:// to a Service or localhost), still signed
+    /// with the subscription's secret.
+    #[arg(long)]
+    to: Option<String>,
+    /// The first stream sequence.
+    #[arg(long)]
+    from_seq: Option<u64>,
+    /// The last stream sequence.
+    #[arg(long)]
+    to_seq: Option<u64>,
+    /// Stored at or after: RFC 3339 (2026-01-02T03:04:05Z) or a duration
+    /// before now (1h, 30m, 2d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Stored at or before: RFC 3339 or a duration before now.
+    #[arg(long)]
+    until: Option<String>,
+    /// An event type as in `spec.eventTypes` (`push`, `invoice.*`);
+    /// repeatable: any of them.
+    #[arg(long = "event-type")]
+    event_types: Vec<String>,
+    /// A delivery id (the stored `Nats-Msg-Id`, the `webhook-id` sent);
+    /// repeatable: any of them.
+    #[arg(long = "delivery-id")]
+    delivery_ids: Vec<String>,
+    /// Events sent at most (the first ones in stream order).
+    #[arg(long, default_value_t = presets::replay::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    limit: u64,
+    /// List what would be sent (sequence, time, subject, id, size); send
+    /// nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Print the subscription's dead letters, oldest first: sequence, time,
+    /// where the event was stored, id, attempts, last status, reason, error.
+    List {
+        #[command(flatten)]
+        source: SubscriptionArgs,
+        /// Print each as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Dead letters printed at most.
+        #[arg(long, default_value_t = presets::replay::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        limit: u64,
+    },
+    /// Deliver dead letters again to the subscription's destination (marked
+    /// as replays) and delete each from the dead-letter stream once the
+    /// destination answered 2xx.
+    Redrive(Box<RedriveArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct RedriveArgs {
+    #[command(flatten)]
+    source: SubscriptionArgs,
+    /// Where the subscription's secrets are, as `<dir>/<name>/<key>`.
+    #[arg(long, required_unless_present = "dry_run")]
+    secrets_dir: Option<PathBuf>,
+    /// A dead letter's sequence in the dead-letter stream (as `dlq list`
+    /// shows it); repeatable.
+    #[arg(long = "seq", required_unless_present = "all", conflicts_with = "all")]
+    sequences: Vec<u64>,
+    /// Every dead letter of the subscription (up to --limit).
+    #[arg(long)]
+    all: bool,
+    /// Dead letters redriven at most with --all.
+    #[arg(long, default_value_t = presets::replay::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    limit: u64,
+    /// List what would be sent; send and delete nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +356,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_request(args),
         Command::Tail(args) => tail(args),
         Command::Quarantine(command) => quarantine(command),
+        Command::Replay(args) => run_async(replay(*args)),
+        Command::Dlq(command) => run_async(dlq(command)),
         Command::Presets(args) => {
             print!("{}", presets::presets_table(args.markdown));
             Ok(ExitCode::SUCCESS)
@@ -1256,6 +1363,222 @@ async fn quarantine_records(command: QuarantineCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn run_async(
+    command: impl std::future::Future<Output = Result<ExitCode, String>>,
+) -> Result<ExitCode, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(command)
+}
+
+/// Prints `line` through the secret filter (whatever a destination
+/// answered may echo what it was sent).
+fn print_line(line: String) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) ends the output, not with a panic.
+    let _ = writeln!(out, "{}", redact(&line));
+    let _ = out.flush();
+}
+
+/// The subscription's plan, its dead-letter or source stream, and NATS.
+async fn open_subscription(
+    source: &SubscriptionArgs,
+) -> Result<
+    (
+        hookwarden_crds::WebhookSubscription,
+        hookwarden_receiver::forward::Plan,
+        async_nats::jetstream::Context,
+    ),
+    String,
+> {
+    let (subscription, plan) = hookwarden_receiver::forward::app::load_plan(
+        &source.subscription,
+        source.endpoint.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    let client = connect_nats(&source.nats).await?;
+    Ok((subscription, plan, async_nats::jetstream::new(client)))
+}
+
+/// The forwarder's destination for the subscription (its signing secret and
+/// CA from `secrets_dir`), or for `to` (checked by the caller).
+fn replay_destination(
+    subscription: &hookwarden_crds::WebhookSubscription,
+    plan: &hookwarden_receiver::forward::Plan,
+    secrets_dir: &Path,
+    to: Option<&str>,
+) -> Result<hookwarden_receiver::forward::delivery::Destination, String> {
+    hookwarden_receiver::forward::app::destination(subscription, plan, secrets_dir, to)
+        .map_err(|e| e.to_string())
+}
+
+async fn replay(args: ReplayArgs) -> Result<ExitCode, String> {
+    use presets::replay::{Selection, Sending, parse_time};
+    let (subscription, plan, jetstream) = open_subscription(&args.source).await?;
+    let now = jiff::Timestamp::now();
+    let event_types = args
+        .event_types
+        .iter()
+        .map(|t| {
+            plan.event_type_filter(t)
+                .map_err(|e| format!("--event-type: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let selection = Selection {
+        from_seq: args.from_seq,
+        to_seq: args.to_seq,
+        since: args
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, now).map_err(|e| format!("--since: {e}")))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, now).map_err(|e| format!("--until: {e}")))
+            .transpose()?,
+        event_types,
+        delivery_ids: args.delivery_ids.clone(),
+        limit: args.limit,
+    };
+    if let Some(url) = &args.to {
+        // Checked in a dry run too: it says what a real run would do.
+        hookwarden_receiver::forward::check_destination_url(url).map_err(|e| {
+            format!(
+                "--to: {}",
+                e.to_string().replace("spec.destination.url ", "")
+            )
+        })?;
+    }
+    let destination = match (&args.secrets_dir, args.dry_run) {
+        (Some(dir), false) => Some(replay_destination(
+            &subscription,
+            &plan,
+            dir,
+            args.to.as_deref(),
+        )?),
+        _ => None,
+    };
+    let filter = plan
+        .filter
+        .as_deref()
+        .map(hookwarden_receiver::forward::filter::Filter::compile)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let mut stream = jetstream
+        .get_stream(&plan.stream)
+        .await
+        .map_err(|e| format!("the subscription's stream {}: {e}", plan.stream))?;
+    let sending = Sending {
+        plan: &plan,
+        destination: destination.as_ref(),
+        filter: filter.as_ref(),
+    };
+    let summary =
+        presets::replay::replay(&mut stream, &sending, &selection, &mut print_line).await?;
+    for line in summary.lines("replay", args.limit, destination.is_none()) {
+        print_line(line);
+    }
+    Ok(if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn dlq(command: DlqCommand) -> Result<ExitCode, String> {
+    match command {
+        DlqCommand::List {
+            source,
+            json,
+            limit,
+        } => {
+            let (_, plan, jetstream) = open_subscription(&source).await?;
+            let Some(mut stream) = dead_letter_stream(&jetstream, &plan).await? else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let scanned = presets::replay::dead_letters(&mut stream, &plan, limit).await?;
+            for candidate in &scanned.kept {
+                print_line(if json {
+                    presets::replay::dead_letter_json(candidate)
+                } else {
+                    presets::replay::dead_letter_line(candidate)
+                });
+            }
+            if scanned.limited {
+                eprintln!("(stopped at --limit {limit}: there are more dead letters)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Redrive(args) => {
+            let (subscription, plan, jetstream) = open_subscription(&args.source).await?;
+            let destination = match (&args.secrets_dir, args.dry_run) {
+                (Some(dir), false) => Some(replay_destination(&subscription, &plan, dir, None)?),
+                _ => None,
+            };
+            let Some(mut stream) = dead_letter_stream(&jetstream, &plan).await? else {
+                return Ok(if args.sequences.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            };
+            let chosen = if args.all {
+                presets::replay::dead_letters(&mut stream, &plan, args.limit)
+                    .await?
+                    .kept
+            } else {
+                presets::replay::dead_letters_by_sequence(&stream, &plan, &args.sequences).await?
+            };
+            let summary = presets::replay::redrive(
+                &mut stream,
+                &plan,
+                destination.as_ref(),
+                &chosen,
+                &mut print_line,
+            )
+            .await;
+            for line in summary.lines("redrive", args.limit, destination.is_none()) {
+                print_line(line);
+            }
+            Ok(if summary.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+/// The subscription's dead-letter stream; `None` (said on stderr) when it
+/// does not exist yet: no forwarder ran, so there are no dead letters.
+async fn dead_letter_stream(
+    jetstream: &async_nats::jetstream::Context,
+    plan: &hookwarden_receiver::forward::Plan,
+) -> Result<Option<async_nats::jetstream::stream::Stream>, String> {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    match jetstream.get_stream(&plan.dead_letter.stream).await {
+        Ok(stream) => Ok(Some(stream)),
+        Err(err)
+            if matches!(err.kind(), GetStreamErrorKind::JetStream(js)
+                if js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            eprintln!(
+                "no dead-letter stream {} yet: {} has no dead letters",
+                plan.dead_letter.stream, plan.subscription
+            );
+            Ok(None)
+        }
+        Err(err) => Err(format!(
+            "the dead-letter stream {}: {err}",
+            plan.dead_letter.stream
+        )),
+    }
 }
 
 fn print_record(payload: &[u8], json: bool) {

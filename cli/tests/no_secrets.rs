@@ -5,7 +5,9 @@
 //! printed command, run by `sh` with the system's curl, is accepted by the
 //! receiver: the shell reads the secrets from their files), `verify` (OK,
 //! refused, unreadable). `secret generate` prints the secret it makes, and
-//! only that; `tail` is covered by `nats_auth.rs`.
+//! only that; `tail` is covered by `nats_auth.rs`, `replay` and `dlq` by
+//! `replay.rs` (every output scanned, a destination echoing the signing
+//! secret shown `[redacted]`).
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -191,6 +191,19 @@ struct SecretFiles {
 }
 
 impl SecretFiles {
+    fn of(subscription: &WebhookSubscription, plan: &Plan, dir: &Path) -> Result<Self, StartError> {
+        Ok(Self {
+            dir: dir.to_owned(),
+            signing: subscription
+                .spec
+                .signing
+                .as_ref()
+                .and_then(|s| s.secret_ref.clone())
+                .ok_or(StartError::NoSigningSecret)?,
+            ca: plan.destination.ca.clone(),
+        })
+    }
+
     fn fingerprint(&self) -> [u8; 32] {
         let mut hash = Sha256::new();
         for reference in std::iter::once(&self.signing).chain(&self.ca) {
@@ -250,38 +263,56 @@ pub fn load_subscription(path: &Path) -> Result<WebhookSubscription, StartError>
     })
 }
 
-/// Checks the manifest, its plan and secrets, connects to NATS and opens
-/// the operations port.
-pub async fn start(args: ForwardArgs) -> Result<Forwarder, StartError> {
-    let subscription = load_subscription(&args.subscription)?;
-    let endpoint = args
-        .endpoint
-        .as_deref()
-        .map(config::load_endpoint)
-        .transpose()?;
-    let plan =
-        Plan::resolve(&subscription, endpoint.as_ref()).map_err(|source| StartError::Plan {
-            path: args.subscription.clone(),
-            source,
-        })?;
-    let spec = &subscription.spec;
-    let files = SecretFiles {
-        dir: args.secrets_dir.clone(),
-        signing: spec
-            .signing
-            .as_ref()
-            .and_then(|s| s.secret_ref.clone())
-            .ok_or(StartError::NoSigningSecret)?,
-        ca: plan.destination.ca.clone(),
-    };
+/// Reads the subscription manifest at `subscription` and resolves its
+/// [`Plan`], with the `WebhookEndpoint` manifest at `endpoint` for a
+/// `source.endpoint`: what `forward` starts from, and `hookwarden replay`
+/// and `hookwarden dlq` too.
+pub fn load_plan(
+    subscription: &Path,
+    endpoint: Option<&Path>,
+) -> Result<(WebhookSubscription, Plan), StartError> {
+    let manifest = load_subscription(subscription)?;
+    let endpoint = endpoint.map(config::load_endpoint).transpose()?;
+    let plan = Plan::resolve(&manifest, endpoint.as_ref()).map_err(|source| StartError::Plan {
+        path: subscription.to_owned(),
+        source,
+    })?;
+    Ok((manifest, plan))
+}
+
+/// The subscription's [`Destination`]: its signing keys and CA read from
+/// `secrets_dir` (`<dir>/<secret name>/<key>`), delivering to the plan's
+/// URL, or to `to` instead (`hookwarden replay --to`: still signed with the
+/// subscription's secret, but verified with the system's roots, since the
+/// subscription's CA vouches for its own destination only). The one way a
+/// forwarder and a replay get theirs.
+pub fn destination(
+    subscription: &WebhookSubscription,
+    plan: &Plan,
+    secrets_dir: &Path,
+    to: Option<&str>,
+) -> Result<Destination, StartError> {
+    let files = SecretFiles::of(subscription, plan, secrets_dir)?;
     let keys = Arc::new(files.keys()?);
-    let ca = files.ca()?;
-    let destination = Destination::new(
-        &plan.destination.url,
+    let (url, ca) = match to {
+        Some(url) => (url, None),
+        None => (plan.destination.url.as_str(), files.ca()?),
+    };
+    Ok(Destination::new(
+        url,
         plan.destination.timeout,
         keys,
         ca.as_ref(),
-    )?;
+    )?)
+}
+
+/// Checks the manifest, its plan and secrets, connects to NATS and opens
+/// the operations port.
+pub async fn start(args: ForwardArgs) -> Result<Forwarder, StartError> {
+    let (subscription, plan) = load_plan(&args.subscription, args.endpoint.as_deref())?;
+    let spec = &subscription.spec;
+    let files = SecretFiles::of(&subscription, &plan, &args.secrets_dir)?;
+    let destination = destination(&subscription, &plan, &args.secrets_dir, None)?;
     let filter = plan.filter.as_deref().map(Filter::compile).transpose()?;
     for name in &plan.pass_headers {
         if super::delivery::is_reserved(name) {

@@ -1,10 +1,10 @@
 //! One HTTP delivery of one event: sign it, POST it, classify the answer.
 //!
 //! [`Destination`] is the forwarder's only way to send an event, and the one
-//! a future `hookwarden replay` uses too (it sets [`Outgoing::replay`]). It
-//! never follows a redirect, bounds every attempt by one timeout (connect,
-//! TLS, request, response headers and the part of the body it reads),
-//! reads at most [`MAX_RESPONSE_BYTES`] of an answer, and verifies TLS with
+//! `hookwarden replay` and `hookwarden dlq redrive` use too
+//! ([`super::replay`] sets [`Outgoing::replay`]). It never follows a
+//! redirect, bounds every attempt by one timeout (connect, TLS, request,
+//! response headers and the part of the body it reads), reads at most [`MAX_RESPONSE_BYTES`] of an answer, and verifies TLS with
 //! the system's roots or, when the subscription names a CA
 //! (`spec.destination.caSecretRef`), with that CA only.
 //!

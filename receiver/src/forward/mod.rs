@@ -10,7 +10,8 @@
 //! stored message and writes its dead letter; [`ordering`] keeps one
 //! delivery per subject in flight when asked; [`filter`] is the CEL
 //! condition; [`metrics`] what the operations port shows; [`app`] puts
-//! them together into the `forward` command's run loop.
+//! them together into the `forward` command's run loop. [`replay`] sends
+//! one event in the foreground for `hookwarden replay` and `dlq redrive`.
 
 pub mod app;
 pub mod delivery;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod ordering;
 pub mod outcome;
 pub mod plan;
+pub mod replay;
 pub mod signing;
 pub mod stored;
 

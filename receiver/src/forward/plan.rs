@@ -408,6 +408,24 @@ impl Plan {
         }
     }
 
+    /// The subject filter of an event type as `spec.eventTypes` writes it
+    /// (`push`, `invoice.*`, `>`): `<prefix>.<event type>`, checked the same
+    /// way (`hookwarden replay --event-type`).
+    pub fn event_type_filter(&self, event_type: &str) -> Result<String, PlanError> {
+        if valid_event_filter(event_type) {
+            Ok(format!("{}.{event_type}", self.subject_prefix))
+        } else {
+            Err(PlanError::EventType(event_type.to_owned()))
+        }
+    }
+
+    /// Whether the subscription reads events stored under `subject`.
+    pub fn selects(&self, subject: &str) -> bool {
+        self.filter_subjects
+            .iter()
+            .any(|filter| subject_covers(filter, subject))
+    }
+
     /// The event type of a stored subject: what follows the prefix.
     pub fn event_type<'a>(&self, subject: &'a str) -> Option<&'a str> {
         subject
@@ -595,6 +613,16 @@ mod tests {
         assert_eq!(plan.dead_letter.subject, "hookwarden-dlq.shop.to-billing");
         assert_eq!(plan.event_type("hookwarden.shop.github.push"), Some("push"));
         assert_eq!(plan.event_type("hookwarden.shop.githubx.push"), None);
+        assert!(plan.selects("hookwarden.shop.github.issues.opened"));
+        assert!(!plan.selects("hookwarden.shop.github.release"));
+        assert_eq!(
+            plan.event_type_filter("issues.*").as_deref(),
+            Ok("hookwarden.shop.github.issues.*")
+        );
+        assert_eq!(
+            plan.event_type_filter("a..b"),
+            Err(PlanError::EventType("a..b".into()))
+        );
         let config = plan.consumer_config();
         assert_eq!(
             config.durable_name.as_deref(),

@@ -193,6 +193,88 @@ impl StoredEvent {
     }
 }
 
+/// A dead letter read back (`hookwarden dlq`): what its headers say
+/// happened, and the event as it was stored, to deliver again.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// `Hookwarden-Dead-Letter-Status`: the last HTTP status, `none`.
+    pub status: String,
+    /// `Hookwarden-Dead-Letter-Reason`.
+    pub reason: String,
+    /// `Hookwarden-Dead-Letter-Error`.
+    pub error: String,
+    /// `Hookwarden-Dead-Letter-Attempts`.
+    pub attempts: String,
+    /// `Hookwarden-Dead-Letter-Time`.
+    pub time: String,
+    /// `Hookwarden-Dead-Letter-Subscription`.
+    pub subscription: String,
+    /// The event, with its original stream, sequence, subject, id and
+    /// headers (the dead letter's own headers left out).
+    pub event: StoredEvent,
+}
+
+impl DeadLetter {
+    /// Reads a dead letter's `headers` and `body` (what
+    /// [`StoredEvent::dead_letter_headers`] wrote). A header that is
+    /// missing (a writer other than the forwarder) reads as `-`; the
+    /// event's id is the original one when the dead letter's
+    /// `Nats-Msg-Id` has the forwarder's form, else its stream place.
+    pub fn read(headers: &HeaderMap, body: Bytes) -> Self {
+        use dead_letter_headers as h;
+        let text = |name: &str| {
+            header(headers, name)
+                .filter(|v| !v.is_empty())
+                .unwrap_or("-")
+                .to_owned()
+        };
+        let stream = text(h::STREAM);
+        let sequence = header(headers, h::SEQUENCE)
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let subject = text(h::SUBJECT);
+        let mut original = HeaderMap::new();
+        for (name, values) in headers.iter() {
+            let lower = AsRef::<str>::as_ref(name).to_ascii_lowercase();
+            if lower.starts_with("nats-") || lower.starts_with("hookwarden-dead-letter-") {
+                continue;
+            }
+            for value in values {
+                original.append(name.clone(), value.clone());
+            }
+        }
+        if let Some(id) = header(headers, "Nats-Msg-Id").and_then(|id| original_id(id, sequence)) {
+            original.insert("Nats-Msg-Id", id);
+        }
+        let event = StoredEvent::new(
+            &stream,
+            sequence,
+            1,
+            Duration::ZERO,
+            &subject,
+            Some(original),
+            body,
+        );
+        Self {
+            status: text(h::STATUS),
+            reason: text(h::REASON),
+            error: text(h::ERROR),
+            attempts: text(h::ATTEMPTS),
+            time: text(h::TIME),
+            subscription: text(h::SUBSCRIPTION),
+            event,
+        }
+    }
+}
+
+/// The event id of a dead letter's `Nats-Msg-Id`
+/// ([`StoredEvent::dead_letter_id`]: `<id>:dead-letter:<sequence>`).
+pub fn original_id(dead_letter_id: &str, sequence: u64) -> Option<&str> {
+    dead_letter_id
+        .strip_suffix(&format!(":dead-letter:{sequence}"))
+        .filter(|id| !id.is_empty())
+}
+
 /// What a dead letter records of its last attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetterCause {
@@ -344,5 +426,50 @@ mod tests {
             now,
         );
         assert_eq!(header(&none, dead_letter_headers::STATUS), Some("none"));
+    }
+
+    #[test]
+    fn a_dead_letter_reads_back_as_the_event_it_was() {
+        let event = stored(&[
+            ("Nats-Msg-Id", "d-1"),
+            ("Hookwarden-Event", "invoice.paid"),
+            ("Hookwarden-Provider", "stripe"),
+        ]);
+        let now: jiff::Timestamp = "2026-01-02T03:04:05Z".parse().expect("time");
+        let headers = event.dead_letter_headers(
+            "shop/to-billing",
+            &DeadLetterCause {
+                reason: "refused",
+                status: Some(404),
+                error: Some("HTTP 404 Not Found".into()),
+            },
+            now,
+        );
+        let dead = DeadLetter::read(&headers, Bytes::from_static(b"{}"));
+        assert_eq!(dead.status, "404");
+        assert_eq!(dead.reason, "refused");
+        assert_eq!(dead.error, "HTTP 404 Not Found");
+        assert_eq!(dead.attempts, "3");
+        assert_eq!(dead.time, "2026-01-02T03:04:05Z");
+        assert_eq!(dead.subscription, "shop/to-billing");
+        assert_eq!(dead.event.id, "d-1");
+        assert_eq!(dead.event.stream, "ORDERS");
+        assert_eq!(dead.event.sequence, 42);
+        assert_eq!(dead.event.subject, "shop.orders.invoice_paid");
+        assert_eq!(dead.event.event_type(&plan()), "invoice.paid");
+        assert!(header(&dead.event.headers, dead_letter_headers::STATUS).is_none());
+        let out = dead.event.outgoing(&plan());
+        let names: Vec<&str> = out.passed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["hookwarden-provider"]);
+
+        // Not the forwarder's: read as far as it goes.
+        let mut other = HeaderMap::new();
+        other.insert("Nats-Msg-Id", "something-else");
+        let dead = DeadLetter::read(&other, Bytes::new());
+        assert_eq!(dead.status, "-");
+        assert_eq!(dead.event.id, "--0");
+        assert_eq!(original_id("a:dead-letter:7", 7), Some("a"));
+        assert_eq!(original_id("a:dead-letter:7", 8), None);
+        assert_eq!(original_id(":dead-letter:7", 7), None);
     }
 }
