@@ -568,10 +568,7 @@ fn send(args: SendArgs) -> Result<ExitCode, String> {
     }
 
     let expect = delivery.expect.clone();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let runtime = runtime()?;
     let (status, answer) = runtime
         .block_on(async {
             tokio::time::timeout(
@@ -1136,10 +1133,7 @@ fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
     // AWS SNS, PayPal, Google: the provider's key, fetched under the
     // preset's host rule, as the receiver does before checking.
     if let Some(fetching) = verifier.prefetch(&incoming) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("runtime: {e}"))?;
+        let runtime = runtime()?;
         let fetched = runtime
             .block_on(async { tokio::time::timeout(verify::PREFETCH_TIMEOUT, fetching).await });
         let refused = match fetched {
@@ -1191,10 +1185,7 @@ fn verify_request(args: VerifyArgs) -> Result<ExitCode, String> {
 fn fetch_ranges(args: RangesFetchArgs) -> Result<ExitCode, String> {
     let source =
         presets::ranges::source_of(&args.source, args.service, args.region, args.json_path)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+    let runtime = runtime()?;
     let fetcher = hookwarden_receiver::ranges::fetch::RangeFetcher::new();
     let (text, summary) = runtime.block_on(presets::ranges::fetch(
         &fetcher,
@@ -1207,12 +1198,7 @@ fn fetch_ranges(args: RangesFetchArgs) -> Result<ExitCode, String> {
 }
 
 fn tail(args: TailArgs) -> Result<ExitCode, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
-    runtime.block_on(tail_messages(args))?;
-    Ok(ExitCode::SUCCESS)
+    run_async(async { tail_messages(args).await.map(|()| ExitCode::SUCCESS) })
 }
 
 /// Connects as `--nats-url` and `--nats-credentials-file` say.
@@ -1289,12 +1275,11 @@ async fn tail_messages(args: TailArgs) -> Result<(), String> {
 }
 
 fn quarantine(command: QuarantineCommand) -> Result<ExitCode, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
-    runtime.block_on(quarantine_records(command))?;
-    Ok(ExitCode::SUCCESS)
+    run_async(async {
+        quarantine_records(command)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+    })
 }
 
 /// Reads an endpoint's quarantine stream with an ordered consumer (no
@@ -1368,11 +1353,15 @@ async fn quarantine_records(command: QuarantineCommand) -> Result<(), String> {
 fn run_async(
     command: impl std::future::Future<Output = Result<ExitCode, String>>,
 ) -> Result<ExitCode, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    runtime()?.block_on(command)
+}
+
+/// The one runtime of a command: the CLI does one thing at a time.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("runtime: {e}"))?;
-    runtime.block_on(command)
+        .map_err(|e| format!("runtime: {e}"))
 }
 
 /// Prints `line` through the secret filter (whatever a destination
