@@ -762,8 +762,19 @@ async fn lookup(
     jetstream: &jetstream::Context,
     target: &Target,
 ) -> Result<Option<stream::Config>, EnsureStreamError> {
+    Ok(lookup_info(jetstream, target)
+        .await?
+        .map(|info| info.config))
+}
+
+/// The target stream's info (configuration and state), `None` if it does
+/// not exist.
+async fn lookup_info(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<Option<stream::Info>, EnsureStreamError> {
     match jetstream.get_stream(&target.stream).await {
-        Ok(stream) => Ok(Some(stream.cached_info().config.clone())),
+        Ok(stream) => Ok(Some(stream.cached_info().clone())),
         Err(err) => match err.kind() {
             GetStreamErrorKind::JetStream(js)
                 if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
@@ -906,13 +917,63 @@ pub async fn stream_in_sync(
     jetstream: &jetstream::Context,
     target: &Target,
 ) -> Result<bool, EnsureStreamError> {
-    let Some(existing) = lookup(jetstream, target).await? else {
-        return Ok(false);
+    Ok(check_stream(jetstream, target).await?.in_sync)
+}
+
+/// A stream's use against its limits: what a full stream (503
+/// `stream_full`) is near. JetStream's "no limit" is -1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamUsage {
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Messages stored.
+    pub messages: u64,
+    /// `max_bytes`, -1 for none.
+    pub max_bytes: i64,
+    /// `max_msgs`, -1 for none.
+    pub max_messages: i64,
+}
+
+impl StreamUsage {
+    /// The usage in a stream's info.
+    pub fn of(info: &stream::Info) -> Self {
+        Self {
+            bytes: info.state.bytes,
+            messages: info.state.messages,
+            max_bytes: info.config.max_bytes,
+            max_messages: info.config.max_messages,
+        }
+    }
+}
+
+/// What one look at the target's stream found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamCheck {
+    /// Whether the stream (and its quarantine stream) are as the target
+    /// wants them ([`stream_in_sync`]).
+    pub in_sync: bool,
+    /// The delivery stream's use, `None` if it does not exist.
+    pub usage: Option<StreamUsage>,
+}
+
+/// [`stream_in_sync`], with the stream's use against its limits from the
+/// same request.
+pub async fn check_stream(
+    jetstream: &jetstream::Context,
+    target: &Target,
+) -> Result<StreamCheck, EnsureStreamError> {
+    let Some(info) = lookup_info(jetstream, target).await? else {
+        return Ok(StreamCheck {
+            in_sync: false,
+            usage: None,
+        });
     };
+    let usage = Some(StreamUsage::of(&info));
+    let existing = &info.config;
     let delivery_in_sync = if target.settings.create {
-        matches!(target.plan_update(&existing), StreamPlan::InSync)
+        matches!(target.plan_update(existing), StreamPlan::InSync)
     } else {
-        target.covered_by(&existing)
+        target.covered_by(existing)
     };
     let quarantine_in_sync = match &target.quarantine {
         None => true,
@@ -923,7 +984,10 @@ pub async fn stream_in_sync(
             Err(_) => false,
         },
     };
-    Ok(delivery_in_sync && quarantine_in_sync)
+    Ok(StreamCheck {
+        in_sync: delivery_in_sync && quarantine_in_sync,
+        usage,
+    })
 }
 
 /// Why the NATS credentials could not be used.
