@@ -25,6 +25,7 @@ mod nats;
 pub mod nats_jwt;
 mod nginx;
 mod process;
+pub mod promql;
 pub mod receiver;
 pub mod tools;
 mod wait;

@@ -143,3 +143,43 @@ fn promtool_refuses_a_broken_rule_and_a_changed_threshold() {
         text(&tests)
     );
 }
+
+/// Every metric the alerts and the dashboard read is exported by one of our
+/// binaries (checked against their running `/metrics` in
+/// receiver/tests/dashboards.rs and operator/tests/dashboards.rs) or listed
+/// as another project's, by name: nothing is skipped silently.
+#[test]
+fn every_metric_the_chart_reads_has_a_known_exporter() {
+    use hookwarden_tests::promql::{EXTERNAL, Exporter, chart_expressions};
+
+    let expressions = chart_expressions().unwrap_or_else(|e| panic!("{e}"));
+    let mut by_exporter: std::collections::BTreeMap<Exporter, BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    for expression in &expressions {
+        for metric in expression.selectors.keys() {
+            let exporter = Exporter::of(metric)
+                .unwrap_or_else(|| panic!("{}: nobody exports {metric}", expression.place));
+            by_exporter
+                .entry(exporter)
+                .or_default()
+                .insert(metric.clone());
+        }
+    }
+    for exporter in [
+        Exporter::Receiver,
+        Exporter::Forwarder,
+        Exporter::Operator,
+        Exporter::External,
+    ] {
+        assert!(
+            by_exporter.get(&exporter).is_some_and(|m| !m.is_empty()),
+            "nothing read from {exporter:?}: {by_exporter:?}"
+        );
+    }
+    let external: BTreeSet<String> = EXTERNAL.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+    assert_eq!(
+        by_exporter[&Exporter::External],
+        external,
+        "every external metric is used"
+    );
+}
