@@ -153,6 +153,9 @@ fn endpoint_key(endpoint: &WebhookEndpoint) -> String {
     )
 }
 
+/// A stream gauge: name, help, and its value in a usage.
+type StreamGauge = (&'static str, &'static str, fn(&StreamUsage) -> i64);
+
 fn gauge_value(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -214,7 +217,7 @@ impl Collector for EndpointsCollector {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         streams.retain(|endpoint, _| ready.contains_key(endpoint));
-        let gauges: [(&str, &str, fn(&StreamUsage) -> i64); 4] = [
+        let gauges: [StreamGauge; 4] = [
             (
                 "stream_bytes",
                 "Bytes in the endpoint's JetStream stream, as the last stream check saw them",

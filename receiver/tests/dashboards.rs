@@ -189,7 +189,7 @@ async fn every_metric_the_chart_reads_from_receivers_and_forwarders_is_exported(
         "{statuses:?}"
     );
     // A reload (config_reloads).
-    receiver.replace_manifest(&manifest("  maxBodyBytes: 65536\n"));
+    receiver.replace_manifest(&manifest("  request: {maxBodyBytes: 65536}\n"));
 
     // Wait until each process shows what the chart reads (series appear
     // with the first event of their kind), then check once more and report
