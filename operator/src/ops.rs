@@ -4,9 +4,10 @@
 //! process (liveness) from one still installing its CRD or listing its
 //! endpoints (readiness), and Prometheus can see how reconciles fare.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,6 +16,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use hookwarden_crds::WebhookEndpoint;
+use hookwarden_receiver::publish::StreamUsage;
 use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -132,10 +134,35 @@ pub struct ResultLabels {
 /// or one for all), set once the controllers run.
 type EndpointCache = Arc<OnceLock<Vec<Store<WebhookEndpoint>>>>;
 
-/// `endpoints{ready}`: counted at scrape time from the controller's cache, so
-/// it costs nothing between scrapes and is never stale or double-counted.
+/// The last stream usage the stream check saw, by endpoint
+/// (`<namespace>/<name>`): the stream's name and its usage.
+type StreamUsages = Arc<Mutex<BTreeMap<String, (String, StreamUsage)>>>;
+
+/// `endpoints{ready}`, `endpoint_ready{endpoint}` and the stream usage:
+/// computed at scrape time from the controller's cache, so they cost
+/// nothing between scrapes, are never double-counted, and an endpoint's
+/// series go away with the endpoint.
 #[derive(Debug)]
-struct EndpointsCollector(EndpointCache);
+struct EndpointsCollector {
+    endpoints: EndpointCache,
+    streams: StreamUsages,
+}
+
+/// `<namespace>/<name>`, the `endpoint` label the receivers use too.
+fn endpoint_key(endpoint: &WebhookEndpoint) -> String {
+    format!(
+        "{}/{}",
+        endpoint.metadata.namespace.as_deref().unwrap_or_default(),
+        endpoint.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// A stream gauge: name, help, and its value in a usage.
+type StreamGauge = (&'static str, &'static str, fn(&StreamUsage) -> i64);
+
+fn gauge_value(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
 
 /// The status of an endpoint's Ready condition, as a fixed label value.
 fn ready_label(endpoint: &WebhookEndpoint) -> &'static str {
@@ -154,15 +181,17 @@ fn ready_label(endpoint: &WebhookEndpoint) -> &'static str {
 
 impl Collector for EndpointsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Some(stores) = self.0.get() else {
+        let Some(stores) = self.endpoints.get() else {
             return Ok(());
         };
         let mut counts = [("true", 0_i64), ("false", 0), ("unknown", 0)];
+        let mut ready = BTreeMap::new();
         for endpoint in stores.iter().flat_map(Store::state) {
             let label = ready_label(&endpoint);
             if let Some(count) = counts.iter_mut().find(|(value, _)| *value == label) {
                 count.1 = count.1.saturating_add(1);
             }
+            ready.insert(endpoint_key(&endpoint), i64::from(label == "true"));
         }
         let mut family = encoder.encode_descriptor(
             "endpoints",
@@ -173,6 +202,53 @@ impl Collector for EndpointsCollector {
         for (ready, count) in counts {
             let gauge = ConstGauge::new(count);
             gauge.encode(family.encode_family(&[("ready", ready)])?)?;
+        }
+        // One series per endpoint, so an alert can name the endpoint that
+        // is not Ready (the counts above cannot).
+        let mut family = encoder.encode_descriptor(
+            "endpoint_ready",
+            "1 while the WebhookEndpoint's Ready condition is True, else 0 (by endpoint, <namespace>/<name>)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (endpoint, value) in &ready {
+            ConstGauge::new(*value).encode(family.encode_family(&[("endpoint", endpoint)])?)?;
+        }
+        // Usage of endpoints gone from the cache is dropped here, so the
+        // map never outgrows the endpoints watched.
+        let mut streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        streams.retain(|endpoint, _| ready.contains_key(endpoint));
+        let gauges: [StreamGauge; 4] = [
+            (
+                "stream_bytes",
+                "Bytes in the endpoint's JetStream stream, as the last stream check saw them",
+                |usage| gauge_value(usage.bytes),
+            ),
+            (
+                "stream_max_bytes",
+                "The endpoint's stream's max_bytes (-1: no limit), as the last stream check saw it",
+                |usage| usage.max_bytes,
+            ),
+            (
+                "stream_messages",
+                "Messages in the endpoint's JetStream stream, as the last stream check saw them",
+                |usage| gauge_value(usage.messages),
+            ),
+            (
+                "stream_max_messages",
+                "The endpoint's stream's max_msgs (-1: no limit), as the last stream check saw it",
+                |usage| usage.max_messages,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (endpoint, (stream, usage)) in streams.iter() {
+                ConstGauge::new(value(usage))
+                    .encode(family.encode_family(&[("endpoint", endpoint), ("stream", stream)])?)?;
+            }
         }
         Ok(())
     }
@@ -190,6 +266,7 @@ pub struct Metrics {
     stream_checks: Family<StreamCheckLabels, Counter>,
     endpoints: EndpointCache,
     source_lists: SourceLists,
+    streams: StreamUsages,
 }
 
 /// Each source range list's key and when it was last fetched (Unix seconds).
@@ -249,7 +326,11 @@ impl Default for Metrics {
             stream_checks.clone(),
         );
         let endpoints = EndpointCache::default();
-        registry.register_collector(Box::new(EndpointsCollector(endpoints.clone())));
+        let streams = StreamUsages::default();
+        registry.register_collector(Box::new(EndpointsCollector {
+            endpoints: endpoints.clone(),
+            streams: streams.clone(),
+        }));
         let source_lists = SourceLists::default();
         registry.register_collector(Box::new(SourceListsCollector(source_lists.clone())));
         Self {
@@ -259,6 +340,7 @@ impl Default for Metrics {
             stream_checks,
             endpoints,
             source_lists,
+            streams,
         }
     }
 }
@@ -291,6 +373,23 @@ impl Metrics {
         self.stream_checks
             .get_or_create(&StreamCheckLabels { result })
             .inc();
+    }
+
+    /// Records what the stream check saw of `endpoint`'s
+    /// (`<namespace>/<name>`) stream; `None` (no stream) drops it.
+    pub fn record_stream_usage(&self, endpoint: &str, stream: &str, usage: Option<StreamUsage>) {
+        let mut streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match usage {
+            Some(usage) => {
+                streams.insert(endpoint.to_owned(), (stream.to_owned(), usage));
+            }
+            None => {
+                streams.remove(endpoint);
+            }
+        }
     }
 
     /// Counts endpoints by readiness from `stores` from now on (the first
@@ -558,9 +657,53 @@ mod tests {
             r#"hookwarden_operator_endpoints{ready="true"} 2"#,
             r#"hookwarden_operator_endpoints{ready="false"} 1"#,
             r#"hookwarden_operator_endpoints{ready="unknown"} 1"#,
+            r#"hookwarden_operator_endpoint_ready{endpoint="ci/a"} 1"#,
+            r#"hookwarden_operator_endpoint_ready{endpoint="ci/c"} 0"#,
+            r#"hookwarden_operator_endpoint_ready{endpoint="ci/d"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing:\n{text}");
         }
+    }
+
+    #[tokio::test]
+    async fn stream_usage_is_exposed_while_its_endpoint_exists() {
+        use kube::runtime::watcher::Event;
+
+        let endpoint: WebhookEndpoint = serde_json::from_value(serde_json::json!({
+            "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+            "metadata": {"name": "gh", "namespace": "ci"},
+            "spec": {"provider": "github", "generateSecret": true},
+        }))
+        .expect("endpoint");
+        let ops = Ops::default();
+        let mut writer = kube::runtime::reflector::store::Writer::<WebhookEndpoint>::default();
+        ops.metrics.watch_endpoints(vec![writer.as_reader()]);
+        writer.apply_watcher_event(&Event::Apply(endpoint.clone()));
+        let usage = StreamUsage {
+            bytes: 900,
+            messages: 3,
+            max_bytes: 1000,
+            max_messages: -1,
+        };
+        ops.metrics
+            .record_stream_usage("ci/gh", "ci-gh", Some(usage));
+        // A deleted endpoint's last usage is not reported.
+        ops.metrics
+            .record_stream_usage("ci/gone", "ci-gone", Some(usage));
+        let (_, text) = get_text(router(ops.clone()), "/metrics").await;
+        for line in [
+            r#"hookwarden_operator_stream_bytes{endpoint="ci/gh",stream="ci-gh"} 900"#,
+            r#"hookwarden_operator_stream_max_bytes{endpoint="ci/gh",stream="ci-gh"} 1000"#,
+            r#"hookwarden_operator_stream_messages{endpoint="ci/gh",stream="ci-gh"} 3"#,
+            r#"hookwarden_operator_stream_max_messages{endpoint="ci/gh",stream="ci-gh"} -1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing:\n{text}");
+        }
+        assert!(!text.contains("ci/gone"), "{text}");
+
+        writer.apply_watcher_event(&Event::Delete(endpoint));
+        let (_, text) = get_text(router(ops), "/metrics").await;
+        assert!(!text.contains("ci/gh"), "{text}");
     }
 
     #[tokio::test]

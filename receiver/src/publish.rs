@@ -828,7 +828,8 @@ async fn lookup(
         .map(|info| info.config))
 }
 
-/// Reads the stream's info; `None` when it does not exist.
+/// The target stream's info (configuration and state), `None` if it does
+/// not exist.
 async fn lookup_info(
     jetstream: &jetstream::Context,
     target: &Target,
@@ -1017,23 +1018,66 @@ pub async fn stream_in_sync(
     jetstream: &jetstream::Context,
     target: &Target,
 ) -> Result<bool, EnsureStreamError> {
-    Ok(check_stream_sync(jetstream, target).await?.is_some())
+    Ok(check_stream(jetstream, target).await?.in_sync)
 }
 
-/// As [`stream_in_sync`], with the stream's placement when it is in sync
-/// (`None`: not in sync): from the same one request for the delivery
-/// stream.
-pub async fn check_stream_sync(
+/// A stream's use against its limits: what a full stream (503
+/// `stream_full`) is near. JetStream's "no limit" is -1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamUsage {
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Messages stored.
+    pub messages: u64,
+    /// `max_bytes`, -1 for none.
+    pub max_bytes: i64,
+    /// `max_msgs`, -1 for none.
+    pub max_messages: i64,
+}
+
+impl StreamUsage {
+    /// The usage in a stream's info.
+    pub fn of(info: &stream::Info) -> Self {
+        Self {
+            bytes: info.state.bytes,
+            messages: info.state.messages,
+            max_bytes: info.config.max_bytes,
+            max_messages: info.config.max_messages,
+        }
+    }
+}
+
+/// What one look at the target's stream found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamCheck {
+    /// Whether the stream (and its quarantine stream) are as the target
+    /// wants them ([`stream_in_sync`]).
+    pub in_sync: bool,
+    /// The delivery stream's use, `None` if it does not exist.
+    pub usage: Option<StreamUsage>,
+    /// Where its replicas are, when it is in sync.
+    pub placement: Option<Placement>,
+}
+
+/// [`stream_in_sync`], with the stream's use against its limits and its
+/// placement, from the same one request for the delivery stream.
+pub async fn check_stream(
     jetstream: &jetstream::Context,
     target: &Target,
-) -> Result<Option<Placement>, EnsureStreamError> {
-    let Some(existing) = lookup_info(jetstream, target).await? else {
-        return Ok(None);
+) -> Result<StreamCheck, EnsureStreamError> {
+    let Some(info) = lookup_info(jetstream, target).await? else {
+        return Ok(StreamCheck {
+            in_sync: false,
+            usage: None,
+            placement: None,
+        });
     };
+    let usage = Some(StreamUsage::of(&info));
+    let existing = &info.config;
     let delivery_in_sync = if target.settings.create {
-        matches!(target.plan_update(&existing.config), StreamPlan::InSync)
+        matches!(target.plan_update(existing), StreamPlan::InSync)
     } else {
-        target.covered_by(&existing.config)
+        target.covered_by(existing)
     };
     let quarantine_in_sync = match &target.quarantine {
         None => true,
@@ -1044,7 +1088,12 @@ pub async fn check_stream_sync(
             Err(_) => false,
         },
     };
-    Ok((delivery_in_sync && quarantine_in_sync).then(|| Placement::of(&existing)))
+    let in_sync = delivery_in_sync && quarantine_in_sync;
+    Ok(StreamCheck {
+        in_sync,
+        usage,
+        placement: in_sync.then(|| Placement::of(&info)),
+    })
 }
 
 /// Why the NATS credentials could not be used.

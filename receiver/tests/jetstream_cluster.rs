@@ -524,7 +524,7 @@ const RECEIVER_CLIENT_NAME: &str = "hookwarden-receiver ci/github";
 /// are current, following a follower lost and back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_placement_the_operator_reports_follows_the_cluster() {
-    use hookwarden_receiver::publish::{StreamOutcome, Target, check_stream_sync, manage_stream};
+    use hookwarden_receiver::publish::{StreamOutcome, Target, check_stream, manage_stream};
     let _one = ONE_CLUSTER_AT_A_TIME.lock().await;
     let mut cluster = NatsCluster::start().await.expect("nats-server cluster");
     let endpoint = hookwarden_crds::from_yaml(MANIFEST).expect("manifest");
@@ -541,9 +541,10 @@ async fn the_placement_the_operator_reports_follows_the_cluster() {
         .expect("three current replicas");
     let leader = settled.leader.clone().expect("a leader");
     assert!(cluster.index_of(&leader).is_some(), "{leader} is a node");
-    let found = check_stream_sync(&js, &target)
+    let found = check_stream(&js, &target)
         .await
         .expect("answered")
+        .placement
         .expect("in sync");
     assert_eq!(
         found.to_string(),
@@ -559,10 +560,10 @@ async fn the_placement_the_operator_reports_follows_the_cluster() {
         "the stream to report 2 of 3 replicas current",
         SETTLE,
         || async {
-            check_stream_sync(&js, &target)
+            check_stream(&js, &target)
                 .await
                 .ok()
-                .flatten()
+                .and_then(|check| check.placement)
                 .filter(|p| p.current == 2 && p.leader.is_some())
         },
     )
@@ -589,10 +590,10 @@ async fn the_placement_the_operator_reports_follows_the_cluster() {
         "the stream to report 3 of 3 replicas current",
         SETTLE,
         || async {
-            check_stream_sync(&js, &target)
+            check_stream(&js, &target)
                 .await
                 .ok()
-                .flatten()
+                .and_then(|check| check.placement)
                 .filter(|p| p.current == 3)
         },
     )
@@ -609,7 +610,7 @@ async fn the_placement_the_operator_reports_follows_the_cluster() {
 /// operator's audit does not take a new stream for a moved one.
 #[tokio::test]
 async fn a_single_servers_stream_is_placed_on_it_from_the_start() {
-    use hookwarden_receiver::publish::{StreamOutcome, Target, check_stream_sync, manage_stream};
+    use hookwarden_receiver::publish::{StreamOutcome, Target, check_stream, manage_stream};
     let nats = hookwarden_tests::NatsServer::start()
         .await
         .expect("nats-server");
@@ -626,9 +627,10 @@ async fn a_single_servers_stream_is_placed_on_it_from_the_start() {
         managed.placement.to_string(),
         "1 replica, on hookwarden-test"
     );
-    let found = check_stream_sync(&js, &target)
+    let found = check_stream(&js, &target)
         .await
         .expect("answered")
+        .placement
         .expect("in sync");
     assert_eq!(found, managed.placement);
 }

@@ -31,6 +31,7 @@ mod nats_cluster;
 pub mod nats_jwt;
 mod nginx;
 mod process;
+pub mod promql;
 pub mod receiver;
 pub mod tools;
 mod wait;

@@ -40,6 +40,7 @@ pub fn tool_path(tool: &str) -> PathBuf {
         "traefik" => "TRAEFIK_VERSION",
         "cert-manager-controller" => "CERT_MANAGER_VERSION",
         "actionlint" => "ACTIONLINT_VERSION",
+        "promtool" => "PROMETHEUS_VERSION",
         _ => "KUBERNETES_VERSION",
     };
     let version = pinned_version(variable).unwrap_or("unpinned");
@@ -81,6 +82,8 @@ mod tests {
             "HELM_VERSION",
             "TRAEFIK_VERSION",
             "CERT_MANAGER_VERSION",
+            "ACTIONLINT_VERSION",
+            "PROMETHEUS_VERSION",
         ] {
             let version = pinned_version(variable).unwrap_or_default();
             assert!(

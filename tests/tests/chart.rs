@@ -468,7 +468,7 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
         ]
         .map(str::to_owned)
         .into(),
-        "no PDB, ServiceMonitor or metrics Service by default"
+        "no PDB, monitors, alerts, dashboard or metrics Service by default"
     );
     let version = env!("CARGO_PKG_VERSION");
     let deployment = find(&docs, "Deployment", "hw-hookwarden").expect("Deployment");
@@ -727,6 +727,143 @@ fn each_watched_namespace_gets_a_role_and_the_full_values_render() {
     );
 }
 
+/// The monitoring objects ship exactly the files the tests check: the
+/// PrometheusRule's spec is `rules/hookwarden.rules.yaml` (which
+/// tests/tests/alerts.rs runs through promtool), the dashboard ConfigMap
+/// holds `dashboards/hookwarden.json`, and the monitors keep the metrics'
+/// `endpoint` label and select what the operator really labels its pods with.
+#[test]
+fn the_alerts_and_the_dashboard_ship_the_tested_files() {
+    let values = full_values();
+    let docs = documents(&render(&[
+        "--namespace",
+        "hookwarden",
+        "-f",
+        values.to_str().expect("UTF-8 path"),
+    ]));
+
+    let rule = find(&docs, "PrometheusRule", "hw-hookwarden").expect("PrometheusRule");
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["namespace"], "hookwarden");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let rules_file =
+        std::fs::read_to_string(chart_dir().join("rules/hookwarden.rules.yaml")).expect("rules");
+    let rules: Value = serde_yaml_ng::from_str(&rules_file).expect("rules YAML");
+    assert_eq!(rule["spec"], rules, "the PrometheusRule is the tested file");
+    assert!(
+        rule["spec"]["groups"][0]["rules"][0]["annotations"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("{{ $labels.endpoint }}")),
+        "helm leaves Prometheus' templates alone"
+    );
+
+    let dashboard = find(&docs, "ConfigMap", "hw-hookwarden-dashboard").expect("dashboard");
+    assert_eq!(dashboard["metadata"]["namespace"], "monitoring");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        dashboard["metadata"]["annotations"]["grafana_folder"],
+        "Webhooks"
+    );
+    let shipped: Value = serde_json::from_str(
+        dashboard["data"]["hookwarden.json"]
+            .as_str()
+            .expect("hookwarden.json"),
+    )
+    .expect("the dashboard is JSON");
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart_dir().join("dashboards/hookwarden.json"))
+            .expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    assert_eq!(shipped, file);
+    assert_eq!(shipped["uid"], "hookwarden");
+
+    // Every monitor keeps our `endpoint` label (the Prometheus Operator
+    // would otherwise overwrite it with the port's name).
+    let receivers = find(&docs, "ServiceMonitor", "hw-hookwarden-receivers").expect("receivers");
+    let operator = find(&docs, "ServiceMonitor", "hw-hookwarden-operator").expect("operator");
+    let forwarders = find(&docs, "PodMonitor", "hw-hookwarden-forwarders").expect("forwarders");
+    assert_eq!(receivers["spec"]["endpoints"][0]["honorLabels"], true);
+    assert_eq!(operator["spec"]["endpoints"][0]["honorLabels"], true);
+    assert_eq!(
+        forwarders["spec"]["podMetricsEndpoints"][0]["honorLabels"],
+        true
+    );
+    assert_eq!(
+        forwarders["spec"]["podMetricsEndpoints"][0]["port"],
+        "metrics"
+    );
+    assert_eq!(
+        forwarders["spec"]["namespaceSelector"]["matchNames"],
+        serde_json::json!(["payments", "webhooks"])
+    );
+    let forwarder_labels =
+        hookwarden_operator::resources::Component::Forwarder.labels("to-billing");
+    for (key, value) in forwarders["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+    {
+        assert_eq!(
+            forwarder_labels.get(key).map(String::as_str),
+            value.as_str(),
+            "forwarder pods do not carry {key}={value}"
+        );
+    }
+    // The operator's monitor selects the operator's metrics Service.
+    let service = find(&docs, "Service", "hw-hookwarden-metrics").expect("metrics Service");
+    assert_eq!(
+        operator["spec"]["selector"]["matchLabels"],
+        service["spec"]["selector"]
+    );
+
+    // Off by default (see defaults_render_a_hardened_operator_for_all_namespaces),
+    // and the schema refuses unknown keys under the new values.
+    for bad in [
+        "prometheusRule.severity=page",
+        "grafanaDashboard.folder=x",
+        "grafanaDashboard.namespace=Not_A_Namespace",
+    ] {
+        refused(&["--set", bad]);
+    }
+}
+
+/// The packaged chart leaves out promtool's unit tests (`.helmignore`) and
+/// keeps the files its templates read.
+#[test]
+fn the_packaged_chart_holds_the_rules_but_not_their_tests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().to_str().expect("UTF-8 path");
+    let chart = chart_dir();
+    let output = run(
+        "helm",
+        &["package", chart.to_str().expect("UTF-8 path"), "-d", out],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let package = std::fs::read_dir(dir.path())
+        .expect("read_dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "tgz"))
+        .expect("a .tgz");
+    let listing = Command::new("tar")
+        .arg("tzf")
+        .arg(&package)
+        .output()
+        .expect("tar runs");
+    assert!(listing.status.success());
+    let files = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        files.contains("hookwarden/rules/hookwarden.rules.yaml"),
+        "{files}"
+    );
+    assert!(
+        files.contains("hookwarden/dashboards/hookwarden.json"),
+        "{files}"
+    );
+    assert!(!files.contains("rules.test.yaml"), "{files}");
+}
+
 /// Server-side dry run: the API server validates every object (schemas,
 /// defaulting, admission) without storing anything.
 fn accepted_by_the_api_server(namespace: &str, docs: &[Value]) {
@@ -761,6 +898,9 @@ fn accepted_by_the_api_server(namespace: &str, docs: &[Value]) {
     }
 }
 
+/// Kinds of the Prometheus Operator, whose CRDs the test control plane lacks.
+const MONITORING_KINDS: [&str; 3] = ["ServiceMonitor", "PodMonitor", "PrometheusRule"];
+
 #[tokio::test]
 async fn the_api_server_accepts_the_rendered_manifests() {
     let namespace = TestNamespace::create("chart")
@@ -778,11 +918,15 @@ async fn the_api_server_accepts_the_rendered_manifests() {
     accepted_by_the_api_server(ns, &defaults);
 
     // The full values, watching the test namespace itself so the Role lands
-    // in a namespace that exists. ServiceMonitor's CRD (Prometheus Operator)
-    // is not installed in the shared control plane; it was checked by shape
-    // in `each_watched_namespace_gets_a_role_and_the_full_values_render`.
+    // in a namespace that exists. The Prometheus Operator's CRDs
+    // (MONITORING_KINDS) are not installed in the shared control plane; those
+    // objects are checked by shape in
+    // `each_watched_namespace_gets_a_role_and_the_full_values_render` and
+    // `the_alerts_and_the_dashboard_ship_the_tested_files`, and the rules by
+    // promtool (tests/tests/alerts.rs).
     let values = full_values();
     let watch = format!("watchNamespaces={{{ns}}}");
+    let dashboard_namespace = format!("grafanaDashboard.namespace={ns}");
     let full: Vec<Value> = documents(&render(&[
         "--namespace",
         ns,
@@ -790,11 +934,17 @@ async fn the_api_server_accepts_the_rendered_manifests() {
         values.to_str().expect("UTF-8 path"),
         "--set",
         &watch,
+        "--set",
+        &dashboard_namespace,
     ]))
     .into_iter()
-    .filter(|d| d["kind"] != "ServiceMonitor")
+    .filter(|d| !MONITORING_KINDS.contains(&d["kind"].as_str().unwrap_or_default()))
     .collect();
     assert!(full.iter().any(|d| d["kind"] == "Role"));
+    assert!(
+        full.iter().any(|d| d["kind"] == "ConfigMap"),
+        "the dashboard ConfigMap is checked by the API server"
+    );
     accepted_by_the_api_server(ns, &full);
 }
 

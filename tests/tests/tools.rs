@@ -20,6 +20,17 @@ fn pinned(variable: &str) -> &'static str {
     pinned_version(variable).expect("pinned in versions.env")
 }
 
+/// Prometheus v3.X.Y is the Go module version v0.3XX.Y (v0.316.0 is 3.16.0).
+fn prometheus_release() -> String {
+    let module = pinned("PROMETHEUS_VERSION");
+    let (minor, patch) = module
+        .trim_start_matches("v0.")
+        .split_once('.')
+        .expect("v0.<3XX>.<patch>");
+    let (major, minor) = minor.split_at(1);
+    format!("{major}.{minor}.{patch}")
+}
+
 #[test]
 fn every_tool_reports_its_pinned_version() {
     let kubernetes = pinned("KUBERNETES_VERSION");
@@ -81,6 +92,11 @@ fn every_tool_reports_its_pinned_version() {
             "actionlint",
             vec!["--version"],
             pinned("ACTIONLINT_VERSION").to_owned(),
+        ),
+        (
+            "promtool",
+            vec!["--version"],
+            format!("promtool, version {}", prometheus_release()),
         ),
     ];
     for (tool, args, expected) in cases {

@@ -3,6 +3,7 @@
 # Usage: tests/tools/install.sh [tool ...]   (default: all but the bench-only vegeta and argo-events)
 # Tools: nats-server nats etcd kube-apiserver kube-controller-manager
 #   kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint
+#   promtool
 #   (and the bench-only vegeta argo-events)
 # A binary already in the cache is reused, so a second run takes no time.
 set -euo pipefail
@@ -25,9 +26,14 @@ k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
  -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION \
  -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$k8s_minor"
 
-# name wrapper-module module-path package pinned-version ldflags
+# Prometheus v3.X.Y is the module version v0.3XX.Y: promtool reports the
+# release (3.16.0) as upstream builds do (promu sets the same variable).
+prometheus_minor=${PROMETHEUS_VERSION#v0.}; prometheus_minor=${prometheus_minor%%.*}
+prometheus_release=${prometheus_minor:0:1}.${prometheus_minor:1}.${PROMETHEUS_VERSION##*.}
+
+# name wrapper-module module-path package pinned-version ldflags [build-tags]
 build() {
-  local name=$1 module=$2 modpath=$3 pkg=$4 version=$5 ldflags=$6
+  local name=$1 module=$2 modpath=$3 pkg=$4 version=$5 ldflags=$6 tags=${7:-}
   local out; out=$(tool_path "$name")
   [ -x "$out" ] && return 0
   local dir=$tools_dir/go/$module log=$log_dir/build-$name.log
@@ -35,7 +41,7 @@ build() {
     die "$dir/go.mod does not pin $version (versions.env changed?): run tests/tools/update-wrappers.sh"
   say "building $name $version (log: $log)"
   local start=$SECONDS
-  if ! (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg") >"$log" 2>&1; then
+  if ! (cd "$dir" && go build -trimpath -tags "$tags" -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg") >"$log" 2>&1; then
     rm -f "$out.tmp"
     tail -n 20 "$log" >&2
     die "building $name $version failed; full log: $log"
@@ -45,7 +51,7 @@ build() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint)
+[ ${#want[@]} -gt 0 ] || want=(nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint promtool)
 for t in "${want[@]}"; do
   case $t in
     nats-server) build nats-server nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" "" ;;
@@ -64,10 +70,14 @@ for t in "${want[@]}"; do
       "-X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION -X github.com/cert-manager/cert-manager/pkg/util.AppGitState=clean" ;;
     actionlint) build actionlint actionlint github.com/rhysd/actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION" \
       "-X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION" ;;
+    # remove_all_sd leaves out every service-discovery plugin (cloud SDKs):
+    # the rule commands never use them, and the build takes half the time.
+    promtool) build promtool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION" \
+      "-X github.com/prometheus/common/version.Version=$prometheus_release -X github.com/prometheus/common/version.Branch=HEAD" remove_all_sd ;;
     # Bench-only (bench/run.sh asks for it by name).
     vegeta) build vegeta vegeta github.com/tsenart/vegeta/v12 github.com/tsenart/vegeta/v12 "$VEGETA_VERSION" "-X main.Version=$VEGETA_VERSION" ;;
     argo-events) build argo-events argo-events github.com/argoproj/argo-events github.com/argoproj/argo-events/cmd "$ARGO_EVENTS_VERSION" \
       "-X github.com/argoproj/argo-events.version=${ARGO_EVENTS_VERSION#v}" ;;
-    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint vegeta argo-events)" ;;
+    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint promtool vegeta argo-events)" ;;
   esac
 done

@@ -24,6 +24,7 @@ tool_path() {
     traefik) echo "$bin_dir/traefik-$TRAEFIK_VERSION" ;;
     cert-manager-controller) echo "$bin_dir/cert-manager-controller-$CERT_MANAGER_VERSION" ;;
     actionlint) echo "$bin_dir/actionlint-$ACTIONLINT_VERSION" ;;
+    promtool) echo "$bin_dir/promtool-$PROMETHEUS_VERSION" ;;
     vegeta) echo "$bin_dir/vegeta-$VEGETA_VERSION" ;;
     argo-events) echo "$bin_dir/argo-events-$ARGO_EVENTS_VERSION" ;;
     *) die "unknown tool '$1'" ;;

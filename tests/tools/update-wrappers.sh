@@ -60,6 +60,10 @@ write_module actionlint "tool github.com/rhysd/actionlint/cmd/actionlint
 
 require github.com/rhysd/actionlint $ACTIONLINT_VERSION"
 
+write_module promtool "tool github.com/prometheus/prometheus/cmd/promtool
+
+require github.com/prometheus/prometheus $PROMETHEUS_VERSION"
+
 write_module vegeta "tool github.com/tsenart/vegeta/v12
 
 require github.com/tsenart/vegeta/v12 $VEGETA_VERSION"

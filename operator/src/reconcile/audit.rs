@@ -121,7 +121,18 @@ pub async fn run(
                 audit.forget(&endpoint);
                 continue;
             }
-            let found = publish::check_stream_sync(&managed.jetstream, &managed.target).await;
+            let checked = publish::check_stream(&managed.jetstream, &managed.target).await;
+            // The usage the alerts compare with the stream's limits; an
+            // unreachable NATS keeps the last one seen.
+            if let Ok(check) = &checked {
+                let key = format!(
+                    "{}/{}",
+                    endpoint.namespace.as_deref().unwrap_or_default(),
+                    endpoint.name
+                );
+                metrics.record_stream_usage(&key, &managed.target.stream, check.usage);
+            }
+            let found = checked.map(|check| check.placement);
             let verdict = verdict(&found, &managed.placement);
             metrics.record_stream_check(verdict);
             if verdict == StreamCheck::InSync {

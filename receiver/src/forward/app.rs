@@ -658,6 +658,7 @@ async fn process(
     let plan = &shared.plan;
     let event = match message.info() {
         Ok(info) => {
+            shared.metrics.set_pending(info.pending);
             let published = info.published.unix_timestamp_nanos();
             let now = jiff::Timestamp::now().as_nanosecond();
             let age =

@@ -76,6 +76,8 @@ pub struct ForwardMetrics {
     pub filter_errors: Family<SubscriptionLabels, Counter>,
     /// 1 while NATS is disconnected.
     pub nats_disconnected: Gauge,
+    /// Events not yet delivered to the forwarder, as of the last one.
+    pub pending: Family<SubscriptionLabels, Gauge>,
 }
 
 fn attempt_histogram() -> Histogram {
@@ -97,6 +99,7 @@ impl ForwardMetrics {
         let last_success = Gauge::<i64, AtomicI64>::default();
         let filter_errors = Family::<SubscriptionLabels, Counter>::default();
         let nats_disconnected = Gauge::default();
+        let pending = Family::<SubscriptionLabels, Gauge>::default();
         registry.register(
             "deliveries",
             "Events by outcome (delivered, retried, dead_lettered, filtered, dead_letter_failed)",
@@ -132,6 +135,11 @@ impl ForwardMetrics {
             "1 while the NATS connection is down",
             nats_disconnected.clone(),
         );
+        registry.register(
+            "pending",
+            "Events stored for the subscription and not yet delivered to the forwarder, as of the last event received (the consumer's num_pending; 0 once caught up)",
+            pending.clone(),
+        );
         Self {
             registry,
             subscription: subscription.to_owned(),
@@ -142,7 +150,18 @@ impl ForwardMetrics {
             last_success,
             filter_errors,
             nats_disconnected,
+            pending,
         }
+    }
+
+    /// Records how many events wait behind the one just received (the
+    /// backlog a slow or failing destination builds up).
+    pub fn set_pending(&self, pending: u64) {
+        self.pending
+            .get_or_create(&SubscriptionLabels {
+                subscription: self.subscription.clone(),
+            })
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
 
     /// Counts one event's outcome.
@@ -207,6 +226,7 @@ mod tests {
         metrics.record(Outcome::Retried);
         metrics.record(Outcome::Retried);
         metrics.observe_attempt(0.01);
+        metrics.set_pending(41);
         let text = metrics.render();
         assert!(
             text.contains(
@@ -226,6 +246,10 @@ mod tests {
             text.contains(
                 r#"hookwarden_forward_attempt_seconds_count{subscription="shop/to-billing"} 1"#
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hookwarden_forward_pending{subscription="shop/to-billing"} 41"#),
             "{text}"
         );
         assert_eq!(metrics.count(Outcome::Retried), 2);
