@@ -168,7 +168,11 @@ def markdown(results_path, opts):
       f"vegeta {opts.get('vegeta', '')}".rstrip("; "))
     p("")
 
-    # Closed loop.
+    # Closed loop (only when an HTTP row or nats bench ran: a forwarding-only
+    # run has no requests to report).
+    http_ran = any(kind(row, "closed") for row in ("bare", "receiver-file", "receiver-memory", "peer")) \
+        or kind("nats-bench", "nats-bench")
+    mark = len(lines)
     p("### Closed loop (wrk, keep-alive, HTTP/1.1 over TLS 1.3)")
     p("")
     p("| row | connections | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx / errors | server CPU ms per 1k req | nats-server CPU ms per 1k req | server RSS MiB (under load) |")
@@ -251,6 +255,9 @@ def markdown(results_path, opts):
         p(f"### Start to ready\n\nreceiver spawn → `/readyz` 200 (NATS up, stream present), "
           f"{len(s['runs_ms'])} runs: median **{fmt(ready_ms)} ms** (runs: {', '.join(fmt(t) for t in s['runs_ms'])} ms)")
         p("")
+
+    if not http_ran:
+        del lines[mark:]
 
     # Forwarding.
     plain = kind("forward", "plain")

@@ -28,7 +28,7 @@
 # BENCH_CPUS_SERVER / BENCH_CPUS_LOAD (taskset CPU lists for the servers and
 # for the load generators; default: not pinned), BENCH_WRK_REQUESTS,
 # BENCH_OPEN_WORKERS, BENCH_OPEN_MAX_TARGETS, BENCH_FORWARD_EVENTS (default
-# 50000, quick 10000), BENCH_FORWARD_IN_FLIGHT (default 64), BENCH_BIN_DIR (prebuilt binaries, no build), BENCH_OUT (the report, default
+# 200000, quick 10000), BENCH_FORWARD_IN_FLIGHT (default 64), BENCH_BIN_DIR (prebuilt binaries, no build), BENCH_OUT (the report, default
 # target/bench/report.md). docs/benchmarks.md describes them all.
 set -euo pipefail
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,7 +44,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 else
   duration=${BENCH_DURATION:-10} connections=${BENCH_CONNECTIONS:-1 16 64 256}
   ready_runs=${BENCH_READY_RUNS:-7} profile=${BENCH_PROFILE:-1} wrk_requests=${BENCH_WRK_REQUESTS:-250000}
-  forward_events=${BENCH_FORWARD_EVENTS:-50000}
+  forward_events=${BENCH_FORWARD_EVENTS:-200000}
 fi
 forward_in_flight=${BENCH_FORWARD_IN_FLIGHT:-64}
 rows=${BENCH_ROWS:-bare receiver-file receiver-memory nats-bench peer forward}
@@ -80,7 +80,9 @@ prebuilt=${BENCH_BIN_DIR:-}
 if [ -z "$prebuilt" ]; then
   say "building hookwarden-receiver and the bench tools (release)"
   cargo build --quiet --release --locked -p hookwarden-receiver -p hookwarden-bench
-  prebuilt=$root/target/release
+  # Where cargo put them (CARGO_TARGET_DIR, if set, moves target/).
+  prebuilt=$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
 fi
 receiver=$prebuilt/hookwarden-receiver
 bare=$prebuilt/bench-bare-server
@@ -171,14 +173,16 @@ receiver_cmd=("$receiver" serve --endpoint "$work/endpoint.yaml" --secrets-dir "
   --max-connections-per-source 100000 --max-body-reads-per-source 100000)
 
 # --- pre-signed requests: one file per closed-loop run, so ids never repeat ---
-say "pre-signing $wrk_requests deliveries per closed-loop run"
-for c in $connections; do
+http_rows=0
+for row in $rows; do case $row in bare | receiver-file | receiver-memory | peer) http_rows=1 ;; esac; done
+[ "$http_rows" = 0 ] || say "pre-signing $wrk_requests deliveries per closed-loop run"
+[ "$http_rows" = 0 ] || for c in $connections; do
   "$presign" --secret-file "$secret_file" --prefix "$(printf 'c%04d' "$c")" \
     --count "$wrk_requests" wrk --template-out "$work/body.tmpl" --lines-out "$work/wrk-c$c.tsv"
 done
-"$presign" --secret-file "$secret_file" --prefix w0016 --count "$wrk_requests" \
+[ "$http_rows" = 0 ] || "$presign" --secret-file "$secret_file" --prefix w0016 --count "$wrk_requests" \
   wrk --template-out "$work/body.tmpl" --lines-out "$work/wrk-warmup.tsv"
-if [ "$profile" = 1 ]; then
+if [ "$profile" = 1 ] && [ "$http_rows" = 1 ]; then
   "$presign" --secret-file "$secret_file" --prefix p0064 --count "$wrk_requests" \
     wrk --template-out "$work/body.tmpl" --lines-out "$work/wrk-profile.tsv"
 fi
