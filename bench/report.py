@@ -105,6 +105,7 @@ ROW_NAMES = {
     "receiver-memory": "receiver, JetStream memory storage",
     "nats-bench": "`nats bench js pub sync` (file storage)",
     "peer": "peer: Argo Events webhook EventSource",
+    "forward": "forwarder → bare HTTP sink",
 }
 
 
@@ -167,7 +168,11 @@ def markdown(results_path, opts):
       f"vegeta {opts.get('vegeta', '')}".rstrip("; "))
     p("")
 
-    # Closed loop.
+    # Closed loop (only when an HTTP row or nats bench ran: a forwarding-only
+    # run has no requests to report).
+    http_ran = any(kind(row, "closed") for row in ("bare", "receiver-file", "receiver-memory", "peer")) \
+        or kind("nats-bench", "nats-bench")
+    mark = len(lines)
     p("### Closed loop (wrk, keep-alive, HTTP/1.1 over TLS 1.3)")
     p("")
     p("| row | connections | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx / errors | server CPU ms per 1k req | nats-server CPU ms per 1k req | server RSS MiB (under load) |")
@@ -251,6 +256,45 @@ def markdown(results_path, opts):
           f"{len(s['runs_ms'])} runs: median **{fmt(ready_ms)} ms** (runs: {', '.join(fmt(t) for t in s['runs_ms'])} ms)")
         p("")
 
+    if not http_ran:
+        del lines[mark:]
+
+    # Forwarding.
+    plain = kind("forward", "plain")
+    forwarded = kind("forward", "forwarded")
+    forward_ratio = None
+    if plain or forwarded:
+        p("### Forwarding (stored events → `hookwarden-receiver forward` → bare HTTP sink)")
+        p("")
+        in_flight = forwarded[0].get("in_flight", "?") if forwarded else "?"
+        p(f"The same stored events (1 KiB JSON, file storage) read by a plain pull consumer that acknowledges "
+          f"each, and by the forwarder (maxInFlight {in_flight}): each event signed (Standard Webhooks), POSTed "
+          "over HTTP/1.1 to a bare sink on loopback that answers 204, then acknowledged; events/s from the first "
+          "message (request) to the last. Forwarder CPU over its whole run, start included.")
+        p("")
+        p("| reader | events | events/s | CPU ms per 1k events | nats-server CPU ms per 1k events | RSS MiB (under load) | RSS peak (VmHWM) MiB | acknowledged |")
+        p("|---|---:|---:|---:|---:|---:|---:|---:|")
+        rates = {}
+        for label, rs in (("plain JetStream consumer", plain), ("forwarder → HTTP sink", forwarded)):
+            if not rs:
+                continue
+            r = rs[0]
+            s = json.loads(r["stats"])
+            n = max(int(s["events"]), 1)
+            clk = int(r["clk_tck"])
+            ncpu = int(r["nats_ticks"]) / clk * 1000 / n * 1000
+            cpu = int(r["cpu_ticks"]) / clk * 1000 / n * 1000 if "cpu_ticks" in r else None
+            rates[label] = s["rate"]
+            if "acked" in r:  # the forwarder
+                p(f"| {label} | {int(s['events']):,} | {fmt(s['rate'], 0)} | {fmt(cpu)} | {fmt(ncpu)} | "
+                  f"{fmt(int(r['rss_kib']) / 1024)} | {fmt(int(r['hwm_kib']) / 1024)} | {int(r['acked']):,} |")
+            else:  # the plain consumer acknowledges every event it reads
+                p(f"| {label} | {int(s['events']):,} | {fmt(s['rate'], 0)} | – | {fmt(ncpu)} | – | – | "
+                  f"{int(s['events']):,} |")
+        if len(rates) == 2 and rates["plain JetStream consumer"]:
+            forward_ratio = rates["forwarder → HTTP sink"] / rates["plain JetStream consumer"]
+        p("")
+
     # Ratios and targets.
     def ratio(a, b):
         if a in best and b in best and best[b]["rps"]:
@@ -265,6 +309,8 @@ def markdown(results_path, opts):
                  ("receiver-memory", "nats-bench"), ("receiver-file", "peer"), ("receiver-memory", "peer")):
         r = ratio(a, b)
         p(f"| {a} / {b} | {fmt(r, 2) if r is not None else 'not measured'} |")
+    p(f"| forwarder / plain JetStream consumer (events/s) | "
+      f"{fmt(forward_ratio, 2) if forward_ratio is not None else 'not measured'} |")
     p("")
     p("### Targets")
     p("")

@@ -11,6 +11,10 @@
 #   nats-bench       `nats bench js pub sync`, 1 KiB, file storage, msg ids
 #   peer             Argo Events' webhook EventSource (only if BENCH_PEER_BIN
 #                    names a built binary; see docs/benchmarks.md)
+#   forward          stored events -> `hookwarden-receiver forward` -> a bare
+#                    HTTP sink on loopback, beside a plain JetStream consumer
+#                    reading the same events (bench-forward), with the
+#                    forwarder's CPU and RSS
 #
 # Workload: HTTPS/1.1 with keep-alive, 1 KiB JSON bodies, every request a
 # distinct, correctly signed GitHub delivery (bench-presign), closed loop
@@ -23,7 +27,8 @@
 # BENCH_QUICK=1 (3 s, 16 and 64 connections, no profile: about 3 minutes),
 # BENCH_CPUS_SERVER / BENCH_CPUS_LOAD (taskset CPU lists for the servers and
 # for the load generators; default: not pinned), BENCH_WRK_REQUESTS,
-# BENCH_OPEN_WORKERS, BENCH_OPEN_MAX_TARGETS, BENCH_BIN_DIR (prebuilt binaries, no build), BENCH_OUT (the report, default
+# BENCH_OPEN_WORKERS, BENCH_OPEN_MAX_TARGETS, BENCH_FORWARD_EVENTS (default
+# 200000, quick 10000), BENCH_FORWARD_IN_FLIGHT (default 64), BENCH_BIN_DIR (prebuilt binaries, no build), BENCH_OUT (the report, default
 # target/bench/report.md). docs/benchmarks.md describes them all.
 set -euo pipefail
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,11 +40,14 @@ cd "$root"
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   duration=${BENCH_DURATION:-3} connections=${BENCH_CONNECTIONS:-16 64}
   ready_runs=${BENCH_READY_RUNS:-3} profile=${BENCH_PROFILE:-0} wrk_requests=${BENCH_WRK_REQUESTS:-80000}
+  forward_events=${BENCH_FORWARD_EVENTS:-10000}
 else
   duration=${BENCH_DURATION:-10} connections=${BENCH_CONNECTIONS:-1 16 64 256}
   ready_runs=${BENCH_READY_RUNS:-7} profile=${BENCH_PROFILE:-1} wrk_requests=${BENCH_WRK_REQUESTS:-250000}
+  forward_events=${BENCH_FORWARD_EVENTS:-200000}
 fi
-rows=${BENCH_ROWS:-bare receiver-file receiver-memory nats-bench peer}
+forward_in_flight=${BENCH_FORWARD_IN_FLIGHT:-64}
+rows=${BENCH_ROWS:-bare receiver-file receiver-memory nats-bench peer forward}
 open_max_targets=${BENCH_OPEN_MAX_TARGETS:-250000}
 # vegeta's connections (a fixed pool: letting it add workers when it falls
 # behind makes it open new TLS connections until it is its own bottleneck).
@@ -66,18 +74,21 @@ case " $rows " in
     # Built once (several minutes); a failed build leaves the peer out, with the reason.
     "$root/tests/tools/install.sh" argo-events || say "the peer could not be built; its row is left out" ;;
 esac
-# BENCH_BIN_DIR: take hookwarden-receiver, bench-bare-server and bench-presign
-# from there instead of building them (A/B runs of two builds).
+# BENCH_BIN_DIR: take hookwarden-receiver, bench-bare-server, bench-presign and
+# bench-forward from there instead of building them (A/B runs of two builds).
 prebuilt=${BENCH_BIN_DIR:-}
 if [ -z "$prebuilt" ]; then
   say "building hookwarden-receiver and the bench tools (release)"
   cargo build --quiet --release --locked -p hookwarden-receiver -p hookwarden-bench
-  prebuilt=$root/target/release
+  # Where cargo put them (CARGO_TARGET_DIR, if set, moves target/).
+  prebuilt=$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
 fi
 receiver=$prebuilt/hookwarden-receiver
 bare=$prebuilt/bench-bare-server
 presign=$prebuilt/bench-presign
-for bin in "$receiver" "$bare" "$presign"; do
+forward=$prebuilt/bench-forward
+for bin in "$receiver" "$bare" "$presign" "$forward"; do
   [ -x "$bin" ] || die "no $bin (BENCH_BIN_DIR=$prebuilt)"
 done
 nats_server=$(tool_path nats-server) nats_cli=$(tool_path nats) vegeta=$(tool_path vegeta)
@@ -162,14 +173,16 @@ receiver_cmd=("$receiver" serve --endpoint "$work/endpoint.yaml" --secrets-dir "
   --max-connections-per-source 100000 --max-body-reads-per-source 100000)
 
 # --- pre-signed requests: one file per closed-loop run, so ids never repeat ---
-say "pre-signing $wrk_requests deliveries per closed-loop run"
-for c in $connections; do
+http_rows=0
+for row in $rows; do case $row in bare | receiver-file | receiver-memory | peer) http_rows=1 ;; esac; done
+[ "$http_rows" = 0 ] || say "pre-signing $wrk_requests deliveries per closed-loop run"
+[ "$http_rows" = 0 ] || for c in $connections; do
   "$presign" --secret-file "$secret_file" --prefix "$(printf 'c%04d' "$c")" \
     --count "$wrk_requests" wrk --template-out "$work/body.tmpl" --lines-out "$work/wrk-c$c.tsv"
 done
-"$presign" --secret-file "$secret_file" --prefix w0016 --count "$wrk_requests" \
+[ "$http_rows" = 0 ] || "$presign" --secret-file "$secret_file" --prefix w0016 --count "$wrk_requests" \
   wrk --template-out "$work/body.tmpl" --lines-out "$work/wrk-warmup.tsv"
-if [ "$profile" = 1 ]; then
+if [ "$profile" = 1 ] && [ "$http_rows" = 1 ]; then
   "$presign" --secret-file "$secret_file" --prefix p0064 --count "$wrk_requests" \
     wrk --template-out "$work/body.tmpl" --lines-out "$work/wrk-profile.tsv"
 fi
@@ -347,6 +360,74 @@ nats_bench_row() {
   stop "$nats_pid"; nats_pid=''
 }
 
+# --- forwarding: stored events -> forwarder -> bare HTTP sink ------------------
+# The same events read twice: by a plain pull consumer that acknowledges each
+# (what a team writes instead of a subscription) and by the forwarder, which
+# signs each, POSTs it to a bare HTTP/1.1 sink on loopback and acknowledges it
+# after the 204. Both consumers come from the subscription's one plan
+# (bench-forward prepare) and exist before the events are stored.
+forward_row() {
+  say "[forward] $forward_events events, maxInFlight $forward_in_flight"
+  start_nats forward
+  local dir=$work/forward sink_port fops
+  sink_port=$(free_port) fops=$(free_port)
+  mkdir -p "$dir/secrets/bench-signing"
+  printf 'whsec_%s' "$(openssl rand -base64 32)" >"$dir/secrets/bench-signing/secret"
+  cat >"$dir/subscription.yaml" <<YAML
+apiVersion: hookwarden.dev/v1alpha1
+kind: WebhookSubscription
+metadata: {name: to-sink, namespace: bench}
+spec:
+  source: {stream: HOOKWARDEN_BENCH_FORWARD, subjectPrefix: hookwarden.bench.github}
+  destination: {url: "http://127.0.0.1:$sink_port/hooks", timeoutSeconds: 10}
+  signing: {secretRef: {name: bench-signing, key: secret}}
+  delivery: {maxInFlight: $forward_in_flight}
+YAML
+  "$forward" prepare --nats-url "$nats_url" --subscription "$dir/subscription.yaml" \
+    --baseline plain --count "$forward_events" || die "bench-forward prepare failed"
+  local n0 n1 stats
+  n0=$(cpu_ticks "$nats_pid")
+  stats=$("${on_load[@]}" "$forward" read --nats-url "$nats_url" --subscription "$dir/subscription.yaml" \
+    --baseline plain --count "$forward_events") || die "bench-forward read failed"
+  n1=$(cpu_ticks "$nats_pid")
+  record row=forward kind=plain stats="$stats" nats_ticks=$((n1 - n0)) clk_tck="$clk_tck"
+  say "[forward] plain consumer: $stats"
+
+  "${on_load[@]}" "$forward" sink --listen "127.0.0.1:$sink_port" --count "$forward_events" \
+    >"$dir/sink.json" 2>"$dir/sink.log" &
+  local sink_pid=$!; pids+=("$sink_pid")
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$sink_port") 2>/dev/null && break; sleep 0.05; done
+  n0=$(cpu_ticks "$nats_pid")
+  # Default logging: the audit line of every attempt is part of the cost.
+  "${on_server[@]}" "$receiver" forward --subscription "$dir/subscription.yaml" --secrets-dir "$dir/secrets" \
+    --nats-url "$nats_url" --metrics-listen "127.0.0.1:$fops" >"$dir/forwarder.log" 2>&1 &
+  local fpid=$! rss=0 now
+  pids+=("$fpid")
+  while kill -0 "$sink_pid" 2>/dev/null; do
+    kill -0 "$fpid" 2>/dev/null || { cat "$dir/forwarder.log" >&2; die "the forwarder exited"; }
+    now=$(vm_kib "$fpid" VmRSS 2>/dev/null || echo 0)
+    [ "${now:-0}" -le "$rss" ] || rss=$now
+    sleep 0.2
+  done
+  wait "$sink_pid" || { cat "$dir/sink.log" >&2; die "the sink did not get every event"; }
+  # Every event acknowledged after its 204 (bounded wait for the last acks).
+  local acked=0
+  for _ in $(seq 1 100); do
+    acked=$(nats consumer info HOOKWARDEN_BENCH_FORWARD hookwarden_bench_to-sink --json |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["ack_floor"]["stream_seq"])')
+    [ "$acked" -lt "$forward_events" ] || break
+    sleep 0.1
+  done
+  local t1
+  t1=$(cpu_ticks "$fpid") n1=$(cpu_ticks "$nats_pid")
+  record row=forward kind=forwarded stats="$(cat "$dir/sink.json")" cpu_ticks="$t1" \
+    nats_ticks=$((n1 - n0)) clk_tck="$clk_tck" rss_kib="$rss" hwm_kib="$(vm_kib "$fpid" VmHWM)" \
+    acked="$acked" in_flight="$forward_in_flight"
+  say "[forward] forwarder: $(cat "$dir/sink.json"), acknowledged $acked"
+  stop "$fpid"
+  stop "$nats_pid"; nats_pid=''
+}
+
 # --- start to ready ------------------------------------------------------------
 ready_row() {
   say "[ready] spawn -> /readyz 200, $ready_runs runs"
@@ -364,13 +445,14 @@ for row in $rows; do
   case $row in
     bare | receiver-file | receiver-memory) http_row "$row" ;;
     nats-bench) nats_bench_row ;;
+    forward) forward_row ;;
     peer)
       if "$bench_dir/peer.sh" available; then http_row peer
       else
         record row=peer kind=unavailable reason="$("$bench_dir/peer.sh" why)"
         say "[peer] not run: $("$bench_dir/peer.sh" why)"
       fi ;;
-    *) die "unknown row '$row' (known: bare receiver-file receiver-memory nats-bench peer)" ;;
+    *) die "unknown row '$row' (known: bare receiver-file receiver-memory nats-bench peer forward)" ;;
   esac
 done
 case " $rows " in *" receiver-file "*) ready_row ;; esac

@@ -29,6 +29,34 @@ pub fn is_pod_ip(ip: &str) -> bool {
         .is_ok_and(|ip| ip.octets()[0] == 127 && ip.octets()[1] == 1 && ip.octets()[3] != 0)
 }
 
+/// The process node's own address, the first of its pod CIDR
+/// (`127.1.0.1` by default; `HOOKWARDEN_POD_CIDR` of `tests/tools/cluster.sh`
+/// moves it): everything on the host reaches pods from it (the pod runner's
+/// service proxy, its probes, Traefik through a Service), so it is the
+/// receivers' trusted proxy.
+pub fn process_node_address() -> Result<Ipv4Addr, SupportError> {
+    let cidr = kubectl_stdin(
+        &[
+            "get",
+            "node",
+            PROCESS_NODE,
+            "-o",
+            "jsonpath={.spec.podCIDR}",
+        ],
+        "",
+    )?;
+    let network = cidr
+        .trim()
+        .split_once('/')
+        .and_then(|(network, _)| network.parse::<Ipv4Addr>().ok())
+        .filter(|ip| is_pod_ip(&Ipv4Addr::from(u32::from(*ip) + 1).to_string()))
+        .ok_or_else(|| SupportError::Setup {
+            what: format!("the pod CIDR of node {PROCESS_NODE}"),
+            detail: format!("{cidr:?} is not a network inside 127.1.0.0/16"),
+        })?;
+    Ok(Ipv4Addr::from(u32::from(network) + 1))
+}
+
 /// The state directory of the control plane (`$HOOKWARDEN_CLUSTER_DIR`, else
 /// the kubeconfig's directory).
 pub fn cluster_dir() -> PathBuf {

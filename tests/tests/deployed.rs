@@ -19,6 +19,11 @@
 //!    (`Hookwarden-Source-Ip` is the sender's loopback address as Traefik
 //!    saw it); out-of-allowlist, forged and redelivered deliveries are
 //!    refused or deduplicated through the proxy and never stored twice.
+//!
+//! The subscription example runs too: its forwarder pod from its own
+//! Deployment, Ready, the subscription Ready with nothing pending. Issue #14
+//! as a user runs it, delivery to a destination and dead letters included,
+//! is [`subscriptions_deliver_through_their_deployed_forwarders`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +32,8 @@ use std::time::Duration;
 
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_tests::deployed::{
-    CertManager, build_workspace_binaries, is_pod_ip, pod_runner_bin_dir, recorded_port,
+    CertManager, build_workspace_binaries, is_pod_ip, pod_runner_bin_dir, process_node_address,
+    recorded_port,
 };
 use hookwarden_tests::tools::{repo_root, require_tool};
 use hookwarden_tests::{ManagedProcess, NatsServer, TestNamespace, eventually, kubeconfig_path};
@@ -37,9 +43,6 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(180);
-/// Where Traefik reaches pods from (the process node's address): the
-/// receivers' trusted proxy.
-const PROXY: &str = "127.1.0.1/32";
 /// The sender's address, as Traefik sees it.
 const SENDER: &str = "127.0.0.1";
 
@@ -137,6 +140,86 @@ struct Example {
     path: String,
 }
 
+/// `helm install` of the chart into `namespace`, watching it, with Traefik
+/// as ingress class, the test CA Issuer and Traefik's address as the
+/// receivers' trusted proxy: what docs/development.md tells a user to set.
+fn install_chart(helm_home: &Path, namespace: &str, nats_url: &str) {
+    // Where Traefik reaches pods from: the process node's address.
+    let proxy = process_node_address().unwrap_or_else(|e| panic!("{e}"));
+    let chart = repo_root().join("charts/hookwarden");
+    ok(
+        helm_home,
+        "helm",
+        &[
+            "install",
+            namespace,
+            chart.to_str().expect("UTF-8"),
+            "--namespace",
+            namespace,
+            "--set",
+            &format!("nats.url={nats_url}"),
+            "--set",
+            &format!("watchNamespace={namespace}"),
+            "--set",
+            "ingress.className=traefik",
+            "--set",
+            &format!("certManager.issuer.name={}", CertManager::ISSUER),
+            "--set",
+            "certManager.issuer.kind=Issuer",
+            "--set",
+            &format!("receivers.trustedProxies={{{proxy}/32}}"),
+        ],
+    );
+}
+
+/// `kubectl apply` of `examples/<name>.yaml` into `namespace` on its own
+/// host and path behind the ingress (as a user sets `spec.ingress`), without
+/// its TLS, trusted proxies (the chart's) and per-source rate limit (a test
+/// sends from one address).
+fn apply_endpoint_on_host(
+    helm_home: &Path,
+    namespace: &str,
+    work: &Path,
+    name: &str,
+    host: &str,
+    path: &str,
+) -> Example {
+    let mut manifest: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(repo_root().join(format!("examples/{name}.yaml"))).expect("read"),
+    )
+    .expect("YAML");
+    manifest["metadata"]["namespace"] = namespace.into();
+    let spec = manifest["spec"].as_object_mut().expect("spec");
+    spec.insert(
+        "ingress".to_owned(),
+        serde_json::json!({"host": host, "path": path}),
+    );
+    spec.remove("tls");
+    spec.remove("trustedProxies");
+    spec.remove("rateLimit");
+    let manifest_file = work.join(format!("{name}.yaml"));
+    std::fs::write(
+        &manifest_file,
+        serde_yaml_ng::to_string(&manifest).expect("YAML"),
+    )
+    .expect("write");
+    ok(
+        helm_home,
+        "kubectl",
+        &["apply", "-f", manifest_file.to_str().expect("UTF-8")],
+    );
+    let endpoint =
+        hookwarden_crds::from_yaml(&std::fs::read_to_string(&manifest_file).expect("read"))
+            .expect("endpoint");
+    Example {
+        name: name.to_owned(),
+        manifest: manifest_file,
+        endpoint,
+        host: host.to_owned(),
+        path: path.to_owned(),
+    }
+}
+
 /// `hookwarden send --endpoint` through Traefik: exit code and output.
 async fn send(
     cli: &Path,
@@ -212,30 +295,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     hookwarden_operator::crd::install(ns.client(), WAIT)
         .await
         .expect("CRD installed");
-    let chart = repo_root().join("charts/hookwarden");
-    ok(
-        &helm_home,
-        "helm",
-        &[
-            "install",
-            &namespace,
-            chart.to_str().expect("UTF-8"),
-            "--namespace",
-            &namespace,
-            "--set",
-            &format!("nats.url={}", nats.url()),
-            "--set",
-            &format!("watchNamespace={namespace}"),
-            "--set",
-            "ingress.className=traefik",
-            "--set",
-            &format!("certManager.issuer.name={}", CertManager::ISSUER),
-            "--set",
-            "certManager.issuer.kind=Issuer",
-            "--set",
-            &format!("receivers.trustedProxies={{{PROXY}}}"),
-        ],
-    );
+    install_chart(&helm_home, &namespace, nats.url());
 
     step("2. secrets and examples");
     let secrets = work.join("secrets");
@@ -296,6 +356,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     let manifests = work.join("manifests");
     std::fs::create_dir_all(&manifests).expect("mkdir");
     let mut examples = Vec::new();
+    let mut subscription_files = Vec::new();
     for entry in std::fs::read_dir(repo_root().join("examples")).expect("examples/") {
         let path = entry.expect("entry").path();
         if path.extension().is_none_or(|e| e != "yaml") {
@@ -303,8 +364,15 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         }
         let mut manifest: Value =
             serde_yaml_ng::from_str(&std::fs::read_to_string(&path).expect("read")).expect("YAML");
-        // Endpoints only: a subscription has no ingress.
-        if manifest["kind"] != "WebhookEndpoint" {
+        // A subscription has no ingress: applied as it is, after the
+        // endpoints (its source).
+        if manifest["kind"] == "WebhookSubscription" {
+            manifest["metadata"]["namespace"] = namespace.clone().into();
+            let name = manifest["metadata"]["name"].as_str().expect("named");
+            let file = manifests.join(format!("{name}.yaml"));
+            std::fs::write(&file, serde_yaml_ng::to_string(&manifest).expect("YAML"))
+                .expect("write");
+            subscription_files.push((name.to_owned(), file));
             continue;
         }
         let name = manifest["metadata"]["name"]
@@ -339,6 +407,14 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         });
     }
     assert_eq!(examples.len(), 8, "every example");
+    assert_eq!(subscription_files.len(), 1, "every subscription example");
+    for (_, file) in &subscription_files {
+        ok(
+            &helm_home,
+            "kubectl",
+            &["apply", "-f", file.to_str().expect("UTF-8")],
+        );
+    }
 
     step("3. Ready with certificates, routed by Traefik");
     let endpoints = ns.api::<WebhookEndpoint>();
@@ -402,6 +478,25 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
             .0,
     )
     .expect("write");
+
+    // Each subscription example: its forwarder pod runs from its
+    // Deployment (Ready: its /readyz at the pod IP says the consumer is
+    // bound) and the subscription is Ready with nothing pending (its source,
+    // github, stores nothing from this sender: out of its allowlist).
+    let subscriptions = ns.api::<hookwarden_crds::WebhookSubscription>();
+    for (name, _) in &subscription_files {
+        eventually(&format!("{name}'s forwarder pod Ready"), WAIT, || async {
+            (!ready_forwarder_pods(&pods, name).await.is_empty()).then_some(())
+        })
+        .await;
+        eventually(&format!("{name} Ready, nothing pending"), WAIT, || async {
+            let subscription = subscriptions.get(name).await.ok()?;
+            (subscription_condition(&subscription, "Ready").as_deref() == Some("True")
+                && subscription.status.as_ref()?.pending == Some(0))
+            .then_some(())
+        })
+        .await;
+    }
 
     step("4. deliveries through Traefik");
     let client = nats.connect().await.expect("NATS");
@@ -683,30 +778,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     hookwarden_operator::crd::install(ns.client(), WAIT)
         .await
         .expect("CRD installed");
-    let chart = repo_root().join("charts/hookwarden");
-    ok(
-        &helm_home,
-        "helm",
-        &[
-            "install",
-            &namespace,
-            chart.to_str().expect("UTF-8"),
-            "--namespace",
-            &namespace,
-            "--set",
-            &format!("nats.url={}", nats.url()),
-            "--set",
-            &format!("watchNamespace={namespace}"),
-            "--set",
-            "ingress.className=traefik",
-            "--set",
-            &format!("certManager.issuer.name={}", CertManager::ISSUER),
-            "--set",
-            "certManager.issuer.kind=Issuer",
-            "--set",
-            &format!("receivers.trustedProxies={{{PROXY}}}"),
-        ],
-    );
+    install_chart(&helm_home, &namespace, nats.url());
     // Stripe, on its own host and path, with the old and the next secret.
     let secrets = work.join("secrets");
     let secret_of = |name: &str| {
@@ -741,42 +813,16 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
             ],
         );
     }
-    let host = "stripe.day2.hookwarden.test";
-    let mut manifest: Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(repo_root().join("examples/stripe.yaml")).expect("read"),
-    )
-    .expect("YAML");
-    manifest["metadata"]["namespace"] = namespace.clone().into();
-    let spec = manifest["spec"].as_object_mut().expect("spec");
-    spec.insert(
-        "ingress".to_owned(),
-        serde_json::json!({"host": host, "path": "/in/stripe"}),
-    );
-    spec.remove("tls");
-    spec.remove("trustedProxies");
-    // The load is one sender; the per-source rate limit is not under test.
-    spec.remove("rateLimit");
-    let manifest_file = work.join("stripe.yaml");
-    std::fs::write(
-        &manifest_file,
-        serde_yaml_ng::to_string(&manifest).expect("YAML"),
-    )
-    .expect("write");
-    ok(
+    let example = apply_endpoint_on_host(
         &helm_home,
-        "kubectl",
-        &["apply", "-f", manifest_file.to_str().expect("UTF-8")],
+        &namespace,
+        &work,
+        "stripe",
+        "stripe.day2.hookwarden.test",
+        "/in/stripe",
     );
-    let endpoint =
-        hookwarden_crds::from_yaml(&std::fs::read_to_string(&manifest_file).expect("read"))
-            .expect("endpoint");
-    let example = Example {
-        name: "stripe".to_owned(),
-        manifest: manifest_file.clone(),
-        endpoint: endpoint.clone(),
-        host: host.to_owned(),
-        path: "/in/stripe".to_owned(),
-    };
+    let host = example.host.clone();
+    let endpoint = example.endpoint.clone();
     rolled_out(&ns, "stripe", 2).await;
     let endpoints = ns.api::<WebhookEndpoint>();
     eventually("stripe Ready with its certificate", WAIT, || async {
@@ -787,7 +833,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     })
     .await;
     eventually("Traefik to route stripe", WAIT, || async {
-        traefik_servers(admin, host).filter(|s| !s.is_empty())
+        traefik_servers(admin, &host).filter(|s| !s.is_empty())
     })
     .await;
 
@@ -1005,4 +1051,564 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
         "deliveries throughout every change: {}",
         answers.sent.len()
     );
+}
+
+// ------------------------------------------------------------- forwarding
+
+/// A request the destination received.
+#[derive(Debug, Clone)]
+struct Arrived {
+    path: String,
+    /// Names lower-cased; the first value of each.
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// The destination of the forwarding test: an HTTPS server on 127.0.0.1
+/// (port 0) with a certificate cert-manager issued for `127.0.0.1` from the
+/// test CA. `/billing` answers 204, every other path 404. Stopped on drop.
+///
+/// Why 127.0.0.1: a pod's `127.0.0.1` is the host's in the process node's
+/// network (`tests/tools/cluster/podnet.sh`), the way pods reach NATS and the
+/// API server here; HTTPS with the subscription's `caSecretRef` is the
+/// destination kind a user points at something that is not a Service. (An
+/// `http://<service>.<namespace>.svc` destination would need cluster DNS,
+/// which the process node does not have: its pods resolve names as the host
+/// does.)
+struct Destination {
+    port: u16,
+    arrived: std::sync::Arc<std::sync::Mutex<Vec<Arrived>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Destination {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Destination {
+    async fn start(certificate_pem: &[u8], key_pem: &[u8]) -> Self {
+        use http_body_util::BodyExt;
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(certificate_pem)
+            .collect::<Result<_, _>>()
+            .expect("tls.crt is PEM");
+        let key = PrivateKeyDer::from_pem_slice(key_pem).expect("tls.key is PEM");
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("certificate and key");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let arrived = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = arrived.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, log) = (acceptor.clone(), log.clone());
+                connections.spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let log = log.clone();
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes().to_vec())
+                                    .unwrap_or_default();
+                                let mut headers = BTreeMap::new();
+                                for (name, value) in &parts.headers {
+                                    headers.entry(name.as_str().to_owned()).or_insert_with(|| {
+                                        String::from_utf8_lossy(value.as_bytes()).into_owned()
+                                    });
+                                }
+                                let path = parts.uri.path().to_owned();
+                                let status = if path == "/billing" { 204 } else { 404 };
+                                if let Ok(mut log) = log.lock() {
+                                    log.push(Arrived {
+                                        path,
+                                        headers,
+                                        body,
+                                    });
+                                }
+                                Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .status(status)
+                                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                        .expect("response"),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            port,
+            arrived,
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn arrived(&self, path: &str) -> Vec<Arrived> {
+        self.arrived
+            .lock()
+            .map(|a| a.iter().filter(|r| r.path == path).cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The Standard Webhooks check, written out from the specification (not the
+/// receiver's verifier, so that the forwarder's signer is checked by a
+/// second implementation): `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`
+/// keyed with the base64 after `whsec_`, the timestamp within five minutes.
+fn standard_webhooks_valid(secret: &str, arrived: &Arrived) -> bool {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Some(key) = secret
+        .trim()
+        .strip_prefix("whsec_")
+        .and_then(|k| engine.decode(k).ok())
+    else {
+        return false;
+    };
+    let (Some(id), Some(timestamp), Some(signatures)) = (
+        arrived.headers.get("webhook-id"),
+        arrived.headers.get("webhook-timestamp"),
+        arrived.headers.get("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let Ok(seconds) = timestamp.parse::<i64>() else {
+        return false;
+    };
+    if (jiff::Timestamp::now().as_second() - seconds).abs() > 300 {
+        return false;
+    }
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key) else {
+        return false;
+    };
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(&arrived.body);
+    let expected = engine.encode(mac.finalize().into_bytes());
+    signatures
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
+}
+
+fn subscription_condition(
+    subscription: &hookwarden_crds::WebhookSubscription,
+    type_: &str,
+) -> Option<String> {
+    subscription
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.status.clone())
+}
+
+/// The pods of the forwarder of `subscription` that run (as processes of
+/// the pod runner, with a pod IP of the process node) and are Ready.
+async fn ready_forwarder_pods(pods: &Api<Pod>, subscription: &str) -> Vec<Pod> {
+    let selector = format!(
+        "app.kubernetes.io/name=hookwarden-forwarder,app.kubernetes.io/instance={subscription}"
+    );
+    pods.list(&ListParams::default().labels(&selector))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().is_some_and(|s| {
+                    s.pod_ip.as_deref().is_some_and(is_pod_ip)
+                        && s.conditions.as_ref().is_some_and(|c| {
+                            c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        })
+                })
+        })
+        .collect()
+}
+
+/// Issue #14 as a user runs it: an endpoint and two `WebhookSubscription`s
+/// applied to the control plane; the operator creates each forwarder's
+/// Deployment, configuration and signing Secrets, durable consumer and
+/// dead-letter stream; the pod runner runs the forwarder pods from their
+/// Deployment spec (arguments, environment, the Secret volume as rendered);
+/// a signed provider delivery through Traefik and the receiver pods arrives
+/// at a real HTTPS destination signed with Standard Webhooks (checked with
+/// the generated `<name>-signing` Secret read back through the API) and the
+/// subscription is Ready with nothing pending; the subscription whose
+/// destination answers 404 dead-letters it and its status says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_deliver_through_their_deployed_forwarders() {
+    let started = std::time::Instant::now();
+    let step = |what: &str| eprintln!("forwarding: {what} at {:.1?}", started.elapsed());
+    let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
+    let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        runner_bins.canonicalize().ok(),
+        bin_dir.canonicalize().ok(),
+        "the pod runner runs the binaries of another checkout"
+    );
+    let cli = bin_dir.join("hookwarden");
+    let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
+    let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
+    let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let ns = TestNamespace::create_on_process_node("forward")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let namespace = ns.name().to_owned();
+    let work = tempfile::tempdir().expect("work dir");
+    let work = work.path().to_owned();
+    let helm_home = work.join("helm");
+    let cert_manager = CertManager::start(&namespace)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ca = work.join("ca.crt");
+    std::fs::write(&ca, cert_manager.ca_pem()).expect("write CA");
+
+    step("1. helm install, the endpoint");
+    hookwarden_operator::crd::install(ns.client(), WAIT)
+        .await
+        .expect("CRDs installed");
+    install_chart(&helm_home, &namespace, nats.url());
+    let secrets = work.join("secrets");
+    let output = Command::new(&cli)
+        .args(["secret", "generate", "--format", "hex"])
+        .output()
+        .expect("secret generate");
+    assert!(output.status.success(), "{}", text(&output));
+    std::fs::create_dir_all(secrets.join("stripe-webhook")).expect("mkdir");
+    let secret_file = secrets.join("stripe-webhook/secret");
+    std::fs::write(
+        &secret_file,
+        String::from_utf8(output.stdout).expect("UTF-8").trim(),
+    )
+    .expect("write");
+    ok(
+        &helm_home,
+        "kubectl",
+        &[
+            "create",
+            "secret",
+            "generic",
+            "stripe-webhook",
+            "--namespace",
+            &namespace,
+            &format!("--from-file=secret={}", secret_file.display()),
+        ],
+    );
+    let example = apply_endpoint_on_host(
+        &helm_home,
+        &namespace,
+        &work,
+        "stripe",
+        "stripe.forward.hookwarden.test",
+        "/in/stripe",
+    );
+    rolled_out(&ns, "stripe", 2).await;
+    let endpoints = ns.api::<WebhookEndpoint>();
+    eventually("stripe Ready with its certificate", WAIT, || async {
+        let endpoint = endpoints.get("stripe").await.ok()?;
+        (condition(&endpoint, "Ready").as_deref() == Some("True")
+            && condition(&endpoint, "CertificateReady").as_deref() == Some("True"))
+        .then_some(())
+    })
+    .await;
+    eventually("Traefik to route stripe", WAIT, || async {
+        traefik_servers(admin, &example.host).filter(|s| !s.is_empty())
+    })
+    .await;
+
+    step("2. the destination and its certificate");
+    // cert-manager issues the destination's certificate from the test CA;
+    // the subscription trusts that CA only (`caSecretRef`).
+    let certificate = format!(
+        r#"apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {{name: billing-tls, namespace: {namespace}}}
+spec:
+  secretName: billing-tls
+  ipAddresses: ["127.0.0.1"]
+  privateKey: {{algorithm: ECDSA, size: 256, encoding: PKCS8}}
+  issuerRef: {{name: {issuer}, kind: Issuer, group: cert-manager.io}}
+"#,
+        issuer = CertManager::ISSUER
+    );
+    hookwarden_tests::deployed::kubectl_stdin(&["apply", "-f", "-"], &certificate)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tls = eventually("billing-tls issued", WAIT, || async {
+        let secret = ns.api::<Secret>().get_opt("billing-tls").await.ok()??;
+        let data = secret.data?;
+        let get = |key: &str| data.get(key).map(|v| v.0.clone()).filter(|v| !v.is_empty());
+        Some((get("tls.crt")?, get("tls.key")?, get("ca.crt")?))
+    })
+    .await;
+    let destination = Destination::start(&tls.0, &tls.1).await;
+
+    step("3. the subscriptions");
+    // `stripe-to-billing` reaches a destination that takes everything;
+    // `stripe-to-gone` one that answers 404 (not retried: dead-lettered).
+    for (name, path) in [
+        ("stripe-to-billing", "/billing"),
+        ("stripe-to-gone", "/gone"),
+    ] {
+        let manifest = format!(
+            r#"apiVersion: hookwarden.dev/v1alpha1
+kind: WebhookSubscription
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  source: {{endpoint: stripe}}
+  destination:
+    url: "{url}"
+    caSecretRef: {{name: billing-tls, key: ca.crt}}
+    timeoutSeconds: 5
+  passHeaders: [Hookwarden-Delivery-Id, Hookwarden-Provider]
+"#,
+            url = destination.url(path)
+        );
+        let file = work.join(format!("{name}.yaml"));
+        std::fs::write(&file, manifest).expect("write");
+        ok(
+            &helm_home,
+            "kubectl",
+            &["apply", "-f", file.to_str().expect("UTF-8")],
+        );
+    }
+    let subscriptions = ns.api::<hookwarden_crds::WebhookSubscription>();
+    let pods = ns.api::<Pod>();
+    let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    for name in ["stripe-to-billing", "stripe-to-gone"] {
+        // The children the operator creates, and a forwarder pod the pod
+        // runner runs from the Deployment's spec: Ready means its own
+        // /readyz answered at the pod IP (manifest loaded, NATS connected,
+        // consumer bound).
+        let deployment = eventually(&format!("{name}'s forwarder Deployment"), WAIT, || async {
+            deployments
+                .get_opt(&format!("{name}-forwarder"))
+                .await
+                .ok()?
+        })
+        .await;
+        let container = &deployment
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .expect("pod spec")
+            .containers[0];
+        let args = container.args.clone().unwrap_or_default();
+        assert_eq!(
+            args.first().map(String::as_str),
+            Some("forward"),
+            "{args:?}"
+        );
+        assert!(
+            container
+                .image
+                .as_deref()
+                .is_some_and(|i| i.starts_with("ghcr.io/hookwarden/receiver")),
+            "{:?}",
+            container.image
+        );
+        for secret in [format!("{name}-forwarder"), format!("{name}-signing")] {
+            eventually(&format!("Secret {secret}"), WAIT, || async {
+                ns.api::<Secret>().get_opt(&secret).await.ok()?
+            })
+            .await;
+        }
+        let forwarders = eventually(&format!("{name}'s forwarder pod Ready"), WAIT, || async {
+            let ready = ready_forwarder_pods(&pods, name).await;
+            (!ready.is_empty()).then_some(ready)
+        })
+        .await;
+        assert_eq!(forwarders.len(), 1, "{name}: one replica");
+        eventually(&format!("{name} Ready"), WAIT, || async {
+            let subscription = subscriptions.get(name).await.ok()?;
+            (subscription_condition(&subscription, "Ready").as_deref() == Some("True"))
+                .then_some(())
+        })
+        .await;
+    }
+
+    step("4. a delivery through Traefik and the receivers");
+    let id = "evt_forward_1";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (code, out) = loop {
+        let (code, out) = send(
+            &cli,
+            &example,
+            &secrets,
+            traefik,
+            &ca,
+            &["--event", "charge.succeeded", "--delivery-id", id],
+        )
+        .await;
+        if !out.contains("invalid peer certificate") || tokio::time::Instant::now() >= deadline {
+            break (code, out);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("200"), "{out}");
+    let client = nats.connect().await.expect("NATS");
+    let jetstream = async_nats::jetstream::new(client);
+    let mut endpoint = example.endpoint.clone();
+    endpoint.metadata.namespace = Some(namespace.clone());
+    let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
+    let stream = jetstream.get_stream(&target.stream).await.expect("stream");
+    let stored = stream.get_raw_message(1).await.expect("the stored event");
+
+    step("5. at the destination, signed");
+    let arrived = eventually("the event at /billing", WAIT, || async {
+        destination.arrived("/billing").into_iter().next()
+    })
+    .await;
+    let signing = ns
+        .api::<Secret>()
+        .get("stripe-to-billing-signing")
+        .await
+        .expect("the generated signing Secret");
+    let signing = signing
+        .data
+        .as_ref()
+        .and_then(|d| d.get("secret"))
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .expect("key secret");
+    let signing = signing.lines().next().expect("a whsec_ line").to_owned();
+    assert!(
+        standard_webhooks_valid(&signing, &arrived),
+        "Standard Webhooks signature with the generated secret: {:?}",
+        arrived.headers
+    );
+    let mut tampered = arrived.clone();
+    tampered.body.push(b' ');
+    assert!(
+        !standard_webhooks_valid(&signing, &tampered),
+        "the check can fail"
+    );
+    assert_eq!(
+        arrived.body,
+        stored.payload.to_vec(),
+        "the provider's body as stored"
+    );
+    assert_eq!(
+        arrived.headers.get("webhook-id").map(String::as_str),
+        Some(id)
+    );
+    assert_eq!(
+        arrived.headers.get("idempotency-key").map(String::as_str),
+        Some(id)
+    );
+    assert_eq!(
+        arrived
+            .headers
+            .get("hookwarden-event-type")
+            .map(String::as_str),
+        Some("charge.succeeded")
+    );
+    assert_eq!(
+        arrived
+            .headers
+            .get("hookwarden-delivery-id")
+            .map(String::as_str),
+        Some(id),
+        "passHeaders"
+    );
+    assert_eq!(
+        arrived
+            .headers
+            .get("hookwarden-provider")
+            .map(String::as_str),
+        Some("stripe"),
+        "passHeaders"
+    );
+
+    step("6. status: delivered, and dead-lettered");
+    eventually(
+        "stripe-to-billing Ready with nothing pending",
+        WAIT,
+        || async {
+            let subscription = subscriptions.get("stripe-to-billing").await.ok()?;
+            let status = subscription.status.as_ref()?;
+            (subscription_condition(&subscription, "Ready").as_deref() == Some("True")
+                && status.pending == Some(0)
+                && status.dead_letters.unwrap_or(0) == 0)
+                .then_some(())
+        },
+    )
+    .await;
+    let gone = eventually(
+        "stripe-to-gone's dead letter in its status",
+        WAIT,
+        || async {
+            let subscription = subscriptions.get("stripe-to-gone").await.ok()?;
+            let status = subscription.status.clone()?;
+            (status.dead_letters == Some(1) && status.pending == Some(0)).then_some(status)
+        },
+    )
+    .await;
+    let last_error = gone.last_error.clone().unwrap_or_default();
+    assert!(last_error.contains("404"), "lastError: {last_error:?}");
+    assert_eq!(
+        destination.arrived("/gone").len(),
+        1,
+        "a 404 is not tried again"
+    );
+    let dead_letters = jetstream
+        .get_stream(
+            hookwarden_receiver::forward::plan::default_dead_letter_stream(
+                &namespace,
+                "stripe-to-gone",
+            ),
+        )
+        .await
+        .expect("the dead-letter stream");
+    let letter = dead_letters
+        .get_raw_message(1)
+        .await
+        .expect("the dead letter");
+    assert_eq!(letter.payload, stored.payload, "the event itself");
+    use hookwarden_receiver::forward::stored::dead_letter_headers as dead;
+    let header = |name: &str| {
+        letter
+            .headers
+            .get(name)
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        header(dead::STATUS),
+        "404",
+        "the last status travels with it"
+    );
+    assert_eq!(header(dead::REASON), "refused");
+    assert_eq!(header(dead::ATTEMPTS), "1");
+    step("done");
 }

@@ -763,7 +763,8 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
         let manifest: Value =
             serde_yaml_ng::from_str(&std::fs::read_to_string(&path).expect("read example"))
                 .expect("example is YAML");
-        // Endpoints only: a subscription's forwarder is another journey.
+        // Endpoints only: the subscription example runs as deployed, its
+        // forwarder pod from its own Deployment (tests/tests/deployed.rs).
         if manifest["kind"] != "WebhookEndpoint" {
             continue;
         }

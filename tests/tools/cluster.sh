@@ -15,6 +15,10 @@
 # State lives in $HOOKWARDEN_CLUSTER_DIR (default ~/.cache/hookwarden/cluster);
 # every `up` after a `down` starts from an empty etcd and fresh certificates.
 # HOOKWARDEN_APISERVER_PORT pins the API server's port (default: a free one).
+# HOOKWARDEN_POD_CIDR: the process node's pod CIDR, inside 127.1.0.0/16
+# (default: all of it). Two control planes with pod runners on one machine
+# need disjoint ones, e.g. 127.1.200.0/24: pod IPs, their host routes and
+# host-side interface names (hwp + the two last octets) are per address.
 set -euo pipefail
 # shellcheck source=tests/tools/lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
@@ -29,6 +33,11 @@ components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 # The process node and the runner that plays its kubelet (root only: network
 # and mount namespaces).
 proc_node=hookwarden-proc-0
+pod_cidr=${HOOKWARDEN_POD_CIDR:-127.1.0.0/16}
+case $pod_cidr in
+  127.1.*/*) ;;
+  *) die "HOOKWARDEN_POD_CIDR=$pod_cidr is not inside 127.1.0.0/16" ;;
+esac
 podnet=$tools_dir/cluster/podnet.sh
 repo_root=$(cd "$tools_dir/../.." && pwd)
 start_timeout=${HOOKWARDEN_START_TIMEOUT:-90}
@@ -51,10 +60,17 @@ alive() {
 
 # Whatever a pod left behind when its runner could not clean up (killed):
 # processes in our pod network namespaces, the namespaces, their veths.
+#
+# Only this control plane's: the pod runner keeps a directory per running pod
+# under $dir/pods/pods/<uid> (removed when the pod stops) and names its
+# network namespace hw-<the uid's first 23 characters>; another control
+# plane's pods on this machine are not ours to stop.
 stop_pods() {
-  local netns pid ip
+  local netns pid ip uid
   command -v ip >/dev/null 2>&1 || return 0
-  for netns in $(ip netns list 2>/dev/null | awk '$1 ~ /^hw-/ {print $1}'); do
+  for uid in $(ls "$dir/pods/pods" 2>/dev/null); do
+    netns=hw-${uid:0:23}
+    ip netns list 2>/dev/null | awk '{print $1}' | grep -qxF "$netns" || continue
     for pid in $(ip netns pids "$netns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
     ip=$(ip -n "$netns" -4 -o addr show dev eth0 2>/dev/null | awk '{print $4}' | cut -d/ -f1)
     "$podnet" del "$netns" "${ip:-127.1.0.0}" 2>/dev/null || true
@@ -284,7 +300,8 @@ up() {
   wait_for kube-scheduler curl -fsSk --max-time 2 "https://127.0.0.1:$SCHEDULER_PORT/healthz"
 
   local kubectl; kubectl=$(tool_path kubectl)
-  "$kubectl" --kubeconfig "$kubeconfig" apply -f "$tools_dir/cluster/node.yaml" >"$logs/node.log" 2>&1 ||
+  sed "s#127\.1\.0\.0/16#$pod_cidr#g" "$tools_dir/cluster/node.yaml" |
+    "$kubectl" --kubeconfig "$kubeconfig" apply -f - >"$logs/node.log" 2>&1 ||
     { stop_all; die "creating the fake node failed; log: $logs/node.log"; }
   node_ready() {
     [ "$("$kubectl" --kubeconfig "$kubeconfig" get node "$1" \
