@@ -296,6 +296,19 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         .await
         .expect("CRD installed");
     install_chart(&helm_home, &namespace, nats.url());
+    // examples/github.yaml names GitHub's published hook ranges; there is
+    // no internet here, so the operator finds GitHub's list where it keeps
+    // the last good one (its ConfigMap in the release namespace), as after
+    // a restart during an outage of api.github.com.
+    hookwarden_tests::save_list_for_operator(
+        ns.client(),
+        &namespace,
+        &hookwarden_receiver::ranges::ListSource::Github {
+            service: "hooks".to_owned(),
+        },
+        &repo_root().join("receiver/src/ranges/testdata/github-meta.json"),
+    )
+    .await;
 
     step("2. secrets and examples");
     let secrets = work.join("secrets");
