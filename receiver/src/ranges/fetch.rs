@@ -213,6 +213,7 @@ pub(crate) mod test_server {
     use hyper_util::rt::TokioIo;
 
     use super::*;
+    use crate::verify::keys::test_server::tls_listener;
 
     /// One canned answer.
     #[derive(Debug, Clone)]
@@ -255,34 +256,7 @@ pub(crate) mod test_server {
 
     impl ListServer {
         pub(crate) async fn start(hosts: &[&str]) -> Self {
-            let ca_key = rcgen::KeyPair::generate().expect("key");
-            let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
-            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            let ca = ca_params.self_signed(&ca_key).expect("ca");
-            let key = rcgen::KeyPair::generate().expect("key");
-            let params = rcgen::CertificateParams::new(
-                hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
-            )
-            .expect("params");
-            let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-            let cert = params.signed_by(&key, &issuer).expect("cert");
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(ca.der().clone()).expect("root");
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let server = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![cert.der().clone()],
-                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-                )
-                .expect("server config");
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let address = listener.local_addr().expect("address");
+            let (acceptor, roots, listener, address) = tls_listener(hosts).await;
             let answers: Arc<Mutex<HashMap<String, Canned>>> = Arc::default();
             let conditions: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
             let task = {

@@ -426,6 +426,48 @@ pub(crate) mod test_server {
 
     use super::*;
 
+    /// A TLS listener on 127.0.0.1 port 0 for the names `hosts`, with a
+    /// certificate from a fresh test CA, and the roots that trust it: what
+    /// the key server and the source-range list server share.
+    pub(crate) async fn tls_listener(
+        hosts: &[&str],
+    ) -> (
+        tokio_rustls::TlsAcceptor,
+        rustls::RootCertStore,
+        tokio::net::TcpListener,
+        SocketAddr,
+    ) {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(
+            hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
+        )
+        .expect("params");
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let cert = params.signed_by(&key, &issuer).expect("cert");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der().clone()).expect("root");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        (acceptor, roots, listener, address)
+    }
+
     /// A running test key server.
     #[derive(Debug)]
     pub(crate) struct KeyServer {
@@ -448,34 +490,7 @@ pub(crate) mod test_server {
     impl KeyServer {
         /// Serves `files` (path → (status, body)) for the TLS names `hosts`.
         pub(crate) async fn start(hosts: &[&str], files: HashMap<String, (u16, Vec<u8>)>) -> Self {
-            let ca_key = rcgen::KeyPair::generate().expect("key");
-            let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
-            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            let ca = ca_params.self_signed(&ca_key).expect("ca");
-            let key = rcgen::KeyPair::generate().expect("key");
-            let params = rcgen::CertificateParams::new(
-                hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
-            )
-            .expect("params");
-            let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-            let cert = params.signed_by(&key, &issuer).expect("cert");
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(ca.der().clone()).expect("root");
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let server = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_no_client_auth()
-                .with_single_cert(
-                    vec![cert.der().clone()],
-                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-                )
-                .expect("server config");
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let address = listener.local_addr().expect("address");
+            let (acceptor, roots, listener, address) = tls_listener(hosts).await;
             let hits = Arc::new(AtomicUsize::new(0));
             let paths = Arc::new(Mutex::new(Vec::new()));
             let files = Arc::new(files);
