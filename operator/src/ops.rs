@@ -17,6 +17,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_receiver::publish::StreamUsage;
+use hookwarden_receiver::ranges::age::{ListAgeCollector, ListFetchTimes};
 use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -269,36 +270,26 @@ pub struct Metrics {
     streams: StreamUsages,
 }
 
-/// Each source range list's key and when it was last fetched (Unix seconds).
-type SourceLists = Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>;
+/// Each source range list's key and when it was last fetched (Unix seconds),
+/// scraped as `source_range_list_age_seconds{list}`
+/// ([`hookwarden_receiver::ranges::age`]).
+#[derive(Debug, Default, Clone)]
+struct SourceLists(Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>);
 
-/// `source_range_list_age_seconds{list}`: computed at scrape time, so the
-/// age grows between fetches (and shows a list that stopped refreshing).
-#[derive(Debug)]
-struct SourceListsCollector(SourceLists);
-
-impl Collector for SourceListsCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let lists = self
-            .0
+impl SourceLists {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, i64>> {
+        self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if lists.is_empty() {
-            return Ok(());
-        }
-        let now = hookwarden_receiver::ranges::fetch::unix_now();
-        let mut family = encoder.encode_descriptor(
-            "source_range_list_age_seconds",
-            "Seconds since each published source range list (spec.allowedSources) was last fetched successfully",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (list, fetched_at) in lists {
-            let gauge = ConstGauge::new(now.saturating_sub(fetched_at).max(0));
-            gauge.encode(family.encode_family(&[("list", list.as_str())])?)?;
-        }
-        Ok(())
+    }
+}
+
+impl ListFetchTimes for SourceLists {
+    fn fetch_times(&self) -> Vec<(String, i64)> {
+        self.lock()
+            .iter()
+            .map(|(list, fetched_at)| (list.clone(), *fetched_at))
+            .collect()
     }
 }
 
@@ -332,7 +323,7 @@ impl Default for Metrics {
             streams: streams.clone(),
         }));
         let source_lists = SourceLists::default();
-        registry.register_collector(Box::new(SourceListsCollector(source_lists.clone())));
+        registry.register_collector(Box::new(ListAgeCollector(Arc::new(source_lists.clone()))));
         Self {
             registry,
             reconciles,
@@ -402,10 +393,7 @@ impl Metrics {
     /// Notes that the source range list `key` was fetched at `fetched_at`
     /// (Unix seconds).
     pub fn set_source_list_fetched(&self, key: &str, fetched_at: i64) {
-        self.source_lists
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.to_owned(), fetched_at);
+        self.source_lists.lock().insert(key.to_owned(), fetched_at);
     }
 
     /// The OpenMetrics text exposition of every metric.

@@ -120,3 +120,76 @@ async fn the_subscription_crd_refuses_bad_specs_through_its_cel_rules() {
         assert!(refused.contains(says), "{name}: {refused}");
     }
 }
+
+#[tokio::test]
+async fn the_endpoint_crd_refuses_bad_allowed_sources_through_its_cel_rules() {
+    let ns = TestNamespace::create("crd-sources")
+        .await
+        .expect("test namespace");
+    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
+        .await
+        .expect("CRDs install");
+    let api = ns.api::<WebhookEndpoint>();
+    let apply = |name: &'static str, sources: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let manifest = serde_json::json!({
+                "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+                "metadata": {"name": name},
+                "spec": {"provider": "github", "secretRefs": [{"name": "gh", "key": "secret"}],
+                    "allowedSources": sources},
+            });
+            api.patch(
+                name,
+                &PatchParams::apply("hookwarden-test"),
+                &Patch::Apply(&manifest),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        }
+    };
+    apply(
+        "good",
+        serde_json::json!([{"provider": "github"}, {"provider": "aws-sns", "region": "eu-west-1"},
+            {"url": "https://lists.example.com/ranges.json", "jsonPath": "$.ranges[*]"}]),
+    )
+    .await
+    .expect("valid sources are accepted");
+
+    for (name, sources, says) in [
+        (
+            "neither",
+            serde_json::json!([{}]),
+            "set exactly one of provider and url",
+        ),
+        (
+            "both",
+            serde_json::json!([{"provider": "github", "url": "https://x.example/r", "jsonPath": "$"}]),
+            "set exactly one of provider and url",
+        ),
+        (
+            "url-without-path",
+            serde_json::json!([{"url": "https://x.example/r.json"}]),
+            "jsonPath goes with url, and url needs it",
+        ),
+        (
+            "plain-http",
+            serde_json::json!([{"url": "http://x.example/r.json", "jsonPath": "$"}]),
+            "url must be https://",
+        ),
+        (
+            "region-without-provider",
+            serde_json::json!([{"url": "https://x.example/r.json", "jsonPath": "$", "region": "us"}]),
+            "service and region go with provider",
+        ),
+        (
+            "unknown-provider",
+            serde_json::json!([{"provider": "gitbub"}]),
+            "spec.allowedSources[0].provider",
+        ),
+    ] {
+        let refused = apply(name, sources).await.expect_err(name);
+        assert!(refused.contains(says), "{name}: {refused}");
+    }
+}

@@ -294,7 +294,8 @@ pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
         Some(&ranges),
     )
     .await?;
-    let metrics = Arc::new(Metrics::new(Some(transport.stats())));
+    let metrics =
+        Arc::new(Metrics::new(Some(transport.stats())).with_source_lists(Arc::clone(&ranges) as _));
 
     // The URL's user and password (or token) are passed explicitly.
     let options = with_nats_events(checked.connect_options()?, Arc::clone(&metrics));

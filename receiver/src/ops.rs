@@ -19,6 +19,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::ranges::age::{ListAgeCollector, ListFetchTimes};
+
 use crate::transport::TransportStats;
 
 /// Labels of a request outcome.
@@ -166,6 +168,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds `source_range_list_age_seconds{list}` for the published lists
+    /// a standalone receiver keeps itself ([`crate::ranges::local`]).
+    #[must_use]
+    pub fn with_source_lists(mut self, lists: Arc<dyn ListFetchTimes>) -> Self {
+        self.registry
+            .register_collector(Box::new(ListAgeCollector(lists)));
+        self
+    }
+
     /// The metrics, including the transport's counters when given.
     pub fn new(transport: Option<Arc<TransportStats>>) -> Self {
         let mut registry = Registry::with_prefix("hookwarden");

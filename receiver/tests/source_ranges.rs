@@ -246,6 +246,18 @@ async fn the_binary_hot_reloads_its_saved_list() {
         "{}",
         process.log()
     );
+    // The list's age on the receiver's own /metrics (the file was just
+    // written, so it is young; the label is the list's key, as the
+    // operator's metric names it).
+    let metrics = process.metrics().await;
+    let age = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("hookwarden_source_range_list_age_seconds{list=\"github-hooks\"} ")
+        })
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("no list age in:\n{metrics}"));
+    assert!((0..3600).contains(&age), "{age}");
 
     // Replaced by another writer (`hookwarden ranges fetch` from cron):
     // applied without a restart.

@@ -238,6 +238,15 @@ impl LocalRanges {
     }
 }
 
+impl super::age::ListFetchTimes for LocalRanges {
+    fn fetch_times(&self) -> Vec<(String, i64)> {
+        self.lists()
+            .iter()
+            .map(|(key, kept)| (key.clone(), kept.saved.fetched_at))
+            .collect()
+    }
+}
+
 /// Writes `networks` as a list file: comments saying what it is, then one
 /// CIDR per line. Atomically, through `<path>.tmp`.
 pub fn write_file(path: &Path, source: &str, networks: &[IpNet]) -> std::io::Result<()> {

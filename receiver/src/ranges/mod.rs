@@ -9,6 +9,7 @@
 //! through [`fetch::RangeFetcher::fetch`], so the same bounds, parsers and
 //! plausibility rules apply everywhere.
 
+pub mod age;
 pub mod fetch;
 pub mod formats;
 pub mod local;
