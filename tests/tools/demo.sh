@@ -17,8 +17,9 @@ cd "$here/../.."
 "$here/install.sh" nats-server nats
 say "building hookwarden-receiver and the hookwarden CLI"
 cargo build --quiet --locked -p hookwarden-receiver -p hookwarden-cli
-receiver=target/debug/hookwarden-receiver
-hookwarden=target/debug/hookwarden
+# (where cargo put them: CARGO_TARGET_DIR when set)
+receiver=${CARGO_TARGET_DIR:-target}/debug/hookwarden-receiver
+hookwarden=${CARGO_TARGET_DIR:-target}/debug/hookwarden
 
 work=$(mktemp -d -t hookwarden-demo-XXXXXX)
 pids=()
@@ -57,11 +58,29 @@ metadata: {name: github, namespace: demo}
 spec:
   provider: github
   secretRefs: [{name: github-webhook, key: secret}]
-  # GitHub's hook ranges; the demo's requests come through a "proxy" on
-  # 127.0.0.1 that says which client it forwards for.
-  allowedSourceCidrs: [192.30.252.0/22, 185.199.108.0/22, 140.82.112.0/20, 143.55.64.0/20]
+  # Only GitHub's published hook ranges (its meta API), kept current by the
+  # receiver; the demo's requests come through a "proxy" on 127.0.0.1 that
+  # says which client it forwards for.
+  allowedSources: [{provider: github, service: hooks}]
   trustedProxies: [127.0.0.1/32]
 YAML
+
+# --- GitHub's published hook ranges -----------------------------------------
+# The receiver keeps each list it needs in --source-ranges-dir (one CIDR per
+# line), fetches it again every 6 h, and starts from the kept copy when the
+# provider cannot be reached. `hookwarden ranges fetch` writes the same file.
+mkdir -p "$work/ranges"
+ranges_file="$work/ranges/github-hooks.txt"
+bold "GitHub's hook ranges (spec.allowedSources: [{provider: github}])"
+if "$hookwarden" ranges fetch github --output "$ranges_file" 2>"$work/ranges.err"; then
+  echo "fetched from https://api.github.com/meta: $(grep -vc '^#' "$ranges_file") ranges"
+else
+  # No internet here: a kept copy of GitHub's list, as a receiver holds it
+  # after its last good fetch (the hooks ranges of the meta API, 2026).
+  echo "api.github.com cannot be reached ($(tail -n 1 "$work/ranges.err")); using a kept copy"
+  printf '%s\n' "# source ranges of GitHub's hooks (kept copy)" \
+    192.30.252.0/22 185.199.108.0/22 140.82.112.0/20 143.55.64.0/20 >"$ranges_file"
+fi
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
   -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth \
@@ -72,7 +91,7 @@ bold "hookwarden-receiver serve (HTTPS on 127.0.0.1:$port, NATS $nats_url)"
 "$receiver" serve --endpoint "$work/endpoint.yaml" --secrets-dir "$work/secrets" \
   --nats-url "$nats_url" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$ops" \
   --tls-mode terminate --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
-  >"$work/receiver.log" 2>&1 &
+  --source-ranges-dir "$work/ranges" >"$work/receiver.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$ops/readyz" >/dev/null 2>&1 && break; sleep 0.1
@@ -161,7 +180,8 @@ for line in sys.stdin:
 if grep -q "$secret" "$work/receiver.log"; then expect "secret absent from the log" absent present; fi
 
 bold "metrics (http://127.0.0.1:$ops/metrics)"
-curl -fsS "http://127.0.0.1:$ops/metrics" | grep -E '^hookwarden_(requests|refusals)_total' | sed 's/^/   /'
+curl -fsS "http://127.0.0.1:$ops/metrics" |
+  grep -E '^hookwarden_(requests_total|refusals_total|source_range_list_age_seconds)' | sed 's/^/   /'
 
 echo
 if [ "$failures" -ne 0 ]; then die "$failures check(s) failed; receiver log: kept in the output above"; fi
