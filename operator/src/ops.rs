@@ -102,6 +102,8 @@ pub enum ReconcileKind {
     Endpoint,
     /// A `WebhookSubscription`.
     Subscription,
+    /// A `WebhookReceiverPool`.
+    Pool,
 }
 
 impl ReconcileKind {
@@ -110,6 +112,7 @@ impl ReconcileKind {
         match self {
             Self::Endpoint => "WebhookEndpoint",
             Self::Subscription => "WebhookSubscription",
+            Self::Pool => "WebhookReceiverPool",
         }
     }
 }

@@ -179,7 +179,7 @@ pub fn random_secret() -> String {
 /// The manifest as the receiver reads it: the spec under the endpoint's name
 /// and namespace (which default the NATS subject and stream), without the
 /// server-side metadata that changes on every write and would roll the pods.
-fn endpoint_manifest(endpoint: &WebhookEndpoint) -> Result<String, BuildError> {
+pub(super) fn endpoint_manifest(endpoint: &WebhookEndpoint) -> Result<String, BuildError> {
     let manifest = serde_json::json!({
         "apiVersion": WebhookEndpoint::api_version(&()),
         "kind": WebhookEndpoint::kind(&()),
