@@ -1646,6 +1646,79 @@ mod tests {
         assert!(text.contains("hookwarden_requests_in_flight 0\n"), "{text}");
     }
 
+    #[tokio::test]
+    async fn a_pool_endpoint_over_its_share_of_slots_leaves_the_others_theirs() {
+        // A's one slot waits on a store that never acknowledges: A's next
+        // delivery is refused at once, B's still goes to the store.
+        let waiting = offline_state_waiting(Duration::from_secs(2)).await;
+        let publisher = waiting.current.load().publisher.clone();
+        let verifier = || {
+            crate::verify::for_provider(
+                hookwarden_crds::Provider::Github,
+                vec![crate::secrets::Secret::from(&b"secret"[..])],
+                None,
+            )
+            .expect("verifier")
+        };
+        let bounds = PoolBounds::new(
+            ServeOptions {
+                max_in_flight: 8,
+                max_in_flight_per_endpoint: Some(1),
+                ..ServeOptions::default()
+            },
+            Arc::new(Metrics::default()),
+        );
+        assert_eq!(bounds.in_flight_per_endpoint(), 1);
+        let a = bounds.endpoint(pipeline(verifier(), publisher.clone()));
+        let b = bounds.endpoint(pipeline(verifier(), publisher));
+        let first = tokio::spawn(router(a.clone()).oneshot(signed_request(b"secret", "{}")));
+        for _ in 0..500 {
+            if a.in_flight.available_permits() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(a.in_flight.available_permits(), 0, "A's slot is taken");
+        assert_eq!(
+            bounds.in_flight.available_permits(),
+            7,
+            "and one of the pool's"
+        );
+        let second = router(a)
+            .oneshot(signed_request(b"secret", "{}"))
+            .await
+            .expect("response");
+        let body = second.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(body.as_ref(), br#"{"error":"overloaded"}"#);
+        let other = router(b)
+            .oneshot(signed_request(b"secret", "{}"))
+            .await
+            .expect("response");
+        let body = other.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(
+            body.as_ref(),
+            br#"{"error":"store_unavailable"}"#,
+            "B reached its store (offline here), not A's bound"
+        );
+        first.await.expect("task").expect("response");
+    }
+
+    #[test]
+    fn a_pool_share_is_a_quarter_and_at_least_one() {
+        assert_eq!(pool_share(256), 64);
+        assert_eq!(pool_share(3), 1);
+        assert_eq!(pool_share(0), 1);
+        let bounds = PoolBounds::new(
+            ServeOptions {
+                max_in_flight: 4,
+                max_in_flight_per_endpoint: Some(100),
+                ..ServeOptions::default()
+            },
+            Arc::new(Metrics::default()),
+        );
+        assert_eq!(bounds.in_flight_per_endpoint(), 4, "never above the pool's");
+    }
+
     #[test]
     fn body_errors_have_their_status_and_reason() {
         for (err, status, reason) in [

@@ -19,17 +19,20 @@ pub struct Route {
 }
 
 impl Route {
+    /// `path` on `host` (normalized: [`normalize_host`]; `None`: any host
+    /// not claimed).
+    pub fn new(host: Option<&str>, path: &str) -> Self {
+        Self {
+            host: host.map(normalize_host),
+            path: path.to_owned(),
+        }
+    }
+
     /// The route of `spec.ingress` (`None`: `/` on any host).
     pub fn of(ingress: Option<&hookwarden_crds::IngressSpec>) -> Self {
         match ingress {
-            Some(ingress) => Self {
-                host: Some(normalize_host(&ingress.host)),
-                path: ingress.path.clone(),
-            },
-            None => Self {
-                host: None,
-                path: "/".to_owned(),
-            },
+            Some(ingress) => Self::new(Some(&ingress.host), &ingress.path),
+            None => Self::new(None, "/"),
         }
     }
 }
@@ -128,19 +131,15 @@ pub fn normalize_host(host: &str) -> String {
 mod tests {
     use super::*;
 
-    fn route(host: Option<&str>, path: &str) -> Route {
-        Route {
-            host: host.map(str::to_owned),
-            path: path.to_owned(),
-        }
-    }
-
     fn table(entries: &[(&str, Option<&str>, &str)]) -> (RouteTable<String>, Vec<Conflict>) {
         RouteTable::build(
             entries
                 .iter()
                 .map(|(name, host, path)| {
-                    ((*name).to_owned(), (route(*host, path), (*name).to_owned()))
+                    (
+                        (*name).to_owned(),
+                        (Route::new(*host, path), (*name).to_owned()),
+                    )
                 })
                 .collect(),
         )

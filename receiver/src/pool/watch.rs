@@ -222,9 +222,7 @@ fn statuses<'a>(
                 name: name.clone(),
                 state,
                 config_sha256: served.map(|s| s.sha256.clone()),
-                // The registry of this process's secrets withholds any that
-                // found its way into a message (defence in depth).
-                error: error.map(|text| redact(&text)),
+                error,
                 routed: served.is_some() && conflict.is_none(),
             }
         })
@@ -452,7 +450,9 @@ fn apply(
                 fingerprint: seen,
                 attempts,
                 retry_at: delay.map(|delay| tokio::time::Instant::now() + delay),
-                error: err.to_string(),
+                // The registry of this process's secrets withholds any
+                // that found its way into a message (defence in depth).
+                error: redact(&err.to_string()),
             });
         }
     }
