@@ -142,11 +142,20 @@ async fn stored_body(nats: &NatsServer, stream: &str, reply: &Reply) -> Bytes {
         .payload
 }
 
-/// Sends `request` on the connection `kept`.
+/// Sends `request` on the connection `kept`, its target in origin form
+/// (`/path`, as the pooled client sends it: an absolute URI's authority
+/// would be the host routed, not `Host`).
 async fn on(
     kept: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    request: hyper::Request<Full<Bytes>>,
+    mut request: hyper::Request<Full<Bytes>>,
 ) -> Reply {
+    let origin = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
+        .expect("an origin-form target");
+    *request.uri_mut() = origin;
     let response = tokio::time::timeout(WAIT, kept.send_request(request))
         .await
         .expect("an answer in time")
@@ -528,8 +537,7 @@ async fn a_flooded_endpoint_does_not_fail_another_ones_deliveries() {
     // The noisy endpoint takes 2 requests per source at once, then one a
     // second.
     let noisy = token("  rateLimit:\n    perSourceIp: {requestsPerSecond: 1, burst: 2}\n")
-        .replace("/token", "/noisy")
-        .replace("name: token,", "name: noisy,")
+        .replace("metadata: {name: token,", "metadata: {name: noisy,")
         .replace(
             "verification:",
             "ingress: {host: noisy.example.com, path: /}\n  verification:",
@@ -545,9 +553,12 @@ async fn a_flooded_endpoint_does_not_fail_another_ones_deliveries() {
         PlainMode::InsecureHttp,
         nats.url(),
         volume.path(),
-        &[("HOOKWARDEN_MAX_IN_FLIGHT_PER_ENDPOINT", "2")],
+        &[("HOOKWARDEN_MAX_IN_FLIGHT_PER_ENDPOINT", "16")],
     );
     pool.ready().await;
+    for name in ["noisy", "quiet"] {
+        endpoint_in(&pool, name, "serving").await;
+    }
     let listen = pool.listen.clone();
     let flood =
         (0..40).map(|_| pool.send_request(token_delivery(&listen, "noisy.example.com", b"{}")));
@@ -569,7 +580,8 @@ async fn a_flooded_endpoint_does_not_fail_another_ones_deliveries() {
         .iter()
         .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert!(limited > 0, "the flood met its endpoint's limit");
+    let statuses: Vec<u16> = flooded.iter().map(|r| r.status.as_u16()).collect();
+    assert!(limited > 0, "the flood met its endpoint's limit: {statuses:?}");
     for reply in &delivered {
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     }
@@ -582,5 +594,9 @@ async fn a_flooded_endpoint_does_not_fail_another_ones_deliveries() {
         !metrics.contains(r#"hookwarden_rate_limited_total{endpoint="pool/quiet""#),
         "{metrics}"
     );
-    pool.stop().await;
+    let (_, log) = pool.stop().await;
+    assert!(
+        log.contains(r#""max_in_flight_per_endpoint":16"#),
+        "the bound as set: {log}"
+    );
 }
