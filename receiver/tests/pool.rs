@@ -208,11 +208,14 @@ async fn each_endpoint_is_reached_by_its_route_and_stores_in_its_own_stream() {
         stripe(),
         token(""),
     );
+    // Claims GitHub's route with a secret of its own: never served.
+    let usurper = github("zz-usurper", "/github", "gh-b");
     let volume = SecretVolume::new(&[
         (&endpoint_key("github"), github_a.as_bytes()),
         (&endpoint_key("github-b"), github_b.as_bytes()),
         (&endpoint_key("stripe"), stripe.as_bytes()),
         (&endpoint_key("token"), token.as_bytes()),
+        (&endpoint_key("zz-usurper"), usurper.as_bytes()),
         (&secret_file("gh", "secret"), GITHUB_SECRET),
         (&secret_file("gh-b", "secret"), GITHUB_B_SECRET),
         (&secret_file("stripe", "secret"), STRIPE_SECRET),
@@ -289,6 +292,18 @@ async fn each_endpoint_is_reached_by_its_route_and_stores_in_its_own_stream() {
         b"{}"
     );
 
+    // The usurper's signature does not pass on the route it claims.
+    let reply = pool
+        .send_request(github_delivery(
+            &listen,
+            GH_HOST,
+            "/github",
+            GITHUB_B_SECRET,
+            body,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
     // One endpoint's valid signature is worth nothing on another's route.
     let reply = pool
         .send_request(github_delivery(
@@ -339,7 +354,16 @@ async fn each_endpoint_is_reached_by_its_route_and_stores_in_its_own_stream() {
 
     // `/endpoints`: every file serving, with the sha256 of its manifest.
     let listed = endpoints(&pool).await;
-    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    let conflict = &listed["zz-usurper"];
+    assert_eq!(conflict["state"], "conflict", "{conflict}");
+    assert_eq!(conflict["routed"], false, "{conflict}");
+    assert!(
+        conflict["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("endpoint github")),
+        "{conflict}"
+    );
     for (name, manifest) in [
         ("github", &github_a),
         ("github-b", &github_b),
@@ -355,10 +379,13 @@ async fn each_endpoint_is_reached_by_its_route_and_stores_in_its_own_stream() {
         );
         assert!(entry["error"].is_null(), "{entry}");
     }
-    assert!(
-        metrics.contains(r#"hookwarden_pool_endpoint_config{endpoint="stripe",state="serving"} 1"#),
-        "{metrics}"
-    );
+    let metrics = pool.metrics().await;
+    for line in [
+        r#"hookwarden_pool_endpoint_config{endpoint="stripe",state="serving"} 1"#,
+        r#"hookwarden_pool_endpoint_config{endpoint="zz-usurper",state="conflict"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     let (_, readyz) = pool.ops_get("/readyz").await;
     assert_eq!(readyz, "ready\n");
     let (status, log) = pool.stop().await;
@@ -581,7 +608,10 @@ async fn a_flooded_endpoint_does_not_fail_another_ones_deliveries() {
         .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
         .count();
     let statuses: Vec<u16> = flooded.iter().map(|r| r.status.as_u16()).collect();
-    assert!(limited > 0, "the flood met its endpoint's limit: {statuses:?}");
+    assert!(
+        limited > 0,
+        "the flood met its endpoint's limit: {statuses:?}"
+    );
     for reply in &delivered {
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     }
