@@ -41,8 +41,9 @@ use super::{
 use crate::FIELD_MANAGER;
 use crate::ops::{Metrics, ReconcileKind, ReconcileResult};
 use crate::resources::pool::{
-    MemberState, Members, Route, desired_pool_replicas, member_entries, pool_child_name,
-    pool_children, pool_nats_url, pool_secret, pooled_endpoint, previous_entries, recorded_members,
+    MemberState, Members, Route, describe_route, desired_pool_replicas, member_entries,
+    pool_child_name, pool_children, pool_nats_url, pool_secret, pooled_endpoint, previous_entries,
+    recorded_members, route_of,
 };
 use crate::resources::{self, BuildError, MANAGED_BY_SELECTOR, Owner, Settings};
 
@@ -401,15 +402,15 @@ async fn reconcile_once(
     for member in &members {
         let member_name = member.name_any();
         let rendered = match render_member(ctx, pool, member, namespace).await? {
-            Ok((endpoint, entries)) => match routes.get(&Route::of(&endpoint)) {
-                Some(holder) => Err(route_conflict(&Route::of(&endpoint), holder, name)),
+            Ok((endpoint, entries)) => match routes.get(&route_of(&endpoint)) {
+                Some(holder) => Err(route_conflict(&route_of(&endpoint), holder, name)),
                 None => Ok((endpoint, entries)),
             },
             Err(refusal) => Err(refusal),
         };
         let state = match rendered {
             Ok((endpoint, entries)) => {
-                routes.insert(Route::of(&endpoint), member_name.clone());
+                routes.insert(route_of(&endpoint), member_name.clone());
                 fetch_keys |= resources::fetches_keys(&endpoint.spec);
                 // A value another member keeps from before yields to the
                 // current one.
@@ -424,10 +425,10 @@ async fn reconcile_once(
             Err(refusal) => {
                 tracing::info!(member = %member_name, reason = refusal.reason, message = %refusal.message, "a member's configuration is refused");
                 let kept = previous_entries(&previous, &member_name)
-                    .filter(|(endpoint, _)| !routes.contains_key(&Route::of(endpoint)));
+                    .filter(|(endpoint, _)| !routes.contains_key(&route_of(endpoint)));
                 let served = kept.is_some();
                 if let Some((endpoint, entries)) = kept {
-                    routes.insert(Route::of(&endpoint), member_name.clone());
+                    routes.insert(route_of(&endpoint), member_name.clone());
                     fetch_keys |= resources::fetches_keys(&endpoint.spec);
                     for (key, value) in entries {
                         data.entry(key).or_insert(value);
@@ -477,7 +478,8 @@ fn route_conflict(route: &Route, holder: &str, pool: &str) -> Refusal {
     Refusal {
         reason: "RouteConflict",
         message: format!(
-            "{route} is already served by endpoint {holder:?} of pool {pool:?}; give this endpoint another host or path (or remove it from the pool)"
+            "{} is already served by endpoint {holder:?} of pool {pool:?}; give this endpoint another host or path (or remove it from the pool)",
+            describe_route(route)
         ),
     }
 }

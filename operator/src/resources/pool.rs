@@ -43,10 +43,8 @@ use super::{
 /// ([`Members`], as JSON).
 pub const MEMBERS_ANNOTATION: &str = "hookwarden.dev/members";
 
-/// The key (and file name) of endpoint `name`'s manifest in a pool.
-pub fn endpoint_file(name: &str) -> String {
-    format!("endpoint.{name}.yaml")
-}
+pub use hookwarden_receiver::pool::layout::endpoint_file;
+pub use hookwarden_receiver::pool::routes::Route;
 
 /// The name of every child of pool `pool_name`, the Secret included.
 pub fn pool_child_name(pool_name: &str) -> String {
@@ -83,40 +81,18 @@ pub fn pooled_endpoint(effective: &WebhookEndpoint, pool: &WebhookReceiverPool) 
     pooled
 }
 
-/// Where a member is reached inside its pool: the host (lower-case, as
-/// the receivers compare it) and the exact path of its Ingress. A member
-/// without an Ingress has no host and the path `/`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Route {
-    /// `spec.ingress.host`, lower-case; `None`: any host no other member
-    /// claims for the path.
-    pub host: Option<String>,
-    /// `spec.ingress.path`.
-    pub path: String,
+/// Where `endpoint` is reached inside its pool, as the pool's receivers
+/// route: the host (lower-case, without port) and exact path of its
+/// Ingress; without one, `/` on any host.
+pub fn route_of(endpoint: &WebhookEndpoint) -> Route {
+    Route::of(endpoint.spec.ingress.as_ref())
 }
 
-impl Route {
-    /// The route of `endpoint`.
-    pub fn of(endpoint: &WebhookEndpoint) -> Self {
-        match &endpoint.spec.ingress {
-            Some(ingress) => Self {
-                host: Some(ingress.host.to_ascii_lowercase()),
-                path: ingress.path.clone(),
-            },
-            None => Self {
-                host: None,
-                path: "/".to_owned(),
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for Route {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.host {
-            Some(host) => write!(f, "host {host:?} path {:?}", self.path),
-            None => write!(f, "path {:?} (any host)", self.path),
-        }
+/// `route` for a person.
+pub fn describe_route(route: &Route) -> String {
+    match &route.host {
+        Some(host) => format!("host {host:?} path {:?}", route.path),
+        None => format!("path {:?} (any host)", route.path),
     }
 }
 
@@ -223,7 +199,7 @@ pub fn pool_secret(
 /// The names of the members whose manifest is in `data`.
 pub fn served_members(data: &BTreeMap<String, ByteString>) -> BTreeSet<String> {
     data.keys()
-        .filter_map(|key| key.strip_prefix("endpoint.")?.strip_suffix(".yaml"))
+        .filter_map(|key| hookwarden_receiver::pool::layout::endpoint_name(key))
         .map(str::to_owned)
         .collect()
 }
@@ -416,15 +392,10 @@ mod tests {
         if let Some(ingress) = two.spec.ingress.as_mut() {
             ingress.host = ingress.host.to_ascii_uppercase();
         }
-        assert_eq!(Route::of(&one), Route::of(&two));
+        assert_eq!(route_of(&one), route_of(&two));
         one.spec.ingress = None;
-        assert_eq!(
-            Route::of(&one),
-            Route {
-                host: None,
-                path: "/".to_owned()
-            }
-        );
+        assert_eq!(route_of(&one), Route::new(None, "/"));
+        assert_eq!(describe_route(&route_of(&one)), "path \"/\" (any host)");
     }
 
     #[test]

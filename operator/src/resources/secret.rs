@@ -31,7 +31,8 @@ const MAX_KEY_LEN: usize = 253;
 /// splitting at the first `_` after the prefix recovers both: two different
 /// references never share a data key.
 pub fn secret_data_key(name: &str, key: &str) -> String {
-    format!("secret.{name}_{key}")
+    // The pool receivers' file name too: one layout for both.
+    hookwarden_receiver::pool::layout::secret_file(name, key)
 }
 
 /// The rendered configuration Secret of `endpoint`.
