@@ -484,7 +484,8 @@ async fn a_route_another_member_holds_is_refused_and_a_missing_pool_is_reported(
     )
     .await;
     wait_ready(&ns, "first").await;
-    // The same route, the host in another case: the later one is refused.
+    // The same route: the later one is refused. (Hosts compare without
+    // case; an Ingress host must be lower-case, so that is a unit test.)
     apply_member(
         &ns,
         "second",

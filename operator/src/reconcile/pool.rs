@@ -780,6 +780,15 @@ pub(super) async fn reconcile_member(
             }
         });
     let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    // What the pool's last pass decided about this endpoint.
+    let members = secret_api
+        .get_metadata_opt(&child)
+        .await
+        .map_err(observe_failed("Secret", &child))?
+        .map(|secret| recorded_members(secret.annotations()))
+        .unwrap_or_default();
+    let config_applied = observe_config_applied(endpoint, pool_name, &members);
+    let applied = config_applied.status == "True";
     let resolved = match secrets::resolve(&secret_api, namespace, &effective.spec).await {
         Ok(resolved) => resolved,
         Err(error) => {
@@ -790,18 +799,19 @@ pub(super) async fn reconcile_member(
                 reason,
                 message: error.to_string(),
             };
-            write_status(ctx, endpoint, &spec, pool_pods, None).await?;
+            write_status_with(
+                ctx,
+                endpoint,
+                &spec,
+                pool_pods,
+                None,
+                None,
+                Some(config_applied),
+            )
+            .await?;
             return Ok(Action::requeue(super::MISSING_SECRET_RETRY));
         }
     };
-    let members = secret_api
-        .get_metadata_opt(&child)
-        .await
-        .map_err(observe_failed("Secret", &child))?
-        .map(|secret| recorded_members(secret.annotations()))
-        .unwrap_or_default();
-    let config_applied = observe_config_applied(endpoint, pool_name, &members);
-    let applied = config_applied.status == "True";
     let owner = match resources::Owner::of(endpoint) {
         Ok(owner) => owner,
         Err(error) => return super::build_failed(endpoint, ctx, namespace, name, &error).await,
