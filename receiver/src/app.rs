@@ -444,6 +444,9 @@ async fn start_pool(
         state.clone(),
         readiness.clone(),
         settings.reload_interval.max(Duration::from_millis(100)),
+        settings
+            .stream_check_interval
+            .max(Duration::from_millis(100)),
     );
     pool.scan().await;
     let listener = bind(settings.listen).await?;

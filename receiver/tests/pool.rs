@@ -630,3 +630,93 @@ async fn a_flooded_endpoint_does_not_fail_another_ones_deliveries() {
         "the bound as set: {log}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_deleted_under_the_pool_is_reported_on_its_endpoint_only() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    // Managed elsewhere: the administrator creates it, the pool only uses it.
+    js.create_stream(jetstream::stream::Config {
+        name: "ORDERS".to_owned(),
+        subjects: vec!["hookwarden.pool.orders.>".to_owned()],
+        ..jetstream::stream::Config::default()
+    })
+    .await
+    .expect("the administrator's stream");
+    let orders = github("orders", "/orders", "gh").replace(
+        "  ingress:",
+        "  nats: {createStream: false, stream: ORDERS}\n  ingress:",
+    );
+    let quiet = github("quiet", "/quiet", "gh");
+    let volume = SecretVolume::new(&[
+        (&endpoint_key("orders"), orders.as_bytes()),
+        (&endpoint_key("quiet"), quiet.as_bytes()),
+        (&secret_file("gh", "secret"), GITHUB_SECRET),
+    ]);
+    let pool = ReceiverProcess::spawn_pool(
+        PlainMode::InsecureHttp,
+        nats.url(),
+        volume.path(),
+        &[("HOOKWARDEN_STREAM_CHECK_INTERVAL_SECS", "1")],
+    );
+    pool.ready().await;
+    let listen = pool.listen.clone();
+    let body = br#"{"order":1}"#;
+    let reply = pool
+        .send_request(github_delivery(
+            &listen,
+            GH_HOST,
+            "/orders",
+            GITHUB_SECRET,
+            body,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(stored_body(&nats, "ORDERS", &reply).await.as_ref(), body);
+
+    js.delete_stream("ORDERS")
+        .await
+        .expect("deleted under the pool");
+    let entry = eventually("the missing stream on /endpoints", WAIT, || async {
+        endpoints(&pool)
+            .await
+            .remove("orders")
+            .filter(|e| e["stream_problem"].is_string())
+    })
+    .await;
+    assert!(
+        entry["stream_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("ORDERS")),
+        "{entry}"
+    );
+    let reply = pool
+        .send_request(github_delivery(
+            &listen,
+            GH_HOST,
+            "/orders",
+            GITHUB_SECRET,
+            body,
+        ))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "never a 2xx unstored"
+    );
+    // The pool and its other endpoints are fine.
+    let (status, readyz) = pool.ops_get("/readyz").await;
+    assert_eq!((status, readyz.as_str()), (StatusCode::OK, "ready\n"));
+    assert!(endpoints(&pool).await["quiet"]["stream_problem"].is_null());
+    let reply = pool
+        .send_request(github_delivery(
+            &listen,
+            GH_HOST,
+            "/quiet",
+            GITHUB_SECRET,
+            body,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    pool.stop().await;
+}
