@@ -720,3 +720,48 @@ async fn a_stream_deleted_under_the_pool_is_reported_on_its_endpoint_only() {
     assert_eq!(reply.status, StatusCode::OK);
     pool.stop().await;
 }
+
+#[tokio::test]
+async fn behind_an_ingress_each_endpoint_trusts_only_its_own_proxies() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    // The proxy (here 127.0.0.1) is trusted by one endpoint, not the other.
+    let trusting = github("trusting", "/trusting", "gh")
+        .replace("  ingress:", "  trustedProxies: [127.0.0.1/32]\n  ingress:");
+    let wary = github("wary", "/wary", "gh")
+        .replace("  ingress:", "  trustedProxies: [192.0.2.1/32]\n  ingress:");
+    let volume = SecretVolume::new(&[
+        (&endpoint_key("trusting"), trusting.as_bytes()),
+        (&endpoint_key("wary"), wary.as_bytes()),
+        (&secret_file("gh", "secret"), GITHUB_SECRET),
+    ]);
+    let pool =
+        ReceiverProcess::spawn_pool(PlainMode::BehindIngress, nats.url(), volume.path(), &[]);
+    pool.ready().await;
+    let listen = pool.listen.clone();
+    let forwarded = |path: &str| {
+        let mut request = github_delivery(&listen, GH_HOST, path, GITHUB_SECRET, b"{}");
+        let headers = request.headers_mut();
+        headers.insert("x-forwarded-proto", "https".parse().expect("value"));
+        headers.insert("x-forwarded-for", "203.0.113.9".parse().expect("value"));
+        request
+    };
+    let reply = pool.send_request(forwarded("/trusting")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    // The same proxy's word counts for nothing at the endpoint that does
+    // not trust it: its HTTPS report is not believed.
+    let reply = pool.send_request(forwarded("/wary")).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{:?}", reply.body);
+    assert_eq!(reply.json()["error"], "https_required");
+    let (_, log) = pool.stop().await;
+    let audit: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["target"] == "hookwarden::audit" && line["outcome"] == "stored")
+        .collect();
+    assert_eq!(audit.len(), 1, "{log}");
+    assert_eq!(audit[0]["endpoint"], "pool/trusting");
+    assert_eq!(
+        audit[0]["client_ip"], "203.0.113.9",
+        "the trusted proxy's client"
+    );
+}
