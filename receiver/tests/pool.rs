@@ -765,3 +765,57 @@ async fn behind_an_ingress_each_endpoint_trusts_only_its_own_proxies() {
         "the trusted proxy's client"
     );
 }
+
+#[tokio::test]
+async fn hundreds_of_endpoints_are_served_by_one_pool() {
+    const ENDPOINTS: usize = 200;
+    let nats = NatsServer::start().await.expect("nats-server");
+    let manifests: Vec<(String, String)> = (0..ENDPOINTS)
+        .map(|n| {
+            let name = format!("hook-{n:03}");
+            let manifest = github(&name, &format!("/hooks/{n}"), "gh");
+            (endpoint_key(&name), manifest)
+        })
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = manifests
+        .iter()
+        .map(|(key, manifest)| (key.as_str(), manifest.as_bytes()))
+        .collect();
+    let secret = secret_file("gh", "secret");
+    files.push((&secret, GITHUB_SECRET));
+    let volume = SecretVolume::new(&files);
+    let pool = ReceiverProcess::spawn_pool(PlainMode::InsecureHttp, nats.url(), volume.path(), &[]);
+    pool.ready().await;
+    let listed = endpoints(&pool).await;
+    assert_eq!(listed.len(), ENDPOINTS);
+    assert!(
+        listed
+            .values()
+            .all(|e| e["state"] == "serving" && e["routed"] == true),
+        "every endpoint serving"
+    );
+    let listen = pool.listen.clone();
+    for n in [0, 57, 123, ENDPOINTS - 1] {
+        let body = format!(r#"{{"endpoint":{n}}}"#);
+        let reply = pool
+            .send_request(github_delivery(
+                &listen,
+                GH_HOST,
+                &format!("/hooks/{n}"),
+                GITHUB_SECRET,
+                body.as_bytes(),
+            ))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let manifest = &manifests[n].1;
+        assert_eq!(
+            stored_body(&nats, &target(manifest).stream, &reply)
+                .await
+                .as_ref(),
+            body.as_bytes()
+        );
+    }
+    let rss = pool.rss_kib().expect("the pool's memory");
+    println!("{ENDPOINTS} endpoints: {rss} KiB resident");
+    pool.stop().await;
+}
