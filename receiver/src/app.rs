@@ -318,11 +318,11 @@ pub struct Receiver {
 enum Served {
     Dedicated {
         state: AppState,
-        sources: reload::Sources,
+        sources: Box<reload::Sources>,
     },
     Pool {
         state: PoolState,
-        pool: Pool,
+        pool: Box<Pool>,
     },
 }
 
@@ -388,7 +388,10 @@ pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
         ranges: Some(Arc::clone(&ranges)),
     };
     Ok(Receiver {
-        served: Served::Dedicated { state, sources },
+        served: Served::Dedicated {
+            state,
+            sources: Box::new(sources),
+        },
         metrics,
         readiness,
         transport,
@@ -441,12 +444,18 @@ async fn start_pool(
         state.clone(),
         readiness.clone(),
         settings.reload_interval.max(Duration::from_millis(100)),
+        settings
+            .stream_check_interval
+            .max(Duration::from_millis(100)),
     );
     pool.scan().await;
     let listener = bind(settings.listen).await?;
     let ops_listener = bind(settings.metrics_listen).await?;
     Ok(Receiver {
-        served: Served::Pool { state, pool },
+        served: Served::Pool {
+            state,
+            pool: Box::new(pool),
+        },
         metrics,
         readiness,
         transport,
@@ -553,7 +562,7 @@ impl Receiver {
                     stop_rx.clone(),
                 )));
                 background.push(tokio::spawn(reload::watch(
-                    sources,
+                    *sources,
                     state.clone(),
                     reload_interval,
                     readiness.clone(),

@@ -630,3 +630,192 @@ async fn a_flooded_endpoint_does_not_fail_another_ones_deliveries() {
         "the bound as set: {log}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_deleted_under_the_pool_is_reported_on_its_endpoint_only() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    // Managed elsewhere: the administrator creates it, the pool only uses it.
+    js.create_stream(jetstream::stream::Config {
+        name: "ORDERS".to_owned(),
+        subjects: vec!["hookwarden.pool.orders.>".to_owned()],
+        ..jetstream::stream::Config::default()
+    })
+    .await
+    .expect("the administrator's stream");
+    let orders = github("orders", "/orders", "gh").replace(
+        "  ingress:",
+        "  nats: {createStream: false, stream: ORDERS}\n  ingress:",
+    );
+    let quiet = github("quiet", "/quiet", "gh");
+    let volume = SecretVolume::new(&[
+        (&endpoint_key("orders"), orders.as_bytes()),
+        (&endpoint_key("quiet"), quiet.as_bytes()),
+        (&secret_file("gh", "secret"), GITHUB_SECRET),
+    ]);
+    let pool = ReceiverProcess::spawn_pool(
+        PlainMode::InsecureHttp,
+        nats.url(),
+        volume.path(),
+        &[("HOOKWARDEN_STREAM_CHECK_INTERVAL_SECS", "1")],
+    );
+    pool.ready().await;
+    let listen = pool.listen.clone();
+    let body = br#"{"order":1}"#;
+    let reply = pool
+        .send_request(github_delivery(
+            &listen,
+            GH_HOST,
+            "/orders",
+            GITHUB_SECRET,
+            body,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(stored_body(&nats, "ORDERS", &reply).await.as_ref(), body);
+
+    js.delete_stream("ORDERS")
+        .await
+        .expect("deleted under the pool");
+    let entry = eventually("the missing stream on /endpoints", WAIT, || async {
+        endpoints(&pool)
+            .await
+            .remove("orders")
+            .filter(|e| e["stream_problem"].is_string())
+    })
+    .await;
+    assert!(
+        entry["stream_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("ORDERS")),
+        "{entry}"
+    );
+    let reply = pool
+        .send_request(github_delivery(
+            &listen,
+            GH_HOST,
+            "/orders",
+            GITHUB_SECRET,
+            body,
+        ))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "never a 2xx unstored"
+    );
+    // The pool and its other endpoints are fine.
+    let (status, readyz) = pool.ops_get("/readyz").await;
+    assert_eq!((status, readyz.as_str()), (StatusCode::OK, "ready\n"));
+    assert!(endpoints(&pool).await["quiet"]["stream_problem"].is_null());
+    let reply = pool
+        .send_request(github_delivery(
+            &listen,
+            GH_HOST,
+            "/quiet",
+            GITHUB_SECRET,
+            body,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn behind_an_ingress_each_endpoint_trusts_only_its_own_proxies() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    // The proxy (here 127.0.0.1) is trusted by one endpoint, not the other.
+    let trusting = github("trusting", "/trusting", "gh")
+        .replace("  ingress:", "  trustedProxies: [127.0.0.1/32]\n  ingress:");
+    let wary = github("wary", "/wary", "gh")
+        .replace("  ingress:", "  trustedProxies: [192.0.2.1/32]\n  ingress:");
+    let volume = SecretVolume::new(&[
+        (&endpoint_key("trusting"), trusting.as_bytes()),
+        (&endpoint_key("wary"), wary.as_bytes()),
+        (&secret_file("gh", "secret"), GITHUB_SECRET),
+    ]);
+    let pool =
+        ReceiverProcess::spawn_pool(PlainMode::BehindIngress, nats.url(), volume.path(), &[]);
+    pool.ready().await;
+    let listen = pool.listen.clone();
+    let forwarded = |path: &str| {
+        let mut request = github_delivery(&listen, GH_HOST, path, GITHUB_SECRET, b"{}");
+        let headers = request.headers_mut();
+        headers.insert("x-forwarded-proto", "https".parse().expect("value"));
+        headers.insert("x-forwarded-for", "203.0.113.9".parse().expect("value"));
+        request
+    };
+    let reply = pool.send_request(forwarded("/trusting")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    // The same proxy's word counts for nothing at the endpoint that does
+    // not trust it: its HTTPS report is not believed.
+    let reply = pool.send_request(forwarded("/wary")).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{:?}", reply.body);
+    assert_eq!(reply.json()["error"], "https_required");
+    let (_, log) = pool.stop().await;
+    let audit: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["target"] == "hookwarden::audit" && line["outcome"] == "stored")
+        .collect();
+    assert_eq!(audit.len(), 1, "{log}");
+    assert_eq!(audit[0]["endpoint"], "pool/trusting");
+    assert_eq!(
+        audit[0]["client_ip"], "203.0.113.9",
+        "the trusted proxy's client"
+    );
+}
+
+#[tokio::test]
+async fn hundreds_of_endpoints_are_served_by_one_pool() {
+    const ENDPOINTS: usize = 200;
+    let nats = NatsServer::start().await.expect("nats-server");
+    let manifests: Vec<(String, String)> = (0..ENDPOINTS)
+        .map(|n| {
+            let name = format!("hook-{n:03}");
+            let manifest = github(&name, &format!("/hooks/{n}"), "gh");
+            (endpoint_key(&name), manifest)
+        })
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = manifests
+        .iter()
+        .map(|(key, manifest)| (key.as_str(), manifest.as_bytes()))
+        .collect();
+    let secret = secret_file("gh", "secret");
+    files.push((&secret, GITHUB_SECRET));
+    let volume = SecretVolume::new(&files);
+    let pool = ReceiverProcess::spawn_pool(PlainMode::InsecureHttp, nats.url(), volume.path(), &[]);
+    pool.ready().await;
+    let listed = endpoints(&pool).await;
+    assert_eq!(listed.len(), ENDPOINTS);
+    assert!(
+        listed
+            .values()
+            .all(|e| e["state"] == "serving" && e["routed"] == true),
+        "every endpoint serving"
+    );
+    let listen = pool.listen.clone();
+    for n in [0, 57, 123, ENDPOINTS - 1] {
+        let body = format!(r#"{{"endpoint":{n}}}"#);
+        let reply = pool
+            .send_request(github_delivery(
+                &listen,
+                GH_HOST,
+                &format!("/hooks/{n}"),
+                GITHUB_SECRET,
+                body.as_bytes(),
+            ))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        let manifest = &manifests[n].1;
+        assert_eq!(
+            stored_body(&nats, &target(manifest).stream, &reply)
+                .await
+                .as_ref(),
+            body.as_bytes()
+        );
+    }
+    let rss = pool.rss_kib().expect("the pool's memory");
+    println!("{ENDPOINTS} endpoints: {rss} KiB resident");
+    pool.stop().await;
+}

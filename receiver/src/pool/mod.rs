@@ -61,4 +61,7 @@ pub struct EndpointStatus {
     pub error: Option<String>,
     /// Whether requests reach it: a served configuration holding its route.
     pub routed: bool,
+    /// Why its stream, managed elsewhere (`createStream: false`), cannot
+    /// take deliveries (looked up every `--stream-check-interval-secs`).
+    pub stream_problem: Option<String>,
 }

@@ -25,7 +25,7 @@ use super::serve::{PoolState, StatusBoard};
 use super::{ConfigState, EndpointStatus};
 use crate::config::ConfigError;
 use crate::ops::Readiness;
-use crate::publish::Target;
+use crate::publish::{EnsureStreamError, Target};
 use crate::ranges::local::LocalRanges;
 use crate::reload::{self, LoadError};
 use crate::secrets::SecretsLayout;
@@ -175,6 +175,8 @@ struct Entry {
     /// The fingerprint of the files `served` was loaded from.
     applied: Option<[u8; 32]>,
     failed: Option<Failed>,
+    /// Why its stream, managed elsewhere, cannot take deliveries.
+    stream_problem: Option<String>,
 }
 
 /// Whether an endpoint whose files fingerprint `seen` now is to be loaded
@@ -224,6 +226,7 @@ fn statuses<'a>(
                 config_sha256: served.map(|s| s.sha256.clone()),
                 error,
                 routed: served.is_some() && conflict.is_none(),
+                stream_problem: entry.stream_problem.clone(),
             }
         })
         .collect()
@@ -255,16 +258,21 @@ pub struct Pool {
     readiness: Readiness,
     entries: BTreeMap<String, Entry>,
     interval: Duration,
+    stream_check_interval: Duration,
+    next_stream_check: tokio::time::Instant,
 }
 
 impl Pool {
     /// A pool that serves nothing until [`Pool::scan`], reading its files
-    /// every `interval` once [`Pool::watch`]ing.
+    /// every `interval` once [`Pool::watch`]ing, and looking up the streams
+    /// managed elsewhere (`createStream: false`) every
+    /// `stream_check_interval`.
     pub fn new(
         sources: PoolSources,
         state: PoolState,
         readiness: Readiness,
         interval: Duration,
+        stream_check_interval: Duration,
     ) -> Self {
         Self {
             sources,
@@ -273,6 +281,8 @@ impl Pool {
             readiness,
             entries: BTreeMap::new(),
             interval,
+            stream_check_interval,
+            next_stream_check: tokio::time::Instant::now() + stream_check_interval,
         }
     }
 
@@ -349,7 +359,56 @@ impl Pool {
                 result,
             );
         }
+        if tokio::time::Instant::now() >= self.next_stream_check {
+            self.check_streams().await;
+            self.next_stream_check = tokio::time::Instant::now() + self.stream_check_interval;
+        }
         self.publish_routes();
+    }
+
+    /// Looks up the stream of every served endpoint whose stream is managed
+    /// elsewhere (`createStream: false`), all at once: one deleted under the
+    /// pool is reported on `/endpoints` (deliveries to that endpoint get 503
+    /// meanwhile). A managed stream is not polled: the next publish that
+    /// finds it gone creates it again. The pool's readiness is not touched:
+    /// one endpoint's stream is not the others' trouble.
+    async fn check_streams(&mut self) {
+        let unmanaged: Vec<(String, crate::publish::Publisher)> = self
+            .entries
+            .iter()
+            .filter_map(|(name, entry)| {
+                let publisher = entry.served.as_ref()?.state.publisher();
+                (!publisher.target().settings.create).then(|| (name.clone(), publisher))
+            })
+            .collect();
+        let checks = futures::future::join_all(
+            unmanaged
+                .iter()
+                .map(|(_, publisher)| publisher.check_stream()),
+        )
+        .await;
+        for ((name, _), checked) in unmanaged.iter().zip(checks) {
+            let Some(entry) = self.entries.get_mut(name) else {
+                continue;
+            };
+            match checked {
+                Ok(()) => entry.stream_problem = None,
+                Err(
+                    err @ (EnsureStreamError::NotFound { .. }
+                    | EnsureStreamError::Conflict(_)
+                    | EnsureStreamError::Rejected { .. }),
+                ) => {
+                    tracing::error!(
+                        endpoint = name.as_str(),
+                        error = %err,
+                        "the endpoint's JetStream stream cannot take deliveries"
+                    );
+                    entry.stream_problem = Some(err.to_string());
+                }
+                // NATS itself is away: `/readyz` says so.
+                Err(err) => tracing::debug!(error = %err, "the stream check got no answer"),
+            }
+        }
     }
 
     /// Rebuilds the route table from the served endpoints, serves it, and
@@ -531,6 +590,7 @@ mod tests {
                 config_sha256: None,
                 error: Some("endpoint.b.yaml: bad".to_owned()),
                 routed: false,
+                stream_problem: None,
             }]
         );
     }
