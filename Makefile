@@ -37,7 +37,8 @@ docs: ## regenerate docs/providers.md's preset table from the preset registry
 crds: ## regenerate crds/*.yaml from the Rust types, and the chart's copies
 	cargo run --quiet -p hookwarden-crds --bin crdgen endpoint > crds/webhookendpoint.yaml
 	cargo run --quiet -p hookwarden-crds --bin crdgen subscription > crds/webhooksubscription.yaml
-	cp crds/webhookendpoint.yaml crds/webhooksubscription.yaml charts/hookwarden/crds/
+	cargo run --quiet -p hookwarden-crds --bin crdgen pool > crds/webhookreceiverpool.yaml
+	cp crds/webhookendpoint.yaml crds/webhooksubscription.yaml crds/webhookreceiverpool.yaml charts/hookwarden/crds/
 
 fmt: ## format the code
 	cargo fmt --all

@@ -1,6 +1,7 @@
 //! The Hookwarden API (group `hookwarden.dev`, version `v1alpha1`):
-//! `WebhookEndpoint` (receive, verify, store) and `WebhookSubscription`
-//! (deliver what was stored to an HTTP service).
+//! `WebhookEndpoint` (receive, verify, store), `WebhookSubscription`
+//! (deliver what was stored to an HTTP service) and `WebhookReceiverPool`
+//! (receiver pods shared by many endpoints).
 //!
 //! One type serves both runtimes: the operator reconciles it in a cluster, and
 //! the receiver (or the forwarder) reads the very same manifest from a file
@@ -9,10 +10,12 @@
 #![forbid(unsafe_code)]
 
 mod manifest;
+mod pool;
 mod subscription;
 mod v1alpha1;
 
 pub use manifest::{ManifestError, from_yaml, subscription_from_yaml};
+pub use pool::*;
 pub use subscription::*;
 pub use v1alpha1::*;
 
@@ -29,11 +32,18 @@ pub fn subscription_crd_yaml() -> Result<String, serde_yaml_ng::Error> {
     render(&WebhookSubscription::crd(), "subscription")
 }
 
+/// The `WebhookReceiverPool` CRD YAML, exactly as committed in
+/// `crds/webhookreceiverpool.yaml`.
+pub fn pool_crd_yaml() -> Result<String, serde_yaml_ng::Error> {
+    render(&WebhookReceiverPool::crd(), "pool")
+}
+
 /// Every CRD of the API, with the `crdgen` argument and the file name
 /// under `crds/` of each: what the operator installs and the chart ships.
-pub const CRDS: [(&str, &str); 2] = [
+pub const CRDS: [(&str, &str); 3] = [
     ("endpoint", "webhookendpoint.yaml"),
     ("subscription", "webhooksubscription.yaml"),
+    ("pool", "webhookreceiverpool.yaml"),
 ];
 
 /// The CRD YAML of a `crdgen` argument of [`CRDS`].
@@ -41,6 +51,7 @@ pub fn crd_yaml_of(which: &str) -> Option<Result<String, serde_yaml_ng::Error>> 
     match which {
         "endpoint" => Some(crd_yaml()),
         "subscription" => Some(subscription_crd_yaml()),
+        "pool" => Some(pool_crd_yaml()),
         _ => None,
     }
 }

@@ -181,6 +181,16 @@ pub struct WebhookEndpointSpec {
     /// defaults (see `docs/operator.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+
+    /// A `WebhookReceiverPool` of this namespace that serves the endpoint
+    /// instead of receivers of its own. Absent: dedicated receivers. In a
+    /// pool, `replicas`, `autoscaling`, `resources`, `networkPolicy`,
+    /// `nats.url` and `nats.credentialsSecretRef` are the pool's; the
+    /// stream, subjects, verification, limits and Ingress stay the
+    /// endpoint's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub pool: Option<String>,
 }
 
 /// One published list of source ranges: exactly one of `provider` (a list
@@ -639,7 +649,7 @@ fn default_ingress_namespace() -> String {
 }
 
 /// Two receivers: a delivery is not lost to a single pod's restart.
-fn default_replicas() -> i32 {
+pub(crate) fn default_replicas() -> i32 {
     2
 }
 

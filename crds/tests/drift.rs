@@ -43,6 +43,19 @@ fn crd_names_and_columns() {
         .map(|c| c.name.as_str())
         .collect();
     assert_eq!(columns, ["Destination", "Lag", "Ready", "Age"]);
+
+    let crd = hookwarden_crds::WebhookReceiverPool::crd();
+    assert_eq!(crd.spec.group, "hookwarden.dev");
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.names.short_names, Some(vec!["whp".to_owned()]));
+    assert_eq!(crd.spec.versions[0].name, "v1alpha1");
+    let columns: Vec<_> = crd.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Endpoints", "Ready", "Age"]);
 }
 
 #[test]
@@ -52,6 +65,7 @@ fn only_formats_kubernetes_knows() {
     let yaml = [
         hookwarden_crds::crd_yaml().expect("CRD renders"),
         hookwarden_crds::subscription_crd_yaml().expect("CRD renders"),
+        hookwarden_crds::pool_crd_yaml().expect("CRD renders"),
     ]
     .concat();
     for line in yaml

@@ -1,9 +1,9 @@
-//! Installing the `WebhookEndpoint` and `WebhookSubscription` CRDs, the same
-//! ones the chart ships.
+//! Installing the `WebhookEndpoint`, `WebhookSubscription` and
+//! `WebhookReceiverPool` CRDs, the same ones the chart ships.
 
 use std::time::Duration;
 
-use hookwarden_crds::{WebhookEndpoint, WebhookSubscription};
+use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool, WebhookSubscription};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -40,7 +40,11 @@ pub async fn install(
     timeout: Duration,
 ) -> Result<Vec<CustomResourceDefinition>, CrdError> {
     let mut installed = Vec::new();
-    for crd in [WebhookEndpoint::crd(), WebhookSubscription::crd()] {
+    for crd in [
+        WebhookEndpoint::crd(),
+        WebhookSubscription::crd(),
+        WebhookReceiverPool::crd(),
+    ] {
         installed.push(install_one(client.clone(), crd, timeout).await?);
     }
     Ok(installed)

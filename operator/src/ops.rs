@@ -103,6 +103,8 @@ pub enum ReconcileKind {
     Endpoint,
     /// A `WebhookSubscription`.
     Subscription,
+    /// A `WebhookReceiverPool`.
+    Pool,
 }
 
 impl ReconcileKind {
@@ -111,6 +113,7 @@ impl ReconcileKind {
         match self {
             Self::Endpoint => "WebhookEndpoint",
             Self::Subscription => "WebhookSubscription",
+            Self::Pool => "WebhookReceiverPool",
         }
     }
 }

@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use crate::body;
 use crate::ops::{self, Metrics, Readiness};
+use crate::pool::{self, serve::PoolState, watch::Pool, watch::PoolSources};
 use crate::publish::EnsureStreamError;
 use crate::ranges::fetch::RangeFetcher;
 use crate::ranges::local::LocalRanges;
 use crate::reload;
-use crate::server::{self, AppState, ServeOptions};
+use crate::server::{self, AppState, PoolBounds, ServeOptions};
 use crate::transport::{self, Limits, Mode, Stopped, TlsMode, Transport};
 use crate::verify::keys::KeyFetcher;
 
@@ -35,11 +36,32 @@ pub const STREAM_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// The WebhookEndpoint manifest (YAML).
-    #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
-    pub endpoint: PathBuf,
+    #[arg(
+        long,
+        env = "HOOKWARDEN_ENDPOINT",
+        required_unless_present = "pool_dir",
+        conflicts_with = "pool_dir"
+    )]
+    pub endpoint: Option<PathBuf>,
     /// Directory laid out like mounted Secrets: `<dir>/<secret name>/<key>`.
-    #[arg(long, env = "HOOKWARDEN_SECRETS_DIR")]
-    pub secrets_dir: PathBuf,
+    #[arg(
+        long,
+        env = "HOOKWARDEN_SECRETS_DIR",
+        required_unless_present = "pool_dir",
+        conflicts_with = "pool_dir"
+    )]
+    pub secrets_dir: Option<PathBuf>,
+    /// Serve a pool: every endpoint whose manifest is in this directory
+    /// (`endpoint.<name>.yaml`, its secrets `secret.<name>_<key>`: a pool's
+    /// Secret mounted whole), routed by host and path. Instead of
+    /// --endpoint and --secrets-dir.
+    #[arg(long, env = "HOOKWARDEN_POOL_DIR")]
+    pub pool_dir: Option<PathBuf>,
+    /// In a pool: verified deliveries one endpoint may be storing at once;
+    /// more get 503 `overloaded` while the other endpoints still store.
+    /// Default: a quarter of --max-in-flight (at least 1).
+    #[arg(long, env = "HOOKWARDEN_MAX_IN_FLIGHT_PER_ENDPOINT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight_per_endpoint: Option<u64>,
     /// The NATS server to store deliveries in.
     #[arg(
         long,
@@ -143,7 +165,15 @@ impl ServeArgs {
     /// The settings these flags describe.
     pub fn settings(self) -> Result<Settings, transport::TransportError> {
         let mode = Mode::from_flags(self.tls_mode, self.tls_cert, self.tls_key)?;
-        let mut settings = Settings::new(self.endpoint, self.secrets_dir, mode);
+        let mut settings = Settings::new(
+            self.endpoint.unwrap_or_default(),
+            self.secrets_dir.unwrap_or_default(),
+            mode,
+        );
+        settings.pool_dir = self.pool_dir;
+        settings.serve.max_in_flight_per_endpoint = self
+            .max_in_flight_per_endpoint
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         settings.nats_url = self.nats_url;
         settings.listen = self.listen;
         settings.metrics_listen = self.metrics_listen;
@@ -172,6 +202,9 @@ pub struct Settings {
     pub endpoint: PathBuf,
     /// `<dir>/<secret name>/<key>`.
     pub secrets_dir: PathBuf,
+    /// A pool's directory ([`crate::pool`]): when set, every endpoint in
+    /// it is served and `endpoint` and `secrets_dir` are not read.
+    pub pool_dir: Option<PathBuf>,
     /// The NATS server(s); credentials in it are never logged.
     pub nats_url: String,
     /// The public listener.
@@ -217,6 +250,7 @@ impl Settings {
         Self {
             endpoint,
             secrets_dir,
+            pool_dir: None,
             nats_url: "nats://127.0.0.1:4222".to_owned(),
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
@@ -248,6 +282,14 @@ pub enum StartError {
     /// (never showing the URL's credentials).
     #[error(transparent)]
     Nats(#[from] crate::nats_url::NatsConnectError),
+    /// The pool's directory cannot be read.
+    #[error("cannot read the pool directory {}: {source}", dir.display())]
+    PoolDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A port could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -261,14 +303,27 @@ pub enum StartError {
 /// A receiver that passed every start-up check and holds its ports.
 #[derive(Debug)]
 pub struct Receiver {
-    state: AppState,
+    served: Served,
     metrics: Arc<Metrics>,
     readiness: Readiness,
     transport: Transport,
     listener: tokio::net::TcpListener,
     ops_listener: tokio::net::TcpListener,
-    sources: reload::Sources,
+    ranges: Arc<LocalRanges>,
     settings: Settings,
+}
+
+/// What a receiver serves: one endpoint, or a pool of them.
+#[derive(Debug)]
+enum Served {
+    Dedicated {
+        state: AppState,
+        sources: Box<reload::Sources>,
+    },
+    Pool {
+        state: PoolState,
+        pool: Box<Pool>,
+    },
 }
 
 /// Checks the settings, the manifest and its secrets, connects to NATS,
@@ -285,6 +340,9 @@ pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
         settings.source_ranges_dir.clone(),
         settings.source_ranges_refresh,
     ));
+    if let Some(dir) = settings.pool_dir.clone() {
+        return start_pool(settings, dir, transport, ranges).await;
+    }
     // Fetches the published lists the manifest names (or reads their saved
     // copies): a list that cannot be had stops the start here.
     let checked = reload::check_fetching(
@@ -328,16 +386,85 @@ pub async fn start(settings: Settings) -> Result<Receiver, StartError> {
         publish_timeout: settings.publish_timeout,
         default_body_limit: settings.max_body_bytes,
         key_fetcher: settings.key_fetcher.clone(),
-        ranges: Some(ranges),
+        ranges: Some(Arc::clone(&ranges)),
     };
     Ok(Receiver {
-        state,
+        served: Served::Dedicated {
+            state,
+            sources: Box::new(sources),
+        },
         metrics,
         readiness,
         transport,
         listener,
         ops_listener,
+        ranges,
+        settings,
+    })
+}
+
+/// The pool's part of [`start`]: the directory must be readable and NATS
+/// reachable; then every endpoint in it is loaded (one that does not load
+/// is reported on `/endpoints` and not served, the others are) before the
+/// ports open.
+async fn start_pool(
+    settings: Settings,
+    dir: PathBuf,
+    transport: Transport,
+    ranges: Arc<LocalRanges>,
+) -> Result<Receiver, StartError> {
+    pool::watch::endpoint_names(&dir).map_err(|source| StartError::PoolDir {
+        dir: dir.clone(),
+        source,
+    })?;
+    let metrics = Arc::new(
+        Metrics::new(Some(transport.stats())).with_source_lists(Arc::clone(&ranges) as _),
+    );
+    let options = crate::publish::connect_options(None)
+        .map_err(reload::LoadError::from)?
+        .name("hookwarden-receiver pool");
+    let client = crate::nats_url::connect(
+        &settings.nats_url,
+        with_nats_events(options, Arc::clone(&metrics)),
+    )
+    .await?;
+    let options = ServeOptions {
+        require_forwarded_https: settings.mode.require_forwarded_https(),
+        ..settings.serve.clone()
+    };
+    let state = PoolState::new(PoolBounds::new(options, Arc::clone(&metrics)));
+    let readiness = Readiness::new(Some(client.clone()));
+    let sources = PoolSources {
+        dir,
+        nats: client,
+        publish_timeout: settings.publish_timeout,
+        default_body_limit: settings.max_body_bytes,
+        key_fetcher: settings.key_fetcher.clone(),
+        ranges: Some(Arc::clone(&ranges)),
+    };
+    let mut pool = Pool::new(
         sources,
+        state.clone(),
+        readiness.clone(),
+        settings.reload_interval.max(Duration::from_millis(100)),
+        settings
+            .stream_check_interval
+            .max(Duration::from_millis(100)),
+    );
+    pool.scan().await;
+    let listener = bind(settings.listen).await?;
+    let ops_listener = bind(settings.metrics_listen).await?;
+    Ok(Receiver {
+        served: Served::Pool {
+            state,
+            pool: Box::new(pool),
+        },
+        metrics,
+        readiness,
+        transport,
+        listener,
+        ops_listener,
+        ranges,
         settings,
     })
 }
@@ -372,9 +499,22 @@ impl Receiver {
         self.transport.stats()
     }
 
-    /// The request handlers' state (what is served now).
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The request handlers' state (what is served now) of a dedicated
+    /// receiver; `None` for a pool ([`Receiver::pool`]).
+    pub fn state(&self) -> Option<&AppState> {
+        match &self.served {
+            Served::Dedicated { state, .. } => Some(state),
+            Served::Pool { .. } => None,
+        }
+    }
+
+    /// A pool's state (its route table and bounds); `None` for a
+    /// dedicated receiver.
+    pub fn pool(&self) -> Option<&PoolState> {
+        match &self.served {
+            Served::Dedicated { .. } => None,
+            Served::Pool { state, .. } => Some(state),
+        }
     }
 
     /// Serves until `shutdown` completes, then drains.
@@ -383,67 +523,104 @@ impl Receiver {
         F: Future<Output = ()> + Send + 'static,
     {
         let Self {
-            state,
+            served,
             metrics,
             readiness,
             transport,
             listener,
             ops_listener,
-            sources,
+            ranges,
             settings,
         } = self;
-        let target = state.target();
-        tracing::info!(
-            endpoint = target.endpoint.as_str(),
-            listen = %listener.local_addr().unwrap_or(settings.listen),
-            metrics_listen = %ops_listener.local_addr().unwrap_or(settings.metrics_listen),
-            path = state.path().as_str(),
-            stream = target.stream.as_str(),
-            subject_prefix = target.subject_prefix.as_str(),
-            tls_mode = settings.mode.label(),
-            require_forwarded_https = settings.mode.require_forwarded_https(),
-            "hookwarden-receiver serving"
-        );
+        let listen = listener.local_addr().unwrap_or(settings.listen);
+        let metrics_listen = ops_listener.local_addr().unwrap_or(settings.metrics_listen);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        // The published lists, fetched again now and then; a change is
-        // picked up by the reload below like a changed file.
-        let refreshing = sources.ranges.clone().map(|ranges| {
-            tokio::spawn(refresh_ranges(
-                ranges,
-                sources.endpoint.clone(),
-                stop_rx.clone(),
-            ))
-        });
-        let reloading = tokio::spawn(reload::watch(
-            sources,
-            state.clone(),
-            settings.reload_interval.max(Duration::from_millis(100)),
-            readiness.clone(),
-            stop_rx.clone(),
-        ));
-        let checking = tokio::spawn(check_stream(
-            state.clone(),
-            readiness.clone(),
-            settings.stream_check_interval,
-        ));
+        let mut ops_router = ops::router(metrics, readiness.clone());
+        let mut background = Vec::new();
+        let reload_interval = settings.reload_interval.max(Duration::from_millis(100));
+        let (router, tasks, peers) = match served {
+            Served::Dedicated { state, sources } => {
+                let target = state.target();
+                tracing::info!(
+                    endpoint = target.endpoint.as_str(),
+                    listen = %listen,
+                    metrics_listen = %metrics_listen,
+                    path = state.path().as_str(),
+                    stream = target.stream.as_str(),
+                    subject_prefix = target.subject_prefix.as_str(),
+                    tls_mode = settings.mode.label(),
+                    require_forwarded_https = settings.mode.require_forwarded_https(),
+                    "hookwarden-receiver serving"
+                );
+                // The published lists, fetched again now and then; a change
+                // is picked up by the reload below like a changed file.
+                let manifest = sources.endpoint.clone();
+                background.push(tokio::spawn(refresh_ranges(
+                    Arc::clone(&ranges),
+                    move || vec![manifest.clone()],
+                    stop_rx.clone(),
+                )));
+                background.push(tokio::spawn(reload::watch(
+                    *sources,
+                    state.clone(),
+                    reload_interval,
+                    readiness.clone(),
+                    stop_rx.clone(),
+                )));
+                background.push(tokio::spawn(check_stream(
+                    state.clone(),
+                    readiness,
+                    settings.stream_check_interval,
+                )));
+                let tasks = state.tasks().clone();
+                let peers = server::peer_policy(&state);
+                (server::router(state), tasks, peers)
+            }
+            Served::Pool { state, pool } => {
+                tracing::info!(
+                    listen = %listen,
+                    metrics_listen = %metrics_listen,
+                    tls_mode = settings.mode.label(),
+                    require_forwarded_https = settings.mode.require_forwarded_https(),
+                    max_in_flight_per_endpoint = state.bounds().in_flight_per_endpoint(),
+                    "hookwarden-receiver serving a pool"
+                );
+                ops_router = ops_router.merge(pool::serve::endpoints_router(pool.board()));
+                let dir = settings.pool_dir.clone().unwrap_or_default();
+                background.push(tokio::spawn(refresh_ranges(
+                    Arc::clone(&ranges),
+                    move || {
+                        pool::watch::endpoint_names(&dir)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|name| dir.join(pool::layout::endpoint_file(name)))
+                            .collect()
+                    },
+                    stop_rx.clone(),
+                )));
+                background.push(tokio::spawn(pool.watch(stop_rx.clone())));
+                let tasks = state.bounds().tasks().clone();
+                let peers = state.peer_policy();
+                (pool::serve::router(state), tasks, peers)
+            }
+        };
         let ops_stop = stop_rx.clone();
         let ops = tokio::spawn(async move {
-            let served = axum::serve(ops_listener, ops::router(metrics, readiness))
+            let served = axum::serve(ops_listener, ops_router)
                 .with_graceful_shutdown(stopped(ops_stop))
                 .await;
             if let Err(err) = served {
                 tracing::error!(error = %err, "operations port failed");
             }
         });
-        let stopped = server::serve(state, listener, transport, stopped(stop_rx)).await;
-        checking.abort();
-        reloading.abort();
-        if let Some(refreshing) = refreshing {
-            refreshing.abort();
+        let stopped =
+            server::serve_router(router, tasks, peers, listener, transport, stopped(stop_rx)).await;
+        for task in background {
+            task.abort();
         }
         ops.abort();
         stopped
@@ -455,7 +632,7 @@ impl Receiver {
 /// do not fetch together), until `stop`.
 async fn refresh_ranges(
     ranges: Arc<LocalRanges>,
-    endpoint: PathBuf,
+    manifests: impl Fn() -> Vec<PathBuf>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let interval = ranges.refresh_interval();
@@ -466,12 +643,15 @@ async fn refresh_ranges(
             () = tokio::time::sleep(interval.saturating_add(jitter)) => {}
             _ = stop.changed() => return,
         }
-        // The manifest as it is now: a reload may have changed the lists.
-        let Ok(endpoint) = crate::config::load_endpoint(&endpoint) else {
-            continue;
-        };
-        if let Ok(sources) = crate::ranges::sources_of(&endpoint.spec) {
-            ranges.refresh(&sources).await;
+        // The manifests as they are now: a reload may have changed the
+        // lists, a pool its endpoints.
+        for manifest in manifests() {
+            let Ok(endpoint) = crate::config::load_endpoint(&manifest) else {
+                continue;
+            };
+            if let Ok(sources) = crate::ranges::sources_of(&endpoint.spec) {
+                ranges.refresh(&sources).await;
+            }
         }
     }
 }

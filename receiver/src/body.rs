@@ -78,11 +78,21 @@ impl BodyPace {
     }
 }
 
-/// The bytes of bodies all requests may hold at once.
+/// The bytes of bodies all requests may hold at once; or, made by
+/// [`BodyBudget::share`], one endpoint's share of a pool's budget.
 #[derive(Debug, Clone)]
 pub struct BodyBudget {
     bytes: Arc<Semaphore>,
     capacity: usize,
+    /// The budget a share also draws from (the pool's, over all endpoints).
+    whole: Option<Arc<Semaphore>>,
+}
+
+/// The bytes a body holds, from its budget and the whole it shares.
+#[derive(Debug, Default)]
+struct Held {
+    own: Option<OwnedSemaphorePermit>,
+    whole: Option<OwnedSemaphorePermit>,
 }
 
 impl BodyBudget {
@@ -92,7 +102,23 @@ impl BodyBudget {
         Self {
             bytes: Arc::new(Semaphore::new(capacity)),
             capacity,
+            whole: None,
         }
+    }
+
+    /// A share of at most `capacity` bytes of this budget: a body read
+    /// with it pays both, so one endpoint of a pool cannot hold more than
+    /// its share, and all of them together no more than the whole.
+    pub fn share(&self, capacity: usize) -> Self {
+        Self {
+            whole: Some(Arc::clone(&self.bytes)),
+            ..Self::new(capacity.min(self.capacity))
+        }
+    }
+
+    /// The bytes this budget holds at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Bytes held by bodies right now.
@@ -100,24 +126,37 @@ impl BodyBudget {
         self.capacity.saturating_sub(self.bytes.available_permits())
     }
 
-    /// Takes `bytes` more for the body holding `held` (if any).
-    fn take(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> bool {
+    /// Takes `bytes` more for the body holding `held`.
+    fn take(&self, held: &mut Held, bytes: usize) -> bool {
         let Ok(count) = u32::try_from(bytes) else {
             return false;
         };
         if count == 0 {
             return true;
         }
-        match Arc::clone(&self.bytes).try_acquire_many_owned(count) {
-            Ok(permit) => {
-                match held {
-                    Some(existing) => existing.merge(permit),
-                    None => *held = Some(permit),
-                }
-                true
-            }
-            Err(_) => false,
+        let Ok(own) = Arc::clone(&self.bytes).try_acquire_many_owned(count) else {
+            return false;
+        };
+        let whole = match &self.whole {
+            Some(whole) => match Arc::clone(whole).try_acquire_many_owned(count) {
+                Ok(permit) => Some(permit),
+                // The share's bytes go back with `own`.
+                Err(_) => return false,
+            },
+            None => None,
+        };
+        merge(&mut held.own, own);
+        if let Some(whole) = whole {
+            merge(&mut held.whole, whole);
         }
+        true
+    }
+}
+
+fn merge(held: &mut Option<OwnedSemaphorePermit>, permit: OwnedSemaphorePermit) {
+    match held {
+        Some(existing) => existing.merge(permit),
+        None => *held = Some(permit),
     }
 }
 
@@ -126,7 +165,7 @@ impl BodyBudget {
 pub struct ReadBody {
     /// The bytes as received.
     pub bytes: Bytes,
-    _budget: Option<OwnedSemaphorePermit>,
+    _budget: Held,
 }
 
 /// Why a body could not be read.
@@ -173,7 +212,7 @@ pub async fn read(
     let mut deadline = (start + pace.initial).min(hard_deadline);
     // Not the declared size: a client may declare the cap and send nothing.
     let mut buffer = BytesMut::new();
-    let mut held = None;
+    let mut held = Held::default();
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_elapsed) => return Err(BodyError::TimedOut),
@@ -363,5 +402,40 @@ mod tests {
             .await
             .expect("room again");
         assert_eq!(again.bytes.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_share_holds_its_own_bytes_and_the_whole_ones() {
+        let whole = BodyBudget::new(10);
+        let (a, b) = (whole.share(6), whole.share(6));
+        let pace = BodyPace::default();
+        let first = read(&HeaderMap::new(), chunked(3, 2), 100, &pace, &a)
+            .await
+            .expect("6 of a's 6");
+        assert_eq!((a.held(), whole.held()), (6, 6));
+        let over_share = read(&HeaderMap::new(), chunked(1, 2), 100, &pace, &a).await;
+        assert_eq!(
+            over_share.err(),
+            Some(BodyError::OverBudget),
+            "a's share is full"
+        );
+        let from_b = read(&HeaderMap::new(), chunked(2, 2), 100, &pace, &b)
+            .await
+            .expect("b still has room");
+        assert_eq!(whole.held(), 10);
+        let over_whole = read(&HeaderMap::new(), chunked(1, 2), 100, &pace, &b).await;
+        assert_eq!(
+            over_whole.err(),
+            Some(BodyError::OverBudget),
+            "the whole is full"
+        );
+        assert_eq!(
+            (b.held(), whole.held()),
+            (4, 10),
+            "a refusal gives both back"
+        );
+        drop((first, from_b));
+        assert_eq!((a.held(), b.held(), whole.held()), (0, 0, 0));
+        assert_eq!(whole.share(100).capacity(), 10, "no share above the whole");
     }
 }

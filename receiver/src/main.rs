@@ -26,8 +26,9 @@ enum Command {
         #[arg(long, env = "HOOKWARDEN_ENDPOINT")]
         endpoint: PathBuf,
     },
-    /// Receive deliveries for one endpoint over HTTPS (or, explicitly, plain
-    /// HTTP behind an ingress or for local development).
+    /// Receive deliveries for one endpoint (or, with --pool-dir, for every
+    /// endpoint of a pool, routed by host and path) over HTTPS (or,
+    /// explicitly, plain HTTP behind an ingress or for local development).
     Serve(Box<app::ServeArgs>),
     /// Deliver the events a WebhookSubscription selects from JetStream to
     /// its HTTP destination, signed (Standard Webhooks), retried, and

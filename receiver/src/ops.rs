@@ -59,6 +59,15 @@ pub struct QuarantineLabels {
     pub result: String,
 }
 
+/// Labels of a pool endpoint's configuration state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolEndpointLabels {
+    /// The endpoint's name (its file in the pool's directory).
+    pub endpoint: String,
+    /// `serving`, `failed` or `conflict`.
+    pub state: String,
+}
+
 /// Labels naming only the endpoint.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
@@ -91,6 +100,8 @@ pub struct Metrics {
     pub nats_disconnected: Gauge,
     /// Records of refused requests by endpoint and fate (`spec.quarantine`).
     pub quarantine: Family<QuarantineLabels, Counter>,
+    /// In a pool: 1 for each endpoint file's configuration state.
+    pub pool_endpoint_config: Family<PoolEndpointLabels, Gauge>,
 }
 
 /// Labels of an attempt's result.
@@ -191,6 +202,7 @@ impl Metrics {
         let config_reloads = Family::<ResultLabels, Counter>::default();
         let nats_disconnected = Gauge::default();
         let quarantine = Family::<QuarantineLabels, Counter>::default();
+        let pool_endpoint_config = Family::<PoolEndpointLabels, Gauge>::default();
         registry.register(
             "requests",
             "Webhook requests by endpoint and outcome",
@@ -236,11 +248,17 @@ impl Metrics {
             "Records of refused requests by endpoint and result (recorded, dropped_rate, dropped_queue, failed)",
             quarantine.clone(),
         );
+        registry.register(
+            "pool_endpoint_config",
+            "In a pool: 1 for the state of each endpoint's configuration (serving, failed: its last good one is served if any, conflict: its route is another's)",
+            pool_endpoint_config.clone(),
+        );
         if let Some(stats) = transport {
             registry.register_collector(Box::new(TransportCollector(stats)));
         }
         Self {
             quarantine,
+            pool_endpoint_config,
             registry,
             requests,
             refusals,
@@ -289,6 +307,22 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets the pool endpoint `endpoint`'s configuration state (`None`:
+    /// its file is gone), clearing the others.
+    pub fn set_pool_endpoint_state(&self, endpoint: &str, state: Option<&str>) {
+        for other in crate::pool::ConfigState::ALL {
+            let labels = PoolEndpointLabels {
+                endpoint: endpoint.to_owned(),
+                state: other.as_str().to_owned(),
+            };
+            if Some(other.as_str()) == state {
+                self.pool_endpoint_config.get_or_create(&labels).set(1);
+            } else {
+                self.pool_endpoint_config.remove(&labels);
+            }
+        }
     }
 
     /// The Prometheus text exposition of every metric.

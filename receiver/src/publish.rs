@@ -1449,6 +1449,7 @@ mod tests {
                 logging: None,
                 quarantine: None,
                 resources: None,
+                pool: None,
             },
         );
         endpoint.metadata.namespace = namespace.map(str::to_owned);

@@ -173,6 +173,19 @@ pub fn fingerprint_with(
     secrets_dir: &Path,
     ranges: Option<&LocalRanges>,
 ) -> [u8; 32] {
+    fingerprint_in(
+        endpoint,
+        &secrets::SecretsLayout::PerSecret(secrets_dir.to_owned()),
+        ranges,
+    )
+}
+
+/// As [`fingerprint_with`], the secrets' files where `layout` has them.
+pub fn fingerprint_in(
+    endpoint: &Path,
+    layout: &secrets::SecretsLayout,
+    ranges: Option<&LocalRanges>,
+) -> [u8; 32] {
     let mut hash = Sha256::new();
     let manifest = std::fs::read(endpoint);
     feed(&mut hash, manifest.as_deref().ok());
@@ -182,8 +195,10 @@ pub fn fingerprint_with(
         .and_then(|text| hookwarden_crds::from_yaml(&text).ok());
     if let Some(endpoint) = parsed {
         for secret in secret_refs(&endpoint.spec) {
-            let path = secrets_dir.join(&secret.name).join(&secret.key);
-            feed(&mut hash, std::fs::read(path).ok().as_deref());
+            let content = layout
+                .path(secret)
+                .and_then(|path| std::fs::read(path).ok());
+            feed(&mut hash, content.as_deref());
         }
         if let (Some(ranges), Ok(sources)) = (ranges, ranges::sources_of(&endpoint.spec)) {
             for source in &sources {
@@ -249,15 +264,26 @@ pub async fn check_fetching(
 ) -> Result<Checked, LoadError> {
     if let Some(ranges) = ranges {
         let endpoint = config::load_endpoint(endpoint_path)?;
-        let sources =
-            ranges::sources_of(&endpoint.spec).map_err(|(index, source)| LoadError::Source {
-                path: endpoint_path.to_owned(),
-                index,
-                source,
-            })?;
-        ranges.prepare(&sources).await?;
+        prepare_ranges(&endpoint, endpoint_path, ranges).await?;
     }
     check_with_fetcher(endpoint_path, secrets_dir, key_fetcher, ranges)
+}
+
+/// Fetches (or reads the saved copies of) the lists of `endpoint`'s
+/// `allowedSources` (read from `path`) into `ranges`.
+pub async fn prepare_ranges(
+    endpoint: &WebhookEndpoint,
+    path: &Path,
+    ranges: &LocalRanges,
+) -> Result<(), LoadError> {
+    let sources =
+        ranges::sources_of(&endpoint.spec).map_err(|(index, source)| LoadError::Source {
+            path: path.to_owned(),
+            index,
+            source,
+        })?;
+    ranges.prepare(&sources).await?;
+    Ok(())
 }
 
 /// As [`check`], the fetched-key presets fetching through `key_fetcher`
@@ -270,15 +296,32 @@ pub fn check_with_fetcher(
     key_fetcher: Option<Arc<KeyFetcher>>,
     ranges: Option<&LocalRanges>,
 ) -> Result<Checked, LoadError> {
-    let path = endpoint_path;
-    let endpoint = config::load_endpoint(path)?;
+    let endpoint = config::load_endpoint(endpoint_path)?;
+    check_endpoint(
+        endpoint,
+        endpoint_path,
+        &secrets::SecretsLayout::PerSecret(secrets_dir.to_owned()),
+        key_fetcher,
+        ranges,
+    )
+}
+
+/// As [`check_with_fetcher`], for the manifest `endpoint` already read
+/// from `path`, its secrets where `layout` has them.
+pub fn check_endpoint(
+    endpoint: WebhookEndpoint,
+    path: &Path,
+    layout: &secrets::SecretsLayout,
+    key_fetcher: Option<Arc<KeyFetcher>>,
+    ranges: Option<&LocalRanges>,
+) -> Result<Checked, LoadError> {
     let target = Target::for_endpoint(&endpoint).map_err(|source| LoadError::Target {
         path: path.to_owned(),
         source,
     })?;
     let verifier = verify::for_endpoint_with_fetcher(
         &endpoint.spec,
-        |refs| secrets::load(secrets_dir, refs),
+        |refs| secrets::load_from(layout, refs),
         key_fetcher,
     )?;
     let cidr = |source| LoadError::Cidr {
@@ -320,7 +363,7 @@ pub fn check_with_fetcher(
         source,
     })?;
     let credentials = match &endpoint.spec.nats.credentials_secret_ref {
-        Some(reference) => secrets::load(secrets_dir, std::slice::from_ref(reference))
+        Some(reference) => secrets::load_from(layout, std::slice::from_ref(reference))
             .map_err(LoadError::CredentialsFile)?
             .into_iter()
             .next(),

@@ -1,5 +1,7 @@
-//! Webhook secrets, read from files laid out like a mounted Kubernetes
-//! Secret: `<secrets-dir>/<secret name>/<key>`.
+//! Webhook secrets, read from files laid out like mounted Kubernetes
+//! Secrets: `<secrets-dir>/<secret name>/<key>` for a dedicated receiver,
+//! or the flat files of a pool's one Secret, `<pool-dir>/secret.<secret
+//! name>_<key>` ([`SecretsLayout`], [`crate::pool::layout`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -86,24 +88,57 @@ pub enum SecretError {
     },
 }
 
+/// Where the file of a secret reference is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsLayout {
+    /// `<dir>/<secret name>/<key>`: each Secret mounted as a directory (a
+    /// dedicated receiver's `--secrets-dir`).
+    PerSecret(PathBuf),
+    /// `<dir>/secret.<secret name>_<key>`: the keys of a pool's one Secret
+    /// (`--pool-dir`, named by [`crate::pool::layout::secret_file`]).
+    Pool(PathBuf),
+}
+
+impl SecretsLayout {
+    /// The file of `secret_ref`, or `None` when its name or key could point
+    /// elsewhere (outside the directory, or at another file's name).
+    pub fn path(&self, secret_ref: &SecretKeyRef) -> Option<PathBuf> {
+        let SecretKeyRef { name, key } = secret_ref;
+        if !valid_component(name) || !valid_component(key) {
+            return None;
+        }
+        Some(match self {
+            Self::PerSecret(dir) => dir.join(name).join(key),
+            Self::Pool(dir) => dir.join(crate::pool::layout::secret_file(name, key)),
+        })
+    }
+}
+
 /// Reads every reference from `<dir>/<name>/<key>`, in order (the order is
 /// the secret index a verification reports).
 ///
 /// The bytes are taken exactly as stored, like Kubernetes mounts them; a
 /// trailing newline is part of the secret.
 pub fn load(dir: &Path, refs: &[SecretKeyRef]) -> Result<Vec<Secret>, SecretError> {
-    refs.iter().map(|r| load_one(dir, r)).collect()
+    load_from(&SecretsLayout::PerSecret(dir.to_owned()), refs)
 }
 
-fn load_one(dir: &Path, secret_ref: &SecretKeyRef) -> Result<Secret, SecretError> {
+/// As [`load`], from the files of `layout`.
+pub fn load_from(
+    layout: &SecretsLayout,
+    refs: &[SecretKeyRef],
+) -> Result<Vec<Secret>, SecretError> {
+    refs.iter().map(|r| load_one(layout, r)).collect()
+}
+
+fn load_one(layout: &SecretsLayout, secret_ref: &SecretKeyRef) -> Result<Secret, SecretError> {
     let SecretKeyRef { name, key } = secret_ref;
-    if !valid_component(name) || !valid_component(key) {
+    let Some(path) = layout.path(secret_ref) else {
         return Err(SecretError::InvalidRef {
             name: name.clone(),
             key: key.clone(),
         });
-    }
-    let path = dir.join(name).join(key);
+    };
     let bytes = std::fs::read(&path).map_err(|source| SecretError::Read {
         name: name.clone(),
         key: key.clone(),
@@ -222,6 +257,21 @@ mod tests {
             ("", "k"),
         ] {
             let err = load(dir.path(), &[secret_ref(name, key)]).expect_err("invalid");
+            assert!(matches!(err, SecretError::InvalidRef { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_pool_reads_the_flat_files_of_its_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("secret.gh_secret"), b"s3cret").expect("write");
+        let layout = SecretsLayout::Pool(dir.path().to_owned());
+        let secrets = load_from(&layout, &[secret_ref("gh", "secret")]).expect("loads");
+        assert_eq!(secrets[0].expose(), b"s3cret");
+        let err = load_from(&layout, &[secret_ref("gh", "other")]).expect_err("missing");
+        assert!(err.to_string().contains("secret.gh_other"), "{err}");
+        for (name, key) in [("..", "x"), ("gh", "../x"), ("gh", "a/b")] {
+            let err = load_from(&layout, &[secret_ref(name, key)]).expect_err("invalid");
             assert!(matches!(err, SecretError::InvalidRef { .. }), "{err}");
         }
     }

@@ -89,6 +89,16 @@ pub struct ServeOptions {
     pub max_body_reads_per_source: usize,
     /// How fast a body must arrive.
     pub body_pace: BodyPace,
+    /// In a pool: verified deliveries one endpoint may be storing at once
+    /// (`None`: [`pool_share`] of `max_in_flight`), within `max_in_flight`.
+    pub max_in_flight_per_endpoint: Option<usize>,
+}
+
+/// One endpoint's share of a pool-wide bound by default: a quarter of it,
+/// at least 1, so a flooded or stalled endpoint leaves three quarters to
+/// the others.
+pub fn pool_share(whole: usize) -> usize {
+    (whole / 4).max(1)
 }
 
 impl Default for ServeOptions {
@@ -99,25 +109,31 @@ impl Default for ServeOptions {
             max_buffered_body_bytes: body::DEFAULT_MAX_BUFFERED_BYTES,
             max_body_reads_per_source: DEFAULT_MAX_BODY_READS_PER_SOURCE,
             body_pace: BodyPace::default(),
+            max_in_flight_per_endpoint: None,
         }
     }
 }
 
-/// What the request handlers share.
+/// What the request handlers of one endpoint share.
 ///
 /// The endpoint's configuration sits behind an [`ArcSwap`]: a reload
 /// ([`AppState::replace`]) swaps it atomically, requests in flight finish
 /// with the version they started with, and new requests see the new one;
-/// no connection is dropped.
+/// no connection is dropped. In a pool each endpoint has its own
+/// ([`PoolBounds::endpoint`]), its bounds a share of the pool's.
 #[derive(Debug, Clone)]
 pub struct AppState {
     current: Arc<ArcSwap<Snapshot>>,
     metrics: Arc<Metrics>,
     options: Arc<ServeOptions>,
     /// Verified deliveries being stored at once; bounds the publishes
-    /// waiting for JetStream. Shared by every configuration version.
+    /// waiting for JetStream. Shared by every configuration version (in a
+    /// pool: this endpoint's share).
     in_flight: Arc<Semaphore>,
-    /// The bytes of bodies held at once.
+    /// In a pool: the publish slots of all its endpoints together.
+    pool_in_flight: Option<Arc<Semaphore>>,
+    /// The bytes of bodies held at once (in a pool: this endpoint's share
+    /// of the pool's, [`BodyBudget::share`]).
     budget: BodyBudget,
     /// Every request's task, so a shutdown can wait for deliveries whose
     /// client already went away.
@@ -243,6 +259,7 @@ impl AppState {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics,
             in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+            pool_in_flight: None,
             budget: BodyBudget::new(options.max_buffered_body_bytes),
             options: Arc::new(options),
             tasks: TaskTracker::new(),
@@ -339,6 +356,131 @@ impl AppState {
     }
 }
 
+/// The bounds of a pool over all its endpoints, and what their handlers
+/// share: the metrics, the request tasks (a shutdown waits for all of
+/// them), the process's options.
+#[derive(Debug, Clone)]
+pub struct PoolBounds {
+    metrics: Arc<Metrics>,
+    options: Arc<ServeOptions>,
+    in_flight: Arc<Semaphore>,
+    budget: BodyBudget,
+    tasks: TaskTracker,
+}
+
+impl PoolBounds {
+    /// The pool's bounds from the process's `options`.
+    pub fn new(options: ServeOptions, metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
+            budget: BodyBudget::new(options.max_buffered_body_bytes),
+            options: Arc::new(options),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Publish slots one endpoint may hold at once.
+    pub fn in_flight_per_endpoint(&self) -> usize {
+        self.options
+            .max_in_flight_per_endpoint
+            .unwrap_or_else(|| pool_share(self.options.max_in_flight))
+            .clamp(1, self.options.max_in_flight.max(1))
+    }
+
+    /// Serves `pipeline` as one endpoint of the pool: its own publish slots
+    /// and share of the body budget ([`pool_share`]), within the pool's.
+    pub fn endpoint(&self, pipeline: EndpointPipeline) -> AppState {
+        let snapshot = Snapshot::build(pipeline, &self.options, None, &self.metrics);
+        AppState {
+            current: Arc::new(ArcSwap::from_pointee(snapshot)),
+            metrics: Arc::clone(&self.metrics),
+            options: Arc::clone(&self.options),
+            in_flight: Arc::new(Semaphore::new(self.in_flight_per_endpoint())),
+            pool_in_flight: Some(Arc::clone(&self.in_flight)),
+            budget: self.budget.share(pool_share(self.budget.capacity())),
+            tasks: self.tasks.clone(),
+        }
+    }
+
+    /// The metrics requests are counted into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The tasks of every endpoint's requests.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Counts and audits a request that hyper refused before any handler
+    /// saw it: no endpoint can be named.
+    pub fn refused_by_transport(&self, peer: SocketAddr, reason: &'static str) {
+        self.metrics
+            .record(NO_ENDPOINT, "bad_request", Some(reason));
+        tracing::info!(
+            target: "hookwarden::audit",
+            endpoint = NO_ENDPOINT,
+            peer_ip = %peer.ip().to_canonical(),
+            outcome = "bad_request",
+            reason,
+            "webhook delivery"
+        );
+    }
+
+    /// Answers a request no endpoint of the pool serves (its host and path
+    /// are nobody's): 404 `unknown_endpoint`, counted and audited under the
+    /// endpoint [`NO_ENDPOINT`].
+    pub fn unknown_endpoint(&self, peer: SocketAddr, request: &Request) -> Response {
+        let request_id = new_request_id();
+        let outcome = Outcome::UnknownEndpoint;
+        self.metrics
+            .record(NO_ENDPOINT, outcome.label(), outcome.reason());
+        let host = request_host(request);
+        tracing::info!(
+            target: "hookwarden::audit",
+            request_id,
+            endpoint = NO_ENDPOINT,
+            peer_ip = %peer.ip().to_canonical(),
+            method = %request.method(),
+            host = host.as_deref(),
+            path = request.uri().path(),
+            outcome = outcome.label(),
+            reason = outcome.reason(),
+            "webhook delivery"
+        );
+        let mut response = outcome.into_response();
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        response
+    }
+}
+
+/// The endpoint label of what no endpoint answered (a pool's unknown
+/// routes, requests refused before routing).
+pub const NO_ENDPOINT: &str = "-";
+
+/// The host a request was sent to: HTTP/2's `:authority`, else `Host`
+/// (as sent; [`crate::pool::routes::normalize_host`] routes it).
+pub fn request_host(request: &Request) -> Option<String> {
+    request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str().to_owned())
+        .or_else(|| {
+            request
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+}
+
+fn new_request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 /// The receiver's routes: every request reaches `ingest`, which checks the
 /// configured path and method against the current configuration (it may be
 /// reloaded) and audits what it refuses; `GET /healthz` says the process
@@ -381,6 +523,8 @@ enum Outcome {
     Overloaded,
     /// Not the endpoint's path.
     NotFound,
+    /// In a pool: no endpoint serves the request's host and path.
+    UnknownEndpoint,
     /// Not one of the endpoint's methods; carries the `Allow` header.
     MethodNotAllowed(HeaderValue),
     /// `spec.request.contentTypes` does not list the request's media type.
@@ -417,9 +561,10 @@ impl Outcome {
             Self::HttpsRequired | Self::IpNotAllowed => "forbidden",
             Self::RateLimited(_) => "rate_limited",
             Self::Overloaded => "overloaded",
-            Self::NotFound | Self::MethodNotAllowed(_) | Self::UnsupportedMediaType => {
-                "bad_request"
-            }
+            Self::NotFound
+            | Self::UnknownEndpoint
+            | Self::MethodNotAllowed(_)
+            | Self::UnsupportedMediaType => "bad_request",
         }
     }
 
@@ -451,6 +596,7 @@ impl Outcome {
             Self::RateLimited(_) => Some("rate_limited"),
             Self::Overloaded => Some("overloaded"),
             Self::NotFound => Some("not_found"),
+            Self::UnknownEndpoint => Some("unknown_endpoint"),
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
             Self::UnsupportedMediaType => Some("unsupported_media_type"),
         }
@@ -515,7 +661,7 @@ impl Outcome {
                 response
             }
             Self::ForwardedInvalid(_) => error(StatusCode::BAD_REQUEST, reason),
-            Self::NotFound => error(StatusCode::NOT_FOUND, reason),
+            Self::NotFound | Self::UnknownEndpoint => error(StatusCode::NOT_FOUND, reason),
             Self::MethodNotAllowed(allow) => {
                 let mut response = error(StatusCode::METHOD_NOT_ALLOWED, reason);
                 response.headers_mut().insert(header::ALLOW, allow);
@@ -559,6 +705,12 @@ async fn ingest(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    ingest_into(state, peer, request).await
+}
+
+/// As the endpoint's router does: `request` to the endpoint `state`, in a
+/// task of its own (a pool's router, once it found the endpoint).
+pub async fn ingest_into(state: AppState, peer: SocketAddr, request: Request) -> Response {
     let task = state
         .tasks
         .clone()
@@ -578,7 +730,7 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
     let started = Instant::now();
     let received_at = jiff::Timestamp::now();
     let _in_flight = InFlight::enter(&state.metrics);
-    let request_id = format!("{:032x}", rand::random::<u128>());
+    let request_id = new_request_id();
     let (parts, body) = request.into_parts();
     let mut facts = Facts::default();
     // One configuration for the whole request, even if a reload lands meanwhile.
@@ -840,6 +992,14 @@ async fn handle(
     let Ok(_permit) = state.in_flight.try_acquire() else {
         return Outcome::Overloaded;
     };
+    // In a pool, also one of all its endpoints' slots.
+    let _pool_permit = match &state.pool_in_flight {
+        Some(pool) => match pool.try_acquire() {
+            Ok(permit) => Some(permit),
+            Err(_) => return Outcome::Overloaded,
+        },
+        None => None,
+    };
     let delivery = Delivery {
         message_id: crate::publish::message_id(verified.delivery_id.as_deref(), &body),
         body,
@@ -947,17 +1107,36 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let tasks = state.tasks().clone();
-    let proxies = {
-        let trusting = state.clone();
-        let refusing = state.clone();
-        crate::transport::PeerPolicy::new(
-            move |peer| trusting.trusts_proxy(peer),
-            move |peer, reason| refusing.refused_by_transport(peer, reason),
-        )
-    };
-    let stopped = transport
-        .serve(router(state), listener, proxies, shutdown)
-        .await;
+    let proxies = peer_policy(&state);
+    serve_router(router(state), tasks, proxies, listener, transport, shutdown).await
+}
+
+/// What the transport asks about peers (the endpoint's trusted proxies) and
+/// tells of requests it refused.
+pub fn peer_policy(state: &AppState) -> crate::transport::PeerPolicy {
+    let trusting = state.clone();
+    let refusing = state.clone();
+    crate::transport::PeerPolicy::new(
+        move |peer| trusting.trusts_proxy(peer),
+        move |peer, reason| refusing.refused_by_transport(peer, reason),
+    )
+}
+
+/// As [`serve`], for any router whose requests run in `tasks` (a pool's:
+/// [`crate::pool::serve::router`]), the transport asking `proxies` about
+/// peers.
+pub async fn serve_router<F>(
+    router: Router,
+    tasks: TaskTracker,
+    proxies: crate::transport::PeerPolicy,
+    listener: tokio::net::TcpListener,
+    transport: crate::transport::Transport,
+    shutdown: F,
+) -> crate::transport::Stopped
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let stopped = transport.serve(router, listener, proxies, shutdown).await;
     tasks.close();
     if stopped == crate::transport::Stopped::DrainTimedOut {
         // The drain's bound is spent; what still runs is abandoned.
@@ -1465,6 +1644,79 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hookwarden_requests_in_flight 0\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_pool_endpoint_over_its_share_of_slots_leaves_the_others_theirs() {
+        // A's one slot waits on a store that never acknowledges: A's next
+        // delivery is refused at once, B's still goes to the store.
+        let waiting = offline_state_waiting(Duration::from_secs(2)).await;
+        let publisher = waiting.current.load().publisher.clone();
+        let verifier = || {
+            crate::verify::for_provider(
+                hookwarden_crds::Provider::Github,
+                vec![crate::secrets::Secret::from(&b"secret"[..])],
+                None,
+            )
+            .expect("verifier")
+        };
+        let bounds = PoolBounds::new(
+            ServeOptions {
+                max_in_flight: 8,
+                max_in_flight_per_endpoint: Some(1),
+                ..ServeOptions::default()
+            },
+            Arc::new(Metrics::default()),
+        );
+        assert_eq!(bounds.in_flight_per_endpoint(), 1);
+        let a = bounds.endpoint(pipeline(verifier(), publisher.clone()));
+        let b = bounds.endpoint(pipeline(verifier(), publisher));
+        let first = tokio::spawn(router(a.clone()).oneshot(signed_request(b"secret", "{}")));
+        for _ in 0..500 {
+            if a.in_flight.available_permits() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(a.in_flight.available_permits(), 0, "A's slot is taken");
+        assert_eq!(
+            bounds.in_flight.available_permits(),
+            7,
+            "and one of the pool's"
+        );
+        let second = router(a)
+            .oneshot(signed_request(b"secret", "{}"))
+            .await
+            .expect("response");
+        let body = second.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(body.as_ref(), br#"{"error":"overloaded"}"#);
+        let other = router(b)
+            .oneshot(signed_request(b"secret", "{}"))
+            .await
+            .expect("response");
+        let body = other.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(
+            body.as_ref(),
+            br#"{"error":"store_unavailable"}"#,
+            "B reached its store (offline here), not A's bound"
+        );
+        first.await.expect("task").expect("response");
+    }
+
+    #[test]
+    fn a_pool_share_is_a_quarter_and_at_least_one() {
+        assert_eq!(pool_share(256), 64);
+        assert_eq!(pool_share(3), 1);
+        assert_eq!(pool_share(0), 1);
+        let bounds = PoolBounds::new(
+            ServeOptions {
+                max_in_flight: 4,
+                max_in_flight_per_endpoint: Some(100),
+                ..ServeOptions::default()
+            },
+            Arc::new(Metrics::default()),
+        );
+        assert_eq!(bounds.in_flight_per_endpoint(), 4, "never above the pool's");
     }
 
     #[test]

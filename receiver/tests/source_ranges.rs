@@ -178,7 +178,7 @@ async fn a_list_that_cannot_be_had_stops_the_start() {
     let receiver = app::start(settings)
         .await
         .expect("starts on the saved list");
-    let state = receiver.state();
+    let state = receiver.state().expect("a receiver of one endpoint");
     assert!(state.allows([10, 1, 2, 3].into()));
     assert!(!state.allows([127, 0, 0, 1].into()));
 }

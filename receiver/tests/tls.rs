@@ -142,7 +142,10 @@ async fn start(nats: &NatsServer, mount: &SecretMount, limits: Limits) -> TlsRec
     assert!(receiver.is_tls());
     let stats = receiver.transport_stats();
     let addr = receiver.local_addr();
-    let target = receiver.state().target();
+    let target = receiver
+        .state()
+        .expect("a receiver of one endpoint")
+        .target();
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(receiver.serve(async {
         let _ = stopped.await;

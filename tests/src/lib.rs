@@ -6,7 +6,8 @@
 //!   the faults they must survive (kill, restart, pause one node).
 //! - [`EndpointFiles`]: a manifest and its secrets on disk, as a receiver
 //!   reads them; [`InProcessReceiver`]: the receiver started on them in this
-//!   process, the way its binary starts.
+//!   process, the way its binary starts; [`SecretVolume`]: files updated
+//!   the way the kubelet updates a mounted Secret (a pool's directory).
 //! - [`ListServer`]: an HTTPS server on loopback standing in for the hosts
 //!   where providers publish their source ranges.
 //! - [`Nginx`]: a private nginx reverse proxy configured like ingress-nginx's
@@ -33,6 +34,7 @@ mod nginx;
 mod process;
 pub mod promql;
 pub mod receiver;
+mod secret_volume;
 pub mod tools;
 mod wait;
 
@@ -45,4 +47,5 @@ pub use nats_cluster::{NatsCluster, Placement};
 pub use nginx::{Forwarded, Nginx, NginxBuilder, XForwarded};
 pub use process::ManagedProcess;
 pub use receiver::InProcessReceiver;
+pub use secret_volume::SecretVolume;
 pub use wait::eventually;

@@ -88,7 +88,10 @@ impl InProcessReceiver {
         let receiver = app::start(settings)
             .await
             .unwrap_or_else(|err| panic!("the receiver starts: {err}"));
-        let state = receiver.state().clone();
+        let state = receiver
+            .state()
+            .expect("a receiver of one endpoint")
+            .clone();
         let port = receiver.local_addr().port();
         let base = if tls {
             format!("https://localhost:{port}")

@@ -159,7 +159,6 @@ fn expect(entries: &[(&str, &[&str], &[&str])]) -> BTreeSet<(String, String, Str
 /// What operator/src calls, resource by resource (see the comments in
 /// templates/_helpers.tpl).
 fn namespaced_needs() -> BTreeSet<(String, String, String, String)> {
-    const APPLIED: &[&str] = &["get", "list", "watch", "create", "patch"];
     const PRUNED: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
     expect(&[
         (
@@ -174,7 +173,16 @@ fn namespaced_needs() -> BTreeSet<(String, String, String, String)> {
         ),
         (
             "hookwarden.dev",
-            &["webhookendpoints/status", "webhooksubscriptions/status"],
+            &["webhookreceiverpools"],
+            &["get", "list", "watch"],
+        ),
+        (
+            "hookwarden.dev",
+            &[
+                "webhookendpoints/status",
+                "webhooksubscriptions/status",
+                "webhookreceiverpools/status",
+            ],
             &["patch"],
         ),
         (
@@ -182,14 +190,16 @@ fn namespaced_needs() -> BTreeSet<(String, String, String, String)> {
             &[
                 "webhookendpoints/finalizers",
                 "webhooksubscriptions/finalizers",
+                "webhookreceiverpools/finalizers",
             ],
             &["update"],
         ),
-        ("apps", &["deployments"], APPLIED),
-        ("", &["secrets"], APPLIED),
-        ("", &["services"], &["list", "watch", "create", "patch"]),
+        // Deleted by name when an endpoint joins a pool.
+        ("apps", &["deployments"], PRUNED),
+        ("", &["secrets"], PRUNED),
+        ("", &["services"], PRUNED),
         ("events.k8s.io", &["events"], &["create", "patch"]),
-        ("networking.k8s.io", &["networkpolicies"], APPLIED),
+        ("networking.k8s.io", &["networkpolicies"], PRUNED),
         ("networking.k8s.io", &["ingresses"], PRUNED),
         ("policy", &["poddisruptionbudgets"], PRUNED),
         ("autoscaling", &["horizontalpodautoscalers"], PRUNED),
@@ -206,6 +216,7 @@ fn crd_needs() -> BTreeSet<(String, String, String, String)> {
     for crd in [
         "webhookendpoints.hookwarden.dev",
         "webhooksubscriptions.hookwarden.dev",
+        "webhookreceiverpools.hookwarden.dev",
     ] {
         needs.insert((
             "apiextensions.k8s.io".to_owned(),
@@ -1207,7 +1218,17 @@ async fn the_bound_role_lets_the_operator_apply_its_children_and_no_more() {
             false,
         ),
         ("create", "events.k8s.io", "events", "", true),
-        ("delete", "apps", "deployments", "", false),
+        // An endpoint's receivers, once a pool serves it.
+        ("delete", "apps", "deployments", "", true),
+        ("watch", "hookwarden.dev", "webhookreceiverpools", "", true),
+        (
+            "patch",
+            "hookwarden.dev",
+            "webhookreceiverpools",
+            "status",
+            true,
+        ),
+        ("patch", "hookwarden.dev", "webhookreceiverpools", "", false),
         ("update", "hookwarden.dev", "webhookendpoints", "", false),
         ("list", "", "pods", "", false),
         ("create", "rbac.authorization.k8s.io", "roles", "", false),

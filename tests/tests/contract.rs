@@ -115,12 +115,13 @@ async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliverie
     let receiver = app::start(serve.settings().expect("settings"))
         .await
         .expect("the rendered configuration starts a receiver");
+    let state = receiver.state().expect("a receiver of one endpoint");
     assert_eq!(
-        receiver.state().path(),
+        state.path(),
         "/hooks/github",
         "the path the Ingress forwards"
     );
-    let stream = receiver.state().target().stream;
+    let stream = state.target().stream;
     let addr = receiver.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(receiver.serve(async {

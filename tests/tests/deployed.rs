@@ -726,9 +726,15 @@ struct Answers {
 /// Waits until the receiver Deployment of `endpoint` runs `replicas` pods of
 /// its current template, all ready, and nothing else (old pods gone).
 async fn rolled_out(ns: &TestNamespace, endpoint: &str, replicas: i32) {
+    workload_rolled_out(ns, "receiver", endpoint, replicas).await;
+}
+
+/// The Deployment `<owner>-<component>` rolled out with `replicas` ready
+/// pods and no others left (`component`: `receiver`, `pool`).
+async fn workload_rolled_out(ns: &TestNamespace, component: &str, owner: &str, replicas: i32) {
     let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
     let pods = ns.api::<Pod>();
-    let child = format!("{endpoint}-receiver");
+    let child = format!("{owner}-{component}");
     eventually(
         &format!("{child} rolled out with {replicas} ready pods"),
         WAIT,
@@ -742,7 +748,7 @@ async fn rolled_out(ns: &TestNamespace, endpoint: &str, replicas: i32) {
                 && status.ready_replicas? == replicas;
             // Old pods still terminating would still be running.
             let selector = format!(
-                "app.kubernetes.io/name=hookwarden-receiver,app.kubernetes.io/instance={endpoint}"
+                "app.kubernetes.io/name=hookwarden-{component},app.kubernetes.io/instance={owner}"
             );
             let live = pods
                 .list(&ListParams::default().labels(&selector))
@@ -1624,4 +1630,285 @@ spec:
     assert_eq!(header(dead::REASON), "refused");
     assert_eq!(header(dead::ATTEMPTS), "1");
     step("done");
+}
+
+/// `kubectl apply` of a GitHub endpoint `name` served by pool `pool`, on
+/// `host` and `path` behind Traefik, verified with the Secret
+/// `<name>-webhook` (created here from a fresh secret, also written where
+/// `hookwarden send --secrets-dir` finds it).
+fn apply_pool_member(
+    helm_home: &Path,
+    cli: &Path,
+    namespace: &str,
+    work: &Path,
+    pool: &str,
+    (name, host, path): (&str, &str, &str),
+) -> Example {
+    let secret = work.join(format!("{name}-secret"));
+    let output = Command::new(cli)
+        .args(["secret", "generate", "--format", "hex"])
+        .output()
+        .expect("secret generate");
+    std::fs::write(&secret, String::from_utf8_lossy(&output.stdout).trim()).expect("write");
+    let secrets = work.join("secrets").join(format!("{name}-webhook"));
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    std::fs::copy(&secret, secrets.join("secret")).expect("copy");
+    ok(
+        helm_home,
+        "kubectl",
+        &[
+            "create",
+            "secret",
+            "generic",
+            &format!("{name}-webhook"),
+            "--namespace",
+            namespace,
+            &format!("--from-file=secret={}", secret.display()),
+        ],
+    );
+    let manifest = serde_json::json!({
+        "apiVersion": "hookwarden.dev/v1alpha1",
+        "kind": "WebhookEndpoint",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "provider": "github",
+            "pool": pool,
+            "secretRefs": [{"name": format!("{name}-webhook"), "key": "secret"}],
+            "ingress": {"host": host, "path": path},
+        },
+    });
+    let manifest_file = work.join(format!("{name}.yaml"));
+    std::fs::write(
+        &manifest_file,
+        serde_yaml_ng::to_string(&manifest).expect("YAML"),
+    )
+    .expect("write");
+    ok(
+        helm_home,
+        "kubectl",
+        &["apply", "-f", manifest_file.to_str().expect("UTF-8")],
+    );
+    Example {
+        name: name.to_owned(),
+        endpoint: hookwarden_crds::from_yaml(
+            &std::fs::read_to_string(&manifest_file).expect("read"),
+        )
+        .expect("endpoint"),
+        manifest: manifest_file,
+        host: host.to_owned(),
+        path: path.to_owned(),
+    }
+}
+
+/// The UIDs of the live pods of pool `pool`.
+async fn pool_pod_uids(pods: &Api<Pod>, pool: &str) -> Vec<String> {
+    let selector =
+        format!("app.kubernetes.io/name=hookwarden-pool,app.kubernetes.io/instance={pool}");
+    let mut uids: Vec<String> = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.uid)
+        .collect();
+    uids.sort();
+    uids
+}
+
+/// Issue #15 as deployed: a `WebhookReceiverPool` of two pods (from their
+/// own Deployment spec, on the process node) serves three endpoints,
+/// routed by host and path through Traefik; each delivery is stored in
+/// its endpoint's own stream. A fourth endpoint joins while the pool's pods
+/// stay the same (its configuration reaches them through the mounted
+/// Secret, refreshed in place) and is delivered to as well.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
+    let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
+    let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        runner_bins.canonicalize().ok(),
+        bin_dir.canonicalize().ok(),
+        "the pod runner runs the binaries of another checkout"
+    );
+    let cli = bin_dir.join("hookwarden");
+    let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
+    let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
+    let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let ns = TestNamespace::create_on_process_node("pool")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let namespace = ns.name().to_owned();
+    let work = tempfile::tempdir().expect("work dir");
+    let work = work.path().to_owned();
+    let helm_home = work.join("helm");
+    let cert_manager = CertManager::start(&namespace)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ca = work.join("ca.crt");
+    std::fs::write(&ca, cert_manager.ca_pem()).expect("write CA");
+    hookwarden_operator::crd::install(ns.client(), WAIT)
+        .await
+        .expect("CRDs installed");
+    install_chart(&helm_home, &namespace, nats.url());
+    let pool = serde_json::json!({
+        "apiVersion": "hookwarden.dev/v1alpha1",
+        "kind": "WebhookReceiverPool",
+        "metadata": {"name": "shared", "namespace": namespace},
+        "spec": {"replicas": 2},
+    });
+    let pool_file = work.join("pool.yaml");
+    std::fs::write(&pool_file, serde_yaml_ng::to_string(&pool).expect("YAML")).expect("write");
+    ok(
+        &helm_home,
+        "kubectl",
+        &["apply", "-f", pool_file.to_str().expect("UTF-8")],
+    );
+    // Two endpoints on one host, told apart by path; one on a host of its own.
+    let mut members: Vec<Example> = [
+        ("alpha", "hooks.pool.hookwarden.test", "/in/alpha"),
+        ("beta", "hooks.pool.hookwarden.test", "/in/beta"),
+        ("gamma", "gamma.pool.hookwarden.test", "/in/gamma"),
+    ]
+    .into_iter()
+    .map(|member| apply_pool_member(&helm_home, &cli, &namespace, &work, "shared", member))
+    .collect();
+    workload_rolled_out(&ns, "pool", "shared", 2).await;
+    let pods = ns.api::<Pod>();
+    let uids = pool_pod_uids(&pods, "shared").await;
+    assert_eq!(uids.len(), 2, "{uids:?}");
+
+    let client = nats.connect().await.expect("NATS");
+    let jetstream = async_nats::jetstream::new(client);
+    let endpoints = ns.api::<WebhookEndpoint>();
+    let secrets = work.join("secrets");
+    let deliver = |example: Example| {
+        let (endpoints, jetstream, cli, secrets, ca, namespace) = (
+            endpoints.clone(),
+            jetstream.clone(),
+            cli.clone(),
+            secrets.clone(),
+            ca.clone(),
+            namespace.clone(),
+        );
+        async move {
+            let name = example.name.clone();
+            eventually(
+                &format!("{name} Ready with its certificate"),
+                WAIT,
+                || async {
+                    let endpoint = endpoints.get(&name).await.ok()?;
+                    (condition(&endpoint, "Ready").as_deref() == Some("True")
+                        && condition(&endpoint, "CertificateReady").as_deref() == Some("True"))
+                    .then_some(())
+                },
+            )
+            .await;
+            eventually(&format!("Traefik to route {name}"), WAIT, || async {
+                traefik_servers(admin, &example.host).filter(|s| !s.is_empty())
+            })
+            .await;
+            // Ready says the pool's Secret holds the configuration; the
+            // pods load it at their next read of the mounted directory,
+            // and Traefik serves the issued certificate a moment after
+            // cert-manager reports it: until both, 404 `unknown_endpoint`
+            // or a refused handshake, and nothing is stored (bounded).
+            let id = format!("pool-{name}-1");
+            let extra = ["--event", "push", "--delivery-id", id.as_str()];
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            let (code, out) = loop {
+                let (code, out) = send(&cli, &example, &secrets, traefik, &ca, &extra).await;
+                let not_yet = out.contains("invalid peer certificate") || out.starts_with("404");
+                if !not_yet || tokio::time::Instant::now() >= deadline {
+                    break (code, out);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
+            assert_eq!(code, 0, "{name}: {out}");
+            assert!(out.starts_with("200"), "{name}: {out}");
+            let mut endpoint = example.endpoint.clone();
+            endpoint.metadata.namespace = Some(namespace.clone());
+            let target =
+                hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
+            let mut stream = jetstream.get_stream(&target.stream).await.expect("stream");
+            let info = stream.info().await.expect("info").clone();
+            assert_eq!(
+                info.state.messages, 1,
+                "{name}: a 2xx means stored, in its own stream"
+            );
+            let message = stream
+                .get_raw_message(info.state.last_sequence)
+                .await
+                .expect("message");
+            assert_eq!(
+                message
+                    .headers
+                    .get("Nats-Msg-Id")
+                    .map(|v| v.as_str().to_owned()),
+                Some(id),
+                "{name}"
+            );
+            assert!(
+                message
+                    .subject
+                    .to_string()
+                    .starts_with(&target.subject_prefix),
+                "{name}: {}",
+                message.subject
+            );
+        }
+    };
+    for example in members.drain(..) {
+        deliver(example).await;
+    }
+    let pools = ns.api::<hookwarden_crds::WebhookReceiverPool>();
+    eventually("the pool to report three endpoints", WAIT, || async {
+        let status = pools.get("shared").await.ok()?.status?;
+        (status.endpoints == Some(3) && status.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
+
+    // A fourth endpoint: the pool's pods stay, their files change.
+    let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    let generation = deployments
+        .get("shared-pool")
+        .await
+        .expect("pool Deployment")
+        .metadata
+        .generation;
+    let delta = apply_pool_member(
+        &helm_home,
+        &cli,
+        &namespace,
+        &work,
+        "shared",
+        ("delta", "hooks.pool.hookwarden.test", "/in/delta"),
+    );
+    deliver(delta).await;
+    assert_eq!(
+        pool_pod_uids(&pods, "shared").await,
+        uids,
+        "the same pool pods"
+    );
+    assert_eq!(
+        deployments
+            .get("shared-pool")
+            .await
+            .expect("pool Deployment")
+            .metadata
+            .generation,
+        generation,
+        "the pool's Deployment did not change"
+    );
+    for name in ["alpha", "beta", "gamma", "delta"] {
+        assert!(
+            deployments
+                .get_opt(&format!("{name}-receiver"))
+                .await
+                .expect("get")
+                .is_none(),
+            "{name} has no receivers of its own"
+        );
+    }
 }

@@ -51,14 +51,20 @@ plus the older single watchNamespace. Empty: all namespaces.
 {{/*
 The namespaced rights of the operator, derived from operator/src: the same
 rules go into a ClusterRole (all namespaces) or a Role (one namespace).
-Deliberately no "*" and no delete: children are removed by the garbage
-collector through their ownerReferences, not by the operator.
+Deliberately no "*". Children go with their owner through the garbage
+collector; the operator deletes only the children a spec stops wanting
+(optional ones, and an endpoint's receivers once a pool serves it).
 */}}
 {{- define "hookwarden.namespacedRules" -}}
 # The Controller lists and watches endpoints (reconcile/mod.rs, Controller::new);
 # a subscription's pass reads its source endpoint (reconcile/subscription.rs).
 - apiGroups: ["hookwarden.dev"]
   resources: ["webhookendpoints"]
+  verbs: ["get", "list", "watch"]
+# The pools' controller lists and watches them; an endpoint's pass reads
+# the pool it names (reconcile/pool.rs).
+- apiGroups: ["hookwarden.dev"]
+  resources: ["webhookreceiverpools"]
   verbs: ["get", "list", "watch"]
 # The subscriptions' controller lists and watches them, and patches
 # metadata.finalizers (the finalizer that removes a deleted subscription's
@@ -68,28 +74,31 @@ collector through their ownerReferences, not by the operator.
   verbs: ["list", "watch", "patch"]
 # write_status: server-side apply on the status subresource.
 - apiGroups: ["hookwarden.dev"]
-  resources: ["webhookendpoints/status", "webhooksubscriptions/status"]
+  resources: ["webhookendpoints/status", "webhooksubscriptions/status", "webhookreceiverpools/status"]
   verbs: ["patch"]
 # Children carry ownerReferences with blockOwnerDeletion: true; clusters with
 # the OwnerReferencesPermissionEnforcement admission plugin require update on
 # the owner's finalizers for that.
 - apiGroups: ["hookwarden.dev"]
-  resources: ["webhookendpoints/finalizers", "webhooksubscriptions/finalizers"]
+  resources: ["webhookendpoints/finalizers", "webhooksubscriptions/finalizers", "webhookreceiverpools/finalizers"]
   verbs: ["update"]
 # Children are server-side applied (patch; a first apply creates, which the
 # API server authorizes as create); owns() list+watch them; deployments are
 # read by get in observe_receiver, user Secrets by get in secrets::resolve,
 # a subscription's rendered Secret by get (where its consumer lives), and
-# its generated signing Secret created once.
+# its generated signing Secret created once. An endpoint that joins a pool
+# has its own receivers (Deployment, Service, rendered Secret,
+# NetworkPolicy) deleted by name once the pool serves it (reconcile/mod.rs
+# prune_dedicated): delete, and get to check it controls them first.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # kube-runtime's Recorder: creates an Event, patches it when it repeats.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
@@ -97,7 +106,7 @@ collector through their ownerReferences, not by the operator.
 # The NetworkPolicy is always applied and owned (watched).
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Optional children (reconcile/mod.rs apply_or_prune; a forwarder's budget
 # in reconcile/subscription.rs): applied when the spec asks for them, and deleted (after a list by label, only when the endpoint
 # controls them) when it no longer does; the garbage collector cannot know

@@ -1,6 +1,6 @@
-//! Prints one CRD of the API as YAML: `crdgen endpoint` and `crdgen
-//! subscription` are the one source of `crds/*.yaml` and of the chart's
-//! copies.
+//! Prints one CRD of the API as YAML: `crdgen endpoint`, `crdgen
+//! subscription` and `crdgen pool` are the one source of `crds/*.yaml` and
+//! of the chart's copies.
 
 fn main() -> std::process::ExitCode {
     let which = std::env::args().nth(1).unwrap_or_default();

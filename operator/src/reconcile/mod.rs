@@ -1,6 +1,9 @@
 //! The controller: each `WebhookEndpoint` is validated, its referenced
 //! Secrets are resolved, its children are built ([`crate::resources`]) and
-//! server-side applied, and its status is written.
+//! server-side applied, and its status is written. An endpoint served by a
+//! `WebhookReceiverPool` has no receivers of its own: [`pool`] renders it
+//! into its pool's configuration, and its own pass keeps the stream, the
+//! Ingress and the status ([`pool::reconcile_member`]).
 //!
 //! Every step has its own error type, so a failure says which step failed;
 //! a problem the user must fix becomes a condition (and waits), a transient
@@ -8,6 +11,7 @@
 
 pub mod audit;
 pub mod consumer;
+pub mod pool;
 pub mod secrets;
 pub mod status;
 pub mod stream;
@@ -325,6 +329,7 @@ pub async fn run_with_ops(
             stream_check_interval: config.stream_check_interval,
             watch_certificates,
         };
+        let scope_namespace = scope.clone();
         let (store, running) = controller(context, shutdown.clone());
         stores.push(store);
         controllers.push(running.boxed());
@@ -343,6 +348,17 @@ pub async fn run_with_ops(
             shutdown.clone(),
         );
         subscription_stores.push(store);
+        controllers.push(running.boxed());
+        let running = pool::controller(
+            pool::Scope {
+                client: client.clone(),
+                namespace: scope_namespace,
+                settings: config.settings.clone(),
+                metrics: ops.metrics.clone(),
+                ranges: ranges.clone(),
+            },
+            shutdown.clone(),
+        );
         controllers.push(running.boxed());
     }
     // One refresher for every list in use; each controller reconciles the
@@ -507,6 +523,8 @@ fn controller(
         controller
     };
     let referenced = store.clone();
+    let naming_pool = store.clone();
+    let naming_pool_secret = store.clone();
     let running = controller
         // Only what a pass reads of a Deployment's status starts one.
         .owns_stream(triggers::changed(
@@ -529,6 +547,31 @@ fn controller(
             api::<Secret>(&client, namespace),
             watcher::Config::default(),
             move |secret: Secret| referencing(&secret, &referenced.state()),
+        )
+        // A pool's status (its pods) and the members its last pass
+        // recorded in its Secret are the `Ready` and `ConfigApplied` of
+        // the endpoints that name it.
+        .watches(
+            api::<hookwarden_crds::WebhookReceiverPool>(&client, namespace),
+            watcher::Config::default(),
+            move |pool: hookwarden_crds::WebhookReceiverPool| {
+                naming(&naming_pool.state(), pool.namespace(), &pool.name_any())
+            },
+        )
+        .watches(
+            api::<Secret>(&client, namespace),
+            watcher::Config::default().labels(&format!(
+                "{MANAGED_BY_SELECTOR},app.kubernetes.io/name=hookwarden-{}",
+                resources::Component::Pool.as_str()
+            )),
+            move |secret: Secret| {
+                let pool = secret
+                    .labels()
+                    .get("app.kubernetes.io/instance")
+                    .cloned()
+                    .unwrap_or_default();
+                naming(&naming_pool_secret.state(), secret.namespace(), &pool)
+            },
         )
         .reconcile_on(audited)
         .reconcile_on(ranges_fetched)
@@ -569,6 +612,20 @@ fn referencing(
                         .any(|(secret, _)| *secret == name))
         })
         .map(|endpoint| ObjectRef::from_obj(&**endpoint))
+        .collect()
+}
+
+/// The endpoints among `endpoints` of `namespace` whose `spec.pool` is
+/// `pool`.
+fn naming(
+    endpoints: &[Arc<WebhookEndpoint>],
+    namespace: Option<String>,
+    pool: &str,
+) -> Vec<ObjectRef<WebhookEndpoint>> {
+    endpoints
+        .iter()
+        .filter(|e| e.namespace() == namespace && e.spec.pool.as_deref() == Some(pool))
+        .map(|e| ObjectRef::from_obj(&**e))
         .collect()
 }
 
@@ -667,6 +724,9 @@ async fn reconcile_valid(
     } else {
         None
     };
+    if let Some(pool) = &endpoint.spec.pool {
+        return pool::reconcile_member(endpoint, ctx, namespace, name, pool, secret_name).await;
+    }
     // The generated Secret is referenced like any other from here on.
     let effective = resources::effective_endpoint(endpoint, &ctx.settings);
     // The published lists of allowedSources, fetched once for every
@@ -693,7 +753,7 @@ async fn reconcile_valid(
             let spec = SpecState::SourceRangesUnavailable {
                 message: message.clone(),
             };
-            write_status_with(ctx, endpoint, &spec, receiver, None, ranges_condition).await?;
+            write_status_with(ctx, endpoint, &spec, receiver, None, ranges_condition, None).await?;
             return Ok(Action::requeue(SOURCE_RANGES_RETRY));
         }
     };
@@ -787,6 +847,7 @@ async fn reconcile_valid(
         Some(receiver),
         Some(&exposure),
         ranges_condition,
+        None,
     )
     .await?;
     Ok(next)
@@ -883,6 +944,51 @@ impl Owned<'_> {
                 self.delete_controlled(&api, &(), children).await
             }
         }
+    }
+
+    /// Deletes every receiver child of this endpoint (it moved into a
+    /// pool): the Deployment, Service, rendered Secret and NetworkPolicy
+    /// by name, the optional ones through their watch caches. Its Ingress,
+    /// Certificate and generated Secret stay.
+    async fn prune_dedicated(&self) -> Result<(), ReconcileError> {
+        let child = child_name(self.name);
+        self.prune_named(
+            &Api::<Deployment>::namespaced(self.ctx.client.clone(), self.namespace),
+            &child,
+        )
+        .await?;
+        self.prune_named(
+            &Api::<Service>::namespaced(self.ctx.client.clone(), self.namespace),
+            &child,
+        )
+        .await?;
+        self.prune_named(
+            &Api::<Secret>::namespaced(self.ctx.client.clone(), self.namespace),
+            &child,
+        )
+        .await?;
+        self.prune_named(
+            &Api::<NetworkPolicy>::namespaced(self.ctx.client.clone(), self.namespace),
+            &child,
+        )
+        .await?;
+        let caches = &self.ctx.caches;
+        self.apply_or_prune(None::<&PodDisruptionBudget>, &caches.budgets)
+            .await?;
+        self.apply_or_prune(None::<&HorizontalPodAutoscaler>, &caches.autoscalers)
+            .await
+    }
+
+    /// Deletes the child `name` in `api` when this endpoint controls it.
+    async fn prune_named<K>(&self, api: &Api<K>, name: &str) -> Result<(), ReconcileError>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        let child = api
+            .get_metadata_opt(name)
+            .await
+            .map_err(|source| self.prune_failed::<K>(&(), source))?;
+        self.delete_controlled(api, &(), child.map(Arc::new)).await
     }
 
     /// Deletes the children in `api` that carry this endpoint's labels and
@@ -1128,11 +1234,12 @@ async fn write_status(
     receiver: Option<ReceiverState>,
     exposure: Option<&Exposure>,
 ) -> Result<(), StatusError> {
-    write_status_with(ctx, endpoint, spec, receiver, exposure, None).await
+    write_status_with(ctx, endpoint, spec, receiver, exposure, None, None).await
 }
 
 /// As [`write_status`], with `SourceRangesCurrent` when the endpoint has
-/// `allowedSources`.
+/// `allowedSources`, and `ConfigApplied` (which `Ready` waits for) when a
+/// pool serves it.
 async fn write_status_with(
     ctx: &Context,
     endpoint: &WebhookEndpoint,
@@ -1140,6 +1247,7 @@ async fn write_status_with(
     receiver: Option<ReceiverState>,
     exposure: Option<&Exposure>,
     source_ranges: Option<status::Observed>,
+    config_applied: Option<status::Observed>,
 ) -> Result<(), StatusError> {
     let namespace = endpoint.namespace().unwrap_or_default();
     let name = endpoint.name_any();
@@ -1163,6 +1271,18 @@ async fn write_status_with(
             endpoint.metadata.generation,
             &now,
         ));
+    }
+    if let Some(config_applied) = config_applied {
+        let before = previous
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default();
+        status::gate_ready(
+            &mut status.conditions,
+            before,
+            &config_applied,
+            endpoint.metadata.generation,
+            &now,
+        );
     }
     if previous != Some(&status) {
         let patch = serde_json::json!({

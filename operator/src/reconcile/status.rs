@@ -18,6 +18,9 @@ pub const RECEIVER_AVAILABLE: &str = "ReceiverAvailable";
 pub const CERTIFICATE_READY: &str = "CertificateReady";
 /// The JetStream stream exists with the spec's settings.
 pub const STREAM_READY: &str = "StreamReady";
+/// The endpoint's pool serves the configuration of its current generation
+/// (only for an endpoint with `spec.pool`).
+pub const CONFIG_APPLIED: &str = "ConfigApplied";
 /// Every published list of `spec.allowedSources` was fetched, recently
 /// enough (only with `allowedSources`).
 pub const SOURCE_RANGES_CURRENT: &str = "SourceRangesCurrent";
@@ -168,6 +171,11 @@ pub enum SpecState {
         /// Which list, and why.
         message: String,
     },
+    /// `spec.pool` names a pool that does not exist in the namespace.
+    PoolNotFound {
+        /// Which pool, and what to do.
+        message: String,
+    },
     /// Every referenced key was read.
     Resolved {
         /// How many distinct keys are referenced.
@@ -225,6 +233,12 @@ pub fn observe(spec: &SpecState, receiver: Option<ReceiverState>) -> [Observed; 
             reason: "SourceRangesUnavailable",
             message: "Secrets are resolved once the source ranges are fetched".to_owned(),
         },
+        SpecState::PoolNotFound { .. } => Observed {
+            type_: SECRETS_RESOLVED,
+            status: "Unknown",
+            reason: "PoolNotFound",
+            message: "Secrets are resolved once the pool exists".to_owned(),
+        },
         SpecState::Resolved { keys } => Observed {
             type_: SECRETS_RESOLVED,
             status: "True",
@@ -269,6 +283,12 @@ pub fn observe(spec: &SpecState, receiver: Option<ReceiverState>) -> [Observed; 
             reason: "SourceRangesUnavailable",
             message: message.clone(),
         },
+        SpecState::PoolNotFound { message } => Observed {
+            type_: READY,
+            status: "False",
+            reason: "PoolNotFound",
+            message: message.clone(),
+        },
         SpecState::Resolved { .. } => Observed {
             type_: READY,
             status: available.status,
@@ -309,6 +329,41 @@ pub fn merge(
             }
         })
         .collect()
+}
+
+/// Adds `blocker` (a condition Ready depends on, such as
+/// `ConfigApplied`) to `conditions`, and turns a True `Ready` False with
+/// its reason and message while it is not True.
+pub fn gate_ready(
+    conditions: &mut Vec<Condition>,
+    previous: &[Condition],
+    blocker: &Observed,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    conditions.extend(merge(
+        previous,
+        std::slice::from_ref(blocker),
+        generation,
+        now,
+    ));
+    if blocker.status == "True" {
+        return;
+    }
+    if let Some(ready) = conditions
+        .iter_mut()
+        .find(|c| c.type_ == READY && c.status == "True")
+    {
+        let gated = Observed {
+            type_: READY,
+            status: "False",
+            reason: blocker.reason,
+            message: blocker.message.clone(),
+        };
+        if let Some(condition) = merge(previous, &[gated], generation, now).pop() {
+            *ready = condition;
+        }
+    }
 }
 
 /// The conditions whose status changed from `previous` (or that are new):

@@ -134,7 +134,9 @@ fn subscription_changes(subscription: &WebhookSubscription) -> Option<u64> {
     Some(hasher.finish())
 }
 
-fn endpoint_changes(endpoint: &WebhookEndpoint) -> u64 {
+/// What starts a pass of the owners that read an endpoint (a
+/// [`triggers::changed`] hash).
+pub(super) fn endpoint_changes(endpoint: &WebhookEndpoint) -> u64 {
     triggers::endpoint_changes(endpoint).unwrap_or_default()
 }
 

@@ -4,7 +4,7 @@
 use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::api::apps::v1::Deployment;
 
-use super::pod::{self, CONFIG_DIR, Workload, item};
+use super::pod::{self, CONFIG_DIR, Mount, Workload, item};
 use super::{
     BuildError, ENDPOINT_FILE, HTTP_PORT, METRICS_PORT, Owner, Settings, referenced_secrets,
     secret_data_key,
@@ -59,7 +59,7 @@ pub fn deployment(
                 {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
             ]),
             resources: endpoint.spec.resources.as_ref(),
-            items,
+            mount: Mount::Items(items),
             // With autoscaling the HorizontalPodAutoscaler owns `replicas`:
             // the operator leaves the field out of its apply, or each pass
             // would undo the autoscaler's decision.

@@ -22,7 +22,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Resource, ResourceExt};
 
-use super::pod::{self, CONFIG_DIR, Workload, item};
+use super::pod::{self, CONFIG_DIR, Mount, Workload, item};
 use super::secret::render_secrets;
 use super::{
     BuildError, METRICS_PORT, NATS_URL_KEY, Owner, ResolvedSecrets, SecretKey, Settings,
@@ -258,7 +258,7 @@ pub fn deployment(
                 {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
             ]),
             resources: subscription.spec.resources.as_ref(),
-            items,
+            mount: Mount::Items(items),
             replicas: Some(subscription.spec.replicas),
         },
         config_hash,

@@ -12,7 +12,7 @@ use hookwarden_crds::{IngressSpec, IssuerKind, TlsSpec, WebhookEndpoint};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
-use super::{BuildError, Owner, Settings, child_name, object};
+use super::{BuildError, Component, Owner, Settings, child_name, object};
 
 /// The API group of cert-manager's resources.
 pub const CERT_MANAGER_GROUP: &str = "cert-manager.io";
@@ -70,8 +70,12 @@ pub fn ingress(
             "http": {"paths": [{
                 "path": spec.path,
                 "pathType": "Prefix",
+                // A pooled endpoint's route leads to its pool's Service.
                 "backend": {"service": {
-                    "name": child_name(&owner.name),
+                    "name": match &endpoint.spec.pool {
+                        Some(pool) => Component::Pool.child_name(pool),
+                        None => child_name(&owner.name),
+                    },
                     "port": {"number": 80},
                 }},
             }]},

@@ -10,6 +10,7 @@ pub mod forwarder;
 mod ingress;
 mod pod;
 mod policy;
+pub mod pool;
 mod secret;
 mod service;
 
@@ -30,8 +31,11 @@ pub use ingress::{
     CERT_MANAGER_GROUP, CERTIFICATE_CRD, certificate, certificate_resource, ingress,
     issued_secret_name, public_url, tls_secret_name,
 };
-pub use pod::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, RECEIVER_USER};
-pub use policy::{autoscaler, desired_replicas, nats_ports, network_policy, pod_disruption_budget};
+pub use pod::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, POOL_DIR, RECEIVER_USER};
+pub use policy::{
+    autoscaler, autoscaler_of, desired_replicas, fetches_keys, nats_ports, network_policy,
+    network_policy_of, pod_disruption_budget, pod_disruption_budget_of,
+};
 pub use secret::{
     ENDPOINT_FILE, GENERATED_SECRET_KEY, config_hash, config_secret, effective_endpoint,
     generated_secret, generated_secret_name, random_secret, secret_data_key,
@@ -323,6 +327,8 @@ pub enum Component {
     Receiver,
     /// The forwarders of a `WebhookSubscription`.
     Forwarder,
+    /// The shared receivers of a `WebhookReceiverPool`.
+    Pool,
 }
 
 impl Component {
@@ -331,6 +337,7 @@ impl Component {
         match self {
             Self::Receiver => "receiver",
             Self::Forwarder => "forwarder",
+            Self::Pool => "pool",
         }
     }
 
@@ -386,6 +393,11 @@ impl Owner {
         subscription: &hookwarden_crds::WebhookSubscription,
     ) -> Result<Self, BuildError> {
         Self::of_object(subscription, Component::Forwarder)
+    }
+
+    /// The owner data of the children of `pool`.
+    pub fn of_pool(pool: &hookwarden_crds::WebhookReceiverPool) -> Result<Self, BuildError> {
+        Self::of_object(pool, Component::Pool)
     }
 
     fn of_object<K: Resource<DynamicType = ()>>(

@@ -15,6 +15,9 @@ use super::{BuildError, METRICS_PORT, NATS_URL_KEY, Owner, object, url_has_crede
 pub const CONFIG_HASH_ANNOTATION: &str = "hookwarden.dev/config-hash";
 /// Where the configuration Secret is mounted.
 pub const CONFIG_DIR: &str = "/etc/hookwarden";
+/// Where a pool's Secret is mounted whole: one file per key, re-read by
+/// the pool's receivers at run time.
+pub const POOL_DIR: &str = "/etc/hookwarden/pool";
 /// The unprivileged user (and group) the receiver image runs as: the
 /// distroless `nonroot` user, which owns nothing in the image.
 pub const RECEIVER_USER: i64 = 65532;
@@ -33,10 +36,22 @@ pub struct Workload<'a> {
     pub ports: serde_json::Value,
     /// The spec's resources; `None`: [`default_resources`].
     pub resources: Option<&'a ResourceRequirements>,
-    /// The keys of the configuration Secret mounted, and where.
-    pub items: Vec<serde_json::Value>,
+    /// What of the configuration Secret is mounted, and where.
+    pub mount: Mount,
     /// `spec.replicas`; `None` when an autoscaler owns the field.
     pub replicas: Option<i32>,
+}
+
+/// How the configuration Secret appears in the container.
+pub enum Mount {
+    /// These keys at these paths under [`CONFIG_DIR`] (see [`item`]): the
+    /// pods see exactly what they need, and a changed list rolls them.
+    Items(Vec<serde_json::Value>),
+    /// Every key of the Secret, one file each, at [`POOL_DIR`]: the pod
+    /// spec stays the same whatever keys come and go, and the kubelet
+    /// updates the files in place (a Secret volume with `items` would be
+    /// fixed at the pod's start).
+    Whole,
 }
 
 /// A mount item: `key` of the configuration Secret at `path` under
@@ -85,6 +100,13 @@ pub fn deployment(
         }
         None => default_resources(),
     };
+    let (mount_path, mut volume_source) = match workload.mount {
+        Mount::Items(items) => (CONFIG_DIR, serde_json::json!({"items": items})),
+        Mount::Whole => (POOL_DIR, serde_json::json!({})),
+    };
+    volume_source["secretName"] = owner.child_name().into();
+    // 0440: owner root, group fsGroup, nobody else.
+    volume_source["defaultMode"] = 0o440.into();
     let template = serde_json::json!({
         "metadata": {
             "labels": owner.labels(),
@@ -131,18 +153,13 @@ pub fn deployment(
                 },
                 "volumeMounts": [{
                     "name": "config",
-                    "mountPath": CONFIG_DIR,
+                    "mountPath": mount_path,
                     "readOnly": true,
                 }],
             }],
             "volumes": [{
                 "name": "config",
-                "secret": {
-                    "secretName": owner.child_name(),
-                    // 0440: owner root, group fsGroup, nobody else.
-                    "defaultMode": 0o440,
-                    "items": workload.items,
-                },
+                "secret": volume_source,
             }],
         },
     });

@@ -6,9 +6,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
-use super::{
-    BuildError, HTTP_PORT, METRICS_PORT, Owner, Settings, child_name, object, selector_labels,
-};
+use super::{BuildError, HTTP_PORT, METRICS_PORT, Owner, Settings, object};
 
 /// The NATS client port when the URL names none.
 const NATS_DEFAULT_PORT: u16 = 4222;
@@ -59,7 +57,7 @@ fn server_port(server: &str) -> u16 {
 /// do (AWS SNS and PayPal certificates, Google's JWKS), Azure Event Grid
 /// with Entra tokens and Microsoft Graph with `validationTokens` (Entra's
 /// JWKS), and a `generic` JWT check with `jwksUrl`.
-fn fetches_keys(spec: &WebhookEndpointSpec) -> bool {
+pub fn fetches_keys(spec: &WebhookEndpointSpec) -> bool {
     match spec.provider {
         Provider::AwsSns | Provider::Paypal | Provider::GooglePubsub => true,
         Provider::AzureEventGrid => spec.azure.as_ref().is_some_and(|a| a.entra.is_some()),
@@ -106,13 +104,28 @@ pub fn network_policy(
     owner: &Owner,
     settings: &Settings,
 ) -> Result<NetworkPolicy, BuildError> {
-    let ingress_namespace = endpoint
-        .spec
-        .network_policy
-        .clone()
-        .unwrap_or_default()
-        .ingress_namespace;
-    let nats_url = settings.nats_url(endpoint);
+    network_policy_of(
+        owner,
+        &endpoint
+            .spec
+            .network_policy
+            .clone()
+            .unwrap_or_default()
+            .ingress_namespace,
+        settings.nats_url(endpoint),
+        fetches_keys(&endpoint.spec),
+    )
+}
+
+/// The NetworkPolicy of `owner`'s receiver pods (an endpoint's or a
+/// pool's): deliveries from `ingress_namespace`, NATS at the ports of
+/// `nats_url`, and HTTPS to public addresses when `fetch_keys`.
+pub fn network_policy_of(
+    owner: &Owner,
+    ingress_namespace: &str,
+    nats_url: &str,
+    fetch_keys: bool,
+) -> Result<NetworkPolicy, BuildError> {
     let mut egress = vec![
         serde_json::json!({"ports": [
             {"protocol": "UDP", "port": 53},
@@ -123,7 +136,7 @@ pub fn network_policy(
             .map(|port| serde_json::json!({"protocol": "TCP", "port": port}))
             .collect::<Vec<_>>()}),
     ];
-    if fetches_keys(&endpoint.spec) {
+    if fetch_keys {
         egress.push(KEY_FETCH_EGRESS.clone());
     }
     object(
@@ -133,7 +146,7 @@ pub fn network_policy(
             "kind": "NetworkPolicy",
             "metadata": owner.child_metadata(),
             "spec": {
-                "podSelector": {"matchLabels": selector_labels(&owner.name)},
+                "podSelector": {"matchLabels": owner.selector_labels()},
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [
                     {
@@ -160,7 +173,16 @@ pub fn pod_disruption_budget(
     endpoint: &WebhookEndpoint,
     owner: &Owner,
 ) -> Result<Option<PodDisruptionBudget>, BuildError> {
-    if desired_replicas(endpoint) <= 1 {
+    pod_disruption_budget_of(owner, desired_replicas(endpoint))
+}
+
+/// The PodDisruptionBudget of `owner`'s pods when `desired` of them run
+/// (none below two).
+pub fn pod_disruption_budget_of(
+    owner: &Owner,
+    desired: i32,
+) -> Result<Option<PodDisruptionBudget>, BuildError> {
+    if desired <= 1 {
         return Ok(None);
     }
     object(
@@ -171,7 +193,7 @@ pub fn pod_disruption_budget(
             "metadata": owner.child_metadata(),
             "spec": {
                 "maxUnavailable": 1,
-                "selector": {"matchLabels": selector_labels(&owner.name)},
+                "selector": {"matchLabels": owner.selector_labels()},
             },
         }),
     )
@@ -184,7 +206,16 @@ pub fn autoscaler(
     endpoint: &WebhookEndpoint,
     owner: &Owner,
 ) -> Result<Option<HorizontalPodAutoscaler>, BuildError> {
-    let Some(scaling) = &endpoint.spec.autoscaling else {
+    autoscaler_of(owner, endpoint.spec.autoscaling.as_ref())
+}
+
+/// The HorizontalPodAutoscaler of `owner`'s Deployment, or `None` without
+/// `scaling`.
+pub fn autoscaler_of(
+    owner: &Owner,
+    scaling: Option<&hookwarden_crds::AutoscalingSpec>,
+) -> Result<Option<HorizontalPodAutoscaler>, BuildError> {
+    let Some(scaling) = scaling else {
         return Ok(None);
     };
     object(
@@ -197,7 +228,7 @@ pub fn autoscaler(
                 "scaleTargetRef": {
                     "apiVersion": "apps/v1",
                     "kind": "Deployment",
-                    "name": child_name(&owner.name),
+                    "name": owner.child_name(),
                 },
                 "minReplicas": scaling.min_replicas,
                 "maxReplicas": scaling.max_replicas,

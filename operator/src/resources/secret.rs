@@ -31,7 +31,8 @@ const MAX_KEY_LEN: usize = 253;
 /// splitting at the first `_` after the prefix recovers both: two different
 /// references never share a data key.
 pub fn secret_data_key(name: &str, key: &str) -> String {
-    format!("secret.{name}_{key}")
+    // The pool receivers' file name too: one layout for both.
+    hookwarden_receiver::pool::layout::secret_file(name, key)
 }
 
 /// The rendered configuration Secret of `endpoint`.
@@ -179,7 +180,7 @@ pub fn random_secret() -> String {
 /// The manifest as the receiver reads it: the spec under the endpoint's name
 /// and namespace (which default the NATS subject and stream), without the
 /// server-side metadata that changes on every write and would roll the pods.
-fn endpoint_manifest(endpoint: &WebhookEndpoint) -> Result<String, BuildError> {
+pub(super) fn endpoint_manifest(endpoint: &WebhookEndpoint) -> Result<String, BuildError> {
     let manifest = serde_json::json!({
         "apiVersion": WebhookEndpoint::api_version(&()),
         "kind": WebhookEndpoint::kind(&()),

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::Service;
 
-use super::{BuildError, Owner, object, selector_labels};
+use super::{BuildError, Owner, object};
 
 /// The receiver Service: port 80 to the pods' `http` port, 9090 to `metrics`.
 pub fn service(owner: &Owner) -> Result<Service, BuildError> {
@@ -16,7 +16,7 @@ pub fn service(owner: &Owner) -> Result<Service, BuildError> {
             "metadata": owner.child_metadata(),
             "spec": {
                 "type": "ClusterIP",
-                "selector": selector_labels(&owner.name),
+                "selector": owner.selector_labels(),
                 "ports": [
                     {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
                     {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"},
@@ -31,8 +31,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     use super::super::fixtures::*;
-    use super::super::{HTTP_PORT, METRICS_PORT, build};
-    use super::*;
+    use super::super::{HTTP_PORT, METRICS_PORT, build, selector_labels};
 
     #[test]
     fn routes_http_and_metrics_to_the_receiver_pods() {

@@ -66,6 +66,50 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+impl Reply {
+    /// The whole answer `response`.
+    pub async fn of(response: hyper::Response<hyper::body::Incoming>) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The body as JSON (`Null` when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+}
+
+/// `method http://listen/path` with `headers` and `body` (a `Host` header
+/// among them routes it in a pool).
+pub fn request(
+    listen: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> hyper::Request<Full<Bytes>> {
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{listen}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request")
+}
+
 fn capture(
     stream: impl AsyncRead + Unpin + Send + 'static,
     log: Arc<Mutex<String>>,
@@ -109,12 +153,40 @@ impl ReceiverProcess {
             std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
             std::fs::write(path, content).expect("secret");
         }
+        let secrets = dir.path().join("secrets");
+        let source = [
+            ("HOOKWARDEN_ENDPOINT", endpoint.as_os_str()),
+            ("HOOKWARDEN_SECRETS_DIR", secrets.as_os_str()),
+        ];
+        Self::launch(mode, nats_url, &source, endpoint.clone(), dir, env)
+    }
+
+    /// `serve --pool-dir pool_dir` (a pool of every endpoint in it), with
+    /// `env` added to the process environment.
+    pub fn spawn_pool(
+        mode: PlainMode,
+        nats_url: &str,
+        pool_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = [("HOOKWARDEN_POOL_DIR", pool_dir.as_os_str())];
+        Self::launch(mode, nats_url, &source, pool_dir.to_owned(), dir, env)
+    }
+
+    fn launch(
+        mode: PlainMode,
+        nats_url: &str,
+        source: &[(&str, &std::ffi::OsStr)],
+        endpoint: PathBuf,
+        dir: tempfile::TempDir,
+        env: &[(&str, &str)],
+    ) -> Self {
         let listen = format!("127.0.0.1:{}", free_port());
         let ops = format!("127.0.0.1:{}", free_port());
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
             .arg("serve")
-            .env("HOOKWARDEN_ENDPOINT", &endpoint)
-            .env("HOOKWARDEN_SECRETS_DIR", dir.path().join("secrets"))
+            .envs(source.iter().copied())
             .env("HOOKWARDEN_NATS_URL", nats_url)
             .env("HOOKWARDEN_LISTEN", &listen)
             .env("HOOKWARDEN_METRICS_LISTEN", &ops)
@@ -223,32 +295,17 @@ impl ReceiverProcess {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Reply {
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(format!("http://{}{path}", self.listen));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .expect("request");
+        self.send_request(request(&self.listen, method, path, headers, body))
+            .await
+    }
+
+    /// Sends `request` (e.g. from [`request`]).
+    pub async fn send_request(&self, request: hyper::Request<Full<Bytes>>) -> Reply {
         let response = tokio::time::timeout(WAIT, self.http.request(request))
             .await
             .expect("the receiver answers in time")
             .expect("HTTP response");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::of(response).await
     }
 
     /// The operations port's `/metrics` text.

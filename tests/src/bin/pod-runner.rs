@@ -14,7 +14,14 @@
 //! - in a private mount namespace (`unshare --mount`) where its Secret,
 //!   ConfigMap, projected (ServiceAccount token, `kube-root-ca.crt`,
 //!   namespace) and emptyDir volumes are bind-mounted at the container's
-//!   mount paths, files owned by `root:<fsGroup>` with the volume's modes;
+//!   mount paths, files owned by `root:<fsGroup>` with the volume's modes,
+//!   laid out as the kubelet's atomic writer does (the files in a
+//!   `..<timestamp>` directory, `..data` a symlink to it, each top-level
+//!   name a symlink through `..data`); Secret and ConfigMap volumes are
+//!   refreshed in place when their object changes (a new directory, then
+//!   one rename of the `..data` symlink), every [`VOLUME_REFRESH`], without
+//!   restarting the process, as the kubelet's sync does (subPath mounts,
+//!   like the kubelet's, are not refreshed);
 //! - as the container's (else the pod's) `runAsUser`/`runAsGroup`, with the
 //!   pod's `fsGroup` as supplementary group (`setpriv`).
 //!
@@ -62,6 +69,11 @@ const IMAGES: [(&str, &str); 2] = [
     ("ghcr.io/hookwarden/receiver", "hookwarden-receiver"),
     ("ghcr.io/hookwarden/operator", "hookwarden-operator"),
 ];
+/// How often the Secret and ConfigMap volumes of running pods are
+/// compared with their objects. The kubelet's sync period is a minute
+/// (plus its cache's TTL); shorter here, so tests of hot reloads wait
+/// seconds, not minutes.
+const VOLUME_REFRESH: Duration = Duration::from_secs(2);
 /// The PATH of our distroless images.
 const IMAGE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -453,6 +465,17 @@ struct Running {
     ip: Ipv4Addr,
     netns: String,
     pod_dir: PathBuf,
+    /// Refreshes the pod's Secret and ConfigMap volumes while it runs.
+    _refresh: AbortOnDrop,
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn run_new_pod(
@@ -498,7 +521,7 @@ async fn run_new_pod(
 }
 
 async fn start(
-    context: &Context,
+    context: &Arc<Context>,
     pod: &Pod,
     container: &Container,
     binary: &Path,
@@ -519,6 +542,12 @@ async fn start(
 
     let env = environment(context, pod, container).await?;
     let volumes = materialise_volumes(context, pod, &pod_dir, fs_group).await?;
+    let refresh = AbortOnDrop(tokio::spawn(refresh_volumes(
+        context.clone(),
+        pod.clone(),
+        pod_dir.clone(),
+        fs_group,
+    )));
 
     let ip = context
         .addresses
@@ -642,6 +671,7 @@ async fn start(
         ip,
         netns,
         pod_dir,
+        _refresh: refresh,
     })
 }
 
@@ -915,6 +945,181 @@ fn write_files(dir: &Path, files: &[(String, Vec<u8>, i32)], fs_group: Option<i6
     Ok(())
 }
 
+/// Lays `files` out in `dir` as the kubelet's atomic writer does: the
+/// files in a new `..<timestamp>` directory (by [`write_files`]), `..data`
+/// switched to it by one rename, a symlink through `..data` for each
+/// top-level name, and whatever the previous version had and this one has
+/// not removed. A reader of `<dir>/<name>` sees the old version or the new
+/// one, never a mix; names starting with `.` are the writer's own.
+fn write_atomic(dir: &Path, files: &[(String, Vec<u8>, i32)], fs_group: Option<i64>) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let version = format!("..{nanos}");
+    write_files(&dir.join(&version), files, fs_group)?;
+    let staged = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&staged);
+    std::os::unix::fs::symlink(&version, &staged)?;
+    std::fs::rename(&staged, dir.join("..data"))?;
+    let top: std::collections::BTreeSet<&str> = files
+        .iter()
+        .filter_map(|(path, _, _)| path.split('/').next())
+        .collect();
+    for name in &top {
+        let link = dir.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(name), &link)?;
+        }
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = if name.starts_with("..") {
+            name != version && name != "..data"
+        } else {
+            !top.contains(name.as_str())
+        };
+        if stale {
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The files of a Secret or ConfigMap volume, from their object now;
+/// `None` for the other kinds of volume. A missing object is an error
+/// unless the volume is optional (then: no files).
+async fn object_volume_files(
+    context: &Context,
+    namespace: &str,
+    volume: &k8s_openapi::api::core::v1::Volume,
+) -> Result<Option<Vec<(String, Vec<u8>, i32)>>> {
+    if let Some(source) = &volume.secret {
+        let name = source.secret_name.clone().unwrap_or_default();
+        let data = match secret_data(context, namespace, &name).await? {
+            Some(data) => data,
+            None if source.optional == Some(true) => BTreeMap::new(),
+            None => {
+                return Err(format!("Secret {name} of volume {} not found", volume.name).into());
+            }
+        };
+        return select_items(
+            &data,
+            source.items.as_ref(),
+            source.default_mode.unwrap_or(0o644),
+            &format!("Secret {name}"),
+        )
+        .map(Some);
+    }
+    if let Some(source) = &volume.config_map {
+        let name = source.name.clone();
+        let data = match config_map_data(context, namespace, &name).await? {
+            Some(data) => data,
+            None if source.optional == Some(true) => BTreeMap::new(),
+            None => {
+                return Err(format!("ConfigMap {name} of volume {} not found", volume.name).into());
+            }
+        };
+        return select_items(
+            &data,
+            source.items.as_ref(),
+            source.default_mode.unwrap_or(0o644),
+            &format!("ConfigMap {name}"),
+        )
+        .map(Some);
+    }
+    Ok(None)
+}
+
+/// Keeps the Secret and ConfigMap volumes of `pod` current while its
+/// directory exists: each is written again ([`write_atomic`]) when its
+/// object's data changed. A failed read keeps the files as they are, as
+/// the kubelet does, and is tried again at the next round.
+async fn refresh_volumes(context: Arc<Context>, pod: Pod, pod_dir: PathBuf, fs_group: Option<i64>) {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let volumes: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|spec| spec.volumes.iter().flatten())
+        .filter(|volume| volume.secret.is_some() || volume.config_map.is_some())
+        .cloned()
+        .collect();
+    let mut written: HashMap<String, Vec<(String, Vec<u8>, i32)>> = HashMap::new();
+    while pod_dir.exists() {
+        tokio::time::sleep(VOLUME_REFRESH).await;
+        for volume in &volumes {
+            let dir = pod_dir.join("volumes").join(&volume.name);
+            if !dir.exists() {
+                // Not mounted by the container.
+                continue;
+            }
+            let files = match object_volume_files(&context, &namespace, volume).await {
+                Ok(Some(files)) => files,
+                Ok(None) => continue,
+                Err(error) => {
+                    log(format!(
+                        "{}: volume {} not refreshed: {error}",
+                        pod_name(&pod),
+                        volume.name
+                    ));
+                    continue;
+                }
+            };
+            if written.get(&volume.name) == Some(&files) {
+                continue;
+            }
+            // The first round only learns what the start wrote.
+            let first = !written.contains_key(&volume.name);
+            let unchanged = first && same_files(&dir, &files);
+            if !unchanged {
+                match write_atomic(&dir, &files, fs_group) {
+                    Ok(()) => log(format!(
+                        "{}: volume {} updated",
+                        pod_name(&pod),
+                        volume.name
+                    )),
+                    Err(error) => {
+                        log(format!(
+                            "{}: volume {} not refreshed: {error}",
+                            pod_name(&pod),
+                            volume.name
+                        ));
+                        continue;
+                    }
+                }
+            }
+            written.insert(volume.name.clone(), files);
+        }
+    }
+}
+
+/// Whether `dir` holds exactly `files` (contents; the modes are the
+/// volume's and do not change while the pod runs).
+fn same_files(dir: &Path, files: &[(String, Vec<u8>, i32)]) -> bool {
+    let listed = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| !e.file_name().to_string_lossy().starts_with(".."))
+                .count()
+        })
+        .unwrap_or(0);
+    let top: std::collections::BTreeSet<&str> = files
+        .iter()
+        .filter_map(|(path, _, _)| path.split('/').next())
+        .collect();
+    listed == top.len()
+        && files
+            .iter()
+            .all(|(path, content, _)| std::fs::read(dir.join(path)).is_ok_and(|c| &c == content))
+}
+
 fn select_items(
     data: &BTreeMap<String, Vec<u8>>,
     items: Option<&Vec<KeyToPath>>,
@@ -962,40 +1167,8 @@ async fn materialise_volumes(
             .find(|v| v.name == mount.name)
             .ok_or_else(|| format!("volumeMount {} names no volume", mount.name))?;
         let dir = pod_dir.join("volumes").join(&volume.name);
-        if let Some(source) = &volume.secret {
-            let name = source.secret_name.clone().unwrap_or_default();
-            let data = match secret_data(context, &namespace, &name).await? {
-                Some(data) => data,
-                None if source.optional == Some(true) => BTreeMap::new(),
-                None => {
-                    return Err(format!("Secret {name} of volume {} not found", volume.name).into());
-                }
-            };
-            let files = select_items(
-                &data,
-                source.items.as_ref(),
-                source.default_mode.unwrap_or(0o644),
-                &format!("Secret {name}"),
-            )?;
-            write_files(&dir, &files, fs_group)?;
-        } else if let Some(source) = &volume.config_map {
-            let name = source.name.clone();
-            let data = match config_map_data(context, &namespace, &name).await? {
-                Some(data) => data,
-                None if source.optional == Some(true) => BTreeMap::new(),
-                None => {
-                    return Err(
-                        format!("ConfigMap {name} of volume {} not found", volume.name).into(),
-                    );
-                }
-            };
-            let files = select_items(
-                &data,
-                source.items.as_ref(),
-                source.default_mode.unwrap_or(0o644),
-                &format!("ConfigMap {name}"),
-            )?;
-            write_files(&dir, &files, fs_group)?;
+        if let Some(files) = object_volume_files(context, &namespace, volume).await? {
+            write_atomic(&dir, &files, fs_group)?;
         } else if let Some(projected) = &volume.projected {
             let default_mode = projected.default_mode.unwrap_or(0o644);
             let mut files = Vec::new();
@@ -1069,7 +1242,7 @@ async fn materialise_volumes(
                     }
                 }
             }
-            write_files(&dir, &files, fs_group)?;
+            write_atomic(&dir, &files, fs_group)?;
         } else if volume.empty_dir.is_some() {
             std::fs::create_dir_all(&dir)?;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;

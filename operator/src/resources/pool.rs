@@ -1,0 +1,421 @@
+//! The children of a `WebhookReceiverPool`: one receiver Deployment
+//! (`hookwarden-receiver serve --pool-dir`), its Service, NetworkPolicy,
+//! PodDisruptionBudget and HorizontalPodAutoscaler, and the Secret
+//! `<pool>-pool` holding the configuration of every member endpoint.
+//!
+//! The Secret is mounted whole at [`POOL_DIR`], so the pod template never
+//! names an endpoint: members come and go by a change of the Secret, which
+//! the kubelet swaps in place and the receivers re-read, without a rollout.
+//! Its keys (the files the receivers see):
+//! - [`endpoint_file`]: a member's manifest, rendered exactly as a dedicated
+//!   receiver's `endpoint.yaml`;
+//! - [`secret_data_key`]: the value of each Secret key a member references;
+//! - [`NATS_URL_KEY`]: the pool's NATS URL when it carries credentials.
+//!
+//! What the operator decided about each member (served with this
+//! generation, or refused and why) is the annotation [`MEMBERS_ANNOTATION`]
+//! of the same Secret, where each member's own pass reads it for its
+//! `ConfigApplied` condition. Its messages name Secrets and fields, never a
+//! value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::pod::{self, Mount, POOL_DIR, Workload};
+use super::secret::{endpoint_manifest, render_secrets};
+use super::{
+    BuildError, Component, HTTP_PORT, METRICS_PORT, NATS_URL_KEY, Owner, ResolvedSecrets, Settings,
+    autoscaler_of, network_policy_of, object, pod_disruption_budget_of, referenced_secrets,
+    secret_data_key, service, url_has_credentials,
+};
+
+/// The annotation of the pool Secret that records each member's outcome
+/// ([`Members`], as JSON).
+pub const MEMBERS_ANNOTATION: &str = "hookwarden.dev/members";
+
+pub use hookwarden_receiver::pool::layout::endpoint_file;
+pub use hookwarden_receiver::pool::routes::Route;
+
+/// The name of every child of pool `pool_name`, the Secret included.
+pub fn pool_child_name(pool_name: &str) -> String {
+    Component::Pool.child_name(pool_name)
+}
+
+/// The NATS URL of `pool`'s receivers: its own `spec.nats.url`, else the
+/// operator's.
+pub fn pool_nats_url<'a>(pool: &'a WebhookReceiverPool, settings: &'a Settings) -> &'a str {
+    pool.spec.nats.url.as_deref().unwrap_or(&settings.nats_url)
+}
+
+/// How many pool pods `pool` asks for at least: the autoscaler's minimum
+/// when autoscaling, else `replicas`.
+pub fn desired_pool_replicas(pool: &WebhookReceiverPool) -> i32 {
+    pool.spec
+        .autoscaling
+        .as_ref()
+        .map_or(pool.spec.replicas, |a| a.min_replicas)
+}
+
+/// `effective` (an endpoint as [`super::effective_endpoint`] renders it) as
+/// a member of `pool`: the pool's NATS server and credentials replace the
+/// endpoint's own, since one connection per pool pod carries every
+/// member's deliveries; the stream, subjects and stream settings stay.
+pub fn pooled_endpoint(effective: &WebhookEndpoint, pool: &WebhookReceiverPool) -> WebhookEndpoint {
+    let mut pooled = effective.clone();
+    pooled.spec.nats.url.clone_from(&pool.spec.nats.url);
+    pooled
+        .spec
+        .nats
+        .credentials_secret_ref
+        .clone_from(&pool.spec.nats.credentials_secret_ref);
+    pooled
+}
+
+/// Where `endpoint` is reached inside its pool, as the pool's receivers
+/// route: the host (lower-case, without port) and exact path of its
+/// Ingress; without one, `/` on any host.
+pub fn route_of(endpoint: &WebhookEndpoint) -> Route {
+    Route::of(endpoint.spec.ingress.as_ref())
+}
+
+/// `route` for a person.
+pub fn describe_route(route: &Route) -> String {
+    match &route.host {
+        Some(host) => format!("host {host:?} path {:?}", route.path),
+        None => format!("path {:?} (any host)", route.path),
+    }
+}
+
+/// The pool Secret's entries of one member: its manifest under
+/// [`endpoint_file`] and each referenced Secret key under
+/// [`secret_data_key`]. `endpoint` is the member as rendered (effective,
+/// pooled, with its fetched source ranges); `secrets` holds its keys.
+pub fn member_entries(
+    endpoint: &WebhookEndpoint,
+    secrets: &ResolvedSecrets,
+) -> Result<BTreeMap<String, ByteString>, BuildError> {
+    let mut entries = BTreeMap::new();
+    entries.insert(
+        endpoint_file(&endpoint.name_any()),
+        ByteString(endpoint_manifest(endpoint)?.into_bytes()),
+    );
+    render_secrets(&mut entries, referenced_secrets(&endpoint.spec), secrets)?;
+    Ok(entries)
+}
+
+/// The entries member `name` had in the pool Secret's `previous` data, and
+/// the manifest they serve: what the pool keeps serving while the member's
+/// new configuration is refused. `None` when it had none (or they cannot
+/// be read back, which only a hand-edited Secret would cause).
+pub fn previous_entries(
+    previous: &BTreeMap<String, ByteString>,
+    name: &str,
+) -> Option<(WebhookEndpoint, BTreeMap<String, ByteString>)> {
+    let file = endpoint_file(name);
+    let manifest = previous.get(&file)?;
+    let endpoint = hookwarden_crds::from_yaml(std::str::from_utf8(&manifest.0).ok()?).ok()?;
+    let mut entries = BTreeMap::from([(file, manifest.clone())]);
+    for (secret, key) in referenced_secrets(&endpoint.spec) {
+        let data_key = secret_data_key(&secret, &key);
+        entries.insert(data_key.clone(), previous.get(&data_key)?.clone());
+    }
+    Some((endpoint, entries))
+}
+
+/// What the operator decided about one member in the last pass of its pool.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberState {
+    /// The member's `metadata.generation` this decision is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Its configuration of that generation is in the Secret.
+    pub applied: bool,
+    /// Whether the Secret holds a configuration of it at all (an earlier
+    /// one, when not `applied`).
+    pub served: bool,
+    /// Why it was refused (`""` when applied): a condition reason.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// For a person: what to fix. Never a secret value.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// Every member's [`MemberState`], by endpoint name.
+pub type Members = BTreeMap<String, MemberState>;
+
+/// The members recorded in a pool Secret's `annotations` (empty when it has
+/// none, or a hand-edited unreadable one).
+pub fn recorded_members(annotations: &BTreeMap<String, String>) -> Members {
+    annotations
+        .get(MEMBERS_ANNOTATION)
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
+}
+
+/// The pool Secret: `data` (every member's entries, and [`NATS_URL_KEY`]
+/// when the pool's URL carries credentials) and `members` recorded in
+/// [`MEMBERS_ANNOTATION`].
+pub fn pool_secret(
+    owner: &Owner,
+    mut data: BTreeMap<String, ByteString>,
+    members: &Members,
+    nats_url: &str,
+) -> Result<Secret, BuildError> {
+    if url_has_credentials(nats_url) {
+        data.insert(
+            NATS_URL_KEY.to_owned(),
+            ByteString(nats_url.as_bytes().to_vec()),
+        );
+    }
+    let mut metadata = owner.child_metadata();
+    metadata["annotations"] = serde_json::json!({
+        MEMBERS_ANNOTATION: serde_json::to_string(members)
+            .map_err(|source| BuildError::Object { kind: "Secret", source })?,
+    });
+    object(
+        "Secret",
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": metadata,
+            "type": "Opaque",
+            "data": data,
+        }),
+    )
+}
+
+/// The names of the members whose manifest is in `data`.
+pub fn served_members(data: &BTreeMap<String, ByteString>) -> BTreeSet<String> {
+    data.keys()
+        .filter_map(|key| hookwarden_receiver::pool::layout::endpoint_name(key))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Everything the operator applies for a pool besides its Secret.
+#[derive(Debug)]
+pub struct PoolChildren {
+    /// The pool pods.
+    pub deployment: Deployment,
+    /// Their in-cluster address, every member's Ingress backend.
+    pub service: Service,
+    /// Who may reach the pool pods and whom they may reach.
+    pub network_policy: NetworkPolicy,
+    /// At most one pool pod down in a drain, when more than one runs.
+    pub pod_disruption_budget: Option<PodDisruptionBudget>,
+    /// CPU-based scaling, when `spec.autoscaling` is set.
+    pub autoscaler: Option<HorizontalPodAutoscaler>,
+}
+
+/// The children of `pool`. `fetch_keys`: some member fetches keys over
+/// HTTPS (the NetworkPolicy then lets HTTPS out to public addresses).
+///
+/// The pod template depends on the pool's spec and the operator's
+/// settings only, never on its members: adding, changing or removing an
+/// endpoint changes the Secret and rolls nothing. Its config hash is of
+/// the pool's NATS URL, which reaches the pods through the Secret when it
+/// carries credentials.
+pub fn pool_children(
+    pool: &WebhookReceiverPool,
+    owner: &Owner,
+    settings: &Settings,
+    fetch_keys: bool,
+) -> Result<PoolChildren, BuildError> {
+    let nats_url = pool_nats_url(pool, settings);
+    let mut args = vec![
+        "serve".to_owned(),
+        "--pool-dir".to_owned(),
+        POOL_DIR.to_owned(),
+    ];
+    let env = pod::nats_url(owner, nats_url, &mut args);
+    args.extend([
+        "--listen".to_owned(),
+        format!("0.0.0.0:{HTTP_PORT}"),
+        // TLS ends at the ingress controller in front of the Service.
+        "--tls-mode".to_owned(),
+        "behind-ingress".to_owned(),
+        "--metrics-listen".to_owned(),
+        format!("0.0.0.0:{METRICS_PORT}"),
+    ]);
+    if let Some(max) = pool.spec.max_in_flight_per_endpoint {
+        args.extend(["--max-in-flight-per-endpoint".to_owned(), max.to_string()]);
+    }
+    let hash = hex::encode(Sha256::digest(nats_url.as_bytes()));
+    let deployment = pod::deployment(
+        owner,
+        Workload {
+            container: "receiver",
+            image: &settings.receiver_image,
+            args,
+            env,
+            ports: serde_json::json!([
+                {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+                {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+            ]),
+            resources: pool.spec.resources.as_ref(),
+            mount: Mount::Whole,
+            // With autoscaling the HorizontalPodAutoscaler owns `replicas`.
+            replicas: pool
+                .spec
+                .autoscaling
+                .is_none()
+                .then_some(pool.spec.replicas),
+        },
+        &hash,
+    )?;
+    let ingress_namespace = pool
+        .spec
+        .network_policy
+        .clone()
+        .unwrap_or_default()
+        .ingress_namespace;
+    Ok(PoolChildren {
+        deployment,
+        service: service(owner)?,
+        network_policy: network_policy_of(owner, &ingress_namespace, nats_url, fetch_keys)?,
+        pod_disruption_budget: pod_disruption_budget_of(owner, desired_pool_replicas(pool))?,
+        autoscaler: autoscaler_of(owner, pool.spec.autoscaling.as_ref())?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::super::{CONFIG_HASH_ANNOTATION, effective_endpoint};
+    use super::*;
+
+    fn pool(yaml: &str) -> WebhookReceiverPool {
+        let mut pool: WebhookReceiverPool = serde_yaml_ng::from_str(yaml).expect("pool parses");
+        pool.metadata.namespace = Some("ci".to_owned());
+        pool.metadata.uid = Some("6f1d2f8e-0000-4000-8000-000000000001".to_owned());
+        pool
+    }
+
+    fn shared() -> WebhookReceiverPool {
+        pool(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookReceiverPool\nmetadata: {name: shared}\nspec: {}\n",
+        )
+    }
+
+    #[test]
+    fn the_deployment_mounts_the_whole_secret_and_names_no_endpoint() {
+        let pool = shared();
+        let owner = Owner::of_pool(&pool).expect("owner");
+        let children = pool_children(&pool, &owner, &settings(), false).expect("builds");
+        let deployment = &children.deployment;
+        assert_eq!(deployment.metadata.name.as_deref(), Some("shared-pool"));
+        assert_eq!(deployment.spec.replicas, Some(2));
+        let pod = deployment.spec.template.spec.as_ref().expect("pod spec");
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let container = &pod.containers[0];
+        assert_eq!(
+            container.args.as_deref().unwrap_or_default(),
+            [
+                "serve",
+                "--pool-dir",
+                "/etc/hookwarden/pool",
+                "--nats-url",
+                "nats://nats.nats.svc:4222",
+                "--listen",
+                "0.0.0.0:8080",
+                "--tls-mode",
+                "behind-ingress",
+                "--metrics-listen",
+                "0.0.0.0:9090",
+            ]
+        );
+        let mounts = container.volume_mounts.as_deref().unwrap_or_default();
+        assert_eq!(mounts[0].mount_path, "/etc/hookwarden/pool");
+        let volume = &pod.volumes.as_deref().unwrap_or_default()[0];
+        let source = volume.secret.as_ref().expect("a Secret volume");
+        assert_eq!(source.secret_name.as_deref(), Some("shared-pool"));
+        assert_eq!(source.items, None, "mounted whole");
+        assert_eq!(source.default_mode, Some(0o440));
+        let annotations = deployment
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            annotations.get(CONFIG_HASH_ANNOTATION),
+            Some(&hex::encode(Sha256::digest(b"nats://nats.nats.svc:4222")))
+        );
+        let labels = deployment.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels["app.kubernetes.io/name"], "hookwarden-pool");
+        assert_eq!(labels["app.kubernetes.io/instance"], "shared");
+        assert!(children.pod_disruption_budget.is_some());
+        assert!(children.autoscaler.is_none());
+    }
+
+    #[test]
+    fn members_render_like_a_dedicated_receiver_and_keep_their_last_good_entries() {
+        let endpoint = endpoint("github");
+        let effective = pooled_endpoint(&effective_endpoint(&endpoint, &settings()), &shared());
+        let entries = member_entries(&effective, &secrets_for(&effective)).expect("renders");
+        let keys: Vec<&str> = entries.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "endpoint.github.yaml",
+                "secret.github-webhook-next_secret",
+                "secret.github-webhook_secret",
+            ]
+        );
+        let (read, kept) = previous_entries(&entries, "github").expect("readable");
+        assert_eq!(kept, entries);
+        assert_eq!(read.spec, effective.spec);
+        assert_eq!(
+            served_members(&entries),
+            BTreeSet::from(["github".to_owned()])
+        );
+        assert!(previous_entries(&entries, "other").is_none());
+    }
+
+    #[test]
+    fn routes_compare_hosts_without_case() {
+        let mut one = endpoint("exposed");
+        let mut two = one.clone();
+        if let Some(ingress) = two.spec.ingress.as_mut() {
+            ingress.host = ingress.host.to_ascii_uppercase();
+        }
+        assert_eq!(route_of(&one), route_of(&two));
+        one.spec.ingress = None;
+        assert_eq!(route_of(&one), Route::new(None, "/"));
+        assert_eq!(describe_route(&route_of(&one)), "path \"/\" (any host)");
+    }
+
+    #[test]
+    fn a_nats_url_with_credentials_stays_out_of_the_pod_spec() {
+        let pool = shared();
+        let owner = Owner::of_pool(&pool).expect("owner");
+        let with_password = Settings {
+            nats_url: "nats://app:hunter2@nats.nats.svc:4222".to_owned(),
+            ..settings()
+        };
+        let children = pool_children(&pool, &owner, &with_password, false).expect("builds");
+        let json = serde_json::to_string(&children.deployment).expect("serializes");
+        assert!(!json.contains("hunter2"), "{json}");
+        let secret = pool_secret(
+            &owner,
+            BTreeMap::new(),
+            &Members::new(),
+            pool_nats_url(&pool, &with_password),
+        )
+        .expect("builds");
+        assert!(secret.data.unwrap_or_default().contains_key(NATS_URL_KEY));
+    }
+}

@@ -1,0 +1,634 @@
+//! `WebhookReceiverPool` against the real control plane: the pool's
+//! children, its Secret of members, and the status of pooled endpoints.
+//! Each test runs the controllers in-process, watching only its own
+//! namespace; pods run on the fake (kwok) node.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool};
+use hookwarden_operator::reconcile::{self, Config};
+use hookwarden_operator::resources::Settings;
+use hookwarden_operator::resources::pool::{Members, recorded_members};
+use hookwarden_tests::{NatsServer, TestNamespace, eventually};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::ResourceExt;
+use kube::api::{DeleteParams, Patch, PatchParams};
+
+const WAIT: Duration = Duration::from_secs(90);
+const IMAGE: &str = "registry.invalid/hookwarden/receiver:test";
+const GITHUB_SECRET: &str = "pool-test-github-secret-value";
+const STRIPE_SECRET: &str = "whsec_cG9vbC10ZXN0LXN0cmlwZS1zZWNyZXQ=";
+
+/// The controllers of one test, stopped when dropped.
+struct Operator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _nats: NatsServer,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn start_operator(ns: &TestNamespace) -> Operator {
+    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
+        .await
+        .expect("CRDs install");
+    let nats = NatsServer::start().await.expect("nats-server");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = Config {
+        settings: Settings {
+            receiver_image: IMAGE.to_owned(),
+            nats_url: nats.url().to_owned(),
+            default_trusted_proxies: Vec::new(),
+            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
+            default_ingress_class: None,
+            default_issuer: None,
+        },
+        namespaces: vec![ns.name().to_owned()],
+        nats_credentials: None,
+        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
+        subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
+        ranges: Default::default(),
+    };
+    tokio::spawn(reconcile::run(ns.client(), config, async move {
+        let _ = stopped.await;
+    }));
+    Operator {
+        stop: Some(stop),
+        _nats: nats,
+    }
+}
+
+async fn apply<K>(ns: &TestNamespace, name: &str, object: serde_json::Value)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    ns.api::<K>()
+        .patch(
+            name,
+            &PatchParams::apply("hookwarden-test").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name} applied: {e}"));
+}
+
+async fn apply_secret(ns: &TestNamespace, name: &str, key: &str, value: &str) {
+    apply::<Secret>(
+        ns,
+        name,
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name},
+            "stringData": {key: value},
+        }),
+    )
+    .await;
+}
+
+async fn apply_pool(ns: &TestNamespace, name: &str) {
+    apply::<WebhookReceiverPool>(
+        ns,
+        name,
+        serde_json::json!({
+            "apiVersion": "hookwarden.dev/v1alpha1",
+            "kind": "WebhookReceiverPool",
+            "metadata": {"name": name},
+            "spec": {"replicas": 2},
+        }),
+    )
+    .await;
+}
+
+/// A pooled endpoint of `provider` verified with `secret` (key `secret`),
+/// routed by `host` and `path`.
+async fn apply_member(
+    ns: &TestNamespace,
+    name: &str,
+    pool: &str,
+    provider: &str,
+    secret: &str,
+    (host, path): (&str, &str),
+) {
+    apply::<WebhookEndpoint>(
+        ns,
+        name,
+        serde_json::json!({
+            "apiVersion": "hookwarden.dev/v1alpha1",
+            "kind": "WebhookEndpoint",
+            "metadata": {"name": name},
+            "spec": {
+                "provider": provider,
+                "pool": pool,
+                "secretRefs": [{"name": secret, "key": "secret"}],
+                "ingress": {"host": host, "path": path},
+            },
+        }),
+    )
+    .await;
+}
+
+fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<Condition> {
+    endpoint
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .cloned()
+}
+
+fn keys(secret: &Secret) -> BTreeSet<String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+fn members(secret: &Secret) -> Members {
+    recorded_members(secret.annotations())
+}
+
+async fn wait_ready(ns: &TestNamespace, name: &str) -> WebhookEndpoint {
+    let endpoints = ns.api::<WebhookEndpoint>();
+    eventually(&format!("{name} Ready"), WAIT, || async {
+        let endpoint = endpoints.get(name).await.ok()?;
+        (condition(&endpoint, "Ready")?.status == "True").then_some(endpoint)
+    })
+    .await
+}
+
+fn pod_template(deployment: &Deployment) -> serde_json::Value {
+    serde_json::to_value(&deployment.spec.template).expect("serializes")
+}
+
+#[tokio::test]
+async fn a_pool_serves_its_endpoints_from_one_secret_and_members_come_and_go_without_a_rollout() {
+    let ns = TestNamespace::create("pool").await.expect("namespace");
+    let _operator = start_operator(&ns).await;
+    apply_secret(&ns, "github-webhook", "secret", GITHUB_SECRET).await;
+    apply_secret(&ns, "stripe-webhook", "secret", STRIPE_SECRET).await;
+    apply_pool(&ns, "shared").await;
+    apply_member(
+        &ns,
+        "github",
+        "shared",
+        "github",
+        "github-webhook",
+        ("hooks.example.com", "/github"),
+    )
+    .await;
+    apply_member(
+        &ns,
+        "stripe",
+        "shared",
+        "stripe",
+        "stripe-webhook",
+        ("hooks.example.com", "/stripe"),
+    )
+    .await;
+    // A second endpoint of the same Secret: its key is rendered once.
+    apply_member(
+        &ns,
+        "ci",
+        "shared",
+        "github",
+        "github-webhook",
+        ("ci.example.com", "/github"),
+    )
+    .await;
+
+    let secrets = ns.api::<Secret>();
+    let expected: BTreeSet<String> = [
+        "endpoint.ci.yaml",
+        "endpoint.github.yaml",
+        "endpoint.stripe.yaml",
+        "secret.github-webhook_secret",
+        "secret.stripe-webhook_secret",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let secret = eventually("the pool Secret with three members", WAIT, || async {
+        let secret = secrets.get("shared-pool").await.ok()?;
+        (keys(&secret) == expected).then_some(secret)
+    })
+    .await;
+    let data = secret.data.clone().unwrap_or_default();
+    let manifest = String::from_utf8_lossy(&data["endpoint.github.yaml"].0).into_owned();
+    let read = hookwarden_crds::from_yaml(&manifest).expect("the receiver reads it back");
+    assert_eq!(read.metadata.name.as_deref(), Some("github"));
+    assert_eq!(read.spec.pool.as_deref(), Some("shared"));
+    assert!(
+        !manifest.contains(GITHUB_SECRET),
+        "values stay out of the manifest"
+    );
+    assert_eq!(
+        data["secret.github-webhook_secret"].0,
+        GITHUB_SECRET.as_bytes()
+    );
+    let owner = &secret.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("WebhookReceiverPool", "shared")
+    );
+
+    // The pool's children, hardened like a receiver's.
+    let deployments = ns.api::<Deployment>();
+    let deployment = eventually("the pool Deployment", WAIT, || async {
+        deployments.get("shared-pool").await.ok()
+    })
+    .await;
+    let pod = deployment.spec.template.spec.clone().expect("pod spec");
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let container = &pod.containers[0];
+    let security = container.security_context.clone().expect("securityContext");
+    assert_eq!(security.run_as_non_root, Some(true));
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    let args = container.args.clone().unwrap_or_default();
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--pool-dir", "/etc/hookwarden/pool"]),
+        "{args:?}"
+    );
+    assert!(!args.iter().any(|a| a == "--endpoint"), "{args:?}");
+    let volume = &pod.volumes.clone().unwrap_or_default()[0];
+    let source = volume.secret.clone().expect("Secret volume");
+    assert_eq!(source.secret_name.as_deref(), Some("shared-pool"));
+    assert_eq!(source.items, None, "mounted whole");
+    ns.api::<Service>()
+        .get("shared-pool")
+        .await
+        .expect("pool Service");
+    ns.api::<NetworkPolicy>()
+        .get("shared-pool")
+        .await
+        .expect("pool NetworkPolicy");
+    ns.api::<PodDisruptionBudget>()
+        .get("shared-pool")
+        .await
+        .expect("pool budget");
+
+    // Members are Ready with their URLs; none has receivers of its own, and
+    // each Ingress leads to the pool's Service.
+    for (name, url) in [
+        ("github", "http://hooks.example.com/github"),
+        ("stripe", "http://hooks.example.com/stripe"),
+        ("ci", "http://ci.example.com/github"),
+    ] {
+        let endpoint = wait_ready(&ns, name).await;
+        assert_eq!(
+            endpoint.status.as_ref().and_then(|s| s.url.as_deref()),
+            Some(url)
+        );
+        let applied = condition(&endpoint, "ConfigApplied").expect("ConfigApplied");
+        assert_eq!(
+            (applied.status.as_str(), applied.reason.as_str()),
+            ("True", "Applied")
+        );
+        assert!(
+            deployments
+                .get_opt(&format!("{name}-receiver"))
+                .await
+                .expect("get")
+                .is_none()
+        );
+        assert!(
+            secrets
+                .get_opt(&format!("{name}-receiver"))
+                .await
+                .expect("get")
+                .is_none()
+        );
+        let ingress = ns
+            .api::<Ingress>()
+            .get(&format!("{name}-receiver"))
+            .await
+            .expect("Ingress");
+        let backend = serde_json::to_value(&ingress.spec).expect("serializes");
+        assert_eq!(
+            backend["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+            "shared-pool"
+        );
+    }
+    let pools = ns.api::<WebhookReceiverPool>();
+    eventually("the pool's status", WAIT, || async {
+        let status = pools.get("shared").await.ok()?.status?;
+        let available = status.conditions.iter().find(|c| c.type_ == "Available")?;
+        (status.endpoints == Some(3)
+            && status.ready_replicas == Some(2)
+            && available.status == "True")
+            .then_some(())
+    })
+    .await;
+
+    // A fourth member changes the Secret, not the pod template.
+    let template = pod_template(&deployments.get("shared-pool").await.expect("get"));
+    apply_member(
+        &ns,
+        "late",
+        "shared",
+        "github",
+        "github-webhook",
+        ("late.example.com", "/"),
+    )
+    .await;
+    eventually("the fourth member in the Secret", WAIT, || async {
+        let secret = secrets.get("shared-pool").await.ok()?;
+        keys(&secret).contains("endpoint.late.yaml").then_some(())
+    })
+    .await;
+    wait_ready(&ns, "late").await;
+    // And its removal too.
+    ns.api::<WebhookEndpoint>()
+        .delete("stripe", &DeleteParams::background())
+        .await
+        .expect("deleted");
+    eventually("the removed member out of the Secret", WAIT, || async {
+        let secret = secrets.get("shared-pool").await.ok()?;
+        let keys = keys(&secret);
+        (!keys.contains("endpoint.stripe.yaml") && !keys.contains("secret.stripe-webhook_secret"))
+            .then_some(())
+    })
+    .await;
+    let after = deployments.get("shared-pool").await.expect("get");
+    assert_eq!(pod_template(&after), template, "no rollout for members");
+}
+
+#[tokio::test]
+async fn a_broken_member_keeps_its_last_good_entry_and_says_so() {
+    let ns = TestNamespace::create("pool-broken")
+        .await
+        .expect("namespace");
+    let _operator = start_operator(&ns).await;
+    apply_secret(&ns, "github-webhook", "secret", GITHUB_SECRET).await;
+    apply_pool(&ns, "shared").await;
+    apply_member(
+        &ns,
+        "github",
+        "shared",
+        "github",
+        "github-webhook",
+        ("hooks.example.com", "/github"),
+    )
+    .await;
+    apply_member(
+        &ns,
+        "other",
+        "shared",
+        "github",
+        "github-webhook",
+        ("hooks.example.com", "/other"),
+    )
+    .await;
+    wait_ready(&ns, "github").await;
+    let secrets = ns.api::<Secret>();
+    let good = secrets.get("shared-pool").await.expect("pool Secret");
+    let good_manifest = good.data.clone().unwrap_or_default()["endpoint.github.yaml"].clone();
+
+    // The member now names a Secret that does not exist.
+    apply_member(
+        &ns,
+        "github",
+        "shared",
+        "github",
+        "missing",
+        ("hooks.example.com", "/github"),
+    )
+    .await;
+    let endpoints = ns.api::<WebhookEndpoint>();
+    let refused = eventually("ConfigApplied False", WAIT, || async {
+        let endpoint = endpoints.get("github").await.ok()?;
+        let applied = condition(&endpoint, "ConfigApplied")?;
+        (applied.status == "False" && applied.observed_generation == endpoint.metadata.generation)
+            .then_some(endpoint)
+    })
+    .await;
+    let applied = condition(&refused, "ConfigApplied").expect("condition");
+    assert_eq!(applied.reason, "SecretNotFound", "{applied:?}");
+    assert!(applied.message.contains("keeps serving"), "{applied:?}");
+    assert_eq!(condition(&refused, "Ready").expect("Ready").status, "False");
+    let secret = secrets.get("shared-pool").await.expect("pool Secret");
+    let data = secret.data.clone().unwrap_or_default();
+    assert_eq!(
+        data["endpoint.github.yaml"], good_manifest,
+        "the last good config stays"
+    );
+    assert!(data.contains_key("secret.github-webhook_secret"));
+    let recorded = members(&secret);
+    assert!(recorded["github"].served && !recorded["github"].applied);
+    // The other member is untouched and still Ready.
+    assert!(recorded["other"].applied);
+    assert_eq!(
+        condition(&endpoints.get("other").await.expect("get"), "Ready")
+            .expect("Ready")
+            .status,
+        "True"
+    );
+    // No condition or annotation shows a secret value.
+    let annotation = serde_json::to_string(&secret.metadata.annotations).expect("serializes");
+    assert!(!annotation.contains(GITHUB_SECRET));
+    assert!(!applied.message.contains(GITHUB_SECRET));
+
+    // Fixed: served again with this generation.
+    apply_member(
+        &ns,
+        "github",
+        "shared",
+        "github",
+        "github-webhook",
+        ("hooks.example.com", "/github"),
+    )
+    .await;
+    let fixed = eventually("ConfigApplied True again", WAIT, || async {
+        let endpoint = endpoints.get("github").await.ok()?;
+        let applied = condition(&endpoint, "ConfigApplied")?;
+        (applied.status == "True" && applied.observed_generation == endpoint.metadata.generation)
+            .then_some(endpoint)
+    })
+    .await;
+    assert_eq!(condition(&fixed, "Ready").expect("Ready").status, "True");
+}
+
+#[tokio::test]
+async fn a_route_another_member_holds_is_refused_and_a_missing_pool_is_reported() {
+    let ns = TestNamespace::create("pool-route")
+        .await
+        .expect("namespace");
+    let _operator = start_operator(&ns).await;
+    apply_secret(&ns, "github-webhook", "secret", GITHUB_SECRET).await;
+    apply_pool(&ns, "shared").await;
+    apply_member(
+        &ns,
+        "first",
+        "shared",
+        "github",
+        "github-webhook",
+        ("Hooks.Example.com", "/github"),
+    )
+    .await;
+    wait_ready(&ns, "first").await;
+    // The same route: the later one is refused. (Hosts compare without
+    // case; an Ingress host must be lower-case, so that is a unit test.)
+    apply_member(
+        &ns,
+        "second",
+        "shared",
+        "github",
+        "github-webhook",
+        ("hooks.example.com", "/github"),
+    )
+    .await;
+    let endpoints = ns.api::<WebhookEndpoint>();
+    let second = eventually("second refused", WAIT, || async {
+        let endpoint = endpoints.get("second").await.ok()?;
+        let applied = condition(&endpoint, "ConfigApplied")?;
+        (applied.status == "False").then_some(applied)
+    })
+    .await;
+    assert_eq!(second.reason, "RouteConflict", "{second:?}");
+    assert!(second.message.contains("\"first\""), "{second:?}");
+    assert!(second.message.contains("does not serve"), "{second:?}");
+    let secret = ns
+        .api::<Secret>()
+        .get("shared-pool")
+        .await
+        .expect("pool Secret");
+    assert!(!keys(&secret).contains("endpoint.second.yaml"));
+    assert_eq!(
+        condition(&endpoints.get("first").await.expect("get"), "Ready")
+            .expect("Ready")
+            .status,
+        "True"
+    );
+
+    // A pool that does not exist.
+    apply_member(
+        &ns,
+        "lost",
+        "nowhere",
+        "github",
+        "github-webhook",
+        ("lost.example.com", "/"),
+    )
+    .await;
+    let lost = eventually("PoolNotFound", WAIT, || async {
+        let endpoint = endpoints.get("lost").await.ok()?;
+        let ready = condition(&endpoint, "Ready")?;
+        (ready.reason == "PoolNotFound").then_some(ready)
+    })
+    .await;
+    assert_eq!(lost.status, "False");
+    assert!(lost.message.contains("\"nowhere\""), "{lost:?}");
+    assert!(
+        ns.api::<Deployment>()
+            .get_opt("lost-receiver")
+            .await
+            .expect("get")
+            .is_none(),
+        "no receivers of its own"
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_that_joins_a_pool_loses_its_own_receivers() {
+    let ns = TestNamespace::create("pool-join").await.expect("namespace");
+    let _operator = start_operator(&ns).await;
+    apply_secret(&ns, "github-webhook", "secret", GITHUB_SECRET).await;
+    apply::<WebhookEndpoint>(
+        &ns,
+        "github",
+        serde_json::json!({
+            "apiVersion": "hookwarden.dev/v1alpha1",
+            "kind": "WebhookEndpoint",
+            "metadata": {"name": "github"},
+            "spec": {
+                "provider": "github",
+                "secretRefs": [{"name": "github-webhook", "key": "secret"}],
+                "ingress": {"host": "hooks.example.com", "path": "/github"},
+            },
+        }),
+    )
+    .await;
+    wait_ready(&ns, "github").await;
+    let deployments = ns.api::<Deployment>();
+    assert!(
+        deployments
+            .get_opt("github-receiver")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    apply_pool(&ns, "shared").await;
+    apply_member(
+        &ns,
+        "github",
+        "shared",
+        "github",
+        "github-webhook",
+        ("hooks.example.com", "/github"),
+    )
+    .await;
+    eventually("the dedicated receivers gone", WAIT, || async {
+        let gone = deployments.get_opt("github-receiver").await.ok()?.is_none()
+            && ns
+                .api::<Service>()
+                .get_opt("github-receiver")
+                .await
+                .ok()?
+                .is_none()
+            && ns
+                .api::<Secret>()
+                .get_opt("github-receiver")
+                .await
+                .ok()?
+                .is_none()
+            && ns
+                .api::<NetworkPolicy>()
+                .get_opt("github-receiver")
+                .await
+                .ok()?
+                .is_none()
+            && ns
+                .api::<PodDisruptionBudget>()
+                .get_opt("github-receiver")
+                .await
+                .ok()?
+                .is_none();
+        gone.then_some(())
+    })
+    .await;
+    let endpoint = wait_ready(&ns, "github").await;
+    assert_eq!(
+        condition(&endpoint, "ConfigApplied")
+            .expect("condition")
+            .status,
+        "True"
+    );
+    let ingress = ns
+        .api::<Ingress>()
+        .get("github-receiver")
+        .await
+        .expect("Ingress kept");
+    let spec = serde_json::to_value(&ingress.spec).expect("serializes");
+    assert_eq!(
+        spec["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "shared-pool"
+    );
+}
