@@ -340,25 +340,13 @@ impl<W: Write> Drop for RedactingWriter<'_, W> {
 /// the runtime, and [`crate::telemetry::shutdown`] before it stops.
 pub fn init(service: &'static str) {
     use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
     let logs = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_writer(redacting_stdout())
-        .with_filter(crate::telemetry::log_filter());
-    let (traces, error) = match crate::telemetry::layer_from_env(service) {
-        Ok(traces) => (traces, None),
-        Err(error) => (None, Some(error)),
-    };
-    tracing_subscriber::registry()
-        .with(logs)
-        .with(traces)
-        .init();
-    if let Some(error) = error {
-        tracing::warn!(%error, "traces are off: they could not be set up");
-    }
+        .boxed();
+    crate::telemetry::init_subscriber(logs, service);
     redact_panics();
 }
 

@@ -496,14 +496,15 @@ pub struct Delivery {
     pub traceparent: String,
     /// The W3C `tracestate` that goes with it, if any.
     pub tracestate: Option<String>,
-    /// The sender's own `traceparent` when valid ([`sender_traceparent`]):
+    /// The sender's own `traceparent` when valid ([`checked_traceparent`]):
     /// untrusted, stored apart under
     /// [`crate::telemetry::SENDER_TRACEPARENT_HEADER`].
     pub sender_traceparent: Option<String>,
 }
 
-/// The sender's `traceparent`, lower-cased, when it is a valid one.
-pub fn sender_traceparent(sent: Option<&str>) -> Option<String> {
+/// A `traceparent` value, lower-cased, when it is a valid one (a sender's,
+/// or one read back from a stored message).
+pub fn checked_traceparent(sent: Option<&str>) -> Option<String> {
     sent.map(str::trim)
         .filter(|v| valid_traceparent(v))
         .map(str::to_ascii_lowercase)
@@ -2101,7 +2102,7 @@ mod tests {
     #[test]
     fn the_sender_s_traceparent_is_continued_only_when_trusted() {
         let sent = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01";
-        let valid = sender_traceparent(Some(sent));
+        let valid = checked_traceparent(Some(sent));
         assert_eq!(valid.as_deref(), Some(sent.to_ascii_lowercase().as_str()));
         for bad in [
             None,
@@ -2112,7 +2113,7 @@ mod tests {
             Some("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"),
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"),
         ] {
-            assert_eq!(sender_traceparent(bad), None, "{bad:?}");
+            assert_eq!(checked_traceparent(bad), None, "{bad:?}");
         }
         let ours = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
         assert_eq!(

@@ -934,7 +934,7 @@ async fn handle(
     );
     // Consumers continue the trace from the publish span: ours, never the
     // sender's unless trusted (the sender's is kept apart, as a claim).
-    let sender_traceparent = crate::publish::sender_traceparent(
+    let sender_traceparent = crate::publish::checked_traceparent(
         headers.get("traceparent").and_then(|v| v.to_str().ok()),
     );
     let (ours, tracestate) = telemetry::trace_headers(&publish_span)

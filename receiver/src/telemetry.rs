@@ -138,6 +138,30 @@ where
     Ok(Some(Box::new(layer)))
 }
 
+/// Installs the process's subscriber: `logs` (the log lines, filtered by
+/// [`log_filter`]) and, when the environment asks for them, traces as
+/// `default_service` ([`layer_from_env`]; if they cannot be set up, that is
+/// logged and the process runs without). Call it inside the runtime, and
+/// [`shutdown`] before the runtime stops.
+pub fn init_subscriber(
+    logs: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>,
+    default_service: &'static str,
+) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let (traces, error) = match layer_from_env(default_service) {
+        Ok(traces) => (traces, None),
+        Err(error) => (None, Some(error)),
+    };
+    tracing_subscriber::registry()
+        .with(logs.with_filter(log_filter()))
+        .with(traces)
+        .init();
+    if let Some(error) = error {
+        tracing::warn!(%error, "traces are off: they could not be set up");
+    }
+}
+
 /// The filter of the log lines: everything `RUST_LOG` lets through
 /// (default `info`) but the spans of [`TARGET`], which are for export only
 /// (so log lines look the same with traces on or off).
@@ -236,16 +260,16 @@ pub fn adopt_sender_context(span: &tracing::Span, sender: Option<&SpanContext>, 
     }
 }
 
-/// Makes the context in stored `traceparent`/`tracestate` values the parent
-/// of `span` (the forwarder continues the trace a receiver stored).
-pub fn continue_stored(span: &tracing::Span, traceparent: Option<&str>, tracestate: Option<&str>) {
-    let Some(traceparent) = traceparent.filter(|_| !span.is_disabled()) else {
+/// Makes a stored context the parent of `span` (the forwarder continues
+/// the trace a receiver stored). Call it before anything else uses the span.
+pub fn continue_stored(span: &tracing::Span, stored: &TraceHeaders) {
+    if span.is_disabled() {
         return;
-    };
+    }
     let mut fields = HashMap::new();
-    fields.insert("traceparent".to_owned(), traceparent.to_owned());
-    if let Some(state) = tracestate {
-        fields.insert("tracestate".to_owned(), state.to_owned());
+    fields.insert("traceparent".to_owned(), stored.traceparent.clone());
+    if let Some(state) = &stored.tracestate {
+        fields.insert("tracestate".to_owned(), state.clone());
     }
     let context = TraceContextPropagator::new().extract(&fields);
     if context.span().span_context().is_valid() {

@@ -240,7 +240,10 @@ pub fn deployment(
         "--secrets-dir".to_owned(),
         format!("{CONFIG_DIR}/secrets"),
     ];
-    let env = pod::nats_url(owner, &effective.nats_url, &mut args);
+    let env = pod::with_env(
+        pod::nats_url(owner, &effective.nats_url, &mut args),
+        &settings.workload_env,
+    );
     args.extend([
         "--metrics-listen".to_owned(),
         format!("0.0.0.0:{METRICS_PORT}"),
