@@ -102,6 +102,7 @@ def ready(runs, ops, cmd):
 ROW_NAMES = {
     "bare": "bare axum+rustls server",
     "receiver-file": "receiver, JetStream file storage",
+    "receiver-traced": "receiver, file storage, traces on (every request, to Jaeger)",
     "receiver-memory": "receiver, JetStream memory storage",
     "nats-bench": "`nats bench js pub sync` (file storage)",
     "peer": "peer: Argo Events webhook EventSource",
@@ -170,7 +171,7 @@ def markdown(results_path, opts):
 
     # Closed loop (only when an HTTP row or nats bench ran: a forwarding-only
     # run has no requests to report).
-    http_ran = any(kind(row, "closed") for row in ("bare", "receiver-file", "receiver-memory", "peer")) \
+    http_ran = any(kind(row, "closed") for row in ("bare", "receiver-file", "receiver-traced", "receiver-memory", "peer")) \
         or kind("nats-bench", "nats-bench")
     mark = len(lines)
     p("### Closed loop (wrk, keep-alive, HTTP/1.1 over TLS 1.3)")
@@ -178,7 +179,7 @@ def markdown(results_path, opts):
     p("| row | connections | requests/s | p50 ms | p99 ms | p99.9 ms | non-2xx / errors | server CPU ms per 1k req | nats-server CPU ms per 1k req | server RSS MiB (under load) |")
     p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     best = {}
-    for row in ("bare", "receiver-file", "receiver-memory", "peer"):
+    for row in ("bare", "receiver-file", "receiver-traced", "receiver-memory", "peer"):
         for m in closed(row):
             p(f"| {ROW_NAMES[row]} | {m['c']} | {fmt(m['rps'], 0)} | {fmt(m['p50'], 2)} | {fmt(m['p99'], 2)} | "
               f"{fmt(m['p999'], 2)} | {m['non2xx']} / {m['errors'] - m['non2xx']} | {fmt(m['cpu_ms_per_1k'])} | "
@@ -196,7 +197,7 @@ def markdown(results_path, opts):
             best["nats-bench"] = {"rps": s["rps"], "c": r["connections"], "nats_cpu_ms_per_1k": ncpu}
     # Only the receiver rows store by delivery id (the bare server stores
     # nothing, the peer makes its own ids): repeats matter there alone.
-    receivers = ("receiver-file", "receiver-memory")
+    receivers = ("receiver-file", "receiver-traced", "receiver-memory")
     wrapped = sum(m["wrapped"] for row in receivers for m in closed(row))
     wrapped += sum(int(r.get("wrapped", 0)) for r in records
                    if r["kind"] == "extra" and r["row"] in receivers)
@@ -215,7 +216,7 @@ def markdown(results_path, opts):
     p("| row | max requests/s (closed loop) | at 50%: rate, p50 / p99 / p99.9 ms, ok | at 90%: rate, p50 / p99 / p99.9 ms, ok | CPU ms per 1k req at max | RSS idle MiB | RSS peak (VmHWM) MiB | stored / 2xx |")
     p("|---|---:|---|---|---:|---:|---:|---:|")
     open_at = {}
-    for row in ("bare", "receiver-file", "receiver-memory", "peer"):
+    for row in ("bare", "receiver-file", "receiver-traced", "receiver-memory", "peer"):
         if row not in best:
             continue
         cells = []
@@ -305,7 +306,7 @@ def markdown(results_path, opts):
     p("")
     p("| ratio (max requests/s) | value |")
     p("|---|---:|")
-    for a, b in (("receiver-file", "bare"), ("receiver-memory", "bare"), ("receiver-file", "nats-bench"),
+    for a, b in (("receiver-file", "bare"), ("receiver-traced", "receiver-file"), ("receiver-memory", "bare"), ("receiver-file", "nats-bench"),
                  ("receiver-memory", "nats-bench"), ("receiver-file", "peer"), ("receiver-memory", "peer")):
         r = ratio(a, b)
         p(f"| {a} / {b} | {fmt(r, 2) if r is not None else 'not measured'} |")

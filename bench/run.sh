@@ -8,6 +8,9 @@
 #                    axum, reading the body and answering 200 (nothing else)
 #   receiver-file    hookwarden-receiver, full pipeline, JetStream file storage
 #   receiver-memory  the same, the stream pre-created with memory storage
+#   receiver-traced  receiver-file with traces on: every request sampled
+#                    (always_on) and exported over OTLP to a Jaeger v2 on
+#                    loopback (receiver-file is the default: traces off)
 #   nats-bench       `nats bench js pub sync`, 1 KiB, file storage, msg ids
 #   peer             Argo Events' webhook EventSource (only if BENCH_PEER_BIN
 #                    names a built binary; see docs/benchmarks.md)
@@ -47,7 +50,7 @@ else
   forward_events=${BENCH_FORWARD_EVENTS:-200000}
 fi
 forward_in_flight=${BENCH_FORWARD_IN_FLIGHT:-64}
-rows=${BENCH_ROWS:-bare receiver-file receiver-memory nats-bench peer forward}
+rows=${BENCH_ROWS:-bare receiver-file receiver-traced receiver-memory nats-bench peer forward}
 open_max_targets=${BENCH_OPEN_MAX_TARGETS:-250000}
 # vegeta's connections (a fixed pool: letting it add workers when it falls
 # behind makes it open new TLS connections until it is its own bottleneck).
@@ -69,6 +72,7 @@ if ! command -v wrk >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
 fi
 "$root/tests/tools/install.sh" nats-server nats vegeta
+case " $rows " in *" receiver-traced "*) "$root/tests/tools/install.sh" jaeger ;; esac
 case " $rows " in
   *" peer "*)
     # Built once (several minutes); a failed build leaves the peer out, with the reason.
@@ -174,7 +178,7 @@ receiver_cmd=("$receiver" serve --endpoint "$work/endpoint.yaml" --secrets-dir "
 
 # --- pre-signed requests: one file per closed-loop run, so ids never repeat ---
 http_rows=0
-for row in $rows; do case $row in bare | receiver-file | receiver-memory | peer) http_rows=1 ;; esac; done
+for row in $rows; do case $row in bare | receiver-file | receiver-traced | receiver-memory | peer) http_rows=1 ;; esac; done
 [ "$http_rows" = 0 ] || say "pre-signing $wrk_requests deliveries per closed-loop run"
 [ "$http_rows" = 0 ] || for c in $connections; do
   "$presign" --secret-file "$secret_file" --prefix "$(printf 'c%04d' "$c")" \
@@ -209,6 +213,40 @@ wait_https() { # wait_https PID LOG: until the TLS port answers
   done
   cat "$2" >&2; die "the server did not answer on $url"
 }
+# Jaeger v2 for receiver-traced: OTLP/HTTP in, spans in memory (as
+# hookwarden_tests::Jaeger starts it); on the server's CPUs, its work is
+# part of what tracing costs.
+jaeger_otlp=''
+start_jaeger() {
+  local dir=$work/jaeger; mkdir -p "$dir"
+  jaeger_otlp=$(free_port)
+  local query query_grpc; query=$(free_port) query_grpc=$(free_port)
+  cat >"$dir/jaeger.yaml" <<YAML
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces: {receivers: [otlp], processors: [], exporters: [jaeger_storage_exporter]}
+  telemetry: {metrics: {level: none}, logs: {level: warn}}
+extensions:
+  jaeger_query:
+    storage: {traces: memstore}
+    http: {endpoint: "127.0.0.1:$query"}
+    grpc: {endpoint: "127.0.0.1:$query_grpc"}
+  jaeger_storage:
+    backends: {memstore: {memory: {max_traces: 100000}}}
+receivers:
+  otlp: {protocols: {http: {endpoint: "127.0.0.1:$jaeger_otlp"}}}
+exporters:
+  jaeger_storage_exporter: {trace_storage: memstore}
+YAML
+  "${on_server[@]}" "$(tool_path jaeger)" --config "$dir/jaeger.yaml" >"$dir/jaeger.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 300); do
+    curl -s -o /dev/null "http://127.0.0.1:$jaeger_otlp/v1/traces" && return 0
+    sleep 0.1
+  done
+  cat "$dir/jaeger.log" >&2; die "jaeger did not start"
+}
 server_pid=''
 start_server() { # start_server ROW
   case $1 in
@@ -216,14 +254,19 @@ start_server() { # start_server ROW
       "${on_server[@]}" "$bare" --listen "127.0.0.1:$port" --tls-cert "$work/tls.crt" \
         --tls-key "$work/tls.key" >"$work/bare.log" 2>&1 &
       server_pid=$!; pids+=("$server_pid"); wait_https "$server_pid" "$work/bare.log" ;;
-    receiver-file | receiver-memory)
+    receiver-file | receiver-memory | receiver-traced)
       start_nats "$1"
       if [ "$1" = receiver-memory ]; then
         nats stream add "$stream" --subjects 'hookwarden.bench.github.>' --storage memory \
           --dupe-window 2m --defaults >/dev/null
       fi
+      local traces=()
+      if [ "$1" = receiver-traced ]; then
+        start_jaeger
+        traces=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$jaeger_otlp" OTEL_TRACES_SAMPLER=always_on)
+      fi
       # Default logging: the audit line of every request is part of the cost.
-      "${on_server[@]}" "${receiver_cmd[@]}" --nats-url "$nats_url" >"$work/$1.log" 2>&1 &
+      env "${traces[@]}" "${on_server[@]}" "${receiver_cmd[@]}" --nats-url "$nats_url" >"$work/$1.log" 2>&1 &
       server_pid=$!; pids+=("$server_pid")
       for _ in $(seq 1 300); do
         curl -fsS -o /dev/null "http://127.0.0.1:$ops/readyz" 2>/dev/null && break
@@ -231,8 +274,9 @@ start_server() { # start_server ROW
         sleep 0.05
       done
       wait_https "$server_pid" "$work/$1.log"
-      local storage; storage=$(nats stream info "$stream" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["storage"])')
-      [ "$storage" = "${1#receiver-}" ] || die "stream $stream has $storage storage, wanted ${1#receiver-}" ;;
+      local storage want=${1#receiver-}; [ "$want" != traced ] || want=file
+      storage=$(nats stream info "$stream" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["storage"])')
+      [ "$storage" = "$want" ] || die "stream $stream has $storage storage, wanted $want" ;;
     peer)
       # The peer only talks TLS to NATS (see peer.sh).
       start_nats peer --tls --tlscert "$work/tls.crt" --tlskey "$work/tls.key"
@@ -443,7 +487,7 @@ ready_row() {
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for row in $rows; do
   case $row in
-    bare | receiver-file | receiver-memory) http_row "$row" ;;
+    bare | receiver-file | receiver-traced | receiver-memory) http_row "$row" ;;
     nats-bench) nats_bench_row ;;
     forward) forward_row ;;
     peer)
@@ -452,7 +496,7 @@ for row in $rows; do
         record row=peer kind=unavailable reason="$("$bench_dir/peer.sh" why)"
         say "[peer] not run: $("$bench_dir/peer.sh" why)"
       fi ;;
-    *) die "unknown row '$row' (known: bare receiver-file receiver-memory nats-bench peer forward)" ;;
+    *) die "unknown row '$row' (known: bare receiver-file receiver-traced receiver-memory nats-bench peer forward)" ;;
   esac
 done
 case " $rows " in *" receiver-file "*) ready_row ;; esac

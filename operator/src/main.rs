@@ -221,6 +221,20 @@ enum Command {
             value_parser = clap::value_parser!(u64).range(60..)
         )]
         source_ranges_max_age: u64,
+        /// The tracing variables (comma-separated names, each `OTEL_*`) of
+        /// the operator's own environment copied onto every receiver and
+        /// forwarder it runs, those that are set: its workloads then export
+        /// to the same OTLP endpoint with the same sampler (their service
+        /// names stay their own). They are plain values in the Deployments:
+        /// never list one that carries a credential (`OTEL_EXPORTER_OTLP_HEADERS`).
+        #[arg(
+            long,
+            env = "HOOKWARDEN_WORKLOAD_TRACING_ENV",
+            value_delimiter = ',',
+            value_parser = parse_otel_name,
+            default_value = "OTEL_EXPORTER_OTLP_ENDPOINT,OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,OTEL_TRACES_SAMPLER,OTEL_TRACES_SAMPLER_ARG"
+        )]
+        workload_tracing_env: Vec<String>,
     },
     /// Apply the WebhookEndpoint and WebhookSubscription CRDs to the cluster of the current kubeconfig
     /// (or in-cluster config) and wait until it is served.
@@ -229,6 +243,33 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
     },
+}
+
+/// The name of an OpenTelemetry variable (`OTEL_` and upper-case letters,
+/// digits, `_`): only those are passed on to the workloads.
+fn parse_otel_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.starts_with("OTEL_")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Ok(name.to_owned())
+    } else {
+        Err(format!("{text:?} is not an OTEL_* variable name"))
+    }
+}
+
+/// The values of the variables `names` in the operator's environment, those
+/// that are set and not empty.
+fn workload_env(names: &[String]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let value = std::env::var(name).ok()?;
+            (!value.trim().is_empty()).then(|| (name.clone(), value))
+        })
+        .collect()
 }
 
 /// A CIDR, checked here so a typo stops the operator at start instead of
@@ -244,14 +285,12 @@ fn parse_cidr(text: &str) -> Result<String, String> {
 /// (and a panic's message) without the secrets the operator has read (see
 /// `hookwarden_receiver::logging`).
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::Layer as _;
     hookwarden_receiver::logging::redact_panics();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(hookwarden_receiver::logging::redacting_stdout());
-    match format {
-        LogFormat::Text => logs.init(),
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
         // As the receiver does, with the current span (the reconcile span
         // names the endpoint's namespace and name) but not the whole list.
         LogFormat::Json => logs
@@ -259,8 +298,10 @@ fn init_logging(format: LogFormat) {
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .init(),
-    }
+            .boxed(),
+    };
+    // Traces too when OTEL_EXPORTER_OTLP_ENDPOINT asks (a span per reconcile pass).
+    hookwarden_receiver::telemetry::init_subscriber(logs, "hookwarden-operator");
 }
 
 /// The name of a Kubernetes object (a DNS subdomain: lowercase letters,
@@ -324,6 +365,8 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(operator_main());
+    // The last spans leave while the runtime still runs.
+    hookwarden_receiver::telemetry::shutdown();
     // A blocking task (a DNS lookup of an unreachable NATS, say) must not
     // hold the exit: dropping the runtime would wait for it without bound.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -353,6 +396,7 @@ async fn operator_main() -> ExitCode {
             source_ranges_namespace,
             source_ranges_refresh,
             source_ranges_max_age,
+            workload_tracing_env,
         } => {
             let election = match (leader_election, leader_election_namespace) {
                 (false, _) => None,
@@ -396,6 +440,7 @@ async fn operator_main() -> ExitCode {
                         name,
                         kind: default_issuer_kind.into(),
                     }),
+                    workload_env: workload_env(&workload_tracing_env),
                 },
                 namespaces: namespace,
                 nats_credentials,

@@ -78,6 +78,7 @@ async fn start_operator_counting(
             default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
             default_ingress_class: None,
             default_issuer: None,
+            workload_env: Vec::new(),
         },
         namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,

@@ -51,6 +51,7 @@ async fn start_operator_for(ns: &TestNamespace, namespaces: Vec<String>) -> Oper
             default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
             default_ingress_class: None,
             default_issuer: None,
+            workload_env: Vec::new(),
         },
         namespaces,
         nats_credentials: None,

@@ -64,6 +64,7 @@ async fn start_operator_with(
             default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
             default_ingress_class: None,
             default_issuer: None,
+            workload_env: Vec::new(),
         },
         namespaces: vec![ns.name().to_owned()],
         nats_credentials: None,

@@ -156,6 +156,11 @@ pub struct ServeArgs {
     /// tenth of it added at random, so receivers do not fetch together).
     #[arg(long, env = "HOOKWARDEN_SOURCE_RANGES_REFRESH_SECS", default_value_t = DEFAULT_SOURCE_RANGES_REFRESH.as_secs(), value_parser = clap::value_parser!(u64).range(60..))]
     pub source_ranges_refresh_secs: u64,
+    /// Continue a sender's valid `traceparent` (parent the request span on
+    /// it) instead of only linking to it. Only for senders inside your own
+    /// system: a sender's trace context is its claim.
+    #[arg(long, env = "HOOKWARDEN_TRUST_INCOMING_TRACEPARENT")]
+    pub trust_incoming_traceparent: bool,
 }
 
 /// How often a standalone receiver fetches its published source ranges.
@@ -191,6 +196,7 @@ impl ServeArgs {
         settings.stream_check_interval = Duration::from_secs(self.stream_check_interval_secs);
         settings.source_ranges_dir = self.source_ranges_dir;
         settings.source_ranges_refresh = Duration::from_secs(self.source_ranges_refresh_secs);
+        settings.serve.trust_incoming_traceparent = self.trust_incoming_traceparent;
         Ok(settings)
     }
 }

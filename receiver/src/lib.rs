@@ -29,5 +29,6 @@ pub mod reload;
 pub mod request;
 pub mod secrets;
 pub mod server;
+pub mod telemetry;
 pub mod transport;
 pub mod verify;

@@ -332,19 +332,21 @@ impl<W: Write> Drop for RedactingWriter<'_, W> {
     }
 }
 
-/// The receiver's logs: one JSON object per line on stdout, for log
-/// collectors, filtered by `RUST_LOG` (default `info`), every line redacted
-/// with the registry of this process; panics are redacted too.
-pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+/// The receiver's (and forwarder's) logs: one JSON object per line on
+/// stdout, for log collectors, filtered by `RUST_LOG` (default `info`),
+/// every line redacted with the registry of this process; panics are
+/// redacted too. Traces as well when the environment asks for them
+/// ([`crate::telemetry`], service `service` by default): call it inside
+/// the runtime, and [`crate::telemetry::shutdown`] before it stops.
+pub fn init(service: &'static str) {
+    use tracing_subscriber::Layer as _;
+    let logs = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .flatten_event(true)
         .with_current_span(false)
         .with_writer(redacting_stdout())
-        .init();
+        .boxed();
+    crate::telemetry::init_subscriber(logs, service);
     redact_panics();
 }
 

@@ -39,16 +39,17 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check { endpoint } => check(&endpoint),
-        Command::Serve(args) => run_async(serve(*args)),
-        Command::Forward(args) => run_async(forward_events(*args)),
+        Command::Serve(args) => run_async("hookwarden-receiver", serve(*args)),
+        Command::Forward(args) => run_async("hookwarden-forwarder", forward_events(*args)),
     }
 }
 
-/// Runs `task` on a multi-threaded runtime with the receiver's logging.
+/// Runs `task` on a multi-threaded runtime with the receiver's logging (and
+/// traces, as `service`, when configured; the last ones sent at the end).
 fn run_async<E: std::fmt::Display>(
+    service: &'static str,
     task: impl std::future::Future<Output = Result<(), E>>,
 ) -> ExitCode {
-    hookwarden_receiver::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -59,13 +60,20 @@ fn run_async<E: std::fmt::Display>(
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(task) {
+    {
+        // Traces send from this runtime.
+        let _runtime = runtime.enter();
+        hookwarden_receiver::logging::init(service);
+    }
+    let code = match runtime.block_on(task) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = %err, "hookwarden-receiver stopped");
             ExitCode::FAILURE
         }
-    }
+    };
+    hookwarden_receiver::telemetry::shutdown();
+    code
 }
 
 /// Starts the forwarder ([`forward::app::start`]) and forwards until

@@ -492,16 +492,36 @@ pub struct Delivery {
     /// The request's `Content-Encoding`, if any (the body is stored as sent,
     /// still encoded, since that is what the provider signed).
     pub content_encoding: Option<String>,
-    /// The W3C trace context of the delivery (see [`traceparent`]).
+    /// The W3C trace context consumers continue (see [`traceparent`]).
     pub traceparent: String,
+    /// The W3C `tracestate` that goes with it, if any.
+    pub tracestate: Option<String>,
+    /// The sender's own `traceparent` when valid ([`checked_traceparent`]):
+    /// untrusted, stored apart under
+    /// [`crate::telemetry::SENDER_TRACEPARENT_HEADER`].
+    pub sender_traceparent: Option<String>,
 }
 
-/// The W3C `traceparent` to store with a delivery: the sender's, when it
-/// sent a valid one (so a trace continues from the provider through to the
-/// consumer), else a new sampled trace rooted at the receiver.
-pub fn traceparent(sent: Option<&str>) -> String {
-    if let Some(value) = sent.map(str::trim).filter(|v| valid_traceparent(v)) {
-        return value.to_ascii_lowercase();
+/// A `traceparent` value, lower-cased, when it is a valid one (a sender's,
+/// or one read back from a stored message).
+pub fn checked_traceparent(sent: Option<&str>) -> Option<String> {
+    sent.map(str::trim)
+        .filter(|v| valid_traceparent(v))
+        .map(str::to_ascii_lowercase)
+}
+
+/// The W3C `traceparent` to store with a delivery: the receiver's own span
+/// (`ours`) when traces are on; else the sender's valid one only when the
+/// receiver is told to trust it (`--trust-incoming-traceparent`); else a
+/// new sampled trace rooted at the receiver. A sender's context is never
+/// continued by default: it is the sender's claim, and would let anyone
+/// put a delivery into a trace of their choosing.
+pub fn traceparent(ours: Option<String>, sender: Option<&str>, trust_sender: bool) -> String {
+    if let Some(ours) = ours {
+        return ours;
+    }
+    if trust_sender && let Some(sender) = sender {
+        return sender.to_owned();
     }
     format!(
         "00-{:032x}-{:016x}-01",
@@ -550,6 +570,12 @@ pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
         delivery.source_ip.to_string().as_str(),
     );
     headers.insert("traceparent", delivery.traceparent.as_str());
+    if let Some(state) = &delivery.tracestate {
+        headers.insert("tracestate", state.as_str());
+    }
+    if let Some(sent) = &delivery.sender_traceparent {
+        headers.insert(crate::telemetry::SENDER_TRACEPARENT_HEADER, sent.as_str());
+    }
     headers.insert(
         "Content-Type",
         delivery
@@ -1778,6 +1804,10 @@ mod tests {
             content_type: Some("application/json".to_owned()),
             content_encoding: Some("gzip".to_owned()),
             traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            tracestate: Some("hw=1".to_owned()),
+            sender_traceparent: Some(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
+            ),
         };
         let headers = headers(&target, &delivery);
         let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
@@ -1800,6 +1830,12 @@ mod tests {
         assert_eq!(
             get("traceparent").as_deref(),
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
+        assert_eq!(get("tracestate").as_deref(), Some("hw=1"));
+        assert_eq!(
+            get("Hookwarden-Sender-Traceparent").as_deref(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+            "the sender's, apart from ours"
         );
 
         let anonymous = Delivery {
@@ -1860,6 +1896,8 @@ mod tests {
             content_type: Some("application/json".to_owned()),
             content_encoding: None,
             traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            tracestate: None,
+            sender_traceparent: None,
         }
     }
 
@@ -2063,9 +2101,10 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_traceparent_is_continued_and_anything_else_replaced() {
+    fn the_sender_s_traceparent_is_continued_only_when_trusted() {
         let sent = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01";
-        assert_eq!(traceparent(Some(sent)), sent.to_ascii_lowercase());
+        let valid = checked_traceparent(Some(sent));
+        assert_eq!(valid.as_deref(), Some(sent.to_ascii_lowercase().as_str()));
         for bad in [
             None,
             Some(""),
@@ -2075,13 +2114,27 @@ mod tests {
             Some("00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"),
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"),
         ] {
-            let made = traceparent(bad);
-            assert!(valid_traceparent(&made), "{made}");
-            assert_ne!(Some(made.as_str()), bad);
+            assert_eq!(checked_traceparent(bad), None, "{bad:?}");
         }
+        let ours = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        assert_eq!(
+            traceparent(Some(ours.to_owned()), valid.as_deref(), true),
+            ours
+        );
+        assert_eq!(
+            traceparent(None, valid.as_deref(), true).as_str(),
+            valid.as_deref().expect("valid")
+        );
+        let made = traceparent(None, valid.as_deref(), false);
+        assert!(valid_traceparent(&made), "{made}");
         assert_ne!(
-            traceparent(None),
-            traceparent(None),
+            Some(made.as_str()),
+            valid.as_deref(),
+            "untrusted: a new trace"
+        );
+        assert_ne!(
+            traceparent(None, None, false),
+            traceparent(None, None, false),
             "a new trace each time"
         );
     }

@@ -43,6 +43,8 @@ use hookwarden_crds::PayloadLogging;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use crate::body::{self, BodyBudget, BodyError, BodyPace};
 use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
@@ -51,6 +53,7 @@ use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
 use crate::quarantine::{Quarantine, Refusal};
 use crate::request::RequestRules;
+use crate::telemetry;
 use crate::verify::{Handshake, Head, Incoming, Rejection, Verdict, Verified, Verifier};
 
 /// The default cap on a delivery's body. GitHub caps payloads at 25 MB but
@@ -92,6 +95,10 @@ pub struct ServeOptions {
     /// In a pool: verified deliveries one endpoint may be storing at once
     /// (`None`: [`pool_share`] of `max_in_flight`), within `max_in_flight`.
     pub max_in_flight_per_endpoint: Option<usize>,
+    /// Continue the sender's `traceparent` (parent our spans on it, store it
+    /// when traces are off) instead of only linking to it: for senders that
+    /// are part of the same system. Off by default: it is the sender's claim.
+    pub trust_incoming_traceparent: bool,
 }
 
 /// One endpoint's share of a pool-wide bound by default: a quarter of it,
@@ -110,6 +117,7 @@ impl Default for ServeOptions {
             max_body_reads_per_source: DEFAULT_MAX_BODY_READS_PER_SOURCE,
             body_pace: BodyPace::default(),
             max_in_flight_per_endpoint: None,
+            trust_incoming_traceparent: false,
         }
     }
 }
@@ -735,6 +743,33 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
     let mut facts = Facts::default();
     // One configuration for the whole request, even if a reload lands meanwhile.
     let snapshot = state.current.load_full();
+    // Disabled (no cost beyond the callsite check) unless traces are on.
+    // Attributes: no secret, header value or body, ever.
+    let target = snapshot.publisher.target();
+    let span = tracing::info_span!(
+        target: telemetry::TARGET,
+        "hookwarden.request",
+        otel.kind = "server",
+        otel.status_code = Empty,
+        hookwarden.endpoint = target.endpoint.as_str(),
+        hookwarden.provider = target.provider.as_str(),
+        hookwarden.request_id = request_id.as_str(),
+        http.request.method = parts.method.as_str(),
+        url.path = parts.uri.path(),
+        client.address = Empty,
+        http.response.status_code = Empty,
+        hookwarden.outcome = Empty,
+        hookwarden.reason = Empty,
+        hookwarden.body_size = Empty,
+        messaging.destination.name = Empty,
+        hookwarden.stream_sequence = Empty,
+        hookwarden.duplicate = Empty,
+    );
+    telemetry::adopt_sender_context(
+        &span,
+        telemetry::sender_context(&parts.headers).as_ref(),
+        state.options.trust_incoming_traceparent,
+    );
     let outcome = if parts.uri.path() != &*snapshot.filter.path {
         Outcome::NotFound
     } else if let Err(outcome) = check_method(
@@ -755,6 +790,7 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
             received_at,
             &mut facts,
         )
+        .instrument(span.clone())
         .await
     };
     audit(
@@ -768,9 +804,16 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
         started,
     );
 
+    if !span.is_disabled() {
+        record_outcome(&span, &snapshot, &outcome, &facts);
+    }
     let reason = outcome.reason();
     let error = outcome.error();
     let mut response = outcome.into_response();
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     // 4xx only: a 503 is the store's trouble, not the sender's.
     if let (Some(quarantine), Some(reason)) = (&snapshot.quarantine, reason)
         && response.status().is_client_error()
@@ -795,6 +838,29 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The request span's outcome attributes (the audit line's, less anything
+/// the sender wrote: no header value, event type or delivery id).
+fn record_outcome(span: &tracing::Span, snapshot: &Snapshot, outcome: &Outcome, facts: &Facts) {
+    span.record("hookwarden.outcome", outcome.label());
+    if let Some(reason) = outcome.reason() {
+        span.record("hookwarden.reason", reason);
+    }
+    if let Some(ip) = facts.client_ip {
+        span.record("client.address", tracing::field::display(ip.to_canonical()));
+    }
+    if let Some(size) = facts.body_size {
+        span.record("hookwarden.body_size", size);
+    }
+    if let Outcome::Stored(stored) | Outcome::Handshake(_, Some(stored)) = outcome {
+        span.record(
+            "messaging.destination.name",
+            snapshot.publisher.target().stream.as_str(),
+        );
+        span.record("hookwarden.stream_sequence", stored.sequence);
+        span.record("hookwarden.duplicate", stored.duplicate);
+    }
 }
 
 /// Counts the request and writes its audit line.
@@ -899,12 +965,21 @@ async fn handle(
 ) -> Outcome {
     let filter = &snapshot.filter;
     let headers = &parts.headers;
-    let client = match filter.proxies.resolve(peer_ip, headers) {
+    let resolved = {
+        let _step =
+            tracing::info_span!(target: telemetry::TARGET, "hookwarden.client_ip").entered();
+        filter.proxies.resolve(peer_ip, headers)
+    };
+    let client = match resolved {
         Ok(client) => client,
         Err(err) => return Outcome::ForwardedInvalid(err),
     };
     facts.client_ip = Some(client.client_ip);
-    if let Err(outcome) = admit(filter, &client) {
+    let admitted = {
+        let _step = tracing::info_span!(target: telemetry::TARGET, "hookwarden.limits").entered();
+        admit(filter, &client)
+    };
+    if let Err(outcome) = admitted {
         return outcome;
     }
     // A GET, OPTIONS or HEAD has no body, so its media type means nothing
@@ -942,6 +1017,7 @@ async fn handle(
         &state.options.body_pace,
         &state.budget,
     )
+    .instrument(tracing::info_span!(target: telemetry::TARGET, "hookwarden.body"))
     .await
     {
         Ok(read) => read,
@@ -965,16 +1041,22 @@ async fn handle(
         headers,
         body: &body,
     };
+    let verifying = tracing::info_span!(target: telemetry::TARGET, "hookwarden.verify");
     // A preset whose key is fetched (SNS, PayPal, Google) gets it into its
     // cache first; `check` stays synchronous.
     if let Some(fetching) = snapshot.verifier.prefetch(&incoming) {
-        match tokio::time::timeout(crate::verify::PREFETCH_TIMEOUT, fetching).await {
+        match tokio::time::timeout(crate::verify::PREFETCH_TIMEOUT, fetching)
+            .instrument(verifying.clone())
+            .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(rejection)) => return Outcome::Rejected(rejection),
             Err(_) => return Outcome::Rejected(Rejection::KeyUnavailable),
         }
     }
-    let (verified, handshake) = match snapshot.verifier.check(&incoming) {
+    let checked = verifying.in_scope(|| snapshot.verifier.check(&incoming));
+    drop(verifying);
+    let (verified, handshake) = match checked {
         Ok(Verdict::Deliver(verified)) => (verified, None),
         Ok(Verdict::Handshake(handshake)) => (handshake.verified.clone(), Some(handshake)),
         Err(rejection) => return Outcome::Rejected(rejection),
@@ -1000,6 +1082,23 @@ async fn handle(
         },
         None => None,
     };
+    let publisher = &snapshot.publisher;
+    let publish_span = tracing::info_span!(
+        target: telemetry::TARGET,
+        "hookwarden.publish",
+        otel.kind = "producer",
+        messaging.system = "nats",
+        messaging.destination.name = publisher.target().stream.as_str(),
+        hookwarden.stream_sequence = Empty,
+        hookwarden.duplicate = Empty,
+    );
+    // Consumers continue the trace from the publish span: ours, never the
+    // sender's unless trusted (the sender's is kept apart, as a claim).
+    let sender_traceparent = crate::publish::checked_traceparent(
+        headers.get("traceparent").and_then(|v| v.to_str().ok()),
+    );
+    let (ours, tracestate) = telemetry::trace_headers(&publish_span)
+        .map_or((None, None), |h| (Some(h.traceparent), h.tracestate));
     let delivery = Delivery {
         message_id: crate::publish::message_id(verified.delivery_id.as_deref(), &body),
         body,
@@ -1010,13 +1109,23 @@ async fn handle(
         content_type: header_text(headers, &header::CONTENT_TYPE),
         content_encoding: header_text(headers, &header::CONTENT_ENCODING),
         traceparent: crate::publish::traceparent(
-            headers.get("traceparent").and_then(|v| v.to_str().ok()),
+            ours,
+            sender_traceparent.as_deref(),
+            state.options.trust_incoming_traceparent,
         ),
+        tracestate,
+        sender_traceparent,
     };
     drop(read);
-    let publisher = &snapshot.publisher;
     let publishing = Instant::now();
-    let published = publisher.publish(&delivery).await;
+    let published = publisher
+        .publish(&delivery)
+        .instrument(publish_span.clone())
+        .await;
+    if let Ok(stored) = &published {
+        publish_span.record("hookwarden.stream_sequence", stored.sequence);
+        publish_span.record("hookwarden.duplicate", stored.duplicate);
+    }
     state
         .metrics
         .publish_seconds

@@ -222,17 +222,32 @@ impl Forwarder {
     }
 
     async fn start_with(nats: &NatsServer, manifest: &str, args: &[&str]) -> Self {
+        Self::start_with_env(nats, manifest, args, &[]).await
+    }
+
+    /// As [`Forwarder::start_with`], with `env` added to its environment.
+    async fn start_with_env(
+        nats: &NatsServer,
+        manifest: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("subscription.yaml"), manifest).expect("manifest");
         let secret = dir.path().join("secrets/billing-signing/secret");
         std::fs::create_dir_all(secret.parent().expect("dir")).expect("mkdir");
         std::fs::write(&secret, format!("{SIGNING_SECRET}\n")).expect("secret");
-        let forwarder = Self::spawn(nats, dir, args);
+        let forwarder = Self::spawn(nats, dir, args, env);
         forwarder.ready().await;
         forwarder
     }
 
-    fn spawn(nats: &NatsServer, dir: tempfile::TempDir, args: &[&str]) -> Self {
+    fn spawn(
+        nats: &NatsServer,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let ops = format!("127.0.0.1:{}", free_port());
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
             .arg("forward")
@@ -244,6 +259,7 @@ impl Forwarder {
             .env("HOOKWARDEN_SECRETS_DIR", dir.path().join("secrets"))
             .env("HOOKWARDEN_NATS_URL", nats.url())
             .env("HOOKWARDEN_METRICS_LISTEN", &ops)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -271,7 +287,7 @@ impl Forwarder {
             std::fs::create_dir_all(to.parent().expect("dir")).expect("mkdir");
             std::fs::copy(self.dir.path().join(name), to).expect("copy");
         }
-        let restarted = Self::spawn(nats, dir, &[]);
+        let restarted = Self::spawn(nats, dir, &[], &[]);
         restarted.ready().await;
         restarted
     }
@@ -972,4 +988,83 @@ async fn ordered_per_subject_holds_later_events_behind_a_retried_one() {
     );
     all_acknowledged(&js, last).await;
     assert_eq!(destination.received().len(), 4);
+}
+
+/// Traces: the delivery attempt is a span of the trace stored with the
+/// event (its parent the stored context, as a receiver's publish span), in
+/// a real Jaeger, and the destination gets a `traceparent` of that trace
+/// naming the attempt.
+#[tokio::test]
+async fn a_delivery_attempt_continues_the_stored_trace_and_passes_it_on() {
+    const STORED_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const STORED_SPAN: &str = "00f067aa0ba902b7";
+    let nats = NatsServer::start().await.expect("nats-server");
+    let jaeger = hookwarden_tests::Jaeger::start().await.expect("jaeger");
+    let js = jetstream(&nats).await;
+    let destination = Destination::always(200).await;
+    let forwarder = Forwarder::start_with_env(
+        &nats,
+        &subscription(&destination.url(), ""),
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "traced-1");
+    headers.insert("Hookwarden-Event", "order.paid");
+    headers.insert("Content-Type", "application/json");
+    headers.insert(
+        "traceparent",
+        format!("00-{STORED_TRACE}-{STORED_SPAN}-01").as_str(),
+    );
+    let sequence = js
+        .publish_with_headers("shop.orders.order_paid", headers, Bytes::from_static(b"{}"))
+        .await
+        .expect("publish")
+        .await
+        .expect("stored")
+        .sequence;
+
+    let received = destination.wait_for(1).await;
+    let sent = received[0]
+        .header("traceparent")
+        .expect("a traceparent is sent");
+    let parts: Vec<&str> = sent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{sent}");
+    assert_eq!(parts[1], STORED_TRACE, "the stored trace goes on");
+    assert_ne!(
+        parts[2], STORED_SPAN,
+        "naming the attempt, not the stored span"
+    );
+
+    let spans = hookwarden_tests::eventually("the delivery span in Jaeger", WAIT, || async {
+        let spans = jaeger.trace(STORED_TRACE).await.expect("query API");
+        spans.into_iter().find(|s| s.name == "hookwarden.delivery")
+    })
+    .await;
+    assert_eq!(spans.service, "hookwarden-forwarder");
+    assert_eq!(spans.parent_span_id, STORED_SPAN);
+    assert_eq!(
+        spans.span_id, parts[2],
+        "the destination got the attempt's context"
+    );
+    let sequence = sequence.to_string();
+    for (key, want) in [
+        ("hookwarden.subscription", "shop/to-billing"),
+        ("messaging.destination.name", STREAM),
+        ("hookwarden.stream_sequence", sequence.as_str()),
+        ("hookwarden.attempt", "1"),
+        ("http.response.status_code", "200"),
+        ("hookwarden.outcome", "delivered"),
+    ] {
+        assert_eq!(
+            spans.attribute(key).as_deref(),
+            Some(want),
+            "{key} of {spans:#?}"
+        );
+    }
+    drop(forwarder);
 }

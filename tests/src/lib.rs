@@ -12,6 +12,8 @@
 //!   where providers publish their source ranges.
 //! - [`Nginx`]: a private nginx reverse proxy configured like ingress-nginx's
 //!   defaults (TLS termination, `X-Forwarded-For`), stopped on drop.
+//! - [`Jaeger`]: a private Jaeger v2 (OTLP/HTTP in, query API out, spans
+//!   in memory), the trace backend of the tracing tests, stopped on drop.
 //! - [`TestNamespace`]: a fresh, randomly named namespace in the shared local
 //!   control plane (`make cluster-up`), deleted on drop, with a `kube::Client`;
 //!   [`TestNamespace::create_on_process_node`] for one whose pods run as real
@@ -26,6 +28,7 @@ mod cluster;
 pub mod deployed;
 mod error;
 mod files;
+mod jaeger;
 mod list_server;
 mod nats;
 mod nats_cluster;
@@ -41,6 +44,7 @@ mod wait;
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
 pub use error::SupportError;
 pub use files::EndpointFiles;
+pub use jaeger::{Jaeger, TraceSpan};
 pub use list_server::{ListAnswer, ListServer, save_list_for_operator};
 pub use nats::{Frozen, NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
 pub use nats_cluster::{NatsCluster, Placement};

@@ -41,6 +41,7 @@ pub fn tool_path(tool: &str) -> PathBuf {
         "cert-manager-controller" => "CERT_MANAGER_VERSION",
         "actionlint" => "ACTIONLINT_VERSION",
         "promtool" => "PROMETHEUS_VERSION",
+        "jaeger" => "JAEGER_VERSION",
         _ => "KUBERNETES_VERSION",
     };
     let version = pinned_version(variable).unwrap_or("unpinned");
@@ -84,6 +85,7 @@ mod tests {
             "CERT_MANAGER_VERSION",
             "ACTIONLINT_VERSION",
             "PROMETHEUS_VERSION",
+            "JAEGER_VERSION",
         ] {
             let version = pinned_version(variable).unwrap_or_default();
             assert!(

@@ -345,6 +345,14 @@ fn the_schema_refuses_bad_values_with_a_message() {
         ),
         (&["--set", "nats.url=localhost:4222"], "at '/nats/url'"),
         (
+            &["--set", "tracing.otlpEndpoint=collector:4318"],
+            "at '/tracing/otlpEndpoint'",
+        ),
+        (
+            &["--set-string", "tracing.samplerArg=2"],
+            "at '/tracing/samplerArg'",
+        ),
+        (
             &["--set", "nats.url=nats://n1:4222\\, nats://n2:4222"],
             "at '/nats/url'",
         ),
@@ -521,6 +529,12 @@ fn defaults_render_a_hardened_operator_for_all_namespaces() {
         serde_json::json!({"name": "RUST_LOG", "value": "info"})
     );
     assert_eq!(container["env"][1]["name"], "POD_NAME");
+    let env = container["env"].as_array().expect("env");
+    assert!(
+        !env.iter()
+            .any(|e| e["name"].as_str().is_some_and(|n| n.starts_with("OTEL_"))),
+        "traces off by default: {env:?}"
+    );
     let security = &container["securityContext"];
     assert_eq!(security["readOnlyRootFilesystem"], true);
     assert_eq!(security["allowPrivilegeEscalation"], false);
@@ -647,6 +661,21 @@ fn each_watched_namespace_gets_a_role_and_the_full_values_render() {
         serde_json::json!([{"name": "nats-credentials", "mountPath": "/etc/hookwarden/nats", "readOnly": true}])
     );
     assert_eq!(container["env"][0]["value"], "info,kube=warn");
+    // Traces: the operator's, passed on to its workloads by name.
+    let env: Vec<&serde_json::Value> = container["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("OTEL_")))
+        .collect();
+    assert_eq!(
+        env,
+        [
+            &serde_json::json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel-collector.observability.svc:4318"}),
+            &serde_json::json!({"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"}),
+            &serde_json::json!({"name": "OTEL_TRACES_SAMPLER_ARG", "value": "0.25"}),
+        ]
+    );
     let pdb = find(&docs, "PodDisruptionBudget", "hw-hookwarden").expect("PDB");
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
     let monitor = find(&docs, "ServiceMonitor", "hw-hookwarden-receivers").expect("ServiceMonitor");

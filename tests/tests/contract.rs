@@ -98,6 +98,7 @@ async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliverie
         default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
         default_ingress_class: None,
         default_issuer: None,
+        workload_env: Vec::new(),
     };
     // As a reconcile pass builds them: the operator's defaults applied first.
     let effective = resources::effective_endpoint(&endpoint, &settings);

@@ -3,7 +3,7 @@
 # Usage: tests/tools/install.sh [tool ...]   (default: all but the bench-only vegeta and argo-events)
 # Tools: nats-server nats etcd kube-apiserver kube-controller-manager
 #   kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint
-#   promtool
+#   promtool jaeger
 #   (and the bench-only vegeta argo-events)
 # A binary already in the cache is reused, so a second run takes no time.
 set -euo pipefail
@@ -51,7 +51,7 @@ build() {
 }
 
 want=("$@")
-[ ${#want[@]} -gt 0 ] || want=(nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint promtool)
+[ ${#want[@]} -gt 0 ] || want=(nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint promtool jaeger)
 for t in "${want[@]}"; do
   case $t in
     nats-server) build nats-server nats-server github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" "" ;;
@@ -74,10 +74,13 @@ for t in "${want[@]}"; do
     # the rule commands never use them, and the build takes half the time.
     promtool) build promtool promtool github.com/prometheus/prometheus github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION" \
       "-X github.com/prometheus/common/version.Version=$prometheus_release -X github.com/prometheus/common/version.Branch=HEAD" remove_all_sd ;;
+    # The trace backend of the tracing tests (hookwarden_tests::jaeger).
+    jaeger) build jaeger jaeger github.com/jaegertracing/jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$JAEGER_VERSION" \
+      "-X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_VERSION" ;;
     # Bench-only (bench/run.sh asks for it by name).
     vegeta) build vegeta vegeta github.com/tsenart/vegeta/v12 github.com/tsenart/vegeta/v12 "$VEGETA_VERSION" "-X main.Version=$VEGETA_VERSION" ;;
     argo-events) build argo-events argo-events github.com/argoproj/argo-events github.com/argoproj/argo-events/cmd "$ARGO_EVENTS_VERSION" \
       "-X github.com/argoproj/argo-events.version=${ARGO_EVENTS_VERSION#v}" ;;
-    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint promtool vegeta argo-events)" ;;
+    *) die "unknown tool '$t' (known: nats-server nats etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm traefik cert-manager-controller actionlint promtool jaeger vegeta argo-events)" ;;
   esac
 done

@@ -25,6 +25,7 @@ tool_path() {
     cert-manager-controller) echo "$bin_dir/cert-manager-controller-$CERT_MANAGER_VERSION" ;;
     actionlint) echo "$bin_dir/actionlint-$ACTIONLINT_VERSION" ;;
     promtool) echo "$bin_dir/promtool-$PROMETHEUS_VERSION" ;;
+    jaeger) echo "$bin_dir/jaeger-$JAEGER_VERSION" ;;
     vegeta) echo "$bin_dir/vegeta-$VEGETA_VERSION" ;;
     argo-events) echo "$bin_dir/argo-events-$ARGO_EVENTS_VERSION" ;;
     *) die "unknown tool '$1'" ;;

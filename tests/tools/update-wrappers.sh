@@ -64,6 +64,17 @@ write_module promtool "tool github.com/prometheus/prometheus/cmd/promtool
 
 require github.com/prometheus/prometheus $PROMETHEUS_VERSION"
 
+# Jaeger's go.mod replaces a module (sarama), which the wrapper repeats.
+if want jaeger; then
+  write_module jaeger "tool github.com/jaegertracing/jaeger/cmd/jaeger
+
+require github.com/jaegertracing/jaeger $JAEGER_VERSION
+
+replace (
+$(upstream_replaces github.com/jaegertracing/jaeger "$JAEGER_VERSION")
+)"
+fi
+
 write_module vegeta "tool github.com/tsenart/vegeta/v12
 
 require github.com/tsenart/vegeta/v12 $VEGETA_VERSION"

@@ -52,6 +52,15 @@ use secrets::ResolveError;
 use status::{CertificateState, Exposure, ReceiverState, SpecState};
 use validate::ValidateError;
 
+/// A named step of a reconcile pass: a span exported with traces (a child
+/// of the pass's `hookwarden.reconcile`), never in the log lines; a
+/// disabled callsite when traces are off.
+macro_rules! step {
+    ($name:literal) => {
+        tracing::info_span!(target: hookwarden_receiver::telemetry::TARGET, $name)
+    };
+}
+
 /// How often an endpoint with a cert-manager Certificate looks again when
 /// Certificates are not watched (cert-manager's CRD was not served when the
 /// operator started), to repair it, to follow the issuance and to notice
@@ -674,7 +683,25 @@ async fn reconcile(
     // A pass looks at the stream itself; a settled one has the audit watch
     // it again.
     ctx.audit.forget(&ObjectRef::from_obj(&*endpoint));
-    let result = reconcile_once(&endpoint, &ctx).await;
+    let pass = tracing::info_span!(
+        target: hookwarden_receiver::telemetry::TARGET,
+        "hookwarden.reconcile",
+        hookwarden.kind = "WebhookEndpoint",
+        k8s.namespace.name = endpoint.namespace().unwrap_or_default(),
+        hookwarden.name = endpoint.name_any(),
+        hookwarden.result = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let result = reconcile_once(&endpoint, &ctx)
+        .instrument(pass.clone())
+        .await;
+    pass.record(
+        "hookwarden.result",
+        if result.is_ok() { "ok" } else { "error" },
+    );
+    if result.is_err() {
+        pass.record("otel.status_code", "ERROR");
+    }
     ctx.metrics.record_reconcile(
         crate::ops::ReconcileKind::Endpoint,
         match result {
@@ -701,7 +728,9 @@ async fn reconcile_once(
     if endpoint.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    if let Err(invalid) = validate::validate(endpoint) {
+    if let Err(invalid) =
+        step!("hookwarden.reconcile.validate").in_scope(|| validate::validate(endpoint))
+    {
         return invalid_spec(endpoint, ctx, &invalid).await;
     }
     let namespace = endpoint.namespace().unwrap_or_default();
@@ -731,7 +760,12 @@ async fn reconcile_valid(
     let effective = resources::effective_endpoint(endpoint, &ctx.settings);
     // The published lists of allowedSources, fetched once for every
     // endpoint that names them (validate checked the entries).
-    let source_ranges = match ctx.ranges.for_endpoint(endpoint).await {
+    let source_ranges = match ctx
+        .ranges
+        .for_endpoint(endpoint)
+        .instrument(step!("hookwarden.reconcile.source_ranges"))
+        .await
+    {
         Ok(ranges) => ranges,
         Err(error) => {
             let spec = SpecState::Invalid {
@@ -757,7 +791,10 @@ async fn reconcile_valid(
             return Ok(Action::requeue(SOURCE_RANGES_RETRY));
         }
     };
-    let resolved = match secrets::resolve(&secret_api, namespace, &effective.spec).await {
+    let resolved = match secrets::resolve(&secret_api, namespace, &effective.spec)
+        .instrument(step!("hookwarden.reconcile.secrets"))
+        .await
+    {
         Ok(resolved) => resolved,
         Err(error) => {
             let Some(reason) = error.reason() else {
@@ -776,34 +813,42 @@ async fn reconcile_valid(
         }
     };
     let keys = resources::referenced_secrets(&effective.spec).len();
-    let children = match resources::build_with_ranges(&effective, &resolved, &ctx.settings, &ranges)
-    {
+    let built = step!("hookwarden.reconcile.build")
+        .in_scope(|| resources::build_with_ranges(&effective, &resolved, &ctx.settings, &ranges));
+    let children = match built {
         Ok(children) => children,
         Err(error) => return build_failed(endpoint, ctx, namespace, name, &error).await,
     };
-    // The Secret first: pods rolled by a new config hash must find it.
-    apply(&ctx.client, namespace, &children.secret).await?;
-    apply(&ctx.client, namespace, &children.service).await?;
-    // The policy before the pods it protects.
-    apply(&ctx.client, namespace, &children.network_policy).await?;
-    let deployment = apply(&ctx.client, namespace, &children.deployment).await?;
     let owned = Owned {
         ctx,
         endpoint,
         namespace,
         name,
     };
-    let caches = &ctx.caches;
-    owned
-        .apply_or_prune(children.pod_disruption_budget.as_ref(), &caches.budgets)
+    let deployment = async {
+        // The Secret first: pods rolled by a new config hash must find it.
+        apply(&ctx.client, namespace, &children.secret).await?;
+        apply(&ctx.client, namespace, &children.service).await?;
+        // The policy before the pods it protects.
+        apply(&ctx.client, namespace, &children.network_policy).await?;
+        let deployment = apply(&ctx.client, namespace, &children.deployment).await?;
+        let caches = &ctx.caches;
+        owned
+            .apply_or_prune(children.pod_disruption_budget.as_ref(), &caches.budgets)
+            .await?;
+        owned
+            .apply_or_prune(children.autoscaler.as_ref(), &caches.autoscalers)
+            .await?;
+        owned
+            .apply_or_prune(children.ingress.as_ref(), &caches.ingresses)
+            .await?;
+        Ok::<_, ReconcileError>(deployment)
+    }
+    .instrument(step!("hookwarden.reconcile.apply"))
+    .await?;
+    let certificate = reconcile_certificate(&owned, children.certificate.as_ref())
+        .instrument(step!("hookwarden.reconcile.certificate"))
         .await?;
-    owned
-        .apply_or_prune(children.autoscaler.as_ref(), &caches.autoscalers)
-        .await?;
-    owned
-        .apply_or_prune(children.ingress.as_ref(), &caches.ingresses)
-        .await?;
-    let certificate = reconcile_certificate(&owned, children.certificate.as_ref()).await?;
     let previous = endpoint.status.as_ref().and_then(|status| {
         status
             .conditions
@@ -811,7 +856,9 @@ async fn reconcile_valid(
             .find(|condition| condition.type_ == status::STREAM_READY)
     });
     let (stream, managed) =
-        stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings, previous).await;
+        stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings, previous)
+            .instrument(step!("hookwarden.reconcile.stream"))
+            .await;
     // Settled: every child is watched, so the pass waits for a change and
     // the audit checks the stream. Without a Certificate watch (cert-manager
     // was not installed at start) an endpoint with one looks again every
@@ -849,6 +896,7 @@ async fn reconcile_valid(
         ranges_condition,
         None,
     )
+    .instrument(step!("hookwarden.reconcile.status"))
     .await?;
     Ok(next)
 }

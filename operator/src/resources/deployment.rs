@@ -37,7 +37,10 @@ pub fn deployment(
         "--secrets-dir".to_owned(),
         format!("{CONFIG_DIR}/secrets"),
     ];
-    let env = pod::nats_url(owner, settings.nats_url(endpoint), &mut args);
+    let env = pod::with_env(
+        pod::nats_url(owner, settings.nats_url(endpoint), &mut args),
+        &settings.workload_env,
+    );
     args.extend([
         "--listen".to_owned(),
         format!("0.0.0.0:{HTTP_PORT}"),
@@ -193,6 +196,34 @@ mod tests {
             .position(|a| a == "--nats-url")
             .and_then(|i| args.get(i + 1));
         assert_eq!(url.map(String::as_str), Some("nats://nats.shop.svc:4222"));
+    }
+
+    #[test]
+    fn the_tracing_variables_the_operator_passes_on_are_set_on_the_receiver() {
+        let endpoint = endpoint("github");
+        let traced = Settings {
+            nats_url: "nats://app:hunter2@nats.nats.svc:4222".to_owned(),
+            workload_env: vec![(
+                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                "http://collector.obs.svc:4318".to_owned(),
+            )],
+            ..settings()
+        };
+        let children = build(&endpoint, &secrets_for(&endpoint), &traced).expect("builds");
+        let env = container(&children.deployment)
+            .env
+            .clone()
+            .unwrap_or_default();
+        let names: Vec<&str> = env.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["HOOKWARDEN_NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"],
+            "after the NATS URL from its Secret"
+        );
+        assert_eq!(
+            env[1].value.as_deref(),
+            Some("http://collector.obs.svc:4318")
+        );
     }
 
     #[test]

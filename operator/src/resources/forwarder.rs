@@ -240,7 +240,10 @@ pub fn deployment(
         "--secrets-dir".to_owned(),
         format!("{CONFIG_DIR}/secrets"),
     ];
-    let env = pod::nats_url(owner, &effective.nats_url, &mut args);
+    let env = pod::with_env(
+        pod::nats_url(owner, &effective.nats_url, &mut args),
+        &settings.workload_env,
+    );
     args.extend([
         "--metrics-listen".to_owned(),
         format!("0.0.0.0:{METRICS_PORT}"),
@@ -318,8 +321,13 @@ pub fn destination_reach(url: &str) -> DestinationReach {
 /// port of pods in the Service's namespace (a policy sees the pod's port
 /// after the Service's translation, which the URL's port does not tell);
 /// for an HTTPS URL elsewhere, its port on any address but the link-local
-/// ranges (the cloud metadata service); nothing for `localhost`.
-pub fn network_policy(owner: &Owner, effective: &Effective) -> Result<NetworkPolicy, BuildError> {
+/// ranges (the cloud metadata service); nothing for `localhost`; with
+/// traces passed on, the OTLP endpoint's port.
+pub fn network_policy(
+    owner: &Owner,
+    effective: &Effective,
+    settings: &Settings,
+) -> Result<NetworkPolicy, BuildError> {
     let mut egress = vec![
         serde_json::json!({"ports": [
             {"protocol": "UDP", "port": 53},
@@ -346,6 +354,7 @@ pub fn network_policy(owner: &Owner, effective: &Effective) -> Result<NetworkPol
         })),
         DestinationReach::Pod => {}
     }
+    egress.extend(super::policy::otlp_egress(&settings.workload_env));
     object(
         "NetworkPolicy",
         serde_json::json!({
@@ -464,7 +473,7 @@ pub fn build(
     let hash = super::config_hash(&secret);
     Ok(ForwarderChildren {
         deployment: deployment(subscription, &owner, effective, settings, &hash)?,
-        network_policy: network_policy(&owner, effective)?,
+        network_policy: network_policy(&owner, effective, settings)?,
         pod_disruption_budget: pod_disruption_budget(subscription, &owner)?,
         secret,
     })

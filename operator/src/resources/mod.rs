@@ -77,6 +77,10 @@ pub struct Settings {
     /// in `spec.tls.issuerRef`. `None`: such endpoints are served over
     /// plain HTTP by the Ingress.
     pub default_issuer: Option<hookwarden_crds::IssuerRef>,
+    /// Environment variables (name, value) set on every receiver and
+    /// forwarder container: the tracing variables the operator passes on
+    /// (`--workload-tracing-env`), so its workloads export where it does.
+    pub workload_env: Vec<(String, String)>,
 }
 
 impl Settings {
@@ -501,6 +505,7 @@ pub(crate) mod fixtures {
             default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
             default_ingress_class: None,
             default_issuer: None,
+            workload_env: Vec::new(),
         }
     }
 }

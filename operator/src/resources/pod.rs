@@ -79,6 +79,24 @@ pub fn nats_url(owner: &Owner, url: &str, args: &mut Vec<String>) -> serde_json:
     }
 }
 
+/// `env` (a container's `env`, or null for none) with `extra` appended as
+/// plain values.
+pub fn with_env(env: serde_json::Value, extra: &[(String, String)]) -> serde_json::Value {
+    if extra.is_empty() {
+        return env;
+    }
+    let mut list = match env {
+        serde_json::Value::Array(list) => list,
+        _ => Vec::new(),
+    };
+    list.extend(
+        extra
+            .iter()
+            .map(|(name, value)| serde_json::json!({"name": name, "value": value})),
+    );
+    serde_json::Value::Array(list)
+}
+
 /// The Deployment of `owner`'s workload: one container, no service-account
 /// token, non-root, read-only root filesystem, no capabilities, the
 /// runtime's seccomp profile, probes on `/readyz` and `/healthz` of the

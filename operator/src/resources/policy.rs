@@ -42,7 +42,12 @@ pub fn nats_ports(url: &str) -> Vec<u16> {
 
 /// The port of one `nats://host:port` server, or 4222.
 fn server_port(server: &str) -> u16 {
-    let authority = server.split_once("://").map_or(server, |(_, rest)| rest);
+    explicit_port(server).unwrap_or(NATS_DEFAULT_PORT)
+}
+
+/// The port a URL names, if it names one.
+fn explicit_port(url: &str) -> Option<u16> {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = authority.split('/').next().unwrap_or_default();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     // An IPv6 literal is bracketed: the port follows the `]`.
@@ -50,7 +55,30 @@ fn server_port(server: &str) -> u16 {
     after_host
         .rsplit_once(':')
         .and_then(|(_, port)| port.parse().ok())
-        .unwrap_or(NATS_DEFAULT_PORT)
+}
+
+/// The egress rule to the OTLP endpoints the operator passes on to its
+/// workloads (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+/// in `workload_env`): their ports, to any destination, as for NATS (the
+/// collector may run anywhere); `None` when traces are not passed on.
+pub fn otlp_egress(workload_env: &[(String, String)]) -> Option<serde_json::Value> {
+    let mut ports = Vec::new();
+    for (name, url) in workload_env {
+        if name != "OTEL_EXPORTER_OTLP_ENDPOINT" && name != "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" {
+            continue;
+        }
+        let url = url.trim();
+        let port = explicit_port(url).unwrap_or(if url.starts_with("https://") { 443 } else { 80 });
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    (!ports.is_empty()).then(|| {
+        serde_json::json!({"ports": ports
+            .into_iter()
+            .map(|port| serde_json::json!({"protocol": "TCP", "port": port}))
+            .collect::<Vec<_>>()})
+    })
 }
 
 /// Whether the endpoint fetches keys over HTTPS: the presets that always
@@ -98,7 +126,7 @@ static KEY_FETCH_EGRESS: std::sync::LazyLock<serde_json::Value> = std::sync::Laz
 /// kubelet probes are not subject to NetworkPolicy). Egress: DNS (53 UDP and
 /// TCP) and the NATS port, to any destination, since where DNS and NATS run
 /// is not known to the operator; for presets that fetch keys, HTTPS to
-/// public addresses too.
+/// public addresses too; with traces passed on, the OTLP endpoint's port.
 pub fn network_policy(
     endpoint: &WebhookEndpoint,
     owner: &Owner,
@@ -139,6 +167,7 @@ pub fn network_policy_of(
     if fetch_keys {
         egress.push(KEY_FETCH_EGRESS.clone());
     }
+    egress.extend(otlp_egress(&settings.workload_env));
     object(
         "NetworkPolicy",
         serde_json::json!({
@@ -486,5 +515,36 @@ metrics:
             NetworkPolicySpec::default().ingress_namespace,
             "ingress-nginx"
         );
+    }
+
+    #[test]
+    fn traces_passed_on_open_the_otlp_port() {
+        let endpoint = endpoint("github");
+        let owner = Owner::of(&endpoint).expect("owner");
+        let traced = Settings {
+            workload_env: vec![
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+                    "http://collector.obs.svc:4318".to_owned(),
+                ),
+                ("OTEL_TRACES_SAMPLER".to_owned(), "always_on".to_owned()),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT".to_owned(),
+                    "https://traces.example.com/v1/traces".to_owned(),
+                ),
+            ],
+            ..settings()
+        };
+        let policy = network_policy(&endpoint, &owner, &traced).expect("builds");
+        let json = serde_json::to_value(&policy).expect("json");
+        let egress = json["spec"]["egress"].as_array().expect("egress");
+        assert_eq!(
+            egress.last().map(|rule| rule["ports"].clone()),
+            Some(serde_json::json!([
+                {"protocol": "TCP", "port": 4318},
+                {"protocol": "TCP", "port": 443},
+            ]))
+        );
+        assert_eq!(otlp_egress(&[]), None);
     }
 }

@@ -25,6 +25,7 @@ use hookwarden_crds::{SecretKeyRef, WebhookSubscription};
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use super::delivery::{Destination, DestinationSetupError};
 use super::filter::{Filter, FilterError};
@@ -737,13 +738,41 @@ async fn process(
         limiter.until_ready().await;
     }
     let destination = shared.destination.load_full();
+    // The attempt continues the trace stored with the event (the
+    // receiver's publish span), and the destination gets its context.
+    let span = tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "hookwarden.delivery",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        hookwarden.subscription = plan.subscription.as_str(),
+        messaging.destination.name = event.stream.as_str(),
+        hookwarden.stream_sequence = event.sequence,
+        hookwarden.attempt = event.attempt,
+        http.response.status_code = tracing::field::Empty,
+        hookwarden.outcome = tracing::field::Empty,
+    );
+    let mut outgoing = event.outgoing(plan);
+    if let Some(stored) = &outgoing.trace {
+        crate::telemetry::continue_stored(&span, stored);
+    }
+    if let Some(attempt) = crate::telemetry::trace_headers(&span) {
+        outgoing.trace = Some(attempt);
+    }
     shared.metrics.in_flight.inc();
-    let report = destination.deliver(&event.outgoing(plan)).await;
+    let report = destination
+        .deliver(&outgoing)
+        .instrument(span.clone())
+        .await;
     shared.metrics.in_flight.dec();
+    if let Some(status) = report.status() {
+        span.record("http.response.status_code", status);
+    }
     shared.metrics.observe_attempt(report.elapsed.as_secs_f64());
     let jitter = 0.5 + rand::random::<f64>() / 2.0;
     match outcome::decide(&plan.retry, &report.attempted, progress, jitter) {
         Decision::Ack => {
+            span.record("hookwarden.outcome", "delivered");
             let _ = message.ack().await;
             shared.metrics.record(Outcome::Delivered);
             audit(
@@ -757,6 +786,8 @@ async fn process(
             finished(None)
         }
         Decision::Retry(delay) => {
+            span.record("hookwarden.outcome", "retried");
+            span.record("otel.status_code", "ERROR");
             let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             shared.metrics.record(Outcome::Retried);
             audit(
@@ -770,6 +801,8 @@ async fn process(
             finished(Some(Instant::now() + delay + plan.ack_wait()))
         }
         Decision::DeadLetter(reason) => {
+            span.record("hookwarden.outcome", "failed");
+            span.record("otel.status_code", "ERROR");
             audit(
                 plan,
                 &event,

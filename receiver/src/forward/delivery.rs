@@ -76,6 +76,9 @@ pub struct Outgoing {
     pub attempt: u32,
     /// Sent by `hookwarden replay`: adds `Hookwarden-Replay: true`.
     pub replay: bool,
+    /// Sent as `traceparent` (and `tracestate`), replacing passed ones: the
+    /// delivery attempt's span when traces are on, else the stored context.
+    pub trace: Option<crate::telemetry::TraceHeaders>,
 }
 
 /// How an attempt went.
@@ -237,6 +240,19 @@ pub fn build_request(
     for (name, value) in &event.passed {
         if !is_reserved(name.as_str()) {
             headers.append(name.clone(), value.clone());
+        }
+    }
+    if let Some(trace) = &event.trace {
+        // One context, replacing passed ones: a passed tracestate would not
+        // go with our traceparent.
+        headers.remove("tracestate");
+        for (name, value) in [
+            ("traceparent", Some(&trace.traceparent)),
+            ("tracestate", trace.tracestate.as_ref()),
+        ] {
+            if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
         }
     }
     let mut set = |name: &'static str, value: &str| {
@@ -434,9 +450,23 @@ mod tests {
                     HeaderName::from_static("content-type"),
                     HeaderValue::from_static("text/evil"),
                 ),
+                (
+                    HeaderName::from_static("traceparent"),
+                    HeaderValue::from_static(
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    ),
+                ),
+                (
+                    HeaderName::from_static("tracestate"),
+                    HeaderValue::from_static("passed=1"),
+                ),
             ],
             attempt: 3,
             replay: false,
+            trace: Some(crate::telemetry::TraceHeaders {
+                traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+                tracestate: None,
+            }),
         }
     }
 
@@ -471,6 +501,12 @@ mod tests {
         assert_eq!(get("hookwarden-provider"), ["github"]);
         assert_eq!(get("content-type"), ["application/json"]);
         assert!(get("hookwarden-replay").is_empty());
+        assert_eq!(
+            get("traceparent"),
+            ["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+            "the attempt's context, not a passed one"
+        );
+        assert!(get("tracestate").is_empty(), "no passed state with it");
         let replayed = build_request(
             &url,
             &Outgoing {

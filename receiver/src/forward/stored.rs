@@ -126,7 +126,20 @@ impl StoredEvent {
             passed: passed_headers(&self.headers, &plan.pass_headers),
             attempt: self.attempt,
             replay: false,
+            trace: self.trace(),
         }
+    }
+
+    /// The stored trace context, when its `traceparent` is valid.
+    pub fn trace(&self) -> Option<crate::telemetry::TraceHeaders> {
+        let traceparent =
+            crate::publish::checked_traceparent(header(&self.headers, "traceparent"))?;
+        Some(crate::telemetry::TraceHeaders {
+            traceparent,
+            tracestate: header(&self.headers, "tracestate")
+                .filter(|state| !state.is_empty())
+                .map(str::to_owned),
+        })
     }
 
     /// Its headers for a CEL filter: lower-cased names, first values.

@@ -219,7 +219,9 @@ pub fn is_public(ip: IpAddr) -> bool {
 }
 
 /// The client TLS configuration: ring, `roots` or else the system's.
-fn client_tls(roots: Option<Arc<rustls::RootCertStore>>) -> Option<Arc<rustls::ClientConfig>> {
+pub(crate) fn client_tls(
+    roots: Option<Arc<rustls::RootCertStore>>,
+) -> Option<Arc<rustls::ClientConfig>> {
     let roots = match roots {
         Some(roots) => roots,
         None => {
