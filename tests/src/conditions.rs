@@ -35,3 +35,11 @@ pub fn condition(resource: &impl HasConditions, type_: &str) -> Option<Condition
         .find(|c| c.type_ == type_)
         .cloned()
 }
+
+/// Whether `resource` has condition `type_` with status `True`.
+pub fn condition_is_true(resource: &impl HasConditions, type_: &str) -> bool {
+    resource
+        .conditions()
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}

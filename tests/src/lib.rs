@@ -43,7 +43,7 @@ pub mod tools;
 mod wait;
 
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
-pub use conditions::{HasConditions, condition};
+pub use conditions::{HasConditions, condition, condition_is_true};
 pub use error::SupportError;
 pub use files::EndpointFiles;
 pub use list_server::{ListAnswer, ListServer, save_list_for_operator};

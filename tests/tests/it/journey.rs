@@ -26,12 +26,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_tests::tools::{repo_root, require_tool};
-use hookwarden_tests::{ManagedProcess, NatsServer, TestNamespace, eventually, kubeconfig_path};
+use hookwarden_tests::tools::repo_root;
+use hookwarden_tests::{
+    ManagedProcess, NatsServer, TestNamespace, condition, eventually, free_port, kubeconfig_path,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -40,6 +42,8 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
 use serde_json::Value;
+
+use crate::{consumed, ok, text, tool};
 
 /// Generous: the operator, the controller manager and kwok converge in their
 /// own time on a busy machine. Nothing is asserted about how long it takes.
@@ -96,7 +100,7 @@ impl Binaries {
             "cargo test --workspace --no-run failed:\n{}",
             text(&output)
         );
-        // target/<profile>/deps/journey-<hash> → target/<profile>/
+        // target/<profile>/deps/it-<hash> → target/<profile>/
         let exe = std::env::current_exe().expect("test executable");
         let dir = exe
             .parent()
@@ -115,39 +119,6 @@ impl Binaries {
             consumer: bin("hookwarden-example-consumer"),
         }
     }
-}
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
-/// The pinned `helm` or `kubectl` as the control plane's admin, with helm's
-/// homes in `helm_home` (never the user's repositories and caches).
-fn tool(helm_home: &Path, name: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let path = require_tool(name).unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new(&path)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig_path())
-        .env("HELM_CONFIG_HOME", helm_home)
-        .env("HELM_CACHE_HOME", helm_home)
-        .env("HELM_DATA_HOME", helm_home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} does not start: {e}", path.display()));
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes()).expect("write stdin");
-    }
-    child.wait_with_output().expect("tool finishes")
-}
-
-/// Like [`tool`], and it must succeed; returns its output.
-fn ok(helm_home: &Path, name: &str, args: &[&str]) -> String {
-    let output = tool(helm_home, name, args, None);
-    let out = text(&output);
-    assert!(output.status.success(), "{name} {args:?} failed:\n{out}");
-    out
 }
 
 /// The release's cluster-scoped objects do not go with the namespace: a
@@ -172,14 +143,6 @@ impl Drop for Release {
     }
 }
 
-/// A port nobody listens on now (the kernel's pick, released at once).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// `GET path` over plain HTTP/1.0: the status code, or `None` while nothing
 /// answers.
 fn http_status(port: u16, path: &str) -> Option<u16> {
@@ -190,16 +153,6 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     response.split(' ').nth(1)?.parse().ok()
-}
-
-fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<(String, String)> {
-    endpoint
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone()))
 }
 
 /// A kubeconfig for the control plane that authenticates with `token`.
@@ -310,7 +263,7 @@ async fn start_operator(
         .find(|e| e.name == "RUST_LOG")
         .and_then(|e| e.value.clone())
         .expect("RUST_LOG");
-    let operations = free_port();
+    let operations = free_port().expect("a free port");
     let mut args = container.args.clone().unwrap_or_default();
     args.push(format!("--metrics-listen=127.0.0.1:{operations}"));
     let mut operator = ManagedProcess::spawn_with_env(
@@ -382,7 +335,10 @@ async fn start_receiver(
         .spec
         .ingress
         .map_or_else(|| "/".to_owned(), |ingress| ingress.path);
-    let (port, metrics) = (free_port(), free_port());
+    let (port, metrics) = (
+        free_port().expect("a free port"),
+        free_port().expect("a free port"),
+    );
     let args = local_args(&deployment, &config_dir, port, metrics);
     assert!(
         args.windows(2).any(|w| w == ["--nats-url", nats_url]),
@@ -480,16 +436,6 @@ async fn drained(consumer: &mut ManagedProcess, stream: &async_nats::jetstream::
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// The JSON events the consumer printed so far.
-fn consumed(log: &Path) -> Vec<Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|event| event["subject"].is_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -764,7 +710,7 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
             serde_yaml_ng::from_str(&std::fs::read_to_string(&path).expect("read example"))
                 .expect("example is YAML");
         // Endpoints only: the subscription example runs as deployed, its
-        // forwarder pod from its own Deployment (tests/tests/deployed.rs).
+        // forwarder pod from its own Deployment (tests/tests/it/deployed.rs).
         if manifest["kind"] != "WebhookEndpoint" {
             continue;
         }
@@ -804,12 +750,13 @@ async fn install_apply_receive_consume_upgrade_uninstall() {
     for name in &names {
         eventually(&format!("{name} to be Ready"), WAIT, || async {
             let endpoint = endpoints.get(name).await.ok()?;
-            let ready = condition(&endpoint, "Ready")?;
+            let ready = condition(&endpoint, "Ready").map(|c| (c.status, c.reason))?;
             if name == "stripe" {
                 // tls.issuerRef needs cert-manager, which the shared control
                 // plane does not run: the receivers are available and Ready
                 // says why it is not True (docs/operator.md).
-                let available = condition(&endpoint, "ReceiverAvailable")?;
+                let available =
+                    condition(&endpoint, "ReceiverAvailable").map(|c| (c.status, c.reason))?;
                 (available.0 == "True"
                     && ready == ("False".to_owned(), "CertificateNotReady".to_owned()))
                     .then_some(())

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 use hookwarden_tests::tools::{repo_root, require_tool};
 use serde_json::Value;
 
+use crate::text;
+
 const RULES: &str = "hookwarden.rules.yaml";
 const TESTS: &str = "hookwarden.rules.test.yaml";
 
@@ -26,10 +28,6 @@ fn promtool(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("{} does not start: {e}", path.display()))
-}
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 
 fn yaml(path: &Path) -> Value {
