@@ -119,6 +119,11 @@ fn provider_all_lists_every_variant_of_the_schema() {
             hookwarden_crds::Provider::from_manifest_name(&provider.manifest_name()),
             Some(*provider)
         );
+        // as_str spells each name out: it must be serde's.
+        assert_eq!(
+            serde_json::to_value(provider).expect("serialises"),
+            serde_json::Value::String(provider.as_str().to_owned())
+        );
     }
 }
 

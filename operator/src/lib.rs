@@ -1,10 +1,18 @@
 //! The Hookwarden operator: the control plane that turns `WebhookEndpoint`
-//! resources into running receivers.
+//! resources into running receivers and `WebhookSubscription` resources
+//! into running forwarders.
 //!
-//! It installs and upgrades its CRD ([`crd`]) and reconciles each endpoint
-//! ([`reconcile`]) into a rendered configuration Secret, a hardened receiver
-//! Deployment and a Service, built by the pure functions of [`resources`].
-//! Its health, readiness and reconcile metrics are served by [`ops`].
+//! It installs and upgrades its CRDs ([`crd`]) and reconciles
+//! ([`reconcile`]): each endpoint into a rendered configuration Secret, a
+//! hardened receiver Deployment and a Service, and, as its spec asks, an
+//! Ingress with a cert-manager Certificate, a NetworkPolicy, a
+//! PodDisruptionBudget and a HorizontalPodAutoscaler, all built by the pure
+//! functions of [`resources`]; its JetStream stream on NATS, checked for
+//! drift; each subscription into its durable consumer, dead-letter stream
+//! and forwarder Deployment. Providers' published source ranges are fetched
+//! once per list and kept in a ConfigMap ([`ranges`]); several replicas
+//! elect one leader on a Lease ([`leader`]). Its health, readiness and
+//! metrics are served by [`ops`].
 #![forbid(unsafe_code)]
 
 pub mod crd;

@@ -423,9 +423,8 @@ async fn start_pool(
         dir: dir.clone(),
         source,
     })?;
-    let metrics = Arc::new(
-        Metrics::new(Some(transport.stats())).with_source_lists(Arc::clone(&ranges) as _),
-    );
+    let metrics =
+        Arc::new(Metrics::new(Some(transport.stats())).with_source_lists(Arc::clone(&ranges) as _));
     let options = crate::publish::connect_options(None)
         .map_err(reload::LoadError::from)?
         .name("hookwarden-receiver pool");

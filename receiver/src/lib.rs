@@ -1,14 +1,20 @@
 //! The Hookwarden receiver: the data-plane process behind every
-//! `WebhookEndpoint`.
+//! `WebhookEndpoint` (`hookwarden-receiver serve`), and the forwarder behind
+//! every `WebhookSubscription` (`hookwarden-receiver forward`, [`forward`]).
 //!
 //! It is assembled from its manifest in one place ([`app`]): it loads its
-//! configuration ([`config`]) and secrets ([`secrets`]), verifies
-//! deliveries ([`verify`]) and stores them in JetStream ([`publish`]),
-//! behind a small HTTP server ([`server`]) on a hardened listener
-//! ([`transport`]) that first filters by client ([`clientip`], [`limits`])
-//! and reads bodies within bounds ([`body`]); providers' published source
-//! ranges are fetched and checked in [`ranges`]. Each concern is its own module with small pure functions
-//! at the core, so the HTTP and NATS edges stay thin.
+//! configuration ([`config`]) and secrets ([`secrets`]), reloads both when
+//! their files change ([`reload`]), verifies deliveries ([`verify`]) and
+//! stores them in JetStream ([`publish`], connected as [`nats_url`] says),
+//! behind a small HTTP server ([`server`], requests read by [`request`]) on
+//! a hardened listener ([`transport`]) that first filters by client
+//! ([`clientip`], [`limits`]) and reads bodies within bounds ([`body`]);
+//! refused requests may be kept for inspection ([`quarantine`]); providers'
+//! published source ranges are fetched and checked in [`ranges`]. Every log
+//! line passes through a filter of the secrets it knows ([`logging`],
+//! [`redact`]); health, readiness and metrics are on a port of their own
+//! ([`ops`]). Each concern is its own module with small pure functions at
+//! the core, so the HTTP and NATS edges stay thin.
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -5,7 +5,7 @@
 //! forged, rate-limited, quarantined, reloaded) into a real nats-server,
 //! and `hookwarden-receiver forward` delivering them from the receiver's
 //! own stream to an HTTP server on loopback. The operator's metrics are
-//! checked in operator/tests/dashboards.rs; cert-manager's and
+//! checked in operator/tests/it/dashboards.rs; cert-manager's and
 //! kube-state-metrics' are listed by name in `promql::EXTERNAL`.
 
 mod common;

@@ -12,9 +12,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::SupportError;
 use crate::cluster::kubeconfig_path;
 use crate::tools::cache_dir;
+use crate::{SupportError, free_port};
 
 /// The node whose pods run as processes.
 pub const PROCESS_NODE: &str = "hookwarden-proc-0";
@@ -204,12 +204,6 @@ impl CertManager {
         let binary = crate::tools::require_tool("cert-manager-controller")?;
         let work = tempfile::TempDir::with_prefix("hookwarden-cert-manager-")
             .map_err(SupportError::io("cannot create a temp dir"))?;
-        let free_port = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .map_err(SupportError::io("no free port"))
-        };
         let health = free_port()?;
         let args = [
             "--kubeconfig".to_owned(),

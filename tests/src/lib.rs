@@ -22,9 +22,14 @@
 //! The binaries are the pinned builds from `tests/tools/install.sh`
 //! (see [`tools`]). Nothing here depends on a fixed port being free or on
 //! another test's state.
+//!
+//! Small helpers every test crate uses: [`eventually`] (poll with a
+//! deadline), [`free_port`], [`condition`] (a status condition of an
+//! endpoint or subscription).
 #![forbid(unsafe_code)]
 
 mod cluster;
+mod conditions;
 pub mod deployed;
 mod error;
 mod files;
@@ -34,6 +39,7 @@ mod nats;
 mod nats_cluster;
 pub mod nats_jwt;
 mod nginx;
+mod ports;
 mod process;
 pub mod promql;
 pub mod receiver;
@@ -42,6 +48,7 @@ pub mod tools;
 mod wait;
 
 pub use cluster::{TestNamespace, kubeconfig_path, shared_client};
+pub use conditions::{HasConditions, condition, condition_is_true};
 pub use error::SupportError;
 pub use files::EndpointFiles;
 pub use jaeger::{Jaeger, TraceSpan};
@@ -49,6 +56,7 @@ pub use list_server::{ListAnswer, ListServer, save_list_for_operator};
 pub use nats::{Frozen, NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
 pub use nats_cluster::{NatsCluster, Placement};
 pub use nginx::{Forwarded, Nginx, NginxBuilder, XForwarded};
+pub use ports::free_port;
 pub use process::ManagedProcess;
 pub use receiver::InProcessReceiver;
 pub use secret_volume::SecretVolume;

@@ -20,7 +20,7 @@ use tempfile::TempDir;
 
 use crate::nats::{self, Ports, port_of};
 use crate::tools::require_tool;
-use crate::{Frozen, ManagedProcess, SupportError};
+use crate::{Frozen, ManagedProcess, SupportError, free_port};
 
 /// How many nodes a cluster has: the smallest that keeps a quorum with one
 /// node gone.
@@ -387,14 +387,6 @@ impl NatsCluster {
         }
         None
     }
-}
-
-/// A port nothing listens on right now (the kernel's pick for port 0).
-fn free_port() -> Result<u16, SupportError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(SupportError::io("cannot pick a free port"))
 }
 
 fn not_running(node: &Node) -> SupportError {

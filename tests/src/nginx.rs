@@ -19,13 +19,13 @@
 //! it leaves no worker behind, with its prefix, configuration, logs, pid
 //! file and temp directories in a private directory.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::{ManagedProcess, SupportError};
+use crate::{ManagedProcess, SupportError, free_port};
 
 /// How nginx writes the `X-Forwarded-*` family (and `X-Real-IP`) upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -350,11 +350,4 @@ fn find_nginx() -> Result<PathBuf, SupportError> {
             tool: "nginx".to_owned(),
             package: "nginx".to_owned(),
         })
-}
-
-fn free_port() -> Result<u16, SupportError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(SupportError::io("cannot find a free port on 127.0.0.1"))
 }

@@ -18,69 +18,33 @@
 use std::time::Duration;
 
 use hookwarden_crds::WebhookEndpoint;
+use hookwarden_operator::ops::Ops;
 use hookwarden_operator::ranges::{CONFIGMAP_NAME, RangesConfig};
-use hookwarden_operator::reconcile::{self, Config};
-use hookwarden_operator::resources::{CONFIG_HASH_ANNOTATION, Settings};
+use hookwarden_operator::resources::CONFIG_HASH_ANNOTATION;
 use hookwarden_tests::{ListAnswer, ListServer, NatsServer, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams};
 
-const WAIT: Duration = Duration::from_secs(90);
+use crate::{Operator, eventually, operator_config, run_operator};
 
-struct Operator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
+/// An operator managing streams on `nats` whose range fetcher asks
+/// `server`, refreshing every second.
 async fn start_operator(ns: &TestNamespace, nats: &NatsServer, server: &ListServer) -> Operator {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        settings: Settings {
-            receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
-            nats_url: nats.url().to_owned(),
-            default_trusted_proxies: Vec::new(),
-            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
-            default_ingress_class: None,
-            default_issuer: None,
-            workload_env: Vec::new(),
-        },
-        namespaces: vec![ns.name().to_owned()],
-        nats_credentials: None,
-        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
-        subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
-        ranges: RangesConfig {
-            // The test's namespace stands in for the operator's own.
-            namespace: Some(ns.name().to_owned()),
-            refresh: Duration::from_secs(1),
-            max_age: Duration::from_secs(3600),
-            fetcher: Some(std::sync::Arc::new(server.fetcher(Duration::from_secs(2)))),
-        },
+    let mut config = operator_config(ns, nats.url());
+    config.ranges = RangesConfig {
+        // The test's namespace stands in for the operator's own.
+        namespace: Some(ns.name().to_owned()),
+        refresh: Duration::from_secs(1),
+        max_age: Duration::from_secs(3600),
+        fetcher: Some(std::sync::Arc::new(server.fetcher(Duration::from_secs(2)))),
     };
-    tokio::spawn(reconcile::run(ns.client(), config, async move {
-        let _ = stopped.await;
-    }));
-    Operator { stop: Some(stop) }
-}
-
-async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    hookwarden_tests::eventually(what, WAIT, check).await
+    run_operator(ns, config, Ops::default(), None).await
 }
 
 fn meta(hooks: &[&str]) -> Vec<u8> {
-    let sample = include_bytes!("../../receiver/src/ranges/testdata/github-meta.json");
+    let sample = include_bytes!("../../../receiver/src/ranges/testdata/github-meta.json");
     let mut document: serde_json::Value = serde_json::from_slice(sample).expect("sample");
     document["hooks"] = serde_json::json!(hooks);
     document.to_string().into_bytes()

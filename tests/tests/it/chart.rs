@@ -13,6 +13,8 @@ use hookwarden_tests::tools::{repo_root, require_tool};
 use hookwarden_tests::{TestNamespace, kubeconfig_path};
 use serde_json::Value;
 
+use crate::text;
+
 fn chart_dir() -> PathBuf {
     repo_root().join("charts/hookwarden")
 }
@@ -48,10 +50,6 @@ fn run(tool: &str, args: &[&str], stdin: Option<&str>) -> Output {
         pipe.write_all(input.as_bytes()).expect("write stdin");
     }
     child.wait_with_output().expect("tool finishes")
-}
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 
 /// `helm template hw <chart> <args>`; panics with helm's output on failure.
@@ -769,7 +767,7 @@ fn each_watched_namespace_gets_a_role_and_the_full_values_render() {
 
 /// The monitoring objects ship exactly the files the tests check: the
 /// PrometheusRule's spec is `rules/hookwarden.rules.yaml` (which
-/// tests/tests/alerts.rs runs through promtool), the dashboard ConfigMap
+/// tests/tests/it/alerts.rs runs through promtool), the dashboard ConfigMap
 /// holds `dashboards/hookwarden.json`, and the monitors keep the metrics'
 /// `endpoint` label and select what the operator really labels its pods with.
 #[test]
@@ -963,7 +961,7 @@ async fn the_api_server_accepts_the_rendered_manifests() {
     // objects are checked by shape in
     // `each_watched_namespace_gets_a_role_and_the_full_values_render` and
     // `the_alerts_and_the_dashboard_ship_the_tested_files`, and the rules by
-    // promtool (tests/tests/alerts.rs).
+    // promtool (tests/tests/it/alerts.rs).
     let values = full_values();
     let watch = format!("watchNamespaces={{{ns}}}");
     let dashboard_namespace = format!("grafanaDashboard.namespace={ns}");

@@ -4,12 +4,14 @@
 //! handshakes, against a real receiver built from the same manifest (as the
 //! receiver binary builds it) storing in a private nats-server.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use hookwarden_receiver::transport::Mode;
 use hookwarden_receiver::verify;
 use hookwarden_tests::{InProcessReceiver, NatsServer};
+
+use crate::{args, hookwarden, path};
 
 /// `openssl genpkey -algorithm ed25519`, and its public key as hex.
 const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIESCJvivICpQ5IUCjwZT9ymH/xGW6RdJA9uFAWRx3xpG\n-----END PRIVATE KEY-----\n";
@@ -50,25 +52,6 @@ async fn serve(nats: &NatsServer, manifest: &str, secret_files: &[(&str, &[u8])]
         base: receiver.base.clone(),
         receiver,
     }
-}
-
-async fn hookwarden(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
-            .args(&args)
-            .output()
-            .expect("run hookwarden")
-    })
-    .await
-    .expect("join")
-}
-
-fn args(parts: &[&str]) -> Vec<String> {
-    parts.iter().map(|p| (*p).to_owned()).collect()
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
 }
 
 fn assert_ok(output: &Output, what: &str) -> String {

@@ -1,91 +1,17 @@
 //! The controller against the real control plane: each test runs it
 //! in-process, watching only the test's own namespace.
 
-use std::time::Duration;
-
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_operator::reconcile::{self, Config};
-use hookwarden_operator::resources::{CONFIG_HASH_ANNOTATION, Settings};
-use hookwarden_tests::{NatsServer, TestNamespace};
+use hookwarden_operator::ops::Ops;
+use hookwarden_operator::resources::CONFIG_HASH_ANNOTATION;
+use hookwarden_tests::{TestNamespace, condition};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 
-const WAIT: Duration = Duration::from_secs(90);
-const IMAGE: &str = "registry.invalid/hookwarden/receiver:test";
-
-/// The controller of one test, stopped when dropped.
-struct Operator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    /// The NATS whose streams the operator manages (`--nats-url`).
-    nats: NatsServer,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start_operator(ns: &TestNamespace) -> Operator {
-    start_operator_for(ns, vec![ns.name().to_owned()]).await
-}
-
-/// A controller watching `namespaces`, with the client of `ns`.
-async fn start_operator_for(ns: &TestNamespace, namespaces: Vec<String>) -> Operator {
-    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
-        .await
-        .expect("CRD installs");
-    let nats = NatsServer::start().await.expect("nats-server");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        settings: Settings {
-            receiver_image: IMAGE.to_owned(),
-            nats_url: nats.url().to_owned(),
-            default_trusted_proxies: Vec::new(),
-            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
-            default_ingress_class: None,
-            default_issuer: None,
-            workload_env: Vec::new(),
-        },
-        namespaces,
-        nats_credentials: None,
-        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
-        subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
-        ranges: Default::default(),
-    };
-    tokio::spawn(reconcile::run(ns.client(), config, async move {
-        let _ = stopped.await;
-    }));
-    Operator {
-        stop: Some(stop),
-        nats,
-    }
-}
-
-/// Polls `check` every 250 ms until it returns `Some`, or panics after `WAIT`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+use crate::{IMAGE, eventually, start_operator, start_operator_with};
 
 async fn apply_secret(ns: &TestNamespace, name: &str, data: serde_json::Value) {
     let secret = serde_json::json!({
@@ -123,16 +49,6 @@ async fn apply_endpoint(ns: &TestNamespace, name: &str, secret: &str) {
         )
         .await
         .expect("endpoint applied");
-}
-
-fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<Condition> {
-    endpoint
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
 }
 
 fn rendered_value(secret: &Secret, key: &str) -> Option<String> {
@@ -193,10 +109,10 @@ async fn one_operator_reconciles_each_listed_namespace_and_no_other() {
     let first = TestNamespace::create("watch-a").await.expect("namespace");
     let second = TestNamespace::create("watch-b").await.expect("namespace");
     let unlisted = TestNamespace::create("watch-c").await.expect("namespace");
-    let _operator = start_operator_for(
-        &first,
-        vec![first.name().to_owned(), second.name().to_owned()],
-    )
+    let watched = vec![first.name().to_owned(), second.name().to_owned()];
+    let _operator = start_operator_with(&first, Ops::default(), |config| {
+        config.namespaces = watched;
+    })
     .await;
     for ns in [&first, &second, &unlisted] {
         apply_secret(ns, "gh", serde_json::json!({"secret": "watch-s3cr3t"})).await;
@@ -302,7 +218,7 @@ async fn endpoint_gets_hardened_receiver_becomes_ready_rolls_on_rotation_and_is_
     let args = container.args.clone().unwrap_or_default();
     assert!(
         args.windows(2)
-            .any(|w| w == ["--nats-url", operator.nats.url()]),
+            .any(|w| w == ["--nats-url", operator.nats().url()]),
         "{args:?}"
     );
 

@@ -26,6 +26,8 @@ use hyper::http::HeaderMap;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
+use crate::hookwarden;
+
 const WAIT: Duration = Duration::from_secs(60);
 const GITHUB_SECRET: &[u8] = b"gh-Replay-s3cret-91";
 const SIGNING_SECRET: &str = "whsec_cmVwbGF5LXNpZ25pbmcta2V5LWJ5dGVz";
@@ -255,17 +257,6 @@ impl Setup {
         all.extend_from_slice(args);
         self.run(&["replay"], &all).await
     }
-}
-
-async fn hookwarden(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
-            .args(&args)
-            .output()
-            .expect("run hookwarden")
-    })
-    .await
-    .expect("join")
 }
 
 fn stdout(output: &Output) -> String {

@@ -11,6 +11,8 @@ use std::process::{Command, Output};
 use hookwarden_tests::tools::{repo_root, require_tool};
 use serde_json::Value;
 
+use crate::text;
+
 const RULES: &str = "hookwarden.rules.yaml";
 const TESTS: &str = "hookwarden.rules.test.yaml";
 
@@ -26,10 +28,6 @@ fn promtool(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("{} does not start: {e}", path.display()))
-}
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
 }
 
 fn yaml(path: &Path) -> Value {
@@ -146,7 +144,7 @@ fn promtool_refuses_a_broken_rule_and_a_changed_threshold() {
 
 /// Every metric the alerts and the dashboard read is exported by one of our
 /// binaries (checked against their running `/metrics` in
-/// receiver/tests/dashboards.rs and operator/tests/dashboards.rs) or listed
+/// receiver/tests/dashboards.rs and operator/tests/it/dashboards.rs) or listed
 /// as another project's, by name: nothing is skipped silently.
 #[test]
 fn every_metric_the_chart_reads_has_a_known_exporter() {

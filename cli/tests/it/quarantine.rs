@@ -3,30 +3,15 @@
 //! private nats-server: deliveries signed with the wrong secret by
 //! `hookwarden send` are refused, and the CLI shows each refusal.
 
-use std::process::Output;
-
 use hookwarden_receiver::transport::Mode;
 use hookwarden_tests::{InProcessReceiver, NatsServer};
+
+use crate::{args, hookwarden};
 
 const MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
     metadata: {name: github, namespace: ci}\n\
     spec:\n  provider: github\n  secretRefs: [{name: gh, key: secret}]\n  quarantine: {}\n";
 const SECRET: &[u8] = b"the-real-SECRET-7c1d";
-
-async fn hookwarden(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
-            .args(&args)
-            .output()
-            .expect("run hookwarden")
-    })
-    .await
-    .expect("join")
-}
-
-fn args(parts: &[&str]) -> Vec<String> {
-    parts.iter().map(|p| (*p).to_owned()).collect()
-}
 
 #[tokio::test]
 async fn list_shows_each_refusal_readably_and_as_json() {

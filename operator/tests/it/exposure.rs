@@ -10,114 +10,26 @@
 use std::time::Duration;
 
 use hookwarden_crds::{IssuerKind, IssuerRef, WebhookEndpoint};
-use hookwarden_operator::reconcile::{self, Config};
-use hookwarden_operator::resources::Settings;
-use hookwarden_tests::{NatsServer, TestNamespace};
+use hookwarden_operator::ops::Ops;
+use hookwarden_tests::{TestNamespace, condition};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use kube::{Api, ResourceExt};
 
-const WAIT: Duration = Duration::from_secs(90);
-const IMAGE: &str = "registry.invalid/hookwarden/receiver:test";
+use crate::{eventually, install_crds, start_operator, start_operator_with};
+
 const CERT_CRD: &str = "certificates.cert-manager.io";
 /// Marks the stand-in cert-manager CRD these tests install, so they only
 /// ever delete their own.
 const TEST_CRD_LABEL: &str = "hookwarden.dev/test-stand-in";
-
-struct Operator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    /// The NATS whose streams the operator manages (`--nats-url`).
-    _nats: NatsServer,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn install_crd(ns: &TestNamespace) {
-    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
-        .await
-        .expect("CRD installs");
-}
-
-async fn start_operator(ns: &TestNamespace) -> Operator {
-    start_operator_with(ns, |_| {}).await
-}
-
-/// An operator whose settings `adjust` changed, e.g. its defaults.
-async fn start_operator_with(ns: &TestNamespace, adjust: impl FnOnce(&mut Settings)) -> Operator {
-    start_operator_counting(ns, adjust, hookwarden_operator::ops::Ops::default()).await
-}
-
-/// An operator that counts its passes into `ops`.
-async fn start_operator_counting(
-    ns: &TestNamespace,
-    adjust: impl FnOnce(&mut Settings),
-    ops: hookwarden_operator::ops::Ops,
-) -> Operator {
-    install_crd(ns).await;
-    let nats = NatsServer::start().await.expect("nats-server");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut config = Config {
-        settings: Settings {
-            receiver_image: IMAGE.to_owned(),
-            nats_url: nats.url().to_owned(),
-            default_trusted_proxies: Vec::new(),
-            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
-            default_ingress_class: None,
-            default_issuer: None,
-            workload_env: Vec::new(),
-        },
-        namespaces: vec![ns.name().to_owned()],
-        nats_credentials: None,
-        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
-        subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
-        ranges: Default::default(),
-    };
-    adjust(&mut config.settings);
-    tokio::spawn(reconcile::run_with_ops(
-        ns.client(),
-        config,
-        ops,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Operator {
-        stop: Some(stop),
-        _nats: nats,
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 /// Applies endpoint `name` with `spec`, re-installing this CRD first and
 /// until the stored spec has every top-level field of `spec` (an older CRD
@@ -139,7 +51,7 @@ async fn apply_endpoint(
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
     for _ in 0..5 {
-        install_crd(ns).await;
+        install_crds(ns).await;
         api.patch(
             name,
             &PatchParams::apply("hookwarden-test").force(),
@@ -159,16 +71,6 @@ async fn apply_endpoint(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("the API server kept pruning fields of {spec}: an older CRD keeps being installed");
-}
-
-fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<Condition> {
-    endpoint
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
 }
 
 fn assert_controlled_by(owners: &[OwnerReference], endpoint: &WebhookEndpoint) {
@@ -483,7 +385,7 @@ async fn issuer_ref_without_cert_manager_is_reported_then_a_certificate_is_reque
     // certificate starts the next one at once (not a timer, 5 minutes).
     drop(operator);
     let ops = hookwarden_operator::ops::Ops::default();
-    let _operator = start_operator_counting(&ns, |_| {}, ops.clone()).await;
+    let _operator = start_operator_with(&ns, ops.clone(), |_| {}).await;
     // Its first passes (the list, then every child watch's list) done:
     // no pass for 2 s.
     let passes = || {
@@ -558,9 +460,9 @@ async fn issuer_ref_without_cert_manager_is_reported_then_a_certificate_is_reque
 #[tokio::test]
 async fn the_default_class_and_issuer_apply_to_ingresses_that_name_none() {
     let ns = TestNamespace::create("defaults").await.expect("namespace");
-    let _operator = start_operator_with(&ns, |settings| {
-        settings.default_ingress_class = Some("default-class".to_owned());
-        settings.default_issuer = Some(IssuerRef {
+    let _operator = start_operator_with(&ns, Ops::default(), |config| {
+        config.settings.default_ingress_class = Some("default-class".to_owned());
+        config.settings.default_issuer = Some(IssuerRef {
             name: "default-ca".to_owned(),
             kind: IssuerKind::ClusterIssuer,
         });
@@ -705,7 +607,7 @@ async fn refusal(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> Str
         "spec": spec,
     });
     for _ in 0..5 {
-        install_crd(ns).await;
+        install_crds(ns).await;
         match api
             .patch(
                 name,

@@ -7,10 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool};
-use hookwarden_operator::reconcile::{self, Config};
-use hookwarden_operator::resources::Settings;
 use hookwarden_operator::resources::pool::{Members, recorded_members};
-use hookwarden_tests::{NatsServer, TestNamespace, eventually};
+use hookwarden_tests::TestNamespace;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -19,54 +17,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, Patch, PatchParams};
 
-const WAIT: Duration = Duration::from_secs(90);
-const IMAGE: &str = "registry.invalid/hookwarden/receiver:test";
+use super::{WAIT, start_operator};
+
 const GITHUB_SECRET: &str = "pool-test-github-secret-value";
 const STRIPE_SECRET: &str = "whsec_cG9vbC10ZXN0LXN0cmlwZS1zZWNyZXQ=";
-
-/// The controllers of one test, stopped when dropped.
-struct Operator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _nats: NatsServer,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start_operator(ns: &TestNamespace) -> Operator {
-    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
-        .await
-        .expect("CRDs install");
-    let nats = NatsServer::start().await.expect("nats-server");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        settings: Settings {
-            receiver_image: IMAGE.to_owned(),
-            nats_url: nats.url().to_owned(),
-            default_trusted_proxies: Vec::new(),
-            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
-            default_ingress_class: None,
-            default_issuer: None,
-        },
-        namespaces: vec![ns.name().to_owned()],
-        nats_credentials: None,
-        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
-        subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
-        ranges: Default::default(),
-    };
-    tokio::spawn(reconcile::run(ns.client(), config, async move {
-        let _ = stopped.await;
-    }));
-    Operator {
-        stop: Some(stop),
-        _nats: nats,
-    }
-}
 
 async fn apply<K>(ns: &TestNamespace, name: &str, object: serde_json::Value)
 where
@@ -166,7 +120,7 @@ fn members(secret: &Secret) -> Members {
 
 async fn wait_ready(ns: &TestNamespace, name: &str) -> WebhookEndpoint {
     let endpoints = ns.api::<WebhookEndpoint>();
-    eventually(&format!("{name} Ready"), WAIT, || async {
+    hookwarden_tests::eventually(&format!("{name} Ready"), WAIT, || async {
         let endpoint = endpoints.get(name).await.ok()?;
         (condition(&endpoint, "Ready")?.status == "True").then_some(endpoint)
     })
@@ -224,11 +178,12 @@ async fn a_pool_serves_its_endpoints_from_one_secret_and_members_come_and_go_wit
     .into_iter()
     .map(str::to_owned)
     .collect();
-    let secret = eventually("the pool Secret with three members", WAIT, || async {
-        let secret = secrets.get("shared-pool").await.ok()?;
-        (keys(&secret) == expected).then_some(secret)
-    })
-    .await;
+    let secret =
+        hookwarden_tests::eventually("the pool Secret with three members", WAIT, || async {
+            let secret = secrets.get("shared-pool").await.ok()?;
+            (keys(&secret) == expected).then_some(secret)
+        })
+        .await;
     let data = secret.data.clone().unwrap_or_default();
     let manifest = String::from_utf8_lossy(&data["endpoint.github.yaml"].0).into_owned();
     let read = hookwarden_crds::from_yaml(&manifest).expect("the receiver reads it back");
@@ -250,7 +205,7 @@ async fn a_pool_serves_its_endpoints_from_one_secret_and_members_come_and_go_wit
 
     // The pool's children, hardened like a receiver's.
     let deployments = ns.api::<Deployment>();
-    let deployment = eventually("the pool Deployment", WAIT, || async {
+    let deployment = hookwarden_tests::eventually("the pool Deployment", WAIT, || async {
         deployments.get("shared-pool").await.ok()
     })
     .await;
@@ -328,7 +283,7 @@ async fn a_pool_serves_its_endpoints_from_one_secret_and_members_come_and_go_wit
         );
     }
     let pools = ns.api::<WebhookReceiverPool>();
-    eventually("the pool's status", WAIT, || async {
+    hookwarden_tests::eventually("the pool's status", WAIT, || async {
         let status = pools.get("shared").await.ok()?.status?;
         let available = status.conditions.iter().find(|c| c.type_ == "Available")?;
         (status.endpoints == Some(3)
@@ -349,7 +304,7 @@ async fn a_pool_serves_its_endpoints_from_one_secret_and_members_come_and_go_wit
         ("late.example.com", "/"),
     )
     .await;
-    eventually("the fourth member in the Secret", WAIT, || async {
+    hookwarden_tests::eventually("the fourth member in the Secret", WAIT, || async {
         let secret = secrets.get("shared-pool").await.ok()?;
         keys(&secret).contains("endpoint.late.yaml").then_some(())
     })
@@ -360,7 +315,7 @@ async fn a_pool_serves_its_endpoints_from_one_secret_and_members_come_and_go_wit
         .delete("stripe", &DeleteParams::background())
         .await
         .expect("deleted");
-    eventually("the removed member out of the Secret", WAIT, || async {
+    hookwarden_tests::eventually("the removed member out of the Secret", WAIT, || async {
         let secret = secrets.get("shared-pool").await.ok()?;
         let keys = keys(&secret);
         (!keys.contains("endpoint.stripe.yaml") && !keys.contains("secret.stripe-webhook_secret"))
@@ -413,7 +368,7 @@ async fn a_broken_member_keeps_its_last_good_entry_and_says_so() {
     )
     .await;
     let endpoints = ns.api::<WebhookEndpoint>();
-    let refused = eventually("ConfigApplied False", WAIT, || async {
+    let refused = hookwarden_tests::eventually("ConfigApplied False", WAIT, || async {
         let endpoint = endpoints.get("github").await.ok()?;
         let applied = condition(&endpoint, "ConfigApplied")?;
         (applied.status == "False" && applied.observed_generation == endpoint.metadata.generation)
@@ -456,7 +411,7 @@ async fn a_broken_member_keeps_its_last_good_entry_and_says_so() {
         ("hooks.example.com", "/github"),
     )
     .await;
-    let fixed = eventually("ConfigApplied True again", WAIT, || async {
+    let fixed = hookwarden_tests::eventually("ConfigApplied True again", WAIT, || async {
         let endpoint = endpoints.get("github").await.ok()?;
         let applied = condition(&endpoint, "ConfigApplied")?;
         (applied.status == "True" && applied.observed_generation == endpoint.metadata.generation)
@@ -496,7 +451,7 @@ async fn a_route_another_member_holds_is_refused_and_a_missing_pool_is_reported(
     )
     .await;
     let endpoints = ns.api::<WebhookEndpoint>();
-    let second = eventually("second refused", WAIT, || async {
+    let second = hookwarden_tests::eventually("second refused", WAIT, || async {
         let endpoint = endpoints.get("second").await.ok()?;
         let applied = condition(&endpoint, "ConfigApplied")?;
         (applied.status == "False").then_some(applied)
@@ -528,7 +483,7 @@ async fn a_route_another_member_holds_is_refused_and_a_missing_pool_is_reported(
         ("lost.example.com", "/"),
     )
     .await;
-    let lost = eventually("PoolNotFound", WAIT, || async {
+    let lost = hookwarden_tests::eventually("PoolNotFound", WAIT, || async {
         let endpoint = endpoints.get("lost").await.ok()?;
         let ready = condition(&endpoint, "Ready")?;
         (ready.reason == "PoolNotFound").then_some(ready)
@@ -585,7 +540,7 @@ async fn an_endpoint_that_joins_a_pool_loses_its_own_receivers() {
         ("hooks.example.com", "/github"),
     )
     .await;
-    eventually("the dedicated receivers gone", WAIT, || async {
+    hookwarden_tests::eventually("the dedicated receivers gone", WAIT, || async {
         let gone = deployments.get_opt("github-receiver").await.ok()?.is_none()
             && ns
                 .api::<Service>()

@@ -18,41 +18,21 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use hookwarden_tests::deployed::{
     PROCESS_NODE, build_workspace_binaries, is_pod_ip, pod_pids, pod_runner_bin_dir,
 };
-use hookwarden_tests::tools::{repo_root, require_tool};
-use hookwarden_tests::{NatsServer, TestNamespace, eventually, kubeconfig_path};
+use hookwarden_tests::tools::repo_root;
+use hookwarden_tests::{NatsServer, TestNamespace, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 
+use crate::ok;
+
 const WAIT: Duration = Duration::from_secs(120);
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
-/// The pinned helm or kubectl as the admin; must succeed.
-fn ok(helm_home: &Path, name: &str, args: &[&str]) -> String {
-    let path = require_tool(name).unwrap_or_else(|e| panic!("{e}"));
-    let output = Command::new(&path)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig_path())
-        .env("HELM_CONFIG_HOME", helm_home)
-        .env("HELM_CACHE_HOME", helm_home)
-        .env("HELM_DATA_HOME", helm_home)
-        .output()
-        .unwrap_or_else(|e| panic!("{} does not start: {e}", path.display()));
-    let out = text(&output);
-    assert!(output.status.success(), "{name} {args:?} failed:\n{out}");
-    out
-}
 
 /// `GET path` at `ip:port` over HTTP/1.0: the status code, `None` while
 /// nothing answers.

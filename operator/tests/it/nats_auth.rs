@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_tests::{NatsServer, TestNamespace, kubeconfig_path};
+use hookwarden_tests::{NatsServer, TestNamespace, free_port, kubeconfig_path};
+
+use crate::WAIT;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 
-const WAIT: Duration = Duration::from_secs(90);
 const WEBHOOK_SECRET: &str = "op-webh\"ook\\s3cret-41";
 const PASSWORD: &str = "op-n@ts:pa ss/w%rd-42";
 const TOKEN: &str = "op-t0ken/odd@chars-43";
@@ -28,13 +29,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// Every form a secret could take in a log line.
@@ -85,7 +79,10 @@ async fn manage_a_stream(name: &str, nats: &NatsServer, nats_args: &[String]) ->
     let err = out.try_clone().expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_hookwarden-operator"))
         .args(["run", "--namespace", ns.name()])
-        .args(["--metrics-listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--metrics-listen",
+            &format!("127.0.0.1:{}", free_port().expect("a free port")),
+        ])
         .args(nats_args)
         .env("KUBECONFIG", kubeconfig_path())
         .env("RUST_LOG", "trace")

@@ -15,37 +15,21 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer};
 use hookwarden_crds::{WebhookEndpoint, WebhookSubscription};
-use hookwarden_operator::reconcile::{self, Config};
-use hookwarden_operator::resources::Settings;
+use hookwarden_operator::ops::Ops;
 use hookwarden_receiver::forward::Plan;
-use hookwarden_tests::{NatsServer, TestNamespace, eventually};
+use hookwarden_tests::{TestNamespace, condition, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 
-const WAIT: Duration = Duration::from_secs(90);
-
-/// The controller of one test, stopped when dropped.
-struct Operator {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    nats: NatsServer,
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+use crate::{Operator, WAIT, start_operator_with};
 
 impl Operator {
     async fn jetstream(&self) -> jetstream::Context {
-        let client = async_nats::connect(self.nats.url())
+        let client = async_nats::connect(self.nats().url())
             .await
             .expect("test client connects");
         jetstream::new(client)
@@ -55,34 +39,10 @@ impl Operator {
 /// An operator whose `--nats-url` is a fresh nats-server, refreshing each
 /// subscription's status every second.
 async fn start_operator(ns: &TestNamespace) -> Operator {
-    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
-        .await
-        .expect("CRDs install");
-    let nats = NatsServer::start().await.expect("nats-server");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        settings: Settings {
-            receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
-            nats_url: nats.url().to_owned(),
-            default_trusted_proxies: Vec::new(),
-            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
-            default_ingress_class: None,
-            default_issuer: None,
-            workload_env: Vec::new(),
-        },
-        namespaces: vec![ns.name().to_owned()],
-        nats_credentials: None,
-        stream_check_interval: reconcile::DEFAULT_STREAM_CHECK_INTERVAL,
-        subscription_status_interval: Duration::from_secs(1),
-        ranges: Default::default(),
-    };
-    tokio::spawn(reconcile::run(ns.client(), config, async move {
-        let _ = stopped.await;
-    }));
-    Operator {
-        stop: Some(stop),
-        nats,
-    }
+    start_operator_with(ns, Ops::default(), |config| {
+        config.subscription_status_interval = Duration::from_secs(1);
+    })
+    .await
 }
 
 async fn apply_secret(ns: &TestNamespace, name: &str, data: serde_json::Value) {
@@ -134,16 +94,6 @@ async fn apply_subscription(ns: &TestNamespace, name: &str, spec: serde_json::Va
         )
         .await
         .expect("subscription applied");
-}
-
-fn condition(subscription: &WebhookSubscription, type_: &str) -> Option<Condition> {
-    subscription
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
 }
 
 /// Waits until `name`'s condition `type_` has `status` and `reason`;

@@ -25,8 +25,8 @@ const SECRET: &[u8] = b"the-contract-secret";
 /// Deployment (volume `items`: key -> path under the mount path), under
 /// `root` instead of the container's mount path; returns the container's
 /// arguments with the mount path moved to `root`, the listeners moved to
-/// free loopback ports and NATS to `nats_url` (what differs between a pod
-/// and this test; nothing else is touched).
+/// `127.0.0.1:0` (the kernel picks the ports) and NATS to `nats_url` (what
+/// differs between a pod and this test; nothing else is touched).
 fn materialize(children: &resources::Children, root: &Path, nats_url: &str) -> Vec<String> {
     let deployment = serde_json::to_value(&children.deployment).expect("deployment JSON");
     let pod = &deployment["spec"]["template"]["spec"];
@@ -73,7 +73,9 @@ fn materialize(children: &resources::Children, root: &Path, nats_url: &str) -> V
     rewritten
 }
 
-/// `hookwarden-receiver`'s own flags, parsed as the binary parses them.
+/// `hookwarden-receiver serve`'s flags ([`app::ServeArgs`]), parsed as the
+/// binary parses them. A receiver Deployment runs `serve` only; the binary's
+/// other subcommand, `forward`, is a forwarder's (`tests/tests/it/deployed.rs`).
 #[derive(Debug, clap::Parser)]
 struct ReceiverCommand {
     #[command(subcommand)]

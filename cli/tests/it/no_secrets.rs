@@ -21,6 +21,8 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
+use crate::{args, hookwarden, path};
+
 const GITHUB_SECRET: &str = "gh-S3cret-Ab12xy";
 const GITLAB_TOKEN: &str = "gl-T0ken-Cd34xy";
 const TOKEN: &str = "tok-Zx98-s3cret";
@@ -72,17 +74,6 @@ fn scanned(what: &str, output: &Output) -> String {
     text
 }
 
-async fn hookwarden(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
-            .args(&args)
-            .output()
-            .expect("run hookwarden")
-    })
-    .await
-    .expect("join")
-}
-
 /// Runs a printed curl command with `sh`, printing the status code last.
 async fn run_curl(command: &str) -> String {
     let command = format!("{} -w ' %{{http_code}}'", command.trim_end());
@@ -96,14 +87,6 @@ async fn run_curl(command: &str) -> String {
     .expect("join");
     assert!(output.status.success(), "{output:?}");
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn args(parts: &[&str]) -> Vec<String> {
-    parts.iter().map(|p| (*p).to_owned()).collect()
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// A receiver built from `manifest` (as the binary builds it) with its

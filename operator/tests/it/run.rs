@@ -6,12 +6,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_tests::{TestNamespace, kubeconfig_path};
+use hookwarden_tests::{TestNamespace, free_port, kubeconfig_path};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 
-const WAIT: Duration = Duration::from_secs(90);
+use crate::WAIT;
 
 /// Kills the operator if the test fails before it stops it.
 struct Guard(Child);
@@ -141,14 +141,6 @@ async fn run_reconciles_with_its_flags_and_exits_cleanly_on_sigterm() {
     let _ = std::fs::remove_file(&log);
 }
 
-/// A port nobody listens on now (the kernel's pick, released at once).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// `GET path` over plain HTTP/1.0: the status code and the body, or `None`
 /// while nothing answers.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -169,7 +161,7 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 #[tokio::test]
 async fn run_serves_health_readiness_and_reconcile_metrics() {
     let ns = TestNamespace::create("run-ops").await.expect("namespace");
-    let port = free_port();
+    let port = free_port().expect("a free port");
     let log = std::env::temp_dir().join(format!("hookwarden-operator-{}.log", ns.name()));
     let out = std::fs::File::create(&log).expect("log file");
     let err = out.try_clone().expect("log file");
@@ -289,7 +281,7 @@ async fn with_leader_election_a_standby_replica_takes_over_from_a_killed_leader(
             .flatten()
             .and_then(|lease| lease.spec?.holder_identity)
     };
-    let (mut a, log_a) = start_candidate(ns.name(), "op-a", free_port());
+    let (mut a, log_a) = start_candidate(ns.name(), "op-a", free_port().expect("a free port"));
     let deadline = tokio::time::Instant::now() + WAIT;
     while holder().await.as_deref() != Some("op-a") {
         assert!(
@@ -299,7 +291,7 @@ async fn with_leader_election_a_standby_replica_takes_over_from_a_killed_leader(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let port_b = free_port();
+    let port_b = free_port().expect("a free port");
     let (b, log_b) = start_candidate(ns.name(), "op-b", port_b);
     // The standby is ready (it must not hold up a rollout) but not leading.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -365,7 +357,7 @@ async fn on_sigterm_the_leader_releases_its_lease() {
         .await
         .expect("namespace");
     let leases = ns.api::<Lease>();
-    let (mut a, log_a) = start_candidate(ns.name(), "op-a", free_port());
+    let (mut a, log_a) = start_candidate(ns.name(), "op-a", free_port().expect("a free port"));
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let holder = leases

@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use hookwarden_crds::WebhookEndpoint;
@@ -35,45 +35,18 @@ use hookwarden_tests::deployed::{
     CertManager, build_workspace_binaries, is_pod_ip, pod_runner_bin_dir, process_node_address,
     recorded_port,
 };
-use hookwarden_tests::tools::{repo_root, require_tool};
-use hookwarden_tests::{ManagedProcess, NatsServer, TestNamespace, eventually, kubeconfig_path};
+use hookwarden_tests::tools::repo_root;
+use hookwarden_tests::{ManagedProcess, NatsServer, TestNamespace, condition_is_true, eventually};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::Value;
 
+use crate::{consumed, ok, text};
+
 const WAIT: Duration = Duration::from_secs(180);
 /// The sender's address, as Traefik sees it.
 const SENDER: &str = "127.0.0.1";
-
-fn text(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
-fn ok(helm_home: &Path, name: &str, args: &[&str]) -> String {
-    let path = require_tool(name).unwrap_or_else(|e| panic!("{e}"));
-    let output = Command::new(&path)
-        .args(args)
-        .env("KUBECONFIG", kubeconfig_path())
-        .env("HELM_CONFIG_HOME", helm_home)
-        .env("HELM_CACHE_HOME", helm_home)
-        .env("HELM_DATA_HOME", helm_home)
-        .output()
-        .unwrap_or_else(|e| panic!("{} does not start: {e}", path.display()));
-    let out = text(&output);
-    assert!(output.status.success(), "{name} {args:?} failed:\n{out}");
-    out
-}
-
-fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<String> {
-    endpoint
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.clone())
-}
 
 /// Traefik's view (its API on the admin entry point): the servers of the
 /// service it routes `host` to, once it has such a router.
@@ -248,15 +221,6 @@ async fn send(
         .await
         .expect("hookwarden send runs");
     (output.status.code().unwrap_or(-1), text(&output))
-}
-
-fn consumed(log: &Path) -> Vec<Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|event| event["subject"].is_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -439,8 +403,8 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
             WAIT,
             || async {
                 let endpoint = endpoints.get(name).await.ok()?;
-                (condition(&endpoint, "Ready").as_deref() == Some("True")
-                    && condition(&endpoint, "CertificateReady").as_deref() == Some("True"))
+                (condition_is_true(&endpoint, "Ready")
+                    && condition_is_true(&endpoint, "CertificateReady"))
                 .then_some(())
             },
         )
@@ -504,7 +468,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         .await;
         eventually(&format!("{name} Ready, nothing pending"), WAIT, || async {
             let subscription = subscriptions.get(name).await.ok()?;
-            (subscription_condition(&subscription, "Ready").as_deref() == Some("True")
+            (condition_is_true(&subscription, "Ready")
                 && subscription.status.as_ref()?.pending == Some(0))
             .then_some(())
         })
@@ -846,9 +810,8 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     let endpoints = ns.api::<WebhookEndpoint>();
     eventually("stripe Ready with its certificate", WAIT, || async {
         let endpoint = endpoints.get("stripe").await.ok()?;
-        (condition(&endpoint, "Ready").as_deref() == Some("True")
-            && condition(&endpoint, "CertificateReady").as_deref() == Some("True"))
-        .then_some(())
+        (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
+            .then_some(())
     })
     .await;
     eventually("Traefik to route stripe", WAIT, || async {
@@ -1238,19 +1201,6 @@ fn standard_webhooks_valid(secret: &str, arrived: &Arrived) -> bool {
         .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
 }
 
-fn subscription_condition(
-    subscription: &hookwarden_crds::WebhookSubscription,
-    type_: &str,
-) -> Option<String> {
-    subscription
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.status.clone())
-}
-
 /// The pods of the forwarder of `subscription` that run (as processes of
 /// the pod runner, with a pod IP of the process node) and are Ready.
 async fn ready_forwarder_pods(pods: &Api<Pod>, subscription: &str) -> Vec<Pod> {
@@ -1355,9 +1305,8 @@ async fn subscriptions_deliver_through_their_deployed_forwarders() {
     let endpoints = ns.api::<WebhookEndpoint>();
     eventually("stripe Ready with its certificate", WAIT, || async {
         let endpoint = endpoints.get("stripe").await.ok()?;
-        (condition(&endpoint, "Ready").as_deref() == Some("True")
-            && condition(&endpoint, "CertificateReady").as_deref() == Some("True"))
-        .then_some(())
+        (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
+            .then_some(())
     })
     .await;
     eventually("Traefik to route stripe", WAIT, || async {
@@ -1470,8 +1419,7 @@ spec:
         assert_eq!(forwarders.len(), 1, "{name}: one replica");
         eventually(&format!("{name} Ready"), WAIT, || async {
             let subscription = subscriptions.get(name).await.ok()?;
-            (subscription_condition(&subscription, "Ready").as_deref() == Some("True"))
-                .then_some(())
+            (condition_is_true(&subscription, "Ready")).then_some(())
         })
         .await;
     }
@@ -1576,7 +1524,7 @@ spec:
         || async {
             let subscription = subscriptions.get("stripe-to-billing").await.ok()?;
             let status = subscription.status.as_ref()?;
-            (subscription_condition(&subscription, "Ready").as_deref() == Some("True")
+            (condition_is_true(&subscription, "Ready")
                 && status.pending == Some(0)
                 && status.dead_letters.unwrap_or(0) == 0)
                 .then_some(())

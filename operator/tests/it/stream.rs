@@ -12,27 +12,14 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_operator::ops::StreamCheck;
-use hookwarden_operator::reconcile::{self, Config};
-use hookwarden_operator::resources::Settings;
-use hookwarden_tests::{NatsCluster, NatsServer, TestNamespace, eventually};
+use hookwarden_operator::reconcile;
+use hookwarden_tests::{NatsCluster, NatsServer, TestNamespace, condition, eventually};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 
-const WAIT: Duration = Duration::from_secs(90);
-
-/// Stops the in-process controller when dropped.
-struct Operator(Option<tokio::sync::oneshot::Sender<()>>);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Some(stop) = self.0.take() {
-            let _ = stop.send(());
-        }
-    }
-}
+use crate::{Operator, WAIT, operator_config, run_operator};
 
 /// The operator's own `--nats-url` points nowhere: every endpoint here names
 /// its NATS in `spec.nats.url`.
@@ -52,35 +39,9 @@ async fn start_operator_with(
     stream_check_interval: Duration,
     ops: hookwarden_operator::ops::Ops,
 ) -> Operator {
-    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
-        .await
-        .expect("CRD installs");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = Config {
-        settings: Settings {
-            receiver_image: "registry.invalid/hookwarden/receiver:test".to_owned(),
-            nats_url: "nats://127.0.0.1:1".to_owned(),
-            default_trusted_proxies: Vec::new(),
-            default_forwarded_headers: hookwarden_crds::ForwardedHeaders::XForwardedFor,
-            default_ingress_class: None,
-            default_issuer: None,
-            workload_env: Vec::new(),
-        },
-        namespaces: vec![ns.name().to_owned()],
-        nats_credentials: None,
-        stream_check_interval,
-        subscription_status_interval: reconcile::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
-        ranges: Default::default(),
-    };
-    tokio::spawn(reconcile::run_with_ops(
-        ns.client(),
-        config,
-        ops,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Operator(Some(stop))
+    let mut config = operator_config(ns, "nats://127.0.0.1:1");
+    config.stream_check_interval = stream_check_interval;
+    run_operator(ns, config, ops, None).await
 }
 
 /// Whether `stored` has every field of `wanted` (objects compared key by key).
@@ -140,16 +101,6 @@ async fn apply_secret(ns: &TestNamespace, name: &str, key: &str, value: &str) {
         )
         .await
         .expect("Secret applied");
-}
-
-fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<Condition> {
-    endpoint
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .cloned()
 }
 
 /// Waits until `StreamReady` has `status` and `reason`; returns the endpoint.
