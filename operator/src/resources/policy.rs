@@ -142,17 +142,20 @@ pub fn network_policy(
             .ingress_namespace,
         settings.nats_url(endpoint),
         fetches_keys(&endpoint.spec),
+        &settings.workload_env,
     )
 }
 
 /// The NetworkPolicy of `owner`'s receiver pods (an endpoint's or a
 /// pool's): deliveries from `ingress_namespace`, NATS at the ports of
-/// `nats_url`, and HTTPS to public addresses when `fetch_keys`.
+/// `nats_url`, HTTPS to public addresses when `fetch_keys`, and the OTLP
+/// endpoint's port when `workload_env` passes traces on.
 pub fn network_policy_of(
     owner: &Owner,
     ingress_namespace: &str,
     nats_url: &str,
     fetch_keys: bool,
+    workload_env: &[(String, String)],
 ) -> Result<NetworkPolicy, BuildError> {
     let mut egress = vec![
         serde_json::json!({"ports": [
@@ -167,7 +170,7 @@ pub fn network_policy_of(
     if fetch_keys {
         egress.push(KEY_FETCH_EGRESS.clone());
     }
-    egress.extend(otlp_egress(&settings.workload_env));
+    egress.extend(otlp_egress(workload_env));
     object(
         "NetworkPolicy",
         serde_json::json!({

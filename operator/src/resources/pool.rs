@@ -239,7 +239,10 @@ pub fn pool_children(
         "--pool-dir".to_owned(),
         POOL_DIR.to_owned(),
     ];
-    let env = pod::nats_url(owner, nats_url, &mut args);
+    let env = pod::with_env(
+        pod::nats_url(owner, nats_url, &mut args),
+        &settings.workload_env,
+    );
     args.extend([
         "--listen".to_owned(),
         format!("0.0.0.0:{HTTP_PORT}"),
@@ -284,7 +287,13 @@ pub fn pool_children(
     Ok(PoolChildren {
         deployment,
         service: service(owner)?,
-        network_policy: network_policy_of(owner, &ingress_namespace, nats_url, fetch_keys)?,
+        network_policy: network_policy_of(
+            owner,
+            &ingress_namespace,
+            nats_url,
+            fetch_keys,
+            &settings.workload_env,
+        )?,
         pod_disruption_budget: pod_disruption_budget_of(owner, desired_pool_replicas(pool))?,
         autoscaler: autoscaler_of(owner, pool.spec.autoscaling.as_ref())?,
     })

@@ -4,7 +4,6 @@
 //! namespace; pods run on the fake (kwok) node.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool};
 use hookwarden_operator::resources::pool::{Members, recorded_members};

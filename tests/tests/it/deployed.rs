@@ -1747,8 +1747,8 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
                 WAIT,
                 || async {
                     let endpoint = endpoints.get(&name).await.ok()?;
-                    (condition(&endpoint, "Ready").as_deref() == Some("True")
-                        && condition(&endpoint, "CertificateReady").as_deref() == Some("True"))
+                    (condition_is_true(&endpoint, "Ready")
+                        && condition_is_true(&endpoint, "CertificateReady"))
                     .then_some(())
                 },
             )
