@@ -434,7 +434,7 @@ async fn a_route_another_member_holds_is_refused_and_a_missing_pool_is_reported(
         "shared",
         "github",
         "github-webhook",
-        ("Hooks.Example.com", "/github"),
+        ("hooks.example.com", "/github"),
     )
     .await;
     wait_ready(&ns, "first").await;
