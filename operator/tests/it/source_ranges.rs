@@ -245,3 +245,157 @@ async fn lists_are_fetched_once_rendered_refreshed_and_kept() {
         ["10.0.0.0/8", "192.30.252.0/22"]
     );
 }
+
+/// `POST /` of a GitHub delivery signed with `secret` at `ip:8080` over
+/// HTTP/1.0, as the node's proxy forwarding for `client` over HTTPS: the
+/// status code and the answer's body, `None` while nothing answers.
+fn deliver_as_proxy(ip: &str, secret: &[u8], client: &str, id: &str) -> Option<(u16, String)> {
+    use hookwarden_receiver::verify::registry;
+    use hookwarden_receiver::verify::sending::SignInput;
+    use std::io::{Read, Write};
+    let delivery = registry::preset(hookwarden_crds::Provider::Github)
+        .sign(
+            secret,
+            &SignInput {
+                event: "push",
+                id,
+                body: Some(format!(r#"{{"id":"{id}"}}"#).into_bytes()),
+                now: hookwarden_receiver::ranges::fetch::unix_now(),
+                url: "https://hooks.example/",
+                spec: None,
+            },
+        )
+        .expect("signs");
+    let mut request = format!(
+        "POST / HTTP/1.0\r\nHost: hooks.example\r\nContent-Length: {}\r\nX-Forwarded-For: {client}\r\nX-Forwarded-Proto: https\r\n",
+        delivery.body.len()
+    );
+    for (name, value) in &delivery.headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = std::net::TcpStream::connect((ip, 8080)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    stream.write_all(&delivery.body).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    Some((status, body))
+}
+
+/// The whole way, with receivers as processes run from their Deployment
+/// (the pod runner): a list the provider changes is fetched by the
+/// operator, rendered into the receivers' Secret, refreshed in the running
+/// pod's volume as the kubelet does, and hot-reloaded by the receiver: a
+/// delivery from the removed range is refused, one from the added range
+/// accepted, without the pod being replaced.
+#[tokio::test]
+async fn a_changed_list_reaches_the_running_receiver_pod() {
+    use hookwarden_tests::deployed::{build_workspace_binaries, process_node_address};
+    use k8s_openapi::api::core::v1::Pod;
+    build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
+    let node = process_node_address().unwrap_or_else(|e| panic!("{e}"));
+    let ns = TestNamespace::create_on_process_node("ranges-pods")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
+        .await
+        .expect("CRDs install");
+    let server = ListServer::start(&["api.github.com"]).await;
+    server.serve("/meta", ListAnswer::ok(meta(&["203.0.113.0/24"])));
+    let nats = NatsServer::start().await.expect("nats-server");
+    let mut config = operator_config(&ns, nats.url());
+    // The pod runner's node address is the source of host connections:
+    // the receivers' trusted proxy here, as the ingress controller would be.
+    config.settings.default_trusted_proxies = vec![format!("{node}/32")];
+    // An image the pod runner runs (as the workspace's receiver binary).
+    config.settings.receiver_image = "ghcr.io/hookwarden/receiver:test".to_owned();
+    config.ranges = RangesConfig {
+        namespace: Some(ns.name().to_owned()),
+        refresh: Duration::from_secs(1),
+        max_age: Duration::from_secs(3600),
+        fetcher: Some(std::sync::Arc::new(server.fetcher(Duration::from_secs(2)))),
+    };
+    let _operator = run_operator(&ns, config, Ops::default(), Some(nats)).await;
+
+    let secret = b"pod-ranges-secret-value";
+    ns.api::<Secret>()
+        .patch(
+            "gh",
+            &PatchParams::apply("hookwarden-test"),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gh"},
+                "stringData": {"secret": String::from_utf8_lossy(secret)},
+            })),
+        )
+        .await
+        .expect("secret applied");
+    apply_endpoint(&ns, "github").await;
+
+    let pods = ns.api::<Pod>();
+    let selector = ListParams::default().labels("app.kubernetes.io/instance=github");
+    let (pod_uid, ip) = eventually("the receiver pod Ready on the process node", || async {
+        let list = pods.list(&selector).await.ok()?;
+        let pod = list.items.into_iter().find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })?;
+        let ip = pod.status.as_ref()?.pod_ip.clone()?;
+        Some((pod.metadata.uid?, ip))
+    })
+    .await;
+
+    let attempt = std::sync::atomic::AtomicU32::new(0);
+    let deliver = |client: &'static str| {
+        let ip = ip.clone();
+        let n = attempt.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            tokio::task::spawn_blocking(move || {
+                deliver_as_proxy(&ip, secret, client, &format!("pod-ranges-{n}"))
+            })
+            .await
+            .ok()
+            .flatten()
+        }
+    };
+    eventually("a delivery from the listed range stored", || async {
+        let (status, _) = deliver("203.0.113.7").await?;
+        (status == 200).then_some(())
+    })
+    .await;
+    let (status, body) = deliver("198.51.100.7").await.expect("an answer");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("ip_not_allowed"), "{body}");
+
+    // GitHub changes its list: the old range removed, a new one added.
+    server.serve("/meta", ListAnswer::ok(meta(&["198.51.100.0/24"])));
+    eventually("the added range accepted by the running pod", || async {
+        let (status, _) = deliver("198.51.100.7").await?;
+        (status == 200).then_some(())
+    })
+    .await;
+    let (status, body) = deliver("203.0.113.7").await.expect("an answer");
+    assert_eq!(status, 403, "the removed range is refused: {body}");
+    assert!(body.contains("ip_not_allowed"), "{body}");
+
+    // The same pod all along: the change was a hot reload, not a rollout.
+    let list = pods.list(&selector).await.expect("pods");
+    let live: Vec<_> = list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    assert_eq!(live, vec![pod_uid]);
+}
