@@ -193,6 +193,26 @@ impl Jaeger {
             .unwrap_or_default())
     }
 
+    /// The spans of every trace of `service` stored so far whose spans
+    /// started in the last hour (the query API's search by service).
+    pub async fn service_spans(&self, service: &str) -> Result<Vec<TraceSpan>, SupportError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let rfc3339 = |secs: u64| {
+            jiff::Timestamp::from_second(i64::try_from(secs).unwrap_or(i64::MAX))
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        };
+        let path = format!(
+            "/api/v3/traces?query.service_name={service}&query.start_time_min={}&query.start_time_max={}&query.num_traces=1000",
+            rfc3339(now.saturating_sub(3600)),
+            rfc3339(now + 60),
+        );
+        let answer = self.get_json(&path).await?;
+        Ok(answer.as_ref().map(spans).unwrap_or_default())
+    }
+
     /// The spans of trace `trace_id` (hex) stored so far; empty when the
     /// trace is unknown.
     pub async fn trace(&self, trace_id: &str) -> Result<Vec<TraceSpan>, SupportError> {

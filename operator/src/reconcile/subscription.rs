@@ -315,6 +315,16 @@ async fn reconcile(
     let namespace = subscription.namespace().unwrap_or_default();
     let name = subscription.name_any();
     let span = tracing::info_span!("reconcile_subscription", %namespace, %name);
+    // The pass as an exported span (traces on); the log span above is not.
+    let pass = tracing::info_span!(
+        target: hookwarden_receiver::telemetry::TARGET,
+        "hookwarden.reconcile",
+        hookwarden.kind = "WebhookSubscription",
+        k8s.namespace.name = namespace.as_str(),
+        hookwarden.name = name.as_str(),
+        hookwarden.result = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
     let subscriptions: Api<WebhookSubscription> = Api::namespaced(ctx.client.clone(), &namespace);
     let result = finalizer(
         &subscriptions,
@@ -328,7 +338,15 @@ async fn reconcile(
         },
     )
     .instrument(span)
+    .instrument(pass.clone())
     .await;
+    pass.record(
+        "hookwarden.result",
+        if result.is_ok() { "ok" } else { "error" },
+    );
+    if result.is_err() {
+        pass.record("otel.status_code", "ERROR");
+    }
     ctx.metrics.record_reconcile(
         ReconcileKind::Subscription,
         if result.is_ok() {
