@@ -16,6 +16,7 @@ mod run;
 mod source_ranges;
 mod stream;
 mod subscription;
+mod traces;
 
 use std::time::Duration;
 

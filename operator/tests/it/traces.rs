@@ -12,7 +12,8 @@ use hookwarden_tests::{Jaeger, NatsServer, TestNamespace, TraceSpan, kubeconfig_
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 
-const WAIT: Duration = Duration::from_secs(90);
+use crate::WAIT;
+
 const WEBHOOK_SECRET: &str = "op-trace-secret-Vb72";
 
 /// The steps of a pass that configures a receiver, in order.
@@ -34,13 +35,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// A pass of `namespace/name` with every step as its child, once Jaeger
@@ -90,7 +84,13 @@ async fn a_reconcile_pass_is_a_span_with_its_named_steps() {
     let err = out.try_clone().expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_hookwarden-operator"))
         .args(["run", "--namespace", ns.name()])
-        .args(["--metrics-listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--metrics-listen",
+            &format!(
+                "127.0.0.1:{}",
+                hookwarden_tests::free_port().expect("a free port")
+            ),
+        ])
         .args(["--nats-url", nats.url()])
         .env("KUBECONFIG", kubeconfig_path())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint())
