@@ -9,10 +9,12 @@
 #![forbid(unsafe_code)]
 
 mod manifest;
+mod stored_headers;
 mod subscription;
 mod v1alpha1;
 
 pub use manifest::{ManifestError, from_yaml, subscription_from_yaml};
+pub use stored_headers::*;
 pub use subscription::*;
 pub use v1alpha1::*;
 

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod logging;
 pub mod nats_url;
 pub mod ops;
+pub mod provider_headers;
 pub mod publish;
 pub mod quarantine;
 pub mod ranges;

@@ -852,6 +852,10 @@ async fn handle(
         traceparent: crate::publish::traceparent(
             headers.get("traceparent").and_then(|v| v.to_str().ok()),
         ),
+        provider_headers: crate::provider_headers::pick(
+            &snapshot.publisher.target().store_headers,
+            headers,
+        ),
     };
     drop(read);
     let publisher = &snapshot.publisher;
@@ -1266,6 +1270,7 @@ mod tests {
             methods: Vec::new(),
             content_types: vec!["application/json".to_owned()],
             max_body_bytes: None,
+            store_headers: Vec::new(),
         };
         state.replace(EndpointPipeline {
             path: "/".to_owned(),
@@ -1329,6 +1334,7 @@ mod tests {
             methods: Vec::new(),
             content_types: vec!["application/json".to_owned()],
             max_body_bytes: None,
+            store_headers: Vec::new(),
         };
         let pipeline = |provider| EndpointPipeline {
             path: "/".to_owned(),
@@ -1392,6 +1398,7 @@ mod tests {
             ],
             content_types: vec!["application/json".to_owned()],
             max_body_bytes: None,
+            store_headers: Vec::new(),
         };
         let rules = RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules");
         let app = router(

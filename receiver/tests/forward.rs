@@ -800,11 +800,16 @@ async fn a_bad_manifest_or_secret_refuses_to_start_with_a_clear_error() {
 }
 
 #[tokio::test]
-async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed() {
+async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed_with_its_allowed_headers()
+ {
     let nats = NatsServer::start().await.expect("nats-server");
+    // The endpoint stores two of GitHub's headers; the subscription passes
+    // one of them on, and names one the endpoint does not store.
+    let endpoint_manifest =
+        common::github_manifest("  request: {storeHeaders: [X-GitHub-Event, X-GitHub-Hook-Id]}\n");
     let receiver = common::binary::ReceiverProcess::spawn(
         nats.url(),
-        common::ENDPOINT,
+        &endpoint_manifest,
         &[("gh", "secret", common::SECRET.as_bytes())],
         &[],
     );
@@ -817,11 +822,11 @@ async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed() {
          \x20 eventTypes: [push]\n\
          \x20 destination: {{url: '{}'}}\n\
          \x20 signing: {{secretRef: {{name: billing-signing, key: secret}}}}\n\
-         \x20 passHeaders: [Hookwarden-Provider]\n",
+         \x20 passHeaders: [Hookwarden-Provider, X-GitHub-Event, X-GitHub-Delivery]\n",
         destination.url()
     );
     let endpoint = tempfile::NamedTempFile::new().expect("endpoint file");
-    std::fs::write(endpoint.path(), common::ENDPOINT).expect("endpoint");
+    std::fs::write(endpoint.path(), &endpoint_manifest).expect("endpoint");
     let endpoint_path = endpoint.path().display().to_string();
     let _forwarder = Forwarder::start_with(&nats, &manifest, &["--endpoint", &endpoint_path]).await;
 
@@ -834,6 +839,7 @@ async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed() {
                     ("content-type", "application/json"),
                     ("x-github-event", event),
                     ("x-github-delivery", id),
+                    ("x-github-hook-id", "4242"),
                     ("x-hub-signature-256", &common::sign(body)),
                 ],
                 body,
@@ -859,12 +865,75 @@ async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed() {
         Some("github")
     );
     assert_eq!(
+        request.header("x-github-event").as_deref(),
+        Some("push"),
+        "a stored provider header passes under its own name"
+    );
+    assert_eq!(
+        request.header("x-github-delivery"),
+        None,
+        "not stored by the endpoint: not passed"
+    );
+    assert_eq!(
+        request.header("x-github-hook-id"),
+        None,
+        "stored, not listed"
+    );
+    assert_eq!(
+        request.header("hookwarden-header-x-github-event"),
+        None,
+        "sent under the provider's name only"
+    );
+    assert_eq!(
         request.header("x-hub-signature-256"),
         None,
         "the provider's signature never leaves"
     );
     // The issues event, stored first, is not among eventTypes: the first
     // request is the push.
+
+    // What JetStream holds: the listed headers under the prefix, no
+    // signature.
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let stored = js
+        .get_stream("HOOKWARDEN_CI_GITHUB")
+        .await
+        .expect("the endpoint's stream")
+        .get_raw_message(2)
+        .await
+        .expect("the push");
+    let stored_header = |name: &str| stored.headers.get(name).map(|v| v.as_str().to_owned());
+    assert_eq!(
+        stored_header("Hookwarden-Header-x-github-event").as_deref(),
+        Some("push")
+    );
+    assert_eq!(
+        stored_header("Hookwarden-Header-x-github-hook-id").as_deref(),
+        Some("4242")
+    );
+    assert_eq!(stored_header("Hookwarden-Header-x-github-delivery"), None);
+    assert_eq!(stored_header("Hookwarden-Header-x-hub-signature-256"), None);
+}
+
+#[tokio::test]
+async fn an_endpoint_storing_a_credential_header_refuses_to_start() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    for (store, says) in [
+        ("Authorization", "may carry a credential"),
+        ("X-Hub-Signature-256", "may carry a credential"),
+    ] {
+        let manifest =
+            common::github_manifest(&format!("  request: {{storeHeaders: [{store}]}}\n"));
+        let receiver = common::binary::ReceiverProcess::spawn(
+            nats.url(),
+            &manifest,
+            &[("gh", "secret", common::SECRET.as_bytes())],
+            &[],
+        );
+        let (status, log) = receiver.exited().await;
+        assert!(!status.success(), "{store}");
+        assert!(log.contains(says), "{store}: {log}");
+    }
 }
 
 #[tokio::test]
