@@ -66,6 +66,8 @@ enum Reply {
     Status(u16, Vec<(&'static str, &'static str)>),
     /// Never answers (the connection stays open until the client leaves).
     Hang,
+    /// Answers 200 once the test notifies it: a slow destination.
+    Held(Arc<tokio::sync::Notify>),
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +155,10 @@ impl Destination {
                                     )
                                 }
                                 Reply::Hang => std::future::pending().await,
+                                Reply::Held(release) => {
+                                    release.notified().await;
+                                    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                                }
                             }
                         }
                     });
@@ -278,6 +284,49 @@ impl Forwarder {
 
     fn log(&self) -> String {
         self.log.lock().expect("log").clone()
+    }
+
+    /// Replaces the signing secret file the way a Secret update lands: a
+    /// new file renamed over the old one.
+    fn write_signing_secret(&self, content: &str) {
+        let path = self.dir.path().join("secrets/billing-signing/secret");
+        let next = path.with_extension("next");
+        std::fs::write(&next, content).expect("new secret");
+        std::fs::rename(&next, &path).expect("swap the secret");
+    }
+
+    /// Waits until `needle` was logged at least `count` times.
+    async fn logged_times(&self, needle: &str, count: usize) {
+        let what = format!("{count} log line(s) with {needle:?}");
+        hookwarden_tests::eventually(&what, WAIT, || async {
+            (self.log().matches(needle).count() >= count).then_some(())
+        })
+        .await;
+    }
+
+    /// Sends SIGTERM, as Kubernetes does to stop a pod.
+    fn terminate(&self) {
+        let pid = self.child.id().expect("running");
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    }
+
+    /// Waits for the process to exit.
+    async fn exited(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the forwarder exits after SIGTERM")
+            .expect("exit status")
+    }
+
+    /// The value of a metric line that starts with `series` (name and
+    /// labels), 0 when absent.
+    async fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix(series))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     async fn get(&self, path: &str) -> Option<(StatusCode, String)> {
@@ -1041,4 +1090,165 @@ async fn ordered_per_subject_holds_later_events_behind_a_retried_one() {
     );
     all_acknowledged(&js, last).await;
     assert_eq!(destination.received().len(), 4);
+}
+
+/// A Standard Webhooks secret other than [`SIGNING_SECRET`].
+const ROTATED_SECRET: &str = "whsec_bmV3LWtleS1ieXRlcw==";
+
+fn verifies_with(secret: &str, request: &Received) -> bool {
+    StandardWebhooksVerifier::new(vec![Secret::from(secret.as_bytes())], 300)
+        .expect("verifier")
+        .verify(&request.headers, &request.body)
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_signing_secret_rotated_at_run_time_signs_the_next_delivery() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    let destination = Destination::always(200).await;
+    let forwarder = Forwarder::start_with(
+        &nats,
+        &subscription(&destination.url(), ""),
+        &["--reload-interval-secs", "1"],
+    )
+    .await;
+    store(&js, "before", "invoice.paid", b"{}").await;
+    let received = destination.wait_for(1).await;
+    assert!(verifies_with(SIGNING_SECRET, &received[0]));
+    assert!(!verifies_with(ROTATED_SECRET, &received[0]));
+
+    // During the rotation both secrets sign: a destination that knows
+    // either verifies.
+    forwarder.write_signing_secret(&format!("{ROTATED_SECRET}\n{SIGNING_SECRET}\n"));
+    forwarder
+        .logged_times("signing secret and CA reloaded", 1)
+        .await;
+    store(&js, "during", "invoice.paid", b"{}").await;
+    let received = destination.wait_for(2).await;
+    assert_eq!(received[1].header("webhook-id").as_deref(), Some("during"));
+    assert_eq!(
+        received[1]
+            .header("webhook-signature")
+            .expect("signature")
+            .split(' ')
+            .count(),
+        2
+    );
+    assert!(verifies_with(ROTATED_SECRET, &received[1]));
+    assert!(verifies_with(SIGNING_SECRET, &received[1]));
+
+    // The old line removed: only the new secret verifies.
+    forwarder.write_signing_secret(&format!("{ROTATED_SECRET}\n"));
+    forwarder
+        .logged_times("signing secret and CA reloaded", 2)
+        .await;
+    let last = store(&js, "after", "invoice.paid", b"{}").await;
+    let received = destination.wait_for(3).await;
+    assert_eq!(received[2].header("webhook-id").as_deref(), Some("after"));
+    assert!(verifies_with(ROTATED_SECRET, &received[2]));
+    assert!(!verifies_with(SIGNING_SECRET, &received[2]));
+    all_acknowledged(&js, last).await;
+    assert!(
+        !forwarder.log().contains("bmV3LWtleS1ieXRlcw"),
+        "never logged"
+    );
+}
+
+#[tokio::test]
+async fn nats_restarted_under_the_forwarder_loses_nothing() {
+    let mut nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    // Every request is answered 503 once, then 200: each event is retried
+    // once, across the restart for some.
+    let destination =
+        Destination::start(|n| Reply::Status(if n % 2 == 0 { 503 } else { 200 }, Vec::new())).await;
+    let manifest = subscription(
+        &destination.url(),
+        &format!("{FAST_RETRIES}  delivery: {{maxInFlight: 1}}\n"),
+    );
+    let forwarder = Forwarder::start(&nats, &manifest).await;
+    store(&js, "r-1", "invoice.paid", b"{}").await;
+    store(&js, "r-2", "invoice.paid", b"{}").await;
+    destination.wait_for(1).await;
+
+    nats.restart().await.expect("nats-server restarts");
+    forwarder.logged_times("connected to NATS", 2).await;
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let mut last = 0;
+    for id in ["r-3", "r-4"] {
+        last = store(&js, id, "invoice.paid", b"{}").await;
+    }
+    all_acknowledged(&js, last).await;
+    let received = destination.received();
+    for id in ["r-1", "r-2", "r-3", "r-4"] {
+        let answered_ok = received
+            .iter()
+            .enumerate()
+            .any(|(n, r)| n % 2 == 1 && r.header("webhook-id").as_deref() == Some(id));
+        assert!(answered_ok, "{id} reached the destination with a 2xx");
+    }
+    let delivered = forwarder
+        .audit()
+        .into_iter()
+        .filter(|l| l["outcome"] == "delivered")
+        .count();
+    assert!(delivered >= 4, "{delivered}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_delivery_in_flight_finish_and_acknowledges_it() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = Arc::clone(&release);
+    let destination = Destination::start(move |_| Reply::Held(Arc::clone(&held))).await;
+    let manifest =
+        subscription(&destination.url(), "").replace("timeoutSeconds: 1", "timeoutSeconds: 30");
+    let mut forwarder = Forwarder::start(&nats, &manifest).await;
+    let sequence = store(&js, "evt_drain", "invoice.paid", b"{}").await;
+    destination.wait_for(1).await;
+
+    // SIGTERM while the destination is still working on it.
+    forwarder.terminate();
+    forwarder.logged("finishing deliveries in flight").await;
+    assert_eq!(consumer_info(&js).await.ack_floor.stream_sequence, 0);
+    release.notify_one();
+    let status = forwarder.exited().await;
+    assert!(status.success(), "{status:?}");
+    all_acknowledged(&js, sequence).await;
+    assert!(
+        forwarder
+            .audit()
+            .iter()
+            .any(|l| l["id"] == "evt_drain" && l["outcome"] == "delivered")
+    );
+    assert_eq!(destination.received().len(), 1, "delivered once");
+}
+
+#[tokio::test]
+async fn max_per_second_holds_deliveries_back_and_counts_them() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    let destination = Destination::always(200).await;
+    let forwarder = Forwarder::start(
+        &nats,
+        &subscription(&destination.url(), "  delivery: {maxPerSecond: 1}\n"),
+    )
+    .await;
+    let events = 5;
+    let mut last = 0;
+    for n in 0..events {
+        last = store(&js, &format!("rate-{n}"), "invoice.paid", b"{}").await;
+    }
+    destination.wait_for(events).await;
+    all_acknowledged(&js, last).await;
+    // One token per second, a burst of one: the events pulled together
+    // wait their turn (all but the first, unless the machine is so slow
+    // that a token came back between two of them).
+    let held = forwarder
+        .metric(r#"hookwarden_forward_rate_limited_total{subscription="shop/to-billing"}"#)
+        .await;
+    assert!(held >= (events - 2) as f64, "{held}");
+    assert_eq!(destination.received().len(), events);
 }

@@ -733,7 +733,10 @@ async fn process(
         return finished(retry);
     }
 
-    if let Some(limiter) = &shared.limiter {
+    if let Some(limiter) = &shared.limiter
+        && limiter.check().is_err()
+    {
+        shared.metrics.record_rate_limited();
         limiter.until_ready().await;
     }
     let destination = shared.destination.load_full();
