@@ -643,7 +643,7 @@ async fn a_client_error_is_dead_lettered_at_once_with_its_status() {
     let nats = NatsServer::start().await.expect("nats-server");
     let js = jetstream(&nats).await;
     let destination = Destination::always(404).await;
-    let _forwarder = Forwarder::start(&nats, &subscription(&destination.url(), FAST_RETRIES)).await;
+    let forwarder = Forwarder::start(&nats, &subscription(&destination.url(), FAST_RETRIES)).await;
     let body: &[u8] = br#"{"id":"evt_404"}"#;
     let sequence = store(&js, "evt_404", "invoice.paid", body).await;
 
@@ -675,6 +675,23 @@ async fn a_client_error_is_dead_lettered_at_once_with_its_status() {
     );
     all_acknowledged(&js, sequence).await;
     assert_eq!(destination.received().len(), 1, "not retried");
+    // One attempt, one audit line: the dead letter's, with the attempt's
+    // status and error.
+    let lines: Vec<serde_json::Value> = forwarder
+        .audit()
+        .into_iter()
+        .filter(|l| l["id"] == "evt_404")
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "dead_lettered");
+    assert_eq!(lines[0]["status"], 404);
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("HTTP 404"),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]
@@ -758,16 +775,62 @@ async fn a_forwarder_killed_mid_delivery_delivers_again_after_a_restart_and_acks
 }
 
 #[tokio::test]
-async fn a_dead_letter_that_cannot_be_stored_leaves_the_event_pending_until_it_can() {
+async fn a_dead_letter_stream_deleted_while_running_is_created_again_at_the_next_dead_letter() {
     let nats = NatsServer::start().await.expect("nats-server");
     let js = jetstream(&nats).await;
     let destination = Destination::always(404).await;
     let forwarder = Forwarder::start(&nats, &subscription(&destination.url(), FAST_RETRIES)).await;
     // The forwarder created the dead-letter stream when it started; it is
-    // gone now.
+    // gone now, and the forwarder does not bind again (its consumer is
+    // still there).
     js.delete_stream(DEAD_LETTER_STREAM)
         .await
         .expect("delete the dead-letter stream");
+    let sequence = store(&js, "evt_dlq_gone", "invoice.paid", b"{}").await;
+    let letters = dead_letters(&js, 1).await;
+    assert_eq!(header(&letters[0], "Hookwarden-Dead-Letter-Status"), "404");
+    all_acknowledged(&js, sequence).await;
+    let mut recreated = js
+        .get_stream(DEAD_LETTER_STREAM)
+        .await
+        .expect("the dead-letter stream again");
+    let config = &recreated.info().await.expect("info").config;
+    assert_eq!(config.subjects, [DEAD_LETTER_SUBJECT]);
+    let outcomes: Vec<serde_json::Value> = forwarder
+        .audit()
+        .into_iter()
+        .filter(|l| l["id"] == "evt_dlq_gone")
+        .map(|l| l["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, ["dead_lettered"]);
+}
+
+#[tokio::test]
+async fn a_dead_letter_that_cannot_be_stored_leaves_the_event_pending_until_it_can() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    let destination = Destination::always(404).await;
+    let forwarder = Forwarder::start(&nats, &subscription(&destination.url(), FAST_RETRIES)).await;
+    // The dead-letter stream exists but is full and refuses new messages:
+    // creating it again does not help.
+    js.delete_stream(DEAD_LETTER_STREAM)
+        .await
+        .expect("delete the dead-letter stream");
+    let full = stream::Config {
+        name: DEAD_LETTER_STREAM.to_owned(),
+        subjects: vec![DEAD_LETTER_SUBJECT.to_owned()],
+        max_messages: 1,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    };
+    js.create_stream(full.clone())
+        .await
+        .expect("a full dead-letter stream");
+    js.publish(DEAD_LETTER_SUBJECT, Bytes::from_static(b"filler"))
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
     let sequence = store(&js, "evt_dlq", "invoice.paid", b"{}").await;
     forwarder
         .logged("the dead letter could not be stored")
@@ -784,17 +847,23 @@ async fn a_dead_letter_that_cannot_be_stored_leaves_the_event_pending_until_it_c
             .contains("outcome=\"dead_letter_failed\""),
         "counted"
     );
+    assert!(
+        forwarder
+            .audit()
+            .iter()
+            .any(|l| l["id"] == "evt_dlq" && l["outcome"] == "dead_letter_failed"),
+        "the attempt is audited"
+    );
 
-    // Once the dead-letter stream is back, the event ends there.
-    js.create_stream(stream::Config {
-        name: DEAD_LETTER_STREAM.to_owned(),
-        subjects: vec![DEAD_LETTER_SUBJECT.to_owned()],
-        ..Default::default()
+    // Once the dead-letter stream takes messages again, the event ends there.
+    js.update_stream(stream::Config {
+        max_messages: -1,
+        ..full
     })
     .await
-    .expect("dead-letter stream again");
-    let letters = dead_letters(&js, 1).await;
-    assert_eq!(header(&letters[0], "Hookwarden-Dead-Letter-Status"), "404");
+    .expect("room in the dead-letter stream");
+    let letters = dead_letters(&js, 2).await;
+    assert_eq!(header(&letters[1], "Hookwarden-Dead-Letter-Status"), "404");
     all_acknowledged(&js, sequence).await;
 }
 
