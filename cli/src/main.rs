@@ -1463,17 +1463,21 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode, String> {
         .get_stream(&plan.stream)
         .await
         .map_err(|e| format!("the subscription's stream {}: {e}", plan.stream))?;
+    let stop = presets::replay::interrupt_on_ctrl_c();
     let sending = Sending {
         plan: &plan,
         destination: destination.as_ref(),
         filter: filter.as_ref(),
+        stop: Some(&stop),
     };
     let summary =
         presets::replay::replay(&mut stream, &sending, &selection, &mut print_line).await?;
     for line in summary.lines("replay", args.limit, destination.is_none()) {
         print_line(line);
     }
-    Ok(if summary.failed.is_empty() {
+    Ok(if summary.interrupted_at.is_some() {
+        ExitCode::from(presets::replay::INTERRUPTED_EXIT_CODE)
+    } else if summary.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
