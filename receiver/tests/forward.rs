@@ -228,17 +228,33 @@ impl Forwarder {
     }
 
     async fn start_with(nats: &NatsServer, manifest: &str, args: &[&str]) -> Self {
+        Self::start_with_env(nats, manifest, args, &[]).await
+    }
+
+    /// As [`Forwarder::start_with`], `env` added to the process
+    /// environment.
+    async fn start_with_env(
+        nats: &NatsServer,
+        manifest: &str,
+        args: &[&str],
+        env: &[(&str, &std::path::Path)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("subscription.yaml"), manifest).expect("manifest");
         let secret = dir.path().join("secrets/billing-signing/secret");
         std::fs::create_dir_all(secret.parent().expect("dir")).expect("mkdir");
         std::fs::write(&secret, format!("{SIGNING_SECRET}\n")).expect("secret");
-        let forwarder = Self::spawn(nats, dir, args);
+        let forwarder = Self::spawn(nats, dir, args, env);
         forwarder.ready().await;
         forwarder
     }
 
-    fn spawn(nats: &NatsServer, dir: tempfile::TempDir, args: &[&str]) -> Self {
+    fn spawn(
+        nats: &NatsServer,
+        dir: tempfile::TempDir,
+        args: &[&str],
+        env: &[(&str, &std::path::Path)],
+    ) -> Self {
         let ops = format!("127.0.0.1:{}", free_port());
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
             .arg("forward")
@@ -250,6 +266,7 @@ impl Forwarder {
             .env("HOOKWARDEN_SECRETS_DIR", dir.path().join("secrets"))
             .env("HOOKWARDEN_NATS_URL", nats.url())
             .env("HOOKWARDEN_METRICS_LISTEN", &ops)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -277,7 +294,7 @@ impl Forwarder {
             std::fs::create_dir_all(to.parent().expect("dir")).expect("mkdir");
             std::fs::copy(self.dir.path().join(name), to).expect("copy");
         }
-        let restarted = Self::spawn(nats, dir, &[]);
+        let restarted = Self::spawn(nats, dir, &[], &[]);
         restarted.ready().await;
         restarted
     }
@@ -1320,4 +1337,52 @@ async fn max_per_second_holds_deliveries_back_and_counts_them() {
         .await;
     assert!(held >= (events - 2) as f64, "{held}");
     assert_eq!(destination.received().len(), events);
+}
+
+#[tokio::test]
+async fn an_https_destination_without_a_ca_is_verified_with_the_system_roots() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    // The process's trust store is the file SSL_CERT_FILE names
+    // (rustls-native-certs reads it instead of the platform's store): the
+    // destination's test CA in one case, another CA in the other.
+    let destination = hookwarden_tests::ListServer::start(&["localhost"]).await;
+    destination.serve("/hooks", hookwarden_tests::ListAnswer::ok(""));
+    let stranger = hookwarden_tests::ListServer::start(&["localhost"]).await;
+    let roots = tempfile::tempdir().expect("tempdir");
+    let trusted = roots.path().join("trusted.pem");
+    std::fs::write(&trusted, destination.ca_pem()).expect("trusted CA");
+    let untrusted = roots.path().join("untrusted.pem");
+    std::fs::write(&untrusted, stranger.ca_pem()).expect("another CA");
+    let url = format!("https://localhost:{}/hooks", destination.address().port());
+
+    let refusing = Forwarder::start_with_env(
+        &nats,
+        &subscription(&url, FAST_RETRIES),
+        &[],
+        &[("SSL_CERT_FILE", untrusted.as_path())],
+    )
+    .await;
+    let sequence = store(&js, "evt_tls_untrusted", "invoice.paid", b"{}").await;
+    let letters = dead_letters(&js, 1).await;
+    let error = header(&letters[0], "Hookwarden-Dead-Letter-Error").to_lowercase();
+    assert!(error.contains("certificate"), "{error}");
+    all_acknowledged(&js, sequence).await;
+    assert_eq!(
+        destination.hits(),
+        0,
+        "nothing sent to an unverified server"
+    );
+    drop(refusing);
+
+    let _trusting = Forwarder::start_with_env(
+        &nats,
+        &subscription(&url, FAST_RETRIES),
+        &[],
+        &[("SSL_CERT_FILE", trusted.as_path())],
+    )
+    .await;
+    let sequence = store(&js, "evt_tls", "invoice.paid", b"{}").await;
+    all_acknowledged(&js, sequence).await;
+    assert_eq!(destination.hits(), 1, "delivered once over verified TLS");
 }
