@@ -206,6 +206,39 @@ mod tests {
         assert_eq!(original_name("Hookwarden-Header-"), None);
     }
 
+    /// The CRD's CEL rule, evaluated by a CEL engine (cel-rust, the
+    /// filter's) for each name alone, agrees with the Rust check. The API
+    /// server's own run of it is operator/tests/crd.rs.
+    #[test]
+    fn the_crds_cel_rule_agrees_with_the_rust_check() {
+        let rule = cel::Program::compile(&hookwarden_crds::store_headers_rule()).expect("compiles");
+        for name in [
+            "X-GitHub-Event",
+            "X-GitHub-Hook-Id",
+            "User-Agent",
+            "Authorization",
+            "proxy-authorization",
+            "Cookie",
+            "X-Hub-Signature-256",
+            "PAYPAL-TRANSMISSION-SIG",
+            "X-Gitlab-Token",
+            "aeg-sas-key",
+            "X-TRELLO-WEBHOOK",
+            "X-Trello-Webhook-Id",
+        ] {
+            let mut context = cel::Context::default();
+            context
+                .add_variable("self", vec![name.to_owned()])
+                .expect("variable");
+            let allowed = rule.execute(&context).expect("evaluates");
+            assert_eq!(
+                allowed,
+                cel::Value::Bool(!is_credential_header(name)),
+                "{name}"
+            );
+        }
+    }
+
     #[test]
     fn credentials_and_the_endpoints_own_secret_headers_are_refused() {
         for (spec, error) in [
