@@ -829,15 +829,21 @@ async fn dead_letter(
         };
         match tokio::time::timeout(DEAD_LETTER_TIMEOUT, publish).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(err),
-            Err(_) => Err(format!(
-                "no acknowledgement within {} s",
-                DEAD_LETTER_TIMEOUT.as_secs()
+            Ok(Err(err)) => Err((err, false)),
+            Err(_) => Err((
+                format!(
+                    "no acknowledgement within {} s",
+                    DEAD_LETTER_TIMEOUT.as_secs()
+                ),
+                true,
             )),
         }
     };
     let mut stored = publish().await;
-    if stored.is_err() {
+    // A refused publish (no stream takes the subject) is worth creating the
+    // stream for; a timed-out one (NATS away) is not: trying again would
+    // only hold the event past its ack wait.
+    if let Err((_, false)) = stored {
         match ensure_dead_letter_stream(shared).await {
             Ok(()) => stored = publish().await,
             Err(why) => tracing::warn!(
@@ -860,7 +866,7 @@ async fn dead_letter(
             );
             None
         }
-        Err(error) => {
+        Err((error, _)) => {
             let jitter = 0.5 + rand::random::<f64>() / 2.0;
             let delay = plan.retry.delay(event.attempt, jitter);
             let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
