@@ -11,6 +11,8 @@
 //! is then fetched by sequence just before it is sent, so no more than one
 //! body is held at a time, whatever `--limit`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -306,6 +308,9 @@ pub struct Summary {
     pub listed: u64,
     /// Whether `--limit` cut the selection.
     pub limited: bool,
+    /// Stopped by Ctrl-C (SIGINT) before the end: the sequence of the
+    /// first event not sent.
+    pub interrupted_at: Option<u64>,
 }
 
 impl Summary {
@@ -334,7 +339,11 @@ impl Summary {
         if self.filtered > 0 {
             head.push_str(&format!(", {} not matching spec.filter", self.filtered));
         }
-        if self.limited {
+        if let Some(sequence) = self.interrupted_at {
+            head.push_str(&format!(
+                " (interrupted: the rest was not sent; continue with --from-seq {sequence})"
+            ));
+        } else if self.limited {
             head.push_str(&format!(
                 " (stopped at --limit {limit}: more events match; continue with --from-seq)"
             ));
@@ -356,7 +365,34 @@ pub struct Sending<'a> {
     pub destination: Option<&'a Destination>,
     /// The subscription's CEL filter, when it has one.
     pub filter: Option<&'a Filter>,
+    /// Set when the command is to stop ([`interrupt_on_ctrl_c`]): no event
+    /// is started after it is; the one in flight finishes (its retries
+    /// included).
+    pub stop: Option<&'a AtomicBool>,
 }
+
+/// A flag set by the first Ctrl-C (SIGINT), so a replay stops after the
+/// delivery in flight and still prints its summary; a second Ctrl-C ends
+/// the process at once with status 130, as an interrupted command does.
+pub fn interrupt_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        flag.store(true, Ordering::SeqCst);
+        eprintln!("interrupted: finishing the delivery in flight (Ctrl-C again to quit now)");
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(INTERRUPTED_EXIT_CODE.into());
+        }
+    });
+    stop
+}
+
+/// The exit status of an interrupted command: 128 + SIGINT, as shells
+/// report it.
+pub const INTERRUPTED_EXIT_CODE: u8 = 130;
 
 /// One line of a dry run: sequence, time, subject, id, size.
 pub fn listed_line(sequence: u64, time: Timestamp, subject: &str, id: &str, size: u64) -> String {
@@ -435,6 +471,10 @@ pub async fn replay(
         .map(|r| Duration::from_secs(1) / r);
     let mut last_start: Option<tokio::time::Instant> = None;
     for candidate in &scanned.kept {
+        if sending.stop.is_some_and(|stop| stop.load(Ordering::SeqCst)) {
+            summary.interrupted_at = Some(candidate.sequence);
+            break;
+        }
         let id = candidate.id(&name);
         if sending.destination.is_none() && sending.filter.is_none() {
             out(listed_line(

@@ -11,11 +11,13 @@
 
 mod manifest;
 mod pool;
+mod stored_headers;
 mod subscription;
 mod v1alpha1;
 
 pub use manifest::{ManifestError, from_yaml, subscription_from_yaml};
 pub use pool::*;
+pub use stored_headers::*;
 pub use subscription::*;
 pub use v1alpha1::*;
 

@@ -64,9 +64,12 @@ pub struct WebhookSubscriptionSpec {
     /// case-insensitively: what the receiver stored beside the body
     /// (`Hookwarden-Provider`, `Hookwarden-Delivery-Id`,
     /// `Hookwarden-Source-Ip`, `Hookwarden-Received-At`, `traceparent`, the
-    /// `ce-*` headers; see docs/receiver.md). The provider's own request
-    /// headers are not stored, so its signature never leaves the receiver's
-    /// trust boundary; the event type and delivery id always travel as
+    /// `ce-*` headers; see docs/receiver.md), or a provider request header
+    /// the source endpoint stores (`spec.request.storeHeaders`, e.g.
+    /// `X-GitHub-Event`), sent under the provider's name. Only those the
+    /// endpoint lists are stored, never a credential or signature header, so
+    /// the provider's signature never leaves the receiver's trust boundary;
+    /// the event type and delivery id always travel as
     /// `Hookwarden-Event-Type` and `webhook-id`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]

@@ -423,7 +423,7 @@ pub struct GraphValidationTokensSpec {
 }
 
 /// What requests an endpoint takes.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestSpec {
     /// The accepted HTTP methods; any other is answered 405
@@ -444,6 +444,27 @@ pub struct RequestSpec {
     #[schemars(range(min = 1, max = 67108864))]
     #[schemars(extend("format" = "int32"))]
     pub max_body_bytes: Option<u32>,
+    /// Request headers of the provider stored with each event (e.g.
+    /// `X-GitHub-Event`), as NATS headers `Hookwarden-Header-<name>` with the
+    /// name lower-cased, so a subscription's `passHeaders` can send them on
+    /// under their own names. Names are matched case-insensitively; a value
+    /// longer than 1024 bytes or not visible ASCII is not stored, and at most
+    /// 8 values of one header are. Credential-bearing headers are refused:
+    /// any name containing `auth`, `cookie`, `sig`, `token`, `secret`,
+    /// `hmac`, `password` or `key` (`Authorization`, `Cookie`, every
+    /// preset's signature header, API keys), Trello's `X-Trello-Webhook`,
+    /// and the headers the endpoint itself reads a secret or signature from
+    /// (`okta.authHeader`, `azure.secretHeader`, `spec.verification`'s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(
+            length(min = 1, max = 64),
+            regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+        )
+    )]
+    #[x_kube(validation = Rule::new(crate::store_headers_rule()).message("request.storeHeaders must not name a credential-bearing header (Authorization, Cookie, a signature, token, secret or key header): it would be stored and could be passed on"))]
+    pub store_headers: Vec<String>,
 }
 
 /// HTTP methods a webhook may be delivered with.

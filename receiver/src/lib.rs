@@ -27,6 +27,7 @@ pub mod logging;
 pub mod nats_url;
 pub mod ops;
 pub mod pool;
+pub mod provider_headers;
 pub mod publish;
 pub mod quarantine;
 pub mod ranges;

@@ -51,6 +51,9 @@ pub struct Target {
     pub cloud_events: Option<CloudEventsContext>,
     /// Where refused requests are recorded, when `spec.quarantine` asks.
     pub quarantine: Option<crate::quarantine::QuarantineTarget>,
+    /// The provider request headers stored with each delivery
+    /// (`spec.request.storeHeaders`, checked, lower-cased).
+    pub store_headers: Vec<http::HeaderName>,
 }
 
 /// What every CloudEvent of one endpoint shares (see
@@ -236,6 +239,9 @@ pub enum TargetError {
         /// Its value.
         value: String,
     },
+    /// `spec.request.storeHeaders` names a header that may not be stored.
+    #[error(transparent)]
+    StoreHeader(#[from] crate::provider_headers::StoreHeaderError),
 }
 
 impl Target {
@@ -277,6 +283,7 @@ impl Target {
                 endpoint, namespace, name,
             ),
             cloud_events,
+            store_headers: crate::provider_headers::allowlist(endpoint)?,
             provider,
             subject_prefix,
             stream,
@@ -500,6 +507,9 @@ pub struct Delivery {
     /// untrusted, stored apart under
     /// [`crate::telemetry::SENDER_TRACEPARENT_HEADER`].
     pub sender_traceparent: Option<String>,
+    /// The provider's request headers `spec.request.storeHeaders` lists,
+    /// as stored ([`crate::provider_headers::pick`]).
+    pub provider_headers: Vec<(String, String)>,
 }
 
 /// A `traceparent` value, lower-cased, when it is a valid one (a sender's,
@@ -590,6 +600,10 @@ pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
         for (name, value) in cloud_event_headers(context, delivery) {
             headers.insert(name, value.as_str());
         }
+    }
+    // Checked when picked: visible ASCII only, so no cleaning is needed.
+    for (name, value) in &delivery.provider_headers {
+        map.append(name.as_str(), value.as_str());
     }
     map
 }
@@ -1808,6 +1822,7 @@ mod tests {
             sender_traceparent: Some(
                 "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned(),
             ),
+            provider_headers: Vec::new(),
         };
         let headers = headers(&target, &delivery);
         let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
@@ -1898,6 +1913,7 @@ mod tests {
             traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
             tracestate: None,
             sender_traceparent: None,
+            provider_headers: Vec::new(),
         }
     }
 

@@ -208,6 +208,7 @@ mod tests {
             methods: methods.to_vec(),
             content_types: types.iter().map(|t| (*t).to_owned()).collect(),
             max_body_bytes: max,
+            store_headers: Vec::new(),
         }
     }
 

@@ -1115,6 +1115,10 @@ async fn handle(
         ),
         tracestate,
         sender_traceparent,
+        provider_headers: crate::provider_headers::pick(
+            &snapshot.publisher.target().store_headers,
+            headers,
+        ),
     };
     drop(read);
     let publishing = Instant::now();
@@ -1554,6 +1558,7 @@ mod tests {
             methods: Vec::new(),
             content_types: vec!["application/json".to_owned()],
             max_body_bytes: None,
+            store_headers: Vec::new(),
         };
         state.replace(EndpointPipeline {
             path: "/".to_owned(),
@@ -1617,6 +1622,7 @@ mod tests {
             methods: Vec::new(),
             content_types: vec!["application/json".to_owned()],
             max_body_bytes: None,
+            store_headers: Vec::new(),
         };
         let pipeline = |provider| EndpointPipeline {
             path: "/".to_owned(),
@@ -1680,6 +1686,7 @@ mod tests {
             ],
             content_types: vec!["application/json".to_owned()],
             max_body_bytes: None,
+            store_headers: Vec::new(),
         };
         let rules = RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules");
         let app = router(

@@ -66,6 +66,8 @@ enum Reply {
     Status(u16, Vec<(&'static str, &'static str)>),
     /// Never answers (the connection stays open until the client leaves).
     Hang,
+    /// Answers 200 once the test notifies it: a slow destination.
+    Held(Arc<tokio::sync::Notify>),
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +155,10 @@ impl Destination {
                                     )
                                 }
                                 Reply::Hang => std::future::pending().await,
+                                Reply::Held(release) => {
+                                    release.notified().await;
+                                    Ok(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                                }
                             }
                         }
                     });
@@ -294,6 +300,49 @@ impl Forwarder {
 
     fn log(&self) -> String {
         self.log.lock().expect("log").clone()
+    }
+
+    /// Replaces the signing secret file the way a Secret update lands: a
+    /// new file renamed over the old one.
+    fn write_signing_secret(&self, content: &str) {
+        let path = self.dir.path().join("secrets/billing-signing/secret");
+        let next = path.with_extension("next");
+        std::fs::write(&next, content).expect("new secret");
+        std::fs::rename(&next, &path).expect("swap the secret");
+    }
+
+    /// Waits until `needle` was logged at least `count` times.
+    async fn logged_times(&self, needle: &str, count: usize) {
+        let what = format!("{count} log line(s) with {needle:?}");
+        hookwarden_tests::eventually(&what, WAIT, || async {
+            (self.log().matches(needle).count() >= count).then_some(())
+        })
+        .await;
+    }
+
+    /// Sends SIGTERM, as Kubernetes does to stop a pod.
+    fn terminate(&self) {
+        let pid = self.child.id().expect("running");
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).expect("SIGTERM");
+    }
+
+    /// Waits for the process to exit.
+    async fn exited(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the forwarder exits after SIGTERM")
+            .expect("exit status")
+    }
+
+    /// The value of a metric line that starts with `series` (name and
+    /// labels), 0 when absent.
+    async fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|line| line.strip_prefix(series))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or(0.0)
     }
 
     async fn get(&self, path: &str) -> Option<(StatusCode, String)> {
@@ -610,7 +659,7 @@ async fn a_client_error_is_dead_lettered_at_once_with_its_status() {
     let nats = NatsServer::start().await.expect("nats-server");
     let js = jetstream(&nats).await;
     let destination = Destination::always(404).await;
-    let _forwarder = Forwarder::start(&nats, &subscription(&destination.url(), FAST_RETRIES)).await;
+    let forwarder = Forwarder::start(&nats, &subscription(&destination.url(), FAST_RETRIES)).await;
     let body: &[u8] = br#"{"id":"evt_404"}"#;
     let sequence = store(&js, "evt_404", "invoice.paid", body).await;
 
@@ -642,6 +691,23 @@ async fn a_client_error_is_dead_lettered_at_once_with_its_status() {
     );
     all_acknowledged(&js, sequence).await;
     assert_eq!(destination.received().len(), 1, "not retried");
+    // One attempt, one audit line: the dead letter's, with the attempt's
+    // status and error.
+    let lines: Vec<serde_json::Value> = forwarder
+        .audit()
+        .into_iter()
+        .filter(|l| l["id"] == "evt_404")
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "dead_lettered");
+    assert_eq!(lines[0]["status"], 404);
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("HTTP 404"),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]
@@ -725,16 +791,62 @@ async fn a_forwarder_killed_mid_delivery_delivers_again_after_a_restart_and_acks
 }
 
 #[tokio::test]
-async fn a_dead_letter_that_cannot_be_stored_leaves_the_event_pending_until_it_can() {
+async fn a_dead_letter_stream_deleted_while_running_is_created_again_at_the_next_dead_letter() {
     let nats = NatsServer::start().await.expect("nats-server");
     let js = jetstream(&nats).await;
     let destination = Destination::always(404).await;
     let forwarder = Forwarder::start(&nats, &subscription(&destination.url(), FAST_RETRIES)).await;
     // The forwarder created the dead-letter stream when it started; it is
-    // gone now.
+    // gone now, and the forwarder does not bind again (its consumer is
+    // still there).
     js.delete_stream(DEAD_LETTER_STREAM)
         .await
         .expect("delete the dead-letter stream");
+    let sequence = store(&js, "evt_dlq_gone", "invoice.paid", b"{}").await;
+    let letters = dead_letters(&js, 1).await;
+    assert_eq!(header(&letters[0], "Hookwarden-Dead-Letter-Status"), "404");
+    all_acknowledged(&js, sequence).await;
+    let mut recreated = js
+        .get_stream(DEAD_LETTER_STREAM)
+        .await
+        .expect("the dead-letter stream again");
+    let config = &recreated.info().await.expect("info").config;
+    assert_eq!(config.subjects, [DEAD_LETTER_SUBJECT]);
+    let outcomes: Vec<serde_json::Value> = forwarder
+        .audit()
+        .into_iter()
+        .filter(|l| l["id"] == "evt_dlq_gone")
+        .map(|l| l["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, ["dead_lettered"]);
+}
+
+#[tokio::test]
+async fn a_dead_letter_that_cannot_be_stored_leaves_the_event_pending_until_it_can() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    let destination = Destination::always(404).await;
+    let forwarder = Forwarder::start(&nats, &subscription(&destination.url(), FAST_RETRIES)).await;
+    // The dead-letter stream exists but is full and refuses new messages:
+    // creating it again does not help.
+    js.delete_stream(DEAD_LETTER_STREAM)
+        .await
+        .expect("delete the dead-letter stream");
+    let full = stream::Config {
+        name: DEAD_LETTER_STREAM.to_owned(),
+        subjects: vec![DEAD_LETTER_SUBJECT.to_owned()],
+        max_messages: 1,
+        discard: stream::DiscardPolicy::New,
+        ..Default::default()
+    };
+    js.create_stream(full.clone())
+        .await
+        .expect("a full dead-letter stream");
+    js.publish(DEAD_LETTER_SUBJECT, Bytes::from_static(b"filler"))
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
     let sequence = store(&js, "evt_dlq", "invoice.paid", b"{}").await;
     forwarder
         .logged("the dead letter could not be stored")
@@ -751,17 +863,23 @@ async fn a_dead_letter_that_cannot_be_stored_leaves_the_event_pending_until_it_c
             .contains("outcome=\"dead_letter_failed\""),
         "counted"
     );
+    assert!(
+        forwarder
+            .audit()
+            .iter()
+            .any(|l| l["id"] == "evt_dlq" && l["outcome"] == "dead_letter_failed"),
+        "the attempt is audited"
+    );
 
-    // Once the dead-letter stream is back, the event ends there.
-    js.create_stream(stream::Config {
-        name: DEAD_LETTER_STREAM.to_owned(),
-        subjects: vec![DEAD_LETTER_SUBJECT.to_owned()],
-        ..Default::default()
+    // Once the dead-letter stream takes messages again, the event ends there.
+    js.update_stream(stream::Config {
+        max_messages: -1,
+        ..full
     })
     .await
-    .expect("dead-letter stream again");
-    let letters = dead_letters(&js, 1).await;
-    assert_eq!(header(&letters[0], "Hookwarden-Dead-Letter-Status"), "404");
+    .expect("room in the dead-letter stream");
+    let letters = dead_letters(&js, 2).await;
+    assert_eq!(header(&letters[1], "Hookwarden-Dead-Letter-Status"), "404");
     all_acknowledged(&js, sequence).await;
 }
 
@@ -816,11 +934,16 @@ async fn a_bad_manifest_or_secret_refuses_to_start_with_a_clear_error() {
 }
 
 #[tokio::test]
-async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed() {
+async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed_with_its_allowed_headers()
+ {
     let nats = NatsServer::start().await.expect("nats-server");
+    // The endpoint stores two of GitHub's headers; the subscription passes
+    // one of them on, and names one the endpoint does not store.
+    let endpoint_manifest =
+        common::github_manifest("  request: {storeHeaders: [X-GitHub-Event, X-GitHub-Hook-Id]}\n");
     let receiver = common::binary::ReceiverProcess::spawn(
         nats.url(),
-        common::ENDPOINT,
+        &endpoint_manifest,
         &[("gh", "secret", common::SECRET.as_bytes())],
         &[],
     );
@@ -833,11 +956,11 @@ async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed() {
          \x20 eventTypes: [push]\n\
          \x20 destination: {{url: '{}'}}\n\
          \x20 signing: {{secretRef: {{name: billing-signing, key: secret}}}}\n\
-         \x20 passHeaders: [Hookwarden-Provider]\n",
+         \x20 passHeaders: [Hookwarden-Provider, X-GitHub-Event, X-GitHub-Delivery]\n",
         destination.url()
     );
     let endpoint = tempfile::NamedTempFile::new().expect("endpoint file");
-    std::fs::write(endpoint.path(), common::ENDPOINT).expect("endpoint");
+    std::fs::write(endpoint.path(), &endpoint_manifest).expect("endpoint");
     let endpoint_path = endpoint.path().display().to_string();
     let _forwarder = Forwarder::start_with(&nats, &manifest, &["--endpoint", &endpoint_path]).await;
 
@@ -850,6 +973,7 @@ async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed() {
                     ("content-type", "application/json"),
                     ("x-github-event", event),
                     ("x-github-delivery", id),
+                    ("x-github-hook-id", "4242"),
                     ("x-hub-signature-256", &common::sign(body)),
                 ],
                 body,
@@ -875,12 +999,75 @@ async fn a_provider_delivery_through_serve_arrives_at_the_destination_signed() {
         Some("github")
     );
     assert_eq!(
+        request.header("x-github-event").as_deref(),
+        Some("push"),
+        "a stored provider header passes under its own name"
+    );
+    assert_eq!(
+        request.header("x-github-delivery"),
+        None,
+        "not stored by the endpoint: not passed"
+    );
+    assert_eq!(
+        request.header("x-github-hook-id"),
+        None,
+        "stored, not listed"
+    );
+    assert_eq!(
+        request.header("hookwarden-header-x-github-event"),
+        None,
+        "sent under the provider's name only"
+    );
+    assert_eq!(
         request.header("x-hub-signature-256"),
         None,
         "the provider's signature never leaves"
     );
     // The issues event, stored first, is not among eventTypes: the first
     // request is the push.
+
+    // What JetStream holds: the listed headers under the prefix, no
+    // signature.
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let stored = js
+        .get_stream("HOOKWARDEN_CI_GITHUB")
+        .await
+        .expect("the endpoint's stream")
+        .get_raw_message(2)
+        .await
+        .expect("the push");
+    let stored_header = |name: &str| stored.headers.get(name).map(|v| v.as_str().to_owned());
+    assert_eq!(
+        stored_header("Hookwarden-Header-x-github-event").as_deref(),
+        Some("push")
+    );
+    assert_eq!(
+        stored_header("Hookwarden-Header-x-github-hook-id").as_deref(),
+        Some("4242")
+    );
+    assert_eq!(stored_header("Hookwarden-Header-x-github-delivery"), None);
+    assert_eq!(stored_header("Hookwarden-Header-x-hub-signature-256"), None);
+}
+
+#[tokio::test]
+async fn an_endpoint_storing_a_credential_header_refuses_to_start() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    for (store, says) in [
+        ("Authorization", "may carry a credential"),
+        ("X-Hub-Signature-256", "may carry a credential"),
+    ] {
+        let manifest =
+            common::github_manifest(&format!("  request: {{storeHeaders: [{store}]}}\n"));
+        let receiver = common::binary::ReceiverProcess::spawn(
+            nats.url(),
+            &manifest,
+            &[("gh", "secret", common::SECRET.as_bytes())],
+            &[],
+        );
+        let (status, log) = receiver.exited().await;
+        assert!(!status.success(), "{store}");
+        assert!(log.contains(says), "{store}: {log}");
+    }
 }
 
 #[tokio::test]
@@ -1067,4 +1254,213 @@ async fn a_delivery_attempt_continues_the_stored_trace_and_passes_it_on() {
         );
     }
     drop(forwarder);
+}
+
+/// A Standard Webhooks secret other than [`SIGNING_SECRET`].
+const ROTATED_SECRET: &str = "whsec_bmV3LWtleS1ieXRlcw==";
+
+fn verifies_with(secret: &str, request: &Received) -> bool {
+    StandardWebhooksVerifier::new(vec![Secret::from(secret.as_bytes())], 300)
+        .expect("verifier")
+        .verify(&request.headers, &request.body)
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_signing_secret_rotated_at_run_time_signs_the_next_delivery() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    let destination = Destination::always(200).await;
+    let forwarder = Forwarder::start_with(
+        &nats,
+        &subscription(&destination.url(), ""),
+        &["--reload-interval-secs", "1"],
+    )
+    .await;
+    store(&js, "before", "invoice.paid", b"{}").await;
+    let received = destination.wait_for(1).await;
+    assert!(verifies_with(SIGNING_SECRET, &received[0]));
+    assert!(!verifies_with(ROTATED_SECRET, &received[0]));
+
+    // During the rotation both secrets sign: a destination that knows
+    // either verifies.
+    forwarder.write_signing_secret(&format!("{ROTATED_SECRET}\n{SIGNING_SECRET}\n"));
+    forwarder
+        .logged_times("signing secret and CA reloaded", 1)
+        .await;
+    store(&js, "during", "invoice.paid", b"{}").await;
+    let received = destination.wait_for(2).await;
+    assert_eq!(received[1].header("webhook-id").as_deref(), Some("during"));
+    assert_eq!(
+        received[1]
+            .header("webhook-signature")
+            .expect("signature")
+            .split(' ')
+            .count(),
+        2
+    );
+    assert!(verifies_with(ROTATED_SECRET, &received[1]));
+    assert!(verifies_with(SIGNING_SECRET, &received[1]));
+
+    // The old line removed: only the new secret verifies.
+    forwarder.write_signing_secret(&format!("{ROTATED_SECRET}\n"));
+    forwarder
+        .logged_times("signing secret and CA reloaded", 2)
+        .await;
+    let last = store(&js, "after", "invoice.paid", b"{}").await;
+    let received = destination.wait_for(3).await;
+    assert_eq!(received[2].header("webhook-id").as_deref(), Some("after"));
+    assert!(verifies_with(ROTATED_SECRET, &received[2]));
+    assert!(!verifies_with(SIGNING_SECRET, &received[2]));
+    all_acknowledged(&js, last).await;
+    assert!(
+        !forwarder.log().contains("bmV3LWtleS1ieXRlcw"),
+        "never logged"
+    );
+}
+
+#[tokio::test]
+async fn nats_restarted_under_the_forwarder_loses_nothing() {
+    let mut nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    // Every request is answered 503 once, then 200: each event is retried
+    // once, across the restart for some.
+    let destination =
+        Destination::start(|n| Reply::Status(if n % 2 == 0 { 503 } else { 200 }, Vec::new())).await;
+    let manifest = subscription(
+        &destination.url(),
+        &format!("{FAST_RETRIES}  delivery: {{maxInFlight: 1}}\n"),
+    );
+    let forwarder = Forwarder::start(&nats, &manifest).await;
+    store(&js, "r-1", "invoice.paid", b"{}").await;
+    store(&js, "r-2", "invoice.paid", b"{}").await;
+    destination.wait_for(1).await;
+
+    nats.restart().await.expect("nats-server restarts");
+    forwarder.logged_times("connected to NATS", 2).await;
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let mut last = 0;
+    for id in ["r-3", "r-4"] {
+        last = store(&js, id, "invoice.paid", b"{}").await;
+    }
+    all_acknowledged(&js, last).await;
+    let received = destination.received();
+    for id in ["r-1", "r-2", "r-3", "r-4"] {
+        let answered_ok = received
+            .iter()
+            .enumerate()
+            .any(|(n, r)| n % 2 == 1 && r.header("webhook-id").as_deref() == Some(id));
+        assert!(answered_ok, "{id} reached the destination with a 2xx");
+    }
+    let delivered = forwarder
+        .audit()
+        .into_iter()
+        .filter(|l| l["outcome"] == "delivered")
+        .count();
+    assert!(delivered >= 4, "{delivered}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_delivery_in_flight_finish_and_acknowledges_it() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = Arc::clone(&release);
+    let destination = Destination::start(move |_| Reply::Held(Arc::clone(&held))).await;
+    let manifest =
+        subscription(&destination.url(), "").replace("timeoutSeconds: 1", "timeoutSeconds: 30");
+    let mut forwarder = Forwarder::start(&nats, &manifest).await;
+    let sequence = store(&js, "evt_drain", "invoice.paid", b"{}").await;
+    destination.wait_for(1).await;
+
+    // SIGTERM while the destination is still working on it.
+    forwarder.terminate();
+    forwarder.logged("finishing deliveries in flight").await;
+    assert_eq!(consumer_info(&js).await.ack_floor.stream_sequence, 0);
+    release.notify_one();
+    let status = forwarder.exited().await;
+    assert!(status.success(), "{status:?}");
+    all_acknowledged(&js, sequence).await;
+    assert!(
+        forwarder
+            .audit()
+            .iter()
+            .any(|l| l["id"] == "evt_drain" && l["outcome"] == "delivered")
+    );
+    assert_eq!(destination.received().len(), 1, "delivered once");
+}
+
+#[tokio::test]
+async fn max_per_second_holds_deliveries_back_and_counts_them() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    let destination = Destination::always(200).await;
+    let forwarder = Forwarder::start(
+        &nats,
+        &subscription(&destination.url(), "  delivery: {maxPerSecond: 1}\n"),
+    )
+    .await;
+    let events = 5;
+    let mut last = 0;
+    for n in 0..events {
+        last = store(&js, &format!("rate-{n}"), "invoice.paid", b"{}").await;
+    }
+    destination.wait_for(events).await;
+    all_acknowledged(&js, last).await;
+    // One token per second, a burst of one: the events pulled together
+    // wait their turn (all but the first, unless the machine is so slow
+    // that a token came back between two of them).
+    let held = forwarder
+        .metric(r#"hookwarden_forward_rate_limited_total{subscription="shop/to-billing"}"#)
+        .await;
+    assert!(held >= (events - 2) as f64, "{held}");
+    assert_eq!(destination.received().len(), events);
+}
+
+#[tokio::test]
+async fn an_https_destination_without_a_ca_is_verified_with_the_system_roots() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let js = jetstream(&nats).await;
+    // The process's trust store is the file SSL_CERT_FILE names
+    // (rustls-native-certs reads it instead of the platform's store): the
+    // destination's test CA in one case, another CA in the other.
+    let destination = hookwarden_tests::ListServer::start(&["localhost"]).await;
+    destination.serve("/hooks", hookwarden_tests::ListAnswer::ok(""));
+    let stranger = hookwarden_tests::ListServer::start(&["localhost"]).await;
+    let roots = tempfile::tempdir().expect("tempdir");
+    let trusted = roots.path().join("trusted.pem");
+    std::fs::write(&trusted, destination.ca_pem()).expect("trusted CA");
+    let untrusted = roots.path().join("untrusted.pem");
+    std::fs::write(&untrusted, stranger.ca_pem()).expect("another CA");
+    let url = format!("https://localhost:{}/hooks", destination.address().port());
+
+    let refusing = Forwarder::start_with_env(
+        &nats,
+        &subscription(&url, FAST_RETRIES),
+        &[],
+        &[("SSL_CERT_FILE", untrusted.to_str().expect("UTF-8 path"))],
+    )
+    .await;
+    let sequence = store(&js, "evt_tls_untrusted", "invoice.paid", b"{}").await;
+    let letters = dead_letters(&js, 1).await;
+    let error = header(&letters[0], "Hookwarden-Dead-Letter-Error").to_lowercase();
+    assert!(error.contains("certificate"), "{error}");
+    all_acknowledged(&js, sequence).await;
+    assert_eq!(
+        destination.hits(),
+        0,
+        "nothing sent to an unverified server"
+    );
+    drop(refusing);
+
+    let _trusting = Forwarder::start_with_env(
+        &nats,
+        &subscription(&url, FAST_RETRIES),
+        &[],
+        &[("SSL_CERT_FILE", trusted.to_str().expect("UTF-8 path"))],
+    )
+    .await;
+    let sequence = store(&js, "evt_tls", "invoice.paid", b"{}").await;
+    all_acknowledged(&js, sequence).await;
+    assert_eq!(destination.hits(), 1, "delivered once over verified TLS");
 }

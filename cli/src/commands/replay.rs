@@ -148,10 +148,12 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode, ReplayError> {
                 stream: plan.stream.clone(),
                 source,
             })?;
+    let stop = hookwarden_cli::replay::interrupt_on_ctrl_c();
     let sending = Sending {
         plan: &plan,
         destination: destination.as_ref(),
         filter: filter.as_ref(),
+        stop: Some(&stop),
     };
     let summary =
         hookwarden_cli::replay::replay(&mut stream, &sending, &selection, &mut print_line)
@@ -160,7 +162,9 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode, ReplayError> {
     for line in summary.lines("replay", args.limit, destination.is_none()) {
         print_line(line);
     }
-    Ok(if summary.failed.is_empty() {
+    Ok(if summary.interrupted_at.is_some() {
+        ExitCode::from(hookwarden_cli::replay::INTERRUPTED_EXIT_CODE)
+    } else if summary.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

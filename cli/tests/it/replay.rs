@@ -632,3 +632,92 @@ async fn dead_letters_are_listed_and_redriven_then_deleted_only_when_delivered()
         Vec::<String>::new()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_replay_after_the_delivery_in_flight_and_prints_the_summary() {
+    // The first event is refused (503, retried every second) until the
+    // test has seen the replay acknowledge Ctrl-C: it is in flight then.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&interrupted);
+    let destination = Destination::start(move |received, _| {
+        if received.header("webhook-id") == "c-1" && !seen.load(Ordering::SeqCst) {
+            (503, "busy".into())
+        } else {
+            (200, "ok".into())
+        }
+    })
+    .await;
+    let setup = Setup::start(&destination.url).await;
+    // Retried for as long as the test needs.
+    std::fs::write(
+        setup.path("subscription.yaml"),
+        subscription(&destination.url).replace("maxAttempts: 3", "maxAttempts: 1000"),
+    )
+    .expect("subscription");
+    for id in ["c-1", "c-2", "c-3"] {
+        setup.send("push", id).await;
+    }
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+        .args([
+            "replay",
+            "--subscription",
+            &setup.path("subscription.yaml"),
+            "--endpoint",
+            &setup.path("endpoint.yaml"),
+            "--nats-url",
+            setup.nats.url(),
+            "--secrets-dir",
+            &setup.path("secrets"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("replay starts");
+    hookwarden_tests::eventually("the first replayed request", WAIT, || async {
+        (!destination.received().is_empty()).then_some(())
+    })
+    .await;
+    let pid = child.id().expect("running").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    tokio::time::timeout(WAIT, async {
+        use tokio::io::AsyncBufReadExt;
+        while !said.contains("interrupted") {
+            if stderr.read_line(&mut said).await.expect("stderr") == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the replay reports the interruption");
+    assert!(said.contains("interrupted"), "{said}");
+    interrupted.store(true, Ordering::SeqCst);
+    let output = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("the replay exits")
+        .expect("output");
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(130), "{text}");
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("replay:"))
+        .unwrap_or_else(|| panic!("a summary in {text}"));
+    assert!(
+        summary.contains("3 selected, 1 sent, 0 failed"),
+        "the delivery in flight finished: {summary}"
+    );
+    assert!(summary.contains("--from-seq 2"), "{summary}");
+    assert!(
+        destination
+            .received()
+            .iter()
+            .all(|r| r.header("webhook-id") == "c-1"),
+        "nothing started after Ctrl-C"
+    );
+}

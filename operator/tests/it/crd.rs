@@ -193,3 +193,69 @@ async fn the_endpoint_crd_refuses_bad_allowed_sources_through_its_cel_rules() {
         assert!(refused.contains(says), "{name}: {refused}");
     }
 }
+
+#[tokio::test]
+async fn the_endpoint_crd_refuses_credential_headers_in_store_headers() {
+    let ns = TestNamespace::create("crd-store-headers")
+        .await
+        .expect("test namespace");
+    hookwarden_operator::crd::install(ns.client(), Duration::from_secs(30))
+        .await
+        .expect("CRDs install");
+    let api = ns.api::<WebhookEndpoint>();
+    let apply = |name: &'static str, headers: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let manifest = serde_json::json!({
+                "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookEndpoint",
+                "metadata": {"name": name},
+                "spec": {"provider": "github", "secretRefs": [{"name": "gh", "key": "secret"}],
+                    "request": {"storeHeaders": headers}},
+            });
+            api.patch(
+                name,
+                &PatchParams::apply("hookwarden-test"),
+                &Patch::Apply(&manifest),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        }
+    };
+    apply(
+        "good",
+        serde_json::json!(["X-GitHub-Event", "X-GitHub-Hook-Id"]),
+    )
+    .await
+    .expect("plain provider headers are accepted");
+    for (name, headers, says) in [
+        (
+            "authorization",
+            serde_json::json!(["X-GitHub-Event", "authorization"]),
+            "must not name a credential-bearing header",
+        ),
+        (
+            "signature",
+            serde_json::json!(["X-Hub-Signature-256"]),
+            "must not name a credential-bearing header",
+        ),
+        (
+            "cookie",
+            serde_json::json!(["Cookie"]),
+            "must not name a credential-bearing header",
+        ),
+        (
+            "trello",
+            serde_json::json!(["X-Trello-Webhook"]),
+            "must not name a credential-bearing header",
+        ),
+        (
+            "not-a-name",
+            serde_json::json!(["X GitHub"]),
+            "spec.request.storeHeaders[0]",
+        ),
+    ] {
+        let refused = apply(name, headers).await.expect_err(name);
+        assert!(refused.contains(says), "{name}: {refused}");
+    }
+}

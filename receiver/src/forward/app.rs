@@ -519,6 +519,25 @@ struct Finished {
 async fn bind(shared: &Shared) -> Result<jetstream::consumer::PullConsumer, String> {
     let plan = &shared.plan;
     let js = &shared.jetstream;
+    ensure_dead_letter_stream(shared).await?;
+    let stream = js.get_stream(&plan.stream).await.map_err(|e| {
+        format!(
+            "the source stream {} (created by the endpoint's receiver): {e}",
+            plan.stream
+        )
+    })?;
+    stream
+        .get_or_create_consumer(&plan.durable, plan.consumer_config())
+        .await
+        .map_err(|e| format!("the consumer {}: {e}", plan.durable))
+}
+
+/// Creates the dead-letter stream from the plan when missing, or adds this
+/// subscription's subject to a shared one that lacks it; an existing one is
+/// used as it is.
+async fn ensure_dead_letter_stream(shared: &Shared) -> Result<(), String> {
+    let plan = &shared.plan;
+    let js = &shared.jetstream;
     let dead_letters = js
         .get_or_create_stream(plan.dead_letter_stream_config())
         .await
@@ -538,16 +557,7 @@ async fn bind(shared: &Shared) -> Result<jetstream::consumer::PullConsumer, Stri
             )
         })?;
     }
-    let stream = js.get_stream(&plan.stream).await.map_err(|e| {
-        format!(
-            "the source stream {} (created by the endpoint's receiver): {e}",
-            plan.stream
-        )
-    })?;
-    stream
-        .get_or_create_consumer(&plan.durable, plan.consumer_config())
-        .await
-        .map_err(|e| format!("the consumer {}: {e}", plan.durable))
+    Ok(())
 }
 
 /// Reads `consumer` until shutdown or until the read ends.
@@ -730,11 +740,14 @@ async fn process(
                 ),
             }),
         };
-        let retry = dead_letter(&shared, &message, &event, &cause).await;
+        let retry = dead_letter(&shared, &message, &event, &cause, Duration::ZERO).await;
         return finished(retry);
     }
 
-    if let Some(limiter) = &shared.limiter {
+    if let Some(limiter) = &shared.limiter
+        && limiter.check().is_err()
+    {
+        shared.metrics.record_rate_limited();
         limiter.until_ready().await;
     }
     let destination = shared.destination.load_full();
@@ -803,52 +816,77 @@ async fn process(
         Decision::DeadLetter(reason) => {
             span.record("hookwarden.outcome", "failed");
             span.record("otel.status_code", "ERROR");
-            audit(
-                plan,
-                &event,
-                report.status(),
-                "failed",
-                report.elapsed,
-                report.error.as_deref(),
-            );
+            // The attempt's one audit line is the dead letter's (or its
+            // failure's): it carries the status, duration and error.
             let cause = DeadLetterCause {
                 reason: reason.as_str(),
                 status: report.status(),
                 error: report.error.clone(),
             };
-            let retry = dead_letter(&shared, &message, &event, &cause).await;
+            let retry = dead_letter(&shared, &message, &event, &cause, report.elapsed).await;
             finished(retry)
         }
     }
 }
 
 /// Stores the event in the dead-letter stream and, once JetStream
-/// acknowledged that, acknowledges the original. When the dead-letter
-/// publish fails the original is sent back with a delay (nothing is lost;
-/// the next delivery tries the dead letter again): the instant it is
-/// awaited back until is returned.
+/// acknowledged that, acknowledges the original. A first publish that fails
+/// (the dead-letter stream deleted while the forwarder runs) is tried once
+/// more after creating the stream again from the plan. When that fails too
+/// the original is sent back with a delay (nothing is lost; the next
+/// delivery tries the dead letter again): the instant it is awaited back
+/// until is returned. Writes the attempt's one audit line (`elapsed` is the
+/// attempt's duration; zero when none was made).
 async fn dead_letter(
     shared: &Shared,
     message: &jetstream::Message,
     event: &StoredEvent,
     cause: &DeadLetterCause,
+    elapsed: Duration,
 ) -> Option<Instant> {
     let plan = &shared.plan;
     let headers = event.dead_letter_headers(&plan.subscription, cause, jiff::Timestamp::now());
-    let publish = async {
-        shared
-            .jetstream
-            .publish_with_headers(
-                plan.dead_letter.subject.clone(),
-                headers,
-                event.body.clone(),
-            )
-            .await?
-            .await
+    let publish = || async {
+        let publish = async {
+            shared
+                .jetstream
+                .publish_with_headers(
+                    plan.dead_letter.subject.clone(),
+                    headers.clone(),
+                    event.body.clone(),
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(DEAD_LETTER_TIMEOUT, publish).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err((err, false)),
+            Err(_) => Err((
+                format!(
+                    "no acknowledgement within {} s",
+                    DEAD_LETTER_TIMEOUT.as_secs()
+                ),
+                true,
+            )),
+        }
     };
-    let stored = tokio::time::timeout(DEAD_LETTER_TIMEOUT, publish).await;
+    let mut stored = publish().await;
+    // A refused publish (no stream takes the subject) is worth creating the
+    // stream for; a timed-out one (NATS away) is not: trying again would
+    // only hold the event past its ack wait.
+    if let Err((_, false)) = stored {
+        match ensure_dead_letter_stream(shared).await {
+            Ok(()) => stored = publish().await,
+            Err(why) => tracing::warn!(
+                error = why.as_str(),
+                "the dead-letter stream could not be created again"
+            ),
+        }
+    }
     match stored {
-        Ok(Ok(_)) => {
+        Ok(()) => {
             let _ = message.ack().await;
             shared.metrics.record(Outcome::DeadLettered);
             audit(
@@ -856,23 +894,24 @@ async fn dead_letter(
                 event,
                 cause.status,
                 "dead_lettered",
-                Duration::ZERO,
+                elapsed,
                 cause.error.as_deref(),
             );
             None
         }
-        failed => {
-            let error = match failed {
-                Ok(Err(err)) => err.to_string(),
-                _ => format!(
-                    "no acknowledgement within {} s",
-                    DEAD_LETTER_TIMEOUT.as_secs()
-                ),
-            };
+        Err((error, _)) => {
             let jitter = 0.5 + rand::random::<f64>() / 2.0;
             let delay = plan.retry.delay(event.attempt, jitter);
             let _ = message.ack_with(AckKind::Nak(Some(delay))).await;
             shared.metrics.record(Outcome::DeadLetterFailed);
+            audit(
+                plan,
+                event,
+                cause.status,
+                "dead_letter_failed",
+                elapsed,
+                cause.error.as_deref(),
+            );
             tracing::error!(
                 subscription = plan.subscription.as_str(),
                 id = event.id.as_str(),
@@ -887,8 +926,10 @@ async fn dead_letter(
     }
 }
 
-/// One audit line per attempt and per final outcome: never the body, a
-/// header value or a secret.
+/// One audit line per attempt (`delivered`, `retried`, `dead_lettered`,
+/// `dead_letter_failed`) and per event that ends without one (`filtered`,
+/// or `dead_lettered` before an attempt): never the body, a header value or
+/// a secret.
 fn audit(
     plan: &Plan,
     event: &StoredEvent,

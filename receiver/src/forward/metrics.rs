@@ -78,6 +78,8 @@ pub struct ForwardMetrics {
     pub nats_disconnected: Gauge,
     /// Events not yet delivered to the forwarder, as of the last one.
     pub pending: Family<SubscriptionLabels, Gauge>,
+    /// Deliveries held back by `delivery.maxPerSecond`.
+    pub rate_limited: Family<SubscriptionLabels, Counter>,
 }
 
 fn attempt_histogram() -> Histogram {
@@ -100,6 +102,7 @@ impl ForwardMetrics {
         let filter_errors = Family::<SubscriptionLabels, Counter>::default();
         let nats_disconnected = Gauge::default();
         let pending = Family::<SubscriptionLabels, Gauge>::default();
+        let rate_limited = Family::<SubscriptionLabels, Counter>::default();
         registry.register(
             "deliveries",
             "Events by outcome (delivered, retried, dead_lettered, filtered, dead_letter_failed)",
@@ -140,6 +143,11 @@ impl ForwardMetrics {
             "Events stored for the subscription and not yet delivered to the forwarder, as of the last event received (the consumer's num_pending; 0 once caught up)",
             pending.clone(),
         );
+        registry.register(
+            "rate_limited",
+            "Deliveries that waited because delivery.maxPerSecond was reached",
+            rate_limited.clone(),
+        );
         Self {
             registry,
             subscription: subscription.to_owned(),
@@ -151,7 +159,17 @@ impl ForwardMetrics {
             filter_errors,
             nats_disconnected,
             pending,
+            rate_limited,
         }
+    }
+
+    /// Counts a delivery held back by `delivery.maxPerSecond`.
+    pub fn record_rate_limited(&self) {
+        self.rate_limited
+            .get_or_create(&SubscriptionLabels {
+                subscription: self.subscription.clone(),
+            })
+            .inc();
     }
 
     /// Records how many events wait behind the one just received (the

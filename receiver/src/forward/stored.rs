@@ -299,20 +299,39 @@ pub struct DeadLetterCause {
     pub error: Option<String>,
 }
 
-/// The stored headers `names` (lower-cased) lists, every value, in the
-/// stored spelling; reserved names ([`is_reserved`]) and values that are
-/// not HTTP header values are left out.
+/// The stored headers `names` (lower-cased) lists, every value: a stored
+/// header of that name, else the provider's header stored as
+/// `Hookwarden-Header-<name>` ([`crate::provider_headers`]), sent under the
+/// provider's name. Reserved names ([`is_reserved`]) and values that are not
+/// HTTP header values are left out.
 pub fn passed_headers(headers: &HeaderMap, names: &[String]) -> Vec<(HeaderName, HeaderValue)> {
     let mut passed = Vec::new();
     if names.is_empty() {
         return passed;
     }
-    for (name, values) in headers.iter() {
-        let lower = AsRef::<str>::as_ref(name).to_ascii_lowercase();
-        if !names.contains(&lower) || is_reserved(&lower) {
+    let lower_names: Vec<String> = headers
+        .iter()
+        .map(|(name, _)| AsRef::<str>::as_ref(name).to_ascii_lowercase())
+        .collect();
+    for ((_, values), lower) in headers.iter().zip(&lower_names) {
+        let wanted = if names.contains(lower) {
+            lower.as_str()
+        } else {
+            match crate::provider_headers::original_name(lower) {
+                // The receiver's own header of that name comes first.
+                Some(original)
+                    if names.iter().any(|n| n == original)
+                        && !lower_names.iter().any(|n| n == original) =>
+                {
+                    original
+                }
+                _ => continue,
+            }
+        };
+        if is_reserved(wanted) {
             continue;
         }
-        let Ok(http_name) = HeaderName::from_bytes(lower.as_bytes()) else {
+        let Ok(http_name) = HeaderName::from_bytes(wanted.as_bytes()) else {
             continue;
         };
         for value in values {
@@ -387,6 +406,35 @@ mod tests {
         let mut names: Vec<&str> = out.passed.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["hookwarden-provider", "traceparent"]);
+        // A provider header stored by the receiver passes under its own
+        // name; the receiver's header of the same name comes first.
+        let event = stored(&[
+            ("Hookwarden-Header-x-github-event", "push"),
+            ("Hookwarden-Header-x-unlisted", "no"),
+            ("Hookwarden-Header-traceparent", "forged"),
+            ("Hookwarden-Header-content-type", "text/forged"),
+            ("traceparent", "00-abc-def-01"),
+        ]);
+        let passed = passed_headers(
+            &event.headers,
+            &[
+                "x-github-event".into(),
+                "traceparent".into(),
+                "content-type".into(),
+            ],
+        );
+        let mut passed: Vec<(&str, &[u8])> = passed
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        passed.sort_unstable();
+        assert_eq!(
+            passed,
+            [
+                ("traceparent", &b"00-abc-def-01"[..]),
+                ("x-github-event", &b"push"[..])
+            ]
+        );
         // Without the stored type, the subject's.
         assert_eq!(stored(&[]).event_type(&plan()), "invoice_paid");
     }
