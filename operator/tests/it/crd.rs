@@ -7,6 +7,26 @@ use hookwarden_crds::WebhookEndpoint;
 use hookwarden_tests::TestNamespace;
 use kube::api::{Patch, PatchParams, PostParams};
 
+/// Applies `manifest` as `name` server-side, as `kubectl apply
+/// --server-side` would: the API server's answer, its refusal as text.
+async fn server_side_apply<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    manifest: &serde_json::Value,
+) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::apply("hookwarden-test"),
+        &Patch::Apply(manifest),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
 #[tokio::test]
 async fn crd_installs_idempotently_and_enforces_its_schema() {
     let ns = TestNamespace::create("crd").await.expect("test namespace");
@@ -58,14 +78,7 @@ async fn the_subscription_crd_refuses_bad_specs_through_its_cel_rules() {
                 "apiVersion": "hookwarden.dev/v1alpha1", "kind": "WebhookSubscription",
                 "metadata": {"name": name}, "spec": spec,
             });
-            api.patch(
-                name,
-                &PatchParams::apply("hookwarden-test"),
-                &Patch::Apply(&manifest),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            server_side_apply(&api, name, &manifest).await
         }
     };
     let ok = serde_json::json!({"url": "http://billing.shop.svc:8080/hooks"});
@@ -139,14 +152,7 @@ async fn the_endpoint_crd_refuses_bad_allowed_sources_through_its_cel_rules() {
                 "spec": {"provider": "github", "secretRefs": [{"name": "gh", "key": "secret"}],
                     "allowedSources": sources},
             });
-            api.patch(
-                name,
-                &PatchParams::apply("hookwarden-test"),
-                &Patch::Apply(&manifest),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            server_side_apply(&api, name, &manifest).await
         }
     };
     apply(
@@ -212,14 +218,7 @@ async fn the_endpoint_crd_refuses_credential_headers_in_store_headers() {
                 "spec": {"provider": "github", "secretRefs": [{"name": "gh", "key": "secret"}],
                     "request": {"storeHeaders": headers}},
             });
-            api.patch(
-                name,
-                &PatchParams::apply("hookwarden-test"),
-                &Patch::Apply(&manifest),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            server_side_apply(&api, name, &manifest).await
         }
     };
     apply(
