@@ -32,6 +32,9 @@ use crate::SecretKeyRef;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+// Per-subject order is kept inside one forwarder process: two replicas would
+// each order only what they read. The same rule is `PlanError::OrderedReplicas`.
+#[x_kube(validation = Rule::new("!has(self.delivery) || !has(self.delivery.orderedPerSubject) || !self.delivery.orderedPerSubject || !has(self.replicas) || self.replicas <= 1").message("delivery.orderedPerSubject needs replicas 0 or 1: each forwarder replica could only order what it reads"))]
 pub struct WebhookSubscriptionSpec {
     /// Where the events come from: an endpoint of this namespace, or a
     /// stream and subject prefix written by something else.
@@ -89,7 +92,8 @@ pub struct WebhookSubscriptionSpec {
     pub delivery: Option<DeliverySpec>,
 
     /// How many forwarder pods run. Default 1; more share the one durable
-    /// consumer (each event still goes to one of them at a time).
+    /// consumer (each event still goes to one of them at a time). At most 1
+    /// with `delivery.orderedPerSubject`.
     #[serde(default = "default_forwarder_replicas")]
     #[schemars(range(min = 0, max = 20))]
     pub replicas: i32,

@@ -501,6 +501,9 @@ async fn apply_pass(
     // policy before the pods it protects.
     apply(&ctx.client, &namespace, &children.secret).await?;
     apply(&ctx.client, &namespace, &children.network_policy).await?;
+    if effective.plan.ordered_per_subject {
+        make_way_for_recreate(ctx, &namespace, &child).await?;
+    }
     let deployment = apply(&ctx.client, &namespace, &children.deployment).await?;
     match &children.pod_disruption_budget {
         Some(budget) => {
@@ -581,6 +584,40 @@ fn forwarder_state(subscription: &WebhookSubscription, deployment: &Deployment) 
         available: status.and_then(|s| s.available_replicas).unwrap_or(0),
         ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
     }
+}
+
+/// Turns an existing forwarder Deployment's rolling update into
+/// `Recreate` before the apply that says so: the API server refuses
+/// `Recreate` beside the `rollingUpdate` parameters it defaulted when the
+/// Deployment was created, and server-side apply cannot remove fields it
+/// does not own. One merge patch sets the type and removes them together
+/// (changing the strategy alone rolls no pod); nothing when there is no
+/// Deployment yet or it already recreates.
+async fn make_way_for_recreate(
+    ctx: &Context,
+    namespace: &str,
+    child: &str,
+) -> Result<(), SubscriptionError> {
+    let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), namespace);
+    let live = deployments.get_opt(child).await.map_err(api_error(
+        "reading",
+        "Deployment",
+        namespace,
+        child,
+    ))?;
+    let rolling = live
+        .and_then(|d| d.spec.strategy)
+        .is_some_and(|strategy| strategy.rolling_update.is_some());
+    if rolling {
+        let patch = serde_json::json!({
+            "spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}},
+        });
+        deployments
+            .patch(child, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_error("patching", "Deployment", namespace, child))?;
+    }
+    Ok(())
 }
 
 async fn observe_forwarder(

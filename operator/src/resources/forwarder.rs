@@ -16,7 +16,7 @@ use hookwarden_crds::{
 };
 use hookwarden_receiver::forward::{Plan, PlanError};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -248,7 +248,7 @@ pub fn deployment(
         "--metrics-listen".to_owned(),
         format!("0.0.0.0:{METRICS_PORT}"),
     ]);
-    pod::deployment(
+    let mut deployment = pod::deployment(
         owner,
         Workload {
             container: "forwarder",
@@ -265,7 +265,27 @@ pub fn deployment(
             replicas: Some(subscription.spec.replicas),
         },
         config_hash,
-    )
+    )?;
+    deployment.spec.strategy = Some(DeploymentStrategy {
+        type_: Some(rollout_strategy(effective.plan.ordered_per_subject).to_owned()),
+        rolling_update: None,
+    });
+    Ok(deployment)
+}
+
+/// The forwarder Deployment's `spec.strategy.type`. Ordered delivery is
+/// `Recreate`: one pod at a time during a rollout too (a surge pod, or a new
+/// pod beside an old one still draining, would deliver a subject's events
+/// out of order). Always set, never left to the API server's default: the
+/// operator then owns the field, so turning ordering off again takes it
+/// back to `RollingUpdate` (an omitted field would keep whatever other
+/// writer last set it).
+pub fn rollout_strategy(ordered_per_subject: bool) -> &'static str {
+    if ordered_per_subject {
+        "Recreate"
+    } else {
+        "RollingUpdate"
+    }
 }
 
 /// Where a destination URL leads, for the NetworkPolicy.
@@ -811,6 +831,24 @@ egress:
         ] {
             assert_eq!(destination_reach(url), reach, "{url}");
         }
+    }
+
+    #[test]
+    fn ordered_delivery_never_runs_two_pods_even_in_a_rollout() {
+        let mut sub = subscription("to-billing");
+        let strategy = |sub: &WebhookSubscription| {
+            children(sub)
+                .deployment
+                .spec
+                .strategy
+                .and_then(|strategy| strategy.type_)
+        };
+        assert_eq!(strategy(&sub).as_deref(), Some("RollingUpdate"));
+        sub.spec
+            .delivery
+            .get_or_insert_default()
+            .ordered_per_subject = true;
+        assert_eq!(strategy(&sub).as_deref(), Some("Recreate"));
     }
 
     #[test]

@@ -89,8 +89,27 @@ async fn the_subscription_crd_refuses_bad_specs_through_its_cel_rules() {
     )
     .await
     .expect("a valid subscription is accepted");
+    apply(
+        "ordered-one-replica",
+        serde_json::json!({"source": {"endpoint": "github"}, "destination": ok,
+            "delivery": {"orderedPerSubject": true}}),
+    )
+    .await
+    .expect("ordered delivery with the default single replica is accepted");
+    apply(
+        "unordered-scaled",
+        serde_json::json!({"source": {"endpoint": "github"}, "destination": ok, "replicas": 3}),
+    )
+    .await
+    .expect("unordered delivery scales out");
 
     for (name, spec, says) in [
+        (
+            "ordered-replicas",
+            serde_json::json!({"source": {"endpoint": "github"}, "destination": ok,
+                "delivery": {"orderedPerSubject": true}, "replicas": 2}),
+            "delivery.orderedPerSubject needs replicas 0 or 1",
+        ),
         (
             "both-sources",
             serde_json::json!({"source": {"endpoint": "github", "stream": "X", "subjectPrefix": "x"}, "destination": ok}),

@@ -534,3 +534,58 @@ async fn a_missing_endpoint_or_secret_is_a_condition_that_clears() {
     );
     drop(operator);
 }
+
+/// `orderedPerSubject` turned on for a running subscription: its forwarder
+/// Deployment switches to `Recreate` (no surge pod reading beside the old
+/// one), through server-side apply over the API server's defaulted rolling
+/// update; turned off, it rolls again.
+#[tokio::test]
+async fn ordered_delivery_switches_the_forwarder_to_one_pod_at_a_time() {
+    let ns = TestNamespace::create("sub-order").await.expect("namespace");
+    let _operator = start_operator(&ns).await;
+    apply_secret(&ns, "gh", serde_json::json!({"secret": "gh-s3cr3t"})).await;
+    apply_endpoint(&ns, "github", serde_json::json!({})).await;
+    let spec = |ordered: bool| {
+        serde_json::json!({
+            "source": {"endpoint": "github"},
+            "destination": {"url": "http://billing.shop.svc:8080/hooks"},
+            "delivery": {"orderedPerSubject": ordered},
+        })
+    };
+    let deployments = ns.api::<Deployment>();
+    let strategy_becomes = |wanted: &'static str| {
+        let deployments = deployments.clone();
+        async move {
+            eventually(
+                &format!("the forwarder Deployment's strategy to be {wanted}"),
+                WAIT,
+                || async {
+                    let deployment = deployments.get("to-billing-forwarder").await.ok()?;
+                    let strategy = deployment.spec.strategy?;
+                    (strategy.type_.as_deref() == Some(wanted)).then_some(strategy)
+                },
+            )
+            .await
+        }
+    };
+
+    apply_subscription(&ns, "to-billing", spec(false)).await;
+    let rolling = strategy_becomes("RollingUpdate").await;
+    assert!(rolling.rolling_update.is_some(), "{rolling:?}");
+
+    apply_subscription(&ns, "to-billing", spec(true)).await;
+    let recreate = strategy_becomes("Recreate").await;
+    assert!(recreate.rolling_update.is_none(), "{recreate:?}");
+    let subscription = wait_condition(
+        &ns,
+        "to-billing",
+        "ConsumerReady",
+        "True",
+        "ConsumerCreated",
+    )
+    .await;
+    assert_eq!(subscription.spec.replicas, 1);
+
+    apply_subscription(&ns, "to-billing", spec(false)).await;
+    strategy_becomes("RollingUpdate").await;
+}

@@ -172,6 +172,12 @@ pub enum PlanError {
     /// A pass-through header name is not a header name.
     #[error("spec.passHeaders entry {0:?} is not a header name")]
     PassHeader(String),
+    /// Per-subject order asked of several forwarder replicas: each would
+    /// order only the events it reads (the CRD's CEL rule says the same).
+    #[error(
+        "spec.delivery.orderedPerSubject needs spec.replicas 0 or 1 (it is {0}): each forwarder replica could only order what it reads"
+    )]
+    OrderedReplicas(i32),
 }
 
 /// Why a destination URL is refused.
@@ -335,6 +341,9 @@ impl Plan {
         }
 
         let delivery = spec.delivery.clone().unwrap_or_default();
+        if delivery.ordered_per_subject && spec.replicas > 1 {
+            return Err(PlanError::OrderedReplicas(spec.replicas));
+        }
         Ok(Self {
             subscription: format!("{namespace}/{name}"),
             stream,
@@ -632,6 +641,30 @@ mod tests {
         assert_eq!(config.max_deliver, -1);
         assert_eq!(config.max_ack_pending, 16);
         assert!(config.ack_wait > plan.destination.timeout);
+    }
+
+    #[test]
+    fn per_subject_order_is_refused_with_more_than_one_replica() {
+        let ordered = "  delivery: {orderedPerSubject: true}\n";
+        for (replicas, expected) in [
+            (0, Ok(true)),
+            (1, Ok(true)),
+            (2, Err(PlanError::OrderedReplicas(2))),
+        ] {
+            let sub = subscription(&format!(
+                "  source: {{endpoint: github}}\n{DESTINATION}{ordered}  replicas: {replicas}\n"
+            ));
+            assert_eq!(
+                Plan::resolve(&sub, Some(&endpoint())).map(|plan| plan.ordered_per_subject),
+                expected,
+                "replicas {replicas}"
+            );
+        }
+        // Unordered delivery scales out.
+        let sub = subscription(&format!(
+            "  source: {{endpoint: github}}\n{DESTINATION}  replicas: 5\n"
+        ));
+        assert!(Plan::resolve(&sub, Some(&endpoint())).is_ok());
     }
 
     #[test]
