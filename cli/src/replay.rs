@@ -340,9 +340,13 @@ impl Summary {
             head.push_str(&format!(", {} not matching spec.filter", self.filtered));
         }
         if let Some(sequence) = self.interrupted_at {
-            head.push_str(&format!(
-                " (interrupted: the rest was not sent; continue with --from-seq {sequence})"
-            ));
+            // A redrive deletes what it delivered: running it again sends
+            // exactly the rest.
+            head.push_str(&if verb == "redrive" {
+                format!(" (interrupted at dead letter {sequence}: the rest was not sent and is kept; run the redrive again)")
+            } else {
+                format!(" (interrupted: the rest was not sent; continue with --from-seq {sequence})")
+            });
         } else if self.limited {
             head.push_str(&format!(
                 " (stopped at --limit {limit}: more events match; continue with --from-seq)"
@@ -605,6 +609,7 @@ pub async fn redrive(
     plan: &Plan,
     destination: Option<&Destination>,
     chosen: &[Candidate],
+    stop: Option<&AtomicBool>,
     out: &mut dyn FnMut(String),
 ) -> Summary {
     let mut summary = Summary {
@@ -612,6 +617,10 @@ pub async fn redrive(
         ..Summary::default()
     };
     for candidate in chosen {
+        if stop.is_some_and(|stop| stop.load(Ordering::SeqCst)) {
+            summary.interrupted_at = Some(candidate.sequence);
+            break;
+        }
         let headers_only = DeadLetter::read(&candidate.headers, Bytes::new());
         let id = headers_only.event.id.clone();
         let subject = headers_only.event.subject.clone();

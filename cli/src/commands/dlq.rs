@@ -112,18 +112,22 @@ async fn redrive(args: &RedriveArgs) -> Result<ExitCode, ReplayError> {
             .await
             .map_err(ReplayError::Scan)?
     };
+    let stop = hookwarden_cli::replay::interrupt_on_ctrl_c();
     let summary = hookwarden_cli::replay::redrive(
         &mut stream,
         &plan,
         destination.as_ref(),
         &chosen,
+        Some(&stop),
         &mut print_line,
     )
     .await;
     for line in summary.lines("redrive", args.limit, destination.is_none()) {
         print_line(line);
     }
-    Ok(if summary.failed.is_empty() {
+    Ok(if summary.interrupted_at.is_some() {
+        ExitCode::from(hookwarden_cli::replay::INTERRUPTED_EXIT_CODE)
+    } else if summary.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -506,38 +506,7 @@ async fn dead_letters_are_listed_and_redriven_then_deleted_only_when_delivered()
     );
 
     // The real forwarder dead-letters what the destination refuses.
-    let forwarder = start_forwarder(ForwardArgs {
-        subscription: setup.dir.path().join("subscription.yaml"),
-        secrets_dir: setup.dir.path().join("secrets"),
-        endpoint: Some(setup.dir.path().join("endpoint.yaml")),
-        nats_url: Some(setup.nats.url().to_owned()),
-        metrics_listen: ([127, 0, 0, 1], 0).into(),
-        reload_interval_secs: 1,
-        drain_timeout_secs: 5,
-    })
-    .await
-    .expect("the forwarder starts");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(forwarder.run(async {
-        let _ = stopped.await;
-    }));
-    hookwarden_tests::eventually("the subscription's consumer", WAIT, || async {
-        let names = consumers_of(&setup.nats, STREAM).await;
-        names
-            .iter()
-            .any(|n| n == "hookwarden_shop_to-billing")
-            .then_some(())
-    })
-    .await;
-    for id in ["d-1", "d-2", "d-3"] {
-        setup.send("push", id).await;
-    }
-    hookwarden_tests::eventually("3 dead letters", WAIT, || async {
-        (messages_in(&setup.nats, DEAD_LETTERS).await == 3).then_some(())
-    })
-    .await;
-    let _ = stop.send(());
-    running.await.expect("the forwarder stops");
+    dead_letter(&setup, &["d-1", "d-2", "d-3"]).await;
 
     let listed = setup.run(&["dlq", "list"], &[]).await;
     assert!(listed.status.success(), "{listed:?}");
@@ -657,7 +626,7 @@ async fn ctrl_c_stops_a_replay_after_the_delivery_in_flight_and_prints_the_summa
     for id in ["c-1", "c-2", "c-3"] {
         setup.send("push", id).await;
     }
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
         .args([
             "replay",
             "--subscription",
@@ -678,30 +647,7 @@ async fn ctrl_c_stops_a_replay_after_the_delivery_in_flight_and_prints_the_summa
         (!destination.received().is_empty()).then_some(())
     })
     .await;
-    let pid = child.id().expect("running").to_string();
-    let signalled = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
-    assert!(signalled.success());
-    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr"));
-    let mut said = String::new();
-    tokio::time::timeout(WAIT, async {
-        use tokio::io::AsyncBufReadExt;
-        while !said.contains("interrupted") {
-            if stderr.read_line(&mut said).await.expect("stderr") == 0 {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("the replay reports the interruption");
-    assert!(said.contains("interrupted"), "{said}");
-    interrupted.store(true, Ordering::SeqCst);
-    let output = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("the replay exits")
-        .expect("output");
+    let output = interrupt(child, &interrupted).await;
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(130), "{text}");
     let summary = text
@@ -720,4 +666,170 @@ async fn ctrl_c_stops_a_replay_after_the_delivery_in_flight_and_prints_the_summa
             .all(|r| r.header("webhook-id") == "c-1"),
         "nothing started after Ctrl-C"
     );
+}
+
+/// Sends SIGINT to `child`, waits until it says on stderr that it was
+/// interrupted, then sets `release` (so the delivery held in flight can
+/// end) and returns what the command printed and its exit status.
+async fn interrupt(mut child: tokio::process::Child, release: &AtomicBool) -> Output {
+    let pid = child.id().expect("running").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    tokio::time::timeout(WAIT, async {
+        use tokio::io::AsyncBufReadExt;
+        while !said.contains("interrupted") {
+            if stderr.read_line(&mut said).await.expect("stderr") == 0 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the command reports the interruption");
+    assert!(said.contains("interrupted"), "{said}");
+    release.store(true, Ordering::SeqCst);
+    tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("the command exits")
+        .expect("output")
+}
+
+/// Sends events `ids` through the real forwarder of `setup`'s subscription
+/// while its destination refuses them, until each is a dead letter.
+async fn dead_letter(setup: &Setup, ids: &[&str]) {
+    let forwarder = start_forwarder(ForwardArgs {
+        subscription: setup.dir.path().join("subscription.yaml"),
+        secrets_dir: setup.dir.path().join("secrets"),
+        endpoint: Some(setup.dir.path().join("endpoint.yaml")),
+        nats_url: Some(setup.nats.url().to_owned()),
+        metrics_listen: ([127, 0, 0, 1], 0).into(),
+        reload_interval_secs: 1,
+        drain_timeout_secs: 5,
+    })
+    .await
+    .expect("the forwarder starts");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(forwarder.run(async {
+        let _ = stopped.await;
+    }));
+    hookwarden_tests::eventually("the subscription's consumer", WAIT, || async {
+        let names = consumers_of(&setup.nats, STREAM).await;
+        names
+            .iter()
+            .any(|n| n == "hookwarden_shop_to-billing")
+            .then_some(())
+    })
+    .await;
+    let before = messages_in(&setup.nats, DEAD_LETTERS).await;
+    for id in ids {
+        setup.send("push", id).await;
+    }
+    let wanted = before + ids.len() as u64;
+    hookwarden_tests::eventually(&format!("{wanted} dead letters"), WAIT, || async {
+        (messages_in(&setup.nats, DEAD_LETTERS).await == wanted).then_some(())
+    })
+    .await;
+    let _ = stop.send(());
+    running.await.expect("the forwarder stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_a_redrive_after_the_dead_letter_in_flight_and_keeps_the_rest() {
+    // Refused (404) while the forwarder runs; then the first dead letter
+    // redriven (dead-lettered in whatever order the forwarder's concurrent
+    // attempts ended) is busy (503, retried) until the test has seen the
+    // redrive acknowledge Ctrl-C.
+    let redriving = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let first: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let (busy_until, seen, held) = (
+        Arc::clone(&redriving),
+        Arc::clone(&interrupted),
+        Arc::clone(&first),
+    );
+    let destination = Destination::start(move |received, _| {
+        if !busy_until.load(Ordering::SeqCst) {
+            return (404, "not yet".into());
+        }
+        let id = received.header("webhook-id");
+        let mut held = held.lock().expect("lock");
+        if held.get_or_insert_with(|| id.clone()) == &id && !seen.load(Ordering::SeqCst) {
+            (503, "busy".into())
+        } else {
+            (200, "ok".into())
+        }
+    })
+    .await;
+    let setup = Setup::start(&destination.url).await;
+    dead_letter(&setup, &["e-1", "e-2", "e-3"]).await;
+    redriving.store(true, Ordering::SeqCst);
+    // Retried for as long as the test needs.
+    std::fs::write(
+        setup.path("subscription.yaml"),
+        subscription(&destination.url).replace("maxAttempts: 3", "maxAttempts: 1000"),
+    )
+    .expect("subscription");
+    let received_before = destination.received().len();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+        .args([
+            "dlq",
+            "redrive",
+            "--subscription",
+            &setup.path("subscription.yaml"),
+            "--endpoint",
+            &setup.path("endpoint.yaml"),
+            "--nats-url",
+            setup.nats.url(),
+            "--secrets-dir",
+            &setup.path("secrets"),
+            "--all",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redrive starts");
+    hookwarden_tests::eventually("the first redriven request", WAIT, || async {
+        (destination.received().len() > received_before).then_some(())
+    })
+    .await;
+    let output = interrupt(child, &interrupted).await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(130), "{text}");
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("redrive:"))
+        .unwrap_or_else(|| panic!("a summary in {text}"));
+    assert!(
+        summary.contains("3 selected, 1 sent, 0 failed")
+            && summary.contains("interrupted at dead letter 2")
+            && summary.contains("run the redrive again"),
+        "the dead letter in flight finished, the rest was kept: {summary}"
+    );
+    let first = first.lock().expect("lock").clone().expect("one was held");
+    assert!(
+        destination.received()[received_before..]
+            .iter()
+            .all(|r| r.header("webhook-id") == first),
+        "nothing started after Ctrl-C"
+    );
+    // The first was delivered and deleted; running it again sends exactly
+    // the rest.
+    assert_eq!(messages_in(&setup.nats, DEAD_LETTERS).await, 2);
+    let again = setup
+        .run(
+            &["dlq", "redrive"],
+            &["--secrets-dir", &setup.path("secrets"), "--all"],
+        )
+        .await;
+    assert!(again.status.success(), "{again:?}");
+    assert!(
+        stdout(&again).contains("redrive: 2 selected, 2 sent, 0 failed"),
+        "{again:?}"
+    );
+    assert_eq!(messages_in(&setup.nats, DEAD_LETTERS).await, 0);
 }
