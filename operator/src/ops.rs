@@ -327,6 +327,11 @@ impl Default for Metrics {
         }));
         let source_lists = SourceLists::default();
         registry.register_collector(Box::new(ListAgeCollector(Arc::new(source_lists.clone()))));
+        registry.register(
+            "trace_export_failed_spans",
+            "Spans the OTLP endpoint refused or did not take (traces on only)",
+            hookwarden_receiver::telemetry::export_failed_spans(),
+        );
         Self {
             registry,
             reconciles,

@@ -253,6 +253,11 @@ impl Metrics {
             "In a pool: 1 for the state of each endpoint's configuration (serving, failed: its last good one is served if any, conflict: its route is another's)",
             pool_endpoint_config.clone(),
         );
+        registry.register(
+            "trace_export_failed_spans",
+            "Spans the OTLP endpoint refused or did not take (traces on only); deliveries are not affected",
+            crate::telemetry::export_failed_spans(),
+        );
         if let Some(stats) = transport {
             registry.register_collector(Box::new(TransportCollector(stats)));
         }

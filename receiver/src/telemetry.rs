@@ -119,6 +119,7 @@ where
     let exporter = RedactingExporter {
         inner: exporter,
         registry: Arc::clone(crate::logging::registry()),
+        health: ExportHealth::default(),
     };
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
@@ -346,6 +347,69 @@ impl HttpClient for OtlpClient {
 struct RedactingExporter<E> {
     inner: E,
     registry: Arc<SecretRegistry>,
+    health: ExportHealth,
+}
+
+/// How often a failing export is logged again while it keeps failing.
+const EXPORT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Spans that could not be exported (the OTLP endpoint refused them or
+/// did not answer): counted in `hookwarden_trace_export_failed_spans_total`
+/// of every process that exports, so a silent trace backend shows on the
+/// dashboards.
+pub fn export_failed_spans() -> prometheus_client::metrics::counter::Counter {
+    static FAILED: OnceLock<prometheus_client::metrics::counter::Counter> = OnceLock::new();
+    FAILED.get_or_init(Default::default).clone()
+}
+
+/// Whether exports fail, so that a failure is logged when it starts, again
+/// at most every [`EXPORT_WARNING_INTERVAL`] while it lasts (with the spans
+/// lost meanwhile), and once when exports work again: never a line per
+/// batch, and never silence.
+#[derive(Debug, Default)]
+struct ExportHealth {
+    state: Mutex<ExportState>,
+}
+
+#[derive(Debug, Default)]
+struct ExportState {
+    /// When the failure was last logged; `None` while exports work.
+    warned_at: Option<std::time::Instant>,
+    /// Spans lost since that line.
+    lost_since_warning: u64,
+}
+
+impl ExportHealth {
+    fn record(&self, result: &OTelSdkResult, spans: u64, now: std::time::Instant) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(()) => {
+                if state.warned_at.take().is_some() {
+                    tracing::info!(
+                        lost_spans = state.lost_since_warning,
+                        "traces are exported again"
+                    );
+                }
+                state.lost_since_warning = 0;
+            }
+            Err(error) => {
+                export_failed_spans().inc_by(spans);
+                state.lost_since_warning += spans;
+                let due = state
+                    .warned_at
+                    .is_none_or(|at| now.duration_since(at) >= EXPORT_WARNING_INTERVAL);
+                if due {
+                    tracing::warn!(
+                        %error,
+                        lost_spans = state.lost_since_warning,
+                        "traces could not be exported: the OTLP endpoint failed; its spans are dropped (the deliveries are not affected)"
+                    );
+                    state.warned_at = Some(now);
+                    state.lost_since_warning = 0;
+                }
+            }
+        }
+    }
 }
 
 impl<E> RedactingExporter<E> {
@@ -393,8 +457,12 @@ impl<E> RedactingExporter<E> {
 
 impl<E: SpanExporter> SpanExporter for RedactingExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len() as u64;
         let batch = batch.into_iter().map(|span| self.redact(span)).collect();
-        self.inner.export(batch).await
+        let result = self.inner.export(batch).await;
+        self.health
+            .record(&result, spans, std::time::Instant::now());
+        result
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -470,6 +538,36 @@ mod tests {
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert!(context.is_remote());
+    }
+
+    #[test]
+    fn export_failures_are_counted_and_logged_when_they_start_then_at_most_once_a_minute() {
+        let health = ExportHealth::default();
+        let failed = || -> OTelSdkResult {
+            Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                "connection refused".into(),
+            ))
+        };
+        let start = std::time::Instant::now();
+        let before = export_failed_spans().get();
+        health.record(&failed(), 3, start);
+        let first = health.state.lock().expect("state").warned_at;
+        assert_eq!(first, Some(start), "the first failure is logged");
+        health.record(&failed(), 2, start + Duration::from_secs(5));
+        {
+            let state = health.state.lock().expect("state");
+            assert_eq!(state.warned_at, Some(start), "not again within a minute");
+            assert_eq!(state.lost_since_warning, 2);
+        }
+        let later = start + EXPORT_WARNING_INTERVAL + Duration::from_secs(1);
+        health.record(&failed(), 1, later);
+        assert_eq!(health.state.lock().expect("state").warned_at, Some(later));
+        // Other tests of this process may export too: at least ours.
+        assert!(export_failed_spans().get() >= before + 6);
+        health.record(&Ok(()), 4, later + Duration::from_secs(1));
+        let state = health.state.lock().expect("state");
+        assert_eq!(state.warned_at, None, "recovered");
+        assert_eq!(state.lost_since_warning, 0);
     }
 
     #[test]

@@ -326,3 +326,66 @@ async fn off_nothing_is_exported_and_nothing_is_said_about_traces() {
         "nothing was exported"
     );
 }
+
+/// The trace backend is away (nothing listens at the OTLP endpoint): every
+/// delivery is still stored and answered 200; the failure is logged when it
+/// starts and not once per batch, the lost spans are counted in
+/// `/metrics`, and the OTLP headers (an API key, say) appear nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_backend_that_is_away_is_said_once_and_counted_and_deliveries_go_on() {
+    const OTLP_KEY: &str = "otlp-api-key-Vb72kq";
+    let nats = NatsServer::start().await.expect("nats-server");
+    // A loopback port nothing listens on: every export is refused.
+    let away = format!(
+        "http://127.0.0.1:{}",
+        hookwarden_tests::free_port().expect("a free port")
+    );
+    let headers = format!("x-api-key={OTLP_KEY}");
+    let receiver = spawn(
+        &nats,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", away.as_str()),
+            ("OTEL_EXPORTER_OTLP_HEADERS", headers.as_str()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ],
+    );
+    receiver.ready().await;
+    let started = std::time::Instant::now();
+    const DELIVERIES: usize = 8;
+    for n in 0..DELIVERIES {
+        let sequence = deliver(&receiver, &format!("away-{n}")).await;
+        stored_trace(&nats, sequence).await;
+        // Spread over several export batches.
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    }
+    const WARNING: &str = "traces could not be exported";
+    receiver.logged(WARNING, 1).await;
+    // Each delivery is a request span and its five steps.
+    let lost = hookwarden_tests::eventually(
+        "the lost spans of every delivery to be counted",
+        std::time::Duration::from_secs(30),
+        || async {
+            let metrics = receiver.metrics().await;
+            let lost = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("hookwarden_trace_export_failed_spans_total "))
+                .and_then(|v| v.trim().parse::<f64>().ok())?;
+            (lost >= (DELIVERIES * (1 + STEPS.len())) as f64).then_some(lost)
+        },
+    )
+    .await;
+    let within_a_minute = started.elapsed() < std::time::Duration::from_secs(55);
+    let (status, log) = receiver.stop().await;
+    assert!(status.success(), "{log}");
+    let warnings = log.matches(WARNING).count();
+    if within_a_minute {
+        assert_eq!(
+            warnings, 1,
+            "one line, not one per batch ({lost} spans lost):\n{log}"
+        );
+    } else {
+        assert!(warnings < DELIVERIES, "{warnings} lines:\n{log}");
+    }
+    assert!(!log.contains(OTLP_KEY), "the OTLP header leaked:\n{log}");
+}

@@ -148,6 +148,11 @@ impl ForwardMetrics {
             "Deliveries that waited because delivery.maxPerSecond was reached",
             rate_limited.clone(),
         );
+        registry.register(
+            "trace_export_failed_spans",
+            "Spans the OTLP endpoint refused or did not take (traces on only); deliveries are not affected",
+            crate::telemetry::export_failed_spans(),
+        );
         Self {
             registry,
             subscription: subscription.to_owned(),
