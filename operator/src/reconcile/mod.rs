@@ -9,6 +9,16 @@
 //! a problem the user must fix becomes a condition (and waits), a transient
 //! one is retried with a delay.
 
+// Before the modules: `macro_rules!` is visible only below its definition.
+/// A named step of a reconcile pass: a span exported with traces (a child
+/// of the pass's `hookwarden.reconcile`), never in the log lines; a
+/// disabled callsite when traces are off.
+macro_rules! step {
+    ($name:literal) => {
+        tracing::info_span!(target: hookwarden_receiver::telemetry::TARGET, $name)
+    };
+}
+
 pub mod audit;
 pub mod consumer;
 pub mod pool;
@@ -51,15 +61,6 @@ use crate::resources::{self, BuildError, MANAGED_BY_SELECTOR, Settings, child_na
 use secrets::ResolveError;
 use status::{CertificateState, Exposure, ReceiverState, SpecState};
 use validate::ValidateError;
-
-/// A named step of a reconcile pass: a span exported with traces (a child
-/// of the pass's `hookwarden.reconcile`), never in the log lines; a
-/// disabled callsite when traces are off.
-macro_rules! step {
-    ($name:literal) => {
-        tracing::info_span!(target: hookwarden_receiver::telemetry::TARGET, $name)
-    };
-}
 
 /// How often an endpoint with a cert-manager Certificate looks again when
 /// Certificates are not watched (cert-manager's CRD was not served when the

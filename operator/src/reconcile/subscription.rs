@@ -401,20 +401,26 @@ async fn apply_pass(
 
     // Dereference: the source endpoint, read afresh (the watch that
     // started this pass may be the endpoint's own).
-    let endpoint = match &subscription.spec.source.endpoint {
-        Some(endpoint) => Api::<WebhookEndpoint>::namespaced(ctx.client.clone(), &namespace)
-            .get_opt(endpoint)
-            .await
-            .map_err(api_error(
-                "reading",
-                "WebhookEndpoint",
-                &namespace,
-                endpoint,
-            ))?,
-        None => None,
-    };
+    let endpoint = async {
+        match &subscription.spec.source.endpoint {
+            Some(endpoint) => Api::<WebhookEndpoint>::namespaced(ctx.client.clone(), &namespace)
+                .get_opt(endpoint)
+                .await
+                .map_err(api_error(
+                    "reading",
+                    "WebhookEndpoint",
+                    &namespace,
+                    endpoint,
+                )),
+            None => Ok(None),
+        }
+    }
+    .instrument(step!("hookwarden.reconcile.dereference"))
+    .await?;
     // Validate: the one resolution the forwarder makes too.
-    let effective = match Effective::resolve(subscription, endpoint.as_ref(), &ctx.settings) {
+    let resolution = step!("hookwarden.reconcile.validate")
+        .in_scope(|| Effective::resolve(subscription, endpoint.as_ref(), &ctx.settings));
+    let effective = match resolution {
         Ok(effective) => effective,
         Err(error) => {
             let source = match &error {
@@ -438,16 +444,17 @@ async fn apply_pass(
     };
     let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let owner = Owner::of_subscription(subscription).map_err(SubscriptionError::BuildSigning)?;
-    if effective.signing_generated {
-        ensure_signing_secret(&secret_api, &owner, &namespace).await?;
+    let keys = async {
+        if effective.signing_generated {
+            ensure_signing_secret(&secret_api, &owner, &namespace).await?;
+        }
+        Ok::<_, SubscriptionError>(
+            secrets::resolve_keys(&secret_api, &namespace, effective.referenced_secrets()).await,
+        )
     }
-    let resolved = match secrets::resolve_keys(
-        &secret_api,
-        &namespace,
-        effective.referenced_secrets(),
-    )
-    .await
-    {
+    .instrument(step!("hookwarden.reconcile.secrets"))
+    .await?;
+    let resolved = match keys {
         Ok(resolved) => resolved,
         Err(error) => {
             let Some(reason) = error.reason() else {
@@ -483,7 +490,9 @@ async fn apply_pass(
     }
 
     // Build.
-    let children = match forwarder::build(subscription, &effective, &resolved, &ctx.settings) {
+    let built = step!("hookwarden.reconcile.build")
+        .in_scope(|| forwarder::build(subscription, &effective, &resolved, &ctx.settings));
+    let children = match built {
         Ok(children) => children,
         Err(error) => {
             let source = SourceState::Invalid {
@@ -493,28 +502,34 @@ async fn apply_pass(
             return stop(ctx, subscription, &source, Action::await_change()).await;
         }
     };
-    // What the forwarders were given until now: where an earlier consumer
-    // lives if the source moved.
-    let previous = deployed(ctx, subscription, &namespace, &child).await?;
-
-    // Apply: the Secret first (pods rolled by a new hash must find it), the
-    // policy before the pods it protects.
-    apply(&ctx.client, &namespace, &children.secret).await?;
-    apply(&ctx.client, &namespace, &children.network_policy).await?;
-    if effective.plan.ordered_per_subject {
-        make_way_for_recreate(ctx, &namespace, &child).await?;
-    }
-    let deployment = apply(&ctx.client, &namespace, &children.deployment).await?;
-    match &children.pod_disruption_budget {
-        Some(budget) => {
-            apply(&ctx.client, &namespace, budget).await?;
+    let (previous, deployment) = async {
+        // What the forwarders were given until now: where an earlier
+        // consumer lives if the source moved.
+        let previous = deployed(ctx, subscription, &namespace, &child).await?;
+        // The Secret first (pods rolled by a new hash must find it), the
+        // policy before the pods it protects.
+        apply(&ctx.client, &namespace, &children.secret).await?;
+        apply(&ctx.client, &namespace, &children.network_policy).await?;
+        if effective.plan.ordered_per_subject {
+            make_way_for_recreate(ctx, &namespace, &child).await?;
         }
-        None => delete_budget(ctx, subscription, &namespace, &child).await?,
+        let deployment = apply(&ctx.client, &namespace, &children.deployment).await?;
+        match &children.pod_disruption_budget {
+            Some(budget) => {
+                apply(&ctx.client, &namespace, budget).await?;
+            }
+            None => delete_budget(ctx, subscription, &namespace, &child).await?,
+        }
+        Ok::<_, SubscriptionError>((previous, deployment))
     }
+    .instrument(step!("hookwarden.reconcile.apply"))
+    .await?;
 
     // NATS.
     let consumer = consumer::keep_earlier_reason(
-        consumer::reconcile(&ctx.nats, &effective, &resolved, previous.as_ref()).await,
+        consumer::reconcile(&ctx.nats, &effective, &resolved, previous.as_ref())
+            .instrument(step!("hookwarden.reconcile.consumer"))
+            .await,
         subscription.status.as_ref().and_then(|status| {
             status
                 .conditions
@@ -541,6 +556,7 @@ async fn apply_pass(
             consumer_name: Some(effective.plan.durable.clone()),
         },
     )
+    .instrument(step!("hookwarden.reconcile.status"))
     .await?;
     Ok(Action::requeue(if consumer.ready {
         ctx.refresh

@@ -576,13 +576,18 @@ async fn ordered_delivery_switches_the_forwarder_to_one_pod_at_a_time() {
     apply_subscription(&ns, "to-billing", spec(true)).await;
     let recreate = strategy_becomes("Recreate").await;
     assert!(recreate.rolling_update.is_none(), "{recreate:?}");
-    let subscription = wait_condition(
-        &ns,
-        "to-billing",
-        "ConsumerReady",
-        "True",
-        "ConsumerCreated",
-    )
+    // The pass went on past the Deployment: the consumer is ready (created
+    // or updated, whichever this pass found).
+    let subscription = eventually("ConsumerReady=True", WAIT, || async {
+        let subscription = ns
+            .api::<WebhookSubscription>()
+            .get("to-billing")
+            .await
+            .ok()?;
+        condition(&subscription, "ConsumerReady")
+            .is_some_and(|c| c.status == "True")
+            .then_some(subscription)
+    })
     .await;
     assert_eq!(subscription.spec.replicas, 1);
 
