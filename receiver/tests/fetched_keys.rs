@@ -54,15 +54,15 @@ use hookwarden_receiver::verify::sending::{
     Delivery, ENTRA_KID, GOOGLE_KID, PAYPAL_CERT_URL, SNS_CERT_URL, SignInput,
 };
 use hookwarden_receiver::verify::{aws_sns, azure_event_grid, entra, google_pubsub, registry};
-use hookwarden_tests::NatsServer;
+use hookwarden_tests::{NatsServer, TestCa};
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 
 /// The test signer (made with `openssl genpkey`, see `keys::material`'s
-/// `test_keys`) and its self-signed certificate: what the key server serves.
+/// `test_keys`); the key server serves its certificates, issued by the
+/// key server's CA for the name each provider signs as.
 const SIGNER_KEY: &str = include_str!("../src/verify/keys/testdata/signer_key.pem");
-const SIGNER_CERT: &str = include_str!("../src/verify/keys/testdata/signer_cert.pem");
 
 /// How long a failed key URL is not fetched again, shortened from a minute
 /// so "the key server is back" needs no long wait.
@@ -105,28 +105,21 @@ impl KeyServer {
     /// Serves `files` (path and query → body, answered 200; else 404) for
     /// the TLS names `hosts`.
     async fn start(hosts: &[&str], files: HashMap<String, Vec<u8>>) -> Self {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let params = rcgen::CertificateParams::new(
-            hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
-        )
-        .expect("params");
-        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("cert");
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).expect("root");
+        Self::start_of(&TestCa::new("key server CA"), hosts, files).await
+    }
+
+    /// As [`KeyServer::start`], with a TLS certificate of `ca`, which the
+    /// fetcher then trusts (for TLS, and for the signing certificates `ca`
+    /// issues, as a receiver trusts the system's roots).
+    async fn start_of(ca: &TestCa, hosts: &[&str], files: HashMap<String, Vec<u8>>) -> Self {
+        let (cert, key) = ca.tls(hosts);
+        let roots = ca.roots();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(vec![cert], key)
             .expect("server config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -418,9 +411,12 @@ fn sns_message(kind: &str, id: &str, topic: &str, cert_url: &str) -> Delivery {
 async fn aws_sns_fetches_its_certificate_from_sns_hosts_only() {
     let nats = NatsServer::start().await.expect("nats-server");
     let cert_path = path_of(SNS_CERT_URL);
-    let mut server = KeyServer::start(
+    let ca = TestCa::new("key server CA");
+    let certificate = ca.issue(SIGNER_KEY, "sns.amazonaws.com", 2020, 2100);
+    let mut server = KeyServer::start_of(
+        &ca,
         &[SNS_HOST, S3_HOST],
-        HashMap::from([(cert_path.to_owned(), SIGNER_CERT.as_bytes().to_vec())]),
+        HashMap::from([(cert_path.to_owned(), certificate.into_bytes())]),
     )
     .await;
     let fetcher = server.fetcher();
@@ -507,9 +503,19 @@ const PAYPAL_MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: Webhoo
 async fn paypal_fetches_its_certificate_from_paypal_api_hosts_only() {
     let nats = NatsServer::start().await.expect("nats-server");
     let cert_path = path_of(PAYPAL_CERT_URL);
-    let mut server = KeyServer::start(
+    // Served with its chain, as PayPal serves it.
+    let ca = TestCa::new("key server CA");
+    let intermediate = ca.intermediate("key server intermediate");
+    let chain = intermediate.issue(
+        SIGNER_KEY,
+        "messageverificationcerts.paypal.com",
+        2020,
+        2100,
+    ) + &intermediate.pem();
+    let mut server = KeyServer::start_of(
+        &ca,
         &[PAYPAL_HOST, PAYPAL_WWW],
-        HashMap::from([(cert_path.to_owned(), SIGNER_CERT.as_bytes().to_vec())]),
+        HashMap::from([(cert_path.to_owned(), chain.into_bytes())]),
     )
     .await;
     let fetcher = server.fetcher();

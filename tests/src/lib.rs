@@ -44,6 +44,7 @@ mod process;
 pub mod promql;
 pub mod receiver;
 mod secret_volume;
+mod test_ca;
 pub mod tools;
 mod wait;
 
@@ -60,4 +61,5 @@ pub use ports::free_port;
 pub use process::ManagedProcess;
 pub use receiver::InProcessReceiver;
 pub use secret_volume::SecretVolume;
+pub use test_ca::TestCa;
 pub use wait::eventually;

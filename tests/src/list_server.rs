@@ -14,6 +14,8 @@ use hookwarden_receiver::ranges::fetch::RangeFetcher;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
+use crate::TestCa;
+
 /// One answer of the server.
 #[derive(Debug, Clone)]
 pub struct ListAnswer {
@@ -70,28 +72,23 @@ impl ListServer {
     /// # Panics
     /// When the server cannot be set up (a test failure).
     pub async fn start(hosts: &[&str]) -> Self {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let params = rcgen::CertificateParams::new(
-            hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
-        )
-        .expect("params");
-        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("cert");
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).expect("root");
+        Self::start_of(&TestCa::new("list server CA"), hosts).await
+    }
+
+    /// As [`ListServer::start`], with a TLS certificate of `ca` (which may
+    /// also issue the signing certificates it serves).
+    ///
+    /// # Panics
+    /// When the server cannot be set up (a test failure).
+    pub async fn start_of(ca: &TestCa, hosts: &[&str]) -> Self {
+        let (cert, key) = ca.tls(hosts);
+        let roots = ca.roots();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(vec![cert], key)
             .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -170,18 +167,25 @@ impl ListServer {
         &self.ca_pem
     }
 
+    /// The roots that trust the server (its CA).
+    pub fn roots(&self) -> rustls::RootCertStore {
+        self.roots.clone()
+    }
+
+    /// Each of the server's host names → its address: the routes of a
+    /// test fetcher (`KeyFetcher::with_test_routes`).
+    pub fn routes(&self) -> HashMap<String, SocketAddr> {
+        self.hosts
+            .iter()
+            .map(|h| (h.clone(), self.address))
+            .collect()
+    }
+
     /// A range fetcher that trusts the test CA and connects here for the
     /// server's host names ([`RangeFetcher::with_test_routes`]), each fetch
     /// bounded by `total_timeout`.
     pub fn fetcher(&self, total_timeout: Duration) -> RangeFetcher {
-        RangeFetcher::with_test_routes(
-            self.roots.clone(),
-            self.hosts
-                .iter()
-                .map(|h| (h.clone(), self.address))
-                .collect(),
-            total_timeout,
-        )
+        RangeFetcher::with_test_routes(self.roots(), self.routes(), total_timeout)
     }
 }
 
