@@ -24,10 +24,12 @@
 
 mod common;
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use common::binary::ReceiverProcess;
 use common::{Answer, Receiver, start_manifest_with, stored_messages};
 use hookwarden_receiver::verify::keys::material::rsa_signing_key;
 use hookwarden_receiver::verify::keys::{FetcherConfig, KeyFetcher};
@@ -79,12 +81,19 @@ async fn post(receiver: &Receiver, headers: &[(&str, String)], body: Vec<u8>) ->
 /// An SNS notification `id` signed by the test signer, naming the
 /// certificate at `path` on the SNS host.
 async fn post_sns(receiver: &Receiver, path: &str, id: &str) -> Answer {
+    let headers = [("content-type", "text/plain; charset=UTF-8".to_owned())];
+    post(receiver, &headers, sns_body(path, id)).await
+}
+
+/// The body of an SNS notification `id` signed by the test signer, naming
+/// the certificate at `path` on the SNS host.
+fn sns_body(path: &str, id: &str) -> Vec<u8> {
     let key = rsa_signing_key(SIGNER_KEY).expect("test key");
     let timestamp = jiff::Timestamp::from_second(now())
         .expect("now")
         .to_string();
     let cert_url = format!("https://{SNS_HOST}{path}");
-    let body = aws_sns::sign(
+    aws_sns::sign(
         &key,
         &aws_sns::Message {
             kind: "Notification",
@@ -96,9 +105,7 @@ async fn post_sns(receiver: &Receiver, path: &str, id: &str) -> Answer {
             signing_cert_url: &cert_url,
             ..aws_sns::Message::default()
         },
-    );
-    let headers = [("content-type", "text/plain; charset=UTF-8".to_owned())];
-    post(receiver, &headers, body).await
+    )
 }
 
 /// A PayPal delivery `id` signed by the test signer, naming the
@@ -244,4 +251,110 @@ async fn paypal_certificates_must_chain_to_a_trusted_root() {
         "the good ones"
     );
     assert_eq!(server.hits(), cases.len(), "one fetch per certificate");
+}
+
+/// A loopback address outside the pod range (127.1.0.0/16), one per test
+/// process, so that port 443 is free there whatever else runs.
+fn key_server_address() -> SocketAddr {
+    let [_, _, high, low] = std::process::id().to_be_bytes();
+    SocketAddr::from((Ipv4Addr::new(127, 2, high, low.max(1)), 443))
+}
+
+/// The shipped binary, unchanged, fetching SNS certificates from a
+/// loopback key server: its mount namespace's `/etc/hosts` names the key
+/// server's address for the SNS host, and `SSL_CERT_FILE` adds the test CA
+/// to its roots (what a user does for a custom CA). A good certificate
+/// verifies; an expired one is refused with its reason, from the negative
+/// cache the second time. Then a flood of made-up certificate URLs on the
+/// allowed host: each answered 503 `key_unavailable`, the fetches the key
+/// server sees bounded by the budget (20 a minute), and the cached
+/// certificate keeps verifying throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_binary_checks_certificates_and_holds_its_fetch_budget() {
+    const BUDGET: usize = 20; // FetcherConfig::default().max_fetches
+    const FLOOD: usize = 60;
+    let nats = NatsServer::start().await.expect("nats-server");
+    let ca = TestCa::new("test CA");
+    let address = key_server_address();
+    let server = ListServer::start_at(&ca, &[SNS_HOST], address).await;
+    server.serve(
+        "/SimpleNotificationService-good.pem",
+        ListAnswer::ok(ca.issue(SIGNER_KEY, "sns.amazonaws.com", 2020, 2100)),
+    );
+    server.serve(
+        "/SimpleNotificationService-expired.pem",
+        ListAnswer::ok(ca.issue(SIGNER_KEY, "sns.amazonaws.com", 2010, 2020)),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, format!("{} {SNS_HOST}\n", address.ip())).expect("hosts");
+    let roots = dir.path().join("roots.pem");
+    std::fs::write(&roots, ca.pem()).expect("roots");
+    let receiver = ReceiverProcess::spawn_resolving(
+        &hosts,
+        nats.url(),
+        SNS_MANIFEST,
+        &[("SSL_CERT_FILE", roots.to_str().expect("UTF-8 path"))],
+    );
+    receiver.ready().await;
+    let send = |path: &str, id: &str| {
+        let body = sns_body(path, id);
+        let receiver = &receiver;
+        async move {
+            receiver
+                .send(
+                    "POST",
+                    &[("content-type", "text/plain; charset=UTF-8")],
+                    &body,
+                )
+                .await
+        }
+    };
+    let started = std::time::Instant::now();
+    let good = send("/SimpleNotificationService-good.pem", "good-0").await;
+    assert_eq!(good.status, StatusCode::OK, "{}", receiver.log());
+    for attempt in 0..2 {
+        let expired = send(
+            "/SimpleNotificationService-expired.pem",
+            &format!("exp-{attempt}"),
+        )
+        .await;
+        assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(expired.json()["error"], "key_certificate_expired");
+    }
+    assert_eq!(server.hits(), 2, "one fetch each");
+
+    for i in 0..FLOOD {
+        let path = format!("/SimpleNotificationService-made-up-{i}.pem");
+        let made_up = send(&path, &format!("flood-{i}")).await;
+        assert_eq!(made_up.status, StatusCode::SERVICE_UNAVAILABLE, "{i}");
+        assert_eq!(made_up.json()["error"], "key_unavailable", "{i}");
+        if i % 10 == 0 {
+            let cached = send(
+                "/SimpleNotificationService-good.pem",
+                &format!("good-{}", i + 1),
+            )
+            .await;
+            assert_eq!(cached.status, StatusCode::OK, "the cached certificate, {i}");
+        }
+    }
+    // The budget is per minute: should the flood have taken longer, each
+    // further minute allows as many again.
+    let minutes = usize::try_from(started.elapsed().as_secs() / 60).unwrap_or(usize::MAX);
+    let allowed = BUDGET.saturating_mul(minutes.saturating_add(1));
+    let fetched = server.hits();
+    assert!(
+        fetched <= allowed && fetched < 2 + FLOOD,
+        "{fetched} fetches for {FLOOD} made-up URLs (budget {allowed})"
+    );
+    let expired = send("/SimpleNotificationService-expired.pem", "exp-after").await;
+    assert_eq!(expired.json()["error"], "key_certificate_expired");
+    assert_eq!(server.hits(), fetched, "answered from the caches");
+    let js = async_nats::jetstream::new(nats.connect().await.expect("connect"));
+    let mut stream = js
+        .get_stream("HOOKWARDEN_CERTS_ORDERS")
+        .await
+        .expect("stream");
+    let stored = stream.info().await.expect("info").state.messages;
+    assert_eq!(stored, 1 + 6, "the good deliveries only");
 }

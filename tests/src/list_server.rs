@@ -81,6 +81,16 @@ impl ListServer {
     /// # Panics
     /// When the server cannot be set up (a test failure).
     pub async fn start_of(ca: &TestCa, hosts: &[&str]) -> Self {
+        Self::start_at(ca, hosts, "127.0.0.1:0".parse().expect("address")).await
+    }
+
+    /// As [`ListServer::start_of`], listening on `address` (port 443 of a
+    /// loopback address, where a binary that resolves the hosts there
+    /// connects).
+    ///
+    /// # Panics
+    /// When the server cannot be set up (a test failure).
+    pub async fn start_at(ca: &TestCa, hosts: &[&str], address: SocketAddr) -> Self {
         let (cert, key) = ca.tls(hosts);
         let roots = ca.roots();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -91,9 +101,7 @@ impl ListServer {
             .with_single_cert(vec![cert], key)
             .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
         let address = listener.local_addr().expect("address");
         let answers: Arc<Mutex<HashMap<String, ListAnswer>>> = Arc::default();
         let hits = Arc::new(AtomicUsize::new(0));
