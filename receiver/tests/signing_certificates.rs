@@ -30,16 +30,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use common::binary::ReceiverProcess;
-use common::{Answer, Receiver, start_manifest_with, stored_messages};
+use common::{
+    Answer, Receiver, SIGNER_KEY, sns_notification, start_manifest_with, stored_messages,
+};
 use hookwarden_receiver::verify::keys::material::rsa_signing_key;
 use hookwarden_receiver::verify::keys::{FetcherConfig, KeyFetcher};
-use hookwarden_receiver::verify::{aws_sns, paypal};
+use hookwarden_receiver::verify::paypal;
 use hookwarden_tests::{ListAnswer, ListServer, NatsServer, TestCa};
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
-
-/// The test signer (see `keys::material`'s `test_keys`).
-const SIGNER_KEY: &str = include_str!("../src/verify/keys/testdata/signer_key.pem");
 
 const SNS_HOST: &str = "sns.us-east-1.amazonaws.com";
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:orders";
@@ -85,27 +84,10 @@ async fn post_sns(receiver: &Receiver, path: &str, id: &str) -> Answer {
     post(receiver, &headers, sns_body(path, id)).await
 }
 
-/// The body of an SNS notification `id` signed by the test signer, naming
-/// the certificate at `path` on the SNS host.
+/// The body of an SNS notification `id` signed now by the test signer,
+/// naming the certificate at `path` on the SNS host.
 fn sns_body(path: &str, id: &str) -> Vec<u8> {
-    let key = rsa_signing_key(SIGNER_KEY).expect("test key");
-    let timestamp = jiff::Timestamp::from_second(now())
-        .expect("now")
-        .to_string();
-    let cert_url = format!("https://{SNS_HOST}{path}");
-    aws_sns::sign(
-        &key,
-        &aws_sns::Message {
-            kind: "Notification",
-            message_id: id,
-            topic_arn: TOPIC,
-            subject: Some("order.created"),
-            message: "{\"order\":1}",
-            timestamp: &timestamp,
-            signing_cert_url: &cert_url,
-            ..aws_sns::Message::default()
-        },
-    )
+    sns_notification(&format!("https://{SNS_HOST}{path}"), TOPIC, id, now())
 }
 
 /// A PayPal delivery `id` signed by the test signer, naming the
