@@ -240,7 +240,7 @@ mod tests {
                 continue;
             }
             if preset.key == KeyKind::Fetched {
-                // Verified against a key server: tests/presets.rs.
+                // Verified against a key server: tests/it/fetched.rs.
                 assert!(sign(&preset.name(), b"not a key", &input(None)).is_err());
                 continue;
             }
