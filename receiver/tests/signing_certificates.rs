@@ -8,10 +8,7 @@
 //! server's TLS CA. The receiver's fetcher (`KeyFetcher::with_test_routes`,
 //! through `Settings::key_fetcher`) is given that CA as its roots: the one
 //! store it trusts for TLS and for signing certificates, as the binary's
-//! fetcher trusts the system's roots (`SSL_CERT_FILE` to add a CA). The
-//! binary itself cannot be pointed at a loopback server for
-//! `sns.<region>.amazonaws.com` without a DNS override, so these run
-//! in-process.
+//! fetcher trusts the system's roots (`SSL_CERT_FILE` to add a CA).
 //!
 //! Each delivery is signed correctly by the certificate's key; only the
 //! certificate is wrong. Checked: a good certificate is stored (read back
@@ -19,6 +16,13 @@
 //! unchained one is answered 401 with its own reason, nothing stored, and
 //! asked again is answered the same from the negative cache, without a
 //! second fetch.
+//!
+//! Two tests run the shipped binary itself (`ReceiverProcess::spawn_resolving`:
+//! its own mount namespace with a test `/etc/hosts` naming a loopback
+//! address for the provider's host, a key server on that address's port
+//! 443, the test CA through `SSL_CERT_FILE`): the certificate checks and the
+//! fetch budget under a flood of made-up certificate URLs, and Google's JWKS
+//! not refetched for made-up `kid`s.
 //!
 //! Everything is on 127.0.0.1, port 0; every wait is bounded.
 
@@ -33,9 +37,9 @@ use common::binary::ReceiverProcess;
 use common::{
     Answer, Receiver, SIGNER_KEY, sns_notification, start_manifest_with, stored_messages,
 };
-use hookwarden_receiver::verify::keys::material::rsa_signing_key;
+use hookwarden_receiver::verify::keys::material::{jwk_json, rsa_signing_key};
 use hookwarden_receiver::verify::keys::{FetcherConfig, KeyFetcher};
-use hookwarden_receiver::verify::paypal;
+use hookwarden_receiver::verify::{google_pubsub, paypal};
 use hookwarden_tests::{ListAnswer, ListServer, NatsServer, TestCa};
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
@@ -235,11 +239,36 @@ async fn paypal_certificates_must_chain_to_a_trusted_root() {
     assert_eq!(server.hits(), cases.len(), "one fetch per certificate");
 }
 
-/// A loopback address outside the pod range (127.1.0.0/16), one per test
-/// process, so that port 443 is free there whatever else runs.
-fn key_server_address() -> SocketAddr {
+/// A loopback address in `127.<network>.0.0/16`, outside the pod range
+/// (127.1.0.0/16), one per test process and network, so that port 443 is
+/// free there whatever else runs.
+fn key_server_address(network: u8) -> SocketAddr {
     let [_, _, high, low] = std::process::id().to_be_bytes();
-    SocketAddr::from((Ipv4Addr::new(127, 2, high, low.max(1)), 443))
+    SocketAddr::from((Ipv4Addr::new(127, network, high, low.max(1)), 443))
+}
+
+/// The shipped binary for `manifest`, resolving `host` to `address` and
+/// trusting `ca` besides the system's roots; `dir` holds its files.
+async fn shipped_binary_resolving(
+    dir: &std::path::Path,
+    host: &str,
+    address: SocketAddr,
+    ca: &TestCa,
+    nats: &NatsServer,
+    manifest: &str,
+) -> ReceiverProcess {
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, format!("{} {host}\n", address.ip())).expect("hosts");
+    let roots = dir.join("roots.pem");
+    std::fs::write(&roots, ca.pem()).expect("roots");
+    let receiver = ReceiverProcess::spawn_resolving(
+        &hosts,
+        nats.url(),
+        manifest,
+        &[("SSL_CERT_FILE", roots.to_str().expect("UTF-8 path"))],
+    );
+    receiver.ready().await;
+    receiver
 }
 
 /// The shipped binary, unchanged, fetching SNS certificates from a
@@ -257,7 +286,7 @@ async fn the_shipped_binary_checks_certificates_and_holds_its_fetch_budget() {
     const FLOOD: usize = 60;
     let nats = NatsServer::start().await.expect("nats-server");
     let ca = TestCa::new("test CA");
-    let address = key_server_address();
+    let address = key_server_address(2);
     let server = ListServer::start_at(&ca, &[SNS_HOST], address).await;
     server.serve(
         "/SimpleNotificationService-good.pem",
@@ -268,17 +297,8 @@ async fn the_shipped_binary_checks_certificates_and_holds_its_fetch_budget() {
         ListAnswer::ok(ca.issue(SIGNER_KEY, "sns.amazonaws.com", 2010, 2020)),
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let hosts = dir.path().join("hosts");
-    std::fs::write(&hosts, format!("{} {SNS_HOST}\n", address.ip())).expect("hosts");
-    let roots = dir.path().join("roots.pem");
-    std::fs::write(&roots, ca.pem()).expect("roots");
-    let receiver = ReceiverProcess::spawn_resolving(
-        &hosts,
-        nats.url(),
-        SNS_MANIFEST,
-        &[("SSL_CERT_FILE", roots.to_str().expect("UTF-8 path"))],
-    );
-    receiver.ready().await;
+    let receiver =
+        shipped_binary_resolving(dir.path(), SNS_HOST, address, &ca, &nats, SNS_MANIFEST).await;
     let send = |path: &str, id: &str| {
         let body = sns_body(path, id);
         let receiver = &receiver;
@@ -339,4 +359,60 @@ async fn the_shipped_binary_checks_certificates_and_holds_its_fetch_budget() {
         .expect("stream");
     let stored = stream.info().await.expect("info").state.messages;
     assert_eq!(stored, 1 + 6, "the good deliveries only");
+}
+
+/// The shipped binary with a `google-pubsub` endpoint, Google's JWKS host
+/// resolved to a loopback server: tokens under made-up `kid`s are refused
+/// without making the binary fetch the JWKS again (at most once a minute),
+/// and tokens under the known `kid` keep verifying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_binary_refetches_google_keys_at_most_once_a_minute_for_made_up_kids() {
+    const MADE_UP: usize = 30;
+    const AUDIENCE: &str = "https://hooks.example.com/pubsub";
+    const EMAIL: &str = "pusher@my-project.iam.gserviceaccount.com";
+    let nats = NatsServer::start().await.expect("nats-server");
+    let ca = TestCa::new("test CA");
+    let jwks = hookwarden_receiver::verify::keys::url::google_jwks_url();
+    let address = key_server_address(4);
+    let server = ListServer::start_at(&ca, &[jwks.host()], address).await;
+    let signer = rsa_signing_key(SIGNER_KEY).expect("test key");
+    let set = serde_json::json!({"keys": [jwk_json(&signer, "k1")]});
+    server.serve(jwks.path_and_query(), ListAnswer::ok(set.to_string()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+        metadata: {name: pushes, namespace: certs}\n\
+        spec:\n  provider: google-pubsub\n  google:\n    \
+        serviceAccountEmail: pusher@my-project.iam.gserviceaccount.com\n    \
+        audience: https://hooks.example.com/pubsub\n";
+    let receiver =
+        shipped_binary_resolving(dir.path(), jwks.host(), address, &ca, &nats, manifest).await;
+    let push = |kid: String, id: String| {
+        let receiver = &receiver;
+        let mut headers = google_pubsub::sign(&signer, &kid, AUDIENCE, EMAIL, now());
+        headers.push(("content-type", "application/json".to_owned()));
+        let body = google_pubsub::push_body(&id, b"{}", "projects/p/subscriptions/s");
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            receiver.send("POST", &headers, &body).await
+        }
+    };
+    let started = std::time::Instant::now();
+    let known = push("k1".to_owned(), "m-0".to_owned()).await;
+    assert_eq!(known.status, StatusCode::OK, "{}", receiver.log());
+    for i in 0..MADE_UP {
+        let made_up = push(format!("made-up-{i}"), format!("f-{i}")).await;
+        assert_eq!(made_up.status, StatusCode::UNAUTHORIZED, "{i}");
+        if i % 10 == 0 {
+            let again = push("k1".to_owned(), format!("m-{}", i + 1)).await;
+            assert_eq!(again.status, StatusCode::OK, "the known kid, {i}");
+        }
+    }
+    // One refetch a minute at most: none within the minute of the fetch.
+    let minutes = usize::try_from(started.elapsed().as_secs() / 60).unwrap_or(usize::MAX);
+    assert!(
+        server.hits() <= 1 + minutes,
+        "{} JWKS fetches for {MADE_UP} made-up kids",
+        server.hits()
+    );
 }
