@@ -153,7 +153,6 @@ pub fn explain(code: &str) -> &'static str {
         "key_certificate_untrusted" => {
             "the signing certificate does not chain to a root the receiver trusts"
         }
-        "key_certificate_malformed" => "the certificate URL serves no RSA X.509 certificate",
         "sender_not_allowed" => {
             "the signature is valid, but the topic or service account is not one the endpoint accepts"
         }

@@ -266,7 +266,7 @@ pub enum Rejection {
     /// The signing certificate the delivery names was fetched from the
     /// provider's host but fails the provider's own checks
     /// ([`keys::certificate`]): expired, not yet valid, for another
-    /// subject, not chained to a trusted root, or no RSA certificate. The
+    /// subject, or not chained to a trusted root. The
     /// URL is then not fetched again for a while and gets the same answer.
     #[error("{}", self.code())]
     KeyCertificate(keys::CertificateFault),
@@ -300,7 +300,6 @@ impl Rejection {
                 keys::CertificateFault::NotYetValid => "key_certificate_not_yet_valid",
                 keys::CertificateFault::WrongSubject => "key_certificate_wrong_subject",
                 keys::CertificateFault::Untrusted => "key_certificate_untrusted",
-                keys::CertificateFault::Malformed => "key_certificate_malformed",
             },
             Self::SenderNotAllowed => "sender_not_allowed",
         }

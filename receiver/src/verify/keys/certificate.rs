@@ -29,8 +29,8 @@
 use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use webpki::{ALL_VERIFICATION_ALGS, EndEntityCert, KeyUsage};
 
-use super::RsaKey;
 use super::material::{pem_blocks, rsa_key_of_certificate};
+use super::{KeyError, RsaKey};
 
 /// Whose signing certificate a URL serves: what it must name and whether
 /// its chain is checked.
@@ -58,9 +58,6 @@ pub enum CertificateFault {
     /// broken or misused chain).
     #[error("the signing certificate does not chain to a trusted root")]
     Untrusted,
-    /// It is not an X.509 certificate with an RSA key.
-    #[error("no RSA signing certificate")]
-    Malformed,
 }
 
 /// The names `signer`'s certificate served from `host` may be for.
@@ -100,21 +97,25 @@ fn expected_names(signer: Signer, host: &str) -> Vec<String> {
 
 /// The RSA key of the first certificate of `pem` (the rest are its
 /// intermediates), once it passed `signer`'s checks at `now` (Unix
-/// seconds) against `roots`; `host` is where it was fetched from.
+/// seconds) against `roots`; `host` is where it was fetched from. No RSA
+/// certificate at all is no usable key ([`KeyError::Unavailable`], as for
+/// any other answer without one), a failed check
+/// [`KeyError::Certificate`].
 pub fn signing_key(
     pem: &[u8],
     signer: Signer,
     host: &str,
     roots: &[TrustAnchor<'_>],
     now: i64,
-) -> Result<RsaKey, CertificateFault> {
-    let text = std::str::from_utf8(pem).map_err(|_| CertificateFault::Malformed)?;
+) -> Result<RsaKey, KeyError> {
+    const NO_KEY: KeyError = KeyError::Unavailable("no usable key");
+    let text = std::str::from_utf8(pem).map_err(|_| NO_KEY)?;
     let mut certificates = pem_blocks(text, "CERTIFICATE").into_iter();
-    let leaf = certificates.next().ok_or(CertificateFault::Malformed)?;
-    let key = rsa_key_of_certificate(&leaf).ok_or(CertificateFault::Malformed)?;
+    let leaf = certificates.next().ok_or(NO_KEY)?;
+    let key = rsa_key_of_certificate(&leaf).ok_or(NO_KEY)?;
     let intermediates: Vec<CertificateDer<'_>> = certificates.map(CertificateDer::from).collect();
     let leaf = CertificateDer::from(leaf);
-    let certificate = EndEntityCert::try_from(&leaf).map_err(|_| CertificateFault::Malformed)?;
+    let certificate = EndEntityCert::try_from(&leaf).map_err(|_| NO_KEY)?;
     let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
         u64::try_from(now).unwrap_or(0),
     ));
@@ -132,18 +133,20 @@ pub fn signing_key(
     );
     match chained {
         Ok(_) => {}
-        Err(webpki::Error::CertExpired { .. }) => return Err(CertificateFault::Expired),
-        Err(webpki::Error::CertNotValidYet { .. }) => return Err(CertificateFault::NotYetValid),
+        Err(webpki::Error::CertExpired { .. }) => return Err(CertificateFault::Expired.into()),
+        Err(webpki::Error::CertNotValidYet { .. }) => {
+            return Err(CertificateFault::NotYetValid.into());
+        }
         // SNS publishes the leaf alone (see the module's documentation).
         Err(webpki::Error::UnknownIssuer) if signer == Signer::AwsSns => {}
-        Err(_) => return Err(CertificateFault::Untrusted),
+        Err(_) => return Err(CertificateFault::Untrusted.into()),
     }
     let named = expected_names(signer, host).into_iter().any(|name| {
         ServerName::try_from(name)
             .is_ok_and(|name| certificate.verify_is_valid_for_subject_name(&name).is_ok())
     });
     if !named {
-        return Err(CertificateFault::WrongSubject);
+        return Err(CertificateFault::WrongSubject.into());
     }
     Ok(key)
 }
@@ -322,7 +325,10 @@ mod tests {
         let sandbox = pem(&[&sandbox, &intermediate.der]);
         for (host, expected) in [
             ("api-m.sandbox.paypal.com", Ok(())),
-            (PAYPAL_HOST, Err(CertificateFault::WrongSubject)),
+            (
+                PAYPAL_HOST,
+                Err(KeyError::Certificate(CertificateFault::WrongSubject)),
+            ),
         ] {
             assert_eq!(
                 signing_key(
@@ -400,16 +406,19 @@ mod tests {
                 NOW,
                 CertificateFault::Untrusted,
             ),
-            (
-                "not a certificate",
-                "garbage".to_owned(),
-                NOW,
-                CertificateFault::Malformed,
-            ),
         ];
         for (case, pem, now, fault) in cases {
-            assert_eq!(check(pem, &anchors(&root), now), Err(fault), "{case}");
+            assert_eq!(
+                check(pem, &anchors(&root), now),
+                Err(KeyError::Certificate(fault)),
+                "{case}"
+            );
         }
+        // No certificate at all is no key, as any answer without one.
+        assert_eq!(
+            check("garbage".to_owned(), &anchors(&root), NOW),
+            Err(KeyError::Unavailable("no usable key"))
+        );
         // A CA's own certificate served as the signer's is no leaf.
         let ca_as_leaf = pem(&[&intermediate.der]);
         assert!(check(ca_as_leaf, &anchors(&root), NOW).is_err());
@@ -444,7 +453,7 @@ mod tests {
         assert_eq!(check(&regional, "sns.ap-east-1.amazonaws.com", NOW), Ok(()));
         assert_eq!(
             check(&regional, SNS_HOST, NOW),
-            Err(CertificateFault::WrongSubject),
+            Err(KeyError::Certificate(CertificateFault::WrongSubject)),
             "another region's signing name"
         );
         let china = intermediate.issue(SIGNER_KEY, "sns-cn-north-1.amazonaws.com.cn", 2020, 2030);
@@ -474,7 +483,11 @@ mod tests {
                 CertificateFault::WrongSubject,
             ),
         ] {
-            assert_eq!(check(&der, SNS_HOST, NOW), Err(fault), "{case}");
+            assert_eq!(
+                check(&der, SNS_HOST, NOW),
+                Err(KeyError::Certificate(fault)),
+                "{case}"
+            );
         }
         // A self-signed one passes too: for SNS the chain is vouched for
         // by the HTTPS fetch from AWS's host only, as in AWS's validator.
@@ -499,7 +512,7 @@ mod tests {
                 &with_root,
                 NOW
             ),
-            Err(CertificateFault::Untrusted)
+            Err(KeyError::Certificate(CertificateFault::Untrusted))
         );
     }
 
@@ -517,12 +530,12 @@ mod tests {
         assert_eq!(check("sns.us-west-2.amazonaws.com", 1_772_827_226), Ok(()));
         assert_eq!(
             check("sns.us-west-2.amazonaws.com", 1_800_000_000),
-            Err(CertificateFault::Expired),
+            Err(KeyError::Certificate(CertificateFault::Expired)),
             "2027"
         );
         assert_eq!(
             check("sns.us-west-2.amazonaws.com", 1_735_689_600),
-            Err(CertificateFault::NotYetValid),
+            Err(KeyError::Certificate(CertificateFault::NotYetValid)),
             "2025-01-01"
         );
         // As PayPal's it fails twice over: no chain, another name.
