@@ -54,14 +54,19 @@ pub struct ListServer {
     ca_pem: String,
     roots: rustls::RootCertStore,
     hosts: Vec<String>,
+    tls: Arc<rustls::ServerConfig>,
     answers: Arc<Mutex<HashMap<String, ListAnswer>>>,
     hits: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    /// Every request, as `host path?query`.
+    requests: Arc<Mutex<Vec<String>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for ListServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -92,7 +97,6 @@ impl ListServer {
     /// When the server cannot be set up (a test failure).
     pub async fn start_at(ca: &TestCa, hosts: &[&str], address: SocketAddr) -> Self {
         let (cert, key) = ca.tls(hosts);
-        let roots = ca.roots();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -100,56 +104,102 @@ impl ListServer {
             .with_no_client_auth()
             .with_single_cert(vec![cert], key)
             .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
         let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
-        let address = listener.local_addr().expect("address");
-        let answers: Arc<Mutex<HashMap<String, ListAnswer>>> = Arc::default();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let task = {
-            let answers = Arc::clone(&answers);
-            let hits = Arc::clone(&hits);
-            tokio::spawn(async move {
-                while let Ok((tcp, _)) = listener.accept().await {
-                    let acceptor = acceptor.clone();
-                    let answers = Arc::clone(&answers);
-                    let hits = Arc::clone(&hits);
-                    tokio::spawn(async move {
-                        let Ok(tls) = acceptor.accept(tcp).await else {
-                            return;
-                        };
-                        let service = hyper::service::service_fn(
-                            move |request: Request<hyper::body::Incoming>| {
-                                hits.fetch_add(1, Ordering::SeqCst);
-                                let answer = answers
-                                    .lock()
-                                    .expect("answers")
-                                    .get(request.uri().path())
-                                    .cloned()
-                                    .unwrap_or_else(|| ListAnswer::status(404));
-                                async move {
-                                    tokio::time::sleep(answer.delay).await;
-                                    hyper::Response::builder()
-                                        .status(answer.status)
-                                        .body(http_body_util::Full::new(Bytes::from(answer.body)))
-                                }
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(tls), service)
-                            .await;
-                    });
-                }
-            })
-        };
-        Self {
-            address,
+        let mut server = Self {
+            address: listener.local_addr().expect("address"),
             ca_pem: ca.pem(),
-            roots,
+            roots: ca.roots(),
             hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
-            answers,
-            hits,
-            task,
+            tls: Arc::new(server),
+            answers: Arc::default(),
+            hits: Arc::new(AtomicUsize::new(0)),
+            requests: Arc::default(),
+            task: None,
+        };
+        server.listen(listener);
+        server
+    }
+
+    fn listen(&mut self, listener: tokio::net::TcpListener) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.tls));
+        let answers = Arc::clone(&self.answers);
+        let hits = Arc::clone(&self.hits);
+        let requests = Arc::clone(&self.requests);
+        self.task = Some(tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let answers = Arc::clone(&answers);
+                let hits = Arc::clone(&hits);
+                let requests = Arc::clone(&requests);
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(
+                        move |request: Request<hyper::body::Incoming>| {
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let target = request
+                                .uri()
+                                .path_and_query()
+                                .map_or_else(|| request.uri().path(), |p| p.as_str())
+                                .to_owned();
+                            let host = request
+                                .headers()
+                                .get(hyper::header::HOST)
+                                .and_then(|h| h.to_str().ok())
+                                .unwrap_or_default();
+                            requests
+                                .lock()
+                                .expect("requests")
+                                .push(format!("{host} {target}"));
+                            let answer = {
+                                let answers = answers.lock().expect("answers");
+                                answers
+                                    .get(&target)
+                                    .or_else(|| answers.get(request.uri().path()))
+                                    .cloned()
+                                    .unwrap_or_else(|| ListAnswer::status(404))
+                            };
+                            async move {
+                                tokio::time::sleep(answer.delay).await;
+                                hyper::Response::builder()
+                                    .status(answer.status)
+                                    .body(http_body_util::Full::new(Bytes::from(answer.body)))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        }));
+    }
+
+    /// Closes the port: connections to it are refused until
+    /// [`ListServer::restart`].
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // Once the aborted task is joined its listener is closed.
+            let _ = task.await;
         }
+    }
+
+    /// Listens on the same port again.
+    ///
+    /// # Panics
+    /// When the port was taken meanwhile (a test failure).
+    pub async fn restart(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.address)
+            .await
+            .expect("the server's port is free again");
+        self.listen(listener);
+    }
+
+    /// Every request so far, as `host path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("requests").clone()
     }
 
     /// Answers `path` with `answer` from now on.
