@@ -1,7 +1,9 @@
-//! [`ListServer`]: an HTTPS server on 127.0.0.1 (port 0) with a test CA
-//! that stands in for the hosts where providers publish their source
-//! ranges. Its answers can be replaced while it runs (a changed list, a
-//! failure, a slow or malformed answer), and it counts the requests.
+//! [`ListServer`]: an HTTPS server on 127.0.0.1 (port 0, or a chosen
+//! address) with a certificate of a [`TestCa`] that stands in for the hosts
+//! where providers publish their source ranges and their signing keys
+//! (certificates, JWK Sets). Its answers can be replaced while it runs (a
+//! changed list, a failure, a slow or malformed answer), it counts and
+//! records the requests, and it can be stopped and restarted on its port.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
