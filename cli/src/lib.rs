@@ -144,6 +144,15 @@ pub fn explain(code: &str) -> &'static str {
         "key_url_not_allowed" => {
             "the delivery names a certificate URL outside the provider's hosts; nothing was fetched"
         }
+        "key_certificate_expired" | "key_certificate_not_yet_valid" => {
+            "the signing certificate at the delivery's certificate URL is outside its validity dates"
+        }
+        "key_certificate_wrong_subject" => {
+            "the signing certificate is not for the name the provider signs as"
+        }
+        "key_certificate_untrusted" => {
+            "the signing certificate does not chain to a root the receiver trusts"
+        }
         "sender_not_allowed" => {
             "the signature is valid, but the topic or service account is not one the endpoint accepts"
         }
@@ -230,7 +239,7 @@ mod tests {
                 continue;
             }
             if preset.key == KeyKind::Fetched {
-                // Verified against a key server: tests/presets.rs.
+                // Verified against a key server: tests/it/fetched.rs.
                 assert!(sign(&preset.name(), b"not a key", &input(None)).is_err());
                 continue;
             }

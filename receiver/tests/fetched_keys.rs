@@ -38,8 +38,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream;
@@ -54,15 +53,14 @@ use hookwarden_receiver::verify::sending::{
     Delivery, ENTRA_KID, GOOGLE_KID, PAYPAL_CERT_URL, SNS_CERT_URL, SignInput,
 };
 use hookwarden_receiver::verify::{aws_sns, azure_event_grid, entra, google_pubsub, registry};
-use hookwarden_tests::NatsServer;
+use hookwarden_tests::{ListAnswer, ListServer, NatsServer, TestCa};
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
-use hyper_util::rt::TokioIo;
 
 /// The test signer (made with `openssl genpkey`, see `keys::material`'s
-/// `test_keys`) and its self-signed certificate: what the key server serves.
+/// `test_keys`); the key server serves its certificates, issued by the
+/// key server's CA for the name each provider signs as.
 const SIGNER_KEY: &str = include_str!("../src/verify/keys/testdata/signer_key.pem");
-const SIGNER_CERT: &str = include_str!("../src/verify/keys/testdata/signer_cert.pem");
 
 /// How long a failed key URL is not fetched again, shortened from a minute
 /// so "the key server is back" needs no long wait.
@@ -80,158 +78,30 @@ fn path_of(url: &str) -> &str {
     &rest[rest.find('/').expect("a path")..]
 }
 
-/// An HTTPS server on 127.0.0.1 with a certificate of a test CA for
-/// `hosts`, serving fixed files; records every request as `host path`.
-/// It can be stopped (its port closed) and started again on the same port.
-struct KeyServer {
-    address: SocketAddr,
-    roots: rustls::RootCertStore,
-    hosts: Vec<String>,
-    acceptor: tokio_rustls::TlsAcceptor,
-    files: Arc<HashMap<String, Vec<u8>>>,
-    requests: Arc<Mutex<Vec<String>>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+/// The key server: an HTTPS server on 127.0.0.1 ([`ListServer`]) with a
+/// certificate of `ca` for `hosts`, serving `files` (path and query →
+/// body, answered 200; else 404); it records every request as
+/// `host path`, and can be stopped (its port closed) and started again on
+/// the same port.
+async fn key_server(ca: &TestCa, hosts: &[&str], files: HashMap<String, Vec<u8>>) -> ListServer {
+    let server = ListServer::start_of(ca, hosts).await;
+    for (path, body) in files {
+        server.serve(&path, ListAnswer::ok(body));
+    }
+    server
 }
 
-impl Drop for KeyServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-impl KeyServer {
-    /// Serves `files` (path and query → body, answered 200; else 404) for
-    /// the TLS names `hosts`.
-    async fn start(hosts: &[&str], files: HashMap<String, Vec<u8>>) -> Self {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let params = rcgen::CertificateParams::new(
-            hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
-        )
-        .expect("params");
-        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("cert");
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).expect("root");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .expect("server config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let mut server = Self {
-            address: listener.local_addr().expect("address"),
-            roots,
-            hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-            files: Arc::new(files),
-            requests: Arc::new(Mutex::new(Vec::new())),
-            task: None,
-        };
-        server.serve(listener);
-        server
-    }
-
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let acceptor = self.acceptor.clone();
-        let files = Arc::clone(&self.files);
-        let requests = Arc::clone(&self.requests);
-        self.task = Some(tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let acceptor = acceptor.clone();
-                let files = Arc::clone(&files);
-                let requests = Arc::clone(&requests);
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(
-                        move |request: hyper::Request<hyper::body::Incoming>| {
-                            let target = request
-                                .uri()
-                                .path_and_query()
-                                .map(|p| p.as_str().to_owned())
-                                .unwrap_or_default();
-                            let host = request
-                                .headers()
-                                .get(hyper::header::HOST)
-                                .and_then(|h| h.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned();
-                            requests
-                                .lock()
-                                .expect("requests")
-                                .push(format!("{host} {target}"));
-                            let (status, body) = files
-                                .get(&target)
-                                .map_or((404, b"not found".to_vec()), |body| (200, body.clone()));
-                            async move {
-                                hyper::Response::builder()
-                                    .status(status)
-                                    .body(Full::new(Bytes::from(body)))
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        }));
-    }
-
-    /// Closes the port: connections to it are refused.
-    async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            // Once the aborted task is joined its listener is closed.
-            let _ = task.await;
-        }
-    }
-
-    /// Listens on the same port again.
-    async fn restart(&mut self) {
-        let listener = tokio::net::TcpListener::bind(self.address)
-            .await
-            .expect("the key server's port is free again");
-        self.serve(listener);
-    }
-
-    /// Every request so far, as `host path`.
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("requests").clone()
-    }
-
-    /// A fetcher for the receiver: trusts only the test CA, reaches every
-    /// host of the server's certificate at the server.
-    fn fetcher(&self) -> Arc<KeyFetcher> {
-        KeyFetcher::with_test_routes(
-            FetcherConfig {
-                negative_ttl: NEGATIVE_TTL,
-                ..FetcherConfig::default()
-            },
-            self.roots.clone(),
-            self.hosts
-                .iter()
-                .map(|host| (host.clone(), self.address))
-                .collect(),
-        )
-    }
+/// A fetcher for the receiver: trusts only the test CA, reaches every
+/// host of the server's certificate at the server.
+fn fetcher_of(server: &ListServer) -> Arc<KeyFetcher> {
+    KeyFetcher::with_test_routes(
+        FetcherConfig {
+            negative_ttl: NEGATIVE_TTL,
+            ..FetcherConfig::default()
+        },
+        server.roots(),
+        server.routes(),
+    )
 }
 
 /// The receiver for `manifest` (no secrets: these presets take none),
@@ -326,7 +196,7 @@ async fn assert_stored(
 async fn down_back_and_cached(
     nats: &NatsServer,
     receiver: &Receiver,
-    server: &mut KeyServer,
+    server: &mut ListServer,
     delivery: impl Fn(&str) -> Delivery,
     event: Option<&str>,
 ) {
@@ -418,12 +288,15 @@ fn sns_message(kind: &str, id: &str, topic: &str, cert_url: &str) -> Delivery {
 async fn aws_sns_fetches_its_certificate_from_sns_hosts_only() {
     let nats = NatsServer::start().await.expect("nats-server");
     let cert_path = path_of(SNS_CERT_URL);
-    let mut server = KeyServer::start(
+    let ca = TestCa::new("key server CA");
+    let certificate = ca.issue(SIGNER_KEY, "sns.amazonaws.com", 2020, 2100);
+    let mut server = key_server(
+        &ca,
         &[SNS_HOST, S3_HOST],
-        HashMap::from([(cert_path.to_owned(), SIGNER_CERT.as_bytes().to_vec())]),
+        HashMap::from([(cert_path.to_owned(), certificate.into_bytes())]),
     )
     .await;
-    let fetcher = server.fetcher();
+    let fetcher = fetcher_of(&server);
     let receiver = start(&nats, SNS_MANIFEST, &fetcher).await;
     let spec = spec_of(SNS_MANIFEST);
 
@@ -507,12 +380,22 @@ const PAYPAL_MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: Webhoo
 async fn paypal_fetches_its_certificate_from_paypal_api_hosts_only() {
     let nats = NatsServer::start().await.expect("nats-server");
     let cert_path = path_of(PAYPAL_CERT_URL);
-    let mut server = KeyServer::start(
+    // Served with its chain, as PayPal serves it.
+    let ca = TestCa::new("key server CA");
+    let intermediate = ca.intermediate("key server intermediate");
+    let chain = intermediate.issue(
+        SIGNER_KEY,
+        "messageverificationcerts.paypal.com",
+        2020,
+        2100,
+    ) + &intermediate.pem();
+    let mut server = key_server(
+        &ca,
         &[PAYPAL_HOST, PAYPAL_WWW],
-        HashMap::from([(cert_path.to_owned(), SIGNER_CERT.as_bytes().to_vec())]),
+        HashMap::from([(cert_path.to_owned(), chain.into_bytes())]),
     )
     .await;
-    let fetcher = server.fetcher();
+    let fetcher = fetcher_of(&server);
     let receiver = start(&nats, PAYPAL_MANIFEST, &fetcher).await;
     let spec = spec_of(PAYPAL_MANIFEST);
 
@@ -566,12 +449,13 @@ async fn google_pubsub_fetches_its_jwks_and_checks_the_token() {
     let jwks_host = "www.googleapis.com";
     let key = rsa_signing_key(SIGNER_KEY).expect("test key");
     let set = serde_json::json!({"keys": [jwk_json(&key, GOOGLE_KID)]});
-    let mut server = KeyServer::start(
+    let mut server = key_server(
+        &TestCa::new("key server CA"),
         &[jwks_host],
         HashMap::from([(path_of(jwks_url).to_owned(), set.to_string().into_bytes())]),
     )
     .await;
-    let fetcher = server.fetcher();
+    let fetcher = fetcher_of(&server);
     let receiver = start(&nats, GOOGLE_MANIFEST, &fetcher).await;
     let spec = spec_of(GOOGLE_MANIFEST);
 
@@ -666,12 +550,13 @@ async fn azure_event_grid_checks_entra_tokens_with_the_tenants_keys() {
     let keys_path = format!("/{TENANT}/discovery/v2.0/keys");
     let key = rsa_signing_key(SIGNER_KEY).expect("test key");
     let set = serde_json::json!({"keys": [jwk_json(&key, ENTRA_KID)]});
-    let mut server = KeyServer::start(
+    let mut server = key_server(
+        &TestCa::new("key server CA"),
         &[ENTRA_HOST],
         HashMap::from([(keys_path.clone(), set.to_string().into_bytes())]),
     )
     .await;
-    let fetcher = server.fetcher();
+    let fetcher = fetcher_of(&server);
     let receiver = start(&nats, GRID_MANIFEST, &fetcher).await;
     let spec = spec_of(GRID_MANIFEST);
     let claims = |audience, tenant, client, iat| entra::Claims {
@@ -807,7 +692,8 @@ async fn generic_jwks_url_is_the_only_url_fetched() {
     let set = serde_json::json!({"keys": [jwk_json(&key, "issuer-1")]}).to_string();
     // The key server answers for the attacker's host too, with the same
     // set: only the host rule keeps the receiver from asking it.
-    let mut server = KeyServer::start(
+    let mut server = key_server(
+        &TestCa::new("key server CA"),
         &[ISSUER_HOST, EVIL_HOST],
         HashMap::from([
             (
@@ -818,7 +704,7 @@ async fn generic_jwks_url_is_the_only_url_fetched() {
         ]),
     )
     .await;
-    let fetcher = server.fetcher();
+    let fetcher = fetcher_of(&server);
     let receiver = start(&nats, GENERIC_MANIFEST, &fetcher).await;
     let token = |kid: &str, header_extra: Option<(&str, &str)>, aud: &str, id: &str| {
         let claims = serde_json::json!({
@@ -883,7 +769,7 @@ async fn generic_jwks_url_is_the_only_url_fetched() {
 
     // The fresh-start shared steps need an empty cache: a second receiver
     // with its own fetcher.
-    let fresh = server.fetcher();
+    let fresh = fetcher_of(&server);
     let receiver = start(
         &nats,
         &GENERIC_MANIFEST.replace("name: tokens", "name: tokens-2"),

@@ -9,7 +9,9 @@
 //!   process, the way its binary starts; [`SecretVolume`]: files updated
 //!   the way the kubelet updates a mounted Secret (a pool's directory).
 //! - [`ListServer`]: an HTTPS server on loopback standing in for the hosts
-//!   where providers publish their source ranges.
+//!   where providers publish their source ranges and signing keys;
+//!   [`TestCa`]: the CA of its TLS certificate and of test signing
+//!   certificates.
 //! - [`Nginx`]: a private nginx reverse proxy configured like ingress-nginx's
 //!   defaults (TLS termination, `X-Forwarded-For`), stopped on drop.
 //! - [`Jaeger`]: a private Jaeger v2 (OTLP/HTTP in, query API out, spans
@@ -44,6 +46,7 @@ mod process;
 pub mod promql;
 pub mod receiver;
 mod secret_volume;
+mod test_ca;
 pub mod tools;
 mod wait;
 
@@ -60,4 +63,5 @@ pub use ports::free_port;
 pub use process::ManagedProcess;
 pub use receiver::InProcessReceiver;
 pub use secret_volume::SecretVolume;
+pub use test_ca::TestCa;
 pub use wait::eventually;

@@ -1,7 +1,9 @@
-//! [`ListServer`]: an HTTPS server on 127.0.0.1 (port 0) with a test CA
-//! that stands in for the hosts where providers publish their source
-//! ranges. Its answers can be replaced while it runs (a changed list, a
-//! failure, a slow or malformed answer), and it counts the requests.
+//! [`ListServer`]: an HTTPS server on 127.0.0.1 (port 0, or a chosen
+//! address) with a certificate of a [`TestCa`] that stands in for the hosts
+//! where providers publish their source ranges and their signing keys
+//! (certificates, JWK Sets). Its answers can be replaced while it runs (a
+//! changed list, a failure, a slow or malformed answer), it counts and
+//! records the requests, and it can be stopped and restarted on its port.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,6 +15,8 @@ use bytes::Bytes;
 use hookwarden_receiver::ranges::fetch::RangeFetcher;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+
+use crate::TestCa;
 
 /// One answer of the server.
 #[derive(Debug, Clone)]
@@ -52,14 +56,19 @@ pub struct ListServer {
     ca_pem: String,
     roots: rustls::RootCertStore,
     hosts: Vec<String>,
+    tls: Arc<rustls::ServerConfig>,
     answers: Arc<Mutex<HashMap<String, ListAnswer>>>,
     hits: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
+    /// Every request, as `host path?query`.
+    requests: Arc<Mutex<Vec<String>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for ListServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 
@@ -70,81 +79,129 @@ impl ListServer {
     /// # Panics
     /// When the server cannot be set up (a test failure).
     pub async fn start(hosts: &[&str]) -> Self {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let params = rcgen::CertificateParams::new(
-            hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
-        )
-        .expect("params");
-        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("cert");
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).expect("root");
+        Self::start_of(&TestCa::new("list server CA"), hosts).await
+    }
+
+    /// As [`ListServer::start`], with a TLS certificate of `ca` (which may
+    /// also issue the signing certificates it serves).
+    ///
+    /// # Panics
+    /// When the server cannot be set up (a test failure).
+    pub async fn start_of(ca: &TestCa, hosts: &[&str]) -> Self {
+        Self::start_at(ca, hosts, "127.0.0.1:0".parse().expect("address")).await
+    }
+
+    /// As [`ListServer::start_of`], listening on `address` (port 443 of a
+    /// loopback address, where a binary that resolves the hosts there
+    /// connects).
+    ///
+    /// # Panics
+    /// When the server cannot be set up (a test failure).
+    pub async fn start_at(ca: &TestCa, hosts: &[&str], address: SocketAddr) -> Self {
+        let (cert, key) = ca.tls(hosts);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(vec![cert], key)
             .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let answers: Arc<Mutex<HashMap<String, ListAnswer>>> = Arc::default();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let task = {
-            let answers = Arc::clone(&answers);
-            let hits = Arc::clone(&hits);
-            tokio::spawn(async move {
-                while let Ok((tcp, _)) = listener.accept().await {
-                    let acceptor = acceptor.clone();
-                    let answers = Arc::clone(&answers);
-                    let hits = Arc::clone(&hits);
-                    tokio::spawn(async move {
-                        let Ok(tls) = acceptor.accept(tcp).await else {
-                            return;
-                        };
-                        let service = hyper::service::service_fn(
-                            move |request: Request<hyper::body::Incoming>| {
-                                hits.fetch_add(1, Ordering::SeqCst);
-                                let answer = answers
-                                    .lock()
-                                    .expect("answers")
-                                    .get(request.uri().path())
-                                    .cloned()
-                                    .unwrap_or_else(|| ListAnswer::status(404));
-                                async move {
-                                    tokio::time::sleep(answer.delay).await;
-                                    hyper::Response::builder()
-                                        .status(answer.status)
-                                        .body(http_body_util::Full::new(Bytes::from(answer.body)))
-                                }
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(tls), service)
-                            .await;
-                    });
-                }
-            })
-        };
-        Self {
-            address,
+        let listener = tokio::net::TcpListener::bind(address).await.expect("bind");
+        let mut server = Self {
+            address: listener.local_addr().expect("address"),
             ca_pem: ca.pem(),
-            roots,
+            roots: ca.roots(),
             hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
-            answers,
-            hits,
-            task,
+            tls: Arc::new(server),
+            answers: Arc::default(),
+            hits: Arc::new(AtomicUsize::new(0)),
+            requests: Arc::default(),
+            task: None,
+        };
+        server.listen(listener);
+        server
+    }
+
+    fn listen(&mut self, listener: tokio::net::TcpListener) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.tls));
+        let answers = Arc::clone(&self.answers);
+        let hits = Arc::clone(&self.hits);
+        let requests = Arc::clone(&self.requests);
+        self.task = Some(tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let answers = Arc::clone(&answers);
+                let hits = Arc::clone(&hits);
+                let requests = Arc::clone(&requests);
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(
+                        move |request: Request<hyper::body::Incoming>| {
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let target = request
+                                .uri()
+                                .path_and_query()
+                                .map_or_else(|| request.uri().path(), |p| p.as_str())
+                                .to_owned();
+                            let host = request
+                                .headers()
+                                .get(hyper::header::HOST)
+                                .and_then(|h| h.to_str().ok())
+                                .unwrap_or_default();
+                            requests
+                                .lock()
+                                .expect("requests")
+                                .push(format!("{host} {target}"));
+                            let answer = {
+                                let answers = answers.lock().expect("answers");
+                                answers
+                                    .get(&target)
+                                    .or_else(|| answers.get(request.uri().path()))
+                                    .cloned()
+                                    .unwrap_or_else(|| ListAnswer::status(404))
+                            };
+                            async move {
+                                tokio::time::sleep(answer.delay).await;
+                                hyper::Response::builder()
+                                    .status(answer.status)
+                                    .body(http_body_util::Full::new(Bytes::from(answer.body)))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        }));
+    }
+
+    /// Closes the port: connections to it are refused until
+    /// [`ListServer::restart`].
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            // Once the aborted task is joined its listener is closed.
+            let _ = task.await;
         }
+    }
+
+    /// Listens on the same port again.
+    ///
+    /// # Panics
+    /// When the port was taken meanwhile (a test failure).
+    pub async fn restart(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.address)
+            .await
+            .expect("the server's port is free again");
+        self.listen(listener);
+    }
+
+    /// Every request so far, as `host path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("requests").clone()
     }
 
     /// Answers `path` with `answer` from now on.
@@ -170,18 +227,25 @@ impl ListServer {
         &self.ca_pem
     }
 
+    /// The roots that trust the server (its CA).
+    pub fn roots(&self) -> rustls::RootCertStore {
+        self.roots.clone()
+    }
+
+    /// Each of the server's host names → its address: the routes of a
+    /// test fetcher (`KeyFetcher::with_test_routes`).
+    pub fn routes(&self) -> HashMap<String, SocketAddr> {
+        self.hosts
+            .iter()
+            .map(|h| (h.clone(), self.address))
+            .collect()
+    }
+
     /// A range fetcher that trusts the test CA and connects here for the
     /// server's host names ([`RangeFetcher::with_test_routes`]), each fetch
     /// bounded by `total_timeout`.
     pub fn fetcher(&self, total_timeout: Duration) -> RangeFetcher {
-        RangeFetcher::with_test_routes(
-            self.roots.clone(),
-            self.hosts
-                .iter()
-                .map(|h| (h.clone(), self.address))
-                .collect(),
-            total_timeout,
-        )
+        RangeFetcher::with_test_routes(self.roots(), self.routes(), total_timeout)
     }
 }
 

@@ -4,6 +4,7 @@
 //! assembled from its manifest, HTTP destinations on loopback).
 
 mod cli;
+mod fetched;
 mod nats_auth;
 mod no_secrets;
 mod presets;

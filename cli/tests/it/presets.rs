@@ -429,8 +429,7 @@ fn verify_checks_url_signed_requests_and_handshakes_from_saved_files() {
 /// sender's key, answered 2xx (so stored in JetStream); a delivery signed
 /// with another key refused; and every preset's handshake answered as the
 /// provider expects. `generic` is covered above (it signs what its manifest
-/// configures); the fetched-key presets need a key server
-/// (`receiver/tests/fetched_keys.rs` when landed, their unit tests now).
+/// configures); the fetched-key presets need a key server (`fetched.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_delivers_every_preset_of_the_registry_to_the_receiver() {
     use hookwarden_receiver::verify::registry::{self, KeyKind};

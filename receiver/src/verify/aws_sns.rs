@@ -28,7 +28,7 @@ use base64::engine::general_purpose::STANDARD;
 use ring::signature::RsaKeyPair;
 
 use super::hmac_common::system_clock;
-use super::keys::{KeyFetcher, KeyKind, KeyUrl, Keys, RsaDigest, material, url};
+use super::keys::{KeyFetcher, KeyKind, KeyUrl, RsaDigest, Signer, material, url};
 use super::{
     Clock, Incoming, Prefetch, Rejection, Verdict, Verified, Verifier, VerifierError, info_value,
 };
@@ -209,13 +209,9 @@ impl Verifier for AwsSnsVerifier {
 
     fn verify(&self, _headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let parsed = self.parse(body)?;
-        let keys = self
+        let key = self
             .fetcher
-            .cached(&parsed.cert_url)
-            .ok_or(Rejection::KeyUnavailable)?;
-        let Keys::Rsa(key) = keys.as_ref() else {
-            return Err(Rejection::KeyUnavailable);
-        };
+            .certificate_key(&parsed.cert_url, Signer::AwsSns, (self.clock)())?;
         if !key.verifies(
             parsed.digest,
             parsed.canonical.as_bytes(),
@@ -269,11 +265,15 @@ impl Verifier for AwsSnsVerifier {
             Err(_) => return None,
         };
         let fetcher = Arc::clone(&self.fetcher);
+        let kind = KeyKind::Certificate {
+            signer: Signer::AwsSns,
+            now: (self.clock)(),
+        };
         Some(Box::pin(async move {
             fetcher
-                .ensure(&parsed.cert_url, KeyKind::Certificate)
+                .ensure(&parsed.cert_url, kind)
                 .await
-                .map_err(|_| Rejection::KeyUnavailable)
+                .map_err(Rejection::from)
         }))
     }
 }
@@ -389,9 +389,16 @@ mod tests {
     use super::super::hmac_common::test_support::NOW;
     use super::super::keys::FetcherConfig;
     use super::super::keys::material::test_keys::*;
-    use super::super::keys::test_server::KeyServer;
+    use super::super::keys::test_server::{KeyServer, TestCa, pem};
     use super::super::{Incoming, check_post};
     use super::*;
+
+    /// The test signer's certificate as SNS serves one: the leaf alone,
+    /// for `sns.amazonaws.com`.
+    fn sns_cert() -> String {
+        let issuer = TestCa::new("test SNS issuer");
+        pem(&[&issuer.issue(SIGNER_KEY, "sns.amazonaws.com", 2020, 2100)])
+    }
 
     const HOST: &str = "sns.us-east-1.amazonaws.com";
     const CERT_PATH: &str = "/SimpleNotificationService-0123456789abcdef.pem";
@@ -425,8 +432,7 @@ mod tests {
     }
 
     async fn setup(extra: &[(&str, (u16, Vec<u8>))]) -> (KeyServer, Arc<KeyFetcher>) {
-        let mut files =
-            HashMap::from([(CERT_PATH.to_owned(), (200, SIGNER_CERT.as_bytes().to_vec()))]);
+        let mut files = HashMap::from([(CERT_PATH.to_owned(), (200, sns_cert().into_bytes()))]);
         for (path, answer) in extra {
             files.insert((*path).to_owned(), answer.clone());
         }
@@ -497,8 +503,7 @@ mod tests {
         assert_eq!(server.hits(), 1);
     }
 
-    /// AWS publishes no signed message with a usable certificate; this
-    /// vector was computed independently of this code from the canonical
+    /// A `SignatureVersion` 1 vector computed independently of this code from the canonical
     /// string of the docs:
     /// `printf 'Message\nHello\nMessageId\nm1\nTimestamp\n2023-11-14T22:13:20.000Z\nTopicArn\narn:aws:sns:us-east-1:123456789012:MyTopic\nType\nNotification\n' | openssl dgst -sha1 -sign testdata/signer_key.pem | base64 -w0`
     const SHA1_SIGNATURE: &str = include_str!("keys/testdata/sns_v1_signature.txt");
@@ -708,5 +713,70 @@ mod tests {
         let v = AwsSnsVerifier::new(vec![TOPIC.to_owned()], false, 60).expect("verifier");
         assert_eq!(v.provider(), "aws-sns");
         assert!(v.secret_headers().is_empty());
+    }
+
+    /// AWS's published vector (aws-sdk-java-v2,
+    /// `services-custom/sns-message-manager/src/test/resources/software/amazon/awssdk/messagemanager/sns/internal/`):
+    /// a `SignatureVersion` 2 notification (`test-notification-signature-v2.json`)
+    /// and the real certificate at its `SigningCertURL`
+    /// (`SimpleNotificationService-7506a1e35b36ef5a444dd1a8e7cc3ed8.pem`,
+    /// valid 2025-11-10 to 2026-10-14), served by the key server for
+    /// AWS's host and checked at the message's time.
+    #[tokio::test]
+    async fn aws_published_message_verifies_with_aws_published_certificate() {
+        const BODY: &[u8] = include_bytes!("keys/testdata/aws_sns_notification_v2.json");
+        const SENT: i64 = 1_772_827_226; // 2026-03-06T20:00:26Z
+        let json: serde_json::Value = serde_json::from_slice(BODY).expect("json");
+        let cert_url = json["SigningCertURL"].as_str().expect("url");
+        let url = url::sns_cert_url(cert_url).expect("an SNS certificate URL");
+        let server = KeyServer::start(
+            &[url.host()],
+            HashMap::from([(
+                url.path_and_query().to_owned(),
+                (
+                    200,
+                    include_bytes!("keys/testdata/aws_sns_7506a1e3.pem").to_vec(),
+                ),
+            )]),
+        )
+        .await;
+        let fetcher = server.fetcher(FetcherConfig::default());
+        let at = |now: fn() -> i64| {
+            AwsSnsVerifier::with_clock(
+                vec!["arn:aws:sns:us-west-2:131990247566:dongie-standard-topic".to_owned()],
+                false,
+                DEFAULT_TOLERANCE_SECS,
+                now,
+                Arc::clone(&fetcher),
+            )
+            .expect("verifier")
+        };
+        let verified = delivered(receive(&at(|| SENT), BODY).await);
+        assert_eq!(
+            verified.delivery_id.as_deref(),
+            Some("9d2c5580-b61d-550c-8583-37a582870907")
+        );
+        let tampered = with_field(BODY, "Message", "This message uses signature version 3.");
+        assert_eq!(
+            receive(&at(|| SENT), &tampered).await,
+            Err(Rejection::SignatureMismatch)
+        );
+        // Replayed after the certificate expired (the window is widened
+        // to reach it): refused for the certificate, though cached.
+        let after = AwsSnsVerifier::with_clock(
+            vec!["arn:aws:sns:us-west-2:131990247566:dongie-standard-topic".to_owned()],
+            false,
+            u32::MAX,
+            || 1_800_000_000,
+            Arc::clone(&fetcher),
+        )
+        .expect("verifier");
+        assert_eq!(
+            receive(&after, BODY).await,
+            Err(Rejection::KeyCertificate(
+                super::super::keys::CertificateFault::Expired
+            ))
+        );
+        assert_eq!(server.hits(), 1);
     }
 }

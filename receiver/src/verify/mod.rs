@@ -263,6 +263,13 @@ pub enum Rejection {
     /// was fetched.
     #[error("key_url_not_allowed")]
     KeyUrlNotAllowed,
+    /// The signing certificate the delivery names was fetched from the
+    /// provider's host but fails the provider's own checks
+    /// ([`keys::certificate`]): expired, not yet valid, for another
+    /// subject, or not chained to a trusted root. The
+    /// URL is then not fetched again for a while and gets the same answer.
+    #[error("{}", self.code())]
+    KeyCertificate(keys::CertificateFault),
     /// The signature verified, but the sender is not one the endpoint
     /// accepts (an SNS topic outside `spec.aws.topicArns`, another Google
     /// service account).
@@ -288,7 +295,25 @@ impl Rejection {
             Self::HandshakeMalformed => "handshake_malformed",
             Self::KeyUnavailable => "key_unavailable",
             Self::KeyUrlNotAllowed => "key_url_not_allowed",
+            Self::KeyCertificate(fault) => match fault {
+                keys::CertificateFault::Expired => "key_certificate_expired",
+                keys::CertificateFault::NotYetValid => "key_certificate_not_yet_valid",
+                keys::CertificateFault::WrongSubject => "key_certificate_wrong_subject",
+                keys::CertificateFault::Untrusted => "key_certificate_untrusted",
+            },
             Self::SenderNotAllowed => "sender_not_allowed",
+        }
+    }
+}
+
+impl From<keys::KeyError> for Rejection {
+    /// A URL outside the host rule is the sender's fault, as is a refused
+    /// certificate; anything else about the fetch is retried later.
+    fn from(error: keys::KeyError) -> Self {
+        match error {
+            keys::KeyError::NotAllowed => Self::KeyUrlNotAllowed,
+            keys::KeyError::Unavailable(_) => Self::KeyUnavailable,
+            keys::KeyError::Certificate(fault) => Self::KeyCertificate(fault),
         }
     }
 }

@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD;
 use ring::signature::RsaKeyPair;
 
 use super::hmac_common::{json_body, json_info, signature_header, system_clock};
-use super::keys::{KeyFetcher, KeyKind, KeyUrl, Keys, RsaDigest, material, url};
+use super::keys::{KeyFetcher, KeyKind, KeyUrl, RsaDigest, Signer, material, url};
 use super::{
     Clock, Incoming, Prefetch, Rejection, Verified, Verifier, VerifierError, info_header,
     single_header,
@@ -131,13 +131,9 @@ impl Verifier for PaypalVerifier {
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
         let parsed = self.parse(headers)?;
-        let keys = self
+        let key = self
             .fetcher
-            .cached(&parsed.cert_url)
-            .ok_or(Rejection::KeyUnavailable)?;
-        let Keys::Rsa(key) = keys.as_ref() else {
-            return Err(Rejection::KeyUnavailable);
-        };
+            .certificate_key(&parsed.cert_url, Signer::Paypal, (self.clock)())?;
         let message = signed_message(
             parsed.transmission_id,
             parsed.transmission_time,
@@ -166,11 +162,15 @@ impl Verifier for PaypalVerifier {
         };
         let fetcher = Arc::clone(&self.fetcher);
         let cert_url = parsed.cert_url;
+        let kind = KeyKind::Certificate {
+            signer: Signer::Paypal,
+            now: (self.clock)(),
+        };
         Some(Box::pin(async move {
             fetcher
-                .ensure(&cert_url, KeyKind::Certificate)
+                .ensure(&cert_url, kind)
                 .await
-                .map_err(|_| Rejection::KeyUnavailable)
+                .map_err(Rejection::from)
         }))
     }
 }
@@ -242,7 +242,7 @@ mod tests {
     };
     use super::super::keys::FetcherConfig;
     use super::super::keys::material::test_keys::*;
-    use super::super::keys::test_server::KeyServer;
+    use super::super::keys::test_server::{KeyServer, TestCa, pem};
     use super::super::{Verdict, check_post};
     use super::*;
 
@@ -261,9 +261,23 @@ mod tests {
     }
 
     async fn setup() -> (KeyServer, Arc<KeyFetcher>) {
-        let server = KeyServer::start(
+        // The key server's CA, which its fetchers trust, issued the
+        // signing certificate too; served with its chain, as PayPal does.
+        let ca = TestCa::new("test root");
+        let intermediate = ca.intermediate("test intermediate");
+        let chain = pem(&[
+            &intermediate.issue(
+                SIGNER_KEY,
+                "messageverificationcerts.paypal.com",
+                2020,
+                2100,
+            ),
+            &intermediate.der,
+        ]);
+        let server = KeyServer::start_of(
+            &ca,
             &[HOST],
-            HashMap::from([(CERT_PATH.to_owned(), (200, SIGNER_CERT.as_bytes().to_vec()))]),
+            HashMap::from([(CERT_PATH.to_owned(), (200, chain.into_bytes()))]),
         )
         .await;
         let fetcher = server.fetcher(FetcherConfig::default());

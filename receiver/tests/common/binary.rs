@@ -158,7 +158,37 @@ impl ReceiverProcess {
             ("HOOKWARDEN_ENDPOINT", endpoint.as_os_str()),
             ("HOOKWARDEN_SECRETS_DIR", secrets.as_os_str()),
         ];
-        Self::launch(mode, nats_url, &source, endpoint.clone(), dir, env)
+        Self::launch(mode, nats_url, &source, endpoint.clone(), dir, env, None)
+    }
+
+    /// As [`ReceiverProcess::spawn`], the binary resolving host names with
+    /// `hosts` as its `/etc/hosts`: it runs in its own mount namespace
+    /// (`unshare --mount`, root only) where that file is bind-mounted over
+    /// `/etc/hosts`, so a provider's host name can reach a loopback server
+    /// while the binary is the one shipped, unchanged.
+    pub fn spawn_resolving(
+        hosts: &Path,
+        nats_url: &str,
+        manifest: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let endpoint = dir.path().join("endpoint.yaml");
+        std::fs::write(&endpoint, manifest).expect("manifest");
+        let secrets = dir.path().join("secrets");
+        let source = [
+            ("HOOKWARDEN_ENDPOINT", endpoint.as_os_str()),
+            ("HOOKWARDEN_SECRETS_DIR", secrets.as_os_str()),
+        ];
+        Self::launch(
+            PlainMode::InsecureHttp,
+            nats_url,
+            &source,
+            endpoint.clone(),
+            dir,
+            env,
+            Some(hosts),
+        )
     }
 
     /// `serve --pool-dir pool_dir` (a pool of every endpoint in it), with
@@ -171,7 +201,7 @@ impl ReceiverProcess {
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let source = [("HOOKWARDEN_POOL_DIR", pool_dir.as_os_str())];
-        Self::launch(mode, nats_url, &source, pool_dir.to_owned(), dir, env)
+        Self::launch(mode, nats_url, &source, pool_dir.to_owned(), dir, env, None)
     }
 
     fn launch(
@@ -181,10 +211,25 @@ impl ReceiverProcess {
         endpoint: PathBuf,
         dir: tempfile::TempDir,
         env: &[(&str, &str)],
+        hosts: Option<&Path>,
     ) -> Self {
         let listen = format!("127.0.0.1:{}", free_port());
         let ops = format!("127.0.0.1:{}", free_port());
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
+        let binary = env!("CARGO_BIN_EXE_hookwarden-receiver");
+        let mut command = match hosts {
+            None => tokio::process::Command::new(binary),
+            Some(hosts) => {
+                // unshare and sh exec: the pid stays the binary's.
+                let mut command = tokio::process::Command::new("unshare");
+                command
+                    .args(["--mount", "sh", "-c"])
+                    .arg(r#"mount --bind "$0" /etc/hosts && exec "$1" "$2""#)
+                    .arg(hosts)
+                    .arg(binary);
+                command
+            }
+        };
+        let mut child = command
             .arg("serve")
             .envs(source.iter().copied())
             .env("HOOKWARDEN_NATS_URL", nats_url)

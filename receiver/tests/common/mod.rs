@@ -33,6 +33,35 @@ pub const ENDPOINT: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEn
     spec:\n  provider: github\n  secretRefs: [{name: gh, key: secret}]\n";
 pub const PUBLISH_TIMEOUT: Duration = hookwarden_tests::receiver::PUBLISH_TIMEOUT;
 
+/// The test signer of the fetched-key presets (made with `openssl genpkey`,
+/// see `keys::material`'s `test_keys`); key servers serve certificates of it.
+pub const SIGNER_KEY: &str = include_str!("../../src/verify/keys/testdata/signer_key.pem");
+
+/// The body of an SNS notification `id` of `topic` with the signed
+/// `Timestamp` `at` (Unix seconds), naming `cert_url` as its
+/// `SigningCertURL`, signed (`SignatureVersion` 2) by [`SIGNER_KEY`].
+pub fn sns_notification(cert_url: &str, topic: &str, id: &str, at: i64) -> Vec<u8> {
+    use hookwarden_receiver::verify::aws_sns;
+    let key =
+        hookwarden_receiver::verify::keys::material::rsa_signing_key(SIGNER_KEY).expect("test key");
+    let timestamp = jiff::Timestamp::from_second(at)
+        .expect("a time")
+        .to_string();
+    aws_sns::sign(
+        &key,
+        &aws_sns::Message {
+            kind: "Notification",
+            message_id: id,
+            topic_arn: topic,
+            subject: Some("order.created"),
+            message: "{\"order\":1}",
+            timestamp: &timestamp,
+            signing_cert_url: cert_url,
+            ..aws_sns::Message::default()
+        },
+    )
+}
+
 /// [`ENDPOINT`] with `extra` lines appended to its spec (each indented by
 /// two spaces, e.g. `"  allowedSourceCidrs: [10.0.0.0/8]\n"`).
 pub fn github_manifest(extra: &str) -> String {

@@ -58,6 +58,8 @@ pub struct HttpsClient {
     /// Host → address, instead of resolving the host. Empty but for
     /// [`HttpsClient::with_test_routes`].
     routes: HashMap<String, SocketAddr>,
+    /// `roots`, or the system's loaded once.
+    trusted: OnceLock<Option<Arc<rustls::RootCertStore>>>,
     tls: OnceLock<Option<Arc<rustls::ClientConfig>>>,
 }
 
@@ -85,13 +87,23 @@ impl HttpsClient {
         Self {
             roots,
             routes,
+            trusted: OnceLock::new(),
             tls: OnceLock::new(),
         }
     }
 
+    /// The roots this client trusts: the test roots, or the system's
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` if set); `None` if there are none.
+    /// Also what fetched signing certificates must chain to.
+    pub fn roots(&self) -> Option<Arc<rustls::RootCertStore>> {
+        self.trusted
+            .get_or_init(|| self.roots.clone().or_else(system_roots))
+            .clone()
+    }
+
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>, &'static str> {
         self.tls
-            .get_or_init(|| client_tls(self.roots.clone()))
+            .get_or_init(|| self.roots().and_then(|roots| client_tls(Some(roots))))
             .clone()
             .ok_or("no TLS roots")
     }
@@ -218,22 +230,26 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// The system's roots (`rustls-native-certs`: the OS store, or the files
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` name), `None` if there are none.
+fn system_roots() -> Option<Arc<rustls::RootCertStore>> {
+    let mut store = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _) = store.add_parsable_certificates(native.certs);
+    if added == 0 {
+        tracing::warn!("no system TLS roots found: nothing can be fetched over HTTPS");
+        return None;
+    }
+    Some(Arc::new(store))
+}
+
 /// The client TLS configuration: ring, `roots` or else the system's.
 pub(crate) fn client_tls(
     roots: Option<Arc<rustls::RootCertStore>>,
 ) -> Option<Arc<rustls::ClientConfig>> {
     let roots = match roots {
         Some(roots) => roots,
-        None => {
-            let mut store = rustls::RootCertStore::empty();
-            let native = rustls_native_certs::load_native_certs();
-            let (added, _) = store.add_parsable_certificates(native.certs);
-            if added == 0 {
-                tracing::warn!("no system TLS roots found: nothing can be fetched over HTTPS");
-                return None;
-            }
-            Arc::new(store)
-        }
+        None => system_roots()?,
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)

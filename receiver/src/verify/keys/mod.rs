@@ -22,7 +22,15 @@
 //!
 //! Anything refused by these bounds is [`KeyError::Unavailable`]: the
 //! provider gets a 503 and retries, while keys already cached keep working.
+//!
+//! A certificate is believed only once it passed its provider's checks
+//! ([`certificate`]: validity dates at the verifier's clock, subject, and
+//! for PayPal the chain to the roots the fetch trusts); one that fails is
+//! [`KeyError::Certificate`], remembered like any failed fetch, and checked
+//! again at every use so that it is not believed past its dates while it
+//! is cached.
 
+pub mod certificate;
 pub mod https;
 pub mod material;
 pub mod url;
@@ -34,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+pub use certificate::{CertificateFault, Signer};
 pub use material::{Jwk, RsaDigest, RsaKey};
 pub use url::KeyUrl;
 
@@ -47,13 +56,22 @@ pub enum KeyError {
     /// by the fetch bounds; retrying later may succeed.
     #[error("key unavailable: {0}")]
     Unavailable(&'static str),
+    /// The fetched certificate failed its provider's checks.
+    #[error(transparent)]
+    Certificate(#[from] CertificateFault),
 }
 
 /// What a URL serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
-    /// A PEM X.509 certificate (chain): its first certificate's RSA key.
-    Certificate,
+    /// A PEM X.509 certificate (chain) of `signer`, checked at `now` (the
+    /// verifier's clock, Unix seconds): its first certificate's RSA key.
+    Certificate {
+        /// Whose certificate it must be.
+        signer: Signer,
+        /// The time its validity is checked at.
+        now: i64,
+    },
     /// A JWK Set: its RSA keys.
     Jwks,
 }
@@ -61,19 +79,12 @@ pub enum KeyKind {
 /// Keys fetched from one URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Keys {
-    /// From a certificate.
-    Rsa(RsaKey),
+    /// A signing certificate (PEM, with its intermediates) that passed its
+    /// checks when fetched; [`KeyFetcher::certificate_key`] checks it again
+    /// at each use.
+    Certificate(Bytes),
     /// From a JWK Set.
     Jwks(Vec<Jwk>),
-}
-
-impl Keys {
-    fn parse(kind: KeyKind, body: &[u8]) -> Option<Self> {
-        match kind {
-            KeyKind::Certificate => material::rsa_key_of_pem(body).map(Self::Rsa),
-            KeyKind::Jwks => material::parse_jwks(body).map(Self::Jwks),
-        }
-    }
 }
 
 /// The fetcher's bounds and where it connects.
@@ -135,8 +146,8 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     cache: HashMap<KeyUrl, Entry>,
-    /// URL → when it failed.
-    failed: HashMap<KeyUrl, Instant>,
+    /// URL → when and why it failed.
+    failed: HashMap<KeyUrl, Failure>,
     /// URL → its single-flight lock.
     pending: HashMap<KeyUrl, Arc<tokio::sync::Mutex<()>>>,
     /// Fetches started in the current interval, and when it began.
@@ -151,6 +162,13 @@ pub struct KeyFetcher {
     /// The system's roots and DNS, but for [`KeyFetcher::with_test_routes`].
     client: https::HttpsClient,
     state: Mutex<State>,
+}
+
+/// A failed URL: when, and why (answered again until `negative_ttl`).
+#[derive(Debug, Clone)]
+struct Failure {
+    at: Instant,
+    error: KeyError,
 }
 
 impl KeyFetcher {
@@ -253,7 +271,7 @@ impl KeyFetcher {
         self.ensure(url, KeyKind::Jwks).await?;
         let known = self.cached(url).is_some_and(|keys| match keys.as_ref() {
             Keys::Jwks(set) => set.iter().any(|k| k.kid == kid),
-            Keys::Rsa(_) => false,
+            Keys::Certificate(_) => false,
         });
         if known {
             return Ok(());
@@ -284,8 +302,8 @@ impl KeyFetcher {
         let lock = {
             let mut state = self.state();
             if let Some(failed) = state.failed.get(url) {
-                if failed.elapsed() < self.config.negative_ttl {
-                    return Err(KeyError::Unavailable("failed recently"));
+                if failed.at.elapsed() < self.config.negative_ttl {
+                    return Err(failed.recent());
                 }
                 state.failed.remove(url);
             }
@@ -322,18 +340,19 @@ impl KeyFetcher {
                     return Ok(());
                 }
             }
-            if state
+            if let Some(failed) = state
                 .failed
                 .get(url)
-                .is_some_and(|t| t.elapsed() < self.config.negative_ttl)
+                .filter(|f| f.at.elapsed() < self.config.negative_ttl)
             {
-                return Err(KeyError::Unavailable("failed recently"));
+                return Err(failed.recent());
             }
         }
         self.take_budget()?;
-        let fetched = self.download(url).await.and_then(|body| {
-            Keys::parse(kind, &body).ok_or(KeyError::Unavailable("no usable key"))
-        });
+        let fetched = self
+            .download(url)
+            .await
+            .and_then(|body| self.parse(url, kind, body));
         let mut state = self.state();
         match fetched {
             Ok(keys) => {
@@ -352,14 +371,67 @@ impl KeyFetcher {
             }
             Err(err) => {
                 let negative_ttl = self.config.negative_ttl;
-                state.failed.retain(|_, t| t.elapsed() < negative_ttl);
+                state.failed.retain(|_, f| f.at.elapsed() < negative_ttl);
                 if state.failed.len() >= self.config.max_negative {
-                    evict_oldest(&mut state.failed, |t| *t);
+                    evict_oldest(&mut state.failed, |f| f.at);
                 }
-                state.failed.insert(url.clone(), Instant::now());
+                state.failed.insert(
+                    url.clone(),
+                    Failure {
+                        at: Instant::now(),
+                        error: err.clone(),
+                    },
+                );
                 Err(err)
             }
         }
+    }
+
+    /// The keys in `body`, fetched from `url` as `kind`.
+    fn parse(&self, url: &KeyUrl, kind: KeyKind, body: Bytes) -> Result<Keys, KeyError> {
+        match kind {
+            KeyKind::Certificate { signer, now } => {
+                self.check_certificate(&body, url, signer, now)?;
+                Ok(Keys::Certificate(body))
+            }
+            KeyKind::Jwks => material::parse_jwks(&body)
+                .map(Keys::Jwks)
+                .ok_or(KeyError::Unavailable("no usable key")),
+        }
+    }
+
+    /// `pem`'s signing key if it passes `signer`'s checks at `now`, with
+    /// the roots this fetcher trusts for TLS.
+    fn check_certificate(
+        &self,
+        pem: &[u8],
+        url: &KeyUrl,
+        signer: Signer,
+        now: i64,
+    ) -> Result<RsaKey, KeyError> {
+        let roots = self
+            .client
+            .roots()
+            .ok_or(KeyError::Unavailable("no TLS roots"))?;
+        certificate::signing_key(pem, signer, url.host(), &roots.roots, now)
+    }
+
+    /// The key of `signer`'s certificate cached for `url`, checked again
+    /// at `now` (a certificate may expire while it is cached); what a
+    /// synchronous `check` verifies with.
+    pub fn certificate_key(
+        &self,
+        url: &KeyUrl,
+        signer: Signer,
+        now: i64,
+    ) -> Result<RsaKey, KeyError> {
+        let keys = self
+            .cached(url)
+            .ok_or(KeyError::Unavailable("not cached"))?;
+        let Keys::Certificate(pem) = keys.as_ref() else {
+            return Err(KeyError::Unavailable("no certificate"));
+        };
+        self.check_certificate(pem, url, signer, now)
     }
 
     /// One fetch from the global budget, or `Unavailable`.
@@ -403,6 +475,18 @@ impl KeyFetcher {
     }
 }
 
+impl Failure {
+    /// What a request for the URL is told while the failure is remembered:
+    /// a refused certificate keeps its reason, anything else is
+    /// unavailable.
+    fn recent(&self) -> KeyError {
+        match self.error {
+            KeyError::Certificate(fault) => KeyError::Certificate(fault),
+            _ => KeyError::Unavailable("failed recently"),
+        }
+    }
+}
+
 /// Removes the entry `at` says is oldest.
 fn evict_oldest<V>(map: &mut HashMap<KeyUrl, V>, at: impl Fn(&V) -> Instant) {
     if let Some(oldest) = map
@@ -424,6 +508,7 @@ pub(crate) mod test_server {
     use hyper::Request;
     use hyper_util::rt::TokioIo;
 
+    pub(crate) use super::certificate::test_ca::{TestCa, pem};
     use super::*;
 
     /// A TLS listener on 127.0.0.1 port 0 for the names `hosts`, with a
@@ -437,28 +522,28 @@ pub(crate) mod test_server {
         tokio::net::TcpListener,
         SocketAddr,
     ) {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).expect("ca");
-        let key = rcgen::KeyPair::generate().expect("key");
-        let params = rcgen::CertificateParams::new(
-            hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>(),
-        )
-        .expect("params");
-        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("cert");
+        tls_listener_of(&TestCa::new("key server CA"), hosts).await
+    }
+
+    /// As [`tls_listener`], with a certificate of `ca`.
+    pub(crate) async fn tls_listener_of(
+        ca: &TestCa,
+        hosts: &[&str],
+    ) -> (
+        tokio_rustls::TlsAcceptor,
+        rustls::RootCertStore,
+        tokio::net::TcpListener,
+        SocketAddr,
+    ) {
+        let (cert, key) = ca.tls(hosts);
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca.der().clone()).expect("root");
+        roots.add(ca.der.clone()).expect("root");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("versions")
             .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(vec![cert], key)
             .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -490,7 +575,18 @@ pub(crate) mod test_server {
     impl KeyServer {
         /// Serves `files` (path → (status, body)) for the TLS names `hosts`.
         pub(crate) async fn start(hosts: &[&str], files: HashMap<String, (u16, Vec<u8>)>) -> Self {
-            let (acceptor, roots, listener, address) = tls_listener(hosts).await;
+            Self::start_of(&TestCa::new("key server CA"), hosts, files).await
+        }
+
+        /// As [`KeyServer::start`], with a TLS certificate of `ca`, which its
+        /// fetchers trust (for TLS and for the signing certificates `ca`
+        /// issues, as a user's fetcher trusts the system's roots).
+        pub(crate) async fn start_of(
+            ca: &TestCa,
+            hosts: &[&str],
+            files: HashMap<String, (u16, Vec<u8>)>,
+        ) -> Self {
+            let (acceptor, roots, listener, address) = tls_listener_of(ca, hosts).await;
             let hits = Arc::new(AtomicUsize::new(0));
             let paths = Arc::new(Mutex::new(Vec::new()));
             let files = Arc::new(files);
@@ -568,11 +664,29 @@ pub(crate) mod test_server {
 #[cfg(test)]
 mod tests {
     use super::material::test_keys::*;
-    use super::test_server::KeyServer;
+    use super::test_server::{KeyServer, TestCa, pem};
     use super::*;
 
     const HOST: &str = "sns.us-east-1.amazonaws.com";
     const PATH: &str = "/SimpleNotificationService-abc.pem";
+    /// 2023-11-14, within the test certificates' dates.
+    const NOW: i64 = 1_700_000_000;
+    /// An SNS certificate, checked at `NOW`.
+    const SNS: KeyKind = KeyKind::Certificate {
+        signer: Signer::AwsSns,
+        now: NOW,
+    };
+
+    /// An SNS signing certificate of the test signer, valid `from` to
+    /// `until` (years), as SNS serves it: the leaf alone.
+    fn sns_cert(from: i32, until: i32) -> String {
+        let ca = TestCa::new("test SNS issuer");
+        pem(&[&ca.issue(SIGNER_KEY, "sns.amazonaws.com", from, until)])
+    }
+
+    fn good_sns_cert() -> String {
+        sns_cert(2020, 2100)
+    }
 
     fn cert_url() -> KeyUrl {
         url::sns_cert_url(&format!("https://{HOST}{PATH}")).expect("url")
@@ -588,34 +702,26 @@ mod tests {
 
     #[tokio::test]
     async fn fetches_once_and_serves_from_cache() {
-        let server = server(200, SIGNER_CERT.as_bytes()).await;
+        let server = server(200, good_sns_cert().as_bytes()).await;
         let fetcher = server.fetcher(FetcherConfig::default());
         assert!(fetcher.cached(&cert_url()).is_none());
-        fetcher
-            .ensure(&cert_url(), KeyKind::Certificate)
-            .await
-            .expect("fetched");
+        fetcher.ensure(&cert_url(), SNS).await.expect("fetched");
         for _ in 0..5 {
-            fetcher
-                .ensure(&cert_url(), KeyKind::Certificate)
-                .await
-                .expect("cached");
+            fetcher.ensure(&cert_url(), SNS).await.expect("cached");
         }
         assert_eq!(server.hits(), 1);
         assert!(matches!(
             fetcher.cached(&cert_url()).as_deref(),
-            Some(Keys::Rsa(_))
+            Some(Keys::Certificate(_))
         ));
     }
 
     #[tokio::test]
     async fn concurrent_requests_share_one_fetch() {
-        let server = server(200, SIGNER_CERT.as_bytes()).await;
+        let server = server(200, good_sns_cert().as_bytes()).await;
         let fetcher = server.fetcher(FetcherConfig::default());
         let url = cert_url();
-        let all =
-            futures::future::join_all((0..10).map(|_| fetcher.ensure(&url, KeyKind::Certificate)))
-                .await;
+        let all = futures::future::join_all((0..10).map(|_| fetcher.ensure(&url, SNS))).await;
         assert!(all.iter().all(Result::is_ok), "{all:?}");
         assert_eq!(server.hits(), 1);
     }
@@ -626,7 +732,7 @@ mod tests {
         let fetcher = server.fetcher(FetcherConfig::default());
         for _ in 0..5 {
             assert!(matches!(
-                fetcher.ensure(&cert_url(), KeyKind::Certificate).await,
+                fetcher.ensure(&cert_url(), SNS).await,
                 Err(KeyError::Unavailable(_))
             ));
         }
@@ -640,7 +746,7 @@ mod tests {
             let url =
                 url::sns_cert_url(&format!("https://{HOST}/SimpleNotificationService-{i}.pem"))
                     .expect("url");
-            assert!(fetcher.ensure(&url, KeyKind::Certificate).await.is_err());
+            assert!(fetcher.ensure(&url, SNS).await.is_err());
         }
         assert_eq!(server.hits(), 1 + 3);
     }
@@ -649,7 +755,7 @@ mod tests {
     async fn bad_answers_are_no_keys() {
         for (status, body) in [
             (200, &b"not a certificate"[..]),
-            (404, SIGNER_CERT.as_bytes()),
+            (404, good_sns_cert().as_bytes()),
             (302, b""),
             (200, &vec![b'a'; 100 * 1024]),
         ] {
@@ -657,7 +763,7 @@ mod tests {
             let fetcher = server.fetcher(FetcherConfig::default());
             assert!(
                 matches!(
-                    fetcher.ensure(&cert_url(), KeyKind::Certificate).await,
+                    fetcher.ensure(&cert_url(), SNS).await,
                     Err(KeyError::Unavailable(_))
                 ),
                 "{status}"
@@ -668,23 +774,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_untrusted_server_is_not_believed() {
-        let server = server(200, SIGNER_CERT.as_bytes()).await;
+        let server = server(200, good_sns_cert().as_bytes()).await;
         // The system's roots (or none) do not include the test CA.
         let fetcher = KeyFetcher::with_test_routes(
             FetcherConfig::default(),
             rustls::RootCertStore::empty(),
             HashMap::from([(HOST.to_owned(), server.address)]),
         );
-        assert!(
-            fetcher
-                .ensure(&cert_url(), KeyKind::Certificate)
-                .await
-                .is_err()
-        );
+        assert!(fetcher.ensure(&cert_url(), SNS).await.is_err());
         // A certificate for another name is refused too.
         let other = KeyServer::start(
             &["sns.eu-west-1.amazonaws.com"],
-            HashMap::from([(PATH.to_owned(), (200, SIGNER_CERT.as_bytes().to_vec()))]),
+            HashMap::from([(PATH.to_owned(), (200, good_sns_cert().as_bytes().to_vec()))]),
         )
         .await;
         let fetcher = KeyFetcher::with_test_routes(
@@ -692,30 +793,19 @@ mod tests {
             other.roots.as_ref().clone(),
             HashMap::from([(HOST.to_owned(), other.address)]),
         );
-        assert!(
-            fetcher
-                .ensure(&cert_url(), KeyKind::Certificate)
-                .await
-                .is_err()
-        );
+        assert!(fetcher.ensure(&cert_url(), SNS).await.is_err());
     }
 
     #[tokio::test]
     async fn stale_keys_are_served_while_refreshed() {
-        let server = server(200, SIGNER_CERT.as_bytes()).await;
+        let server = server(200, good_sns_cert().as_bytes()).await;
         let fetcher = server.fetcher(FetcherConfig {
             ttl: Duration::ZERO,
             ..FetcherConfig::default()
         });
-        fetcher
-            .ensure(&cert_url(), KeyKind::Certificate)
-            .await
-            .expect("fetched");
+        fetcher.ensure(&cert_url(), SNS).await.expect("fetched");
         // Stale: answered at once, one background refresh.
-        fetcher
-            .ensure(&cert_url(), KeyKind::Certificate)
-            .await
-            .expect("stale");
+        fetcher.ensure(&cert_url(), SNS).await.expect("stale");
         assert!(fetcher.cached(&cert_url()).is_some());
         for _ in 0..50 {
             if server.hits() == 2 {
@@ -756,5 +846,94 @@ mod tests {
         eager.ensure_kid(&jwks, "k1").await.expect("known");
         eager.ensure_kid(&jwks, "k2").await.expect("refetched");
         assert_eq!(server.hits(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_certificate_keeps_its_reason_and_is_not_fetched_again() {
+        let server = server(200, sns_cert(2010, 2020).as_bytes()).await;
+        let fetcher = server.fetcher(FetcherConfig::default());
+        for _ in 0..3 {
+            assert_eq!(
+                fetcher.ensure(&cert_url(), SNS).await,
+                Err(KeyError::Certificate(CertificateFault::Expired))
+            );
+        }
+        assert_eq!(server.hits(), 1, "negative cache");
+        assert!(fetcher.cached(&cert_url()).is_none());
+        assert_eq!(
+            fetcher.certificate_key(&cert_url(), Signer::AwsSns, NOW),
+            Err(KeyError::Unavailable("not cached"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cached_certificate_is_checked_again_at_each_use() {
+        let server = server(200, sns_cert(2020, 2025).as_bytes()).await;
+        let fetcher = server.fetcher(FetcherConfig::default());
+        fetcher
+            .ensure(&cert_url(), SNS)
+            .await
+            .expect("valid in 2023");
+        assert!(
+            fetcher
+                .certificate_key(&cert_url(), Signer::AwsSns, NOW)
+                .is_ok()
+        );
+        // 2026: expired while cached.
+        assert_eq!(
+            fetcher.certificate_key(&cert_url(), Signer::AwsSns, 1_767_225_600),
+            Err(KeyError::Certificate(CertificateFault::Expired))
+        );
+        // Not PayPal's, whatever the URL.
+        assert!(
+            fetcher
+                .certificate_key(&cert_url(), Signer::Paypal, NOW)
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_paypal_certificate_must_chain_to_the_roots_the_fetch_trusts() {
+        let paypal = url::paypal_cert_url(
+            "https://api-m.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-a5cafa77",
+        )
+        .expect("url");
+        let kind = KeyKind::Certificate {
+            signer: Signer::Paypal,
+            now: NOW,
+        };
+        let name = "messageverificationcerts.paypal.com";
+        // The CA the fetcher trusts for TLS (as a user's trusts the
+        // system's roots) issued the signing certificate: believed.
+        let ca = TestCa::new("trusted CA");
+        let intermediate = ca.intermediate("trusted intermediate");
+        let chain = pem(&[
+            &intermediate.issue(SIGNER_KEY, name, 2020, 2100),
+            &intermediate.der,
+        ]);
+        let files = HashMap::from([(
+            paypal.path_and_query().to_owned(),
+            (200, chain.into_bytes()),
+        )]);
+        let trusted = KeyServer::start_of(&ca, &[paypal.host()], files).await;
+        let fetcher = trusted.fetcher(FetcherConfig::default());
+        fetcher.ensure(&paypal, kind).await.expect("trusted chain");
+        assert!(
+            fetcher
+                .certificate_key(&paypal, Signer::Paypal, NOW)
+                .is_ok()
+        );
+        // Served over the same trusted TLS, but issued by another CA.
+        let forged = pem(&[&TestCa::new("another CA").issue(SIGNER_KEY, name, 2020, 2100)]);
+        let files = HashMap::from([(
+            paypal.path_and_query().to_owned(),
+            (200, forged.into_bytes()),
+        )]);
+        let untrusted = KeyServer::start_of(&ca, &[paypal.host()], files).await;
+        let fetcher = untrusted.fetcher(FetcherConfig::default());
+        assert_eq!(
+            fetcher.ensure(&paypal, kind).await,
+            Err(KeyError::Certificate(CertificateFault::Untrusted))
+        );
     }
 }
