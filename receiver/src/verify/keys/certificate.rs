@@ -22,9 +22,11 @@
 //!
 //! So both are checked for validity (at the verifier's clock) and subject
 //! (the certificate's DNS names, as `rustls-webpki` reads them for TLS),
-//! and PayPal's also for its chain, with the intermediates the fetched PEM
-//! carries, to the roots the fetcher trusts for TLS (the system's: a
-//! custom CA comes in through `SSL_CERT_FILE`, as for every fetch).
+//! and PayPal's also for its chain when the fetched PEM carries
+//! intermediates, to the roots the fetcher trusts for TLS (the system's: a
+//! custom CA comes in through `SSL_CERT_FILE`, as for every fetch). A
+//! PayPal file with the leaf alone is checked as SNS's is (see
+//! [`signing_key`]).
 
 use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use webpki::{ALL_VERIFICATION_ALGS, EndEntityCert, KeyUsage};
@@ -138,7 +140,15 @@ pub fn signing_key(
             return Err(CertificateFault::NotYetValid.into());
         }
         // SNS publishes the leaf alone (see the module's documentation).
-        Err(webpki::Error::UnknownIssuer) if signer == Signer::AwsSns => {}
+        // PayPal's file is expected to carry its intermediates, but its
+        // Java SDK ships an intermediate as its trust anchor, so a file
+        // with the leaf alone is possible and not confirmed either way
+        // without a real download: a lone leaf is then believed as SNS's
+        // is (validity and name; the HTTPS fetch from PayPal's host vouches
+        // for it), rather than refusing every real delivery. Intermediates
+        // that are given must lead to a trusted root.
+        Err(webpki::Error::UnknownIssuer)
+            if signer == Signer::AwsSns || intermediates.is_empty() => {}
         Err(_) => return Err(CertificateFault::Untrusted.into()),
     }
     let named = expected_names(signer, host).into_iter().any(|name| {
@@ -349,7 +359,7 @@ mod tests {
     fn paypal_certificates_are_refused_for_their_specific_fault() {
         let root = TestCa::new("test root");
         let intermediate = root.intermediate("test intermediate");
-        let other_root = TestCa::new("another root");
+        let other_intermediate = TestCa::new("another root").intermediate("its intermediate");
         let check = |pem: String, roots: &[TrustAnchor<'_>], now: i64| {
             signing_key(pem.as_bytes(), Signer::Paypal, PAYPAL_HOST, roots, now).map(drop)
         };
@@ -390,21 +400,30 @@ mod tests {
             ),
             (
                 "an unknown root",
-                pem(&[&other_root.issue(SIGNER_KEY, PAYPAL_NAME, 2020, 2030)]),
+                pem(&[
+                    &other_intermediate.issue(SIGNER_KEY, PAYPAL_NAME, 2020, 2030),
+                    &other_intermediate.der,
+                ]),
                 NOW,
                 CertificateFault::Untrusted,
             ),
             (
-                "without its intermediate",
-                pem(&[&good]),
+                "self-signed in PayPal's name, claiming an intermediate",
+                pem(&[&self_signed(SIGNER_KEY, PAYPAL_NAME), &intermediate.der]),
                 NOW,
                 CertificateFault::Untrusted,
             ),
             (
-                "self-signed in PayPal's name",
-                pem(&[&self_signed(SIGNER_KEY, PAYPAL_NAME)]),
+                "the leaf alone, expired",
+                pem(&[&intermediate.issue(SIGNER_KEY, PAYPAL_NAME, 2010, 2020)]),
                 NOW,
-                CertificateFault::Untrusted,
+                CertificateFault::Expired,
+            ),
+            (
+                "the leaf alone, another name",
+                pem(&[&intermediate.issue(SIGNER_KEY, "www.paypal.com", 2020, 2030)]),
+                NOW,
+                CertificateFault::WrongSubject,
             ),
         ];
         for (case, pem, now, fault) in cases {
@@ -414,6 +433,19 @@ mod tests {
                 "{case}"
             );
         }
+        // The leaf alone is checked as SNS's is: its dates and name (above),
+        // not its issuer, which PayPal may leave out; a self-signed one in
+        // PayPal's name then passes too, as for SNS: the HTTPS fetch from
+        // PayPal's own host is what vouches for it.
+        assert_eq!(check(pem(&[&good]), &anchors(&root), NOW), Ok(()));
+        assert_eq!(
+            check(
+                pem(&[&self_signed(SIGNER_KEY, PAYPAL_NAME)]),
+                &anchors(&root),
+                NOW
+            ),
+            Ok(())
+        );
         // No certificate at all is no key, as any answer without one.
         assert_eq!(
             check("garbage".to_owned(), &anchors(&root), NOW),

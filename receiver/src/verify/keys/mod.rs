@@ -923,8 +923,10 @@ mod tests {
                 .certificate_key(&paypal, Signer::Paypal, NOW)
                 .is_ok()
         );
-        // Served over the same trusted TLS, but issued by another CA.
-        let forged = pem(&[&TestCa::new("another CA").issue(SIGNER_KEY, name, 2020, 2100)]);
+        // Served over the same trusted TLS, but issued (through an
+        // intermediate it carries) by another CA.
+        let other = TestCa::new("another CA").intermediate("its intermediate");
+        let forged = pem(&[&other.issue(SIGNER_KEY, name, 2020, 2100), &other.der]);
         let files = HashMap::from([(
             paypal.path_and_query().to_owned(),
             (200, forged.into_bytes()),
