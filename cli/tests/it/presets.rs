@@ -430,7 +430,7 @@ fn verify_checks_url_signed_requests_and_handshakes_from_saved_files() {
 /// with another key refused; and every preset's handshake answered as the
 /// provider expects. `generic` is covered above (it signs what its manifest
 /// configures); the fetched-key presets need a key server
-/// (`receiver/tests/fetched_keys.rs` when landed, their unit tests now).
+/// (`receiver/tests/it/fetched_keys.rs` when landed, their unit tests now).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_delivers_every_preset_of_the_registry_to_the_receiver() {
     use hookwarden_receiver::verify::registry::{self, KeyKind};
