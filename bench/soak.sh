@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak versions of the resilience tests: the same tests `make test` runs
-# (receiver/tests/resilience.rs and abuse.rs, against the real receiver and a
+# (receiver/tests/it/resilience.rs and abuse.rs, against the real receiver and a
 # real nats-server), with HOOKWARDEN_SOAK_SCALE raised so that
 #   - nats-server is killed and restarted SOAK_SCALE times under one
 #     unbroken load,
@@ -24,7 +24,7 @@ case $scale in '' | *[!0-9]* | 0) echo "soak: SOAK_SCALE must be a positive inte
 
 tests/tools/install.sh >&2
 echo "soak: building the receiver's tests (release)" >&2
-cargo test --release --locked -p hookwarden-receiver --test resilience --test abuse --no-run >&2
+cargo test --release --locked -p hookwarden-receiver --test it --no-run >&2
 
 start=$SECONDS
 log=$(mktemp)
@@ -32,7 +32,7 @@ trap 'rm -f "$log"' EXIT
 echo "soak: HOOKWARDEN_SOAK_SCALE=$scale" >&2
 status=0
 HOOKWARDEN_SOAK_SCALE=$scale cargo test --release --locked -p hookwarden-receiver \
-  --test resilience --test abuse -- --nocapture --test-threads 1 >"$log" 2>&1 || status=$?
+  --test it -- resilience:: abuse:: --nocapture --test-threads 1 >"$log" 2>&1 || status=$?
 
 echo "## Soak, SOAK_SCALE=$scale ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(git rev-parse --short HEAD))"
 echo

@@ -1156,7 +1156,7 @@ pub struct CredentialsError {
 /// client's default, 60 s, a receiver whose server is frozen or cut off
 /// (alive, its socket open, answering nothing) stays on it for up to three
 /// minutes, answering every delivery 503 while the other nodes of the
-/// cluster are fine; 3 s gives up within 9 s (`receiver/tests/
+/// cluster are fine; 3 s gives up within 9 s (`receiver/tests/it/
 /// jetstream_cluster.rs` pauses the receiver's node). Idle cost: one PING
 /// and PONG per connection every 3 s; under load none (any traffic from
 /// the server restarts the interval).

@@ -117,7 +117,7 @@ sign() { printf '%s' "$1" | openssl dgst -sha256 -hmac "$2" | sed 's/^.*= //'; }
 deliver() { # deliver BODY SIGNATURE DELIVERY-ID EVENT CLIENT-IP -> "status reason"
   printf '%s' "$1" >"$work/body"
   rm -f "$work/answer.json"
-  # HTTP/1.1, as providers deliver (HTTP/2 works too: see receiver/tests/tls.rs).
+  # HTTP/1.1, as providers deliver (HTTP/2 works too: see receiver/tests/it/tls.rs).
   curl -sS --http1.1 --cacert "$work/tls.crt" -o "$work/answer.json" -w '%{http_code}' \
     "https://localhost:$port/" -H 'Content-Type: application/json' \
     -H "X-GitHub-Event: $4" -H "X-GitHub-Delivery: $3" -H "X-Forwarded-For: $5" \

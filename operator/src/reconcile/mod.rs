@@ -22,6 +22,7 @@ macro_rules! step {
 pub mod audit;
 pub mod consumer;
 pub mod pool;
+mod runner;
 pub mod secrets;
 pub mod status;
 pub mod stream;
@@ -32,8 +33,7 @@ pub mod validate;
 
 pub use subscription::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -129,9 +129,8 @@ pub struct Config {
 struct Context {
     client: Client,
     settings: Settings,
-    /// Consecutive failed passes per endpoint, for [`backoff`]; a successful
-    /// pass removes the entry.
-    failures: Mutex<HashMap<ObjectRef<WebhookEndpoint>, u32>>,
+    /// Consecutive failed passes per endpoint, for [`backoff`].
+    failures: runner::Failures<WebhookEndpoint>,
     recorder: Recorder,
     /// Where every finished pass is counted and timed.
     metrics: Arc<crate::ops::Metrics>,
@@ -504,7 +503,7 @@ fn controller(
         recorder,
         client: client.clone(),
         settings,
-        failures: Mutex::default(),
+        failures: runner::Failures::default(),
         metrics,
         nats,
         caches: Caches {
@@ -584,15 +583,8 @@ fn controller(
             },
         )
         .reconcile_on(audited)
-        .reconcile_on(ranges_fetched)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((endpoint, _)) => tracing::debug!(%endpoint, "reconciled"),
-                Err(error) => tracing::warn!(%error, "reconcile failed"),
-            }
-        });
+        .reconcile_on(ranges_fetched);
+    let running = runner::run(running, shutdown, reconcile, context);
     // The audit runs as long as the controller it feeds.
     let running = async move {
         tokio::select! {
@@ -650,30 +642,10 @@ where
     }
 }
 
-fn error_policy(
-    endpoint: Arc<WebhookEndpoint>,
-    error: &ReconcileError,
-    ctx: Arc<Context>,
-) -> Action {
-    let failures = {
-        let mut failures = ctx
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = failures.entry(ObjectRef::from_obj(&*endpoint)).or_default();
-        *count = count.saturating_add(1);
-        *count
-    };
-    let retry = backoff(failures);
-    tracing::warn!(
-        namespace = endpoint.namespace().unwrap_or_default(),
-        failures,
-        retry_secs = retry.as_secs(),
-        name = endpoint.name_any(),
-        %error,
-        "reconcile failed; retrying"
-    );
-    Action::requeue(retry)
+impl runner::Retried<WebhookEndpoint> for Context {
+    fn failures(&self) -> &runner::Failures<WebhookEndpoint> {
+        &self.failures
+    }
 }
 
 async fn reconcile(
@@ -712,10 +684,7 @@ async fn reconcile(
         started.elapsed(),
     );
     let action = result?;
-    ctx.failures
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&ObjectRef::from_obj(&*endpoint));
+    ctx.failures.succeeded(&endpoint);
     Ok(action)
 }
 

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool, WebhookReceiverPoolStatus};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -33,9 +32,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use super::runner::{self, Failures, Retried};
 use super::status::{self, Observed, ReceiverState, SpecState};
 use super::{
-    ApplyError, Context, Exposure, Owned, ReconcileError, api, apply, backoff, observe_receiver,
+    ApplyError, Context, Exposure, Owned, ReconcileError, api, apply, observe_receiver,
     reconcile_certificate, secrets, stream, triggers, validate, write_status, write_status_with,
 };
 use crate::FIELD_MANAGER;
@@ -116,8 +116,8 @@ struct PoolContext {
     /// The endpoints of the watched namespaces.
     endpoints: Store<WebhookEndpoint>,
     served: Served,
-    /// Consecutive failed passes per pool, for [`backoff`].
-    failures: Mutex<HashMap<ObjectRef<WebhookReceiverPool>, u32>>,
+    /// Consecutive failed passes per pool, for [`backoff`](super::backoff).
+    failures: Failures<WebhookReceiverPool>,
 }
 
 /// What the pool controller of one watched namespace needs.
@@ -186,11 +186,11 @@ pub(crate) fn controller(
         ranges,
         endpoints: endpoints.clone(),
         served: served.clone(),
-        failures: Mutex::default(),
+        failures: Failures::default(),
     });
     let by_secret_endpoints = endpoints.clone();
     let by_secret_pools = store.clone();
-    Controller::for_stream(events, store)
+    let controller = Controller::for_stream(events, store)
         .owns_stream(triggers::changed(
             watcher::watcher(api::<Deployment>(&client, namespace), owned.clone()),
             triggers::deployment_changes,
@@ -211,15 +211,8 @@ pub(crate) fn controller(
                     &by_secret_pools.state(),
                 )
             },
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((pool, _)) => tracing::debug!(%pool, "reconciled"),
-                Err(error) => tracing::warn!(%error, "pool reconcile failed"),
-            }
-        })
+        );
+    runner::run(controller, shutdown, reconcile, context)
 }
 
 /// The pools an endpoint event concerns: the one it names, and any whose
@@ -285,30 +278,10 @@ fn reading(
         .collect()
 }
 
-fn error_policy(
-    pool: Arc<WebhookReceiverPool>,
-    error: &PoolError,
-    ctx: Arc<PoolContext>,
-) -> Action {
-    let failures = {
-        let mut failures = ctx
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = failures.entry(ObjectRef::from_obj(&*pool)).or_default();
-        *count = count.saturating_add(1);
-        *count
-    };
-    let retry = backoff(failures);
-    tracing::warn!(
-        namespace = pool.namespace().unwrap_or_default(),
-        name = pool.name_any(),
-        failures,
-        retry_secs = retry.as_secs(),
-        %error,
-        "pool reconcile failed; retrying"
-    );
-    Action::requeue(retry)
+impl Retried<WebhookReceiverPool> for PoolContext {
+    fn failures(&self) -> &Failures<WebhookReceiverPool> {
+        &self.failures
+    }
 }
 
 async fn reconcile(
@@ -332,10 +305,7 @@ async fn reconcile(
         started.elapsed(),
     );
     if result.is_ok() {
-        ctx.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&ObjectRef::from_obj(&*pool));
+        ctx.failures.succeeded(&pool);
     }
     result
 }

@@ -16,12 +16,10 @@
 //! interest-retention stream, every message), and a new subscription of the
 //! same name would resume from it.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use hookwarden_crds::{WebhookEndpoint, WebhookSubscription};
 use hookwarden_receiver::forward::PlanError;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -39,8 +37,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tracing::Instrument;
 
 use super::consumer;
+use super::runner::{self, Failures, Retried};
 use super::subscription_status::{self as sub_status, ForwarderState, Observation, SourceState};
-use super::{ApplyError, api, apply, backoff, secrets, stream, triggers};
+use super::{ApplyError, api, apply, secrets, stream, triggers};
 use crate::FIELD_MANAGER;
 use crate::ops::{Metrics, ReconcileKind, ReconcileResult};
 use crate::resources::forwarder::{self, Deployed, Effective};
@@ -100,8 +99,9 @@ struct Context {
     recorder: Recorder,
     metrics: Arc<Metrics>,
     nats: Arc<stream::Connections>,
-    /// Consecutive failed passes per subscription, for [`backoff`].
-    failures: Mutex<HashMap<ObjectRef<WebhookSubscription>, u32>>,
+    /// Consecutive failed passes per subscription, for
+    /// [`backoff`](super::backoff).
+    failures: Failures<WebhookSubscription>,
     /// How often a settled subscription is passed again.
     refresh: Duration,
 }
@@ -183,7 +183,7 @@ pub(crate) fn controller(
         recorder,
         metrics,
         nats,
-        failures: Mutex::default(),
+        failures: Failures::default(),
         refresh,
     });
     let by_endpoint = store.clone();
@@ -206,15 +206,8 @@ pub(crate) fn controller(
             api::<Secret>(&client, namespace),
             watcher::Config::default(),
             move |secret: Secret| referencing(&secret, &by_secret.state(), &endpoints),
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((subscription, _)) => tracing::debug!(%subscription, "reconciled"),
-                Err(error) => tracing::warn!(%error, "subscription reconcile failed"),
-            }
-        });
+        );
+    let running = runner::run(running, shutdown, reconcile, context);
     (store, running)
 }
 
@@ -279,32 +272,10 @@ fn referencing(
         .collect()
 }
 
-fn error_policy(
-    subscription: Arc<WebhookSubscription>,
-    error: &finalizer::Error<SubscriptionError>,
-    ctx: Arc<Context>,
-) -> Action {
-    let failures = {
-        let mut failures = ctx
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = failures
-            .entry(ObjectRef::from_obj(&*subscription))
-            .or_default();
-        *count = count.saturating_add(1);
-        *count
-    };
-    let retry = backoff(failures);
-    tracing::warn!(
-        namespace = subscription.namespace().unwrap_or_default(),
-        name = subscription.name_any(),
-        failures,
-        retry_secs = retry.as_secs(),
-        %error,
-        "subscription reconcile failed; retrying"
-    );
-    Action::requeue(retry)
+impl Retried<WebhookSubscription> for Context {
+    fn failures(&self) -> &Failures<WebhookSubscription> {
+        &self.failures
+    }
 }
 
 async fn reconcile(
@@ -357,10 +328,7 @@ async fn reconcile(
         started.elapsed(),
     );
     if result.is_ok() {
-        ctx.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&ObjectRef::from_obj(&*subscription));
+        ctx.failures.succeeded(&subscription);
     }
     result
 }

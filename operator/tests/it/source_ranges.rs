@@ -12,8 +12,8 @@
 //! implausible answers keep the last good list; a restarted operator whose
 //! provider is down keeps serving the saved list, also to a new endpoint.
 //! (That a receiver applies a changed `allowedSourceCidrs` without a
-//! restart, refusing the removed range, is `receiver/tests/reload.rs` and
-//! `receiver/tests/source_ranges.rs`.)
+//! restart, refusing the removed range, is `receiver/tests/it/reload.rs` and
+//! `receiver/tests/it/source_ranges.rs`.)
 
 use std::time::Duration;
 

@@ -144,7 +144,7 @@ fn promtool_refuses_a_broken_rule_and_a_changed_threshold() {
 
 /// Every metric the alerts and the dashboard read is exported by one of our
 /// binaries (checked against their running `/metrics` in
-/// receiver/tests/dashboards.rs and operator/tests/it/dashboards.rs) or listed
+/// receiver/tests/it/dashboards.rs and operator/tests/it/dashboards.rs) or listed
 /// as another project's, by name: nothing is skipped silently.
 #[test]
 fn every_metric_the_chart_reads_has_a_known_exporter() {
