@@ -31,6 +31,14 @@ k8s_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
 prometheus_minor=${PROMETHEUS_VERSION#v0.}; prometheus_minor=${prometheus_minor%%.*}
 prometheus_release=${prometheus_minor:0:1}.${prometheus_minor:1}.${PROMETHEUS_VERSION##*.}
 
+# CPU seconds (user + system) of this shell's finished children so far, in
+# $children_cpu: a tool's build costs the difference. `times` must run in
+# this shell itself (a command substitution is a child with its own count).
+count_children_cpu() {
+  times >"$log_dir/.times"
+  children_cpu=$(awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, "m"); n += t[1] * 60 + t[2] } printf "%d", n }' "$log_dir/.times")
+}
+
 # name wrapper-module module-path package pinned-version ldflags [build-tags]
 build() {
   local name=$1 module=$2 modpath=$3 pkg=$4 version=$5 ldflags=$6 tags=${7:-}
@@ -41,13 +49,17 @@ build() {
     die "$dir/go.mod does not pin $version (versions.env changed?): run tests/tools/update-wrappers.sh"
   say "building $name $version (log: $log)"
   local start=$SECONDS
+  count_children_cpu
+  local cpu_before=$children_cpu
   if ! (cd "$dir" && go build -trimpath -tags "$tags" -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg") >"$log" 2>&1; then
     rm -f "$out.tmp"
     tail -n 20 "$log" >&2
     die "building $name $version failed; full log: $log"
   fi
   mv "$out.tmp" "$out"
-  say "built $name in $((SECONDS - start))s -> $out"
+  count_children_cpu
+  # The CPU time says what a build costs whatever else shares the machine.
+  say "built $name in $((SECONDS - start))s ($((children_cpu - cpu_before)) s of CPU) -> $out"
 }
 
 want=("$@")
