@@ -30,11 +30,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use crate::binary::ReceiverProcess;
-use crate::{
-    Answer, Receiver, SIGNER_KEY, sns_notification, start_manifest_with, stored_messages,
-};
+use crate::{Answer, Receiver, SIGNER_KEY, sns_notification, start_manifest_with, stored_messages};
+use bytes::Bytes;
 use hookwarden_receiver::verify::keys::material::{jwk_json, rsa_signing_key};
 use hookwarden_receiver::verify::keys::{FetcherConfig, KeyFetcher};
 use hookwarden_receiver::verify::{google_pubsub, paypal};
