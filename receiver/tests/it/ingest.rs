@@ -315,3 +315,62 @@ async fn healthz_answers() {
         .expect("response");
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// `spec.request.storeHeaders` changed in the manifest of the running
+/// binary: the hot reload applies it to the next delivery (the newly named
+/// header is stored, the one no longer named is not), without a restart.
+#[tokio::test]
+async fn stored_headers_follow_a_reloaded_manifest() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let manifest =
+        |names: &str| crate::github_manifest(&format!("  request: {{storeHeaders: [{names}]}}\n"));
+    let receiver = crate::binary::ReceiverProcess::spawn(
+        nats.url(),
+        &manifest("X-GitHub-Hook-Id"),
+        &[("gh", "secret", crate::SECRET.as_bytes())],
+        &[],
+    );
+    receiver.ready().await;
+    let js = jetstream::new(nats.connect().await.expect("connect"));
+    let deliver_and_read = |id: &'static str| {
+        let (receiver, js) = (&receiver, &js);
+        async move {
+            let body = br#"{"ref":"refs/heads/main"}"#;
+            let reply = receiver
+                .send(
+                    "POST",
+                    &[
+                        ("content-type", "application/json"),
+                        ("x-github-event", "push"),
+                        ("x-github-delivery", id),
+                        ("x-github-hook-id", "4242"),
+                        ("x-github-hook-installation-target-type", "repository"),
+                        ("x-hub-signature-256", &sign(body)),
+                    ],
+                    body,
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            let sequence = reply.json()["sequence"].as_u64().expect("sequence");
+            let stream = js.get_stream("HOOKWARDEN_CI_GITHUB").await.expect("stream");
+            let message = stream.get_raw_message(sequence).await.expect("stored");
+            let stored = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+            (
+                stored("Hookwarden-Header-x-github-hook-id"),
+                stored("Hookwarden-Header-x-github-hook-installation-target-type"),
+            )
+        }
+    };
+    assert_eq!(
+        deliver_and_read("before-reload").await,
+        (Some("4242".to_owned()), None)
+    );
+    receiver.replace_manifest(&manifest("X-GitHub-Hook-Installation-Target-Type"));
+    receiver.logged("configuration reloaded", 1).await;
+    assert_eq!(
+        deliver_and_read("after-reload").await,
+        (None, Some("repository".to_owned()))
+    );
+    let (status, log) = receiver.stop().await;
+    assert!(status.success(), "{log}");
+}
