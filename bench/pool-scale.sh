@@ -192,8 +192,8 @@ print(f"{ticks / tck * 1e6 / ok:.1f} {ok / (d['duration_us'] / 1e6):.0f} {ok}")
 PY
 }
 
-echo "| endpoints | start to ready | pool idle RSS | nats-server RSS | streams | CPU per scan at rest | one change takes effect (median of $CHANGES) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| endpoints | serving when ready | start to ready | pool idle RSS | nats-server RSS | streams | CPU per scan at rest | one change takes effect (median of $CHANGES) |"
+echo "|---|---|---|---|---|---|---|---|"
 route_rows=()
 for size in $POOL_SIZES; do
   say "pool of $size endpoints"
@@ -205,7 +205,9 @@ for size in $POOL_SIZES; do
   pool_pid=$server_pid
   serving=$(curl -fsS "http://$ops/endpoints" |
     python3 -c 'import json,sys; print(sum(e["state"] == "serving" for e in json.load(sys.stdin)["endpoints"]))')
-  [ "$serving" = "$size" ] || die "$serving of $size endpoints serving: see $work/pool-$size.log"
+  # Not all serving when ready (e.g. stream creations timed out): said in
+  # the row, the figures still taken.
+  [ "$serving" = "$size" ] || say "$serving of $size endpoints serving when ready: see $work/pool-$size.log"
   sleep 3
   pool_rss=$(rss_kib "$pool_pid") nats_rss=$(rss_kib "$nats_pid")
   streams=$(curl -fsS "$nats_monitor/jsz" | python3 -c 'import json,sys; print(json.load(sys.stdin)["streams"])')
@@ -229,7 +231,7 @@ for size in $POOL_SIZES; do
     changes+=("$took")
   done
   change_ms=$(printf '%s\n' "${changes[@]}" | median)
-  echo "| $size | $ready_ms ms | $((pool_rss / 1024)) MiB | $((nats_rss / 1024)) MiB | $streams | $scan_ms ms | $change_ms ms (interval ${RELOAD_INTERVAL} s) |"
+  echo "| $size | $serving | $ready_ms ms | $((pool_rss / 1024)) MiB | $((nats_rss / 1024)) MiB | $streams | $scan_ms ms | $change_ms ms (interval ${RELOAD_INTERVAL} s) |"
   if [ "$size" = "$POOL_ROUTE_SIZE" ]; then
     say "routing cost: e00000 of the pool of $size against a dedicated receiver"
     mkdir -p "$work/dedicated/s00000"
@@ -245,6 +247,8 @@ for size in $POOL_SIZES; do
       route_rows+=("| $round | $a_cpu µs | $b_cpu µs | $(python3 -c "print(f'{$b_cpu / $a_cpu:.2f}')") | $a_rps/s | $b_rps/s | $(python3 -c "print(f'{$b_rps / $a_rps:.2f}')") | $a_ok / $b_ok |")
     done
     stop_pid "$dedicated_pid"
+    # Also on stderr at once: a later size that fails must not lose them.
+    printf '%s\n' "${route_rows[@]}" >&2
   fi
   stop_pid "$pool_pid"
   stop_pid "$nats_pid"
