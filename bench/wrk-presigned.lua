@@ -10,6 +10,10 @@
 -- repeats as duplicates); `done` reports that as "wrapped", and run.sh says
 -- so in the report. Every request is built once in `init`, so the generator
 -- only copies bytes while measuring.
+--
+-- BENCH_WRK_PATH (default "/") and BENCH_WRK_HOST (default: the URL's) say
+-- where the requests go: a pool routes each by its host and path
+-- (bench/pool-scale.sh).
 
 local threads = {}
 local next_id = 0
@@ -38,6 +42,8 @@ function init(args)
   local at = assert(string.find(template, placeholder, 1, true), "no placeholder in the template")
   local head = string.sub(template, 1, at - 1)
   local tail = string.sub(template, at + #placeholder)
+  local path = os.getenv("BENCH_WRK_PATH") or "/"
+  local host = os.getenv("BENCH_WRK_HOST")
   local k = 0
   for line in io.lines(os.getenv("BENCH_WRK_LINES")) do
     if k % nthreads == tid then
@@ -51,7 +57,10 @@ function init(args)
           headers[name] = value
         end
       end
-      requests[#requests + 1] = wrk.format("POST", "/", headers, head .. id .. tail)
+      if host then
+        headers["Host"] = host
+      end
+      requests[#requests + 1] = wrk.format("POST", path, headers, head .. id .. tail)
     end
     k = k + 1
   end
