@@ -268,6 +268,11 @@ impl ReceiverProcess {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Everything the process wrote so far (stdout and stderr).
     pub fn log(&self) -> String {
         self.log.lock().expect("log").clone()

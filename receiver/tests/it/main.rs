@@ -30,6 +30,7 @@ mod log_secrets;
 mod nats_auth;
 mod payload_logging;
 mod pool;
+mod pool_attacks;
 mod presets;
 mod properties;
 mod quarantine;

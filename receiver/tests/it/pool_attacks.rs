@@ -16,14 +16,12 @@
 //! (Its own test binary until the receiver's tests are merged into one;
 //! the raw-TCP helpers mirror `attacks/main.rs`'s.)
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use bytes::Bytes;
-use common::binary::{PlainMode, ReceiverProcess, Reply, WAIT, request};
+use crate::binary::{PlainMode, ReceiverProcess, Reply, WAIT, request};
 use hmac::{Hmac, Mac};
 use hookwarden_receiver::pool::layout::{endpoint_file, secret_file};
 use hookwarden_receiver::publish::Target;
