@@ -310,6 +310,12 @@ impl<W: Write> RedactingWriter<'_, W> {
 
 impl<W: Write> Write for RedactingWriter<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter's usual write: whole lines at once, handed on
+        // without a copy.
+        if self.pending.is_empty() && buf.ends_with(b"\n") {
+            self.inner.write_all(&self.registry.redact(buf))?;
+            return Ok(buf.len());
+        }
         self.pending.extend_from_slice(buf);
         if let Some(newline) = self.pending.iter().rposition(|&b| b == b'\n') {
             self.emit(newline + 1)?;
@@ -334,8 +340,9 @@ impl<W: Write> Drop for RedactingWriter<'_, W> {
 
 /// The receiver's (and forwarder's) logs: one JSON object per line on
 /// stdout, for log collectors, filtered by `RUST_LOG` (default `info`),
-/// every line redacted with the registry of this process; panics are
-/// redacted too. Traces as well when the environment asks for them
+/// every line redacted with the registry of this process and written in
+/// batches ([`crate::log_writer`]: call [`crate::log_writer::flush`]
+/// before the process exits); panics are redacted too. Traces as well when the environment asks for them
 /// ([`crate::telemetry`], service `service` by default): call it inside
 /// the runtime, and [`crate::telemetry::shutdown`] before it stops.
 pub fn init(service: &'static str) {
@@ -344,7 +351,10 @@ pub fn init(service: &'static str) {
         .json()
         .flatten_event(true)
         .with_current_span(false)
-        .with_writer(redacting_stdout())
+        .with_writer(Redacting::new(
+            Arc::clone(registry()),
+            crate::log_writer::BatchedStdout,
+        ))
         .boxed();
     crate::telemetry::init_subscriber(logs, service);
     redact_panics();
@@ -363,6 +373,8 @@ pub fn redact_panics() {
         if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
             text.push_str(&format!("stack backtrace:\n{backtrace}\n"));
         }
+        // The log lines before the panic come first.
+        crate::log_writer::flush();
         let _ = std::io::stderr().write_all(&registry().redact(text.as_bytes()));
     }));
 }
