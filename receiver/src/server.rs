@@ -1026,7 +1026,9 @@ async fn handle(
     drop(reading);
     let body = read.bytes.clone();
     facts.body_size = Some(body.len());
-    facts.body_sha256 = Some(body_sha256(&body));
+    // Hashed once: the audit line, the message id and the stored header.
+    let sha256 = body_sha256(&body);
+    facts.body_sha256 = Some(sha256.clone());
     let keep_for_quarantine = snapshot
         .quarantine
         .as_ref()
@@ -1100,8 +1102,9 @@ async fn handle(
     let (ours, tracestate) = telemetry::trace_headers(&publish_span)
         .map_or((None, None), |h| (Some(h.traceparent), h.tracestate));
     let delivery = Delivery {
-        message_id: crate::publish::message_id(verified.delivery_id.as_deref(), &body),
+        message_id: crate::publish::message_id(verified.delivery_id.as_deref(), &sha256),
         body,
+        body_sha256: sha256,
         event: verified.event,
         delivery_id: verified.delivery_id,
         received_at,
