@@ -719,10 +719,13 @@ async fn ingest(
 /// As the endpoint's router does: `request` to the endpoint `state`, in a
 /// task of its own (a pool's router, once it found the endpoint).
 pub async fn ingest_into(state: AppState, peer: SocketAddr, request: Request) -> Response {
+    // Boxed: the request's state machine is kilobytes, and tokio moves a
+    // task's future (and its stage, when the output is read) by value, about
+    // a dozen copies per request; a box is moved as a pointer.
     let task = state
         .tasks
         .clone()
-        .spawn(process(state.clone(), peer, request));
+        .spawn(Box::pin(process(state.clone(), peer, request)));
     match task.await {
         Ok(response) => response,
         // Only a panic ends the task early; the audit line was not written.
