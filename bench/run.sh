@@ -12,6 +12,9 @@
 #                    (always_on) and exported over OTLP to a Jaeger v2 on
 #                    loopback (receiver-file is the default: traces off)
 #   nats-bench       `nats bench js pub sync`, 1 KiB, file storage, msg ids
+#   nats-bench-async `nats bench js pub async`, the same, 1 client with a
+#                    batch of C publishes in flight (C = connections): the
+#                    receiver at C connections has up to C in flight too
 #   peer             Argo Events' webhook EventSource (only if BENCH_PEER_BIN
 #                    names a built binary; see docs/benchmarks.md)
 #   forward          stored events -> `hookwarden-receiver forward` -> a bare
@@ -50,7 +53,7 @@ else
   forward_events=${BENCH_FORWARD_EVENTS:-200000}
 fi
 forward_in_flight=${BENCH_FORWARD_IN_FLIGHT:-64}
-rows=${BENCH_ROWS:-bare receiver-file receiver-traced receiver-memory nats-bench peer forward}
+rows=${BENCH_ROWS:-bare receiver-file receiver-traced receiver-memory nats-bench nats-bench-async peer forward}
 open_max_targets=${BENCH_OPEN_MAX_TARGETS:-250000}
 # vegeta's connections (a fixed pool: letting it add workers when it falls
 # behind makes it open new TLS connections until it is its own bottleneck).
@@ -383,23 +386,29 @@ http_row() { # http_row ROW
 }
 
 # --- nats bench: JetStream's own publish rate, no HTTP ----------------------
-nats_bench_row() {
-  say "[nats-bench] starting"
-  start_nats nats-bench
+nats_bench_row() { # nats_bench_row sync|async
+  local row=nats-bench
+  [ "$1" = sync ] || row=nats-bench-async
+  say "[$row] starting"
+  start_nats "$row"
   for c in $connections; do
+    # sync: C clients, one publish in flight each; async: one client, C in
+    # flight (a batch of C acknowledgements awaited together).
+    local shape=(sync bench.js --clients "$c")
+    [ "$1" = sync ] || shape=(async bench.js --clients 1 --batch "$c")
     # Calibrate on a short run, then publish about BENCH_DURATION seconds' worth.
     local probe msgs
-    probe=$("${on_load[@]}" "$nats_cli" --server "$nats_url" bench js pub sync bench.js --create --storage file --size 1KB --clients "$c" \
+    probe=$("${on_load[@]}" "$nats_cli" --server "$nats_url" bench js pub "${shape[@]}" --create --storage file --size 1KB \
       --msgs $((c * 200)) --dedup --purge --no-progress 2>&1 | python3 "$bench_dir/report.py" nats-bench)
     msgs=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1])["rps"]; c=int(sys.argv[3]); print(max(c * 200, int(r * float(sys.argv[2])) // c * c))' "$probe" "$duration" "$c")
     local n0 n1 stats
     n0=$(cpu_ticks "$nats_pid")
-    stats=$("${on_load[@]}" "$nats_cli" --server "$nats_url" bench js pub sync bench.js --storage file --size 1KB --clients "$c" --msgs "$msgs" \
+    stats=$("${on_load[@]}" "$nats_cli" --server "$nats_url" bench js pub "${shape[@]}" --storage file --size 1KB --msgs "$msgs" \
       --dedup --purge --no-progress 2>&1 | python3 "$bench_dir/report.py" nats-bench)
     n1=$(cpu_ticks "$nats_pid")
-    record row=nats-bench kind=nats-bench connections="$c" msgs="$msgs" stats="$stats" \
+    record row="$row" kind=nats-bench connections="$c" msgs="$msgs" stats="$stats" \
       nats_ticks=$((n1 - n0)) clk_tck="$clk_tck"
-    say "[nats-bench] $c clients: $stats"
+    say "[$row] $c in flight: $stats"
   done
   stop "$nats_pid"; nats_pid=''
 }
@@ -488,7 +497,8 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for row in $rows; do
   case $row in
     bare | receiver-file | receiver-traced | receiver-memory) http_row "$row" ;;
-    nats-bench) nats_bench_row ;;
+    nats-bench) nats_bench_row sync ;;
+    nats-bench-async) nats_bench_row async ;;
     forward) forward_row ;;
     peer)
       if "$bench_dir/peer.sh" available; then http_row peer
@@ -496,7 +506,7 @@ for row in $rows; do
         record row=peer kind=unavailable reason="$("$bench_dir/peer.sh" why)"
         say "[peer] not run: $("$bench_dir/peer.sh" why)"
       fi ;;
-    *) die "unknown row '$row' (known: bare receiver-file receiver-traced receiver-memory nats-bench peer forward)" ;;
+    *) die "unknown row '$row' (known: bare receiver-file receiver-traced receiver-memory nats-bench nats-bench-async peer forward)" ;;
   esac
 done
 case " $rows " in *" receiver-file "*) ready_row ;; esac

@@ -73,6 +73,8 @@ fn run_async<E: std::fmt::Display>(
         }
     };
     hookwarden_receiver::telemetry::shutdown();
+    // Every audit line handed over is on stdout before the process exits.
+    hookwarden_receiver::log_writer::flush();
     code
 }
 

@@ -466,11 +466,12 @@ fn valid_subject_prefix(prefix: &str) -> bool {
 
 /// The JetStream de-duplication id: the provider's delivery id, which
 /// redeliveries keep; without one, the body's SHA-256, so an identical
-/// retried body is still stored once.
-pub fn message_id(delivery_id: Option<&str>, body: &[u8]) -> String {
+/// retried body is still stored once (`body_sha256`: [`body_sha256`] of the
+/// body, computed once per request).
+pub fn message_id(delivery_id: Option<&str>, body_sha256: &str) -> String {
     match delivery_id {
         Some(id) if !id.is_empty() => id.to_owned(),
-        _ => body_sha256(body),
+        _ => body_sha256.to_owned(),
     }
 }
 
@@ -486,6 +487,9 @@ pub struct Delivery {
     pub message_id: String,
     /// The raw body, byte for byte as received.
     pub body: Bytes,
+    /// [`body_sha256`] of `body`: hashed once per request, for the audit
+    /// line, the message id and the `Hookwarden-Body-Sha256` header.
+    pub body_sha256: String,
     /// The provider's event type.
     pub event: Option<String>,
     /// The provider's delivery id.
@@ -559,10 +563,7 @@ pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
     headers.insert("Hookwarden-Endpoint", target.endpoint.as_str());
     // Lets a consumer recognise the same signed body under another delivery
     // id: what a replay of a preset with an unsigned id looks like.
-    headers.insert(
-        "Hookwarden-Body-Sha256",
-        body_sha256(&delivery.body).as_str(),
-    );
+    headers.insert("Hookwarden-Body-Sha256", delivery.body_sha256.as_str());
     headers.insert("Hookwarden-Provider", target.provider.as_str());
     headers.insert(
         "Hookwarden-Event",
@@ -691,7 +692,7 @@ pub fn cloud_event_headers(
 ) -> Vec<(&'static str, String)> {
     let id = match ce_text(Some(&delivery.message_id)) {
         Some(id) => id.to_owned(),
-        None => body_sha256(&delivery.body),
+        None => delivery.body_sha256.clone(),
     };
     let kind = match ce_text(delivery.event.as_deref()) {
         Some(event) => format!("{}.{event}", context.type_prefix),
@@ -1795,13 +1796,16 @@ mod tests {
 
     #[test]
     fn message_id_is_the_delivery_id_or_the_body_hash() {
-        assert_eq!(message_id(Some("abc-1"), b"x"), "abc-1");
+        assert_eq!(message_id(Some("abc-1"), &body_sha256(b"x")), "abc-1");
         // SHA-256 of the empty string.
         assert_eq!(
-            message_id(None, b""),
+            message_id(None, &body_sha256(b"")),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        assert_eq!(message_id(Some(""), b""), message_id(None, b""));
+        assert_eq!(
+            message_id(Some(""), &body_sha256(b"")),
+            message_id(None, &body_sha256(b""))
+        );
     }
 
     #[test]
@@ -1811,6 +1815,7 @@ mod tests {
         let delivery = Delivery {
             message_id: "d-1".to_owned(),
             body: Bytes::from_static(b"{}"),
+            body_sha256: body_sha256(b"{}"),
             event: Some("push".to_owned()),
             delivery_id: Some("d-1".to_owned()),
             received_at: "2026-01-02T03:04:05Z".parse().expect("timestamp"),
@@ -1854,7 +1859,7 @@ mod tests {
         );
 
         let anonymous = Delivery {
-            message_id: message_id(None, b"{}"),
+            message_id: message_id(None, &body_sha256(b"{}")),
             delivery_id: None,
             event: None,
             content_type: None,
@@ -1904,6 +1909,7 @@ mod tests {
         Delivery {
             message_id: "d-1".to_owned(),
             body: Bytes::from_static(b"{}"),
+            body_sha256: body_sha256(b"{}"),
             event: Some("push".to_owned()),
             delivery_id: Some("d-1".to_owned()),
             received_at: "2026-01-02T03:04:05Z".parse().expect("timestamp"),
@@ -1956,7 +1962,7 @@ mod tests {
     fn cloud_event_headers_fall_back_without_sender_metadata() {
         let context = CloudEventsContext::new("ci", "stripe", "stripe");
         let anonymous = Delivery {
-            message_id: message_id(None, b"{}"),
+            message_id: message_id(None, &body_sha256(b"{}")),
             delivery_id: None,
             event: None,
             content_type: None,

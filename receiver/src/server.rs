@@ -719,10 +719,13 @@ async fn ingest(
 /// As the endpoint's router does: `request` to the endpoint `state`, in a
 /// task of its own (a pool's router, once it found the endpoint).
 pub async fn ingest_into(state: AppState, peer: SocketAddr, request: Request) -> Response {
+    // Boxed: the request's state machine is kilobytes, and tokio moves a
+    // task's future (and its stage, when the output is read) by value, about
+    // a dozen copies per request; a box is moved as a pointer.
     let task = state
         .tasks
         .clone()
-        .spawn(process(state.clone(), peer, request));
+        .spawn(Box::pin(process(state.clone(), peer, request)));
     match task.await {
         Ok(response) => response,
         // Only a panic ends the task early; the audit line was not written.
@@ -1026,7 +1029,9 @@ async fn handle(
     drop(reading);
     let body = read.bytes.clone();
     facts.body_size = Some(body.len());
-    facts.body_sha256 = Some(body_sha256(&body));
+    // Hashed once: the audit line, the message id and the stored header.
+    let sha256 = body_sha256(&body);
+    facts.body_sha256 = Some(sha256.clone());
     let keep_for_quarantine = snapshot
         .quarantine
         .as_ref()
@@ -1100,8 +1105,9 @@ async fn handle(
     let (ours, tracestate) = telemetry::trace_headers(&publish_span)
         .map_or((None, None), |h| (Some(h.traceparent), h.tracestate));
     let delivery = Delivery {
-        message_id: crate::publish::message_id(verified.delivery_id.as_deref(), &body),
+        message_id: crate::publish::message_id(verified.delivery_id.as_deref(), &sha256),
         body,
+        body_sha256: sha256,
         event: verified.event,
         delivery_id: verified.delivery_id,
         received_at,

@@ -14,6 +14,7 @@
 mod abuse;
 mod attacks;
 mod audit;
+mod audit_batching;
 mod binary;
 mod blank_secrets;
 mod cli;

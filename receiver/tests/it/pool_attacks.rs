@@ -19,9 +19,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::binary::{PlainMode, ReceiverProcess, Reply, WAIT, request};
 use async_nats::jetstream;
 use bytes::Bytes;
-use crate::binary::{PlainMode, ReceiverProcess, Reply, WAIT, request};
 use hmac::{Hmac, Mac};
 use hookwarden_receiver::pool::layout::{endpoint_file, secret_file};
 use hookwarden_receiver::publish::Target;
