@@ -218,6 +218,35 @@ impl Setup {
 
     /// `hookwarden <command> --subscription .. --endpoint .. --nats-url ..
     /// <args>`.
+    /// Starts `hookwarden <command>` on the subscription with its secrets
+    /// and `args`, in the background with its output piped, the
+    /// subscription first rewritten to retry for as long as a test needs
+    /// (so the delivery held by the destination stays in flight).
+    fn spawn_retrying(
+        &self,
+        destination: &str,
+        command: &[&str],
+        args: &[&str],
+    ) -> tokio::process::Child {
+        std::fs::write(
+            self.path("subscription.yaml"),
+            subscription(destination).replace("maxAttempts: 3", "maxAttempts: 1000"),
+        )
+        .expect("subscription");
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
+            .args(command)
+            .args(["--subscription", &self.path("subscription.yaml")])
+            .args(["--endpoint", &self.path("endpoint.yaml")])
+            .args(["--nats-url", self.nats.url()])
+            .args(["--secrets-dir", &self.path("secrets")])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the command starts")
+    }
+
     async fn run(&self, command: &[&str], args: &[&str]) -> Output {
         let mut all: Vec<String> = command.iter().map(|s| (*s).to_owned()).collect();
         all.extend([
@@ -617,32 +646,10 @@ async fn ctrl_c_stops_a_replay_after_the_delivery_in_flight_and_prints_the_summa
     })
     .await;
     let setup = Setup::start(&destination.url).await;
-    // Retried for as long as the test needs.
-    std::fs::write(
-        setup.path("subscription.yaml"),
-        subscription(&destination.url).replace("maxAttempts: 3", "maxAttempts: 1000"),
-    )
-    .expect("subscription");
     for id in ["c-1", "c-2", "c-3"] {
         setup.send("push", id).await;
     }
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
-        .args([
-            "replay",
-            "--subscription",
-            &setup.path("subscription.yaml"),
-            "--endpoint",
-            &setup.path("endpoint.yaml"),
-            "--nats-url",
-            setup.nats.url(),
-            "--secrets-dir",
-            &setup.path("secrets"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("replay starts");
+    let child = setup.spawn_retrying(&destination.url, &["replay"], &[]);
     hookwarden_tests::eventually("the first replayed request", WAIT, || async {
         (!destination.received().is_empty()).then_some(())
     })
@@ -767,32 +774,8 @@ async fn ctrl_c_stops_a_redrive_after_the_dead_letter_in_flight_and_keeps_the_re
     let setup = Setup::start(&destination.url).await;
     dead_letter(&setup, &["e-1", "e-2", "e-3"]).await;
     redriving.store(true, Ordering::SeqCst);
-    // Retried for as long as the test needs.
-    std::fs::write(
-        setup.path("subscription.yaml"),
-        subscription(&destination.url).replace("maxAttempts: 3", "maxAttempts: 1000"),
-    )
-    .expect("subscription");
     let received_before = destination.received().len();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden"))
-        .args([
-            "dlq",
-            "redrive",
-            "--subscription",
-            &setup.path("subscription.yaml"),
-            "--endpoint",
-            &setup.path("endpoint.yaml"),
-            "--nats-url",
-            setup.nats.url(),
-            "--secrets-dir",
-            &setup.path("secrets"),
-            "--all",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redrive starts");
+    let child = setup.spawn_retrying(&destination.url, &["dlq", "redrive"], &["--all"]);
     hookwarden_tests::eventually("the first redriven request", WAIT, || async {
         (destination.received().len() > received_before).then_some(())
     })
