@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use hookwarden_crds::{RateLimitSpec, WebhookEndpoint};
 use sha2::{Digest, Sha256};
 
@@ -89,6 +90,14 @@ struct Loaded {
     pipeline: EndpointPipeline,
     sha256: String,
 }
+
+/// How many endpoints a scan loads at once (each may create or look up its
+/// stream in JetStream). All at once, 10,000 stream requests timed out by
+/// the thousands; one at a time, a NATS outage would hold a scan for one
+/// request timeout per endpoint. 256 keeps an operator-rendered pool (a few
+/// hundred members fit its Secret) to one round, and 10,000 to 40. Not yet
+/// measured at 10,000 (`bench/pool-scale.sh`).
+const LOAD_CONCURRENCY: usize = 256;
 
 /// Loads the endpoint `name` of the pool; `served` is the target it is
 /// served with now (its stream is not looked up again when unchanged).
@@ -341,11 +350,20 @@ impl Pool {
             }
         }
         let sources = &self.sources;
-        let loaded = futures::future::join_all(
-            due.iter()
-                .map(|(name, _, _, target)| load(sources, name, target.as_ref())),
-        )
-        .await;
+        // At most LOAD_CONCURRENCY at once (results in `due`'s order): a
+        // pool starting with 10,000 endpoints sent 10,000 stream requests
+        // to JetStream together, and 4,462 of them timed out
+        // (docs/benchmarks.md, "Receiver pool at scale").
+        // (Collected first: a stream over the `map` closure itself is not
+        // `Send` for every lifetime, as the spawned watch needs.)
+        let loads: Vec<_> = due
+            .iter()
+            .map(|(name, _, _, target)| load(sources, name, target.as_ref()))
+            .collect();
+        let loaded: Vec<_> = futures::stream::iter(loads)
+            .buffered(LOAD_CONCURRENCY)
+            .collect()
+            .await;
         for ((name, seen, attempts, _), result) in due.into_iter().zip(loaded) {
             let Some(entry) = self.entries.get_mut(&name) else {
                 continue;
