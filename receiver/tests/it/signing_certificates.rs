@@ -115,6 +115,14 @@ fn assert_answer(answer: &Answer, status: StatusCode, reason: Option<&str>, case
     }
 }
 
+/// 200 when `refusal` is `None`, else 401 with that reason.
+fn assert_stored_or_refused(answer: &Answer, refusal: Option<&str>, case: &str) {
+    match refusal {
+        None => assert_answer(answer, StatusCode::OK, None, case),
+        Some(reason) => assert_answer(answer, StatusCode::UNAUTHORIZED, Some(reason), case),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sns_certificates_must_be_in_date_and_for_sns() {
     let nats = NatsServer::start().await.expect("nats-server");
@@ -156,12 +164,7 @@ async fn sns_certificates_must_be_in_date_and_for_sns() {
         let path = format!("/SimpleNotificationService-{name}.pem");
         for attempt in 0..2 {
             let answer = post_sns(&receiver, &path, &format!("{name}-{attempt}")).await;
-            match refusal {
-                None => assert_answer(&answer, StatusCode::OK, None, name),
-                Some(reason) => {
-                    assert_answer(&answer, StatusCode::UNAUTHORIZED, Some(reason), name);
-                }
-            }
+            assert_stored_or_refused(&answer, refusal, name);
         }
     }
     assert_eq!(
@@ -222,12 +225,7 @@ async fn paypal_certificates_with_intermediates_must_chain_to_a_trusted_root() {
         let path = format!("/v1/notifications/certs/{name}");
         for attempt in 0..2 {
             let answer = post_paypal(&receiver, &path, &format!("WH-{name}-{attempt}")).await;
-            match refusal {
-                None => assert_answer(&answer, StatusCode::OK, None, name),
-                Some(reason) => {
-                    assert_answer(&answer, StatusCode::UNAUTHORIZED, Some(reason), name);
-                }
-            }
+            assert_stored_or_refused(&answer, *refusal, name);
         }
     }
     assert_eq!(
