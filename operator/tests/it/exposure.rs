@@ -383,7 +383,10 @@ async fn issuer_ref_without_cert_manager_is_reported_then_a_certificate_is_reque
     // An operator started while cert-manager is installed watches
     // Certificates: once its first pass is done, cert-manager issuing the
     // certificate starts the next one at once (not a timer, 5 minutes).
-    drop(operator);
+    // Stopped, not only dropped: a pass of the first still in flight (its
+    // nats-server gone, it can take a while) would otherwise write its
+    // older view of the certificate over the second's.
+    operator.stop().await;
     let ops = hookwarden_operator::ops::Ops::default();
     let _operator = start_operator_with(&ns, ops.clone(), |_| {}).await;
     // Its first passes (the list, then every child watch's list) done:

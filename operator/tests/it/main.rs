@@ -53,10 +53,28 @@ async fn install_crds(ns: &TestNamespace) {
 /// whose streams they manage when they have one of their own.
 struct Operator {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<()>>,
     nats: Option<NatsServer>,
 }
 
 impl Operator {
+    /// Stops the operator and waits until it has stopped: its passes in
+    /// flight finish (graceful shutdown) before its nats-server goes. A
+    /// test that starts a second operator stops the first this way, so no
+    /// late pass of the first writes a status over the second's (dropping
+    /// it only asks it to stop).
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            tokio::time::timeout(WAIT, running)
+                .await
+                .expect("the operator to stop")
+                .expect("the operator's task");
+        }
+    }
+
     /// The operator's own nats-server (`--nats-url`).
     fn nats(&self) -> &NatsServer {
         self.nats
@@ -104,7 +122,7 @@ async fn run_operator(
 ) -> Operator {
     install_crds(ns).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(controller::run_with_ops(
+    let running = tokio::spawn(controller::run_with_ops(
         ns.client(),
         config,
         ops,
@@ -114,6 +132,7 @@ async fn run_operator(
     ));
     Operator {
         stop: Some(stop),
+        running: Some(running),
         nats,
     }
 }

@@ -229,8 +229,7 @@ async fn lists_are_fetched_once_rendered_refreshed_and_kept() {
 
     // A restart while the provider is down: the saved list is used, also
     // by an endpoint created now.
-    drop(operator);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    operator.stop().await;
     let down = ListServer::start(&["api.github.com"]).await;
     down.serve("/meta", ListAnswer::status(503));
     let _operator = start_operator(&ns, &nats, &down).await;
