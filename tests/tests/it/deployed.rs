@@ -1046,17 +1046,17 @@ struct Arrived {
     body: Vec<u8>,
 }
 
-/// The destination of the forwarding test: an HTTPS server on 127.0.0.1
-/// (port 0) with a certificate cert-manager issued for `127.0.0.1` from the
-/// test CA. `/billing` answers 204, every other path 404. Stopped on drop.
+/// A destination of the forwarding test: a server on 127.0.0.1 (port 0),
+/// HTTPS with a certificate cert-manager issued for `127.0.0.1` from the
+/// test CA, or plain HTTP. `/billing` and `/ledger` answer 204, every other
+/// path 404. Stopped on drop.
 ///
 /// Why 127.0.0.1: a pod's `127.0.0.1` is the host's in the process node's
 /// network (`tests/tools/cluster/podnet.sh`), the way pods reach NATS and the
-/// API server here; HTTPS with the subscription's `caSecretRef` is the
-/// destination kind a user points at something that is not a Service. (An
-/// `http://<service>.<namespace>.svc` destination would need cluster DNS,
-/// which the process node does not have: its pods resolve names as the host
-/// does.)
+/// API server here. HTTPS with the subscription's `caSecretRef` is the
+/// destination kind a user points at something that is not a Service; plain
+/// HTTP is reached as `http://<service>.<namespace>.svc.cluster.local`
+/// through a Service (the pod runner's cluster DNS and service proxy).
 struct Destination {
     port: u16,
     arrived: std::sync::Arc<std::sync::Mutex<Vec<Arrived>>>,
@@ -1070,8 +1070,8 @@ impl Drop for Destination {
 }
 
 impl Destination {
+    /// HTTPS with this certificate chain and key.
     async fn start(certificate_pem: &[u8], key_pem: &[u8]) -> Self {
-        use http_body_util::BodyExt;
         use tokio_rustls::rustls;
         use tokio_rustls::rustls::pki_types::pem::PemObject;
         use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -1088,7 +1088,19 @@ impl Destination {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .expect("certificate and key");
-        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        Self::serve(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+            config,
+        ))))
+        .await
+    }
+
+    /// Plain HTTP, as a Service inside the cluster is mostly reached.
+    async fn start_plain() -> Self {
+        Self::serve(None).await
+    }
+
+    async fn serve(acceptor: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        use http_body_util::BodyExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -1100,9 +1112,6 @@ impl Destination {
             while let Ok((tcp, _)) = listener.accept().await {
                 let (acceptor, log) = (acceptor.clone(), log.clone());
                 connections.spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
                     let service = hyper::service::service_fn(
                         move |request: hyper::Request<hyper::body::Incoming>| {
                             let log = log.clone();
@@ -1120,7 +1129,11 @@ impl Destination {
                                     });
                                 }
                                 let path = parts.uri.path().to_owned();
-                                let status = if path == "/billing" { 204 } else { 404 };
+                                let status = if path == "/billing" || path == "/ledger" {
+                                    204
+                                } else {
+                                    404
+                                };
                                 if let Ok(mut log) = log.lock() {
                                     log.push(Arrived {
                                         path,
@@ -1137,9 +1150,20 @@ impl Destination {
                             }
                         },
                     );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match acceptor {
+                        Some(acceptor) => {
+                            let Ok(tls) = acceptor.accept(tcp).await else {
+                                return;
+                            };
+                            http.serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                .await
+                        }
+                        None => {
+                            http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                                .await
+                        }
+                    };
                 });
             }
         });
@@ -1152,6 +1176,11 @@ impl Destination {
 
     fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Where a Service's backend annotation points.
+    fn backend(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     fn arrived(&self, path: &str) -> Vec<Arrived> {
@@ -1339,14 +1368,42 @@ spec:
     })
     .await;
     let destination = Destination::start(&tls.0, &tls.1).await;
+    // And a Service in the cluster, `ledger`, reached by its DNS name over
+    // plain HTTP: its backend is a server of this test (the annotation
+    // stands in for the EndpointSlice; see the pod runner's service proxy).
+    let ledger = Destination::start_plain().await;
+    let service = format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: ledger
+  namespace: {namespace}
+  annotations: {{hookwarden.dev/pod-runner-backends: "{backend}"}}
+spec:
+  ports: [{{name: http, port: 80, protocol: TCP}}]
+"#,
+        backend = ledger.backend()
+    );
+    hookwarden_tests::deployed::kubectl_stdin(&["apply", "-f", "-"], &service)
+        .unwrap_or_else(|e| panic!("{e}"));
 
     step("3. the subscriptions");
     // `stripe-to-billing` reaches a destination that takes everything;
-    // `stripe-to-gone` one that answers 404 (not retried: dead-lettered).
-    for (name, path) in [
-        ("stripe-to-billing", "/billing"),
-        ("stripe-to-gone", "/gone"),
+    // `stripe-to-gone` one that answers 404 (not retried: dead-lettered);
+    // `stripe-to-ledger` the Service by name, as most users will.
+    let ledger_url = format!("http://ledger.{namespace}.svc/ledger");
+    let billing_url = destination.url("/billing");
+    let gone_url = destination.url("/gone");
+    for (name, url, trusted_ca) in [
+        ("stripe-to-billing", billing_url.as_str(), true),
+        ("stripe-to-gone", gone_url.as_str(), true),
+        ("stripe-to-ledger", ledger_url.as_str(), false),
     ] {
+        let ca = if trusted_ca {
+            "\n    caSecretRef: {name: billing-tls, key: ca.crt}"
+        } else {
+            ""
+        };
         let manifest = format!(
             r#"apiVersion: hookwarden.dev/v1alpha1
 kind: WebhookSubscription
@@ -1354,12 +1411,10 @@ metadata: {{name: {name}, namespace: {namespace}}}
 spec:
   source: {{endpoint: stripe}}
   destination:
-    url: "{url}"
-    caSecretRef: {{name: billing-tls, key: ca.crt}}
+    url: "{url}"{ca}
     timeoutSeconds: 5
   passHeaders: [Hookwarden-Delivery-Id, Hookwarden-Provider]
-"#,
-            url = destination.url(path)
+"#
         );
         let file = work.join(format!("{name}.yaml"));
         std::fs::write(&file, manifest).expect("write");
@@ -1372,7 +1427,7 @@ spec:
     let subscriptions = ns.api::<hookwarden_crds::WebhookSubscription>();
     let pods = ns.api::<Pod>();
     let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
-    for name in ["stripe-to-billing", "stripe-to-gone"] {
+    for name in ["stripe-to-billing", "stripe-to-gone", "stripe-to-ledger"] {
         // The children the operator creates, and a forwarder pod the pod
         // runner runs from the Deployment's spec: Ready means its own
         // /readyz answered at the pod IP (manifest loaded, NATS connected,
@@ -1457,18 +1512,24 @@ spec:
         destination.arrived("/billing").into_iter().next()
     })
     .await;
-    let signing = ns
-        .api::<Secret>()
-        .get("stripe-to-billing-signing")
-        .await
-        .expect("the generated signing Secret");
-    let signing = signing
-        .data
-        .as_ref()
-        .and_then(|d| d.get("secret"))
-        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
-        .expect("key secret");
-    let signing = signing.lines().next().expect("a whsec_ line").to_owned();
+    let signing_secret = |subscription: &str| {
+        let secrets = ns.api::<Secret>();
+        let name = format!("{subscription}-signing");
+        async move {
+            let signing = secrets
+                .get(&name)
+                .await
+                .expect("the generated signing Secret");
+            let signing = signing
+                .data
+                .as_ref()
+                .and_then(|d| d.get("secret"))
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+                .expect("key secret");
+            signing.lines().next().expect("a whsec_ line").to_owned()
+        }
+    };
+    let signing = signing_secret("stripe-to-billing").await;
     assert!(
         standard_webhooks_valid(&signing, &arrived),
         "Standard Webhooks signature with the generated secret: {:?}",
@@ -1517,20 +1578,45 @@ spec:
         "passHeaders"
     );
 
-    step("6. status: delivered, and dead-lettered");
-    eventually(
-        "stripe-to-billing Ready with nothing pending",
-        WAIT,
-        || async {
-            let subscription = subscriptions.get("stripe-to-billing").await.ok()?;
-            let status = subscription.status.as_ref()?;
-            (condition_is_true(&subscription, "Ready")
-                && status.pending == Some(0)
-                && status.dead_letters.unwrap_or(0) == 0)
-                .then_some(())
-        },
-    )
+    step("5b. at the Service, by its name");
+    let at_ledger = eventually("the event at the ledger Service", WAIT, || async {
+        ledger.arrived("/ledger").into_iter().next()
+    })
     .await;
+    let ledger_signing = signing_secret("stripe-to-ledger").await;
+    assert_ne!(ledger_signing, signing, "a secret per subscription");
+    assert!(
+        standard_webhooks_valid(&ledger_signing, &at_ledger),
+        "signed with stripe-to-ledger's secret: {:?}",
+        at_ledger.headers
+    );
+    assert_eq!(at_ledger.body, stored.payload.to_vec());
+    assert_eq!(
+        at_ledger.headers.get("webhook-id").map(String::as_str),
+        Some(id)
+    );
+    assert_eq!(
+        at_ledger.headers.get("host").map(String::as_str),
+        Some(format!("ledger.{namespace}.svc").as_str()),
+        "the Service's name, not an address, was asked for"
+    );
+
+    step("6. status: delivered, and dead-lettered");
+    for name in ["stripe-to-billing", "stripe-to-ledger"] {
+        eventually(
+            &format!("{name} Ready with nothing pending"),
+            WAIT,
+            || async {
+                let subscription = subscriptions.get(name).await.ok()?;
+                let status = subscription.status.as_ref()?;
+                (condition_is_true(&subscription, "Ready")
+                    && status.pending == Some(0)
+                    && status.dead_letters.unwrap_or(0) == 0)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
     let gone = eventually(
         "stripe-to-gone's dead letter in its status",
         WAIT,
@@ -1859,4 +1945,210 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
             "{name} has no receivers of its own"
         );
     }
+}
+
+// ------------------------------------------------------------ fetched keys
+
+/// Issue #13 as deployed: an AWS SNS endpoint behind Traefik whose receiver
+/// pods fetch the signing certificate from `sns.us-east-1.amazonaws.com`
+/// themselves, as in a cluster. The pod runner's cluster DNS resolves that
+/// host to a key server of this test (a ConfigMap of upstream names) and
+/// the pods' image CA bundle trusts the test CA that issued its TLS
+/// certificate (a ConfigMap too): nothing in the receiver's Deployment is
+/// changed, and its host rule stays the real one. A notification signed
+/// with the published certificate's key is stored once; one signed with
+/// another key is refused 401; the certificate was fetched at most once a
+/// pod.
+#[tokio::test(flavor = "multi_thread")]
+async fn receiver_pods_fetch_provider_keys_through_cluster_dns() {
+    use hookwarden_receiver::verify::sending::SNS_CERT_URL;
+    use hookwarden_tests::{ListAnswer, ListServer, TestCa};
+    const SIGNER_KEY: &str =
+        include_str!("../../../receiver/src/verify/keys/testdata/signer_key.pem");
+    const OTHER_KEY: &str =
+        include_str!("../../../receiver/src/verify/keys/testdata/other_key.pem");
+
+    let started = std::time::Instant::now();
+    let step = |what: &str| eprintln!("fetched keys: {what} at {:.1?}", started.elapsed());
+    let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
+    let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        runner_bins.canonicalize().ok(),
+        bin_dir.canonicalize().ok(),
+        "the pod runner runs the binaries of another checkout"
+    );
+    let cli = bin_dir.join("hookwarden");
+    let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
+    let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
+    let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let ns = TestNamespace::create_on_process_node("keys")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let namespace = ns.name().to_owned();
+    let work = tempfile::tempdir().expect("work dir");
+    let work = work.path().to_owned();
+    let helm_home = work.join("helm");
+    let cert_manager = CertManager::start(&namespace)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ingress_ca = work.join("ca.crt");
+    std::fs::write(&ingress_ca, cert_manager.ca_pem()).expect("write CA");
+
+    step("1. the key server, as the cluster's DNS and the image see it");
+    let (sns_host, sns_path) = SNS_CERT_URL
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(host, path)| (host, format!("/{path}")))
+        .expect("an https URL with a path");
+    // Port 443 of an address of its own (one per test process), reachable
+    // from the pods as the host's loopback is.
+    let [_, _, high, low] = std::process::id().to_be_bytes();
+    let address = std::net::SocketAddr::from(([127, 5, high, low.max(1)], 443));
+    let key_ca = TestCa::new("key server CA");
+    let key_server = ListServer::start_at(&key_ca, &[sns_host], address).await;
+    key_server.serve(
+        &sns_path,
+        ListAnswer::ok(key_ca.issue(SIGNER_KEY, "sns.amazonaws.com", 2020, 2100)),
+    );
+    let maps = format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: upstream-hosts
+  namespace: {namespace}
+  labels: {{hookwarden.dev/pod-runner: upstream-hosts}}
+data:
+  hosts: "{ip} {sns_host}"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: image-ca
+  namespace: {namespace}
+  labels: {{hookwarden.dev/pod-runner: image-ca}}
+data:
+  ca.crt: {pem:?}
+"#,
+        ip = address.ip(),
+        pem = key_ca.pem(),
+    );
+    hookwarden_tests::deployed::kubectl_stdin(&["apply", "-f", "-"], &maps)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    step("2. helm install, the endpoint behind Traefik");
+    hookwarden_operator::crd::install(ns.client(), WAIT)
+        .await
+        .expect("CRDs installed");
+    install_chart(&helm_home, &namespace, nats.url());
+    let host = "sns.keys.hookwarden.test";
+    let path = "/in/sns";
+    let manifest = format!(
+        r#"apiVersion: hookwarden.dev/v1alpha1
+kind: WebhookEndpoint
+metadata: {{name: sns, namespace: {namespace}}}
+spec:
+  provider: aws-sns
+  aws: {{topicArns: ['arn:aws:sns:us-east-1:123456789012:orders']}}
+  ingress: {{host: {host}, path: {path}}}
+"#
+    );
+    let manifest_file = work.join("sns.yaml");
+    std::fs::write(&manifest_file, &manifest).expect("write");
+    ok(
+        &helm_home,
+        "kubectl",
+        &["apply", "-f", manifest_file.to_str().expect("UTF-8")],
+    );
+    let example = Example {
+        name: "sns".to_owned(),
+        manifest: manifest_file,
+        endpoint: hookwarden_crds::from_yaml(&manifest).expect("endpoint"),
+        host: host.to_owned(),
+        path: path.to_owned(),
+    };
+    rolled_out(&ns, "sns", 2).await;
+    let endpoints = ns.api::<WebhookEndpoint>();
+    eventually("sns Ready with its certificate", WAIT, || async {
+        let endpoint = endpoints.get("sns").await.ok()?;
+        (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
+            .then_some(())
+    })
+    .await;
+    eventually("Traefik to route sns", WAIT, || async {
+        traefik_servers(admin, host).filter(|s| !s.is_empty())
+    })
+    .await;
+
+    step("3. deliveries signed with the published key, and with another");
+    let keys = work.join("keys");
+    std::fs::create_dir_all(&keys).expect("mkdir");
+    std::fs::write(keys.join("signer.pem"), SIGNER_KEY).expect("key");
+    std::fs::write(keys.join("other.pem"), OTHER_KEY).expect("key");
+    let secrets = work.join("secrets");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    let send_with = |key: &'static str, id: &'static str| {
+        let (cli, example, secrets, ingress_ca, key) = (
+            cli.clone(),
+            &example,
+            secrets.clone(),
+            ingress_ca.clone(),
+            keys.join(key),
+        );
+        async move {
+            let key = key.to_str().expect("UTF-8").to_owned();
+            // Traefik may serve its default certificate until it has read
+            // the endpoint's Secret.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let (code, out) = send(
+                    &cli,
+                    example,
+                    &secrets,
+                    traefik,
+                    &ingress_ca,
+                    &[
+                        "--secret-file",
+                        &key,
+                        "--event",
+                        "order.created",
+                        "--delivery-id",
+                        id,
+                    ],
+                )
+                .await;
+                if !out.contains("invalid peer certificate")
+                    || tokio::time::Instant::now() >= deadline
+                {
+                    break (code, out);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    let (code, out) = send_with("signer.pem", "sns-deployed-1").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("200"), "{out}");
+    let (code, out) = send_with("other.pem", "sns-deployed-2").await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("401"), "signed with another key: {out}");
+    let (code, out) = send_with("signer.pem", "sns-deployed-3").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("200"), "{out}");
+
+    step("4. stored once each, the certificate fetched at most once a pod");
+    let client = nats.connect().await.expect("NATS");
+    let jetstream = async_nats::jetstream::new(client);
+    let mut endpoint = example.endpoint.clone();
+    endpoint.metadata.namespace = Some(namespace.clone());
+    let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
+    let mut stream = jetstream.get_stream(&target.stream).await.expect("stream");
+    let info = stream.info().await.expect("stream info");
+    assert_eq!(info.state.messages, 2, "the two good deliveries only");
+    let fetches = key_server.hits();
+    assert!(
+        (1..=2).contains(&fetches),
+        "one fetch per receiver pod at most, then the cache: {fetches} ({:?})",
+        key_server.requests()
+    );
+    step("done");
 }
