@@ -1949,24 +1949,61 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
 
 // ------------------------------------------------------------ fetched keys
 
-/// Issue #13 as deployed: an AWS SNS endpoint behind Traefik whose receiver
-/// pods fetch the signing certificate from `sns.us-east-1.amazonaws.com`
-/// themselves, as in a cluster. The pod runner's cluster DNS resolves that
-/// host to a key server of this test (a ConfigMap of upstream names) and
-/// the pods' image CA bundle trusts the test CA that issued its TLS
-/// certificate (a ConfigMap too): nothing in the receiver's Deployment is
-/// changed, and its host rule stays the real one. A notification signed
-/// with the published certificate's key is stored once; one signed with
-/// another key is refused 401; the certificate was fetched at most once a
-/// pod.
+/// `kubectl apply` of endpoint `name` (`spec` below the ingress) on `host`
+/// and `path` behind Traefik, with no secrets of its own.
+fn apply_keyed_endpoint(
+    helm_home: &Path,
+    work: &Path,
+    namespace: &str,
+    name: &str,
+    host: &str,
+    path: &str,
+    spec: &str,
+) -> Example {
+    let manifest = format!(
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {{name: {name}, namespace: {namespace}}}\nspec:\n\
+         \x20 ingress: {{host: {host}, path: {path}}}\n{spec}"
+    );
+    let manifest_file = work.join(format!("{name}.yaml"));
+    std::fs::write(&manifest_file, &manifest).expect("write");
+    ok(
+        helm_home,
+        "kubectl",
+        &["apply", "-f", manifest_file.to_str().expect("UTF-8")],
+    );
+    Example {
+        name: name.to_owned(),
+        manifest: manifest_file,
+        endpoint: hookwarden_crds::from_yaml(&manifest).expect("endpoint"),
+        host: host.to_owned(),
+        path: path.to_owned(),
+    }
+}
+
+/// Issue #13 as deployed: an AWS SNS endpoint and an Azure Event Grid
+/// endpoint with Entra ID tokens behind Traefik, whose receiver pods fetch
+/// the signing certificate from `sns.us-east-1.amazonaws.com` and the
+/// tenant's keys from `login.microsoftonline.com` themselves, as in a
+/// cluster. The pod runner's cluster DNS resolves those hosts to a key
+/// server of this test (a ConfigMap of upstream names) and the pods' image
+/// CA bundle trusts the test CA that issued its TLS certificate (a
+/// ConfigMap too): nothing in the receivers' Deployments is changed, and
+/// their host rules stay the real ones. Deliveries (and Event Grid's
+/// validation handshake) signed with the published keys are answered and
+/// stored once each; signed with another key, refused 401; each key was
+/// fetched at most once a pod.
 #[tokio::test(flavor = "multi_thread")]
 async fn receiver_pods_fetch_provider_keys_through_cluster_dns() {
-    use hookwarden_receiver::verify::sending::SNS_CERT_URL;
+    use hookwarden_receiver::verify::keys::material::{jwk_json, rsa_signing_key};
+    use hookwarden_receiver::verify::keys::url::ENTRA_HOST;
+    use hookwarden_receiver::verify::sending::{ENTRA_KID, SNS_CERT_URL};
     use hookwarden_tests::{ListAnswer, ListServer, TestCa};
     const SIGNER_KEY: &str =
         include_str!("../../../receiver/src/verify/keys/testdata/signer_key.pem");
     const OTHER_KEY: &str =
         include_str!("../../../receiver/src/verify/keys/testdata/other_key.pem");
+    const TENANT: &str = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
 
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("fetched keys: {what} at {:.1?}", started.elapsed());
@@ -2005,10 +2042,16 @@ async fn receiver_pods_fetch_provider_keys_through_cluster_dns() {
     let [_, _, high, low] = std::process::id().to_be_bytes();
     let address = std::net::SocketAddr::from(([127, 5, high, low.max(1)], 443));
     let key_ca = TestCa::new("key server CA");
-    let key_server = ListServer::start_at(&key_ca, &[sns_host], address).await;
+    let key_server = ListServer::start_at(&key_ca, &[sns_host, ENTRA_HOST], address).await;
     key_server.serve(
         &sns_path,
         ListAnswer::ok(key_ca.issue(SIGNER_KEY, "sns.amazonaws.com", 2020, 2100)),
+    );
+    let signer = rsa_signing_key(SIGNER_KEY).expect("test key");
+    let tenant_keys = serde_json::json!({"keys": [jwk_json(&signer, ENTRA_KID)]});
+    key_server.serve(
+        &format!("/{TENANT}/discovery/v2.0/keys"),
+        ListAnswer::ok(tenant_keys.to_string()),
     );
     let maps = format!(
         r#"apiVersion: v1
@@ -2018,7 +2061,7 @@ metadata:
   namespace: {namespace}
   labels: {{hookwarden.dev/pod-runner: upstream-hosts}}
 data:
-  hosts: "{ip} {sns_host}"
+  hosts: "{ip} {sns_host} {ENTRA_HOST}"
 ---
 apiVersion: v1
 kind: ConfigMap
@@ -2035,87 +2078,82 @@ data:
     hookwarden_tests::deployed::kubectl_stdin(&["apply", "-f", "-"], &maps)
         .unwrap_or_else(|e| panic!("{e}"));
 
-    step("2. helm install, the endpoint behind Traefik");
+    step("2. helm install, the endpoints behind Traefik");
     hookwarden_operator::crd::install(ns.client(), WAIT)
         .await
         .expect("CRDs installed");
     install_chart(&helm_home, &namespace, nats.url());
-    let host = "sns.keys.hookwarden.test";
-    let path = "/in/sns";
-    let manifest = format!(
-        r#"apiVersion: hookwarden.dev/v1alpha1
-kind: WebhookEndpoint
-metadata: {{name: sns, namespace: {namespace}}}
-spec:
-  provider: aws-sns
-  aws: {{topicArns: ['arn:aws:sns:us-east-1:123456789012:orders']}}
-  ingress: {{host: {host}, path: {path}}}
-"#
-    );
-    let manifest_file = work.join("sns.yaml");
-    std::fs::write(&manifest_file, &manifest).expect("write");
-    ok(
+    let sns = apply_keyed_endpoint(
         &helm_home,
-        "kubectl",
-        &["apply", "-f", manifest_file.to_str().expect("UTF-8")],
+        &work,
+        &namespace,
+        "sns",
+        "sns.keys.hookwarden.test",
+        "/in/sns",
+        "  provider: aws-sns\n  aws: {topicArns: ['arn:aws:sns:us-east-1:123456789012:orders']}\n",
     );
-    let example = Example {
-        name: "sns".to_owned(),
-        manifest: manifest_file,
-        endpoint: hookwarden_crds::from_yaml(&manifest).expect("endpoint"),
-        host: host.to_owned(),
-        path: path.to_owned(),
-    };
-    rolled_out(&ns, "sns", 2).await;
+    let grid = apply_keyed_endpoint(
+        &helm_home,
+        &work,
+        &namespace,
+        "grid",
+        "grid.keys.hookwarden.test",
+        "/in/grid",
+        &format!(
+            "  provider: azure-event-grid\n  azure:\n    entra: {{tenantId: {TENANT}, \
+             audience: 'api://hookwarden-events'}}\n"
+        ),
+    );
     let endpoints = ns.api::<WebhookEndpoint>();
-    eventually("sns Ready with its certificate", WAIT, || async {
-        let endpoint = endpoints.get("sns").await.ok()?;
-        (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
-            .then_some(())
-    })
-    .await;
-    eventually("Traefik to route sns", WAIT, || async {
-        traefik_servers(admin, host).filter(|s| !s.is_empty())
-    })
-    .await;
+    for example in [&sns, &grid] {
+        rolled_out(&ns, &example.name, 2).await;
+        eventually(
+            &format!("{} Ready with its certificate", example.name),
+            WAIT,
+            || async {
+                let endpoint = endpoints.get(&example.name).await.ok()?;
+                (condition_is_true(&endpoint, "Ready")
+                    && condition_is_true(&endpoint, "CertificateReady"))
+                .then_some(())
+            },
+        )
+        .await;
+        eventually(
+            &format!("Traefik to route {}", example.name),
+            WAIT,
+            || async { traefik_servers(admin, &example.host).filter(|s| !s.is_empty()) },
+        )
+        .await;
+    }
 
-    step("3. deliveries signed with the published key, and with another");
+    step("3. deliveries signed with the published keys, and with another");
     let keys = work.join("keys");
     std::fs::create_dir_all(&keys).expect("mkdir");
-    std::fs::write(keys.join("signer.pem"), SIGNER_KEY).expect("key");
-    std::fs::write(keys.join("other.pem"), OTHER_KEY).expect("key");
+    let signer_file = keys.join("signer.pem");
+    let other_file = keys.join("other.pem");
+    std::fs::write(&signer_file, SIGNER_KEY).expect("key");
+    std::fs::write(&other_file, OTHER_KEY).expect("key");
     let secrets = work.join("secrets");
     std::fs::create_dir_all(&secrets).expect("mkdir");
-    let send_with = |key: &'static str, id: &'static str| {
-        let (cli, example, secrets, ingress_ca, key) = (
-            cli.clone(),
-            &example,
-            secrets.clone(),
-            ingress_ca.clone(),
-            keys.join(key),
-        );
+    let send_with = |example: &Example, key: &Path, extra: &[&str]| {
+        let (cli, secrets, ingress_ca) = (cli.clone(), secrets.clone(), ingress_ca.clone());
+        let key = key.to_str().expect("UTF-8").to_owned();
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let example = Example {
+            name: example.name.clone(),
+            manifest: example.manifest.clone(),
+            endpoint: example.endpoint.clone(),
+            host: example.host.clone(),
+            path: example.path.clone(),
+        };
         async move {
-            let key = key.to_str().expect("UTF-8").to_owned();
+            let mut args = vec!["--secret-file", key.as_str()];
+            args.extend(extra.iter().map(String::as_str));
             // Traefik may serve its default certificate until it has read
             // the endpoint's Secret.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             loop {
-                let (code, out) = send(
-                    &cli,
-                    example,
-                    &secrets,
-                    traefik,
-                    &ingress_ca,
-                    &[
-                        "--secret-file",
-                        &key,
-                        "--event",
-                        "order.created",
-                        "--delivery-id",
-                        id,
-                    ],
-                )
-                .await;
+                let (code, out) = send(&cli, &example, &secrets, traefik, &ingress_ca, &args).await;
                 if !out.contains("invalid peer certificate")
                     || tokio::time::Instant::now() >= deadline
                 {
@@ -2125,30 +2163,62 @@ spec:
             }
         }
     };
-    let (code, out) = send_with("signer.pem", "sns-deployed-1").await;
-    assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("200"), "{out}");
-    let (code, out) = send_with("other.pem", "sns-deployed-2").await;
-    assert_eq!(code, 1, "{out}");
-    assert!(out.starts_with("401"), "signed with another key: {out}");
-    let (code, out) = send_with("signer.pem", "sns-deployed-3").await;
-    assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("200"), "{out}");
+    let delivery = |id: &'static str| ["--event", "order.created", "--delivery-id", id];
+    let (code, out) = send_with(&sns, &signer_file, &delivery("sns-deployed-1")).await;
+    assert_eq!((code, out.starts_with("200")), (0, true), "{out}");
+    let (code, out) = send_with(&sns, &other_file, &delivery("sns-deployed-2")).await;
+    assert_eq!(
+        (code, out.starts_with("401")),
+        (1, true),
+        "another key: {out}"
+    );
+    let (code, out) = send_with(&sns, &signer_file, &delivery("sns-deployed-3")).await;
+    assert_eq!((code, out.starts_with("200")), (0, true), "{out}");
+    // Event Grid: the subscription validation handshake first, as Azure
+    // does when the subscription is created, then events.
+    let (code, out) = send_with(&grid, &signer_file, &["--handshake"]).await;
+    assert_eq!(
+        (code, out.starts_with("200")),
+        (0, true),
+        "handshake: {out}"
+    );
+    let (code, out) = send_with(&grid, &other_file, &["--handshake"]).await;
+    assert_eq!(
+        (code, out.starts_with("401")),
+        (1, true),
+        "handshake, another key: {out}"
+    );
+    let (code, out) = send_with(&grid, &signer_file, &delivery("grid-deployed-1")).await;
+    assert_eq!((code, out.starts_with("200")), (0, true), "{out}");
+    let (code, out) = send_with(&grid, &other_file, &delivery("grid-deployed-2")).await;
+    assert_eq!(
+        (code, out.starts_with("401")),
+        (1, true),
+        "another key: {out}"
+    );
 
-    step("4. stored once each, the certificate fetched at most once a pod");
+    step("4. stored once each, each key fetched at most once a pod");
     let client = nats.connect().await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
-    let mut endpoint = example.endpoint.clone();
-    endpoint.metadata.namespace = Some(namespace.clone());
-    let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
-    let mut stream = jetstream.get_stream(&target.stream).await.expect("stream");
-    let info = stream.info().await.expect("stream info");
-    assert_eq!(info.state.messages, 2, "the two good deliveries only");
-    let fetches = key_server.hits();
-    assert!(
-        (1..=2).contains(&fetches),
-        "one fetch per receiver pod at most, then the cache: {fetches} ({:?})",
-        key_server.requests()
-    );
+    for (example, expected) in [(&sns, 2), (&grid, 1)] {
+        let mut endpoint = example.endpoint.clone();
+        endpoint.metadata.namespace = Some(namespace.clone());
+        let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
+        let mut stream = jetstream.get_stream(&target.stream).await.expect("stream");
+        let info = stream.info().await.expect("stream info");
+        assert_eq!(
+            info.state.messages, expected,
+            "{}: the good deliveries only",
+            example.name
+        );
+    }
+    let requests = key_server.requests();
+    for host in [sns_host, ENTRA_HOST] {
+        let fetches = requests.iter().filter(|r| r.starts_with(host)).count();
+        assert!(
+            (1..=2).contains(&fetches),
+            "{host}: one fetch per receiver pod at most, then the cache: {requests:?}"
+        );
+    }
     step("done");
 }
