@@ -224,6 +224,7 @@ mod tests {
             now: jiff::Timestamp::now().as_second(),
             url: URL,
             spec: None,
+            token_key: None,
         }
     }
 

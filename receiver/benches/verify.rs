@@ -167,6 +167,7 @@ fn cases(size: usize) -> Vec<Case> {
             now: NOW,
             url: PUBLIC_URL,
             spec: None,
+            token_key: None,
         };
         let delivery = preset
             .sign(&key.signing, &input)

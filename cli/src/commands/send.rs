@@ -32,6 +32,13 @@ pub struct SendArgs {
     /// With --endpoint, default: the first secretRefs entry in --secrets-dir.
     #[arg(long, required_unless_present = "endpoint")]
     secret_file: Option<PathBuf>,
+    /// The RSA private key (PKCS#8 PEM) that signs the Microsoft Entra
+    /// token of an endpoint that takes a shared secret too: azure-event-grid
+    /// with secretRefs and azure.entra, microsoft-graph with
+    /// graph.validationTokens. Its JWK is the tenant's under the key id
+    /// `hookwarden-entra`.
+    #[arg(long)]
+    token_key: Option<PathBuf>,
     /// A WebhookEndpoint manifest: provider, generic checks, public URL and
     /// secret refs come from it.
     #[arg(long, requires = "secrets_dir")]
@@ -152,6 +159,11 @@ pub fn run(args: SendArgs) -> Result<ExitCode, SendError> {
         (None, Some(manifest)) => manifest.first(&manifest.spec.secret_refs, "spec.secretRefs")?,
         (None, None) => return Err(SendError::NoSecret),
     };
+    let token_key = args
+        .token_key
+        .as_deref()
+        .map(|path| read_file(path, "token key file"))
+        .transpose()?;
     let body = match args.body.as_deref() {
         None => None,
         Some("-") => {
@@ -190,6 +202,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode, SendError> {
             .unwrap_or_else(|| jiff::Timestamp::now().as_second()),
         url: &signed_url,
         spec: manifest.as_ref().map(|m| &m.spec),
+        token_key: token_key.as_deref(),
     };
     let mut delivery = if args.handshake {
         presets::sign_handshake(&provider, &secret, &input)
@@ -281,7 +294,12 @@ fn split_query(url: &str) -> (&str, Option<&str>) {
 /// the manifest names. Each is also added to the filter [`redact`] applies,
 /// with the `user:password` of a Basic check.
 fn known_secrets(args: &SendArgs, manifest: Option<&Manifest>) -> Vec<KnownSecret> {
-    let mut files: Vec<PathBuf> = args.secret_file.iter().cloned().collect();
+    let mut files: Vec<PathBuf> = args
+        .secret_file
+        .iter()
+        .chain(&args.token_key)
+        .cloned()
+        .collect();
     let mut basic_user = None;
     if let Some(manifest) = manifest {
         files.extend(

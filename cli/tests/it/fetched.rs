@@ -118,3 +118,121 @@ async fn send_signs_what_the_receiver_verifies_with_fetched_keys() {
     // One fetch per provider: the second delivery verified from the cache.
     assert_eq!(server.hits(), 3);
 }
+
+/// An endpoint that takes a shared secret and a Microsoft Entra token
+/// together: `send --token-key` adds the token, signed with the key whose
+/// JWK the tenant's key set (on the loopback key server) lists. Event Grid
+/// with `secretRefs` and `azure.entra` needs both the `?code=` secret and
+/// the token; Graph with `graph.validationTokens` needs the `clientState`
+/// and a token in `validationTokens`. Each verifies with both, and is
+/// refused with the token of another key or without the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_adds_an_entra_token_to_a_secret_with_token_key() {
+    use hookwarden_receiver::verify::keys::url::ENTRA_HOST;
+    use hookwarden_receiver::verify::sending::ENTRA_KID;
+    const TENANT: &str = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
+
+    let nats = NatsServer::start().await.expect("nats-server");
+    let ca = TestCa::new("test CA");
+    let server = ListServer::start_of(&ca, &[ENTRA_HOST]).await;
+    let signer = rsa_signing_key(SIGNER_KEY).expect("test key");
+    let keys = serde_json::json!({"keys": [jwk_json(&signer, ENTRA_KID)]});
+    server.serve(
+        &format!("/{TENANT}/discovery/v2.0/keys"),
+        ListAnswer::ok(keys.to_string()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("signer.pem");
+    std::fs::write(&key, SIGNER_KEY).expect("key");
+    let other = dir.path().join("other.pem");
+    std::fs::write(&other, OTHER_KEY).expect("key");
+    let wrong_secret = dir.path().join("wrong");
+    std::fs::write(&wrong_secret, "not-the-secret").expect("secret");
+    let specs = [
+        (
+            "azure-event-grid",
+            format!(
+                "  provider: azure-event-grid\n  secretRefs: [{{name: s, key: k}}]\n  azure:\n    \
+                 entra: {{tenantId: {TENANT}, audience: 'api://hookwarden-events'}}\n"
+            ),
+        ),
+        (
+            "microsoft-graph",
+            format!(
+                "  provider: microsoft-graph\n  secretRefs: [{{name: s, key: k}}]\n  graph:\n    \
+                 validationTokens: {{tenantId: {TENANT}, appId: 8e460676-ae3f-4b1e-8790-ee0fb5d6148f}}\n"
+            ),
+        ),
+    ];
+    for (name, spec) in specs {
+        let manifest = format!(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+             metadata: {{name: {name}, namespace: cli}}\nspec:\n{spec}"
+        );
+        let fetcher =
+            KeyFetcher::with_test_routes(FetcherConfig::default(), ca.roots(), server.routes());
+        let receiver = InProcessReceiver::start(
+            &nats,
+            &manifest,
+            &[("s/k", b"the-shared-secret".as_slice())],
+            Mode::InsecureHttp,
+            move |settings| {
+                settings.key_fetcher = Some(fetcher);
+            },
+        )
+        .await;
+        let send = |extra: &[&str]| {
+            let mut all = args(&[
+                "send",
+                "--endpoint",
+                &path(receiver.files.endpoint()),
+                "--secrets-dir",
+                &path(receiver.files.secrets_dir()),
+                "--url",
+                &format!("{}/", receiver.base),
+                "--event",
+                "created",
+            ]);
+            all.extend(extra.iter().map(|s| (*s).to_owned()));
+            hookwarden(all)
+        };
+        let out = |output: &std::process::Output| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        };
+        let signed = send(&["--token-key", &path(&key)]).await;
+        assert_eq!(signed.status.code(), Some(0), "{name}: {}", out(&signed));
+        assert!(
+            out(&signed).starts_with("200 OK"),
+            "{name}: {}",
+            out(&signed)
+        );
+        let forged = send(&["--token-key", &path(&other)]).await;
+        assert_eq!(forged.status.code(), Some(1), "{name}: another key");
+        assert!(out(&forged).starts_with("401"), "{name}: {}", out(&forged));
+        let no_secret = send(&[
+            "--token-key",
+            &path(&key),
+            "--secret-file",
+            &path(&wrong_secret),
+        ])
+        .await;
+        assert!(
+            out(&no_secret).starts_with("401"),
+            "{name}: the token alone: {}",
+            out(&no_secret)
+        );
+        if name == "microsoft-graph" {
+            // Without the key, send says what it needs instead of sending
+            // a delivery the receiver must refuse.
+            let refused = send(&[]).await;
+            assert_eq!(refused.status.code(), Some(2), "{}", out(&refused));
+            assert!(out(&refused).contains("--token-key"), "{}", out(&refused));
+        }
+    }
+    // The tenant's keys fetched once by each receiver, then cached.
+    assert_eq!(server.hits(), 2);
+}

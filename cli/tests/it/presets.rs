@@ -521,6 +521,7 @@ fn verify_checks_a_saved_request_of_every_preset() {
             now: jiff::Timestamp::now().as_second(),
             url: "https://hooks.example.com/in",
             spec: None,
+            token_key: None,
         };
         let delivery = preset.sign(&key.signing, &input).expect("signs");
         let target = delivery.target("/in");

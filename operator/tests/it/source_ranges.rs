@@ -262,6 +262,7 @@ fn deliver_as_proxy(ip: &str, secret: &[u8], client: &str, id: &str) -> Option<(
                 now: hookwarden_receiver::ranges::fetch::unix_now(),
                 url: "https://hooks.example/",
                 spec: None,
+                token_key: None,
             },
         )
         .expect("signs");

@@ -47,6 +47,7 @@ fuzz_target!(|case: Case| {
         now: now(),
         url: PUBLIC_URL,
         spec: None,
+        token_key: None,
     };
     let Ok(delivery) = preset.sign(&key.signing, &input) else {
         return;

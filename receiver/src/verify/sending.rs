@@ -12,10 +12,10 @@ use serde_json::json;
 
 use super::keys::material;
 use super::{
-    adyen, aws_sns, azure_event_grid, bitbucket, discord, docusign, dropbox, gitlab, google_pubsub,
-    hubspot, intercom, linear, mailgun, meta, microsoft_graph, okta, paddle, pagerduty, paypal,
-    sendgrid, shopify, slack, square, standard_webhooks, stripe, svix, trello, twilio, twitch,
-    twitter, xero, zendesk, zoom,
+    adyen, aws_sns, azure_event_grid, bitbucket, discord, docusign, dropbox, entra, gitlab,
+    google_pubsub, hubspot, intercom, linear, mailgun, meta, microsoft_graph, okta, paddle,
+    pagerduty, paypal, sendgrid, shopify, slack, square, standard_webhooks, stripe, svix, trello,
+    twilio, twitch, twitter, xero, zendesk, zoom,
 };
 
 /// A signed delivery: the method, the headers to send and the exact body.
@@ -89,6 +89,13 @@ pub struct SignInput<'a> {
     /// presets sign for its accepted senders (topic ARN, PayPal webhook id,
     /// audience and service account).
     pub spec: Option<&'a WebhookEndpointSpec>,
+    /// The key that signs the Microsoft Entra tokens of a spec that takes a
+    /// shared secret too (`azure-event-grid` with `secretRefs` and
+    /// `azure.entra`, `microsoft-graph` with `graph.validationTokens`): the
+    /// RSA private key (PKCS#8 PEM) whose JWK the tenant's key set lists
+    /// under [`ENTRA_KID`]. `None`: an Event Grid spec with Entra alone
+    /// takes its key from the secret file; Graph sends no tokens.
+    pub token_key: Option<&'a [u8]>,
 }
 
 /// Why a delivery cannot be signed.
@@ -106,6 +113,9 @@ pub enum SignError {
     /// The preset signs what its manifest configures (`generic`).
     #[error("generic signs what its manifest configures: use --endpoint FILE --secrets-dir DIR")]
     Configured,
+    /// The spec asks for a Microsoft Entra token besides the secret.
+    #[error("the endpoint's {0} needs a token signed by a key: give it with --token-key FILE")]
+    TokenKeyNeeded(&'static str),
 }
 
 /// Signs a delivery with the secret file's bytes.
@@ -692,10 +702,20 @@ pub(crate) fn azure_event_grid(
                 "metadataVersion": "1"}]),
     );
     let (query, headers) = azure_event_grid::sign(secret);
-    if let Some(entra) = entra_header(secret, input)? {
-        return Ok(json_post(owned(vec![headers[0].clone(), entra]), body));
+    let entra = entra_header(input.token_key.unwrap_or(secret), input)?;
+    if let Some(entra) = &entra
+        && input.token_key.is_none()
+    {
+        return Ok(json_post(
+            owned(vec![headers[0].clone(), entra.clone()]),
+            body,
+        ));
     }
+    // The secret, and with `token_key` the token as well.
     let mut delivery = json_post(owned(headers), body);
+    if let Some((name, value)) = entra {
+        delivery.headers.push(header(name, &value));
+    }
     match event_grid_secret_header(input) {
         // A delivery property header instead of `?code=`.
         Some(name) => delivery.headers.push((
@@ -749,16 +769,22 @@ pub(crate) fn azure_event_grid_handshake(
     input: &SignInput<'_>,
 ) -> Result<Delivery, SignError> {
     let (query, headers) = azure_event_grid::sign(secret);
-    let entra = entra_header(secret, input)?;
+    let entra = entra_header(input.token_key.unwrap_or(secret), input)?;
     let mut delivery = handshake_post(
-        owned(match &entra {
-            Some(entra) => vec![entra.clone()],
-            None => headers,
+        owned(match (&entra, input.token_key) {
+            (Some(entra), None) => vec![entra.clone()],
+            (Some(entra), Some(_)) => {
+                let mut headers = headers;
+                headers.push(entra.clone());
+                headers
+            }
+            (None, _) => headers,
         }),
         azure_event_grid::validation_body(input.id),
         Expected::Json(json!({"validationResponse": input.id})),
     );
-    if entra.is_none() {
+    // The secret too, unless the token alone is what the spec takes.
+    if entra.is_none() || input.token_key.is_some() {
         match event_grid_secret_header(input) {
             Some(name) => delivery.headers.push((
                 name.to_owned(),
@@ -771,17 +797,45 @@ pub(crate) fn azure_event_grid_handshake(
 }
 
 /// A Graph change notification carrying the secret as its `clientState`.
+///
+/// With `graph.validationTokens` in the spec, a rich notification: its
+/// `validationTokens` hold one token for the spec's tenant and app, signed
+/// with `token_key` as Microsoft Graph Change Tracking's (which `send`
+/// then needs; the receiver refuses such a delivery without tokens).
 pub(crate) fn microsoft_graph(secret: &[u8], input: &SignInput<'_>) -> Result<Delivery, SignError> {
     let client_state = std::str::from_utf8(secret).map_err(|_| SignError::Key("UTF-8 text"))?;
+    let validation = input
+        .spec
+        .and_then(|spec| spec.graph.as_ref())
+        .and_then(|graph| graph.validation_tokens.as_ref());
+    let tokens = match (validation, input.token_key) {
+        (None, _) => Vec::new(),
+        (Some(_), None) => return Err(SignError::TokenKeyNeeded("graph.validationTokens")),
+        (Some(validation), Some(key)) => vec![entra::token(
+            &rsa_key(key)?,
+            ENTRA_KID,
+            &entra::Claims {
+                tenant: &validation.tenant_id,
+                audience: &validation.app_id,
+                client: entra::GRAPH_CHANGE_TRACKING_APP_ID,
+                iat: input.now,
+                v2: false,
+            },
+        )],
+    };
     let body = match &input.body {
         Some(body) => body.clone(),
-        None => json!({"value": [{"id": input.id, "changeType": input.event,
+        None => {
+            let mut body = json!({"value": [{"id": input.id, "changeType": input.event,
                                   "clientState": client_state,
                                   "subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07",
                                   "resource": "users/hookwarden/messages/1",
-                                  "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95"}]})
-        .to_string()
-        .into_bytes(),
+                                  "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95"}]});
+            if !tokens.is_empty() {
+                body["validationTokens"] = tokens.into();
+            }
+            body.to_string().into_bytes()
+        }
     };
     Ok(json_post(Vec::new(), body))
 }

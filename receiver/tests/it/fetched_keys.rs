@@ -131,6 +131,7 @@ fn signed(provider: Provider, spec: &WebhookEndpointSpec, id: &str, at: i64) -> 
                 now: at,
                 url: "https://hooks.example.com/in",
                 spec: Some(spec),
+                token_key: None,
             },
         )
         .expect("signed")
@@ -578,6 +579,7 @@ async fn azure_event_grid_checks_entra_tokens_with_the_tenants_keys() {
                 now: now(),
                 url: "https://hooks.example.com/in",
                 spec: Some(&spec),
+                token_key: None,
             },
         )
         .expect("signed")

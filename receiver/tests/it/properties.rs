@@ -190,6 +190,7 @@ fn registry_cases() -> Vec<Preset> {
                     now: ts,
                     url: PUBLIC_URL,
                     spec: None,
+                    token_key: None,
                 };
                 preset
                     .sign(key, &input)
