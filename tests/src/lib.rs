@@ -62,6 +62,6 @@ pub use nginx::{Forwarded, Nginx, NginxBuilder, XForwarded};
 pub use ports::free_port;
 pub use process::ManagedProcess;
 pub use receiver::InProcessReceiver;
-pub use secret_volume::SecretVolume;
+pub use secret_volume::{SecretVolume, write_atomic};
 pub use test_ca::TestCa;
 pub use wait::eventually;

@@ -44,7 +44,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -66,6 +66,8 @@ use nix::unistd::Pid;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+
+use hookwarden_tests::write_atomic;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = Error> = std::result::Result<T, E>;
@@ -960,82 +962,6 @@ async fn environment(
         set(&mut env, name.clone(), value);
     }
     Ok(env)
-}
-
-/// Writes `files` (path under the volume → content) into `dir` as the
-/// kubelet lays a volume out: mode per file, group fsGroup.
-fn write_files(dir: &Path, files: &[(String, Vec<u8>, i32)], fs_group: Option<i64>) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for (path, content, mode) in files {
-        if path.split('/').any(|part| part == ".." || part.is_empty()) {
-            return Err(format!("volume path {path:?} is not allowed").into());
-        }
-        let file = dir.join(path);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
-            // Directories readable by the pod's user, like the kubelet's.
-            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))?;
-        }
-        let temporary = file.with_extension("hookwarden-new");
-        std::fs::write(&temporary, content)?;
-        std::fs::set_permissions(
-            &temporary,
-            std::fs::Permissions::from_mode(u32::try_from(*mode)? & 0o777),
-        )?;
-        if let Some(group) = fs_group {
-            chown(&temporary, Some(0), Some(u32::try_from(group)?))?;
-        }
-        std::fs::rename(&temporary, &file)?;
-    }
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    Ok(())
-}
-
-/// Lays `files` out in `dir` as the kubelet's atomic writer does: the
-/// files in a new `..<timestamp>` directory (by [`write_files`]), `..data`
-/// switched to it by one rename, a symlink through `..data` for each
-/// top-level name, and whatever the previous version had and this one has
-/// not removed. A reader of `<dir>/<name>` sees the old version or the new
-/// one, never a mix; names starting with `.` are the writer's own.
-fn write_atomic(dir: &Path, files: &[(String, Vec<u8>, i32)], fs_group: Option<i64>) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos();
-    let version = format!("..{nanos}");
-    write_files(&dir.join(&version), files, fs_group)?;
-    let staged = dir.join("..data_tmp");
-    let _ = std::fs::remove_file(&staged);
-    std::os::unix::fs::symlink(&version, &staged)?;
-    std::fs::rename(&staged, dir.join("..data"))?;
-    let top: std::collections::BTreeSet<&str> = files
-        .iter()
-        .filter_map(|(path, _, _)| path.split('/').next())
-        .collect();
-    for name in &top {
-        let link = dir.join(name);
-        if std::fs::symlink_metadata(&link).is_err() {
-            std::os::unix::fs::symlink(Path::new("..data").join(name), &link)?;
-        }
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = if name.starts_with("..") {
-            name != version && name != "..data"
-        } else {
-            !top.contains(name.as_str())
-        };
-        if stale {
-            if entry.file_type()?.is_dir() {
-                std::fs::remove_dir_all(entry.path())?;
-            } else {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The files of a Secret or ConfigMap volume, from their object now;
