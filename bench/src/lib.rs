@@ -96,6 +96,7 @@ pub fn signed(
         // GitHub does not sign the URL.
         url: "",
         spec: None,
+        token_key: None,
     };
     let delivery =
         hookwarden_cli::sign("github", secret, &input).map_err(|message| PresignError::Sign {
