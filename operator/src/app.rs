@@ -1,8 +1,9 @@
 //! `hookwarden-operator run` as the library runs it: the operations port,
-//! the CRDs, leader election, the controllers and a bounded shutdown.
+//! the CRDs, leader election, the controllers and a bounded shutdown. The
+//! binary parses its flags into [`Options`] and a [`Config`], and turns
+//! [`run`]'s result into its exit code.
 
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use crate::leader::{Elector, LEASE_NAME, Timing};
 use crate::ops::Ops;
 use crate::reconcile::Config;
+use kube::Client;
 
 /// How long releasing the Lease at exit may take.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,57 +20,86 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 /// release, well inside Kubernetes' default 30 s grace period.
 const CONTROLLER_STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// `election`: the namespace of the Lease when leader election is on.
+/// How the operator runs, besides what its controllers need ([`Config`]).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long to wait for the CRDs to be Established.
+    pub crd_timeout: Duration,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub metrics_listen: SocketAddr,
+    /// Reconcile only while holding the Lease; `None`: no leader election.
+    pub election: Option<Election>,
+}
+
+/// Where and as whom a replica competes for the Lease [`LEASE_NAME`].
+#[derive(Clone, Debug)]
+pub struct Election {
+    /// The namespace of the Lease (the operator's own).
+    pub namespace: String,
+    /// This replica's name on the Lease, unique per replica.
+    pub identity: String,
+}
+
+impl Election {
+    /// The Lease in `namespace`, held as this pod: `POD_NAME`, else
+    /// `HOSTNAME` (the pod name in a cluster), else this process's id.
+    pub fn as_this_pod(namespace: String) -> Self {
+        let identity = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("pid-{}", std::process::id()));
+        Self {
+            namespace,
+            identity,
+        }
+    }
+}
+
+/// Why [`run`] stopped other than on `shutdown`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The operations port could not be opened (taken, say).
+    #[error(transparent)]
+    Serve(#[from] crate::ops::BindError),
+    /// The CRDs could not be installed.
+    #[error("cannot install the CRD: {0}")]
+    InstallCrd(#[from] crate::crd::CrdError),
+    /// Another replica took the Lease while this one was reconciling.
+    #[error("lost the lease")]
+    LeaseLost,
+}
+
+/// Serves the operations port, installs the CRDs, waits for the Lease when
+/// `options.election` asks, and reconciles with `client` until `shutdown`
+/// completes (then the passes in flight finish, within a bound, and the
+/// Lease is released) or the Lease is lost.
 pub async fn run(
+    client: Client,
     config: Config,
-    crd_timeout: Duration,
-    metrics_listen: SocketAddr,
-    election: Option<String>,
-) -> ExitCode {
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     // Served from the start: liveness holds during a slow CRD install, and
     // readiness says what is still missing.
     let ops = Ops::default();
-    match crate::ops::serve(metrics_listen, ops.clone()).await {
-        Ok(addr) => tracing::info!(%addr, "serving /healthz, /readyz and /metrics"),
-        Err(error) => {
-            tracing::error!(%error, "cannot serve the operations port");
-            return ExitCode::FAILURE;
-        }
-    }
-    let client = match kube::Client::try_default().await {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "no Kubernetes client configuration");
-            return ExitCode::FAILURE;
-        }
-    };
+    let addr = crate::ops::serve(options.metrics_listen, ops.clone()).await?;
+    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
     // The CRD ships with the operator: the version that runs is the version
     // of the schema it reconciles.
-    if let Err(error) = crate::crd::install(client.clone(), crd_timeout).await {
-        tracing::error!(%error, "cannot install the CRD");
-        return ExitCode::FAILURE;
-    }
+    crate::crd::install(client.clone(), options.crd_timeout).await?;
     ops.readiness.set_crd_installed();
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let (signalled, mut signal_seen) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        match termination().await {
-            Ok(signal) => tracing::info!(signal, "shutting down"),
-            Err(error) => tracing::error!(%error, "cannot listen for signals; shutting down"),
-        }
+        shutdown.await;
         let _ = signalled.send(true);
         let _ = stop.send(());
     });
-    let elector = election.map(|namespace| {
-        // Unique per replica: the pod name in a cluster.
-        let identity = std::env::var("POD_NAME")
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .unwrap_or_else(|_| format!("pid-{}", std::process::id()));
+    let elector = options.election.map(|election| {
         Elector::new(
             client.clone(),
-            &namespace,
+            &election.namespace,
             LEASE_NAME,
-            &identity,
+            &election.identity,
             Timing::default(),
         )
     });
@@ -78,7 +109,7 @@ pub async fn run(
         ops.readiness.set_standing_by(true);
         tokio::select! {
             () = elector.acquire() => {}
-            _ = &mut stopped => return ExitCode::SUCCESS,
+            _ = &mut stopped => return Ok(()),
         }
         ops.readiness.set_standing_by(false);
     }
@@ -138,8 +169,7 @@ pub async fn run(
     if lost.load(Ordering::Acquire) {
         // Restarted by the kubelet, it stands by as a candidate again; no
         // reconcile runs without the lease meanwhile.
-        tracing::error!("lost the lease; exiting");
-        return ExitCode::FAILURE;
+        return Err(RunError::LeaseLost);
     }
     // Stopped on a signal with the controller finished: a standby takes
     // over at once rather than after the lease expires. Bounded, so an
@@ -152,7 +182,16 @@ pub async fn run(
             Err(_) => tracing::warn!("releasing the lease timed out; it expires"),
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+/// Completes on SIGTERM (what the kubelet sends) or SIGINT, or at once when
+/// signals cannot be listened for; the `shutdown` of the binary's [`run`].
+pub async fn terminated() {
+    match termination().await {
+        Ok(signal) => tracing::info!(signal, "shutting down"),
+        Err(error) => tracing::error!(%error, "cannot listen for signals; shutting down"),
+    }
 }
 
 /// Waits for SIGTERM (what the kubelet sends) or SIGINT.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use hookwarden_operator::app::{self, Election, Options};
 use hookwarden_operator::reconcile::Config;
 use hookwarden_operator::reconcile::stream::Credentials;
 use hookwarden_operator::resources::Settings;
@@ -389,7 +390,7 @@ async fn operator_main() -> ExitCode {
         } => {
             let election = match (leader_election, leader_election_namespace) {
                 (false, _) => None,
-                (true, Some(namespace)) => Some(namespace),
+                (true, Some(namespace)) => Some(Election::as_this_pod(namespace)),
                 (true, None) => {
                     eprintln!(
                         "hookwarden-operator: --leader-election needs --leader-election-namespace (or POD_NAMESPACE)"
@@ -442,13 +443,25 @@ async fn operator_main() -> ExitCode {
                     fetcher: None,
                 },
             };
-            hookwarden_operator::app::run(
-                config,
-                Duration::from_secs(crd_timeout_secs),
+            let client = match kube::Client::try_default().await {
+                Ok(client) => client,
+                Err(error) => {
+                    tracing::error!(%error, "no Kubernetes client configuration");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let options = Options {
+                crd_timeout: Duration::from_secs(crd_timeout_secs),
                 metrics_listen,
                 election,
-            )
-            .await
+            };
+            match app::run(client, config, options, app::terminated()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!(%error, "exiting");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::InstallCrd { timeout_secs } => {
             let client = match kube::Client::try_default().await {
