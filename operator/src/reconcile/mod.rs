@@ -49,10 +49,12 @@ use report::{
     build_failed, invalid_spec, observe_receiver, receiver_state, write_status, write_status_with,
 };
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookwarden_crds::WebhookEndpoint;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -68,6 +70,7 @@ use tracing::Instrument;
 use crate::resources::{self, BuildError, Settings};
 use secrets::ResolveError;
 use status::{CertificateState, Exposure, SpecState};
+use validate::ValidEndpoint;
 
 /// How often an endpoint with a cert-manager Certificate looks again when
 /// Certificates are not watched (cert-manager's CRD was not served when the
@@ -281,38 +284,126 @@ async fn reconcile_once(
     if endpoint.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    if let Err(invalid) =
-        step!("hookwarden.reconcile.validate").in_scope(|| validate::validate(endpoint))
-    {
-        return invalid_spec(endpoint, ctx, &invalid).await;
-    }
-    let namespace = endpoint.namespace().unwrap_or_default();
-    let name = endpoint.name_any();
-    let span = tracing::info_span!("reconcile", %namespace, %name);
-    reconcile_valid(endpoint, ctx, &namespace, &name)
-        .instrument(span)
-        .await
+    let valid =
+        match step!("hookwarden.reconcile.validate").in_scope(|| ValidEndpoint::check(endpoint)) {
+            Ok(valid) => valid,
+            Err(invalid) => return invalid_spec(endpoint, ctx, &invalid).await,
+        };
+    let span =
+        tracing::info_span!("reconcile", namespace = %valid.namespace(), name = %valid.name());
+    reconcile_valid(&valid, ctx).instrument(span).await
 }
 
+/// The pass of a valid endpoint, as its named steps. A step that must stop
+/// the pass (a spec that cannot be rendered, a Secret or source range list
+/// missing) has written the status that says why, and breaks with the
+/// pass's next action.
 async fn reconcile_valid(
-    endpoint: &WebhookEndpoint,
+    valid: &ValidEndpoint<'_>,
     ctx: &Context,
-    namespace: &str,
-    name: &str,
 ) -> Result<Action, ReconcileError> {
-    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let secret_name = if endpoint.spec.generate_secret {
-        Some(ensure_generated_secret(endpoint, &secret_api, namespace, name).await?)
-    } else {
-        None
-    };
-    if let Some(pool) = &endpoint.spec.pool {
-        return pool::reconcile_member(endpoint, ctx, namespace, name, pool, secret_name).await;
+    let secret_name = generated_secret(valid, ctx).await?;
+    if let Some(pool) = &valid.endpoint().spec.pool {
+        return pool::reconcile_member(
+            valid.endpoint(),
+            ctx,
+            valid.namespace(),
+            valid.name(),
+            pool,
+            secret_name,
+        )
+        .await;
     }
     // The generated Secret is referenced like any other from here on.
-    let effective = resources::effective_endpoint(endpoint, &ctx.settings);
-    // The published lists of allowedSources, fetched once for every
-    // endpoint that names them (validate checked the entries).
+    let effective = resources::effective_endpoint(valid.endpoint(), &ctx.settings);
+    let (ranges, ranges_condition) = match source_ranges(valid, ctx).await? {
+        ControlFlow::Continue(ranges) => ranges,
+        ControlFlow::Break(next) => return Ok(next),
+    };
+    let resolved = match resolve_secrets(valid, ctx, &effective).await? {
+        ControlFlow::Continue(resolved) => resolved,
+        ControlFlow::Break(next) => return Ok(next),
+    };
+    let children = match build(valid, ctx, &effective, &resolved, &ranges).await? {
+        ControlFlow::Continue(children) => children,
+        ControlFlow::Break(next) => return Ok(next),
+    };
+    let owned = Owned {
+        ctx,
+        endpoint: valid.endpoint(),
+        namespace: valid.namespace(),
+        name: valid.name(),
+    };
+    let deployment = apply_children(&owned, &children)
+        .instrument(step!("hookwarden.reconcile.apply"))
+        .await?;
+    let certificate = reconcile_certificate(&owned, children.certificate.as_ref())
+        .instrument(step!("hookwarden.reconcile.certificate"))
+        .await?;
+    let previous_stream = valid.previous(status::STREAM_READY);
+    let (stream, managed) = stream::reconcile(
+        &ctx.nats,
+        valid.endpoint(),
+        &resolved,
+        &ctx.settings,
+        previous_stream,
+    )
+    .instrument(step!("hookwarden.reconcile.stream"))
+    .await;
+    let next = next_action(valid, ctx, managed, certificate.as_ref());
+    let exposure = Exposure {
+        // Of the effective spec: the default issuer makes it https.
+        url: effective
+            .spec
+            .ingress
+            .as_ref()
+            .map(|ingress| resources::public_url(ingress, effective.spec.tls.as_ref())),
+        secret_name,
+        certificate,
+        stream: Some(stream),
+    };
+    let keys = resources::referenced_secrets(&effective.spec).len();
+    let receiver = receiver_state(valid.endpoint(), &deployment);
+    write_status_with(
+        ctx,
+        valid.endpoint(),
+        &SpecState::Resolved { keys },
+        Some(receiver),
+        Some(&exposure),
+        ranges_condition,
+        None,
+    )
+    .instrument(step!("hookwarden.reconcile.status"))
+    .await?;
+    Ok(next)
+}
+
+/// The generated verification Secret's name, created first when the spec
+/// asks for one (`None` when it does not).
+async fn generated_secret(
+    valid: &ValidEndpoint<'_>,
+    ctx: &Context,
+) -> Result<Option<String>, ReconcileError> {
+    if !valid.endpoint().spec.generate_secret {
+        return Ok(None);
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), valid.namespace());
+    ensure_generated_secret(valid.endpoint(), &secrets, valid.namespace(), valid.name())
+        .await
+        .map(Some)
+}
+
+/// The published lists of `allowedSources`, fetched once for every endpoint
+/// that names them (validate checked the entries): their ranges (none
+/// without `allowedSources`) and the `SourceRangesCurrent` they make. A
+/// list never fetched stops the pass: nothing is rendered without the
+/// ranges (that would let any source in), and running receivers keep their
+/// configuration.
+async fn source_ranges(
+    valid: &ValidEndpoint<'_>,
+    ctx: &Context,
+) -> Result<ControlFlow<Action, (Vec<String>, Option<status::Observed>)>, ReconcileError> {
+    let endpoint = valid.endpoint();
     let source_ranges = match ctx
         .ranges
         .for_endpoint(endpoint)
@@ -325,133 +416,131 @@ async fn reconcile_valid(
                 message: format!("spec.allowedSources: {error}"),
             };
             write_status(ctx, endpoint, &spec, None, None).await?;
-            return Ok(Action::await_change());
+            return Ok(ControlFlow::Break(Action::await_change()));
         }
     };
     let ranges_condition = source_ranges.as_ref().map(status::observe_source_ranges);
-    let ranges: Vec<String> = match &source_ranges {
-        None => Vec::new(),
-        Some(crate::ranges::EndpointRanges::Known { ranges, .. }) => ranges.clone(),
-        Some(crate::ranges::EndpointRanges::Unavailable { message }) => {
-            // Nothing is rendered without the ranges (that would let any
-            // source in); running receivers keep their configuration.
-            tracing::info!(%message, "source ranges unavailable");
-            let receiver = observe_receiver(ctx, endpoint, namespace, name).await?;
-            let spec = SpecState::SourceRangesUnavailable {
-                message: message.clone(),
-            };
-            write_status_with(ctx, endpoint, &spec, receiver, None, ranges_condition, None).await?;
-            return Ok(Action::requeue(SOURCE_RANGES_RETRY));
+    match source_ranges {
+        None => Ok(ControlFlow::Continue((Vec::new(), ranges_condition))),
+        Some(crate::ranges::EndpointRanges::Known { ranges, .. }) => {
+            Ok(ControlFlow::Continue((ranges, ranges_condition)))
         }
-    };
-    let resolved = match secrets::resolve(&secret_api, namespace, &effective.spec)
+        Some(crate::ranges::EndpointRanges::Unavailable { message }) => {
+            tracing::info!(%message, "source ranges unavailable");
+            let receiver = observe_receiver(ctx, endpoint, valid.namespace(), valid.name()).await?;
+            let spec = SpecState::SourceRangesUnavailable { message };
+            write_status_with(ctx, endpoint, &spec, receiver, None, ranges_condition, None).await?;
+            Ok(ControlFlow::Break(Action::requeue(SOURCE_RANGES_RETRY)))
+        }
+    }
+}
+
+/// The values of the Secrets `effective` references. One the user must
+/// create or fix stops the pass: the running receivers keep their last good
+/// configuration (the Deployment is left alone), only the status says what
+/// is missing.
+async fn resolve_secrets(
+    valid: &ValidEndpoint<'_>,
+    ctx: &Context,
+    effective: &WebhookEndpoint,
+) -> Result<ControlFlow<Action, resources::ResolvedSecrets>, ReconcileError> {
+    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), valid.namespace());
+    let error = match secrets::resolve(&secret_api, valid.namespace(), &effective.spec)
         .instrument(step!("hookwarden.reconcile.secrets"))
         .await
     {
-        Ok(resolved) => resolved,
-        Err(error) => {
-            let Some(reason) = error.reason() else {
-                return Err(error.into());
-            };
-            // The running receivers keep their last good configuration: the
-            // Deployment is left alone, only the status says what is missing.
-            tracing::info!(%error, "referenced Secrets unresolved");
-            let receiver = observe_receiver(ctx, endpoint, namespace, name).await?;
-            let spec = SpecState::SecretsUnresolved {
-                reason,
-                message: error.to_string(),
-            };
-            write_status(ctx, endpoint, &spec, receiver, None).await?;
-            return Ok(Action::requeue(MISSING_SECRET_RETRY));
-        }
+        Ok(resolved) => return Ok(ControlFlow::Continue(resolved)),
+        Err(error) => error,
     };
-    let keys = resources::referenced_secrets(&effective.spec).len();
+    let Some(reason) = error.reason() else {
+        return Err(error.into());
+    };
+    tracing::info!(%error, "referenced Secrets unresolved");
+    let endpoint = valid.endpoint();
+    let receiver = observe_receiver(ctx, endpoint, valid.namespace(), valid.name()).await?;
+    let spec = SpecState::SecretsUnresolved {
+        reason,
+        message: error.to_string(),
+    };
+    write_status(ctx, endpoint, &spec, receiver, None).await?;
+    Ok(ControlFlow::Break(Action::requeue(MISSING_SECRET_RETRY)))
+}
+
+/// The children of `effective`, rendered with its Secrets and source ranges;
+/// a spec that cannot be rendered stops the pass ([`build_failed`]).
+async fn build(
+    valid: &ValidEndpoint<'_>,
+    ctx: &Context,
+    effective: &WebhookEndpoint,
+    resolved: &resources::ResolvedSecrets,
+    ranges: &[String],
+) -> Result<ControlFlow<Action, resources::Children>, ReconcileError> {
     let built = step!("hookwarden.reconcile.build")
-        .in_scope(|| resources::build_with_ranges(&effective, &resolved, &ctx.settings, &ranges));
-    let children = match built {
-        Ok(children) => children,
-        Err(error) => return build_failed(endpoint, ctx, namespace, name, &error).await,
-    };
-    let owned = Owned {
-        ctx,
-        endpoint,
-        namespace,
-        name,
-    };
-    let deployment = async {
-        // The Secret first: pods rolled by a new config hash must find it.
-        apply(&ctx.client, namespace, &children.secret).await?;
-        apply(&ctx.client, namespace, &children.service).await?;
-        // The policy before the pods it protects.
-        apply(&ctx.client, namespace, &children.network_policy).await?;
-        let deployment = apply(&ctx.client, namespace, &children.deployment).await?;
-        let caches = &ctx.caches;
-        owned
-            .apply_or_prune(children.pod_disruption_budget.as_ref(), &caches.budgets)
-            .await?;
-        owned
-            .apply_or_prune(children.autoscaler.as_ref(), &caches.autoscalers)
-            .await?;
-        owned
-            .apply_or_prune(children.ingress.as_ref(), &caches.ingresses)
-            .await?;
-        Ok::<_, ReconcileError>(deployment)
+        .in_scope(|| resources::build_with_ranges(effective, resolved, &ctx.settings, ranges));
+    match built {
+        Ok(children) => Ok(ControlFlow::Continue(children)),
+        Err(error) => build_failed(
+            valid.endpoint(),
+            ctx,
+            valid.namespace(),
+            valid.name(),
+            &error,
+        )
+        .await
+        .map(ControlFlow::Break),
     }
-    .instrument(step!("hookwarden.reconcile.apply"))
-    .await?;
-    let certificate = reconcile_certificate(&owned, children.certificate.as_ref())
-        .instrument(step!("hookwarden.reconcile.certificate"))
+}
+
+/// Applies the receiver's children, each in the order that keeps the pods
+/// safe, and returns the Deployment as applied.
+async fn apply_children(
+    owned: &Owned<'_>,
+    children: &resources::Children,
+) -> Result<Deployment, ReconcileError> {
+    let (client, namespace) = (&owned.ctx.client, owned.namespace);
+    // The Secret first: pods rolled by a new config hash must find it.
+    apply(client, namespace, &children.secret).await?;
+    apply(client, namespace, &children.service).await?;
+    // The policy before the pods it protects.
+    apply(client, namespace, &children.network_policy).await?;
+    let deployment = apply(client, namespace, &children.deployment).await?;
+    let caches = &owned.ctx.caches;
+    owned
+        .apply_or_prune(children.pod_disruption_budget.as_ref(), &caches.budgets)
         .await?;
-    let previous = endpoint.status.as_ref().and_then(|status| {
-        status
-            .conditions
-            .iter()
-            .find(|condition| condition.type_ == status::STREAM_READY)
-    });
-    let (stream, managed) =
-        stream::reconcile(&ctx.nats, endpoint, &resolved, &ctx.settings, previous)
-            .instrument(step!("hookwarden.reconcile.stream"))
-            .await;
-    // Settled: every child is watched, so the pass waits for a change and
-    // the audit checks the stream. Without a Certificate watch (cert-manager
-    // was not installed at start) an endpoint with one looks again every
-    // UNSETTLED_RETRY, to repair it and to see cert-manager's progress.
-    let next = match managed {
+    owned
+        .apply_or_prune(children.autoscaler.as_ref(), &caches.autoscalers)
+        .await?;
+    owned
+        .apply_or_prune(children.ingress.as_ref(), &caches.ingresses)
+        .await?;
+    Ok(deployment)
+}
+
+/// When the endpoint looks again. Settled: every child is watched, so the
+/// pass waits for a change and the audit checks the stream. Without a
+/// Certificate watch (cert-manager was not installed at start) an endpoint
+/// with one looks again every UNSETTLED_RETRY, to repair it and to see
+/// cert-manager's progress.
+fn next_action(
+    valid: &ValidEndpoint<'_>,
+    ctx: &Context,
+    managed: Option<stream::Managed>,
+    certificate: Option<&CertificateState>,
+) -> Action {
+    match managed {
         None => Action::requeue(STREAM_RETRY),
         Some(managed)
             if certificate.is_none()
                 || (ctx.certificates_watched
                     && matches!(certificate, Some(CertificateState::Requested { .. }))) =>
         {
-            ctx.audit.watch(ObjectRef::from_obj(endpoint), managed);
+            ctx.audit
+                .watch(ObjectRef::from_obj(valid.endpoint()), managed);
             Action::await_change()
         }
         Some(_) => Action::requeue(UNSETTLED_RETRY),
-    };
-    let exposure = Exposure {
-        // Of the effective spec: the default issuer makes it https.
-        url: effective
-            .spec
-            .ingress
-            .as_ref()
-            .map(|ingress| resources::public_url(ingress, effective.spec.tls.as_ref())),
-        secret_name,
-        certificate,
-        stream: Some(stream),
-    };
-    let receiver = receiver_state(endpoint, &deployment);
-    write_status_with(
-        ctx,
-        endpoint,
-        &SpecState::Resolved { keys },
-        Some(receiver),
-        Some(&exposure),
-        ranges_condition,
-        None,
-    )
-    .instrument(step!("hookwarden.reconcile.status"))
-    .await?;
-    Ok(next)
+    }
 }
 
 /// Creates the generated verification Secret unless it exists, and returns

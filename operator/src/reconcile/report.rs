@@ -114,7 +114,11 @@ pub(super) async fn write_status_with(
 ) -> Result<(), StatusError> {
     let namespace = endpoint.namespace().unwrap_or_default();
     let name = endpoint.name_any();
+    // Read once: the merge, the write and the Events compare with it.
     let previous = endpoint.status.as_ref();
+    let before = previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut status = status::status_with(
         previous,
@@ -125,9 +129,6 @@ pub(super) async fn write_status_with(
         &now,
     );
     if let Some(observed) = source_ranges {
-        let before = previous
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default();
         status.conditions.extend(status::merge(
             before,
             &[observed],
@@ -136,9 +137,6 @@ pub(super) async fn write_status_with(
         ));
     }
     if let Some(config_applied) = config_applied {
-        let before = previous
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or_default();
         status::gate_ready(
             &mut status.conditions,
             before,
@@ -166,9 +164,6 @@ pub(super) async fn write_status_with(
             source,
         })?;
     }
-    let before = previous
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
     for changed in status::transitions(before, &status.conditions) {
         record(ctx, endpoint, changed).await;
     }
