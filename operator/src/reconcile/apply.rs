@@ -16,19 +16,10 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Context, ReconcileError};
+use super::context::Context;
+use super::error::{ApplyError, ReconcileError};
 use crate::FIELD_MANAGER;
 use crate::resources::{MANAGED_BY_SELECTOR, child_name};
-
-/// Why applying a child failed.
-#[derive(Debug, thiserror::Error)]
-#[error("applying {kind} {namespace}/{name}: {source}")]
-pub struct ApplyError {
-    pub(super) kind: String,
-    pub(super) namespace: String,
-    pub(super) name: String,
-    pub(super) source: kube::Error,
-}
 
 pub(super) fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where

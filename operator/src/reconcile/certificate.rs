@@ -6,8 +6,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 
-use super::ReconcileError;
-use super::apply::{ApplyError, Owned};
+use super::apply::Owned;
+use super::error::{ApplyError, ReconcileError};
 use super::status::{self, CertificateState};
 use crate::FIELD_MANAGER;
 use crate::resources;

@@ -25,9 +25,10 @@ use std::time::Duration;
 
 use super::apply::api;
 use super::certificate::certificates_served;
-use super::{
-    Caches, Config, Context, audit, pool, reconcile, runner, stream, subscription, triggers,
-};
+use super::context::{Caches, Config, Context};
+use super::endpoint::reconcile;
+use super::triggers::{naming, referencing};
+use super::{audit, pool, runner, stream, subscription, triggers};
 use crate::FIELD_MANAGER;
 use crate::resources::{self, MANAGED_BY_SELECTOR, Settings};
 
@@ -387,95 +388,4 @@ pub(super) fn controller(
         }
     };
     (store, running)
-}
-
-/// The endpoints among `endpoints` that reference `secret`: those in its
-/// namespace with a reference to its name, whichever key.
-pub(super) fn referencing(
-    secret: &Secret,
-    endpoints: &[Arc<WebhookEndpoint>],
-) -> Vec<ObjectRef<WebhookEndpoint>> {
-    let namespace = secret.namespace();
-    let name = secret.name_any();
-    endpoints
-        .iter()
-        .filter(|endpoint| {
-            endpoint.namespace() == namespace
-                && ((endpoint.spec.generate_secret
-                    && resources::generated_secret_name(&endpoint.name_any()) == name)
-                    || resources::referenced_secrets(&endpoint.spec)
-                        .iter()
-                        .any(|(secret, _)| *secret == name))
-        })
-        .map(|endpoint| ObjectRef::from_obj(&**endpoint))
-        .collect()
-}
-
-/// The endpoints among `endpoints` of `namespace` whose `spec.pool` is
-/// `pool`.
-pub(super) fn naming(
-    endpoints: &[Arc<WebhookEndpoint>],
-    namespace: Option<String>,
-    pool: &str,
-) -> Vec<ObjectRef<WebhookEndpoint>> {
-    endpoints
-        .iter()
-        .filter(|e| e.namespace() == namespace && e.spec.pool.as_deref() == Some(pool))
-        .map(|e| ObjectRef::from_obj(&**e))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::resources::fixtures::endpoint;
-
-    fn secret(namespace: &str, name: &str) -> Secret {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": namespace},
-        }))
-        .expect("valid Secret")
-    }
-
-    #[test]
-    fn a_secret_maps_to_the_endpoints_of_its_namespace_that_reference_it() {
-        let github = Arc::new(endpoint("github"));
-        let shop = Arc::new(endpoint("generic-hmac"));
-        let mut elsewhere = endpoint("github");
-        elsewhere.metadata.namespace = Some("other".to_owned());
-        let endpoints = [github, shop, Arc::new(elsewhere)];
-
-        let names = |secret: &Secret| -> Vec<(String, String)> {
-            referencing(secret, &endpoints)
-                .into_iter()
-                .map(|r| (r.namespace.unwrap_or_default(), r.name))
-                .collect()
-        };
-        // Referenced by the second entry of spec.secretRefs.
-        assert_eq!(
-            names(&secret("ci", "github-webhook-next")),
-            [("ci".to_owned(), "github".to_owned())]
-        );
-        // Referenced only from verification.hmac.secretRefs.
-        assert_eq!(
-            names(&secret("payments", "shop-hmac")),
-            [("payments".to_owned(), "shop".to_owned())]
-        );
-        // Same name, another namespace; and an unrelated Secret.
-        assert!(names(&secret("payments", "github-webhook")).is_empty());
-        assert!(names(&secret("ci", "unrelated")).is_empty());
-    }
-
-    #[test]
-    fn the_generated_secret_maps_to_its_endpoint() {
-        let endpoints = [Arc::new(endpoint("exposed"))];
-        let refs = referencing(&secret("payments", "shop-webhook-secret"), &endpoints);
-        assert_eq!(refs.len(), 1);
-        assert_eq!(refs[0].name, "shop");
-        assert!(referencing(&secret("ci", "shop-webhook-secret"), &endpoints).is_empty());
-        let mut without = endpoint("exposed");
-        without.spec.generate_secret = false;
-        let endpoints = [Arc::new(without)];
-        assert!(referencing(&secret("payments", "shop-webhook-secret"), &endpoints).is_empty());
-    }
 }

@@ -11,20 +11,12 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
+use super::context::Context;
+use super::error::{ReconcileError, StatusError};
 use super::status::{self, Exposure, ReceiverState, SpecState};
 use super::validate::ValidateError;
-use super::{Context, ReconcileError};
 use crate::FIELD_MANAGER;
 use crate::resources::{self, BuildError, child_name};
-
-/// Why the status could not be written.
-#[derive(Debug, thiserror::Error)]
-#[error("writing the status of WebhookEndpoint {namespace}/{name}: {source}")]
-pub struct StatusError {
-    namespace: String,
-    name: String,
-    source: kube::Error,
-}
 
 /// A spec the operator cannot act on waits for the next change of it.
 pub(super) async fn invalid_spec(
