@@ -15,6 +15,7 @@
 //! metrics are served by [`ops`].
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod crd;
 pub mod leader;
 pub mod ops;

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use tempfile::TempDir;
 
 use crate::tools::require_tool;
-use crate::{ManagedProcess, SupportError};
+use crate::{ManagedProcess, SupportError, free_port};
 
 /// How long Jaeger may take to answer on its ports.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -60,13 +60,6 @@ pub struct Jaeger {
     http: Client<HttpConnector, Empty<Bytes>>,
     // Last: removed after the process is stopped.
     work: TempDir,
-}
-
-fn free_port() -> Result<u16, SupportError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(SupportError::io("cannot find a free port"))
 }
 
 impl Jaeger {

@@ -1,6 +1,6 @@
 //! How each of the three controllers (endpoints, subscriptions, pools) is
 //! run, defined once: a failed pass is retried after a delay that doubles
-//! with each consecutive failure of that object ([`super::backoff`]), a
+//! with each consecutive failure of that object ([`backoff`]), a
 //! successful one resets it, and every result is logged. Each controller
 //! keeps what is its own: its watches, its context and its pass.
 
@@ -16,7 +16,30 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::backoff;
+/// The delay before the first retry of a failed pass; it doubles with each
+/// further failure of the same endpoint, up to [`MAX_ERROR_RETRY`].
+pub(super) const ERROR_RETRY: Duration = Duration::from_secs(5);
+/// The longest delay between retries: an API server outage is not hammered,
+/// and recovery is noticed within minutes.
+pub(super) const MAX_ERROR_RETRY: Duration = Duration::from_secs(300);
+
+/// How soon an endpoint whose stream is not ready looks again (NATS may be
+/// restarting); a fixed delay, not an error backoff: nothing failed in the
+/// API.
+pub(super) const STREAM_RETRY: Duration = Duration::from_secs(30);
+
+/// How long an endpoint with a missing Secret waits before it looks again.
+/// Creating the Secret triggers a pass at once (Secrets are watched), so this
+/// only bounds how stale the condition can get: no hot loop.
+pub(super) const MISSING_SECRET_RETRY: Duration = Duration::from_secs(120);
+
+/// The retry delay after `failures` consecutive failed passes (1 or more).
+pub(super) fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    ERROR_RETRY
+        .saturating_mul(1 << doublings)
+        .min(MAX_ERROR_RETRY)
+}
 
 /// Consecutive failed passes per object, for [`backoff`]; a successful
 /// pass removes the entry.
@@ -110,4 +133,17 @@ where
                 ),
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_a_cap() {
+        let delays: Vec<u64> = (1..=8).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(u32::MAX), MAX_ERROR_RETRY);
+        assert_eq!(backoff(0), ERROR_RETRY);
+    }
 }

@@ -100,7 +100,7 @@ struct Context {
     metrics: Arc<Metrics>,
     nats: Arc<stream::Connections>,
     /// Consecutive failed passes per subscription, for
-    /// [`backoff`](super::backoff).
+    /// [`backoff`](super::runner::backoff).
     failures: Failures<WebhookSubscription>,
     /// How often a settled subscription is passed again.
     refresh: Duration,

@@ -1,4 +1,5 @@
-//! Which watch events of a child start a pass of its owner.
+//! Which watch events of a child start a pass of its owner, and which
+//! endpoints a change of a Secret or a pool they name starts.
 //!
 //! A receiver Deployment's status is rewritten by the controller-manager
 //! many times while its ReplicaSet is created and its pods come and go
@@ -10,12 +11,17 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::Resource;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use crate::resources;
 
 /// What starts a pass for an endpoint (a predicate for the endpoint watch):
 /// a new generation (spec), labels, annotations or a deletion timestamp; not
@@ -109,9 +115,46 @@ fn uid<K: Resource>(object: &K) -> String {
     })
 }
 
+/// The endpoints among `endpoints` that reference `secret`: those in its
+/// namespace with a reference to its name, whichever key.
+pub(super) fn referencing(
+    secret: &Secret,
+    endpoints: &[Arc<WebhookEndpoint>],
+) -> Vec<ObjectRef<WebhookEndpoint>> {
+    let namespace = secret.namespace();
+    let name = secret.name_any();
+    endpoints
+        .iter()
+        .filter(|endpoint| {
+            endpoint.namespace() == namespace
+                && ((endpoint.spec.generate_secret
+                    && resources::generated_secret_name(&endpoint.name_any()) == name)
+                    || resources::referenced_secrets(&endpoint.spec)
+                        .iter()
+                        .any(|(secret, _)| *secret == name))
+        })
+        .map(|endpoint| ObjectRef::from_obj(&**endpoint))
+        .collect()
+}
+
+/// The endpoints among `endpoints` of `namespace` whose `spec.pool` is
+/// `pool`.
+pub(super) fn naming(
+    endpoints: &[Arc<WebhookEndpoint>],
+    namespace: Option<String>,
+    pool: &str,
+) -> Vec<ObjectRef<WebhookEndpoint>> {
+    endpoints
+        .iter()
+        .filter(|e| e.namespace() == namespace && e.spec.pool.as_deref() == Some(pool))
+        .map(|e| ObjectRef::from_obj(&**e))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::fixtures::endpoint;
     use k8s_openapi::api::apps::v1::DeploymentStatus;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -201,5 +244,54 @@ mod tests {
             ]),
             [(1, 1), (1, 1), (1, 1), (1, 1)]
         );
+    }
+
+    fn secret(namespace: &str, name: &str) -> Secret {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace},
+        }))
+        .expect("valid Secret")
+    }
+
+    #[test]
+    fn a_secret_maps_to_the_endpoints_of_its_namespace_that_reference_it() {
+        let github = Arc::new(endpoint("github"));
+        let shop = Arc::new(endpoint("generic-hmac"));
+        let mut elsewhere = endpoint("github");
+        elsewhere.metadata.namespace = Some("other".to_owned());
+        let endpoints = [github, shop, Arc::new(elsewhere)];
+
+        let names = |secret: &Secret| -> Vec<(String, String)> {
+            referencing(secret, &endpoints)
+                .into_iter()
+                .map(|r| (r.namespace.unwrap_or_default(), r.name))
+                .collect()
+        };
+        // Referenced by the second entry of spec.secretRefs.
+        assert_eq!(
+            names(&secret("ci", "github-webhook-next")),
+            [("ci".to_owned(), "github".to_owned())]
+        );
+        // Referenced only from verification.hmac.secretRefs.
+        assert_eq!(
+            names(&secret("payments", "shop-hmac")),
+            [("payments".to_owned(), "shop".to_owned())]
+        );
+        // Same name, another namespace; and an unrelated Secret.
+        assert!(names(&secret("payments", "github-webhook")).is_empty());
+        assert!(names(&secret("ci", "unrelated")).is_empty());
+    }
+
+    #[test]
+    fn the_generated_secret_maps_to_its_endpoint() {
+        let endpoints = [Arc::new(endpoint("exposed"))];
+        let refs = referencing(&secret("payments", "shop-webhook-secret"), &endpoints);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(refs[0].name, "shop");
+        assert!(referencing(&secret("ci", "shop-webhook-secret"), &endpoints).is_empty());
+        let mut without = endpoint("exposed");
+        without.spec.generate_secret = false;
+        let endpoints = [Arc::new(without)];
+        assert!(referencing(&secret("payments", "shop-webhook-secret"), &endpoints).is_empty());
     }
 }

@@ -2,6 +2,7 @@
 //! from the endpoint's name and must be valid names themselves.
 
 use hookwarden_crds::WebhookEndpoint;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
 use crate::resources::child_name;
@@ -71,13 +72,69 @@ pub enum ValidateError {
     },
 }
 
-/// Validates `endpoint` before anything is read or applied.
-pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
-    if endpoint.namespace().is_none() {
-        return Err(ValidateError::MissingNamespace);
+/// An endpoint [`validate`] accepted, with the namespace and name it was
+/// found to have and the conditions of its status as this pass read it: the
+/// steps after validation use these instead of looking again.
+#[derive(Debug)]
+pub struct ValidEndpoint<'a> {
+    endpoint: &'a WebhookEndpoint,
+    namespace: String,
+    name: String,
+    previous: &'a [Condition],
+}
+
+impl<'a> ValidEndpoint<'a> {
+    /// Validates `endpoint` ([`validate`]) before anything is read or
+    /// applied.
+    pub fn check(endpoint: &'a WebhookEndpoint) -> Result<Self, ValidateError> {
+        let Some(namespace) = endpoint.namespace() else {
+            return Err(ValidateError::MissingNamespace);
+        };
+        let name = endpoint.name_any();
+        check_spec(endpoint, &name)?;
+        Ok(Self {
+            endpoint,
+            namespace,
+            name,
+            previous: endpoint
+                .status
+                .as_ref()
+                .map(|status| status.conditions.as_slice())
+                .unwrap_or_default(),
+        })
     }
 
-    let name = endpoint.name_any();
+    /// The endpoint as the API server gave it.
+    pub fn endpoint(&self) -> &'a WebhookEndpoint {
+        self.endpoint
+    }
+
+    /// Its namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The condition `type_` of its status before this pass, if any.
+    pub fn previous(&self, type_: &str) -> Option<&'a Condition> {
+        self.previous
+            .iter()
+            .find(|condition| condition.type_ == type_)
+    }
+}
+
+/// Validates `endpoint` before anything is read or applied.
+pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
+    ValidEndpoint::check(endpoint).map(|_| ())
+}
+
+/// The checks of an endpoint named `name` beyond its namespace.
+fn check_spec(endpoint: &WebhookEndpoint, name: &str) -> Result<(), ValidateError> {
+    let name = name.to_owned();
     let child = child_name(&name);
     if child.len() > MAX_SERVICE_NAME {
         return Err(ValidateError::NameTooLong { name, child });
@@ -156,6 +213,35 @@ fn verification(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
 mod tests {
     use super::*;
     use crate::resources::fixtures::endpoint;
+
+    #[test]
+    fn a_valid_endpoint_carries_its_namespace_name_and_previous_conditions() {
+        let mut e = endpoint("github");
+        e.status = Some(
+            serde_json::from_value(serde_json::json!({
+                "conditions": [{
+                    "type": "StreamReady", "status": "True", "reason": "Created",
+                    "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }],
+            }))
+            .expect("a status"),
+        );
+        let valid = ValidEndpoint::check(&e).expect("valid");
+        assert_eq!((valid.namespace(), valid.name()), ("ci", "github"));
+        assert_eq!(
+            valid
+                .previous(crate::reconcile::status::STREAM_READY)
+                .map(|c| c.reason.as_str()),
+            Some("Created")
+        );
+        assert!(valid.previous(crate::reconcile::status::READY).is_none());
+
+        e.metadata.namespace = None;
+        assert_eq!(
+            ValidEndpoint::check(&e).map(|_| ()),
+            Err(ValidateError::MissingNamespace)
+        );
+    }
 
     #[test]
     fn stream_settings_jetstream_refuses_are_invalid() {

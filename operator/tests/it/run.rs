@@ -1,11 +1,14 @@
 //! `hookwarden-operator run` as a process: it installs the CRD, reconciles
 //! with the image and NATS URL of its flags, never logs a secret value, and
-//! exits cleanly on SIGTERM.
+//! exits cleanly on SIGTERM. And the library's `app::run` it calls, in
+//! process: ready, then stopped by its shutdown future; a typed error when
+//! it cannot start.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hookwarden_crds::WebhookEndpoint;
+use hookwarden_operator::app::{self, Options, RunError};
 use hookwarden_tests::{TestNamespace, free_port, kubeconfig_path};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
@@ -413,4 +416,66 @@ async fn on_sigterm_the_leader_releases_its_lease() {
     );
     assert!(next.try_acquire_or_renew().await.expect("op-b tries"));
     let _ = std::fs::remove_file(&log_a);
+}
+
+/// `app::run`'s options for a test: no leader election, the operations
+/// port on `metrics_listen`.
+fn app_options(metrics_listen: std::net::SocketAddr) -> Options {
+    Options {
+        crd_timeout: Duration::from_secs(30),
+        metrics_listen,
+        election: None,
+    }
+}
+
+#[tokio::test]
+async fn app_run_in_process_gets_ready_and_returns_ok_once_shutdown_completes() {
+    let ns = TestNamespace::create("app-run").await.expect("namespace");
+    let port = free_port().expect("a free port");
+    let config = crate::operator_config(&ns, "nats://127.0.0.1:1");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app::run(
+        ns.client(),
+        config,
+        app_options(([127, 0, 0, 1], port).into()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    crate::eventually("/readyz answering 200 ready", || async move {
+        let answer = tokio::task::spawn_blocking(move || http_get(port, "/readyz"))
+            .await
+            .ok()
+            .flatten();
+        (answer == Some((200, "ready\n".to_owned()))).then_some(())
+    })
+    .await;
+    let _ = stop.send(());
+    let result = tokio::time::timeout(WAIT, running)
+        .await
+        .expect("app::run returns once its shutdown completes")
+        .expect("app::run does not panic");
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn app_run_refuses_to_start_on_a_taken_operations_port() {
+    let ns = TestNamespace::create("app-run-port")
+        .await
+        .expect("namespace");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("its address");
+    let config = crate::operator_config(&ns, "nats://127.0.0.1:1");
+    let result = tokio::time::timeout(
+        WAIT,
+        app::run(
+            ns.client(),
+            config,
+            app_options(addr),
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("app::run returns at once when it cannot serve");
+    assert!(matches!(result, Err(RunError::Serve(_))), "{result:?}");
 }

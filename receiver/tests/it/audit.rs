@@ -5,7 +5,7 @@
 //! stdout/stderr, its `/metrics` or any answer.
 
 use crate::{Answer, SECRET, sign, start_receiver};
-use hookwarden_tests::NatsServer;
+use hookwarden_tests::{NatsServer, free_port};
 use hyper::StatusCode;
 
 /// Collects what the JSON log layer writes.
@@ -123,13 +123,6 @@ struct Binary {
     stderr: std::path::PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 impl Binary {
     /// Starts the binary with `secrets` (`name/key`, value) and waits until
     /// it listens.
@@ -145,8 +138,8 @@ impl Binary {
             std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
             std::fs::write(file, value).expect("secret");
         }
-        let listen = format!("127.0.0.1:{}", free_port());
-        let metrics = format!("127.0.0.1:{}", free_port());
+        let listen = format!("127.0.0.1:{}", free_port().expect("a free port"));
+        let metrics = format!("127.0.0.1:{}", free_port().expect("a free port"));
         let stdout = dir.join("stdout.log");
         let stderr = dir.join("stderr.log");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))

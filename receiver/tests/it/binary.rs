@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hookwarden_tests::free_port;
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, StatusCode};
 use hyper_util::client::legacy::Client;
@@ -18,13 +19,6 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 /// How long the process may take to start, reload or stop.
 pub const WAIT: Duration = Duration::from_secs(20);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// How the process serves its public port (`--tls-mode`): both plain HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,8 +205,8 @@ impl ReceiverProcess {
         env: &[(&str, &str)],
         hosts: Option<&Path>,
     ) -> Self {
-        let listen = format!("127.0.0.1:{}", free_port());
-        let ops = format!("127.0.0.1:{}", free_port());
+        let listen = format!("127.0.0.1:{}", free_port().expect("a free port"));
+        let ops = format!("127.0.0.1:{}", free_port().expect("a free port"));
         let binary = env!("CARGO_BIN_EXE_hookwarden-receiver");
         let mut command = match hosts {
             None => tokio::process::Command::new(binary),

@@ -5,19 +5,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use hookwarden_tests::NatsServer;
+use hookwarden_tests::{NatsServer, free_port};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sha2::Sha256;
 
 const SECRET: &[u8] = b"rotate-me-2";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 #[tokio::test]
 async fn serve_stores_a_delivery_and_stops_on_sigterm() {
@@ -35,7 +28,7 @@ async fn serve_stores_a_delivery_and_stops_on_sigterm() {
     std::fs::create_dir_all(secrets.join("gh")).expect("mkdir");
     std::fs::write(secrets.join("gh").join("old"), b"rotated-out").expect("secret");
     std::fs::write(secrets.join("gh").join("new"), SECRET).expect("secret");
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", free_port().expect("a free port"));
 
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
         // Tests run in parallel: never the fixed default operations port.
@@ -276,7 +269,7 @@ async fn serve_terminates_tls_with_the_certificate_from_the_environment() {
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
     std::fs::write(dir.path().join("tls.crt"), cert.pem()).expect("cert");
     std::fs::write(dir.path().join("tls.key"), signing_key.serialize_pem()).expect("key");
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", free_port().expect("a free port"));
 
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
         // Tests run in parallel: never the fixed default operations port.

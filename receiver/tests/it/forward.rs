@@ -17,7 +17,7 @@ use bytes::Bytes;
 use hookwarden_receiver::secrets::Secret;
 use hookwarden_receiver::verify::Verifier;
 use hookwarden_receiver::verify::standard_webhooks::StandardWebhooksVerifier;
-use hookwarden_tests::NatsServer;
+use hookwarden_tests::{NatsServer, free_port};
 use http_body_util::{BodyExt, Full};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -34,13 +34,6 @@ const STREAM: &str = "EVENTS";
 const CONSUMER: &str = "hookwarden_shop_to-billing";
 const DEAD_LETTER_STREAM: &str = "HOOKWARDEN-DLQ_SHOP_TO-BILLING";
 const DEAD_LETTER_SUBJECT: &str = "hookwarden-dlq.shop.to-billing";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// A subscription to [`STREAM`] delivering to `url`, `spec` lines added.
 fn subscription(url: &str, spec: &str) -> String {
@@ -252,7 +245,7 @@ impl Forwarder {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Self {
-        let ops = format!("127.0.0.1:{}", free_port());
+        let ops = format!("127.0.0.1:{}", free_port().expect("a free port"));
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
             .arg("forward")
             .args(args)
@@ -713,7 +706,10 @@ async fn a_destination_that_is_gone_is_retried_then_dead_lettered() {
     let nats = NatsServer::start().await.expect("nats-server");
     let js = jetstream(&nats).await;
     // Nothing listens there.
-    let url = format!("http://127.0.0.1:{}/hooks", free_port());
+    let url = format!(
+        "http://127.0.0.1:{}/hooks",
+        free_port().expect("a free port")
+    );
     let _forwarder = Forwarder::start(
         &nats,
         &subscription(
@@ -913,7 +909,7 @@ async fn a_bad_manifest_or_secret_refuses_to_start_with_a_clear_error() {
                 .env("HOOKWARDEN_NATS_URL", nats.url())
                 .env(
                     "HOOKWARDEN_METRICS_LISTEN",
-                    format!("127.0.0.1:{}", free_port()),
+                    format!("127.0.0.1:{}", free_port().expect("a free port")),
                 )
                 .output(),
         )
@@ -1125,7 +1121,7 @@ async fn a_filter_that_does_not_compile_refuses_to_start() {
             .env("HOOKWARDEN_NATS_URL", nats.url())
             .env(
                 "HOOKWARDEN_METRICS_LISTEN",
-                format!("127.0.0.1:{}", free_port()),
+                format!("127.0.0.1:{}", free_port().expect("a free port")),
             )
             .output(),
     )

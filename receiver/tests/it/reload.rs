@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use hookwarden_tests::NatsServer;
+use hookwarden_tests::{NatsServer, free_port};
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
@@ -17,13 +17,6 @@ use hyper_util::rt::TokioExecutor;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use sha2::Sha256;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// Writes like Kubernetes updates a mounted Secret: the new content appears
 /// at once (rename), never half-written.
@@ -89,8 +82,8 @@ async fn secrets_and_manifest_reload_without_restart_and_ops_port_reports() {
     let secret = dir.path().join("secrets/gh/secret");
     std::fs::create_dir_all(secret.parent().expect("dir")).expect("mkdir");
     std::fs::write(&secret, b"first-secret").expect("secret");
-    let listen = format!("127.0.0.1:{}", free_port());
-    let ops = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", free_port().expect("a free port"));
+    let ops = format!("127.0.0.1:{}", free_port().expect("a free port"));
 
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookwarden-receiver"))
         .arg("serve")
