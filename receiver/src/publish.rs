@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use async_nats::header::{HeaderName, HeaderValue};
 use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use bytes::Bytes;
@@ -553,53 +554,67 @@ fn valid_traceparent(value: &str) -> bool {
         if *version == "00" && hex(trace, 32) && nonzero(trace) && hex(parent, 16) && nonzero(parent) && hex(flags, 2))
 }
 
+/// The names of the headers [`headers`] stores, made once: a name made from
+/// a `&str` per delivery was matched against NATS's standard names and
+/// copied into an allocation of its own, every time.
+mod names {
+    use async_nats::header::HeaderName;
+
+    pub(super) const MSG_ID: HeaderName = async_nats::header::NATS_MESSAGE_ID;
+    pub(super) const ENDPOINT: HeaderName = HeaderName::from_static("Hookwarden-Endpoint");
+    pub(super) const BODY_SHA256: HeaderName = HeaderName::from_static("Hookwarden-Body-Sha256");
+    pub(super) const PROVIDER: HeaderName = HeaderName::from_static("Hookwarden-Provider");
+    pub(super) const EVENT: HeaderName = HeaderName::from_static("Hookwarden-Event");
+    pub(super) const DELIVERY_ID: HeaderName = HeaderName::from_static("Hookwarden-Delivery-Id");
+    pub(super) const RECEIVED_AT: HeaderName = HeaderName::from_static("Hookwarden-Received-At");
+    pub(super) const SOURCE_IP: HeaderName = HeaderName::from_static("Hookwarden-Source-Ip");
+    pub(super) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    pub(super) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+    pub(super) const SENDER_TRACEPARENT: HeaderName =
+        HeaderName::from_static(crate::telemetry::SENDER_TRACEPARENT_HEADER);
+    pub(super) const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
+    pub(super) const CONTENT_ENCODING: HeaderName = HeaderName::from_static("Content-Encoding");
+}
+
 /// The NATS headers stored with a delivery: everything a consumer needs to
 /// trust and route it without re-verifying. Only the body is stored besides
 /// them; signatures and secrets never are.
 pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
     let mut map = HeaderMap::new();
     let mut headers = SafeHeaders(&mut map);
-    headers.insert("Nats-Msg-Id", delivery.message_id.as_str());
-    headers.insert("Hookwarden-Endpoint", target.endpoint.as_str());
+    headers.insert(names::MSG_ID, delivery.message_id.as_str());
+    headers.insert(names::ENDPOINT, target.endpoint.as_str());
     // Lets a consumer recognise the same signed body under another delivery
     // id: what a replay of a preset with an unsigned id looks like.
-    headers.insert("Hookwarden-Body-Sha256", delivery.body_sha256.as_str());
-    headers.insert("Hookwarden-Provider", target.provider.as_str());
-    headers.insert(
-        "Hookwarden-Event",
-        delivery.event.as_deref().unwrap_or("unknown"),
-    );
+    headers.insert(names::BODY_SHA256, delivery.body_sha256.as_str());
+    headers.insert(names::PROVIDER, target.provider.as_str());
+    headers.insert(names::EVENT, delivery.event.as_deref().unwrap_or("unknown"));
     if let Some(id) = &delivery.delivery_id {
-        headers.insert("Hookwarden-Delivery-Id", id.as_str());
+        headers.insert(names::DELIVERY_ID, id.as_str());
     }
-    headers.insert(
-        "Hookwarden-Received-At",
-        delivery.received_at.to_string().as_str(),
-    );
-    headers.insert(
-        "Hookwarden-Source-Ip",
-        delivery.source_ip.to_string().as_str(),
-    );
-    headers.insert("traceparent", delivery.traceparent.as_str());
+    // Formatted into the value kept, not into a copy.
+    headers.insert(names::RECEIVED_AT, delivery.received_at.to_string());
+    headers.insert(names::SOURCE_IP, delivery.source_ip.to_string());
+    headers.insert(names::TRACEPARENT, delivery.traceparent.as_str());
     if let Some(state) = &delivery.tracestate {
-        headers.insert("tracestate", state.as_str());
+        headers.insert(names::TRACESTATE, state.as_str());
     }
     if let Some(sent) = &delivery.sender_traceparent {
-        headers.insert(crate::telemetry::SENDER_TRACEPARENT_HEADER, sent.as_str());
+        headers.insert(names::SENDER_TRACEPARENT, sent.as_str());
     }
     headers.insert(
-        "Content-Type",
+        names::CONTENT_TYPE,
         delivery
             .content_type
             .as_deref()
             .unwrap_or("application/octet-stream"),
     );
     if let Some(encoding) = &delivery.content_encoding {
-        headers.insert("Content-Encoding", encoding.as_str());
+        headers.insert(names::CONTENT_ENCODING, encoding.as_str());
     }
     if let Some(context) = &target.cloud_events {
         for (name, value) in cloud_event_headers(context, delivery) {
-            headers.insert(name, value.as_str());
+            headers.insert(HeaderName::from_static(name), value);
         }
     }
     // Checked when picked: visible ASCII only, so no cleaning is needed.
@@ -617,15 +632,17 @@ pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
 struct SafeHeaders<'a>(&'a mut HeaderMap);
 
 impl SafeHeaders<'_> {
-    fn insert(&mut self, name: &'static str, value: &str) {
-        if value.bytes().any(|b| b.is_ascii_control()) {
-            let cleaned: String = value
+    /// `value` (borrowed: copied once; owned: kept as is) under `name`.
+    fn insert<V: AsRef<str> + Into<HeaderValue>>(&mut self, name: HeaderName, value: V) {
+        let text = value.as_ref();
+        if text.bytes().any(|b| b.is_ascii_control()) {
+            let cleaned: String = text
                 .chars()
                 .map(|c| if c.is_ascii_control() { '_' } else { c })
                 .collect();
-            self.0.insert(name, cleaned.as_str());
+            self.0.insert(name, cleaned);
         } else {
-            self.0.insert(name, value);
+            self.0.insert(name, value.into());
         }
     }
 }
