@@ -297,7 +297,13 @@ impl Target {
 
     /// The subject of a delivery of event type `event`.
     pub fn subject(&self, event: Option<&str>) -> String {
-        format!("{}.{}", self.subject_prefix, event_token(event))
+        // One allocation per delivery, of the size needed.
+        let token_len = event.map_or(0, str::len).max("unknown".len());
+        let mut subject = String::with_capacity(self.subject_prefix.len() + 1 + token_len);
+        subject.push_str(&self.subject_prefix);
+        subject.push('.');
+        push_event_token(&mut subject, event);
+        subject
     }
 
     /// The subject filter of every delivery: `<prefix>.>`.
@@ -417,22 +423,35 @@ pub fn subject_covers(filter: &str, subject: &str) -> bool {
 /// Replaces every character outside `[A-Za-z0-9_-]` by `_`, so provider- or
 /// user-chosen text can never add subject tokens (`.`) or wildcards (`*`, `>`).
 pub fn sanitize_token(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut token = String::with_capacity(text.len());
+    push_sanitized(&mut token, text);
+    token
+}
+
+/// [`sanitize_token`] of `text`, appended to `out` (one char per char, so
+/// never longer than `text`).
+fn push_sanitized(out: &mut String, text: &str) {
+    out.extend(text.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            c
+        } else {
+            '_'
+        }
+    }));
 }
 
 /// The subject token of an event type: sanitised, `unknown` when absent.
 pub fn event_token(event: Option<&str>) -> String {
+    let mut token = String::new();
+    push_event_token(&mut token, event);
+    token
+}
+
+/// [`event_token`] of `event`, appended to `out`.
+fn push_event_token(out: &mut String, event: Option<&str>) {
     match event.map(str::trim) {
-        Some(event) if !event.is_empty() => sanitize_token(event),
-        _ => "unknown".to_owned(),
+        Some(event) if !event.is_empty() => push_sanitized(out, event),
+        _ => out.push_str("unknown"),
     }
 }
 
@@ -538,12 +557,30 @@ pub fn traceparent(ours: Option<String>, sender: Option<&str>, trust_sender: boo
     if trust_sender && let Some(sender) = sender {
         return sender.to_owned();
     }
-    format!(
-        "00-{:032x}-{:016x}-01",
-        rand::random::<u128>().max(1),
-        rand::random::<u64>().max(1)
-    )
+    // Written into one buffer of the final size (`format!`'s padded hex
+    // went through the formatting machinery digit by digit).
+    let trace_id = rand::random::<u128>().max(1).to_be_bytes();
+    let parent_id = rand::random::<u64>().max(1).to_be_bytes();
+    let mut traceparent = String::with_capacity(TRACEPARENT_LEN);
+    traceparent.push_str("00-");
+    push_hex(&mut traceparent, &trace_id);
+    traceparent.push('-');
+    push_hex(&mut traceparent, &parent_id);
+    traceparent.push_str("-01");
+    traceparent
 }
+
+/// `bytes` as lower-case hex, appended to `out`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+}
+
+/// `00-` + 32 hex digits + `-` + 16 hex digits + `-01`.
+const TRACEPARENT_LEN: usize = 55;
 
 /// `00-<32 hex trace id, not all zero>-<16 hex parent id, not all zero>-<2 hex flags>`.
 fn valid_traceparent(value: &str) -> bool {
