@@ -11,8 +11,8 @@
 //! ([`clientip`], [`limits`]) and reads bodies within bounds ([`body`]);
 //! refused requests may be kept for inspection ([`quarantine`]); providers'
 //! published source ranges are fetched and checked in [`ranges`]. Every log
-//! line passes through a filter of the secrets it knows ([`logging`],
-//! [`redact`]) and is written to stdout in batches ([`log_writer`]); health, readiness and metrics are on a port of their own
+//! line is formatted as JSON ([`log_format`]), passes through a filter of
+//! the secrets it knows ([`logging`], [`redact`]) and is written to stdout in batches ([`log_writer`]); health, readiness and metrics are on a port of their own
 //! ([`ops`]). Each concern is its own module with small pure functions at
 //! the core, so the HTTP and NATS edges stay thin.
 #![forbid(unsafe_code)]
@@ -23,6 +23,7 @@ pub mod clientip;
 pub mod config;
 pub mod forward;
 pub mod limits;
+pub mod log_format;
 pub mod log_writer;
 pub mod logging;
 pub mod nats_url;

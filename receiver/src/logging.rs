@@ -407,10 +407,11 @@ impl<W: Write> Drop for RedactingWriter<'_, W> {
 /// the runtime, and [`crate::telemetry::shutdown`] before it stops.
 pub fn init(service: &'static str) {
     use tracing_subscriber::Layer as _;
+    // JSON fields (a span's, listed in a line inside it); each line as
+    // tracing-subscriber's flattened JSON writes it, by a faster formatter.
     let logs = tracing_subscriber::fmt::layer()
         .json()
-        .flatten_event(true)
-        .with_current_span(false)
+        .event_format(crate::log_format::JsonLines::default())
         .with_writer(Redacting::new(
             Arc::clone(registry()),
             crate::log_writer::BatchedStdout,

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use async_nats::header::{HeaderName, HeaderValue};
 use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use bytes::Bytes;
@@ -296,7 +297,13 @@ impl Target {
 
     /// The subject of a delivery of event type `event`.
     pub fn subject(&self, event: Option<&str>) -> String {
-        format!("{}.{}", self.subject_prefix, event_token(event))
+        // One allocation per delivery, of the size needed.
+        let token_len = event.map_or(0, str::len).max("unknown".len());
+        let mut subject = String::with_capacity(self.subject_prefix.len() + 1 + token_len);
+        subject.push_str(&self.subject_prefix);
+        subject.push('.');
+        push_event_token(&mut subject, event);
+        subject
     }
 
     /// The subject filter of every delivery: `<prefix>.>`.
@@ -416,22 +423,35 @@ pub fn subject_covers(filter: &str, subject: &str) -> bool {
 /// Replaces every character outside `[A-Za-z0-9_-]` by `_`, so provider- or
 /// user-chosen text can never add subject tokens (`.`) or wildcards (`*`, `>`).
 pub fn sanitize_token(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut token = String::with_capacity(text.len());
+    push_sanitized(&mut token, text);
+    token
+}
+
+/// [`sanitize_token`] of `text`, appended to `out` (one char per char, so
+/// never longer than `text`).
+fn push_sanitized(out: &mut String, text: &str) {
+    out.extend(text.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            c
+        } else {
+            '_'
+        }
+    }));
 }
 
 /// The subject token of an event type: sanitised, `unknown` when absent.
 pub fn event_token(event: Option<&str>) -> String {
+    let mut token = String::new();
+    push_event_token(&mut token, event);
+    token
+}
+
+/// [`event_token`] of `event`, appended to `out`.
+fn push_event_token(out: &mut String, event: Option<&str>) {
     match event.map(str::trim) {
-        Some(event) if !event.is_empty() => sanitize_token(event),
-        _ => "unknown".to_owned(),
+        Some(event) if !event.is_empty() => push_sanitized(out, event),
+        _ => out.push_str("unknown"),
     }
 }
 
@@ -537,12 +557,30 @@ pub fn traceparent(ours: Option<String>, sender: Option<&str>, trust_sender: boo
     if trust_sender && let Some(sender) = sender {
         return sender.to_owned();
     }
-    format!(
-        "00-{:032x}-{:016x}-01",
-        rand::random::<u128>().max(1),
-        rand::random::<u64>().max(1)
-    )
+    // Written into one buffer of the final size (`format!`'s padded hex
+    // went through the formatting machinery digit by digit).
+    let trace_id = rand::random::<u128>().max(1).to_be_bytes();
+    let parent_id = rand::random::<u64>().max(1).to_be_bytes();
+    let mut traceparent = String::with_capacity(TRACEPARENT_LEN);
+    traceparent.push_str("00-");
+    push_hex(&mut traceparent, &trace_id);
+    traceparent.push('-');
+    push_hex(&mut traceparent, &parent_id);
+    traceparent.push_str("-01");
+    traceparent
 }
+
+/// `bytes` as lower-case hex, appended to `out`.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+}
+
+/// `00-` + 32 hex digits + `-` + 16 hex digits + `-01`.
+const TRACEPARENT_LEN: usize = 55;
 
 /// `00-<32 hex trace id, not all zero>-<16 hex parent id, not all zero>-<2 hex flags>`.
 fn valid_traceparent(value: &str) -> bool {
@@ -553,53 +591,67 @@ fn valid_traceparent(value: &str) -> bool {
         if *version == "00" && hex(trace, 32) && nonzero(trace) && hex(parent, 16) && nonzero(parent) && hex(flags, 2))
 }
 
+/// The names of the headers [`headers`] stores, made once: a name made from
+/// a `&str` per delivery was matched against NATS's standard names and
+/// copied into an allocation of its own, every time.
+mod names {
+    use async_nats::header::HeaderName;
+
+    pub(super) const MSG_ID: HeaderName = async_nats::header::NATS_MESSAGE_ID;
+    pub(super) const ENDPOINT: HeaderName = HeaderName::from_static("Hookwarden-Endpoint");
+    pub(super) const BODY_SHA256: HeaderName = HeaderName::from_static("Hookwarden-Body-Sha256");
+    pub(super) const PROVIDER: HeaderName = HeaderName::from_static("Hookwarden-Provider");
+    pub(super) const EVENT: HeaderName = HeaderName::from_static("Hookwarden-Event");
+    pub(super) const DELIVERY_ID: HeaderName = HeaderName::from_static("Hookwarden-Delivery-Id");
+    pub(super) const RECEIVED_AT: HeaderName = HeaderName::from_static("Hookwarden-Received-At");
+    pub(super) const SOURCE_IP: HeaderName = HeaderName::from_static("Hookwarden-Source-Ip");
+    pub(super) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    pub(super) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+    pub(super) const SENDER_TRACEPARENT: HeaderName =
+        HeaderName::from_static(crate::telemetry::SENDER_TRACEPARENT_HEADER);
+    pub(super) const CONTENT_TYPE: HeaderName = HeaderName::from_static("Content-Type");
+    pub(super) const CONTENT_ENCODING: HeaderName = HeaderName::from_static("Content-Encoding");
+}
+
 /// The NATS headers stored with a delivery: everything a consumer needs to
 /// trust and route it without re-verifying. Only the body is stored besides
 /// them; signatures and secrets never are.
 pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
     let mut map = HeaderMap::new();
     let mut headers = SafeHeaders(&mut map);
-    headers.insert("Nats-Msg-Id", delivery.message_id.as_str());
-    headers.insert("Hookwarden-Endpoint", target.endpoint.as_str());
+    headers.insert(names::MSG_ID, delivery.message_id.as_str());
+    headers.insert(names::ENDPOINT, target.endpoint.as_str());
     // Lets a consumer recognise the same signed body under another delivery
     // id: what a replay of a preset with an unsigned id looks like.
-    headers.insert("Hookwarden-Body-Sha256", delivery.body_sha256.as_str());
-    headers.insert("Hookwarden-Provider", target.provider.as_str());
-    headers.insert(
-        "Hookwarden-Event",
-        delivery.event.as_deref().unwrap_or("unknown"),
-    );
+    headers.insert(names::BODY_SHA256, delivery.body_sha256.as_str());
+    headers.insert(names::PROVIDER, target.provider.as_str());
+    headers.insert(names::EVENT, delivery.event.as_deref().unwrap_or("unknown"));
     if let Some(id) = &delivery.delivery_id {
-        headers.insert("Hookwarden-Delivery-Id", id.as_str());
+        headers.insert(names::DELIVERY_ID, id.as_str());
     }
-    headers.insert(
-        "Hookwarden-Received-At",
-        delivery.received_at.to_string().as_str(),
-    );
-    headers.insert(
-        "Hookwarden-Source-Ip",
-        delivery.source_ip.to_string().as_str(),
-    );
-    headers.insert("traceparent", delivery.traceparent.as_str());
+    // Formatted into the value kept, not into a copy.
+    headers.insert(names::RECEIVED_AT, delivery.received_at.to_string());
+    headers.insert(names::SOURCE_IP, delivery.source_ip.to_string());
+    headers.insert(names::TRACEPARENT, delivery.traceparent.as_str());
     if let Some(state) = &delivery.tracestate {
-        headers.insert("tracestate", state.as_str());
+        headers.insert(names::TRACESTATE, state.as_str());
     }
     if let Some(sent) = &delivery.sender_traceparent {
-        headers.insert(crate::telemetry::SENDER_TRACEPARENT_HEADER, sent.as_str());
+        headers.insert(names::SENDER_TRACEPARENT, sent.as_str());
     }
     headers.insert(
-        "Content-Type",
+        names::CONTENT_TYPE,
         delivery
             .content_type
             .as_deref()
             .unwrap_or("application/octet-stream"),
     );
     if let Some(encoding) = &delivery.content_encoding {
-        headers.insert("Content-Encoding", encoding.as_str());
+        headers.insert(names::CONTENT_ENCODING, encoding.as_str());
     }
     if let Some(context) = &target.cloud_events {
         for (name, value) in cloud_event_headers(context, delivery) {
-            headers.insert(name, value.as_str());
+            headers.insert(HeaderName::from_static(name), value);
         }
     }
     // Checked when picked: visible ASCII only, so no cleaning is needed.
@@ -617,15 +669,17 @@ pub fn headers(target: &Target, delivery: &Delivery) -> HeaderMap {
 struct SafeHeaders<'a>(&'a mut HeaderMap);
 
 impl SafeHeaders<'_> {
-    fn insert(&mut self, name: &'static str, value: &str) {
-        if value.bytes().any(|b| b.is_ascii_control()) {
-            let cleaned: String = value
+    /// `value` (borrowed: copied once; owned: kept as is) under `name`.
+    fn insert<V: AsRef<str> + Into<HeaderValue>>(&mut self, name: HeaderName, value: V) {
+        let text = value.as_ref();
+        if text.bytes().any(|b| b.is_ascii_control()) {
+            let cleaned: String = text
                 .chars()
                 .map(|c| if c.is_ascii_control() { '_' } else { c })
                 .collect();
-            self.0.insert(name, cleaned.as_str());
+            self.0.insert(name, cleaned);
         } else {
-            self.0.insert(name, value);
+            self.0.insert(name, value.into());
         }
     }
 }

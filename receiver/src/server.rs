@@ -884,7 +884,6 @@ fn audit(
         _ => None,
     };
     let error = outcome.error();
-    let client_ip = facts.client_ip.map(|ip| ip.to_string());
     let endpoint = snapshot.publisher.target().endpoint.as_str();
     // Redacted headers (`headers`, `full`) and the body's start (`full`).
     let logged_headers = (snapshot.payload != PayloadLogging::None).then(|| {
@@ -914,7 +913,8 @@ fn audit(
         target: "hookwarden::audit",
         request_id,
         endpoint,
-        client_ip = client_ip.as_deref(),
+        // Formatted straight into the line, not into a `String` first.
+        client_ip = facts.client_ip.map(tracing::field::display),
         peer_ip = %peer.ip().to_canonical(),
         method = %parts.method,
         path = parts.uri.path(),

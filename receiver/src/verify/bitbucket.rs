@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use hmac::Hmac;
 use sha2::Sha256;
 
-use super::hmac_common::{mac, verify_sha256_body};
+use super::hmac_common::{KeyedMacs, mac, verify_sha256_body};
 use super::require_secrets;
 use super::{Rejection, Verified, Verifier, VerifierError, info_header};
 use crate::secrets::Secret;
@@ -27,14 +27,17 @@ const SCHEME_PREFIX: &str = "sha256=";
 /// Verifies Bitbucket Cloud deliveries against one or more secrets.
 #[derive(Debug)]
 pub struct BitbucketVerifier {
-    secrets: Vec<Secret>,
+    /// The secrets, keyed once (every delivery is an HMAC under each).
+    keys: KeyedMacs<Hmac<Sha256>>,
 }
 
 impl BitbucketVerifier {
     /// A verifier accepting a signature made with any of `secrets` (rotation).
     pub fn new(secrets: Vec<Secret>) -> Result<Self, VerifierError> {
         require_secrets(&secrets)?;
-        Ok(Self { secrets })
+        Ok(Self {
+            keys: KeyedMacs::new(&secrets),
+        })
     }
 }
 
@@ -56,7 +59,7 @@ impl Verifier for BitbucketVerifier {
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
-        let secret_index = verify_sha256_body(&self.secrets, headers, SIGNATURE_HEADER, body)?;
+        let secret_index = verify_sha256_body(&self.keys, headers, SIGNATURE_HEADER, body)?;
 
         Ok(Verified {
             event: info_header(headers, EVENT_HEADER),

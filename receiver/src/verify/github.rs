@@ -4,7 +4,10 @@
 
 use axum::http::HeaderMap;
 
-use super::hmac_common::verify_sha256_body;
+use hmac::Hmac;
+use sha2::Sha256;
+
+use super::hmac_common::{KeyedMacs, verify_sha256_body};
 use super::require_secrets;
 use super::{Rejection, Verified, Verifier, VerifierError, info_header};
 use crate::secrets::Secret;
@@ -16,7 +19,8 @@ const DELIVERY_HEADER: &str = "x-github-delivery";
 /// Verifies GitHub deliveries against one or more secrets.
 #[derive(Debug)]
 pub struct GithubVerifier {
-    secrets: Vec<Secret>,
+    /// The secrets, keyed once (every delivery is an HMAC under each).
+    keys: KeyedMacs<Hmac<Sha256>>,
 }
 
 impl GithubVerifier {
@@ -24,7 +28,9 @@ impl GithubVerifier {
     /// are allowed so a secret can be rotated without dropping deliveries.
     pub fn new(secrets: Vec<Secret>) -> Result<Self, VerifierError> {
         require_secrets(&secrets)?;
-        Ok(Self { secrets })
+        Ok(Self {
+            keys: KeyedMacs::new(&secrets),
+        })
     }
 }
 
@@ -38,7 +44,7 @@ impl Verifier for GithubVerifier {
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
-        let secret_index = verify_sha256_body(&self.secrets, headers, SIGNATURE_HEADER, body)?;
+        let secret_index = verify_sha256_body(&self.keys, headers, SIGNATURE_HEADER, body)?;
 
         Ok(Verified {
             event: info_header(headers, EVENT_HEADER),

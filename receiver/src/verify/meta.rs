@@ -18,7 +18,9 @@ use hmac::Hmac;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::hmac_common::{json_body, json_info, mac, require_secrets, verify_sha256_body};
+use super::hmac_common::{
+    KeyedMacs, json_body, json_info, mac, require_secrets, verify_sha256_body,
+};
 use super::{
     Handshake, Incoming, Rejection, Verdict, Verified, Verifier, VerifierError, challenge,
 };
@@ -29,7 +31,8 @@ const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 /// Verifies Meta deliveries against one or more app secrets.
 #[derive(Debug)]
 pub struct MetaVerifier {
-    secrets: Vec<Secret>,
+    /// The secrets, keyed once (every delivery is an HMAC under each).
+    keys: KeyedMacs<Hmac<Sha256>>,
     /// SHA-256 digests of the accepted `hub.verify_token`s.
     verify_tokens: Vec<[u8; 32]>,
 }
@@ -53,7 +56,7 @@ impl MetaVerifier {
             .map(|token| Sha256::digest(token.expose()).into())
             .collect();
         Ok(Self {
-            secrets,
+            keys: KeyedMacs::new(&secrets),
             verify_tokens,
         })
     }
@@ -109,7 +112,7 @@ impl Verifier for MetaVerifier {
     }
 
     fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
-        let secret_index = verify_sha256_body(&self.secrets, headers, SIGNATURE_HEADER, body)?;
+        let secret_index = verify_sha256_body(&self.keys, headers, SIGNATURE_HEADER, body)?;
         Ok(Verified {
             event: json_info(json_body(body).as_ref(), "/object"),
             delivery_id: None,
