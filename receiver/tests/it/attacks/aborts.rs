@@ -182,17 +182,34 @@ async fn requests_hyper_refuses_are_counted_and_audited() {
     };
     assert!(refusals(&metrics, "http_malformed") >= 1, "{metrics}");
     assert_eq!(refusals(&metrics, "headers_too_large"), 1, "{metrics}");
-    let log = receiver.log();
-    let audited: Vec<_> = audit_lines(&log)
-        .into_iter()
-        .filter(|line| line["peer_ip"] == "127.0.4.3")
-        .collect();
+    // The audit lines follow the count: the log writer hands them to
+    // stdout up to 500 µs later, so they are waited for too, boundedly.
+    let audited_reasons = || {
+        audit_lines(&receiver.log())
+            .into_iter()
+            .filter(|line| line["peer_ip"] == "127.0.4.3")
+            .filter_map(|line| line["reason"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let audited = loop {
+        let audited = audited_reasons();
+        let both = ["headers_too_large", "http_malformed"]
+            .iter()
+            .all(|reason| audited.iter().any(|r| r == reason));
+        if both || tokio::time::Instant::now() >= deadline {
+            break audited;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
-        audited.iter().any(|l| l["reason"] == "headers_too_large"),
-        "{log}"
+        audited.iter().any(|r| r == "headers_too_large"),
+        "{audited:?}: {}",
+        receiver.log()
     );
     assert!(
-        audited.iter().any(|l| l["reason"] == "http_malformed"),
-        "{log}"
+        audited.iter().any(|r| r == "http_malformed"),
+        "{audited:?}: {}",
+        receiver.log()
     );
 }
