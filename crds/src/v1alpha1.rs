@@ -177,6 +177,11 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<QuarantineSpec>,
 
+    /// How the receiver treats trace context a sender supplies (traces:
+    /// `docs/operator.md#traces`). Absent: untrusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TracesSpec>,
+
     /// Compute resources of each receiver container. Absent: the operator's
     /// defaults (see `docs/operator.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -521,6 +526,20 @@ pub enum PayloadLogging {
     Headers,
     /// Also the headers (redacted) and the body, up to 4 KiB.
     Full,
+}
+
+/// Trace context from senders.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TracesSpec {
+    /// Continue a sender's `traceparent`: the request's spans become its
+    /// children and, with traces off, it is stored as the message's
+    /// `traceparent`. Only for senders inside your own system: anyone can
+    /// send one, to attach a delivery to a trace of their choosing or to
+    /// force sampling. Default false: it is only recorded, as a span link
+    /// and as `Hookwarden-Sender-Traceparent`.
+    #[serde(default)]
+    pub trust_incoming_traceparent: bool,
 }
 
 /// Records of refused requests: metadata only (reason, client, method,

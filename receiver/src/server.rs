@@ -96,7 +96,8 @@ pub struct ServeOptions {
     /// (`None`: [`pool_share`] of `max_in_flight`), within `max_in_flight`.
     pub max_in_flight_per_endpoint: Option<usize>,
     /// Continue the sender's `traceparent` (parent our spans on it, store it
-    /// when traces are off) instead of only linking to it: for senders that
+    /// when traces are off) instead of only linking to it, for every
+    /// endpoint served, whatever its `spec.traces` says: for senders that
     /// are part of the same system. Off by default: it is the sender's claim.
     pub trust_incoming_traceparent: bool,
 }
@@ -162,6 +163,10 @@ struct Snapshot {
     body_reads: Arc<PerSourceSlots>,
     /// Where refused requests are recorded (`spec.quarantine`).
     quarantine: Option<Arc<Quarantine>>,
+    /// Continue a sender's `traceparent` instead of only linking to it:
+    /// `spec.traces.trustIncomingTraceparent` or the process's
+    /// `--trust-incoming-traceparent`.
+    trust_incoming_traceparent: bool,
 }
 
 /// Everything built from one version of an endpoint's manifest and secrets:
@@ -187,6 +192,8 @@ pub struct EndpointPipeline {
     pub request: RequestRules,
     /// `spec.logging.payload`.
     pub payload: PayloadLogging,
+    /// `spec.traces.trustIncomingTraceparent`.
+    pub trust_incoming_traceparent: bool,
 }
 
 /// Who may deliver: checked before the body is read.
@@ -254,6 +261,8 @@ impl Snapshot {
             payload: pipeline.payload,
             body_reads,
             quarantine,
+            trust_incoming_traceparent: pipeline.trust_incoming_traceparent
+                || options.trust_incoming_traceparent,
         }
     }
 }
@@ -771,7 +780,7 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
     telemetry::adopt_sender_context(
         &span,
         telemetry::sender_context(&parts.headers).as_ref(),
-        state.options.trust_incoming_traceparent,
+        snapshot.trust_incoming_traceparent,
     );
     let outcome = if parts.uri.path() != &*snapshot.filter.path {
         Outcome::NotFound
@@ -1117,7 +1126,7 @@ async fn handle(
         traceparent: crate::publish::traceparent(
             ours,
             sender_traceparent.as_deref(),
-            state.options.trust_incoming_traceparent,
+            snapshot.trust_incoming_traceparent,
         ),
         tracestate,
         sender_traceparent,
@@ -1335,6 +1344,7 @@ mod tests {
             limits: None,
             request: RequestRules::default(),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         }
     }
 
@@ -1398,6 +1408,7 @@ mod tests {
             limits: None,
             request: RequestRules::default(),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         });
         // Verified now; the offline store then answers 503, never 2xx.
         let after = app
@@ -1521,6 +1532,7 @@ mod tests {
             limits: None,
             request: RequestRules::default(),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         });
         let body = crate::verify::slack::url_verification_body("c-1");
         let mut request = Request::post("/");
@@ -1580,6 +1592,7 @@ mod tests {
             limits: None,
             request: RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules"),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         });
         let app = router(state);
         let send = |method: &str, query: &str| {
@@ -1645,6 +1658,7 @@ mod tests {
             limits: None,
             request: RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules"),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         };
         state.replace(pipeline(hookwarden_crds::Provider::Trello));
         let send = |app: Router, method: &str| {

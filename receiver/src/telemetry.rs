@@ -20,7 +20,8 @@
 //!
 //! A sender's `traceparent` is untrusted: [`sender_context`] parses it into
 //! a span link, never a parent unless the operator of the receiver says so
-//! (`--trust-incoming-traceparent`).
+//! (`spec.traces.trustIncomingTraceparent`, or `--trust-incoming-traceparent`
+//! for every endpoint of the process).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
