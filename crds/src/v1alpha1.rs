@@ -552,7 +552,9 @@ pub struct TracesSpec {
 pub struct QuarantineSpec {
     /// Records kept per second and receiver pod; refusals beyond it are
     /// counted, not recorded, so a flood cannot fill NATS or slow deliveries.
-    /// Default 5.
+    /// Default 5. At most the receiver's share of its ceiling for all its
+    /// endpoints (`--max-quarantine-records-per-second`, default 100; in a
+    /// pool a quarter of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     #[schemars(extend("format" = "int32"))]

@@ -51,7 +51,7 @@ use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
 use crate::limits::{self, PerSourceSlots, RateLimits};
 use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
-use crate::quarantine::{Quarantine, Refusal};
+use crate::quarantine::{Quarantine, QuarantineCeiling, Refusal};
 use crate::request::RequestRules;
 use crate::telemetry;
 use crate::verify::{Handshake, Head, Incoming, Rejection, Verdict, Verified, Verifier};
@@ -100,6 +100,9 @@ pub struct ServeOptions {
     /// endpoint served, whatever its `spec.traces` says: for senders that
     /// are part of the same system. Off by default: it is the sender's claim.
     pub trust_incoming_traceparent: bool,
+    /// Quarantine records stored per second, all endpoints together
+    /// ([`QuarantineCeiling`]).
+    pub max_quarantine_records_per_second: u32,
 }
 
 /// One endpoint's share of a pool-wide bound by default: a quarter of it,
@@ -119,6 +122,7 @@ impl Default for ServeOptions {
             body_pace: BodyPace::default(),
             max_in_flight_per_endpoint: None,
             trust_incoming_traceparent: false,
+            max_quarantine_records_per_second: crate::quarantine::DEFAULT_MAX_RECORDS_PER_SECOND,
         }
     }
 }
@@ -147,6 +151,9 @@ pub struct AppState {
     /// Every request's task, so a shutdown can wait for deliveries whose
     /// client already went away.
     tasks: TaskTracker,
+    /// The process's quarantine records per second (in a pool: shared by
+    /// all its endpoints).
+    quarantine_ceiling: QuarantineCeiling,
 }
 
 /// One version of the endpoint's configuration.
@@ -216,6 +223,7 @@ impl Snapshot {
         options: &ServeOptions,
         previous: Option<&Snapshot>,
         metrics: &Arc<Metrics>,
+        ceiling: &QuarantineCeiling,
     ) -> Self {
         // The same quarantine keeps its rate limiter and queue across a
         // reload that did not change it.
@@ -232,6 +240,7 @@ impl Snapshot {
                             target,
                             pipeline.publisher.jetstream().clone(),
                             Arc::clone(metrics),
+                            ceiling.clone(),
                         )),
                     },
                 );
@@ -271,7 +280,9 @@ impl AppState {
     /// Serves `pipeline` (the endpoint as loaded from its manifest) with the
     /// process's `options`, counting into `metrics`.
     pub fn new(pipeline: EndpointPipeline, options: ServeOptions, metrics: Arc<Metrics>) -> Self {
-        let snapshot = Snapshot::build(pipeline, &options, None, &metrics);
+        let quarantine_ceiling =
+            QuarantineCeiling::whole(options.max_quarantine_records_per_second);
+        let snapshot = Snapshot::build(pipeline, &options, None, &metrics, &quarantine_ceiling);
         Self {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics,
@@ -280,13 +291,20 @@ impl AppState {
             budget: BodyBudget::new(options.max_buffered_body_bytes),
             options: Arc::new(options),
             tasks: TaskTracker::new(),
+            quarantine_ceiling,
         }
     }
 
     /// Swaps in a newly built configuration (a hot reload).
     pub fn replace(&self, pipeline: EndpointPipeline) {
         let current = self.current.load_full();
-        let snapshot = Snapshot::build(pipeline, &self.options, Some(&current), &self.metrics);
+        let snapshot = Snapshot::build(
+            pipeline,
+            &self.options,
+            Some(&current),
+            &self.metrics,
+            &self.quarantine_ceiling,
+        );
         self.current.store(Arc::new(snapshot));
     }
 
@@ -383,6 +401,8 @@ pub struct PoolBounds {
     in_flight: Arc<Semaphore>,
     budget: BodyBudget,
     tasks: TaskTracker,
+    /// Shared by every endpoint's quarantine; one takes a quarter at most.
+    quarantine_ceiling: QuarantineCeiling,
 }
 
 impl PoolBounds {
@@ -392,6 +412,9 @@ impl PoolBounds {
             metrics,
             in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             budget: BodyBudget::new(options.max_buffered_body_bytes),
+            quarantine_ceiling: QuarantineCeiling::pooled(
+                options.max_quarantine_records_per_second,
+            ),
             options: Arc::new(options),
             tasks: TaskTracker::new(),
         }
@@ -408,7 +431,13 @@ impl PoolBounds {
     /// Serves `pipeline` as one endpoint of the pool: its own publish slots
     /// and share of the body budget ([`pool_share`]), within the pool's.
     pub fn endpoint(&self, pipeline: EndpointPipeline) -> AppState {
-        let snapshot = Snapshot::build(pipeline, &self.options, None, &self.metrics);
+        let snapshot = Snapshot::build(
+            pipeline,
+            &self.options,
+            None,
+            &self.metrics,
+            &self.quarantine_ceiling,
+        );
         AppState {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics: Arc::clone(&self.metrics),
@@ -417,6 +446,7 @@ impl PoolBounds {
             pool_in_flight: Some(Arc::clone(&self.in_flight)),
             budget: self.budget.share(pool_share(self.budget.capacity())),
             tasks: self.tasks.clone(),
+            quarantine_ceiling: self.quarantine_ceiling.clone(),
         }
     }
 
