@@ -788,8 +788,7 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
     // Disabled (no cost beyond the callsite check) unless traces are on.
     // Attributes: no secret, header value or body, ever.
     let target = snapshot.publisher.target();
-    let span = tracing::info_span!(
-        target: telemetry::TARGET,
+    let span = crate::trace_span!(
         "hookwarden.request",
         otel.kind = "server",
         otel.status_code = Empty,
@@ -807,11 +806,7 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
         hookwarden.stream_sequence = Empty,
         hookwarden.duplicate = Empty,
     );
-    telemetry::adopt_sender_context(
-        &span,
-        telemetry::sender_context(&parts.headers).as_ref(),
-        snapshot.trust_incoming_traceparent,
-    );
+    telemetry::adopt_sender_context(&span, &parts.headers, snapshot.trust_incoming_traceparent);
     let outcome = if parts.uri.path() != &*snapshot.filter.path {
         Outcome::NotFound
     } else if let Err(outcome) = check_method(
@@ -1008,8 +1003,7 @@ async fn handle(
     let filter = &snapshot.filter;
     let headers = &parts.headers;
     let resolved = {
-        let _step =
-            tracing::info_span!(target: telemetry::TARGET, "hookwarden.client_ip").entered();
+        let _step = crate::trace_span!("hookwarden.client_ip").entered();
         filter.proxies.resolve(peer_ip, headers)
     };
     let client = match resolved {
@@ -1018,7 +1012,7 @@ async fn handle(
     };
     facts.client_ip = Some(client.client_ip);
     let admitted = {
-        let _step = tracing::info_span!(target: telemetry::TARGET, "hookwarden.limits").entered();
+        let _step = crate::trace_span!("hookwarden.limits").entered();
         admit(filter, &client)
     };
     if let Err(outcome) = admitted {
@@ -1059,7 +1053,7 @@ async fn handle(
         &state.options.body_pace,
         &state.budget,
     )
-    .instrument(tracing::info_span!(target: telemetry::TARGET, "hookwarden.body"))
+    .instrument(crate::trace_span!("hookwarden.body"))
     .await
     {
         Ok(read) => read,
@@ -1085,7 +1079,7 @@ async fn handle(
         headers,
         body: &body,
     };
-    let verifying = tracing::info_span!(target: telemetry::TARGET, "hookwarden.verify");
+    let verifying = crate::trace_span!("hookwarden.verify");
     // A preset whose key is fetched (SNS, PayPal, Google) gets it into its
     // cache first; `check` stays synchronous.
     if let Some(fetching) = snapshot.verifier.prefetch(&incoming) {
@@ -1127,8 +1121,7 @@ async fn handle(
         None => None,
     };
     let publisher = &snapshot.publisher;
-    let publish_span = tracing::info_span!(
-        target: telemetry::TARGET,
+    let publish_span = crate::trace_span!(
         "hookwarden.publish",
         otel.kind = "producer",
         messaging.system = "nats",
