@@ -13,11 +13,21 @@
 #
 #   bench/profile.sh                      # receiver and bare
 #   PROFILE_TARGETS=receiver bench/profile.sh
+#   PROFILE_TARGETS="receiver-nospans receiver receiver-traced" bench/profile.sh
+#
+# Targets: receiver (the shipped binary, traces off: the default), bare
+# (bench-bare-server: rustls and axum only), receiver-traced (the same
+# binary with traces on: every request sampled, `always_on`, exported over
+# OTLP/HTTP to a Jaeger v2 on loopback; the export thread's instructions
+# are counted, Jaeger's are not), receiver-nospans (the receiver built with
+# the `bench-no-spans` feature: the exported spans compiled out, so
+# receiver minus receiver-nospans is what traces cost when off).
 #
 # Knobs: PROFILE_DELIVERIES (2000), PROFILE_WARMUP (200), PROFILE_CONNECTIONS
 # (16), PROFILE_TARGETS ("receiver bare"), PROFILE_SYSCALLS (1: the strace
 # run), BENCH_BIN_DIR (prebuilt hookwarden-receiver, bench-bare-server and
-# bench-presign; else built with `cargo build --release`), PROFILE_OUT
+# bench-presign, and hookwarden-receiver-nospans for that target; else built
+# with `cargo build --release`), PROFILE_OUT
 # (target/bench/profile). Outputs in PROFILE_OUT: <target>.callgrind (open
 # with kcachegrind or callgrind_annotate), <target>-inclusive.txt (the call
 # graph's inclusive cost by function) and summary.txt.
@@ -35,17 +45,31 @@ out=${PROFILE_OUT:-$root/target/bench/profile}
 command -v valgrind >/dev/null || die "valgrind is needed (apt-get install valgrind)"
 "$root/tests/tools/install.sh" nats-server
 nats_server=$(tool_path nats-server)
+case " $targets " in *" receiver-traced "*) "$root/tests/tools/install.sh" jaeger ;; esac
 
 prebuilt=${BENCH_BIN_DIR:-}
 if [ -z "$prebuilt" ]; then
+  release=$(cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+  mkdir -p "$out/bin"
+  case " $targets " in
+    *" receiver-nospans "*)
+      # Built first and copied away: the default build below replaces it.
+      say "building hookwarden-receiver with the bench-no-spans feature (release)"
+      cargo build --quiet --release --locked -p hookwarden-receiver --bin hookwarden-receiver \
+        --features bench-no-spans
+      cp "$release/hookwarden-receiver" "$out/bin/hookwarden-receiver-nospans" ;;
+  esac
   say "building hookwarden-receiver and the bench tools (release)"
   cargo build --quiet --release --locked -p hookwarden-receiver --bin hookwarden-receiver \
     -p hookwarden-bench --bin bench-bare-server --bin bench-presign
-  prebuilt=$(cargo metadata --format-version 1 --no-deps --locked |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+  for bin in hookwarden-receiver bench-bare-server bench-presign; do cp "$release/$bin" "$out/bin/"; done
+  prebuilt=$out/bin
 fi
 receiver=$prebuilt/hookwarden-receiver bare=$prebuilt/bench-bare-server presign=$prebuilt/bench-presign
+nospans=$prebuilt/hookwarden-receiver-nospans
 for bin in "$receiver" "$bare" "$presign"; do [ -x "$bin" ] || die "no $bin"; done
+case " $targets " in *" receiver-nospans "*) [ -x "$nospans" ] || die "no $nospans" ;; esac
 
 work=$out/work
 rm -rf "$work"; mkdir -p "$work"
@@ -57,6 +81,9 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+on_server=()
+# shellcheck source=bench/jaeger.sh
+. "$bench_dir/jaeger.sh"
 port=$(free_port) ops=$(free_port)
 url=https://127.0.0.1:$port/
 
@@ -91,7 +118,16 @@ start() { # start TARGET PREFIX...: the server of TARGET, run by PREFIX (valgrin
       "$@" "$bare" --listen "127.0.0.1:$port" --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" \
         >"$work/$target.log" 2>&1 &
       server_pid=$!; pids+=("$server_pid") ;;
-    receiver)
+    receiver | receiver-nospans | receiver-traced)
+      local binary=$receiver traces=()
+      [ "$target" != receiver-nospans ] || binary=$nospans
+      if [ "$target" = receiver-traced ]; then
+        [ -n "$jaeger_otlp" ] || start_jaeger "$work/jaeger"
+        # Batches every 200 ms: the spans of the measured deliveries are
+        # exported (and counted) before the counters are dumped.
+        traces=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$jaeger_otlp" OTEL_TRACES_SAMPLER=always_on
+          OTEL_BSP_SCHEDULE_DELAY=200)
+      fi
       rm -rf "$work/js"
       "$nats_server" --addr 127.0.0.1 --port -1 --jetstream --store_dir "$work/js" \
         --ports_file_dir "$work" >"$work/nats-server.log" 2>&1 &
@@ -102,7 +138,7 @@ start() { # start TARGET PREFIX...: the server of TARGET, run by PREFIX (valgrin
         [ -z "$nats_url" ] || break; sleep 0.1
       done
       [ -n "$nats_url" ] || die "nats-server did not start"
-      "$@" "$receiver" serve --endpoint "$work/endpoint.yaml" --secrets-dir "$work/secrets" \
+      env "${traces[@]}" "$@" "$binary" serve --endpoint "$work/endpoint.yaml" --secrets-dir "$work/secrets" \
         --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$ops" --tls-mode terminate \
         --tls-cert "$work/tls.crt" --tls-key "$work/tls.key" --max-in-flight 4096 \
         --max-connections-per-source 100000 --max-body-reads-per-source 100000 \
@@ -143,6 +179,9 @@ for target in $targets; do
       send "$lines" 0 "$warmup"
       callgrind_control -z "$server_pid" >/dev/null
       send "$lines" "$warmup" "$deliveries"
+      # The traced receiver's last batch of spans leaves within 200 ms
+      # (seconds under valgrind).
+      [ "$target" != receiver-traced ] || sleep 3
       callgrind_control -d "$server_pid" >/dev/null
       stop
       # The dump holds what ran between -z and -d; the final one (at exit) is dropped.
@@ -202,4 +241,19 @@ PY
     fi
   done
 done
+# What traces cost when off (and on): the receiver against the build
+# without the spans, when both ran.
+python3 - "$summary" >>"$summary" <<'PY'
+import re, sys
+ir = {}
+for line in open(sys.argv[1], encoding="utf-8"):
+    m = re.match(r"(\S+): ([\d,]+) Ir/delivery", line)
+    if m:
+        ir[m.group(1)] = int(m.group(2).replace(",", ""))
+base = ir.get("receiver-nospans")
+for target in ("receiver", "receiver-traced"):
+    if base and target in ir:
+        print(f"{target} - receiver-nospans: {ir[target] - base:+,} Ir/delivery "
+              f"({(ir[target] - base) / base:+.2%})")
+PY
 cat "$summary"

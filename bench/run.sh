@@ -216,40 +216,9 @@ wait_https() { # wait_https PID LOG: until the TLS port answers
   done
   cat "$2" >&2; die "the server did not answer on $url"
 }
-# Jaeger v2 for receiver-traced: OTLP/HTTP in, spans in memory (as
-# hookwarden_tests::Jaeger starts it); on the server's CPUs, its work is
-# part of what tracing costs.
-jaeger_otlp=''
-start_jaeger() {
-  local dir=$work/jaeger; mkdir -p "$dir"
-  jaeger_otlp=$(free_port)
-  local query query_grpc; query=$(free_port) query_grpc=$(free_port)
-  cat >"$dir/jaeger.yaml" <<YAML
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces: {receivers: [otlp], processors: [], exporters: [jaeger_storage_exporter]}
-  telemetry: {metrics: {level: none}, logs: {level: warn}}
-extensions:
-  jaeger_query:
-    storage: {traces: memstore}
-    http: {endpoint: "127.0.0.1:$query"}
-    grpc: {endpoint: "127.0.0.1:$query_grpc"}
-  jaeger_storage:
-    backends: {memstore: {memory: {max_traces: 100000}}}
-receivers:
-  otlp: {protocols: {http: {endpoint: "127.0.0.1:$jaeger_otlp"}}}
-exporters:
-  jaeger_storage_exporter: {trace_storage: memstore}
-YAML
-  "${on_server[@]}" "$(tool_path jaeger)" --config "$dir/jaeger.yaml" >"$dir/jaeger.log" 2>&1 &
-  pids+=("$!")
-  for _ in $(seq 1 300); do
-    curl -s -o /dev/null "http://127.0.0.1:$jaeger_otlp/v1/traces" && return 0
-    sleep 0.1
-  done
-  cat "$dir/jaeger.log" >&2; die "jaeger did not start"
-}
+# Jaeger for receiver-traced (start_jaeger DIR).
+# shellcheck source=bench/jaeger.sh
+. "$bench_dir/jaeger.sh"
 server_pid=''
 start_server() { # start_server ROW
   case $1 in
@@ -265,7 +234,7 @@ start_server() { # start_server ROW
       fi
       local traces=()
       if [ "$1" = receiver-traced ]; then
-        start_jaeger
+        start_jaeger "$work/jaeger"
         traces=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$jaeger_otlp" OTEL_TRACES_SAMPLER=always_on)
       fi
       # Default logging: the audit line of every request is part of the cost.

@@ -177,6 +177,11 @@ pub struct WebhookEndpointSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantine: Option<QuarantineSpec>,
 
+    /// How the receiver treats trace context a sender supplies (traces:
+    /// `docs/operator.md#traces`). Absent: untrusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TracesSpec>,
+
     /// Compute resources of each receiver container. Absent: the operator's
     /// defaults (see `docs/operator.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -523,6 +528,20 @@ pub enum PayloadLogging {
     Full,
 }
 
+/// Trace context from senders.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TracesSpec {
+    /// Continue a sender's `traceparent`: the request's spans become its
+    /// children and, with traces off, it is stored as the message's
+    /// `traceparent`. Only for senders inside your own system: anyone can
+    /// send one, to attach a delivery to a trace of their choosing or to
+    /// force sampling. Default false: it is only recorded, as a span link
+    /// and as `Hookwarden-Sender-Traceparent`.
+    #[serde(default)]
+    pub trust_incoming_traceparent: bool,
+}
+
 /// Records of refused requests: metadata only (reason, client, method,
 /// path, redacted headers, body size and SHA-256), and the body's first bytes
 /// only when `bodyPrefixBytes` asks for them. Stored in the stream
@@ -533,7 +552,9 @@ pub enum PayloadLogging {
 pub struct QuarantineSpec {
     /// Records kept per second and receiver pod; refusals beyond it are
     /// counted, not recorded, so a flood cannot fill NATS or slow deliveries.
-    /// Default 5.
+    /// Default 5. At most the receiver's share of its ceiling for all its
+    /// endpoints (`--max-quarantine-records-per-second`, default 100; in a
+    /// pool a quarter of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1000))]
     #[schemars(extend("format" = "int32"))]

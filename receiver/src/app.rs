@@ -119,6 +119,12 @@ pub struct ServeArgs {
     /// get 429.
     #[arg(long, env = "HOOKWARDEN_MAX_BODY_READS_PER_SOURCE", default_value_t = server::DEFAULT_MAX_BODY_READS_PER_SOURCE)]
     pub max_body_reads_per_source: usize,
+    /// Quarantine records (`spec.quarantine`) this process stores per
+    /// second, all its endpoints together; in a pool one endpoint may take
+    /// a quarter of it, whatever its `maxPerSecond`, so a flood on one
+    /// leaves records to the others and cannot fill NATS.
+    #[arg(long, env = "HOOKWARDEN_MAX_QUARANTINE_RECORDS_PER_SECOND", default_value_t = crate::quarantine::DEFAULT_MAX_RECORDS_PER_SECOND, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_quarantine_records_per_second: u32,
     /// Connections one source (an IPv4 address, an IPv6 /64) may hold at
     /// once; trusted proxies are not held to it.
     #[arg(long, env = "HOOKWARDEN_MAX_CONNECTIONS_PER_SOURCE", default_value_t = transport::MAX_CONNECTIONS_PER_SOURCE)]
@@ -187,6 +193,7 @@ impl ServeArgs {
         settings.serve.max_in_flight = self.max_in_flight;
         settings.serve.max_buffered_body_bytes = self.max_buffered_body_bytes;
         settings.serve.max_body_reads_per_source = self.max_body_reads_per_source;
+        settings.serve.max_quarantine_records_per_second = self.max_quarantine_records_per_second;
         settings.limits.max_connections_per_source = self.max_connections_per_source;
         settings.reload_interval = Duration::from_secs(self.reload_interval_secs.max(1));
         settings.limits.first_request_timeout =

@@ -546,7 +546,7 @@ pub fn checked_traceparent(sent: Option<&str>) -> Option<String> {
 
 /// The W3C `traceparent` to store with a delivery: the receiver's own span
 /// (`ours`) when traces are on; else the sender's valid one only when the
-/// receiver is told to trust it (`--trust-incoming-traceparent`); else a
+/// endpoint trusts it (`spec.traces`, or the process's flag); else a
 /// new sampled trace rooted at the receiver. A sender's context is never
 /// continued by default: it is the sender's claim, and would let anyone
 /// put a delivery into a trace of their choosing.
@@ -1543,6 +1543,7 @@ mod tests {
                 okta: None,
                 logging: None,
                 quarantine: None,
+                traces: None,
                 resources: None,
                 pool: None,
             },

@@ -12,7 +12,10 @@
 //! bounded queue (`try_send`) behind a rate limiter, and one task per
 //! configuration publishes it. A flood of refusals is counted
 //! (`hookwarden_quarantine_records_total{result="dropped_rate"}`), not
-//! stored.
+//! stored. Besides each endpoint's `maxPerSecond`, the process has a
+//! ceiling for all its endpoints together ([`QuarantineCeiling`]), of which
+//! one endpoint of a pool takes at most a quarter: a flood on one endpoint
+//! leaves records to the others, and many endpoints cannot fill NATS.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -32,6 +35,9 @@ use crate::publish::sanitize_token;
 
 /// Records per second and pod when `maxPerSecond` is absent.
 pub const DEFAULT_MAX_PER_SECOND: u32 = 5;
+/// Records per second of a whole process (all its endpoints) when
+/// `--max-quarantine-records-per-second` is absent.
+pub const DEFAULT_MAX_RECORDS_PER_SECOND: u32 = 100;
 /// How long records are kept when `maxAgeSeconds` is absent.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(86_400);
 /// The most bytes of records kept when `maxBytes` is absent.
@@ -282,6 +288,47 @@ fn bounded_headers(headers: Value) -> Value {
     )
 }
 
+/// The records per second a process stores, all its endpoints together,
+/// and the most one endpoint may take of them (a quarter in a pool,
+/// [`crate::server::pool_share`]). Shared by every endpoint's
+/// [`Quarantine`] of the process.
+#[derive(Debug, Clone)]
+pub struct QuarantineCeiling {
+    limiter: Arc<DefaultDirectRateLimiter>,
+    per_endpoint: NonZeroU32,
+}
+
+impl QuarantineCeiling {
+    /// A dedicated receiver's: its one endpoint may take all of it.
+    pub fn whole(per_second: u32) -> Self {
+        let per_second = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        Self {
+            limiter: Arc::new(RateLimiter::direct(Quota::per_second(per_second))),
+            per_endpoint: per_second,
+        }
+    }
+
+    /// A pool's: one endpoint may take a quarter of it.
+    pub fn pooled(per_second: u32) -> Self {
+        let whole = Self::whole(per_second);
+        let share = usize::try_from(whole.per_endpoint.get())
+            .map(crate::server::pool_share)
+            .ok()
+            .and_then(|share| u32::try_from(share).ok())
+            .and_then(NonZeroU32::new)
+            .unwrap_or(NonZeroU32::MIN);
+        Self {
+            per_endpoint: share,
+            ..whole
+        }
+    }
+
+    /// The most records per second one endpoint may store.
+    pub fn per_endpoint(&self) -> NonZeroU32 {
+        self.per_endpoint
+    }
+}
+
 /// An endpoint's quarantine while one configuration is served: a rate
 /// limiter, a bounded queue and the task that publishes from it (it ends
 /// when the configuration is replaced and the last request using it is
@@ -289,7 +336,10 @@ fn bounded_headers(headers: Value) -> Value {
 #[derive(Debug)]
 pub struct Quarantine {
     target: QuarantineTarget,
+    /// The endpoint's own: `maxPerSecond`, at most the ceiling's share.
     limiter: DefaultDirectRateLimiter,
+    /// The process's, taken only by records the endpoint's own admits.
+    ceiling: QuarantineCeiling,
     queue: mpsc::Sender<Vec<u8>>,
     metrics: Arc<Metrics>,
 }
@@ -300,9 +350,10 @@ impl Quarantine {
         target: QuarantineTarget,
         jetstream: jetstream::Context,
         metrics: Arc<Metrics>,
+        ceiling: QuarantineCeiling,
     ) -> Self {
         let (queue, records) = mpsc::channel(QUEUE);
-        let quota = Quota::per_second(target.max_per_second);
+        let quota = Quota::per_second(target.max_per_second.min(ceiling.per_endpoint()));
         tokio::spawn(publish_all(
             target.clone(),
             jetstream,
@@ -311,6 +362,7 @@ impl Quarantine {
         ));
         Self {
             limiter: RateLimiter::direct(quota),
+            ceiling,
             target,
             queue,
             metrics,
@@ -324,7 +376,9 @@ impl Quarantine {
 
     /// Offers the record of `refusal`; never waits.
     pub fn offer(&self, refusal: &Refusal<'_>) {
-        let result = if self.limiter.check().is_err() {
+        // The endpoint's own limit first: what it drops never uses up the
+        // ceiling the other endpoints share.
+        let result = if self.limiter.check().is_err() || self.ceiling.limiter.check().is_err() {
             "dropped_rate"
         } else {
             match self.queue.try_send(encode(&record(&self.target, refusal))) {

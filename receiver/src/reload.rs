@@ -448,6 +448,12 @@ impl Checked {
                 .as_ref()
                 .map(|l| l.payload)
                 .unwrap_or_default(),
+            trust_incoming_traceparent: self
+                .endpoint
+                .spec
+                .traces
+                .as_ref()
+                .is_some_and(|t| t.trust_incoming_traceparent),
         };
         Ok((self.endpoint, pipeline))
     }

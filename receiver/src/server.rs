@@ -51,7 +51,7 @@ use crate::clientip::{ClientAddr, ForwardedError, Networks, TrustedProxies};
 use crate::limits::{self, PerSourceSlots, RateLimits};
 use crate::ops::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, Publisher, Stored, body_sha256};
-use crate::quarantine::{Quarantine, Refusal};
+use crate::quarantine::{Quarantine, QuarantineCeiling, Refusal};
 use crate::request::RequestRules;
 use crate::telemetry;
 use crate::verify::{Handshake, Head, Incoming, Rejection, Verdict, Verified, Verifier};
@@ -96,9 +96,13 @@ pub struct ServeOptions {
     /// (`None`: [`pool_share`] of `max_in_flight`), within `max_in_flight`.
     pub max_in_flight_per_endpoint: Option<usize>,
     /// Continue the sender's `traceparent` (parent our spans on it, store it
-    /// when traces are off) instead of only linking to it: for senders that
+    /// when traces are off) instead of only linking to it, for every
+    /// endpoint served, whatever its `spec.traces` says: for senders that
     /// are part of the same system. Off by default: it is the sender's claim.
     pub trust_incoming_traceparent: bool,
+    /// Quarantine records stored per second, all endpoints together
+    /// ([`QuarantineCeiling`]).
+    pub max_quarantine_records_per_second: u32,
 }
 
 /// One endpoint's share of a pool-wide bound by default: a quarter of it,
@@ -118,6 +122,7 @@ impl Default for ServeOptions {
             body_pace: BodyPace::default(),
             max_in_flight_per_endpoint: None,
             trust_incoming_traceparent: false,
+            max_quarantine_records_per_second: crate::quarantine::DEFAULT_MAX_RECORDS_PER_SECOND,
         }
     }
 }
@@ -146,6 +151,9 @@ pub struct AppState {
     /// Every request's task, so a shutdown can wait for deliveries whose
     /// client already went away.
     tasks: TaskTracker,
+    /// The process's quarantine records per second (in a pool: shared by
+    /// all its endpoints).
+    quarantine_ceiling: QuarantineCeiling,
 }
 
 /// One version of the endpoint's configuration.
@@ -162,6 +170,10 @@ struct Snapshot {
     body_reads: Arc<PerSourceSlots>,
     /// Where refused requests are recorded (`spec.quarantine`).
     quarantine: Option<Arc<Quarantine>>,
+    /// Continue a sender's `traceparent` instead of only linking to it:
+    /// `spec.traces.trustIncomingTraceparent` or the process's
+    /// `--trust-incoming-traceparent`.
+    trust_incoming_traceparent: bool,
 }
 
 /// Everything built from one version of an endpoint's manifest and secrets:
@@ -187,6 +199,8 @@ pub struct EndpointPipeline {
     pub request: RequestRules,
     /// `spec.logging.payload`.
     pub payload: PayloadLogging,
+    /// `spec.traces.trustIncomingTraceparent`.
+    pub trust_incoming_traceparent: bool,
 }
 
 /// Who may deliver: checked before the body is read.
@@ -209,6 +223,7 @@ impl Snapshot {
         options: &ServeOptions,
         previous: Option<&Snapshot>,
         metrics: &Arc<Metrics>,
+        ceiling: &QuarantineCeiling,
     ) -> Self {
         // The same quarantine keeps its rate limiter and queue across a
         // reload that did not change it.
@@ -225,6 +240,7 @@ impl Snapshot {
                             target,
                             pipeline.publisher.jetstream().clone(),
                             Arc::clone(metrics),
+                            ceiling.clone(),
                         )),
                     },
                 );
@@ -254,6 +270,8 @@ impl Snapshot {
             payload: pipeline.payload,
             body_reads,
             quarantine,
+            trust_incoming_traceparent: pipeline.trust_incoming_traceparent
+                || options.trust_incoming_traceparent,
         }
     }
 }
@@ -262,7 +280,9 @@ impl AppState {
     /// Serves `pipeline` (the endpoint as loaded from its manifest) with the
     /// process's `options`, counting into `metrics`.
     pub fn new(pipeline: EndpointPipeline, options: ServeOptions, metrics: Arc<Metrics>) -> Self {
-        let snapshot = Snapshot::build(pipeline, &options, None, &metrics);
+        let quarantine_ceiling =
+            QuarantineCeiling::whole(options.max_quarantine_records_per_second);
+        let snapshot = Snapshot::build(pipeline, &options, None, &metrics, &quarantine_ceiling);
         Self {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics,
@@ -271,13 +291,20 @@ impl AppState {
             budget: BodyBudget::new(options.max_buffered_body_bytes),
             options: Arc::new(options),
             tasks: TaskTracker::new(),
+            quarantine_ceiling,
         }
     }
 
     /// Swaps in a newly built configuration (a hot reload).
     pub fn replace(&self, pipeline: EndpointPipeline) {
         let current = self.current.load_full();
-        let snapshot = Snapshot::build(pipeline, &self.options, Some(&current), &self.metrics);
+        let snapshot = Snapshot::build(
+            pipeline,
+            &self.options,
+            Some(&current),
+            &self.metrics,
+            &self.quarantine_ceiling,
+        );
         self.current.store(Arc::new(snapshot));
     }
 
@@ -374,6 +401,8 @@ pub struct PoolBounds {
     in_flight: Arc<Semaphore>,
     budget: BodyBudget,
     tasks: TaskTracker,
+    /// Shared by every endpoint's quarantine; one takes a quarter at most.
+    quarantine_ceiling: QuarantineCeiling,
 }
 
 impl PoolBounds {
@@ -383,6 +412,9 @@ impl PoolBounds {
             metrics,
             in_flight: Arc::new(Semaphore::new(options.max_in_flight.max(1))),
             budget: BodyBudget::new(options.max_buffered_body_bytes),
+            quarantine_ceiling: QuarantineCeiling::pooled(
+                options.max_quarantine_records_per_second,
+            ),
             options: Arc::new(options),
             tasks: TaskTracker::new(),
         }
@@ -399,7 +431,13 @@ impl PoolBounds {
     /// Serves `pipeline` as one endpoint of the pool: its own publish slots
     /// and share of the body budget ([`pool_share`]), within the pool's.
     pub fn endpoint(&self, pipeline: EndpointPipeline) -> AppState {
-        let snapshot = Snapshot::build(pipeline, &self.options, None, &self.metrics);
+        let snapshot = Snapshot::build(
+            pipeline,
+            &self.options,
+            None,
+            &self.metrics,
+            &self.quarantine_ceiling,
+        );
         AppState {
             current: Arc::new(ArcSwap::from_pointee(snapshot)),
             metrics: Arc::clone(&self.metrics),
@@ -408,6 +446,7 @@ impl PoolBounds {
             pool_in_flight: Some(Arc::clone(&self.in_flight)),
             budget: self.budget.share(pool_share(self.budget.capacity())),
             tasks: self.tasks.clone(),
+            quarantine_ceiling: self.quarantine_ceiling.clone(),
         }
     }
 
@@ -749,8 +788,7 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
     // Disabled (no cost beyond the callsite check) unless traces are on.
     // Attributes: no secret, header value or body, ever.
     let target = snapshot.publisher.target();
-    let span = tracing::info_span!(
-        target: telemetry::TARGET,
+    let span = crate::trace_span!(
         "hookwarden.request",
         otel.kind = "server",
         otel.status_code = Empty,
@@ -768,11 +806,7 @@ async fn process(state: AppState, peer: SocketAddr, request: Request) -> Respons
         hookwarden.stream_sequence = Empty,
         hookwarden.duplicate = Empty,
     );
-    telemetry::adopt_sender_context(
-        &span,
-        telemetry::sender_context(&parts.headers).as_ref(),
-        state.options.trust_incoming_traceparent,
-    );
+    telemetry::adopt_sender_context(&span, &parts.headers, snapshot.trust_incoming_traceparent);
     let outcome = if parts.uri.path() != &*snapshot.filter.path {
         Outcome::NotFound
     } else if let Err(outcome) = check_method(
@@ -969,8 +1003,7 @@ async fn handle(
     let filter = &snapshot.filter;
     let headers = &parts.headers;
     let resolved = {
-        let _step =
-            tracing::info_span!(target: telemetry::TARGET, "hookwarden.client_ip").entered();
+        let _step = crate::trace_span!("hookwarden.client_ip").entered();
         filter.proxies.resolve(peer_ip, headers)
     };
     let client = match resolved {
@@ -979,7 +1012,7 @@ async fn handle(
     };
     facts.client_ip = Some(client.client_ip);
     let admitted = {
-        let _step = tracing::info_span!(target: telemetry::TARGET, "hookwarden.limits").entered();
+        let _step = crate::trace_span!("hookwarden.limits").entered();
         admit(filter, &client)
     };
     if let Err(outcome) = admitted {
@@ -1020,7 +1053,7 @@ async fn handle(
         &state.options.body_pace,
         &state.budget,
     )
-    .instrument(tracing::info_span!(target: telemetry::TARGET, "hookwarden.body"))
+    .instrument(crate::trace_span!("hookwarden.body"))
     .await
     {
         Ok(read) => read,
@@ -1046,7 +1079,7 @@ async fn handle(
         headers,
         body: &body,
     };
-    let verifying = tracing::info_span!(target: telemetry::TARGET, "hookwarden.verify");
+    let verifying = crate::trace_span!("hookwarden.verify");
     // A preset whose key is fetched (SNS, PayPal, Google) gets it into its
     // cache first; `check` stays synchronous.
     if let Some(fetching) = snapshot.verifier.prefetch(&incoming) {
@@ -1088,8 +1121,7 @@ async fn handle(
         None => None,
     };
     let publisher = &snapshot.publisher;
-    let publish_span = tracing::info_span!(
-        target: telemetry::TARGET,
+    let publish_span = crate::trace_span!(
         "hookwarden.publish",
         otel.kind = "producer",
         messaging.system = "nats",
@@ -1117,7 +1149,7 @@ async fn handle(
         traceparent: crate::publish::traceparent(
             ours,
             sender_traceparent.as_deref(),
-            state.options.trust_incoming_traceparent,
+            snapshot.trust_incoming_traceparent,
         ),
         tracestate,
         sender_traceparent,
@@ -1335,6 +1367,7 @@ mod tests {
             limits: None,
             request: RequestRules::default(),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         }
     }
 
@@ -1398,6 +1431,7 @@ mod tests {
             limits: None,
             request: RequestRules::default(),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         });
         // Verified now; the offline store then answers 503, never 2xx.
         let after = app
@@ -1521,6 +1555,7 @@ mod tests {
             limits: None,
             request: RequestRules::default(),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         });
         let body = crate::verify::slack::url_verification_body("c-1");
         let mut request = Request::post("/");
@@ -1580,6 +1615,7 @@ mod tests {
             limits: None,
             request: RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules"),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         });
         let app = router(state);
         let send = |method: &str, query: &str| {
@@ -1645,6 +1681,7 @@ mod tests {
             limits: None,
             request: RequestRules::from_spec(Some(&spec), DEFAULT_BODY_LIMIT).expect("rules"),
             payload: PayloadLogging::None,
+            trust_incoming_traceparent: false,
         };
         state.replace(pipeline(hookwarden_crds::Provider::Trello));
         let send = |app: Router, method: &str| {

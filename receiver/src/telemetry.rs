@@ -20,7 +20,8 @@
 //!
 //! A sender's `traceparent` is untrusted: [`sender_context`] parses it into
 //! a span link, never a parent unless the operator of the receiver says so
-//! (`--trust-incoming-traceparent`).
+//! (`spec.traces.trustIncomingTraceparent`, or `--trust-incoming-traceparent`
+//! for every endpoint of the process).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -50,6 +51,22 @@ use crate::logging::SecretRegistry;
 /// The `tracing` target of every exported span. Spans of this target are
 /// created with `tracing::info_span!(target: TARGET, ...)`.
 pub const TARGET: &str = "hookwarden::trace";
+
+/// A span of [`TARGET`] (`tracing::info_span!` arguments after the
+/// target): the only way the receiver and the forwarder make the spans they
+/// export. With the `bench-no-spans` feature (a baseline for `make bench`
+/// and `bench/profile.sh`, never shipped) no span code runs at all, so what
+/// the spans cost when traces are off can be measured against nothing.
+#[macro_export]
+macro_rules! trace_span {
+    ($($args:tt)+) => {
+        if cfg!(feature = "bench-no-spans") {
+            ::tracing::Span::none()
+        } else {
+            ::tracing::info_span!(target: $crate::telemetry::TARGET, $($args)+)
+        }
+    };
+}
 
 /// The header a delivery's untrusted sender `traceparent` is stored under
 /// (when it parses), next to the receiver's own `traceparent`.
@@ -148,18 +165,33 @@ pub fn init_subscriber(
     logs: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>,
     default_service: &'static str,
 ) {
-    use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let (traces, error) = match layer_from_env(default_service) {
-        Ok(traces) => (traces, None),
-        Err(error) => (None, Some(error)),
-    };
-    tracing_subscriber::registry()
-        .with(logs.with_filter(log_filter()))
-        .with(traces)
-        .init();
+    let (subscriber, error) = subscriber(logs, default_service);
+    subscriber.init();
     if let Some(error) = error {
         tracing::warn!(%error, "traces are off: they could not be set up");
+    }
+}
+
+/// The process's subscriber: `logs` through [`log_filter`], and traces as
+/// `default_service` when the environment asks for them
+/// ([`layer_from_env`]); the error, if they could not be set up.
+fn subscriber(
+    logs: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>,
+    default_service: &'static str,
+) -> (
+    Box<dyn tracing::Subscriber + Send + Sync>,
+    Option<TracingError>,
+) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let subscriber = tracing_subscriber::registry().with(logs.with_filter(log_filter()));
+    // Not `.with(traces)` of an `Option`: a `None` layer counts as one that
+    // wants every callsite, so with traces off every span at the log level
+    // (ours included) would still be built, recorded and dropped.
+    match layer_from_env(default_service) {
+        Ok(Some(traces)) => (Box::new(subscriber.with(traces)), None),
+        Ok(None) => (Box::new(subscriber), None),
+        Err(error) => (Box::new(subscriber), Some(error)),
     }
 }
 
@@ -243,19 +275,24 @@ pub fn trace_headers(span: &tracing::Span) -> Option<TraceHeaders> {
     })
 }
 
-/// Links `span` to the sender's context, or makes it the parent when
-/// `trust` says so. Nothing when the span is disabled.
-pub fn adopt_sender_context(span: &tracing::Span, sender: Option<&SpanContext>, trust: bool) {
-    let Some(sender) = sender.filter(|_| !span.is_disabled()) else {
+/// Links `span` to the sender's context in `headers` ([`sender_context`]),
+/// or makes it the parent when `trust` says so. Nothing when the span is
+/// disabled: with traces off the headers are not even parsed (every request
+/// would pay for it).
+pub fn adopt_sender_context(span: &tracing::Span, headers: &http::HeaderMap, trust: bool) {
+    if span.is_disabled() {
+        return;
+    }
+    let Some(sender) = sender_context(headers) else {
         return;
     };
     if trust {
-        let parent = opentelemetry::Context::new().with_remote_span_context(sender.clone());
+        let parent = opentelemetry::Context::new().with_remote_span_context(sender);
         // Fails only when the span was already started by the layer.
         let _ = span.set_parent(parent);
     } else {
         span.add_link_with_attributes(
-            sender.clone(),
+            sender,
             vec![KeyValue::new("hookwarden.link", "sender_traceparent")],
         );
     }
@@ -481,6 +518,23 @@ impl<E: SpanExporter> SpanExporter for RedactingExporter<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With traces off, the spans of [`TARGET`] are disabled: not built,
+    /// recorded or dropped (the interest check is all a request pays).
+    #[test]
+    fn with_traces_off_no_span_of_ours_is_built() {
+        if enabled_by_env() {
+            return; // this process's environment turns traces on
+        }
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::sink)
+            .boxed();
+        let (subscriber, error) = subscriber(logs, "test");
+        assert!(error.is_none());
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(crate::trace_span!("hookwarden.test").is_disabled());
+        });
+    }
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name| {

@@ -753,8 +753,7 @@ async fn process(
     let destination = shared.destination.load_full();
     // The attempt continues the trace stored with the event (the
     // receiver's publish span), and the destination gets its context.
-    let span = tracing::info_span!(
-        target: crate::telemetry::TARGET,
+    let span = crate::trace_span!(
         "hookwarden.delivery",
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,

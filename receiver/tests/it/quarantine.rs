@@ -56,16 +56,26 @@ fn token() -> &'static str {
 /// The quarantine records stored so far, waiting (bounded) until there are
 /// at least `at_least`.
 async fn records(nats: &NatsServer, at_least: usize) -> Vec<serde_json::Value> {
+    records_of(nats, STREAM, SUBJECT, at_least).await
+}
+
+/// As [`records`], of the quarantine in `stream` on `subject`.
+async fn records_of(
+    nats: &NatsServer,
+    stream: &str,
+    subject: &str,
+    at_least: usize,
+) -> Vec<serde_json::Value> {
     let js = jetstream::new(nats.connect().await.expect("connect"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let mut found = Vec::new();
-        if let Ok(mut stream) = js.get_stream(STREAM).await {
+        if let Ok(mut stream) = js.get_stream(stream).await {
             let info = stream.info().await.expect("stream info");
             if info.state.messages > 0 {
                 for sequence in info.state.first_sequence..=info.state.last_sequence {
                     if let Ok(message) = stream.get_raw_message(sequence).await {
-                        assert_eq!(message.subject.as_str(), SUBJECT);
+                        assert_eq!(message.subject.as_str(), subject);
                         found
                             .push(serde_json::from_slice(&message.payload).expect("a JSON record"));
                     }
@@ -333,4 +343,145 @@ async fn the_operators_stream_step_manages_the_quarantine_stream_too() {
         quarantine.info().await.expect("info").config.max_age,
         Duration::from_secs(7200)
     );
+}
+
+/// `hookwarden_quarantine_records_total` of `endpoint` with `result`.
+fn quarantine_count(metrics: &str, endpoint: &str, result: &str) -> usize {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("hookwarden_quarantine_records_total")
+                && l.contains(&format!("endpoint=\"{endpoint}\""))
+                && l.contains(&format!("result=\"{result}\""))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// In a pool, one endpoint's flood of refusals cannot crowd out another's
+/// records, and cannot take more than its share of the pool's ceiling
+/// (`--max-quarantine-records-per-second`) even when its own spec allows
+/// far more: the NATS stream it fills stays bounded.
+#[tokio::test]
+async fn in_a_pool_a_flood_on_one_endpoint_leaves_the_others_records_and_a_bounded_stream() {
+    use crate::binary::PlainMode;
+    use hookwarden_receiver::pool::layout::{endpoint_file, secret_file};
+
+    const CEILING: usize = 40;
+    /// One endpoint's share of the ceiling (a quarter, as every pool bound).
+    const SHARE: usize = CEILING / 4;
+    const FLOOD: usize = 100;
+    const QUIET_REFUSALS: usize = 3;
+    let member = |name: &str, per_second: u32| {
+        format!(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+             metadata: {{name: {name}, namespace: edge}}\n\
+             spec:\n  provider: generic\n  ingress: {{host: q.example.com, path: /{name}}}\n  \
+             verification:\n    \
+             token: {{header: X-Hw-Check, secretRefs: [{{name: acme, key: token}}]}}\n    \
+             hmac: {{signatureHeader: X-Hw-Mac, signaturePrefix: \"sha256=\", secretRefs: [{{name: acme, key: hmac}}]}}\n  \
+             quarantine: {{maxPerSecond: {per_second}}}\n"
+        )
+    };
+    let (flooded, quiet) = (member("flooded", 1000), member("quiet", 5));
+    let nats = NatsServer::start().await.expect("nats-server");
+    let volume = hookwarden_tests::SecretVolume::new(&[
+        (&endpoint_file("flooded"), flooded.as_bytes()),
+        (&endpoint_file("quiet"), quiet.as_bytes()),
+        (&secret_file("acme", "token"), TOKEN),
+        (&secret_file("acme", "hmac"), HMAC_KEY),
+    ]);
+    let ceiling = CEILING.to_string();
+    let pool = ReceiverProcess::spawn_pool(
+        PlainMode::InsecureHttp,
+        nats.url(),
+        volume.path(),
+        &[(
+            "HOOKWARDEN_MAX_QUARANTINE_RECORDS_PER_SECOND",
+            ceiling.as_str(),
+        )],
+    );
+    pool.ready().await;
+    let refuse = |path: &'static str, n: usize| {
+        let pool = &pool;
+        async move {
+            let body = format!("{{\"n\":{n}}}");
+            let reply = pool
+                .send_to(
+                    "POST",
+                    path,
+                    &[
+                        ("host", "q.example.com"),
+                        ("content-type", "application/json"),
+                        ("x-hw-mac", FORGED),
+                    ],
+                    body.as_bytes(),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path}");
+        }
+    };
+    let flood_started = std::time::Instant::now();
+    for n in 0..FLOOD {
+        refuse("/flooded", n).await;
+    }
+    let flood_took = flood_started.elapsed();
+    for n in 0..QUIET_REFUSALS {
+        refuse("/quiet", n).await;
+    }
+
+    // Every refusal ends recorded or counted as dropped (bounded wait).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let (recorded, dropped, quiet_recorded) = loop {
+        let metrics = pool.metrics().await;
+        let recorded = quarantine_count(&metrics, "edge/flooded", "recorded");
+        let dropped = quarantine_count(&metrics, "edge/flooded", "dropped_rate");
+        let quiet_recorded = quarantine_count(&metrics, "edge/quiet", "recorded");
+        if (recorded + dropped >= FLOOD && quiet_recorded >= QUIET_REFUSALS)
+            || tokio::time::Instant::now() > deadline
+        {
+            break (recorded, dropped, quiet_recorded);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(recorded + dropped, FLOOD, "every refusal is accounted for");
+    // A token bucket of SHARE per second holding SHARE at the start: no
+    // more than that over the flood's duration, however long it took.
+    let bound = SHARE * (1 + usize::try_from(flood_took.as_secs()).unwrap_or(usize::MAX - 1) + 1);
+    assert!(
+        recorded <= bound.min(FLOOD - 1),
+        "the flooded endpoint recorded {recorded} of {FLOOD} in {flood_took:?}: more than \
+         its share ({SHARE}/s) of the pool's ceiling, although its spec allows 1000/s"
+    );
+    assert_eq!(
+        quiet_recorded, QUIET_REFUSALS,
+        "the quiet endpoint's refusals are all recorded despite the flood next door"
+    );
+    let quiet_records = records_of(
+        &nats,
+        "HOOKWARDEN-QUARANTINE_EDGE_QUIET",
+        "hookwarden-quarantine.edge.quiet",
+        QUIET_REFUSALS,
+    )
+    .await;
+    assert_eq!(quiet_records.len(), QUIET_REFUSALS);
+    for record in &quiet_records {
+        assert_eq!(record["endpoint"], "edge/quiet", "{record}");
+        no_secret_in(&record.to_string());
+    }
+    let flooded_records = records_of(
+        &nats,
+        "HOOKWARDEN-QUARANTINE_EDGE_FLOODED",
+        "hookwarden-quarantine.edge.flooded",
+        recorded,
+    )
+    .await;
+    assert_eq!(
+        flooded_records.len(),
+        recorded,
+        "the stream holds what was recorded, no more"
+    );
+    let (status, log) = pool.stop().await;
+    assert!(status.success(), "{log}");
 }

@@ -4,14 +4,16 @@
 //! steps as children, the JetStream sequence the message was stored at,
 //! and the stored message's `traceparent` naming the publish span, so a
 //! consumer continues that trace. The sender's `traceparent` is a link and
-//! never the parent unless the receiver is told to trust it. No secret,
+//! never the parent unless the endpoint's spec (or the receiver's flag)
+//! says to trust it. No secret,
 //! signature, header value or body reaches an exported span. Off, nothing
 //! is exported and nothing is logged about traces.
 
-use crate::binary::ReceiverProcess;
+use crate::binary::{PlainMode, ReceiverProcess};
 use async_nats::jetstream;
 use hmac::{Hmac, Mac};
-use hookwarden_tests::{Jaeger, NatsServer, TraceSpan};
+use hookwarden_receiver::pool::layout::{endpoint_file, secret_file};
+use hookwarden_tests::{Jaeger, NatsServer, SecretVolume, TraceSpan};
 use hyper::StatusCode;
 use sha2::Sha256;
 
@@ -24,6 +26,9 @@ const BODY: &str = r#"{"order":"body-text-Rt55"}"#;
 const SENDER_TRACE: &str = "5e0d6fb5c6b3e1f8a0b1c2d3e4f5a6b7";
 const SENDER_SPAN: &str = "a1b2c3d4e5f60718";
 const STREAM: &str = "HOOKWARDEN_TRACES_ORDERS";
+/// The host the pool's endpoints are routed by (a dedicated receiver
+/// takes any).
+const POOL_HOST: &str = "traces.example.com";
 
 const MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
     metadata: {name: orders, namespace: traces}\n\
@@ -31,6 +36,20 @@ const MANIFEST: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoi
     verification:\n    \
     token: {header: X-Token, secretRefs: [{name: token, key: value}]}\n    \
     hmac: {signatureHeader: X-Signature, idHeader: X-Id}\n";
+
+/// A pool member like [`MANIFEST`], `orders-<name>` at `/<name>`, with
+/// `extra` appended to its spec.
+fn pool_member(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+         metadata: {{name: orders-{name}, namespace: traces}}\n\
+         spec:\n  provider: generic\n  secretRefs: [{{name: hmac, key: key}}]\n  \
+         ingress: {{host: {POOL_HOST}, path: /{name}}}\n  \
+         verification:\n    \
+         token: {{header: X-Token, secretRefs: [{{name: token, key: value}}]}}\n    \
+         hmac: {{signatureHeader: X-Signature, idHeader: X-Id}}\n{extra}"
+    )
+}
 
 /// The request span's steps, in order.
 const STEPS: [&str; 5] = [
@@ -67,12 +86,19 @@ fn spawn(nats: &NatsServer, env: &[(&str, &str)]) -> ReceiverProcess {
 /// Sends a signed delivery carrying the sender's `traceparent`; its stream
 /// sequence.
 async fn deliver(receiver: &ReceiverProcess, id: &str) -> u64 {
+    deliver_to(receiver, POOL_HOST, "/", id).await
+}
+
+/// As [`deliver`], to `path` on `host`.
+async fn deliver_to(receiver: &ReceiverProcess, host: &str, path: &str, id: &str) -> u64 {
     let signature = signature(id, BODY.as_bytes());
     let traceparent = sender_traceparent();
     let reply = receiver
-        .send(
+        .send_to(
             "POST",
+            path,
             &[
+                ("host", host),
                 ("content-type", "application/json"),
                 ("x-token", TOKEN),
                 ("x-id", id),
@@ -102,8 +128,12 @@ struct StoredTrace {
 }
 
 async fn stored_trace(nats: &NatsServer, sequence: u64) -> StoredTrace {
+    stored_trace_in(nats, STREAM, sequence).await
+}
+
+async fn stored_trace_in(nats: &NatsServer, stream: &str, sequence: u64) -> StoredTrace {
     let js = jetstream::new(nats.connect().await.expect("connect"));
-    let stream = js.get_stream(STREAM).await.expect("stream");
+    let stream = js.get_stream(stream).await.expect("stream");
     let message = stream.get_raw_message(sequence).await.expect("stored");
     let header = |n: &str| message.headers.get(n).map(|v| v.as_str().to_owned());
     StoredTrace {
@@ -277,6 +307,80 @@ async fn a_trusted_sender_traceparent_is_continued() {
     assert_eq!(request.service, "orders-receiver", "OTEL_SERVICE_NAME wins");
     assert_eq!(request.parent_span_id, SENDER_SPAN);
     assert!(request.links.is_empty(), "{request:#?}");
+    let (status, log) = receiver.stop().await;
+    assert!(status.success(), "{log}");
+}
+
+/// Trust is the endpoint's own (`spec.traces.trustIncomingTraceparent`):
+/// in one pool process, the member that trusts its senders continues their
+/// trace while the one beside it, sent the same `traceparent`, only links
+/// to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_in_a_sender_traceparent_is_per_endpoint_in_its_spec() {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let jaeger = Jaeger::start().await.expect("jaeger");
+    let trusted = pool_member("trusted", "  traces: {trustIncomingTraceparent: true}\n");
+    let untrusted = pool_member("untrusted", "  traces: {trustIncomingTraceparent: false}\n");
+    let volume = SecretVolume::new(&[
+        (&endpoint_file("orders-trusted"), trusted.as_bytes()),
+        (&endpoint_file("orders-untrusted"), untrusted.as_bytes()),
+        (&secret_file("hmac", "key"), HMAC_KEY.as_bytes()),
+        (&secret_file("token", "value"), TOKEN.as_bytes()),
+    ]);
+    let receiver = ReceiverProcess::spawn_pool(
+        PlainMode::InsecureHttp,
+        nats.url(),
+        volume.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp_endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    receiver.ready().await;
+
+    let untrusted_sequence = deliver_to(&receiver, POOL_HOST, "/untrusted", "u-1").await;
+    let trusted_sequence = deliver_to(&receiver, POOL_HOST, "/trusted", "t-1").await;
+
+    let stored = stored_trace_in(&nats, "HOOKWARDEN_TRACES_ORDERS-TRUSTED", trusted_sequence).await;
+    assert_eq!(
+        ids(&stored.traceparent).0,
+        SENDER_TRACE,
+        "trusted by its spec: the sender's trace goes on"
+    );
+    let spans = complete_trace(&jaeger, SENDER_TRACE).await;
+    let request = span(&spans, "hookwarden.request");
+    assert_eq!(
+        request.attribute("hookwarden.endpoint").as_deref(),
+        Some("traces/orders-trusted"),
+        "only the trusting endpoint joined the sender's trace"
+    );
+    assert_eq!(request.parent_span_id, SENDER_SPAN);
+    assert!(request.links.is_empty(), "{request:#?}");
+
+    let stored = stored_trace_in(
+        &nats,
+        "HOOKWARDEN_TRACES_ORDERS-UNTRUSTED",
+        untrusted_sequence,
+    )
+    .await;
+    let (trace_id, _) = ids(&stored.traceparent);
+    assert_ne!(
+        trace_id, SENDER_TRACE,
+        "its neighbour's trust is not its own"
+    );
+    assert_eq!(stored.tracestate, None);
+    let spans = complete_trace(&jaeger, &trace_id).await;
+    let request = span(&spans, "hookwarden.request");
+    assert_eq!(
+        request.attribute("hookwarden.endpoint").as_deref(),
+        Some("traces/orders-untrusted")
+    );
+    assert_eq!(request.parent_span_id, "", "a root");
+    assert_eq!(
+        request.links,
+        [(SENDER_TRACE.to_owned(), SENDER_SPAN.to_owned())],
+        "the sender's context is a link"
+    );
     let (status, log) = receiver.stop().await;
     assert!(status.success(), "{log}");
 }
