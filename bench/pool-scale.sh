@@ -10,7 +10,7 @@
 #     holds (every endpoint its own stream, as the operator renders members);
 #   - CPU per reload scan at rest: the pool's CPU time over IDLE_SECONDS
 #     divided by the scans in it (one every RELOAD_INTERVAL seconds; a scan
-#     fingerprints every endpoint file and its secrets);
+#     stats every endpoint file and its secrets, reading only changed ones);
 #   - time for one changed endpoint to take effect: its secret rotated (the
 #     kubelet's way: a new file renamed over the old), until a delivery
 #     signed with the new secret is stored (median of CHANGES tries; at most

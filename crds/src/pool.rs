@@ -72,6 +72,19 @@ pub struct WebhookReceiverPoolSpec {
     pub max_in_flight_per_endpoint: Option<u32>,
 }
 
+/// A member endpoint whose current configuration a pool refused.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedMember {
+    /// The endpoint's name.
+    pub name: String,
+    /// Why, as its `ConfigApplied` condition's reason (`RouteConflict`,
+    /// `SecretNotFound`, `InvalidSpec`...).
+    pub reason: String,
+    /// Whether the pool keeps serving the last configuration it accepted.
+    pub served: bool,
+}
+
 /// What the operator observed of a pool.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -88,6 +101,10 @@ pub struct WebhookReceiverPoolStatus {
     /// Endpoints whose configuration the pool serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoints: Option<i32>,
+    /// Member endpoints whose current configuration the pool refused (each
+    /// says why in its own `ConfigApplied` condition), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<RefusedMember>,
     /// `Available`: the requested pool pods are available.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -186,27 +186,35 @@ pub fn fingerprint_in(
     layout: &secrets::SecretsLayout,
     ranges: Option<&LocalRanges>,
 ) -> [u8; 32] {
+    fingerprint_reading(endpoint, layout, ranges, &mut |path| {
+        std::fs::read(path).ok()
+    })
+}
+
+/// As [`fingerprint_in`], every file read through `read` (`None`: missing
+/// or unreadable), so a caller can note what each file was when read
+/// ([`crate::pool::stamps`]).
+pub fn fingerprint_reading(
+    endpoint: &Path,
+    layout: &secrets::SecretsLayout,
+    ranges: Option<&LocalRanges>,
+    read: &mut dyn FnMut(&Path) -> Option<Vec<u8>>,
+) -> [u8; 32] {
     let mut hash = Sha256::new();
-    let manifest = std::fs::read(endpoint);
-    feed(&mut hash, manifest.as_deref().ok());
+    let manifest = read(endpoint);
+    feed(&mut hash, manifest.as_deref());
     let parsed = manifest
-        .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| hookwarden_crds::from_yaml(&text).ok());
     if let Some(endpoint) = parsed {
         for secret in secret_refs(&endpoint.spec) {
-            let content = layout
-                .path(secret)
-                .and_then(|path| std::fs::read(path).ok());
+            let content = layout.path(secret).and_then(|path| read(&path));
             feed(&mut hash, content.as_deref());
         }
         if let (Some(ranges), Ok(sources)) = (ranges, ranges::sources_of(&endpoint.spec)) {
             for source in &sources {
-                let file = ranges.file_of(source);
-                feed(
-                    &mut hash,
-                    file.and_then(|f| std::fs::read(f).ok()).as_deref(),
-                );
+                let content = ranges.file_of(source).and_then(|file| read(&file));
+                feed(&mut hash, content.as_deref());
             }
         }
     }

@@ -479,15 +479,40 @@ impl PoolBounds {
     /// are nobody's): 404 `unknown_endpoint`, counted and audited under the
     /// endpoint [`NO_ENDPOINT`].
     pub fn unknown_endpoint(&self, peer: SocketAddr, request: &Request) -> Response {
+        self.unrouted(NO_ENDPOINT, Outcome::UnknownEndpoint, peer, request)
+    }
+
+    /// Answers a request for the pool's endpoint `endpoint`, configured but
+    /// not yet able to store (its stream could not be created: NATS away):
+    /// 503 `store_unavailable` with `Retry-After`, as a dedicated receiver
+    /// answers with NATS away, so the sender retries rather than giving up
+    /// on a 404. Counted and audited under `endpoint`.
+    pub fn endpoint_unavailable(
+        &self,
+        endpoint: &str,
+        peer: SocketAddr,
+        request: &Request,
+    ) -> Response {
+        self.unrouted(endpoint, Outcome::StreamNotReady, peer, request)
+    }
+
+    /// A request answered without an endpoint's pipeline, neither read nor
+    /// verified.
+    fn unrouted(
+        &self,
+        endpoint: &str,
+        outcome: Outcome,
+        peer: SocketAddr,
+        request: &Request,
+    ) -> Response {
         let request_id = new_request_id();
-        let outcome = Outcome::UnknownEndpoint;
         self.metrics
-            .record(NO_ENDPOINT, outcome.label(), outcome.reason());
+            .record(endpoint, outcome.label(), outcome.reason());
         let host = request_host(request);
         tracing::info!(
             target: "hookwarden::audit",
             request_id,
-            endpoint = NO_ENDPOINT,
+            endpoint,
             peer_ip = %peer.ip().to_canonical(),
             method = %request.method(),
             host = host.as_deref(),
@@ -556,6 +581,9 @@ enum Outcome {
     TimedOut,
     Unreadable,
     StoreUnavailable(PublishError),
+    /// In a pool: the endpoint is configured but its stream could not be
+    /// created yet (NATS away); retrying later helps.
+    StreamNotReady,
     /// The stream (or the account) has no room; retrying later helps.
     StoreFull(PublishError),
     /// A trusted proxy sent forwarding headers that cannot be understood.
@@ -603,7 +631,9 @@ impl Outcome {
             Self::TooLarge | Self::TooLargeForStore(_) => "too_large",
             Self::TimedOut => "timed_out",
             Self::Unreadable => "bad_request",
-            Self::StoreUnavailable(_) | Self::StoreFull(_) => "store_unavailable",
+            Self::StoreUnavailable(_) | Self::StreamNotReady | Self::StoreFull(_) => {
+                "store_unavailable"
+            }
             Self::ForwardedInvalid(_) => "bad_request",
             Self::HttpsRequired | Self::IpNotAllowed => "forbidden",
             Self::RateLimited(_) => "rate_limited",
@@ -635,7 +665,7 @@ impl Outcome {
             Self::TooLarge | Self::TooLargeForStore(_) => Some("body_too_large"),
             Self::TimedOut => Some("body_timeout"),
             Self::Unreadable => Some("body_unreadable"),
-            Self::StoreUnavailable(_) => Some("store_unavailable"),
+            Self::StoreUnavailable(_) | Self::StreamNotReady => Some("store_unavailable"),
             Self::StoreFull(_) => Some("stream_full"),
             Self::ForwardedInvalid(_) => Some(ForwardedError::CODE),
             Self::HttpsRequired => Some("https_required"),
@@ -700,7 +730,10 @@ impl Outcome {
             }
             Self::TimedOut => error(StatusCode::REQUEST_TIMEOUT, reason),
             Self::Unreadable => error(StatusCode::BAD_REQUEST, reason),
-            Self::StoreUnavailable(_) | Self::StoreFull(_) | Self::Overloaded => {
+            Self::StoreUnavailable(_)
+            | Self::StreamNotReady
+            | Self::StoreFull(_)
+            | Self::Overloaded => {
                 let mut response = error(StatusCode::SERVICE_UNAVAILABLE, reason);
                 response
                     .headers_mut()

@@ -158,6 +158,7 @@ pub async fn run_with_ops(
                 client: client.clone(),
                 namespace: scope_namespace,
                 settings: config.settings.clone(),
+                recorder: recorder.clone(),
                 metrics: ops.metrics.clone(),
                 ranges: ranges.clone(),
             },

@@ -12,6 +12,19 @@
 //! changes another's configuration. The pool's Deployment, Service,
 //! NetworkPolicy, budget and autoscaler depend on the pool alone, so a
 //! member added, changed or removed rolls nothing.
+//!
+//! What the pass decided about each member is recorded in the Secret's
+//! annotation (each member's own pass reads it for its `ConfigApplied`
+//! condition), named in the pool's `status.refused`, and its changes since
+//! the last pass are Events on the pool ([`member_changes`]). The pass
+//! learns what the pool refuses by deciding it itself, before the Secret
+//! is written ([`render_member`]: the dedicated receiver's checks), not by
+//! asking the pods' `GET /endpoints`: the operator need not reach every
+//! pod (the pool's NetworkPolicy admits deliveries, not the operator), the
+//! decision is the same for every replica and known before any pod loads
+//! it, and a refused configuration never reaches the pods at all (they
+//! keep serving the member's last accepted one). What only a pod can meet,
+//! its NATS away, is the member's `StreamReady` condition.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -25,6 +38,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -41,9 +55,9 @@ use super::{
 use crate::FIELD_MANAGER;
 use crate::ops::{Metrics, ReconcileKind, ReconcileResult};
 use crate::resources::pool::{
-    MemberState, Members, Route, describe_route, desired_pool_replicas, member_entries,
-    pool_child_name, pool_children, pool_nats_url, pool_secret, pooled_endpoint, previous_entries,
-    recorded_members, route_of,
+    MemberChange, MemberState, Members, Route, describe_route, desired_pool_replicas,
+    member_changes, member_entries, pool_child_name, pool_children, pool_nats_url, pool_secret,
+    pooled_endpoint, previous_entries, recorded_members, refused_members, route_of,
 };
 use crate::resources::{self, BuildError, MANAGED_BY_SELECTOR, Owner, Settings};
 
@@ -111,12 +125,14 @@ type Served = Arc<Mutex<HashMap<ObjectRef<WebhookReceiverPool>, BTreeSet<String>
 struct PoolContext {
     client: Client,
     settings: Settings,
+    /// Publishes the Events of member changes on the pool.
+    recorder: Recorder,
     metrics: Arc<Metrics>,
     ranges: Arc<crate::ranges::SourceRanges>,
     /// The endpoints of the watched namespaces.
     endpoints: Store<WebhookEndpoint>,
     served: Served,
-    /// Consecutive failed passes per pool, for [`backoff`](super::backoff).
+    /// Consecutive failed passes per pool, for [`backoff`](super::runner::backoff).
     failures: Failures<WebhookReceiverPool>,
 }
 
@@ -126,6 +142,7 @@ pub(crate) struct Scope {
     /// `None`: all namespaces.
     pub namespace: Option<String>,
     pub settings: Settings,
+    pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub ranges: Arc<crate::ranges::SourceRanges>,
 }
@@ -156,6 +173,7 @@ pub(crate) fn controller(
         client,
         namespace,
         settings,
+        recorder,
         metrics,
         ranges,
     } = scope;
@@ -182,6 +200,7 @@ pub(crate) fn controller(
     let context = Arc::new(PoolContext {
         client: client.clone(),
         settings,
+        recorder,
         metrics,
         ranges,
         endpoints: endpoints.clone(),
@@ -342,12 +361,16 @@ async fn reconcile_once(
     }
     let owner = Owner::of_pool(pool)?;
     let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    // Read once: the entries each refused member keeps.
-    let previous: BTreeMap<String, ByteString> = secret_api
+    // Read once: the entries each refused member keeps, and the last
+    // pass's decisions (what this pass's Events are changes of).
+    let (previous, decided_before): (BTreeMap<String, ByteString>, Members) = secret_api
         .get_opt(&child)
         .await
         .map_err(api_error("reading", "Secret", namespace, &child))?
-        .and_then(|secret| secret.data)
+        .map(|secret| {
+            let members = recorded_members(secret.annotations());
+            (secret.data.unwrap_or_default(), members)
+        })
         .unwrap_or_default();
     // Oldest first: of two members claiming one route, the later one is
     // refused, whatever their names.
@@ -440,8 +463,67 @@ async fn reconcile_once(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(ObjectRef::from_obj(pool), served);
-    write_pool_status(ctx, pool, Some(&deployment), Some(count), None).await?;
+    // After the Secret is applied: a pass that fails before records its
+    // Events again on its retry, not twice.
+    for change in member_changes(&decided_before, &states) {
+        record_member_change(ctx, pool, change).await;
+    }
+    let members = PoolMembers {
+        served: count,
+        refused: refused_members(&states),
+    };
+    write_pool_status(ctx, pool, Some(&deployment), Some(members), None).await?;
     Ok(Action::requeue(POOL_REFRESH))
+}
+
+/// Records a change of `pool`'s members as an Event on the pool. Events
+/// are best effort: a failure is logged, never fails the pass.
+async fn record_member_change(ctx: &PoolContext, pool: &WebhookReceiverPool, change: MemberChange) {
+    let (type_, reason, note, member) = match change {
+        MemberChange::Joined(member) => (
+            EventType::Normal,
+            "MemberJoined".to_owned(),
+            format!("the pool serves endpoint {member:?}"),
+            member,
+        ),
+        MemberChange::Left(member) => (
+            EventType::Normal,
+            "MemberLeft".to_owned(),
+            format!("the pool no longer serves endpoint {member:?}"),
+            member,
+        ),
+        MemberChange::Refused {
+            name,
+            reason,
+            message,
+        } => (
+            EventType::Warning,
+            known_reason(&reason).to_owned(),
+            format!("the configuration of endpoint {name:?} is refused: {message}"),
+            name,
+        ),
+    };
+    // The member as the Event's related object: the recorder folds Events
+    // of one object, reason and related object into one series (keeping the
+    // first note), so without it the second member to join would only
+    // count up the first one's Event.
+    let related = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(WebhookEndpoint::api_version(&()).into_owned()),
+        kind: Some(WebhookEndpoint::kind(&()).into_owned()),
+        namespace: pool.namespace(),
+        name: Some(member),
+        ..Default::default()
+    };
+    let event = Event {
+        type_,
+        reason,
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: Some(related),
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
+        tracing::warn!(%error, reason = %event.reason, "could not record an Event");
+    }
 }
 
 fn route_conflict(route: &Route, holder: &str, pool: &str) -> Refusal {
@@ -560,15 +642,27 @@ where
     }
 }
 
+/// What a pass decided about a pool's members, for its status.
+struct PoolMembers {
+    /// Members served.
+    served: i32,
+    /// Members whose current configuration is refused.
+    refused: Vec<hookwarden_crds::RefusedMember>,
+}
+
 /// Writes the pool's status: its pods from `deployment` (`None`: not
-/// applied, the pass stopped at `invalid`), the number of members served.
+/// applied, the pass stopped at `invalid`), its members.
 async fn write_pool_status(
     ctx: &PoolContext,
     pool: &WebhookReceiverPool,
     deployment: Option<&Deployment>,
-    endpoints: Option<i32>,
+    members: Option<PoolMembers>,
     invalid: Option<String>,
 ) -> Result<(), PoolError> {
+    let (endpoints, refused) = match members {
+        Some(members) => (Some(members.served), members.refused),
+        None => (None, Vec::new()),
+    };
     let namespace = pool.namespace().unwrap_or_default();
     let name = pool.name_any();
     let counts = deployment.and_then(|d| d.status.as_ref());
@@ -608,6 +702,7 @@ async fn write_pool_status(
         replicas: deployment.map(|_| replicas),
         ready_replicas: deployment.map(|_| ready),
         endpoints,
+        refused,
         conditions: status::merge(before, &[observed], pool.metadata.generation, &now),
     };
     if previous == Some(&status) {

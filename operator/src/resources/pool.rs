@@ -155,6 +155,70 @@ pub struct MemberState {
 /// Every member's [`MemberState`], by endpoint name.
 pub type Members = BTreeMap<String, MemberState>;
 
+/// The members whose current configuration a pass refused, for the pool's
+/// `status.refused`.
+pub fn refused_members(members: &Members) -> Vec<hookwarden_crds::RefusedMember> {
+    members
+        .iter()
+        .filter(|(_, state)| !state.applied)
+        .map(|(name, state)| hookwarden_crds::RefusedMember {
+            name: name.clone(),
+            reason: state.reason.clone(),
+            served: state.served,
+        })
+        .collect()
+}
+
+/// A change of a pool's members from one pass to the next: an Event on
+/// the pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// The pool serves the member now (it did not).
+    Joined(String),
+    /// The pool no longer serves the member (it left, was deleted, or its
+    /// first configuration is refused).
+    Left(String),
+    /// The member's configuration of a generation is refused (the first
+    /// pass that refuses it, or refuses it for another reason).
+    Refused {
+        /// The member.
+        name: String,
+        /// Why, as a condition reason (`RouteConflict`...).
+        reason: String,
+        /// What to fix, never a secret value.
+        message: String,
+    },
+}
+
+/// What changed between the members a pool's last pass recorded (`before`)
+/// and this pass's (`now`): only changes, so a pass that repeats the last
+/// one's decisions (every refresh) records no Event.
+pub fn member_changes(before: &Members, now: &Members) -> Vec<MemberChange> {
+    let mut changes = Vec::new();
+    let served = |members: &Members, name: &str| members.get(name).is_some_and(|m| m.served);
+    for (name, state) in now {
+        if state.served && !served(before, name) {
+            changes.push(MemberChange::Joined(name.clone()));
+        }
+        let refused_before = before.get(name).is_some_and(|b| {
+            !b.applied && b.generation == state.generation && b.reason == state.reason
+        });
+        if !state.applied && !refused_before {
+            changes.push(MemberChange::Refused {
+                name: name.clone(),
+                reason: state.reason.clone(),
+                message: state.message.clone(),
+            });
+        }
+    }
+    for name in before.keys() {
+        if served(before, name) && !served(now, name) {
+            changes.push(MemberChange::Left(name.clone()));
+        }
+    }
+    changes
+}
+
 /// The members recorded in a pool Secret's `annotations` (empty when it has
 /// none, or a hand-edited unreadable one).
 pub fn recorded_members(annotations: &BTreeMap<String, String>) -> Members {
@@ -304,6 +368,69 @@ mod tests {
     use super::super::fixtures::*;
     use super::super::{CONFIG_HASH_ANNOTATION, effective_endpoint};
     use super::*;
+
+    fn state(generation: i64, applied: bool, served: bool, reason: &str) -> MemberState {
+        MemberState {
+            generation: Some(generation),
+            applied,
+            served,
+            reason: reason.to_owned(),
+            message: format!("{reason} message"),
+        }
+    }
+
+    #[test]
+    fn member_changes_are_joins_leaves_and_new_refusals_only() {
+        let before = Members::from([
+            ("a".to_owned(), state(1, true, true, "")),
+            ("b".to_owned(), state(1, true, true, "")),
+            ("c".to_owned(), state(2, false, false, "RouteConflict")),
+        ]);
+        assert_eq!(member_changes(&before, &before), [], "a refresh repeats");
+        let now = Members::from([
+            ("a".to_owned(), state(2, false, true, "SecretNotFound")),
+            ("c".to_owned(), state(2, false, false, "RouteConflict")),
+            ("d".to_owned(), state(1, true, true, "")),
+            ("e".to_owned(), state(1, false, false, "RouteConflict")),
+        ]);
+        assert_eq!(
+            member_changes(&before, &now),
+            [
+                MemberChange::Refused {
+                    name: "a".to_owned(),
+                    reason: "SecretNotFound".to_owned(),
+                    message: "SecretNotFound message".to_owned(),
+                },
+                MemberChange::Joined("d".to_owned()),
+                MemberChange::Refused {
+                    name: "e".to_owned(),
+                    reason: "RouteConflict".to_owned(),
+                    message: "RouteConflict message".to_owned(),
+                },
+                MemberChange::Left("b".to_owned()),
+            ]
+        );
+        assert_eq!(
+            refused_members(&now),
+            [
+                hookwarden_crds::RefusedMember {
+                    name: "a".to_owned(),
+                    reason: "SecretNotFound".to_owned(),
+                    served: true,
+                },
+                hookwarden_crds::RefusedMember {
+                    name: "c".to_owned(),
+                    reason: "RouteConflict".to_owned(),
+                    served: false,
+                },
+                hookwarden_crds::RefusedMember {
+                    name: "e".to_owned(),
+                    reason: "RouteConflict".to_owned(),
+                    served: false,
+                },
+            ]
+        );
+    }
 
     fn pool(yaml: &str) -> WebhookReceiverPool {
         let mut pool: WebhookReceiverPool = serde_yaml_ng::from_str(yaml).expect("pool parses");

@@ -1,5 +1,6 @@
 //! `WebhookReceiverPool` against the real control plane: the pool's
-//! children, its Secret of members, and the status of pooled endpoints.
+//! children, its Secret of members, the status of pooled endpoints, and
+//! the pool's own status and Events on its members.
 //! Each test runs the controllers in-process, watching only its own
 //! namespace; pods run on the fake (kwok) node.
 
@@ -10,11 +11,12 @@ use hookwarden_operator::resources::pool::{Members, recorded_members};
 use hookwarden_tests::TestNamespace;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 
 use super::{WAIT, start_operator};
 
@@ -122,6 +124,39 @@ async fn wait_ready(ns: &TestNamespace, name: &str) -> WebhookEndpoint {
     hookwarden_tests::eventually(&format!("{name} Ready"), WAIT, || async {
         let endpoint = endpoints.get(name).await.ok()?;
         (condition(&endpoint, "Ready")?.status == "True").then_some(endpoint)
+    })
+    .await
+}
+
+/// An Event on pool `pool` with `reason` whose note names `member`, once
+/// there is one.
+async fn pool_event(ns: &TestNamespace, pool: &str, reason: &str, member: &str) -> Event {
+    let what = format!("a {reason} Event on pool {pool} naming {member}");
+    hookwarden_tests::eventually(&what, WAIT, || async {
+        let events = ns.api::<Event>().list(&ListParams::default()).await.ok()?;
+        events.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pool)
+                && e.regarding.as_ref().and_then(|r| r.kind.as_deref())
+                    == Some("WebhookReceiverPool")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains(&format!("{member:?}")))
+        })
+    })
+    .await
+}
+
+/// The pool's `status.refused` once `ready` says it is as awaited.
+async fn pool_refused(
+    ns: &TestNamespace,
+    pool: &str,
+    ready: impl Fn(&[hookwarden_crds::RefusedMember]) -> bool,
+) -> Vec<hookwarden_crds::RefusedMember> {
+    let pools = ns.api::<WebhookReceiverPool>();
+    hookwarden_tests::eventually(&format!("pool {pool}'s refused members"), WAIT, || async {
+        let refused = pools.get(pool).await.ok()?.status?.refused;
+        ready(&refused).then_some(refused)
     })
     .await
 }
@@ -395,10 +430,23 @@ async fn a_broken_member_keeps_its_last_good_entry_and_says_so() {
             .status,
         "True"
     );
-    // No condition or annotation shows a secret value.
+    // The pool names it as refused, still served, and says so once.
+    let refused = pool_refused(&ns, "shared", |r| !r.is_empty()).await;
+    assert_eq!(
+        refused,
+        [hookwarden_crds::RefusedMember {
+            name: "github".to_owned(),
+            reason: "SecretNotFound".to_owned(),
+            served: true,
+        }]
+    );
+    let warning = pool_event(&ns, "shared", "SecretNotFound", "github").await;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"), "{warning:?}");
+    // No condition, annotation or Event shows a secret value.
     let annotation = serde_json::to_string(&secret.metadata.annotations).expect("serializes");
     assert!(!annotation.contains(GITHUB_SECRET));
     assert!(!applied.message.contains(GITHUB_SECRET));
+    assert!(!format!("{warning:?}").contains(GITHUB_SECRET));
 
     // Fixed: served again with this generation.
     apply_member(
@@ -418,6 +466,7 @@ async fn a_broken_member_keeps_its_last_good_entry_and_says_so() {
     })
     .await;
     assert_eq!(condition(&fixed, "Ready").expect("Ready").status, "True");
+    pool_refused(&ns, "shared", <[_]>::is_empty).await;
 }
 
 #[tokio::test]
@@ -471,6 +520,39 @@ async fn a_route_another_member_holds_is_refused_and_a_missing_pool_is_reported(
             .status,
         "True"
     );
+    // The pool says so too: its status names the refused member, and
+    // Events on it tell who joined and whose route conflicts.
+    let refused = pool_refused(&ns, "shared", |r| !r.is_empty()).await;
+    assert_eq!(
+        refused,
+        [hookwarden_crds::RefusedMember {
+            name: "second".to_owned(),
+            reason: "RouteConflict".to_owned(),
+            served: false,
+        }]
+    );
+    let joined = pool_event(&ns, "shared", "MemberJoined", "first").await;
+    assert_eq!(joined.type_.as_deref(), Some("Normal"), "{joined:?}");
+    let conflict = pool_event(&ns, "shared", "RouteConflict", "second").await;
+    assert_eq!(conflict.type_.as_deref(), Some("Warning"), "{conflict:?}");
+    assert!(
+        conflict
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("\"first\"")),
+        "names the holder: {conflict:?}"
+    );
+
+    // The holder leaves: the other member takes the route, nobody is
+    // refused any more.
+    endpoints
+        .delete("first", &DeleteParams::default())
+        .await
+        .expect("first deleted");
+    pool_event(&ns, "shared", "MemberLeft", "first").await;
+    pool_event(&ns, "shared", "MemberJoined", "second").await;
+    pool_refused(&ns, "shared", <[_]>::is_empty).await;
+    wait_ready(&ns, "second").await;
 
     // A pool that does not exist.
     apply_member(

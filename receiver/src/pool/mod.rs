@@ -15,6 +15,7 @@
 pub mod layout;
 pub mod routes;
 pub mod serve;
+pub mod stamps;
 pub mod watch;
 
 use serde::Serialize;

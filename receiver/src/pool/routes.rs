@@ -92,6 +92,24 @@ impl<T> RouteTable<T> {
         (table, conflicts)
     }
 
+    /// Adds `route` to `served` unless an endpoint already holds it; says
+    /// whether it was added.
+    pub fn insert_if_free(&mut self, route: &Route, served: T) -> bool {
+        fn vacant<K: Eq + std::hash::Hash, T>(map: &mut HashMap<K, T>, key: K, value: T) -> bool {
+            match map.entry(key) {
+                std::collections::hash_map::Entry::Occupied(_) => false,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                    true
+                }
+            }
+        }
+        match &route.host {
+            Some(host) => vacant(&mut self.exact, (host.clone(), route.path.clone()), served),
+            None => vacant(&mut self.any_host, route.path.clone(), served),
+        }
+    }
+
     /// What serves `path` on `host` (the request's `Host`, as sent).
     pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<&T> {
         host.map(normalize_host)

@@ -19,12 +19,22 @@ use super::routes::RouteTable;
 use crate::server::{self, AppState, PoolBounds};
 use crate::transport::PeerPolicy;
 
+/// What a route of the pool leads to.
+#[derive(Debug, Clone)]
+pub enum Routed {
+    /// The endpoint's pipeline.
+    Endpoint(AppState),
+    /// The endpoint named, configured but whose stream could not be created
+    /// yet: 503, never a 2xx before JetStream can store.
+    Unavailable(String),
+}
+
 /// What a pool's handlers share: its bounds and the route table served now
 /// (swapped whole by a reload, so a request sees one table).
 #[derive(Debug, Clone)]
 pub struct PoolState {
     bounds: PoolBounds,
-    routes: Arc<ArcSwap<RouteTable<AppState>>>,
+    routes: Arc<ArcSwap<RouteTable<Routed>>>,
 }
 
 impl PoolState {
@@ -42,12 +52,12 @@ impl PoolState {
     }
 
     /// Serves `routes` from the next request on.
-    pub fn set_routes(&self, routes: RouteTable<AppState>) {
+    pub fn set_routes(&self, routes: RouteTable<Routed>) {
         self.routes.store(Arc::new(routes));
     }
 
-    /// The endpoint serving `path` on `host`, if any.
-    pub fn endpoint_for(&self, host: Option<&str>, path: &str) -> Option<AppState> {
+    /// What serves `path` on `host`, if anything.
+    pub fn endpoint_for(&self, host: Option<&str>, path: &str) -> Option<Routed> {
         self.routes.load().lookup(host, path).cloned()
     }
 
@@ -57,7 +67,7 @@ impl PoolState {
         self.routes
             .load()
             .served()
-            .any(|endpoint| endpoint.trusts_proxy(peer))
+            .any(|routed| matches!(routed, Routed::Endpoint(e) if e.trusts_proxy(peer)))
     }
 
     /// What the transport asks about peers and tells of refused requests.
@@ -72,7 +82,8 @@ impl PoolState {
 }
 
 /// The pool's public routes: `GET /healthz`, and every other request to
-/// the endpoint its host and path name (404 `unknown_endpoint` if none).
+/// the endpoint its host and path name (404 `unknown_endpoint` if none,
+/// 503 `store_unavailable` if that endpoint cannot store yet).
 pub fn router(pool: PoolState) -> Router {
     Router::new()
         .route(
@@ -90,7 +101,8 @@ async fn ingest(
 ) -> Response {
     let host = server::request_host(&request);
     match pool.endpoint_for(host.as_deref(), request.uri().path()) {
-        Some(endpoint) => server::ingest_into(endpoint, peer, request).await,
+        Some(Routed::Endpoint(endpoint)) => server::ingest_into(endpoint, peer, request).await,
+        Some(Routed::Unavailable(name)) => pool.bounds.endpoint_unavailable(&name, peer, &request),
         None => pool.bounds.unknown_endpoint(peer, &request),
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Every reload interval the directory is listed and each endpoint file
 //! fingerprinted with the secret files it names
-//! ([`crate::reload::fingerprint_in`]); the endpoints whose fingerprint
+//! ([`crate::reload::fingerprint_reading`]), unless every one of those files
+//! is as when last fingerprinted ([`super::stamps`]: a few `stat` calls, no
+//! read); the endpoints whose fingerprint
 //! changed are loaded again, all at once so a slow one (its stream being
 //! set up while NATS is away) does not hold the others back. A version that
 //! loads is swapped into that endpoint's own state
@@ -22,7 +24,8 @@ use sha2::{Digest, Sha256};
 
 use super::layout;
 use super::routes::{Conflict, Route, RouteTable};
-use super::serve::{PoolState, StatusBoard};
+use super::serve::{PoolState, Routed, StatusBoard};
+use super::stamps::{StampingReader, Stamps};
 use super::{ConfigState, EndpointStatus};
 use crate::config::ConfigError;
 use crate::ops::Readiness;
@@ -50,13 +53,32 @@ pub enum PoolLoadError {
         /// The name in the manifest.
         found: String,
     },
+    /// The manifest and its secrets check; the endpoint could not be
+    /// connected to its stream (NATS away, the stream refused).
+    #[error("{source}")]
+    Connect {
+        /// Where the endpoint is reached.
+        route: Route,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
 }
 
 impl PoolLoadError {
     /// Whether trying again without a change to the files can succeed
     /// ([`LoadError::is_retryable`]).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Load(err) if err.is_retryable())
+        matches!(self, Self::Load(err) | Self::Connect { source: err, .. } if err.is_retryable())
+    }
+
+    /// The route of an endpoint configured but waiting for its stream: a
+    /// retry, with no change to its files, may serve it.
+    fn waiting_route(&self) -> Option<&Route> {
+        match self {
+            Self::Connect { route, source } if source.is_retryable() => Some(route),
+            _ => None,
+        }
     }
 }
 
@@ -137,25 +159,46 @@ async fn load(
     if let Some(ranges) = &sources.ranges {
         reload::prepare_ranges(&endpoint, &path, ranges).await?;
     }
-    let (endpoint, pipeline) = reload::check_endpoint(
+    let checked = reload::check_endpoint(
         endpoint,
         &path,
         &sources.layout(),
         sources.key_fetcher.clone(),
         sources.ranges.as_deref(),
-    )?
-    .connect(
-        sources.nats.clone(),
-        sources.publish_timeout,
-        sources.default_body_limit,
-        served,
-    )
-    .await?;
+    )?;
+    let route = Route::of(checked.endpoint.spec.ingress.as_ref());
+    let (endpoint, pipeline) = checked
+        .connect(
+            sources.nats.clone(),
+            sources.publish_timeout,
+            sources.default_body_limit,
+            served,
+        )
+        .await
+        .map_err(|source| PoolLoadError::Connect { route, source })?;
     Ok(Loaded {
         endpoint,
         pipeline,
         sha256,
     })
+}
+
+/// The fingerprint of the endpoint `name`'s files, and their stamps if a
+/// later change to any of them is sure to show in them.
+fn fingerprint(
+    sources: &PoolSources,
+    name: &str,
+    ranges_version: Option<u64>,
+) -> ([u8; 32], Option<Stamps>) {
+    let path = sources.dir.join(layout::endpoint_file(name));
+    let mut reader = StampingReader::default();
+    let fingerprint = reload::fingerprint_reading(
+        &path,
+        &sources.layout(),
+        sources.ranges.as_deref(),
+        &mut |file| reader.read(file),
+    );
+    (fingerprint, reader.finish(ranges_version))
 }
 
 /// The version of an endpoint being served.
@@ -186,6 +229,12 @@ struct Entry {
     failed: Option<Failed>,
     /// Why its stream, managed elsewhere, cannot take deliveries.
     stream_problem: Option<String>,
+    /// The files of its last fingerprint as they were, and that
+    /// fingerprint: while they are unchanged it is not computed again.
+    stamped: Option<(Stamps, [u8; 32])>,
+    /// The route of a never served endpoint whose configuration checks but
+    /// whose stream could not be set up yet: answered 503 meanwhile.
+    waiting: Option<Route>,
 }
 
 /// Whether an endpoint whose files fingerprint `seen` now is to be loaded
@@ -269,6 +318,8 @@ pub struct Pool {
     interval: Duration,
     stream_check_interval: Duration,
     next_stream_check: tokio::time::Instant,
+    /// Whether a scan published the routes and statuses yet.
+    published: bool,
 }
 
 impl Pool {
@@ -292,6 +343,7 @@ impl Pool {
             interval,
             stream_check_interval,
             next_stream_check: tokio::time::Instant::now() + stream_check_interval,
+            published: false,
         }
     }
 
@@ -317,6 +369,9 @@ impl Pool {
         };
         self.readiness.set_config_loaded(true);
         let metrics = Arc::clone(self.state.bounds().metrics());
+        // Whether what is served or reported changes: an idle scan (the
+        // usual one) neither rebuilds the route table nor the statuses.
+        let mut changed = !self.published;
         let gone: Vec<String> = self
             .entries
             .keys()
@@ -324,21 +379,26 @@ impl Pool {
             .cloned()
             .collect();
         for name in gone {
+            changed = true;
             self.entries.remove(&name);
             metrics.set_pool_endpoint_state(&name, None);
             tracing::info!(endpoint = name.as_str(), "endpoint removed from the pool");
         }
         let now = tokio::time::Instant::now();
+        let ranges_version = self.sources.ranges.as_ref().map(|r| r.version());
         let mut due = Vec::new();
         for name in &names {
-            let path = self.sources.dir.join(layout::endpoint_file(name));
-            let seen = reload::fingerprint_in(
-                &path,
-                &self.sources.layout(),
-                self.sources.ranges.as_deref(),
-            );
             let entry = self.entries.entry(name.clone()).or_default();
+            let seen = match &entry.stamped {
+                Some((stamps, fingerprint)) if stamps.unchanged(ranges_version) => *fingerprint,
+                _ => {
+                    let (fingerprint, stamps) = fingerprint(&self.sources, name, ranges_version);
+                    entry.stamped = stamps.map(|stamps| (stamps, fingerprint));
+                    fingerprint
+                }
+            };
             if entry.applied == Some(seen) && entry.failed.take().is_some() {
+                changed = true;
                 tracing::info!(
                     endpoint = name.as_str(),
                     "the endpoint's files are back to the served version"
@@ -349,6 +409,7 @@ impl Pool {
                 due.push((name.clone(), seen, attempts, target));
             }
         }
+        changed |= !due.is_empty();
         let sources = &self.sources;
         // At most LOAD_CONCURRENCY at once (results in `due`'s order): a
         // pool starting with 10,000 endpoints sent 10,000 stream requests
@@ -380,8 +441,12 @@ impl Pool {
         if tokio::time::Instant::now() >= self.next_stream_check {
             self.check_streams().await;
             self.next_stream_check = tokio::time::Instant::now() + self.stream_check_interval;
+            changed = true;
         }
-        self.publish_routes();
+        if changed {
+            self.publish_routes();
+            self.published = true;
+        }
     }
 
     /// Looks up the stream of every served endpoint whose stream is managed
@@ -432,15 +497,23 @@ impl Pool {
     /// Rebuilds the route table from the served endpoints, serves it, and
     /// publishes every file's status.
     fn publish_routes(&self) {
-        let served: BTreeMap<String, (Route, AppState)> = self
+        let served: BTreeMap<String, (Route, Routed)> = self
             .entries
             .iter()
             .filter_map(|(name, entry)| {
                 let served = entry.served.as_ref()?;
-                Some((name.clone(), (served.route.clone(), served.state.clone())))
+                let routed = Routed::Endpoint(served.state.clone());
+                Some((name.clone(), (served.route.clone(), routed)))
             })
             .collect();
-        let (table, conflicts) = RouteTable::build(served);
+        let (mut table, conflicts) = RouteTable::build(served);
+        // After the served ones: a waiting endpoint never takes a route
+        // another endpoint serves.
+        for (name, entry) in &self.entries {
+            if let (None, Some(route)) = (&entry.served, &entry.waiting) {
+                table.insert_if_free(route, Routed::Unavailable(name.clone()));
+            }
+        }
         for conflict in &conflicts {
             tracing::warn!(
                 endpoint = conflict.endpoint.as_str(),
@@ -507,6 +580,7 @@ fn apply(
             });
             entry.applied = Some(seen);
             entry.failed = None;
+            entry.waiting = None;
             metrics.record_reload("applied");
             tracing::info!(endpoint = name, attempts, "endpoint configuration loaded");
         }
@@ -523,6 +597,7 @@ fn apply(
                 serving_previous = entry.served.is_some(),
                 "endpoint configuration cannot be loaded; its last good one (if any) is served"
             );
+            entry.waiting = err.waiting_route().cloned();
             entry.failed = Some(Failed {
                 fingerprint: seen,
                 attempts,

@@ -3,8 +3,9 @@
 //! out and updated like the pool's mounted Secret ([`SecretVolume`]), in
 //! front of a real nats-server:
 //!
-//! - endpoints added or changed while NATS is down never answer 2xx, and
-//!   store once NATS is back, without a restart;
+//! - endpoints added or changed while NATS is down never answer 2xx (a new
+//!   one answers 503, not 404: it is configured), and store once NATS is
+//!   back, without a restart;
 //! - one endpoint's slow or aborting clients leave the others storing, and
 //!   leave no stored event and no slot taken behind them;
 //! - a delivery replayed to another endpoint of the pool is refused (its
@@ -206,10 +207,9 @@ async fn pool_changes_while_nats_is_down_never_answer_2xx_and_store_once_it_is_b
         },
     )
     .await;
-    // Beta cannot create its stream: it is reported, never served unstored
-    // (today it is not routed at all, so it answers 404 `unknown_endpoint`
-    // until its retry finds NATS, where 503 would tell the sender to come
-    // back: docs/operator.md, the pool's limits).
+    // Beta cannot create its stream: it is reported, never served unstored,
+    // but it is configured: 503 with Retry-After tells the sender to come
+    // back (a 404 `unknown_endpoint` would tell it the URL is wrong).
     let entry = eventually("beta reported as failed", WAIT, || async {
         endpoints(&pool)
             .await
@@ -220,6 +220,23 @@ async fn pool_changes_while_nats_is_down_never_answer_2xx_and_store_once_it_is_b
     assert_eq!(entry["routed"], false, "{entry}");
     for n in 0..3 {
         let reply = deliver(&pool, "beta", BETA_SECRET, &format!("down-beta-{n}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{:?}",
+            reply.body
+        );
+        assert_eq!(
+            reply.json()["error"],
+            "store_unavailable",
+            "{:?}",
+            reply.body
+        );
+        assert!(
+            reply.headers.contains_key("retry-after"),
+            "{:?}",
+            reply.headers
+        );
         answers.lock().expect("answers").push(reply.status);
     }
     let answers = answers.into_inner().expect("answers");
