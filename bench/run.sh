@@ -21,6 +21,14 @@
 #                    HTTP sink on loopback, beside a plain JetStream consumer
 #                    reading the same events (bench-forward), with the
 #                    forwarder's CPU and RSS
+#   traces-cost      (not in the default rows: it builds a second release
+#                    receiver) bench/profile.sh's instructions per delivery
+#                    under callgrind for the receiver with the exported spans
+#                    compiled out (the `bench-no-spans` feature), the shipped
+#                    receiver with traces off, and with traces on (always_on,
+#                    exported to a Jaeger v2): what traces cost off and on,
+#                    in figures a busy machine does not move; appended to
+#                    the report. BENCH_ROWS="... traces-cost" make bench.
 #
 # Workload: HTTPS/1.1 with keep-alive, 1 KiB JSON bodies, every request a
 # distinct, correctly signed GitHub delivery (bench-presign), closed loop
@@ -461,6 +469,16 @@ ready_row() {
   stop "$nats_pid"; nats_pid=''
 }
 
+# --- what traces cost, off and on ----------------------------------------------
+traces_cost_summary=''
+traces_cost_row() {
+  say "[traces-cost] callgrind: receiver-nospans, receiver (traces off), receiver-traced"
+  PROFILE_TARGETS="receiver-nospans receiver receiver-traced" PROFILE_SYSCALLS=0 \
+    PROFILE_OUT="$out_dir/profile-traces" "$bench_dir/profile.sh" >&2 ||
+    die "[traces-cost] bench/profile.sh failed"
+  traces_cost_summary=$out_dir/profile-traces/summary.txt
+}
+
 # --- the run ------------------------------------------------------------------
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for row in $rows; do
@@ -469,13 +487,14 @@ for row in $rows; do
     nats-bench) nats_bench_row sync ;;
     nats-bench-async) nats_bench_row async ;;
     forward) forward_row ;;
+    traces-cost) traces_cost_row ;;
     peer)
       if "$bench_dir/peer.sh" available; then http_row peer
       else
         record row=peer kind=unavailable reason="$("$bench_dir/peer.sh" why)"
         say "[peer] not run: $("$bench_dir/peer.sh" why)"
       fi ;;
-    *) die "unknown row '$row' (known: bare receiver-file receiver-traced receiver-memory nats-bench nats-bench-async peer forward)" ;;
+    *) die "unknown row '$row' (known: bare receiver-file receiver-traced receiver-memory nats-bench nats-bench-async peer forward traces-cost)" ;;
   esac
 done
 case " $rows " in *" receiver-file "*) ready_row ;; esac
@@ -485,5 +504,15 @@ python3 "$bench_dir/report.py" markdown "$results" \
   cpus_server="${cpus_server:-not pinned}" cpus_load="${cpus_load:-not pinned}" \
   perf="$out_dir/perf-receiver.txt" \
   open_workers="$open_workers" vegeta="$VEGETA_VERSION" >"$out"
+if [ -n "$traces_cost_summary" ]; then
+  {
+    echo
+    echo "## What traces cost (bench/profile.sh, instructions per delivery under callgrind)"
+    echo
+    echo '```'
+    cat "$traces_cost_summary"
+    echo '```'
+  } >>"$out"
+fi
 say "report: $out"
 cat "$out"

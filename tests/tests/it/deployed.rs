@@ -676,7 +676,59 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
             "{name}: {subject}"
         );
     }
+
+    step("5. the operator pod's own /metrics has what the chart's alerts and dashboard read");
+    operator_exports_what_the_chart_reads(&ns).await;
     step("done");
+}
+
+/// Every operator metric the chart's alerts and dashboard read
+/// (`hookwarden_operator_*`) is on the `/metrics` of the operator as the
+/// chart runs it (its pod, run by the pod runner from the chart's
+/// Deployment, on its operations port 8080), with the labels they use:
+/// once it has reconciled endpoints and a subscription and checked their
+/// streams (one check every `300 s / streams`, so the stream gauges come
+/// within a minute or so; waited for, boundedly). The in-process test
+/// (`operator/tests/it/dashboards.rs`) drives every series on purpose;
+/// this one reads what a running operator really exports.
+async fn operator_exports_what_the_chart_reads(ns: &TestNamespace) {
+    use hookwarden_tests::promql::{self, Exporter};
+    let expressions = promql::chart_expressions().unwrap_or_else(|e| panic!("{e}"));
+    let pods = ns.api::<Pod>();
+    let selector = "app.kubernetes.io/name=hookwarden-operator";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ip = pods
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .find_map(|p| p.status.and_then(|s| s.pod_ip).filter(|ip| is_pod_ip(ip)));
+        let text = ip
+            .and_then(|ip| {
+                Command::new("curl")
+                    .args(["-fsS", "--max-time", "5"])
+                    .arg(format!("http://{ip}:8080/metrics"))
+                    .output()
+                    .ok()
+            })
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+            .unwrap_or_default();
+        let exported = promql::exposition(&text);
+        let problems = promql::missing(&expressions, &[Exporter::Operator], &exported);
+        if problems.is_empty() && !text.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chart reads what the running operator does not export:\n{}\n\n{text}",
+            problems.join("\n")
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// What the continuous sender saw: delivery id → exit code of `hookwarden
