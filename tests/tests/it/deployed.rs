@@ -145,6 +145,67 @@ fn install_chart(helm_home: &Path, namespace: &str, nats_url: &str) {
     );
 }
 
+/// What each test of this module starts from: the workspace binaries (the
+/// pod runner must run this checkout's), Traefik's ports, a nats-server of
+/// its own, a namespace on the process node, a work directory with a helm
+/// home, and cert-manager's controller for the namespace with its CA
+/// written to `ca` (the only certificate the senders trust besides the
+/// system's). Everything is stopped or removed when it is dropped.
+struct Deployed {
+    bin_dir: PathBuf,
+    cli: PathBuf,
+    traefik: u16,
+    admin: u16,
+    nats: NatsServer,
+    ns: TestNamespace,
+    namespace: String,
+    work: PathBuf,
+    helm_home: PathBuf,
+    ca: PathBuf,
+    _cert_manager: CertManager,
+    _work: tempfile::TempDir,
+}
+
+impl Deployed {
+    async fn start(prefix: &str) -> Self {
+        let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
+        let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            runner_bins.canonicalize().ok(),
+            bin_dir.canonicalize().ok(),
+            "the pod runner runs the binaries of another checkout: restart the control plane from this one"
+        );
+        let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
+        let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
+        let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let ns = TestNamespace::create_on_process_node(prefix)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let namespace = ns.name().to_owned();
+        let work_dir = tempfile::tempdir().expect("work dir");
+        let work = work_dir.path().to_owned();
+        let cert_manager = CertManager::start(&namespace)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ca = work.join("ca.crt");
+        std::fs::write(&ca, cert_manager.ca_pem()).expect("write CA");
+        Self {
+            cli: bin_dir.join("hookwarden"),
+            bin_dir,
+            traefik,
+            admin,
+            nats,
+            ns,
+            namespace,
+            helm_home: work.join("helm"),
+            work,
+            ca,
+            _cert_manager: cert_manager,
+            _work: work_dir,
+        }
+    }
+}
+
 /// `kubectl apply` of `examples/<name>.yaml` into `namespace` on its own
 /// host and path behind the ingress (as a user sets `spec.ingress`), without
 /// its TLS, trusted proxies (the chart's) and per-source rate limit (a test
@@ -227,33 +288,21 @@ async fn send(
 async fn deliveries_take_the_path_of_a_deployed_cluster() {
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("deployed: {what} at {:.1?}", started.elapsed());
-    let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
-    let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        runner_bins.canonicalize().ok(),
-        bin_dir.canonicalize().ok(),
-        "the pod runner runs the binaries of another checkout: restart the control plane from this one"
-    );
-    let cli = bin_dir.join("hookwarden");
+    let deployed = Deployed::start("deployed").await;
+    let Deployed {
+        bin_dir,
+        cli,
+        traefik,
+        admin,
+        nats,
+        ns,
+        namespace,
+        work,
+        helm_home,
+        ca,
+        ..
+    } = deployed;
     let consumer_bin = bin_dir.join("hookwarden-example-consumer");
-    let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
-    let ns = TestNamespace::create_on_process_node("deployed")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let namespace = ns.name().to_owned();
-    let work = tempfile::tempdir().expect("work dir");
-    let work = work.path();
-    let helm_home = work.join("helm");
-
-    // cert-manager for this namespace, its CA Issuer, and the CA: the only
-    // certificate the senders trust besides the system's.
-    let cert_manager = CertManager::start(&namespace)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ca = work.join("ca.crt");
-    std::fs::write(&ca, cert_manager.ca_pem()).expect("write CA");
 
     step("1. helm install");
     hookwarden_operator::crd::install(ns.client(), WAIT)
@@ -787,29 +836,19 @@ async fn workload_rolled_out(ns: &TestNamespace, component: &str, owner: &str, r
 /// answers during each change are reported (the goal is zero).
 #[tokio::test(flavor = "multi_thread")]
 async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
-    let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
-    let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        runner_bins.canonicalize().ok(),
-        bin_dir.canonicalize().ok(),
-        "the pod runner runs the binaries of another checkout"
-    );
-    let cli = bin_dir.join("hookwarden");
-    let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
-    let ns = TestNamespace::create_on_process_node("day2")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let namespace = ns.name().to_owned();
-    let work = tempfile::tempdir().expect("work dir");
-    let work = work.path().to_owned();
-    let helm_home = work.join("helm");
-    let cert_manager = CertManager::start(&namespace)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ca = work.join("ca.crt");
-    std::fs::write(&ca, cert_manager.ca_pem()).expect("write CA");
+    let deployed = Deployed::start("day2").await;
+    let Deployed {
+        cli,
+        traefik,
+        admin,
+        nats,
+        ns,
+        namespace,
+        work,
+        helm_home,
+        ca,
+        ..
+    } = deployed;
     hookwarden_operator::crd::install(ns.client(), WAIT)
         .await
         .expect("CRD installed");
@@ -1319,29 +1358,19 @@ async fn ready_forwarder_pods(pods: &Api<Pod>, subscription: &str) -> Vec<Pod> {
 async fn subscriptions_deliver_through_their_deployed_forwarders() {
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("forwarding: {what} at {:.1?}", started.elapsed());
-    let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
-    let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        runner_bins.canonicalize().ok(),
-        bin_dir.canonicalize().ok(),
-        "the pod runner runs the binaries of another checkout"
-    );
-    let cli = bin_dir.join("hookwarden");
-    let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
-    let ns = TestNamespace::create_on_process_node("forward")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let namespace = ns.name().to_owned();
-    let work = tempfile::tempdir().expect("work dir");
-    let work = work.path().to_owned();
-    let helm_home = work.join("helm");
-    let cert_manager = CertManager::start(&namespace)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ca = work.join("ca.crt");
-    std::fs::write(&ca, cert_manager.ca_pem()).expect("write CA");
+    let deployed = Deployed::start("forward").await;
+    let Deployed {
+        cli,
+        traefik,
+        admin,
+        nats,
+        ns,
+        namespace,
+        work,
+        helm_home,
+        ca,
+        ..
+    } = deployed;
 
     step("1. helm install, the endpoint");
     hookwarden_operator::crd::install(ns.client(), WAIT)
@@ -1811,29 +1840,19 @@ async fn pool_pod_uids(pods: &Api<Pod>, pool: &str) -> Vec<String> {
 /// Secret, refreshed in place) and is delivered to as well.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
-    let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
-    let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        runner_bins.canonicalize().ok(),
-        bin_dir.canonicalize().ok(),
-        "the pod runner runs the binaries of another checkout"
-    );
-    let cli = bin_dir.join("hookwarden");
-    let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
-    let ns = TestNamespace::create_on_process_node("pool")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let namespace = ns.name().to_owned();
-    let work = tempfile::tempdir().expect("work dir");
-    let work = work.path().to_owned();
-    let helm_home = work.join("helm");
-    let cert_manager = CertManager::start(&namespace)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ca = work.join("ca.crt");
-    std::fs::write(&ca, cert_manager.ca_pem()).expect("write CA");
+    let deployed = Deployed::start("pool").await;
+    let Deployed {
+        cli,
+        traefik,
+        admin,
+        nats,
+        ns,
+        namespace,
+        work,
+        helm_home,
+        ca,
+        ..
+    } = deployed;
     hookwarden_operator::crd::install(ns.client(), WAIT)
         .await
         .expect("CRDs installed");
@@ -2059,29 +2078,20 @@ async fn receiver_pods_fetch_provider_keys_through_cluster_dns() {
 
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("fetched keys: {what} at {:.1?}", started.elapsed());
-    let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
-    let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        runner_bins.canonicalize().ok(),
-        bin_dir.canonicalize().ok(),
-        "the pod runner runs the binaries of another checkout"
-    );
-    let cli = bin_dir.join("hookwarden");
-    let traefik = recorded_port("TRAEFIK_HTTPS_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let admin = recorded_port("TRAEFIK_ADMIN_PORT").unwrap_or_else(|e| panic!("{e}"));
-    let nats = NatsServer::start().await.unwrap_or_else(|e| panic!("{e}"));
-    let ns = TestNamespace::create_on_process_node("keys")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let namespace = ns.name().to_owned();
-    let work = tempfile::tempdir().expect("work dir");
-    let work = work.path().to_owned();
-    let helm_home = work.join("helm");
-    let cert_manager = CertManager::start(&namespace)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ingress_ca = work.join("ca.crt");
-    std::fs::write(&ingress_ca, cert_manager.ca_pem()).expect("write CA");
+    let deployed = Deployed::start("keys").await;
+    let Deployed {
+        cli,
+        traefik,
+        admin,
+        nats,
+        ns,
+        namespace,
+        work,
+        helm_home,
+        ca,
+        ..
+    } = deployed;
+    let ingress_ca = ca;
 
     step("1. the key server, as the cluster's DNS and the image see it");
     let (sns_host, sns_path) = SNS_CERT_URL
