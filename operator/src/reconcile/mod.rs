@@ -39,6 +39,8 @@ pub mod secrets;
 pub mod status;
 pub mod stream;
 pub mod subscription;
+mod subscription_children;
+mod subscription_context;
 pub mod subscription_status;
 pub mod triggers;
 pub mod validate;

@@ -26,24 +26,27 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use tracing::Instrument;
 
 use super::consumer;
-use super::runner::{self, Failures, Retried};
-use super::subscription_status::{self as sub_status, ForwarderState, Observation, SourceState};
-use super::{ApplyError, api, apply, secrets, stream, triggers};
-use crate::FIELD_MANAGER;
+use super::runner::{self, Failures};
+use super::subscription_children::{
+    cleanup, delete_budget, deployed, ensure_signing_secret, forwarder_state,
+    make_way_for_recreate, stop, write_status,
+};
+pub use super::subscription_context::SubscriptionError;
+use super::subscription_context::{Context, api_error};
+use super::subscription_status::{self as sub_status, Observation, SourceState};
+use super::{api, apply, secrets, stream, triggers};
 use crate::ops::{Metrics, ReconcileKind, ReconcileResult};
-use crate::resources::forwarder::{self, Deployed, Effective};
-use crate::resources::{BuildError, Component, MANAGED_BY_SELECTOR, Owner, Settings};
+use crate::resources::forwarder::{self, Effective};
+use crate::resources::{Component, MANAGED_BY_SELECTOR, Owner, Settings};
 
 /// How often a subscription is passed again to refresh its lag, dead
 /// letters and last error.
@@ -63,48 +66,6 @@ const CONSUMER_RETRY: Duration = Duration::from_secs(30);
 /// The longest subscription name: it is the pods' `app.kubernetes.io/instance`
 /// label value.
 const MAX_NAME: usize = 63;
-
-/// Why a pass failed; retried with a backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum SubscriptionError {
-    /// Reading a referenced Secret failed.
-    #[error(transparent)]
-    Resolve(#[from] secrets::ResolveError),
-    /// Applying a child failed.
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-    /// Reading or changing an object failed.
-    #[error("{action} {kind} {namespace}/{name}: {source}")]
-    Api {
-        /// What was being done.
-        action: &'static str,
-        /// The object's kind.
-        kind: &'static str,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The API error.
-        source: kube::Error,
-    },
-    /// The generated signing Secret could not be built (no uid).
-    #[error("building the generated signing Secret: {0}")]
-    BuildSigning(BuildError),
-}
-
-/// What every pass of one controller shares.
-struct Context {
-    client: Client,
-    settings: Settings,
-    recorder: Recorder,
-    metrics: Arc<Metrics>,
-    nats: Arc<stream::Connections>,
-    /// Consecutive failed passes per subscription, for
-    /// [`backoff`](super::runner::backoff).
-    failures: Failures<WebhookSubscription>,
-    /// How often a settled subscription is passed again.
-    refresh: Duration,
-}
 
 /// What the controller of one watched namespace needs.
 pub(crate) struct Scope {
@@ -272,12 +233,6 @@ fn referencing(
         .collect()
 }
 
-impl Retried<WebhookSubscription> for Context {
-    fn failures(&self) -> &Failures<WebhookSubscription> {
-        &self.failures
-    }
-}
-
 async fn reconcile(
     subscription: Arc<WebhookSubscription>,
     ctx: Arc<Context>,
@@ -331,22 +286,6 @@ async fn reconcile(
         ctx.failures.succeeded(&subscription);
     }
     result
-}
-
-fn api_error(
-    action: &'static str,
-    kind: &'static str,
-    namespace: &str,
-    name: &str,
-) -> impl FnOnce(kube::Error) -> SubscriptionError {
-    let (namespace, name) = (namespace.to_owned(), name.to_owned());
-    move |source| SubscriptionError::Api {
-        action,
-        kind,
-        namespace,
-        name,
-        source,
-    }
 }
 
 /// One pass of a subscription that is not being deleted.
@@ -531,298 +470,6 @@ async fn apply_pass(
     } else {
         ctx.refresh.min(CONSUMER_RETRY)
     }))
-}
-
-/// A pass that stops before applying: the status says why (the running
-/// forwarders, if any, keep their last good configuration and are still
-/// reported), and the pass waits as `then` says.
-async fn stop(
-    ctx: &Context,
-    subscription: &WebhookSubscription,
-    source: &SourceState,
-    then: Action,
-) -> Result<Action, SubscriptionError> {
-    let forwarder = observe_forwarder(ctx, subscription).await?;
-    write_status(
-        ctx,
-        subscription,
-        &Observation {
-            source,
-            consumer: None,
-            forwarder,
-            signing_secret_name: subscription
-                .status
-                .as_ref()
-                .and_then(|s| s.signing_secret_name.clone()),
-            consumer_name: None,
-        },
-    )
-    .await?;
-    Ok(then)
-}
-
-fn forwarder_state(subscription: &WebhookSubscription, deployment: &Deployment) -> ForwarderState {
-    let status = deployment.status.as_ref();
-    ForwarderState {
-        desired: subscription.spec.replicas,
-        available: status.and_then(|s| s.available_replicas).unwrap_or(0),
-        ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
-    }
-}
-
-/// Turns an existing forwarder Deployment's rolling update into
-/// `Recreate` before the apply that says so: the API server refuses
-/// `Recreate` beside the `rollingUpdate` parameters it defaulted when the
-/// Deployment was created, and server-side apply cannot remove fields it
-/// does not own. One merge patch sets the type and removes them together
-/// (changing the strategy alone rolls no pod); nothing when there is no
-/// Deployment yet or it already recreates.
-async fn make_way_for_recreate(
-    ctx: &Context,
-    namespace: &str,
-    child: &str,
-) -> Result<(), SubscriptionError> {
-    let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), namespace);
-    let live = deployments.get_opt(child).await.map_err(api_error(
-        "reading",
-        "Deployment",
-        namespace,
-        child,
-    ))?;
-    let rolling = live
-        .and_then(|d| d.spec.strategy)
-        .is_some_and(|strategy| strategy.rolling_update.is_some());
-    if rolling {
-        let patch = serde_json::json!({
-            "spec": {"strategy": {"type": "Recreate", "rollingUpdate": null}},
-        });
-        deployments
-            .patch(child, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(api_error("patching", "Deployment", namespace, child))?;
-    }
-    Ok(())
-}
-
-async fn observe_forwarder(
-    ctx: &Context,
-    subscription: &WebhookSubscription,
-) -> Result<Option<ForwarderState>, SubscriptionError> {
-    let namespace = subscription.namespace().unwrap_or_default();
-    let child = Component::Forwarder.child_name(&subscription.name_any());
-    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(&child)
-        .await
-        .map_err(api_error("reading", "Deployment", &namespace, &child))?;
-    Ok(deployment
-        .filter(|d| controlled_by(d, subscription))
-        .map(|d| forwarder_state(subscription, &d)))
-}
-
-fn controlled_by<K: Resource>(child: &K, subscription: &WebhookSubscription) -> bool {
-    let uid = subscription.uid();
-    child
-        .meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
-}
-
-/// What the rendered Secret of this subscription says was deployed, if it
-/// exists and is this subscription's.
-async fn deployed(
-    ctx: &Context,
-    subscription: &WebhookSubscription,
-    namespace: &str,
-    child: &str,
-) -> Result<Option<Deployed>, SubscriptionError> {
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
-        .get_opt(child)
-        .await
-        .map_err(api_error("reading", "Secret", namespace, child))?;
-    Ok(secret
-        .filter(|s| controlled_by(s, subscription))
-        .and_then(|s| Deployed::of(&s)))
-}
-
-/// Deletes the forwarders' PodDisruptionBudget `name` if this subscription
-/// controls it (scaled back to one replica).
-async fn delete_budget(
-    ctx: &Context,
-    subscription: &WebhookSubscription,
-    namespace: &str,
-    name: &str,
-) -> Result<(), SubscriptionError> {
-    let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), namespace);
-    let kind = "PodDisruptionBudget";
-    let Some(existing) = api
-        .get_metadata_opt(name)
-        .await
-        .map_err(api_error("reading", kind, namespace, name))?
-    else {
-        return Ok(());
-    };
-    if !controlled_by(&existing, subscription) {
-        return Ok(());
-    }
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(api_error("deleting", kind, namespace, name)(source)),
-    }
-}
-
-/// Creates the generated signing Secret unless it exists. Created, never
-/// applied: the destination has been given its value.
-async fn ensure_signing_secret(
-    secrets: &Api<Secret>,
-    owner: &Owner,
-    namespace: &str,
-) -> Result<(), SubscriptionError> {
-    let name = forwarder::signing_secret_name(owner.name());
-    if secrets
-        .get_metadata_opt(&name)
-        .await
-        .map_err(api_error("reading", "Secret", namespace, &name))?
-        .is_some()
-    {
-        return Ok(());
-    }
-    let secret = forwarder::signing_secret(owner, &forwarder::random_signing_secret())
-        .map_err(SubscriptionError::BuildSigning)?;
-    match secrets.create(&PostParams::default(), &secret).await {
-        Ok(_) => {
-            tracing::info!(secret = %name, "generated the signing secret");
-            Ok(())
-        }
-        // Another pass (or replica) created it first: keep theirs.
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(source) => Err(api_error("creating", "Secret", namespace, &name)(source)),
-    }
-}
-
-/// The subscription is being deleted: its durable consumer goes, found
-/// through the rendered Secret (still there: the garbage collector removes
-/// children only once the finalizer is gone), so neither the endpoint nor
-/// the user's Secrets need to exist any more. Best effort: a consumer that
-/// cannot be removed (NATS down) is reported in a Warning Event naming it,
-/// and the deletion goes on, since a subscription that cannot be deleted
-/// while NATS is away would hold up its namespace's deletion.
-async fn cleanup(
-    subscription: &WebhookSubscription,
-    ctx: &Context,
-) -> Result<Action, SubscriptionError> {
-    let namespace = subscription.namespace().unwrap_or_default();
-    let child = Component::Forwarder.child_name(&subscription.name_any());
-    let Some(deployed) = deployed(ctx, subscription, &namespace, &child).await? else {
-        return Ok(Action::await_change());
-    };
-    let default_nats = deployed.credentials.is_none() && deployed.nats_url == ctx.settings.nats_url;
-    let (type_, reason, note) = match consumer::remove(&ctx.nats, &deployed, default_nats).await {
-        Ok(removed) => (
-            EventType::Normal,
-            "ConsumerDeleted",
-            format!(
-                "durable consumer {} on stream {} {}",
-                deployed.plan.durable,
-                deployed.plan.stream,
-                if removed {
-                    "deleted"
-                } else {
-                    "was already gone"
-                }
-            ),
-        ),
-        Err(error) => (
-            EventType::Warning,
-            "ConsumerNotDeleted",
-            format!("{error}; delete it by hand (nats consumer rm); the dead letters are kept"),
-        ),
-    };
-    tracing::info!(reason, %note, "subscription deleted");
-    publish(ctx, subscription, type_, reason, note).await;
-    Ok(Action::await_change())
-}
-
-/// Writes the status by server-side apply on the status subresource when
-/// it changed, and records an Event for every condition whose status
-/// changed.
-async fn write_status(
-    ctx: &Context,
-    subscription: &WebhookSubscription,
-    observation: &Observation<'_>,
-) -> Result<(), SubscriptionError> {
-    let namespace = subscription.namespace().unwrap_or_default();
-    let name = subscription.name_any();
-    let previous = subscription.status.as_ref();
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let status = sub_status::status(
-        previous,
-        observation,
-        subscription.metadata.generation,
-        &now,
-    );
-    if previous != Some(&status) {
-        let patch = serde_json::json!({
-            "apiVersion": WebhookSubscription::api_version(&()),
-            "kind": WebhookSubscription::kind(&()),
-            "status": status,
-        });
-        Api::<WebhookSubscription>::namespaced(ctx.client.clone(), &namespace)
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(api_error(
-                "writing the status of",
-                "WebhookSubscription",
-                &namespace,
-                &name,
-            ))?;
-    }
-    let before: &[Condition] = previous
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    for changed in super::status::transitions(before, &status.conditions) {
-        let type_ = if changed.status == "False" {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        let note = format!(
-            "{} is {}: {}",
-            changed.type_, changed.status, changed.message
-        );
-        publish(ctx, subscription, type_, &changed.reason, note).await;
-    }
-    Ok(())
-}
-
-/// Records an Event; best effort: a failure is logged, never fails the pass.
-async fn publish(
-    ctx: &Context,
-    subscription: &WebhookSubscription,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: "Reconcile".to_owned(),
-        secondary: None,
-    };
-    if let Err(error) = ctx
-        .recorder
-        .publish(&event, &subscription.object_ref(&()))
-        .await
-    {
-        tracing::warn!(%error, reason, "could not record an Event");
-    }
 }
 
 #[cfg(test)]
