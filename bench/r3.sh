@@ -114,7 +114,7 @@ EOF
     --nats-url "$url" --listen "$listen" --metrics-listen "$ops" --tls-mode insecure-http \
     --max-in-flight 4096 --max-connections-per-source 100000 --max-body-reads-per-source 100000 \
     >"$dir/receiver.log" 2>&1 &
-  local pid=$!; pids+=("$pid")
+  local pid=$!
   for _ in $(seq 1 600); do
     curl -fsS -o /dev/null "http://$ops/readyz" 2>/dev/null && { echo "$pid $listen"; return 0; }
     kill -0 "$pid" 2>/dev/null || { tail -20 "$dir/receiver.log" >&2; die "$name exited"; }
@@ -122,8 +122,12 @@ EOF
   done
   tail -20 "$dir/receiver.log" >&2; die "$name was not ready in 30 s"
 }
+# start_receiver runs in a process substitution: its pids+= is lost there,
+# so the receivers are added to the cleanup list here.
 read -r a_pid a_listen < <(start_receiver single "nats://127.0.0.1:$single_port" 1)
+pids+=("$a_pid")
 read -r b_pid b_listen < <(start_receiver replicated "$cluster_url" 3)
+pids+=("$b_pid")
 # The streams' names, as the receiver made them.
 stream_of() { curl -fsS "$1/jsz?streams=true" | python3 -c '
 import json, sys

@@ -442,6 +442,7 @@ async fn operator_main() -> ExitCode {
                     max_age: Duration::from_secs(source_ranges_max_age),
                     fetcher: None,
                 },
+                pool_secret_budget: hookwarden_operator::resources::pool::POOL_SECRET_BUDGET,
             };
             let client = match kube::Client::try_default().await {
                 Ok(client) => client,

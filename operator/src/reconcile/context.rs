@@ -38,6 +38,9 @@ pub struct Config {
     pub subscription_status_interval: Duration,
     /// How the published source ranges of `allowedSources` are kept.
     pub ranges: crate::ranges::RangesConfig,
+    /// How much of a pool Secret's data its members may fill
+    /// ([`crate::resources::pool::POOL_SECRET_BUDGET`]; tests set less).
+    pub pool_secret_budget: usize,
 }
 
 /// Shared state of every reconcile pass.

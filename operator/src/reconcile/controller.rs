@@ -161,6 +161,7 @@ pub async fn run_with_ops(
                 recorder: recorder.clone(),
                 metrics: ops.metrics.clone(),
                 ranges: ranges.clone(),
+                secret_budget: config.pool_secret_budget,
             },
             shutdown.clone(),
         );

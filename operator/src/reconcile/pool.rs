@@ -55,9 +55,10 @@ use super::{
 use crate::FIELD_MANAGER;
 use crate::ops::{Metrics, ReconcileKind, ReconcileResult};
 use crate::resources::pool::{
-    MemberChange, MemberState, Members, Route, describe_route, desired_pool_replicas,
-    member_changes, member_entries, pool_child_name, pool_children, pool_nats_url, pool_secret,
-    pooled_endpoint, previous_entries, recorded_members, refused_members, route_of,
+    MemberChange, MemberState, Members, Route, added_size, data_size, describe_route,
+    desired_pool_replicas, member_changes, member_entries, pool_child_name, pool_children,
+    pool_nats_url, pool_secret, pooled_endpoint, previous_entries, recorded_members,
+    refused_members, route_of,
 };
 use crate::resources::{self, BuildError, MANAGED_BY_SELECTOR, Owner, Settings};
 
@@ -134,6 +135,9 @@ struct PoolContext {
     served: Served,
     /// Consecutive failed passes per pool, for [`backoff`](super::runner::backoff).
     failures: Failures<WebhookReceiverPool>,
+    /// How much of the pool Secret's data the members may fill
+    /// ([`crate::resources::pool::POOL_SECRET_BUDGET`] but in tests).
+    secret_budget: usize,
 }
 
 /// What the pool controller of one watched namespace needs.
@@ -145,6 +149,8 @@ pub(crate) struct Scope {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub ranges: Arc<crate::ranges::SourceRanges>,
+    /// How much of the pool Secret's data the members may fill.
+    pub secret_budget: usize,
 }
 
 /// What starts a pass of a pool: a new generation, labels, annotations or
@@ -176,6 +182,7 @@ pub(crate) fn controller(
         recorder,
         metrics,
         ranges,
+        secret_budget,
     } = scope;
     let namespace = namespace.as_deref();
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
@@ -206,6 +213,7 @@ pub(crate) fn controller(
         endpoints: endpoints.clone(),
         served: served.clone(),
         failures: Failures::default(),
+        secret_budget,
     });
     let by_secret_endpoints = endpoints.clone();
     let by_secret_pools = store.clone();
@@ -397,6 +405,9 @@ async fn reconcile_once(
         let rendered = match render_member(ctx, pool, member, namespace).await? {
             Ok((endpoint, entries)) => match routes.get(&route_of(&endpoint)) {
                 Some(holder) => Err(route_conflict(&route_of(&endpoint), holder, name)),
+                None if data_size(&data) + added_size(&data, &entries) > ctx.secret_budget => {
+                    Err(pool_config_full(name, ctx.secret_budget))
+                }
                 None => Ok((endpoint, entries)),
             },
             Err(refusal) => Err(refusal),
@@ -417,8 +428,11 @@ async fn reconcile_once(
             }
             Err(refusal) => {
                 tracing::info!(member = %member_name, reason = refusal.reason, message = %refusal.message, "a member's configuration is refused");
-                let kept = previous_entries(&previous, &member_name)
-                    .filter(|(endpoint, _)| !routes.contains_key(&route_of(endpoint)));
+                let kept =
+                    previous_entries(&previous, &member_name).filter(|(endpoint, entries)| {
+                        !routes.contains_key(&route_of(endpoint))
+                            && data_size(&data) + added_size(&data, entries) <= ctx.secret_budget
+                    });
                 let served = kept.is_some();
                 if let Some((endpoint, entries)) = kept {
                     routes.insert(route_of(&endpoint), member_name.clone());
@@ -532,6 +546,16 @@ fn route_conflict(route: &Route, holder: &str, pool: &str) -> Refusal {
         message: format!(
             "{} is already served by endpoint {holder:?} of pool {pool:?}; give this endpoint another host or path (or remove it from the pool)",
             describe_route(route)
+        ),
+    }
+}
+
+fn pool_config_full(pool: &str, budget: usize) -> Refusal {
+    Refusal {
+        reason: "PoolConfigFull",
+        message: format!(
+            "the configuration of pool {pool:?} would take its Secret past {} KiB (Kubernetes refuses a Secret over 1 MiB); the members created before this one are served: put this endpoint in another pool, or give it a dedicated receiver",
+            budget.div_ceil(1024)
         ),
     }
 }
@@ -738,6 +762,7 @@ fn known_reason(reason: &str) -> &'static str {
         "SecretKeyNotFound",
         "SourceRangesUnavailable",
         "RouteConflict",
+        "PoolConfigFull",
     ]
     .into_iter()
     .find(|known| *known == reason)

@@ -113,6 +113,34 @@ pub fn member_entries(
     Ok(entries)
 }
 
+/// How much of a pool Secret's data the members may fill, in bytes (keys
+/// and values). The API server refuses a Secret over 1 MiB; the rest is
+/// headroom for the members annotation and the object's metadata. A member
+/// that would take the data past it is refused (`PoolConfigFull`) and the
+/// members before it keep being served, so one more member never stops
+/// its pool from taking changes.
+pub const POOL_SECRET_BUDGET: usize = 900 * 1024;
+
+/// The bytes `entries` would add to `data`: the keys `data` lacks, with
+/// their values (a Secret key two members reference is stored once).
+pub fn added_size(
+    data: &BTreeMap<String, ByteString>,
+    entries: &BTreeMap<String, ByteString>,
+) -> usize {
+    entries
+        .iter()
+        .filter(|(key, _)| !data.contains_key(*key))
+        .map(|(key, value)| key.len() + value.0.len())
+        .sum()
+}
+
+/// The bytes of `data` (keys and values).
+pub fn data_size(data: &BTreeMap<String, ByteString>) -> usize {
+    data.iter()
+        .map(|(key, value)| key.len() + value.0.len())
+        .sum()
+}
+
 /// The entries member `name` had in the pool Secret's `previous` data, and
 /// the manifest they serve: what the pool keeps serving while the member's
 /// new configuration is refused. `None` when it had none (or they cannot
@@ -377,6 +405,19 @@ mod tests {
             reason: reason.to_owned(),
             message: format!("{reason} message"),
         }
+    }
+
+    #[test]
+    fn a_key_two_members_share_is_counted_once() {
+        let entry = |key: &str, len: usize| (key.to_owned(), ByteString(vec![b'x'; len]));
+        let data = BTreeMap::from([entry("endpoint.a.yaml", 100), entry("secret.gh_secret", 64)]);
+        assert_eq!(data_size(&data), 15 + 100 + 16 + 64);
+        let b = BTreeMap::from([entry("endpoint.b.yaml", 120), entry("secret.gh_secret", 64)]);
+        assert_eq!(
+            added_size(&data, &b),
+            15 + 120,
+            "the shared secret is there already"
+        );
     }
 
     #[test]

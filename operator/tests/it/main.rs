@@ -109,6 +109,7 @@ fn operator_config(ns: &TestNamespace, nats_url: &str) -> Config {
         stream_check_interval: controller::DEFAULT_STREAM_CHECK_INTERVAL,
         subscription_status_interval: controller::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL,
         ranges: Default::default(),
+        pool_secret_budget: hookwarden_operator::resources::pool::POOL_SECRET_BUDGET,
     }
 }
 

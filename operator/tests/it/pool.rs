@@ -668,3 +668,109 @@ async fn an_endpoint_that_joins_a_pool_loses_its_own_receivers() {
         "shared-pool"
     );
 }
+
+/// A pool's members share one Secret, and the API server refuses a Secret
+/// over 1 MiB. The member that would take the data past the budget
+/// (`POOL_SECRET_BUDGET`; here set, from what two members really take, to
+/// room for two and not three) is refused `PoolConfigFull`, on its own
+/// condition, in the pool's status and in a Warning Event; the members
+/// created before it keep being served and the pool keeps taking changes.
+/// Once another member leaves, it fits and is served.
+#[tokio::test]
+async fn a_member_that_would_overfill_the_pool_secret_is_refused_and_the_others_served() {
+    use hookwarden_operator::resources::pool::data_size;
+    let ns = TestNamespace::create("pool-full").await.expect("namespace");
+    // Two members, measured with the default budget.
+    let operator = start_operator(&ns).await;
+    apply_pool(&ns, "shared").await;
+    for member in ["one", "two", "three"] {
+        apply_secret(&ns, &format!("{member}-webhook"), "secret", GITHUB_SECRET).await;
+    }
+    for member in ["one", "two"] {
+        apply_member(
+            &ns,
+            member,
+            "shared",
+            "github",
+            &format!("{member}-webhook"),
+            (&format!("{member}.example.com"), "/github"),
+        )
+        .await;
+        wait_ready(&ns, member).await;
+    }
+    let two = ns
+        .api::<Secret>()
+        .get("shared-pool")
+        .await
+        .expect("pool Secret");
+    let two = data_size(&two.data.unwrap_or_default());
+    operator.stop().await;
+    // Room for the two and half a third.
+    let budget = two + two / 4;
+    let _operator =
+        super::start_operator_with(&ns, hookwarden_operator::ops::Ops::default(), |config| {
+            config.pool_secret_budget = budget;
+        })
+        .await;
+    // Members are ordered by creation time, whose unit is a second (ties
+    // by name): "three" must be created in a later second than "two".
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    apply_member(
+        &ns,
+        "three",
+        "shared",
+        "github",
+        "three-webhook",
+        ("three.example.com", "/github"),
+    )
+    .await;
+    let endpoints = ns.api::<WebhookEndpoint>();
+    let refused = hookwarden_tests::eventually("three refused", WAIT, || async {
+        let endpoint = endpoints.get("three").await.ok()?;
+        let applied = condition(&endpoint, "ConfigApplied")?;
+        (applied.status == "False").then_some(applied)
+    })
+    .await;
+    assert_eq!(refused.reason, "PoolConfigFull", "{refused:?}");
+    assert!(refused.message.contains("1 MiB"), "{refused:?}");
+    assert!(
+        refused.message.contains(&format!("{} KiB", budget.div_ceil(1024))),
+        "{refused:?}"
+    );
+    let status = pool_refused(&ns, "shared", |r| !r.is_empty()).await;
+    assert_eq!(
+        status,
+        [hookwarden_crds::RefusedMember {
+            name: "three".to_owned(),
+            reason: "PoolConfigFull".to_owned(),
+            served: false,
+        }]
+    );
+    let secret = ns
+        .api::<Secret>()
+        .get("shared-pool")
+        .await
+        .expect("pool Secret");
+    let served = keys(&secret);
+    assert!(served.contains("endpoint.one.yaml") && served.contains("endpoint.two.yaml"));
+    assert!(!served.contains("endpoint.three.yaml"), "{served:?}");
+    let full = pool_event(&ns, "shared", "PoolConfigFull", "three").await;
+    assert_eq!(full.type_.as_deref(), Some("Warning"), "{full:?}");
+    for member in ["one", "two"] {
+        wait_ready(&ns, member).await;
+    }
+
+    // One leaves: the third fits now and is served.
+    endpoints
+        .delete("one", &DeleteParams::default())
+        .await
+        .expect("one deleted");
+    wait_ready(&ns, "three").await;
+    pool_refused(&ns, "shared", <[_]>::is_empty).await;
+    let secret = ns
+        .api::<Secret>()
+        .get("shared-pool")
+        .await
+        .expect("pool Secret");
+    assert!(keys(&secret).contains("endpoint.three.yaml"));
+}
