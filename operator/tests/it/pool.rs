@@ -734,7 +734,9 @@ async fn a_member_that_would_overfill_the_pool_secret_is_refused_and_the_others_
     assert_eq!(refused.reason, "PoolConfigFull", "{refused:?}");
     assert!(refused.message.contains("1 MiB"), "{refused:?}");
     assert!(
-        refused.message.contains(&format!("{} KiB", budget.div_ceil(1024))),
+        refused
+            .message
+            .contains(&format!("{} KiB", budget.div_ceil(1024))),
         "{refused:?}"
     );
     let status = pool_refused(&ns, "shared", |r| !r.is_empty()).await;
