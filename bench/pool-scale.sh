@@ -42,6 +42,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=tests/tools/lib.sh
 . "$root/tests/tools/lib.sh"
+. "$root/bench/lib.sh"
 
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 RECEIVER_BIN=${RECEIVER_BIN:-$target_dir/release/hookwarden-receiver}
@@ -62,24 +63,12 @@ command -v wrk >/dev/null || die "wrk is needed (Debian package; bench/run.sh in
 nats_server=$(tool_path nats-server)
 [ -x "$nats_server" ] || die "no nats-server: tests/tools/install.sh nats-server"
 
-work=$(mktemp -d -t hookwarden-pool-bench-XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "${KEEP_WORK:-0}" = 1 ]; then say "work dir kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_work pool-bench
 
-clk_tck=$(getconf CLK_TCK)
 # utime+stime in clock ticks (fields 14 and 15 of /proc/PID/stat, counted
 # after the command name, which may hold spaces), as bench/run.sh.
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status"; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 stop_pid() {
   kill "$1" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done

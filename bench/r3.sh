@@ -20,6 +20,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/tests/tools/lib.sh"
+. "$root/bench/lib.sh"
 
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 RECEIVER_BIN=${RECEIVER_BIN:-$target_dir/release/hookwarden-receiver}
@@ -37,21 +38,9 @@ nats_cli=$(tool_path nats)
 [ -x "$nats_server" ] || die "no nats-server: tests/tools/install.sh nats-server"
 [ -x "$nats_cli" ] || die "no nats CLI: tests/tools/install.sh nats"
 
-work=$(mktemp -d -t hookwarden-r3-bench-XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "${KEEP_WORK:-0}" = 1 ]; then say "work dir kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+bench_work r3-bench
 
-clk_tck=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 cpu_of() { local sum=0 pid; for pid in "$@"; do sum=$((sum + $(cpu_ticks "$pid"))); done; echo "$sum"; }
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 wait_healthy() {
   for _ in $(seq 1 200); do curl -fsS -o /dev/null "$1/healthz?js-enabled-only=true" 2>/dev/null && return 0; sleep 0.1; done
   die "nats-server at $1 not healthy; logs in $work"
