@@ -4,9 +4,21 @@
 //! name>_<key>` ([`SecretsLayout`], [`crate::pool::layout`]).
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hookwarden_crds::SecretKeyRef;
+
+/// The largest secret value taken, in bytes: 16 KiB. A webhook secret, a
+/// token or a NATS `.creds` file is a few hundred bytes to 2 KiB, a
+/// destination's private CA bundle a few certificates (about 10 fit); a
+/// value past that is a mistake (a wrong key referenced, a file pasted in).
+/// Every secret is built into the log filter's automata in about a dozen
+/// forms while the filter's lock is held, so a large value stalls every log
+/// line of the process while it is added (a 360 KiB value held the
+/// operator's for minutes). The operator refuses such a value with the same
+/// limit before it renders anything.
+pub const MAX_SECRET_VALUE_BYTES: usize = 16 * 1024;
 
 /// Secret bytes. `Debug` never shows them, so a secret cannot leak through a
 /// log line or an error message by accident.
@@ -67,6 +79,20 @@ pub enum SecretError {
     /// anyone can forge.
     #[error("secretRef {name}/{key} ({}) is empty", path.display())]
     Empty {
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The secret file is larger than [`MAX_SECRET_VALUE_BYTES`].
+    #[error(
+        "secretRef {name}/{key} ({}) is larger than {} KiB; a webhook secret, token or CA bundle is a few KiB: check that the reference names the right key",
+        path.display(),
+        MAX_SECRET_VALUE_BYTES / 1024
+    )]
+    TooLarge {
         /// The Secret's name.
         name: String,
         /// The key.
@@ -139,12 +165,19 @@ fn load_one(layout: &SecretsLayout, secret_ref: &SecretKeyRef) -> Result<Secret,
             key: key.clone(),
         });
     };
-    let bytes = std::fs::read(&path).map_err(|source| SecretError::Read {
+    let bytes = read_bounded(&path).map_err(|source| SecretError::Read {
         name: name.clone(),
         key: key.clone(),
         path: path.clone(),
         source,
     })?;
+    if bytes.len() > MAX_SECRET_VALUE_BYTES {
+        return Err(SecretError::TooLarge {
+            name: name.clone(),
+            key: key.clone(),
+            path,
+        });
+    }
     if bytes.is_empty() {
         return Err(SecretError::Empty {
             name: name.clone(),
@@ -162,6 +195,16 @@ fn load_one(layout: &SecretsLayout, secret_ref: &SecretKeyRef) -> Result<Secret,
     // From now on no log line shows it, whoever writes it.
     crate::logging::register_secret(&bytes);
     Ok(Secret(bytes))
+}
+
+/// At most one byte more than [`MAX_SECRET_VALUE_BYTES`] of the file at
+/// `path`: enough to tell a value over the limit without reading all of it.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SECRET_VALUE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// A Secret name or key as Kubernetes allows them (`[-._a-zA-Z0-9]+`), and
@@ -220,6 +263,35 @@ mod tests {
             message.contains(&dir.path().join("gh").join("secret").display().to_string()),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_value_at_the_limit_is_read_whole_and_one_byte_more_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(
+            dir.path(),
+            "gh",
+            "secret",
+            &vec![b'k'; MAX_SECRET_VALUE_BYTES],
+        );
+        write(
+            dir.path(),
+            "gh",
+            "pasted",
+            &vec![b'k'; MAX_SECRET_VALUE_BYTES + 1],
+        );
+        // Read, not loaded: loading registers the value with the process's
+        // log filter, which every other test of this binary then searches.
+        let read = read_bounded(&dir.path().join("gh").join("secret")).expect("read");
+        assert_eq!(read.len(), MAX_SECRET_VALUE_BYTES);
+        let err = load(dir.path(), &[secret_ref("gh", "pasted")]).expect_err("over the limit");
+        assert!(matches!(err, SecretError::TooLarge { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("gh/pasted") && message.contains("16 KiB"),
+            "{message}"
+        );
+        assert!(!message.contains("kkkk"), "{message}");
     }
 
     #[test]

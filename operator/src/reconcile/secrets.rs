@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use hookwarden_crds::WebhookEndpointSpec;
+use hookwarden_receiver::secrets::MAX_SECRET_VALUE_BYTES;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
@@ -37,6 +38,26 @@ pub enum ResolveError {
         /// The missing key.
         key: String,
     },
+    /// The value is larger than a secret can be
+    /// ([`MAX_SECRET_VALUE_BYTES`], the receiver's limit too). Refused
+    /// before it is registered with the log filter or rendered, so a wrong
+    /// reference to a large value neither stalls the operator's logging nor
+    /// renders a configuration every receiver would refuse.
+    #[error(
+        "key {key:?} of Secret {name:?} in namespace {namespace:?} holds {size} bytes, more than the {limit_kib} KiB a webhook secret, token or CA bundle may be; check that the reference names the right key"
+    )]
+    SecretValueTooLarge {
+        /// The endpoint's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// The value's size in bytes.
+        size: usize,
+        /// The limit in KiB.
+        limit_kib: usize,
+    },
     /// The API server did not answer as expected: transient, retried.
     #[error("reading Secret {name:?} in namespace {namespace:?}: {source}")]
     Api {
@@ -56,6 +77,7 @@ impl ResolveError {
         match self {
             Self::SecretNotFound { .. } => Some("SecretNotFound"),
             Self::SecretKeyNotFound { .. } => Some("SecretKeyNotFound"),
+            Self::SecretValueTooLarge { .. } => Some("SecretValueTooLarge"),
             Self::Api { .. } => None,
         }
     }
@@ -106,6 +128,15 @@ pub async fn resolve_keys(
                 key,
             });
         };
+        if value.0.len() > MAX_SECRET_VALUE_BYTES {
+            return Err(ResolveError::SecretValueTooLarge {
+                namespace: namespace.to_owned(),
+                name,
+                key,
+                size: value.0.len(),
+                limit_kib: MAX_SECRET_VALUE_BYTES / 1024,
+            });
+        }
         resolved.insert(&name, &key, value.0.clone());
     }
     Ok(resolved)

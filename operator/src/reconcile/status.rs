@@ -158,9 +158,9 @@ pub enum SpecState {
         /// Why, for a person to act on.
         message: String,
     },
-    /// A referenced Secret or key is missing.
+    /// A referenced Secret or key is missing, or its value is too large.
     SecretsUnresolved {
-        /// `SecretNotFound` or `SecretKeyNotFound`.
+        /// `SecretNotFound`, `SecretKeyNotFound` or `SecretValueTooLarge`.
         reason: &'static str,
         /// Names the Secret and key, never a value.
         message: String,

@@ -39,7 +39,8 @@ pub enum SourceState {
     /// A referenced Secret or key is missing, or the signing secret is not
     /// a Standard Webhooks secret.
     SecretsUnresolved {
-        /// `SecretNotFound`, `SecretKeyNotFound` or `SigningSecretInvalid`.
+        /// `SecretNotFound`, `SecretKeyNotFound`, `SecretValueTooLarge` or
+        /// `SigningSecretInvalid`.
         reason: &'static str,
         /// Names the Secret and key, never a value.
         message: String,

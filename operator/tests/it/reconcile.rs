@@ -284,7 +284,8 @@ async fn endpoint_gets_hardened_receiver_becomes_ready_rolls_on_rotation_and_is_
 }
 
 #[tokio::test]
-async fn missing_secret_or_key_is_reported_and_nothing_is_deployed_until_it_exists() {
+async fn missing_secret_or_key_or_an_oversized_value_is_reported_and_nothing_is_deployed_until_fixed()
+ {
     let ns = TestNamespace::create("missing").await.expect("namespace");
     let _operator = start_operator(&ns).await;
     apply_endpoint(&ns, "orphan", "not-there").await;
@@ -343,6 +344,30 @@ async fn missing_secret_or_key_is_reported_and_nothing_is_deployed_until_it_exis
             .await
             .expect("get")
             .is_none()
+    );
+
+    // The key holds a value no secret is that large (a file pasted into the
+    // wrong key): refused before it is rendered, the value never shown.
+    let pasted = format!("pasted-{}", "p".repeat(16 * 1024));
+    apply_secret(&ns, "not-there", serde_json::json!({"secret": pasted})).await;
+    let too_large = eventually("SecretValueTooLarge", || async {
+        let endpoint = endpoints.get("orphan").await.ok()?;
+        let c = condition(&endpoint, "SecretsResolved")?;
+        (c.status == "False" && c.reason == "SecretValueTooLarge").then_some(c.message)
+    })
+    .await;
+    assert!(
+        too_large.contains("\"not-there\"") && too_large.contains("16 KiB"),
+        "{too_large}"
+    );
+    assert!(!too_large.contains("pppppppp"), "{too_large}");
+    assert!(
+        deployments
+            .get_opt("orphan-receiver")
+            .await
+            .expect("get")
+            .is_none(),
+        "nothing rendered from a value over the limit"
     );
 
     apply_secret(&ns, "not-there", serde_json::json!({"secret": VALUE})).await;
