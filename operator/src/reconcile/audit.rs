@@ -11,6 +11,7 @@
 //! (a NATS node lost or back), so the status says where the stream is.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -96,6 +97,11 @@ fn spacing(interval: Duration, count: usize) -> Duration {
 /// Checks the streams of `audit` forever, one per `interval / n`, and sends
 /// each endpoint whose stream is not in sync to `passes` (the controller's
 /// trigger). Endpoints gone from `endpoints` (deleted) are dropped.
+///
+/// Each check comes before its pause, not after it: a round that starts
+/// with one ready endpoint (an operator just started, endpoints still
+/// becoming ready) checks it at once instead of a whole interval later, so
+/// the stream gauges the alerts read exist within seconds of a start.
 pub async fn run(
     audit: Arc<StreamAudit>,
     endpoints: Store<WebhookEndpoint>,
@@ -113,46 +119,65 @@ pub async fn run(
         }
         let count = round.len();
         for (endpoint, managed) in round {
+            if check(&audit, &endpoints, &metrics, &passes, endpoint, &managed)
+                .await
+                .is_break()
+            {
+                // The controller has stopped.
+                return;
+            }
             // Spread over the endpoints watched now: a first round taken
             // while endpoints are still becoming ready ends early, and the
             // next one includes them.
             tokio::time::sleep(spacing(interval, count.max(audit.len()))).await;
-            if endpoints.get(&endpoint).is_none() {
-                audit.forget(&endpoint);
-                continue;
-            }
-            let checked = publish::check_stream(&managed.jetstream, &managed.target).await;
-            // The usage the alerts compare with the stream's limits; an
-            // unreachable NATS keeps the last one seen.
-            if let Ok(check) = &checked {
-                let key = format!(
-                    "{}/{}",
-                    endpoint.namespace.as_deref().unwrap_or_default(),
-                    endpoint.name
-                );
-                metrics.record_stream_usage(&key, &managed.target.stream, check.usage);
-            }
-            let found = checked.map(|check| check.placement);
-            let verdict = verdict(&found, &managed.placement);
-            metrics.record_stream_check(verdict);
-            if verdict == StreamCheck::InSync {
-                continue;
-            }
-            tracing::info!(
-                namespace = endpoint.namespace.as_deref().unwrap_or_default(),
-                name = %endpoint.name,
-                stream = %managed.target.stream,
-                result = verdict.as_str(),
-                "stream check found the stream out of sync; reconciling"
-            );
-            // The pass watches it again once the stream is ready.
-            audit.forget(&endpoint);
-            if passes.unbounded_send(endpoint).is_err() {
-                // The controller has stopped.
-                return;
-            }
         }
     }
+}
+
+/// Checks `endpoint`'s stream once and sends the endpoint to `passes` when
+/// it is not in sync; `Break` when the controller has stopped.
+async fn check(
+    audit: &StreamAudit,
+    endpoints: &Store<WebhookEndpoint>,
+    metrics: &Metrics,
+    passes: &mpsc::UnboundedSender<ObjectRef<WebhookEndpoint>>,
+    endpoint: ObjectRef<WebhookEndpoint>,
+    managed: &Managed,
+) -> ControlFlow<()> {
+    if endpoints.get(&endpoint).is_none() {
+        audit.forget(&endpoint);
+        return ControlFlow::Continue(());
+    }
+    let checked = publish::check_stream(&managed.jetstream, &managed.target).await;
+    // The usage the alerts compare with the stream's limits; an
+    // unreachable NATS keeps the last one seen.
+    if let Ok(check) = &checked {
+        let key = format!(
+            "{}/{}",
+            endpoint.namespace.as_deref().unwrap_or_default(),
+            endpoint.name
+        );
+        metrics.record_stream_usage(&key, &managed.target.stream, check.usage);
+    }
+    let found = checked.map(|check| check.placement);
+    let verdict = verdict(&found, &managed.placement);
+    metrics.record_stream_check(verdict);
+    if verdict == StreamCheck::InSync {
+        return ControlFlow::Continue(());
+    }
+    tracing::info!(
+        namespace = endpoint.namespace.as_deref().unwrap_or_default(),
+        name = %endpoint.name,
+        stream = %managed.target.stream,
+        result = verdict.as_str(),
+        "stream check found the stream out of sync; reconciling"
+    );
+    // The pass watches it again once the stream is ready.
+    audit.forget(&endpoint);
+    if passes.unbounded_send(endpoint).is_err() {
+        return ControlFlow::Break(());
+    }
+    ControlFlow::Continue(())
 }
 
 #[cfg(test)]
