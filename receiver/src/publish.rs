@@ -893,6 +893,18 @@ impl Placement {
     }
 }
 
+impl Placement {
+    /// Whether JetStream can store into the stream now: a leader with a
+    /// majority of the copies current. A replicated stream that lost its
+    /// quorum still answers `STREAM.INFO` (nats-server 2.15: "1 of 3
+    /// replicas current, leader n1" until the leader steps down, then "no
+    /// leader"), but stores nothing: every publish times out. A stream of
+    /// one copy that answered stores.
+    pub fn stores(&self) -> bool {
+        self.replicas <= 1 || (self.leader.is_some() && self.current > self.replicas / 2)
+    }
+}
+
 impl std::fmt::Display for Placement {
     /// E.g. `3 of 3 replicas current, leader n2`; `1 replica, on n1`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -212,15 +212,28 @@ pub fn keep_earlier_outcome(
     }
 }
 
-/// The `StreamReady` reason and message of a ready stream, e.g.
-/// `JetStream stream S on nats://n1:4222,nats://n2:4222 created (subjects
-/// s.>); 3 of 3 replicas current, leader n2`.
+/// The `StreamReady` reason and message of a stream JetStream answered
+/// for, e.g. `JetStream stream S on nats://n1:4222,nats://n2:4222 created
+/// (subjects s.>); 3 of 3 replicas current, leader n2`. Not ready
+/// (`StreamNoQuorum`) when it cannot store ([`Placement::stores`]): a
+/// replicated stream without a majority still answers, and an endpoint
+/// whose deliveries all get 503 must not say Ready.
 pub fn ready_state(
     outcome: StreamOutcome,
     target: &Target,
     shown: &str,
     placement: &Placement,
 ) -> StreamState {
+    if !placement.stores() {
+        return state(
+            false,
+            "StreamNoQuorum",
+            format!(
+                "JetStream stream {} on {shown} has no quorum: {placement}; every delivery is refused (503) until a majority of its replicas is current again",
+                target.stream
+            ),
+        );
+    }
     let (reason, what) = match outcome {
         StreamOutcome::Created => ("StreamCreated", "created"),
         StreamOutcome::Updated => ("StreamUpdated", "updated to the spec's settings"),
@@ -444,5 +457,46 @@ mod tests {
             ready_state(StreamOutcome::Created, &target, "n", &moved).message,
             ready_state(StreamOutcome::Created, &target, "n", &placement).message
         );
+    }
+
+    #[test]
+    fn a_replicated_stream_without_a_majority_is_not_ready() {
+        let endpoint = hookwarden_crds::from_yaml(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: gh, namespace: ci}\nspec: {provider: github, nats: {replicas: 3}}\n",
+        )
+        .expect("endpoint");
+        let target = Target::for_endpoint(&endpoint).expect("target");
+        let placed = |leader: Option<&str>, current, replicas| Placement {
+            leader: leader.map(str::to_owned),
+            current,
+            replicas,
+        };
+        // What nats-server 2.15 answered in the two-of-three-lost test: the
+        // old leader alone, then no leader at all.
+        for lost in [
+            placed(Some("n1"), 1, 3),
+            placed(None, 0, 3),
+            placed(None, 2, 3),
+        ] {
+            let state = ready_state(StreamOutcome::InSync, &target, "n", &lost);
+            assert!(!state.ready, "{lost}");
+            assert_eq!(state.reason, "StreamNoQuorum");
+            assert!(
+                state.message.contains(&lost.to_string()),
+                "{}",
+                state.message
+            );
+        }
+        for stores in [
+            placed(Some("n1"), 2, 3),
+            placed(Some("n1"), 3, 5),
+            placed(Some("n1"), 1, 1),
+            placed(None, 0, 1),
+        ] {
+            assert!(
+                ready_state(StreamOutcome::InSync, &target, "n", &stores).ready,
+                "{stores}"
+            );
+        }
     }
 }

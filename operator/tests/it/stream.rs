@@ -453,7 +453,7 @@ async fn reported(
 }
 
 #[tokio::test]
-async fn a_replicated_streams_placement_is_reported_and_follows_a_lost_node() {
+async fn a_replicated_streams_placement_is_reported_and_follows_lost_nodes_and_quorum() {
     let ns = TestNamespace::create("stream-r3").await.expect("namespace");
     let mut cluster = NatsCluster::start().await.expect("three-node NATS cluster");
     let ops = hookwarden_operator::ops::Ops::default();
@@ -504,5 +504,76 @@ async fn a_replicated_streams_placement_is_reported_and_follows_a_lost_node() {
         .restart(follower)
         .await
         .expect("the follower restarts");
+    let healthy = reported(&ns, "replicated", &cluster, &stream_name, 3).await;
+
+    // Two of three lost: no quorum, so no delivery can be stored (the
+    // receivers answer 503). The endpoint must not stay Ready on its last
+    // good placement: the audit finds the stream moved and a pass reports
+    // that it cannot store.
+    let leader = healthy
+        .rsplit("leader ")
+        .next()
+        .expect("the leader named")
+        .to_owned();
+    let lost: Vec<usize> = (0..3).filter(|&i| cluster.name(i) != leader).collect();
+    for &i in &lost {
+        cluster.kill(i);
+    }
+    let api = ns.api::<WebhookEndpoint>();
+    let no_quorum = eventually("StreamReady=False without quorum", WAIT, || async {
+        let endpoint = api.get("replicated").await.ok()?;
+        let stream = condition(&endpoint, "StreamReady")?;
+        (stream.status == "False" && condition(&endpoint, "Ready")?.status == "False")
+            .then_some(stream)
+    })
+    .await;
+    // nats-server 2.15 still answers about the stream: "1 of 3 replicas
+    // current, leader n1" until the lone leader steps down, then "no
+    // leader". A NATS that answered nothing would be NatsUnreachable.
+    assert!(
+        ["StreamNoQuorum", "NatsUnreachable"].contains(&no_quorum.reason.as_str()),
+        "{} {}",
+        no_quorum.reason,
+        no_quorum.message
+    );
+
+    // Both back: quorum, a leader, and the status says so again.
+    for &i in &lost {
+        cluster.restart(i).await.expect("the node restarts");
+    }
     reported(&ns, "replicated", &cluster, &stream_name, 3).await;
+}
+
+#[tokio::test]
+async fn the_first_stream_check_after_a_start_comes_at_once_not_an_interval_later() {
+    let ns = TestNamespace::create("stream-first")
+        .await
+        .expect("namespace");
+    let nats = NatsServer::start().await.expect("nats-server");
+    let ops = hookwarden_operator::ops::Ops::default();
+    // An hour: a check due only at the end of its slot would never be seen
+    // here, and the stream gauges the alerts read would stay absent as long.
+    let _operator = start_operator_with(&ns, Duration::from_secs(3600), ops.clone()).await;
+    apply_secret(&ns, "gh", "secret", "stream-s3cr3t-4").await;
+    apply_endpoint(
+        &ns,
+        "first",
+        serde_json::json!({
+            "provider": "github",
+            "replicas": 1,
+            "secretRefs": [{"name": "gh", "key": "secret"}],
+            "nats": {"url": nats.url()},
+        }),
+    )
+    .await;
+    let api = ns.api::<WebhookEndpoint>();
+    eventually("Ready=True", WAIT, || async {
+        let endpoint = api.get("first").await.ok()?;
+        (condition(&endpoint, "Ready")?.status == "True").then_some(())
+    })
+    .await;
+    eventually("the first stream check", WAIT, || async {
+        (checks(&ops, StreamCheck::InSync) >= 1).then_some(())
+    })
+    .await;
 }
