@@ -160,12 +160,8 @@ async fn reconcile_valid(
     .await;
     let next = next_action(valid, ctx, managed, certificate.as_ref());
     let exposure = Exposure {
-        // Of the effective spec: the default issuer makes it https.
-        url: effective
-            .spec
-            .ingress
-            .as_ref()
-            .map(|ingress| resources::public_url(ingress, effective.spec.tls.as_ref())),
+        // With the operator's default issuer, https.
+        url: valid.route(&ctx.settings).map(|route| route.url()),
         secret_name,
         certificate,
         stream: Some(stream),
@@ -196,9 +192,7 @@ async fn generated_secret(
         return Ok(None);
     }
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), valid.namespace());
-    ensure_generated_secret(valid.endpoint(), &secrets, valid.namespace(), valid.name())
-        .await
-        .map(Some)
+    ensure_generated_secret(valid, &secrets).await.map(Some)
 }
 
 /// The published lists of `allowedSources`, fetched once for every endpoint
@@ -283,8 +277,9 @@ async fn build(
     resolved: &resources::ResolvedSecrets,
     ranges: &[String],
 ) -> Result<ControlFlow<Action, resources::Children>, ReconcileError> {
-    let built = step!("hookwarden.reconcile.build")
-        .in_scope(|| resources::build_with_ranges(effective, resolved, &ctx.settings, ranges));
+    let built = step!("hookwarden.reconcile.build").in_scope(|| {
+        resources::build_with_ranges(valid, effective, resolved, &ctx.settings, ranges)
+    });
     match built {
         Ok(children) => Ok(ControlFlow::Continue(children)),
         Err(error) => build_failed(
@@ -355,11 +350,10 @@ fn next_action(
 /// its name. Created, never applied: an existing value is never replaced,
 /// since the provider has been given it.
 async fn ensure_generated_secret(
-    endpoint: &WebhookEndpoint,
+    valid: &ValidEndpoint<'_>,
     secrets: &Api<Secret>,
-    namespace: &str,
-    name: &str,
 ) -> Result<String, ReconcileError> {
+    let (namespace, name) = (valid.namespace(), valid.name());
     let secret_name = resources::generated_secret_name(name);
     let failed = |source| ReconcileError::GenerateSecret {
         namespace: namespace.to_owned(),
@@ -374,9 +368,8 @@ async fn ensure_generated_secret(
     {
         return Ok(secret_name);
     }
-    let owner = resources::Owner::of(endpoint).map_err(ReconcileError::BuildGenerated)?;
-    let secret = resources::generated_secret(&owner, &resources::random_secret())
-        .map_err(ReconcileError::BuildGenerated)?;
+    let owner = resources::Owner::of_valid(valid).map_err(ReconcileError::BuildGenerated)?;
+    let secret = resources::generated_secret(&owner, &resources::random_secret());
     match secrets.create(&PostParams::default(), &secret).await {
         Ok(_) => {
             tracing::info!(secret = %secret_name, "generated the verification secret");

@@ -180,8 +180,7 @@ pub(super) async fn ensure_signing_secret(
     {
         return Ok(());
     }
-    let secret = forwarder::signing_secret(owner, &forwarder::random_signing_secret())
-        .map_err(SubscriptionError::BuildSigning)?;
+    let secret = forwarder::signing_secret(owner, &forwarder::random_signing_secret());
     match secrets.create(&PostParams::default(), &secret).await {
         Ok(_) => {
             tracing::info!(secret = %name, "generated the signing secret");

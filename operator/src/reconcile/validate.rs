@@ -5,7 +5,7 @@ use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
-use crate::resources::child_name;
+use crate::resources::{Route, Settings, TlsSource, child_name};
 
 /// The longest Service name (an RFC 1035 label).
 const MAX_SERVICE_NAME: usize = 63;
@@ -72,14 +72,16 @@ pub enum ValidateError {
     },
 }
 
-/// An endpoint [`validate`] accepted, with the namespace and name it was
-/// found to have and the conditions of its status as this pass read it: the
-/// steps after validation use these instead of looking again.
+/// An endpoint [`validate`] accepted, with the namespace, name and TLS
+/// source it was found to have and the conditions of its status as this
+/// pass read it: the steps after validation use these instead of looking
+/// again.
 #[derive(Debug)]
 pub struct ValidEndpoint<'a> {
     endpoint: &'a WebhookEndpoint,
     namespace: String,
     name: String,
+    tls: Option<TlsSource>,
     previous: &'a [Condition],
 }
 
@@ -91,11 +93,12 @@ impl<'a> ValidEndpoint<'a> {
             return Err(ValidateError::MissingNamespace);
         };
         let name = endpoint.name_any();
-        check_spec(endpoint, &name)?;
+        let tls = check_spec(endpoint, &name)?;
         Ok(Self {
             endpoint,
             namespace,
             name,
+            tls,
             previous: endpoint
                 .status
                 .as_ref()
@@ -119,6 +122,16 @@ impl<'a> ValidEndpoint<'a> {
         &self.name
     }
 
+    /// Its public route, `None` without `spec.ingress`: the Ingress's TLS
+    /// is the source `spec.tls` names, else, with `settings`' default
+    /// issuer, a Certificate from that.
+    pub fn route(&self, settings: &Settings) -> Option<Route<'a>> {
+        Some(Route {
+            ingress: self.endpoint.spec.ingress.as_ref()?,
+            tls: self.tls.clone().or_else(|| settings.default_tls()),
+        })
+    }
+
     /// The condition `type_` of its status before this pass, if any.
     pub fn previous(&self, type_: &str) -> Option<&'a Condition> {
         self.previous
@@ -132,8 +145,9 @@ pub fn validate(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
     ValidEndpoint::check(endpoint).map(|_| ())
 }
 
-/// The checks of an endpoint named `name` beyond its namespace.
-fn check_spec(endpoint: &WebhookEndpoint, name: &str) -> Result<(), ValidateError> {
+/// The checks of an endpoint named `name` beyond its namespace; its TLS
+/// source when it has `spec.tls`.
+fn check_spec(endpoint: &WebhookEndpoint, name: &str) -> Result<Option<TlsSource>, ValidateError> {
     let name = name.to_owned();
     let child = child_name(&name);
     if child.len() > MAX_SERVICE_NAME {
@@ -146,14 +160,16 @@ fn check_spec(endpoint: &WebhookEndpoint, name: &str) -> Result<(), ValidateErro
     if !label {
         return Err(ValidateError::NameNotALabel { name });
     }
-    if let Some(tls) = &endpoint.spec.tls {
-        if tls.issuer_ref.is_some() == tls.secret_name.is_some() {
-            return Err(ValidateError::TlsSourceNotExactlyOne);
+    let tls = match &endpoint.spec.tls {
+        Some(tls) => {
+            let source = TlsSource::of(tls).ok_or(ValidateError::TlsSourceNotExactlyOne)?;
+            if endpoint.spec.ingress.is_none() {
+                return Err(ValidateError::TlsWithoutIngress);
+            }
+            Some(source)
         }
-        if endpoint.spec.ingress.is_none() {
-            return Err(ValidateError::TlsWithoutIngress);
-        }
-    }
+        None => None,
+    };
     if endpoint
         .spec
         .nats
@@ -169,7 +185,8 @@ fn check_spec(endpoint: &WebhookEndpoint, name: &str) -> Result<(), ValidateErro
     // The CRD's CEL rules check the shape; these what a list can be.
     hookwarden_receiver::ranges::sources_of(&endpoint.spec)
         .map_err(|(index, source)| ValidateError::Source { index, source })?;
-    verification(endpoint)
+    verification(endpoint)?;
+    Ok(tls)
 }
 
 /// Builds the receiver's verifier from the spec, with a well-formed key of
@@ -241,6 +258,61 @@ mod tests {
             ValidEndpoint::check(&e).map(|_| ()),
             Err(ValidateError::MissingNamespace)
         );
+    }
+
+    #[test]
+    fn the_route_has_the_validated_tls_source_else_the_default_issuer() {
+        use crate::resources::fixtures::settings;
+        let exposed = endpoint("exposed");
+        let route = ValidEndpoint::check(&exposed)
+            .expect("valid")
+            .route(&settings())
+            .expect("an ingress");
+        assert_eq!(route.ingress.host, "hooks.example.com");
+        assert!(
+            matches!(&route.tls, Some(TlsSource::Issuer(issuer)) if issuer.name == "letsencrypt"),
+            "{route:?}"
+        );
+        assert_eq!(route.url(), "https://hooks.example.com/shop");
+
+        let mut own = endpoint("exposed");
+        own.spec.tls = Some(hookwarden_crds::TlsSpec {
+            issuer_ref: None,
+            secret_name: Some("mine".to_owned()),
+        });
+        let route = ValidEndpoint::check(&own)
+            .expect("valid")
+            .route(&settings());
+        assert_eq!(
+            route.and_then(|r| r.tls),
+            Some(TlsSource::Secret("mine".to_owned()))
+        );
+
+        let mut plain = endpoint("exposed");
+        plain.spec.tls = None;
+        let valid = ValidEndpoint::check(&plain).expect("valid");
+        let route = valid.route(&settings()).expect("an ingress");
+        assert_eq!(
+            (route.url(), route.tls),
+            ("http://hooks.example.com/shop".to_owned(), None)
+        );
+        let default_issuer = hookwarden_crds::IssuerRef {
+            name: "cluster-default".to_owned(),
+            kind: hookwarden_crds::IssuerKind::ClusterIssuer,
+        };
+        let with_default = Settings {
+            default_issuer: Some(default_issuer.clone()),
+            ..settings()
+        };
+        assert_eq!(
+            valid.route(&with_default).and_then(|r| r.tls),
+            Some(TlsSource::Issuer(default_issuer)),
+            "an Ingress without spec.tls gets the default issuer"
+        );
+
+        let github = endpoint("github");
+        let valid = ValidEndpoint::check(&github).expect("valid");
+        assert!(valid.route(&with_default).is_none(), "no Ingress, no route");
     }
 
     #[test]

@@ -18,15 +18,19 @@ use hookwarden_receiver::forward::{Plan, PlanError};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyEgressRule};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Resource, ResourceExt};
 
 use super::pod::{self, CONFIG_DIR, Mount, Workload, item};
-use super::secret::render_secrets;
+use super::policy::{
+    dns_egress, ip_block, metrics_ingress, namespace_peer, nats_egress, network_policy_for,
+    otlp_egress, pod_disruption_budget_for, policy_port,
+};
+use super::secret::{given_secret, opaque_secret, render_secrets};
 use super::{
     BuildError, METRICS_PORT, NATS_URL_KEY, Owner, ResolvedSecrets, SecretKey, Settings,
-    nats_ports, object, secret_data_key,
+    secret_data_key,
 };
 
 /// The key (and file name) of the resolved subscription manifest the
@@ -205,16 +209,7 @@ pub fn config_secret(
         ByteString(effective.nats_url.as_bytes().to_vec()),
     );
     render_secrets(&mut data, effective.referenced_secrets(), secrets)?;
-    object(
-        "Secret",
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": owner.child_metadata(),
-            "type": "Opaque",
-            "data": data,
-        }),
-    )
+    Ok(opaque_secret(owner.metadata(), Some(data), None))
 }
 
 /// The forwarder Deployment: `hookwarden-receiver forward` of the receiver
@@ -343,55 +338,25 @@ pub fn destination_reach(url: &str) -> DestinationReach {
 /// for an HTTPS URL elsewhere, its port on any address but the link-local
 /// ranges (the cloud metadata service); nothing for `localhost`; with
 /// traces passed on, the OTLP endpoint's port.
-pub fn network_policy(
-    owner: &Owner,
-    effective: &Effective,
-    settings: &Settings,
-) -> Result<NetworkPolicy, BuildError> {
-    let mut egress = vec![
-        serde_json::json!({"ports": [
-            {"protocol": "UDP", "port": 53},
-            {"protocol": "TCP", "port": 53},
-        ]}),
-        // Every server of a NATS cluster (`nats://a:4222,nats://b:4222`).
-        serde_json::json!({"ports": nats_ports(&effective.nats_url)
-            .into_iter()
-            .map(|port| serde_json::json!({"protocol": "TCP", "port": port}))
-            .collect::<Vec<_>>()}),
-    ];
+pub fn network_policy(owner: &Owner, effective: &Effective, settings: &Settings) -> NetworkPolicy {
+    // Every server of a NATS cluster (`nats://a:4222,nats://b:4222`).
+    let mut egress = vec![dns_egress(), nats_egress(&effective.nats_url)];
     match destination_reach(&effective.plan.destination.url) {
-        DestinationReach::Service { namespace } => egress.push(serde_json::json!({
-            "to": [{"namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": namespace,
-            }}}],
-        })),
-        DestinationReach::Address { port } => egress.push(serde_json::json!({
-            "to": [
-                {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}},
-                {"ipBlock": {"cidr": "::/0", "except": ["fe80::/10"]}},
-            ],
-            "ports": [{"protocol": "TCP", "port": port}],
-        })),
+        DestinationReach::Service { namespace } => egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![namespace_peer(&namespace)]),
+            ports: None,
+        }),
+        DestinationReach::Address { port } => egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![
+                ip_block("0.0.0.0/0", &["169.254.0.0/16"]),
+                ip_block("::/0", &["fe80::/10"]),
+            ]),
+            ports: Some(vec![policy_port("TCP", i32::from(port))]),
+        }),
         DestinationReach::Pod => {}
     }
-    egress.extend(super::policy::otlp_egress(&settings.workload_env));
-    object(
-        "NetworkPolicy",
-        serde_json::json!({
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": owner.child_metadata(),
-            "spec": {
-                "podSelector": {"matchLabels": owner.selector_labels()},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [{
-                    "from": [{"podSelector": {}}],
-                    "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
-                }],
-                "egress": egress,
-            },
-        }),
-    )
+    egress.extend(otlp_egress(&settings.workload_env));
+    network_policy_for(owner, vec![metrics_ingress()], egress)
 }
 
 /// At most one forwarder down in a drain, or `None` for fewer than two (a
@@ -399,23 +364,8 @@ pub fn network_policy(
 pub fn pod_disruption_budget(
     subscription: &WebhookSubscription,
     owner: &Owner,
-) -> Result<Option<PodDisruptionBudget>, BuildError> {
-    if subscription.spec.replicas <= 1 {
-        return Ok(None);
-    }
-    object(
-        "PodDisruptionBudget",
-        serde_json::json!({
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": owner.child_metadata(),
-            "spec": {
-                "maxUnavailable": 1,
-                "selector": {"matchLabels": owner.selector_labels()},
-            },
-        }),
-    )
-    .map(Some)
+) -> Option<PodDisruptionBudget> {
+    (subscription.spec.replicas > 1).then(|| pod_disruption_budget_for(owner))
 }
 
 /// A new Standard Webhooks signing secret: `whsec_` and the base64 of 32
@@ -434,21 +384,12 @@ pub fn random_signing_secret() -> String {
 /// Like an endpoint's generated secret it carries no `managed-by` label:
 /// the destination has been given its value, so the operator creates it
 /// once and never re-applies or prunes it; it goes with the subscription.
-pub fn signing_secret(owner: &Owner, value: &str) -> Result<Secret, BuildError> {
-    let mut metadata = owner.child_metadata();
-    metadata["name"] = signing_secret_name(owner.name()).into();
-    if let Some(labels) = metadata["labels"].as_object_mut() {
-        labels.remove("app.kubernetes.io/managed-by");
-    }
-    object(
-        "Secret",
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": metadata,
-            "type": "Opaque",
-            "stringData": {SIGNING_SECRET_KEY: value},
-        }),
+pub fn signing_secret(owner: &Owner, value: &str) -> Secret {
+    given_secret(
+        owner,
+        signing_secret_name(owner.name()),
+        SIGNING_SECRET_KEY,
+        value,
     )
 }
 
@@ -493,8 +434,8 @@ pub fn build(
     let hash = super::config_hash(&secret);
     Ok(ForwarderChildren {
         deployment: deployment(subscription, &owner, effective, settings, &hash)?,
-        network_policy: network_policy(&owner, effective, settings)?,
-        pod_disruption_budget: pod_disruption_budget(subscription, &owner)?,
+        network_policy: network_policy(&owner, effective, settings),
+        pod_disruption_budget: pod_disruption_budget(subscription, &owner),
         secret,
     })
 }
@@ -855,15 +796,9 @@ egress:
     fn a_budget_only_for_more_than_one_replica() {
         let mut sub = subscription("to-billing");
         let owner = Owner::of_subscription(&sub).expect("owner");
-        assert!(
-            pod_disruption_budget(&sub, &owner)
-                .expect("builds")
-                .is_none()
-        );
+        assert!(pod_disruption_budget(&sub, &owner).is_none());
         sub.spec.replicas = 2;
-        let pdb = pod_disruption_budget(&sub, &owner)
-            .expect("builds")
-            .expect("two replicas");
+        let pdb = pod_disruption_budget(&sub, &owner).expect("two replicas");
         let json = serde_json::to_value(&pdb).expect("serializes");
         assert_eq!(json["metadata"]["name"], "to-billing-forwarder");
         assert_eq!(json["spec"]["maxUnavailable"], 1);
@@ -883,7 +818,7 @@ egress:
         assert_ne!(first, random_signing_secret());
         let sub = subscription("to-billing");
         let owner = Owner::of_subscription(&sub).expect("owner");
-        let secret = signing_secret(&owner, &first).expect("builds");
+        let secret = signing_secret(&owner, &first);
         assert_eq!(secret.metadata.name.as_deref(), Some("to-billing-signing"));
         let owners = secret.metadata.owner_references.unwrap_or_default();
         assert_eq!(owners.len(), 1);

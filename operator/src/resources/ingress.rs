@@ -8,8 +8,11 @@
 //! (the ingress controller's pod CIDR, which only the cluster's operator
 //! knows; the operator does not guess it).
 
-use hookwarden_crds::{IngressSpec, IssuerKind, TlsSpec, WebhookEndpoint};
-use k8s_openapi::api::networking::v1::Ingress;
+use hookwarden_crds::{IngressSpec, IssuerKind, IssuerRef, TlsSpec, WebhookEndpoint};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec as KubeIngressSpec, IngressTLS, ServiceBackendPort,
+};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 
 use super::{BuildError, Component, Owner, Settings, child_name, object};
@@ -34,109 +37,191 @@ pub fn issued_secret_name(endpoint_name: &str) -> String {
     format!("{endpoint_name}-tls")
 }
 
-/// The Secret the Ingress serves: the issued one or the user's own.
-pub fn tls_secret_name(endpoint_name: &str, tls: &TlsSpec) -> Option<String> {
-    match (&tls.issuer_ref, &tls.secret_name) {
-        (Some(_), _) => Some(issued_secret_name(endpoint_name)),
-        (None, Some(name)) => Some(name.clone()),
-        (None, None) => None,
+/// Where the Ingress's certificate comes from: the one source `spec.tls`
+/// names (validation refuses none or both).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TlsSource {
+    /// cert-manager issues `<name>-tls` from this issuer.
+    Issuer(IssuerRef),
+    /// The user's own TLS Secret.
+    Secret(String),
+}
+
+impl TlsSource {
+    /// The source `tls` names; `None` unless it names exactly one.
+    pub fn of(tls: &TlsSpec) -> Option<Self> {
+        match (&tls.issuer_ref, &tls.secret_name) {
+            (Some(issuer), None) => Some(Self::Issuer(issuer.clone())),
+            (None, Some(secret)) => Some(Self::Secret(secret.clone())),
+            _ => None,
+        }
+    }
+
+    /// The `spec.tls` that names this source.
+    pub fn spec(&self) -> TlsSpec {
+        match self {
+            Self::Issuer(issuer) => TlsSpec {
+                issuer_ref: Some(issuer.clone()),
+                secret_name: None,
+            },
+            Self::Secret(name) => TlsSpec {
+                issuer_ref: None,
+                secret_name: Some(name.clone()),
+            },
+        }
+    }
+
+    /// The Secret the Ingress of endpoint `endpoint_name` serves: the
+    /// issued one or the user's own.
+    pub fn secret_name(&self, endpoint_name: &str) -> String {
+        match self {
+            Self::Issuer(_) => issued_secret_name(endpoint_name),
+            Self::Secret(name) => name.clone(),
+        }
+    }
+}
+
+/// The public route of an endpoint: its `spec.ingress`, and where the
+/// Ingress's certificate comes from (`None`: plain HTTP).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route<'a> {
+    /// `spec.ingress`.
+    pub ingress: &'a IngressSpec,
+    /// The TLS of the Ingress.
+    pub tls: Option<TlsSource>,
+}
+
+impl<'a> Route<'a> {
+    /// The route of `endpoint` as written, `None` without `spec.ingress`;
+    /// a `spec.tls` that names no single source gives no TLS. For the
+    /// builders' callers that hold no validated endpoint (a pool's
+    /// members); the endpoint's own pass uses `ValidEndpoint::route`.
+    pub fn of(endpoint: &'a WebhookEndpoint) -> Option<Self> {
+        Some(Self {
+            ingress: endpoint.spec.ingress.as_ref()?,
+            tls: endpoint.spec.tls.as_ref().and_then(TlsSource::of),
+        })
+    }
+
+    /// The public URL: `https` with TLS.
+    pub fn url(&self) -> String {
+        url(self.ingress, self.tls.is_some())
     }
 }
 
 /// The public URL of the endpoint, when it has an Ingress: `https` with TLS.
 pub fn public_url(spec: &IngressSpec, tls: Option<&TlsSpec>) -> String {
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    url(spec, tls.is_some())
+}
+
+fn url(spec: &IngressSpec, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
     format!("{scheme}://{}{}", spec.host, spec.path)
 }
 
-/// The Ingress of `endpoint`, or `None` without `spec.ingress`. Its class is
-/// `spec.ingress.className`, else the operator's default class, else none
-/// (the cluster's default IngressClass).
+/// The Ingress of `endpoint`, or `None` without `spec.ingress`
+/// ([`ingress_of`] of its [`Route::of`]).
 pub fn ingress(
     endpoint: &WebhookEndpoint,
     owner: &Owner,
     settings: &Settings,
 ) -> Result<Option<Ingress>, BuildError> {
-    let Some(spec) = &endpoint.spec.ingress else {
-        return Ok(None);
-    };
-    let mut metadata = owner.child_metadata();
+    Ok(Route::of(endpoint)
+        .map(|route| ingress_of(&route, endpoint.spec.pool.as_deref(), owner, settings)))
+}
+
+/// The Ingress of `route`, to the Service of `pool` when the endpoint is
+/// pooled, else to its own. Its class is `spec.ingress.className`, else
+/// the operator's default class, else none (the cluster's default
+/// IngressClass).
+pub fn ingress_of(
+    route: &Route<'_>,
+    pool: Option<&str>,
+    owner: &Owner,
+    settings: &Settings,
+) -> Ingress {
+    let spec = route.ingress;
+    let mut metadata = owner.metadata();
     if !spec.annotations.is_empty() {
-        metadata["annotations"] = serde_json::json!(spec.annotations);
+        metadata.annotations = Some(spec.annotations.clone());
     }
-    let mut ingress_spec = serde_json::json!({
-        "rules": [{
-            "host": spec.host,
-            "http": {"paths": [{
-                "path": spec.path,
-                "pathType": "Prefix",
+    let path = HTTPIngressPath {
+        path: Some(spec.path.clone()),
+        path_type: "Prefix".to_owned(),
+        backend: IngressBackend {
+            service: Some(IngressServiceBackend {
                 // A pooled endpoint's route leads to its pool's Service.
-                "backend": {"service": {
-                    "name": match &endpoint.spec.pool {
-                        Some(pool) => Component::Pool.child_name(pool),
-                        None => child_name(&owner.name),
-                    },
-                    "port": {"number": 80},
-                }},
-            }]},
-        }],
+                name: match pool {
+                    Some(pool) => Component::Pool.child_name(pool),
+                    None => child_name(&owner.name),
+                },
+                port: Some(ServiceBackendPort {
+                    number: Some(80),
+                    name: None,
+                }),
+            }),
+            resource: None,
+        },
+    };
+    let tls = route.tls.as_ref().map(|tls| {
+        vec![IngressTLS {
+            hosts: Some(vec![spec.host.clone()]),
+            secret_name: Some(tls.secret_name(&owner.name)),
+        }]
     });
-    if let Some(class) = spec
-        .class_name
-        .as_ref()
-        .or(settings.default_ingress_class.as_ref())
-    {
-        ingress_spec["ingressClassName"] = class.as_str().into();
-    }
-    if let Some(secret) = endpoint
-        .spec
-        .tls
-        .as_ref()
-        .and_then(|tls| tls_secret_name(&owner.name, tls))
-    {
-        ingress_spec["tls"] = serde_json::json!([{"hosts": [spec.host], "secretName": secret}]);
-    }
-    object(
-        "Ingress",
-        serde_json::json!({
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": metadata,
-            "spec": ingress_spec,
+    Ingress {
+        metadata,
+        spec: Some(KubeIngressSpec {
+            ingress_class_name: spec
+                .class_name
+                .clone()
+                .or_else(|| settings.default_ingress_class.clone()),
+            rules: Some(vec![IngressRule {
+                host: Some(spec.host.clone()),
+                http: Some(HTTPIngressRuleValue { paths: vec![path] }),
+            }]),
+            tls,
+            default_backend: None,
         }),
-    )
-    .map(Some)
+        status: None,
+    }
 }
 
 /// The cert-manager Certificate of `endpoint`, or `None` unless both
-/// `spec.ingress` and `spec.tls.issuerRef` are set.
+/// `spec.ingress` and `spec.tls.issuerRef` are set ([`certificate_of`] of
+/// its [`Route::of`]).
 pub fn certificate(
     endpoint: &WebhookEndpoint,
     owner: &Owner,
 ) -> Result<Option<DynamicObject>, BuildError> {
-    let (Some(ingress), Some(issuer)) = (
-        &endpoint.spec.ingress,
-        endpoint
-            .spec
-            .tls
-            .as_ref()
-            .and_then(|t| t.issuer_ref.as_ref()),
-    ) else {
+    Route::of(endpoint).map_or(Ok(None), |route| certificate_of(&route, owner))
+}
+
+/// The cert-manager Certificate of `route`, or `None` unless its TLS comes
+/// from an issuer.
+pub fn certificate_of(
+    route: &Route<'_>,
+    owner: &Owner,
+) -> Result<Option<DynamicObject>, BuildError> {
+    let Some(TlsSource::Issuer(issuer)) = &route.tls else {
         return Ok(None);
     };
     let kind = match issuer.kind {
         IssuerKind::Issuer => "Issuer",
         IssuerKind::ClusterIssuer => "ClusterIssuer",
     };
+    // JSON, not a typed struct: k8s-openapi has no cert-manager types, and
+    // the operator must not depend on a crate of them (cert-manager may
+    // not be installed).
     object(
         "Certificate",
         serde_json::json!({
             "apiVersion": "cert-manager.io/v1",
             "kind": "Certificate",
-            "metadata": owner.child_metadata(),
+            "metadata": owner.metadata(),
             "spec": {
                 "secretName": issued_secret_name(&owner.name),
-                "dnsNames": [ingress.host],
+                "dnsNames": [route.ingress.host],
                 "issuerRef": {"name": issuer.name, "kind": kind, "group": CERT_MANAGER_GROUP},
             },
         }),

@@ -4,6 +4,14 @@
 //! Nothing here does I/O, so every object the operator applies is checked by
 //! unit tests from YAML fixtures, and the reconciler only has to fetch, apply
 //! and report.
+//!
+//! Objects are k8s-openapi's typed structs, built directly, so a misspelt
+//! field is a compile error rather than a field dropped when JSON is read
+//! into the type. JSON remains for cert-manager's Certificate (no Rust
+//! type: the operator must run without cert-manager) and in `pool.rs`.
+//! An endpoint's children are built from what validation found
+//! ([`ValidEndpoint`]: its name, namespace and TLS source), not by checking
+//! its spec again.
 
 mod deployment;
 pub mod forwarder;
@@ -22,14 +30,16 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
 
+use crate::reconcile::validate::{ValidEndpoint, ValidateError};
+
 pub use deployment::deployment;
 pub use ingress::{
-    CERT_MANAGER_GROUP, CERTIFICATE_CRD, certificate, certificate_resource, ingress,
-    issued_secret_name, public_url, tls_secret_name,
+    CERT_MANAGER_GROUP, CERTIFICATE_CRD, Route, TlsSource, certificate, certificate_of,
+    certificate_resource, ingress, ingress_of, issued_secret_name, public_url,
 };
 pub use pod::{CONFIG_DIR, CONFIG_HASH_ANNOTATION, POOL_DIR, RECEIVER_USER};
 pub use policy::{
@@ -88,6 +98,12 @@ impl Settings {
     /// `spec.nats.url`, else the operator's.
     pub fn nats_url<'a>(&'a self, endpoint: &'a WebhookEndpoint) -> &'a str {
         endpoint.spec.nats.url.as_deref().unwrap_or(&self.nats_url)
+    }
+
+    /// The TLS of an endpoint with `spec.ingress` and no `spec.tls`: a
+    /// Certificate from the default issuer, if the operator has one.
+    pub fn default_tls(&self) -> Option<TlsSource> {
+        self.default_issuer.clone().map(TlsSource::Issuer)
     }
 }
 
@@ -200,6 +216,9 @@ pub enum BuildError {
     /// The endpoint manifest could not be written as YAML.
     #[error("rendering endpoint.yaml: {0}")]
     Manifest(#[from] serde_yaml_ng::Error),
+    /// The endpoint is invalid ([`build`] validates it first).
+    #[error(transparent)]
+    Invalid(#[from] ValidateError),
     /// A child object did not fit its Kubernetes type.
     #[error("building the {kind}: {source}")]
     Object {
@@ -250,45 +269,58 @@ impl std::fmt::Debug for Children {
     }
 }
 
-/// Builds every child of `endpoint`; the optional ones are `None` when the
-/// spec does not ask for them (and the reconciler deletes them).
+/// Validates `endpoint` ([`ValidEndpoint::check`]) and builds every child
+/// of it as it is (no operator defaults, no `allowedSources`), as
+/// [`build_with_ranges`]: for tests and tools that start from a manifest.
 pub fn build(
     endpoint: &WebhookEndpoint,
     secrets: &ResolvedSecrets,
     settings: &Settings,
 ) -> Result<Children, BuildError> {
-    build_with_ranges(endpoint, secrets, settings, &[])
+    let valid = ValidEndpoint::check(endpoint)?;
+    build_with_ranges(&valid, endpoint, secrets, settings, &[])
 }
 
-/// As [`build`], with `ranges`, the fetched ranges of the endpoint's
+/// Builds every child of the endpoint `valid`; the optional ones are
+/// `None` when the spec does not ask for them (and the reconciler deletes
+/// them). `effective` is its endpoint with the operator's defaults
+/// ([`effective_endpoint`]); `ranges` the fetched ranges of its
 /// `allowedSources` (required when it has any), written into the rendered
-/// manifest's `allowedSourceCidrs` ([`with_source_ranges`]).
+/// manifest's `allowedSourceCidrs` ([`with_source_ranges`]). Names, the
+/// namespace and the TLS source are those validation found.
 ///
 /// The config hash that rolls the pods is of the configuration *without*
 /// the fetched ranges: a provider's changed list reaches the running
 /// receivers through their hot reload of the mounted Secret, without
 /// restarting every receiver of every endpoint that uses the list.
 pub fn build_with_ranges(
-    endpoint: &WebhookEndpoint,
+    valid: &ValidEndpoint<'_>,
+    effective: &WebhookEndpoint,
     secrets: &ResolvedSecrets,
     settings: &Settings,
     ranges: &[String],
 ) -> Result<Children, BuildError> {
-    if !endpoint.spec.allowed_sources.is_empty() && ranges.is_empty() {
+    if !effective.spec.allowed_sources.is_empty() && ranges.is_empty() {
         // Rendering without them would lift the restriction.
         return Err(BuildError::SourceRangesMissing);
     }
-    let owner = Owner::of(endpoint)?;
-    let hash = config_hash(&config_secret(endpoint, &owner, secrets, settings)?);
-    let rendered = with_source_ranges(endpoint, ranges);
+    let owner = Owner::of_valid(valid)?;
+    let hash = config_hash(&config_secret(effective, &owner, secrets, settings)?);
+    let rendered = with_source_ranges(effective, ranges);
     let secret = config_secret(&rendered, &owner, secrets, settings)?;
     let endpoint = &rendered;
     let deployment = deployment(endpoint, &owner, settings, &hash)?;
     let service = service(&owner)?;
+    let route = valid.route(settings);
+    let certificate = match &route {
+        Some(route) => certificate_of(route, &owner)?,
+        None => None,
+    };
     Ok(Children {
         network_policy: network_policy(endpoint, &owner, settings)?,
-        ingress: ingress(endpoint, &owner, settings)?,
-        certificate: certificate(endpoint, &owner)?,
+        ingress: route
+            .map(|route| ingress_of(&route, endpoint.spec.pool.as_deref(), &owner, settings)),
+        certificate,
         pod_disruption_budget: pod_disruption_budget(endpoint, &owner)?,
         autoscaler: autoscaler(endpoint, &owner)?,
         secret,
@@ -392,6 +424,18 @@ impl Owner {
         Self::of_object(endpoint, Component::Receiver)
     }
 
+    /// The owner data of the endpoint `valid`, with the name and namespace
+    /// validation found; it must have been read from the API server (uid
+    /// set).
+    pub fn of_valid(valid: &ValidEndpoint<'_>) -> Result<Self, BuildError> {
+        Ok(Self {
+            name: valid.name().to_owned(),
+            namespace: valid.namespace().to_owned(),
+            reference: controller_reference(valid.endpoint())?,
+            component: Component::Receiver,
+        })
+    }
+
     /// The owner data of the forwarders' children of `subscription`.
     pub fn of_subscription(
         subscription: &hookwarden_crds::WebhookSubscription,
@@ -409,19 +453,10 @@ impl Owner {
         component: Component,
     ) -> Result<Self, BuildError> {
         let namespace = object.namespace().ok_or(BuildError::MissingNamespace)?;
-        // controller=true and blockOwnerDeletion=true: the garbage collector
-        // removes the children with their owner, and the Controller maps
-        // child events back to it.
-        let mut reference = object
-            .controller_owner_ref(&())
-            .ok_or(BuildError::MissingUid)?;
-        // kube sets `controller` only; blocking keeps a foreground deletion
-        // of the owner waiting until its children are gone.
-        reference.block_owner_deletion = Some(true);
         Ok(Self {
             name: object.name_any(),
             namespace,
-            reference,
+            reference: controller_reference(object)?,
             component,
         })
     }
@@ -446,13 +481,46 @@ impl Owner {
         self.component.labels(&self.name)
     }
 
+    /// The metadata of each of the owner's children: its name, namespace,
+    /// labels and the owner reference.
+    pub fn metadata(&self) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(self.child_name()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(self.labels()),
+            owner_references: Some(vec![self.reference.clone()]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// [`Owner::metadata`] as JSON, for the pool's builders
+    /// (resources/pool.rs), which still build their objects as JSON.
     fn child_metadata(&self) -> serde_json::Value {
-        serde_json::json!({
-            "name": self.child_name(),
-            "namespace": self.namespace,
-            "labels": self.labels(),
-            "ownerReferences": [self.reference],
-        })
+        serde_json::json!(self.metadata())
+    }
+}
+
+/// The reference of each child to `object`, its owner.
+fn controller_reference<K: Resource<DynamicType = ()>>(
+    object: &K,
+) -> Result<OwnerReference, BuildError> {
+    // controller=true and blockOwnerDeletion=true: the garbage collector
+    // removes the children with their owner, and the Controller maps
+    // child events back to it.
+    let mut reference = object
+        .controller_owner_ref(&())
+        .ok_or(BuildError::MissingUid)?;
+    // kube sets `controller` only; blocking keeps a foreground deletion of
+    // the owner waiting until its children are gone.
+    reference.block_owner_deletion = Some(true);
+    Ok(reference)
+}
+
+/// A selector of exactly `labels`.
+fn match_labels(labels: BTreeMap<String, String>) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels),
+        match_expressions: None,
     }
 }
 
@@ -466,6 +534,8 @@ pub fn labels(endpoint_name: &str) -> BTreeMap<String, String> {
     Component::Receiver.labels(endpoint_name)
 }
 
+/// `value` as a `T`: for the objects with no Rust type here (cert-manager's
+/// Certificate) and the pool's builders, which still build JSON.
 fn object<T: serde::de::DeserializeOwned>(
     kind: &'static str,
     value: serde_json::Value,
@@ -615,6 +685,9 @@ mod tests {
         assert!(matches!(err, BuildError::MissingUid), "{err}");
         endpoint.metadata.namespace = None;
         let err = build(&endpoint, &secrets_for(&endpoint), &settings()).expect_err("no ns");
-        assert!(matches!(err, BuildError::MissingNamespace), "{err}");
+        assert!(
+            matches!(err, BuildError::Invalid(ValidateError::MissingNamespace)),
+            "validation finds it: {err}"
+        );
     }
 }

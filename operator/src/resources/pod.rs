@@ -5,10 +5,21 @@
 //!
 //! Defined once, so a forwarder is never hardened less than a receiver.
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use std::collections::BTreeMap;
 
-use super::{BuildError, METRICS_PORT, NATS_URL_KEY, Owner, object, url_has_credentials};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{
+    BuildError, METRICS_PORT, NATS_URL_KEY, Owner, match_labels, object, url_has_credentials,
+};
 
 /// The pod-template annotation that carries the configuration's hash, so a
 /// changed configuration (spec or a rotated Secret value) rolls the pods.
@@ -30,9 +41,10 @@ pub struct Workload<'a> {
     pub image: &'a str,
     /// Its arguments (the subcommand first).
     pub args: Vec<String>,
-    /// Its environment (`null`: none).
-    pub env: serde_json::Value,
-    /// Its ports, by name.
+    /// Its environment (`None`: no `env` at all).
+    pub env: Option<Vec<EnvVar>>,
+    /// Its ports, by name, as JSON: the pool's builder (resources/pool.rs)
+    /// still passes them so; typed when it is.
     pub ports: serde_json::Value,
     /// The spec's resources; `None`: [`default_resources`].
     pub resources: Option<&'a ResourceRequirements>,
@@ -46,7 +58,7 @@ pub struct Workload<'a> {
 pub enum Mount {
     /// These keys at these paths under [`CONFIG_DIR`] (see [`item`]): the
     /// pods see exactly what they need, and a changed list rolls them.
-    Items(Vec<serde_json::Value>),
+    Items(Vec<KeyToPath>),
     /// Every key of the Secret, one file each, at [`POOL_DIR`]: the pod
     /// spec stays the same whatever keys come and go, and the kubelet
     /// updates the files in place (a Secret volume with `items` would be
@@ -56,45 +68,53 @@ pub enum Mount {
 
 /// A mount item: `key` of the configuration Secret at `path` under
 /// [`CONFIG_DIR`].
-pub fn item(key: &str, path: &str) -> serde_json::Value {
-    serde_json::json!({"key": key, "path": path})
+pub fn item(key: &str, path: &str) -> KeyToPath {
+    KeyToPath {
+        key: key.to_owned(),
+        path: path.to_owned(),
+        ..KeyToPath::default()
+    }
 }
 
 /// Adds the NATS URL to `args` when it is plain; when it carries
 /// credentials, returns the environment that reads it from the rendered
 /// Secret (key [`NATS_URL_KEY`]) instead, since anyone who may read
-/// Deployments (or Pods) sees their arguments. `null`: no environment.
-pub fn nats_url(owner: &Owner, url: &str, args: &mut Vec<String>) -> serde_json::Value {
+/// Deployments (or Pods) sees their arguments. `None`: no environment.
+pub fn nats_url(owner: &Owner, url: &str, args: &mut Vec<String>) -> Option<Vec<EnvVar>> {
     if url_has_credentials(url) {
-        serde_json::json!([{
-            "name": "HOOKWARDEN_NATS_URL",
-            "valueFrom": {"secretKeyRef": {"name": owner.child_name(), "key": NATS_URL_KEY}},
+        Some(vec![EnvVar {
+            name: "HOOKWARDEN_NATS_URL".to_owned(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: owner.child_name(),
+                    key: NATS_URL_KEY.to_owned(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+            value: None,
         }])
     } else {
         // A plain URL stays in the arguments, where `kubectl describe`
         // shows which NATS the pods use.
         args.extend(["--nats-url".to_owned(), url.to_owned()]);
-        // null: no `env` at all in the object (it is an Option).
-        serde_json::Value::Null
+        None
     }
 }
 
-/// `env` (a container's `env`, or null for none) with `extra` appended as
+/// `env` (a container's `env`, `None` for none) with `extra` appended as
 /// plain values.
-pub fn with_env(env: serde_json::Value, extra: &[(String, String)]) -> serde_json::Value {
+pub fn with_env(env: Option<Vec<EnvVar>>, extra: &[(String, String)]) -> Option<Vec<EnvVar>> {
     if extra.is_empty() {
         return env;
     }
-    let mut list = match env {
-        serde_json::Value::Array(list) => list,
-        _ => Vec::new(),
-    };
-    list.extend(
-        extra
-            .iter()
-            .map(|(name, value)| serde_json::json!({"name": name, "value": value})),
-    );
-    serde_json::Value::Array(list)
+    let mut list = env.unwrap_or_default();
+    list.extend(extra.iter().map(|(name, value)| EnvVar {
+        name: name.clone(),
+        value: Some(value.clone()),
+        value_from: None,
+    }));
+    Some(list)
 }
 
 /// The Deployment of `owner`'s workload: one container, no service-account
@@ -107,103 +127,132 @@ pub fn deployment(
     workload: Workload<'_>,
     config_hash: &str,
 ) -> Result<Deployment, BuildError> {
+    let ports: Vec<ContainerPort> = object("Deployment", workload.ports)?;
     // `spec.resources` replaces the defaults as a whole (like a Pod's own
     // field): half a default would be a surprise.
-    let resources = match workload.resources {
-        Some(resources) => {
-            serde_json::to_value(resources).map_err(|source| BuildError::Object {
-                kind: "Deployment",
-                source,
-            })?
-        }
-        None => default_resources(),
+    let resources = workload
+        .resources
+        .cloned()
+        .unwrap_or_else(default_resources);
+    let (mount_path, items) = match workload.mount {
+        Mount::Items(items) => (CONFIG_DIR, Some(items)),
+        Mount::Whole => (POOL_DIR, None),
     };
-    let (mount_path, mut volume_source) = match workload.mount {
-        Mount::Items(items) => (CONFIG_DIR, serde_json::json!({"items": items})),
-        Mount::Whole => (POOL_DIR, serde_json::json!({})),
-    };
-    volume_source["secretName"] = owner.child_name().into();
-    // 0440: owner root, group fsGroup, nobody else.
-    volume_source["defaultMode"] = 0o440.into();
-    let template = serde_json::json!({
-        "metadata": {
-            "labels": owner.labels(),
-            "annotations": {CONFIG_HASH_ANNOTATION: config_hash},
-        },
-        "spec": {
-            // Neither the receiver nor the forwarder talks to the API server.
-            "automountServiceAccountToken": false,
-            "enableServiceLinks": false,
-            "securityContext": {
-                "runAsNonRoot": true,
-                "runAsUser": RECEIVER_USER,
-                "runAsGroup": RECEIVER_USER,
-                // Group-readable Secret files for the non-root user.
-                "fsGroup": RECEIVER_USER,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [{
-                "name": workload.container,
-                "image": workload.image,
-                "args": workload.args,
-                "env": workload.env,
-                "ports": workload.ports,
-                // Ready only with its configuration loaded and NATS
-                // connected (and, for a forwarder, its consumer bound).
-                "readinessProbe": {
-                    "httpGet": {"path": "/readyz", "port": METRICS_PORT},
-                    "periodSeconds": 5,
-                    "failureThreshold": 3,
-                },
-                "livenessProbe": {
-                    "httpGet": {"path": "/healthz", "port": METRICS_PORT},
-                    "periodSeconds": 10,
-                    "failureThreshold": 3,
-                },
-                "resources": resources,
-                "securityContext": {
-                    "runAsNonRoot": true,
-                    "runAsUser": RECEIVER_USER,
-                    "readOnlyRootFilesystem": true,
-                    "allowPrivilegeEscalation": false,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "volumeMounts": [{
-                    "name": "config",
-                    "mountPath": mount_path,
-                    "readOnly": true,
-                }],
-            }],
-            "volumes": [{
-                "name": "config",
-                "secret": volume_source,
-            }],
-        },
-    });
-    let mut spec = serde_json::json!({
-        "selector": {"matchLabels": owner.selector_labels()},
-        "template": template,
-    });
-    if let Some(replicas) = workload.replicas {
-        spec["replicas"] = replicas.into();
-    }
-    object(
-        "Deployment",
-        serde_json::json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": owner.child_metadata(),
-            "spec": spec,
+    let container = Container {
+        name: workload.container.to_owned(),
+        image: Some(workload.image.to_owned()),
+        args: Some(workload.args),
+        env: workload.env,
+        ports: Some(ports),
+        // Ready only with its configuration loaded and NATS connected (and,
+        // for a forwarder, its consumer bound).
+        readiness_probe: Some(metrics_probe("/readyz", 5)),
+        liveness_probe: Some(metrics_probe("/healthz", 10)),
+        resources: Some(resources),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RECEIVER_USER),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                add: None,
+            }),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..SecurityContext::default()
         }),
-    )
+        volume_mounts: Some(vec![VolumeMount {
+            name: "config".to_owned(),
+            mount_path: mount_path.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    let pod = PodSpec {
+        // Neither the receiver nor the forwarder talks to the API server.
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RECEIVER_USER),
+            run_as_group: Some(RECEIVER_USER),
+            // Group-readable Secret files for the non-root user.
+            fs_group: Some(RECEIVER_USER),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..PodSecurityContext::default()
+        }),
+        containers: vec![container],
+        volumes: Some(vec![Volume {
+            name: "config".to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(owner.child_name()),
+                items,
+                // 0440: owner root, group fsGroup, nobody else.
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    };
+    Ok(Deployment {
+        metadata: owner.metadata(),
+        spec: DeploymentSpec {
+            replicas: workload.replicas,
+            selector: match_labels(owner.selector_labels()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(owner.labels()),
+                    annotations: Some(BTreeMap::from([(
+                        CONFIG_HASH_ANNOTATION.to_owned(),
+                        config_hash.to_owned(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..DeploymentSpec::default()
+        },
+        status: None,
+    })
+}
+
+/// A probe of `path` on the metrics port every `period_seconds`, failing
+/// after three misses.
+fn metrics_probe(path: &str, period_seconds: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::Int(METRICS_PORT),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+/// The container runtime's default seccomp profile.
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_owned(),
+        localhost_profile: None,
+    }
 }
 
 /// Verification and forwarding handle bodies of at most a few MiB: small
 /// requests, a memory limit that bounds a flood.
-pub fn default_resources() -> serde_json::Value {
-    serde_json::json!({
-        "requests": {"cpu": "50m", "memory": "64Mi"},
-        "limits": {"cpu": "1", "memory": "256Mi"},
-    })
+pub fn default_resources() -> ResourceRequirements {
+    let quantities = |cpu: &str, memory: &str| {
+        BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu.to_owned())),
+            ("memory".to_owned(), Quantity(memory.to_owned())),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(quantities("50m", "64Mi")),
+        limits: Some(quantities("1", "256Mi")),
+        ..ResourceRequirements::default()
+    }
 }

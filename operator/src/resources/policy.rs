@@ -2,11 +2,21 @@
 //! PodDisruptionBudget and the HorizontalPodAutoscaler of an endpoint.
 
 use hookwarden_crds::{Provider, WebhookEndpoint, WebhookEndpointSpec};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use std::collections::BTreeMap;
 
-use super::{BuildError, HTTP_PORT, METRICS_PORT, Owner, Settings, object};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{BuildError, HTTP_PORT, METRICS_PORT, Owner, Settings, match_labels};
 
 /// The NATS client port when the URL names none.
 const NATS_DEFAULT_PORT: u16 = 4222;
@@ -61,7 +71,7 @@ fn explicit_port(url: &str) -> Option<u16> {
 /// workloads (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
 /// in `workload_env`): their ports, to any destination, as for NATS (the
 /// collector may run anywhere); `None` when traces are not passed on.
-pub fn otlp_egress(workload_env: &[(String, String)]) -> Option<serde_json::Value> {
+pub fn otlp_egress(workload_env: &[(String, String)]) -> Option<NetworkPolicyEgressRule> {
     let mut ports = Vec::new();
     for (name, url) in workload_env {
         if name != "OTEL_EXPORTER_OTLP_ENDPOINT" && name != "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" {
@@ -73,12 +83,96 @@ pub fn otlp_egress(workload_env: &[(String, String)]) -> Option<serde_json::Valu
             ports.push(port);
         }
     }
-    (!ports.is_empty()).then(|| {
-        serde_json::json!({"ports": ports
-            .into_iter()
-            .map(|port| serde_json::json!({"protocol": "TCP", "port": port}))
-            .collect::<Vec<_>>()})
-    })
+    (!ports.is_empty()).then(|| tcp_egress(ports))
+}
+
+/// A port of a NetworkPolicy rule.
+pub(super) fn policy_port(protocol: &str, port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some(protocol.to_owned()),
+        port: Some(IntOrString::Int(port)),
+        end_port: None,
+    }
+}
+
+/// Egress to TCP `ports`, to any destination.
+fn tcp_egress(ports: Vec<u16>) -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        ports: Some(
+            ports
+                .into_iter()
+                .map(|port| policy_port("TCP", i32::from(port)))
+                .collect(),
+        ),
+        to: None,
+    }
+}
+
+/// DNS (53, UDP and TCP) to any destination: where the cluster's DNS runs
+/// is not known to the operator.
+pub(super) fn dns_egress() -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        ports: Some(vec![policy_port("UDP", 53), policy_port("TCP", 53)]),
+        to: None,
+    }
+}
+
+/// The ports of every server of `nats_url` ([`nats_ports`]), to any
+/// destination.
+pub(super) fn nats_egress(nats_url: &str) -> NetworkPolicyEgressRule {
+    tcp_egress(nats_ports(nats_url))
+}
+
+/// The pods of namespace `namespace`.
+pub(super) fn namespace_peer(namespace: &str) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: Some(match_labels(BTreeMap::from([(
+            "kubernetes.io/metadata.name".to_owned(),
+            namespace.to_owned(),
+        )]))),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+/// The addresses of `cidr` but those of `except`.
+pub(super) fn ip_block(cidr: &str, except: &[&str]) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.to_owned(),
+            except: Some(except.iter().map(|&range| range.to_owned()).collect()),
+        }),
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+/// Metrics (TCP [`METRICS_PORT`]) from the pods of the owner's own
+/// namespace (an empty pod selector).
+pub(super) fn metrics_ingress() -> NetworkPolicyIngressRule {
+    NetworkPolicyIngressRule {
+        from: Some(vec![NetworkPolicyPeer {
+            pod_selector: Some(LabelSelector::default()),
+            ..NetworkPolicyPeer::default()
+        }]),
+        ports: Some(vec![policy_port("TCP", METRICS_PORT)]),
+    }
+}
+
+/// The NetworkPolicy of `owner`'s pods, both directions restricted to
+/// `ingress` and `egress`.
+pub(super) fn network_policy_for(
+    owner: &Owner,
+    ingress: Vec<NetworkPolicyIngressRule>,
+    egress: Vec<NetworkPolicyEgressRule>,
+) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: owner.metadata(),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(match_labels(owner.selector_labels())),
+            policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+            ingress: Some(ingress),
+            egress: Some(egress),
+        }),
+    }
 }
 
 /// Whether the endpoint fetches keys over HTTPS: the presets that always
@@ -105,18 +199,25 @@ pub fn fetches_keys(spec: &WebhookEndpointSpec) -> bool {
 /// HTTPS (TCP 443) to public addresses only: the providers' key hosts are
 /// on the internet, and nothing in the cluster, the node's networks or the
 /// link-local metadata service should be reachable through this rule.
-static KEY_FETCH_EGRESS: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
-    serde_json::json!({
-        "to": [
-            {"ipBlock": {"cidr": "0.0.0.0/0", "except": [
-                "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-                "172.16.0.0/12", "192.168.0.0/16",
-            ]}},
-            {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10", "::1/128"]}},
-        ],
-        "ports": [{"protocol": "TCP", "port": 443}],
-    })
-});
+fn key_fetch_egress() -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        to: Some(vec![
+            ip_block(
+                "0.0.0.0/0",
+                &[
+                    "10.0.0.0/8",
+                    "100.64.0.0/10",
+                    "127.0.0.0/8",
+                    "169.254.0.0/16",
+                    "172.16.0.0/12",
+                    "192.168.0.0/16",
+                ],
+            ),
+            ip_block("::/0", &["fc00::/7", "fe80::/10", "::1/128"]),
+        ]),
+        ports: Some(vec![policy_port("TCP", 443)]),
+    }
+}
 
 /// The NetworkPolicy of the receiver pods.
 ///
@@ -157,45 +258,20 @@ pub fn network_policy_of(
     fetch_keys: bool,
     workload_env: &[(String, String)],
 ) -> Result<NetworkPolicy, BuildError> {
-    let mut egress = vec![
-        serde_json::json!({"ports": [
-            {"protocol": "UDP", "port": 53},
-            {"protocol": "TCP", "port": 53},
-        ]}),
-        serde_json::json!({"ports": nats_ports(nats_url)
-            .into_iter()
-            .map(|port| serde_json::json!({"protocol": "TCP", "port": port}))
-            .collect::<Vec<_>>()}),
-    ];
+    let mut egress = vec![dns_egress(), nats_egress(nats_url)];
     if fetch_keys {
-        egress.push(KEY_FETCH_EGRESS.clone());
+        egress.push(key_fetch_egress());
     }
     egress.extend(otlp_egress(workload_env));
-    object(
-        "NetworkPolicy",
-        serde_json::json!({
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": owner.child_metadata(),
-            "spec": {
-                "podSelector": {"matchLabels": owner.selector_labels()},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [
-                    {
-                        "from": [{"namespaceSelector": {"matchLabels": {
-                            "kubernetes.io/metadata.name": ingress_namespace,
-                        }}}],
-                        "ports": [{"protocol": "TCP", "port": HTTP_PORT}],
-                    },
-                    {
-                        "from": [{"podSelector": {}}],
-                        "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
-                    },
-                ],
-                "egress": egress,
-            },
-        }),
-    )
+    let deliveries = NetworkPolicyIngressRule {
+        from: Some(vec![namespace_peer(ingress_namespace)]),
+        ports: Some(vec![policy_port("TCP", HTTP_PORT)]),
+    };
+    Ok(network_policy_for(
+        owner,
+        vec![deliveries, metrics_ingress()],
+        egress,
+    ))
 }
 
 /// A PodDisruptionBudget (at most one receiver down at a time in a drain),
@@ -214,22 +290,20 @@ pub fn pod_disruption_budget_of(
     owner: &Owner,
     desired: i32,
 ) -> Result<Option<PodDisruptionBudget>, BuildError> {
-    if desired <= 1 {
-        return Ok(None);
-    }
-    object(
-        "PodDisruptionBudget",
-        serde_json::json!({
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": owner.child_metadata(),
-            "spec": {
-                "maxUnavailable": 1,
-                "selector": {"matchLabels": owner.selector_labels()},
-            },
+    Ok((desired > 1).then(|| pod_disruption_budget_for(owner)))
+}
+
+/// At most one of `owner`'s pods down at a time in a drain.
+pub(super) fn pod_disruption_budget_for(owner: &Owner) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: owner.metadata(),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(match_labels(owner.selector_labels())),
+            ..PodDisruptionBudgetSpec::default()
         }),
-    )
-    .map(Some)
+        status: None,
+    }
 }
 
 /// The HorizontalPodAutoscaler of the receiver Deployment, or `None`
@@ -247,37 +321,32 @@ pub fn autoscaler_of(
     owner: &Owner,
     scaling: Option<&hookwarden_crds::AutoscalingSpec>,
 ) -> Result<Option<HorizontalPodAutoscaler>, BuildError> {
-    let Some(scaling) = scaling else {
-        return Ok(None);
-    };
-    object(
-        "HorizontalPodAutoscaler",
-        serde_json::json!({
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": owner.child_metadata(),
-            "spec": {
-                "scaleTargetRef": {
-                    "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "name": owner.child_name(),
-                },
-                "minReplicas": scaling.min_replicas,
-                "maxReplicas": scaling.max_replicas,
-                "metrics": [{
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": scaling.target_cpu_utilization_percentage,
-                        },
-                    },
-                }],
+    Ok(scaling.map(|scaling| HorizontalPodAutoscaler {
+        metadata: owner.metadata(),
+        spec: HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".to_owned()),
+                kind: "Deployment".to_owned(),
+                name: owner.child_name(),
             },
-        }),
-    )
-    .map(Some)
+            min_replicas: Some(scaling.min_replicas),
+            max_replicas: scaling.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".to_owned(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".to_owned(),
+                    target: MetricTarget {
+                        type_: "Utilization".to_owned(),
+                        average_utilization: Some(scaling.target_cpu_utilization_percentage),
+                        ..MetricTarget::default()
+                    },
+                }),
+                ..MetricSpec::default()
+            }]),
+            behavior: None,
+        },
+        status: None,
+    }))
 }
 
 #[cfg(test)]

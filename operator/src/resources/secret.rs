@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use super::{
-    BuildError, NATS_URL_KEY, Owner, ResolvedSecrets, Settings, object, referenced_secrets,
+    BuildError, NATS_URL_KEY, Owner, ResolvedSecrets, Settings, referenced_secrets,
     url_has_credentials,
 };
 
@@ -55,15 +56,38 @@ pub fn config_secret(
         );
     }
     render_secrets(&mut data, referenced_secrets(&endpoint.spec), secrets)?;
-    object(
-        "Secret",
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": owner.child_metadata(),
-            "type": "Opaque",
-            "data": data,
-        }),
+    Ok(opaque_secret(owner.metadata(), Some(data), None))
+}
+
+/// An `Opaque` Secret with `data` (bytes) or `string_data`.
+pub(super) fn opaque_secret(
+    metadata: ObjectMeta,
+    data: Option<BTreeMap<String, ByteString>>,
+    string_data: Option<BTreeMap<String, String>>,
+) -> Secret {
+    Secret {
+        metadata,
+        type_: Some("Opaque".to_owned()),
+        data,
+        string_data,
+        immutable: None,
+    }
+}
+
+/// The Secret `name` that holds `value` at `key`, a value the operator
+/// generated and gave to someone else (a provider, a destination): owned
+/// by `owner`, but without the `managed-by` label, since the operator
+/// creates it once and never re-applies or prunes it.
+pub(super) fn given_secret(owner: &Owner, name: String, key: &str, value: &str) -> Secret {
+    let mut metadata = owner.metadata();
+    metadata.name = Some(name);
+    if let Some(labels) = metadata.labels.as_mut() {
+        labels.remove("app.kubernetes.io/managed-by");
+    }
+    opaque_secret(
+        metadata,
+        None,
+        Some(BTreeMap::from([(key.to_owned(), value.to_owned())])),
     )
 }
 
@@ -115,15 +139,8 @@ pub fn generated_secret_name(endpoint_name: &str) -> String {
 /// an issuer the endpoint names.
 pub fn effective_endpoint(endpoint: &WebhookEndpoint, settings: &Settings) -> WebhookEndpoint {
     let mut effective = endpoint.clone();
-    if let (Some(_), None, Some(issuer)) = (
-        &effective.spec.ingress,
-        &effective.spec.tls,
-        &settings.default_issuer,
-    ) {
-        effective.spec.tls = Some(hookwarden_crds::TlsSpec {
-            issuer_ref: Some(issuer.clone()),
-            secret_name: None,
-        });
+    if effective.spec.ingress.is_some() && effective.spec.tls.is_none() {
+        effective.spec.tls = settings.default_tls().map(|tls| tls.spec());
     }
     if effective.spec.trusted_proxies.is_empty() {
         effective
@@ -152,21 +169,12 @@ pub fn effective_endpoint(endpoint: &WebhookEndpoint, settings: &Settings) -> We
 /// Its name is not `<name>-receiver` and it carries no `managed-by` label:
 /// it holds user-facing data that must survive everything but the deletion
 /// of the endpoint, and the operator never re-applies or prunes it.
-pub fn generated_secret(owner: &Owner, value: &str) -> Result<Secret, BuildError> {
-    let mut metadata = owner.child_metadata();
-    metadata["name"] = generated_secret_name(&owner.name).into();
-    if let Some(labels) = metadata["labels"].as_object_mut() {
-        labels.remove("app.kubernetes.io/managed-by");
-    }
-    object(
-        "Secret",
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": metadata,
-            "type": "Opaque",
-            "stringData": {GENERATED_SECRET_KEY: value},
-        }),
+pub fn generated_secret(owner: &Owner, value: &str) -> Secret {
+    given_secret(
+        owner,
+        generated_secret_name(&owner.name),
+        GENERATED_SECRET_KEY,
+        value,
     )
 }
 
@@ -344,7 +352,7 @@ mod tests {
         assert_eq!(first.len(), 64);
         assert!(first.bytes().all(|b| b.is_ascii_hexdigit()), "{first}");
         assert_ne!(first, random_secret());
-        let secret = generated_secret(&owner, &first).expect("builds");
+        let secret = generated_secret(&owner, &first);
         assert_eq!(secret.metadata.name.as_deref(), Some("shop-webhook-secret"));
         let owners = secret.metadata.owner_references.unwrap_or_default();
         assert_eq!(owners.len(), 1);
@@ -482,6 +490,7 @@ mod source_range_tests {
     use super::super::fixtures::*;
     use super::super::{BuildError, build, build_with_ranges};
     use super::*;
+    use crate::reconcile::validate::ValidEndpoint;
 
     fn rendered(children: &super::super::Children) -> WebhookEndpoint {
         let data = children.secret.data.as_ref().expect("data");
@@ -498,9 +507,16 @@ mod source_range_tests {
             ..Default::default()
         }];
         let secrets = secrets_for(&endpoint);
+        let valid = ValidEndpoint::check(&endpoint).expect("valid");
         let ranges = |list: &[&str]| list.iter().map(|r| (*r).to_owned()).collect::<Vec<_>>();
-        let first = build_with_ranges(&endpoint, &secrets, &settings(), &ranges(&["127.0.0.0/8"]))
-            .expect("builds");
+        let first = build_with_ranges(
+            &valid,
+            &endpoint,
+            &secrets,
+            &settings(),
+            &ranges(&["127.0.0.0/8"]),
+        )
+        .expect("builds");
         let manifest = rendered(&first);
         assert!(
             manifest.spec.allowed_sources.is_empty(),
@@ -512,6 +528,7 @@ mod source_range_tests {
         );
 
         let changed = build_with_ranges(
+            &valid,
             &endpoint,
             &secrets,
             &settings(),

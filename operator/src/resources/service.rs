@@ -2,28 +2,30 @@
 //! receivers, the backend of the endpoint's Ingress and the scrape target of
 //! their metrics.
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{BuildError, Owner, object};
+use super::{BuildError, Owner};
 
 /// The receiver Service: port 80 to the pods' `http` port, 9090 to `metrics`.
 pub fn service(owner: &Owner) -> Result<Service, BuildError> {
-    object(
-        "Service",
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": owner.child_metadata(),
-            "spec": {
-                "type": "ClusterIP",
-                "selector": owner.selector_labels(),
-                "ports": [
-                    {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
-                    {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"},
-                ],
-            },
+    let port = |name: &str, port: i32| ServicePort {
+        name: Some(name.to_owned()),
+        port,
+        target_port: Some(IntOrString::String(name.to_owned())),
+        protocol: Some("TCP".to_owned()),
+        ..ServicePort::default()
+    };
+    Ok(Service {
+        metadata: owner.metadata(),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_owned()),
+            selector: Some(owner.selector_labels()),
+            ports: Some(vec![port("http", 80), port("metrics", 9090)]),
+            ..ServiceSpec::default()
         }),
-    )
+        status: None,
+    })
 }
 
 #[cfg(test)]

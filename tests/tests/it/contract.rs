@@ -10,6 +10,7 @@ use std::path::Path;
 use clap::Parser;
 use hmac::{Hmac, Mac};
 use hookwarden_crds::WebhookEndpoint;
+use hookwarden_operator::reconcile::validate::ValidEndpoint;
 use hookwarden_operator::resources::{self, ResolvedSecrets, Settings};
 use hookwarden_receiver::app;
 use hookwarden_tests::NatsServer;
@@ -102,9 +103,12 @@ async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliverie
         default_issuer: None,
         workload_env: Vec::new(),
     };
-    // As a reconcile pass builds them: the operator's defaults applied first.
+    // As a reconcile pass builds them: validated, the operator's defaults
+    // applied.
+    let valid = ValidEndpoint::check(&endpoint).expect("valid");
     let effective = resources::effective_endpoint(&endpoint, &settings);
-    let children = resources::build(&effective, &resolved, &settings).expect("children");
+    let children = resources::build_with_ranges(&valid, &effective, &resolved, &settings, &[])
+        .expect("children");
     let root = tempfile::tempdir().expect("tempdir");
     let nats = NatsServer::start().await.expect("nats-server");
     let args = materialize(&children, root.path(), nats.url());

@@ -157,16 +157,19 @@ fn install_chart(helm_home: &Path, namespace: &str, nats_url: &str) {
 /// written to `ca` (the only certificate the senders trust besides the
 /// system's). Everything is stopped or removed when it is dropped.
 struct Deployed {
-    bin_dir: PathBuf,
-    cli: PathBuf,
-    traefik: u16,
-    admin: u16,
-    nats: NatsServer,
-    ns: TestNamespace,
-    namespace: String,
-    work: PathBuf,
-    helm_home: PathBuf,
+    // Declared in the order they are dropped (as the tests' bindings
+    // were): the namespace before the nats-server its pods use,
+    // cert-manager's controller and the work directory last.
     ca: PathBuf,
+    helm_home: PathBuf,
+    work: PathBuf,
+    namespace: String,
+    ns: TestNamespace,
+    nats: NatsServer,
+    admin: u16,
+    traefik: u16,
+    cli: PathBuf,
+    bin_dir: PathBuf,
     _cert_manager: CertManager,
     _work: tempfile::TempDir,
 }
@@ -294,33 +297,24 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("deployed: {what} at {:.1?}", started.elapsed());
     let deployed = Deployed::start("deployed").await;
-    let Deployed {
-        bin_dir,
-        cli,
-        traefik,
-        admin,
-        nats,
-        ns,
-        namespace,
-        work,
-        helm_home,
-        ca,
-        ..
-    } = deployed;
-    let consumer_bin = bin_dir.join("hookwarden-example-consumer");
+    let consumer_bin = deployed.bin_dir.join("hookwarden-example-consumer");
 
     step("1. helm install");
-    hookwarden_operator::crd::install(ns.client(), WAIT)
+    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
         .await
         .expect("CRD installed");
-    install_chart(&helm_home, &namespace, nats.url());
+    install_chart(
+        &deployed.helm_home,
+        &deployed.namespace,
+        deployed.nats.url(),
+    );
     // examples/github.yaml names GitHub's published hook ranges; there is
     // no internet here, so the operator finds GitHub's list where it keeps
     // the last good one (its ConfigMap in the release namespace), as after
     // a restart during an outage of api.github.com.
     hookwarden_tests::save_list_for_operator(
-        ns.client(),
-        &namespace,
+        deployed.ns.client(),
+        &deployed.namespace,
         &hookwarden_receiver::ranges::ListSource::Github {
             service: "hooks".to_owned(),
         },
@@ -329,9 +323,9 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     .await;
 
     step("2. secrets and examples");
-    let secrets = work.join("secrets");
+    let secrets = deployed.work.join("secrets");
     let generate = |secret: &str, key: &str, format: &str| {
-        let output = Command::new(&cli)
+        let output = Command::new(&deployed.cli)
             .args(["secret", "generate", "--format", format])
             .output()
             .expect("hookwarden secret generate");
@@ -368,7 +362,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
             "generic".to_owned(),
             name,
             "--namespace".to_owned(),
-            namespace.clone(),
+            deployed.namespace.clone(),
         ];
         for key in std::fs::read_dir(&dir).expect("keys") {
             let key = key.expect("key").path();
@@ -379,12 +373,12 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
             ));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ok(&helm_home, "kubectl", &args);
+        ok(&deployed.helm_home, "kubectl", &args);
     }
 
     // Every example on its own host and path behind the ingress, with the
     // chart's issuer and trusted proxy (what the docs tell a user to set).
-    let manifests = work.join("manifests");
+    let manifests = deployed.work.join("manifests");
     std::fs::create_dir_all(&manifests).expect("mkdir");
     let mut examples = Vec::new();
     let mut subscription_files = Vec::new();
@@ -398,7 +392,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         // A subscription has no ingress: applied as it is, after the
         // endpoints (its source).
         if manifest["kind"] == "WebhookSubscription" {
-            manifest["metadata"]["namespace"] = namespace.clone().into();
+            manifest["metadata"]["namespace"] = deployed.namespace.clone().into();
             let name = manifest["metadata"]["name"].as_str().expect("named");
             let file = manifests.join(format!("{name}.yaml"));
             std::fs::write(&file, serde_yaml_ng::to_string(&manifest).expect("YAML"))
@@ -419,11 +413,11 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         );
         spec.remove("tls");
         spec.remove("trustedProxies");
-        manifest["metadata"]["namespace"] = namespace.clone().into();
+        manifest["metadata"]["namespace"] = deployed.namespace.clone().into();
         let file = manifests.join(format!("{name}.yaml"));
         std::fs::write(&file, serde_yaml_ng::to_string(&manifest).expect("YAML")).expect("write");
         ok(
-            &helm_home,
+            &deployed.helm_home,
             "kubectl",
             &["apply", "-f", file.to_str().expect("UTF-8")],
         );
@@ -441,15 +435,15 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     assert_eq!(subscription_files.len(), 1, "every subscription example");
     for (_, file) in &subscription_files {
         ok(
-            &helm_home,
+            &deployed.helm_home,
             "kubectl",
             &["apply", "-f", file.to_str().expect("UTF-8")],
         );
     }
 
     step("3. Ready with certificates, routed by Traefik");
-    let endpoints = ns.api::<WebhookEndpoint>();
-    let pods = ns.api::<Pod>();
+    let endpoints = deployed.ns.api::<WebhookEndpoint>();
+    let pods = deployed.ns.api::<Pod>();
     for example in &examples {
         let name = &example.name;
         eventually(
@@ -463,7 +457,9 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
             },
         )
         .await;
-        ns.api::<Secret>()
+        deployed
+            .ns
+            .api::<Secret>()
             .get(&format!("{name}-tls"))
             .await
             .unwrap_or_else(|e| panic!("{name}-tls issued: {e}"));
@@ -471,7 +467,8 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         // which the pod runner serves from the ready pods, as kube-proxy
         // would: EndpointSlices cannot list loopback pod IPs), and there are
         // ready pods behind it.
-        let service = ns
+        let service = deployed
+            .ns
             .api::<k8s_openapi::api::core::v1::Service>()
             .get(&format!("{name}-receiver"))
             .await
@@ -482,7 +479,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
             WAIT,
             || async {
                 let ips = ready_pod_ips(&pods, name).await;
-                let servers = traefik_servers(admin, &example.host)?;
+                let servers = traefik_servers(deployed.admin, &example.host)?;
                 (!ips.is_empty()
                     && ips.iter().all(|ip| is_pod_ip(ip))
                     && servers == [format!("http://{cluster_ip}:80")])
@@ -492,7 +489,8 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         .await;
     }
     // The generated secret, for sending to github-generated.
-    let generated = ns
+    let generated = deployed
+        .ns
         .api::<Secret>()
         .get("github-generated-webhook-secret")
         .await
@@ -514,7 +512,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     // Deployment (Ready: its /readyz at the pod IP says the consumer is
     // bound) and the subscription is Ready with nothing pending (its source,
     // github, stores nothing from this sender: out of its allowlist).
-    let subscriptions = ns.api::<hookwarden_crds::WebhookSubscription>();
+    let subscriptions = deployed.ns.api::<hookwarden_crds::WebhookSubscription>();
     for (name, _) in &subscription_files {
         eventually(&format!("{name}'s forwarder pod Ready"), WAIT, || async {
             (!ready_forwarder_pods(&pods, name).await.is_empty()).then_some(())
@@ -530,7 +528,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     }
 
     step("4. deliveries through Traefik");
-    let client = nats.connect().await.expect("NATS");
+    let client = deployed.nats.connect().await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
     let mut consumers: BTreeMap<String, (ManagedProcess, PathBuf, String)> = BTreeMap::new();
     // Out of their allowlists: GitHub's ranges, acme's documentation range.
@@ -538,7 +536,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     for example in &examples {
         let name = &example.name;
         let mut endpoint = example.endpoint.clone();
-        endpoint.metadata.namespace = Some(namespace.clone());
+        endpoint.metadata.namespace = Some(deployed.namespace.clone());
         let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
         let id = format!("deployed-{name}-1");
         // The generated secret is no secretRef: named as a file.
@@ -554,7 +552,15 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         // the issued one (bounded).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let (code, out) = loop {
-            let (code, out) = send(&cli, example, &secrets, traefik, &ca, &extra).await;
+            let (code, out) = send(
+                &deployed.cli,
+                example,
+                &secrets,
+                deployed.traefik,
+                &deployed.ca,
+                &extra,
+            )
+            .await;
             if !out.contains("invalid peer certificate") || tokio::time::Instant::now() >= deadline
             {
                 break (code, out);
@@ -576,13 +582,13 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         assert_eq!(code, 0, "{name}: {out}");
         assert!(out.starts_with("200"), "{name}: {out}");
         assert_eq!(stored, 1, "{name}: a 2xx means stored");
-        let log = work.join(format!("{name}-consumer.log"));
+        let log = deployed.work.join(format!("{name}-consumer.log"));
         let process = ManagedProcess::spawn(
             &format!("consumer {name}"),
             &consumer_bin,
             &[
                 "--nats-url".to_owned(),
-                nats.url().to_owned(),
+                deployed.nats.url().to_owned(),
                 "--subject".to_owned(),
                 target.subjects(),
                 "--durable".to_owned(),
@@ -599,7 +605,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         .iter()
         .find(|e| e.name == "stripe")
         .expect("stripe");
-    let forged_secrets = work.join("forged");
+    let forged_secrets = deployed.work.join("forged");
     std::fs::create_dir_all(forged_secrets.join("stripe-webhook")).expect("mkdir");
     std::fs::write(
         forged_secrets.join("stripe-webhook/secret"),
@@ -607,11 +613,11 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     )
     .expect("write");
     let (code, out) = send(
-        &cli,
+        &deployed.cli,
         stripe,
         &forged_secrets,
-        traefik,
-        &ca,
+        deployed.traefik,
+        &deployed.ca,
         &["--event", "charge.refunded", "--delivery-id", "evt_forged"],
     )
     .await;
@@ -621,11 +627,11 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         "{out}"
     );
     let (code, out) = send(
-        &cli,
+        &deployed.cli,
         stripe,
         &secrets,
-        traefik,
-        &ca,
+        deployed.traefik,
+        &deployed.ca,
         &["--event", "created", "--delivery-id", "deployed-stripe-1"],
     )
     .await;
@@ -638,11 +644,11 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     // correctly, under a new id): refused through the proxy.
     let an_hour_ago = (jiff::Timestamp::now().as_second() - 3600).to_string();
     let (code, out) = send(
-        &cli,
+        &deployed.cli,
         stripe,
         &secrets,
-        traefik,
-        &ca,
+        deployed.traefik,
+        &deployed.ca,
         &[
             "--event",
             "created",
@@ -713,7 +719,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         );
         assert_eq!(
             headers["Hookwarden-Endpoint"],
-            format!("{namespace}/{name}"),
+            format!("{namespace}/{name}", namespace = deployed.namespace),
             "{event}"
         );
         assert_eq!(
@@ -723,7 +729,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         let subject = event["subject"].as_str().expect("subject");
         let example = examples.iter().find(|e| &e.name == name).expect("example");
         let mut endpoint = example.endpoint.clone();
-        endpoint.metadata.namespace = Some(namespace.clone());
+        endpoint.metadata.namespace = Some(deployed.namespace.clone());
         let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
         assert!(
             hookwarden_receiver::publish::subject_covers(&target.subjects(), subject),
@@ -732,7 +738,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     }
 
     step("5. the operator pod's own /metrics has what the chart's alerts and dashboard read");
-    operator_exports_what_the_chart_reads(&ns).await;
+    operator_exports_what_the_chart_reads(&deployed.ns).await;
     step("done");
 }
 
@@ -842,26 +848,18 @@ async fn workload_rolled_out(ns: &TestNamespace, component: &str, owner: &str, r
 #[tokio::test(flavor = "multi_thread")]
 async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     let deployed = Deployed::start("day2").await;
-    let Deployed {
-        cli,
-        traefik,
-        admin,
-        nats,
-        ns,
-        namespace,
-        work,
-        helm_home,
-        ca,
-        ..
-    } = deployed;
-    hookwarden_operator::crd::install(ns.client(), WAIT)
+    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
         .await
         .expect("CRD installed");
-    install_chart(&helm_home, &namespace, nats.url());
+    install_chart(
+        &deployed.helm_home,
+        &deployed.namespace,
+        deployed.nats.url(),
+    );
     // Stripe, on its own host and path, with the old and the next secret.
-    let secrets = work.join("secrets");
+    let secrets = deployed.work.join("secrets");
     let secret_of = |name: &str| {
-        let output = Command::new(&cli)
+        let output = Command::new(&deployed.cli)
             .args(["secret", "generate", "--format", "hex"])
             .output()
             .expect("secret generate");
@@ -869,7 +867,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
             .expect("UTF-8")
             .trim()
             .to_owned();
-        let file = work.join(name);
+        let file = deployed.work.join(name);
         std::fs::write(&file, &value).expect("write");
         (value, file)
     };
@@ -879,7 +877,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     std::fs::write(secrets.join("stripe-webhook/secret"), &old_value).expect("write");
     for (name, file) in [("stripe-webhook", &old_file), ("stripe-next", &new_file)] {
         ok(
-            &helm_home,
+            &deployed.helm_home,
             "kubectl",
             &[
                 "create",
@@ -887,23 +885,23 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
                 "generic",
                 name,
                 "--namespace",
-                &namespace,
+                &deployed.namespace,
                 &format!("--from-file=secret={}", file.display()),
             ],
         );
     }
     let example = apply_endpoint_on_host(
-        &helm_home,
-        &namespace,
-        &work,
+        &deployed.helm_home,
+        &deployed.namespace,
+        &deployed.work,
         "stripe",
         "stripe.day2.hookwarden.test",
         "/in/stripe",
     );
     let host = example.host.clone();
     let endpoint = example.endpoint.clone();
-    rolled_out(&ns, "stripe", 2).await;
-    let endpoints = ns.api::<WebhookEndpoint>();
+    rolled_out(&deployed.ns, "stripe", 2).await;
+    let endpoints = deployed.ns.api::<WebhookEndpoint>();
     eventually("stripe Ready with its certificate", WAIT, || async {
         let endpoint = endpoints.get("stripe").await.ok()?;
         (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
@@ -911,7 +909,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     })
     .await;
     eventually("Traefik to route stripe", WAIT, || async {
-        traefik_servers(admin, &host).filter(|s| !s.is_empty())
+        traefik_servers(deployed.admin, &host).filter(|s| !s.is_empty())
     })
     .await;
 
@@ -922,7 +920,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sender = {
         let (answers, phase, stop) = (answers.clone(), phase.clone(), stop.clone());
-        let (cli, secrets, ca) = (cli.clone(), secrets.clone(), ca.clone());
+        let (cli, secrets, ca) = (deployed.cli.clone(), secrets.clone(), deployed.ca.clone());
         tokio::spawn(async move {
             for n in 0..5000 {
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -934,7 +932,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
                     &cli,
                     &example,
                     &secrets,
-                    traefik,
+                    deployed.traefik,
                     &ca,
                     &["--event", "charge.succeeded", "--delivery-id", &id],
                 )
@@ -965,14 +963,14 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
 
     let patch = |body: String| {
         ok(
-            &helm_home,
+            &deployed.helm_home,
             "kubectl",
             &[
                 "patch",
                 "whe",
                 "stripe",
                 "--namespace",
-                &namespace,
+                &deployed.namespace,
                 "--type=merge",
                 "-p",
                 &body,
@@ -981,15 +979,15 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     };
     set_phase("scale 2->4");
     patch(r#"{"spec": {"replicas": 4}}"#.to_owned());
-    rolled_out(&ns, "stripe", 4).await;
+    rolled_out(&deployed.ns, "stripe", 4).await;
     settle(sent_count()).await;
     set_phase("scale 4->2");
     patch(r#"{"spec": {"replicas": 2}}"#.to_owned());
-    rolled_out(&ns, "stripe", 2).await;
+    rolled_out(&deployed.ns, "stripe", 2).await;
     settle(sent_count()).await;
 
     set_phase("delete a pod");
-    let pods = ns.api::<Pod>();
+    let pods = deployed.ns.api::<Pod>();
     let victim = pods
         .list(&ListParams::default().labels("app.kubernetes.io/instance=stripe"))
         .await
@@ -1004,7 +1002,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     )
     .await
     .expect("delete");
-    rolled_out(&ns, "stripe", 2).await;
+    rolled_out(&deployed.ns, "stripe", 2).await;
     settle(sent_count()).await;
 
     set_phase("rotate: both listed");
@@ -1012,7 +1010,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
         r#"{"spec": {"secretRefs": [{"name": "stripe-webhook", "key": "secret"}, {"name": "stripe-next", "key": "secret"}]}}"#
             .to_owned(),
     );
-    let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    let deployments = deployed.ns.api::<k8s_openapi::api::apps::v1::Deployment>();
     let hash = || async {
         deployments
             .get("stripe-receiver")
@@ -1030,7 +1028,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
         (hash().await != first_hash).then_some(())
     })
     .await;
-    rolled_out(&ns, "stripe", 2).await;
+    rolled_out(&deployed.ns, "stripe", 2).await;
     // The provider switches to the new secret, atomically.
     let switch = secrets.join("stripe-webhook/secret.new");
     std::fs::write(&switch, &new_value).expect("write");
@@ -1043,7 +1041,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
         (hash().await != second_hash).then_some(())
     })
     .await;
-    rolled_out(&ns, "stripe", 2).await;
+    rolled_out(&deployed.ns, "stripe", 2).await;
     settle(sent_count()).await;
 
     set_phase("restart the operator");
@@ -1083,10 +1081,10 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     sender.await.expect("sender");
 
     // What JetStream holds, by delivery id.
-    let client = nats.connect().await.expect("NATS");
+    let client = deployed.nats.connect().await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
     let mut endpoint = endpoint;
-    endpoint.metadata.namespace = Some(namespace.clone());
+    endpoint.metadata.namespace = Some(deployed.namespace.clone());
     let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
     let mut stream = jetstream.get_stream(&target.stream).await.expect("stream");
     let last = stream.info().await.expect("info").state.last_sequence;
@@ -1364,26 +1362,18 @@ async fn subscriptions_deliver_through_their_deployed_forwarders() {
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("forwarding: {what} at {:.1?}", started.elapsed());
     let deployed = Deployed::start("forward").await;
-    let Deployed {
-        cli,
-        traefik,
-        admin,
-        nats,
-        ns,
-        namespace,
-        work,
-        helm_home,
-        ca,
-        ..
-    } = deployed;
 
     step("1. helm install, the endpoint");
-    hookwarden_operator::crd::install(ns.client(), WAIT)
+    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
         .await
         .expect("CRDs installed");
-    install_chart(&helm_home, &namespace, nats.url());
-    let secrets = work.join("secrets");
-    let output = Command::new(&cli)
+    install_chart(
+        &deployed.helm_home,
+        &deployed.namespace,
+        deployed.nats.url(),
+    );
+    let secrets = deployed.work.join("secrets");
+    let output = Command::new(&deployed.cli)
         .args(["secret", "generate", "--format", "hex"])
         .output()
         .expect("secret generate");
@@ -1396,7 +1386,7 @@ async fn subscriptions_deliver_through_their_deployed_forwarders() {
     )
     .expect("write");
     ok(
-        &helm_home,
+        &deployed.helm_home,
         "kubectl",
         &[
             "create",
@@ -1404,20 +1394,20 @@ async fn subscriptions_deliver_through_their_deployed_forwarders() {
             "generic",
             "stripe-webhook",
             "--namespace",
-            &namespace,
+            &deployed.namespace,
             &format!("--from-file=secret={}", secret_file.display()),
         ],
     );
     let example = apply_endpoint_on_host(
-        &helm_home,
-        &namespace,
-        &work,
+        &deployed.helm_home,
+        &deployed.namespace,
+        &deployed.work,
         "stripe",
         "stripe.forward.hookwarden.test",
         "/in/stripe",
     );
-    rolled_out(&ns, "stripe", 2).await;
-    let endpoints = ns.api::<WebhookEndpoint>();
+    rolled_out(&deployed.ns, "stripe", 2).await;
+    let endpoints = deployed.ns.api::<WebhookEndpoint>();
     eventually("stripe Ready with its certificate", WAIT, || async {
         let endpoint = endpoints.get("stripe").await.ok()?;
         (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
@@ -1425,7 +1415,7 @@ async fn subscriptions_deliver_through_their_deployed_forwarders() {
     })
     .await;
     eventually("Traefik to route stripe", WAIT, || async {
-        traefik_servers(admin, &example.host).filter(|s| !s.is_empty())
+        traefik_servers(deployed.admin, &example.host).filter(|s| !s.is_empty())
     })
     .await;
 
@@ -1442,12 +1432,18 @@ spec:
   privateKey: {{algorithm: ECDSA, size: 256, encoding: PKCS8}}
   issuerRef: {{name: {issuer}, kind: Issuer, group: cert-manager.io}}
 "#,
-        issuer = CertManager::ISSUER
+        issuer = CertManager::ISSUER,
+        namespace = deployed.namespace
     );
     hookwarden_tests::deployed::kubectl_stdin(&["apply", "-f", "-"], &certificate)
         .unwrap_or_else(|e| panic!("{e}"));
     let tls = eventually("billing-tls issued", WAIT, || async {
-        let secret = ns.api::<Secret>().get_opt("billing-tls").await.ok()??;
+        let secret = deployed
+            .ns
+            .api::<Secret>()
+            .get_opt("billing-tls")
+            .await
+            .ok()??;
         let data = secret.data?;
         let get = |key: &str| data.get(key).map(|v| v.0.clone()).filter(|v| !v.is_empty());
         Some((get("tls.crt")?, get("tls.key")?, get("ca.crt")?))
@@ -1468,7 +1464,8 @@ metadata:
 spec:
   ports: [{{name: http, port: 80, protocol: TCP}}]
 "#,
-        backend = ledger.backend()
+        backend = ledger.backend(),
+        namespace = deployed.namespace
     );
     hookwarden_tests::deployed::kubectl_stdin(&["apply", "-f", "-"], &service)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1477,7 +1474,10 @@ spec:
     // `stripe-to-billing` reaches a destination that takes everything;
     // `stripe-to-gone` one that answers 404 (not retried: dead-lettered);
     // `stripe-to-ledger` the Service by name, as most users will.
-    let ledger_url = format!("http://ledger.{namespace}.svc/ledger");
+    let ledger_url = format!(
+        "http://ledger.{namespace}.svc/ledger",
+        namespace = deployed.namespace
+    );
     let billing_url = destination.url("/billing");
     let gone_url = destination.url("/gone");
     for (name, url, trusted_ca) in [
@@ -1500,19 +1500,20 @@ spec:
     url: "{url}"{ca}
     timeoutSeconds: 5
   passHeaders: [Hookwarden-Delivery-Id, Hookwarden-Provider]
-"#
+"#,
+            namespace = deployed.namespace
         );
-        let file = work.join(format!("{name}.yaml"));
+        let file = deployed.work.join(format!("{name}.yaml"));
         std::fs::write(&file, manifest).expect("write");
         ok(
-            &helm_home,
+            &deployed.helm_home,
             "kubectl",
             &["apply", "-f", file.to_str().expect("UTF-8")],
         );
     }
-    let subscriptions = ns.api::<hookwarden_crds::WebhookSubscription>();
-    let pods = ns.api::<Pod>();
-    let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    let subscriptions = deployed.ns.api::<hookwarden_crds::WebhookSubscription>();
+    let pods = deployed.ns.api::<Pod>();
+    let deployments = deployed.ns.api::<k8s_openapi::api::apps::v1::Deployment>();
     for name in ["stripe-to-billing", "stripe-to-gone", "stripe-to-ledger"] {
         // The children the operator creates, and a forwarder pod the pod
         // runner runs from the Deployment's spec: Ready means its own
@@ -1548,7 +1549,7 @@ spec:
         );
         for secret in [format!("{name}-forwarder"), format!("{name}-signing")] {
             eventually(&format!("Secret {secret}"), WAIT, || async {
-                ns.api::<Secret>().get_opt(&secret).await.ok()?
+                deployed.ns.api::<Secret>().get_opt(&secret).await.ok()?
             })
             .await;
         }
@@ -1570,11 +1571,11 @@ spec:
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let (code, out) = loop {
         let (code, out) = send(
-            &cli,
+            &deployed.cli,
             &example,
             &secrets,
-            traefik,
-            &ca,
+            deployed.traefik,
+            &deployed.ca,
             &["--event", "charge.succeeded", "--delivery-id", id],
         )
         .await;
@@ -1585,10 +1586,10 @@ spec:
     };
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("200"), "{out}");
-    let client = nats.connect().await.expect("NATS");
+    let client = deployed.nats.connect().await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
     let mut endpoint = example.endpoint.clone();
-    endpoint.metadata.namespace = Some(namespace.clone());
+    endpoint.metadata.namespace = Some(deployed.namespace.clone());
     let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
     let stream = jetstream.get_stream(&target.stream).await.expect("stream");
     let stored = stream.get_raw_message(1).await.expect("the stored event");
@@ -1599,7 +1600,7 @@ spec:
     })
     .await;
     let signing_secret = |subscription: &str| {
-        let secrets = ns.api::<Secret>();
+        let secrets = deployed.ns.api::<Secret>();
         let name = format!("{subscription}-signing");
         async move {
             let signing = secrets
@@ -1683,7 +1684,7 @@ spec:
     );
     assert_eq!(
         at_ledger.headers.get("host").map(String::as_str),
-        Some(format!("ledger.{namespace}.svc").as_str()),
+        Some(format!("ledger.{namespace}.svc", namespace = deployed.namespace).as_str()),
         "the Service's name, not an address, was asked for"
     );
 
@@ -1723,7 +1724,7 @@ spec:
     let dead_letters = jetstream
         .get_stream(
             hookwarden_receiver::forward::plan::default_dead_letter_stream(
-                &namespace,
+                &deployed.namespace,
                 "stripe-to-gone",
             ),
         )
@@ -1846,32 +1847,24 @@ async fn pool_pod_uids(pods: &Api<Pod>, pool: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
     let deployed = Deployed::start("pool").await;
-    let Deployed {
-        cli,
-        traefik,
-        admin,
-        nats,
-        ns,
-        namespace,
-        work,
-        helm_home,
-        ca,
-        ..
-    } = deployed;
-    hookwarden_operator::crd::install(ns.client(), WAIT)
+    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
         .await
         .expect("CRDs installed");
-    install_chart(&helm_home, &namespace, nats.url());
+    install_chart(
+        &deployed.helm_home,
+        &deployed.namespace,
+        deployed.nats.url(),
+    );
     let pool = serde_json::json!({
         "apiVersion": "hookwarden.dev/v1alpha1",
         "kind": "WebhookReceiverPool",
-        "metadata": {"name": "shared", "namespace": namespace},
+        "metadata": {"name": "shared", "namespace": deployed.namespace},
         "spec": {"replicas": 2},
     });
-    let pool_file = work.join("pool.yaml");
+    let pool_file = deployed.work.join("pool.yaml");
     std::fs::write(&pool_file, serde_yaml_ng::to_string(&pool).expect("YAML")).expect("write");
     ok(
-        &helm_home,
+        &deployed.helm_home,
         "kubectl",
         &["apply", "-f", pool_file.to_str().expect("UTF-8")],
     );
@@ -1882,25 +1875,34 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
         ("gamma", "gamma.pool.hookwarden.test", "/in/gamma"),
     ]
     .into_iter()
-    .map(|member| apply_pool_member(&helm_home, &cli, &namespace, &work, "shared", member))
+    .map(|member| {
+        apply_pool_member(
+            &deployed.helm_home,
+            &deployed.cli,
+            &deployed.namespace,
+            &deployed.work,
+            "shared",
+            member,
+        )
+    })
     .collect();
-    workload_rolled_out(&ns, "pool", "shared", 2).await;
-    let pods = ns.api::<Pod>();
+    workload_rolled_out(&deployed.ns, "pool", "shared", 2).await;
+    let pods = deployed.ns.api::<Pod>();
     let uids = pool_pod_uids(&pods, "shared").await;
     assert_eq!(uids.len(), 2, "{uids:?}");
 
-    let client = nats.connect().await.expect("NATS");
+    let client = deployed.nats.connect().await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
-    let endpoints = ns.api::<WebhookEndpoint>();
-    let secrets = work.join("secrets");
+    let endpoints = deployed.ns.api::<WebhookEndpoint>();
+    let secrets = deployed.work.join("secrets");
     let deliver = |example: Example| {
         let (endpoints, jetstream, cli, secrets, ca, namespace) = (
             endpoints.clone(),
             jetstream.clone(),
-            cli.clone(),
+            deployed.cli.clone(),
             secrets.clone(),
-            ca.clone(),
-            namespace.clone(),
+            deployed.ca.clone(),
+            deployed.namespace.clone(),
         );
         async move {
             let name = example.name.clone();
@@ -1916,7 +1918,7 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
             )
             .await;
             eventually(&format!("Traefik to route {name}"), WAIT, || async {
-                traefik_servers(admin, &example.host).filter(|s| !s.is_empty())
+                traefik_servers(deployed.admin, &example.host).filter(|s| !s.is_empty())
             })
             .await;
             // Ready says the pool's Secret holds the configuration; the
@@ -1928,7 +1930,8 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
             let extra = ["--event", "push", "--delivery-id", id.as_str()];
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             let (code, out) = loop {
-                let (code, out) = send(&cli, &example, &secrets, traefik, &ca, &extra).await;
+                let (code, out) =
+                    send(&cli, &example, &secrets, deployed.traefik, &ca, &extra).await;
                 let not_yet = out.contains("invalid peer certificate") || out.starts_with("404");
                 if !not_yet || tokio::time::Instant::now() >= deadline {
                     break (code, out);
@@ -1972,7 +1975,7 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
     for example in members.drain(..) {
         deliver(example).await;
     }
-    let pools = ns.api::<hookwarden_crds::WebhookReceiverPool>();
+    let pools = deployed.ns.api::<hookwarden_crds::WebhookReceiverPool>();
     eventually("the pool to report three endpoints", WAIT, || async {
         let status = pools.get("shared").await.ok()?.status?;
         (status.endpoints == Some(3) && status.ready_replicas == Some(2)).then_some(())
@@ -1980,7 +1983,7 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
     .await;
 
     // A fourth endpoint: the pool's pods stay, their files change.
-    let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    let deployments = deployed.ns.api::<k8s_openapi::api::apps::v1::Deployment>();
     let generation = deployments
         .get("shared-pool")
         .await
@@ -1988,10 +1991,10 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
         .metadata
         .generation;
     let delta = apply_pool_member(
-        &helm_home,
-        &cli,
-        &namespace,
-        &work,
+        &deployed.helm_home,
+        &deployed.cli,
+        &deployed.namespace,
+        &deployed.work,
         "shared",
         ("delta", "hooks.pool.hookwarden.test", "/in/delta"),
     );
@@ -2084,19 +2087,7 @@ async fn receiver_pods_fetch_provider_keys_through_cluster_dns() {
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("fetched keys: {what} at {:.1?}", started.elapsed());
     let deployed = Deployed::start("keys").await;
-    let Deployed {
-        cli,
-        traefik,
-        admin,
-        nats,
-        ns,
-        namespace,
-        work,
-        helm_home,
-        ca,
-        ..
-    } = deployed;
-    let ingress_ca = ca;
+    let ingress_ca = deployed.ca;
 
     step("1. the key server, as the cluster's DNS and the image see it");
     let (sns_host, sns_path) = SNS_CERT_URL
@@ -2141,28 +2132,33 @@ data:
 "#,
         ip = address.ip(),
         pem = key_ca.pem(),
+        namespace = deployed.namespace
     );
     hookwarden_tests::deployed::kubectl_stdin(&["apply", "-f", "-"], &maps)
         .unwrap_or_else(|e| panic!("{e}"));
 
     step("2. helm install, the endpoints behind Traefik");
-    hookwarden_operator::crd::install(ns.client(), WAIT)
+    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
         .await
         .expect("CRDs installed");
-    install_chart(&helm_home, &namespace, nats.url());
+    install_chart(
+        &deployed.helm_home,
+        &deployed.namespace,
+        deployed.nats.url(),
+    );
     let sns = apply_keyed_endpoint(
-        &helm_home,
-        &work,
-        &namespace,
+        &deployed.helm_home,
+        &deployed.work,
+        &deployed.namespace,
         "sns",
         "sns.keys.hookwarden.test",
         "/in/sns",
         "  provider: aws-sns\n  aws: {topicArns: ['arn:aws:sns:us-east-1:123456789012:orders']}\n",
     );
     let grid = apply_keyed_endpoint(
-        &helm_home,
-        &work,
-        &namespace,
+        &deployed.helm_home,
+        &deployed.work,
+        &deployed.namespace,
         "grid",
         "grid.keys.hookwarden.test",
         "/in/grid",
@@ -2171,9 +2167,9 @@ data:
              audience: 'api://hookwarden-events'}}\n"
         ),
     );
-    let endpoints = ns.api::<WebhookEndpoint>();
+    let endpoints = deployed.ns.api::<WebhookEndpoint>();
     for example in [&sns, &grid] {
-        rolled_out(&ns, &example.name, 2).await;
+        rolled_out(&deployed.ns, &example.name, 2).await;
         eventually(
             &format!("{} Ready with its certificate", example.name),
             WAIT,
@@ -2188,22 +2184,23 @@ data:
         eventually(
             &format!("Traefik to route {}", example.name),
             WAIT,
-            || async { traefik_servers(admin, &example.host).filter(|s| !s.is_empty()) },
+            || async { traefik_servers(deployed.admin, &example.host).filter(|s| !s.is_empty()) },
         )
         .await;
     }
 
     step("3. deliveries signed with the published keys, and with another");
-    let keys = work.join("keys");
+    let keys = deployed.work.join("keys");
     std::fs::create_dir_all(&keys).expect("mkdir");
     let signer_file = keys.join("signer.pem");
     let other_file = keys.join("other.pem");
     std::fs::write(&signer_file, SIGNER_KEY).expect("key");
     std::fs::write(&other_file, OTHER_KEY).expect("key");
-    let secrets = work.join("secrets");
+    let secrets = deployed.work.join("secrets");
     std::fs::create_dir_all(&secrets).expect("mkdir");
     let send_with = |example: &Example, key: &Path, extra: &[&str]| {
-        let (cli, secrets, ingress_ca) = (cli.clone(), secrets.clone(), ingress_ca.clone());
+        let (cli, secrets, ingress_ca) =
+            (deployed.cli.clone(), secrets.clone(), ingress_ca.clone());
         let key = key.to_str().expect("UTF-8").to_owned();
         let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
         let example = Example {
@@ -2220,7 +2217,15 @@ data:
             // the endpoint's Secret.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             loop {
-                let (code, out) = send(&cli, &example, &secrets, traefik, &ingress_ca, &args).await;
+                let (code, out) = send(
+                    &cli,
+                    &example,
+                    &secrets,
+                    deployed.traefik,
+                    &ingress_ca,
+                    &args,
+                )
+                .await;
                 if !out.contains("invalid peer certificate")
                     || tokio::time::Instant::now() >= deadline
                 {
@@ -2265,11 +2270,11 @@ data:
     );
 
     step("4. stored once each, each key fetched at most once a pod");
-    let client = nats.connect().await.expect("NATS");
+    let client = deployed.nats.connect().await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
     for (example, expected) in [(&sns, 2), (&grid, 1)] {
         let mut endpoint = example.endpoint.clone();
-        endpoint.metadata.namespace = Some(namespace.clone());
+        endpoint.metadata.namespace = Some(deployed.namespace.clone());
         let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
         let mut stream = jetstream.get_stream(&target.stream).await.expect("stream");
         let info = stream.info().await.expect("stream info");
