@@ -286,7 +286,10 @@ http_row() { # http_row ROW
   say "[$row] starting"
   start_server "$row"
   sleep 2
-  record row="$row" kind=idle rss_kib="$(vm_kib "$server_pid" VmRSS)"
+  # RssAnon is the process's own memory; the rest of VmRSS is the pages of
+  # its binary and libraries mapped from files (shared, reclaimable page
+  # cache), which grows with the binary's size, not with what it holds.
+  record row="$row" kind=idle rss_kib="$(vm_kib "$server_pid" VmRSS)" anon_kib="$(vm_kib "$server_pid" RssAnon)"
   # Warm-up (not recorded): connections, allocator, JetStream's first blocks.
   wrk_run 16 "$work/wrk-warmup.tsv" "$work/$row-warmup.out" 3 || { cat "$work/$row-warmup.out" >&2; die "wrk failed"; }
   record_extra "$work/$row-warmup.out"
