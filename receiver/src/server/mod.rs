@@ -28,6 +28,7 @@
 //! contains the secret or the signature.
 
 mod audit;
+mod names;
 mod options;
 mod outcome;
 mod pipeline;
@@ -44,7 +45,7 @@ use axum::routing::get;
 use serde_json::json;
 use tokio_util::task::TaskTracker;
 
-pub use self::audit::{NO_ENDPOINT, request_host};
+pub use self::names::{NO_ENDPOINT, request_host};
 pub use self::options::{
     DEFAULT_BODY_LIMIT, DEFAULT_MAX_BODY_READS_PER_SOURCE, DEFAULT_MAX_IN_FLIGHT, ServeOptions,
     pool_share,

@@ -24,7 +24,8 @@ use crate::request::RequestRules;
 use crate::telemetry;
 use crate::verify::{Head, Incoming, Rejection, Verdict};
 
-use super::audit::{Facts, audit, new_request_id};
+use super::audit::{AuditRecord, Facts};
+use super::names::new_request_id;
 use super::outcome::Outcome;
 use super::state::{AppState, Snapshot, SourceFilter};
 
@@ -35,7 +36,6 @@ pub(super) async fn process(state: AppState, peer: SocketAddr, request: Request)
     let _in_flight = InFlight::enter(&state.metrics);
     let request_id = new_request_id();
     let (parts, body) = request.into_parts();
-    let mut facts = Facts::default();
     // One configuration for the whole request, even if a reload lands meanwhile.
     let snapshot = state.current.load_full();
     // Disabled (no cost beyond the callsite check) unless traces are on.
@@ -60,8 +60,8 @@ pub(super) async fn process(state: AppState, peer: SocketAddr, request: Request)
         hookwarden.duplicate = Empty,
     );
     telemetry::adopt_sender_context(&span, &parts.headers, snapshot.trust_incoming_traceparent);
-    let outcome = if parts.uri.path() != &*snapshot.filter.path {
-        Outcome::NotFound
+    let record = if parts.uri.path() != &*snapshot.filter.path {
+        Facts::default().ended(Outcome::NotFound)
     } else if let Err(outcome) = check_method(
         &snapshot.request,
         &parts.method,
@@ -69,34 +69,18 @@ pub(super) async fn process(state: AppState, peer: SocketAddr, request: Request)
         snapshot.verifier.answers_options(),
         snapshot.verifier.answers_head(),
     ) {
-        outcome
+        Facts::default().ended(outcome)
     } else {
-        handle(
-            &state,
-            &snapshot,
-            &parts,
-            body,
-            peer.ip(),
-            received_at,
-            &mut facts,
-        )
-        .instrument(span.clone())
-        .await
+        handle(&state, &snapshot, &parts, body, peer.ip(), received_at)
+            .instrument(span.clone())
+            .await
     };
-    audit(
-        &state,
-        &snapshot,
-        &parts,
-        peer,
-        &outcome,
-        &facts,
-        &request_id,
-        started,
-    );
+    record.emit(&state, &snapshot, &parts, peer, &request_id, started);
 
     if !span.is_disabled() {
-        record_outcome(&span, &snapshot, &outcome, &facts);
+        record_outcome(&span, &snapshot, &record);
     }
+    let AuditRecord { outcome, facts } = record;
     let reason = outcome.reason();
     let error = outcome.error();
     let mut response = outcome.into_response();
@@ -132,7 +116,8 @@ pub(super) async fn process(state: AppState, peer: SocketAddr, request: Request)
 
 /// The request span's outcome attributes (the audit line's, less anything
 /// the sender wrote: no header value, event type or delivery id).
-fn record_outcome(span: &tracing::Span, snapshot: &Snapshot, outcome: &Outcome, facts: &Facts) {
+fn record_outcome(span: &tracing::Span, snapshot: &Snapshot, record: &AuditRecord) {
+    let AuditRecord { outcome, facts } = record;
     span.record("hookwarden.outcome", outcome.label());
     if let Some(reason) = outcome.reason() {
         span.record("hookwarden.reason", reason);
@@ -172,7 +157,9 @@ impl Drop for InFlight {
 /// The request pipeline: client IP, HTTPS requirement, allowlist, source
 /// rate limit, media type, header precheck (all without the body), then the
 /// body under a per-source bound, the signature, the global rate limit and
-/// a publish slot, and the store.
+/// a publish slot, and the store. Returns how the request ended with what
+/// was learned on the way ([`AuditRecord`]), for the audit line, the span
+/// and the quarantine.
 async fn handle(
     state: &AppState,
     snapshot: &Snapshot,
@@ -180,8 +167,8 @@ async fn handle(
     body: Body,
     peer_ip: IpAddr,
     received_at: jiff::Timestamp,
-    facts: &mut Facts,
-) -> Outcome {
+) -> AuditRecord {
+    let mut facts = Facts::default();
     let filter = &snapshot.filter;
     let headers = &parts.headers;
     let resolved = {
@@ -190,7 +177,7 @@ async fn handle(
     };
     let client = match resolved {
         Ok(client) => client,
-        Err(err) => return Outcome::ForwardedInvalid(err),
+        Err(err) => return facts.ended(Outcome::ForwardedInvalid(err)),
     };
     facts.client_ip = Some(client.client_ip);
     let admitted = {
@@ -198,7 +185,7 @@ async fn handle(
         admit(filter, &client)
     };
     if let Err(outcome) = admitted {
-        return outcome;
+        return facts.ended(outcome);
     }
     // A GET, OPTIONS or HEAD has no body, so its media type means nothing
     // (and Meta's GET, Event Grid's OPTIONS and Trello's HEAD handshakes
@@ -208,10 +195,10 @@ async fn handle(
         && parts.method != Method::HEAD
         && !snapshot.request.allows_content_type(headers)
     {
-        return Outcome::UnsupportedMediaType;
+        return facts.ended(Outcome::UnsupportedMediaType);
     }
     if body::declared_over(headers, snapshot.request.body_limit()) {
-        return Outcome::TooLarge;
+        return facts.ended(Outcome::TooLarge);
     }
     let head = Head {
         method: &parts.method,
@@ -219,14 +206,14 @@ async fn handle(
         headers,
     };
     if let Err(rejection) = snapshot.verifier.precheck(&head) {
-        return Outcome::Rejected(rejection);
+        return facts.ended(Outcome::Rejected(rejection));
     }
     let source_ip = client.client_ip;
     let Some(reading) = snapshot.body_reads.try_take(source_ip) else {
-        return Outcome::RateLimited(limits::Limited {
+        return facts.ended(Outcome::RateLimited(limits::Limited {
             scope: limits::Scope::ConcurrentPerSource,
             retry_after_secs: 1,
-        });
+        }));
     };
     let read = match body::read(
         headers,
@@ -239,7 +226,7 @@ async fn handle(
     .await
     {
         Ok(read) => read,
-        Err(err) => return err.into(),
+        Err(err) => return facts.ended(err.into()),
     };
     drop(reading);
     let body = read.bytes.clone();
@@ -270,8 +257,8 @@ async fn handle(
             .await
         {
             Ok(Ok(())) => {}
-            Ok(Err(rejection)) => return Outcome::Rejected(rejection),
-            Err(_) => return Outcome::Rejected(Rejection::KeyUnavailable),
+            Ok(Err(rejection)) => return facts.ended(Outcome::Rejected(rejection)),
+            Err(_) => return facts.ended(Outcome::Rejected(Rejection::KeyUnavailable)),
         }
     }
     let checked = verifying.in_scope(|| snapshot.verifier.check(&incoming));
@@ -279,26 +266,26 @@ async fn handle(
     let (verified, handshake) = match checked {
         Ok(Verdict::Deliver(verified)) => (verified, None),
         Ok(Verdict::Handshake(handshake)) => (handshake.verified.clone(), Some(handshake)),
-        Err(rejection) => return Outcome::Rejected(rejection),
+        Err(rejection) => return facts.ended(Outcome::Rejected(rejection)),
     };
     facts.verified = Some(verified.clone());
     if let Err(limited) = filter.limits.check_global() {
-        return Outcome::RateLimited(limited);
+        return facts.ended(Outcome::RateLimited(limited));
     }
     // A handshake is answered, and stored only when the spec asks for it.
     if let Some(handshake) = handshake.as_ref().filter(|h| !h.publish) {
-        return Outcome::Handshake(Box::new(handshake.clone()), None);
+        return facts.ended(Outcome::Handshake(Box::new(handshake.clone()), None));
     }
     // Held until the delivery is stored (or refused): the publish may wait
     // for JetStream all that time.
     let Ok(_permit) = state.in_flight.try_acquire() else {
-        return Outcome::Overloaded;
+        return facts.ended(Outcome::Overloaded);
     };
     // In a pool, also one of all its endpoints' slots.
     let _pool_permit = match &state.pool_in_flight {
         Some(pool) => match pool.try_acquire() {
             Ok(permit) => Some(permit),
-            Err(_) => return Outcome::Overloaded,
+            Err(_) => return facts.ended(Outcome::Overloaded),
         },
         None => None,
     };
@@ -357,7 +344,7 @@ async fn handle(
             endpoint: publisher.target().endpoint.clone(),
         })
         .observe(publishing.elapsed().as_secs_f64());
-    match published {
+    facts.ended(match published {
         Ok(stored) => match handshake {
             Some(handshake) => Outcome::Handshake(Box::new(handshake), Some(stored)),
             None => Outcome::Stored(stored),
@@ -365,7 +352,7 @@ async fn handle(
         Err(err @ PublishError::TooLarge(_)) => Outcome::TooLargeForStore(err),
         Err(err @ PublishError::Full(_)) => Outcome::StoreFull(err),
         Err(err) => Outcome::StoreUnavailable(err),
-    }
+    })
 }
 
 /// A header's value as text, if it is.

@@ -22,7 +22,7 @@ use crate::quarantine::{Quarantine, QuarantineCeiling, Refusal};
 use crate::request::RequestRules;
 use crate::verify::Verifier;
 
-use super::audit::{NO_ENDPOINT, new_request_id, request_host};
+use super::names::{NO_ENDPOINT, new_request_id, request_host};
 use super::options::{ServeOptions, pool_share};
 use super::outcome::Outcome;
 
