@@ -63,32 +63,85 @@ impl From<BodyError> for Outcome {
     }
 }
 
+/// What an outcome means: the status the sender gets, the label the audit
+/// line and the metrics count it under, and the stable reason code both
+/// carry (none for a success).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Meaning {
+    pub(super) status: StatusCode,
+    pub(super) label: &'static str,
+    pub(super) reason: Option<&'static str>,
+}
+
+impl Meaning {
+    const fn new(status: StatusCode, label: &'static str, reason: Option<&'static str>) -> Self {
+        Self {
+            status,
+            label,
+            reason,
+        }
+    }
+}
+
 impl Outcome {
-    pub(super) fn label(&self) -> &'static str {
+    /// The one table from outcome to status, label and reason.
+    pub(super) fn meaning(&self) -> Meaning {
+        use StatusCode as S;
+        let refused = |status, label, reason| Meaning::new(status, label, Some(reason));
         match self {
             Self::Stored(Stored {
                 duplicate: false, ..
-            }) => "stored",
+            }) => Meaning::new(S::OK, "stored", None),
             Self::Stored(Stored {
                 duplicate: true, ..
-            }) => "duplicate",
-            Self::Handshake(..) => "handshake",
-            Self::Rejected(_) => "rejected",
-            Self::TooLarge | Self::TooLargeForStore(_) => "too_large",
-            Self::TimedOut => "timed_out",
-            Self::Unreadable => "bad_request",
-            Self::StoreUnavailable(_) | Self::StreamNotReady | Self::StoreFull(_) => {
-                "store_unavailable"
+            }) => Meaning::new(S::OK, "duplicate", None),
+            Self::Handshake(..) => Meaning::new(S::OK, "handshake", None),
+            // The key could not be fetched: not the sender's fault, and
+            // a retry (which the providers make on a 5xx) may succeed.
+            Self::Rejected(rejection @ Rejection::KeyUnavailable) => {
+                refused(S::SERVICE_UNAVAILABLE, "rejected", rejection.code())
             }
-            Self::ForwardedInvalid(_) => "bad_request",
-            Self::HttpsRequired | Self::IpNotAllowed => "forbidden",
-            Self::RateLimited(_) => "rate_limited",
-            Self::Overloaded => "overloaded",
-            Self::NotFound
-            | Self::UnknownEndpoint
-            | Self::MethodNotAllowed(_)
-            | Self::UnsupportedMediaType => "bad_request",
+            Self::Rejected(rejection) => refused(S::UNAUTHORIZED, "rejected", rejection.code()),
+            Self::TooLarge | Self::TooLargeForStore(_) => {
+                refused(S::PAYLOAD_TOO_LARGE, "too_large", "body_too_large")
+            }
+            Self::TimedOut => refused(S::REQUEST_TIMEOUT, "timed_out", "body_timeout"),
+            Self::Unreadable => refused(S::BAD_REQUEST, "bad_request", "body_unreadable"),
+            Self::StoreUnavailable(_) | Self::StreamNotReady => refused(
+                S::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "store_unavailable",
+            ),
+            Self::StoreFull(_) => {
+                refused(S::SERVICE_UNAVAILABLE, "store_unavailable", "stream_full")
+            }
+            Self::ForwardedInvalid(_) => {
+                refused(S::BAD_REQUEST, "bad_request", ForwardedError::CODE)
+            }
+            Self::HttpsRequired => refused(S::FORBIDDEN, "forbidden", "https_required"),
+            Self::IpNotAllowed => refused(S::FORBIDDEN, "forbidden", "ip_not_allowed"),
+            Self::RateLimited(_) => refused(S::TOO_MANY_REQUESTS, "rate_limited", "rate_limited"),
+            Self::Overloaded => refused(S::SERVICE_UNAVAILABLE, "overloaded", "overloaded"),
+            Self::NotFound => refused(S::NOT_FOUND, "bad_request", "not_found"),
+            Self::UnknownEndpoint => refused(S::NOT_FOUND, "bad_request", "unknown_endpoint"),
+            Self::MethodNotAllowed(_) => {
+                refused(S::METHOD_NOT_ALLOWED, "bad_request", "method_not_allowed")
+            }
+            Self::UnsupportedMediaType => refused(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "bad_request",
+                "unsupported_media_type",
+            ),
         }
+    }
+
+    pub(super) fn label(&self) -> &'static str {
+        self.meaning().label
+    }
+
+    /// The stable reason code reported to the client and the audit log.
+    pub(super) fn reason(&self) -> Option<&'static str> {
+        self.meaning().reason
     }
 
     /// More detail than the reason, for the audit line (never a secret).
@@ -103,33 +156,14 @@ impl Outcome {
         }
     }
 
-    /// The stable reason code reported to the client and the audit log.
-    pub(super) fn reason(&self) -> Option<&'static str> {
-        match self {
-            Self::Stored(_) | Self::Handshake(..) => None,
-            Self::Rejected(rejection) => Some(rejection.code()),
-            Self::TooLarge | Self::TooLargeForStore(_) => Some("body_too_large"),
-            Self::TimedOut => Some("body_timeout"),
-            Self::Unreadable => Some("body_unreadable"),
-            Self::StoreUnavailable(_) | Self::StreamNotReady => Some("store_unavailable"),
-            Self::StoreFull(_) => Some("stream_full"),
-            Self::ForwardedInvalid(_) => Some(ForwardedError::CODE),
-            Self::HttpsRequired => Some("https_required"),
-            Self::IpNotAllowed => Some("ip_not_allowed"),
-            Self::RateLimited(_) => Some("rate_limited"),
-            Self::Overloaded => Some("overloaded"),
-            Self::NotFound => Some("not_found"),
-            Self::UnknownEndpoint => Some("unknown_endpoint"),
-            Self::MethodNotAllowed(_) => Some("method_not_allowed"),
-            Self::UnsupportedMediaType => Some("unsupported_media_type"),
-        }
-    }
-
+    /// The answer: the table's status and reason, and the headers and body
+    /// some outcomes carry. Every 503 asks the sender to retry later.
     pub(super) fn into_response(self) -> Response {
-        let reason = self.reason().unwrap_or_default();
+        let Meaning { status, reason, .. } = self.meaning();
+        let reason = reason.unwrap_or_default();
         match self {
             Self::Stored(stored) => (
-                StatusCode::OK,
+                status,
                 axum::Json(json!({
                     "status": "stored",
                     "sequence": stored.sequence,
@@ -138,7 +172,7 @@ impl Outcome {
             )
                 .into_response(),
             Self::Handshake(handshake, _) => {
-                let mut response = (StatusCode::OK, handshake.body).into_response();
+                let mut response = (status, handshake.body).into_response();
                 let headers = response.headers_mut();
                 headers.insert(
                     header::CONTENT_TYPE,
@@ -161,46 +195,26 @@ impl Outcome {
                 }
                 response
             }
-            // The key could not be fetched: not the sender's fault, and
-            // a retry (which the providers make on a 5xx) may succeed.
-            Self::Rejected(Rejection::KeyUnavailable) => {
-                let mut response = error(StatusCode::SERVICE_UNAVAILABLE, reason);
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-                response
-            }
-            Self::Rejected(_) => error(StatusCode::UNAUTHORIZED, reason),
-            Self::TooLarge | Self::TooLargeForStore(_) => {
-                error(StatusCode::PAYLOAD_TOO_LARGE, reason)
-            }
-            Self::TimedOut => error(StatusCode::REQUEST_TIMEOUT, reason),
-            Self::Unreadable => error(StatusCode::BAD_REQUEST, reason),
-            Self::StoreUnavailable(_)
-            | Self::StreamNotReady
-            | Self::StoreFull(_)
-            | Self::Overloaded => {
-                let mut response = error(StatusCode::SERVICE_UNAVAILABLE, reason);
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-                response
-            }
-            Self::ForwardedInvalid(_) => error(StatusCode::BAD_REQUEST, reason),
-            Self::NotFound | Self::UnknownEndpoint => error(StatusCode::NOT_FOUND, reason),
             Self::MethodNotAllowed(allow) => {
-                let mut response = error(StatusCode::METHOD_NOT_ALLOWED, reason);
+                let mut response = error(status, reason);
                 response.headers_mut().insert(header::ALLOW, allow);
                 response
             }
-            Self::UnsupportedMediaType => error(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason),
-            Self::HttpsRequired | Self::IpNotAllowed => error(StatusCode::FORBIDDEN, reason),
             Self::RateLimited(limited) => {
-                let mut response = error(StatusCode::TOO_MANY_REQUESTS, reason);
+                let mut response = error(status, reason);
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(limited.retry_after_secs),
                 );
+                response
+            }
+            _ => {
+                let mut response = error(status, reason);
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                }
                 response
             }
         }
@@ -209,4 +223,66 @@ impl Outcome {
 
 pub(super) fn error(status: StatusCode, reason: &str) -> Response {
     (status, axum::Json(json!({ "error": reason }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The answer follows the table, whatever headers or body the outcome
+    /// adds; every 503 asks the sender to retry; a success has no reason.
+    #[test]
+    fn every_answer_has_its_tables_status_and_every_503_a_retry_after() {
+        let timeout = || PublishError::Timeout(Duration::from_secs(2));
+        let outcomes = [
+            Outcome::Stored(Stored {
+                sequence: 1,
+                duplicate: false,
+            }),
+            Outcome::Stored(Stored {
+                sequence: 1,
+                duplicate: true,
+            }),
+            Outcome::Rejected(Rejection::KeyUnavailable),
+            Outcome::Rejected(Rejection::KeyUrlNotAllowed),
+            Outcome::TooLarge,
+            Outcome::TooLargeForStore(timeout()),
+            Outcome::TimedOut,
+            Outcome::Unreadable,
+            Outcome::StoreUnavailable(timeout()),
+            Outcome::StreamNotReady,
+            Outcome::StoreFull(timeout()),
+            Outcome::ForwardedInvalid(ForwardedError {
+                header: "forwarded",
+                reason: "malformed",
+            }),
+            Outcome::HttpsRequired,
+            Outcome::IpNotAllowed,
+            Outcome::RateLimited(limits::Limited {
+                scope: limits::Scope::PerSourceIp,
+                retry_after_secs: 3,
+            }),
+            Outcome::Overloaded,
+            Outcome::NotFound,
+            Outcome::UnknownEndpoint,
+            Outcome::MethodNotAllowed(HeaderValue::from_static("POST")),
+            Outcome::UnsupportedMediaType,
+        ];
+        for outcome in outcomes {
+            let meaning = outcome.meaning();
+            assert_eq!(meaning.reason.is_none(), meaning.status.is_success());
+            let response = outcome.into_response();
+            assert_eq!(response.status(), meaning.status, "{}", meaning.label);
+            if meaning.status == StatusCode::SERVICE_UNAVAILABLE {
+                assert_eq!(
+                    response.headers().get(header::RETRY_AFTER),
+                    Some(&HeaderValue::from(RETRY_AFTER_SECS)),
+                    "{:?}",
+                    meaning.reason
+                );
+            }
+        }
+    }
 }
