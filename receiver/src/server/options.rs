@@ -45,7 +45,7 @@ pub struct ServeOptions {
     /// are part of the same system. Off by default: it is the sender's claim.
     pub trust_incoming_traceparent: bool,
     /// Quarantine records stored per second, all endpoints together
-    /// ([`QuarantineCeiling`]).
+    /// ([`QuarantineCeiling`](crate::quarantine::QuarantineCeiling)).
     pub max_quarantine_records_per_second: u32,
 }
 
