@@ -36,10 +36,12 @@ pub fn retry_delay(interval: Duration, attempts: u32) -> Duration {
 /// A version is marked applied only once it loaded. One that fails is
 /// tried again when the files change; when the failure can pass on its own
 /// (NATS unreachable while a changed stream is set up:
-/// [`LoadError::is_retryable`](super::LoadError::is_retryable)) it is also retried with backoff
+/// [`LoadError::is_retryable`]) it is also retried with backoff
 /// ([`retry_delay`]). Meanwhile the previous version keeps serving, and
 /// `readiness` (`/readyz`'s text) and the `hookwarden_config_stale` metric
 /// say why.
+///
+/// [`LoadError::is_retryable`]: super::LoadError::is_retryable
 pub async fn watch(
     sources: Sources,
     state: AppState,
