@@ -41,7 +41,7 @@ pub fn retry_delay(interval: Duration, attempts: u32) -> Duration {
 /// `readiness` (`/readyz`'s text) and the `hookwarden_config_stale` metric
 /// say why.
 ///
-/// [`LoadError::is_retryable`]: super::LoadError::is_retryable
+/// [`LoadError::is_retryable`]: super::error::LoadError::is_retryable
 pub async fn watch(
     sources: Sources,
     state: AppState,

@@ -36,7 +36,7 @@ impl Facts {
 }
 
 /// How a request ended and what was learned on the way: built by the
-/// pipeline ([`super::pipeline`]), written once ([`AuditRecord::emit`]).
+/// request pipeline (its `handle`), written once ([`AuditRecord::emit`]).
 #[derive(Debug)]
 pub(super) struct AuditRecord {
     pub(super) outcome: Outcome,

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters about the transport, shared with whoever holds
-/// [`Transport::stats`](super::Transport::stats). Plain atomics until the receiver exports metrics.
+/// [`Transport::stats`]. Plain atomics until the receiver exports metrics.
+///
+/// [`Transport::stats`]: super::listener::Transport::stats
 #[derive(Debug, Default)]
 pub struct TransportStats {
     pub(super) handshake_failures: AtomicU64,
@@ -23,7 +25,7 @@ impl TransportStats {
     }
 
     /// Connections closed at once because their source already held
-    /// [`MAX_CONNECTIONS_PER_SOURCE`](super::MAX_CONNECTIONS_PER_SOURCE).
+    /// [`MAX_CONNECTIONS_PER_SOURCE`](super::limits::MAX_CONNECTIONS_PER_SOURCE).
     pub fn refused_per_source(&self) -> u64 {
         self.refused_per_source.load(Ordering::Relaxed)
     }
