@@ -20,7 +20,7 @@ use crate::binary::ReceiverProcess;
 use crate::{ENDPOINT, SECRET};
 
 /// Short deadlines so the attacks end fast; the defaults are in
-/// `transport.rs` and `docs/receiver.md`.
+/// `receiver/src/transport/limits.rs` and `docs/receiver.md`.
 const FIRST_REQUEST_SECS: &str = "2";
 const IDLE_SECS: &str = "3";
 
