@@ -174,7 +174,7 @@ fn ready_label(endpoint: &WebhookEndpoint) -> &'static str {
         status
             .conditions
             .iter()
-            .find(|condition| condition.type_ == crate::reconcile::status::READY)
+            .find(|condition| condition.type_ == hookwarden_crds::READY_CONDITION)
     });
     match status.map(|condition| condition.status.as_str()) {
         Some("True") => "true",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: sets up everything on a fresh machine and passes every test.
 #   1. Debian packages and the pinned upstream tools (cached after the first run)
-#   2. cargo fmt --check and clippy -D warnings (fail fast, before any service starts)
+#   2. cargo fmt --check, clippy -D warnings and no module cycle (fail fast,
+#      before any service starts)
 #   3. the local control plane (left running if it already was), then every test
 # Each test starts its own nats-server; the control plane is shared, with a
 # namespace per test.
@@ -26,6 +27,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo clippy (fuzz targets)"
 CARGO_TARGET_DIR=${HOOKWARDEN_CACHE:-$HOME/.cache/hookwarden}/fuzz/check-target \
   cargo clippy --manifest-path receiver/fuzz/Cargo.toml --all-targets --locked -- -D warnings
+step "module cycles (tests/tools/module-cycles.py)"
+python3 "$here/module-cycles.py" --self-test
+python3 "$here/module-cycles.py"
 
 step "local Kubernetes control plane"
 if "$here/cluster.sh" status; then

@@ -4,6 +4,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The type of the summary condition of a `WebhookEndpoint` and of a
+/// `WebhookSubscription` (`kubectl wait --for=condition=Ready`): the
+/// operator writes it and its metrics read it. The printer columns repeat
+/// it as a literal (an attribute cannot name a constant).
+pub const READY_CONDITION: &str = "Ready";
+
 /// What the operator observed of an endpoint.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -9,7 +9,7 @@ use hookwarden_crds::WebhookEndpointStatus;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// The summary condition: deliveries to the endpoint are accepted.
-pub const READY: &str = "Ready";
+pub const READY: &str = hookwarden_crds::READY_CONDITION;
 /// Every referenced Secret key exists.
 pub const SECRETS_RESOLVED: &str = "SecretsResolved";
 /// The requested receiver pods are available.

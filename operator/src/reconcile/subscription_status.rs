@@ -11,7 +11,7 @@ use super::consumer::ConsumerState;
 use super::status::{Observed, merge};
 
 /// The summary condition: events are being delivered.
-pub const READY: &str = "Ready";
+pub const READY: &str = hookwarden_crds::READY_CONDITION;
 /// The source endpoint (or stream) and every referenced Secret key exist.
 pub const SOURCE_RESOLVED: &str = "SourceResolved";
 /// The durable consumer and the dead-letter stream exist with the plan's

@@ -21,6 +21,7 @@ mod policy;
 pub mod pool;
 mod secret;
 mod service;
+pub mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,7 +35,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use kube::api::DynamicObject;
 use kube::{Resource, ResourceExt};
 
-use crate::reconcile::validate::{ValidEndpoint, ValidateError};
+use validate::{ValidEndpoint, ValidateError};
 
 pub use deployment::deployment;
 pub use ingress::{

@@ -490,7 +490,7 @@ mod source_range_tests {
     use super::super::fixtures::*;
     use super::super::{BuildError, build, build_with_ranges};
     use super::*;
-    use crate::reconcile::validate::ValidEndpoint;
+    use crate::resources::validate::ValidEndpoint;
 
     fn rendered(children: &super::super::Children) -> WebhookEndpoint {
         let data = children.secret.data.as_ref().expect("data");

@@ -5,7 +5,7 @@ use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
-use crate::resources::{Route, Settings, TlsSource, child_name};
+use super::{Route, Settings, TlsSource, child_name};
 
 /// The longest Service name (an RFC 1035 label).
 const MAX_SERVICE_NAME: usize = 63;
