@@ -57,26 +57,9 @@ impl TestNamespace {
         Self::create_with(prefix, None).await
     }
 
-    /// Like [`TestNamespace::create`], for pods that run as processes: every
-    /// pod of the namespace is scheduled onto the process node
-    /// ([`crate::deployed::PROCESS_NODE`]), where the pod runner runs it.
-    /// Fails when the pod runner is not running.
-    pub async fn create_on_process_node(prefix: &str) -> Result<Self, SupportError> {
-        crate::deployed::pod_runner_bin_dir()?;
-        let annotations = [
-            (
-                "scheduler.alpha.kubernetes.io/node-selector".to_owned(),
-                crate::deployed::PROCESS_NODE_SELECTOR.to_owned(),
-            ),
-            (
-                "scheduler.alpha.kubernetes.io/defaultTolerations".to_owned(),
-                crate::deployed::PROCESS_NODE_TOLERATION.to_owned(),
-            ),
-        ];
-        Self::create_with(prefix, Some(annotations.into())).await
-    }
-
-    async fn create_with(
+    /// A namespace with `annotations` (the process node's selection,
+    /// [`crate::deployed`]'s `create_on_process_node`).
+    pub(crate) async fn create_with(
         prefix: &str,
         annotations: Option<std::collections::BTreeMap<String, String>>,
     ) -> Result<Self, SupportError> {

@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cluster::kubeconfig_path;
+use crate::cluster::{TestNamespace, kubeconfig_path};
 use crate::tools::cache_dir;
 use crate::{SupportError, free_port};
 
@@ -65,6 +65,29 @@ pub fn cluster_dir() -> PathBuf {
         None => kubeconfig_path()
             .parent()
             .map_or_else(|| cache_dir().join("cluster"), Path::to_owned),
+    }
+}
+
+// The process node's namespaces are made here, beside the node they
+// select, so that `cluster` (the control plane) needs nothing of this module.
+impl TestNamespace {
+    /// Like [`TestNamespace::create`], for pods that run as processes: every
+    /// pod of the namespace is scheduled onto the process node
+    /// ([`PROCESS_NODE`]), where the pod runner runs it.
+    /// Fails when the pod runner is not running.
+    pub async fn create_on_process_node(prefix: &str) -> Result<Self, SupportError> {
+        pod_runner_bin_dir()?;
+        let annotations = [
+            (
+                "scheduler.alpha.kubernetes.io/node-selector".to_owned(),
+                PROCESS_NODE_SELECTOR.to_owned(),
+            ),
+            (
+                "scheduler.alpha.kubernetes.io/defaultTolerations".to_owned(),
+                PROCESS_NODE_TOLERATION.to_owned(),
+            ),
+        ];
+        Self::create_with(prefix, Some(annotations.into())).await
     }
 }
 
