@@ -33,7 +33,7 @@ use std::time::Duration;
 use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
@@ -46,9 +46,10 @@ use super::pool_status::{PoolMembers, record_member_change, write_pool_status};
 use super::{apply, secrets, validate};
 use crate::ops::{ReconcileKind, ReconcileResult};
 use crate::resources::pool::{
-    MemberState, Members, Route, added_size, data_size, describe_route, member_changes,
+    MemberState, Members, Route, ShardedData, config_shards, describe_route, member_changes,
     member_entries, pool_child_name, pool_children, pool_nats_url, pool_secret, pooled_endpoint,
-    previous_entries, recorded_members, refused_members, route_of,
+    previous_entries, recorded_members, refused_members, route_of, shard_index, shard_of,
+    shard_secret_name,
 };
 use crate::resources::{self, BuildError, Owner};
 
@@ -117,18 +118,18 @@ async fn reconcile_once(
         return Ok(Action::await_change());
     }
     let owner = Owner::of_pool(pool)?;
-    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     // Read once: the entries each refused member keeps, and the last
-    // pass's decisions (what this pass's Events are changes of).
-    let (previous, decided_before): (BTreeMap<String, ByteString>, Members) = secret_api
-        .get_opt(&child)
-        .await
-        .map_err(api_error("reading", "Secret", namespace, &child))?
-        .map(|secret| {
-            let members = recorded_members(secret.annotations());
-            (secret.data.unwrap_or_default(), members)
-        })
-        .unwrap_or_default();
+    // pass's decisions (what this pass's Events are changes of), from
+    // every shard there is, also those past a lowered `configShards`.
+    let existing = read_shards(ctx, &owner, namespace, name).await?;
+    let previous: BTreeMap<String, ByteString> = existing
+        .values()
+        .flat_map(|(data, _)| data.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .collect();
+    let decided_before: Members = existing
+        .values()
+        .flat_map(|(_, members)| members.clone())
+        .collect();
     // Oldest first: of two members claiming one route, the later one is
     // refused, whatever their names.
     let mut members: Vec<Arc<WebhookEndpoint>> = ctx
@@ -145,18 +146,17 @@ async fn reconcile_once(
         (a.metadata.creation_timestamp.as_ref(), a.name_any())
             .cmp(&(b.metadata.creation_timestamp.as_ref(), b.name_any()))
     });
-    let mut data: BTreeMap<String, ByteString> = BTreeMap::new();
+    let mut data = ShardedData::new(config_shards(pool), ctx.secret_budget);
     let mut states = Members::new();
     let mut routes: BTreeMap<Route, String> = BTreeMap::new();
     let mut fetch_keys = false;
     for member in &members {
         let member_name = member.name_any();
+        let shard = data.shard_of(&member_name);
         let rendered = match render_member(ctx, pool, member, namespace).await? {
             Ok((endpoint, entries)) => match routes.get(&route_of(&endpoint)) {
                 Some(holder) => Err(route_conflict(&route_of(&endpoint), holder, name)),
-                None if data_size(&data) + added_size(&data, &entries) > ctx.secret_budget => {
-                    Err(pool_config_full(name, ctx.secret_budget))
-                }
+                None if !data.fits(shard, &entries) => Err(pool_config_full(name, shard, &data)),
                 None => Ok((endpoint, entries)),
             },
             Err(refusal) => Err(refusal),
@@ -165,9 +165,7 @@ async fn reconcile_once(
             Ok((endpoint, entries)) => {
                 routes.insert(route_of(&endpoint), member_name.clone());
                 fetch_keys |= resources::fetches_keys(&endpoint.spec);
-                // A value another member keeps from before yields to the
-                // current one.
-                data.extend(entries);
+                data.insert_current(shard, entries);
                 MemberState {
                     generation: member.metadata.generation,
                     applied: true,
@@ -179,16 +177,13 @@ async fn reconcile_once(
                 tracing::info!(member = %member_name, reason = refusal.reason, message = %refusal.message, "a member's configuration is refused");
                 let kept =
                     previous_entries(&previous, &member_name).filter(|(endpoint, entries)| {
-                        !routes.contains_key(&route_of(endpoint))
-                            && data_size(&data) + added_size(&data, entries) <= ctx.secret_budget
+                        !routes.contains_key(&route_of(endpoint)) && data.fits(shard, entries)
                     });
                 let served = kept.is_some();
                 if let Some((endpoint, entries)) = kept {
                     routes.insert(route_of(&endpoint), member_name.clone());
                     fetch_keys |= resources::fetches_keys(&endpoint.spec);
-                    for (key, value) in entries {
-                        data.entry(key).or_insert(value);
-                    }
+                    data.insert_kept(shard, entries);
                 }
                 MemberState {
                     generation: member.metadata.generation,
@@ -201,8 +196,19 @@ async fn reconcile_once(
         };
         states.insert(member_name, state);
     }
-    let secret = pool_secret(&owner, data, &states, pool_nats_url(pool, &ctx.settings))?;
-    apply(&ctx.client, namespace, &secret).await?;
+    let shards = data.len();
+    let nats_url = pool_nats_url(pool, &ctx.settings);
+    // The Secrets before the Deployment: pods of a raised `configShards`
+    // find every Secret they mount.
+    for (shard, shard_data) in data.into_shards().into_iter().enumerate() {
+        let shard_members: Members = states
+            .iter()
+            .filter(|(member, _)| shard_of(member, shards) == shard)
+            .map(|(member, state)| (member.clone(), state.clone()))
+            .collect();
+        let secret = pool_secret(&owner, shard, shard_data, &shard_members, nats_url)?;
+        apply(&ctx.client, namespace, &secret).await?;
+    }
     let children = pool_children(pool, &owner, &ctx.settings, fetch_keys)?;
     apply(&ctx.client, namespace, &children.service).await?;
     apply(&ctx.client, namespace, &children.network_policy).await?;
@@ -216,6 +222,11 @@ async fn reconcile_once(
     )
     .await?;
     apply_or_delete(ctx, pool, namespace, &child, children.autoscaler.as_ref()).await?;
+    // After the Deployment: its new pods no longer mount the shards past a
+    // lowered `configShards`.
+    for shard in existing.keys().filter(|shard| **shard >= shards) {
+        delete_shard(ctx, namespace, &shard_secret_name(name, *shard)).await?;
+    }
     let served: BTreeSet<String> = states
         .iter()
         .filter(|(_, state)| state.served)
@@ -249,13 +260,64 @@ fn route_conflict(route: &Route, holder: &str, pool: &str) -> Refusal {
     }
 }
 
-fn pool_config_full(pool: &str, budget: usize) -> Refusal {
+fn pool_config_full(pool: &str, shard: usize, data: &ShardedData) -> Refusal {
     Refusal {
         reason: "PoolConfigFull",
         message: format!(
-            "the configuration of pool {pool:?} would take its Secret past {} KiB (Kubernetes refuses a Secret over 1 MiB); the members created before this one are served: put this endpoint in another pool, or give it a dedicated receiver",
-            budget.div_ceil(1024)
+            "this endpoint's configuration would take Secret {:?}, shard {} of the {} of pool {pool:?}, past {} KiB (Kubernetes refuses a Secret over 1 MiB); the members created before this one are served: raise the pool's spec.configShards (at most {}; changing it restarts the pool's pods), put this endpoint in another pool, or give it a dedicated receiver",
+            shard_secret_name(pool, shard),
+            shard + 1,
+            data.len(),
+            data.budget().div_ceil(1024),
+            hookwarden_crds::MAX_CONFIG_SHARDS,
         ),
+    }
+}
+
+/// The configuration Secrets pool `pool_name` has now, by shard: their
+/// data and the members they record. One list of the pool's Secrets (by
+/// its children's labels), not a read per shard.
+async fn read_shards(
+    ctx: &PoolContext,
+    owner: &Owner,
+    namespace: &str,
+    pool_name: &str,
+) -> Result<BTreeMap<usize, (BTreeMap<String, ByteString>, Members)>, PoolError> {
+    let selector = owner
+        .selector_labels()
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let secrets = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(api_error(
+            "listing",
+            "Secret",
+            namespace,
+            &pool_child_name(pool_name),
+        ))?;
+    Ok(secrets
+        .items
+        .into_iter()
+        .filter_map(|secret| {
+            let shard = shard_index(pool_name, &secret.name_any())?;
+            let members = recorded_members(secret.annotations());
+            Some((shard, (secret.data.unwrap_or_default(), members)))
+        })
+        .collect())
+}
+
+/// Deletes a configuration Secret past the pool's `configShards`.
+async fn delete_shard(ctx: &PoolContext, namespace: &str, secret: &str) -> Result<(), PoolError> {
+    match Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .delete(secret, &DeleteParams::background())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(source) => Err(api_error("deleting", "Secret", namespace, secret)(source)),
     }
 }
 

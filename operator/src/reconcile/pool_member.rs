@@ -17,7 +17,8 @@ use super::{
 };
 use crate::resources;
 use crate::resources::pool::{
-    Members, desired_pool_replicas, pool_child_name, pooled_endpoint, recorded_members,
+    Members, config_shards, desired_pool_replicas, pool_child_name, pooled_endpoint,
+    recorded_members, shard_of, shard_secret_name,
 };
 
 /// `ConfigApplied` of member `endpoint` of pool `pool`, from what the
@@ -121,11 +122,13 @@ pub(super) async fn reconcile_member(
             }
         });
     let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    // What the pool's last pass decided about this endpoint.
+    // What the pool's last pass decided about this endpoint, in the
+    // annotation of its shard.
+    let shard = shard_secret_name(pool_name, shard_of(name, config_shards(&pool)));
     let members = secret_api
-        .get_metadata_opt(&child)
+        .get_metadata_opt(&shard)
         .await
-        .map_err(observe_failed("Secret", &child))?
+        .map_err(observe_failed("Secret", &shard))?
         .map(|secret| recorded_members(secret.annotations()))
         .unwrap_or_default();
     let config_applied = observe_config_applied(endpoint, pool_name, &members);

@@ -47,11 +47,12 @@ pub enum Mount {
     /// These keys at these paths under [`CONFIG_DIR`] (see [`item`]): the
     /// pods see exactly what they need, and a changed list rolls them.
     Items(Vec<serde_json::Value>),
-    /// Every key of the Secret, one file each, at [`POOL_DIR`]: the pod
-    /// spec stays the same whatever keys come and go, and the kubelet
-    /// updates the files in place (a Secret volume with `items` would be
-    /// fixed at the pod's start).
-    Whole,
+    /// Every key of these Secrets (a pool's configuration shards), one
+    /// file each, in one directory at [`POOL_DIR`] (a projected volume):
+    /// the pod spec stays the same whatever keys come and go, and the
+    /// kubelet updates the files in place, all sources at once (a Secret
+    /// with `items` would be fixed at the pod's start).
+    Projected(Vec<String>),
 }
 
 /// A mount item: `key` of the configuration Secret at `path` under
@@ -118,13 +119,33 @@ pub fn deployment(
         }
         None => default_resources(),
     };
-    let (mount_path, mut volume_source) = match workload.mount {
-        Mount::Items(items) => (CONFIG_DIR, serde_json::json!({"items": items})),
-        Mount::Whole => (POOL_DIR, serde_json::json!({})),
-    };
-    volume_source["secretName"] = owner.child_name().into();
     // 0440: owner root, group fsGroup, nobody else.
-    volume_source["defaultMode"] = 0o440.into();
+    let (mount_path, volume) = match workload.mount {
+        Mount::Items(items) => (
+            CONFIG_DIR,
+            serde_json::json!({
+                "name": "config",
+                "secret": {
+                    "secretName": owner.child_name(),
+                    "items": items,
+                    "defaultMode": 0o440,
+                },
+            }),
+        ),
+        Mount::Projected(secrets) => (
+            POOL_DIR,
+            serde_json::json!({
+                "name": "config",
+                "projected": {
+                    "sources": secrets
+                        .iter()
+                        .map(|name| serde_json::json!({"secret": {"name": name}}))
+                        .collect::<Vec<_>>(),
+                    "defaultMode": 0o440,
+                },
+            }),
+        ),
+    };
     let template = serde_json::json!({
         "metadata": {
             "labels": owner.labels(),
@@ -175,10 +196,7 @@ pub fn deployment(
                     "readOnly": true,
                 }],
             }],
-            "volumes": [{
-                "name": "config",
-                "secret": volume_source,
-            }],
+            "volumes": [volume],
         },
     });
     let mut spec = serde_json::json!({
