@@ -10,7 +10,14 @@
 #   - reconcile passes, stream checks and API requests (all clients) per
 #     minute at rest, counted over REST_SECONDS after SETTLE_SECONDS
 #     (passes near zero: no hot loop, no periodic resync).
+#   - (POOL=1) the objects the operator created, by kind.
 # Not part of `make test`. Results go to stdout as Markdown rows.
+#
+# POOL=1: the endpoints are members of one WebhookReceiverPool per
+# namespace (`bench`, `configShards` one per SHARD_MEMBERS members of the
+# namespace, rounded up), each routed by a host of its own (an Ingress per
+# member); REPLICAS is then the pool's pods. The pool's own passes count in
+# the passes per endpoint.
 #
 # Environment:
 #   ENDPOINTS     how many endpoints (default 1000)
@@ -30,6 +37,9 @@
 #   OPERATOR_BIN  the operator binary (default target/release/hookwarden-operator,
 #                 built with `cargo build --release -p hookwarden-operator`)
 #   TIMEOUT       seconds to wait for all Ready (default 1200)
+#   POOL          1: members of a pool per namespace (default 0: dedicated)
+#   SHARD_MEMBERS (POOL=1) members per config Secret (default 800, the
+#                 sizing rule of docs/operator.md)
 #
 # The API request count is the whole apiserver's: it includes what the
 # controller-manager, scheduler and kwok do in reaction to the operator's
@@ -47,6 +57,8 @@ SETTLE_SECONDS=${SETTLE_SECONDS:-120}
 STREAM_CHECK_INTERVAL=${STREAM_CHECK_INTERVAL:-300}
 REPLICAS=${REPLICAS:-0}
 TIMEOUT=${TIMEOUT:-1200}
+POOL=${POOL:-0}
+SHARD_MEMBERS=${SHARD_MEMBERS:-800}
 OPERATOR_BIN=${OPERATOR_BIN:-$root/target/release/hookwarden-operator}
 export KUBECONFIG=${HOOKWARDEN_KUBECONFIG:-$HOOKWARDEN_CACHE/cluster/kubeconfig}
 kubectl=$(tool_path kubectl)
@@ -62,7 +74,10 @@ nats_server=$(tool_path nats-server)
 cidr=$("$kubectl" get servicecidr kubernetes -o jsonpath='{.spec.cidrs[0]}' 2>/dev/null || echo 10.0.0.0/24)
 services=$("$kubectl" get services -A --no-headers 2>/dev/null | wc -l)
 free_ips=$(( (1 << (32 - ${cidr#*/})) - 2 - services ))
-[ "$ENDPOINTS" -le "$free_ips" ] || die "$ENDPOINTS endpoints need $ENDPOINTS Service IPs; the control plane has about $free_ips free ($cidr with $services Services)"
+# A pool has one Service for all its members.
+needed_ips=$ENDPOINTS
+[ "$POOL" = 1 ] && needed_ips=$NAMESPACES
+[ "$needed_ips" -le "$free_ips" ] || die "$ENDPOINTS endpoints need $needed_ips Service IPs; the control plane has about $free_ips free ($cidr with $services Services)"
 
 work=$(mktemp -d -t hookwarden-bench-XXXXXX)
 run=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
@@ -131,6 +146,19 @@ before=$(requests)
 ticks_before=$(cpu_ticks)
 
 manifest="$work/endpoints.yaml"
+if [ "$POOL" = 1 ]; then
+  per_namespace=$(( (ENDPOINTS + NAMESPACES - 1) / NAMESPACES ))
+  shards=$(( (per_namespace + SHARD_MEMBERS - 1) / SHARD_MEMBERS ))
+  for ns in "${namespaces[@]}"; do
+    cat <<EOF
+---
+apiVersion: hookwarden.dev/v1alpha1
+kind: WebhookReceiverPool
+metadata: {name: bench, namespace: $ns}
+spec: {replicas: $REPLICAS, configShards: $shards}
+EOF
+  done
+fi >"$manifest"
 for i in $(seq -w 1 "$ENDPOINTS"); do
   cat <<EOF
 ---
@@ -142,9 +170,14 @@ spec:
   replicas: $REPLICAS
   secretRefs: [{name: bench-webhook, key: secret}]
 EOF
-done >"$manifest"
+  if [ "$POOL" = 1 ]; then
+    printf '  pool: bench\n  ingress: {host: e%s.bench.invalid, path: /hook}\n' "$i"
+  fi
+done >>"$manifest"
 
-say "applying $ENDPOINTS endpoints (replicas $REPLICAS) in $NAMESPACES namespaces hookwarden-bench-$run-*"
+mode="dedicated receivers"
+[ "$POOL" = 1 ] && mode="members of one pool per namespace ($shards config Secrets each)"
+say "applying $ENDPOINTS endpoints, $mode, replicas $REPLICAS, in $NAMESPACES namespaces hookwarden-bench-$run-*"
 start=$(now)
 "$kubectl" apply --server-side --field-manager hookwarden-bench -f "$manifest" >/dev/null
 applied=$(now)
@@ -198,6 +231,13 @@ echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '| %s | %s | %s | %s s | %s s | %s s | %d / %d MiB | %s | %s | %s / %s / %s |\n' \
   "$ENDPOINTS" "$NAMESPACES" "$REPLICAS" "$apply_s" "$total" "$cpu_s" $((peak_kib / 1024)) $((rss_kib / 1024)) "$per_endpoint" "$passes_per" "$per_minute" "$checks_per_minute" "$requests_per_minute"
 echo "JetStream streams on the bench NATS: $streams"
+# The operator's objects in the bench namespaces (and the pods of its
+# Deployments), by kind.
+echo "Objects the operator created, and pods:"
+for kind in deployments services secrets networkpolicies ingresses poddisruptionbudgets pods; do
+  count=$("$kubectl" get "$kind" -A -l app.kubernetes.io/managed-by=hookwarden-operator --no-headers 2>/dev/null | grep -c "^hookwarden-bench-$run-" || true)
+  printf '  %s %s\n' "$kind" "$count"
+done
 echo
 echo "API requests per endpoint by verb and resource (top 15, all clients):"
 join -a 2 -e 0 -o 0,1.2,2.2 "$work/before" "$work/after" |

@@ -70,6 +70,24 @@ pub struct WebhookReceiverPoolSpec {
     #[schemars(range(min = 1, max = 100000))]
     #[schemars(extend("format" = "int32"))]
     pub max_in_flight_per_endpoint: Option<u32>,
+
+    /// How many Secrets hold the members' configuration (Kubernetes refuses
+    /// a Secret over 1 MiB, about 1,000 small members). Each member lives
+    /// in one of them, chosen by a hash of its name, so members never move
+    /// between Secrets when others come and go. The pods mount them all as
+    /// one directory; changing this number restarts the pool's pods (their
+    /// volume lists the Secrets), adding or removing a member never does.
+    #[serde(default = "default_config_shards")]
+    #[schemars(range(min = 1, max = 64))]
+    pub config_shards: i32,
+}
+
+/// The most Secrets a pool's configuration can be spread over
+/// (`spec.configShards`), 64 MiB in all.
+pub const MAX_CONFIG_SHARDS: i32 = 64;
+
+fn default_config_shards() -> i32 {
+    1
 }
 
 /// A member endpoint whose current configuration a pool refused.
@@ -108,4 +126,21 @@ pub struct WebhookReceiverPoolStatus {
     /// `Available`: the requested pool pods are available.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn the_schema_bounds_config_shards_by_the_constant() {
+        let crd = serde_json::to_value(super::WebhookReceiverPool::crd()).expect("serializes");
+        let shards = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["configShards"];
+        assert_eq!(
+            shards["maximum"].as_f64(),
+            Some(f64::from(super::MAX_CONFIG_SHARDS))
+        );
+        assert_eq!(shards["default"], 1);
+    }
 }

@@ -28,7 +28,7 @@ use super::certificate::certificates_served;
 use super::context::{Caches, Config, Context};
 use super::endpoint::reconcile;
 use super::triggers::{naming, referencing};
-use super::{audit, pool, runner, stream, subscription, triggers};
+use super::{audit, pool_controller, runner, stream, subscription, triggers};
 use crate::FIELD_MANAGER;
 use crate::resources::{self, MANAGED_BY_SELECTOR, Settings};
 
@@ -153,8 +153,8 @@ pub async fn run_with_ops(
         );
         subscription_stores.push(store);
         controllers.push(running.boxed());
-        let running = pool::controller(
-            pool::Scope {
+        let running = pool_controller::controller(
+            pool_controller::Scope {
                 client: client.clone(),
                 namespace: scope_namespace,
                 settings: config.settings.clone(),

@@ -2,7 +2,7 @@
 //! [`ValidEndpoint`]), the generated Secret, the published source ranges,
 //! the referenced Secrets, build, apply, the certificate, the stream and the
 //! status. An endpoint a pool serves leaves after the generated Secret for
-//! [`pool::reconcile_member`].
+//! [`pool_member::reconcile_member`].
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ use super::report::{
 use super::runner::{MISSING_SECRET_RETRY, STREAM_RETRY};
 use super::status::{self, CertificateState, Exposure, SpecState};
 use super::validate::ValidEndpoint;
-use super::{pool, secrets, stream};
+use super::{pool_member, secrets, stream};
 use crate::resources;
 
 /// How often an endpoint with a cert-manager Certificate looks again when
@@ -112,7 +112,7 @@ async fn reconcile_valid(
 ) -> Result<Action, ReconcileError> {
     let secret_name = generated_secret(valid, ctx).await?;
     if let Some(pool) = &valid.endpoint().spec.pool {
-        return pool::reconcile_member(
+        return pool_member::reconcile_member(
             valid.endpoint(),
             ctx,
             valid.namespace(),

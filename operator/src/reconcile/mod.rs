@@ -3,7 +3,7 @@
 //! server-side applied, and its status is written. An endpoint served by a
 //! `WebhookReceiverPool` has no receivers of its own: [`pool`] renders it
 //! into its pool's configuration, and its own pass keeps the stream, the
-//! Ingress and the status ([`pool::reconcile_member`]).
+//! Ingress and the status ([`pool_member::reconcile_member`]).
 //!
 //! Every step has its own error type, so a failure says which step failed;
 //! a problem the user must fix becomes a condition (and waits), a transient
@@ -33,6 +33,10 @@ mod controller;
 mod endpoint;
 mod error;
 pub mod pool;
+mod pool_context;
+mod pool_controller;
+mod pool_member;
+mod pool_status;
 mod report;
 mod runner;
 pub mod secrets;

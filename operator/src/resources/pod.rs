@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretProjection, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -59,11 +60,12 @@ pub enum Mount {
     /// These keys at these paths under [`CONFIG_DIR`] (see [`item`]): the
     /// pods see exactly what they need, and a changed list rolls them.
     Items(Vec<KeyToPath>),
-    /// Every key of the Secret, one file each, at [`POOL_DIR`]: the pod
-    /// spec stays the same whatever keys come and go, and the kubelet
-    /// updates the files in place (a Secret volume with `items` would be
-    /// fixed at the pod's start).
-    Whole,
+    /// Every key of these Secrets (a pool's configuration shards), one
+    /// file each, in one directory at [`POOL_DIR`] (a projected volume):
+    /// the pod spec stays the same whatever keys come and go, and the
+    /// kubelet updates the files in place, all sources at once (a Secret
+    /// with `items` would be fixed at the pod's start).
+    Projected(Vec<String>),
 }
 
 /// A mount item: `key` of the configuration Secret at `path` under
@@ -134,9 +136,44 @@ pub fn deployment(
         .resources
         .cloned()
         .unwrap_or_else(default_resources);
-    let (mount_path, items) = match workload.mount {
-        Mount::Items(items) => (CONFIG_DIR, Some(items)),
-        Mount::Whole => (POOL_DIR, None),
+    // 0440: owner root, group fsGroup, nobody else.
+    let (mount_path, volume) = match workload.mount {
+        Mount::Items(items) => (
+            CONFIG_DIR,
+            Volume {
+                name: "config".to_owned(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(owner.child_name()),
+                    items: Some(items),
+                    default_mode: Some(0o440),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+        ),
+        Mount::Projected(secrets) => (
+            POOL_DIR,
+            Volume {
+                name: "config".to_owned(),
+                projected: Some(ProjectedVolumeSource {
+                    sources: Some(
+                        secrets
+                            .into_iter()
+                            .map(|name| VolumeProjection {
+                                secret: Some(SecretProjection {
+                                    name,
+                                    ..SecretProjection::default()
+                                }),
+                                ..VolumeProjection::default()
+                            })
+                            .collect(),
+                    ),
+                    default_mode: Some(0o440),
+                    ..ProjectedVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+        ),
     };
     let container = Container {
         name: workload.container.to_owned(),
@@ -183,17 +220,7 @@ pub fn deployment(
             ..PodSecurityContext::default()
         }),
         containers: vec![container],
-        volumes: Some(vec![Volume {
-            name: "config".to_owned(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(owner.child_name()),
-                items,
-                // 0440: owner root, group fsGroup, nobody else.
-                default_mode: Some(0o440),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        }]),
+        volumes: Some(vec![volume]),
         ..PodSpec::default()
     };
     Ok(Deployment {

@@ -1,20 +1,26 @@
 //! The children of a `WebhookReceiverPool`: one receiver Deployment
 //! (`hookwarden-receiver serve --pool-dir`), its Service, NetworkPolicy,
-//! PodDisruptionBudget and HorizontalPodAutoscaler, and the Secret
-//! `<pool>-pool` holding the configuration of every member endpoint.
+//! PodDisruptionBudget and HorizontalPodAutoscaler, and the Secrets
+//! holding the configuration of every member endpoint: `spec.configShards`
+//! of them ([`shard_secret_name`]: `<pool>-pool`, `<pool>-pool-1`...).
 //!
-//! The Secret is mounted whole at [`POOL_DIR`], so the pod template never
-//! names an endpoint: members come and go by a change of the Secret, which
-//! the kubelet swaps in place and the receivers re-read, without a rollout.
-//! Its keys (the files the receivers see):
+//! The Secrets are mounted as one projected volume at [`POOL_DIR`], so the
+//! pod template never names an endpoint: members come and go by a change
+//! of a Secret's data, which the kubelet swaps in place and the receivers
+//! re-read, without a rollout. A member's files all go to one Secret, its
+//! shard ([`shard_of`]: a hash of its name, so it stays there whatever the
+//! other members do); each shard has its own budget ([`ShardedData`]).
+//! Their keys (the files the receivers see):
 //! - [`endpoint_file`]: a member's manifest, rendered exactly as a dedicated
 //!   receiver's `endpoint.yaml`;
-//! - [`secret_data_key`]: the value of each Secret key a member references;
-//! - [`NATS_URL_KEY`]: the pool's NATS URL when it carries credentials.
+//! - [`secret_data_key`]: the value of each Secret key a member references
+//!   (in the shard of every member that references it, with one value);
+//! - [`NATS_URL_KEY`]: the pool's NATS URL when it carries credentials
+//!   (in the first shard only).
 //!
 //! What the operator decided about each member (served with this
 //! generation, or refused and why) is the annotation [`MEMBERS_ANNOTATION`]
-//! of the same Secret, where each member's own pass reads it for its
+//! of its shard, where each member's own pass reads it for its
 //! `ConfigApplied` condition. Its messages name Secrets and fields, never a
 //! value.
 
@@ -49,6 +55,57 @@ pub use hookwarden_receiver::pool::routes::Route;
 /// The name of every child of pool `pool_name`, the Secret included.
 pub fn pool_child_name(pool_name: &str) -> String {
     Component::Pool.child_name(pool_name)
+}
+
+/// How many Secrets hold `pool`'s configuration (`spec.configShards`,
+/// within its bounds should the schema have been bypassed).
+pub fn config_shards(pool: &WebhookReceiverPool) -> usize {
+    usize::try_from(
+        pool.spec
+            .config_shards
+            .clamp(1, hookwarden_crds::MAX_CONFIG_SHARDS),
+    )
+    .unwrap_or(1)
+}
+
+/// The name of shard `shard` of pool `pool_name`'s configuration Secrets:
+/// the first keeps the name of the pool's other children (and of the one
+/// Secret of a pool before shards), the others add their number.
+pub fn shard_secret_name(pool_name: &str, shard: usize) -> String {
+    match shard {
+        0 => pool_child_name(pool_name),
+        n => format!("{}-{n}", pool_child_name(pool_name)),
+    }
+}
+
+/// Which shard `secret_name` is of pool `pool_name`'s configuration, if
+/// it is one of them (below [`hookwarden_crds::MAX_CONFIG_SHARDS`]).
+pub fn shard_index(pool_name: &str, secret_name: &str) -> Option<usize> {
+    let first = pool_child_name(pool_name);
+    if secret_name == first {
+        return Some(0);
+    }
+    let number = secret_name.strip_prefix(&first)?.strip_prefix('-')?;
+    // No leading zero or sign: one name per shard.
+    if number.starts_with('0') || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let shard: usize = number.parse().ok()?;
+    let max = usize::try_from(hookwarden_crds::MAX_CONFIG_SHARDS).unwrap_or(usize::MAX);
+    (shard > 0 && shard < max).then_some(shard)
+}
+
+/// The shard of `shards` that holds member `name`'s files: the first 8
+/// bytes of the SHA-256 of its name, modulo `shards`. A stable hash (not
+/// the standard library's, which may change between builds), so every
+/// operator version and replica puts a member in the same shard, and it
+/// moves only when the number of shards changes.
+pub fn shard_of(name: &str, shards: usize) -> usize {
+    let digest = Sha256::digest(name.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let shards = u64::try_from(shards.max(1)).unwrap_or(u64::MAX);
+    usize::try_from(u64::from_be_bytes(first) % shards).unwrap_or(0)
 }
 
 /// The NATS URL of `pool`'s receivers: its own `spec.nats.url`, else the
@@ -139,6 +196,108 @@ pub fn data_size(data: &BTreeMap<String, ByteString>) -> usize {
     data.iter()
         .map(|(key, value)| key.len() + value.0.len())
         .sum()
+}
+
+/// The data of a pool's configuration Secrets as a pass fills them, member
+/// after member: each shard with its size kept as it grows (a pass places
+/// thousands of members; summing a shard again for each would be
+/// quadratic) and its own budget.
+#[derive(Debug)]
+pub struct ShardedData {
+    shards: Vec<BTreeMap<String, ByteString>>,
+    sizes: Vec<usize>,
+    budget: usize,
+    /// The value of each key as a member served with its current
+    /// configuration has it: where a refused member keeps an older value
+    /// of the same Secret key, in another shard, the current one wins in
+    /// every shard (the pods see one file per key).
+    current: BTreeMap<String, ByteString>,
+}
+
+impl ShardedData {
+    /// `shards` empty shards of at most `budget` bytes each.
+    pub fn new(shards: usize, budget: usize) -> Self {
+        let shards = shards.max(1);
+        Self {
+            shards: vec![BTreeMap::new(); shards],
+            sizes: vec![0; shards],
+            budget,
+            current: BTreeMap::new(),
+        }
+    }
+
+    /// How many shards there are.
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Always false: there is at least one shard.
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+
+    /// The shard of member `name`.
+    pub fn shard_of(&self, name: &str) -> usize {
+        shard_of(name, self.shards.len())
+    }
+
+    /// The budget of each shard, in bytes.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Whether `entries` fit in shard `shard` as it is.
+    pub fn fits(&self, shard: usize, entries: &BTreeMap<String, ByteString>) -> bool {
+        self.sizes[shard] + added_size(&self.shards[shard], entries) <= self.budget
+    }
+
+    /// Adds a member's current `entries` to `shard`: a value another member
+    /// keeps from before yields to them.
+    pub fn insert_current(&mut self, shard: usize, entries: BTreeMap<String, ByteString>) {
+        for (key, value) in entries {
+            self.current.insert(key.clone(), value.clone());
+            self.insert(shard, key, value, true);
+        }
+    }
+
+    /// Adds the `entries` a refused member keeps from before to `shard`: a
+    /// value already there stays.
+    pub fn insert_kept(&mut self, shard: usize, entries: BTreeMap<String, ByteString>) {
+        for (key, value) in entries {
+            self.insert(shard, key, value, false);
+        }
+    }
+
+    fn insert(&mut self, shard: usize, key: String, value: ByteString, replace: bool) {
+        let size = key.len() + value.0.len();
+        match self.shards[shard].get_mut(&key) {
+            Some(existing) if replace => {
+                self.sizes[shard] = self.sizes[shard] - existing.0.len() + value.0.len();
+                *existing = value;
+            }
+            Some(_) => {}
+            None => {
+                self.sizes[shard] += size;
+                self.shards[shard].insert(key, value);
+            }
+        }
+    }
+
+    /// The data of each shard, in order, every key with its current value.
+    pub fn into_shards(self) -> Vec<BTreeMap<String, ByteString>> {
+        let current = self.current;
+        self.shards
+            .into_iter()
+            .map(|mut data| {
+                for (key, value) in &mut data {
+                    if let Some(newer) = current.get(key) {
+                        value.clone_from(newer);
+                    }
+                }
+                data
+            })
+            .collect()
+    }
 }
 
 /// The entries member `name` had in the pool Secret's `previous` data, and
@@ -256,22 +415,25 @@ pub fn recorded_members(annotations: &BTreeMap<String, String>) -> Members {
         .unwrap_or_default()
 }
 
-/// The pool Secret: `data` (every member's entries, and [`NATS_URL_KEY`]
-/// when the pool's URL carries credentials) and `members` recorded in
+/// Shard `shard` of the pool's configuration Secrets: `data` (its
+/// members' entries, and in the first shard [`NATS_URL_KEY`] when the
+/// pool's URL carries credentials) and its `members` recorded in
 /// [`MEMBERS_ANNOTATION`].
 pub fn pool_secret(
     owner: &Owner,
+    shard: usize,
     mut data: BTreeMap<String, ByteString>,
     members: &Members,
     nats_url: &str,
 ) -> Result<Secret, BuildError> {
-    if url_has_credentials(nats_url) {
+    if shard == 0 && url_has_credentials(nats_url) {
         data.insert(
             NATS_URL_KEY.to_owned(),
             ByteString(nats_url.as_bytes().to_vec()),
         );
     }
     let mut metadata = owner.child_metadata();
+    metadata["name"] = shard_secret_name(&owner.name, shard).into();
     metadata["annotations"] = serde_json::json!({
         MEMBERS_ANNOTATION: serde_json::to_string(members)
             .map_err(|source| BuildError::Object { kind: "Secret", source })?,
@@ -360,7 +522,11 @@ pub fn pool_children(
                 {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
             ]),
             resources: pool.spec.resources.as_ref(),
-            mount: Mount::Whole,
+            mount: Mount::Projected(
+                (0..config_shards(pool))
+                    .map(|shard| shard_secret_name(&owner.name, shard))
+                    .collect(),
+            ),
             // With autoscaling the HorizontalPodAutoscaler owns `replicas`.
             replicas: pool
                 .spec
@@ -516,10 +682,25 @@ mod tests {
         let mounts = container.volume_mounts.as_deref().unwrap_or_default();
         assert_eq!(mounts[0].mount_path, "/etc/hookwarden/pool");
         let volume = &pod.volumes.as_deref().unwrap_or_default()[0];
-        let source = volume.secret.as_ref().expect("a Secret volume");
-        assert_eq!(source.secret_name.as_deref(), Some("shared-pool"));
+        let projected = volume.projected.as_ref().expect("a projected volume");
+        let sources = projected.sources.as_deref().unwrap_or_default();
+        assert_eq!(sources.len(), 1, "spec.configShards defaults to 1");
+        let source = sources[0].secret.as_ref().expect("a Secret source");
+        assert_eq!(source.name, "shared-pool");
         assert_eq!(source.items, None, "mounted whole");
-        assert_eq!(source.default_mode, Some(0o440));
+        assert_eq!(projected.default_mode, Some(0o440));
+        let mut sharded = pool.clone();
+        sharded.spec.config_shards = 3;
+        let children = pool_children(&sharded, &owner, &settings(), false).expect("builds");
+        let pod = children.deployment.spec.template.spec.expect("pod spec");
+        let volume = &pod.volumes.unwrap_or_default()[0];
+        let names: Vec<String> = volume
+            .projected
+            .iter()
+            .flat_map(|p| p.sources.iter().flatten())
+            .filter_map(|source| source.secret.as_ref().map(|s| s.name.clone()))
+            .collect();
+        assert_eq!(names, ["shared-pool", "shared-pool-1", "shared-pool-2"]);
         let annotations = deployment
             .spec
             .template
@@ -588,11 +769,96 @@ mod tests {
         assert!(!json.contains("hunter2"), "{json}");
         let secret = pool_secret(
             &owner,
+            0,
             BTreeMap::new(),
             &Members::new(),
             pool_nats_url(&pool, &with_password),
         )
         .expect("builds");
         assert!(secret.data.unwrap_or_default().contains_key(NATS_URL_KEY));
+        let second = pool_secret(
+            &owner,
+            1,
+            BTreeMap::new(),
+            &Members::new(),
+            pool_nats_url(&pool, &with_password),
+        )
+        .expect("builds");
+        assert_eq!(second.metadata.name.as_deref(), Some("shared-pool-1"));
+        assert!(
+            !second.data.unwrap_or_default().contains_key(NATS_URL_KEY),
+            "one file per key in the pods' directory: the URL is in the first shard only"
+        );
+    }
+
+    #[test]
+    fn shards_are_named_and_recognised_one_way() {
+        assert_eq!(shard_secret_name("shared", 0), "shared-pool");
+        assert_eq!(shard_secret_name("shared", 7), "shared-pool-7");
+        for shard in 0..64 {
+            assert_eq!(
+                shard_index("shared", &shard_secret_name("shared", shard)),
+                Some(shard)
+            );
+        }
+        for other in [
+            "shared-pool-0",
+            "shared-pool-01",
+            "shared-pool-64",
+            "shared-pool-+1",
+            "shared-pool-",
+            "shared-pool-pool",
+            "other-pool",
+            "shared-pool-1-x",
+        ] {
+            assert_eq!(shard_index("shared", other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_member_keeps_its_shard_and_members_spread() {
+        // Pinned: a member's shard is part of the deployed state (its files
+        // are in that Secret); a new hash would move every member.
+        assert_eq!(shard_of("github", 1), 0);
+        let pinned: Vec<usize> = ["github", "stripe", "endpoint-0", "endpoint-1"]
+            .iter()
+            .map(|name| shard_of(name, 8))
+            .collect();
+        // The first 8 bytes of SHA-256, big-endian, modulo 8 (as Python's
+        // `int.from_bytes(hashlib.sha256(name).digest()[:8], "big") % 8`).
+        assert_eq!(pinned, [7, 0, 4, 4]);
+        let mut counts = [0usize; 8];
+        for n in 0..8000 {
+            counts[shard_of(&format!("endpoint-{n}"), 8)] += 1;
+        }
+        assert!(
+            counts.iter().all(|count| (800..1200).contains(count)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn each_shard_has_its_budget_and_current_values_win_everywhere() {
+        let entry =
+            |key: &str, value: &str| (key.to_owned(), ByteString(value.as_bytes().to_vec()));
+        let mut data = ShardedData::new(2, 40);
+        let a = BTreeMap::from([
+            entry("endpoint.a.yaml", "aaaa"),
+            entry("secret.gh_k", "new"),
+        ]);
+        assert!(data.fits(0, &a));
+        data.insert_current(0, a);
+        assert_eq!(data.sizes, [15 + 4 + 11 + 3, 0]);
+        let b = BTreeMap::from([entry("endpoint.b.yaml", "bbbb")]);
+        assert!(!data.fits(0, &b), "shard 0 is full");
+        assert!(data.fits(1, &b), "shard 1 has its own budget");
+        let kept = BTreeMap::from([entry("endpoint.c.yaml", "c"), entry("secret.gh_k", "old")]);
+        data.insert_kept(1, kept);
+        let shards = data.into_shards();
+        assert_eq!(
+            shards[1]["secret.gh_k"].0, b"new",
+            "the current value, in both shards"
+        );
+        assert_eq!(shards[0]["secret.gh_k"].0, b"new");
     }
 }

@@ -20,10 +20,10 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 
 use super::{WAIT, start_operator};
 
-const GITHUB_SECRET: &str = "pool-test-github-secret-value";
+pub(super) const GITHUB_SECRET: &str = "pool-test-github-secret-value";
 const STRIPE_SECRET: &str = "whsec_cG9vbC10ZXN0LXN0cmlwZS1zZWNyZXQ=";
 
-async fn apply<K>(ns: &TestNamespace, name: &str, object: serde_json::Value)
+pub(super) async fn apply<K>(ns: &TestNamespace, name: &str, object: serde_json::Value)
 where
     K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -40,7 +40,7 @@ where
         .unwrap_or_else(|e| panic!("{name} applied: {e}"));
 }
 
-async fn apply_secret(ns: &TestNamespace, name: &str, key: &str, value: &str) {
+pub(super) async fn apply_secret(ns: &TestNamespace, name: &str, key: &str, value: &str) {
     apply::<Secret>(
         ns,
         name,
@@ -70,7 +70,7 @@ async fn apply_pool(ns: &TestNamespace, name: &str) {
 
 /// A pooled endpoint of `provider` verified with `secret` (key `secret`),
 /// routed by `host` and `path`.
-async fn apply_member(
+pub(super) async fn apply_member(
     ns: &TestNamespace,
     name: &str,
     pool: &str,
@@ -96,7 +96,7 @@ async fn apply_member(
     .await;
 }
 
-fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<Condition> {
+pub(super) fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<Condition> {
     endpoint
         .status
         .as_ref()?
@@ -106,7 +106,7 @@ fn condition(endpoint: &WebhookEndpoint, type_: &str) -> Option<Condition> {
         .cloned()
 }
 
-fn keys(secret: &Secret) -> BTreeSet<String> {
+pub(super) fn keys(secret: &Secret) -> BTreeSet<String> {
     secret
         .data
         .iter()
@@ -115,11 +115,11 @@ fn keys(secret: &Secret) -> BTreeSet<String> {
         .collect()
 }
 
-fn members(secret: &Secret) -> Members {
+pub(super) fn members(secret: &Secret) -> Members {
     recorded_members(secret.annotations())
 }
 
-async fn wait_ready(ns: &TestNamespace, name: &str) -> WebhookEndpoint {
+pub(super) async fn wait_ready(ns: &TestNamespace, name: &str) -> WebhookEndpoint {
     let endpoints = ns.api::<WebhookEndpoint>();
     hookwarden_tests::eventually(&format!("{name} Ready"), WAIT, || async {
         let endpoint = endpoints.get(name).await.ok()?;
@@ -130,7 +130,12 @@ async fn wait_ready(ns: &TestNamespace, name: &str) -> WebhookEndpoint {
 
 /// An Event on pool `pool` with `reason` whose note names `member`, once
 /// there is one.
-async fn pool_event(ns: &TestNamespace, pool: &str, reason: &str, member: &str) -> Event {
+pub(super) async fn pool_event(
+    ns: &TestNamespace,
+    pool: &str,
+    reason: &str,
+    member: &str,
+) -> Event {
     let what = format!("a {reason} Event on pool {pool} naming {member}");
     hookwarden_tests::eventually(&what, WAIT, || async {
         let events = ns.api::<Event>().list(&ListParams::default()).await.ok()?;
@@ -148,7 +153,7 @@ async fn pool_event(ns: &TestNamespace, pool: &str, reason: &str, member: &str) 
 }
 
 /// The pool's `status.refused` once `ready` says it is as awaited.
-async fn pool_refused(
+pub(super) async fn pool_refused(
     ns: &TestNamespace,
     pool: &str,
     ready: impl Fn(&[hookwarden_crds::RefusedMember]) -> bool,
@@ -258,8 +263,11 @@ async fn a_pool_serves_its_endpoints_from_one_secret_and_members_come_and_go_wit
     );
     assert!(!args.iter().any(|a| a == "--endpoint"), "{args:?}");
     let volume = &pod.volumes.clone().unwrap_or_default()[0];
-    let source = volume.secret.clone().expect("Secret volume");
-    assert_eq!(source.secret_name.as_deref(), Some("shared-pool"));
+    let projected = volume.projected.clone().expect("projected volume");
+    let sources = projected.sources.unwrap_or_default();
+    assert_eq!(sources.len(), 1, "one config Secret by default");
+    let source = sources[0].secret.clone().expect("a Secret source");
+    assert_eq!(source.name, "shared-pool");
     assert_eq!(source.items, None, "mounted whole");
     ns.api::<Service>()
         .get("shared-pool")

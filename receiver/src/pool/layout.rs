@@ -1,6 +1,7 @@
 //! The files of a pool's directory: the one place their names are defined.
 //!
-//! The operator renders one Secret per pool and mounts it whole; its keys
+//! The operator renders a pool's configuration into `spec.configShards`
+//! Secrets and mounts them whole as one projected volume; their keys
 //! become the files of the directory:
 //!
 //! - `endpoint.<endpoint name>.yaml`: an endpoint's manifest, as a dedicated

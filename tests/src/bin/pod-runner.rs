@@ -17,8 +17,9 @@
 //!   mount paths, files owned by `root:<fsGroup>` with the volume's modes,
 //!   laid out as the kubelet's atomic writer does (the files in a
 //!   `..<timestamp>` directory, `..data` a symlink to it, each top-level
-//!   name a symlink through `..data`); Secret and ConfigMap volumes are
-//!   refreshed in place when their object changes (a new directory, then
+//!   name a symlink through `..data`); Secret and ConfigMap volumes, and
+//!   projected volumes of those only (all sources in one directory), are
+//!   refreshed in place when their objects change (a new directory, then
 //!   one rename of the `..data` symlink), every [`VOLUME_REFRESH`], without
 //!   restarting the process, as the kubelet's sync does (subPath mounts,
 //!   like the kubelet's, are not refreshed);
@@ -964,9 +965,22 @@ async fn environment(
     Ok(env)
 }
 
-/// The files of a Secret or ConfigMap volume, from their object now;
-/// `None` for the other kinds of volume. A missing object is an error
-/// unless the volume is optional (then: no files).
+/// Whether `projected` is made of Secrets and ConfigMaps only (a pool's
+/// configuration shards): such a volume is refreshed like a Secret volume.
+/// One with a token or the downward API is written at the start only.
+fn objects_only(projected: &k8s_openapi::api::core::v1::ProjectedVolumeSource) -> bool {
+    projected.sources.iter().flatten().all(|source| {
+        source.service_account_token.is_none()
+            && source.downward_api.is_none()
+            && source.cluster_trust_bundle.is_none()
+            && (source.secret.is_some() || source.config_map.is_some())
+    })
+}
+
+/// The files of a Secret or ConfigMap volume, or of a projected volume of
+/// those ([`objects_only`]), from their objects now; `None` for the other
+/// kinds of volume. A missing object is an error unless its source is
+/// optional (then: no files).
 async fn object_volume_files(
     context: &Context,
     namespace: &str,
@@ -1006,6 +1020,45 @@ async fn object_volume_files(
         )
         .map(Some);
     }
+    if let Some(projected) = volume.projected.as_ref().filter(|p| objects_only(p)) {
+        let default_mode = projected.default_mode.unwrap_or(0o644);
+        // By path: as the kubelet's projection, a later source's file of
+        // the same path replaces an earlier one's.
+        let mut files: BTreeMap<String, (Vec<u8>, i32)> = BTreeMap::new();
+        for source in projected.sources.iter().flatten() {
+            let (data, items, what, optional) = if let Some(secret) = &source.secret {
+                (
+                    secret_data(context, namespace, &secret.name).await?,
+                    secret.items.as_ref(),
+                    format!("Secret {}", secret.name),
+                    secret.optional,
+                )
+            } else if let Some(map) = &source.config_map {
+                (
+                    config_map_data(context, namespace, &map.name).await?,
+                    map.items.as_ref(),
+                    format!("ConfigMap {}", map.name),
+                    map.optional,
+                )
+            } else {
+                continue;
+            };
+            let data = match data {
+                Some(data) => data,
+                None if optional == Some(true) => BTreeMap::new(),
+                None => return Err(format!("{what} of volume {} not found", volume.name).into()),
+            };
+            for (path, value, mode) in select_items(&data, items, default_mode, &what)? {
+                files.insert(path, (value, mode));
+            }
+        }
+        return Ok(Some(
+            files
+                .into_iter()
+                .map(|(path, (value, mode))| (path, value, mode))
+                .collect(),
+        ));
+    }
     Ok(None)
 }
 
@@ -1019,7 +1072,11 @@ async fn refresh_volumes(context: Arc<Context>, pod: Pod, pod_dir: PathBuf, fs_g
         .spec
         .iter()
         .flat_map(|spec| spec.volumes.iter().flatten())
-        .filter(|volume| volume.secret.is_some() || volume.config_map.is_some())
+        .filter(|volume| {
+            volume.secret.is_some()
+                || volume.config_map.is_some()
+                || volume.projected.as_ref().is_some_and(objects_only)
+        })
         .cloned()
         .collect();
     let mut written: HashMap<String, Vec<(String, Vec<u8>, i32)>> = HashMap::new();

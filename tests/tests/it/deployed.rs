@@ -1843,7 +1843,8 @@ async fn pool_pod_uids(pods: &Api<Pod>, pool: &str) -> Vec<String> {
 /// routed by host and path through Traefik; each delivery is stored in
 /// its endpoint's own stream. A fourth endpoint joins while the pool's pods
 /// stay the same (its configuration reaches them through the mounted
-/// Secret, refreshed in place) and is delivered to as well.
+/// Secrets, two config shards in one projected volume, refreshed in place)
+/// and is delivered to as well.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
     let deployed = Deployed::start("pool").await;
@@ -1859,7 +1860,9 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
         "apiVersion": "hookwarden.dev/v1alpha1",
         "kind": "WebhookReceiverPool",
         "metadata": {"name": "shared", "namespace": deployed.namespace},
-        "spec": {"replicas": 2},
+        // Two config Secrets in one projected volume: alpha and gamma
+        // hash to the first, beta and delta to the second.
+        "spec": {"replicas": 2, "configShards": 2},
     });
     let pool_file = deployed.work.join("pool.yaml");
     std::fs::write(&pool_file, serde_yaml_ng::to_string(&pool).expect("YAML")).expect("write");
@@ -1984,12 +1987,33 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
 
     // A fourth endpoint: the pool's pods stay, their files change.
     let deployments = deployed.ns.api::<k8s_openapi::api::apps::v1::Deployment>();
-    let generation = deployments
+    let deployment = deployments
         .get("shared-pool")
         .await
-        .expect("pool Deployment")
-        .metadata
-        .generation;
+        .expect("pool Deployment");
+    let generation = deployment.metadata.generation;
+    let template = serde_json::to_value(&deployment.spec.template).expect("serializes");
+    assert_eq!(
+        template["spec"]["volumes"][0]["projected"]["sources"],
+        serde_json::json!([
+            {"secret": {"name": "shared-pool"}},
+            {"secret": {"name": "shared-pool-1"}},
+        ]),
+        "the pods mount both config Secrets as one directory"
+    );
+    let secrets = deployed.ns.api::<k8s_openapi::api::core::v1::Secret>();
+    for (shard, member) in [("shared-pool", "alpha"), ("shared-pool-1", "beta")] {
+        let data = secrets
+            .get(shard)
+            .await
+            .expect("shard")
+            .data
+            .unwrap_or_default();
+        assert!(
+            data.contains_key(&format!("endpoint.{member}.yaml")),
+            "{member} in {shard}"
+        );
+    }
     let delta = apply_pool_member(
         &deployed.helm_home,
         &deployed.cli,
