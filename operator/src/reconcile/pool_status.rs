@@ -9,6 +9,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use super::pool_context::{PoolContext, PoolError, api_error};
+use super::secrets::ResolveError;
 use super::status::{self, Observed};
 use crate::FIELD_MANAGER;
 use crate::resources::pool::{MemberChange, desired_pool_replicas};
@@ -162,13 +163,12 @@ pub(super) async fn write_pool_status(
 pub(super) fn known_reason(reason: &str) -> &'static str {
     [
         "InvalidSpec",
-        "SecretNotFound",
-        "SecretKeyNotFound",
         "SourceRangesUnavailable",
         "RouteConflict",
         "PoolConfigFull",
     ]
     .into_iter()
+    .chain(ResolveError::REASONS.iter().copied())
     .find(|known| *known == reason)
     .unwrap_or("Refused")
 }

@@ -71,6 +71,11 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
+    /// Every reason [`ResolveError::reason`] gives (a pool records them for
+    /// its refused members and reads them back as static reasons).
+    pub const REASONS: &[&'static str] =
+        &["SecretNotFound", "SecretKeyNotFound", "SecretValueTooLarge"];
+
     /// The condition reason when the user has something to fix; `None` for
     /// transient errors, which are retried with back-off instead.
     pub fn reason(&self) -> Option<&'static str> {
@@ -140,4 +145,38 @@ pub async fn resolve_keys(
         resolved.insert(&name, &key, value.0.clone());
     }
     Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_listed() {
+        let (namespace, name, key) = ("ns".to_owned(), "s".to_owned(), "k".to_owned());
+        let errors = [
+            ResolveError::SecretNotFound {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                key: key.clone(),
+            },
+            ResolveError::SecretKeyNotFound {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                key: key.clone(),
+            },
+            ResolveError::SecretValueTooLarge {
+                namespace,
+                name,
+                key,
+                size: 1,
+                limit_kib: 1,
+            },
+        ];
+        for error in &errors {
+            let reason = error.reason().expect("a reason to fix");
+            assert!(ResolveError::REASONS.contains(&reason), "{reason}");
+        }
+        assert_eq!(errors.len(), ResolveError::REASONS.len());
+    }
 }
