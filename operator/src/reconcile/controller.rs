@@ -30,6 +30,7 @@ use super::endpoint::reconcile;
 use super::triggers::{naming, referencing};
 use super::{audit, pool_controller, runner, stream, subscription, triggers};
 use crate::FIELD_MANAGER;
+use crate::resources::pool::{Members, recorded_members};
 use crate::resources::{self, MANAGED_BY_SELECTOR, Settings};
 
 /// How often readiness checks whether the first list of WebhookEndpoints
@@ -330,7 +331,9 @@ pub(super) fn controller(
     };
     let referenced = store.clone();
     let naming_pool = store.clone();
-    let naming_pool_secret = store.clone();
+    // The members each pool Secret recorded when last seen, by its UID.
+    let recorded: std::sync::Mutex<std::collections::HashMap<String, Members>> =
+        std::sync::Mutex::default();
     let running = controller
         // Only what a pass reads of a Deployment's status starts one.
         .owns_stream(triggers::changed(
@@ -355,11 +358,19 @@ pub(super) fn controller(
             move |secret: Secret| referencing(&secret, &referenced.state()),
         )
         // A pool's status (its pods) and the members its last pass
-        // recorded in its Secret are the `Ready` and `ConfigApplied` of
-        // the endpoints that name it.
-        .watches(
-            api::<hookwarden_crds::WebhookReceiverPool>(&client, namespace),
-            watcher::Config::default(),
+        // recorded in its Secrets are the `Ready` and `ConfigApplied` of
+        // the endpoints that name it: only what they read of the pool
+        // starts their passes, and of a shard's recorded members only the
+        // ones whose entry changed (triggers: not a pass of every member
+        // per member that comes).
+        .watches_stream(
+            triggers::changed(
+                watcher::watcher(
+                    api::<hookwarden_crds::WebhookReceiverPool>(&client, namespace),
+                    watcher::Config::default(),
+                ),
+                triggers::pool_changes,
+            ),
             move |pool: hookwarden_crds::WebhookReceiverPool| {
                 naming(&naming_pool.state(), pool.namespace(), &pool.name_any())
             },
@@ -371,12 +382,18 @@ pub(super) fn controller(
                 resources::Component::Pool.as_str()
             )),
             move |secret: Secret| {
-                let pool = secret
-                    .labels()
-                    .get("app.kubernetes.io/instance")
-                    .cloned()
-                    .unwrap_or_default();
-                naming(&naming_pool_secret.state(), secret.namespace(), &pool)
+                let now = recorded_members(secret.annotations());
+                let mut seen = recorded
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let key = secret.uid().unwrap_or_else(|| secret.name_any());
+                let changed = triggers::member_changes(seen.get(&key), &now);
+                seen.insert(key, now);
+                let namespace = secret.namespace().unwrap_or_default();
+                changed
+                    .into_iter()
+                    .map(|name| ObjectRef::new(&name).within(&namespace))
+                    .collect::<Vec<_>>()
             },
         )
         .reconcile_on(audited)
