@@ -23,21 +23,19 @@ pub mod clientip;
 pub mod config;
 pub mod forward;
 pub mod limits;
-pub mod log_format;
-pub mod log_writer;
-pub mod logging;
-pub mod nats_url;
 pub mod ops;
 pub mod pool;
-pub mod provider_headers;
-pub mod publish;
 pub mod quarantine;
-pub mod ranges;
-pub mod redact;
 pub mod reload;
 pub mod request;
-pub mod secrets;
 pub mod server;
-pub mod telemetry;
 pub mod transport;
-pub mod verify;
+
+// Shared with the operator and the CLI (hookwarden-core), re-exported under
+// their old paths so `crate::verify::...` and `hookwarden_receiver::verify::...`
+// keep working.
+pub use hookwarden_core::trace_span;
+pub use hookwarden_core::{
+    log_format, log_writer, logging, nats_url, provider_headers, publish, ranges, redact, secrets,
+    telemetry, verify,
+};

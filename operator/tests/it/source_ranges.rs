@@ -44,7 +44,7 @@ async fn start_operator(ns: &TestNamespace, nats: &NatsServer, server: &ListServ
 }
 
 fn meta(hooks: &[&str]) -> Vec<u8> {
-    let sample = include_bytes!("../../../receiver/src/ranges/testdata/github-meta.json");
+    let sample = include_bytes!("../../../core/src/ranges/testdata/github-meta.json");
     let mut document: serde_json::Value = serde_json::from_slice(sample).expect("sample");
     document["hooks"] = serde_json::json!(hooks);
     document.to_string().into_bytes()
