@@ -10,8 +10,8 @@
 //! suspicious names always misses the next one. A header the verifier reads
 //! a secret or signature from is redacted even if it is on the list.
 
-use axum::http::HeaderMap;
 use base64::Engine as _;
+use http::HeaderMap;
 use serde_json::{Map, Value};
 
 /// What a redacted header value is replaced with.
@@ -203,7 +203,7 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     use super::*;
 

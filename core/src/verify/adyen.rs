@@ -25,10 +25,10 @@
 //!
 //! See <https://docs.adyen.com/development-resources/webhooks/verify-hmac-signatures/>.
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -531,10 +531,10 @@ mod tests {
             PLATFORM_SIGNATURE.parse().expect("value"),
         );
         assert_eq!(v.verify(&twice, body), Err(Rejection::SignatureMalformed));
-        let uri = axum::http::Uri::from_static("/");
+        let uri = http::Uri::from_static("/");
         let head = |headers: &HeaderMap| {
             v.precheck(&Head {
-                method: &axum::http::Method::POST,
+                method: &http::Method::POST,
                 uri: &uri,
                 headers,
             })

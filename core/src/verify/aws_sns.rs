@@ -22,9 +22,9 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
 use ring::signature::RsaKeyPair;
 
 use super::hmac_common::system_clock;
@@ -454,10 +454,10 @@ mod tests {
 
     /// What the server does: prefetch, then check.
     async fn receive(verifier: &AwsSnsVerifier, body: &[u8]) -> Result<Verdict, Rejection> {
-        let uri = axum::http::Uri::from_static("/");
+        let uri = http::Uri::from_static("/");
         let headers = HeaderMap::new();
         let request = Incoming {
-            method: &axum::http::Method::POST,
+            method: &http::Method::POST,
             uri: &uri,
             headers: &headers,
             body,

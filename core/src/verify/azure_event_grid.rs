@@ -34,7 +34,7 @@
 //! <https://learn.microsoft.com/en-us/azure/event-grid/webhook-event-delivery> and
 //! <https://github.com/cloudevents/spec/blob/v1.0/http-webhook.md#4-abuse-protection>.
 
-use axum::http::{HeaderMap, HeaderName, Method, Uri};
+use http::{HeaderMap, HeaderName, Method, Uri};
 use serde_json::Value;
 
 use super::entra::{self, EntraCheck};

@@ -10,8 +10,8 @@
 //! (webhook secrets) and
 //! <https://support.atlassian.com/bitbucket-cloud/docs/event-payloads/> (headers).
 
-use axum::http::HeaderMap;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{KeyedMacs, mac, verify_sha256_body};
@@ -71,7 +71,7 @@ impl Verifier for BitbucketVerifier {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     use super::*;
 

@@ -11,8 +11,8 @@
 //!
 //! See <https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint-validating-security-request-headers>.
 
-use axum::http::HeaderMap;
 use ed25519_dalek::{Signature, VerifyingKey};
+use http::HeaderMap;
 
 use super::timestamp::system_clock;
 use super::timestamp::{check_fresh, parse_unix_seconds};
@@ -180,8 +180,8 @@ impl Verifier for DiscordVerifier {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
     use ed25519_dalek::{Signer, SigningKey};
+    use http::HeaderValue;
 
     use super::*;
 

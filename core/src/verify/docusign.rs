@@ -17,10 +17,10 @@
 //! See <https://developers.docusign.com/platform/webhooks/connect/hmac/> and
 //! <https://developers.docusign.com/platform/webhooks/connect/validate/>.
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{
@@ -149,7 +149,7 @@ pub fn sign(key: &[u8], body: &[u8]) -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderName, HeaderValue, Method, Uri};
+    use http::{HeaderName, HeaderValue, Method, Uri};
 
     use super::super::hmac_common::test_support::*;
     use super::*;

@@ -15,8 +15,8 @@
 //!
 //! See <https://www.dropbox.com/developers/reference/webhooks>.
 
-use axum::http::{HeaderMap, Method};
 use hmac::Hmac;
+use http::{HeaderMap, Method};
 use sha2::Sha256;
 
 use super::handshake_common::query_param;
@@ -122,7 +122,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::Uri;
+    use http::Uri;
 
     use super::super::expect_handshake;
     use super::super::hmac_common::test_support::*;

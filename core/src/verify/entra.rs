@@ -34,9 +34,9 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderMap;
 use ring::signature::RsaKeyPair;
 use serde_json::Value;
 

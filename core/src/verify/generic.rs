@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD};
 use hmac::Hmac;
@@ -22,6 +21,7 @@ use hookwarden_crds::{
     BasicAuthCheck, BinaryEncoding, HmacAlgorithm, HmacCheck, JwtAlgorithm, JwtCheck,
     KeyValueSignature, SignatureEncoding, TokenCheck,
 };
+use http::HeaderMap;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
@@ -397,7 +397,7 @@ fn placeholder(name: &str) -> Result<Part, TemplateError> {
         "body" => Part::Body,
         other => match other.strip_prefix("header:") {
             Some(header) => {
-                let parsed = axum::http::HeaderName::from_bytes(header.as_bytes())
+                let parsed = http::HeaderName::from_bytes(header.as_bytes())
                     .map_err(|_| TemplateError::BadHeaderName(header.to_owned()))?;
                 Part::Header(parsed.as_str().to_owned())
             }
@@ -1369,9 +1369,9 @@ impl Verifier for GenericVerifier {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
     use hmac::Mac;
     use hmac::digest::KeyInit;
+    use http::HeaderValue;
 
     use super::super::DEFAULT_TIMESTAMP_TOLERANCE_SECS;
     use super::*;
@@ -1386,7 +1386,7 @@ mod tests {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
             map.append(
-                axum::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
                 HeaderValue::from_str(value).expect("header value"),
             );
         }
@@ -1778,8 +1778,8 @@ mod tests {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Verified, Rejection> {
-        let method: axum::http::Method = method.parse().expect("method");
-        let uri: axum::http::Uri = target.parse().expect("uri");
+        let method: http::Method = method.parse().expect("method");
+        let uri: http::Uri = target.parse().expect("uri");
         match verifier.check(&Incoming {
             method: &method,
             uri: &uri,
@@ -1998,7 +1998,7 @@ mod tests {
         let mut map = HeaderMap::new();
         for (name, value) in &signed {
             map.append(
-                axum::http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
                 HeaderValue::from_str(value).expect("value"),
             );
         }
@@ -2647,8 +2647,8 @@ mod tests {
         /// As the server does: precheck, prefetch, check.
         async fn receive(v: &GenericVerifier, token: &str) -> Result<(), Rejection> {
             let headers = bearer(token);
-            let uri = axum::http::Uri::from_static("/in");
-            let method = axum::http::Method::POST;
+            let uri = http::Uri::from_static("/in");
+            let method = http::Method::POST;
             v.precheck(&Head {
                 method: &method,
                 uri: &uri,

@@ -2,7 +2,7 @@
 //!
 //! See <https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries>.
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 
 use hmac::Hmac;
 use sha2::Sha256;
@@ -56,7 +56,7 @@ impl Verifier for GithubVerifier {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     use super::*;
 

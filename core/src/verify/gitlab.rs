@@ -18,7 +18,7 @@
 //! <https://docs.gitlab.com/user/project/integrations/webhooks/#delivery-headers>
 //! and <https://gitlab.com/gitlab-org/gitlab/-/merge_requests/230944>.
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 

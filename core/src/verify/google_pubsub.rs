@@ -20,9 +20,9 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderMap;
 use ring::signature::RsaKeyPair;
 
 use super::hmac_common::{json_body, json_info, signature_header, system_clock};
@@ -347,10 +347,10 @@ mod tests {
     }
 
     async fn receive(v: &GooglePubsubVerifier, headers: &HeaderMap) -> Result<Verified, Rejection> {
-        let uri = axum::http::Uri::from_static("/");
+        let uri = http::Uri::from_static("/");
         let body = body();
         let request = Incoming {
-            method: &axum::http::Method::POST,
+            method: &http::Method::POST,
             uri: &uri,
             headers,
             body: &body,

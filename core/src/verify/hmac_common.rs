@@ -3,9 +3,9 @@
 //! several candidate signatures against several secrets, and reading the
 //! event type and delivery id from a JSON body once it is verified.
 
-use axum::http::HeaderMap;
 use hmac::Mac;
 use hmac::digest::KeyInit;
+use http::HeaderMap;
 
 pub(crate) use super::require_secrets;
 pub(crate) use super::timestamp::{
@@ -225,7 +225,7 @@ pub(crate) fn json_info(value: Option<&serde_json::Value>, pointer: &str) -> Opt
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use axum::http::{HeaderName, HeaderValue};
+    use http::{HeaderName, HeaderValue};
 
     use super::super::VerifierError;
     use super::*;

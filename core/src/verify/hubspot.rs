@@ -19,10 +19,10 @@
 //!
 //! See <https://developers.hubspot.com/docs/apps/legacy-apps/authentication/validating-requests#validate-the-v3-request-signature>.
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{
@@ -202,7 +202,7 @@ pub fn sign(
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{Method, Uri};
+    use http::{Method, Uri};
 
     use super::super::hmac_common::test_support::*;
     use super::*;

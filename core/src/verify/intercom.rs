@@ -3,8 +3,8 @@
 //!
 //! See <https://developers.intercom.com/docs/webhooks/webhook-notifications#signed-notifications>.
 
-use axum::http::HeaderMap;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha1::Sha1;
 
 use super::hmac_common::{

@@ -16,8 +16,8 @@
 //!
 //! See <https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks>.
 
-use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use serde::Deserialize;
 use sha2::Sha256;
 

@@ -13,8 +13,8 @@
 //! See <https://developers.facebook.com/docs/graph-api/webhooks/getting-started#validate-payloads>
 //! and <https://developers.facebook.com/docs/graph-api/webhooks/getting-started#verification-requests>.
 
-use axum::http::{HeaderMap, Method};
 use hmac::Hmac;
+use http::{HeaderMap, Method};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -196,7 +196,7 @@ mod tests {
     }
 
     fn get(v: &MetaVerifier, query: &str) -> Result<Verdict, Rejection> {
-        let uri: axum::http::Uri = format!("/?{query}").parse().expect("uri");
+        let uri: http::Uri = format!("/?{query}").parse().expect("uri");
         v.check(&Incoming {
             method: &Method::GET,
             uri: &uri,

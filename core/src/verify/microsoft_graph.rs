@@ -29,7 +29,7 @@
 //! <https://learn.microsoft.com/en-us/graph/api/resources/changenotificationcollection> and
 //! <https://learn.microsoft.com/en-us/graph/api/resources/changenotification>.
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 use serde_json::Value;
 
 use super::entra::EntraCheck;
@@ -238,7 +238,7 @@ pub fn notification_body(client_state: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{Method, Uri};
+    use http::{Method, Uri};
 
     use super::super::expect_handshake;
     use super::super::hmac_common::test_support::*;

@@ -83,8 +83,8 @@ pub use twilio::TwilioVerifier;
 pub use twitch::TwitchVerifier;
 pub use zoom::ZoomVerifier;
 
-use axum::http::{HeaderMap, Method, Uri};
 use hookwarden_crds::{Provider, SecretKeyRef, WebhookEndpointSpec};
+use http::{HeaderMap, Method, Uri};
 
 use crate::secrets::{Secret, SecretError};
 use public_url::{PublicUrl, PublicUrlError};

@@ -21,7 +21,7 @@
 //! verification, authentication header) and the `EventHookChannelConfigAuthScheme`
 //! of Okta's management API (`key`: "the name for the authorization header").
 
-use axum::http::{HeaderMap, HeaderName, Method};
+use http::{HeaderMap, HeaderName, Method};
 
 use super::handshake_common::Tokens;
 use super::hmac_common::{json_body, json_info, require_secrets};
@@ -163,7 +163,7 @@ pub fn delivery_body(event_id: &str, event_type: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::Uri;
+    use http::Uri;
 
     use super::super::hmac_common::test_support::*;
     use super::super::{check_post, expect_handshake};

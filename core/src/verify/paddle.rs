@@ -12,8 +12,8 @@
 //!
 //! See <https://developer.paddle.com/webhooks/signature-verification>.
 
-use axum::http::HeaderMap;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{

@@ -5,8 +5,8 @@
 //!
 //! See <https://developer.pagerduty.com/docs/webhooks-overview#webhook-signatures>.
 
-use axum::http::HeaderMap;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{

@@ -16,9 +16,9 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
 use ring::signature::RsaKeyPair;
 
 use super::hmac_common::{json_body, json_info, signature_header, system_clock};
@@ -310,9 +310,9 @@ mod tests {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Verified, Rejection> {
-        let uri = axum::http::Uri::from_static("/");
+        let uri = http::Uri::from_static("/");
         let request = Incoming {
-            method: &axum::http::Method::POST,
+            method: &http::Method::POST,
             uri: &uri,
             headers,
             body,

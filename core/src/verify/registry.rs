@@ -821,10 +821,10 @@ static TRELLO: Preset = Preset {
 fn header_setting(
     value: Option<&str>,
     field: &'static str,
-) -> Result<Option<axum::http::HeaderName>, VerifierError> {
+) -> Result<Option<http::HeaderName>, VerifierError> {
     value
         .map(|name| {
-            axum::http::HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()).map_err(
+            http::HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()).map_err(
                 |_| VerifierError::Invalid {
                     field,
                     reason: "not a valid header name",
@@ -860,9 +860,7 @@ static OKTA: Preset = token(
                 .and_then(|k| k.auth_header.as_deref()),
             "spec.okta.authHeader",
         )?
-        .unwrap_or(axum::http::HeaderName::from_static(
-            okta::DEFAULT_AUTH_HEADER,
-        ));
+        .unwrap_or(http::HeaderName::from_static(okta::DEFAULT_AUTH_HEADER));
         Ok(Box::new(okta::OktaVerifier::with_header(s, header)?))
     },
     sending::okta,
@@ -1224,7 +1222,7 @@ mod tests {
         use super::super::standard_webhooks::shared_tests::{
             VECTOR_BODY, VECTOR_ID, VECTOR_SECRET, VECTOR_SIGNATURE, VECTOR_TIMESTAMP,
         };
-        use axum::http::{HeaderMap, HeaderValue};
+        use http::{HeaderMap, HeaderValue};
         fn clock() -> i64 {
             VECTOR_TIMESTAMP + 5
         }
@@ -1260,7 +1258,7 @@ mod tests {
                 ("signature", VECTOR_SIGNATURE.to_owned()),
             ] {
                 headers.insert(
-                    axum::http::HeaderName::from_bytes(format!("{prefix}-{name}").as_bytes())
+                    http::HeaderName::from_bytes(format!("{prefix}-{name}").as_bytes())
                         .expect("name"),
                     HeaderValue::from_str(&value).expect("value"),
                 );

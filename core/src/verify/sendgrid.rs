@@ -11,9 +11,9 @@
 //!
 //! See <https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features>.
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use http::HeaderMap;
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
@@ -154,7 +154,7 @@ impl Verifier for SendgridVerifier {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
     use p256::ecdsa::SigningKey;
     use p256::ecdsa::signature::Signer;
 

@@ -4,10 +4,10 @@
 //!
 //! See <https://shopify.dev/docs/apps/build/webhooks/subscribe/https#step-5-verify-the-webhook>.
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{find_secret, mac, require_secrets, signature_header};

@@ -6,8 +6,8 @@
 //!
 //! See <https://api.slack.com/authentication/verifying-requests-from-slack>.
 
-use axum::http::HeaderMap;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{

@@ -7,10 +7,10 @@
 //!
 //! See <https://developer.squareup.com/docs/webhooks/step3validate>.
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{
@@ -94,7 +94,7 @@ pub fn sign(key: &[u8], url: &str, body: &[u8]) -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{Method, Uri};
+    use http::{Method, Uri};
 
     use super::super::hmac_common::test_support::*;
     use super::*;

@@ -7,8 +7,8 @@
 //!
 //! See <https://docs.stripe.com/webhooks#verify-manually>.
 
-use axum::http::HeaderMap;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{

@@ -8,7 +8,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 
 use super::{Rejection, single_header};
 

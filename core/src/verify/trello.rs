@@ -17,10 +17,10 @@
 //!
 //! See <https://developer.atlassian.com/cloud/trello/guides/rest-api/webhooks/#webhook-signatures>.
 
-use axum::http::{HeaderMap, Method};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::Hmac;
+use http::{HeaderMap, Method};
 use sha1::Sha1;
 
 use super::hmac_common::{
@@ -137,7 +137,7 @@ pub fn sign(secret: &[u8], url: &str, body: &[u8]) -> Vec<(&'static str, String)
 
 #[cfg(test)]
 mod tests {
-    use axum::http::Uri;
+    use http::Uri;
 
     use super::super::hmac_common::test_support::*;
     use super::*;

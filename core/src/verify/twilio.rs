@@ -17,10 +17,10 @@
 //!
 //! See <https://www.twilio.com/docs/usage/webhooks/webhooks-security>.
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -168,7 +168,7 @@ pub fn url_with_body_hash(url: &str, body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{Method, Uri};
+    use http::{Method, Uri};
 
     use super::super::hmac_common::test_support::*;
     use super::*;

@@ -10,8 +10,8 @@
 //!
 //! See <https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#verifying-the-event-message>.
 
-use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::require_secrets;
@@ -163,7 +163,7 @@ impl Verifier for TwitchVerifier {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     use super::*;
 

@@ -21,10 +21,10 @@
 //! See <https://docs.x.com/x-api/webhooks/quickstart> and
 //! <https://developer.x.com/en/docs/x-api/enterprise/account-activity-api/guides/securing-webhooks>.
 
-use axum::http::{HeaderMap, Method};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::Hmac;
+use http::{HeaderMap, Method};
 use sha2::Sha256;
 
 use super::handshake_common::query_param;
@@ -157,7 +157,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::Uri;
+    use http::Uri;
 
     use super::super::expect_handshake;
     use super::super::hmac_common::test_support::*;

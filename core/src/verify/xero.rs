@@ -15,10 +15,10 @@
 //!
 //! See <https://developer.xero.com/documentation/guides/webhooks/configuring-your-server/>.
 
-use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{

@@ -5,8 +5,8 @@
 //!
 //! See <https://developers.zoom.us/docs/api/webhooks/#verify-with-zooms-header>.
 
-use axum::http::HeaderMap;
 use hmac::Hmac;
+use http::HeaderMap;
 use sha2::Sha256;
 
 use super::hmac_common::{
