@@ -43,8 +43,9 @@ crds: ## regenerate crds/*.yaml from the Rust types, and the chart's copies
 fmt: ## format the code
 	cargo fmt --all
 
-lint: ## formatting and clippy, as CI checks them
+lint: ## formatting, clippy and the dependency layout, as CI checks them
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	tests/tools/deps-check.sh
 	CARGO_TARGET_DIR=$${HOOKWARDEN_CACHE:-$$HOME/.cache/hookwarden}/fuzz/check-target \
 	  cargo clippy --manifest-path receiver/fuzz/Cargo.toml --all-targets --locked -- -D warnings
