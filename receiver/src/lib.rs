@@ -15,6 +15,13 @@
 //! the secrets it knows ([`logging`], [`redact`]) and is written to stdout in batches ([`log_writer`]); health, readiness and metrics are on a port of their own
 //! ([`ops`]). Each concern is its own module with small pure functions at
 //! the core, so the HTTP and NATS edges stay thin.
+//!
+//! What the operator and the CLI share with it lives in `hookwarden-core`
+//! (no HTTP server, no Kubernetes client) and is re-exported here under the
+//! same paths: [`verify`], [`secrets`], [`redact`], [`publish`],
+//! [`provider_headers`], [`nats_url`], [`ranges`], [`logging`],
+//! [`log_format`], [`log_writer`], [`telemetry`], `forward::plan`,
+//! `pool::layout` and `pool::routes`, and the target of the quarantine.
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -2022,7 +2022,7 @@ mod tests {
     // --- key-value signature headers ---
 
     /// The Stripe preset's independently computed known answer
-    /// (`receiver/src/verify/stripe.rs`):
+    /// (`core/src/verify/stripe.rs`):
     /// `printf '1700000000.%s' "$BODY" | openssl dgst -sha256 -hmac whsec_test_secret`.
     const STRIPE_SECRET: &str = "whsec_test_secret";
     const STRIPE_BODY: &[u8] =
