@@ -43,9 +43,10 @@ crds: ## regenerate crds/*.yaml from the Rust types, and the chart's copies
 fmt: ## format the code
 	cargo fmt --all
 
-lint: ## formatting, clippy and module cycles, as CI checks them
+lint: ## formatting, clippy, the dependency layout and module cycles, as CI checks them
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	tests/tools/deps-check.sh
 	CARGO_TARGET_DIR=$${HOOKWARDEN_CACHE:-$$HOME/.cache/hookwarden}/fuzz/check-target \
 	  cargo clippy --manifest-path receiver/fuzz/Cargo.toml --all-targets --locked -- -D warnings
 	python3 tests/tools/module-cycles.py --self-test

@@ -145,7 +145,7 @@ pub async fn run(
     };
     tracing::info!(
         receiver_image = %config.settings.receiver_image,
-        nats_url = %hookwarden_receiver::redact::redact_url(&config.settings.nats_url),
+        nats_url = %hookwarden_core::redact::redact_url(&config.settings.nats_url),
         namespaces = %watched,
         "reconciling WebhookEndpoints"
     );

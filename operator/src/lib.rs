@@ -13,6 +13,11 @@
 //! once per list and kept in a ConfigMap ([`ranges`]); several replicas
 //! elect one leader on a Lease ([`leader`]). Its health, readiness and
 //! metrics are served by [`ops`].
+//!
+//! What it shares with the receiver (stream naming and management, the
+//! verifiers and signers it validates and signs with, secrets, source
+//! ranges, logging) comes from `hookwarden-core`; it does not link the
+//! receiver or any web framework (`tests/tools/deps-check.sh`).
 #![forbid(unsafe_code)]
 
 pub mod app;

@@ -280,12 +280,12 @@ fn parse_cidr(text: &str) -> Result<String, String> {
 
 /// Logs to stdout at the level of `RUST_LOG` (default `info`), every line
 /// (and a panic's message) without the secrets the operator has read (see
-/// `hookwarden_receiver::logging`).
+/// `hookwarden_core::logging`).
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::Layer as _;
-    hookwarden_receiver::logging::redact_panics();
-    let logs = tracing_subscriber::fmt::layer()
-        .with_writer(hookwarden_receiver::logging::redacting_stdout());
+    hookwarden_core::logging::redact_panics();
+    let logs =
+        tracing_subscriber::fmt::layer().with_writer(hookwarden_core::logging::redacting_stdout());
     let logs = match format {
         LogFormat::Text => logs.boxed(),
         // As the receiver does, with the current span (the reconcile span
@@ -298,7 +298,7 @@ fn init_logging(format: LogFormat) {
             .boxed(),
     };
     // Traces too when OTEL_EXPORTER_OTLP_ENDPOINT asks (a span per reconcile pass).
-    hookwarden_receiver::telemetry::init_subscriber(logs, "hookwarden-operator");
+    hookwarden_core::telemetry::init_subscriber(logs, "hookwarden-operator");
 }
 
 /// The name of a Kubernetes object (a DNS subdomain: lowercase letters,
@@ -356,7 +356,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(operator_main());
     // The last spans leave while the runtime still runs.
-    hookwarden_receiver::telemetry::shutdown();
+    hookwarden_core::telemetry::shutdown();
     // A blocking task (a DNS lookup of an unreachable NATS, say) must not
     // hold the exit: dropping the runtime would wait for it without bound.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -402,7 +402,7 @@ async fn operator_main() -> ExitCode {
             // endpoint), which also keeps its password or token out of every
             // log line from now on. Not a clap value parser: clap's error
             // would repeat the whole URL.
-            if let Err(err) = hookwarden_receiver::nats_url::NatsUrl::parse(&nats_url) {
+            if let Err(err) = hookwarden_core::nats_url::NatsUrl::parse(&nats_url) {
                 eprintln!("hookwarden-operator: --nats-url: {err}");
                 return ExitCode::FAILURE;
             }

@@ -10,14 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
+use bytes::Bytes;
+use hookwarden_core::publish::StreamUsage;
+use hookwarden_core::ranges::age::{ListAgeCollector, ListFetchTimes};
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_receiver::publish::StreamUsage;
-use hookwarden_receiver::ranges::age::{ListAgeCollector, ListFetchTimes};
+use http::{Method, Response, StatusCode, header};
+use http_body_util::Full;
 use kube::runtime::reflector::Store;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
@@ -275,7 +273,7 @@ pub struct Metrics {
 
 /// Each source range list's key and when it was last fetched (Unix seconds),
 /// scraped as `source_range_list_age_seconds{list}`
-/// ([`hookwarden_receiver::ranges::age`]).
+/// ([`hookwarden_core::ranges::age`]).
 #[derive(Debug, Default, Clone)]
 struct SourceLists(Arc<std::sync::Mutex<std::collections::BTreeMap<String, i64>>>);
 
@@ -330,7 +328,7 @@ impl Default for Metrics {
         registry.register(
             "trace_export_failed_spans",
             "Spans the OTLP endpoint refused or did not take (traces on only)",
-            hookwarden_receiver::telemetry::export_failed_spans(),
+            hookwarden_core::telemetry::export_failed_spans(),
         );
         Self {
             registry,
@@ -466,33 +464,55 @@ pub struct Ops {
 }
 
 /// `/healthz` (the process serves HTTP), `/readyz` (it reconciles) and
-/// `/metrics` (Prometheus text format).
-pub fn router(ops: Ops) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .with_state(ops)
-}
-
-async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
-    match ops.readiness.not_ready_reason() {
-        None => (StatusCode::OK, "ready\n".to_owned()),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        ),
+/// `/metrics` (OpenMetrics text) for `GET` (and `HEAD`, whose body hyper
+/// leaves out); 405 for another method, 404 for another path. Three fixed
+/// routes need no router, so the operator links no web framework (issue #17).
+pub fn respond(ops: &Ops, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let known = matches!(path, "/healthz" | "/readyz" | "/metrics");
+    if !known {
+        return text(StatusCode::NOT_FOUND, String::new());
+    }
+    if method != Method::GET && method != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, String::new());
+        response
+            .headers_mut()
+            .insert(header::ALLOW, http::HeaderValue::from_static("GET,HEAD"));
+        return response;
+    }
+    match path {
+        "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
+        "/readyz" => match ops.readiness.not_ready_reason() {
+            None => text(StatusCode::OK, "ready\n".to_owned()),
+            Some(reason) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {reason}\n"),
+            ),
+        },
+        _ => {
+            let mut response = text(StatusCode::OK, ops.metrics.render());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
     }
 }
 
-async fn metrics_text(State(ops): State<Ops>) -> impl IntoResponse {
-    (
-        [(
+/// A plain-text answer.
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let empty = body.is_empty();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if !empty {
+        response.headers_mut().insert(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        ops.metrics.render(),
-    )
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    response
 }
 
 /// Why the operations port could not be opened.
@@ -503,9 +523,14 @@ pub struct BindError {
     source: std::io::Error,
 }
 
-/// Binds `addr` and serves [`router`] on it in a background task. Binding
-/// happens here, before the CRD install, so a taken port fails the start
-/// instead of leaving a pod that is never probed successfully.
+/// How long a connection may take to send its request headers: a client
+/// that trickles them does not hold a task forever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds `addr` and serves [`respond`] on it (HTTP/1.1) in a background
+/// task. Binding happens here, before the CRD install, so a taken port
+/// fails the start instead of leaving a pod that is never probed
+/// successfully.
 pub async fn serve(addr: SocketAddr, ops: Ops) -> Result<SocketAddr, BindError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -514,8 +539,32 @@ pub async fn serve(addr: SocketAddr, ops: Ops) -> Result<SocketAddr, BindError> 
         .local_addr()
         .map_err(|source| BindError { addr, source })?;
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router(ops)).await {
-            tracing::error!(%error, "the operations port stopped");
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, most likely: wait for some
+                    // to close rather than spin.
+                    tracing::warn!(%error, "accepting on the operations port");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let ops = ops.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: http::Request<_>| {
+                    let response = respond(&ops, request.method(), request.uri().path());
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                let served = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                if let Err(error) = served {
+                    tracing::debug!(%error, "an operations port connection ended");
+                }
+            });
         }
     });
     Ok(bound)
@@ -523,18 +572,12 @@ pub async fn serve(addr: SocketAddr, ops: Ops) -> Result<SocketAddr, BindError> 
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
-    use axum::http::Request;
     use http_body_util::BodyExt;
-    use tower::ServiceExt;
 
     use super::*;
 
-    async fn get_text(router: Router, path: &str) -> (StatusCode, String) {
-        let response = router
-            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
-            .await
-            .expect("response");
+    async fn get_text(ops: Ops, path: &str) -> (StatusCode, String) {
+        let response = respond(&ops, &Method::GET, path);
         let status = response.status();
         let bytes = response
             .into_body()
@@ -579,7 +622,7 @@ mod tests {
             0
         );
         assert_eq!(ops.metrics.stream_check_count(StreamCheck::InSync), 2);
-        let (status, text) = get_text(router(ops), "/metrics").await;
+        let (status, text) = get_text(ops, "/metrics").await;
         assert!(
             text.contains(r#"hookwarden_operator_stream_checks_total{result="in_sync"} 2"#)
                 && text.contains(r#"hookwarden_operator_stream_checks_total{result="drifted"} 1"#),
@@ -648,7 +691,7 @@ mod tests {
         ] {
             writer.apply_watcher_event(&Event::Apply(endpoint(name, ready)));
         }
-        let (_, text) = get_text(router(ops), "/metrics").await;
+        let (_, text) = get_text(ops, "/metrics").await;
         for line in [
             r#"hookwarden_operator_endpoints{ready="true"} 2"#,
             r#"hookwarden_operator_endpoints{ready="false"} 1"#,
@@ -686,7 +729,7 @@ mod tests {
         // A deleted endpoint's last usage is not reported.
         ops.metrics
             .record_stream_usage("ci/gone", "ci-gone", Some(usage));
-        let (_, text) = get_text(router(ops.clone()), "/metrics").await;
+        let (_, text) = get_text(ops.clone(), "/metrics").await;
         for line in [
             r#"hookwarden_operator_stream_bytes{endpoint="ci/gh",stream="ci-gh"} 900"#,
             r#"hookwarden_operator_stream_max_bytes{endpoint="ci/gh",stream="ci-gh"} 1000"#,
@@ -698,14 +741,14 @@ mod tests {
         assert!(!text.contains("ci/gone"), "{text}");
 
         writer.apply_watcher_event(&Event::Delete(endpoint));
-        let (_, text) = get_text(router(ops), "/metrics").await;
+        let (_, text) = get_text(ops, "/metrics").await;
         assert!(!text.contains("ci/gh"), "{text}");
     }
 
     #[tokio::test]
     async fn ready_only_with_the_crd_and_the_watches() {
         let ops = Ops::default();
-        let app = router(ops.clone());
+        let app = ops.clone();
         assert_eq!(
             get_text(app.clone(), "/readyz").await,
             (
@@ -739,5 +782,49 @@ mod tests {
             get_text(app, "/readyz").await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[test]
+    fn other_paths_and_methods_are_refused() {
+        let ops = Ops::default();
+        assert_eq!(
+            respond(&ops, &Method::GET, "/").status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            respond(&ops, &Method::GET, "/metrics/x").status(),
+            StatusCode::NOT_FOUND
+        );
+        let refused = respond(&ops, &Method::POST, "/metrics");
+        assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            refused.headers().get(header::ALLOW).map(|v| v.as_bytes()),
+            Some(&b"GET,HEAD"[..])
+        );
+        assert_eq!(
+            respond(&ops, &Method::HEAD, "/healthz").status(),
+            StatusCode::OK
+        );
+    }
+
+    /// The port as the kubelet reaches it: HTTP/1.1 over TCP.
+    #[tokio::test]
+    async fn the_port_answers_over_http() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let ops = Ops::default();
+        let addr = serve("127.0.0.1:0".parse().expect("addr"), ops)
+            .await
+            .expect("bound");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: ops\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("request");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("answer");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
     }
 }

@@ -14,16 +14,16 @@
 //! [`crate::resources::build_with_ranges`]). A failed, malformed or
 //! implausible answer changes nothing but the list's error and age
 //! (`SourceRangesCurrent`, `hookwarden_operator_source_range_list_age_seconds`).
-//! What is fetched and how is [`hookwarden_receiver::ranges`], shared with
+//! What is fetched and how is [`hookwarden_core::ranges`], shared with
 //! the receiver and the CLI.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hookwarden_core::ranges::fetch::{RangeFetcher, unix_now};
+use hookwarden_core::ranges::{self, ListSource, SavedList, texts};
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_receiver::ranges::fetch::{RangeFetcher, unix_now};
-use hookwarden_receiver::ranges::{self, ListSource, SavedList, texts};
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};

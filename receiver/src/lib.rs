@@ -15,6 +15,13 @@
 //! the secrets it knows ([`logging`], [`redact`]) and is written to stdout in batches ([`log_writer`]); health, readiness and metrics are on a port of their own
 //! ([`ops`]). Each concern is its own module with small pure functions at
 //! the core, so the HTTP and NATS edges stay thin.
+//!
+//! What the operator and the CLI share with it lives in `hookwarden-core`
+//! (no HTTP server, no Kubernetes client) and is re-exported here under the
+//! same paths: [`verify`], [`secrets`], [`redact`], [`publish`],
+//! [`provider_headers`], [`nats_url`], [`ranges`], [`logging`],
+//! [`log_format`], [`log_writer`], [`telemetry`], `forward::plan`,
+//! `pool::layout` and `pool::routes`, and the target of the quarantine.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -23,21 +30,19 @@ pub mod clientip;
 pub mod config;
 pub mod forward;
 pub mod limits;
-pub mod log_format;
-pub mod log_writer;
-pub mod logging;
-pub mod nats_url;
 pub mod ops;
 pub mod pool;
-pub mod provider_headers;
-pub mod publish;
 pub mod quarantine;
-pub mod ranges;
-pub mod redact;
 pub mod reload;
 pub mod request;
-pub mod secrets;
 pub mod server;
-pub mod telemetry;
 pub mod transport;
-pub mod verify;
+
+// Shared with the operator and the CLI (hookwarden-core), re-exported under
+// their old paths so `crate::verify::...` and `hookwarden_receiver::verify::...`
+// keep working.
+pub use hookwarden_core::trace_span;
+pub use hookwarden_core::{
+    log_format, log_writer, logging, nats_url, provider_headers, publish, ranges, redact, secrets,
+    telemetry, verify,
+};

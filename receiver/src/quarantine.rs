@@ -22,28 +22,24 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use async_nats::jetstream::{self, context::PublishErrorKind};
 use base64::Engine as _;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use hookwarden_crds::{QuarantineSpec, WebhookEndpoint};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::ops::{Metrics, QuarantineLabels};
-use crate::publish::sanitize_token;
 
-/// Records per second and pod when `maxPerSecond` is absent.
-pub const DEFAULT_MAX_PER_SECOND: u32 = 5;
+// The target (stream, subject, limits) is shared with the operator.
+pub use hookwarden_core::quarantine::{
+    DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES, DEFAULT_MAX_PER_SECOND, MAX_BODY_PREFIX, QuarantineTarget,
+    names,
+};
+
 /// Records per second of a whole process (all its endpoints) when
 /// `--max-quarantine-records-per-second` is absent.
 pub const DEFAULT_MAX_RECORDS_PER_SECOND: u32 = 100;
-/// How long records are kept when `maxAgeSeconds` is absent.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(86_400);
-/// The most bytes of records kept when `maxBytes` is absent.
-pub const DEFAULT_MAX_BYTES: i64 = 64 * 1024 * 1024;
-/// The most body bytes a record may keep.
-pub const MAX_BODY_PREFIX: usize = 1024;
 /// Records waiting for NATS; beyond, they are dropped and counted.
 const QUEUE: usize = 64;
 /// How long one record may wait for JetStream's acknowledgement.
@@ -54,90 +50,6 @@ const MAX_HEADERS: usize = 64;
 const MAX_HEADER_VALUE: usize = 256;
 /// Bytes of the path kept in a record.
 const MAX_PATH: usize = 512;
-
-/// Where and how an endpoint's refusals are recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuarantineTarget {
-    /// `<namespace>/<name>` of the endpoint.
-    pub endpoint: String,
-    /// `HOOKWARDEN-QUARANTINE_<NAMESPACE>_<NAME>`.
-    pub stream: String,
-    /// `hookwarden-quarantine.<namespace>.<name>`.
-    pub subject: String,
-    /// Records kept per second (per pod).
-    pub max_per_second: NonZeroU32,
-    /// Body bytes kept per record.
-    pub body_prefix: usize,
-    /// How long records are kept.
-    pub max_age: Duration,
-    /// The most bytes of records kept.
-    pub max_bytes: i64,
-}
-
-impl QuarantineTarget {
-    /// The quarantine of `endpoint`, when its spec asks for one.
-    /// `namespace` and `name` are the endpoint's, as the delivery target
-    /// resolved them.
-    pub fn for_endpoint(endpoint: &WebhookEndpoint, namespace: &str, name: &str) -> Option<Self> {
-        endpoint
-            .spec
-            .quarantine
-            .as_ref()
-            .map(|spec| Self::from_spec(spec, namespace, name))
-    }
-
-    fn from_spec(spec: &QuarantineSpec, namespace: &str, name: &str) -> Self {
-        // Out-of-range numbers can only come from a standalone manifest (the
-        // CRD refuses them): they are clamped to the CRD's range.
-        let max_per_second = spec
-            .max_per_second
-            .unwrap_or(DEFAULT_MAX_PER_SECOND)
-            .clamp(1, 1000);
-        let (stream, subject) = names(namespace, name);
-        Self {
-            endpoint: format!("{namespace}/{name}"),
-            stream,
-            subject,
-            max_per_second: NonZeroU32::new(max_per_second).unwrap_or(NonZeroU32::MIN),
-            body_prefix: spec
-                .body_prefix_bytes
-                .map_or(0, |n| usize::try_from(n).unwrap_or(MAX_BODY_PREFIX))
-                .min(MAX_BODY_PREFIX),
-            max_age: spec
-                .max_age_seconds
-                .map_or(DEFAULT_MAX_AGE, Duration::from_secs)
-                .max(Duration::from_secs(60)),
-            max_bytes: spec.max_bytes.unwrap_or(DEFAULT_MAX_BYTES).max(1 << 20),
-        }
-    }
-
-    /// The stream's configuration: on disk, the oldest records go first
-    /// when it is full (unlike deliveries, losing an old record is fine).
-    pub fn stream_config(&self) -> stream::Config {
-        stream::Config {
-            name: self.stream.clone(),
-            subjects: vec![self.subject.clone()],
-            storage: stream::StorageType::File,
-            max_age: self.max_age,
-            max_bytes: self.max_bytes,
-            discard: stream::DiscardPolicy::Old,
-            ..stream::Config::default()
-        }
-    }
-}
-
-/// The stream and subject of endpoint `<namespace>/<name>`'s records:
-/// `HOOKWARDEN-QUARANTINE_<NAMESPACE>_<NAME>` (the `-` keeps it apart from
-/// every delivery stream, `HOOKWARDEN_...`) and
-/// `hookwarden-quarantine.<namespace>.<name>` (outside the deliveries'
-/// `hookwarden.>`).
-pub fn names(namespace: &str, name: &str) -> (String, String) {
-    let (namespace, name) = (sanitize_token(namespace), sanitize_token(name));
-    (
-        format!("HOOKWARDEN-QUARANTINE_{namespace}_{name}").to_uppercase(),
-        format!("hookwarden-quarantine.{namespace}.{name}"),
-    )
-}
 
 /// One refused request, as stored.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -465,6 +377,9 @@ fn failure(kind: PublishErrorKind) -> Failure {
 
 #[cfg(test)]
 mod tests {
+    use async_nats::jetstream::stream;
+    use hookwarden_crds::QuarantineSpec;
+
     use super::*;
 
     fn target(spec: QuarantineSpec) -> QuarantineTarget {

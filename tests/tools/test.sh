@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: sets up everything on a fresh machine and passes every test.
 #   1. Debian packages and the pinned upstream tools (cached after the first run)
-#   2. cargo fmt --check, clippy -D warnings and no module cycle (fail fast,
-#      before any service starts)
+#   2. cargo fmt --check, clippy -D warnings, the dependency layout and no
+#      module cycle (fail fast, before any service starts)
 #   3. the local control plane (left running if it already was), then every test
 # Each test starts its own nats-server; the control plane is shared, with a
 # namespace per test.
@@ -22,6 +22,10 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Issue #17: the operator links no HTTP server, the receiver no Kubernetes
+# client (the resolved trees, not the manifests).
+step "dependency layout"
+"$here/deps-check.sh"
 # The fuzz targets are their own workspace (nightly only to run): checked
 # here on stable so an API change cannot break `bench/fuzz` unnoticed.
 step "cargo clippy (fuzz targets)"

@@ -19,8 +19,8 @@ use hookwarden_tests::{InProcessReceiver, ListAnswer, ListServer, NatsServer, Te
 
 use crate::{args, hookwarden, path};
 
-const SIGNER_KEY: &str = include_str!("../../../receiver/src/verify/keys/testdata/signer_key.pem");
-const OTHER_KEY: &str = include_str!("../../../receiver/src/verify/keys/testdata/other_key.pem");
+const SIGNER_KEY: &str = include_str!("../../../core/src/verify/keys/testdata/signer_key.pem");
+const OTHER_KEY: &str = include_str!("../../../core/src/verify/keys/testdata/other_key.pem");
 
 /// The host and the path of an `https://host/path` URL.
 fn split(url: &str) -> (&str, &str) {

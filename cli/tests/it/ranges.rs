@@ -27,8 +27,7 @@ async fn a_list_is_written_and_a_shrunken_one_refused() {
     server.serve(
         "/files/ips/ips_webhooks.json",
         ListAnswer::ok(
-            include_bytes!("../../../receiver/src/ranges/testdata/stripe-ips-webhooks.json")
-                .to_vec(),
+            include_bytes!("../../../core/src/ranges/testdata/stripe-ips-webhooks.json").to_vec(),
         ),
     );
     let fetcher = server.fetcher(Duration::from_secs(5));

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::mpsc;
+use hookwarden_core::publish::{self, EnsureStreamError, Placement};
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_receiver::publish::{self, EnsureStreamError, Placement};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::stream::Managed;

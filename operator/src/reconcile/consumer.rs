@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use hookwarden_receiver::forward::Plan;
-use hookwarden_receiver::redact::redact_url;
-use hookwarden_receiver::secrets::Secret;
+use hookwarden_core::forward::Plan;
+use hookwarden_core::redact::redact_url;
+use hookwarden_core::secrets::Secret;
 
 use super::stream::Connections;
 use crate::resources::ResolvedSecrets;

@@ -51,7 +51,7 @@ pub(super) async fn reconcile(
     // it again.
     ctx.audit.forget(&ObjectRef::from_obj(&*endpoint));
     let pass = tracing::info_span!(
-        target: hookwarden_receiver::telemetry::TARGET,
+        target: hookwarden_core::telemetry::TARGET,
         "hookwarden.reconcile",
         hookwarden.kind = "WebhookEndpoint",
         k8s.namespace.name = endpoint.namespace().unwrap_or_default(),

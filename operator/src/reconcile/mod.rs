@@ -20,7 +20,7 @@
 /// disabled callsite when traces are off.
 macro_rules! step {
     ($name:literal) => {
-        tracing::info_span!(target: hookwarden_receiver::telemetry::TARGET, $name)
+        tracing::info_span!(target: hookwarden_core::telemetry::TARGET, $name)
     };
 }
 

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use hookwarden_core::secrets::MAX_SECRET_VALUE_BYTES;
 use hookwarden_crds::WebhookEndpointSpec;
-use hookwarden_receiver::secrets::MAX_SECRET_VALUE_BYTES;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 

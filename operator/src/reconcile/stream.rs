@@ -1,7 +1,7 @@
 //! The endpoint's JetStream stream: created with the spec's settings,
 //! updated when they change, checked when `createStream` is false, and
 //! reported as `StreamReady`. The stream's definition and the JetStream
-//! calls are the receiver's ([`hookwarden_receiver::publish`]), so the
+//! calls are the receiver's ([`hookwarden_core::publish`]), so the
 //! operator and the receivers agree on names, subjects and settings.
 //!
 //! A stream is never deleted, not even with its endpoint: it holds
@@ -12,13 +12,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use hookwarden_crds::WebhookEndpoint;
-use hookwarden_receiver::nats_url::NatsUrl;
-use hookwarden_receiver::publish::{
+use hookwarden_core::nats_url::NatsUrl;
+use hookwarden_core::publish::{
     self, EnsureStreamError, Placement, StreamOutcome, Target, connect_options,
 };
-use hookwarden_receiver::redact::redact_url;
-use hookwarden_receiver::secrets::Secret;
+use hookwarden_core::redact::redact_url;
+use hookwarden_core::secrets::Secret;
+use hookwarden_crds::WebhookEndpoint;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use sha2::{Digest, Sha256};
 
@@ -37,7 +37,7 @@ impl Credentials {
     /// Wraps the content of a `.creds` file, and keeps its JWT and seed out
     /// of every log line from now on.
     pub fn new(creds: Vec<u8>) -> Self {
-        hookwarden_receiver::logging::register_creds(&String::from_utf8_lossy(&creds));
+        hookwarden_core::logging::register_creds(&String::from_utf8_lossy(&creds));
         Self(Secret::from(creds))
     }
 }

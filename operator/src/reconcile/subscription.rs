@@ -3,7 +3,7 @@
 //!
 //! A pass: dereference (the source endpoint, the referenced Secrets, the
 //! generated signing Secret created once), validate ([`Effective::resolve`],
-//! i.e. [`hookwarden_receiver::forward::Plan::resolve`]), build
+//! i.e. [`hookwarden_core::forward::Plan::resolve`]), build
 //! ([`crate::resources::forwarder`]), apply, then NATS (the dead-letter
 //! stream and the durable consumer, from the plan) and the status. A
 //! problem the user must fix becomes a condition and waits for a change;
@@ -20,8 +20,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookwarden_core::forward::PlanError;
 use hookwarden_crds::{WebhookEndpoint, WebhookSubscription};
-use hookwarden_receiver::forward::PlanError;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -243,7 +243,7 @@ async fn reconcile(
     let span = tracing::info_span!("reconcile_subscription", %namespace, %name);
     // The pass as an exported span (traces on); the log span above is not.
     let pass = tracing::info_span!(
-        target: hookwarden_receiver::telemetry::TARGET,
+        target: hookwarden_core::telemetry::TARGET,
         "hookwarden.reconcile",
         hookwarden.kind = "WebhookSubscription",
         k8s.namespace.name = namespace.as_str(),
@@ -383,7 +383,7 @@ async fn apply_pass(
     let signing = &effective.signing;
     let signing_valid = resolved
         .get(&signing.name, &signing.key)
-        .and_then(hookwarden_receiver::verify::standard_webhooks::decode_secret)
+        .and_then(hookwarden_core::verify::standard_webhooks::decode_secret)
         .is_some();
     if !signing_valid {
         let source = SourceState::SecretsUnresolved {

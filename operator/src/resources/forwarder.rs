@@ -10,11 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use hookwarden_core::forward::{Plan, PlanError};
 use hookwarden_crds::{
     SecretKeyRef, SigningSpec, SubscriptionNatsSpec, SubscriptionSource, WebhookEndpoint,
     WebhookSubscription,
 };
-use hookwarden_receiver::forward::{Plan, PlanError};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
 use k8s_openapi::api::core::v1::Secret;
@@ -303,7 +303,7 @@ pub enum DestinationReach {
 
 /// Where `url` (a destination [`Plan::resolve`] accepted) leads.
 pub fn destination_reach(url: &str) -> DestinationReach {
-    let uri: Option<axum::http::Uri> = url.parse().ok();
+    let uri: Option<http::Uri> = url.parse().ok();
     let host = uri
         .as_ref()
         .and_then(|u| u.host())
@@ -450,7 +450,7 @@ pub struct Deployed {
     /// The NATS server the forwarders were given.
     pub nats_url: String,
     /// The credentials they were given, and their reference (for errors).
-    pub credentials: Option<(SecretKeyRef, hookwarden_receiver::secrets::Secret)>,
+    pub credentials: Option<(SecretKeyRef, hookwarden_core::secrets::Secret)>,
 }
 
 impl std::fmt::Debug for Deployed {
@@ -460,7 +460,7 @@ impl std::fmt::Debug for Deployed {
             .field("durable", &self.plan.durable)
             .field(
                 "nats_url",
-                &hookwarden_receiver::redact::redact_url(&self.nats_url),
+                &hookwarden_core::redact::redact_url(&self.nats_url),
             )
             .field("credentials", &self.credentials.as_ref().map(|(r, _)| r))
             .finish()
@@ -484,7 +484,7 @@ impl Deployed {
                 let value = data.get(&secret_data_key(&reference.name, &reference.key))?;
                 Some((
                     reference,
-                    hookwarden_receiver::secrets::Secret::from(value.0.clone()),
+                    hookwarden_core::secrets::Secret::from(value.0.clone()),
                 ))
             });
         Some(Self {
@@ -811,7 +811,7 @@ egress:
     #[test]
     fn the_generated_signing_secret_is_a_standard_webhooks_secret() {
         let first = random_signing_secret();
-        let key = hookwarden_receiver::verify::standard_webhooks::decode_secret(first.as_bytes())
+        let key = hookwarden_core::verify::standard_webhooks::decode_secret(first.as_bytes())
             .expect("base64");
         assert!(first.starts_with("whsec_"), "{first}");
         assert_eq!(key.len(), 32);

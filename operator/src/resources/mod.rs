@@ -116,7 +116,7 @@ pub const NATS_URL_KEY: &str = "nats-url";
 
 /// Whether `url` names a user, password or token for any of its servers.
 pub fn url_has_credentials(url: &str) -> bool {
-    hookwarden_receiver::redact::redact_url(url) != url
+    hookwarden_core::redact::redact_url(url) != url
 }
 
 /// A referenced Secret key: `(secret name, key)`.
@@ -133,7 +133,7 @@ impl ResolvedSecrets {
     /// Records the value of `key` in Secret `name`, and keeps it out of
     /// every log line from now on, whoever writes it.
     pub fn insert(&mut self, name: &str, key: &str, value: Vec<u8>) {
-        hookwarden_receiver::logging::register_secret(&value);
+        hookwarden_core::logging::register_secret(&value);
         self.0.insert((name.to_owned(), key.to_owned()), value);
     }
 

@@ -49,8 +49,8 @@ use super::{
 /// ([`Members`], as JSON).
 pub const MEMBERS_ANNOTATION: &str = "hookwarden.dev/members";
 
-pub use hookwarden_receiver::pool::layout::endpoint_file;
-pub use hookwarden_receiver::pool::routes::Route;
+pub use hookwarden_core::pool::layout::endpoint_file;
+pub use hookwarden_core::pool::routes::Route;
 
 /// The name of every child of pool `pool_name`, the Secret included.
 pub fn pool_child_name(pool_name: &str) -> String {
@@ -453,7 +453,7 @@ pub fn pool_secret(
 /// The names of the members whose manifest is in `data`.
 pub fn served_members(data: &BTreeMap<String, ByteString>) -> BTreeSet<String> {
     data.keys()
-        .filter_map(|key| hookwarden_receiver::pool::layout::endpoint_name(key))
+        .filter_map(|key| hookwarden_core::pool::layout::endpoint_name(key))
         .map(str::to_owned)
         .collect()
 }

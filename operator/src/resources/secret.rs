@@ -33,7 +33,7 @@ const MAX_KEY_LEN: usize = 253;
 /// references never share a data key.
 pub fn secret_data_key(name: &str, key: &str) -> String {
     // The pool receivers' file name too: one layout for both.
-    hookwarden_receiver::pool::layout::secret_file(name, key)
+    hookwarden_core::pool::layout::secret_file(name, key)
 }
 
 /// The rendered configuration Secret of `endpoint`.

@@ -55,7 +55,7 @@ pub enum ValidateError {
     /// `spec.nats` names an invalid subject prefix or stream, or stream
     /// limits JetStream refuses.
     #[error(transparent)]
-    Nats(#[from] hookwarden_receiver::publish::TargetError),
+    Nats(#[from] hookwarden_core::publish::TargetError),
     /// The receiver could not build its verifier from this spec whatever
     /// its Secrets hold (a preset's required setting is missing, a header
     /// name is invalid, a handshake may not be stored, ...). The message is
@@ -68,7 +68,7 @@ pub enum ValidateError {
         /// Which entry.
         index: usize,
         /// Why.
-        source: hookwarden_receiver::ranges::SourceError,
+        source: hookwarden_core::ranges::SourceError,
     },
 }
 
@@ -181,9 +181,9 @@ fn check_spec(endpoint: &WebhookEndpoint, name: &str) -> Result<Option<TlsSource
     }
     // The receiver would refuse to start with it, and the stream could not
     // be managed.
-    hookwarden_receiver::publish::Target::for_endpoint(endpoint)?;
+    hookwarden_core::publish::Target::for_endpoint(endpoint)?;
     // The CRD's CEL rules check the shape; these what a list can be.
-    hookwarden_receiver::ranges::sources_of(&endpoint.spec)
+    hookwarden_core::ranges::sources_of(&endpoint.spec)
         .map_err(|(index, source)| ValidateError::Source { index, source })?;
     verification(endpoint)?;
     Ok(tls)
@@ -195,8 +195,8 @@ fn check_spec(endpoint: &WebhookEndpoint, name: &str) -> Result<Option<TlsSource
 /// receiver from starting. Errors that depend on what a Secret holds are
 /// the receiver's to report.
 fn verification(endpoint: &WebhookEndpoint) -> Result<(), ValidateError> {
-    use hookwarden_receiver::secrets::Secret;
-    use hookwarden_receiver::verify::{self, VerifierError, registry};
+    use hookwarden_core::secrets::Secret;
+    use hookwarden_core::verify::{self, VerifierError, registry};
     let stand_in = registry::preset(endpoint.spec.provider)
         .key
         .test_key("operator validation")

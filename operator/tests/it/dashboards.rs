@@ -14,19 +14,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::Request;
+use hookwarden_core::publish::{Publisher, Target};
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_operator::ops::{self, Ops, ReconcileKind, ReconcileResult};
 use hookwarden_operator::reconcile::audit::{self, StreamAudit};
 use hookwarden_operator::reconcile::stream::Managed;
-use hookwarden_receiver::publish::{Publisher, Target};
 use hookwarden_tests::NatsServer;
 use hookwarden_tests::promql::{self, Exporter};
 use http_body_util::BodyExt;
 use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::watcher::Event;
-use tower::ServiceExt;
 
 fn endpoint() -> WebhookEndpoint {
     serde_json::from_value(serde_json::json!({
@@ -42,14 +39,7 @@ fn endpoint() -> WebhookEndpoint {
 }
 
 async fn metrics_text(ops: Ops) -> String {
-    let response = ops::router(ops)
-        .oneshot(
-            Request::get("/metrics")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await
-        .expect("answer");
+    let response = ops::respond(&ops, &http::Method::GET, "/metrics");
     let body = response.into_body().collect().await.expect("body");
     String::from_utf8_lossy(&body.to_bytes()).into_owned()
 }
@@ -87,7 +77,7 @@ async fn every_operator_metric_the_chart_reads_is_exported() {
     checks.watch(
         ObjectRef::from_obj(&endpoint),
         Managed {
-            placement: hookwarden_receiver::publish::Placement::of(
+            placement: hookwarden_core::publish::Placement::of(
                 &jetstream
                     .get_stream(&target.stream)
                     .await

@@ -44,7 +44,7 @@ async fn start_operator(ns: &TestNamespace, nats: &NatsServer, server: &ListServ
 }
 
 fn meta(hooks: &[&str]) -> Vec<u8> {
-    let sample = include_bytes!("../../../receiver/src/ranges/testdata/github-meta.json");
+    let sample = include_bytes!("../../../core/src/ranges/testdata/github-meta.json");
     let mut document: serde_json::Value = serde_json::from_slice(sample).expect("sample");
     document["hooks"] = serde_json::json!(hooks);
     document.to_string().into_bytes()
@@ -249,8 +249,8 @@ async fn lists_are_fetched_once_rendered_refreshed_and_kept() {
 /// HTTP/1.0, as the node's proxy forwarding for `client` over HTTPS: the
 /// status code and the answer's body, `None` while nothing answers.
 fn deliver_as_proxy(ip: &str, secret: &[u8], client: &str, id: &str) -> Option<(u16, String)> {
-    use hookwarden_receiver::verify::registry;
-    use hookwarden_receiver::verify::sending::SignInput;
+    use hookwarden_core::verify::registry;
+    use hookwarden_core::verify::sending::SignInput;
     use std::io::{Read, Write};
     let delivery = registry::preset(hookwarden_crds::Provider::Github)
         .sign(
@@ -259,7 +259,7 @@ fn deliver_as_proxy(ip: &str, secret: &[u8], client: &str, id: &str) -> Option<(
                 event: "push",
                 id,
                 body: Some(format!(r#"{{"id":"{id}"}}"#).into_bytes()),
-                now: hookwarden_receiver::ranges::fetch::unix_now(),
+                now: hookwarden_core::ranges::fetch::unix_now(),
                 url: "https://hooks.example/",
                 spec: None,
                 token_key: None,

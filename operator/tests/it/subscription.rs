@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer};
+use hookwarden_core::forward::Plan;
 use hookwarden_crds::{WebhookEndpoint, WebhookSubscription};
 use hookwarden_operator::ops::Ops;
-use hookwarden_receiver::forward::Plan;
 use hookwarden_tests::{TestNamespace, condition, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;

@@ -19,7 +19,8 @@ pub mod filter;
 pub mod metrics;
 pub mod ordering;
 pub mod outcome;
-pub mod plan;
+// Shared with the operator (hookwarden-core).
+pub use hookwarden_core::forward::plan;
 pub mod replay;
 pub mod signing;
 pub mod stored;

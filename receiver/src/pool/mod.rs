@@ -12,8 +12,8 @@
 //! `GET /endpoints` on the operations port says each file's state
 //! ([`EndpointStatus`]).
 
-pub mod layout;
-pub mod routes;
+// Shared with the operator (hookwarden-core).
+pub use hookwarden_core::pool::{layout, routes};
 pub mod serve;
 pub mod stamps;
 pub mod watch;

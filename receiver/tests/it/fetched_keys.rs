@@ -6,7 +6,7 @@
 //! key server that stands in for the provider's hosts.
 //!
 //! The key server has a test CA (rcgen) and serves the certificate or JWK
-//! Set of `receiver/src/verify/keys/testdata/signer_key.pem`; the receiver
+//! Set of `core/src/verify/keys/testdata/signer_key.pem`; the receiver
 //! is given a fetcher made by `KeyFetcher::with_test_routes` (through
 //! `Settings::key_fetcher`, which the binary never sets) that trusts that CA
 //! and connects to 127.0.0.1 for the provider's host names. Deliveries are
@@ -58,7 +58,7 @@ use hyper::StatusCode;
 /// The test signer (made with `openssl genpkey`, see `keys::material`'s
 /// `test_keys`); the key server serves its certificates, issued by the
 /// key server's CA for the name each provider signs as.
-const SIGNER_KEY: &str = include_str!("../../src/verify/keys/testdata/signer_key.pem");
+const SIGNER_KEY: &str = include_str!("../../../core/src/verify/keys/testdata/signer_key.pem");
 
 /// How long a failed key URL is not fetched again, shortened from a minute
 /// so "the key server is back" needs no long wait.

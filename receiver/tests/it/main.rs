@@ -71,7 +71,7 @@ const ENDPOINT: &str = "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoi
 
 /// The test signer of the fetched-key presets (made with `openssl genpkey`,
 /// see `keys::material`'s `test_keys`); key servers serve certificates of it.
-pub const SIGNER_KEY: &str = include_str!("../../src/verify/keys/testdata/signer_key.pem");
+pub const SIGNER_KEY: &str = include_str!("../../../core/src/verify/keys/testdata/signer_key.pem");
 
 /// The body of an SNS notification `id` of `topic` with the signed
 /// `Timestamp` `at` (Unix seconds), naming `cert_url` as its

@@ -33,7 +33,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// The saved `api.github.com/meta` sample with `hooks` replaced.
 fn meta(hooks: &[&str]) -> Vec<u8> {
-    let sample = include_bytes!("../../src/ranges/testdata/github-meta.json");
+    let sample = include_bytes!("../../../core/src/ranges/testdata/github-meta.json");
     let mut document: serde_json::Value = serde_json::from_slice(sample).expect("sample");
     document["hooks"] = serde_json::json!(hooks);
     document.to_string().into_bytes()

@@ -318,7 +318,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
         &hookwarden_receiver::ranges::ListSource::Github {
             service: "hooks".to_owned(),
         },
-        &repo_root().join("receiver/src/ranges/testdata/github-meta.json"),
+        &repo_root().join("core/src/ranges/testdata/github-meta.json"),
     )
     .await;
 
@@ -2102,10 +2102,8 @@ async fn receiver_pods_fetch_provider_keys_through_cluster_dns() {
     use hookwarden_receiver::verify::keys::url::ENTRA_HOST;
     use hookwarden_receiver::verify::sending::{ENTRA_KID, SNS_CERT_URL};
     use hookwarden_tests::{ListAnswer, ListServer, TestCa};
-    const SIGNER_KEY: &str =
-        include_str!("../../../receiver/src/verify/keys/testdata/signer_key.pem");
-    const OTHER_KEY: &str =
-        include_str!("../../../receiver/src/verify/keys/testdata/other_key.pem");
+    const SIGNER_KEY: &str = include_str!("../../../core/src/verify/keys/testdata/signer_key.pem");
+    const OTHER_KEY: &str = include_str!("../../../core/src/verify/keys/testdata/other_key.pem");
     const TENANT: &str = "84bd8158-6d4d-4958-8b9f-9d6445542f95";
 
     let started = std::time::Instant::now();

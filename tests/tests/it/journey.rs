@@ -733,7 +733,7 @@ impl Journey {
             &hookwarden_receiver::ranges::ListSource::Github {
                 service: "hooks".to_owned(),
             },
-            &repo_root().join("receiver/src/ranges/testdata/github-meta.json"),
+            &repo_root().join("core/src/ranges/testdata/github-meta.json"),
         )
         .await;
         let operator = start_operator(

@@ -221,7 +221,7 @@ async fn deployments_run_as_processes_on_their_pod_ips() {
         &hookwarden_receiver::ranges::ListSource::Github {
             service: "hooks".to_owned(),
         },
-        &repo_root().join("receiver/src/ranges/testdata/github-meta.json"),
+        &repo_root().join("core/src/ranges/testdata/github-meta.json"),
     )
     .await;
     let example = repo_root().join("examples/github.yaml");
