@@ -1006,10 +1006,6 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     settle(sent_count()).await;
 
     set_phase("rotate: both listed");
-    patch(
-        r#"{"spec": {"secretRefs": [{"name": "stripe-webhook", "key": "secret"}, {"name": "stripe-next", "key": "secret"}]}}"#
-            .to_owned(),
-    );
     let deployments = deployed.ns.api::<k8s_openapi::api::apps::v1::Deployment>();
     let hash = || async {
         deployments
@@ -1023,7 +1019,14 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
             .get("hookwarden.dev/config-hash")
             .cloned()
     };
+    // Read before the patch: the operator may roll the new hash out before
+    // a read after it, and a wait for a change from the new hash never ends
+    // (a CI run on 2026-12-07 timed out so: the new pods had started).
     let first_hash = hash().await;
+    patch(
+        r#"{"spec": {"secretRefs": [{"name": "stripe-webhook", "key": "secret"}, {"name": "stripe-next", "key": "secret"}]}}"#
+            .to_owned(),
+    );
     eventually("the rotation rolled out", WAIT, || async {
         (hash().await != first_hash).then_some(())
     })
