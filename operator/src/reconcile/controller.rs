@@ -331,7 +331,9 @@ pub(super) fn controller(
     };
     let referenced = store.clone();
     let naming_pool = store.clone();
-    // The members each pool Secret recorded when last seen, by its UID.
+    // The members each pool Secret recorded when last seen, by its name (a
+    // Secret deleted and created again compares with what it held: at most
+    // one entry per pool shard name ever seen, never one per incarnation).
     let recorded: std::sync::Mutex<std::collections::HashMap<String, Members>> =
         std::sync::Mutex::default();
     let running = controller
@@ -386,7 +388,7 @@ pub(super) fn controller(
                 let mut seen = recorded
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let key = secret.uid().unwrap_or_else(|| secret.name_any());
+                let key = secret.name_any();
                 let changed = triggers::member_changes(seen.get(&key), &now);
                 seen.insert(key, now);
                 let namespace = secret.namespace().unwrap_or_default();
