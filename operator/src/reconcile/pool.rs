@@ -46,10 +46,10 @@ use super::pool_status::{PoolMembers, record_member_change, write_pool_status};
 use super::{apply, secrets, validate};
 use crate::ops::{ReconcileKind, ReconcileResult};
 use crate::resources::pool::{
-    MemberState, Members, Route, ShardedData, config_shards, describe_route, member_changes,
-    member_entries, pool_child_name, pool_children, pool_nats_url, pool_secret, pooled_endpoint,
-    previous_entries, recorded_members, refused_members, route_of, shard_index, shard_of,
-    shard_secret_name,
+    MemberState, Members, PoolNats, Route, ShardedData, config_shards, describe_route,
+    member_changes, member_entries, pool_child_name, pool_children, pool_nats_url, pool_secret,
+    pooled_endpoint, previous_entries, recorded_members, refused_members, route_of, shard_index,
+    shard_of, shard_secret_name,
 };
 use crate::resources::{self, BuildError, Owner};
 
@@ -114,9 +114,29 @@ async fn reconcile_once(
             "the name {name:?} cannot name the pool's Service {child:?}: it must start with a letter, contain only lowercase letters, digits and '-', and be at most {} characters",
             MAX_SERVICE_NAME - "-pool".len()
         );
-        write_pool_status(ctx, pool, None, None, Some(message)).await?;
+        write_pool_status(ctx, pool, None, None, Some(("InvalidSpec", message))).await?;
         return Ok(Action::await_change());
     }
+    // The pool's own NATS login first: without it no pod can store a
+    // delivery, so nothing is applied (pods already running keep theirs)
+    // until the Secret is there; its watch starts the next pass.
+    let credentials = match resolve_credentials(ctx, pool, namespace).await? {
+        Ok(credentials) => credentials,
+        Err(refusal) => {
+            let message = format!("spec.nats.credentialsSecretRef: {}", refusal.message);
+            write_pool_status(ctx, pool, None, None, Some((refusal.reason, message))).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let nats = PoolNats {
+        url: pool_nats_url(pool, &ctx.settings),
+        credentials: pool
+            .spec
+            .nats
+            .credentials_secret_ref
+            .as_ref()
+            .zip(credentials.as_deref()),
+    };
     let owner = Owner::of_pool(pool)?;
     // Read once: the entries each refused member keeps, and the last
     // pass's decisions (what this pass's Events are changes of), from
@@ -197,7 +217,6 @@ async fn reconcile_once(
         states.insert(member_name, state);
     }
     let shards = data.len();
-    let nats_url = pool_nats_url(pool, &ctx.settings);
     // The Secrets before the Deployment: pods of a raised `configShards`
     // find every Secret they mount.
     for (shard, shard_data) in data.into_shards().into_iter().enumerate() {
@@ -206,10 +225,10 @@ async fn reconcile_once(
             .filter(|(member, _)| shard_of(member, shards) == shard)
             .map(|(member, state)| (member.clone(), state.clone()))
             .collect();
-        let secret = pool_secret(&owner, shard, shard_data, &shard_members, nats_url)?;
+        let secret = pool_secret(&owner, shard, shard_data, &shard_members, nats)?;
         apply(&ctx.client, namespace, &secret).await?;
     }
-    let children = pool_children(pool, &owner, &ctx.settings, fetch_keys)?;
+    let children = pool_children(pool, &owner, &ctx.settings, fetch_keys, nats)?;
     apply(&ctx.client, namespace, &children.service).await?;
     apply(&ctx.client, namespace, &children.network_policy).await?;
     let deployment = apply(&ctx.client, namespace, &children.deployment).await?;
@@ -271,6 +290,33 @@ fn pool_config_full(pool: &str, shard: usize, data: &ShardedData) -> Refusal {
             data.budget().div_ceil(1024),
             hookwarden_crds::MAX_CONFIG_SHARDS,
         ),
+    }
+}
+
+/// The value of the pool's `spec.nats.credentialsSecretRef` (`None` when
+/// it names none), or why it cannot be read: the checks of a member's
+/// Secrets ([`secrets::resolve_keys`]).
+async fn resolve_credentials(
+    ctx: &PoolContext,
+    pool: &WebhookReceiverPool,
+    namespace: &str,
+) -> Result<Result<Option<Vec<u8>>, Refusal>, PoolError> {
+    let Some(reference) = &pool.spec.nats.credentials_secret_ref else {
+        return Ok(Ok(None));
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let key = (reference.name.clone(), reference.key.clone());
+    match secrets::resolve_keys(&api, namespace, [key]).await {
+        Ok(resolved) => Ok(Ok(resolved
+            .get(&reference.name, &reference.key)
+            .map(<[u8]>::to_vec))),
+        Err(error) => match error.reason() {
+            Some(reason) => Ok(Err(Refusal {
+                reason,
+                message: error.to_string(),
+            })),
+            None => Err(error.into()),
+        },
     }
 }
 

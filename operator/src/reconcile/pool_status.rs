@@ -80,13 +80,14 @@ pub(super) struct PoolMembers {
 }
 
 /// Writes the pool's status: its pods from `deployment` (`None`: not
-/// applied, the pass stopped at `invalid`), its members.
+/// applied, the pass stopped at `stopped`, a reason and message for the
+/// user), its members.
 pub(super) async fn write_pool_status(
     ctx: &PoolContext,
     pool: &WebhookReceiverPool,
     deployment: Option<&Deployment>,
     members: Option<PoolMembers>,
-    invalid: Option<String>,
+    stopped: Option<(&'static str, String)>,
 ) -> Result<(), PoolError> {
     let (endpoints, refused) = match members {
         Some(members) => (Some(members.served), members.refused),
@@ -99,11 +100,11 @@ pub(super) async fn write_pool_status(
     let ready = counts.and_then(|s| s.ready_replicas).unwrap_or(0);
     let available = counts.and_then(|s| s.available_replicas).unwrap_or(0);
     let desired = desired_pool_replicas(pool);
-    let observed = match invalid {
-        Some(message) => Observed {
+    let observed = match stopped {
+        Some((reason, message)) => Observed {
             type_: AVAILABLE,
             status: "False",
-            reason: "InvalidSpec",
+            reason,
             message,
         },
         None => Observed {

@@ -16,7 +16,9 @@
 //! - [`secret_data_key`]: the value of each Secret key a member references
 //!   (in the shard of every member that references it, with one value);
 //! - [`NATS_URL_KEY`]: the pool's NATS URL when it carries credentials
-//!   (in the first shard only).
+//!   (in the first shard only);
+//! - [`secret_data_key`] of the pool's own `spec.nats.credentialsSecretRef`:
+//!   its NATS `.creds` file (in the first shard only; no member names it).
 //!
 //! What the operator decided about each member (served with this
 //! generation, or refused and why) is the annotation [`MEMBERS_ANNOTATION`]
@@ -26,7 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool};
+use hookwarden_crds::{SecretKeyRef, WebhookEndpoint, WebhookReceiverPool};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -114,6 +116,43 @@ pub fn pool_nats_url<'a>(pool: &'a WebhookReceiverPool, settings: &'a Settings) 
     pool.spec.nats.url.as_deref().unwrap_or(&settings.nats_url)
 }
 
+/// How `pool`'s receivers log in to NATS: its URL ([`pool_nats_url`]) and,
+/// when the pool names one, its `.creds` file as the pool's pass resolved
+/// it. One connection per pod carries every member's deliveries, so these
+/// are the pool's, never a member's.
+#[derive(Clone, Copy)]
+pub struct PoolNats<'a> {
+    /// The server(s).
+    pub url: &'a str,
+    /// `spec.nats.credentialsSecretRef` and its value.
+    pub credentials: Option<(&'a SecretKeyRef, &'a [u8])>,
+}
+
+impl std::fmt::Debug for PoolNats<'_> {
+    // Never the URL's password or the value of the `.creds` file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolNats")
+            .field("credentials", &self.credentials.map(|(r, _)| r))
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoolNats<'_> {
+    /// The pod template's config hash: the receivers read the URL and the
+    /// `.creds` file at start only, so a change of either must roll the
+    /// pods. Without credentials it is the URL's hash alone, as before
+    /// pools could have them (an operator upgrade rolls no pool).
+    fn config_hash(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(self.url.as_bytes());
+        if let Some((_, value)) = self.credentials {
+            hash.update([0]);
+            hash.update(Sha256::digest(value));
+        }
+        hex::encode(hash.finalize())
+    }
+}
+
 /// How many pool pods `pool` asks for at least: the autoscaler's minimum
 /// when autoscaling, else `replicas`.
 pub fn desired_pool_replicas(pool: &WebhookReceiverPool) -> i32 {
@@ -124,17 +163,15 @@ pub fn desired_pool_replicas(pool: &WebhookReceiverPool) -> i32 {
 }
 
 /// `effective` (an endpoint as [`super::effective_endpoint`] renders it) as
-/// a member of `pool`: the pool's NATS server and credentials replace the
-/// endpoint's own, since one connection per pool pod carries every
-/// member's deliveries; the stream, subjects and stream settings stay.
+/// a member of `pool`: the pool's NATS server replaces the endpoint's own,
+/// and the endpoint's credentials are dropped (not read, not rendered),
+/// since one connection per pool pod, logged in with the pool's
+/// ([`PoolNats`]), carries every member's deliveries; the stream, subjects
+/// and stream settings stay.
 pub fn pooled_endpoint(effective: &WebhookEndpoint, pool: &WebhookReceiverPool) -> WebhookEndpoint {
     let mut pooled = effective.clone();
     pooled.spec.nats.url.clone_from(&pool.spec.nats.url);
-    pooled
-        .spec
-        .nats
-        .credentials_secret_ref
-        .clone_from(&pool.spec.nats.credentials_secret_ref);
+    pooled.spec.nats.credentials_secret_ref = None;
     pooled
 }
 
@@ -417,19 +454,25 @@ pub fn recorded_members(annotations: &BTreeMap<String, String>) -> Members {
 
 /// Shard `shard` of the pool's configuration Secrets: `data` (its
 /// members' entries, and in the first shard [`NATS_URL_KEY`] when the
-/// pool's URL carries credentials) and its `members` recorded in
-/// [`MEMBERS_ANNOTATION`].
+/// pool's URL carries credentials and the pool's `.creds` file when it
+/// names one) and its `members` recorded in [`MEMBERS_ANNOTATION`].
 pub fn pool_secret(
     owner: &Owner,
     shard: usize,
     mut data: BTreeMap<String, ByteString>,
     members: &Members,
-    nats_url: &str,
+    nats: PoolNats<'_>,
 ) -> Result<Secret, BuildError> {
-    if shard == 0 && url_has_credentials(nats_url) {
+    if shard == 0 && url_has_credentials(nats.url) {
         data.insert(
             NATS_URL_KEY.to_owned(),
-            ByteString(nats_url.as_bytes().to_vec()),
+            ByteString(nats.url.as_bytes().to_vec()),
+        );
+    }
+    if let (0, Some((reference, value))) = (shard, nats.credentials) {
+        data.insert(
+            secret_data_key(&reference.name, &reference.key),
+            ByteString(value.to_vec()),
         );
     }
     let mut metadata = owner.child_metadata();
@@ -476,18 +519,20 @@ pub struct PoolChildren {
 /// The children of `pool`. `fetch_keys`: some member fetches keys over
 /// HTTPS (the NetworkPolicy then lets HTTPS out to public addresses).
 ///
-/// The pod template depends on the pool's spec and the operator's
-/// settings only, never on its members: adding, changing or removing an
-/// endpoint changes the Secret and rolls nothing. Its config hash is of
-/// the pool's NATS URL, which reaches the pods through the Secret when it
-/// carries credentials.
+/// The pod template depends on the pool's spec, its NATS login and the
+/// operator's settings only, never on its members: adding, changing or
+/// removing an endpoint changes the Secret and rolls nothing. Its config
+/// hash is of the pool's NATS URL and `.creds` file
+/// ([`PoolNats::config_hash`]), which reach the pods through the first
+/// Secret when they carry credentials.
 pub fn pool_children(
     pool: &WebhookReceiverPool,
     owner: &Owner,
     settings: &Settings,
     fetch_keys: bool,
+    nats: PoolNats<'_>,
 ) -> Result<PoolChildren, BuildError> {
-    let nats_url = pool_nats_url(pool, settings);
+    let nats_url = nats.url;
     let mut args = vec![
         "serve".to_owned(),
         "--pool-dir".to_owned(),
@@ -509,7 +554,13 @@ pub fn pool_children(
     if let Some(max) = pool.spec.max_in_flight_per_endpoint {
         args.extend(["--max-in-flight-per-endpoint".to_owned(), max.to_string()]);
     }
-    let hash = hex::encode(Sha256::digest(nats_url.as_bytes()));
+    if let Some((reference, _)) = nats.credentials {
+        args.extend([
+            "--nats-credentials-secret-ref".to_owned(),
+            format!("{}/{}", reference.name, reference.key),
+        ]);
+    }
+    let hash = nats.config_hash();
     let deployment = pod::deployment(
         owner,
         Workload {
@@ -656,7 +707,14 @@ mod tests {
     fn the_deployment_mounts_the_whole_secret_and_names_no_endpoint() {
         let pool = shared();
         let owner = Owner::of_pool(&pool).expect("owner");
-        let children = pool_children(&pool, &owner, &settings(), false).expect("builds");
+        let children = pool_children(
+            &pool,
+            &owner,
+            &settings(),
+            false,
+            nats_of(&pool, &settings()),
+        )
+        .expect("builds");
         let deployment = &children.deployment;
         assert_eq!(deployment.metadata.name.as_deref(), Some("shared-pool"));
         assert_eq!(deployment.spec.replicas, Some(2));
@@ -691,7 +749,14 @@ mod tests {
         assert_eq!(projected.default_mode, Some(0o440));
         let mut sharded = pool.clone();
         sharded.spec.config_shards = 3;
-        let children = pool_children(&sharded, &owner, &settings(), false).expect("builds");
+        let children = pool_children(
+            &sharded,
+            &owner,
+            &settings(),
+            false,
+            nats_of(&sharded, &settings()),
+        )
+        .expect("builds");
         let pod = children.deployment.spec.template.spec.expect("pod spec");
         let volume = &pod.volumes.unwrap_or_default()[0];
         let names: Vec<String> = volume
@@ -764,30 +829,106 @@ mod tests {
             nats_url: "nats://app:hunter2@nats.nats.svc:4222".to_owned(),
             ..settings()
         };
-        let children = pool_children(&pool, &owner, &with_password, false).expect("builds");
+        let nats = nats_of(&pool, &with_password);
+        let children = pool_children(&pool, &owner, &with_password, false, nats).expect("builds");
         let json = serde_json::to_string(&children.deployment).expect("serializes");
         assert!(!json.contains("hunter2"), "{json}");
-        let secret = pool_secret(
-            &owner,
-            0,
-            BTreeMap::new(),
-            &Members::new(),
-            pool_nats_url(&pool, &with_password),
-        )
-        .expect("builds");
+        let secret =
+            pool_secret(&owner, 0, BTreeMap::new(), &Members::new(), nats).expect("builds");
         assert!(secret.data.unwrap_or_default().contains_key(NATS_URL_KEY));
-        let second = pool_secret(
-            &owner,
-            1,
-            BTreeMap::new(),
-            &Members::new(),
-            pool_nats_url(&pool, &with_password),
-        )
-        .expect("builds");
+        let second =
+            pool_secret(&owner, 1, BTreeMap::new(), &Members::new(), nats).expect("builds");
         assert_eq!(second.metadata.name.as_deref(), Some("shared-pool-1"));
         assert!(
             !second.data.unwrap_or_default().contains_key(NATS_URL_KEY),
             "one file per key in the pods' directory: the URL is in the first shard only"
+        );
+    }
+
+    /// `pool`'s NATS without credentials.
+    fn nats_of<'a>(pool: &'a WebhookReceiverPool, settings: &'a Settings) -> PoolNats<'a> {
+        PoolNats {
+            url: pool_nats_url(pool, settings),
+            credentials: None,
+        }
+    }
+
+    #[test]
+    fn the_pools_creds_file_is_in_the_first_shard_named_in_the_args_and_rolls_the_pods() {
+        let mut pool = shared();
+        let reference = SecretKeyRef {
+            name: "nats".to_owned(),
+            key: "user.creds".to_owned(),
+        };
+        pool.spec.nats.credentials_secret_ref = Some(reference.clone());
+        let owner = Owner::of_pool(&pool).expect("owner");
+        let settings = settings();
+        let without = nats_of(&pool, &settings);
+        let with = |value: &'static [u8]| PoolNats {
+            credentials: Some((&reference, value)),
+            ..without
+        };
+        let hash = |nats| {
+            let children = pool_children(&pool, &owner, &settings, false, nats).expect("builds");
+            let template = children.deployment.spec.template;
+            let annotations = template.metadata.expect("metadata").annotations;
+            annotations.unwrap_or_default()[CONFIG_HASH_ANNOTATION].clone()
+        };
+        assert_eq!(
+            hash(without),
+            hex::encode(Sha256::digest(without.url.as_bytes())),
+            "a pool without credentials keeps the hash it had before they existed"
+        );
+        assert_ne!(hash(with(b"first")), hash(without));
+        assert_ne!(
+            hash(with(b"first")),
+            hash(with(b"rotated")),
+            "the receivers read the .creds file at start: a rotation must roll them"
+        );
+
+        let children =
+            pool_children(&pool, &owner, &settings, false, with(b"first")).expect("builds");
+        let json = serde_json::to_string(&children.deployment).expect("serializes");
+        assert!(
+            json.contains(r#""--nats-credentials-secret-ref","nats/user.creds""#),
+            "{json}"
+        );
+        assert!(
+            !json.contains("first"),
+            "the value stays in the Secret: {json}"
+        );
+        assert!(format!("{:?}", with(b"first")).contains("user.creds"));
+        assert!(!format!("{:?}", with(b"first")).contains("first"));
+
+        let first = pool_secret(&owner, 0, BTreeMap::new(), &Members::new(), with(b"first"))
+            .expect("builds");
+        assert_eq!(
+            first.data.unwrap_or_default().get("secret.nats_user.creds"),
+            Some(&ByteString(b"first".to_vec()))
+        );
+        let second = pool_secret(&owner, 1, BTreeMap::new(), &Members::new(), with(b"first"))
+            .expect("builds");
+        assert!(second.data.unwrap_or_default().is_empty());
+    }
+
+    #[test]
+    fn a_member_carries_no_nats_credentials_of_its_own() {
+        let mut endpoint = endpoint("github");
+        endpoint.spec.nats.credentials_secret_ref = Some(SecretKeyRef {
+            name: "own-nats".to_owned(),
+            key: "user.creds".to_owned(),
+        });
+        let mut pool = shared();
+        pool.spec.nats.credentials_secret_ref = Some(SecretKeyRef {
+            name: "pool-nats".to_owned(),
+            key: "user.creds".to_owned(),
+        });
+        let effective = pooled_endpoint(&effective_endpoint(&endpoint, &settings()), &pool);
+        assert_eq!(effective.spec.nats.credentials_secret_ref, None);
+        let entries = member_entries(&effective, &secrets_for(&effective)).expect("renders");
+        assert!(
+            entries.keys().all(|key| !key.contains("nats")),
+            "neither the member's nor the pool's creds in the member's entries: {entries:?}"
         );
     }
 

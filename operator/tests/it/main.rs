@@ -11,6 +11,7 @@ mod exposure;
 mod leader;
 mod nats_auth;
 mod pool;
+mod pool_nats;
 mod pool_shards;
 mod reconcile;
 mod run;

@@ -24,6 +24,7 @@ use crate::publish::EnsureStreamError;
 use crate::ranges::fetch::RangeFetcher;
 use crate::ranges::local::LocalRanges;
 use crate::reload;
+use crate::secrets::{self, SecretsLayout};
 use crate::server::{self, AppState, PoolBounds, ServeOptions};
 use crate::transport::{self, Stopped, Transport};
 
@@ -181,9 +182,26 @@ async fn start_pool(
     })?;
     let metrics =
         Arc::new(Metrics::new(Some(transport.stats())).with_source_lists(Arc::clone(&ranges) as _));
-    let options = crate::publish::connect_options(None)
-        .map_err(reload::LoadError::from)?
-        .name("hookwarden-receiver pool");
+    // The pool's own credentials, read like a member's secret from the
+    // directory; no member's `credentialsSecretRef` applies.
+    let credentials = match &settings.nats_credentials {
+        Some(reference) => {
+            let layout = SecretsLayout::Pool(dir.clone());
+            let secret = secrets::load_from(&layout, std::slice::from_ref(reference))
+                .map_err(reload::LoadError::CredentialsFile)?
+                .into_iter()
+                .next();
+            secret.map(|secret| (reference, secret))
+        }
+        None => None,
+    };
+    let options = crate::publish::connect_options(
+        credentials
+            .as_ref()
+            .map(|(reference, secret)| (*reference, secret)),
+    )
+    .map_err(reload::LoadError::from)?
+    .name("hookwarden-receiver pool");
     let client = crate::nats_url::connect(
         &settings.nats_url,
         with_nats_events(options, Arc::clone(&metrics)),

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookwarden_crds::SecretKeyRef;
+
 use crate::body;
 use crate::ranges::fetch::RangeFetcher;
 use crate::reload;
@@ -43,6 +45,21 @@ pub struct ServeArgs {
     /// --endpoint and --secrets-dir.
     #[arg(long, env = "HOOKWARDEN_POOL_DIR")]
     pub pool_dir: Option<PathBuf>,
+    /// In a pool: the NATS `.creds` file (a user JWT and NKey seed) the
+    /// pool's one connection logs in with, as `NAME/KEY` of a Secret whose
+    /// key is in --pool-dir like the members' secrets
+    /// (`secret.<NAME>_<KEY>`). Read at start; a change needs a restart
+    /// (the operator rolls the pool's pods).
+    #[arg(
+        long,
+        env = "HOOKWARDEN_NATS_CREDENTIALS_SECRET_REF",
+        // Not `requires = "pool_dir"`: clap lets a required argument be
+        // missing when it conflicts with one present (--endpoint), and
+        // without --pool-dir --endpoint is required.
+        conflicts_with = "endpoint",
+        value_parser = parse_secret_key_ref
+    )]
+    pub nats_credentials_secret_ref: Option<SecretKeyRef>,
     /// In a pool: verified deliveries one endpoint may be storing at once;
     /// more get 503 `overloaded` while the other endpoints still store.
     /// Default: a quarter of --max-in-flight (at least 1).
@@ -155,6 +172,21 @@ pub struct ServeArgs {
     pub trust_incoming_traceparent: bool,
 }
 
+/// `NAME/KEY`, a Secret's key, as a reference.
+fn parse_secret_key_ref(text: &str) -> Result<SecretKeyRef, String> {
+    match text.split_once('/') {
+        Some((name, key)) if !name.is_empty() && !key.is_empty() && !key.contains('/') => {
+            Ok(SecretKeyRef {
+                name: name.to_owned(),
+                key: key.to_owned(),
+            })
+        }
+        _ => Err(format!(
+            "expected NAME/KEY (a Secret's name and one of its keys), got {text:?}"
+        )),
+    }
+}
+
 /// How often a standalone receiver fetches its published source ranges.
 pub const DEFAULT_SOURCE_RANGES_REFRESH: Duration = Duration::from_secs(6 * 3600);
 
@@ -168,6 +200,7 @@ impl ServeArgs {
             mode,
         );
         settings.pool_dir = self.pool_dir;
+        settings.nats_credentials = self.nats_credentials_secret_ref;
         settings.serve.max_in_flight_per_endpoint = self
             .max_in_flight_per_endpoint
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
@@ -204,6 +237,10 @@ pub struct Settings {
     /// A pool's directory ([`crate::pool`]): when set, every endpoint in
     /// it is served and `endpoint` and `secrets_dir` are not read.
     pub pool_dir: Option<PathBuf>,
+    /// A pool's NATS `.creds` file, a key of its directory
+    /// (`--nats-credentials-secret-ref`). A dedicated receiver's is its
+    /// manifest's `spec.nats.credentialsSecretRef`.
+    pub nats_credentials: Option<SecretKeyRef>,
     /// The NATS server(s); credentials in it are never logged.
     pub nats_url: String,
     /// The public listener.
@@ -250,6 +287,7 @@ impl Settings {
             endpoint,
             secrets_dir,
             pool_dir: None,
+            nats_credentials: None,
             nats_url: "nats://127.0.0.1:4222".to_owned(),
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
@@ -265,5 +303,66 @@ impl Settings {
             source_ranges_refresh: DEFAULT_SOURCE_RANGES_REFRESH,
             range_fetcher: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn a_pools_nats_credentials_are_a_secret_key_and_need_a_pool() {
+        let flags = Flags::try_parse_from([
+            "serve",
+            "--pool-dir",
+            "/etc/hookwarden/pool",
+            "--tls-mode",
+            "behind-ingress",
+            "--nats-credentials-secret-ref",
+            "nats/user.creds",
+        ])
+        .expect("parses");
+        let settings = flags.serve.settings().expect("settings");
+        assert_eq!(
+            settings.nats_credentials,
+            Some(SecretKeyRef {
+                name: "nats".to_owned(),
+                key: "user.creds".to_owned(),
+            })
+        );
+        for wrong in ["nats", "/user.creds", "nats/", "nats/a/b"] {
+            assert!(
+                Flags::try_parse_from([
+                    "serve",
+                    "--pool-dir",
+                    "/p",
+                    "--nats-credentials-secret-ref",
+                    wrong,
+                ])
+                .is_err(),
+                "{wrong}"
+            );
+        }
+        // A dedicated receiver's credentials are its manifest's.
+        assert!(
+            Flags::try_parse_from([
+                "serve",
+                "--endpoint",
+                "/e.yaml",
+                "--secrets-dir",
+                "/s",
+                "--nats-credentials-secret-ref",
+                "nats/user.creds",
+            ])
+            .is_err()
+        );
     }
 }

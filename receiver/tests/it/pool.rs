@@ -817,3 +817,82 @@ async fn hundreds_of_endpoints_are_served_by_one_pool() {
     println!("{ENDPOINTS} endpoints: {rss} KiB resident");
     pool.stop().await;
 }
+
+/// A pool on a NATS that requires a `.creds` file logs in with its own
+/// (`--nats-credentials-secret-ref`, a key of its directory as the operator
+/// renders it), stores a member's delivery, and never shows the file; a
+/// pool without the flag, or naming a key that is not there, does not
+/// start and says why.
+#[tokio::test]
+async fn a_pool_logs_in_to_nats_with_its_own_creds_file() {
+    let nats = NatsServer::builder()
+        .require_creds()
+        .start()
+        .await
+        .expect("nats-server in operator mode");
+    let creds = nats.creds().expect("creds").to_owned();
+    let github_a = github("github", "/github", "gh");
+    let volume = SecretVolume::new(&[
+        (&endpoint_key("github"), github_a.as_bytes()),
+        (&secret_file("gh", "secret"), GITHUB_SECRET),
+        (&secret_file("nats", "user.creds"), creds.as_bytes()),
+    ]);
+
+    let without =
+        ReceiverProcess::spawn_pool(PlainMode::InsecureHttp, nats.url(), volume.path(), &[]);
+    let (status, log) = without.exited().await;
+    assert!(!status.success(), "started without credentials:\n{log}");
+    assert!(log.to_ascii_lowercase().contains("authorization"), "{log}");
+
+    let missing = ReceiverProcess::spawn_pool(
+        PlainMode::InsecureHttp,
+        nats.url(),
+        volume.path(),
+        &[("HOOKWARDEN_NATS_CREDENTIALS_SECRET_REF", "nats/other.creds")],
+    );
+    let (status, log) = missing.exited().await;
+    assert!(!status.success(), "started without its .creds file:\n{log}");
+    assert!(
+        log.contains("nats/other.creds"),
+        "names the reference: {log}"
+    );
+
+    let pool = ReceiverProcess::spawn_pool(
+        PlainMode::InsecureHttp,
+        nats.url(),
+        volume.path(),
+        &[
+            ("HOOKWARDEN_NATS_CREDENTIALS_SECRET_REF", "nats/user.creds"),
+            ("RUST_LOG", "debug"),
+        ],
+    );
+    pool.ready().await;
+    let body = br#"{"ref":"refs/heads/creds"}"#;
+    let reply = pool
+        .send_request(github_delivery(
+            &pool.listen,
+            GH_HOST,
+            "/github",
+            GITHUB_SECRET,
+            body,
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        stored_body(&nats, &target(&github_a).stream, &reply)
+            .await
+            .as_ref(),
+        body
+    );
+    let (_, log) = pool.stop().await;
+    assert_no_secret(&log);
+    for part in creds
+        .lines()
+        .filter(|line| line.starts_with("SU") || line.starts_with("eyJ"))
+    {
+        assert!(
+            !log.contains(part),
+            "a part of the .creds file in the output"
+        );
+    }
+}
