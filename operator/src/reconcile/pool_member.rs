@@ -55,7 +55,16 @@ pub fn observe_config_applied(
             reason: known_reason(&state.reason),
             message: format!(
                 "{}; {}",
-                state.message,
+                if state.message.is_empty() {
+                    // Left out of a full annotation
+                    // (`members_annotation`); the Event keeps it.
+                    format!(
+                        "refused ({}): the pool's Events on this endpoint say why",
+                        state.reason
+                    )
+                } else {
+                    state.message.clone()
+                },
                 if state.served {
                     format!("pool {pool:?} keeps serving the last configuration it accepted")
                 } else {
@@ -281,5 +290,10 @@ mod tests {
         let odd = observe_config_applied(&github, "shared", &members(odd));
         assert_eq!(odd.reason, "Refused");
         assert!(odd.message.contains("does not serve"), "{}", odd.message);
+        assert!(
+            odd.message.starts_with("refused (Whatever): the pool's Events"),
+            "a message left out of a full annotation: {}",
+            odd.message
+        );
     }
 }

@@ -51,6 +51,17 @@ use super::{
 /// ([`Members`], as JSON).
 pub const MEMBERS_ANNOTATION: &str = "hookwarden.dev/members";
 
+/// The most bytes [`MEMBERS_ANNOTATION`] of one shard takes. Kubernetes
+/// refuses an object whose annotations pass 256 KiB in all, and a refused
+/// Secret would stop the whole pass, every member's change with it; a
+/// thousand members refused with a long message each would pass it.
+/// What is left of the 256 KiB is for other annotations (kubectl's).
+pub const MEMBERS_ANNOTATION_BUDGET: usize = 192 * 1024;
+
+/// How long a refused member's message stays when the annotation would
+/// pass its budget with the whole messages.
+const SHORT_MESSAGE_CHARS: usize = 160;
+
 pub use hookwarden_core::pool::layout::endpoint_file;
 pub use hookwarden_core::pool::routes::Route;
 
@@ -478,7 +489,7 @@ pub fn pool_secret(
     let mut metadata = owner.child_metadata();
     metadata["name"] = shard_secret_name(&owner.name, shard).into();
     metadata["annotations"] = serde_json::json!({
-        MEMBERS_ANNOTATION: serde_json::to_string(members)
+        MEMBERS_ANNOTATION: members_annotation(members)
             .map_err(|source| BuildError::Object { kind: "Secret", source })?,
     });
     object(
@@ -491,6 +502,45 @@ pub fn pool_secret(
             "data": data,
         }),
     )
+}
+
+/// `members` as [`MEMBERS_ANNOTATION`]'s JSON, within
+/// [`MEMBERS_ANNOTATION_BUDGET`] when the messages can make it fit: whole
+/// messages when they fit, else each cut to [`SHORT_MESSAGE_CHARS`], else
+/// none (the member's condition then names its reason and points to the
+/// pool's Events, which carry each message whole). Names, generations and
+/// reasons are always kept: every member's `ConfigApplied` reads them.
+pub fn members_annotation(members: &Members) -> Result<String, serde_json::Error> {
+    let whole = serde_json::to_string(members)?;
+    if whole.len() <= MEMBERS_ANNOTATION_BUDGET {
+        return Ok(whole);
+    }
+    let with_messages = |message: &dyn Fn(&str) -> String| {
+        let shortened: Members = members
+            .iter()
+            .map(|(name, state)| {
+                let state = MemberState {
+                    message: message(&state.message),
+                    ..state.clone()
+                };
+                (name.clone(), state)
+            })
+            .collect();
+        serde_json::to_string(&shortened)
+    };
+    let short = with_messages(&|message| {
+        if message.chars().count() <= SHORT_MESSAGE_CHARS {
+            message.to_owned()
+        } else {
+            let mut cut: String = message.chars().take(SHORT_MESSAGE_CHARS).collect();
+            cut.push('…');
+            cut
+        }
+    })?;
+    if short.len() <= MEMBERS_ANNOTATION_BUDGET {
+        return Ok(short);
+    }
+    with_messages(&|_| String::new())
 }
 
 /// The names of the members whose manifest is in `data`.
@@ -930,6 +980,66 @@ mod tests {
             entries.keys().all(|key| !key.contains("nats")),
             "neither the member's nor the pool's creds in the member's entries: {entries:?}"
         );
+    }
+
+    #[test]
+    fn the_members_annotation_stays_within_its_budget_by_shortening_messages() {
+        let refused = |message: &str| MemberState {
+            generation: Some(3),
+            applied: false,
+            served: true,
+            reason: "SecretNotFound".to_owned(),
+            message: message.to_owned(),
+        };
+        let few: Members = (0..3)
+            .map(|n| (format!("m{n}"), refused(&"é".repeat(400))))
+            .collect();
+        assert_eq!(
+            recorded(&members_annotation(&few).expect("JSON")),
+            few,
+            "whole when they fit"
+        );
+        // 700 refused members with 450-character messages: over 256 KiB
+        // whole, within the budget cut to 160.
+        let many: Members = (0..700)
+            .map(|n| (format!("member-{n:04}"), refused(&"x".repeat(450))))
+            .collect();
+        assert!(serde_json::to_string(&many).expect("JSON").len() > 256 * 1024);
+        let json = members_annotation(&many).expect("JSON");
+        assert!(json.len() <= MEMBERS_ANNOTATION_BUDGET, "{}", json.len());
+        let read = recorded(&json);
+        assert_eq!(read.len(), 700);
+        let state = &read["member-0699"];
+        assert_eq!(state.message.chars().count(), SHORT_MESSAGE_CHARS + 1);
+        assert_eq!(
+            (state.reason.as_str(), state.generation, state.served),
+            ("SecretNotFound", Some(3), true)
+        );
+        // Longer names: even cut, the messages do not fit; they go, the
+        // rest stays.
+        let long_names: Members = (0..1000)
+            .map(|n| {
+                (
+                    format!("{n:04}-{}", "n".repeat(60)),
+                    refused(&"x".repeat(300)),
+                )
+            })
+            .collect();
+        let json = members_annotation(&long_names).expect("JSON");
+        assert!(json.len() <= MEMBERS_ANNOTATION_BUDGET, "{}", json.len());
+        let read = recorded(&json);
+        assert_eq!(read.len(), 1000);
+        assert!(
+            read.values()
+                .all(|s| s.message.is_empty() && s.reason == "SecretNotFound")
+        );
+    }
+
+    fn recorded(json: &str) -> Members {
+        recorded_members(&BTreeMap::from([(
+            MEMBERS_ANNOTATION.to_owned(),
+            json.to_owned(),
+        )]))
     }
 
     #[test]
