@@ -291,7 +291,8 @@ mod tests {
         assert_eq!(odd.reason, "Refused");
         assert!(odd.message.contains("does not serve"), "{}", odd.message);
         assert!(
-            odd.message.starts_with("refused (Whatever): the pool's Events"),
+            odd.message
+                .starts_with("refused (Whatever): the pool's Events"),
             "a message left out of a full annotation: {}",
             odd.message
         );

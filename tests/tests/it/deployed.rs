@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use futures::StreamExt as _;
+
 use hookwarden_crds::WebhookEndpoint;
 use hookwarden_tests::deployed::{
     CertManager, build_workspace_binaries, is_pod_ip, pod_runner_bin_dir, process_node_address,
@@ -2051,6 +2053,154 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
             "{name} has no receivers of its own"
         );
     }
+
+    // Hundreds more on the same two pods: one `kubectl apply`, each
+    // endpoint Ready, reached through Traefik and stored in its own stream.
+    let many = apply_many_pool_members(&deployed, "shared", MANY_MEMBERS);
+    let ready = eventually(
+        &format!("{MANY_MEMBERS} more pool members Ready"),
+        WAIT,
+        || async {
+            let listed = endpoints.list(&ListParams::default()).await.ok()?;
+            let ready = listed
+                .items
+                .iter()
+                .filter(|e| {
+                    e.metadata
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("many-"))
+                })
+                .filter(|e| condition_is_true(*e, "Ready"))
+                .count();
+            (ready == MANY_MEMBERS).then_some(ready)
+        },
+    )
+    .await;
+    assert_eq!(ready, MANY_MEMBERS);
+    let stored: Vec<String> = futures::stream::iter(many)
+        .map(|example| {
+            let (jetstream, cli, secrets, ca, namespace) = (
+                jetstream.clone(),
+                deployed.cli.clone(),
+                deployed.work.join("secrets"),
+                deployed.ca.clone(),
+                deployed.namespace.clone(),
+            );
+            async move {
+                let name = example.name.clone();
+                // Ready says the Secret holds it; the pods read the mounted
+                // files at their next scan: 404 `unknown_endpoint` until then
+                // (bounded), and nothing stored.
+                let id = format!("pool-{name}-1");
+                let extra = ["--event", "push", "--delivery-id", id.as_str()];
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                let (code, out) = loop {
+                    let (code, out) =
+                        send(&cli, &example, &secrets, deployed.traefik, &ca, &extra).await;
+                    if !out.starts_with("404") || tokio::time::Instant::now() >= deadline {
+                        break (code, out);
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                };
+                assert_eq!(code, 0, "{name}: {out}");
+                assert!(out.starts_with("200"), "{name}: {out}");
+                let mut endpoint = example.endpoint.clone();
+                endpoint.metadata.namespace = Some(namespace);
+                let target =
+                    hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
+                let mut stream = jetstream.get_stream(&target.stream).await.expect("stream");
+                let info = stream.info().await.expect("info").clone();
+                assert_eq!(
+                    info.state.messages, 1,
+                    "{name}: stored once, in its own stream"
+                );
+                name
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert_eq!(stored.len(), MANY_MEMBERS);
+    assert_eq!(
+        pool_pod_uids(&pods, "shared").await,
+        uids,
+        "still the same two pool pods"
+    );
+    eventually("the pool to report every endpoint", WAIT, || async {
+        let status = pools.get("shared").await.ok()?.status?;
+        (status.endpoints == Some(4 + i32::try_from(MANY_MEMBERS).ok()?)
+            && status.ready_replicas == Some(2))
+        .then_some(())
+    })
+    .await;
+}
+
+/// How many endpoints the deployed pool test adds at once ("hundreds of
+/// endpoints on two pool pods", issue #15).
+const MANY_MEMBERS: usize = 200;
+
+/// `kubectl apply` of `count` GitHub endpoints `many-000`... in one
+/// document stream, all of pool `pool` on alpha's host and certificate
+/// (`alpha-tls`: no certificate each), paths `/many/<n>`, verified with one
+/// Secret `many-webhook` (also where `hookwarden send --secrets-dir`
+/// finds it).
+fn apply_many_pool_members(deployed: &Deployed, pool: &str, count: usize) -> Vec<Example> {
+    let secret = "many-pool-members-secret-0123456789abcdef";
+    let secrets = deployed.work.join("secrets").join("many-webhook");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    std::fs::write(secrets.join("secret"), secret).expect("write");
+    ok(
+        &deployed.helm_home,
+        "kubectl",
+        &[
+            "create",
+            "secret",
+            "generic",
+            "many-webhook",
+            "--namespace",
+            &deployed.namespace,
+            &format!("--from-literal=secret={secret}"),
+        ],
+    );
+    let host = "hooks.pool.hookwarden.test";
+    let mut documents = Vec::new();
+    let mut examples = Vec::new();
+    for n in 0..count {
+        let name = format!("many-{n:03}");
+        let path = format!("/many/{n}");
+        let manifest = serde_json::json!({
+            "apiVersion": "hookwarden.dev/v1alpha1",
+            "kind": "WebhookEndpoint",
+            "metadata": {"name": name, "namespace": deployed.namespace},
+            "spec": {
+                "provider": "github",
+                "pool": pool,
+                "secretRefs": [{"name": "many-webhook", "key": "secret"}],
+                "ingress": {"host": host, "path": path},
+                "tls": {"secretName": "alpha-tls"},
+            },
+        });
+        let yaml = serde_yaml_ng::to_string(&manifest).expect("YAML");
+        let file = deployed.work.join(format!("{name}.yaml"));
+        std::fs::write(&file, &yaml).expect("write");
+        examples.push(Example {
+            name,
+            endpoint: hookwarden_crds::from_yaml(&yaml).expect("endpoint"),
+            manifest: file,
+            host: host.to_owned(),
+            path,
+        });
+        documents.push(yaml);
+    }
+    let all = deployed.work.join("many.yaml");
+    std::fs::write(&all, documents.join("---\n")).expect("write");
+    ok(
+        &deployed.helm_home,
+        "kubectl",
+        &["apply", "-f", all.to_str().expect("UTF-8")],
+    );
+    examples
 }
 
 // ------------------------------------------------------------ fetched keys
