@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::ops::Exposition;
+use crate::metrics::Exposition;
 
 /// What became of an event, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
