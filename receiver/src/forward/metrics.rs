@@ -1,5 +1,5 @@
 //! The forwarder's Prometheus metrics, served on the operations port like
-//! the receiver's ([`crate::ops`]). Labels are bounded: the subscription
+//! the receiver's ([`crate::metrics`], [`crate::ops`]). Labels are bounded: the subscription
 //! name comes from the manifest, outcomes from a fixed set.
 
 use std::sync::atomic::AtomicI64;
