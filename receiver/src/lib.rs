@@ -12,9 +12,11 @@
 //! refused requests may be kept for inspection ([`quarantine`]); providers'
 //! published source ranges are fetched and checked in [`ranges`]. Every log
 //! line is formatted as JSON ([`log_format`]), passes through a filter of
-//! the secrets it knows ([`logging`], [`redact`]) and is written to stdout in batches ([`log_writer`]); health, readiness and metrics are on a port of their own
-//! ([`ops`]). Each concern is its own module with small pure functions at
-//! the core, so the HTTP and NATS edges stay thin.
+//! the secrets it knows ([`logging`], [`redact`]) and is written to stdout
+//! in batches ([`log_writer`]); health, readiness ([`readiness`]) and
+//! metrics ([`metrics`]) are on a port of their own ([`ops`]). Each concern
+//! is its own module with small pure functions at the core, so the HTTP and
+//! NATS edges stay thin.
 //!
 //! What the operator and the CLI share with it lives in `hookwarden-core`
 //! (no HTTP server, no Kubernetes client) and is re-exported here under the
@@ -30,9 +32,11 @@ pub mod clientip;
 pub mod config;
 pub mod forward;
 pub mod limits;
+pub mod metrics;
 pub mod ops;
 pub mod pool;
 pub mod quarantine;
+pub mod readiness;
 pub mod reload;
 pub mod request;
 pub mod server;

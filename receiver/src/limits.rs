@@ -1,7 +1,9 @@
 //! Request rate limits (`spec.rateLimit`): one bucket per client source and
 //! one for all clients together, both GCRA token buckets from `governor`;
 //! and [`PerSourceSlots`], the bound on what one source may hold at once
-//! (connections, body reads).
+//! (connections, body reads); and [`pool_share`], what one endpoint of a
+//! pool may take of a bound the pool's endpoints share (publishes in flight,
+//! buffered bodies, quarantine records).
 //!
 //! A source is a client IPv4 address, or the IPv6 prefix (a /64 by default)
 //! around a client IPv6 address: one IPv6 host usually owns a whole /64, so
@@ -56,6 +58,13 @@ pub const DEFAULT_GLOBAL: Option<Rate> = Some(Rate {
 /// `spec.rateLimit.ipv6PrefixLength` is absent: a /64, what one site or host
 /// is usually given.
 pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// One endpoint's share of a pool-wide bound by default: a quarter of it,
+/// at least 1, so a flooded or stalled endpoint leaves three quarters to
+/// the others.
+pub fn pool_share(whole: usize) -> usize {
+    (whole / 4).max(1)
+}
 
 /// The source a client address is counted as: an IPv4 address (IPv4-mapped
 /// IPv6 included) as it is, an IPv6 address truncated to `ipv6_prefix` bits.

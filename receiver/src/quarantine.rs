@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::ops::{Metrics, QuarantineLabels};
+use crate::metrics::{Metrics, QuarantineLabels};
 
 // The target (stream, subject, limits) is shared with the operator.
 pub use hookwarden_core::quarantine::{
@@ -202,7 +202,7 @@ fn bounded_headers(headers: Value) -> Value {
 
 /// The records per second a process stores, all its endpoints together,
 /// and the most one endpoint may take of them (a quarter in a pool,
-/// [`crate::server::pool_share`]). Shared by every endpoint's
+/// [`crate::limits::pool_share`]). Shared by every endpoint's
 /// [`Quarantine`] of the process.
 #[derive(Debug, Clone)]
 pub struct QuarantineCeiling {
@@ -224,7 +224,7 @@ impl QuarantineCeiling {
     pub fn pooled(per_second: u32) -> Self {
         let whole = Self::whole(per_second);
         let share = usize::try_from(whole.per_endpoint.get())
-            .map(crate::server::pool_share)
+            .map(crate::limits::pool_share)
             .ok()
             .and_then(|share| u32::try_from(share).ok())
             .and_then(NonZeroU32::new)

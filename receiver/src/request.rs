@@ -4,6 +4,11 @@
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use hookwarden_crds::{HttpMethod, RequestSpec};
 
+/// The default cap on a delivery's body. GitHub caps payloads at 25 MB but
+/// almost all are far smaller; the cap bounds the memory a single request
+/// can take before it is verified.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
 /// The methods, media types and body cap of one endpoint version.
 #[derive(Debug, Clone)]
 pub struct RequestRules {
@@ -20,9 +25,9 @@ pub struct RequestRules {
 }
 
 impl Default for RequestRules {
-    /// `POST` only, any content type, [`crate::server::DEFAULT_BODY_LIMIT`].
+    /// `POST` only, any content type, [`DEFAULT_BODY_LIMIT`].
     fn default() -> Self {
-        Self::posts(crate::server::DEFAULT_BODY_LIMIT)
+        Self::posts(DEFAULT_BODY_LIMIT)
     }
 }
 

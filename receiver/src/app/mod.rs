@@ -18,11 +18,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ops::{self, Metrics, Readiness};
+use crate::metrics::Metrics;
+use crate::ops;
 use crate::pool::{self, serve::PoolState, watch::Pool, watch::PoolSources};
 use crate::publish::EnsureStreamError;
 use crate::ranges::fetch::RangeFetcher;
 use crate::ranges::local::LocalRanges;
+use crate::readiness::Readiness;
 use crate::reload;
 use crate::secrets::{self, SecretsLayout};
 use crate::server::{self, AppState, PoolBounds, ServeOptions};

@@ -81,7 +81,7 @@ pub struct ServeArgs {
     pub publish_timeout_secs: u64,
     /// Largest accepted body in bytes; larger deliveries get 413. The
     /// process default: a manifest's `spec.request.maxBodyBytes` wins.
-    #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = server::DEFAULT_BODY_LIMIT)]
+    #[arg(long, env = "HOOKWARDEN_MAX_BODY_BYTES", default_value_t = crate::request::DEFAULT_BODY_LIMIT)]
     pub max_body_bytes: usize,
     /// `terminate`: serve HTTPS with --tls-cert/--tls-key (re-read when
     /// the files change). `behind-ingress`: plain HTTP behind a proxy that
@@ -292,7 +292,7 @@ impl Settings {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             publish_timeout: Duration::from_secs(3),
-            max_body_bytes: server::DEFAULT_BODY_LIMIT,
+            max_body_bytes: crate::request::DEFAULT_BODY_LIMIT,
             mode,
             limits: Limits::default(),
             serve: ServeOptions::default(),

@@ -1,5 +1,5 @@
 //! The forwarder's Prometheus metrics, served on the operations port like
-//! the receiver's ([`crate::ops`]). Labels are bounded: the subscription
+//! the receiver's ([`crate::metrics`], [`crate::ops`]). Labels are bounded: the subscription
 //! name comes from the manifest, outcomes from a fixed set.
 
 use std::sync::atomic::AtomicI64;
@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::ops::Exposition;
+use crate::metrics::Exposition;
 
 /// What became of an event, as counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

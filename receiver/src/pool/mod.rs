@@ -20,6 +20,8 @@ pub mod watch;
 
 use serde::Serialize;
 
+use crate::metrics::{Metrics, PoolEndpointLabels};
+
 /// The state of one endpoint file of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +46,24 @@ impl ConfigState {
             Self::Serving => "serving",
             Self::Failed => "failed",
             Self::Conflict => "conflict",
+        }
+    }
+}
+
+/// Sets the pool endpoint `endpoint`'s configuration state in
+/// `hookwarden_pool_endpoint_config` (`None`: its file is gone), clearing
+/// the others. Here, not in [`crate::metrics`], because the states are the
+/// pool's: the metrics module stays below the pool.
+pub fn set_state_metric(metrics: &Metrics, endpoint: &str, state: Option<ConfigState>) {
+    for other in ConfigState::ALL {
+        let labels = PoolEndpointLabels {
+            endpoint: endpoint.to_owned(),
+            state: other.as_str().to_owned(),
+        };
+        if Some(other) == state {
+            metrics.pool_endpoint_config.get_or_create(&labels).set(1);
+        } else {
+            metrics.pool_endpoint_config.remove(&labels);
         }
     }
 }

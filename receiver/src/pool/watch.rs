@@ -25,9 +25,9 @@ use super::layout;
 use super::routes::{Conflict, Route, RouteTable};
 use super::serve::{PoolState, Routed, StatusBoard};
 use super::stamps::Stamps;
-use super::{ConfigState, EndpointStatus};
-use crate::ops::Readiness;
+use super::{ConfigState, EndpointStatus, set_state_metric};
 use crate::publish::EnsureStreamError;
+use crate::readiness::Readiness;
 use crate::reload;
 use crate::server::AppState;
 
@@ -225,7 +225,7 @@ impl Pool {
         for name in gone {
             changed = true;
             self.entries.remove(&name);
-            metrics.set_pool_endpoint_state(&name, None);
+            set_state_metric(&metrics, &name, None);
             tracing::info!(endpoint = name.as_str(), "endpoint removed from the pool");
         }
         let now = tokio::time::Instant::now();
@@ -369,7 +369,7 @@ impl Pool {
         let statuses = statuses(self.entries.iter(), &conflicts);
         let metrics = self.state.bounds().metrics();
         for status in &statuses {
-            metrics.set_pool_endpoint_state(&status.name, Some(status.state.as_str()));
+            set_state_metric(metrics, &status.name, Some(status.state));
         }
         self.board.set(statuses);
     }

@@ -168,7 +168,7 @@ pub fn check_endpoint(
     })?;
     let request = RequestRules::from_spec(
         endpoint.spec.request.as_ref(),
-        crate::server::DEFAULT_BODY_LIMIT,
+        crate::request::DEFAULT_BODY_LIMIT,
     )
     .map_err(|source| LoadError::Request {
         path: path.to_owned(),

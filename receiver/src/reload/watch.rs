@@ -46,7 +46,7 @@ pub async fn watch(
     sources: Sources,
     state: AppState,
     interval: Duration,
-    readiness: crate::ops::Readiness,
+    readiness: crate::readiness::Readiness,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let fingerprint = |sources: &Sources| {

@@ -46,12 +46,12 @@ use serde_json::json;
 use tokio_util::task::TaskTracker;
 
 pub use self::names::{NO_ENDPOINT, request_host};
-pub use self::options::{
-    DEFAULT_BODY_LIMIT, DEFAULT_MAX_BODY_READS_PER_SOURCE, DEFAULT_MAX_IN_FLIGHT, ServeOptions,
-    pool_share,
-};
+pub use self::options::{DEFAULT_MAX_BODY_READS_PER_SOURCE, DEFAULT_MAX_IN_FLIGHT, ServeOptions};
+// The `--max-body-bytes` default is defined with the request rules it caps;
+// named here too, with the other defaults of serving.
 pub use self::outcome::RETRY_AFTER_SECS;
 pub use self::state::{AppState, EndpointPipeline, PoolBounds};
+pub use crate::request::DEFAULT_BODY_LIMIT;
 
 use self::outcome::error;
 use self::pipeline::process;
@@ -193,8 +193,8 @@ mod tests {
     use super::*;
     use crate::body::BodyError;
     use crate::clientip::{ClientAddr, Networks, TrustedProxies};
-    use crate::limits::{self, RateLimits};
-    use crate::ops::Metrics;
+    use crate::limits::{self, RateLimits, pool_share};
+    use crate::metrics::Metrics;
     use crate::publish::{PublishError, Publisher};
     use crate::request::RequestRules;
     use crate::verify::{Rejection, Verifier};

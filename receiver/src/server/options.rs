@@ -3,11 +3,6 @@
 
 use crate::body::{self, BodyPace};
 
-/// The default cap on a delivery's body. GitHub caps payloads at 25 MB but
-/// almost all are far smaller; the cap bounds the memory a single request
-/// can take before it is verified.
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
-
 /// Verified deliveries being stored at once by default: far more concurrent
 /// publishes than one JetStream stream acknowledges per millisecond, few
 /// enough that a stalled NATS is answered 503 quickly instead of queueing.
@@ -37,7 +32,8 @@ pub struct ServeOptions {
     /// How fast a body must arrive.
     pub body_pace: BodyPace,
     /// In a pool: verified deliveries one endpoint may be storing at once
-    /// (`None`: [`pool_share`] of `max_in_flight`), within `max_in_flight`.
+    /// (`None`: [`pool_share`](crate::limits::pool_share) of
+    /// `max_in_flight`), within `max_in_flight`.
     pub max_in_flight_per_endpoint: Option<usize>,
     /// Continue the sender's `traceparent` (parent our spans on it, store it
     /// when traces are off) instead of only linking to it, for every
@@ -47,13 +43,6 @@ pub struct ServeOptions {
     /// Quarantine records stored per second, all endpoints together
     /// ([`QuarantineCeiling`](crate::quarantine::QuarantineCeiling)).
     pub max_quarantine_records_per_second: u32,
-}
-
-/// One endpoint's share of a pool-wide bound by default: a quarter of it,
-/// at least 1, so a flooded or stalled endpoint leaves three quarters to
-/// the others.
-pub fn pool_share(whole: usize) -> usize {
-    (whole / 4).max(1)
 }
 
 impl Default for ServeOptions {

@@ -17,7 +17,7 @@ use tracing::field::Empty;
 use crate::body;
 use crate::clientip::ClientAddr;
 use crate::limits;
-use crate::ops::{EndpointLabels, Metrics};
+use crate::metrics::{EndpointLabels, Metrics};
 use crate::publish::{Delivery, PublishError, body_sha256};
 use crate::quarantine::Refusal;
 use crate::request::RequestRules;

@@ -15,15 +15,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::body::BodyBudget;
 use crate::clientip::{Networks, TrustedProxies};
-use crate::limits::{PerSourceSlots, RateLimits};
-use crate::ops::Metrics;
+use crate::limits::{PerSourceSlots, RateLimits, pool_share};
+use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::quarantine::{Quarantine, QuarantineCeiling, Refusal};
 use crate::request::RequestRules;
 use crate::verify::Verifier;
 
 use super::names::{NO_ENDPOINT, new_request_id, request_host};
-use super::options::{ServeOptions, pool_share};
+use super::options::ServeOptions;
 use super::outcome::Outcome;
 
 /// What the request handlers of one endpoint share.

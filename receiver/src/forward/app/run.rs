@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::forward::delivery::Destination;
 use crate::forward::ordering::Gate;
 use crate::forward::plan::Plan;
+use crate::metrics::Exposition;
 use crate::ops;
 
 use super::bind::bind;
@@ -70,7 +71,7 @@ impl Forwarder {
             let _ = stop_tx.send(true);
         });
         let ops_stop = stop_rx.clone();
-        let metrics: Arc<dyn ops::Exposition> = shared.metrics.clone();
+        let metrics: Arc<dyn Exposition> = shared.metrics.clone();
         let ops_readiness = readiness.clone();
         let ops = tokio::spawn(async move {
             let served = axum::serve(ops_listener, ops::router(metrics, ops_readiness))

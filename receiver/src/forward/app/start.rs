@@ -18,8 +18,8 @@ use crate::forward::filter::{Filter, FilterError};
 use crate::forward::metrics::ForwardMetrics;
 use crate::forward::plan::{Plan, PlanError};
 use crate::forward::signing::{SigningError, SigningKeys};
-use crate::ops::Readiness;
 use crate::publish::CredentialsError;
+use crate::readiness::Readiness;
 use crate::secrets::{self, Secret, SecretError};
 use crate::{config, nats_url};
 
