@@ -5,11 +5,15 @@
 use http::HeaderMap;
 
 use super::Rejection;
-use super::hmac_common::MAX_SIGNATURE_HEADER_LEN;
 
-/// The default [`super::Verifier::precheck`]: at least one of `names` (the headers
-/// a signature or token is read from) is present; each present one occurs
-/// once and is of sane length. No names: nothing to check before the body.
+/// No provider's signature header comes near this; anything longer is
+/// refused as malformed before it is parsed.
+pub(crate) const MAX_SIGNATURE_HEADER_LEN: usize = 4096;
+
+/// The default [`super::Verifier::precheck`]: at least one of `names` (the
+/// headers a signature or token is read from) is present; each present one
+/// occurs once and is of sane length. No names: nothing to check before the
+/// body.
 pub(crate) fn credential_header_present(
     headers: &HeaderMap,
     names: &[&str],

@@ -61,10 +61,9 @@ pub use adyen::AdyenVerifier;
 pub use aws_sns::AwsSnsVerifier;
 pub use bitbucket::BitbucketVerifier;
 pub use build::{
-    PresetOptions, VerifierError, for_endpoint, for_endpoint_with_fetcher, for_preset,
-    for_provider, generic_checks, replay_window_secs,
+    for_endpoint, for_endpoint_with_fetcher, for_preset, for_provider, generic_checks,
+    replay_window_secs,
 };
-pub(crate) use build::{parse_keys, require_secrets};
 pub use discord::DiscordVerifier;
 pub use generic::{
     GenericChecks, GenericVerifier, SignRequest as GenericSignRequest, TemplateError,
@@ -94,7 +93,11 @@ pub(crate) use verdict::challenge;
 pub use verdict::{HANDSHAKE_EVENT, Handshake, Rejection, Verdict, Verified};
 pub use zoom::ZoomVerifier;
 
+use hookwarden_crds::Provider;
 use http::{HeaderMap, Method, Uri};
+
+use crate::secrets::{Secret, SecretError};
+use public_url::{PublicUrl, PublicUrlError};
 
 /// A request as a verifier sees it: the request line besides the headers
 /// and the raw body bytes, for the presets that sign the URL (Twilio,
@@ -200,6 +203,178 @@ pub const PREFETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 pub type Prefetch =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Rejection>> + Send + 'static>>;
 
+/// Why no verifier could be built for an endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierError {
+    /// Without a secret nothing could ever be verified; refusing to start is
+    /// better than rejecting every delivery.
+    #[error("the endpoint lists no secretRefs; at least one secret is required")]
+    NoSecrets,
+    /// A check of the `generic` provider has no secret of its own and
+    /// `spec.secretRefs` is empty too.
+    #[error("{0} has no secretRefs and spec.secretRefs is empty; at least one secret is required")]
+    NoSecretsFor(&'static str),
+    /// The `generic` provider needs at least one check; verification is
+    /// never silently skipped.
+    #[error(
+        "provider generic needs spec.verification with at least one of token, basicAuth, hmac, jwt"
+    )]
+    NoChecks,
+    /// `spec.verification` only applies to the `generic` provider.
+    #[error(
+        "spec.verification is only used with provider generic; the {0:?} preset verifies on its own"
+    )]
+    VerificationWithPreset(Provider),
+    /// A key is not written in its declared encoding (the key is not shown).
+    #[error("{check}.secretRefs[{index}] is not valid in the declared keyEncoding")]
+    KeyEncoding {
+        /// The check, e.g. `verification.hmac`.
+        check: &'static str,
+        /// Which of its secrets.
+        index: usize,
+    },
+    /// A secret could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// `spec.handshake.publish` with a preset whose handshake anyone can
+    /// send: storing it would let anyone write into the stream.
+    #[error(
+        "spec.handshake.publish: the {0:?} handshake is not authenticated, so it is answered but never stored"
+    )]
+    UnauthenticatedHandshake(Provider),
+    /// A preset that signs the public URL has no way to know it.
+    #[error(
+        "provider {0:?} signs the URL it calls: set spec.publicUrl, or spec.ingress (host and path)"
+    )]
+    PublicUrlRequired(Provider),
+    /// `spec.publicUrl` cannot be used.
+    #[error(transparent)]
+    PublicUrl(#[from] PublicUrlError),
+    /// A setting of the `generic` provider's checks cannot be used.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The setting, e.g. `verification.hmac.keyValue`.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// `verification.hmac.signedContent` cannot be used.
+    #[error("verification.hmac.signedContent: {0}")]
+    SignedContent(#[from] TemplateError),
+    /// A preset that verifies with fetched keys lacks a spec setting it
+    /// cannot work safely without.
+    #[error("provider {provider} needs {setting}")]
+    SettingRequired {
+        /// The preset, e.g. `aws-sns`.
+        provider: &'static str,
+        /// The missing setting, e.g. `spec.aws.topicArns`.
+        setting: &'static str,
+    },
+    /// A preset's secret file does not hold a valid key of the kind the
+    /// provider uses (the key itself is never shown).
+    #[error("secretRefs[{index}] is not a valid {provider} key: expected {expected}")]
+    InvalidKey {
+        /// The preset, e.g. `discord`.
+        provider: &'static str,
+        /// Which of its secrets.
+        index: usize,
+        /// What the file should contain, e.g. `64 hex digits`.
+        expected: &'static str,
+    },
+}
+
+/// The one rule for an empty secret list, whatever the preset: nothing
+/// could ever be verified, so building the verifier fails (the receiver
+/// refuses to start rather than reject every delivery).
+pub(crate) fn require_secrets(secrets: &[Secret]) -> Result<(), VerifierError> {
+    if secrets.is_empty() {
+        Err(VerifierError::NoSecrets)
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads every secret as a key with `parse`, at startup: no secret at all, or
+/// one that is not a key (`expected` says what it should be), is an error
+/// naming the secret's index, never its value.
+pub(crate) fn parse_keys<K>(
+    secrets: &[Secret],
+    provider: &'static str,
+    expected: &'static str,
+    parse: impl Fn(&Secret) -> Option<K>,
+) -> Result<Vec<K>, VerifierError> {
+    require_secrets(secrets)?;
+    secrets
+        .iter()
+        .enumerate()
+        .map(|(index, secret)| {
+            parse(secret).ok_or(VerifierError::InvalidKey {
+                provider,
+                index,
+                expected,
+            })
+        })
+        .collect()
+}
+
+/// What some presets need beyond their secrets.
+#[derive(Debug, Clone, Default)]
+pub struct PresetOptions {
+    /// The URL the provider calls (`twilio`, `square`).
+    pub public_url: Option<PublicUrl>,
+    /// `spec.handshake.verifyTokenRefs`: the tokens Meta's subscription
+    /// handshake must carry.
+    pub verify_tokens: Vec<Secret>,
+    /// `spec.handshake.publish`.
+    pub publish_handshakes: bool,
+    /// `spec.aws` (`aws-sns`).
+    pub aws: Option<hookwarden_crds::AwsSnsSpec>,
+    /// `spec.paypal` (`paypal`).
+    pub paypal: Option<hookwarden_crds::PaypalSpec>,
+    /// `spec.google` (`google-pubsub`).
+    pub google: Option<hookwarden_crds::GooglePubsubSpec>,
+    /// `spec.azure` (`azure-event-grid`).
+    pub azure: Option<hookwarden_crds::AzureEventGridSpec>,
+    /// `spec.graph` (`microsoft-graph`).
+    pub graph: Option<hookwarden_crds::MicrosoftGraphSpec>,
+    /// `spec.okta` (`okta`).
+    pub okta: Option<hookwarden_crds::OktaSpec>,
+    /// The key fetcher of the fetched-key presets; `None`: the process's
+    /// ([`keys::KeyFetcher::shared`]). Tests give one routed to a loopback
+    /// key server.
+    pub fetcher: Option<std::sync::Arc<keys::KeyFetcher>>,
+}
+
+impl PresetOptions {
+    /// What tests and benches configure every preset with: `public_url`,
+    /// and the senders `send` signs for by default
+    /// ([`sending::DEFAULT_TOPIC_ARN`], ...).
+    pub fn for_tests(public_url: &str) -> Self {
+        Self {
+            public_url: PublicUrl::parse(public_url).ok(),
+            aws: Some(hookwarden_crds::AwsSnsSpec {
+                topic_arns: vec![sending::DEFAULT_TOPIC_ARN.to_owned()],
+                ..Default::default()
+            }),
+            paypal: Some(hookwarden_crds::PaypalSpec {
+                webhook_id: sending::DEFAULT_PAYPAL_WEBHOOK_ID.to_owned(),
+            }),
+            google: Some(hookwarden_crds::GooglePubsubSpec {
+                audience: None,
+                service_account_email: sending::DEFAULT_SERVICE_ACCOUNT.to_owned(),
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// The key fetcher to use.
+    pub fn fetcher(&self) -> std::sync::Arc<keys::KeyFetcher> {
+        self.fetcher
+            .clone()
+            .unwrap_or_else(keys::KeyFetcher::shared)
+    }
+}
+
 /// A `POST /` with `headers` and `body` through [`Verifier::check`].
 #[cfg(test)]
 pub(crate) fn check_post(
@@ -226,390 +401,5 @@ pub(crate) fn expect_handshake(verdict: Result<Verdict, Rejection>) -> Handshake
             handshake
         }
         other => panic!("expected a handshake, got {other:?}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use hookwarden_crds::{SecretKeyRef, WebhookEndpointSpec};
-
-    use super::public_url::PublicUrl;
-    use super::*;
-    use crate::secrets::{Secret, SecretError};
-
-    fn spec(yaml: &str) -> WebhookEndpointSpec {
-        let manifest = format!(
-            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {{name: e}}\nspec:\n{yaml}"
-        );
-        hookwarden_crds::from_yaml(&manifest)
-            .expect("manifest")
-            .spec
-    }
-
-    /// Loads every ref as a secret whose value is `<name>/<key>`.
-    fn load(refs: &[SecretKeyRef]) -> Result<Vec<Secret>, SecretError> {
-        Ok(refs
-            .iter()
-            .map(|r| Secret::from(format!("{}/{}", r.name, r.key).into_bytes()))
-            .collect())
-    }
-
-    fn token_headers(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-secret", value.parse().expect("header value"));
-        headers
-    }
-
-    #[test]
-    fn a_generic_check_without_own_refs_uses_the_endpoints() {
-        let verifier = for_endpoint(
-            &spec("  provider: generic\n  secretRefs: [{name: s, key: token}]\n  verification: {token: {header: X-Secret}}\n"),
-            load,
-        )
-        .expect("verifier");
-        assert!(verifier.verify(&token_headers("s/token"), b"").is_ok());
-        assert_eq!(
-            verifier.verify(&token_headers("other"), b"").map(|_| ()),
-            Err(Rejection::TokenMismatch)
-        );
-    }
-
-    #[test]
-    fn a_checks_own_refs_win() {
-        let verifier = for_endpoint(
-            &spec("  provider: generic\n  secretRefs: [{name: s, key: k}]\n  verification:\n    token: {header: X-Secret, secretRefs: [{name: t, key: k}]}\n"),
-            load,
-        )
-        .expect("verifier");
-        assert!(verifier.verify(&token_headers("t/k"), b"").is_ok());
-        assert!(verifier.verify(&token_headers("s/k"), b"").is_err());
-    }
-
-    #[test]
-    fn asymmetric_and_body_signed_presets_are_wired() {
-        for (provider, name) in [
-            ("bitbucket", "bitbucket"),
-            ("twitch", "twitch"),
-            ("mailgun", "mailgun"),
-        ] {
-            let verifier = for_endpoint(
-                &spec(&format!(
-                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
-                )),
-                load,
-            )
-            .expect(provider);
-            assert_eq!(verifier.provider(), name);
-        }
-        // Key-based presets refuse the `<name>/<key>` text of `load` as key
-        // material, naming the preset but not the key.
-        for provider in ["discord", "sendgrid", "adyen"] {
-            let err = for_endpoint(
-                &spec(&format!(
-                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
-                )),
-                load,
-            )
-            .expect_err(provider);
-            assert!(
-                matches!(err, VerifierError::InvalidKey { provider: p, index: 0, .. } if p == provider),
-                "{err}"
-            );
-            assert!(!err.to_string().contains("s/k"), "{err}");
-        }
-    }
-
-    #[test]
-    fn every_preset_is_built_under_its_manifest_name_and_needs_a_secret() {
-        let url = PublicUrl::parse("https://hooks.example.com/in").expect("url");
-        for preset in registry::presets() {
-            let name = preset.name();
-            let key = preset.key.test_key("s/k");
-            let options = || PresetOptions {
-                public_url: Some(url.clone()),
-                ..PresetOptions::default()
-            };
-            if preset.key == registry::KeyKind::Fetched {
-                // No secrets; built from their settings (tested below).
-                continue;
-            }
-            if preset.key == registry::KeyKind::Configured {
-                assert!(matches!(
-                    for_preset(
-                        preset.provider,
-                        vec![Secret::from(key.verifying)],
-                        None,
-                        options()
-                    ),
-                    Err(VerifierError::NoChecks)
-                ));
-                continue;
-            }
-            let verifier = for_preset(
-                preset.provider,
-                vec![Secret::from(key.verifying)],
-                None,
-                options(),
-            )
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(verifier.provider(), name);
-            assert!(
-                matches!(
-                    for_preset(preset.provider, Vec::new(), None, options()),
-                    Err(VerifierError::NoSecrets)
-                ),
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn spec_timestamp_tolerance_reaches_the_preset() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_secs();
-        let ts = i64::try_from(now).expect("fits") - 100;
-        let body = br#"{"id":"evt_1","type":"charge.succeeded"}"#;
-        let mut headers = HeaderMap::new();
-        for (name, value) in stripe::sign(b"s/k", ts, body) {
-            headers.insert(name, value.parse().expect("header value"));
-        }
-        let default = for_endpoint(
-            &spec("  provider: stripe\n  secretRefs: [{name: s, key: k}]\n"),
-            load,
-        )
-        .expect("verifier");
-        assert_eq!(
-            default.verify(&headers, body).map(|v| v.event),
-            Ok(Some("charge.succeeded".to_owned()))
-        );
-        let narrow = for_endpoint(
-            &spec("  provider: stripe\n  secretRefs: [{name: s, key: k}]\n  timestampToleranceSeconds: 60\n"),
-            load,
-        )
-        .expect("verifier");
-        assert_eq!(
-            narrow.verify(&headers, body),
-            Err(Rejection::TimestampOutOfTolerance)
-        );
-    }
-
-    #[test]
-    fn handshake_publish_marks_handshakes_only() {
-        let body = slack::url_verification_body("c1");
-        let now = hmac_common::system_clock();
-        let mut headers = HeaderMap::new();
-        for (name, value) in slack::sign(b"s/k", now, &body) {
-            headers.insert(name, value.parse().expect("header value"));
-        }
-        let published = for_endpoint(
-            &spec("  provider: slack\n  secretRefs: [{name: s, key: k}]\n  handshake: {publish: true}\n"),
-            load,
-        )
-        .expect("verifier");
-        assert_eq!(published.provider(), "slack");
-        assert!(matches!(
-            check_post(published.as_ref(), &headers, &body),
-            Ok(Verdict::Handshake(Handshake { publish: true, .. }))
-        ));
-        let quiet = for_endpoint(
-            &spec("  provider: slack\n  secretRefs: [{name: s, key: k}]\n"),
-            load,
-        )
-        .expect("verifier");
-        expect_handshake(check_post(quiet.as_ref(), &headers, &body));
-        // Meta's verify tokens come from spec.handshake.verifyTokenRefs.
-        let meta = for_endpoint(
-            &spec("  provider: meta\n  secretRefs: [{name: s, key: k}]\n  handshake: {verifyTokenRefs: [{name: v, key: t}]}\n"),
-            load,
-        )
-        .expect("verifier");
-        assert!(meta.answers_get());
-        let uri: Uri = format!("/?{}", meta::subscription_query("v/t", "42"))
-            .parse()
-            .expect("uri");
-        let answered = meta.check(&Incoming {
-            method: &Method::GET,
-            uri: &uri,
-            headers: &HeaderMap::new(),
-            body: b"",
-        });
-        assert_eq!(expect_handshake(answered).body, b"42");
-    }
-
-    #[test]
-    fn unauthenticated_handshakes_are_never_published() {
-        for provider in ["dropbox", "twitter", "microsoft-graph"] {
-            let err = for_endpoint(
-                &spec(&format!(
-                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n  handshake: {{publish: true}}\n"
-                )),
-                load,
-            )
-            .expect_err(provider);
-            assert!(
-                matches!(err, VerifierError::UnauthenticatedHandshake(_)),
-                "{provider}: {err}"
-            );
-            assert!(
-                for_endpoint(
-                    &spec(&format!(
-                        "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
-                    )),
-                    load,
-                )
-                .is_ok(),
-                "{provider}"
-            );
-        }
-        // An authenticated handshake may be.
-        assert!(
-            for_endpoint(
-                &spec("  provider: okta\n  secretRefs: [{name: s, key: k}]\n  handshake: {publish: true}\n"),
-                load,
-            )
-            .is_ok()
-        );
-    }
-
-    #[test]
-    fn fetched_key_presets_need_no_secrets_but_their_settings() {
-        for (yaml, name) in [
-            (
-                "  provider: aws-sns\n  aws: {topicArns: [arn:aws:sns:us-east-1:1:t]}\n",
-                "aws-sns",
-            ),
-            (
-                "  provider: paypal\n  paypal: {webhookId: 4JH86294D6297924G}\n",
-                "paypal",
-            ),
-            (
-                "  provider: google-pubsub\n  google: {serviceAccountEmail: a@p.iam.gserviceaccount.com}\n  publicUrl: https://hooks.example.com/in\n",
-                "google-pubsub",
-            ),
-            (
-                "  provider: google-pubsub\n  google: {audience: x, serviceAccountEmail: a@p.iam.gserviceaccount.com}\n",
-                "google-pubsub",
-            ),
-        ] {
-            let verifier =
-                for_endpoint(&spec(yaml), load).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(verifier.provider(), name);
-        }
-        for yaml in [
-            "  provider: aws-sns\n",
-            "  provider: paypal\n",
-            "  provider: google-pubsub\n  google: {serviceAccountEmail: a@p.iam.gserviceaccount.com}\n",
-        ] {
-            let err = for_endpoint(&spec(yaml), load).expect_err(yaml);
-            assert!(
-                matches!(err, VerifierError::SettingRequired { .. }),
-                "{err}"
-            );
-        }
-        assert_eq!(
-            replay_window_secs(&spec("  provider: google-pubsub\n")),
-            2 * (3600 + 60)
-        );
-        assert_eq!(replay_window_secs(&spec("  provider: aws-sns\n")), 2 * 3600);
-    }
-
-    #[test]
-    fn a_secret_header_that_is_no_header_name_is_a_startup_error() {
-        for (provider, settings, field) in [
-            (
-                "okta",
-                "okta: {authHeader: 'X Secret'}",
-                "spec.okta.authHeader",
-            ),
-            (
-                "azure-event-grid",
-                "azure: {secretHeader: 'a:b'}",
-                "spec.azure.secretHeader",
-            ),
-        ] {
-            let err = for_endpoint(
-                &spec(&format!(
-                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n  {settings}\n"
-                )),
-                load,
-            )
-            .expect_err(provider);
-            assert!(
-                matches!(err, VerifierError::Invalid { field: f, .. } if f == field),
-                "{provider}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn url_signing_presets_need_a_public_url() {
-        for provider in ["twilio", "square"] {
-            let err = for_endpoint(
-                &spec(&format!(
-                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n"
-                )),
-                load,
-            )
-            .expect_err(provider);
-            assert!(
-                err.to_string()
-                    .contains("set spec.publicUrl, or spec.ingress (host and path)"),
-                "{err}"
-            );
-            for extra in [
-                "  ingress: {host: hooks.example.com, path: /in}\n",
-                "  publicUrl: https://hooks.example.com/in\n",
-            ] {
-                let verifier = for_endpoint(
-                    &spec(&format!(
-                        "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n{extra}"
-                    )),
-                    load,
-                )
-                .unwrap_or_else(|e| panic!("{provider}: {e}"));
-                assert_eq!(verifier.provider(), provider);
-            }
-            let err = for_endpoint(
-                &spec(&format!(
-                    "  provider: {provider}\n  secretRefs: [{{name: s, key: k}}]\n  publicUrl: hooks.example.com/in\n"
-                )),
-                load,
-            )
-            .expect_err("no scheme");
-            assert!(err.to_string().contains("spec.publicUrl"), "{err}");
-        }
-    }
-
-    #[test]
-    fn generic_without_checks_and_presets_with_checks_are_refused() {
-        let err = for_endpoint(
-            &spec("  provider: generic\n  secretRefs: [{name: s, key: k}]\n"),
-            load,
-        )
-        .expect_err("no checks");
-        assert!(matches!(err, VerifierError::NoChecks), "{err}");
-        let err = for_endpoint(
-            &spec("  provider: generic\n  secretRefs: [{name: s, key: k}]\n  verification: {}\n"),
-            load,
-        )
-        .expect_err("empty verification");
-        assert!(matches!(err, VerifierError::NoChecks), "{err}");
-        let err = for_endpoint(
-            &spec("  provider: github\n  secretRefs: [{name: s, key: k}]\n  verification: {token: {header: X-Secret}}\n"),
-            load,
-        )
-        .expect_err("preset with checks");
-        assert!(
-            err.to_string().contains("only used with provider generic"),
-            "{err}"
-        );
-        let err = for_endpoint(
-            &spec("  provider: generic\n  verification: {token: {header: X-Secret}}\n"),
-            load,
-        )
-        .expect_err("no secrets anywhere");
-        assert!(err.to_string().contains("verification.token"), "{err}");
     }
 }
