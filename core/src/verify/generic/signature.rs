@@ -222,3 +222,236 @@ impl HmacVerifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{NOW, PUBLIC, headers, hmac_check, hmac_verifier, secrets};
+    use super::super::*;
+    use super::*;
+    use crate::verify::DEFAULT_TIMESTAMP_TOLERANCE_SECS;
+
+    /// The Stripe preset's independently computed known answer
+    /// (`core/src/verify/stripe.rs`):
+    /// `printf '1700000000.%s' "$BODY" | openssl dgst -sha256 -hmac whsec_test_secret`.
+    const STRIPE_SECRET: &str = "whsec_test_secret";
+    const STRIPE_BODY: &[u8] =
+        br#"{"id":"evt_1","object":"event","type":"payment_intent.succeeded"}"#;
+    const STRIPE_V1: &str = "67da5088c63e080c71bd2bb0cb5c03d85a8fc6a21ce3aaf484df809654745b92";
+
+    fn stripe_like(keys: &[&str]) -> GenericVerifier {
+        hmac_verifier(
+            hmac_check(|c| {
+                c.signature_header = "Stripe-Signature".into();
+                c.key_value = Some(KeyValueSignature {
+                    timestamp_key: Some("t".into()),
+                    ..KeyValueSignature::default()
+                });
+            }),
+            keys,
+        )
+    }
+
+    #[test]
+    fn a_stripe_style_header_verifies_any_of_its_signatures() {
+        let v = stripe_like(&[STRIPE_SECRET]);
+        let at =
+            |value: &str, body: &[u8]| v.verify(&headers(&[("stripe-signature", value)]), body);
+        assert!(at(&format!("t={NOW},v1={STRIPE_V1}"), STRIPE_BODY).is_ok());
+        assert!(
+            at(&format!("t={NOW}, v1={STRIPE_V1}"), STRIPE_BODY).is_ok(),
+            "spaces around a pair are ignored"
+        );
+        let other = hex::encode([7u8; 32]);
+        let several = format!("t={NOW},v1=zz,v1={other},v0={other},junk,v1={STRIPE_V1}");
+        assert_eq!(
+            at(&several, STRIPE_BODY).map(|v| v.secret_index),
+            Ok(0),
+            "a malformed candidate next to a valid one does not refuse the header"
+        );
+        assert_eq!(
+            stripe_like(&["old", STRIPE_SECRET])
+                .verify(&headers(&[("stripe-signature", &several)]), STRIPE_BODY)
+                .map(|v| v.secret_index),
+            Ok(1)
+        );
+        let mismatch = Err(Rejection::SignatureMismatch);
+        assert_eq!(
+            stripe_like(&["wrong"]).verify(
+                &headers(&[("stripe-signature", &format!("t={NOW},v1={STRIPE_V1}"))]),
+                STRIPE_BODY
+            ),
+            mismatch
+        );
+        let mut tampered = STRIPE_BODY.to_vec();
+        tampered[5] ^= 1;
+        assert_eq!(at(&format!("t={NOW},v1={STRIPE_V1}"), &tampered), mismatch);
+        assert_eq!(
+            at(&format!("t={},v1={STRIPE_V1}", NOW + 1), STRIPE_BODY),
+            mismatch,
+            "the timestamp is signed"
+        );
+        // Replay: the signed timestamp is outside the window.
+        assert_eq!(
+            at(&format!("t={},v1={STRIPE_V1}", NOW - 301), STRIPE_BODY),
+            Err(Rejection::TimestampOutOfTolerance)
+        );
+        let malformed = Err(Rejection::SignatureMalformed);
+        assert_eq!(
+            at(&format!("t={NOW},v1=zz,v1=abcd"), STRIPE_BODY),
+            malformed
+        );
+        assert_eq!(
+            at(&format!("t={NOW},v0={STRIPE_V1}"), STRIPE_BODY),
+            malformed
+        );
+        assert_eq!(at("", STRIPE_BODY), malformed);
+        let seventeen = format!("t={NOW}{}", format!(",v1={other}").repeat(17));
+        assert_eq!(at(&seventeen, STRIPE_BODY), malformed);
+        assert_eq!(
+            at(&format!("t={NOW},t={NOW},v1={STRIPE_V1}"), STRIPE_BODY),
+            Err(Rejection::TimestampMalformed)
+        );
+        assert_eq!(
+            at(&format!("v1={STRIPE_V1}"), STRIPE_BODY),
+            Err(Rejection::TimestampMissing)
+        );
+        assert_eq!(
+            at(&format!("t=soon,v1={STRIPE_V1}"), STRIPE_BODY),
+            Err(Rejection::TimestampMalformed)
+        );
+        assert_eq!(
+            v.verify(&headers(&[]), STRIPE_BODY),
+            Err(Rejection::SignatureMissing)
+        );
+    }
+
+    fn vector_now() -> i64 {
+        crate::verify::standard_webhooks::shared_tests::VECTOR_TIMESTAMP
+    }
+
+    #[test]
+    fn the_standard_webhooks_vector_as_a_key_value_header() {
+        use crate::verify::standard_webhooks::shared_tests::{
+            VECTOR_BODY, VECTOR_ID, VECTOR_SECRET, VECTOR_SIGNATURE, VECTOR_TIMESTAMP,
+        };
+        let key = VECTOR_SECRET.trim_start_matches("whsec_");
+        let verifier = GenericVerifier::with_clock(
+            GenericChecks {
+                hmac: Some((
+                    hmac_check(|c| {
+                        c.key_encoding = BinaryEncoding::Base64;
+                        c.signature_header = "webhook-signature".into();
+                        c.signature_encoding = SignatureEncoding::Base64;
+                        c.id_header = Some("webhook-id".into());
+                        c.timestamp_header = Some("webhook-timestamp".into());
+                        c.key_value = Some(KeyValueSignature {
+                            pair_separator: Some(" ".into()),
+                            key_separator: Some(",".into()),
+                            ..KeyValueSignature::default()
+                        });
+                    }),
+                    secrets(&[key]),
+                )),
+                timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+                ..GenericChecks::default()
+            },
+            vector_now,
+        )
+        .expect("verifier");
+        let ts = VECTOR_TIMESTAMP.to_string();
+        let with = |signature: &str| {
+            headers(&[
+                ("webhook-id", VECTOR_ID),
+                ("webhook-timestamp", &ts),
+                ("webhook-signature", signature),
+            ])
+        };
+        assert!(
+            verifier
+                .verify(&with(VECTOR_SIGNATURE), VECTOR_BODY.as_bytes())
+                .is_ok()
+        );
+        let rotated = format!("v1,bm90LWEtc2lnbmF0dXJl v2,xyz {VECTOR_SIGNATURE}");
+        assert!(
+            verifier
+                .verify(&with(&rotated), VECTOR_BODY.as_bytes())
+                .is_ok()
+        );
+        assert_eq!(
+            verifier.verify(&with(VECTOR_SIGNATURE), b"{\"test\": 2432232315}"),
+            Err(Rejection::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn key_value_settings_that_cannot_work_are_startup_errors() {
+        let refused = |edit: fn(&mut HmacCheck)| {
+            GenericVerifier::new(GenericChecks {
+                hmac: Some((hmac_check(edit), secrets(&["k"]))),
+                ..GenericChecks::default()
+            })
+            .expect_err("refused")
+            .to_string()
+        };
+        let message = refused(|c| {
+            c.timestamp_header = Some("X-Timestamp".into());
+            c.key_value = Some(KeyValueSignature {
+                timestamp_key: Some("t".into()),
+                ..KeyValueSignature::default()
+            });
+        });
+        assert!(message.contains("not both"), "{message}");
+        let message = refused(|c| {
+            c.key_value = Some(KeyValueSignature {
+                pair_separator: Some("=".into()),
+                ..KeyValueSignature::default()
+            });
+        });
+        assert!(message.contains("different"), "{message}");
+        let message = refused(|c| {
+            c.key_value = Some(KeyValueSignature {
+                timestamp_key: Some("v1".into()),
+                ..KeyValueSignature::default()
+            });
+        });
+        assert!(
+            message.contains("timestampKey and signatureKey"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_signer_writes_a_key_value_header() {
+        let check = hmac_check(|c| {
+            c.signature_header = "Stripe-Signature".into();
+            c.key_value = Some(KeyValueSignature {
+                timestamp_key: Some("t".into()),
+                ..KeyValueSignature::default()
+            });
+        });
+        let checks = GenericChecks {
+            hmac: Some((check, secrets(&[STRIPE_SECRET]))),
+            timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+            ..GenericChecks::default()
+        };
+        let signed = sign(
+            &checks,
+            &SignRequest {
+                id: "evt_1",
+                event: "x",
+                timestamp: NOW,
+                method: "POST",
+                url: PUBLIC,
+                body: STRIPE_BODY,
+            },
+        )
+        .expect("signed");
+        assert_eq!(
+            signed,
+            vec![(
+                "Stripe-Signature".to_owned(),
+                format!("t={NOW},v1={STRIPE_V1}")
+            )]
+        );
+    }
+}

@@ -197,3 +197,281 @@ pub(super) fn validate_template(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::super::sign::path_and_query;
+    use super::super::tests::{NOW, PUBLIC, headers, hmac_check, now, secrets};
+    use super::super::*;
+    use super::*;
+    use crate::verify::DEFAULT_TIMESTAMP_TOLERANCE_SECS;
+
+    const TEMPLATE_KEY: &str = "template-key";
+    const TARGET: &str = "/hooks/in?a=1&b=%20";
+    const TEMPLATE_BODY: &[u8] = br#"{"a":1}"#;
+
+    fn template_verifier(
+        edit: impl FnOnce(&mut HmacCheck),
+        public_url: Option<&str>,
+    ) -> Result<GenericVerifier, VerifierError> {
+        GenericVerifier::with_clock(
+            GenericChecks {
+                hmac: Some((hmac_check(edit), secrets(&[TEMPLATE_KEY]))),
+                timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+                public_url: public_url.map(|u| PublicUrl::parse(u).expect("url")),
+                ..GenericChecks::default()
+            },
+            now,
+        )
+    }
+
+    fn check_request(
+        verifier: &GenericVerifier,
+        method: &str,
+        target: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Verified, Rejection> {
+        let method: http::Method = method.parse().expect("method");
+        let uri: http::Uri = target.parse().expect("uri");
+        match verifier.check(&Incoming {
+            method: &method,
+            uri: &uri,
+            headers,
+            body,
+        })? {
+            Verdict::Deliver(verified) => Ok(verified),
+            Verdict::Handshake(h) => panic!("no handshake: {h:?}"),
+        }
+    }
+
+    #[test]
+    fn templates_parse_into_parts_with_literal_braces() {
+        assert_eq!(
+            parse_template("{{x}}:{method}\n{header:X-Request-Id}{body}").expect("valid"),
+            vec![
+                Part::Literal(b"{x}:".to_vec()),
+                Part::Method,
+                Part::Literal(b"\n".to_vec()),
+                Part::Header("x-request-id".to_owned()),
+                Part::Body,
+            ]
+        );
+        assert_eq!(
+            parse_template("{url}{pathAndQuery}{timestamp}{id}").expect("valid"),
+            vec![Part::Url, Part::PathAndQuery, Part::Timestamp, Part::Id]
+        );
+        for (text, error) in [
+            (
+                "{body}.{bdoy}",
+                TemplateError::UnknownPlaceholder("bdoy".into()),
+            ),
+            ("{body", TemplateError::Unclosed(0)),
+            ("{bo{dy}", TemplateError::Unclosed(0)),
+            ("{body}}", TemplateError::LoneBrace(6)),
+            ("{header:X Y}", TemplateError::BadHeaderName("X Y".into())),
+            ("{header:}", TemplateError::BadHeaderName(String::new())),
+        ] {
+            assert_eq!(parse_template(text), Err(error), "{text}");
+        }
+        let message = TemplateError::UnknownPlaceholder("bdoy".into()).to_string();
+        assert!(
+            message.contains("{bdoy}") && message.contains("{pathAndQuery}"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unusable_templates_are_startup_errors() {
+        let error = |edit: fn(&mut HmacCheck), url: Option<&str>| {
+            template_verifier(edit, url)
+                .expect_err("refused")
+                .to_string()
+        };
+        let message = error(|c| c.signed_content = Some("{method}.{nope}".into()), None);
+        assert!(
+            message.starts_with("verification.hmac.signedContent: unknown placeholder {nope}"),
+            "{message}"
+        );
+        assert!(error(|c| c.signed_content = Some("{method}".into()), None).contains("{body}"));
+        let message = error(
+            |c| c.signed_content = Some("{timestamp}.{body}".into()),
+            None,
+        );
+        assert!(message.contains("timestampHeader"), "{message}");
+        let message = error(|c| c.signed_content = Some("{id}.{body}".into()), None);
+        assert!(message.contains("idHeader"), "{message}");
+        let message = error(|c| c.signed_content = Some("{url}.{body}".into()), None);
+        assert!(message.contains("spec.publicUrl"), "{message}");
+        let message = error(
+            |c| {
+                c.signed_content = Some("{body}".into());
+                c.timestamp_header = Some("X-Timestamp".into());
+            },
+            None,
+        );
+        assert!(
+            message.contains(
+                "timestampHeader (or keyValue.timestampKey) is set, so it must be signed"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_template_signs_the_request_line_timestamp_and_a_header() {
+        // printf 'POST\nhttps://hooks.example.com/hooks/in?a=1&b=%%20\n1700000000\nreq-1\n{"a":1}' \
+        //   | openssl dgst -sha256 -hmac 'template-key' -hex
+        const KNOWN: &str = "412065c95c363582aed30ca36ab64376cca27d0fc373668d2e5f71331ad06cd3";
+        let verifier = template_verifier(
+            |c| {
+                c.signed_content =
+                    Some("{method}\n{url}\n{timestamp}\n{header:X-Request-Id}\n{body}".into());
+                c.timestamp_header = Some("X-Timestamp".into());
+            },
+            Some(PUBLIC),
+        )
+        .expect("verifier");
+        let good = headers(&[
+            ("x-signature", KNOWN),
+            ("x-timestamp", "1700000000"),
+            ("x-request-id", "req-1"),
+        ]);
+        let at = |method: &str, target: &str, headers: &HeaderMap, body: &[u8]| {
+            check_request(&verifier, method, target, headers, body)
+        };
+        assert!(at("POST", TARGET, &good, TEMPLATE_BODY).is_ok());
+        let mismatch = Err(Rejection::SignatureMismatch);
+        assert_eq!(at("PUT", TARGET, &good, TEMPLATE_BODY), mismatch);
+        assert_eq!(
+            at("POST", "/hooks/in?a=1&b=%21", &good, TEMPLATE_BODY),
+            mismatch
+        );
+        assert_eq!(at("POST", TARGET, &good, br#"{"a":2}"#), mismatch);
+        let other_id = headers(&[
+            ("x-signature", KNOWN),
+            ("x-timestamp", "1700000000"),
+            ("x-request-id", "req-2"),
+        ]);
+        assert_eq!(at("POST", TARGET, &other_id, TEMPLATE_BODY), mismatch);
+        let no_id = headers(&[("x-signature", KNOWN), ("x-timestamp", "1700000000")]);
+        assert_eq!(
+            at("POST", TARGET, &no_id, TEMPLATE_BODY),
+            Err(Rejection::SignatureMalformed)
+        );
+        let mut twice = good.clone();
+        twice.append("x-request-id", HeaderValue::from_static("req-1"));
+        assert_eq!(
+            at("POST", TARGET, &twice, TEMPLATE_BODY),
+            Err(Rejection::SignatureMalformed)
+        );
+        // The window still holds for a templated timestamp.
+        let stale = headers(&[
+            ("x-signature", KNOWN),
+            ("x-timestamp", &(NOW - 301).to_string()),
+            ("x-request-id", "req-1"),
+        ]);
+        assert_eq!(
+            at("POST", TARGET, &stale, TEMPLATE_BODY),
+            Err(Rejection::TimestampOutOfTolerance)
+        );
+        let wrong_key = GenericVerifier::with_clock(
+            GenericChecks {
+                hmac: Some((
+                    hmac_check(|c| {
+                        c.signed_content = Some(
+                            "{method}\n{url}\n{timestamp}\n{header:X-Request-Id}\n{body}".into(),
+                        );
+                        c.timestamp_header = Some("X-Timestamp".into());
+                    }),
+                    secrets(&["other-key"]),
+                )),
+                timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+                public_url: Some(PublicUrl::parse(PUBLIC).expect("url")),
+                ..GenericChecks::default()
+            },
+            now,
+        )
+        .expect("verifier");
+        assert_eq!(
+            check_request(&wrong_key, "POST", TARGET, &good, TEMPLATE_BODY),
+            mismatch
+        );
+    }
+
+    #[test]
+    fn literal_text_and_the_request_target_are_signed_byte_for_byte() {
+        // printf '{x}:POST /hooks/in?a=1&b=%%20:{"a":1}' | openssl dgst -sha256 -hmac 'template-key' -hex
+        const KNOWN: &str = "496d9fc6155e57c13278007d41c5dd3d574c755af28a9c3652c5ada21bc57d1f";
+        let verifier = template_verifier(
+            |c| c.signed_content = Some("{{x}}:{method} {pathAndQuery}:{body}".into()),
+            None,
+        )
+        .expect("no public URL needed");
+        let good = headers(&[("x-signature", KNOWN)]);
+        assert!(check_request(&verifier, "POST", TARGET, &good, TEMPLATE_BODY).is_ok());
+        assert_eq!(
+            check_request(
+                &verifier,
+                "POST",
+                "/hooks/in?a=1&b=%20&c",
+                &good,
+                TEMPLATE_BODY
+            ),
+            Err(Rejection::SignatureMismatch)
+        );
+    }
+
+    #[test]
+    fn the_signer_signs_what_a_template_asks_for() {
+        let check = hmac_check(|c| {
+            c.signed_content =
+                Some("{id}|{method}|{url}|{pathAndQuery}|{timestamp}|{header:X-Event}|{header:X-Trace}|{body}".into());
+            c.timestamp_header = Some("X-Timestamp".into());
+            c.id_header = Some("X-Id".into());
+        });
+        let checks = GenericChecks {
+            hmac: Some((check, secrets(&[TEMPLATE_KEY]))),
+            event_header: Some("X-Event".into()),
+            timestamp_tolerance_secs: DEFAULT_TIMESTAMP_TOLERANCE_SECS,
+            public_url: Some(PublicUrl::parse(PUBLIC).expect("url")),
+            ..GenericChecks::default()
+        };
+        let signed = sign(
+            &checks,
+            &SignRequest {
+                id: "d-1",
+                event: "order.paid",
+                timestamp: NOW,
+                method: "POST",
+                url: &format!("https://hooks.example.com{TARGET}"),
+                body: TEMPLATE_BODY,
+            },
+        )
+        .expect("signed");
+        let mut map = HeaderMap::new();
+        for (name, value) in &signed {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        assert_eq!(
+            map["x-trace"], "d-1",
+            "an unknown signed header carries the id"
+        );
+        let verifier = GenericVerifier::with_clock(checks, now).expect("verifier");
+        let ok = check_request(&verifier, "POST", TARGET, &map, TEMPLATE_BODY).expect("verifies");
+        assert_eq!(ok.event.as_deref(), Some("order.paid"));
+        assert_eq!(ok.delivery_id.as_deref(), Some("d-1"));
+        assert_eq!(
+            check_request(&verifier, "POST", "/hooks/in", &map, TEMPLATE_BODY),
+            Err(Rejection::SignatureMismatch)
+        );
+        assert_eq!(path_and_query("https://h.example.com"), "/");
+        assert_eq!(path_and_query("https://h.example.com?x=1"), "/?x=1");
+        assert_eq!(path_and_query("http://h:1/a/b?x"), "/a/b?x");
+    }
+}
