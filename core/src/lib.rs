@@ -6,13 +6,15 @@
 //! The verifiers and signers of every provider ([`verify`]) and the
 //! secrets they read ([`secrets`]); an endpoint's stream, subjects and
 //! their management in JetStream ([`publish`], its quarantine stream in
-//! [`quarantine`], the headers it stores in [`provider_headers`]), reached
-//! as [`nats_url`] says; a subscription's plan ([`forward`]); providers'
-//! published source ranges ([`ranges`]); the layout of a pool's Secret and
-//! its routes ([`pool`]); and the logging every process shares: JSON lines
+//! [`quarantine`], the headers it stores in [`provider_headers`], the
+//! tokens of their subjects in [`subject_token`]), reached as [`nats_url`]
+//! says; a subscription's plan ([`forward`]); providers' published source
+//! ranges ([`ranges`]); the layout of a pool's Secret and its routes
+//! ([`pool`]); and the logging every process shares: JSON lines
 //! ([`log_format`]) filtered of every known secret ([`logging`],
 //! [`redact`]), written in batches ([`log_writer`]), with traces
-//! ([`telemetry`]).
+//! ([`telemetry`], which installs the subscriber of both). The client TLS
+//! of keys, ranges and traces is `tls`.
 #![forbid(unsafe_code)]
 
 pub mod forward;
@@ -27,5 +29,7 @@ pub mod quarantine;
 pub mod ranges;
 pub mod redact;
 pub mod secrets;
+pub mod subject_token;
 pub mod telemetry;
+mod tls;
 pub mod verify;

@@ -398,29 +398,6 @@ impl<W: Write> Drop for RedactingWriter<'_, W> {
     }
 }
 
-/// The receiver's (and forwarder's) logs: one JSON object per line on
-/// stdout, for log collectors, filtered by `RUST_LOG` (default `info`),
-/// every line redacted with the registry of this process and written in
-/// batches ([`crate::log_writer`]: call [`crate::log_writer::flush`]
-/// before the process exits); panics are redacted too. Traces as well when the environment asks for them
-/// ([`crate::telemetry`], service `service` by default): call it inside
-/// the runtime, and [`crate::telemetry::shutdown`] before it stops.
-pub fn init(service: &'static str) {
-    use tracing_subscriber::Layer as _;
-    // JSON fields (a span's, listed in a line inside it); each line as
-    // tracing-subscriber's flattened JSON writes it, by a faster formatter.
-    let logs = tracing_subscriber::fmt::layer()
-        .json()
-        .event_format(crate::log_format::JsonLines::default())
-        .with_writer(Redacting::new(
-            Arc::clone(registry()),
-            crate::log_writer::BatchedStdout,
-        ))
-        .boxed();
-    crate::telemetry::init_subscriber(logs, service);
-    redact_panics();
-}
-
 /// Replaces the panic hook by one that writes what the default one does
 /// (thread, location, message, and the backtrace when `RUST_BACKTRACE`
 /// asks for one) through the registry of this process: a panic message may

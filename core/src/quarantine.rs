@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::stream;
 use hookwarden_crds::{QuarantineSpec, WebhookEndpoint};
 
-use crate::publish::sanitize_token;
+use crate::subject_token::sanitize_token;
 
 /// Records per second and pod when `maxPerSecond` is absent.
 pub const DEFAULT_MAX_PER_SECOND: u32 = 5;

@@ -1,5 +1,6 @@
 //! Traces (OpenTelemetry, OTLP over HTTP/protobuf): the one place the
-//! receiver, the forwarder and the operator set them up.
+//! receiver, the forwarder and the operator set them up, with the process's
+//! subscriber that carries them and the log lines ([`init`]).
 //!
 //! Off unless an OTLP endpoint is configured with the standard variables
 //! (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`;
@@ -46,7 +47,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{FilterFn, Targets};
 
-use crate::logging::SecretRegistry;
+use crate::logging::{Redacting, SecretRegistry};
 
 /// The `tracing` target of every exported span. Spans of this target are
 /// created with `tracing::info_span!(target: TARGET, ...)`.
@@ -154,6 +155,29 @@ where
         .with_location(false)
         .with_filter(Targets::new().with_target(TARGET, tracing::Level::TRACE));
     Ok(Some(Box::new(layer)))
+}
+
+/// The process's logs and traces: one JSON object per line on stdout, for
+/// log collectors, filtered by `RUST_LOG` (default `info`), every line
+/// redacted with the registry of this process ([`crate::logging`]) and
+/// written in batches ([`crate::log_writer`]: call
+/// [`crate::log_writer::flush`] before the process exits); panics are
+/// redacted too. Traces as well when the environment asks for them (service
+/// `service` by default): call it inside the runtime, and [`shutdown`]
+/// before it stops.
+pub fn init(service: &'static str) {
+    // JSON fields (a span's, listed in a line inside it); each line as
+    // tracing-subscriber's flattened JSON writes it, by a faster formatter.
+    let logs = tracing_subscriber::fmt::layer()
+        .json()
+        .event_format(crate::log_format::JsonLines::default())
+        .with_writer(Redacting::new(
+            Arc::clone(crate::logging::registry()),
+            crate::log_writer::BatchedStdout,
+        ))
+        .boxed();
+    init_subscriber(logs, service);
+    crate::logging::redact_panics();
 }
 
 /// Installs the process's subscriber: `logs` (the log lines, filtered by
@@ -339,12 +363,8 @@ struct OtlpClient {
 impl OtlpClient {
     fn new(runtime: tokio::runtime::Handle) -> Result<Self, TracingError> {
         // Without system roots (logged) an `http://` endpoint still works.
-        let tls = crate::verify::keys::https::client_tls(None)
-            .or_else(|| {
-                crate::verify::keys::https::client_tls(Some(Arc::new(
-                    rustls::RootCertStore::empty(),
-                )))
-            })
+        let tls = crate::tls::client_tls(None)
+            .or_else(|| crate::tls::client_tls(Some(Arc::new(rustls::RootCertStore::empty()))))
             .ok_or(TracingError::Tls)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);

@@ -63,7 +63,7 @@ fn run_async<E: std::fmt::Display>(
     {
         // Traces send from this runtime.
         let _runtime = runtime.enter();
-        hookwarden_receiver::logging::init(service);
+        hookwarden_receiver::telemetry::init(service);
     }
     let code = match runtime.block_on(task) {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_nats::jetstream::{consumer, stream};
 use hookwarden_crds::{SecretKeyRef, WebhookEndpoint, WebhookSubscription};
 
-use crate::publish::{DEFAULT_NAMESPACE, Target, TargetError, sanitize_token, subject_covers};
+use crate::publish::{DEFAULT_NAMESPACE, Target, TargetError, subject_covers};
+use crate::subject_token::sanitize_token;
 
 /// Attempts in all when `spec.retry.maxAttempts` is absent.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;

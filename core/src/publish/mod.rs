@@ -23,6 +23,10 @@ use hookwarden_crds::{StreamStorage, WebhookEndpoint};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
+use crate::subject_token::push_sanitized;
+// Its path before it moved below `publish` and `quarantine`.
+pub use crate::subject_token::sanitize_token;
+
 /// The shortest duplicate window JetStream is given by default
 /// (`spec.nats.duplicateWindowSeconds`): providers redeliver within seconds
 /// to minutes. The default is longer when the endpoint's replay window is
@@ -430,26 +434,6 @@ pub fn subject_covers(filter: &str, subject: &str) -> bool {
             _ => return false,
         }
     }
-}
-
-/// Replaces every character outside `[A-Za-z0-9_-]` by `_`, so provider- or
-/// user-chosen text can never add subject tokens (`.`) or wildcards (`*`, `>`).
-pub fn sanitize_token(text: &str) -> String {
-    let mut token = String::with_capacity(text.len());
-    push_sanitized(&mut token, text);
-    token
-}
-
-/// [`sanitize_token`] of `text`, appended to `out` (one char per char, so
-/// never longer than `text`).
-fn push_sanitized(out: &mut String, text: &str) {
-    out.extend(text.chars().map(|c| {
-        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-            c
-        } else {
-            '_'
-        }
-    }));
 }
 
 /// The subject token of an event type: sanitised, `unknown` when absent.

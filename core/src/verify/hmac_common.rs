@@ -7,16 +7,13 @@ use hmac::Mac;
 use hmac::digest::KeyInit;
 use http::HeaderMap;
 
+pub(crate) use super::headers::MAX_SIGNATURE_HEADER_LEN;
 pub(crate) use super::require_secrets;
 pub(crate) use super::timestamp::{
     check_fresh, parse_unix_seconds, system_clock, timestamp_header,
 };
 use super::{Rejection, single_header};
 use crate::secrets::Secret;
-
-/// No provider's signature header comes near this; anything longer is
-/// refused as malformed before it is parsed.
-pub(crate) const MAX_SIGNATURE_HEADER_LEN: usize = 4096;
 
 /// At most this many candidate signatures are looked at in one header, so a
 /// crafted header cannot make a delivery cost thousands of HMACs. Every

@@ -97,13 +97,16 @@ impl HttpsClient {
     /// Also what fetched signing certificates must chain to.
     pub fn roots(&self) -> Option<Arc<rustls::RootCertStore>> {
         self.trusted
-            .get_or_init(|| self.roots.clone().or_else(system_roots))
+            .get_or_init(|| self.roots.clone().or_else(crate::tls::system_roots))
             .clone()
     }
 
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>, &'static str> {
         self.tls
-            .get_or_init(|| self.roots().and_then(|roots| client_tls(Some(roots))))
+            .get_or_init(|| {
+                self.roots()
+                    .and_then(|roots| crate::tls::client_tls(Some(roots)))
+            })
             .clone()
             .ok_or("no TLS roots")
     }
@@ -228,36 +231,6 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || first == 0x2001 && v6.segments()[1] == 0x0db8)
         }
     }
-}
-
-/// The system's roots (`rustls-native-certs`: the OS store, or the files
-/// `SSL_CERT_FILE` / `SSL_CERT_DIR` name), `None` if there are none.
-fn system_roots() -> Option<Arc<rustls::RootCertStore>> {
-    let mut store = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    let (added, _) = store.add_parsable_certificates(native.certs);
-    if added == 0 {
-        tracing::warn!("no system TLS roots found: nothing can be fetched over HTTPS");
-        return None;
-    }
-    Some(Arc::new(store))
-}
-
-/// The client TLS configuration: ring, `roots` or else the system's.
-pub(crate) fn client_tls(
-    roots: Option<Arc<rustls::RootCertStore>>,
-) -> Option<Arc<rustls::ClientConfig>> {
-    let roots = match roots {
-        Some(roots) => roots,
-        None => system_roots()?,
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Some(Arc::new(config))
 }
 
 #[cfg(test)]
