@@ -19,6 +19,7 @@ mod ingress;
 mod pod;
 mod policy;
 pub mod pool;
+pub mod pool_members;
 mod secret;
 mod service;
 pub mod validate;
