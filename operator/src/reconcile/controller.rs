@@ -56,8 +56,13 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, config).default_backoff()).touched_objects();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config)
+            .default_backoff()
+            .modify(super::triggers::without_managed_fields),
+    )
+    .touched_objects();
     (store, stream)
 }
 
@@ -272,6 +277,7 @@ pub(super) fn controller(
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let (store, writer) = reflector::store();
     let endpoint_events = watcher::watcher(endpoints, watcher::Config::default())
+        .modify(triggers::without_managed_fields)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(triggers::endpoint_changes, PredicateConfig::default());

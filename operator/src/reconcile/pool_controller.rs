@@ -73,6 +73,7 @@ pub(crate) fn controller(
         api::<WebhookReceiverPool>(&client, namespace),
         watcher::Config::default(),
     )
+    .modify(triggers::without_managed_fields)
     .reflect(writer)
     .applied_objects()
     .predicate_filter(pool_changes, PredicateConfig::default());
@@ -82,6 +83,7 @@ pub(crate) fn controller(
             api::<WebhookEndpoint>(&client, namespace),
             watcher::Config::default(),
         )
+        .modify(triggers::without_managed_fields)
         .reflect(endpoint_writer),
         super::subscription::endpoint_changes,
     );

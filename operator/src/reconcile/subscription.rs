@@ -123,6 +123,7 @@ pub(crate) fn controller(
         api::<WebhookSubscription>(&client, namespace),
         watcher::Config::default(),
     )
+    .modify(triggers::without_managed_fields)
     .reflect(writer)
     .applied_objects()
     .predicate_filter(subscription_changes, PredicateConfig::default());
@@ -135,6 +136,7 @@ pub(crate) fn controller(
             api::<WebhookEndpoint>(&client, namespace),
             watcher::Config::default(),
         )
+        .modify(triggers::without_managed_fields)
         .reflect(endpoint_writer),
         endpoint_changes,
     );

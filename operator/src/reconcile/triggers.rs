@@ -32,6 +32,15 @@ use kube::{Resource, ResourceExt};
 use crate::resources;
 use crate::resources::pool::Members;
 
+/// Drops `metadata.managedFields` from an object before it is cached:
+/// no pass reads it (the operator writes with server-side apply, which the
+/// API server resolves), and it is about as large as the rest of the
+/// object, in every cache of every watched endpoint, pool, subscription and
+/// child (the operator's RSS grew with it: 655 MiB at 10,000 pool members).
+pub(super) fn without_managed_fields<K: Resource>(object: &mut K) {
+    object.managed_fields_mut().clear();
+}
+
 /// What starts a pass for an endpoint (a predicate for the endpoint watch):
 /// a new generation (spec), labels, annotations or a deletion timestamp; not
 /// its status, so the pass's own status write does not start another pass.

@@ -1849,7 +1849,10 @@ async fn pool_pod_uids(pods: &Api<Pod>, pool: &str) -> Vec<String> {
 /// its endpoint's own stream. A fourth endpoint joins while the pool's pods
 /// stay the same (its configuration reaches them through the mounted
 /// Secrets, two config shards in one projected volume, refreshed in place)
-/// and is delivered to as well.
+/// and is delivered to as well. Then [`MANY_MEMBERS`] more in one `kubectl
+/// apply`: each Ready, each delivered to through Traefik and stored once in
+/// its own stream, on the same two pods (issue #15: hundreds of endpoints
+/// on two pool pods).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
     let deployed = Deployed::start("pool").await;
@@ -2056,6 +2059,7 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
 
     // Hundreds more on the same two pods: one `kubectl apply`, each
     // endpoint Ready, reached through Traefik and stored in its own stream.
+    let started = std::time::Instant::now();
     let many = apply_many_pool_members(&deployed, "shared", MANY_MEMBERS);
     let ready = eventually(
         &format!("{MANY_MEMBERS} more pool members Ready"),
@@ -2078,6 +2082,10 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
     )
     .await;
     assert_eq!(ready, MANY_MEMBERS);
+    eprintln!(
+        "deployed pool: {MANY_MEMBERS} more members applied and Ready in {:.1?}",
+        started.elapsed()
+    );
     let stored: Vec<String> = futures::stream::iter(many)
         .map(|example| {
             let (jetstream, cli, secrets, ca, namespace) = (
@@ -2122,6 +2130,10 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
         .collect()
         .await;
     assert_eq!(stored.len(), MANY_MEMBERS);
+    eprintln!(
+        "deployed pool: {MANY_MEMBERS} more members delivered to and stored after {:.1?}",
+        started.elapsed()
+    );
     assert_eq!(
         pool_pod_uids(&pods, "shared").await,
         uids,
