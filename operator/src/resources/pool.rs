@@ -316,7 +316,7 @@ pub fn previous_entries(
         let data_key = secret_data_key(&secret, &key);
         entries.insert(data_key.clone(), previous.get(&data_key)?.clone());
     }
-    Some((endpoint, entries))
+    Some((endpoint.into(), entries))
 }
 
 /// What the operator decided about one member in the last pass of its pool.
