@@ -297,6 +297,28 @@ mod tests {
     }
 
     #[test]
+    fn refuses_another_api_version_of_the_kind() {
+        let err = from_yaml(
+            "apiVersion: hookwarden.dev/v1beta1\nkind: WebhookEndpoint\nmetadata: {name: x}\nspec: {provider: github}\n",
+        )
+        .expect_err("wrong version");
+        assert_eq!(
+            err.to_string(),
+            "expected apiVersion hookwarden.dev/v1alpha1 and kind WebhookEndpoint, \
+             got hookwarden.dev/v1beta1 WebhookEndpoint"
+        );
+        let err = subscription_from_yaml(
+            "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: x}\nspec: {provider: github}\n",
+        )
+        .expect_err("an endpoint is not a subscription");
+        assert_eq!(
+            err.to_string(),
+            "expected apiVersion hookwarden.dev/v1alpha1 and kind WebhookSubscription, \
+             got hookwarden.dev/v1alpha1 WebhookEndpoint"
+        );
+    }
+
+    #[test]
     fn keeps_the_status_a_manifest_carries() {
         let endpoint = from_yaml(
             "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: x}\n\
