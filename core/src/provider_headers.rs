@@ -15,7 +15,7 @@
 //! endpoint reads a secret or signature from under a configured name.
 //! Values are never logged.
 
-use hookwarden_crds::{WebhookEndpoint, is_credential_header};
+use hookwarden_crds::{EndpointManifest, is_credential_header};
 use http::HeaderName;
 
 /// The NATS header prefix of a stored provider header.
@@ -64,7 +64,7 @@ pub enum StoreHeaderError {
 
 /// The checked, lower-cased `spec.request.storeHeaders` of `endpoint`,
 /// without repeats.
-pub fn allowlist(endpoint: &WebhookEndpoint) -> Result<Vec<HeaderName>, StoreHeaderError> {
+pub fn allowlist(endpoint: &EndpointManifest) -> Result<Vec<HeaderName>, StoreHeaderError> {
     let spec = &endpoint.spec;
     let names = spec
         .request
@@ -163,7 +163,7 @@ pub fn original_name(stored: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn endpoint(spec: &str) -> WebhookEndpoint {
+    fn endpoint(spec: &str) -> EndpointManifest {
         hookwarden_crds::from_yaml(&format!(
             "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
              metadata: {{name: gh, namespace: ci}}\nspec:\n{spec}"

@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
-use hookwarden_crds::{QuarantineSpec, WebhookEndpoint};
+use hookwarden_crds::{EndpointManifest, QuarantineSpec};
 
 use crate::subject_token::sanitize_token;
 
@@ -43,7 +43,7 @@ impl QuarantineTarget {
     /// The quarantine of `endpoint`, when its spec asks for one.
     /// `namespace` and `name` are the endpoint's, as the delivery target
     /// resolved them.
-    pub fn for_endpoint(endpoint: &WebhookEndpoint, namespace: &str, name: &str) -> Option<Self> {
+    pub fn for_endpoint(endpoint: &EndpointManifest, namespace: &str, name: &str) -> Option<Self> {
         endpoint
             .spec
             .quarantine

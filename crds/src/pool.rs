@@ -11,7 +11,6 @@
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -19,18 +18,22 @@ use crate::{AutoscalingSpec, NatsSpec, NetworkPolicySpec};
 
 /// Shared receiver pods for the endpoints of this namespace whose
 /// `spec.pool` names this pool.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "hookwarden.dev",
-    version = "v1alpha1",
-    kind = "WebhookReceiverPool",
-    plural = "webhookreceiverpools",
-    shortname = "whp",
-    namespaced,
-    status = "WebhookReceiverPoolStatus",
-    printcolumn = r#"{"name":"Endpoints","type":"integer","jsonPath":".status.endpoints"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Available\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[cfg_attr(
+    feature = "kube",
+    derive(kube::CustomResource),
+    kube(
+        group = "hookwarden.dev",
+        version = "v1alpha1",
+        kind = "WebhookReceiverPool",
+        plural = "webhookreceiverpools",
+        shortname = "whp",
+        namespaced,
+        status = "WebhookReceiverPoolStatus",
+        printcolumn = r#"{"name":"Endpoints","type":"integer","jsonPath":".status.endpoints"}"#,
+        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Available\")].status"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookReceiverPoolSpec {
@@ -128,7 +131,7 @@ pub struct WebhookReceiverPoolStatus {
     pub conditions: Vec<Condition>,
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "kube"))]
 mod tests {
     use kube::CustomResourceExt;
 

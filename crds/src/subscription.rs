@@ -8,7 +8,6 @@
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -17,24 +16,30 @@ use crate::SecretKeyRef;
 /// Delivers the verified events of one endpoint (or one stream) to an HTTP
 /// destination: signed with Standard Webhooks, at least once, retried with
 /// backoff, and moved to a dead-letter stream when retries are exhausted.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
-#[kube(
-    group = "hookwarden.dev",
-    version = "v1alpha1",
-    kind = "WebhookSubscription",
-    plural = "webhooksubscriptions",
-    shortname = "whs",
-    namespaced,
-    status = "WebhookSubscriptionStatus",
-    printcolumn = r#"{"name":"Destination","type":"string","jsonPath":".spec.destination.url"}"#,
-    printcolumn = r#"{"name":"Lag","type":"integer","jsonPath":".status.pending"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
+#[cfg_attr(
+    feature = "kube",
+    derive(kube::CustomResource),
+    kube(
+        group = "hookwarden.dev",
+        version = "v1alpha1",
+        kind = "WebhookSubscription",
+        plural = "webhooksubscriptions",
+        shortname = "whs",
+        namespaced,
+        status = "WebhookSubscriptionStatus",
+        printcolumn = r#"{"name":"Destination","type":"string","jsonPath":".spec.destination.url"}"#,
+        printcolumn = r#"{"name":"Lag","type":"integer","jsonPath":".status.pending"}"#,
+        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )
 )]
 #[serde(rename_all = "camelCase")]
 // Per-subject order is kept inside one forwarder process: two replicas would
 // each order only what they read. The same rule is `PlanError::OrderedReplicas`.
-#[x_kube(validation = Rule::new("!has(self.delivery) || !has(self.delivery.orderedPerSubject) || !self.delivery.orderedPerSubject || !has(self.replicas) || self.replicas <= 1").message("delivery.orderedPerSubject needs replicas 0 or 1: each forwarder replica could only order what it reads"))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("!has(self.delivery) || !has(self.delivery.orderedPerSubject) || !self.delivery.orderedPerSubject || !has(self.replicas) || self.replicas <= 1").message("delivery.orderedPerSubject needs replicas 0 or 1: each forwarder replica could only order what it reads")))]
 pub struct WebhookSubscriptionSpec {
     /// Where the events come from: an endpoint of this namespace, or a
     /// stream and subject prefix written by something else.
@@ -114,10 +119,12 @@ fn default_forwarder_replicas() -> i32 {
 }
 
 /// Where a subscription's events come from.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.endpoint) != has(self.stream)").message("set exactly one of source.endpoint and source.stream"))]
-#[x_kube(validation = Rule::new("has(self.stream) == has(self.subjectPrefix)").message("source.stream and source.subjectPrefix go together"))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("has(self.endpoint) != has(self.stream)").message("set exactly one of source.endpoint and source.stream")))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("has(self.stream) == has(self.subjectPrefix)").message("source.stream and source.subjectPrefix go together")))]
 pub struct SubscriptionSource {
     /// A `WebhookEndpoint` in this namespace: its stream and subject prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,11 +140,13 @@ pub struct SubscriptionSource {
 }
 
 /// The HTTP destination of a subscription.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]
 // The one rule, also enforced by the forwarder (hookwarden_receiver::forward):
 // plain HTTP only inside the cluster or the pod, HTTPS anywhere.
-#[x_kube(validation = Rule::new("self.url.startsWith('https://') || self.url.matches('^http://([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+svc([.]cluster[.]local)?(:[0-9]+)?(/.*)?$') || self.url.matches('^http://(localhost|127[.]0[.]0[.]1|\\\\[::1\\\\])(:[0-9]+)?(/.*)?$')").message("destination.url must be https://, or http:// to a Service (<name>.<namespace>.svc) or to the pod itself (localhost)"))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("self.url.startsWith('https://') || self.url.matches('^http://([a-z0-9]([-a-z0-9]*[a-z0-9])?[.])+svc([.]cluster[.]local)?(:[0-9]+)?(/.*)?$') || self.url.matches('^http://(localhost|127[.]0[.]0[.]1|\\\\[::1\\\\])(:[0-9]+)?(/.*)?$')").message("destination.url must be https://, or http:// to a Service (<name>.<namespace>.svc) or to the pod itself (localhost)")))]
 pub struct Destination {
     /// The URL events are POSTed to: `https://` anywhere, or `http://` to a
     /// Service of the cluster (`http://billing.shop.svc:8080/hooks`) or to
@@ -169,9 +178,11 @@ pub struct SigningSpec {
 
 /// Retries of a failed delivery. They are JetStream redeliveries with a
 /// delay (exponential, with jitter), so nothing waits in memory.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.initialBackoffSeconds) || !has(self.maxBackoffSeconds) || self.initialBackoffSeconds <= self.maxBackoffSeconds").message("retry.initialBackoffSeconds must not exceed retry.maxBackoffSeconds"))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("!has(self.initialBackoffSeconds) || !has(self.maxBackoffSeconds) || self.initialBackoffSeconds <= self.maxBackoffSeconds").message("retry.initialBackoffSeconds must not exceed retry.maxBackoffSeconds")))]
 pub struct RetrySpec {
     /// Attempts in all, the first included. Default 12.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,9 +256,11 @@ pub struct DeliverySpec {
 }
 
 /// The NATS server of a subscription.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.url) || !self.url.contains('@')").message("spec.nats.url must not carry credentials; use spec.nats.credentialsSecretRef"))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("!has(self.url) || !self.url.contains('@')").message("spec.nats.url must not carry credentials; use spec.nats.credentialsSecretRef")))]
 pub struct SubscriptionNatsSpec {
     /// The NATS server, e.g. `nats://nats.nats.svc:4222`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

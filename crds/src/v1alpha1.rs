@@ -1,7 +1,6 @@
 //! `hookwarden.dev/v1alpha1`: the first, still-evolving version of the API.
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
-use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -25,19 +24,23 @@ pub use verification::*;
 
 /// A public URL that receives webhooks from one provider, verifies every
 /// delivery and hands it on durably to NATS JetStream.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-#[kube(
-    group = "hookwarden.dev",
-    version = "v1alpha1",
-    kind = "WebhookEndpoint",
-    plural = "webhookendpoints",
-    shortname = "whe",
-    namespaced,
-    status = "WebhookEndpointStatus",
-    printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url"}"#,
-    printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
-    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[cfg_attr(
+    feature = "kube",
+    derive(kube::CustomResource),
+    kube(
+        group = "hookwarden.dev",
+        version = "v1alpha1",
+        kind = "WebhookEndpoint",
+        plural = "webhookendpoints",
+        shortname = "whe",
+        namespaced,
+        status = "WebhookEndpointStatus",
+        printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url"}"#,
+        printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
+        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookEndpointSpec {

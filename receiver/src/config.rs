@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hookwarden_crds::{ManifestError, WebhookEndpoint};
+use hookwarden_crds::{EndpointManifest, ManifestError};
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +27,7 @@ pub enum ConfigError {
 }
 
 /// Reads and parses the endpoint manifest at `path`.
-pub fn load_endpoint(path: &Path) -> Result<WebhookEndpoint, ConfigError> {
+pub fn load_endpoint(path: &Path) -> Result<EndpointManifest, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hookwarden_crds::WebhookEndpoint;
+use hookwarden_crds::EndpointManifest;
 use hookwarden_receiver::transport::{self, Stopped};
 use hookwarden_receiver::{app, config, forward};
 
@@ -101,7 +101,7 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
-fn describe(endpoint: &WebhookEndpoint) -> String {
+fn describe(endpoint: &EndpointManifest) -> String {
     let name = endpoint.metadata.name.as_deref().unwrap_or("<unnamed>");
     format!(
         "{name}: provider {:?}, {} secret(s), {}",

@@ -7,12 +7,22 @@
 #     stack) and not the receiver. Its operations port uses hyper's own
 #     HTTP/1.1 connection (hyper is there through kube), and tower-http
 #     comes with kube-client: both allowed.
-#   - hookwarden-receiver links no Kubernetes client: no kube-client,
-#     kube-runtime or tower-http, not the operator. The CRD types
-#     (hookwarden-crds: kube-core, kube-derive, k8s-openapi) stay.
+#   - hookwarden-receiver links no kube crate at all: no kube, kube-core,
+#     kube-derive, kube-client, kube-runtime, no tower-http, not the
+#     operator. It reads manifests as hookwarden-crds' `Manifest`; the CRD
+#     types behind that crate's `kube` feature are the operator's. The API
+#     types of k8s-openapi (ObjectMeta, Condition, ResourceRequirements)
+#     stay: they are plain serde structs.
 #   - hookwarden-core, which both link, has neither and no hyper server.
+#   - hookwarden-cli, like the receiver, links no kube crate.
 # On a violation it names the entry and prints how it is reached (cargo tree
 # --invert), and exits 1.
+# Then it compiles the receiver and the CLI with their own feature
+# resolution (`cargo check -p`): the workspace's builds and tests unify
+# hookwarden-crds' `kube` feature on (the operator and the tests ask for
+# it), so only this build shows that the kube-free side still compiles
+# (the `cfg_attr`s of hookwarden-crds, and no custom resource type used in
+# the receiver, core or the CLI).
 #   tests/tools/deps-check.sh
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,6 +30,8 @@ cd "$here/../.."
 
 readonly server_stack=(axum axum-core governor h2 'hyper-util/server' hookwarden-receiver)
 readonly kubernetes_client=(kube-client kube-runtime tower-http hookwarden-operator)
+# What hookwarden-crds' `kube` feature brings: the custom resource derives.
+readonly kube=(kube kube-core kube-derive)
 
 failed=0
 
@@ -47,10 +59,14 @@ forbid() {
 }
 
 forbid hookwarden-operator "${server_stack[@]}"
-forbid hookwarden-receiver "${kubernetes_client[@]}"
-forbid hookwarden-core "${server_stack[@]}" "${kubernetes_client[@]}" 'hyper/server'
+forbid hookwarden-receiver "${kubernetes_client[@]}" "${kube[@]}"
+forbid hookwarden-core "${server_stack[@]}" "${kubernetes_client[@]}" "${kube[@]}" 'hyper/server'
+forbid hookwarden-cli "${kube[@]}"
 
 if ((failed)); then
   exit 1
 fi
-echo "deps-check: the operator links no HTTP server framework, the receiver no Kubernetes client, core neither" >&2
+
+# Both in one invocation: they resolve alike (the CLI links the receiver).
+cargo check --locked --quiet -p hookwarden-receiver -p hookwarden-cli
+echo "deps-check: the operator links no HTTP server framework, the receiver and the CLI no kube crate, core neither; the kube-free build compiles" >&2

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use async_nats::jetstream::context::GetStreamError;
 use hookwarden_cli::replay::{DEFAULT_LIMIT, Selection, Sending, parse_time};
-use hookwarden_crds::WebhookSubscription;
+use hookwarden_crds::SubscriptionManifest;
 use hookwarden_receiver::forward::app::StartError;
 use hookwarden_receiver::forward::delivery::Destination;
 use hookwarden_receiver::forward::filter::{Filter, FilterError};
@@ -174,7 +174,7 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode, ReplayError> {
 /// The subscription's plan, and JetStream.
 pub(super) async fn open_subscription(
     source: &SubscriptionArgs,
-) -> Result<(WebhookSubscription, Plan, async_nats::jetstream::Context), ReplayError> {
+) -> Result<(SubscriptionManifest, Plan, async_nats::jetstream::Context), ReplayError> {
     let (subscription, plan) = hookwarden_receiver::forward::app::load_plan(
         &source.subscription,
         source.endpoint.as_deref(),
@@ -186,7 +186,7 @@ pub(super) async fn open_subscription(
 /// The forwarder's destination for the subscription (its signing secret and
 /// CA from `secrets_dir`), or for `to` (checked by the caller).
 pub(super) fn destination(
-    subscription: &WebhookSubscription,
+    subscription: &SubscriptionManifest,
     plan: &Plan,
     secrets_dir: &Path,
     to: Option<&str>,

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{consumer, stream};
-use hookwarden_crds::{SecretKeyRef, WebhookEndpoint, WebhookSubscription};
+use hookwarden_crds::{EndpointManifest, SecretKeyRef, SubscriptionManifest};
 
 use crate::publish::{DEFAULT_NAMESPACE, Target, TargetError, subject_covers};
 use crate::subject_token::sanitize_token;
@@ -202,8 +202,8 @@ impl Plan {
     /// `source.endpoint` names (the caller looks it up in the same
     /// namespace; `None` when there is none).
     pub fn resolve(
-        subscription: &WebhookSubscription,
-        endpoint: Option<&WebhookEndpoint>,
+        subscription: &SubscriptionManifest,
+        endpoint: Option<&EndpointManifest>,
     ) -> Result<Self, PlanError> {
         let name = subscription
             .metadata
@@ -585,7 +585,7 @@ fn secs(seconds: u32) -> Duration {
 mod tests {
     use super::*;
 
-    fn subscription(yaml_spec: &str) -> WebhookSubscription {
+    fn subscription(yaml_spec: &str) -> SubscriptionManifest {
         hookwarden_crds::subscription_from_yaml(&format!(
             "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookSubscription\n\
              metadata: {{name: to-billing, namespace: shop}}\nspec:\n{yaml_spec}"
@@ -593,7 +593,7 @@ mod tests {
         .expect("valid manifest")
     }
 
-    fn endpoint() -> WebhookEndpoint {
+    fn endpoint() -> EndpointManifest {
         hookwarden_crds::from_yaml(
             "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
              metadata: {name: github, namespace: shop}\nspec: {provider: github}\n",

@@ -9,7 +9,7 @@ use async_nats::HeaderMap;
 use async_nats::header::{HeaderName, HeaderValue};
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use bytes::Bytes;
-use hookwarden_crds::WebhookEndpoint;
+use hookwarden_crds::EndpointManifest;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use crate::secrets::Secret;
@@ -333,7 +333,7 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(3);
 
 /// The NATS connection name of `endpoint`'s receivers:
 /// `hookwarden-receiver <namespace>/<name>`.
-pub fn client_name(endpoint: &WebhookEndpoint) -> String {
+pub fn client_name(endpoint: &EndpointManifest) -> String {
     format!(
         "hookwarden-receiver {}/{}",
         endpoint.metadata.namespace.as_deref().unwrap_or_default(),

@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
-use hookwarden_crds::{StreamStorage, WebhookEndpoint};
+use hookwarden_crds::{EndpointManifest, StreamStorage};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
@@ -263,7 +263,7 @@ pub enum TargetError {
 
 impl Target {
     /// The target of an endpoint, validating what the manifest overrides.
-    pub fn for_endpoint(endpoint: &WebhookEndpoint) -> Result<Self, TargetError> {
+    pub fn for_endpoint(endpoint: &EndpointManifest) -> Result<Self, TargetError> {
         let name = endpoint
             .metadata
             .name
@@ -579,8 +579,8 @@ mod tests {
         assert_eq!(unknown.to_string(), "1 replica, no leader");
     }
 
-    fn endpoint(namespace: Option<&str>, name: &str, nats: NatsSpec) -> WebhookEndpoint {
-        let mut endpoint = WebhookEndpoint::new(
+    fn endpoint(namespace: Option<&str>, name: &str, nats: NatsSpec) -> EndpointManifest {
+        let mut endpoint = EndpointManifest::new(
             name,
             WebhookEndpointSpec {
                 provider: Provider::Github,

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -37,9 +36,11 @@ fn default_path() -> String {
 /// Where the Ingress's certificate comes from: exactly one of `issuerRef`
 /// (cert-manager issues `<name>-tls`) or `secretName` (an existing
 /// `kubernetes.io/tls` Secret).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.issuerRef) != has(self.secretName)").message("set exactly one of tls.issuerRef and tls.secretName"))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("has(self.issuerRef) != has(self.secretName)").message("set exactly one of tls.issuerRef and tls.secretName")))]
 pub struct TlsSpec {
     /// A cert-manager Issuer or ClusterIssuer that issues the certificate
     /// into the Secret `<name>-tls`. Requires cert-manager's CRDs.
@@ -73,9 +74,11 @@ pub enum IssuerKind {
 }
 
 /// Bounds of a HorizontalPodAutoscaler (`autoscaling/v2`) on CPU.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed autoscaling.maxReplicas"))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("autoscaling.minReplicas must not exceed autoscaling.maxReplicas")))]
 pub struct AutoscalingSpec {
     /// The fewest receiver pods. Default 2.
     #[serde(default = "default_replicas")]

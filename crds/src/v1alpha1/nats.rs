@@ -1,17 +1,18 @@
 //! JetStream settings (`spec.nats`).
 
-use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::shared::SecretKeyRef;
 
 /// JetStream settings of an endpoint.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]
 // On the object, not on the string: the API server quotes a refused string
 // in its answer ("Invalid value: ..."), an object only as "object".
-#[x_kube(validation = Rule::new("!has(self.url) || !self.url.contains('@')").message("spec.nats.url must not carry credentials (user:password@ or token@): anyone who can read the endpoint would see them; give a NATS .creds file in a Secret named by spec.nats.credentialsSecretRef"))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("!has(self.url) || !self.url.contains('@')").message("spec.nats.url must not carry credentials (user:password@ or token@): anyone who can read the endpoint would see them; give a NATS .creds file in a Secret named by spec.nats.credentialsSecretRef")))]
 pub struct NatsSpec {
     /// The NATS server the receivers connect to, e.g.
     /// `nats://nats.nats.svc:4222`, or the servers of a NATS cluster

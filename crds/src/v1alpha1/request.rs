@@ -1,13 +1,14 @@
 //! What requests an endpoint takes and what it records of them.
 
-use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::shared::SecretKeyRef;
 
 /// What requests an endpoint takes.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RequestSpec {
     /// The accepted HTTP methods; any other is answered 405
@@ -47,7 +48,7 @@ pub struct RequestSpec {
             regex(pattern = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
         )
     )]
-    #[x_kube(validation = Rule::new(crate::store_headers_rule()).message("request.storeHeaders must not name a credential-bearing header (Authorization, Cookie, a signature, token, secret or key header): it would be stored and could be passed on"))]
+    #[cfg_attr(feature = "kube", x_kube(validation = Rule::new(crate::store_headers_rule()).message("request.storeHeaders must not name a credential-bearing header (Authorization, Cookie, a signature, token, secret or key header): it would be stored and could be passed on")))]
     pub store_headers: Vec<String>,
 }
 

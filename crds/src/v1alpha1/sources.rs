@@ -1,17 +1,18 @@
 //! Published source ranges (`spec.allowedSources`).
 
-use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One published list of source ranges: exactly one of `provider` (a list
 /// Hookwarden knows) or `url` with `jsonPath` (any other).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "kube", derive(kube::KubeSchema))]
+#[cfg_attr(not(feature = "kube"), derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.provider) != has(self.url)").message("allowedSources: set exactly one of provider and url"))]
-#[x_kube(validation = Rule::new("has(self.url) == has(self.jsonPath)").message("allowedSources: jsonPath goes with url, and url needs it"))]
-#[x_kube(validation = Rule::new("!has(self.url) || self.url.startsWith('https://')").message("allowedSources: url must be https://"))]
-#[x_kube(validation = Rule::new("has(self.provider) || (!has(self.service) && !has(self.region))").message("allowedSources: service and region go with provider"))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("has(self.provider) != has(self.url)").message("allowedSources: set exactly one of provider and url")))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("has(self.url) == has(self.jsonPath)").message("allowedSources: jsonPath goes with url, and url needs it")))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("!has(self.url) || self.url.startsWith('https://')").message("allowedSources: url must be https://")))]
+#[cfg_attr(feature = "kube", x_kube(validation = Rule::new("has(self.provider) || (!has(self.service) && !has(self.region))").message("allowedSources: service and region go with provider")))]
 pub struct AllowedSource {
     /// A provider's published list (see `docs/providers.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

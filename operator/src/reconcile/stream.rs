@@ -300,7 +300,7 @@ async fn manage(
     previous: Option<&Condition>,
     managed: &mut Option<Managed>,
 ) -> StreamState {
-    let target = match Target::for_endpoint(endpoint) {
+    let target = match Target::for_endpoint(&endpoint.into()) {
         Ok(target) => target,
         // Validation refuses these before any pass gets here.
         Err(error) => return state(false, "InvalidSpec", error.to_string()),

@@ -485,7 +485,8 @@ mod tests {
                  metadata: {{name: to-billing, namespace: ci}}\nspec:\n{yaml_spec}  \
                  destination: {{url: 'http://billing.ci.svc/hooks', caSecretRef: {{name: ca, key: ca.crt}}}}\n"
             ))
-            .expect("valid"),
+            .expect("valid")
+            .into(),
         )
     }
 
@@ -504,7 +505,8 @@ mod tests {
             "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
              metadata: {name: github, namespace: ci}\nspec: {provider: github}\n",
         )
-        .expect("endpoint");
+        .expect("endpoint")
+        .into();
         let named = naming(&endpoint, &[github, stream.clone()]);
         assert_eq!(named.len(), 1);
         let mut elsewhere = endpoint.clone();
@@ -520,7 +522,8 @@ mod tests {
              metadata: {name: github, namespace: ci}\n\
              spec: {provider: github, nats: {credentialsSecretRef: {name: ci-nats, key: user.creds}}}\n",
         )
-        .expect("endpoint");
+        .expect("endpoint")
+        .into();
         writer.apply_watcher_event(&watcher::Event::Apply(endpoint));
         let subs = [subscription("  source: {endpoint: github}\n")];
         let names = |secret: &Secret| referencing(secret, &subs, &endpoints).len();

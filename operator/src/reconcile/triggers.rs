@@ -273,7 +273,8 @@ mod tests {
         let mut endpoint: WebhookEndpoint = hookwarden_crds::from_yaml(
             "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\nmetadata: {name: shop, generation: 1}\nspec: {provider: github, secretRefs: [{name: gh, key: secret}]}\n",
         )
-        .expect("endpoint");
+        .expect("endpoint")
+        .into();
         let before = endpoint_changes(&endpoint);
         endpoint.status = Some(Default::default());
         assert_eq!(endpoint_changes(&endpoint), before, "status only");

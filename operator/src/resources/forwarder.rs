@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use hookwarden_core::forward::{Plan, PlanError};
 use hookwarden_crds::{
-    SecretKeyRef, SigningSpec, SubscriptionNatsSpec, SubscriptionSource, WebhookEndpoint,
-    WebhookSubscription,
+    EndpointManifest, SecretKeyRef, SigningSpec, SubscriptionNatsSpec, SubscriptionSource,
+    WebhookEndpoint, WebhookSubscription,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy};
@@ -78,7 +78,10 @@ impl Effective {
         endpoint: Option<&WebhookEndpoint>,
         settings: &Settings,
     ) -> Result<Self, PlanError> {
-        let plan = Plan::resolve(subscription, endpoint)?;
+        let plan = Plan::resolve(
+            &subscription.into(),
+            endpoint.map(EndpointManifest::from).as_ref(),
+        )?;
         let spec = &subscription.spec;
         let own = spec.nats.clone().unwrap_or_default();
         // `Plan::resolve` succeeded, so with `source.endpoint` the endpoint
@@ -506,7 +509,9 @@ mod tests {
             "from-stream" => include_str!("testdata/subscription-stream.yaml"),
             other => panic!("no fixture {other}"),
         };
-        hookwarden_crds::subscription_from_yaml(yaml).expect("fixture parses")
+        hookwarden_crds::subscription_from_yaml(yaml)
+            .expect("fixture parses")
+            .into()
     }
 
     fn effective(subscription: &WebhookSubscription) -> Effective {

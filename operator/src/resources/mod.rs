@@ -557,7 +557,9 @@ pub(crate) mod fixtures {
             "exposed" => include_str!("testdata/exposed.yaml"),
             other => panic!("no fixture {other}"),
         };
-        hookwarden_crds::from_yaml(yaml).expect("fixture parses")
+        hookwarden_crds::from_yaml(yaml)
+            .expect("fixture parses")
+            .into()
     }
 
     /// Every referenced key of `endpoint`, with the value `<name>/<key>-value`.

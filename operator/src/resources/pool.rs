@@ -352,7 +352,7 @@ pub fn previous_entries(
         let data_key = secret_data_key(&secret, &key);
         entries.insert(data_key.clone(), previous.get(&data_key)?.clone());
     }
-    Some((endpoint, entries))
+    Some((endpoint.into(), entries))
 }
 
 /// Shard `shard` of the pool's configuration Secrets: `data` (its

@@ -495,7 +495,9 @@ mod source_range_tests {
     fn rendered(children: &super::super::Children) -> WebhookEndpoint {
         let data = children.secret.data.as_ref().expect("data");
         let yaml = String::from_utf8(data[ENDPOINT_FILE].0.clone()).expect("utf-8");
-        hookwarden_crds::from_yaml(&yaml).expect("the receiver reads it")
+        hookwarden_crds::from_yaml(&yaml)
+            .expect("the receiver reads it")
+            .into()
     }
 
     #[test]

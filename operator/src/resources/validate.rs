@@ -181,7 +181,7 @@ fn check_spec(endpoint: &WebhookEndpoint, name: &str) -> Result<Option<TlsSource
     }
     // The receiver would refuse to start with it, and the stream could not
     // be managed.
-    hookwarden_core::publish::Target::for_endpoint(endpoint)?;
+    hookwarden_core::publish::Target::for_endpoint(&endpoint.into())?;
     // The CRD's CEL rules check the shape; these what a list can be.
     hookwarden_core::ranges::sources_of(&endpoint.spec)
         .map_err(|(index, source)| ValidateError::Source { index, source })?;

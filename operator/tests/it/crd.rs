@@ -38,7 +38,8 @@ async fn crd_installs_idempotently_and_enforces_its_schema() {
 
     let api = ns.api::<WebhookEndpoint>();
     let manifest = include_str!("../../../examples/github.yaml");
-    let endpoint = hookwarden_crds::from_yaml(manifest).expect("example parses");
+    let endpoint =
+        WebhookEndpoint::from(hookwarden_crds::from_yaml(manifest).expect("example parses"));
     let created = api
         .create(&PostParams::default(), &endpoint)
         .await

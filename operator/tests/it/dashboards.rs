@@ -50,7 +50,7 @@ async fn every_operator_metric_the_chart_reads_is_exported() {
     let nats = NatsServer::start().await.expect("nats-server");
     let client = nats.connect().await.expect("connect");
     let endpoint = endpoint();
-    let target = Target::for_endpoint(&endpoint).expect("target");
+    let target = Target::for_endpoint(&(&endpoint).into()).expect("target");
     let publisher = Publisher::new(client.clone(), target.clone(), Duration::from_secs(5));
     publisher.ensure_stream().await.expect("stream");
     let jetstream = async_nats::jetstream::new(client);

@@ -125,7 +125,8 @@ async fn wait_condition(
 }
 
 fn plan_of(subscription: &WebhookSubscription, endpoint: &WebhookEndpoint) -> Plan {
-    Plan::resolve(subscription, Some(endpoint)).expect("the test's subscription resolves")
+    Plan::resolve(&subscription.into(), Some(&endpoint.into()))
+        .expect("the test's subscription resolves")
 }
 
 async fn consumer_config(

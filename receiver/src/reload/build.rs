@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookwarden_crds::WebhookEndpoint;
+use hookwarden_crds::EndpointManifest;
 
 use crate::clientip::{self, Networks, TrustedProxies};
 use crate::limits::RateLimits;
@@ -44,7 +44,7 @@ pub struct Sources {
 #[derive(Debug)]
 pub struct Checked {
     /// The manifest as read.
-    pub endpoint: WebhookEndpoint,
+    pub endpoint: EndpointManifest,
     /// Where it was read from, for messages.
     path: PathBuf,
     /// Stream and subjects.
@@ -84,7 +84,7 @@ pub async fn check_fetching(
 /// Fetches (or reads the saved copies of) the lists of `endpoint`'s
 /// `allowedSources` (read from `path`) into `ranges`.
 pub async fn prepare_ranges(
-    endpoint: &WebhookEndpoint,
+    endpoint: &EndpointManifest,
     path: &Path,
     ranges: &LocalRanges,
 ) -> Result<(), LoadError> {
@@ -121,7 +121,7 @@ pub fn check_with_fetcher(
 /// As [`check_with_fetcher`], for the manifest `endpoint` already read
 /// from `path`, its secrets where `layout` has them.
 pub fn check_endpoint(
-    endpoint: WebhookEndpoint,
+    endpoint: EndpointManifest,
     path: &Path,
     layout: &secrets::SecretsLayout,
     key_fetcher: Option<Arc<KeyFetcher>>,
@@ -221,7 +221,7 @@ impl Checked {
         publish_timeout: Duration,
         default_body_limit: usize,
         served: Option<&Target>,
-    ) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
+    ) -> Result<(EndpointManifest, EndpointPipeline), LoadError> {
         let request = self.request.with_default_body_limit(default_body_limit);
         check_body_limit(
             &self.path,
@@ -276,7 +276,7 @@ impl Checked {
 pub async fn load(
     sources: &Sources,
     served: Option<&Target>,
-) -> Result<(WebhookEndpoint, EndpointPipeline), LoadError> {
+) -> Result<(EndpointManifest, EndpointPipeline), LoadError> {
     check_fetching(
         &sources.endpoint,
         &sources.secrets_dir,
@@ -332,7 +332,7 @@ pub(super) fn check_body_limit(
 
 /// Says once per loaded version whether the endpoint restricts source IPs,
 /// so an operator who expected a restriction notices its absence.
-pub fn log_source_restriction(endpoint: &WebhookEndpoint, pipeline: &EndpointPipeline) {
+pub fn log_source_restriction(endpoint: &EndpointManifest, pipeline: &EndpointPipeline) {
     let name = pipeline.publisher.target().endpoint.as_str();
     if pipeline.allowed.is_empty() {
         tracing::warn!(

@@ -90,7 +90,9 @@ enum ReceiverSubcommand {
 
 #[tokio::test]
 async fn the_rendered_configuration_runs_a_receiver_that_stores_signed_deliveries() {
-    let endpoint: WebhookEndpoint = hookwarden_crds::from_yaml(MANIFEST).expect("manifest");
+    let endpoint: WebhookEndpoint = hookwarden_crds::from_yaml(MANIFEST)
+        .expect("manifest")
+        .into();
     let mut resolved = ResolvedSecrets::default();
     resolved.insert("gh", "secret", SECRET.to_vec());
     let settings = Settings {

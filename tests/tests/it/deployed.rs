@@ -110,7 +110,7 @@ async fn ready_pod_ips(pods: &Api<Pod>, endpoint: &str) -> Vec<String> {
 struct Example {
     name: String,
     manifest: PathBuf,
-    endpoint: WebhookEndpoint,
+    endpoint: hookwarden_crds::EndpointManifest,
     host: String,
     path: String,
 }

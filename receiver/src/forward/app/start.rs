@@ -9,7 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use async_nats::jetstream;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use hookwarden_crds::{SecretKeyRef, WebhookSubscription};
+use hookwarden_crds::{SecretKeyRef, SubscriptionManifest};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -170,7 +170,7 @@ pub(super) struct SecretFiles {
 
 impl SecretFiles {
     pub(super) fn of(
-        subscription: &WebhookSubscription,
+        subscription: &SubscriptionManifest,
         plan: &Plan,
         dir: &Path,
     ) -> Result<Self, StartError> {
@@ -234,7 +234,7 @@ pub(super) fn load_secret(
 }
 
 /// Reads the subscription manifest at `path`.
-pub fn load_subscription(path: &Path) -> Result<WebhookSubscription, StartError> {
+pub fn load_subscription(path: &Path) -> Result<SubscriptionManifest, StartError> {
     let text = std::fs::read_to_string(path).map_err(|source| StartError::Read {
         path: path.to_owned(),
         source,
@@ -252,7 +252,7 @@ pub fn load_subscription(path: &Path) -> Result<WebhookSubscription, StartError>
 pub fn load_plan(
     subscription: &Path,
     endpoint: Option<&Path>,
-) -> Result<(WebhookSubscription, Plan), StartError> {
+) -> Result<(SubscriptionManifest, Plan), StartError> {
     let manifest = load_subscription(subscription)?;
     let endpoint = endpoint.map(config::load_endpoint).transpose()?;
     let plan = Plan::resolve(&manifest, endpoint.as_ref()).map_err(|source| StartError::Plan {
@@ -269,7 +269,7 @@ pub fn load_plan(
 /// subscription's CA vouches for its own destination only). The one way a
 /// forwarder and a replay get theirs.
 pub fn destination(
-    subscription: &WebhookSubscription,
+    subscription: &SubscriptionManifest,
     plan: &Plan,
     secrets_dir: &Path,
     to: Option<&str>,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookwarden_crds::WebhookEndpoint;
+use hookwarden_crds::EndpointManifest;
 use sha2::{Digest, Sha256};
 
 use crate::config::ConfigError;
@@ -91,7 +91,7 @@ impl PoolSources {
 /// One endpoint's configuration as loaded.
 #[derive(Debug)]
 pub(super) struct Loaded {
-    pub(super) endpoint: WebhookEndpoint,
+    pub(super) endpoint: EndpointManifest,
     pub(super) pipeline: EndpointPipeline,
     pub(super) sha256: String,
 }
