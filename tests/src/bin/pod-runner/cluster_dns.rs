@@ -42,7 +42,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::Api;
 use kube::runtime::watcher;
 
-use crate::{Context, VOLUME_REFRESH, log, pod_name};
+use super::{Context, VOLUME_REFRESH, log, pod_name};
 
 /// The label of the ConfigMaps the runner reads, and its values:
 /// [`UPSTREAM_HOSTS`] (`/etc/hosts` lines under the key `hosts`) or

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod};
 
-use crate::objects::{config_map_data, secret_data};
-use crate::{Context, Result};
+use super::objects::{config_map_data, secret_data};
+use super::{Context, Result};
 
 /// `$(NAME)` becomes NAME's value when defined; `$$(NAME)` stays literal.
 pub(super) fn expand_vars(input: &str, env: &[(String, String)]) -> String {

@@ -15,10 +15,10 @@ use nix::unistd::Pid;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::probes::probe;
-use crate::process::{Running, binary_for, start, teardown};
-use crate::status::{patch_status, pod_api, rfc3339_now, running_status, set_failed};
-use crate::{Context, Result, log, pod_name};
+use super::probes::probe;
+use super::process::{Running, binary_for, start, teardown};
+use super::status::{patch_status, pod_api, rfc3339_now, running_status, set_failed};
+use super::{Context, Result, log, pod_name};
 
 /// The lifecycle of one pod: from the first sight of it until it is gone.
 pub(super) async fn run_pod(context: Arc<Context>, mut updates: watch::Receiver<Option<Pod>>) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 
-use crate::{Context, Result};
+use super::{Context, Result};
 
 pub(super) async fn secret_data(
     context: &Context,

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use crate::env::{environment, expand_vars};
-use crate::volumes::{materialise_volumes, refresh_volumes};
-use crate::{Context, Result, Settings, cluster_dns};
+use super::env::{environment, expand_vars};
+use super::volumes::{materialise_volumes, refresh_volumes};
+use super::{Context, Result, Settings, cluster_dns};
 
 /// Our images and the workspace binary each runs (the image's entrypoint).
 const IMAGES: [(&str, &str); 2] = [

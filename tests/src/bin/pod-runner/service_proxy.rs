@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Api;
 use kube::runtime::watcher;
 
-use crate::{Context, log};
+use super::{Context, log};
 
 pub(super) async fn run(context: Arc<Context>) {
     let services: Api<Service> = Api::all(context.client.clone());

@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use crate::{Context, Result};
+use super::{Context, Result};
 
 /// RFC 3339 time, to the second, for Pod status fields.
 pub(super) fn rfc3339_now() -> String {

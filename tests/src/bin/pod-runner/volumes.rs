@@ -16,9 +16,9 @@ use k8s_openapi::api::core::v1::{KeyToPath, Pod, ServiceAccount};
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::env::field_value;
-use crate::objects::{config_map_data, secret_data};
-use crate::{Context, Result, VOLUME_REFRESH, log, pod_name};
+use super::env::field_value;
+use super::objects::{config_map_data, secret_data};
+use super::{Context, Result, VOLUME_REFRESH, log, pod_name};
 
 /// Whether `projected` is made of Secrets and ConfigMaps only (a pool's
 /// configuration shards): such a volume is refreshed like a Secret volume.
