@@ -47,6 +47,7 @@ mod subscription_children;
 mod subscription_context;
 pub mod subscription_status;
 pub mod triggers;
+mod watches;
 
 pub use context::{Config, DEFAULT_STREAM_CHECK_INTERVAL};
 pub use controller::{run, run_with_ops};
