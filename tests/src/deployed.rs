@@ -1,6 +1,6 @@
 //! The "as deployed" part of the local control plane (`tests/tools/cluster.sh`
 //! as root): the process node `hookwarden-proc-0`, whose pods the pod runner
-//! (`src/bin/pod-runner.rs`) runs as real processes, each with its own
+//! (`src/bin/pod-runner/`) runs as real processes, each with its own
 //! loopback pod IP from `127.1.0.0/16`.
 //!
 //! [`TestNamespace::create_on_process_node`] makes a namespace whose pods all

@@ -8,17 +8,15 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use hookwarden_crds::WebhookEndpoint;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -28,7 +26,7 @@ use super::certificate::certificates_served;
 use super::context::{Caches, Config, Context};
 use super::endpoint::reconcile;
 use super::triggers::{naming, referencing};
-use super::{audit, pool_controller, runner, stream, subscription, triggers};
+use super::{audit, pool_controller, runner, stream, subscription, triggers, watches};
 use crate::FIELD_MANAGER;
 use crate::resources::pool::{Members, recorded_members};
 use crate::resources::{self, MANAGED_BY_SELECTOR, Settings};
@@ -273,15 +271,9 @@ pub(super) fn controller(
         ranges_fetched,
     } = scope;
     let namespace = namespace.as_deref();
-    let endpoints: Api<WebhookEndpoint> = api(&client, namespace);
-    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-    let (store, writer) = reflector::store();
-    let endpoint_events = watcher::watcher(endpoints, watcher::Config::default())
-        .modify(triggers::without_managed_fields)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(triggers::endpoint_changes, PredicateConfig::default());
-    let controller = Controller::for_stream(endpoint_events, store.clone());
+    let owned = watches::owned();
+    let (store, controller) =
+        watches::owner_controller(&client, namespace, triggers::owner_changes);
     let audit = Arc::new(audit::StreamAudit::default());
     let (audit_passes, audited) = futures::channel::mpsc::unbounded();
     let auditing = audit::run(
@@ -342,22 +334,17 @@ pub(super) fn controller(
     // one entry per pool shard name ever seen, never one per incarnation).
     let recorded: std::sync::Mutex<std::collections::HashMap<String, Members>> =
         std::sync::Mutex::default();
+    // Beside the children every owner has (its Deployment, NetworkPolicy
+    // and Secrets, watched by `owner_controller`):
     let running = controller
-        // Only what a pass reads of a Deployment's status starts one.
-        .owns_stream(triggers::changed(
-            watcher::watcher(api::<Deployment>(&client, namespace), owned.clone()),
-            triggers::deployment_changes,
-        ))
-        .owns(api::<Service>(&client, namespace), owned.clone())
+        .owns(api::<Service>(&client, namespace), owned)
         // The optional children too: a deleted or edited one is repaired
-        // at once. (Certificates only when cert-manager was installed at
+        // at once, these three through watch caches the reconciler prunes
+        // from. (Certificates only when cert-manager was installed at
         // start, above: a watch on a CRD that is not served would fail.)
-        .owns(api::<NetworkPolicy>(&client, namespace), owned.clone())
-        // These three through watch caches the reconciler prunes from.
         .owns_stream(ingress_events)
         .owns_stream(budget_events)
         .owns_stream(autoscaler_events)
-        .owns(api::<Secret>(&client, namespace), owned)
         // A changed user Secret re-renders every endpoint in its namespace
         // that references it.
         .watches(

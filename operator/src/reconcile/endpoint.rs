@@ -26,9 +26,9 @@ use super::report::{
 };
 use super::runner::{MISSING_SECRET_RETRY, STREAM_RETRY};
 use super::status::{self, CertificateState, Exposure, SpecState};
-use super::validate::ValidEndpoint;
 use super::{pool_member, secrets, stream};
 use crate::resources;
+use crate::resources::validate::ValidEndpoint;
 
 /// How often an endpoint with a cert-manager Certificate looks again when
 /// Certificates are not watched (cert-manager's CRD was not served when the

@@ -47,14 +47,12 @@ mod subscription_children;
 mod subscription_context;
 pub mod subscription_status;
 pub mod triggers;
+mod watches;
 
 pub use context::{Config, DEFAULT_STREAM_CHECK_INTERVAL};
 pub use controller::{run, run_with_ops};
 pub use error::{ApplyError, ReconcileError, StatusError};
 pub use subscription::DEFAULT_SUBSCRIPTION_STATUS_INTERVAL;
-// Validation is pure and the builders of `resources` take what it found: it
-// lives there, below the passes (no module cycle); this keeps its old path.
-pub use crate::resources::validate;
 
 // What the passes of endpoints, pools and subscriptions share, by the names
 // they had when this was one file.

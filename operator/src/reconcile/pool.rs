@@ -43,7 +43,7 @@ use tracing::Instrument;
 
 use super::pool_context::{PoolContext, PoolError, api_error};
 use super::pool_status::{PoolMembers, record_member_change, write_pool_status};
-use super::{apply, secrets, validate};
+use super::{apply, secrets};
 use crate::ops::{ReconcileKind, ReconcileResult};
 use crate::resources::pool::{
     MemberState, Members, PoolNats, Route, ShardedData, config_shards, describe_route,
@@ -51,6 +51,7 @@ use crate::resources::pool::{
     pooled_endpoint, previous_entries, recorded_members, refused_members, route_of, shard_index,
     shard_of, shard_secret_name,
 };
+use crate::resources::validate;
 use crate::resources::{self, BuildError, Owner};
 
 /// How often a settled pool renders its members again: the published

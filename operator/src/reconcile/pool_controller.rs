@@ -6,21 +6,18 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::runtime::controller::Controller;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use super::pool::reconcile;
 use super::pool_context::{PoolContext, Served};
 use super::runner::{self, Failures};
-use super::{api, triggers};
+use super::{api, triggers, watches};
 use crate::ops::Metrics;
-use crate::resources::{MANAGED_BY_SELECTOR, Settings};
+use crate::resources::Settings;
 
 /// What the pool controller of one watched namespace needs.
 pub(crate) struct Scope {
@@ -33,22 +30,6 @@ pub(crate) struct Scope {
     pub ranges: Arc<crate::ranges::SourceRanges>,
     /// How much of the pool Secret's data the members may fill.
     pub secret_budget: usize,
-}
-
-/// What starts a pass of a pool: a new generation, labels, annotations or
-/// a deletion timestamp; not its status, which every pass writes.
-fn pool_changes(pool: &WebhookReceiverPool) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let meta = &pool.metadata;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (
-        meta.generation,
-        &meta.labels,
-        &meta.annotations,
-        meta.deletion_timestamp.is_some(),
-    )
-        .hash(&mut hasher);
-    Some(hasher.finish())
 }
 
 /// The controller of the pools in `scope.namespace`; it runs until
@@ -67,26 +48,9 @@ pub(crate) fn controller(
         secret_budget,
     } = scope;
     let namespace = namespace.as_deref();
-    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-    let (store, writer) = reflector::store();
-    let events = watcher::watcher(
-        api::<WebhookReceiverPool>(&client, namespace),
-        watcher::Config::default(),
-    )
-    .modify(triggers::without_managed_fields)
-    .reflect(writer)
-    .applied_objects()
-    .predicate_filter(pool_changes, PredicateConfig::default());
-    let (endpoints, endpoint_writer) = reflector::store();
-    let endpoint_events = triggers::changed(
-        watcher::watcher(
-            api::<WebhookEndpoint>(&client, namespace),
-            watcher::Config::default(),
-        )
-        .modify(triggers::without_managed_fields)
-        .reflect(endpoint_writer),
-        super::subscription::endpoint_changes,
-    );
+    let (store, controller) =
+        watches::owner_controller(&client, namespace, triggers::owner_changes);
+    let (endpoints, endpoint_events) = watches::endpoints(&client, namespace);
     let served = Served::default();
     let context = Arc::new(PoolContext {
         client: client.clone(),
@@ -101,14 +65,8 @@ pub(crate) fn controller(
     });
     let by_secret_endpoints = endpoints.clone();
     let by_secret_pools = store.clone();
-    let controller = Controller::for_stream(events, store)
-        .owns_stream(triggers::changed(
-            watcher::watcher(api::<Deployment>(&client, namespace), owned.clone()),
-            triggers::deployment_changes,
-        ))
-        .owns(api::<Service>(&client, namespace), owned.clone())
-        .owns(api::<NetworkPolicy>(&client, namespace), owned.clone())
-        .owns(api::<Secret>(&client, namespace), owned)
+    let controller = controller
+        .owns(api::<Service>(&client, namespace), watches::owned())
         .watches_stream(endpoint_events, move |endpoint: WebhookEndpoint| {
             pools_of(&endpoint, &served)
         })

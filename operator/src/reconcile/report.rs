@@ -14,8 +14,8 @@ use kube::{Api, Resource, ResourceExt};
 use super::context::Context;
 use super::error::{ReconcileError, StatusError};
 use super::status::{self, Exposure, ReceiverState, SpecState};
-use super::validate::ValidateError;
 use crate::FIELD_MANAGER;
+use crate::resources::validate::ValidateError;
 use crate::resources::{self, BuildError, child_name};
 
 /// A spec the operator cannot act on waits for the next change of it.

@@ -16,21 +16,18 @@
 //! interest-retention stream, every message), and a new subscription of the
 //! same name would resume from it.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hookwarden_core::forward::PlanError;
 use hookwarden_crds::{WebhookEndpoint, WebhookSubscription};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::Instrument;
 
@@ -43,10 +40,10 @@ use super::subscription_children::{
 pub use super::subscription_context::SubscriptionError;
 use super::subscription_context::{Context, api_error};
 use super::subscription_status::{self as sub_status, Observation, SourceState};
-use super::{api, apply, secrets, stream, triggers};
+use super::{api, apply, secrets, stream, triggers, watches};
 use crate::ops::{Metrics, ReconcileKind, ReconcileResult};
 use crate::resources::forwarder::{self, Effective};
-use crate::resources::{Component, MANAGED_BY_SELECTOR, Owner, Settings};
+use crate::resources::{Component, Owner, Settings};
 
 /// How often a subscription is passed again to refresh its lag, dead
 /// letters and last error.
@@ -79,26 +76,13 @@ pub(crate) struct Scope {
     pub refresh: Duration,
 }
 
-/// What starts a pass: a new generation, labels, annotations, finalizers or
-/// a deletion timestamp; not the status, which every pass writes.
+/// What starts a pass: what starts an owner's ([`triggers::owner_changes`])
+/// and its finalizers; not the status, which every pass writes.
 fn subscription_changes(subscription: &WebhookSubscription) -> Option<u64> {
-    let meta = &subscription.metadata;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (
-        meta.generation,
-        &meta.labels,
-        &meta.annotations,
-        &meta.finalizers,
-        meta.deletion_timestamp.is_some(),
-    )
-        .hash(&mut hasher);
-    Some(hasher.finish())
-}
-
-/// What starts a pass of the owners that read an endpoint (a
-/// [`triggers::changed`] hash).
-pub(super) fn endpoint_changes(endpoint: &WebhookEndpoint) -> u64 {
-    triggers::endpoint_changes(endpoint).unwrap_or_default()
+    Some(triggers::hash_of((
+        triggers::owner_changes(subscription),
+        &subscription.metadata.finalizers,
+    )))
 }
 
 /// The controller of the subscriptions in `scope.namespace` and its cache
@@ -117,29 +101,11 @@ pub(crate) fn controller(
         refresh,
     } = scope;
     let namespace = namespace.as_deref();
-    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-    let (store, writer) = reflector::store();
-    let events = watcher::watcher(
-        api::<WebhookSubscription>(&client, namespace),
-        watcher::Config::default(),
-    )
-    .modify(triggers::without_managed_fields)
-    .reflect(writer)
-    .applied_objects()
-    .predicate_filter(subscription_changes, PredicateConfig::default());
+    let (store, controller) = watches::owner_controller(&client, namespace, subscription_changes);
     // The endpoints, cached: a changed source endpoint (its stream, prefix
     // or NATS) re-targets the subscriptions that name it, and its NATS
     // credentials Secret is theirs too.
-    let (endpoints, endpoint_writer) = reflector::store();
-    let endpoint_events = triggers::changed(
-        watcher::watcher(
-            api::<WebhookEndpoint>(&client, namespace),
-            watcher::Config::default(),
-        )
-        .modify(triggers::without_managed_fields)
-        .reflect(endpoint_writer),
-        endpoint_changes,
-    );
+    let (endpoints, endpoint_events) = watches::endpoints(&client, namespace);
     let context = Arc::new(Context {
         client: client.clone(),
         settings,
@@ -151,17 +117,11 @@ pub(crate) fn controller(
     });
     let by_endpoint = store.clone();
     let by_secret = store.clone();
-    let running = Controller::for_stream(events, store.clone())
-        .owns_stream(triggers::changed(
-            watcher::watcher(api::<Deployment>(&client, namespace), owned.clone()),
-            triggers::deployment_changes,
-        ))
-        .owns(api::<NetworkPolicy>(&client, namespace), owned.clone())
+    let running = controller
         .owns(
             api::<PodDisruptionBudget>(&client, namespace),
-            owned.clone(),
+            watches::owned(),
         )
-        .owns(api::<Secret>(&client, namespace), owned)
         .watches_stream(endpoint_events, move |endpoint: WebhookEndpoint| {
             naming(&endpoint, &by_endpoint.state())
         })
@@ -477,6 +437,7 @@ async fn apply_pass(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::reflector;
 
     fn subscription(yaml_spec: &str) -> Arc<WebhookSubscription> {
         Arc::new(

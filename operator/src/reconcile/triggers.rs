@@ -41,11 +41,12 @@ pub(super) fn without_managed_fields<K: Resource>(object: &mut K) {
     object.managed_fields_mut().clear();
 }
 
-/// What starts a pass for an endpoint (a predicate for the endpoint watch):
-/// a new generation (spec), labels, annotations or a deletion timestamp; not
-/// its status, so the pass's own status write does not start another pass.
-pub fn endpoint_changes(endpoint: &WebhookEndpoint) -> Option<u64> {
-    let meta = &endpoint.metadata;
+/// What starts a pass of an owner, an endpoint, a pool or a subscription (a
+/// predicate for its watch): a new generation (spec), labels, annotations or
+/// a deletion timestamp; not its status, so the pass's own status write does
+/// not start another pass.
+pub fn owner_changes<K: Resource>(owner: &K) -> Option<u64> {
+    let meta = owner.meta();
     Some(hash_of((
         meta.generation,
         &meta.labels,
@@ -114,7 +115,7 @@ pub fn member_changes(before: Option<&Members>, now: &Members) -> Vec<String> {
     changed.chain(removed).collect()
 }
 
-fn hash_of(value: impl Hash) -> u64 {
+pub(super) fn hash_of(value: impl Hash) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     value.hash(&mut hasher);
     hasher.finish()
@@ -275,14 +276,14 @@ mod tests {
         )
         .expect("endpoint")
         .into();
-        let before = endpoint_changes(&endpoint);
+        let before = owner_changes(&endpoint);
         endpoint.status = Some(Default::default());
-        assert_eq!(endpoint_changes(&endpoint), before, "status only");
+        assert_eq!(owner_changes(&endpoint), before, "status only");
         endpoint.metadata.annotations = Some([("touch".to_owned(), "1".to_owned())].into());
-        let touched = endpoint_changes(&endpoint);
+        let touched = owner_changes(&endpoint);
         assert_ne!(touched, before);
         endpoint.metadata.generation = Some(2);
-        assert_ne!(endpoint_changes(&endpoint), touched);
+        assert_ne!(owner_changes(&endpoint), touched);
     }
 
     #[test]

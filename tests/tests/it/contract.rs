@@ -10,7 +10,7 @@ use std::path::Path;
 use clap::Parser;
 use hmac::{Hmac, Mac};
 use hookwarden_crds::WebhookEndpoint;
-use hookwarden_operator::reconcile::validate::ValidEndpoint;
+use hookwarden_operator::resources::validate::ValidEndpoint;
 use hookwarden_operator::resources::{self, ResolvedSecrets, Settings};
 use hookwarden_receiver::app;
 use hookwarden_tests::NatsServer;

@@ -3,7 +3,7 @@
 //! cert-manager issued from the test CA, host and path routing,
 //! `X-Forwarded-*`) → Service → receiver pods started from their own
 //! Deployment specs (processes on the process node, see
-//! `tests/src/bin/pod-runner.rs`) → JetStream → the example consumer.
+//! `tests/src/bin/pod-runner/`) → JetStream → the example consumer.
 //!
 //! 1. cert-manager's controller for the test's namespace with a self-signed
 //!    CA Issuer; `helm install` with the ingress class `traefik`, that issuer
