@@ -47,6 +47,10 @@ pub enum StartError {
     /// (never showing the URL's credentials).
     #[error(transparent)]
     Nats(#[from] crate::nats_url::NatsConnectError),
+    /// A pool's NATS `.creds` file (`--nats-credentials-secret-ref`)
+    /// cannot be read from its directory.
+    #[error("--nats-credentials-secret-ref: {0}")]
+    PoolCredentials(crate::secrets::SecretError),
     /// The pool's directory cannot be read.
     #[error("cannot read the pool directory {}: {source}", dir.display())]
     PoolDir {
@@ -190,7 +194,7 @@ async fn start_pool(
         Some(reference) => {
             let layout = SecretsLayout::Pool(dir.clone());
             let secret = secrets::load_from(&layout, std::slice::from_ref(reference))
-                .map_err(reload::LoadError::CredentialsFile)?
+                .map_err(StartError::PoolCredentials)?
                 .into_iter()
                 .next();
             secret.map(|secret| (reference, secret))

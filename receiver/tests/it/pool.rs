@@ -853,8 +853,8 @@ async fn a_pool_logs_in_to_nats_with_its_own_creds_file() {
     let (status, log) = missing.exited().await;
     assert!(!status.success(), "started without its .creds file:\n{log}");
     assert!(
-        log.contains("nats/other.creds"),
-        "names the reference: {log}"
+        log.contains("--nats-credentials-secret-ref: cannot read secretRef nats/other.creds"),
+        "names the flag and the reference: {log}"
     );
 
     let pool = ReceiverProcess::spawn_pool(
