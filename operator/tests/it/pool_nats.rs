@@ -11,24 +11,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::pool::{GITHUB_SECRET, apply, apply_member, apply_secret, keys};
+use super::reconcile::config_hash;
 use super::{WAIT, start_operator};
 
 /// Not a real `.creds` file: the operator passes it on without reading it.
 const CREDS: &str = "-----BEGIN NATS USER JWT-----\npool-test-jwt\n------END NATS USER JWT------\n";
 const ROTATED: &str =
     "-----BEGIN NATS USER JWT-----\npool-test-rotated\n------END NATS USER JWT------\n";
-
-fn config_hash(deployment: &Deployment) -> Option<String> {
-    deployment
-        .spec
-        .template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get(hookwarden_operator::resources::CONFIG_HASH_ANNOTATION)
-        .cloned()
-}
 
 fn args(deployment: &Deployment) -> Vec<String> {
     deployment

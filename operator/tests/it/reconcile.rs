@@ -56,7 +56,8 @@ fn rendered_value(secret: &Secret, key: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&value.0).into_owned())
 }
 
-fn config_hash(deployment: &Deployment) -> Option<String> {
+/// The pod template's config hash of `deployment`.
+pub(super) fn config_hash(deployment: &Deployment) -> Option<String> {
     deployment
         .spec
         .template

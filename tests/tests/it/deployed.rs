@@ -294,6 +294,31 @@ async fn send(
     (output.status.code().unwrap_or(-1), text(&output))
 }
 
+/// [`send`] to a pool member once it is routed. Ready says the pool's
+/// Secret holds the member's configuration; the pods load it at their next
+/// read of the mounted directory, and Traefik serves a newly issued
+/// certificate a moment after cert-manager reports it: until both, 404
+/// `unknown_endpoint` or a refused handshake, and nothing is stored. Sent
+/// again until neither (for at most a minute); the last answer.
+async fn send_once_routed(
+    cli: &Path,
+    example: &Example,
+    secrets: &Path,
+    traefik: u16,
+    ca: &Path,
+    extra: &[&str],
+) -> (i32, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, out) = send(cli, example, secrets, traefik, ca, extra).await;
+        let not_yet = out.contains("invalid peer certificate") || out.starts_with("404");
+        if !not_yet || tokio::time::Instant::now() >= deadline {
+            return (code, out);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deliveries_take_the_path_of_a_deployed_cluster() {
     let started = std::time::Instant::now();
@@ -1932,23 +1957,10 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
                 traefik_servers(deployed.admin, &example.host).filter(|s| !s.is_empty())
             })
             .await;
-            // Ready says the pool's Secret holds the configuration; the
-            // pods load it at their next read of the mounted directory,
-            // and Traefik serves the issued certificate a moment after
-            // cert-manager reports it: until both, 404 `unknown_endpoint`
-            // or a refused handshake, and nothing is stored (bounded).
             let id = format!("pool-{name}-1");
             let extra = ["--event", "push", "--delivery-id", id.as_str()];
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            let (code, out) = loop {
-                let (code, out) =
-                    send(&cli, &example, &secrets, deployed.traefik, &ca, &extra).await;
-                let not_yet = out.contains("invalid peer certificate") || out.starts_with("404");
-                if !not_yet || tokio::time::Instant::now() >= deadline {
-                    break (code, out);
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            };
+            let (code, out) =
+                send_once_routed(&cli, &example, &secrets, deployed.traefik, &ca, &extra).await;
             assert_eq!(code, 0, "{name}: {out}");
             assert!(out.starts_with("200"), "{name}: {out}");
             let mut endpoint = example.endpoint.clone();
@@ -2097,20 +2109,10 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
             );
             async move {
                 let name = example.name.clone();
-                // Ready says the Secret holds it; the pods read the mounted
-                // files at their next scan: 404 `unknown_endpoint` until then
-                // (bounded), and nothing stored.
                 let id = format!("pool-{name}-1");
                 let extra = ["--event", "push", "--delivery-id", id.as_str()];
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                let (code, out) = loop {
-                    let (code, out) =
-                        send(&cli, &example, &secrets, deployed.traefik, &ca, &extra).await;
-                    if !out.starts_with("404") || tokio::time::Instant::now() >= deadline {
-                        break (code, out);
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                };
+                let (code, out) =
+                    send_once_routed(&cli, &example, &secrets, deployed.traefik, &ca, &extra).await;
                 assert_eq!(code, 0, "{name}: {out}");
                 assert!(out.starts_with("200"), "{name}: {out}");
                 let mut endpoint = example.endpoint.clone();
