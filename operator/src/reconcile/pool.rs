@@ -121,7 +121,11 @@ async fn reconcile_once(
     // The pool's own NATS login first: without it no pod can store a
     // delivery, so nothing is applied (pods already running keep theirs)
     // until the Secret is there; its watch starts the next pass.
-    let credentials = match resolve_credentials(ctx, pool, namespace).await? {
+    // Every Secret this pass reads, each once: members that share one
+    // (and the pool's credentials) cost one read.
+    let mut secret_reads =
+        secrets::SecretReads::new(Api::namespaced(ctx.client.clone(), namespace), namespace);
+    let credentials = match resolve_credentials(pool, &mut secret_reads).await? {
         Ok(credentials) => credentials,
         Err(refusal) => {
             let message = format!("spec.nats.credentialsSecretRef: {}", refusal.message);
@@ -174,7 +178,7 @@ async fn reconcile_once(
     for member in &members {
         let member_name = member.name_any();
         let shard = data.shard_of(&member_name);
-        let rendered = match render_member(ctx, pool, member, namespace).await? {
+        let rendered = match render_member(ctx, pool, member, &mut secret_reads).await? {
             Ok((endpoint, entries)) => match routes.get(&route_of(&endpoint)) {
                 Some(holder) => Err(route_conflict(&route_of(&endpoint), holder, name)),
                 None if !data.fits(shard, &entries) => Err(pool_config_full(name, shard, &data)),
@@ -298,16 +302,14 @@ fn pool_config_full(pool: &str, shard: usize, data: &ShardedData) -> Refusal {
 /// it names none), or why it cannot be read: the checks of a member's
 /// Secrets ([`secrets::resolve_keys`]).
 async fn resolve_credentials(
-    ctx: &PoolContext,
     pool: &WebhookReceiverPool,
-    namespace: &str,
+    secret_reads: &mut secrets::SecretReads,
 ) -> Result<Result<Option<Vec<u8>>, Refusal>, PoolError> {
     let Some(reference) = &pool.spec.nats.credentials_secret_ref else {
         return Ok(Ok(None));
     };
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let key = (reference.name.clone(), reference.key.clone());
-    match secrets::resolve_keys(&api, namespace, [key]).await {
+    match secret_reads.resolve_keys([key]).await {
         Ok(resolved) => Ok(Ok(resolved
             .get(&reference.name, &reference.key)
             .map(<[u8]>::to_vec))),
@@ -369,12 +371,13 @@ async fn delete_shard(ctx: &PoolContext, namespace: &str, secret: &str) -> Resul
 }
 
 /// A member as its pool serves it, or why its new configuration cannot be
-/// served. The checks and renderings are the dedicated receiver's own.
+/// served. The checks and renderings are the dedicated receiver's own;
+/// its Secrets are read through the pass's `secret_reads`.
 async fn render_member(
     ctx: &PoolContext,
     pool: &WebhookReceiverPool,
     member: &WebhookEndpoint,
-    namespace: &str,
+    secret_reads: &mut secrets::SecretReads,
 ) -> Result<Result<(WebhookEndpoint, BTreeMap<String, ByteString>), Refusal>, PoolError> {
     if let Err(invalid) = validate::validate(member) {
         return Ok(Err(Refusal {
@@ -399,8 +402,7 @@ async fn render_member(
             }));
         }
     };
-    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-    let resolved = match secrets::resolve(&secret_api, namespace, &effective.spec).await {
+    let resolved = match secret_reads.resolve(&effective.spec).await {
         Ok(resolved) => resolved,
         Err(error) => {
             let Some(reason) = error.reason() else {

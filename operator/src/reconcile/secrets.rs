@@ -105,46 +105,96 @@ pub async fn resolve_keys(
     namespace: &str,
     keys: impl IntoIterator<Item = SecretKey>,
 ) -> Result<ResolvedSecrets, ResolveError> {
-    let mut secrets: BTreeMap<String, Option<Secret>> = BTreeMap::new();
-    let mut resolved = ResolvedSecrets::default();
-    for (name, key) in keys {
-        if !secrets.contains_key(&name) {
-            let secret = api
-                .get_opt(&name)
-                .await
-                .map_err(|source| ResolveError::Api {
-                    namespace: namespace.to_owned(),
-                    name: name.clone(),
-                    source,
-                })?;
-            secrets.insert(name.clone(), secret);
-        }
-        let Some(Some(secret)) = secrets.get(&name) else {
-            return Err(ResolveError::SecretNotFound {
-                namespace: namespace.to_owned(),
-                name,
-                key,
-            });
-        };
-        let Some(value) = secret.data.as_ref().and_then(|d| d.get(&key)) else {
-            return Err(ResolveError::SecretKeyNotFound {
-                namespace: namespace.to_owned(),
-                name,
-                key,
-            });
-        };
-        if value.0.len() > MAX_SECRET_VALUE_BYTES {
-            return Err(ResolveError::SecretValueTooLarge {
-                namespace: namespace.to_owned(),
-                name,
-                key,
-                size: value.0.len(),
-                limit_kib: MAX_SECRET_VALUE_BYTES / 1024,
-            });
-        }
-        resolved.insert(&name, &key, value.0.clone());
+    SecretReads::new(api.clone(), namespace)
+        .resolve_keys(keys)
+        .await
+}
+
+/// The Secrets of one namespace as one pass reads them: each read at most
+/// once, however many references name it. A pool's pass resolves every
+/// member's Secrets (and its own NATS credentials) through one, so members
+/// sharing a Secret cost one read, and all of them see the same value.
+pub struct SecretReads {
+    api: Api<Secret>,
+    namespace: String,
+    read: BTreeMap<String, Option<Secret>>,
+}
+
+impl std::fmt::Debug for SecretReads {
+    // The names read, never a value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretReads")
+            .field("namespace", &self.namespace)
+            .field("read", &self.read.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
-    Ok(resolved)
+}
+
+impl SecretReads {
+    /// Nothing read yet from `api`, the Secrets of `namespace`.
+    pub fn new(api: Api<Secret>, namespace: &str) -> Self {
+        Self {
+            api,
+            namespace: namespace.to_owned(),
+            read: BTreeMap::new(),
+        }
+    }
+
+    /// [`resolve`] through what this pass read already.
+    pub async fn resolve(
+        &mut self,
+        spec: &WebhookEndpointSpec,
+    ) -> Result<ResolvedSecrets, ResolveError> {
+        self.resolve_keys(referenced_secrets(spec)).await
+    }
+
+    /// [`resolve_keys`] through what this pass read already.
+    pub async fn resolve_keys(
+        &mut self,
+        keys: impl IntoIterator<Item = SecretKey>,
+    ) -> Result<ResolvedSecrets, ResolveError> {
+        let namespace = self.namespace.clone();
+        let mut resolved = ResolvedSecrets::default();
+        for (name, key) in keys {
+            if !self.read.contains_key(&name) {
+                let secret = self
+                    .api
+                    .get_opt(&name)
+                    .await
+                    .map_err(|source| ResolveError::Api {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        source,
+                    })?;
+                self.read.insert(name.clone(), secret);
+            }
+            let Some(Some(secret)) = self.read.get(&name) else {
+                return Err(ResolveError::SecretNotFound {
+                    namespace,
+                    name,
+                    key,
+                });
+            };
+            let Some(value) = secret.data.as_ref().and_then(|d| d.get(&key)) else {
+                return Err(ResolveError::SecretKeyNotFound {
+                    namespace,
+                    name,
+                    key,
+                });
+            };
+            if value.0.len() > MAX_SECRET_VALUE_BYTES {
+                return Err(ResolveError::SecretValueTooLarge {
+                    namespace,
+                    name,
+                    key,
+                    size: value.0.len(),
+                    limit_kib: MAX_SECRET_VALUE_BYTES / 1024,
+                });
+            }
+            resolved.insert(&name, &key, value.0.clone());
+        }
+        Ok(resolved)
+    }
 }
 
 #[cfg(test)]
