@@ -132,6 +132,17 @@ pub struct ResultLabels {
     pub result: ReconcileResult,
 }
 
+/// Labels of a failed reconcile pass: its kind and the step that failed
+/// (the error's variant, [`crate::reconcile::ReconcileError::step`] and
+/// its pool and subscription counterparts).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// `WebhookEndpoint`, `WebhookSubscription` or `WebhookReceiverPool`.
+    pub kind: ReconcileKind,
+    /// What failed, e.g. `apply`, `resolve_secrets`, `write_status`.
+    pub step: &'static str,
+}
+
 /// The controllers' caches of WebhookEndpoints (one per watched namespace,
 /// or one for all), set once the controllers run.
 type EndpointCache = Arc<OnceLock<Vec<Store<WebhookEndpoint>>>>;
@@ -264,6 +275,7 @@ impl Collector for EndpointsCollector {
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
+    reconcile_failures: Family<FailureLabels, Counter>,
     reconcile_seconds: Histogram,
     stream_checks: Family<StreamCheckLabels, Counter>,
     endpoints: EndpointCache,
@@ -306,6 +318,12 @@ impl Default for Metrics {
             "Finished reconcile passes by kind (WebhookEndpoint, WebhookSubscription) and result",
             reconciles.clone(),
         );
+        let reconcile_failures = Family::<FailureLabels, Counter>::default();
+        registry.register(
+            "reconcile_failures",
+            "Failed reconcile passes by kind and the step that failed (each also counts as a reconcile with result error)",
+            reconcile_failures.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Duration of reconcile passes of WebhookEndpoints and WebhookSubscriptions",
@@ -333,6 +351,7 @@ impl Default for Metrics {
         Self {
             registry,
             reconciles,
+            reconcile_failures,
             reconcile_seconds,
             stream_checks,
             endpoints,
@@ -349,6 +368,14 @@ impl Metrics {
             .get_or_create(&ResultLabels { kind, result })
             .inc();
         self.reconcile_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts a failed pass of `kind` by the `step` that failed (beside
+    /// [`Metrics::record_reconcile`], which counts it as an error).
+    pub fn record_reconcile_failure(&self, kind: ReconcileKind, step: &'static str) {
+        self.reconcile_failures
+            .get_or_create(&FailureLabels { kind, step })
+            .inc();
     }
 
     /// Finished passes of a `kind` with `result` so far.
@@ -603,6 +630,10 @@ mod tests {
             ReconcileResult::Error,
             Duration::from_millis(5),
         );
+        ops.metrics.record_reconcile_failure(Endpoint, "apply");
+        ops.metrics.record_reconcile_failure(Endpoint, "apply");
+        ops.metrics
+            .record_reconcile_failure(Subscription, "write_status");
         ops.metrics.record_stream_check(StreamCheck::InSync);
         ops.metrics.record_stream_check(StreamCheck::Drifted);
         ops.metrics.record_stream_check(StreamCheck::InSync);
@@ -626,6 +657,14 @@ mod tests {
         assert!(
             text.contains(r#"hookwarden_operator_stream_checks_total{result="in_sync"} 2"#)
                 && text.contains(r#"hookwarden_operator_stream_checks_total{result="drifted"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"hookwarden_operator_reconcile_failures_total{kind="WebhookEndpoint",step="apply"} 2"#
+            ) && text.contains(
+                r#"hookwarden_operator_reconcile_failures_total{kind="WebhookSubscription",step="write_status"} 1"#
+            ),
             "{text}"
         );
         assert_eq!(status, StatusCode::OK);

@@ -77,6 +77,10 @@ pub(super) async fn reconcile(
         },
         started.elapsed(),
     );
+    if let Err(error) = &result {
+        ctx.metrics
+            .record_reconcile_failure(crate::ops::ReconcileKind::Endpoint, error.step());
+    }
     let action = result?;
     ctx.failures.succeeded(&endpoint);
     Ok(action)

@@ -79,3 +79,64 @@ pub enum ReconcileError {
     #[error(transparent)]
     Status(#[from] StatusError),
 }
+
+impl ReconcileError {
+    /// The step that failed, for the failure metric's `step` label.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Self::Resolve(_) => "resolve_secrets",
+            Self::Apply(_) => "apply",
+            Self::GenerateSecret { .. } | Self::BuildGenerated(_) => "generate_secret",
+            Self::Discover { .. } => "discover",
+            Self::Prune { .. } => "prune",
+            Self::Observe { .. } => "observe",
+            Self::Status(_) => "write_status",
+        }
+    }
+}
+
+/// The step of a failed API request by its action (`reading`, `deleting`,
+/// `writing the status of`...), for the pool's and subscription's errors,
+/// whose API failures carry the action instead of a variant each.
+pub(super) fn api_step(action: &str) -> &'static str {
+    match action {
+        "writing the status of" => "write_status",
+        "deleting" => "prune",
+        "creating" | "patching" => "apply",
+        _ => "observe",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("gone", "NotFound")
+                .with_code(404)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn each_failure_names_its_step() {
+        let status = ReconcileError::Status(StatusError {
+            namespace: "ci".to_owned(),
+            name: "shop".to_owned(),
+            source: api(),
+        });
+        assert_eq!(status.step(), "write_status");
+        let prune = ReconcileError::Prune {
+            kind: "Ingress".to_owned(),
+            namespace: "ci".to_owned(),
+            name: "shop".to_owned(),
+            source: api(),
+        };
+        assert_eq!(prune.step(), "prune");
+        assert_eq!(api_step("writing the status of"), "write_status");
+        assert_eq!(api_step("deleting"), "prune");
+        assert_eq!(api_step("reading"), "observe");
+        assert_eq!(api_step("patching"), "apply");
+    }
+}

@@ -82,6 +82,10 @@ pub(super) async fn reconcile(
         },
         started.elapsed(),
     );
+    if let Err(error) = &result {
+        ctx.metrics
+            .record_reconcile_failure(ReconcileKind::Pool, error.step());
+    }
     if result.is_ok() {
         ctx.failures.succeeded(&pool);
     }

@@ -45,6 +45,18 @@ pub(super) enum PoolError {
     },
 }
 
+impl PoolError {
+    /// The step that failed, for the failure metric's `step` label.
+    pub(super) fn step(&self) -> &'static str {
+        match self {
+            Self::Resolve(_) => "resolve_secrets",
+            Self::Apply(_) => "apply",
+            Self::Build(_) => "build",
+            Self::Api { action, .. } => super::error::api_step(action),
+        }
+    }
+}
+
 pub(super) fn api_error(
     action: &'static str,
     kind: &'static str,

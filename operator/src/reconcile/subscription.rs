@@ -244,6 +244,16 @@ async fn reconcile(
         },
         started.elapsed(),
     );
+    if let Err(error) = &result {
+        let step = match error {
+            kube::runtime::finalizer::Error::ApplyFailed(error)
+            | kube::runtime::finalizer::Error::CleanupFailed(error) => error.step(),
+            // Adding or removing the finalizer, or an object without a name.
+            _ => "finalizer",
+        };
+        ctx.metrics
+            .record_reconcile_failure(ReconcileKind::Subscription, step);
+    }
     if result.is_ok() {
         ctx.failures.succeeded(&subscription);
     }

@@ -44,6 +44,18 @@ pub enum SubscriptionError {
     BuildSigning(BuildError),
 }
 
+impl SubscriptionError {
+    /// The step that failed, for the failure metric's `step` label.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Self::Resolve(_) => "resolve_secrets",
+            Self::Apply(_) => "apply",
+            Self::Api { action, .. } => super::error::api_step(action),
+            Self::BuildSigning(_) => "generate_secret",
+        }
+    }
+}
+
 /// What every pass of one controller shares.
 pub(super) struct Context {
     pub(super) client: Client,
