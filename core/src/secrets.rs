@@ -157,7 +157,9 @@ pub fn load_from(
     refs.iter().map(|r| load_one(layout, r)).collect()
 }
 
-fn load_one(layout: &SecretsLayout, secret_ref: &SecretKeyRef) -> Result<Secret, SecretError> {
+/// One reference from the files of `layout` (a `.creds` file, a CA
+/// bundle): the checks of [`load_from`].
+pub fn load_one(layout: &SecretsLayout, secret_ref: &SecretKeyRef) -> Result<Secret, SecretError> {
     let SecretKeyRef { name, key } = secret_ref;
     let Some(path) = layout.path(secret_ref) else {
         return Err(SecretError::InvalidRef {

@@ -191,14 +191,11 @@ async fn start_pool(
     // The pool's own credentials, read like a member's secret from the
     // directory; no member's `credentialsSecretRef` applies.
     let credentials = match &settings.nats_credentials {
-        Some(reference) => {
-            let layout = SecretsLayout::Pool(dir.clone());
-            let secret = secrets::load_from(&layout, std::slice::from_ref(reference))
-                .map_err(StartError::PoolCredentials)?
-                .into_iter()
-                .next();
-            secret.map(|secret| (reference, secret))
-        }
+        Some(reference) => Some((
+            reference,
+            secrets::load_one(&SecretsLayout::Pool(dir.clone()), reference)
+                .map_err(StartError::PoolCredentials)?,
+        )),
         None => None,
     };
     let options = crate::publish::connect_options(

@@ -175,10 +175,9 @@ pub fn check_endpoint(
         source,
     })?;
     let credentials = match &endpoint.spec.nats.credentials_secret_ref {
-        Some(reference) => secrets::load_from(layout, std::slice::from_ref(reference))
-            .map_err(LoadError::CredentialsFile)?
-            .into_iter()
-            .next(),
+        Some(reference) => {
+            Some(secrets::load_one(layout, reference).map_err(LoadError::CredentialsFile)?)
+        }
         None => None,
     };
     Ok(Checked {

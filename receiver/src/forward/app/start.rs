@@ -20,7 +20,7 @@ use crate::forward::plan::{Plan, PlanError};
 use crate::forward::signing::{SigningError, SigningKeys};
 use crate::publish::CredentialsError;
 use crate::readiness::Readiness;
-use crate::secrets::{self, Secret, SecretError};
+use crate::secrets::{self, Secret, SecretError, SecretsLayout};
 use crate::{config, nats_url};
 
 /// The NATS server when neither `--nats-url` nor `spec.nats.url` says.
@@ -220,17 +220,8 @@ pub(super) fn load_secret(
     reference: &SecretKeyRef,
     field: &'static str,
 ) -> Result<Secret, StartError> {
-    secrets::load(dir, std::slice::from_ref(reference))
-        .map_err(|source| StartError::Secret { field, source })?
-        .into_iter()
-        .next()
-        .ok_or(StartError::Secret {
-            field,
-            source: SecretError::InvalidRef {
-                name: reference.name.clone(),
-                key: reference.key.clone(),
-            },
-        })
+    secrets::load_one(&SecretsLayout::PerSecret(dir.to_owned()), reference)
+        .map_err(|source| StartError::Secret { field, source })
 }
 
 /// Reads the subscription manifest at `path`.
