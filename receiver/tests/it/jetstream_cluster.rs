@@ -11,13 +11,15 @@
 //! (counted by `Nats-Msg-Id` once the cluster has recovered), no delivery
 //! is stored twice (senders retry refused ones with the same id, as
 //! providers do), every other answer is 503 with `Retry-After`, and the
-//! receiver stores again by itself. How long deliveries were refused is
+//! receiver stores again by itself. Without a quorum nothing new is
+//! acknowledged, while a redelivery of an event stored before is answered
+//! as the duplicate it is. How long deliveries were refused is
 //! printed (first to last refusal, from the fault) as an observation for
 //! docs/benchmarks.md, never asserted: speed is not a test's business.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -66,6 +68,11 @@ struct Answer {
     id: String,
     status: StatusCode,
     retry_after: bool,
+    /// The receiver's `"duplicate"`: JetStream answered from its
+    /// deduplication window, the event was stored by an earlier attempt.
+    duplicate: bool,
+    /// The receiver's `"sequence"` of a stored answer (JSON null otherwise).
+    sequence: serde_json::Value,
     /// When the request was sent and answered, from the test's start.
     sent: Duration,
     answered: Duration,
@@ -124,6 +131,7 @@ impl Setup {
     /// Starts the senders; stop them with [`Load::finish`].
     fn load(&self, case: &str) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
+        let answers = Arc::new(Mutex::new(Vec::new()));
         let senders = (0..SENDERS)
             .map(|sender| {
                 tokio::spawn(send_until(
@@ -131,10 +139,16 @@ impl Setup {
                     format!("{case}-{sender}"),
                     self.start,
                     Arc::clone(&stop),
+                    Arc::clone(&answers),
                 ))
             })
             .collect();
-        Load { stop, senders }
+        Load {
+            stop,
+            senders,
+            answers,
+            start: self.start,
+        }
     }
 
     /// Waits (bounded) until a fresh delivery is stored: the receiver
@@ -212,20 +226,54 @@ impl Setup {
     }
 }
 
-/// The running senders.
+/// The running senders and their answers so far.
 struct Load {
     stop: Arc<AtomicBool>,
-    senders: Vec<tokio::task::JoinHandle<Vec<Answer>>>,
+    senders: Vec<tokio::task::JoinHandle<()>>,
+    answers: Arc<Mutex<Vec<Answer>>>,
+    start: Instant,
 }
 
 impl Load {
-    async fn finish(self) -> Vec<Answer> {
+    /// Waits (bounded by [`RECOVER`]) until the load itself, not only a
+    /// probe, has a delivery sent after `fault` answered 2xx: the senders'
+    /// requests in flight at a fault may each wait out the receiver's
+    /// publish timeout before their retry can be stored. Then stops the
+    /// senders and returns every answer.
+    async fn finish_once_stored_after(self, fault: Duration) -> Vec<Answer> {
+        self.until_an_answer(|a| a.sent > fault && a.status.is_success())
+            .await;
+        eprintln!(
+            "the load stopped at +{} ms after the fault",
+            self.start.elapsed().saturating_sub(fault).as_millis()
+        );
         self.stop.store(true, Ordering::Relaxed);
-        let mut answers = Vec::new();
         for sender in self.senders {
-            answers.extend(sender.await.expect("sender"));
+            sender.await.expect("sender");
         }
-        answers
+        std::mem::take(&mut *self.answers.lock().expect("answers"))
+    }
+
+    /// One delivery answered 2xx before `time`.
+    fn accepted_before(&self, time: Duration) -> Option<Answer> {
+        self.answers
+            .lock()
+            .expect("answers")
+            .iter()
+            .find(|a| a.answered < time && a.status.is_success())
+            .cloned()
+    }
+
+    /// Waits until an answer is `wanted`, or [`RECOVER`] has passed (the
+    /// assertions on the answers then say what is missing).
+    async fn until_an_answer(&self, wanted: impl Fn(&Answer) -> bool) {
+        let deadline = Instant::now() + RECOVER;
+        while Instant::now() < deadline {
+            if self.answers.lock().expect("answers").iter().any(&wanted) {
+                return;
+            }
+            tokio::time::sleep(PACE).await;
+        }
     }
 }
 
@@ -255,8 +303,8 @@ async fn send_until(
     prefix: String,
     start: Instant,
     stop: Arc<AtomicBool>,
-) -> Vec<Answer> {
-    let mut answers = Vec::new();
+    answers: Arc<Mutex<Vec<Answer>>>,
+) {
     let mut next = 0;
     for _ in 0..MAX_REQUESTS_PER_SENDER {
         if stop.load(Ordering::Relaxed) {
@@ -265,20 +313,22 @@ async fn send_until(
         let id = format!("{prefix}-{next}");
         let sent = start.elapsed();
         let reply = deliver(&receiver, &id).await;
+        let stored: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
         let answer = Answer {
             id,
             status: reply.status,
             retry_after: reply.headers.contains_key("retry-after"),
+            duplicate: stored["duplicate"] == true,
+            sequence: stored["sequence"].clone(),
             sent,
             answered: start.elapsed(),
         };
         if answer.status.is_success() {
             next += 1;
         }
-        answers.push(answer);
+        answers.lock().expect("answers").push(answer);
         tokio::time::sleep(PACE).await;
     }
-    answers
 }
 
 /// What the answers say, checked: only 2xx or 503 with `Retry-After`;
@@ -379,7 +429,7 @@ async fn a_killed_follower_loses_nothing() {
         .expect("the follower restarts");
     under_load(Duration::from_millis(700)).await;
 
-    let answers = load.finish().await;
+    let answers = load.finish_once_stored_after(fault).await;
     let stored = setup.stored().await;
     check("kill a follower", fault, &answers, &stored);
 }
@@ -423,7 +473,7 @@ async fn a_killed_stream_leader_loses_nothing() {
         .expect("the old leader restarts");
     under_load(Duration::from_millis(700)).await;
 
-    let answers = load.finish().await;
+    let answers = load.finish_once_stored_after(fault).await;
     let stored = setup.stored().await;
     check("kill the stream leader", fault, &answers, &stored);
 }
@@ -447,6 +497,29 @@ async fn without_a_quorum_nothing_is_acknowledged_and_storing_resumes() {
     setup.cluster.kill(followers[1]);
     let lost_quorum = setup.now();
     under_load(Duration::from_secs(5)).await;
+    // When the receiver's own node was killed, its requests in flight wait
+    // out the publish timeout (3 s), and so do their retries to the leader
+    // alone: the quorum stays away until one delivery sent without it has
+    // been answered.
+    load.until_an_answer(|a| a.sent > lost_quorum).await;
+    // A provider's redelivery of an event stored before the loss is
+    // answered 2xx even now, from the leader's deduplication window, with
+    // the sequence the event was stored at: stored is stored.
+    let stored_before = load
+        .accepted_before(fault)
+        .expect("deliveries were stored before the fault");
+    let redelivered = deliver(&setup.receiver, &stored_before.id).await;
+    let again: serde_json::Value = serde_json::from_slice(&redelivered.body).unwrap_or_default();
+    assert!(
+        redelivered.status.is_success() && again["duplicate"] == true,
+        "a redelivery of {} (stored before the quorum was lost) is answered as a duplicate: {} {again}",
+        stored_before.id,
+        redelivered.status
+    );
+    assert_eq!(
+        again["sequence"], stored_before.sequence,
+        "the redelivery names the sequence its event was stored at"
+    );
     let repair = setup.now();
     for &follower in &followers {
         setup
@@ -458,7 +531,7 @@ async fn without_a_quorum_nothing_is_acknowledged_and_storing_resumes() {
     setup.stores_again("quorum-probe").await;
     under_load(Duration::from_millis(700)).await;
 
-    let answers = load.finish().await;
+    let answers = load.finish_once_stored_after(fault).await;
     // Sent after the quorum was gone and answered before it could be back:
     // each must be refused.
     let outage: Vec<&Answer> = answers
@@ -469,10 +542,30 @@ async fn without_a_quorum_nothing_is_acknowledged_and_storing_resumes() {
         !outage.is_empty(),
         "deliveries were sent while there was no quorum"
     );
-    let acknowledged: Vec<&&Answer> = outage.iter().filter(|a| a.status.is_success()).collect();
+    // The one 2xx a leader without followers may give: a retry of a
+    // delivery whose first attempt was committed before the quorum went
+    // (its answer lost with the receiver's node), answered from the
+    // stream's deduplication window, which holds only applied, that is
+    // committed, messages (in-flight ids get an error). Nothing new is
+    // acknowledged: a 2xx here must say `duplicate` and be for an id first
+    // sent while there was a quorum.
+    let sent_before_the_loss = |id: &str| {
+        answers
+            .iter()
+            .any(|earlier| earlier.id == id && earlier.sent < lost_quorum)
+    };
+    let acknowledged_anew: Vec<&&Answer> = outage
+        .iter()
+        .filter(|a| a.status.is_success() && !(a.duplicate && sent_before_the_loss(&a.id)))
+        .collect();
     assert!(
-        acknowledged.is_empty(),
-        "nothing is acknowledged without a quorum: {acknowledged:?}"
+        acknowledged_anew.is_empty(),
+        "nothing new is acknowledged without a quorum: {acknowledged_anew:?}"
+    );
+    let redelivered = outage.iter().filter(|a| a.status.is_success()).count();
+    eprintln!(
+        "without a quorum: {} deliveries answered, {redelivered} of them a duplicate of one stored before",
+        outage.len()
     );
     let stored = setup.stored().await;
     check("kill two of three", fault, &answers, &stored);
@@ -509,7 +602,7 @@ async fn a_paused_node_under_the_receiver_loses_nothing() {
     paused.resume();
     under_load(Duration::from_millis(700)).await;
 
-    let answers = load.finish().await;
+    let answers = load.finish_once_stored_after(fault).await;
     let stored = setup.stored().await;
     check("pause the receiver's node", fault, &answers, &stored);
 }
