@@ -14,7 +14,7 @@
 //! ([`log_format`]) filtered of every known secret ([`logging`],
 //! [`redact`]), written in batches ([`log_writer`]), with traces
 //! ([`telemetry`], which installs the subscriber of both). The client TLS
-//! of keys, ranges and traces is `tls`.
+//! of keys, ranges, traces and the receiver's deliveries is [`tls`].
 #![forbid(unsafe_code)]
 
 pub mod forward;
@@ -31,5 +31,5 @@ pub mod redact;
 pub mod secrets;
 pub mod subject_token;
 pub mod telemetry;
-mod tls;
+pub mod tls;
 pub mod verify;

@@ -387,42 +387,37 @@ pub fn bounded_text(text: &str, max: usize) -> String {
     out
 }
 
-/// The client TLS configuration: ring; `ca`'s certificates only when
-/// given, else the system's roots (needed only for `https://`).
+/// The client TLS configuration (core's, as for keys and traces): `ca`'s
+/// certificates only when given, else the system's roots (needed only for
+/// `https://`).
 fn client_tls(
     ca: Option<&Secret>,
     https: bool,
 ) -> Result<rustls::ClientConfig, DestinationSetupError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
+    let roots = match ca {
         Some(ca) => {
-            let mut any = false;
+            let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(ca.expose()) {
                 let cert = cert.map_err(|e| DestinationSetupError::Certificate(e.to_string()))?;
                 roots
                     .add(cert)
                     .map_err(|e| DestinationSetupError::Certificate(e.to_string()))?;
-                any = true;
             }
-            if !any {
+            if roots.is_empty() {
                 return Err(DestinationSetupError::NoCertificate);
             }
+            roots
         }
         None => {
-            let native = rustls_native_certs::load_native_certs();
-            let (added, _) = roots.add_parsable_certificates(native.certs);
-            if added == 0 && https {
+            let roots = hookwarden_core::tls::system_root_store();
+            if roots.is_empty() && https {
                 return Err(DestinationSetupError::NoSystemRoots);
             }
+            roots
         }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| DestinationSetupError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
+    };
+    hookwarden_core::tls::client_config(Arc::new(roots))
+        .map_err(|e| DestinationSetupError::Tls(e.to_string()))
 }
 
 #[cfg(test)]
@@ -527,6 +522,21 @@ mod tests {
             replayed.headers().get("content-type").map(|v| v.as_bytes()),
             Some(&b"application/octet-stream"[..])
         );
+    }
+
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused_and_a_real_one_is_trusted() {
+        let empty = Secret::from(&b"not a PEM file\n"[..]);
+        assert!(matches!(
+            client_tls(Some(&empty), true),
+            Err(DestinationSetupError::NoCertificate)
+        ));
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .expect("a certificate");
+        let pem = Secret::from(ca.cert.pem().into_bytes());
+        assert!(client_tls(Some(&pem), true).is_ok());
+        // Plain http needs no roots at all.
+        assert!(client_tls(None, false).is_ok());
     }
 
     #[test]
