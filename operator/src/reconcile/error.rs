@@ -95,15 +95,73 @@ impl ReconcileError {
     }
 }
 
-/// The step of a failed API request by its action (`reading`, `deleting`,
-/// `writing the status of`...), for the pool's and subscription's errors,
-/// whose API failures carry the action instead of a variant each.
-pub(super) fn api_step(action: &str) -> &'static str {
-    match action {
-        "writing the status of" => "write_status",
-        "deleting" => "prune",
-        "creating" | "patching" => "apply",
-        _ => "observe",
+/// What a failed API request of a pool's or subscription's pass was doing:
+/// the words of its error message, and the failure metric's step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiAction {
+    Reading,
+    Listing,
+    Creating,
+    Patching,
+    Deleting,
+    WritingStatus,
+}
+
+impl ApiAction {
+    /// The failure metric's `step` label.
+    pub fn step(self) -> &'static str {
+        match self {
+            Self::Reading | Self::Listing => "observe",
+            Self::Creating | Self::Patching => "apply",
+            Self::Deleting => "prune",
+            Self::WritingStatus => "write_status",
+        }
+    }
+}
+
+impl std::fmt::Display for ApiAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Reading => "reading",
+            Self::Listing => "listing",
+            Self::Creating => "creating",
+            Self::Patching => "patching",
+            Self::Deleting => "deleting",
+            Self::WritingStatus => "writing the status of",
+        })
+    }
+}
+
+/// A failed API request of a pool's or subscription's pass.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {kind} {namespace}/{name}: {source}")]
+pub struct ApiError {
+    /// What was being done.
+    pub action: ApiAction,
+    /// The object's kind.
+    pub kind: &'static str,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The API error.
+    pub source: kube::Error,
+}
+
+/// An API error of `action` on `kind` `namespace/name`, for `map_err`.
+pub(super) fn api_error(
+    action: ApiAction,
+    kind: &'static str,
+    namespace: &str,
+    name: &str,
+) -> impl FnOnce(kube::Error) -> ApiError {
+    let (namespace, name) = (namespace.to_owned(), name.to_owned());
+    move |source| ApiError {
+        action,
+        kind,
+        namespace,
+        name,
+        source,
     }
 }
 
@@ -134,9 +192,22 @@ mod tests {
             source: api(),
         };
         assert_eq!(prune.step(), "prune");
-        assert_eq!(api_step("writing the status of"), "write_status");
-        assert_eq!(api_step("deleting"), "prune");
-        assert_eq!(api_step("reading"), "observe");
-        assert_eq!(api_step("patching"), "apply");
+        assert_eq!(ApiAction::WritingStatus.step(), "write_status");
+        assert_eq!(ApiAction::Deleting.step(), "prune");
+        assert_eq!(ApiAction::Reading.step(), "observe");
+        assert_eq!(ApiAction::Listing.step(), "observe");
+        assert_eq!(ApiAction::Patching.step(), "apply");
+        let failed = api_error(
+            ApiAction::WritingStatus,
+            "WebhookReceiverPool",
+            "ci",
+            "shared",
+        )(api());
+        assert!(
+            failed
+                .to_string()
+                .starts_with("writing the status of WebhookReceiverPool ci/shared: "),
+            "{failed}"
+        );
     }
 }

@@ -41,7 +41,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use super::pool_context::{PoolContext, PoolError, api_error};
+use super::error::{ApiAction, api_error};
+use super::pool_context::{PoolContext, PoolError};
 use super::pool_status::{PoolMembers, record_member_change, write_pool_status};
 use super::{apply, secrets};
 use crate::ops::{ReconcileKind, ReconcileResult};
@@ -346,7 +347,7 @@ async fn read_shards(
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(api_error(
-            "listing",
+            ApiAction::Listing,
             "Secret",
             namespace,
             &pool_child_name(pool_name),
@@ -370,7 +371,9 @@ async fn delete_shard(ctx: &PoolContext, namespace: &str, secret: &str) -> Resul
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(api_error("deleting", "Secret", namespace, secret)(source)),
+        Err(source) => {
+            Err(api_error(ApiAction::Deleting, "Secret", namespace, secret)(source).into())
+        }
     }
 }
 
@@ -459,10 +462,12 @@ where
         "PodDisruptionBudget" => "PodDisruptionBudget",
         _ => "HorizontalPodAutoscaler",
     };
-    let Some(existing) = api
-        .get_metadata_opt(child)
-        .await
-        .map_err(api_error("reading", kind, namespace, child))?
+    let Some(existing) = api.get_metadata_opt(child).await.map_err(api_error(
+        ApiAction::Reading,
+        kind,
+        namespace,
+        child,
+    ))?
     else {
         return Ok(());
     };
@@ -476,6 +481,6 @@ where
     match api.delete(child, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(api_error("deleting", kind, namespace, child)(source)),
+        Err(source) => Err(api_error(ApiAction::Deleting, kind, namespace, child)(source).into()),
     }
 }

@@ -12,6 +12,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
+use super::error::ApiError;
 use super::runner::{Failures, Retried};
 use super::{ApplyError, secrets};
 use crate::ops::Metrics;
@@ -29,20 +30,9 @@ pub(super) enum PoolError {
     /// A child could not be built (a pool without uid).
     #[error("building the children of the pool: {0}")]
     Build(#[from] BuildError),
-    /// Reading, deleting or writing an object failed.
-    #[error("{action} {kind} {namespace}/{name}: {source}")]
-    Api {
-        /// What was being done.
-        action: &'static str,
-        /// The object's kind.
-        kind: &'static str,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The API error.
-        source: kube::Error,
-    },
+    /// Reading, listing or changing an object failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
 }
 
 impl PoolError {
@@ -52,24 +42,8 @@ impl PoolError {
             Self::Resolve(_) => "resolve_secrets",
             Self::Apply(_) => "apply",
             Self::Build(_) => "build",
-            Self::Api { action, .. } => super::error::api_step(action),
+            Self::Api(failed) => failed.action.step(),
         }
-    }
-}
-
-pub(super) fn api_error(
-    action: &'static str,
-    kind: &'static str,
-    namespace: &str,
-    name: &str,
-) -> impl FnOnce(kube::Error) -> PoolError {
-    let (namespace, name) = (namespace.to_owned(), name.to_owned());
-    move |source| PoolError::Api {
-        action,
-        kind,
-        namespace,
-        name,
-        source,
     }
 }
 

@@ -8,7 +8,8 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
-use super::pool_context::{PoolContext, PoolError, api_error};
+use super::error::{ApiAction, api_error};
+use super::pool_context::{PoolContext, PoolError};
 use super::secrets::ResolveError;
 use super::status::{self, Observed};
 use crate::FIELD_MANAGER;
@@ -151,7 +152,7 @@ pub(super) async fn write_pool_status(
         )
         .await
         .map_err(api_error(
-            "writing the status of",
+            ApiAction::WritingStatus,
             "WebhookReceiverPool",
             &namespace,
             &name,

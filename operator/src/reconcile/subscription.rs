@@ -32,13 +32,14 @@ use kube::{Api, Client, ResourceExt};
 use tracing::Instrument;
 
 use super::consumer;
+use super::error::{ApiAction, api_error};
 use super::runner::{self, Failures};
 use super::subscription_children::{
     cleanup, delete_budget, deployed, ensure_signing_secret, forwarder_state,
     make_way_for_recreate, stop, write_status,
 };
+use super::subscription_context::Context;
 pub use super::subscription_context::SubscriptionError;
-use super::subscription_context::{Context, api_error};
 use super::subscription_status::{self as sub_status, Observation, SourceState};
 use super::{api, apply, secrets, stream, triggers, watches};
 use crate::ops::{Metrics, ReconcileKind, ReconcileResult};
@@ -286,7 +287,7 @@ async fn apply_pass(
                 .get_opt(endpoint)
                 .await
                 .map_err(api_error(
-                    "reading",
+                    ApiAction::Reading,
                     "WebhookEndpoint",
                     &namespace,
                     endpoint,

@@ -15,7 +15,8 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use super::consumer;
-use super::subscription_context::{Context, SubscriptionError, api_error};
+use super::error::{ApiAction, api_error};
+use super::subscription_context::{Context, SubscriptionError};
 use super::subscription_status::{self as sub_status, ForwarderState, Observation, SourceState};
 use crate::FIELD_MANAGER;
 use crate::resources::forwarder::{self, Deployed};
@@ -75,7 +76,7 @@ pub(super) async fn make_way_for_recreate(
 ) -> Result<(), SubscriptionError> {
     let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), namespace);
     let live = deployments.get_opt(child).await.map_err(api_error(
-        "reading",
+        ApiAction::Reading,
         "Deployment",
         namespace,
         child,
@@ -90,7 +91,12 @@ pub(super) async fn make_way_for_recreate(
         deployments
             .patch(child, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(api_error("patching", "Deployment", namespace, child))?;
+            .map_err(api_error(
+                ApiAction::Patching,
+                "Deployment",
+                namespace,
+                child,
+            ))?;
     }
     Ok(())
 }
@@ -104,7 +110,12 @@ pub(super) async fn observe_forwarder(
     let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &namespace)
         .get_opt(&child)
         .await
-        .map_err(api_error("reading", "Deployment", &namespace, &child))?;
+        .map_err(api_error(
+            ApiAction::Reading,
+            "Deployment",
+            &namespace,
+            &child,
+        ))?;
     Ok(deployment
         .filter(|d| controlled_by(d, subscription))
         .map(|d| forwarder_state(subscription, &d)))
@@ -131,7 +142,7 @@ pub(super) async fn deployed(
     let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
         .get_opt(child)
         .await
-        .map_err(api_error("reading", "Secret", namespace, child))?;
+        .map_err(api_error(ApiAction::Reading, "Secret", namespace, child))?;
     Ok(secret
         .filter(|s| controlled_by(s, subscription))
         .and_then(|s| Deployed::of(&s)))
@@ -147,10 +158,12 @@ pub(super) async fn delete_budget(
 ) -> Result<(), SubscriptionError> {
     let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), namespace);
     let kind = "PodDisruptionBudget";
-    let Some(existing) = api
-        .get_metadata_opt(name)
-        .await
-        .map_err(api_error("reading", kind, namespace, name))?
+    let Some(existing) = api.get_metadata_opt(name).await.map_err(api_error(
+        ApiAction::Reading,
+        kind,
+        namespace,
+        name,
+    ))?
     else {
         return Ok(());
     };
@@ -160,7 +173,7 @@ pub(super) async fn delete_budget(
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(source) => Err(api_error("deleting", kind, namespace, name)(source)),
+        Err(source) => Err(api_error(ApiAction::Deleting, kind, namespace, name)(source).into()),
     }
 }
 
@@ -175,7 +188,7 @@ pub(super) async fn ensure_signing_secret(
     if secrets
         .get_metadata_opt(&name)
         .await
-        .map_err(api_error("reading", "Secret", namespace, &name))?
+        .map_err(api_error(ApiAction::Reading, "Secret", namespace, &name))?
         .is_some()
     {
         return Ok(());
@@ -188,7 +201,9 @@ pub(super) async fn ensure_signing_secret(
         }
         // Another pass (or replica) created it first: keep theirs.
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(source) => Err(api_error("creating", "Secret", namespace, &name)(source)),
+        Err(source) => {
+            Err(api_error(ApiAction::Creating, "Secret", namespace, &name)(source).into())
+        }
     }
 }
 
@@ -267,7 +282,7 @@ pub(super) async fn write_status(
             )
             .await
             .map_err(api_error(
-                "writing the status of",
+                ApiAction::WritingStatus,
                 "WebhookSubscription",
                 &namespace,
                 &name,

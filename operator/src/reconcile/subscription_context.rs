@@ -11,6 +11,7 @@ use hookwarden_crds::WebhookSubscription;
 use kube::Client;
 use kube::runtime::events::Recorder;
 
+use super::error::ApiError;
 use super::runner::{Failures, Retried};
 use super::{ApplyError, secrets, stream};
 use crate::ops::Metrics;
@@ -25,20 +26,9 @@ pub enum SubscriptionError {
     /// Applying a child failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
-    /// Reading or changing an object failed.
-    #[error("{action} {kind} {namespace}/{name}: {source}")]
-    Api {
-        /// What was being done.
-        action: &'static str,
-        /// The object's kind.
-        kind: &'static str,
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The API error.
-        source: kube::Error,
-    },
+    /// Reading, listing or changing an object failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
     /// The generated signing Secret could not be built (no uid).
     #[error("building the generated signing Secret: {0}")]
     BuildSigning(BuildError),
@@ -50,7 +40,7 @@ impl SubscriptionError {
         match self {
             Self::Resolve(_) => "resolve_secrets",
             Self::Apply(_) => "apply",
-            Self::Api { action, .. } => super::error::api_step(action),
+            Self::Api(failed) => failed.action.step(),
             Self::BuildSigning(_) => "generate_secret",
         }
     }
@@ -73,22 +63,5 @@ pub(super) struct Context {
 impl Retried<WebhookSubscription> for Context {
     fn failures(&self) -> &Failures<WebhookSubscription> {
         &self.failures
-    }
-}
-
-/// An API error of `action` on `kind` `namespace/name` as a pass error.
-pub(super) fn api_error(
-    action: &'static str,
-    kind: &'static str,
-    namespace: &str,
-    name: &str,
-) -> impl FnOnce(kube::Error) -> SubscriptionError {
-    let (namespace, name) = (namespace.to_owned(), name.to_owned());
-    move |source| SubscriptionError::Api {
-        action,
-        kind,
-        namespace,
-        name,
-        source,
     }
 }
