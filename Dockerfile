@@ -7,12 +7,18 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-# One cargo invocation builds both binaries, so the shared dependencies are
-# compiled once; the cache mounts keep the registry and target dir between
+# Two cargo invocations, on purpose: one invocation unifies the features
+# of the crates both binaries share, and the operator turns on crds' `kube`
+# feature, which would put kube into the receiver too. The data plane is
+# built without kube (tests/tools/deps-check.sh checks the receiver's tree
+# alone; the chart tests check that no invocation builds both here).
+# Dependencies with the same features are compiled once and shared through
+# the target dir; the cache mounts keep the registry and target dir between
 # builds without putting them in a layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p hookwarden-operator -p hookwarden-receiver \
+    cargo build --release --locked -p hookwarden-receiver \
+    && cargo build --release --locked -p hookwarden-operator \
     && mkdir -p /out \
     && cp target/release/hookwarden-operator target/release/hookwarden-receiver /out/
 

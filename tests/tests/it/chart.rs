@@ -994,24 +994,30 @@ async fn the_api_server_accepts_the_rendered_manifests() {
     accepted_by_the_api_server(ns, &full);
 }
 
-/// The packages the Dockerfile's `cargo build` names with `-p` (up to the
-/// end of that command: other commands have their own `-p` flags).
-fn dockerfile_packages(dockerfile: &str) -> BTreeSet<String> {
+/// The packages each of the Dockerfile's `cargo build` commands names with
+/// `-p` (each up to the end of its command: other commands have their own
+/// `-p` flags).
+fn dockerfile_builds(dockerfile: &str) -> Vec<BTreeSet<String>> {
     let words: Vec<&str> = dockerfile.split_whitespace().collect();
-    let start = words
+    let builds: Vec<BTreeSet<String>> = words
         .windows(2)
-        .position(|w| w == ["cargo", "build"])
-        .expect("a cargo build in the Dockerfile");
-    let build: Vec<&str> = words[start..]
-        .iter()
-        .take_while(|w| **w != "&&")
-        .copied()
+        .enumerate()
+        .filter(|(_, w)| *w == ["cargo", "build"])
+        .map(|(start, _)| {
+            let build: Vec<&str> = words[start..]
+                .iter()
+                .take_while(|w| **w != "&&")
+                .copied()
+                .collect();
+            build
+                .windows(2)
+                .filter(|w| w[0] == "-p")
+                .map(|w| w[1].to_owned())
+                .collect()
+        })
         .collect();
-    build
-        .windows(2)
-        .filter(|w| w[0] == "-p")
-        .map(|w| w[1].to_owned())
-        .collect()
+    assert!(!builds.is_empty(), "a cargo build in the Dockerfile");
+    builds
 }
 
 fn workspace_packages(root: &Path) -> BTreeSet<String> {
@@ -1065,12 +1071,23 @@ fn the_dockerfile_builds_both_binaries_from_workspace_packages() {
         "built from Cargo.lock"
     );
     assert_eq!(dockerfile.matches("USER 65532").count(), 2);
-    let packages = dockerfile_packages(&dockerfile);
+    let builds = dockerfile_builds(&dockerfile);
+    let packages: BTreeSet<String> = builds.iter().flatten().cloned().collect();
     assert_eq!(
         packages,
         ["hookwarden-operator", "hookwarden-receiver"]
             .map(str::to_owned)
             .into()
+    );
+    // One cargo invocation unifies the features of what both link, and the
+    // operator turns on crds' `kube` feature: the receiver image would
+    // carry kube, which the data plane is built without (deps-check).
+    assert!(
+        builds
+            .iter()
+            .all(|build| !(build.contains("hookwarden-receiver")
+                && build.contains("hookwarden-operator"))),
+        "the receiver is built in a cargo invocation of its own: {builds:?}"
     );
     let workspace = workspace_packages(&root);
     assert!(
