@@ -17,8 +17,8 @@ use super::{
 };
 use crate::resources;
 use crate::resources::pool::{
-    Members, config_shards, desired_pool_replicas, pool_child_name, pooled_endpoint,
-    recorded_members, shard_of, shard_secret_name,
+    Members, config_shards, desired_pool_replicas, member_stream_endpoint, pool_child_name,
+    pooled_endpoint, recorded_members, shard_of, shard_secret_name,
 };
 
 /// `ConfigApplied` of member `endpoint` of pool `pool`, from what the
@@ -112,8 +112,14 @@ pub(super) async fn reconcile_member(
         write_status(ctx, endpoint, &spec, receiver, None).await?;
         return Ok(Action::await_change());
     };
-    let effective = pooled_endpoint(
-        &resources::effective_endpoint(endpoint, &ctx.settings),
+    // Its stream is managed with the pool's NATS login: without it, on a
+    // NATS that requires one, the operator could not check the stream the
+    // pool's pods store into, and the member would never be Ready.
+    let effective = member_stream_endpoint(
+        &pooled_endpoint(
+            &resources::effective_endpoint(endpoint, &ctx.settings),
+            &pool,
+        ),
         &pool,
     );
     let child = pool_child_name(pool_name);

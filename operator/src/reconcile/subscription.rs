@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookwarden_core::forward::PlanError;
-use hookwarden_crds::{WebhookEndpoint, WebhookSubscription};
+use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool, WebhookSubscription};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::Action;
@@ -44,6 +44,7 @@ use super::subscription_status::{self as sub_status, Observation, SourceState};
 use super::{api, apply, secrets, stream, triggers, watches};
 use crate::ops::{Metrics, ReconcileKind, ReconcileResult};
 use crate::resources::forwarder::{self, Effective};
+use crate::resources::pool::{member_stream_endpoint, pooled_endpoint};
 use crate::resources::{Component, Owner, Settings};
 
 /// How often a subscription is passed again to refresh its lag, dead
@@ -133,6 +134,35 @@ pub(crate) fn controller(
         );
     let running = runner::run(running, shutdown, reconcile, context);
     (store, running)
+}
+
+/// `endpoint` as its stream is served: a pool member's lives on its pool's
+/// NATS and is reached with the pool's login (as the pool's pods and the
+/// operator reach it), whatever NATS the member's own spec names. A member
+/// whose pool does not exist is taken as it is (it is served nowhere).
+/// A rotation of the pool's login reaches the forwarder at the next
+/// status refresh, not by a watch.
+async fn as_served(
+    ctx: &Context,
+    namespace: &str,
+    endpoint: WebhookEndpoint,
+) -> Result<WebhookEndpoint, SubscriptionError> {
+    let Some(pool_name) = endpoint.spec.pool.clone() else {
+        return Ok(endpoint);
+    };
+    let pool = Api::<WebhookReceiverPool>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(&pool_name)
+        .await
+        .map_err(api_error(
+            ApiAction::Reading,
+            "WebhookReceiverPool",
+            namespace,
+            &pool_name,
+        ))?;
+    Ok(match pool {
+        Some(pool) => member_stream_endpoint(&pooled_endpoint(&endpoint, &pool), &pool),
+        None => endpoint,
+    })
 }
 
 /// The subscriptions among `subscriptions` whose source is `endpoint`.
@@ -280,18 +310,22 @@ async fn apply_pass(
     }
 
     // Dereference: the source endpoint, read afresh (the watch that
-    // started this pass may be the endpoint's own).
+    // started this pass may be the endpoint's own), as it is served.
     let endpoint = async {
-        match &subscription.spec.source.endpoint {
-            Some(endpoint) => Api::<WebhookEndpoint>::namespaced(ctx.client.clone(), &namespace)
-                .get_opt(endpoint)
-                .await
-                .map_err(api_error(
-                    ApiAction::Reading,
-                    "WebhookEndpoint",
-                    &namespace,
-                    endpoint,
-                )),
+        let Some(name) = &subscription.spec.source.endpoint else {
+            return Ok(None);
+        };
+        let endpoint = Api::<WebhookEndpoint>::namespaced(ctx.client.clone(), &namespace)
+            .get_opt(name)
+            .await
+            .map_err(api_error(
+                ApiAction::Reading,
+                "WebhookEndpoint",
+                &namespace,
+                name,
+            ))?;
+        match endpoint {
+            Some(endpoint) => as_served(ctx, &namespace, endpoint).await.map(Some),
             None => Ok(None),
         }
     }

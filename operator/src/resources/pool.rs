@@ -174,6 +174,24 @@ pub fn pooled_endpoint(effective: &WebhookEndpoint, pool: &WebhookReceiverPool) 
     pooled
 }
 
+/// The member `pooled` ([`pooled_endpoint`]) as the operator manages its
+/// stream: on the pool's NATS with the pool's own login
+/// (`spec.nats.credentialsSecretRef`), as the pool's pods store into it.
+/// Never rendered into the pool's Secret: the pods log in once for every
+/// member (`--nats-credentials-secret-ref`).
+pub fn member_stream_endpoint(
+    pooled: &WebhookEndpoint,
+    pool: &WebhookReceiverPool,
+) -> WebhookEndpoint {
+    let mut member = pooled.clone();
+    member
+        .spec
+        .nats
+        .credentials_secret_ref
+        .clone_from(&pool.spec.nats.credentials_secret_ref);
+    member
+}
+
 /// Where `endpoint` is reached inside its pool, as the pool's receivers
 /// route: the host (lower-case, without port) and exact path of its
 /// Ingress; without one, `/` on any host.
@@ -770,6 +788,13 @@ mod tests {
             entries.keys().all(|key| !key.contains("nats")),
             "neither the member's nor the pool's creds in the member's entries: {entries:?}"
         );
+        // The operator manages the member's stream with the pool's login.
+        let managed = member_stream_endpoint(&effective, &pool);
+        assert_eq!(
+            managed.spec.nats.credentials_secret_ref,
+            pool.spec.nats.credentials_secret_ref
+        );
+        assert_eq!(managed.spec.nats.url, effective.spec.nats.url);
     }
 
     #[test]

@@ -3,16 +3,21 @@
 //! the binary does), so the operator reads it once for the pool, puts it in
 //! the first config Secret, names it in the pods' arguments, and rolls the
 //! pods when it changes; without it nothing is applied and the pool says
-//! why. No member carries it.
+//! why. No member carries it; the operator manages the members' streams
+//! with it.
 
-use hookwarden_crds::WebhookReceiverPool;
-use hookwarden_tests::TestNamespace;
+use std::time::Duration;
+
+use hookwarden_core::publish::Target;
+use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool, WebhookSubscription};
+use hookwarden_operator::ops::Ops;
+use hookwarden_tests::{NatsServer, TestNamespace};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 
-use super::pool::{GITHUB_SECRET, apply, apply_member, apply_secret, keys};
+use super::pool::{GITHUB_SECRET, apply, apply_member, apply_secret, condition, keys};
 use super::reconcile::config_hash;
-use super::{WAIT, start_operator};
+use super::{WAIT, start_operator, start_operator_with};
 
 /// Not a real `.creds` file: the operator passes it on without reading it.
 const CREDS: &str = "-----BEGIN NATS USER JWT-----\npool-test-jwt\n------END NATS USER JWT------\n";
@@ -132,5 +137,136 @@ async fn the_pools_nats_credentials_are_read_once_for_the_pool_and_roll_its_pods
             .get("secret.pool-nats_user.creds")
             .map(|v| v.0.clone()),
         Some(ROTATED.as_bytes().to_vec())
+    );
+}
+
+/// A pool on a NATS of its own that requires a login, and an operator
+/// whose `--nats-url` is another server with no login for the pool's: each
+/// member's stream is created and checked with the pool's login on the
+/// pool's NATS, as the pool's pods store into it, so the member's
+/// `StreamReady` turns True; and a subscription to the member reads that
+/// stream there, with that login. (Before, the operator managed the
+/// member's stream without credentials, NATS refused it and every member
+/// of such a pool stayed not Ready; a subscription looked on the member's
+/// own NATS.)
+#[tokio::test]
+async fn a_members_stream_and_subscriptions_use_the_pools_nats_and_login() {
+    let ns = TestNamespace::create("pool-login")
+        .await
+        .expect("namespace");
+    let pools_nats = NatsServer::builder()
+        .require_creds()
+        .start()
+        .await
+        .expect("nats-server in operator mode");
+    let creds = pools_nats.creds().expect("creds").to_owned();
+    apply_secret(&ns, "github-webhook", "secret", GITHUB_SECRET).await;
+    apply_secret(&ns, "pool-nats", "user.creds", &creds).await;
+    let _operator = start_operator_with(&ns, Ops::default(), |config| {
+        config.subscription_status_interval = Duration::from_secs(1);
+    })
+    .await;
+    apply::<WebhookReceiverPool>(
+        &ns,
+        "shared",
+        serde_json::json!({
+            "apiVersion": "hookwarden.dev/v1alpha1",
+            "kind": "WebhookReceiverPool",
+            "metadata": {"name": "shared"},
+            "spec": {"replicas": 1, "nats": {
+                "url": pools_nats.url(),
+                "credentialsSecretRef": {"name": "pool-nats", "key": "user.creds"},
+            }},
+        }),
+    )
+    .await;
+    apply_member(
+        &ns,
+        "github",
+        "shared",
+        "github",
+        "github-webhook",
+        ("gh.example.com", "/github"),
+    )
+    .await;
+
+    let endpoints = ns.api::<WebhookEndpoint>();
+    let stream_ready =
+        hookwarden_tests::eventually("the member's StreamReady to be decided", WAIT, || async {
+            let endpoint = endpoints.get("github").await.ok()?;
+            condition(&endpoint, "StreamReady").filter(|c| c.status != "Unknown")
+        })
+        .await;
+    assert_eq!(
+        stream_ready.status, "True",
+        "managed with the pool's login: {} {}",
+        stream_ready.reason, stream_ready.message
+    );
+    // The stream is on the pool's NATS.
+    let member = endpoints.get("github").await.expect("the member");
+    let target = Target::for_endpoint(&(&member).into()).expect("target");
+    let jetstream = async_nats::jetstream::new(pools_nats.connect().await.expect("log in"));
+    let stream = jetstream
+        .get_stream(&target.stream)
+        .await
+        .expect("the member's stream, on the pool's NATS");
+
+    // A subscription to the member: its consumer on that stream, its
+    // forwarder told the pool's NATS and login.
+    apply::<WebhookSubscription>(
+        &ns,
+        "to-billing",
+        serde_json::json!({
+            "apiVersion": "hookwarden.dev/v1alpha1",
+            "kind": "WebhookSubscription",
+            "metadata": {"name": "to-billing"},
+            "spec": {
+                "source": {"endpoint": "github"},
+                "destination": {"url": "http://billing.shop.svc:8080/hooks"},
+            },
+        }),
+    )
+    .await;
+    let subscriptions = ns.api::<WebhookSubscription>();
+    let consumer_ready = hookwarden_tests::eventually(
+        "the subscription's ConsumerReady to be decided",
+        WAIT,
+        || async {
+            let subscription = subscriptions.get("to-billing").await.ok()?;
+            hookwarden_tests::condition(&subscription, "ConsumerReady")
+                .filter(|c| c.status != "Unknown")
+        },
+    )
+    .await;
+    assert_eq!(
+        consumer_ready.status, "True",
+        "{} {}",
+        consumer_ready.reason, consumer_ready.message
+    );
+    let subscription = subscriptions.get("to-billing").await.expect("subscription");
+    let durable = subscription
+        .status
+        .and_then(|status| status.consumer)
+        .expect("the consumer's name in the status");
+    stream
+        .consumer_info(&durable)
+        .await
+        .expect("the durable consumer, on the pool's NATS");
+    let rendered = ns
+        .api::<Secret>()
+        .get("to-billing-forwarder")
+        .await
+        .expect("the forwarder's Secret")
+        .data
+        .unwrap_or_default();
+    let text = |key: &str| {
+        String::from_utf8(rendered.get(key).map(|v| v.0.clone()).unwrap_or_default()).expect("text")
+    };
+    assert_eq!(text("nats-url"), pools_nats.url());
+    assert_eq!(text("secret.pool-nats_user.creds"), creds);
+    assert!(
+        text("subscription.yaml").contains("pool-nats"),
+        "{}",
+        text("subscription.yaml")
     );
 }
