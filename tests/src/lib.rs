@@ -59,7 +59,7 @@ pub use list_server::{ListAnswer, ListServer, save_list_for_operator};
 pub use nats::{Frozen, NatsServer, NatsServerBuilder, UrlAuth, percent_encode};
 pub use nats_cluster::{NatsCluster, Placement};
 pub use nginx::{Forwarded, Nginx, NginxBuilder, XForwarded};
-pub use ports::free_port;
+pub use ports::{RefusingPort, free_port};
 pub use process::ManagedProcess;
 pub use receiver::InProcessReceiver;
 pub use secret_volume::{SecretVolume, write_atomic};

@@ -705,11 +705,9 @@ async fn a_client_error_is_dead_lettered_at_once_with_its_status() {
 async fn a_destination_that_is_gone_is_retried_then_dead_lettered() {
     let nats = NatsServer::start().await.expect("nats-server");
     let js = jetstream(&nats).await;
-    // Nothing listens there.
-    let url = format!(
-        "http://127.0.0.1:{}/hooks",
-        free_port().expect("a free port")
-    );
+    // Nothing listens there, and no other test's server can take the port.
+    let gone = hookwarden_tests::RefusingPort::bind().expect("a refusing port");
+    let url = format!("http://127.0.0.1:{}/hooks", gone.port());
     let _forwarder = Forwarder::start(
         &nats,
         &subscription(

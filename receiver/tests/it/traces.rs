@@ -437,11 +437,10 @@ async fn off_nothing_is_exported_and_nothing_is_said_about_traces() {
 async fn a_trace_backend_that_is_away_is_said_once_and_counted_and_deliveries_go_on() {
     const OTLP_KEY: &str = "otlp-api-key-Vb72kq";
     let nats = NatsServer::start().await.expect("nats-server");
-    // A loopback port nothing listens on: every export is refused.
-    let away = format!(
-        "http://127.0.0.1:{}",
-        hookwarden_tests::free_port().expect("a free port")
-    );
+    // A loopback port nothing listens on (nor can): every export is
+    // refused.
+    let backend = hookwarden_tests::RefusingPort::bind().expect("a refusing port");
+    let away = format!("http://127.0.0.1:{}", backend.port());
     let headers = format!("x-api-key={OTLP_KEY}");
     let receiver = spawn(
         &nats,
