@@ -2150,6 +2150,142 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
     .await;
 }
 
+/// Issue #15 as deployed, on a NATS that requires a login: a pool whose
+/// `spec.nats` names a JWT-mode nats-server of its own and a `.creds` file
+/// in a Secret (the chart's operator has no login for that server). The
+/// pool's pod, started by the pod runner from the operator's Deployment,
+/// logs in with the file from its mounted config Secret; the operator
+/// manages the member's stream with the same login, so the member turns
+/// Ready; a delivery through Traefik is answered 200 and stored in the
+/// member's stream on that server. Nothing of the `.creds` file appears in
+/// the pool's Deployment.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pool_on_a_nats_requiring_a_login_stores_through_the_ingress() {
+    let deployed = Deployed::start("pool-login").await;
+    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
+        .await
+        .expect("CRDs installed");
+    install_chart(
+        &deployed.helm_home,
+        &deployed.namespace,
+        deployed.nats.url(),
+    );
+    let pools_nats = NatsServer::builder()
+        .require_creds()
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let creds = pools_nats.creds().expect("creds").to_owned();
+    let creds_file = deployed.work.join("pool-user.creds");
+    std::fs::write(&creds_file, &creds).expect("write");
+    ok(
+        &deployed.helm_home,
+        "kubectl",
+        &[
+            "create",
+            "secret",
+            "generic",
+            "pool-nats",
+            "--namespace",
+            &deployed.namespace,
+            &format!("--from-file=user.creds={}", creds_file.display()),
+        ],
+    );
+    let pool = serde_json::json!({
+        "apiVersion": "hookwarden.dev/v1alpha1",
+        "kind": "WebhookReceiverPool",
+        "metadata": {"name": "locked", "namespace": deployed.namespace},
+        "spec": {"replicas": 1, "nats": {
+            "url": pools_nats.url(),
+            "credentialsSecretRef": {"name": "pool-nats", "key": "user.creds"},
+        }},
+    });
+    let pool_file = deployed.work.join("pool.yaml");
+    std::fs::write(&pool_file, serde_yaml_ng::to_string(&pool).expect("YAML")).expect("write");
+    ok(
+        &deployed.helm_home,
+        "kubectl",
+        &["apply", "-f", pool_file.to_str().expect("UTF-8")],
+    );
+    let member = apply_pool_member(
+        &deployed.helm_home,
+        &deployed.cli,
+        &deployed.namespace,
+        &deployed.work,
+        "locked",
+        ("omega", "omega.pool.hookwarden.test", "/in/omega"),
+    );
+    workload_rolled_out(&deployed.ns, "pool", "locked", 1).await;
+    let deployment = deployed
+        .ns
+        .api::<k8s_openapi::api::apps::v1::Deployment>()
+        .get("locked-pool")
+        .await
+        .expect("the pool's Deployment");
+    let spec = serde_json::to_string(&deployment.spec).expect("serializes");
+    let seed_line = creds
+        .lines()
+        .find(|line| line.starts_with("SU"))
+        .expect("the user's seed");
+    assert!(
+        !spec.contains(seed_line) && !spec.contains("NATS USER JWT"),
+        "the .creds file stays in its Secret"
+    );
+    assert!(spec.contains("pool-nats/user.creds"), "{spec}");
+
+    let endpoints = deployed.ns.api::<WebhookEndpoint>();
+    eventually("omega Ready with its certificate", WAIT, || async {
+        let endpoint = endpoints.get("omega").await.ok()?;
+        (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
+            .then_some(())
+    })
+    .await;
+    eventually("Traefik to route omega", WAIT, || async {
+        traefik_servers(deployed.admin, &member.host).filter(|s| !s.is_empty())
+    })
+    .await;
+    let id = "pool-login-omega-1";
+    let extra = ["--event", "push", "--delivery-id", id];
+    let secrets = deployed.work.join("secrets");
+    let (code, out) = send_once_routed(
+        &deployed.cli,
+        &member,
+        &secrets,
+        deployed.traefik,
+        &deployed.ca,
+        &extra,
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("200"), "{out}");
+    let mut endpoint = member.endpoint.clone();
+    endpoint.metadata.namespace = Some(deployed.namespace.clone());
+    let target = hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
+    let jetstream = async_nats::jetstream::new(
+        pools_nats
+            .connect()
+            .await
+            .expect("log in to the pool's NATS"),
+    );
+    let mut stream = jetstream
+        .get_stream(&target.stream)
+        .await
+        .expect("the member's stream, on the pool's NATS");
+    let info = stream.info().await.expect("info").clone();
+    assert_eq!(info.state.messages, 1, "a 2xx means stored");
+    let message = stream
+        .get_raw_message(info.state.last_sequence)
+        .await
+        .expect("message");
+    assert_eq!(
+        message
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_owned()),
+        Some(id.to_owned())
+    );
+}
+
 /// How many endpoints the deployed pool test adds at once ("hundreds of
 /// endpoints on two pool pods", issue #15).
 const MANY_MEMBERS: usize = 200;
