@@ -24,6 +24,32 @@ const CREDS: &str = "-----BEGIN NATS USER JWT-----\npool-test-jwt\n------END NAT
 const ROTATED: &str =
     "-----BEGIN NATS USER JWT-----\npool-test-rotated\n------END NATS USER JWT------\n";
 
+/// Pool `shared` (`spec.nats` is `nats` with the login `pool-nats` /
+/// `user.creds`) and its member `github` (Secret `github-webhook`).
+async fn pool_with_a_member(ns: &TestNamespace, mut nats: serde_json::Value) {
+    nats["credentialsSecretRef"] = serde_json::json!({"name": "pool-nats", "key": "user.creds"});
+    apply::<WebhookReceiverPool>(
+        ns,
+        "shared",
+        serde_json::json!({
+            "apiVersion": "hookwarden.dev/v1alpha1",
+            "kind": "WebhookReceiverPool",
+            "metadata": {"name": "shared"},
+            "spec": {"replicas": 2, "nats": nats},
+        }),
+    )
+    .await;
+    apply_member(
+        ns,
+        "github",
+        "shared",
+        "github",
+        "github-webhook",
+        ("gh.example.com", "/github"),
+    )
+    .await;
+}
+
 fn args(deployment: &Deployment) -> Vec<String> {
     deployment
         .spec
@@ -40,26 +66,7 @@ async fn the_pools_nats_credentials_are_read_once_for_the_pool_and_roll_its_pods
     let ns = TestNamespace::create("pool-nats").await.expect("namespace");
     apply_secret(&ns, "github-webhook", "secret", GITHUB_SECRET).await;
     let _operator = start_operator(&ns).await;
-    apply::<WebhookReceiverPool>(
-        &ns,
-        "shared",
-        serde_json::json!({
-            "apiVersion": "hookwarden.dev/v1alpha1",
-            "kind": "WebhookReceiverPool",
-            "metadata": {"name": "shared"},
-            "spec": {"replicas": 2, "nats": {"credentialsSecretRef": {"name": "pool-nats", "key": "user.creds"}}},
-        }),
-    )
-    .await;
-    apply_member(
-        &ns,
-        "github",
-        "shared",
-        "github",
-        "github-webhook",
-        ("gh.example.com", "/github"),
-    )
-    .await;
+    pool_with_a_member(&ns, serde_json::json!({})).await;
 
     // Without its Secret: the pool says which one, and applies nothing.
     let pools = ns.api::<WebhookReceiverPool>();
@@ -166,29 +173,7 @@ async fn a_members_stream_and_subscriptions_use_the_pools_nats_and_login() {
         config.subscription_status_interval = Duration::from_secs(1);
     })
     .await;
-    apply::<WebhookReceiverPool>(
-        &ns,
-        "shared",
-        serde_json::json!({
-            "apiVersion": "hookwarden.dev/v1alpha1",
-            "kind": "WebhookReceiverPool",
-            "metadata": {"name": "shared"},
-            "spec": {"replicas": 1, "nats": {
-                "url": pools_nats.url(),
-                "credentialsSecretRef": {"name": "pool-nats", "key": "user.creds"},
-            }},
-        }),
-    )
-    .await;
-    apply_member(
-        &ns,
-        "github",
-        "shared",
-        "github",
-        "github-webhook",
-        ("gh.example.com", "/github"),
-    )
-    .await;
+    pool_with_a_member(&ns, serde_json::json!({"url": pools_nats.url()})).await;
 
     let endpoints = ns.api::<WebhookEndpoint>();
     let stream_ready =

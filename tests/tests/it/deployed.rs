@@ -177,6 +177,15 @@ struct Deployed {
 }
 
 impl Deployed {
+    /// The CRDs installed, and the chart with [`install_chart`], the
+    /// receivers storing on this test's nats-server: what a user does first.
+    async fn helm_install(&self) {
+        hookwarden_operator::crd::install(self.ns.client(), WAIT)
+            .await
+            .expect("CRDs installed");
+        install_chart(&self.helm_home, &self.namespace, self.nats.url());
+    }
+
     async fn start(prefix: &str) -> Self {
         let bin_dir = build_workspace_binaries().unwrap_or_else(|e| panic!("{e}"));
         let runner_bins = pod_runner_bin_dir().unwrap_or_else(|e| panic!("{e}"));
@@ -214,6 +223,31 @@ impl Deployed {
             _work: work_dir,
         }
     }
+}
+
+/// Waits until endpoint `name` is Ready with its certificate.
+async fn ready_with_certificate(endpoints: &Api<WebhookEndpoint>, name: &str) {
+    eventually(
+        &format!("{name} Ready with its certificate"),
+        WAIT,
+        || async {
+            let endpoint = endpoints.get(name).await.ok()?;
+            (condition_is_true(&endpoint, "Ready")
+                && condition_is_true(&endpoint, "CertificateReady"))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+/// Waits until endpoint `name` is Ready with its certificate and Traefik
+/// routes `host` (to any server: Traefik admin's view of its router).
+async fn ready_and_routed(endpoints: &Api<WebhookEndpoint>, admin: u16, name: &str, host: &str) {
+    ready_with_certificate(endpoints, name).await;
+    eventually(&format!("Traefik to route {name}"), WAIT, || async {
+        traefik_servers(admin, host).filter(|s| !s.is_empty())
+    })
+    .await;
 }
 
 /// `kubectl apply` of `examples/<name>.yaml` into `namespace` on its own
@@ -327,14 +361,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     let consumer_bin = deployed.bin_dir.join("hookwarden-example-consumer");
 
     step("1. helm install");
-    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
-        .await
-        .expect("CRD installed");
-    install_chart(
-        &deployed.helm_home,
-        &deployed.namespace,
-        deployed.nats.url(),
-    );
+    deployed.helm_install().await;
     // examples/github.yaml names GitHub's published hook ranges; there is
     // no internet here, so the operator finds GitHub's list where it keeps
     // the last good one (its ConfigMap in the release namespace), as after
@@ -473,17 +500,7 @@ async fn deliveries_take_the_path_of_a_deployed_cluster() {
     let pods = deployed.ns.api::<Pod>();
     for example in &examples {
         let name = &example.name;
-        eventually(
-            &format!("{name} Ready with its certificate"),
-            WAIT,
-            || async {
-                let endpoint = endpoints.get(name).await.ok()?;
-                (condition_is_true(&endpoint, "Ready")
-                    && condition_is_true(&endpoint, "CertificateReady"))
-                .then_some(())
-            },
-        )
-        .await;
+        ready_with_certificate(&endpoints, name).await;
         deployed
             .ns
             .api::<Secret>()
@@ -875,14 +892,7 @@ async fn workload_rolled_out(ns: &TestNamespace, component: &str, owner: &str, r
 #[tokio::test(flavor = "multi_thread")]
 async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     let deployed = Deployed::start("day2").await;
-    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
-        .await
-        .expect("CRD installed");
-    install_chart(
-        &deployed.helm_home,
-        &deployed.namespace,
-        deployed.nats.url(),
-    );
+    deployed.helm_install().await;
     // Stripe, on its own host and path, with the old and the next secret.
     let secrets = deployed.work.join("secrets");
     let secret_of = |name: &str| {
@@ -929,16 +939,7 @@ async fn day_two_operations_under_load_lose_and_duplicate_nothing() {
     let endpoint = example.endpoint.clone();
     rolled_out(&deployed.ns, "stripe", 2).await;
     let endpoints = deployed.ns.api::<WebhookEndpoint>();
-    eventually("stripe Ready with its certificate", WAIT, || async {
-        let endpoint = endpoints.get("stripe").await.ok()?;
-        (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
-            .then_some(())
-    })
-    .await;
-    eventually("Traefik to route stripe", WAIT, || async {
-        traefik_servers(deployed.admin, &host).filter(|s| !s.is_empty())
-    })
-    .await;
+    ready_and_routed(&endpoints, deployed.admin, "stripe", &host).await;
 
     // The continuous sender: one delivery at a time, each with a new id,
     // until told to stop (bounded by a count, too).
@@ -1394,14 +1395,7 @@ async fn subscriptions_deliver_through_their_deployed_forwarders() {
     let deployed = Deployed::start("forward").await;
 
     step("1. helm install, the endpoint");
-    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
-        .await
-        .expect("CRDs installed");
-    install_chart(
-        &deployed.helm_home,
-        &deployed.namespace,
-        deployed.nats.url(),
-    );
+    deployed.helm_install().await;
     let secrets = deployed.work.join("secrets");
     let output = Command::new(&deployed.cli)
         .args(["secret", "generate", "--format", "hex"])
@@ -1438,16 +1432,7 @@ async fn subscriptions_deliver_through_their_deployed_forwarders() {
     );
     rolled_out(&deployed.ns, "stripe", 2).await;
     let endpoints = deployed.ns.api::<WebhookEndpoint>();
-    eventually("stripe Ready with its certificate", WAIT, || async {
-        let endpoint = endpoints.get("stripe").await.ok()?;
-        (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
-            .then_some(())
-    })
-    .await;
-    eventually("Traefik to route stripe", WAIT, || async {
-        traefik_servers(deployed.admin, &example.host).filter(|s| !s.is_empty())
-    })
-    .await;
+    ready_and_routed(&endpoints, deployed.admin, "stripe", &example.host).await;
 
     step("2. the destination and its certificate");
     // cert-manager issues the destination's certificate from the test CA;
@@ -1881,14 +1866,7 @@ async fn pool_pod_uids(pods: &Api<Pod>, pool: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
     let deployed = Deployed::start("pool").await;
-    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
-        .await
-        .expect("CRDs installed");
-    install_chart(
-        &deployed.helm_home,
-        &deployed.namespace,
-        deployed.nats.url(),
-    );
+    deployed.helm_install().await;
     let pool = serde_json::json!({
         "apiVersion": "hookwarden.dev/v1alpha1",
         "kind": "WebhookReceiverPool",
@@ -1942,21 +1920,7 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
         );
         async move {
             let name = example.name.clone();
-            eventually(
-                &format!("{name} Ready with its certificate"),
-                WAIT,
-                || async {
-                    let endpoint = endpoints.get(&name).await.ok()?;
-                    (condition_is_true(&endpoint, "Ready")
-                        && condition_is_true(&endpoint, "CertificateReady"))
-                    .then_some(())
-                },
-            )
-            .await;
-            eventually(&format!("Traefik to route {name}"), WAIT, || async {
-                traefik_servers(deployed.admin, &example.host).filter(|s| !s.is_empty())
-            })
-            .await;
+            ready_and_routed(&endpoints, deployed.admin, &name, &example.host).await;
             let id = format!("pool-{name}-1");
             let extra = ["--event", "push", "--delivery-id", id.as_str()];
             let (code, out) =
@@ -1967,24 +1931,7 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
             endpoint.metadata.namespace = Some(namespace.clone());
             let target =
                 hookwarden_receiver::publish::Target::for_endpoint(&endpoint).expect("target");
-            let mut stream = jetstream.get_stream(&target.stream).await.expect("stream");
-            let info = stream.info().await.expect("info").clone();
-            assert_eq!(
-                info.state.messages, 1,
-                "{name}: a 2xx means stored, in its own stream"
-            );
-            let message = stream
-                .get_raw_message(info.state.last_sequence)
-                .await
-                .expect("message");
-            assert_eq!(
-                message
-                    .headers
-                    .get("Nats-Msg-Id")
-                    .map(|v| v.as_str().to_owned()),
-                Some(id),
-                "{name}"
-            );
+            let message = the_one_stored(&jetstream, &target.stream, &id).await;
             assert!(
                 message
                     .subject
@@ -2162,14 +2109,7 @@ async fn a_pool_serves_many_endpoints_and_takes_a_new_one_without_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pool_on_a_nats_requiring_a_login_stores_through_the_ingress() {
     let deployed = Deployed::start("pool-login").await;
-    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
-        .await
-        .expect("CRDs installed");
-    install_chart(
-        &deployed.helm_home,
-        &deployed.namespace,
-        deployed.nats.url(),
-    );
+    deployed.helm_install().await;
     let pools_nats = NatsServer::builder()
         .require_creds()
         .start()
@@ -2234,16 +2174,7 @@ async fn a_pool_on_a_nats_requiring_a_login_stores_through_the_ingress() {
     assert!(spec.contains("pool-nats/user.creds"), "{spec}");
 
     let endpoints = deployed.ns.api::<WebhookEndpoint>();
-    eventually("omega Ready with its certificate", WAIT, || async {
-        let endpoint = endpoints.get("omega").await.ok()?;
-        (condition_is_true(&endpoint, "Ready") && condition_is_true(&endpoint, "CertificateReady"))
-            .then_some(())
-    })
-    .await;
-    eventually("Traefik to route omega", WAIT, || async {
-        traefik_servers(deployed.admin, &member.host).filter(|s| !s.is_empty())
-    })
-    .await;
+    ready_and_routed(&endpoints, deployed.admin, "omega", &member.host).await;
     let id = "pool-login-omega-1";
     let extra = ["--event", "push", "--delivery-id", id];
     let secrets = deployed.work.join("secrets");
@@ -2267,13 +2198,27 @@ async fn a_pool_on_a_nats_requiring_a_login_stores_through_the_ingress() {
             .await
             .expect("log in to the pool's NATS"),
     );
-    let mut stream = jetstream
-        .get_stream(&target.stream)
+    // On the pool's NATS: the member's stream is there.
+    the_one_stored(&jetstream, &target.stream, id).await;
+}
+
+/// The one message of `stream` (a 2xx means stored, in the endpoint's own
+/// stream), checked to be delivery `id`.
+async fn the_one_stored(
+    jetstream: &async_nats::jetstream::Context,
+    stream: &str,
+    id: &str,
+) -> async_nats::jetstream::message::StreamMessage {
+    let mut found = jetstream
+        .get_stream(stream)
         .await
-        .expect("the member's stream, on the pool's NATS");
-    let info = stream.info().await.expect("info").clone();
-    assert_eq!(info.state.messages, 1, "a 2xx means stored");
-    let message = stream
+        .unwrap_or_else(|e| panic!("stream {stream}: {e}"));
+    let info = found.info().await.expect("info").clone();
+    assert_eq!(
+        info.state.messages, 1,
+        "{id}: a 2xx means stored, in {stream}"
+    );
+    let message = found
         .get_raw_message(info.state.last_sequence)
         .await
         .expect("message");
@@ -2281,9 +2226,12 @@ async fn a_pool_on_a_nats_requiring_a_login_stores_through_the_ingress() {
         message
             .headers
             .get("Nats-Msg-Id")
-            .map(|v| v.as_str().to_owned()),
-        Some(id.to_owned())
+            .map(|v| v.as_str().to_owned())
+            .as_deref(),
+        Some(id),
+        "{stream}"
     );
+    message
 }
 
 /// How many endpoints the deployed pool test adds at once ("hundreds of
@@ -2412,7 +2360,7 @@ async fn receiver_pods_fetch_provider_keys_through_cluster_dns() {
     let started = std::time::Instant::now();
     let step = |what: &str| eprintln!("fetched keys: {what} at {:.1?}", started.elapsed());
     let deployed = Deployed::start("keys").await;
-    let ingress_ca = deployed.ca;
+    let ingress_ca = deployed.ca.clone();
 
     step("1. the key server, as the cluster's DNS and the image see it");
     let (sns_host, sns_path) = SNS_CERT_URL
@@ -2463,14 +2411,7 @@ data:
         .unwrap_or_else(|e| panic!("{e}"));
 
     step("2. helm install, the endpoints behind Traefik");
-    hookwarden_operator::crd::install(deployed.ns.client(), WAIT)
-        .await
-        .expect("CRDs installed");
-    install_chart(
-        &deployed.helm_home,
-        &deployed.namespace,
-        deployed.nats.url(),
-    );
+    deployed.helm_install().await;
     let sns = apply_keyed_endpoint(
         &deployed.helm_home,
         &deployed.work,
@@ -2495,23 +2436,7 @@ data:
     let endpoints = deployed.ns.api::<WebhookEndpoint>();
     for example in [&sns, &grid] {
         rolled_out(&deployed.ns, &example.name, 2).await;
-        eventually(
-            &format!("{} Ready with its certificate", example.name),
-            WAIT,
-            || async {
-                let endpoint = endpoints.get(&example.name).await.ok()?;
-                (condition_is_true(&endpoint, "Ready")
-                    && condition_is_true(&endpoint, "CertificateReady"))
-                .then_some(())
-            },
-        )
-        .await;
-        eventually(
-            &format!("Traefik to route {}", example.name),
-            WAIT,
-            || async { traefik_servers(deployed.admin, &example.host).filter(|s| !s.is_empty()) },
-        )
-        .await;
+        ready_and_routed(&endpoints, deployed.admin, &example.name, &example.host).await;
     }
 
     step("3. deliveries signed with the published keys, and with another");
