@@ -154,10 +154,22 @@ pub(super) async fn reconcile_member(
             let Some(reason) = error.reason() else {
                 return Err(error.into());
             };
-            let spec = SpecState::SecretsUnresolved {
-                reason,
-                message: error.to_string(),
+            // The pool's login is no reference of the member's own: say
+            // whose it is.
+            let pools_login = pool
+                .spec
+                .nats
+                .credentials_secret_ref
+                .as_ref()
+                .is_some_and(|login| login.name == error.secret_name());
+            let message = if pools_login {
+                format!(
+                    "the NATS login of pool {pool_name:?} (its spec.nats.credentialsSecretRef), with which its members' streams are managed: {error}"
+                )
+            } else {
+                error.to_string()
             };
+            let spec = SpecState::SecretsUnresolved { reason, message };
             write_status_with(
                 ctx,
                 endpoint,

@@ -86,6 +86,16 @@ impl ResolveError {
             Self::Api { .. } => None,
         }
     }
+
+    /// The Secret that could not be read.
+    pub fn secret_name(&self) -> &str {
+        match self {
+            Self::SecretNotFound { name, .. }
+            | Self::SecretKeyNotFound { name, .. }
+            | Self::SecretValueTooLarge { name, .. }
+            | Self::Api { name, .. } => name,
+        }
+    }
 }
 
 /// Reads every key `spec` references from the Secrets in `api`'s namespace.

@@ -86,6 +86,25 @@ async fn the_pools_nats_credentials_are_read_once_for_the_pool_and_roll_its_pods
         "{}",
         available.message
     );
+    // The member says whose login is missing: not a reference of its own.
+    let endpoints = ns.api::<WebhookEndpoint>();
+    let unresolved = hookwarden_tests::eventually(
+        "the member's SecretsResolved to name the pool's login",
+        WAIT,
+        || async {
+            let endpoint = endpoints.get("github").await.ok()?;
+            condition(&endpoint, "SecretsResolved").filter(|c| c.reason == "SecretNotFound")
+        },
+    )
+    .await;
+    assert!(
+        unresolved
+            .message
+            .starts_with("the NATS login of pool \"shared\" (its spec.nats.credentialsSecretRef)")
+            && unresolved.message.contains("pool-nats"),
+        "{}",
+        unresolved.message
+    );
     let deployments = ns.api::<Deployment>();
     assert!(
         deployments
