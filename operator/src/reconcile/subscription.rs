@@ -108,6 +108,11 @@ pub(crate) fn controller(
     // or NATS) re-targets the subscriptions that name it, and its NATS
     // credentials Secret is theirs too.
     let (endpoints, endpoint_events) = watches::endpoints(&client, namespace);
+    // The pools, cached: a pool member's stream is read on its pool's NATS
+    // with its pool's login ([`as_served`]), so a change of either
+    // re-targets the subscriptions of its members, and the login's Secret
+    // is theirs too.
+    let (pools, pool_events) = watches::pools(&client, namespace);
     let context = Arc::new(Context {
         client: client.clone(),
         settings,
@@ -118,7 +123,9 @@ pub(crate) fn controller(
         refresh,
     });
     let by_endpoint = store.clone();
+    let by_pool = store.clone();
     let by_secret = store.clone();
+    let members = endpoints.clone();
     let running = controller
         .owns(
             api::<PodDisruptionBudget>(&client, namespace),
@@ -127,10 +134,13 @@ pub(crate) fn controller(
         .watches_stream(endpoint_events, move |endpoint: WebhookEndpoint| {
             naming(&endpoint, &by_endpoint.state())
         })
+        .watches_stream(pool_events, move |pool: WebhookReceiverPool| {
+            reading_members_of(&pool, &by_pool.state(), &members)
+        })
         .watches(
             api::<Secret>(&client, namespace),
             watcher::Config::default(),
-            move |secret: Secret| referencing(&secret, &by_secret.state(), &endpoints),
+            move |secret: Secret| referencing(&secret, &by_secret.state(), &endpoints, &pools),
         );
     let running = runner::run(running, shutdown, reconcile, context);
     (store, running)
@@ -140,8 +150,8 @@ pub(crate) fn controller(
 /// NATS and is reached with the pool's login (as the pool's pods and the
 /// operator reach it), whatever NATS the member's own spec names. A member
 /// whose pool does not exist is taken as it is (it is served nowhere).
-/// A rotation of the pool's login reaches the forwarder at the next
-/// status refresh, not by a watch.
+/// A change of the pool's NATS or login starts a pass
+/// ([`reading_members_of`], [`referencing`]).
 async fn as_served(
     ctx: &Context,
     namespace: &str,
@@ -181,13 +191,45 @@ fn naming(
         .collect()
 }
 
+/// The source endpoint of `subscription`, if it names one and it is
+/// cached.
+fn source_endpoint(
+    subscription: &WebhookSubscription,
+    endpoints: &Store<WebhookEndpoint>,
+) -> Option<Arc<WebhookEndpoint>> {
+    let name = subscription.spec.source.endpoint.as_ref()?;
+    let namespace = subscription.namespace().unwrap_or_default();
+    endpoints.get(&ObjectRef::new(name).within(&namespace))
+}
+
+/// The subscriptions among `subscriptions` whose source endpoint is a
+/// member of `pool`: they read its stream on the pool's NATS.
+fn reading_members_of(
+    pool: &WebhookReceiverPool,
+    subscriptions: &[Arc<WebhookSubscription>],
+    endpoints: &Store<WebhookEndpoint>,
+) -> Vec<ObjectRef<WebhookSubscription>> {
+    let namespace = pool.namespace();
+    let name = pool.name_any();
+    subscriptions
+        .iter()
+        .filter(|s| s.namespace() == namespace)
+        .filter(|s| {
+            source_endpoint(s, endpoints)
+                .is_some_and(|endpoint| endpoint.spec.pool.as_deref() == Some(name.as_str()))
+        })
+        .map(|s| ObjectRef::from_obj(&**s))
+        .collect()
+}
+
 /// The subscriptions among `subscriptions` that read `secret`: by their own
 /// references, as their generated signing Secret, or as the NATS
-/// credentials of their source endpoint.
+/// credentials of their source endpoint (its own, or its pool's login).
 fn referencing(
     secret: &Secret,
     subscriptions: &[Arc<WebhookSubscription>],
     endpoints: &Store<WebhookEndpoint>,
+    pools: &Store<WebhookReceiverPool>,
 ) -> Vec<ObjectRef<WebhookSubscription>> {
     let namespace = secret.namespace();
     let name = secret.name_any();
@@ -209,18 +251,30 @@ fn referencing(
                 )
                 .any(|reference| reference.name == name);
             let generated = forwarder::signing_secret_name(&s.name_any()) == name;
-            let endpoint_credentials = spec.source.endpoint.as_ref().is_some_and(|endpoint| {
-                let key = ObjectRef::new(endpoint).within(namespace.as_deref().unwrap_or_default());
-                endpoints.get(&key).is_some_and(|endpoint| {
-                    endpoint
-                        .spec
+            let source = source_endpoint(s, endpoints);
+            let endpoint_credentials = source.as_ref().is_some_and(|endpoint| {
+                endpoint
+                    .spec
+                    .nats
+                    .credentials_secret_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name)
+            });
+            let pool_login = source
+                .as_ref()
+                .and_then(|endpoint| endpoint.spec.pool.as_ref())
+                .and_then(|pool| {
+                    pools
+                        .get(&ObjectRef::new(pool).within(namespace.as_deref().unwrap_or_default()))
+                })
+                .is_some_and(|pool| {
+                    pool.spec
                         .nats
                         .credentials_secret_ref
                         .as_ref()
                         .is_some_and(|r| r.name == name)
-                })
-            });
-            own || generated || endpoint_credentials
+                });
+            own || generated || endpoint_credentials || pool_login
         })
         .map(|s| ObjectRef::from_obj(&**s))
         .collect()
@@ -531,8 +585,9 @@ mod tests {
         .expect("endpoint")
         .into();
         writer.apply_watcher_event(&watcher::Event::Apply(endpoint));
+        let (pools, _) = reflector::store::<WebhookReceiverPool>();
         let subs = [subscription("  source: {endpoint: github}\n")];
-        let names = |secret: &Secret| referencing(secret, &subs, &endpoints).len();
+        let names = |secret: &Secret| referencing(secret, &subs, &endpoints, &pools).len();
         assert_eq!(names(&secret("ci", "ca")), 1, "the destination's CA");
         assert_eq!(names(&secret("ci", "to-billing-signing")), 1, "generated");
         assert_eq!(
@@ -542,6 +597,48 @@ mod tests {
         );
         assert_eq!(names(&secret("ci", "unrelated")), 0);
         assert_eq!(names(&secret("other", "ca")), 0, "another namespace");
+    }
+
+    #[test]
+    fn a_pools_nats_and_login_map_to_the_subscriptions_of_its_members() {
+        let (endpoints, mut endpoint_writer) = reflector::store::<WebhookEndpoint>();
+        for (name, pool) in [("github", "shared"), ("stripe", "other")] {
+            let member: WebhookEndpoint = hookwarden_crds::from_yaml(&format!(
+                "apiVersion: hookwarden.dev/v1alpha1\nkind: WebhookEndpoint\n\
+                 metadata: {{name: {name}, namespace: ci}}\n\
+                 spec: {{provider: github, pool: {pool}, nats: {{credentialsSecretRef: {{name: own-nats, key: user.creds}}}}}}\n",
+            ))
+            .expect("endpoint")
+            .into();
+            endpoint_writer.apply_watcher_event(&watcher::Event::Apply(member));
+        }
+        let pool: WebhookReceiverPool = serde_json::from_value(serde_json::json!({
+            "apiVersion": "hookwarden.dev/v1alpha1",
+            "kind": "WebhookReceiverPool",
+            "metadata": {"name": "shared", "namespace": "ci"},
+            "spec": {"nats": {"credentialsSecretRef": {"name": "pool-nats", "key": "user.creds"}}},
+        }))
+        .expect("pool");
+        let (pools, mut pool_writer) = reflector::store::<WebhookReceiverPool>();
+        pool_writer.apply_watcher_event(&watcher::Event::Apply(pool.clone()));
+        let subs = [
+            subscription("  source: {endpoint: github}\n"),
+            subscription("  source: {endpoint: stripe}\n"),
+            subscription("  source: {stream: X, subjectPrefix: x}\n"),
+        ];
+        assert_eq!(
+            reading_members_of(&pool, &subs, &endpoints),
+            vec![ObjectRef::from_obj(&*subs[0])],
+            "only the subscription of the pool's member"
+        );
+        let mut elsewhere = pool.clone();
+        elsewhere.metadata.namespace = Some("other".to_owned());
+        assert!(reading_members_of(&elsewhere, &subs, &endpoints).is_empty());
+        assert_eq!(
+            referencing(&secret("ci", "pool-nats"), &subs, &endpoints, &pools),
+            vec![ObjectRef::from_obj(&*subs[0])],
+            "the pool's login is its members' subscriptions' Secret"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 
 use futures::Stream;
-use hookwarden_crds::WebhookEndpoint;
+use hookwarden_crds::{WebhookEndpoint, WebhookReceiverPool};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -91,4 +91,40 @@ pub(super) fn endpoints(
 /// [`triggers::owner_changes`] as the hash [`triggers::changed`] takes.
 fn endpoint_changes(endpoint: &WebhookEndpoint) -> u64 {
     triggers::owner_changes(endpoint).unwrap_or_default()
+}
+
+/// The pools of `namespace`, cached, and the events of those whose NATS
+/// (`spec.nats`: its URL and login) changed, or that were deleted: where
+/// and how their members' streams are read, so what starts a pass of the
+/// subscriptions that read a member.
+pub(super) fn pools(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (
+    Store<WebhookReceiverPool>,
+    impl Stream<Item = Result<WebhookReceiverPool, watcher::Error>> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let events = triggers::changed(
+        watcher::watcher(
+            api::<WebhookReceiverPool>(client, namespace),
+            watcher::Config::default(),
+        )
+        .modify(triggers::without_managed_fields)
+        .reflect(writer),
+        pool_nats_changes,
+    );
+    (store, events)
+}
+
+/// A pool's NATS URL and login reference, as the hash [`triggers::changed`]
+/// takes.
+fn pool_nats_changes(pool: &WebhookReceiverPool) -> u64 {
+    let nats = &pool.spec.nats;
+    triggers::hash_of((
+        &nats.url,
+        nats.credentials_secret_ref
+            .as_ref()
+            .map(|login| (&login.name, &login.key)),
+    ))
 }

@@ -171,7 +171,7 @@ async fn the_pools_nats_credentials_are_read_once_for_the_pool_and_roll_its_pods
 /// member's stream is created and checked with the pool's login on the
 /// pool's NATS, as the pool's pods store into it, so the member's
 /// `StreamReady` turns True; and a subscription to the member reads that
-/// stream there, with that login. (Before, the operator managed the
+/// stream there, with that login, and follows a rotation of it. (Before, the operator managed the
 /// member's stream without credentials, NATS refused it and every member
 /// of such a pool stayed not Ready; a subscription looked on the member's
 /// own NATS.)
@@ -189,7 +189,9 @@ async fn a_members_stream_and_subscriptions_use_the_pools_nats_and_login() {
     apply_secret(&ns, "github-webhook", "secret", GITHUB_SECRET).await;
     apply_secret(&ns, "pool-nats", "user.creds", &creds).await;
     let _operator = start_operator_with(&ns, Ops::default(), |config| {
-        config.subscription_status_interval = Duration::from_secs(1);
+        // No status refresh within the test: what reaches the forwarder
+        // comes through the watches.
+        config.subscription_status_interval = Duration::from_secs(3600);
     })
     .await;
     pool_with_a_member(&ns, serde_json::json!({"url": pools_nats.url()})).await;
@@ -273,4 +275,20 @@ async fn a_members_stream_and_subscriptions_use_the_pools_nats_and_login() {
         "{}",
         text("subscription.yaml")
     );
+
+    // The pool's login rotated (the same user, a file that differs): the
+    // pool's Secret is its members' subscriptions' too, so the forwarder's
+    // Secret follows.
+    let rotated = format!("{creds}\n");
+    apply_secret(&ns, "pool-nats", "user.creds", &rotated).await;
+    let secrets = ns.api::<Secret>();
+    hookwarden_tests::eventually(
+        "the forwarder's Secret to carry the rotated login",
+        WAIT,
+        || async {
+            let data = secrets.get("to-billing-forwarder").await.ok()?.data?;
+            (data.get("secret.pool-nats_user.creds")?.0 == rotated.as_bytes()).then_some(())
+        },
+    )
+    .await;
 }
