@@ -64,6 +64,36 @@ where
     (store, controller)
 }
 
+/// The `K`s of `namespace`, cached, and the events of those whose
+/// `changes` changed (or that were deleted): what an owner reads of
+/// objects it does not own, and what of them starts its passes.
+fn cached_changes<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    changes: fn(&K) -> u64,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let events = triggers::changed(
+        watcher::watcher(api::<K>(client, namespace), watcher::Config::default())
+            .modify(triggers::without_managed_fields)
+            .reflect(writer),
+        changes,
+    );
+    (store, events)
+}
+
 /// The endpoints of `namespace`, cached, and the events of those whose
 /// [`triggers::owner_changes`] changed (or that were deleted): what
 /// starts a pass of the owners that read an endpoint (its pool, the
@@ -75,17 +105,7 @@ pub(super) fn endpoints(
     Store<WebhookEndpoint>,
     impl Stream<Item = Result<WebhookEndpoint, watcher::Error>> + Send + 'static,
 ) {
-    let (store, writer) = reflector::store();
-    let events = triggers::changed(
-        watcher::watcher(
-            api::<WebhookEndpoint>(client, namespace),
-            watcher::Config::default(),
-        )
-        .modify(triggers::without_managed_fields)
-        .reflect(writer),
-        endpoint_changes,
-    );
-    (store, events)
+    cached_changes(client, namespace, endpoint_changes)
 }
 
 /// [`triggers::owner_changes`] as the hash [`triggers::changed`] takes.
@@ -104,17 +124,7 @@ pub(super) fn pools(
     Store<WebhookReceiverPool>,
     impl Stream<Item = Result<WebhookReceiverPool, watcher::Error>> + Send + 'static,
 ) {
-    let (store, writer) = reflector::store();
-    let events = triggers::changed(
-        watcher::watcher(
-            api::<WebhookReceiverPool>(client, namespace),
-            watcher::Config::default(),
-        )
-        .modify(triggers::without_managed_fields)
-        .reflect(writer),
-        pool_nats_changes,
-    );
-    (store, events)
+    cached_changes(client, namespace, pool_nats_changes)
 }
 
 /// A pool's NATS URL and login reference, as the hash [`triggers::changed`]
