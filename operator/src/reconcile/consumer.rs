@@ -225,16 +225,26 @@ async fn jetstream_of(
     Ok(context)
 }
 
-/// Brings the dead-letter stream and the durable consumer in line with the
-/// plan, removes the consumer a previous deployment left on another stream
-/// or server (`previous`), and observes lag and dead letters. Never an
-/// error: NATS trouble is a condition, not a failed pass.
+/// Removes the consumer a previous deployment left on another stream or
+/// server (`previous`), then brings the dead-letter stream and the durable
+/// consumer in line with the plan and observes lag and dead letters. Never
+/// an error: NATS trouble is a condition, not a failed pass.
+///
+/// The old consumer goes first, whatever becomes of the new one: the
+/// forwarders' Secret, applied before this, already names the new source
+/// and is the only record of the old one. A pass that stopped at the new
+/// source (its stream not created yet by the endpoint's pass) would
+/// otherwise leave the old consumer for good, the next pass finding the
+/// new source recorded as the previous one.
 pub async fn reconcile(
     connections: &Connections,
     effective: &Effective,
     resolved: &ResolvedSecrets,
     previous: Option<&Deployed>,
 ) -> ConsumerState {
+    if let Some(previous) = previous {
+        retire(connections, effective, previous).await;
+    }
     let plan = &effective.plan;
     let shown = redact_url(&effective.nats_url);
     let jetstream = match jetstream_of(
@@ -273,9 +283,6 @@ pub async fn reconcile(
             };
         }
     };
-    if let Some(previous) = previous {
-        retire(connections, effective, previous).await;
-    }
     let (count, last) = observe_dead_letters(&dead_letters, plan).await;
     ConsumerState {
         ready: true,

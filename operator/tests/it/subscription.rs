@@ -595,3 +595,67 @@ async fn ordered_delivery_switches_the_forwarder_to_one_pod_at_a_time() {
     apply_subscription(&ns, "to-billing", spec(false)).await;
     strategy_becomes("RollingUpdate").await;
 }
+
+/// A subscription moved to a stream that does not exist yet (the pass stops
+/// there, `SourceStreamNotFound`): the consumer on the stream it read before
+/// goes all the same, and the new one is created once the stream is there.
+/// (The pass used to stop before removing the old consumer; the next pass
+/// found the new stream recorded as the previous one, and the old consumer
+/// stayed for good. CI met it when an endpoint's pass created its moved
+/// stream a moment after the subscription's pass.)
+#[tokio::test]
+async fn a_move_to_a_stream_not_there_yet_still_removes_the_old_consumer() {
+    let ns = TestNamespace::create("sub-move").await.expect("namespace");
+    let operator = start_operator(&ns).await;
+    let js = operator.jetstream().await;
+    js.create_stream(jetstream::stream::Config {
+        name: "ORDERS".to_owned(),
+        subjects: vec!["orders.>".to_owned()],
+        ..Default::default()
+    })
+    .await
+    .expect("the source stream");
+    let spec = |stream: &str, prefix: &str| {
+        serde_json::json!({
+            "source": {"stream": stream, "subjectPrefix": prefix},
+            "destination": {"url": "http://billing.shop.svc:8080/hooks"},
+        })
+    };
+    apply_subscription(&ns, "orders", spec("ORDERS", "orders")).await;
+    let subscription =
+        wait_condition(&ns, "orders", "ConsumerReady", "True", "ConsumerCreated").await;
+    let durable = subscription
+        .status
+        .and_then(|status| status.consumer)
+        .expect("the consumer's name");
+    assert!(consumer_config(&js, "ORDERS", &durable).await.is_some());
+
+    apply_subscription(&ns, "orders", spec("BILLING", "billing")).await;
+    wait_condition(
+        &ns,
+        "orders",
+        "ConsumerReady",
+        "False",
+        "SourceStreamNotFound",
+    )
+    .await;
+    eventually("the consumer on the old stream removed", WAIT, || async {
+        consumer_config(&js, "ORDERS", &durable)
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+
+    js.create_stream(jetstream::stream::Config {
+        name: "BILLING".to_owned(),
+        subjects: vec!["billing.>".to_owned()],
+        ..Default::default()
+    })
+    .await
+    .expect("the new stream");
+    eventually("the consumer on the new stream", WAIT, || async {
+        consumer_config(&js, "BILLING", &durable).await.map(|_| ())
+    })
+    .await;
+}
