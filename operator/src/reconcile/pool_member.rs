@@ -18,7 +18,7 @@ use super::{
 use crate::resources;
 use crate::resources::pool::{
     Members, config_shards, desired_pool_replicas, member_stream_endpoint, pool_child_name,
-    pooled_endpoint, recorded_members, shard_of, shard_secret_name,
+    recorded_members, shard_of, shard_secret_name,
 };
 
 /// `ConfigApplied` of member `endpoint` of pool `pool`, from what the
@@ -116,10 +116,7 @@ pub(super) async fn reconcile_member(
     // NATS that requires one, the operator could not check the stream the
     // pool's pods store into, and the member would never be Ready.
     let effective = member_stream_endpoint(
-        &pooled_endpoint(
-            &resources::effective_endpoint(endpoint, &ctx.settings),
-            &pool,
-        ),
+        &resources::effective_endpoint(endpoint, &ctx.settings),
         &pool,
     );
     let child = pool_child_name(pool_name);

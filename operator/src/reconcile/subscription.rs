@@ -44,7 +44,7 @@ use super::subscription_status::{self as sub_status, Observation, SourceState};
 use super::{api, apply, secrets, stream, triggers, watches};
 use crate::ops::{Metrics, ReconcileKind, ReconcileResult};
 use crate::resources::forwarder::{self, Effective};
-use crate::resources::pool::{member_stream_endpoint, pooled_endpoint};
+use crate::resources::pool::member_stream_endpoint;
 use crate::resources::{Component, Owner, Settings};
 
 /// How often a subscription is passed again to refresh its lag, dead
@@ -170,7 +170,7 @@ async fn as_served(
             &pool_name,
         ))?;
     Ok(match pool {
-        Some(pool) => member_stream_endpoint(&pooled_endpoint(&endpoint, &pool), &pool),
+        Some(pool) => member_stream_endpoint(&endpoint, &pool),
         None => endpoint,
     })
 }

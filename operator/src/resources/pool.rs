@@ -174,22 +174,22 @@ pub fn pooled_endpoint(effective: &WebhookEndpoint, pool: &WebhookReceiverPool) 
     pooled
 }
 
-/// The member `pooled` ([`pooled_endpoint`]) as the operator manages its
-/// stream: on the pool's NATS with the pool's own login
-/// (`spec.nats.credentialsSecretRef`), as the pool's pods store into it.
-/// Never rendered into the pool's Secret: the pods log in once for every
-/// member (`--nats-credentials-secret-ref`).
+/// The member `member` as the operator manages its stream and a
+/// subscription reads it: [`pooled_endpoint`] (on the pool's NATS) with the
+/// pool's own login (`spec.nats.credentialsSecretRef`), as the pool's pods
+/// store into it. Never rendered into the pool's Secret: the pods log in
+/// once for every member (`--nats-credentials-secret-ref`).
 pub fn member_stream_endpoint(
-    pooled: &WebhookEndpoint,
+    member: &WebhookEndpoint,
     pool: &WebhookReceiverPool,
 ) -> WebhookEndpoint {
-    let mut member = pooled.clone();
-    member
+    let mut served = pooled_endpoint(member, pool);
+    served
         .spec
         .nats
         .credentials_secret_ref
         .clone_from(&pool.spec.nats.credentials_secret_ref);
-    member
+    served
 }
 
 /// Where `endpoint` is reached inside its pool, as the pool's receivers
